@@ -1,0 +1,44 @@
+"""Errors the use cases raise; the web layer turns each into a clear answer."""
+
+from __future__ import annotations
+
+
+class BidhubError(Exception):
+    """Base of the errors a person can act on; `str()` is the message to show."""
+
+
+class NotFound(BidhubError):
+    pass
+
+
+class PermissionDenied(BidhubError):
+    pass
+
+
+class Conflict(BidhubError):
+    """Someone else changed or decided this first; reload and try again."""
+
+
+class InvalidRequest(BidhubError):
+    """The request is well-formed but not allowed in the current state, with the reason.
+
+    `field` names the form field the problem belongs to, when there is one.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class BidRejected(InvalidRequest):
+    pass
+
+
+class NotEligible(BidRejected):
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("Not eligible for this account: " + "; ".join(reasons))
+        self.reasons = reasons
+
+
+class TransferRefused(InvalidRequest):
+    pass

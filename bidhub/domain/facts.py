@@ -1,0 +1,134 @@
+"""Frozen facts that the services hand to the domain: a rep's history and a bid as scored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    """Sales funnel stages (销售漏斗) in order; LOST ends an opportunity without a deal."""
+
+    POTENTIAL = "potential"
+    INTENT = "intent"
+    PROPOSAL = "proposal"
+    NEGOTIATION = "negotiation"
+    WON = "won"
+    LOST = "lost"
+
+
+# Win probability of each open stage; stage x probability gives the weighted pipeline.
+STAGE_PROBABILITY: dict[Stage, float] = {
+    Stage.POTENTIAL: 0.10,
+    Stage.INTENT: 0.30,
+    Stage.PROPOSAL: 0.50,
+    Stage.NEGOTIATION: 0.70,
+    Stage.WON: 1.00,
+    Stage.LOST: 0.0,
+}
+
+FUNNEL_ORDER: tuple[Stage, ...] = (
+    Stage.POTENTIAL,
+    Stage.INTENT,
+    Stage.PROPOSAL,
+    Stage.NEGOTIATION,
+    Stage.WON,
+)
+
+
+@dataclass(frozen=True)
+class StageChange:
+    stage: Stage
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class OpportunityFact:
+    """One opportunity of a rep; `history` lists every stage it entered, oldest first."""
+
+    opportunity_id: int
+    account_id: int
+    industry: str
+    amount_yuan: int
+    stage: Stage
+    opened_at: datetime
+    closed_at: datetime | None = None
+    history: tuple[StageChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForecastFact:
+    """A rep's revenue forecast and actual for one month (the first day of the month)."""
+
+    month: date
+    forecast_yuan: int
+    actual_yuan: int | None
+
+
+@dataclass(frozen=True)
+class IncidentFact:
+    """An accountability incident (问责): a held account advertising on a competitor's site."""
+
+    incident_id: int
+    account_id: int
+    seen_at: datetime
+    status: str  # open | explained | accepted | upheld
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LostAccountFact:
+    """An account the rep held and lost; `is_reviewed` when a written review exists."""
+
+    account_id: int
+    lost_at: datetime
+    is_reviewed: bool
+
+
+@dataclass(frozen=True)
+class RepHistory:
+    """Everything the metrics may look at for one rep, as of the moment they are computed."""
+
+    rep_id: int
+    hired_on: date
+    accounts_held: int
+    opportunities: tuple[OpportunityFact, ...] = ()
+    forecasts: tuple[ForecastFact, ...] = ()
+    incidents: tuple[IncidentFact, ...] = ()
+    lost_accounts: tuple[LostAccountFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """The account a bid is for, as far as the metrics need it."""
+
+    account_id: int
+    industry: str
+    branch: str
+    annual_value_yuan: int
+
+
+@dataclass(frozen=True)
+class BidFacts:
+    """One bid as the scoring engine sees it.
+
+    `metrics` is the frozen track record stored with the bid at submission (metric name ->
+    value, None where the rep has no data). The other fields are read when the round is
+    scored: holdings for capacity, branch and leave status, and when the rep last released
+    or lost this account (for the cooldown).
+    """
+
+    bid_id: int
+    rep_id: int
+    listing_id: int
+    submitted_at: datetime
+    metrics: dict[str, float | None]
+    accounts_held: int
+    tenure_months: float
+    open_incidents: int
+    rep_branch: str
+    listing_branch: str
+    is_on_leave: bool = False
+    months_since_rep_released_account: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)

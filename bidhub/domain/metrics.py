@@ -1,0 +1,470 @@
+"""Track-record metrics: pure functions of a rep's history, named in a registry the rules use.
+
+Conventions every metric follows:
+
+- Everything is "as of `now`": facts dated after `now` are ignored (an opportunity opened
+  later, a stage change, incident or loss seen later). An opportunity that was won or lost
+  after `now` was still open at `now`, in the last open stage it had entered by then.
+- "The last N months" is the closed interval [the same instant N calendar months before
+  `now`, `now`]; the day is clamped to the end of a shorter month (31 March minus one month is
+  28/29 February). A "complete month" is a calendar month that ended before the month
+  holding `now` began.
+- A metric returns None when the rep has no data for it (a new rep, or nothing in the
+  window), so the scoring engine's missing-data rule applies instead of a made-up 0 or 1.
+  A real bad result (every opportunity lost) is 0.0, not None.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import pairwise
+from typing import NamedTuple
+
+from bidhub.domain.facts import (
+    FUNNEL_ORDER,
+    STAGE_PROBABILITY,
+    AccountFacts,
+    OpportunityFact,
+    RepHistory,
+    Stage,
+)
+
+MetricFunction = Callable[[RepHistory, AccountFacts, datetime], float | None]
+
+# The handbook's usual maximum of accounts per rep (精耕细作: 30 to 40); the rules normalise.
+USUAL_MAX_ACCOUNTS = 40
+# Per the handbook every lost customer gets a written review; an unreviewed loss counts twice.
+UNREVIEWED_LOSS_WEIGHT = 2
+# Revenue attainment above this is clipped, so one windfall cannot dominate a score.
+MAX_ATTAINMENT = 2.0
+
+OPEN_STAGES: tuple[Stage, ...] = FUNNEL_ORDER[:-1]
+CLOSED_STAGES = frozenset({Stage.WON, Stage.LOST})
+_FUNNEL_RANK = {stage: rank for rank, stage in enumerate(FUNNEL_ORDER)}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: what it measures, over which window, and what it does without data.
+
+    `higher_is_better` is None where the direction is for the rules to decide (accounts held).
+    """
+
+    name: str
+    label: str
+    formula: str
+    window: str
+    when_missing: str
+    compute: MetricFunction
+    unit: str = ""
+    higher_is_better: bool | None = None
+
+
+class FunnelStep(NamedTuple):
+    """One step of the funnel: how many opportunities reached `from_stage`, how many of them
+    went on to `to_stage` (or further), and advanced / entered (None when none entered)."""
+
+    from_stage: Stage
+    to_stage: Stage
+    entered: int
+    advanced: int
+    rate: float | None
+
+
+class ForecastRow(NamedTuple):
+    """One complete month of forecast vs. actual; `abs_pct_error` is the error that
+    forecast_accuracy averages (None when the month is not usable)."""
+
+    month: date
+    forecast_yuan: int | None
+    actual_yuan: int | None
+    abs_pct_error: float | None
+
+
+# --- time -------------------------------------------------------------------------------
+
+
+def months_between(start: datetime, end: datetime) -> float:
+    return (end - start).days / 30.4375
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same instant `months` calendar months earlier, the day clamped to the month's end."""
+    year, month_index = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    day = min(moment.day, calendar.monthrange(year, month_index + 1)[1])
+    return moment.replace(year=year, month=month_index + 1, day=day)
+
+
+def complete_months(now: datetime, count: int) -> list[date]:
+    """First days of the `count` calendar months before the month holding `now`, oldest first."""
+    index = now.year * 12 + now.month - 1
+    months = []
+    for back in range(count, 0, -1):
+        year, month_index = divmod(index - back, 12)
+        months.append(date(year, month_index + 1, 1))
+    return months
+
+
+def _within(moment: datetime | None, since: datetime, now: datetime) -> bool:
+    return moment is not None and since <= moment <= now
+
+
+# --- opportunities as of `now` ----------------------------------------------------------
+
+
+def closed_at(opportunity: OpportunityFact) -> datetime | None:
+    """When a won or lost opportunity closed: `closed_at`, else the date of the stage change
+    into its final stage; None for an open opportunity or an unknown date."""
+    if opportunity.stage not in CLOSED_STAGES:
+        return None
+    if opportunity.closed_at is not None:
+        return opportunity.closed_at
+    dates = [change.changed_at for change in opportunity.history
+             if change.stage is opportunity.stage]
+    return min(dates, default=None)
+
+
+def stage_at(opportunity: OpportunityFact, now: datetime) -> Stage | None:
+    """The stage the opportunity was in at `now`; None if it had not been opened by then.
+
+    A won/lost opportunity is closed from its close date on (always, if the date is unknown).
+    Otherwise the current stage holds unless the history shows changes after `now`; then it
+    is the last open stage entered by `now`, or potential if the history has none.
+    """
+    if opportunity.opened_at > now:
+        return None
+    if opportunity.stage in CLOSED_STAGES:
+        closed = closed_at(opportunity)
+        if closed is None or closed <= now:
+            return opportunity.stage
+    elif all(change.changed_at <= now for change in opportunity.history):
+        return opportunity.stage
+    earlier = sorted((change for change in opportunity.history
+                      if change.changed_at <= now and change.stage in OPEN_STAGES),
+                     key=lambda change: change.changed_at)
+    return earlier[-1].stage if earlier else Stage.POTENTIAL
+
+
+def furthest_stage(opportunity: OpportunityFact, now: datetime) -> Stage | None:
+    """The furthest funnel stage the opportunity had reached by `now` (won counts as every
+    stage); a lost one reached the furthest open stage in its history, at least potential."""
+    current = stage_at(opportunity, now)
+    if current is None or current is Stage.WON:
+        return current
+    reached = [change.stage for change in opportunity.history
+               if change.changed_at <= now and change.stage in OPEN_STAGES]
+    if current is not Stage.LOST:
+        reached.append(current)
+    return max(reached, key=_FUNNEL_RANK.__getitem__, default=Stage.POTENTIAL)
+
+
+def _opportunities_by(history: RepHistory, now: datetime) -> list[OpportunityFact]:
+    return [opp for opp in history.opportunities if opp.opened_at <= now]
+
+
+def _closed_in_window(history: RepHistory, since: datetime, now: datetime):
+    """(opportunity, final stage) for opportunities won or lost within [since, now]."""
+    for opportunity in history.opportunities:
+        if stage_at(opportunity, now) in CLOSED_STAGES and _within(closed_at(opportunity),
+                                                                    since, now):
+            yield opportunity, opportunity.stage
+
+
+def funnel_counts(history: RepHistory, now: datetime) -> dict[Stage, int]:
+    """How many of the rep's opportunities sit in each open stage at `now` (all four stages,
+    in funnel order, zeros included); no window: an old open opportunity is still open."""
+    counts = dict.fromkeys(OPEN_STAGES, 0)
+    for opportunity in history.opportunities:
+        stage = stage_at(opportunity, now)
+        if stage in counts:
+            counts[stage] += 1
+    return counts
+
+
+def funnel_conversion(history: RepHistory, now: datetime, months: int = 12) -> list[FunnelStep]:
+    """Stage-to-stage conversion over opportunities opened in the last `months` months.
+
+    For each consecutive pair of FUNNEL_ORDER: entered = opportunities whose furthest stage
+    by `now` is `from_stage` or later; advanced = those whose furthest stage is `to_stage` or
+    later (skipping a stage counts as passing it); rate = advanced / entered, None when
+    nothing entered. Opportunities still open are included, so a young pipeline shows low
+    rates on this page; the stage_conversion metric counts closed ones only.
+    """
+    since = months_before(now, months)
+    reached = [furthest_stage(opp, now) for opp in history.opportunities
+               if _within(opp.opened_at, since, now)]
+    ranks = [_FUNNEL_RANK[stage] for stage in reached if stage is not None]
+    steps = []
+    for rank, (from_stage, to_stage) in enumerate(pairwise(FUNNEL_ORDER)):
+        entered = sum(1 for value in ranks if value >= rank)
+        advanced = sum(1 for value in ranks if value >= rank + 1)
+        steps.append(FunnelStep(from_stage, to_stage, entered, advanced,
+                                advanced / entered if entered else None))
+    return steps
+
+
+# --- forecasts --------------------------------------------------------------------------
+
+
+def month_error(forecast_yuan: int | None, actual_yuan: int | None) -> float | None:
+    """|actual - forecast| / forecast, capped at 1 (a miss of 100% or more is a miss).
+
+    Forecast 0: actual 0 is a perfect month (0.0), any actual is a full miss (1.0).
+    None (the month is skipped) when the forecast or the actual is missing.
+    """
+    if forecast_yuan is None or actual_yuan is None:
+        return None
+    if forecast_yuan <= 0:
+        return 0.0 if actual_yuan == 0 else 1.0
+    return min(1.0, abs(actual_yuan - forecast_yuan) / forecast_yuan)
+
+
+def forecast_rows(history: RepHistory, now: datetime, months: int = 6) -> list[ForecastRow]:
+    """One row per complete month in the window, oldest first, gaps included (None values).
+
+    Several facts for one month are added together (the actual is known if any is);
+    a fact's month is read as its calendar month whatever its day.
+    """
+    wanted = complete_months(now, months)
+    forecast: dict[date, int] = {}
+    actual: dict[date, int] = {}
+    for fact in history.forecasts:
+        month = fact.month.replace(day=1)
+        forecast[month] = forecast.get(month, 0) + fact.forecast_yuan
+        if fact.actual_yuan is not None:
+            actual[month] = actual.get(month, 0) + fact.actual_yuan
+    return [ForecastRow(month, forecast.get(month), actual.get(month),
+                        month_error(forecast.get(month), actual.get(month)))
+            for month in wanted]
+
+
+def _usable_months(history: RepHistory, now: datetime) -> list[ForecastRow]:
+    return [row for row in forecast_rows(history, now) if row.abs_pct_error is not None]
+
+
+# --- the metrics ------------------------------------------------------------------------
+
+
+def win_rate(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """won / (won + lost) over opportunities closed in the last 12 months.
+
+    None when none closed in the window; every one lost is 0.0.
+    """
+    outcomes = [stage for _, stage in _closed_in_window(history, months_before(now, 12), now)]
+    if not outcomes:
+        return None
+    return outcomes.count(Stage.WON) / len(outcomes)
+
+
+def accounts_held(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """Accounts the rep holds now; never missing (a new rep holds 0)."""
+    return float(history.accounts_held)
+
+
+def tenure_months(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """Months (of 30.4375 days) since the hire date, 0 for a hire date after `now`."""
+    hired_at = datetime.combine(history.hired_on, datetime.min.time(), tzinfo=now.tzinfo)
+    return max(0.0, months_between(hired_at, now))
+
+
+def open_incidents(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """Incidents seen by `now` whose status is open or upheld, all time; never missing."""
+    return float(sum(1 for incident in history.incidents
+                     if incident.status in {"open", "upheld"} and incident.seen_at <= now))
+
+
+def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """won / closed opportunities that reached intent or later, over opportunities opened in
+    the last 12 months and won or lost by `now`.
+
+    Opportunities lost while still potential are left out (qualifying a lead out early is
+    not a failed conversion), and open ones are left out (they have not had their chance).
+    One number rather than a mean of per-stage rates: with monotone counts the product of the
+    step rates telescopes to exactly this ratio. None when no such opportunity exists.
+    """
+    since = months_before(now, 12)
+    won = qualified = 0
+    for opportunity in history.opportunities:
+        if not _within(opportunity.opened_at, since, now):
+            continue
+        if stage_at(opportunity, now) not in CLOSED_STAGES:
+            continue
+        furthest = furthest_stage(opportunity, now)
+        if furthest is None or _FUNNEL_RANK[furthest] < _FUNNEL_RANK[Stage.INTENT]:
+            continue
+        qualified += 1
+        if furthest is Stage.WON:
+            won += 1
+    if not qualified:
+        return None
+    return won / qualified
+
+
+def forecast_accuracy(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """1 - mean monthly error over the last 6 complete months, in 0..1.
+
+    A month's error is |actual - forecast| / forecast capped at 1; forecast 0 with actual 0
+    is 0 (perfect), forecast 0 with any actual is 1. Months without an actual or without a
+    forecast are skipped; None when no month is usable.
+    """
+    errors = [row.abs_pct_error for row in _usable_months(history, now)]
+    if not errors:
+        return None
+    return min(1.0, max(0.0, 1.0 - sum(errors) / len(errors)))
+
+
+def revenue_attainment(history: RepHistory, account: AccountFacts,
+                       now: datetime) -> float | None:
+    """sum(actual) / sum(forecast) over the last 6 complete months that have both, clipped to
+    0..2; None when those forecasts sum to 0 (no usable month, or only zero forecasts)."""
+    rows = _usable_months(history, now)
+    forecast_total = sum(row.forecast_yuan for row in rows)
+    if forecast_total <= 0:
+        return None
+    actual_total = sum(row.actual_yuan for row in rows)
+    return min(MAX_ATTAINMENT, max(0.0, actual_total / forecast_total))
+
+
+def weighted_pipeline(history: RepHistory, account: AccountFacts,
+                      now: datetime) -> float | None:
+    """sum(amount_yuan x STAGE_PROBABILITY[stage]) over opportunities open at `now`, in yuan.
+
+    No window. 0.0 when the rep has opportunities but none open; None when the rep has never
+    had an opportunity (a new rep is not scored as having an empty pipeline).
+    """
+    opened = _opportunities_by(history, now)
+    if not opened:
+        return None
+    total = 0.0
+    for opportunity in opened:
+        stage = stage_at(opportunity, now)
+        if stage in OPEN_STAGES:
+            total += opportunity.amount_yuan * STAGE_PROBABILITY[stage]
+    return total
+
+
+def _industry_key(industry: str) -> str:
+    return industry.strip().casefold()
+
+
+def industry_experience(history: RepHistory, account: AccountFacts,
+                        now: datetime) -> float | None:
+    """won amount in account.industry / all won amount, over opportunities won in the last
+    24 months (industries compared ignoring case and surrounding spaces), in 0..1.
+
+    None when the rep won no revenue in the window, or the account has no industry.
+    """
+    target = _industry_key(account.industry)
+    if not target:
+        return None
+    total = in_industry = 0
+    for opportunity, stage in _closed_in_window(history, months_before(now, 24), now):
+        if stage is not Stage.WON:
+            continue
+        total += opportunity.amount_yuan
+        if _industry_key(opportunity.industry) == target:
+            in_industry += opportunity.amount_yuan
+    if total <= 0:
+        return None
+    return in_industry / total
+
+
+def capacity_headroom(history: RepHistory, account: AccountFacts,
+                      now: datetime) -> float | None:
+    """max(0, 40 - accounts held now): free places below the handbook's usual maximum of 40,
+    in accounts. Never missing; the rules decide how much headroom matters."""
+    return float(max(0, USUAL_MAX_ACCOUNTS - history.accounts_held))
+
+
+def accountability_incidents(history: RepHistory, account: AccountFacts,
+                             now: datetime) -> float | None:
+    """Count of incidents seen in the last 6 months, any status.
+
+    None when there was nothing to watch: the rep holds no account now, lost none in the
+    window and had no incident in it (a rep without accounts cannot earn a clean record).
+    """
+    since = months_before(now, 6)
+    seen = sum(1 for incident in history.incidents if _within(incident.seen_at, since, now))
+    lost = any(_within(loss.lost_at, since, now) for loss in history.lost_accounts)
+    if not seen and not lost and history.accounts_held == 0:
+        return None
+    return float(seen)
+
+
+def retention(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """1 - weighted losses / (accounts held now + accounts lost), over losses in the last
+    12 months, clipped to 0..1. A loss counts 1 with a written review and 2 without.
+
+    None only when the rep holds nothing now and lost nothing in the window (nothing to keep).
+    """
+    since = months_before(now, 12)
+    losses = [loss for loss in history.lost_accounts if _within(loss.lost_at, since, now)]
+    base = history.accounts_held + len(losses)
+    if base == 0:
+        return None
+    weighted = sum(1 if loss.is_reviewed else UNREVIEWED_LOSS_WEIGHT for loss in losses)
+    return max(0.0, 1.0 - weighted / base)
+
+
+METRICS: dict[str, Metric] = {
+    metric.name: metric
+    for metric in (
+        Metric("win_rate", "Win rate",
+               "won / (won + lost) over opportunities closed in the window",
+               "last 12 months", "None (no closed opportunities): the factor is skipped",
+               win_rate, unit="share", higher_is_better=True),
+        Metric("accounts_held", "Accounts held", "accounts the rep owns now",
+               "now", "never missing", accounts_held, unit="accounts"),
+        Metric("tenure_months", "Tenure (months)", "months since the hire date",
+               "since hire", "never missing", tenure_months, unit="months",
+               higher_is_better=True),
+        Metric("open_incidents", "Open accountability incidents",
+               "incidents still open or upheld", "all time", "never missing", open_incidents,
+               unit="incidents", higher_is_better=False),
+        Metric("stage_conversion", "Stage conversion",
+               "won / closed opportunities that reached intent or later",
+               "opportunities opened in the last 12 months",
+               "None (no closed opportunity past potential)", stage_conversion,
+               unit="share", higher_is_better=True),
+        Metric("forecast_accuracy", "Forecast accuracy",
+               "1 - mean(min(1, |actual - forecast| / forecast)); forecast 0: actual 0 -> "
+               "error 0, else 1",
+               "last 6 complete months; months without an actual are skipped",
+               "None (no month with both forecast and actual)", forecast_accuracy,
+               unit="share", higher_is_better=True),
+        Metric("weighted_pipeline", "Weighted pipeline",
+               "sum of amount x stage probability over open opportunities",
+               "open now", "None (never had an opportunity); 0 when none is open",
+               weighted_pipeline, unit="yuan", higher_is_better=True),
+        Metric("revenue_attainment", "Revenue attainment",
+               "sum(actual) / sum(forecast), clipped to 0..2",
+               "last 6 complete months with an actual",
+               "None (forecasts sum to 0 or no usable month)", revenue_attainment,
+               unit="ratio", higher_is_better=True),
+        Metric("industry_experience", "Industry experience",
+               "won revenue in the account's industry / all won revenue",
+               "opportunities won in the last 24 months",
+               "None (no won revenue, or the account has no industry)", industry_experience,
+               unit="share", higher_is_better=True),
+        Metric("capacity_headroom", "Capacity headroom",
+               "max(0, 40 - accounts held now)", "now", "never missing", capacity_headroom,
+               unit="accounts", higher_is_better=True),
+        Metric("accountability_incidents", "Accountability incidents",
+               "incidents seen, any status", "last 6 months",
+               "None (holds no account, lost none and no incident in the window)",
+               accountability_incidents, unit="incidents", higher_is_better=False),
+        Metric("retention", "Retention",
+               "1 - (lost reviewed + 2 x lost unreviewed) / (held now + lost), clipped to 0..1",
+               "losses in the last 12 months",
+               "None (holds nothing and lost nothing in the window)", retention,
+               unit="share", higher_is_better=True),
+    )
+}
+
+
+def track_record(history: RepHistory, account: AccountFacts, now: datetime) -> dict[str, float | None]:
+    """Every registered metric for this rep and account, as stored with a bid."""
+    return {name: metric.compute(history, account, now) for name, metric in METRICS.items()}

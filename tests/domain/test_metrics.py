@@ -1,0 +1,450 @@
+"""Track-record metrics: hand-computed values, window edges, missing data and as-of-now."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bidhub.domain.facts import (
+    AccountFacts,
+    ForecastFact,
+    IncidentFact,
+    LostAccountFact,
+    OpportunityFact,
+    RepHistory,
+    Stage,
+    StageChange,
+)
+from bidhub.domain.metrics import (
+    METRICS,
+    OPEN_STAGES,
+    ForecastRow,
+    FunnelStep,
+    accountability_incidents,
+    capacity_headroom,
+    closed_at,
+    complete_months,
+    forecast_accuracy,
+    forecast_rows,
+    funnel_conversion,
+    funnel_counts,
+    furthest_stage,
+    industry_experience,
+    months_before,
+    open_incidents,
+    retention,
+    revenue_attainment,
+    stage_at,
+    stage_conversion,
+    track_record,
+    weighted_pipeline,
+    win_rate,
+)
+
+# T for inTent: a bare "I" reads like a 1 (ruff E741).
+P, T, R, N, W, L = (Stage.POTENTIAL, Stage.INTENT, Stage.PROPOSAL, Stage.NEGOTIATION,
+                    Stage.WON, Stage.LOST)
+NOW = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
+Y1 = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)  # NOW - 12 months
+M6 = datetime(2025, 9, 15, 12, 0, tzinfo=UTC)  # NOW - 6 months
+Y2 = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)  # NOW - 24 months
+DAY, SECOND = timedelta(days=1), timedelta(seconds=1)
+ACCOUNT = AccountFacts(account_id=1, industry="Internet", branch="BJ", annual_value_yuan=500_000)
+
+EXPECTED_NAMES = {
+    "win_rate", "accounts_held", "tenure_months", "open_incidents", "stage_conversion",
+    "forecast_accuracy", "weighted_pipeline", "revenue_attainment", "industry_experience",
+    "capacity_headroom", "accountability_incidents", "retention",
+}
+
+_ids = iter(range(1, 10**9))
+
+
+def opp(*path: tuple[Stage, datetime], amount: int = 100_000, industry: str = "internet",
+        closed: datetime | None = None) -> OpportunityFact:
+    """An opportunity that went through `path` (stage, when); opened at the first step and,
+    if the last step is won or lost, closed then (unless `closed` says otherwise)."""
+    final = path[-1][0]
+    if closed is None and final in (W, L):
+        closed = path[-1][1]
+    return OpportunityFact(opportunity_id=next(_ids), account_id=1, industry=industry,
+                           amount_yuan=amount, stage=final, opened_at=path[0][1],
+                           closed_at=closed,
+                           history=tuple(StageChange(stage, at) for stage, at in path))
+
+
+def rep(accounts_held: int = 30, **facts) -> RepHistory:
+    return RepHistory(rep_id=7, hired_on=date(2020, 1, 1), accounts_held=accounts_held,
+                      **{key: tuple(value) for key, value in facts.items()})
+
+
+def forecast(year: int, month: int, forecast_yuan: int, actual_yuan: int | None) -> ForecastFact:
+    return ForecastFact(date(year, month, 1), forecast_yuan, actual_yuan)
+
+
+# --- registry and windows ---------------------------------------------------------------
+
+
+def test_the_registry_names_every_metric_and_documents_it():
+    assert set(METRICS) == EXPECTED_NAMES
+    for name, metric in METRICS.items():
+        assert metric.name == name
+        assert metric.label and metric.formula and metric.window and metric.when_missing
+        assert metric.compute.__doc__, name
+        assert metric.unit, name
+    assert set(track_record(rep(), ACCOUNT, NOW)) == EXPECTED_NAMES
+
+
+def test_months_before_keeps_the_instant_and_clamps_the_day():
+    assert months_before(NOW, 12) == Y1
+    assert months_before(NOW, 6) == M6
+    assert months_before(datetime(2026, 3, 31, tzinfo=UTC), 1) == datetime(2026, 2, 28, tzinfo=UTC)
+    assert months_before(datetime(2024, 2, 29, tzinfo=UTC), 12) == datetime(2023, 2, 28, tzinfo=UTC)
+    assert months_before(datetime(2026, 1, 10, tzinfo=UTC), 1) == datetime(2025, 12, 10, tzinfo=UTC)
+
+
+def test_complete_months_end_before_the_month_holding_now():
+    assert complete_months(NOW, 6) == [date(2025, 9, 1), date(2025, 10, 1), date(2025, 11, 1),
+                                       date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+    # At midnight on 1 March, March has not ended: February is the latest complete month.
+    assert complete_months(datetime(2026, 3, 1, tzinfo=UTC), 1) == [date(2026, 2, 1)]
+    assert complete_months(datetime(2026, 1, 31, tzinfo=UTC), 2) == [date(2025, 11, 1),
+                                                                     date(2025, 12, 1)]
+
+
+# --- a new rep --------------------------------------------------------------------------
+
+
+def test_a_new_rep_is_neither_punished_nor_rewarded():
+    new = RepHistory(rep_id=8, hired_on=NOW.date(), accounts_held=0)
+    assert track_record(new, ACCOUNT, NOW) == {
+        "win_rate": None, "accounts_held": 0.0,
+        "tenure_months": 0.0,  # hired today: 0 whole days
+        "open_incidents": 0.0, "stage_conversion": None, "forecast_accuracy": None,
+        "weighted_pipeline": None, "revenue_attainment": None, "industry_experience": None,
+        "capacity_headroom": 40.0,  # 40 - 0
+        "accountability_incidents": None, "retention": None,
+    }
+    assert funnel_conversion(new, NOW) == [FunnelStep(P, T, 0, 0, None),
+                                          FunnelStep(T, R, 0, 0, None),
+                                          FunnelStep(R, N, 0, 0, None),
+                                          FunnelStep(N, W, 0, 0, None)]
+    assert funnel_counts(new, NOW) == {P: 0, T: 0, R: 0, N: 0}
+    assert forecast_rows(new, NOW) == [ForecastRow(month, None, None, None)
+                                       for month in complete_months(NOW, 6)]
+
+
+# --- opportunities ----------------------------------------------------------------------
+
+
+def test_all_opportunities_lost_is_a_real_zero_not_missing_data():
+    history = rep(opportunities=[
+        opp((P, NOW - 60 * DAY), (T, NOW - 50 * DAY), (L, NOW - 20 * DAY)),
+        opp((P, NOW - 90 * DAY), (L, NOW - 30 * DAY)),  # lost while potential
+        opp((P, NOW - 80 * DAY), (R, NOW - 70 * DAY), (L, NOW - 10 * DAY)),
+    ])
+    assert win_rate(history, ACCOUNT, NOW) == 0.0  # 0 won / 3 closed
+    # Qualified (reached intent+) and closed: the first and third; 0 won / 2.
+    assert stage_conversion(history, ACCOUNT, NOW) == 0.0
+    assert weighted_pipeline(history, ACCOUNT, NOW) == 0.0  # had opportunities, none open
+    assert industry_experience(history, ACCOUNT, NOW) is None  # no won revenue
+    # Furthest stages: intent, potential, proposal.
+    assert funnel_conversion(history, NOW) == [
+        FunnelStep(P, T, 3, 2, 2 / 3),
+        FunnelStep(T, R, 2, 1, 1 / 2),
+        FunnelStep(R, N, 1, 0, 0.0),
+        FunnelStep(N, W, 0, 0, None),
+    ]
+
+
+def test_only_potential_losses_leave_stage_conversion_missing():
+    history = rep(opportunities=[opp((P, NOW - 60 * DAY), (L, NOW - 20 * DAY))])
+    assert stage_conversion(history, ACCOUNT, NOW) is None
+    assert win_rate(history, ACCOUNT, NOW) == 0.0
+
+
+def test_win_rate_window_includes_exactly_twelve_months_ago_and_now():
+    history = rep(opportunities=[
+        opp((P, Y1 - 90 * DAY), (W, Y1)),  # closed exactly 12 months ago: in
+        opp((P, Y1 - 90 * DAY), (L, Y1 - SECOND)),  # one second earlier: out
+        opp((P, NOW - 9 * DAY), (L, NOW)),  # closed at now: in
+        opp((P, NOW - 9 * DAY), (N, NOW - 5 * DAY), (W, NOW + DAY)),  # won after now: open
+    ])
+    assert win_rate(history, ACCOUNT, NOW) == 0.5  # 1 won / (1 won + 1 lost)
+    assert funnel_counts(history, NOW) == {P: 0, T: 0, R: 0, N: 1}
+
+
+def test_stage_conversion_and_funnel_by_hand():
+    history = rep(opportunities=[
+        # 1 won through every stage
+        opp((P, NOW - 200 * DAY), (T, NOW - 190 * DAY), (R, NOW - 180 * DAY),
+            (N, NOW - 170 * DAY), (W, NOW - 160 * DAY)),
+        # 2 won, skipping intent (skipping counts as passing it)
+        opp((P, NOW - 150 * DAY), (R, NOW - 140 * DAY), (W, NOW - 100 * DAY)),
+        # 3 lost in negotiation
+        opp((P, NOW - 120 * DAY), (T, NOW - 110 * DAY), (R, NOW - 100 * DAY),
+            (N, NOW - 90 * DAY), (L, NOW - 80 * DAY)),
+        # 4 lost while potential
+        opp((P, NOW - 60 * DAY), (L, NOW - 50 * DAY)),
+        # 5 still open in intent
+        opp((P, NOW - 40 * DAY), (T, NOW - 30 * DAY)),
+        # 6 opened 13 months ago, won 11 months ago: outside the cohort, inside win_rate
+        opp((P, Y1 - 30 * DAY), (T, Y1 - 20 * DAY), (W, Y1 + 30 * DAY)),
+        # 7 opened exactly 12 months ago (inside), lost in intent
+        opp((P, Y1), (T, Y1 + 10 * DAY), (L, Y1 + 40 * DAY)),
+    ])
+    # Closed and qualified (intent+) in the cohort: 1 won, 2 won, 3 lost, 7 lost -> 2 / 4.
+    assert stage_conversion(history, ACCOUNT, NOW) == 0.5
+    # Cohort 1,2,3,4,5,7; furthest ranks (P=0..W=4): 4, 4, 3, 0, 1, 1.
+    steps = funnel_conversion(history, NOW)
+    assert steps == [
+        FunnelStep(P, T, 6, 5, 5 / 6),  # all 6 entered; all but #4 reached intent+
+        FunnelStep(T, R, 5, 3, 3 / 5),  # 1, 2, 3 reached proposal+
+        FunnelStep(R, N, 3, 3, 1.0),  # 2 skipped negotiation but was won
+        FunnelStep(N, W, 3, 2, 2 / 3),  # 1 and 2 won
+    ]
+    # The step rates telescope: 5/6 * 3/5 * 1 * 2/3 = 1/3 = 2 won / 6 opened.
+    assert math.prod(step.rate for step in steps) == pytest.approx(2 / 6)
+    # Closed in the last 12 months: 1 W, 2 W, 3 L, 4 L, 6 W, 7 L -> 3 / 6.
+    assert win_rate(history, ACCOUNT, NOW) == 0.5
+    assert funnel_counts(history, NOW) == {P: 0, T: 1, R: 0, N: 0}
+
+
+def test_weighted_pipeline_by_hand():
+    history = rep(opportunities=[
+        opp((P, NOW - 10 * DAY), amount=100_000),  # 100,000 x 0.1 = 10,000
+        opp((P, NOW - 20 * DAY), (T, NOW - 5 * DAY), amount=200_000),  # x 0.3 = 60,000
+        opp((P, NOW - 30 * DAY), (R, NOW - 5 * DAY), amount=50_000),  # x 0.5 = 25,000
+        opp((P, NOW - 40 * DAY), (N, NOW - 5 * DAY), amount=300_000),  # x 0.7 = 210,000
+        opp((P, NOW - 50 * DAY), (W, NOW - 5 * DAY), amount=1_000_000),  # won: not open
+        opp((P, NOW - 50 * DAY), (L, NOW - 5 * DAY), amount=80_000),  # lost: not open
+        opp((P, NOW + DAY), amount=500_000),  # opened after now: not yet there
+    ])
+    # 10,000 + 60,000 + 25,000 + 210,000 = 305,000
+    assert weighted_pipeline(history, ACCOUNT, NOW) == pytest.approx(305_000.0)
+    assert funnel_counts(history, NOW) == {P: 1, T: 1, R: 1, N: 1}
+
+
+def test_an_opportunity_is_seen_as_it_stood_at_now():
+    later_won = opp((P, NOW - 50 * DAY), (R, NOW - 20 * DAY), (W, NOW + 5 * DAY))
+    assert stage_at(later_won, NOW) is R
+    assert furthest_stage(later_won, NOW) is R
+    assert stage_at(later_won, NOW + 6 * DAY) is W
+    assert stage_at(opp((P, NOW + DAY)), NOW) is None
+    # Moved back from negotiation to proposal: it stands in proposal, furthest was negotiation.
+    moved_back = opp((P, NOW - 9 * DAY), (N, NOW - 5 * DAY), (R, NOW - 2 * DAY))
+    assert (stage_at(moved_back, NOW), furthest_stage(moved_back, NOW)) == (R, N)
+    # Lost with no close date anywhere: closed, but in no window.
+    undated = OpportunityFact(1, 1, "internet", 10, L, NOW - 9 * DAY)
+    assert stage_at(undated, NOW) is L and closed_at(undated) is None
+    assert win_rate(rep(opportunities=[undated]), ACCOUNT, NOW) is None
+    # Won without closed_at: the date of the stage change into won is used.
+    assert closed_at(opp((P, NOW - 9 * DAY), (W, NOW - DAY), closed=None)) == NOW - DAY
+
+
+# --- forecasts --------------------------------------------------------------------------
+
+
+def test_forecast_accuracy_and_attainment_by_hand():
+    history = rep(forecasts=[
+        forecast(2025, 8, 100_000, 0),  # 7 months back: outside the window
+        forecast(2025, 9, 100_000, 90_000),  # |90k - 100k| / 100k = 0.1
+        forecast(2025, 10, 0, 0),  # forecast 0, actual 0: perfect, 0.0
+        forecast(2025, 11, 0, 50_000),  # forecast 0, actual > 0: 1.0
+        forecast(2025, 12, 200_000, None),  # no actual: skipped
+        forecast(2026, 1, 100_000, 350_000),  # 2.5, capped at 1.0
+        forecast(2026, 2, 100_000, 100_000),  # 0.0
+        forecast(2026, 3, 100_000, 0),  # current month, not complete: outside
+    ])
+    # Usable errors 0.1, 0, 1, 1, 0: mean 2.1 / 5 = 0.42 -> accuracy 0.58.
+    assert forecast_accuracy(history, ACCOUNT, NOW) == pytest.approx(0.58)
+    # Usable months: actual 90k + 0 + 50k + 350k + 100k = 590k over
+    # forecast 100k + 0 + 0 + 100k + 100k = 300k -> 590 / 300.
+    assert revenue_attainment(history, ACCOUNT, NOW) == pytest.approx(590 / 300)
+    rows = forecast_rows(history, NOW)
+    assert [row.month for row in rows] == complete_months(NOW, 6)
+    assert rows[0] == ForecastRow(date(2025, 9, 1), 100_000, 90_000, pytest.approx(0.1))
+    assert rows[3] == ForecastRow(date(2025, 12, 1), 200_000, None, None)
+    assert [row.abs_pct_error for row in rows[1:3]] == [0.0, 1.0]
+
+
+def test_zero_forecast_with_zero_actual_is_perfect():
+    history = rep(forecasts=[forecast(2026, 2, 0, 0)])
+    assert forecast_accuracy(history, ACCOUNT, NOW) == 1.0
+    assert revenue_attainment(history, ACCOUNT, NOW) is None  # forecasts sum to 0
+
+
+def test_zero_forecast_with_an_actual_is_a_full_miss():
+    history = rep(forecasts=[forecast(2026, 2, 0, 10_000)])
+    assert forecast_accuracy(history, ACCOUNT, NOW) == 0.0  # 1 - 1
+    assert revenue_attainment(history, ACCOUNT, NOW) is None  # forecasts sum to 0
+
+
+def test_months_without_an_actual_are_not_data():
+    history = rep(forecasts=[forecast(2026, 1, 100_000, None), forecast(2026, 2, 50_000, None)])
+    assert forecast_accuracy(history, ACCOUNT, NOW) is None
+    assert revenue_attainment(history, ACCOUNT, NOW) is None
+
+
+def test_attainment_is_clipped_at_two():
+    history = rep(forecasts=[forecast(2026, 2, 100_000, 500_000)])
+    assert revenue_attainment(history, ACCOUNT, NOW) == 2.0  # 5.0 clipped
+    assert forecast_accuracy(history, ACCOUNT, NOW) == 0.0  # error 4.0 capped at 1
+
+
+def test_facts_for_the_same_month_are_added_together():
+    history = rep(forecasts=[ForecastFact(date(2026, 2, 1), 60_000, 50_000),
+                             ForecastFact(date(2026, 2, 15), 40_000, None)])
+    # forecast 60k + 40k = 100k, actual 50k: error 0.5
+    assert forecast_rows(history, NOW, months=1) == [
+        ForecastRow(date(2026, 2, 1), 100_000, 50_000, 0.5)]
+    assert forecast_accuracy(history, ACCOUNT, NOW) == 0.5
+    assert revenue_attainment(history, ACCOUNT, NOW) == 0.5
+
+
+# --- industry, capacity, incidents, retention -------------------------------------------
+
+
+def test_industry_experience_by_hand():
+    history = rep(opportunities=[
+        opp((P, NOW - 60 * DAY), (W, NOW - 30 * DAY), amount=300_000, industry="Internet"),
+        opp((P, NOW - 430 * DAY), (W, NOW - 400 * DAY), amount=100_000, industry=" internet "),
+        opp((P, NOW - 130 * DAY), (W, NOW - 100 * DAY), amount=600_000, industry="Finance"),
+        opp((P, Y2 - 60 * DAY), (W, Y2), amount=700_000, industry="Internet"),  # edge: in
+        opp((P, Y2 - 60 * DAY), (W, Y2 - DAY), amount=1_000_000, industry="Internet"),  # out
+        opp((P, NOW - 60 * DAY), (L, NOW - 9 * DAY), amount=500_000, industry="Internet"),
+    ])
+    # Won in window: 300k + 100k + 600k + 700k = 1,700k; Internet 300k + 100k + 700k = 1,100k.
+    assert industry_experience(history, ACCOUNT, NOW) == pytest.approx(11 / 17)
+    finance = AccountFacts(2, "finance", "BJ", 1)
+    assert industry_experience(history, finance, NOW) == pytest.approx(6 / 17)
+    assert industry_experience(history, AccountFacts(3, "Retail", "BJ", 1), NOW) == 0.0
+    assert industry_experience(history, AccountFacts(4, " ", "BJ", 1), NOW) is None
+
+
+@pytest.mark.parametrize(("held", "headroom"), [(0, 40.0), (35, 5.0), (40, 0.0), (45, 0.0)])
+def test_capacity_headroom_counts_free_places_below_forty(held, headroom):
+    assert capacity_headroom(rep(accounts_held=held), ACCOUNT, NOW) == headroom
+
+
+def test_accountability_incidents_count_the_last_six_months_in_any_status():
+    incidents = [
+        IncidentFact(1, 1, NOW - 10 * DAY, "open"),  # in
+        IncidentFact(2, 1, M6, "accepted", M6 + DAY),  # exactly 6 months ago: in
+        IncidentFact(3, 1, M6 - SECOND, "upheld"),  # just outside
+        IncidentFact(4, 1, NOW + DAY, "open"),  # after now: not yet seen
+        IncidentFact(5, 1, NOW - 100 * DAY, "explained"),  # in
+    ]
+    history = rep(incidents=incidents)
+    assert accountability_incidents(history, ACCOUNT, NOW) == 3.0  # 1, 2, 5
+    assert open_incidents(history, ACCOUNT, NOW) == 2.0  # 1 open, 3 upheld; 4 is after now
+
+
+def test_accountability_incidents_are_missing_when_nothing_was_held():
+    old = [IncidentFact(1, 1, NOW - 300 * DAY, "upheld")]  # outside the window
+    assert accountability_incidents(rep(0, incidents=old), ACCOUNT, NOW) is None
+    assert accountability_incidents(rep(30, incidents=old), ACCOUNT, NOW) == 0.0
+    lost_recently = [LostAccountFact(9, NOW - 30 * DAY, True)]
+    assert accountability_incidents(rep(0, lost_accounts=lost_recently), ACCOUNT, NOW) == 0.0
+
+
+def test_retention_by_hand():
+    history = rep(10, lost_accounts=[
+        LostAccountFact(1, NOW - 30 * DAY, True),  # in, weight 1
+        LostAccountFact(2, NOW - 60 * DAY, False),  # in, unreviewed: weight 2
+        LostAccountFact(3, Y1, True),  # exactly 12 months ago: in, weight 1
+        LostAccountFact(4, Y1 - SECOND, False),  # outside
+        LostAccountFact(5, NOW + DAY, False),  # after now
+    ])
+    # 1 - (1 + 2 + 1) / (10 held + 3 lost) = 1 - 4/13 = 9/13
+    assert retention(history, ACCOUNT, NOW) == pytest.approx(9 / 13)
+
+
+@pytest.mark.parametrize(("held", "losses", "expected"), [
+    (5, [], 1.0),  # kept everything
+    (1, [True], 0.5),  # 1 - 1/2
+    (1, [False], 0.0),  # 1 - 2/2
+    (0, [True], 0.0),  # 1 - 1/1
+    (0, [False], 0.0),  # 1 - 2/1 = -1, clipped to 0
+    (0, [], None),  # never held anything
+])
+def test_retention_edges(held, losses, expected):
+    history = rep(held, lost_accounts=[LostAccountFact(n, NOW - 10 * DAY, reviewed)
+                                       for n, reviewed in enumerate(losses)])
+    assert retention(history, ACCOUNT, NOW) == expected
+
+
+def test_retention_without_holdings_or_recent_losses_is_missing():
+    history = rep(0, lost_accounts=[LostAccountFact(1, Y1 - DAY, False)])
+    assert retention(history, ACCOUNT, NOW) is None
+
+
+# --- properties -------------------------------------------------------------------------
+
+offsets = st.integers(min_value=0, max_value=900)
+
+
+@st.composite
+def opportunities(draw) -> OpportunityFact:
+    opened = NOW - timedelta(days=draw(offsets))
+    stages = draw(st.lists(st.sampled_from(OPEN_STAGES), min_size=1, max_size=4))
+    moments = sorted(opened + timedelta(days=draw(st.integers(0, 120))) for _ in stages[1:])
+    path = list(zip(stages, [opened, *moments], strict=True))
+    final = draw(st.sampled_from([None, W, L]))
+    if final is not None:
+        path.append((final, path[-1][1] + timedelta(days=draw(st.integers(0, 120)))))
+    return opp(*path, amount=draw(st.integers(0, 10**7)),
+               industry=draw(st.sampled_from(["Internet", "Finance"])))
+
+
+histories = st.builds(
+    RepHistory,
+    rep_id=st.just(1), hired_on=st.just(date(2022, 1, 1)), accounts_held=st.integers(0, 50),
+    opportunities=st.lists(opportunities(), max_size=8).map(tuple),
+    forecasts=st.lists(st.builds(ForecastFact, st.dates(date(2025, 6, 1), date(2026, 3, 31)),
+                                 st.integers(0, 10**6),
+                                 st.none() | st.integers(0, 10**6)), max_size=8).map(tuple),
+    incidents=st.lists(st.builds(IncidentFact, st.integers(1, 99), st.integers(1, 99),
+                                 offsets.map(lambda days: NOW - timedelta(days=days)),
+                                 st.sampled_from(["open", "explained", "accepted", "upheld"])),
+                       max_size=5).map(tuple),
+    lost_accounts=st.lists(st.builds(LostAccountFact, st.integers(1, 99),
+                                     offsets.map(lambda days: NOW - timedelta(days=days)),
+                                     st.booleans()), max_size=5).map(tuple),
+)
+
+SHARES = {"win_rate", "stage_conversion", "forecast_accuracy", "industry_experience",
+          "retention"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories)
+def test_every_metric_is_missing_or_a_finite_number_in_range(history):
+    record = track_record(history, ACCOUNT, NOW)
+    for name, value in record.items():
+        assert value is None or (isinstance(value, float) and math.isfinite(value)), name
+        if value is not None:
+            assert value >= 0.0, name
+            if name in SHARES:
+                assert value <= 1.0, name
+    if record["revenue_attainment"] is not None:
+        assert record["revenue_attainment"] <= 2.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(histories)
+def test_facts_dated_after_now_change_nothing(history):
+    later = NOW + timedelta(hours=1)
+    with_future = RepHistory(
+        rep_id=history.rep_id, hired_on=history.hired_on, accounts_held=history.accounts_held,
+        opportunities=(*history.opportunities, opp((P, later), (T, later + DAY)),
+                       opp((P, later), (W, later + DAY), amount=9_999_999)),
+        forecasts=(*history.forecasts, forecast(2026, 4, 100, 0)),
+        incidents=(*history.incidents, IncidentFact(1000, 1, later, "upheld")),
+        lost_accounts=(*history.lost_accounts, LostAccountFact(1000, later, False)),
+    )
+    assert track_record(with_future, ACCOUNT, NOW) == track_record(history, ACCOUNT, NOW)
