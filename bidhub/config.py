@@ -1,0 +1,66 @@
+"""Configuration defaults, overridden by BIDHUB_* environment variables or a mapping in tests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from bidhub.clock import system_now
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    DATABASE_URL: str | None = None  # None: a SQLite file in the instance folder
+    RULES_DIR = str(PROJECT_ROOT / "rules")
+    DEFAULT_RULES_FILE = "default.toml"
+    TIMEZONE = "Asia/Shanghai"
+    BABEL_DEFAULT_LOCALE = "en"
+    LANGUAGES = ("en", "zh_CN")
+    CLOCK = staticmethod(system_now)
+    SCHEDULER_ENABLED = False
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    MAX_CONTENT_LENGTH = 5 * 1024 * 1024
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_LOCKOUT_MINUTES = 15
+    PAGE_SIZE = 50
+    TESTING = False
+
+
+# Environment variables that override a default, and how to read each.
+ENVIRONMENT_OVERRIDES = {
+    "DATABASE_URL": str,
+    "RULES_DIR": str,
+    "TIMEZONE": str,
+    "SECRET_KEY": str,
+    "SCHEDULER_ENABLED": lambda value: value.lower() in {"1", "true", "yes", "on"},
+    "SESSION_COOKIE_SECURE": lambda value: value.lower() in {"1", "true", "yes", "on"},
+    "PAGE_SIZE": int,
+}
+
+
+def environment_config(environ: dict[str, str] | os._Environ[str] = os.environ) -> dict:
+    overrides = {}
+    for key, parse in ENVIRONMENT_OVERRIDES.items():
+        value = environ.get(f"BIDHUB_{key}")
+        if value is not None:
+            overrides[key] = parse(value)
+    return overrides
+
+
+def instance_secret_key(instance_path: str) -> str:
+    """The secret key kept in the instance folder, generated on first start; never in code."""
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

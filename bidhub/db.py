@@ -1,0 +1,95 @@
+"""Database wiring: engine and per-request session, SQLite pragmas, BEGIN IMMEDIATE, migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+IMMEDIATE = "bidhub_begin_immediate"
+
+
+def database_url(app: Flask) -> str:
+    url = app.config.get("DATABASE_URL")
+    if url:
+        return url
+    return "sqlite:///" + str(Path(app.instance_path) / "bidhub.sqlite3")
+
+
+def make_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 15})
+
+    @event.listens_for(engine, "connect")
+    def set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, emit BEGIN, so that writes can say IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin_sqlite_transaction(connection: Any) -> None:
+        # A write that starts as a read cannot wait for the lock in WAL mode; take it up front.
+        if connection.get_execution_options().get(IMMEDIATE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def begin_write(session: Session) -> None:
+    """Start the write transaction of a use case (BEGIN IMMEDIATE on SQLite).
+
+    Whatever the session read before (the logged-in user, say) is committed first, so the
+    write transaction starts from the newest snapshot instead of upgrading a stale one.
+    """
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={IMMEDIATE: True})
+
+
+def get_session() -> Session:
+    """The session of the current request or CLI command."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["bidhub_sessionmaker"]()
+    return g.db_session
+
+
+def close_session(_exception: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def upgrade_database(engine: Engine) -> None:
+    """Bring the schema to the newest migration (creating it on an empty database)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def init_app(app: Flask) -> None:
+    engine = make_engine(database_url(app))
+    app.extensions["bidhub_engine"] = engine
+    app.extensions["bidhub_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(close_session)
+
+
+def engine_of(app: Flask) -> Engine:
+    return app.extensions["bidhub_engine"]

@@ -1,0 +1,427 @@
+"""Typed SQLAlchemy models: the tables of bidhub. No business rules live here."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as naive UTC and gives them back aware, on every database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; bidhub stores aware UTC datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Role(StrEnum):
+    REP = "rep"
+    KA_MANAGER = "ka_manager"
+    ADMIN = "admin"
+
+
+class RepStatus(StrEnum):
+    ACTIVE = "active"
+    ON_LEAVE = "on_leave"
+    LEFT = "left"
+
+
+class ReleaseReason(StrEnum):
+    REP_LEFT = "rep_left"
+    OVER_CAPACITY = "over_capacity"
+    NEGLECTED = "neglected"
+    ACCOUNTABILITY = "accountability"
+    EXECUTIVE_DECISION = "executive_decision"
+    OTHER = "other"
+
+
+class RoundStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"  # visible from opens_at, open for bids until closes_at
+    SCORED = "scored"  # deadline passed, bids scored, awaiting adjudication
+    RESULTS_PUBLISHED = "results_published"
+
+
+class ListingStatus(StrEnum):
+    AWAITING_CONFIRMATION = "awaiting_confirmation"  # executive-sponsored, needs an admin
+    LISTED = "listed"
+    DECIDED = "decided"
+    AWARDED = "awarded"
+    NOT_AWARDED = "not_awarded"
+
+
+class BidStatus(StrEnum):
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+
+
+class DecisionKind(StrEnum):
+    ACCEPTED = "accepted"  # the ranking's winner
+    OVERRIDDEN = "overridden"  # another eligible bidder, with a reason
+    NO_AWARD = "no_award"  # nobody wins; the account is re-released later, with a reason
+
+
+class FilingKind(StrEnum):
+    ROUND_AWARD = "round_award"
+    DIRECT_TRANSFER = "direct_transfer"
+
+
+class Branch(Base):
+    __tablename__ = "branches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.REP)
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[str] = mapped_column(String(16), default=RepStatus.ACTIVE)
+    hired_on: Mapped[date | None] = mapped_column(Date)
+    # Rotated on logout and password change so that every older session ends.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True)
+    failed_login_count: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    branch: Mapped[Branch | None] = relationship(lazy="joined")
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return self.session_token
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (CheckConstraint("annual_value_yuan >= 0", name="annual_value_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    industry: Mapped[str] = mapped_column(String(64), index=True)
+    ownership_type: Mapped[str] = mapped_column(String(32), index=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id"), index=True)
+    annual_value_yuan: Mapped[int] = mapped_column(default=0)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    # president | ka_vice_president | branch_general_manager; None when no executive sponsor
+    executive_sponsor: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+    branch: Mapped[Branch] = relationship(lazy="joined")
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    contacts: Mapped[list[Contact]] = relationship(back_populates="account", order_by="Contact.id")
+
+
+class Contact(Base):
+    """A key person at an account, by role (决策人, 使用人, 采购人, 接口人)."""
+
+    __tablename__ = "contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    role: Mapped[str] = mapped_column(String(32))  # decision_maker | user | purchaser | contact
+    name: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+
+    account: Mapped[Account] = relationship(back_populates="contacts")
+
+
+class Opportunity(Base):
+    __tablename__ = "opportunities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    amount_yuan: Mapped[int]
+    stage: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+    account: Mapped[Account] = relationship()
+    stage_changes: Mapped[list[OpportunityStageChange]] = relationship(
+        order_by="OpportunityStageChange.changed_at"
+    )
+
+
+class OpportunityStageChange(Base):
+    __tablename__ = "opportunity_stage_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunities.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime]
+
+
+class AccountabilityIncident(Base):
+    """A held account seen advertising on a competitor's site (销售监控问责)."""
+
+    __tablename__ = "accountability_incidents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    competitor_site: Mapped[str] = mapped_column(String(200))
+    ad_type: Mapped[str] = mapped_column(String(16))  # logo | banner | job_post
+    seen_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    resolved_at: Mapped[datetime | None]
+
+
+class AccountReview(Base):
+    """The written review kept when an account leaves its rep (every lost customer gets one)."""
+
+    __tablename__ = "account_reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    written_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason: Mapped[str] = mapped_column(String(32))
+    review_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+    written_by: Mapped[User] = relationship(foreign_keys=[written_by_id])
+    rep: Mapped[User] = relationship(foreign_keys=[rep_id])
+
+
+class RuleSetVersion(Base):
+    __tablename__ = "rule_set_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    is_active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+
+class Round(Base):
+    __tablename__ = "rounds"
+    __table_args__ = (CheckConstraint("closes_at > opens_at", name="closes_after_opening"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"))
+    opens_at: Mapped[datetime]
+    closes_at: Mapped[datetime] = mapped_column(index=True)
+    rule_set_id: Mapped[int] = mapped_column(ForeignKey("rule_set_versions.id"))
+    status: Mapped[str] = mapped_column(String(20), default=RoundStatus.DRAFT, index=True)
+    lottery_seed: Mapped[int | None]
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    scored_at: Mapped[datetime | None]
+    results_published_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    branch: Mapped[Branch | None] = relationship(lazy="joined")
+    rule_set: Mapped[RuleSetVersion] = relationship(lazy="joined")
+    listings: Mapped[list[Listing]] = relationship(back_populates="round", order_by="Listing.id")
+
+    __mapper_args__ = {"version_id_col": version}
+
+    def is_open_at(self, now: datetime) -> bool:
+        return self.status == RoundStatus.PUBLISHED and self.opens_at <= now < self.closes_at
+
+    def is_visible_to_reps_at(self, now: datetime) -> bool:
+        return self.status != RoundStatus.DRAFT and self.opens_at <= now
+
+
+class Listing(Base):
+    """An account released into a round, open for bids."""
+
+    __tablename__ = "listings"
+    __table_args__ = (UniqueConstraint("round_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    released_from_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    release_reason: Mapped[str] = mapped_column(String(32))
+    release_note: Mapped[str] = mapped_column(Text, default="")
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("account_reviews.id"))
+    status: Mapped[str] = mapped_column(String(24), default=ListingStatus.LISTED)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    released_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+
+    round: Mapped[Round] = relationship(back_populates="listings")
+    account: Mapped[Account] = relationship(lazy="joined")
+    released_from: Mapped[User | None] = relationship(foreign_keys=[released_from_id])
+    review: Mapped[AccountReview | None] = relationship()
+
+
+class Bid(Base):
+    """A rep's bid application (竞标申请表) for one listing."""
+
+    __tablename__ = "bids"
+    __table_args__ = (
+        UniqueConstraint("listing_id", "rep_id"),
+        CheckConstraint("committed_revenue_yuan >= 0", name="revenue_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), index=True)
+    rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    account_plan: Mapped[str] = mapped_column(Text)
+    committed_revenue_yuan: Mapped[int]
+    visit_plan: Mapped[str] = mapped_column(Text)
+    # The rep's track record (metric name -> value) frozen at submission; what the rules score.
+    track_record: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default=BidStatus.ACTIVE)
+    submitted_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+    submission_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+    listing: Mapped[Listing] = relationship()
+    rep: Mapped[User] = relationship()
+    score: Mapped[BidScore | None] = relationship(back_populates="bid", uselist=False)
+
+
+class BidScore(Base):
+    """The score a bid received when its round closed, with the inputs and the breakdown."""
+
+    __tablename__ = "bid_scores"
+
+    bid_id: Mapped[int] = mapped_column(ForeignKey("bids.id"), primary_key=True)
+    rule_set_sha256: Mapped[str] = mapped_column(String(64))
+    inputs: Mapped[dict[str, Any]]
+    breakdown: Mapped[dict[str, Any]]
+    total: Mapped[float] = mapped_column(Float)
+    is_eligible: Mapped[bool]
+    rank: Mapped[int | None]
+    not_awarded_reason: Mapped[str] = mapped_column(Text, default="")
+    is_proposed_winner: Mapped[bool] = mapped_column(default=False)
+
+    bid: Mapped[Bid] = relationship(back_populates="score")
+
+
+class Decision(Base):
+    """KA management's adjudication of one listing; at most one per listing."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    bid_id: Mapped[int | None] = mapped_column(ForeignKey("bids.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(default=1)
+
+    listing: Mapped[Listing] = relationship()
+    bid: Mapped[Bid | None] = relationship()
+    decided_by: Mapped[User] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Filing(Base):
+    """One transfer of an account, filed with KA management (备案). Append-only, hash-chained."""
+
+    __tablename__ = "filings"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(24))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    from_rep_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    to_rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"))
+    listing_id: Mapped[int | None] = mapped_column(ForeignKey("listings.id"), unique=True)
+    branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    winner_score: Mapped[float | None] = mapped_column(Float)
+    runner_up_score: Mapped[float | None] = mapped_column(Float)
+    rule_set_sha256: Mapped[str | None] = mapped_column(String(64))
+    override_reason: Mapped[str] = mapped_column(Text, default="")
+    decided_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime] = mapped_column(index=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    account: Mapped[Account] = relationship(lazy="joined")
+    from_rep: Mapped[User | None] = relationship(foreign_keys=[from_rep_id], lazy="joined")
+    to_rep: Mapped[User] = relationship(foreign_keys=[to_rep_id], lazy="joined")
+    decided_by: Mapped[User] = relationship(foreign_keys=[decided_by_id], lazy="joined")
+    round: Mapped[Round | None] = relationship(lazy="joined")
+    branch: Mapped[Branch] = relationship(lazy="joined")
+
+
+class AuditEvent(Base):
+    """A privileged change: who did what to which object, before and after, when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(100))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime]
+
+
+Index("ix_bids_listing_status", Bid.listing_id, Bid.status)
