@@ -1,0 +1,133 @@
+"""Reps' bids: submitting, editing and withdrawing, only while the round is open."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bidhub.db import begin_write
+from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
+from bidhub.domain.scoring import check_eligibility
+from bidhub.models import Bid, BidStatus, Listing, ListingStatus, Role, User
+from bidhub.services.rule_sets import parsed
+from bidhub.services.track_records import bid_facts, snapshot_track_record
+
+MAX_TEXT_LENGTH = 10_000
+MAX_REVENUE_YUAN = 10_000_000_000
+
+
+def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
+    if not account_plan.strip():
+        raise BidRejected("Describe your plan for the account.", field="account_plan")
+    if not visit_plan.strip():
+        raise BidRejected("Describe your visits in the first 90 days.", field="visit_plan")
+    for field, text in (("account_plan", account_plan), ("visit_plan", visit_plan)):
+        if len(text) > MAX_TEXT_LENGTH:
+            raise BidRejected(f"Keep it under {MAX_TEXT_LENGTH:,} characters.", field=field)
+    if not 0 <= committed_revenue_yuan <= MAX_REVENUE_YUAN:
+        raise BidRejected("Enter a revenue between 0 and 10,000,000,000 yuan.",
+                          field="committed_revenue_yuan")
+
+
+def open_listing_for(session: Session, listing_id: int, now: datetime) -> Listing:
+    listing = session.get(Listing, listing_id)
+    if listing is None or not listing.round.is_visible_to_reps_at(now):
+        raise NotFound("No such listing.")
+    if not listing.round.is_open_at(now):
+        raise BidRejected("Bidding for this round closed at its deadline; bids are no longer "
+                          "accepted.")
+    if listing.status != ListingStatus.LISTED:
+        raise BidRejected("This account is not open for bids.")
+    return listing
+
+
+def check_rep_eligible(session: Session, bid: Bid, now: datetime) -> None:
+    rules = parsed(bid.listing.round.rule_set)
+    [facts] = bid_facts(session, [bid], now)
+    failed = [check.reason for check in check_eligibility(rules, facts) if not check.passed]
+    if failed:
+        raise NotEligible(failed)
+
+
+def submit_bid(
+    session: Session, rep: User, listing_id: int, *, account_plan: str,
+    committed_revenue_yuan: int, visit_plan: str, submission_key: str | None, now: datetime,
+) -> Bid:
+    """Place a bid; a resubmitted form (same submission key) returns the bid it made before."""
+    begin_write(session)
+    if rep.role != Role.REP:
+        raise PermissionDenied("Only reps bid.")
+    if submission_key:
+        earlier = session.scalars(select(Bid).where(Bid.submission_key == submission_key)).first()
+        if earlier is not None and earlier.rep_id == rep.id:
+            session.commit()
+            return earlier
+    listing = open_listing_for(session, listing_id, now)
+    check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
+    bid = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
+                                            Bid.rep_id == rep.id)).first()
+    if bid is not None and bid.status == BidStatus.ACTIVE:
+        raise BidRejected("You have already bid for this account; edit your bid instead.")
+    if listing.released_from_id == rep.id:
+        raise BidRejected("This account was released from you; you cannot bid for it.")
+    rep = session.get(User, rep.id)
+    track_record = snapshot_track_record(session, rep, listing.account, now)
+    if bid is None:
+        bid = Bid(listing=listing, rep=rep, track_record=track_record)
+        session.add(bid)
+    bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
+    bid.committed_revenue_yuan = committed_revenue_yuan
+    bid.status, bid.withdrawn_at = BidStatus.ACTIVE, None
+    bid.submitted_at = bid.updated_at = now
+    bid.submission_key = submission_key or None
+    bid.track_record = track_record
+    try:
+        session.flush()
+        check_rep_eligible(session, bid, now)
+    except IntegrityError as error:
+        session.rollback()
+        raise BidRejected("You have already bid for this account; edit your bid instead.") from error
+    except BidRejected:
+        session.rollback()
+        raise
+    session.commit()
+    return bid
+
+
+def own_bid(session: Session, rep: User, bid_id: int) -> Bid:
+    bid = session.get(Bid, bid_id)
+    if bid is None or bid.rep_id != rep.id:
+        raise NotFound("No such bid.")
+    return bid
+
+
+def update_bid(
+    session: Session, rep: User, bid_id: int, *, account_plan: str, committed_revenue_yuan: int,
+    visit_plan: str, now: datetime,
+) -> Bid:
+    begin_write(session)
+    bid = own_bid(session, rep, bid_id)
+    if bid.status != BidStatus.ACTIVE:
+        raise BidRejected("This bid was withdrawn; submit a new one instead.")
+    open_listing_for(session, bid.listing_id, now)
+    check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
+    bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
+    bid.committed_revenue_yuan = committed_revenue_yuan
+    bid.updated_at = now
+    session.commit()
+    return bid
+
+
+def withdraw_bid(session: Session, rep: User, bid_id: int, now: datetime) -> Bid:
+    begin_write(session)
+    bid = own_bid(session, rep, bid_id)
+    open_listing_for(session, bid.listing_id, now)
+    if bid.status == BidStatus.WITHDRAWN:
+        session.commit()
+        return bid
+    bid.status, bid.withdrawn_at, bid.updated_at = BidStatus.WITHDRAWN, now, now
+    session.commit()
+    return bid

@@ -1,0 +1,134 @@
+"""Read-only queries behind the list pages, each a fixed number of SQL statements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from bidhub.models import (
+    Account,
+    Bid,
+    BidStatus,
+    Branch,
+    Decision,
+    Listing,
+    ListingStatus,
+    Round,
+    RoundStatus,
+    User,
+)
+
+SORTS = {
+    "value_desc": Account.annual_value_yuan.desc(),
+    "value_asc": Account.annual_value_yuan.asc(),
+    "name": Account.name.asc(),
+    "industry": Account.industry.asc(),
+}
+
+
+@dataclass(frozen=True)
+class ListingFilter:
+    industry: str = ""
+    ownership_type: str = ""
+    branch_id: int | None = None
+    min_value_yuan: int | None = None
+    max_value_yuan: int | None = None
+    search: str = ""
+    sort: str = "value_desc"
+
+
+def rounds_visible_to_reps(session: Session, now: datetime) -> list[Round]:
+    return list(session.scalars(
+        select(Round).where(Round.status != RoundStatus.DRAFT, Round.opens_at <= now)
+        .order_by(Round.closes_at.desc())))
+
+
+def filtered_listings(round_id: int, criteria: ListingFilter) -> Select:
+    query = (select(Listing).join(Listing.account).where(Listing.round_id == round_id)
+             .options(selectinload(Listing.account).selectinload(Account.branch)))
+    if criteria.industry:
+        query = query.where(Account.industry == criteria.industry)
+    if criteria.ownership_type:
+        query = query.where(Account.ownership_type == criteria.ownership_type)
+    if criteria.branch_id:
+        query = query.where(Account.branch_id == criteria.branch_id)
+    if criteria.min_value_yuan is not None:
+        query = query.where(Account.annual_value_yuan >= criteria.min_value_yuan)
+    if criteria.max_value_yuan is not None:
+        query = query.where(Account.annual_value_yuan <= criteria.max_value_yuan)
+    if criteria.search:
+        pattern = f"%{criteria.search.strip()}%"
+        query = query.where(Account.name.like(pattern) | Account.external_id.like(pattern))
+    return query.order_by(SORTS.get(criteria.sort, SORTS["value_desc"]), Listing.id)
+
+
+def listings_for_rep(session: Session, round_: Round, rep: User, criteria: ListingFilter
+                     ) -> tuple[list[Listing], dict[int, Bid]]:
+    """The round's listings under the filter, and this rep's own bids among them."""
+    listings = list(session.scalars(
+        filtered_listings(round_.id, criteria)
+        .where(Listing.status != ListingStatus.AWAITING_CONFIRMATION)))
+    own = {bid.listing_id: bid for bid in session.scalars(
+        select(Bid).join(Listing).where(Listing.round_id == round_.id, Bid.rep_id == rep.id))}
+    return listings, own
+
+
+def bid_counts(session: Session, round_id: int) -> dict[int, int]:
+    """Active bids per listing: all that management may know while a round is open."""
+    return dict(session.execute(
+        select(Bid.listing_id, func.count()).join(Listing)
+        .where(Listing.round_id == round_id, Bid.status == BidStatus.ACTIVE)
+        .group_by(Bid.listing_id)).all())
+
+
+def decisions_of_round(session: Session, round_id: int) -> dict[int, Decision]:
+    return {decision.listing_id: decision for decision in session.scalars(
+        select(Decision).join(Listing).where(Listing.round_id == round_id)
+        .options(selectinload(Decision.bid).selectinload(Bid.rep)))}
+
+
+def filter_options(session: Session, round_id: int) -> dict[str, list]:
+    """Values to offer in the filter menus: those present in the round."""
+    base = select(Account).join(Listing).where(Listing.round_id == round_id).subquery()
+    industries = session.scalars(select(base.c.industry).distinct().order_by(base.c.industry))
+    ownership = session.scalars(select(base.c.ownership_type).distinct()
+                                .order_by(base.c.ownership_type))
+    branches = session.scalars(select(Branch).where(Branch.id.in_(select(base.c.branch_id)))
+                               .order_by(Branch.name))
+    return {"industries": list(industries), "ownership_types": list(ownership),
+            "branches": list(branches)}
+
+
+def rounds_for_management(session: Session) -> list[tuple[Round, int, int]]:
+    """Every round with its listing and active bid counts."""
+    listing_counts = dict(session.execute(
+        select(Listing.round_id, func.count()).group_by(Listing.round_id)).all())
+    bid_totals = dict(session.execute(
+        select(Listing.round_id, func.count(Bid.id)).join(Bid)
+        .where(Bid.status == BidStatus.ACTIVE).group_by(Listing.round_id)).all())
+    rounds = session.scalars(select(Round).order_by(Round.created_at.desc(), Round.id.desc()))
+    return [(round_, listing_counts.get(round_.id, 0), bid_totals.get(round_.id, 0))
+            for round_ in rounds]
+
+
+def my_bids(session: Session, rep: User) -> list[Bid]:
+    return list(session.scalars(
+        select(Bid).where(Bid.rep_id == rep.id).order_by(Bid.submitted_at.desc())
+        .options(selectinload(Bid.listing).selectinload(Listing.round),
+                 selectinload(Bid.listing).selectinload(Listing.account),
+                 selectinload(Bid.score))))
+
+
+def find_account(session: Session, reference: str) -> Account | None:
+    """An account by customer number or exact name."""
+    reference = reference.strip()
+    return session.scalars(select(Account).where(
+        (Account.external_id == reference) | (Account.name == reference))).first()
+
+
+def active_reps(session: Session) -> list[User]:
+    return list(session.scalars(select(User).where(User.role == "rep", User.is_active)
+                                .order_by(User.display_name)))
