@@ -1,0 +1,102 @@
+"""bidhub: fair, rule-based bidding for a company's key client accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    configure(app, config)
+    register_database(app)
+    register_rules(app)
+    register_extensions(app)
+    register_auth(app)
+    register_templates(app)
+    register_security_headers(app)
+    register_error_pages(app)
+    register_blueprints(app)
+    register_cli(app)
+    register_scheduler(app)
+    return app
+
+
+def configure(app: Flask, config: Mapping[str, Any] | None) -> None:
+    from bidhub.config import Defaults, environment_config, instance_secret_key
+
+    app.config.from_object(Defaults)
+    app.config.update(environment_config())
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+
+
+def register_database(app: Flask) -> None:
+    from bidhub import db
+
+    db.init_app(app)
+
+
+def register_rules(app: Flask) -> None:
+    from bidhub.services.rule_sets import load_default_rules
+
+    # Parsed at start so that a broken rule file stops the app with the key and the reason.
+    app.extensions["bidhub_default_rules"] = load_default_rules(app.config)
+
+
+def register_extensions(app: Flask) -> None:
+    from bidhub.extensions import babel, csrf, htmx
+    from bidhub.web.i18n import select_locale, select_timezone
+
+    csrf.init_app(app)
+    htmx.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+
+
+def register_auth(app: Flask) -> None:
+    from bidhub.web import auth
+
+    auth.init_app(app)
+
+
+def register_templates(app: Flask) -> None:
+    from bidhub.web import rendering
+
+    rendering.init_app(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    from bidhub.web import security
+
+    security.init_app(app)
+
+
+def register_error_pages(app: Flask) -> None:
+    from bidhub.web import errors
+
+    errors.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from bidhub.web import admin, auth, manage, market
+
+    app.register_blueprint(auth.blueprint)
+    app.register_blueprint(market.blueprint)
+    app.register_blueprint(manage.blueprint)
+    app.register_blueprint(admin.blueprint)
+
+
+def register_cli(app: Flask) -> None:
+    from bidhub import cli
+
+    cli.init_app(app)
+
+
+def register_scheduler(app: Flask) -> None:
+    from bidhub import scheduler
+
+    scheduler.init_app(app)

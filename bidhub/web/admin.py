@@ -1,0 +1,97 @@
+"""Admins: users, roles and branches, and confirming releases of sponsored accounts."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.domain.errors import InvalidRequest
+from bidhub.models import Listing, ListingStatus, User
+from bidhub.services import rounds, users
+from bidhub.services.track_records import accounts_held_by
+from bidhub.web.access import admins
+from bidhub.web.forms import ConfirmForm, EditUserForm, UserForm, branch_choices
+from bidhub.web.rendering import redirect_after_post, render, render_form_errors
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@blueprint.route("/users", endpoint="users")
+@admins
+def users_list():
+    session = get_session()
+    people = list(session.scalars(select(User).order_by(User.role, User.display_name)))
+    return render("admin/users.html", users=people,
+                  held=accounts_held_by(session, [user.id for user in people]))
+
+
+@blueprint.route("/users/new", methods=["GET", "POST"])
+@admins
+def new_user():
+    session = get_session()
+    form = UserForm()
+    form.branch_id.choices = branch_choices(users.branches(session), empty_label="—")
+    if form.validate_on_submit():
+        try:
+            user = users.create_user(
+                session, current_user, username=form.username.data,
+                display_name=form.display_name.data, password=form.password.data,
+                role=form.role.data, branch_id=form.branch_id.data or None,
+                hired_on=form.hired_on.data, now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return render_form_errors("admin/user_form.html", form=form)
+        flash(_("User %(name)s created.", name=user.username), "success")
+        return redirect_after_post(url_for("admin.users"))
+    if form.is_submitted():
+        return render_form_errors("admin/user_form.html", form=form)
+    return render("admin/user_form.html", form=form)
+
+
+@blueprint.route("/users/<int:user_id>", methods=["GET", "POST"])
+@admins
+def edit_user(user_id: int):
+    session = get_session()
+    user = session.get(User, user_id)
+    if user is None:
+        abort(404)
+    form = EditUserForm(obj=user)
+    form.branch_id.choices = branch_choices(users.branches(session), empty_label="—")
+    if not form.is_submitted():
+        form.branch_id.data = user.branch_id or 0
+    if form.validate_on_submit():
+        try:
+            users.update_user(session, current_user, user.id, display_name=form.display_name.data,
+                              role=form.role.data, branch_id=form.branch_id.data or None,
+                              status=form.status.data, is_active=form.is_active.data, now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return render_form_errors("admin/user_edit.html", form=form, user=user)
+        flash(_("User %(name)s updated.", name=user.username), "success")
+        return redirect_after_post(url_for("admin.users"))
+    if form.is_submitted():
+        return render_form_errors("admin/user_edit.html", form=form, user=user)
+    return render("admin/user_edit.html", form=form, user=user)
+
+
+@blueprint.route("/confirmations")
+@admins
+def confirmations():
+    waiting = list(get_session().scalars(
+        select(Listing).where(Listing.status == ListingStatus.AWAITING_CONFIRMATION)
+        .order_by(Listing.id)))
+    return render("admin/confirmations.html", listings=waiting, form=ConfirmForm(formdata=None))
+
+
+@blueprint.route("/listings/<int:listing_id>/confirm", methods=["POST"])
+@admins
+def confirm_listing(listing_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    listing = rounds.confirm_sponsored_listing(get_session(), current_user, listing_id, now())
+    flash(_("Release of %(name)s confirmed.", name=listing.account.name), "success")
+    return redirect_after_post(url_for("admin.confirmations"))

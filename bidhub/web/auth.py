@@ -1,0 +1,124 @@
+"""Signing in and out, the session's user, and changing one's password."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.domain.errors import InvalidRequest
+from bidhub.extensions import login_manager
+from bidhub.models import Role, User
+from bidhub.services import users
+from bidhub.web.access import public, signed_in
+from bidhub.web.forms import LoginForm, PasswordForm
+from bidhub.web.rendering import hx_redirect, render, render_form_errors
+
+blueprint = Blueprint("auth", __name__)
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to see this page.")
+    login_manager.session_protection = "strong"
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(unauthorized)
+
+
+def load_user(session_token: str) -> User | None:
+    user = get_session().scalars(select(User).where(User.session_token == session_token)).first()
+    return user if user is not None and user.is_active else None
+
+
+def unauthorized():
+    target = url_for("auth.login", next=request.full_path if request.method == "GET" else None)
+    if request.headers.get("HX-Request") == "true":
+        return hx_redirect(target, status=401)
+    if request.accept_mimetypes.best == "application/json":
+        return {"error": "sign in first"}, 401
+    flash(login_manager.login_message, "info")
+    return redirect(target)
+
+
+def home_for(user: User) -> str:
+    if user.role == Role.REP:
+        return url_for("market.rounds")
+    if user.role == Role.KA_MANAGER:
+        return url_for("manage.rounds")
+    return url_for("admin.users")
+
+
+def safe_next(target: str | None) -> str | None:
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@blueprint.route("/")
+@public
+def index():
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    return redirect(url_for("auth.login"))
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+@public
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = users.authenticate(
+                get_session(), form.username.data, form.password.data, now(),
+                max_failures=current_app.config["LOGIN_MAX_FAILURES"],
+                lockout=timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"]))
+        except InvalidRequest as error:
+            form.form_errors.append(str(error))
+            return render_form_errors("auth/login.html", form=form)
+        session.clear()  # a new session on every login
+        login_user(user)
+        return redirect(safe_next(request.args.get("next")) or home_for(user))
+    if form.is_submitted():
+        return render_form_errors("auth/login.html", form=form)
+    return render("auth/login.html", form=form)
+
+
+@blueprint.route("/logout", methods=["POST"])
+@signed_in
+def logout():
+    users.end_sessions(get_session(), current_user)
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@blueprint.route("/password", methods=["GET", "POST"])
+@signed_in
+def password():
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            users.change_password(get_session(), current_user, form.current_password.data,
+                                  form.new_password.data, now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return render_form_errors("auth/password.html", form=form)
+        logout_user()
+        session.clear()
+        flash(_("Password changed. Sign in again with the new one."), "success")
+        return redirect(url_for("auth.login"))
+    if form.is_submitted():
+        return render_form_errors("auth/password.html", form=form)
+    return render("auth/password.html", form=form)

@@ -1,0 +1,70 @@
+"""Error pages, and the mapping from use-case errors to HTTP answers."""
+
+from __future__ import annotations
+
+import contextlib
+
+from flask import Flask, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm.exc import StaleDataError
+
+from bidhub.db import get_session
+from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bidhub.web.rendering import render
+
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Changed in the meantime",
+    413: "Too large",
+    422: "Not accepted",
+    500: "Something went wrong",
+}
+
+
+def error_page(status: int, message: str):
+    # The page must render even when the database is what failed.
+    with contextlib.suppress(Exception):
+        get_session().rollback()
+    if request.headers.get("HX-Request") == "true":
+        return render("_error_fragment.html", status=status, message=message,
+                      title=_(TITLES.get(status, "Error")))
+    return render("error.html", status=status, message=message,
+                  title=_(TITLES.get(status, "Error")))
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(NotFound)
+    def not_found(error):
+        return error_page(404, str(error))
+
+    @app.errorhandler(PermissionDenied)
+    def forbidden(error):
+        return error_page(403, str(error))
+
+    @app.errorhandler(Conflict)
+    @app.errorhandler(StaleDataError)
+    def conflict(error):
+        message = str(error) if isinstance(error, Conflict) else _(
+            "Someone else changed this in the meantime; reload and try again.")
+        return error_page(409, message)
+
+    @app.errorhandler(InvalidRequest)
+    def invalid(error):
+        return error_page(422, str(error))
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error):
+        return error_page(400, _("The form expired or was sent from elsewhere. Reload the page "
+                                 "and try again."))
+
+    for status in (400, 403, 404, 405, 413):
+        app.register_error_handler(status, lambda error, status=status: error_page(
+            status, getattr(error, "description", "")))
+
+    @app.errorhandler(500)
+    def server_error(error):
+        return error_page(500, _("The error was logged. Nothing was saved."))

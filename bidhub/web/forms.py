@@ -1,0 +1,148 @@
+"""WTForms for every page that takes input; each field is validated on the server."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional
+
+from bidhub.domain.errors import InvalidRequest
+from bidhub.models import DecisionKind, ReleaseReason, RepStatus, Role
+
+RELEASE_REASON_LABELS = {
+    ReleaseReason.REP_LEFT: _l("Rep left the company"),
+    ReleaseReason.OVER_CAPACITY: _l("Rep over capacity"),
+    ReleaseReason.NEGLECTED: _l("Account neglected"),
+    ReleaseReason.ACCOUNTABILITY: _l("Accountability (competitor ads)"),
+    ReleaseReason.EXECUTIVE_DECISION: _l("Executive decision"),
+    ReleaseReason.OTHER: _l("Other (say which)"),
+}
+ROLE_LABELS = {Role.REP: _l("Rep"), Role.KA_MANAGER: _l("KA manager"), Role.ADMIN: _l("Admin")}
+STATUS_LABELS = {RepStatus.ACTIVE: _l("Active"), RepStatus.ON_LEAVE: _l("On leave"),
+                 RepStatus.LEFT: _l("Left")}
+LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+
+
+def options(labels) -> list[SelectChoice]:
+    """Select options from a mapping of value -> label."""
+    return [SelectChoice(getattr(value, "value", value), label) for value, label in labels.items()]
+
+
+class Form(FlaskForm):
+    def add_error(self, error: InvalidRequest) -> None:
+        """Attach a use case's refusal to the field it concerns, or to the whole form."""
+        field = getattr(self, error.field, None) if getattr(error, "field", None) else None
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [*field.errors, str(error)]
+        else:
+            self.form_errors.append(str(error))
+
+
+class LoginForm(Form):
+    username = StringField(_l("Username"), validators=[InputRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=1024)])
+
+
+class PasswordForm(Form):
+    current_password = PasswordField(_l("Current password"), validators=[InputRequired()])
+    new_password = PasswordField(_l("New password"),
+                                 validators=[InputRequired(), Length(min=8, max=1024)])
+    confirm = PasswordField(_l("New password again"),
+                            validators=[InputRequired(), EqualTo("new_password",
+                                                                 _l("The two passwords differ."))])
+
+
+class RoundForm(Form):
+    title = StringField(_l("Title"), validators=[InputRequired(), Length(max=200)])
+    branch_id = SelectField(_l("Branch"), coerce=int, validators=[Optional()])
+    opens_at = DateTimeLocalField(_l("Opens at (local time)"), format=LOCAL_DATETIME_FORMATS,
+                                  validators=[InputRequired()])
+    closes_at = DateTimeLocalField(_l("Deadline (local time)"), format=LOCAL_DATETIME_FORMATS,
+                                   validators=[InputRequired()])
+    version = HiddenField()
+
+
+class ReleaseForm(Form):
+    account = StringField(_l("Account (customer number or exact name)"),
+                          validators=[InputRequired(), Length(max=200)])
+    reason = SelectField(_l("Release reason"),
+                         choices=options(RELEASE_REASON_LABELS),
+                         validators=[InputRequired()])
+    note = StringField(_l("Other reason / note"), validators=[Optional(), Length(max=500)])
+    review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
+                                validators=[Optional(), Length(max=5000)])
+
+
+class BidForm(Form):
+    account_plan = TextAreaField(_l("Account plan"),
+                                 validators=[InputRequired(), Length(min=20, max=10_000)])
+    committed_revenue_yuan = IntegerField(
+        _l("Committed 12-month revenue (yuan)"),
+        validators=[InputRequired(), NumberRange(min=0, max=10_000_000_000)])
+    visit_plan = TextAreaField(_l("Visit plan for the first 90 days"),
+                               validators=[InputRequired(), Length(min=20, max=10_000)])
+    submission_key = HiddenField()
+
+
+class DecisionForm(Form):
+    kind = RadioField(_l("Decision"), choices=options({
+        DecisionKind.ACCEPTED: _l("Accept the ranking"),
+        DecisionKind.OVERRIDDEN: _l("Award to another eligible bidder"),
+        DecisionKind.NO_AWARD: _l("No award; re-release later"),
+    }), validators=[InputRequired()])
+    bid_id = SelectField(_l("Bidder"), coerce=int, validators=[Optional()])
+    reason = TextAreaField(_l("Written reason (required unless you accept the ranking)"),
+                           validators=[Optional(), Length(max=5000)])
+    version = HiddenField()
+
+
+class TransferForm(Form):
+    account = StringField(_l("Account (customer number or exact name)"),
+                          validators=[InputRequired(), Length(max=200)])
+    to_rep = SelectField(_l("To rep"), coerce=int, validators=[InputRequired()])
+    reason = TextAreaField(_l("Reason for the transfer"),
+                           validators=[InputRequired(), Length(min=10, max=5000)])
+    review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
+                                validators=[Optional(), Length(max=5000)])
+
+
+class UserForm(Form):
+    username = StringField(_l("Username"), validators=[InputRequired(), Length(min=2, max=64)])
+    display_name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
+    password = PasswordField(_l("Initial password"),
+                             validators=[InputRequired(), Length(min=8, max=1024)])
+    role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
+    branch_id = SelectField(_l("Branch"), coerce=int, validators=[Optional()])
+    hired_on = DateField(_l("Hire date"), validators=[Optional()])
+
+
+class EditUserForm(Form):
+    display_name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
+    role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
+    branch_id = SelectField(_l("Branch"), coerce=int, validators=[Optional()])
+    status = SelectField(_l("Status"),
+                         choices=options(STATUS_LABELS))
+    is_active = BooleanField(_l("Can sign in"))
+
+
+class ConfirmForm(Form):
+    """A form with only the CSRF token, for buttons that change state."""
+
+    version = HiddenField()
+
+
+def branch_choices(branches, *, empty_label) -> list[SelectChoice]:
+    return options({0: empty_label} | {branch.id: branch.name for branch in branches})

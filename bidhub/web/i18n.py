@@ -1,0 +1,32 @@
+"""Language and time zone of the person looking at a page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from flask import current_app, request, session
+
+
+def select_locale() -> str | None:
+    chosen = session.get("locale")
+    if chosen in current_app.config["LANGUAGES"]:
+        return chosen
+    return request.accept_languages.best_match(current_app.config["LANGUAGES"])
+
+
+def select_timezone() -> str:
+    return current_app.config["TIMEZONE"]
+
+
+def local_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["TIMEZONE"])
+
+
+def local_to_utc(naive_local: datetime) -> datetime:
+    """A date and time entered in the app's time zone, as an aware UTC instant."""
+    return naive_local.replace(tzinfo=local_zone()).astimezone(UTC)
+
+
+def utc_to_local(instant: datetime) -> datetime:
+    return instant.astimezone(local_zone())

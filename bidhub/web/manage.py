@@ -1,0 +1,368 @@
+"""KA management: rounds, releases, adjudication, results, direct transfers and the register."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, time, timedelta
+
+from flask import Blueprint, Response, abort, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.metrics import METRICS
+from bidhub.domain.scoring import BidScore as ScoreBreakdown
+from bidhub.models import DecisionKind, Listing, RoundStatus
+from bidhub.services import adjudication, browse, rounds, users
+from bidhub.services.filings import FilingFilter, count_filings, find_filings, transfer_account
+from bidhub.web.access import managers
+from bidhub.web.forms import (
+    ConfirmForm,
+    DecisionForm,
+    ReleaseForm,
+    RoundForm,
+    TransferForm,
+    branch_choices,
+    options,
+)
+from bidhub.web.i18n import local_to_utc, utc_to_local
+from bidhub.web.market import listing_filter_from
+from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
+
+blueprint = Blueprint("manage", __name__, url_prefix="/manage")
+
+
+@blueprint.route("/rounds", endpoint="rounds")
+@managers
+def rounds_list():
+    return render("manage/rounds.html", rounds=browse.rounds_for_management(get_session()))
+
+
+def round_form(round_=None) -> RoundForm:
+    form = RoundForm(obj=None)
+    form.branch_id.choices = branch_choices(users.branches(get_session()),
+                                            empty_label=_("All branches"))
+    if round_ is not None and not form.is_submitted():
+        form.title.data = round_.title
+        form.branch_id.data = round_.branch_id or 0
+        form.opens_at.data = utc_to_local(round_.opens_at).replace(tzinfo=None)
+        form.closes_at.data = utc_to_local(round_.closes_at).replace(tzinfo=None)
+        form.version.data = str(round_.version)
+    return form
+
+
+@blueprint.route("/rounds/new", methods=["GET", "POST"])
+@managers
+def new_round():
+    form = round_form()
+    if not form.is_submitted():
+        start = utc_to_local(now()).replace(second=0, microsecond=0, tzinfo=None)
+        form.opens_at.data = start
+        form.closes_at.data = datetime.combine(start.date() + timedelta(days=7), time(18, 0))
+    if form.validate_on_submit():
+        try:
+            round_ = rounds.create_round(
+                get_session(), current_user, title=form.title.data,
+                branch_id=form.branch_id.data or None,
+                opens_at=local_to_utc(form.opens_at.data),
+                closes_at=local_to_utc(form.closes_at.data), now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return render_form_errors("manage/round_form.html", form=form)
+        flash(_("Round created. Release accounts into it, then publish it."), "success")
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_.id))
+    if form.is_submitted():
+        return render_form_errors("manage/round_form.html", form=form)
+    return render("manage/round_form.html", form=form)
+
+
+@blueprint.route("/rounds/<int:round_id>/edit", methods=["GET", "POST"])
+@managers
+def edit_round(round_id: int):
+    round_ = rounds.load_round(get_session(), round_id)
+    form = round_form(round_)
+    if form.validate_on_submit():
+        try:
+            rounds.update_round_times(
+                get_session(), current_user, round_.id,
+                expected_version=int(form.version.data or 0), title=form.title.data,
+                opens_at=local_to_utc(form.opens_at.data),
+                closes_at=local_to_utc(form.closes_at.data), now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return render_form_errors("manage/round_form.html", form=form, round=round_)
+        flash(_("Round updated."), "success")
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_.id))
+    if form.is_submitted():
+        return render_form_errors("manage/round_form.html", form=form, round=round_)
+    return render("manage/round_form.html", form=form, round=round_)
+
+
+def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200):
+    session = get_session()
+    round_ = rounds.load_round(session, round_id)
+    criteria = listing_filter_from(request.args)
+    listings = list(session.scalars(browse.filtered_listings(round_.id, criteria)))
+    context = {
+        "round": round_, "listings": listings, "criteria": criteria,
+        "options": browse.filter_options(session, round_.id),
+        "bid_counts": browse.bid_counts(session, round_.id),
+        "decisions": browse.decisions_of_round(session, round_.id),
+        "release_form": release_form or ReleaseForm(formdata=None),
+        "action_form": ConfirmForm(formdata=None, version=str(round_.version)),
+        "is_open": round_.is_open_at(now()),
+        "is_past_deadline": round_.closes_at <= now(),
+    }
+    if status != 200:
+        return render("manage/round.html", status=status, **context)
+    return page_or_partial("manage/round.html", "manage/_round_listings.html", **context)
+
+
+@blueprint.route("/rounds/<int:round_id>")
+@managers
+def round_detail(round_id: int):
+    return round_page(round_id)
+
+
+@blueprint.route("/rounds/<int:round_id>/release", methods=["POST"])
+@managers
+def release(round_id: int):
+    session = get_session()
+    form = ReleaseForm()
+    if form.validate_on_submit():
+        account = browse.find_account(session, form.account.data)
+        try:
+            if account is None:
+                raise InvalidRequest(_("No account with that customer number or name."),
+                                     field="account")
+            listing = rounds.release_account(
+                session, current_user, round_id, account_id=account.id, reason=form.reason.data,
+                note=form.note.data or "", review_text=form.review_text.data or "", now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return round_page(round_id, release_form=form, status=422)
+        flash(_("%(name)s released into the round.", name=listing.account.name), "success")
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_id),
+                                   event="account-released")
+    return round_page(round_id, release_form=form, status=422)
+
+
+@blueprint.route("/listings/<int:listing_id>/remove", methods=["POST"])
+@managers
+def remove_listing(listing_id: int):
+    session = get_session()
+    listing = session.get(Listing, listing_id)
+    if listing is None:
+        abort(404)
+    round_id = listing.round_id
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    rounds.remove_listing(session, current_user, listing_id, now())
+    flash(_("Listing removed."), "info")
+    return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
+
+
+def version_from(form: ConfirmForm) -> int:
+    value = form.version.data or ""
+    return int(value) if value.isdigit() else -1
+
+
+@blueprint.route("/rounds/<int:round_id>/publish", methods=["POST"])
+@managers
+def publish(round_id: int):
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    rounds.publish_round(get_session(), current_user, round_id,
+                         expected_version=version_from(form), now=now())
+    flash(_("Round published. Reps see it from its opening time."), "success")
+    return redirect_after_post(url_for("manage.round_detail", round_id=round_id),
+                               event="round-published")
+
+
+@blueprint.route("/rounds/<int:round_id>/score", methods=["POST"])
+@managers
+def score(round_id: int):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if adjudication.score_closed_round(get_session(), round_id, now()):
+        flash(_("Bids scored. Decide each listing, then publish the results."), "success")
+    else:
+        flash(_("Nothing to score: the round is not past its deadline or was scored already."),
+              "info")
+    return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
+
+
+def listing_page(listing_id: int, form: DecisionForm | None = None, status: int = 200):
+    session = get_session()
+    listing = session.get(Listing, listing_id)
+    if listing is None:
+        abort(404)
+    round_ = listing.round
+    if round_.status in (RoundStatus.DRAFT, RoundStatus.PUBLISHED):
+        # Sealed: before scoring nobody but the bidder sees a bid, management included.
+        return render("manage/listing_sealed.html", listing=listing, round=round_,
+                      bid_count=browse.bid_counts(session, round_.id).get(listing.id, 0))
+    ranking = adjudication.ranked_bids(session, listing.id)
+    breakdowns = {bid.id: ScoreBreakdown.from_dict(bid.score.breakdown) for bid in ranking}
+    decision = browse.decisions_of_round(session, round_.id).get(listing.id)
+    proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
+    if form is None:
+        form = DecisionForm(formdata=None)
+        if decision is not None:
+            form.kind.data, form.bid_id.data = decision.kind, decision.bid_id
+            form.reason.data, form.version.data = decision.reason, str(decision.version)
+        else:
+            form.kind.data = DecisionKind.ACCEPTED.value if proposed else None
+    form.bid_id.choices = options({0: "—"} | {
+        bid.id: f"#{bid.score.rank or '-'} {bid.rep.display_name} ({bid.score.total:.3f})"
+        for bid in ranking if bid.score.is_eligible})
+    return render("manage/listing.html", status=status, listing=listing, round=round_,
+                  ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
+                  form=form, metrics=METRICS, can_decide=round_.status == RoundStatus.SCORED)
+
+
+@blueprint.route("/listings/<int:listing_id>")
+@managers
+def listing(listing_id: int):
+    return listing_page(listing_id)
+
+
+@blueprint.route("/listings/<int:listing_id>/decide", methods=["POST"])
+@managers
+def decide(listing_id: int):
+    form = DecisionForm()
+    form.bid_id.choices = None  # choices are checked by the use case against the ranking
+    form.bid_id.validate_choice = False
+    if form.validate_on_submit():
+        version = form.version.data
+        try:
+            adjudication.decide_listing(
+                get_session(), current_user, listing_id, kind=form.kind.data,
+                bid_id=form.bid_id.data or None, reason=form.reason.data or "",
+                expected_version=int(version) if version and version.isdigit() else None,
+                now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return listing_page(listing_id, form=form, status=422)
+        flash(_("Decision recorded."), "success")
+        listing = get_session().get(Listing, listing_id)
+        return redirect_after_post(url_for("manage.round_detail", round_id=listing.round_id),
+                                   event="listing-decided")
+    return listing_page(listing_id, form=form, status=422)
+
+
+@blueprint.route("/rounds/<int:round_id>/publish-results", methods=["POST"])
+@managers
+def publish_results(round_id: int):
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        filed = adjudication.publish_results(get_session(), current_user, round_id,
+                                             expected_version=version_from(form), now=now())
+    except InvalidRequest as error:
+        flash(str(error), "error")
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
+    flash(_("Results published; %(count)d transfers filed.", count=len(filed)), "success")
+    return redirect_after_post(url_for("manage.round_detail", round_id=round_id),
+                               event="results-published")
+
+
+def transfer_form() -> TransferForm:
+    form = TransferForm()
+    form.to_rep.choices = options({
+        rep.id: f"{rep.display_name} ({rep.branch.name if rep.branch else ''})"
+        for rep in browse.active_reps(get_session())})
+    return form
+
+
+@blueprint.route("/transfer", methods=["GET", "POST"])
+@managers
+def transfer():
+    session = get_session()
+    form = transfer_form()
+    if form.validate_on_submit():
+        account = browse.find_account(session, form.account.data)
+        try:
+            if account is None:
+                raise InvalidRequest(_("No account with that customer number or name."),
+                                     field="account")
+            filing = transfer_account(session, current_user, account_id=account.id,
+                                      to_rep_id=form.to_rep.data, reason=form.reason.data,
+                                      review_text=form.review_text.data or "", now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return render_form_errors("manage/transfer.html", form=form)
+        flash(_("Transfer filed as No. %(seq)d.", seq=filing.seq), "success")
+        return redirect_after_post(url_for("manage.filings"), event="account-transferred")
+    if form.is_submitted():
+        return render_form_errors("manage/transfer.html", form=form)
+    return render("manage/transfer.html", form=form)
+
+
+def parse_day(value: str | None) -> datetime | None:
+    try:
+        return local_to_utc(datetime.strptime(value or "", "%Y-%m-%d"))
+    except ValueError:
+        return None
+
+
+def filing_filter_from(args) -> FilingFilter:
+    def whole(name: str) -> int | None:
+        value = args.get(name, "")
+        return int(value) if value.isdigit() and len(value) < 10 else None
+
+    date_to = parse_day(args.get("date_to"))
+    return FilingFilter(branch_id=whole("branch"), rep_id=whole("rep"),
+                        date_from=parse_day(args.get("date_from")),
+                        date_to=date_to + timedelta(days=1) if date_to else None)
+
+
+@blueprint.route("/filings")
+@managers
+def filings():
+    session = get_session()
+    criteria = filing_filter_from(request.args)
+    page = max(1, min(int(request.args.get("page", "1")) if request.args.get(
+        "page", "1").isdigit() else 1, 100_000))
+    size = 50
+    total = count_filings(session, criteria)
+    rows = find_filings(session, criteria, limit=size, offset=(page - 1) * size)
+    return page_or_partial(
+        "manage/filings.html", "manage/_filing_rows.html", filings=rows, total=total, page=page,
+        pages=max(1, (total + size - 1) // size), args=request.args.to_dict(),
+        branches=users.branches(session), reps=browse.active_reps(session))
+
+
+CSV_COLUMNS = ("No.", "Filed at (local)", "Kind", "Account number", "Account", "Branch",
+               "From rep", "To rep", "Round", "Reason", "Winner score", "Runner-up score",
+               "Rule set SHA-256", "Decided by", "Override reason", "Hash")
+
+
+@blueprint.route("/filings.csv")
+@managers
+def filings_csv():
+    session = get_session()
+    rows = find_filings(session, filing_filter_from(request.args))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for filing in rows:
+        writer.writerow([
+            filing.seq, utc_to_local(filing.decided_at).strftime("%Y-%m-%d %H:%M:%S"),
+            filing.kind, filing.account.external_id, filing.account.name, filing.branch.name,
+            filing.from_rep.display_name if filing.from_rep else "", filing.to_rep.display_name,
+            filing.round.title if filing.round else "", filing.reason,
+            "" if filing.winner_score is None else f"{filing.winner_score:.6f}",
+            "" if filing.runner_up_score is None else f"{filing.runner_up_score:.6f}",
+            filing.rule_set_sha256 or "", filing.decided_by.display_name, filing.override_reason,
+            filing.hash])
+    # UTF-8 with a byte-order mark so that Excel shows Chinese names correctly.
+    body = "\ufeff" + buffer.getvalue()
+    stamp = utc_to_local(now()).strftime("%Y%m%d-%H%M")
+    return Response(body.encode("utf-8"), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="bidhub-filings-{stamp}.csv"'})

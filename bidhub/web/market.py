@@ -1,0 +1,203 @@
+"""The reps' marketplace: open rounds, listings, account profiles, bids and results."""
+
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, abort, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.domain.errors import BidRejected, InvalidRequest
+from bidhub.domain.metrics import METRICS
+from bidhub.domain.scoring import BidScore as ScoreBreakdown
+from bidhub.domain.scoring import factor_gaps
+from bidhub.models import Account, Bid, BidStatus, Listing, Role, RoundStatus
+from bidhub.services import bidding, browse
+from bidhub.services.rounds import load_round
+from bidhub.services.track_records import snapshot_track_record
+from bidhub.web.access import rep_only, signed_in
+from bidhub.web.forms import BidForm, ConfirmForm
+from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
+
+blueprint = Blueprint("market", __name__)
+
+
+def listing_filter_from(args) -> browse.ListingFilter:
+    def whole_yuan(name: str) -> int | None:
+        value = args.get(name, "").replace(",", "").strip()
+        return int(value) if value.isdigit() and len(value) < 15 else None
+
+    branch = args.get("branch", "")
+    return browse.ListingFilter(
+        industry=args.get("industry", "")[:64], ownership_type=args.get("ownership", "")[:32],
+        branch_id=int(branch) if branch.isdigit() and len(branch) < 10 else None,
+        min_value_yuan=whole_yuan("min_value"), max_value_yuan=whole_yuan("max_value"),
+        search=args.get("q", "")[:100],
+        sort=args.get("sort", "value_desc") if args.get("sort") in browse.SORTS else "value_desc")
+
+
+@blueprint.route("/rounds")
+@rep_only
+def rounds():
+    session = get_session()
+    return render("market/rounds.html", rounds=browse.rounds_visible_to_reps(session, now()))
+
+
+def visible_round(round_id: int):
+    round_ = load_round(get_session(), round_id)
+    if not round_.is_visible_to_reps_at(now()):
+        abort(404)
+    return round_
+
+
+@blueprint.route("/rounds/<int:round_id>")
+@rep_only
+def round_listings(round_id: int):
+    session = get_session()
+    round_ = visible_round(round_id)
+    criteria = listing_filter_from(request.args)
+    listings, own_bids = browse.listings_for_rep(session, round_, current_user, criteria)
+    return page_or_partial(
+        "market/round.html", "market/_listings.html", round=round_, listings=listings,
+        own_bids=own_bids, criteria=criteria, options=browse.filter_options(session, round_.id),
+        is_open=round_.is_open_at(now()))
+
+
+def account_visible_to(account: Account, session) -> bool:
+    if current_user.role != Role.REP or account.owner_id == current_user.id:
+        return True
+    listed = session.scalars(select(Listing).where(Listing.account_id == account.id)).all()
+    return any(listing.round.is_visible_to_reps_at(now()) for listing in listed)
+
+
+@blueprint.route("/accounts/<int:account_id>")
+@signed_in
+def account(account_id: int):
+    session = get_session()
+    account = session.get(Account, account_id)
+    if account is None or not account_visible_to(account, session):
+        abort(404)
+    listing = session.scalars(select(Listing).where(Listing.account_id == account.id)
+                              .order_by(Listing.id.desc())).first()
+    return render("market/account.html", account=account, listing=listing)
+
+
+def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
+    return [(METRICS[name].label if name in METRICS else name, value, name)
+            for name, value in record.items()]
+
+
+@blueprint.route("/listings/<int:listing_id>/bid", methods=["GET", "POST"])
+@rep_only
+def place_bid(listing_id: int):
+    session = get_session()
+    listing = session.get(Listing, listing_id)
+    if listing is None or not listing.round.is_visible_to_reps_at(now()):
+        abort(404)
+    existing = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
+                                                 Bid.rep_id == current_user.id)).first()
+    form = BidForm()
+    if not form.submission_key.data:
+        form.submission_key.data = secrets.token_urlsafe(24)
+    record = snapshot_track_record(session, current_user, listing.account, now())
+    context = {"form": form, "listing": listing, "existing": existing,
+               "track_record": track_record_rows(record), "is_open": listing.round.is_open_at(now())}
+    if form.validate_on_submit():
+        try:
+            bidding.submit_bid(
+                session, current_user, listing.id, account_plan=form.account_plan.data,
+                committed_revenue_yuan=form.committed_revenue_yuan.data,
+                visit_plan=form.visit_plan.data, submission_key=form.submission_key.data,
+                now=now())
+        except BidRejected as error:
+            form.add_error(error)
+            return render_form_errors("market/bid_form.html", **context)
+        flash(_("Your bid for %(name)s is in. You can edit or withdraw it until the deadline.",
+                name=listing.account.name), "success")
+        return redirect_after_post(url_for("market.my_bids"), event="bid-placed")
+    if form.is_submitted():
+        return render_form_errors("market/bid_form.html", **context)
+    return render("market/bid_form.html", **context)
+
+
+@blueprint.route("/bids/<int:bid_id>/edit", methods=["GET", "POST"])
+@rep_only
+def edit_bid(bid_id: int):
+    session = get_session()
+    bid = bidding.own_bid(session, current_user, bid_id)
+    form = BidForm(obj=bid)
+    context = {"form": form, "bid": bid, "listing": bid.listing,
+               "is_open": bid.listing.round.is_open_at(now())}
+    if form.validate_on_submit():
+        try:
+            bidding.update_bid(session, current_user, bid.id, account_plan=form.account_plan.data,
+                               committed_revenue_yuan=form.committed_revenue_yuan.data,
+                               visit_plan=form.visit_plan.data, now=now())
+        except BidRejected as error:
+            form.add_error(error)
+            return render_form_errors("market/bid_edit.html", **context)
+        flash(_("Your bid is updated."), "success")
+        return redirect_after_post(url_for("market.bid_detail", bid_id=bid.id), event="bid-updated")
+    if form.is_submitted():
+        return render_form_errors("market/bid_edit.html", **context)
+    return render("market/bid_edit.html", **context)
+
+
+@blueprint.route("/bids/<int:bid_id>/withdraw", methods=["POST"])
+@rep_only
+def withdraw_bid(bid_id: int):
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        bid = bidding.withdraw_bid(get_session(), current_user, bid_id, now())
+    except InvalidRequest as error:
+        flash(str(error), "error")
+        return redirect_after_post(url_for("market.bid_detail", bid_id=bid_id))
+    flash(_("Your bid for %(name)s is withdrawn.", name=bid.listing.account.name), "info")
+    return redirect_after_post(url_for("market.my_bids"), event="bid-withdrawn")
+
+
+@blueprint.route("/my/bids")
+@rep_only
+def my_bids():
+    return render("market/my_bids.html", bids=browse.my_bids(get_session(), current_user))
+
+
+@blueprint.route("/bids/<int:bid_id>")
+@rep_only
+def bid_detail(bid_id: int):
+    session = get_session()
+    bid = bidding.own_bid(session, current_user, bid_id)
+    round_ = bid.listing.round
+    result = None
+    if round_.status == RoundStatus.RESULTS_PUBLISHED and bid.score is not None:
+        result = bid_result(session, bid)
+    return render("market/bid_detail.html", bid=bid, round=round_, result=result,
+                  is_open=round_.is_open_at(now()), withdraw_form=ConfirmForm(),
+                  metrics=METRICS)
+
+
+def bid_result(session, bid: Bid) -> dict:
+    """What a rep may know of a published result: their own breakdown, rank and the gap."""
+    from bidhub.models import Decision
+
+    mine = ScoreBreakdown.from_dict(bid.score.breakdown)
+    decision = session.scalars(select(Decision).where(Decision.listing_id == bid.listing_id)).first()
+    winner_bid = decision.bid if decision is not None else None
+    won = winner_bid is not None and winner_bid.id == bid.id
+    gaps, winner_total = [], None
+    if winner_bid is not None and winner_bid.score is not None:
+        winner_total = winner_bid.score.total
+        if not won:
+            gaps = factor_gaps(mine, ScoreBreakdown.from_dict(winner_bid.score.breakdown))
+    bidders = session.scalars(select(Bid.id).where(Bid.listing_id == bid.listing_id,
+                                                   Bid.status == BidStatus.ACTIVE)).all()
+    return {"breakdown": mine, "won": won, "rank": bid.score.rank, "bidders": len(bidders),
+            "winner_total": winner_total, "gaps": gaps,
+            "decision_kind": decision.kind if decision else None,
+            "no_award": decision is not None and decision.bid_id is None}

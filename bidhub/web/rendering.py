@@ -1,0 +1,83 @@
+"""Rendering helpers: pages or their htmx partials, form errors as 422, htmx redirects, filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, Response, make_response, render_template, request
+from flask_babel import get_locale
+
+from bidhub.models import Role
+from bidhub.web.i18n import utc_to_local
+
+
+def is_htmx_partial_request() -> bool:
+    """An htmx request that wants a fragment (not a boosted link or a history restore)."""
+    headers = request.headers
+    return (headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true"
+            and headers.get("HX-History-Restore-Request") != "true")
+
+
+def render(template: str, status: int = 200, **context: Any) -> Response:
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def page_or_partial(page_template: str, partial_template: str, **context: Any) -> Response:
+    """The whole page, or for an htmx request only the partial the page includes."""
+    return render(partial_template if is_htmx_partial_request() else page_template, **context)
+
+
+def render_form_errors(template: str, **context: Any) -> Response:
+    """Re-render a form with its field messages; 422 so clients know nothing was saved."""
+    return render(template, status=422, **context)
+
+
+def hx_redirect(location: str, status: int = 200) -> Response:
+    response = make_response("", status)
+    response.headers["HX-Redirect"] = location
+    return response
+
+
+def redirect_after_post(location: str, *, event: str | None = None) -> Response:
+    """303 for plain forms; HX-Redirect (with an optional past-tense event) for htmx."""
+    from flask import redirect
+
+    if request.headers.get("HX-Request") == "true":
+        response = hx_redirect(location)
+    else:
+        response = redirect(location, code=303)
+    if event:
+        response.headers["HX-Trigger"] = event
+    return response
+
+
+def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return "" if value is None else utc_to_local(value).strftime(fmt)
+
+
+def yuan(value: int | float | None) -> str:
+    return "—" if value is None else f"¥{value:,.0f}"
+
+
+def score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent)
+    app.jinja_env.globals.update(Role=Role, get_locale=get_locale)
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+    @app.context_processor
+    def page_context() -> dict[str, Any]:
+        from bidhub.clock import now
+
+        return {"now": now(), "timezone_name": app.config["TIMEZONE"]}
