@@ -1,0 +1,794 @@
+"""The demo world: branches, reps, accounts with history, and rounds, built reproducibly.
+
+Everything is drawn from one seeded random generator (`random.Random(2026)`) and planned as
+offsets before `now`, so two builds give the same people, accounts, owners and histories; only
+the timestamps move with `now`. The data is written with bulk inserts; the rounds then go
+through the real services (create, release, publish, bid, score) with injected times, so they
+look exactly like rounds run through the web.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from bidhub.models import (
+    Account,
+    AccountabilityIncident,
+    AccountReview,
+    Contact,
+    FilingKind,
+    Opportunity,
+    OpportunityStageChange,
+    ReleaseReason,
+    RepStatus,
+    Role,
+    User,
+)
+
+DEMO_PASSWORD = "bidhub-demo"  # noqa: S105 - the published password of the demo users
+SEED = 2026
+ACCOUNT_COUNT = 2000
+MINUTES_PER_DAY = 24 * 60
+
+BRANCHES: tuple[tuple[str, str, int], ...] = (  # code, name, reps
+    ("BJ", "Beijing", 24),
+    ("SH", "Shanghai", 20),
+    ("GZ", "Guangzhou", 16),
+)
+STAFF: tuple[tuple[str, str, str], ...] = (  # username, display name, role
+    ("admin", "陈立", Role.ADMIN),
+    ("manager", "周建国", Role.KA_MANAGER),
+    ("manager2", "吴晓梅", Role.KA_MANAGER),
+)
+# The reps the README names, with what makes each of them worth logging in as.
+NAMED_REPS: dict[str, dict] = {
+    "rep01": {"name": "王伟", "branch": "BJ", "holdings": 34, "skill": 0.74, "hired": 1290},
+    "rep02": {"name": "李娜", "branch": "BJ", "holdings": 40, "skill": 0.8, "hired": 1830},
+    "rep03": {"name": "张静", "branch": "SH", "holdings": 33, "skill": 0.66, "hired": 760},
+}
+ON_LEAVE = ("rep17", "rep44")
+LOGIN_ORDER = ("admin", "manager", "manager2", "rep01", "rep02", "rep03")
+
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
+            "于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹")
+GIVEN_NAMES = (
+    "伟", "娜", "芳", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+    "超", "秀英", "霞", "平", "刚", "桂英", "浩", "宇", "欣怡", "子涵", "晨", "婷", "雪", "鹏",
+    "辉", "晓东", "建华", "志强", "海燕", "文博", "思远", "嘉怡", "俊杰", "雨桐", "梓萱", "一鸣",
+    "天佑", "佳琪", "诗涵", "振宇", "博文", "丹", "颖", "凯", "琳", "倩", "昊天", "慧敏", "国庆",
+    "红梅", "立新", "建军", "晓燕", "文静", "佳慧", "子轩", "浩然", "梦琪", "鑫", "斌", "宁", "晶",
+)
+
+# Industry as shown to users, with its weight and the words company names use for it.
+INDUSTRIES: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+    ("互联网", 18, ("网络科技", "信息技术", "数字科技", "软件", "云计算")),
+    ("金融", 11, ("投资", "资产管理", "金融服务", "融资租赁", "保险经纪")),
+    ("制造业", 16, ("精密制造", "机械", "电子", "新材料", "智能装备")),
+    ("房地产", 7, ("置业", "地产", "物业服务", "建设发展")),
+    ("医药", 9, ("医药", "生物科技", "医疗器械", "健康科技")),
+    ("教育", 6, ("教育科技", "文化传播", "职业培训")),
+    ("零售", 10, ("商贸", "连锁", "百货", "电子商务")),
+    ("物流", 8, ("物流", "供应链管理", "速运", "国际货运代理")),
+    ("能源", 5, ("能源", "新能源", "电力工程", "环保科技")),
+    ("汽车", 7, ("汽车", "汽车零部件", "汽车销售服务", "新能源汽车")),
+)
+GOVERNMENT_INDUSTRY = "公共服务"
+OWNERSHIP: tuple[tuple[str, int], ...] = (
+    ("private", 54), ("listed", 15), ("state_owned", 14), ("joint_venture", 12),
+    ("government", 5),
+)
+CITIES: dict[str, tuple[tuple[str, int], ...]] = {
+    "BJ": (("北京", 8), ("天津", 2)),
+    "SH": (("上海", 7), ("苏州", 2), ("杭州", 2)),
+    "GZ": (("广州", 6), ("深圳", 4), ("佛山", 1), ("东莞", 1)),
+}
+DISTRICTS: dict[str, tuple[str, ...]] = {
+    "北京": ("海淀区", "朝阳区", "东城区", "西城区", "丰台区", "大兴区"),
+    "天津": ("和平区", "滨海新区", "南开区"),
+    "上海": ("浦东新区", "徐汇区", "静安区", "闵行区", "杨浦区", "长宁区"),
+    "苏州": ("工业园区", "姑苏区", "吴中区"),
+    "杭州": ("西湖区", "滨江区", "余杭区"),
+    "广州": ("天河区", "越秀区", "海珠区", "黄埔区", "番禺区"),
+    "深圳": ("南山区", "福田区", "宝安区", "龙岗区"),
+    "佛山": ("禅城区", "南海区"),
+    "东莞": ("松山湖", "南城街道"),
+}
+AGENCIES = ("人力资源和社会保障局", "人才服务中心", "政务服务中心", "教育局", "卫生健康委员会",
+            "商务局", "科学技术委员会", "交通运输局", "市场监督管理局", "住房和城乡建设委员会")
+BRAND_FIRST = "华中博鼎瑞天汇恒星金盛泰宏嘉远创新联鸿立安信德永宇智明达诚海云浩正东通元优众美锦"
+BRAND_SECOND = "信远盛合达通科瑞泰昌源辰峰邦维拓睿驰航宸润晟域策迅坤澜启越铭"
+FOREIGN_BRANDS = ("艾默森", "福斯特", "霍尔曼", "康宁顿", "博德曼", "安特维", "罗兰德", "卡尔森",
+                  "维克斯", "施泰因", "雅各布", "奥莱克", "贝尔斯", "克莱恩", "斯泰尔", "诺德兰")
+
+CONTACT_TITLES: dict[str, tuple[str, ...]] = {
+    "decision_maker": ("总经理", "人力资源总监", "副总裁", "董事长", "人事行政总监", "HR VP"),
+    "user": ("招聘经理", "HRBP", "部门经理", "招聘主管", "培训经理"),
+    "purchaser": ("采购经理", "行政采购主管", "采购专员", "供应商管理经理"),
+    "contact": ("招聘专员", "HR专员", "行政助理", "人事专员"),
+}
+GOVERNMENT_TITLES: dict[str, tuple[str, ...]] = {
+    "decision_maker": ("主任", "副局长", "处长"),
+    "user": ("科长", "副处长"),
+    "purchaser": ("采购办主任", "财务科科长"),
+    "contact": ("科员", "办公室干事"),
+}
+PHONE_PREFIXES = ("138", "139", "137", "136", "135", "150", "158", "186", "188", "189", "177")
+SPONSORS: tuple[tuple[str, int], ...] = (
+    ("president", 1), ("ka_vice_president", 2), ("branch_general_manager", 3))
+
+STAGES_AFTER_POTENTIAL = ("intent", "proposal", "negotiation", "won")
+COMPETITOR_SITES = ("51job.com", "zhaopin.com", "liepin.com")
+AD_TYPES = ("logo", "banner", "job_post")
+EXPLANATIONS = (
+    "客户总部统一采购，分公司自行在竞品网站投放少量职位，已约客户HR沟通年度整合方案。",
+    "该客户为校招季临时投放，已与客户确认下季度集中在我方平台发布。",
+    "竞品给出大幅折扣，客户短期试用；已提交竞品对比材料并安排回访。",
+    "客户新换HR负责人，之前未交接合作关系；已重新建立联系并拜访。",
+    "The client's regional office bought the banner directly; we are consolidating their "
+    "spend into the annual contract.",
+)
+TRANSFER_REASONS = (
+    "原销售调岗至渠道部，客户按区域重新分配。",
+    "客户业务重心迁至新区，按就近服务原则调整跟进销售。",
+    "销售名下客户过多，经KA销售管理部批准划转。",
+    "Account realigned with the rep who covers the client's headquarters.",
+)
+TRANSFER_REVIEWS = (
+    "近半年拜访不足两次，续约推进缓慢，客户反馈响应不及时。",
+    "客户年度需求增长较快，原销售精力不足以支持，交接时已完成客户档案更新。",
+    "The previous rep handed over all contacts and the open proposal; the client was informed.",
+)
+RELEASE_REVIEWS: dict[str, tuple[str, ...]] = {
+    ReleaseReason.OVER_CAPACITY: (
+        "{rep}名下客户已超过40家，无法保证精耕细作，{account}近两个季度拜访频次明显下降，释放竞标。",
+        "{rep} holds more than 40 accounts; {account} has had one visit in six months and "
+        "needs a rep with room for it.",
+    ),
+    ReleaseReason.NEGLECTED: (
+        "{account}近12个月没有任何商机推进，也没有拜访记录，{rep}未能说明跟进计划，按规定释放。",
+        "No opportunity and no visit logged for {account} in twelve months; {rep} had no plan "
+        "to revive it, so it goes to bidding.",
+    ),
+    ReleaseReason.ACCOUNTABILITY: (
+        "{account}持续在竞品网站投放招聘广告，{rep}的问责说明未被采纳，按问责制度释放竞标。",
+        "{account} kept advertising on a competitor's site after two reports; {rep}'s "
+        "explanation was not accepted.",
+    ),
+    ReleaseReason.EXECUTIVE_DECISION: (
+        "经KA销售管理部与分公司总经理讨论，{account}需要具备行业经验的销售重新开发，由{rep}释放。",
+    ),
+    ReleaseReason.OTHER: (
+        "{rep}转岗负责渠道客户，{account}需要新的KA销售接手，交接材料已整理完毕。",
+    ),
+}
+RELEASE_NOTES = {
+    ReleaseReason.OTHER: "销售转岗",
+    ReleaseReason.REP_LEFT: "原销售已离职，客户暂无人跟进",
+}
+PLANS_ZH = (
+    "首月完成对{contact}的拜访，梳理{account}全年招聘需求；以年度招聘套餐切入，结合我们在{industry}"
+    "行业的成功案例，季度复盘投放效果，争取全年合作额达到{revenue}万元。",
+    "{account}今年扩张明显，计划先以校园招聘专场打开合作，再推进社招年度框架协议；每月与HR负责人"
+    "对齐职位进展，目标合作额{revenue}万元。",
+    "我在{industry}行业已服务多家同类客户，计划为{account}定制雇主品牌方案，配合首页Banner与职位"
+    "推广，三个月内完成首单，全年目标{revenue}万元。",
+    "先修复客户关系：与{contact}面谈了解此前合作中的问题，提供一个月免费试用职位发布，之后签订年度"
+    "合同，预计全年{revenue}万元。",
+)
+PLANS_EN = (
+    "Meet {contact} in the first two weeks, map {account}'s hiring plan for the year and offer an "
+    "annual package built on our {industry} references; target {revenue}0k yuan this year.",
+    "Start with a campus-recruiting event to rebuild trust, then move {account} to an annual "
+    "framework contract with quarterly reviews; committed {revenue}0k yuan.",
+)
+VISITS_ZH = (
+    "第1周拜访决策人与HR负责人；第3周提交年度招聘方案；第6周组织雇主品牌沙龙；第10周复盘首批职位效果。",
+    "第2周上门拜访并完成客户档案更新；第4周与采购人确认报价；第8周签约；之后每月一次例行拜访。",
+    "每两周一次电话沟通，每月一次上门拜访；首月内完成决策人、使用人、采购人三方会面。",
+)
+VISITS_EN = (
+    "Week 1: visit the decision maker and the HR lead. Week 4: proposal. Week 8: contract. "
+    "Then a monthly visit.",
+    "Two visits in the first month (HR and purchasing), a quarterly business review after.",
+)
+
+
+# --- the plan: pure data, drawn from the seeded generator, times as minutes before now ------
+
+
+@dataclass
+class PlannedRep:
+    username: str
+    display_name: str
+    branch: str
+    hired_days_ago: int
+    status: str
+    skill: float
+    holdings: int
+
+
+@dataclass
+class PlannedAccount:
+    external_id: str
+    name: str
+    industry: str
+    ownership_type: str
+    branch: str
+    annual_value_yuan: int
+    owner: str | None
+    executive_sponsor: str | None
+    created_days_ago: int
+    contacts: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PlannedOpportunity:
+    external_id: str
+    account: str
+    rep: str
+    amount_yuan: int
+    stages: list[tuple[str, int]]  # (stage, minutes before now), oldest first
+
+
+@dataclass
+class PlannedIncident:
+    account: str
+    rep: str
+    competitor_site: str
+    ad_type: str
+    seen_minutes_ago: int
+    status: str
+    explanation: str
+    resolved_minutes_ago: int | None
+
+
+@dataclass
+class PlannedTransfer:
+    account: str
+    from_rep: str
+    to_rep: str
+    minutes_ago: int
+    reason: str
+    review_text: str | None  # None: the loss was never reviewed
+
+
+@dataclass
+class PlannedRelease:
+    account: str
+    reason: str
+    note: str
+    review_text: str
+
+
+@dataclass
+class PlannedBid:
+    account: str
+    rep: str
+    minutes_after_opening: int
+    account_plan: str
+    visit_plan: str
+    committed_revenue_yuan: int
+
+
+@dataclass
+class PlannedRound:
+    title: str
+    opens_days: float  # relative to now: negative is in the past
+    closes_days: float
+    releases: list[PlannedRelease]
+    bids: list[PlannedBid]
+    publish: bool = True
+
+
+@dataclass
+class World:
+    reps: list[PlannedRep]
+    accounts: list[PlannedAccount]
+    opportunities: list[PlannedOpportunity]
+    incidents: list[PlannedIncident]
+    transfers: list[PlannedTransfer]
+    rounds: list[PlannedRound]
+
+
+def weighted(rng: random.Random, options: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([value for value, _ in options], [weight for _, weight in options])[0]
+
+
+def person_name(rng: random.Random) -> str:
+    return rng.choice(SURNAMES) + rng.choice(GIVEN_NAMES)
+
+
+def plan_reps(rng: random.Random) -> list[PlannedRep]:
+    branches = [code for code, _, count in BRANCHES for _ in range(count)]
+    for fixed in NAMED_REPS.values():
+        branches.remove(fixed["branch"])
+    rng.shuffle(branches)
+    taken = {fixed["name"] for fixed in NAMED_REPS.values()}
+    # Several reps at or above the usual maximum of 40, so the capacity rules bite.
+    crowded = [40, 40, 40, 40, 41, 41, 42, 42]
+    reps = []
+    for number in range(1, sum(count for _, _, count in BRANCHES) + 1):
+        username = f"rep{number:02d}"
+        name = person_name(rng)
+        while name in taken:
+            name = person_name(rng)
+        taken.add(name)
+        draw = rng.random()
+        holdings = round(rng.triangular(25, 37, 28))
+        skill = 0.5 + 0.45 * rng.betavariate(2, 2)
+        hired_days_ago = (rng.randint(90, 300) if rng.random() < 0.12
+                          else rng.randint(300, 8 * 365))
+        fixed = NAMED_REPS.get(username)
+        if fixed is not None:
+            name, holdings, skill = fixed["name"], fixed["holdings"], fixed["skill"]
+            hired_days_ago, branch = fixed["hired"], fixed["branch"]
+            taken.add(name)
+        else:
+            branch = branches.pop()
+            if crowded and draw < 0.2:
+                holdings = crowded.pop()
+        status = RepStatus.ON_LEAVE if username in ON_LEAVE else RepStatus.ACTIVE
+        reps.append(PlannedRep(username, name, branch, hired_days_ago, status, round(skill, 3),
+                               holdings))
+    for holdings in crowded:  # the crowded reps the draw skipped go to the last ordinary reps
+        rep = next(rep for rep in reversed(reps)
+                   if rep.username not in NAMED_REPS and rep.holdings < 40)
+        rep.holdings = holdings
+    return reps
+
+
+def company_name(rng: random.Random, branch: str, ownership: str, industry_words: tuple[str, ...]
+                 ) -> str:
+    city = weighted(rng, CITIES[branch])
+    if ownership == "government":
+        return f"{city}市{rng.choice(DISTRICTS[city])}{rng.choice(AGENCIES)}"
+    word = rng.choice(industry_words)
+    if ownership == "joint_venture":
+        brand = rng.choice(FOREIGN_BRANDS)
+        return rng.choice((f"{city}{brand}{word}有限公司", f"{brand}（中国）{word}有限公司"))
+    first = rng.choice(BRAND_FIRST)
+    second = rng.choice(BRAND_SECOND.replace(first, ""))
+    brand = first + second
+    if ownership == "listed":
+        return f"{city}{brand}{word}股份有限公司"
+    if ownership == "state_owned":
+        return rng.choice((f"{city}{brand}{word}集团有限公司", f"{city}市{brand}{word}总公司"))
+    return f"{city}{brand}{word}" + rng.choice(("有限公司", "有限公司", "有限公司", "集团有限公司"))
+
+
+def annual_value(rng: random.Random) -> int:
+    if rng.random() < 0.03:
+        return rng.randint(100, 600) * 10_000  # the few accounts worth millions
+    value = rng.lognormvariate(math.log(70_000), 0.85)
+    return int(min(500_000, max(10_000, value)) // 1000 * 1000)
+
+
+def phone_number(rng: random.Random) -> str:
+    return rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}"
+
+
+def plan_contacts(rng: random.Random, ownership: str) -> list[tuple[str, str, str, str]]:
+    roles = ["decision_maker", *rng.sample(("user", "purchaser", "contact"), rng.randint(1, 3))]
+    titles = GOVERNMENT_TITLES if ownership == "government" else CONTACT_TITLES
+    return [(role, person_name(rng), rng.choice(titles[role]), phone_number(rng))
+            for role in roles]
+
+
+def plan_accounts(rng: random.Random, reps: list[PlannedRep]) -> list[PlannedAccount]:
+    slots: list[tuple[str, str | None]] = [(rep.branch, rep.username) for rep in reps
+                                           for _ in range(rep.holdings)]
+    branch_weights = tuple((code, count) for code, _, count in BRANCHES)
+    while len(slots) < ACCOUNT_COUNT:
+        slots.append((weighted(rng, branch_weights), None))
+    rng.shuffle(slots)
+    industries = [(name, weight) for name, weight, _ in INDUSTRIES]
+    words = {name: words for name, _, words in INDUSTRIES}
+    names: set[str] = set()
+    accounts = []
+    for index, (branch, owner) in enumerate(slots, start=1):
+        ownership = weighted(rng, OWNERSHIP)
+        industry = (GOVERNMENT_INDUSTRY if ownership == "government"
+                    else weighted(rng, tuple(industries)))
+        name = company_name(rng, branch, ownership, words.get(industry, ()))
+        while name in names:
+            name = company_name(rng, branch, ownership, words.get(industry, ()))
+        names.add(name)
+        value = annual_value(rng)
+        sponsor_chance = 0.45 if value >= 1_000_000 else 0.012
+        sponsor = weighted(rng, SPONSORS) if rng.random() < sponsor_chance else None
+        accounts.append(PlannedAccount(
+            external_id=f"KA-{index:06d}", name=name, industry=industry,
+            ownership_type=ownership, branch=branch, annual_value_yuan=value, owner=owner,
+            executive_sponsor=sponsor, created_days_ago=rng.randint(90, 3000),
+            contacts=plan_contacts(rng, ownership)))
+    return accounts
+
+
+def plan_opportunities(rng: random.Random, reps: list[PlannedRep],
+                       accounts: list[PlannedAccount]) -> list[PlannedOpportunity]:
+    """Two years of funnel history; a rep's skill is the chance to advance each stage."""
+    held: dict[str, list[PlannedAccount]] = defaultdict(list)
+    for account in accounts:
+        if account.owner is not None:
+            held[account.owner].append(account)
+    opportunities = []
+    for rep in reps:
+        window_days = min(730, rep.hired_days_ago - 14)
+        count = max(2, round(window_days / 30.4 * rng.uniform(1.1, 2.2)))
+        # A handful of each rep's accounts stay without any opportunity (neglected ones).
+        active = [account for account in held[rep.username] if rng.random() < 0.8]
+        active = active or held[rep.username]
+        for _ in range(count):
+            account = rng.choice(active)
+            opened = rng.randint(10 * MINUTES_PER_DAY, window_days * MINUTES_PER_DAY)
+            moment = opened
+            stages = [("potential", moment)]
+            for stage in STAGES_AFTER_POTENTIAL:
+                moment -= rng.randint(5 * MINUTES_PER_DAY, 40 * MINUTES_PER_DAY)
+                if moment <= 0:
+                    break  # still open today, in the last stage it reached
+                chance = rep.skill + (0.08 if stage == "intent" else 0.0)
+                if rng.random() >= chance:
+                    stages.append(("lost", moment))
+                    break
+                stages.append((stage, moment))
+            amount = max(5000, int(account.annual_value_yuan * rng.uniform(0.15, 0.8)) // 1000 * 1000)
+            opportunities.append(PlannedOpportunity(
+                f"OPP-{len(opportunities) + 1:06d}", account.external_id, rep.username, amount,
+                stages))
+    return opportunities
+
+
+def plan_incidents(rng: random.Random, reps: list[PlannedRep],
+                   accounts: list[PlannedAccount]) -> list[PlannedIncident]:
+    held: dict[str, list[PlannedAccount]] = defaultdict(list)
+    for account in accounts:
+        if account.owner is not None:
+            held[account.owner].append(account)
+    # Weaker reps are watched more often.
+    candidates = sorted((rep for rep in reps if rep.username != "rep02"),
+                        key=lambda rep: (rep.skill + rng.uniform(0, 0.25), rep.username))
+    incidents = []
+    for rep in candidates[:16]:
+        for _ in range(rng.randint(1, 4)):
+            seen_days = rng.randint(1, 360)
+            if seen_days < 15:
+                status = "open"
+            else:
+                status = weighted(rng, (("explained", 4), ("accepted", 3), ("upheld", 2),
+                                        ("open", 1)))
+            seen = seen_days * MINUTES_PER_DAY + rng.randint(0, MINUTES_PER_DAY)
+            resolved = None
+            if status in ("accepted", "upheld"):
+                resolved = max(60, seen - rng.randint(3, 14) * MINUTES_PER_DAY)
+            incidents.append(PlannedIncident(
+                rng.choice(held[rep.username]).external_id, rep.username,
+                rng.choice(COMPETITOR_SITES), rng.choice(AD_TYPES), seen, status,
+                "" if status == "open" else rng.choice(EXPLANATIONS), resolved))
+    return incidents
+
+
+def plan_transfers(rng: random.Random, reps: list[PlannedRep],
+                   accounts: list[PlannedAccount]) -> list[PlannedTransfer]:
+    """Past direct transfers into the current owners: the filing register's history."""
+    by_branch: dict[str, list[PlannedRep]] = defaultdict(list)
+    for rep in reps:
+        by_branch[rep.branch].append(rep)
+    losers = {branch: sorted(members, key=lambda rep: rep.skill)[:6]
+              for branch, members in by_branch.items()}
+    owned = [account for account in accounts
+             if account.owner is not None and account.owner not in NAMED_REPS]
+    transfers = []
+    for account in rng.sample(owned, 48):
+        from_rep = rng.choice([rep for rep in losers[account.branch]
+                               if rep.username != account.owner])
+        transfers.append(PlannedTransfer(
+            account.external_id, from_rep.username, account.owner,
+            rng.randint(20, 600) * MINUTES_PER_DAY + rng.randint(0, 600),
+            rng.choice(TRANSFER_REASONS),
+            rng.choice(TRANSFER_REVIEWS) if rng.random() < 0.7 else None))
+    transfers.sort(key=lambda transfer: -transfer.minutes_ago)
+    return transfers
+
+
+def release_for(rng: random.Random, account: PlannedAccount, reason: str,
+                reps: dict[str, PlannedRep]) -> PlannedRelease:
+    if account.owner is None:
+        return PlannedRelease(account.external_id, ReleaseReason.REP_LEFT,
+                              RELEASE_NOTES[ReleaseReason.REP_LEFT], "")
+    review = rng.choice(RELEASE_REVIEWS[reason]).format(
+        rep=reps[account.owner].display_name, account=account.name)
+    return PlannedRelease(account.external_id, reason, RELEASE_NOTES.get(reason, ""), review)
+
+
+def choose_releases(rng: random.Random, world_accounts: list[PlannedAccount],
+                    reps: dict[str, PlannedRep], opportunities: list[PlannedOpportunity],
+                    incidents: list[PlannedIncident], taken: set[str], size: int
+                    ) -> list[PlannedRelease]:
+    """Accounts for one round, each with a reason that its history supports."""
+    free = [account for account in world_accounts
+            if account.executive_sponsor is None and account.external_id not in taken
+            and account.owner != "rep02"]
+    with_opportunity = {opportunity.account for opportunity in opportunities}
+    upheld = {incident.account for incident in incidents if incident.status == "upheld"}
+    groups = [
+        (ReleaseReason.OVER_CAPACITY,
+         [a for a in free if a.owner is not None and reps[a.owner].holdings > 40], size // 6),
+        (ReleaseReason.ACCOUNTABILITY, [a for a in free if a.external_id in upheld], size // 8),
+        (ReleaseReason.NEGLECTED,
+         [a for a in free if a.owner is not None and a.external_id not in with_opportunity],
+         size // 3),
+        (ReleaseReason.REP_LEFT, [a for a in free if a.owner is None], size // 4),
+        (ReleaseReason.EXECUTIVE_DECISION, [a for a in free if a.owner is not None], 1),
+        (ReleaseReason.OTHER, [a for a in free if a.owner is not None], 1),
+    ]
+    releases = []
+    for reason, pool, count in groups:
+        pool = [account for account in pool if account.external_id not in taken]
+        for account in rng.sample(pool, min(count, len(pool))):
+            taken.add(account.external_id)
+            releases.append(release_for(rng, account, reason, reps))
+    rest = [account for account in free if account.external_id not in taken
+            and account.owner is not None and account.external_id not in with_opportunity]
+    for account in rng.sample(rest, size - len(releases)):
+        taken.add(account.external_id)
+        releases.append(release_for(rng, account, ReleaseReason.NEGLECTED, reps))
+    rng.shuffle(releases)
+    return releases
+
+
+def plan_bid(rng: random.Random, account: PlannedAccount, rep: PlannedRep, minutes: int
+             ) -> PlannedBid:
+    english = rng.random() < 0.2
+    factor = rng.uniform(0.8, 1.2) + (rep.skill - 0.6) * 0.8
+    revenue = max(10_000, int(account.annual_value_yuan * factor) // 1000 * 1000)
+    contact = next(name for role, name, _, _ in account.contacts if role == "decision_maker")
+    values = {"account": account.name, "industry": account.industry, "contact": contact,
+              "revenue": round(revenue / 10_000, 1)}
+    plan = rng.choice(PLANS_EN if english else PLANS_ZH).format(**values)
+    visits = rng.choice(VISITS_EN if english else VISITS_ZH)
+    return PlannedBid(account.external_id, rep.username, minutes, plan, visits, revenue)
+
+
+def plan_bids(rng: random.Random, releases: list[PlannedRelease],
+              accounts: dict[str, PlannedAccount], reps: list[PlannedRep], *,
+              window_minutes: int, bidders: tuple[int, int], share_with_bids: float,
+              must_bid: dict[str, int], avoid: tuple[str, ...]) -> list[PlannedBid]:
+    """Bids of 'bidders' reps on most listings; `must_bid` names reps bidding on n listings."""
+    by_branch: dict[str, list[PlannedRep]] = defaultdict(list)
+    for rep in reps:
+        if rep.username not in avoid:
+            by_branch[rep.branch].append(rep)
+    bids = []
+    chosen: dict[str, list[str]] = {}
+    for release in releases:
+        account = accounts[release.account]
+        candidates = [rep for rep in by_branch[account.branch] if rep.username != account.owner]
+        others = [rep for rep in reps if rep.branch != account.branch and rep.username not in avoid]
+        count = rng.randint(*bidders) if rng.random() < share_with_bids else rng.randint(0, 1)
+        picked = rng.sample(candidates, min(count, len(candidates)))
+        if picked and rng.random() < 0.1:
+            picked[-1] = rng.choice(others)  # now and then a rep from another branch tries
+        chosen[release.account] = [rep.username for rep in picked]
+    reps_by_name = {rep.username: rep for rep in reps}
+    for username, listings in must_bid.items():
+        rep = reps_by_name[username]
+        fitting = [release.account for release in releases
+                   if accounts[release.account].branch == rep.branch
+                   and accounts[release.account].owner != username]
+        for account_id in fitting[:listings]:
+            if username not in chosen[account_id]:
+                chosen[account_id].append(username)
+    for release in releases:
+        account = accounts[release.account]
+        for username in chosen[release.account]:
+            minutes = rng.randint(60, window_minutes)
+            bids.append(plan_bid(rng, account, reps_by_name[username], minutes))
+    bids.sort(key=lambda bid: (bid.minutes_after_opening, bid.account, bid.rep))
+    return bids
+
+
+def plan_rounds(rng: random.Random, world: World) -> list[PlannedRound]:
+    reps = {rep.username: rep for rep in world.reps}
+    accounts = {account.external_id: account for account in world.accounts}
+    taken: set[str] = set()
+    closed_releases = choose_releases(rng, world.accounts, reps, world.opportunities,
+                                      world.incidents, taken, 25)
+    closed = PlannedRound(
+        "第11期客户资源竞标（全国）", -14, -2, closed_releases,
+        plan_bids(rng, closed_releases, accounts, world.reps, window_minutes=11 * MINUTES_PER_DAY,
+                  bidders=(3, 8), share_with_bids=0.88, must_bid={"rep01": 2, "rep03": 2,
+                                                                  "rep02": 1},
+                  avoid=()))
+    open_releases = choose_releases(rng, world.accounts, reps, world.opportunities,
+                                    world.incidents, taken, 32)
+    opened = PlannedRound(
+        "第12期客户资源竞标（全国）", -2, 5, open_releases,
+        plan_bids(rng, open_releases, accounts, world.reps,
+                  window_minutes=2 * MINUTES_PER_DAY - 90, bidders=(1, 4),
+                  share_with_bids=0.6, must_bid={"rep01": 1, "rep03": 1}, avoid=("rep01",
+                                                                                  "rep03")))
+    # A draft for next week with executive-sponsored accounts that wait for an admin.
+    sponsored = [account for account in world.accounts
+                 if account.executive_sponsor and account.owner not in (None, "rep02")
+                 and account.external_id not in taken][:2]
+    draft_releases = [release_for(rng, account, ReleaseReason.EXECUTIVE_DECISION, reps)
+                      for account in sponsored]
+    draft_releases += choose_releases(rng, world.accounts, reps, world.opportunities,
+                                      world.incidents, taken, 4)
+    draft = PlannedRound("第13期客户资源竞标（全国）", 3, 10, draft_releases, [], publish=False)
+    return [closed, opened, draft]
+
+
+def plan_world(seed: int = SEED) -> World:
+    """The whole demo world as data; the same seed gives the same world."""
+    rng = random.Random(seed)
+    reps = plan_reps(rng)
+    accounts = plan_accounts(rng, reps)
+    opportunities = plan_opportunities(rng, reps, accounts)
+    incidents = plan_incidents(rng, reps, accounts)
+    transfers = plan_transfers(rng, reps, accounts)
+    world = World(reps, accounts, opportunities, incidents, transfers, [])
+    world.rounds = plan_rounds(rng, world)
+    return world
+
+
+# --- writing it -------------------------------------------------------------------------
+
+
+def has_demo(session: Session) -> bool:
+    return session.scalar(select(User.id).where(User.username == "admin")) is not None
+
+
+def demo_logins(session: Session) -> list[tuple[str, str, str]]:
+    users = {user.username: user for user in session.scalars(
+        select(User).where(User.username.in_(LOGIN_ORDER)))}
+    return [(str(users[name].role), name, users[name].display_name)
+            for name in LOGIN_ORDER if name in users]
+
+
+def build_demo(session: Session, now: datetime) -> None:
+    """Build the demo world once (does nothing when it is there already) and commit it."""
+    if has_demo(session):
+        return
+    world = plan_world()
+    users = write_world(session, world, now)
+    run_rounds(session, world, users, now)
+
+
+def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
+    from bidhub.services.filings import append_filing
+    from bidhub.services.users import ensure_branch, hash_password, new_session_token
+
+    def ago(minutes: int) -> datetime:
+        return now - timedelta(minutes=minutes)
+
+    branch_ids = {code: ensure_branch(session, code, name).id for code, name, _ in BRANCHES}
+    password_hash = hash_password(DEMO_PASSWORD)
+    user_rows = [
+        {"username": username, "display_name": name, "password_hash": password_hash,
+         "role": role, "branch_id": None, "is_active": True, "status": RepStatus.ACTIVE,
+         "hired_on": (now - timedelta(days=1500 + 200 * index)).date(),
+         "session_token": new_session_token(), "failed_login_count": 0,
+         "created_at": ago((400 + index) * MINUTES_PER_DAY)}
+        for index, (username, name, role) in enumerate(STAFF)
+    ] + [
+        {"username": rep.username, "display_name": rep.display_name,
+         "password_hash": password_hash, "role": Role.REP, "branch_id": branch_ids[rep.branch],
+         "is_active": True, "status": rep.status,
+         "hired_on": (now - timedelta(days=rep.hired_days_ago)).date(),
+         "session_token": new_session_token(), "failed_login_count": 0,
+         "created_at": ago(rep.hired_days_ago * MINUTES_PER_DAY)}
+        for rep in world.reps
+    ]
+    user_ids = dict(zip([row["username"] for row in user_rows], session.scalars(
+        insert(User).returning(User.id, sort_by_parameter_order=True), user_rows), strict=True))
+
+    account_rows = [
+        {"external_id": account.external_id, "name": account.name, "industry": account.industry,
+         "ownership_type": account.ownership_type, "branch_id": branch_ids[account.branch],
+         "annual_value_yuan": account.annual_value_yuan,
+         "owner_id": user_ids[account.owner] if account.owner else None,
+         "executive_sponsor": account.executive_sponsor,
+         "created_at": ago(account.created_days_ago * MINUTES_PER_DAY)}
+        for account in world.accounts
+    ]
+    account_ids = dict(zip([row["external_id"] for row in account_rows], session.scalars(
+        insert(Account).returning(Account.id, sort_by_parameter_order=True), account_rows),
+        strict=True))
+    session.execute(insert(Contact), [
+        {"account_id": account_ids[account.external_id], "role": role, "name": name,
+         "title": title, "phone": phone}
+        for account in world.accounts for role, name, title, phone in account.contacts])
+
+    opportunity_rows = []
+    for opportunity in world.opportunities:
+        final_stage, final_minutes = opportunity.stages[-1]
+        opportunity_rows.append({
+            "external_id": opportunity.external_id,
+            "account_id": account_ids[opportunity.account], "rep_id": user_ids[opportunity.rep],
+            "amount_yuan": opportunity.amount_yuan, "stage": final_stage,
+            "opened_at": ago(opportunity.stages[0][1]),
+            "closed_at": ago(final_minutes) if final_stage in ("won", "lost") else None})
+    opportunity_ids = session.scalars(
+        insert(Opportunity).returning(Opportunity.id, sort_by_parameter_order=True),
+        opportunity_rows).all()
+    session.execute(insert(OpportunityStageChange), [
+        {"opportunity_id": opportunity_id, "stage": stage, "changed_at": ago(minutes)}
+        for opportunity_id, opportunity in zip(opportunity_ids, world.opportunities, strict=True)
+        for stage, minutes in opportunity.stages])
+
+    session.execute(insert(AccountabilityIncident), [
+        {"account_id": account_ids[incident.account], "rep_id": user_ids[incident.rep],
+         "competitor_site": incident.competitor_site, "ad_type": incident.ad_type,
+         "seen_at": ago(incident.seen_minutes_ago), "status": incident.status,
+         "explanation": incident.explanation,
+         "resolved_at": (None if incident.resolved_minutes_ago is None
+                         else ago(incident.resolved_minutes_ago))}
+        for incident in world.incidents])
+
+    manager_id = user_ids["manager"]
+    branch_of = {account.external_id: account.branch for account in world.accounts}
+    for transfer in world.transfers:
+        at = ago(transfer.minutes_ago)
+        account_id = account_ids[transfer.account]
+        if transfer.review_text is not None:
+            session.add(AccountReview(account_id=account_id, rep_id=user_ids[transfer.from_rep],
+                                      written_by_id=manager_id, reason="direct_transfer",
+                                      review_text=transfer.review_text, created_at=at))
+        append_filing(session, now=at, kind=FilingKind.DIRECT_TRANSFER, account_id=account_id,
+                      from_rep_id=user_ids[transfer.from_rep], to_rep_id=user_ids[transfer.to_rep],
+                      branch_id=branch_ids[branch_of[transfer.account]],
+                      reason=transfer.reason, decided_by_id=manager_id)
+    session.commit()
+    return {user.username: user for user in session.scalars(select(User))}
+
+
+def run_rounds(session: Session, world: World, users: dict[str, User], now: datetime) -> None:
+    """Create, fill, publish, bid on and (when closed) score the planned rounds via the services."""
+    from bidhub.domain.errors import BidRejected
+    from bidhub.services.adjudication import score_closed_round
+    from bidhub.services.bidding import submit_bid
+    from bidhub.services.rounds import create_round, publish_round, release_account
+
+    account_ids = dict(session.execute(select(Account.external_id, Account.id)).all())
+    manager = users["manager"]
+    for planned in world.rounds:
+        opens_at = now + timedelta(days=planned.opens_days)
+        closes_at = now + timedelta(days=planned.closes_days)
+        created_at = min(now, opens_at) - timedelta(hours=2)
+        round_ = create_round(session, manager, title=planned.title, branch_id=None,
+                              opens_at=opens_at, closes_at=closes_at, now=created_at)
+        listing_of: dict[str, int] = {}
+        for position, release in enumerate(planned.releases):
+            listing = release_account(
+                session, manager, round_.id, account_id=account_ids[release.account],
+                reason=release.reason, note=release.note, review_text=release.review_text,
+                now=created_at + timedelta(minutes=3 + position))
+            listing_of[release.account] = listing.id
+        if not planned.publish:
+            continue
+        round_ = publish_round(session, manager, round_.id, expected_version=round_.version,
+                               now=created_at + timedelta(minutes=90))
+        for bid in planned.bids:
+            try:
+                # no_autoflush: submit_bid adds the Bid before its track record is computed,
+                # and the track-record queries must not flush the half-filled row.
+                with session.no_autoflush:
+                    submit_bid(session, users[bid.rep], listing_of[bid.account],
+                               account_plan=bid.account_plan,
+                               committed_revenue_yuan=bid.committed_revenue_yuan,
+                               visit_plan=bid.visit_plan, submission_key=None,
+                               now=opens_at + timedelta(minutes=bid.minutes_after_opening))
+            except BidRejected:
+                continue  # over capacity, in cooldown, on leave...: refused, as in real life
+        if closes_at <= now:
+            score_closed_round(session, round_.id, closes_at + timedelta(minutes=5))
+    session.commit()

@@ -1,0 +1,187 @@
+"""The demo world: built once through the CLI's set-up, the right size, and reproducible."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash
+
+from bidhub import create_app
+from bidhub.cli import init_database
+from bidhub.clock import FrozenClock
+from bidhub.db import engine_of, get_session
+from bidhub.demo import DEMO_PASSWORD, build_demo, demo_logins, has_demo, plan_world
+from bidhub.models import (
+    Account,
+    AccountabilityIncident,
+    Bid,
+    BidScore,
+    Branch,
+    Contact,
+    Listing,
+    ListingStatus,
+    Opportunity,
+    Role,
+    Round,
+    RoundStatus,
+    User,
+)
+from bidhub.services.filings import verify_ledger
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def demo_app(path, now):
+    return create_app({"DATABASE_URL": "sqlite:///" + str(path), "TESTING": True,
+                       "SECRET_KEY": "test", "CLOCK": FrozenClock(now)})
+
+
+def accounts_and_owners(session) -> list[tuple[str, str, str | None]]:
+    return list(session.execute(
+        select(Account.external_id, Account.name, User.username)
+        .outerjoin(User, Account.owner_id == User.id).order_by(Account.external_id)).all())
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One demo database for the module's tests, built as `bidhub demo` builds it."""
+    app = demo_app(tmp_path_factory.mktemp("demo") / "demo.sqlite3", NOW)
+    with app.app_context():
+        init_database(app)
+        session = get_session()
+        build_demo(session, NOW)
+        session.commit()
+        yield session
+        session.rollback()
+    engine_of(app).dispose()
+
+
+def test_the_demo_has_branches_staff_and_reps(demo):
+    session = demo
+    assert has_demo(session)
+    assert sorted(session.scalars(select(Branch.code))) == ["BJ", "GZ", "SH"]
+    roles = Counter(session.scalars(select(User.role)))
+    assert roles == {Role.REP: 60, Role.KA_MANAGER: 2, Role.ADMIN: 1}
+    logins = demo_logins(session)
+    assert [username for _, username, _ in logins] == ["admin", "manager", "manager2", "rep01",
+                                                       "rep02", "rep03"]
+    users = {user.username: user for user in session.scalars(select(User))}
+    assert users["rep01"].branch.code == "BJ" and users["rep02"].branch.code == "BJ"
+    assert users["rep03"].branch.code == "SH"
+    assert users["rep01"].display_name == "王伟"
+    assert all(user.password_hash == users["admin"].password_hash for user in users.values())
+    assert check_password_hash(users["rep01"].password_hash, DEMO_PASSWORD)
+    assert sum(user.status == "on_leave" for user in users.values()) == 2
+    hired = [user.hired_on for user in users.values() if user.role == Role.REP]
+    assert min(hired) >= (NOW - timedelta(days=8 * 366)).date()
+    assert max(hired) <= (NOW - timedelta(days=89)).date()
+
+
+def test_every_rep_holds_25_to_42_accounts_and_some_are_at_capacity(demo):
+    session = demo
+    held = dict(session.execute(
+        select(User.username, func.count(Account.id)).join(Account, Account.owner_id == User.id)
+        .group_by(User.username)).all())
+    assert len(held) == 60
+    assert all(25 <= count <= 42 for count in held.values()), held
+    assert held["rep02"] == 40
+    assert sum(count >= 40 for count in held.values()) >= 5
+    total = session.scalar(select(func.count(Account.id)))
+    assert 1900 <= total <= 2100
+    assert session.scalar(select(func.count(Account.id)).where(Account.owner_id.is_(None))) > 0
+    # An owned account belongs to its owner's branch.
+    assert session.scalar(
+        select(func.count(Account.id)).join(User, Account.owner_id == User.id)
+        .where(User.branch_id != Account.branch_id)) == 0
+
+
+def test_accounts_have_profiles_and_contacts(demo):
+    session = demo
+    accounts = session.scalars(select(Account)).all()
+    assert len({account.name for account in accounts}) == len(accounts)
+    assert all(account.external_id.startswith("KA-") for account in accounts)
+    assert {account.ownership_type for account in accounts} == {
+        "private", "state_owned", "joint_venture", "government", "listed"}
+    assert len({account.industry for account in accounts}) >= 10
+    assert {account.executive_sponsor for account in accounts} == {
+        None, "president", "ka_vice_president", "branch_general_manager"}
+    values = sorted(account.annual_value_yuan for account in accounts)
+    assert values[len(values) // 2] < 200_000 and values[-1] >= 1_000_000
+    per_account = Counter(session.scalars(select(Contact.account_id)))
+    assert set(per_account.values()) <= {2, 3, 4} and len(per_account) == len(accounts)
+    makers = session.scalar(select(func.count(func.distinct(Contact.account_id)))
+                            .where(Contact.role == "decision_maker"))
+    assert makers == len(accounts)
+
+
+def test_track_records_differ_between_reps(demo):
+    session = demo
+    outcomes: dict[int, Counter] = {}
+    for rep_id, stage in session.execute(select(Opportunity.rep_id, Opportunity.stage)):
+        outcomes.setdefault(rep_id, Counter())[stage] += 1
+    win_rates = [counts["won"] / (counts["won"] + counts["lost"])
+                 for counts in outcomes.values() if counts["won"] + counts["lost"] >= 10]
+    assert len(win_rates) >= 40
+    assert max(win_rates) - min(win_rates) > 0.4
+    statuses = set(session.scalars(select(AccountabilityIncident.status)))
+    assert statuses == {"open", "explained", "accepted", "upheld"}
+    assert verify_ledger(session) is None
+
+
+def test_an_open_round_a_scored_round_and_a_draft_waiting_for_an_admin(demo):
+    session = demo
+    rounds = {round_.status: round_ for round_ in session.scalars(select(Round))}
+    assert set(rounds) == {RoundStatus.PUBLISHED, RoundStatus.SCORED, RoundStatus.DRAFT}
+
+    open_round = rounds[RoundStatus.PUBLISHED]
+    assert open_round.is_open_at(NOW)
+    assert 20 <= len(open_round.listings) <= 40
+    open_bids = session.scalar(select(func.count(Bid.id)).join(Listing)
+                               .where(Listing.round_id == open_round.id))
+    assert open_bids > 0
+
+    scored = rounds[RoundStatus.SCORED]
+    assert scored.closes_at < NOW and scored.opens_at == NOW - timedelta(days=14)
+    assert 20 <= len(scored.listings) <= 30
+    scores = session.scalars(select(BidScore).join(Bid).join(Listing)
+                             .where(Listing.round_id == scored.id)).all()
+    assert len(scores) >= 3 * 15
+    assert any(score.is_proposed_winner for score in scores)
+    bid_listings = Counter(session.scalars(select(Bid.listing_id).join(Listing)
+                                           .where(Listing.round_id == scored.id)))
+    assert len(bid_listings) >= len(scored.listings) * 2 // 3
+    # Every release from a rep carries the written review of why it leaves them.
+    for listing in scored.listings + open_round.listings:
+        assert (listing.review is not None) == (listing.released_from_id is not None)
+
+    draft = rounds[RoundStatus.DRAFT]
+    assert any(listing.status == ListingStatus.AWAITING_CONFIRMATION for listing in draft.listings)
+
+
+def test_building_again_changes_nothing(demo):
+    session = demo
+    before = session.scalar(select(func.count(Account.id)))
+    build_demo(session, NOW)
+    assert session.scalar(select(func.count(Account.id))) == before
+
+
+def test_the_plan_depends_only_on_the_seed():
+    first, second = plan_world(), plan_world()
+    assert first == second
+    assert plan_world(seed=7).accounts != first.accounts
+
+
+def test_two_builds_give_the_same_accounts_and_owners(demo, tmp_path):
+    later = NOW + timedelta(days=3)
+    app = demo_app(tmp_path / "again.sqlite3", later)
+    with app.app_context():
+        init_database(app)
+        session = get_session()
+        build_demo(session, later)
+        again = accounts_and_owners(session)
+        session.rollback()
+    engine_of(app).dispose()
+    assert again == accounts_and_owners(demo)
