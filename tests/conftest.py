@@ -1,0 +1,296 @@
+"""Fixtures: a fresh migrated database per test, an injectable clock, and make_* factories."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from werkzeug.security import generate_password_hash
+
+from bidhub import create_app
+from bidhub.clock import FrozenClock
+from bidhub.db import engine_of, get_session, make_engine, upgrade_database
+from bidhub.models import (
+    Account,
+    Bid,
+    Branch,
+    Contact,
+    Listing,
+    ListingStatus,
+    Opportunity,
+    Role,
+    Round,
+    RoundStatus,
+    User,
+)
+from bidhub.services.rule_sets import default_rules_path, ensure_active_rule_set
+from bidhub.services.users import new_session_token
+
+PASSWORD = "correct horse battery"
+# A cheap hash keeps factories fast; the app itself hashes with scrypt.
+PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory) -> Path:
+    """One database migrated to head; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade_database(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """The database a test runs on; parametrize with indirect=True to run on PostgreSQL too."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def database_url(backend, migrated_template, tmp_path) -> str:
+    if backend == "postgresql":
+        return fresh_postgres_database()
+    path = tmp_path / "bidhub.sqlite3"
+    shutil.copy(migrated_template, path)
+    return f"sqlite:///{path}"
+
+
+def fresh_postgres_database() -> str:
+    """An emptied, migrated PostgreSQL schema at BIDHUB_TEST_POSTGRES_URL, or a skip."""
+    url = os.environ.get("BIDHUB_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set BIDHUB_TEST_POSTGRES_URL to run PostgreSQL tests (.ci/run does)")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    upgrade_database(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def app_config(database_url, clock, tmp_path) -> dict:
+    return {"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url,
+            "CLOCK": clock, "WTF_CSRF_ENABLED": False, "SCHEDULER_ENABLED": False}
+
+
+@pytest.fixture
+def app(app_config):
+    """The app, with no context left pushed: every request gets its own, as in production."""
+    app = create_app(app_config)
+    with app.app_context():
+        session = get_session()
+        ensure_active_rule_set(session, default_rules_path(app.config).read_text("utf-8"),
+                               app_config["CLOCK"]())
+        session.commit()
+    yield app
+    engine_of(app).dispose()
+
+
+@pytest.fixture
+def session(app):
+    """The test's own database session; `session.rollback()` sees what requests wrote since."""
+    session = app.extensions["bidhub_sessionmaker"]()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def login(client, user: User, password: str = PASSWORD):
+    response = client.post("/login", data={"username": user.username, "password": password})
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response
+
+
+@pytest.fixture
+def login_as(client):
+    def log_in(user: User):
+        login(client, user)
+        return client
+
+    return log_in
+
+
+_sequence = itertools.count(1)
+
+
+@pytest.fixture
+def make_branch(session):
+    def make(code: str = "BJ", name: str = "Beijing") -> Branch:
+        from sqlalchemy import select
+
+        branch = session.scalars(select(Branch).where(Branch.code == code)).first()
+        if branch is None:
+            branch = Branch(code=code, name=name)
+            session.add(branch)
+            session.commit()
+        return branch
+
+    return make
+
+
+@pytest.fixture
+def make_user(session, make_branch, clock):
+    def make(role: str = Role.REP, *, username: str | None = None, branch: Branch | None = None,
+             hired_on: date | None = None, status: str = "active", name: str | None = None) -> User:
+        n = next(_sequence)
+        if branch is None and role == Role.REP:
+            branch = make_branch()
+        user = User(username=username or f"{role}{n}", display_name=name or f"{role.title()} {n}",
+                    password_hash=PASSWORD_HASH, role=role,
+                    branch_id=branch.id if branch else None, is_active=True, status=status,
+                    hired_on=hired_on or (clock() - timedelta(days=3 * 365)).date(),
+                    session_token=new_session_token(), failed_login_count=0,
+                    created_at=clock())
+        session.add(user)
+        session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_rep(make_user):
+    def make(**kwargs) -> User:
+        return make_user(Role.REP, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_manager(make_user):
+    def make(**kwargs) -> User:
+        return make_user(Role.KA_MANAGER, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_admin(make_user):
+    def make(**kwargs) -> User:
+        return make_user(Role.ADMIN, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_account(session, make_branch, clock):
+    def make(*, owner: User | None = None, branch: Branch | None = None, name: str | None = None,
+             industry: str = "Internet", ownership_type: str = "private",
+             annual_value_yuan: int = 120_000, executive_sponsor: str | None = None,
+             contacts: bool = False) -> Account:
+        n = next(_sequence)
+        branch = branch or make_branch()
+        account = Account(external_id=f"KA-{n:06d}", name=name or f"Account {n} Co., Ltd.",
+                          industry=industry, ownership_type=ownership_type, branch_id=branch.id,
+                          annual_value_yuan=annual_value_yuan,
+                          owner_id=owner.id if owner else None,
+                          executive_sponsor=executive_sponsor, created_at=clock())
+        session.add(account)
+        session.flush()
+        if contacts:
+            session.add_all([
+                Contact(account_id=account.id, role="decision_maker", name="张总", title="CEO"),
+                Contact(account_id=account.id, role="purchaser", name="李经理", title="HR"),
+            ])
+        session.commit()
+        return account
+
+    return make
+
+
+@pytest.fixture
+def give_accounts(make_account):
+    """Make `rep` hold `count` more accounts."""
+
+    def give(rep: User, count: int) -> None:
+        for _ in range(count):
+            make_account(owner=rep)
+
+    return give
+
+
+@pytest.fixture
+def make_opportunities(session, clock):
+    """Closed opportunities for a rep: `won` won and `lost` lost within the last year."""
+
+    def make(rep: User, account: Account, *, won: int = 0, lost: int = 0) -> None:
+        closed_at = clock() - timedelta(days=30)
+        for stage, count in (("won", won), ("lost", lost)):
+            for _ in range(count):
+                session.add(Opportunity(account_id=account.id, rep_id=rep.id, amount_yuan=50_000,
+                                        stage=stage, opened_at=closed_at - timedelta(days=60),
+                                        closed_at=closed_at))
+        session.commit()
+
+    return make
+
+
+@pytest.fixture
+def make_round(session, make_manager, clock):
+    """A round in the given state, with listings for `accounts`, written directly."""
+
+    def make(*, accounts: list[Account] = (), status: str = RoundStatus.PUBLISHED,
+             opens_at: datetime | None = None, closes_at: datetime | None = None,
+             manager: User | None = None, title: str | None = None) -> Round:
+        from bidhub.services.rule_sets import active_rule_set
+
+        manager = manager or make_manager()
+        opens_at = opens_at or clock() - timedelta(hours=1)
+        round_ = Round(title=title or f"Round {next(_sequence)}", opens_at=opens_at,
+                       closes_at=closes_at or clock() + timedelta(days=7),
+                       rule_set_id=active_rule_set(session).id, status=status,
+                       created_by_id=manager.id, created_at=opens_at,
+                       published_at=opens_at if status != RoundStatus.DRAFT else None)
+        session.add(round_)
+        session.flush()
+        for account in accounts:
+            session.add(Listing(round_id=round_.id, account_id=account.id,
+                                released_from_id=account.owner_id, release_reason="rep_left",
+                                status=ListingStatus.LISTED, released_by_id=manager.id,
+                                created_at=opens_at))
+        session.commit()
+        return round_
+
+    return make
+
+
+@pytest.fixture
+def make_bid(session, clock):
+    """A bid written through the real use case, at the clock's time."""
+    from bidhub.services.bidding import submit_bid
+
+    def make(rep: User, listing: Listing, *, plan: str = "A careful plan for this account.",
+             revenue: int = 300_000) -> Bid:
+        return submit_bid(session, rep, listing.id, account_plan=plan,
+                          committed_revenue_yuan=revenue,
+                          visit_plan="Visit the decision maker in week one.",
+                          submission_key=None, now=clock())
+
+    return make
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'"X-CSRFToken": "([^"]+)"', html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+

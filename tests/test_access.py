@@ -1,0 +1,128 @@
+"""Who may do what: every route declares its audience, and each role gets what it should."""
+
+from __future__ import annotations
+
+import pytest
+
+from bidhub.models import Role
+from bidhub.web.access import EVERYONE, SIGNED_IN, declared_access
+from tests.conftest import login
+
+REP, MANAGER, ADMIN = Role.REP.value, Role.KA_MANAGER.value, Role.ADMIN.value
+MANAGEMENT = {MANAGER, ADMIN}
+
+# The intended audience of every endpoint. A new route must be added here, with its rule.
+EXPECTED_ACCESS = {
+    "auth.index": {EVERYONE},
+    "auth.login": {EVERYONE},
+    "auth.logout": {SIGNED_IN},
+    "auth.password": {SIGNED_IN},
+    "market.rounds": {REP},
+    "market.round_listings": {REP},
+    "market.account": {SIGNED_IN},
+    "market.place_bid": {REP},
+    "market.edit_bid": {REP},
+    "market.withdraw_bid": {REP},
+    "market.my_bids": {REP},
+    "market.bid_detail": {REP},
+    "manage.rounds": MANAGEMENT,
+    "manage.new_round": MANAGEMENT,
+    "manage.edit_round": MANAGEMENT,
+    "manage.round_detail": MANAGEMENT,
+    "manage.release": MANAGEMENT,
+    "manage.remove_listing": MANAGEMENT,
+    "manage.publish": MANAGEMENT,
+    "manage.score": MANAGEMENT,
+    "manage.listing": MANAGEMENT,
+    "manage.decide": MANAGEMENT,
+    "manage.publish_results": MANAGEMENT,
+    "manage.transfer": MANAGEMENT,
+    "manage.filings": MANAGEMENT,
+    "manage.filings_csv": MANAGEMENT,
+    "admin.users": {ADMIN},
+    "admin.new_user": {ADMIN},
+    "admin.edit_user": {ADMIN},
+    "admin.confirmations": {ADMIN},
+    "admin.confirm_listing": {ADMIN},
+}
+
+
+def test_every_route_declares_the_intended_audience(app):
+    declared = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        access = declared_access(app.view_functions[rule.endpoint])
+        assert access is not None, f"{rule.endpoint} ({rule.rule}) declares no access rule"
+        declared[rule.endpoint] = set(access)
+    assert declared == EXPECTED_ACCESS
+
+
+@pytest.fixture
+def world(session, make_rep, make_manager, make_admin, make_account, make_round, make_bid):
+    rep, other_rep = make_rep(), make_rep()
+    account = make_account(owner=None)
+    round_ = make_round(accounts=[account])
+    listing = round_.listings[0]
+    bid = make_bid(rep, listing)
+    return {"rep": rep, "other_rep": other_rep, "manager": make_manager(), "admin": make_admin(),
+            "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
+                    "account_id": account.id, "user_id": rep.id}}
+
+
+def url_for_rule(rule, ids) -> str:
+    url = rule.rule
+    for name in rule.arguments:
+        url = url.replace(f"<int:{name}>", str(ids[name]))
+    return url
+
+
+def allowed(access: set[str], role: str | None) -> bool:
+    if EVERYONE in access:
+        return True
+    if role is None:
+        return False
+    return SIGNED_IN in access or role in access
+
+
+@pytest.mark.parametrize("who", ["anonymous", "rep", "other_rep", "manager", "admin"])
+def test_each_role_gets_exactly_what_it_is_allowed(app, world, who):
+    client = app.test_client()
+    role = None
+    if who != "anonymous":
+        login(client, world[who])
+        role = world[who].role
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        access = EXPECTED_ACCESS[rule.endpoint]
+        url = url_for_rule(rule, world["ids"])
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            if rule.endpoint == "auth.logout":
+                continue  # would end the session this loop uses; covered in test_auth
+            response = client.open(url, method=method)
+            status = response.status_code
+            if allowed(access, role):
+                assert status not in (401, 403) and status < 500, (who, method, url, status)
+            elif role is None:
+                assert status == 302 and "/login" in response.location, (method, url, status)
+            else:
+                assert status == 403, (who, method, url, status)
+
+
+def test_htmx_request_without_a_session_is_told_where_to_sign_in(client):
+    response = client.get("/rounds", headers={"HX-Request": "true"})
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login")
+
+
+def test_another_reps_bid_is_not_found(app, world):
+    client = app.test_client()
+    login(client, world["other_rep"])
+    bid_id = world["ids"]["bid_id"]
+    assert client.get(f"/bids/{bid_id}").status_code == 404
+    assert client.get(f"/bids/{bid_id}/edit").status_code == 404
+    assert client.post(f"/bids/{bid_id}/edit", data={
+        "account_plan": "x" * 30, "committed_revenue_yuan": "1",
+        "visit_plan": "y" * 30}).status_code == 404
+    assert client.post(f"/bids/{bid_id}/withdraw").status_code == 404

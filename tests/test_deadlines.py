@@ -1,0 +1,74 @@
+"""The deadline is the server's: one second before it a bid is taken, at it no row is written."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bidhub.domain.errors import BidRejected
+from bidhub.models import Bid
+from bidhub.services.bidding import submit_bid, update_bid, withdraw_bid
+
+
+@pytest.fixture
+def listing(make_account, make_round, clock):
+    round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(hours=2))
+    return round_.listings[0]
+
+
+def bid_now(session, rep, listing, clock):
+    return submit_bid(session, rep, listing.id, account_plan="A plan long enough to count.",
+                      committed_revenue_yuan=100_000, visit_plan="Weekly visits in month one.",
+                      submission_key=None, now=clock())
+
+
+def test_a_bid_one_second_before_the_deadline_is_accepted(session, make_rep, listing, clock):
+    clock.set(listing.round.closes_at - timedelta(seconds=1))
+    assert bid_now(session, make_rep(), listing, clock).id
+
+
+def test_a_bid_at_the_deadline_is_refused_and_nothing_is_written(session, make_rep, listing, clock):
+    clock.set(listing.round.closes_at)
+    with pytest.raises(BidRejected, match="closed"):
+        bid_now(session, make_rep(), listing, clock)
+    assert session.scalar(select(func.count()).select_from(Bid)) == 0
+
+
+def test_a_bid_before_the_round_opens_is_refused(session, make_rep, make_account, make_round,
+                                                 clock):
+    round_ = make_round(accounts=[make_account()], opens_at=clock() + timedelta(hours=1))
+    with pytest.raises(Exception, match="No such listing"):
+        bid_now(session, make_rep(), round_.listings[0], clock)
+
+
+def test_edits_and_withdrawals_stop_at_the_deadline(session, make_rep, listing, clock):
+    rep = make_rep()
+    bid = bid_now(session, rep, listing, clock)
+    clock.set(listing.round.closes_at - timedelta(seconds=1))
+    update_bid(session, rep, bid.id, account_plan="Updated plan, still long enough.",
+               committed_revenue_yuan=1, visit_plan="Visits again, long enough.", now=clock())
+    clock.set(listing.round.closes_at)
+    with pytest.raises(BidRejected):
+        update_bid(session, rep, bid.id, account_plan="Too late to change this plan.",
+                   committed_revenue_yuan=2, visit_plan="Too late for visits too.", now=clock())
+    with pytest.raises(BidRejected):
+        withdraw_bid(session, rep, bid.id, clock())
+    session.rollback()
+    stored = session.get(Bid, bid.id)
+    assert stored.committed_revenue_yuan == 1 and stored.status == "active"
+
+
+def test_a_form_loaded_before_the_deadline_is_refused_after_it(app, make_rep, listing, clock,
+                                                               login_as):
+    rep = make_rep()
+    client = login_as(rep)
+    form = client.get(f"/listings/{listing.id}/bid")
+    assert "Submit bid" in form.get_data(as_text=True)
+    clock.set(listing.round.closes_at)
+    response = client.post(f"/listings/{listing.id}/bid", data={
+        "account_plan": "A plan written before the deadline.", "committed_revenue_yuan": "5",
+        "visit_plan": "Visits planned before the deadline.", "submission_key": "k1"})
+    assert response.status_code == 422
+    assert "closed at its deadline" in response.get_data(as_text=True)

@@ -1,0 +1,73 @@
+"""List pages issue a bounded number of SQL statements, however many rows they show."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event, select
+
+from bidhub.db import engine_of
+from bidhub.models import Filing
+from tests.conftest import login
+
+
+@contextmanager
+def counted_statements(app):
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    engine = engine_of(app)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def statements_for(app, client, url) -> int:
+    client.get(url)  # the first request of a session loads what later ones reuse
+    with counted_statements(app) as statements:
+        response = client.get(url)
+        assert response.status_code == 200
+    return len(statements)
+
+
+def test_listing_pages_do_not_grow_queries_with_rows(app, make_rep, make_manager, make_account,
+                                                     make_round, make_bid, login_as):
+    rep, manager = make_rep(), make_manager()
+    small = make_round(accounts=[make_account(contacts=True) for _ in range(3)])
+    large = make_round(accounts=[make_account(contacts=True) for _ in range(60)])
+    for listing in small.listings[:2] + large.listings[:40]:
+        make_bid(rep, listing)
+    rep_client = login_as(rep)
+    assert statements_for(app, rep_client, f"/rounds/{small.id}") == statements_for(
+        app, rep_client, f"/rounds/{large.id}")
+    manager_client = app.test_client()
+    login(manager_client, manager)
+    assert statements_for(app, manager_client, f"/manage/rounds/{small.id}") == statements_for(
+        app, manager_client, f"/manage/rounds/{large.id}")
+    assert statements_for(app, manager_client, "/manage/rounds") < 15
+    assert statements_for(app, rep_client, "/my/bids") < 15
+
+
+def test_the_filing_register_does_not_grow_queries_with_rows(app, session, make_rep, make_manager,
+                                                             make_account, clock, login_as):
+    from bidhub.services.filings import transfer_account
+
+    manager = make_manager()
+    client = login_as(manager)
+
+    def transfer_one():
+        account = make_account(owner=make_rep())
+        transfer_account(session, manager, account_id=account.id, to_rep_id=make_rep().id,
+                         reason="Owner left the company.", review_text="Handover done.",
+                         now=clock())
+
+    transfer_one()
+    few = statements_for(app, client, "/manage/filings")
+    for _ in range(29):
+        transfer_one()
+    assert len(session.scalars(select(Filing)).all()) == 30
+    assert statements_for(app, client, "/manage/filings") == few

@@ -1,0 +1,161 @@
+"""CSRF (htmx included), headers, passwords, login throttling and session lifetimes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bidhub import create_app
+from bidhub.clock import FrozenClock
+from tests.conftest import PASSWORD, START, csrf_token_from, login
+
+
+@pytest.fixture
+def csrf_client(app, app_config):
+    app = create_app({**app_config, "WTF_CSRF_ENABLED": True})
+    return app.test_client()
+
+
+def test_a_post_without_the_token_is_refused(csrf_client, make_manager):
+    manager = make_manager()
+    page = csrf_client.get("/login")
+    token = csrf_token_from(page.get_data(as_text=True))
+    response = csrf_client.post("/login", data={"username": manager.username,
+                                                "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    refused = csrf_client.post("/manage/rounds/new", data={"title": "No token"})
+    assert refused.status_code == 400
+    assert "form expired" in refused.get_data(as_text=True)
+
+
+def test_htmx_posts_carry_the_token_in_a_header(csrf_client, make_rep, make_account, make_round):
+    rep = make_rep()
+    round_ = make_round(accounts=[make_account()])
+    page = csrf_client.get("/login").get_data(as_text=True)
+    csrf_client.post("/login", data={"username": rep.username, "password": PASSWORD,
+                                     "csrf_token": csrf_token_from(page)})
+    listing_id = round_.listings[0].id
+    form_page = csrf_client.get(f"/listings/{listing_id}/bid").get_data(as_text=True)
+    header_token = csrf_token_from(form_page.split("<body", 1)[1])
+    data = {"account_plan": "An htmx-submitted plan for this account.",
+            "committed_revenue_yuan": "1000", "visit_plan": "Visits in the first week."}
+    without = csrf_client.post(f"/listings/{listing_id}/bid", data=data,
+                               headers={"HX-Request": "true"})
+    assert without.status_code == 400
+    with_token = csrf_client.post(f"/listings/{listing_id}/bid", data=data,
+                                  headers={"HX-Request": "true", "X-CSRFToken": header_token})
+    assert with_token.status_code == 200
+    assert with_token.headers["HX-Redirect"] == "/my/bids"
+    assert with_token.headers["HX-Trigger"] == "bid-placed"
+
+
+def test_every_page_sends_the_security_headers(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"]
+
+
+def test_a_get_never_changes_state(app, client, make_rep):
+    rep = make_rep()
+    assert client.get("/logout").status_code == 405
+    login(client, rep)
+    assert client.get("/rounds").status_code == 200
+
+
+def test_login_attempts_are_throttled_per_account(client, make_rep, clock):
+    rep = make_rep()
+    for _ in range(5):
+        response = client.post("/login", data={"username": rep.username, "password": "wrong-pass"})
+        assert response.status_code == 422
+    locked = client.post("/login", data={"username": rep.username, "password": PASSWORD})
+    assert "Too many failed attempts" in locked.get_data(as_text=True)
+    clock.advance(minutes=16)
+    assert client.post("/login", data={"username": rep.username,
+                                       "password": PASSWORD}).status_code == 302
+
+
+def test_passwords_are_hashed_with_scrypt_and_long_ones_work(app, session, make_admin, clock):
+    from bidhub.services.users import create_user
+
+    long_password = "a very long passphrase " * 20
+    user = create_user(session, make_admin(), username="longpass", display_name="Long",
+                       password=long_password, role="ka_manager", branch_id=None, now=clock())
+    assert user.password_hash.startswith("scrypt:")
+    client = app.test_client()
+    assert client.post("/login", data={"username": "longpass",
+                                       "password": long_password}).status_code == 302
+
+
+def test_short_passwords_are_refused(session, make_admin, clock):
+    from bidhub.domain.errors import InvalidRequest
+    from bidhub.services.users import create_user
+
+    with pytest.raises(InvalidRequest, match="at least 8"):
+        create_user(session, make_admin(), username="short", display_name="Short",
+                    password="1234567", role="ka_manager", branch_id=None, now=clock())
+
+
+def test_logout_ends_every_session_of_the_user(app, make_rep):
+    rep = make_rep()
+    first, second = app.test_client(), app.test_client()
+    login(first, rep)
+    login(second, rep)
+    assert second.get("/rounds").status_code == 200
+    first.post("/logout")
+    assert second.get("/rounds").status_code == 302
+
+
+def test_a_password_change_ends_old_sessions(app, make_rep):
+    rep = make_rep()
+    first, second = app.test_client(), app.test_client()
+    login(first, rep)
+    login(second, rep)
+    response = first.post("/password", data={"current_password": PASSWORD,
+                                             "new_password": "new password 123",
+                                             "confirm": "new password 123"})
+    assert response.status_code == 302
+    assert second.get("/rounds").status_code == 302
+    assert app.test_client().post("/login", data={"username": rep.username,
+                                                  "password": "new password 123"}).status_code == 302
+
+
+def test_session_cookie_is_httponly_and_samesite(client, make_rep):
+    rep = make_rep()
+    response = client.post("/login", data={"username": rep.username, "password": PASSWORD})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_a_login_redirect_never_leaves_the_site(client, make_rep):
+    rep = make_rep()
+    response = client.post("/login?next=https://evil.example/", data={
+        "username": rep.username, "password": PASSWORD})
+    assert response.location == "/rounds"
+
+
+def test_a_resubmitted_bid_form_creates_nothing_new(app, session, make_rep, make_account,
+                                                    make_round, login_as):
+    from sqlalchemy import func, select
+
+    from bidhub.models import Bid
+
+    rep = make_rep()
+    round_ = make_round(accounts=[make_account()])
+    client = login_as(rep)
+    data = {"account_plan": "Plan submitted twice by a double click.",
+            "committed_revenue_yuan": "1000", "visit_plan": "Visits in the first week.",
+            "submission_key": "same-key-twice"}
+    first = client.post(f"/listings/{round_.listings[0].id}/bid", data=data)
+    second = client.post(f"/listings/{round_.listings[0].id}/bid", data=data)
+    assert first.status_code == second.status_code == 303
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(Bid)) == 1
+
+
+def test_frozen_clock_starts_where_the_tests_expect():
+    assert FrozenClock(START)() == START
+    assert FrozenClock(START).advance(seconds=1) == START + timedelta(seconds=1)
