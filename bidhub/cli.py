@@ -57,7 +57,9 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
 
     scheduler.start(app)
     click.echo(f"\nbidhub is running at http://{host}:{port}/  (Ctrl+C stops it)")
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
 @click.command("create-user")
