@@ -103,10 +103,16 @@ def app(app_config):
 
 @pytest.fixture
 def session(app):
-    """The test's own database session; `session.rollback()` sees what requests wrote since."""
+    """The test's own database session; `reload(session)` sees what requests wrote since."""
     session = app.extensions["bidhub_sessionmaker"]()
     yield session
     session.close()
+
+
+def reload(session) -> None:
+    """Forget what the test session has loaded, so it sees what requests wrote since."""
+    session.rollback()
+    session.expire_all()
 
 
 @pytest.fixture

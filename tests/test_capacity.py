@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from bidhub.domain.errors import NotEligible, TransferRefused
 from bidhub.models import Bid, Filing
 from bidhub.services.filings import transfer_account
+from tests.conftest import reload
 
 
 def test_a_rep_at_the_maximum_cannot_bid(session, make_rep, give_accounts, make_account,
@@ -37,7 +38,7 @@ def test_a_direct_transfer_never_pushes_a_rep_past_the_maximum(session, make_rep
         transfer_account(session, make_manager(), account_id=account.id, to_rep_id=full.id,
                          reason="Rep left the company.", review_text="Left in March, see HR.",
                          now=clock())
-    session.rollback()
+    reload(session)
     assert session.get(type(account), account.id).owner_id == owner.id
     assert session.scalar(select(func.count()).select_from(Filing)) == 0
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from bidhub.domain.errors import BidRejected
 from bidhub.models import Bid
 from bidhub.services.bidding import submit_bid, update_bid, withdraw_bid
+from tests.conftest import reload
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_edits_and_withdrawals_stop_at_the_deadline(session, make_rep, listing, 
                    committed_revenue_yuan=2, visit_plan="Too late for visits too.", now=clock())
     with pytest.raises(BidRejected):
         withdraw_bid(session, rep, bid.id, clock())
-    session.rollback()
+    reload(session)
     stored = session.get(Bid, bid.id)
     assert stored.committed_revenue_yuan == 1 and stored.status == "active"
 

@@ -13,7 +13,7 @@ from bidhub.db import engine_of
 from bidhub.models import Account, Decision, Filing, Round, RoundStatus
 from bidhub.services import adjudication
 from bidhub.services.filings import verify_ledger
-from tests.conftest import login
+from tests.conftest import login, reload
 
 
 @pytest.fixture
@@ -73,8 +73,7 @@ def test_publishing_is_all_or_nothing(app, session, scored_listing, make_manager
     with pytest.raises(RuntimeError):
         adjudication.publish_results(session, manager, round_.id,
                                      expected_version=round_.version, now=clock())
-    session.rollback()
-    session.rollback()
+    reload(session)
     assert {a.id: a.owner_id for a in session.scalars(select(Account))} == owners_before
     assert session.scalar(select(func.count()).select_from(Filing)) == 0
     assert session.get(Round, round_.id).status == RoundStatus.SCORED

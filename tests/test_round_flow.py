@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from bidhub.models import Account, Bid, Filing, Listing, Round, RoundStatus
-from tests.conftest import login
+from tests.conftest import login, reload
 
 
 def local(dt) -> str:
@@ -49,7 +49,7 @@ def test_a_full_round_from_creation_to_filings(app, session, clock, make_manager
     response = managers_client.post(f"/manage/rounds/{round_.id}/publish",
                                     data={"version": str(round_.version)})
     assert response.status_code == 303
-    session.rollback()
+    reload(session)
     assert session.get(Round, round_.id).status == RoundStatus.PUBLISHED
     listing_first, listing_second = session.scalars(select(Listing).order_by(Listing.id)).all()
 
@@ -94,7 +94,7 @@ def test_a_full_round_from_creation_to_filings(app, session, clock, make_manager
     assert "Strong Rep" in html and "Steady Rep" in html
     assert "Win rate" in html  # the per-factor breakdown
     # Override the first listing in favour of the steady rep; accept the second.
-    session.rollback()
+    reload(session)
     response = managers_client.post(f"/manage/listings/{listing_first.id}/decide", data={
         "kind": "overridden", "bid_id": str(bids_for(session, listing_first, steady).id),
         "reason": "Steady Rep already serves the group's subsidiary."})
@@ -102,12 +102,12 @@ def test_a_full_round_from_creation_to_filings(app, session, clock, make_manager
     response = managers_client.post(f"/manage/listings/{listing_second.id}/decide",
                                     data={"kind": "accepted", "reason": ""})
     assert response.status_code == 303, response.get_data(as_text=True)
-    session.rollback()
+    reload(session)
     response = managers_client.post(f"/manage/rounds/{round_.id}/publish-results",
                                     data={"version": str(session.get(Round, round_.id).version)})
     assert response.status_code == 303
 
-    session.rollback()
+    reload(session)
     assert session.get(Account, first.id).owner_id == steady.id
     second_winner = session.get(Account, second.id).owner_id
     assert second_winner == strong.id  # the stronger track record wins on the ranking

@@ -8,7 +8,7 @@ import pytest
 
 from bidhub import create_app
 from bidhub.clock import FrozenClock
-from tests.conftest import PASSWORD, START, csrf_token_from, login
+from tests.conftest import PASSWORD, START, csrf_token_from, login, reload
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_a_resubmitted_bid_form_creates_nothing_new(app, session, make_rep, make
     first = client.post(f"/listings/{round_.listings[0].id}/bid", data=data)
     second = client.post(f"/listings/{round_.listings[0].id}/bid", data=data)
     assert first.status_code == second.status_code == 303
-    session.rollback()
+    reload(session)
     assert session.scalar(select(func.count()).select_from(Bid)) == 1
 
 

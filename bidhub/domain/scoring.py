@@ -163,8 +163,9 @@ def score_round(rules: RuleSet, bids: Sequence[BidFacts]) -> dict[int, BidScore]
     scores = {}
     for bid in bids:
         factors = tuple(
+            # "+ 0.0" turns a penalty's -0.0 into 0.0, so nothing shows as "-0.000".
             FactorScore(factor.metric, raw, round(value, DECIMALS), factor.weight,
-                        round(factor.weight * value, DECIMALS), imputed)
+                        round(factor.weight * value, DECIMALS) + 0.0, imputed)
             for factor, (raw, value, imputed) in zip(rules.factors, normalised[bid.bid_id],
                                                     strict=True))
         scores[bid.bid_id] = BidScore(

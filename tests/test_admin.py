@@ -1,0 +1,50 @@
+"""Admins manage users, roles and branches; every change is audited."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bidhub.models import AuditEvent, User
+
+
+def test_an_admin_creates_a_rep_who_can_then_sign_in(app, session, make_admin, make_branch,
+                                                     login_as):
+    branch = make_branch("SH", "Shanghai")
+    client = login_as(make_admin())
+    response = client.post("/admin/users/new", data={
+        "username": "NewRep", "display_name": "新销售", "password": "long enough pass",
+        "role": "rep", "branch_id": str(branch.id), "hired_on": "2025-01-06"})
+    assert response.status_code == 303
+    user = session.scalars(select(User).where(User.username == "newrep")).one()
+    assert user.branch_id == branch.id and user.password_hash.startswith("scrypt:")
+    assert session.scalars(select(AuditEvent).where(AuditEvent.action == "user.created")).one()
+    other = app.test_client()
+    assert other.post("/login", data={"username": "newrep",
+                                      "password": "long enough pass"}).status_code == 302
+
+
+def test_a_rep_without_a_branch_is_refused_on_the_field(app, make_admin, login_as):
+    client = login_as(make_admin())
+    response = client.post("/admin/users/new", data={
+        "username": "nobranch", "display_name": "No Branch", "password": "long enough pass",
+        "role": "rep", "branch_id": "0"})
+    assert response.status_code == 422
+    assert "A rep belongs to a branch." in response.get_data(as_text=True)
+
+
+def test_deactivating_a_user_ends_their_sessions(app, session, make_admin, make_rep, login_as):
+    rep = make_rep()
+    rep_client = app.test_client()
+    from tests.conftest import login, reload
+
+    login(rep_client, rep)
+    admin_client = login_as(make_admin())
+    response = admin_client.post(f"/admin/users/{rep.id}", data={
+        "display_name": rep.display_name, "role": "rep", "branch_id": str(rep.branch_id),
+        "status": "left"})
+    assert response.status_code == 303
+    assert rep_client.get("/rounds").status_code == 302
+    reload(session)
+    assert session.get(User, rep.id).is_active is False
+    event = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.updated")).one()
+    assert event.before["is_active"] is True and event.after["is_active"] is False

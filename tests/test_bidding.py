@@ -1,0 +1,70 @@
+"""A rep's own bids: one per account, edits and withdrawals, and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bidhub.domain.errors import BidRejected
+from bidhub.models import Bid
+from bidhub.services.bidding import update_bid, withdraw_bid
+from tests.conftest import reload
+
+
+@pytest.fixture
+def listing(make_account, make_round):
+    return make_round(accounts=[make_account()]).listings[0]
+
+
+def test_a_second_bid_for_the_same_account_is_refused_with_a_message(make_rep, listing, make_bid):
+    rep = make_rep()
+    make_bid(rep, listing)
+    with pytest.raises(BidRejected, match="already bid for this account"):
+        make_bid(rep, listing)
+
+
+def test_the_rep_an_account_was_released_from_cannot_bid_for_it(make_rep, make_account,
+                                                                 make_round, make_bid):
+    owner = make_rep()
+    round_ = make_round(accounts=[make_account(owner=owner)])
+    with pytest.raises(BidRejected, match="released from you"):
+        make_bid(owner, round_.listings[0])
+
+
+def test_withdraw_then_bid_again(session, make_rep, listing, make_bid, clock):
+    rep = make_rep()
+    bid = make_bid(rep, listing)
+    withdraw_bid(session, rep, bid.id, clock())
+    assert session.get(Bid, bid.id).status == "withdrawn"
+    again = make_bid(rep, listing, plan="A better plan the second time round.")
+    assert again.id == bid.id and again.status == "active"
+
+
+def test_a_rep_cannot_touch_another_reps_bid(session, make_rep, listing, make_bid, clock):
+    owner, intruder = make_rep(), make_rep()
+    bid = make_bid(owner, listing)
+    with pytest.raises(Exception, match="No such bid"):
+        update_bid(session, intruder, bid.id, account_plan="Hijacked plan text here.",
+                   committed_revenue_yuan=1, visit_plan="Hijacked visits text.", now=clock())
+
+
+def test_the_track_record_is_frozen_with_the_bid(session, make_rep, listing, make_bid,
+                                                 make_account, make_opportunities):
+    rep = make_rep()
+    make_opportunities(rep, make_account(), won=3, lost=1)
+    bid = make_bid(rep, listing)
+    assert bid.track_record["win_rate"] == pytest.approx(0.75)
+    make_opportunities(rep, make_account(), won=0, lost=5)
+    reload(session)
+    stored = session.scalars(select(Bid)).one()
+    assert stored.track_record["win_rate"] == pytest.approx(0.75)
+
+
+def test_bid_form_errors_come_back_on_the_fields(app, make_rep, listing, login_as):
+    client = login_as(make_rep())
+    response = client.post(f"/listings/{listing.id}/bid", data={
+        "account_plan": "short", "committed_revenue_yuan": "-5", "visit_plan": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "between 20 and 10000 characters" in html
+    assert "Number must be between 0 and" in html

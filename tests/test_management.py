@@ -1,0 +1,172 @@
+"""KA management's work: releasing accounts, sponsored accounts, the register and its export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bidhub.domain.errors import InvalidRequest
+from bidhub.models import AccountReview, Listing, ListingStatus, Round, RoundStatus
+from bidhub.services import rounds
+from bidhub.services.filings import transfer_account
+from tests.conftest import login, reload
+
+
+@pytest.fixture
+def draft_round(make_round, clock):
+    return make_round(status=RoundStatus.DRAFT, closes_at=clock() + timedelta(days=5))
+
+
+def release(session, manager, round_, account, *, reason="neglected", review="", note="",
+            clock=None):
+    return rounds.release_account(session, manager, round_.id, account_id=account.id,
+                                  reason=reason, note=note, review_text=review, now=clock())
+
+
+def test_releasing_a_held_account_needs_a_written_review(session, draft_round, make_manager,
+                                                        make_rep, make_account, clock):
+    manager, owner = make_manager(), make_rep()
+    account = make_account(owner=owner)
+    with pytest.raises(InvalidRequest, match="Write a review"):
+        release(session, manager, draft_round, account, review="too short", clock=clock)
+    listing = release(session, manager, draft_round, account,
+                      review="No visit in five months; two complaints unanswered.", clock=clock)
+    review = session.scalars(select(AccountReview)).one()
+    assert (review.account_id, review.rep_id, review.written_by_id) == (
+        account.id, owner.id, manager.id)
+    assert listing.review_id == review.id and listing.released_from_id == owner.id
+
+
+def test_other_as_a_reason_needs_the_reason_spelled_out(session, draft_round, make_manager,
+                                                        make_account, clock):
+    with pytest.raises(InvalidRequest, match="other reason"):
+        release(session, make_manager(), draft_round, make_account(), reason="other", clock=clock)
+
+
+def test_an_account_cannot_be_listed_in_two_active_rounds(session, draft_round, make_round,
+                                                          make_manager, make_account, clock):
+    account = make_account()
+    other = make_round(status=RoundStatus.DRAFT)
+    release(session, make_manager(), draft_round, account, clock=clock)
+    with pytest.raises(InvalidRequest, match="already listed"):
+        release(session, make_manager(), other, account, clock=clock)
+
+
+def test_sponsored_accounts_wait_for_an_admin_before_the_round_can_publish(
+        session, draft_round, make_manager, make_admin, make_account, clock):
+    manager = make_manager()
+    account = make_account(executive_sponsor="president")
+    listing = release(session, manager, draft_round, account, clock=clock)
+    assert listing.status == ListingStatus.AWAITING_CONFIRMATION
+    round_ = session.get(Round, draft_round.id)
+    with pytest.raises(InvalidRequest, match="admin must first confirm"):
+        rounds.publish_round(session, manager, round_.id, expected_version=round_.version,
+                             now=clock())
+    reload(session)
+    with pytest.raises(Exception, match="Only an admin"):
+        rounds.confirm_sponsored_listing(session, manager, listing.id, clock())
+    rounds.confirm_sponsored_listing(session, make_admin(), listing.id, clock())
+    round_ = session.get(Round, draft_round.id)
+    rounds.publish_round(session, manager, round_.id, expected_version=round_.version,
+                         now=clock())
+    assert session.get(Round, round_.id).status == RoundStatus.PUBLISHED
+
+
+def test_a_stale_publish_form_gets_a_conflict(app, session, draft_round, make_manager,
+                                              make_account, clock):
+    manager = make_manager()
+    release(session, manager, draft_round, make_account(), clock=clock)
+    client = app.test_client()
+    login(client, manager)
+    stale = session.get(Round, draft_round.id).version - 1
+    response = client.post(f"/manage/rounds/{draft_round.id}/publish", data={"version": stale})
+    assert response.status_code == 409
+
+
+def test_the_round_form_rejects_a_deadline_before_the_opening(app, make_manager, login_as):
+    client = login_as(make_manager())
+    response = client.post("/manage/rounds/new", data={
+        "title": "Backwards", "branch_id": "0", "opens_at": "2026-03-10T09:00",
+        "closes_at": "2026-03-09T09:00"})
+    assert response.status_code == 422
+    assert "deadline must be after the opening" in response.get_data(as_text=True)
+
+
+def test_deadlines_are_entered_in_local_time_and_stored_in_utc(app, session, make_manager,
+                                                               login_as):
+    client = login_as(make_manager())
+    client.post("/manage/rounds/new", data={"title": "Local", "branch_id": "0",
+                                           "opens_at": "2026-03-02T09:00",
+                                           "closes_at": "2026-03-09T18:00"})
+    round_ = session.scalars(select(Round)).one()
+    assert round_.closes_at.isoformat() == "2026-03-09T10:00:00+00:00"
+
+
+def test_the_register_exports_csv_with_a_bom_and_chinese_names(app, session, make_manager, make_rep,
+                                                               make_account, clock, login_as):
+    manager = make_manager(name="周经理")
+    account = make_account(owner=make_rep(), name="广州云帆科技有限公司")
+    transfer_account(session, manager, account_id=account.id, to_rep_id=make_rep(name="王伟").id,
+                     reason="原销售离职，客户划转。", review_text="离职交接完成，客户无投诉。",
+                     now=clock())
+    client = login_as(manager)
+    response = client.get("/manage/filings.csv")
+    assert response.mimetype == "text/csv"
+    body = response.get_data()
+    assert body.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[0][0] == "No."
+    assert rows[1][4] == "广州云帆科技有限公司" and rows[1][7] == "王伟"
+    page = client.get("/manage/filings").get_data(as_text=True)
+    assert "广州云帆科技有限公司" in page
+
+
+def test_the_register_filters_by_rep(app, session, make_manager, make_rep, make_account, clock,
+                                     login_as):
+    manager = make_manager()
+    first, second = make_rep(name="First Receiver"), make_rep(name="Second Receiver")
+    for receiver in (first, second):
+        account = make_account(owner=make_rep(), name=f"Account for {receiver.display_name}")
+        transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                         reason="Owner left the company.", review_text="Handover done.",
+                         now=clock())
+    client = login_as(manager)
+    page = client.get(f"/manage/filings?rep={first.id}", headers={"HX-Request": "true"})
+    html = page.get_data(as_text=True)
+    assert html.lstrip().startswith('<section id="filings">')
+    assert "Account for First Receiver" in html and "Account for Second Receiver" not in html
+    assert page.headers["Vary"] == "HX-Request" or "HX-Request" in page.headers["Vary"]
+
+
+def test_the_listing_filter_answers_htmx_with_the_partial_and_plain_get_with_the_page(
+        app, make_rep, make_account, make_round, login_as):
+    round_ = make_round(accounts=[make_account(industry="Finance", name="Bank A"),
+                                  make_account(industry="Retail", name="Shop B")])
+    client = login_as(make_rep())
+    partial = client.get(f"/rounds/{round_.id}?industry=Finance",
+                         headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert partial.lstrip().startswith('<section id="listings"')
+    assert "Bank A" in partial and "Shop B" not in partial
+    page = client.get(f"/rounds/{round_.id}?industry=Retail").get_data(as_text=True)
+    assert "<html" in page and "Shop B" in page and "Bank A" not in page
+    boosted = client.get(f"/rounds/{round_.id}", headers={"HX-Request": "true",
+                                                           "HX-History-Restore-Request": "true"})
+    assert "<html" in boosted.get_data(as_text=True)
+
+
+def test_a_draft_round_is_invisible_to_reps(app, make_rep, make_account, make_round, login_as):
+    round_ = make_round(accounts=[make_account(name="Secret Draft Account")],
+                        status=RoundStatus.DRAFT)
+    client = login_as(make_rep())
+    assert client.get(f"/rounds/{round_.id}").status_code == 404
+    assert "Secret Draft Account" not in client.get("/rounds").get_data(as_text=True)
+
+
+def test_listings_survive_in_the_round_they_were_released_into(session, draft_round, make_manager,
+                                                               make_account, clock):
+    listing = release(session, make_manager(), draft_round, make_account(), clock=clock)
+    assert session.get(Listing, listing.id).round_id == draft_round.id
