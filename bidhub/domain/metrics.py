@@ -414,7 +414,7 @@ METRICS: dict[str, Metric] = {
     for metric in (
         Metric("win_rate", "Win rate",
                "won / (won + lost) over opportunities closed in the window",
-               "last 12 months", "None (no closed opportunities): the factor is skipped",
+               "last 12 months", "None (no closed opportunities)",
                win_rate, unit="share", higher_is_better=True),
         Metric("accounts_held", "Accounts held", "accounts the rep owns now",
                "now", "never missing", accounts_held, unit="accounts"),
