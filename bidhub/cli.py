@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -120,9 +121,105 @@ def close_due_rounds_command() -> None:
     click.echo(f"Scored rounds: {', '.join(map(str, scored)) or 'none'}")
 
 
+@click.command("rescore")
+@click.argument("round_id", type=int)
+@click.option("--verify", is_flag=True, required=True,
+              help="Recompute from stored inputs and pinned rules; report any difference.")
+@with_appcontext
+def rescore_command(round_id: int, verify: bool) -> None:
+    """Recompute a scored round's scores and allocation and compare them with what is stored."""
+    from bidhub.domain.errors import BidhubError
+    from bidhub.services.replays import verify_round
+
+    try:
+        problems = verify_round(get_session(), round_id)
+    except BidhubError as error:
+        raise click.ClickException(str(error)) from error
+    if not problems:
+        click.echo(f"Round {round_id}: every score and the allocation reproduce exactly.")
+        return
+    for problem in problems:
+        click.echo(problem, err=True)
+    sys.exit(1)
+
+
+@click.group("rules")
+def rules_group() -> None:
+    """Check, preview and adopt scoring rules."""
+
+
+@rules_group.command("check")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def rules_check_command(path: str) -> None:
+    """Report every problem in a rule file (exit 1 if there is any)."""
+    from bidhub.services.rule_sets import check_rules_text
+
+    problems = check_rules_text(Path(path).read_text(encoding="utf-8"))
+    for problem in problems:
+        click.echo(f"{path}: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{path}: valid.")
+
+
+@rules_group.command("what-if")
+@click.argument("round_id", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def rules_what_if_command(round_id: int, path: str) -> None:
+    """Replay a scored round under the rules in PATH: which awards and scores would change."""
+    from bidhub.domain.errors import BidhubError
+    from bidhub.domain.rules import RuleError, parse_rules
+    from bidhub.services.replays import what_if
+
+    try:
+        stored, comparison = what_if(get_session(), round_id,
+                                     parse_rules(Path(path).read_text(encoding="utf-8")))
+    except RuleError as error:
+        raise click.ClickException(f"{path}:\n{error}") from error
+    except BidhubError as error:
+        raise click.ClickException(str(error)) from error
+    names = {bid_id: row.rep.display_name for bid_id, row in stored.rows.items()}
+    click.echo(f"{len(comparison.award_changes)} award(s) would change, "
+               f"{len(comparison.changed_scores)} score(s) would change.")
+    for change in comparison.award_changes:
+        click.echo(f"  listing {change.listing_id}: {names.get(change.before_bid_id, 'nobody')}"
+                   f" -> {names.get(change.after_bid_id, 'nobody')}")
+    for change in comparison.changed_scores:
+        click.echo(f"  bid {change.bid_id} ({names[change.bid_id]}): {change.before:.3f} -> "
+                   f"{change.after:.3f} ({change.delta:+.3f})")
+
+
+@rules_group.command("adopt")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--note", required=True, help="What changed and why.")
+@click.option("--by", "username", required=True, help="The admin adopting the rules.")
+@with_appcontext
+def rules_adopt_command(path: str, note: str, username: str) -> None:
+    """Adopt the rules in PATH for new rounds (open and closed rounds keep theirs)."""
+    from sqlalchemy import select
+
+    from bidhub.domain.errors import BidhubError
+    from bidhub.models import Role, User
+    from bidhub.services.rule_sets import active_rule_set, adopt_rules
+
+    session = get_session()
+    admin = session.scalars(select(User).where(User.username == username)).first()
+    if admin is None or admin.role != Role.ADMIN:
+        raise click.BadParameter(f"'{username}' is not an admin", param_hint="--by")
+    current = active_rule_set(session)
+    try:
+        version = adopt_rules(session, admin, Path(path).read_text(encoding="utf-8"), note,
+                              expected_active_id=current.id if current else None,
+                              now=current_app.config["CLOCK"]())
+    except BidhubError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Adopted rules {version.sha256[:12]} for new rounds.")
+
+
 def init_app(app: Flask) -> None:
     for command in (init_command, demo_command, create_user_command, verify_ledger_command,
-                    close_due_rounds_command):
+                    close_due_rounds_command, rescore_command, rules_group):
         app.cli.add_command(command)
 
 

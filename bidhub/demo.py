@@ -80,6 +80,9 @@ INDUSTRIES: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("汽车", 7, ("汽车", "汽车零部件", "汽车销售服务", "新能源汽车")),
 )
 GOVERNMENT_INDUSTRY = "公共服务"
+INDUSTRY_EN = {"互联网": "internet", "金融": "finance", "制造业": "manufacturing",
+               "房地产": "real-estate", "医药": "pharma", "教育": "education", "零售": "retail",
+               "物流": "logistics", "能源": "energy", "汽车": "automotive"}
 OWNERSHIP: tuple[tuple[str, int], ...] = (
     ("private", 54), ("listed", 15), ("state_owned", 14), ("joint_venture", 12),
     ("government", 5),
@@ -184,9 +187,9 @@ PLANS_ZH = (
 )
 PLANS_EN = (
     "Meet {contact} in the first two weeks, map {account}'s hiring plan for the year and offer an "
-    "annual package built on our {industry} references; target {revenue}0k yuan this year.",
+    "annual package built on our {industry_en} references; target {yuan} yuan this year.",
     "Start with a campus-recruiting event to rebuild trust, then move {account} to an annual "
-    "framework contract with quarterly reviews; committed {revenue}0k yuan.",
+    "framework contract with quarterly reviews; committed {yuan} yuan.",
 )
 VISITS_ZH = (
     "第1周拜访决策人与HR负责人；第3周提交年度招聘方案；第6周组织雇主品牌沙龙；第10周复盘首批职位效果。",
@@ -551,7 +554,8 @@ def plan_bid(rng: random.Random, account: PlannedAccount, rep: PlannedRep, minut
     revenue = max(10_000, int(account.annual_value_yuan * factor) // 1000 * 1000)
     contact = next(name for role, name, _, _ in account.contacts if role == "decision_maker")
     values = {"account": account.name, "industry": account.industry, "contact": contact,
-              "revenue": round(revenue / 10_000, 1)}
+              "industry_en": INDUSTRY_EN.get(account.industry, "public-sector"),
+              "revenue": round(revenue / 10_000, 1), "yuan": f"{revenue:,}"}
     plan = rng.choice(PLANS_EN if english else PLANS_ZH).format(**values)
     visits = rng.choice(VISITS_EN if english else VISITS_ZH)
     return PlannedBid(account.external_id, rep.username, minutes, plan, visits, revenue)
@@ -779,14 +783,11 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
                                now=created_at + timedelta(minutes=90))
         for bid in planned.bids:
             try:
-                # no_autoflush: submit_bid adds the Bid before its track record is computed,
-                # and the track-record queries must not flush the half-filled row.
-                with session.no_autoflush:
-                    submit_bid(session, users[bid.rep], listing_of[bid.account],
-                               account_plan=bid.account_plan,
-                               committed_revenue_yuan=bid.committed_revenue_yuan,
-                               visit_plan=bid.visit_plan, submission_key=None,
-                               now=opens_at + timedelta(minutes=bid.minutes_after_opening))
+                submit_bid(session, users[bid.rep], listing_of[bid.account],
+                           account_plan=bid.account_plan,
+                           committed_revenue_yuan=bid.committed_revenue_yuan,
+                           visit_plan=bid.visit_plan, submission_key=None,
+                           now=opens_at + timedelta(minutes=bid.minutes_after_opening))
             except BidRejected:
                 continue  # over capacity, in cooldown, on leave...: refused, as in real life
         if closes_at <= now:

@@ -44,6 +44,12 @@ EXPECTED_ACCESS = {
     "admin.edit_user": {ADMIN},
     "admin.confirmations": {ADMIN},
     "admin.confirm_listing": {ADMIN},
+    "rules.rules": {ADMIN},
+    "rules.apply_settings": {ADMIN},
+    "rules.check": {ADMIN},
+    "rules.what_if": {ADMIN},
+    "rules.adopt": {ADMIN},
+    "rules.version": {ADMIN},
 }
 
 
@@ -67,7 +73,7 @@ def world(session, make_rep, make_manager, make_admin, make_account, make_round,
     bid = make_bid(rep, listing)
     return {"rep": rep, "other_rep": other_rep, "manager": make_manager(), "admin": make_admin(),
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
-                    "account_id": account.id, "user_id": rep.id}}
+                    "account_id": account.id, "user_id": rep.id, "version_id": 1}}
 
 
 def url_for_rule(rule, ids) -> str:

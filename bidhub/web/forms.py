@@ -146,3 +146,69 @@ class ConfirmForm(Form):
 
 def branch_choices(branches, *, empty_label) -> list[SelectChoice]:
     return options({0: empty_label} | {branch.id: branch.name for branch in branches})
+
+
+class RulesDraftForm(Form):
+    text = TextAreaField(_l("Rule file (TOML)"), validators=[InputRequired(), Length(max=100_000)])
+    note = StringField(_l("Change note"), validators=[Optional(), Length(max=1000)])
+    expected_active_id = HiddenField()
+    round_id = SelectField(_l("Replay round"), coerce=int, validators=[Optional()])
+
+
+def rules_settings_form(rules, formdata=None):
+    """The tunable numbers of a rule set as a form: thresholds, caps and every factor weight."""
+    from wtforms import DecimalField
+
+    from bidhub.domain.metrics import METRICS
+
+    class RulesSettingsForm(Form):
+        capacity_max = IntegerField(_l("Capacity maximum (accounts)"),
+                                    validators=[InputRequired(), NumberRange(min=1, max=1000)])
+        capacity_target = IntegerField(_l("Capacity target (accounts)"),
+                                       validators=[InputRequired(), NumberRange(min=0, max=1000)])
+        min_tenure_months = DecimalField(_l("Minimum tenure (months)"), places=None,
+                                         validators=[InputRequired(), NumberRange(min=0)])
+        max_open_incidents = IntegerField(_l("Maximum open accountability incidents"),
+                                          validators=[Optional(), NumberRange(min=0)])
+        cooldown_months = DecimalField(_l("Cooldown before winning back (months)"), places=None,
+                                       validators=[InputRequired(), NumberRange(min=0)])
+        max_awards_per_rep_per_round = IntegerField(_l("Awards per rep per round (cap)"),
+                                                    validators=[Optional(), NumberRange(min=1)])
+        min_bids_per_listing = IntegerField(_l("Minimum eligible bids per listing"),
+                                            validators=[InputRequired(), NumberRange(min=0)])
+
+    for index, factor in enumerate(rules.factors):
+        label = METRICS[factor.metric].label if factor.metric in METRICS else factor.metric
+        setattr(RulesSettingsForm, f"weight_{index}", DecimalField(
+            f"{label} ({factor.normaliser})", places=None,
+            validators=[InputRequired(), NumberRange(min=-100, max=100)]))
+    values = {
+        "capacity_max": rules.eligibility.capacity_max,
+        "capacity_target": rules.eligibility.capacity_target,
+        "min_tenure_months": rules.eligibility.min_tenure_months,
+        "max_open_incidents": rules.eligibility.max_open_incidents,
+        "cooldown_months": rules.eligibility.cooldown_months,
+        "max_awards_per_rep_per_round": rules.caps.max_awards_per_rep_per_round,
+        "min_bids_per_listing": rules.min_bids_per_listing,
+        **{f"weight_{index}": factor.weight for index, factor in enumerate(rules.factors)},
+    }
+    return RulesSettingsForm(formdata=formdata, data=values)
+
+
+def settings_from(form, factor_count: int) -> dict:
+    """Rule-file key paths and values from a submitted settings form."""
+    def number(value):
+        return None if value is None else (int(value) if value == int(value) else float(value))
+
+    settings = {
+        "eligibility.capacity_max": form.capacity_max.data,
+        "eligibility.capacity_target": form.capacity_target.data,
+        "eligibility.min_tenure_months": number(form.min_tenure_months.data),
+        "eligibility.max_open_incidents": form.max_open_incidents.data,
+        "eligibility.cooldown_months": number(form.cooldown_months.data),
+        "caps.max_awards_per_rep_per_round": form.max_awards_per_rep_per_round.data,
+        "allocation.min_bids_per_listing": form.min_bids_per_listing.data,
+    }
+    for index in range(factor_count):
+        settings[f"factors[{index}].weight"] = float(getattr(form, f"weight_{index}").data)
+    return settings

@@ -1,0 +1,133 @@
+"""Admins tune the scoring rules: edit a draft, check it live, replay past rounds, adopt it."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import select
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.rules import RuleError, parse_rules
+from bidhub.models import Round, RuleSetVersion
+from bidhub.services import replays, rule_sets
+from bidhub.web.access import admins
+from bidhub.web.forms import RulesDraftForm, options, rules_settings_form, settings_from
+from bidhub.web.rendering import redirect_after_post, render
+
+blueprint = Blueprint("rules", __name__, url_prefix="/admin/rules")
+
+
+def replayable_rounds(session) -> list[Round]:
+    return list(session.scalars(select(Round).where(Round.status.in_(replays.FINISHED))
+                                .order_by(Round.closes_at.desc())))
+
+
+def draft_form(session, active: RuleSetVersion, formdata=None) -> RulesDraftForm:
+    form = RulesDraftForm(formdata=formdata)
+    form.round_id.choices = options({0: "—"} | {
+        round_.id: f"{round_.title} ({round_.closes_at:%Y-%m-%d})"
+        for round_ in replayable_rounds(session)})
+    if formdata is None:
+        form.text.data = active.text
+        form.expected_active_id.data = str(active.id)
+    return form
+
+
+def page(*, draft: RulesDraftForm | None = None, settings=None, status: int = 200):
+    session = get_session()
+    active = rule_sets.active_rule_set(session)
+    rules = rule_sets.parsed(active)
+    draft = draft or draft_form(session, active)
+    return render("admin/rules.html", status=status, active=active, rules=rules,
+                  settings=settings or rules_settings_form(rules), draft=draft,
+                  versions=rule_sets.rule_versions(session),
+                  check=check_result(draft.text.data or "", active))
+
+
+def check_result(text: str, active: RuleSetVersion) -> dict:
+    problems = rule_sets.check_rules_text(text)
+    return {"problems": problems, "diff": rule_sets.rules_diff(active.text, text),
+            "hash": None if problems else parse_rules(text).version_hash,
+            "is_active": not problems and parse_rules(text).version_hash == active.sha256}
+
+
+@blueprint.route("")
+@admins
+def rules():
+    return page()
+
+
+@blueprint.route("/settings", methods=["POST"])
+@admins
+def apply_settings():
+    """Turn the settings form into a draft rule file to review (nothing is adopted here)."""
+    session = get_session()
+    active = rule_sets.active_rule_set(session)
+    rules = rule_sets.parsed(active)
+    settings = rules_settings_form(rules, formdata=request.form)
+    if not settings.validate():
+        return page(settings=settings, status=422)
+    draft = draft_form(session, active)
+    draft.text.data = rule_sets.apply_settings(active.text, settings_from(settings,
+                                                                          len(rules.factors)))
+    flash(_("Draft updated from the form. Check it and replay a round before adopting."), "info")
+    return page(draft=draft, settings=settings)
+
+
+@blueprint.route("/check", methods=["POST"])
+@admins
+def check():
+    """Live validation of a draft: the problem list and the diff against the active rules."""
+    form = RulesDraftForm()
+    active = rule_sets.active_rule_set(get_session())
+    return render("admin/_rules_check.html", check=check_result(form.text.data or "", active))
+
+
+@blueprint.route("/what-if", methods=["POST"])
+@admins
+def what_if():
+    session = get_session()
+    active = rule_sets.active_rule_set(session)
+    form = draft_form(session, active, formdata=request.form)
+    if not form.round_id.data:
+        return render("admin/_rules_what_if.html", error=_("Choose a round to replay."))
+    try:
+        rules = parse_rules(form.text.data or "")
+    except RuleError:
+        return render("admin/_rules_what_if.html",
+                      error=_("The draft has problems; fix them before replaying."))
+    stored, comparison = replays.what_if(session, form.round_id.data, rules)
+    return render("admin/_rules_what_if.html", error=None, stored=stored, comparison=comparison)
+
+
+@blueprint.route("/adopt", methods=["POST"])
+@admins
+def adopt():
+    session = get_session()
+    active = rule_sets.active_rule_set(session)
+    form = draft_form(session, active, formdata=request.form)
+    if form.validate():
+        expected = form.expected_active_id.data or ""
+        try:
+            version = rule_sets.adopt_rules(
+                session, current_user, form.text.data, form.note.data or "",
+                expected_active_id=int(expected) if expected.isdigit() else None, now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return page(draft=form, status=422)
+        flash(_("Rules %(hash)s adopted for new rounds. Open and closed rounds keep theirs.",
+                hash=version.sha256[:12]), "success")
+        return redirect_after_post(url_for("rules.rules"), event="rules-adopted")
+    return page(draft=form, status=422)
+
+
+@blueprint.route("/versions/<int:version_id>")
+@admins
+def version(version_id: int):
+    version = get_session().get(RuleSetVersion, version_id)
+    if version is None:
+        abort(404)
+    return render("admin/rules_version.html", version=version)
