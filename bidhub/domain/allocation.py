@@ -133,10 +133,10 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
         costs.append(no_award_cost)
     graph = csr_matrix((np.array(costs), (np.array(rows), np.array(cols))),
                        shape=(len(listings), columns + len(listings)))
-    matched = min_weight_full_bipartite_matching(graph)
+    matched_rows, matched_columns = min_weight_full_bipartite_matching(graph)
     slot_owner = {column: rep_id for rep_id, columns_of in slots.items() for column in columns_of}
     awards = {}
-    for row, column in enumerate(matched):
+    for row, column in zip(matched_rows.tolist(), matched_columns.tolist(), strict=True):
         rep_id = slot_owner.get(int(column))
         if rep_id is None:
             continue
