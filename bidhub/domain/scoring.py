@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,39 +18,56 @@ NEUTRAL = 0.5
 DECIMALS = 6
 
 
+Scale = Callable[[float], float]
+
+
 @dataclass(frozen=True)
 class Normaliser:
+    """`prepare(population, params)` looks at the round once and returns the scale for a value."""
+
     name: str
     description: str
-    function: Callable[[float, Sequence[float], Mapping[str, float]], float]
+    prepare: Callable[[Sequence[float], Mapping[str, float]], Scale]
+
+    def function(self, value: float, population: Sequence[float],
+                 params: Mapping[str, float]) -> float:
+        return self.prepare(sorted(population), params)(value)
 
 
-def minmax(value: float, population: Sequence[float], params: Mapping[str, float]) -> float:
-    low, high = min(population, default=value), max(population, default=value)
-    if high == low:
-        return NEUTRAL
-    return min(1.0, max(0.0, (value - low) / (high - low)))
+def minmax(population: Sequence[float], params: Mapping[str, float]) -> Scale:
+    if not population or population[0] == population[-1]:
+        return lambda value: NEUTRAL
+    low, span = population[0], population[-1] - population[0]
+    return lambda value: min(1.0, max(0.0, (value - low) / span))
 
 
-def capped(value: float, population: Sequence[float], params: Mapping[str, float]) -> float:
-    return min(1.0, max(0.0, value / params["cap"]))
+def capped(population: Sequence[float], params: Mapping[str, float]) -> Scale:
+    cap = params["cap"]
+    return lambda value: min(1.0, max(0.0, value / cap))
 
 
-def logistic(value: float, population: Sequence[float], params: Mapping[str, float]) -> float:
-    exponent = -params.get("steepness", 1.0) * (value - params["midpoint"])
-    if exponent > 700:
-        return 0.0
-    return 1.0 / (1.0 + math.exp(exponent))
+def logistic(population: Sequence[float], params: Mapping[str, float]) -> Scale:
+    steepness, midpoint = params.get("steepness", 1.0), params["midpoint"]
+
+    def scale(value: float) -> float:
+        exponent = -steepness * (value - midpoint)
+        return 0.0 if exponent > 700 else 1.0 / (1.0 + math.exp(exponent))
+
+    return scale
 
 
-def rank(value: float, population: Sequence[float], params: Mapping[str, float]) -> float:
-    others = [other for other in population]
-    if len(others) <= 1:
-        return NEUTRAL
-    below = sum(1 for other in others if other < value)
-    equal = sum(1 for other in others if other == value)
-    # Ties share the average of the places they occupy.
-    return (below + max(0, equal - 1) / 2) / (len(others) - 1)
+def rank(population: Sequence[float], params: Mapping[str, float]) -> Scale:
+    if len(population) <= 1:
+        return lambda value: NEUTRAL
+    places = len(population) - 1
+
+    def scale(value: float) -> float:
+        below = bisect_left(population, value)
+        equal = bisect_right(population, value) - below
+        # Ties share the average of the places they occupy.
+        return (below + max(0, equal - 1) / 2) / places
+
+    return scale
 
 
 NORMALISERS: dict[str, Normaliser] = {
@@ -149,17 +167,17 @@ def score_round(rules: RuleSet, bids: Sequence[BidFacts]) -> dict[int, BidScore]
     eligible = [bid for bid in bids if all(check.passed for check in checks[bid.bid_id])]
     normalised: dict[int, list[tuple[float | None, float, bool]]] = {bid.bid_id: [] for bid in bids}
     for factor in rules.factors:
-        function = NORMALISERS[factor.normaliser].function
         population = sorted(value for bid in eligible
                             if (value := metric_value(bid, factor.metric)) is not None)
-        known = [function(value, population, factor.params) for value in population]
+        scale = NORMALISERS[factor.normaliser].prepare(population, factor.params)
+        known = [scale(value) for value in population]
         stand_in = statistics.median(known) if known else NEUTRAL
         for bid in bids:
             raw = metric_value(bid, factor.metric)
             if raw is None:
                 normalised[bid.bid_id].append((None, stand_in, True))
             else:
-                normalised[bid.bid_id].append((raw, function(raw, population, factor.params), False))
+                normalised[bid.bid_id].append((raw, scale(raw), False))
     scores = {}
     for bid in bids:
         factors = tuple(
