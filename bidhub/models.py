@@ -104,6 +104,7 @@ class DecisionKind(StrEnum):
 class FilingKind(StrEnum):
     ROUND_AWARD = "round_award"
     DIRECT_TRANSFER = "direct_transfer"
+    CRM_IMPORT = "crm_import"
 
 
 class Branch(Base):
@@ -128,6 +129,7 @@ class User(Base):
     hired_on: Mapped[date | None] = mapped_column(Date)
     # Rotated on logout and password change so that every older session ends.
     session_token: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     failed_login_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -210,20 +212,75 @@ class OpportunityStageChange(Base):
     changed_at: Mapped[datetime]
 
 
+class IncidentStatus(StrEnum):
+    OPEN = "open"  # logged; the rep owes an explanation
+    EXPLAINED = "explained"  # the rep filed the explanation form (问责客户说明表)
+    ACCEPTED = "accepted"  # management accepted the explanation
+    UPHELD = "upheld"  # management upheld the incident against the rep
+
+
 class AccountabilityIncident(Base):
     """A held account seen advertising on a competitor's site (销售监控问责)."""
 
     __tablename__ = "accountability_incidents"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     competitor_site: Mapped[str] = mapped_column(String(200))
     ad_type: Mapped[str] = mapped_column(String(16))  # logo | banner | job_post
     seen_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=IncidentStatus.OPEN, index=True)
     explanation: Mapped[str] = mapped_column(Text, default="")
+    explanation_due_at: Mapped[datetime | None]
+    explained_at: Mapped[datetime | None]
+    logged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resolution_note: Mapped[str] = mapped_column(Text, default="")
     resolved_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    account: Mapped[Account] = relationship(lazy="joined")
+    rep: Mapped[User] = relationship(foreign_keys=[rep_id], lazy="joined")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class MonthlyForecast(Base):
+    """A rep's revenue forecast for a month (月度预测) and, once known, the actual."""
+
+    __tablename__ = "monthly_forecasts"
+    __table_args__ = (UniqueConstraint("rep_id", "month"),
+                      CheckConstraint("forecast_yuan >= 0", name="forecast_not_negative"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    month: Mapped[date] = mapped_column(Date)  # the first day of the month
+    forecast_yuan: Mapped[int]
+    actual_yuan: Mapped[int | None]
+
+
+class ImportRun(Base):
+    """One file imported (or refused): who, what, the counts and the per-row report."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16))  # running | imported | refused | failed
+    rows_total: Mapped[int] = mapped_column(default=0)
+    rows_done: Mapped[int] = mapped_column(default=0)
+    added: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 class AccountReview(Base):

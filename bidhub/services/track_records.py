@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, selectinload
 from bidhub.domain.facts import (
     AccountFacts,
     BidFacts,
+    ForecastFact,
     IncidentFact,
     LostAccountFact,
     OpportunityFact,
@@ -27,6 +28,7 @@ from bidhub.models import (
     Bid,
     Filing,
     Listing,
+    MonthlyForecast,
     Opportunity,
     RepStatus,
     User,
@@ -68,6 +70,13 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
         incidents[incident.rep_id].append(IncidentFact(
             incident.id, incident.account_id, incident.seen_at, incident.status,
             incident.resolved_at))
+    forecasts: dict[int, list[ForecastFact]] = defaultdict(list)
+    for forecast in session.scalars(
+        select(MonthlyForecast).where(MonthlyForecast.rep_id.in_(rep_ids))
+        .order_by(MonthlyForecast.month)
+    ):
+        forecasts[forecast.rep_id].append(ForecastFact(forecast.month, forecast.forecast_yuan,
+                                                       forecast.actual_yuan))
     reviewed = {(review.rep_id, review.account_id) for review in session.scalars(
         select(AccountReview).where(AccountReview.rep_id.in_(rep_ids)))}
     lost: dict[int, list[LostAccountFact]] = defaultdict(list)
@@ -79,7 +88,8 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
         rep.id: RepHistory(
             rep_id=rep.id, hired_on=rep.hired_on or rep.created_at.date(),
             accounts_held=held[rep.id], opportunities=tuple(opportunities[rep.id]),
-            incidents=tuple(incidents[rep.id]), lost_accounts=tuple(lost[rep.id]))
+            forecasts=tuple(forecasts[rep.id]), incidents=tuple(incidents[rep.id]),
+            lost_accounts=tuple(lost[rep.id]))
         for rep in reps
     }
 
