@@ -82,13 +82,14 @@ def register_error_pages(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from bidhub.web import admin, auth, manage, market, rules_admin
+    from bidhub.web import admin, auth, manage, market, profiles, rules_admin
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(market.blueprint)
     app.register_blueprint(manage.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(rules_admin.blueprint)
+    app.register_blueprint(profiles.blueprint)
 
 
 def register_cli(app: Flask) -> None:

@@ -50,6 +50,9 @@ EXPECTED_ACCESS = {
     "rules.what_if": {ADMIN},
     "rules.adopt": {ADMIN},
     "rules.version": {ADMIN},
+    "profiles.rep": {SIGNED_IN},
+    "profiles.mine": {SIGNED_IN},
+    "profiles.reps": MANAGEMENT,
 }
 
 
@@ -73,7 +76,8 @@ def world(session, make_rep, make_manager, make_admin, make_account, make_round,
     bid = make_bid(rep, listing)
     return {"rep": rep, "other_rep": other_rep, "manager": make_manager(), "admin": make_admin(),
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
-                    "account_id": account.id, "user_id": rep.id, "version_id": 1}}
+                    "account_id": account.id, "user_id": rep.id, "version_id": 1,
+                    "rep_id": rep.id}}
 
 
 def url_for_rule(rule, ids) -> str:

@@ -1,0 +1,67 @@
+"""A rep's track record page: holdings against capacity, funnel, forecasts, incidents, bids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from bidhub.domain.errors import NotFound
+from bidhub.domain.facts import AccountFacts
+from bidhub.domain.metrics import (
+    METRICS,
+    ForecastRow,
+    FunnelStep,
+    forecast_rows,
+    funnel_conversion,
+    funnel_counts,
+    track_record,
+)
+from bidhub.models import AccountabilityIncident, Bid, Listing, Role, User
+from bidhub.services.rule_sets import active_rule_set, parsed
+from bidhub.services.track_records import rep_histories
+
+# The profile's metrics do not depend on a particular account; industry experience does.
+NO_ACCOUNT = AccountFacts(account_id=0, industry="", branch="", annual_value_yuan=0)
+
+
+@dataclass(frozen=True)
+class RepProfile:
+    rep: User
+    accounts_held: int
+    capacity_target: int
+    capacity_max: int
+    metrics: list[tuple[str, str, float | None]]  # name, label, value
+    open_by_stage: dict[str, int]
+    funnel: list[FunnelStep]
+    forecasts: list[ForecastRow]
+    incidents: list[AccountabilityIncident]
+    bids: list[Bid]
+
+
+def rep_profile(session: Session, rep_id: int, now: datetime) -> RepProfile:
+    rep = session.get(User, rep_id)
+    if rep is None or rep.role != Role.REP:
+        raise NotFound("No such rep.")
+    history = rep_histories(session, [rep], now)[rep.id]
+    rules = parsed(active_rule_set(session))
+    record = track_record(history, NO_ACCOUNT, now)
+    incidents = list(session.scalars(
+        select(AccountabilityIncident).where(AccountabilityIncident.rep_id == rep.id)
+        .order_by(AccountabilityIncident.seen_at.desc())))
+    bids = list(session.scalars(
+        select(Bid).where(Bid.rep_id == rep.id).order_by(Bid.submitted_at.desc())
+        .options(selectinload(Bid.listing).selectinload(Listing.round),
+                 selectinload(Bid.listing).selectinload(Listing.account),
+                 selectinload(Bid.score))))
+    return RepProfile(
+        rep=rep, accounts_held=history.accounts_held,
+        capacity_target=rules.eligibility.capacity_target,
+        capacity_max=rules.eligibility.capacity_max,
+        metrics=[(name, METRICS[name].label, value) for name, value in record.items()
+                 if name != "industry_experience"],
+        open_by_stage={stage.value: count for stage, count in funnel_counts(history, now).items()},
+        funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
+        incidents=incidents, bids=bids)

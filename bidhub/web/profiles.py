@@ -1,0 +1,47 @@
+"""Reps' track-record pages: a rep sees their own; KA management and admins see anyone's."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, redirect, url_for
+from flask_login import current_user
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.models import Role
+from bidhub.services.browse import active_reps
+from bidhub.services.profiles import rep_profile
+from bidhub.services.track_records import accounts_held_by
+from bidhub.web.access import managers, signed_in
+from bidhub.web.charts import capacity_gauge, forecast_chart
+from bidhub.web.rendering import render
+
+blueprint = Blueprint("profiles", __name__)
+
+
+@blueprint.route("/reps/<int:rep_id>")
+@signed_in
+def rep(rep_id: int):
+    if current_user.role == Role.REP and current_user.id != rep_id:
+        abort(404)
+    profile = rep_profile(get_session(), rep_id, now())
+    months, chart_width = forecast_chart(profile.forecasts)
+    return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
+                  gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
+                                       profile.capacity_max))
+
+
+@blueprint.route("/my/track-record")
+@signed_in
+def mine():
+    if current_user.role != Role.REP:
+        abort(404)
+    return redirect(url_for("profiles.rep", rep_id=current_user.id))
+
+
+@blueprint.route("/reps")
+@managers
+def reps():
+    session = get_session()
+    people = active_reps(session)
+    return render("profiles/reps.html", reps=people,
+                  held=accounts_held_by(session, [rep.id for rep in people]))

@@ -1,0 +1,42 @@
+"""Track-record pages: what a rep and management see, from real history."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from bidhub.models import AccountabilityIncident, MonthlyForecast
+
+
+def test_a_rep_sees_their_own_track_record_and_not_anothers(app, session, make_rep, make_account,
+                                                            give_accounts, make_opportunities,
+                                                            login_as, clock):
+    rep, other = make_rep(name="Own Rep"), make_rep()
+    give_accounts(rep, 33)
+    make_opportunities(rep, make_account(), won=3, lost=1)
+    session.add_all([
+        MonthlyForecast(rep_id=rep.id, month=date(2026, 1, 1), forecast_yuan=100_000,
+                        actual_yuan=90_000),
+        MonthlyForecast(rep_id=rep.id, month=date(2026, 2, 1), forecast_yuan=120_000,
+                        actual_yuan=150_000),
+        AccountabilityIncident(account_id=make_account(owner=rep).id, rep_id=rep.id,
+                               competitor_site="51job.com", ad_type="banner",
+                               seen_at=clock() - timedelta(days=3), status="upheld"),
+    ])
+    session.commit()
+    client = login_as(rep)
+    page = client.get("/my/track-record", follow_redirects=True)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Own Rep" in html and "<strong class=\"big\">34</strong>" in html
+    assert "75%" in html  # win rate 3 / 4
+    assert "51job.com" in html and "<svg class=\"chart\"" in html
+    # forecast accuracy over Jan and Feb: 1 - mean(0.1, 0.25) = 82.5%
+    assert "82%" in html or "83%" in html
+    assert client.get(f"/reps/{other.id}").status_code == 404
+
+
+def test_management_sees_every_rep(app, make_rep, make_manager, login_as):
+    rep = make_rep(name="Listed Rep")
+    client = login_as(make_manager())
+    assert "Listed Rep" in client.get("/reps").get_data(as_text=True)
+    assert client.get(f"/reps/{rep.id}").status_code == 200
