@@ -13,7 +13,7 @@ import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -24,6 +24,7 @@ from bidhub.models import (
     AccountReview,
     Contact,
     FilingKind,
+    MonthlyForecast,
     Opportunity,
     OpportunityStageChange,
     ReleaseReason,
@@ -644,6 +645,23 @@ def plan_world(seed: int = SEED) -> World:
     return world
 
 
+def forecast_rows(rep: PlannedRep, now: datetime) -> list[dict]:
+    """Twelve complete months of forecast and actual: skilled reps forecast closer to the mark.
+
+    Drawn from a generator of the rep's own, so the rest of the world's plan is unchanged.
+    """
+    rng = random.Random(f"{SEED}:{rep.username}:forecasts")
+    rows = []
+    month = date(now.year, now.month, 1)
+    for _ in range(12):
+        month = (month - timedelta(days=1)).replace(day=1)
+        forecast = rng.randrange(200_000, 900_000, 10_000) * rep.holdings // 35
+        miss = rng.gauss(0, 0.35 * (1.1 - rep.skill))
+        rows.append({"month": month, "forecast_yuan": forecast,
+                     "actual_yuan": max(0, round(forecast * (1 + miss), -3))})
+    return rows
+
+
 # --- writing it -------------------------------------------------------------------------
 
 
@@ -737,6 +755,10 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
          "resolved_at": (None if incident.resolved_minutes_ago is None
                          else ago(incident.resolved_minutes_ago))}
         for incident in world.incidents])
+
+    session.execute(insert(MonthlyForecast), [
+        {"rep_id": user_ids[rep.username], **row}
+        for rep in world.reps for row in forecast_rows(rep, now)])
 
     manager_id = user_ids["manager"]
     branch_of = {account.external_id: account.branch for account in world.accounts}
