@@ -21,7 +21,7 @@ def open_round_with_a_bid(session, make_rep, make_manager, make_admin, make_acco
             "admin": make_admin(),
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": bidder.id,
-                    "version_id": 1, "rep_id": bidder.id}}
+                    "version_id": 1, "rep_id": bidder.id, "incident_id": 1}}
 
 
 @pytest.mark.parametrize("who", ["other_rep", "manager", "admin"])
@@ -45,6 +45,19 @@ def test_no_page_or_fragment_shows_a_bid_to_anyone_but_its_bidder(app, open_roun
         assert "987,654" not in body, (who, url)
         seen += 1
     assert seen > 10
+
+
+def test_management_cannot_tell_who_bid_for_what_while_the_round_is_open(
+        app, session, open_round_with_a_bid):
+    from bidhub.models import Account
+
+    world = open_round_with_a_bid
+    account_name = session.get(Account, world["ids"]["account_id"]).name
+    for who in ("manager", "admin"):
+        client = app.test_client()
+        login(client, world[who])
+        profile = client.get(f"/reps/{world['bidder'].id}").get_data(as_text=True)
+        assert account_name not in profile, who
 
 
 def test_the_bidder_sees_their_own_bid(app, open_round_with_a_bid):

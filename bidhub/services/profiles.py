@@ -19,7 +19,7 @@ from bidhub.domain.metrics import (
     funnel_counts,
     track_record,
 )
-from bidhub.models import AccountabilityIncident, Bid, Listing, Role, User
+from bidhub.models import AccountabilityIncident, Bid, Listing, Role, RoundStatus, User
 from bidhub.services.rule_sets import active_rule_set, parsed
 from bidhub.services.track_records import rep_histories
 
@@ -41,7 +41,9 @@ class RepProfile:
     bids: list[Bid]
 
 
-def rep_profile(session: Session, rep_id: int, now: datetime) -> RepProfile:
+def rep_profile(session: Session, rep_id: int, now: datetime, *,
+                include_sealed_bids: bool) -> RepProfile:
+    """The rep's page. Bids in rounds still open are sealed: only the rep may see them."""
     rep = session.get(User, rep_id)
     if rep is None or rep.role != Role.REP:
         raise NotFound("No such rep.")
@@ -56,6 +58,9 @@ def rep_profile(session: Session, rep_id: int, now: datetime) -> RepProfile:
         .options(selectinload(Bid.listing).selectinload(Listing.round),
                  selectinload(Bid.listing).selectinload(Listing.account),
                  selectinload(Bid.score))))
+    if not include_sealed_bids:
+        bids = [bid for bid in bids
+                if bid.listing.round.status not in (RoundStatus.DRAFT, RoundStatus.PUBLISHED)]
     return RepProfile(
         rep=rep, accounts_held=history.accounts_held,
         capacity_target=rules.eligibility.capacity_target,

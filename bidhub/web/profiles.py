@@ -23,7 +23,8 @@ blueprint = Blueprint("profiles", __name__)
 def rep(rep_id: int):
     if current_user.role == Role.REP and current_user.id != rep_id:
         abort(404)
-    profile = rep_profile(get_session(), rep_id, now())
+    profile = rep_profile(get_session(), rep_id, now(),
+                          include_sealed_bids=current_user.id == rep_id)
     months, chart_width = forecast_chart(profile.forecasts)
     return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
