@@ -194,9 +194,7 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
                     now: datetime) -> list[int]:
     """Transfer every awarded account and file each transfer, all in one transaction."""
     begin_write(session)
-    round_ = load_round(session, round_id)
-    if round_.version != expected_version:
-        raise Conflict("Someone else changed this round; reload it and try again.")
+    round_ = load_round(session, round_id, expected_version=expected_version)
     if round_.status != RoundStatus.SCORED:
         raise Conflict("Results can be published once, after scoring.")
     listings = [listing for listing in round_.listings

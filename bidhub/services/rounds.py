@@ -27,10 +27,13 @@ MIN_REVIEW_LENGTH = 20
 ACTIVE_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.SCORED)
 
 
-def load_round(session: Session, round_id: int) -> Round:
+def load_round(session: Session, round_id: int, *, expected_version: int | None = None) -> Round:
+    """The round; with `expected_version`, only if nobody changed it since the form was loaded."""
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise NotFound("No such round.")
+    if expected_version is not None and round_.version != expected_version:
+        raise Conflict("Someone else changed this round; reload it and try again.")
     return round_
 
 
@@ -66,9 +69,7 @@ def update_round_times(
     opens_at: datetime, closes_at: datetime, now: datetime,
 ) -> Round:
     begin_write(session)
-    round_ = load_round(session, round_id)
-    if round_.version != expected_version:
-        raise Conflict("Someone else changed this round; reload it and try again.")
+    round_ = load_round(session, round_id, expected_version=expected_version)
     if round_.status != RoundStatus.DRAFT:
         raise InvalidRequest("Only a draft round can be changed; this one is published.")
     check_round_times(opens_at, closes_at, now)
@@ -169,9 +170,7 @@ def confirm_sponsored_listing(session: Session, admin: User, listing_id: int, no
 def publish_round(session: Session, actor: User, round_id: int, *, expected_version: int,
                   now: datetime) -> Round:
     begin_write(session)
-    round_ = load_round(session, round_id)
-    if round_.version != expected_version:
-        raise Conflict("Someone else changed this round; reload it and try again.")
+    round_ = load_round(session, round_id, expected_version=expected_version)
     if round_.status != RoundStatus.DRAFT:
         raise Conflict("This round is already published.")
     if round_.closes_at <= now:
