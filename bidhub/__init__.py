@@ -82,13 +82,24 @@ def register_error_pages(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from bidhub.web import admin, auth, manage, market, profiles, rules_admin
+    from bidhub.web import (
+        accountability,
+        admin,
+        auth,
+        imports,
+        manage,
+        market,
+        profiles,
+        rules_admin,
+    )
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(market.blueprint)
     app.register_blueprint(manage.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(rules_admin.blueprint)
+    app.register_blueprint(imports.blueprint)
+    app.register_blueprint(accountability.blueprint)
     app.register_blueprint(profiles.blueprint)
 
 

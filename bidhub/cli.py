@@ -218,8 +218,10 @@ def rules_adopt_command(path: str, note: str, username: str) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from bidhub.cli_imports import import_command
+
     for command in (init_command, demo_command, create_user_command, verify_ledger_command,
-                    close_due_rounds_command, rescore_command, rules_group):
+                    close_due_rounds_command, rescore_command, rules_group, import_command):
         app.cli.add_command(command)
 
 

@@ -53,6 +53,16 @@ EXPECTED_ACCESS = {
     "profiles.rep": {SIGNED_IN},
     "profiles.mine": {SIGNED_IN},
     "profiles.reps": MANAGEMENT,
+    "accountability.incidents": MANAGEMENT,
+    "accountability.log_incident": MANAGEMENT,
+    "accountability.resolve": MANAGEMENT,
+    "accountability.release": MANAGEMENT,
+    "accountability.report": MANAGEMENT,
+    "accountability.report_csv": MANAGEMENT,
+    "accountability.inbox": {REP},
+    "accountability.explain": {REP},
+    "imports.upload": {ADMIN},
+    "imports.run": {ADMIN},
 }
 
 
@@ -68,16 +78,25 @@ def test_every_route_declares_the_intended_audience(app):
 
 
 @pytest.fixture
-def world(session, make_rep, make_manager, make_admin, make_account, make_round, make_bid):
+def world(session, make_rep, make_manager, make_admin, make_account, make_round, make_bid,
+          clock):
+    from bidhub.services.accountability import log_incident
+
     rep, other_rep = make_rep(), make_rep()
     account = make_account(owner=None)
     round_ = make_round(accounts=[account])
     listing = round_.listings[0]
     bid = make_bid(rep, listing)
-    return {"rep": rep, "other_rep": other_rep, "manager": make_manager(), "admin": make_admin(),
+    manager = make_manager()
+    # An incident of `rep`'s, so that the accountability routes answer for a real one.
+    incident = log_incident(session, manager, account_id=make_account(owner=rep).id,
+                            competitor_site="51job.com", ad_type="banner", seen_at=clock(),
+                            now=clock())
+    return {"rep": rep, "other_rep": other_rep, "manager": manager, "admin": make_admin(),
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": rep.id, "version_id": 1,
-                    "rep_id": rep.id}}
+                    "rep_id": rep.id, "incident_id": incident.id,
+                    "run_id": 1}}
 
 
 def url_for_rule(rule, ids) -> str:

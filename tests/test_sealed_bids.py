@@ -21,7 +21,8 @@ def open_round_with_a_bid(session, make_rep, make_manager, make_admin, make_acco
             "admin": make_admin(),
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": bidder.id,
-                    "version_id": 1, "rep_id": bidder.id, "incident_id": 1}}
+                    "version_id": 1, "rep_id": bidder.id, "incident_id": 1,
+                    "run_id": 1}}
 
 
 @pytest.mark.parametrize("who", ["other_rep", "manager", "admin"])

@@ -61,9 +61,16 @@ def init_app(app: Flask) -> None:
         return error_page(400, _("The form expired or was sent from elsewhere. Reload the page "
                                  "and try again."))
 
-    for status in (400, 403, 404, 405, 413):
+    for status in (400, 403, 404, 405):
         app.register_error_handler(status, lambda error, status=status: error_page(
             status, getattr(error, "description", "")))
+
+    @app.errorhandler(413)
+    def too_large(error):
+        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        return error_page(413, _("The upload is larger than the limit of %(size)s MiB. Nothing "
+                                 "was saved; split the file or remove columns and try again.",
+                                 size=f"{limit / (1024 * 1024):g}"))
 
     @app.errorhandler(500)
     def server_error(error):

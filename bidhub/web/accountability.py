@@ -1,0 +1,312 @@
+"""The accountability workflow (销售监控问责): management logs and resolves, reps explain."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from datetime import date, datetime, time
+
+from flask import Blueprint, Flask, Response, flash, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from wtforms import DateTimeLocalField, HiddenField, SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.domain.errors import InvalidRequest
+from bidhub.models import IncidentStatus, Role
+from bidhub.services import accountability, browse
+from bidhub.services.accountability import AdType, Outcome
+from bidhub.web.access import managers, rep_only
+from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, options
+from bidhub.web.i18n import local_to_utc, utc_to_local
+from bidhub.web.rendering import redirect_after_post, render
+
+blueprint = Blueprint("accountability", __name__)
+
+AD_TYPE_LABELS = {AdType.LOGO: _l("Logo"), AdType.BANNER: _l("Banner"),
+                  AdType.JOB_POST: _l("Job post")}
+STATUS_LABELS = {IncidentStatus.OPEN: _l("Open"), IncidentStatus.EXPLAINED: _l("Explained"),
+                 IncidentStatus.ACCEPTED: _l("Accepted"), IncidentStatus.UPHELD: _l("Upheld")}
+
+
+class IncidentForm(Form):
+    account = StringField(_l("Account (customer number or exact name)"),
+                          validators=[InputRequired(), Length(max=200)])
+    competitor_site = StringField(_l("Competitor site"),
+                                  validators=[InputRequired(), Length(max=200)])
+    ad_type = SelectField(_l("Kind of ad"), choices=options(AD_TYPE_LABELS),
+                          validators=[InputRequired()])
+    seen_at = DateTimeLocalField(_l("Seen at (local time)"), format=LOCAL_DATETIME_FORMATS,
+                                 validators=[InputRequired()])
+
+
+class ResolveForm(Form):
+    outcome = SelectField(_l("Outcome"), choices=options({
+        Outcome.ACCEPTED: _l("Accept the explanation"),
+        Outcome.UPHELD: _l("Uphold the incident"),
+    }), validators=[InputRequired()])
+    note = TextAreaField(_l("Note (required to uphold)"),
+                         validators=[Optional(), Length(max=5000)])
+    version = HiddenField()
+
+
+class ExplanationForm(Form):
+    explanation = TextAreaField(
+        _l("Explanation (问责客户说明表)"),
+        validators=[InputRequired(), Length(min=accountability.MIN_EXPLANATION_LENGTH,
+                                            max=10_000)])
+
+
+class AccountabilityReleaseForm(Form):
+    round_id = SelectField(_l("Draft round"), coerce=int, validators=[InputRequired()])
+    review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
+                                validators=[InputRequired(), Length(max=5000)])
+
+
+def unique_ids(form: Form, suffix: int) -> Form:
+    """Give a form's fields ids of their own, for pages showing one form per row."""
+    for field in form:
+        if field.type not in ("CSRFTokenField", "HiddenField"):
+            field.id = field.label.field_id = f"{field.name}-{suffix}"
+    return form
+
+
+def version_of(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 10 else -1
+
+
+def release_form(formdata=None) -> AccountabilityReleaseForm:
+    form = AccountabilityReleaseForm(formdata=formdata)
+    form.round_id.choices = options({round_.id: round_.title for round_ in
+                                     accountability.draft_rounds(get_session())})
+    return form
+
+
+# --- management ----------------------------------------------------------------------------
+
+def incidents_page(*, log_form: IncidentForm | None = None, failed_resolve: tuple | None = None,
+                   failed_release: tuple | None = None, status: int = 200):
+    session = get_session()
+    current = now()
+    wanted = request.args.get("status", "")
+    wanted = wanted if wanted in set(IncidentStatus) else ""
+    incidents = accountability.incidents_for_management(session, wanted)
+    if log_form is None:
+        log_form = IncidentForm(formdata=None)
+        log_form.seen_at.data = utc_to_local(current).replace(second=0, microsecond=0,
+                                                              tzinfo=None)
+    resolve_forms = {}
+    for incident in incidents:
+        if incident.status in accountability.RESOLVED_STATUSES:
+            continue
+        if failed_resolve and failed_resolve[0] == incident.id:
+            resolve_forms[incident.id] = unique_ids(failed_resolve[1], incident.id)
+        else:
+            form = ResolveForm(formdata=None, version=str(incident.version))
+            form.outcome.data = (Outcome.ACCEPTED.value
+                                 if incident.status == IncidentStatus.EXPLAINED
+                                 else Outcome.UPHELD.value)
+            resolve_forms[incident.id] = unique_ids(form, incident.id)
+    due = accountability.accounts_due_for_release(session, current)
+    release_forms = {account.id: unique_ids(failed_release[1] if failed_release
+                                            and failed_release[0] == account.id
+                                            else release_form(), account.id)
+                     for account, _count in due}
+    # A refused release of an account not (or no longer) on the list still says why.
+    page_errors = ([*failed_release[1].form_errors, *failed_release[1].round_id.errors,
+                    *failed_release[1].review_text.errors]
+                   if failed_release and failed_release[0] not in release_forms else [])
+    return render("accountability/incidents.html", status=status, incidents=incidents,
+                  wanted=wanted, log_form=log_form, resolve_forms=resolve_forms,
+                  due_for_release=due, release_forms=release_forms,
+                  days_open=lambda incident: accountability.days_open(incident, current),
+                  is_overdue=lambda incident: accountability.is_overdue(incident, current),
+                  status_labels=STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
+                  upheld_needed=accountability.REPEAT_UPHELD_COUNT, page_errors=page_errors)
+
+
+@blueprint.route("/manage/accountability", endpoint="incidents")
+@managers
+def incidents():
+    return incidents_page()
+
+
+@blueprint.route("/manage/accountability/log", methods=["POST"])
+@managers
+def log_incident():
+    session = get_session()
+    form = IncidentForm()
+    if form.validate_on_submit():
+        account = browse.find_account(session, form.account.data)
+        try:
+            if account is None:
+                raise InvalidRequest(_("No account with that customer number or name."),
+                                     field="account")
+            incident = accountability.log_incident(
+                session, current_user, account_id=account.id,
+                competitor_site=form.competitor_site.data, ad_type=form.ad_type.data,
+                seen_at=local_to_utc(form.seen_at.data), now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return incidents_page(log_form=form, status=422)
+        flash(_("Incident logged against %(rep)s; explanation due %(due)s.",
+                rep=incident.rep.display_name,
+                due=utc_to_local(incident.explanation_due_at).strftime("%Y-%m-%d %H:%M")),
+              "success")
+        return redirect_after_post(url_for("accountability.incidents"), event="incident-logged")
+    return incidents_page(log_form=form, status=422)
+
+
+@blueprint.route("/manage/accountability/incidents/<int:incident_id>/resolve", methods=["POST"])
+@managers
+def resolve(incident_id: int):
+    session = get_session()
+    accountability.load_incident(session, incident_id)  # 404 before anything else
+    form = ResolveForm()
+    if form.validate_on_submit():
+        try:
+            accountability.resolve_incident(
+                session, current_user, incident_id, outcome=form.outcome.data,
+                note=form.note.data or "", expected_version=version_of(form.version.data),
+                now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return incidents_page(failed_resolve=(incident_id, form), status=422)
+        flash(_("Incident resolved."), "success")
+        return redirect_after_post(url_for("accountability.incidents"),
+                                   event="incident-resolved")
+    return incidents_page(failed_resolve=(incident_id, form), status=422)
+
+
+@blueprint.route("/manage/accountability/accounts/<int:account_id>/release", methods=["POST"])
+@managers
+def release(account_id: int):
+    session = get_session()
+    form = release_form(request.form)
+    if form.validate_on_submit():
+        try:
+            listing = accountability.release_for_accountability(
+                session, current_user, account_id, round_id=form.round_id.data,
+                review_text=form.review_text.data or "", now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return incidents_page(failed_release=(account_id, form), status=422)
+        flash(_("%(name)s released into the round.", name=listing.account.name), "success")
+        return redirect_after_post(url_for("manage.round_detail", round_id=listing.round_id),
+                                   event="account-released")
+    return incidents_page(failed_release=(account_id, form), status=422)
+
+
+def requested_period() -> tuple[date, date]:
+    try:
+        day = datetime.strptime(request.args.get("start", ""), "%Y-%m-%d").date()
+    except ValueError:
+        day = utc_to_local(now()).date()
+    return accountability.two_week_period(day)
+
+
+def report_rows(start: date, end: date):
+    return accountability.accountability_report(
+        get_session(), local_to_utc(datetime.combine(start, time())),
+        local_to_utc(datetime.combine(end, time())), now=now())
+
+
+@blueprint.route("/manage/accountability/report")
+@managers
+def report():
+    start, end = requested_period()
+    previous, following = accountability.neighbouring_periods(start)
+    return render("accountability/report.html", rows=report_rows(start, end), start=start,
+                  last_day=date.fromordinal(end.toordinal() - 1), previous=previous,
+                  following=following, status_labels=STATUS_LABELS,
+                  ad_type_labels=AD_TYPE_LABELS)
+
+
+REPORT_COLUMNS = ("Incident", "Seen at (local)", "Account number", "Account", "Branch", "Rep",
+                  "Competitor site", "Ad type", "Status", "Explanation due (local)",
+                  "Explained at (local)", "Resolved at (local)", "Days open", "Overdue",
+                  "Explanation", "Resolution note")
+
+
+def local_text(instant: datetime | None) -> str:
+    return "" if instant is None else utc_to_local(instant).strftime("%Y-%m-%d %H:%M")
+
+
+@blueprint.route("/manage/accountability/report.csv")
+@managers
+def report_csv():
+    start, end = requested_period()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(REPORT_COLUMNS)
+    for row in report_rows(start, end):
+        incident = row.incident
+        writer.writerow([
+            incident.id, local_text(incident.seen_at), incident.account.external_id,
+            incident.account.name, incident.account.branch.name, incident.rep.display_name,
+            incident.competitor_site, incident.ad_type, incident.status,
+            local_text(incident.explanation_due_at), local_text(incident.explained_at),
+            local_text(incident.resolved_at), row.days_open, "yes" if row.overdue else "no",
+            incident.explanation, incident.resolution_note])
+    # UTF-8 with a byte-order mark so that Excel shows Chinese names correctly.
+    body = "\ufeff" + buffer.getvalue()
+    return Response(body.encode("utf-8"), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="bidhub-accountability-{start:%Y%m%d}.csv"'})
+
+
+# --- reps --------------------------------------------------------------------------------------
+
+def inbox_page(failed: tuple | None = None, status: int = 200):
+    session = get_session()
+    current = now()
+    incidents = accountability.incidents_of_rep(session, current_user)
+    forms = {incident.id: unique_ids(failed[1] if failed and failed[0] == incident.id
+                                     else ExplanationForm(formdata=None), incident.id)
+             for incident in incidents if incident.status == IncidentStatus.OPEN}
+    return render("accountability/inbox.html", status=status, incidents=incidents, forms=forms,
+                  is_overdue=lambda incident: accountability.is_overdue(incident, current),
+                  status_labels=STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
+                  explanation_days=accountability.EXPLANATION_DAYS)
+
+
+@blueprint.route("/my/accountability", endpoint="inbox")
+@rep_only
+def inbox():
+    return inbox_page()
+
+
+@blueprint.route("/my/accountability/<int:incident_id>/explain", methods=["POST"])
+@rep_only
+def explain(incident_id: int):
+    session = get_session()
+    accountability.own_incident(session, current_user, incident_id)  # others' -> 404
+    form = ExplanationForm()
+    if form.validate_on_submit():
+        try:
+            accountability.explain_incident(session, current_user, incident_id,
+                                            explanation=form.explanation.data, now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return inbox_page(failed=(incident_id, form), status=422)
+        flash(_("Explanation filed. KA management will review it."), "success")
+        return redirect_after_post(url_for("accountability.inbox"), event="incident-explained")
+    return inbox_page(failed=(incident_id, form), status=422)
+
+
+def open_incidents_for_nav() -> int | None:
+    """The signed-in rep's open incidents, for the navigation; None when not a rep."""
+    if not current_user.is_authenticated or current_user.role != Role.REP:
+        return None
+    with contextlib.suppress(Exception):  # the error page must render when the database fails
+        return accountability.open_incident_count(get_session(), current_user)
+    return None
+
+
+@blueprint.record_once
+def register_nav(state) -> None:
+    app: Flask = state.app
+    app.jinja_env.globals.update(open_incidents_for_nav=open_incidents_for_nav)

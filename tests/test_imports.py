@@ -1,0 +1,339 @@
+"""CRM imports: all or nothing per file, a per-row report, idempotent, filed transfers, 413."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from bidhub.domain.imports import COLUMNS, KINDS, parse_csv
+from bidhub.models import (
+    Account,
+    AccountabilityIncident,
+    AuditEvent,
+    Contact,
+    Filing,
+    FilingKind,
+    ImportRun,
+    MonthlyForecast,
+    Opportunity,
+    OpportunityStageChange,
+    User,
+)
+from bidhub.services.imports import import_file
+from tests.conftest import reload
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+ORDER = ("reps", "accounts", "opportunities", "forecasts", "incidents")
+TABLES = (User, Account, Contact, Opportunity, OpportunityStageChange, MonthlyForecast,
+          AccountabilityIncident, Filing)
+
+
+def sample_text(kind: str) -> str:
+    return (SAMPLES / f"{kind}.csv").read_bytes().decode("utf-8-sig")
+
+
+def encoded(text: str, encoding: str) -> bytes:
+    return text.encode("utf-8-sig" if encoding == "utf-8-bom" else encoding)
+
+
+@pytest.fixture
+def branches(make_branch):
+    return {code: make_branch(code, name)
+            for code, name in (("BJ", "Beijing"), ("SH", "Shanghai"), ("GZ", "Guangzhou"))}
+
+
+@pytest.fixture
+def admin(make_admin):
+    return make_admin()
+
+
+@pytest.fixture
+def run_import(session, admin, clock):
+    def run(kind: str, data: bytes | str, *, filename: str | None = None,
+            valid_rows_only: bool = False):
+        if isinstance(data, str):
+            data = data.encode("utf-8-sig")
+        return import_file(session, admin, kind, filename or f"{kind}.csv", data,
+                           valid_rows_only=valid_rows_only, now=clock())
+
+    return run
+
+
+@pytest.fixture
+def loaded(branches, run_import):
+    """The database after importing every sample, in order."""
+    for kind in ORDER:
+        result = run_import(kind, sample_text(kind))
+        assert result.status == "imported", result.problems
+    return branches
+
+
+def counts(session) -> dict[str, int]:
+    reload(session)
+    return {table.__name__: session.scalar(select(func.count()).select_from(table))
+            for table in TABLES}
+
+
+def problem_reasons(result) -> list[tuple]:
+    return [(problem.row, problem.column, problem.reason) for problem in result.problems]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-bom", "gbk"])
+def test_every_sample_imports_cleanly_in_each_encoding(session, branches, run_import, encoding):
+    for kind in ORDER:
+        result = run_import(kind, encoded(sample_text(kind), encoding))
+        assert result.status == "imported" and result.problems == [], (kind, result.problems)
+        assert result.added == result.rows_total > 0 and result.skipped == 0
+    reload(session)
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2002")).one()
+    assert account.name == "华北电力集团" and account.ownership_type == "state_owned"
+    assert account.executive_sponsor == "president" and account.owner.username == "lijun"
+    assert {contact.role: contact.name for contact in account.contacts} == {
+        "decision_maker": "周董事长", "user": "吴处长", "contact": "郑秘书"}
+    assert session.scalars(select(User).where(User.external_id == "R1004")).one().status == (
+        "on_leave")
+    won = session.scalars(select(Opportunity).where(Opportunity.external_id == "OPP-3001")).one()
+    assert won.stage == "won" and [change.stage for change in won.stage_changes] == [
+        "potential", "intent", "proposal", "negotiation", "won"]
+    assert session.scalar(select(func.count()).select_from(MonthlyForecast)) == 5
+    incident = session.scalars(select(AccountabilityIncident)
+                               .where(AccountabilityIncident.external_id == "INC-4001")).one()
+    assert incident.status == "explained" and "校园招聘" in incident.explanation
+    # Five owned accounts arrived by import: each is a filed transfer.
+    filings = list(session.scalars(select(Filing)))
+    assert len(filings) == 5 and {filing.kind for filing in filings} == {FilingKind.CRM_IMPORT}
+    assert {filing.reason for filing in filings} == {"CRM import"}
+
+
+def test_reimporting_the_same_files_changes_nothing(session, loaded, run_import):
+    before = counts(session)
+    for kind in ORDER:
+        result = run_import(kind, sample_text(kind))
+        assert result.status == "imported"
+        assert (result.added, result.updated, result.unchanged) == (0, 0, result.rows_total)
+    assert counts(session) == before
+
+
+def test_a_changed_file_updates_the_changed_rows_and_counts_them(session, loaded, run_import):
+    text = sample_text("accounts").replace("KA-2006,南方物流有限公司,物流,private,GZ,420000",
+                                           "KA-2006,南方物流有限公司,物流,private,GZ,450000")
+    text = text.replace("赵总,钱经理", "赵董,钱经理")
+    result = run_import("accounts", text)
+    assert (result.added, result.updated, result.unchanged) == (0, 2, 4)
+    reload(session)
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2006")).one()
+    assert account.annual_value_yuan == 450_000
+    assert session.scalars(select(Contact).where(Contact.role == "decision_maker",
+                                                 Contact.name == "赵董")).one()
+
+
+def assert_refused_without_writes(session, before, result):
+    assert result.status == "refused" and result.problems
+    assert counts(session) == before
+    run = session.get(ImportRun, result.run_id)
+    assert run.status == "refused" and run.report["problems"]
+    assert session.scalars(select(AuditEvent).where(
+        AuditEvent.target == f"import_run:{run.id}")).one().action == "import.refused"
+
+
+def test_a_missing_required_column_is_reported(session, branches, run_import):
+    before = counts(session)
+    text = "员工编号,用户名,分公司\nR1,a,BJ\n"
+    result = run_import("reps", text)
+    assert_refused_without_writes(session, before, result)
+    assert problem_reasons(result) == [(1, "name / 姓名", "This required column is missing.")]
+
+
+def test_a_bad_date_and_a_bad_number_are_reported_by_row_and_column(session, branches,
+                                                                      run_import):
+    run_import("reps", sample_text("reps"))
+    before = counts(session)
+    text = sample_text("opportunities").replace("2026-01-05,,potential:2026-01-05",
+                                                "2026-13-05,,potential:2026-01-05")
+    text = text.replace(",80000,", ",eighty,")
+    result = run_import("opportunities", text)
+    assert_refused_without_writes(session, before, result)
+    reasons = problem_reasons(result)
+    assert (3, "opened", "Not a date; write it as YYYY-MM-DD.") in reasons
+    assert any(row == 6 and column == "amount_yuan" for row, column, _ in reasons)
+
+
+def test_an_unknown_rep_is_reported_and_nothing_is_written(session, branches, run_import):
+    run_import("reps", sample_text("reps"))
+    before = counts(session)
+    text = sample_text("accounts").replace("KA-2003,上海中德汽车零部件有限公司,汽车,中外合资,SH,880000,R1003",
+                                           "KA-2003,上海中德汽车零部件有限公司,汽车,中外合资,SH,880000,R9999")
+    result = run_import("accounts", text)
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (4, "owner", "R9999")]
+
+
+def test_duplicate_ids_within_the_file_are_reported(session, branches, run_import):
+    before = counts(session)
+    text = sample_text("reps") + "R1002,someoneelse,某人,BJ,2024-01-01,在职\n"
+    result = run_import("reps", text)
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column) for problem in result.problems] == [(7, "external_id")]
+    assert "Also in row 3" in result.problems[0].reason
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"", "The file is empty."),
+    (b"  \r\n", "The file is empty."),
+    ("员工编号,用户名,姓名,分公司\n".encode(), "The file has column names but no rows."),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This is not a text (CSV) file."),
+    (b"external_id,username,name,branch\nR1,\xff\xfe\xff,x,BJ\n", "cannot be read as UTF-8 or GBK"),
+    ("员工编号,姓名\nR1,张三\n".encode("utf-16"), "This is not a text (CSV) file."),
+])
+def test_unreadable_files_are_refused_with_a_clear_message(session, branches, run_import, data,
+                                                           reason):
+    before = counts(session)
+    result = run_import("reps", data)
+    assert_refused_without_writes(session, before, result)
+    assert result.problems[0].row is None and reason in result.problems[0].reason
+
+
+def test_a_file_in_gbk_with_undecodable_bytes_is_refused(session, branches, run_import):
+    data = sample_text("reps").encode("gbk") + b"R2001,x,\x80\x80\xff,BJ,,\n"
+    before = counts(session)
+    result = run_import("reps", data)
+    assert_refused_without_writes(session, before, result)
+
+
+def test_too_many_rows_are_refused(session, branches, run_import, monkeypatch):
+    import bidhub.domain.imports as domain
+
+    monkeypatch.setattr(domain, "MAX_ROWS", 3)
+    before = counts(session)
+    result = run_import("reps", sample_text("reps"))
+    assert_refused_without_writes(session, before, result)
+    assert "more than 3 rows" in result.problems[0].reason
+
+
+def test_an_ownership_change_is_a_filed_transfer(session, loaded, run_import):
+    filings_before = session.scalar(select(func.count()).select_from(Filing))
+    text = sample_text("accounts").replace(",880000,R1003,", ",880000,R1004,")
+    result = run_import("accounts", text)
+    assert (result.status, result.updated) == ("imported", 1)
+    reload(session)
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2003")).one()
+    assert account.owner.external_id == "R1004"
+    filing = session.scalars(select(Filing).order_by(Filing.seq.desc())).first()
+    assert filing.seq == filings_before + 1 and filing.kind == FilingKind.CRM_IMPORT
+    assert filing.account_id == account.id and filing.reason == "CRM import"
+    assert filing.from_rep.external_id == "R1003" and filing.to_rep.external_id == "R1004"
+
+
+def test_a_transfer_past_capacity_is_reported_and_not_applied(session, loaded, run_import,
+                                                              give_accounts):
+    rep = session.scalars(select(User).where(User.external_id == "R1004")).one()
+    give_accounts(rep, 39)  # 40 with KA-2004
+    before = counts(session)
+    text = sample_text("accounts").replace(",880000,R1003,", ",880000,R1004,")
+    result = run_import("accounts", text)
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column) for problem in result.problems] == [(4, "owner")]
+    assert "exceed the maximum of 40" in result.problems[0].reason
+    result = run_import("accounts", text, valid_rows_only=True)
+    assert (result.status, result.unchanged, result.skipped) == ("imported", 5, 1)
+    reload(session)
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2003")).one()
+    assert account.owner.external_id == "R1003"
+
+
+def test_valid_rows_only_imports_the_good_rows_and_reports_the_rest(session, branches,
+                                                                    run_import):
+    text = sample_text("reps").replace("R1003,zhangwei,张伟,SH", "R1003,zhangwei,张伟,XX")
+    text = text.replace("2023-02-13", "2023-02-30")
+    result = run_import("reps", text, valid_rows_only=True)
+    assert result.status == "imported"
+    assert (result.added, result.skipped) == (3, 2)
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (4, "branch"), (6, "hire_date")]
+    reload(session)
+    imported = set(session.scalars(select(User.external_id).where(User.external_id.is_not(None))))
+    assert imported == {"R1001", "R1002", "R1004"}
+    run = session.get(ImportRun, result.run_id)
+    assert (run.added, run.skipped, len(run.report["problems"])) == (3, 2, 2)
+
+
+def test_an_xlsx_workbook_imports_like_a_csv(session, branches, run_import):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in sample_text("reps").splitlines():
+        sheet.append(record.split(","))
+    sheet["E2"].value = __import__("datetime").datetime(2021, 3, 15)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    assert result.status == "imported" and result.added == 5, result.problems
+    reload(session)
+    assert str(session.scalars(select(User).where(User.external_id == "R1001")).one()
+               .hired_on) == "2021-03-15"
+    result = run_import("reps", b"PK\x03\x04 not really a workbook", filename="reps.xlsx")
+    assert result.status == "refused" and "Excel workbook" in result.problems[0].reason
+
+
+def test_the_upload_page_imports_and_shows_the_report(session, branches, admin, login_as):
+    client = login_as(admin)
+    assert client.get("/admin/imports/").status_code == 200
+    text = sample_text("reps").replace("R1003,zhangwei,张伟,SH", "R1003,zhangwei,张伟,XX")
+    response = client.post("/admin/imports/", data={
+        "kind": "reps", "file": (io.BytesIO(text.encode("gbk")), "reps.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    page = client.get(response.location).get_data(as_text=True)
+    assert "No branch with this code" in page and "XX" in page and "refused" in page
+    history = client.get("/admin/imports/").get_data(as_text=True)
+    assert "reps.csv" in history
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_the_upload_page_answers_413_for_an_oversized_file(app, admin, login_as):
+    client = login_as(admin)
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    # Encoded in memory: the test client would otherwise spool the body to a file it leaks.
+    boundary, body = encode_multipart({
+        "kind": "reps", "file": FileStorage(io.BytesIO(b"x" * (limit + 1)), "big.csv")})
+    response = client.post("/admin/imports/", data=body,
+                           content_type=f"multipart/form-data; boundary={boundary}")
+    assert response.status_code == 413
+    assert "larger than the limit of 5 MiB" in response.get_data(as_text=True)
+
+
+def test_the_cli_prints_the_report_and_exits_1_when_refused(app, session, branches, admin,
+                                                           tmp_path):
+    path = tmp_path / "reps.csv"
+    path.write_text(sample_text("reps").replace(",SH,", ",XX,"), encoding="utf-8-sig")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["import", "reps", str(path), "--by", admin.username])
+    assert result.exit_code == 1, result.output
+    assert "No branch with this code" in result.output and "refused" in result.output
+    result = runner.invoke(args=["import", "reps", str(path), "--by", admin.username,
+                                 "--valid-rows-only"])
+    assert result.exit_code == 0, result.output
+    assert "added 3" in result.output and "skipped 2" in result.output
+
+
+def test_the_readme_documents_every_column():
+    readme = (SAMPLES / "README.md").read_text(encoding="utf-8")
+    for kind in KINDS:
+        assert f"`{kind}`" in readme
+        for column in COLUMNS[kind]:
+            assert f"`{column.name}`" in readme, (kind, column.name)
+            if column.chinese:
+                assert column.chinese in readme, (kind, column.chinese)
+
+
+def test_english_headers_are_accepted_in_any_case_and_spacing():
+    parsed = parse_csv("forecasts", b"REP , Month,Forecast Yuan\nr1,2026-01,100\n")
+    assert parsed.problems == [] and parsed.rows[0].values["forecast_yuan"] == 100
