@@ -1,0 +1,391 @@
+"""Rule files: strict validation with every problem at once, defaults, hashing, registries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from bidhub.domain.metrics import METRICS, Metric
+from bidhub.domain.rules import (
+    ALLOCATION_METHODS,
+    DEFAULT_TIE_BREAK,
+    NORMALISERS,
+    TIE_BREAKS,
+    Eligibility,
+    RuleError,
+    RuleProblem,
+    canonical_hash,
+    parse_rules,
+)
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+TEXT = """\
+name = "t"
+tie_break = ["fewest_accounts_held", "earliest_submission"]
+
+[eligibility]
+capacity_max = 40
+capacity_target = 30
+cooldown_months = 6
+
+[[factors]]
+metric = "win_rate"
+weight = 1.0
+normaliser = "minmax"
+
+[[factors]]
+metric = "tenure_months"
+weight = 0.1
+normaliser = "logistic"
+midpoint = 24
+
+[[factors]]
+metric = "open_incidents"
+weight = -0.5
+normaliser = "cap"
+cap = 2
+
+[caps]
+max_awards_per_rep_per_round = 3
+
+[allocation]
+method = "greedy"
+min_bids_per_listing = 1
+"""
+
+
+def problems_of(text: str) -> list[RuleProblem]:
+    with pytest.raises(RuleError) as raised:
+        parse_rules(text)
+    return raised.value.problems
+
+
+def edited(old: str, new: str, count: int = 1) -> str:
+    assert TEXT.count(old) >= count, old
+    return TEXT.replace(old, new, count)
+
+
+# --- what a good file gives ------------------------------------------------------------
+
+
+def test_a_good_file_gives_every_section():
+    rules = parse_rules(TEXT)
+    assert rules.name == "t"
+    assert rules.eligibility == Eligibility(capacity_max=40, capacity_target=30,
+                                            cooldown_months=6)
+    assert [(f.metric, f.weight, f.normaliser) for f in rules.factors] == [
+        ("win_rate", 1.0, "minmax"), ("tenure_months", 0.1, "logistic"),
+        ("open_incidents", -0.5, "cap")]
+    # normaliser defaults are filled in, so scoring never guesses
+    assert rules.factors[1].params == {"midpoint": 24.0, "steepness": 1.0}
+    assert rules.factors[2].params == {"cap": 2.0}
+    assert rules.caps.max_awards_per_rep_per_round == 3
+    assert rules.tie_break == ("fewest_accounts_held", "earliest_submission")
+    assert rules.allocation == rules.allocation_method == "greedy"
+    assert rules.min_bids_per_listing == 1
+    assert rules.text == TEXT
+    assert rules.warnings == ()
+
+
+def test_defaults_fill_what_a_file_leaves_out():
+    rules = parse_rules('[[factors]]\nmetric = "win_rate"\nweight = 1\n')
+    assert rules.eligibility == Eligibility()
+    assert (rules.eligibility.capacity_max, rules.eligibility.capacity_target) == (40, 30)
+    assert rules.eligibility.max_open_incidents is None
+    assert rules.eligibility.exclude_on_leave is True
+    assert rules.eligibility.same_branch_only is False
+    assert rules.eligibility.min_tenure_months == rules.eligibility.cooldown_months == 0
+    assert rules.factors[0].normaliser == "minmax"
+    assert rules.caps.max_awards_per_rep_per_round is None
+    assert rules.tie_break == DEFAULT_TIE_BREAK
+    assert rules.allocation == "greedy" and rules.min_bids_per_listing == 1
+    assert rules.name == "unnamed rules" and rules.description == ""
+
+
+def test_a_rule_set_is_frozen_and_hashable():
+    rules = parse_rules(TEXT)
+    with pytest.raises(FrozenInstanceError):
+        rules.allocation = "optimal"  # type: ignore[misc]
+    assert hash(rules) == hash(parse_rules(TEXT))
+    assert rules == parse_rules(TEXT)
+
+
+@pytest.mark.parametrize("path", sorted(RULES_DIR.glob("**/*.toml")),
+                         ids=lambda path: str(path.relative_to(RULES_DIR)))
+def test_every_shipped_rule_file_parses_without_warnings(path):
+    rules = parse_rules(path.read_text(encoding="utf-8"))
+    assert rules.factors and rules.warnings == ()
+    assert len(rules.version_hash) == 64
+
+
+def test_the_default_policy_is_merit_within_fairness_limits():
+    rules = parse_rules((RULES_DIR / "default.toml").read_text(encoding="utf-8"))
+    assert (rules.eligibility.capacity_target, rules.eligibility.capacity_max) == (30, 40)
+    assert rules.caps.max_awards_per_rep_per_round == 3
+    assert rules.eligibility.cooldown_months == 6
+    weights = {factor.metric: factor.weight for factor in rules.factors}
+    assert weights["win_rate"] > 0 and weights["open_incidents"] < 0
+    assert 0 < weights["tenure_months"] < weights["win_rate"]
+    assert weights.get("capacity_headroom", 0) > 0 or weights.get("accounts_held", 0) < 0
+
+
+# --- mistakes: path and plain reason ---------------------------------------------------
+
+BROKEN = [
+    # (old, new, path, message)
+    ("capacity_max = 40", "capacity_max = 25", "eligibility.capacity_max",
+     "capacity_max (25) is below capacity_target (30)"),
+    ("capacity_target = 30", "capacity_target = 45", "eligibility.capacity_max",
+     "capacity_max (40) is below capacity_target (45)"),
+    ("capacity_max = 40", "capacity_max = 0", "eligibility.capacity_max", "must be at least 1"),
+    ("capacity_max = 40", "capacity_max = 40.5", "eligibility.capacity_max",
+     "expected a whole number, got 40.5"),
+    ("capacity_max = 40", 'capacity_max = "40"', "eligibility.capacity_max",
+     "expected a whole number, got a string"),
+    ("cooldown_months = 6", "cooldown_months = -1", "eligibility.cooldown_months",
+     "must be at least 0, got -1"),
+    ("cooldown_months = 6", "cooldown_months = true", "eligibility.cooldown_months",
+     "expected a number, got true/false"),
+    ("cooldown_months = 6", "min_tenure_months = -3", "eligibility.min_tenure_months",
+     "must be at least 0"),
+    ("cooldown_months = 6", "max_open_incidents = 1.5", "eligibility.max_open_incidents",
+     "expected a whole number"),
+    ("cooldown_months = 6", 'same_branch_only = "yes"', "eligibility.same_branch_only",
+     "expected true or false, got a string"),
+    ("cooldown_months = 6", "exclude_on_leave = 1", "eligibility.exclude_on_leave",
+     "expected true or false, got a whole number"),
+    ("cooldown_months = 6", "capacity_min = 3", "eligibility.capacity_min",
+     "unknown key 'capacity_min' (did you mean 'capacity_max'?"),
+    ('metric = "win_rate"', 'metric = "win_rat"', "factors[0].metric",
+     "unknown metric 'win_rat' (did you mean 'win_rate'? known: "),
+    ('metric = "win_rate"', "metric = 3", "factors[0].metric", "expected a string, got a whole"),
+    ('metric = "win_rate"\n', "", "factors[0].metric", "missing: name the metric"),
+    ("weight = 1.0", 'weight = "high"', "factors[0].weight", "expected a number, got a string"),
+    ("weight = 1.0", "weight = true", "factors[0].weight", "expected a number, got true/false"),
+    ("weight = 1.0", "weight = nan", "factors[0].weight", "expected a finite number"),
+    ("weight = 1.0", "weight = inf", "factors[0].weight", "expected a finite number"),
+    ("weight = 1.0", "weight = 5000", "factors[0].weight", "must be between -1000 and 1000"),
+    ("weight = 1.0\n", "", "factors[0].weight", "missing: give the factor a weight"),
+    ('normaliser = "minmax"', 'normaliser = "zscore"', "factors[0].normaliser",
+     "unknown normaliser 'zscore'"),
+    ('normaliser = "minmax"', 'normaliser = "minmax"\ncap = 3', "factors[0].cap",
+     "the minmax normaliser does not use cap"),
+    ("cap = 2", "", "factors[2].cap", "the cap normaliser needs cap"),
+    ("cap = 2", "cap = 0", "factors[2].cap", "must be above 0, got 0"),
+    ("midpoint = 24", "", "factors[1].midpoint", "the logistic normaliser needs a midpoint"),
+    ("midpoint = 24", "midpoint = 24\nsteepness = -1", "factors[1].steepness", "must be above 0"),
+    ("midpoint = 24", "midpoint = 24\ncolour = 1", "factors[1].colour", "unknown key 'colour'"),
+    ('metric = "tenure_months"', 'metric = "win_rate"', "factors[1].metric",
+     "metric 'win_rate' is already scored by factors[0]"),
+    ("max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 0",
+     "caps.max_awards_per_rep_per_round", "must be at least 1"),
+    ("max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 1.5",
+     "caps.max_awards_per_rep_per_round", "expected a whole number"),
+    ("max_awards_per_rep_per_round = 3", "max_awards = 3", "caps.max_awards",
+     "unknown key 'max_awards'"),
+    ('tie_break = ["fewest_accounts_held", "earliest_submission"]',
+     'tie_break = ["coin_toss"]', "tie_break", "unknown tie-break 'coin_toss'"),
+    ('tie_break = ["fewest_accounts_held", "earliest_submission"]',
+     'tie_break = ["lotery"]', "tie_break", "did you mean 'lottery'?"),
+    ('tie_break = ["fewest_accounts_held", "earliest_submission"]',
+     'tie_break = ["lottery", "lottery"]', "tie_break", "'lottery' is listed twice"),
+    ('tie_break = ["fewest_accounts_held", "earliest_submission"]', "tie_break = []",
+     "tie_break", "list at least one tie-break"),
+    ('tie_break = ["fewest_accounts_held", "earliest_submission"]', 'tie_break = "lottery"',
+     "tie_break", "expected a list of names"),
+    ('method = "greedy"', 'method = "fastest"', "allocation.method",
+     "must be one of greedy, optimal, got 'fastest'"),
+    ("min_bids_per_listing = 1", "min_bids_per_listing = -1", "allocation.min_bids_per_listing",
+     "must be at least 0, got -1"),
+    ('name = "t"', 'name = "t"\ncolour = "blue"', "colour", "unknown key 'colour'"),
+    ('name = "t"', 'name = "t"\nmethod = "optimal"', "method", "unknown key 'method'"),
+    ('name = "t"', "name = 7", "name", "expected a string, got a whole number"),
+    ("[caps]", "[cap]", "cap", "unknown key 'cap' (did you mean 'caps'?"),
+    ("[eligibility]", "[[eligibility]]", "eligibility", "expected a table [eligibility], got a list"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "path", "message"), BROKEN,
+                         ids=[f"{case[2]}:{case[3][:24]}" for case in BROKEN])
+def test_a_broken_rule_file_names_the_key_and_the_reason(old, new, path, message):
+    problems = problems_of(edited(old, new))
+    by_path = {problem.path: problem for problem in problems}
+    assert path in by_path, problems
+    assert message in by_path[path].message
+
+
+def test_all_weights_zero_is_refused():
+    text = (edited("weight = 1.0", "weight = 0").replace("weight = 0.1", "weight = 0.0")
+            .replace("weight = -0.5", "weight = 0"))
+    [problem] = problems_of(text)
+    assert problem.path == "factors" and "all weights are zero" in problem.message
+    assert problem.line == text.splitlines().index("[[factors]]") + 1
+
+
+def test_no_factors_is_refused():
+    [problem] = problems_of('[eligibility]\ncapacity_max = 40\n')
+    assert problem.path == "factors" and "at least one [[factors]]" in problem.message
+    [problem] = problems_of('factors = []\n')
+    assert problem.path == "factors"
+    [problem] = problems_of('[factors]\nmetric = "win_rate"\nweight = 1\n')
+    assert problem.path == "factors" and "expected [[factors]] tables" in problem.message
+
+
+def test_one_wrong_value_gives_one_problem():
+    # A wrong capacity_max is not compared with capacity_target as well.
+    assert len(problems_of(edited("capacity_max = 40", 'capacity_max = "x"'))) == 1
+    assert len(problems_of(edited('metric = "win_rate"', "metric = 3"))) == 1
+
+
+def test_all_problems_are_reported_at_once_in_file_order():
+    text = (edited("capacity_max = 40", "capacity_max = 25")
+            .replace('metric = "win_rate"', 'metric = "nope"')
+            .replace("weight = 0.1", "weight = true")
+            .replace('method = "greedy"', 'method = "other"'))
+    problems = problems_of(text)
+    assert [problem.path for problem in problems] == [
+        "eligibility.capacity_max", "factors[0].metric", "factors[1].weight",
+        "allocation.method"]
+    message = str(RuleError(problems))
+    assert message.splitlines() == [str(problem) for problem in problems]
+    assert message.splitlines()[0] == (
+        "eligibility.capacity_max (line 5): capacity_max (25) is below capacity_target (30)")
+
+
+@pytest.mark.parametrize(("old", "new", "path"), [
+    ("capacity_max = 40", "capacity_max = 25", "eligibility.capacity_max"),
+    ("weight = 0.1", "weight = -0.1\n# a comment\nweight2 = 1", "factors[1].weight2"),
+    ("cap = 2", "cap = -2", "factors[2].cap"),
+    ("max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 0",
+     "caps.max_awards_per_rep_per_round"),
+    ('method = "greedy"', 'method = "x"', "allocation.method"),
+    ('tie_break = ["fewest_accounts_held", "earliest_submission"]', 'tie_break = ["x"]',
+     "tie_break"),
+])
+def test_lines_are_reported_where_the_key_is_written(old, new, path):
+    text = edited(old, new)
+    [problem] = [problem for problem in problems_of(text) if problem.path == path]
+    written = path.rsplit(".", 1)[-1]
+    assert text.splitlines()[problem.line - 1].strip().startswith(f"{written} =")
+
+
+def test_a_missing_key_points_at_its_table():
+    text = edited("cap = 2", "")
+    [problem] = problems_of(text)
+    assert text.splitlines()[problem.line - 1] == "[[factors]]"
+    assert text.splitlines()[problem.line] == 'metric = "open_incidents"'
+
+
+def test_a_default_compared_with_a_written_value_names_the_written_key():
+    [problem] = problems_of('[eligibility]\ncapacity_target = 45\n'
+                            '[[factors]]\nmetric = "win_rate"\nweight = 1\n')
+    assert problem.path == "eligibility.capacity_target" and problem.line == 2
+    assert problem.message == "capacity_max (40) is below capacity_target (45)"
+
+
+def test_inline_and_quoted_keys_still_get_a_line():
+    text = ('"name" = "t"\neligibility = { capacity_max = 10 }\n'
+            '[[factors]]\nmetric = "win_rate"\nweight = 1\n')
+    [problem] = problems_of(text)
+    assert problem.path == "eligibility.capacity_max" and problem.line == 2
+
+
+def test_a_syntax_error_gives_its_line():
+    with pytest.raises(RuleError) as raised:
+        parse_rules('name = "x"\n[eligibility]\ncapacity_max = = 40\n')
+    [problem] = raised.value.problems
+    assert problem.line == 3 and problem.message.startswith("not valid TOML")
+    assert "line 3" in str(raised.value)
+    with pytest.raises(RuleError):
+        canonical_hash("[eligibility\n")
+
+
+def test_a_duplicate_key_is_a_syntax_error_with_its_line():
+    [problem] = problems_of(edited("capacity_max = 40", "capacity_max = 40\ncapacity_max = 41"))
+    assert problem.line == 6
+
+
+def test_a_metric_added_to_the_registry_is_usable_at_once(monkeypatch):
+    monkeypatch.setitem(METRICS, "calls_made", Metric(
+        "calls_made", "Calls made", "calls", "last month", "None", lambda h, a, n: None,
+        higher_is_better=True))
+    rules = parse_rules(edited('metric = "win_rate"', 'metric = "calls_made"'))
+    assert rules.factors[0].metric == "calls_made"
+
+
+def test_a_weight_against_the_metrics_direction_is_a_warning_not_an_error():
+    rules = parse_rules(edited("weight = -0.5", "weight = 0.5"))
+    [warning] = rules.warnings
+    assert warning.path == "factors[2].weight" and "less is better" in warning.message
+    assert warning.line == TEXT.splitlines().index("weight = -0.5") + 1
+    [warning] = parse_rules(edited("weight = 1.0", "weight = -1.0")).warnings
+    assert "more is better" in warning.message
+
+
+# --- the version hash ------------------------------------------------------------------
+
+
+def test_the_version_hash_is_the_sha256_of_the_canonical_json():
+    data = tomllib.loads(TEXT)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    expected = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert parse_rules(TEXT).version_hash == canonical_hash(TEXT) == expected
+
+
+def test_the_version_hash_ignores_comments_layout_and_order_but_not_values():
+    reordered = "# the policy\n" + TEXT.replace("weight = 1.0", "weight   =   1.0  # why") \
+        .replace('name = "t"\n', "").replace("[eligibility]", 'name = "t"\n\n[eligibility]')
+    assert reordered != TEXT
+    assert canonical_hash(reordered) == canonical_hash(TEXT)
+    assert canonical_hash(TEXT.replace("weight = 1.0", "weight = 0.9")) != canonical_hash(TEXT)
+    assert canonical_hash('description = "大客户"\n') != canonical_hash('description = "x"\n')
+
+
+# --- registries and their documentation ------------------------------------------------
+
+
+def test_registries_describe_every_entry():
+    for name, normaliser in NORMALISERS.items():
+        assert normaliser.name == name and normaliser.description and normaliser.label
+    assert set(TIE_BREAKS) == {"fewest_accounts_held", "earliest_submission", "lottery"}
+    assert set(ALLOCATION_METHODS) == {"greedy", "optimal"}
+    assert {"minmax", "cap", "logistic", "rank"} <= set(NORMALISERS)
+
+
+def test_the_rules_readme_documents_every_registered_name_and_key():
+    readme = (RULES_DIR / "README.md").read_text(encoding="utf-8")
+    names = [*METRICS, *NORMALISERS, *TIE_BREAKS, *ALLOCATION_METHODS,
+             *(param.name for normaliser in NORMALISERS.values() for param in normaliser.params),
+             *Eligibility.__dataclass_fields__, "max_awards_per_rep_per_round",
+             "min_bids_per_listing", "tie_break", "description"]
+    missing = [name for name in names if f"`{name}`" not in readme]
+    assert missing == []
+
+
+def readme_blocks(language: str) -> list[str]:
+    import re
+
+    readme = (RULES_DIR / "README.md").read_text(encoding="utf-8")
+    return re.findall(rf"```{language}\n(.*?)```", readme, re.S)
+
+
+def test_the_readme_example_parses_and_its_mistakes_read_as_documented():
+    [example] = readme_blocks("toml")
+    assert parse_rules(example).factors
+    broken = (example.replace("capacity_max = 40", "capacity_max = 25")
+              .replace('"win_rate"', '"win_rat"').replace("weight = 0.10", 'weight = "high"')
+              .replace("cap = 2\n", "")
+              .replace('"earliest_submission", "lottery"]', '"coin_toss"]')
+              .replace('method = "greedy"', 'method = "fastest"'))
+    documented = next(block for block in readme_blocks("text") if "coin_toss" in block)
+    with pytest.raises(RuleError) as raised:
+        parse_rules(broken)
+    actual = str(raised.value).splitlines()
+    for expected, line in zip(documented.strip().splitlines(), actual, strict=True):
+        assert line.startswith(expected.removesuffix("...)").rstrip())
