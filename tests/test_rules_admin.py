@@ -53,6 +53,14 @@ def test_live_check_lists_every_problem_with_its_key(app, session, make_admin, l
     assert "-capacity_max = 40" in html  # the diff against the active rules
 
 
+def test_live_check_points_out_a_weight_against_the_metrics_direction(app, session, make_admin,
+                                                                     login_as):
+    client = login_as(make_admin())
+    odd = active_text(session).replace("weight = -0.20", "weight = 0.20")
+    html = client.post("/admin/rules/check", data={"text": odd}).get_data(as_text=True)
+    assert "Valid. New version" in html and "Worth a second look" in html
+
+
 def test_what_if_replays_a_round_and_shows_changed_awards(app, session, scored_round,
                                                           make_admin, login_as):
     client = login_as(make_admin())
