@@ -27,6 +27,7 @@ class Defaults:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     MAX_CONTENT_LENGTH = 5 * 1024 * 1024
+    IMPORT_PROGRESS_MIN_BYTES = 256 * 1024  # larger uploads show progress as they import
     LOGIN_MAX_FAILURES = 5
     LOGIN_LOCKOUT_MINUTES = 15
     PAGE_SIZE = 50

@@ -337,3 +337,23 @@ def test_the_readme_documents_every_column():
 def test_english_headers_are_accepted_in_any_case_and_spacing():
     parsed = parse_csv("forecasts", b"REP , Month,Forecast Yuan\nr1,2026-01,100\n")
     assert parsed.problems == [] and parsed.rows[0].values["forecast_yuan"] == 100
+
+
+def test_a_large_upload_streams_its_progress_then_links_the_report(app, session, branches, admin,
+                                                                   login_as):
+    app.config["IMPORT_PROGRESS_MIN_BYTES"] = 1_000
+    rows = "\n".join(f"R{n:05d},user{n},Rep {n},BJ,2022-01-0{n % 9 + 1},active"
+                     for n in range(600))
+    data = ("external_id,username,name,branch,hired_on,status\n" + rows + "\n").encode()
+    client = login_as(admin)
+    response = client.post("/admin/imports/", data={
+        "kind": "reps", "file": (io.BytesIO(data), "big-reps.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 200 and response.is_streamed
+    html = response.get_data(as_text=True)
+    assert html.count('class="progress-step"') == 3  # at 250, 500 and the end
+    assert "600 of 600 rows checked" in html
+    assert "600 added" in html
+    reload(session)
+    run = session.scalars(select(ImportRun)).one()
+    assert f"/admin/imports/{run.id}" in html and run.added == 600

@@ -12,7 +12,7 @@ import hashlib
 import io
 import secrets
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -56,6 +56,10 @@ from bidhub.services.users import hash_password, new_session_token
 CRM_IMPORT_REASON = "CRM import"
 DEFAULT_ZONE = "Asia/Shanghai"
 CHUNK = 500
+
+
+# How often a long import reports how far it has got.
+PROGRESS_EVERY = 250
 
 
 @dataclass
@@ -126,8 +130,12 @@ def parse_upload(kind: str, filename: str, data: bytes) -> Parsed:
 def import_file(
     session: Session, actor: User, kind: str, filename: str, data: bytes, *,
     valid_rows_only: bool, now: datetime, zone: str = DEFAULT_ZONE,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
-    """Import one file; all or nothing unless `valid_rows_only`. Always records an ImportRun."""
+    """Import one file; all or nothing unless `valid_rows_only`. Always records an ImportRun.
+
+    `progress(rows_checked, rows_total)` is called every PROGRESS_EVERY rows and at the end.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r}")
     sha256 = hashlib.sha256(data).hexdigest()
@@ -139,13 +147,17 @@ def import_file(
     if not parsed.file_problems:
         importer = IMPORTERS[kind](session, actor_id, set(parsed.columns), now, ZoneInfo(zone))
         importer.prepare(parsed.rows)
-        for row in parsed.rows:
+        for index, row in enumerate(parsed.rows, start=1):
+            if progress is not None and index % PROGRESS_EVERY == 0:
+                progress(index, parsed.rows_total)
             try:
                 outcome = importer.apply(row)
             except RowProblem as problem:
                 problems.append(problem.problem)
                 continue
             counts[outcome] += 1
+    if progress is not None:
+        progress(parsed.rows_total, parsed.rows_total)
     refused = bool(parsed.file_problems) or (bool(problems) and not valid_rows_only)
     if refused:
         session.rollback()
