@@ -2,31 +2,33 @@
 
 Everything is drawn from one seeded random generator (`random.Random(2026)`) and planned as
 offsets before `now`, so two builds give the same people, accounts, owners and histories; only
-the timestamps move with `now`. The data is written with bulk inserts; the rounds then go
-through the real services (create, release, publish, bid, score) with injected times, so they
-look exactly like rounds run through the web.
+the timestamps move with `now`. Branches and staff are created directly; reps, accounts (with
+owners, sponsors and contacts), opportunities (with stage history), forecasts and incidents are
+rendered as the CSV files a CRM exports (UTF-8 with BOM or GB18030, Chinese or English headers)
+and go through the CRM import, as the admin, so the demo exercises it; a refused row stops the
+build. The rounds then go through the real services (create, release, publish, bid, score) with
+injected times, so they look exactly like rounds run through the web.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from bidhub.domain.imports import ImportKind
 from bidhub.models import (
     Account,
-    AccountabilityIncident,
     AccountReview,
-    Contact,
     FilingKind,
-    MonthlyForecast,
-    Opportunity,
-    OpportunityStageChange,
     ReleaseReason,
     RepStatus,
     Role,
@@ -686,6 +688,7 @@ def build_demo(session: Session, now: datetime) -> None:
 
 
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
+    """Staff and branches directly; everything a CRM holds through the CRM import, as files."""
     from bidhub.services.filings import append_filing
     from bidhub.services.users import ensure_branch, hash_password, new_session_token
 
@@ -694,72 +697,32 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
 
     branch_ids = {code: ensure_branch(session, code, name).id for code, name, _ in BRANCHES}
     password_hash = hash_password(DEMO_PASSWORD)
-    user_rows = [
+    session.execute(insert(User), [
         {"username": username, "display_name": name, "password_hash": password_hash,
          "role": role, "branch_id": None, "is_active": True, "status": RepStatus.ACTIVE,
          "hired_on": (now - timedelta(days=1500 + 200 * index)).date(),
          "session_token": new_session_token(), "failed_login_count": 0,
          "created_at": ago((400 + index) * MINUTES_PER_DAY)}
-        for index, (username, name, role) in enumerate(STAFF)
-    ] + [
-        {"username": rep.username, "display_name": rep.display_name,
-         "password_hash": password_hash, "role": Role.REP, "branch_id": branch_ids[rep.branch],
-         "is_active": True, "status": rep.status,
-         "hired_on": (now - timedelta(days=rep.hired_days_ago)).date(),
-         "session_token": new_session_token(), "failed_login_count": 0,
-         "created_at": ago(rep.hired_days_ago * MINUTES_PER_DAY)}
-        for rep in world.reps
-    ]
-    user_ids = dict(zip([row["username"] for row in user_rows], session.scalars(
-        insert(User).returning(User.id, sort_by_parameter_order=True), user_rows), strict=True))
+        for index, (username, name, role) in enumerate(STAFF)])
+    session.commit()
+    admin = session.scalars(select(User).where(User.username == "admin")).one()
 
-    account_rows = [
-        {"external_id": account.external_id, "name": account.name, "industry": account.industry,
-         "ownership_type": account.ownership_type, "branch_id": branch_ids[account.branch],
-         "annual_value_yuan": account.annual_value_yuan,
-         "owner_id": user_ids[account.owner] if account.owner else None,
-         "executive_sponsor": account.executive_sponsor,
-         "created_at": ago(account.created_days_ago * MINUTES_PER_DAY)}
-        for account in world.accounts
-    ]
-    account_ids = dict(zip([row["external_id"] for row in account_rows], session.scalars(
-        insert(Account).returning(Account.id, sort_by_parameter_order=True), account_rows),
-        strict=True))
-    session.execute(insert(Contact), [
-        {"account_id": account_ids[account.external_id], "role": role, "name": name,
-         "title": title, "phone": phone}
-        for account in world.accounts for role, name, title, phone in account.contacts])
+    # The initial CRM load happened before the oldest direct transfer, so the filing register
+    # reads in order: the load's crm_import filings, then the transfers.
+    loaded_at = ago(max(transfer.minutes_ago for transfer in world.transfers)
+                    + MINUTES_PER_DAY)
+    files = crm_files(world, now)
+    import_crm_file(session, admin, ImportKind.REPS, files, now=loaded_at)
+    # Imported reps get a password nobody knows; the demo reps share the published one.
+    session.execute(update(User).where(User.role == Role.REP)
+                    .values(password_hash=password_hash))
+    session.commit()
+    import_crm_file(session, admin, ImportKind.ACCOUNTS, files, now=loaded_at)
+    for kind in (ImportKind.OPPORTUNITIES, ImportKind.FORECASTS, ImportKind.INCIDENTS):
+        import_crm_file(session, admin, kind, files, now=now)
 
-    opportunity_rows = []
-    for opportunity in world.opportunities:
-        final_stage, final_minutes = opportunity.stages[-1]
-        opportunity_rows.append({
-            "external_id": opportunity.external_id,
-            "account_id": account_ids[opportunity.account], "rep_id": user_ids[opportunity.rep],
-            "amount_yuan": opportunity.amount_yuan, "stage": final_stage,
-            "opened_at": ago(opportunity.stages[0][1]),
-            "closed_at": ago(final_minutes) if final_stage in ("won", "lost") else None})
-    opportunity_ids = session.scalars(
-        insert(Opportunity).returning(Opportunity.id, sort_by_parameter_order=True),
-        opportunity_rows).all()
-    session.execute(insert(OpportunityStageChange), [
-        {"opportunity_id": opportunity_id, "stage": stage, "changed_at": ago(minutes)}
-        for opportunity_id, opportunity in zip(opportunity_ids, world.opportunities, strict=True)
-        for stage, minutes in opportunity.stages])
-
-    session.execute(insert(AccountabilityIncident), [
-        {"account_id": account_ids[incident.account], "rep_id": user_ids[incident.rep],
-         "competitor_site": incident.competitor_site, "ad_type": incident.ad_type,
-         "seen_at": ago(incident.seen_minutes_ago), "status": incident.status,
-         "explanation": incident.explanation,
-         "resolved_at": (None if incident.resolved_minutes_ago is None
-                         else ago(incident.resolved_minutes_ago))}
-        for incident in world.incidents])
-
-    session.execute(insert(MonthlyForecast), [
-        {"rep_id": user_ids[rep.username], **row}
-        for rep in world.reps for row in forecast_rows(rep, now)])
-
+    user_ids = dict(session.execute(select(User.username, User.id)).all())
+    account_ids = dict(session.execute(select(Account.external_id, Account.id)).all())
     manager_id = user_ids["manager"]
     branch_of = {account.external_id: account.branch for account in world.accounts}
     for transfer in world.transfers:
@@ -775,6 +738,112 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
                       reason=transfer.reason, decided_by_id=manager_id)
     session.commit()
     return {user.username: user for user in session.scalars(select(User))}
+
+
+# --- the CRM export: the planned world as the files a CRM would hand over -------------------
+
+CRM_ZONE_NAME = "Asia/Shanghai"  # the zone of the dates in the CRM files
+CRM_ZONE = ZoneInfo(CRM_ZONE_NAME)
+OWNERSHIP_ZH = {"private": "民营", "state_owned": "国有", "joint_venture": "中外合资",
+                "government": "政府机关", "listed": "上市公司"}
+SPONSOR_ZH = {"president": "总裁", "ka_vice_president": "KA副总裁",
+              "branch_general_manager": "分公司总经理"}
+REP_STATUS_ZH = {RepStatus.ACTIVE: "在职", RepStatus.ON_LEAVE: "休假", RepStatus.LEFT: "离职"}
+CONTACT_HEADERS_ZH = {"decision_maker": "决策人", "user": "使用人", "purchaser": "采购人",
+                      "contact": "接口人"}
+
+
+@dataclass(frozen=True)
+class CrmFile:
+    name: str  # the export's name; the file is called crm-<name>-<date of the export>.csv
+    data: bytes
+    rows: int
+
+
+def rep_external_id(rep: PlannedRep) -> str:
+    return "EMP-" + rep.username.removeprefix("rep").zfill(4)
+
+
+def csv_bytes(records: list[list[str]], encoding: str) -> bytes:
+    """CSV as Excel in China writes it: CRLF line ends, in UTF-8 with BOM or in GB18030."""
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator="\r\n").writerows(records)
+    return buffer.getvalue().encode(encoding)
+
+
+def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
+    """Each import kind's CRM export, mixing encodings and header languages as real ones do."""
+
+    def day(minutes: int) -> str:
+        return (now - timedelta(minutes=minutes)).astimezone(CRM_ZONE).date().isoformat()
+
+    external = {rep.username: rep_external_id(rep) for rep in world.reps}
+    reps = [["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"]] + [
+        [external[rep.username], rep.username, rep.display_name, rep.branch,
+         (now - timedelta(days=rep.hired_days_ago)).date().isoformat(),
+         REP_STATUS_ZH[rep.status]]
+        for rep in world.reps]
+    accounts = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售",
+                 "老板负责", *CONTACT_HEADERS_ZH.values()]]
+    for account in world.accounts:
+        names = {role: name for role, name, _, _ in account.contacts}
+        accounts.append([
+            account.external_id, account.name, account.industry,
+            OWNERSHIP_ZH[account.ownership_type], account.branch,
+            f"{account.annual_value_yuan:,}", external[account.owner] if account.owner else "",
+            SPONSOR_ZH.get(account.executive_sponsor or "", ""),
+            *(names.get(role, "") for role in CONTACT_HEADERS_ZH)])
+    opportunities = [["Opportunity ID", "Account ID", "Rep", "Amount", "Stage", "Opened Date",
+                      "Closed Date", "Stage History"]]
+    for opportunity in world.opportunities:
+        final_stage, final_minutes = opportunity.stages[-1]
+        opportunities.append([
+            opportunity.external_id, opportunity.account, external[opportunity.rep],
+            str(opportunity.amount_yuan), final_stage, day(opportunity.stages[0][1]),
+            day(final_minutes) if final_stage in ("won", "lost") else "",
+            ";".join(f"{stage}:{day(minutes)}" for stage, minutes in opportunity.stages)])
+    forecasts = [["销售", "月份", "预测金额", "实际金额"]] + [
+        [rep.username, f"{row['month']:%Y-%m}", str(row["forecast_yuan"]),
+         str(int(row["actual_yuan"]))]
+        for rep in world.reps for row in forecast_rows(rep, now)]
+    incidents = [["Incident ID", "Account ID", "Rep", "Competitor", "Date Seen", "Ad Type",
+                  "Status", "Explanation"]] + [
+        [f"INC-{number:06d}", incident.account, external[incident.rep],
+         incident.competitor_site, day(incident.seen_minutes_ago), incident.ad_type,
+         incident.status, incident.explanation]
+        for number, incident in enumerate(world.incidents, start=1)]
+    files = {
+        ImportKind.REPS: ("销售人员", reps, "utf-8-sig"),
+        ImportKind.ACCOUNTS: ("客户", accounts, "gb18030"),
+        ImportKind.OPPORTUNITIES: ("opportunities", opportunities, "utf-8-sig"),
+        ImportKind.FORECASTS: ("月度预测", forecasts, "gb18030"),
+        ImportKind.INCIDENTS: ("incidents", incidents, "utf-8-sig"),
+    }
+    return {kind: CrmFile(name, csv_bytes(records, encoding), len(records) - 1)
+            for kind, (name, records, encoding) in files.items()}
+
+
+def import_crm_file(session: Session, admin: User, kind: str, files: dict[str, CrmFile], *,
+                    now: datetime) -> None:
+    """Import one CRM file as the admin; any refused or missing row stops the build."""
+    from bidhub.services.imports import import_file
+
+    file = files[kind]
+    filename = f"crm-{file.name}-{now.astimezone(CRM_ZONE):%Y%m%d}.csv"
+    result = import_file(session, admin, kind, filename, file.data, valid_rows_only=False,
+                         now=now, zone=CRM_ZONE_NAME)
+    if result.refused or result.added != file.rows:
+        problems = "\n".join(
+            f"  row {problem.row}, {problem.column} {problem.value!r}: {problem.reason}"
+            for problem in result.problems[:20])
+        raise DemoImportFailed(
+            f"The demo's {kind} import ({filename}) was {result.status}: "
+            f"{result.added} of {file.rows} rows added, {len(result.problems)} problem(s)"
+            + (f":\n{problems}" if problems else "."))
+
+
+class DemoImportFailed(RuntimeError):
+    """A demo CRM file did not import completely; the demo world would be wrong without it."""
 
 
 def run_rounds(session: Session, world: World, users: dict[str, User], now: datetime) -> None:

@@ -10,10 +10,19 @@ from sqlalchemy import func, select
 from werkzeug.security import check_password_hash
 
 from bidhub import create_app
+from bidhub import demo as demo_module
 from bidhub.cli import init_database
 from bidhub.clock import FrozenClock
 from bidhub.db import engine_of, get_session
-from bidhub.demo import DEMO_PASSWORD, build_demo, demo_logins, has_demo, plan_world
+from bidhub.demo import (
+    DEMO_PASSWORD,
+    CrmFile,
+    DemoImportFailed,
+    build_demo,
+    demo_logins,
+    has_demo,
+    plan_world,
+)
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -21,6 +30,9 @@ from bidhub.models import (
     BidScore,
     Branch,
     Contact,
+    Filing,
+    FilingKind,
+    ImportRun,
     Listing,
     ListingStatus,
     Opportunity,
@@ -185,3 +197,41 @@ def test_two_builds_give_the_same_accounts_and_owners(demo, tmp_path):
         session.rollback()
     engine_of(app).dispose()
     assert again == accounts_and_owners(demo)
+
+
+def test_the_crm_data_arrives_through_the_imports(demo):
+    session = demo
+    runs = session.scalars(select(ImportRun).order_by(ImportRun.id)).all()
+    assert [(run.kind, run.status) for run in runs] == [
+        (kind, "imported") for kind in ("reps", "accounts", "opportunities", "forecasts",
+                                        "incidents")]
+    assert all(run.skipped == 0 and not run.report["problems"] for run in runs)
+    admin_id = session.scalar(select(User.id).where(User.username == "admin"))
+    assert {run.actor_id for run in runs} == {admin_id}
+    # The initial load files every account that arrives with an owner.
+    owned = sum(account.owner is not None for account in plan_world().accounts)
+    crm_filings = session.scalar(select(func.count(Filing.seq))
+                                 .where(Filing.kind == FilingKind.CRM_IMPORT))
+    assert crm_filings == owned
+    assert session.scalar(select(func.count(User.id)).where(User.external_id.is_not(None))) == 60
+
+
+def test_a_refused_row_stops_the_build(tmp_path, monkeypatch):
+    real = demo_module.crm_files
+
+    def broken(world, now):
+        files = real(world, now)
+        reps = files["reps"]
+        text = reps.data.decode("utf-8-sig").replace(",SH,", ",XX,", 1)
+        files["reps"] = CrmFile(reps.name, text.encode("utf-8-sig"), reps.rows)
+        return files
+
+    monkeypatch.setattr(demo_module, "crm_files", broken)
+    app = demo_app(tmp_path / "broken.sqlite3", NOW)
+    with app.app_context():
+        init_database(app)
+        session = get_session()
+        with pytest.raises(DemoImportFailed, match=r"(?s)reps import .* refused.*row \d+, branch 'XX'"):
+            build_demo(session, NOW)
+        session.rollback()
+    engine_of(app).dispose()

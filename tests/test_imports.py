@@ -357,3 +357,19 @@ def test_a_large_upload_streams_its_progress_then_links_the_report(app, session,
     reload(session)
     run = session.scalars(select(ImportRun)).one()
     assert f"/admin/imports/{run.id}" in html and run.added == 600
+
+
+def test_a_first_load_records_the_crm_owner_even_past_capacity(session, loaded, run_import,
+                                                               give_accounts):
+    rep = session.scalars(select(User).where(User.external_id == "R1004")).one()
+    give_accounts(rep, 40)
+    header = sample_text("accounts").splitlines()[0]
+    row = sample_text("accounts").splitlines()[1].split(",")
+    row[0] = "KA-9999"
+    owner_column = next(index for index, value in enumerate(row) if value.startswith("R100"))
+    row[owner_column] = "R1004"
+    result = run_import("accounts", header + "\n" + ",".join(row) + "\n")
+    assert (result.status, result.added) == ("imported", 1), result.problems
+    reload(session)
+    account = session.scalars(select(Account).where(Account.external_id == "KA-9999")).one()
+    assert account.owner_id == rep.id

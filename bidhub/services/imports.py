@@ -3,7 +3,8 @@
 All or nothing per file: when any row has a problem nothing is written (unless the caller asks
 for the valid rows only), and every import, done or refused, leaves an ImportRun and an audit
 event. Rows are matched by external id, so importing the same file again changes nothing.
-Ownership changes are transfers: each is filed (kind crm_import) and kept within capacity.
+Ownership changes are transfers: each is filed (kind crm_import); moving an account bidhub
+already holds must stay within capacity, while a first load records the CRM's owner as it is.
 """
 
 from __future__ import annotations
@@ -360,7 +361,10 @@ class AccountImporter(Importer):
                 raise RowProblem(row, "owner", row.values["owner"],
                                  f"{rep.display_name} has left and cannot receive accounts.")
             held = self.held.get(rep.id, 0)
-            if held + 1 > self.limit:
+            # An account bidhub has never seen arrives with the CRM's owner as it is, even past
+            # capacity: that is the state the company is in, and management releases accounts
+            # from over-capacity reps. Moving an account bidhub holds is a transfer and may not.
+            if account is not None and held + 1 > self.limit:
                 raise RowProblem(row, "owner", row.values["owner"],
                                  f"{rep.display_name} holds {held} accounts; this transfer "
                                  f"would exceed the maximum of {self.limit}.")
