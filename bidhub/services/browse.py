@@ -129,6 +129,16 @@ def find_account(session: Session, reference: str) -> Account | None:
         (Account.external_id == reference) | (Account.name == reference))).first()
 
 
+def require_account(session: Session, reference: str) -> Account:
+    """The account by customer number or exact name, or a refusal aimed at the account field."""
+    from bidhub.domain.errors import InvalidRequest
+
+    account = find_account(session, reference)
+    if account is None:
+        raise InvalidRequest("No account with that customer number or name.", field="account")
+    return account
+
+
 def active_reps(session: Session) -> list[User]:
     return list(session.scalars(select(User).where(User.role == "rep", User.is_active)
                                 .order_by(User.display_name)))

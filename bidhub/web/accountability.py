@@ -141,11 +141,8 @@ def log_incident():
     session = get_session()
     form = IncidentForm()
     if form.validate_on_submit():
-        account = browse.find_account(session, form.account.data)
         try:
-            if account is None:
-                raise InvalidRequest(_("No account with that customer number or name."),
-                                     field="account")
+            account = browse.require_account(session, form.account.data)
             incident = accountability.log_incident(
                 session, current_user, account_id=account.id,
                 competitor_site=form.competitor_site.data, ad_type=form.ad_type.data,

@@ -133,11 +133,8 @@ def release(round_id: int):
     session = get_session()
     form = ReleaseForm()
     if form.validate_on_submit():
-        account = browse.find_account(session, form.account.data)
         try:
-            if account is None:
-                raise InvalidRequest(_("No account with that customer number or name."),
-                                     field="account")
+            account = browse.require_account(session, form.account.data)
             listing = rounds.release_account(
                 session, current_user, round_id, account_id=account.id, reason=form.reason.data,
                 note=form.note.data or "", review_text=form.review_text.data or "", now=now())
@@ -286,11 +283,8 @@ def transfer():
     session = get_session()
     form = transfer_form()
     if form.validate_on_submit():
-        account = browse.find_account(session, form.account.data)
         try:
-            if account is None:
-                raise InvalidRequest(_("No account with that customer number or name."),
-                                     field="account")
+            account = browse.require_account(session, form.account.data)
             filing = transfer_account(session, current_user, account_id=account.id,
                                       to_rep_id=form.to_rep.data, reason=form.reason.data,
                                       review_text=form.review_text.data or "", now=now())
