@@ -42,6 +42,7 @@ EXPECTED_ACCESS = {
     "admin.users": {ADMIN},
     "admin.new_user": {ADMIN},
     "admin.edit_user": {ADMIN},
+    "admin.set_password": {ADMIN},
     "admin.confirmations": {ADMIN},
     "admin.confirm_listing": {ADMIN},
     "rules.rules": {ADMIN},

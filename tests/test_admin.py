@@ -48,3 +48,23 @@ def test_deactivating_a_user_ends_their_sessions(app, session, make_admin, make_
     assert session.get(User, rep.id).is_active is False
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.updated")).one()
     assert event.before["is_active"] is True and event.after["is_active"] is False
+
+
+def test_an_admin_sets_a_new_password_and_old_sessions_end(app, session, make_admin, make_rep,
+                                                           login_as):
+    from tests.conftest import login
+
+    rep = make_rep()
+    rep_client = app.test_client()
+    login(rep_client, rep)
+    admin_client = login_as(make_admin())
+    short = admin_client.post(f"/admin/users/{rep.id}/password", data={"new_password": "short"})
+    assert short.status_code == 422
+    response = admin_client.post(f"/admin/users/{rep.id}/password",
+                                 data={"new_password": "a fresh passphrase"})
+    assert response.status_code == 303
+    assert rep_client.get("/rounds").status_code == 302
+    assert app.test_client().post("/login", data={
+        "username": rep.username, "password": "a fresh passphrase"}).status_code == 302
+    assert session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "user.password_set")).one()

@@ -118,6 +118,25 @@ def change_password(
     session.commit()
 
 
+def set_password(session: Session, admin: User, user_id: int, new_password: str,
+                 now: datetime) -> User:
+    """An admin gives a user a new password (imported reps arrive without a usable one)."""
+    begin_write(session)
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    try:
+        check_password_rules(new_password)
+    except InvalidRequest as error:
+        raise InvalidRequest(str(error), field="new_password") from error
+    user.password_hash = hash_password(new_password)
+    user.session_token = new_session_token()  # sessions under the old password end
+    user.failed_login_count, user.locked_until = 0, None
+    record_audit(session, admin, "user.password_set", f"user:{user.id}", now)
+    session.commit()
+    return user
+
+
 def end_sessions(session: Session, user: User) -> None:
     """Log the user out everywhere by rotating the token their sessions carry."""
     begin_write(session)

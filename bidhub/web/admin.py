@@ -14,7 +14,13 @@ from bidhub.models import Listing, ListingStatus, User
 from bidhub.services import rounds, users
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import admins
-from bidhub.web.forms import ConfirmForm, EditUserForm, UserForm, branch_choices
+from bidhub.web.forms import (
+    ConfirmForm,
+    EditUserForm,
+    SetPasswordForm,
+    UserForm,
+    branch_choices,
+)
 from bidhub.web.rendering import redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -70,12 +76,39 @@ def edit_user(user_id: int):
                               status=form.status.data, is_active=form.is_active.data, now=now())
         except InvalidRequest as error:
             form.add_error(error)
-            return render_form_errors("admin/user_edit.html", form=form, user=user)
+            return render_form_errors("admin/user_edit.html", form=form, user=user,
+                                      password_form=SetPasswordForm(formdata=None))
         flash(_("User %(name)s updated.", name=user.username), "success")
         return redirect_after_post(url_for("admin.users"))
     if form.is_submitted():
-        return render_form_errors("admin/user_edit.html", form=form, user=user)
-    return render("admin/user_edit.html", form=form, user=user)
+        return render_form_errors("admin/user_edit.html", form=form, user=user,
+                                  password_form=SetPasswordForm(formdata=None))
+    return render("admin/user_edit.html", form=form, user=user,
+                  password_form=SetPasswordForm(formdata=None))
+
+
+@blueprint.route("/users/<int:user_id>/password", methods=["POST"])
+@admins
+def set_password(user_id: int):
+    session = get_session()
+    user = session.get(User, user_id)
+    if user is None:
+        abort(404)
+    form = SetPasswordForm()
+    if form.validate_on_submit():
+        try:
+            users.set_password(session, current_user, user.id, form.new_password.data, now())
+        except InvalidRequest as error:
+            form.add_error(error)
+        else:
+            flash(_("New password set for %(name)s; their open sessions ended.",
+                    name=user.username), "success")
+            return redirect_after_post(url_for("admin.edit_user", user_id=user.id))
+    edit_form = EditUserForm(obj=user, formdata=None)
+    edit_form.branch_id.choices = branch_choices(users.branches(session), empty_label="—")
+    edit_form.branch_id.data = user.branch_id or 0
+    return render_form_errors("admin/user_edit.html", form=edit_form, user=user,
+                              password_form=form)
 
 
 @blueprint.route("/confirmations")

@@ -138,6 +138,11 @@ class EditUserForm(Form):
     is_active = BooleanField(_l("Can sign in"))
 
 
+class SetPasswordForm(Form):
+    new_password = PasswordField(_l("New password"),
+                                 validators=[InputRequired(), Length(min=8, max=1024)])
+
+
 class ConfirmForm(Form):
     """A form with only the CSRF token, for buttons that change state."""
 
