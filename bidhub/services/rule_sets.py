@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -77,7 +78,14 @@ def ensure_active_rule_set(session: Session, default_text: str, now: datetime) -
 
 
 def parsed(version: RuleSetVersion) -> RuleSet:
-    return parse_rules(version.text)
+    """The rules of a stored version; bids, decisions and transfers all ask, so parse once."""
+    return _parse_stored(version.text)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_stored(text: str) -> RuleSet:
+    # Safe to share: parse_rules is pure and RuleSet is frozen; stored texts never change.
+    return parse_rules(text)
 
 
 def rule_versions(session: Session) -> list[RuleSetVersion]:

@@ -132,13 +132,10 @@ def tenure_in_months(rep: User, now: datetime) -> float:
 
 
 def bid_facts(
-    session: Session, bids: list[Bid], now: datetime, *, extra_held: dict[int, int] | None = None
-) -> list[BidFacts]:
+    session: Session, bids: list[Bid], now: datetime) -> list[BidFacts]:
     """Bids as the scoring engine sees them: frozen track record plus facts read `now`."""
     reps = {bid.rep_id: bid.rep for bid in bids}
     held = accounts_held_by(session, reps)
-    for rep_id, count in (extra_held or {}).items():
-        held[rep_id] = held.get(rep_id, 0) + count
     open_incidents = dict(session.execute(
         select(AccountabilityIncident.rep_id, func.count())
         .where(AccountabilityIncident.rep_id.in_(list(reps)),

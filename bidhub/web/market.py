@@ -15,7 +15,7 @@ from bidhub.domain.errors import BidRejected, InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import BidScore as ScoreBreakdown
 from bidhub.domain.scoring import factor_gaps
-from bidhub.models import Account, Bid, BidStatus, Listing, Role, RoundStatus
+from bidhub.models import Account, Bid, BidStatus, Decision, Listing, Role, RoundStatus
 from bidhub.services import bidding, browse
 from bidhub.services.rounds import load_round
 from bidhub.services.track_records import snapshot_track_record
@@ -103,9 +103,17 @@ def place_bid(listing_id: int):
     form = BidForm()
     if not form.submission_key.data:
         form.submission_key.data = secrets.token_urlsafe(24)
-    record = snapshot_track_record(session, current_user, listing.account, now())
-    context = {"form": form, "listing": listing, "existing": existing,
-               "track_record": track_record_rows(record), "is_open": listing.round.is_open_at(now())}
+
+    def show(template_status: int):
+        # The track record is worked out for display only; submit_bid freezes its own copy.
+        record = snapshot_track_record(session, current_user, listing.account, now())
+        context = {"form": form, "listing": listing, "existing": existing,
+                   "track_record": track_record_rows(record),
+                   "is_open": listing.round.is_open_at(now())}
+        if template_status == 422:
+            return render_form_errors("market/bid_form.html", **context)
+        return render("market/bid_form.html", **context)
+
     if form.validate_on_submit():
         try:
             bidding.submit_bid(
@@ -115,13 +123,11 @@ def place_bid(listing_id: int):
                 now=now())
         except BidRejected as error:
             form.add_error(error)
-            return render_form_errors("market/bid_form.html", **context)
+            return show(422)
         flash(_("Your bid for %(name)s is in. You can edit or withdraw it until the deadline.",
                 name=listing.account.name), "success")
         return redirect_after_post(url_for("market.my_bids"), event="bid-placed")
-    if form.is_submitted():
-        return render_form_errors("market/bid_form.html", **context)
-    return render("market/bid_form.html", **context)
+    return show(422 if form.is_submitted() else 200)
 
 
 @blueprint.route("/bids/<int:bid_id>/edit", methods=["GET", "POST"])
@@ -184,8 +190,6 @@ def bid_detail(bid_id: int):
 
 def bid_result(session, bid: Bid) -> dict:
     """What a rep may know of a published result: their own breakdown, rank and the gap."""
-    from bidhub.models import Decision
-
     mine = ScoreBreakdown.from_dict(bid.score.breakdown)
     decision = session.scalars(select(Decision).where(Decision.listing_id == bid.listing_id)).first()
     winner_bid = decision.bid if decision is not None else None
