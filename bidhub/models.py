@@ -133,8 +133,12 @@ class User(Base):
     failed_login_count: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # Set when an admin gives the user a temporary password; cleared by their own new one.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    password_reset_at: Mapped[datetime | None]
+    password_reset_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
-    branch: Mapped[Branch | None] = relationship(lazy="joined")
+    branch: Mapped[Branch | None] = relationship(lazy="joined", foreign_keys=[branch_id])
 
     # Flask-Login protocol
     @property
@@ -147,6 +151,27 @@ class User(Base):
 
     def get_id(self) -> str:
         return self.session_token
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted per account name and per client address, with a growing delay."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)  # "user:NAME" | "addr:IP"
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime | None]
+    blocked_until: Mapped[datetime | None]
+
+
+class InstanceMarker(Base):
+    """A fact about this database itself, such as "the demo built it"."""
+
+    __tablename__ = "instance_markers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
 
 
 class Account(Base):
