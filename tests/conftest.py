@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 from werkzeug.security import generate_password_hash
 
 from bidhub import create_app
@@ -53,33 +54,84 @@ def clock() -> FrozenClock:
     return FrozenClock(START)
 
 
-@pytest.fixture
+def postgres_test_url() -> str | None:
+    return os.environ.get("BIDHUB_TEST_POSTGRES_URL") or None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request) -> str:
-    """The database a test runs on; parametrize with indirect=True to run on PostgreSQL too."""
-    return getattr(request, "param", "sqlite")
+    """The database a test runs on: every test that touches the database runs on both.
+
+    PostgreSQL runs when BIDHUB_TEST_POSTGRES_URL names a server (.ci/run starts one);
+    without it those runs are skipped.
+    """
+    if request.param == "postgresql" and not postgres_test_url():
+        pytest.skip("set BIDHUB_TEST_POSTGRES_URL to run on PostgreSQL (.ci/run does)")
+    return request.param
+
+
+class PostgresDatabases:
+    """Per-test PostgreSQL databases, each a copy of one template migrated once per run."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.admin_engine = create_engine(self.url, isolation_level="AUTOCOMMIT",
+                                          poolclass=NullPool)
+        self.prefix = f"{self.url.database}_test_{os.getpid()}"
+        self.template = f"{self.prefix}_template"
+        self.counter = itertools.count(1)
+        self.created: list[str] = []
+        self.drop(self.template)
+        self.execute(f'CREATE DATABASE "{self.template}"')
+        engine = make_engine(self.url_of(self.template))
+        upgrade_database(engine)
+        engine.dispose()
+
+    def url_of(self, name: str) -> str:
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def execute(self, statement: str) -> None:
+        with self.admin_engine.connect() as connection:
+            connection.execute(text(statement))
+
+    def drop(self, name: str) -> None:
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def new(self) -> str:
+        name = f"{self.prefix}_{next(self.counter)}"
+        self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.created.append(name)
+        return self.url_of(name)
+
+    def drop_all(self) -> None:
+        for name in [*self.created, self.template]:
+            self.drop(name)
+        self.admin_engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases():
+    url = postgres_test_url()
+    if url is None:
+        pytest.skip("set BIDHUB_TEST_POSTGRES_URL to run on PostgreSQL (.ci/run does)")
+    databases = PostgresDatabases(url)
+    yield databases
+    databases.drop_all()
 
 
 @pytest.fixture
-def database_url(backend, migrated_template, tmp_path) -> str:
+def database_url(request, backend, migrated_template, tmp_path) -> str:
     if backend == "postgresql":
-        return fresh_postgres_database()
+        databases = request.getfixturevalue("postgres_databases")
+        url = databases.new()
+        yield url
+        name = make_url(url).database
+        databases.drop(name)
+        databases.created.remove(name)
+        return
     path = tmp_path / "bidhub.sqlite3"
     shutil.copy(migrated_template, path)
-    return f"sqlite:///{path}"
-
-
-def fresh_postgres_database() -> str:
-    """An emptied, migrated PostgreSQL schema at BIDHUB_TEST_POSTGRES_URL, or a skip."""
-    url = os.environ.get("BIDHUB_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("set BIDHUB_TEST_POSTGRES_URL to run PostgreSQL tests (.ci/run does)")
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    upgrade_database(engine)
-    engine.dispose()
-    return url
+    yield f"sqlite:///{path}"
 
 
 @pytest.fixture
