@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,9 +23,25 @@ def database_url(app: Flask) -> str:
     return "sqlite:///" + str(Path(app.instance_path) / "bidhub.sqlite3")
 
 
+def create_private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file that does not exist yet with mode 0600.
+
+    SQLite would create it under the umask (usually 0644, readable by every local user); it
+    gives its -wal and -shm files the database file's mode, so they follow.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
+    create_private_sqlite_file(url)
     engine = create_engine(url, connect_args={"timeout": 15})
 
     @event.listens_for(engine, "connect")
