@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 from datetime import date, datetime, time
 
-from flask import Blueprint, Flask, Response, flash, request, url_for
+from flask import Blueprint, Flask, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -21,6 +19,7 @@ from bidhub.models import IncidentStatus, Role
 from bidhub.services import accountability, browse
 from bidhub.services.accountability import AdType, Outcome
 from bidhub.web.access import managers, rep_only
+from bidhub.web.csv_export import csv_response
 from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, options
 from bidhub.web.i18n import local_to_utc, utc_to_local
 from bidhub.web.rendering import redirect_after_post, render
@@ -237,22 +236,15 @@ def local_text(instant: datetime | None) -> str:
 @managers
 def report_csv():
     start, end = requested_period()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(REPORT_COLUMNS)
-    for row in report_rows(start, end):
-        incident = row.incident
-        writer.writerow([
-            incident.id, local_text(incident.seen_at), incident.account.external_id,
-            incident.account.name, incident.account.branch.name, incident.rep.display_name,
-            incident.competitor_site, incident.ad_type, incident.status,
-            local_text(incident.explanation_due_at), local_text(incident.explained_at),
-            local_text(incident.resolved_at), row.days_open, "yes" if row.overdue else "no",
-            incident.explanation, incident.resolution_note])
-    # UTF-8 with a byte-order mark so that Excel shows Chinese names correctly.
-    body = "\ufeff" + buffer.getvalue()
-    return Response(body.encode("utf-8"), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="bidhub-accountability-{start:%Y%m%d}.csv"'})
+    records = ([
+        row.incident.id, local_text(row.incident.seen_at), row.incident.account.external_id,
+        row.incident.account.name, row.incident.account.branch.name,
+        row.incident.rep.display_name, row.incident.competitor_site, row.incident.ad_type,
+        row.incident.status, local_text(row.incident.explanation_due_at),
+        local_text(row.incident.explained_at), local_text(row.incident.resolved_at),
+        row.days_open, "yes" if row.overdue else "no", row.incident.explanation,
+        row.incident.resolution_note] for row in report_rows(start, end))
+    return csv_response(f"bidhub-accountability-{start:%Y%m%d}.csv", REPORT_COLUMNS, records)
 
 
 # --- reps --------------------------------------------------------------------------------------

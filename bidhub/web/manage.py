@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, time, timedelta
 
-from flask import Blueprint, Response, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -19,6 +17,7 @@ from bidhub.models import DecisionKind, Listing, RoundStatus
 from bidhub.services import adjudication, browse, rounds, users
 from bidhub.services.filings import FilingFilter, count_filings, find_filings, transfer_account
 from bidhub.web.access import managers
+from bidhub.web.csv_export import csv_response
 from bidhub.web.forms import (
     ConfirmForm,
     DecisionForm,
@@ -342,21 +341,14 @@ CSV_COLUMNS = ("No.", "Filed at (local)", "Kind", "Account number", "Account", "
 def filings_csv():
     session = get_session()
     rows = find_filings(session, filing_filter_from(request.args))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for filing in rows:
-        writer.writerow([
-            filing.seq, utc_to_local(filing.decided_at).strftime("%Y-%m-%d %H:%M:%S"),
-            filing.kind, filing.account.external_id, filing.account.name, filing.branch.name,
-            filing.from_rep.display_name if filing.from_rep else "", filing.to_rep.display_name,
-            filing.round.title if filing.round else "", filing.reason,
-            "" if filing.winner_score is None else f"{filing.winner_score:.6f}",
-            "" if filing.runner_up_score is None else f"{filing.runner_up_score:.6f}",
-            filing.rule_set_sha256 or "", filing.decided_by.display_name, filing.override_reason,
-            filing.hash])
-    # UTF-8 with a byte-order mark so that Excel shows Chinese names correctly.
-    body = "\ufeff" + buffer.getvalue()
+    records = ([
+        filing.seq, utc_to_local(filing.decided_at).strftime("%Y-%m-%d %H:%M:%S"),
+        filing.kind, filing.account.external_id, filing.account.name, filing.branch.name,
+        filing.from_rep.display_name if filing.from_rep else "", filing.to_rep.display_name,
+        filing.round.title if filing.round else "", filing.reason,
+        "" if filing.winner_score is None else f"{filing.winner_score:.6f}",
+        "" if filing.runner_up_score is None else f"{filing.runner_up_score:.6f}",
+        filing.rule_set_sha256 or "", filing.decided_by.display_name, filing.override_reason,
+        filing.hash] for filing in rows)
     stamp = utc_to_local(now()).strftime("%Y%m%d-%H%M")
-    return Response(body.encode("utf-8"), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="bidhub-filings-{stamp}.csv"'})
+    return csv_response(f"bidhub-filings-{stamp}.csv", CSV_COLUMNS, records)

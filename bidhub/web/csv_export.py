@@ -1,0 +1,52 @@
+"""CSV downloads that Excel opens safely: formulas neutralised, UTF-8 with BOM, never cached."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from flask import Response
+
+# Excel (and LibreOffice, Google Sheets) read a cell starting with one of these as a formula,
+# so text a user typed (a reason, an explanation, a name) could run as one in a manager's Excel.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """The cell as it is safe to write: text that could start a formula gets a leading quote.
+
+    Numbers stay numbers (a negative number is not a formula); None is an empty cell.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    if text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def csv_bytes(header: Sequence[Any], rows: Iterable[Sequence[Any]],
+              trailing_rows: Iterable[Sequence[Any]] = ()) -> bytes:
+    """The file: header, rows, then any trailing rows, each cell neutralised; UTF-8 with BOM."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for records in ((header,), rows, trailing_rows):
+        writer.writerows([neutralise(cell) for cell in record] for record in records)
+    # The byte-order mark makes Excel read the file as UTF-8, so Chinese names show correctly.
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def csv_response(filename: str, header: Sequence[Any], rows: Iterable[Sequence[Any]],
+                 trailing_rows: Iterable[Sequence[Any]] = ()) -> Response:
+    """A CSV attachment that no browser or proxy keeps a copy of."""
+    safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "export.csv"
+    return Response(csv_bytes(header, rows, trailing_rows), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{safe_name}"',
+        "Cache-Control": "no-store",
+    })
