@@ -70,10 +70,12 @@ def begin_write(session: Session) -> None:
     """Start the write transaction of a use case (BEGIN IMMEDIATE on SQLite).
 
     Whatever the session read before (the logged-in user, say) is committed first, so the
-    write transaction starts from the newest snapshot instead of upgrading a stale one.
+    write transaction starts from the newest snapshot instead of upgrading a stale one; rows
+    loaded before are read again when next used, so no decision rests on an old copy.
     """
     if session.in_transaction():
         session.commit()
+    session.expire_all()
     session.connection(execution_options={IMMEDIATE: True})
 
 

@@ -22,6 +22,7 @@ from bidhub.models import (
     Bid,
     Branch,
     Contact,
+    FilingKind,
     Listing,
     ListingStatus,
     Opportunity,
@@ -30,6 +31,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
+from bidhub.services.ownership import OwnerChange, change_owners
 from bidhub.services.rule_sets import default_rules_path, ensure_active_rule_set
 from bidhub.services.users import new_session_token
 
@@ -137,7 +139,9 @@ def database_url(request, backend, migrated_template, tmp_path) -> str:
 @pytest.fixture
 def app_config(database_url, clock, tmp_path) -> dict:
     return {"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url,
-            "CLOCK": clock, "WTF_CSRF_ENABLED": False, "SCHEDULER_ENABLED": False}
+            "CLOCK": clock, "WTF_CSRF_ENABLED": False, "SCHEDULER_ENABLED": False,
+            "LEDGER_CHECKPOINT_FILE": str(tmp_path / "ledger-checkpoints.jsonl"),
+            "LEDGER_KEY": "test-ledger-key"}
 
 
 @pytest.fixture
@@ -259,11 +263,16 @@ def make_account(session, make_branch, clock):
         branch = branch or make_branch()
         account = Account(external_id=f"KA-{n:06d}", name=name or f"Account {n} Co., Ltd.",
                           industry=industry, ownership_type=ownership_type, branch_id=branch.id,
-                          annual_value_yuan=annual_value_yuan,
-                          owner_id=owner.id if owner else None,
+                          annual_value_yuan=annual_value_yuan, owner_id=None,
                           executive_sponsor=executive_sponsor, created_at=clock())
         session.add(account)
         session.flush()
+        if owner is not None:
+            # Owners arrive as they do in production: filed, as a CRM import's first load.
+            change_owners(session, [OwnerChange(account.id, owner.id, filing={
+                "kind": FilingKind.CRM_IMPORT, "reason": "CRM import",
+                "decided_by_id": owner.id})], limit=None, now=clock(),
+                accounts={account.id: account})
         if contacts:
             session.add_all([
                 Contact(account_id=account.id, role="decision_maker", name="张总", title="CEO"),

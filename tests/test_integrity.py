@@ -1,4 +1,5 @@
-"""One award per listing under concurrency, all-or-nothing publishing, append-only filings."""
+"""The rules hold where an account changes hands: capacity across rounds, one award per listing,
+all-or-nothing publishing, append-only filings, and transfers that respect the market."""
 
 from __future__ import annotations
 
@@ -10,103 +11,368 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from bidhub.db import engine_of
-from bidhub.models import Account, Decision, Filing, Round, RoundStatus
-from bidhub.services import adjudication
-from bidhub.services.filings import verify_ledger
+from bidhub.domain.errors import CapacityExceeded, TransferRefused
+from bidhub.models import (
+    Account,
+    BidScore,
+    Decision,
+    DecisionKind,
+    Filing,
+    FilingKind,
+    Listing,
+    ListingStatus,
+    Round,
+    RoundStatus,
+)
+from bidhub.services import adjudication, ownership
+from bidhub.services.filings import transfer_account
+from bidhub.services.ledger import verify_ledger
 from tests.conftest import login, reload
 
 
+def held_by(session, rep) -> int:
+    return session.scalar(select(func.count()).select_from(Account)
+                          .where(Account.owner_id == rep.id))
+
+
 @pytest.fixture
-def scored_listing(session, clock, make_rep, make_account, make_round, make_bid):
-    owner = make_rep()
-    accounts = [make_account(owner=owner), make_account(owner=owner)]
-    round_ = make_round(accounts=accounts, closes_at=clock() + timedelta(hours=1))
-    reps = [make_rep(), make_rep(), make_rep()]
+def scored_round(session, clock, make_rep, make_account, make_round, make_bid):
+    """A scored round whose listings were bid for by `bidders`; the clock is past its deadline."""
+
+    def make(bidders, *, listings: int = 1, owner=None):
+        owner = owner or make_rep()
+        accounts = [make_account(owner=owner) for _ in range(listings)]
+        round_ = make_round(accounts=accounts, closes_at=clock() + timedelta(hours=1))
+        for listing in round_.listings:
+            for rep in bidders:
+                make_bid(rep, listing)
+        at = clock()
+        clock.advance(hours=1)
+        assert adjudication.score_closed_round(session, round_.id, clock())
+        clock.set(at)
+        return session.get(Round, round_.id)
+
+    return make
+
+
+def proposed_bid(session, listing_id):
+    return session.scalars(select(BidScore).join(BidScore.bid)
+                           .where(BidScore.is_proposed_winner)
+                           .where(BidScore.bid.has(listing_id=listing_id))).first()
+
+
+@pytest.fixture
+def scored_listing(session, clock, make_rep, scored_round):
+    return scored_round([make_rep(), make_rep(), make_rep()], listings=2)
+
+
+# --- capacity across rounds -------------------------------------------------------------------
+
+def test_capacity_counts_awards_waiting_in_every_round(session, clock, make_rep, make_manager,
+                                                        give_accounts, make_account,
+                                                        scored_round):
+    """A rep at 39: accepted in round A; then round B's acceptance, round C's override and a
+    direct transfer are each refused, because A's award already fills the last place."""
+    rep, other, manager = make_rep(), make_rep(), make_manager()
+    give_accounts(rep, 39)
+    round_a, round_b = scored_round([rep]), scored_round([rep])
+    round_c = scored_round([rep, other])
+    clock.advance(hours=2)
+    [listing_a], [listing_b], [listing_c] = (r.listings for r in (round_a, round_b, round_c))
+    adjudication.decide_listing(session, manager, listing_a.id, kind="accepted", bid_id=None,
+                                reason="", now=clock())
+    with pytest.raises(CapacityExceeded, match=r"holds 39 accounts and 1 award.*maximum of 40"):
+        adjudication.decide_listing(session, manager, listing_b.id, kind="accepted",
+                                    bid_id=None, reason="", now=clock())
+    reload(session)
+    rep_bid_c = next(bid for bid in adjudication.ranked_bids(session, listing_c.id)
+                     if bid.rep_id == rep.id)
+    with pytest.raises(CapacityExceeded, match="maximum of 40"):
+        adjudication.decide_listing(session, manager, listing_c.id, kind="overridden",
+                                    bid_id=rep_bid_c.id, reason="Knows the group's buyers well.",
+                                    now=clock())
+    reload(session)
+    with pytest.raises(CapacityExceeded, match="maximum of 40"):
+        transfer_account(session, manager, account_id=make_account(owner=other).id,
+                         to_rep_id=rep.id, reason="Owner moves to another region.",
+                         review_text="Handover planned with the client.", now=clock())
+    reload(session)
+    for round_ in (round_a,):
+        round_ = session.get(Round, round_.id)
+        adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                     now=clock())
+    reload(session)
+    assert held_by(session, rep) == 40
+    assert verify_ledger(session).is_intact
+
+
+def test_publishing_rechecks_capacity_and_refuses_the_whole_round(session, clock, make_rep,
+                                                                   make_manager, give_accounts,
+                                                                   scored_round):
+    """Awards that slipped past the decision check (written before it existed, say) are caught
+    at publishing: nothing is published, and the refusal names the listings to decide again."""
+    rep, manager = make_rep(), make_manager()
+    give_accounts(rep, 39)
+    round_ = scored_round([rep], listings=2)
+    clock.advance(hours=2)
     for listing in round_.listings:
-        for rep in reps:
-            make_bid(rep, listing)
-    clock.advance(hours=1)
-    assert adjudication.score_closed_round(session, round_.id, clock())
-    return round_
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-def test_twenty_concurrent_decisions_give_one_success_and_conflicts(app, session, scored_listing,
-                                                                   make_manager):
-    listing_id = scored_listing.listings[0].id
-    managers = [make_manager() for _ in range(20)]
-    clients = []
-    for manager in managers:
-        client = app.test_client()
-        login(client, manager)
-        clients.append(client)
-    statuses, barrier = [], threading.Barrier(len(clients))
-
-    def decide(client):
-        barrier.wait()
-        response = client.post(f"/manage/listings/{listing_id}/decide",
-                               data={"kind": "accepted", "reason": ""})
-        statuses.append(response.status_code)
-
-    threads = [threading.Thread(target=decide, args=(client,)) for client in clients]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [303] + [409] * 19
-    assert session.scalar(select(func.count()).select_from(Decision)) == 1
+        bid = adjudication.ranked_bids(session, listing.id)[0]
+        session.add(Decision(listing_id=listing.id, kind=DecisionKind.ACCEPTED, bid_id=bid.id,
+                             reason="", decided_by_id=manager.id, decided_at=clock()))
+        session.get(Listing, listing.id).status = ListingStatus.DECIDED
+    session.commit()
+    filings_before = session.scalar(select(func.count()).select_from(Filing))
+    round_ = session.get(Round, round_.id)
+    with pytest.raises(CapacityExceeded) as refusal:
+        adjudication.publish_results(session, manager, round_.id,
+                                     expected_version=round_.version, now=clock())
+    for listing in round_.listings:
+        assert f"listing {listing.id}" in str(refusal.value)
+    reload(session)
+    assert held_by(session, rep) == 39
+    assert session.scalar(select(func.count()).select_from(Filing)) == filings_before
+    assert session.get(Round, round_.id).status == RoundStatus.SCORED
 
 
 def test_publishing_is_all_or_nothing(app, session, scored_listing, make_manager, clock,
                                       monkeypatch):
     manager = make_manager()
+    clock.advance(hours=2)
     for listing in scored_listing.listings:
         adjudication.decide_listing(session, manager, listing.id, kind="accepted", bid_id=None,
                                     reason="", now=clock())
     owners_before = {a.id: a.owner_id for a in session.scalars(select(Account))}
+    filings_before = session.scalar(select(func.count()).select_from(Filing))
+    calls = []
 
     def failing_filing(*args, **kwargs):
-        raise RuntimeError("disk full")
+        calls.append(1)
+        if len(calls) == 2:  # the first award is written, then the second one's filing fails
+            raise RuntimeError("disk full")
+        return real_append(*args, **kwargs)
 
-    monkeypatch.setattr(adjudication, "append_filing", failing_filing)
+    real_append = ownership.append_filing
+    monkeypatch.setattr(ownership, "append_filing", failing_filing)
     round_ = session.get(Round, scored_listing.id)
     with pytest.raises(RuntimeError):
         adjudication.publish_results(session, manager, round_.id,
                                      expected_version=round_.version, now=clock())
     reload(session)
     assert {a.id: a.owner_id for a in session.scalars(select(Account))} == owners_before
-    assert session.scalar(select(func.count()).select_from(Filing)) == 0
+    assert session.scalar(select(func.count()).select_from(Filing)) == filings_before
     assert session.get(Round, round_.id).status == RoundStatus.SCORED
+    assert verify_ledger(session).is_intact
 
 
-def test_filings_refuse_update_and_delete_in_the_database(app, session, make_rep, make_manager,
-                                                          make_account, clock):
-    from bidhub.services.filings import transfer_account
+# --- direct transfers respect the market ------------------------------------------------------
 
+def test_a_listed_account_cannot_be_transferred_directly(session, clock, make_rep, make_manager,
+                                                         make_account, make_round, make_bid):
+    owner, bidder, receiver, manager = make_rep(), make_rep(), make_rep(), make_manager()
+    account = make_account(owner=owner)
+    round_ = make_round(accounts=[account])
+    make_bid(bidder, round_.listings[0])
+    with pytest.raises(TransferRefused, match=rf"listed in round {round_.id}.*withdraw the "
+                                              "listing first"):
+        transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                         reason="Owner moves to another region.",
+                         review_text="Handover planned with the client.", now=clock())
+    reload(session)
+    assert session.get(Account, account.id).owner_id == owner.id
+
+
+def test_a_sponsored_account_needs_an_admins_confirmation_to_move(session, clock, make_rep,
+                                                                   make_manager, make_admin,
+                                                                   make_account):
+    owner, receiver = make_rep(), make_rep()
+    account = make_account(owner=owner, executive_sponsor="president")
+    with pytest.raises(TransferRefused, match="executive sponsor"):
+        transfer_account(session, make_manager(), account_id=account.id,
+                         to_rep_id=receiver.id, reason="Owner moves to another region.",
+                         review_text="Handover planned with the client.", now=clock())
+    reload(session)
+    filing = transfer_account(session, make_admin(), account_id=account.id,
+                              to_rep_id=receiver.id, reason="Owner moves to another region.",
+                              review_text="Handover planned with the client.", now=clock())
+    assert filing.to_rep_id == receiver.id
+
+
+def test_a_sponsored_listing_awaiting_confirmation_cannot_be_transferred(
+        session, clock, make_rep, make_manager, make_account, make_round):
+    owner, receiver, manager = make_rep(), make_rep(), make_manager()
+    account = make_account(owner=owner, executive_sponsor="president")
+    round_ = make_round(accounts=[account], status=RoundStatus.DRAFT)
+    session.get(Listing, round_.listings[0].id).status = ListingStatus.AWAITING_CONFIRMATION
+    session.commit()
+    with pytest.raises(TransferRefused, match="listed in round"):
+        transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                         reason="Owner moves to another region.",
+                         review_text="Handover planned with the client.", now=clock())
+
+
+# --- races, with real threads and separate connections ----------------------------------------
+
+def run_together(calls):
+    """Start every call at the same moment, each in its own thread; their results in order."""
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(index, call):
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as error:  # noqa: BLE001 - reported by the assertions
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(index, call))
+               for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def signed_in_client(app, user):
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def test_twenty_concurrent_decisions_give_one_success_and_conflicts(app, session, scored_listing,
+                                                                   make_manager, clock):
+    clock.advance(hours=2)
+    listing_id = scored_listing.listings[0].id
+    clients = [signed_in_client(app, make_manager()) for _ in range(20)]
+    responses = run_together([
+        lambda client=client: client.post(f"/manage/listings/{listing_id}/decide",
+                                          data={"kind": "accepted", "reason": ""})
+        for client in clients])
+    assert sorted(response.status_code for response in responses) == [303] + [409] * 19
+    assert session.scalar(select(func.count()).select_from(Decision)) == 1
+
+
+def test_decisions_and_transfers_racing_never_pass_capacity(app, session, clock, make_rep,
+                                                            make_manager, give_accounts,
+                                                            make_account, scored_round):
+    """20 requests at once (10 decisions, 10 direct transfers) aimed at reps one below the
+    maximum: nobody passes it, nothing answers 500, and the register verifies afterwards."""
+    targets = [make_rep() for _ in range(3)]
+    for rep in targets:
+        give_accounts(rep, 39)
+    round_ = scored_round(targets, listings=10)
+    clock.advance(hours=2)
+    donor = make_rep()
+    spare = [make_account(owner=donor) for _ in range(10)]
+    managers = [make_manager() for _ in range(20)]
+    clients = [signed_in_client(app, manager) for manager in managers]
+    calls = []
+    for index, listing in enumerate(round_.listings):
+        ranking = adjudication.ranked_bids(session, listing.id)
+        chosen = ranking[index % len(ranking)]
+        calls.append(lambda client=clients[index], listing=listing, chosen=chosen: client.post(
+            f"/manage/listings/{listing.id}/decide",
+            data={"kind": "overridden", "bid_id": str(chosen.id),
+                  "reason": "Chosen for the branch's coverage plan."}))
+    for index, account in enumerate(spare):
+        calls.append(lambda client=clients[10 + index], account=account,
+                     rep=targets[index % len(targets)]: client.post("/manage/transfer", data={
+                         "account": account.external_id, "to_rep": str(rep.id),
+                         "reason": "Donor rep moves to another region.",
+                         "review_text": "Handover planned with the client."}))
+    responses = run_together(calls)
+    statuses = [getattr(response, "status_code", response) for response in responses]
+    assert all(status in (303, 409, 422) for status in statuses), statuses
+    reload(session)
+    for rep in targets:
+        commitments = ownership.commitments_of(session, [rep.id])[rep.id]
+        assert commitments.total <= 40, (rep.id, commitments)
+    assert 303 in statuses
+    report = verify_ledger(session)
+    assert report.is_intact, report.problems
+
+
+def test_two_decisions_for_one_rep_at_39_at_once_give_one_award(app, session, clock, make_rep,
+                                                                make_manager, give_accounts,
+                                                                scored_round):
+    rep = make_rep()
+    give_accounts(rep, 39)
+    round_ = scored_round([rep], listings=2)
+    clock.advance(hours=2)
+    clients = [signed_in_client(app, make_manager()) for _ in range(2)]
+    responses = run_together([
+        lambda client=client, listing=listing: client.post(
+            f"/manage/listings/{listing.id}/decide", data={"kind": "accepted", "reason": ""})
+        for client, listing in zip(clients, round_.listings, strict=True)])
+    assert sorted(response.status_code for response in responses) == [303, 422]
+    reload(session)
+    assert ownership.commitments_of(session, [rep.id])[rep.id].total == 40
+
+
+def test_two_transfers_to_a_rep_at_39_at_once_give_one_transfer(app, session, make_rep,
+                                                                make_manager, give_accounts,
+                                                                make_account):
+    rep, donor = make_rep(), make_rep()
+    give_accounts(rep, 39)
+    accounts = [make_account(owner=donor) for _ in range(2)]
+    clients = [signed_in_client(app, make_manager()) for _ in range(2)]
+    responses = run_together([
+        lambda client=client, account=account: client.post("/manage/transfer", data={
+            "account": account.external_id, "to_rep": str(rep.id),
+            "reason": "Donor rep moves to another region.",
+            "review_text": "Handover planned with the client."})
+        for client, account in zip(clients, accounts, strict=True)])
+    assert sorted(response.status_code for response in responses) == [303, 422]
+    reload(session)
+    assert held_by(session, rep) == 40
+    assert verify_ledger(session).is_intact
+
+
+def test_two_managers_publishing_one_round_at_once(app, session, clock, scored_listing,
+                                                   make_manager, make_rep, make_account):
+    manager = make_manager()
+    clock.advance(hours=2)
+    for listing in scored_listing.listings:
+        adjudication.decide_listing(session, manager, listing.id, kind="accepted", bid_id=None,
+                                    reason="", now=clock())
+    version = session.get(Round, scored_listing.id).version
+    clients = [signed_in_client(app, make_manager()) for _ in range(2)]
+    donor, receiver = make_rep(), make_rep()
+    spare = [make_account(owner=donor) for _ in range(4)]
+    transfer_clients = [signed_in_client(app, make_manager()) for _ in spare]
+    calls = [lambda client=client: client.post(
+        f"/manage/rounds/{scored_listing.id}/publish-results", data={"version": str(version)})
+        for client in clients]
+    calls += [lambda client=client, account=account: client.post("/manage/transfer", data={
+        "account": account.external_id, "to_rep": str(receiver.id),
+        "reason": "Donor rep moves to another region.",
+        "review_text": "Handover planned with the client."})
+        for client, account in zip(transfer_clients, spare, strict=True)]
+    responses = run_together(calls)
+    assert sorted(response.status_code for response in responses[:2]) == [303, 409]
+    assert all(response.status_code == 303 for response in responses[2:])
+    reload(session)
+    awards = session.scalar(select(func.count()).select_from(Filing)
+                            .where(Filing.kind == FilingKind.ROUND_AWARD))
+    assert awards == len(scored_listing.listings)
+    assert verify_ledger(session).is_intact
+
+
+# --- the register itself ----------------------------------------------------------------------
+
+def test_filings_refuse_update_delete_and_truncate_in_the_database(app, session, backend,
+                                                                   make_rep, make_manager,
+                                                                   make_account, clock):
     account = make_account(owner=make_rep())
     transfer_account(session, make_manager(), account_id=account.id, to_rep_id=make_rep().id,
                      reason="Owner left the company.", review_text="Left; handover done.",
                      now=clock())
+    statements = ["UPDATE filings SET reason = 'changed'", "DELETE FROM filings"]
+    if backend == "postgresql":
+        statements.append("TRUNCATE filings CASCADE")
     with engine_of(app).connect() as connection:
-        for statement in ("UPDATE filings SET reason = 'changed'", "DELETE FROM filings"):
+        for statement in statements:
             with pytest.raises(DatabaseError, match="append-only"):
                 connection.execute(text(statement))
             connection.rollback()
-    assert verify_ledger(session) is None
-
-
-def test_verify_ledger_names_the_first_filing_changed_behind_the_apps_back(
-        app, session, make_rep, make_manager, make_account, clock):
-    from bidhub.services.filings import transfer_account
-
-    manager = make_manager()
-    for _ in range(3):
-        account = make_account(owner=make_rep())
-        transfer_account(session, manager, account_id=account.id, to_rep_id=make_rep().id,
-                         reason="Owner left the company.", review_text="Left; handover done.",
-                         now=clock())
-    with engine_of(app).begin() as connection:
-        connection.execute(text("DROP TRIGGER filings_refuse_update"))
-        connection.execute(text("UPDATE filings SET reason = 'quietly edited' WHERE seq = 2"))
-    broken = verify_ledger(session)
-    assert broken is not None and broken.seq == 2
+    assert verify_ledger(session).is_intact

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bidhub.models import Account, Bid, Filing, Listing, Round, RoundStatus
+from bidhub.models import Account, Bid, Filing, FilingKind, Listing, Round, RoundStatus
 from tests.conftest import login, reload
 
 
@@ -111,7 +111,8 @@ def test_a_full_round_from_creation_to_filings(app, session, clock, make_manager
     assert session.get(Account, first.id).owner_id == steady.id
     second_winner = session.get(Account, second.id).owner_id
     assert second_winner == strong.id  # the stronger track record wins on the ranking
-    filings = session.scalars(select(Filing).order_by(Filing.seq)).all()
+    filings = session.scalars(select(Filing).where(Filing.kind == FilingKind.ROUND_AWARD)
+                              .order_by(Filing.seq)).all()
     assert len(filings) == 2
     overridden, accepted = filings
     assert (overridden.account_id, overridden.from_rep_id, overridden.to_rep_id) == (

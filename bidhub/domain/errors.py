@@ -42,3 +42,14 @@ class NotEligible(BidRejected):
 
 class TransferRefused(InvalidRequest):
     pass
+
+
+class CapacityExceeded(InvalidRequest):
+    """An ownership change would take a rep past the accounts-per-rep limit.
+
+    `problems` lists each change that would, when several were asked for at once.
+    """
+
+    def __init__(self, message: str, field: str | None = None, problems: list | None = None) -> None:
+        super().__init__(message, field)
+        self.problems = problems or []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -78,3 +79,87 @@ def replay_owners(
     for filing in filings:
         owners[filing["account_id"]] = filing["to_rep_id"]
     return owners
+
+
+# --- anchoring the chain outside the database ------------------------------------------------
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One line of the checkpoint file: a filing's sequence number and hash, with an HMAC."""
+
+    seq: int
+    hash: str
+    mac: str
+    line: int = 0
+
+
+def checkpoint_mac(key: bytes, seq: int, filing_hash_: str) -> str:
+    return hmac.new(key, f"{seq}:{filing_hash_}".encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def sign_checkpoint(key: bytes, seq: int, filing_hash_: str) -> Checkpoint:
+    return Checkpoint(seq, filing_hash_, checkpoint_mac(key, seq, filing_hash_))
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    """Something wrong with the register; `seq` is the filing it concerns, when there is one."""
+
+    seq: int | None
+    problem: str
+
+
+def check_against_checkpoints(
+    key: bytes, chain: Mapping[int, str], checkpoints: Iterable[Checkpoint]
+) -> list[LedgerProblem]:
+    """Compare the filings in the database (seq -> hash) with the checkpoints kept outside it.
+
+    A checkpoint whose HMAC does not verify was not written by bidhub. A checkpointed filing
+    that is missing means filings were deleted (the first missing one is named); a checkpointed
+    filing with another hash means the chain was rewritten and re-hashed from there on.
+    """
+    problems: list[LedgerProblem] = []
+    trusted: dict[int, str] = {}
+    for checkpoint in checkpoints:
+        if not hmac.compare_digest(checkpoint_mac(key, checkpoint.seq, checkpoint.hash),
+                                   checkpoint.mac):
+            problems.append(LedgerProblem(
+                checkpoint.seq, f"checkpoint line {checkpoint.line} has a wrong HMAC (not "
+                                "written with this installation's key)"))
+            continue
+        trusted[checkpoint.seq] = checkpoint.hash
+    if not trusted:
+        return problems
+    missing = sorted(seq for seq in trusted if seq not in chain)
+    if missing:
+        last_in_database = max(chain, default=0)
+        first = min(missing)
+        if first > last_in_database:
+            first = last_in_database + 1
+        problems.append(LedgerProblem(
+            first, f"filing {first} is missing: checkpoints record filings up to "
+                   f"{max(trusted)}, the database has "
+                   + (f"filings up to {last_in_database}" if last_in_database else "none")))
+    differing = sorted(seq for seq, expected in trusted.items()
+                       if seq in chain and chain[seq] != expected)
+    if differing:
+        problems.append(LedgerProblem(
+            differing[0], f"filing {differing[0]} differs from its checkpoint (the chain was "
+                          "rewritten from here on)"))
+    return problems
+
+
+def check_owners(
+    replayed: Mapping[int, int | None], current: Mapping[int, int | None],
+    last_filing_of: Mapping[int, int],
+) -> list[LedgerProblem]:
+    """Accounts whose owner in the database is not the one their filings give."""
+    problems = []
+    for account_id in sorted(set(replayed) | set(current)):
+        expected, actual = replayed.get(account_id), current.get(account_id)
+        if expected != actual:
+            problems.append(LedgerProblem(
+                last_filing_of.get(account_id),
+                f"account {account_id} is held by rep {actual} in the database, but its filings "
+                f"give rep {expected}: its owner was changed without a filing"))
+    return problems

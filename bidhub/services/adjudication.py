@@ -12,10 +12,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from bidhub.db import begin_write
 from bidhub.domain.allocation import allocate
-from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
+from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, NotFound
 from bidhub.domain.scoring import score_round
 from bidhub.models import (
-    Account,
     Bid,
     BidScore,
     BidStatus,
@@ -29,10 +28,16 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
-from bidhub.services.filings import append_filing, check_reason
-from bidhub.services.rounds import load_round
+from bidhub.services.filings import check_reason
+from bidhub.services.ownership import (
+    OwnerChange,
+    change_owners,
+    check_capacity,
+    lock_reps,
+    lock_round,
+)
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import accounts_held_by, bid_facts, bid_facts_to_dict
+from bidhub.services.track_records import bid_facts, bid_facts_to_dict
 
 
 def active_bids_of_round(session: Session, round_id: int) -> list[Bid]:
@@ -111,7 +116,9 @@ def decide_listing(
     listing = session.get(Listing, listing_id)
     if listing is None:
         raise NotFound("No such listing.")
-    if listing.round.status != RoundStatus.SCORED:
+    # The round's lock orders this decision against publishing and other decisions.
+    round_ = lock_round(session, listing.round_id)
+    if round_.status != RoundStatus.SCORED:
         raise InvalidRequest("Decisions are taken after scoring and before results are published.")
     ranking = ranked_bids(session, listing.id)
     proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
@@ -137,7 +144,7 @@ def decide_listing(
     else:
         raise InvalidRequest("Choose a decision.", field="kind")
     if chosen is not None:
-        check_winner_capacity(session, listing.round, chosen, listing.id)
+        check_winner_capacity(session, round_, chosen, listing.id)
     decision = session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
     if decision is None:
         changed = session.execute(
@@ -171,32 +178,41 @@ def decide_listing(
 
 
 def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_id: int) -> None:
-    """A manager's choice obeys the same capacity and per-round cap as the allocation."""
+    """A manager's choice obeys capacity, counting awards waiting in every round, and the
+    per-round cap, as the allocation does."""
     rules = parsed(round_.rule_set)
-    others = session.scalar(
-        select(func.count(Decision.id)).join(Listing, Decision.listing_id == Listing.id)
-        .join(Bid, Decision.bid_id == Bid.id)
-        .where(Listing.round_id == round_.id, Bid.rep_id == chosen.rep_id,
-               Decision.listing_id != listing_id))
-    held = accounts_held_by(session, [chosen.rep_id])[chosen.rep_id]
-    name = chosen.rep.display_name
-    if held + others + 1 > rules.eligibility.capacity_max:
-        raise InvalidRequest(f"{name} holds {held} accounts and has {others} other awards in this "
-                             f"round; one more exceeds the maximum of "
-                             f"{rules.eligibility.capacity_max}.", field="bid_id")
+    lock_reps(session, [chosen.rep_id])
+    check_capacity(session, chosen.rep, adding=1, limit=rules.eligibility.capacity_max,
+                   excluding_listing_ids=[listing_id], field="bid_id")
     cap = rules.caps.max_awards_per_rep_per_round
-    if cap is not None and others + 1 > cap:
-        raise InvalidRequest(f"{name} already has {others} awards in this round; the cap is "
-                             f"{cap}.", field="bid_id")
+    if cap is not None:
+        others = session.scalar(
+            select(func.count(Decision.id)).join(Listing, Decision.listing_id == Listing.id)
+            .join(Bid, Decision.bid_id == Bid.id)
+            .where(Listing.round_id == round_.id, Bid.rep_id == chosen.rep_id,
+                   Decision.listing_id != listing_id))
+        if others + 1 > cap:
+            raise InvalidRequest(f"{chosen.rep.display_name} already has {others} awards in this "
+                                 f"round; the cap is {cap}.", field="bid_id")
 
 
 def publish_results(session: Session, actor: User, round_id: int, *, expected_version: int,
                     now: datetime) -> list[int]:
-    """Transfer every awarded account and file each transfer, all in one transaction."""
+    """Transfer every awarded account and file each transfer, all in one transaction.
+
+    Capacity is checked again for every award at once; if any would take its rep past the
+    limit, nothing is published and the refusal lists those listings to decide again.
+    """
     begin_write(session)
-    round_ = load_round(session, round_id, expected_version=expected_version)
+    round_ = lock_round(session, round_id)
+    if round_ is None:
+        raise NotFound("No such round.")
     if round_.status != RoundStatus.SCORED:
-        raise Conflict("Results can be published once, after scoring.")
+        raise Conflict("Results can be published once, after scoring; this round's are "
+                       "published already." if round_.status == RoundStatus.RESULTS_PUBLISHED
+                       else "Results can be published once, after scoring.")
+    if round_.version != expected_version:
+        raise Conflict("Someone else changed this round; reload it and try again.")
     listings = [listing for listing in round_.listings
                 if listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
     decisions = {decision.listing_id: decision for decision in session.scalars(
@@ -211,28 +227,37 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
         .join(Listing).where(Listing.round_id == round_.id, BidScore.is_eligible)
     ):
         eligible_totals[listing_id].append((bid_id, total))
-    filed = []
+    changes = []
     for listing in listings:
         decision = decisions[listing.id]
         if decision.bid_id is None:
-            listing.status = ListingStatus.NOT_AWARDED
             continue
         winner = decision.bid
-        account = session.get(Account, listing.account_id)
         runner_up_score = max((total for bid_id, total in eligible_totals[listing.id]
                                if bid_id != winner.id), default=None)
-        from_rep_id = account.owner_id
-        account.owner_id = winner.rep_id
-        listing.status = ListingStatus.AWARDED
-        filing = append_filing(
-            session, now=now, kind=FilingKind.ROUND_AWARD, account_id=account.id,
-            from_rep_id=from_rep_id, to_rep_id=winner.rep_id, round_id=round_.id,
-            listing_id=listing.id, branch_id=account.branch_id,
-            reason=f"Won in round “{round_.title}”", winner_score=winner.score.total,
-            runner_up_score=runner_up_score, rule_set_sha256=round_.rule_set.sha256,
-            override_reason=decision.reason if decision.kind == DecisionKind.OVERRIDDEN else "",
-            decided_by_id=decision.decided_by_id)
-        filed.append(filing.seq)
+        changes.append(OwnerChange(listing.account_id, winner.rep_id, listing_id=listing.id,
+                                   filing={
+            "kind": FilingKind.ROUND_AWARD, "round_id": round_.id, "listing_id": listing.id,
+            "reason": f"Won in round “{round_.title}”", "winner_score": winner.score.total,
+            "runner_up_score": runner_up_score, "rule_set_sha256": round_.rule_set.sha256,
+            "override_reason": (decision.reason if decision.kind == DecisionKind.OVERRIDDEN
+                                else ""),
+            "decided_by_id": decision.decided_by_id}))
+    try:
+        filings = change_owners(session, changes, limit=parsed(round_.rule_set)
+                                .eligibility.capacity_max, now=now)
+    except CapacityExceeded as error:
+        names = {listing.id: listing.account.name for listing in listings}
+        broken = sorted({problem.listing_id for problem in error.problems})
+        raise CapacityExceeded(
+            "Nothing was published: these awards would take a rep past capacity; decide them "
+            "again: " + "; ".join(f"{names[listing_id]} (listing {listing_id})"
+                                  for listing_id in broken) + ". " + str(error),
+            problems=error.problems) from error
+    for listing in listings:
+        listing.status = (ListingStatus.AWARDED if decisions[listing.id].bid_id is not None
+                          else ListingStatus.NOT_AWARDED)
+    filed = [filing.seq for filing in filings]
     round_.status = RoundStatus.RESULTS_PUBLISHED
     round_.results_published_at = now
     record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,

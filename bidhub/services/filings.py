@@ -3,49 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bidhub.db import begin_write
-from bidhub.domain.errors import InvalidRequest, NotFound, TransferRefused
-from bidhub.domain.ledger import GENESIS_HASH, HASHED_FIELDS, LedgerBreak, filing_hash, verify_chain
-from bidhub.models import Account, AccountReview, Filing, FilingKind, Role, User
+from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
+from bidhub.models import AccountReview, Filing, FilingKind, Role, User
 from bidhub.services.audit import record_audit
+from bidhub.services.ownership import (
+    OwnerChange,
+    change_owners,
+    lock_accounts,
+    unfinished_listing_of,
+)
 from bidhub.services.rule_sets import active_rule_set, parsed
-from bidhub.services.track_records import accounts_held_by
 
 MIN_REASON_LENGTH = 10
-
-
-def append_filing(session: Session, *, now: datetime, **fields) -> Filing:
-    """Write the next filing of the chain; the caller commits it with the transfer it records."""
-    last = session.execute(select(Filing.seq, Filing.hash).order_by(Filing.seq.desc()).limit(1)).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
-    values = {"override_reason": "", "winner_score": None, "runner_up_score": None,
-              "round_id": None, "listing_id": None, "rule_set_sha256": None,
-              **fields, "seq": seq, "prev_hash": prev_hash, "decided_at": now.astimezone(UTC)}
-    values = {name: round(value, 6) if isinstance(value, float) else value
-              for name, value in values.items()}
-    filing = Filing(**values, hash=filing_hash(values))
-    session.add(filing)
-    session.flush()
-    return filing
+DEFAULT_CAPACITY_MAX = 40  # only before any rule set is adopted
 
 
 def capacity_max(session: Session) -> int:
     version = active_rule_set(session)
-    return parsed(version).eligibility.capacity_max if version else 40
+    return parsed(version).eligibility.capacity_max if version else DEFAULT_CAPACITY_MAX
 
 
 def transfer_account(
     session: Session, actor: User, *, account_id: int, to_rep_id: int, reason: str,
     review_text: str, now: datetime,
 ) -> Filing:
-    """Move an account to another rep outside any round, within capacity, and file it."""
+    """Move an account to another rep outside any round, within capacity, and file it.
+
+    An account on the market (listed in a round that is not finished) is decided there, not
+    here; an executive-sponsored account moves only with an admin's confirmation, as its
+    release does: an admin making the transfer is that confirmation.
+    """
     begin_write(session)
-    account = session.get(Account, account_id)
+    account = lock_accounts(session, [account_id]).get(account_id)
     if account is None:
         raise NotFound("No such account.")
     to_rep = session.get(User, to_rep_id)
@@ -54,29 +49,39 @@ def transfer_account(
     if to_rep.id == account.owner_id:
         raise TransferRefused(f"{to_rep.display_name} already holds {account.name}.",
                               field="to_rep")
+    listing = unfinished_listing_of(session, account.id)
+    if listing is not None:
+        raise TransferRefused(f"{account.name} is listed in round {listing.round_id} "
+                              f"(“{listing.round.title}”); decide it there or withdraw the "
+                              "listing first.", field="account")
+    if account.executive_sponsor and actor.role != Role.ADMIN:
+        raise TransferRefused(f"{account.name} has an executive sponsor; like its release, its "
+                              "transfer needs an admin's confirmation. Ask an admin to make "
+                              "the transfer.", field="account")
     if len(reason.strip()) < MIN_REASON_LENGTH:
         raise TransferRefused(f"Give the reason for the transfer (at least {MIN_REASON_LENGTH} "
                               "characters).", field="reason")
-    limit = capacity_max(session)
-    held = accounts_held_by(session, [to_rep.id])[to_rep.id]
-    if held + 1 > limit:
-        raise TransferRefused(f"{to_rep.display_name} holds {held} accounts; the transfer would "
-                              f"exceed the maximum of {limit}.", field="to_rep")
     from_rep_id = account.owner_id
+    if from_rep_id is not None and len(review_text.strip()) < MIN_REASON_LENGTH:
+        raise TransferRefused("Write a review of why the account leaves its rep.",
+                              field="review_text")
+    try:
+        [filing] = change_owners(
+            session, [OwnerChange(account.id, to_rep.id, filing={
+                "kind": FilingKind.DIRECT_TRANSFER, "reason": reason.strip(),
+                "decided_by_id": actor.id})],
+            limit=capacity_max(session), now=now, accounts={account.id: account})
+    except CapacityExceeded as error:
+        raise CapacityExceeded(str(error), field="to_rep") from error
     if from_rep_id is not None:
-        if len(review_text.strip()) < MIN_REASON_LENGTH:
-            raise TransferRefused("Write a review of why the account leaves its rep.",
-                                  field="review_text")
         session.add(AccountReview(account_id=account.id, rep_id=from_rep_id,
                                   written_by_id=actor.id, reason="direct_transfer",
                                   review_text=review_text.strip(), created_at=now))
-    account.owner_id = to_rep.id
-    filing = append_filing(session, now=now, kind=FilingKind.DIRECT_TRANSFER,
-                           account_id=account.id, from_rep_id=from_rep_id, to_rep_id=to_rep.id,
-                           branch_id=account.branch_id, reason=reason.strip(),
-                           decided_by_id=actor.id)
+    after = {"owner": to_rep.id, "filing": filing.seq}
+    if account.executive_sponsor:
+        after["sponsor_confirmed_by"] = actor.id
     record_audit(session, actor, "account.transferred", f"account:{account.id}", now,
-                 before={"owner": from_rep_id}, after={"owner": to_rep.id, "filing": filing.seq})
+                 before={"owner": from_rep_id}, after=after)
     session.commit()
     return filing
 
@@ -113,13 +118,6 @@ def find_filings(session: Session, criteria: FilingFilter, limit: int | None = N
 
 def count_filings(session: Session, criteria: FilingFilter) -> int:
     return session.scalar(select(func.count()).select_from(filings_query(criteria).subquery()))
-
-
-def verify_ledger(session: Session) -> LedgerBreak | None:
-    """The first filing whose chain link is broken, or None when all filings are intact."""
-    columns = [getattr(Filing, name) for name in HASHED_FIELDS] + [Filing.hash]
-    rows = session.execute(select(*columns).order_by(Filing.seq)).mappings()
-    return verify_chain(rows)
 
 
 def check_reason(reason: str) -> str:

@@ -19,10 +19,11 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.db import begin_write
+from bidhub.domain.errors import CapacityExceeded
 from bidhub.domain.imports import (
     CONTACT_ROLES,
     KINDS,
@@ -51,7 +52,14 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
-from bidhub.services.filings import append_filing, capacity_max
+from bidhub.services.filings import capacity_max
+from bidhub.services.ownership import (
+    OwnerChange,
+    change_owners,
+    lock_accounts,
+    lock_reps,
+    unfinished_listing_of,
+)
 from bidhub.services.users import hash_password, new_session_token
 
 CRM_IMPORT_REASON = "CRM import"
@@ -339,10 +347,16 @@ class AccountImporter(Importer):
         self.accounts = self.load_accounts((row.values["external_id"] for row in rows),
                                            selectinload(Account.contacts))
         self.limit = capacity_max(self.session)
-        self.held: dict[int, int] = dict(self.session.execute(
-            select(Account.owner_id, func.count()).where(Account.owner_id.is_not(None))
-            .group_by(Account.owner_id)).all())
         self.names = {rep.id: rep.display_name for rep in self.reps_by_username.values()}
+        # Lock what this file may move, in the order every ownership change locks: accounts,
+        # then reps, so that an import and a transfer never wait for each other in a circle.
+        lock_accounts(self.session, [account.id for account in self.accounts.values()])
+        if "owner" in self.columns:
+            named = {str(row.values.get("owner") or "") for row in rows}
+            lock_reps(self.session, [
+                rep.id for value in named
+                if (rep := self.reps_by_external.get(value)
+                    or self.reps_by_username.get(value.lower())) is not None])
 
     def new_owner(self, row: Row, account: Account | None) -> int | None:
         current = account.owner_id if account else None
@@ -360,14 +374,11 @@ class AccountImporter(Importer):
             if not rep.is_active or rep.status == RepStatus.LEFT:
                 raise RowProblem(row, "owner", row.values["owner"],
                                  f"{rep.display_name} has left and cannot receive accounts.")
-            held = self.held.get(rep.id, 0)
-            # An account bidhub has never seen arrives with the CRM's owner as it is, even past
-            # capacity: that is the state the company is in, and management releases accounts
-            # from over-capacity reps. Moving an account bidhub holds is a transfer and may not.
-            if account is not None and held + 1 > self.limit:
+            listing = unfinished_listing_of(self.session, account.id) if account else None
+            if listing is not None:
                 raise RowProblem(row, "owner", row.values["owner"],
-                                 f"{rep.display_name} holds {held} accounts; this transfer "
-                                 f"would exceed the maximum of {self.limit}.")
+                                 f"The account is listed in round {listing.round_id}; decide it "
+                                 "there or withdraw the listing first.")
         return rep.id
 
     def apply(self, row: Row) -> str:
@@ -375,6 +386,12 @@ class AccountImporter(Importer):
         branch = self.branch(row)
         account = self.accounts.get(values["external_id"])
         owner_id = self.new_owner(row, account)
+        changed = False
+        if account is not None and owner_id != account.owner_id:
+            # Moving an account bidhub holds is a transfer, within capacity, before anything
+            # else in the row changes.
+            self.transfer(row, account, owner_id, limit=self.limit)
+            changed = True
         fields = {"name": values["name"], "industry": values["industry"],
                   "ownership_type": values["ownership_type"], "branch_id": branch.id,
                   "annual_value_yuan": values["annual_value_yuan"]}
@@ -386,7 +403,7 @@ class AccountImporter(Importer):
             self.accounts[account.external_id] = account
             outcome, changed = "added", True
         else:
-            outcome, changed = "updated", set_fields(account, fields)
+            outcome, changed = "updated", set_fields(account, fields) or changed
         for role in CONTACT_ROLES:
             name = values.get(role)
             if not name:
@@ -398,24 +415,24 @@ class AccountImporter(Importer):
             elif existing[0].name != name:
                 existing[0].name = name
                 changed = True
-        if owner_id != account.owner_id:
-            self.transfer(account, owner_id)
-            changed = True
+        if outcome == "added" and owner_id is not None:
+            # An account bidhub has never seen arrives with the CRM's owner as it is, even past
+            # capacity: that is the state the company is in, and management releases accounts
+            # from over-capacity reps. Its first owner is filed all the same.
+            self.session.flush()
+            self.transfer(row, account, owner_id, limit=None)
         if outcome == "added":
             return outcome
         return "updated" if changed else "unchanged"
 
-    def transfer(self, account: Account, to_rep_id: int) -> None:
-        from_rep_id = account.owner_id
-        account.owner_id = to_rep_id
-        self.session.flush()
-        append_filing(self.session, now=self.now, kind=FilingKind.CRM_IMPORT,
-                      account_id=account.id, from_rep_id=from_rep_id, to_rep_id=to_rep_id,
-                      branch_id=account.branch_id, reason=CRM_IMPORT_REASON,
-                      decided_by_id=self.actor_id)
-        self.held[to_rep_id] = self.held.get(to_rep_id, 0) + 1
-        if from_rep_id is not None:
-            self.held[from_rep_id] = self.held.get(from_rep_id, 1) - 1
+    def transfer(self, row: Row, account: Account, to_rep_id: int, *, limit: int | None) -> None:
+        try:
+            change_owners(self.session, [OwnerChange(account.id, to_rep_id, filing={
+                "kind": FilingKind.CRM_IMPORT, "reason": CRM_IMPORT_REASON,
+                "decided_by_id": self.actor_id})], limit=limit, now=self.now,
+                accounts={account.id: account})
+        except CapacityExceeded as error:
+            raise RowProblem(row, "owner", row.values.get("owner"), str(error)) from error
 
 
 class OpportunityImporter(Importer):

@@ -1,0 +1,191 @@
+"""The filing register's anchor outside the database: checkpoints, and verifying against them."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bidhub.domain.ledger import (
+    HASHED_FIELDS,
+    Checkpoint,
+    LedgerProblem,
+    check_against_checkpoints,
+    check_owners,
+    sign_checkpoint,
+    verify_chain,
+)
+from bidhub.models import Account, Filing
+
+log = logging.getLogger(__name__)
+
+ANCHOR_INFO_KEY = "bidhub_ledger_anchor"
+PENDING_INFO_KEY = "bidhub_unanchored_filings"
+
+
+class CheckpointStore:
+    """An append-only file of signed (seq, hash) lines, one per filing, kept outside the database.
+
+    Anyone who can rewrite the database but not this file (or the copy a manager keeps of the
+    head shown on the register page) cannot delete the newest filings or re-hash a forged chain
+    unnoticed. The HMAC key lives beside the file, never in the database.
+    """
+
+    def __init__(self, path: str | Path, key: bytes) -> None:
+        self.path = Path(path)
+        self.key = key
+
+    def append(self, filings: list[tuple[int, str]], now: datetime) -> None:
+        if not filings:
+            return
+        lines = []
+        for seq, filing_hash in sorted(filings):
+            checkpoint = sign_checkpoint(self.key, seq, filing_hash)
+            lines.append(json.dumps({"seq": seq, "hash": filing_hash, "mac": checkpoint.mac,
+                                     "at": now.astimezone(UTC).isoformat(timespec="seconds")},
+                                    separators=(",", ":")) + "\n")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            # Several workers append at once; the lock keeps each batch's lines together.
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            os.write(descriptor, "".join(lines).encode("ascii"))
+            os.fsync(descriptor)
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            os.close(descriptor)
+
+    def read(self) -> tuple[list[Checkpoint], list[LedgerProblem]]:
+        """Every checkpoint in the file, and a problem for each line that cannot be read."""
+        if not self.path.exists():
+            return [], []
+        checkpoints, problems = [], []
+        with self.path.open("r", encoding="ascii", errors="replace") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    checkpoints.append(Checkpoint(int(record["seq"]), str(record["hash"]),
+                                                  str(record["mac"]), number))
+                except (ValueError, KeyError, TypeError):
+                    problems.append(LedgerProblem(None, f"checkpoint line {number} is not "
+                                                        "readable"))
+        return checkpoints, problems
+
+    def head(self) -> Checkpoint | None:
+        checkpoints, _problems = self.read()
+        return max(checkpoints, key=lambda checkpoint: checkpoint.seq, default=None)
+
+
+def ledger_key(configured: str | None, instance_path: str) -> bytes:
+    """The HMAC key: BIDHUB_LEDGER_KEY, or a key file in the instance folder made on first use."""
+    if configured:
+        return configured.encode("utf-8")
+    path = Path(instance_path) / "ledger_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as key_file:
+                key_file.write(secrets.token_hex(32))
+    return path.read_text().strip().encode("utf-8")
+
+
+def ledger_anchor_of_config(app) -> CheckpointStore:
+    """The app's checkpoint store, from LEDGER_CHECKPOINT_FILE and LEDGER_KEY, wired into
+    every session the app opens (web, CLI and scheduler alike)."""
+    path = app.config.get("LEDGER_CHECKPOINT_FILE") or str(
+        Path(app.instance_path) / "ledger-checkpoints.jsonl")
+    store = CheckpointStore(path, ledger_key(app.config.get("LEDGER_KEY"), app.instance_path))
+    anchor_sessions(app.extensions["bidhub_sessionmaker"], store)
+    app.extensions["bidhub_ledger_anchor"] = store
+    return store
+
+
+def anchor_sessions(factory: sessionmaker, store: CheckpointStore) -> None:
+    """Make every session of `factory` write a checkpoint for each filing it commits."""
+    factory.kw.setdefault("info", {})[ANCHOR_INFO_KEY] = store
+
+    @event.listens_for(factory, "after_commit")
+    def write_checkpoints(session: Session) -> None:
+        pending = session.info.pop(PENDING_INFO_KEY, None)
+        if not pending:
+            return
+        try:
+            store.append(pending, datetime.now(UTC))
+        except OSError:
+            # The filings are committed; verify-ledger will report the gap in the checkpoints.
+            log.exception("could not write ledger checkpoints for filings %s", pending)
+
+    @event.listens_for(factory, "after_rollback")
+    def forget_rolled_back(session: Session) -> None:
+        session.info.pop(PENDING_INFO_KEY, None)
+
+
+def note_new_filing(session: Session, seq: int, filing_hash: str) -> None:
+    """Remember a filing written in this transaction, to checkpoint it once it is committed."""
+    session.info.setdefault(PENDING_INFO_KEY, []).append((seq, filing_hash))
+
+
+def checkpoint_store(session: Session) -> CheckpointStore | None:
+    return session.info.get(ANCHOR_INFO_KEY)
+
+
+@dataclass
+class LedgerReport:
+    filings: int = 0
+    checkpoints: int = 0
+    problems: list[LedgerProblem] = field(default_factory=list)
+
+    @property
+    def is_intact(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> LedgerProblem | None:
+        numbered = [problem for problem in self.problems if problem.seq is not None]
+        return min(numbered, key=lambda problem: problem.seq, default=None) or (
+            self.problems[0] if self.problems else None)
+
+
+def verify_ledger(session: Session, store: CheckpointStore | None = None) -> LedgerReport:
+    """Check the register: its hash chain, the checkpoints outside the database, and that
+    replaying every filing over unowned accounts gives each account's owner today."""
+    store = store or checkpoint_store(session)
+    report = LedgerReport()
+    columns = [getattr(Filing, name) for name in HASHED_FIELDS] + [Filing.hash]
+    rows = list(session.execute(select(*columns).order_by(Filing.seq)).mappings())
+    report.filings = len(rows)
+    broken = verify_chain(rows)
+    if broken is not None:
+        report.problems.append(LedgerProblem(broken.seq, broken.problem))
+    if store is not None:
+        checkpoints, unreadable = store.read()
+        report.checkpoints = len(checkpoints)
+        report.problems.extend(unreadable)
+        chain = {row["seq"]: row["hash"] for row in rows}
+        report.problems.extend(check_against_checkpoints(store.key, chain, checkpoints))
+    replayed: dict[int, int | None] = {}
+    last_filing_of: dict[int, int] = {}
+    for row in rows:
+        replayed[row["account_id"]] = row["to_rep_id"]
+        last_filing_of[row["account_id"]] = row["seq"]
+    current = {account_id: owner_id for account_id, owner_id in session.execute(
+        select(Account.id, Account.owner_id)) if owner_id is not None or account_id in replayed}
+    report.problems.extend(check_owners(
+        {account_id: replayed.get(account_id) for account_id in current},
+        current, last_filing_of))
+    session.rollback()
+    return report

@@ -1,0 +1,259 @@
+"""The one place where an account changes owner: locks, capacity, and the filing, together.
+
+Publishing results, direct transfers, CRM imports and releases all move accounts through
+`change_owners`, inside the caller's write transaction. The invariant it keeps, whatever screen
+led there: no rep ends up holding more accounts than the limit, counting what they hold now plus
+every award decided for them in any round and not yet published.
+
+Locks, in one order so that two use cases never wait for each other in a circle: the round row
+(when a round is involved), then account rows by id, then rep rows by id, then the ledger. On
+SQLite the write transaction's BEGIN IMMEDIATE already serialises every writer, and
+`with_for_update` adds nothing; on PostgreSQL the row locks do the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from bidhub.domain.errors import CapacityExceeded
+from bidhub.domain.ledger import GENESIS_HASH, filing_hash
+from bidhub.models import (
+    Account,
+    Bid,
+    Decision,
+    Filing,
+    Listing,
+    ListingStatus,
+    Round,
+    RoundStatus,
+    User,
+)
+from bidhub.services.ledger import note_new_filing
+
+# pg_advisory_xact_lock key that serialises appends to the filing register.
+LEDGER_LOCK_KEY = 0x626964687562  # "bidhub"
+UNFINISHED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.SCORED)
+UNFINISHED_LISTING_STATUSES = (ListingStatus.AWAITING_CONFIRMATION, ListingStatus.LISTED,
+                               ListingStatus.DECIDED)
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def lock_round(session: Session, round_id: int) -> Round | None:
+    """The round, read afresh and locked for the rest of the transaction."""
+    return session.scalars(
+        select(Round).where(Round.id == round_id).with_for_update(of=Round)
+        .execution_options(populate_existing=True)).first()
+
+
+def lock_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, Account]:
+    """The accounts, read afresh (current owner included) and locked, in id order."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    accounts = session.scalars(
+        select(Account).where(Account.id.in_(ids)).order_by(Account.id)
+        .with_for_update(of=Account).execution_options(populate_existing=True))
+    return {account.id: account for account in accounts}
+
+
+def lock_reps(session: Session, rep_ids: Iterable[int | None]) -> None:
+    """Lock the reps' rows so that nobody else counts or changes their holdings meanwhile."""
+    ids = sorted({rep_id for rep_id in rep_ids if rep_id is not None})
+    if ids and is_postgresql(session):
+        session.execute(select(User.id).where(User.id.in_(ids)).order_by(User.id)
+                        .with_for_update())
+
+
+def accounts_held(session: Session, rep_ids: Iterable[int]) -> dict[int, int]:
+    ids = sorted(set(rep_ids))
+    held = dict.fromkeys(ids, 0)
+    if ids:
+        held.update(session.execute(
+            select(Account.owner_id, func.count()).where(Account.owner_id.in_(ids))
+            .group_by(Account.owner_id)).all())
+    return held
+
+
+def pending_awards(session: Session, rep_ids: Iterable[int],
+                   excluding_listing_ids: Iterable[int] = ()) -> dict[int, int]:
+    """Awards decided for each rep in any round and not published yet."""
+    ids = sorted(set(rep_ids))
+    pending = dict.fromkeys(ids, 0)
+    if not ids:
+        return pending
+    query = (select(Bid.rep_id, func.count(Decision.id))
+             .join(Bid, Decision.bid_id == Bid.id)
+             .join(Listing, Decision.listing_id == Listing.id)
+             .where(Listing.status == ListingStatus.DECIDED, Bid.rep_id.in_(ids))
+             .group_by(Bid.rep_id))
+    excluded = sorted(set(excluding_listing_ids))
+    if excluded:
+        query = query.where(Decision.listing_id.not_in(excluded))
+    pending.update(session.execute(query).all())
+    return pending
+
+
+@dataclass(frozen=True)
+class Commitments:
+    """What a rep holds now and what is awarded to them but not yet published."""
+
+    held: int
+    pending: int
+
+    @property
+    def total(self) -> int:
+        return self.held + self.pending
+
+
+def commitments_of(session: Session, rep_ids: Iterable[int],
+                   excluding_listing_ids: Iterable[int] = ()) -> dict[int, Commitments]:
+    ids = sorted(set(rep_ids))
+    held = accounts_held(session, ids)
+    pending = pending_awards(session, ids, excluding_listing_ids)
+    return {rep_id: Commitments(held[rep_id], pending[rep_id]) for rep_id in ids}
+
+
+def capacity_message(name: str, commitments: Commitments, adding: int, limit: int) -> str:
+    waiting = (f" and {commitments.pending} award(s) waiting to be published"
+               if commitments.pending else "")
+    more = "one more" if adding == 1 else f"{adding} more"
+    return (f"{name} holds {commitments.held} accounts{waiting}; {more} would exceed the "
+            f"maximum of {limit}.")
+
+
+def check_capacity(session: Session, rep: User, *, adding: int, limit: int,
+                   excluding_listing_ids: Iterable[int] = (), field: str | None = None) -> None:
+    """Refuse when `rep`, with `adding` more accounts, would pass the limit.
+
+    The caller has locked the rep (`lock_reps`) in this write transaction.
+    """
+    commitments = commitments_of(session, [rep.id], excluding_listing_ids)[rep.id]
+    if commitments.total + adding > limit:
+        raise CapacityExceeded(capacity_message(rep.display_name, commitments, adding, limit),
+                               field=field)
+
+
+def unfinished_listing_of(session: Session, account_id: int) -> Listing | None:
+    """The listing that puts this account on the market now, if any."""
+    return session.scalars(
+        select(Listing).join(Round).where(Listing.account_id == account_id,
+                                          Round.status.in_(UNFINISHED_ROUND_STATUSES),
+                                          Listing.status.in_(UNFINISHED_LISTING_STATUSES))
+        .order_by(Listing.id)).first()
+
+
+def append_filing(session: Session, *, now: datetime, **fields) -> Filing:
+    """Write the next filing of the chain; it is committed with the transfer it records.
+
+    The sequence number is taken under the ledger lock (PostgreSQL) or the write transaction
+    (SQLite), so two transfers at the same moment never claim the same number.
+    """
+    if is_postgresql(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEDGER_LOCK_KEY})
+    last = session.execute(select(Filing.seq, Filing.hash).order_by(Filing.seq.desc())
+                           .limit(1)).first()
+    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
+    values = {"override_reason": "", "winner_score": None, "runner_up_score": None,
+              "round_id": None, "listing_id": None, "rule_set_sha256": None,
+              **fields, "seq": seq, "prev_hash": prev_hash, "decided_at": now.astimezone(UTC)}
+    values = {name: round(value, 6) if isinstance(value, float) else value
+              for name, value in values.items()}
+    filing = Filing(**values, hash=filing_hash(values))
+    session.add(filing)
+    session.flush()
+    note_new_filing(session, filing.seq, filing.hash)
+    return filing
+
+
+@dataclass(frozen=True)
+class OwnerChange:
+    """One account to move to `to_rep_id`, and what its filing says about why."""
+
+    account_id: int
+    to_rep_id: int
+    filing: dict = field(default_factory=dict)  # kind, reason, decided_by_id, round fields...
+    listing_id: int | None = None  # the decided award this change carries out, if any
+
+
+@dataclass(frozen=True)
+class CapacityProblem:
+    account_id: int
+    listing_id: int | None
+    rep_id: int
+    message: str
+
+
+def capacity_problems(session: Session, changes: Sequence[OwnerChange],
+                      accounts: dict[int, Account], limit: int) -> list[CapacityProblem]:
+    """The changes that would take their rep past the limit once all of `changes` are done.
+
+    A rep's count after the changes is what they hold now, plus what they gain, minus what
+    they give up here, plus awards waiting in other listings.
+    """
+    gains: dict[int, list[OwnerChange]] = {}
+    losses: dict[int, int] = {}
+    for change in changes:
+        owner_id = accounts[change.account_id].owner_id
+        if owner_id == change.to_rep_id:
+            continue
+        gains.setdefault(change.to_rep_id, []).append(change)
+        if owner_id is not None:
+            losses[owner_id] = losses.get(owner_id, 0) + 1
+    if not gains:
+        return []
+    carried_out = [change.listing_id for change in changes if change.listing_id is not None]
+    commitments = commitments_of(session, gains, carried_out)
+    names = dict(session.execute(select(User.id, User.display_name)
+                                 .where(User.id.in_(sorted(gains)))).all())
+    problems = []
+    for rep_id, gained in sorted(gains.items()):
+        now_committed = commitments[rep_id]
+        after = now_committed.total + len(gained) - losses.get(rep_id, 0)
+        if after > limit:
+            message = capacity_message(names.get(rep_id, f"rep {rep_id}"), now_committed,
+                                       len(gained) - losses.get(rep_id, 0), limit)
+            problems.extend(CapacityProblem(change.account_id, change.listing_id, rep_id, message)
+                            for change in gained)
+    return problems
+
+
+def change_owners(
+    session: Session, changes: Sequence[OwnerChange], *, limit: int | None, now: datetime,
+    accounts: dict[int, Account] | None = None,
+) -> list[Filing]:
+    """Move every account in `changes` and file each move; all or nothing.
+
+    Locks the accounts (unless the caller did, passing them) and every rep who gains or loses,
+    refuses with `CapacityExceeded` naming each rep past `limit` (None: a first load, which
+    records the CRM's owners as they are), then writes owners and filings. The caller's
+    transaction commits them together.
+    """
+    if accounts is None:
+        accounts = lock_accounts(session, [change.account_id for change in changes])
+    lock_reps(session, [change.to_rep_id for change in changes]
+              + [accounts[change.account_id].owner_id for change in changes])
+    if limit is not None:
+        problems = capacity_problems(session, changes, accounts, limit)
+        if problems:
+            raise CapacityExceeded(" ".join(dict.fromkeys(problem.message
+                                                          for problem in problems)),
+                                   problems=problems)
+    filings = []
+    for change in changes:
+        account = accounts[change.account_id]
+        from_rep_id = account.owner_id
+        if from_rep_id == change.to_rep_id:
+            continue
+        account.owner_id = change.to_rep_id
+        filings.append(append_filing(
+            session, now=now, account_id=account.id, from_rep_id=from_rep_id,
+            to_rep_id=change.to_rep_id, branch_id=account.branch_id, **change.filing))
+    return filings
