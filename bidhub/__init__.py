@@ -12,12 +12,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     configure(app, config)
     register_database(app)
+    register_ledger_anchor(app)
     register_rules(app)
     register_extensions(app)
     register_auth(app)
     register_templates(app)
     register_security_headers(app)
     register_error_pages(app)
+    register_url_converters(app)
     register_blueprints(app)
     register_cli(app)
     register_scheduler(app)
@@ -39,6 +41,12 @@ def register_database(app: Flask) -> None:
     from bidhub import db
 
     db.init_app(app)
+
+
+def register_ledger_anchor(app: Flask) -> None:
+    from bidhub.services.ledger import ledger_anchor_of_config
+
+    ledger_anchor_of_config(app)
 
 
 def register_rules(app: Flask) -> None:

@@ -13,6 +13,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class Defaults:
     DATABASE_URL: str | None = None  # None: a SQLite file in the instance folder
+    # The filing register's checkpoints and their HMAC key live outside the database.
+    LEDGER_CHECKPOINT_FILE: str | None = None  # None: instance/ledger-checkpoints.jsonl
+    LEDGER_KEY: str | None = None  # None: generated once into instance/ledger_key
     RULES_DIR = str(PROJECT_ROOT / "rules")
     DEFAULT_RULES_FILE = "default.toml"
     TIMEZONE = "Asia/Shanghai"
@@ -37,6 +40,8 @@ class Defaults:
 # Environment variables that override a default, and how to read each.
 ENVIRONMENT_OVERRIDES = {
     "DATABASE_URL": str,
+    "LEDGER_CHECKPOINT_FILE": str,
+    "LEDGER_KEY": str,
     "RULES_DIR": str,
     "TIMEZONE": str,
     "SECRET_KEY": str,
