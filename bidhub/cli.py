@@ -39,16 +39,28 @@ def init_command() -> None:
 @with_appcontext
 def demo_command(host: str, port: int, no_serve: bool) -> None:
     """Build the demo world (once) and serve bidhub with it."""
-    from bidhub.demo import DEMO_PASSWORD, build_demo, demo_logins, has_demo
+    from bidhub.demo import (
+        DEMO_PASSWORD,
+        DemoRefused,
+        build_demo,
+        check_demo_database,
+        demo_logins,
+        has_demo,
+    )
 
     app = current_app._get_current_object()
-    init_database(app)
-    session = get_session()
-    if has_demo(session):
-        click.echo("Demo data already present.")
-    else:
-        click.echo("Building the demo world (about a minute)...")
-        build_demo(session, app.config["CLOCK"]())
+    try:
+        # Checked before migrating, so a refused database is left exactly as it was.
+        check_demo_database(engine_of(app))
+        init_database(app)
+        session = get_session()
+        if has_demo(session):
+            click.echo("Demo data already present.")
+        else:
+            click.echo("Building the demo world (about a minute)...")
+            build_demo(session, app.config["CLOCK"]())
+    except DemoRefused as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
     for role, username, name in demo_logins(session):
         click.echo(f"  {role:<11} {username:<12} {name}")

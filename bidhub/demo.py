@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Engine, insert, inspect, literal, select, table, update
 from sqlalchemy.orm import Session
 
 from bidhub.domain.imports import ImportKind
@@ -29,6 +29,7 @@ from bidhub.models import (
     Account,
     AccountReview,
     FilingKind,
+    InstanceMarker,
     ReleaseReason,
     RepStatus,
     Role,
@@ -667,8 +668,67 @@ def forecast_rows(rep: PlannedRep, now: datetime) -> list[dict]:
 # --- writing it -------------------------------------------------------------------------
 
 
+# The row that says the demo built this database: "building" until the build completes.
+DEMO_MARKER = "demo"
+MARKER_BUILDING = "building"
+MARKER_BUILT = "built"
+# The tables whose rows are real data: a database holding any of them is not the demo's.
+DATA_TABLES = ("users", "accounts", "filings")
+
+
+class DemoRefused(RuntimeError):
+    """The database holds data the demo did not create, so the demo leaves it alone."""
+
+
+class DemoState:
+    EMPTY = "empty"
+    BUILT = "built"  # by the demo, completely
+    UNFINISHED = "unfinished"  # by the demo, stopped part way
+    FOREIGN = "foreign"  # holds data the demo did not create
+
+
+def demo_state(connection: Connection) -> str:
+    """Who filled this database; works before migrations too (tables may be missing)."""
+    tables = set(inspect(connection).get_table_names())
+    if "instance_markers" in tables:
+        marker = connection.scalar(select(InstanceMarker.value)
+                                   .where(InstanceMarker.name == DEMO_MARKER))
+        if marker == MARKER_BUILT:
+            return DemoState.BUILT
+        if marker is not None:
+            return DemoState.UNFINISHED
+    for name in DATA_TABLES:
+        if name in tables and connection.scalar(select(literal(1)).select_from(table(name))
+                                                .limit(1)):
+            return DemoState.FOREIGN
+    return DemoState.EMPTY
+
+
+REFUSALS = {
+    DemoState.FOREIGN: (
+        "This database already holds users, accounts or filings that `bidhub demo` did not "
+        "create, and the demo builds only into an empty database: nothing was written and no "
+        "password was changed. Point BIDHUB_DATABASE_URL at a new, empty database to try the "
+        "demo."),
+    DemoState.UNFINISHED: (
+        "An earlier `bidhub demo` stopped before the demo world was complete, so this database "
+        "holds part of it; nothing was written now. Delete this database (or point "
+        "BIDHUB_DATABASE_URL at a new, empty one) and run `bidhub demo` again."),
+}
+
+
+def check_demo_database(engine: Engine) -> str:
+    """The database's demo state; DemoRefused when the demo may not build into it."""
+    with engine.connect() as connection:
+        state = demo_state(connection)
+    if state in REFUSALS:
+        raise DemoRefused(REFUSALS[state])
+    return state
+
+
 def has_demo(session: Session) -> bool:
-    return session.scalar(select(User.id).where(User.username == "admin")) is not None
+    """Whether the demo built this database completely."""
+    return demo_state(session.connection()) == DemoState.BUILT
 
 
 def demo_logins(session: Session) -> list[tuple[str, str, str]]:
@@ -679,12 +739,22 @@ def demo_logins(session: Session) -> list[tuple[str, str, str]]:
 
 
 def build_demo(session: Session, now: datetime) -> None:
-    """Build the demo world once (does nothing when it is there already) and commit it."""
-    if has_demo(session):
+    """Build the demo world once (does nothing when it is there already) and commit it.
+
+    Only into an empty database: one holding anything the demo did not create raises
+    DemoRefused before anything is written.
+    """
+    state = demo_state(session.connection())
+    if state == DemoState.BUILT:
         return
+    if state in REFUSALS:
+        session.rollback()
+        raise DemoRefused(REFUSALS[state])
     world = plan_world()
     users = write_world(session, world, now)
     run_rounds(session, world, users, now)
+    session.get(InstanceMarker, DEMO_MARKER).value = MARKER_BUILT
+    session.commit()
 
 
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
@@ -695,6 +765,8 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
     def ago(minutes: int) -> datetime:
         return now - timedelta(minutes=minutes)
 
+    # Marked first, in the same commit as the first rows, so no partial build looks foreign.
+    session.add(InstanceMarker(name=DEMO_MARKER, value=MARKER_BUILDING, created_at=now))
     branch_ids = {code: ensure_branch(session, code, name).id for code, name, _ in BRANCHES}
     password_hash = hash_password(DEMO_PASSWORD)
     session.execute(insert(User), [
@@ -714,7 +786,8 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
     files = crm_files(world, now)
     import_crm_file(session, admin, ImportKind.REPS, files, now=loaded_at)
     # Imported reps get a password nobody knows; the demo reps share the published one.
-    session.execute(update(User).where(User.role == Role.REP)
+    session.execute(update(User).where(
+        User.role == Role.REP, User.external_id.in_([rep_external_id(rep) for rep in world.reps]))
                     .values(password_hash=password_hash))
     session.commit()
     import_crm_file(session, admin, ImportKind.ACCOUNTS, files, now=loaded_at)

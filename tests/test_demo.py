@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.security import check_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from bidhub import create_app
 from bidhub import demo as demo_module
@@ -15,9 +16,13 @@ from bidhub.cli import init_database
 from bidhub.clock import FrozenClock
 from bidhub.db import engine_of, get_session
 from bidhub.demo import (
+    DEMO_MARKER,
     DEMO_PASSWORD,
+    MARKER_BUILDING,
+    MARKER_BUILT,
     CrmFile,
     DemoImportFailed,
+    DemoRefused,
     build_demo,
     demo_logins,
     has_demo,
@@ -33,6 +38,7 @@ from bidhub.models import (
     Filing,
     FilingKind,
     ImportRun,
+    InstanceMarker,
     Listing,
     ListingStatus,
     Opportunity,
@@ -57,17 +63,29 @@ def accounts_and_owners(session) -> list[tuple[str, str, str | None]]:
         .outerjoin(User, Account.owner_id == User.id).order_by(Account.external_id)).all())
 
 
+def run_demo_command(app):
+    return app.test_cli_runner().invoke(args=["demo", "--no-serve"])
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """One demo database for the module's tests, built as `bidhub demo` builds it."""
-    app = demo_app(tmp_path_factory.mktemp("demo") / "demo.sqlite3", NOW)
-    with app.app_context():
-        init_database(app)
-        session = get_session()
-        build_demo(session, NOW)
-        session.commit()
-        yield session
-        session.rollback()
+def demo_path(tmp_path_factory):
+    """One demo database for the module's tests, built by `bidhub demo` into an empty one."""
+    path = tmp_path_factory.mktemp("demo") / "demo.sqlite3"
+    app = demo_app(path, NOW)
+    result = run_demo_command(app)
+    engine_of(app).dispose()
+    assert result.exit_code == 0, result.output
+    assert "Building the demo world" in result.output and "rep01" in result.output
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo(demo_path):
+    # No app context stays pushed: a CLI command run later would take it for its own app's.
+    app = demo_app(demo_path, NOW)
+    session = app.extensions["bidhub_sessionmaker"]()
+    yield session
+    session.close()
     engine_of(app).dispose()
 
 
@@ -235,3 +253,112 @@ def test_a_refused_row_stops_the_build(tmp_path, monkeypatch):
             build_demo(session, NOW)
         session.rollback()
     engine_of(app).dispose()
+
+
+# --- the demo never touches a database it did not build -----------------------------------
+
+
+def dump(path) -> list[str]:
+    connection = sqlite3.connect(path)
+    try:
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
+
+def test_the_demo_marks_the_database_it_built(demo):
+    marker = demo.get(InstanceMarker, DEMO_MARKER)
+    assert marker is not None and marker.value == MARKER_BUILT
+
+
+def test_the_command_on_the_demos_own_database_builds_nothing_again(demo_path):
+    before = dump(demo_path)
+    app = demo_app(demo_path, NOW + timedelta(days=1))
+    result = run_demo_command(app)
+    engine_of(app).dispose()
+    assert result.exit_code == 0, result.output
+    assert "Demo data already present." in result.output
+    assert dump(demo_path) == before
+
+
+REAL_HASH = generate_password_hash("the real rep's own password", method="pbkdf2:sha256:1000")
+
+
+def add_real_user(session, username: str, role: str) -> None:
+    session.add(User(username=username, display_name="A real person", password_hash=REAL_HASH,
+                     role=role, is_active=True, status="active", session_token="t" * 32,
+                     failed_login_count=0, created_at=NOW))
+
+
+def add_real_account(session) -> None:
+    branch = Branch(code="HQ", name="Head office")
+    session.add(branch)
+    session.flush()
+    session.add(Account(external_id="REAL-1", name="A real client", industry="Retail",
+                        ownership_type="private", branch_id=branch.id, annual_value_yuan=1,
+                        owner_id=None, created_at=NOW))
+
+
+REAL_DATA = {
+    "a rep with their own password": lambda session: add_real_user(session, "alice", Role.REP),
+    "a user called admin": lambda session: add_real_user(session, "admin", Role.ADMIN),
+    "an account": add_real_account,
+    "an unfinished demo build": lambda session: session.add(InstanceMarker(
+        name=DEMO_MARKER, value=MARKER_BUILDING, created_at=NOW)),
+}
+
+
+@pytest.fixture
+def real_database(tmp_path, request):
+    """A migrated database holding something the demo did not create."""
+    path = tmp_path / "real.sqlite3"
+    app = demo_app(path, NOW)
+    with app.app_context():
+        init_database(app)
+        session = get_session()
+        REAL_DATA[request.param](session)
+        session.commit()
+    engine_of(app).dispose()
+    return path
+
+
+@pytest.mark.parametrize("real_database", list(REAL_DATA), indirect=True)
+def test_the_command_refuses_a_database_it_did_not_build_and_writes_nothing(real_database):
+    before = dump(real_database)
+    app = demo_app(real_database, NOW)
+    result = run_demo_command(app)
+    engine_of(app).dispose()
+    assert result.exit_code != 0, result.output
+    assert "Error:" in result.output and "nothing was written" in result.output
+    assert "Demo logins" not in result.output
+    assert dump(real_database) == before
+
+
+@pytest.mark.parametrize("real_database", ["a rep with their own password"], indirect=True)
+def test_building_into_a_real_database_is_refused_and_resets_no_password(real_database):
+    app = demo_app(real_database, NOW)
+    with app.app_context():
+        session = get_session()
+        with pytest.raises(DemoRefused, match="did not create"):
+            build_demo(session, NOW)
+        assert not has_demo(session)
+        users = session.scalars(select(User)).all()
+        assert [(user.username, user.password_hash) for user in users] == [("alice", REAL_HASH)]
+        assert session.scalar(select(func.count(Filing.seq))) == 0
+        session.rollback()
+    engine_of(app).dispose()
+
+
+def test_an_unmigrated_database_with_data_is_refused_before_migrating(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT)")
+    connection.execute("INSERT INTO users (username) VALUES ('alice')")
+    connection.commit()
+    connection.close()
+    before = dump(path)
+    app = demo_app(path, NOW)
+    result = run_demo_command(app)
+    engine_of(app).dispose()
+    assert result.exit_code != 0 and "did not create" in result.output
+    assert dump(path) == before
