@@ -107,6 +107,7 @@ class LedgerProblem:
 
     seq: int | None
     problem: str
+    kind: str = "chain"  # chain | checkpoint | owner
 
 
 def check_against_checkpoints(
@@ -125,7 +126,7 @@ def check_against_checkpoints(
                                    checkpoint.mac):
             problems.append(LedgerProblem(
                 checkpoint.seq, f"checkpoint line {checkpoint.line} has a wrong HMAC (not "
-                                "written with this installation's key)"))
+                                "written with this installation's key)", "checkpoint"))
             continue
         trusted[checkpoint.seq] = checkpoint.hash
     if not trusted:
@@ -139,13 +140,14 @@ def check_against_checkpoints(
         problems.append(LedgerProblem(
             first, f"filing {first} is missing: checkpoints record filings up to "
                    f"{max(trusted)}, the database has "
-                   + (f"filings up to {last_in_database}" if last_in_database else "none")))
+                   + (f"filings up to {last_in_database}" if last_in_database else "none"),
+            "checkpoint"))
     differing = sorted(seq for seq, expected in trusted.items()
                        if seq in chain and chain[seq] != expected)
     if differing:
         problems.append(LedgerProblem(
             differing[0], f"filing {differing[0]} differs from its checkpoint (the chain was "
-                          "rewritten from here on)"))
+                          "rewritten from here on)", "checkpoint"))
     return problems
 
 
@@ -161,5 +163,5 @@ def check_owners(
             problems.append(LedgerProblem(
                 last_filing_of.get(account_id),
                 f"account {account_id} is held by rep {actual} in the database, but its filings "
-                f"give rep {expected}: its owner was changed without a filing"))
+                f"give rep {expected}: its owner was changed without a filing", "owner"))
     return problems

@@ -78,7 +78,7 @@ class CheckpointStore:
                                                   str(record["mac"]), number))
                 except (ValueError, KeyError, TypeError):
                     problems.append(LedgerProblem(None, f"checkpoint line {number} is not "
-                                                        "readable"))
+                                                        "readable", "checkpoint"))
         return checkpoints, problems
 
     def head(self) -> Checkpoint | None:
@@ -155,9 +155,15 @@ class LedgerReport:
 
     @property
     def first_problem(self) -> LedgerProblem | None:
-        numbered = [problem for problem in self.problems if problem.seq is not None]
-        return min(numbered, key=lambda problem: problem.seq, default=None) or (
-            self.problems[0] if self.problems else None)
+        """The earliest break in the register itself; owners that no longer match their
+        filings are usually its consequence, so they come first only when nothing else is."""
+        def earliest(problems: list[LedgerProblem]) -> LedgerProblem | None:
+            numbered = [problem for problem in problems if problem.seq is not None]
+            return min(numbered, key=lambda problem: problem.seq, default=None) or (
+                problems[0] if problems else None)
+
+        return (earliest([problem for problem in self.problems if problem.kind != "owner"])
+                or earliest(self.problems))
 
 
 def verify_ledger(session: Session, store: CheckpointStore | None = None) -> LedgerReport:
