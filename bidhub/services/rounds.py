@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bidhub.db import begin_write
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.models import (
-    Account,
     AccountReview,
     Listing,
     ListingStatus,
@@ -21,10 +19,10 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
+from bidhub.services.ownership import lock_accounts, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
 
 MIN_REVIEW_LENGTH = 20
-ACTIVE_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.SCORED)
 
 
 def load_round(session: Session, round_id: int, *, expected_version: int | None = None) -> Round:
@@ -92,7 +90,8 @@ def release_account(
     round_ = load_round(session, round_id)
     if round_.status != RoundStatus.DRAFT:
         raise InvalidRequest("Accounts can only be released into a round that is not published yet.")
-    account = session.get(Account, account_id)
+    # Locked like every ownership change, so a transfer cannot slip in while it is listed.
+    account = lock_accounts(session, [account_id]).get(account_id)
     if account is None:
         raise InvalidRequest("No such account.", field="account")
     if reason not in set(ReleaseReason):
@@ -102,10 +101,7 @@ def release_account(
     if round_.branch_id is not None and account.branch_id != round_.branch_id:
         raise InvalidRequest(f"This round is for {round_.branch.name}; the account belongs to "
                              f"{account.branch.name}.", field="account")
-    already = session.scalars(
-        select(Listing).join(Round).where(Listing.account_id == account.id,
-                                          Round.status.in_(ACTIVE_ROUND_STATUSES))
-    ).first()
+    already = unfinished_listing_of(session, account.id)
     if already is not None:
         raise InvalidRequest(f"{account.name} is already listed in round "
                              f"“{already.round.title}”.", field="account")
