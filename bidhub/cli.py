@@ -112,14 +112,20 @@ def create_user_command(username, display_name, role, branch_code, hired_on, pas
 @click.command("verify-ledger")
 @with_appcontext
 def verify_ledger_command() -> None:
-    """Check the hash chain of the filing register; exit 1 at the first broken link."""
-    from bidhub.services.filings import verify_ledger
+    """Check the filing register: hash chain, checkpoints, and owners; exit 1 on any problem."""
+    from bidhub.services.ledger import verify_ledger
 
-    broken = verify_ledger(get_session())
-    if broken is None:
-        click.echo("Ledger intact.")
+    report = verify_ledger(get_session())
+    if report.is_intact:
+        click.echo(f"Ledger intact: {report.filings} filings, {report.checkpoints} checkpoints, "
+                   "every account's owner matches its filings.")
         return
-    click.echo(f"Ledger broken at filing {broken.seq}: {broken.problem}", err=True)
+    first = report.first_problem
+    if first is not None and first.seq is not None:
+        click.echo(f"Ledger broken at filing {first.seq}: {first.problem}", err=True)
+    for problem in report.problems:
+        where = f"filing {problem.seq}: " if problem.seq is not None else ""
+        click.echo(f"- {where}{problem.problem}", err=True)
     sys.exit(1)
 
 
