@@ -149,3 +149,14 @@ def test_the_command_reports_an_intact_register(app, register):
     result = app.test_cli_runner().invoke(args=["verify-ledger"])
     assert result.exit_code == 0, result.output
     assert f"{FILINGS} filings, {FILINGS} checkpoints" in result.output
+
+
+def test_the_register_page_and_its_export_show_the_head_to_keep(app, session, register,
+                                                                 make_manager, login_as):
+    client = login_as(make_manager())
+    head = session.scalars(select(Filing).order_by(Filing.seq.desc())).first()
+    page = client.get("/manage/filings").get_data(as_text=True)
+    assert f"No. {FILINGS}, hash {head.hash}" in page and "Checkpointed outside" in page
+    export = client.get("/manage/filings.csv").get_data(as_text=True)
+    last_line = export.strip().splitlines()[-1]
+    assert last_line.startswith(f"Register head,{FILINGS},{head.hash},")

@@ -195,3 +195,27 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
         current, last_filing_of))
     session.rollback()
     return report
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """The newest filing in the database, and the newest checkpoint kept outside it."""
+
+    seq: int
+    hash: str
+    checkpoint: Checkpoint | None
+
+    @property
+    def is_anchored(self) -> bool:
+        return self.checkpoint is not None and (self.checkpoint.seq, self.checkpoint.hash) == (
+            self.seq, self.hash)
+
+
+def ledger_head(session: Session) -> LedgerHead | None:
+    """What a manager keeps a copy of: the register's head, to compare with later."""
+    newest = session.execute(select(Filing.seq, Filing.hash).order_by(Filing.seq.desc())
+                             .limit(1)).first()
+    if newest is None:
+        return None
+    store = checkpoint_store(session)
+    return LedgerHead(newest.seq, newest.hash, store.head() if store else None)

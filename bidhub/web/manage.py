@@ -16,6 +16,8 @@ from bidhub.domain.scoring import BidScore as ScoreBreakdown
 from bidhub.models import DecisionKind, Listing, RoundStatus
 from bidhub.services import adjudication, browse, rounds, users
 from bidhub.services.filings import FilingFilter, count_filings, find_filings, transfer_account
+from bidhub.services.ledger import ledger_head
+from bidhub.web import params
 from bidhub.web.access import managers
 from bidhub.web.csv_export import csv_response
 from bidhub.web.forms import (
@@ -320,15 +322,15 @@ def filing_filter_from(args) -> FilingFilter:
 def filings():
     session = get_session()
     criteria = filing_filter_from(request.args)
-    page = max(1, min(int(request.args.get("page", "1")) if request.args.get(
-        "page", "1").isdigit() else 1, 100_000))
+    page = min(params.int_arg(request.args, "page", minimum=1) or 1, 100_000)
     size = 50
     total = count_filings(session, criteria)
     rows = find_filings(session, criteria, limit=size, offset=(page - 1) * size)
     return page_or_partial(
         "manage/filings.html", "manage/_filing_rows.html", filings=rows, total=total, page=page,
         pages=max(1, (total + size - 1) // size), args=request.args.to_dict(),
-        branches=users.branches(session), reps=browse.active_reps(session))
+        branches=users.branches(session), reps=browse.active_reps(session),
+        head=ledger_head(session))
 
 
 CSV_COLUMNS = ("No.", "Filed at (local)", "Kind", "Account number", "Account", "Branch",
@@ -351,4 +353,8 @@ def filings_csv():
         filing.rule_set_sha256 or "", filing.decided_by.display_name, filing.override_reason,
         filing.hash] for filing in rows)
     stamp = utc_to_local(now()).strftime("%Y%m%d-%H%M")
-    return csv_response(f"bidhub-filings-{stamp}.csv", CSV_COLUMNS, records)
+    head = ledger_head(session)
+    # The register's head closes the file, so a kept export can later be checked against it.
+    trailer = [[], ["Register head", head.seq, head.hash,
+                    head.checkpoint.mac if head.is_anchored else "not anchored"]] if head else []
+    return csv_response(f"bidhub-filings-{stamp}.csv", CSV_COLUMNS, records, trailer)
