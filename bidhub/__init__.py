@@ -89,6 +89,12 @@ def register_error_pages(app: Flask) -> None:
     errors.init_app(app)
 
 
+def register_url_converters(app: Flask) -> None:
+    from bidhub.web import params
+
+    params.init_app(app)
+
+
 def register_blueprints(app: Flask) -> None:
     from bidhub.web import (
         accountability,

@@ -18,6 +18,7 @@ from bidhub.domain.errors import InvalidRequest
 from bidhub.models import IncidentStatus, Role
 from bidhub.services import accountability, browse
 from bidhub.services.accountability import AdType, Outcome
+from bidhub.web import params
 from bidhub.web.access import managers, rep_only
 from bidhub.web.csv_export import csv_response
 from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, options
@@ -75,7 +76,7 @@ def unique_ids(form: Form, suffix: int) -> Form:
 
 
 def version_of(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 10 else -1
+    return params.parse_version(value)
 
 
 def release_form(formdata=None) -> AccountabilityReleaseForm:
@@ -198,10 +199,7 @@ def release(account_id: int):
 
 
 def requested_period() -> tuple[date, date]:
-    try:
-        day = datetime.strptime(request.args.get("start", ""), "%Y-%m-%d").date()
-    except ValueError:
-        day = utc_to_local(now()).date()
+    day = params.day_arg(request.args, "start") or utc_to_local(now()).date()
     return accountability.two_week_period(day)
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
+
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    DateTimeField,
     DateTimeLocalField,
+    DecimalField,
+    FloatField,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -17,10 +24,26 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import EqualTo, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    StopValidation,
+)
 
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import DecisionKind, ReleaseReason, RepStatus, Role
+from bidhub.web.params import (
+    MAX_DB_INT,
+    MAX_ID,
+    MAX_YEAR,
+    MIN_YEAR,
+    control_characters,
+    is_sensible_year,
+    parse_int,
+)
 
 RELEASE_REASON_LABELS = {
     ReleaseReason.REP_LEFT: _l("Rep left the company"),
@@ -34,6 +57,8 @@ ROLE_LABELS = {Role.REP: _l("Rep"), Role.KA_MANAGER: _l("KA manager"), Role.ADMI
 STATUS_LABELS = {RepStatus.ACTIVE: _l("Active"), RepStatus.ON_LEAVE: _l("On leave"),
                  RepStatus.LEFT: _l("Left")}
 LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+# No number a form asks for comes near this; larger ones are typing mistakes or probes.
+MAX_DECIMAL = 1e12
 
 
 def options(labels) -> list[SelectChoice]:
@@ -41,7 +66,49 @@ def options(labels) -> list[SelectChoice]:
     return [SelectChoice(getattr(value, "value", value), label) for value, label in labels.items()]
 
 
+def refuse_hostile_input(form, field) -> None:
+    """Stop a field's validation on input no field should accept, whatever its own validators.
+
+    Runs first so that the field's own validators never see it: NumberRange cannot compare a
+    NaN, and a NUL byte would reach PostgreSQL, which refuses it.
+    """
+    message = hostile_input_message(field)
+    if message is not None:
+        field.data = None
+        raise StopValidation(message)
+
+
+def hostile_input_message(field) -> str | None:
+    raw = field.raw_data[0] if getattr(field, "raw_data", None) else None
+    for text, multiline in ((raw, isinstance(field, TextAreaField)),
+                            (getattr(getattr(field, "data", None), "filename", None), False)):
+        if isinstance(text, str) and control_characters(text, multiline=multiline):
+            return _("Remove the control characters (such as NUL) from this field.")
+    if (isinstance(field, IntegerField) and isinstance(raw, str) and raw.strip()
+            and parse_int(raw, minimum=-MAX_ID) is None):
+        return _("Enter a whole number in digits 0-9.")
+    data = getattr(field, "data", None)
+    if isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_DB_INT:
+        return _("Enter a whole number in digits 0-9.")
+    if isinstance(field, DecimalField | FloatField) and data is not None:
+        finite = data.is_finite() if isinstance(data, Decimal) else math.isfinite(data)
+        if not finite or abs(data) > MAX_DECIMAL:
+            return _("Enter a number between %(low)s and %(high)s.",
+                     low=f"{-MAX_DECIMAL:g}", high=f"{MAX_DECIMAL:g}")
+    if isinstance(field, DateTimeField) and data is not None and not is_sensible_year(data.year):
+        return _("Enter a date between the years %(first)d and %(last)d.",
+                 first=MIN_YEAR, last=MAX_YEAR)
+    return None
+
+
 class Form(FlaskForm):
+    """Every form refuses control characters, malformed numbers and far-off dates first."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self:
+            field.validators = (refuse_hostile_input, *field.validators)
+
     def add_error(self, error: InvalidRequest) -> None:
         """Attach a use case's refusal to the field it concerns, or to the whole form."""
         field = getattr(self, error.field, None) if getattr(error, "field", None) else None
@@ -91,7 +158,7 @@ class BidForm(Form):
                                  validators=[InputRequired(), Length(min=20, max=10_000)])
     committed_revenue_yuan = IntegerField(
         _l("Committed 12-month revenue (yuan)"),
-        validators=[InputRequired(), NumberRange(min=0, max=10_000_000_000)])
+        validators=[InputRequired(), NumberRange(min=0, max=MAX_DB_INT)])
     visit_plan = TextAreaField(_l("Visit plan for the first 90 days"),
                                validators=[InputRequired(), Length(min=20, max=10_000)])
     submission_key = HiddenField()
@@ -160,6 +227,11 @@ class RulesDraftForm(Form):
     round_id = SelectField(_l("Replay round"), coerce=int, validators=[Optional()])
 
 
+# Upper bounds of the settings form: a working life in months, and counts no round reaches.
+MAX_SETTING_MONTHS = 600
+MAX_SETTING_COUNT = 1000
+
+
 def rules_settings_form(rules, formdata=None):
     """The tunable numbers of a rule set as a form: thresholds, caps and every factor weight."""
     from wtforms import DecimalField
@@ -171,16 +243,21 @@ def rules_settings_form(rules, formdata=None):
                                     validators=[InputRequired(), NumberRange(min=1, max=1000)])
         capacity_target = IntegerField(_l("Capacity target (accounts)"),
                                        validators=[InputRequired(), NumberRange(min=0, max=1000)])
-        min_tenure_months = DecimalField(_l("Minimum tenure (months)"), places=None,
-                                         validators=[InputRequired(), NumberRange(min=0)])
-        max_open_incidents = IntegerField(_l("Maximum open accountability incidents"),
-                                          validators=[Optional(), NumberRange(min=0)])
-        cooldown_months = DecimalField(_l("Cooldown before winning back (months)"), places=None,
-                                       validators=[InputRequired(), NumberRange(min=0)])
-        max_awards_per_rep_per_round = IntegerField(_l("Awards per rep per round (cap)"),
-                                                    validators=[Optional(), NumberRange(min=1)])
-        min_bids_per_listing = IntegerField(_l("Minimum eligible bids per listing"),
-                                            validators=[InputRequired(), NumberRange(min=0)])
+        min_tenure_months = DecimalField(
+            _l("Minimum tenure (months)"), places=None,
+            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_MONTHS)])
+        max_open_incidents = IntegerField(
+            _l("Maximum open accountability incidents"),
+            validators=[Optional(), NumberRange(min=0, max=MAX_SETTING_COUNT)])
+        cooldown_months = DecimalField(
+            _l("Cooldown before winning back (months)"), places=None,
+            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_MONTHS)])
+        max_awards_per_rep_per_round = IntegerField(
+            _l("Awards per rep per round (cap)"),
+            validators=[Optional(), NumberRange(min=1, max=MAX_SETTING_COUNT)])
+        min_bids_per_listing = IntegerField(
+            _l("Minimum eligible bids per listing"),
+            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_COUNT)])
 
     for index, factor in enumerate(rules.factors):
         label = METRICS[factor.metric].label if factor.metric in METRICS else factor.metric

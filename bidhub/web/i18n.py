@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app, request, session
+from flask_babel import gettext as _
+
+from bidhub.domain.errors import InvalidRequest
 
 
 def select_locale() -> str | None:
@@ -24,8 +27,15 @@ def local_zone() -> ZoneInfo:
 
 
 def local_to_utc(naive_local: datetime) -> datetime:
-    """A date and time entered in the app's time zone, as an aware UTC instant."""
-    return naive_local.replace(tzinfo=local_zone()).astimezone(UTC)
+    """A date and time entered in the app's time zone, as an aware UTC instant.
+
+    Forms and query parsing keep dates within sensible years; this refuses the rest (years
+    near 1 or 9999 overflow when the offset is applied) instead of failing with a 500.
+    """
+    try:
+        return naive_local.replace(tzinfo=local_zone()).astimezone(UTC)
+    except (OverflowError, ValueError) as error:
+        raise InvalidRequest(_("That date is out of range.")) from error
 
 
 def utc_to_local(instant: datetime) -> datetime:

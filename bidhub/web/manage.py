@@ -89,7 +89,7 @@ def edit_round(round_id: int):
         try:
             rounds.update_round_times(
                 get_session(), current_user, round_.id,
-                expected_version=int(form.version.data or 0), title=form.title.data,
+                expected_version=params.parse_version(form.version.data), title=form.title.data,
                 opens_at=local_to_utc(form.opens_at.data),
                 closes_at=local_to_utc(form.closes_at.data), now=now())
         except InvalidRequest as error:
@@ -164,8 +164,7 @@ def remove_listing(listing_id: int):
 
 
 def version_from(form: ConfirmForm) -> int:
-    value = form.version.data or ""
-    return int(value) if value.isdigit() else -1
+    return params.parse_version(form.version.data)
 
 
 @blueprint.route("/rounds/<int:round_id>/publish", methods=["POST"])
@@ -241,7 +240,7 @@ def decide(listing_id: int):
             adjudication.decide_listing(
                 get_session(), current_user, listing_id, kind=form.kind.data,
                 bid_id=form.bid_id.data or None, reason=form.reason.data or "",
-                expected_version=int(version) if version and version.isdigit() else None,
+                expected_version=params.parse_version(version) if version else None,
                 now=now())
         except InvalidRequest as error:
             form.add_error(error)
@@ -300,19 +299,15 @@ def transfer():
 
 
 def parse_day(value: str | None) -> datetime | None:
-    try:
-        return local_to_utc(datetime.strptime(value or "", "%Y-%m-%d"))
-    except ValueError:
-        return None
+    """The start of a local day from YYYY-MM-DD, as UTC; None when malformed or far off."""
+    day = params.parse_day(value)
+    return None if day is None else local_to_utc(datetime.combine(day, time()))
 
 
 def filing_filter_from(args) -> FilingFilter:
-    def whole(name: str) -> int | None:
-        value = args.get(name, "")
-        return int(value) if value.isdigit() and len(value) < 10 else None
-
     date_to = parse_day(args.get("date_to"))
-    return FilingFilter(branch_id=whole("branch"), rep_id=whole("rep"),
+    return FilingFilter(branch_id=params.id_arg(args, "branch"),
+                        rep_id=params.id_arg(args, "rep"),
                         date_from=parse_day(args.get("date_from")),
                         date_to=date_to + timedelta(days=1) if date_to else None)
 

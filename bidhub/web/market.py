@@ -21,6 +21,7 @@ from bidhub.services.rounds import load_round
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
 from bidhub.web.forms import BidForm, ConfirmForm
+from bidhub.web.params import MAX_DB_INT, id_arg, parse_int, text_arg
 from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("market", __name__)
@@ -28,16 +29,17 @@ blueprint = Blueprint("market", __name__)
 
 def listing_filter_from(args) -> browse.ListingFilter:
     def whole_yuan(name: str) -> int | None:
-        value = args.get(name, "").replace(",", "").strip()
-        return int(value) if value.isdigit() and len(value) < 15 else None
+        # People type thousands separators into amounts; no stored value exceeds MAX_DB_INT.
+        value = parse_int(args.get(name, "").replace(",", ""), maximum=10**18)
+        return None if value is None else min(value, MAX_DB_INT)
 
-    branch = args.get("branch", "")
+    sort = args.get("sort")
     return browse.ListingFilter(
-        industry=args.get("industry", "")[:64], ownership_type=args.get("ownership", "")[:32],
-        branch_id=int(branch) if branch.isdigit() and len(branch) < 10 else None,
+        industry=text_arg(args, "industry", 64), ownership_type=text_arg(args, "ownership", 32),
+        branch_id=id_arg(args, "branch"),
         min_value_yuan=whole_yuan("min_value"), max_value_yuan=whole_yuan("max_value"),
-        search=args.get("q", "")[:100],
-        sort=args.get("sort", "value_desc") if args.get("sort") in browse.SORTS else "value_desc")
+        search=text_arg(args, "q", 100),
+        sort=sort if sort in browse.SORTS else "value_desc")
 
 
 @blueprint.route("/rounds")

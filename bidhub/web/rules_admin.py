@@ -15,6 +15,7 @@ from bidhub.models import Round, RuleSetVersion
 from bidhub.services import replays, rule_sets
 from bidhub.web.access import admins
 from bidhub.web.forms import RulesDraftForm, options, rules_settings_form, settings_from
+from bidhub.web.params import parse_id
 from bidhub.web.rendering import redirect_after_post, render
 
 blueprint = Blueprint("rules", __name__, url_prefix="/admin/rules")
@@ -116,7 +117,7 @@ def adopt():
         try:
             version = rule_sets.adopt_rules(
                 session, current_user, form.text.data, form.note.data or "",
-                expected_active_id=int(expected) if expected.isdigit() else None, now=now())
+                expected_active_id=parse_id(expected), now=now())
         except InvalidRequest as error:
             form.add_error(error)
             return page(draft=form, status=422)

@@ -1,0 +1,136 @@
+"""Turning untrusted text from URLs, query strings and hidden fields into ids, numbers and days."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import date, datetime
+
+from flask import Flask
+from werkzeug.routing import BaseConverter, ValidationError
+
+# The largest value of an INTEGER column on PostgreSQL (ids, versions and yuan amounts are
+# INTEGER there); a larger number cannot name a row and fails inside the query.
+MAX_DB_INT = 2**31 - 1
+MAX_ID = MAX_DB_INT
+# Dates outside these years are typing mistakes or probes, and years near 1 or 9999 overflow
+# when moved between time zones.
+MIN_YEAR = 2000
+MAX_YEAR = 2100
+# The text a multi-line field may hold besides printable characters.
+LINE_CONTROLS = frozenset("\t\r\n")
+
+_ASCII_WHOLE = re.compile(r"[0-9]{1,19}")
+_ASCII_SIGNED_WHOLE = re.compile(r"[+-]?[0-9]{1,19}")
+_ASCII_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class IdConverter(BaseConverter):
+    """`<int:...>` in a route: ASCII digits naming 1..MAX_ID; anything else matches no route.
+
+    Werkzeug's own converter accepts any Unicode digit and numbers too large for the database,
+    which reach a query and fail there.
+    """
+
+    regex = r"[0-9]{1,10}"
+    weight = 50
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        super().__init__(url_map)
+
+    def to_python(self, value: str) -> int:
+        number = parse_id(value)
+        if number is None:
+            raise ValidationError()
+        return number
+
+    def to_url(self, value) -> str:
+        return str(int(value))
+
+
+def init_app(app: Flask) -> None:
+    """Every integer in a route is an id; registered before any blueprint adds its routes."""
+    app.url_map.converters["int"] = IdConverter
+    app.url_map.converters["id"] = IdConverter
+
+
+def parse_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """A whole number written in ASCII digits (an optional sign) within bounds; else None.
+
+    `str.isdigit()` accepts `²` and `①`, and `int()` accepts `1_000`, Arabic-Indic digits and
+    spaces; neither is what a form or a link sends.
+    """
+    if text is None:
+        return None
+    text = text.strip()
+    pattern = _ASCII_SIGNED_WHOLE if minimum < 0 else _ASCII_WHOLE
+    if not pattern.fullmatch(text):
+        return None
+    number = int(text)
+    return number if minimum <= number <= maximum else None
+
+
+def parse_id(text: str | None) -> int | None:
+    """A row id (1..MAX_ID) from text, or None."""
+    return parse_int(text, minimum=1)
+
+
+def parse_version(text: str | None) -> int:
+    """A hidden version field; -1 (which matches no row's version) when absent or malformed."""
+    version = parse_int(text, minimum=0, maximum=MAX_DB_INT)
+    return -1 if version is None else version
+
+
+def is_sensible_year(year: int) -> bool:
+    return MIN_YEAR <= year <= MAX_YEAR
+
+
+def parse_day(text: str | None) -> date | None:
+    """A YYYY-MM-DD day between MIN_YEAR and MAX_YEAR, or None."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not _ASCII_DAY.fullmatch(text):
+        return None
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        return None
+    return day if is_sensible_year(day.year) else None
+
+
+def control_characters(text: str, *, multiline: bool = False) -> list[str]:
+    """The control characters in `text` that no field should store (NUL first among them).
+
+    PostgreSQL refuses NUL outright; the others break CSV exports, logs and terminals.
+    Multi-line text keeps its tabs and line breaks.
+    """
+    allowed = LINE_CONTROLS if multiline else frozenset()
+    return [char for char in text
+            if unicodedata.category(char) == "Cc" and char not in allowed]
+
+
+def clean_text(text: str | None, max_length: int) -> str:
+    """Query-string text for a search or filter: control characters removed, length bounded."""
+    if not text:
+        return ""
+    cleaned = "".join(char for char in text if unicodedata.category(char) != "Cc")
+    return cleaned[:max_length]
+
+
+def text_arg(args: Mapping[str, str], name: str, max_length: int) -> str:
+    return clean_text(args.get(name), max_length)
+
+
+def int_arg(args: Mapping[str, str], name: str, *, minimum: int = 0,
+            maximum: int = MAX_ID) -> int | None:
+    return parse_int(args.get(name), minimum=minimum, maximum=maximum)
+
+
+def id_arg(args: Mapping[str, str], name: str) -> int | None:
+    return parse_id(args.get(name))
+
+
+def day_arg(args: Mapping[str, str], name: str) -> date | None:
+    return parse_day(args.get(name))

@@ -1,0 +1,301 @@
+"""Hostile input: huge ids, look-alike digits, far-off years, non-finite numbers, control chars."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bidhub.models import AccountabilityIncident, Bid, Round, RoundStatus, User
+from bidhub.services.accountability import log_incident
+from bidhub.services.rule_sets import active_rule_set, parsed
+from bidhub.web import params
+from bidhub.web.forms import rules_settings_form
+from tests.conftest import PASSWORD, login, reload
+
+HUGE_IDS = [str(2**31), str(2**63), str(2**64), "9" * 30, "9" * 400, "0", "00", "٣", "²", "①",
+            "-1", "1e3"]
+LOOKALIKE_NUMBERS = ["²", "①", "٣", "１２", "1_000", "9" * 400, str(2**63), "-1", " ", "1e3"]
+FAR_OFF_DAYS = ["0001-01-01", "1899-12-31", "9999-12-31", "2101-01-01"]
+
+
+def count(session, model) -> int:
+    reload(session)
+    return session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def world(session, clock, make_rep, make_manager, make_admin, make_account, make_round):
+    rep = make_rep()
+    manager = make_manager()
+    admin = make_admin()
+    accounts = [make_account(owner=make_rep()) for _ in range(2)]
+    open_round = make_round(accounts=accounts, manager=manager)
+    draft = make_round(status=RoundStatus.DRAFT, manager=manager,
+                       opens_at=clock() + timedelta(days=1))
+    incident = log_incident(session, manager, account_id=accounts[0].id,
+                            competitor_site="https://example.com", ad_type="logo",
+                            seen_at=clock() - timedelta(hours=2), now=clock())
+    return {"rep": rep, "manager": manager, "admin": admin, "open_round": open_round,
+            "draft": draft, "listing": open_round.listings[0], "incident": incident}
+
+
+# --- the helper ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", LOOKALIKE_NUMBERS + ["", None, "12a", "+", "0x10"])
+def test_parse_int_takes_ascii_digits_only(text):
+    assert params.parse_int(text) is None
+
+
+def test_parse_int_bounds_and_ids():
+    assert params.parse_int(" 42 ") == 42
+    assert params.parse_int("7", maximum=6) is None
+    assert params.parse_int("-5", minimum=-10) == -5
+    assert params.parse_id("0") is None
+    assert params.parse_id(str(2**31 - 1)) == 2**31 - 1
+    assert params.parse_id(str(2**31)) is None
+    assert params.parse_id(str(2**63)) is None
+    assert params.parse_version("²") == -1
+    assert params.parse_version("3") == 3
+
+
+@pytest.mark.parametrize("text", FAR_OFF_DAYS + ["2026-02-30", "２０２６-01-01", "2026-1-1", "x"])
+def test_parse_day_refuses_malformed_and_far_off_days(text):
+    assert params.parse_day(text) is None
+
+
+def test_parse_day_and_clean_text():
+    assert str(params.parse_day("2026-03-02")) == "2026-03-02"
+    assert params.clean_text("a\x00b\x1bc\nd", 100) == "abcd"
+    assert params.clean_text("abcdef", 3) == "abc"
+    assert params.control_characters("a\tb\r\n", multiline=True) == []
+    assert params.control_characters("a\tb\x00", multiline=True) == ["\x00"]
+    assert params.control_characters("a\tb") == ["\t"]
+
+
+# --- path ids ------------------------------------------------------------------------------------
+
+def id_routes(app):
+    for rule in app.url_map.iter_rules():
+        if rule.arguments and rule.endpoint != "static":
+            yield rule
+
+
+def test_every_integer_route_argument_uses_the_bounded_converter(app):
+    for rule in id_routes(app):
+        for name, converter in rule._converters.items():
+            assert isinstance(converter, params.IdConverter), (rule.rule, name)
+
+
+def test_path_ids_out_of_range_are_not_found(app, client, world):
+    login(client, world["admin"])
+    for rule, huge in itertools.product(id_routes(app), HUGE_IDS):
+        path = rule.rule
+        for argument in rule.arguments:
+            path = path.replace(f"<int:{argument}>", huge)
+        method = "get" if "GET" in rule.methods else "post"
+        response = getattr(client, method)(path)
+        assert response.status_code == 404, (path, response.status_code)
+
+
+def test_largest_id_is_a_plain_not_found(client, world):
+    login(client, world["manager"])
+    assert client.get(f"/manage/rounds/{params.MAX_ID}").status_code == 404
+
+
+# --- look-alike digits in query strings and hidden fields ----------------------------------------
+
+def test_market_filters_ignore_lookalike_digits(client, world):
+    login(client, world["rep"])
+    for value in LOOKALIKE_NUMBERS:
+        response = client.get(f"/rounds/{world['open_round'].id}", query_string={
+            "branch": value, "min_value": value, "max_value": value, "q": value})
+        assert response.status_code == 200
+
+
+def test_management_filters_ignore_lookalike_digits(client, world):
+    login(client, world["manager"])
+    round_id = world["open_round"].id
+    paths = (f"/manage/rounds/{round_id}", "/manage/filings", "/manage/filings.csv",
+             "/manage/accountability/report", "/manage/accountability/report.csv")
+    for value, path in itertools.product(LOOKALIKE_NUMBERS, paths):
+        query = {"branch": value, "rep": value, "min_value": value, "max_value": value,
+                 "page": value, "start": value, "date_from": value, "date_to": value}
+        response = client.get(path, query_string=query)
+        assert response.status_code == 200, (path, response.status_code)
+
+
+@pytest.mark.parametrize("value", ["²", "①", str(2**63), "9" * 400])
+def test_lookalike_versions_are_refused_without_a_change(client, session, world, value):
+    login(client, world["manager"])
+    draft = world["draft"]
+    response = client.post(f"/manage/rounds/{draft.id}/publish", data={"version": value})
+    assert response.status_code in (409, 422)
+    reload(session)
+    assert session.get(Round, draft.id).status == RoundStatus.DRAFT
+
+    response = client.post(f"/manage/rounds/{draft.id}/edit", data={
+        "title": "Renamed", "branch_id": "0", "opens_at": "2026-03-05T09:00",
+        "closes_at": "2026-03-12T18:00", "version": value})
+    assert response.status_code in (409, 422)
+    assert session.get(Round, draft.id).title != "Renamed"
+
+    incident = world["incident"]
+    response = client.post(f"/manage/accountability/incidents/{incident.id}/resolve",
+                           data={"outcome": "upheld", "note": "No answer.", "version": value})
+    assert response.status_code in (409, 422)
+    reload(session)
+    assert session.get(AccountabilityIncident, incident.id).status == "open"
+
+
+def test_lookalike_expected_rule_set_is_no_500(client, session, world):
+    login(client, world["admin"])
+    text = active_rule_set(session).text
+    response = client.post("/admin/rules/adopt", data={"text": text, "note": "same",
+                                                       "expected_active_id": "²"})
+    assert response.status_code < 500
+
+
+def test_lookalike_or_oversized_revenue_in_a_bid_is_a_field_error(client, session, world):
+    login(client, world["rep"])
+    for value in [*LOOKALIKE_NUMBERS, "3000000000", "-5"]:
+        response = client.post(f"/listings/{world['listing'].id}/bid", data={
+            "account_plan": "A careful plan for this account.", "committed_revenue_yuan": value,
+            "visit_plan": "Visit the decision maker in week one."})
+        assert response.status_code == 422, value
+    assert count(session, Bid) == 0
+
+
+# --- far-off years -------------------------------------------------------------------------------
+
+def test_round_times_in_far_off_years_are_field_errors(client, session, world):
+    login(client, world["manager"])
+    before = count(session, Round)
+    for opens, closes in [pair for day in FAR_OFF_DAYS for pair in (
+            (f"{day}T00:00", "2026-03-12T18:00"), ("2026-03-05T09:00", f"{day}T23:59"))]:
+        response = client.post("/manage/rounds/new", data={
+            "title": "Far off", "branch_id": "0", "opens_at": opens, "closes_at": closes})
+        assert response.status_code == 422
+        assert "between the years" in response.get_data(as_text=True)
+        draft = world["draft"]
+        response = client.post(f"/manage/rounds/{draft.id}/edit", data={
+            "title": "Far off", "branch_id": "0", "opens_at": opens, "closes_at": closes,
+            "version": str(draft.version)})
+        assert response.status_code == 422
+    assert count(session, Round) == before
+    assert session.get(Round, world["draft"].id).title != "Far off"
+
+
+def test_sightings_in_far_off_years_are_field_errors(client, session, world):
+    login(client, world["manager"])
+    before = count(session, AccountabilityIncident)
+    account = world["listing"].account
+    for day in FAR_OFF_DAYS:
+        response = client.post("/manage/accountability/log", data={
+            "account": account.external_id, "competitor_site": "https://example.com",
+            "ad_type": "logo", "seen_at": f"{day}T00:00"})
+        assert response.status_code == 422
+        assert "between the years" in response.get_data(as_text=True)
+    assert count(session, AccountabilityIncident) == before
+
+
+def test_far_off_days_in_filters_and_reports_are_ignored(client, world):
+    login(client, world["manager"])
+    for day in FAR_OFF_DAYS:
+        for path, query in (("/manage/filings", {"date_from": day, "date_to": day}),
+                            ("/manage/filings.csv", {"date_from": day, "date_to": day}),
+                            ("/manage/accountability/report", {"start": day}),
+                            ("/manage/accountability/report.csv", {"start": day})):
+            response = client.get(path, query_string=query)
+            assert response.status_code == 200, (path, response.status_code)
+
+
+def test_hire_date_in_a_far_off_year_is_a_field_error(client, session, world):
+    login(client, world["admin"])
+    before = count(session, User)
+    response = client.post("/admin/users/new", data={
+        "username": "newrep", "display_name": "New Rep", "password": "a long password 1",
+        "role": "rep", "branch_id": "0", "hired_on": "0001-01-01"})
+    assert response.status_code == 422
+    assert count(session, User) == before
+
+
+# --- rule settings ------------------------------------------------------------------------------
+
+def settings_data(app, session) -> dict:
+    with app.test_request_context():
+        form = rules_settings_form(parsed(active_rule_set(session)))
+        return {field.name: field._value() for field in form if field.name != "csrf_token"}
+
+
+def test_rule_settings_refuse_non_finite_and_huge_numbers(app, client, session, world):
+    login(client, world["admin"])
+    data = settings_data(app, session)
+    values = ["Infinity", "-Infinity", "inf", "NaN", "sNaN", "1e400", "-1e400", "1e13", "²",
+              "9" * 400]
+    names = ("min_tenure_months", "cooldown_months", "weight_0", "capacity_max",
+             "max_open_incidents")
+    for value, name in itertools.product(values, names):
+        response = client.post("/admin/rules/settings", data={**data, name: value})
+        assert response.status_code == 422, (name, value, response.status_code)
+    response = client.post("/admin/rules/settings", data=data)
+    assert response.status_code == 200
+
+
+# --- control characters -----------------------------------------------------------------------
+
+def test_anonymous_login_with_control_characters_is_a_field_error(client, world):
+    for bad in ["\x00", "a\x00b", "\x1b[31m", "\x7f", "\x85"]:
+        response = client.post("/login", data={"username": bad, "password": PASSWORD})
+        assert response.status_code == 422
+        assert "control characters" in response.get_data(as_text=True)
+        response = client.post("/login", data={"username": world["rep"].username,
+                                               "password": PASSWORD + bad})
+        assert response.status_code == 422
+
+
+@pytest.mark.parametrize("bad", ["\x00", "\x1b"])
+def test_control_characters_in_forms_change_nothing(client, session, world, bad):
+    login(client, world["manager"])
+    before = count(session, Round)
+    response = client.post("/manage/rounds/new", data={
+        "title": f"Title {bad}", "branch_id": "0", "opens_at": "2026-03-05T09:00",
+        "closes_at": "2026-03-12T18:00"})
+    assert response.status_code == 422
+    assert count(session, Round) == before
+
+    login(client, world["rep"])
+    response = client.post(f"/listings/{world['listing'].id}/bid", data={
+        "account_plan": f"A careful plan {bad} for this account.",
+        "committed_revenue_yuan": "300000", "visit_plan": "Visit the decision maker first."})
+    assert response.status_code == 422
+    assert count(session, Bid) == 0
+
+
+def test_multi_line_text_keeps_tabs_and_line_breaks(client, session, world):
+    login(client, world["rep"])
+    response = client.post(f"/listings/{world['listing'].id}/bid", data={
+        "account_plan": "Step one:\tcall.\r\nStep two:\tvisit the plant.",
+        "committed_revenue_yuan": "300000", "visit_plan": "Visit the decision maker first."})
+    assert response.status_code == 303
+    assert count(session, Bid) == 1
+
+
+def test_control_characters_in_search_boxes_are_dropped(client, world):
+    for bad in ["\x00", "a\x00", "\x1b", "%"]:
+        search_with(client, world, bad)
+
+
+def search_with(client, world, bad: str) -> None:
+    login(client, world["rep"])
+    response = client.get(f"/rounds/{world['open_round'].id}",
+                          query_string={"q": bad, "industry": bad, "ownership": bad, "sort": bad})
+    assert response.status_code == 200
+    login(client, world["manager"])
+    response = client.get(f"/manage/rounds/{world['open_round'].id}",
+                          query_string={"q": bad, "industry": bad, "status": bad})
+    assert response.status_code == 200
+    response = client.get("/manage/accountability", query_string={"status": bad})
+    assert response.status_code == 200
