@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -15,11 +14,15 @@ from bidhub.db import engine_of, get_session, upgrade_database
 
 def init_database(app: Flask) -> None:
     """Migrate to the newest schema and make the default rule file the active rules."""
-    from bidhub.services.rule_sets import default_rules_path, ensure_active_rule_set
+    from bidhub.services.rule_sets import (
+        default_rules_path,
+        ensure_active_rule_set,
+        read_rule_file,
+    )
 
     upgrade_database(engine_of(app))
     session = get_session()
-    text = default_rules_path(app.config).read_text(encoding="utf-8")
+    text = read_rule_file(default_rules_path(app.config))
     ensure_active_rule_set(session, text, app.config["CLOCK"]())
     session.commit()
 
@@ -170,12 +173,16 @@ def rules_group() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def rules_check_command(path: str) -> None:
     """Report every problem in a rule file (exit 1 if there is any)."""
-    from bidhub.services.rule_sets import check_rules_text
+    from bidhub.domain.rules import RuleError
+    from bidhub.services.rule_sets import RuleCheck, check_rules_text, read_rule_file
 
-    problems = check_rules_text(Path(path).read_text(encoding="utf-8"))
-    for problem in problems:
-        click.echo(f"{path}: {problem}", err=True)
-    if problems:
+    try:
+        check = check_rules_text(read_rule_file(path))
+    except RuleError as error:  # unreadable: too big, or not UTF-8/GBK
+        check = RuleCheck(None, tuple(error.problems), error.more)
+    for line in check.lines():
+        click.echo(f"{path}: {line}", err=True)
+    if check.count:
         sys.exit(1)
     click.echo(f"{path}: valid.")
 
@@ -189,10 +196,11 @@ def rules_what_if_command(round_id: int, path: str) -> None:
     from bidhub.domain.errors import BidhubError
     from bidhub.domain.rules import RuleError, parse_rules
     from bidhub.services.replays import what_if
+    from bidhub.services.rule_sets import read_rule_file
 
     try:
         stored, comparison = what_if(get_session(), round_id,
-                                     parse_rules(Path(path).read_text(encoding="utf-8")))
+                                     parse_rules(read_rule_file(path)))
     except RuleError as error:
         raise click.ClickException(f"{path}:\n{error}") from error
     except BidhubError as error:
@@ -218,8 +226,9 @@ def rules_adopt_command(path: str, note: str, username: str) -> None:
     from sqlalchemy import select
 
     from bidhub.domain.errors import BidhubError
+    from bidhub.domain.rules import RuleError
     from bidhub.models import Role, User
-    from bidhub.services.rule_sets import active_rule_set, adopt_rules
+    from bidhub.services.rule_sets import active_rule_set, adopt_rules, read_rule_file
 
     session = get_session()
     admin = session.scalars(select(User).where(User.username == username)).first()
@@ -227,9 +236,11 @@ def rules_adopt_command(path: str, note: str, username: str) -> None:
         raise click.BadParameter(f"'{username}' is not an admin", param_hint="--by")
     current = active_rule_set(session)
     try:
-        version = adopt_rules(session, admin, Path(path).read_text(encoding="utf-8"), note,
+        version = adopt_rules(session, admin, read_rule_file(path), note,
                               expected_active_id=current.id if current else None,
                               now=current_app.config["CLOCK"]())
+    except RuleError as error:
+        raise click.ClickException(f"{path}:\n{error}") from error
     except BidhubError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Adopted rules {version.sha256[:12]} for new rounds.")
@@ -243,8 +254,21 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
 
 
-def main() -> None:
-    from bidhub import create_app
+def create_app_or_exit() -> Flask:
+    """The app; a broken default rule file ends the command with its one-paragraph message.
 
-    FlaskGroup(create_app=create_app, add_default_commands=True,
+    FlaskGroup would print a traceback for it, which hides the file, key and reason.
+    """
+    from bidhub import create_app
+    from bidhub.services.rule_sets import RuleFileError
+
+    try:
+        return create_app()
+    except RuleFileError as error:
+        click.echo(str(error), err=True)
+        raise SystemExit(1) from None
+
+
+def main() -> None:
+    FlaskGroup(create_app=create_app_or_exit, add_default_commands=True,
                add_version_option=False).main(prog_name="bidhub")

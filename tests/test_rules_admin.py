@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bidhub import create_app
 from bidhub.models import AuditEvent, Round, RuleSetVersion
 from bidhub.services import adjudication
-from bidhub.services.rule_sets import active_rule_set
+from bidhub.services.rule_sets import RuleFileError, active_rule_set
 from tests.conftest import reload
 
 
@@ -155,3 +161,225 @@ def test_replaying_a_round_under_its_own_rules_reproduces_the_proposal(session, 
     stored, comparison = what_if(session, round_.id, parsed(round_.rule_set))
     assert comparison.award_changes == () and comparison.changed_scores == ()
     assert any(stored.proposed.values())
+
+
+# --- hostile rule texts: never a 500 or a traceback, always the key and the reason -------
+
+HOSTILE_DRAFTS = {
+    "a 400-digit weight": ("weight = 0.35", "weight = " + "9" * 400, "factors[0].weight",
+                           "a number written with 400 characters"),
+    "nesting 2,000 deep": ("weight = 0.35", "weight = " + "[" * 2000 + "]" * 2000,
+                           "factors[0].weight", "nested more than 16 levels deep"),
+    "inline tables 3,000 deep": ("weight = 0.35", "weight = " + "{a=" * 3000 + "1" + "}" * 3000,
+                                 "factors[0].weight", "nested more than 16 levels deep"),
+    "a huge capacity": ("capacity_max = 40", "capacity_max = 99999999999999999999",
+                        "eligibility.capacity_max", "must be at most 1,000"),
+    "a dotted key 20,000 parts long": ("[caps]", "a" + ".a" * 20_000 + " = 1\n[caps]",
+                                       "factors[5].a.a.a",
+                                       "a dotted key with more than 16 parts"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_DRAFTS))
+def test_live_check_of_a_hostile_draft_names_the_key_and_reason(app, session, make_admin,
+                                                                login_as, case):
+    old, new, path, reason = HOSTILE_DRAFTS[case]
+    client = login_as(make_admin())
+    draft = active_text(session).replace(old, new, 1)
+    response = client.post("/admin/rules/check", data={"text": draft},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f"<code>{path}" in html and reason in html and "1 problem" in html
+    assert "(line " in html
+
+
+def test_hostile_drafts_are_refused_by_what_if_and_adopt_and_nothing_changes(
+        app, session, scored_round, make_admin, login_as):
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    for old, new, _path, reason in HOSTILE_DRAFTS.values():
+        draft = before.text.replace(old, new, 1)
+        replay = client.post("/admin/rules/what-if", data={"text": draft,
+                                                           "round_id": scored_round.id})
+        assert replay.status_code == 200
+        assert "fix them before replaying" in replay.get_data(as_text=True)
+        adopt = client.post("/admin/rules/adopt", data={
+            "text": draft, "note": "hostile", "expected_active_id": before.id})
+        assert adopt.status_code == 422 and reason in adopt.get_data(as_text=True)
+    reload(session)
+    assert active_rule_set(session).id == before.id
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+
+
+def test_a_draft_over_the_size_limit_is_refused_without_a_diff(app, session, make_admin,
+                                                               login_as):
+    client = login_as(make_admin())
+    draft = active_text(session) + "# padding\n" * 7000
+    html = client.post("/admin/rules/check", data={"text": draft}).get_data(as_text=True)
+    assert "at most 65,536 bytes (64 KiB)" in html
+    assert "Changes against the active rules" not in html
+
+
+def test_a_flood_of_problems_shows_fifty_and_counts_the_rest(app, session, make_admin,
+                                                             login_as):
+    client = login_as(make_admin())
+    draft = active_text(session) + "".join(f"[caps.k{index}]\n" for index in range(1234))
+    html = client.post("/admin/rules/check", data={"text": draft}).get_data(as_text=True)
+    assert "1234 problems" in html and "and 1,184 more problems" in html
+    assert html.count("unknown key") == 50
+
+
+def test_a_draft_pasted_with_a_byte_order_mark_is_valid_and_stored_without_it(
+        app, session, make_admin, login_as):
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    draft = "\ufeff" + before.text.replace("cooldown_months = 6", "cooldown_months = 7")
+    html = client.post("/admin/rules/check", data={"text": draft}).get_data(as_text=True)
+    assert "Valid. New version" in html and "Invalid statement" not in html
+    adopted = client.post("/admin/rules/adopt", data={
+        "text": draft, "note": "Pasted from Notepad.", "expected_active_id": before.id})
+    assert adopted.status_code == 303
+    reload(session)
+    assert not active_rule_set(session).text.startswith("\ufeff")
+
+
+# --- the command line, run as a real process ---------------------------------------------
+
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
+GBK_COMMENTS = "# 竞标规则（记事本默认另存为 GBK）：每位销售最多持有四十个大客户\n"
+
+
+def run_bidhub(*args: str, tmp_path: Path, rules_dir: Path | None = None):
+    env = {**os.environ, "BIDHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}",
+           "BIDHUB_SECRET_KEY": "test-only"}
+    if rules_dir is not None:
+        env["BIDHUB_RULES_DIR"] = str(rules_dir)
+    script = Path(sys.executable).with_name("bidhub")  # the installed console script
+    command = [str(script), *args] if script.exists() else [
+        sys.executable, "-c", "from bidhub.cli import main; main()", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env,  # noqa: S603
+                          timeout=120, check=False)
+
+
+def gbk_rules(replace: tuple[str, str] = ("", "")) -> bytes:
+    text = GBK_COMMENTS + DEFAULT_RULES.read_text(encoding="utf-8").replace(*replace)
+    return text.replace("[eligibility]", "# 资格条件\n[eligibility]").encode("gbk")
+
+
+def test_rules_check_accepts_a_gbk_file_with_chinese_comments(tmp_path):
+    path = tmp_path / "gbk.toml"
+    path.write_bytes(gbk_rules())
+    with pytest.raises(UnicodeDecodeError):
+        path.read_text(encoding="utf-8")
+    result = run_bidhub("rules", "check", str(path), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: valid." in result.stdout
+
+
+HOSTILE_FILES = {
+    "gbk-broken.toml": (gbk_rules(("capacity_max = 40", "capacity_max = 25")),
+                        "eligibility.capacity_max (line 17): capacity_max (25) is below "
+                        "capacity_target (30)"),
+    "big-weight.toml": (DEFAULT_RULES.read_bytes().replace(b"weight = 0.35",
+                                                           b"weight = " + b"9" * 400),
+                        "factors[0].weight (line 29): a number written with 400 characters"),
+    "deep.toml": (DEFAULT_RULES.read_bytes().replace(b"weight = 0.35", b"weight = "
+                                                     + b"[" * 2500 + b"]" * 2500),
+                  "factors[0].weight (line 29): nested more than 16 levels deep"),
+    "utf16.toml": (DEFAULT_RULES.read_text(encoding="utf-8").encode("utf-16"),
+                   "(file): the file is saved as UTF-16 or UTF-32; save it as UTF-8"),
+    "binary.toml": (b"name = \"\xff\xff\"\n", "(file) (line 1): the file is neither UTF-8 nor"),
+    "huge.toml": (DEFAULT_RULES.read_bytes() + b"#" * 70_000, "(file): the rules are 73,"),
+    "flood.toml": (DEFAULT_RULES.read_bytes() + b"".join(
+        b"[caps.k%d]\n" % index for index in range(300)), "and 250 more problems"),
+}
+# The cases the issue saw crash, run as a real process; the rest in-process (faster).
+SUBPROCESS_FILES = ("gbk-broken.toml", "big-weight.toml", "deep.toml")
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_FILES))
+def test_rules_check_reports_a_hostile_file_without_a_traceback(tmp_path, name):
+    from click.testing import CliRunner
+
+    from bidhub.cli import rules_check_command
+
+    data, expected = HOSTILE_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    if name in SUBPROCESS_FILES:
+        result = run_bidhub("rules", "check", str(path), tmp_path=tmp_path)
+        code, stdout, stderr = result.returncode, result.stdout, result.stderr
+    else:
+        result = CliRunner().invoke(rules_check_command, [str(path)])
+        code, stdout, stderr = result.exit_code, result.stdout, result.stderr
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert code == 1
+    assert "Traceback" not in stderr + stdout
+    assert f"{path}: {expected}" in stderr, stderr
+
+
+def test_rules_check_accepts_a_utf8_file_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(codecs.BOM_UTF8 + DEFAULT_RULES.read_bytes())
+    result = run_bidhub("rules", "check", str(path), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Invalid statement" not in result.stderr
+
+
+# --- start-up with a broken default rule file ----------------------------------------------
+
+BROKEN_DEFAULTS = {
+    "gbk": (gbk_rules(("capacity_max = 40", "capacity_max = 25")), "eligibility.capacity_max",
+            "capacity_max (25) is below capacity_target (30)"),
+    "big weight": (DEFAULT_RULES.read_bytes().replace(b"weight = 0.35", b"weight = " + b"9" * 310),
+                   "factors[0].weight", "a number written with 310 characters"),
+    "deep": (DEFAULT_RULES.read_bytes().replace(b"cap = 15", b"cap = " + b"[" * 2000
+                                                + b"]" * 2000), "factors[3].cap",
+             "nested more than 16 levels deep"),
+    "undecodable": (b"name = \"\x80\"\n", "(file)", "neither UTF-8 nor GBK/GB18030"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_DEFAULTS))
+def test_a_broken_default_rule_file_stops_start_up_with_one_paragraph(app_config, tmp_path,
+                                                                      case):
+    data, path, reason = BROKEN_DEFAULTS[case]
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "default.toml").write_bytes(data)
+    with pytest.raises(RuleFileError) as raised:
+        create_app({**app_config, "RULES_DIR": str(rules_dir)})
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"bidhub will not start: the default rule file "
+                              f"{rules_dir / 'default.toml'} cannot be used: {path}")
+    assert reason in message and "BIDHUB_RULES_DIR" in message
+
+
+def test_a_missing_default_rule_file_is_one_paragraph_too(app_config, tmp_path):
+    with pytest.raises(RuleFileError, match=r"default.toml cannot be used: \(file\): cannot be "
+                                            "read: No such file or directory"):
+        create_app({**app_config, "RULES_DIR": str(tmp_path)})
+
+
+def test_a_gbk_default_rule_file_is_accepted_at_start_up(app_config, tmp_path):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "default.toml").write_bytes(gbk_rules())
+    app = create_app({**app_config, "RULES_DIR": str(rules_dir)})
+    assert app.extensions["bidhub_default_rules"].text.startswith(GBK_COMMENTS)
+
+
+def test_the_command_line_prints_the_start_up_paragraph_without_a_traceback(tmp_path):
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "default.toml").write_bytes(BROKEN_DEFAULTS["big weight"][0])
+    result = run_bidhub("rules", "check", str(DEFAULT_RULES), tmp_path=tmp_path,
+                        rules_dir=rules_dir)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    [paragraph] = result.stderr.strip().splitlines()
+    assert paragraph.startswith(f"bidhub will not start: the default rule file "
+                                f"{rules_dir / 'default.toml'} cannot be used: "
+                                "factors[0].weight (line 29): a number written with 310")

@@ -3,17 +3,22 @@
 `parse_rules(text)` returns a frozen RuleSet or raises RuleError listing every problem at
 once (key path, line, plain reason). Nothing in a rule file is executed: metrics, normalisers
 and tie-breaks are chosen by name from registries. Every key and default is documented in
-rules/README.md.
+rules/README.md. Rule texts are hostile input: `decode_rule_bytes` and `parse_rules` bound
+size, encoding, nesting and number length before the TOML parser sees the text, so any input
+gives a RuleSet or a RuleError, never another exception.
 """
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import difflib
 import hashlib
 import json
 import math
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -36,6 +41,17 @@ DEFAULT_TIE_BREAK = ("fewest_accounts_held", "earliest_submission")
 DEFAULT_NORMALISER = "minmax"
 # Far beyond any sensible policy; keeps exact integer arithmetic in the optimal allocation.
 MAX_ABS_WEIGHT = 1000.0
+# Limits on what a rule text may hold (rules/README.md, "Limits"). A real policy is about
+# 3 KB, three levels deep, with numbers of a few digits; the limits are far above that and far
+# below what could exhaust memory, the TOML parser's recursion or a database integer.
+MAX_RULE_BYTES = 64 * 1024
+MAX_NESTING = 16  # tables and lists inside one another (a rule file needs 3)
+MAX_NUMBER_CHARS = 50  # characters in one written number, underscores and sign included
+MAX_COUNT = 1000  # accounts, incidents, awards, bids: any whole-number setting
+MAX_MONTHS = 1200  # tenure and cooldown: a hundred years
+MAX_ABS_PARAM = 1e12  # a normaliser's cap or midpoint (metrics in yuan can be large)
+MAX_PROBLEMS = 50  # problems listed one by one; the rest are counted
+RULE_ENCODINGS = "UTF-8 (with or without a byte order mark) or GBK/GB18030"
 
 
 @dataclass(frozen=True)
@@ -50,11 +66,33 @@ class RuleProblem:
 
 
 class RuleError(Exception):
-    """A rule text that cannot be used, with every problem found in it (one per line)."""
+    """A rule text that cannot be used, with its problems (one per line).
+
+    `problems` holds the first MAX_PROBLEMS; `more` counts the rest, so a hostile file with
+    thousands of mistakes still gives a readable answer.
+    """
 
     def __init__(self, problems: Iterable[RuleProblem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(problem) for problem in self.problems))
+        problems = list(problems)
+        self.problems = problems[:MAX_PROBLEMS]
+        self.more = len(problems) - len(self.problems)
+        lines = [str(problem) for problem in self.problems]
+        if self.more:
+            lines.append(more_problems(self.more))
+        super().__init__("\n".join(lines))
+
+
+def more_problems(count: int) -> str:
+    return f"and {count:,} more problem{'s' if count != 1 else ''}"
+
+
+def _refuse(path: str, message: str, line: int | None = None) -> RuleError:
+    return RuleError([RuleProblem(path, line, message)])
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    """A name taken from the rule text, shortened so that a hostile one cannot flood a page."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -118,22 +156,214 @@ def _hash(data: dict[str, Any]) -> str:
 def canonical_hash(text: str) -> str:
     """SHA-256 hex of the parsed TOML as sorted compact JSON: comments and layout do not count.
 
-    Raises RuleError (with the line) when the text is not TOML.
+    Raises RuleError (with the line) when the text is not TOML or breaks a limit.
     """
     return _hash(_load(text))
 
 
-def _load(text: str) -> dict[str, Any]:
+# --- bytes to text, and limits checked before parsing ----------------------------------
+
+_UTF16_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
+                  codecs.BOM_UTF16_BE)
+
+
+def rules_too_large(size: int) -> RuleError:
+    """The refusal of a rule text of `size` bytes (more than MAX_RULE_BYTES)."""
+    return _refuse("(file)", f"the rules are {size:,} bytes; a rule file may hold at most "
+                             f"{MAX_RULE_BYTES:,} bytes ({MAX_RULE_BYTES // 1024} KiB)")
+
+
+def decode_rule_bytes(data: bytes) -> str:
+    """The text of a rule file's bytes: UTF-8 (a byte order mark is dropped) or GBK/GB18030.
+
+    Editors on Chinese Windows save GBK by default, so it is accepted rather than refused;
+    anything else raises RuleError saying how to save the file.
+    """
+    if len(data) > MAX_RULE_BYTES:
+        raise rules_too_large(len(data))
+    if data.startswith(_UTF16_32_BOMS):
+        raise _refuse("(file)", f"the file is saved as UTF-16 or UTF-32; save it as UTF-8 "
+                                f"(accepted: {RULE_ENCODINGS})")
+    if b"\x00" in data:
+        raise _refuse("(file)", "the file contains NUL bytes, so it is not a text file (or it "
+                                f"is UTF-16); save it as UTF-8 (accepted: {RULE_ENCODINGS})",
+                      data.count(b"\n", 0, data.index(b"\x00")) + 1)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise _undecodable(data, error, "the file starts with a UTF-8 byte order mark but "
+                                            "is not UTF-8") from None
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        message = str(error)
-        match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-        line = int(match.group(1)) if match else None
-        reason = message[:match.start()].strip() if match else message
-        where = f" at column {match.group(2)}" if match else ""
-        raise RuleError([RuleProblem("(syntax)", line, f"not valid TOML: {reason}{where}")]
-                        ) from error
+        return data.decode("utf-8")
+    except UnicodeDecodeError as utf8_error:
+        try:
+            return data.decode("gb18030")
+        except UnicodeDecodeError:
+            raise _undecodable(data, utf8_error, "the file is neither UTF-8 nor GBK/GB18030"
+                               ) from None
+
+
+def _undecodable(data: bytes, error: UnicodeDecodeError, reason: str) -> RuleError:
+    byte = data[error.start]
+    return _refuse("(file)", f"{reason} (byte 0x{byte:02X} cannot be read); save it as UTF-8 "
+                             f"(accepted: {RULE_ENCODINGS})",
+                   data.count(b"\n", 0, error.start) + 1)
+
+
+def _without_bom(text: str) -> str:
+    # A byte order mark pasted into the editor, or left by a decoder, is not part of the TOML.
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+# Strings and comments are skipped whole, so brackets and digits inside them do not count.
+# A multi-line string may end with up to two extra quotes that belong to its content.
+_SKIPPED = (
+    # Multi-line strings; one left open runs to the end, which keeps the scan linear.
+    r'"""(?:\\[\s\S]|[^\\])*?(?:"{3,5}|\Z)',
+    r"'''[\s\S]*?(?:'{3,5}|\Z)",
+    r'"(?:\\.|[^"\\\n])*"?',  # basic string (to the end of the line if unclosed)
+    r"'[^'\n]*'?",  # literal string
+    r"#[^\n]*",  # comment
+    r"[A-Za-z_][\w-]*",  # a bare word: a key, true, false, inf, nan
+)
+_TOKEN = re.compile(
+    f"(?P<skip>{'|'.join(_SKIPPED)})|(?P<open>[\\[{{])|(?P<close>[\\]}}])"
+    r"|(?P<number>[+-]?[0-9][\w.:+-]*)|(?P<dot>\.)|(?P<end>[=,\n])")
+
+
+class _Lines:
+    """Line numbers and key paths of positions in a text, for problems found before parsing."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        index = _line_index(text)
+        self.starts = sorted({line: path for path, line in sorted(
+            index.items(), key=lambda item: len(item[0]))}.items())
+
+    def line(self, position: int) -> int:
+        return self.text.count("\n", 0, position) + 1
+
+    def path(self, line: int) -> str:
+        """The key written on `line`, else the table it is in."""
+        found = bisect.bisect_right(self.starts, (line, "\uffff")) - 1
+        return _shown(self.starts[found][1], 120) if found >= 0 else "(file)"
+
+
+class _ShapeScan:
+    """Collects the limits a text breaks, token by token, without parsing it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines: _Lines | None = None
+        self.problems: list[RuleProblem] = []
+        self.broken: set[str] = set()
+
+    def problem(self, statement_at: int, at: int, message: str, once: str = "") -> None:
+        if once in self.broken:
+            return
+        if once:
+            self.broken.add(once)
+        self.lines = self.lines or _Lines(self.text)
+        self.problems.append(RuleProblem(self.lines.path(self.lines.line(statement_at)),
+                                         self.lines.line(at), message))
+
+    def run(self) -> list[RuleProblem]:
+        depth, statement_at, new_line, dots = 0, 0, True, 0
+        for token in _TOKEN.finditer(self.text):
+            kind, at = token.lastgroup, token.start()
+            if depth == 0 and new_line and kind != "end":
+                statement_at, new_line = at, False  # problems name the key of this statement
+            if kind in ("dot", "number"):
+                # tomllib takes quadratic time over the parts of one dotted key.
+                dots += token.group().count(".")
+                if dots >= MAX_NESTING:
+                    self.problem(statement_at, at, f"a dotted key with more than {MAX_NESTING} "
+                                 "parts; a rule file needs two", once="dots")
+            elif kind != "skip":
+                dots = 0
+            if kind == "end" and depth == 0 and token.group() == "\n":
+                new_line = True
+            if kind == "open":
+                depth += 1
+                if depth > MAX_NESTING:
+                    self.problem(statement_at, at, f"nested more than {MAX_NESTING} levels "
+                                 "deep (tables and lists inside one another); a rule file "
+                                 "needs three", once="depth")
+            elif kind == "close":
+                depth = max(0, depth - 1)
+            elif kind == "number" and len(token.group()) > MAX_NUMBER_CHARS:
+                self.problem(statement_at, at, f"a number written with {len(token.group()):,} "
+                             f"characters; numbers in rule files have at most "
+                             f"{MAX_NUMBER_CHARS}")
+        return self.problems
+
+
+def _check_shape(text: str) -> None:
+    """Refuse text too big, deep or long-numbered before tomllib recurses or reads digits."""
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_RULE_BYTES:
+        raise rules_too_large(size)
+    if problems := _ShapeScan(text).run():
+        raise RuleError(problems)
+
+
+def _deepest(data: dict[str, Any]) -> tuple[int, str]:
+    """How deep the parsed values nest, and the top-level key where it is deepest.
+
+    Dotted keys (a.b.c = 1) nest without brackets, so this looks at the parsed values; it
+    walks with a list, not recursion, for the same reason the check exists.
+    """
+    deepest, where = 0, ""
+    stack: list[tuple[Any, int, str]] = [(value, 1, key) for key, value in data.items()]
+    while stack:
+        value, depth, key = stack.pop()
+        if depth > deepest:
+            deepest, where = depth, key
+        if depth > MAX_NESTING:
+            continue
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1, key) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, key) for item in value)
+    return deepest, where
+
+
+def _first_line(index: dict[str, int], key: str) -> int | None:
+    """The first line writing `key` or anything inside it."""
+    lines = [line for path, line in index.items()
+             if path == key or path.startswith((f"{key}.", f"{key}["))]
+    return min(lines, default=None)
+
+
+def _load(text: str) -> dict[str, Any]:
+    text = _without_bom(text)
+    _check_shape(text)
+    try:
+        data = tomllib.loads(text)
+    except (RecursionError, ValueError) as error:
+        if isinstance(error, tomllib.TOMLDecodeError):
+            raise _syntax_problem(error) from error
+        # The checks above should make these impossible; if one slips through, it is still
+        # the rule text's fault and gets a plain answer.
+        raise _refuse("(file)", "the rules are too deeply nested or hold a number too large "
+                                "to read") from error
+    deepest, where = _deepest(data)
+    if deepest > MAX_NESTING:
+        raise _refuse(_shown(where, 120), f"nested more than {MAX_NESTING} levels deep "
+                      "(tables, lists and dotted keys inside one another); a rule file needs "
+                      "three", _first_line(_line_index(text), where))
+    return data
+
+
+def _syntax_problem(error: tomllib.TOMLDecodeError) -> RuleError:
+    message = str(error)
+    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    line = int(match.group(1)) if match else None
+    reason = message[:match.start()].strip() if match else message
+    where = f" at column {match.group(2)}" if match else ""
+    return _refuse("(syntax)", f"not valid TOML: {reason}{where}", line)
 
 
 # --- reading values while collecting problems -------------------------------------------
@@ -195,7 +425,8 @@ def type_name(value: Any) -> str:
 def _known(name: str, known: Iterable[str]) -> str:
     """ "(did you mean 'x'? known: a, b)" for an unknown name."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    # A very long name is never close to a registered one; comparing it would only cost time.
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) if len(name) < 100 else []
     hint = f"did you mean '{close[0]}'? " if close else ""
     return f"({hint}known: {', '.join(known) if known else 'none'})"
 
@@ -222,10 +453,10 @@ class _Checker:
         return None
 
     def problem(self, path: str, message: str) -> None:
-        self.problems.append(RuleProblem(path, self.line_of(path), message))
+        self.problems.append(RuleProblem(_shown(path, 120), self.line_of(path), message))
 
     def warning(self, path: str, message: str) -> None:
-        self.warnings.append(RuleProblem(path, self.line_of(path), message))
+        self.warnings.append(RuleProblem(_shown(path, 120), self.line_of(path), message))
 
     def table(self, data: dict[str, Any], name: str, known: Iterable[str]) -> dict[str, Any]:
         value = data.get(name, {})
@@ -240,11 +471,11 @@ class _Checker:
         for key in table:
             if key not in known:
                 self.problem(f"{prefix}.{key}" if prefix else key,
-                             f"unknown key '{key}' {_known(key, known)}")
+                             f"unknown key '{_shown(key)}' {_known(key, known)}")
 
     def number(self, table: dict[str, Any], key: str, prefix: str, default: Any, *,
                minimum: float | None = None, above: float | None = None,
-               whole: bool = False) -> Any:
+               maximum: float | None = None, whole: bool = False) -> Any:
         """The number at `key`, `default` when absent or wrong (the problem is noted)."""
         if key not in table:
             return default
@@ -254,7 +485,7 @@ class _Checker:
             kind = "a whole number" if whole else "a number"
             self.problem(path, f"expected {kind}, got {type_name(value)}")
             return default
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             self.problem(path, f"expected a finite number, got {value}")
             return default
         if whole and not isinstance(value, int):
@@ -265,6 +496,9 @@ class _Checker:
             return default
         if above is not None and value <= above:
             self.problem(path, f"must be above {above:g}, got {value}")
+            return default
+        if maximum is not None and value > maximum:
+            self.problem(path, f"must be at most {maximum:,g}, got {value}")
             return default
         return value
 
@@ -310,9 +544,10 @@ def _eligibility(check: _Checker, data: dict[str, Any]) -> Eligibility:
     section = check.table(data, "eligibility", ELIGIBILITY_KEYS)
     prefix = "eligibility"
     defaults = Eligibility()
-    capacity_max = check.number(section, "capacity_max", prefix, None, minimum=1, whole=True)
+    capacity_max = check.number(section, "capacity_max", prefix, None, minimum=1,
+                                maximum=MAX_COUNT, whole=True)
     capacity_target = check.number(section, "capacity_target", prefix, None, minimum=0,
-                                   whole=True)
+                                   maximum=MAX_COUNT, whole=True)
     written_ok = all(key not in section or value is not None for key, value in
                      (("capacity_max", capacity_max), ("capacity_target", capacity_target)))
     capacity_max = defaults.capacity_max if capacity_max is None else capacity_max
@@ -325,13 +560,15 @@ def _eligibility(check: _Checker, data: dict[str, Any]) -> Eligibility:
         capacity_max=capacity_max,
         capacity_target=capacity_target,
         min_tenure_months=check.number(section, "min_tenure_months", prefix,
-                                       defaults.min_tenure_months, minimum=0),
+                                       defaults.min_tenure_months, minimum=0,
+                                       maximum=MAX_MONTHS),
         max_open_incidents=check.number(section, "max_open_incidents", prefix,
-                                        defaults.max_open_incidents, minimum=0, whole=True),
+                                        defaults.max_open_incidents, minimum=0,
+                                        maximum=MAX_COUNT, whole=True),
         same_branch_only=check.boolean(section, "same_branch_only", prefix,
                                        defaults.same_branch_only),
         cooldown_months=check.number(section, "cooldown_months", prefix,
-                                     defaults.cooldown_months, minimum=0),
+                                     defaults.cooldown_months, minimum=0, maximum=MAX_MONTHS),
         exclude_on_leave=check.boolean(section, "exclude_on_leave", prefix,
                                        defaults.exclude_on_leave),
     )
@@ -350,7 +587,8 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
     elif metric is None:
         usable = False
     elif metric not in metrics:
-        check.problem(f"{prefix}.metric", f"unknown metric '{metric}' {_known(metric, metrics)}")
+        check.problem(f"{prefix}.metric",
+                      f"unknown metric '{_shown(metric)}' {_known(metric, metrics)}")
         usable = False
 
     if "weight" not in raw:
@@ -359,7 +597,7 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
     weight = check.number(raw, "weight", prefix, None)
     if weight is not None and abs(weight) > MAX_ABS_WEIGHT:
         check.problem(f"{prefix}.weight", f"must be between -{MAX_ABS_WEIGHT:g} and "
-                                          f"{MAX_ABS_WEIGHT:g}, got {weight}")
+                                          f"{MAX_ABS_WEIGHT:g}, got {weight:g}")
         weight = None
     usable = usable and weight is not None
 
@@ -367,7 +605,7 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
     normaliser = NORMALISERS.get(name) if name is not None else None
     if name is not None and normaliser is None:
         check.problem(f"{prefix}.normaliser",
-                      f"unknown normaliser '{name}' {_known(name, NORMALISERS)}")
+                      f"unknown normaliser '{_shown(name)}' {_known(name, NORMALISERS)}")
     if normaliser is None:
         return None
 
@@ -387,7 +625,9 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
                 params[param.name] = param.default
             continue
         value = check.number(raw, param.name, prefix, None,
-                             above=0 if param.must_be_positive else None)
+                             above=0 if param.must_be_positive else None,
+                             minimum=None if param.must_be_positive else -MAX_ABS_PARAM,
+                             maximum=MAX_ABS_PARAM)
         if value is None:
             usable = False
         else:
@@ -446,14 +686,20 @@ def _tie_break(check: _Checker, data: dict[str, Any]) -> tuple[str, ...]:
         check.problem("tie_break", f"list at least one tie-break {_known('', TIE_BREAKS)}")
     for item in value:
         if item not in TIE_BREAKS:
-            check.problem("tie_break", f"unknown tie-break '{item}' {_known(item, TIE_BREAKS)}")
-    for item in sorted({item for item in value if value.count(item) > 1}):
-        check.problem("tie_break", f"'{item}' is listed twice; each tie-break may appear once")
+            check.problem("tie_break",
+                          f"unknown tie-break '{_shown(item)}' {_known(item, TIE_BREAKS)}")
+    for item in sorted(name for name, times in Counter(value).items() if times > 1):
+        check.problem("tie_break",
+                      f"'{_shown(item)}' is listed twice; each tie-break may appear once")
     return tuple(value)
 
 
 def parse_rules(text: str) -> RuleSet:
-    """The rule set in `text`, or RuleError listing every problem (key path, line, reason)."""
+    """The rule set in `text`, or RuleError listing its problems (key path, line, reason).
+
+    A leading byte order mark is dropped; `RuleSet.text` is the text without it.
+    """
+    text = _without_bom(text)
     data = _load(text)
     check = _Checker(text)
     check.unknown_keys(data, TOP_LEVEL_KEYS, "")
@@ -464,7 +710,7 @@ def parse_rules(text: str) -> RuleSet:
 
     caps_section = check.table(data, "caps", CAPS_KEYS)
     caps = Caps(check.number(caps_section, "max_awards_per_rep_per_round", "caps", None,
-                             minimum=1, whole=True))
+                             minimum=1, maximum=MAX_COUNT, whole=True))
 
     tie_break = _tie_break(check, data)
 
@@ -472,9 +718,9 @@ def parse_rules(text: str) -> RuleSet:
     method = check.string(section, "method", "allocation", "greedy")
     if method is not None and method not in ALLOCATION_METHODS:
         check.problem("allocation.method",
-                      f"must be one of {', '.join(ALLOCATION_METHODS)}, got '{method}'")
+                      f"must be one of {', '.join(ALLOCATION_METHODS)}, got '{_shown(method)}'")
     min_bids = check.number(section, "min_bids_per_listing", "allocation", 1, minimum=0,
-                            whole=True)
+                            maximum=MAX_COUNT, whole=True)
 
     if check.problems:
         raise RuleError(sorted(check.problems, key=_file_order))

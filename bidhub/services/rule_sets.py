@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,15 +16,33 @@ from sqlalchemy.orm import Session
 
 from bidhub.db import begin_write
 from bidhub.domain.errors import Conflict, InvalidRequest
-from bidhub.domain.rules import RuleError, RuleProblem, RuleSet, parse_rules
+from bidhub.domain.rules import (
+    MAX_RULE_BYTES,
+    RuleError,
+    RuleProblem,
+    RuleSet,
+    decode_rule_bytes,
+    more_problems,
+    parse_rules,
+    rules_too_large,
+)
 from bidhub.models import RuleSetVersion, User
 
 
 class RuleFileError(Exception):
-    """A rule file on disk that does not parse; names the file and every problem."""
+    """The default rule file cannot be used: one paragraph naming the file, keys and reasons.
+
+    It stops start-up, so it reads as a sentence an operator can act on, not a traceback.
+    """
 
     def __init__(self, path: Path, error: RuleError) -> None:
-        super().__init__(f"{path}: the rules are invalid and bidhub will not start:\n{error}")
+        problems = [str(problem) for problem in error.problems]
+        if error.more:
+            problems.append(more_problems(error.more))
+        super().__init__(
+            f"bidhub will not start: the default rule file {path} cannot be used: "
+            f"{'; '.join(problems)}. Fix the file (rules/README.md explains every key) or "
+            "point BIDHUB_RULES_DIR at a folder with a valid default.toml.")
         self.path = path
         self.error = error
 
@@ -31,11 +51,25 @@ def default_rules_path(config: Mapping[str, Any]) -> Path:
     return Path(config["RULES_DIR"]) / config["DEFAULT_RULES_FILE"]
 
 
-def load_default_rules(config: Mapping[str, Any]) -> RuleSet:
-    path = default_rules_path(config)
-    text = path.read_text(encoding="utf-8")
+def read_rule_file(path: Path | str) -> str:
+    """The text of a rule file: at most MAX_RULE_BYTES, UTF-8 or GBK; RuleError otherwise."""
     try:
-        return parse_rules(text)
+        with open(path, "rb") as file:
+            data = file.read(MAX_RULE_BYTES + 1)  # a huge file is never read whole
+            size = os.fstat(file.fileno()).st_size
+    except OSError as error:
+        raise RuleError([RuleProblem("(file)", None,
+                                     f"cannot be read: {error.strerror or error}")]) from error
+    if len(data) > MAX_RULE_BYTES:
+        raise rules_too_large(max(size, len(data)))
+    return decode_rule_bytes(data)
+
+
+def load_default_rules(config: Mapping[str, Any]) -> RuleSet:
+    """The default rules, parsed at start-up; RuleFileError when they cannot be used."""
+    path = default_rules_path(config)
+    try:
+        return parse_rules(read_rule_file(path))
     except RuleError as error:
         raise RuleFileError(path, error) from error
 
@@ -56,7 +90,8 @@ def adopt_rule_set(
     ).first()
     previous = active_rule_set(session)
     if version is None:
-        version = RuleSetVersion(sha256=rules.version_hash, name=name, text=text, note=note,
+        # rules.text, not text: a byte order mark pasted into the draft is not stored.
+        version = RuleSetVersion(sha256=rules.version_hash, name=name, text=rules.text, note=note,
                                  author_id=actor.id if actor else None, created_at=now)
         session.add(version)
     if previous is not None and previous is not version:
@@ -92,16 +127,35 @@ def rule_versions(session: Session) -> list[RuleSetVersion]:
     return list(session.scalars(select(RuleSetVersion).order_by(RuleSetVersion.id.desc())))
 
 
-def check_rules_text(text: str) -> list[RuleProblem]:
-    """Every problem in a draft, or an empty list when it can be adopted."""
+@dataclass(frozen=True)
+class RuleCheck:
+    """What a check of a draft found: the rules, or the first problems and how many more."""
+
+    rules: RuleSet | None
+    problems: tuple[RuleProblem, ...] = ()
+    more: int = 0  # problems beyond those listed
+
+    @property
+    def count(self) -> int:
+        return len(self.problems) + self.more
+
+    def lines(self) -> list[str]:
+        """One line per listed problem, then "and N more problems" if some were left out."""
+        return [str(problem) for problem in self.problems] + (
+            [more_problems(self.more)] if self.more else [])
+
+
+def check_rules_text(text: str) -> RuleCheck:
+    """The parsed draft, or its problems (the first MAX_PROBLEMS and a count of the rest)."""
     try:
-        parse_rules(text)
+        return RuleCheck(parse_rules(text))
     except RuleError as error:
-        return error.problems
-    return []
+        return RuleCheck(None, tuple(error.problems), error.more)
 
 
 def rules_diff(before: str, after: str) -> list[str]:
+    if len(after) > MAX_RULE_BYTES:
+        return []  # refused for its size anyway; diffing it would only cost time
     return list(difflib.unified_diff(before.splitlines(), after.splitlines(), "active", "draft",
                                      lineterm=""))
 
@@ -123,7 +177,8 @@ def adopt_rules(
     except RuleError as error:
         session.rollback()
         raise InvalidRequest("The draft has problems: " + "; ".join(
-            str(problem) for problem in error.problems), field="text") from error
+            RuleCheck(None, tuple(error.problems), error.more).lines()),
+            field="text") from error
     session.commit()
     return version
 

@@ -49,9 +49,10 @@ def page(*, draft: RulesDraftForm | None = None, settings=None, status: int = 20
 
 
 def check_result(text: str, active: RuleSetVersion) -> dict:
-    problems = rule_sets.check_rules_text(text)
-    rules = None if problems else parse_rules(text)
-    return {"problems": problems, "diff": rule_sets.rules_diff(active.text, text),
+    check = rule_sets.check_rules_text(text)
+    rules = check.rules
+    return {"problems": check.problems, "more": check.more, "count": check.count,
+            "diff": rule_sets.rules_diff(active.text, text),
             "warnings": rules.warnings if rules else (),
             "hash": rules.version_hash if rules else None,
             "is_active": rules is not None and rules.version_hash == active.sha256}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import tomllib
@@ -9,17 +10,24 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bidhub.domain.metrics import METRICS, Metric
 from bidhub.domain.rules import (
     ALLOCATION_METHODS,
     DEFAULT_TIE_BREAK,
+    MAX_NESTING,
+    MAX_NUMBER_CHARS,
+    MAX_PROBLEMS,
+    MAX_RULE_BYTES,
     NORMALISERS,
     TIE_BREAKS,
     Eligibility,
     RuleError,
     RuleProblem,
     canonical_hash,
+    decode_rule_bytes,
     parse_rules,
 )
 
@@ -389,3 +397,229 @@ def test_the_readme_example_parses_and_its_mistakes_read_as_documented():
     actual = str(raised.value).splitlines()
     for expected, line in zip(documented.strip().splitlines(), actual, strict=True):
         assert line.startswith(expected.removesuffix("...)").rstrip())
+
+
+# --- hostile input: encodings, size, nesting, numbers, floods ----------------------------
+
+GBK_TEXT = ("# 竞标规则：默认政策（记事本另存为 ANSI 即 GBK）\n"
+            + TEXT.replace("[eligibility]", "# 资格条件\n[eligibility]")
+            .replace("capacity_max = 40", "capacity_max = 40  # 精耕细作，每人最多四十个客户"))
+
+
+def refused(text: str) -> RuleError:
+    with pytest.raises(RuleError) as raised:
+        parse_rules(text)
+    return raised.value
+
+
+def test_a_byte_order_mark_is_not_a_syntax_error():
+    rules = parse_rules("\ufeff" + TEXT)
+    assert rules.version_hash == parse_rules(TEXT).version_hash
+    assert rules.text == TEXT  # stored without the mark
+    assert canonical_hash("\ufeff" + TEXT) == canonical_hash(TEXT)
+
+
+@pytest.mark.parametrize("encoded", [
+    GBK_TEXT.encode("utf-8"),
+    codecs.BOM_UTF8 + GBK_TEXT.encode("utf-8"),
+    GBK_TEXT.encode("gbk"),
+    GBK_TEXT.encode("gb18030"),
+], ids=["utf-8", "utf-8 with BOM", "gbk", "gb18030"])
+def test_rule_bytes_in_every_accepted_encoding_give_the_same_rules(encoded):
+    text = decode_rule_bytes(encoded)
+    assert text == GBK_TEXT
+    assert parse_rules(text).version_hash == parse_rules(TEXT).version_hash
+
+
+def test_gbk_bytes_are_really_not_utf8():
+    with pytest.raises(UnicodeDecodeError):
+        GBK_TEXT.encode("gbk").decode("utf-8")
+
+
+def test_gb18030_characters_beyond_gbk_are_read():
+    text = 'description = "客户𠀀"\n'
+    assert decode_rule_bytes(text.encode("gb18030")) == text
+
+
+@pytest.mark.parametrize(("data", "message", "line"), [
+    (GBK_TEXT.encode("utf-16"), "saved as UTF-16", None),
+    (TEXT.encode("utf-16-le"), "contains NUL bytes", 1),
+    (b'name = "t"\ndescription = "\xff\xfe\xff"\n', "neither UTF-8 nor GBK/GB18030", 2),
+    (codecs.BOM_UTF8 + 'name = "客户"\n'.encode("gbk"), "byte order mark but is not UTF-8", 1),
+], ids=["utf-16 with BOM", "utf-16 without BOM", "binary", "BOM then GBK"])
+def test_undecodable_rule_bytes_are_refused_with_how_to_save_them(data, message, line):
+    with pytest.raises(RuleError) as raised:
+        decode_rule_bytes(data)
+    [problem] = raised.value.problems
+    assert problem.path == "(file)" and problem.line == line
+    assert message in problem.message and "save it as UTF-8" in problem.message
+    assert "GBK" in problem.message
+
+
+def test_rule_texts_and_files_over_the_size_limit_are_refused():
+    assert MAX_RULE_BYTES == 64 * 1024
+    padded = TEXT + "#" * (MAX_RULE_BYTES - len(TEXT.encode()) - 1) + "\n"
+    assert len(padded.encode()) == MAX_RULE_BYTES
+    assert parse_rules(padded).factors  # the limit itself is allowed
+    for oversized in (padded + "\n", TEXT + "# 大" * MAX_RULE_BYTES):
+        [problem] = refused(oversized).problems
+        assert problem.path == "(file)" and "at most 65,536 bytes (64 KiB)" in problem.message
+    with pytest.raises(RuleError, match="at most 65,536 bytes"):
+        decode_rule_bytes(padded.encode() + b"\n")
+    with pytest.raises(RuleError, match="at most 65,536 bytes"):
+        canonical_hash(padded + "\n")
+
+
+@pytest.mark.parametrize("number", [
+    "9" * 310, "-" + "9" * 400, "9" * 5000, "0x" + "f" * 5000, "1" * 400 + ".5",
+    "1e" + "0" * 400, "1_" * 100 + "1",
+])
+def test_a_number_written_absurdly_long_names_its_key_and_line(number):
+    text = edited("weight = 1.0", f"weight = {number}")
+    [problem] = refused(text).problems
+    assert problem.path == "factors[0].weight"
+    assert problem.line == text.splitlines().index(f"weight = {number}") + 1
+    assert f"a number written with {len(number):,} characters" in problem.message
+    assert f"at most {MAX_NUMBER_CHARS}" in problem.message
+
+
+def test_a_long_number_inside_a_list_or_quoted_key_names_the_key():
+    text = edited("weight = 1.0", 'weight = [\n  1,\n  ' + "9" * 400 + ",\n]")
+    [problem] = refused(text).problems
+    assert problem.path == "factors[0].weight" and "400 characters" in problem.message
+    assert problem.line == text.splitlines().index("  " + "9" * 400 + ",") + 1
+    [problem] = refused(edited("weight = 1.0", '"weight" = ' + "9" * 400)).problems
+    assert problem.path == "factors[0].weight"
+    # Digits inside strings and comments are text, not numbers.
+    assert parse_rules(edited('name = "t"', f'name = "{"9" * 400}"  # {"9" * 400}')).name
+
+
+@pytest.mark.parametrize(("old", "new", "path", "message"), [
+    ("capacity_max = 40", "capacity_max = 99999999999999999999", "eligibility.capacity_max",
+     "must be at most 1,000, got 99999999999999999999"),
+    ("capacity_target = 30", "capacity_target = 5000", "eligibility.capacity_target",
+     "must be at most 1,000, got 5000"),
+    ("cooldown_months = 6", "cooldown_months = 1e300", "eligibility.cooldown_months",
+     "must be at most 1,200"),
+    ("cooldown_months = 6", "min_tenure_months = 5000", "eligibility.min_tenure_months",
+     "must be at most 1,200"),
+    ("cooldown_months = 6", "max_open_incidents = 10000000000", "eligibility.max_open_incidents",
+     "must be at most 1,000"),
+    ("max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 9223372036854775808",
+     "caps.max_awards_per_rep_per_round", "must be at most 1,000"),
+    ("min_bids_per_listing = 1", "min_bids_per_listing = 4294967296",
+     "allocation.min_bids_per_listing", "must be at most 1,000"),
+    ("cap = 2", "cap = 1e300", "factors[2].cap", "must be at most 1e+12"),
+    ("midpoint = 24", "midpoint = -1e300", "factors[1].midpoint", "must be at least -1e+12"),
+    ("weight = 1.0", "weight = 1e308", "factors[0].weight", "must be between -1000 and 1000"),
+    ("weight = 1.0", "weight = 1e400", "factors[0].weight", "expected a finite number"),
+    ("weight = 1.0", "weight = -inf", "factors[0].weight", "expected a finite number"),
+    ("weight = 1.0", "weight = " + "9" * 49, "factors[0].weight", "must be between"),
+])
+def test_numbers_beyond_what_a_key_allows_are_refused(old, new, path, message):
+    problems = problems_of(edited(old, new))
+    by_path = {problem.path: problem for problem in problems}
+    assert path in by_path, problems
+    assert message in by_path[path].message
+
+
+@pytest.mark.parametrize("value", [
+    "[" * 2000 + "]" * 2000,
+    "[" * 10_000 + "]" * 10_000,
+    "{ a = " * 2000 + "1" + " }" * 2000,
+    "[\n" * 2000 + "]\n" * 2000,
+    "[{ a = " * 1000 + "1 }]" * 1000,
+])
+def test_nesting_thousands_deep_is_refused_before_parsing(value):
+    text = edited("weight = 1.0", f"weight = {value}")
+    [problem] = refused(text).problems
+    assert problem.path == "factors[0].weight"
+    # The line where the limit is passed: the bracket one level too deep.
+    too_deep = [index for index, char in enumerate(value) if char in "[{"][MAX_NESTING]
+    weight_line = text.splitlines().index("[[factors]]") + 3
+    assert problem.line == weight_line + value[:too_deep].count("\n")
+    assert f"nested more than {MAX_NESTING} levels deep" in problem.message
+
+
+def test_brackets_inside_strings_and_comments_do_not_count_as_nesting():
+    deep = "[" * 3000
+    text = edited('name = "t"', f'name = "{deep}"  # {deep}\n'
+                                f"description = '''\n{deep}\n'''")
+    assert parse_rules(text).name == deep
+
+
+def test_nesting_through_dotted_keys_and_table_headers_is_refused():
+    [problem] = refused(TEXT + "x" + ".x" * 30_000 + " = 1\n").problems
+    assert problem.line == TEXT.count("\n") + 1
+    assert f"a dotted key with more than {MAX_NESTING} parts" in problem.message
+    assert len(problem.path) < 200  # a hostile key is shortened, not repeated whole
+    headers = "".join("[" + "a." * depth + "a]\n" for depth in range(MAX_NESTING - 1))
+    [problem] = refused(TEXT + headers + "b = " + "[" * 10 + "]" * 10 + "\n").problems
+    assert problem.path == "a" and problem.line == TEXT.count("\n") + 1
+    assert f"nested more than {MAX_NESTING} levels deep" in problem.message
+    with pytest.raises(RuleError, match="nested more than"):
+        canonical_hash(TEXT + headers + "b = " + "[" * 10 + "]" * 10 + "\n")
+
+
+def test_a_flood_of_problems_lists_the_first_and_counts_the_rest():
+    text = TEXT + "".join(f"[caps.k{index}]\n" for index in range(2000))
+    error = refused(text)
+    assert len(error.problems) == MAX_PROBLEMS == 50
+    assert error.more == 2000 - MAX_PROBLEMS
+    lines = str(error).splitlines()
+    assert len(lines) == MAX_PROBLEMS + 1 and lines[-1] == "and 1,950 more problems"
+    assert lines[0].startswith(f"caps.k0 (line {TEXT.count(chr(10)) + 1}): unknown key 'k0'")
+    assert str(RuleError([RuleProblem("x", None, "y")] * 51)).endswith("and 1 more problem")
+
+
+def test_a_hostile_name_is_shortened_in_the_message():
+    [problem] = problems_of(edited('metric = "win_rate"', f'metric = "{"w" * 20_000}"'))
+    assert problem.path == "factors[0].metric" and len(problem.message) < 400
+    assert "(20,000 characters)" in problem.message
+
+
+def test_many_problems_are_found_in_bounded_time():
+    import time
+
+    text = "".join(f"k{index} = {index}\n" for index in range(MAX_RULE_BYTES // 14))
+    started = time.perf_counter()
+    error = refused(text)
+    assert error.more > 4000
+    assert time.perf_counter() - started < 5
+
+
+_TOML_PIECES = st.sampled_from([
+    "[", "]", "[[", "]]", "{", "}", "=", ",", ".", "\n", " ", "#", '"', "'", '"""', "'''",
+    "\\", "\ufeff", "\x00", "\r", "a", "factors", "weight", "metric", "eligibility",
+    "capacity_max", "1", "9" * 60, "1e400", "-inf", "nan", "0x" + "f" * 60, "1979-05-27",
+    '"win_rate"', "true", "大", "[[factors]]\n", "[eligibility]\n",
+])
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(_TOML_PIECES, max_size=80).map("".join))
+def test_any_text_gives_rules_or_a_rule_error_never_another_exception(text):
+    try:
+        parse_rules(text)
+    except RuleError as error:
+        assert error.problems and all(problem.message for problem in error.problems)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.binary(max_size=200) | st.text(max_size=80).map(lambda text: text.encode("gb18030")))
+def test_any_bytes_give_text_or_a_rule_error(data):
+    try:
+        text = decode_rule_bytes(data)
+    except RuleError as error:
+        assert error.problems[0].path == "(file)"
+    else:
+        assert isinstance(text, str) and "\x00" not in text
+
+
+def test_the_rules_readme_documents_the_limits_and_encodings():
+    readme = (RULES_DIR / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Limits and encodings"):]
+    assert f"{MAX_RULE_BYTES // 1024} KiB ({MAX_RULE_BYTES:,} bytes)" in section
+    assert f"{MAX_NESTING} levels" in section and f"have at most {MAX_NUMBER_CHARS}" in section
+    assert f"| {MAX_PROBLEMS}, then a count of the rest |" in section
+    assert all(name in section for name in ("UTF-8 with a byte order mark", "GBK", "GB18030"))
