@@ -31,8 +31,14 @@ class Defaults:
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     MAX_CONTENT_LENGTH = 5 * 1024 * 1024
     IMPORT_PROGRESS_MIN_BYTES = 256 * 1024  # larger uploads show progress as they import
-    LOGIN_MAX_FAILURES = 5
-    LOGIN_LOCKOUT_MINUTES = 15
+    # Failed sign-ins are throttled per account name and per client address (request.remote_addr;
+    # behind a reverse proxy wrap the app in werkzeug's ProxyFix, or every client shares one).
+    # After the free failures each further failure doubles the wait, up to the cap.
+    LOGIN_FREE_FAILURES_PER_ACCOUNT = 5
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 20  # an office behind one NAT address shares this
+    LOGIN_FIRST_DELAY_SECONDS = 2
+    LOGIN_MAX_DELAY_SECONDS = 300
+    LOGIN_FORGET_FAILURES_AFTER_MINUTES = 24 * 60
     PAGE_SIZE = 50
     TESTING = False
 

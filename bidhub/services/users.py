@@ -1,18 +1,25 @@
-"""People: creating users, roles and branches, passwords, and logging in with throttling."""
+"""People: creating users, roles and branches, passwords, and signing in with throttling."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bidhub.db import begin_write
 from bidhub.domain.errors import InvalidRequest, NotFound
-from bidhub.models import Branch, RepStatus, Role, User
+from bidhub.models import AuditEvent, Branch, LoginThrottle, RepStatus, Role, Round, User
 from bidhub.services.audit import record_audit
 
 MIN_PASSWORD_LENGTH = 8
@@ -20,11 +27,22 @@ MAX_PASSWORD_LENGTH = 1024
 PASSWORD_METHOD = "scrypt"  # noqa: S105 - a hashing method, not a password
 
 
-def check_password_rules(password: str) -> None:
+@cache
+def common_passwords() -> frozenset[str]:
+    """The most common passwords (lowercase), shipped with the package in data/."""
+    text = resources.files("bidhub").joinpath("data/common_passwords.txt").read_text("utf-8")
+    return frozenset(line.strip() for line in text.splitlines()
+                     if line.strip() and not line.startswith("#"))
+
+
+def check_password_rules(password: str, field: str = "password") -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidRequest(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field="password")
+        raise InvalidRequest(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field=field)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidRequest(f"Use at most {MAX_PASSWORD_LENGTH} characters.", field="password")
+        raise InvalidRequest(f"Use at most {MAX_PASSWORD_LENGTH} characters.", field=field)
+    if password.strip().lower() in common_passwords():
+        raise InvalidRequest("This is one of the most common passwords, the first ones an "
+                             "attacker tries; choose another.", field=field)
 
 
 def hash_password(password: str) -> str:
@@ -50,7 +68,7 @@ def build_user(
         raise InvalidRequest(f"Unknown role '{role}'.", field="role")
     if role == Role.REP and branch_id is None:
         raise InvalidRequest("A rep belongs to a branch.", field="branch_id")
-    return User(username=username.strip().lower(), display_name=display_name.strip(),
+    return User(username=normalise_username(username), display_name=display_name.strip(),
                 password_hash=hash_password(password), role=role, branch_id=branch_id,
                 hired_on=hired_on, status=status, is_active=True,
                 session_token=new_session_token(), failed_login_count=0, created_at=now)
@@ -60,8 +78,9 @@ def create_user(
     session: Session, actor: User | None, *, username: str, display_name: str, password: str,
     role: str, branch_id: int | None, now: datetime, hired_on: date | None = None,
 ) -> User:
-    begin_write(session)
+    # Built (and its password hashed) before the write transaction, which then stays short.
     user = build_user(username, display_name, password, role, branch_id, now, hired_on)
+    begin_write(session)
     if session.scalars(select(User).where(User.username == user.username)).first():
         session.rollback()
         raise InvalidRequest(f"The username '{user.username}' is taken.", field="username")
@@ -104,37 +123,77 @@ def update_user(
 def change_password(
     session: Session, user: User, current_password: str, new_password: str, now: datetime
 ) -> None:
+    """The user replaces their password (a temporary one set by an admin included)."""
+    stored_hash = _stored_password_hash(session, user.id)
+    # Hashing is slow: it happens before the write transaction, which then only writes.
+    if stored_hash is None or not check_password_hash(stored_hash, current_password):
+        raise InvalidRequest("The current password is not right.", field="current_password")
+    check_password_rules(new_password, field="new_password")
+    if new_password == current_password:
+        raise InvalidRequest("Choose a password different from the current one.",
+                             field="new_password")
+    new_hash = hash_password(new_password)
     begin_write(session)
     user = session.get(User, user.id)
-    if not check_password_hash(user.password_hash, current_password):
-        raise InvalidRequest("The current password is not right.", field="current_password")
-    try:
-        check_password_rules(new_password)
-    except InvalidRequest as error:
-        raise InvalidRequest(str(error), field="new_password") from error
-    user.password_hash = hash_password(new_password)
+    if user.password_hash != stored_hash:
+        session.rollback()
+        raise InvalidRequest("Your password was changed meanwhile; sign in again.",
+                             field="current_password")
+    was_temporary = user.must_change_password
+    user.password_hash = new_hash
     user.session_token = new_session_token()
-    record_audit(session, user, "user.password_changed", f"user:{user.id}", now)
+    user.must_change_password = False
+    record_audit(session, user, "user.password_changed", f"user:{user.id}", now,
+                 after={"replaced_temporary_password": was_temporary})
     session.commit()
 
 
 def set_password(session: Session, admin: User, user_id: int, new_password: str,
                  now: datetime) -> User:
-    """An admin gives a user a new password (imported reps arrive without a usable one)."""
+    """An admin gives a user a temporary password, which the user must replace at sign-in.
+
+    The reset is audited and dated on the user, so the user is told at sign-in and management
+    sees it on that rep's bids in any round that was open at the time.
+    """
+    check_password_rules(new_password, field="new_password")
+    new_hash = hash_password(new_password)
     begin_write(session)
     user = session.get(User, user_id)
     if user is None:
+        session.rollback()
         raise NotFound("No such user.")
-    try:
-        check_password_rules(new_password)
-    except InvalidRequest as error:
-        raise InvalidRequest(str(error), field="new_password") from error
-    user.password_hash = hash_password(new_password)
+    user.password_hash = new_hash
     user.session_token = new_session_token()  # sessions under the old password end
-    user.failed_login_count, user.locked_until = 0, None
-    record_audit(session, admin, "user.password_set", f"user:{user.id}", now)
+    user.must_change_password = True
+    user.password_reset_at, user.password_reset_by_id = now, admin.id
+    # The admin vouches for the account: the user signs in now, whatever was tried on the name.
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key(user.username)))
+    record_audit(session, admin, "user.password_set", f"user:{user.id}", now,
+                 after={"must_change_password": True})
     session.commit()
     return user
+
+
+def reps_with_password_reset_during_round(
+    session: Session, round_: Round, rep_ids: Iterable[int]
+) -> set[int]:
+    """Which of these reps had their password reset by an admin while the round was open.
+
+    An admin who sets a rep's password can sign in as that rep and read the rep's sealed
+    bids, so management is shown every such reset at adjudication. A round is open from its
+    opening time (or its publication, if later) until its deadline.
+    """
+    if round_.published_at is None:
+        return set()
+    opened_at = max(round_.opens_at, round_.published_at)
+    targets = {f"user:{rep_id}": rep_id for rep_id in rep_ids}
+    if not targets:
+        return set()
+    reset_targets = session.scalars(
+        select(AuditEvent.target).where(
+            AuditEvent.action == "user.password_set", AuditEvent.target.in_(targets),
+            AuditEvent.at >= opened_at, AuditEvent.at < round_.closes_at))
+    return {targets[target] for target in reset_targets}
 
 
 def end_sessions(session: Session, user: User) -> None:
@@ -145,36 +204,162 @@ def end_sessions(session: Session, user: User) -> None:
     session.commit()
 
 
+# Signing in. Failed attempts are counted per account name (known or not, so the answer never
+# tells which names exist) and per client address. Past a number of free failures each further
+# failure doubles a wait, up to a cap: an attacker slows down, the real user is never locked
+# out for long. An attempt is counted before its password is checked, in a short transaction
+# that refuses it if either counter is waiting, so parallel attempts cannot all slip through;
+# a right password takes its count back. The slow hash runs between transactions.
+
+LOGIN_REFUSED = "Wrong username or password, or too many attempts; wait a moment and try again."
+
+
 class LoginRefused(InvalidRequest):
-    pass
+    """Unknown user, wrong password or throttled: deliberately indistinguishable."""
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    free_failures_per_account: int = 5
+    free_failures_per_address: int = 20
+    first_delay: timedelta = timedelta(seconds=2)
+    max_delay: timedelta = timedelta(minutes=5)
+    forget_failures_after: timedelta = timedelta(hours=24)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> LoginPolicy:
+        return cls(
+            free_failures_per_account=int(config["LOGIN_FREE_FAILURES_PER_ACCOUNT"]),
+            free_failures_per_address=int(config["LOGIN_FREE_FAILURES_PER_ADDRESS"]),
+            first_delay=timedelta(seconds=config["LOGIN_FIRST_DELAY_SECONDS"]),
+            max_delay=timedelta(seconds=config["LOGIN_MAX_DELAY_SECONDS"]),
+            forget_failures_after=timedelta(minutes=config["LOGIN_FORGET_FAILURES_AFTER_MINUTES"]))
+
+    def delay_after(self, failures: int, free_failures: int) -> timedelta:
+        """How long a counter waits after its `failures`-th failure."""
+        if failures < free_failures:
+            return timedelta(0)
+        doublings = min(failures - free_failures, 32)  # past the cap anyway; keeps ints small
+        return min(self.first_delay * 2**doublings, self.max_delay)
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def account_key(username: str) -> str:
+    return _throttle_key("user", normalise_username(username))
+
+
+def address_key(address: str | None) -> str:
+    return _throttle_key("addr", address or "unknown")
+
+
+def _throttle_key(kind: str, value: str) -> str:
+    # Control characters (a NUL above all, which PostgreSQL refuses) never name a real user.
+    cleaned = "".join(char if char.isprintable() else "?" for char in value)
+    return f"{kind}:{cleaned[:150]}"
 
 
 def authenticate(
-    session: Session, username: str, password: str, now: datetime,
-    max_failures: int = 5, lockout: timedelta = timedelta(minutes=15),
+    session: Session, username: str, password: str, address: str | None, now: datetime,
+    policy: LoginPolicy | None = None,
 ) -> User:
-    """The user with these credentials; failures are counted and lock the account for a while."""
+    """The user with these credentials, or LoginRefused with one message for every failure."""
+    policy = policy or LoginPolicy()
+    name = normalise_username(username)
+    user_key, addr_key = account_key(name), address_key(address)
+
     begin_write(session)
-    user = session.scalars(select(User).where(User.username == username.strip().lower())).first()
-    if user is None or not user.is_active:
-        # Hash anyway so that unknown names take as long as wrong passwords.
-        check_password_hash(DUMMY_HASH, password)
-        session.commit()
-        raise LoginRefused("Wrong username or password.")
-    if user.locked_until is not None and user.locked_until > now:
-        session.commit()
-        raise LoginRefused("Too many failed attempts. Try again in a few minutes.")
-    if not check_password_hash(user.password_hash, password):
-        user.failed_login_count += 1
-        if user.failed_login_count >= max_failures:
-            user.locked_until = now + lockout
-            user.failed_login_count = 0
-        session.commit()
-        raise LoginRefused("Wrong username or password.")
-    user.failed_login_count = 0
-    user.locked_until = None
+    try:
+        user = None
+        if "\x00" not in name:
+            user = session.scalars(select(User).where(User.username == name)).first()
+        user_id = user.id if user is not None and user.is_active else None
+        stored_hash = user.password_hash if user_id is not None else DUMMY_HASH
+        allowed = (_count_attempt(session, user_key, policy.free_failures_per_account,
+                                  policy, now)
+                   and _count_attempt(session, addr_key, policy.free_failures_per_address,
+                                      policy, now))
+        if allowed:
+            session.commit()
+        else:
+            session.rollback()  # a waiting counter: this attempt is not counted anywhere
+    except BaseException:
+        session.rollback()
+        raise
+
+    # Unknown names and throttled attempts hash too, so that every refusal takes as long.
+    matches = check_password_hash(stored_hash if allowed else DUMMY_HASH, password)
+    if not (allowed and user_id is not None and matches):
+        raise LoginRefused(LOGIN_REFUSED)
+
+    begin_write(session)
+    user = session.get(User, user_id)
+    if user is None or not user.is_active or user.password_hash != stored_hash:
+        session.rollback()  # changed while the password was checked: that password is gone
+        raise LoginRefused(LOGIN_REFUSED)
+    _forget_failures(session, user_key)
+    _take_back_attempt(session, addr_key, policy.free_failures_per_address)
+    session.execute(delete(LoginThrottle).where(
+        LoginThrottle.last_failure_at < now - policy.forget_failures_after,
+        or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now)))
     session.commit()
     return user
+
+
+def _count_attempt(session: Session, key: str, free_failures: int, policy: LoginPolicy,
+                   now: datetime) -> bool:
+    """Count one attempt against `key` unless its wait is running; False if it is.
+
+    One conditional UPDATE decides and counts, so that on PostgreSQL concurrent attempts
+    queue on the row lock and each sees the count the previous one left.
+    """
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(insert(LoginThrottle).values(key=key, failures=0)
+                    .on_conflict_do_nothing(index_elements=["key"]))
+    forgotten = or_(LoginThrottle.last_failure_at.is_(None),
+                    LoginThrottle.last_failure_at < now - policy.forget_failures_after)
+    failures = session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.key == key,
+               or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now))
+        .values(failures=case((forgotten, 1), else_=LoginThrottle.failures + 1),
+                last_failure_at=now)
+        .returning(LoginThrottle.failures)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if failures is None:
+        return False
+    delay = policy.delay_after(failures, free_failures)
+    if delay:
+        session.execute(update(LoginThrottle).where(LoginThrottle.key == key)
+                        .values(blocked_until=now + delay)
+                        .execution_options(synchronize_session=False))
+    return True
+
+
+def _forget_failures(session: Session, key: str) -> None:
+    session.execute(update(LoginThrottle).where(LoginThrottle.key == key)
+                    .values(failures=0, blocked_until=None)
+                    .execution_options(synchronize_session=False))
+
+
+def _take_back_attempt(session: Session, key: str, free_failures: int) -> None:
+    """Uncount a successful attempt, so that colleagues behind one address never add up."""
+    remaining = case((LoginThrottle.failures > 0, LoginThrottle.failures - 1), else_=0)
+    session.execute(
+        update(LoginThrottle).where(LoginThrottle.key == key)
+        .values(failures=remaining,
+                blocked_until=case((remaining < free_failures, None),
+                                   else_=LoginThrottle.blocked_until))
+        .execution_options(synchronize_session=False))
+
+
+def _stored_password_hash(session: Session, user_id: int) -> str | None:
+    stored = session.scalar(select(User.password_hash).where(User.id == user_id))
+    if session.in_transaction():
+        session.commit()  # no transaction stays open while the password is hashed
+    return stored
 
 
 DUMMY_HASH = generate_password_hash("not-a-real-password", method=PASSWORD_METHOD)

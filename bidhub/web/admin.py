@@ -101,8 +101,9 @@ def set_password(user_id: int):
         except InvalidRequest as error:
             form.add_error(error)
         else:
-            flash(_("New password set for %(name)s; their open sessions ended.",
-                    name=user.username), "success")
+            flash(_("Temporary password set for %(name)s; their open sessions ended and they "
+                    "must choose a new one at their next sign-in.", name=user.username),
+                  "success")
             return redirect_after_post(url_for("admin.edit_user", user_id=user.id))
     edit_form = EditUserForm(obj=user, formdata=None)
     edit_form.branch_id.choices = branch_choices(users.branches(session), empty_label="—")

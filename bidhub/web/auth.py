@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, request, session, url_for
@@ -57,12 +56,34 @@ def home_for(user: User) -> str:
 
 
 def safe_next(target: str | None) -> str | None:
-    if not target:
+    """`target` if it is a path on this site, else None.
+
+    Browsers read a backslash as a slash ("/\\evil" is "//evil", another host), and a control
+    character such as CR/LF would break the Location header, so both are refused outright.
+    """
+    if not target or not target.isprintable() or "\\" in target:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
     return target
+
+
+# Pages a user who must replace a temporary password may still reach.
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.password", "auth.logout", "static"})
+
+
+@blueprint.before_app_request
+def require_password_change():
+    """Send a user whose password an admin reset to the change-password page, from anywhere."""
+    if request.endpoint is None or request.endpoint in PASSWORD_CHANGE_ENDPOINTS:
+        return None
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return None
+    target = url_for("auth.password")
+    if request.headers.get("HX-Request") == "true":
+        return hx_redirect(target)
+    return redirect(target)
 
 
 @blueprint.route("/")
@@ -79,15 +100,18 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
+            # The client's own address; behind a proxy only once ProxyFix vouches for it.
             user = users.authenticate(
-                get_session(), form.username.data, form.password.data, now(),
-                max_failures=current_app.config["LOGIN_MAX_FAILURES"],
-                lockout=timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"]))
-        except InvalidRequest as error:
-            form.form_errors.append(str(error))
+                get_session(), form.username.data, form.password.data, request.remote_addr,
+                now(), users.LoginPolicy.from_config(current_app.config))
+        except users.LoginRefused:
+            form.form_errors.append(_("Wrong username or password, or too many attempts; "
+                                      "wait a moment and try again."))
             return render_form_errors("auth/login.html", form=form)
         session.clear()  # a new session on every login
         login_user(user)
+        if user.must_change_password:
+            return redirect(url_for("auth.password"))
         return redirect(safe_next(request.args.get("next")) or home_for(user))
     if form.is_submitted():
         return render_form_errors("auth/login.html", form=form)

@@ -207,6 +207,8 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
     breakdowns = {bid.id: ScoreBreakdown.from_dict(bid.score.breakdown) for bid in ranking}
     decision = browse.decisions_of_round(session, round_.id).get(listing.id)
     proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
+    reset_during_round = users.reps_with_password_reset_during_round(
+        session, round_, [bid.rep_id for bid in ranking])
     if form is None:
         form = DecisionForm(formdata=None)
         if decision is not None:
@@ -219,7 +221,8 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
         for bid in ranking if bid.score.is_eligible})
     return render("manage/listing.html", status=status, listing=listing, round=round_,
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
-                  form=form, metrics=METRICS, can_decide=round_.status == RoundStatus.SCORED)
+                  form=form, metrics=METRICS, can_decide=round_.status == RoundStatus.SCORED,
+                  reset_during_round=reset_during_round)
 
 
 @blueprint.route("/listings/<int:listing_id>")
