@@ -114,6 +114,13 @@ def test_each_further_failure_doubles_the_wait_up_to_a_cap_not_a_lockout(
     assert attempt(real, rep.username, PASSWORD, OFFICE).status_code == 302
 
 
+def test_the_wait_doubles_from_the_first_delay_to_the_cap_even_for_huge_counts():
+    policy = users.LoginPolicy(first_delay=FIRST_DELAY, max_delay=MAX_DELAY)
+    assert [policy.delay_after(n, 5).total_seconds() for n in range(3, 14)] == [
+        0, 0, 2, 4, 8, 16, 32, 64, 128, 256, 300]
+    assert policy.delay_after(10**9, 5) == MAX_DELAY
+
+
 def test_failures_from_one_address_throttle_it_for_every_name_but_not_other_addresses(
         app, make_rep, clock, hash_calls):
     rep = make_rep()

@@ -239,8 +239,12 @@ class LoginPolicy:
         """How long a counter waits after its `failures`-th failure."""
         if failures < free_failures:
             return timedelta(0)
-        doublings = min(failures - free_failures, 32)  # past the cap anyway; keeps ints small
-        return min(self.first_delay * 2**doublings, self.max_delay)
+        delay = self.first_delay
+        for _ in range(failures - free_failures):
+            if delay >= self.max_delay:
+                break  # stop before a huge count could overflow timedelta
+            delay *= 2
+        return min(delay, self.max_delay)
 
 
 def normalise_username(username: str) -> str:
