@@ -376,3 +376,30 @@ def test_filings_refuse_update_delete_and_truncate_in_the_database(app, session,
                 connection.execute(text(statement))
             connection.rollback()
     assert verify_ledger(session).is_intact
+
+
+def test_a_lost_race_in_the_database_answers_409_not_500(app, session, monkeypatch, make_rep,
+                                                         make_manager, make_account, login_as):
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    from bidhub.web import manage
+
+    owner, receiver = make_rep(), make_rep()
+    account = make_account(owner=owner)
+    client = login_as(make_manager())
+    data = {"account": account.external_id, "to_rep": str(receiver.id),
+            "reason": "Owner moves to another region.",
+            "review_text": "Handover planned with the client."}
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    for error in (IntegrityError("INSERT", {}, Exception("duplicate key")),
+                  OperationalError("UPDATE", {}, Deadlock("deadlock detected"))):
+        def racing(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(manage, "transfer_account", racing)
+        response = client.post("/manage/transfer", data=data)
+        assert response.status_code == 409
+        assert "at the same moment" in response.get_data(as_text=True)

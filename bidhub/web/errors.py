@@ -7,6 +7,7 @@ import contextlib
 from flask import Flask, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from bidhub.db import get_session
@@ -36,6 +37,19 @@ def error_page(status: int, message: str):
                   title=_(TITLES.get(status, "Error")))
 
 
+# SQLSTATEs of transactions PostgreSQL ended because of another one: deadlock detected,
+# serialization failure, lock not available.
+LOST_RACE_STATES = {"40P01", "40001", "55P03"}
+
+
+def is_lost_race(error: OperationalError) -> bool:
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if state in LOST_RACE_STATES:
+        return True
+    # SQLite gives up waiting for the write lock only after busy_timeout.
+    return "database is locked" in str(error.orig)
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(NotFound)
     def not_found(error):
@@ -51,6 +65,16 @@ def init_app(app: Flask) -> None:
         message = str(error) if isinstance(error, Conflict) else _(
             "Someone else changed this in the meantime; reload and try again.")
         return error_page(409, message)
+
+    @app.errorhandler(IntegrityError)
+    @app.errorhandler(OperationalError)
+    def lost_race(error):
+        # A unique key taken at the same moment, or PostgreSQL ending one of two transactions
+        # that waited for each other: the request lost a race, and its transaction rolled back.
+        if isinstance(error, OperationalError) and not is_lost_race(error):
+            raise error
+        return error_page(409, _("Someone else changed this at the same moment; nothing was "
+                                 "saved. Reload and try again."))
 
     @app.errorhandler(InvalidRequest)
     def invalid(error):
