@@ -759,7 +759,7 @@ def build_demo(session: Session, now: datetime) -> None:
 
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
     """Staff and branches directly; everything a CRM holds through the CRM import, as files."""
-    from bidhub.services.filings import append_filing
+    from bidhub.services.ownership import append_filing
     from bidhub.services.users import ensure_branch, hash_password, new_session_token
 
     def ago(minutes: int) -> datetime:

@@ -47,14 +47,16 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
-from bidhub.services.filings import verify_ledger
+from bidhub.services.ledger import verify_ledger
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 
 def demo_app(path, now):
     return create_app({"DATABASE_URL": "sqlite:///" + str(path), "TESTING": True,
-                       "SECRET_KEY": "test", "CLOCK": FrozenClock(now)})
+                       "SECRET_KEY": "test", "CLOCK": FrozenClock(now),
+                       "LEDGER_CHECKPOINT_FILE": str(path) + ".checkpoints.jsonl",
+                       "LEDGER_KEY": "test-ledger-key"})
 
 
 def accounts_and_owners(session) -> list[tuple[str, str, str | None]]:
@@ -158,7 +160,9 @@ def test_track_records_differ_between_reps(demo):
     assert max(win_rates) - min(win_rates) > 0.4
     statuses = set(session.scalars(select(AccountabilityIncident.status)))
     assert statuses == {"open", "explained", "accepted", "upheld"}
-    assert verify_ledger(session) is None
+    report = verify_ledger(session)
+    assert report.is_intact, report.problems[:5]
+    assert report.checkpoints == report.filings
 
 
 def test_an_open_round_a_scored_round_and_a_draft_waiting_for_an_admin(demo):
