@@ -383,3 +383,15 @@ def test_the_command_line_prints_the_start_up_paragraph_without_a_traceback(tmp_
     assert paragraph.startswith(f"bidhub will not start: the default rule file "
                                 f"{rules_dir / 'default.toml'} cannot be used: "
                                 "factors[0].weight (line 29): a number written with 310")
+
+
+def test_a_draft_posted_in_gbk_bytes_gets_an_answer_not_a_500(app, session, make_admin,
+                                                              login_as):
+    from urllib.parse import quote_from_bytes
+
+    client = login_as(make_admin())
+    draft = (GBK_COMMENTS + active_text(session)).encode("gbk")
+    response = client.post("/admin/rules/check", data=b"text=" + quote_from_bytes(draft).encode(),
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    assert 'id="rules-check"' in response.get_data(as_text=True)
