@@ -6,11 +6,13 @@ import itertools
 import os
 import re
 import shutil
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from werkzeug.security import generate_password_hash
 
@@ -83,7 +85,7 @@ class PostgresDatabases:
         self.template = f"{self.prefix}_template"
         self.counter = itertools.count(1)
         self.created: list[str] = []
-        self.drop(self.template)
+        self.drop_leftovers()
         self.execute(f'CREATE DATABASE "{self.template}"')
         engine = make_engine(self.url_of(self.template))
         upgrade_database(engine)
@@ -96,14 +98,31 @@ class PostgresDatabases:
         with self.admin_engine.connect() as connection:
             connection.execute(text(statement))
 
-    def drop(self, name: str) -> None:
-        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    def drop(self, name: str) -> bool:
+        """Drop a test database; False when the server is still busy with it (autovacuum, say),
+        in which case the end of the run tries again."""
+        for _attempt in range(3):
+            try:
+                self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return True
+            except DBAPIError:
+                time.sleep(0.2)
+        return False
 
     def new(self) -> str:
         name = f"{self.prefix}_{next(self.counter)}"
         self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
         self.created.append(name)
         return self.url_of(name)
+
+    def drop_leftovers(self) -> None:
+        """Databases an interrupted earlier run of this process id left behind."""
+        with self.admin_engine.connect() as connection:
+            names = connection.execute(text(
+                "SELECT datname FROM pg_database WHERE datname LIKE :prefix"),
+                {"prefix": f"{self.prefix}%"}).scalars().all()
+        for name in names:
+            self.drop(name)
 
     def drop_all(self) -> None:
         for name in [*self.created, self.template]:
@@ -128,8 +147,8 @@ def database_url(request, backend, migrated_template, tmp_path) -> str:
         url = databases.new()
         yield url
         name = make_url(url).database
-        databases.drop(name)
-        databases.created.remove(name)
+        if databases.drop(name):
+            databases.created.remove(name)
         return
     path = tmp_path / "bidhub.sqlite3"
     shutil.copy(migrated_template, path)
