@@ -45,18 +45,25 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     from bidhub.demo import (
         DEMO_PASSWORD,
         DemoRefused,
+        DemoState,
         build_demo,
         check_demo_database,
         demo_logins,
         has_demo,
     )
+    from bidhub.services.ledger import set_aside_checkpoints
 
     app = current_app._get_current_object()
     try:
         # Checked before migrating, so a refused database is left exactly as it was.
-        check_demo_database(engine_of(app))
+        state = check_demo_database(engine_of(app))
         init_database(app)
         session = get_session()
+        if state == DemoState.EMPTY:
+            kept = set_aside_checkpoints(app.extensions["bidhub_ledger_anchor"],
+                                         app.config["CLOCK"]())
+            if kept is not None:
+                click.echo(f"The checkpoints of an earlier register were moved to {kept}.")
         if has_demo(session):
             click.echo("Demo data already present.")
         else:

@@ -160,3 +160,14 @@ def test_the_register_page_and_its_export_show_the_head_to_keep(app, session, re
     export = client.get("/manage/filings.csv").get_data(as_text=True)
     last_line = export.strip().splitlines()[-1]
     assert last_line.startswith(f"Register head,{FILINGS},{head.hash},")
+
+
+def test_an_earlier_registers_checkpoints_are_set_aside_not_deleted(tmp_path, clock):
+    from bidhub.services.ledger import CheckpointStore, set_aside_checkpoints
+
+    store = CheckpointStore(tmp_path / "checkpoints.jsonl", b"key")
+    assert set_aside_checkpoints(store, clock()) is None
+    store.append([(1, "a" * 64)], clock())
+    kept = set_aside_checkpoints(store, clock())
+    assert kept is not None and not store.path.exists()
+    assert '"seq":1' in kept.read_text()

@@ -219,3 +219,16 @@ def ledger_head(session: Session) -> LedgerHead | None:
         return None
     store = checkpoint_store(session)
     return LedgerHead(newest.seq, newest.hash, store.head() if store else None)
+
+
+def set_aside_checkpoints(store: CheckpointStore, now: datetime) -> Path | None:
+    """Move an earlier database's checkpoints out of the way of a new, empty register.
+
+    Only for a database that is known to be new (the demo building into an empty one): the old
+    file is kept, renamed, never deleted.
+    """
+    if not store.path.exists() or store.path.stat().st_size == 0:
+        return None
+    kept = store.path.with_name(f"{store.path.name}.before-{now:%Y%m%d-%H%M%S}")
+    store.path.rename(kept)
+    return kept
