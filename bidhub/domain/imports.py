@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Sequence
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +20,37 @@ from typing import Any
 MAX_ROWS = 20_000
 MAX_CELL_LENGTH = 5_000
 HEADER_ROW = 1
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """How much one uploaded file may hold, so that reading it stays small in memory and time.
+
+    The size limits are checked before anything is parsed (for XLSX: on the zip's directory,
+    then on a streaming scan of its members), the counts as the file is read; the first one
+    exceeded refuses the whole file. Tests configure small ones.
+    """
+
+    max_rows: int = MAX_ROWS  # data rows, blank ones not counted
+    max_lines: int = 5 * MAX_ROWS  # rows up to the last data row, blank ones counted
+    max_columns: int = 100
+    max_cells: int = 250_000  # 20,000 rows of 12 columns, with room to spare
+    max_cell_length: int = MAX_CELL_LENGTH  # characters; a longer value is a row problem
+    max_cell_bytes: int = 32 * 1024  # a cell's text or markup beyond this refuses the file
+    max_file_bytes: int = 8 * MIB  # the file as uploaded
+    max_uncompressed_bytes: int = 64 * MIB  # XLSX: the zip's members together, unpacked
+    max_shared_strings_bytes: int = 16 * MIB  # XLSX: the shared-strings part, unpacked
+    max_shared_strings: int = 150_000  # XLSX: distinct strings the workbook may share
+    max_text_runs: int = 20_000  # XLSX: pieces of differently formatted text, all cells
+    max_zip_members: int = 1_000
+    max_problems: int = 1_000  # problems kept in the report; the rest are counted
+    max_value_chars: int = 200  # of a problem's value (and column) kept in the report
+    max_reason_chars: int = 1_000
+
+
+def default_limits() -> UploadLimits:
+    return UploadLimits(max_rows=MAX_ROWS, max_lines=5 * MAX_ROWS, max_cell_length=MAX_CELL_LENGTH)
 
 
 class ImportKind:
@@ -45,6 +78,44 @@ class Problem:
         return {"row": self.row, "column": self.column, "value": self.value,
                 "reason": self.reason}
 
+    def clipped(self, limits: UploadLimits) -> Problem:
+        """The problem as a report keeps it: long values, columns and reasons cut short."""
+        return Problem(self.row, clip(self.column, limits.max_value_chars),
+                       clip(self.value, limits.max_value_chars),
+                       clip(self.reason, limits.max_reason_chars))
+
+
+def clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
+class ProblemList:
+    """Problems in row order; past the limit only counted (bounded_problems clips them).
+
+    Rows are checked in order, so the problems kept are the ones a report shows first.
+    """
+
+    def __init__(self, limits: UploadLimits) -> None:
+        self.limits = limits
+        self.kept: list[Problem] = []
+        self.more = 0
+
+    def add(self, problem: Problem) -> None:
+        if len(self.kept) < self.limits.max_problems:
+            self.kept.append(problem)
+        else:
+            self.more += 1
+
+
+def bounded_problems(problems: Iterable[Problem], more: int,
+                     limits: UploadLimits) -> tuple[list[Problem], int]:
+    """The problems a report stores, in row order, and how many more there were."""
+    ordered = sorted(problems, key=lambda problem: problem.row or 0)
+    kept = [problem.clipped(limits) for problem in ordered[:limits.max_problems]]
+    return kept, more + len(ordered) - len(kept)
+
 
 class FileRefused(Exception):
     """The file as a whole cannot be read; `str()` says why."""
@@ -64,6 +135,7 @@ class Parsed:
     ignored_columns: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # canonical names present in the file
     rows_total: int = 0
+    problems_not_kept: int = 0  # problems beyond the report's limit, counted only
 
     def problem_rows(self) -> set[int | None]:
         return {problem.row for problem in self.problems}
@@ -319,18 +391,268 @@ def decode(data: bytes) -> str:
                       "CSV (UTF-8) and retry.")
 
 
-def read_csv(data: bytes) -> list[list[str]]:
+def read_csv(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
+    """The CSV file's records, within the limits (else FileRefused)."""
+    limits = limits or default_limits()
+    if len(data) > limits.max_file_bytes:
+        raise FileRefused(too_large(limits))
     text = decode(data)
+    commas = [0]  # separators since the last complete record
+
+    def lines() -> Iterator[str]:
+        # csv builds a record's fields before handing it over; a record with millions of tiny
+        # fields would take hundreds of MiB, so it is stopped while it is being read.
+        for line in io.StringIO(text, newline=""):
+            commas[0] += line.count(",")
+            if commas[0] > limits.max_columns * 20:
+                raise FileRefused(too_wide(limits))
+            yield line
+
+    def records() -> Iterator[list[str]]:
+        for record in csv.reader(lines()):
+            commas[0] = 0
+            yield record
+
     try:
-        return [list(record) for record in csv.reader(io.StringIO(text, newline=""))]
+        return collect_records(records(), limits)
     except csv.Error as error:
+        if "field larger than field limit" in str(error):
+            raise FileRefused(too_long_cell(limits)) from None
         raise FileRefused(f"The file is not valid CSV: {error}.") from None
+
+
+def too_large(limits: UploadLimits) -> str:
+    return (f"The file is larger than {limits.max_file_bytes / MIB:g} MiB, the most one import "
+            f"takes. Split it into smaller files.")
+
+
+def too_wide(limits: UploadLimits) -> str:
+    return (f"A row has more than {limits.max_columns:,} columns, the most one import takes. "
+            f"Keep only the columns bidhub reads.")
+
+
+def too_long_cell(limits: UploadLimits) -> str:
+    return (f"A cell holds far more than the {limits.max_cell_length:,} characters a cell may "
+            f"have; the file was not read. Check the export.")
+
+
+def too_many_rows(limits: UploadLimits) -> str:
+    return (f"The file has more than {limits.max_rows:,} rows, the most one import takes. "
+            f"Split it into smaller files.")
+
+
+def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list[list[str]]:
+    """The records of a file being read, stopped at the first limit it passes (FileRefused).
+
+    Blank rows are kept as one shared empty record, so that row numbers stay those of Excel;
+    blank rows after the last data row are counted but not kept.
+    """
+    records: list[list[str]] = []
+    blank: list[str] = []
+    lines = blanks = data_rows = cells = 0
+    for record in rows:
+        lines += 1
+        if lines > limits.max_lines + 1:
+            raise FileRefused(f"The file has more than {limits.max_lines:,} rows counting blank "
+                              f"ones. Remove the blank rows, or split the file.")
+        if len(record) > limits.max_columns:
+            record = list(record)
+            while record and not record[-1].strip():
+                record.pop()
+            if len(record) > limits.max_columns:
+                raise FileRefused(too_wide(limits))
+        cells += len(record)
+        if cells > limits.max_cells:
+            raise FileRefused(f"The file has more than {limits.max_cells:,} cells, the most one "
+                              f"import takes. Split it into smaller files.")
+        if any(len(cell) > limits.max_cell_bytes for cell in record):
+            raise FileRefused(too_long_cell(limits))
+        if not any(cell.strip() for cell in record):
+            blanks += 1
+            continue
+        if records:
+            data_rows += 1
+            if data_rows > limits.max_rows:
+                raise FileRefused(too_many_rows(limits))
+        records.extend([blank] * blanks)
+        blanks = 0
+        records.append(list(record))
+    return records
+
+
+# --- XLSX: checked on its zip directory and by a streaming scan, before any parser sees it ----
+
+SCAN_CHUNK = MIB
+# An element's opening tag, with or without a namespace prefix.
+# The start and end tags of rows and shared strings, each bounded in size.
+ELEMENT_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|si)(?=[\s/>])")
+CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
+RUN_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:r|rPh)[\s/>]")
+# The column letters of a cell's reference (r="AB12"): a reader pads each row up to its last.
+CELL_COLUMN = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br\s*=\s*["']\$?([A-Za-z]+)""")
+# Excel never writes these; a document type can define entities that expand without end.
+FORBIDDEN_MARKUP = re.compile(rb"<!(?:DOCTYPE|ENTITY|\[CDATA\[)", re.IGNORECASE)
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
+              NotImplementedError, ValueError)
+NOT_A_WORKBOOK = ("The file is not a readable Excel workbook (.xlsx). Save it again from Excel, "
+                  "or export CSV.")
+
+
+def check_workbook(data: bytes, limits: UploadLimits | None = None) -> None:
+    """Refuse an XLSX file (FileRefused) that would take too much memory or time to read.
+
+    First the zip's own directory: the size of every part once unpacked (the unpacking stops
+    at the stated size and checks the checksum, so a part cannot hold more than it states).
+    Then each part is unpacked a piece at a time and scanned, without parsing, for a text
+    longer than a cell may hold, the number of shared strings and of cells, and markup that
+    Excel never writes.
+    """
+    limits = limits or default_limits()
+    if len(data) > limits.max_file_bytes:
+        raise FileRefused(too_large(limits))
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except ZIP_ERRORS:
+        raise FileRefused(NOT_A_WORKBOOK) from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > limits.max_zip_members:
+            raise FileRefused(f"The workbook has more than {limits.max_zip_members:,} parts. "
+                              f"{NOT_A_WORKBOOK}")
+        unpacked = sum(member.file_size for member in members)
+        if unpacked > limits.max_uncompressed_bytes:
+            raise FileRefused(
+                f"The workbook unpacks to {unpacked / MIB:,.0f} MiB, more than the "
+                f"{limits.max_uncompressed_bytes / MIB:g} MiB one import takes. Split it into "
+                f"smaller files, or export CSV.")
+        scan = WorkbookScan(limits)
+        for member in members:
+            try:
+                with archive.open(member) as stream:
+                    scan.member(member.file_size, stream)
+            except ZIP_ERRORS:
+                raise FileRefused(NOT_A_WORKBOOK) from None
+
+
+class WorkbookScan:
+    """Counts and checks over a workbook's parts, read in pieces (memory: one piece).
+
+    openpyxl holds a whole row, and a whole shared string, as a tree until it ends, so each
+    row and shared string is bounded in size and in elements as well as the file in total.
+    Counting is done by the regular-expression engine; Python loops only over rows and
+    shared strings.
+    """
+
+    def __init__(self, limits: UploadLimits) -> None:
+        self.limits = limits
+        self.shared_strings = 0
+        self.cells = 0
+        self.runs = 0
+        # A run of text (anything between two '<') longer than a cell may take: one '<' and
+        # more bytes than any cell's text.
+        self.long_text = re.compile(rb"<[^<]{%d}" % (limits.max_cell_bytes + 1))
+        # Per element: the most bytes and tags a row or a shared string may span.
+        self.element_bytes = {b"row": limits.max_columns * limits.max_cell_bytes,
+                              b"si": limits.max_cell_bytes}
+        self.element_tags = {b"row": limits.max_columns * 32, b"si": 2_048}
+
+    def member(self, size: int, stream: Any) -> None:
+        self.size = size
+        self.open: bytes | None = None  # the row or shared string being read: its name,
+        self.open_at = 0  # where it began in the part,
+        self.open_tags = 0  # and its tags before the current piece
+        # Scanned in pieces; a piece's unfinished tail (from its last '<') goes with the next
+        # one, so every match lies wholly inside the part scanned. A '<' is put before the
+        # first byte so that the part's start counts as a run's start.
+        tail, base = b"<", -1  # base: where the buffer starts in the part
+        while chunk := stream.read(SCAN_CHUNK):
+            buffer = tail + chunk
+            end = buffer.rfind(b"<")
+            self.check(buffer, end, base)
+            base += end
+            tail = buffer[end:]
+            if len(tail) > self.limits.max_cell_bytes + 1:
+                raise FileRefused(too_long_cell(self.limits))
+        self.check(tail, len(tail), base)
+
+    def check(self, buffer: bytes, end: int, base: int) -> None:
+        limits = self.limits
+        if self.long_text.search(buffer, 0, end):
+            raise FileRefused(too_long_cell(limits))
+        if FORBIDDEN_MARKUP.search(buffer, 0, end):
+            raise FileRefused(NOT_A_WORKBOOK)
+        self.cells += len(CELL_TAG.findall(buffer, 0, end))
+        if self.cells > limits.max_cells:
+            raise FileRefused(f"The file has more than {limits.max_cells:,} cells, the most one "
+                              f"import takes. Split it into smaller files.")
+        self.runs += len(RUN_TAG.findall(buffer, 0, end))
+        if self.runs > limits.max_text_runs:
+            # Formatted pieces of text: openpyxl builds an object for each, slowly.
+            raise FileRefused(
+                f"The workbook holds more than {limits.max_text_runs:,} pieces of formatted "
+                f"text, the most one import takes. Clear the formatting (or export CSV) and try "
+                f"again.")
+        for letters in set(CELL_COLUMN.findall(buffer, 0, end)):
+            if column_number(letters) > limits.max_columns:
+                raise FileRefused(too_wide(limits))
+        position = 0  # where the open element's part of this piece begins
+        for match in ELEMENT_TAG.finditer(buffer, 0, end):
+            closing, name = match.groups()
+            if self.open is not None:
+                self.close(buffer, match.start(), base, position)
+            if closing:
+                continue
+            self.open, self.open_at, self.open_tags = name, base + match.start(), 0
+            position = match.start()
+            if name == b"si":
+                self.shared_string()
+        if self.open is not None:
+            self.open_tags += buffer.count(b"<", position, end)
+            self.close_check(base + end)
+
+    def close(self, buffer: bytes, at: int, base: int, position: int = 0) -> None:
+        """The open element ends at `at` in this piece (or is cut off by another one)."""
+        self.open_tags += buffer.count(b"<", position, at)
+        self.close_check(base + at)
+        self.open = None
+
+    def close_check(self, reached: int) -> None:
+        name = self.open
+        if (reached - self.open_at > self.element_bytes[name]
+                or self.open_tags > self.element_tags[name]):
+            if name == b"si":
+                raise FileRefused(too_long_cell(self.limits))
+            raise FileRefused(f"A row holds more than a row of {self.limits.max_columns:,} "
+                              f"cells may. Check the export.")
+
+    def shared_string(self) -> None:
+        limits = self.limits
+        if self.size > limits.max_shared_strings_bytes:
+            raise FileRefused(
+                f"The workbook's shared text unpacks to {self.size / MIB:,.0f} MiB, more than "
+                f"the {limits.max_shared_strings_bytes / MIB:g} MiB one import takes. Split it "
+                f"into smaller files, or export CSV.")
+        self.shared_strings += 1
+        if self.shared_strings > limits.max_shared_strings:
+            raise FileRefused(
+                f"The workbook holds more than {limits.max_shared_strings:,} different texts, "
+                f"the most one import takes. Split it into smaller files, or export CSV.")
+
+
+def column_number(letters: bytes) -> int:
+    """A spreadsheet column's number from its letters: A is 1, Z 26, AA 27."""
+    number = 0
+    for letter in letters.upper()[:8]:
+        number = number * 26 + letter - ord("A") + 1
+    return number
 
 
 # --- rows to typed values ---------------------------------------------------------------------
 
-def parse_rows(kind: str, records: Sequence[Sequence[str]]) -> Parsed:
+def parse_rows(kind: str, records: Sequence[Sequence[str]],
+               limits: UploadLimits | None = None) -> Parsed:
     """Typed rows and problems from the file's records (the first is the header)."""
+    limits = limits or default_limits()
     if kind not in COLUMNS:
         raise FileRefused(f"Unknown import kind '{kind}'; choose one of {', '.join(KINDS)}.")
     parsed = Parsed(kind=kind)
@@ -345,9 +667,8 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]]) -> Parsed:
     data_records = records[1:]
     if not any(any(record) for record in data_records):
         raise FileRefused("The file has column names but no rows.")
-    if len(data_records) > MAX_ROWS:
-        raise FileRefused(f"The file has more than {MAX_ROWS:,} rows, the most one import "
-                          "takes. Split it into smaller files.")
+    if sum(1 for record in data_records if any(record)) > limits.max_rows:
+        raise FileRefused(too_many_rows(limits))
 
     mapping = header_map(kind)
     positions: dict[str, int] = {}
@@ -368,8 +689,11 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]]) -> Parsed:
             parsed.problems.append(Problem(HEADER_ROW, names, "",
                                            "This required column is missing."))
     parsed.columns = [column.name for column in COLUMNS[kind] if column.name in positions]
+    parsed.ignored_columns = [clip(header, limits.max_value_chars)
+                              for header in parsed.ignored_columns]
     if parsed.problems:
         return parsed
+    problems = ProblemList(limits)
 
     seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
         key: {} for key in KEYS[kind]}
@@ -406,9 +730,11 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]]) -> Parsed:
                         f"Also in row {seen[identity]}; each {label} may appear only once."))
                 else:
                     seen[identity] = number
-        parsed.problems += row_problems
+        for problem in row_problems:
+            problems.add(problem)
         if not row_problems:
             parsed.rows.append(Row(number, values))
+    parsed.problems, parsed.problems_not_kept = problems.kept, problems.more
     return parsed
 
 
@@ -434,20 +760,25 @@ def cross_checks(kind: str, number: int, values: dict[str, Any]) -> list[Problem
     return problems
 
 
-def parse_file(kind: str, records: Sequence[Sequence[str]]) -> Parsed:
+def parse_file(kind: str, records: Sequence[Sequence[str]],
+               limits: UploadLimits | None = None) -> Parsed:
     """Like parse_rows, but a file that cannot be read becomes a file-level problem."""
     try:
-        return parse_rows(kind, records)
+        return parse_rows(kind, records, limits)
     except FileRefused as error:
-        return Parsed(kind=kind, problems=[Problem(None, "", "", str(error))])
+        return refused(kind, error)
 
 
-def parse_csv(kind: str, data: bytes) -> Parsed:
+def refused(kind: str, error: FileRefused) -> Parsed:
+    return Parsed(kind=kind, problems=[Problem(None, "", "", str(error))])
+
+
+def parse_csv(kind: str, data: bytes, limits: UploadLimits | None = None) -> Parsed:
     try:
-        records = read_csv(data)
+        records = read_csv(data, limits)
     except FileRefused as error:
-        return Parsed(kind=kind, problems=[Problem(None, "", "", str(error))])
-    return parse_file(kind, records)
+        return refused(kind, error)
+    return parse_file(kind, records, limits)
 
 
 def cell_text(value: Any) -> str:

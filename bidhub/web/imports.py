@@ -64,7 +64,9 @@ def upload():
         data = upload_file.read()
         arguments = {"kind": form.kind.data, "filename": upload_file.filename or "upload",
                      "data": data, "valid_rows_only": form.valid_rows_only.data, "now": now(),
-                     "zone": current_app.config["TIMEZONE"]}
+                     "zone": current_app.config["TIMEZONE"],
+                     # UploadLimits; unset means the defaults (tests set small ones)
+                     "limits": current_app.config.get("IMPORT_LIMITS")}
         if len(data) >= current_app.config["IMPORT_PROGRESS_MIN_BYTES"]:
             return import_with_progress(current_user.id, arguments)
         result = imports.import_file(get_session(), current_user, **arguments)
