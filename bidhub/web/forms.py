@@ -43,6 +43,7 @@ from bidhub.web.params import (
     control_characters,
     is_sensible_year,
     parse_int,
+    without_control_characters,
 )
 
 RELEASE_REASON_LABELS = {
@@ -74,7 +75,10 @@ def refuse_hostile_input(form, field) -> None:
     """
     message = hostile_input_message(field)
     if message is not None:
-        field.data = None
+        # Text is shown again without the offending characters, so nothing typed is lost.
+        field.data = (without_control_characters(field.data,
+                                                 multiline=isinstance(field, TextAreaField))
+                      if isinstance(field.data, str) else None)
         raise StopValidation(message)
 
 
@@ -83,7 +87,8 @@ def hostile_input_message(field) -> str | None:
     for text, multiline in ((raw, isinstance(field, TextAreaField)),
                             (getattr(getattr(field, "data", None), "filename", None), False)):
         if isinstance(text, str) and control_characters(text, multiline=multiline):
-            return _("Remove the control characters (such as NUL) from this field.")
+            return _("Control characters (such as NUL) are not allowed here; they are removed "
+                     "below. Check the text and send it again.")
     if (isinstance(field, IntegerField) and isinstance(raw, str) and raw.strip()
             and parse_int(raw, minimum=-MAX_ID) is None):
         return _("Enter a whole number in digits 0-9.")

@@ -111,6 +111,11 @@ def control_characters(text: str, *, multiline: bool = False) -> list[str]:
             if unicodedata.category(char) == "Cc" and char not in allowed]
 
 
+def without_control_characters(text: str, *, multiline: bool = False) -> str:
+    refused = set(control_characters(text, multiline=multiline))
+    return "".join(char for char in text if char not in refused) if refused else text
+
+
 def clean_text(text: str | None, max_length: int) -> str:
     """Query-string text for a search or filter: control characters removed, length bounded."""
     if not text:
