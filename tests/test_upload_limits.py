@@ -198,6 +198,19 @@ def test_a_part_that_states_a_smaller_size_than_it_holds_is_refused():
     assert "not a readable Excel workbook" in refusal(bytes(data), UploadLimits())
 
 
+def test_a_zip_of_many_parts_is_refused_before_its_directory_is_read(monkeypatch):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for number in range(25):
+            archive.writestr(f"part{number}.xml", "<a/>")
+
+    def read_directory(*_args, **_kwargs):
+        raise AssertionError("the zip directory was read")
+
+    monkeypatch.setattr(zipfile, "ZipFile", read_directory)
+    assert "more than 20 parts" in refusal(buffer.getvalue())
+
+
 def test_rows_far_apart_are_refused_without_reading_the_gap():
     data = workbook(rep_row(2) + rep_row(1_000_000))
     with pytest.raises(FileRefused, match="more than 40 rows counting blank"):

@@ -510,6 +510,12 @@ def check_workbook(data: bytes, limits: UploadLimits | None = None) -> None:
     limits = limits or default_limits()
     if len(data) > limits.max_file_bytes:
         raise FileRefused(too_large(limits))
+    # zipfile reads the whole directory into objects first; its stated length is checked
+    # before (0xFFFF means a zip64 directory, far more parts than a workbook has).
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    if end != -1 and int.from_bytes(data[end + 10:end + 12], "little") > limits.max_zip_members:
+        raise FileRefused(f"The workbook has more than {limits.max_zip_members:,} parts. "
+                          f"{NOT_A_WORKBOOK}")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except ZIP_ERRORS:
