@@ -45,7 +45,9 @@ HOSTILE = [
     "overridden", "no_award", "upheld", "rep", "admin", "ka_manager", "active", "left",
 ]
 QUERY_NAMES = ["branch", "rep", "min_value", "max_value", "q", "industry", "ownership", "sort",
-               "page", "date_from", "date_to", "start", "status", "next"]
+               "page", "date_from", "date_to", "start", "status", "next",
+               # names that url_for reserves, should a view pass the query on to it
+               "endpoint", "_scheme", "_method", "_external", "_anchor"]
 PLAUSIBLE_TEXT = ["A careful plan for this account, with visits every two weeks.",
                   "2026-03-10T09:00", "2026-03-20T18:00", "2026-03-02", "300000", "1", "0",
                   "https://competitor.example.com", "logo", "value_desc", "name"]

@@ -301,3 +301,12 @@ def search_with(client, world, bad: str) -> None:
     assert response.status_code == 200
     response = client.get("/manage/accountability", query_string={"status": bad})
     assert response.status_code == 200
+
+
+def test_query_names_that_url_for_reserves_do_not_break_the_register(client, world):
+    login(client, world["manager"])
+    for query in ("endpoint=x", "_scheme=javascript", "_method=DELETE", "_external=1",
+                  "_anchor=x", "page=2&endpoint=x&branch=1"):
+        for path in ("/manage/filings", "/manage/filings.csv"):
+            response = client.get(f"{path}?{query}")
+            assert response.status_code == 200, (path, query, response.status_code)

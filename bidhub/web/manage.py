@@ -315,6 +315,18 @@ def filing_filter_from(args) -> FilingFilter:
                         date_to=date_to + timedelta(days=1) if date_to else None)
 
 
+FILING_FILTER_NAMES = ("branch", "rep", "date_from", "date_to")
+
+
+def filing_filter_args(args) -> dict[str, str]:
+    """The register's filters to carry into its links (export, pages); nothing else of the query.
+
+    Other names would reach url_for, where `endpoint` or `_scheme` break the page.
+    """
+    return {name: params.text_arg(args, name, 32) for name in FILING_FILTER_NAMES
+            if args.get(name)}
+
+
 @blueprint.route("/filings")
 @managers
 def filings():
@@ -326,7 +338,7 @@ def filings():
     rows = find_filings(session, criteria, limit=size, offset=(page - 1) * size)
     return page_or_partial(
         "manage/filings.html", "manage/_filing_rows.html", filings=rows, total=total, page=page,
-        pages=max(1, (total + size - 1) // size), args=request.args.to_dict(),
+        pages=max(1, (total + size - 1) // size), args=filing_filter_args(request.args),
         branches=users.branches(session), reps=browse.active_reps(session),
         head=ledger_head(session))
 
