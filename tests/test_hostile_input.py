@@ -310,3 +310,24 @@ def test_query_names_that_url_for_reserves_do_not_break_the_register(client, wor
         for path in ("/manage/filings", "/manage/filings.csv"):
             response = client.get(f"{path}?{query}")
             assert response.status_code == 200, (path, query, response.status_code)
+
+
+def test_select_ids_beyond_the_database_range_are_refused(client, session, world):
+    login(client, world["admin"])
+    text = active_rule_set(session).text
+    for value in (str(2**31), "9" * 30, "٣", "²"):
+        response = client.post("/admin/rules/what-if", data={"text": text, "round_id": value})
+        assert response.status_code == 200, value
+        assert "Choose a round to replay." in response.get_data(as_text=True)
+    login(client, world["manager"])
+    before = count(session, Round)
+    for value in (str(2**31), "9" * 30, "٣"):
+        response = client.post("/manage/rounds/new", data={
+            "title": "Spring round", "branch_id": value, "opens_at": "2026-03-05T09:00",
+            "closes_at": "2026-03-12T18:00"})
+        assert response.status_code == 422, value
+        response = client.post("/manage/transfer", data={
+            "account": world["listing"].account.external_id, "to_rep": value,
+            "reason": "Moving it for a good reason."})
+        assert response.status_code == 422, value
+    assert count(session, Round) == before

@@ -21,7 +21,7 @@ from bidhub.services.accountability import AdType, Outcome
 from bidhub.web import params
 from bidhub.web.access import managers, rep_only
 from bidhub.web.csv_export import csv_response
-from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, options
+from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, choice_id, options
 from bidhub.web.i18n import local_to_utc, utc_to_local
 from bidhub.web.rendering import redirect_after_post, render
 
@@ -62,7 +62,7 @@ class ExplanationForm(Form):
 
 
 class AccountabilityReleaseForm(Form):
-    round_id = SelectField(_l("Draft round"), coerce=int, validators=[InputRequired()])
+    round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[InputRequired()])
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
                                 validators=[InputRequired(), Length(max=5000)])
 

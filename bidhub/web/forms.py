@@ -67,6 +67,19 @@ def options(labels) -> list[SelectChoice]:
     return [SelectChoice(getattr(value, "value", value), label) for value, label in labels.items()]
 
 
+def choice_id(value) -> int:
+    """A select's id (0 for its empty choice): ASCII digits within the database's range.
+
+    `int` would take `١` or an id too large for the database, which then fails in the query.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = parse_int(value) if isinstance(value, str) else None
+    if number is None:
+        raise ValueError("not an id")
+    return number
+
+
 def refuse_hostile_input(form, field) -> None:
     """Stop a field's validation on input no field should accept, whatever its own validators.
 
@@ -139,7 +152,7 @@ class PasswordForm(Form):
 
 class RoundForm(Form):
     title = StringField(_l("Title"), validators=[InputRequired(), Length(max=200)])
-    branch_id = SelectField(_l("Branch"), coerce=int, validators=[Optional()])
+    branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     opens_at = DateTimeLocalField(_l("Opens at (local time)"), format=LOCAL_DATETIME_FORMATS,
                                   validators=[InputRequired()])
     closes_at = DateTimeLocalField(_l("Deadline (local time)"), format=LOCAL_DATETIME_FORMATS,
@@ -175,7 +188,7 @@ class DecisionForm(Form):
         DecisionKind.OVERRIDDEN: _l("Award to another eligible bidder"),
         DecisionKind.NO_AWARD: _l("No award; re-release later"),
     }), validators=[InputRequired()])
-    bid_id = SelectField(_l("Bidder"), coerce=int, validators=[Optional()])
+    bid_id = SelectField(_l("Bidder"), coerce=choice_id, validators=[Optional()])
     reason = TextAreaField(_l("Written reason (required unless you accept the ranking)"),
                            validators=[Optional(), Length(max=5000)])
     version = HiddenField()
@@ -184,7 +197,7 @@ class DecisionForm(Form):
 class TransferForm(Form):
     account = StringField(_l("Account (customer number or exact name)"),
                           validators=[InputRequired(), Length(max=200)])
-    to_rep = SelectField(_l("To rep"), coerce=int, validators=[InputRequired()])
+    to_rep = SelectField(_l("To rep"), coerce=choice_id, validators=[InputRequired()])
     reason = TextAreaField(_l("Reason for the transfer"),
                            validators=[InputRequired(), Length(min=10, max=5000)])
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
@@ -197,14 +210,14 @@ class UserForm(Form):
     password = PasswordField(_l("Initial password"),
                              validators=[InputRequired(), Length(min=8, max=1024)])
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
-    branch_id = SelectField(_l("Branch"), coerce=int, validators=[Optional()])
+    branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     hired_on = DateField(_l("Hire date"), validators=[Optional()])
 
 
 class EditUserForm(Form):
     display_name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
-    branch_id = SelectField(_l("Branch"), coerce=int, validators=[Optional()])
+    branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     status = SelectField(_l("Status"),
                          choices=options(STATUS_LABELS))
     is_active = BooleanField(_l("Can sign in"))
@@ -229,7 +242,7 @@ class RulesDraftForm(Form):
     text = TextAreaField(_l("Rule file (TOML)"), validators=[InputRequired(), Length(max=100_000)])
     note = StringField(_l("Change note"), validators=[Optional(), Length(max=1000)])
     expected_active_id = HiddenField()
-    round_id = SelectField(_l("Replay round"), coerce=int, validators=[Optional()])
+    round_id = SelectField(_l("Replay round"), coerce=choice_id, validators=[Optional()])
 
 
 # Upper bounds of the settings form: a working life in months, and counts no round reaches.
