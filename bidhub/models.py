@@ -107,6 +107,11 @@ class FilingKind(StrEnum):
     CRM_IMPORT = "crm_import"
 
 
+class ImportStatus(StrEnum):
+    IMPORTED = "imported"
+    REFUSED = "refused"  # nothing was written; the run keeps the per-row report
+
+
 class Branch(Base):
     __tablename__ = "branches"
 

@@ -16,10 +16,11 @@ from bidhub.models import (
     Decision,
     Listing,
     ListingStatus,
+    Role,
     Round,
-    RoundStatus,
     User,
 )
+from bidhub.services.policies import rounds_visible_to_reps_clause
 
 SORTS = {
     "value_desc": Account.annual_value_yuan.desc(),
@@ -42,7 +43,7 @@ class ListingFilter:
 
 def rounds_visible_to_reps(session: Session, now: datetime) -> list[Round]:
     return list(session.scalars(
-        select(Round).where(Round.status != RoundStatus.DRAFT, Round.opens_at <= now)
+        select(Round).where(rounds_visible_to_reps_clause(now))
         .order_by(Round.closes_at.desc())))
 
 
@@ -140,5 +141,5 @@ def require_account(session: Session, reference: str) -> Account:
 
 
 def active_reps(session: Session) -> list[User]:
-    return list(session.scalars(select(User).where(User.role == "rep", User.is_active)
+    return list(session.scalars(select(User).where(User.role == Role.REP, User.is_active)
                                 .order_by(User.display_name)))

@@ -19,7 +19,8 @@ from bidhub.domain.metrics import (
     funnel_counts,
     track_record,
 )
-from bidhub.models import AccountabilityIncident, Bid, Listing, Role, RoundStatus, User
+from bidhub.models import AccountabilityIncident, Bid, Listing, Role, User
+from bidhub.services.policies import BidOutcome, bid_outcomes, bids_are_sealed
 from bidhub.services.rule_sets import active_rule_set, parsed
 from bidhub.services.track_records import rep_histories
 
@@ -39,6 +40,7 @@ class RepProfile:
     forecasts: list[ForecastRow]
     incidents: list[AccountabilityIncident]
     bids: list[Bid]
+    outcomes: dict[int, BidOutcome]  # by bid id, from the decision record
 
 
 def rep_profile(session: Session, rep_id: int, now: datetime, *,
@@ -59,8 +61,7 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
                  selectinload(Bid.listing).selectinload(Listing.account),
                  selectinload(Bid.score))))
     if not include_sealed_bids:
-        bids = [bid for bid in bids
-                if bid.listing.round.status not in (RoundStatus.DRAFT, RoundStatus.PUBLISHED)]
+        bids = [bid for bid in bids if not bids_are_sealed(bid.listing.round)]
     return RepProfile(
         rep=rep, accounts_held=history.accounts_held,
         capacity_target=rules.eligibility.capacity_target,
@@ -69,4 +70,4 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
                  if name != "industry_experience"],
         open_by_stage={stage.value: count for stage, count in funnel_counts(history, now).items()},
         funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
-        incidents=incidents, bids=bids)
+        incidents=incidents, bids=bids, outcomes=bid_outcomes(session, bids))

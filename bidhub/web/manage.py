@@ -14,7 +14,7 @@ from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import BidScore as ScoreBreakdown
 from bidhub.models import DecisionKind, Listing, RoundStatus
-from bidhub.services import adjudication, browse, rounds, users
+from bidhub.services import adjudication, browse, policies, rounds, users
 from bidhub.services.filings import FilingFilter, count_filings, find_filings, transfer_account
 from bidhub.services.ledger import ledger_head
 from bidhub.web import params
@@ -199,8 +199,7 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
     if listing is None:
         abort(404)
     round_ = listing.round
-    if round_.status in (RoundStatus.DRAFT, RoundStatus.PUBLISHED):
-        # Sealed: before scoring nobody but the bidder sees a bid, management included.
+    if policies.bids_are_sealed(round_):
         return render("manage/listing_sealed.html", listing=listing, round=round_,
                       bid_count=browse.bid_counts(session, round_.id).get(listing.id, 0))
     ranking = adjudication.ranked_bids(session, listing.id)

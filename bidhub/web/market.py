@@ -13,10 +13,8 @@ from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import BidRejected, InvalidRequest
 from bidhub.domain.metrics import METRICS
-from bidhub.domain.scoring import BidScore as ScoreBreakdown
-from bidhub.domain.scoring import factor_gaps
-from bidhub.models import Account, Bid, BidStatus, Decision, Listing, Role, RoundStatus
-from bidhub.services import bidding, browse
+from bidhub.models import Account, Bid, Listing
+from bidhub.services import bidding, browse, policies
 from bidhub.services.rounds import load_round
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
@@ -51,7 +49,7 @@ def rounds():
 
 def visible_round(round_id: int):
     round_ = load_round(get_session(), round_id)
-    if not round_.is_visible_to_reps_at(now()):
+    if not policies.round_is_visible_to_reps(round_, now()):
         abort(404)
     return round_
 
@@ -69,19 +67,12 @@ def round_listings(round_id: int):
         is_open=round_.is_open_at(now()))
 
 
-def account_visible_to(account: Account, session) -> bool:
-    if current_user.role != Role.REP or account.owner_id == current_user.id:
-        return True
-    listed = session.scalars(select(Listing).where(Listing.account_id == account.id)).all()
-    return any(listing.round.is_visible_to_reps_at(now()) for listing in listed)
-
-
 @blueprint.route("/accounts/<int:account_id>")
 @signed_in
 def account(account_id: int):
     session = get_session()
     account = session.get(Account, account_id)
-    if account is None or not account_visible_to(account, session):
+    if account is None or not policies.rep_may_see_account(session, current_user, account, now()):
         abort(404)
     listing = session.scalars(select(Listing).where(Listing.account_id == account.id)
                               .order_by(Listing.id.desc())).first()
@@ -98,7 +89,7 @@ def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
 def place_bid(listing_id: int):
     session = get_session()
     listing = session.get(Listing, listing_id)
-    if listing is None or not listing.round.is_visible_to_reps_at(now()):
+    if listing is None or not policies.round_is_visible_to_reps(listing.round, now()):
         abort(404)
     existing = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
                                                  Bid.rep_id == current_user.id)).first()
@@ -182,28 +173,7 @@ def bid_detail(bid_id: int):
     session = get_session()
     bid = bidding.own_bid(session, current_user, bid_id)
     round_ = bid.listing.round
-    result = None
-    if round_.status == RoundStatus.RESULTS_PUBLISHED and bid.score is not None:
-        result = bid_result(session, bid)
-    return render("market/bid_detail.html", bid=bid, round=round_, result=result,
+    return render("market/bid_detail.html", bid=bid, round=round_,
+                  result=policies.rep_result(session, bid),
                   is_open=round_.is_open_at(now()), withdraw_form=ConfirmForm(),
                   metrics=METRICS)
-
-
-def bid_result(session, bid: Bid) -> dict:
-    """What a rep may know of a published result: their own breakdown, rank and the gap."""
-    mine = ScoreBreakdown.from_dict(bid.score.breakdown)
-    decision = session.scalars(select(Decision).where(Decision.listing_id == bid.listing_id)).first()
-    winner_bid = decision.bid if decision is not None else None
-    won = winner_bid is not None and winner_bid.id == bid.id
-    gaps, winner_total = [], None
-    if winner_bid is not None and winner_bid.score is not None:
-        winner_total = winner_bid.score.total
-        if not won:
-            gaps = factor_gaps(mine, ScoreBreakdown.from_dict(winner_bid.score.breakdown))
-    bidders = session.scalars(select(Bid.id).where(Bid.listing_id == bid.listing_id,
-                                                   Bid.status == BidStatus.ACTIVE)).all()
-    return {"breakdown": mine, "won": won, "rank": bid.score.rank, "bidders": len(bidders),
-            "winner_total": winner_total, "gaps": gaps,
-            "decision_kind": decision.kind if decision else None,
-            "no_award": decision is not None and decision.bid_id is None}

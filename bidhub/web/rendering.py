@@ -8,7 +8,19 @@ from typing import Any
 from flask import Flask, Response, make_response, render_template, request
 from flask_babel import get_locale
 
-from bidhub.models import Role
+from bidhub.models import (
+    BidStatus,
+    DecisionKind,
+    FilingKind,
+    ImportStatus,
+    IncidentStatus,
+    ListingStatus,
+    ReleaseReason,
+    RepStatus,
+    Role,
+    RoundStatus,
+)
+from bidhub.services import policies
 from bidhub.web.i18n import utc_to_local
 
 
@@ -70,9 +82,20 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
+# Templates compare against these, never against string literals (tests/test_templates.py).
+TEMPLATE_ENUMS = {enum.__name__: enum for enum in (
+    Role, RepStatus, ReleaseReason, RoundStatus, ListingStatus, BidStatus, DecisionKind, FilingKind,
+    IncidentStatus, ImportStatus, policies.BidOutcome)}
+
+# Templates ask the same named policies as the views do.
+TEMPLATE_POLICIES = {function.__name__: function for function in (
+    policies.bids_are_sealed, policies.results_are_published, policies.accepts_bids,
+    policies.may_see_owner)}
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent)
-    app.jinja_env.globals.update(Role=Role, get_locale=get_locale)
+    app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 

@@ -1,0 +1,81 @@
+"""Templates compare statuses and roles through the enums and named policies, never literals."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+
+import pytest
+
+from bidhub import models
+from bidhub.services import policies
+from bidhub.web.rendering import TEMPLATE_ENUMS
+
+TEMPLATES = Path(models.__file__).parent / "templates"
+
+ENUMS = [value for value in vars(models).values()
+         if isinstance(value, type) and issubclass(value, StrEnum) and value is not StrEnum]
+ENUMS.append(policies.BidOutcome)
+ENUM_VALUES = {member.value for enum in ENUMS for member in enum}
+
+LITERAL = r"""(?:'([^'\\]*)'|"([^"\\]*)")"""
+# `x == 'v'`, `x != "v"`, `'v' == x`, `x is 'v'`, `x in ('v', ...)` / `[...]`, and the
+# `equalto` / `sameas` tests of selectattr and friends.
+COMPARISONS = [
+    re.compile(rf"(?:==|!=|\bis\s+(?:not\s+)?)\s*{LITERAL}"),
+    re.compile(rf"{LITERAL}\s*(?:==|!=)"),
+    re.compile(rf"\bin\s*[(\[]\s*((?:{LITERAL}\s*,?\s*)+)[)\]]"),
+    re.compile(rf"['\"](?:equalto|sameas|eq|ne)['\"]\s*,\s*{LITERAL}"),
+]
+
+
+def template_expressions(text: str) -> list[tuple[int, str]]:
+    """The Jinja tags and expressions of a template with their line numbers."""
+    return [(text.count("\n", 0, match.start()) + 1, match.group(0))
+            for match in re.finditer(r"{%.*?%}|{{.*?}}", text, re.DOTALL)]
+
+
+def literal_comparisons(text: str) -> list[tuple[int, str, str]]:
+    found = []
+    for line, expression in template_expressions(text):
+        for pattern in COMPARISONS:
+            for match in pattern.finditer(expression):
+                literals = re.findall(LITERAL, match.group(0))
+                for single, double in literals:
+                    value = single or double
+                    if value in ENUM_VALUES:
+                        found.append((line, value, match.group(0)))
+    return found
+
+
+def test_the_scan_catches_each_form_of_comparison():
+    caught = [
+        "{% if round.status == 'published' %}", '{% if user.role == "rep" %}',
+        "{% if round.status != 'draft' %}", "{{ 'x' if 'scored' == round.status }}",
+        "{% if round.status in ('draft', 'published') %}", "{% if bid.status in ['active'] %}",
+        "{{ bids|selectattr('status', 'equalto', 'withdrawn')|list }}",
+        "{% if incident.status is 'open' %}",
+    ]
+    for text in caught:
+        assert literal_comparisons(text), text
+    allowed = [
+        "{% if round.status == RoundStatus.PUBLISHED %}", "{% if f.type == 'BooleanField' %}",
+        "{% if name in ('win_rate', 'retention') %}", "<p>published</p>",
+        "{{ _('published') }}",
+    ]
+    for text in allowed:
+        assert not literal_comparisons(text), text
+
+
+@pytest.mark.parametrize("path", sorted(TEMPLATES.rglob("*.html")),
+                         ids=lambda path: str(path.relative_to(TEMPLATES)))
+def test_templates_never_compare_statuses_or_roles_with_literals(path):
+    found = literal_comparisons(path.read_text(encoding="utf-8"))
+    assert not found, "\n".join(
+        f"{path.relative_to(TEMPLATES)}:{line}: {snippet!r} compares with {value!r}; use the enum "
+        "or a named policy from bidhub/services/policies.py" for line, value, snippet in found)
+
+
+def test_every_status_and_role_enum_is_available_to_templates():
+    assert set(ENUMS) <= set(TEMPLATE_ENUMS.values())
