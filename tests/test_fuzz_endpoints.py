@@ -48,6 +48,7 @@ QUERY_NAMES = ["branch", "rep", "min_value", "max_value", "q", "industry", "owne
                "page", "date_from", "date_to", "start", "status", "next",
                # names that url_for reserves, should a view pass the query on to it
                "endpoint", "_scheme", "_method", "_external", "_anchor"]
+EXTRA_FIELDS = {"version", "next", "id"}
 PLAUSIBLE_TEXT = ["A careful plan for this account, with visits every two weeks.",
                   "2026-03-10T09:00", "2026-03-20T18:00", "2026-03-02", "300000", "1", "0",
                   "https://competitor.example.com", "logo", "value_desc", "name"]
@@ -87,6 +88,7 @@ class Target:
     role: str
     arguments: tuple[str, ...]
     fields: set[str] = field(default_factory=set)
+    has_form: bool = False  # some page shows a form aimed at it
 
     @property
     def name(self) -> str:
@@ -94,22 +96,29 @@ class Target:
 
 
 class FormReader(HTMLParser):
-    """The forms of a page: where each posts to and the names and values of its fields."""
+    """The forms of a page: where each posts to and the names and values of its fields.
+
+    An htmx element that posts by itself sends the fields of its form, or of the form it
+    includes (hx-include="#id"), as htmx does.
+    """
 
     def __init__(self, page_path: str) -> None:
         super().__init__(convert_charrefs=True)
         self.page_path = page_path
         self.forms: list[tuple[str, str, set[str]]] = []
+        self.by_id: dict[str, set[str]] = defaultdict(set)
         self.values: dict[str, set[str]] = defaultdict(set)
         self.current: tuple[str, str, set[str]] | None = None
         self.textarea: str | None = None
+        self.select: str | None = None
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
         if tag == "form":
             action = attributes.get("action") or attributes.get("hx-post") or attributes.get(
                 "hx-get") or self.page_path
-            self.current = ((attributes.get("method") or "get").upper(), action, set())
+            names = self.by_id[attributes["id"]] if attributes.get("id") else set()
+            self.current = ((attributes.get("method") or "get").upper(), action, names)
             self.forms.append(self.current)
         elif tag in ("input", "select", "textarea", "button") and attributes.get("name"):
             name = attributes["name"]
@@ -118,11 +127,14 @@ class FormReader(HTMLParser):
             if attributes.get("value") is not None:
                 self.values[name].add(attributes["value"])
             self.textarea = name if tag == "textarea" else None
-            self.select = name if tag == "select" else getattr(self, "select", None)
-        elif tag == "option" and getattr(self, "select", None):
+            self.select = name if tag == "select" else self.select
+        elif tag == "option" and self.select:
             self.values[self.select].add(attributes.get("value") or "")
         if attributes.get("hx-post") and tag != "form":
-            self.forms.append(("POST", attributes["hx-post"], set()))
+            include = attributes.get("hx-include", "")
+            names = (self.current[2] if self.current is not None
+                     else self.by_id[include[1:]] if include.startswith("#") else set())
+            self.forms.append(("POST", attributes["hx-post"], names))
 
     def handle_data(self, data):
         if self.textarea and data.strip():
@@ -252,7 +264,8 @@ def read_forms(app, clients: Clients, targets: list[Target], ids) -> dict[str, s
     for target in targets:
         if target.method != "GET":
             continue
-        for choice in range(3):
+        for choice in range(min(8, max((len(ids[name]) for name in target.arguments),
+                                       default=1))):
             arguments = {name: str(ids[name][choice % len(ids[name])])
                          for name in target.arguments}
             client, _token = clients.get(target.role)
@@ -271,11 +284,12 @@ def read_forms(app, clients: Clients, targets: list[Target], ids) -> dict[str, s
                     continue
                 if (endpoint, method) in by_endpoint:
                     by_endpoint[endpoint, method].fields |= names
+                    by_endpoint[endpoint, method].has_form = True
             if not target.arguments:
                 break
     every_field = set().union(*(target.fields for target in targets if target.method == "POST"))
     for target in targets:
-        if target.method == "POST" and not (target.fields - {"csrf_token"}):
+        if target.method == "POST" and not target.has_form:
             target.fields = set(every_field)
         target.fields.discard("csrf_token")
     return values
@@ -302,7 +316,9 @@ def valid_value(name: str, seen: dict[str, set[str]], world) -> str:
 
 
 def request_strategy(target: Target, ids, seen, world):
-    names = sorted(target.fields - {"file"}) if target.method == "POST" else QUERY_NAMES
+    # A POST also gets fields its form does not have, as a hand-made request would.
+    names = (sorted((target.fields | EXTRA_FIELDS) - {"file"}) if target.method == "POST"
+             else QUERY_NAMES)
     # Three in four path ids name a row, so that most requests reach the form behind them.
     path_arguments = st.fixed_dictionaries({
         name: st.sampled_from(HOSTILE_IDS + [str(value) for value in ids[name]] * (
