@@ -42,6 +42,72 @@ def test_the_domain_imports_only_the_standard_library_and_the_solver():
     assert offenders == []
 
 
+def domain_import_graph() -> dict[str, set[str]]:
+    """Domain module -> the domain modules it imports anywhere: at the top, inside functions
+    and under TYPE_CHECKING alike, since each of them ties the two modules together."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "bidhub" / "domain").glob("*.py")):
+        module = f"bidhub.domain.{path.stem}"
+        graph[module] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                base = node.module if node.level == 0 else f"bidhub.domain.{node.module}"
+                names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            graph[module].update(name for name in names if name.startswith("bidhub.domain.")
+                                 and name.count(".") == 2)
+    for module, imported in graph.items():
+        imported &= set(graph)
+        imported.discard(module)
+    return graph
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle in `graph` as [a, b, ..., a], or [] when there is none."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = "open"
+        path.append(module)
+        for other in sorted(graph[module]):
+            if state.get(other) == "open":
+                return path[path.index(other):] + [other]
+            if other not in state and (cycle := visit(other)):
+                return cycle
+        state[module] = "done"
+        path.pop()
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)):
+            return cycle
+    return []
+
+
+def test_the_domain_modules_import_each_other_without_a_cycle():
+    graph = domain_import_graph()
+    assert "bidhub.domain.rules" in graph["bidhub.domain.scoring"]  # the graph is read
+    assert import_cycle(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert import_cycle({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("module", sorted(
+    f"bidhub.domain.{path.stem}" for path in (ROOT / "bidhub" / "domain").glob("*.py")))
+def test_each_domain_module_imports_on_its_own(module):
+    # A fresh interpreter per module: an import cycle fails whichever module is imported first.
+    result = subprocess.run([sys.executable, "-c", f"import {module}"],  # noqa: S603
+                            capture_output=True, text=True, check=False, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_migrations_match_the_models(tmp_path):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext

@@ -13,26 +13,24 @@
 - optimal: lexicographic: first the most listings awarded, then the highest total score,
   then the best agreement with the per-listing rankings among equal totals (the tie-break
   chain). Solved exactly as a min-cost bipartite matching of listings to rep "slots" (see
-  `optimal_awards`). Note a consequence of "most listings first": optimal may award one
-  more listing at the price of a lower total score than greedy.
+  `optimal_awards` in allocation_methods.py). Note a consequence of "most listings first":
+  optimal may award one more listing at the price of a lower total score than greedy.
+- Tie-breaks and methods are looked up by name in TIE_BREAKS and ALLOCATION_METHODS.
 - The result depends only on the set of bids, their scores and the lottery seed, never on
   the order of the `bids` sequence.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from bidhub.domain.allocation_methods import ALLOCATION_METHODS
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import DECIMALS, BidScore
-
-# Costs in the optimal matching are integers below this, so float64 holds them and the sums
-# the solver forms exactly (2**53 is the limit; the margin covers sums of a few costs).
-EXACT_COST_LIMIT = 2**50
+from bidhub.domain.tie_breaks import TIE_BREAKS
 
 
 @dataclass(frozen=True)
@@ -52,22 +50,10 @@ class Allocation:
         return sum(1 for bid_id in self.awards.values() if bid_id is not None)
 
 
-def lottery_ticket(seed: int, bid_id: int) -> str:
-    """The bid's lottery draw: anyone with the published seed can recompute it."""
-    return hashlib.sha256(f"{seed}:{bid_id}".encode()).hexdigest()
-
-
 def ranking_key(rules: RuleSet, bid: BidFacts, score: BidScore, seed: int) -> tuple:
-    keys: list = [not score.is_eligible, -score.total]
-    for tie_break in rules.tie_break:
-        if tie_break == "fewest_accounts_held":
-            keys.append(bid.accounts_held)
-        elif tie_break == "earliest_submission":
-            keys.append(bid.submitted_at)
-        elif tie_break == "lottery":
-            keys.append(lottery_ticket(seed, bid.bid_id))
-    keys.append(bid.bid_id)
-    return tuple(keys)
+    """Eligible first, then total descending, then the tie-break chain, then bid id."""
+    return (not score.is_eligible, -score.total,
+            *(TIE_BREAKS[name].key(bid, seed) for name in rules.tie_break), bid.bid_id)
 
 
 def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, BidScore],
@@ -105,139 +91,13 @@ def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, BidS
         limit = {rep_id: min(room, cap) for rep_id, room in limit.items()}
     contested = {listing_id: bid_ids for listing_id, bid_ids in eligible.items()
                  if listing_id not in flagged}
-    if rules.allocation == "optimal":
-        chosen = optimal_awards(contested, facts, scores, limit)
-    else:
-        chosen = greedy_awards(contested, facts, limit)
+    points = {bid_id: round(score.total * 10**DECIMALS) for bid_id, score in scores.items()}
+    chosen = ALLOCATION_METHODS[rules.allocation].award(contested, facts, points, limit)
     awards = {listing_id: chosen.get(listing_id) for listing_id in rankings}
     reasons = explain(rules, rankings, awards, facts, scores, held, flagged)
     total = round(sum(scores[bid_id].total for bid_id in awards.values() if bid_id is not None),
                   DECIMALS) + 0.0
     return Allocation(rules.allocation, rankings, awards, reasons, flagged, total, lottery_seed)
-
-
-def greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                  limit: Mapping[int, int]) -> dict[int, int]:
-    """Listings in ascending id order; the best-ranked bid whose rep is under its limit wins.
-
-    `contested`: listing -> its eligible bid ids, best first. `limit`: rep -> the most
-    awards the rep may take in this round (room under capacity, and the per-round cap).
-    """
-    won: dict[int, int] = defaultdict(int)
-    awards = {}
-    for listing_id in sorted(contested):
-        for bid_id in contested[listing_id]:
-            rep_id = facts[bid_id].rep_id
-            if won[rep_id] < limit[rep_id]:
-                awards[listing_id] = bid_id
-                won[rep_id] += 1
-                break
-    return awards
-
-
-def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                   scores: Mapping[int, BidScore], limit: Mapping[int, int]) -> dict[int, int]:
-    """Most listings awarded, then the highest total, then the rankings' tie-break order.
-
-    A min-cost full matching (scipy's LAPJVsp, sparse) between listings (rows) and columns:
-    one "slot" per award a rep may still take (min(limit, listings the rep bid on)) and one
-    private "no award" column per listing. All costs are integers, so the lexicographic
-    objective is exact:
-
-    - score: (best total - bid total) in millionths (totals carry 6 decimals), times K;
-    - tie: the bid's place among the bids with the same total on its listing (0 for the best
-      by the tie-break chain). K exceeds the largest possible sum of places, so ties never
-      outweigh a millionth of a point;
-    - no award costs more than any matching's whole score-and-tie cost, so no listing is
-      left unawarded to gain points elsewhere.
-
-    If those integers would not fit float64 exactly (weights near the limit and thousands of
-    exact ties), the tie term is dropped (K = 1): scores stay exact and the result stays
-    reproducible, but equal totals are no longer ordered by the tie-break chain.
-    Memory is linear in bids x slots per rep (slots <= the per-round cap when there is one).
-    """
-    import numpy as np
-    from scipy.sparse import coo_array
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-
-    # One candidate per (listing, rep): the rep's best-ranked bid (a rep bids once per listing
-    # in practice; this keeps parallel edges out of the matrix), and only reps with room.
-    candidates: dict[int, list[int]] = {}
-    listings_of_rep: dict[int, int] = defaultdict(int)
-    for listing_id in sorted(contested):
-        seen: set[int] = set()
-        chosen = []
-        for bid_id in contested[listing_id]:
-            rep_id = facts[bid_id].rep_id
-            if rep_id not in seen and limit[rep_id] > 0:
-                seen.add(rep_id)
-                chosen.append(bid_id)
-                listings_of_rep[rep_id] += 1
-        if chosen:
-            candidates[listing_id] = chosen
-    if not candidates:
-        return {}
-    listings = sorted(candidates)
-
-    slots: dict[int, range] = {}
-    columns = 0
-    for rep_id in sorted(listings_of_rep):
-        count = min(limit[rep_id], listings_of_rep[rep_id])
-        slots[rep_id] = range(columns, columns + count)
-        columns += count
-
-    micro = {bid_id: round(scores[bid_id].total * 10**DECIMALS)
-             for bid_ids in candidates.values() for bid_id in bid_ids}
-    top, bottom = max(micro.values()), min(micro.values())
-    place: dict[int, int] = {}
-    most_places = 0
-    for bid_ids in candidates.values():
-        position, previous, worst = 0, None, 0
-        for bid_id in bid_ids:  # best first: equal totals are adjacent, in tie-break order
-            position = position + 1 if micro[bid_id] == previous else 0
-            previous = micro[bid_id]
-            place[bid_id] = position
-            worst = max(worst, position)
-        most_places += worst
-    awards_possible = min(len(listings), columns)
-
-    def no_award_cost(k: int) -> int:
-        largest_edge = (top - bottom) * k + (most_places if k > 1 else 0) + 1
-        return awards_possible * largest_edge + 1
-
-    k = most_places + 1
-    if no_award_cost(k) >= EXACT_COST_LIMIT:
-        k = 1
-    no_award = no_award_cost(k)
-
-    rows: list[int] = []
-    cols: list[int] = []
-    costs: list[int] = []
-    for row, listing_id in enumerate(listings):
-        for bid_id in candidates[listing_id]:
-            # + 1: the solver needs non-zero weights.
-            cost = (top - micro[bid_id]) * k + (place[bid_id] if k > 1 else 0) + 1
-            for column in slots[facts[bid_id].rep_id]:
-                rows.append(row)
-                cols.append(column)
-                costs.append(cost)
-        rows.append(row)
-        cols.append(columns + row)
-        costs.append(no_award)
-    graph = coo_array((np.array(costs, dtype=np.float64),
-                       (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))),
-                      shape=(len(listings), columns + len(listings))).tocsr()
-    matched_rows, matched_columns = min_weight_full_bipartite_matching(graph)
-
-    owner = {column: rep_id for rep_id, columns_of in slots.items() for column in columns_of}
-    awards = {}
-    for row, column in zip(matched_rows.tolist(), matched_columns.tolist(), strict=True):
-        rep_id = owner.get(column)
-        if rep_id is not None:
-            listing_id = listings[row]
-            awards[listing_id] = next(bid_id for bid_id in candidates[listing_id]
-                                      if facts[bid_id].rep_id == rep_id)
-    return awards
 
 
 def _listing_list(listing_ids: list[int]) -> str:
@@ -258,7 +118,7 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
             won[facts[bid_id].rep_id].append(listing_id)
     capacity_max = rules.eligibility.capacity_max
     cap = rules.caps.max_awards_per_rep_per_round
-    optimal = rules.allocation == "optimal"
+    method = ALLOCATION_METHODS[rules.allocation]
     reasons = {}
     for listing_id, ranking in rankings.items():
         winner = awards.get(listing_id)
@@ -278,9 +138,8 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
             wins = won[rep_id]
             elsewhere = f"wins {_listing_list(wins)} in this round" if wins else \
                 "wins nothing else in this round"
-            if optimal and wins:
-                elsewhere += (": the optimal allocation awards the most accounts, then the "
-                              "best total, over the whole round")
+            if wins:
+                elsewhere += method.elsewhere_note
             if listing_id in flagged:
                 count = sum(1 for other in ranking if scores[other].is_eligible)
                 reasons[bid_id] = (
@@ -291,6 +150,6 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
                                    f"{held[rep_id]}, {elsewhere})")
             elif cap is not None and len(wins) >= cap:
                 reasons[bid_id] = f"per-round cap of {cap} awards reached ({elsewhere})"
-            else:  # only when exact ties could not follow the tie-break chain (see above)
-                reasons[bid_id] = "a better total elsewhere (optimal allocation)"
+            else:  # only when optimal could not follow the tie-break chain (optimal_awards)
+                reasons[bid_id] = f"a better total elsewhere ({method.name} allocation)"
     return reasons

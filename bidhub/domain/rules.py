@@ -24,20 +24,18 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
-from bidhub.domain.scoring import NORMALISERS
+from bidhub.domain.allocation_methods import ALLOCATION_METHODS, DEFAULT_ALLOCATION_METHOD
+from bidhub.domain.eligibility import (
+    ELIGIBILITY_CHECKS,
+    ELIGIBILITY_SETTINGS,
+    MAX_COUNT,
+    Eligibility,
+    Setting,
+)
+from bidhub.domain.metrics import METRICS
+from bidhub.domain.normalisers import NORMALISERS
+from bidhub.domain.tie_breaks import DEFAULT_TIE_BREAK, TIE_BREAKS
 
-ALLOCATION_METHODS: dict[str, str] = {
-    "greedy": "listings in ascending listing id order (the order they were released); each "
-              "goes to its best-ranked eligible bid whose rep still has room and cap",
-    "optimal": "as many listings as possible are awarded; among those allocations the total "
-               "score is highest, then the tie-break chain is followed as far as possible",
-}
-TIE_BREAKS: dict[str, str] = {
-    "fewest_accounts_held": "the bidder holding fewer accounts ranks first",
-    "earliest_submission": "the bid submitted first ranks first",
-    "lottery": "a seeded lottery; the seed is published with the results",
-}
-DEFAULT_TIE_BREAK = ("fewest_accounts_held", "earliest_submission")
 DEFAULT_NORMALISER = "minmax"
 # Far beyond any sensible policy; keeps exact integer arithmetic in the optimal allocation.
 MAX_ABS_WEIGHT = 1000.0
@@ -47,8 +45,6 @@ MAX_ABS_WEIGHT = 1000.0
 MAX_RULE_BYTES = 64 * 1024
 MAX_NESTING = 16  # tables and lists inside one another (a rule file needs 3)
 MAX_NUMBER_CHARS = 50  # characters in one written number, underscores and sign included
-MAX_COUNT = 1000  # accounts, incidents, awards, bids: any whole-number setting
-MAX_MONTHS = 1200  # tenure and cooldown: a hundred years
 MAX_ABS_PARAM = 1e12  # a normaliser's cap or midpoint (metrics in yuan can be large)
 MAX_PROBLEMS = 50  # problems listed one by one; the rest are counted
 RULE_ENCODINGS = "UTF-8 (with or without a byte order mark) or GBK/GB18030"
@@ -96,17 +92,6 @@ def _shown(text: str, limit: int = 60) -> str:
 
 
 @dataclass(frozen=True)
-class Eligibility:
-    capacity_max: int = 40
-    capacity_target: int = 30
-    min_tenure_months: float = 0
-    max_open_incidents: int | None = None  # None: no limit
-    same_branch_only: bool = False
-    cooldown_months: float = 0
-    exclude_on_leave: bool = True
-
-
-@dataclass(frozen=True)
 class Factor:
     """weight x normaliser(metric); `params` holds the normaliser's settings, defaults filled."""
 
@@ -129,7 +114,7 @@ class RuleSet:
     factors: tuple[Factor, ...]
     caps: Caps
     tie_break: tuple[str, ...]
-    allocation: str  # the allocation method: "greedy" or "optimal"
+    allocation: str  # the allocation method, a name in ALLOCATION_METHODS
     min_bids_per_listing: int
     text: str
     version_hash: str
@@ -527,9 +512,7 @@ class _Checker:
 
 TOP_LEVEL_KEYS = ("name", "description", "tie_break", "eligibility", "factors", "caps",
                   "allocation")
-ELIGIBILITY_KEYS = ("capacity_max", "capacity_target", "min_tenure_months",
-                    "max_open_incidents", "same_branch_only", "cooldown_months",
-                    "exclude_on_leave")
+ELIGIBILITY_KEYS = tuple(ELIGIBILITY_SETTINGS)
 CAPS_KEYS = ("max_awards_per_rep_per_round",)
 ALLOCATION_KEYS = ("method", "min_bids_per_listing")
 FACTOR_BASE_KEYS = ("metric", "weight", "normaliser")
@@ -540,38 +523,32 @@ def _factor_keys() -> list[str]:
     return [*FACTOR_BASE_KEYS, *sorted(params)]
 
 
+def _setting(check: _Checker, section: dict[str, Any], setting: Setting) -> tuple[Any, bool]:
+    """The value of one [eligibility] setting (its default when absent or wrong), and whether
+    what was written is usable."""
+    if setting.kind == "boolean":
+        value = check.boolean(section, setting.key, "eligibility", None)
+    else:
+        value = check.number(section, setting.key, "eligibility", None,
+                             minimum=setting.minimum, maximum=setting.maximum,
+                             whole=setting.kind == "whole")
+    written_ok = setting.key not in section or value is not None
+    return (setting.default if value is None else value), written_ok
+
+
 def _eligibility(check: _Checker, data: dict[str, Any]) -> Eligibility:
+    """[eligibility], read setting by setting from the checks registered in eligibility.py."""
     section = check.table(data, "eligibility", ELIGIBILITY_KEYS)
-    prefix = "eligibility"
-    defaults = Eligibility()
-    capacity_max = check.number(section, "capacity_max", prefix, None, minimum=1,
-                                maximum=MAX_COUNT, whole=True)
-    capacity_target = check.number(section, "capacity_target", prefix, None, minimum=0,
-                                   maximum=MAX_COUNT, whole=True)
-    written_ok = all(key not in section or value is not None for key, value in
-                     (("capacity_max", capacity_max), ("capacity_target", capacity_target)))
-    capacity_max = defaults.capacity_max if capacity_max is None else capacity_max
-    capacity_target = defaults.capacity_target if capacity_target is None else capacity_target
-    if written_ok and capacity_max < capacity_target:
-        path = "capacity_max" if "capacity_max" in section else "capacity_target"
-        check.problem(f"{prefix}.{path}", f"capacity_max ({capacity_max}) is below "
-                                          f"capacity_target ({capacity_target})")
-    return Eligibility(
-        capacity_max=capacity_max,
-        capacity_target=capacity_target,
-        min_tenure_months=check.number(section, "min_tenure_months", prefix,
-                                       defaults.min_tenure_months, minimum=0,
-                                       maximum=MAX_MONTHS),
-        max_open_incidents=check.number(section, "max_open_incidents", prefix,
-                                        defaults.max_open_incidents, minimum=0,
-                                        maximum=MAX_COUNT, whole=True),
-        same_branch_only=check.boolean(section, "same_branch_only", prefix,
-                                       defaults.same_branch_only),
-        cooldown_months=check.number(section, "cooldown_months", prefix,
-                                     defaults.cooldown_months, minimum=0, maximum=MAX_MONTHS),
-        exclude_on_leave=check.boolean(section, "exclude_on_leave", prefix,
-                                       defaults.exclude_on_leave),
-    )
+    values: dict[str, Any] = {}
+    for rule in ELIGIBILITY_CHECKS.values():
+        all_ok = True
+        for setting in rule.settings:
+            values[setting.key], written_ok = _setting(check, section, setting)
+            all_ok = all_ok and written_ok
+        if all_ok and rule.conflict and (message := rule.conflict(values)):
+            key = next((key for key in rule.keys if key in section), rule.keys[0])
+            check.problem(f"eligibility.{key}", message)
+    return Eligibility(**values)
 
 
 def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
@@ -647,8 +624,6 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
 
 
 def _factors(check: _Checker, data: dict[str, Any]) -> tuple[Factor, ...]:
-    from bidhub.domain.metrics import METRICS  # at call time: the registry keeps growing
-
     raw_factors = data.get("factors", [])
     if not isinstance(raw_factors, list) or not all(isinstance(f, dict) for f in raw_factors):
         check.problem("factors", "expected [[factors]] tables (one per factor), got "
@@ -715,10 +690,10 @@ def parse_rules(text: str) -> RuleSet:
     tie_break = _tie_break(check, data)
 
     section = check.table(data, "allocation", ALLOCATION_KEYS)
-    method = check.string(section, "method", "allocation", "greedy")
+    method = check.string(section, "method", "allocation", DEFAULT_ALLOCATION_METHOD)
     if method is not None and method not in ALLOCATION_METHODS:
-        check.problem("allocation.method",
-                      f"must be one of {', '.join(ALLOCATION_METHODS)}, got '{_shown(method)}'")
+        check.problem("allocation.method", f"unknown allocation method '{_shown(method)}' "
+                                           f"{_known(method, ALLOCATION_METHODS)}")
     min_bids = check.number(section, "min_bids_per_listing", "allocation", 1, minimum=0,
                             maximum=MAX_COUNT, whole=True)
 

@@ -183,35 +183,6 @@ def adopt_rules(
     return version
 
 
-# The settings an admin can tune on the rules form, by key path, with the type each takes.
-TUNABLE_SETTINGS = {
-    "eligibility.capacity_max": int,
-    "eligibility.capacity_target": int,
-    "eligibility.min_tenure_months": float,
-    "eligibility.max_open_incidents": int,
-    "eligibility.cooldown_months": float,
-    "caps.max_awards_per_rep_per_round": int,
-    "allocation.min_bids_per_listing": int,
-}
-
-
-def settings_of(rules: RuleSet) -> dict[str, Any]:
-    """Current values of the tunable settings and of every factor weight."""
-    values = {
-        "eligibility.capacity_max": rules.eligibility.capacity_max,
-        "eligibility.capacity_target": rules.eligibility.capacity_target,
-        "eligibility.min_tenure_months": rules.eligibility.min_tenure_months,
-        "eligibility.max_open_incidents": rules.eligibility.max_open_incidents,
-        "eligibility.cooldown_months": rules.eligibility.cooldown_months,
-        "caps.max_awards_per_rep_per_round": rules.caps.max_awards_per_rep_per_round,
-        "allocation.min_bids_per_listing": rules.min_bids_per_listing,
-        "allocation.method": rules.allocation,
-    }
-    for index, factor in enumerate(rules.factors):
-        values[f"factors[{index}].weight"] = factor.weight
-    return values
-
-
 def apply_settings(text: str, settings: Mapping[str, Any]) -> str:
     """The rule text with the given settings changed (key path -> value; None removes a key).
 

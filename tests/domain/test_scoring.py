@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidhub.domain.facts import BidFacts
+from bidhub.domain.normalisers import NEUTRAL, NORMALISERS
 from bidhub.domain.rules import RuleSet, parse_rules
 from bidhub.domain.scoring import (
-    NEUTRAL,
-    NORMALISERS,
     BidScore,
     check_eligibility,
     factor_gaps,

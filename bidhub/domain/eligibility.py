@@ -1,0 +1,170 @@
+"""Eligibility checks: the registry of who may win at all, each check with its rule keys.
+
+Every entry of ELIGIBILITY_CHECKS names the [eligibility] keys it reads (type, range and
+default), says when it is switched on and, as a small pure function, whether a bid passes
+and why. The rule parser reads [eligibility] from these settings, the `Eligibility` policy
+is built from them, and rules/README.md documents the same entries (a test compares them).
+Checks run in registry order, which is the order stored breakdowns list them in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, make_dataclass
+from typing import Any
+
+from bidhub.domain.facts import BidFacts
+
+MAX_COUNT = 1000  # accounts, incidents, awards, bids: any whole-number setting
+MAX_MONTHS = 1200  # tenure and cooldown: a hundred years
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One [eligibility] key: `kind` is "whole", "number" or "boolean".
+
+    A `default` of None means "off" and is only allowed for numbers.
+    """
+
+    key: str
+    kind: str
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class EligibilityCheck:
+    """One check applied to one bid, as stored in its breakdown."""
+
+    name: str
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class EligibilityRule:
+    """A registered check: `check(policy, bid)` gives (passed, reason) when `is_on(policy)`.
+
+    `description` completes "a bid fails when ..."; `conflict(values)` is a problem with the
+    settings together (None when they agree), reported on the first of them written.
+    """
+
+    name: str
+    description: str
+    settings: tuple[Setting, ...]
+    is_on: Callable[[Any], bool]
+    check: Callable[[Any, BidFacts], tuple[bool, str]]
+    conflict: Callable[[Mapping[str, Any]], str | None] | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(setting.key for setting in self.settings)
+
+
+def _months(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
+def _capacity(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+    return (bid.accounts_held < policy.capacity_max,
+            f"holds {bid.accounts_held} accounts; the maximum is {policy.capacity_max}")
+
+
+def _capacity_band(values: Mapping[str, Any]) -> str | None:
+    if values["capacity_max"] < values["capacity_target"]:
+        return (f"capacity_max ({values['capacity_max']}) is below capacity_target "
+                f"({values['capacity_target']})")
+    return None
+
+
+def _tenure(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+    return (bid.tenure_months >= policy.min_tenure_months,
+            f"{_months(bid.tenure_months)} months with the company; at least "
+            f"{policy.min_tenure_months:g} required")
+
+
+def _accountability(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+    return (bid.open_incidents <= policy.max_open_incidents,
+            f"{bid.open_incidents} open accountability incidents; at most "
+            f"{policy.max_open_incidents} allowed")
+
+
+def _branch(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+    same = bool(bid.rep_branch) and bid.rep_branch == bid.listing_branch
+    if same:
+        return True, f"the account and the rep are both in branch {bid.listing_branch}"
+    return False, (f"the account is in branch {bid.listing_branch}, the rep in "
+                   f"{bid.rep_branch or 'no branch'}; only accounts of one's own branch may "
+                   "be won")
+
+
+def _cooldown(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+    since = bid.months_since_rep_released_account
+    if since is None:
+        return True, "has not released or lost this account before"
+    return (since >= policy.cooldown_months,
+            f"released or lost this account {_months(since)} months ago; the cooldown is "
+            f"{policy.cooldown_months:g} months")
+
+
+def _on_duty(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+    if bid.is_on_leave:
+        return False, "on leave or no longer with the company"
+    return True, "on duty"
+
+
+ELIGIBILITY_CHECKS: dict[str, EligibilityRule] = {
+    rule.name: rule for rule in (
+        EligibilityRule(
+            "capacity", "the rep holds `capacity_max` accounts or more (always on; awards "
+            "never take a rep past it either)",
+            (Setting("capacity_max", "whole", 40, 1, MAX_COUNT),
+             Setting("capacity_target", "whole", 30, 0, MAX_COUNT)),
+            lambda policy: True, _capacity, _capacity_band),
+        EligibilityRule(
+            "tenure", "the rep has fewer than `min_tenure_months` months with the company",
+            (Setting("min_tenure_months", "number", 0, 0, MAX_MONTHS),),
+            lambda policy: bool(policy.min_tenure_months), _tenure),
+        EligibilityRule(
+            "accountability", "the rep has more open or upheld accountability incidents than "
+            "`max_open_incidents`",
+            (Setting("max_open_incidents", "whole", None, 0, MAX_COUNT),),
+            lambda policy: policy.max_open_incidents is not None, _accountability),
+        EligibilityRule(
+            "branch", "`same_branch_only` is on and the account's branch is not the rep's (a "
+            "rep without a branch fails)",
+            (Setting("same_branch_only", "boolean", False),),
+            lambda policy: policy.same_branch_only, _branch),
+        EligibilityRule(
+            "cooldown", "the rep released or lost this account less than `cooldown_months` "
+            "months ago",
+            (Setting("cooldown_months", "number", 0, 0, MAX_MONTHS),),
+            lambda policy: bool(policy.cooldown_months), _cooldown),
+        EligibilityRule(
+            "on_duty", "`exclude_on_leave` is on and the rep is on leave or has left",
+            (Setting("exclude_on_leave", "boolean", True),),
+            lambda policy: policy.exclude_on_leave, _on_duty),
+    )
+}
+
+ELIGIBILITY_SETTINGS: dict[str, Setting] = {
+    setting.key: setting for rule in ELIGIBILITY_CHECKS.values() for setting in rule.settings}
+
+_TYPES = {"whole": int, "number": float, "boolean": bool}
+
+# The [eligibility] policy of a rule set: one field per registered setting, with its default.
+# Built from the registry so that a new check's keys need no second declaration.
+Eligibility = make_dataclass(
+    "Eligibility",
+    [(setting.key, _TYPES[setting.kind] if setting.default is not None
+      else int | None, field(default=setting.default))
+     for setting in ELIGIBILITY_SETTINGS.values()],
+    frozen=True)
+Eligibility.__module__ = __name__
+
+
+def check_bid(policy: Eligibility, bid: BidFacts) -> tuple[EligibilityCheck, ...]:
+    """The checks switched on in `policy` (an Eligibility), applied to one bid, in order."""
+    return tuple(EligibilityCheck(rule.name, *rule.check(policy, bid))
+                 for rule in ELIGIBILITY_CHECKS.values() if rule.is_on(policy))
