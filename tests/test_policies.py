@@ -7,7 +7,16 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bidhub.models import Account, Bid, Decision, Listing, ListingStatus, Round, RoundStatus
+from bidhub.models import (
+    Account,
+    Bid,
+    Decision,
+    IncidentStatus,
+    Listing,
+    ListingStatus,
+    Round,
+    RoundStatus,
+)
 from bidhub.services import adjudication, policies
 from bidhub.services.bidding import withdraw_bid
 from bidhub.services.filings import transfer_account
@@ -222,3 +231,45 @@ def test_the_account_page_follows_the_visibility_policy(app, session, make_rep, 
     assert other.display_name not in page.get_data(as_text=True)
     assert client.get(f"/accounts/{unlisted.id}").status_code == 404
     assert session.scalar(select(Listing.id).where(Listing.account_id == listed.id))
+
+
+def test_who_may_see_a_reps_profile_and_its_sealed_bids(make_rep, make_manager, make_admin):
+    rep, other, manager, admin = make_rep(), make_rep(), make_manager(), make_admin()
+    assert policies.may_see_profile_of(rep, rep.id)
+    assert not policies.may_see_profile_of(rep, other.id)
+    assert policies.may_see_profile_of(manager, rep.id)
+    assert policies.may_see_profile_of(admin, rep.id)
+    assert policies.sees_sealed_bids_of(rep, rep.id)
+    assert not any(policies.sees_sealed_bids_of(viewer, rep.id)
+                   for viewer in (other, manager, admin))
+
+
+def test_open_incidents_are_counted_alike_by_eligibility_and_by_the_metric(
+        session, clock, make_rep, make_manager, make_account, make_round, make_bid):
+    """Eligibility counts in SQL (services/track_records.py), the metric in Python
+    (domain/metrics.py); for every status they must agree on what counts against a rep."""
+    from bidhub.domain.metrics import METRICS
+    from bidhub.services.accountability import log_incident
+    from bidhub.services.profiles import NO_ACCOUNT
+    from bidhub.services.track_records import bid_facts, rep_histories
+
+    rep = make_rep()
+    held = make_account(owner=rep)
+    round_ = make_round(accounts=[make_account(owner=make_rep())])
+    bid = make_bid(rep, round_.listings[0])
+    incident = log_incident(session, make_manager(), account_id=held.id,
+                            competitor_site="zhaopin.example", ad_type="banner",
+                            seen_at=clock() - timedelta(days=1), now=clock())
+    counted = {}
+    for status in IncidentStatus:
+        incident.status = status
+        session.commit()
+        reload(session)
+        [facts] = bid_facts(session, [session.get(Bid, bid.id)], clock())
+        history = rep_histories(session, [session.get(type(rep), rep.id)], clock())[rep.id]
+        metric = METRICS["open_incidents"].compute(history, NO_ACCOUNT, clock())
+        assert facts.open_incidents == metric, status
+        counted[status] = facts.open_incidents
+        incident = session.get(type(incident), incident.id)
+    assert counted == {IncidentStatus.OPEN: 1, IncidentStatus.EXPLAINED: 0,
+                       IncidentStatus.ACCEPTED: 0, IncidentStatus.UPHELD: 1}

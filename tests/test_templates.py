@@ -79,3 +79,14 @@ def test_templates_never_compare_statuses_or_roles_with_literals(path):
 
 def test_every_status_and_role_enum_is_available_to_templates():
     assert set(ENUMS) <= set(TEMPLATE_ENUMS.values())
+
+
+def test_metric_values_are_shown_in_their_registered_unit():
+    from bidhub.web.rendering import metric_value
+
+    assert metric_value(0.5, "win_rate") == "50%"
+    assert metric_value(1.25, "revenue_attainment") == "125%"
+    assert metric_value(1234567.0, "weighted_pipeline") == "¥1,234,567"
+    assert metric_value(12.0, "accounts_held") == "12"
+    assert metric_value(3.14159, "a_metric_since_removed") == "3.14"
+    assert metric_value(None, "win_rate") == "—"

@@ -107,6 +107,16 @@ def may_see_owner(user: User, account: Account) -> bool:
     return user.role != Role.REP or account.owner_id == user.id
 
 
+def may_see_profile_of(user: User, rep_id: int) -> bool:
+    """A rep sees their own track record; management sees every rep's."""
+    return user.role != Role.REP or user.id == rep_id
+
+
+def sees_sealed_bids_of(user: User, rep_id: int) -> bool:
+    """Bids in rounds not yet scored are shown to their bidder only, never to management."""
+    return user.id == rep_id
+
+
 @dataclass(frozen=True)
 class RepResult:
     """What a rep may know of a published result: their own breakdown and rank, how many bid,

@@ -8,6 +8,7 @@ from flask_login import current_user
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.models import Role
+from bidhub.services import policies
 from bidhub.services.browse import active_reps
 from bidhub.services.profiles import rep_profile
 from bidhub.services.track_records import accounts_held_by
@@ -21,10 +22,10 @@ blueprint = Blueprint("profiles", __name__)
 @blueprint.route("/reps/<int:rep_id>")
 @signed_in
 def rep(rep_id: int):
-    if current_user.role == Role.REP and current_user.id != rep_id:
+    if not policies.may_see_profile_of(current_user, rep_id):
         abort(404)
     profile = rep_profile(get_session(), rep_id, now(),
-                          include_sealed_bids=current_user.id == rep_id)
+                          include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
     months, chart_width = forecast_chart(profile.forecasts)
     return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, make_response, render_template, request
 from flask_babel import get_locale
 
+from bidhub.domain.metrics import METRICS
 from bidhub.models import (
     BidStatus,
     DecisionKind,
@@ -93,8 +94,25 @@ TEMPLATE_POLICIES = {function.__name__: function for function in (
     policies.may_see_owner)}
 
 
+PERCENT_UNITS = ("share", "ratio")
+
+
+def metric_value(value: float | None, name: str) -> str:
+    """A metric's value in its registered unit; a name no longer registered shows the number."""
+    metric = METRICS.get(name)
+    unit = metric.unit if metric is not None else ""
+    if value is None:
+        return "—"
+    if unit in PERCENT_UNITS:
+        return percent(value)
+    if unit == "yuan":
+        return yuan(value)
+    return f"{value:.3g}"
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent)
+    app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent,
+                                 metric_value=metric_value)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
