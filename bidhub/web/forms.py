@@ -245,9 +245,39 @@ class RulesDraftForm(Form):
     round_id = SelectField(_l("Replay round"), coerce=choice_id, validators=[Optional()])
 
 
-# Upper bounds of the settings form: a working life in months, and counts no round reaches.
-MAX_SETTING_MONTHS = 600
+# Upper bound of the settings form's counts: no round reaches it.
 MAX_SETTING_COUNT = 1000
+# Labels of the numeric [eligibility] settings; which settings there are, their kind and range
+# come from the eligibility registry (a setting without a label here shows its key).
+ELIGIBILITY_LABELS = {
+    "capacity_max": _l("Capacity maximum (accounts)"),
+    "capacity_target": _l("Capacity target (accounts)"),
+    "min_tenure_months": _l("Minimum tenure (months)"),
+    "max_open_incidents": _l("Maximum open accountability incidents"),
+    "cooldown_months": _l("Cooldown before winning back (months)"),
+}
+
+
+def eligibility_numbers() -> dict:
+    """The numeric [eligibility] settings of the registry (key -> Setting), in its order."""
+    from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
+
+    return {key: setting for key, setting in ELIGIBILITY_SETTINGS.items()
+            if setting.kind != "boolean"}
+
+
+def eligibility_fields() -> dict:
+    """A form field per numeric [eligibility] setting, with the registry's range."""
+    from wtforms import DecimalField
+
+    fields = {}
+    for key, setting in eligibility_numbers().items():
+        validators = [Optional() if setting.default is None else InputRequired(),
+                      NumberRange(min=setting.minimum, max=setting.maximum)]
+        label = ELIGIBILITY_LABELS.get(key, key)
+        fields[key] = (IntegerField(label, validators=validators) if setting.kind == "whole"
+                       else DecimalField(label, places=None, validators=validators))
+    return fields
 
 
 def rules_settings_form(rules, formdata=None):
@@ -256,26 +286,16 @@ def rules_settings_form(rules, formdata=None):
 
     from bidhub.domain.metrics import METRICS
 
-    class RulesSettingsForm(Form):
-        capacity_max = IntegerField(_l("Capacity maximum (accounts)"),
-                                    validators=[InputRequired(), NumberRange(min=1, max=1000)])
-        capacity_target = IntegerField(_l("Capacity target (accounts)"),
-                                       validators=[InputRequired(), NumberRange(min=0, max=1000)])
-        min_tenure_months = DecimalField(
-            _l("Minimum tenure (months)"), places=None,
-            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_MONTHS)])
-        max_open_incidents = IntegerField(
-            _l("Maximum open accountability incidents"),
-            validators=[Optional(), NumberRange(min=0, max=MAX_SETTING_COUNT)])
-        cooldown_months = DecimalField(
-            _l("Cooldown before winning back (months)"), places=None,
-            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_MONTHS)])
-        max_awards_per_rep_per_round = IntegerField(
+    # Fields are shown in the order they are created: eligibility first, then caps.
+    RulesSettingsForm = type("RulesSettingsForm", (Form,), {
+        **eligibility_fields(),
+        "max_awards_per_rep_per_round": IntegerField(
             _l("Awards per rep per round (cap)"),
-            validators=[Optional(), NumberRange(min=1, max=MAX_SETTING_COUNT)])
-        min_bids_per_listing = IntegerField(
+            validators=[Optional(), NumberRange(min=1, max=MAX_SETTING_COUNT)]),
+        "min_bids_per_listing": IntegerField(
             _l("Minimum eligible bids per listing"),
-            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_COUNT)])
+            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_COUNT)]),
+    })
 
     for index, factor in enumerate(rules.factors):
         label = METRICS[factor.metric].label if factor.metric in METRICS else factor.metric
@@ -283,11 +303,7 @@ def rules_settings_form(rules, formdata=None):
             f"{label} ({factor.normaliser})", places=None,
             validators=[InputRequired(), NumberRange(min=-100, max=100)]))
     values = {
-        "capacity_max": rules.eligibility.capacity_max,
-        "capacity_target": rules.eligibility.capacity_target,
-        "min_tenure_months": rules.eligibility.min_tenure_months,
-        "max_open_incidents": rules.eligibility.max_open_incidents,
-        "cooldown_months": rules.eligibility.cooldown_months,
+        **{key: getattr(rules.eligibility, key) for key in eligibility_numbers()},
         "max_awards_per_rep_per_round": rules.caps.max_awards_per_rep_per_round,
         "min_bids_per_listing": rules.min_bids_per_listing,
         **{f"weight_{index}": factor.weight for index, factor in enumerate(rules.factors)},
@@ -301,11 +317,7 @@ def settings_from(form, factor_count: int) -> dict:
         return None if value is None else (int(value) if value == int(value) else float(value))
 
     settings = {
-        "eligibility.capacity_max": form.capacity_max.data,
-        "eligibility.capacity_target": form.capacity_target.data,
-        "eligibility.min_tenure_months": number(form.min_tenure_months.data),
-        "eligibility.max_open_incidents": form.max_open_incidents.data,
-        "eligibility.cooldown_months": number(form.cooldown_months.data),
+        **{f"eligibility.{key}": number(form[key].data) for key in eligibility_numbers()},
         "caps.max_awards_per_rep_per_round": form.max_awards_per_rep_per_round.data,
         "allocation.min_bids_per_listing": form.min_bids_per_listing.data,
     }
