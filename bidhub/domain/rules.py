@@ -1,8 +1,10 @@
 """Rule files: strict parsing and validation of a scoring policy written in TOML.
 
 `parse_rules(text)` returns a frozen RuleSet or raises RuleError listing every problem at
-once (key path, line, plain reason). Nothing in a rule file is executed: metrics, normalisers
-and tie-breaks are chosen by name from registries. Every key and default is documented in
+once (key path, line, plain reason). Nothing in a rule file is executed: metrics, normalisers,
+eligibility checks, tie-breaks and allocation methods are chosen by name from registries, and
+[eligibility] is read from the settings its registered checks declare. This module imports
+those registries and nothing that scores or allocates. Every key and default is documented in
 rules/README.md. Rule texts are hostile input: `decode_rule_bytes` and `parse_rules` bound
 size, encoding, nesting and number length before the TOML parser sees the text, so any input
 gives a RuleSet or a RuleError, never another exception.
@@ -120,10 +122,6 @@ class RuleSet:
     version_hash: str
     # Valid but probably unintended settings (a reward for incidents, say); never block.
     warnings: tuple[RuleProblem, ...] = ()
-
-    @property
-    def allocation_method(self) -> str:
-        return self.allocation
 
 
 # --- canonical form ----------------------------------------------------------------------

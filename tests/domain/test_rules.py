@@ -95,7 +95,7 @@ def test_a_good_file_gives_every_section():
     assert rules.factors[2].params == {"cap": 2.0}
     assert rules.caps.max_awards_per_rep_per_round == 3
     assert rules.tie_break == ("fewest_accounts_held", "earliest_submission")
-    assert rules.allocation == rules.allocation_method == "greedy"
+    assert rules.allocation == "greedy"
     assert rules.min_bids_per_listing == 1
     assert rules.text == TEXT
     assert rules.warnings == ()
