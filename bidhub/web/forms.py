@@ -37,7 +37,6 @@ from bidhub.domain.errors import InvalidRequest
 from bidhub.models import DecisionKind, ReleaseReason, RepStatus, Role
 from bidhub.web.params import (
     MAX_DB_INT,
-    MAX_ID,
     MAX_YEAR,
     MIN_YEAR,
     control_characters,
@@ -96,6 +95,7 @@ def refuse_hostile_input(form, field) -> None:
 
 
 def hostile_input_message(field) -> str | None:
+    """Why a field's input is refused before its own validators run, or None."""
     raw = field.raw_data[0] if getattr(field, "raw_data", None) else None
     for text, multiline in ((raw, isinstance(field, TextAreaField)),
                             (getattr(getattr(field, "data", None), "filename", None), False)):
@@ -103,11 +103,11 @@ def hostile_input_message(field) -> str | None:
             return _("Control characters (such as NUL) are not allowed here; they are removed "
                      "below. Check the text and send it again.")
     if (isinstance(field, IntegerField) and isinstance(raw, str) and raw.strip()
-            and parse_int(raw, minimum=-MAX_ID) is None):
-        return _("Enter a whole number in digits 0-9.")
+            and parse_int(raw, minimum=-MAX_DB_INT, maximum=MAX_DB_INT) is None):
+        return whole_number_message()
     data = getattr(field, "data", None)
     if isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_DB_INT:
-        return _("Enter a whole number in digits 0-9.")
+        return whole_number_message()
     if isinstance(field, DecimalField | FloatField) and data is not None:
         finite = data.is_finite() if isinstance(data, Decimal) else math.isfinite(data)
         if not finite or abs(data) > MAX_DECIMAL:
@@ -117,6 +117,11 @@ def hostile_input_message(field) -> str | None:
         return _("Enter a date between the years %(first)d and %(last)d.",
                  first=MIN_YEAR, last=MAX_YEAR)
     return None
+
+
+def whole_number_message() -> str:
+    return _("Enter a whole number in digits 0-9, between %(low)d and %(high)d.",
+             low=-MAX_DB_INT, high=MAX_DB_INT)
 
 
 class Form(FlaskForm):

@@ -52,7 +52,6 @@ class IdConverter(BaseConverter):
 def init_app(app: Flask) -> None:
     """Every integer in a route is an id; registered before any blueprint adds its routes."""
     app.url_map.converters["int"] = IdConverter
-    app.url_map.converters["id"] = IdConverter
 
 
 def parse_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
@@ -112,6 +111,7 @@ def control_characters(text: str, *, multiline: bool = False) -> list[str]:
 
 
 def without_control_characters(text: str, *, multiline: bool = False) -> str:
+    """`text` less the characters control_characters() refuses."""
     refused = set(control_characters(text, multiline=multiline))
     return "".join(char for char in text if char not in refused) if refused else text
 
