@@ -84,6 +84,9 @@ def test_award_then_transfer_the_winners_profile_and_bid_page_agree_it_was_won(
     profile = client.get(f"/reps/{winner.id}").get_data(as_text=True)
     assert '<span class="badge badge-open">won</span>' in profile
     assert "not won" not in profile
+    my_bids = client.get("/my/bids").get_data(as_text=True)
+    assert '<span class="badge badge-open">won</span>' in my_bids
+    assert "not won" not in my_bids
 
     client.post("/logout")
     managers_view = login_as(manager).get(f"/reps/{winner.id}").get_data(as_text=True)
@@ -111,6 +114,9 @@ def test_the_loser_is_told_lost_everywhere_even_after_the_account_comes_to_them(
     profile = client.get(f"/reps/{loser.id}").get_data(as_text=True)
     assert "not won" in profile
     assert '<span class="badge badge-open">won</span>' not in profile
+    my_bids = client.get("/my/bids").get_data(as_text=True)
+    assert "not won" in my_bids
+    assert '<span class="badge badge-open">won</span>' not in my_bids
 
 
 def test_outcomes_follow_the_decision_record_and_stay_untold_until_published(
@@ -183,6 +189,15 @@ def test_bids_are_sealed_until_the_round_is_scored(status, sealed):
     assert policies.bids_are_sealed(Round(status=status)) is sealed
     assert policies.results_are_published(Round(status=status)) is (
         status == RoundStatus.RESULTS_PUBLISHED)
+
+
+def test_a_round_awaits_scoring_from_its_deadline_until_it_is_scored(clock):
+    deadline = clock()
+    published = Round(status=RoundStatus.PUBLISHED, closes_at=deadline)
+    assert not policies.awaits_scoring(published, deadline - timedelta(seconds=1))
+    assert policies.awaits_scoring(published, deadline)
+    assert not policies.awaits_scoring(Round(status=RoundStatus.SCORED, closes_at=deadline),
+                                       deadline + timedelta(days=1))
 
 
 def test_a_listing_accepts_bids_only_while_listed_and_before_the_deadline(

@@ -58,6 +58,11 @@ def rounds_visible_to_reps_clause(now: datetime) -> ColumnElement[bool]:
     return and_(Round.status != RoundStatus.DRAFT, Round.opens_at <= now)
 
 
+def awaits_scoring(round_: Round, now: datetime) -> bool:
+    """Past its deadline but not scored yet (the scheduler or a manager's button scores it)."""
+    return round_.status == RoundStatus.PUBLISHED and round_.closes_at <= now
+
+
 def accepts_bids(listing: Listing, now: datetime) -> bool:
     """A listing takes bids while its round is open (server clock) and it is still listed."""
     return listing.round.is_open_at(now) and listing.status == ListingStatus.LISTED

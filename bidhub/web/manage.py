@@ -115,7 +115,6 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
         "release_form": release_form or ReleaseForm(formdata=None),
         "action_form": ConfirmForm(formdata=None, version=str(round_.version)),
         "is_open": round_.is_open_at(now()),
-        "is_past_deadline": round_.closes_at <= now(),
     }
     if status != 200:
         return render("manage/round.html", status=status, **context)

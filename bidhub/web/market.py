@@ -164,7 +164,9 @@ def withdraw_bid(bid_id: int):
 @blueprint.route("/my/bids")
 @rep_only
 def my_bids():
-    return render("market/my_bids.html", bids=browse.my_bids(get_session(), current_user))
+    session = get_session()
+    bids = browse.my_bids(session, current_user)
+    return render("market/my_bids.html", bids=bids, outcomes=policies.bid_outcomes(session, bids))
 
 
 @blueprint.route("/bids/<int:bid_id>")

@@ -90,8 +90,8 @@ TEMPLATE_ENUMS = {enum.__name__: enum for enum in (
 
 # Templates ask the same named policies as the views do.
 TEMPLATE_POLICIES = {function.__name__: function for function in (
-    policies.bids_are_sealed, policies.results_are_published, policies.accepts_bids,
-    policies.may_see_owner)}
+    policies.bids_are_sealed, policies.results_are_published, policies.awaits_scoring,
+    policies.accepts_bids, policies.may_see_owner)}
 
 
 PERCENT_UNITS = ("share", "ratio")
