@@ -78,48 +78,15 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     reproducible, but equal totals are no longer ordered by the tie-break chain.
     Memory is linear in bids x slots per rep (slots <= the per-round cap when there is one).
     """
-    import numpy as np
-    from scipy.sparse import coo_array
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
-
-    # One candidate per (listing, rep): the rep's best-ranked bid (a rep bids once per listing
-    # in practice; this keeps parallel edges out of the matrix), and only reps with room.
-    candidates: dict[int, list[int]] = {}
-    listings_of_rep: dict[int, int] = defaultdict(int)
-    for listing_id in sorted(contested):
-        seen: set[int] = set()
-        chosen = []
-        for bid_id in contested[listing_id]:
-            rep_id = facts[bid_id].rep_id
-            if rep_id not in seen and limit[rep_id] > 0:
-                seen.add(rep_id)
-                chosen.append(bid_id)
-                listings_of_rep[rep_id] += 1
-        if chosen:
-            candidates[listing_id] = chosen
+    candidates = _candidates(contested, facts, limit)
     if not candidates:
         return {}
     listings = sorted(candidates)
-
-    slots: dict[int, range] = {}
-    columns = 0
-    for rep_id in sorted(listings_of_rep):
-        count = min(limit[rep_id], listings_of_rep[rep_id])
-        slots[rep_id] = range(columns, columns + count)
-        columns += count
-
+    slots = _slots(candidates, facts, limit)
+    columns = sum(len(columns_of) for columns_of in slots.values())
     micro = {bid_id: points[bid_id] for bid_ids in candidates.values() for bid_id in bid_ids}
+    place, most_places = _tie_places(candidates, micro)
     top, bottom = max(micro.values()), min(micro.values())
-    place: dict[int, int] = {}
-    most_places = 0
-    for bid_ids in candidates.values():
-        position, previous, worst = 0, None, 0
-        for bid_id in bid_ids:  # best first: equal totals are adjacent, in tie-break order
-            position = position + 1 if micro[bid_id] == previous else 0
-            previous = micro[bid_id]
-            place[bid_id] = position
-            worst = max(worst, position)
-        most_places += worst
     awards_possible = min(len(listings), columns)
 
     def no_award_cost(k: int) -> int:
@@ -130,29 +97,18 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     if no_award_cost(k) >= EXACT_COST_LIMIT:
         k = 1
     no_award = no_award_cost(k)
-
-    rows: list[int] = []
-    cols: list[int] = []
-    costs: list[int] = []
+    edges = []
     for row, listing_id in enumerate(listings):
         for bid_id in candidates[listing_id]:
             # + 1: the solver needs non-zero weights.
             cost = (top - micro[bid_id]) * k + (place[bid_id] if k > 1 else 0) + 1
-            for column in slots[facts[bid_id].rep_id]:
-                rows.append(row)
-                cols.append(column)
-                costs.append(cost)
-        rows.append(row)
-        cols.append(columns + row)
-        costs.append(no_award)
-    graph = coo_array((np.array(costs, dtype=np.float64),
-                       (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))),
-                      shape=(len(listings), columns + len(listings))).tocsr()
-    matched_rows, matched_columns = min_weight_full_bipartite_matching(graph)
+            edges.extend((row, column, cost) for column in slots[facts[bid_id].rep_id])
+        edges.append((row, columns + row, no_award))
+    matched = _min_cost_matching(edges, len(listings), columns + len(listings))
 
     owner = {column: rep_id for rep_id, columns_of in slots.items() for column in columns_of}
     awards = {}
-    for row, column in zip(matched_rows.tolist(), matched_columns.tolist(), strict=True):
+    for row, column in matched:
         rep_id = owner.get(column)
         if rep_id is not None:
             listing_id = listings[row]
@@ -160,6 +116,73 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
                                       if facts[bid_id].rep_id == rep_id)
     return awards
 
+
+def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
+                limit: Mapping[int, int]) -> dict[int, list[int]]:
+    """Listing -> one bid per rep with room: the rep's best-ranked, best first.
+
+    A rep bids once per listing in practice; this keeps parallel edges out of the matrix.
+    Listings left without a candidate are left out.
+    """
+    candidates: dict[int, list[int]] = {}
+    for listing_id in sorted(contested):
+        seen: set[int] = set()
+        chosen = []
+        for bid_id in contested[listing_id]:
+            rep_id = facts[bid_id].rep_id
+            if rep_id not in seen and limit[rep_id] > 0:
+                seen.add(rep_id)
+                chosen.append(bid_id)
+        if chosen:
+            candidates[listing_id] = chosen
+    return candidates
+
+
+def _slots(candidates: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
+           limit: Mapping[int, int]) -> dict[int, range]:
+    """Rep -> its columns: one per award it may take, min(limit, listings it is a candidate on)."""
+    listings_of_rep: dict[int, int] = defaultdict(int)
+    for bid_ids in candidates.values():
+        for bid_id in bid_ids:
+            listings_of_rep[facts[bid_id].rep_id] += 1
+    slots: dict[int, range] = {}
+    columns = 0
+    for rep_id in sorted(listings_of_rep):
+        count = min(limit[rep_id], listings_of_rep[rep_id])
+        slots[rep_id] = range(columns, columns + count)
+        columns += count
+    return slots
+
+
+def _tie_places(candidates: Mapping[int, list[int]],
+                micro: Mapping[int, int]) -> tuple[dict[int, int], int]:
+    """Each bid's place among equal totals on its listing, and the sum of the worst places."""
+    place: dict[int, int] = {}
+    most_places = 0
+    for bid_ids in candidates.values():
+        position, previous, worst = 0, None, 0
+        for bid_id in bid_ids:  # best first: equal totals are adjacent, in tie-break order
+            position = position + 1 if micro[bid_id] == previous else 0
+            previous = micro[bid_id]
+            place[bid_id] = position
+            worst = max(worst, position)
+        most_places += worst
+    return place, most_places
+
+
+def _min_cost_matching(edges: list[tuple[int, int, int]], rows: int,
+                       columns: int) -> list[tuple[int, int]]:
+    """(row, column) pairs of a minimum-cost full matching of the rows (scipy, sparse)."""
+    import numpy as np
+    from scipy.sparse import coo_array
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    row_of, column_of, cost_of = zip(*edges, strict=True)
+    graph = coo_array((np.array(cost_of, dtype=np.float64),
+                       (np.array(row_of, dtype=np.int64), np.array(column_of, dtype=np.int64))),
+                      shape=(rows, columns)).tocsr()
+    matched_rows, matched_columns = min_weight_full_bipartite_matching(graph)
+    return list(zip(matched_rows.tolist(), matched_columns.tolist(), strict=True))
 
 ALLOCATION_METHODS: dict[str, AllocationMethod] = {
     method.name: method for method in (

@@ -35,7 +35,7 @@ from bidhub.domain.eligibility import (
     Setting,
 )
 from bidhub.domain.metrics import METRICS
-from bidhub.domain.normalisers import NORMALISERS
+from bidhub.domain.normalisers import NORMALISERS, Normaliser
 from bidhub.domain.tie_breaks import DEFAULT_TIE_BREAK, TIE_BREAKS
 
 DEFAULT_NORMALISER = "minmax"
@@ -553,19 +553,35 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
             metrics: dict[str, Any]) -> Factor | None:
     """One [[factors]] entry; None when it is too broken to use (problems are noted)."""
     check.unknown_keys(raw, _factor_keys(), prefix)
-    usable = True
+    metric = _factor_metric(check, raw, prefix, metrics)
+    weight = _factor_weight(check, raw, prefix)
+    normaliser = _factor_normaliser(check, raw, prefix)
+    if normaliser is None:
+        return None
+    params = _factor_params(check, raw, prefix, normaliser)
+    if metric is None or weight is None or params is None:
+        return None
+    factor = Factor(metric, float(weight), normaliser.name, params)
+    _warn_against_direction(check, f"{prefix}.weight", factor, weight, metrics[metric])
+    return factor
 
+
+def _factor_metric(check: _Checker, raw: dict[str, Any], prefix: str,
+                   metrics: dict[str, Any]) -> str | None:
+    """The factor's metric, a name in `metrics`; None when missing or unknown (noted)."""
     metric = check.string(raw, "metric", prefix, None)
     if "metric" not in raw:
         check.problem(f"{prefix}.metric", "missing: name the metric this factor scores")
-        usable = False
-    elif metric is None:
-        usable = False
-    elif metric not in metrics:
+        return None
+    if metric is not None and metric not in metrics:
         check.problem(f"{prefix}.metric",
                       f"unknown metric '{_shown(metric)}' {_known(metric, metrics)}")
-        usable = False
+        return None
+    return metric
 
+
+def _factor_weight(check: _Checker, raw: dict[str, Any], prefix: str) -> float | None:
+    """The factor's weight as written, within MAX_ABS_WEIGHT; None when unusable (noted)."""
     if "weight" not in raw:
         check.problem(f"{prefix}.weight", "missing: give the factor a weight (negative for a "
                                           "penalty)")
@@ -573,23 +589,33 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
     if weight is not None and abs(weight) > MAX_ABS_WEIGHT:
         check.problem(f"{prefix}.weight", f"must be between -{MAX_ABS_WEIGHT:g} and "
                                           f"{MAX_ABS_WEIGHT:g}, got {weight:g}")
-        weight = None
-    usable = usable and weight is not None
+        return None
+    return weight
 
+
+def _factor_normaliser(check: _Checker, raw: dict[str, Any], prefix: str) -> Normaliser | None:
+    """The factor's normaliser from NORMALISERS (minmax when not given); None when unknown."""
     name = check.string(raw, "normaliser", prefix, DEFAULT_NORMALISER)
     normaliser = NORMALISERS.get(name) if name is not None else None
     if name is not None and normaliser is None:
         check.problem(f"{prefix}.normaliser",
                       f"unknown normaliser '{_shown(name)}' {_known(name, NORMALISERS)}")
-    if normaliser is None:
-        return None
+    return normaliser
 
-    params: dict[str, float] = {}
+
+def _factor_params(check: _Checker, raw: dict[str, Any], prefix: str,
+                   normaliser: Normaliser) -> dict[str, float] | None:
+    """The normaliser's settings, defaults filled; None when one is missing or wrong (noted).
+
+    A setting of another normaliser is refused rather than silently ignored.
+    """
     takes = {param.name for param in normaliser.params}
     for key in raw:
         if key not in FACTOR_BASE_KEYS and key not in takes and key in _factor_keys():
             check.problem(f"{prefix}.{key}", f"the {normaliser.name} normaliser does not use "
                           f"{key} (it takes: {', '.join(sorted(takes)) or 'nothing'})")
+    params: dict[str, float] = {}
+    usable = True
     for param in normaliser.params:
         if param.name not in raw:
             if param.default is None:
@@ -607,18 +633,20 @@ def _factor(check: _Checker, raw: dict[str, Any], prefix: str,
             usable = False
         else:
             params[param.name] = float(value)
-    if not usable:
-        return None
-    factor = Factor(metric, float(weight), normaliser.name, params)
-    direction = getattr(metrics[metric], "higher_is_better", None)
+    return params if usable else None
+
+
+def _warn_against_direction(check: _Checker, path: str, factor: Factor, weight: float,
+                            metric: Any) -> None:
+    """Warn when the weight's sign rewards the worse rep on a metric with a direction."""
+    direction = getattr(metric, "higher_is_better", None)
     if direction is False and factor.weight > 0:
-        check.warning(f"{prefix}.weight", f"{metric}: less is better, but the weight "
-                      f"{weight:g} is positive, so more {metric} raises the score; use a "
-                      "negative weight for a penalty")
+        check.warning(path, f"{factor.metric}: less is better, but the weight {weight:g} is "
+                      f"positive, so more {factor.metric} raises the score; use a negative "
+                      "weight for a penalty")
     elif direction is True and factor.weight < 0:
-        check.warning(f"{prefix}.weight", f"{metric}: more is better, but the weight "
-                      f"{weight:g} is negative, so more {metric} lowers the score")
-    return factor
+        check.warning(path, f"{factor.metric}: more is better, but the weight {weight:g} is "
+                      f"negative, so more {factor.metric} lowers the score")
 
 
 def _factors(check: _Checker, data: dict[str, Any]) -> tuple[Factor, ...]:
