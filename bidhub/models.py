@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -19,7 +20,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
+from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -371,8 +374,15 @@ class Round(Base):
     def is_open_at(self, now: datetime) -> bool:
         return self.status == RoundStatus.PUBLISHED and self.opens_at <= now < self.closes_at
 
+    @hybrid_method
     def is_visible_to_reps_at(self, now: datetime) -> bool:
         return self.status != RoundStatus.DRAFT and self.opens_at <= now
+
+    @is_visible_to_reps_at.inplace.expression
+    @classmethod
+    def _is_visible_to_reps_at_sql(cls, now: datetime) -> ColumnElement[bool]:
+        # The same rule as a SQL condition, for queries over many rounds.
+        return and_(cls.status != RoundStatus.DRAFT, cls.opens_at <= now)
 
 
 class Listing(Base):

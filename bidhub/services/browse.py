@@ -20,7 +20,6 @@ from bidhub.models import (
     Round,
     User,
 )
-from bidhub.services.policies import rounds_visible_to_reps_clause
 
 SORTS = {
     "value_desc": Account.annual_value_yuan.desc(),
@@ -43,7 +42,7 @@ class ListingFilter:
 
 def rounds_visible_to_reps(session: Session, now: datetime) -> list[Round]:
     return list(session.scalars(
-        select(Round).where(rounds_visible_to_reps_clause(now))
+        select(Round).where(Round.is_visible_to_reps_at(now))
         .order_by(Round.closes_at.desc())))
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from bidhub.domain.scoring import BidScore as ScoreBreakdown
@@ -47,15 +47,6 @@ def bids_are_sealed(round_: Round) -> bool:
 def results_are_published(round_: Round) -> bool:
     """Only once results are published may a rep learn a score, a rank or an outcome."""
     return round_.status == RoundStatus.RESULTS_PUBLISHED
-
-
-def round_is_visible_to_reps(round_: Round, now: datetime) -> bool:
-    return round_.status != RoundStatus.DRAFT and round_.opens_at <= now
-
-
-def rounds_visible_to_reps_clause(now: datetime) -> ColumnElement[bool]:
-    """round_is_visible_to_reps as a SQL condition on Round, for list queries."""
-    return and_(Round.status != RoundStatus.DRAFT, Round.opens_at <= now)
 
 
 def awaits_scoring(round_: Round, now: datetime) -> bool:
@@ -104,7 +95,7 @@ def rep_may_see_account(session: Session, user: User, account: Account, now: dat
         return True
     return bool(session.scalar(select(exists().where(
         Listing.account_id == account.id, Listing.round_id == Round.id,
-        rounds_visible_to_reps_clause(now)))))
+        Round.is_visible_to_reps_at(now)))))
 
 
 def may_see_owner(user: User, account: Account) -> bool:

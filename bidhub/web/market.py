@@ -49,7 +49,7 @@ def rounds():
 
 def visible_round(round_id: int):
     round_ = load_round(get_session(), round_id)
-    if not policies.round_is_visible_to_reps(round_, now()):
+    if not round_.is_visible_to_reps_at(now()):
         abort(404)
     return round_
 
@@ -89,7 +89,7 @@ def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
 def place_bid(listing_id: int):
     session = get_session()
     listing = session.get(Listing, listing_id)
-    if listing is None or not policies.round_is_visible_to_reps(listing.round, now()):
+    if listing is None or not listing.round.is_visible_to_reps_at(now()):
         abort(404)
     existing = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
                                                  Bid.rep_id == current_user.id)).first()
