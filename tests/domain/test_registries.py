@@ -1,5 +1,6 @@
-"""Registries: one worked case per eligibility check, tie-break and allocation method, and
-rules/README.md stating exactly the names (and descriptions) the registries hold.
+"""Registries: one worked case per eligibility check, tie-break and allocation method,
+rules/README.md stating exactly the names (and descriptions) the registries hold, and the
+rules settings form showing each numeric eligibility setting with the registry's range.
 
 Adding an entry to ELIGIBILITY_CHECKS, TIE_BREAKS or ALLOCATION_METHODS makes this file fail
 until the entry has its case below and its row in the README.
@@ -273,3 +274,23 @@ def test_the_readme_states_the_tie_breaks_as_registered():
 def test_the_readme_states_the_allocation_methods_as_registered():
     agree(readme_table("#### Allocation methods"), [
         [f"`{entry.name}`", entry.description] for entry in ALLOCATION_METHODS.values()])
+
+
+# --- the rules settings form -----------------------------------------------------------
+
+
+def test_the_settings_form_has_each_numeric_eligibility_setting_with_its_range(app):
+    from wtforms.validators import NumberRange
+
+    from bidhub.web.forms import rules_settings_form
+
+    numeric = {key: setting for key, setting in ELIGIBILITY_SETTINGS.items()
+               if setting.kind != "boolean"}
+    with app.test_request_context():
+        form = rules_settings_form(parse_rules(rule_text(eligibility="cooldown_months = 6")))
+        shown = [field.name for field in form if field.name in ELIGIBILITY_SETTINGS]
+        assert shown == list(numeric)
+        for key, setting in numeric.items():
+            [bounds] = [item for item in form[key].validators if isinstance(item, NumberRange)]
+            assert (bounds.min, bounds.max) == (setting.minimum, setting.maximum)
+            assert form[key].data == (6 if key == "cooldown_months" else setting.default)
