@@ -95,17 +95,17 @@ NORMALISERS: dict[str, Normaliser] = {
     normaliser.name: normaliser for normaliser in (
         Normaliser(
             "minmax", "Min-max over the round",
-            "(value - lowest) / (highest - lowest), over the round's eligible bids; 0.5 for "
-            "everyone when all values are equal",
+            "(value − lowest) / (highest − lowest) over the round's eligible bids, clipped to "
+            "0..1; 0.5 for everyone when all values are equal",
             _minmax, uses_population=True),
         Normaliser(
             "cap", "Share of a cap",
-            "value / cap, clipped to 0..1: reaching the cap counts fully",
+            "value / `cap`, clipped to 0..1: reaching the cap counts fully",
             _cap, params=(NormaliserParam("cap", "cap, the value that counts fully (above 0)",
                                           must_be_positive=True),)),
         Normaliser(
             "logistic", "S-curve",
-            "1 / (1 + e^(-steepness x (value - midpoint))): 0.5 at the midpoint, "
+            "1 / (1 + e^(−`steepness` × (value − `midpoint`))): 0.5 at the midpoint, "
             "diminishing returns far from it",
             _logistic,
             params=(NormaliserParam("midpoint", "a midpoint, the value that scores 0.5"),
@@ -113,8 +113,8 @@ NORMALISERS: dict[str, Normaliser] = {
                                     default=1.0, must_be_positive=True))),
         Normaliser(
             "rank", "Percentile rank in the round",
-            "the bid's percentile rank among the round's eligible bids: 0 lowest, 1 highest, "
-            "equal values share the average of their places; 0.5 with one bid",
+            "mid-rank percentile among the round's eligible bids: 0 lowest, 1 highest, equal "
+            "values share the average of their places; 0.5 when there is a single value",
             _rank, uses_population=True),
     )
 }

@@ -241,11 +241,18 @@ def test_the_readme_lists_exactly_the_metrics():
         metric.label for metric in METRICS.values()]
 
 
-def test_the_readme_lists_exactly_the_normalisers():
-    rows = readme_table("#### Normalisers")
-    assert names_in(rows) == list(NORMALISERS)
-    assert [row[3] for row in rows] == [
-        "yes" if normaliser.uses_population else "no" for normaliser in NORMALISERS.values()]
+def _settings_of(normaliser) -> str:
+    shown = [f"`{param.name}` (" + ("required" if param.default is None
+                                    else f"default {param.default:g}") + ")"
+             for param in normaliser.params]
+    return ", ".join(shown) or "none"
+
+
+def test_the_readme_states_the_normalisers_as_registered():
+    agree(readme_table("#### Normalisers"), [
+        [f"`{name}`", normaliser.description, _settings_of(normaliser),
+         "yes" if normaliser.uses_population else "no"]
+        for name, normaliser in NORMALISERS.items()])
 
 
 def _shown(key: str) -> str:
