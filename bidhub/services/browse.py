@@ -90,6 +90,25 @@ def decisions_of_round(session: Session, round_id: int) -> dict[int, Decision]:
         .options(selectinload(Decision.bid).selectinload(Bid.rep)))}
 
 
+def own_bid_for(session: Session, rep: User, listing_id: int) -> Bid | None:
+    """The rep's bid for the listing, withdrawn or not; None if they never bid."""
+    return session.scalars(select(Bid).where(Bid.listing_id == listing_id,
+                                             Bid.rep_id == rep.id)).first()
+
+
+def latest_listing_of(session: Session, account_id: int) -> Listing | None:
+    """The account's most recent listing, whichever round it is in."""
+    return session.scalars(select(Listing).where(Listing.account_id == account_id)
+                           .order_by(Listing.id.desc())).first()
+
+
+def listings_awaiting_confirmation(session: Session) -> list[Listing]:
+    """Executive-sponsored releases that need an admin before they go on the market."""
+    return list(session.scalars(
+        select(Listing).where(Listing.status == ListingStatus.AWAITING_CONFIRMATION)
+        .order_by(Listing.id)))
+
+
 def filter_options(session: Session, round_id: int) -> dict[str, list]:
     """Values to offer in the filter menus: those present in the round."""
     base = select(Account).join(Listing).where(Listing.round_id == round_id).subquery()

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
-from bidhub.models import Listing, ListingStatus, User
-from bidhub.services import rounds, users
+from bidhub.models import User
+from bidhub.services import browse, rounds, users
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import admins
 from bidhub.web.forms import (
@@ -115,10 +115,9 @@ def set_password(user_id: int):
 @blueprint.route("/confirmations")
 @admins
 def confirmations():
-    waiting = list(get_session().scalars(
-        select(Listing).where(Listing.status == ListingStatus.AWAITING_CONFIRMATION)
-        .order_by(Listing.id)))
-    return render("admin/confirmations.html", listings=waiting, form=ConfirmForm(formdata=None))
+    return render("admin/confirmations.html",
+                  listings=browse.listings_awaiting_confirmation(get_session()),
+                  form=ConfirmForm(formdata=None))
 
 
 @blueprint.route("/listings/<int:listing_id>/confirm", methods=["POST"])

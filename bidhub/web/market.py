@@ -7,13 +7,12 @@ import secrets
 from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import BidRejected, InvalidRequest
 from bidhub.domain.metrics import METRICS
-from bidhub.models import Account, Bid, Listing
+from bidhub.models import Account, Listing
 from bidhub.services import bidding, browse, policies
 from bidhub.services.rounds import load_round
 from bidhub.services.track_records import snapshot_track_record
@@ -74,9 +73,8 @@ def account(account_id: int):
     account = session.get(Account, account_id)
     if account is None or not policies.rep_may_see_account(session, current_user, account, now()):
         abort(404)
-    listing = session.scalars(select(Listing).where(Listing.account_id == account.id)
-                              .order_by(Listing.id.desc())).first()
-    return render("market/account.html", account=account, listing=listing)
+    return render("market/account.html", account=account,
+                  listing=browse.latest_listing_of(session, account.id))
 
 
 def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
@@ -91,8 +89,7 @@ def place_bid(listing_id: int):
     listing = session.get(Listing, listing_id)
     if listing is None or not listing.round.is_visible_to_reps_at(now()):
         abort(404)
-    existing = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
-                                                 Bid.rep_id == current_user.id)).first()
+    existing = browse.own_bid_for(session, current_user, listing.id)
     form = BidForm()
     if not form.submission_key.data:
         form.submission_key.data = secrets.token_urlsafe(24)
