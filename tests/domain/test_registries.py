@@ -235,10 +235,12 @@ def agree(rows: list[list[str]], expected: list[list[str]]) -> None:
     assert rows == expected, f"rules/README.md should read:\n{wanted}"
 
 
-def test_the_readme_lists_exactly_the_metrics():
-    assert names_in(readme_table("#### Metrics")) == list(METRICS)
-    assert [row[1] for row in readme_table("#### Metrics")] == [
-        metric.label for metric in METRICS.values()]
+def test_the_readme_states_the_metrics_as_registered():
+    direction = {True: "more is better", False: "less is better", None: "rules decide"}
+    rows = readme_table("#### Metrics")
+    agree([[row[0], row[1], row[4], row[5]] for row in rows], [
+        [f"`{name}`", metric.label, metric.unit, direction[metric.higher_is_better]]
+        for name, metric in METRICS.items()])
 
 
 def _settings_of(normaliser) -> str:
