@@ -92,6 +92,11 @@ def days_open(incident: AccountabilityIncident, now: datetime) -> int:
     return max(0, (until - incident.seen_at).days)
 
 
+def awaits_explanation(incident: AccountabilityIncident) -> bool:
+    """The rep still owes the explanation form: the inbox offers it and the nav counts it."""
+    return incident.status == IncidentStatus.OPEN
+
+
 def is_overdue(incident: AccountabilityIncident, now: datetime) -> bool:
     """The explanation came, or is still missing, after the due date."""
     if incident.explanation_due_at is None:
@@ -158,7 +163,7 @@ def explain_incident(
     incident = load_incident(session, incident_id)
     if incident.rep_id != rep.id:
         raise NotFound("No such accountability incident.")  # others' incidents do not exist
-    if incident.status != IncidentStatus.OPEN:
+    if not awaits_explanation(incident):
         raise Conflict("This incident was already explained.")
     text = explanation.strip()
     if len(text) < MIN_EXPLANATION_LENGTH:
@@ -283,6 +288,7 @@ def incidents_of_rep(session: Session, rep: User) -> list[AccountabilityIncident
 
 
 def open_incident_count(session: Session, rep: User) -> int:
+    """How many of the rep's incidents await an explanation (awaits_explanation, in SQL)."""
     return session.scalar(
         select(func.count()).select_from(AccountabilityIncident).where(
             AccountabilityIncident.rep_id == rep.id,

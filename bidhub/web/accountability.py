@@ -253,7 +253,7 @@ def inbox_page(failed: tuple | None = None, status: int = 200):
     incidents = accountability.incidents_of_rep(session, current_user)
     forms = {incident.id: unique_ids(failed[1] if failed and failed[0] == incident.id
                                      else ExplanationForm(formdata=None), incident.id)
-             for incident in incidents if incident.status == IncidentStatus.OPEN}
+             for incident in incidents if accountability.awaits_explanation(incident)}
     return render("accountability/inbox.html", status=status, incidents=incidents, forms=forms,
                   is_overdue=lambda incident: accountability.is_overdue(incident, current),
                   status_labels=STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
