@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from bidhub.models import (
     Account,
+    AccountabilityIncident,
     Bid,
     Decision,
     IncidentStatus,
@@ -16,6 +17,7 @@ from bidhub.models import (
     ListingStatus,
     Round,
     RoundStatus,
+    User,
 )
 from bidhub.services import adjudication, policies
 from bidhub.services.bidding import withdraw_bid
@@ -281,10 +283,10 @@ def test_open_incidents_are_counted_alike_by_eligibility_and_by_the_metric(
         session.commit()
         reload(session)
         [facts] = bid_facts(session, [session.get(Bid, bid.id)], clock())
-        history = rep_histories(session, [session.get(type(rep), rep.id)], clock())[rep.id]
+        history = rep_histories(session, [session.get(User, rep.id)], clock())[rep.id]
         metric = METRICS["open_incidents"].compute(history, NO_ACCOUNT, clock())
         assert facts.open_incidents == metric, status
         counted[status] = facts.open_incidents
-        incident = session.get(type(incident), incident.id)
+        incident = session.get(AccountabilityIncident, incident.id)
     assert counted == {IncidentStatus.OPEN: 1, IncidentStatus.EXPLAINED: 0,
                        IncidentStatus.ACCEPTED: 0, IncidentStatus.UPHELD: 1}
