@@ -1,9 +1,10 @@
-"""Database wiring: engine and per-request session, SQLite pragmas, BEGIN IMMEDIATE, migrations."""
+"""Database wiring: engine and per-request session, SQLite pragmas, units of work, migrations."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 IMMEDIATE = "bidhub_begin_immediate"
+UNIT_OF_WORK = "bidhub_unit_of_work"
 
 
 def database_url(app: Flask) -> str:
@@ -77,6 +79,56 @@ def begin_write(session: Session) -> None:
         session.commit()
     session.expire_all()
     session.connection(execution_options={IMMEDIATE: True})
+
+
+class UnitOfWorkFailed(RuntimeError):
+    """A use case inside a unit of work failed and the unit went on as if it had not."""
+
+
+@contextlib.contextmanager
+def unit_of_work(session: Session) -> Iterator[Session]:
+    """The transaction of a use case: begun by the outermost use case, committed once by it.
+
+    The outermost `with unit_of_work(session)` starts the write transaction (`begin_write`),
+    commits when its body ends and rolls back when any exception leaves it, so a caller never
+    has to clean up after a refused request. A use case called inside another one joins the
+    open unit: it neither begins nor commits, and an exception leaving it rolls back the
+    whole unit. An outer body that swallows such an exception cannot commit either: half of
+    a failed use case would be saved.
+    """
+    unit = session.info.get(UNIT_OF_WORK)
+    if unit is not None:
+        try:
+            yield session
+        except BaseException:
+            unit["failed"] = True
+            raise
+        return
+    unit = session.info[UNIT_OF_WORK] = {"failed": False}
+    try:
+        begin_write(session)
+        yield session
+        if unit["failed"]:
+            raise UnitOfWorkFailed("A step of this unit of work failed; nothing was saved.")
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.info.pop(UNIT_OF_WORK, None)
+
+
+def in_unit_of_work(session: Session) -> bool:
+    return UNIT_OF_WORK in session.info
+
+
+def end_read(session: Session) -> None:
+    """End the read transaction, so no snapshot stays open during slow work or between steps.
+
+    Inside a unit of work the transaction is the unit's, and stays open.
+    """
+    if session.in_transaction() and not in_unit_of_work(session):
+        session.commit()
 
 
 def get_session() -> Session:

@@ -25,7 +25,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bidhub.db import begin_write
+from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.models import (
     Account,
@@ -40,6 +40,7 @@ from bidhub.models import (
 )
 from bidhub.services import rounds
 from bidhub.services.audit import record_audit
+from bidhub.services.ownership import lock_accounts
 
 # The rep has this many days after the incident is logged to file the explanation form.
 EXPLANATION_DAYS = 7
@@ -127,55 +128,53 @@ def log_incident(
     seen_at: datetime, now: datetime,
 ) -> AccountabilityIncident:
     """Record a competitor-ad sighting against the account's current owner."""
-    begin_write(session)
-    require_manager(manager)
-    account = session.get(Account, account_id)
-    if account is None:
-        raise InvalidRequest("No such account.", field="account")
-    if account.owner_id is None:
-        raise InvalidRequest(f"{account.name} has no rep, so nobody can be held accountable "
-                             f"for it.", field="account")
-    site = competitor_site.strip()
-    if not site:
-        raise InvalidRequest("Name the competitor's site.", field="competitor_site")
-    if ad_type not in set(AdType):
-        raise InvalidRequest("Choose the kind of ad (logo, banner or job post).", field="ad_type")
-    if seen_at > now:
-        raise InvalidRequest("The sighting cannot be in the future.", field="seen_at")
-    incident = AccountabilityIncident(
-        account_id=account.id, rep_id=account.owner_id, competitor_site=site, ad_type=ad_type,
-        seen_at=seen_at, status=IncidentStatus.OPEN,
-        explanation_due_at=now + timedelta(days=EXPLANATION_DAYS), logged_by_id=manager.id)
-    session.add(incident)
-    session.flush()
-    record_audit(session, manager, "incident.logged", f"incident:{incident.id}", now,
-                 after={"account": account.id, "rep": account.owner_id, "site": site,
-                        "ad_type": ad_type, "seen_at": seen_at.isoformat()})
-    session.commit()
-    return incident
+    with unit_of_work(session):
+        require_manager(manager)
+        account = session.get(Account, account_id)
+        if account is None:
+            raise InvalidRequest("No such account.", field="account")
+        if account.owner_id is None:
+            raise InvalidRequest(f"{account.name} has no rep, so nobody can be held accountable "
+                                 f"for it.", field="account")
+        site = competitor_site.strip()
+        if not site:
+            raise InvalidRequest("Name the competitor's site.", field="competitor_site")
+        if ad_type not in set(AdType):
+            raise InvalidRequest("Choose the kind of ad (logo, banner or job post).", field="ad_type")
+        if seen_at > now:
+            raise InvalidRequest("The sighting cannot be in the future.", field="seen_at")
+        incident = AccountabilityIncident(
+            account_id=account.id, rep_id=account.owner_id, competitor_site=site, ad_type=ad_type,
+            seen_at=seen_at, status=IncidentStatus.OPEN,
+            explanation_due_at=now + timedelta(days=EXPLANATION_DAYS), logged_by_id=manager.id)
+        session.add(incident)
+        session.flush()
+        record_audit(session, manager, "incident.logged", f"incident:{incident.id}", now,
+                     after={"account": account.id, "rep": account.owner_id, "site": site,
+                            "ad_type": ad_type, "seen_at": seen_at.isoformat()})
+        return incident
 
 
 def explain_incident(
     session: Session, rep: User, incident_id: int, *, explanation: str, now: datetime,
 ) -> AccountabilityIncident:
     """The owning rep files the explanation form; accepted late too, but then shown overdue."""
-    begin_write(session)
-    incident = load_incident(session, incident_id)
-    if incident.rep_id != rep.id:
-        raise NotFound("No such accountability incident.")  # others' incidents do not exist
-    if not awaits_explanation(incident):
-        raise Conflict("This incident was already explained.")
-    text = explanation.strip()
-    if len(text) < MIN_EXPLANATION_LENGTH:
-        raise InvalidRequest(f"Explain what happened (at least {MIN_EXPLANATION_LENGTH} "
-                             f"characters).", field="explanation")
-    incident.explanation = text
-    incident.explained_at = now
-    incident.status = IncidentStatus.EXPLAINED
-    record_audit(session, rep, "incident.explained", f"incident:{incident.id}", now,
-                 after={"late": is_overdue(incident, now)})
-    session.commit()
-    return incident
+    with unit_of_work(session):
+        incident = load_incident(session, incident_id)
+        if incident.rep_id != rep.id:
+            raise NotFound("No such accountability incident.")  # others' incidents do not exist
+        if not awaits_explanation(incident):
+            raise Conflict("This incident was already explained.")
+        text = explanation.strip()
+        if len(text) < MIN_EXPLANATION_LENGTH:
+            raise InvalidRequest(f"Explain what happened (at least {MIN_EXPLANATION_LENGTH} "
+                                 f"characters).", field="explanation")
+        incident.explanation = text
+        incident.explained_at = now
+        incident.status = IncidentStatus.EXPLAINED
+        record_audit(session, rep, "incident.explained", f"incident:{incident.id}", now,
+                     after={"late": is_overdue(incident, now)})
+        return incident
 
 
 def resolve_incident(
@@ -183,55 +182,58 @@ def resolve_incident(
     expected_version: int, now: datetime,
 ) -> AccountabilityIncident:
     """Management accepts the explanation or upholds the incident (with a note)."""
-    begin_write(session)
-    require_manager(manager)
-    incident = load_incident(session, incident_id)
-    if incident.version != expected_version:
-        raise Conflict("Someone else changed this incident; reload it and try again.")
-    if incident.status in RESOLVED_STATUSES:
-        raise Conflict("This incident is already resolved.")
-    if outcome not in set(Outcome):
-        raise InvalidRequest("Choose whether to accept the explanation or uphold the incident.",
-                             field="outcome")
-    if incident.status == IncidentStatus.OPEN:
-        if outcome == Outcome.ACCEPTED:
-            raise InvalidRequest("There is no explanation to accept yet.", field="outcome")
-        if incident.explanation_due_at is not None and now <= incident.explanation_due_at:
-            raise InvalidRequest("The rep still has until the due date to explain; an "
-                                 "unexplained incident can be upheld only after it.",
+    with unit_of_work(session):
+        require_manager(manager)
+        incident = load_incident(session, incident_id)
+        if incident.version != expected_version:
+            raise Conflict("Someone else changed this incident; reload it and try again.")
+        if incident.status in RESOLVED_STATUSES:
+            raise Conflict("This incident is already resolved.")
+        if outcome not in set(Outcome):
+            raise InvalidRequest("Choose whether to accept the explanation or uphold the incident.",
                                  field="outcome")
-    if outcome == Outcome.UPHELD and not note.strip():
-        raise InvalidRequest("Say why the incident is upheld.", field="note")
-    before = {"status": incident.status}
-    incident.status = IncidentStatus(outcome)
-    incident.resolution_note = note.strip()
-    incident.resolved_by_id = manager.id
-    incident.resolved_at = now
-    record_audit(session, manager, "incident.resolved", f"incident:{incident.id}", now,
-                 before=before, after={"status": incident.status, "note": incident.resolution_note})
-    session.commit()
-    return incident
+        if incident.status == IncidentStatus.OPEN:
+            if outcome == Outcome.ACCEPTED:
+                raise InvalidRequest("There is no explanation to accept yet.", field="outcome")
+            if incident.explanation_due_at is not None and now <= incident.explanation_due_at:
+                raise InvalidRequest("The rep still has until the due date to explain; an "
+                                     "unexplained incident can be upheld only after it.",
+                                     field="outcome")
+        if outcome == Outcome.UPHELD and not note.strip():
+            raise InvalidRequest("Say why the incident is upheld.", field="note")
+        before = {"status": incident.status}
+        incident.status = IncidentStatus(outcome)
+        incident.resolution_note = note.strip()
+        incident.resolved_by_id = manager.id
+        incident.resolved_at = now
+        record_audit(session, manager, "incident.resolved", f"incident:{incident.id}", now,
+                     before=before, after={"status": incident.status, "note": incident.resolution_note})
+        return incident
 
 
 def release_for_accountability(
     session: Session, manager: User, account_id: int, *, round_id: int, review_text: str,
     now: datetime,
 ) -> Listing:
-    """Release an account with repeated upheld incidents into a draft round."""
-    begin_write(session)
-    require_manager(manager)
-    account = session.get(Account, account_id)
-    if account is None:
-        raise NotFound("No such account.")
-    upheld = upheld_count(session, account, now)
-    if upheld < REPEAT_UPHELD_COUNT:
-        raise InvalidRequest(
-            f"{account.name} has {upheld} upheld incident(s) against its rep in the last 12 "
-            f"months; {REPEAT_UPHELD_COUNT} are needed to release it for accountability.")
-    return rounds.release_account(
-        session, manager, round_id, account_id=account.id, reason=ReleaseReason.ACCOUNTABILITY,
-        note=f"{upheld} upheld accountability incidents in 12 months", review_text=review_text,
-        now=now)
+    """Release an account with repeated upheld incidents into a draft round.
+
+    One transaction: the account is locked before its incidents are counted, so the owner
+    the count is about is still the owner when the release is written.
+    """
+    with unit_of_work(session):
+        require_manager(manager)
+        account = lock_accounts(session, [account_id]).get(account_id)
+        if account is None:
+            raise NotFound("No such account.")
+        upheld = upheld_count(session, account, now)
+        if upheld < REPEAT_UPHELD_COUNT:
+            raise InvalidRequest(
+                f"{account.name} has {upheld} upheld incident(s) against its rep in the last 12 "
+                f"months; {REPEAT_UPHELD_COUNT} are needed to release it for accountability.")
+        return rounds.release_account(
+            session, manager, round_id, account_id=account.id, reason=ReleaseReason.ACCOUNTABILITY,
+            note=f"{upheld} upheld accountability incidents in 12 months", review_text=review_text,
+            now=now)
 
 
 # --- queries --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from bidhub.db import begin_write
+from bidhub.db import end_read, unit_of_work
 from bidhub.domain.allocation import allocate
 from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, NotFound
 from bidhub.domain.scoring import score_round
@@ -54,43 +54,41 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
     Idempotent: the status only moves from published to scored once, so the scheduler, a
     start-up catch-up and a manager's button can all call it.
     """
-    begin_write(session)
-    round_ = session.get(Round, round_id)
-    if round_ is None or round_.status != RoundStatus.PUBLISHED or round_.closes_at > now:
-        session.commit()
-        return False
-    rules = parsed(round_.rule_set)
-    bids = active_bids_of_round(session, round_.id)
-    facts = bid_facts(session, bids, now)
-    scores = score_round(rules, facts)
-    round_.lottery_seed = secrets.randbelow(2**31)
-    allocation = allocate(rules, facts, scores, round_.lottery_seed)
-    rank_of = {bid_id: position + 1 for ranking in allocation.rankings.values()
-               for position, bid_id in enumerate(ranking)}
-    proposed = {bid_id for bid_id in allocation.awards.values() if bid_id is not None}
-    for fact in facts:
-        score = scores[fact.bid_id]
-        session.add(BidScore(
-            bid_id=fact.bid_id, rule_set_sha256=round_.rule_set.sha256,
-            inputs=bid_facts_to_dict(fact), breakdown=score.to_dict(), total=score.total,
-            is_eligible=score.is_eligible, rank=rank_of.get(fact.bid_id),
-            not_awarded_reason=allocation.reasons.get(fact.bid_id, ""),
-            is_proposed_winner=fact.bid_id in proposed))
-    round_.status = RoundStatus.SCORED
-    round_.scored_at = now
-    record_audit(session, None, "round.scored", f"round:{round_.id}", now,
-                 after={"bids": len(bids), "rule_set": round_.rule_set.sha256,
-                        "lottery_seed": round_.lottery_seed,
-                        "flagged": sorted(allocation.flagged)})
-    session.commit()
-    return True
+    with unit_of_work(session):
+        round_ = session.get(Round, round_id)
+        if round_ is None or round_.status != RoundStatus.PUBLISHED or round_.closes_at > now:
+            return False
+        rules = parsed(round_.rule_set)
+        bids = active_bids_of_round(session, round_.id)
+        facts = bid_facts(session, bids, now)
+        scores = score_round(rules, facts)
+        round_.lottery_seed = secrets.randbelow(2**31)
+        allocation = allocate(rules, facts, scores, round_.lottery_seed)
+        rank_of = {bid_id: position + 1 for ranking in allocation.rankings.values()
+                   for position, bid_id in enumerate(ranking)}
+        proposed = {bid_id for bid_id in allocation.awards.values() if bid_id is not None}
+        for fact in facts:
+            score = scores[fact.bid_id]
+            session.add(BidScore(
+                bid_id=fact.bid_id, rule_set_sha256=round_.rule_set.sha256,
+                inputs=bid_facts_to_dict(fact), breakdown=score.to_dict(), total=score.total,
+                is_eligible=score.is_eligible, rank=rank_of.get(fact.bid_id),
+                not_awarded_reason=allocation.reasons.get(fact.bid_id, ""),
+                is_proposed_winner=fact.bid_id in proposed))
+        round_.status = RoundStatus.SCORED
+        round_.scored_at = now
+        record_audit(session, None, "round.scored", f"round:{round_.id}", now,
+                     after={"bids": len(bids), "rule_set": round_.rule_set.sha256,
+                            "lottery_seed": round_.lottery_seed,
+                            "flagged": sorted(allocation.flagged)})
+        return True
 
 
 def close_due_rounds(session: Session, now: datetime) -> list[int]:
     """Score every published round whose deadline has passed (scheduler and start-up)."""
     due = list(session.scalars(select(Round.id).where(Round.status == RoundStatus.PUBLISHED,
                                                       Round.closes_at <= now)))
-    session.commit()
+    end_read(session)  # each round is scored in a transaction of its own
     return [round_id for round_id in due if score_closed_round(session, round_id, now)]
 
 
@@ -112,69 +110,65 @@ def decide_listing(
     conditional status change, so concurrent attempts give one success and conflicts for the
     rest. Changing a decision needs the version the manager saw (optimistic locking).
     """
-    begin_write(session)
-    listing = session.get(Listing, listing_id)
-    if listing is None:
-        raise NotFound("No such listing.")
-    # The round's lock orders this decision against publishing and other decisions.
-    round_ = lock_round(session, listing.round_id)
-    if round_.status != RoundStatus.SCORED:
-        raise InvalidRequest("Decisions are taken after scoring and before results are published.")
-    ranking = ranked_bids(session, listing.id)
-    proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
-    chosen = None
-    if kind == DecisionKind.ACCEPTED:
-        if proposed is None:
-            raise InvalidRequest("The ranking proposes no winner here; choose a bidder or no award "
-                                 "and give a reason.", field="kind")
-        chosen = proposed
-        reason = reason.strip()
-    elif kind == DecisionKind.OVERRIDDEN:
-        chosen = next((bid for bid in ranking if bid.id == bid_id), None)
-        if chosen is None:
-            raise InvalidRequest("Choose one of this listing's bidders.", field="bid_id")
-        if not chosen.score.is_eligible:
-            raise InvalidRequest(f"{chosen.rep.display_name} is not eligible for this account.",
-                                 field="bid_id")
-        if proposed is not None and chosen.id == proposed.id:
-            kind = DecisionKind.ACCEPTED
-        reason = check_reason(reason) if kind == DecisionKind.OVERRIDDEN else reason.strip()
-    elif kind == DecisionKind.NO_AWARD:
-        reason = check_reason(reason)
-    else:
-        raise InvalidRequest("Choose a decision.", field="kind")
-    if chosen is not None:
-        check_winner_capacity(session, round_, chosen, listing.id)
-    decision = session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
-    if decision is None:
-        changed = session.execute(
-            update(Listing).where(Listing.id == listing.id, Listing.status == ListingStatus.LISTED)
-            .values(status=ListingStatus.DECIDED).execution_options(synchronize_session=False))
-        if changed.rowcount != 1:
-            session.rollback()
-            raise Conflict("Someone else decided this listing first; reload to see it.")
-        decision = Decision(listing_id=listing.id, kind=kind, bid_id=chosen.id if chosen else None,
-                            reason=reason, decided_by_id=actor.id, decided_at=now)
-        session.add(decision)
-        try:
-            session.flush()
-        except IntegrityError as error:
-            session.rollback()
-            raise Conflict("Someone else decided this listing first; reload to see it.") from error
-        before = None
-    else:
-        if expected_version is None or expected_version != decision.version:
-            session.rollback()
-            raise Conflict("This listing was decided in the meantime; reload to see the "
-                           "decision before changing it.")
-        before = {"kind": decision.kind, "bid": decision.bid_id, "reason": decision.reason}
-        decision.kind, decision.bid_id, decision.reason = kind, chosen.id if chosen else None, reason
-        decision.decided_by_id, decision.decided_at = actor.id, now
-    if kind != DecisionKind.ACCEPTED or before is not None:
-        record_audit(session, actor, f"decision.{kind}", f"listing:{listing.id}", now,
-                     before=before, after={"bid": decision.bid_id, "reason": reason})
-    session.commit()
-    return decision
+    with unit_of_work(session):
+        listing = session.get(Listing, listing_id)
+        if listing is None:
+            raise NotFound("No such listing.")
+        # The round's lock orders this decision against publishing and other decisions.
+        round_ = lock_round(session, listing.round_id)
+        if round_.status != RoundStatus.SCORED:
+            raise InvalidRequest("Decisions are taken after scoring and before results are published.")
+        ranking = ranked_bids(session, listing.id)
+        proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
+        chosen = None
+        if kind == DecisionKind.ACCEPTED:
+            if proposed is None:
+                raise InvalidRequest("The ranking proposes no winner here; choose a bidder or no award "
+                                     "and give a reason.", field="kind")
+            chosen = proposed
+            reason = reason.strip()
+        elif kind == DecisionKind.OVERRIDDEN:
+            chosen = next((bid for bid in ranking if bid.id == bid_id), None)
+            if chosen is None:
+                raise InvalidRequest("Choose one of this listing's bidders.", field="bid_id")
+            if not chosen.score.is_eligible:
+                raise InvalidRequest(f"{chosen.rep.display_name} is not eligible for this account.",
+                                     field="bid_id")
+            if proposed is not None and chosen.id == proposed.id:
+                kind = DecisionKind.ACCEPTED
+            reason = check_reason(reason) if kind == DecisionKind.OVERRIDDEN else reason.strip()
+        elif kind == DecisionKind.NO_AWARD:
+            reason = check_reason(reason)
+        else:
+            raise InvalidRequest("Choose a decision.", field="kind")
+        if chosen is not None:
+            check_winner_capacity(session, round_, chosen, listing.id)
+        decision = session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
+        if decision is None:
+            changed = session.execute(
+                update(Listing).where(Listing.id == listing.id, Listing.status == ListingStatus.LISTED)
+                .values(status=ListingStatus.DECIDED).execution_options(synchronize_session=False))
+            if changed.rowcount != 1:
+                raise Conflict("Someone else decided this listing first; reload to see it.")
+            decision = Decision(listing_id=listing.id, kind=kind, bid_id=chosen.id if chosen else None,
+                                reason=reason, decided_by_id=actor.id, decided_at=now)
+            session.add(decision)
+            try:
+                session.flush()
+            except IntegrityError as error:
+                raise Conflict("Someone else decided this listing first; reload to see it.") from error
+            before = None
+        else:
+            if expected_version is None or expected_version != decision.version:
+                raise Conflict("This listing was decided in the meantime; reload to see the "
+                               "decision before changing it.")
+            before = {"kind": decision.kind, "bid": decision.bid_id, "reason": decision.reason}
+            decision.kind, decision.bid_id, decision.reason = kind, chosen.id if chosen else None, reason
+            decision.decided_by_id, decision.decided_at = actor.id, now
+        if kind != DecisionKind.ACCEPTED or before is not None:
+            record_audit(session, actor, f"decision.{kind}", f"listing:{listing.id}", now,
+                         before=before, after={"bid": decision.bid_id, "reason": reason})
+        return decision
 
 
 def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_id: int) -> None:
@@ -203,64 +197,63 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
     Capacity is checked again for every award at once; if any would take its rep past the
     limit, nothing is published and the refusal lists those listings to decide again.
     """
-    begin_write(session)
-    round_ = lock_round(session, round_id)
-    if round_ is None:
-        raise NotFound("No such round.")
-    if round_.status != RoundStatus.SCORED:
-        raise Conflict("Results can be published once, after scoring; this round's are "
-                       "published already." if round_.status == RoundStatus.RESULTS_PUBLISHED
-                       else "Results can be published once, after scoring.")
-    if round_.version != expected_version:
-        raise Conflict("Someone else changed this round; reload it and try again.")
-    listings = [listing for listing in round_.listings
-                if listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
-    decisions = {decision.listing_id: decision for decision in session.scalars(
-        select(Decision).join(Listing).where(Listing.round_id == round_.id))}
-    undecided = [listing.account.name for listing in listings if listing.id not in decisions]
-    if undecided:
-        raise InvalidRequest(f"Decide every listing first; {len(undecided)} still open: "
-                             + ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else ""))
-    eligible_totals: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for listing_id, bid_id, total in session.execute(
-        select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore)
-        .join(Listing).where(Listing.round_id == round_.id, BidScore.is_eligible)
-    ):
-        eligible_totals[listing_id].append((bid_id, total))
-    changes = []
-    for listing in listings:
-        decision = decisions[listing.id]
-        if decision.bid_id is None:
-            continue
-        winner = decision.bid
-        runner_up_score = max((total for bid_id, total in eligible_totals[listing.id]
-                               if bid_id != winner.id), default=None)
-        changes.append(OwnerChange(listing.account_id, winner.rep_id, listing_id=listing.id,
-                                   filing={
-            "kind": FilingKind.ROUND_AWARD, "round_id": round_.id, "listing_id": listing.id,
-            "reason": f"Won in round “{round_.title}”", "winner_score": winner.score.total,
-            "runner_up_score": runner_up_score, "rule_set_sha256": round_.rule_set.sha256,
-            "override_reason": (decision.reason if decision.kind == DecisionKind.OVERRIDDEN
-                                else ""),
-            "decided_by_id": decision.decided_by_id}))
-    try:
-        filings = change_owners(session, changes, limit=parsed(round_.rule_set)
-                                .eligibility.capacity_max, now=now)
-    except CapacityExceeded as error:
-        names = {listing.id: listing.account.name for listing in listings}
-        broken = sorted({problem.listing_id for problem in error.problems})
-        raise CapacityExceeded(
-            "Nothing was published: these awards would take a rep past capacity; decide them "
-            "again: " + "; ".join(f"{names[listing_id]} (listing {listing_id})"
-                                  for listing_id in broken) + ". " + str(error),
-            problems=error.problems) from error
-    for listing in listings:
-        listing.status = (ListingStatus.AWARDED if decisions[listing.id].bid_id is not None
-                          else ListingStatus.NOT_AWARDED)
-    filed = [filing.seq for filing in filings]
-    round_.status = RoundStatus.RESULTS_PUBLISHED
-    round_.results_published_at = now
-    record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,
-                 after={"filings": filed})
-    session.commit()
-    return filed
+    with unit_of_work(session):
+        round_ = lock_round(session, round_id)
+        if round_ is None:
+            raise NotFound("No such round.")
+        if round_.status != RoundStatus.SCORED:
+            raise Conflict("Results can be published once, after scoring; this round's are "
+                           "published already." if round_.status == RoundStatus.RESULTS_PUBLISHED
+                           else "Results can be published once, after scoring.")
+        if round_.version != expected_version:
+            raise Conflict("Someone else changed this round; reload it and try again.")
+        listings = [listing for listing in round_.listings
+                    if listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
+        decisions = {decision.listing_id: decision for decision in session.scalars(
+            select(Decision).join(Listing).where(Listing.round_id == round_.id))}
+        undecided = [listing.account.name for listing in listings if listing.id not in decisions]
+        if undecided:
+            raise InvalidRequest(f"Decide every listing first; {len(undecided)} still open: "
+                                 + ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else ""))
+        eligible_totals: dict[int, list[tuple[int, float]]] = defaultdict(list)
+        for listing_id, bid_id, total in session.execute(
+            select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore)
+            .join(Listing).where(Listing.round_id == round_.id, BidScore.is_eligible)
+        ):
+            eligible_totals[listing_id].append((bid_id, total))
+        changes = []
+        for listing in listings:
+            decision = decisions[listing.id]
+            if decision.bid_id is None:
+                continue
+            winner = decision.bid
+            runner_up_score = max((total for bid_id, total in eligible_totals[listing.id]
+                                   if bid_id != winner.id), default=None)
+            changes.append(OwnerChange(listing.account_id, winner.rep_id, listing_id=listing.id,
+                                       filing={
+                "kind": FilingKind.ROUND_AWARD, "round_id": round_.id, "listing_id": listing.id,
+                "reason": f"Won in round “{round_.title}”", "winner_score": winner.score.total,
+                "runner_up_score": runner_up_score, "rule_set_sha256": round_.rule_set.sha256,
+                "override_reason": (decision.reason if decision.kind == DecisionKind.OVERRIDDEN
+                                    else ""),
+                "decided_by_id": decision.decided_by_id}))
+        try:
+            filings = change_owners(session, changes, limit=parsed(round_.rule_set)
+                                    .eligibility.capacity_max, now=now)
+        except CapacityExceeded as error:
+            names = {listing.id: listing.account.name for listing in listings}
+            broken = sorted({problem.listing_id for problem in error.problems})
+            raise CapacityExceeded(
+                "Nothing was published: these awards would take a rep past capacity; decide them "
+                "again: " + "; ".join(f"{names[listing_id]} (listing {listing_id})"
+                                      for listing_id in broken) + ". " + str(error),
+                problems=error.problems) from error
+        for listing in listings:
+            listing.status = (ListingStatus.AWARDED if decisions[listing.id].bid_id is not None
+                              else ListingStatus.NOT_AWARDED)
+        filed = [filing.seq for filing in filings]
+        round_.status = RoundStatus.RESULTS_PUBLISHED
+        round_.results_published_at = now
+        record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,
+                     after={"filings": filed})
+        return filed

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bidhub.db import begin_write
+from bidhub.db import unit_of_work
 from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
 from bidhub.domain.scoring import check_eligibility
 from bidhub.models import Bid, BidStatus, Listing, ListingStatus, Role, User
@@ -57,44 +57,38 @@ def submit_bid(
     committed_revenue_yuan: int, visit_plan: str, submission_key: str | None, now: datetime,
 ) -> Bid:
     """Place a bid; a resubmitted form (same submission key) returns the bid it made before."""
-    begin_write(session)
-    if rep.role != Role.REP:
-        raise PermissionDenied("Only reps bid.")
-    if submission_key:
-        earlier = session.scalars(select(Bid).where(Bid.submission_key == submission_key)).first()
-        if earlier is not None and earlier.rep_id == rep.id:
-            session.commit()
-            return earlier
-    listing = open_listing_for(session, listing_id, now)
-    check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
-    bid = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
-                                            Bid.rep_id == rep.id)).first()
-    if bid is not None and bid.status == BidStatus.ACTIVE:
-        raise BidRejected("You have already bid for this account; edit your bid instead.")
-    if listing.released_from_id == rep.id:
-        raise BidRejected("This account was released from you; you cannot bid for it.")
-    rep = session.get(User, rep.id)
-    track_record = snapshot_track_record(session, rep, listing.account, now)
-    if bid is None:
-        bid = Bid(listing=listing, rep=rep, track_record=track_record)
-        session.add(bid)
-    bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
-    bid.committed_revenue_yuan = committed_revenue_yuan
-    bid.status, bid.withdrawn_at = BidStatus.ACTIVE, None
-    bid.submitted_at = bid.updated_at = now
-    bid.submission_key = submission_key or None
-    bid.track_record = track_record
-    try:
-        session.flush()
-        check_rep_eligible(session, bid, now)
-    except IntegrityError as error:
-        session.rollback()
-        raise BidRejected("You have already bid for this account; edit your bid instead.") from error
-    except BidRejected:
-        session.rollback()
-        raise
-    session.commit()
-    return bid
+    with unit_of_work(session):
+        if rep.role != Role.REP:
+            raise PermissionDenied("Only reps bid.")
+        if submission_key:
+            earlier = session.scalars(select(Bid).where(Bid.submission_key == submission_key)).first()
+            if earlier is not None and earlier.rep_id == rep.id:
+                return earlier
+        listing = open_listing_for(session, listing_id, now)
+        check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
+        bid = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
+                                                Bid.rep_id == rep.id)).first()
+        if bid is not None and bid.status == BidStatus.ACTIVE:
+            raise BidRejected("You have already bid for this account; edit your bid instead.")
+        if listing.released_from_id == rep.id:
+            raise BidRejected("This account was released from you; you cannot bid for it.")
+        rep = session.get(User, rep.id)
+        track_record = snapshot_track_record(session, rep, listing.account, now)
+        if bid is None:
+            bid = Bid(listing=listing, rep=rep, track_record=track_record)
+            session.add(bid)
+        bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
+        bid.committed_revenue_yuan = committed_revenue_yuan
+        bid.status, bid.withdrawn_at = BidStatus.ACTIVE, None
+        bid.submitted_at = bid.updated_at = now
+        bid.submission_key = submission_key or None
+        bid.track_record = track_record
+        try:
+            session.flush()
+            check_rep_eligible(session, bid, now)
+        except IntegrityError as error:
+            raise BidRejected("You have already bid for this account; edit your bid instead.") from error
+        return bid
 
 
 def own_bid(session: Session, rep: User, bid_id: int) -> Bid:
@@ -108,26 +102,23 @@ def update_bid(
     session: Session, rep: User, bid_id: int, *, account_plan: str, committed_revenue_yuan: int,
     visit_plan: str, now: datetime,
 ) -> Bid:
-    begin_write(session)
-    bid = own_bid(session, rep, bid_id)
-    if bid.status != BidStatus.ACTIVE:
-        raise BidRejected("This bid was withdrawn; submit a new one instead.")
-    open_listing_for(session, bid.listing_id, now)
-    check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
-    bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
-    bid.committed_revenue_yuan = committed_revenue_yuan
-    bid.updated_at = now
-    session.commit()
-    return bid
+    with unit_of_work(session):
+        bid = own_bid(session, rep, bid_id)
+        if bid.status != BidStatus.ACTIVE:
+            raise BidRejected("This bid was withdrawn; submit a new one instead.")
+        open_listing_for(session, bid.listing_id, now)
+        check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
+        bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
+        bid.committed_revenue_yuan = committed_revenue_yuan
+        bid.updated_at = now
+        return bid
 
 
 def withdraw_bid(session: Session, rep: User, bid_id: int, now: datetime) -> Bid:
-    begin_write(session)
-    bid = own_bid(session, rep, bid_id)
-    open_listing_for(session, bid.listing_id, now)
-    if bid.status == BidStatus.WITHDRAWN:
-        session.commit()
+    with unit_of_work(session):
+        bid = own_bid(session, rep, bid_id)
+        open_listing_for(session, bid.listing_id, now)
+        if bid.status == BidStatus.WITHDRAWN:
+            return bid
+        bid.status, bid.withdrawn_at, bid.updated_at = BidStatus.WITHDRAWN, now, now
         return bid
-    bid.status, bid.withdrawn_at, bid.updated_at = BidStatus.WITHDRAWN, now, now
-    session.commit()
-    return bid

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bidhub.db import begin_write
+from bidhub.db import unit_of_work
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
 from bidhub.models import AccountReview, Filing, FilingKind, Role, User
 from bidhub.services.audit import record_audit
@@ -39,51 +39,50 @@ def transfer_account(
     here; an executive-sponsored account moves only with an admin's confirmation, as its
     release does: an admin making the transfer is that confirmation.
     """
-    begin_write(session)
-    account = lock_accounts(session, [account_id]).get(account_id)
-    if account is None:
-        raise NotFound("No such account.")
-    to_rep = session.get(User, to_rep_id)
-    if to_rep is None or to_rep.role != Role.REP or not to_rep.is_active:
-        raise TransferRefused("Choose an active rep to receive the account.", field="to_rep")
-    if to_rep.id == account.owner_id:
-        raise TransferRefused(f"{to_rep.display_name} already holds {account.name}.",
-                              field="to_rep")
-    listing = unfinished_listing_of(session, account.id)
-    if listing is not None:
-        raise TransferRefused(f"{account.name} is listed in round {listing.round_id} "
-                              f"(“{listing.round.title}”); decide it there or withdraw the "
-                              "listing first.", field="account")
-    if account.executive_sponsor and actor.role != Role.ADMIN:
-        raise TransferRefused(f"{account.name} has an executive sponsor; like its release, its "
-                              "transfer needs an admin's confirmation. Ask an admin to make "
-                              "the transfer.", field="account")
-    if len(reason.strip()) < MIN_REASON_LENGTH:
-        raise TransferRefused(f"Give the reason for the transfer (at least {MIN_REASON_LENGTH} "
-                              "characters).", field="reason")
-    from_rep_id = account.owner_id
-    if from_rep_id is not None and len(review_text.strip()) < MIN_REASON_LENGTH:
-        raise TransferRefused("Write a review of why the account leaves its rep.",
-                              field="review_text")
-    try:
-        [filing] = change_owners(
-            session, [OwnerChange(account.id, to_rep.id, filing={
-                "kind": FilingKind.DIRECT_TRANSFER, "reason": reason.strip(),
-                "decided_by_id": actor.id})],
-            limit=capacity_max(session), now=now, accounts={account.id: account})
-    except CapacityExceeded as error:
-        raise CapacityExceeded(str(error), field="to_rep") from error
-    if from_rep_id is not None:
-        session.add(AccountReview(account_id=account.id, rep_id=from_rep_id,
-                                  written_by_id=actor.id, reason="direct_transfer",
-                                  review_text=review_text.strip(), created_at=now))
-    after = {"owner": to_rep.id, "filing": filing.seq}
-    if account.executive_sponsor:
-        after["sponsor_confirmed_by"] = actor.id
-    record_audit(session, actor, "account.transferred", f"account:{account.id}", now,
-                 before={"owner": from_rep_id}, after=after)
-    session.commit()
-    return filing
+    with unit_of_work(session):
+        account = lock_accounts(session, [account_id]).get(account_id)
+        if account is None:
+            raise NotFound("No such account.")
+        to_rep = session.get(User, to_rep_id)
+        if to_rep is None or to_rep.role != Role.REP or not to_rep.is_active:
+            raise TransferRefused("Choose an active rep to receive the account.", field="to_rep")
+        if to_rep.id == account.owner_id:
+            raise TransferRefused(f"{to_rep.display_name} already holds {account.name}.",
+                                  field="to_rep")
+        listing = unfinished_listing_of(session, account.id)
+        if listing is not None:
+            raise TransferRefused(f"{account.name} is listed in round {listing.round_id} "
+                                  f"(“{listing.round.title}”); decide it there or withdraw the "
+                                  "listing first.", field="account")
+        if account.executive_sponsor and actor.role != Role.ADMIN:
+            raise TransferRefused(f"{account.name} has an executive sponsor; like its release, its "
+                                  "transfer needs an admin's confirmation. Ask an admin to make "
+                                  "the transfer.", field="account")
+        if len(reason.strip()) < MIN_REASON_LENGTH:
+            raise TransferRefused(f"Give the reason for the transfer (at least {MIN_REASON_LENGTH} "
+                                  "characters).", field="reason")
+        from_rep_id = account.owner_id
+        if from_rep_id is not None and len(review_text.strip()) < MIN_REASON_LENGTH:
+            raise TransferRefused("Write a review of why the account leaves its rep.",
+                                  field="review_text")
+        try:
+            [filing] = change_owners(
+                session, [OwnerChange(account.id, to_rep.id, filing={
+                    "kind": FilingKind.DIRECT_TRANSFER, "reason": reason.strip(),
+                    "decided_by_id": actor.id})],
+                limit=capacity_max(session), now=now, accounts={account.id: account})
+        except CapacityExceeded as error:
+            raise CapacityExceeded(str(error), field="to_rep") from error
+        if from_rep_id is not None:
+            session.add(AccountReview(account_id=account.id, rep_id=from_rep_id,
+                                      written_by_id=actor.id, reason="direct_transfer",
+                                      review_text=review_text.strip(), created_at=now))
+        after = {"owner": to_rep.id, "filing": filing.seq}
+        if account.executive_sponsor:
+            after["sponsor_confirmed_by"] = actor.id
+        record_audit(session, actor, "account.transferred", f"account:{account.id}", now,
+                     before={"owner": from_rep_id}, after=after)
+        return filing
 
 
 @dataclass(frozen=True)

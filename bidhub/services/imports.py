@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bidhub.db import begin_write
+from bidhub.db import unit_of_work
 from bidhub.domain.errors import CapacityExceeded
 from bidhub.domain.imports import (
     CONTACT_ROLES,
@@ -239,8 +239,39 @@ def import_file(
         raise ValueError(f"unknown import kind {kind!r}")
     sha256 = hashlib.sha256(data).hexdigest()
     parsed = parse_upload(kind, filename, data, limits)
-    begin_write(session)
-    actor_id = actor.id
+    refused = False
+    try:
+        with unit_of_work(session):
+            counts, problems = _apply_rows(session, kind, parsed, actor.id, now, zone, progress)
+            problems, problems_not_shown = bounded_problems(problems, parsed.problems_not_kept,
+                                                            limits)
+            if parsed.file_problems or (problems and not valid_rows_only):
+                raise _ImportRefused
+            run = _record_run(session, actor, kind, filename, sha256, parsed, counts, problems,
+                              problems_not_shown, valid_rows_only, limits, "imported", now)
+    except _ImportRefused:
+        # Its rows are rolled back; the refusal itself is recorded, in a transaction of its own.
+        refused = True
+        counts = dict.fromkeys(counts, 0)
+        with unit_of_work(session):
+            run = _record_run(session, actor, kind, filename, sha256, parsed, counts, problems,
+                              problems_not_shown, valid_rows_only, limits, "refused", now)
+    return ImportResult(run_id=run.id, kind=kind, filename=run.filename,
+                        status="refused" if refused else "imported",
+                        rows_total=run.rows_total, skipped=run.skipped, problems=problems,
+                        problems_not_shown=problems_not_shown,
+                        ignored_columns=run.report["ignored_columns"], **counts)
+
+
+class _ImportRefused(Exception):
+    """The file or a row has a problem and only a complete import was asked for."""
+
+
+def _apply_rows(
+    session: Session, kind: str, parsed: Parsed, actor_id: int, now: datetime, zone: str,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[dict[str, int], list[Problem]]:
+    """Write the parsed rows; how many were added, updated or unchanged, and the problems."""
     problems = list(parsed.problems)
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     if not parsed.file_problems:
@@ -257,15 +288,16 @@ def import_file(
             counts[outcome] += 1
     if progress is not None:
         progress(parsed.rows_total, parsed.rows_total)
-    problems, problems_not_shown = bounded_problems(problems, parsed.problems_not_kept, limits)
-    refused = bool(parsed.file_problems) or (bool(problems) and not valid_rows_only)
-    if refused:
-        session.rollback()
-        begin_write(session)
-        counts = dict.fromkeys(counts, 0)
+    return counts, problems
+
+
+def _record_run(
+    session: Session, actor: User, kind: str, filename: str, sha256: str, parsed: Parsed,
+    counts: dict[str, int], problems: list[Problem], problems_not_shown: int,
+    valid_rows_only: bool, limits: UploadLimits, status: str, now: datetime,
+) -> ImportRun:
     done = sum(counts.values())
-    status = "refused" if refused else "imported"
-    run = ImportRun(kind=kind, filename=filename[:255], sha256=sha256, actor_id=actor_id,
+    run = ImportRun(kind=kind, filename=filename[:255], sha256=sha256, actor_id=actor.id,
                     status=status, rows_total=parsed.rows_total, rows_done=done,
                     skipped=parsed.rows_total - done, **counts,
                     report={"problems": [problem.as_dict() for problem in problems],
@@ -279,11 +311,7 @@ def import_file(
                  after={"kind": kind, "filename": run.filename, "sha256": sha256,
                         "rows_total": run.rows_total, **counts, "skipped": run.skipped,
                         "problems": len(problems) + problems_not_shown})
-    session.commit()
-    return ImportResult(run_id=run.id, kind=kind, filename=run.filename, status=status,
-                        rows_total=run.rows_total, skipped=run.skipped, problems=problems,
-                        problems_not_shown=problems_not_shown,
-                        ignored_columns=run.report["ignored_columns"], **counts)
+    return run
 
 
 def import_runs(session: Session, limit: int = 50) -> list[ImportRun]:

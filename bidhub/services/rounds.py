@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from bidhub.db import begin_write
+from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.models import (
     AccountReview,
@@ -46,39 +46,37 @@ def create_round(
     session: Session, actor: User, *, title: str, branch_id: int | None, opens_at: datetime,
     closes_at: datetime, now: datetime,
 ) -> Round:
-    begin_write(session)
-    check_round_times(opens_at, closes_at, now)
-    rule_set = active_rule_set(session)
-    if rule_set is None:
-        raise InvalidRequest("There are no active rules; an admin must adopt a rule set first.")
-    round_ = Round(title=title.strip(), branch_id=branch_id, opens_at=opens_at,
-                   closes_at=closes_at, rule_set_id=rule_set.id, status=RoundStatus.DRAFT,
-                   created_by_id=actor.id, created_at=now)
-    session.add(round_)
-    session.flush()
-    record_audit(session, actor, "round.created", f"round:{round_.id}", now,
-                 after={"title": round_.title, "rule_set": rule_set.sha256})
-    session.commit()
-    return round_
+    with unit_of_work(session):
+        check_round_times(opens_at, closes_at, now)
+        rule_set = active_rule_set(session)
+        if rule_set is None:
+            raise InvalidRequest("There are no active rules; an admin must adopt a rule set first.")
+        round_ = Round(title=title.strip(), branch_id=branch_id, opens_at=opens_at,
+                       closes_at=closes_at, rule_set_id=rule_set.id, status=RoundStatus.DRAFT,
+                       created_by_id=actor.id, created_at=now)
+        session.add(round_)
+        session.flush()
+        record_audit(session, actor, "round.created", f"round:{round_.id}", now,
+                     after={"title": round_.title, "rule_set": rule_set.sha256})
+        return round_
 
 
 def update_round_times(
     session: Session, actor: User, round_id: int, *, expected_version: int, title: str,
     opens_at: datetime, closes_at: datetime, now: datetime,
 ) -> Round:
-    begin_write(session)
-    round_ = load_round(session, round_id, expected_version=expected_version)
-    if round_.status != RoundStatus.DRAFT:
-        raise InvalidRequest("Only a draft round can be changed; this one is published.")
-    check_round_times(opens_at, closes_at, now)
-    before = {"title": round_.title, "opens_at": round_.opens_at.isoformat(),
-              "closes_at": round_.closes_at.isoformat()}
-    round_.title, round_.opens_at, round_.closes_at = title.strip(), opens_at, closes_at
-    record_audit(session, actor, "round.updated", f"round:{round_.id}", now, before=before,
-                 after={"title": title, "opens_at": opens_at.isoformat(),
-                        "closes_at": closes_at.isoformat()})
-    session.commit()
-    return round_
+    with unit_of_work(session):
+        round_ = load_round(session, round_id, expected_version=expected_version)
+        if round_.status != RoundStatus.DRAFT:
+            raise InvalidRequest("Only a draft round can be changed; this one is published.")
+        check_round_times(opens_at, closes_at, now)
+        before = {"title": round_.title, "opens_at": round_.opens_at.isoformat(),
+                  "closes_at": round_.closes_at.isoformat()}
+        round_.title, round_.opens_at, round_.closes_at = title.strip(), opens_at, closes_at
+        record_audit(session, actor, "round.updated", f"round:{round_.id}", now, before=before,
+                     after={"title": title, "opens_at": opens_at.isoformat(),
+                            "closes_at": closes_at.isoformat()})
+        return round_
 
 
 def release_account(
@@ -86,101 +84,97 @@ def release_account(
     note: str, review_text: str, now: datetime,
 ) -> Listing:
     """Put an account on a draft round's list, with the review of why its rep loses it."""
-    begin_write(session)
-    round_ = load_round(session, round_id)
-    if round_.status != RoundStatus.DRAFT:
-        raise InvalidRequest("Accounts can only be released into a round that is not published yet.")
-    # Locked like every ownership change, so a transfer cannot slip in while it is listed.
-    account = lock_accounts(session, [account_id]).get(account_id)
-    if account is None:
-        raise InvalidRequest("No such account.", field="account")
-    if reason not in set(ReleaseReason):
-        raise InvalidRequest("Choose a release reason.", field="reason")
-    if reason == ReleaseReason.OTHER and not note.strip():
-        raise InvalidRequest("Say what the other reason is.", field="note")
-    if round_.branch_id is not None and account.branch_id != round_.branch_id:
-        raise InvalidRequest(f"This round is for {round_.branch.name}; the account belongs to "
-                             f"{account.branch.name}.", field="account")
-    already = unfinished_listing_of(session, account.id)
-    if already is not None:
-        raise InvalidRequest(f"{account.name} is already listed in round "
-                             f"“{already.round.title}”.", field="account")
-    review = None
-    if account.owner_id is not None:
-        if len(review_text.strip()) < MIN_REVIEW_LENGTH:
-            raise InvalidRequest(
-                f"Write a review of why the account leaves {account.owner.display_name} "
-                f"(at least {MIN_REVIEW_LENGTH} characters).", field="review_text")
-        review = AccountReview(account_id=account.id, rep_id=account.owner_id,
-                               written_by_id=actor.id, reason=reason,
-                               review_text=review_text.strip(), created_at=now)
-        session.add(review)
+    with unit_of_work(session):
+        round_ = load_round(session, round_id)
+        if round_.status != RoundStatus.DRAFT:
+            raise InvalidRequest("Accounts can only be released into a round that is not published yet.")
+        # Locked like every ownership change, so a transfer cannot slip in while it is listed.
+        account = lock_accounts(session, [account_id]).get(account_id)
+        if account is None:
+            raise InvalidRequest("No such account.", field="account")
+        if reason not in set(ReleaseReason):
+            raise InvalidRequest("Choose a release reason.", field="reason")
+        if reason == ReleaseReason.OTHER and not note.strip():
+            raise InvalidRequest("Say what the other reason is.", field="note")
+        if round_.branch_id is not None and account.branch_id != round_.branch_id:
+            raise InvalidRequest(f"This round is for {round_.branch.name}; the account belongs to "
+                                 f"{account.branch.name}.", field="account")
+        already = unfinished_listing_of(session, account.id)
+        if already is not None:
+            raise InvalidRequest(f"{account.name} is already listed in round "
+                                 f"“{already.round.title}”.", field="account")
+        review = None
+        if account.owner_id is not None:
+            if len(review_text.strip()) < MIN_REVIEW_LENGTH:
+                raise InvalidRequest(
+                    f"Write a review of why the account leaves {account.owner.display_name} "
+                    f"(at least {MIN_REVIEW_LENGTH} characters).", field="review_text")
+            review = AccountReview(account_id=account.id, rep_id=account.owner_id,
+                                   written_by_id=actor.id, reason=reason,
+                                   review_text=review_text.strip(), created_at=now)
+            session.add(review)
+            session.flush()
+        listing = Listing(
+            round_id=round_.id, account_id=account.id, released_from_id=account.owner_id,
+            release_reason=reason, release_note=note.strip(), review_id=review.id if review else None,
+            status=(ListingStatus.AWAITING_CONFIRMATION if account.executive_sponsor
+                    else ListingStatus.LISTED),
+            released_by_id=actor.id, created_at=now)
+        session.add(listing)
         session.flush()
-    listing = Listing(
-        round_id=round_.id, account_id=account.id, released_from_id=account.owner_id,
-        release_reason=reason, release_note=note.strip(), review_id=review.id if review else None,
-        status=(ListingStatus.AWAITING_CONFIRMATION if account.executive_sponsor
-                else ListingStatus.LISTED),
-        released_by_id=actor.id, created_at=now)
-    session.add(listing)
-    session.flush()
-    record_audit(session, actor, "listing.released", f"listing:{listing.id}", now,
-                 after={"round": round_.id, "account": account.id, "reason": reason,
-                        "from_rep": account.owner_id})
-    session.commit()
-    return listing
+        record_audit(session, actor, "listing.released", f"listing:{listing.id}", now,
+                     after={"round": round_.id, "account": account.id, "reason": reason,
+                            "from_rep": account.owner_id})
+        return listing
 
 
 def remove_listing(session: Session, actor: User, listing_id: int, now: datetime) -> None:
-    begin_write(session)
-    listing = session.get(Listing, listing_id)
-    if listing is None:
-        raise NotFound("No such listing.")
-    if listing.round.status != RoundStatus.DRAFT:
-        raise InvalidRequest("A published round's list cannot change.")
-    record_audit(session, actor, "listing.removed", f"listing:{listing.id}", now,
-                 before={"round": listing.round_id, "account": listing.account_id})
-    session.delete(listing)
-    session.commit()
+    with unit_of_work(session):
+        listing = session.get(Listing, listing_id)
+        if listing is None:
+            raise NotFound("No such listing.")
+        if listing.round.status != RoundStatus.DRAFT:
+            raise InvalidRequest("A published round's list cannot change.")
+        record_audit(session, actor, "listing.removed", f"listing:{listing.id}", now,
+                     before={"round": listing.round_id, "account": listing.account_id})
+        session.delete(listing)
 
 
 def confirm_sponsored_listing(session: Session, admin: User, listing_id: int, now: datetime) -> Listing:
     """An admin agrees that an executive-sponsored account may be released."""
-    begin_write(session)
-    if admin.role != Role.ADMIN:
-        raise PermissionDenied("Only an admin can confirm the release of a sponsored account.")
-    listing = session.get(Listing, listing_id)
-    if listing is None:
-        raise NotFound("No such listing.")
-    if listing.status != ListingStatus.AWAITING_CONFIRMATION:
-        raise Conflict("This listing does not wait for confirmation any more.")
-    listing.status = ListingStatus.LISTED
-    listing.confirmed_by_id = admin.id
-    record_audit(session, admin, "listing.sponsor_confirmed", f"listing:{listing.id}", now,
-                 after={"account": listing.account_id,
-                        "sponsor": listing.account.executive_sponsor})
-    session.commit()
-    return listing
+    with unit_of_work(session):
+        if admin.role != Role.ADMIN:
+            raise PermissionDenied("Only an admin can confirm the release of a sponsored account.")
+        listing = session.get(Listing, listing_id)
+        if listing is None:
+            raise NotFound("No such listing.")
+        if listing.status != ListingStatus.AWAITING_CONFIRMATION:
+            raise Conflict("This listing does not wait for confirmation any more.")
+        listing.status = ListingStatus.LISTED
+        listing.confirmed_by_id = admin.id
+        record_audit(session, admin, "listing.sponsor_confirmed", f"listing:{listing.id}", now,
+                     after={"account": listing.account_id,
+                            "sponsor": listing.account.executive_sponsor})
+        return listing
 
 
 def publish_round(session: Session, actor: User, round_id: int, *, expected_version: int,
                   now: datetime) -> Round:
-    begin_write(session)
-    round_ = load_round(session, round_id, expected_version=expected_version)
-    if round_.status != RoundStatus.DRAFT:
-        raise Conflict("This round is already published.")
-    if round_.closes_at <= now:
-        raise InvalidRequest("The deadline has passed; set a new one before publishing.")
-    if not round_.listings:
-        raise InvalidRequest("Release at least one account into the round first.")
-    waiting = [listing.account.name for listing in round_.listings
-               if listing.status == ListingStatus.AWAITING_CONFIRMATION]
-    if waiting:
-        raise InvalidRequest("An admin must first confirm the release of executive-sponsored "
-                             "accounts: " + ", ".join(waiting))
-    round_.status = RoundStatus.PUBLISHED
-    round_.published_at = now
-    record_audit(session, actor, "round.published", f"round:{round_.id}", now,
-                 after={"listings": len(round_.listings), "closes_at": round_.closes_at.isoformat()})
-    session.commit()
-    return round_
+    with unit_of_work(session):
+        round_ = load_round(session, round_id, expected_version=expected_version)
+        if round_.status != RoundStatus.DRAFT:
+            raise Conflict("This round is already published.")
+        if round_.closes_at <= now:
+            raise InvalidRequest("The deadline has passed; set a new one before publishing.")
+        if not round_.listings:
+            raise InvalidRequest("Release at least one account into the round first.")
+        waiting = [listing.account.name for listing in round_.listings
+                   if listing.status == ListingStatus.AWAITING_CONFIRMATION]
+        if waiting:
+            raise InvalidRequest("An admin must first confirm the release of executive-sponsored "
+                                 "accounts: " + ", ".join(waiting))
+        round_.status = RoundStatus.PUBLISHED
+        round_.published_at = now
+        record_audit(session, actor, "round.published", f"round:{round_.id}", now,
+                     after={"listings": len(round_.listings), "closes_at": round_.closes_at.isoformat()})
+        return round_

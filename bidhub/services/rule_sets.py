@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bidhub.db import begin_write
+from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.rules import (
     MAX_RULE_BYTES,
@@ -165,22 +165,20 @@ def adopt_rules(
     now: datetime,
 ) -> RuleSetVersion:
     """Make `text` the rules for new rounds; a stale editor (another adoption since) gets 409."""
-    begin_write(session)
-    current = active_rule_set(session)
-    if (current.id if current else None) != expected_active_id:
-        raise Conflict("Someone adopted other rules since you started; review the new active "
-                       "rules before adopting yours.")
-    if not note.strip():
-        raise InvalidRequest("Say what changed and why in the change note.", field="note")
-    try:
-        version = adopt_rule_set(session, actor, text, parse_rules(text).name, note.strip(), now)
-    except RuleError as error:
-        session.rollback()
-        raise InvalidRequest("The draft has problems: " + "; ".join(
-            RuleCheck(None, tuple(error.problems), error.more).lines()),
-            field="text") from error
-    session.commit()
-    return version
+    with unit_of_work(session):
+        current = active_rule_set(session)
+        if (current.id if current else None) != expected_active_id:
+            raise Conflict("Someone adopted other rules since you started; review the new active "
+                           "rules before adopting yours.")
+        if not note.strip():
+            raise InvalidRequest("Say what changed and why in the change note.", field="note")
+        try:
+            version = adopt_rule_set(session, actor, text, parse_rules(text).name, note.strip(), now)
+        except RuleError as error:
+            raise InvalidRequest("The draft has problems: " + "; ".join(
+                RuleCheck(None, tuple(error.problems), error.more).lines()),
+                field="text") from error
+        return version
 
 
 def apply_settings(text: str, settings: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from bidhub.db import begin_write
+from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.models import AuditEvent, Branch, LoginThrottle, RepStatus, Role, Round, User
 from bidhub.services.audit import record_audit
@@ -80,44 +80,42 @@ def create_user(
 ) -> User:
     # Built (and its password hashed) before the write transaction, which then stays short.
     user = build_user(username, display_name, password, role, branch_id, now, hired_on)
-    begin_write(session)
-    if session.scalars(select(User).where(User.username == user.username)).first():
-        session.rollback()
-        raise InvalidRequest(f"The username '{user.username}' is taken.", field="username")
-    session.add(user)
-    try:
-        session.flush()
-    except IntegrityError as error:
-        session.rollback()
-        raise InvalidRequest(f"The username '{user.username}' is taken.", field="username") from error
-    record_audit(session, actor, "user.created", f"user:{user.id}", now, after=user_snapshot(user))
-    session.commit()
-    return user
+    with unit_of_work(session):
+        if session.scalars(select(User).where(User.username == user.username)).first():
+            raise InvalidRequest(f"The username '{user.username}' is taken.", field="username")
+        session.add(user)
+        try:
+            session.flush()
+        except IntegrityError as error:
+            raise InvalidRequest(f"The username '{user.username}' is taken.",
+                                 field="username") from error
+        record_audit(session, actor, "user.created", f"user:{user.id}", now,
+                     after=user_snapshot(user))
+        return user
 
 
 def update_user(
     session: Session, actor: User, user_id: int, *, display_name: str, role: str,
     branch_id: int | None, status: str, is_active: bool, now: datetime,
 ) -> User:
-    begin_write(session)
-    user = session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    if role not in set(Role):
-        raise InvalidRequest(f"Unknown role '{role}'.", field="role")
-    if role == Role.REP and branch_id is None:
-        raise InvalidRequest("A rep belongs to a branch.", field="branch_id")
-    if user.id == actor.id and (not is_active or role != Role.ADMIN):
-        raise InvalidRequest("You cannot remove your own admin access.", field="role")
-    before = user_snapshot(user)
-    user.display_name, user.role, user.branch_id = display_name.strip(), role, branch_id
-    user.status, user.is_active = status, is_active
-    if not is_active or before["role"] != role:
-        user.session_token = new_session_token()  # their open sessions end now
-    record_audit(session, actor, "user.updated", f"user:{user.id}", now, before=before,
-                 after=user_snapshot(user))
-    session.commit()
-    return user
+    with unit_of_work(session):
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        if role not in set(Role):
+            raise InvalidRequest(f"Unknown role '{role}'.", field="role")
+        if role == Role.REP and branch_id is None:
+            raise InvalidRequest("A rep belongs to a branch.", field="branch_id")
+        if user.id == actor.id and (not is_active or role != Role.ADMIN):
+            raise InvalidRequest("You cannot remove your own admin access.", field="role")
+        before = user_snapshot(user)
+        user.display_name, user.role, user.branch_id = display_name.strip(), role, branch_id
+        user.status, user.is_active = status, is_active
+        if not is_active or before["role"] != role:
+            user.session_token = new_session_token()  # their open sessions end now
+        record_audit(session, actor, "user.updated", f"user:{user.id}", now, before=before,
+                     after=user_snapshot(user))
+        return user
 
 
 def change_password(
@@ -133,19 +131,17 @@ def change_password(
         raise InvalidRequest("Choose a password different from the current one.",
                              field="new_password")
     new_hash = hash_password(new_password)
-    begin_write(session)
-    user = session.get(User, user.id)
-    if user.password_hash != stored_hash:
-        session.rollback()
-        raise InvalidRequest("Your password was changed meanwhile; sign in again.",
-                             field="current_password")
-    was_temporary = user.must_change_password
-    user.password_hash = new_hash
-    user.session_token = new_session_token()
-    user.must_change_password = False
-    record_audit(session, user, "user.password_changed", f"user:{user.id}", now,
-                 after={"replaced_temporary_password": was_temporary})
-    session.commit()
+    with unit_of_work(session):
+        user = session.get(User, user.id)
+        if user.password_hash != stored_hash:
+            raise InvalidRequest("Your password was changed meanwhile; sign in again.",
+                                 field="current_password")
+        was_temporary = user.must_change_password
+        user.password_hash = new_hash
+        user.session_token = new_session_token()
+        user.must_change_password = False
+        record_audit(session, user, "user.password_changed", f"user:{user.id}", now,
+                     after={"replaced_temporary_password": was_temporary})
 
 
 def set_password(session: Session, admin: User, user_id: int, new_password: str,
@@ -157,21 +153,19 @@ def set_password(session: Session, admin: User, user_id: int, new_password: str,
     """
     check_password_rules(new_password, field="new_password")
     new_hash = hash_password(new_password)
-    begin_write(session)
-    user = session.get(User, user_id)
-    if user is None:
-        session.rollback()
-        raise NotFound("No such user.")
-    user.password_hash = new_hash
-    user.session_token = new_session_token()  # sessions under the old password end
-    user.must_change_password = True
-    user.password_reset_at, user.password_reset_by_id = now, admin.id
-    # The admin vouches for the account: the user signs in now, whatever was tried on the name.
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key(user.username)))
-    record_audit(session, admin, "user.password_set", f"user:{user.id}", now,
-                 after={"must_change_password": True})
-    session.commit()
-    return user
+    with unit_of_work(session):
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        user.password_hash = new_hash
+        user.session_token = new_session_token()  # sessions under the old password end
+        user.must_change_password = True
+        user.password_reset_at, user.password_reset_by_id = now, admin.id
+        # The admin vouches for the account: the user signs in now, whatever was tried on the name.
+        session.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key(user.username)))
+        record_audit(session, admin, "user.password_set", f"user:{user.id}", now,
+                     after={"must_change_password": True})
+        return user
 
 
 def reps_with_password_reset_during_round(
@@ -198,10 +192,9 @@ def reps_with_password_reset_during_round(
 
 def end_sessions(session: Session, user: User) -> None:
     """Log the user out everywhere by rotating the token their sessions carry."""
-    begin_write(session)
-    user = session.get(User, user.id)
-    user.session_token = new_session_token()
-    session.commit()
+    with unit_of_work(session):
+        user = session.get(User, user.id)
+        user.session_token = new_session_token()
 
 
 # Signing in. Failed attempts are counted per account name (known or not, so the answer never
@@ -216,6 +209,10 @@ LOGIN_REFUSED = "Wrong username or password, or too many attempts; wait a moment
 
 class LoginRefused(InvalidRequest):
     """Unknown user, wrong password or throttled: deliberately indistinguishable."""
+
+
+class _AttemptNotCounted(Exception):
+    """A counter is waiting: the attempt's transaction is rolled back, nothing is counted."""
 
 
 @dataclass(frozen=True)
@@ -274,42 +271,37 @@ def authenticate(
     name = normalise_username(username)
     user_key, addr_key = account_key(name), address_key(address)
 
-    begin_write(session)
+    allowed = True
     try:
-        user = None
-        if "\x00" not in name:
-            user = session.scalars(select(User).where(User.username == name)).first()
-        user_id = user.id if user is not None and user.is_active else None
-        stored_hash = user.password_hash if user_id is not None else DUMMY_HASH
-        allowed = (_count_attempt(session, user_key, policy.free_failures_per_account,
-                                  policy, now)
-                   and _count_attempt(session, addr_key, policy.free_failures_per_address,
-                                      policy, now))
-        if allowed:
-            session.commit()
-        else:
-            session.rollback()  # a waiting counter: this attempt is not counted anywhere
-    except BaseException:
-        session.rollback()
-        raise
+        with unit_of_work(session):
+            user = None
+            if "\x00" not in name:
+                user = session.scalars(select(User).where(User.username == name)).first()
+            user_id = user.id if user is not None and user.is_active else None
+            stored_hash = user.password_hash if user_id is not None else DUMMY_HASH
+            if not (_count_attempt(session, user_key, policy.free_failures_per_account,
+                                   policy, now)
+                    and _count_attempt(session, addr_key, policy.free_failures_per_address,
+                                       policy, now)):
+                raise _AttemptNotCounted
+    except _AttemptNotCounted:
+        allowed = False  # a waiting counter: rolled back, this attempt is not counted anywhere
 
     # Unknown names and throttled attempts hash too, so that every refusal takes as long.
     matches = check_password_hash(stored_hash if allowed else DUMMY_HASH, password)
     if not (allowed and user_id is not None and matches):
         raise LoginRefused(LOGIN_REFUSED)
 
-    begin_write(session)
-    user = session.get(User, user_id)
-    if user is None or not user.is_active or user.password_hash != stored_hash:
-        session.rollback()  # changed while the password was checked: that password is gone
-        raise LoginRefused(LOGIN_REFUSED)
-    _forget_failures(session, user_key)
-    _take_back_attempt(session, addr_key, policy.free_failures_per_address)
-    session.execute(delete(LoginThrottle).where(
-        LoginThrottle.last_failure_at < now - policy.forget_failures_after,
-        or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now)))
-    session.commit()
-    return user
+    with unit_of_work(session):
+        user = session.get(User, user_id)
+        if user is None or not user.is_active or user.password_hash != stored_hash:
+            raise LoginRefused(LOGIN_REFUSED)  # changed while the password was checked: it is gone
+        _forget_failures(session, user_key)
+        _take_back_attempt(session, addr_key, policy.free_failures_per_address)
+        session.execute(delete(LoginThrottle).where(
+            LoginThrottle.last_failure_at < now - policy.forget_failures_after,
+            or_(LoginThrottle.blocked_until.is_(None), LoginThrottle.blocked_until <= now)))
+        return user
 
 
 def _count_attempt(session: Session, key: str, free_failures: int, policy: LoginPolicy,
@@ -361,8 +353,7 @@ def _take_back_attempt(session: Session, key: str, free_failures: int) -> None:
 
 def _stored_password_hash(session: Session, user_id: int) -> str | None:
     stored = session.scalar(select(User.password_hash).where(User.id == user_id))
-    if session.in_transaction():
-        session.commit()  # no transaction stays open while the password is hashed
+    end_read(session)  # no transaction stays open while the password is hashed
     return stored
 
 

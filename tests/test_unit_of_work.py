@@ -1,0 +1,206 @@
+"""Units of work: a use case commits once, composes with others and rolls back on any error."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import IntegrityError
+
+from bidhub.db import UnitOfWorkFailed, in_unit_of_work, unit_of_work
+from bidhub.domain.errors import InvalidRequest
+from bidhub.models import (
+    AccountabilityIncident,
+    AccountReview,
+    AuditEvent,
+    Listing,
+    ReleaseReason,
+    Round,
+    RoundStatus,
+    User,
+)
+from bidhub.services import rounds
+from bidhub.services.accountability import (
+    explain_incident,
+    log_incident,
+    release_for_accountability,
+    resolve_incident,
+)
+from bidhub.services.rounds import create_round, release_account
+
+REVIEW = "Two competitor campaigns in three months; the rep never visited the client."
+EXPLANATION = "客户总部统一投放，分公司未告知；已约见人事总监，下月恢复合作。"
+
+
+@pytest.fixture
+def commits(session):
+    """The commits the test session makes from now on (what it read so far is let go)."""
+    session.rollback()
+    made: list[int] = []
+
+    def count(_session) -> None:
+        made.append(1)
+
+    event.listen(session, "after_commit", count)
+    yield made
+    event.remove(session, "after_commit", count)
+
+
+def start_counting(session, commits: list[int]) -> None:
+    """Forget the commits so far and end the open read, whose end would count as a commit."""
+    session.rollback()
+    commits.clear()
+
+
+def count_of(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def new_round(session, manager, clock, title="Q3 reshuffle") -> Round:
+    return create_round(session, manager, title=title, branch_id=None,
+                        opens_at=clock() + timedelta(days=1), closes_at=clock() + timedelta(days=8),
+                        now=clock())
+
+
+def release(session, manager, round_id, account_id, clock,
+            reason=ReleaseReason.REP_LEFT) -> Listing:
+    return release_account(session, manager, round_id, account_id=account_id, reason=reason,
+                           note="", review_text=REVIEW, now=clock())
+
+
+def test_a_use_case_called_inside_another_commits_once(session, commits, make_manager, make_rep,
+                                                        make_account, clock):
+    manager, account = make_manager(), make_account(owner=make_rep())
+    start_counting(session, commits)
+    with unit_of_work(session):
+        round_ = new_round(session, manager, clock)
+        assert in_unit_of_work(session) and not commits  # the inner use case did not commit
+        listing = release(session, manager, round_.id, account.id, clock)
+    assert len(commits) == 1
+    assert not in_unit_of_work(session)
+    session.rollback()
+    assert session.get(Listing, listing.id).round_id == round_.id
+
+
+def test_a_failure_in_the_inner_use_case_rolls_back_the_outer_part_too(
+        session, commits, make_manager, make_rep, make_account, clock):
+    manager, account = make_manager(), make_account(owner=make_rep())
+    rounds_before, audits_before = count_of(session, Round), count_of(session, AuditEvent)
+    start_counting(session, commits)
+    with pytest.raises(InvalidRequest, match="release reason"), unit_of_work(session):
+        new_round(session, manager, clock)  # written and flushed by the outer part
+        assert count_of(session, Round) == rounds_before + 1
+        release(session, manager, session.scalars(select(Round.id)).first(), account.id, clock,
+                reason="no-such-reason")
+    assert commits == []
+    # No reload: the session was rolled back for the caller and sees nothing of either part.
+    assert (count_of(session, Round), count_of(session, AuditEvent)) == (rounds_before,
+                                                                       audits_before)
+    assert count_of(session, Listing) == 0
+
+
+def test_an_outer_body_that_swallows_an_inner_failure_cannot_commit(
+        session, commits, make_manager, make_rep, make_account, clock):
+    manager, account = make_manager(), make_account(owner=make_rep())
+    rounds_before = count_of(session, Round)
+    start_counting(session, commits)
+    with pytest.raises(UnitOfWorkFailed), unit_of_work(session):
+        round_ = new_round(session, manager, clock)
+        with contextlib.suppress(InvalidRequest):  # caught, but the unit knows it failed
+            release(session, manager, round_.id, account.id, clock, reason="no-such-reason")
+    assert commits == []
+    assert count_of(session, Round) == rounds_before
+
+
+def test_a_refused_use_case_leaves_the_session_usable_with_nothing_written(
+        session, commits, make_manager, make_rep, make_account, clock, monkeypatch):
+    manager, account = make_manager(), make_account(owner=make_rep())
+    round_id, account_id = make_round_draft(session, manager, clock).id, account.id
+    start_counting(session, commits)
+
+    def fail_after_writing(*_args, **_kwargs):
+        # The review and the listing are flushed by now: a failure here must take them back.
+        assert count_of(session, Listing) == 1
+        raise RuntimeError("audit store unavailable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(rounds, "record_audit", fail_after_writing)
+        with pytest.raises(RuntimeError, match="audit store"):
+            release(session, manager, round_id, account_id, clock)
+    assert commits == [] and not session.in_transaction()
+    assert (count_of(session, Listing), count_of(session, AccountReview)) == (0, 0)
+    listing = release(session, manager, round_id, account_id, clock)  # no manual rollback first
+    session.rollback()
+    assert session.get(Listing, listing.id).account_id == account_id
+
+
+def test_a_failed_commit_is_rolled_back_too(session, commits, make_admin):
+    taken = make_admin().username
+    users_before = count_of(session, User)
+    start_counting(session, commits)
+    with pytest.raises(IntegrityError), unit_of_work(session):
+        clone = User(username=taken, display_name="Clone", password_hash="x", role="admin",
+                     is_active=True, session_token="clone-token", failed_login_count=0,
+                     created_at=session.scalars(select(User.created_at)).first())
+        session.add(clone)  # flushed only by the commit, which the unique username refuses
+    assert commits == []
+    assert count_of(session, User) == users_before
+
+
+def make_round_draft(session, manager, clock) -> Round:
+    round_ = new_round(session, manager, clock, title="Accountability round")
+    session.rollback()
+    assert round_.status == RoundStatus.DRAFT
+    return round_
+
+
+def upheld_twice(session, manager, account, clock) -> None:
+    for days_ago in (20, 10):
+        incident = log_incident(session, manager, account_id=account.id,
+                                competitor_site="智联招聘 zhaopin.com", ad_type="banner",
+                                seen_at=clock() - timedelta(days=days_ago), now=clock())
+        explain_incident(session, account.owner, incident.id, explanation=EXPLANATION,
+                         now=clock())
+        incident = session.get(AccountabilityIncident, incident.id)
+        resolve_incident(session, manager, incident.id, outcome="upheld",
+                         note="No convincing explanation given.",
+                         expected_version=incident.version, now=clock())
+
+
+def test_release_for_accountability_is_one_transaction(session, commits, make_manager, make_rep,
+                                                       make_account, clock):
+    manager, rep = make_manager(), make_rep()
+    account = make_account(owner=rep)
+    upheld_twice(session, manager, account, clock)
+    round_id, account_id = make_round_draft(session, manager, clock).id, account.id
+    start_counting(session, commits)
+    listing = release_for_accountability(session, manager, account_id, round_id=round_id,
+                                         review_text=REVIEW, now=clock())
+    assert len(commits) == 1  # the count of upheld incidents and the release, together
+    session.rollback()
+    listing = session.get(Listing, listing.id)
+    assert (listing.release_reason, listing.released_from_id) == ("accountability", rep.id)
+    assert session.get(AccountReview, listing.review_id).review_text == REVIEW
+
+
+def test_a_failed_accountability_release_leaves_nothing(session, commits, make_manager, make_rep,
+                                                        make_account, clock, monkeypatch):
+    manager, account = make_manager(), make_account(owner=make_rep())
+    upheld_twice(session, manager, account, clock)
+    round_id, account_id = make_round_draft(session, manager, clock).id, account.id
+    audits_before = count_of(session, AuditEvent)
+    start_counting(session, commits)
+
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("audit store unavailable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(rounds, "record_audit", fail)
+        with pytest.raises(RuntimeError, match="audit store"):
+            release_for_accountability(session, manager, account_id, round_id=round_id,
+                                       review_text=REVIEW, now=clock())
+    assert commits == []
+    assert (count_of(session, Listing), count_of(session, AccountReview),
+            count_of(session, AuditEvent)) == (0, 0, audits_before)
