@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from bidhub.db import engine_of, get_session, upgrade_database
+from bidhub.db import engine_of, get_session, unit_of_work, upgrade_database
 
 
 def init_database(app: Flask) -> None:
@@ -23,8 +23,8 @@ def init_database(app: Flask) -> None:
     upgrade_database(engine_of(app))
     session = get_session()
     text = read_rule_file(default_rules_path(app.config))
-    ensure_active_rule_set(session, text, app.config["CLOCK"]())
-    session.commit()
+    with unit_of_work(session):
+        ensure_active_rule_set(session, text, app.config["CLOCK"]())
 
 
 @click.command("init")

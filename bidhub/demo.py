@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, insert, inspect, literal, select, table, update
 from sqlalchemy.orm import Session
 
+from bidhub.db import unit_of_work
 from bidhub.domain.imports import ImportKind
 from bidhub.models import (
     Account,
@@ -753,8 +754,8 @@ def build_demo(session: Session, now: datetime) -> None:
     world = plan_world()
     users = write_world(session, world, now)
     run_rounds(session, world, users, now)
-    session.get(InstanceMarker, DEMO_MARKER).value = MARKER_BUILT
-    session.commit()
+    with unit_of_work(session):
+        session.get(InstanceMarker, DEMO_MARKER).value = MARKER_BUILT
 
 
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
@@ -765,18 +766,18 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
     def ago(minutes: int) -> datetime:
         return now - timedelta(minutes=minutes)
 
-    # Marked first, in the same commit as the first rows, so no partial build looks foreign.
-    session.add(InstanceMarker(name=DEMO_MARKER, value=MARKER_BUILDING, created_at=now))
-    branch_ids = {code: ensure_branch(session, code, name).id for code, name, _ in BRANCHES}
     password_hash = hash_password(DEMO_PASSWORD)
-    session.execute(insert(User), [
-        {"username": username, "display_name": name, "password_hash": password_hash,
-         "role": role, "branch_id": None, "is_active": True, "status": RepStatus.ACTIVE,
-         "hired_on": (now - timedelta(days=1500 + 200 * index)).date(),
-         "session_token": new_session_token(), "failed_login_count": 0,
-         "created_at": ago((400 + index) * MINUTES_PER_DAY)}
-        for index, (username, name, role) in enumerate(STAFF)])
-    session.commit()
+    # Marked first, in the same commit as the first rows, so no partial build looks foreign.
+    with unit_of_work(session):
+        session.add(InstanceMarker(name=DEMO_MARKER, value=MARKER_BUILDING, created_at=now))
+        branch_ids = {code: ensure_branch(session, code, name).id for code, name, _ in BRANCHES}
+        session.execute(insert(User), [
+            {"username": username, "display_name": name, "password_hash": password_hash,
+             "role": role, "branch_id": None, "is_active": True, "status": RepStatus.ACTIVE,
+             "hired_on": (now - timedelta(days=1500 + 200 * index)).date(),
+             "session_token": new_session_token(), "failed_login_count": 0,
+             "created_at": ago((400 + index) * MINUTES_PER_DAY)}
+            for index, (username, name, role) in enumerate(STAFF)])
     admin = session.scalars(select(User).where(User.username == "admin")).one()
 
     # The initial CRM load happened before the oldest direct transfer, so the filing register
@@ -786,30 +787,33 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
     files = crm_files(world, now)
     import_crm_file(session, admin, ImportKind.REPS, files, now=loaded_at)
     # Imported reps get a password nobody knows; the demo reps share the published one.
-    session.execute(update(User).where(
-        User.role == Role.REP, User.external_id.in_([rep_external_id(rep) for rep in world.reps]))
-                    .values(password_hash=password_hash))
-    session.commit()
+    with unit_of_work(session):
+        session.execute(update(User).where(
+            User.role == Role.REP,
+            User.external_id.in_([rep_external_id(rep) for rep in world.reps]))
+                        .values(password_hash=password_hash))
     import_crm_file(session, admin, ImportKind.ACCOUNTS, files, now=loaded_at)
     for kind in (ImportKind.OPPORTUNITIES, ImportKind.FORECASTS, ImportKind.INCIDENTS):
         import_crm_file(session, admin, kind, files, now=now)
 
-    user_ids = dict(session.execute(select(User.username, User.id)).all())
-    account_ids = dict(session.execute(select(Account.external_id, Account.id)).all())
-    manager_id = user_ids["manager"]
-    branch_of = {account.external_id: account.branch for account in world.accounts}
-    for transfer in world.transfers:
-        at = ago(transfer.minutes_ago)
-        account_id = account_ids[transfer.account]
-        if transfer.review_text is not None:
-            session.add(AccountReview(account_id=account_id, rep_id=user_ids[transfer.from_rep],
-                                      written_by_id=manager_id, reason="direct_transfer",
-                                      review_text=transfer.review_text, created_at=at))
-        append_filing(session, now=at, kind=FilingKind.DIRECT_TRANSFER, account_id=account_id,
-                      from_rep_id=user_ids[transfer.from_rep], to_rep_id=user_ids[transfer.to_rep],
-                      branch_id=branch_ids[branch_of[transfer.account]],
-                      reason=transfer.reason, decided_by_id=manager_id)
-    session.commit()
+    with unit_of_work(session):
+        user_ids = dict(session.execute(select(User.username, User.id)).all())
+        account_ids = dict(session.execute(select(Account.external_id, Account.id)).all())
+        manager_id = user_ids["manager"]
+        branch_of = {account.external_id: account.branch for account in world.accounts}
+        for transfer in world.transfers:
+            at = ago(transfer.minutes_ago)
+            account_id = account_ids[transfer.account]
+            if transfer.review_text is not None:
+                session.add(AccountReview(account_id=account_id,
+                                          rep_id=user_ids[transfer.from_rep],
+                                          written_by_id=manager_id, reason="direct_transfer",
+                                          review_text=transfer.review_text, created_at=at))
+            append_filing(session, now=at, kind=FilingKind.DIRECT_TRANSFER,
+                          account_id=account_id, from_rep_id=user_ids[transfer.from_rep],
+                          to_rep_id=user_ids[transfer.to_rep],
+                          branch_id=branch_ids[branch_of[transfer.account]],
+                          reason=transfer.reason, decided_by_id=manager_id)
     return {user.username: user for user in session.scalars(select(User))}
 
 
@@ -956,4 +960,3 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
                 continue  # over capacity, in cooldown, on leave...: refused, as in real life
         if closes_at <= now:
             score_closed_round(session, round_.id, closes_at + timedelta(minutes=5))
-    session.commit()
