@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
@@ -109,11 +109,12 @@ def create_user_command(username, display_name, role, branch_code, hired_on, pas
         if branch is None:
             raise click.BadParameter(f"no branch with code '{branch_code}'", param_hint="--branch")
         branch_id = branch.id
+    now = current_app.config["CLOCK"]()
+    today = now.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).date()
     try:
         user = create_user(session, None, username=username, display_name=display_name,
                            password=password, role=role, branch_id=branch_id,
-                           hired_on=hired_on.date() if hired_on else date.today(),
-                           now=current_app.config["CLOCK"]())
+                           hired_on=hired_on.date() if hired_on else today, now=now)
     except InvalidRequest as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Created {user.role} '{user.username}'.")
@@ -151,11 +152,14 @@ def close_due_rounds_command() -> None:
 
 @click.command("rescore")
 @click.argument("round_id", type=int)
-@click.option("--verify", is_flag=True, required=True,
-              help="Recompute from stored inputs and pinned rules; report any difference.")
+# Rescoring only ever verifies: it changes nothing stored. `--verify` says so on the command
+# line and stays accepted, so `rescore --verify ROUND` and `rescore ROUND` do the same.
+@click.option("--verify", is_flag=True, expose_value=False,
+              help="Accepted for clarity; rescoring always verifies and never writes.")
 @with_appcontext
-def rescore_command(round_id: int, verify: bool) -> None:
-    """Recompute a scored round's scores and allocation and compare them with what is stored."""
+def rescore_command(round_id: int) -> None:
+    """Recompute a scored round's scores and allocation and compare them with what is stored;
+    nothing is written, and any difference exits 1."""
     from bidhub.domain.errors import BidhubError
     from bidhub.services.replays import verify_round
 

@@ -1,4 +1,4 @@
-"""The one clock of the app: services take `now` as an argument; web code asks this module."""
+"""The app's clock: services take `now`; web code and the CLI read the configured CLOCK."""
 
 from __future__ import annotations
 

@@ -39,7 +39,6 @@ class Defaults:
     LOGIN_FIRST_DELAY_SECONDS = 2
     LOGIN_MAX_DELAY_SECONDS = 300
     LOGIN_FORGET_FAILURES_AFTER_MINUTES = 24 * 60
-    PAGE_SIZE = 50
     TESTING = False
 
 
@@ -53,7 +52,6 @@ ENVIRONMENT_OVERRIDES = {
     "SECRET_KEY": str,
     "SCHEDULER_ENABLED": lambda value: value.lower() in {"1", "true", "yes", "on"},
     "SESSION_COOKIE_SECURE": lambda value: value.lower() in {"1", "true", "yes", "on"},
-    "PAGE_SIZE": int,
 }
 
 

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, insert, inspect, literal, select, table, update
 from sqlalchemy.orm import Session
 
+from bidhub.config import Defaults
 from bidhub.db import unit_of_work
 from bidhub.domain.imports import ImportKind
 from bidhub.models import (
@@ -36,6 +37,7 @@ from bidhub.models import (
     Role,
     User,
 )
+from bidhub.services.filings import DEFAULT_CAPACITY_MAX
 
 DEMO_PASSWORD = "bidhub-demo"  # noqa: S105 - the published password of the demo users
 SEED = 2026
@@ -319,8 +321,8 @@ def plan_reps(rng: random.Random) -> list[PlannedRep]:
         branches.remove(fixed["branch"])
     rng.shuffle(branches)
     taken = {fixed["name"] for fixed in NAMED_REPS.values()}
-    # Several reps at or above the usual maximum of 40, so the capacity rules bite.
-    crowded = [40, 40, 40, 40, 41, 41, 42, 42]
+    # Several reps at or above the default rules' maximum, so the capacity rules bite.
+    crowded = [DEFAULT_CAPACITY_MAX + over for over in (0, 0, 0, 0, 1, 1, 2, 2)]
     reps = []
     for number in range(1, sum(count for _, _, count in BRANCHES) + 1):
         username = f"rep{number:02d}"
@@ -347,7 +349,7 @@ def plan_reps(rng: random.Random) -> list[PlannedRep]:
                                holdings))
     for holdings in crowded:  # the crowded reps the draw skipped go to the last ordinary reps
         rep = next(rep for rep in reversed(reps)
-                   if rep.username not in NAMED_REPS and rep.holdings < 40)
+                   if rep.username not in NAMED_REPS and rep.holdings < DEFAULT_CAPACITY_MAX)
         rep.holdings = holdings
     return reps
 
@@ -528,7 +530,8 @@ def choose_releases(rng: random.Random, world_accounts: list[PlannedAccount],
     upheld = {incident.account for incident in incidents if incident.status == "upheld"}
     groups = [
         (ReleaseReason.OVER_CAPACITY,
-         [a for a in free if a.owner is not None and reps[a.owner].holdings > 40], size // 6),
+         [a for a in free
+          if a.owner is not None and reps[a.owner].holdings > DEFAULT_CAPACITY_MAX], size // 6),
         (ReleaseReason.ACCOUNTABILITY, [a for a in free if a.external_id in upheld], size // 8),
         (ReleaseReason.NEGLECTED,
          [a for a in free if a.owner is not None and a.external_id not in with_opportunity],
@@ -819,7 +822,7 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
 
 # --- the CRM export: the planned world as the files a CRM would hand over -------------------
 
-CRM_ZONE_NAME = "Asia/Shanghai"  # the zone of the dates in the CRM files
+CRM_ZONE_NAME = Defaults.TIMEZONE  # the zone of the dates in the CRM files
 CRM_ZONE = ZoneInfo(CRM_ZONE_NAME)
 OWNERSHIP_ZH = {"private": "民营", "state_owned": "国有", "joint_venture": "中外合资",
                 "government": "政府机关", "listed": "上市公司"}

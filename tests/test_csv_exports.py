@@ -65,7 +65,7 @@ def test_the_register_csv_neutralises_every_text_cell(app, session, make_manager
         account = make_account(owner=make_rep(name=f"-from {index}"), name=f"{text} {index}")
         transfer_account(session, manager, account_id=account.id,
                          to_rep_id=make_rep(name=f"={index}").id, reason=f"{text} reason",
-                         review_text="Handover done.", now=clock())
+                         review_text="Handover done; the client was told.", now=clock())
     response = login_as(manager).get("/manage/filings.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.headers["Cache-Control"] == "no-store"
@@ -92,7 +92,7 @@ def test_the_register_csv_honours_the_pages_filters(app, session, make_manager, 
         account = make_account(owner=make_rep(branch=receiver.branch), branch=receiver.branch,
                                name=f"For {receiver.display_name}")
         transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
-                         reason="Owner left.", review_text="Handover done.", now=clock())
+                         reason="Owner left.", review_text="Handover done; the client was told.", now=clock())
     client = login_as(manager)
     page = client.get(f"/manage/filings?rep={first.id}").get_data(as_text=True)
     assert f"rep={first.id}" in page  # the export link carries the filter

@@ -111,7 +111,7 @@ def test_the_register_exports_csv_with_a_bom_and_chinese_names(app, session, mak
     manager = make_manager(name="周经理")
     account = make_account(owner=make_rep(), name="广州云帆科技有限公司")
     transfer_account(session, manager, account_id=account.id, to_rep_id=make_rep(name="王伟").id,
-                     reason="原销售离职，客户划转。", review_text="离职交接完成，客户无投诉。",
+                     reason="原销售离职，客户划转。", review_text="离职交接完成，客户无投诉，新销售已与客户见面确认。",
                      now=clock())
     client = login_as(manager)
     response = client.get("/manage/filings.csv")
@@ -132,7 +132,7 @@ def test_the_register_filters_by_rep(app, session, make_manager, make_rep, make_
     for receiver in (first, second):
         account = make_account(owner=make_rep(), name=f"Account for {receiver.display_name}")
         transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
-                         reason="Owner left the company.", review_text="Handover done.",
+                         reason="Owner left the company.", review_text="Handover done; the client was told.",
                          now=clock())
     client = login_as(manager)
     page = client.get(f"/manage/filings?rep={first.id}", headers={"HX-Request": "true"})

@@ -62,7 +62,7 @@ def test_the_filing_register_does_not_grow_queries_with_rows(app, session, make_
     def transfer_one():
         account = make_account(owner=make_rep())
         transfer_account(session, manager, account_id=account.id, to_rep_id=make_rep().id,
-                         reason="Owner left the company.", review_text="Handover done.",
+                         reason="Owner left the company.", review_text="Handover done; the client was told.",
                          now=clock())
 
     transfer_one()

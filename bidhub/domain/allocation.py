@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from bidhub.domain.allocation_methods import ALLOCATION_METHODS
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.rules import RuleSet
-from bidhub.domain.scoring import DECIMALS, BidScore
+from bidhub.domain.scoring import DECIMALS, ScoreBreakdown
 from bidhub.domain.tie_breaks import TIE_BREAKS
 
 
@@ -50,13 +50,13 @@ class Allocation:
         return sum(1 for bid_id in self.awards.values() if bid_id is not None)
 
 
-def ranking_key(rules: RuleSet, bid: BidFacts, score: BidScore, seed: int) -> tuple:
+def ranking_key(rules: RuleSet, bid: BidFacts, score: ScoreBreakdown, seed: int) -> tuple:
     """Eligible first, then total descending, then the tie-break chain, then bid id."""
     return (not score.is_eligible, -score.total,
             *(TIE_BREAKS[name].key(bid, seed) for name in rules.tie_break), bid.bid_id)
 
 
-def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, BidScore],
+def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
                   seed: int) -> dict[int, tuple[int, ...]]:
     """Listing id -> its bid ids best first (ineligible last), listings in ascending order."""
     by_listing: dict[int, list[BidFacts]] = defaultdict(list)
@@ -69,7 +69,7 @@ def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int,
     }
 
 
-def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, BidScore],
+def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
              lottery_seed: int) -> Allocation:
     """Awards for a round by the rules' method; same inputs and seed, same result.
 
@@ -109,7 +109,7 @@ def _listing_list(listing_ids: list[int]) -> str:
 
 def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
             awards: Mapping[int, int | None], facts: Mapping[int, BidFacts],
-            scores: Mapping[int, BidScore], held: Mapping[int, int],
+            scores: Mapping[int, ScoreBreakdown], held: Mapping[int, int],
             flagged: frozenset[int]) -> dict[int, str]:
     """Why each bid that could have expected to win did not (see Allocation.reasons)."""
     won: dict[int, list[int]] = defaultdict(list)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -131,4 +131,3 @@ class BidFacts:
     listing_branch: str
     is_on_leave: bool = False
     months_since_rep_released_account: float | None = None
-    extra: dict[str, str] = field(default_factory=dict)

@@ -137,9 +137,6 @@ class Parsed:
     rows_total: int = 0
     problems_not_kept: int = 0  # problems beyond the report's limit, counted only
 
-    def problem_rows(self) -> set[int | None]:
-        return {problem.row for problem in self.problems}
-
     @property
     def file_problems(self) -> list[Problem]:
         """Problems that concern the whole file (no row can be imported at all)."""
@@ -663,6 +660,32 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
         raise FileRefused(f"Unknown import kind '{kind}'; choose one of {', '.join(KINDS)}.")
     parsed = Parsed(kind=kind)
     records = [[(cell or "").strip() for cell in record] for record in records]
+    data_records = checked_data_records(records, limits)
+    positions = column_positions(kind, records[0], parsed, limits)
+    if parsed.problems:
+        return parsed
+    problems = ProblemList(limits)
+    seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
+        key: {} for key in KEYS[kind]}
+    for offset, record in enumerate(data_records):
+        number = offset + 2
+        if not any(record):
+            continue
+        parsed.rows_total += 1
+        values, row_problems = typed_values(kind, number, record, positions)
+        row_problems += cross_checks(kind, number, values)
+        if not row_problems:
+            row_problems = duplicate_problems(number, values, seen_keys)
+        for problem in row_problems:
+            problems.add(problem)
+        if not row_problems:
+            parsed.rows.append(Row(number, values))
+    parsed.problems, parsed.problems_not_kept = problems.kept, problems.more
+    return parsed
+
+
+def checked_data_records(records: list[list[str]], limits: UploadLimits) -> list[list[str]]:
+    """The records after the header, once the file's shape is acceptable (trailing blanks cut)."""
     while records and not any(records[-1]):
         records.pop()
     header_index = next((index for index, record in enumerate(records) if any(record)), None)
@@ -675,17 +698,22 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
         raise FileRefused("The file has column names but no rows.")
     if sum(1 for record in data_records if any(record)) > limits.max_rows:
         raise FileRefused(too_many_rows(limits))
+    return data_records
 
+
+def column_positions(kind: str, header: list[str], parsed: Parsed,
+                     limits: UploadLimits) -> dict[str, int]:
+    """Canonical column name -> its index; header problems and ignored columns go to `parsed`."""
     mapping = header_map(kind)
     positions: dict[str, int] = {}
-    for index, header in enumerate(records[0]):
-        if not header:
+    for index, name in enumerate(header):
+        if not name:
             continue
-        column = mapping.get(normalise(header))
+        column = mapping.get(normalise(name))
         if column is None:
-            parsed.ignored_columns.append(header)
+            parsed.ignored_columns.append(name)
         elif column.name in positions:
-            parsed.problems.append(Problem(HEADER_ROW, header, header,
+            parsed.problems.append(Problem(HEADER_ROW, name, name,
                                            f"A second column for '{column.name}'."))
         else:
             positions[column.name] = index
@@ -695,53 +723,49 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
             parsed.problems.append(Problem(HEADER_ROW, names, "",
                                            "This required column is missing."))
     parsed.columns = [column.name for column in COLUMNS[kind] if column.name in positions]
-    parsed.ignored_columns = [clip(header, limits.max_value_chars)
-                              for header in parsed.ignored_columns]
-    if parsed.problems:
-        return parsed
-    problems = ProblemList(limits)
+    parsed.ignored_columns = [clip(name, limits.max_value_chars)
+                              for name in parsed.ignored_columns]
+    return positions
 
-    seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
-        key: {} for key in KEYS[kind]}
-    for offset, record in enumerate(data_records):
-        number = offset + 2
-        if not any(record):
+
+def typed_values(kind: str, number: int, record: list[str],
+                 positions: dict[str, int]) -> tuple[dict[str, Any], list[Problem]]:
+    """One record's values by column, defaults filled, and the problems of its cells."""
+    values: dict[str, Any] = {}
+    row_problems = []
+    for column in COLUMNS[kind]:
+        if column.name not in positions:
             continue
-        parsed.rows_total += 1
-        values: dict[str, Any] = {}
-        row_problems = []
-        for column in COLUMNS[kind]:
-            if column.name not in positions:
-                continue
-            index = positions[column.name]
-            raw = record[index] if index < len(record) else ""
-            if not raw:
-                if column.required:
-                    row_problems.append(Problem(number, column.name, "", "A value is required."))
-                else:
-                    values[column.name] = column.default
-                continue
-            try:
-                values[column.name] = column.parse(raw)
-            except BadValue as error:
-                row_problems.append(Problem(number, column.name, raw, str(error)))
-        row_problems += cross_checks(kind, number, values)
-        if not row_problems:
-            for key, seen in seen_keys.items():
-                identity = tuple(normalise(str(values[name])) for name in key)
-                if identity in seen:
-                    label = " + ".join(key)
-                    row_problems.append(Problem(number, label, ", ".join(
-                        str(values[name]) for name in key),
-                        f"Also in row {seen[identity]}; each {label} may appear only once."))
-                else:
-                    seen[identity] = number
-        for problem in row_problems:
-            problems.add(problem)
-        if not row_problems:
-            parsed.rows.append(Row(number, values))
-    parsed.problems, parsed.problems_not_kept = problems.kept, problems.more
-    return parsed
+        index = positions[column.name]
+        raw = record[index] if index < len(record) else ""
+        if not raw:
+            if column.required:
+                row_problems.append(Problem(number, column.name, "", "A value is required."))
+            else:
+                values[column.name] = column.default
+            continue
+        try:
+            values[column.name] = column.parse(raw)
+        except BadValue as error:
+            row_problems.append(Problem(number, column.name, raw, str(error)))
+    return values, row_problems
+
+
+def duplicate_problems(number: int, values: dict[str, Any],
+                       seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]],
+                       ) -> list[Problem]:
+    """A problem per key an earlier row already has; otherwise the row's keys are noted."""
+    problems = []
+    for key, seen in seen_keys.items():
+        identity = tuple(normalise(str(values[name])) for name in key)
+        if identity in seen:
+            label = " + ".join(key)
+            problems.append(Problem(number, label, ", ".join(
+                str(values[name]) for name in key),
+                f"Also in row {seen[identity]}; each {label} may appear only once."))
+        else:
+            seen[identity] = number
+    return problems
 
 
 def cross_checks(kind: str, number: int, values: dict[str, Any]) -> list[Problem]:

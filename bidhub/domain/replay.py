@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from bidhub.domain.allocation import Allocation, allocate
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.rules import RuleSet
-from bidhub.domain.scoring import BidScore, score_round
+from bidhub.domain.scoring import ScoreBreakdown, score_round
 
 TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
 class Replay:
-    scores: dict[int, BidScore]
+    scores: dict[int, ScoreBreakdown]
     allocation: Allocation
 
 
@@ -57,7 +57,7 @@ def replay(rules: RuleSet, bids: Sequence[BidFacts], lottery_seed: int) -> Repla
     return Replay(scores, allocate(rules, bids, scores, lottery_seed))
 
 
-def compare(bids: Sequence[BidFacts], before_scores: Mapping[int, BidScore],
+def compare(bids: Sequence[BidFacts], before_scores: Mapping[int, ScoreBreakdown],
             before_awards: Mapping[int, int | None], after: Replay) -> Comparison:
     """What `after` changes against the recorded scores and awards of the same bids."""
     score_changes = tuple(

@@ -43,7 +43,10 @@ class FactorScore:
 
 
 @dataclass(frozen=True)
-class BidScore:
+class ScoreBreakdown:
+    """One bid's eligibility checks and factor contributions; stored as the JSON breakdown of
+    the `BidScore` row (bidhub.models)."""
+
     bid_id: int
     is_eligible: bool
     checks: tuple[EligibilityCheck, ...]
@@ -61,7 +64,7 @@ class BidScore:
                 "factors": [asdict(factor) for factor in self.factors]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BidScore:
+    def from_dict(cls, data: Mapping[str, Any]) -> ScoreBreakdown:
         return cls(bid_id=data["bid_id"], is_eligible=data["is_eligible"], total=data["total"],
                    checks=tuple(EligibilityCheck(**check) for check in data["checks"]),
                    factors=tuple(FactorScore(**factor) for factor in data["factors"]))
@@ -85,7 +88,7 @@ def metric_value(bid: BidFacts, metric: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def score_round(rules: RuleSet, bids: Sequence[BidFacts]) -> dict[int, BidScore]:
+def score_round(rules: RuleSet, bids: Sequence[BidFacts]) -> dict[int, ScoreBreakdown]:
     """Score every bid of a round, keyed by bid id; the order of `bids` does not matter.
 
     See the module docstring for the population (eligible bids) and the missing-data rule.
@@ -108,7 +111,7 @@ def score_round(rules: RuleSet, bids: Sequence[BidFacts]) -> dict[int, BidScore]
             per_bid[bid_id].append(FactorScore(factor.metric, raw, normalised, factor.weight,
                                                contribution, raw is None))
     return {
-        bid_id: BidScore(bid_id=bid_id, is_eligible=bid_id in eligible_ids,
+        bid_id: ScoreBreakdown(bid_id=bid_id, is_eligible=bid_id in eligible_ids,
                          checks=checks[bid_id], factors=tuple(factors),
                          total=round(sum(factor.contribution for factor in factors),
                                      DECIMALS) + 0.0)
@@ -126,7 +129,7 @@ class FactorGap:
     gap: float
 
 
-def factor_gaps(loser: BidScore, winner: BidScore) -> list[FactorGap]:
+def factor_gaps(loser: ScoreBreakdown, winner: ScoreBreakdown) -> list[FactorGap]:
     """Per factor, the loser's contribution minus the winner's, the costliest factor first.
 
     Answers "which factor cost them the account": the gaps add up to the difference of the

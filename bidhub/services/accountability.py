@@ -40,12 +40,11 @@ from bidhub.models import (
 )
 from bidhub.services import rounds
 from bidhub.services.audit import record_audit
+from bidhub.services.limits import MIN_EXPLANATION_LENGTH
 from bidhub.services.ownership import lock_accounts
 
 # The rep has this many days after the incident is logged to file the explanation form.
 EXPLANATION_DAYS = 7
-# An explanation shorter than this is not an explanation.
-MIN_EXPLANATION_LENGTH = 20
 # Repeated incidents: this many upheld against the account's current owner, on that account,
 # seen within the last REPEAT_WINDOW_DAYS (12 months), make the account releasable.
 REPEAT_UPHELD_COUNT = 2

@@ -118,29 +118,7 @@ def decide_listing(
         round_ = lock_round(session, listing.round_id)
         if round_.status != RoundStatus.SCORED:
             raise InvalidRequest("Decisions are taken after scoring and before results are published.")
-        ranking = ranked_bids(session, listing.id)
-        proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
-        chosen = None
-        if kind == DecisionKind.ACCEPTED:
-            if proposed is None:
-                raise InvalidRequest("The ranking proposes no winner here; choose a bidder or no award "
-                                     "and give a reason.", field="kind")
-            chosen = proposed
-            reason = reason.strip()
-        elif kind == DecisionKind.OVERRIDDEN:
-            chosen = next((bid for bid in ranking if bid.id == bid_id), None)
-            if chosen is None:
-                raise InvalidRequest("Choose one of this listing's bidders.", field="bid_id")
-            if not chosen.score.is_eligible:
-                raise InvalidRequest(f"{chosen.rep.display_name} is not eligible for this account.",
-                                     field="bid_id")
-            if proposed is not None and chosen.id == proposed.id:
-                kind = DecisionKind.ACCEPTED
-            reason = check_reason(reason) if kind == DecisionKind.OVERRIDDEN else reason.strip()
-        elif kind == DecisionKind.NO_AWARD:
-            reason = check_reason(reason)
-        else:
-            raise InvalidRequest("Choose a decision.", field="kind")
+        kind, chosen, reason = chosen_bid(ranked_bids(session, listing.id), kind, bid_id, reason)
         if chosen is not None:
             check_winner_capacity(session, round_, chosen, listing.id)
         decision = session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
@@ -169,6 +147,34 @@ def decide_listing(
             record_audit(session, actor, f"decision.{kind}", f"listing:{listing.id}", now,
                          before=before, after={"bid": decision.bid_id, "reason": reason})
         return decision
+
+
+def chosen_bid(ranking: list[Bid], kind: str, bid_id: int | None,
+               reason: str) -> tuple[str, Bid | None, str]:
+    """The decision's kind, the bid it awards (None for no award) and its checked reason.
+
+    Overriding in favour of the proposed winner is accepting the ranking; a reason is required
+    for an override or no award, and optional when the ranking is accepted.
+    """
+    proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
+    if kind == DecisionKind.ACCEPTED:
+        if proposed is None:
+            raise InvalidRequest("The ranking proposes no winner here; choose a bidder or no award "
+                                 "and give a reason.", field="kind")
+        return kind, proposed, reason.strip()
+    if kind == DecisionKind.OVERRIDDEN:
+        chosen = next((bid for bid in ranking if bid.id == bid_id), None)
+        if chosen is None:
+            raise InvalidRequest("Choose one of this listing's bidders.", field="bid_id")
+        if not chosen.score.is_eligible:
+            raise InvalidRequest(f"{chosen.rep.display_name} is not eligible for this account.",
+                                 field="bid_id")
+        if proposed is not None and chosen.id == proposed.id:
+            return DecisionKind.ACCEPTED, chosen, reason.strip()
+        return kind, chosen, check_reason(reason)
+    if kind == DecisionKind.NO_AWARD:
+        return kind, None, check_reason(reason)
+    raise InvalidRequest("Choose a decision.", field="kind")
 
 
 def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_id: int) -> None:

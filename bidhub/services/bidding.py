@@ -12,23 +12,23 @@ from bidhub.db import unit_of_work
 from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
 from bidhub.domain.scoring import check_eligibility
 from bidhub.models import Bid, BidStatus, Listing, ListingStatus, Role, User
+from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts, snapshot_track_record
 
-MAX_TEXT_LENGTH = 10_000
-MAX_REVENUE_YUAN = 10_000_000_000
-
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
-    if not account_plan.strip():
-        raise BidRejected("Describe your plan for the account.", field="account_plan")
-    if not visit_plan.strip():
-        raise BidRejected("Describe your visits in the first 90 days.", field="visit_plan")
+    if len(account_plan.strip()) < MIN_PLAN_LENGTH:
+        raise BidRejected(f"Describe your plan for the account (at least {MIN_PLAN_LENGTH} "
+                          "characters).", field="account_plan")
+    if len(visit_plan.strip()) < MIN_PLAN_LENGTH:
+        raise BidRejected(f"Describe your visits in the first 90 days (at least "
+                          f"{MIN_PLAN_LENGTH} characters).", field="visit_plan")
     for field, text in (("account_plan", account_plan), ("visit_plan", visit_plan)):
-        if len(text) > MAX_TEXT_LENGTH:
-            raise BidRejected(f"Keep it under {MAX_TEXT_LENGTH:,} characters.", field=field)
+        if len(text) > MAX_PLAN_LENGTH:
+            raise BidRejected(f"Keep it under {MAX_PLAN_LENGTH:,} characters.", field=field)
     if not 0 <= committed_revenue_yuan <= MAX_REVENUE_YUAN:
-        raise BidRejected("Enter a revenue between 0 and 10,000,000,000 yuan.",
+        raise BidRejected(f"Enter a revenue between 0 and {MAX_REVENUE_YUAN:,} yuan.",
                           field="committed_revenue_yuan")
 
 

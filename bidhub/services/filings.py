@@ -9,9 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
+from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
 from bidhub.models import AccountReview, Filing, FilingKind, Role, User
 from bidhub.services.audit import record_audit
+from bidhub.services.limits import MIN_REASON_LENGTH, MIN_REVIEW_LENGTH
 from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
@@ -20,8 +22,8 @@ from bidhub.services.ownership import (
 )
 from bidhub.services.rule_sets import active_rule_set, parsed
 
-MIN_REASON_LENGTH = 10
-DEFAULT_CAPACITY_MAX = 40  # only before any rule set is adopted
+# Before any rule set is adopted, the capacity a rule file gets when it does not set one.
+DEFAULT_CAPACITY_MAX: int = ELIGIBILITY_SETTINGS["capacity_max"].default
 
 
 def capacity_max(session: Session) -> int:
@@ -62,8 +64,9 @@ def transfer_account(
             raise TransferRefused(f"Give the reason for the transfer (at least {MIN_REASON_LENGTH} "
                                   "characters).", field="reason")
         from_rep_id = account.owner_id
-        if from_rep_id is not None and len(review_text.strip()) < MIN_REASON_LENGTH:
-            raise TransferRefused("Write a review of why the account leaves its rep.",
+        if from_rep_id is not None and len(review_text.strip()) < MIN_REVIEW_LENGTH:
+            raise TransferRefused(f"Write a review of why the account leaves its rep (at least "
+                                  f"{MIN_REVIEW_LENGTH} characters).",
                                   field="review_text")
         try:
             [filing] = change_owners(

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from bidhub.config import Defaults
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import CapacityExceeded
 from bidhub.domain.imports import (
@@ -68,7 +69,8 @@ from bidhub.services.ownership import (
 from bidhub.services.users import hash_password, new_session_token
 
 CRM_IMPORT_REASON = "CRM import"
-DEFAULT_ZONE = "Asia/Shanghai"
+# The configured default; the web and the CLI pass the running app's TIMEZONE.
+DEFAULT_ZONE = Defaults.TIMEZONE
 CHUNK = 500
 
 

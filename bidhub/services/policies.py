@@ -10,8 +10,7 @@ from enum import StrEnum
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from bidhub.domain.scoring import BidScore as ScoreBreakdown
-from bidhub.domain.scoring import factor_gaps
+from bidhub.domain.scoring import ScoreBreakdown, factor_gaps
 from bidhub.models import (
     Account,
     Bid,

@@ -11,7 +11,7 @@ from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.replay import Comparison, compare, replay
 from bidhub.domain.rules import RuleSet
-from bidhub.domain.scoring import BidScore as ScoreBreakdown
+from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.models import Bid, BidScore, Decision, Listing, Round, RoundStatus
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts_from_dict

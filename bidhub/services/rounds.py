@@ -19,10 +19,9 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
+from bidhub.services.limits import MIN_REVIEW_LENGTH
 from bidhub.services.ownership import lock_accounts, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
-
-MIN_REVIEW_LENGTH = 20
 
 
 def load_round(session: Session, round_id: int, *, expected_version: int | None = None) -> Round:

@@ -16,7 +16,7 @@ from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import IncidentStatus, Role
-from bidhub.services import accountability, browse
+from bidhub.services import accountability, browse, limits
 from bidhub.services.accountability import AdType, Outcome
 from bidhub.web import params
 from bidhub.web.access import managers, rep_only
@@ -57,14 +57,17 @@ class ResolveForm(Form):
 class ExplanationForm(Form):
     explanation = TextAreaField(
         _l("Explanation (问责客户说明表)"),
-        validators=[InputRequired(), Length(min=accountability.MIN_EXPLANATION_LENGTH,
-                                            max=10_000)])
+        description=_l("At least %(count)d characters.", count=limits.MIN_EXPLANATION_LENGTH),
+        validators=[InputRequired(), Length(min=limits.MIN_EXPLANATION_LENGTH, max=10_000)])
 
 
 class AccountabilityReleaseForm(Form):
     round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[InputRequired()])
-    review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
-                                validators=[InputRequired(), Length(max=5000)])
+    review_text = TextAreaField(
+        _l("Review: why does the account leave its rep?"),
+        description=_l("At least %(count)d characters.", count=limits.MIN_REVIEW_LENGTH),
+        validators=[InputRequired(),
+                    Length(min=limits.MIN_REVIEW_LENGTH, max=limits.MAX_REVIEW_LENGTH)])
 
 
 def unique_ids(form: Form, suffix: int) -> Form:
@@ -154,7 +157,7 @@ def log_incident():
                 rep=incident.rep.display_name,
                 due=utc_to_local(incident.explanation_due_at).strftime("%Y-%m-%d %H:%M")),
               "success")
-        return redirect_after_post(url_for("accountability.incidents"), event="incident-logged")
+        return redirect_after_post(url_for("accountability.incidents"))
     return incidents_page(log_form=form, status=422)
 
 
@@ -174,8 +177,7 @@ def resolve(incident_id: int):
             form.add_error(error)
             return incidents_page(failed_resolve=(incident_id, form), status=422)
         flash(_("Incident resolved."), "success")
-        return redirect_after_post(url_for("accountability.incidents"),
-                                   event="incident-resolved")
+        return redirect_after_post(url_for("accountability.incidents"))
     return incidents_page(failed_resolve=(incident_id, form), status=422)
 
 
@@ -193,8 +195,7 @@ def release(account_id: int):
             form.add_error(error)
             return incidents_page(failed_release=(account_id, form), status=422)
         flash(_("%(name)s released into the round.", name=listing.account.name), "success")
-        return redirect_after_post(url_for("manage.round_detail", round_id=listing.round_id),
-                                   event="account-released")
+        return redirect_after_post(url_for("manage.round_detail", round_id=listing.round_id))
     return incidents_page(failed_release=(account_id, form), status=422)
 
 
@@ -280,7 +281,7 @@ def explain(incident_id: int):
             form.add_error(error)
             return inbox_page(failed=(incident_id, form), status=422)
         flash(_("Explanation filed. KA management will review it."), "success")
-        return redirect_after_post(url_for("accountability.inbox"), event="incident-explained")
+        return redirect_after_post(url_for("accountability.inbox"))
     return inbox_page(failed=(incident_id, form), status=422)
 
 

@@ -1,4 +1,4 @@
-"""Small server-rendered SVG charts: geometry computed here, drawn by templates/_charts.html."""
+"""Small server-rendered SVG charts: geometry computed here, drawn by templates/profiles/rep.html."""
 
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ from wtforms.validators import (
 
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import DecisionKind, ReleaseReason, RepStatus, Role
+from bidhub.services import limits
 from bidhub.web.params import (
     MAX_DB_INT,
     MAX_YEAR,
@@ -141,15 +142,19 @@ class Form(FlaskForm):
             self.form_errors.append(str(error))
 
 
+NEW_PASSWORD_LENGTH = Length(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)
+
+
 class LoginForm(Form):
     username = StringField(_l("Username"), validators=[InputRequired(), Length(max=64)])
-    password = PasswordField(_l("Password"), validators=[InputRequired(), Length(max=1024)])
+    password = PasswordField(_l("Password"),
+                             validators=[InputRequired(), Length(max=limits.MAX_PASSWORD_LENGTH)])
 
 
 class PasswordForm(Form):
     current_password = PasswordField(_l("Current password"), validators=[InputRequired()])
     new_password = PasswordField(_l("New password"),
-                                 validators=[InputRequired(), Length(min=8, max=1024)])
+                                 validators=[InputRequired(), NEW_PASSWORD_LENGTH])
     confirm = PasswordField(_l("New password again"),
                             validators=[InputRequired(), EqualTo("new_password",
                                                                  _l("The two passwords differ."))])
@@ -165,6 +170,11 @@ class RoundForm(Form):
     version = HiddenField()
 
 
+# Required only when the account has a rep, which the service knows: the form states the length.
+REVIEW_HELP = _l("Needed when the account has a rep: at least %(count)d characters.",
+                 count=limits.MIN_REVIEW_LENGTH)
+
+
 class ReleaseForm(Form):
     account = StringField(_l("Account (customer number or exact name)"),
                           validators=[InputRequired(), Length(max=200)])
@@ -173,17 +183,25 @@ class ReleaseForm(Form):
                          validators=[InputRequired()])
     note = StringField(_l("Other reason / note"), validators=[Optional(), Length(max=500)])
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
-                                validators=[Optional(), Length(max=5000)])
+                                description=REVIEW_HELP,
+                                validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
+
+
+PLAN_HELP = _l("At least %(count)d characters.", count=limits.MIN_PLAN_LENGTH)
 
 
 class BidForm(Form):
-    account_plan = TextAreaField(_l("Account plan"),
-                                 validators=[InputRequired(), Length(min=20, max=10_000)])
+    account_plan = TextAreaField(
+        _l("Account plan"), description=PLAN_HELP,
+        validators=[InputRequired(),
+                    Length(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
     committed_revenue_yuan = IntegerField(
         _l("Committed 12-month revenue (yuan)"),
-        validators=[InputRequired(), NumberRange(min=0, max=MAX_DB_INT)])
-    visit_plan = TextAreaField(_l("Visit plan for the first 90 days"),
-                               validators=[InputRequired(), Length(min=20, max=10_000)])
+        validators=[InputRequired(), NumberRange(min=0, max=limits.MAX_REVENUE_YUAN)])
+    visit_plan = TextAreaField(
+        _l("Visit plan for the first 90 days"), description=PLAN_HELP,
+        validators=[InputRequired(),
+                    Length(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
     submission_key = HiddenField()
 
 
@@ -203,17 +221,24 @@ class TransferForm(Form):
     account = StringField(_l("Account (customer number or exact name)"),
                           validators=[InputRequired(), Length(max=200)])
     to_rep = SelectField(_l("To rep"), coerce=choice_id, validators=[InputRequired()])
-    reason = TextAreaField(_l("Reason for the transfer"),
-                           validators=[InputRequired(), Length(min=10, max=5000)])
+    reason = TextAreaField(
+        _l("Reason for the transfer"),
+        description=_l("At least %(count)d characters.", count=limits.MIN_REASON_LENGTH),
+        validators=[InputRequired(),
+                    Length(min=limits.MIN_REASON_LENGTH, max=limits.MAX_REASON_LENGTH)])
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
-                                validators=[Optional(), Length(max=5000)])
+                                description=REVIEW_HELP,
+                                validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
 
 
 class UserForm(Form):
     username = StringField(_l("Username"), validators=[InputRequired(), Length(min=2, max=64)])
     display_name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
-    password = PasswordField(_l("Initial password"),
-                             validators=[InputRequired(), Length(min=8, max=1024)])
+    password = PasswordField(
+        _l("Initial password"),
+        description=_l("At least %(count)d characters.", count=limits.MIN_PASSWORD_LENGTH),
+        validators=[InputRequired(),
+                    Length(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)])
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     hired_on = DateField(_l("Hire date"), validators=[Optional()])
@@ -230,7 +255,7 @@ class EditUserForm(Form):
 
 class SetPasswordForm(Form):
     new_password = PasswordField(_l("New password"),
-                                 validators=[InputRequired(), Length(min=8, max=1024)])
+                                 validators=[InputRequired(), NEW_PASSWORD_LENGTH])
 
 
 class ConfirmForm(Form):
@@ -306,7 +331,8 @@ def rules_settings_form(rules, formdata=None):
         label = METRICS[factor.metric].label if factor.metric in METRICS else factor.metric
         setattr(RulesSettingsForm, f"weight_{index}", DecimalField(
             f"{label} ({factor.normaliser})", places=None,
-            validators=[InputRequired(), NumberRange(min=-100, max=100)]))
+            validators=[InputRequired(), NumberRange(min=-limits.MAX_FACTOR_WEIGHT,
+                                                    max=limits.MAX_FACTOR_WEIGHT)]))
     values = {
         **{key: getattr(rules.eligibility, key) for key in eligibility_numbers()},
         "max_awards_per_rep_per_round": rules.caps.max_awards_per_rep_per_round,

@@ -12,7 +12,7 @@ from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.metrics import METRICS
-from bidhub.domain.scoring import BidScore as ScoreBreakdown
+from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.models import DecisionKind, Listing, RoundStatus
 from bidhub.services import adjudication, browse, policies, rounds, users
 from bidhub.services.filings import FilingFilter, count_filings, find_filings, transfer_account
@@ -142,8 +142,7 @@ def release(round_id: int):
             form.add_error(error)
             return round_page(round_id, release_form=form, status=422)
         flash(_("%(name)s released into the round.", name=listing.account.name), "success")
-        return redirect_after_post(url_for("manage.round_detail", round_id=round_id),
-                                   event="account-released")
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
     return round_page(round_id, release_form=form, status=422)
 
 
@@ -175,8 +174,7 @@ def publish(round_id: int):
     rounds.publish_round(get_session(), current_user, round_id,
                          expected_version=version_from(form), now=now())
     flash(_("Round published. Reps see it from its opening time."), "success")
-    return redirect_after_post(url_for("manage.round_detail", round_id=round_id),
-                               event="round-published")
+    return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
 
 @blueprint.route("/rounds/<int:round_id>/score", methods=["POST"])
@@ -248,8 +246,7 @@ def decide(listing_id: int):
             return listing_page(listing_id, form=form, status=422)
         flash(_("Decision recorded."), "success")
         listing = get_session().get(Listing, listing_id)
-        return redirect_after_post(url_for("manage.round_detail", round_id=listing.round_id),
-                                   event="listing-decided")
+        return redirect_after_post(url_for("manage.round_detail", round_id=listing.round_id))
     return listing_page(listing_id, form=form, status=422)
 
 
@@ -266,8 +263,7 @@ def publish_results(round_id: int):
         flash(str(error), "error")
         return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
     flash(_("Results published; %(count)d transfers filed.", count=len(filed)), "success")
-    return redirect_after_post(url_for("manage.round_detail", round_id=round_id),
-                               event="results-published")
+    return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
 
 def transfer_form() -> TransferForm:
@@ -293,7 +289,7 @@ def transfer():
             form.add_error(error)
             return render_form_errors("manage/transfer.html", form=form)
         flash(_("Transfer filed as No. %(seq)d.", seq=filing.seq), "success")
-        return redirect_after_post(url_for("manage.filings"), event="account-transferred")
+        return redirect_after_post(url_for("manage.filings"))
     if form.is_submitted():
         return render_form_errors("manage/transfer.html", form=form)
     return render("manage/transfer.html", form=form)

@@ -137,7 +137,7 @@ def edit_bid(bid_id: int):
             form.add_error(error)
             return render_form_errors("market/bid_edit.html", **context)
         flash(_("Your bid is updated."), "success")
-        return redirect_after_post(url_for("market.bid_detail", bid_id=bid.id), event="bid-updated")
+        return redirect_after_post(url_for("market.bid_detail", bid_id=bid.id))
     if form.is_submitted():
         return render_form_errors("market/bid_edit.html", **context)
     return render("market/bid_edit.html", **context)
@@ -155,7 +155,7 @@ def withdraw_bid(bid_id: int):
         flash(str(error), "error")
         return redirect_after_post(url_for("market.bid_detail", bid_id=bid_id))
     flash(_("Your bid for %(name)s is withdrawn.", name=bid.listing.account.name), "info")
-    return redirect_after_post(url_for("market.my_bids"), event="bid-withdrawn")
+    return redirect_after_post(url_for("market.my_bids"))
 
 
 @blueprint.route("/my/bids")

@@ -124,7 +124,7 @@ def adopt():
             return page(draft=form, status=422)
         flash(_("Rules %(hash)s adopted for new rounds. Open and closed rounds keep theirs.",
                 hash=version.sha256[:12]), "success")
-        return redirect_after_post(url_for("rules.rules"), event="rules-adopted")
+        return redirect_after_post(url_for("rules.rules"))
     return page(draft=form, status=422)
 
 

@@ -15,7 +15,7 @@ from bidhub.domain.facts import BidFacts
 from bidhub.domain.normalisers import NEUTRAL, NORMALISERS
 from bidhub.domain.rules import RuleSet, parse_rules
 from bidhub.domain.scoring import (
-    BidScore,
+    ScoreBreakdown,
     check_eligibility,
     factor_gaps,
     metric_value,
@@ -302,8 +302,8 @@ def test_the_breakdown_round_trips_through_json():
                                   bid(2, win_rate=0.9, held=40, retention=0.5)])
     for score in scores.values():
         stored = json.loads(json.dumps(score.to_dict(), allow_nan=False))
-        assert BidScore.from_dict(stored) == score
-        assert BidScore.from_dict(stored).to_dict() == score.to_dict()
+        assert ScoreBreakdown.from_dict(stored) == score
+        assert ScoreBreakdown.from_dict(stored).to_dict() == score.to_dict()
 
 
 def test_factor_gaps_name_what_cost_the_loser_most_first_and_add_up():

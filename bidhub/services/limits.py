@@ -1,0 +1,28 @@
+"""Limits on what people type, defined once: the services enforce them and the forms read them."""
+
+from __future__ import annotations
+
+from bidhub.domain.rules import MAX_ABS_WEIGHT
+
+# A bid's account plan and visit plan: long enough to say something the manager can judge.
+MIN_PLAN_LENGTH = 20
+MAX_PLAN_LENGTH = 10_000
+MAX_REVENUE_YUAN = 10_000_000_000
+
+# The review written when an account leaves its rep, the same whether the account is released
+# into a round or transferred directly: both end the rep's hold and feed the same history.
+MIN_REVIEW_LENGTH = 20
+MAX_REVIEW_LENGTH = 5_000
+
+# The reason recorded with a transfer or a release note in the filing register.
+MIN_REASON_LENGTH = 10
+MAX_REASON_LENGTH = 5_000
+
+# A rep's explanation of an accountability incident.
+MIN_EXPLANATION_LENGTH = 20
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+
+# A factor weight's bound is the rule parser's: the settings form cannot offer what it refuses.
+MAX_FACTOR_WEIGHT = MAX_ABS_WEIGHT
