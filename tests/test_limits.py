@@ -18,6 +18,7 @@ from bidhub.services import accountability, bidding, filings, imports, limits, r
 from bidhub.services.filings import transfer_account
 from bidhub.web.accountability import AccountabilityReleaseForm, ExplanationForm
 from bidhub.web.forms import BidForm, TransferForm, UserForm, rules_settings_form
+from tests.conftest import login
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = "p" * limits.MIN_PLAN_LENGTH
@@ -178,3 +179,14 @@ def test_the_capacity_fallback_is_the_rule_registrys_default_and_the_default_rul
     fallback = filings.DEFAULT_CAPACITY_MAX
     assert fallback == ELIGIBILITY_SETTINGS["capacity_max"].default
     assert fallback == default_rules.eligibility.capacity_max
+
+
+def test_the_pages_state_the_lengths_the_services_ask(client, make_rep, make_account, make_round):
+    rep = make_rep()
+    round_ = make_round(accounts=[make_account()])
+    login(client, rep)
+    password_page = client.get("/password").get_data(as_text=True)
+    assert f"At least {limits.MIN_PASSWORD_LENGTH} characters" in password_page
+    bid_page = client.get(f"/listings/{round_.listings[0].id}/bid").get_data(as_text=True)
+    assert f"At least {limits.MIN_PLAN_LENGTH} characters" in bid_page
+    assert f'minlength="{limits.MIN_PLAN_LENGTH}"' in bid_page

@@ -212,8 +212,10 @@ class DecisionForm(Form):
         DecisionKind.NO_AWARD: _l("No award; re-release later"),
     }), validators=[InputRequired()])
     bid_id = SelectField(_l("Bidder"), coerce=choice_id, validators=[Optional()])
-    reason = TextAreaField(_l("Written reason (required unless you accept the ranking)"),
-                           validators=[Optional(), Length(max=5000)])
+    reason = TextAreaField(
+        _l("Written reason (required unless you accept the ranking)"),
+        description=_l("At least %(count)d characters.", count=limits.MIN_REASON_LENGTH),
+        validators=[Optional(), Length(max=limits.MAX_REASON_LENGTH)])
     version = HiddenField()
 
 
