@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
-from bidhub.domain.facts import BidFacts
+from bidhub.domain.facts import HANDBOOK_CAPACITY_MAX, HANDBOOK_CAPACITY_TARGET, BidFacts
 
 MAX_COUNT = 1000  # accounts, incidents, awards, bids: any whole-number setting
 MAX_MONTHS = 1200  # tenure and cooldown: a hundred years
@@ -119,8 +119,8 @@ ELIGIBILITY_CHECKS: dict[str, EligibilityRule] = {
         EligibilityRule(
             "capacity", "the rep holds `capacity_max` accounts or more (always on; awards "
             "never take a rep past it either)",
-            (Setting("capacity_max", "whole", 40, 1, MAX_COUNT),
-             Setting("capacity_target", "whole", 30, 0, MAX_COUNT)),
+            (Setting("capacity_max", "whole", HANDBOOK_CAPACITY_MAX, 1, MAX_COUNT),
+             Setting("capacity_target", "whole", HANDBOOK_CAPACITY_TARGET, 0, MAX_COUNT)),
             lambda policy: True, _capacity, _capacity_band),
         EligibilityRule(
             "tenure", "the rep has fewer than `min_tenure_months` months with the company",

@@ -19,6 +19,11 @@ class Stage(StrEnum):
 
 
 # Win probability of each open stage; stage x probability gives the weighted pipeline.
+# 精耕细作: the handbook's 30 to 40 accounts per rep. Rule files set the band a round uses;
+# these are the defaults they start from and the scale of the capacity_headroom metric.
+HANDBOOK_CAPACITY_TARGET = 30
+HANDBOOK_CAPACITY_MAX = 40
+
 STAGE_PROBABILITY: dict[Stage, float] = {
     Stage.POTENTIAL: 0.10,
     Stage.INTENT: 0.30,

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from bidhub.domain.facts import (
     FUNNEL_ORDER,
+    HANDBOOK_CAPACITY_MAX,
     STAGE_PROBABILITY,
     AccountFacts,
     OpportunityFact,
@@ -34,8 +35,6 @@ from bidhub.domain.facts import (
 
 MetricFunction = Callable[[RepHistory, AccountFacts, datetime], float | None]
 
-# The handbook's usual maximum of accounts per rep (精耕细作: 30 to 40); the rules normalise.
-USUAL_MAX_ACCOUNTS = 40
 # Per the handbook every lost customer gets a written review; an unreviewed loss counts twice.
 UNREVIEWED_LOSS_WEIGHT = 2
 # Revenue attainment above this is clipped, so one windfall cannot dominate a score.
@@ -376,7 +375,7 @@ def capacity_headroom(history: RepHistory, account: AccountFacts,
                       now: datetime) -> float | None:
     """max(0, 40 - accounts held now): free places below the handbook's usual maximum of 40,
     in accounts. Never missing; the rules decide how much headroom matters."""
-    return float(max(0, USUAL_MAX_ACCOUNTS - history.accounts_held))
+    return float(max(0, HANDBOOK_CAPACITY_MAX - history.accounts_held))
 
 
 def accountability_incidents(history: RepHistory, account: AccountFacts,
@@ -450,7 +449,7 @@ METRICS: dict[str, Metric] = {
                "None (no won revenue, or the account has no industry)", industry_experience,
                unit="share", higher_is_better=True),
         Metric("capacity_headroom", "Capacity headroom",
-               "max(0, 40 - accounts held now)", "now", "never missing", capacity_headroom,
+               f"max(0, {HANDBOOK_CAPACITY_MAX} - accounts held now)", "now", "never missing", capacity_headroom,
                unit="accounts", higher_is_better=True),
         Metric("accountability_incidents", "Accountability incidents",
                "incidents seen, any status", "last 6 months",
