@@ -24,6 +24,10 @@ class Stage(StrEnum):
 HANDBOOK_CAPACITY_TARGET = 30
 HANDBOOK_CAPACITY_MAX = 40
 
+# Incidents that count against a rep: still awaiting an outcome, or upheld by management.
+# Explained-and-accepted ones do not. Eligibility's count and the open_incidents metric read this.
+INCIDENT_STATUSES_AGAINST_REP = frozenset({"open", "upheld"})
+
 STAGE_PROBABILITY: dict[Stage, float] = {
     Stage.POTENTIAL: 0.10,
     Stage.INTENT: 0.30,

@@ -26,6 +26,7 @@ from typing import NamedTuple
 from bidhub.domain.facts import (
     FUNNEL_ORDER,
     HANDBOOK_CAPACITY_MAX,
+    INCIDENT_STATUSES_AGAINST_REP,
     STAGE_PROBABILITY,
     AccountFacts,
     OpportunityFact,
@@ -272,7 +273,8 @@ def tenure_months(history: RepHistory, account: AccountFacts, now: datetime) -> 
 def open_incidents(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
     """Incidents seen by `now` whose status is open or upheld, all time; never missing."""
     return float(sum(1 for incident in history.incidents
-                     if incident.status in {"open", "upheld"} and incident.seen_at <= now))
+                     if incident.status in INCIDENT_STATUSES_AGAINST_REP
+                     and incident.seen_at <= now))
 
 
 def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.facts import (
+    INCIDENT_STATUSES_AGAINST_REP,
     AccountFacts,
     BidFacts,
     ForecastFact,
@@ -139,7 +140,7 @@ def bid_facts(
     open_incidents = dict(session.execute(
         select(AccountabilityIncident.rep_id, func.count())
         .where(AccountabilityIncident.rep_id.in_(list(reps)),
-               AccountabilityIncident.status.in_(("open", "upheld")),
+               AccountabilityIncident.status.in_(sorted(INCIDENT_STATUSES_AGAINST_REP)),
                AccountabilityIncident.seen_at <= now)
         .group_by(AccountabilityIncident.rep_id)).all())
     releases = last_release_by(session, reps, {bid.listing.account_id for bid in bids})
