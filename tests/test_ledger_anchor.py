@@ -171,3 +171,15 @@ def test_an_earlier_registers_checkpoints_are_set_aside_not_deleted(tmp_path, cl
     kept = set_aside_checkpoints(store, clock())
     assert kept is not None and not store.path.exists()
     assert '"seq":1' in kept.read_text()
+
+
+def test_the_head_is_read_from_the_end_of_a_long_checkpoint_file(tmp_path, clock):
+    from bidhub.services.ledger import CheckpointStore
+
+    store = CheckpointStore(tmp_path / "checkpoints.jsonl", b"key")
+    store.append([(seq, f"{seq:064x}") for seq in range(1, 3001)], clock())
+    assert store.path.stat().st_size > CheckpointStore.HEAD_WINDOW_BYTES
+    head = store.head()
+    assert (head.seq, head.hash) == (3000, f"{3000:064x}")
+    newest = max(store.read()[0], key=lambda checkpoint: checkpoint.seq)
+    assert head.mac == newest.mac

@@ -81,9 +81,30 @@ class CheckpointStore:
                                                         "readable", "checkpoint"))
         return checkpoints, problems
 
+    # The newest checkpoints are at the end; the register page reads only this much of it.
+    HEAD_WINDOW_BYTES = 64 * 1024
+
     def head(self) -> Checkpoint | None:
-        checkpoints, _problems = self.read()
-        return max(checkpoints, key=lambda checkpoint: checkpoint.seq, default=None)
+        """The newest checkpoint, read from the end of the file (which only ever grows)."""
+        if not self.path.exists():
+            return None
+        with self.path.open("rb") as checkpoints:
+            size = checkpoints.seek(0, os.SEEK_END)
+            checkpoints.seek(max(0, size - self.HEAD_WINDOW_BYTES))
+            tail = checkpoints.read().decode("ascii", errors="replace").splitlines()
+        if size > self.HEAD_WINDOW_BYTES:
+            tail = tail[1:]  # the first line of the window may be cut
+        newest = None
+        for line in tail:
+            try:
+                record = json.loads(line)
+                checkpoint = Checkpoint(int(record["seq"]), str(record["hash"]),
+                                        str(record["mac"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+            if newest is None or checkpoint.seq > newest.seq:
+                newest = checkpoint
+        return newest
 
 
 def ledger_key(configured: str | None, instance_path: str) -> bytes:
