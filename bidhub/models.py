@@ -121,6 +121,10 @@ class Branch(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    # The name in Chinese, shown when the page is in Chinese; files may use either name.
+    name_zh: Mapped[str | None] = mapped_column(String(100))
+    # A deactivated branch keeps its reps, accounts and history but takes no new ones.
+    is_active: Mapped[bool] = mapped_column(default=True)
 
 
 class User(Base):
@@ -145,6 +149,8 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     password_reset_at: Mapped[datetime | None]
     password_reset_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The language the user chose in the header; None follows the browser.
+    locale: Mapped[str | None] = mapped_column(String(16))
 
     branch: Mapped[Branch | None] = relationship(lazy="joined", foreign_keys=[branch_id])
 
@@ -314,6 +320,26 @@ class ImportRun(Base):
     report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class ImportMapping(Base):
+    """How the columns of one kind of file map onto bidhub's fields, saved when an admin
+    confirms it and reused for the next file of that kind with the same headers."""
+
+    __tablename__ = "import_mappings"
+    __table_args__ = (UniqueConstraint("kind", "headers_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    # SHA-256 of the file's normalised header row, in order.
+    headers_key: Mapped[str] = mapped_column(String(64))
+    headers: Mapped[list[str]] = mapped_column(JSON)
+    # file column -> field name; a column mapped to nothing is left out.
+    columns: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Important columns the admin saw unmapped and chose to go without.
+    acknowledged: Mapped[list[str]] = mapped_column(JSON, default=list)
+    saved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    saved_at: Mapped[datetime]
 
 
 class AccountReview(Base):

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from bidhub.domain.text import N_, Joined, Text
+
 
 class BidhubError(Exception):
-    """Base of the errors a person can act on; `str()` is the message to show."""
+    """Base of the errors a person can act on.
+
+    `message` is what to show: a `Text` (translated where it is shown) or plain text; `str()`
+    gives it in English.
+    """
+
+    def __init__(self, message: Text | Joined | str = "") -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class NotFound(BidhubError):
@@ -25,7 +35,7 @@ class InvalidRequest(BidhubError):
     `field` names the form field the problem belongs to, when there is one.
     """
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: Text | Joined | str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
@@ -35,8 +45,8 @@ class BidRejected(InvalidRequest):
 
 
 class NotEligible(BidRejected):
-    def __init__(self, reasons: list[str]) -> None:
-        super().__init__("Not eligible for this account: " + "; ".join(reasons))
+    def __init__(self, reasons: list[Text | str]) -> None:
+        super().__init__(N_("Not eligible for this account: %(reasons)s", reasons=Joined(reasons)))
         self.reasons = reasons
 
 
@@ -50,6 +60,7 @@ class CapacityExceeded(InvalidRequest):
     `problems` lists each change that would, when several were asked for at once.
     """
 
-    def __init__(self, message: str, field: str | None = None, problems: list | None = None) -> None:
+    def __init__(self, message: Text | Joined | str, field: str | None = None,
+                 problems: list | None = None) -> None:
         super().__init__(message, field)
         self.problems = problems or []

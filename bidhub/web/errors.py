@@ -12,6 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bidhub.web.i18n import translate
 from bidhub.web.rendering import render
 
 TITLES = {
@@ -53,16 +54,16 @@ def is_lost_race(error: OperationalError) -> bool:
 def init_app(app: Flask) -> None:
     @app.errorhandler(NotFound)
     def not_found(error):
-        return error_page(404, str(error))
+        return error_page(404, translate(error))
 
     @app.errorhandler(PermissionDenied)
     def forbidden(error):
-        return error_page(403, str(error))
+        return error_page(403, translate(error))
 
     @app.errorhandler(Conflict)
     @app.errorhandler(StaleDataError)
     def conflict(error):
-        message = str(error) if isinstance(error, Conflict) else _(
+        message = translate(error) if isinstance(error, Conflict) else _(
             "Someone else changed this in the meantime; reload and try again.")
         return error_page(409, message)
 
@@ -78,7 +79,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(InvalidRequest)
     def invalid(error):
-        return error_page(422, str(error))
+        return error_page(422, translate(error))
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):

@@ -36,6 +36,7 @@ from wtforms.validators import (
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import DecisionKind, ReleaseReason, RepStatus, Role
 from bidhub.services import limits
+from bidhub.web.i18n import translate
 from bidhub.web.params import (
     MAX_DB_INT,
     MAX_YEAR,
@@ -137,9 +138,9 @@ class Form(FlaskForm):
         """Attach a use case's refusal to the field it concerns, or to the whole form."""
         field = getattr(self, error.field, None) if getattr(error, "field", None) else None
         if field is not None and hasattr(field, "errors"):
-            field.errors = [*field.errors, str(error)]
+            field.errors = [*field.errors, translate(error)]
         else:
-            self.form_errors.append(str(error))
+            self.form_errors.append(translate(error))
 
 
 NEW_PASSWORD_LENGTH = Length(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 from flask import current_app, request, session
 from flask_babel import gettext as _
 
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import BidhubError, InvalidRequest
+from bidhub.domain.text import Joined, Text, render
 
 
 def select_locale() -> str | None:
@@ -16,6 +17,13 @@ def select_locale() -> str | None:
     if chosen in current_app.config["LANGUAGES"]:
         return chosen
     return request.accept_languages.best_match(current_app.config["LANGUAGES"])
+
+
+def translate(message: Text | Joined | BidhubError | str) -> str:
+    """A message from the domain or a service, in the language of the page being rendered."""
+    if isinstance(message, BidhubError):
+        message = message.message
+    return render(message, _)
 
 
 def select_timezone() -> str:

@@ -29,7 +29,7 @@ from bidhub.web.forms import (
     branch_choices,
     options,
 )
-from bidhub.web.i18n import local_to_utc, utc_to_local
+from bidhub.web.i18n import local_to_utc, translate, utc_to_local
 from bidhub.web.market import listing_filter_from
 from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
 
@@ -260,7 +260,7 @@ def publish_results(round_id: int):
         filed = adjudication.publish_results(get_session(), current_user, round_id,
                                              expected_version=version_from(form), now=now())
     except InvalidRequest as error:
-        flash(str(error), "error")
+        flash(translate(error), "error")
         return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
     flash(_("Results published; %(count)d transfers filed.", count=len(filed)), "success")
     return redirect_after_post(url_for("manage.round_detail", round_id=round_id))

@@ -18,6 +18,7 @@ from bidhub.services.rounds import load_round
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
 from bidhub.web.forms import BidForm, ConfirmForm
+from bidhub.web.i18n import translate
 from bidhub.web.params import MAX_DB_INT, id_arg, parse_int, text_arg
 from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
 
@@ -152,7 +153,7 @@ def withdraw_bid(bid_id: int):
     try:
         bid = bidding.withdraw_bid(get_session(), current_user, bid_id, now())
     except InvalidRequest as error:
-        flash(str(error), "error")
+        flash(translate(error), "error")
         return redirect_after_post(url_for("market.bid_detail", bid_id=bid_id))
     flash(_("Your bid for %(name)s is withdrawn.", name=bid.listing.account.name), "info")
     return redirect_after_post(url_for("market.my_bids"))
