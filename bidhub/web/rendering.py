@@ -22,7 +22,7 @@ from bidhub.models import (
     RoundStatus,
 )
 from bidhub.services import policies
-from bidhub.web.i18n import utc_to_local
+from bidhub.web.i18n import translate, utc_to_local
 
 
 def is_htmx_partial_request() -> bool:
@@ -112,7 +112,7 @@ def metric_value(value: float | None, name: str) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent,
-                                 metric_value=metric_value)
+                                 metric_value=metric_value, translate=translate)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
