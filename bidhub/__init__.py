@@ -33,6 +33,7 @@ def configure(app: Flask, config: Mapping[str, Any] | None) -> None:
     app.config.update(environment_config())
     if config:
         app.config.update(config)
+    app.config["BABEL_DEFAULT_LOCALE"] = app.config["DEFAULT_LOCALE"]
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
 

@@ -19,8 +19,10 @@ class Defaults:
     RULES_DIR = str(PROJECT_ROOT / "rules")
     DEFAULT_RULES_FILE = "default.toml"
     TIMEZONE = "Asia/Shanghai"
-    BABEL_DEFAULT_LOCALE = "en"
-    LANGUAGES = ("en", "zh_CN")
+    # The language of a page when neither the user's saved choice nor the browser names one;
+    # Flask-Babel's BABEL_DEFAULT_LOCALE follows it (bidhub.configure).
+    DEFAULT_LOCALE = "zh_CN"
+    LANGUAGES = ("zh_CN", "en")
     CLOCK = staticmethod(system_now)
     SCHEDULER_ENABLED = False
     SESSION_COOKIE_HTTPONLY = True
@@ -49,6 +51,7 @@ ENVIRONMENT_OVERRIDES = {
     "LEDGER_KEY": str,
     "RULES_DIR": str,
     "TIMEZONE": str,
+    "DEFAULT_LOCALE": str,
     "SECRET_KEY": str,
     "SCHEDULER_ENABLED": lambda value: value.lower() in {"1", "true", "yes", "on"},
     "SESSION_COOKIE_SECURE": lambda value: value.lower() in {"1", "true", "yes", "on"},

@@ -157,7 +157,9 @@ def database_url(request, backend, migrated_template, tmp_path) -> str:
 
 @pytest.fixture
 def app_config(database_url, clock, tmp_path) -> dict:
+    # Tests assert English page text; bidhub's default for people is Chinese (tests/test_i18n.py).
     return {"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": database_url,
+            "DEFAULT_LOCALE": "en",
             "CLOCK": clock, "WTF_CSRF_ENABLED": False, "SCHEDULER_ENABLED": False,
             "LEDGER_CHECKPOINT_FILE": str(tmp_path / "ledger-checkpoints.jsonl"),
             "LEDGER_KEY": "test-ledger-key"}
