@@ -21,6 +21,10 @@ MAX_REASON_LENGTH = 5_000
 # A rep's explanation of an accountability incident.
 MIN_EXPLANATION_LENGTH = 20
 
+# A branch's code is typed in files and commands; its names fit the table's columns.
+MAX_BRANCH_CODE_LENGTH = 20
+MAX_BRANCH_NAME_LENGTH = 100
+
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 

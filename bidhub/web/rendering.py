@@ -11,6 +11,7 @@ from flask_babel import get_locale
 from bidhub.domain.metrics import METRICS
 from bidhub.models import (
     BidStatus,
+    Branch,
     DecisionKind,
     FilingKind,
     ImportStatus,
@@ -22,6 +23,7 @@ from bidhub.models import (
     RoundStatus,
 )
 from bidhub.services import policies
+from bidhub.services.branches import branch_label
 from bidhub.web.i18n import translate, utc_to_local
 
 
@@ -110,9 +112,15 @@ def metric_value(value: float | None, name: str) -> str:
     return f"{value:.3g}"
 
 
+def branch_name(branch: Branch | None) -> str:
+    """`{{ branch|branch_name }}`: the Chinese name on a Chinese page, else the name."""
+    return branch_label(branch, get_locale())
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent,
                                  metric_value=metric_value, translate=translate)
+    app.jinja_env.filters.update(branch_name=branch_name)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
