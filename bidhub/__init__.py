@@ -33,9 +33,21 @@ def configure(app: Flask, config: Mapping[str, Any] | None) -> None:
     app.config.update(environment_config())
     if config:
         app.config.update(config)
-    app.config["BABEL_DEFAULT_LOCALE"] = app.config["DEFAULT_LOCALE"]
+    configure_languages(app)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
+
+
+def configure_languages(app: Flask) -> None:
+    from bidhub.web.i18n import best_language, translation_directories
+
+    wanted = app.config["DEFAULT_LOCALE"]
+    default = best_language([(wanted, 1.0)], app.config["LANGUAGES"])
+    if default is None:
+        raise ValueError(f"BIDHUB_DEFAULT_LOCALE is {wanted!r}; bidhub speaks "
+                         f"{', '.join(app.config['LANGUAGES'])}.")
+    app.config["DEFAULT_LOCALE"] = app.config["BABEL_DEFAULT_LOCALE"] = default
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = translation_directories(app)
 
 
 def register_database(app: Flask) -> None:
@@ -102,6 +114,7 @@ def register_blueprints(app: Flask) -> None:
         admin,
         auth,
         imports,
+        language,
         manage,
         market,
         profiles,
@@ -109,6 +122,7 @@ def register_blueprints(app: Flask) -> None:
     )
 
     app.register_blueprint(auth.blueprint)
+    app.register_blueprint(language.blueprint)
     app.register_blueprint(market.blueprint)
     app.register_blueprint(manage.blueprint)
     app.register_blueprint(admin.blueprint)

@@ -17,6 +17,7 @@ EXPECTED_ACCESS = {
     "auth.login": {EVERYONE},
     "auth.logout": {SIGNED_IN},
     "auth.password": {SIGNED_IN},
+    "language.switch": {EVERYONE},
     "market.rounds": {REP},
     "market.round_listings": {REP},
     "market.account": {SIGNED_IN},

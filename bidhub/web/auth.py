@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, redirect, request, session, url_for
+from flask import Blueprint, Flask, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
@@ -18,6 +18,7 @@ from bidhub.models import Role, User
 from bidhub.services import users
 from bidhub.web.access import public, signed_in
 from bidhub.web.forms import LoginForm, PasswordForm
+from bidhub.web.i18n import fresh_session
 from bidhub.web.rendering import hx_redirect, render, render_form_errors
 
 blueprint = Blueprint("auth", __name__)
@@ -108,7 +109,7 @@ def login():
             form.form_errors.append(_("Wrong username or password, or too many attempts; "
                                       "wait a moment and try again."))
             return render_form_errors("auth/login.html", form=form)
-        session.clear()  # a new session on every login
+        fresh_session(user.locale)  # a new session on every login, in the person's language
         login_user(user)
         if user.must_change_password:
             return redirect(url_for("auth.password"))
@@ -123,7 +124,7 @@ def login():
 def logout():
     users.end_sessions(get_session(), current_user)
     logout_user()
-    session.clear()
+    fresh_session()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
@@ -140,7 +141,7 @@ def password():
             form.add_error(error)
             return render_form_errors("auth/password.html", form=form)
         logout_user()
-        session.clear()
+        fresh_session()
         flash(_("Password changed. Sign in again with the new one."), "success")
         return redirect(url_for("auth.login"))
     if form.is_submitted():

@@ -2,27 +2,105 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import current_app, request, session
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask, current_app, has_request_context, request, session
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from bidhub.domain.errors import BidhubError, InvalidRequest
+from bidhub.domain.messages import loads as stored_message
 from bidhub.domain.text import Joined, Text, render
+
+log = logging.getLogger(__name__)
+
+# A .mo written within this many seconds before its .po counts as compiled from it: installing
+# a wheel writes both files in an arbitrary order, a moment apart.
+COMPILED_TOLERANCE_SECONDS = 2.0
 
 
 def select_locale() -> str | None:
+    """The page's language: the user's saved choice, else the session's (the switch on the
+    login page), else the browser's Accept-Language; None leaves it to DEFAULT_LOCALE."""
+    if not has_request_context():
+        return None
+    languages = current_app.config["LANGUAGES"]
+    if current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
     chosen = session.get("locale")
-    if chosen in current_app.config["LANGUAGES"]:
+    if chosen in languages:
         return chosen
-    return request.accept_languages.best_match(current_app.config["LANGUAGES"])
+    return best_language(request.accept_languages, languages)
+
+
+def best_language(accepted: Iterable[tuple[str, float]], languages: Collection[str]) -> str | None:
+    """The first of the browser's languages, by preference, that bidhub speaks.
+
+    A region bidhub lacks falls back to its language (en-GB is en, zh-TW and zh-Hans-CN are
+    zh_CN) before the next preference is tried; Werkzeug's best_match would give en-GB,
+    zh-CN;q=0.5 Chinese because only zh-CN matches exactly.
+    """
+    by_tag: dict[str, str] = {}
+    for language in languages:
+        tag = language.replace("_", "-").lower()
+        by_tag.setdefault(tag, language)
+        by_tag.setdefault(tag.split("-")[0], language)
+    for value, quality in accepted:
+        if quality <= 0:
+            continue
+        tag = value.replace("_", "-").lower()
+        match = by_tag.get(tag) or by_tag.get(tag.split("-")[0])
+        if match is not None:
+            return match
+    return None
+
+
+def current_language() -> str:
+    """The entry of LANGUAGES the page speaks ("zh_CN", "en"); Babel's own name for Chinese
+    is zh_Hans_CN, which is also the catalogue's directory name."""
+    locale = get_locale()
+    for code in current_app.config["LANGUAGES"]:
+        if babel_locale(code) == locale:
+            return code
+    return current_app.config["DEFAULT_LOCALE"]
+
+
+@cache
+def babel_locale(code: str) -> Locale:
+    return Locale.parse(code)
+
+
+def html_lang() -> str:
+    """The page's language for `<html lang>`: zh-CN or en."""
+    return current_language().replace("_", "-")
+
+
+def fresh_session(saved_locale: str | None = None) -> None:
+    """Clear the session (signing in or out) but keep the language: the user's saved one, else
+    the one chosen with the switch, so the next page, the login page included, speaks it."""
+    locale = saved_locale or session.get("locale")
+    session.clear()
+    if locale in current_app.config["LANGUAGES"]:
+        session["locale"] = locale
 
 
 def translate(message: Text | Joined | BidhubError | str) -> str:
     """A message from the domain or a service, in the language of the page being rendered."""
     if isinstance(message, BidhubError):
         message = message.message
+    elif isinstance(message, str):
+        message = stored_message(message)  # a reason stored as msgid and parameters
     return render(message, _)
 
 
@@ -48,3 +126,46 @@ def local_to_utc(naive_local: datetime) -> datetime:
 
 def utc_to_local(instant: datetime) -> datetime:
     return instant.astimezone(local_zone())
+
+
+def translation_directories(app: Flask) -> str:
+    """Where the compiled catalogues are: the package's, or a fresh compile in the instance
+    folder when a .mo is missing or older than its .po (a clone whose .po changed after
+    `pip install -e .`, a checkout that was never built)."""
+    source = Path(app.root_path) / "translations"
+    sources = sorted(source.glob("*/LC_MESSAGES/*.po"))
+    if all(is_compiled(po, po.with_suffix(".mo")) for po in sources):
+        return str(source)
+    target = Path(app.instance_path) / "translations"
+    try:
+        for po in sources:
+            mo = target / po.relative_to(source).with_suffix(".mo")
+            if not is_compiled(po, mo):
+                compile_catalogue(po, mo)
+    except OSError as error:
+        log.warning("Could not compile the translations into %s (%s); pages may show English.",
+                    target, error)
+        return str(source)
+    return str(target)
+
+
+def is_compiled(po: Path, mo: Path) -> bool:
+    try:
+        return mo.stat().st_mtime >= po.stat().st_mtime - COMPILED_TOLERANCE_SECONDS
+    except FileNotFoundError:
+        return False
+
+
+def compile_catalogue(po: Path, mo: Path) -> None:
+    """Compile `po` into `mo`, replacing it in one step: other processes may be starting too."""
+    with po.open("rb") as po_file:
+        catalogue = read_po(po_file, locale=po.parent.parent.name)
+    mo.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=mo.parent, suffix=".mo.tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as mo_file:
+            write_mo(mo_file, catalogue)
+        os.replace(temporary, mo)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
