@@ -8,14 +8,21 @@ column, the value and the reason. Checks against the database happen in the serv
 from __future__ import annotations
 
 import csv
+import difflib
+import hashlib
 import io
 import re
+import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
 from typing import Any
+
+from bidhub.domain.text import N_, Joined, Text
 
 MAX_ROWS = 20_000
 MAX_CELL_LENGTH = 5_000
@@ -54,6 +61,7 @@ def default_limits() -> UploadLimits:
 
 
 class ImportKind:
+    BRANCHES = "branches"
     REPS = "reps"
     ACCOUNTS = "accounts"
     OPPORTUNITIES = "opportunities"
@@ -61,28 +69,68 @@ class ImportKind:
     INCIDENTS = "incidents"
 
 
-KINDS = (ImportKind.REPS, ImportKind.ACCOUNTS, ImportKind.OPPORTUNITIES, ImportKind.FORECASTS,
+KINDS = (ImportKind.BRANCHES, ImportKind.REPS, ImportKind.ACCOUNTS, ImportKind.OPPORTUNITIES, ImportKind.FORECASTS,
          ImportKind.INCIDENTS)
+
+
+Message = Text | Joined | str
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a file: row (None for the whole file), column, value, reason."""
+    """One thing wrong with a file: row (None for the whole file), column, value, reason.
+
+    The reason is a `Text` (translated where it is shown; `str()` is the English).
+    """
 
     row: int | None
     column: str
     value: str
-    reason: str
+    reason: Message
 
     def as_dict(self) -> dict[str, Any]:
+        """The problem as a report stores it: the English reason, and the message to translate."""
         return {"row": self.row, "column": self.column, "value": self.value,
-                "reason": self.reason}
+                "reason": str(self.reason), "message": message_json(self.reason)}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> Problem:
+        """A stored problem, its reason a `Text` again when the report kept the message."""
+        reason = stored.get("reason", "")
+        if "message" in stored:
+            reason = message_from_json(stored["message"])
+        return cls(stored.get("row"), stored.get("column", ""), stored.get("value", ""), reason)
 
     def clipped(self, limits: UploadLimits) -> Problem:
         """The problem as a report keeps it: long values, columns and reasons cut short."""
+        reason = self.reason
+        if isinstance(reason, str):
+            reason = clip(reason, limits.max_reason_chars)
         return Problem(self.row, clip(self.column, limits.max_value_chars),
-                       clip(self.value, limits.max_value_chars),
-                       clip(self.reason, limits.max_reason_chars))
+                       clip(self.value, limits.max_value_chars), reason)
+
+
+def message_json(message: Message) -> Any:
+    """A message as JSON that keeps it translatable: msgid and parameters, nested as needed."""
+    if isinstance(message, Text):
+        return {"msgid": message.msgid,
+                "params": {name: message_json(value) if isinstance(value, Text | Joined)
+                           else value for name, value in message.params.items()}}
+    if isinstance(message, Joined):
+        return {"parts": [message_json(part) for part in message.parts],
+                "separator": message.separator}
+    return str(message)
+
+
+def message_from_json(stored: Any) -> Message:
+    if isinstance(stored, dict) and "msgid" in stored:
+        params = {name: message_from_json(value) if isinstance(value, dict) else value
+                  for name, value in (stored.get("params") or {}).items()}
+        return Text(str(stored["msgid"]), params)
+    if isinstance(stored, dict) and "parts" in stored:
+        return Joined([message_from_json(part) for part in stored["parts"]],
+                      str(stored.get("separator", "; ")))
+    return str(stored)
 
 
 def clip(text: str, limit: int) -> str:
@@ -118,7 +166,11 @@ def bounded_problems(problems: Iterable[Problem], more: int,
 
 
 class FileRefused(Exception):
-    """The file as a whole cannot be read; `str()` says why."""
+    """The file as a whole cannot be read; `message` says why (`str()` in English)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -134,6 +186,10 @@ class Parsed:
     problems: list[Problem] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     columns: list[str] = field(default_factory=list)  # canonical names present in the file
+    # The file's column -> the field it was read into, and the unit of each amount read.
+    mapping: dict[str, str] = field(default_factory=dict)
+    units: dict[str, int] = field(default_factory=dict)
+    generated_usernames: bool = False  # reps: usernames made from the employee ids
     rows_total: int = 0
     problems_not_kept: int = 0  # problems beyond the report's limit, counted only
 
@@ -147,23 +203,28 @@ class Parsed:
 # --- values -------------------------------------------------------------------------------
 
 def normalise(header: str) -> str:
-    return re.sub(r"[\s_\-]+", "", header.strip().lower())
+    """How headers and coded values compare: full-width as half-width, any case, no spaces."""
+    return re.sub(r"[\s_\-]+", "", unicodedata.normalize("NFKC", header).strip().lower())
 
 
 class BadValue(ValueError):
-    pass
+    """A cell's value cannot be read; `message` says why (a `Text`)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(str(message))
+        self.message = message
 
 
 def parse_text(value: str) -> str:
     if len(value) > MAX_CELL_LENGTH:
-        raise BadValue(f"Longer than {MAX_CELL_LENGTH} characters.")
+        raise BadValue(N_("Longer than %(n)d characters.", n=MAX_CELL_LENGTH))
     return value
 
 
 def text_of(limit: int) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if len(value) > limit:
-            raise BadValue(f"Longer than {limit} characters.")
+            raise BadValue(N_("Longer than %(n)d characters.", n=limit))
         return value
 
     return parse
@@ -183,7 +244,7 @@ def parse_date(value: str) -> date:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             continue
-    raise BadValue("Not a date; write it as YYYY-MM-DD.")
+    raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
 
 
 def parse_month(value: str) -> date:
@@ -194,23 +255,32 @@ def parse_month(value: str) -> date:
         year, month = int(match.group(1)), int(match.group(2))
         if 1 <= month <= 12:
             return date(year, month, 1)
-        raise BadValue("Not a month; write it as YYYY-MM.")
+        raise BadValue(N_("Not a month; write it as YYYY-MM."))
     try:
         return parse_date(text).replace(day=1)
     except BadValue:
-        raise BadValue("Not a month; write it as YYYY-MM.") from None
+        raise BadValue(N_("Not a month; write it as YYYY-MM.")) from None
 
 
-def parse_yuan(value: str) -> int:
-    text = value.strip().replace(",", "").replace("，", "").replace("¥", "").replace("￥", "")
-    text = text.removesuffix("元").strip()
+# A unit written in a cell: "120万" is 1,200,000 yuan whatever the column's unit.
+CELL_UNITS = (("万元", 10_000), ("万", 10_000), ("千元", 1_000), ("元", 1))
+
+
+def parse_yuan(value: str, unit: int = 1) -> int:
+    """Whole yuan from "1,200,000", "¥1,200,000", "120万" or, in a column of `unit` yuan, "1.2"."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    text = re.sub(r"[,\s]", "", text).lstrip("¥").removeprefix("RMB")
+    for suffix, cell_unit in CELL_UNITS:
+        if text.endswith(suffix):
+            text, unit = text.removesuffix(suffix), cell_unit
+            break
     if not re.fullmatch(r"\d+(\.\d+)?", text):
-        raise BadValue("Not an amount in yuan; write a whole number of at least 0.")
-    number = float(text)
-    if number != int(number):
-        raise BadValue("Write a whole number of yuan.")
+        raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
+    number = Decimal(text) * unit
     if number > 10**13:
-        raise BadValue("Too large for an amount in yuan.")
+        raise BadValue(N_("Too large for an amount in yuan."))
+    if number != number.to_integral_value():
+        raise BadValue(N_("Write a whole number of yuan."))
     return int(number)
 
 
@@ -223,7 +293,7 @@ def choice(values: dict[str, str]) -> Callable[[str], str]:
     def parse(value: str) -> str:
         code = lookup.get(normalise(value))
         if code is None:
-            raise BadValue(f"Unknown value; use one of: {', '.join(codes)}.")
+            raise BadValue(N_("Unknown value; use one of: %(codes)s.", codes=", ".join(codes)))
         return code
 
     return parse
@@ -268,13 +338,13 @@ def parse_stage_history(value: str) -> tuple[tuple[str, date], ...]:
             continue
         stage_text, separator, date_text = part.replace("：", ":").partition(":")
         if not separator:
-            raise BadValue("Write the history as stage:YYYY-MM-DD;stage:YYYY-MM-DD.")
+            raise BadValue(N_("Write the history as stage:YYYY-MM-DD;stage:YYYY-MM-DD."))
         try:
             history.append((parse_stage(stage_text), parse_date(date_text)))
         except BadValue as error:
-            raise BadValue(f"'{part.strip()}': {error}") from None
+            raise BadValue(N_("'%(part)s': %(reason)s", part=part.strip(), reason=error.message)) from None
     if [when for _, when in history] != sorted(when for _, when in history):
-        raise BadValue("List the stage changes oldest first.")
+        raise BadValue(N_("List the stage changes oldest first."))
     return tuple(history)
 
 
@@ -294,6 +364,11 @@ class Column:
 
 
 COLUMNS: dict[str, tuple[Column, ...]] = {
+    ImportKind.BRANCHES: (
+        Column("code", ("branch code", "分公司编码", "分公司代码"), text_of(32)),
+        Column("name", ("branch name", "分公司名称", "名称"), text_of(100)),
+        Column("name_zh", ("chinese name", "中文名称", "中文名"), text_of(100), required=False),
+    ),
     ImportKind.REPS: (
         Column("external_id", ("external id", "员工编号", "工号", "外部编号"), text_of(64)),
         Column("username", ("用户名", "登录名"), text_of(64)),
@@ -351,6 +426,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
 
 # The columns whose values identify a row; a file may not give the same key twice.
 KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
+    ImportKind.BRANCHES: (("code",),),
     ImportKind.REPS: (("external_id",), ("username",)),
     ImportKind.ACCOUNTS: (("external_id",),),
     ImportKind.OPPORTUNITIES: (("external_id",),),
@@ -367,15 +443,377 @@ def header_map(kind: str) -> dict[str, Column]:
     return mapping
 
 
+# --- mapping a file's columns onto the fields of a kind ----------------------------------------
+#
+# A header that is a field's name or one of its accepted headers (Column.headers) matches
+# exactly and is read without asking. Any other header is matched by suggestion: the synonym
+# table (names real CRM and Excel exports use), then similarity; the admin confirms the
+# suggestion on the mapping step (or with --map on the command line).
+
+# Names real exports give each field, Chinese and English, beyond the accepted headers.
+SHARED_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "branch": ("分公司", "所属分公司", "所属分支", "分支机构", "所属机构", "区域", "所属区域", "大区",
+               "分公司名称", "分公司编码", "branch", "branch name", "region", "office"),
+    "rep": ("销售", "所属销售", "负责销售", "销售编号", "销售工号", "工号", "员工编号", "销售代表",
+            "销售人员", "负责人", "跟进人", "客户经理", "sales rep", "rep id", "owner",
+            "salesperson", "employee id"),
+    "account": ("客户编号", "客户ID", "客户编码", "客户代码", "客户号", "account", "account no",
+                "customer id", "customer no", "client id"),
+}
+SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    ImportKind.BRANCHES: {
+        "code": ("分公司编码", "分公司代码", "编码", "代码", "编号", "code", "branch id"),
+        "name": ("分公司名称", "分公司", "名称", "英文名称", "英文名", "name", "english name"),
+        "name_zh": ("中文名称", "中文名", "分公司中文名", "分公司中文名称", "中文", "name zh",
+                    "chinese"),
+    },
+    ImportKind.REPS: {
+        "external_id": ("员工编号", "销售编号", "工号", "员工号", "编号", "员工ID", "人员编号",
+                        "职工编号", "销售工号", "employee id", "employee no", "employee number",
+                        "emp no", "emp id", "staff id", "staff no", "id"),
+        "username": ("用户名", "登录名", "账号", "帐号", "登录账号", "系统账号", "用户账号",
+                     "login", "login name", "user name", "user id", "account name"),
+        "name": ("姓名", "销售姓名", "员工姓名", "名字", "人员姓名", "销售人员", "full name",
+                 "employee name", "rep name", "name"),
+        "branch": SHARED_SYNONYMS["branch"],
+        "hire_date": ("入职日期", "入职时间", "入司日期", "入职", "hire date", "start date",
+                      "date hired", "joined"),
+        "status": ("状态", "在职状态", "员工状态", "人员状态", "任职状态", "employment status"),
+    },
+    ImportKind.ACCOUNTS: {
+        "external_id": ("客户编号", "客户ID", "客户编码", "客户代码", "客户号", "编号",
+                        "customer id", "customer no", "client id", "account no"),
+        "name": ("客户名称", "客户名", "公司名称", "企业名称", "单位名称", "客户全称",
+                 "customer name", "company name", "company"),
+        "industry": ("行业", "所属行业", "行业类别", "行业分类", "industry", "sector"),
+        "ownership_type": ("所有制", "所有制类型", "企业性质", "公司性质", "单位性质", "企业类型",
+                           "公司类型", "性质", "ownership type", "company type"),
+        "branch": SHARED_SYNONYMS["branch"],
+        "annual_value_yuan": ("年度金额", "年度金额(元)", "年度金额(万元)", "年销售额",
+                              "年销售额(万元)", "年度价值", "年度销售额", "年合同额",
+                              "年度合同金额", "年采购额", "年营业额", "年收入", "客户价值",
+                              "annual revenue", "annual sales", "yearly value", "value"),
+        "owner": ("所属销售", "负责销售", "销售代表", "客户经理", "归属销售", "销售负责人",
+                  "跟进人", "负责人", "所属人", "销售", "account owner", "sales rep",
+                  "account manager", "owner"),
+        "executive_sponsor": ("老板负责", "负责高管", "高管负责人", "老板负责人", "老板负责客户",
+                              "高管", "负责领导", "高层负责人", "executive sponsor",
+                              "executive"),
+        "decision_maker": ("决策人", "决策者", "关键决策人", "decision maker"),
+        "user": ("使用人", "使用者", "使用部门负责人", "end user", "user"),
+        "purchaser": ("采购人", "采购", "采购负责人", "采购经理", "purchaser", "buyer",
+                      "procurement"),
+        "contact": ("接口人", "联系人", "对接人", "客户联系人", "contact", "contact person"),
+    },
+    ImportKind.OPPORTUNITIES: {
+        "external_id": ("商机编号", "商机ID", "机会编号", "项目编号", "opportunity no",
+                        "deal id"),
+        "account": SHARED_SYNONYMS["account"],
+        "rep": SHARED_SYNONYMS["rep"],
+        "amount_yuan": ("金额", "商机金额", "预计金额", "项目金额", "合同金额", "预计成交金额",
+                        "deal amount", "value"),
+        "stage": ("阶段", "销售阶段", "商机阶段", "当前阶段", "sales stage"),
+        "opened": ("创建日期", "开始日期", "创建时间", "立项日期", "opened", "created",
+                   "created on", "create date"),
+        "closed": ("关闭日期", "结束日期", "关闭时间", "成交日期", "结单日期", "closed",
+                   "close date"),
+        "stage_history": ("阶段历史", "阶段记录", "阶段变更", "历史阶段", "stage history"),
+    },
+    ImportKind.FORECASTS: {
+        "rep": SHARED_SYNONYMS["rep"],
+        "month": ("月份", "月", "预测月份", "年月", "期间", "month", "period"),
+        "forecast_yuan": ("预测金额", "月度预测", "预测", "预测销售额", "预测额",
+                          "forecast amount"),
+        "actual_yuan": ("实际金额", "实际完成", "实际", "实际销售额", "完成金额", "实际业绩",
+                        "actual amount"),
+    },
+    ImportKind.INCIDENTS: {
+        "external_id": ("事件编号", "问责编号", "事件ID", "记录编号", "incident no"),
+        "account": SHARED_SYNONYMS["account"],
+        "rep": SHARED_SYNONYMS["rep"],
+        "competitor_site": ("竞争对手网站", "竞品网站", "竞争对手", "竞品网址", "对手网站", "网站",
+                            "competitor site", "website"),
+        "seen": ("发现日期", "发现时间", "日期", "监控日期", "seen", "date"),
+        "ad_type": ("广告类型", "广告形式", "类型", "ad type"),
+        "status": ("状态", "处理状态", "事件状态"),
+        "explanation": ("说明", "情况说明", "解释", "销售说明", "备注说明", "note"),
+    },
+}
+
+# Fields whose column must never be dropped quietly: a file column that is likely one of
+# them and is left unmapped is a warning the admin acknowledges (dropping the executive
+# sponsor would remove the release protection; dropping the owner, the ownership).
+IMPORTANT: dict[str, frozenset[str]] = {
+    ImportKind.BRANCHES: frozenset({"code", "name", "name_zh"}),
+    ImportKind.REPS: frozenset({"external_id", "username", "branch", "status", "hire_date"}),
+    ImportKind.ACCOUNTS: frozenset({"external_id", "branch", "annual_value_yuan", "owner",
+                                    "executive_sponsor", "ownership_type"}),
+    ImportKind.OPPORTUNITIES: frozenset({"account", "rep", "amount_yuan", "stage", "closed",
+                                         "stage_history"}),
+    ImportKind.FORECASTS: frozenset({"rep", "month", "forecast_yuan", "actual_yuan"}),
+    ImportKind.INCIDENTS: frozenset({"account", "rep", "status", "explanation"}),
+}
+
+EXACT, SYNONYM, SIMILAR = "exact", "synonym", "similar"
+SIMILARITY_THRESHOLD = 0.6  # difflib ratio; below it a header suggests nothing
+# A unit in a header, in brackets or at its end: 年度金额(万元), 金额（元）, 年销售额万元.
+HEADER_UNIT = re.compile(r"\((?:人民币)?(万元|万|千元|元|rmb|cny|yuan)\)$|(万元|千元)$")
+HEADER_UNITS = {"万元": 10_000, "万": 10_000, "千元": 1_000, "元": 1, "rmb": 1, "cny": 1,
+                "yuan": 1}
+
+
+def header_key(header: str) -> str:
+    """A header as compared: normalised, with any kind of bracket written as ()."""
+    text = normalise(header)
+    for opening in "[【〔":
+        text = text.replace(opening, "(")
+    for closing in "]】〕":
+        text = text.replace(closing, ")")
+    return text
+
+
+def header_unit(header: str) -> int:
+    """How many yuan one unit of an amount column is, from its header: 万元 10,000; else 1."""
+    match = HEADER_UNIT.search(header_key(header))
+    if match is None:
+        return 1
+    return HEADER_UNITS[match.group(1) or match.group(2)]
+
+
+def header_base(header: str) -> str:
+    """The header without its unit: 年度金额(万元) -> 年度金额."""
+    return HEADER_UNIT.sub("", header_key(header)) or header_key(header)
+
+
+def is_amount(column: Column) -> bool:
+    return column.parse is parse_yuan
+
+
+def headers_key(headers: Sequence[str]) -> str:
+    """SHA-256 of a header row, normalised, in order: the key a saved mapping is found by."""
+    return hashlib.sha256("\x1f".join(header_key(header) for header in headers)
+                          .encode("utf-8")).hexdigest()
+
+
+def field_names(kind: str) -> tuple[str, ...]:
+    return tuple(column.name for column in COLUMNS[kind])
+
+
+def column_of(kind: str, name: str) -> Column | None:
+    return next((column for column in COLUMNS[kind] if column.name == name), None)
+
+
+@cache
+def _names(kind: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The exact names (header key -> field) and the synonyms (key -> field) of a kind."""
+    exact = {header_key(name): column.name for column in COLUMNS[kind]
+             for name in (column.name, *column.headers)}
+    synonyms: dict[str, str] = {}
+    for name, extra in SYNONYMS[kind].items():
+        for synonym in extra:
+            synonyms.setdefault(header_key(synonym), name)
+    return exact, synonyms
+
+
+def exact_field(kind: str, header: str) -> str | None:
+    """The field a header names exactly (a field's name or accepted header), else None."""
+    return _names(kind)[0].get(header_key(header))
+
+
+def match_scores(kind: str, header: str) -> list[tuple[float, str, str]]:
+    """(score, field, how) for each field the header may be: exact 3, synonym 2, similar <= 1."""
+    exact, synonyms = _names(kind)
+    key, base = header_key(header), header_base(header)
+    if not key:
+        return []
+    if key in exact:
+        return [(3.0, exact[key], EXACT)]
+    found: dict[str, tuple[float, str, str]] = {}
+    for candidate in (key, base):
+        name = exact.get(candidate) or synonyms.get(candidate)
+        if name is not None:
+            found[name] = (2.0, name, SYNONYM)
+    for names in (exact, synonyms):
+        for known, name in names.items():
+            if name in found and found[name][0] >= 1:
+                continue
+            ratio = difflib.SequenceMatcher(None, base, known).ratio()
+            if len(known) >= 2 and len(base) >= 2 and (known in base or base in known):
+                ratio = max(ratio, 0.75)  # 客户年度金额 holds 年度金额
+            if ratio >= SIMILARITY_THRESHOLD and ratio > found.get(name, (0.0,))[0]:
+                found[name] = (round(ratio, 3), name, SIMILAR)
+    return sorted(found.values(), key=lambda entry: (-entry[0], entry[1]))
+
+
+@dataclass(frozen=True)
+class ColumnMatch:
+    """A file column and the field suggested for it (None: not imported), and how it was found."""
+
+    column: str
+    field: str | None
+    how: str = ""  # exact | synonym | similar | "" (nothing suggested)
+    score: float = 0.0
+
+
+def suggest_mapping(kind: str, headers: Sequence[str]) -> list[ColumnMatch]:
+    """Each non-blank column with its most likely field; one field per column and vice versa.
+
+    The best-scoring pairs are taken first (exact before synonym before similar), so a column
+    named exactly keeps its field even when another column resembles it more loosely.
+    """
+    columns = unique_headers(headers)
+    candidates = sorted(((score, index, name, how) for index, column in enumerate(columns)
+                         for score, name, how in match_scores(kind, column)),
+                        key=lambda entry: (-entry[0], entry[1]))
+    chosen: dict[int, tuple[str, str, float]] = {}
+    taken: set[str] = set()
+    for score, index, name, how in candidates:
+        if index in chosen or name in taken:
+            continue
+        chosen[index] = (name, how, score)
+        taken.add(name)
+    return [ColumnMatch(column, *chosen[index]) if index in chosen else ColumnMatch(column, None)
+            for index, column in enumerate(columns)]
+
+
+def unique_headers(headers: Sequence[str]) -> list[str]:
+    """The non-blank headers, each once, in file order."""
+    seen: list[str] = []
+    for header in headers:
+        header = (header or "").strip()
+        if header and header not in seen:
+            seen.append(header)
+    return seen
+
+
+def exact_mapping(kind: str, headers: Sequence[str]) -> dict[str, str]:
+    """The mapping a file gets without asking: each column named exactly, first one wins."""
+    mapping: dict[str, str] = {}
+    for column in unique_headers(headers):
+        name = exact_field(kind, column)
+        if name is not None and name not in mapping.values():
+            mapping[column] = name
+    return mapping
+
+
+def likely_field(kind: str, header: str) -> str | None:
+    scores = match_scores(kind, header)
+    return scores[0][1] if scores else None
+
+
+@dataclass(frozen=True)
+class MappingWarning:
+    """A column that is likely an important field, left unmapped while that field has none."""
+
+    column: str
+    field: str
+
+    @property
+    def message(self) -> Text:
+        return N_("The column '%(column)s' looks like '%(field)s', which matters, but is not "
+                  "imported.", column=self.column, field=self.field)
+
+
+def required_fields(kind: str) -> list[str]:
+    """Fields a file must give; a reps file without usernames gets them from employee ids."""
+    return [column.name for column in COLUMNS[kind] if column.required
+            and not (kind == ImportKind.REPS and column.name == "username")]
+
+
+@dataclass
+class MappingCheck:
+    """A mapping checked against a file's headers."""
+
+    columns: dict[str, str]  # file column -> field
+    errors: list[Text] = field(default_factory=list)  # the mapping cannot be used
+    missing: list[str] = field(default_factory=list)  # required fields no column gives
+    warnings: list[MappingWarning] = field(default_factory=list)  # not acknowledged
+    units: dict[str, int] = field(default_factory=dict)  # amount field -> yuan per unit
+    generated_usernames: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return not (self.errors or self.missing or self.warnings)
+
+    @property
+    def refusals(self) -> list[Text]:
+        """Why the mapping cannot be used as it is, one message each."""
+        missing = [N_("No column is mapped to the required field '%(field)s'.", field=name)
+                   for name in self.missing]
+        return [*self.errors, *missing, *(warning.message for warning in self.warnings)]
+
+
+def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str | None],
+                  acknowledged: Iterable[str] = ()) -> MappingCheck:
+    """Whether `columns` (file column -> field, blank for none) can read a file with `headers`.
+
+    Errors: a column the file does not have, a field the kind does not have, two columns for
+    one field, a mapped header that appears twice. Then the required fields left without a
+    column and the important columns left unmapped that were not acknowledged.
+    """
+    present = unique_headers(headers)
+    counts = {header: sum(1 for other in headers if (other or "").strip() == header)
+              for header in present}
+    known = set(field_names(kind))
+    check = MappingCheck(columns={})
+    by_field: dict[str, str] = {}
+    for column, name in columns.items():
+        if not name:
+            continue
+        if column not in counts:
+            check.errors.append(N_("The file has no column '%(column)s'.", column=column))
+        elif name not in known:
+            check.errors.append(N_("'%(field)s' is not a field of this kind; use one of %(fields)s.",
+                                   field=name, fields=", ".join(sorted(known))))
+        elif name in by_field:
+            check.errors.append(N_("The columns '%(first)s' and '%(second)s' are both mapped to "
+                                   "'%(field)s'; map one column to each field.",
+                                   first=by_field[name], second=column, field=name))
+        elif counts[column] > 1:
+            check.errors.append(N_("The file has two columns named '%(column)s'; rename one.",
+                                   column=column))
+        else:
+            by_field[name] = column
+            check.columns[column] = name
+    mapped = set(by_field)
+    check.missing = [name for name in required_fields(kind) if name not in mapped]
+    check.generated_usernames = kind == ImportKind.REPS and "username" not in mapped
+    acknowledged = set(acknowledged)
+    for column in present:
+        name = likely_field(kind, column)
+        if (column not in check.columns and column not in acknowledged and name is not None
+                and name in IMPORTANT[kind] and name not in mapped):
+            check.warnings.append(MappingWarning(column, name))
+    for column, name in check.columns.items():
+        column_spec = column_of(kind, name)
+        if column_spec is not None and is_amount(column_spec):
+            check.units[name] = header_unit(column)
+    return check
+
+
+def mapping_needed(kind: str, headers: Sequence[str]) -> bool:
+    """Whether a file must go through the mapping step: its headers are not all exact.
+
+    A column that is suggested as a field, a required field it names only by synonym, or an
+    important column that would be dropped: the admin confirms the mapping first. Columns that
+    resemble nothing are ignored and listed, as before.
+    """
+    exact = exact_mapping(kind, headers)
+    suggested = {match.column: match.field for match in suggest_mapping(kind, headers)
+                 if match.field is not None}
+    return suggested != exact or not check_mapping(kind, headers, exact).usable and any(
+        column not in exact for column in unique_headers(headers))
+
+
 # --- bytes to cells ---------------------------------------------------------------------------
 
 def decode(data: bytes) -> str:
     """The text of a CSV file in UTF-8 (with or without BOM) or GBK/GB18030; else FileRefused."""
     if not data.strip():
-        raise FileRefused("The file is empty.")
+        raise FileRefused(N_("The file is empty."))
     if b"\x00" in data[:8192]:
-        raise FileRefused("This is not a text (CSV) file. Save the export as CSV (UTF-8 or "
-                          "GBK) or as an Excel workbook (.xlsx).")
+        raise FileRefused(N_("This is not a text (CSV) file. Save the export as CSV (UTF-8 or "
+                             "GBK) or as an Excel workbook (.xlsx)."))
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -384,8 +822,8 @@ def decode(data: bytes) -> str:
         if any(ord(char) < 32 and char not in "\t\r\n" for char in text[:8192]):
             break
         return text
-    raise FileRefused("The file's characters cannot be read as UTF-8 or GBK. Save it again as "
-                      "CSV (UTF-8) and retry.")
+    raise FileRefused(N_("The file's characters cannot be read as UTF-8 or GBK. Save it again "
+                         "as CSV (UTF-8) and retry."))
 
 
 def read_csv(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
@@ -415,27 +853,37 @@ def read_csv(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]
     except csv.Error as error:
         if "field larger than field limit" in str(error):
             raise FileRefused(too_long_cell(limits)) from None
-        raise FileRefused(f"The file is not valid CSV: {error}.") from None
+        raise FileRefused(N_("The file is not valid CSV: %(error)s.", error=str(error))) from None
 
 
-def too_large(limits: UploadLimits) -> str:
-    return (f"The file is larger than {limits.max_file_bytes / MIB:g} MiB, the most one import "
-            f"takes. Split it into smaller files.")
+def too_large(limits: UploadLimits) -> Text:
+    return N_("The file is larger than %(size)s MiB, the most one import takes. Split it into "
+              "smaller files.", size=f"{limits.max_file_bytes / MIB:g}")
 
 
-def too_wide(limits: UploadLimits) -> str:
-    return (f"A row has more than {limits.max_columns:,} columns, the most one import takes. "
-            f"Keep only the columns bidhub reads.")
+def too_wide(limits: UploadLimits) -> Text:
+    return N_("A row has more than %(n)s columns, the most one import takes. Keep only the "
+              "columns bidhub reads.", n=f"{limits.max_columns:,}")
 
 
-def too_long_cell(limits: UploadLimits) -> str:
-    return (f"A cell holds far more than the {limits.max_cell_length:,} characters a cell may "
-            f"have; the file was not read. Check the export.")
+def too_long_cell(limits: UploadLimits) -> Text:
+    return N_("A cell holds far more than the %(n)s characters a cell may have; the file was "
+              "not read. Check the export.", n=f"{limits.max_cell_length:,}")
 
 
-def too_many_rows(limits: UploadLimits) -> str:
-    return (f"The file has more than {limits.max_rows:,} rows, the most one import takes. "
-            f"Split it into smaller files.")
+def too_many_cells(limits: UploadLimits) -> Text:
+    return N_("The file has more than %(n)s cells, the most one import takes. Split it into "
+              "smaller files.", n=f"{limits.max_cells:,}")
+
+
+def too_many_parts(limits: UploadLimits) -> Text:
+    return N_("The workbook has more than %(n)s parts. %(why)s",
+              n=f"{limits.max_zip_members:,}", why=NOT_A_WORKBOOK)
+
+
+def too_many_rows(limits: UploadLimits) -> Text:
+    return N_("The file has more than %(n)s rows, the most one import takes. Split it into "
+              "smaller files.", n=f"{limits.max_rows:,}")
 
 
 def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list[list[str]]:
@@ -450,8 +898,8 @@ def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list
     for record in rows:
         lines += 1
         if lines > limits.max_lines + 1:
-            raise FileRefused(f"The file has more than {limits.max_lines:,} rows counting blank "
-                              f"ones. Remove the blank rows, or split the file.")
+            raise FileRefused(N_("The file has more than %(n)s rows counting blank ones. Remove "
+                                 "the blank rows, or split the file.", n=f"{limits.max_lines:,}"))
         if len(record) > limits.max_columns:
             record = list(record)
             while record and not record[-1].strip():
@@ -460,8 +908,7 @@ def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list
                 raise FileRefused(too_wide(limits))
         cells += len(record)
         if cells > limits.max_cells:
-            raise FileRefused(f"The file has more than {limits.max_cells:,} cells, the most one "
-                              f"import takes. Split it into smaller files.")
+            raise FileRefused(too_many_cells(limits))
         if any(len(cell) > limits.max_cell_bytes for cell in record):
             raise FileRefused(too_long_cell(limits))
         if not any(cell.strip() for cell in record):
@@ -491,8 +938,8 @@ CELL_COLUMN = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br\s*=\s*["']\$?(
 FORBIDDEN_MARKUP = re.compile(rb"<!(?:DOCTYPE|ENTITY|\[CDATA\[)", re.IGNORECASE)
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
               NotImplementedError, ValueError)
-NOT_A_WORKBOOK = ("The file is not a readable Excel workbook (.xlsx). Save it again from Excel, "
-                  "or export CSV.")
+NOT_A_WORKBOOK = N_("The file is not a readable Excel workbook (.xlsx). Save it again from "
+                    "Excel, or export CSV.")
 
 
 def check_workbook(data: bytes, limits: UploadLimits | None = None) -> None:
@@ -511,8 +958,7 @@ def check_workbook(data: bytes, limits: UploadLimits | None = None) -> None:
     # before (0xFFFF means a zip64 directory, far more parts than a workbook has).
     end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
     if end != -1 and int.from_bytes(data[end + 10:end + 12], "little") > limits.max_zip_members:
-        raise FileRefused(f"The workbook has more than {limits.max_zip_members:,} parts. "
-                          f"{NOT_A_WORKBOOK}")
+        raise FileRefused(too_many_parts(limits))
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except ZIP_ERRORS:
@@ -520,14 +966,13 @@ def check_workbook(data: bytes, limits: UploadLimits | None = None) -> None:
     with archive:
         members = archive.infolist()
         if len(members) > limits.max_zip_members:
-            raise FileRefused(f"The workbook has more than {limits.max_zip_members:,} parts. "
-                              f"{NOT_A_WORKBOOK}")
+            raise FileRefused(too_many_parts(limits))
         unpacked = sum(member.file_size for member in members)
         if unpacked > limits.max_uncompressed_bytes:
-            raise FileRefused(
-                f"The workbook unpacks to {unpacked / MIB:,.0f} MiB, more than the "
-                f"{limits.max_uncompressed_bytes / MIB:g} MiB one import takes. Split it into "
-                f"smaller files, or export CSV.")
+            raise FileRefused(N_(
+                "The workbook unpacks to %(size)s MiB, more than the %(limit)s MiB one import "
+                "takes. Split it into smaller files, or export CSV.",
+                size=f"{unpacked / MIB:,.0f}", limit=f"{limits.max_uncompressed_bytes / MIB:g}"))
         scan = WorkbookScan(limits)
         for member in members:
             try:
@@ -586,15 +1031,14 @@ class WorkbookScan:
             raise FileRefused(NOT_A_WORKBOOK)
         self.cells += len(CELL_TAG.findall(buffer, 0, end))
         if self.cells > limits.max_cells:
-            raise FileRefused(f"The file has more than {limits.max_cells:,} cells, the most one "
-                              f"import takes. Split it into smaller files.")
+            raise FileRefused(too_many_cells(limits))
         self.runs += len(RUN_TAG.findall(buffer, 0, end))
         if self.runs > limits.max_text_runs:
             # Formatted pieces of text: openpyxl builds an object for each, slowly.
-            raise FileRefused(
-                f"The workbook holds more than {limits.max_text_runs:,} pieces of formatted "
-                f"text, the most one import takes. Clear the formatting (or export CSV) and try "
-                f"again.")
+            raise FileRefused(N_(
+                "The workbook holds more than %(n)s pieces of formatted text, the most one "
+                "import takes. Clear the formatting (or export CSV) and try again.",
+                n=f"{limits.max_text_runs:,}"))
         for letters in set(CELL_COLUMN.findall(buffer, 0, end)):
             if column_number(letters) > limits.max_columns:
                 raise FileRefused(too_wide(limits))
@@ -625,21 +1069,23 @@ class WorkbookScan:
                 or self.open_tags > self.element_tags[name]):
             if name == b"si":
                 raise FileRefused(too_long_cell(self.limits))
-            raise FileRefused(f"A row holds more than a row of {self.limits.max_columns:,} "
-                              f"cells may. Check the export.")
+            raise FileRefused(N_("A row holds more than a row of %(n)s cells may. Check the "
+                                 "export.", n=f"{self.limits.max_columns:,}"))
 
     def shared_string(self) -> None:
         limits = self.limits
         if self.size > limits.max_shared_strings_bytes:
-            raise FileRefused(
-                f"The workbook's shared text unpacks to {self.size / MIB:,.0f} MiB, more than "
-                f"the {limits.max_shared_strings_bytes / MIB:g} MiB one import takes. Split it "
-                f"into smaller files, or export CSV.")
+            raise FileRefused(N_(
+                "The workbook's shared text unpacks to %(size)s MiB, more than the %(limit)s "
+                "MiB one import takes. Split it into smaller files, or export CSV.",
+                size=f"{self.size / MIB:,.0f}",
+                limit=f"{limits.max_shared_strings_bytes / MIB:g}"))
         self.shared_strings += 1
         if self.shared_strings > limits.max_shared_strings:
-            raise FileRefused(
-                f"The workbook holds more than {limits.max_shared_strings:,} different texts, "
-                f"the most one import takes. Split it into smaller files, or export CSV.")
+            raise FileRefused(N_(
+                "The workbook holds more than %(n)s different texts, the most one import "
+                "takes. Split it into smaller files, or export CSV.",
+                n=f"{limits.max_shared_strings:,}"))
 
 
 def column_number(letters: bytes) -> int:
@@ -653,15 +1099,25 @@ def column_number(letters: bytes) -> int:
 # --- rows to typed values ---------------------------------------------------------------------
 
 def parse_rows(kind: str, records: Sequence[Sequence[str]],
-               limits: UploadLimits | None = None) -> Parsed:
-    """Typed rows and problems from the file's records (the first is the header)."""
+               limits: UploadLimits | None = None,
+               mapping: Mapping[str, str | None] | None = None) -> Parsed:
+    """Typed rows and problems from the file's records (the first is the header).
+
+    Without `mapping` each column is read by its exact name; with one (file column -> field,
+    checked by `check_mapping`), by it, and other columns are ignored.
+    """
     limits = limits or default_limits()
     if kind not in COLUMNS:
-        raise FileRefused(f"Unknown import kind '{kind}'; choose one of {', '.join(KINDS)}.")
+        raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
+                             kind=kind, kinds=", ".join(KINDS)))
     parsed = Parsed(kind=kind)
     records = [[(cell or "").strip() for cell in record] for record in records]
     data_records = checked_data_records(records, limits)
-    positions = column_positions(kind, records[0], parsed, limits)
+    parsed.rows_total = sum(1 for record in data_records if any(record))
+    if mapping is None:
+        positions = column_positions(kind, records[0], parsed, limits)
+    else:
+        positions = mapped_positions(kind, records[0], mapping, parsed, limits)
     if parsed.problems:
         return parsed
     problems = ProblemList(limits)
@@ -671,11 +1127,11 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
         number = offset + 2
         if not any(record):
             continue
-        parsed.rows_total += 1
-        values, row_problems = typed_values(kind, number, record, positions)
+        values, row_problems = typed_values(kind, number, record, positions, parsed)
         row_problems += cross_checks(kind, number, values)
         if not row_problems:
-            row_problems = duplicate_problems(number, values, seen_keys)
+            row_problems = duplicate_problems(number, values, seen_keys,
+                                              parsed.generated_usernames)
         for problem in row_problems:
             problems.add(problem)
         if not row_problems:
@@ -690,12 +1146,12 @@ def checked_data_records(records: list[list[str]], limits: UploadLimits) -> list
         records.pop()
     header_index = next((index for index, record in enumerate(records) if any(record)), None)
     if header_index is None:
-        raise FileRefused("The file is empty.")
+        raise FileRefused(N_("The file is empty."))
     if header_index != 0:
-        raise FileRefused("The first row must hold the column names.")
+        raise FileRefused(N_("The first row must hold the column names."))
     data_records = records[1:]
     if not any(any(record) for record in data_records):
-        raise FileRefused("The file has column names but no rows.")
+        raise FileRefused(N_("The file has column names but no rows."))
     if sum(1 for record in data_records if any(record)) > limits.max_rows:
         raise FileRefused(too_many_rows(limits))
     return data_records
@@ -713,26 +1169,66 @@ def column_positions(kind: str, header: list[str], parsed: Parsed,
         if column is None:
             parsed.ignored_columns.append(name)
         elif column.name in positions:
-            parsed.problems.append(Problem(HEADER_ROW, name, name,
-                                           f"A second column for '{column.name}'."))
+            parsed.problems.append(Problem(HEADER_ROW, name, name, N_(
+                "A second column for '%(field)s'.", field=column.name)))
         else:
             positions[column.name] = index
-    for column in COLUMNS[kind]:
-        if column.required and column.name not in positions:
-            names = " / ".join(filter(None, (column.name, column.chinese)))
-            parsed.problems.append(Problem(HEADER_ROW, names, "",
-                                           "This required column is missing."))
-    parsed.columns = [column.name for column in COLUMNS[kind] if column.name in positions]
-    parsed.ignored_columns = [clip(name, limits.max_value_chars)
-                              for name in parsed.ignored_columns]
+            parsed.mapping[name] = column.name
+    finish_positions(kind, header, positions, parsed, limits)
     return positions
 
 
-def typed_values(kind: str, number: int, record: list[str],
-                 positions: dict[str, int]) -> tuple[dict[str, Any], list[Problem]]:
+def mapped_positions(kind: str, header: list[str], mapping: Mapping[str, str | None],
+                     parsed: Parsed, limits: UploadLimits) -> dict[str, int]:
+    """Field -> column index by a confirmed mapping; columns it leaves out are ignored."""
+    check = check_mapping(kind, header, mapping)
+    for error in check.errors:
+        parsed.problems.append(Problem(HEADER_ROW, "", "", error))
+    positions: dict[str, int] = {}
+    for index, name in enumerate(header):
+        if not name:
+            continue
+        target = check.columns.get(name)
+        if target is None:
+            parsed.ignored_columns.append(name)
+        elif target not in positions:
+            positions[target] = index
+            parsed.mapping[name] = target
+    finish_positions(kind, header, positions, parsed, limits)
+    return positions
+
+
+def finish_positions(kind: str, header: list[str], positions: dict[str, int], parsed: Parsed,
+                     limits: UploadLimits) -> None:
+    """Missing required columns, units of amount columns and generated usernames, in `parsed`."""
+    parsed.generated_usernames = (kind == ImportKind.REPS and "username" not in positions
+                                  and "external_id" in positions)
+    for column in COLUMNS[kind]:
+        if column.name in positions and is_amount(column):
+            parsed.units[column.name] = header_unit(header[positions[column.name]])
+        if (column.required and column.name not in positions
+                and not (column.name == "username" and parsed.generated_usernames)):
+            names = " / ".join(filter(None, (column.name, column.chinese)))
+            parsed.problems.append(Problem(HEADER_ROW, names, "",
+                                           N_("This required column is missing.")))
+    parsed.columns = [column.name for column in COLUMNS[kind] if column.name in positions]
+    if parsed.generated_usernames:
+        parsed.columns.append("username")
+    parsed.ignored_columns = [clip(name, limits.max_value_chars)
+                              for name in parsed.ignored_columns]
+
+
+def generated_username(external_id: str) -> str:
+    """A rep's username when the file has none: the employee id in lower case (R1001 -> r1001)."""
+    return external_id.strip().lower()
+
+
+def typed_values(kind: str, number: int, record: list[str], positions: dict[str, int],
+                 parsed: Parsed | None = None) -> tuple[dict[str, Any], list[Problem]]:
     """One record's values by column, defaults filled, and the problems of its cells."""
     values: dict[str, Any] = {}
     row_problems = []
+    units = parsed.units if parsed is not None else {}
     for column in COLUMNS[kind]:
         if column.name not in positions:
             continue
@@ -740,29 +1236,41 @@ def typed_values(kind: str, number: int, record: list[str],
         raw = record[index] if index < len(record) else ""
         if not raw:
             if column.required:
-                row_problems.append(Problem(number, column.name, "", "A value is required."))
+                row_problems.append(Problem(number, column.name, "",
+                                            N_("A value is required.")))
             else:
                 values[column.name] = column.default
             continue
         try:
-            values[column.name] = column.parse(raw)
+            if is_amount(column):
+                values[column.name] = parse_yuan(raw, units.get(column.name, 1))
+            else:
+                values[column.name] = column.parse(raw)
         except BadValue as error:
-            row_problems.append(Problem(number, column.name, raw, str(error)))
+            row_problems.append(Problem(number, column.name, raw, error.message))
+    if parsed is not None and parsed.generated_usernames and values.get("external_id"):
+        values["username"] = generated_username(values["external_id"])
     return values, row_problems
 
 
 def duplicate_problems(number: int, values: dict[str, Any],
                        seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]],
-                       ) -> list[Problem]:
+                       generated_usernames: bool = False) -> list[Problem]:
     """A problem per key an earlier row already has; otherwise the row's keys are noted."""
     problems = []
     for key, seen in seen_keys.items():
         identity = tuple(normalise(str(values[name])) for name in key)
         if identity in seen:
             label = " + ".join(key)
-            problems.append(Problem(number, label, ", ".join(
-                str(values[name]) for name in key),
-                f"Also in row {seen[identity]}; each {label} may appear only once."))
+            value = ", ".join(str(values[name]) for name in key)
+            if generated_usernames and key == ("username",):
+                reason = N_("The username %(username)s made from this employee id is also "
+                            "row %(row)d's; give the file a username column.",
+                            username=value, row=seen[identity])
+            else:
+                reason = N_("Also in row %(row)d; each %(key)s may appear only once.",
+                            row=seen[identity], key=label)
+            problems.append(Problem(number, label, value, reason))
         else:
             seen[identity] = number
     return problems
@@ -775,32 +1283,34 @@ def cross_checks(kind: str, number: int, values: dict[str, Any]) -> list[Problem
         closed = values.get("closed")
         if closed is not None and closed < values["opened"]:
             problems.append(Problem(number, "closed", closed.isoformat(),
-                                    "Closed before it was opened."))
+                                    N_("Closed before it was opened.")))
         if closed is not None and values["stage"] not in CLOSED_STAGES:
             problems.append(Problem(number, "closed", closed.isoformat(),
-                                    "Only won or lost opportunities have a closed date."))
+                                    N_("Only won or lost opportunities have a closed "
+                                       "date.")))
         history = values.get("stage_history") or ()
         if history and history[0][1] < values["opened"]:
             problems.append(Problem(number, "stage_history", history[0][1].isoformat(),
-                                    "A stage change before the opened date."))
+                                    N_("A stage change before the opened date.")))
         if history and history[-1][0] != values["stage"]:
             problems.append(Problem(number, "stage_history", history[-1][0],
-                                    f"The last stage in the history is not the stage "
-                                    f"'{values['stage']}'."))
+                                    N_("The last stage in the history is not the stage "
+                                       "'%(stage)s'.", stage=values["stage"])))
     return problems
 
 
 def parse_file(kind: str, records: Sequence[Sequence[str]],
-               limits: UploadLimits | None = None) -> Parsed:
+               limits: UploadLimits | None = None,
+               mapping: Mapping[str, str | None] | None = None) -> Parsed:
     """Like parse_rows, but a file that cannot be read becomes a file-level problem."""
     try:
-        return parse_rows(kind, records, limits)
+        return parse_rows(kind, records, limits, mapping)
     except FileRefused as error:
         return refused(kind, error)
 
 
 def refused(kind: str, error: FileRefused) -> Parsed:
-    return Parsed(kind=kind, problems=[Problem(None, "", "", str(error))])
+    return Parsed(kind=kind, problems=[Problem(None, "", "", error.message)])
 
 
 def parse_csv(kind: str, data: bytes, limits: UploadLimits | None = None) -> Parsed:
@@ -823,3 +1333,71 @@ def cell_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+# --- the mapping step's preview -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PreviewCell:
+    """One value of a previewed row: as it would be stored, or the problem reading it."""
+
+    field: str
+    raw: str
+    value: str
+    problem: Message | None = None
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    number: int  # as Excel shows it
+    cells: tuple[PreviewCell, ...]
+
+
+def shown_value(value: Any) -> str:
+    """A typed value as the preview shows it: dates ISO, amounts with separators."""
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, tuple):
+        return ";".join(f"{stage}:{day.isoformat()}" for stage, day in value)
+    return str(value)
+
+
+def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[str, str],
+                 count: int) -> list[PreviewRow]:
+    """The first `count` data rows read by `columns` (file column -> field), cell by cell."""
+    if not records:
+        return []
+    header = [(cell or "").strip() for cell in records[0]]
+    positions: dict[str, int] = {}
+    for index, name in enumerate(header):
+        target = columns.get(name)
+        if target is not None and target not in positions:
+            positions[target] = index
+    parsed = Parsed(kind=kind)
+    finish_positions(kind, header, positions, parsed, default_limits())
+    shown = [column.name for column in COLUMNS[kind] if column.name in parsed.columns]
+    rows = []
+    for offset, record in enumerate(records[1:]):
+        if len(rows) >= count:
+            break
+        record = [(cell or "").strip() for cell in record]
+        if not any(record):
+            continue
+        number = offset + 2
+        values, problems = typed_values(kind, number, record, positions, parsed)
+        by_field = {problem.column: problem for problem in problems}
+        cells = []
+        for name in shown:
+            index = positions.get(name)
+            raw = record[index] if index is not None and index < len(record) else ""
+            problem = by_field.get(name)
+            cells.append(PreviewCell(name, raw, "" if problem else shown_value(values.get(name)),
+                                     problem.reason if problem else None))
+        rows.append(PreviewRow(number, tuple(cells)))
+    return rows

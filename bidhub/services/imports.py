@@ -24,31 +24,44 @@ from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
 from bidhub.db import unit_of_work
-from bidhub.domain.errors import CapacityExceeded
+from bidhub.domain.errors import CapacityExceeded, InvalidRequest
 from bidhub.domain.imports import (
     CONTACT_ROLES,
     KINDS,
     NOT_A_WORKBOOK,
+    ColumnMatch,
     FileRefused,
     ImportKind,
+    MappingCheck,
+    Message,
     Parsed,
+    PreviewRow,
     Problem,
     Row,
     UploadLimits,
     bounded_problems,
     cell_text,
+    check_mapping,
     check_workbook,
     collect_records,
     default_limits,
-    parse_csv,
+    headers_key,
+    mapping_needed,
     parse_file,
+    preview_rows,
+    read_csv,
+    refused,
+    suggest_mapping,
+    unique_headers,
 )
+from bidhub.domain.text import N_, Joined
 from bidhub.models import (
     Account,
     AccountabilityIncident,
     Branch,
     Contact,
     FilingKind,
+    ImportMapping,
     ImportRun,
     MonthlyForecast,
     Opportunity,
@@ -58,6 +71,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
+from bidhub.services.branches import CODE_PATTERN, branch_key, branch_snapshot, match_branch
 from bidhub.services.filings import capacity_max
 from bidhub.services.ownership import (
     OwnerChange,
@@ -92,6 +106,10 @@ class ImportResult:
     problems: list[Problem] = field(default_factory=list)
     problems_not_shown: int = 0  # beyond the report's limit
     ignored_columns: list[str] = field(default_factory=list)
+    mapping: dict[str, str] = field(default_factory=dict)  # file column -> field, as read
+    generated_usernames: bool = False
+    saved_mapping_at: datetime | None = None  # when the saved mapping used was confirmed
+    saved_mapping_by: str = ""
 
     @property
     def refused(self) -> bool:
@@ -99,8 +117,8 @@ class ImportResult:
 
 
 class RowProblem(Exception):
-    def __init__(self, row: Row, column: str, value: Any, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, row: Row, column: str, value: Any, reason: Message) -> None:
+        super().__init__(str(reason))
         self.problem = Problem(row.number, column, "" if value is None else str(value), reason)
 
 
@@ -212,15 +230,153 @@ def read_workbook(data: bytes, limits: UploadLimits | None = None) -> list[list[
             reader.archive.close()
 
 
-def parse_upload(kind: str, filename: str, data: bytes,
-                 limits: UploadLimits | None = None) -> Parsed:
+def read_records(filename: str, data: bytes, limits: UploadLimits | None = None,
+                 ) -> list[list[str]]:
+    """The file's rows as text (CSV or XLSX), within the limits; FileRefused if unreadable."""
     if not is_workbook(filename, data):
-        return parse_csv(kind, data, limits)
+        return read_csv(data, limits)
+    return read_workbook(data, limits)
+
+
+# --- column mappings ----------------------------------------------------------------------------
+
+PREVIEW_ROWS = 5
+
+
+class MappingNeeded(Exception):
+    """The file's headers are not all known: a mapping must be confirmed before it is imported.
+
+    Carries the suggestion (each column with its likely field) and its check (required fields
+    still unmapped, important columns that would be dropped). Nothing was written.
+    """
+
+    def __init__(self, kind: str, headers: list[str]) -> None:
+        super().__init__(f"the {kind} file's columns need a mapping")
+        self.kind = kind
+        self.headers = headers
+        self.suggestion = suggest_mapping(kind, headers)
+        self.check = check_mapping(kind, headers, suggested_columns(self.suggestion))
+
+
+def suggested_columns(suggestion: list[ColumnMatch]) -> dict[str, str]:
+    return {match.column: match.field for match in suggestion if match.field is not None}
+
+
+def header_row(records: list[list[str]]) -> list[str]:
+    return [(cell or "").strip() for cell in records[0]] if records else []
+
+
+def saved_mapping(session: Session, kind: str, headers: list[str]) -> ImportMapping | None:
+    """The mapping an admin confirmed for files of this kind with these headers, if any."""
+    return session.scalars(select(ImportMapping).where(
+        ImportMapping.kind == kind, ImportMapping.headers_key == headers_key(headers))).first()
+
+
+@dataclass
+class MappingProposal:
+    """What the mapping step shows for one file: each column's field, the check, a preview."""
+
+    kind: str
+    filename: str
+    headers: list[str]
+    suggestion: list[ColumnMatch]
+    columns: dict[str, str]  # as chosen now: given, else saved, else suggested
+    acknowledged: list[str]
+    check: MappingCheck
+    preview: list[PreviewRow]
+    rows_total: int
+    needed: bool  # the headers are not all exact, or a mapping was saved for them
+    saved: ImportMapping | None = None
+    saved_by: str = ""
+
+
+def propose_mapping(
+    session: Session, kind: str, filename: str, data: bytes, *,
+    columns: dict[str, str] | None = None, acknowledged: Iterable[str] | None = None,
+    limits: UploadLimits | None = None,
+) -> MappingProposal | None:
+    """The mapping step for a file: the saved mapping or the suggestion, or `columns` as the
+    admin changed them, checked, with the first rows as they would be stored.
+
+    None when the file cannot be read at all (importing it records why).
+    """
+    if kind not in KINDS:
+        raise InvalidRequest(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
+                                kind=kind, kinds=", ".join(KINDS)), field="kind")
     try:
-        records = read_workbook(data, limits)
-    except FileRefused as error:
-        return Parsed(kind=kind, problems=[Problem(None, "", "", str(error))])
-    return parse_file(kind, records, limits)
+        records = read_records(filename, data, limits)
+    except FileRefused:
+        return None
+    headers = header_row(records)
+    suggestion = suggest_mapping(kind, headers)
+    saved = saved_mapping(session, kind, headers)
+    if columns is None:
+        columns = dict(saved.columns) if saved is not None else suggested_columns(suggestion)
+    if acknowledged is None:
+        acknowledged = saved.acknowledged if saved is not None else []
+    acknowledged = [column for column in acknowledged if column in headers]
+    check = check_mapping(kind, headers, columns, acknowledged)
+    saved_by = ""
+    if saved is not None and saved.saved_by_id is not None:
+        saved_by = actor_names(session, [saved]).get(saved.saved_by_id, "")
+    return MappingProposal(
+        kind=kind, filename=filename, headers=unique_headers(headers), suggestion=suggestion,
+        columns={column: name for column, name in columns.items() if name},
+        acknowledged=acknowledged, check=check,
+        preview=preview_rows(kind, records, check.columns, PREVIEW_ROWS),
+        rows_total=sum(1 for record in records[1:] if any(cell.strip() for cell in record)),
+        needed=saved is not None or mapping_needed(kind, headers), saved=saved,
+        saved_by=saved_by)
+
+
+def chosen_mapping(
+    session: Session, kind: str, headers: list[str], mapping: dict[str, str] | None,
+    acknowledged: Iterable[str],
+) -> tuple[dict[str, str] | None, list[str], ImportMapping | None]:
+    """The mapping to read a file by: the one given (checked), else the saved one, else none.
+
+    Raises InvalidRequest when the given mapping cannot be used (nothing is written), and
+    MappingNeeded when the headers need one and none was given or saved.
+    """
+    if mapping is not None:
+        acknowledged = [column for column in acknowledged if column in headers]
+        check = check_mapping(kind, headers, mapping, acknowledged)
+        if not check.usable:
+            raise InvalidRequest(Joined(check.refusals), field="mapping")
+        return check.columns, acknowledged, None
+    saved = saved_mapping(session, kind, headers)
+    if saved is not None and check_mapping(kind, headers, saved.columns,
+                                           saved.acknowledged).usable:
+        return dict(saved.columns), list(saved.acknowledged), saved
+    if headers and mapping_needed(kind, headers):
+        raise MappingNeeded(kind, headers)
+    return None, [], None
+
+
+def _save_mapping(session: Session, actor: User, kind: str, headers: list[str],
+                  columns: dict[str, str], acknowledged: list[str], now: datetime) -> None:
+    """Keep a confirmed mapping for the next file of this kind with the same headers."""
+    key = headers_key(headers)
+    saved = session.scalars(select(ImportMapping).where(
+        ImportMapping.kind == kind, ImportMapping.headers_key == key)).first()
+    after = {"kind": kind, "headers": headers, "columns": columns, "acknowledged": acknowledged}
+    if saved is None:
+        saved = ImportMapping(kind=kind, headers_key=key, headers=headers, columns=columns,
+                              acknowledged=acknowledged, saved_by_id=actor.id, saved_at=now)
+        session.add(saved)
+        session.flush()
+        record_audit(session, actor, "import_mapping.saved", f"import_mapping:{saved.id}", now,
+                     after=after)
+        return
+    before = {"kind": kind, "headers": saved.headers, "columns": saved.columns,
+              "acknowledged": saved.acknowledged}
+    if before == after:
+        return
+    saved.headers, saved.columns, saved.acknowledged = headers, columns, acknowledged
+    saved.saved_by_id, saved.saved_at = actor.id, now
+    session.flush()
+    record_audit(session, actor, "import_mapping.saved", f"import_mapping:{saved.id}", now,
+                 before=before, after=after)
 
 
 # --- the use case -----------------------------------------------------------------------------
@@ -229,9 +385,15 @@ def import_file(
     session: Session, actor: User, kind: str, filename: str, data: bytes, *,
     valid_rows_only: bool, now: datetime, zone: str = DEFAULT_ZONE,
     progress: Callable[[int, int], None] | None = None, limits: UploadLimits | None = None,
+    mapping: dict[str, str] | None = None, acknowledged: Iterable[str] = (),
 ) -> ImportResult:
     """Import one file; all or nothing unless `valid_rows_only`. Always records an ImportRun.
 
+    Columns are read by `mapping` (file column -> field) when one is given: it is checked
+    first (InvalidRequest, nothing written), and saved for the next file with these headers.
+    Without one, a mapping saved for these headers is used; headers that are not all exact
+    and have none raise MappingNeeded (nothing written). `acknowledged` names the important
+    columns the admin chose to leave out.
     `progress(rows_checked, rows_total)` is called every PROGRESS_EVERY rows and at the end.
     A file past `limits` is refused before it is parsed; the report keeps at most
     `limits.max_problems` problems, values cut short, and counts the rest.
@@ -240,8 +402,20 @@ def import_file(
     if kind not in KINDS:
         raise ValueError(f"unknown import kind {kind!r}")
     sha256 = hashlib.sha256(data).hexdigest()
-    parsed = parse_upload(kind, filename, data, limits)
-    refused = False
+    used: ImportMapping | None = None
+    to_save: tuple[list[str], dict[str, str], list[str]] | None = None
+    try:
+        records = read_records(filename, data, limits)
+    except FileRefused as error:
+        parsed = refused(kind, error)
+    else:
+        headers = header_row(records)
+        columns, acknowledged, used = chosen_mapping(session, kind, headers, mapping,
+                                                     acknowledged)
+        if mapping is not None and columns is not None:
+            to_save = (headers, columns, acknowledged)
+        parsed = parse_file(kind, records, limits, columns)
+    refused_file = False
     try:
         with unit_of_work(session):
             counts, problems = _apply_rows(session, kind, parsed, actor.id, now, zone, progress)
@@ -249,20 +423,30 @@ def import_file(
                                                             limits)
             if parsed.file_problems or (problems and not valid_rows_only):
                 raise _ImportRefused
+            if to_save is not None:
+                _save_mapping(session, actor, kind, *to_save, now)
             run = _record_run(session, actor, kind, filename, sha256, parsed, counts, problems,
                               problems_not_shown, valid_rows_only, limits, "imported", now)
     except _ImportRefused:
-        # Its rows are rolled back; the refusal itself is recorded, in a transaction of its own.
-        refused = True
+        # Its rows are rolled back; the refusal itself is recorded, in a transaction of its own
+        # (with the confirmed mapping: the next, corrected file has the same headers).
+        refused_file = True
         counts = dict.fromkeys(counts, 0)
         with unit_of_work(session):
+            if to_save is not None:
+                _save_mapping(session, actor, kind, *to_save, now)
             run = _record_run(session, actor, kind, filename, sha256, parsed, counts, problems,
                               problems_not_shown, valid_rows_only, limits, "refused", now)
     return ImportResult(run_id=run.id, kind=kind, filename=run.filename,
-                        status="refused" if refused else "imported",
+                        status="refused" if refused_file else "imported",
                         rows_total=run.rows_total, skipped=run.skipped, problems=problems,
                         problems_not_shown=problems_not_shown,
-                        ignored_columns=run.report["ignored_columns"], **counts)
+                        ignored_columns=run.report["ignored_columns"],
+                        mapping=parsed.mapping, generated_usernames=parsed.generated_usernames,
+                        saved_mapping_at=used.saved_at if used is not None else None,
+                        saved_mapping_by=(actor_names(session, [used]).get(used.saved_by_id, "")
+                                          if used is not None else ""),
+                        **counts)
 
 
 class _ImportRefused(Exception):
@@ -277,7 +461,8 @@ def _apply_rows(
     problems = list(parsed.problems)
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     if not parsed.file_problems:
-        importer = IMPORTERS[kind](session, actor_id, set(parsed.columns), now, ZoneInfo(zone))
+        importer = IMPORTERS[kind](session, actor_id, set(parsed.columns), now, ZoneInfo(zone),
+                                   generated_usernames=parsed.generated_usernames)
         importer.prepare(parsed.rows)
         for index, row in enumerate(parsed.rows, start=1):
             if progress is not None and index % PROGRESS_EVERY == 0:
@@ -305,7 +490,11 @@ def _record_run(
                     report={"problems": [problem.as_dict() for problem in problems],
                             "problems_not_shown": problems_not_shown,
                             "ignored_columns": parsed.ignored_columns[:limits.max_problems],
-                            "valid_rows_only": valid_rows_only},
+                            "valid_rows_only": valid_rows_only,
+                            "mapping": parsed.mapping,
+                            "units": {name: unit for name, unit in parsed.units.items()
+                                      if unit != 1},
+                            "generated_usernames": parsed.generated_usernames},
                     started_at=now, finished_at=now)
     session.add(run)
     session.flush()
@@ -320,8 +509,11 @@ def import_runs(session: Session, limit: int = 50) -> list[ImportRun]:
     return list(session.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)))
 
 
-def actor_names(session: Session, runs: Iterable[ImportRun]) -> dict[int, str]:
-    ids = {run.actor_id for run in runs if run.actor_id is not None}
+def actor_names(session: Session, runs: Iterable[ImportRun | ImportMapping]) -> dict[int, str]:
+    """Display names of whoever ran the imports (or saved the mappings) given."""
+    ids = {actor for run in runs
+           if (actor := getattr(run, "actor_id", None) or getattr(run, "saved_by_id", None))
+           is not None}
     if not ids:
         return {}
     return dict(session.execute(select(User.id, User.display_name).where(User.id.in_(ids))).all())
@@ -347,14 +539,16 @@ def chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
 
 class Importer:
     def __init__(self, session: Session, actor_id: int, columns: set[str], now: datetime,
-                 zone: ZoneInfo) -> None:
+                 zone: ZoneInfo, *, generated_usernames: bool = False) -> None:
         self.session = session
         self.actor_id = actor_id
         self.columns = columns
+        # The columns the file gave; a reps file without usernames has them made instead.
+        self.given_columns = columns - {"username"} if generated_usernames else columns
         self.now = now
         self.zone = zone
-        self.branches = {branch.code.lower(): branch
-                         for branch in session.scalars(select(Branch))}
+        self.branches = list(session.scalars(select(Branch).order_by(Branch.id)))
+        self.branch_cache: dict[str, Branch | None] = {}
         self.reps_by_external: dict[str, User] = {}
         self.reps_by_username: dict[str, User] = {}
         for user in session.scalars(select(User).where(User.role == Role.REP)):
@@ -376,18 +570,32 @@ class Importer:
         return datetime.combine(day, time(), tzinfo=self.zone).astimezone(UTC)
 
     def branch(self, row: Row) -> Branch:
-        branch = self.branches.get(row.values["branch"].lower())
+        value = row.values["branch"]
+        if value not in self.branch_cache:
+            self.branch_cache[value] = match_branch(self.branches, value)
+        branch = self.branch_cache[value]
         if branch is None:
-            known = ", ".join(sorted(branch.code for branch in self.branches.values()))
-            raise RowProblem(row, "branch", row.values["branch"],
-                             f"No branch with this code; known: {known or 'none'}.")
+            known = ", ".join(sorted(branch.code for branch in self.branches))
+            raise RowProblem(row, "branch", value, N_(
+                "No branch with this code or name; known: %(known)s.",
+                known=known or N_("none")))
+        return branch
+
+    def open_branch(self, row: Row, current_branch_id: int | None) -> Branch:
+        """The row's branch; a deactivated one only for what is already in it."""
+        branch = self.branch(row)
+        if not branch.is_active and branch.id != current_branch_id:
+            raise RowProblem(row, "branch", row.values["branch"], N_(
+                "The branch %(branch)s is deactivated; it takes no new reps, accounts or "
+                "rounds.", branch=branch.name))
         return branch
 
     def rep(self, row: Row, column: str) -> User:
         value = row.values[column]
         rep = self.reps_by_external.get(value) or self.reps_by_username.get(value.lower())
         if rep is None:
-            raise RowProblem(row, column, value, "No rep with this external id or username.")
+            raise RowProblem(row, column, value,
+                             N_("No rep with this external id or username."))
         return rep
 
     def load_accounts(self, external_ids: Iterable[str], *options: Any) -> dict[str, Account]:
@@ -401,7 +609,8 @@ class Importer:
     def account(self, row: Row, column: str = "account") -> Account:
         account = self.accounts.get(row.values[column])
         if account is None:
-            raise RowProblem(row, column, row.values[column], "No account with this external id.")
+            raise RowProblem(row, column, row.values[column],
+                             N_("No account with this external id."))
         return account
 
     def optional(self, column: str, fields: dict[str, Any], value: Any,
@@ -419,20 +628,26 @@ class RepImporter(Importer):
 
     def apply(self, row: Row) -> str:
         values = row.values
-        branch = self.branch(row)
-        username = values["username"].lower()
         user = self.reps_by_external.get(values["external_id"])
+        generated = "username" not in self.given_columns
+        if generated and user is not None:
+            # A rep bidhub knows keeps the username it has; only new reps get one made.
+            values = {**values, "username": user.username}
+        username = values["username"].lower()
         holder = self.users_by_username.get(username)
+        taken = N_("This username belongs to another user.")
+        if generated:
+            taken = N_("The username %(username)s, made from the employee id, belongs to "
+                       "another user; give the file a username column.", username=username)
         if user is None and holder is not None:
             if holder.role != Role.REP or holder.external_id is not None:
-                raise RowProblem(row, "username", values["username"],
-                                 "This username belongs to another user.")
+                raise RowProblem(row, "username", values["username"], taken)
             user = holder  # a rep created by hand, now linked to the CRM
         elif holder is not None and holder is not user:
-            raise RowProblem(row, "username", values["username"],
-                             "This username belongs to another user.")
+            raise RowProblem(row, "username", values["username"], taken)
         if user is not None and user.role != Role.REP:
-            raise RowProblem(row, "external_id", values["external_id"], "Not a rep.")
+            raise RowProblem(row, "external_id", values["external_id"], N_("Not a rep."))
+        branch = self.open_branch(row, user.branch_id if user is not None else None)
         fields = {"username": username, "display_name": values["name"],
                   "branch_id": branch.id, "external_id": values["external_id"]}
         self.optional("hire_date", fields, values.get("hire_date"), "hired_on")
@@ -486,27 +701,27 @@ class AccountImporter(Importer):
             return current
         if not row.values.get("owner"):
             if current is not None:
-                raise RowProblem(row, "owner", "", f"The account is held by "
-                                 f"{self.names.get(current, current)}; an import cannot take it "
-                                 f"away without naming the new owner. Release it for bidding "
-                                 f"instead.")
+                raise RowProblem(row, "owner", "", N_(
+                    "The account is held by %(rep)s; an import cannot take it away without "
+                    "naming the new owner. Release it for bidding instead.",
+                    rep=self.names.get(current, str(current))))
             return None
         rep = self.rep(row, "owner")
         if rep.id != current:
             if not rep.is_active or rep.status == RepStatus.LEFT:
-                raise RowProblem(row, "owner", row.values["owner"],
-                                 f"{rep.display_name} has left and cannot receive accounts.")
+                raise RowProblem(row, "owner", row.values["owner"], N_(
+                    "%(rep)s has left and cannot receive accounts.", rep=rep.display_name))
             listing = unfinished_listing_of(self.session, account.id) if account else None
             if listing is not None:
-                raise RowProblem(row, "owner", row.values["owner"],
-                                 f"The account is listed in round {listing.round_id}; decide it "
-                                 "there or withdraw the listing first.")
+                raise RowProblem(row, "owner", row.values["owner"], N_(
+                    "The account is listed in round %(round)s; decide it there or withdraw the "
+                    "listing first.", round=listing.round_id))
         return rep.id
 
     def apply(self, row: Row) -> str:
         values = row.values
-        branch = self.branch(row)
         account = self.accounts.get(values["external_id"])
+        branch = self.open_branch(row, account.branch_id if account is not None else None)
         owner_id = self.new_owner(row, account)
         changed = False
         if account is not None and owner_id != account.owner_id:
@@ -554,7 +769,7 @@ class AccountImporter(Importer):
                 "decided_by_id": self.actor_id})], limit=limit, now=self.now,
                 accounts={account.id: account})
         except CapacityExceeded as error:
-            raise RowProblem(row, "owner", row.values.get("owner"), str(error)) from error
+            raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
 
 
 class OpportunityImporter(Importer):
@@ -613,8 +828,8 @@ class ForecastImporter(Importer):
         key = (rep.id, values["month"])
         if key in self.seen:
             raise RowProblem(row, "rep + month", f"{values['rep']}, {values['month']:%Y-%m}",
-                             f"Also in row {self.seen[key]}; each rep + month may appear "
-                             f"only once.")
+                             N_("Also in row %(row)d; each %(key)s may appear only once.",
+                                row=self.seen[key], key="rep + month"))
         self.seen[key] = row.number
         fields = {"forecast_yuan": values["forecast_yuan"]}
         self.optional("actual_yuan", fields, values.get("actual_yuan"))
@@ -644,7 +859,7 @@ class IncidentImporter(Importer):
         seen_at = self.instant(values["seen"])
         if seen_at > self.now:
             raise RowProblem(row, "seen", values["seen"].isoformat(),
-                             "The sighting cannot be in the future.")
+                             N_("The sighting cannot be in the future."))
         fields = {"account_id": account.id, "rep_id": rep.id,
                   "competitor_site": values["competitor_site"], "seen_at": seen_at,
                   "ad_type": values["ad_type"]}
@@ -661,7 +876,57 @@ class IncidentImporter(Importer):
         return "updated" if set_fields(incident, fields) else "unchanged"
 
 
+class BranchImporter(Importer):
+    """Creates branches and renames them, audited as the branch pages are; matched by code."""
+
+    def apply(self, row: Row) -> str:
+        values = row.values
+        code = values["code"].strip()
+        branch = next((branch for branch in self.branches
+                       if branch_key(branch.code) == branch_key(code)), None)
+        if branch is None and not CODE_PATTERN.fullmatch(code):
+            raise RowProblem(row, "code", code, N_(
+                "A code uses only letters A-Z, digits, '-' and '_'."))
+        fields = {"name": values["name"].strip()}
+        self.optional("name_zh", fields, (values.get("name_zh") or "").strip() or None)
+        others = [other for other in self.branches if other is not branch]
+        checked = {**({"code": code} if branch is None else {}), **fields}
+        for name, value in checked.items():
+            self.check_distinct(row, others, name, value)
+        if branch is None:
+            branch = Branch(code=code, is_active=True, **{"name_zh": None, **fields})
+            self.session.add(branch)
+            self.session.flush()
+            self.branches.append(branch)
+            record_audit(self.session, self.actor(), "branch.created", f"branch:{branch.id}",
+                         self.now, after=branch_snapshot(branch))
+            return "added"
+        before = branch_snapshot(branch)
+        if not set_fields(branch, fields):
+            return "unchanged"
+        record_audit(self.session, self.actor(), "branch.renamed", f"branch:{branch.id}",
+                     self.now, before=before, after=branch_snapshot(branch))
+        return "updated"
+
+    def check_distinct(self, row: Row, others: list[Branch], column: str,
+                       value: str | None) -> None:
+        """Files name a branch by code, name or Chinese name: each must mean one branch."""
+        if not value:
+            return
+        key = branch_key(value)
+        for other in others:
+            if key in {branch_key(other.code), branch_key(other.name),
+                       branch_key(other.name_zh)}:
+                raise RowProblem(row, column, value, N_(
+                    "The branch %(code)s is already known as '%(value)s'; files could not "
+                    "tell the two apart.", code=other.code, value=value))
+
+    def actor(self) -> User:
+        return self.session.get(User, self.actor_id)
+
+
 IMPORTERS: dict[str, type[Importer]] = {
+    ImportKind.BRANCHES: BranchImporter,
     ImportKind.REPS: RepImporter,
     ImportKind.ACCOUNTS: AccountImporter,
     ImportKind.OPPORTUNITIES: OpportunityImporter,
