@@ -117,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
         language,
         manage,
         market,
+        notifications,
         profiles,
         rules_admin,
     )
@@ -130,6 +131,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(imports.blueprint)
     app.register_blueprint(accountability.blueprint)
     app.register_blueprint(profiles.blueprint)
+    app.register_blueprint(notifications.blueprint)
 
 
 def register_cli(app: Flask) -> None:

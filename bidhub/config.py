@@ -42,6 +42,17 @@ class Defaults:
     LOGIN_MAX_DELAY_SECONDS = 300
     LOGIN_FORGET_FAILURES_AFTER_MINUTES = 24 * 60
     TESTING = False
+    # Notifications outside the app, off unless configured: e-mail needs SMTP_HOST, the
+    # webhook (a WeCom or DingTalk group bot, say) needs WEBHOOK_URL. PUBLIC_URL makes their
+    # links absolute.
+    SMTP_HOST: str | None = None
+    SMTP_PORT = 25
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_FROM = "bidhub@localhost"
+    SMTP_STARTTLS = False
+    WEBHOOK_URL: str | None = None
+    PUBLIC_URL = ""
 
 
 # Environment variables that override a default, and how to read each.
@@ -56,6 +67,14 @@ ENVIRONMENT_OVERRIDES = {
     "SCHEDULER_ENABLED": lambda value: value.lower() in {"1", "true", "yes", "on"},
     "SESSION_COOKIE_SECURE": lambda value: value.lower() in {"1", "true", "yes", "on"},
 }
+    "SMTP_HOST": str,
+    "SMTP_PORT": int,
+    "SMTP_USER": str,
+    "SMTP_PASSWORD": str,
+    "SMTP_FROM": str,
+    "SMTP_STARTTLS": lambda value: value.lower() in {"1", "true", "yes", "on"},
+    "WEBHOOK_URL": str,
+    "PUBLIC_URL": str,
 
 
 def environment_config(environ: dict[str, str] | os._Environ[str] = os.environ) -> dict:

@@ -151,6 +151,8 @@ class User(Base):
     password_reset_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # The language the user chose in the header; None follows the browser.
     locale: Mapped[str | None] = mapped_column(String(16))
+    # Where notifications are e-mailed when outside delivery is on; None: inbox only.
+    email: Mapped[str | None] = mapped_column(String(254))
 
     branch: Mapped[Branch | None] = relationship(lazy="joined", foreign_keys=[branch_id])
 
@@ -548,3 +550,66 @@ class AuditEvent(Base):
 
 
 Index("ix_bids_listing_status", Bid.listing_id, Bid.status)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # waiting for its next attempt
+    SENT = "sent"
+    FAILED = "failed"  # gave up after the last attempt; last_error says why
+
+
+class NotificationEvent(Base):
+    """An event that notifications were made for, so that it is announced once however often
+    (or on however many instances) the job that notices it runs."""
+
+    __tablename__ = "notification_events"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)  # "kind:subject"
+    created_at: Mapped[datetime]
+
+
+class Notification(Base):
+    """One item in a user's inbox; its text is a msgid and parameters, rendered when read."""
+
+    __tablename__ = "notifications"
+    # The idempotency key: one item per recipient and event.
+    __table_args__ = (UniqueConstraint("recipient_id", "event_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(48))
+    event_key: Mapped[str] = mapped_column(String(160))
+    msgid: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The page to act on, as an endpoint and its arguments, built into a URL when shown.
+    link_endpoint: Mapped[str] = mapped_column(String(64), default="")
+    link_args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    read_at: Mapped[datetime | None]
+
+    recipient: Mapped[User] = relationship()
+
+
+class NotificationDelivery(Base):
+    """The outbox: a notification to send outside the app, written with the notification and
+    sent later by the scheduler, with retries."""
+
+    __tablename__ = "notification_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | webhook
+    address: Mapped[str] = mapped_column(String(254), default="")  # the e-mail address
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+    notification: Mapped[Notification] = relationship()
+
+
+Index("ix_notifications_recipient_read", Notification.recipient_id, Notification.read_at)
+Index("ix_notification_deliveries_due", NotificationDelivery.status,
+      NotificationDelivery.next_attempt_at)

@@ -65,6 +65,12 @@ EXPECTED_ACCESS = {
     "accountability.explain": {REP},
     "imports.upload": {ADMIN},
     "imports.run": {ADMIN},
+    "notifications.inbox": {SIGNED_IN},
+    "notifications.unread_count": {SIGNED_IN},
+    "notifications.open_notification": {SIGNED_IN},
+    "notifications.mark_read": {SIGNED_IN},
+    "notifications.mark_all_read": {SIGNED_IN},
+    "notifications.set_email": {SIGNED_IN},
 }
 
 
@@ -82,6 +88,7 @@ def test_every_route_declares_the_intended_audience(app):
 @pytest.fixture
 def world(session, make_rep, make_manager, make_admin, make_account, make_round, make_bid,
           clock):
+    from bidhub.services import notifications
     from bidhub.services.accountability import log_incident
 
     rep, other_rep = make_rep(), make_rep()
@@ -98,7 +105,8 @@ def world(session, make_rep, make_manager, make_admin, make_account, make_round,
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": rep.id, "version_id": 1,
                     "rep_id": rep.id, "incident_id": incident.id,
-                    "run_id": 1}}
+                    "run_id": 1,
+                    "notification_id": notifications.inbox(session, rep).items[0].id}}
 
 
 def url_for_rule(rule, ids) -> str:

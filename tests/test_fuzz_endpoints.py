@@ -70,7 +70,7 @@ HOSTILE_IDS = ["0", "00", "-1", str(2**31), str(2**63), str(2**64), "9" * 30, "9
 # requests are signing out and changing their own password).
 ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "rules": "admin",
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
-                     "auth": "own"}
+                     "auth": "own", "notifications": "rep"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep"}
 # Refusals that are recorded on purpose: a failed sign-in counts against the account and the
@@ -188,7 +188,7 @@ def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_
 
 def valid_ids(session, world) -> dict[str, list[int]]:
     """Ids each path argument can name, so that some requests get past the lookup."""
-    from bidhub.models import AccountabilityIncident, Bid, ImportRun, Listing
+    from bidhub.models import AccountabilityIncident, Bid, ImportRun, Listing, Notification
 
     reload(session)
     ids = lambda model: list(session.scalars(select(model.id).order_by(model.id)))  # noqa: E731
@@ -197,6 +197,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         "bid_id": ids(Bid), "user_id": [world["victim"].id],
         "rep_id": [world["rep"].id, world["victim"].id], "incident_id": ids(AccountabilityIncident),
         "version_id": ids(RuleSetVersion), "run_id": ids(ImportRun) or [1],
+        "notification_id": ids(Notification),
     }
 
 

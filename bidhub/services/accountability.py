@@ -42,6 +42,7 @@ from bidhub.services import rounds
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_EXPLANATION_LENGTH
 from bidhub.services.ownership import lock_accounts
+from bidhub.services.notifications import notify
 
 # The rep has this many days after the incident is logged to file the explanation form.
 EXPLANATION_DAYS = 7
@@ -152,6 +153,7 @@ def log_incident(
                      after={"account": account.id, "rep": account.owner_id, "site": site,
                             "ad_type": ad_type, "seen_at": seen_at.isoformat()})
         return incident
+        notify(session, "incident_logged", incident, now)
 
 
 def explain_incident(
@@ -174,6 +176,7 @@ def explain_incident(
         record_audit(session, rep, "incident.explained", f"incident:{incident.id}", now,
                      after={"late": is_overdue(incident, now)})
         return incident
+        notify(session, "explanation_submitted", incident, now)
 
 
 def resolve_incident(
@@ -208,6 +211,7 @@ def resolve_incident(
         record_audit(session, manager, "incident.resolved", f"incident:{incident.id}", now,
                      before=before, after={"status": incident.status, "note": incident.resolution_note})
         return incident
+        notify(session, "incident_decided", incident, now)
 
 
 def release_for_accountability(

@@ -31,6 +31,7 @@ from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
 from bidhub.services.ownership import (
     OwnerChange,
+from bidhub.services.notifications import notify
     change_owners,
     check_capacity,
     lock_reps,
@@ -263,3 +264,4 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
         record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,
                      after={"filings": filed})
         return filed
+        notify(session, "results_published", round_, now)

@@ -22,6 +22,7 @@ from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_REVIEW_LENGTH
 from bidhub.services.ownership import lock_accounts, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
+from bidhub.services.notifications import notify, round_published
 
 
 def load_round(session: Session, round_id: int, *, expected_version: int | None = None) -> Round:
@@ -131,6 +132,8 @@ def remove_listing(session: Session, actor: User, listing_id: int, now: datetime
     with unit_of_work(session):
         listing = session.get(Listing, listing_id)
         if listing is None:
+        if listing.status == ListingStatus.AWAITING_CONFIRMATION:
+            notify(session, "sponsored_release", listing, now)
             raise NotFound("No such listing.")
         if listing.round.status != RoundStatus.DRAFT:
             raise InvalidRequest("A published round's list cannot change.")
@@ -177,3 +180,4 @@ def publish_round(session: Session, actor: User, round_id: int, *, expected_vers
         record_audit(session, actor, "round.published", f"round:{round_.id}", now,
                      after={"listings": len(round_.listings), "closes_at": round_.closes_at.isoformat()})
         return round_
+        round_published(session, round_, now)

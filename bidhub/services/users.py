@@ -24,6 +24,7 @@ from bidhub.services.audit import record_audit
 from bidhub.services.limits import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 PASSWORD_METHOD = "scrypt"  # noqa: S105 - a hashing method, not a password
+from bidhub.services.notifications import notify
 
 
 @cache
@@ -173,6 +174,7 @@ def reps_with_password_reset_during_round(
     """Which of these reps had their password reset by an admin while the round was open.
 
     An admin who sets a rep's password can sign in as that rep and read the rep's sealed
+        notify(session, "password_reset", user, now)
     bids, so management is shown every such reset at adjudication. A round is open from its
     opening time (or its publication, if later) until its deadline.
     """

@@ -13,6 +13,7 @@ from bidhub.models import (
     BidStatus,
     Branch,
     DecisionKind,
+    DeliveryStatus,
     FilingKind,
     ImportStatus,
     IncidentStatus,
@@ -88,7 +89,7 @@ def percent(value: float | None) -> str:
 # Templates compare against these, never against string literals (tests/test_templates.py).
 TEMPLATE_ENUMS = {enum.__name__: enum for enum in (
     Role, RepStatus, ReleaseReason, RoundStatus, ListingStatus, BidStatus, DecisionKind, FilingKind,
-    IncidentStatus, ImportStatus, policies.BidOutcome)}
+    IncidentStatus, ImportStatus, DeliveryStatus, policies.BidOutcome)}
 
 # Templates ask the same named policies as the views do.
 TEMPLATE_POLICIES = {function.__name__: function for function in (

@@ -1,0 +1,574 @@
+"""Notifications: who is told of each event, once; the inbox; e-mail and webhook delivery."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from sqlalchemy import select
+
+from bidhub.models import (
+    AccountabilityIncident,
+    DecisionKind,
+    DeliveryStatus,
+    Notification,
+    NotificationDelivery,
+    RoundStatus,
+    User,
+)
+from bidhub.scheduler import deliveries_job, round_notices_job
+from bidhub.services import notifications
+from bidhub.services.accountability import explain_incident, log_incident, resolve_incident
+from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
+from bidhub.services.rounds import publish_round, release_account
+from bidhub.services.users import set_password
+from tests.conftest import login, reload
+
+REASON = "Decided by management after reading every bid in full."
+EXPLANATION = "The customer ran one banner on a partner's behalf; we are talking to them."
+
+
+# --- a department to notify -------------------------------------------------------------------
+
+@pytest.fixture
+def world(session, make_branch, make_rep, make_manager, make_admin, make_account):
+    beijing, shanghai = make_branch(), make_branch("SH", "Shanghai")
+    people = {
+        "rep_a": make_rep(branch=beijing, username="rep_a"),
+        "rep_b": make_rep(branch=beijing, username="rep_b"),
+        "rep_c": make_rep(branch=shanghai, username="rep_c"),
+        "on_leave": make_rep(branch=beijing, username="on_leave", status="on_leave"),
+        "gone": make_rep(branch=beijing, username="gone"),
+        "manager1": make_manager(username="manager1"),
+        "manager2": make_manager(username="manager2"),
+        "admin1": make_admin(username="admin1"),
+        "admin2": make_admin(username="admin2"),
+    }
+    people["gone"].is_active = False
+    session.commit()
+    people["held"] = make_account(owner=people["rep_a"], name="Held Co.")
+    people["free"] = [make_account(owner=None, branch=beijing, name=f"Free {n} Co.")
+                      for n in range(3)]
+    people["sponsored"] = make_account(owner=None, branch=beijing, name="Sponsored Co.",
+                                       executive_sponsor="president")
+    return people
+
+
+def inbox_items(session) -> dict[int, tuple[str, str, str]]:
+    """Every notification by id: (recipient's username, kind, English text)."""
+    reload(session)
+    rows = session.execute(select(Notification, User.username)
+                           .join(User, Notification.recipient_id == User.id)).all()
+    return {notification.id: (username, notification.kind,
+                              str(notifications_text(notification)))
+            for notification, username in rows}
+
+
+def notifications_text(notification: Notification) -> str:
+    from bidhub.domain.text import Text
+
+    return str(Text(notification.msgid, notification.params))
+
+
+# Each event: what happens first (not counted), the event itself, and exactly who is told what.
+@dataclass
+class Event:
+    name: str
+    prepare: object
+    act: object
+    expected: dict[str, list[tuple[str, str]]]  # username -> [(kind, text fragment)]
+
+
+EVERY_REP = ("rep_a", "rep_b", "rep_c")
+
+
+def nothing(w, session, clock, app):
+    return None
+
+
+def draft_round_past_opening(w, session, clock, app):
+    return w["make_round"](status=RoundStatus.DRAFT, accounts=w["free"][:1],
+                           manager=w["manager1"], opens_at=clock() - timedelta(hours=1),
+                           title="Spring round")
+
+
+def publish(w, session, clock, app, round_):
+    publish_round(session, w["manager1"], round_.id, expected_version=round_.version,
+                  now=clock())
+
+
+def round_opening_later(w, session, clock, app):
+    round_ = w["make_round"](accounts=w["free"][:1], manager=w["manager1"],
+                             opens_at=clock() + timedelta(hours=1), title="Spring round")
+    assert round_notices_job(app, clock()) == []  # published, not open yet: nobody is told
+    return round_
+
+
+def opening_time_reached(w, session, clock, app, round_):
+    clock.advance(hours=2)
+    round_notices_job(app, clock())
+    round_notices_job(app, clock())  # a second run (or instance) tells nobody again
+
+
+def scored_round(w, session, clock, app):
+    round_ = w["make_round"](accounts=w["free"], manager=w["manager1"], title="Spring round",
+                             closes_at=clock() + timedelta(days=2))
+    first, second, _third = round_.listings
+    w["make_bid"](w["rep_a"], first)
+    bid_b = w["make_bid"](w["rep_b"], first)
+    w["make_bid"](w["rep_c"], second)
+    clock.advance(days=3)
+    assert score_closed_round(session, round_.id, clock())
+    reload(session)
+    # Overriding in favour of the proposed winner is accepting: either way rep_b wins.
+    decide_listing(session, w["manager1"], first.id, kind=DecisionKind.OVERRIDDEN,
+                   bid_id=bid_b.id, reason=REASON, now=clock())
+    for listing in (second, _third):
+        decide_listing(session, w["manager1"], listing.id, kind=DecisionKind.NO_AWARD,
+                       bid_id=None, reason=REASON, now=clock())
+    reload(session)
+    return session.get(type(round_), round_.id)
+
+
+def publish_the_results(w, session, clock, app, round_):
+    publish_results(session, w["manager1"], round_.id, expected_version=round_.version,
+                    now=clock())
+
+
+def log(w, session, clock, app, _ctx=None):
+    return log_incident(session, w["manager1"], account_id=w["held"].id,
+                        competitor_site="zhaopin.example", ad_type="banner", seen_at=clock(),
+                        now=clock())
+
+
+def logged_and_explained(w, session, clock, app):
+    incident = log(w, session, clock, app)
+    explain_incident(session, w["rep_a"], incident.id, explanation=EXPLANATION, now=clock())
+    return incident
+
+
+def explain(w, session, clock, app, incident):
+    explain_incident(session, w["rep_a"], incident.id, explanation=EXPLANATION, now=clock())
+
+
+def uphold(w, session, clock, app, incident):
+    incident = session.get(AccountabilityIncident, incident.id)
+    resolve_incident(session, w["manager2"], incident.id, outcome="upheld",
+                     note="Second banner this quarter.", expected_version=incident.version,
+                     now=clock())
+
+
+def draft_round(w, session, clock, app):
+    return w["make_round"](status=RoundStatus.DRAFT, manager=w["manager1"],
+                           title="Spring round")
+
+
+def release_sponsored(w, session, clock, app, round_):
+    release_account(session, w["manager1"], round_.id, account_id=w["sponsored"].id,
+                    reason="rep_left", note="", review_text="", now=clock())
+
+
+def reset_password(w, session, clock, app, _ctx):
+    set_password(session, w["admin1"], w["rep_b"].id, "a brand new long password", clock())
+
+
+EVENTS = [
+    Event("round published after its opening time", draft_round_past_opening, publish,
+          {rep: [("round_opened", "Round “Spring round” is open for bids")]
+           for rep in EVERY_REP}),
+    Event("published round reaching its opening time", round_opening_later,
+          opening_time_reached,
+          {rep: [("round_opened", "Round “Spring round” is open for bids")]
+           for rep in EVERY_REP}),
+    Event("results published", scored_round, publish_the_results, {
+        "rep_a": [("results_published", "Free 0 Co. in round “Spring round” went to another")],
+        "rep_b": [("results_published", "You won Free 0 Co. in round “Spring round”")],
+        "rep_c": [("results_published", "Nobody was awarded Free 1 Co.")]}),
+    Event("incident logged", nothing, log, {
+        "rep_a": [("incident_logged", "Held Co. was seen advertising on zhaopin.example")]}),
+    Event("explanation submitted", log, explain, {
+        manager: [("explanation_submitted", "explained the incident for Held Co.")]
+        for manager in ("manager1", "manager2")}),
+    Event("incident decided", logged_and_explained, uphold, {
+        "rep_a": [("incident_decided", "was upheld against you: Second banner this quarter.")]}),
+    Event("sponsored release waiting for confirmation", draft_round, release_sponsored, {
+        admin: [("sponsored_release", "Sponsored Co. has an executive sponsor")]
+        for admin in ("admin1", "admin2")}),
+    Event("password reset by an admin", nothing, reset_password, {
+        "rep_b": [("password_reset", "An admin reset your password")]}),
+]
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=[event.name for event in EVENTS])
+def test_each_event_tells_exactly_the_right_people(app, session, clock, world, make_round,
+                                                   make_bid, event):
+    w = {**world, "make_round": make_round, "make_bid": make_bid}
+    context = event.prepare(w, session, clock, app)
+    before = set(inbox_items(session))
+    event.act(w, session, clock, app, context)
+    new = {key: item for key, item in inbox_items(session).items() if key not in before}
+    told: dict[str, list[tuple[str, str]]] = {}
+    for username, kind, text in new.values():
+        told.setdefault(username, []).append((kind, text))
+    assert sorted(told) == sorted(event.expected), told
+    for username, expected in event.expected.items():
+        assert len(told[username]) == len(expected), (username, told[username])
+        for (kind, fragment), (told_kind, text) in zip(expected, sorted(told[username]),
+                                                       strict=True):
+            assert (told_kind, fragment in text) == (kind, True), (username, text)
+
+
+def test_every_kind_has_an_audience_and_is_told_by_some_use_case():
+    assert set(notifications.KINDS) == {
+        "round_opened", "deadline_in_24_hours", "deadline_in_1_hour", "results_published",
+        "incident_logged", "incident_decided", "explanation_submitted", "sponsored_release",
+        "password_reset"}
+    assert all(kind.audience for kind in notifications.KINDS.values())
+
+
+# --- reminders --------------------------------------------------------------------------------
+
+def reminders(session, kind: str) -> dict[str, str]:
+    return {username: text for username, item_kind, text in inbox_items(session).values()
+            if item_kind == kind}
+
+
+def test_reminders_come_24_hours_and_1_hour_before_the_deadline_once_each(
+        app, session, clock, world, make_round, make_bid):
+    round_ = make_round(accounts=world["free"][:2], manager=world["manager1"],
+                        title="Spring round", opens_at=clock() - timedelta(days=1),
+                        closes_at=clock() + timedelta(hours=30))
+    make_bid(world["rep_a"], round_.listings[0])
+    make_bid(world["rep_a"], round_.listings[1])
+    round_notices_job(app, clock())
+    assert reminders(session, "deadline_in_24_hours") == {}
+    assert set(reminders(session, "round_opened")) == set(EVERY_REP)
+
+    clock.advance(hours=6, seconds=1)  # 23:59:59 before the deadline
+    for _run in range(2):
+        round_notices_job(app, clock())
+    day = reminders(session, "deadline_in_24_hours")
+    assert set(day) == set(EVERY_REP)
+    assert "closes within 24 hours" in day["rep_a"]
+    assert "You have bid for 2 of its accounts" in day["rep_a"]
+    assert "You have not bid in it" in day["rep_b"]
+    make_bid(world["rep_b"], round_.listings[0])
+
+    clock.advance(hours=23)  # 59:59 before the deadline
+    round_notices_job(app, clock())
+    round_notices_job(app, clock())
+    hour = reminders(session, "deadline_in_1_hour")
+    assert set(hour) == set(EVERY_REP)
+    assert "closes within the hour" in hour["rep_b"]
+    assert "You have bid for 1 of its accounts" in hour["rep_b"]
+    assert "You have not bid in it" in hour["rep_c"]
+    counts = {}
+    for username, kind, _text in inbox_items(session).values():
+        counts[username, kind] = counts.get((username, kind), 0) + 1
+    assert set(counts.values()) == {1}  # no duplicates of anything
+
+    clock.advance(hours=2)  # past the deadline: nothing more
+    before = len(inbox_items(session))
+    round_notices_job(app, clock())
+    assert len(inbox_items(session)) == before
+
+
+def test_a_round_that_opens_within_24_hours_of_its_deadline_skips_that_reminder(
+        app, session, clock, world, make_round):
+    make_round(accounts=world["free"][:1], manager=world["manager1"],
+               opens_at=clock() - timedelta(hours=1), closes_at=clock() + timedelta(hours=5))
+    round_notices_job(app, clock())
+    assert set(reminders(session, "round_opened")) == set(EVERY_REP)
+    assert reminders(session, "deadline_in_24_hours") == {}
+    clock.advance(hours=4, minutes=30)
+    round_notices_job(app, clock())
+    assert set(reminders(session, "deadline_in_1_hour")) == set(EVERY_REP)
+
+
+def test_a_round_missed_while_down_past_its_deadline_is_not_announced(
+        app, session, clock, world, make_round):
+    make_round(accounts=world["free"][:1], manager=world["manager1"],
+               opens_at=clock() + timedelta(hours=1), closes_at=clock() + timedelta(hours=2))
+    clock.advance(hours=3)
+    assert round_notices_job(app, clock()) == []
+    assert inbox_items(session) == {}
+
+
+# --- the inbox --------------------------------------------------------------------------------
+
+@pytest.fixture
+def rep_with_items(session, clock, world):
+    for n in range(25):
+        log_incident(session, world["manager1"], account_id=world["held"].id,
+                     competitor_site=f"site{n}.example", ad_type="logo", seen_at=clock(),
+                     now=clock())
+        clock.advance(minutes=1)
+    return world["rep_a"]
+
+
+def test_the_unread_count_partial_and_the_header_that_polls_it(app, rep_with_items, world):
+    client = app.test_client()
+    login(client, rep_with_items)
+    partial = client.get("/notifications/unread-count", headers={"HX-Request": "true"})
+    assert partial.status_code == 200
+    assert ">25</span>" in partial.get_data(as_text=True)
+    assert "<html" not in partial.get_data(as_text=True)
+    page = client.get("/notifications").get_data(as_text=True)
+    assert 'hx-get="/notifications/unread-count"' in page
+    assert "every 30s" in page and "notifications-read from:body" in page
+    other = app.test_client()
+    login(other, world["rep_b"])
+    assert other.get("/notifications/unread-count").get_data(as_text=True).strip() == ""
+
+
+def test_the_inbox_is_newest_first_paginated_and_marks_read(app, session, rep_with_items,
+                                                            world):
+    client = app.test_client()
+    login(client, rep_with_items)
+    first = client.get("/notifications").get_data(as_text=True)
+    assert "site24.example" in first and "site5.example" in first
+    assert "site4.example" not in first  # 20 a page
+    assert first.index("site24.example") < first.index("site23.example")
+    assert "Page 1 of 2" in first
+    second = client.get("/notifications?page=2").get_data(as_text=True)
+    assert "site0.example" in second and "site24.example" not in second
+
+    newest = notifications.inbox(session, rep_with_items).items[0]
+    opened = client.post(f"/notifications/{newest.id}/open")
+    assert opened.status_code == 303 and opened.location.endswith("/my/accountability")
+    reload(session)
+    assert session.get(Notification, newest.id).read_at is not None
+    assert notifications.unread_count(session, rep_with_items) == 24
+
+    another = notifications.inbox(session, rep_with_items).items[1]
+    marked = client.post(f"/notifications/{another.id}/read", headers={"HX-Request": "true"})
+    assert marked.status_code == 200
+    assert marked.headers["HX-Trigger"] == "notifications-read"
+    assert f'id="notification-{another.id}"' in marked.get_data(as_text=True)
+    reload(session)
+    assert notifications.unread_count(session, rep_with_items) == 23
+
+    done = client.post("/notifications/read-all")
+    assert done.status_code == 303
+    reload(session)
+    assert notifications.unread_count(session, rep_with_items) == 0
+    assert client.get("/notifications/unread-count").get_data(as_text=True).strip() == ""
+
+    # Someone else's items do not exist for this user.
+    other = app.test_client()
+    login(other, world["rep_b"])
+    assert other.post(f"/notifications/{newest.id}/open").status_code == 404
+    assert other.post(f"/notifications/{newest.id}/read").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["manager1", "admin1", "rep_c"])
+def test_every_role_has_an_inbox(app, world, role):
+    client = app.test_client()
+    login(client, world[role])
+    page = client.get("/notifications")
+    assert page.status_code == 200
+    assert "Nothing yet" in page.get_data(as_text=True)
+
+
+# --- delivery outside the app -----------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpServer:
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[email.message.EmailMessage] = []
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook
+        self.messages.append(email.message_from_bytes(envelope.content,
+                                                      policy=email.policy.default))
+        return "250 Message accepted for delivery"
+
+
+class WebhookReceiver:
+    """A group bot's endpoint on 127.0.0.1: records what is posted; down until started."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/robot/send?key=test"
+        self.posts: list[dict] = []
+        self.server: HTTPServer | None = None
+
+    def start(self) -> None:
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's hook
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                posts.append(json.loads(body))
+                answer = b'{"errcode": 0, "errmsg": "ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def smtp_server():
+    server = SmtpServer()
+    server.controller.start()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def outside(request):
+    """Outside delivery for the app under test: none unless a test asks for a channel."""
+    channel = getattr(request, "param", None)
+    if channel == "smtp":
+        server = request.getfixturevalue("smtp_server")
+        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": server.port,
+                "SMTP_FROM": "bidhub@example.com", "PUBLIC_URL": "https://bidhub.example.com"}
+    if channel == "webhook":
+        return {"WEBHOOK_URL": request.getfixturevalue("webhook").url}
+    return {}
+
+
+@pytest.fixture
+def app_config(app_config, outside):
+    return {**app_config, **outside}
+
+
+def deliveries(session) -> list[NotificationDelivery]:
+    reload(session)
+    return list(session.scalars(select(NotificationDelivery).order_by(NotificationDelivery.id)))
+
+
+def test_nothing_goes_outside_unless_configured(app, session, clock, world):
+    reset_password(world, session, clock, app, None)
+    assert inbox_items(session)
+    assert deliveries(session) == []
+    assert deliveries_job(app, clock()).sent == 0
+
+
+@pytest.mark.parametrize("outside", ["smtp"], indirect=True)
+def test_email_is_sent_by_the_job_to_users_with_an_address(app, session, clock, world,
+                                                           smtp_server):
+    notifications.set_notification_email(session, world["rep_b"], "rep.b@example.com", clock())
+    reset_password(world, session, clock, app, None)  # to rep_b, who has an address
+    log(world, session, clock, app)  # to rep_a, who has none: inbox only
+    assert [(item.channel, item.address) for item in deliveries(session)] == [
+        ("email", "rep.b@example.com")]
+    assert smtp_server.messages == []  # nothing is sent by the use case itself
+
+    report = deliveries_job(app, clock())
+    assert (report.sent, report.retrying, report.failed) == (1, 0, 0)
+    [message] = smtp_server.messages
+    assert message["To"] == "rep.b@example.com" and message["From"] == "bidhub@example.com"
+    assert message["Subject"].startswith("bidhub: An admin reset your password")
+    body = message.get_content()
+    assert "An admin reset your password" in body
+    assert "https://bidhub.example.com/password" in body
+    [delivery] = deliveries(session)
+    assert (delivery.status, delivery.attempts, delivery.sent_at) == (
+        DeliveryStatus.SENT, 1, clock())
+    assert deliveries_job(app, clock()).sent == 0  # sent once
+
+
+@pytest.mark.parametrize("outside", ["smtp"], indirect=True)
+def test_the_inbox_form_sets_the_address_and_refuses_a_malformed_one(app, session, world,
+                                                                      smtp_server):
+    client = app.test_client()
+    login(client, world["rep_c"])
+    assert "E-mail address for notifications" in client.get("/notifications").get_data(
+        as_text=True)
+    refused = client.post("/notifications/email", data={"email": "not an address"})
+    assert refused.status_code == 422
+    assert session.get(User, world["rep_c"].id).email is None
+    assert client.post("/notifications/email",
+                       data={"email": "rep.c@example.com"}).status_code == 303
+    reload(session)
+    assert session.get(User, world["rep_c"].id).email == "rep.c@example.com"
+
+
+@pytest.mark.parametrize("outside", ["webhook"], indirect=True)
+def test_the_webhook_is_retried_until_it_answers_and_never_blocks_the_request(
+        app, session, clock, world, webhook):
+    admin = app.test_client()
+    login(admin, world["admin1"])
+    # The receiver is down: the admin's request that causes the event is unaffected.
+    response = admin.post(f"/admin/users/{world['rep_b'].id}/password",
+                          data={"new_password": "a brand new long password"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    [delivery] = deliveries(session)
+    assert (delivery.channel, delivery.status, delivery.attempts) == (
+        "webhook", DeliveryStatus.PENDING, 0)
+
+    report = deliveries_job(app, clock())
+    assert (report.sent, report.retrying) == (0, 1)
+    [delivery] = deliveries(session)
+    assert delivery.attempts == 1 and delivery.status == DeliveryStatus.PENDING
+    assert "Connection refused" in delivery.last_error or "URLError" in delivery.last_error
+    assert delivery.next_attempt_at == clock() + notifications.retry_delay(1)
+    assert deliveries_job(app, clock()).retrying == 0  # not due again yet
+
+    webhook.start()
+    clock.advance(minutes=1)
+    report = deliveries_job(app, clock())
+    assert (report.sent, report.retrying) == (1, 0)
+    [post] = webhook.posts
+    assert post["msgtype"] == "text"
+    assert post["text"]["content"].startswith(f"@{world['rep_b'].display_name} An admin reset")
+    [delivery] = deliveries(session)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENT, 2)
+
+
+@pytest.mark.parametrize("outside", ["webhook"], indirect=True)
+def test_a_delivery_that_keeps_failing_is_given_up_with_its_error(app, session, clock, world,
+                                                                  webhook):
+    reset_password(world, session, clock, app, None)
+    for _attempt in range(notifications.MAX_ATTEMPTS):
+        deliveries_job(app, clock())
+        clock.advance(hours=7)
+    [delivery] = deliveries(session)
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED,
+                                                    notifications.MAX_ATTEMPTS)
+    assert delivery.last_error
+    webhook.start()
+    assert deliveries_job(app, clock()).sent == 0
+    assert webhook.posts == []
+
+
+def test_retry_delays_grow_and_are_capped():
+    delays = [notifications.retry_delay(attempt) for attempt in range(1, 12)]
+    assert delays[:4] == [timedelta(minutes=minutes) for minutes in (1, 2, 4, 8)]
+    assert delays == sorted(delays) and delays[-1] == notifications.MAX_RETRY_DELAY
