@@ -29,9 +29,9 @@ from bidhub.models import (
 )
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
+from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
     OwnerChange,
-from bidhub.services.notifications import notify
     change_owners,
     check_capacity,
     lock_reps,
@@ -263,5 +263,5 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
         round_.results_published_at = now
         record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,
                      after={"filings": filed})
-        return filed
         notify(session, "results_published", round_, now)
+        return filed

@@ -20,9 +20,9 @@ from bidhub.models import (
 )
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_REVIEW_LENGTH
+from bidhub.services.notifications import notify, round_published
 from bidhub.services.ownership import lock_accounts, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
-from bidhub.services.notifications import notify, round_published
 
 
 def load_round(session: Session, round_id: int, *, expected_version: int | None = None) -> Round:
@@ -125,6 +125,8 @@ def release_account(
         record_audit(session, actor, "listing.released", f"listing:{listing.id}", now,
                      after={"round": round_.id, "account": account.id, "reason": reason,
                             "from_rep": account.owner_id})
+        if listing.status == ListingStatus.AWAITING_CONFIRMATION:
+            notify(session, "sponsored_release", listing, now)
         return listing
 
 
@@ -132,8 +134,6 @@ def remove_listing(session: Session, actor: User, listing_id: int, now: datetime
     with unit_of_work(session):
         listing = session.get(Listing, listing_id)
         if listing is None:
-        if listing.status == ListingStatus.AWAITING_CONFIRMATION:
-            notify(session, "sponsored_release", listing, now)
             raise NotFound("No such listing.")
         if listing.round.status != RoundStatus.DRAFT:
             raise InvalidRequest("A published round's list cannot change.")
@@ -179,5 +179,5 @@ def publish_round(session: Session, actor: User, round_id: int, *, expected_vers
         round_.published_at = now
         record_audit(session, actor, "round.published", f"round:{round_.id}", now,
                      after={"listings": len(round_.listings), "closes_at": round_.closes_at.isoformat()})
-        return round_
         round_published(session, round_, now)
+        return round_

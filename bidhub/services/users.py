@@ -22,9 +22,9 @@ from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.models import AuditEvent, Branch, LoginThrottle, RepStatus, Role, Round, User
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from bidhub.services.notifications import notify
 
 PASSWORD_METHOD = "scrypt"  # noqa: S105 - a hashing method, not a password
-from bidhub.services.notifications import notify
 
 
 @cache
@@ -165,6 +165,7 @@ def set_password(session: Session, admin: User, user_id: int, new_password: str,
         session.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key(user.username)))
         record_audit(session, admin, "user.password_set", f"user:{user.id}", now,
                      after={"must_change_password": True})
+        notify(session, "password_reset", user, now)
         return user
 
 
@@ -174,7 +175,6 @@ def reps_with_password_reset_during_round(
     """Which of these reps had their password reset by an admin while the round was open.
 
     An admin who sets a rep's password can sign in as that rep and read the rep's sealed
-        notify(session, "password_reset", user, now)
     bids, so management is shown every such reset at adjudication. A round is open from its
     opening time (or its publication, if later) until its deadline.
     """
