@@ -41,7 +41,6 @@ class Defaults:
     LOGIN_FIRST_DELAY_SECONDS = 2
     LOGIN_MAX_DELAY_SECONDS = 300
     LOGIN_FORGET_FAILURES_AFTER_MINUTES = 24 * 60
-    TESTING = False
     # Notifications outside the app, off unless configured: e-mail needs SMTP_HOST, the
     # webhook (a WeCom or DingTalk group bot, say) needs WEBHOOK_URL. PUBLIC_URL makes their
     # links absolute.
@@ -53,6 +52,7 @@ class Defaults:
     SMTP_STARTTLS = False
     WEBHOOK_URL: str | None = None
     PUBLIC_URL = ""
+    TESTING = False
 
 
 # Environment variables that override a default, and how to read each.
@@ -66,7 +66,6 @@ ENVIRONMENT_OVERRIDES = {
     "SECRET_KEY": str,
     "SCHEDULER_ENABLED": lambda value: value.lower() in {"1", "true", "yes", "on"},
     "SESSION_COOKIE_SECURE": lambda value: value.lower() in {"1", "true", "yes", "on"},
-}
     "SMTP_HOST": str,
     "SMTP_PORT": int,
     "SMTP_USER": str,
@@ -75,6 +74,7 @@ ENVIRONMENT_OVERRIDES = {
     "SMTP_STARTTLS": lambda value: value.lower() in {"1", "true", "yes", "on"},
     "WEBHOOK_URL": str,
     "PUBLIC_URL": str,
+}
 
 
 def environment_config(environ: dict[str, str] | os._Environ[str] = os.environ) -> dict:

@@ -41,8 +41,8 @@ from bidhub.models import (
 from bidhub.services import rounds
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_EXPLANATION_LENGTH
-from bidhub.services.ownership import lock_accounts
 from bidhub.services.notifications import notify
+from bidhub.services.ownership import lock_accounts
 
 # The rep has this many days after the incident is logged to file the explanation form.
 EXPLANATION_DAYS = 7
@@ -152,8 +152,8 @@ def log_incident(
         record_audit(session, manager, "incident.logged", f"incident:{incident.id}", now,
                      after={"account": account.id, "rep": account.owner_id, "site": site,
                             "ad_type": ad_type, "seen_at": seen_at.isoformat()})
-        return incident
         notify(session, "incident_logged", incident, now)
+        return incident
 
 
 def explain_incident(
@@ -175,8 +175,8 @@ def explain_incident(
         incident.status = IncidentStatus.EXPLAINED
         record_audit(session, rep, "incident.explained", f"incident:{incident.id}", now,
                      after={"late": is_overdue(incident, now)})
-        return incident
         notify(session, "explanation_submitted", incident, now)
+        return incident
 
 
 def resolve_incident(
@@ -210,8 +210,8 @@ def resolve_incident(
         incident.resolved_at = now
         record_audit(session, manager, "incident.resolved", f"incident:{incident.id}", now,
                      before=before, after={"status": incident.status, "note": incident.resolution_note})
-        return incident
         notify(session, "incident_decided", incident, now)
+        return incident
 
 
 def release_for_accountability(
