@@ -17,20 +17,17 @@ from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import IncidentStatus, Role
 from bidhub.services import accountability, browse, limits
-from bidhub.services.accountability import AdType, Outcome
+from bidhub.services.accountability import Outcome
 from bidhub.web import params
 from bidhub.web.access import managers, rep_only
 from bidhub.web.csv_export import csv_response
 from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, choice_id, options
 from bidhub.web.i18n import local_to_utc, utc_to_local
+from bidhub.web.labels import AD_TYPE_LABELS, INCIDENT_OUTCOME_LABELS, INCIDENT_STATUS_LABELS
 from bidhub.web.rendering import redirect_after_post, render
 
 blueprint = Blueprint("accountability", __name__)
 
-AD_TYPE_LABELS = {AdType.LOGO: _l("Logo"), AdType.BANNER: _l("Banner"),
-                  AdType.JOB_POST: _l("Job post")}
-STATUS_LABELS = {IncidentStatus.OPEN: _l("Open"), IncidentStatus.EXPLAINED: _l("Explained"),
-                 IncidentStatus.ACCEPTED: _l("Accepted"), IncidentStatus.UPHELD: _l("Upheld")}
 
 
 class IncidentForm(Form):
@@ -45,10 +42,8 @@ class IncidentForm(Form):
 
 
 class ResolveForm(Form):
-    outcome = SelectField(_l("Outcome"), choices=options({
-        Outcome.ACCEPTED: _l("Accept the explanation"),
-        Outcome.UPHELD: _l("Uphold the incident"),
-    }), validators=[InputRequired()])
+    outcome = SelectField(_l("Outcome"), choices=options(INCIDENT_OUTCOME_LABELS),
+                          validators=[InputRequired()])
     note = TextAreaField(_l("Note (required to uphold)"),
                          validators=[Optional(), Length(max=5000)])
     version = HiddenField()
@@ -128,7 +123,7 @@ def incidents_page(*, log_form: IncidentForm | None = None, failed_resolve: tupl
                   due_for_release=due, release_forms=release_forms,
                   days_open=lambda incident: accountability.days_open(incident, current),
                   is_overdue=lambda incident: accountability.is_overdue(incident, current),
-                  status_labels=STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
+                  status_labels=INCIDENT_STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
                   upheld_needed=accountability.REPEAT_UPHELD_COUNT, page_errors=page_errors)
 
 
@@ -217,7 +212,7 @@ def report():
     previous, following = accountability.neighbouring_periods(start)
     return render("accountability/report.html", rows=report_rows(start, end), start=start,
                   last_day=date.fromordinal(end.toordinal() - 1), previous=previous,
-                  following=following, status_labels=STATUS_LABELS,
+                  following=following, status_labels=INCIDENT_STATUS_LABELS,
                   ad_type_labels=AD_TYPE_LABELS)
 
 
@@ -257,7 +252,7 @@ def inbox_page(failed: tuple | None = None, status: int = 200):
              for incident in incidents if accountability.awaits_explanation(incident)}
     return render("accountability/inbox.html", status=status, incidents=incidents, forms=forms,
                   is_overdue=lambda incident: accountability.is_overdue(incident, current),
-                  status_labels=STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
+                  status_labels=INCIDENT_STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
                   explanation_days=accountability.EXPLANATION_DAYS)
 
 

@@ -6,6 +6,7 @@ import contextlib
 
 from flask import Flask, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -16,14 +17,21 @@ from bidhub.web.i18n import translate
 from bidhub.web.rendering import render
 
 TITLES = {
-    400: "Bad request",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Changed in the meantime",
-    413: "Too large",
-    422: "Not accepted",
-    500: "Something went wrong",
+    400: _l("Bad request"),
+    403: _l("Not allowed"),
+    404: _l("Not found"),
+    405: _l("Method not allowed"),
+    409: _l("Changed in the meantime"),
+    413: _l("Too large"),
+    422: _l("Not accepted"),
+    500: _l("Something went wrong"),
+}
+# Werkzeug's own descriptions are English only; these say the same in the page's language.
+HTTP_MESSAGES = {
+    400: _l("The request could not be understood. Reload the page and try again."),
+    403: _l("You may not see this page."),
+    404: _l("There is no such page, or it is not open to you."),
+    405: _l("This address does not take that kind of request."),
 }
 
 
@@ -33,9 +41,9 @@ def error_page(status: int, message: str):
         get_session().rollback()
     if request.headers.get("HX-Request") == "true":
         return render("_error_fragment.html", status=status, message=message,
-                      title=_(TITLES.get(status, "Error")))
+                      title=str(TITLES.get(status, _l("Error"))))
     return render("error.html", status=status, message=message,
-                  title=_(TITLES.get(status, "Error")))
+                  title=str(TITLES.get(status, _l("Error"))))
 
 
 # SQLSTATEs of transactions PostgreSQL ended because of another one: deadlock detected,
@@ -88,7 +96,7 @@ def init_app(app: Flask) -> None:
 
     for status in (400, 403, 404, 405):
         app.register_error_handler(status, lambda error, status=status: error_page(
-            status, getattr(error, "description", "")))
+            status, str(HTTP_MESSAGES[status])))
 
     @app.errorhandler(413)
     def too_large(error):

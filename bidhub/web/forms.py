@@ -34,9 +34,15 @@ from wtforms.validators import (
 )
 
 from bidhub.domain.errors import InvalidRequest
-from bidhub.models import DecisionKind, ReleaseReason, RepStatus, Role
 from bidhub.services import limits
 from bidhub.web.i18n import translate
+from bidhub.web.labels import (
+    DECISION_CHOICE_LABELS,
+    RELEASE_REASON_LABELS,
+    REP_STATUS_LABELS,
+    ROLE_LABELS,
+    metric_label,
+)
 from bidhub.web.params import (
     MAX_DB_INT,
     MAX_YEAR,
@@ -47,17 +53,6 @@ from bidhub.web.params import (
     without_control_characters,
 )
 
-RELEASE_REASON_LABELS = {
-    ReleaseReason.REP_LEFT: _l("Rep left the company"),
-    ReleaseReason.OVER_CAPACITY: _l("Rep over capacity"),
-    ReleaseReason.NEGLECTED: _l("Account neglected"),
-    ReleaseReason.ACCOUNTABILITY: _l("Accountability (competitor ads)"),
-    ReleaseReason.EXECUTIVE_DECISION: _l("Executive decision"),
-    ReleaseReason.OTHER: _l("Other (say which)"),
-}
-ROLE_LABELS = {Role.REP: _l("Rep"), Role.KA_MANAGER: _l("KA manager"), Role.ADMIN: _l("Admin")}
-STATUS_LABELS = {RepStatus.ACTIVE: _l("Active"), RepStatus.ON_LEAVE: _l("On leave"),
-                 RepStatus.LEFT: _l("Left")}
 LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
 # No number a form asks for comes near this; larger ones are typing mistakes or probes.
 MAX_DECIMAL = 1e12
@@ -207,11 +202,8 @@ class BidForm(Form):
 
 
 class DecisionForm(Form):
-    kind = RadioField(_l("Decision"), choices=options({
-        DecisionKind.ACCEPTED: _l("Accept the ranking"),
-        DecisionKind.OVERRIDDEN: _l("Award to another eligible bidder"),
-        DecisionKind.NO_AWARD: _l("No award; re-release later"),
-    }), validators=[InputRequired()])
+    kind = RadioField(_l("Decision"), choices=options(DECISION_CHOICE_LABELS),
+                      validators=[InputRequired()])
     bid_id = SelectField(_l("Bidder"), coerce=choice_id, validators=[Optional()])
     reason = TextAreaField(
         _l("Written reason (required unless you accept the ranking)"),
@@ -252,7 +244,7 @@ class EditUserForm(Form):
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     status = SelectField(_l("Status"),
-                         choices=options(STATUS_LABELS))
+                         choices=options(REP_STATUS_LABELS))
     is_active = BooleanField(_l("Can sign in"))
 
 
@@ -317,8 +309,6 @@ def rules_settings_form(rules, formdata=None):
     """The tunable numbers of a rule set as a form: thresholds, caps and every factor weight."""
     from wtforms import DecimalField
 
-    from bidhub.domain.metrics import METRICS
-
     # Fields are shown in the order they are created: eligibility first, then caps.
     RulesSettingsForm = type("RulesSettingsForm", (Form,), {
         **eligibility_fields(),
@@ -331,9 +321,9 @@ def rules_settings_form(rules, formdata=None):
     })
 
     for index, factor in enumerate(rules.factors):
-        label = METRICS[factor.metric].label if factor.metric in METRICS else factor.metric
         setattr(RulesSettingsForm, f"weight_{index}", DecimalField(
-            f"{label} ({factor.normaliser})", places=None,
+            _("%(metric)s (%(normaliser)s)", metric=metric_label(factor.metric),
+              normaliser=factor.normaliser), places=None,
             validators=[InputRequired(), NumberRange(min=-limits.MAX_FACTOR_WEIGHT,
                                                     max=limits.MAX_FACTOR_WEIGHT)]))
     values = {

@@ -19,6 +19,7 @@ from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
 from bidhub.web.forms import BidForm, ConfirmForm
 from bidhub.web.i18n import translate
+from bidhub.web.labels import metric_label
 from bidhub.web.params import MAX_DB_INT, id_arg, parse_int, text_arg
 from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
 
@@ -79,8 +80,7 @@ def account(account_id: int):
 
 
 def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
-    return [(METRICS[name].label if name in METRICS else name, value, name)
-            for name, value in record.items()]
+    return [(metric_label(name), value, name) for name, value in record.items()]
 
 
 @blueprint.route("/listings/<int:listing_id>/bid", methods=["GET", "POST"])

@@ -25,6 +25,7 @@ from bidhub.models import (
 )
 from bidhub.services import policies
 from bidhub.services.branches import branch_label
+from bidhub.web import labels
 from bidhub.web.i18n import current_language, html_lang, translate, utc_to_local
 
 
@@ -124,6 +125,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(branch_name=branch_name)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language)
+    labels.init_app(app)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 

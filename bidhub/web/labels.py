@@ -1,0 +1,206 @@
+"""Words for the codes the database stores: every code a person can see has its label here.
+
+Templates print a code through the `label` filter (`{{ incident.status|label(IncidentStatus) }}`,
+`{{ account.ownership_type|label('ownership') }}`), forms build their choices from these
+mappings, so a raw value such as `ka_manager` or `round_award` never reaches a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any
+
+from flask import Flask, g
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
+
+from bidhub.domain.facts import STAGE_PROBABILITY, Stage
+from bidhub.domain.metrics import METRICS
+from bidhub.models import (
+    BidStatus,
+    DecisionKind,
+    FilingKind,
+    ImportStatus,
+    IncidentStatus,
+    ListingStatus,
+    ReleaseReason,
+    RepStatus,
+    Role,
+    RoundStatus,
+)
+from bidhub.services.accountability import AdType, Outcome
+from bidhub.services.policies import BidOutcome
+
+ROLE_LABELS = {Role.REP: _l("KA sales rep"), Role.KA_MANAGER: _l("KA manager"),
+               Role.ADMIN: _l("Admin")}
+REP_STATUS_LABELS = {RepStatus.ACTIVE: _l("Active"), RepStatus.ON_LEAVE: _l("On leave"),
+                     RepStatus.LEFT: _l("Left the company")}
+RELEASE_REASON_LABELS = {
+    ReleaseReason.REP_LEFT: _l("Rep left the company"),
+    ReleaseReason.OVER_CAPACITY: _l("Rep over capacity"),
+    ReleaseReason.NEGLECTED: _l("Account neglected"),
+    ReleaseReason.ACCOUNTABILITY: _l("Accountability (competitor ads)"),
+    ReleaseReason.EXECUTIVE_DECISION: _l("Executive decision"),
+    ReleaseReason.OTHER: _l("Other (say which)"),
+}
+ROUND_STATUS_LABELS = {RoundStatus.DRAFT: _l("Draft"), RoundStatus.PUBLISHED: _l("Published"),
+                       RoundStatus.SCORED: _l("Scored, awaiting decisions"),
+                       RoundStatus.RESULTS_PUBLISHED: _l("Results announced")}
+LISTING_STATUS_LABELS = {
+    ListingStatus.AWAITING_CONFIRMATION: _l("Awaiting an admin's confirmation"),
+    ListingStatus.LISTED: _l("Listed"),
+    ListingStatus.DECIDED: _l("Decided"),
+    ListingStatus.AWARDED: _l("Awarded"),
+    ListingStatus.NOT_AWARDED: _l("Not awarded"),
+}
+BID_STATUS_LABELS = {BidStatus.ACTIVE: _l("Submitted"), BidStatus.WITHDRAWN: _l("Withdrawn")}
+BID_OUTCOME_LABELS = {BidOutcome.WITHDRAWN: _l("Withdrawn"),
+                      BidOutcome.NOT_DECIDED: _l("Awaiting results"),
+                      BidOutcome.WON: _l("Won"), BidOutcome.LOST: _l("Not won")}
+DECISION_KIND_LABELS = {DecisionKind.ACCEPTED: _l("Ranking accepted"),
+                        DecisionKind.OVERRIDDEN: _l("Ranking overridden"),
+                        DecisionKind.NO_AWARD: _l("No award")}
+# What the manager chooses on the decision form: the same decisions, said as actions.
+DECISION_CHOICE_LABELS = {DecisionKind.ACCEPTED: _l("Accept the ranking"),
+                          DecisionKind.OVERRIDDEN: _l("Award to another eligible bidder"),
+                          DecisionKind.NO_AWARD: _l("No award; re-release later")}
+FILING_KIND_LABELS = {FilingKind.ROUND_AWARD: _l("Award in a bidding round"),
+                      FilingKind.DIRECT_TRANSFER: _l("Direct transfer"),
+                      FilingKind.CRM_IMPORT: _l("CRM import")}
+IMPORT_STATUS_LABELS = {ImportStatus.IMPORTED: _l("Imported"), ImportStatus.REFUSED: _l("Refused")}
+INCIDENT_STATUS_LABELS = {IncidentStatus.OPEN: _l("Awaiting explanation"),
+                          IncidentStatus.EXPLAINED: _l("Explained"),
+                          IncidentStatus.ACCEPTED: _l("Explanation accepted"),
+                          IncidentStatus.UPHELD: _l("Upheld")}
+INCIDENT_OUTCOME_LABELS = {Outcome.ACCEPTED: _l("Accept the explanation"),
+                           Outcome.UPHELD: _l("Uphold the incident")}
+AD_TYPE_LABELS = {AdType.LOGO: _l("Logo"), AdType.BANNER: _l("Banner"),
+                  AdType.JOB_POST: _l("Job post")}
+STAGE_LABELS = {Stage.POTENTIAL: _l("Potential customer"), Stage.INTENT: _l("Intent"),
+                Stage.PROPOSAL: _l("Proposal"), Stage.NEGOTIATION: _l("Negotiation"),
+                Stage.WON: _l("Closed-won"), Stage.LOST: _l("Lost")}
+# The registry's metric labels (bidhub/domain/metrics.py), marked for the catalogue; a test
+# keeps the English the same as the registry's.
+METRIC_LABELS = {"win_rate": _l("Win rate"), "accounts_held": _l("Accounts held"),
+                 "tenure_months": _l("Tenure (months)"),
+                 "open_incidents": _l("Open accountability incidents"),
+                 "stage_conversion": _l("Stage conversion"),
+                 "forecast_accuracy": _l("Forecast accuracy"),
+                 "weighted_pipeline": _l("Weighted pipeline"),
+                 "revenue_attainment": _l("Revenue attainment"),
+                 "industry_experience": _l("Industry experience"),
+                 "capacity_headroom": _l("Capacity headroom"),
+                 "accountability_incidents": _l("Accountability incidents"),
+                 "retention": _l("Retention")}
+# Codes stored as plain strings (the import parsers map the Chinese words onto them).
+OWNERSHIP_LABELS = {"private": _l("Private"), "state_owned": _l("State-owned"),
+                    "joint_venture": _l("Sino-foreign joint venture"),
+                    "government": _l("Government agency"), "listed": _l("Listed company")}
+SPONSOR_LABELS = {"president": _l("President"), "ka_vice_president": _l("KA vice-president"),
+                  "branch_general_manager": _l("Branch general manager")}
+CONTACT_ROLE_LABELS = {"decision_maker": _l("Decision maker"), "user": _l("User"),
+                       "purchaser": _l("Purchaser"), "contact": _l("Day-to-day contact")}
+
+# Templates name a set of labels by its enum (a template global) or by one of these names.
+LABELS: dict[Any, Mapping[str, Any]] = {
+    Role: ROLE_LABELS, RepStatus: REP_STATUS_LABELS, ReleaseReason: RELEASE_REASON_LABELS,
+    RoundStatus: ROUND_STATUS_LABELS, ListingStatus: LISTING_STATUS_LABELS,
+    BidStatus: BID_STATUS_LABELS, BidOutcome: BID_OUTCOME_LABELS,
+    DecisionKind: DECISION_KIND_LABELS, FilingKind: FILING_KIND_LABELS,
+    ImportStatus: IMPORT_STATUS_LABELS, IncidentStatus: INCIDENT_STATUS_LABELS,
+    Outcome: INCIDENT_OUTCOME_LABELS, AdType: AD_TYPE_LABELS, Stage: STAGE_LABELS,
+    "role": ROLE_LABELS, "rep_status": REP_STATUS_LABELS,
+    "release_reason": RELEASE_REASON_LABELS, "round_status": ROUND_STATUS_LABELS,
+    "listing_status": LISTING_STATUS_LABELS, "bid_status": BID_STATUS_LABELS,
+    "bid_outcome": BID_OUTCOME_LABELS, "decision_kind": DECISION_KIND_LABELS,
+    "filing_kind": FILING_KIND_LABELS, "import_status": IMPORT_STATUS_LABELS,
+    "incident_status": INCIDENT_STATUS_LABELS, "incident_outcome": INCIDENT_OUTCOME_LABELS,
+    "ad_type": AD_TYPE_LABELS, "stage": STAGE_LABELS, "ownership": OWNERSHIP_LABELS,
+    "sponsor": SPONSOR_LABELS, "contact_role": CONTACT_ROLE_LABELS,
+}
+
+
+def label(value: Any, kind: Any = None) -> str:
+    """The label of a stored code in the page's language; an unknown code is shown as it is.
+
+    `kind` is an enum or a name in LABELS; an enum member needs none. An unknown code is data
+    (an ownership type from an old import, say) rather than a code of ours, so it is shown.
+    """
+    if value is None or value == "":
+        return ""
+    if kind is None and isinstance(value, Enum):
+        kind = type(value)
+    if kind is None:
+        return _unambiguous_label(str(value))
+    labels = LABELS.get(kind)
+    if labels is None:
+        raise KeyError(f"no labels for {kind!r}")
+    text = labels.get(str(value.value if isinstance(value, Enum) else value))
+    return str(value) if text is None else str(text)
+
+
+def _unambiguous_label(value: str) -> str:
+    """A code's label when only one set of labels knows it ("refused"), else the code."""
+    found = {str(labels[value]) for kind, labels in LABELS.items()
+             if isinstance(kind, type) and value in labels}
+    return found.pop() if len(found) == 1 else value
+
+
+def metric_label(name: str) -> str:
+    """A metric's label in the page's language; a metric no longer registered shows its name."""
+    text = METRIC_LABELS.get(name)
+    if text is not None:
+        return str(text)
+    metric = METRICS.get(name)
+    return name if metric is None else str(metric.label)
+
+
+def stage_label(stage: Stage | str) -> str:
+    """A funnel stage with its win probability, e.g. "Intent (30%)"; lost has none."""
+    stage = Stage(stage)
+    name = label(stage, Stage)
+    if stage is Stage.LOST:
+        return name
+    return _("%(stage)s (%(probability)d%%)", stage=name,
+             probability=round(STAGE_PROBABILITY[stage] * 100))
+
+
+def is_chinese_page() -> bool:
+    return str(get_locale() or "").startswith("zh")
+
+
+def handbook_term(term: str) -> Markup:
+    """The handbook's Chinese word beside an English heading; a Chinese page already says it."""
+    if is_chinese_page():
+        return Markup("")
+    return Markup('<small lang="zh-CN">{}</small>').format(escape(term))
+
+
+def choices_of(labels: Mapping[Any, Any]) -> list[tuple[str, str]]:
+    """(value, label) pairs of a label mapping, for a filter's options; translated now."""
+    return [(str(getattr(value, "value", value)), str(text)) for value, text in labels.items()]
+
+
+def _request_cache() -> dict:
+    """Translated labels of this request, so a per-row filter looks up each label once."""
+    cache = g.get("_labels")
+    if cache is None:
+        cache = g._labels = {}
+    return cache
+
+
+def cached_label(value: Any, kind: Any = None) -> str:
+    key = (kind, str(value), str(get_locale()))
+    cache = _request_cache()
+    if key not in cache:
+        cache[key] = label(value, kind)
+    return cache[key]
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(label=cached_label, stage_label=stage_label,
+                                 metric_label=metric_label)
+    app.jinja_env.globals.update(handbook_term=handbook_term, Stage=Stage, AdType=AdType)
