@@ -94,6 +94,8 @@ def test_a_rep_walks_their_pages_in_chinese(walk, live_server):
         page.click("nav a[href='/my/accountability']")
     rep.expect_chinese("My accountability incidents", "File explanation")
     rep.shoot("rep-accountability")
+    # The refused bid reached the page's listeners, and only `expecting` excuses it.
+    assert (422, rep.url(bid_path)) in rep.failed_responses
     rep.finish()
 
 
@@ -119,6 +121,12 @@ def test_a_manager_walks_their_pages_in_chinese(walk, live_server):
         page.click("nav a[href='/manage/filings']")
     manager.expect_chinese("Filing register", "Export CSV")
     manager.shoot("manager-filings")
+    with page.expect_response(lambda response: "/manage/filings?" in response.url) as filtered:
+        page.select_option("select[name=branch]", index=1)
+    assert filtered.value.status == 200
+    assert filtered.value.request.headers.get("hx-request") == "true"
+    expect(page).to_have_url(re.compile(r"branch=\d+"))
+    manager.expect_chinese("Filing register")
 
     with page.expect_navigation():
         page.click("nav a[href='/manage/transfer']")
