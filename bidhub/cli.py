@@ -90,24 +90,24 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
 @click.option("--name", "display_name", required=True)
 @click.option("--role", type=click.Choice(["rep", "ka_manager", "admin"]), default="admin",
               show_default=True)
-@click.option("--branch", "branch_code", default=None, help="Branch code (required for reps).")
+@click.option("--branch", "branch_code", default=None,
+              help="Branch code or name (required for reps).")
 @click.option("--hired-on", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.password_option()
 @with_appcontext
 def create_user_command(username, display_name, role, branch_code, hired_on, password) -> None:
     """Create a user, for example the first admin."""
-    from sqlalchemy import select
-
     from bidhub.domain.errors import InvalidRequest
-    from bidhub.models import Branch
+    from bidhub.services.branches import find_branch
     from bidhub.services.users import create_user
 
     session = get_session()
     branch_id = None
     if branch_code:
-        branch = session.scalars(select(Branch).where(Branch.code == branch_code)).first()
+        branch = find_branch(session, branch_code)
         if branch is None:
-            raise click.BadParameter(f"no branch with code '{branch_code}'", param_hint="--branch")
+            raise click.BadParameter(f"no branch with code or name '{branch_code}'",
+                                     param_hint="--branch")
         branch_id = branch.id
     now = current_app.config["CLOCK"]()
     today = now.astimezone(ZoneInfo(current_app.config["TIMEZONE"])).date()
@@ -258,10 +258,12 @@ def rules_adopt_command(path: str, note: str, username: str) -> None:
 
 
 def init_app(app: Flask) -> None:
+    from bidhub.cli_branches import branches_group
     from bidhub.cli_imports import import_command
 
     for command in (init_command, demo_command, create_user_command, verify_ledger_command,
-                    close_due_rounds_command, rescore_command, rules_group, import_command):
+                    close_due_rounds_command, rescore_command, rules_group, import_command,
+                    branches_group):
         app.cli.add_command(command)
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bidhub.clock import system_now
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Files bidhub needs at run time ship inside the package, so a wheel install finds them too.
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class Defaults:
@@ -16,7 +17,7 @@ class Defaults:
     # The filing register's checkpoints and their HMAC key live outside the database.
     LEDGER_CHECKPOINT_FILE: str | None = None  # None: instance/ledger-checkpoints.jsonl
     LEDGER_KEY: str | None = None  # None: generated once into instance/ledger_key
-    RULES_DIR = str(PROJECT_ROOT / "rules")
+    RULES_DIR = str(PACKAGE_DIR / "rules")  # rules/default.toml in a clone links to it
     DEFAULT_RULES_FILE = "default.toml"
     TIMEZONE = "Asia/Shanghai"
     # The language of a page when neither the user's saved choice nor the browser names one;

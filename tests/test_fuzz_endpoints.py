@@ -188,7 +188,7 @@ def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_
 
 def valid_ids(session, world) -> dict[str, list[int]]:
     """Ids each path argument can name, so that some requests get past the lookup."""
-    from bidhub.models import AccountabilityIncident, Bid, ImportRun, Listing, Notification
+    from bidhub.models import AccountabilityIncident, Bid, Branch, ImportRun, Listing, Notification
 
     reload(session)
     ids = lambda model: list(session.scalars(select(model.id).order_by(model.id)))  # noqa: E731
@@ -197,6 +197,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         "bid_id": ids(Bid), "user_id": [world["victim"].id],
         "rep_id": [world["rep"].id, world["victim"].id], "incident_id": ids(AccountabilityIncident),
         "version_id": ids(RuleSetVersion), "run_id": ids(ImportRun) or [1],
+        "branch_id": ids(Branch),
         "notification_id": ids(Notification),
     }
 

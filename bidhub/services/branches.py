@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.text import N_
-from bidhub.models import Account, Branch, User
+from bidhub.models import Account, Branch, Role, User
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MAX_BRANCH_CODE_LENGTH, MAX_BRANCH_NAME_LENGTH
 
@@ -55,7 +55,12 @@ def match_branch(branches: Iterable[Branch], value: str | None) -> Branch | None
 
 
 def find_branch(session: Session, value: str | None) -> Branch | None:
-    """The branch whose code, name or Chinese name is `value` (trimmed, any case), or None."""
+    """The branch whose code, name or Chinese name is `value` (trimmed, any case), or None.
+
+    A deactivated branch is found too (its existing reps and accounts still name it); code
+    that puts a new rep or account in it checks `is_active` (see `require_open_branch`). For
+    many rows at once, load the branches once and call `match_branch`.
+    """
     # Branches are few; comparing in Python folds case the same way for every script and
     # database (SQLite's lower() leaves non-ASCII letters alone).
     return match_branch(session.scalars(select(Branch).order_by(Branch.id)), value)
@@ -66,9 +71,10 @@ def list_branches(session: Session) -> list[Branch]:
 
 
 def branch_counts(session: Session) -> dict[int, tuple[int, int]]:
-    """For each branch id: how many users (reps) and accounts it has."""
+    """For each branch id: how many reps and accounts it has."""
     users = dict(session.execute(
-        select(User.branch_id, func.count()).where(User.branch_id.is_not(None))
+        select(User.branch_id, func.count()).where(User.role == Role.REP,
+                                                   User.branch_id.is_not(None))
         .group_by(User.branch_id)).all())
     accounts = dict(session.execute(
         select(Account.branch_id, func.count()).group_by(Account.branch_id)).all())

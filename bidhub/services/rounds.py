@@ -19,6 +19,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
+from bidhub.services.branches import require_open_branch
 from bidhub.services.limits import MIN_REVIEW_LENGTH
 from bidhub.services.notifications import notify, round_published
 from bidhub.services.ownership import lock_accounts, unfinished_listing_of
@@ -48,6 +49,8 @@ def create_round(
 ) -> Round:
     with unit_of_work(session):
         check_round_times(opens_at, closes_at, now)
+        if branch_id is not None:
+            require_open_branch(session, branch_id)
         rule_set = active_rule_set(session)
         if rule_set is None:
             raise InvalidRequest("There are no active rules; an admin must adopt a rule set first.")

@@ -21,6 +21,7 @@ from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.models import AuditEvent, Branch, LoginThrottle, RepStatus, Role, Round, User
 from bidhub.services.audit import record_audit
+from bidhub.services.branches import require_open_branch
 from bidhub.services.limits import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from bidhub.services.notifications import notify
 
@@ -81,6 +82,8 @@ def create_user(
     # Built (and its password hashed) before the write transaction, which then stays short.
     user = build_user(username, display_name, password, role, branch_id, now, hired_on)
     with unit_of_work(session):
+        if user.branch_id is not None:
+            require_open_branch(session, user.branch_id)
         if session.scalars(select(User).where(User.username == user.username)).first():
             raise InvalidRequest(f"The username '{user.username}' is taken.", field="username")
         session.add(user)
@@ -108,6 +111,8 @@ def update_user(
             raise InvalidRequest("A rep belongs to a branch.", field="branch_id")
         if user.id == actor.id and (not is_active or role != Role.ADMIN):
             raise InvalidRequest("You cannot remove your own admin access.", field="role")
+        if branch_id is not None and branch_id != user.branch_id:
+            require_open_branch(session, branch_id)  # staying in a deactivated branch is fine
         before = user_snapshot(user)
         user.display_name, user.role, user.branch_id = display_name.strip(), role, branch_id
         user.status, user.is_active = status, is_active

@@ -10,11 +10,14 @@ from sqlalchemy import select
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
-from bidhub.models import User
-from bidhub.services import browse, rounds, users
+from bidhub.models import Branch, User
+from bidhub.services import branches, browse, rounds, users
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import admins
 from bidhub.web.forms import (
+    BranchActivityForm,
+    BranchForm,
+    BranchNamesForm,
     ConfirmForm,
     EditUserForm,
     SetPasswordForm,
@@ -40,7 +43,7 @@ def users_list():
 def new_user():
     session = get_session()
     form = UserForm()
-    form.branch_id.choices = branch_choices(users.branches(session), empty_label="—")
+    form.branch_id.choices = branch_choices(open_branches(session), empty_label="—")
     if form.validate_on_submit():
         try:
             user = users.create_user(
@@ -66,7 +69,8 @@ def edit_user(user_id: int):
     if user is None:
         abort(404)
     form = EditUserForm(obj=user)
-    form.branch_id.choices = branch_choices(users.branches(session), empty_label="—")
+    form.branch_id.choices = branch_choices(open_branches(session, user.branch_id),
+                                            empty_label="—")
     if not form.is_submitted():
         form.branch_id.data = user.branch_id or 0
     if form.validate_on_submit():
@@ -106,7 +110,8 @@ def set_password(user_id: int):
                   "success")
             return redirect_after_post(url_for("admin.edit_user", user_id=user.id))
     edit_form = EditUserForm(obj=user, formdata=None)
-    edit_form.branch_id.choices = branch_choices(users.branches(session), empty_label="—")
+    edit_form.branch_id.choices = branch_choices(open_branches(session, user.branch_id),
+                                                 empty_label="—")
     edit_form.branch_id.data = user.branch_id or 0
     return render_form_errors("admin/user_edit.html", form=edit_form, user=user,
                               password_form=form)
@@ -128,3 +133,98 @@ def confirm_listing(listing_id: int):
     listing = rounds.confirm_sponsored_listing(get_session(), current_user, listing_id, now())
     flash(_("Release of %(name)s confirmed.", name=listing.account.name), "success")
     return redirect_after_post(url_for("admin.confirmations"))
+
+
+def open_branches(session, keep_id: int | None = None) -> list[Branch]:
+    """The branches a user can be put in: the active ones, and the one they are in already."""
+    return [branch for branch in users.branches(session)
+            if branch.is_active or branch.id == keep_id]
+
+
+@blueprint.route("/branches", endpoint="branches")
+@admins
+def branches_list():
+    session = get_session()
+    return render("admin/branches.html", branches=branches.list_branches(session),
+                  counts=branches.branch_counts(session))
+
+
+@blueprint.route("/branches/new", methods=["GET", "POST"])
+@admins
+def new_branch():
+    form = BranchForm()
+    if form.validate_on_submit():
+        try:
+            branch = branches.create_branch(get_session(), current_user, form.code.data,
+                                            form.name.data, form.name_zh.data, now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return render_form_errors("admin/branch_form.html", form=form, branch=None)
+        flash(_("Branch %(code)s created.", code=branch.code), "success")
+        return redirect_after_post(url_for("admin.branches"))
+    if form.is_submitted():
+        return render_form_errors("admin/branch_form.html", form=form, branch=None)
+    return render("admin/branch_form.html", form=form, branch=None)
+
+
+def branch_or_404(session, branch_id: int) -> Branch:
+    branch = session.get(Branch, branch_id)
+    if branch is None:
+        abort(404)
+    return branch
+
+
+def branch_page(branch: Branch, form=None, activity_form=None, status: int = 200):
+    counts = branches.branch_counts(get_session()).get(branch.id, (0, 0))
+    return render("admin/branch_form.html", status=status, branch=branch,
+                  form=form or BranchNamesForm(obj=branch, formdata=None),
+                  activity_form=activity_form or BranchActivityForm(formdata=None),
+                  reps=counts[0], accounts=counts[1])
+
+
+@blueprint.route("/branches/<int:branch_id>", methods=["GET", "POST"])
+@admins
+def edit_branch(branch_id: int):
+    session = get_session()
+    branch = branch_or_404(session, branch_id)
+    form = BranchNamesForm(obj=branch)
+    if form.validate_on_submit():
+        try:
+            branches.rename_branch(session, current_user, branch.id, form.name.data,
+                                   form.name_zh.data, now())
+        except InvalidRequest as error:
+            form.add_error(error)
+            return branch_page(branch, form=form, status=422)
+        flash(_("Branch %(code)s saved.", code=branch.code), "success")
+        return redirect_after_post(url_for("admin.branches"))
+    if form.is_submitted():
+        return branch_page(branch, form=form, status=422)
+    return branch_page(branch, form=form)
+
+
+@blueprint.route("/branches/<int:branch_id>/deactivate", methods=["POST"])
+@admins
+def deactivate_branch(branch_id: int):
+    return change_branch_activity(branch_id, is_active=False)
+
+
+@blueprint.route("/branches/<int:branch_id>/reactivate", methods=["POST"])
+@admins
+def reactivate_branch(branch_id: int):
+    return change_branch_activity(branch_id, is_active=True)
+
+
+def change_branch_activity(branch_id: int, *, is_active: bool):
+    # Two routes, not a toggle: a page loaded before someone else's change never undoes it.
+    session = get_session()
+    branch = branch_or_404(session, branch_id)
+    form = BranchActivityForm()
+    if not form.validate_on_submit():
+        return branch_page(branch, activity_form=form, status=422)
+    if is_active:
+        branches.reactivate_branch(session, current_user, branch.id, now())
+        flash(_("Branch %(code)s reactivated.", code=branch.code), "success")
+    else:
+        branches.deactivate_branch(session, current_user, branch.id, now())
+        flash(_("Branch %(code)s deactivated.", code=branch.code), "success")
+    return redirect_after_post(url_for("admin.branches"))

@@ -259,6 +259,25 @@ class ConfirmForm(Form):
     version = HiddenField()
 
 
+class BranchNamesForm(Form):
+    name = StringField(_l("Name"), validators=[InputRequired(),
+                                               Length(max=limits.MAX_BRANCH_NAME_LENGTH)])
+    name_zh = StringField(_l("Chinese name"), validators=[
+        Optional(), Length(max=limits.MAX_BRANCH_NAME_LENGTH)])
+
+
+class BranchForm(BranchNamesForm):
+    code = StringField(_l("Code"), description=_l("Letters A-Z, digits, '-' and '_'."),
+                       validators=[InputRequired(), Length(max=limits.MAX_BRANCH_CODE_LENGTH)])
+
+
+class BranchActivityForm(Form):
+    """Deactivating or reactivating a branch, once the admin has ticked that they mean it."""
+
+    confirm = BooleanField(_l("I have read what this changes."), validators=[
+        InputRequired(message=_l("Tick the box to confirm."))])
+
+
 def branch_choices(branches, *, empty_label) -> list[SelectChoice]:
     return options({0: empty_label} | {branch.id: branch.name for branch in branches})
 
