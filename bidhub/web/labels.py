@@ -22,6 +22,7 @@ from bidhub.domain.metrics import METRICS
 from bidhub.models import (
     BidStatus,
     DecisionKind,
+    DeliveryStatus,
     FilingKind,
     ImportStatus,
     IncidentStatus,
@@ -56,7 +57,7 @@ LISTING_STATUS_LABELS = {
     ListingStatus.AWARDED: _l("Awarded"),
     ListingStatus.NOT_AWARDED: _l("Not awarded"),
 }
-BID_STATUS_LABELS = {BidStatus.ACTIVE: _l("Submitted"), BidStatus.WITHDRAWN: _l("Withdrawn")}
+BID_STATUS_LABELS = {BidStatus.ACTIVE: _l("Active bid"), BidStatus.WITHDRAWN: _l("Withdrawn")}
 BID_OUTCOME_LABELS = {BidOutcome.WITHDRAWN: _l("Withdrawn"),
                       BidOutcome.NOT_DECIDED: _l("Awaiting results"),
                       BidOutcome.WON: _l("Won"), BidOutcome.LOST: _l("Not won")}
@@ -70,6 +71,8 @@ DECISION_CHOICE_LABELS = {DecisionKind.ACCEPTED: _l("Accept the ranking"),
 FILING_KIND_LABELS = {FilingKind.ROUND_AWARD: _l("Award in a bidding round"),
                       FilingKind.DIRECT_TRANSFER: _l("Direct transfer"),
                       FilingKind.CRM_IMPORT: _l("CRM import")}
+DELIVERY_STATUS_LABELS = {DeliveryStatus.PENDING: _l("Waiting to be sent"),
+                          DeliveryStatus.SENT: _l("Sent"), DeliveryStatus.FAILED: _l("Not delivered")}
 IMPORT_STATUS_LABELS = {ImportStatus.IMPORTED: _l("Imported"), ImportStatus.REFUSED: _l("Refused")}
 INCIDENT_STATUS_LABELS = {IncidentStatus.OPEN: _l("Awaiting explanation"),
                           IncidentStatus.EXPLAINED: _l("Explained"),
@@ -111,12 +114,14 @@ LABELS: dict[Any, Mapping[str, Any]] = {
     BidStatus: BID_STATUS_LABELS, BidOutcome: BID_OUTCOME_LABELS,
     DecisionKind: DECISION_KIND_LABELS, FilingKind: FILING_KIND_LABELS,
     ImportStatus: IMPORT_STATUS_LABELS, IncidentStatus: INCIDENT_STATUS_LABELS,
+    DeliveryStatus: DELIVERY_STATUS_LABELS,
     Outcome: INCIDENT_OUTCOME_LABELS, AdType: AD_TYPE_LABELS, Stage: STAGE_LABELS,
     "role": ROLE_LABELS, "rep_status": REP_STATUS_LABELS,
     "release_reason": RELEASE_REASON_LABELS, "round_status": ROUND_STATUS_LABELS,
     "listing_status": LISTING_STATUS_LABELS, "bid_status": BID_STATUS_LABELS,
     "bid_outcome": BID_OUTCOME_LABELS, "decision_kind": DECISION_KIND_LABELS,
     "filing_kind": FILING_KIND_LABELS, "import_status": IMPORT_STATUS_LABELS,
+    "delivery_status": DELIVERY_STATUS_LABELS,
     "incident_status": INCIDENT_STATUS_LABELS, "incident_outcome": INCIDENT_OUTCOME_LABELS,
     "ad_type": AD_TYPE_LABELS, "stage": STAGE_LABELS, "ownership": OWNERSHIP_LABELS,
     "sponsor": SPONSOR_LABELS, "contact_role": CONTACT_ROLE_LABELS,
