@@ -50,6 +50,7 @@ from bidhub.web.params import (
     control_characters,
     is_sensible_year,
     parse_int,
+    parse_yuan,
     without_control_characters,
 )
 
@@ -186,12 +187,34 @@ class ReleaseForm(Form):
 PLAN_HELP = _l("At least %(count)d characters.", count=limits.MIN_PLAN_LENGTH)
 
 
+class YuanField(StringField):
+    """Whole yuan as people write amounts: 120000, 120,000, ¥120,000 or 12万 (parse_yuan)."""
+
+    def process_formdata(self, valuelist) -> None:
+        self.data = None
+        if valuelist and valuelist[0].strip():
+            self.data = parse_yuan(valuelist[0])
+            if self.data is None:
+                raise ValueError(_("Enter an amount in whole yuan, such as 120000, 120,000 or "
+                                   "12万."))
+
+    def _value(self) -> str:
+        # What was typed comes back as it was (12万, or a mistake to correct).
+        if self.raw_data:
+            return self.raw_data[0]
+        return "" if self.data is None else str(self.data)
+
+    def pre_validate(self, form) -> None:
+        if self.process_errors:
+            raise StopValidation()  # the amount's own message says it all
+
+
 class BidForm(Form):
     account_plan = TextAreaField(
         _l("Account plan"), description=PLAN_HELP,
         validators=[InputRequired(),
                     Length(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
-    committed_revenue_yuan = IntegerField(
+    committed_revenue_yuan = YuanField(
         _l("Committed 12-month revenue (yuan)"),
         validators=[InputRequired(), NumberRange(min=0, max=limits.MAX_REVENUE_YUAN)])
     visit_plan = TextAreaField(

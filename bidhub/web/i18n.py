@@ -6,7 +6,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Collection, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, current_app, has_request_context, request, session
+from flask import Flask, current_app, has_app_context, has_request_context, request, session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -102,6 +102,69 @@ def translate(message: Text | Joined | BidhubError | str) -> str:
     elif isinstance(message, str):
         message = stored_message(message)  # a reason stored as msgid and parameters
     return render(message, _)
+
+
+def page_locale() -> Locale:
+    """The Babel locale of the page being rendered; outside a request (an e-mail from the
+    scheduler, say) the default language's, outside the app English."""
+    locale = get_locale()
+    if locale is not None:
+        return locale
+    return babel_locale(current_app.config["DEFAULT_LOCALE"] if has_app_context() else "en")
+
+
+def speaks_chinese() -> bool:
+    return page_locale().language == "zh"
+
+
+# Dates, times and amounts are formatted here rather than with Babel's format_* functions:
+# those take 30-140 µs a call, and a listing formats a few thousand cells. The two languages'
+# styles are fixed: 2026年11月29日 14:30 and ¥1,200,000 / 120万 in Chinese, 2026-11-29 14:30
+# and ¥1,200,000 / ¥1.2M in English (both group thousands with commas).
+def format_day(day: date) -> str:
+    if speaks_chinese():
+        return f"{day.year}年{day.month}月{day.day}日"
+    return day.isoformat()
+
+
+def format_local_time(local: datetime, *, with_time: bool = True) -> str:
+    """A date and time already in the app's time zone, in the page's style."""
+    day = format_day(local.date())
+    return f"{day} {local:%H:%M}" if with_time else day
+
+
+def format_yuan(value: int | float) -> str:
+    sign = "-" if value < 0 else ""
+    return f"{sign}¥{abs(value):,.0f}"
+
+
+# Compact units, largest first: Chinese counts in 万 (10^4) and 亿 (10^8).
+COMPACT_UNITS = {"zh": ((10**8, "亿"), (10**4, "万")),
+                 "en": ((10**9, "B"), (10**6, "M"), (10**3, "K"))}
+COMPACT_DIGITS = 3  # significant digits a compact figure keeps
+
+
+def format_yuan_compact(value: int | float) -> str:
+    """An amount for a glance: 120万 or 1.23亿 on a Chinese page, ¥1.2M on an English one;
+    small amounts in full (¥9,500)."""
+    whole = round(abs(value))
+    sign = "-" if value < 0 else ""
+    rounded = round_significant(whole, COMPACT_DIGITS)
+    chinese = speaks_chinese()
+    for size, suffix in COMPACT_UNITS["zh" if chinese else "en"]:
+        if rounded >= size:
+            figure = f"{rounded / size:,.2f}".rstrip("0").rstrip(".")
+            return f"{sign}{figure}{suffix}" if chinese else f"{sign}¥{figure}{suffix}"
+    return format_yuan(value)
+
+
+def round_significant(value: int, digits: int) -> int:
+    """`value` (>= 0) rounded half up to its first `digits` digits: 1234567 -> 1230000."""
+    excess = len(str(value)) - digits
+    if excess <= 0:
+        return value
+    factor = 10**excess
+    return (value + factor // 2) // factor * factor
 
 
 def select_timezone() -> str:

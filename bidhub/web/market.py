@@ -20,17 +20,28 @@ from bidhub.web.access import rep_only, signed_in
 from bidhub.web.forms import BidForm, ConfirmForm
 from bidhub.web.i18n import translate
 from bidhub.web.labels import metric_label
-from bidhub.web.params import MAX_DB_INT, id_arg, parse_int, text_arg
+from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
 from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("market", __name__)
 
 
-def listing_filter_from(args) -> browse.ListingFilter:
+def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.ListingFilter:
+    """The filter asked for; an amount that is not one is left out and, when `errors` is
+    given, explained there under its parameter's name."""
+    errors = {} if errors is None else errors
+
     def whole_yuan(name: str) -> int | None:
-        # People type thousands separators into amounts; no stored value exceeds MAX_DB_INT.
-        value = parse_int(args.get(name, "").replace(",", ""), maximum=10**18)
-        return None if value is None else min(value, MAX_DB_INT)
+        text = text_arg(args, name, MAX_AMOUNT_CHARS + 1).strip()
+        if not text:
+            return None
+        # Read as the bid form reads amounts (10万 is 100000); no stored value exceeds MAX_DB_INT.
+        value = parse_yuan(text, maximum=10**18)
+        if value is None:
+            errors[name] = _("Write the annual value as an amount such as 100000, 100,000 or "
+                             "10万; “%(value)s” is not one.", value=text)
+            return None
+        return max(0, min(value, MAX_DB_INT))
 
     sort = args.get("sort")
     return browse.ListingFilter(
@@ -60,12 +71,13 @@ def visible_round(round_id: int):
 def round_listings(round_id: int):
     session = get_session()
     round_ = visible_round(round_id)
-    criteria = listing_filter_from(request.args)
+    filter_errors: dict[str, str] = {}
+    criteria = listing_filter_from(request.args, filter_errors)
     listings, own_bids = browse.listings_for_rep(session, round_, current_user, criteria)
     return page_or_partial(
         "market/round.html", "market/_listings.html", round=round_, listings=listings,
         own_bids=own_bids, criteria=criteria, options=browse.filter_options(session, round_.id),
-        is_open=round_.is_open_at(now()))
+        is_open=round_.is_open_at(now()), filter_errors=filter_errors)
 
 
 @blueprint.route("/accounts/<int:account_id>")

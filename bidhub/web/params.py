@@ -70,6 +70,39 @@ def parse_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> i
     return number if minimum <= number <= maximum else None
 
 
+# An amount as people write one: an optional ¥, ASCII digits (thousands commas allowed), an
+# optional fraction, an optional unit. The full-width punctuation of a Chinese input method
+# counts too; full-width digits do not (like every other number field, see parse_int).
+_AMOUNT = re.compile(r"(?P<sign>-?)[¥]?\s*(?P<number>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
+                     r"(?:\.(?P<fraction>[0-9]+))?\s*(?P<unit>万元|万|亿元|亿|元)?")
+_FULL_WIDTH = str.maketrans("，．￥－\u3000", ",.¥- ")
+_UNIT_YUAN = {None: 1, "元": 1, "万": 10_000, "万元": 10_000, "亿": 100_000_000,
+              "亿元": 100_000_000}
+MAX_AMOUNT_CHARS = 40
+
+
+def parse_yuan(text: str | None, *, maximum: int = MAX_DB_INT) -> int | None:
+    """Whole yuan from an amount as people type it, or None when it is not one.
+
+    100000, 100,000, ¥100,000 and 100000元 are 100000; 10万 is 100000 and 1.2万 is 12000
+    (万 is 10,000, 亿 100,000,000: Chinese exports and people count in them). A fraction of a
+    yuan (1.23456万) is refused, as is anything beyond ±maximum. A minus sign is kept so that
+    the caller's range check can say what is allowed.
+    """
+    if text is None or len(text) > MAX_AMOUNT_CHARS:
+        return None
+    match = _AMOUNT.fullmatch(text.translate(_FULL_WIDTH).strip())
+    if match is None:
+        return None
+    digits = match["number"].replace(",", "")
+    fraction = match["fraction"] or ""
+    scaled = int(digits + fraction) * _UNIT_YUAN[match["unit"]]
+    whole, remainder = divmod(scaled, 10 ** len(fraction))
+    if remainder or whole > maximum:
+        return None
+    return -whole if match["sign"] else whole
+
+
 def parse_id(text: str | None) -> int | None:
     """A row id (1..MAX_ID) from text, or None."""
     return parse_int(text, minimum=1)

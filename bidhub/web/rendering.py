@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from flask import Flask, Response, make_response, render_template, request
@@ -26,7 +26,16 @@ from bidhub.models import (
 from bidhub.services import policies
 from bidhub.services.branches import branch_label
 from bidhub.web import labels
-from bidhub.web.i18n import current_language, html_lang, translate, utc_to_local
+from bidhub.web.i18n import (
+    current_language,
+    format_day,
+    format_local_time,
+    format_yuan,
+    format_yuan_compact,
+    html_lang,
+    translate,
+    utc_to_local,
+)
 
 
 def is_htmx_partial_request() -> bool:
@@ -71,12 +80,30 @@ def redirect_after_post(location: str, *, event: str | None = None) -> Response:
     return response
 
 
-def localtime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return "" if value is None else utc_to_local(value).strftime(fmt)
+def localtime(value: datetime | date | None, fmt: str | None = None) -> str:
+    """An instant in the app's time zone in the page's style (2026年11月29日 14:30 or
+    2026-11-29 14:30); a date, or `fmt` "date" (or "%Y-%m-%d"), gives the day only; any other
+    `fmt` is a strftime pattern used as it is."""
+    if value is None:
+        return ""
+    if not isinstance(value, datetime):
+        return format_day(value)
+    local = utc_to_local(value)
+    if fmt in (None, "datetime", "date", DAY_PATTERN):
+        return format_local_time(local, with_time=fmt not in ("date", DAY_PATTERN))
+    return local.strftime(fmt)
+
+
+DAY_PATTERN = "%Y-%m-%d"
 
 
 def yuan(value: int | float | None) -> str:
-    return "—" if value is None else f"¥{value:,.0f}"
+    return "—" if value is None else format_yuan(value)
+
+
+def yuan_compact(value: int | float | None) -> str:
+    """`{{ amount|yuan_compact }}`: 120万 on a Chinese page, ¥1.2M on an English one."""
+    return "—" if value is None else format_yuan_compact(value)
 
 
 def score(value: float | None) -> str:
@@ -122,7 +149,7 @@ def branch_name(branch: Branch | None) -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent,
                                  metric_value=metric_value, translate=translate)
-    app.jinja_env.filters.update(branch_name=branch_name)
+    app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language)
     labels.init_app(app)
