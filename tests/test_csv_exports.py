@@ -27,7 +27,7 @@ def register(response) -> list[list[str]]:
     the rows after the blank one)."""
     rows = read(response)
     rows = rows[:rows.index([])] if [] in rows else rows
-    return rows[:1] + [row for row in rows[1:] if row[2] == "direct_transfer"]
+    return rows[:1] + [row for row in rows[1:] if row[2] == "Direct transfer"]
 
 
 def assert_inert(rows: list[list[str]]) -> None:

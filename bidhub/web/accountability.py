@@ -17,14 +17,19 @@ from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import IncidentStatus, Role
 from bidhub.services import accountability, browse, limits
-from bidhub.services.accountability import Outcome
+from bidhub.services.accountability import AdType, Outcome
 from bidhub.web import params
 from bidhub.web.access import managers, rep_only
-from bidhub.web.csv_export import csv_response
+from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, choice_id, options
 from bidhub.web.i18n import local_to_utc, utc_to_local
-from bidhub.web.labels import AD_TYPE_LABELS, INCIDENT_OUTCOME_LABELS, INCIDENT_STATUS_LABELS
-from bidhub.web.rendering import redirect_after_post, render
+from bidhub.web.labels import (
+    AD_TYPE_LABELS,
+    INCIDENT_OUTCOME_LABELS,
+    INCIDENT_STATUS_LABELS,
+    label,
+)
+from bidhub.web.rendering import branch_name, redirect_after_post, render
 
 blueprint = Blueprint("accountability", __name__)
 
@@ -216,10 +221,11 @@ def report():
                   ad_type_labels=AD_TYPE_LABELS)
 
 
-REPORT_COLUMNS = ("Incident", "Seen at (local)", "Account number", "Account", "Branch", "Rep",
-                  "Competitor site", "Ad type", "Status", "Explanation due (local)",
-                  "Explained at (local)", "Resolved at (local)", "Days open", "Overdue",
-                  "Explanation", "Resolution note")
+REPORT_COLUMNS = (_l("Incident"), _l("Seen at (local)"), _l("Account number"), _l("Account"),
+                  _l("Branch"), _l("Rep"), _l("Competitor site"), _l("Ad type"), _l("Status"),
+                  _l("Explanation due (local)"), _l("Explained at (local)"),
+                  _l("Resolved at (local)"), _l("Days open"), _l("Overdue"), _l("Explanation"),
+                  _l("Resolution note"))
 
 
 def local_text(instant: datetime | None) -> str:
@@ -230,15 +236,18 @@ def local_text(instant: datetime | None) -> str:
 @managers
 def report_csv():
     start, end = requested_period()
-    records = ([
-        row.incident.id, local_text(row.incident.seen_at), row.incident.account.external_id,
-        row.incident.account.name, row.incident.account.branch.name,
-        row.incident.rep.display_name, row.incident.competitor_site, row.incident.ad_type,
-        row.incident.status, local_text(row.incident.explanation_due_at),
-        local_text(row.incident.explained_at), local_text(row.incident.resolved_at),
-        row.days_open, "yes" if row.overdue else "no", row.incident.explanation,
-        row.incident.resolution_note] for row in report_rows(start, end))
-    return csv_response(f"bidhub-accountability-{start:%Y%m%d}.csv", REPORT_COLUMNS, records)
+    with export_language():
+        records = ([
+            row.incident.id, local_text(row.incident.seen_at), row.incident.account.external_id,
+            row.incident.account.name, branch_name(row.incident.account.branch),
+            row.incident.rep.display_name, row.incident.competitor_site,
+            label(row.incident.ad_type, AdType), label(row.incident.status, IncidentStatus),
+            local_text(row.incident.explanation_due_at), local_text(row.incident.explained_at),
+            local_text(row.incident.resolved_at), row.days_open,
+            _("yes") if row.overdue else _("no"), row.incident.explanation,
+            row.incident.resolution_note] for row in report_rows(start, end))
+        return csv_response(f"bidhub-accountability-{start:%Y%m%d}.csv", REPORT_COLUMNS,
+                            records)
 
 
 # --- reps --------------------------------------------------------------------------------------

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app, request
+from flask_babel import force_locale
+
+from bidhub.web.i18n import best_language
 
 # Excel (and LibreOffice, Google Sheets) read a cell starting with one of these as a formula,
 # so text a user typed (a reason, an explanation, a name) could run as one in a manager's Excel.
@@ -50,3 +54,20 @@ def csv_response(filename: str, header: Sequence[Any], rows: Iterable[Sequence[A
         "Content-Disposition": f'attachment; filename="{safe_name}"',
         "Cache-Control": "no-store",
     })
+
+
+@contextlib.contextmanager
+def export_language() -> Iterator[None]:
+    """The language of an export's header row and labels: `?lang=en` or `?lang=zh_CN` when
+    asked, else the page's (Chinese unless the person or their browser chose English).
+
+    Codes become labels and the header row is translated; dates stay ISO (2026-03-02 09:00)
+    and amounts plain numbers, which Excel reads as such in either language.
+    """
+    requested = request.args.get("lang", "")[:16]
+    locale = best_language([(requested, 1.0)], current_app.config["LANGUAGES"])
+    if locale is None:
+        yield
+        return
+    with force_locale(locale):
+        yield

@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta
 
 from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from bidhub.clock import now
@@ -13,13 +14,13 @@ from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import ScoreBreakdown
-from bidhub.models import DecisionKind, Listing, RoundStatus
+from bidhub.models import DecisionKind, FilingKind, Listing, RoundStatus
 from bidhub.services import adjudication, browse, policies, rounds, users
 from bidhub.services.filings import FilingFilter, count_filings, find_filings, transfer_account
 from bidhub.services.ledger import ledger_head
 from bidhub.web import params
 from bidhub.web.access import managers
-from bidhub.web.csv_export import csv_response
+from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.forms import (
     ConfirmForm,
     DecisionForm,
@@ -30,8 +31,15 @@ from bidhub.web.forms import (
     options,
 )
 from bidhub.web.i18n import local_to_utc, translate, utc_to_local
+from bidhub.web.labels import label
 from bidhub.web.market import listing_filter_from
-from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
+from bidhub.web.rendering import (
+    branch_name,
+    page_or_partial,
+    redirect_after_post,
+    render,
+    render_form_errors,
+)
 
 blueprint = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -337,9 +345,10 @@ def filings():
         head=ledger_head(session))
 
 
-CSV_COLUMNS = ("No.", "Filed at (local)", "Kind", "Account number", "Account", "Branch",
-               "From rep", "To rep", "Round", "Reason", "Winner score", "Runner-up score",
-               "Rule set SHA-256", "Decided by", "Override reason", "Hash")
+CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
+               _l("Account"), _l("Branch"), _l("From rep"), _l("To rep"), _l("Round"),
+               _l("Reason"), _l("Winner score"), _l("Runner-up score"), _l("Rule set SHA-256"),
+               _l("Decided by"), _l("Override reason"), _l("Hash"))
 
 
 @blueprint.route("/filings.csv")
@@ -347,9 +356,16 @@ CSV_COLUMNS = ("No.", "Filed at (local)", "Kind", "Account number", "Account", "
 def filings_csv():
     session = get_session()
     rows = find_filings(session, filing_filter_from(request.args))
+    with export_language():
+        return filings_export(session, rows)
+
+
+def filings_export(session, rows):
+    """The register's CSV, in the language export_language chose."""
     records = ([
         filing.seq, utc_to_local(filing.decided_at).strftime("%Y-%m-%d %H:%M:%S"),
-        filing.kind, filing.account.external_id, filing.account.name, filing.branch.name,
+        label(filing.kind, FilingKind), filing.account.external_id, filing.account.name,
+        branch_name(filing.branch),
         filing.from_rep.display_name if filing.from_rep else "", filing.to_rep.display_name,
         filing.round.title if filing.round else "", filing.reason,
         "" if filing.winner_score is None else f"{filing.winner_score:.6f}",
@@ -359,6 +375,6 @@ def filings_csv():
     stamp = utc_to_local(now()).strftime("%Y%m%d-%H%M")
     head = ledger_head(session)
     # The register's head closes the file, so a kept export can later be checked against it.
-    trailer = [[], ["Register head", head.seq, head.hash,
-                    head.checkpoint.mac if head.is_anchored else "not anchored"]] if head else []
+    trailer = [[], [_("Register head"), head.seq, head.hash,
+                    head.checkpoint.mac if head.is_anchored else _("not anchored")]] if head else []
     return csv_response(f"bidhub-filings-{stamp}.csv", CSV_COLUMNS, records, trailer)
