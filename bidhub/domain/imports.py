@@ -301,13 +301,16 @@ def choice(values: dict[str, str]) -> Callable[[str], str]:
 
 REP_STATUSES = {"active": "active", "on_leave": "on_leave", "left": "left",
                 "在职": "active", "休假": "on_leave", "请假": "on_leave", "离职": "left"}
-OWNERSHIP_TYPES = {"民营": "private", "私营": "private", "国有": "state_owned",
-                   "国企": "state_owned", "中外合资": "joint_venture", "合资": "joint_venture",
+OWNERSHIP_TYPES = {"民营": "private", "私营": "private", "民营企业": "private",
+                   "私营企业": "private", "国有": "state_owned", "国有企业": "state_owned",
+                   "国企": "state_owned", "央企": "state_owned", "合资企业": "joint_venture",
+                   "事业单位": "government", "政府部门": "government", "上市企业": "listed", "中外合资": "joint_venture", "合资": "joint_venture",
                    "政府机关": "government", "政府": "government", "上市公司": "listed",
                    "上市": "listed", "private": "private", "state_owned": "state_owned",
                    "joint_venture": "joint_venture", "government": "government",
                    "listed": "listed"}
-EXECUTIVE_SPONSORS = {"总裁": "president", "KA副总裁": "ka_vice_president",
+EXECUTIVE_SPONSORS = {"总裁": "president", "老板": "president", "董事长": "president",
+                      "KA副总裁": "ka_vice_president",
                       "副总裁": "ka_vice_president", "分公司总经理": "branch_general_manager",
                       "president": "president", "ka_vice_president": "ka_vice_president",
                       "branch_general_manager": "branch_general_manager"}
@@ -469,7 +472,7 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     ImportKind.REPS: {
         "external_id": ("员工编号", "销售编号", "工号", "员工号", "编号", "员工ID", "人员编号",
-                        "职工编号", "销售工号", "employee id", "employee no", "employee number",
+                        "职工编号", "销售工号", "编码", "人员编码", "员工编码", "employee id", "employee no", "employee number",
                         "emp no", "emp id", "staff id", "staff no", "id"),
         "username": ("用户名", "登录名", "账号", "帐号", "登录账号", "系统账号", "用户账号",
                      "login", "login name", "user name", "user id", "account name"),
@@ -478,7 +481,8 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "branch": SHARED_SYNONYMS["branch"],
         "hire_date": ("入职日期", "入职时间", "入司日期", "入职", "hire date", "start date",
                       "date hired", "joined"),
-        "status": ("状态", "在职状态", "员工状态", "人员状态", "任职状态", "employment status"),
+        "status": ("状态", "在职状态", "员工状态", "人员状态", "任职状态", "在职情况", "是否在职",
+                   "employment status"),
     },
     ImportKind.ACCOUNTS: {
         "external_id": ("客户编号", "客户ID", "客户编码", "客户代码", "客户号", "编号",
@@ -638,8 +642,11 @@ def match_scores(kind: str, header: str) -> list[tuple[float, str, str]]:
             if name in found and found[name][0] >= 1:
                 continue
             ratio = difflib.SequenceMatcher(None, base, known).ratio()
-            if len(known) >= 2 and len(base) >= 2 and (known in base or base in known):
-                ratio = max(ratio, 0.75)  # 客户年度金额 holds 年度金额
+            if len(known) >= 2 and known in base:
+                # 客户年度金额 holds 年度金额; the more of it, the likelier, and a Chinese
+                # header names its thing last (销售人员编码 is a 编码, not a 销售人员).
+                ratio = max(ratio, min(0.99, 0.5 + 0.5 * len(known) / len(base)
+                                       + (0.05 if base.endswith(known) else 0)))
             if ratio >= SIMILARITY_THRESHOLD and ratio > found.get(name, (0.0,))[0]:
                 found[name] = (round(ratio, 3), name, SIMILAR)
     return sorted(found.values(), key=lambda entry: (-entry[0], entry[1]))

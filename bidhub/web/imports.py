@@ -1,19 +1,28 @@
-"""Admins import CRM exports (CSV or XLSX) and read each import's report."""
+"""Admins import CRM exports (CSV or XLSX), map their columns, and read each import's report."""
 
 from __future__ import annotations
 
+import json
+import os
 import queue
+import re
+import secrets
 import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from flask import (
     Blueprint,
     Response,
     abort,
     current_app,
+    request,
     stream_template,
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.file import FileField, FileRequired
@@ -22,7 +31,9 @@ from wtforms.validators import InputRequired
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.imports import COLUMNS
+from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.imports import COLUMNS, EXACT, KINDS, SIMILAR, SYNONYM, Problem
+from bidhub.domain.text import N_
 from bidhub.models import ImportRun, User
 from bidhub.services import imports
 from bidhub.web.access import admins
@@ -31,7 +42,7 @@ from bidhub.web.rendering import redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("imports", __name__, url_prefix="/admin/imports")
 
-KIND_LABELS = {"reps": _l("Reps"), "accounts": _l("Accounts"),
+KIND_LABELS = {"branches": _l("Branches"), "reps": _l("Reps"), "accounts": _l("Accounts"),
                "opportunities": _l("Opportunities"), "forecasts": _l("Monthly forecasts"),
                "incidents": _l("Accountability incidents")}
 
@@ -62,16 +73,221 @@ def upload():
     if form.validate_on_submit():
         upload_file = form.file.data
         data = upload_file.read()
-        arguments = {"kind": form.kind.data, "filename": upload_file.filename or "upload",
+        filename = upload_file.filename or "upload"
+        proposal = imports.propose_mapping(get_session(), form.kind.data, filename, data,
+                                           limits=import_limits())
+        if proposal is not None and proposal.needed:
+            # The columns need a mapping (or one is saved for them): the file waits on the
+            # server while the admin confirms it.
+            token = store_pending(PendingUpload(form.kind.data, filename, current_user.id,
+                                                now(), form.valid_rows_only.data), data)
+            return redirect_after_post(url_for("imports.mapping", token=token))
+        arguments = {"kind": form.kind.data, "filename": filename,
                      "data": data, "valid_rows_only": form.valid_rows_only.data, "now": now(),
-                     "zone": current_app.config["TIMEZONE"],
-                     # UploadLimits; unset means the defaults (tests set small ones)
-                     "limits": current_app.config.get("IMPORT_LIMITS")}
+                     "zone": current_app.config["TIMEZONE"], "limits": import_limits()}
         if len(data) >= current_app.config["IMPORT_PROGRESS_MIN_BYTES"]:
             return import_with_progress(current_user.id, arguments)
         result = imports.import_file(get_session(), current_user, **arguments)
         return redirect_after_post(url_for("imports.run", run_id=result.run_id))
     return page(form, 422 if form.is_submitted() else 200)
+
+
+def import_limits():
+    """UploadLimits from the configuration; unset means the defaults (tests set small ones)."""
+    return current_app.config.get("IMPORT_LIMITS")
+
+
+# --- uploads waiting for their mapping ------------------------------------------------------------
+#
+# Between the upload and the confirmed mapping the file is kept on the server, under a random
+# token, in a folder of the instance; the browser only ever holds the token. A file is removed
+# once imported and, unused, after PENDING_LIFETIME.
+
+PENDING_LIFETIME = timedelta(hours=1)
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    kind: str
+    filename: str
+    actor_id: int
+    stored_at: datetime
+    valid_rows_only: bool
+
+
+def pending_folder() -> Path:
+    folder = current_app.config.get("IMPORT_UPLOAD_FOLDER") or os.path.join(
+        current_app.instance_path, "import-uploads")
+    path = Path(folder)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def store_pending(upload: PendingUpload, data: bytes) -> str:
+    folder = pending_folder()
+    remove_expired(folder)
+    token = secrets.token_urlsafe(32)
+    meta = {"kind": upload.kind, "filename": upload.filename, "actor_id": upload.actor_id,
+            "stored_at": upload.stored_at.isoformat(), "valid_rows_only": upload.valid_rows_only}
+    for suffix, content in ((".data", data), (".json", json.dumps(meta).encode())):
+        descriptor = os.open(folder / f"{token}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content)
+    return token
+
+
+def read_meta(path: Path) -> PendingUpload | None:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        return PendingUpload(str(meta["kind"]), str(meta["filename"]), int(meta["actor_id"]),
+                             datetime.fromisoformat(meta["stored_at"]),
+                             bool(meta["valid_rows_only"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remove_expired(folder: Path) -> None:
+    for path in folder.glob("*.json"):
+        upload = read_meta(path)
+        if upload is None or upload.stored_at + PENDING_LIFETIME <= now():
+            discard_pending(folder, path.stem)
+
+
+def discard_pending(folder: Path, token: str) -> None:
+    for suffix in (".data", ".json"):
+        (folder / f"{token}{suffix}").unlink(missing_ok=True)
+
+
+def load_pending(token: str) -> tuple[PendingUpload, bytes]:
+    """The upload behind a token, for the admin who made it and not yet expired."""
+    refused = InvalidRequest(N_("This upload is unknown or has expired; upload the file "
+                                "again."), field="token")
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise refused
+    folder = pending_folder()
+    upload = read_meta(folder / f"{token}.json")
+    if (upload is None or upload.actor_id != current_user.id or upload.kind not in KINDS
+            or upload.stored_at + PENDING_LIFETIME <= now()):
+        raise refused
+    try:
+        data = (folder / f"{token}.data").read_bytes()
+    except OSError:
+        raise refused from None
+    return upload, data
+
+
+class MappingForm(Form):
+    """The mapping step's own fields are read from the request (one select per file column);
+    this form carries the CSRF check and the choice of importing the valid rows only."""
+
+    valid_rows_only = BooleanField(_l("Import the valid rows and report the others"))
+
+
+def posted_mapping(headers: list[str]) -> tuple[dict[str, str], list[str]]:
+    """{file column: field} and the acknowledged columns from the mapping form.
+
+    Columns are posted by their position in the header row (column-0, column-1, ...), so a
+    column's name never becomes a form key; a position the file does not have is refused.
+    """
+    columns: dict[str, str] = {}
+    for key, value in request.form.items():
+        if not key.startswith("column-"):
+            continue
+        index = key.removeprefix("column-")
+        if not index.isascii() or not index.isdigit() or int(index) >= len(headers):
+            raise InvalidRequest(N_("The mapping names a column the file does not have."),
+                                 field="mapping")
+        columns[headers[int(index)]] = value.strip()
+    acknowledged = []
+    for value in request.form.getlist("ack"):
+        if not value.isascii() or not value.isdigit() or int(value) >= len(headers):
+            raise InvalidRequest(N_("The mapping names a column the file does not have."),
+                                 field="mapping")
+        acknowledged.append(headers[int(value)])
+    return columns, acknowledged
+
+
+def mapping_page(token: str, upload: PendingUpload, proposal, form: MappingForm,
+                 errors: list | None = None, status: int = 200):
+    how_labels = {EXACT: _("its exact name"), SYNONYM: _("a known synonym"),
+                  SIMILAR: _("a similar name")}
+    return render("imports/mapping.html", status=status, token=token, upload=upload,
+                  proposal=proposal, form=form, errors=errors or [],
+                  columns=COLUMNS[upload.kind], kind_labels=KIND_LABELS, how_labels=how_labels)
+
+
+@blueprint.route("/map/<token>", methods=["GET", "POST"], endpoint="mapping")
+@admins
+def mapping(token: str):
+    """The mapping step: each file column beside its field, a preview; confirming imports."""
+    try:
+        upload, data = load_pending(token)
+    except InvalidRequest as error:
+        return render("imports/expired.html", status=422, error=error)
+    session = get_session()
+    form = MappingForm(valid_rows_only=upload.valid_rows_only)
+    proposal = imports.propose_mapping(session, upload.kind, upload.filename, data,
+                                       limits=import_limits())
+    if proposal is None:  # unreadable after all: importing records why
+        return confirm(token, upload, data, None, [])
+    if not form.is_submitted():
+        return mapping_page(token, upload, proposal, form)
+    if not form.validate_on_submit():
+        return mapping_page(token, upload, proposal, form, status=422)
+    try:
+        columns, acknowledged = posted_mapping(proposal.headers)
+    except InvalidRequest as error:
+        return mapping_page(token, upload, proposal, form, [error.message], 422)
+    return confirm(token, upload, data, columns, acknowledged, form)
+
+
+def confirm(token: str, upload: PendingUpload, data: bytes, columns: dict[str, str] | None,
+            acknowledged: list[str], form: MappingForm | None = None):
+    valid_rows_only = form.valid_rows_only.data if form is not None else upload.valid_rows_only
+    session = get_session()
+    try:
+        result = imports.import_file(
+            session, current_user, upload.kind, upload.filename, data,
+            valid_rows_only=bool(valid_rows_only), now=now(),
+            zone=current_app.config["TIMEZONE"], limits=import_limits(),
+            mapping=columns if columns is not None else {}, acknowledged=acknowledged)
+    except InvalidRequest as error:
+        proposal = imports.propose_mapping(session, upload.kind, upload.filename, data,
+                                           columns=columns, acknowledged=acknowledged,
+                                           limits=import_limits())
+        messages = getattr(error.message, "parts", [error.message])
+        return mapping_page(token, upload, proposal, form or MappingForm(), messages, 422)
+    discard_pending(pending_folder(), token)
+    return redirect_after_post(url_for("imports.run", run_id=result.run_id))
+
+
+@blueprint.route("/map/<token>/preview", methods=["POST"], endpoint="mapping_preview")
+@admins
+def mapping_preview(token: str):
+    """The preview and the check for the mapping as the admin is changing it (htmx)."""
+    try:
+        upload, data = load_pending(token)
+    except InvalidRequest as error:
+        return render("imports/expired.html", status=422, error=error)
+    form = MappingForm()
+    if not form.validate_on_submit():
+        abort(400)
+    session = get_session()
+    headers = imports.propose_mapping(session, upload.kind, upload.filename, data,
+                                      limits=import_limits())
+    if headers is None:
+        abort(422)
+    try:
+        columns, acknowledged = posted_mapping(headers.headers)
+    except InvalidRequest as error:
+        return render("imports/_mapping_check.html", status=422, proposal=headers,
+                      errors=[error.message], upload=upload)
+    proposal = imports.propose_mapping(session, upload.kind, upload.filename, data,
+                                       columns=columns, acknowledged=acknowledged,
+                                       limits=import_limits())
+    return render("imports/_mapping_check.html", proposal=proposal, errors=[], upload=upload)
 
 
 def import_with_progress(actor_id: int, arguments: dict):
@@ -121,5 +337,9 @@ def run(run_id: int):
     import_run = session.get(ImportRun, run_id)
     if import_run is None:
         abort(404)
+    problems = [Problem.from_dict(problem)
+                for problem in import_run.report.get("problems", [])]
+    mapping = import_run.report.get("mapping", {})
     return render("imports/run.html", run=import_run, kind_labels=KIND_LABELS,
-                  actors=imports.actor_names(session, [import_run]))
+                  actors=imports.actor_names(session, [import_run]), problems=problems,
+                  mapped_by_other_names=any(column != name for column, name in mapping.items()))

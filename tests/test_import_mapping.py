@@ -1,0 +1,503 @@
+"""Column mapping on import: suggestion, preview, saved mappings, units, warnings, CLI flags."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from bidhub.domain.imports import (
+    Problem,
+    check_mapping,
+    header_unit,
+    headers_key,
+    mapping_needed,
+    parse_yuan,
+    suggest_mapping,
+)
+from bidhub.domain.text import Text
+from bidhub.models import (
+    Account,
+    AuditEvent,
+    Branch,
+    ImportMapping,
+    ImportRun,
+    MonthlyForecast,
+    User,
+)
+from bidhub.services.imports import MappingNeeded, import_file, propose_mapping
+from tests.conftest import reload
+
+REPS_HEADERS = "销售编号,姓名,所属分公司,入职日期,在职状态"
+REPS_ROWS = ["S1001,王芳,北京,2021-03-15,在职", "S1002,李军,BJ,2019-07-01,在职",
+             "S1003,张伟,上海,2020-05-10,离职"]
+ACCOUNT_HEADERS = "客户编号,客户名称,行业,企业性质,所属分公司,年度金额(万元),负责销售,高管负责人"
+ACCOUNT_ROWS = ["KA-1,北京智联科技,互联网,民营,BJ,120,S1001,",
+                "KA-2,华北电力集团,能源,国有企业,北京,350.5,S1002,总裁"]
+
+
+def csv_of(headers: str, rows: list[str], encoding: str = "utf-8-sig") -> bytes:
+    return ("\n".join([headers, *rows]) + "\n").encode(encoding)
+
+
+def xlsx_of(headers: str, rows: list[str]) -> bytes:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in [headers, *rows]:
+        sheet.append(record.split(","))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def suggested(kind: str, headers: str) -> dict[str, str | None]:
+    return {match.column: match.field for match in suggest_mapping(kind, headers.split(","))}
+
+
+@pytest.fixture
+def branches(make_branch, session):
+    made = {code: make_branch(code, name) for code, name in (("BJ", "Beijing"),
+                                                              ("SH", "Shanghai"))}
+    made["BJ"].name_zh, made["SH"].name_zh = "北京", "上海"
+    session.commit()
+    return made
+
+
+@pytest.fixture
+def admin(make_admin):
+    return make_admin()
+
+
+@pytest.fixture
+def uploads(app, tmp_path):
+    app.config["IMPORT_UPLOAD_FOLDER"] = str(tmp_path / "uploads")
+    return tmp_path / "uploads"
+
+
+def counts(session) -> dict[str, int]:
+    reload(session)
+    return {table.__name__: session.scalar(select(func.count()).select_from(table))
+            for table in (User, Account, ImportRun, ImportMapping, MonthlyForecast, Branch)}
+
+
+# --- the suggestion -------------------------------------------------------------------------------
+
+def test_synonyms_suggest_the_fields_real_exports_name_differently():
+    assert suggested("reps", REPS_HEADERS) == {
+        "销售编号": "external_id", "姓名": "name", "所属分公司": "branch",
+        "入职日期": "hire_date", "在职状态": "status"}
+    assert suggested("accounts", ACCOUNT_HEADERS) == {
+        "客户编号": "external_id", "客户名称": "name", "行业": "industry",
+        "企业性质": "ownership_type", "所属分公司": "branch",
+        "年度金额(万元)": "annual_value_yuan", "负责销售": "owner",
+        "高管负责人": "executive_sponsor"}
+    english = suggested("reps", "Employee ID,Full Name,Branch,Hire Date,Employment Status")
+    assert english == {"Employee ID": "external_id", "Full Name": "name", "Branch": "branch",
+                       "Hire Date": "hire_date", "Employment Status": "status"}
+
+
+def test_full_width_brackets_letters_and_spaces_do_not_matter():
+    assert suggested("accounts", "年度金额（万元）,ＫＡ客户编号")["年度金额（万元）"] == (
+        "annual_value_yuan")
+    assert header_unit("年度金额（万元）") == 10_000 and header_unit("年度金额(元)") == 1
+    assert header_unit("年销售额 万元") == 10_000 and header_unit("金额") == 1
+
+
+def test_similar_names_are_suggested_and_unlike_ones_are_not():
+    matches = {match.column: match for match in suggest_mapping(
+        "accounts", ["客户全称名", "年销售总额(万元)", "负责高管人", "备注"])}
+    assert matches["客户全称名"].field == "name" and matches["客户全称名"].how == "similar"
+    assert matches["年销售总额(万元)"].field == "annual_value_yuan"
+    assert matches["负责高管人"].field == "executive_sponsor"
+    assert matches["备注"].field is None
+
+
+def test_one_field_per_column_and_an_exact_name_wins():
+    matches = suggest_mapping("reps", ["销售编号", "员工编号", "姓名"])
+    fields = [match.field for match in matches]
+    assert fields.count("external_id") == 1
+    # 员工编号 is the field's accepted header: it keeps the field; 销售编号 is only a synonym.
+    assert {match.column: match.field for match in matches}["员工编号"] == "external_id"
+
+
+def test_files_with_exact_headers_need_no_mapping_and_others_do():
+    assert not mapping_needed("reps", ["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"])
+    assert not mapping_needed("reps", ["员工编号", "用户名", "姓名", "分公司", "备用列"])
+    assert mapping_needed("reps", REPS_HEADERS.split(","))
+    assert mapping_needed("accounts", ACCOUNT_HEADERS.split(","))
+
+
+# --- units and amounts ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("cell", "unit", "yuan"), [
+    ("1,200,000", 1, 1_200_000), ("¥1,200,000", 1, 1_200_000), ("￥1,200,000", 1, 1_200_000),
+    ("120万", 1, 1_200_000), ("1.2万元", 1, 12_000), ("1.2", 10_000, 12_000),
+    ("350.5", 10_000, 3_505_000), ("5000元", 10_000, 5_000), ("120万", 10_000, 1_200_000),
+    ("１２０万", 1, 1_200_000), ("12.5", 1_000, 12_500),
+])
+def test_amounts_in_yuan_and_in_wan(cell, unit, yuan):
+    assert parse_yuan(cell, unit) == yuan
+
+
+@pytest.mark.parametrize("cell", ["1.5", "1.23456万", "abc", "-5", "1e5"])
+def test_amounts_that_are_not_whole_yuan_are_refused(cell):
+    from bidhub.domain.imports import BadValue
+
+    with pytest.raises(BadValue):
+        parse_yuan(cell)
+
+
+# --- the service: mapping needed, given, saved -----------------------------------------------------
+
+def test_a_file_needing_a_mapping_raises_and_writes_nothing(session, branches, admin, clock):
+    before = counts(session)
+    with pytest.raises(MappingNeeded) as raised:
+        import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                    valid_rows_only=False, now=clock())
+    assert {match.column: match.field for match in raised.value.suggestion}["销售编号"] == (
+        "external_id")
+    assert raised.value.check.usable
+    assert counts(session) == before
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "xlsx"])
+def test_a_confirmed_mapping_imports_converts_and_is_saved(session, branches, admin, clock,
+                                                          encoding):
+    mapping = suggested("reps", REPS_HEADERS)
+    data = (xlsx_of(REPS_HEADERS, REPS_ROWS) if encoding == "xlsx"
+            else csv_of(REPS_HEADERS, REPS_ROWS, encoding))
+    name = "reps.xlsx" if encoding == "xlsx" else "reps.csv"
+    result = import_file(session, admin, "reps", name, data, valid_rows_only=False,
+                         now=clock(), mapping=mapping)
+    assert (result.status, result.added, result.rows_total) == ("imported", 3, 3), (
+        result.problems)
+    assert result.generated_usernames
+    reload(session)
+    reps = {user.username: user for user in session.scalars(
+        select(User).where(User.external_id.is_not(None)))}
+    assert set(reps) == {"s1001", "s1002", "s1003"}
+    # Branches matched by Chinese name and by code; 离职 read as left.
+    assert reps["s1001"].branch.code == "BJ" and reps["s1003"].branch.code == "SH"
+    assert reps["s1003"].status == "left" and not reps["s1003"].is_active
+    saved = session.scalars(select(ImportMapping)).one()
+    assert saved.kind == "reps" and saved.columns == mapping
+    assert saved.headers_key == headers_key(REPS_HEADERS.split(","))
+    assert saved.saved_by_id == admin.id
+    assert session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "import_mapping.saved")).one()
+    run = session.get(ImportRun, result.run_id)
+    assert run.report["generated_usernames"] and run.report["mapping"]["销售编号"] == (
+        "external_id")
+
+
+def test_a_saved_mapping_is_used_for_the_same_headers(session, branches, admin, clock):
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    changed = [REPS_ROWS[0].replace("王芳", "王芳芳"), *REPS_ROWS[1:]]
+    clock.advance(minutes=5)
+    result = import_file(session, admin, "reps", "reps-2.csv", csv_of(REPS_HEADERS, changed),
+                         valid_rows_only=False, now=clock())
+    assert (result.status, result.updated, result.unchanged) == ("imported", 1, 2)
+    assert result.saved_mapping_by == admin.display_name
+    assert result.saved_mapping_at is not None
+    reload(session)
+    # The generated username is kept for reps bidhub already knows.
+    assert session.scalars(select(User).where(User.external_id == "S1001")).one().username == (
+        "s1001")
+    # Another kind with the same headers does not get it.
+    with pytest.raises(MappingNeeded):
+        import_file(session, admin, "incidents", "x.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                    valid_rows_only=False, now=clock())
+
+
+def test_units_in_headers_are_converted_to_yuan(session, branches, admin, clock):
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    result = import_file(session, admin, "accounts", "accounts.csv",
+                         csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS), valid_rows_only=False,
+                         now=clock(), mapping=suggested("accounts", ACCOUNT_HEADERS))
+    assert (result.status, result.added) == ("imported", 2), result.problems
+    reload(session)
+    values = dict(session.execute(select(Account.external_id, Account.annual_value_yuan)).all())
+    assert values == {"KA-1": 1_200_000, "KA-2": 3_505_000}
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2")).one()
+    assert account.executive_sponsor == "president" and account.branch.code == "BJ"
+    assert session.get(ImportRun, result.run_id).report["units"] == {
+        "annual_value_yuan": 10_000}
+
+
+def test_an_unmapped_important_column_must_be_acknowledged(session, branches, admin, clock):
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    mapping = {**suggested("accounts", ACCOUNT_HEADERS), "高管负责人": ""}
+    check = check_mapping("accounts", ACCOUNT_HEADERS.split(","), mapping)
+    assert [(warning.column, warning.field) for warning in check.warnings] == [
+        ("高管负责人", "executive_sponsor")]
+    before = counts(session)
+    data = csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS)
+    from bidhub.domain.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as refused:
+        import_file(session, admin, "accounts", "a.csv", data, valid_rows_only=False,
+                    now=clock(), mapping=mapping)
+    assert "高管负责人" in str(refused.value) and "executive_sponsor" in str(refused.value)
+    assert counts(session) == before
+    result = import_file(session, admin, "accounts", "a.csv", data, valid_rows_only=False,
+                         now=clock(), mapping=mapping, acknowledged=["高管负责人"])
+    assert result.status == "imported" and result.ignored_columns == ["高管负责人"]
+    reload(session)
+    saved = session.scalars(select(ImportMapping).where(ImportMapping.kind == "accounts")).one()
+    assert saved.acknowledged == ["高管负责人"]
+
+
+def test_the_preview_shows_rows_as_stored_with_problems_per_cell(session, branches):
+    rows = [*ACCOUNT_ROWS, "KA-3,坏数据,制造,未知性质,BJ,十万,S1001,"]
+    proposal = propose_mapping(session, "accounts", "a.csv", csv_of(ACCOUNT_HEADERS, rows))
+    assert proposal.needed and proposal.saved is None and proposal.rows_total == 3
+    assert proposal.check.units == {"annual_value_yuan": 10_000}
+    first = {cell.field: cell for cell in proposal.preview[0].cells}
+    assert first["annual_value_yuan"].value == "1,200,000" and first["annual_value_yuan"].raw == (
+        "120")
+    assert first["ownership_type"].value == "private"
+    third = {cell.field: cell for cell in proposal.preview[2].cells}
+    assert proposal.preview[2].number == 4
+    assert isinstance(third["ownership_type"].problem, Text)
+    assert "Unknown value" in third["ownership_type"].problem
+    assert "Not an amount" in third["annual_value_yuan"].problem
+    changed = propose_mapping(session, "accounts", "a.csv", csv_of(ACCOUNT_HEADERS, rows),
+                              columns={**proposal.columns, "客户名称": ""})
+    assert changed.check.missing == ["name"]
+
+
+def test_the_row_count_is_right_when_a_required_column_is_missing(session, branches, admin,
+                                                                  clock):
+    result = import_file(session, admin, "reps", "r.csv",
+                         csv_of("员工编号,用户名,分公司", ["R1,a,BJ", "R2,b,BJ", ""]),
+                         valid_rows_only=False, now=clock())
+    assert result.status == "refused" and result.rows_total == 2
+    assert session.get(ImportRun, result.run_id).rows_total == 2
+
+
+def test_generated_usernames_that_collide_are_refused_clearly(session, branches, admin,
+                                                              make_manager, clock):
+    make_manager(username="s9")
+    headers = "员工编号,姓名,分公司"
+    result = import_file(session, admin, "reps", "r.csv",
+                         csv_of(headers, ["S1,甲,BJ", "s1,乙,BJ", "S9,丙,BJ"]),
+                         valid_rows_only=False, now=clock())
+    assert result.status == "refused"
+    reasons = {(problem.row, problem.column): str(problem.reason)
+               for problem in result.problems}
+    assert "made from this employee id is also row 2's" in reasons[3, "username"]
+    assert "s9, made from the employee id, belongs to another user" in reasons[4, "username"]
+
+
+def test_stored_reasons_are_translatable_messages():
+    problem = Problem(3, "hire_date", "x", Text("Not a date; write it as YYYY-MM-DD."))
+    stored = problem.as_dict()
+    assert stored["reason"] == "Not a date; write it as YYYY-MM-DD."
+    assert stored["message"] == {"msgid": "Not a date; write it as YYYY-MM-DD.", "params": {}}
+    rebuilt = Problem.from_dict(stored)
+    assert isinstance(rebuilt.reason, Text) and rebuilt == problem
+    assert Problem.from_dict({"row": 1, "column": "", "value": "", "reason": "old"}).reason == (
+        "old")
+
+
+# --- branches -----------------------------------------------------------------------------------
+
+def test_the_branches_kind_creates_and_renames_branches_audited(session, admin, clock):
+    data = csv_of("分公司编码,分公司名称,中文名称", ["BJ,Beijing,北京", "SH,Shanghai,上海"])
+    result = import_file(session, admin, "branches", "b.csv", data, valid_rows_only=False,
+                         now=clock())
+    assert (result.status, result.added) == ("imported", 2), result.problems
+    renamed = csv_of("分公司编码,分公司名称,中文名称", ["BJ,Beijing,北京", "sh,Shanghai HQ,上海"])
+    result = import_file(session, admin, "branches", "b.csv", renamed, valid_rows_only=False,
+                         now=clock())
+    assert (result.added, result.updated, result.unchanged) == (0, 1, 1)
+    reload(session)
+    assert {branch.code: (branch.name, branch.name_zh)
+            for branch in session.scalars(select(Branch))} == {
+        "BJ": ("Beijing", "北京"), "SH": ("Shanghai HQ", "上海")}
+    actions = [event.action for event in session.scalars(
+        select(AuditEvent).where(AuditEvent.target.like("branch:%")))]
+    assert sorted(actions) == ["branch.created", "branch.created", "branch.renamed"]
+    clash = csv_of("分公司编码,分公司名称", ["GZ,上海"])
+    result = import_file(session, admin, "branches", "b.csv", clash, valid_rows_only=False,
+                         now=clock())
+    assert result.status == "refused" and "already known as" in result.problems[0].reason
+
+
+# --- the web mapping step -------------------------------------------------------------------------
+
+def upload(client, kind: str, data: bytes, filename: str = "file.csv"):
+    return client.post("/admin/imports/", data={"kind": kind,
+                                                "file": (io.BytesIO(data), filename)},
+                       content_type="multipart/form-data")
+
+
+def form_of(page: str) -> dict[str, str]:
+    """The mapping form's selects with their selected options, as the browser would post."""
+    form = {}
+    for name, body in re.findall(r'<select id="[^"]+" name="(column-\d+)">(.*?)</select>', page,
+                                 re.DOTALL):
+        selected = re.search(r'<option value="([^"]*)" selected', body)
+        form[name] = selected.group(1) if selected else ""
+    return form
+
+
+def test_the_upload_goes_to_the_mapping_step_and_confirming_imports(
+        session, branches, admin, login_as, uploads):
+    client = login_as(admin)
+    response = upload(client, "reps", csv_of(REPS_HEADERS, REPS_ROWS, "gbk"), "销售.csv")
+    assert response.status_code == 303 and "/admin/imports/map/" in response.location
+    page = client.get(response.location).get_data(as_text=True)
+    assert "销售编号" in page and "r1001" in page  # the username rule is stated
+    assert "s1001" in page  # the preview shows the generated username
+    form = form_of(page)
+    assert list(form.values()) == ["external_id", "name", "branch", "hire_date", "status"]
+    assert len(list(uploads.iterdir())) == 2
+    response = client.post(response.location, data=form)
+    assert response.status_code == 303 and re.search(r"/admin/imports/\d+$", response.location)
+    report = client.get(response.location).get_data(as_text=True)
+    assert "销售编号" in report and "external_id" in report
+    assert list(uploads.iterdir()) == []  # the waiting file is gone
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(User).where(
+        User.external_id.is_not(None))) == 3
+    # The same headers again: the mapping step says whose saved mapping it offers.
+    response = upload(client, "reps", csv_of(REPS_HEADERS, REPS_ROWS))
+    page = client.get(response.location).get_data(as_text=True)
+    assert "Using the mapping saved on" in page and admin.display_name in page
+
+
+def test_the_preview_follows_the_selects(session, branches, admin, login_as, uploads):
+    client = login_as(admin)
+    location = upload(client, "accounts", csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS)).location
+    form = form_of(client.get(location).get_data(as_text=True))
+    response = client.post(f"{location}/preview", data=form, headers={"HX-Request": "true"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and 'id="mapping-check"' in html
+    assert "1,200,000" in html and "<html" not in html
+    form["column-7"] = ""  # 高管负责人 left out
+    html = client.post(f"{location}/preview", data=form).get_data(as_text=True)
+    assert 'name="ack"' in html and "高管负责人" in html
+
+
+def test_an_unacknowledged_important_column_is_refused_on_the_web_then_accepted(
+        session, branches, admin, login_as, uploads, clock):
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    client = login_as(admin)
+    location = upload(client, "accounts", csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS)).location
+    form = {**form_of(client.get(location).get_data(as_text=True)), "column-7": ""}
+    before = counts(session)
+    response = client.post(location, data=form)
+    assert response.status_code == 422
+    assert "looks like &#39;executive_sponsor&#39;" in response.get_data(as_text=True)
+    assert counts(session) == before
+    response = client.post(location, data={**form, "ack": "7"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Account)) == 2
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"column-0": "no_such_field"}, "is not a field of this kind"),
+    ({"column-1": "external_id"}, "are both mapped to"),
+    ({"column-99": "name"}, "a column the file does not have"),
+    ({"column-x": "name"}, "a column the file does not have"),
+    ({"column-1": ""}, "required field"),
+])
+def test_a_garbage_mapping_is_a_clear_422_and_changes_nothing(session, branches, admin,
+                                                              login_as, uploads, change, message):
+    client = login_as(admin)
+    location = upload(client, "reps", csv_of(REPS_HEADERS, REPS_ROWS)).location
+    form = form_of(client.get(location).get_data(as_text=True))
+    before = counts(session)
+    response = client.post(location, data={**form, **change})
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True).replace("&#39;", "'")
+    assert counts(session) == before
+    assert len(list(uploads.iterdir())) == 2  # still waiting for a good mapping
+
+
+def test_a_forged_or_foreign_token_is_a_422(session, branches, admin, make_admin, login_as,
+                                            uploads, app, clock):
+    client = login_as(admin)
+    location = upload(client, "reps", csv_of(REPS_HEADERS, REPS_ROWS)).location
+    form = form_of(client.get(location).get_data(as_text=True))
+    other = app.test_client()
+    from tests.conftest import login
+
+    login(other, make_admin())
+    before = counts(session)
+    for forged in ("/admin/imports/map/" + "A" * 43, "/admin/imports/map/..%2F..%2Fsecret_key",
+                   "/admin/imports/map/x"):
+        response = client.post(forged, data=form)
+        assert response.status_code in (404, 422)
+        assert response.status_code == 404 or "unknown or has expired" in response.get_data(
+            as_text=True)
+    assert other.post(location, data=form).status_code == 422
+    clock.advance(hours=2)  # expired
+    assert client.post(location, data=form).status_code == 422
+    assert counts(session) == before
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+def test_the_cli_prints_the_suggested_mapping_and_imports_nothing(app, session, branches,
+                                                                  admin, tmp_path):
+    path = tmp_path / "reps.csv"
+    path.write_bytes(csv_of(REPS_HEADERS, REPS_ROWS, "gbk"))
+    before = counts(session)
+    result = app.test_cli_runner().invoke(args=["import", "reps", str(path), "--by",
+                                                admin.username])
+    assert result.exit_code == 1
+    assert "--map '销售编号=external_id'" in result.output
+    assert '"所属分公司" = "branch"' in result.output and "[columns]" in result.output
+    assert counts(session) == before
+
+
+def test_the_cli_takes_map_flags_and_reuses_the_saved_mapping(app, session, branches, admin,
+                                                              tmp_path):
+    path = tmp_path / "reps.csv"
+    path.write_bytes(csv_of(REPS_HEADERS, REPS_ROWS))
+    runner = app.test_cli_runner()
+    flags = ["--map", "销售编号=external_id", "--map", "所属分公司=branch",
+             "--map", "在职状态=status"]
+    result = runner.invoke(args=["import", "reps", str(path), "--by", admin.username, *flags])
+    assert result.exit_code == 0, result.output
+    assert "added 3" in result.output and "made from the employee ids" in result.output
+    result = runner.invoke(args=["import", "reps", str(path), "--by", admin.username])
+    assert result.exit_code == 0, result.output
+    assert "Using the mapping saved on" in result.output and "unchanged 3" in result.output
+
+
+def test_the_cli_takes_a_toml_mapping_and_ack(app, session, branches, admin, tmp_path, clock):
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    data = tmp_path / "accounts.xlsx"
+    data.write_bytes(xlsx_of(ACCOUNT_HEADERS, ACCOUNT_ROWS))
+    mapping = tmp_path / "accounts.toml"
+    mapping.write_text('[columns]\n"企业性质" = "ownership_type"\n"所属分公司" = "branch"\n'
+                       '"年度金额(万元)" = "annual_value_yuan"\n"负责销售" = "owner"\n'
+                       '"高管负责人" = "-"\n', encoding="utf-8")
+    runner = app.test_cli_runner()
+    base = ["import", "accounts", str(data), "--by", admin.username, "--mapping", str(mapping)]
+    result = runner.invoke(args=base)
+    assert result.exit_code == 1 and "高管负责人" in result.output and "--ack" in result.output
+    assert session.scalar(select(func.count()).select_from(Account)) == 0
+    result = runner.invoke(args=[*base, "--ack", "高管负责人"])
+    assert result.exit_code == 0, result.output
+    reload(session)
+    assert dict(session.execute(select(Account.external_id, Account.annual_value_yuan)).all()) == {
+        "KA-1": 1_200_000, "KA-2": 3_505_000}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("columns = 3\n", encoding="utf-8")
+    result = runner.invoke(args=["import", "accounts", str(data), "--by", admin.username,
+                                 "--mapping", str(bad)])
+    assert result.exit_code == 2 and "[columns]" in result.output
