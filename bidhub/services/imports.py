@@ -33,6 +33,7 @@ from bidhub.domain.imports import (
     FileRefused,
     ImportKind,
     MappingCheck,
+    MappingWarning,
     Message,
     Parsed,
     PreviewRow,
@@ -45,6 +46,7 @@ from bidhub.domain.imports import (
     check_workbook,
     collect_records,
     default_limits,
+    exact_mapping,
     headers_key,
     mapping_needed,
     parse_file,
@@ -286,6 +288,8 @@ class MappingProposal:
     preview: list[PreviewRow]
     rows_total: int
     needed: bool  # the headers are not all exact, or a mapping was saved for them
+    # Important columns left unmapped, acknowledged or not (the step shows a box for each).
+    unmapped_important: list[MappingWarning] = field(default_factory=list)
     saved: ImportMapping | None = None
     saved_by: str = ""
 
@@ -325,7 +329,8 @@ def propose_mapping(
         acknowledged=acknowledged, check=check,
         preview=preview_rows(kind, records, check.columns, PREVIEW_ROWS),
         rows_total=sum(1 for record in records[1:] if any(cell.strip() for cell in record)),
-        needed=saved is not None or mapping_needed(kind, headers), saved=saved,
+        needed=saved is not None or mapping_needed(kind, headers),
+        unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
         saved_by=saved_by)
 
 
@@ -339,6 +344,11 @@ def chosen_mapping(
     MappingNeeded when the headers need one and none was given or saved.
     """
     if mapping is not None:
+        # Columns the mapping does not name are read by their exact name, unless the mapping
+        # gives their field to another column.
+        claimed = {name for name in mapping.values() if name}
+        mapping = {**{column: name for column, name in exact_mapping(kind, headers).items()
+                      if name not in claimed}, **mapping}
         acknowledged = [column for column in acknowledged if column in headers]
         check = check_mapping(kind, headers, mapping, acknowledged)
         if not check.usable:
