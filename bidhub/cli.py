@@ -171,7 +171,7 @@ def rescore_command(round_id: int) -> None:
         click.echo(f"Round {round_id}: every score and the allocation reproduce exactly.")
         return
     for problem in problems:
-        click.echo(problem, err=True)
+        click.echo(str(problem), err=True)
     sys.exit(1)
 
 

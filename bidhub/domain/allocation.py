@@ -30,6 +30,7 @@ from bidhub.domain.allocation_methods import ALLOCATION_METHODS
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import DECIMALS, ScoreBreakdown
+from bidhub.domain.text import N_, Text
 from bidhub.domain.tie_breaks import TIE_BREAKS
 
 
@@ -40,7 +41,7 @@ class Allocation:
     awards: dict[int, int | None]  # listing -> winning bid id, or None
     # bid -> why it did not win: every eligible bid ranked above its listing's award (or any
     # eligible bid of a listing without one), and every ineligible bid.
-    reasons: dict[int, str]
+    reasons: dict[int, Text]
     flagged: frozenset[int]  # listings with too few eligible bids: KA management decides
     total_score: float  # sum of the awarded bids' totals
     lottery_seed: int | None = None
@@ -100,17 +101,35 @@ def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Scor
     return Allocation(rules.allocation, rankings, awards, reasons, flagged, total, lottery_seed)
 
 
-def _listing_list(listing_ids: list[int]) -> str:
+def _listing_list(listing_ids: list[int]) -> Text | str:
     names = [f"#{listing_id}" for listing_id in sorted(listing_ids)]
     if len(names) <= 1:
         return "".join(names)
-    return ", ".join(names[:-1]) + " and " + names[-1]
+    return N_("%(listings)s and %(last)s", listings=", ".join(names[:-1]), last=names[-1])
+
+
+def _listed(reasons: list[Text | str]) -> Text | str:
+    """Reasons one after another, nested Texts rather than `Joined`, so that two allocations
+    with the same reasons compare equal."""
+    if len(reasons) == 1:
+        return reasons[0]
+    return N_("%(first)s; %(rest)s", first=reasons[0], rest=_listed(reasons[1:]))
+
+
+def _elsewhere(wins: list[int], note: Text | None) -> Text:
+    """What else the rep wins in the round, with the method's note when it has one."""
+    if not wins:
+        return N_("wins nothing else in this round")
+    if note is None:
+        return N_("wins %(listings)s in this round", listings=_listing_list(wins))
+    return N_("wins %(listings)s in this round: %(note)s", listings=_listing_list(wins),
+              note=note)
 
 
 def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
             awards: Mapping[int, int | None], facts: Mapping[int, BidFacts],
             scores: Mapping[int, ScoreBreakdown], held: Mapping[int, int],
-            flagged: frozenset[int]) -> dict[int, str]:
+            flagged: frozenset[int]) -> dict[int, Text]:
     """Why each bid that could have expected to win did not (see Allocation.reasons)."""
     won: dict[int, list[int]] = defaultdict(list)
     for listing_id, bid_id in awards.items():
@@ -129,27 +148,30 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
                 continue
             score = scores[bid_id]
             if not score.is_eligible:
-                reasons[bid_id] = "not eligible: " + "; ".join(
-                    check.reason for check in score.failed_checks)
+                reasons[bid_id] = N_("not eligible: %(reasons)s", reasons=_listed(
+                    [check.reason for check in score.failed_checks]))
                 continue
             if not above_winner:
                 continue
             rep_id = facts[bid_id].rep_id
             wins = won[rep_id]
-            elsewhere = f"wins {_listing_list(wins)} in this round" if wins else \
-                "wins nothing else in this round"
-            if wins:
-                elsewhere += method.elsewhere_note
+            elsewhere = _elsewhere(wins, method.elsewhere_note)
             if listing_id in flagged:
                 count = sum(1 for other in ranking if scores[other].is_eligible)
+                minimum = rules.min_bids_per_listing
                 reasons[bid_id] = (
-                    f"only {count} eligible bid{'s' if count != 1 else ''}; the rules ask for "
-                    f"at least {rules.min_bids_per_listing}, so KA management decides")
+                    N_("only %(count)d eligible bid; the rules ask for at least %(minimum)d, so "
+                       "KA management decides", count=count, minimum=minimum) if count == 1 else
+                    N_("only %(count)d eligible bids; the rules ask for at least %(minimum)d, "
+                       "so KA management decides", count=count, minimum=minimum))
             elif held[rep_id] + len(wins) >= capacity_max:
-                reasons[bid_id] = (f"capacity: would exceed {capacity_max} accounts (holds "
-                                   f"{held[rep_id]}, {elsewhere})")
+                reasons[bid_id] = N_("capacity: would exceed %(maximum)d accounts (holds "
+                                     "%(held)d, %(elsewhere)s)", maximum=capacity_max,
+                                     held=held[rep_id], elsewhere=elsewhere)
             elif cap is not None and len(wins) >= cap:
-                reasons[bid_id] = f"per-round cap of {cap} awards reached ({elsewhere})"
+                reasons[bid_id] = N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)",
+                                     cap=cap, elsewhere=elsewhere)
             else:  # only when optimal could not follow the tie-break chain (optimal_awards)
-                reasons[bid_id] = f"a better total elsewhere ({method.name} allocation)"
+                reasons[bid_id] = N_("a better total elsewhere (%(method)s allocation)",
+                                     method=method.name)
     return reasons

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bidhub.domain.facts import BidFacts
+from bidhub.domain.text import N_, Text
 
 # Costs in the optimal matching are integers below this, so float64 holds them and the sums
 # the solver forms exactly (2**53 is the limit; the margin covers sums of a few costs).
@@ -34,7 +35,7 @@ class AllocationMethod:
     name: str
     description: str
     award: Awarder
-    elsewhere_note: str = ""
+    elsewhere_note: Text | None = None
 
 
 def greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
@@ -196,8 +197,8 @@ ALLOCATION_METHODS: dict[str, AllocationMethod] = {
             "first**; among those allocations it takes the **highest total score**; among "
             "equal totals it follows the listing rankings (the tie-break chain)",
             optimal_awards,
-            elsewhere_note=": the optimal allocation awards the most accounts, then the best "
-                           "total, over the whole round"),
+            elsewhere_note=N_("the optimal allocation awards the most accounts, then the best "
+                              "total, over the whole round")),
     )
 }
 DEFAULT_ALLOCATION_METHOD = "greedy"

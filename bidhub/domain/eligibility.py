@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 from bidhub.domain.facts import HANDBOOK_CAPACITY_MAX, HANDBOOK_CAPACITY_TARGET, BidFacts
+from bidhub.domain.text import N_, Text
 
 MAX_COUNT = 1000  # accounts, incidents, awards, bids: any whole-number setting
 MAX_MONTHS = 1200  # tenure and cooldown: a hundred years
@@ -35,11 +36,14 @@ class Setting:
 
 @dataclass(frozen=True)
 class EligibilityCheck:
-    """One check applied to one bid, as stored in its breakdown."""
+    """One check applied to one bid, as stored in its breakdown.
+
+    `reason` is a `Text`; breakdowns stored before reasons were translatable give plain English.
+    """
 
     name: str
     passed: bool
-    reason: str
+    reason: Text | str
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ class EligibilityRule:
     description: str
     settings: tuple[Setting, ...]
     is_on: Callable[[Any], bool]
-    check: Callable[[Any, BidFacts], tuple[bool, str]]
-    conflict: Callable[[Mapping[str, Any]], str | None] | None = None
+    check: Callable[[Any, BidFacts], tuple[bool, Text]]
+    conflict: Callable[[Mapping[str, Any]], Text | None] | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -66,52 +70,60 @@ def _months(value: float) -> str:
     return f"{value:.1f}".removesuffix(".0")
 
 
-def _capacity(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+# The English of every reason is what breakdowns stored before reasons were translatable
+# say; `rescore --verify` compares the two, so a rewording here is a new msgid and a
+# mismatch for old rounds.
+def _capacity(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
     return (bid.accounts_held < policy.capacity_max,
-            f"holds {bid.accounts_held} accounts; the maximum is {policy.capacity_max}")
+            N_("holds %(held)d accounts; the maximum is %(maximum)d", held=bid.accounts_held,
+               maximum=policy.capacity_max))
 
 
-def _capacity_band(values: Mapping[str, Any]) -> str | None:
+def _capacity_band(values: Mapping[str, Any]) -> Text | None:
     if values["capacity_max"] < values["capacity_target"]:
-        return (f"capacity_max ({values['capacity_max']}) is below capacity_target "
-                f"({values['capacity_target']})")
+        return N_("capacity_max (%(maximum)s) is below capacity_target (%(target)s)",
+                  maximum=values["capacity_max"], target=values["capacity_target"])
     return None
 
 
-def _tenure(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+def _tenure(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
     return (bid.tenure_months >= policy.min_tenure_months,
-            f"{_months(bid.tenure_months)} months with the company; at least "
-            f"{policy.min_tenure_months:g} required")
+            N_("%(months)s months with the company; at least %(minimum)g required",
+               months=_months(bid.tenure_months), minimum=policy.min_tenure_months))
 
 
-def _accountability(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+def _accountability(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
     return (bid.open_incidents <= policy.max_open_incidents,
-            f"{bid.open_incidents} open accountability incidents; at most "
-            f"{policy.max_open_incidents} allowed")
+            N_("%(count)d open accountability incidents; at most %(maximum)d allowed",
+               count=bid.open_incidents, maximum=policy.max_open_incidents))
 
 
-def _branch(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+def _branch(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
     same = bool(bid.rep_branch) and bid.rep_branch == bid.listing_branch
     if same:
-        return True, f"the account and the rep are both in branch {bid.listing_branch}"
-    return False, (f"the account is in branch {bid.listing_branch}, the rep in "
-                   f"{bid.rep_branch or 'no branch'}; only accounts of one's own branch may "
-                   "be won")
+        return True, N_("the account and the rep are both in branch %(branch)s",
+                        branch=bid.listing_branch)
+    if not bid.rep_branch:
+        return False, N_("the account is in branch %(branch)s, the rep in no branch; only "
+                         "accounts of one's own branch may be won", branch=bid.listing_branch)
+    return False, N_("the account is in branch %(branch)s, the rep in %(rep_branch)s; only "
+                     "accounts of one's own branch may be won", branch=bid.listing_branch,
+                     rep_branch=bid.rep_branch)
 
 
-def _cooldown(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+def _cooldown(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
     since = bid.months_since_rep_released_account
     if since is None:
-        return True, "has not released or lost this account before"
+        return True, N_("has not released or lost this account before")
     return (since >= policy.cooldown_months,
-            f"released or lost this account {_months(since)} months ago; the cooldown is "
-            f"{policy.cooldown_months:g} months")
+            N_("released or lost this account %(months)s months ago; the cooldown is "
+               "%(cooldown)g months", months=_months(since), cooldown=policy.cooldown_months))
 
 
-def _on_duty(policy: Eligibility, bid: BidFacts) -> tuple[bool, str]:
+def _on_duty(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
     if bid.is_on_leave:
-        return False, "on leave or no longer with the company"
-    return True, "on duty"
+        return False, N_("on leave or no longer with the company")
+    return True, N_("on duty")
 
 
 ELIGIBILITY_CHECKS: dict[str, EligibilityRule] = {

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bidhub.domain.text import N_, Text
+
 GENESIS_HASH = "0" * 64
 
 # The fields of a filing that its hash covers, in the order they are documented.
@@ -51,7 +53,7 @@ def filing_hash(fields: Mapping[str, Any]) -> str:
 @dataclass(frozen=True)
 class LedgerBreak:
     seq: int
-    problem: str
+    problem: Text
 
 
 def verify_chain(filings: Iterable[Mapping[str, Any]]) -> LedgerBreak | None:
@@ -61,11 +63,12 @@ def verify_chain(filings: Iterable[Mapping[str, Any]]) -> LedgerBreak | None:
     for filing in filings:
         seq = filing["seq"]
         if seq != expected_seq:
-            return LedgerBreak(expected_seq, f"filing {expected_seq} is missing (found {seq} next)")
+            return LedgerBreak(expected_seq, N_("filing %(seq)d is missing (found %(found)d "
+                                                "next)", seq=expected_seq, found=seq))
         if filing["prev_hash"] != prev_hash:
-            return LedgerBreak(seq, "does not link to the filing before it")
+            return LedgerBreak(seq, N_("does not link to the filing before it"))
         if filing_hash(filing) != filing["hash"]:
-            return LedgerBreak(seq, "content does not match its hash (edited after filing)")
+            return LedgerBreak(seq, N_("content does not match its hash (edited after filing)"))
         prev_hash = filing["hash"]
         expected_seq += 1
     return None
@@ -106,7 +109,7 @@ class LedgerProblem:
     """Something wrong with the register; `seq` is the filing it concerns, when there is one."""
 
     seq: int | None
-    problem: str
+    problem: Text
     kind: str = "chain"  # chain | checkpoint | owner
 
 
@@ -125,8 +128,9 @@ def check_against_checkpoints(
         if not hmac.compare_digest(checkpoint_mac(key, checkpoint.seq, checkpoint.hash),
                                    checkpoint.mac):
             problems.append(LedgerProblem(
-                checkpoint.seq, f"checkpoint line {checkpoint.line} has a wrong HMAC (not "
-                                "written with this installation's key)", "checkpoint"))
+                checkpoint.seq, N_("checkpoint line %(line)d has a wrong HMAC (not written "
+                                   "with this installation's key)", line=checkpoint.line),
+                "checkpoint"))
             continue
         trusted[checkpoint.seq] = checkpoint.hash
     if not trusted:
@@ -138,16 +142,19 @@ def check_against_checkpoints(
         if first > last_in_database:
             first = last_in_database + 1
         problems.append(LedgerProblem(
-            first, f"filing {first} is missing: checkpoints record filings up to "
-                   f"{max(trusted)}, the database has "
-                   + (f"filings up to {last_in_database}" if last_in_database else "none"),
+            first, N_("filing %(seq)d is missing: checkpoints record filings up to %(last)d, "
+                      "the database has filings up to %(database_last)d", seq=first,
+                      last=max(trusted), database_last=last_in_database)
+            if last_in_database else
+            N_("filing %(seq)d is missing: checkpoints record filings up to %(last)d, the "
+               "database has none", seq=first, last=max(trusted)),
             "checkpoint"))
     differing = sorted(seq for seq, expected in trusted.items()
                        if seq in chain and chain[seq] != expected)
     if differing:
         problems.append(LedgerProblem(
-            differing[0], f"filing {differing[0]} differs from its checkpoint (the chain was "
-                          "rewritten from here on)", "checkpoint"))
+            differing[0], N_("filing %(seq)d differs from its checkpoint (the chain was "
+                             "rewritten from here on)", seq=differing[0]), "checkpoint"))
     return problems
 
 
@@ -162,6 +169,7 @@ def check_owners(
         if expected != actual:
             problems.append(LedgerProblem(
                 last_filing_of.get(account_id),
-                f"account {account_id} is held by rep {actual} in the database, but its filings "
-                f"give rep {expected}: its owner was changed without a filing", "owner"))
+                N_("account %(account)d is held by rep %(actual)s in the database, but its "
+                   "filings give rep %(expected)s: its owner was changed without a filing",
+                   account=account_id, actual=actual, expected=expected), "owner"))
     return problems

@@ -36,6 +36,7 @@ from bidhub.domain.eligibility import (
 )
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.normalisers import NORMALISERS, Normaliser
+from bidhub.domain.text import N_, Text
 from bidhub.domain.tie_breaks import DEFAULT_TIE_BREAK, TIE_BREAKS
 
 DEFAULT_NORMALISER = "minmax"
@@ -54,13 +55,21 @@ RULE_ENCODINGS = "UTF-8 (with or without a byte order mark) or GBK/GB18030"
 
 @dataclass(frozen=True)
 class RuleProblem:
+    """A problem at a key path (and line); `message` is the reason, translated where shown."""
+
     path: str
     line: int | None
-    message: str
+    message: Text
+
+    def text(self) -> Text:
+        """The problem as one line: key path, line and reason."""
+        if self.line:
+            return N_("%(path)s (line %(line)d): %(message)s", path=self.path, line=self.line,
+                      message=self.message)
+        return N_("%(path)s: %(message)s", path=self.path, message=self.message)
 
     def __str__(self) -> str:
-        where = f" (line {self.line})" if self.line else ""
-        return f"{self.path}{where}: {self.message}"
+        return str(self.text())
 
 
 class RuleError(Exception):
@@ -76,15 +85,17 @@ class RuleError(Exception):
         self.more = len(problems) - len(self.problems)
         lines = [str(problem) for problem in self.problems]
         if self.more:
-            lines.append(more_problems(self.more))
+            lines.append(str(more_problems(self.more)))
         super().__init__("\n".join(lines))
 
 
-def more_problems(count: int) -> str:
-    return f"and {count:,} more problem{'s' if count != 1 else ''}"
+def more_problems(count: int) -> Text:
+    if count == 1:
+        return N_("and %(count)s more problem", count=f"{count:,}")
+    return N_("and %(count)s more problems", count=f"{count:,}")
 
 
-def _refuse(path: str, message: str, line: int | None = None) -> RuleError:
+def _refuse(path: str, message: Text, line: int | None = None) -> RuleError:
     return RuleError([RuleProblem(path, line, message)])
 
 
@@ -152,8 +163,9 @@ _UTF16_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE,
 
 def rules_too_large(size: int) -> RuleError:
     """The refusal of a rule text of `size` bytes (more than MAX_RULE_BYTES)."""
-    return _refuse("(file)", f"the rules are {size:,} bytes; a rule file may hold at most "
-                             f"{MAX_RULE_BYTES:,} bytes ({MAX_RULE_BYTES // 1024} KiB)")
+    return _refuse("(file)", N_("the rules are %(size)s bytes; a rule file may hold at most "
+                                "%(maximum)s bytes (%(kib)d KiB)", size=f"{size:,}",
+                                maximum=f"{MAX_RULE_BYTES:,}", kib=MAX_RULE_BYTES // 1024))
 
 
 def decode_rule_bytes(data: bytes) -> str:
@@ -165,33 +177,35 @@ def decode_rule_bytes(data: bytes) -> str:
     if len(data) > MAX_RULE_BYTES:
         raise rules_too_large(len(data))
     if data.startswith(_UTF16_32_BOMS):
-        raise _refuse("(file)", f"the file is saved as UTF-16 or UTF-32; save it as UTF-8 "
-                                f"(accepted: {RULE_ENCODINGS})")
+        raise _refuse("(file)", N_("the file is saved as UTF-16 or UTF-32; save it as UTF-8 "
+                                   "(accepted: %(encodings)s)", encodings=RULE_ENCODINGS))
     if b"\x00" in data:
-        raise _refuse("(file)", "the file contains NUL bytes, so it is not a text file (or it "
-                                f"is UTF-16); save it as UTF-8 (accepted: {RULE_ENCODINGS})",
+        raise _refuse("(file)", N_("the file contains NUL bytes, so it is not a text file (or "
+                                   "it is UTF-16); save it as UTF-8 (accepted: %(encodings)s)",
+                                   encodings=RULE_ENCODINGS),
                       data.count(b"\n", 0, data.index(b"\x00")) + 1)
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise _undecodable(data, error, "the file starts with a UTF-8 byte order mark but "
-                                            "is not UTF-8") from None
+            raise _undecodable(data, error, N_("the file starts with a UTF-8 byte order mark "
+                                               "but is not UTF-8")) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as utf8_error:
         try:
             return data.decode("gb18030")
         except UnicodeDecodeError:
-            raise _undecodable(data, utf8_error, "the file is neither UTF-8 nor GBK/GB18030"
-                               ) from None
+            raise _undecodable(data, utf8_error,
+                               N_("the file is neither UTF-8 nor GBK/GB18030")) from None
 
 
-def _undecodable(data: bytes, error: UnicodeDecodeError, reason: str) -> RuleError:
+def _undecodable(data: bytes, error: UnicodeDecodeError, reason: Text) -> RuleError:
     byte = data[error.start]
-    return _refuse("(file)", f"{reason} (byte 0x{byte:02X} cannot be read); save it as UTF-8 "
-                             f"(accepted: {RULE_ENCODINGS})",
+    return _refuse("(file)", N_("%(reason)s (byte %(byte)s cannot be read); save it as UTF-8 "
+                                "(accepted: %(encodings)s)", reason=reason,
+                                byte=f"0x{byte:02X}", encodings=RULE_ENCODINGS),
                    data.count(b"\n", 0, error.start) + 1)
 
 
@@ -243,7 +257,7 @@ class _ShapeScan:
         self.problems: list[RuleProblem] = []
         self.broken: set[str] = set()
 
-    def problem(self, statement_at: int, at: int, message: str, once: str = "") -> None:
+    def problem(self, statement_at: int, at: int, message: Text, once: str = "") -> None:
         if once in self.broken:
             return
         if once:
@@ -262,8 +276,8 @@ class _ShapeScan:
                 # tomllib takes quadratic time over the parts of one dotted key.
                 dots += token.group().count(".")
                 if dots >= MAX_NESTING:
-                    self.problem(statement_at, at, f"a dotted key with more than {MAX_NESTING} "
-                                 "parts; a rule file needs two", once="dots")
+                    self.problem(statement_at, at, N_("a dotted key with more than %(count)d "
+                                 "parts; a rule file needs two", count=MAX_NESTING), once="dots")
             elif kind != "skip":
                 dots = 0
             if kind == "end" and depth == 0 and token.group() == "\n":
@@ -271,15 +285,16 @@ class _ShapeScan:
             if kind == "open":
                 depth += 1
                 if depth > MAX_NESTING:
-                    self.problem(statement_at, at, f"nested more than {MAX_NESTING} levels "
+                    self.problem(statement_at, at, N_("nested more than %(count)d levels "
                                  "deep (tables and lists inside one another); a rule file "
-                                 "needs three", once="depth")
+                                 "needs three", count=MAX_NESTING), once="depth")
             elif kind == "close":
                 depth = max(0, depth - 1)
             elif kind == "number" and len(token.group()) > MAX_NUMBER_CHARS:
-                self.problem(statement_at, at, f"a number written with {len(token.group()):,} "
-                             f"characters; numbers in rule files have at most "
-                             f"{MAX_NUMBER_CHARS}")
+                self.problem(statement_at, at, N_(
+                    "a number written with %(count)s characters; numbers in rule files have at "
+                    "most %(maximum)d", count=f"{len(token.group()):,}",
+                    maximum=MAX_NUMBER_CHARS))
         return self.problems
 
 
@@ -330,13 +345,13 @@ def _load(text: str) -> dict[str, Any]:
             raise _syntax_problem(error) from error
         # The checks above should make these impossible; if one slips through, it is still
         # the rule text's fault and gets a plain answer.
-        raise _refuse("(file)", "the rules are too deeply nested or hold a number too large "
-                                "to read") from error
+        raise _refuse("(file)", N_("the rules are too deeply nested or hold a number too "
+                                   "large to read")) from error
     deepest, where = _deepest(data)
     if deepest > MAX_NESTING:
-        raise _refuse(_shown(where, 120), f"nested more than {MAX_NESTING} levels deep "
+        raise _refuse(_shown(where, 120), N_("nested more than %(count)d levels deep "
                       "(tables, lists and dotted keys inside one another); a rule file needs "
-                      "three", _first_line(_line_index(text), where))
+                      "three", count=MAX_NESTING), _first_line(_line_index(text), where))
     return data
 
 
@@ -345,8 +360,11 @@ def _syntax_problem(error: tomllib.TOMLDecodeError) -> RuleError:
     match = re.search(r"\(at line (\d+), column (\d+)\)", message)
     line = int(match.group(1)) if match else None
     reason = message[:match.start()].strip() if match else message
-    where = f" at column {match.group(2)}" if match else ""
-    return _refuse("(syntax)", f"not valid TOML: {reason}{where}", line)
+    # tomllib's own reason is English only; it stays a parameter.
+    if match:
+        return _refuse("(syntax)", N_("not valid TOML: %(reason)s at column %(column)s",
+                                      reason=reason, column=match.group(2)), line)
+    return _refuse("(syntax)", N_("not valid TOML: %(reason)s", reason=reason), line)
 
 
 # --- reading values while collecting problems -------------------------------------------
@@ -387,31 +405,33 @@ def _line_index(text: str) -> dict[str, int]:
     return index
 
 
-def type_name(value: Any) -> str:
+def type_name(value: Any) -> Text | str:
     if isinstance(value, bool):
-        return "true/false"
+        return N_("true/false")
     if isinstance(value, int):
-        return "a whole number"
+        return N_("a whole number")
     if isinstance(value, float):
-        return "a number"
+        return N_("a number")
     if isinstance(value, str):
-        return "a string"
+        return N_("a string")
     if isinstance(value, list):
-        return "a list"
+        return N_("a list")
     if isinstance(value, dict):
-        return "a table"
+        return N_("a table")
     if isinstance(value, datetime | date | time):
-        return "a date or time"
+        return N_("a date or time")
     return type(value).__name__
 
 
-def _known(name: str, known: Iterable[str]) -> str:
+def _known(name: str, known: Iterable[str]) -> Text:
     """ "(did you mean 'x'? known: a, b)" for an unknown name."""
     known = sorted(known)
     # A very long name is never close to a registered one; comparing it would only cost time.
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) if len(name) < 100 else []
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"({hint}known: {', '.join(known) if known else 'none'})"
+    names = ", ".join(known) if known else N_("none")
+    if close:
+        return N_("(did you mean '%(close)s'? known: %(known)s)", close=close[0], known=names)
+    return N_("(known: %(known)s)", known=names)
 
 
 class _Checker:
@@ -435,16 +455,17 @@ class _Checker:
                 return None
         return None
 
-    def problem(self, path: str, message: str) -> None:
+    def problem(self, path: str, message: Text) -> None:
         self.problems.append(RuleProblem(_shown(path, 120), self.line_of(path), message))
 
-    def warning(self, path: str, message: str) -> None:
+    def warning(self, path: str, message: Text) -> None:
         self.warnings.append(RuleProblem(_shown(path, 120), self.line_of(path), message))
 
     def table(self, data: dict[str, Any], name: str, known: Iterable[str]) -> dict[str, Any]:
         value = data.get(name, {})
         if not isinstance(value, dict):
-            self.problem(name, f"expected a table [{name}], got {type_name(value)}")
+            self.problem(name, N_("expected a table [%(name)s], got %(type)s", name=name,
+                                  type=type_name(value)))
             return {}
         self.unknown_keys(value, known, name)
         return value
@@ -454,7 +475,8 @@ class _Checker:
         for key in table:
             if key not in known:
                 self.problem(f"{prefix}.{key}" if prefix else key,
-                             f"unknown key '{_shown(key)}' {_known(key, known)}")
+                             N_("unknown key '%(key)s' %(known)s", key=_shown(key),
+                                known=_known(key, known)))
 
     def number(self, table: dict[str, Any], key: str, prefix: str, default: Any, *,
                minimum: float | None = None, above: float | None = None,
@@ -465,23 +487,27 @@ class _Checker:
         value = table[key]
         path = f"{prefix}.{key}" if prefix else key
         if isinstance(value, bool) or not isinstance(value, int | float):
-            kind = "a whole number" if whole else "a number"
-            self.problem(path, f"expected {kind}, got {type_name(value)}")
+            self.problem(path, N_("expected a whole number, got %(type)s", type=type_name(value))
+                         if whole else
+                         N_("expected a number, got %(type)s", type=type_name(value)))
             return default
         if isinstance(value, float) and not math.isfinite(value):
-            self.problem(path, f"expected a finite number, got {value}")
+            self.problem(path, N_("expected a finite number, got %(value)s", value=value))
             return default
         if whole and not isinstance(value, int):
-            self.problem(path, f"expected a whole number, got {value}")
+            self.problem(path, N_("expected a whole number, got %(value)s", value=value))
             return default
         if minimum is not None and value < minimum:
-            self.problem(path, f"must be at least {minimum:g}, got {value}")
+            self.problem(path, N_("must be at least %(minimum)g, got %(value)s",
+                                  minimum=minimum, value=value))
             return default
         if above is not None and value <= above:
-            self.problem(path, f"must be above {above:g}, got {value}")
+            self.problem(path, N_("must be above %(minimum)g, got %(value)s", minimum=above,
+                                  value=value))
             return default
         if maximum is not None and value > maximum:
-            self.problem(path, f"must be at most {maximum:,g}, got {value}")
+            self.problem(path, N_("must be at most %(maximum)s, got %(value)s",
+                                  maximum=f"{maximum:,g}", value=value))
             return default
         return value
 
@@ -490,7 +516,8 @@ class _Checker:
             return default
         value = table[key]
         if not isinstance(value, bool):
-            self.problem(f"{prefix}.{key}", f"expected true or false, got {type_name(value)}")
+            self.problem(f"{prefix}.{key}", N_("expected true or false, got %(type)s",
+                                               type=type_name(value)))
             return default
         return value
 
@@ -501,7 +528,7 @@ class _Checker:
         value = table[key]
         if not isinstance(value, str):
             self.problem(f"{prefix}.{key}" if prefix else key,
-                         f"expected a string, got {type_name(value)}")
+                         N_("expected a string, got %(type)s", type=type_name(value)))
             return None
         return value
 
@@ -571,11 +598,11 @@ def _factor_metric(check: _Checker, raw: dict[str, Any], prefix: str,
     """The factor's metric, a name in `metrics`; None when missing or unknown (noted)."""
     metric = check.string(raw, "metric", prefix, None)
     if "metric" not in raw:
-        check.problem(f"{prefix}.metric", "missing: name the metric this factor scores")
+        check.problem(f"{prefix}.metric", N_("missing: name the metric this factor scores"))
         return None
     if metric is not None and metric not in metrics:
-        check.problem(f"{prefix}.metric",
-                      f"unknown metric '{_shown(metric)}' {_known(metric, metrics)}")
+        check.problem(f"{prefix}.metric", N_("unknown metric '%(name)s' %(known)s",
+                                             name=_shown(metric), known=_known(metric, metrics)))
         return None
     return metric
 
@@ -583,12 +610,13 @@ def _factor_metric(check: _Checker, raw: dict[str, Any], prefix: str,
 def _factor_weight(check: _Checker, raw: dict[str, Any], prefix: str) -> float | None:
     """The factor's weight as written, within MAX_ABS_WEIGHT; None when unusable (noted)."""
     if "weight" not in raw:
-        check.problem(f"{prefix}.weight", "missing: give the factor a weight (negative for a "
-                                          "penalty)")
+        check.problem(f"{prefix}.weight", N_("missing: give the factor a weight (negative for "
+                                             "a penalty)"))
     weight = check.number(raw, "weight", prefix, None)
     if weight is not None and abs(weight) > MAX_ABS_WEIGHT:
-        check.problem(f"{prefix}.weight", f"must be between -{MAX_ABS_WEIGHT:g} and "
-                                          f"{MAX_ABS_WEIGHT:g}, got {weight:g}")
+        check.problem(f"{prefix}.weight", N_("must be between -%(maximum)g and %(maximum)g, "
+                                             "got %(weight)g", maximum=MAX_ABS_WEIGHT,
+                                             weight=weight))
         return None
     return weight
 
@@ -598,8 +626,9 @@ def _factor_normaliser(check: _Checker, raw: dict[str, Any], prefix: str) -> Nor
     name = check.string(raw, "normaliser", prefix, DEFAULT_NORMALISER)
     normaliser = NORMALISERS.get(name) if name is not None else None
     if name is not None and normaliser is None:
-        check.problem(f"{prefix}.normaliser",
-                      f"unknown normaliser '{_shown(name)}' {_known(name, NORMALISERS)}")
+        check.problem(f"{prefix}.normaliser", N_("unknown normaliser '%(name)s' %(known)s",
+                                                 name=_shown(name),
+                                                 known=_known(name, NORMALISERS)))
     return normaliser
 
 
@@ -612,15 +641,18 @@ def _factor_params(check: _Checker, raw: dict[str, Any], prefix: str,
     takes = {param.name for param in normaliser.params}
     for key in raw:
         if key not in FACTOR_BASE_KEYS and key not in takes and key in _factor_keys():
-            check.problem(f"{prefix}.{key}", f"the {normaliser.name} normaliser does not use "
-                          f"{key} (it takes: {', '.join(sorted(takes)) or 'nothing'})")
+            check.problem(f"{prefix}.{key}", N_(
+                "the %(normaliser)s normaliser does not use %(key)s (it takes: %(takes)s)",
+                normaliser=normaliser.name, key=key,
+                takes=", ".join(sorted(takes)) or N_("nothing")))
     params: dict[str, float] = {}
     usable = True
     for param in normaliser.params:
         if param.name not in raw:
             if param.default is None:
-                check.problem(f"{prefix}.{param.name}", f"the {normaliser.name} normaliser "
-                              f"needs {param.description}")
+                check.problem(f"{prefix}.{param.name}", N_(
+                    "the %(normaliser)s normaliser needs %(setting)s",
+                    normaliser=normaliser.name, setting=param.description))
                 usable = False
             else:
                 params[param.name] = param.default
@@ -641,23 +673,24 @@ def _warn_against_direction(check: _Checker, path: str, factor: Factor, weight: 
     """Warn when the weight's sign rewards the worse rep on a metric with a direction."""
     direction = getattr(metric, "higher_is_better", None)
     if direction is False and factor.weight > 0:
-        check.warning(path, f"{factor.metric}: less is better, but the weight {weight:g} is "
-                      f"positive, so more {factor.metric} raises the score; use a negative "
-                      "weight for a penalty")
+        check.warning(path, N_("%(metric)s: less is better, but the weight %(weight)g is "
+                               "positive, so more %(metric)s raises the score; use a negative "
+                               "weight for a penalty", metric=factor.metric, weight=weight))
     elif direction is True and factor.weight < 0:
-        check.warning(path, f"{factor.metric}: more is better, but the weight {weight:g} is "
-                      f"negative, so more {factor.metric} lowers the score")
+        check.warning(path, N_("%(metric)s: more is better, but the weight %(weight)g is "
+                               "negative, so more %(metric)s lowers the score",
+                               metric=factor.metric, weight=weight))
 
 
 def _factors(check: _Checker, data: dict[str, Any]) -> tuple[Factor, ...]:
     raw_factors = data.get("factors", [])
     if not isinstance(raw_factors, list) or not all(isinstance(f, dict) for f in raw_factors):
-        check.problem("factors", "expected [[factors]] tables (one per factor), got "
-                                 f"{type_name(raw_factors)}")
+        check.problem("factors", N_("expected [[factors]] tables (one per factor), got "
+                                    "%(type)s", type=type_name(raw_factors)))
         return ()
     if not raw_factors:
-        check.problem("factors", "missing: at least one [[factors]] entry is needed to rank "
-                                 "bids")
+        check.problem("factors", N_("missing: at least one [[factors]] entry is needed to "
+                                    "rank bids"))
         return ()
     factors: list[Factor] = []
     first_use: dict[str, int] = {}
@@ -666,12 +699,13 @@ def _factors(check: _Checker, data: dict[str, Any]) -> tuple[Factor, ...]:
         if factor is None:
             continue
         if factor.metric in first_use:
-            check.problem(f"factors[{index}].metric", f"metric '{factor.metric}' is already "
-                          f"scored by factors[{first_use[factor.metric]}]; combine them")
+            check.problem(f"factors[{index}].metric", N_(
+                "metric '%(metric)s' is already scored by factors[%(index)d]; combine them",
+                metric=factor.metric, index=first_use[factor.metric]))
         first_use.setdefault(factor.metric, index)
         factors.append(factor)
     if len(factors) == len(raw_factors) and all(factor.weight == 0 for factor in factors):
-        check.problem("factors", "all weights are zero, so every bid would score the same")
+        check.problem("factors", N_("all weights are zero, so every bid would score the same"))
     return tuple(factors)
 
 
@@ -680,18 +714,20 @@ def _tie_break(check: _Checker, data: dict[str, Any]) -> tuple[str, ...]:
         return DEFAULT_TIE_BREAK
     value = data["tie_break"]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        check.problem("tie_break", 'expected a list of names, e.g. ["fewest_accounts_held", '
-                                   '"earliest_submission", "lottery"]')
+        check.problem("tie_break", N_('expected a list of names, e.g. %(example)s',
+                                      example='["fewest_accounts_held", '
+                                              '"earliest_submission", "lottery"]'))
         return DEFAULT_TIE_BREAK
     if not value:
-        check.problem("tie_break", f"list at least one tie-break {_known('', TIE_BREAKS)}")
+        check.problem("tie_break", N_("list at least one tie-break %(known)s",
+                                      known=_known("", TIE_BREAKS)))
     for item in value:
         if item not in TIE_BREAKS:
-            check.problem("tie_break",
-                          f"unknown tie-break '{_shown(item)}' {_known(item, TIE_BREAKS)}")
+            check.problem("tie_break", N_("unknown tie-break '%(name)s' %(known)s",
+                                          name=_shown(item), known=_known(item, TIE_BREAKS)))
     for item in sorted(name for name, times in Counter(value).items() if times > 1):
-        check.problem("tie_break",
-                      f"'{_shown(item)}' is listed twice; each tie-break may appear once")
+        check.problem("tie_break", N_("'%(name)s' is listed twice; each tie-break may appear "
+                                      "once", name=_shown(item)))
     return tuple(value)
 
 
@@ -718,8 +754,9 @@ def parse_rules(text: str) -> RuleSet:
     section = check.table(data, "allocation", ALLOCATION_KEYS)
     method = check.string(section, "method", "allocation", DEFAULT_ALLOCATION_METHOD)
     if method is not None and method not in ALLOCATION_METHODS:
-        check.problem("allocation.method", f"unknown allocation method '{_shown(method)}' "
-                                           f"{_known(method, ALLOCATION_METHODS)}")
+        check.problem("allocation.method", N_("unknown allocation method '%(name)s' %(known)s",
+                                              name=_shown(method),
+                                              known=_known(method, ALLOCATION_METHODS)))
     min_bids = check.number(section, "min_bids_per_listing", "allocation", 1, minimum=0,
                             maximum=MAX_COUNT, whole=True)
 

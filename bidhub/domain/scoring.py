@@ -26,6 +26,7 @@ from typing import Any
 
 from bidhub.domain.eligibility import EligibilityCheck, check_bid
 from bidhub.domain.facts import BidFacts
+from bidhub.domain.messages import from_data, to_data
 from bidhub.domain.normalisers import NEUTRAL, NORMALISERS
 from bidhub.domain.rules import RuleSet
 
@@ -58,16 +59,45 @@ class ScoreBreakdown:
         return tuple(check for check in self.checks if not check.passed)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe breakdown, as stored with the bid and re-verified later."""
+        """JSON-safe breakdown, as stored with the bid and re-verified later.
+
+        A check's `reason` is stored in English, as it always was, and its msgid with
+        parameters under `message`, so that it can be shown in the reader's language.
+        """
         return {"bid_id": self.bid_id, "is_eligible": self.is_eligible, "total": self.total,
-                "checks": [asdict(check) for check in self.checks],
+                "checks": [_check_to_dict(check) for check in self.checks],
                 "factors": [asdict(factor) for factor in self.factors]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScoreBreakdown:
         return cls(bid_id=data["bid_id"], is_eligible=data["is_eligible"], total=data["total"],
-                   checks=tuple(EligibilityCheck(**check) for check in data["checks"]),
+                   checks=tuple(_check_from_dict(check) for check in data["checks"]),
                    factors=tuple(FactorScore(**factor) for factor in data["factors"]))
+
+    def same_result(self, other: ScoreBreakdown) -> bool:
+        """The same checks, reasons (compared in English) and factors as `other`.
+
+        What `rescore --verify` asks of a stored breakdown: breakdowns stored before reasons
+        were translatable hold English only, and still verify against a recomputation.
+        """
+        def english(breakdown: ScoreBreakdown) -> dict[str, Any]:
+            data = breakdown.to_dict()
+            for check in data["checks"]:
+                check.pop("message", None)
+            return data
+        return english(self) == english(other)
+
+
+def _check_to_dict(check: EligibilityCheck) -> dict[str, Any]:
+    stored = {"name": check.name, "passed": check.passed, "reason": str(check.reason)}
+    if not isinstance(check.reason, str):
+        stored["message"] = to_data(check.reason)
+    return stored
+
+
+def _check_from_dict(data: Mapping[str, Any]) -> EligibilityCheck:
+    reason = from_data(data["message"]) if "message" in data else data["reason"]
+    return EligibilityCheck(data["name"], data["passed"], reason)
 
 
 def check_eligibility(rules: RuleSet, bid: BidFacts) -> tuple[EligibilityCheck, ...]:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -113,13 +114,13 @@ def is_overdue(incident: AccountabilityIncident, now: datetime) -> bool:
 
 def require_manager(user: User) -> None:
     if user.role not in (Role.KA_MANAGER, Role.ADMIN):
-        raise PermissionDenied("Only KA management can do this.")
+        raise PermissionDenied(N_("Only KA management can do this."))
 
 
 def load_incident(session: Session, incident_id: int) -> AccountabilityIncident:
     incident = session.get(AccountabilityIncident, incident_id)
     if incident is None:
-        raise NotFound("No such accountability incident.")
+        raise NotFound(N_("No such accountability incident."))
     return incident
 
 
@@ -132,17 +133,17 @@ def log_incident(
         require_manager(manager)
         account = session.get(Account, account_id)
         if account is None:
-            raise InvalidRequest("No such account.", field="account")
+            raise InvalidRequest(N_("No such account."), field="account")
         if account.owner_id is None:
-            raise InvalidRequest(f"{account.name} has no rep, so nobody can be held accountable "
-                                 f"for it.", field="account")
+            raise InvalidRequest(N_("%(account)s has no rep, so nobody can be held accountable "
+                                    "for it.", account=account.name), field="account")
         site = competitor_site.strip()
         if not site:
-            raise InvalidRequest("Name the competitor's site.", field="competitor_site")
+            raise InvalidRequest(N_("Name the competitor's site."), field="competitor_site")
         if ad_type not in set(AdType):
-            raise InvalidRequest("Choose the kind of ad (logo, banner or job post).", field="ad_type")
+            raise InvalidRequest(N_("Choose the kind of ad (logo, banner or job post)."), field="ad_type")
         if seen_at > now:
-            raise InvalidRequest("The sighting cannot be in the future.", field="seen_at")
+            raise InvalidRequest(N_("The sighting cannot be in the future."), field="seen_at")
         incident = AccountabilityIncident(
             account_id=account.id, rep_id=account.owner_id, competitor_site=site, ad_type=ad_type,
             seen_at=seen_at, status=IncidentStatus.OPEN,
@@ -163,13 +164,13 @@ def explain_incident(
     with unit_of_work(session):
         incident = load_incident(session, incident_id)
         if incident.rep_id != rep.id:
-            raise NotFound("No such accountability incident.")  # others' incidents do not exist
+            raise NotFound(N_("No such accountability incident."))  # others' incidents do not exist
         if not awaits_explanation(incident):
-            raise Conflict("This incident was already explained.")
+            raise Conflict(N_("This incident was already explained."))
         text = explanation.strip()
         if len(text) < MIN_EXPLANATION_LENGTH:
-            raise InvalidRequest(f"Explain what happened (at least {MIN_EXPLANATION_LENGTH} "
-                                 f"characters).", field="explanation")
+            raise InvalidRequest(N_("Explain what happened (at least %(count)d characters).",
+                                    count=MIN_EXPLANATION_LENGTH), field="explanation")
         incident.explanation = text
         incident.explained_at = now
         incident.status = IncidentStatus.EXPLAINED
@@ -188,21 +189,21 @@ def resolve_incident(
         require_manager(manager)
         incident = load_incident(session, incident_id)
         if incident.version != expected_version:
-            raise Conflict("Someone else changed this incident; reload it and try again.")
+            raise Conflict(N_("Someone else changed this incident; reload it and try again."))
         if incident.status in RESOLVED_STATUSES:
-            raise Conflict("This incident is already resolved.")
+            raise Conflict(N_("This incident is already resolved."))
         if outcome not in set(Outcome):
-            raise InvalidRequest("Choose whether to accept the explanation or uphold the incident.",
+            raise InvalidRequest(N_("Choose whether to accept the explanation or uphold the incident."),
                                  field="outcome")
         if incident.status == IncidentStatus.OPEN:
             if outcome == Outcome.ACCEPTED:
-                raise InvalidRequest("There is no explanation to accept yet.", field="outcome")
+                raise InvalidRequest(N_("There is no explanation to accept yet."), field="outcome")
             if incident.explanation_due_at is not None and now <= incident.explanation_due_at:
-                raise InvalidRequest("The rep still has until the due date to explain; an "
-                                     "unexplained incident can be upheld only after it.",
+                raise InvalidRequest(N_("The rep still has until the due date to explain; an "
+                                        "unexplained incident can be upheld only after it."),
                                      field="outcome")
         if outcome == Outcome.UPHELD and not note.strip():
-            raise InvalidRequest("Say why the incident is upheld.", field="note")
+            raise InvalidRequest(N_("Say why the incident is upheld."), field="note")
         before = {"status": incident.status}
         incident.status = IncidentStatus(outcome)
         incident.resolution_note = note.strip()
@@ -227,12 +228,13 @@ def release_for_accountability(
         require_manager(manager)
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
-            raise NotFound("No such account.")
+            raise NotFound(N_("No such account."))
         upheld = upheld_count(session, account, now)
         if upheld < REPEAT_UPHELD_COUNT:
-            raise InvalidRequest(
-                f"{account.name} has {upheld} upheld incident(s) against its rep in the last 12 "
-                f"months; {REPEAT_UPHELD_COUNT} are needed to release it for accountability.")
+            raise InvalidRequest(N_(
+                "%(account)s has %(upheld)d upheld incident(s) against its rep in the last 12 "
+                "months; %(needed)d are needed to release it for accountability.",
+                account=account.name, upheld=upheld, needed=REPEAT_UPHELD_COUNT))
         return rounds.release_account(
             session, manager, round_id, account_id=account.id, reason=ReleaseReason.ACCOUNTABILITY,
             note=f"{upheld} upheld accountability incidents in 12 months", review_text=review_text,
@@ -303,7 +305,7 @@ def open_incident_count(session: Session, rep: User) -> int:
 def own_incident(session: Session, rep: User, incident_id: int) -> AccountabilityIncident:
     incident = session.get(AccountabilityIncident, incident_id)
     if incident is None or incident.rep_id != rep.id:
-        raise NotFound("No such accountability incident.")
+        raise NotFound(N_("No such accountability incident."))
     return incident
 
 

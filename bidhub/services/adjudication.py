@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session, selectinload
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.allocation import allocate
 from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, NotFound
+from bidhub.domain.messages import dumps
 from bidhub.domain.scoring import score_round
+from bidhub.domain.text import N_, Joined
 from bidhub.models import (
     Bid,
     BidScore,
@@ -74,7 +76,8 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
                 bid_id=fact.bid_id, rule_set_sha256=round_.rule_set.sha256,
                 inputs=bid_facts_to_dict(fact), breakdown=score.to_dict(), total=score.total,
                 is_eligible=score.is_eligible, rank=rank_of.get(fact.bid_id),
-                not_awarded_reason=allocation.reasons.get(fact.bid_id, ""),
+                # Kept as msgid and parameters, so it is shown in the reader's language.
+                not_awarded_reason=dumps(allocation.reasons.get(fact.bid_id, "")),
                 is_proposed_winner=fact.bid_id in proposed))
         round_.status = RoundStatus.SCORED
         round_.scored_at = now
@@ -114,11 +117,11 @@ def decide_listing(
     with unit_of_work(session):
         listing = session.get(Listing, listing_id)
         if listing is None:
-            raise NotFound("No such listing.")
+            raise NotFound(N_("No such listing."))
         # The round's lock orders this decision against publishing and other decisions.
         round_ = lock_round(session, listing.round_id)
         if round_.status != RoundStatus.SCORED:
-            raise InvalidRequest("Decisions are taken after scoring and before results are published.")
+            raise InvalidRequest(N_("Decisions are taken after scoring and before results are published."))
         kind, chosen, reason = chosen_bid(ranked_bids(session, listing.id), kind, bid_id, reason)
         if chosen is not None:
             check_winner_capacity(session, round_, chosen, listing.id)
@@ -128,19 +131,19 @@ def decide_listing(
                 update(Listing).where(Listing.id == listing.id, Listing.status == ListingStatus.LISTED)
                 .values(status=ListingStatus.DECIDED).execution_options(synchronize_session=False))
             if changed.rowcount != 1:
-                raise Conflict("Someone else decided this listing first; reload to see it.")
+                raise Conflict(N_("Someone else decided this listing first; reload to see it."))
             decision = Decision(listing_id=listing.id, kind=kind, bid_id=chosen.id if chosen else None,
                                 reason=reason, decided_by_id=actor.id, decided_at=now)
             session.add(decision)
             try:
                 session.flush()
             except IntegrityError as error:
-                raise Conflict("Someone else decided this listing first; reload to see it.") from error
+                raise Conflict(N_("Someone else decided this listing first; reload to see it.")) from error
             before = None
         else:
             if expected_version is None or expected_version != decision.version:
-                raise Conflict("This listing was decided in the meantime; reload to see the "
-                               "decision before changing it.")
+                raise Conflict(N_("This listing was decided in the meantime; reload to see the "
+                                  "decision before changing it."))
             before = {"kind": decision.kind, "bid": decision.bid_id, "reason": decision.reason}
             decision.kind, decision.bid_id, decision.reason = kind, chosen.id if chosen else None, reason
             decision.decided_by_id, decision.decided_at = actor.id, now
@@ -160,22 +163,22 @@ def chosen_bid(ranking: list[Bid], kind: str, bid_id: int | None,
     proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
     if kind == DecisionKind.ACCEPTED:
         if proposed is None:
-            raise InvalidRequest("The ranking proposes no winner here; choose a bidder or no award "
-                                 "and give a reason.", field="kind")
+            raise InvalidRequest(N_("The ranking proposes no winner here; choose a bidder or no award "
+                                    "and give a reason."), field="kind")
         return kind, proposed, reason.strip()
     if kind == DecisionKind.OVERRIDDEN:
         chosen = next((bid for bid in ranking if bid.id == bid_id), None)
         if chosen is None:
-            raise InvalidRequest("Choose one of this listing's bidders.", field="bid_id")
+            raise InvalidRequest(N_("Choose one of this listing's bidders."), field="bid_id")
         if not chosen.score.is_eligible:
-            raise InvalidRequest(f"{chosen.rep.display_name} is not eligible for this account.",
-                                 field="bid_id")
+            raise InvalidRequest(N_("%(rep)s is not eligible for this account.",
+                                    rep=chosen.rep.display_name), field="bid_id")
         if proposed is not None and chosen.id == proposed.id:
             return DecisionKind.ACCEPTED, chosen, reason.strip()
         return kind, chosen, check_reason(reason)
     if kind == DecisionKind.NO_AWARD:
         return kind, None, check_reason(reason)
-    raise InvalidRequest("Choose a decision.", field="kind")
+    raise InvalidRequest(N_("Choose a decision."), field="kind")
 
 
 def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_id: int) -> None:
@@ -193,8 +196,9 @@ def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_
             .where(Listing.round_id == round_.id, Bid.rep_id == chosen.rep_id,
                    Decision.listing_id != listing_id))
         if others + 1 > cap:
-            raise InvalidRequest(f"{chosen.rep.display_name} already has {others} awards in this "
-                                 f"round; the cap is {cap}.", field="bid_id")
+            raise InvalidRequest(N_("%(rep)s already has %(awards)d awards in this round; the "
+                                    "cap is %(cap)d.", rep=chosen.rep.display_name,
+                                    awards=others, cap=cap), field="bid_id")
 
 
 def publish_results(session: Session, actor: User, round_id: int, *, expected_version: int,
@@ -207,21 +211,23 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
     with unit_of_work(session):
         round_ = lock_round(session, round_id)
         if round_ is None:
-            raise NotFound("No such round.")
+            raise NotFound(N_("No such round."))
         if round_.status != RoundStatus.SCORED:
-            raise Conflict("Results can be published once, after scoring; this round's are "
-                           "published already." if round_.status == RoundStatus.RESULTS_PUBLISHED
-                           else "Results can be published once, after scoring.")
+            raise Conflict(N_("Results can be published once, after scoring; this round's are "
+                              "published already.")
+                           if round_.status == RoundStatus.RESULTS_PUBLISHED
+                           else N_("Results can be published once, after scoring."))
         if round_.version != expected_version:
-            raise Conflict("Someone else changed this round; reload it and try again.")
+            raise Conflict(N_("Someone else changed this round; reload it and try again."))
         listings = [listing for listing in round_.listings
                     if listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
         decisions = {decision.listing_id: decision for decision in session.scalars(
             select(Decision).join(Listing).where(Listing.round_id == round_.id))}
         undecided = [listing.account.name for listing in listings if listing.id not in decisions]
         if undecided:
-            raise InvalidRequest(f"Decide every listing first; {len(undecided)} still open: "
-                                 + ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else ""))
+            shown = ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else "")  # names: data
+            raise InvalidRequest(N_("Decide every listing first; %(count)d still open: "
+                                    "%(accounts)s", count=len(undecided), accounts=shown))
         eligible_totals: dict[int, list[tuple[int, float]]] = defaultdict(list)
         for listing_id, bid_id, total in session.execute(
             select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore)
@@ -250,10 +256,12 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
         except CapacityExceeded as error:
             names = {listing.id: listing.account.name for listing in listings}
             broken = sorted({problem.listing_id for problem in error.problems})
+            listed = Joined([N_("%(account)s (listing %(listing)d)", account=names[listing_id],
+                                listing=listing_id) for listing_id in broken])
             raise CapacityExceeded(
-                "Nothing was published: these awards would take a rep past capacity; decide them "
-                "again: " + "; ".join(f"{names[listing_id]} (listing {listing_id})"
-                                      for listing_id in broken) + ". " + str(error),
+                N_("Nothing was published: these awards would take a rep past capacity; decide "
+                   "them again: %(listings)s. %(problems)s", listings=listed,
+                   problems=error.message),
                 problems=error.problems) from error
         for listing in listings:
             listing.status = (ListingStatus.AWARDED if decisions[listing.id].bid_id is not None

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
 from bidhub.domain.scoring import check_eligibility
+from bidhub.domain.text import N_
 from bidhub.models import Bid, BidStatus, Listing, ListingStatus, Role, User
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
 from bidhub.services.rule_sets import parsed
@@ -19,28 +20,29 @@ from bidhub.services.track_records import bid_facts, snapshot_track_record
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
     if len(account_plan.strip()) < MIN_PLAN_LENGTH:
-        raise BidRejected(f"Describe your plan for the account (at least {MIN_PLAN_LENGTH} "
-                          "characters).", field="account_plan")
+        raise BidRejected(N_("Describe your plan for the account (at least %(count)d "
+                             "characters).", count=MIN_PLAN_LENGTH), field="account_plan")
     if len(visit_plan.strip()) < MIN_PLAN_LENGTH:
-        raise BidRejected(f"Describe your visits in the first 90 days (at least "
-                          f"{MIN_PLAN_LENGTH} characters).", field="visit_plan")
+        raise BidRejected(N_("Describe your visits in the first 90 days (at least %(count)d "
+                             "characters).", count=MIN_PLAN_LENGTH), field="visit_plan")
     for field, text in (("account_plan", account_plan), ("visit_plan", visit_plan)):
         if len(text) > MAX_PLAN_LENGTH:
-            raise BidRejected(f"Keep it under {MAX_PLAN_LENGTH:,} characters.", field=field)
+            raise BidRejected(N_("Keep it under %(count)s characters.",
+                                 count=f"{MAX_PLAN_LENGTH:,}"), field=field)
     if not 0 <= committed_revenue_yuan <= MAX_REVENUE_YUAN:
-        raise BidRejected(f"Enter a revenue between 0 and {MAX_REVENUE_YUAN:,} yuan.",
-                          field="committed_revenue_yuan")
+        raise BidRejected(N_("Enter a revenue between 0 and %(maximum)s yuan.",
+                             maximum=f"{MAX_REVENUE_YUAN:,}"), field="committed_revenue_yuan")
 
 
 def open_listing_for(session: Session, listing_id: int, now: datetime) -> Listing:
     listing = session.get(Listing, listing_id)
     if listing is None or not listing.round.is_visible_to_reps_at(now):
-        raise NotFound("No such listing.")
+        raise NotFound(N_("No such listing."))
     if not listing.round.is_open_at(now):
-        raise BidRejected("Bidding for this round closed at its deadline; bids are no longer "
-                          "accepted.")
+        raise BidRejected(N_("Bidding for this round closed at its deadline; bids are no longer "
+                             "accepted."))
     if listing.status != ListingStatus.LISTED:
-        raise BidRejected("This account is not open for bids.")
+        raise BidRejected(N_("This account is not open for bids."))
     return listing
 
 
@@ -59,7 +61,7 @@ def submit_bid(
     """Place a bid; a resubmitted form (same submission key) returns the bid it made before."""
     with unit_of_work(session):
         if rep.role != Role.REP:
-            raise PermissionDenied("Only reps bid.")
+            raise PermissionDenied(N_("Only reps bid."))
         if submission_key:
             earlier = session.scalars(select(Bid).where(Bid.submission_key == submission_key)).first()
             if earlier is not None and earlier.rep_id == rep.id:
@@ -69,9 +71,9 @@ def submit_bid(
         bid = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
                                                 Bid.rep_id == rep.id)).first()
         if bid is not None and bid.status == BidStatus.ACTIVE:
-            raise BidRejected("You have already bid for this account; edit your bid instead.")
+            raise BidRejected(N_("You have already bid for this account; edit your bid instead."))
         if listing.released_from_id == rep.id:
-            raise BidRejected("This account was released from you; you cannot bid for it.")
+            raise BidRejected(N_("This account was released from you; you cannot bid for it."))
         rep = session.get(User, rep.id)
         track_record = snapshot_track_record(session, rep, listing.account, now)
         if bid is None:
@@ -87,14 +89,14 @@ def submit_bid(
             session.flush()
             check_rep_eligible(session, bid, now)
         except IntegrityError as error:
-            raise BidRejected("You have already bid for this account; edit your bid instead.") from error
+            raise BidRejected(N_("You have already bid for this account; edit your bid instead.")) from error
         return bid
 
 
 def own_bid(session: Session, rep: User, bid_id: int) -> Bid:
     bid = session.get(Bid, bid_id)
     if bid is None or bid.rep_id != rep.id:
-        raise NotFound("No such bid.")
+        raise NotFound(N_("No such bid."))
     return bid
 
 
@@ -105,7 +107,7 @@ def update_bid(
     with unit_of_work(session):
         bid = own_bid(session, rep, bid_id)
         if bid.status != BidStatus.ACTIVE:
-            raise BidRejected("This bid was withdrawn; submit a new one instead.")
+            raise BidRejected(N_("This bid was withdrawn; submit a new one instead."))
         open_listing_for(session, bid.listing_id, now)
         check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
         bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
     Bid,
@@ -154,7 +155,7 @@ def require_account(session: Session, reference: str) -> Account:
 
     account = find_account(session, reference)
     if account is None:
-        raise InvalidRequest("No account with that customer number or name.", field="account")
+        raise InvalidRequest(N_("No account with that customer number or name."), field="account")
     return account
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bidhub.db import unit_of_work
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
+from bidhub.domain.text import N_
 from bidhub.models import AccountReview, Filing, FilingKind, Role, User
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_REASON_LENGTH, MIN_REVIEW_LENGTH
@@ -44,29 +45,32 @@ def transfer_account(
     with unit_of_work(session):
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
-            raise NotFound("No such account.")
+            raise NotFound(N_("No such account."))
         to_rep = session.get(User, to_rep_id)
         if to_rep is None or to_rep.role != Role.REP or not to_rep.is_active:
-            raise TransferRefused("Choose an active rep to receive the account.", field="to_rep")
+            raise TransferRefused(N_("Choose an active rep to receive the account."), field="to_rep")
         if to_rep.id == account.owner_id:
-            raise TransferRefused(f"{to_rep.display_name} already holds {account.name}.",
+            raise TransferRefused(N_("%(rep)s already holds %(account)s.",
+                                     rep=to_rep.display_name, account=account.name),
                                   field="to_rep")
         listing = unfinished_listing_of(session, account.id)
         if listing is not None:
-            raise TransferRefused(f"{account.name} is listed in round {listing.round_id} "
-                                  f"(“{listing.round.title}”); decide it there or withdraw the "
-                                  "listing first.", field="account")
+            raise TransferRefused(N_("%(account)s is listed in round %(round)d (“%(title)s”); "
+                                     "decide it there or withdraw the listing first.",
+                                     account=account.name, round=listing.round_id,
+                                     title=listing.round.title), field="account")
         if account.executive_sponsor and actor.role != Role.ADMIN:
-            raise TransferRefused(f"{account.name} has an executive sponsor; like its release, its "
-                                  "transfer needs an admin's confirmation. Ask an admin to make "
-                                  "the transfer.", field="account")
+            raise TransferRefused(N_("%(account)s has an executive sponsor; like its release, "
+                                     "its transfer needs an admin's confirmation. Ask an admin "
+                                     "to make the transfer.", account=account.name),
+                                  field="account")
         if len(reason.strip()) < MIN_REASON_LENGTH:
-            raise TransferRefused(f"Give the reason for the transfer (at least {MIN_REASON_LENGTH} "
-                                  "characters).", field="reason")
+            raise TransferRefused(N_("Give the reason for the transfer (at least %(count)d "
+                                     "characters).", count=MIN_REASON_LENGTH), field="reason")
         from_rep_id = account.owner_id
         if from_rep_id is not None and len(review_text.strip()) < MIN_REVIEW_LENGTH:
-            raise TransferRefused(f"Write a review of why the account leaves its rep (at least "
-                                  f"{MIN_REVIEW_LENGTH} characters).",
+            raise TransferRefused(N_("Write a review of why the account leaves its rep (at "
+                                     "least %(count)d characters).", count=MIN_REVIEW_LENGTH),
                                   field="review_text")
         try:
             [filing] = change_owners(
@@ -75,7 +79,7 @@ def transfer_account(
                     "decided_by_id": actor.id})],
                 limit=capacity_max(session), now=now, accounts={account.id: account})
         except CapacityExceeded as error:
-            raise CapacityExceeded(str(error), field="to_rep") from error
+            raise CapacityExceeded(error.message, field="to_rep") from error
         if from_rep_id is not None:
             session.add(AccountReview(account_id=account.id, rep_id=from_rep_id,
                                       written_by_id=actor.id, reason="direct_transfer",
@@ -124,6 +128,6 @@ def count_filings(session: Session, criteria: FilingFilter) -> int:
 
 def check_reason(reason: str) -> str:
     if len(reason.strip()) < MIN_REASON_LENGTH:
-        raise InvalidRequest(f"Write the reason (at least {MIN_REASON_LENGTH} characters).",
-                             field="reason")
+        raise InvalidRequest(N_("Write the reason (at least %(count)d characters).",
+                                count=MIN_REASON_LENGTH), field="reason")
     return reason.strip()

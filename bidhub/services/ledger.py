@@ -23,6 +23,7 @@ from bidhub.domain.ledger import (
     sign_checkpoint,
     verify_chain,
 )
+from bidhub.domain.text import N_
 from bidhub.models import Account, Filing
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,9 @@ class CheckpointStore:
                     checkpoints.append(Checkpoint(int(record["seq"]), str(record["hash"]),
                                                   str(record["mac"]), number))
                 except (ValueError, KeyError, TypeError):
-                    problems.append(LedgerProblem(None, f"checkpoint line {number} is not "
-                                                        "readable", "checkpoint"))
+                    problems.append(LedgerProblem(None, N_("checkpoint line %(line)d is not "
+                                                           "readable", line=number),
+                                                  "checkpoint"))
         return checkpoints, problems
 
     # The newest checkpoints are at the end; the register page reads only this much of it.

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from bidhub.domain.errors import CapacityExceeded
 from bidhub.domain.ledger import GENESIS_HASH, filing_hash
+from bidhub.domain.text import N_, Joined, Text
 from bidhub.models import (
     Account,
     Bid,
@@ -121,12 +122,22 @@ def commitments_of(session: Session, rep_ids: Iterable[int],
     return {rep_id: Commitments(held[rep_id], pending[rep_id]) for rep_id in ids}
 
 
-def capacity_message(name: str, commitments: Commitments, adding: int, limit: int) -> str:
-    waiting = (f" and {commitments.pending} award(s) waiting to be published"
-               if commitments.pending else "")
-    more = "one more" if adding == 1 else f"{adding} more"
-    return (f"{name} holds {commitments.held} accounts{waiting}; {more} would exceed the "
-            f"maximum of {limit}.")
+def capacity_message(name: str | Text, commitments: Commitments, adding: int,
+                     limit: int) -> Text:
+    params = {"name": name, "held": commitments.held, "pending": commitments.pending,
+              "adding": adding, "limit": limit}
+    # Whole sentences, one per case, so that each language words them its own way.
+    if commitments.pending:
+        if adding == 1:
+            return N_("%(name)s holds %(held)d accounts and %(pending)d award(s) waiting to be "
+                      "published; one more would exceed the maximum of %(limit)d.", **params)
+        return N_("%(name)s holds %(held)d accounts and %(pending)d award(s) waiting to be "
+                  "published; %(adding)d more would exceed the maximum of %(limit)d.", **params)
+    if adding == 1:
+        return N_("%(name)s holds %(held)d accounts; one more would exceed the maximum of "
+                  "%(limit)d.", **params)
+    return N_("%(name)s holds %(held)d accounts; %(adding)d more would exceed the maximum of "
+              "%(limit)d.", **params)
 
 
 def check_capacity(session: Session, rep: User, *, adding: int, limit: int,
@@ -188,7 +199,7 @@ class CapacityProblem:
     account_id: int
     listing_id: int | None
     rep_id: int
-    message: str
+    message: Text
 
 
 def capacity_problems(session: Session, changes: Sequence[OwnerChange],
@@ -218,8 +229,9 @@ def capacity_problems(session: Session, changes: Sequence[OwnerChange],
         now_committed = commitments[rep_id]
         after = now_committed.total + len(gained) - losses.get(rep_id, 0)
         if after > limit:
-            message = capacity_message(names.get(rep_id, f"rep {rep_id}"), now_committed,
-                                       len(gained) - losses.get(rep_id, 0), limit)
+            name = names[rep_id] if rep_id in names else N_("rep %(id)d", id=rep_id)
+            message = capacity_message(name, now_committed, len(gained) - losses.get(rep_id, 0),
+                                       limit)
             problems.extend(CapacityProblem(change.account_id, change.listing_id, rep_id, message)
                             for change in gained)
     return problems
@@ -243,8 +255,8 @@ def change_owners(
     if limit is not None:
         problems = capacity_problems(session, changes, accounts, limit)
         if problems:
-            raise CapacityExceeded(" ".join(dict.fromkeys(problem.message
-                                                          for problem in problems)),
+            raise CapacityExceeded(Joined(dict.fromkeys(problem.message for problem in problems),
+                                          separator=" "),
                                    problems=problems)
     filings = []
     for change in changes:

@@ -19,6 +19,7 @@ from bidhub.domain.metrics import (
     funnel_counts,
     track_record,
 )
+from bidhub.domain.text import N_
 from bidhub.models import AccountabilityIncident, Bid, Listing, Role, User
 from bidhub.services.policies import BidOutcome, bid_outcomes, bids_are_sealed
 from bidhub.services.rule_sets import active_rule_set, parsed
@@ -48,7 +49,7 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
     """The rep's page. Bids in rounds still open are sealed: only the rep may see them."""
     rep = session.get(User, rep_id)
     if rep is None or rep.role != Role.REP:
-        raise NotFound("No such rep.")
+        raise NotFound(N_("No such rep."))
     history = rep_histories(session, [rep], now)[rep.id]
     rules = parsed(active_rule_set(session))
     record = track_record(history, NO_ACCOUNT, now)

@@ -12,6 +12,7 @@ from bidhub.domain.facts import BidFacts
 from bidhub.domain.replay import Comparison, compare, replay
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown
+from bidhub.domain.text import N_, Text
 from bidhub.models import Bid, BidScore, Decision, Listing, Round, RoundStatus
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts_from_dict
@@ -32,9 +33,9 @@ class StoredRound:
 def load_scored_round(session: Session, round_id: int) -> StoredRound:
     round_ = session.get(Round, round_id)
     if round_ is None:
-        raise NotFound("No such round.")
+        raise NotFound(N_("No such round."))
     if round_.status not in FINISHED:
-        raise InvalidRequest("Only rounds that have been scored can be replayed.")
+        raise InvalidRequest(N_("Only rounds that have been scored can be replayed."))
     rows = list(session.scalars(
         select(Bid).join(BidScore).join(Listing).where(Listing.round_id == round_.id)
         .options(selectinload(Bid.score), selectinload(Bid.rep))))
@@ -57,25 +58,27 @@ def what_if(session: Session, round_id: int, rules: RuleSet) -> tuple[StoredRoun
     return stored, compare(stored.bids, stored.scores, stored.proposed, result)
 
 
-def verify_round(session: Session, round_id: int) -> list[str]:
+def verify_round(session: Session, round_id: int) -> list[Text]:
     """Differences between a round's stored results and a recomputation under its pinned rules."""
     stored = load_scored_round(session, round_id)
     rules = parsed(stored.round.rule_set)
     problems = []
     if rules.version_hash != stored.round.rule_set.sha256:
-        problems.append("the pinned rule text no longer hashes to the recorded version")
+        problems.append(N_("the pinned rule text no longer hashes to the recorded version"))
     result = replay(rules, stored.bids, stored.round.lottery_seed or 0)
     for bid_id, recorded in stored.scores.items():
         stored_row = stored.rows[bid_id].score
         recomputed = result.scores[bid_id]
-        if recomputed.to_dict() != recorded.to_dict() or recomputed.total != stored_row.total:
-            problems.append(f"bid {bid_id}: recorded total {stored_row.total}, recomputed "
-                            f"{recomputed.total}")
+        if not recomputed.same_result(recorded) or recomputed.total != stored_row.total:
+            problems.append(N_("bid %(bid)d: recorded total %(recorded)s, recomputed "
+                               "%(recomputed)s", bid=bid_id, recorded=stored_row.total,
+                               recomputed=recomputed.total))
         if stored_row.rule_set_sha256 != stored.round.rule_set.sha256:
-            problems.append(f"bid {bid_id}: scored under another rule version")
+            problems.append(N_("bid %(bid)d: scored under another rule version", bid=bid_id))
     for listing_id, bid_id in stored.proposed.items():
         recomputed = result.allocation.awards.get(listing_id)
         if recomputed != bid_id:
-            problems.append(f"listing {listing_id}: recorded proposal {bid_id}, recomputed "
-                            f"{recomputed}")
+            problems.append(N_("listing %(listing)d: recorded proposal %(recorded)s, "
+                               "recomputed %(recomputed)s", listing=listing_id, recorded=bid_id,
+                               recomputed=recomputed))
     return problems

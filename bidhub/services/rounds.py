@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bidhub.domain.text import N_
 from bidhub.models import (
     AccountReview,
     Listing,
@@ -30,17 +31,17 @@ def load_round(session: Session, round_id: int, *, expected_version: int | None 
     """The round; with `expected_version`, only if nobody changed it since the form was loaded."""
     round_ = session.get(Round, round_id)
     if round_ is None:
-        raise NotFound("No such round.")
+        raise NotFound(N_("No such round."))
     if expected_version is not None and round_.version != expected_version:
-        raise Conflict("Someone else changed this round; reload it and try again.")
+        raise Conflict(N_("Someone else changed this round; reload it and try again."))
     return round_
 
 
 def check_round_times(opens_at: datetime, closes_at: datetime, now: datetime) -> None:
     if closes_at <= opens_at:
-        raise InvalidRequest("The deadline must be after the opening time.", field="closes_at")
+        raise InvalidRequest(N_("The deadline must be after the opening time."), field="closes_at")
     if closes_at <= now:
-        raise InvalidRequest("The deadline must be in the future.", field="closes_at")
+        raise InvalidRequest(N_("The deadline must be in the future."), field="closes_at")
 
 
 def create_round(
@@ -53,7 +54,7 @@ def create_round(
             require_open_branch(session, branch_id)
         rule_set = active_rule_set(session)
         if rule_set is None:
-            raise InvalidRequest("There are no active rules; an admin must adopt a rule set first.")
+            raise InvalidRequest(N_("There are no active rules; an admin must adopt a rule set first."))
         round_ = Round(title=title.strip(), branch_id=branch_id, opens_at=opens_at,
                        closes_at=closes_at, rule_set_id=rule_set.id, status=RoundStatus.DRAFT,
                        created_by_id=actor.id, created_at=now)
@@ -71,7 +72,7 @@ def update_round_times(
     with unit_of_work(session):
         round_ = load_round(session, round_id, expected_version=expected_version)
         if round_.status != RoundStatus.DRAFT:
-            raise InvalidRequest("Only a draft round can be changed; this one is published.")
+            raise InvalidRequest(N_("Only a draft round can be changed; this one is published."))
         check_round_times(opens_at, closes_at, now)
         before = {"title": round_.title, "opens_at": round_.opens_at.isoformat(),
                   "closes_at": round_.closes_at.isoformat()}
@@ -90,28 +91,31 @@ def release_account(
     with unit_of_work(session):
         round_ = load_round(session, round_id)
         if round_.status != RoundStatus.DRAFT:
-            raise InvalidRequest("Accounts can only be released into a round that is not published yet.")
+            raise InvalidRequest(N_("Accounts can only be released into a round that is not published yet."))
         # Locked like every ownership change, so a transfer cannot slip in while it is listed.
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
-            raise InvalidRequest("No such account.", field="account")
+            raise InvalidRequest(N_("No such account."), field="account")
         if reason not in set(ReleaseReason):
-            raise InvalidRequest("Choose a release reason.", field="reason")
+            raise InvalidRequest(N_("Choose a release reason."), field="reason")
         if reason == ReleaseReason.OTHER and not note.strip():
-            raise InvalidRequest("Say what the other reason is.", field="note")
+            raise InvalidRequest(N_("Say what the other reason is."), field="note")
         if round_.branch_id is not None and account.branch_id != round_.branch_id:
-            raise InvalidRequest(f"This round is for {round_.branch.name}; the account belongs to "
-                                 f"{account.branch.name}.", field="account")
+            raise InvalidRequest(N_("This round is for %(round_branch)s; the account belongs to "
+                                    "%(account_branch)s.", round_branch=round_.branch.name,
+                                    account_branch=account.branch.name), field="account")
         already = unfinished_listing_of(session, account.id)
         if already is not None:
-            raise InvalidRequest(f"{account.name} is already listed in round "
-                                 f"“{already.round.title}”.", field="account")
+            raise InvalidRequest(N_("%(account)s is already listed in round “%(title)s”.",
+                                    account=account.name, title=already.round.title),
+                                 field="account")
         review = None
         if account.owner_id is not None:
             if len(review_text.strip()) < MIN_REVIEW_LENGTH:
-                raise InvalidRequest(
-                    f"Write a review of why the account leaves {account.owner.display_name} "
-                    f"(at least {MIN_REVIEW_LENGTH} characters).", field="review_text")
+                raise InvalidRequest(N_(
+                    "Write a review of why the account leaves %(rep)s (at least %(count)d "
+                    "characters).", rep=account.owner.display_name, count=MIN_REVIEW_LENGTH),
+                    field="review_text")
             review = AccountReview(account_id=account.id, rep_id=account.owner_id,
                                    written_by_id=actor.id, reason=reason,
                                    review_text=review_text.strip(), created_at=now)
@@ -137,9 +141,9 @@ def remove_listing(session: Session, actor: User, listing_id: int, now: datetime
     with unit_of_work(session):
         listing = session.get(Listing, listing_id)
         if listing is None:
-            raise NotFound("No such listing.")
+            raise NotFound(N_("No such listing."))
         if listing.round.status != RoundStatus.DRAFT:
-            raise InvalidRequest("A published round's list cannot change.")
+            raise InvalidRequest(N_("A published round's list cannot change."))
         record_audit(session, actor, "listing.removed", f"listing:{listing.id}", now,
                      before={"round": listing.round_id, "account": listing.account_id})
         session.delete(listing)
@@ -149,12 +153,12 @@ def confirm_sponsored_listing(session: Session, admin: User, listing_id: int, no
     """An admin agrees that an executive-sponsored account may be released."""
     with unit_of_work(session):
         if admin.role != Role.ADMIN:
-            raise PermissionDenied("Only an admin can confirm the release of a sponsored account.")
+            raise PermissionDenied(N_("Only an admin can confirm the release of a sponsored account."))
         listing = session.get(Listing, listing_id)
         if listing is None:
-            raise NotFound("No such listing.")
+            raise NotFound(N_("No such listing."))
         if listing.status != ListingStatus.AWAITING_CONFIRMATION:
-            raise Conflict("This listing does not wait for confirmation any more.")
+            raise Conflict(N_("This listing does not wait for confirmation any more."))
         listing.status = ListingStatus.LISTED
         listing.confirmed_by_id = admin.id
         record_audit(session, admin, "listing.sponsor_confirmed", f"listing:{listing.id}", now,
@@ -168,16 +172,17 @@ def publish_round(session: Session, actor: User, round_id: int, *, expected_vers
     with unit_of_work(session):
         round_ = load_round(session, round_id, expected_version=expected_version)
         if round_.status != RoundStatus.DRAFT:
-            raise Conflict("This round is already published.")
+            raise Conflict(N_("This round is already published."))
         if round_.closes_at <= now:
-            raise InvalidRequest("The deadline has passed; set a new one before publishing.")
+            raise InvalidRequest(N_("The deadline has passed; set a new one before publishing."))
         if not round_.listings:
-            raise InvalidRequest("Release at least one account into the round first.")
+            raise InvalidRequest(N_("Release at least one account into the round first."))
         waiting = [listing.account.name for listing in round_.listings
                    if listing.status == ListingStatus.AWAITING_CONFIRMATION]
         if waiting:
-            raise InvalidRequest("An admin must first confirm the release of executive-sponsored "
-                                 "accounts: " + ", ".join(waiting))
+            raise InvalidRequest(N_("An admin must first confirm the release of "
+                                    "executive-sponsored accounts: %(accounts)s",
+                                    accounts=", ".join(waiting)))
         round_.status = RoundStatus.PUBLISHED
         round_.published_at = now
         record_audit(session, actor, "round.published", f"round:{round_.id}", now,

@@ -26,6 +26,7 @@ from bidhub.domain.rules import (
     parse_rules,
     rules_too_large,
 )
+from bidhub.domain.text import N_, Joined, Text
 from bidhub.models import RuleSetVersion, User
 
 
@@ -38,7 +39,7 @@ class RuleFileError(Exception):
     def __init__(self, path: Path, error: RuleError) -> None:
         problems = [str(problem) for problem in error.problems]
         if error.more:
-            problems.append(more_problems(error.more))
+            problems.append(str(more_problems(error.more)))
         super().__init__(
             f"bidhub will not start: the default rule file {path} cannot be used: "
             f"{'; '.join(problems)}. Fix the file (rules/README.md explains every key) or "
@@ -58,8 +59,8 @@ def read_rule_file(path: Path | str) -> str:
             data = file.read(MAX_RULE_BYTES + 1)  # a huge file is never read whole
             size = os.fstat(file.fileno()).st_size
     except OSError as error:
-        raise RuleError([RuleProblem("(file)", None,
-                                     f"cannot be read: {error.strerror or error}")]) from error
+        raise RuleError([RuleProblem("(file)", None, N_(
+            "cannot be read: %(reason)s", reason=str(error.strerror or error)))]) from error
     if len(data) > MAX_RULE_BYTES:
         raise rules_too_large(max(size, len(data)))
     return decode_rule_bytes(data)
@@ -139,9 +140,9 @@ class RuleCheck:
     def count(self) -> int:
         return len(self.problems) + self.more
 
-    def lines(self) -> list[str]:
+    def lines(self) -> list[Text]:
         """One line per listed problem, then "and N more problems" if some were left out."""
-        return [str(problem) for problem in self.problems] + (
+        return [problem.text() for problem in self.problems] + (
             [more_problems(self.more)] if self.more else [])
 
 
@@ -168,15 +169,15 @@ def adopt_rules(
     with unit_of_work(session):
         current = active_rule_set(session)
         if (current.id if current else None) != expected_active_id:
-            raise Conflict("Someone adopted other rules since you started; review the new active "
-                           "rules before adopting yours.")
+            raise Conflict(N_("Someone adopted other rules since you started; review the new active "
+                              "rules before adopting yours."))
         if not note.strip():
-            raise InvalidRequest("Say what changed and why in the change note.", field="note")
+            raise InvalidRequest(N_("Say what changed and why in the change note."), field="note")
         try:
             version = adopt_rule_set(session, actor, text, parse_rules(text).name, note.strip(), now)
         except RuleError as error:
-            raise InvalidRequest("The draft has problems: " + "; ".join(
-                RuleCheck(None, tuple(error.problems), error.more).lines()),
+            raise InvalidRequest(N_("The draft has problems: %(problems)s", problems=Joined(
+                RuleCheck(None, tuple(error.problems), error.more).lines())),
                 field="text") from error
         return version
 

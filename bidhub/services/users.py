@@ -19,6 +19,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
+from bidhub.domain.text import N_
 from bidhub.models import AuditEvent, Branch, LoginThrottle, RepStatus, Role, Round, User
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
@@ -38,12 +39,14 @@ def common_passwords() -> frozenset[str]:
 
 def check_password_rules(password: str, field: str = "password") -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidRequest(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field=field)
+        raise InvalidRequest(N_("Use at least %(count)d characters.", count=MIN_PASSWORD_LENGTH),
+                             field=field)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise InvalidRequest(f"Use at most {MAX_PASSWORD_LENGTH} characters.", field=field)
+        raise InvalidRequest(N_("Use at most %(count)d characters.", count=MAX_PASSWORD_LENGTH),
+                             field=field)
     if password.strip().lower() in common_passwords():
-        raise InvalidRequest("This is one of the most common passwords, the first ones an "
-                             "attacker tries; choose another.", field=field)
+        raise InvalidRequest(N_("This is one of the most common passwords, the first ones an "
+                                "attacker tries; choose another."), field=field)
 
 
 def hash_password(password: str) -> str:
@@ -66,9 +69,9 @@ def build_user(
     """A new User row, checked but not added; for use cases and bulk loads alike."""
     check_password_rules(password)
     if role not in set(Role):
-        raise InvalidRequest(f"Unknown role '{role}'.", field="role")
+        raise InvalidRequest(N_("Unknown role '%(role)s'.", role=role), field="role")
     if role == Role.REP and branch_id is None:
-        raise InvalidRequest("A rep belongs to a branch.", field="branch_id")
+        raise InvalidRequest(N_("A rep belongs to a branch."), field="branch_id")
     return User(username=normalise_username(username), display_name=display_name.strip(),
                 password_hash=hash_password(password), role=role, branch_id=branch_id,
                 hired_on=hired_on, status=status, is_active=True,
@@ -85,13 +88,14 @@ def create_user(
         if user.branch_id is not None:
             require_open_branch(session, user.branch_id)
         if session.scalars(select(User).where(User.username == user.username)).first():
-            raise InvalidRequest(f"The username '{user.username}' is taken.", field="username")
+            raise InvalidRequest(N_("The username '%(username)s' is taken.",
+                                    username=user.username), field="username")
         session.add(user)
         try:
             session.flush()
         except IntegrityError as error:
-            raise InvalidRequest(f"The username '{user.username}' is taken.",
-                                 field="username") from error
+            raise InvalidRequest(N_("The username '%(username)s' is taken.",
+                                    username=user.username), field="username") from error
         record_audit(session, actor, "user.created", f"user:{user.id}", now,
                      after=user_snapshot(user))
         return user
@@ -104,13 +108,13 @@ def update_user(
     with unit_of_work(session):
         user = session.get(User, user_id)
         if user is None:
-            raise NotFound("No such user.")
+            raise NotFound(N_("No such user."))
         if role not in set(Role):
-            raise InvalidRequest(f"Unknown role '{role}'.", field="role")
+            raise InvalidRequest(N_("Unknown role '%(role)s'.", role=role), field="role")
         if role == Role.REP and branch_id is None:
-            raise InvalidRequest("A rep belongs to a branch.", field="branch_id")
+            raise InvalidRequest(N_("A rep belongs to a branch."), field="branch_id")
         if user.id == actor.id and (not is_active or role != Role.ADMIN):
-            raise InvalidRequest("You cannot remove your own admin access.", field="role")
+            raise InvalidRequest(N_("You cannot remove your own admin access."), field="role")
         if branch_id is not None and branch_id != user.branch_id:
             require_open_branch(session, branch_id)  # staying in a deactivated branch is fine
         before = user_snapshot(user)
@@ -130,16 +134,16 @@ def change_password(
     stored_hash = _stored_password_hash(session, user.id)
     # Hashing is slow: it happens before the write transaction, which then only writes.
     if stored_hash is None or not check_password_hash(stored_hash, current_password):
-        raise InvalidRequest("The current password is not right.", field="current_password")
+        raise InvalidRequest(N_("The current password is not right."), field="current_password")
     check_password_rules(new_password, field="new_password")
     if new_password == current_password:
-        raise InvalidRequest("Choose a password different from the current one.",
+        raise InvalidRequest(N_("Choose a password different from the current one."),
                              field="new_password")
     new_hash = hash_password(new_password)
     with unit_of_work(session):
         user = session.get(User, user.id)
         if user.password_hash != stored_hash:
-            raise InvalidRequest("Your password was changed meanwhile; sign in again.",
+            raise InvalidRequest(N_("Your password was changed meanwhile; sign in again."),
                                  field="current_password")
         was_temporary = user.must_change_password
         user.password_hash = new_hash
@@ -161,7 +165,7 @@ def set_password(session: Session, admin: User, user_id: int, new_password: str,
     with unit_of_work(session):
         user = session.get(User, user_id)
         if user is None:
-            raise NotFound("No such user.")
+            raise NotFound(N_("No such user."))
         user.password_hash = new_hash
         user.session_token = new_session_token()  # sessions under the old password end
         user.must_change_password = True
@@ -210,7 +214,8 @@ def end_sessions(session: Session, user: User) -> None:
 # that refuses it if either counter is waiting, so parallel attempts cannot all slip through;
 # a right password takes its count back. The slow hash runs between transactions.
 
-LOGIN_REFUSED = "Wrong username or password, or too many attempts; wait a moment and try again."
+LOGIN_REFUSED = N_("Wrong username or password, or too many attempts; wait a moment and try "
+                   "again.")
 
 
 class LoginRefused(InvalidRequest):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -10,11 +12,12 @@ from sqlalchemy import select
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
-from bidhub.domain.rules import RuleError, parse_rules
+from bidhub.domain.rules import RuleError, RuleProblem, parse_rules
 from bidhub.models import Round, RuleSetVersion
 from bidhub.services import replays, rule_sets
 from bidhub.web.access import admins
 from bidhub.web.forms import RulesDraftForm, options, rules_settings_form, settings_from
+from bidhub.web.i18n import translate
 from bidhub.web.params import parse_id
 from bidhub.web.rendering import redirect_after_post, render
 
@@ -48,12 +51,18 @@ def page(*, draft: RulesDraftForm | None = None, settings=None, status: int = 20
                   check=check_result(draft.text.data or "", active))
 
 
+def translated(problems) -> list[RuleProblem]:
+    """The problems with their reasons in the page's language (key paths stay as written)."""
+    return [dataclasses.replace(problem, message=translate(problem.message))
+            for problem in problems]
+
+
 def check_result(text: str, active: RuleSetVersion) -> dict:
     check = rule_sets.check_rules_text(text)
     rules = check.rules
-    return {"problems": check.problems, "more": check.more, "count": check.count,
+    return {"problems": translated(check.problems), "more": check.more, "count": check.count,
             "diff": rule_sets.rules_diff(active.text, text),
-            "warnings": rules.warnings if rules else (),
+            "warnings": translated(rules.warnings) if rules else (),
             "hash": rules.version_hash if rules else None,
             "is_active": rules is not None and rules.version_hash == active.sha256}
 

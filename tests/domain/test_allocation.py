@@ -136,7 +136,7 @@ def test_capacity_counts_awards_in_the_same_round():
             bid(3, rep=2, listing=2, win_rate=0.1)]
     _, result = run(rules(), bids)
     assert result.awards == {1: 1, 2: 3}
-    assert result.reasons[2].startswith("capacity: would exceed 40 accounts")
+    assert str(result.reasons[2]).startswith("capacity: would exceed 40 accounts")
 
 
 def test_a_rep_whose_bids_disagree_on_holdings_is_taken_at_the_highest():
@@ -182,7 +182,7 @@ def test_listings_below_the_minimum_of_bids_are_flagged_not_awarded():
 def test_a_listing_without_eligible_bids_is_always_flagged():
     _, result = run(rules(min_bids_per_listing="0"), [bid(1, on_leave=True), bid(2, listing=2)])
     assert result.flagged == frozenset({1}) and result.awards == {1: None, 2: 2}
-    assert result.reasons[1].startswith("not eligible: on leave")
+    assert str(result.reasons[1]).startswith("not eligible: on leave")
 
 
 def test_every_listing_with_bids_appears_in_rankings_and_awards():

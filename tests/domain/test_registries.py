@@ -205,7 +205,7 @@ def test_a_method_explains_wins_elsewhere_in_its_own_words():
     scores = score_round(rules, METHOD_BIDS)
     reasons = allocate(rules, METHOD_BIDS, scores, 0).reasons
     assert reasons[1] == ("capacity: would exceed 40 accounts (holds 39, wins #2 in this round"
-                          + ALLOCATION_METHODS["optimal"].elsewhere_note + ")")
+                          + ": " + str(ALLOCATION_METHODS["optimal"].elsewhere_note) + ")")
 
 
 # --- rules/README.md and the registries ------------------------------------------------

@@ -1,0 +1,228 @@
+"""Messages that services and the domain give people are translatable: msgids with parameters."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import json
+import pkgutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+import bidhub.domain
+import bidhub.services
+from bidhub.domain.errors import BidhubError, NotEligible
+from bidhub.domain.messages import dumps, from_data, loads, to_data
+from bidhub.domain.scoring import ScoreBreakdown
+from bidhub.domain.text import N_, Joined, Text, render
+from bidhub.models import BidScore
+from bidhub.services import adjudication
+from bidhub.services.replays import verify_round
+
+ROOT = Path(__file__).resolve().parents[1] / "bidhub"
+SCANNED = [ROOT / "services", ROOT / "domain"]
+
+# Calls whose argument at this position is a message for people (besides BidhubError raises).
+MESSAGE_ARGUMENTS = {"RuleProblem": 2, "LedgerProblem": 1, "LedgerBreak": 1, "_refuse": 1,
+                     "CapacityProblem": 3}
+
+# Modules whose messages are not for people (operators read them in logs and at start-up).
+ALLOWED: dict[str, str] = {}
+
+
+def error_names() -> set[str]:
+    """Every BidhubError subclass the scanned packages define or import."""
+    names = set()
+    for package in (bidhub.domain, bidhub.services):
+        for module_info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+            names.update(name for name, value in vars(module).items()
+                         if inspect.isclass(value) and issubclass(value, BidhubError))
+    return names
+
+
+def is_built_string(node: ast.expr) -> bool:
+    """An f-string, a plain literal, or text put together with + or %."""
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and bool(node.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+        return is_built_string(node.left) or is_built_string(node.right)
+    if isinstance(node, ast.IfExp):
+        return is_built_string(node.body) or is_built_string(node.orelse)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in ("format", "join") and isinstance(node.func.value, ast.Constant)
+    return False
+
+
+def called_name(call: ast.Call) -> str | None:
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return None
+
+
+def message_problems(source: str, where: str, errors: set[str]) -> list[str]:
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) \
+                and called_name(node.exc) in errors:
+            arguments = [*node.exc.args, *(keyword.value for keyword in node.exc.keywords
+                                           if keyword.arg == "message")]
+            found.extend(f"{where}:{node.lineno}: {called_name(node.exc)} is given a built "
+                         "string; use N_(msgid, name=value)"
+                         for argument in arguments[:1] if is_built_string(argument))
+        elif isinstance(node, ast.Call) and called_name(node) in MESSAGE_ARGUMENTS:
+            position = MESSAGE_ARGUMENTS[called_name(node)]
+            if len(node.args) > position and is_built_string(node.args[position]):
+                found.append(f"{where}:{node.lineno}: {called_name(node)} is given a built "
+                             "string; use N_(msgid, name=value)")
+        elif isinstance(node, ast.Call) and called_name(node) == "N_":
+            # pybabel extracts only a literal msgid.
+            msgid = node.args[0] if node.args else None
+            if not (isinstance(msgid, ast.Constant) and isinstance(msgid.value, str)):
+                found.append(f"{where}:{node.lineno}: N_ needs a literal msgid")
+    return found
+
+
+def test_services_and_the_domain_raise_errors_with_msgids_not_built_strings():
+    errors = error_names()
+    assert {"InvalidRequest", "NotFound", "Conflict", "CapacityExceeded", "LoginRefused"} <= errors
+    problems = []
+    for folder in SCANNED:
+        for path in sorted(folder.glob("*.py")):
+            if path.name not in ALLOWED:
+                problems.extend(message_problems(path.read_text("utf-8"),
+                                                 str(path.relative_to(ROOT.parent)), errors))
+    assert problems == []
+
+
+def test_the_scan_catches_each_kind_of_built_string():
+    source = (
+        "def f(name):\n"
+        "    raise InvalidRequest(f'{name} is taken.')\n"
+        "    raise NotFound('No such ' + name)\n"
+        "    raise Conflict('Taken.', field='name')\n"
+        "    raise InvalidRequest('%s is taken' % name)\n"
+        "    raise InvalidRequest(N_('%(name)s is taken.', name=name))\n"
+        "    raise InvalidRequest(N_(f'{name} is taken.'))\n"
+        "    return RuleProblem('path', 3, f'bad {name}')\n")
+    problems = message_problems(source, "sample.py", {"InvalidRequest", "NotFound", "Conflict"})
+    assert sorted(int(problem.split(":")[1]) for problem in problems) == [2, 3, 4, 5, 7, 8]
+
+
+# --- the mechanics: msgids, parameters, stored messages -----------------------------------
+
+CATALOGUE = {
+    "Not eligible for this account: %(reasons)s": "不具备资格：%(reasons)s",
+    "holds %(held)d accounts; the maximum is %(maximum)d": "已持有%(held)d个客户，上限为%(maximum)d",
+    "on leave or no longer with the company": "休假或已离职",
+    "not eligible: %(reasons)s": "不具备资格：%(reasons)s",
+    "%(first)s; %(rest)s": "%(first)s；%(rest)s",
+}
+
+
+def stub_gettext(msgid: str) -> str:
+    return CATALOGUE.get(msgid, msgid)
+
+
+def test_a_refusal_is_translated_part_by_part_and_reads_as_english_without_a_catalogue():
+    error = NotEligible([N_("holds %(held)d accounts; the maximum is %(maximum)d", held=40,
+                            maximum=40), N_("on leave or no longer with the company")])
+    assert str(error) == ("Not eligible for this account: holds 40 accounts; the maximum is "
+                          "40; on leave or no longer with the company")
+    assert render(error.message, stub_gettext) == "不具备资格：已持有40个客户，上限为40; 休假或已离职"
+
+
+def test_a_stored_message_reads_back_with_its_parameters_and_old_english_stays_english():
+    reason = N_("not eligible: %(reasons)s", reasons=N_(
+        "%(first)s; %(rest)s", first=N_("holds %(held)d accounts; the maximum is %(maximum)d",
+                                        held=41, maximum=40),
+        rest=N_("on leave or no longer with the company")))
+    stored = dumps(reason)
+    assert json.loads(stored)["msgid"] == "not eligible: %(reasons)s"
+    assert loads(stored) == reason
+    assert render(loads(stored), stub_gettext) == "不具备资格：已持有41个客户，上限为40；休假或已离职"
+    old = "capacity: would exceed 40 accounts (holds 40, wins nothing else in this round)"
+    assert loads(old) == old and loads("") == ""
+    assert loads('{"msgid": broken') == '{"msgid": broken'
+    joined = Joined([N_("on duty"), "plain"], " / ")
+    assert str(from_data(json.loads(json.dumps(to_data(joined))))) == "on duty / plain"
+
+
+def test_a_breakdown_keeps_english_and_msgid_and_old_breakdowns_still_verify():
+    new = {"bid_id": 1, "is_eligible": False, "total": 0.5, "factors": [], "checks": [
+        {"name": "capacity", "passed": False,
+         "reason": "holds 40 accounts; the maximum is 40",
+         "message": to_data(N_("holds %(held)d accounts; the maximum is %(maximum)d", held=40,
+                               maximum=40))}]}
+    breakdown = ScoreBreakdown.from_dict(new)
+    assert isinstance(breakdown.checks[0].reason, Text)
+    assert breakdown.to_dict() == new
+    old = {**new, "checks": [{key: value for key, value in new["checks"][0].items()
+                              if key != "message"}]}
+    stored_before = ScoreBreakdown.from_dict(old)
+    assert stored_before.checks[0].reason == "holds 40 accounts; the maximum is 40"
+    assert breakdown.same_result(stored_before) and stored_before.same_result(breakdown)
+    changed = {**old, "checks": [{**old["checks"][0], "reason": "holds 39 accounts"}]}
+    assert not breakdown.same_result(ScoreBreakdown.from_dict(changed))
+
+
+# --- end to end: stored reasons, and a refusal in Chinese ---------------------------------
+
+@pytest.fixture
+def full_rep_bid_round(session, clock, make_rep, give_accounts, make_account, make_round,
+                       make_bid):
+    """A scored round where one bidder was refused an award for capacity at scoring time."""
+    round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(hours=1))
+    winner, full = make_rep(), make_rep()
+    make_bid(winner, round_.listings[0])
+    give_accounts(full, 39)
+    make_bid(full, round_.listings[0])
+    give_accounts(full, 1)  # 40 by the deadline: not eligible when scored
+    clock.advance(hours=1)
+    adjudication.score_closed_round(session, round_.id, clock())
+    return round_, full
+
+
+def test_reasons_are_stored_as_msgids_and_rounds_scored_before_still_verify(
+        session, full_rep_bid_round):
+    round_, full = full_rep_bid_round
+    score = session.scalars(select(BidScore).where(BidScore.bid.has(rep_id=full.id))).one()
+    reason = loads(score.not_awarded_reason)
+    assert isinstance(reason, Text) and reason.msgid == "not eligible: %(reasons)s"
+    assert str(reason) == "not eligible: holds 40 accounts; the maximum is 40"
+    assert score.breakdown["checks"][0]["message"]["msgid"] == (
+        "holds %(held)d accounts; the maximum is %(maximum)d")
+    assert verify_round(session, round_.id) == []
+    # A round scored before reasons were translatable: English only, as it was stored then.
+    for row in session.scalars(select(BidScore)):
+        row.breakdown = {**row.breakdown, "checks": [
+            {key: value for key, value in check.items() if key != "message"}
+            for check in row.breakdown["checks"]]}
+        row.not_awarded_reason = str(loads(row.not_awarded_reason))
+    session.commit()
+    assert verify_round(session, round_.id) == []
+
+
+def test_a_capacity_refusal_reads_in_chinese_for_a_zh_cn_browser(
+        app, make_rep, give_accounts, make_account, make_round, login_as):
+    listing = make_round(accounts=[make_account()]).listings[0]
+    rep = make_rep()
+    give_accounts(rep, 40)
+    client = login_as(rep)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN,zh;q=0.9"
+    response = client.post(f"/listings/{listing.id}/bid", data={
+        "account_plan": "A careful plan for this account.", "committed_revenue_yuan": "300000",
+        "visit_plan": "Visit the decision maker in week one."})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "不具备竞标该客户的资格" in html
+    assert "Not eligible for this account" not in html
