@@ -572,3 +572,51 @@ def test_retry_delays_grow_and_are_capped():
     delays = [notifications.retry_delay(attempt) for attempt in range(1, 12)]
     assert delays[:4] == [timedelta(minutes=minutes) for minutes in (1, 2, 4, 8)]
     assert delays == sorted(delays) and delays[-1] == notifications.MAX_RETRY_DELAY
+
+
+def test_an_item_reads_in_the_readers_language_in_the_inbox_and_outside(app, session, clock,
+                                                                         world):
+    from bidhub.web.notifications import outgoing_renderer
+
+    chinese, english = world["rep_a"], world["rep_b"]
+    chinese.locale, english.locale = "zh_CN", "en"
+    # A message the catalogue already translates stands in for any notification's msgid.
+    for user in (chinese, english):
+        session.add(Notification(recipient_id=user.id, kind="round_opened",
+                                 event_key=f"test:{user.id}", msgid="Bidding rounds",
+                                 params={}, link_endpoint="market.rounds", link_args={},
+                                 created_at=clock()))
+    session.commit()
+    client = app.test_client()
+    login(client, chinese)
+    assert "竞标轮次" in client.get("/notifications").get_data(as_text=True)
+    with app.app_context():
+        render = outgoing_renderer(app)
+        by_user = {item.recipient_id: render(item)
+                   for item in session.scalars(select(Notification))}
+    assert by_user[chinese.id].webhook_text.startswith(f"@{chinese.display_name} 竞标轮次")
+    assert by_user[chinese.id].body.startswith("竞标轮次")
+    assert by_user[english.id].body.startswith("Bidding rounds")
+    assert by_user[english.id].webhook_text.endswith("/rounds")
+
+
+@pytest.mark.parametrize("outside", ["webhook"], indirect=True)
+def test_a_message_that_cannot_be_rendered_is_recorded_and_does_not_hold_up_the_others(
+        app, session, clock, world, webhook):
+    webhook.start()
+    broken = Notification(recipient_id=world["rep_a"].id, kind="round_opened",
+                          event_key="test:broken", msgid="Round %(missing)s opened.",
+                          params={"round": "Spring"}, link_endpoint="market.rounds", link_args={},
+                          created_at=clock())
+    session.add(broken)
+    session.flush()
+    session.add(NotificationDelivery(notification_id=broken.id, channel="webhook",
+                                     next_attempt_at=clock(), created_at=clock()))
+    session.commit()
+    reset_password(world, session, clock, app, None)
+    report = deliveries_job(app, clock())
+    assert (report.sent, report.retrying) == (1, 1)
+    failed, sent = deliveries(session)
+    assert "could not render" in failed.last_error and failed.attempts == 1
+    assert sent.status == DeliveryStatus.SENT
+    assert "An admin reset your password" in webhook.posts[0]["text"]["content"]

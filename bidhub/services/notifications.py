@@ -21,9 +21,9 @@ the scheduler and never by the request that caused the event, sends them with re
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import smtplib
+import ssl
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -489,7 +489,7 @@ class Transport:
         message.set_content(outgoing.body)
         with smtplib.SMTP(self.smtp.host, self.smtp.port, timeout=SEND_TIMEOUT_SECONDS) as smtp:
             if self.smtp.starttls:
-                smtp.starttls()
+                smtp.starttls(context=ssl.create_default_context())
             if self.smtp.user:
                 smtp.login(self.smtp.user, self.smtp.password or "")
             smtp.send_message(message)
@@ -524,9 +524,6 @@ class DeliveryReport:
     failed: int = 0
 
 
-SEND_ERRORS = (OSError, ValueError, http.client.HTTPException, DeliveryFailed)
-
-
 def send_due_deliveries(session: Session, now: datetime, transport: Transport,
                         render: Callable[[Notification], Outgoing],
                         limit: int = DELIVERIES_PER_RUN) -> DeliveryReport:
@@ -553,8 +550,8 @@ def send_due_deliveries(session: Session, now: datetime, transport: Transport,
             if isinstance(message, Exception):
                 raise message
             transport.send(channel, address, message)
-        except SEND_ERRORS as failure:
-            error = f"{type(failure).__name__}: {failure}"[:2000] or type(failure).__name__
+        except Exception as failure:  # whatever goes wrong is kept on the row and retried
+            error = f"{type(failure).__name__}: {failure}"[:2000]
         status = _record_attempt(session, delivery_id, attempts, error, now)
         if status == DeliveryStatus.SENT:
             report.sent += 1
@@ -581,8 +578,8 @@ def _claim_delivery(session: Session, delivery_id: int, attempts: int, now: date
         delivery = session.get(NotificationDelivery, delivery_id)
         try:
             message: Outgoing | Exception = render(delivery.notification)
-        except (KeyError, ValueError, TypeError) as error:  # a broken catalogue entry, say
-            message = DeliveryFailed(f"could not render the message: {error}")
+        except Exception as error:  # a broken catalogue entry, say: one row never blocks others
+            message = DeliveryFailed(f"could not render the message: {error!r}")
         return delivery.channel, delivery.address, message
 
 
