@@ -620,3 +620,20 @@ def test_a_message_that_cannot_be_rendered_is_recorded_and_does_not_hold_up_the_
     assert "could not render" in failed.last_error and failed.attempts == 1
     assert sent.status == DeliveryStatus.SENT
     assert "An admin reset your password" in webhook.posts[0]["text"]["content"]
+
+
+def test_a_user_who_owes_a_new_password_is_not_polled_then_finds_the_reset_in_the_inbox(
+        app, session, clock, world):
+    reset_password(world, session, clock, app, None)
+    client = app.test_client()
+    login(client, world["rep_b"], "a brand new long password")
+    # Every other request goes back to the password page; polling from it would loop.
+    assert "/notifications/unread-count" not in client.get("/password").get_data(as_text=True)
+    changed = client.post("/password", data={
+        "current_password": "a brand new long password",
+        "new_password": "yet another long password", "confirm": "yet another long password"})
+    assert changed.status_code in (302, 303)
+    login(client, world["rep_b"], "yet another long password")
+    page = client.get("/notifications").get_data(as_text=True)
+    assert 'hx-get="/notifications/unread-count"' in page
+    assert "An admin reset your password" in page
