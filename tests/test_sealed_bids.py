@@ -22,7 +22,7 @@ def open_round_with_a_bid(session, make_rep, make_manager, make_admin, make_acco
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": bidder.id,
                     "version_id": 1, "rep_id": bidder.id, "incident_id": 1,
-                    "run_id": 1}}
+                    "run_id": 1, "branch_id": bidder.branch_id, "token": "none"}}
 
 
 @pytest.mark.parametrize("who", ["other_rep", "manager", "admin"])
@@ -39,7 +39,8 @@ def test_no_page_or_fragment_shows_a_bid_to_anyone_but_its_bidder(app, open_roun
             continue
         url = rule.rule
         for name in rule.arguments:
-            url = url.replace(f"<int:{name}>", str(world["ids"][name]))
+            url = url.replace(f"<int:{name}>", str(world["ids"][name])).replace(
+                f"<{name}>", str(world["ids"][name]))
         response = client.get(url, headers=headers)
         body = response.get_data(as_text=True)
         assert MARKER not in body, (who, url)
