@@ -367,3 +367,9 @@ def test_cli_adds_and_lists_branches(app, session, make_admin):
     assert result.exit_code == 0, result.output
     reload(session)
     assert session.scalars(select(User).where(User.username == "rep9")).one().branch.code == "SH"
+
+
+def test_branch_choices_read_in_the_pages_language(admin_client, session, shanghai):
+    for language, shown in (("zh-CN", "上海"), ("en", "Shanghai")):
+        page = admin_client.get("/admin/users/new", headers={"Accept-Language": language})
+        assert f'<option value="{shanghai.id}">{shown}</option>' in page.get_data(as_text=True)

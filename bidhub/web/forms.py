@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -35,6 +36,7 @@ from wtforms.validators import (
 
 from bidhub.domain.errors import InvalidRequest
 from bidhub.services import limits
+from bidhub.services.branches import branch_label
 from bidhub.web.i18n import translate
 from bidhub.web.labels import (
     DECISION_CHOICE_LABELS,
@@ -302,7 +304,9 @@ class BranchActivityForm(Form):
 
 
 def branch_choices(branches, *, empty_label) -> list[SelectChoice]:
-    return options({0: empty_label} | {branch.id: branch.name for branch in branches})
+    locale = get_locale()
+    return options({0: empty_label} | {branch.id: branch_label(branch, locale)
+                                       for branch in branches})
 
 
 class RulesDraftForm(Form):
