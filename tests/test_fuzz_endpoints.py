@@ -199,6 +199,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         "version_id": ids(RuleSetVersion), "run_id": ids(ImportRun) or [1],
         "branch_id": ids(Branch),
         "notification_id": ids(Notification),
+        "token": ["A" * 43],  # an import's mapping step: an upload token that is not there
     }
 
 

@@ -117,15 +117,13 @@ class PendingUpload:
 
 
 def pending_folder() -> Path:
-    folder = current_app.config.get("IMPORT_UPLOAD_FOLDER") or os.path.join(
-        current_app.instance_path, "import-uploads")
-    path = Path(folder)
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    return Path(current_app.config.get("IMPORT_UPLOAD_FOLDER") or os.path.join(
+        current_app.instance_path, "import-uploads"))
 
 
 def store_pending(upload: PendingUpload, data: bytes) -> str:
     folder = pending_folder()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_expired(folder)
     token = secrets.token_urlsafe(32)
     meta = {"kind": upload.kind, "filename": upload.filename, "actor_id": upload.actor_id,
