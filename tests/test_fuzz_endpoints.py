@@ -257,8 +257,8 @@ def targets_of(app) -> list[Target]:
 def path_of(target: Target, arguments: dict[str, str]) -> str:
     path = target.rule
     for name, value in arguments.items():
-        path = path.replace(f"<int:{name}>", value if value.startswith("%") or "%" in value
-                            else quote(value, safe=""))
+        value = value if value.startswith("%") or "%" in value else quote(value, safe="")
+        path = path.replace(f"<int:{name}>", value).replace(f"<{name}>", value)
     return path
 
 
