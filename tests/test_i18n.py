@@ -1,0 +1,562 @@
+"""Chinese first, English second: the catalogue is complete, pages speak the chosen language.
+
+Every other test module runs in English (tests/conftest.py); this one runs with bidhub's real
+default, zh_CN, and checks what a Chinese-speaking department sees.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+from sqlalchemy import select
+
+from bidhub import create_app
+from bidhub.models import AccountabilityIncident, Bid, Branch, Listing, Round, RuleSetVersion, User
+from bidhub.services.adjudication import decide_listing, publish_results
+from bidhub.web.i18n import best_language, compile_catalogue, translation_directories
+from bidhub.web.params import parse_yuan
+from bidhub.web.rendering import localtime, yuan, yuan_compact
+from tests.browser.world import PASSWORD as WORLD_PASSWORD
+from tests.browser.world import build_world
+from tests.conftest import PASSWORD, reload
+
+ROOT = Path(__file__).resolve().parent.parent
+PO_FILE = ROOT / "bidhub" / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
+# What `pybabel extract -F babel.cfg -k N_ -k _l -k lazy_gettext` looks for (README "Languages").
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None, "_l": None, "lazy_gettext": None}
+PLACEHOLDER = re.compile(r"%\([A-Za-z_][A-Za-z0-9_]*\)[-#0 +]*[0-9]*(?:\.[0-9]+)?[sdifgr]")
+
+
+@pytest.fixture
+def app_config(app_config):
+    """bidhub's real default: a page is Chinese unless the person or their browser says not."""
+    return {**app_config, "DEFAULT_LOCALE": "zh_CN"}
+
+
+# --- the catalogue ------------------------------------------------------------------------------
+
+def extracted_msgids() -> dict[str | tuple[str, ...], list[str]]:
+    """Every msgid in the sources, extracted as `pybabel extract` does, with where it is."""
+    with (ROOT / "babel.cfg").open() as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    found: dict[str | tuple[str, ...], list[str]] = defaultdict(list)
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+            str(ROOT), method_map, options_map, keywords=KEYWORDS):
+        msgid = message if isinstance(message, str) else tuple(message)
+        if msgid:
+            found[msgid].append(f"{filename}:{lineno}")
+    return found
+
+
+def catalogue():
+    with PO_FILE.open("rb") as po:
+        return read_po(po, locale="zh_CN")
+
+
+def test_every_message_in_the_sources_has_a_chinese_translation():
+    translations = catalogue()
+    missing = []
+    for msgid, places in sorted(extracted_msgids().items(), key=lambda item: str(item[0])):
+        singular = msgid if isinstance(msgid, str) else msgid[0]
+        entry = translations.get(singular)
+        strings = () if entry is None else (
+            (entry.string,) if isinstance(entry.string, str) else tuple(entry.string))
+        if entry is None or not strings or not all(strings) or entry.fuzzy:
+            missing.append(f"{msgid!r} ({places[0]})")
+    assert not missing, (
+        f"{len(missing)} messages lack a zh_CN translation; run the recipe in README "
+        "\"Languages\" (extract, update) and translate them:\n" + "\n".join(missing))
+
+
+def stray_percents(text: str) -> int:
+    """Percent signs that are neither a placeholder nor an escaped %% (Jinja formats every
+    template message, so a stray one breaks the page)."""
+    return PLACEHOLDER.sub("", text).replace("%%", "").count("%")
+
+
+def test_translations_keep_the_placeholders_and_are_not_fuzzy():
+    problems = []
+    for entry in catalogue():
+        if not entry.id:
+            continue
+        ids = (entry.id,) if isinstance(entry.id, str) else tuple(entry.id)
+        strings = (entry.string,) if isinstance(entry.string, str) else tuple(entry.string)
+        if entry.fuzzy:
+            problems.append(f"fuzzy: {ids[0]!r}")
+        expected = sorted(set(PLACEHOLDER.findall(ids[-1])))
+        for string in filter(None, strings):
+            if sorted(set(PLACEHOLDER.findall(string))) != expected:
+                problems.append(f"placeholders differ: {ids[0]!r} -> {string!r}")
+            if stray_percents(string) != stray_percents(ids[-1]):
+                problems.append(f"a stray % differs: {ids[0]!r} -> {string!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_catalogue_uses_the_handbooks_words():
+    """The words the department uses (DOMAIN.md): 竞标 for bidding, 中标 for winning, 公示 for
+    announcing results, 备案 for filing, KA销售 for a rep, 老板负责 for an executive sponsor."""
+    translations = catalogue()
+
+    def chinese(msgid: str) -> str:
+        return translations.get(msgid).string
+
+    assert "竞标" in chinese("Bidding rounds") and "竞标申请表" in chinese("Bid application")
+    assert "中标" in chinese("You won this account.") and chinese("Won") == "中标"
+    assert "公示" in chinese("Publish results") and "公示" in chinese("Results announced")
+    assert "备案" in chinese("Filing register") and "备案" in chinese("Transfer and file")
+    assert chinese("Rep") == "KA销售" and "KA销售管理部" in chinese("KA manager")
+    assert "老板负责" in chinese("Releases of executive-sponsored accounts")
+    assert "问责" in chinese("Accountability") and "问责客户说明表" in chinese(
+        "Explanation (问责客户说明表)")
+
+
+# --- compiled catalogues ------------------------------------------------------------------------
+
+def test_a_missing_or_stale_mo_is_compiled_into_the_instance_folder(tmp_path):
+    package, instance = tmp_path / "bidhub", tmp_path / "instance"
+    po = package / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.po"
+    po.parent.mkdir(parents=True)
+    po.write_bytes(PO_FILE.read_bytes())
+    app = SimpleNamespace(root_path=str(package), instance_path=str(instance))
+
+    directory = translation_directories(app)  # no .mo next to the .po: compiled elsewhere
+    compiled = instance / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "messages.mo"
+    assert directory == str(instance / "translations") and compiled.exists()
+
+    compile_catalogue(po, po.with_suffix(".mo"))  # as a build or `pybabel compile` leaves it
+    assert translation_directories(app) == str(package / "translations")
+
+
+def test_a_real_install_compiles_the_catalogue_and_serves_chinese(app, client):
+    assert Path(app.config["BABEL_TRANSLATION_DIRECTORIES"], "zh_Hans_CN", "LC_MESSAGES",
+                "messages.mo").exists()
+    page = client.get("/login").get_data(as_text=True)
+    assert '<html lang="zh-CN">' in page and "登录 bidhub" in page
+
+
+# --- choosing the language ----------------------------------------------------------------------
+
+def html_lang(response) -> str:
+    return re.search(r'<html lang="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (None, "zh-CN"), ("zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"), ("en-US,en;q=0.9", "en"),
+    ("en-GB,zh-CN;q=0.5", "en"), ("zh-TW", "zh-CN"), ("fr-FR", "zh-CN"), ("*", "zh-CN")])
+def test_without_a_choice_the_browser_decides_then_the_default(app, client, accept, expected):
+    headers = {"Accept-Language": accept} if accept else {}
+    assert html_lang(client.get("/login", headers=headers)) == expected
+
+
+def test_best_language_falls_back_to_the_language_before_the_next_preference():
+    languages = ("zh_CN", "en")
+    assert best_language([("en-GB", 1.0), ("zh-CN", 0.5)], languages) == "en"
+    assert best_language([("zh-Hans-CN", 1.0)], languages) == "zh_CN"
+    assert best_language([("de", 1.0), ("en", 0.0)], languages) is None
+    assert best_language([("de", 1.0)], languages) is None
+
+
+def sign_in(client, user: User, password: str = PASSWORD, **headers):
+    response = client.post("/login", data={"username": user.username, "password": password},
+                           headers=headers)
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+
+
+def test_the_switch_is_saved_on_the_user_and_beats_the_browser(app, session, make_rep):
+    rep = make_rep()
+    client = app.test_client()
+    sign_in(client, rep)
+    chinese = {"Accept-Language": "zh-CN"}
+    assert html_lang(client.get("/rounds", headers=chinese)) == "zh-CN"
+
+    response = client.post("/language", data={"locale": "en", "next": "/rounds?q=x"})
+    assert response.status_code == 303 and response.location == "/rounds?q=x"
+    page = client.get("/rounds", headers=chinese)
+    assert html_lang(page) == "en" and "Bidding rounds" in page.get_data(as_text=True)
+    reload(session)
+    assert session.get(User, rep.id).locale == "en"
+
+    # Signed out, the login page keeps speaking it; on another device, signing in brings it.
+    client.post("/logout")
+    assert html_lang(client.get("/login", headers=chinese)) == "en"
+    other_device = app.test_client()
+    assert html_lang(other_device.get("/login", headers=chinese)) == "zh-CN"
+    sign_in(other_device, rep, **chinese)
+    assert html_lang(other_device.get("/rounds", headers=chinese)) == "en"
+
+    other_device.post("/language", data={"locale": "zh_CN", "next": "/rounds"})
+    assert html_lang(other_device.get("/rounds", headers={"Accept-Language": "en"})) == "zh-CN"
+
+
+def test_a_choice_on_the_login_page_lasts_through_signing_in(app, make_rep):
+    client = app.test_client()
+    english = {"Accept-Language": "en"}
+    assert html_lang(client.get("/login", headers=english)) == "en"
+    client.post("/language", data={"locale": "zh_CN", "next": "/login"})
+    page = client.get("/login", headers=english)
+    assert html_lang(page) == "zh-CN" and "登录 bidhub" in page.get_data(as_text=True)
+    sign_in(client, make_rep(), **english)
+    assert html_lang(client.get("/rounds", headers=english)) == "zh-CN"
+
+
+@pytest.mark.parametrize("locale", ["", "fr", "zh_TW", "../en", "en\r\nX: y"])
+def test_an_unknown_language_changes_nothing(app, session, client, make_rep, locale):
+    rep = make_rep()
+    sign_in(client, rep)
+    response = client.post("/language", data={"locale": locale, "next": "/rounds"})
+    assert response.status_code == 303
+    page = client.get("/rounds").get_data(as_text=True)
+    assert "请从提供的语言中选择一种。" in page
+    reload(session)
+    assert session.get(User, rep.id).locale is None
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil"])
+def test_the_switch_never_sends_anyone_off_site(client, target):
+    response = client.post("/language", data={"locale": "en", "next": target})
+    assert response.status_code == 303 and response.location == "/"
+
+
+def test_the_switch_needs_the_csrf_token(app_config):
+    app = create_app({**app_config, "WTF_CSRF_ENABLED": True})
+    client = app.test_client()
+    assert client.post("/language", data={"locale": "en"}).status_code == 400
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = client.post("/language", data={"locale": "en", "csrf_token": token,
+                                               "next": "/login"})
+    assert response.status_code == 303
+    assert html_lang(client.get("/login")) == "en"
+
+
+def test_the_header_offers_the_switch_and_marks_the_current_language(client):
+    page = client.get("/login").get_data(as_text=True)
+    assert 'action="/language"' in page and 'name="next" value="/login?"' in page
+    assert re.search(r'value="zh_CN"[^>]*aria-current="true"[^>]*>中文', page)
+    assert re.search(r'value="en" lang="en">English', page)
+
+
+def test_the_default_locale_setting(app_config, monkeypatch):
+    monkeypatch.setenv("BIDHUB_DEFAULT_LOCALE", "en-US")
+    config = {key: value for key, value in app_config.items() if key != "DEFAULT_LOCALE"}
+    app = create_app(config)
+    assert app.config["DEFAULT_LOCALE"] == app.config["BABEL_DEFAULT_LOCALE"] == "en"
+    monkeypatch.setenv("BIDHUB_DEFAULT_LOCALE", "zh-CN")
+    assert create_app(config).config["BABEL_DEFAULT_LOCALE"] == "zh_CN"
+    monkeypatch.setenv("BIDHUB_DEFAULT_LOCALE", "fr")
+    with pytest.raises(ValueError, match="BIDHUB_DEFAULT_LOCALE"):
+        create_app(config)
+
+
+# --- dates, money and amounts -------------------------------------------------------------------
+
+INSTANT = datetime(2026, 11, 29, 6, 30, tzinfo=UTC)  # 14:30 in Beijing
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    ("zh-CN", ("2026年11月29日 14:30", "2026年11月29日", "2026年3月2日", "¥1,200,000",
+               "-¥1,200", "120万", "1.23万", "1.2亿", "¥9,500")),
+    ("en", ("2026-11-29 14:30", "2026-11-29", "2026-03-02", "¥1,200,000", "-¥1,200",
+            "¥1.2M", "¥12.3K", "¥120M", "¥9.5K"))])
+def test_dates_and_money_in_the_pages_style(app, accept, expected):
+    with app.test_request_context("/", headers={"Accept-Language": accept}):
+        assert (localtime(INSTANT), localtime(INSTANT, "%Y-%m-%d"), localtime(date(2026, 3, 2)),
+                yuan(1_200_000), yuan(-1200), yuan_compact(1_200_000), yuan_compact(12_345),
+                yuan_compact(120_000_000), yuan_compact(9_500)) == expected
+        assert localtime(None) == "" and yuan(None) == yuan_compact(None) == "—"
+
+
+def test_compact_figures_round_to_three_digits_and_move_up_a_unit():
+    from bidhub.web.i18n import round_significant
+
+    assert round_significant(1_234_567, 3) == 1_230_000
+    assert round_significant(99_995_000, 3) == 100_000_000
+    assert round_significant(950, 3) == 950
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("100000", 100_000), ("100,000", 100_000), ("¥100,000", 100_000), ("￥100，000", 100_000),
+    ("10万", 100_000), ("1.2万", 12_000), ("1.2万元", 12_000), (" 5 万 ", 50_000),
+    ("12000元", 12_000), ("3亿", 300_000_000), ("12000.00", 12_000), ("-5", -5),
+    ("1.23456万", None), ("12000.5", None), ("abc", None), ("10万万", None), ("1,00,000", None),
+    ("", None), ("1e5", None), ("1_000", None), ("１２万", None), ("²", None), ("٣", None),
+    ("2147483648", None), ("9" * 50, None), (None, None)])
+def test_amounts_are_read_as_people_write_them(text, expected):
+    assert parse_yuan(text) == expected
+
+
+@pytest.fixture
+def open_listing(make_round, make_account):
+    return make_round(accounts=[make_account(annual_value_yuan=150_000),
+                                make_account(annual_value_yuan=80_000)]).listings[0]
+
+
+def test_the_bid_form_takes_wan(app, session, client, make_rep, open_listing):
+    sign_in(client, make_rep())
+    path = f"/listings/{open_listing.id}/bid"
+    form = {"account_plan": "先拜访决策人，了解招聘需求，三个月内提出年度合作方案。",
+            "visit_plan": "第一周拜访总经理，第二周与人力资源部确定合作方案。"}
+    refused = client.post(path, data={**form, "committed_revenue_yuan": "十二万"})
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "请填写以元为单位的整数金额" in page and 'value="十二万"' in page
+    assert session.scalars(select(Bid)).first() is None
+
+    assert client.post(path, data={**form, "committed_revenue_yuan": "12万"}).status_code == 303
+    reload(session)
+    assert session.scalars(select(Bid)).one().committed_revenue_yuan == 120_000
+
+
+def test_the_value_filter_takes_wan_and_explains_a_mistake(client, make_rep, open_listing):
+    sign_in(client, make_rep())
+    path = f"/rounds/{open_listing.round_id}"
+    filtered = client.get(path, query_string={"min_value": "10万"}).get_data(as_text=True)
+    assert "1 个客户" in filtered and "¥150,000" in filtered and "¥80,000" not in filtered
+    wrong = client.get(path, query_string={"min_value": "十万"}, headers={"HX-Request": "true"})
+    assert wrong.status_code == 200
+    page = wrong.get_data(as_text=True)
+    assert "“十万”不是有效金额" in page and "2 个客户" in page
+
+
+# --- CSV exports --------------------------------------------------------------------------------
+
+def rows_of(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"), newline="")))
+
+
+def test_exports_have_a_chinese_header_row_and_english_on_request(
+        app, session, client, make_manager, make_rep, make_account, clock):
+    from bidhub.services.accountability import log_incident
+    from bidhub.services.filings import transfer_account
+
+    manager = make_manager()
+    account = make_account(owner=make_rep(), name="广州云帆科技有限公司")
+    transfer_account(session, manager, account_id=account.id, to_rep_id=make_rep(name="王伟").id,
+                     reason="原销售离职，客户划转。", review_text="离职交接完成，客户无投诉，新销售已确认。",
+                     now=clock())
+    log_incident(session, manager, account_id=account.id, competitor_site="前程无忧",
+                 ad_type="banner", seen_at=clock() - timedelta(days=1), now=clock())
+    sign_in(client, manager)
+
+    register = rows_of(client.get("/manage/filings.csv"))
+    assert register[0][:3] == ["备案号", "备案时间（本地）", "类型"]
+    assert "直接划转" in [row[2] for row in register[1:] if row]
+    assert register[-1][0] == "登记簿最新一条"
+    english = rows_of(client.get("/manage/filings.csv?lang=en"))
+    assert english[0][:3] == ["No.", "Filed at (local)", "Kind"]
+    assert "Direct transfer" in [row[2] for row in english[1:] if row]
+
+    report = rows_of(client.get("/manage/accountability/report.csv?start=2026-02-23"))
+    assert report[0][0] == "问责编号" and report[1][7] == "横幅广告" and report[1][13] == "否"
+    report = rows_of(client.get("/manage/accountability/report.csv?start=2026-02-23&lang=en"))
+    assert report[0][0] == "Incident" and report[1][7] == "Banner" and report[1][13] == "no"
+    # An English page exports English unless Chinese is asked for.
+    client.post("/language", data={"locale": "en"})
+    assert rows_of(client.get("/manage/filings.csv"))[0][0] == "No."
+    assert rows_of(client.get("/manage/filings.csv?lang=zh_CN"))[0][0] == "备案号"
+
+
+# --- every page in Chinese ----------------------------------------------------------------------
+
+# ASCII words a Chinese page may show: the product's name, abbreviations Chinese offices use as
+# they are, file formats, and the switch's own "English".
+ALLOWED_WORDS = frozenset({
+    "bidhub", "KA", "CRM", "CSV", "Excel", "xlsx", "UTF", "GBK", "MiB", "KiB", "TOML", "HMAC",
+    "SHA", "htmx", "Logo", "English", "YYYY", "MM", "DD",
+})
+# Elements whose text is data or code, not the interface: scripts, styles, a textarea's content
+# (a rule file, an explanation being edited), code samples and hashes.
+SKIPPED_ELEMENTS = frozenset({"script", "style", "textarea", "code", "pre", "kbd", "samp"})
+# A run of characters that is data rather than a word: it holds a digit (ids, dates, amounts,
+# hashes), an @ or a slash (e-mails, paths, time zones), or a dot before a letter (domains, file
+# names and extensions).
+DATA_CHUNK = re.compile(r"[0-9@/]|\.[A-Za-z]")
+# Text between backticks is a command to type (`bidhub verify-ledger`).
+COMMAND = re.compile(r"`[^`]*`")
+
+
+class VisibleText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.skipping = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag in SKIPPED_ELEMENTS:
+            self.skipping += 1
+
+    def handle_endtag(self, tag) -> None:
+        if tag in SKIPPED_ELEMENTS and self.skipping:
+            self.skipping -= 1
+
+    def handle_data(self, data) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = VisibleText()
+    parser.feed(html)
+    parser.close()
+    return COMMAND.sub(" ", " ".join(" ".join(parser.parts).split()))
+
+
+def english_words(text: str, allowed: frozenset[str]) -> dict[str, str]:
+    """ASCII words outside the allow-list, each with the text around its first occurrence."""
+    found = {}
+    for chunk in re.finditer(r"[A-Za-z0-9_.@/:'’-]+", text):
+        if DATA_CHUNK.search(chunk.group()):
+            continue
+        for word in re.findall(r"[A-Za-z]{2,}", chunk.group()):
+            if word not in allowed and word not in found:
+                start = chunk.start()
+                found[word] = text[max(0, start - 25):start + 35]
+    return found
+
+
+def test_english_words_are_found_and_data_is_not():
+    text = visible_text(
+        '<p title="Title">竞标轮次 Deadline <b>bidhub</b> 51job.com KA-00012 r1001 '
+        'a@b.cn ¥1.2M SHA-256 e3b0c442 <code>bidhub verify-ledger</code></p>'
+        '<script>let x = "hidden";</script><textarea>notes</textarea>')
+    assert set(english_words(text, ALLOWED_WORDS)) == {"Deadline"}
+
+
+@pytest.fixture
+def department(app, session, clock):
+    """The browser walk's department (an open round, a scored round, filings and history), plus
+    an open bid of the rep's, a draft round and an import refused for a bad row."""
+    from bidhub.services.bidding import submit_bid
+    from bidhub.services.imports import import_file
+    from bidhub.services.rounds import create_round
+
+    now = clock()
+    world = build_world(session, now)
+    users = {user.username: user for user in session.scalars(select(User))}
+    rep, manager = users[world.rep], users[world.manager]
+    open_listings = session.scalars(select(Listing.id).where(
+        Listing.round_id == world.open_round_id).order_by(Listing.id)).all()
+    open_bid = submit_bid(session, rep, open_listings[2], account_plan="先拜访决策人了解招聘需求，"
+                          "三个月内推出年度合作方案。", committed_revenue_yuan=500_000,
+                          visit_plan="第一周拜访总经理，第二周与人力资源部确定方案。",
+                          submission_key=None, now=now)
+    draft = create_round(session, manager, title="四月客户资源竞标", branch_id=None,
+                         opens_at=now + timedelta(days=20), closes_at=now + timedelta(days=27),
+                         now=now)
+    reps_file = "员工编号,用户名,姓名,分公司,入职日期,状态\nR9001,zhaolei,赵磊,BJ,2021-03-15,在职\n" \
+                "R9002,sunli,孙丽,BJ,2021-13-40,在职\n"
+    run = import_file(session, users[world.admin], "reps", "销售名单.csv",
+                      reps_file.encode("utf-8"), valid_rows_only=False, now=now)
+    ids = {
+        "round_id": world.open_round_id, "closed_round_id": world.closed_round_id,
+        "draft_round_id": draft.id, "listing_id": world.listing_to_bid_id,
+        "scored_listing_id": world.scored_listing_id,
+        "account_id": session.get(Listing, world.listing_to_bid_id).account_id,
+        "bid_id": session.scalars(select(Bid.id).where(Bid.rep_id == rep.id)).first(),
+        "open_bid_id": open_bid.id, "rep_id": rep.id, "user_id": rep.id,
+        "branch_id": session.scalars(select(Branch.id)).first(),
+        "incident_id": session.scalars(select(AccountabilityIncident.id)).first(),
+        "version_id": 1, "run_id": run.run_id,
+    }
+    assert None not in ids.values(), ids
+    # What the test itself made up in ASCII may show: usernames and branch codes.
+    data_words = {word for user in session.scalars(select(User))
+                  for word in re.findall(r"[A-Za-z]{2,}", user.username)}
+    data_words |= set(session.scalars(select(Branch.code)))
+    data_words |= set(session.scalars(select(RuleSetVersion.name)))  # the rule file's name
+    # The branch list shows each branch's English name beside its Chinese one, as data.
+    branch_names = {word for name in session.scalars(select(Branch.name))
+                    for word in re.findall(r"[A-Za-z]{2,}", name)}
+    return SimpleNamespace(world=world, users=users, ids=ids,
+                           allowed=ALLOWED_WORDS | frozenset(data_words),
+                           page_data={"/admin/branches": frozenset(branch_names)})
+
+
+REP_PAGES = ("/rounds", "/rounds/{round_id}", "/rounds/{round_id}?min_value=十万",
+             "/accounts/{account_id}", "/listings/{listing_id}/bid", "/my/bids",
+             "/bids/{bid_id}", "/bids/{open_bid_id}", "/bids/{open_bid_id}/edit",
+             "/my/track-record", "/my/accountability", "/notifications", "/password")
+MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_id}",
+                 "/manage/rounds/{closed_round_id}", "/manage/rounds/{draft_round_id}",
+                 "/manage/rounds/{draft_round_id}/edit", "/manage/listings/{scored_listing_id}",
+                 "/manage/listings/{listing_id}", "/manage/filings", "/manage/transfer",
+                 "/manage/accountability", "/manage/accountability/report", "/reps",
+                 "/reps/{rep_id}", "/accounts/{account_id}", "/notifications")
+ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
+               "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
+               "/admin/rules/versions/{version_id}", "/admin/imports/",
+               "/admin/imports/{run_id}", "/admin/confirmations")
+# Pages that are not HTML for people (CSV, a counter), or need an upload in progress.
+NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accountability.report_csv",
+                         "notifications.unread_count", "imports.mapping"})
+
+
+def scan(client, paths, department, findings, ids=None) -> None:
+    for template in paths:
+        path = template.format(**(ids or department.ids))
+        response = client.get(path, headers={"Accept-Language": "zh-CN"}, follow_redirects=True)
+        assert response.status_code == 200, (path, response.status_code)
+        allowed = department.allowed | department.page_data.get(template, frozenset())
+        words = english_words(visible_text(response.get_data(as_text=True)), allowed)
+        if words:
+            findings[template] = words
+
+
+def test_every_page_speaks_chinese(app, session, department, clock):
+    """Log in as a rep, a manager and an admin and read every page in Chinese: any English word
+    left is a string outside gettext, a code shown raw or a missing translation."""
+    findings: dict[str, dict[str, str]] = {}
+    world, ids = department.world, department.ids
+    scan(app.test_client(), ["/login"], department, findings)
+    for username, pages in ((world.rep, REP_PAGES), (world.manager, MANAGER_PAGES),
+                            (world.admin, ADMIN_PAGES)):
+        client = app.test_client()
+        sign_in(client, department.users[username], WORLD_PASSWORD)
+        scan(client, pages, department, findings)
+
+    # Results published: the rep's result pages, the manager's decided listing.
+    manager = department.users[world.manager]
+    for listing in session.scalars(select(Listing).where(
+            Listing.round_id == world.closed_round_id)):
+        decide_listing(session, manager, listing.id, kind="accepted", bid_id=None, reason="",
+                       now=clock())
+    round_ = session.get(Round, world.closed_round_id)
+    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
+    results = {**ids, "bid_id": session.scalars(select(Bid.id).where(
+        Bid.rep_id == ids["rep_id"]).order_by(Bid.id)).first()}
+    for username, pages in ((world.rep, ("/bids/{bid_id}", "/my/bids", "/notifications")),
+                            (world.manager, ("/manage/listings/{scored_listing_id}",
+                                             "/manage/rounds/{closed_round_id}"))):
+        client = app.test_client()
+        sign_in(client, department.users[username], WORLD_PASSWORD)
+        scan(client, [f"{page}?after=results" for page in pages], department, findings,
+             ids=results)
+
+    report = "\n".join(f"{page}:\n" + "\n".join(f"    {word!r} in …{context}…"
+                                                for word, context in words.items())
+                       for page, words in sorted(findings.items()))
+    assert not findings, f"English left on Chinese pages:\n{report}"
+
+
+def test_the_page_scan_reaches_every_page(app, department):
+    """A new page joins the scan above: every GET page for people is on one of its lists."""
+    listed = {re.sub(r"\{[a-z_]+\}", "<id>", page.split("?")[0])
+              for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES)}
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint in NOT_SCANNED:
+            continue
+        if re.sub(r"<[^>]+>", "<id>", rule.rule) not in listed:
+            missing.append(f"{rule.endpoint} {rule.rule}")
+    assert not missing, "pages the Chinese scan does not visit:\n" + "\n".join(missing)
