@@ -285,8 +285,8 @@ class ConfirmForm(Form):
 
 
 class BranchNamesForm(Form):
-    name = StringField(_l("Name"), validators=[InputRequired(),
-                                               Length(max=limits.MAX_BRANCH_NAME_LENGTH)])
+    name = StringField(_l("Branch name"), validators=[
+        InputRequired(), Length(max=limits.MAX_BRANCH_NAME_LENGTH)])
     name_zh = StringField(_l("Chinese name"), validators=[
         Optional(), Length(max=limits.MAX_BRANCH_NAME_LENGTH)])
 
