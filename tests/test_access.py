@@ -78,6 +78,7 @@ EXPECTED_ACCESS = {
     "notifications.mark_read": {SIGNED_IN},
     "notifications.mark_all_read": {SIGNED_IN},
     "notifications.set_email": {SIGNED_IN},
+    "notifications.set_user_email": {ADMIN},
 }
 
 

@@ -72,7 +72,8 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
                      "auth": "own", "notifications": "rep"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
-                    "accountability.explain": "rep", "profiles.mine": "rep"}
+                    "accountability.explain": "rep", "profiles.mine": "rep",
+                    "notifications.set_user_email": "admin"}
 # Refusals that are recorded on purpose: a failed sign-in counts against the account and the
 # address, and a refused import keeps its report.
 RECORDED_REFUSALS = {"auth.login": {"login_throttles"}, "imports.upload": {"import_runs"}}

@@ -483,7 +483,8 @@ def test_nothing_goes_outside_unless_configured(app, session, clock, world):
 @pytest.mark.parametrize("outside", ["smtp"], indirect=True)
 def test_email_is_sent_by_the_job_to_users_with_an_address(app, session, clock, world,
                                                            smtp_server):
-    notifications.set_notification_email(session, world["rep_b"], "rep.b@example.com", clock())
+    notifications.set_notification_email(session, world["rep_b"], world["rep_b"].id,
+                                         "rep.b@example.com", clock())
     reset_password(world, session, clock, app, None)  # to rep_b, who has an address
     log(world, session, clock, app)  # to rep_a, who has none: inbox only
     assert [(item.channel, item.address) for item in deliveries(session)] == [
@@ -637,3 +638,29 @@ def test_a_user_who_owes_a_new_password_is_not_polled_then_finds_the_reset_in_th
     page = client.get("/notifications").get_data(as_text=True)
     assert 'hx-get="/notifications/unread-count"' in page
     assert "An admin reset your password" in page
+
+
+def test_an_admin_sets_anyones_address_and_nobody_else_can(app, session, clock, world):
+    admin = app.test_client()
+    login(admin, world["admin1"])
+    rep_id = world["rep_a"].id
+    page = admin.get(f"/admin/users/{rep_id}").get_data(as_text=True)
+    assert f'action="/notifications/users/{rep_id}/email"' in page
+    refused = admin.post(f"/notifications/users/{rep_id}/email", data={"email": "a@b@c"},
+                         follow_redirects=True)
+    assert "Enter an e-mail address" in refused.get_data(as_text=True)
+    reload(session)
+    assert session.get(User, rep_id).email is None
+    saved = admin.post(f"/notifications/users/{rep_id}/email", data={"email": "a@example.com"})
+    assert saved.status_code == 303 and saved.location.endswith(f"/admin/users/{rep_id}")
+    reload(session)
+    assert session.get(User, rep_id).email == "a@example.com"
+    assert admin.post("/notifications/users/999999/email",
+                      data={"email": "a@example.com"}).status_code == 404
+    rep = app.test_client()
+    login(rep, world["rep_b"])
+    assert rep.post(f"/notifications/users/{rep_id}/email",
+                    data={"email": "x@example.com"}).status_code == 403
+    with pytest.raises(notifications.PermissionDenied):
+        notifications.set_notification_email(session, world["manager1"], rep_id,
+                                             "x@example.com", clock())

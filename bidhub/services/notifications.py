@@ -38,7 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bidhub.db import end_read, unit_of_work
-from bidhub.domain.errors import InvalidRequest, NotFound
+from bidhub.domain.errors import InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_, Text
 from bidhub.models import (
     AccountabilityIncident,
@@ -423,8 +423,10 @@ def mark_all_read(session: Session, user: User, now: datetime) -> int:
 MAX_EMAIL_LENGTH = 254
 
 
-def set_notification_email(session: Session, user: User, email: str, now: datetime) -> User:
-    """The address the user's notifications are e-mailed to; empty turns e-mail off."""
+def set_notification_email(session: Session, actor: User, user_id: int, email: str,
+                           now: datetime) -> User:
+    """The address a user's notifications are e-mailed to, set by the user or an admin; empty
+    turns e-mail off."""
     address = email.strip()
     if address and (len(address) > MAX_EMAIL_LENGTH or address.count("@") != 1
                     or not all(address.split("@")) or any(char.isspace() or not char.isprintable()
@@ -432,10 +434,14 @@ def set_notification_email(session: Session, user: User, email: str, now: dateti
         raise InvalidRequest(N_("Enter an e-mail address such as name@example.com, or leave it "
                                 "empty."), field="email")
     with unit_of_work(session):
-        user = session.get(User, user.id)
+        if actor.id != user_id and actor.role != Role.ADMIN:
+            raise PermissionDenied(N_("Only an admin can set another person's e-mail address."))
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(N_("No such user."))
         before = {"email": user.email}
         user.email = address or None
-        record_audit(session, user, "user.email_changed", f"user:{user.id}", now,
+        record_audit(session, actor, "user.email_changed", f"user:{user.id}", now,
                      before=before, after={"email": user.email})
         return user
 

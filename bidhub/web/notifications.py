@@ -21,8 +21,9 @@ from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.text import Text
 from bidhub.models import Notification
 from bidhub.services import notifications
-from bidhub.web.access import signed_in
+from bidhub.web.access import admins, signed_in
 from bidhub.web.forms import Form
+from bidhub.web.i18n import translate
 from bidhub.web.params import int_arg
 from bidhub.web.rendering import localtime, redirect_after_post, render
 
@@ -113,7 +114,7 @@ def set_email():
     form = EmailForm()
     if form.validate_on_submit():
         try:
-            notifications.set_notification_email(get_session(), current_user,
+            notifications.set_notification_email(get_session(), current_user, current_user.id,
                                                  form.email.data or "", now())
         except InvalidRequest as error:
             form.add_error(error)
@@ -122,6 +123,26 @@ def set_email():
               else _("Saved. Notifications stay in the inbox only."), "success")
         return redirect_after_post(url_for("notifications.inbox"))
     return inbox_page(form, status=422)
+
+
+@blueprint.route("/users/<int:user_id>/email", methods=["POST"])
+@admins
+def set_user_email(user_id: int):
+    """An admin sets the address of anyone (the user edit page shows the form)."""
+    form = EmailForm()
+    back = url_for("admin.edit_user", user_id=user_id)
+    if form.validate_on_submit():
+        try:
+            user = notifications.set_notification_email(get_session(), current_user, user_id,
+                                                        form.email.data or "", now())
+        except InvalidRequest as error:
+            flash(translate(error), "error")
+            return redirect_after_post(back)
+        flash(_("E-mail address of %(name)s saved.", name=user.username), "success")
+        return redirect_after_post(back)
+    flash(" ".join(form.email.errors) or _("The form expired. Reload the page and try again."),
+          "error")
+    return redirect_after_post(back)
 
 
 # --- outside the app --------------------------------------------------------------------------
