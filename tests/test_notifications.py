@@ -664,3 +664,28 @@ def test_an_admin_sets_anyones_address_and_nobody_else_can(app, session, clock, 
     with pytest.raises(notifications.PermissionDenied):
         notifications.set_notification_email(session, world["manager1"], rep_id,
                                              "x@example.com", clock())
+
+
+def test_two_instances_running_the_job_at_once_tell_each_rep_once(app, session, clock, world,
+                                                                  make_round):
+    make_round(accounts=world["free"][:1], manager=world["manager1"], title="Spring round",
+               opens_at=clock() - timedelta(hours=5), closes_at=clock() + timedelta(hours=20))
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def instance():
+        try:
+            barrier.wait()
+            round_notices_job(app, clock())  # its own app context, session and connection
+        except Exception as error:  # reported below; a thread's exception is otherwise lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=instance) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    told = [(username, kind) for username, kind, _text in inbox_items(session).values()]
+    assert sorted(told) == sorted([(rep, "round_opened") for rep in EVERY_REP]
+                                  + [(rep, "deadline_in_24_hours") for rep in EVERY_REP])
