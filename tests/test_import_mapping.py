@@ -262,7 +262,7 @@ def test_the_preview_shows_rows_as_stored_with_problems_per_cell(session, branch
     first = {cell.field: cell for cell in proposal.preview[0].cells}
     assert first["annual_value_yuan"].value == "1,200,000" and first["annual_value_yuan"].raw == (
         "120")
-    assert first["ownership_type"].value == "private"
+    assert first["ownership_type"].value == "private"  # shown by its label on the page
     third = {cell.field: cell for cell in proposal.preview[2].cells}
     assert proposal.preview[2].number == 4
     assert isinstance(third["ownership_type"].problem, Text)
@@ -382,6 +382,7 @@ def test_the_preview_follows_the_selects(session, branches, admin, login_as, upl
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and 'id="mapping-check"' in html
     assert "1,200,000" in html and "<html" not in html
+    assert "State-owned" in html and "state_owned" not in html  # codes shown by their labels
     form["column-7"] = ""  # 高管负责人 left out
     html = client.post(f"{location}/preview", data=form).get_data(as_text=True)
     assert 'name="ack"' in html and "高管负责人" in html

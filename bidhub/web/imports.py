@@ -47,6 +47,15 @@ KIND_LABELS = {"branches": _l("Branches"), "reps": _l("Reps"), "accounts": _l("A
                "incidents": _l("Accountability incidents")}
 
 
+# The preview shows a coded value by its label (民营, not private): field -> set of labels.
+VALUE_LABELS = {
+    "reps": {"status": "rep_status"},
+    "accounts": {"ownership_type": "ownership", "executive_sponsor": "sponsor"},
+    "opportunities": {"stage": "stage"},
+    "incidents": {"ad_type": "ad_type", "status": "incident_status"},
+}
+
+
 class ImportForm(Form):
     kind = SelectField(_l("What the file holds"), choices=options(KIND_LABELS),
                        validators=[InputRequired()])
@@ -213,7 +222,8 @@ def mapping_page(token: str, upload: PendingUpload, proposal, form: MappingForm,
                   SIMILAR: _("a similar name")}
     return render("imports/mapping.html", status=status, token=token, upload=upload,
                   proposal=proposal, form=form, errors=errors or [],
-                  columns=COLUMNS[upload.kind], kind_labels=KIND_LABELS, how_labels=how_labels)
+                  columns=COLUMNS[upload.kind], kind_labels=KIND_LABELS, how_labels=how_labels,
+                  value_labels=VALUE_LABELS.get(upload.kind, {}))
 
 
 @blueprint.route("/map/<token>", methods=["GET", "POST"], endpoint="mapping")
@@ -281,11 +291,13 @@ def mapping_preview(token: str):
         columns, acknowledged = posted_mapping(headers.headers)
     except InvalidRequest as error:
         return render("imports/_mapping_check.html", status=422, proposal=headers,
-                      errors=[error.message], upload=upload)
+                      errors=[error.message], upload=upload,
+                      value_labels=VALUE_LABELS.get(upload.kind, {}))
     proposal = imports.propose_mapping(session, upload.kind, upload.filename, data,
                                        columns=columns, acknowledged=acknowledged,
                                        limits=import_limits())
-    return render("imports/_mapping_check.html", proposal=proposal, errors=[], upload=upload)
+    return render("imports/_mapping_check.html", proposal=proposal, errors=[], upload=upload,
+                  value_labels=VALUE_LABELS.get(upload.kind, {}))
 
 
 def import_with_progress(actor_id: int, arguments: dict):
