@@ -44,6 +44,13 @@ def test_metric_labels_say_what_the_registry_says():
         name: str(metric.label) for name, metric in METRICS.items()}
 
 
+def test_normaliser_labels_say_what_the_registry_says():
+    from bidhub.domain.normalisers import NORMALISERS
+
+    assert {name: str(text) for name, text in labels.NORMALISER_LABELS.items()} == {
+        name: normaliser.label for name, normaliser in NORMALISERS.items()}
+
+
 def test_funnel_stages_carry_their_probability(app):
     with app.test_request_context(headers={"Accept-Language": "en"}):
         assert labels.stage_label("potential") == "Potential customer (10%)"
@@ -61,6 +68,8 @@ def test_a_code_is_labelled_in_the_page_language_and_an_unknown_one_is_shown(app
         assert labels.label("state_owned", "ownership") == "State-owned"
         assert labels.label("someone_elses_code", "ownership") == "someone_elses_code"
         assert labels.label(None, models.Role) == ""
+        assert labels.system_note("initial rules") == "initial rules"
+        assert labels.system_note("raised the weight of win rate") == "raised the weight of win rate"
     with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
         assert labels.label("ka_manager", models.Role) != "KA manager"
 
@@ -150,3 +159,9 @@ def test_pages_show_labels_not_codes(app, client, session, make_manager, make_ad
             leaked = [code for code in CODES if code in text]
             assert not leaked, f"{url} ({language}) shows {leaked}"
         client.post("/logout")
+
+
+def test_the_note_bidhub_writes_on_the_first_rules_has_a_translation(session):
+    from bidhub.services.rule_sets import active_rule_set
+
+    assert active_rule_set(session).note in labels.SYSTEM_NOTES

@@ -44,6 +44,7 @@ from bidhub.web.labels import (
     REP_STATUS_LABELS,
     ROLE_LABELS,
     metric_label,
+    normaliser_label,
 )
 from bidhub.web.params import (
     MAX_DB_INT,
@@ -369,7 +370,7 @@ def rules_settings_form(rules, formdata=None):
     for index, factor in enumerate(rules.factors):
         setattr(RulesSettingsForm, f"weight_{index}", DecimalField(
             _("%(metric)s (%(normaliser)s)", metric=metric_label(factor.metric),
-              normaliser=factor.normaliser), places=None,
+              normaliser=normaliser_label(factor.normaliser)), places=None,
             validators=[InputRequired(), NumberRange(min=-limits.MAX_FACTOR_WEIGHT,
                                                     max=limits.MAX_FACTOR_WEIGHT)]))
     values = {

@@ -98,6 +98,9 @@ METRIC_LABELS = {"win_rate": _l("Win rate"), "accounts_held": _l("Accounts held"
                  "capacity_headroom": _l("Capacity headroom"),
                  "accountability_incidents": _l("Accountability incidents"),
                  "retention": _l("Retention")}
+# The normaliser registry's labels (bidhub/domain/normalisers.py), likewise.
+NORMALISER_LABELS = {"minmax": _l("Min-max over the round"), "cap": _l("Share of a cap"),
+                     "logistic": _l("S-curve"), "rank": _l("Percentile rank in the round")}
 # Codes stored as plain strings (the import parsers map the Chinese words onto them).
 OWNERSHIP_LABELS = {"private": _l("Private"), "state_owned": _l("State-owned"),
                     "joint_venture": _l("Sino-foreign joint venture"),
@@ -163,6 +166,12 @@ def metric_label(name: str) -> str:
     return name if metric is None else str(metric.label)
 
 
+def normaliser_label(name: str) -> str:
+    """A normaliser's label in the page's language; one no longer registered shows its name."""
+    text = NORMALISER_LABELS.get(name)
+    return name if text is None else str(text)
+
+
 def stage_label(stage: Stage | str) -> str:
     """A funnel stage with its win probability, e.g. "Intent (30%)"; lost has none."""
     stage = Stage(stage)
@@ -171,6 +180,16 @@ def stage_label(stage: Stage | str) -> str:
         return name
     return _("%(stage)s (%(probability)d%%)", stage=name,
              probability=round(STAGE_PROBABILITY[stage] * 100))
+
+
+# Notes bidhub writes itself (bidhub/services/rule_sets.py), shown in the page's language;
+# a note a person wrote is shown as written.
+SYSTEM_NOTES = {"initial rules": _l("initial rules")}
+
+
+def system_note(note: str | None) -> str:
+    text = SYSTEM_NOTES.get(note or "")
+    return (note or "") if text is None else str(text)
 
 
 def is_chinese_page() -> bool:
@@ -207,5 +226,5 @@ def cached_label(value: Any, kind: Any = None) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(label=cached_label, stage_label=stage_label,
-                                 metric_label=metric_label)
+                                 metric_label=metric_label, system_note=system_note)
     app.jinja_env.globals.update(handbook_term=handbook_term, Stage=Stage, AdType=AdType)

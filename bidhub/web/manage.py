@@ -277,7 +277,7 @@ def publish_results(round_id: int):
 def transfer_form() -> TransferForm:
     form = TransferForm()
     form.to_rep.choices = options({
-        rep.id: f"{rep.display_name} ({rep.branch.name if rep.branch else ''})"
+        rep.id: _("%(name)s (%(branch)s)", name=rep.display_name, branch=branch_name(rep.branch))
         for rep in browse.active_reps(get_session())})
     return form
 
