@@ -20,6 +20,7 @@ from bidhub.models import (
     DeliveryStatus,
     Notification,
     NotificationDelivery,
+    Round,
     RoundStatus,
     User,
 )
@@ -689,3 +690,29 @@ def test_two_instances_running_the_job_at_once_tell_each_rep_once(app, session, 
     told = [(username, kind) for username, kind, _text in inbox_items(session).values()]
     assert sorted(told) == sorted([(rep, "round_opened") for rep in EVERY_REP]
                                   + [(rep, "deadline_in_24_hours") for rep in EVERY_REP])
+
+
+@pytest.mark.parametrize(("settings", "told"), [
+    ({}, EVERY_REP),
+    ({"same_branch_only = false": "same_branch_only = true"}, ("rep_a", "rep_b")),
+    ({"exclude_on_leave = true": "exclude_on_leave = false"}, (*EVERY_REP, "on_leave")),
+])
+def test_a_round_is_announced_to_the_reps_its_rules_let_bid(app, session, clock, world,
+                                                             settings, told):
+    from bidhub.services.rule_sets import active_rule_set, adopt_rule_set, default_rules_path
+
+    text = default_rules_path(app.config).read_text("utf-8")
+    for old, new in settings.items():
+        assert old in text
+        text = text.replace(old, new)
+    adopt_rule_set(session, None, text, "test rules", "", clock())
+    session.commit()
+    beijing = world["rep_a"].branch
+    round_ = Round(title="Beijing round", branch_id=beijing.id, opens_at=clock(),
+                   closes_at=clock() + timedelta(days=2), rule_set_id=active_rule_set(session).id,
+                   status=RoundStatus.PUBLISHED, created_by_id=world["manager1"].id,
+                   created_at=clock(), published_at=clock())
+    session.add(round_)
+    session.commit()
+    round_notices_job(app, clock())
+    assert sorted(reminders(session, "round_opened")) == sorted(told)
