@@ -22,6 +22,7 @@ from bidhub.domain.text import N_, Joined, Text, render
 from bidhub.models import BidScore
 from bidhub.services import adjudication
 from bidhub.services.replays import verify_round
+from bidhub.web.i18n import translate
 
 ROOT = Path(__file__).resolve().parents[1] / "bidhub"
 SCANNED = [ROOT / "services", ROOT / "domain"]
@@ -173,6 +174,9 @@ def test_a_breakdown_keeps_english_and_msgid_and_old_breakdowns_still_verify():
     assert breakdown.same_result(stored_before) and stored_before.same_result(breakdown)
     changed = {**old, "checks": [{**old["checks"][0], "reason": "holds 39 accounts"}]}
     assert not breakdown.same_result(ScoreBreakdown.from_dict(changed))
+    edited = json.loads(json.dumps(new))
+    edited["checks"][0]["message"]["params"]["held"] = 39  # the translated figure, edited
+    assert not breakdown.same_result(ScoreBreakdown.from_dict(edited))
 
 
 # --- end to end: stored reasons, and a refusal in Chinese ---------------------------------
@@ -226,3 +230,32 @@ def test_a_capacity_refusal_reads_in_chinese_for_a_zh_cn_browser(
     assert response.status_code == 422
     assert "不具备竞标该客户的资格" in html
     assert "Not eligible for this account" not in html
+    reason = in_chinese(app, N_("holds %(held)d accounts; the maximum is %(maximum)d", held=40,
+                                maximum=40))
+    assert reason in html and "holds 40 accounts" not in html
+
+
+def in_chinese(app, message: Text) -> str:
+    """The message as the zh_CN catalogue gives it; it must be translated there."""
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        translated = translate(message)
+    assert translated != str(message), f"no zh_CN translation for {message.msgid!r}"
+    return translated
+
+
+def test_a_stored_not_awarded_reason_reads_in_chinese_on_the_listing_page(
+        app, session, make_manager, full_rep_bid_round, login_as):
+    round_, full = full_rep_bid_round
+    client = login_as(make_manager())
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN,zh;q=0.9"
+    html = client.get(f"/manage/listings/{round_.listings[0].id}").get_data(as_text=True)
+    expected = in_chinese(app, N_("not eligible: %(reasons)s", reasons=N_(
+        "holds %(held)d accounts; the maximum is %(maximum)d", held=40, maximum=40)))
+    assert expected in html
+    assert "msgid" not in html and "not eligible:" not in html
+    # A reason stored in English before reasons were translatable is shown as it was stored.
+    score = session.scalars(select(BidScore).where(BidScore.bid.has(rep_id=full.id))).one()
+    score.not_awarded_reason = "not eligible: holds 40 accounts; the maximum is 40"
+    session.commit()
+    html = client.get(f"/manage/listings/{round_.listings[0].id}").get_data(as_text=True)
+    assert "not eligible: holds 40 accounts; the maximum is 40" in html

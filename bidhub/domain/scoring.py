@@ -75,17 +75,17 @@ class ScoreBreakdown:
                    factors=tuple(FactorScore(**factor) for factor in data["factors"]))
 
     def same_result(self, other: ScoreBreakdown) -> bool:
-        """The same checks, reasons (compared in English) and factors as `other`.
+        """The same checks, reasons and factors as `other`, as stored.
 
-        What `rescore --verify` asks of a stored breakdown: breakdowns stored before reasons
-        were translatable hold English only, and still verify against a recomputation.
+        What `rescore --verify` asks of a stored breakdown. A check stored before reasons were
+        translatable has its English only: that check is compared in English.
         """
-        def english(breakdown: ScoreBreakdown) -> dict[str, Any]:
-            data = breakdown.to_dict()
-            for check in data["checks"]:
+        mine, theirs = self.to_dict(), other.to_dict()
+        for check, other_check in zip(mine["checks"], theirs["checks"], strict=False):
+            if "message" not in check or "message" not in other_check:
                 check.pop("message", None)
-            return data
-        return english(self) == english(other)
+                other_check.pop("message", None)
+        return mine == theirs
 
 
 def _check_to_dict(check: EligibilityCheck) -> dict[str, Any]:
