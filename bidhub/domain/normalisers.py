@@ -7,6 +7,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from bidhub.domain.text import N_, Text
+
 NEUTRAL = 0.5
 # A prepared normaliser: the round has been looked at once; value in, 0..1 out.
 Scale = Callable[[float], float]
@@ -16,11 +18,11 @@ Scale = Callable[[float], float]
 class NormaliserParam:
     """A setting a normaliser takes in a [[factors]] entry; `default` None means required.
 
-    `description` completes "the normaliser needs ...".
+    `description` completes "the normaliser needs ..." (shown when the setting is missing).
     """
 
     name: str
-    description: str
+    description: Text
     default: float | None = None
     must_be_positive: bool = False
 
@@ -101,15 +103,16 @@ NORMALISERS: dict[str, Normaliser] = {
         Normaliser(
             "cap", "Share of a cap",
             "value / `cap`, clipped to 0..1: reaching the cap counts fully",
-            _cap, params=(NormaliserParam("cap", "cap, the value that counts fully (above 0)",
+            _cap, params=(NormaliserParam("cap", N_("cap, the value that counts fully (above 0)"),
                                           must_be_positive=True),)),
         Normaliser(
             "logistic", "S-curve",
             "1 / (1 + e^(−`steepness` × (value − `midpoint`))): 0.5 at the midpoint, "
             "diminishing returns far from it",
             _logistic,
-            params=(NormaliserParam("midpoint", "a midpoint, the value that scores 0.5"),
-                    NormaliserParam("steepness", "steepness, how sharply the curve rises (above 0)",
+            params=(NormaliserParam("midpoint", N_("a midpoint, the value that scores 0.5")),
+                    NormaliserParam("steepness",
+                                    N_("steepness, how sharply the curve rises (above 0)"),
                                     default=1.0, must_be_positive=True))),
         Normaliser(
             "rank", "Percentile rank in the round",
