@@ -259,3 +259,21 @@ def test_a_stored_not_awarded_reason_reads_in_chinese_on_the_listing_page(
     session.commit()
     html = client.get(f"/manage/listings/{round_.listings[0].id}").get_data(as_text=True)
     assert "not eligible: holds 40 accounts; the maximum is 40" in html
+
+
+def test_rule_problems_read_in_chinese_with_the_key_as_written(app, session, make_admin,
+                                                               login_as):
+    from bidhub.domain.rules import RuleError, parse_rules
+    from bidhub.services.rule_sets import active_rule_set
+
+    broken = active_rule_set(session).text.replace('metric = "win_rate"', 'metric = "win_rat"')
+    with pytest.raises(RuleError) as refused:
+        parse_rules(broken)
+    [problem] = refused.value.problems
+    client = login_as(make_admin())
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN,zh;q=0.9"
+    html = client.post("/admin/rules/check", data={"text": broken},
+                       headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert problem.path in html and "win_rate" in html
+    assert in_chinese(app, problem.message) in html
+    assert "unknown metric" not in html
