@@ -70,7 +70,7 @@ HOSTILE_IDS = ["0", "00", "-1", str(2**31), str(2**63), str(2**64), "9" * 30, "9
 # requests are signing out and changing their own password).
 ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "rules": "admin",
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
-                     "auth": "own", "notifications": "rep"}
+                     "auth": "own", "notifications": "rep", "language": "rep"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
                     "notifications.set_user_email": "admin"}
