@@ -238,8 +238,10 @@ def mapping(token: str):
     form = MappingForm(valid_rows_only=upload.valid_rows_only)
     proposal = imports.propose_mapping(session, upload.kind, upload.filename, data,
                                        limits=import_limits())
-    if proposal is None:  # unreadable after all: importing records why
-        return confirm(token, upload, data, None, [])
+    if proposal is None:  # it was readable when it was stored; it has been tampered with
+        discard_pending(pending_folder(), token)
+        return render("imports/expired.html", status=422, error=InvalidRequest(N_(
+            "This upload is unknown or has expired; upload the file again.")))
     if not form.is_submitted():
         return mapping_page(token, upload, proposal, form)
     if not form.validate_on_submit():
@@ -251,22 +253,21 @@ def mapping(token: str):
     return confirm(token, upload, data, columns, acknowledged, form)
 
 
-def confirm(token: str, upload: PendingUpload, data: bytes, columns: dict[str, str] | None,
-            acknowledged: list[str], form: MappingForm | None = None):
-    valid_rows_only = form.valid_rows_only.data if form is not None else upload.valid_rows_only
+def confirm(token: str, upload: PendingUpload, data: bytes, columns: dict[str, str],
+            acknowledged: list[str], form: MappingForm):
     session = get_session()
     try:
         result = imports.import_file(
             session, current_user, upload.kind, upload.filename, data,
-            valid_rows_only=bool(valid_rows_only), now=now(),
+            valid_rows_only=bool(form.valid_rows_only.data), now=now(),
             zone=current_app.config["TIMEZONE"], limits=import_limits(),
-            mapping=columns if columns is not None else {}, acknowledged=acknowledged)
+            mapping=columns, acknowledged=acknowledged)
     except InvalidRequest as error:
         proposal = imports.propose_mapping(session, upload.kind, upload.filename, data,
                                            columns=columns, acknowledged=acknowledged,
                                            limits=import_limits())
         messages = getattr(error.message, "parts", [error.message])
-        return mapping_page(token, upload, proposal, form or MappingForm(), messages, 422)
+        return mapping_page(token, upload, proposal, form, messages, 422)
     discard_pending(pending_folder(), token)
     return redirect_after_post(url_for("imports.run", run_id=result.run_id))
 
