@@ -203,11 +203,6 @@ def handbook_term(term: str) -> Markup:
     return Markup('<small lang="zh-CN">{}</small>').format(escape(term))
 
 
-def choices_of(labels: Mapping[Any, Any]) -> list[tuple[str, str]]:
-    """(value, label) pairs of a label mapping, for a filter's options; translated now."""
-    return [(str(getattr(value, "value", value)), str(text)) for value, text in labels.items()]
-
-
 def _request_cache() -> dict:
     """Translated labels of this request, so a per-row filter looks up each label once."""
     cache = g.get("_labels")
