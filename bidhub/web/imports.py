@@ -226,10 +226,14 @@ def mapping_page(token: str, upload: PendingUpload, proposal, form: MappingForm,
                   value_labels=VALUE_LABELS.get(upload.kind, {}))
 
 
-@blueprint.route("/map/<token>", methods=["GET", "POST"], endpoint="mapping")
+@blueprint.route("/map", methods=["GET", "POST"], endpoint="mapping")
 @admins
-def mapping(token: str):
-    """The mapping step: each file column beside its field, a preview; confirming imports."""
+def mapping():
+    """The mapping step: each file column beside its field, a preview; confirming imports.
+
+    The upload's token travels in the query string (`?token=`); it names a file on the server.
+    """
+    token = request.args.get("token", "")
     try:
         upload, data = load_pending(token)
     except InvalidRequest as error:
@@ -272,10 +276,11 @@ def confirm(token: str, upload: PendingUpload, data: bytes, columns: dict[str, s
     return redirect_after_post(url_for("imports.run", run_id=result.run_id))
 
 
-@blueprint.route("/map/<token>/preview", methods=["POST"], endpoint="mapping_preview")
+@blueprint.route("/map/preview", methods=["POST"], endpoint="mapping_preview")
 @admins
-def mapping_preview(token: str):
+def mapping_preview():
     """The preview and the check for the mapping as the admin is changing it (htmx)."""
+    token = request.args.get("token", "")
     try:
         upload, data = load_pending(token)
     except InvalidRequest as error:
