@@ -404,6 +404,9 @@ ALLOWED_WORDS = frozenset({
 # Elements whose text is data or code, not the interface: scripts, styles, a textarea's content
 # (a rule file, an explanation being edited), code samples and hashes.
 SKIPPED_ELEMENTS = frozenset({"script", "style", "textarea", "code", "pre", "kbd", "samp"})
+# Attributes whose text people read: hints in empty fields, tooltips, image text, what a screen
+# reader says, and the question a confirmation dialog asks.
+VISIBLE_ATTRIBUTES = ("placeholder", "title", "alt", "aria-label", "hx-confirm", "data-confirm")
 # A run of characters that is data rather than a word: it holds a digit (ids, dates, amounts,
 # hashes), an @ or a slash (e-mails, paths, time zones), or a dot before a letter (domains, file
 # names and extensions).
@@ -421,6 +424,14 @@ class VisibleText(HTMLParser):
     def handle_starttag(self, tag, attrs) -> None:
         if tag in SKIPPED_ELEMENTS:
             self.skipping += 1
+        if self.skipping:
+            return
+        attributes = dict(attrs)
+        for name in VISIBLE_ATTRIBUTES:
+            if attributes.get(name):
+                self.parts.append(attributes[name])
+        if tag == "input" and attributes.get("type") in ("submit", "button", "reset"):
+            self.parts.append(attributes.get("value") or "")
 
     def handle_endtag(self, tag) -> None:
         if tag in SKIPPED_ELEMENTS and self.skipping:
@@ -453,10 +464,11 @@ def english_words(text: str, allowed: frozenset[str]) -> dict[str, str]:
 
 def test_english_words_are_found_and_data_is_not():
     text = visible_text(
-        '<p title="Title">竞标轮次 Deadline <b>bidhub</b> 51job.com KA-00012 r1001 '
-        'a@b.cn ¥1.2M SHA-256 e3b0c442 <code>bidhub verify-ledger</code></p>'
+        '<p title="Tip" class="data">竞标轮次 Deadline <b>bidhub</b> 51job.com KA-00012 r1001 '
+        'a@b.cn ¥1.2M SHA-256 e3b0c442 <code>bidhub verify-ledger</code> `bidhub init`</p>'
+        '<input placeholder="Search" name="query"><input type="submit" value="Go">'
         '<script>let x = "hidden";</script><textarea>notes</textarea>')
-    assert set(english_words(text, ALLOWED_WORDS)) == {"Deadline"}
+    assert set(english_words(text, ALLOWED_WORDS)) == {"Deadline", "Tip", "Search", "Go"}
 
 
 @pytest.fixture
@@ -586,3 +598,15 @@ def test_the_page_scan_reaches_every_page(app, department):
         if re.sub(r"<[^>]+>", "<id>", rule.rule) not in listed:
             missing.append(f"{rule.endpoint} {rule.rule}")
     assert not missing, "pages the Chinese scan does not visit:\n" + "\n".join(missing)
+
+
+def test_error_pages_speak_chinese(app, make_rep, make_branch):
+    client = app.test_client()
+    sign_in(client, make_rep(username="rep-error-pages", name="王伟",
+                             branch=make_branch("GZ", "广州")))
+    for path, status in (("/no-such-page", 404), ("/manage/rounds", 403), ("/bids/999999", 404)):
+        response = client.get(path, headers={"Accept-Language": "zh-CN"})
+        assert response.status_code == status
+        words = english_words(visible_text(response.get_data(as_text=True)),
+                              ALLOWED_WORDS | {"rep", "error", "pages"})
+        assert not words, (path, words)
