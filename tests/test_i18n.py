@@ -610,3 +610,16 @@ def test_error_pages_speak_chinese(app, make_rep, make_branch):
         words = english_words(visible_text(response.get_data(as_text=True)),
                               ALLOWED_WORDS | {"rep", "error", "pages"})
         assert not words, (path, words)
+
+
+def test_someone_who_must_change_their_password_can_still_switch_language(app, session,
+                                                                            make_rep):
+    rep = make_rep()
+    rep.must_change_password = True
+    session.commit()
+    client = app.test_client()
+    sign_in(client, rep)
+    response = client.post("/language", data={"locale": "en", "next": "/password"})
+    assert response.status_code == 303 and response.location == "/password"
+    page = client.get("/password")
+    assert html_lang(page) == "en" and "Change your password" in page.get_data(as_text=True)

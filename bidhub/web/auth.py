@@ -71,7 +71,8 @@ def safe_next(target: str | None) -> str | None:
 
 
 # Pages a user who must replace a temporary password may still reach.
-PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.password", "auth.logout", "static"})
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.password", "auth.logout", "language.switch",
+                                       "static"})
 
 
 @blueprint.before_app_request
