@@ -162,7 +162,9 @@ def app_config(database_url, clock, tmp_path) -> dict:
             "DEFAULT_LOCALE": "en",
             "CLOCK": clock, "WTF_CSRF_ENABLED": False, "SCHEDULER_ENABLED": False,
             "LEDGER_CHECKPOINT_FILE": str(tmp_path / "ledger-checkpoints.jsonl"),
-            "LEDGER_KEY": "test-ledger-key"}
+            "LEDGER_KEY": "test-ledger-key",
+            # Uploads waiting for their column mapping stay in the test's own folder.
+            "IMPORT_UPLOAD_FOLDER": str(tmp_path / "import-uploads")}
 
 
 @pytest.fixture
