@@ -348,7 +348,9 @@ def test_the_value_filter_takes_wan_and_explains_a_mistake(client, make_rep, ope
     sign_in(client, make_rep())
     path = f"/rounds/{open_listing.round_id}"
     filtered = client.get(path, query_string={"min_value": "10万"}).get_data(as_text=True)
-    assert "1 个客户" in filtered and "¥150,000" in filtered and "¥80,000" not in filtered
+    # The list shows amounts compactly, the full figure in the tooltip.
+    assert "1 个客户" in filtered and ">15万<" in filtered and 'title="¥150,000"' in filtered
+    assert "8万" not in filtered
     wrong = client.get(path, query_string={"min_value": "十万"}, headers={"HX-Request": "true"})
     assert wrong.status_code == 200
     page = wrong.get_data(as_text=True)
