@@ -57,6 +57,12 @@ def test_funnel_stages_carry_their_probability(app):
         assert labels.stage_label(labels.Stage.NEGOTIATION) == "Negotiation (70%)"
         assert labels.stage_label("won") == "Closed-won (100%)"
         assert labels.stage_label("lost") == "Lost"
+    # The handbook's funnel (销售漏斗) in its own words and percentages.
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert [labels.stage_label(stage) for stage in ("potential", "intent", "proposal",
+                                                        "negotiation", "won")] == [
+            "潜在客户（10%）", "意向客户（30%）", "方案阶段（50%）", "商务谈判（70%）",
+            "销售实现（100%）"]
 
 
 def test_a_code_is_labelled_in_the_page_language_and_an_unknown_one_is_shown(app):
