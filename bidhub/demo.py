@@ -49,6 +49,7 @@ BRANCHES: tuple[tuple[str, str, int], ...] = (  # code, name, reps
     ("SH", "Shanghai", 20),
     ("GZ", "Guangzhou", 16),
 )
+BRANCH_NAMES_ZH = {"BJ": "北京", "SH": "上海", "GZ": "广州"}
 STAFF: tuple[tuple[str, str, str], ...] = (  # username, display name, role
     ("admin", "陈立", Role.ADMIN),
     ("manager", "周建国", Role.KA_MANAGER),
@@ -773,7 +774,8 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
     # Marked first, in the same commit as the first rows, so no partial build looks foreign.
     with unit_of_work(session):
         session.add(InstanceMarker(name=DEMO_MARKER, value=MARKER_BUILDING, created_at=now))
-        branch_ids = {code: ensure_branch(session, code, name).id for code, name, _ in BRANCHES}
+        branch_ids = {code: ensure_branch(session, code, name, BRANCH_NAMES_ZH[code]).id
+                      for code, name, _ in BRANCHES}
         session.execute(insert(User), [
             {"username": username, "display_name": name, "password_hash": password_hash,
              "role": role, "branch_id": None, "is_active": True, "status": RepStatus.ACTIVE,

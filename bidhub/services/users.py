@@ -375,10 +375,10 @@ def branches(session: Session) -> list[Branch]:
     return list(session.scalars(select(Branch).order_by(Branch.name)))
 
 
-def ensure_branch(session: Session, code: str, name: str) -> Branch:
+def ensure_branch(session: Session, code: str, name: str, name_zh: str | None = None) -> Branch:
     branch = session.scalars(select(Branch).where(Branch.code == code)).first()
     if branch is None:
-        branch = Branch(code=code, name=name)
+        branch = Branch(code=code, name=name, name_zh=name_zh)
         session.add(branch)
         session.flush()
     return branch
