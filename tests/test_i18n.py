@@ -589,7 +589,7 @@ def test_every_page_speaks_chinese(app, session, department, clock):
     assert not findings, f"English left on Chinese pages:\n{report}"
 
 
-def test_the_page_scan_reaches_every_page(app, department):
+def test_the_page_scan_reaches_every_page(app):
     """A new page joins the scan above: every GET page for people is on one of its lists."""
     listed = {re.sub(r"\{[a-z_]+\}", "<id>", page.split("?")[0])
               for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES)}
