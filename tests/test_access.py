@@ -26,6 +26,7 @@ EXPECTED_ACCESS = {
     "market.withdraw_bid": {REP},
     "market.my_bids": {REP},
     "market.bid_detail": {REP},
+    "market.round_results": {SIGNED_IN},
     "manage.rounds": MANAGEMENT,
     "manage.new_round": MANAGEMENT,
     "manage.edit_round": MANAGEMENT,

@@ -15,12 +15,14 @@ from bidhub.models import (
     BidStatus,
     Branch,
     Decision,
+    DecisionKind,
     Listing,
     ListingStatus,
     Role,
     Round,
     User,
 )
+from bidhub.services.policies import announced_reason
 
 SORTS = {
     "value_desc": Account.annual_value_yuan.desc(),
@@ -162,3 +164,33 @@ def require_account(session: Session, reference: str) -> Account:
 def active_reps(session: Session) -> list[User]:
     return list(session.scalars(select(User).where(User.role == Role.REP, User.is_active)
                                 .order_by(User.display_name)))
+
+
+@dataclass(frozen=True)
+class AnnouncedListing:
+    """One line of a round's announcement (中标公示): the account and what was decided."""
+
+    listing: Listing
+    decision: Decision
+    winner_name: str | None  # None: no award
+    winner_total: float | None
+    followed_ranking: bool
+    reason: str  # the written reason of an override or a no award; empty otherwise
+
+
+def round_announcement(session: Session, round_id: int) -> list[AnnouncedListing]:
+    """Every decided listing of a round with its winner, winning score and any written
+    reason, by account name; the caller checks that results may be shown (policies)."""
+    decisions = session.scalars(
+        select(Decision).join(Listing).join(Listing.account).where(Listing.round_id == round_id)
+        .options(selectinload(Decision.listing),
+                 selectinload(Decision.bid).selectinload(Bid.rep),
+                 selectinload(Decision.bid).selectinload(Bid.score))
+        .order_by(Account.name, Listing.id))
+    return [AnnouncedListing(
+        listing=decision.listing, decision=decision,
+        winner_name=decision.bid.rep.display_name if decision.bid is not None else None,
+        winner_total=(decision.bid.score.total if decision.bid is not None
+                      and decision.bid.score is not None else None),
+        followed_ranking=decision.kind == DecisionKind.ACCEPTED,
+        reason=announced_reason(decision)) for decision in decisions]

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from bidhub.domain.scoring import ScoreBreakdown, factor_gaps
+from bidhub.domain.facts import BidFacts
+from bidhub.domain.rules import RuleSet
+from bidhub.domain.scoring import ScoreBreakdown, check_eligibility, factor_gaps
+from bidhub.domain.text import N_, Text
 from bidhub.models import (
     Account,
     Bid,
     BidStatus,
     Decision,
+    DecisionKind,
     Listing,
     ListingStatus,
     Role,
@@ -23,6 +28,8 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
+from bidhub.services.rule_sets import parsed
+from bidhub.services.track_records import bid_facts
 
 # Until a round is scored its bids are sealed: nobody but the bidder sees one, management
 # included (managers see only a count). Scoring happens at the deadline, so past the deadline
@@ -125,10 +132,31 @@ class RepResult:
     gaps: list
     decision_kind: str | None
     no_award: bool  # decided that nobody wins; the account is released again later
+    # The written reason of an override or a no award, which every bidder may read (it is
+    # announced with the results); empty when the ranking was followed.
+    decision_reason: str = ""
+    # The winner was the top-ranked bidder and management followed the ranking: only then did
+    # the score decide, so only then is "what would have changed the outcome" true.
+    score_decided: bool = False
 
     @property
     def won(self) -> bool:
         return self.outcome == BidOutcome.WON
+
+
+def score_decided(decision: Decision | None) -> bool:
+    """The ranking's top bidder won because management accepted the ranking."""
+    return (decision is not None and decision.kind == DecisionKind.ACCEPTED
+            and decision.bid is not None and decision.bid.score is not None
+            and decision.bid.score.rank == 1)
+
+
+def announced_reason(decision: Decision | None) -> str:
+    """The reason published with a decision: an override's or a no award's, never a note
+    written when accepting the ranking."""
+    if decision is None or decision.kind == DecisionKind.ACCEPTED:
+        return ""
+    return decision.reason
 
 
 def rep_result(session: Session, bid: Bid) -> RepResult | None:
@@ -140,13 +168,100 @@ def rep_result(session: Session, bid: Bid) -> RepResult | None:
     mine = ScoreBreakdown.from_dict(bid.score.breakdown)
     winner_bid = decision.bid if decision is not None else None
     gaps, winner_total = [], None
+    decided_by_score = score_decided(decision)
     if winner_bid is not None and winner_bid.score is not None:
         winner_total = winner_bid.score.total
-        if outcome != BidOutcome.WON:
+        if outcome != BidOutcome.WON and decided_by_score:
             gaps = factor_gaps(mine, ScoreBreakdown.from_dict(winner_bid.score.breakdown))
     bidders = session.scalars(select(Bid.id).where(Bid.listing_id == bid.listing_id,
                                                    Bid.status == BidStatus.ACTIVE)).all()
     return RepResult(outcome=outcome, breakdown=mine, rank=bid.score.rank, bidders=len(bidders),
                      winner_total=winner_total, gaps=gaps,
                      decision_kind=decision.kind if decision is not None else None,
-                     no_award=decision is not None and decision.bid_id is None)
+                     no_award=decision is not None and decision.bid_id is None,
+                     decision_reason=announced_reason(decision), score_decided=decided_by_score)
+
+
+def may_see_round(user: User, round_: Round, now: datetime) -> bool:
+    """Management sees every round; a rep sees the rounds reps can see (one rule, on Round)."""
+    return user.role != Role.REP or round_.is_visible_to_reps_at(now)
+
+
+def may_see_results(user: User, round_: Round, now: datetime) -> bool:
+    """The announcement (中标公示) is for everyone who may see the round, and only once its
+    results are published: before that, nobody may learn that results exist."""
+    return results_are_published(round_) and may_see_round(user, round_, now)
+
+
+@dataclass(frozen=True)
+class Hindrance:
+    """One reason a rep may not bid for a listing, and what would lift it where that is
+    computable. `remedy` parameters named `*_at` are UTC instants for the page to format."""
+
+    reason: Text
+    remedy: Text | None = None
+
+
+@dataclass(frozen=True)
+class _Prospect:
+    """The bid the rep would place: what bid_facts reads of a bid, nothing stored."""
+
+    rep: User
+    listing: Listing
+    submitted_at: datetime
+    id: int = 0
+    track_record: dict = field(default_factory=dict)
+
+    @property
+    def rep_id(self) -> int:
+        return self.rep.id
+
+
+def _days_of(months: float) -> timedelta:
+    # The same month length the checks measure with (domain.metrics.months_between).
+    return timedelta(days=math.ceil(months * 30.4375))
+
+
+def _remedy(name: str, rules: RuleSet, facts: BidFacts, now: datetime) -> Text | None:
+    """What would lift the failed check `name`, from the same facts the check read."""
+    policy = rules.eligibility
+    if name == "capacity":
+        return N_("Release %(count)d of your accounts, or wait until one is transferred away: "
+                  "fewer than %(maximum)d are allowed.",
+                  count=facts.accounts_held - policy.capacity_max + 1, maximum=policy.capacity_max)
+    if name == "tenure":
+        return N_("Wait until %(eligible_at)s, when you reach %(minimum)g months with the "
+                  "company.", minimum=policy.min_tenure_months,
+                  eligible_at=now + _days_of(policy.min_tenure_months - facts.tenure_months))
+    if name == "accountability":
+        return N_("Have %(count)d of your open accountability incidents explained and "
+                  "accepted.", count=facts.open_incidents - policy.max_open_incidents)
+    if name == "cooldown":
+        since = facts.months_since_rep_released_account or 0.0
+        return N_("Wait until %(eligible_at)s, when the cooldown ends.",
+                  eligible_at=now + _days_of(policy.cooldown_months - since))
+    if name == "on_duty":
+        return N_("Reps on leave may bid again once KA management records their return.")
+    return None  # the branch check: nothing the rep can change
+
+
+def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now: datetime
+                   ) -> dict[int, list[Hindrance]]:
+    """Why `rep` may not bid for each listing that takes bids, by listing id (listings the rep
+    may bid for are left out). The checks are the ones submit_bid applies (the rules'
+    eligibility, and no bid for an account released from oneself), read with a fixed number
+    of queries however many listings there are."""
+    listings = [listing for listing in listings if accepts_bids(listing, now)]
+    if rep.role != Role.REP or not listings:
+        return {}
+    prospects = [_Prospect(rep=rep, listing=listing, submitted_at=now) for listing in listings]
+    found: dict[int, list[Hindrance]] = {}
+    for listing, facts in zip(listings, bid_facts(session, prospects, now), strict=True):
+        rules = parsed(listing.round.rule_set)
+        hindrances = [Hindrance(N_("This account was released from you; you cannot bid for "
+                                   "it."))] if listing.released_from_id == rep.id else []
+        hindrances += [Hindrance(check.reason, _remedy(check.name, rules, facts, now))
+                       for check in check_eligibility(rules, facts) if not check.passed]
+        if hindrances:
+            found[listing.id] = hindrances
+    return found

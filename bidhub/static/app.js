@@ -17,3 +17,26 @@ document.addEventListener("htmx:responseError", (event) => {
   note.textContent = parsed.body.textContent.trim() || fallback;
   flashes.replaceChildren(note);
 });
+
+// Deadlines count down live (the server's text is right at load time). The time left is
+// counted from the server's clock at render (data-now), so a wrong clock on the rep's machine
+// does not change it. The words come translated from the element; its title gives the
+// deadline in the browser's time zone.
+const countdownSeenAt = new WeakMap();
+function tickCountdowns() {
+  for (const element of document.querySelectorAll(".countdown[data-deadline][data-now]")) {
+    const deadline = new Date(element.dataset.deadline).getTime();
+    const renderedAt = new Date(element.dataset.now).getTime();
+    if (Number.isNaN(deadline) || Number.isNaN(renderedAt)) continue;
+    if (!countdownSeenAt.has(element)) countdownSeenAt.set(element, Date.now());
+    element.title = new Date(deadline).toLocaleString(document.documentElement.lang || undefined);
+    const minutes = Math.floor((deadline - renderedAt - (Date.now() - countdownSeenAt.get(element))) / 60000);
+    element.textContent = minutes < 0 ? element.dataset.passed : element.dataset.left
+      .replace("{days}", String(Math.floor(minutes / 1440)))
+      .replace("{hours}", String(Math.floor(minutes / 60) % 24))
+      .replace("{minutes}", String(minutes % 60));
+  }
+}
+tickCountdowns();
+setInterval(tickCountdowns, 30000);
+document.addEventListener("htmx:afterSettle", tickCountdowns);

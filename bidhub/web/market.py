@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import BidRejected, InvalidRequest
 from bidhub.domain.metrics import METRICS
+from bidhub.domain.text import Text
 from bidhub.models import Account, Listing
 from bidhub.services import bidding, browse, policies
 from bidhub.services.rounds import load_round
+from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
 from bidhub.web.forms import BidForm, ConfirmForm
 from bidhub.web.i18n import translate
 from bidhub.web.labels import metric_label
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
-from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
+from bidhub.web.rendering import (
+    localtime,
+    page_or_partial,
+    redirect_after_post,
+    render,
+    render_form_errors,
+)
 
 blueprint = Blueprint("market", __name__)
 
@@ -77,7 +87,60 @@ def round_listings(round_id: int):
     return page_or_partial(
         "market/round.html", "market/_listings.html", round=round_, listings=listings,
         own_bids=own_bids, criteria=criteria, options=browse.filter_options(session, round_.id),
-        is_open=round_.is_open_at(now()), filter_errors=filter_errors)
+        is_open=round_.is_open_at(now()), filter_errors=filter_errors,
+        hindrances=shown_hindrances(policies.hindrances_for(session, current_user, listings,
+                                                           now())))
+
+
+def shown(text: Text | None) -> str:
+    """A service's message in the page's language, its `datetime` parameters in local time."""
+    if text is None:
+        return ""
+    return translate(Text(text.msgid, {
+        name: localtime(value) if isinstance(value, datetime) else value
+        for name, value in text.params.items()}))
+
+
+def shown_hindrances(found: dict[int, list[policies.Hindrance]]
+                     ) -> dict[int, list[tuple[str, str]]]:
+    """Each listing's reasons not to bid and what would lift them, translated once here."""
+    return {listing_id: [(shown(item.reason), shown(item.remedy)) for item in items]
+            for listing_id, items in found.items()}
+
+
+@blueprint.app_template_global()
+def time_left(deadline: datetime) -> str:
+    """The time until `deadline` in whole minutes, as the live countdown in app.js words it."""
+    seconds = (deadline - now()).total_seconds()
+    if seconds <= 0:
+        return _("the deadline has passed")
+    minutes = int(seconds // 60)
+    return _("{days} d {hours} h {minutes} min left").format(
+        days=minutes // 1440, hours=minutes // 60 % 24, minutes=minutes % 60)
+
+
+# How each tie-break orders bids with equal totals, in words a rep reads on the announcement.
+TIE_BREAK_WORDS = {
+    "fewest_accounts_held": _l("the bidder holding fewer accounts first"),
+    "earliest_submission": _l("the earlier bid first"),
+    "lottery": _l("the lottery: the smaller ticket first"),
+}
+
+
+@blueprint.route("/rounds/<int:round_id>/results")
+@signed_in
+def round_results(round_id: int):
+    """The announcement of a round's results (中标公示); not found until they are published,
+    so that nobody learns early that results exist."""
+    session = get_session()
+    round_ = load_round(session, round_id)
+    if not policies.may_see_results(current_user, round_, now()):
+        abort(404)
+    tie_break = parsed(round_.rule_set).tie_break
+    return render("market/results.html", round=round_,
+                  announced=browse.round_announcement(session, round_.id),
+                  tie_breaks=[TIE_BREAK_WORDS.get(name, name) for name in tie_break],
+                  uses_lottery="lottery" in tie_break)
 
 
 @blueprint.route("/accounts/<int:account_id>")
@@ -110,9 +173,14 @@ def place_bid(listing_id: int):
     def show(template_status: int):
         # The track record is worked out for display only; submit_bid freezes its own copy.
         record = snapshot_track_record(session, current_user, listing.account, now())
+        hindrances = shown_hindrances(policies.hindrances_for(session, current_user, [listing],
+                                                              now()))
         context = {"form": form, "listing": listing, "existing": existing,
                    "track_record": track_record_rows(record),
-                   "is_open": listing.round.is_open_at(now())}
+                   "is_open": listing.round.is_open_at(now()),
+                   "hindrances": hindrances.get(listing.id, []),
+                   "scored_metrics": [metric_label(factor.metric) for factor
+                                      in parsed(listing.round.rule_set).factors]}
         if template_status == 422:
             return render_form_errors("market/bid_form.html", **context)
         return render("market/bid_form.html", **context)

@@ -1,0 +1,250 @@
+"""The announcement of results (中标公示) and what a bidder sees: reasons, eligibility, deadline."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bidhub.models import Bid, DecisionKind, Round
+from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
+from tests.conftest import login, reload
+
+OVERRIDE_REASON = "Steady Rep already serves the group's subsidiary in Tianjin."
+NO_AWARD_REASON = "Nobody bid; the account goes back to its branch manager for now."
+WHAT_WOULD_HAVE_CHANGED = "What would have changed the outcome"
+
+
+@pytest.fixture
+def world(session, clock, make_rep, make_manager, make_admin, make_account, make_round, make_bid,
+          give_accounts, make_opportunities, make_branch):
+    """A round with three listings: one overridden, one decided by the score, one no award."""
+    manager = make_manager(name="Manager Zhou")
+    strong, steady = make_rep(name="Strong Rep"), make_rep(name="Steady Rep")
+    give_accounts(strong, 30)
+    give_accounts(steady, 32)
+    history = make_account()
+    make_opportunities(strong, history, won=8, lost=2)
+    make_opportunities(steady, history, won=3, lost=7)
+    overridden = make_account(name="Override Holdings")
+    by_score = make_account(name="Score Logistics")
+    nobody = make_account(name="Nobody Textiles")
+    deadline = clock() + timedelta(days=2)
+    round_ = make_round(accounts=[overridden, by_score, nobody], closes_at=deadline,
+                        manager=manager, title="March reassignment")
+    listing_of = {listing.account_id: listing for listing in round_.listings}
+    bids = {(rep.display_name, account.id): make_bid(rep, listing_of[account.id])
+            for rep in (strong, steady) for account in (overridden, by_score)}
+    return {"session": session, "clock": clock, "round": round_, "manager": manager,
+            "admin": make_admin(), "strong": strong, "steady": steady,
+            "other_branch_rep": make_rep(name="Shanghai Rep",
+                                         branch=make_branch("SH", "Shanghai")),
+            "listings": {"overridden": listing_of[overridden.id],
+                         "by_score": listing_of[by_score.id], "nobody": listing_of[nobody.id]},
+            "bids": {"strong_overridden": bids[("Strong Rep", overridden.id)],
+                     "steady_overridden": bids[("Steady Rep", overridden.id)],
+                     "steady_by_score": bids[("Steady Rep", by_score.id)]},
+            "deadline": deadline}
+
+
+def score(world) -> None:
+    world["clock"].set(world["deadline"])
+    assert score_closed_round(world["session"], world["round"].id, world["clock"]())
+
+
+def decide(world) -> None:
+    session, manager, now = world["session"], world["manager"], world["clock"]()
+    listings, bids = world["listings"], world["bids"]
+    decide_listing(session, manager, listings["overridden"].id, kind=DecisionKind.OVERRIDDEN,
+                   bid_id=bids["steady_overridden"].id, reason=OVERRIDE_REASON, now=now)
+    decide_listing(session, manager, listings["by_score"].id, kind=DecisionKind.ACCEPTED,
+                   bid_id=None, reason="", now=now)
+    decide_listing(session, manager, listings["nobody"].id, kind=DecisionKind.NO_AWARD,
+                   bid_id=None, reason=NO_AWARD_REASON, now=now)
+
+
+def publish(world) -> Round:
+    session = world["session"]
+    round_ = session.get(Round, world["round"].id)
+    publish_results(session, world["manager"], round_.id, expected_version=round_.version,
+                    now=world["clock"]())
+    reload(session)
+    return session.get(Round, round_.id)
+
+
+@pytest.fixture
+def published(world) -> dict:
+    score(world)
+    decide(world)
+    world["round"] = publish(world)
+    return world
+
+
+def page(app, user, url: str):
+    client = app.test_client()
+    login(client, user)
+    return client.get(url)
+
+
+def text_of(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def test_the_announcement_shows_winners_scores_reasons_and_the_seed(app, published):
+    session, round_ = published["session"], published["round"]
+    strong_bid = session.get(Bid, published["bids"]["strong_overridden"].id)
+    steady_bid = session.get(Bid, published["bids"]["steady_overridden"].id)
+    assert strong_bid.score.rank == 1 and steady_bid.score.rank == 2  # the override passed rank 1
+    score_winner = session.scalars(select(Bid).where(
+        Bid.listing_id == published["listings"]["by_score"].id, Bid.rep_id == published[
+            "strong"].id)).one()
+    assert score_winner.score.rank == 1
+
+    response = page(app, published["steady"], f"/rounds/{round_.id}/results")
+    assert response.status_code == 200
+    body = text_of(response)
+    rows = {name: row for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)
+            for name in ("Override Holdings", "Score Logistics", "Nobody Textiles") if name in row}
+    assert "Steady Rep" in rows["Override Holdings"]
+    assert f"{steady_bid.score.total:.3f}" in rows["Override Holdings"]
+    assert "override of the ranking" in rows["Override Holdings"]
+    assert OVERRIDE_REASON in rows["Override Holdings"]
+    assert "Strong Rep" in rows["Score Logistics"]
+    assert f"{score_winner.score.total:.3f}" in rows["Score Logistics"]
+    assert "followed the ranking" in rows["Score Logistics"]
+    assert "no award" in rows["Nobody Textiles"] and NO_AWARD_REASON in rows["Nobody Textiles"]
+    assert round_.lottery_seed is not None
+    assert f'<code class="seed">{round_.lottery_seed}</code>' in body
+    assert "SHA-256" in body and "the bidder holding fewer accounts first" in body
+    # Bid content stays with its bidder even after publication.
+    assert "A careful plan for this account." not in body
+
+
+@pytest.mark.parametrize("who", ["strong", "steady", "other_branch_rep", "manager", "admin"])
+def test_everyone_who_may_see_the_round_sees_the_announcement(app, published, who):
+    response = page(app, published[who], f"/rounds/{published['round'].id}/results")
+    assert response.status_code == 200
+    assert OVERRIDE_REASON in text_of(response)
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(app, published):
+    response = app.test_client().get(f"/rounds/{published['round'].id}/results")
+    assert response.status_code == 302 and "/login" in response.location
+
+
+@pytest.mark.parametrize("who", ["strong", "other_branch_rep", "manager", "admin"])
+def test_no_announcement_before_results_are_published(app, world, who):
+    url = f"/rounds/{world['round'].id}/results"
+    stages = [lambda: None, lambda: score(world), lambda: decide(world)]  # open, scored, decided
+    for advance in stages:
+        advance()
+        response = page(app, world[who], url)
+        assert response.status_code == 404, response.status_code
+        assert OVERRIDE_REASON not in text_of(response)
+        assert "Steady Rep" not in text_of(response) or who == "steady"
+    assert page(app, world[who], "/rounds/999999/results").status_code == 404
+
+
+def test_the_announcement_is_linked_from_the_rounds_list_the_round_and_the_bid(app, published):
+    round_id = published["round"].id
+    link = f"/rounds/{round_id}/results"
+    bid_id = published["bids"]["steady_by_score"].id
+    for url in ("/rounds", f"/rounds/{round_id}", f"/bids/{bid_id}"):
+        assert link in page(app, published["steady"], url).get_data(as_text=True), url
+
+
+def test_the_rep_who_lost_to_an_override_reads_the_reason_not_a_score_gap(app, published):
+    bid_id = published["bids"]["strong_overridden"].id
+    body = text_of(page(app, published["strong"], f"/bids/{bid_id}"))
+    assert "Another rep won this account." in body
+    assert OVERRIDE_REASON in body
+    assert WHAT_WOULD_HAVE_CHANGED not in body
+
+
+def test_the_rep_who_lost_on_the_score_still_sees_what_would_have_changed(app, published):
+    bid_id = published["bids"]["steady_by_score"].id
+    body = text_of(page(app, published["steady"], f"/bids/{bid_id}"))
+    assert "Another rep won this account." in body
+    assert WHAT_WOULD_HAVE_CHANGED in body
+    assert OVERRIDE_REASON not in body
+
+
+def test_the_overriding_winner_sees_no_gap_table_either(app, published):
+    bid_id = published["bids"]["steady_overridden"].id
+    body = text_of(page(app, published["steady"], f"/bids/{bid_id}"))
+    assert "You won this account." in body and WHAT_WOULD_HAVE_CHANGED not in body
+
+
+# Bidding is friendlier: eligibility before writing, what is scored, the deadline.
+
+@pytest.fixture
+def open_round(session, make_account, make_round, clock):
+    round_ = make_round(accounts=[make_account(name="Open Account Co")],
+                        closes_at=clock() + timedelta(days=1, hours=2, minutes=5))
+    return round_
+
+
+def test_a_full_rep_sees_why_and_what_would_help_instead_of_the_bid_button(
+        app, session, open_round, make_rep, give_accounts):
+    full = make_rep(name="Full Rep")
+    give_accounts(full, 40)
+    listing = open_round.listings[0]
+    body = text_of(page(app, full, f"/rounds/{open_round.id}"))
+    assert "Not eligible" in body
+    assert "holds 40 accounts; the maximum is 40" in body
+    assert "Release 1 of your accounts" in body
+    assert f"/listings/{listing.id}/bid" not in body
+
+    form_page = text_of(page(app, full, f"/listings/{listing.id}/bid"))
+    assert "You are not eligible to bid for this account" in form_page
+    assert 'name="account_plan"' not in form_page
+
+    client = app.test_client()
+    login(client, full)
+    refused = client.post(f"/listings/{listing.id}/bid", data={
+        "account_plan": "A careful plan for this account, with visits.",
+        "committed_revenue_yuan": "300000", "visit_plan": "Visit the decision maker in week one.",
+        "submission_key": "full-rep-direct-post"})
+    assert refused.status_code == 422
+    assert "holds 40 accounts" in text_of(refused)
+    assert session.scalars(select(Bid).where(Bid.rep_id == full.id)).all() == []
+
+
+def test_a_new_rep_is_told_from_when_they_may_bid(app, open_round, make_rep, clock):
+    newcomer = make_rep(name="New Rep", hired_on=(clock() - timedelta(days=30)).date())
+    body = text_of(page(app, newcomer, f"/rounds/{open_round.id}"))
+    assert "months with the company; at least 3 required" in body
+    assert "Wait until" in body
+    assert f"/listings/{open_round.listings[0].id}/bid" not in body
+
+
+def test_an_eligible_rep_gets_the_button_what_is_scored_and_the_deadline(app, open_round,
+                                                                         make_rep):
+    rep = make_rep()
+    listing = open_round.listings[0]
+    body = text_of(page(app, rep, f"/rounds/{open_round.id}"))
+    assert f"/listings/{listing.id}/bid" in body and "Not eligible" not in body
+    assert "1 d 2 h 5 min left" in body
+    deadline = open_round.closes_at.isoformat()
+    assert f'class="countdown" data-deadline="{deadline}"' in body
+
+    form_page = text_of(page(app, rep, f"/listings/{listing.id}/bid"))
+    assert 'name="account_plan"' in form_page
+    assert "Scored: your track record" in form_page and "Win rate" in form_page
+    assert "Not scored: your account plan, committed revenue and visit plan" in form_page
+    assert "1 d 2 h 5 min left" in form_page
+
+
+def test_tenure_date_is_counted_as_the_check_counts_months(clock):
+    # The remedy's date is when months_between reaches the minimum, not a calendar guess.
+    from bidhub.domain.metrics import months_between
+    from bidhub.services.policies import _days_of
+
+    hired = clock() - timedelta(days=30)
+    eligible_at = clock() + _days_of(3 - months_between(hired, clock()))
+    assert months_between(hired, eligible_at) >= 3
+    assert months_between(hired, eligible_at - timedelta(days=1)) < 3
+    assert isinstance(eligible_at.date(), date)
