@@ -38,6 +38,7 @@ EXPECTED_ACCESS = {
     "manage.listing": MANAGEMENT,
     "manage.decide": MANAGEMENT,
     "manage.publish_results": MANAGEMENT,
+    "manage.accept_unflagged": MANAGEMENT,
     "manage.transfer": MANAGEMENT,
     "manage.filings": MANAGEMENT,
     "manage.filings_csv": MANAGEMENT,

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import secrets
-from collections import defaultdict
+from collections import Counter, defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.allocation import allocate
 from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, NotFound
 from bidhub.domain.messages import dumps
+from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import score_round
 from bidhub.domain.text import N_, Joined
+from bidhub.domain.tie_breaks import TIE_BREAKS
 from bidhub.models import (
     Bid,
     BidScore,
@@ -36,11 +39,13 @@ from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
     check_capacity,
+    commitments_of,
     lock_reps,
     lock_round,
 )
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import bid_facts, bid_facts_to_dict
+from bidhub.services.track_records import bid_facts, bid_facts_from_dict, bid_facts_to_dict
+from bidhub.services.users import reps_with_password_reset_during_round
 
 
 def active_bids_of_round(session: Session, round_id: int) -> list[Bid]:
@@ -201,6 +206,196 @@ def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_
                                     awards=others, cap=cap), field="bid_id")
 
 
+# Stored as the decision's reason for a listing nobody bid for; shown translated by the pages.
+NO_BID_REASON = "Nobody bid for this account, so it is not awarded."
+
+
+class Flag:
+    """Why a proposed award needs a manager's look before it is accepted."""
+
+    CAPACITY = "capacity"
+    LOTTERY = "lottery"
+    FEW_BIDS = "few_bids"
+    RESET_BY_ADMIN = "reset_by_admin"
+
+
+@dataclass(frozen=True)
+class ListingReview:
+    """One listing of a scored round as management adjudicates it."""
+
+    listing: Listing
+    ranking: list[Bid]
+    decision: Decision | None
+    flags: tuple[str, ...]
+
+    @property
+    def proposed(self) -> Bid | None:
+        return next((bid for bid in self.ranking if bid.score.is_proposed_winner), None)
+
+    @property
+    def eligible(self) -> list[Bid]:
+        return [bid for bid in self.ranking if bid.score.is_eligible]
+
+    @property
+    def margin(self) -> float | None:
+        """The proposed winner's lead over the best other eligible bid."""
+        proposed = self.proposed
+        others = [bid.score.total for bid in self.eligible if bid is not proposed]
+        if proposed is None or not others:
+            return None
+        return proposed.score.total - max(others)
+
+    @property
+    def has_no_bids(self) -> bool:
+        return not self.ranking
+
+    @property
+    def accepts_unflagged(self) -> bool:
+        """Undecided, with a proposed winner and nothing for a manager to look at."""
+        return self.decision is None and self.proposed is not None and not self.flags
+
+
+def decided_by_lottery(rules: RuleSet, winner: Bid, runner_up: Bid | None) -> bool:
+    """Whether only the rules' lottery separated the winner from the runner-up."""
+    if runner_up is None or winner.score.total != runner_up.score.total:
+        return False
+    if "lottery" not in rules.tie_break:
+        return False
+    first, second = bid_facts_from_dict(winner.score.inputs), bid_facts_from_dict(
+        runner_up.score.inputs)
+    before_lottery = rules.tie_break[:rules.tie_break.index("lottery")]
+    return all(TIE_BREAKS[name].key(first, 0) == TIE_BREAKS[name].key(second, 0)
+               for name in before_lottery)
+
+
+def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
+    """Every listing of a scored round with its ranking, decision and flags, by listing id.
+
+    A fixed number of queries whatever the number of listings.
+    """
+    rules = parsed(round_.rule_set)
+    listings = list(session.scalars(
+        select(Listing).where(Listing.round_id == round_.id)
+        .options(selectinload(Listing.account)).order_by(Listing.id)))
+    rankings: dict[int, list[Bid]] = defaultdict(list)
+    for bid in session.scalars(
+        select(Bid).join(BidScore).join(Listing).where(Listing.round_id == round_.id)
+        .options(contains_eager(Bid.score), selectinload(Bid.rep))
+    ).unique():
+        rankings[bid.listing_id].append(bid)
+    for ranking in rankings.values():
+        ranking.sort(key=lambda bid: (bid.score.rank is None, bid.score.rank or 0, bid.id))
+    decisions = {decision.listing_id: decision for decision in session.scalars(
+        select(Decision).join(Listing).where(Listing.round_id == round_.id)
+        .options(selectinload(Decision.bid).selectinload(Bid.rep),
+                 selectinload(Decision.decided_by)))}
+    reset = reps_with_password_reset_during_round(
+        session, round_, {bid.rep_id for ranking in rankings.values() for bid in ranking})
+    winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
+               for listing in listings}
+    commitments = commitments_of(session, {bid.rep_id for ranking in rankings.values()
+                                           for bid in ranking if bid.score.is_proposed_winner})
+    in_round = Counter(rep_id for rep_id in winners.values() if rep_id is not None)
+    reviews = {}
+    for listing in listings:
+        ranking, decision = rankings[listing.id], decisions.get(listing.id)
+        flags = []
+        proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
+        if proposed is not None:
+            rep_id = proposed.rep_id
+            # Every award in this round counted once, this listing's included, as publishing will.
+            counted_here = 1 if winners[listing.id] == rep_id else 0
+            pending_elsewhere = commitments[rep_id].pending - sum(
+                1 for other, other_decision in decisions.items()
+                if other_decision.bid is not None and other_decision.bid.rep_id == rep_id
+                and other in winners)
+            total = commitments[rep_id].held + max(pending_elsewhere, 0) + in_round[rep_id]
+            total += 1 - counted_here
+            cap = rules.caps.max_awards_per_rep_per_round
+            if total > rules.eligibility.capacity_max or (
+                    cap is not None and in_round[rep_id] + 1 - counted_here > cap):
+                flags.append(Flag.CAPACITY)
+            eligible = [bid for bid in ranking if bid.score.is_eligible and bid is not proposed]
+            if decided_by_lottery(rules, proposed, eligible[0] if eligible else None):
+                flags.append(Flag.LOTTERY)
+        if ranking and sum(1 for bid in ranking if bid.score.is_eligible) < max(
+                rules.min_bids_per_listing, 1):
+            flags.append(Flag.FEW_BIDS)
+        if any(bid.rep_id in reset for bid in ranking):
+            flags.append(Flag.RESET_BY_ADMIN)
+        reviews[listing.id] = ListingReview(listing, ranking, decision, tuple(flags))
+    return reviews
+
+
+def winner_of(ranking: list[Bid], decision: Decision | None) -> int | None:
+    """The rep who gets the listing if the round were published now: the decision's winner,
+    or the proposed one while undecided."""
+    if decision is not None:
+        return decision.bid.rep_id if decision.bid is not None else None
+    proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
+    return proposed.rep_id if proposed is not None else None
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    """What publishing the results will do, or what is left before it can."""
+
+    awards: int
+    overrides: int
+    without_award: int
+    no_bid_defaults: int
+    transfers: int
+    undecided: list[Listing]
+
+
+def publish_summary(reviews: dict[int, ListingReview]) -> PublishSummary:
+    live = [review for review in reviews.values()
+            if review.listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
+    kinds = Counter(review.decision.kind for review in live if review.decision is not None)
+    defaults = sum(1 for review in live if review.decision is None and review.has_no_bids)
+    transfers = sum(1 for review in live if review.decision is not None
+                    and review.decision.bid is not None
+                    and review.decision.bid.rep_id != review.listing.account.owner_id)
+    return PublishSummary(
+        awards=kinds[DecisionKind.ACCEPTED], overrides=kinds[DecisionKind.OVERRIDDEN],
+        without_award=kinds[DecisionKind.NO_AWARD] + defaults, no_bid_defaults=defaults,
+        transfers=transfers,
+        undecided=[review.listing for review in live
+                   if review.decision is None and not review.has_no_bids])
+
+
+def unflagged_listing_ids(reviews: dict[int, ListingReview]) -> list[int]:
+    return sorted(listing_id for listing_id, review in reviews.items()
+                  if review.accepts_unflagged)
+
+
+def accept_unflagged(session: Session, actor: User, round_id: int, *, listing_ids: list[int],
+                     expected_version: int, now: datetime) -> list[int]:
+    """Accept the proposed award of exactly `listing_ids`, the set the manager confirmed.
+
+    One transaction: if the round changed or the unflagged undecided set is no longer that
+    set, nothing is decided. Each acceptance goes through `decide_listing`, with its locks and
+    capacity check.
+    """
+    with unit_of_work(session):
+        round_ = lock_round(session, round_id)
+        if round_ is None:
+            raise NotFound(N_("No such round."))
+        if round_.status != RoundStatus.SCORED:
+            raise InvalidRequest(N_("Decisions are taken after scoring and before results are "
+                                    "published."))
+        current = unflagged_listing_ids(review_round(session, round_))
+        if round_.version != expected_version or current != sorted(set(listing_ids)):
+            raise Conflict(N_("The listings to accept changed since you confirmed them; nothing "
+                              "was decided. Review the new list and confirm again."))
+        for listing_id in current:
+            decide_listing(session, actor, listing_id, kind=DecisionKind.ACCEPTED, bid_id=None,
+                           reason="", now=now)
+        record_audit(session, actor, "round.accepted_unflagged", f"round:{round_.id}", now,
+                     after={"listings": current})
+        return current
+
+
 def publish_results(session: Session, actor: User, round_id: int, *, expected_version: int,
                     now: datetime) -> list[int]:
     """Transfer every awarded account and file each transfer, all in one transaction.
@@ -223,6 +418,17 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
                     if listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
         decisions = {decision.listing_id: decision for decision in session.scalars(
             select(Decision).join(Listing).where(Listing.round_id == round_.id))}
+        # A listing nobody bid for has nothing to decide: it is recorded as not awarded, by
+        # whoever publishes, with the standard reason the round page showed them.
+        scored = set(session.scalars(select(Bid.listing_id).join(BidScore).join(Listing)
+                                     .where(Listing.round_id == round_.id)))
+        defaults = [listing for listing in listings
+                    if listing.id not in decisions and listing.id not in scored]
+        for listing in defaults:
+            decisions[listing.id] = Decision(
+                listing_id=listing.id, kind=DecisionKind.NO_AWARD, bid_id=None,
+                reason=NO_BID_REASON, decided_by_id=actor.id, decided_at=now)
+            session.add(decisions[listing.id])
         undecided = [listing.account.name for listing in listings if listing.id not in decisions]
         if undecided:
             shown = ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else "")  # names: data
@@ -270,6 +476,7 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
         round_.status = RoundStatus.RESULTS_PUBLISHED
         round_.results_published_at = now
         record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,
-                     after={"filings": filed})
+                     after={"filings": filed,
+                            "no_bid_defaults": [listing.id for listing in defaults]})
         notify(session, "results_published", round_, now)
         return filed

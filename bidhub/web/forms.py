@@ -285,6 +285,13 @@ class ConfirmForm(Form):
     version = HiddenField()
 
 
+class AcceptUnflaggedForm(Form):
+    """The set of listings a confirmation showed, so that only that set is decided."""
+
+    listing_ids = HiddenField(validators=[InputRequired()])
+    version = HiddenField(validators=[InputRequired()])
+
+
 class BranchNamesForm(Form):
     name = StringField(_l("Branch name"), validators=[
         InputRequired(), Length(max=limits.MAX_BRANCH_NAME_LENGTH)])

@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 
 from bidhub.clock import now
@@ -22,6 +23,7 @@ from bidhub.web import params
 from bidhub.web.access import managers
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.forms import (
+    AcceptUnflaggedForm,
     ConfirmForm,
     DecisionForm,
     ReleaseForm,
@@ -35,6 +37,7 @@ from bidhub.web.labels import label
 from bidhub.web.market import listing_filter_from
 from bidhub.web.rendering import (
     branch_name,
+    is_htmx_partial_request,
     page_or_partial,
     redirect_after_post,
     render,
@@ -110,12 +113,35 @@ def edit_round(round_id: int):
     return render("manage/round_form.html", form=form, round=round_)
 
 
+FLAG_LABELS = {
+    adjudication.Flag.CAPACITY: _l("capacity: the winner would hold too many accounts, counting "
+                                   "awards pending in every round"),
+    adjudication.Flag.LOTTERY: _l("tie decided by the lottery"),
+    adjudication.Flag.FEW_BIDS: _l("fewer eligible bids than the rules' minimum"),
+    adjudication.Flag.RESET_BY_ADMIN: _l("a bidder's password was reset by an admin during the "
+                                         "round"),
+}
+
+
+def adjudication_context(session, round_) -> dict:
+    """The round page's adjudication table and publishing summary, once bids are unsealed."""
+    if round_.status not in (RoundStatus.SCORED, RoundStatus.RESULTS_PUBLISHED):
+        return {"reviews": None}
+    reviews = adjudication.review_round(session, round_)
+    return {"reviews": reviews, "flag_labels": FLAG_LABELS,
+            "no_bid_reason": adjudication.NO_BID_REASON,
+            "summary": adjudication.publish_summary(reviews),
+            "unflagged": adjudication.unflagged_listing_ids(reviews),
+            "can_decide": round_.status == RoundStatus.SCORED}
+
+
 def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200):
     session = get_session()
     round_ = rounds.load_round(session, round_id)
     criteria = listing_filter_from(request.args)
     listings = list(session.scalars(browse.filtered_listings(round_.id, criteria)))
     context = {
+        **adjudication_context(session, round_),
         "round": round_, "listings": listings, "criteria": criteria,
         "options": browse.filter_options(session, round_.id),
         "bid_counts": browse.bid_counts(session, round_.id),
@@ -235,9 +261,24 @@ def listing(listing_id: int):
     return listing_page(listing_id)
 
 
+def decision_row(listing_id: int, form: DecisionForm | None = None, status: int = 200):
+    """One row of the round page's adjudication table, for an inline (htmx) decision."""
+    session = get_session()
+    listing = session.get(Listing, listing_id)
+    if listing is None:
+        abort(404)
+    round_ = rounds.load_round(session, listing.round_id)
+    context = adjudication_context(session, round_)
+    if context["reviews"] is None:
+        abort(409)
+    return render("manage/_decision_row.html", status=status, round=round_,
+                  review=context["reviews"][listing.id], row_form=form, **context)
+
+
 @blueprint.route("/listings/<int:listing_id>/decide", methods=["POST"])
 @managers
 def decide(listing_id: int):
+    inline = is_htmx_partial_request()
     form = DecisionForm()
     form.bid_id.choices = None  # choices are checked by the use case against the ranking
     form.bid_id.validate_choice = False
@@ -251,11 +292,47 @@ def decide(listing_id: int):
                 now=now())
         except InvalidRequest as error:
             form.add_error(error)
+            if inline:
+                return decision_row(listing_id, form=form, status=422)
             return listing_page(listing_id, form=form, status=422)
+        if inline:
+            return decision_row(listing_id)
         flash(_("Decision recorded."), "success")
         listing = get_session().get(Listing, listing_id)
         return redirect_after_post(url_for("manage.round_detail", round_id=listing.round_id))
+    if inline:
+        return decision_row(listing_id, form=form, status=422)
     return listing_page(listing_id, form=form, status=422)
+
+
+def parse_listing_ids(text: str | None) -> list[int]:
+    """The confirmed set, "3,5,8"; malformed entries are dropped, so the set will not match."""
+    ids = (params.parse_int(part, minimum=1, maximum=params.MAX_DB_INT)
+           for part in (text or "").split(",")[:10_000])
+    return sorted({listing_id for listing_id in ids if listing_id is not None})
+
+
+@blueprint.route("/rounds/<int:round_id>/accept-unflagged", methods=["GET", "POST"])
+@managers
+def accept_unflagged(round_id: int):
+    session = get_session()
+    form = AcceptUnflaggedForm()
+    if form.validate_on_submit():
+        accepted = adjudication.accept_unflagged(
+            session, current_user, round_id, listing_ids=parse_listing_ids(form.listing_ids.data),
+            expected_version=version_from(form), now=now())
+        flash(ngettext("%(num)d proposed award accepted.", "%(num)d proposed awards accepted.",
+                       len(accepted)), "success")
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
+    if form.is_submitted():
+        abort(400)
+    round_ = rounds.load_round(session, round_id)
+    context = adjudication_context(session, round_)
+    if not context["reviews"] or not context["can_decide"]:
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
+    form = AcceptUnflaggedForm(formdata=None, version=str(round_.version),
+                               listing_ids=",".join(map(str, context["unflagged"])))
+    return render("manage/accept_unflagged.html", round=round_, form=form, **context)
 
 
 @blueprint.route("/rounds/<int:round_id>/publish-results", methods=["POST"])

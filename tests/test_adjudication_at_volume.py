@@ -1,0 +1,243 @@
+"""Adjudicating a whole round from its page: inline decisions, accepting every unflagged
+proposal at once, the no-bid default and publishing after one summary."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from bidhub.models import (
+    Account,
+    Decision,
+    DecisionKind,
+    Filing,
+    FilingKind,
+    Listing,
+    ListingStatus,
+    Round,
+    RoundStatus,
+)
+from bidhub.services import adjudication, users
+from tests.conftest import login, reload
+from tests.test_queries import statements_for
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def scored(app, session, clock, make_manager, make_rep, make_admin, make_account, make_round,
+           make_bid, give_accounts):
+    """A scored round: two plain listings, one nobody bid for, one whose bidder's password an
+    admin reset during the round, and one whose winner has since reached capacity."""
+    manager, admin = make_manager(), make_admin()
+    ann, bob, cid, dan = (make_rep(name=name) for name in ("Ann", "Bob", "Cid", "Dan"))
+    leaving = make_rep(name="Leaving")
+    accounts = [make_account(owner=leaving, name=f"Account {n}") for n in range(1, 6)]
+    round_ = make_round(accounts=accounts, manager=manager)
+    plain1, plain2, nobody, reset, full = sorted(round_.listings, key=lambda item: item.id)
+    for listing in (plain1, plain2):
+        make_bid(ann, listing)
+    clock.advance(minutes=5)  # equal scores, but the earlier bid wins: no lottery
+    for listing in (plain1, plain2):
+        make_bid(bob, listing)
+    make_bid(cid, reset)
+    make_bid(bob, reset)
+    make_bid(dan, full)
+    users.set_password(session, admin, cid.id, "a temporary password 2026", now=clock())
+    clock.advance(days=8)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    give_accounts(dan, 40)  # since scoring, Dan has filled up
+    client = app.test_client()
+    login(client, manager)
+    reload(session)
+    return {"round": round_, "client": client, "manager": manager, "plain1": plain1,
+            "plain2": plain2, "nobody": nobody, "reset": reset, "full": full,
+            "reps": {"ann": ann, "bob": bob, "cid": cid, "dan": dan}}
+
+
+def decision_of(session, listing) -> Decision | None:
+    reload(session)
+    return session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
+
+
+def other_bidder(session, listing):
+    review = adjudication.review_round(session, session.get(Round, listing.round_id))[listing.id]
+    return next(bid for bid in review.eligible if bid is not review.proposed)
+
+
+def test_the_round_page_shows_proposals_flags_and_the_no_bid_default(session, scored):
+    html = scored["client"].get(f"/manage/rounds/{scored['round'].id}").get_data(as_text=True)
+    rows = {listing: row_of(html, scored[listing]) for listing in
+            ("plain1", "plain2", "nobody", "reset", "full")}
+    assert "password was reset by an admin" in rows["reset"]
+    assert "capacity" in rows["full"] and "Dan" in rows["full"]
+    for plain in ("plain1", "plain2"):
+        assert "badge-overridden" not in rows[plain]  # no flag
+        assert re.search(r"\d\.\d{3}", rows[plain])  # score and margin
+    assert "Nobody bid for this account" in rows["nobody"]
+    assert 'name="kind"' not in rows["nobody"]  # nothing to decide there
+    # Undecided listings remain, so publishing is not offered; the summary says what is left.
+    assert "publish-results" not in html
+    assert "4 listings are still undecided" in html
+
+
+def row_of(html: str, listing) -> str:
+    match = re.search(rf'<tr id="decision-{listing.id}".*?</tr>', html, re.S)
+    assert match, f"no row for listing {listing.id}"
+    return match.group(0)
+
+
+def test_inline_accept_swaps_only_the_row(session, scored):
+    listing = scored["plain1"]
+    response = scored["client"].post(f"/manage/listings/{listing.id}/decide",
+                                     data={"kind": "accepted"}, headers=HTMX)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    assert body.lstrip().startswith(f'<tr id="decision-{listing.id}"')
+    assert "badge-accepted" in body and "<html" not in body
+    assert decision_of(session, listing).kind == DecisionKind.ACCEPTED
+
+
+def test_inline_override_needs_a_reason(session, scored):
+    listing = scored["plain1"]
+    other = other_bidder(session, listing)
+    refused = scored["client"].post(f"/manage/listings/{listing.id}/decide", headers=HTMX,
+                                    data={"kind": "overridden", "bid_id": str(other.id),
+                                          "reason": ""})
+    assert refused.status_code == 422
+    body = refused.get_data(as_text=True)
+    assert body.lstrip().startswith(f'<tr id="decision-{listing.id}"')
+    assert 'class="error"' in body and "Write the reason" in body
+    assert decision_of(session, listing) is None
+    response = scored["client"].post(f"/manage/listings/{listing.id}/decide", headers=HTMX,
+                                     data={"kind": "overridden", "bid_id": str(other.id),
+                                           "reason": "Serves the group's subsidiary already."})
+    assert response.status_code == 200
+    decision = decision_of(session, listing)
+    assert (decision.kind, decision.bid_id) == (DecisionKind.OVERRIDDEN, other.id)
+
+
+def test_inline_no_award_needs_a_reason_and_plain_forms_redirect(session, scored):
+    listing = scored["plain2"]
+    refused = scored["client"].post(f"/manage/listings/{listing.id}/decide", headers=HTMX,
+                                    data={"kind": "no_award", "reason": "no"})
+    assert refused.status_code == 422 and "Write the reason" in refused.get_data(as_text=True)
+    assert decision_of(session, listing) is None
+    # Without JavaScript the same form posts normally and comes back to the round page.
+    response = scored["client"].post(f"/manage/listings/{listing.id}/decide",
+                                     data={"kind": "no_award",
+                                           "reason": "The customer asked to wait a quarter."})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/manage/rounds/{scored['round'].id}")
+    assert decision_of(session, listing).kind == DecisionKind.NO_AWARD
+
+
+def confirmation(client, round_id) -> tuple[str, dict[str, str]]:
+    response = client.get(f"/manage/rounds/{round_id}/accept-unflagged")
+    assert response.status_code == 200, response.status_code
+    html = response.get_data(as_text=True)
+    fields = dict(re.findall(r'name="(listing_ids|version)" type="hidden" value="([^"]*)"', html))
+    return html, fields
+
+
+def test_accept_all_unflagged_decides_exactly_the_set_it_showed(session, scored):
+    round_id = scored["round"].id
+    html, fields = confirmation(scored["client"], round_id)
+    to_accept = re.search(r'id="to-accept".*?</table>', html, re.S).group(0)
+    left = re.search(r'id="left-flagged".*?</ul>', html, re.S).group(0)
+    for name in ("plain1", "plain2"):
+        assert f'data-listing="{scored[name].id}"' in to_accept
+    for name in ("reset", "full"):
+        assert f'data-listing="{scored[name].id}"' in left
+    assert f'data-listing="{scored["nobody"].id}"' not in html
+    assert fields["listing_ids"] == f"{scored['plain1'].id},{scored['plain2'].id}"
+    response = scored["client"].post(f"/manage/rounds/{round_id}/accept-unflagged", data=fields)
+    assert response.status_code == 303
+    for name in ("plain1", "plain2"):
+        assert decision_of(session, scored[name]).kind == DecisionKind.ACCEPTED
+    for name in ("reset", "full", "nobody"):
+        assert decision_of(session, scored[name]) is None
+
+
+def test_a_stale_confirmation_is_refused_and_decides_nothing(session, scored):
+    round_id = scored["round"].id
+    _, fields = confirmation(scored["client"], round_id)
+    # Someone else decides one of the listings meanwhile.
+    other = scored["client"].post(f"/manage/listings/{scored['plain1'].id}/decide",
+                                  data={"kind": "no_award",
+                                        "reason": "The customer asked to wait a quarter."})
+    assert other.status_code == 303
+    response = scored["client"].post(f"/manage/rounds/{round_id}/accept-unflagged", data=fields)
+    assert response.status_code == 409
+    assert decision_of(session, scored["plain2"]) is None
+    # A confirmation of another round version, or of a set it never showed, is refused too.
+    _, fields = confirmation(scored["client"], round_id)
+    for tampered in ({**fields, "version": str(int(fields["version"]) + 1)},
+                     {**fields, "listing_ids": f"{fields['listing_ids']},{scored['full'].id}"},
+                     {**fields, "listing_ids": "not,numbers"}):
+        response = scored["client"].post(f"/manage/rounds/{round_id}/accept-unflagged",
+                                         data=tampered)
+        assert response.status_code == 409
+    assert decision_of(session, scored["plain2"]) is None
+    assert decision_of(session, scored["full"]) is None
+
+
+def test_publishing_shows_a_summary_and_publishes_with_one_confirmation(session, scored):
+    client, round_id = scored["client"], scored["round"].id
+    _, fields = confirmation(client, round_id)
+    assert client.post(f"/manage/rounds/{round_id}/accept-unflagged",
+                       data=fields).status_code == 303
+    reset_other = other_bidder(session, scored["reset"])
+    assert client.post(f"/manage/listings/{scored['reset'].id}/decide", data={
+        "kind": "overridden", "bid_id": str(reset_other.id),
+        "reason": "The reset rep's bid cannot be trusted."}).status_code == 303
+    assert client.post(f"/manage/listings/{scored['full'].id}/decide", data={
+        "kind": "no_award", "reason": "Dan is at capacity since scoring."}).status_code == 303
+    html = client.get(f"/manage/rounds/{round_id}").get_data(as_text=True)
+    summary = re.search(r'id="publish-summary".*?</section>', html, re.S).group(0)
+    assert "2 awards following the ranking" in summary
+    assert "1 override" in summary
+    assert "2 listings without award" in summary and "1 nobody bid for" in summary
+    assert "3 transfers will be filed" in summary
+    assert "undecided" not in summary
+    assert summary.count("data-confirm") == 1
+    version = re.search(r'name="version" type="hidden" value="(\d+)"', summary).group(1)
+    response = client.post(f"/manage/rounds/{round_id}/publish-results",
+                           data={"version": version})
+    assert response.status_code == 303
+    reload(session)
+    assert session.get(Round, round_id).status == RoundStatus.RESULTS_PUBLISHED
+    filings = session.scalars(select(Filing).where(Filing.round_id == round_id,
+                                                   Filing.kind == FilingKind.ROUND_AWARD)).all()
+    assert len(filings) == 3
+    default = decision_of(session, scored["nobody"])
+    assert (default.kind, default.bid_id, default.reason, default.decided_by_id) == (
+        DecisionKind.NO_AWARD, None, adjudication.NO_BID_REASON, scored["manager"].id)
+    statuses = {listing.id: listing.status for listing in session.scalars(
+        select(Listing).where(Listing.round_id == round_id))}
+    assert statuses[scored["nobody"].id] == ListingStatus.NOT_AWARDED
+    assert statuses[scored["full"].id] == ListingStatus.NOT_AWARDED
+    assert statuses[scored["plain1"].id] == ListingStatus.AWARDED
+    leaving_accounts = session.scalars(select(Account).where(
+        Account.id == scored["nobody"].account_id)).one()
+    assert leaving_accounts.owner_id is not None  # nobody bid: the account stays where it was
+
+
+def test_the_scored_round_page_does_not_grow_queries_with_listings(
+        app, session, clock, make_manager, make_rep, make_account, make_round, make_bid):
+    manager = make_manager()
+    reps = [make_rep() for _ in range(3)]
+    small = make_round(accounts=[make_account() for _ in range(3)], manager=manager)
+    large = make_round(accounts=[make_account() for _ in range(15)], manager=manager)
+    for round_ in (small, large):
+        for position, listing in enumerate(round_.listings[:-1]):
+            make_bid(reps[position % 3], listing)
+            make_bid(reps[(position + 1) % 3], listing)
+    clock.advance(days=8)
+    adjudication.close_due_rounds(session, clock())
+    client = app.test_client()
+    login(client, manager)
+    assert statements_for(app, client, f"/manage/rounds/{small.id}") == statements_for(
+        app, client, f"/manage/rounds/{large.id}")
