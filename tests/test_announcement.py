@@ -9,12 +9,13 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from bidhub.models import Bid, DecisionKind, Round
+from bidhub.models import Bid, DecisionKind, RepStatus, Round
 from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
 from tests.conftest import login, reload
 
 OVERRIDE_REASON = "Steady Rep already serves the group's subsidiary in Tianjin."
 NO_AWARD_REASON = "Nobody bid; the account goes back to its branch manager for now."
+DECLINED_REASON = "The client asked to pause the account until its merger closes."
 WHAT_WOULD_HAVE_CHANGED = "What would have changed the outcome"
 
 
@@ -32,21 +33,25 @@ def world(session, clock, make_rep, make_manager, make_admin, make_account, make
     overridden = make_account(name="Override Holdings")
     by_score = make_account(name="Score Logistics")
     nobody = make_account(name="Nobody Textiles")
+    declined = make_account(name="Declined Foods")
     deadline = clock() + timedelta(days=2)
-    round_ = make_round(accounts=[overridden, by_score, nobody], closes_at=deadline,
+    round_ = make_round(accounts=[overridden, by_score, nobody, declined], closes_at=deadline,
                         manager=manager, title="March reassignment")
     listing_of = {listing.account_id: listing for listing in round_.listings}
     bids = {(rep.display_name, account.id): make_bid(rep, listing_of[account.id])
             for rep in (strong, steady) for account in (overridden, by_score)}
+    bids[("Steady Rep", declined.id)] = make_bid(steady, listing_of[declined.id])
     return {"session": session, "clock": clock, "round": round_, "manager": manager,
             "admin": make_admin(), "strong": strong, "steady": steady,
             "other_branch_rep": make_rep(name="Shanghai Rep",
                                          branch=make_branch("SH", "Shanghai")),
             "listings": {"overridden": listing_of[overridden.id],
-                         "by_score": listing_of[by_score.id], "nobody": listing_of[nobody.id]},
+                         "by_score": listing_of[by_score.id], "nobody": listing_of[nobody.id],
+                         "declined": listing_of[declined.id]},
             "bids": {"strong_overridden": bids[("Strong Rep", overridden.id)],
                      "steady_overridden": bids[("Steady Rep", overridden.id)],
-                     "steady_by_score": bids[("Steady Rep", by_score.id)]},
+                     "steady_by_score": bids[("Steady Rep", by_score.id)],
+                     "steady_declined": bids[("Steady Rep", declined.id)]},
             "deadline": deadline}
 
 
@@ -64,6 +69,8 @@ def decide(world) -> None:
                    bid_id=None, reason="", now=now)
     decide_listing(session, manager, listings["nobody"].id, kind=DecisionKind.NO_AWARD,
                    bid_id=None, reason=NO_AWARD_REASON, now=now)
+    decide_listing(session, manager, listings["declined"].id, kind=DecisionKind.NO_AWARD,
+                   bid_id=None, reason=DECLINED_REASON, now=now)
 
 
 def publish(world) -> Round:
@@ -116,6 +123,7 @@ def test_the_announcement_shows_winners_scores_reasons_and_the_seed(app, publish
     assert f"{score_winner.score.total:.3f}" in rows["Score Logistics"]
     assert "followed the ranking" in rows["Score Logistics"]
     assert "no award" in rows["Nobody Textiles"] and NO_AWARD_REASON in rows["Nobody Textiles"]
+    assert DECLINED_REASON in body
     assert round_.lottery_seed is not None
     assert f'<code class="seed">{round_.lottery_seed}</code>' in body
     assert "SHA-256" in body and "the bidder holding fewer accounts first" in body
@@ -144,7 +152,7 @@ def test_no_announcement_before_results_are_published(app, world, who):
         response = page(app, world[who], url)
         assert response.status_code == 404, response.status_code
         assert OVERRIDE_REASON not in text_of(response)
-        assert "Steady Rep" not in text_of(response) or who == "steady"
+        assert "Steady Rep" not in text_of(response)
     assert page(app, world[who], "/rounds/999999/results").status_code == 404
 
 
@@ -170,6 +178,13 @@ def test_the_rep_who_lost_on_the_score_still_sees_what_would_have_changed(app, p
     assert "Another rep won this account." in body
     assert WHAT_WOULD_HAVE_CHANGED in body
     assert OVERRIDE_REASON not in body
+
+
+def test_a_bidder_on_a_listing_without_award_reads_its_reason(app, published):
+    bid_id = published["bids"]["steady_declined"].id
+    body = text_of(page(app, published["steady"], f"/bids/{bid_id}"))
+    assert "Nobody was awarded this account" in body
+    assert DECLINED_REASON in body and WHAT_WOULD_HAVE_CHANGED not in body
 
 
 def test_the_overriding_winner_sees_no_gap_table_either(app, published):
@@ -236,6 +251,22 @@ def test_an_eligible_rep_gets_the_button_what_is_scored_and_the_deadline(app, op
     assert "Scored: your track record" in form_page and "Win rate" in form_page
     assert "Not scored: your account plan, committed revenue and visit plan" in form_page
     assert "1 d 2 h 5 min left" in form_page
+
+
+def test_a_rep_on_leave_is_told_what_lifts_it(app, open_round, make_rep):
+    body = text_of(page(app, make_rep(status=RepStatus.ON_LEAVE), f"/rounds/{open_round.id}"))
+    assert "on leave or no longer with the company" in body
+    assert "once KA management records their return" in body
+    assert f"/listings/{open_round.listings[0].id}/bid" not in body
+
+
+def test_a_rep_cannot_bid_for_an_account_released_from_them(app, make_rep, make_account,
+                                                            make_round):
+    leaver = make_rep()
+    round_ = make_round(accounts=[make_account(owner=leaver)])
+    body = text_of(page(app, leaver, f"/rounds/{round_.id}"))
+    assert "This account was released from you; you cannot bid for it." in body
+    assert f"/listings/{round_.listings[0].id}/bid" not in body
 
 
 def test_tenure_date_is_counted_as_the_check_counts_months(clock):
