@@ -279,3 +279,32 @@ def test_tenure_date_is_counted_as_the_check_counts_months(clock):
     assert months_between(hired, eligible_at) >= 3
     assert months_between(hired, eligible_at - timedelta(days=1)) < 3
     assert isinstance(eligible_at.date(), date)
+
+
+def test_a_tie_is_announced_with_the_bids_that_anyone_can_redraw(app, session, clock, make_rep,
+                                                                 make_manager, make_account,
+                                                                 make_round, make_bid):
+    from bidhub.domain.tie_breaks import lottery_ticket
+
+    # Twins: same record, same holdings, bids at the same instant, so only the lottery decides.
+    manager, first, second = make_manager(), make_rep(name="Twin A"), make_rep(name="Twin B")
+    round_ = make_round(accounts=[make_account(name="Tied Co")], manager=manager,
+                        closes_at=clock() + timedelta(days=1))
+    listing = round_.listings[0]
+    bids = [make_bid(first, listing), make_bid(second, listing)]
+    clock.advance(days=1)
+    assert score_closed_round(session, round_.id, clock())
+    decide_listing(session, manager, listing.id, kind=DecisionKind.ACCEPTED, bid_id=None,
+                   reason="", now=clock())
+    round_ = session.get(Round, round_.id)
+    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    body = text_of(page(app, first, f"/rounds/{round_.id}/results"))
+    ids = sorted(bid.id for bid in bids)
+    assert f"Tie between bids {ids[0]}, {ids[1]}" in body
+    # The published seed and the published rule give the winner the announcement names.
+    redrawn = min(ids, key=lambda bid_id: lottery_ticket(round_.lottery_seed, bid_id))
+    winner = {bid.id: bid.rep.display_name for bid in bids}[redrawn]
+    row = next(row for row in re.findall(r"<tr>(.*?)</tr>", body, re.S) if "Tied Co" in row)
+    assert winner in row

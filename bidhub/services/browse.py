@@ -12,6 +12,7 @@ from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
     Bid,
+    BidScore,
     BidStatus,
     Branch,
     Decision,
@@ -176,21 +177,38 @@ class AnnouncedListing:
     winner_total: float | None
     followed_ranking: bool
     reason: str  # the written reason of an override or a no award; empty otherwise
+    # Eligible bids whose total equals the winner's, the winner's included, when there are
+    # several: the tie-breaks ordered them, and these numbers let anyone recompute the draw.
+    tied_bid_ids: tuple[int, ...] = ()
 
 
 def round_announcement(session: Session, round_id: int) -> list[AnnouncedListing]:
     """Every decided listing of a round with its winner, winning score and any written
     reason, by account name; the caller checks that results may be shown (policies)."""
-    decisions = session.scalars(
+    decisions = list(session.scalars(
         select(Decision).join(Listing).join(Listing.account).where(Listing.round_id == round_id)
         .options(selectinload(Decision.listing),
                  selectinload(Decision.bid).selectinload(Bid.rep),
                  selectinload(Decision.bid).selectinload(Bid.score))
-        .order_by(Account.name, Listing.id))
+        .order_by(Account.name, Listing.id)))
+    totals: dict[int, list[tuple[int, float]]] = {}
+    for listing_id, bid_id, total in session.execute(
+            select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore).join(Listing)
+            .where(Listing.round_id == round_id, BidScore.is_eligible)):
+        totals.setdefault(listing_id, []).append((bid_id, total))
+
+    def tied_with(decision: Decision) -> tuple[int, ...]:
+        if decision.bid is None or decision.bid.score is None:
+            return ()
+        tied = sorted(bid_id for bid_id, total in totals.get(decision.listing_id, [])
+                      if total == decision.bid.score.total)
+        return tuple(tied) if len(tied) > 1 else ()
+
     return [AnnouncedListing(
         listing=decision.listing, decision=decision,
         winner_name=decision.bid.rep.display_name if decision.bid is not None else None,
         winner_total=(decision.bid.score.total if decision.bid is not None
                       and decision.bid.score is not None else None),
         followed_ranking=decision.kind == DecisionKind.ACCEPTED,
-        reason=announced_reason(decision)) for decision in decisions]
+        reason=announced_reason(decision), tied_bid_ids=tied_with(decision))
+        for decision in decisions]
