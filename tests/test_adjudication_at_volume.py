@@ -100,6 +100,44 @@ def test_inline_accept_swaps_only_the_row(session, scored):
     assert decision_of(session, listing).kind == DecisionKind.ACCEPTED
 
 
+def test_deciding_the_last_listing_inline_offers_publishing(session, scored):
+    client = scored["client"]
+    for name in ("plain1", "plain2", "reset"):
+        response = client.post(f"/manage/listings/{scored[name].id}/decide",
+                               data={"kind": "accepted"}, headers=HTMX)
+        assert "publish-results" not in response.get_data(as_text=True)
+    response = client.post(f"/manage/listings/{scored['full'].id}/decide", headers=HTMX,
+                           data={"kind": "no_award", "reason": "Dan is at capacity now."})
+    body = response.get_data(as_text=True)
+    summary = re.search(r'<section[^>]*id="publish-summary".*?</section>', body, re.S).group(0)
+    assert 'hx-swap-oob="true"' in summary and "publish-results" in summary
+
+
+def test_a_listing_nobody_bid_for_offers_no_decision(session, scored):
+    html = scored["client"].get(f"/manage/listings/{scored['nobody'].id}").get_data(as_text=True)
+    assert "Nobody bid for this account" in html
+    assert "recorded as not awarded" in html
+    assert 'name="kind"' not in html
+
+
+def test_a_tie_only_the_lottery_broke_is_flagged(app, session, clock, make_manager, make_rep,
+                                                 make_account, make_round, make_bid):
+    manager = make_manager()
+    round_ = make_round(accounts=[make_account()], manager=manager)
+    for rep in (make_rep(), make_rep()):
+        make_bid(rep, round_.listings[0])  # same score, same holdings, same instant
+    clock.advance(days=8)
+    adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+    review = adjudication.review_round(session, session.get(Round, round_.id))
+    assert review[round_.listings[0].id].flags == (adjudication.Flag.LOTTERY,)
+    assert review[round_.listings[0].id].margin == 0
+    client = app.test_client()
+    login(client, manager)
+    assert "tie decided by the lottery" in client.get(
+        f"/manage/rounds/{round_.id}").get_data(as_text=True)
+
+
 def test_inline_override_needs_a_reason(session, scored):
     listing = scored["plain1"]
     other = other_bidder(session, listing)

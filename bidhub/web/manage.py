@@ -251,8 +251,10 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
         for bid in ranking if bid.score.is_eligible})
     return render("manage/listing.html", status=status, listing=listing, round=round_,
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
-                  form=form, metrics=METRICS, can_decide=round_.status == RoundStatus.SCORED,
-                  reset_during_round=reset_during_round)
+                  form=form, metrics=METRICS,
+                  can_decide=round_.status == RoundStatus.SCORED and bool(ranking),
+                  reset_during_round=reset_during_round,
+                  no_bid_reason=adjudication.NO_BID_REASON)
 
 
 @blueprint.route("/listings/<int:listing_id>")
@@ -271,8 +273,11 @@ def decision_row(listing_id: int, form: DecisionForm | None = None, status: int 
     context = adjudication_context(session, round_)
     if context["reviews"] is None:
         abort(409)
-    return render("manage/_decision_row.html", status=status, round=round_,
-                  review=context["reviews"][listing.id], row_form=form, **context)
+    # The publishing summary travels along (out of band), so that deciding the last listing
+    # offers the publish button without a reload.
+    return render("manage/_decision_response.html", status=status, round=round_,
+                  review=context["reviews"][listing.id], row_form=form,
+                  action_form=ConfirmForm(formdata=None, version=str(round_.version)), **context)
 
 
 @blueprint.route("/listings/<int:listing_id>/decide", methods=["POST"])
