@@ -38,6 +38,7 @@ PO_FILE = ROOT / "bidhub" / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "mes
 # What `pybabel extract -F babel.cfg -k N_ -k _l -k lazy_gettext` looks for (README "Languages").
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None, "_l": None, "lazy_gettext": None}
 PLACEHOLDER = re.compile(r"%\([A-Za-z_][A-Za-z0-9_]*\)[-#0 +]*[0-9]*(?:\.[0-9]+)?[sdifgr]")
+SCRIPT_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 
 
 @pytest.fixture
@@ -111,6 +112,11 @@ def stray_percents(text: str) -> int:
     return PLACEHOLDER.sub("", text).replace("%%", "").count("%")
 
 
+def placeholders(text: str) -> list[str]:
+    """Python's %(name)s and the {name} that scripts fill in (the countdown's)."""
+    return sorted(set(PLACEHOLDER.findall(text)) | set(SCRIPT_PLACEHOLDER.findall(text)))
+
+
 def test_translations_keep_the_placeholders_and_are_not_fuzzy():
     problems = []
     for entry in catalogue():
@@ -120,9 +126,9 @@ def test_translations_keep_the_placeholders_and_are_not_fuzzy():
         strings = (entry.string,) if isinstance(entry.string, str) else tuple(entry.string)
         if entry.fuzzy:
             problems.append(f"fuzzy: {ids[0]!r}")
-        expected = sorted(set(PLACEHOLDER.findall(ids[-1])))
+        expected = placeholders(ids[-1])
         for string in filter(None, strings):
-            if sorted(set(PLACEHOLDER.findall(string))) != expected:
+            if placeholders(string) != expected:
                 problems.append(f"placeholders differ: {ids[0]!r} -> {string!r}")
             if stray_percents(string) != stray_percents(ids[-1]):
                 problems.append(f"a stray % differs: {ids[0]!r} -> {string!r}")
@@ -529,7 +535,9 @@ REP_PAGES = ("/rounds", "/rounds/{round_id}", "/rounds/{round_id}?min_value=ÂçÅ‰
              "/my/track-record", "/my/accountability", "/notifications", "/password")
 MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_id}",
                  "/manage/rounds/{closed_round_id}", "/manage/rounds/{draft_round_id}",
-                 "/manage/rounds/{draft_round_id}/edit", "/manage/listings/{scored_listing_id}",
+                 "/manage/rounds/{draft_round_id}/edit",
+                 "/manage/rounds/{closed_round_id}/accept-unflagged",
+                 "/manage/listings/{scored_listing_id}",
                  "/manage/listings/{listing_id}", "/manage/filings", "/manage/transfer",
                  "/manage/accountability", "/manage/accountability/report", "/reps",
                  "/reps/{rep_id}", "/accounts/{account_id}", "/notifications")
@@ -537,6 +545,8 @@ ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/a
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
                "/admin/imports/{run_id}", "/admin/confirmations")
+# Pages that exist once a round's results are published.
+RESULT_PAGES = ("/rounds/{closed_round_id}/results",)
 # Pages that are not HTML for people (CSV, a counter), or need an upload in progress.
 NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accountability.report_csv",
                          "notifications.unread_count", "imports.mapping"})
@@ -575,7 +585,8 @@ def test_every_page_speaks_chinese(app, session, department, clock):
     publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
     results = {**ids, "bid_id": session.scalars(select(Bid.id).where(
         Bid.rep_id == ids["rep_id"]).order_by(Bid.id)).first()}
-    for username, pages in ((world.rep, ("/bids/{bid_id}", "/my/bids", "/notifications")),
+    for username, pages in ((world.rep, ("/bids/{bid_id}", "/my/bids", "/notifications",
+                                         *RESULT_PAGES)),
                             (world.manager, ("/manage/listings/{scored_listing_id}",
                                              "/manage/rounds/{closed_round_id}"))):
         client = app.test_client()
@@ -592,7 +603,7 @@ def test_every_page_speaks_chinese(app, session, department, clock):
 def test_the_page_scan_reaches_every_page(app):
     """A new page joins the scan above: every GET page for people is on one of its lists."""
     listed = {re.sub(r"\{[a-z_]+\}", "<id>", page.split("?")[0])
-              for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES)}
+              for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES, *RESULT_PAGES)}
     missing = []
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint in NOT_SCANNED:
