@@ -308,3 +308,17 @@ def test_a_tie_is_announced_with_the_bids_that_anyone_can_redraw(app, session, c
     winner = {bid.id: bid.rep.display_name for bid in bids}[redrawn]
     row = next(row for row in re.findall(r"<tr>(.*?)</tr>", body, re.S) if "Tied Co" in row)
     assert winner in row
+
+
+def test_eligibility_on_every_row_adds_no_query_per_row(app, make_rep, make_account, make_round,
+                                                       give_accounts, login_as):
+    from tests.test_queries import statements_for
+
+    full = make_rep()
+    give_accounts(full, 40)
+    small = make_round(accounts=[make_account() for _ in range(3)])
+    large = make_round(accounts=[make_account() for _ in range(30)])
+    client = login_as(full)
+    assert "Not eligible" in client.get(f"/rounds/{large.id}").get_data(as_text=True)
+    assert statements_for(app, client, f"/rounds/{small.id}") == statements_for(
+        app, client, f"/rounds/{large.id}")
