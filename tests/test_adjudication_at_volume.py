@@ -138,6 +138,17 @@ def test_a_tie_only_the_lottery_broke_is_flagged(app, session, clock, make_manag
         f"/manage/rounds/{round_.id}").get_data(as_text=True)
 
 
+def test_an_inline_accept_past_capacity_is_refused_in_the_row(session, scored):
+    listing = scored["full"]
+    response = scored["client"].post(f"/manage/listings/{listing.id}/decide",
+                                     data={"kind": "accepted"}, headers=HTMX)
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert body.lstrip().startswith(f'<tr id="decision-{listing.id}"')
+    assert "holds 40 accounts" in body
+    assert decision_of(session, listing) is None
+
+
 def test_inline_override_needs_a_reason(session, scored):
     listing = scored["plain1"]
     other = other_bidder(session, listing)
