@@ -233,6 +233,29 @@ def test_a_stale_confirmation_is_refused_and_decides_nothing(session, scored):
     assert decision_of(session, scored["full"]) is None
 
 
+def test_accepting_the_set_is_one_transaction(session, scored, clock, monkeypatch):
+    from bidhub.domain.errors import InvalidRequest
+    from bidhub.domain.text import N_
+
+    decide, calls = adjudication.decide_listing, []
+
+    def decide_then_fail(*args, **kwargs):
+        calls.append(args[2])
+        if len(calls) == 2:
+            raise InvalidRequest(N_("Choose a decision."))
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(adjudication, "decide_listing", decide_then_fail)
+    round_ = session.get(Round, scored["round"].id)
+    wanted = [scored["plain1"].id, scored["plain2"].id]
+    with pytest.raises(InvalidRequest):
+        adjudication.accept_unflagged(session, scored["manager"], round_.id,
+                                      listing_ids=wanted, expected_version=round_.version,
+                                      now=clock())
+    assert calls == wanted
+    assert decision_of(session, scored["plain1"]) is None  # the first acceptance rolled back
+
+
 def test_publishing_shows_a_summary_and_publishes_with_one_confirmation(session, scored):
     client, round_id = scored["client"], scored["round"].id
     _, fields = confirmation(client, round_id)
