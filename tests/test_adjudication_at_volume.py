@@ -297,6 +297,22 @@ def test_publishing_shows_a_summary_and_publishes_with_one_confirmation(session,
     assert leaving_accounts.owner_id is not None  # nobody bid: the account stays where it was
 
 
+def test_publishing_is_not_offered_when_an_award_would_now_pass_capacity(session, scored,
+                                                                         give_accounts):
+    client, round_id = scored["client"], scored["round"].id
+    for name in ("plain1", "plain2", "reset"):
+        assert client.post(f"/manage/listings/{scored[name].id}/decide",
+                           data={"kind": "accepted"}).status_code == 303
+    assert client.post(f"/manage/listings/{scored['full'].id}/decide", data={
+        "kind": "no_award", "reason": "Dan is at capacity since scoring."}).status_code == 303
+    winner = decision_of(session, scored["reset"]).bid.rep
+    give_accounts(winner, 40)
+    html = client.get(f"/manage/rounds/{round_id}").get_data(as_text=True)
+    summary = re.search(r'id="publish-summary".*?</section>', html, re.S).group(0)
+    assert "past capacity" in summary and "holds 40 accounts" in summary
+    assert "publish-results" not in summary
+
+
 def test_the_scored_round_page_does_not_grow_queries_with_listings(
         app, session, clock, make_manager, make_rep, make_account, make_round, make_bid):
     manager = make_manager()

@@ -17,7 +17,7 @@ from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, Not
 from bidhub.domain.messages import dumps
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import score_round
-from bidhub.domain.text import N_, Joined
+from bidhub.domain.text import N_, Joined, Text
 from bidhub.domain.tie_breaks import TIE_BREAKS
 from bidhub.models import (
     Bid,
@@ -37,6 +37,7 @@ from bidhub.services.filings import check_reason
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
     OwnerChange,
+    capacity_problems,
     change_owners,
     check_capacity,
     commitments_of,
@@ -346,11 +347,28 @@ class PublishSummary:
     no_bid_defaults: int
     transfers: int
     undecided: list[Listing]
+    over_capacity: list[tuple[Listing, Text]]
+
+    @property
+    def can_publish(self) -> bool:
+        return not self.undecided and not self.over_capacity
 
 
-def publish_summary(reviews: dict[int, ListingReview]) -> PublishSummary:
+def publish_summary(session: Session, round_: Round,
+                    reviews: dict[int, ListingReview]) -> PublishSummary:
+    """The counts publishing will produce, and what would make it refuse (undecided
+    listings, awards past capacity now), so that it is only offered when it will succeed."""
     live = [review for review in reviews.values()
             if review.listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
+    awards = [review for review in live
+              if review.decision is not None and review.decision.bid is not None]
+    # The same check publishing makes, over the same changes.
+    problems = capacity_problems(
+        session, [OwnerChange(review.listing.account_id, review.decision.bid.rep_id,
+                              listing_id=review.listing.id) for review in awards],
+        {review.listing.account_id: review.listing.account for review in awards},
+        parsed(round_.rule_set).eligibility.capacity_max)
+    blocked = {problem.listing_id: problem.message for problem in problems}
     kinds = Counter(review.decision.kind for review in live if review.decision is not None)
     defaults = sum(1 for review in live if review.decision is None and review.has_no_bids)
     transfers = sum(1 for review in live if review.decision is not None
@@ -361,7 +379,9 @@ def publish_summary(reviews: dict[int, ListingReview]) -> PublishSummary:
         without_award=kinds[DecisionKind.NO_AWARD] + defaults, no_bid_defaults=defaults,
         transfers=transfers,
         undecided=[review.listing for review in live
-                   if review.decision is None and not review.has_no_bids])
+                   if review.decision is None and not review.has_no_bids],
+        over_capacity=[(review.listing, blocked[review.listing.id]) for review in awards
+                       if review.listing.id in blocked])
 
 
 def unflagged_listing_ids(reviews: dict[int, ListingReview]) -> list[int]:

@@ -130,7 +130,7 @@ def adjudication_context(session, round_) -> dict:
     reviews = adjudication.review_round(session, round_)
     return {"reviews": reviews, "flag_labels": FLAG_LABELS,
             "no_bid_reason": adjudication.NO_BID_REASON,
-            "summary": adjudication.publish_summary(reviews),
+            "summary": adjudication.publish_summary(session, round_, reviews),
             "unflagged": adjudication.unflagged_listing_ids(reviews),
             "can_decide": round_.status == RoundStatus.SCORED}
 
