@@ -90,3 +90,11 @@ def test_metric_values_are_shown_in_their_registered_unit():
     assert metric_value(12.0, "accounts_held") == "12"
     assert metric_value(3.14159, "a_metric_since_removed") == "3.14"
     assert metric_value(None, "win_rate") == "—"
+
+
+def test_a_field_is_marked_invalid_only_when_it_has_errors(client):
+    page = client.get("/login").get_data(as_text=True)
+    assert "aria-invalid" not in page
+    refused = client.post("/login", data={"username": "", "password": ""}).get_data(as_text=True)
+    assert 'aria-invalid="true"' in refused
+    assert 'aria-invalid="None"' not in refused
