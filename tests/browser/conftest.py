@@ -2,8 +2,8 @@
 
 The browser is Debian's chromium (`apt-get install -y chromium fonts-noto-cjk`; `.ci/run`
 installs it). Playwright's own browser downloads are not used. Without chromium these tests
-fail, saying what to install, rather than skip: a suite that is green without a browser would
-hide a broken page from everyone who never installed one.
+are skipped with what to install, as the PostgreSQL runs are without a server; `.ci/run` sets
+BIDHUB_REQUIRE_BROWSER=1, which turns a missing browser into a failure, so CI always walks.
 """
 
 from __future__ import annotations
@@ -93,9 +93,12 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"The browser tests drive Debian's chromium, and {CHROMIUM} does not exist. "
-                    "Install it with `apt-get install -y chromium fonts-noto-cjk` (.ci/run does), "
-                    "or point BIDHUB_CHROMIUM at a chromium binary.", pytrace=False)
+        message = (f"The browser tests drive Debian's chromium, and {CHROMIUM} does not exist. "
+                   "Install it with `apt-get install -y chromium fonts-noto-cjk` (.ci/run does), "
+                   "or point BIDHUB_CHROMIUM at a chromium binary.")
+        if os.environ.get("BIDHUB_REQUIRE_BROWSER") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True,
