@@ -636,3 +636,11 @@ def test_someone_who_must_change_their_password_can_still_switch_language(app, s
     assert response.status_code == 303 and response.location == "/password"
     page = client.get("/password")
     assert html_lang(page) == "en" and "Change your password" in page.get_data(as_text=True)
+
+
+def test_the_footer_names_the_time_zone_as_people_say_it(app):
+    client = app.test_client()
+    chinese = client.get("/login", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    english = client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "中国（上海）时间" in chinese and "Asia/Shanghai" not in chinese
+    assert "China (Shanghai) Time" in english

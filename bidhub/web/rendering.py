@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
+from babel.dates import get_timezone_location
 from flask import Flask, Response, make_response, render_template, request
 from flask_babel import get_locale
 
@@ -160,4 +162,10 @@ def init_app(app: Flask) -> None:
     def page_context() -> dict[str, Any]:
         from bidhub.clock import now
 
-        return {"now": now(), "timezone_name": app.config["TIMEZONE"]}
+        return {"now": now(), "timezone_name": zone_name(app.config["TIMEZONE"], str(get_locale()))}
+
+
+@lru_cache(maxsize=32)
+def zone_name(zone: str, locale: str) -> str:
+    """The app's time zone as people call it ("中国（上海）时间", "China (Shanghai) Time")."""
+    return get_timezone_location(zone, locale=locale)
