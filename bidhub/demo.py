@@ -142,35 +142,31 @@ EXPLANATIONS = (
     "该客户为校招季临时投放，已与客户确认下季度集中在我方平台发布。",
     "竞品给出大幅折扣，客户短期试用；已提交竞品对比材料并安排回访。",
     "客户新换HR负责人，之前未交接合作关系；已重新建立联系并拜访。",
-    "The client's regional office bought the banner directly; we are consolidating their "
-    "spend into the annual contract.",
+    "客户区域办公室直接购买了竞品的Banner广告，我们正把其投放预算并入年度合同统一管理。",
 )
 TRANSFER_REASONS = (
     "原销售调岗至渠道部，客户按区域重新分配。",
     "客户业务重心迁至新区，按就近服务原则调整跟进销售。",
     "销售名下客户过多，经KA销售管理部批准划转。",
-    "Account realigned with the rep who covers the client's headquarters.",
+    "按客户总部所在区域，调整给负责其总部的KA销售统一跟进。",
 )
 TRANSFER_REVIEWS = (
     "近半年拜访不足两次，续约推进缓慢，客户反馈响应不及时。",
     "客户年度需求增长较快，原销售精力不足以支持，交接时已完成客户档案更新。",
-    "The previous rep handed over all contacts and the open proposal; the client was informed.",
+    "原销售已移交全部联系人和在谈方案，并已告知客户。",
 )
 RELEASE_REVIEWS: dict[str, tuple[str, ...]] = {
     ReleaseReason.OVER_CAPACITY: (
         "{rep}名下客户已超过40家，无法保证精耕细作，{account}近两个季度拜访频次明显下降，释放竞标。",
-        "{rep} holds more than 40 accounts; {account} has had one visit in six months and "
-        "needs a rep with room for it.",
+        "{rep}名下客户超过40家，{account}半年内仅拜访一次，需要有余力的KA销售接手。",
     ),
     ReleaseReason.NEGLECTED: (
         "{account}近12个月没有任何商机推进，也没有拜访记录，{rep}未能说明跟进计划，按规定释放。",
-        "No opportunity and no visit logged for {account} in twelve months; {rep} had no plan "
-        "to revive it, so it goes to bidding.",
+        "{account}十二个月内没有商机和拜访记录，{rep}也没有恢复合作的计划，释放竞标。",
     ),
     ReleaseReason.ACCOUNTABILITY: (
         "{account}持续在竞品网站投放招聘广告，{rep}的问责说明未被采纳，按问责制度释放竞标。",
-        "{account} kept advertising on a competitor's site after two reports; {rep}'s "
-        "explanation was not accepted.",
+        "{account}两次通报后仍在竞品网站投放广告，{rep}的说明未被采纳。",
     ),
     ReleaseReason.EXECUTIVE_DECISION: (
         "经KA销售管理部与分公司总经理讨论，{account}需要具备行业经验的销售重新开发，由{rep}释放。",
