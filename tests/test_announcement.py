@@ -322,3 +322,24 @@ def test_eligibility_on_every_row_adds_no_query_per_row(app, make_rep, make_acco
     assert "Not eligible" in client.get(f"/rounds/{large.id}").get_data(as_text=True)
     assert statements_for(app, client, f"/rounds/{small.id}") == statements_for(
         app, client, f"/rounds/{large.id}")
+
+
+def test_the_standard_no_bid_reason_is_announced_in_the_readers_language(app, world):
+    score(world)
+    session, manager, now = world["session"], world["manager"], world["clock"]()
+    listings = world["listings"]
+    decide_listing(session, manager, listings["overridden"].id, kind=DecisionKind.ACCEPTED,
+                   bid_id=None, reason="", now=now)
+    decide_listing(session, manager, listings["by_score"].id, kind=DecisionKind.ACCEPTED,
+                   bid_id=None, reason="", now=now)
+    decide_listing(session, manager, listings["declined"].id, kind=DecisionKind.NO_AWARD,
+                   bid_id=None, reason=DECLINED_REASON, now=now)
+    round_ = publish(world)  # the listing nobody bid for gets bidhub's standard reason
+    client = app.test_client()
+    login(client, world["steady"])
+    chinese = text_of(client.get(f"/rounds/{round_.id}/results",
+                                 headers={"Accept-Language": "zh-CN"}))
+    assert "没有人竞标该客户，因此不授予。" in chinese
+    assert "Nobody bid for this account" not in chinese
+    english = text_of(client.get(f"/rounds/{round_.id}/results"))
+    assert "Nobody bid for this account, so it is not awarded." in english

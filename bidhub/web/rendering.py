@@ -9,6 +9,7 @@ from typing import Any
 from babel.dates import get_timezone_location
 from flask import Flask, Response, make_response, render_template, request
 from flask_babel import get_locale
+from flask_babel import gettext as _
 
 from bidhub.domain.metrics import METRICS
 from bidhub.models import (
@@ -25,7 +26,7 @@ from bidhub.models import (
     Role,
     RoundStatus,
 )
-from bidhub.services import policies
+from bidhub.services import adjudication, policies
 from bidhub.services.branches import branch_label
 from bidhub.web import labels
 from bidhub.web.i18n import (
@@ -151,7 +152,8 @@ def branch_name(branch: Branch | None) -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent,
                                  metric_value=metric_value, translate=translate)
-    app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact)
+    app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact,
+                                 decision_reason=decision_reason)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language)
     labels.init_app(app)
@@ -163,6 +165,11 @@ def init_app(app: Flask) -> None:
         from bidhub.clock import now
 
         return {"now": now(), "timezone_name": zone_name(app.config["TIMEZONE"], str(get_locale()))}
+
+
+def decision_reason(reason: str | None) -> str | None:
+    """A decision's written reason; the one bidhub writes itself is shown in the page's language."""
+    return _("Nobody bid for this account, so it is not awarded.") if reason == adjudication.NO_BID_REASON else reason
 
 
 @lru_cache(maxsize=32)
