@@ -91,18 +91,6 @@ def display_name(server: LiveServer, username: str) -> str:
         return by_username(get_session(), username).display_name
 
 
-def excuse_style_settling(walker) -> None:
-    """Known defect, excused only while it lasts: htmx's settle step copies the old row's
-    `style` attribute (chromium gives the textareas an empty one) onto the swapped row, and the
-    CSP (style-src 'self') blocks it, logging an error. Dropping "style" from
-    `attributesToSettle` in base.html's htmx-config removes it; from then on this excuses nothing
-    and any such error fails the walk again."""
-    if walker.page.evaluate("htmx.config.attributesToSettle.includes('style')"):
-        walker.console_errors[:] = [
-            (text, url) for text, url in walker.console_errors
-            if not ("'style-src 'self''" in text and url.endswith("/static/htmx.min.js"))]
-
-
 def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_server,
                                                                      publish_world):
     world = live_server.world
@@ -189,7 +177,6 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
     expect(page.locator("#publish-summary form")).to_have_count(0)
     manager.shoot("publish-published")
     assert actions < MAX_ACTIONS, f"publishing took {actions} browser actions"
-    excuse_style_settling(manager)
     manager.finish()
 
     # A rep who bid: the header counts the new notification, the inbox lists the results.
