@@ -129,7 +129,6 @@ def adjudication_context(session, round_) -> dict:
         return {"reviews": None}
     reviews = adjudication.review_round(session, round_)
     return {"reviews": reviews, "flag_labels": FLAG_LABELS,
-            "no_bid_reason": adjudication.NO_BID_REASON,
             "summary": adjudication.publish_summary(session, round_, reviews),
             "unflagged": adjudication.unflagged_listing_ids(reviews),
             "can_decide": round_.status == RoundStatus.SCORED}
@@ -253,8 +252,7 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
                   form=form, metrics=METRICS,
                   can_decide=round_.status == RoundStatus.SCORED and bool(ranking),
-                  reset_during_round=reset_during_round,
-                  no_bid_reason=adjudication.NO_BID_REASON)
+                  reset_during_round=reset_during_round)
 
 
 @blueprint.route("/listings/<int:listing_id>")
