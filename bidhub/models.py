@@ -61,6 +61,15 @@ class Role(StrEnum):
     REP = "rep"
     KA_MANAGER = "ka_manager"
     ADMIN = "admin"
+    # The president, the KA vice-president and branch general managers: they sponsor accounts
+    # (老板负责客户) and confirm their release or transfer; they bid for nothing.
+    EXECUTIVE = "executive"
+
+
+class ExecutiveTitle(StrEnum):
+    PRESIDENT = "president"
+    KA_VICE_PRESIDENT = "ka_vice_president"
+    BRANCH_GENERAL_MANAGER = "branch_general_manager"
 
 
 class RepStatus(StrEnum):
@@ -82,7 +91,11 @@ class RoundStatus(StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"  # visible from opens_at, open for bids until closes_at
     SCORED = "scored"  # deadline passed, bids scored, awaiting adjudication
-    RESULTS_PUBLISHED = "results_published"
+    # Results announced (公示期): appeals may be filed until standstill_ends_at; no owner
+    # changes yet. Each listing takes effect once the window ended and its appeals are answered.
+    STANDSTILL = "standstill"
+    RESULTS_PUBLISHED = "results_published"  # every listing took effect (or was cancelled)
+    CANCELLED = "cancelled"  # stopped by management, with a reason, before taking effect
 
 
 class ListingStatus(StrEnum):
@@ -91,6 +104,27 @@ class ListingStatus(StrEnum):
     DECIDED = "decided"
     AWARDED = "awarded"
     NOT_AWARDED = "not_awarded"
+    CANCELLED = "cancelled"  # withdrawn by management with a reason before it took effect
+    REFUSED = "refused"  # the executive sponsor refused the release
+
+
+class AppealStatus(StrEnum):
+    PENDING = "pending"
+    UPHELD = "upheld"  # the listing goes back to decision, with the answer
+    REJECTED = "rejected"  # the decision stands; the appellant reads the answer
+
+
+class TransferRequestStatus(StrEnum):
+    WAITING = "waiting"  # for the executive sponsor's confirmation
+    ACCEPTED = "accepted"  # confirmed and filed
+    REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+
+
+class LossReviewStatus(StrEnum):
+    DUE = "due"  # the rep who lost the account owes the review
+    SUBMITTED = "submitted"  # written; management comments and closes it
+    CLOSED = "closed"
 
 
 class BidStatus(StrEnum):
@@ -153,6 +187,8 @@ class User(Base):
     locale: Mapped[str | None] = mapped_column(String(16))
     # Where notifications are e-mailed when outside delivery is on; None: inbox only.
     email: Mapped[str | None] = mapped_column(String(254))
+    # For executives: president | ka_vice_president | branch_general_manager (ExecutiveTitle).
+    executive_title: Mapped[str | None] = mapped_column(String(32))
 
     branch: Mapped[Branch | None] = relationship(lazy="joined", foreign_keys=[branch_id])
 
@@ -204,10 +240,13 @@ class Account(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     # president | ka_vice_president | branch_general_manager; None when no executive sponsor
     executive_sponsor: Mapped[str | None] = mapped_column(String(32))
+    # The executive (a user with the executive role) who sponsors the account, as a person.
+    sponsor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime]
 
     branch: Mapped[Branch] = relationship(lazy="joined")
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    sponsor: Mapped[User | None] = relationship(foreign_keys=[sponsor_id])
     contacts: Mapped[list[Contact]] = relationship(back_populates="account", order_by="Contact.id")
 
 
@@ -271,6 +310,11 @@ class AccountabilityIncident(Base):
     rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     competitor_site: Mapped[str] = mapped_column(String(200))
     ad_type: Mapped[str] = mapped_column(String(16))  # logo | banner | job_post
+    # Where on the competitor's site: home_page | special_section | other.
+    page_area: Mapped[str] = mapped_column(String(24), default="home_page")
+    evidence_url: Mapped[str] = mapped_column(String(500), default="")
+    # An uploaded screenshot, stored under the instance folder by its content hash.
+    evidence_file: Mapped[str] = mapped_column(String(255), default="")
     seen_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16), default=IncidentStatus.OPEN, index=True)
     explanation: Mapped[str] = mapped_column(Text, default="")
@@ -345,20 +389,41 @@ class ImportMapping(Base):
 
 
 class AccountReview(Base):
-    """The written review kept when an account leaves its rep (every lost customer gets one)."""
+    """The review kept when an account leaves its rep (任何客户的丢失都要总结反省).
+
+    Management's note on why the account leaves (review_text, written at release or transfer)
+    and the loss review due from the rep who lost it (what happened, what they would do
+    differently), which management comments on and closes.
+    """
 
     __tablename__ = "account_reviews"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    written_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    written_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(String(32))
-    review_text: Mapped[str] = mapped_column(Text)
+    review_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+    # The filing that moved the account away, when the loss was a change of owner.
+    # (A plain number: filings already point at listings, which point at reviews.)
+    filing_seq: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default=LossReviewStatus.DUE, index=True)
+    due_at: Mapped[datetime | None]
+    what_happened: Mapped[str] = mapped_column(Text, default="")
+    do_differently: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime | None]
+    manager_comment: Mapped[str] = mapped_column(Text, default="")
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    closed_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
 
-    written_by: Mapped[User] = relationship(foreign_keys=[written_by_id])
+    written_by: Mapped[User | None] = relationship(foreign_keys=[written_by_id])
     rep: Mapped[User] = relationship(foreign_keys=[rep_id])
+    closed_by: Mapped[User | None] = relationship(foreign_keys=[closed_by_id])
+    account: Mapped[Account] = relationship(foreign_keys=[account_id])
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class RuleSetVersion(Base):
@@ -391,6 +456,11 @@ class Round(Base):
     published_at: Mapped[datetime | None]
     scored_at: Mapped[datetime | None]
     results_published_at: Mapped[datetime | None]
+    # The end of the appeal window (公示期), set when results are announced; None: no window.
+    standstill_ends_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[int] = mapped_column(default=1)
 
     branch: Mapped[Branch | None] = relationship(lazy="joined")
@@ -430,6 +500,14 @@ class Listing(Base):
     confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     released_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
+    # The sponsor's (or a standing-in admin's) note on confirming or refusing the release.
+    confirmation_note: Mapped[str] = mapped_column(Text, default="")
+    confirmation_stood_in: Mapped[bool] = mapped_column(default=False)
+    # When the decision took effect (the transfer filed, or the no-award recorded).
+    applied_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
 
     round: Mapped[Round] = relationship(back_populates="listings")
     account: Mapped[Account] = relationship(lazy="joined")
@@ -524,6 +602,9 @@ class Filing(Base):
     override_reason: Mapped[str] = mapped_column(Text, default="")
     decided_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime] = mapped_column(index=True)
+    # The appeals filed on the listing and their answers, as the filing records them (a list
+    # of {appellant_id, ground, status, answer, answered_by_id}); None when there were none.
+    appeals: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
@@ -533,6 +614,63 @@ class Filing(Base):
     decided_by: Mapped[User] = relationship(foreign_keys=[decided_by_id], lazy="joined")
     round: Mapped[Round | None] = relationship(lazy="joined")
     branch: Mapped[Branch] = relationship(lazy="joined")
+
+
+class Appeal(Base):
+    """A bidder's challenge (申诉) of a listing's announced result, and management's answer."""
+
+    __tablename__ = "appeals"
+    __table_args__ = (UniqueConstraint("listing_id", "appellant_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    listing_id: Mapped[int] = mapped_column(ForeignKey("listings.id"), index=True)
+    appellant_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    ground: Mapped[str] = mapped_column(Text)
+    filed_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=AppealStatus.PENDING, index=True)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    answered_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1)
+
+    listing: Mapped[Listing] = relationship()
+    appellant: Mapped[User] = relationship(foreign_keys=[appellant_id])
+    answered_by: Mapped[User | None] = relationship(foreign_keys=[answered_by_id])
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class TransferRequest(Base):
+    """A direct transfer of a sponsored account, waiting for its executive sponsor."""
+
+    __tablename__ = "transfer_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    from_rep_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    to_rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    sponsor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    review_text: Mapped[str] = mapped_column(Text, default="")
+    requested_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requested_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=TransferRequestStatus.WAITING,
+                                        index=True)
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    answered_at: Mapped[datetime | None]
+    answer_note: Mapped[str] = mapped_column(Text, default="")
+    stood_in: Mapped[bool] = mapped_column(default=False)  # an admin answered for the sponsor
+    filing_seq: Mapped[int | None] = mapped_column(ForeignKey("filings.seq"))
+    version: Mapped[int] = mapped_column(default=1)
+
+    account: Mapped[Account] = relationship()
+    from_rep: Mapped[User | None] = relationship(foreign_keys=[from_rep_id])
+    to_rep: Mapped[User] = relationship(foreign_keys=[to_rep_id])
+    sponsor: Mapped[User] = relationship(foreign_keys=[sponsor_id])
+    requested_by: Mapped[User] = relationship(foreign_keys=[requested_by_id])
+    answered_by: Mapped[User | None] = relationship(foreign_keys=[answered_by_id])
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class AuditEvent(Base):
