@@ -131,6 +131,10 @@ class RuleSet:
     min_bids_per_listing: int
     text: str
     version_hash: str
+    # Working days between announcing results and their taking effect, for appeals; 0: none.
+    # A rule file without [appeals] has no window, so rule versions stored before it keep
+    # publishing as they did.
+    appeal_window_working_days: int = 0
     # Valid but probably unintended settings (a reward for incidents, say); never block.
     warnings: tuple[RuleProblem, ...] = ()
 
@@ -536,10 +540,13 @@ class _Checker:
 # --- the sections -----------------------------------------------------------------------
 
 TOP_LEVEL_KEYS = ("name", "description", "tie_break", "eligibility", "factors", "caps",
-                  "allocation")
+                  "allocation", "appeals")
 ELIGIBILITY_KEYS = tuple(ELIGIBILITY_SETTINGS)
 CAPS_KEYS = ("max_awards_per_rep_per_round",)
 ALLOCATION_KEYS = ("method", "min_bids_per_listing")
+APPEALS_KEYS = ("window_working_days",)
+# Four working weeks: a longer standstill holds accounts out of work for too long.
+MAX_APPEAL_WINDOW_WORKING_DAYS = 20
 FACTOR_BASE_KEYS = ("metric", "weight", "normaliser")
 
 
@@ -760,11 +767,16 @@ def parse_rules(text: str) -> RuleSet:
     min_bids = check.number(section, "min_bids_per_listing", "allocation", 1, minimum=0,
                             maximum=MAX_COUNT, whole=True)
 
+    appeals = check.table(data, "appeals", APPEALS_KEYS)
+    window = check.number(appeals, "window_working_days", "appeals", 0, minimum=0,
+                          maximum=MAX_APPEAL_WINDOW_WORKING_DAYS, whole=True)
+
     if check.problems:
         raise RuleError(sorted(check.problems, key=_file_order))
     return RuleSet(name=name, description=description, eligibility=eligibility,
                    factors=factors, caps=caps, tie_break=tie_break, allocation=method,
                    min_bids_per_listing=min_bids, text=text, version_hash=_hash(data),
+                   appeal_window_working_days=window,
                    warnings=tuple(sorted(check.warnings, key=_file_order)))
 
 

@@ -137,6 +137,7 @@ def test_the_default_policy_is_merit_within_fairness_limits():
     assert (rules.eligibility.capacity_target, rules.eligibility.capacity_max) == (30, 40)
     assert rules.caps.max_awards_per_rep_per_round == 3
     assert rules.eligibility.cooldown_months == 6
+    assert rules.appeal_window_working_days == 3  # 公示期: three working days to appeal
     weights = {factor.metric: factor.weight for factor in rules.factors}
     assert weights["win_rate"] > 0 and weights["open_incidents"] < 0
     assert 0 < weights["tenure_months"] < weights["win_rate"]
