@@ -10,6 +10,7 @@ from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_
 from bidhub.models import (
+    Account,
     AccountReview,
     Listing,
     ListingStatus,
@@ -189,3 +190,31 @@ def publish_round(session: Session, actor: User, round_id: int, *, expected_vers
                      after={"listings": len(round_.listings), "closes_at": round_.closes_at.isoformat()})
         round_published(session, round_, now)
         return round_
+
+
+def release_accounts(
+    session: Session, actor: User, round_id: int, *, account_ids: list[int], reason: str,
+    note: str, review_text: str, now: datetime,
+) -> list[Listing]:
+    """Release several accounts into a draft round with one reason and review: all or none."""
+    with unit_of_work(session):
+        if not account_ids:
+            raise InvalidRequest(N_("Choose at least one account to release."),
+                                 field="account_ids")
+        listings = []
+        # In id order, the order every use case locks accounts in.
+        for account_id in sorted(set(account_ids)):
+            try:
+                listings.append(release_account(
+                    session, actor, round_id, account_id=account_id, reason=reason, note=note,
+                    review_text=review_text, now=now))
+            except InvalidRequest as error:
+                if error.field != "account":
+                    raise
+                # Say which account, on the field that lists them; nothing is released.
+                account = session.get(Account, account_id)
+                raise InvalidRequest(N_(
+                    "%(account)s: %(problem)s Nothing was released.",
+                    account=account.name if account else N_("account %(id)d", id=account_id),
+                    problem=error.message), field="account_ids") from error
+        return listings
