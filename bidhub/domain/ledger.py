@@ -33,6 +33,11 @@ HASHED_FIELDS = (
     "decided_at",
     "prev_hash",
 )
+# Fields added later: hashed only when a filing has them, so that older filings (where they
+# are None) keep the hash they were filed with.
+OPTIONAL_HASHED_FIELDS = (
+    "appeals",  # the appeals on the listing and their answers, as filed
+)
 
 
 def _canonical_value(value: Any) -> Any:
@@ -46,6 +51,8 @@ def _canonical_value(value: Any) -> Any:
 def filing_hash(fields: Mapping[str, Any]) -> str:
     """SHA-256 over the canonical JSON of a filing's hashed fields (prev_hash included)."""
     payload = {name: _canonical_value(fields.get(name)) for name in HASHED_FIELDS}
+    payload.update((name, fields[name]) for name in OPTIONAL_HASHED_FIELDS
+                   if fields.get(name) is not None)
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bidhub.domain.ledger import (
     HASHED_FIELDS,
+    OPTIONAL_HASHED_FIELDS,
     Checkpoint,
     LedgerProblem,
     check_against_checkpoints,
@@ -194,7 +195,8 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
     replaying every filing over unowned accounts gives each account's owner today."""
     store = store or checkpoint_store(session)
     report = LedgerReport()
-    columns = [getattr(Filing, name) for name in HASHED_FIELDS] + [Filing.hash]
+    columns = [getattr(Filing, name) for name in HASHED_FIELDS + OPTIONAL_HASHED_FIELDS] + [
+        Filing.hash]
     rows = list(session.execute(select(*columns).order_by(Filing.seq)).mappings())
     report.filings = len(rows)
     broken = verify_chain(rows)

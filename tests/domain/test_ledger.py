@@ -56,6 +56,29 @@ def test_scores_hash_the_same_after_a_database_round_trip():
     assert filing_hash(filing) == filing_hash({**filing, "winner_score": 0.812346})
 
 
+# The hash of a filing from before appeals existed, computed by the code of that time; it
+# must never change, or every register filed so far would stop verifying.
+PRE_APPEALS_HASH = "94725bf7d55b49760a7c81ceaab1a079775b9b32501ed6149f5cfcc8cd65f1fa"
+APPEALS = [{"appellant_id": 7, "ground": "My plan was not read.", "status": "rejected",
+            "answer": "It was read; the score decided.", "answered_by_id": 9}]
+
+
+def test_a_filing_without_appeals_keeps_the_hash_it_was_filed_with():
+    filing = chain([(1, 2)])[0]
+    assert filing_hash(filing) == filing_hash({**filing, "appeals": None}) == PRE_APPEALS_HASH
+
+
+def test_the_hash_covers_the_appeals_and_their_answers_when_there_are_some():
+    filing = {**chain([(1, 2)])[0], "appeals": APPEALS}
+    filing["hash"] = filing_hash(filing)
+    assert filing["hash"] != PRE_APPEALS_HASH
+    assert verify_chain([filing]) is None
+    edited = {**filing, "appeals": [{**APPEALS[0], "answer": "Upheld after all."}]}
+    broken = verify_chain([edited])
+    assert broken.seq == 1 and "hash" in broken.problem
+    assert verify_chain([{**filing, "appeals": None}]).seq == 1  # erasing them is found too
+
+
 @given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 4)), max_size=40),
        st.integers(0, 39))
 def test_any_single_field_edit_breaks_the_chain_at_that_filing(transfers, index):
