@@ -1,4 +1,4 @@
-"""Scheduled work: closing rounds whose deadline passed, through the same use case as the button."""
+"""Scheduled work: closing rounds, results taking effect after their standstill, notices."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bidhub.db import get_session
 
 log = logging.getLogger(__name__)
 CLOSE_ROUNDS_EVERY_SECONDS = 30
+APPLY_LISTINGS_EVERY_SECONDS = 30
 DELIVERIES_EVERY_SECONDS = 20
 
 
@@ -23,6 +24,18 @@ def close_due_rounds_job(app: Flask) -> list[int]:
         if scored:
             log.info("scored rounds %s after their deadline", scored)
         return scored
+
+
+def apply_due_listings_job(app: Flask, now: datetime | None = None) -> list[int]:
+    """Results whose appeal window ended, with every appeal answered, take effect: filed once,
+    whichever process or restart gets there first."""
+    from bidhub.services.appeals import apply_due_listings
+
+    with app.app_context():
+        applied = apply_due_listings(get_session(), now or app.config["CLOCK"]())
+        if applied:
+            log.info("listings %s took effect after their standstill", applied)
+        return applied
 
 
 def round_notices_job(app: Flask, now: datetime | None = None) -> list[str]:
@@ -42,14 +55,18 @@ def deliveries_job(app: Flask, now: datetime | None = None):
 
 
 def start(app: Flask):
-    """Catch up on deadlines missed while down, then check every half minute."""
+    """Catch up on deadlines and standstills that ended while down, then check every half
+    minute."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     close_due_rounds_job(app)
+    apply_due_listings_job(app)
     round_notices_job(app)
     scheduler = BackgroundScheduler(timezone="UTC")
     scheduler.add_job(close_due_rounds_job, "interval", seconds=CLOSE_ROUNDS_EVERY_SECONDS,
                       args=[app], id="close_due_rounds", max_instances=1, coalesce=True)
+    scheduler.add_job(apply_due_listings_job, "interval", seconds=APPLY_LISTINGS_EVERY_SECONDS,
+                      args=[app], id="apply_due_listings", max_instances=1, coalesce=True)
     scheduler.add_job(round_notices_job, "interval", seconds=CLOSE_ROUNDS_EVERY_SECONDS,
                       args=[app], id="round_notices", max_instances=1, coalesce=True)
     scheduler.add_job(deliveries_job, "interval", seconds=DELIVERIES_EVERY_SECONDS,

@@ -6,17 +6,20 @@ import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
+from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.allocation import allocate
 from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, NotFound
 from bidhub.domain.messages import dumps
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import score_round
+from bidhub.domain.standstill import standstill_end
 from bidhub.domain.text import N_, Joined, Text
 from bidhub.domain.tie_breaks import TIE_BREAKS
 from bidhub.models import (
@@ -41,12 +44,16 @@ from bidhub.services.ownership import (
     change_owners,
     check_capacity,
     commitments_of,
+    lock_accounts,
     lock_reps,
     lock_round,
 )
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts, bid_facts_from_dict, bid_facts_to_dict
 from bidhub.services.users import reps_with_password_reset_during_round
+
+# The department's time zone when the caller names none: working days are counted in it.
+DEFAULT_ZONE = Defaults.TIMEZONE
 
 
 def active_bids_of_round(session: Session, round_id: int) -> list[Bid]:
@@ -126,7 +133,7 @@ def decide_listing(
             raise NotFound(N_("No such listing."))
         # The round's lock orders this decision against publishing and other decisions.
         round_ = lock_round(session, listing.round_id)
-        if round_.status != RoundStatus.SCORED:
+        if not may_decide(round_, listing):
             raise InvalidRequest(N_("Decisions are taken after scoring and before results are published."))
         kind, chosen, reason = chosen_bid(ranked_bids(session, listing.id), kind, bid_id, reason)
         if chosen is not None:
@@ -157,6 +164,14 @@ def decide_listing(
             record_audit(session, actor, f"decision.{kind}", f"listing:{listing.id}", now,
                          before=before, after={"bid": decision.bid_id, "reason": reason})
         return decision
+
+
+def may_decide(round_: Round, listing: Listing) -> bool:
+    """Decisions are open while a round is scored; during the standstill they are frozen, except
+    for a listing sent back to decision (an upheld appeal, or an award refused at apply time)."""
+    if round_.status == RoundStatus.SCORED:
+        return True
+    return round_.status == RoundStatus.STANDSTILL and listing.status == ListingStatus.LISTED
 
 
 def chosen_bid(ranking: list[Bid], kind: str, bid_id: int | None,
@@ -417,11 +432,15 @@ def accept_unflagged(session: Session, actor: User, round_id: int, *, listing_id
 
 
 def publish_results(session: Session, actor: User, round_id: int, *, expected_version: int,
-                    now: datetime) -> list[int]:
-    """Transfer every awarded account and file each transfer, all in one transaction.
+                    now: datetime, zone: str = DEFAULT_ZONE) -> list[int]:
+    """Announce a scored round's results; the filings' sequence numbers when they took effect.
 
-    Capacity is checked again for every award at once; if any would take its rep past the
-    limit, nothing is published and the refusal lists those listings to decide again.
+    With an appeal window in the round's rules, the results are announced (公示): the round
+    enters its standstill until the end of the window, decisions are frozen and nothing
+    changes owner yet ([] is returned); `apply_due_listings` makes each listing take effect
+    later. Without a window, every awarded account is transferred and filed at once, in this
+    transaction. Either way capacity is checked again for every award at once; if any would
+    take its rep past the limit, nothing is published and the refusal lists those listings.
     """
     with unit_of_work(session):
         round_ = lock_round(session, round_id)
@@ -430,55 +449,32 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
         if round_.status != RoundStatus.SCORED:
             raise Conflict(N_("Results can be published once, after scoring; this round's are "
                               "published already.")
-                           if round_.status == RoundStatus.RESULTS_PUBLISHED
+                           if round_.status in (RoundStatus.RESULTS_PUBLISHED,
+                                                RoundStatus.STANDSTILL)
                            else N_("Results can be published once, after scoring."))
         if round_.version != expected_version:
             raise Conflict(N_("Someone else changed this round; reload it and try again."))
+        rules = parsed(round_.rule_set)
         listings = [listing for listing in round_.listings
                     if listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
-        decisions = {decision.listing_id: decision for decision in session.scalars(
-            select(Decision).join(Listing).where(Listing.round_id == round_.id))}
-        # A listing nobody bid for has nothing to decide: it is recorded as not awarded, by
-        # whoever publishes, with the standard reason the round page showed them.
-        scored = set(session.scalars(select(Bid.listing_id).join(BidScore).join(Listing)
-                                     .where(Listing.round_id == round_.id)))
-        defaults = [listing for listing in listings
-                    if listing.id not in decisions and listing.id not in scored]
-        for listing in defaults:
-            decisions[listing.id] = Decision(
-                listing_id=listing.id, kind=DecisionKind.NO_AWARD, bid_id=None,
-                reason=NO_BID_REASON, decided_by_id=actor.id, decided_at=now)
-            session.add(decisions[listing.id])
-        undecided = [listing.account.name for listing in listings if listing.id not in decisions]
-        if undecided:
-            shown = ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else "")  # names: data
-            raise InvalidRequest(N_("Decide every listing first; %(count)d still open: "
-                                    "%(accounts)s", count=len(undecided), accounts=shown))
-        eligible_totals: dict[int, list[tuple[int, float]]] = defaultdict(list)
-        for listing_id, bid_id, total in session.execute(
-            select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore)
-            .join(Listing).where(Listing.round_id == round_.id, BidScore.is_eligible)
-        ):
-            eligible_totals[listing_id].append((bid_id, total))
-        changes = []
-        for listing in listings:
-            decision = decisions[listing.id]
-            if decision.bid_id is None:
-                continue
-            winner = decision.bid
-            runner_up_score = max((total for bid_id, total in eligible_totals[listing.id]
-                                   if bid_id != winner.id), default=None)
-            changes.append(OwnerChange(listing.account_id, winner.rep_id, listing_id=listing.id,
-                                       filing={
-                "kind": FilingKind.ROUND_AWARD, "round_id": round_.id, "listing_id": listing.id,
-                "reason": f"Won in round “{round_.title}”", "winner_score": winner.score.total,
-                "runner_up_score": runner_up_score, "rule_set_sha256": round_.rule_set.sha256,
-                "override_reason": (decision.reason if decision.kind == DecisionKind.OVERRIDDEN
-                                    else ""),
-                "decided_by_id": decision.decided_by_id}))
+        decisions, defaults = decisions_with_defaults(session, actor, round_, listings, now)
+        changes = award_changes(session, round_, listings, decisions)
+        window = rules.appeal_window_working_days
         try:
-            filings = change_owners(session, changes, limit=parsed(round_.rule_set)
-                                    .eligibility.capacity_max, now=now)
+            if window:
+                accounts = lock_accounts(session, [change.account_id for change in changes])
+                lock_reps(session, [change.to_rep_id for change in changes]
+                          + [account.owner_id for account in accounts.values()])
+                problems = capacity_problems(session, changes, accounts,
+                                             rules.eligibility.capacity_max)
+                if problems:
+                    raise CapacityExceeded(Joined(dict.fromkeys(problem.message
+                                                                for problem in problems),
+                                                  separator=" "), problems=problems)
+                filings = []
+            else:
+                filings = change_owners(session, changes,
+                                        limit=rules.eligibility.capacity_max, now=now)
         except CapacityExceeded as error:
             names = {listing.id: listing.account.name for listing in listings}
             broken = sorted({problem.listing_id for problem in error.problems})
@@ -489,14 +485,90 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
                    "them again: %(listings)s. %(problems)s", listings=listed,
                    problems=error.message),
                 problems=error.problems) from error
-        for listing in listings:
-            listing.status = (ListingStatus.AWARDED if decisions[listing.id].bid_id is not None
-                              else ListingStatus.NOT_AWARDED)
         filed = [filing.seq for filing in filings]
-        round_.status = RoundStatus.RESULTS_PUBLISHED
+        # The announcement time stays the round's results time, whenever the results take effect.
         round_.results_published_at = now
-        record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,
-                     after={"filings": filed,
-                            "no_bid_defaults": [listing.id for listing in defaults]})
+        if window:
+            for listing in listings:
+                listing.status = ListingStatus.DECIDED
+            round_.status = RoundStatus.STANDSTILL
+            round_.standstill_ends_at = standstill_end(now, window, ZoneInfo(zone))
+            record_audit(session, actor, "round.results_announced", f"round:{round_.id}", now,
+                         after={"standstill_ends_at": round_.standstill_ends_at.isoformat(),
+                                "window_working_days": window,
+                                "no_bid_defaults": [listing.id for listing in defaults]})
+        else:
+            for listing in listings:
+                mark_applied(listing, decisions[listing.id], now)
+            round_.status = RoundStatus.RESULTS_PUBLISHED
+            record_audit(session, actor, "round.results_published", f"round:{round_.id}", now,
+                         after={"filings": filed,
+                                "no_bid_defaults": [listing.id for listing in defaults]})
         notify(session, "results_published", round_, now)
         return filed
+
+
+def decisions_with_defaults(
+    session: Session, actor: User, round_: Round, listings: list[Listing], now: datetime,
+) -> tuple[dict[int, Decision], list[Listing]]:
+    """Every listing's decision, by listing id, with the no-bid default written for listings
+    nobody bid for; refuses while any listing with bids is undecided."""
+    decisions = {decision.listing_id: decision for decision in session.scalars(
+        select(Decision).join(Listing).where(Listing.round_id == round_.id))}
+    # A listing nobody bid for has nothing to decide: it is recorded as not awarded, by
+    # whoever publishes, with the standard reason the round page showed them.
+    scored = set(session.scalars(select(Bid.listing_id).join(BidScore).join(Listing)
+                                 .where(Listing.round_id == round_.id)))
+    defaults = [listing for listing in listings
+                if listing.id not in decisions and listing.id not in scored]
+    for listing in defaults:
+        decisions[listing.id] = Decision(
+            listing_id=listing.id, kind=DecisionKind.NO_AWARD, bid_id=None,
+            reason=NO_BID_REASON, decided_by_id=actor.id, decided_at=now)
+        session.add(decisions[listing.id])
+    undecided = [listing.account.name for listing in listings if listing.id not in decisions]
+    if undecided:
+        shown = ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else "")  # names: data
+        raise InvalidRequest(N_("Decide every listing first; %(count)d still open: "
+                                "%(accounts)s", count=len(undecided), accounts=shown))
+    return decisions, defaults
+
+
+def award_changes(session: Session, round_: Round, listings: list[Listing],
+                  decisions: dict[int, Decision],
+                  appeals: dict[int, list[dict]] | None = None) -> list[OwnerChange]:
+    """The owner change each awarding decision makes, with what its filing records.
+
+    `appeals` holds, by listing id, the appeals to record in the filing (None: none filed).
+    """
+    eligible_totals: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for listing_id, bid_id, total in session.execute(
+        select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore)
+        .join(Listing).where(Listing.round_id == round_.id, BidScore.is_eligible)
+    ):
+        eligible_totals[listing_id].append((bid_id, total))
+    changes = []
+    for listing in listings:
+        decision = decisions[listing.id]
+        if decision.bid_id is None:
+            continue
+        winner = decision.bid
+        runner_up_score = max((total for bid_id, total in eligible_totals[listing.id]
+                               if bid_id != winner.id), default=None)
+        changes.append(OwnerChange(listing.account_id, winner.rep_id, listing_id=listing.id,
+                                   filing={
+            "kind": FilingKind.ROUND_AWARD, "round_id": round_.id, "listing_id": listing.id,
+            "reason": f"Won in round “{round_.title}”", "winner_score": winner.score.total,
+            "runner_up_score": runner_up_score, "rule_set_sha256": round_.rule_set.sha256,
+            "override_reason": (decision.reason if decision.kind == DecisionKind.OVERRIDDEN
+                                else ""),
+            "decided_by_id": decision.decided_by_id,
+            "appeals": (appeals or {}).get(listing.id)}))
+    return changes
+
+
+def mark_applied(listing: Listing, decision: Decision, now: datetime) -> None:
+    """The listing's decision took effect: awarded (filed) or not awarded."""
+    listing.status = (ListingStatus.AWARDED if decision.bid_id is not None
+                      else ListingStatus.NOT_AWARDED)
+    listing.applied_at = now

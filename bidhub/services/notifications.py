@@ -42,6 +42,8 @@ from bidhub.domain.errors import InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_, Text
 from bidhub.models import (
     AccountabilityIncident,
+    Appeal,
+    AppealStatus,
     Bid,
     BidStatus,
     Decision,
@@ -207,6 +209,44 @@ def _password_reset(session: Session, user: User) -> Iterator[Message]:
                   Link("auth.password"))
 
 
+def round_management(session: Session) -> list[User]:
+    """KA managers, who adjudicate rounds; the admins when there is no active one."""
+    return (active_users_with_role(session, Role.KA_MANAGER)
+            or active_users_with_role(session, Role.ADMIN))
+
+
+def _appeal_filed(session: Session, appeal: Appeal) -> Iterator[Message]:
+    round_ = appeal.listing.round
+    text = N_("%(rep)s appealed the result for %(account)s in round “%(round)s”; answer it "
+              "before the results can take effect.", rep=appeal.appellant.display_name,
+              account=appeal.listing.account.name, round=round_.title)
+    for person in round_management(session):
+        yield Message(person.id, text, Link("manage.appeals"))
+
+
+def _appeal_answered(session: Session, appeal: Appeal) -> Iterator[Message]:
+    params = {"account": appeal.listing.account.name, "round": appeal.listing.round.title,
+              "answer": appeal.answer}
+    if appeal.status == AppealStatus.UPHELD:
+        text = N_("Your appeal for %(account)s in round “%(round)s” was upheld; KA management "
+                  "decides the account again: %(answer)s", **params)
+    else:
+        text = N_("Your appeal for %(account)s in round “%(round)s” was rejected; the result "
+                  "stands: %(answer)s", **params)
+    bid_id = session.scalars(select(Bid.id).where(Bid.listing_id == appeal.listing_id,
+                                                  Bid.rep_id == appeal.appellant_id)).first()
+    yield Message(appeal.appellant_id, text, Link("market.bid_detail", {"bid_id": bid_id}))
+
+
+def _award_refused(session: Session, refused: tuple[Listing, datetime]) -> Iterator[Message]:
+    listing = refused[0]
+    text = N_("The award of %(account)s in round “%(round)s” could not take effect: its winner "
+              "would pass capacity. Decide it again.", account=listing.account.name,
+              round=listing.round.title)
+    for person in round_management(session):
+        yield Message(person.id, text, Link("manage.round_detail", {"round_id": listing.round_id}))
+
+
 REMINDER_24_HOURS = "deadline_in_24_hours"
 REMINDER_1_HOUR = "deadline_in_1_hour"
 ROUND_OPENED = "round_opened"
@@ -238,6 +278,13 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda listing: f"listing:{listing.id}", _sponsored_release),
     Kind("password_reset", "the user whose password was reset",
          lambda user: f"user:{user.id}:{instant(user.password_reset_at)}", _password_reset),
+    Kind("appeal_filed", "KA managers (admins when there is none)",
+         lambda appeal: f"appeal:{appeal.id}", _appeal_filed),
+    Kind("appeal_answered", "the appellant",
+         lambda appeal: f"appeal:{appeal.id}", _appeal_answered),
+    Kind("award_refused", "KA managers (admins when there is none): an announced award that "
+         "would pass capacity when it takes effect goes back to decision",
+         lambda refused: f"listing:{refused[0].id}:{instant(refused[1])}", _award_refused),
 )}
 
 # The reminders before a round's deadline, latest last: each is due from its lead time before

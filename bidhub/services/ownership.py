@@ -35,10 +35,14 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.ledger import note_new_filing
+from bidhub.services.loss_reviews import review_losses
 
 # pg_advisory_xact_lock key that serialises appends to the filing register.
 LEDGER_LOCK_KEY = 0x626964687562  # "bidhub"
-UNFINISHED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.SCORED)
+# A round in its standstill has announced awards not yet in force: its accounts are still on
+# the market, and the awards count against their winners' capacity (`pending_awards`).
+UNFINISHED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.SCORED,
+                             RoundStatus.STANDSTILL)
 UNFINISHED_LISTING_STATUSES = (ListingStatus.AWAITING_CONFIRMATION, ListingStatus.LISTED,
                                ListingStatus.DECIDED)
 
@@ -85,7 +89,8 @@ def accounts_held(session: Session, rep_ids: Iterable[int]) -> dict[int, int]:
 
 def pending_awards(session: Session, rep_ids: Iterable[int],
                    excluding_listing_ids: Iterable[int] = ()) -> dict[int, int]:
-    """Awards decided for each rep in any round and not published yet."""
+    """Awards decided for each rep in any round and not in force yet: undecided rounds, and
+    announced ones in their standstill (a listing stays decided until it takes effect)."""
     ids = sorted(set(rep_ids))
     pending = dict.fromkeys(ids, 0)
     if not ids:
@@ -268,4 +273,6 @@ def change_owners(
         filings.append(append_filing(
             session, now=now, account_id=account.id, from_rep_id=from_rep_id,
             to_rep_id=change.to_rep_id, branch_id=account.branch_id, **change.filing))
+    # Every lost customer gets a written review: whichever way the account left its rep.
+    review_losses(session, filings, now)
     return filings
