@@ -113,6 +113,7 @@ def register_blueprints(app: Flask) -> None:
         accountability,
         admin,
         auth,
+        board,
         imports,
         language,
         manage,
@@ -132,6 +133,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accountability.blueprint)
     app.register_blueprint(profiles.blueprint)
     app.register_blueprint(notifications.blueprint)
+    app.register_blueprint(board.blueprint)
 
 
 def register_cli(app: Flask) -> None:

@@ -70,9 +70,11 @@ HOSTILE_IDS = ["0", "00", "-1", str(2**31), str(2**63), str(2**64), "9" * 30, "9
 # requests are signing out and changing their own password).
 ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "rules": "admin",
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
-                     "auth": "own", "notifications": "rep", "language": "rep"}
+                     "auth": "own", "notifications": "rep", "language": "rep",
+                     "board": "manager"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
+                    "board.my_accounts": "rep",
                     "notifications.set_user_email": "admin"}
 # Refusals that are recorded on purpose: a failed sign-in counts against the account and the
 # address, and a refused import keeps its report.

@@ -137,6 +137,7 @@ class HeldAccount:
 
 @dataclass(frozen=True)
 class RepAccounts:
+    capacity: CapacityBand
     load: RepLoad
     accounts: list[HeldAccount]
 
@@ -162,7 +163,7 @@ def rep_accounts(session: Session, rep_id: int) -> RepAccounts:
     activity = last_activity(session, rep.id, ids)
     incidents = open_incidents_by_account(session, ids)
     listings = unfinished_listings(session, ids)
-    return RepAccounts(load, [HeldAccount(account, activity.get(account.id),
+    return RepAccounts(capacity, load, [HeldAccount(account, activity.get(account.id),
                                           incidents.get(account.id, 0), listings.get(account.id))
                               for account in accounts])
 

@@ -52,7 +52,7 @@ def home_for(user: User) -> str:
     if user.role == Role.REP:
         return url_for("market.rounds")
     if user.role == Role.KA_MANAGER:
-        return url_for("manage.rounds")
+        return url_for("board.home")
     return url_for("admin.users")
 
 

@@ -1,0 +1,149 @@
+"""The capacity board, a rep's own accounts, and KA management's home page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import InputRequired, Length, Optional
+
+from bidhub.clock import now
+from bidhub.db import get_session
+from bidhub.domain.errors import InvalidRequest, NotFound
+from bidhub.services import capacity_board, limits, rounds, users
+from bidhub.services.capacity_board import Band
+from bidhub.web import params
+from bidhub.web.access import EVERYONE, SIGNED_IN, declared_access, managers, rep_only
+from bidhub.web.forms import REVIEW_HELP, Form, choice_id, options
+from bidhub.web.i18n import translate
+from bidhub.web.labels import RELEASE_REASON_LABELS
+from bidhub.web.rendering import redirect_after_post, render
+
+blueprint = Blueprint("board", __name__)
+
+BAND_LABELS = {Band.ABOVE: _l("Above the band"), Band.BELOW: _l("Below the band"),
+               Band.INSIDE: _l("Inside the band")}
+# More account ids than any rep holds are a probe, not a selection.
+MAX_SELECTED = 500
+
+
+class BulkReleaseForm(Form):
+    round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[InputRequired()])
+    reason = SelectField(_l("Release reason"), choices=options(RELEASE_REASON_LABELS),
+                         validators=[InputRequired()])
+    note = StringField(_l("Other reason / note"), validators=[Optional(), Length(max=500)])
+    review_text = TextAreaField(_l("Review: why do the accounts leave the rep?"),
+                                description=REVIEW_HELP,
+                                validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
+
+
+def release_form(session, *, submitted: bool = False) -> BulkReleaseForm:
+    form = BulkReleaseForm() if submitted else BulkReleaseForm(formdata=None)
+    form.round_id.choices = options({round_.id: round_.title
+                                     for round_ in capacity_board.draft_rounds(session)})
+    return form
+
+
+def band_arg() -> Band | None:
+    value = request.args.get("band", "")
+    return Band(value) if value in set(Band) else None
+
+
+@blueprint.route("/board", endpoint="capacity")
+@managers
+def capacity():
+    session = get_session()
+    band, branch_id = band_arg(), params.id_arg(request.args, "branch")
+    board = capacity_board.capacity_board(session, band=band, branch_id=branch_id)
+    return render("board/capacity.html", board=board, band=band, branch_id=branch_id,
+                  branches=users.branches(session), band_labels=BAND_LABELS, Band=Band)
+
+
+def selected_account_ids() -> tuple[list[int], bool]:
+    """The ticked accounts, and whether every value sent was a well-formed id."""
+    values = request.form.getlist("account_ids")[:MAX_SELECTED + 1]
+    ids = [params.parse_id(value) for value in values]
+    return ([account_id for account_id in ids if account_id is not None],
+            None not in ids and len(values) <= MAX_SELECTED)
+
+
+def rep_page(rep_id: int, form: BulkReleaseForm | None = None, *,
+             selected: frozenset[int] = frozenset(), selection_error: str | None = None,
+             status: int = 200):
+    session = get_session()
+    try:
+        holdings = capacity_board.rep_accounts(session, rep_id)
+    except NotFound:
+        abort(404)
+    return render("board/rep.html", status=status, holdings=holdings,
+                  form=form or release_form(session), selected=selected,
+                  selection_error=selection_error, band_labels=BAND_LABELS, Band=Band)
+
+
+@blueprint.route("/board/reps/<int:rep_id>")
+@managers
+def rep(rep_id: int):
+    return rep_page(rep_id)
+
+
+@blueprint.route("/board/reps/<int:rep_id>/release", methods=["POST"])
+@managers
+def release(rep_id: int):
+    session = get_session()
+    form = release_form(session, submitted=True)
+    account_ids, well_formed = selected_account_ids()
+    selected = frozenset(account_ids)
+    if not well_formed:
+        return rep_page(rep_id, form, selected=selected, status=422,
+                        selection_error=_("Tick the accounts to release in the list."))
+    if not form.validate_on_submit():
+        return rep_page(rep_id, form, selected=selected, status=422)
+    try:
+        listings = rounds.release_accounts(
+            session, current_user, form.round_id.data, account_ids=account_ids,
+            reason=form.reason.data, note=form.note.data or "",
+            review_text=form.review_text.data or "", now=now())
+    except InvalidRequest as error:
+        if error.field == "account_ids":
+            return rep_page(rep_id, form, selected=selected, status=422,
+                            selection_error=translate(error))
+        form.add_error(error)
+        return rep_page(rep_id, form, selected=selected, status=422)
+    flash(_("Accounts released into the round: %(count)d.", count=len(listings)), "success")
+    return redirect_after_post(url_for("manage.round_detail", round_id=form.round_id.data))
+
+
+@blueprint.route("/my/accounts")
+@rep_only
+def my_accounts():
+    holdings = capacity_board.rep_accounts(get_session(), current_user.id)
+    return render("board/my_accounts.html", holdings=holdings, band_labels=BAND_LABELS,
+                  Band=Band)
+
+
+def reachable_endpoint(*names: str) -> str | None:
+    """The first of `names` this app serves and the signed-in user may open: pages other parts
+    of bidhub add are linked once they exist, and only for those they are meant for."""
+    for name in names:
+        view = current_app.view_functions.get(name)
+        access = declared_access(view) if view is not None else None
+        if access and (EVERYONE in access or SIGNED_IN in access or current_user.role in access):
+            return name
+    return None
+
+
+@blueprint.route("/manage", endpoint="home")
+@managers
+def home():
+    agenda = capacity_board.management_agenda(get_session(), now())
+    return render("board/home.html", agenda=agenda, Band=Band,
+                  appeals_endpoint=reachable_endpoint("manage.appeals", "appeals.appeals"),
+                  confirmations_endpoint=reachable_endpoint("sponsors.confirmations",
+                                                            "admin.confirmations"),
+                  transfers_endpoint=reachable_endpoint("sponsors.confirmations",
+                                                        "manage.transfer_requests",
+                                                        "sponsors.accounts"),
+                  reviews_endpoint=reachable_endpoint("manage.loss_reviews", "manage.reviews",
+                                                      "reviews.register", "loss_reviews.register"))

@@ -1,0 +1,157 @@
+"""Management's home page: what needs them now, each with a count and a link, in bounded queries."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from bidhub.models import (
+    AccountabilityIncident,
+    AccountReview,
+    Appeal,
+    AppealStatus,
+    IncidentStatus,
+    ListingStatus,
+    LossReviewStatus,
+    RoundStatus,
+    TransferRequest,
+    TransferRequestStatus,
+)
+from bidhub.services.capacity_board import management_agenda
+from tests.conftest import login
+from tests.test_queries import statements_for
+
+
+def count_in(page: str, item: str) -> int:
+    match = re.search(rf'id="agenda-{item}"><strong class="count">(\d+)</strong>', page)
+    assert match, item
+    return int(match.group(1))
+
+
+def test_nothing_waiting(client, make_manager, make_rep, give_accounts, session, clock):
+    give_accounts(make_rep(), 35)  # inside the band
+    agenda = management_agenda(session, clock())
+    assert agenda.is_empty
+    login(client, make_manager())
+    page = client.get("/manage").get_data(as_text=True)
+    assert 'id="nothing-waiting"' in page
+    for item in ("rounds", "appeals", "confirmations", "explanations", "reviews", "above",
+                 "below"):
+        assert count_in(page, item) == 0
+    assert page.count("nothing waiting") == 7
+
+
+def incident(account, rep, clock, *, due_days: int, status=IncidentStatus.OPEN):
+    return AccountabilityIncident(account_id=account.id, rep_id=rep.id,
+                                  competitor_site="51job.com", ad_type="logo", seen_at=clock(),
+                                  status=status,
+                                  explanation_due_at=clock() + timedelta(days=due_days))
+
+
+def review(account, rep, clock, *, due_days: int, status=LossReviewStatus.DUE):
+    return AccountReview(account_id=account.id, rep_id=rep.id, reason="over_capacity",
+                         created_at=clock(), status=status,
+                         due_at=clock() + timedelta(days=due_days))
+
+
+def busy_world(session, make_rep, make_manager, make_admin, make_account, give_accounts,
+               make_round, make_bid, clock):
+    """Two scored rounds, a pending and an answered appeal, a sponsored release and a sponsored
+    transfer waiting, overdue and not-yet-due explanations and reviews, reps outside the band."""
+    manager = make_manager()
+    above, below, inside = make_rep(), make_rep(), make_rep()
+    give_accounts(above, 41)
+    give_accounts(inside, 30)
+    give_accounts(below, 3)
+    scored = [make_round(accounts=[make_account()], status=RoundStatus.SCORED,
+                         title=f"Scored {n}") for n in (1, 2)]
+    standstill = make_round(accounts=[make_account(), make_account()],
+                            status=RoundStatus.STANDSTILL, title="In standstill")
+    bid = make_bid(below, make_round(accounts=[make_account()]).listings[0])
+    session.add_all([
+        Appeal(listing_id=standstill.listings[0].id, appellant_id=below.id, ground="x" * 30,
+               filed_at=clock(), status=AppealStatus.PENDING),
+        Appeal(listing_id=standstill.listings[1].id, appellant_id=below.id, ground="y" * 30,
+               filed_at=clock(), status=AppealStatus.REJECTED),
+    ])
+    awaiting = make_round(accounts=[make_account(owner=inside)], status=RoundStatus.DRAFT,
+                          title="Sponsored draft")
+    awaiting.listings[0].status = ListingStatus.AWAITING_CONFIRMATION
+    sponsored = make_account(owner=inside)
+    executive = make_admin()  # any user can stand as the sponsor row's person here
+    session.add(TransferRequest(account_id=sponsored.id, from_rep_id=inside.id, to_rep_id=below.id,
+                                sponsor_id=executive.id, reason="Moving", requested_by_id=manager.id,
+                                requested_at=clock(), status=TransferRequestStatus.WAITING))
+    watched = make_account(owner=above)
+    session.add_all([
+        incident(watched, above, clock, due_days=-1),
+        incident(watched, above, clock, due_days=-3),
+        incident(watched, above, clock, due_days=2),  # not due yet
+        incident(watched, above, clock, due_days=-5, status=IncidentStatus.EXPLAINED),
+        review(watched, above, clock, due_days=-1),
+        review(watched, above, clock, due_days=4),  # not due yet
+        review(watched, above, clock, due_days=-9, status=LossReviewStatus.SUBMITTED),
+    ])
+    session.commit()
+    assert bid.id
+    return {"manager": manager, "scored": scored, "standstill": standstill,
+            "awaiting": awaiting}
+
+
+def test_each_item_with_its_count_and_link(client, session, make_rep, make_manager, make_admin,
+                                           make_account, give_accounts, make_round, make_bid,
+                                           clock):
+    world = busy_world(session, make_rep, make_manager, make_admin, make_account, give_accounts,
+                       make_round, make_bid, clock)
+    agenda = management_agenda(session, clock())
+    assert agenda.rounds_to_decide_count == 2
+    assert agenda.appeals_pending == 1
+    assert agenda.oldest_appeal_round_id == world["standstill"].id
+    assert (agenda.listings_awaiting_confirmation, agenda.transfers_waiting) == (1, 1)
+    assert agenda.overdue_explanations == 2
+    assert agenda.overdue_reviews == 1
+    assert (agenda.reps_above, agenda.reps_below) == (1, 1)
+    assert not agenda.is_empty
+
+    login(client, world["manager"])
+    page = client.get("/manage").get_data(as_text=True)
+    assert 'id="nothing-waiting"' not in page
+    assert (count_in(page, "rounds"), count_in(page, "appeals"),
+            count_in(page, "confirmations"), count_in(page, "explanations"),
+            count_in(page, "reviews"), count_in(page, "above"), count_in(page, "below")) == (
+        2, 1, 2, 2, 1, 1, 1)
+    for round_ in world["scored"]:
+        assert f'href="/manage/rounds/{round_.id}"' in page and round_.title in page
+    assert 'href="/board?band=above"' in page and 'href="/board?band=below"' in page
+    assert "/manage/accountability?status=open" in page
+    appeals = page[page.index('id="agenda-appeals"'):page.index('id="agenda-confirmations"')]
+    assert "href=" in appeals  # the appeals page, or the round of the oldest appeal
+
+
+def test_the_home_page_queries_do_not_grow_with_the_work(app, client, session, make_rep,
+                                                         make_manager, make_admin, make_account,
+                                                         give_accounts, make_round, make_bid,
+                                                         clock):
+    manager = make_manager()
+    login(client, manager)
+    make_round(accounts=[make_account()], status=RoundStatus.SCORED)
+    give_accounts(make_rep(), 2)
+    few = statements_for(app, client, "/manage")
+    busy_world(session, make_rep, make_manager, make_admin, make_account, give_accounts,
+               make_round, make_bid, clock)
+    for _ in range(12):
+        make_round(accounts=[make_account()], status=RoundStatus.SCORED)
+    many = statements_for(app, client, "/manage")
+    assert many == few
+    assert many < 25
+
+
+def test_only_management_reaches_it(client, make_rep, make_admin):
+    rep = make_rep()
+    login(client, rep)
+    assert client.get("/manage").status_code == 403
+    client.post("/logout")
+    assert client.get("/manage").status_code == 302
+    admin_client = client
+    login(admin_client, make_admin())
+    assert admin_client.get("/manage").status_code == 200
