@@ -49,6 +49,7 @@ HOSTILE = [
 ]
 QUERY_NAMES = ["branch", "rep", "min_value", "max_value", "q", "industry", "ownership", "sort",
                "page", "date_from", "date_to", "start", "status", "next",
+               "account", "to_rep", "from_rep",
                # names that url_for reserves, should a view pass the query on to it
                "endpoint", "_scheme", "_method", "_external", "_anchor"]
 EXTRA_FIELDS = {"version", "next", "id"}

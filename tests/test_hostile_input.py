@@ -325,8 +325,12 @@ def test_select_ids_beyond_the_database_range_are_refused(client, session, world
             "title": "Spring round", "branch_id": value, "opens_at": "2026-03-05T09:00",
             "closes_at": "2026-03-12T18:00"})
         assert response.status_code == 422, value
-        response = client.post("/manage/transfer", data={
-            "account": world["listing"].account.external_id, "to_rep": value,
-            "reason": "Moving it for a good reason."})
-        assert response.status_code == 422, value
+        for path in ("/manage/transfer/summary", "/manage/transfer"):
+            response = client.post(path, data={
+                "account": str(world["listing"].account_id), "to_rep": value, "owner": "none",
+                "reason": "Moving it for a good reason."})
+            assert response.status_code == 422, (path, value)
+        for name in ("account", "to_rep", "from_rep"):
+            response = client.get("/manage/transfer/picks", query_string={name: value})
+            assert response.status_code == 400, (name, value)
     assert count(session, Round) == before

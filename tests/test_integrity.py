@@ -277,7 +277,7 @@ def test_decisions_and_transfers_racing_never_pass_capacity(app, session, clock,
     for index, account in enumerate(spare):
         calls.append(lambda client=clients[10 + index], account=account,
                      rep=targets[index % len(targets)]: client.post("/manage/transfer", data={
-                         "account": account.external_id, "to_rep": str(rep.id),
+                         "account": str(account.id), "owner": str(donor.id), "to_rep": str(rep.id),
                          "reason": "Donor rep moves to another region.",
                          "review_text": "Handover planned with the client."}))
     responses = run_together(calls)
@@ -318,7 +318,7 @@ def test_two_transfers_to_a_rep_at_39_at_once_give_one_transfer(app, session, ma
     clients = [signed_in_client(app, make_manager()) for _ in range(2)]
     responses = run_together([
         lambda client=client, account=account: client.post("/manage/transfer", data={
-            "account": account.external_id, "to_rep": str(rep.id),
+            "account": str(account.id), "owner": str(donor.id), "to_rep": str(rep.id),
             "reason": "Donor rep moves to another region.",
             "review_text": "Handover planned with the client."})
         for client, account in zip(clients, accounts, strict=True)])
@@ -344,7 +344,7 @@ def test_two_managers_publishing_one_round_at_once(app, session, clock, scored_l
         f"/manage/rounds/{scored_listing.id}/publish-results", data={"version": str(version)})
         for client in clients]
     calls += [lambda client=client, account=account: client.post("/manage/transfer", data={
-        "account": account.external_id, "to_rep": str(receiver.id),
+        "account": str(account.id), "owner": str(donor.id), "to_rep": str(receiver.id),
         "reason": "Donor rep moves to another region.",
         "review_text": "Handover planned with the client."})
         for client, account in zip(transfer_clients, spare, strict=True)]
@@ -387,7 +387,7 @@ def test_a_lost_race_in_the_database_answers_409_not_500(app, session, monkeypat
     owner, receiver = make_rep(), make_rep()
     account = make_account(owner=owner)
     client = login_as(make_manager())
-    data = {"account": account.external_id, "to_rep": str(receiver.id),
+    data = {"account": str(account.id), "owner": str(owner.id), "to_rep": str(receiver.id),
             "reason": "Owner moves to another region.",
             "review_text": "Handover planned with the client."}
 
@@ -399,7 +399,7 @@ def test_a_lost_race_in_the_database_answers_409_not_500(app, session, monkeypat
         def racing(*args, error=error, **kwargs):
             raise error
 
-        monkeypatch.setattr(manage, "transfer_account", racing)
+        monkeypatch.setattr(manage, "confirm_transfer", racing)
         response = client.post("/manage/transfer", data=data)
         assert response.status_code == 409
         assert "at the same moment" in response.get_data(as_text=True)

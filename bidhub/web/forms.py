@@ -239,9 +239,13 @@ class DecisionForm(Form):
 
 
 class TransferForm(Form):
-    account = StringField(_l("Account (customer number or exact name)"),
-                          validators=[InputRequired(), Length(max=200)])
-    to_rep = SelectField(_l("To rep"), coerce=choice_id, validators=[InputRequired()])
+    """A direct transfer; the account and the rep are ids picked from type-ahead lists."""
+
+    account = HiddenField(_l("Account"), validators=[
+        InputRequired(message=_l("Choose the account to transfer."))])
+    to_rep = HiddenField(_l("To rep"), validators=[
+        InputRequired(message=_l("Choose the rep who receives the account."))])
+    from_rep = HiddenField()  # set when the capacity board sent the manager here for one rep
     reason = TextAreaField(
         _l("Reason for the transfer"),
         description=_l("At least %(count)d characters.", count=limits.MIN_REASON_LENGTH),
@@ -250,6 +254,11 @@ class TransferForm(Form):
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
                                 description=REVIEW_HELP,
                                 validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
+
+
+class ConfirmTransferForm(TransferForm):
+    # The owner the summary showed ("none" for no owner): another owner now makes it stale.
+    owner = HiddenField(validators=[InputRequired()])
 
 
 class UserForm(Form):

@@ -12,19 +12,21 @@ from flask_login import current_user
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import ScoreBreakdown
-from bidhub.models import DecisionKind, FilingKind, Listing, RoundStatus
-from bidhub.services import adjudication, browse, policies, rounds, users
-from bidhub.services.filings import FilingFilter, count_filings, find_filings, transfer_account
+from bidhub.models import DecisionKind, FilingKind, Listing, RoundStatus, TransferRequest
+from bidhub.services import adjudication, browse, policies, rounds, transfer_preview, users
+from bidhub.services.filings import FilingFilter, count_filings, find_filings
 from bidhub.services.ledger import ledger_head
+from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
 from bidhub.web.access import managers
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
     ConfirmForm,
+    ConfirmTransferForm,
     DecisionForm,
     ReleaseForm,
     RoundForm,
@@ -354,33 +356,148 @@ def publish_results(round_id: int):
     return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
 
-def transfer_form() -> TransferForm:
-    form = TransferForm()
-    form.to_rep.choices = options({
-        rep.id: _("%(name)s (%(branch)s)", name=rep.display_name, branch=branch_name(rep.branch))
-        for rep in browse.active_reps(get_session())})
-    return form
+def band_labels() -> dict[Band, str]:
+    return {Band.BELOW: _("below the band"), Band.INSIDE: _("inside the band"),
+            Band.ABOVE: _("above the band")}
+
+
+def query_id(name: str) -> int | None:
+    """An id from the query string; absent is None, anything but an id is a bad request."""
+    value = request.args.get(name, "")
+    if not value.strip():
+        return None
+    parsed = params.parse_id(value)
+    if parsed is None:
+        abort(400)
+    return parsed
+
+
+def transfer_context(session, account_id: int | None, to_rep_id: int | None,
+                     from_rep_id: int | None, review_text: str | None = None) -> dict:
+    """The picks of the transfer page and, once both are made, what the transfer would do."""
+    account = transfer_preview.find_account(session, account_id)
+    to_rep = transfer_preview.find_active_rep(session, to_rep_id)
+    preview = (transfer_preview.preview_transfer(session, account, to_rep, review_text)
+               if account is not None and to_rep is not None else None)
+    return {"picked_account": account, "picked_rep": to_rep, "preview": preview,
+            "from_rep": transfer_preview.find_rep(session, from_rep_id),
+            "band_labels": band_labels()}
+
+
+def form_context(session, form: TransferForm, *, check: bool = False) -> dict:
+    """The page's context from a posted form; with `check`, the preview's refusals on fields."""
+    account_id = params.parse_id(form.account.data)
+    to_rep_id = params.parse_id(form.to_rep.data)
+    context = transfer_context(session, account_id, to_rep_id, params.parse_id(form.from_rep.data),
+                               review_text=(form.review_text.data or "") if check else None)
+    for name, message in (("account", _("Choose the account from the list.")),
+                          ("to_rep", _("Choose an active rep from the list."))):
+        field = getattr(form, name)
+        picked = context["picked_account" if name == "account" else "picked_rep"]
+        if field.data and picked is None:
+            field.errors = [*field.errors, message]
+    if check and context["preview"] is not None:
+        for name, problem in context["preview"].problems.items():
+            field = getattr(form, name)
+            field.errors = [*field.errors, translate(problem)]
+    return context
+
+
+def has_errors(form: TransferForm) -> bool:
+    return bool(form.form_errors) or any(field.errors for field in form)
 
 
 @blueprint.route("/transfer", methods=["GET", "POST"])
 @managers
 def transfer():
+    """The transfer page (GET) and the confirmation from its summary (POST), which files it."""
     session = get_session()
-    form = transfer_form()
-    if form.validate_on_submit():
-        try:
-            account = browse.require_account(session, form.account.data)
-            filing = transfer_account(session, current_user, account_id=account.id,
-                                      to_rep_id=form.to_rep.data, reason=form.reason.data,
-                                      review_text=form.review_text.data or "", now=now())
-        except InvalidRequest as error:
-            form.add_error(error)
-            return render_form_errors("manage/transfer.html", form=form)
-        flash(_("Transfer filed as No. %(seq)d.", seq=filing.seq), "success")
-        return redirect_after_post(url_for("manage.filings"))
-    if form.is_submitted():
-        return render_form_errors("manage/transfer.html", form=form)
-    return render("manage/transfer.html", form=form)
+    if request.method == "GET":
+        context = transfer_context(session, params.id_arg(request.args, "account"),
+                                   params.id_arg(request.args, "to_rep"),
+                                   params.id_arg(request.args, "from_rep"))
+        return render("manage/transfer.html", form=TransferForm(formdata=None), **context)
+    form = ConfirmTransferForm()
+    valid = form.validate_on_submit()
+    owner = form.owner.data
+    expected_owner_id = None if owner == "none" else params.parse_id(owner)
+    if valid and owner != "none" and expected_owner_id is None:
+        form.form_errors.append(_("This confirmation is incomplete; review the transfer again."))
+    context = form_context(session, form)
+    if not valid or has_errors(form):
+        return render_form_errors("manage/transfer.html", form=form, **context)
+    try:
+        result = confirm_transfer(
+            session, current_user, account_id=params.parse_id(form.account.data) or 0,
+            to_rep_id=params.parse_id(form.to_rep.data) or 0,
+            expected_owner_id=expected_owner_id, reason=form.reason.data,
+            review_text=form.review_text.data or "", now=now())
+    except Conflict as error:
+        form.form_errors.append(translate(error))
+        return render("manage/transfer.html", 409, form=form, **form_context(session, form))
+    except InvalidRequest as error:
+        form.add_error(error)
+        return render_form_errors("manage/transfer.html", form=form, **form_context(session, form))
+    if isinstance(result, TransferRequest):
+        flash(_("The transfer of %(account)s was sent to %(sponsor)s for confirmation; it is "
+                "filed when they accept it.", account=result.account.name,
+                sponsor=result.sponsor.display_name), "success")
+        return redirect_after_post(url_for("manage.transfer"))
+    flash(_("Transfer filed as No. %(seq)d.", seq=result.seq), "success")
+    return redirect_after_post(url_for("manage.filings", rep=result.to_rep_id))
+
+
+@blueprint.route("/transfer/summary", methods=["POST"])
+@managers
+def transfer_summary():
+    """Check everything and show exactly what will be filed; nothing is written here."""
+    session = get_session()
+    form = TransferForm()
+    if request.form.get("edit"):
+        # The summary's "Change" button: back to the form as it was filled in.
+        return render("manage/transfer.html", form=form, **form_context(session, form))
+    valid = form.validate_on_submit()
+    context = form_context(session, form, check=True)
+    if not valid or has_errors(form) or context["preview"] is None:
+        return render_form_errors("manage/transfer.html", form=form, **context)
+    preview = context["preview"]
+    confirm = ConfirmTransferForm(
+        formdata=None, account=str(preview.account.id), to_rep=str(preview.to_rep.id),
+        from_rep=form.from_rep.data or "", reason=form.reason.data.strip(),
+        review_text=(form.review_text.data or "").strip(),
+        owner=str(preview.owner_id) if preview.owner_id else "none")
+    return render("manage/transfer_summary.html", form=confirm, **context)
+
+
+@blueprint.route("/transfer/picks")
+@managers
+def transfer_picks():
+    """The pickers (htmx): a pick made or undone, and the preview once both are made."""
+    context = transfer_context(get_session(), query_id("account"), query_id("to_rep"),
+                               query_id("from_rep"))
+    return render("manage/_transfer_picks.html", form=TransferForm(formdata=None), **context)
+
+
+@blueprint.route("/transfer/accounts")
+@managers
+def transfer_accounts():
+    """Type-ahead (htmx): accounts by name or customer number, or the accounts of `from_rep`."""
+    query = params.text_arg(request.args, "q", transfer_preview.MAX_QUERY_LENGTH)
+    accounts = transfer_preview.search_accounts(get_session(), query,
+                                                owner_id=query_id("from_rep"))
+    return render("manage/_transfer_accounts.html", accounts=accounts, query=query)
+
+
+@blueprint.route("/transfer/reps")
+@managers
+def transfer_reps():
+    """Type-ahead (htmx): active reps by name, username or employee id, with their counts."""
+    session = get_session()
+    query = params.text_arg(request.args, "q", transfer_preview.MAX_QUERY_LENGTH)
+    reps = transfer_preview.search_reps(session, query)
+    return render("manage/_transfer_reps.html", reps=reps, query=query,
+                  counts=transfer_preview.counts_of(session, reps),
+                  band=transfer_preview.capacity_band(session))
 
 
 def parse_day(value: str | None) -> datetime | None:
