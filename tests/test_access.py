@@ -27,6 +27,7 @@ EXPECTED_ACCESS = {
     "market.my_bids": {REP},
     "market.bid_detail": {REP},
     "market.round_results": {SIGNED_IN},
+    "market.file_appeal": {REP},
     "manage.rounds": MANAGEMENT,
     "manage.new_round": MANAGEMENT,
     "manage.edit_round": MANAGEMENT,
@@ -46,6 +47,10 @@ EXPECTED_ACCESS = {
     "manage.transfer_reps": MANAGEMENT,
     "manage.filings": MANAGEMENT,
     "manage.filings_csv": MANAGEMENT,
+    "manage.appeals": MANAGEMENT,
+    "manage.answer_appeal": MANAGEMENT,
+    "manage.cancel_listing": MANAGEMENT,
+    "manage.cancel_round": MANAGEMENT,
     "board.home": MANAGEMENT,
     "board.capacity": MANAGEMENT,
     "board.rep": MANAGEMENT,
@@ -124,7 +129,7 @@ def world(session, make_rep, make_manager, make_admin, make_account, make_round,
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": rep.id, "version_id": 1,
                     "rep_id": rep.id, "incident_id": incident.id, "branch_id": rep.branch_id,
-                    "run_id": 1,
+                    "run_id": 1, "appeal_id": 1,
                     "notification_id": notifications.inbox(session, rep).items[0].id}}
 
 

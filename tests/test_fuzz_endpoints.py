@@ -192,7 +192,15 @@ def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_
 
 def valid_ids(session, world) -> dict[str, list[int]]:
     """Ids each path argument can name, so that some requests get past the lookup."""
-    from bidhub.models import AccountabilityIncident, Bid, Branch, ImportRun, Listing, Notification
+    from bidhub.models import (
+        AccountabilityIncident,
+        Appeal,
+        Bid,
+        Branch,
+        ImportRun,
+        Listing,
+        Notification,
+    )
 
     reload(session)
     ids = lambda model: list(session.scalars(select(model.id).order_by(model.id)))  # noqa: E731
@@ -203,6 +211,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         "version_id": ids(RuleSetVersion), "run_id": ids(ImportRun) or [1],
         "branch_id": ids(Branch),
         "notification_id": ids(Notification),
+        "appeal_id": ids(Appeal) or [1],
     }
 
 

@@ -39,6 +39,7 @@ from bidhub.services import limits
 from bidhub.services.branches import branch_label
 from bidhub.web.i18n import translate
 from bidhub.web.labels import (
+    APPEAL_OUTCOME_LABELS,
     DECISION_CHOICE_LABELS,
     RELEASE_REASON_LABELS,
     REP_STATUS_LABELS,
@@ -411,3 +412,37 @@ def settings_from(form, factor_count: int) -> dict:
     for index in range(factor_count):
         settings[f"factors[{index}].weight"] = float(getattr(form, f"weight_{index}").data)
     return settings
+
+
+# An appeal's ground and management's answers are read by the other side: long enough to say
+# something, bounded as a reason is.
+APPEAL_TEXT_LENGTH = Length(min=limits.MIN_REASON_LENGTH, max=limits.MAX_REASON_LENGTH)
+APPEAL_TEXT_HELP = _l("At least %(count)d characters.", count=limits.MIN_REASON_LENGTH)
+
+
+class AppealForm(Form):
+    """A bidder's appeal (申诉) of a listing's announced result, during the standstill window."""
+
+    ground = TextAreaField(_l("Ground of your appeal"), description=APPEAL_TEXT_HELP,
+                           validators=[InputRequired(), APPEAL_TEXT_LENGTH])
+    # The page the form was on, shown again with the form's messages when it is refused.
+    page = HiddenField()
+
+
+class AppealAnswerForm(Form):
+    """KA management's answer to an appeal: upheld (the listing is decided again) or rejected."""
+
+    outcome = RadioField(_l("Answer"), choices=options(APPEAL_OUTCOME_LABELS),
+                         validators=[InputRequired()])
+    answer = TextAreaField(_l("Written answer to the appellant"),
+                           validators=[InputRequired(),
+                                       Length(max=limits.MAX_REASON_LENGTH)])
+    version = HiddenField()
+
+
+class CancelForm(Form):
+    """Cancelling a listing or a whole round before it takes effect: the reason is recorded."""
+
+    reason = TextAreaField(_l("Reason for the cancellation"), description=APPEAL_TEXT_HELP,
+                           validators=[InputRequired(), APPEAL_TEXT_LENGTH])
+    version = HiddenField()

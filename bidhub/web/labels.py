@@ -20,6 +20,7 @@ from markupsafe import Markup, escape
 from bidhub.domain.facts import STAGE_PROBABILITY, Stage
 from bidhub.domain.metrics import METRICS
 from bidhub.models import (
+    AppealStatus,
     BidStatus,
     DecisionKind,
     DeliveryStatus,
@@ -49,13 +50,24 @@ RELEASE_REASON_LABELS = {
 }
 ROUND_STATUS_LABELS = {RoundStatus.DRAFT: _l("Draft"), RoundStatus.PUBLISHED: _l("Published"),
                        RoundStatus.SCORED: _l("Scored, awaiting decisions"),
-                       RoundStatus.RESULTS_PUBLISHED: _l("Results announced")}
+                       RoundStatus.STANDSTILL: _l("Announced, in the standstill window"),
+                       RoundStatus.RESULTS_PUBLISHED: _l("Results announced"),
+                       RoundStatus.CANCELLED: _l("Cancelled")}
 LISTING_STATUS_LABELS = {
     ListingStatus.AWAITING_CONFIRMATION: _l("Awaiting an admin's confirmation"),
     ListingStatus.LISTED: _l("Listed"),
     ListingStatus.DECIDED: _l("Decided"),
     ListingStatus.AWARDED: _l("Awarded"),
     ListingStatus.NOT_AWARDED: _l("Not awarded"),
+    ListingStatus.CANCELLED: _l("Cancelled"),
+}
+APPEAL_STATUS_LABELS = {AppealStatus.PENDING: _l("Awaiting an answer"),
+                        AppealStatus.UPHELD: _l("Appeal upheld"),
+                        AppealStatus.REJECTED: _l("Appeal rejected")}
+# The two answers management gives an appeal, as the answer form offers them.
+APPEAL_OUTCOME_LABELS = {
+    AppealStatus.UPHELD: _l("Uphold: the listing goes back to decision"),
+    AppealStatus.REJECTED: _l("Reject: the decision stands"),
 }
 BID_STATUS_LABELS = {BidStatus.ACTIVE: _l("Active bid"), BidStatus.WITHDRAWN: _l("Withdrawn")}
 BID_OUTCOME_LABELS = {BidOutcome.WITHDRAWN: _l("Withdrawn"),
@@ -117,14 +129,14 @@ LABELS: dict[Any, Mapping[str, Any]] = {
     BidStatus: BID_STATUS_LABELS, BidOutcome: BID_OUTCOME_LABELS,
     DecisionKind: DECISION_KIND_LABELS, FilingKind: FILING_KIND_LABELS,
     ImportStatus: IMPORT_STATUS_LABELS, IncidentStatus: INCIDENT_STATUS_LABELS,
-    DeliveryStatus: DELIVERY_STATUS_LABELS,
+    DeliveryStatus: DELIVERY_STATUS_LABELS, AppealStatus: APPEAL_STATUS_LABELS,
     Outcome: INCIDENT_OUTCOME_LABELS, AdType: AD_TYPE_LABELS, Stage: STAGE_LABELS,
     "role": ROLE_LABELS, "rep_status": REP_STATUS_LABELS,
     "release_reason": RELEASE_REASON_LABELS, "round_status": ROUND_STATUS_LABELS,
     "listing_status": LISTING_STATUS_LABELS, "bid_status": BID_STATUS_LABELS,
     "bid_outcome": BID_OUTCOME_LABELS, "decision_kind": DECISION_KIND_LABELS,
     "filing_kind": FILING_KIND_LABELS, "import_status": IMPORT_STATUS_LABELS,
-    "delivery_status": DELIVERY_STATUS_LABELS,
+    "delivery_status": DELIVERY_STATUS_LABELS, "appeal_status": APPEAL_STATUS_LABELS,
     "incident_status": INCIDENT_STATUS_LABELS, "incident_outcome": INCIDENT_OUTCOME_LABELS,
     "ad_type": AD_TYPE_LABELS, "stage": STAGE_LABELS, "ownership": OWNERSHIP_LABELS,
     "sponsor": SPONSOR_LABELS, "contact_role": CONTACT_ROLE_LABELS,

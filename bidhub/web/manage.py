@@ -17,14 +17,27 @@ from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.models import DecisionKind, FilingKind, Listing, RoundStatus, TransferRequest
 from bidhub.services import adjudication, browse, policies, rounds, transfer_preview, users
+from bidhub.services import appeals as appeal_service
 from bidhub.services.filings import FilingFilter, count_filings, find_filings
 from bidhub.services.ledger import ledger_head
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
 from bidhub.web.access import managers
+from bidhub.web.appeals import (
+    answered_appeals,
+    answering,
+    cancel_form,
+    is_upheld,
+    load_appeal,
+    people_of_filings,
+    reopened_in_standstill,
+    round_effects,
+)
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
+    AppealAnswerForm,
+    CancelForm,
     ConfirmForm,
     ConfirmTransferForm,
     DecisionForm,
@@ -40,6 +53,7 @@ from bidhub.web.market import listing_filter_from
 from bidhub.web.rendering import (
     branch_name,
     is_htmx_partial_request,
+    localtime,
     page_or_partial,
     redirect_after_post,
     render,
@@ -127,7 +141,8 @@ FLAG_LABELS = {
 
 def adjudication_context(session, round_) -> dict:
     """The round page's adjudication table and publishing summary, once bids are unsealed."""
-    if round_.status not in (RoundStatus.SCORED, RoundStatus.RESULTS_PUBLISHED):
+    if round_.status not in (RoundStatus.SCORED, RoundStatus.STANDSTILL,
+                             RoundStatus.RESULTS_PUBLISHED):
         return {"reviews": None}
     reviews = adjudication.review_round(session, round_)
     return {"reviews": reviews, "flag_labels": FLAG_LABELS,
@@ -136,7 +151,9 @@ def adjudication_context(session, round_) -> dict:
             "can_decide": round_.status == RoundStatus.SCORED}
 
 
-def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200):
+def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200,
+               **forms):
+    """The round page; `forms` carries a refused cancellation form back with its messages."""
     session = get_session()
     round_ = rounds.load_round(session, round_id)
     criteria = listing_filter_from(request.args)
@@ -150,6 +167,10 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
         "release_form": release_form or ReleaseForm(formdata=None),
         "action_form": ConfirmForm(formdata=None, version=str(round_.version)),
         "is_open": round_.is_open_at(now()),
+        **round_effects(session, round_, listings),
+        "cancel_round_form": cancel_form(round_.version),
+        "cancel_listing_form": None, "cancel_listing_id": None,
+        **forms,
     }
     if status != 200:
         return render("manage/round.html", status=status, **context)
@@ -253,7 +274,8 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
     return render("manage/listing.html", status=status, listing=listing, round=round_,
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
                   form=form, metrics=METRICS,
-                  can_decide=round_.status == RoundStatus.SCORED and bool(ranking),
+                  can_decide=bool(ranking) and (round_.status == RoundStatus.SCORED
+                                                or reopened_in_standstill(listing)),
                   reset_during_round=reset_during_round)
 
 
@@ -352,12 +374,18 @@ def publish_results(round_id: int):
     except InvalidRequest as error:
         flash(translate(error), "error")
         return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
-    flash(_("Results published; %(count)d transfers filed.", count=len(filed)), "success")
+    round_ = rounds.load_round(get_session(), round_id)
+    if round_.status == RoundStatus.STANDSTILL:
+        flash(_("Results announced. They take effect after the standstill window ends on "
+                "%(when)s, listing by listing once its appeals are answered.",
+                when=localtime(round_.standstill_ends_at)), "success")
+    else:
+        flash(_("Results published; %(count)d transfers filed.", count=len(filed)), "success")
     return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
 
 def band_labels() -> dict[Band, str]:
-    return {Band.BELOW: _("below the band"), Band.INSIDE: _("inside the band"),
+    return {Band.BELOW: _("below the band"), Band.INSIDE: _("within the band"),
             Band.ABOVE: _("above the band")}
 
 
@@ -539,7 +567,7 @@ def filings():
         "manage/filings.html", "manage/_filing_rows.html", filings=rows, total=total, page=page,
         pages=max(1, (total + size - 1) // size), args=filing_filter_args(request.args),
         branches=users.branches(session), reps=browse.active_reps(session),
-        head=ledger_head(session))
+        head=ledger_head(session), appeal_people=people_of_filings(session, rows))
 
 
 CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
@@ -575,3 +603,87 @@ def filings_export(session, rows):
     trailer = [[], [_("Register head"), head.seq, head.hash,
                     head.checkpoint.mac if head.is_anchored else _("not anchored")]] if head else []
     return csv_response(f"bidhub-filings-{stamp}.csv", CSV_COLUMNS, records, trailer)
+
+
+@blueprint.route("/appeals")
+@managers
+def appeals():
+    """Appeals awaiting an answer first, then those answered in rounds still in their window."""
+    return appeals_page()
+
+
+def appeals_page(failed_forms: dict | None = None, status: int = 200):
+    session = get_session()
+    rounds_in_window = [round_ for round_, *_counts in browse.rounds_for_management(session)]
+    return render("manage/appeals.html", status=status,
+                  pending=appeal_service.pending_appeals(session),
+                  answered=answered_appeals(session, rounds_in_window),
+                  failed_forms=failed_forms or {}, **answering())
+
+
+@blueprint.route("/appeals/<int:appeal_id>/answer", methods=["POST"])
+@managers
+def answer_appeal(appeal_id: int):
+    session = get_session()
+    appeal = load_appeal(session, appeal_id)
+    if appeal is None:
+        abort(404)
+    inline = is_htmx_partial_request()
+    form = AppealAnswerForm()
+    if form.validate_on_submit():
+        try:
+            appeal = appeal_service.answer_appeal(
+                session, current_user, appeal_id, upheld=is_upheld(form.outcome.data),
+                answer=form.answer.data, expected_version=version_from(form), now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+        else:
+            if inline:
+                return render("manage/_appeal_row.html", appeal=appeal, form=None,
+                              **answering())
+            flash(_("Answer sent to %(name)s.", name=appeal.appellant.display_name), "success")
+            return redirect_after_post(url_for("manage.appeals"))
+    if inline:
+        return render("manage/_appeal_row.html", status=422, appeal=load_appeal(session, appeal_id),
+                      form=form, **answering())
+    return appeals_page({appeal_id: form}, status=422)
+
+
+@blueprint.route("/listings/<int:listing_id>/cancel", methods=["POST"])
+@managers
+def cancel_listing(listing_id: int):
+    session = get_session()
+    listing = session.get(Listing, listing_id)
+    if listing is None:
+        abort(404)
+    round_id = listing.round_id
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            listing = appeal_service.cancel_listing(session, current_user, listing_id,
+                                                    reason=form.reason.data, now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+        else:
+            flash(_("%(name)s cancelled: it will not take effect.", name=listing.account.name),
+                  "info")
+            return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
+    return round_page(round_id, status=422, cancel_listing_form=form,
+                      cancel_listing_id=listing_id)
+
+
+@blueprint.route("/rounds/<int:round_id>/cancel", methods=["POST"])
+@managers
+def cancel_round(round_id: int):
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            appeal_service.cancel_round(get_session(), current_user, round_id,
+                                        reason=form.reason.data,
+                                        expected_version=version_from(form), now=now())
+        except InvalidRequest as error:
+            form.add_error(error)
+        else:
+            flash(_("Round cancelled: nothing in it takes effect."), "info")
+            return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
+    return round_page(round_id, status=422, cancel_round_form=form)

@@ -12,16 +12,17 @@ from flask_login import current_user
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import BidRejected, InvalidRequest
+from bidhub.domain.errors import BidRejected, Conflict, InvalidRequest, PermissionDenied
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.text import Text
-from bidhub.models import Account, Listing
-from bidhub.services import bidding, browse, policies
+from bidhub.models import Account, BidStatus, Listing, Role
+from bidhub.services import appeals, bidding, browse, policies
 from bidhub.services.rounds import load_round
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
-from bidhub.web.forms import BidForm, ConfirmForm
+from bidhub.web.appeals import rep_appeals
+from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
 from bidhub.web.i18n import translate
 from bidhub.web.labels import metric_label
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
@@ -132,15 +133,27 @@ TIE_BREAK_WORDS = {
 def round_results(round_id: int):
     """The announcement of a round's results (中标公示); not found until they are published,
     so that nobody learns early that results exist."""
+    return results_page(round_id)
+
+
+def results_page(round_id: int, *, appeal_form: AppealForm | None = None,
+                 form_listing_id: int | None = None, status: int = 200):
+    """The announcement; a bidder also finds their bids here, with the standstill window's
+    appeal forms (`appeal_form` shown again, with its messages, for `form_listing_id`)."""
     session = get_session()
     round_ = load_round(session, round_id)
     if not policies.may_see_results(current_user, round_, now()):
         abort(404)
     tie_break = parsed(round_.rule_set).tie_break
-    return render("market/results.html", round=round_,
+    my_bids = [] if current_user.role != Role.REP else [
+        bid for bid in browse.my_bids(session, current_user)
+        if bid.listing.round_id == round_.id and bid.status == BidStatus.ACTIVE]
+    return render("market/results.html", status=status, round=round_,
                   announced=browse.round_announcement(session, round_.id),
                   tie_breaks=[TIE_BREAK_WORDS.get(name, name) for name in tie_break],
-                  uses_lottery="lottery" in tie_break)
+                  uses_lottery="lottery" in tie_break, my_bids=my_bids,
+                  **rep_appeals(session, current_user, round_, my_bids, form=appeal_form,
+                                form_listing_id=form_listing_id, page="results"))
 
 
 @blueprint.route("/accounts/<int:account_id>")
@@ -250,10 +263,48 @@ def my_bids():
 @blueprint.route("/bids/<int:bid_id>")
 @rep_only
 def bid_detail(bid_id: int):
+    return bid_page(bid_id)
+
+
+def bid_page(bid_id: int, *, appeal_form: AppealForm | None = None, status: int = 200):
     session = get_session()
     bid = bidding.own_bid(session, current_user, bid_id)
     round_ = bid.listing.round
-    return render("market/bid_detail.html", bid=bid, round=round_,
+    return render("market/bid_detail.html", status=status, bid=bid, round=round_,
                   result=policies.rep_result(session, bid),
                   is_open=round_.is_open_at(now()), withdraw_form=ConfirmForm(),
-                  metrics=METRICS)
+                  metrics=METRICS,
+                  **rep_appeals(session, current_user, round_, [bid], form=appeal_form,
+                                form_listing_id=bid.listing_id, page="bid"))
+
+
+@blueprint.route("/listings/<int:listing_id>/appeal", methods=["POST"])
+@rep_only
+def file_appeal(listing_id: int):
+    """A bidder's appeal (申诉) of a listing's announced result, during the standstill window."""
+    session = get_session()
+    listing = session.get(Listing, listing_id)
+    if listing is None or not policies.may_see_results(current_user, listing.round, now()):
+        abort(404)
+    round_id = listing.round_id
+    bid = browse.own_bid_for(session, current_user, listing.id)
+    form = AppealForm()
+    if form.validate_on_submit():
+        try:
+            appeals.file_appeal(session, current_user, listing.id, ground=form.ground.data,
+                                now=now())
+        except (InvalidRequest, Conflict, PermissionDenied) as error:
+            form.add_error(error)
+            if bid is None or (bid.status != BidStatus.ACTIVE and form.page.data == "results"):
+                # No form of theirs is on the page to carry the message.
+                flash(translate(error), "error")
+        else:
+            flash(_("Your appeal is filed. KA management answers it in writing; the result "
+                    "does not take effect before that."), "success")
+            target = (url_for("market.bid_detail", bid_id=bid.id)
+                      if bid is not None and form.page.data != "results"
+                      else url_for("market.round_results", round_id=round_id))
+            return redirect_after_post(target, event="appeal-filed")
+    if bid is not None and form.page.data != "results":
+        return bid_page(bid.id, appeal_form=form, status=422)
+    return results_page(round_id, appeal_form=form, form_listing_id=listing_id, status=422)

@@ -1,0 +1,301 @@
+"""The standstill window's pages: a bidder's appeal, management's answers, cancellations, filings."""
+
+from __future__ import annotations
+
+import html
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bidhub.models import (
+    Appeal,
+    AppealStatus,
+    DecisionKind,
+    Filing,
+    Listing,
+    ListingStatus,
+    Round,
+    RoundStatus,
+)
+from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
+from bidhub.services.appeals import answer_appeal, apply_due_listings, file_appeal
+from tests.conftest import login, reload
+
+GROUND = "My plan commits twice the revenue and I already serve their Tianjin office."
+ANSWER = "The winner's account plan covers all three sites; the decision stands."
+
+
+@pytest.fixture
+def world(session, clock, make_rep, make_manager, make_admin, make_account, make_round, make_bid):
+    """A round announced into its standstill window: two listings, two bidders on each."""
+    manager = make_manager(name="Manager Zhou")
+    first, second = make_rep(name="First Rep"), make_rep(name="Second Rep")
+    bystander = make_rep(name="Bystander Rep")
+    harbour, textiles = make_account(name="Harbour Logistics"), make_account(name="Silk Textiles")
+    deadline = clock() + timedelta(days=2)
+    round_ = make_round(accounts=[harbour, textiles], closes_at=deadline, manager=manager,
+                        title="March reassignment")
+    listing_of = {listing.account_id: listing for listing in round_.listings}
+    bids = {(rep.display_name, name): make_bid(rep, listing_of[account.id])
+            for rep in (first, second)
+            for name, account in (("harbour", harbour), ("textiles", textiles))}
+    clock.set(deadline)
+    assert score_closed_round(session, round_.id, clock())
+    for listing in round_.listings:
+        decide_listing(session, manager, listing.id, kind=DecisionKind.ACCEPTED, bid_id=None,
+                       reason="", now=clock())
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    assert round_.status == RoundStatus.STANDSTILL and round_.standstill_ends_at > clock()
+    return {"session": session, "clock": clock, "round": round_, "manager": manager,
+            "admin": make_admin(), "first": first, "second": second, "bystander": bystander,
+            "harbour": listing_of[harbour.id], "textiles": listing_of[textiles.id], "bids": bids}
+
+
+def client_of(app, user):
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
+def text_of(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def appeal_count(session) -> int:
+    reload(session)
+    return session.scalar(select(func.count()).select_from(Appeal))
+
+
+def loser_of(world, listing_key: str):
+    """The bidder who did not win `listing_key`, and their bid."""
+    session = world["session"]
+    for name in ("First Rep", "Second Rep"):
+        bid = session.merge(world["bids"][(name, listing_key)])
+        if not bid.score.is_proposed_winner:
+            return world["first" if name == "First Rep" else "second"], bid
+    raise AssertionError("every bidder won")
+
+
+def appeal_of(world, listing_key: str = "harbour") -> Appeal:
+    rep, _bid = loser_of(world, listing_key)
+    return file_appeal(world["session"], rep, world[listing_key].id, ground=GROUND,
+                       now=world["clock"]())
+
+
+def test_a_bidder_sees_the_window_and_the_appeal_form_on_both_pages(app, world):
+    rep, bid = loser_of(world, "harbour")
+    client = client_of(app, rep)
+    for url in (f"/bids/{bid.id}", f"/rounds/{world['round'].id}/results"):
+        response = client.get(url)
+        body = text_of(response)
+        assert response.status_code == 200, url
+        assert "Standstill window" in body and 'class="countdown"' in body
+        assert world["round"].standstill_ends_at.isoformat() in body
+        assert f'action="/listings/{world["harbour"].id}/appeal"' in body
+        assert "File an appeal" in body
+    assert "Announced, in the standstill window" in text_of(
+        client.get(f"/rounds/{world['round'].id}/results"))
+
+
+@pytest.mark.parametrize("who", ["bystander", "manager", "admin"])
+def test_only_bidders_are_offered_the_form(app, world, who):
+    body = text_of(client_of(app, world[who]).get(f"/rounds/{world['round'].id}/results"))
+    assert "Standstill window" in body
+    assert "/appeal" not in body and "File an appeal" not in body
+
+
+def test_filing_an_appeal_shows_it_and_takes_the_form_away(app, world):
+    rep, bid = loser_of(world, "harbour")
+    client = client_of(app, rep)
+    response = client.post(f"/listings/{world['harbour'].id}/appeal",
+                           data={"ground": GROUND, "page": "bid"})
+    assert response.status_code == 303 and response.location.endswith(f"/bids/{bid.id}")
+    assert appeal_count(world["session"]) == 1
+    body = text_of(client.get(f"/bids/{bid.id}"))
+    assert "Your appeal" in body and GROUND in body and "Awaiting an answer" in body
+    assert f'action="/listings/{world["harbour"].id}/appeal"' not in body
+    # The same rep's other listing still offers its own form on the announcement.
+    results = text_of(client.get(f"/rounds/{world['round'].id}/results"))
+    assert f'action="/listings/{world["textiles"].id}/appeal"' in results
+    assert f'action="/listings/{world["harbour"].id}/appeal"' not in results
+
+
+@pytest.mark.parametrize("ground", ["", "   ", "too short", "ground\x00with a NUL byte in it",
+                                    "x" * 5_001])
+def test_a_bad_ground_is_refused_with_its_message_and_nothing_written(app, world, ground):
+    rep, bid = loser_of(world, "harbour")
+    response = client_of(app, rep).post(f"/listings/{world['harbour'].id}/appeal",
+                                        data={"ground": ground, "page": "bid"})
+    assert response.status_code == 422
+    body = text_of(response)
+    assert 'class="error"' in body and f'id="ground-{world["harbour"].id}"' in body
+    assert appeal_count(world["session"]) == 0
+
+
+def test_a_refusal_from_the_results_page_comes_back_there(app, world):
+    rep, _bid = loser_of(world, "harbour")
+    response = client_of(app, rep).post(f"/listings/{world['harbour'].id}/appeal",
+                                        data={"ground": "short", "page": "results"})
+    assert response.status_code == 422
+    assert "Announcement of results" in text_of(response)
+    assert appeal_count(world["session"]) == 0
+
+
+def test_one_appeal_per_bidder_per_listing(app, world):
+    rep, _bid = loser_of(world, "harbour")
+    client = client_of(app, rep)
+    url = f"/listings/{world['harbour'].id}/appeal"
+    assert client.post(url, data={"ground": GROUND, "page": "bid"}).status_code == 303
+    again = client.post(url, data={"ground": GROUND + " Again.", "page": "bid"})
+    assert again.status_code == 422
+    assert "appealed this result already" in text_of(again)
+    assert appeal_count(world["session"]) == 1
+
+
+def test_a_rep_who_did_not_bid_cannot_appeal(app, world):
+    response = client_of(app, world["bystander"]).post(
+        f"/listings/{world['harbour'].id}/appeal", data={"ground": GROUND, "page": "results"})
+    assert response.status_code == 422
+    assert "Only a rep who bid for this account can appeal" in text_of(response)
+    assert appeal_count(world["session"]) == 0
+
+
+def test_after_the_window_there_is_no_form_and_a_clear_sentence(app, world):
+    rep, bid = loser_of(world, "harbour")
+    world["clock"].set(world["round"].standstill_ends_at)
+    client = client_of(app, rep)
+    body = text_of(client.get(f"/bids/{bid.id}"))
+    assert "/appeal" not in body
+    assert "appeals are no longer accepted" in body
+    response = client.post(f"/listings/{world['harbour'].id}/appeal",
+                           data={"ground": GROUND, "page": "bid"})
+    assert response.status_code == 422 and "appeal window for this round has closed" in text_of(
+        response)
+    assert appeal_count(world["session"]) == 0
+
+
+def test_management_lists_pending_appeals_and_rejects_one(app, world):
+    appeal = appeal_of(world)
+    client = client_of(app, world["manager"])
+    page = text_of(client.get("/manage/appeals"))
+    assert GROUND in page and "Harbour Logistics" in page
+    assert f'action="/manage/appeals/{appeal.id}/answer"' in page
+    response = client.post(f"/manage/appeals/{appeal.id}/answer", data={
+        "outcome": AppealStatus.REJECTED.value, "answer": ANSWER, "version": appeal.version})
+    assert response.status_code == 303
+    reload(world["session"])
+    appeal = world["session"].get(Appeal, appeal.id)
+    assert appeal.status == AppealStatus.REJECTED and appeal.answer == ANSWER
+    after = text_of(client.get("/manage/appeals"))
+    assert "No appeal is waiting for an answer." in after and ANSWER in after
+    # The appellant reads the answer on their bid page and on the announcement.
+    rep, bid = loser_of(world, "harbour")
+    rep_client = client_of(app, rep)
+    for url in (f"/bids/{bid.id}", f"/rounds/{world['round'].id}/results"):
+        body = text_of(rep_client.get(url))
+        assert ANSWER in body and "Appeal rejected" in body, url
+
+
+def test_upholding_inline_sends_the_listing_back_to_decision(app, world):
+    appeal = appeal_of(world)
+    client = client_of(app, world["manager"])
+    response = client.post(f"/manage/appeals/{appeal.id}/answer", headers={"HX-Request": "true"},
+                           data={"outcome": AppealStatus.UPHELD.value,
+                                 "answer": "Upheld: the capacity count was wrong; we decide again.",
+                                 "version": appeal.version})
+    assert response.status_code == 200
+    row = text_of(response)
+    assert row.startswith(f'<tr id="appeal-{appeal.id}"') and "Appeal upheld" in row
+    assert f'href="/manage/listings/{world["harbour"].id}"' in row and "Decide again" in row
+    reload(world["session"])
+    assert world["session"].get(Listing, world["harbour"].id).status == ListingStatus.LISTED
+    round_page = text_of(client.get(f"/manage/rounds/{world['round'].id}"))
+    assert "back to decision" in round_page
+    assert f'action="/manage/listings/{world["harbour"].id}/decide"' in round_page
+    assert f'action="/manage/listings/{world["textiles"].id}/decide"' not in round_page
+    listing_page = text_of(client.get(f"/manage/listings/{world['harbour'].id}"))
+    assert f'action="/manage/listings/{world["harbour"].id}/decide"' in listing_page
+
+
+@pytest.mark.parametrize("data", [{}, {"outcome": "upheld"}, {"outcome": "maybe", "answer": ANSWER},
+                                  {"outcome": "rejected", "answer": "  "},
+                                  {"outcome": "rejected", "answer": "no\x00pe, see the plan"}])
+def test_an_incomplete_answer_is_refused_and_the_appeal_stays_pending(app, world, data):
+    appeal = appeal_of(world)
+    client = client_of(app, world["manager"])
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(f"/manage/appeals/{appeal.id}/answer", headers=headers,
+                               data={**data, "version": appeal.version})
+        assert response.status_code == 422
+        assert 'class="error"' in text_of(response) or "form-errors" in text_of(response)
+    reload(world["session"])
+    assert world["session"].get(Appeal, appeal.id).status == AppealStatus.PENDING
+
+
+def test_the_round_page_shows_the_window_appeals_and_effects(app, world):
+    appeal_of(world)
+    body = text_of(client_of(app, world["manager"]).get(f"/manage/rounds/{world['round'].id}"))
+    assert "Standstill window and appeals" in body and 'class="countdown"' in body
+    assert GROUND[:40] in body
+    assert "pending: waiting for the answer to its appeal" in body
+    assert "pending: takes effect when the window ends" in body
+    assert f'action="/manage/listings/{world["textiles"].id}/cancel"' in body
+    assert f'action="/manage/rounds/{world["round"].id}/cancel"' in body
+    assert "Announced, in the standstill window" in body
+
+
+def test_cancelling_a_listing_needs_a_reason_and_is_shown(app, world):
+    client = client_of(app, world["manager"])
+    url = f"/manage/listings/{world['textiles'].id}/cancel"
+    refused = client.post(url, data={"reason": "no"})
+    assert refused.status_code == 422 and 'class="error"' in text_of(refused)
+    reload(world["session"])
+    assert world["session"].get(Listing, world["textiles"].id).status != ListingStatus.CANCELLED
+    reason = "The client merged into a group account held by the branch."
+    assert client.post(url, data={"reason": reason}).status_code == 303
+    reload(world["session"])
+    listing = world["session"].get(Listing, world["textiles"].id)
+    assert listing.status == ListingStatus.CANCELLED and listing.cancel_reason == reason
+    body = text_of(client.get(f"/manage/rounds/{world['round'].id}"))
+    assert reason in body and f'action="{url}"' not in body
+    # The bidders see the cancellation instead of a form.
+    rep, bid = loser_of(world, "textiles")
+    rep_page = text_of(client_of(app, rep).get(f"/bids/{bid.id}"))
+    assert reason in rep_page and "/appeal" not in rep_page
+
+
+def test_cancelling_the_round_needs_a_reason_and_its_version(app, world):
+    client = client_of(app, world["manager"])
+    round_ = world["round"]
+    url = f"/manage/rounds/{round_.id}/cancel"
+    assert client.post(url, data={"reason": "", "version": round_.version}).status_code == 422
+    reason = "The reorganisation of the northern branches redraws every territory."
+    assert client.post(url, data={"reason": reason, "version": round_.version}).status_code == 303
+    reload(world["session"])
+    assert world["session"].get(Round, round_.id).status == RoundStatus.CANCELLED
+    body = text_of(client.get(f"/manage/rounds/{round_.id}"))
+    assert reason in body and "Cancelled" in body and f'action="{url}"' not in body
+    rep, _bid = loser_of(world, "harbour")
+    assert reason in text_of(client_of(app, rep).get(f"/rounds/{round_.id}/results"))
+
+
+def test_the_filing_register_shows_a_filing_s_appeals(app, world):
+    session, clock = world["session"], world["clock"]
+    appeal = appeal_of(world)
+    answer_appeal(session, world["manager"], appeal.id, upheld=False, answer=ANSWER,
+                  expected_version=appeal.version, now=clock())
+    clock.set(world["round"].standstill_ends_at + timedelta(minutes=1))
+    assert apply_due_listings(session, clock())
+    reload(session)
+    filing = session.scalars(select(Filing).where(
+        Filing.account_id == world["harbour"].account_id)).one()
+    assert filing.appeals and filing.appeals[0]["answer"] == ANSWER
+    body = text_of(client_of(app, world["manager"]).get("/manage/filings"))
+    assert GROUND in body and ANSWER in body and "Appeal rejected" in body
+    appellant, _bid = loser_of(world, "harbour")
+    assert appellant.display_name in body
