@@ -137,7 +137,7 @@ def test_preview_shows_owner_counts_and_band(login_as, make_manager, make_rep, m
     assert "Current owner: Owner Zhang." in page
     assert "<td class=\"num\">31</td>" in page and "<strong>30</strong>" in page
     assert "<td class=\"num\">39</td>" in page and "<strong>40</strong>" in page
-    assert "inside the band" in page
+    assert "within the band" in page
     assert "Not listed in any unfinished round." in page
     assert "Sponsored account" not in page
 
