@@ -121,6 +121,7 @@ def register_blueprints(app: Flask) -> None:
         notifications,
         profiles,
         rules_admin,
+        sponsors,
     )
 
     app.register_blueprint(auth.blueprint)
@@ -134,6 +135,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(profiles.blueprint)
     app.register_blueprint(notifications.blueprint)
     app.register_blueprint(board.blueprint)
+    app.register_blueprint(sponsors.blueprint)
 
 
 def register_cli(app: Flask) -> None:

@@ -9,6 +9,7 @@ from bidhub.web.access import EVERYONE, SIGNED_IN, declared_access
 from tests.conftest import login
 
 REP, MANAGER, ADMIN = Role.REP.value, Role.KA_MANAGER.value, Role.ADMIN.value
+EXECUTIVE = Role.EXECUTIVE.value
 MANAGEMENT = {MANAGER, ADMIN}
 
 # The intended audience of every endpoint. A new route must be added here, with its rule.
@@ -65,8 +66,11 @@ EXPECTED_ACCESS = {
     "admin.edit_branch": {ADMIN},
     "admin.deactivate_branch": {ADMIN},
     "admin.reactivate_branch": {ADMIN},
-    "admin.confirmations": {ADMIN},
-    "admin.confirm_listing": {ADMIN},
+    "sponsors.accounts": {MANAGER, ADMIN, EXECUTIVE},
+    "sponsors.account": MANAGEMENT,
+    "sponsors.confirmations": {EXECUTIVE, ADMIN},
+    "sponsors.answer_release": {EXECUTIVE, ADMIN},
+    "sponsors.answer_transfer": {EXECUTIVE, ADMIN},
     "rules.rules": {ADMIN},
     "rules.apply_settings": {ADMIN},
     "rules.check": {ADMIN},
@@ -110,8 +114,8 @@ def test_every_route_declares_the_intended_audience(app):
 
 
 @pytest.fixture
-def world(session, make_rep, make_manager, make_admin, make_account, make_round, make_bid,
-          clock):
+def world(session, make_rep, make_manager, make_admin, make_user, make_account, make_round,
+          make_bid, clock):
     from bidhub.services import notifications
     from bidhub.services.accountability import log_incident
 
@@ -125,11 +129,15 @@ def world(session, make_rep, make_manager, make_admin, make_account, make_round,
     incident = log_incident(session, manager, account_id=make_account(owner=rep).id,
                             competitor_site="51job.com", ad_type="banner", seen_at=clock(),
                             now=clock())
+    executive = make_user(Role.EXECUTIVE)
+    executive.executive_title = "president"
+    session.commit()
     return {"rep": rep, "other_rep": other_rep, "manager": manager, "admin": make_admin(),
+            "executive": executive,
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": rep.id, "version_id": 1,
                     "rep_id": rep.id, "incident_id": incident.id, "branch_id": rep.branch_id,
-                    "run_id": 1, "appeal_id": 1,
+                    "run_id": 1, "appeal_id": 1, "request_id": 1,
                     "notification_id": notifications.inbox(session, rep).items[0].id}}
 
 
@@ -148,7 +156,8 @@ def allowed(access: set[str], role: str | None) -> bool:
     return SIGNED_IN in access or role in access
 
 
-@pytest.mark.parametrize("who", ["anonymous", "rep", "other_rep", "manager", "admin"])
+@pytest.mark.parametrize("who", ["anonymous", "rep", "other_rep", "manager", "admin",
+                                 "executive"])
 def test_each_role_gets_exactly_what_it_is_allowed(app, world, who):
     client = app.test_client()
     role = None

@@ -56,18 +56,18 @@ def test_an_account_cannot_be_listed_in_two_active_rounds(session, draft_round, 
         release(session, make_manager(), other, account, clock=clock)
 
 
-def test_sponsored_accounts_wait_for_an_admin_before_the_round_can_publish(
+def test_sponsored_accounts_wait_for_the_sponsor_or_an_admin_before_the_round_can_publish(
         session, draft_round, make_manager, make_admin, make_account, clock):
     manager = make_manager()
     account = make_account(executive_sponsor="president")
     listing = release(session, manager, draft_round, account, clock=clock)
     assert listing.status == ListingStatus.AWAITING_CONFIRMATION
     round_ = session.get(Round, draft_round.id)
-    with pytest.raises(InvalidRequest, match="admin must first confirm"):
+    with pytest.raises(InvalidRequest, match="sponsor must first confirm"):
         rounds.publish_round(session, manager, round_.id, expected_version=round_.version,
                              now=clock())
     reload(session)
-    with pytest.raises(Exception, match="Only an admin"):
+    with pytest.raises(Exception, match="or an admin standing in"):
         rounds.confirm_sponsored_listing(session, manager, listing.id, clock())
     rounds.confirm_sponsored_listing(session, make_admin(), listing.id, clock())
     round_ = session.get(Round, draft_round.id)

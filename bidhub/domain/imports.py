@@ -299,6 +299,21 @@ def choice(values: dict[str, str]) -> Callable[[str], str]:
     return parse
 
 
+def title_or_person(titles: dict[str, str]) -> Callable[[str], str]:
+    """An executive sponsor: a title's code (from its aliases), or else the text as written,
+    naming a person (username, employee id or name) that the importer looks up."""
+    title = choice(titles)
+    person = text_of(64)
+
+    def parse(value: str) -> str:
+        try:
+            return title(value)
+        except BadValue:
+            return person(value.strip())
+
+    return parse
+
+
 REP_STATUSES = {"active": "active", "on_leave": "on_leave", "left": "left",
                 "在职": "active", "休假": "on_leave", "请假": "on_leave", "离职": "left"}
 OWNERSHIP_TYPES = {"民营": "private", "私营": "private", "民营企业": "private",
@@ -391,7 +406,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                                      "年度价值"), parse_yuan),
         Column("owner", ("owner rep", "rep", "所属销售", "负责销售"), text_of(64), required=False),
         Column("executive_sponsor", ("sponsor", "老板负责", "负责高管"),
-               choice(EXECUTIVE_SPONSORS), required=False),
+               title_or_person(EXECUTIVE_SPONSORS), required=False),
         Column("decision_maker", ("决策人",), text_of(100), required=False),
         Column("user", ("使用人",), text_of(100), required=False),
         Column("purchaser", ("采购人",), text_of(100), required=False),

@@ -74,7 +74,8 @@ def listings_for_rep(session: Session, round_: Round, rep: User, criteria: Listi
     """The round's listings under the filter, and this rep's own bids among them."""
     listings = list(session.scalars(
         filtered_listings(round_.id, criteria)
-        .where(Listing.status != ListingStatus.AWAITING_CONFIRMATION)))
+        .where(Listing.status.not_in((ListingStatus.AWAITING_CONFIRMATION,
+                                      ListingStatus.REFUSED)))))
     own = {bid.listing_id: bid for bid in session.scalars(
         select(Bid).join(Listing).where(Listing.round_id == round_.id, Bid.rep_id == rep.id))}
     return listings, own
@@ -104,13 +105,6 @@ def latest_listing_of(session: Session, account_id: int) -> Listing | None:
     """The account's most recent listing, whichever round it is in."""
     return session.scalars(select(Listing).where(Listing.account_id == account_id)
                            .order_by(Listing.id.desc())).first()
-
-
-def listings_awaiting_confirmation(session: Session) -> list[Listing]:
-    """Executive-sponsored releases that need an admin before they go on the market."""
-    return list(session.scalars(
-        select(Listing).where(Listing.status == ListingStatus.AWAITING_CONFIRMATION)
-        .order_by(Listing.id)))
 
 
 def filter_options(session: Session, round_id: int) -> dict[str, list]:

@@ -12,9 +12,19 @@ from bidhub.db import unit_of_work
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
 from bidhub.domain.text import N_
-from bidhub.models import AccountReview, Filing, FilingKind, Role, User
+from bidhub.models import (
+    Account,
+    AccountReview,
+    Filing,
+    FilingKind,
+    Role,
+    TransferRequest,
+    TransferRequestStatus,
+    User,
+)
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_REASON_LENGTH, MIN_REVIEW_LENGTH
+from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
@@ -35,12 +45,15 @@ def capacity_max(session: Session) -> int:
 def transfer_account(
     session: Session, actor: User, *, account_id: int, to_rep_id: int, reason: str,
     review_text: str, now: datetime,
-) -> Filing:
+) -> Filing | TransferRequest:
     """Move an account to another rep outside any round, within capacity, and file it.
 
     An account on the market (listed in a round that is not finished) is decided there, not
-    here; an executive-sponsored account moves only with an admin's confirmation, as its
-    release does: an admin making the transfer is that confirmation.
+    here. An executive-sponsored account moves only with its sponsor's confirmation, as its
+    release does: the transfer is asked for (a TransferRequest, returned instead of a filing)
+    and filed when the sponsor, or an admin standing in, accepts it. An account whose sponsor
+    is only a title (no person designated yet) moves only when an admin makes the transfer,
+    standing in for the sponsor.
     """
     with unit_of_work(session):
         account = lock_accounts(session, [account_id]).get(account_id)
@@ -59,10 +72,10 @@ def transfer_account(
                                      "decide it there or withdraw the listing first.",
                                      account=account.name, round=listing.round_id,
                                      title=listing.round.title), field="account")
-        if account.executive_sponsor and actor.role != Role.ADMIN:
-            raise TransferRefused(N_("%(account)s has an executive sponsor; like its release, "
-                                     "its transfer needs an admin's confirmation. Ask an admin "
-                                     "to make the transfer.", account=account.name),
+        if account.sponsor_id is None and account.executive_sponsor and actor.role != Role.ADMIN:
+            raise TransferRefused(N_("%(account)s has an executive sponsor but no sponsor person "
+                                     "is designated; designate the sponsor first, or ask an "
+                                     "admin to make the transfer.", account=account.name),
                                   field="account")
         if len(reason.strip()) < MIN_REASON_LENGTH:
             raise TransferRefused(N_("Give the reason for the transfer (at least %(count)d "
@@ -72,6 +85,9 @@ def transfer_account(
             raise TransferRefused(N_("Write a review of why the account leaves its rep (at "
                                      "least %(count)d characters).", count=MIN_REVIEW_LENGTH),
                                   field="review_text")
+        if account.sponsor_id is not None:
+            return request_sponsored_transfer(session, actor, account, to_rep, reason=reason,
+                                              review_text=review_text, now=now)
         try:
             [filing] = change_owners(
                 session, [OwnerChange(account.id, to_rep.id, filing={
@@ -87,9 +103,33 @@ def transfer_account(
         after = {"owner": to_rep.id, "filing": filing.seq}
         if account.executive_sponsor:
             after["sponsor_confirmed_by"] = actor.id
+            after["stood_in"] = True
         record_audit(session, actor, "account.transferred", f"account:{account.id}", now,
                      before={"owner": from_rep_id}, after=after)
         return filing
+
+
+def request_sponsored_transfer(session: Session, actor: User, account: Account, to_rep: User, *,
+                               reason: str, review_text: str, now: datetime) -> TransferRequest:
+    """Ask the account's sponsor to confirm the transfer; nothing moves until they accept."""
+    waiting = session.scalar(select(TransferRequest.id).where(
+        TransferRequest.account_id == account.id,
+        TransferRequest.status == TransferRequestStatus.WAITING).limit(1))
+    if waiting is not None:
+        raise TransferRefused(N_("A transfer of %(account)s already waits for its sponsor's "
+                                 "answer.", account=account.name), field="account")
+    request = TransferRequest(account_id=account.id, from_rep_id=account.owner_id,
+                              to_rep_id=to_rep.id, sponsor_id=account.sponsor_id,
+                              reason=reason.strip(), review_text=review_text.strip(),
+                              requested_by_id=actor.id, requested_at=now,
+                              status=TransferRequestStatus.WAITING)
+    session.add(request)
+    session.flush()
+    record_audit(session, actor, "transfer_request.created", f"transfer_request:{request.id}",
+                 now, after={"account": account.id, "from_rep": account.owner_id,
+                             "to_rep": to_rep.id, "sponsor": account.sponsor_id})
+    notify(session, "sponsored_transfer", request, now)
+    return request
 
 
 @dataclass(frozen=True)

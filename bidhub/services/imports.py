@@ -62,6 +62,7 @@ from bidhub.models import (
     AccountabilityIncident,
     Branch,
     Contact,
+    ExecutiveTitle,
     FilingKind,
     ImportMapping,
     ImportRun,
@@ -690,7 +691,43 @@ class RepImporter(Importer):
 
 
 class AccountImporter(Importer):
+    def sponsor_fields(self, row: Row, account: Account | None, branch: Branch) -> dict:
+        """The sponsor a row names: a person (username, employee id or name of an executive),
+        or a title, which is the one executive holding it (a branch GM: of the account's
+        branch) when there is exactly one, else the title alone, as older files gave it."""
+        value = row.values.get("executive_sponsor")
+        if not value:
+            return {"executive_sponsor": None, "sponsor_id": None}
+        if value in set(ExecutiveTitle):
+            if account is not None and account.sponsor is not None and (
+                    account.sponsor.executive_title == value):
+                return {"executive_sponsor": value, "sponsor_id": account.sponsor_id}
+            key = (value, branch.id if value == ExecutiveTitle.BRANCH_GENERAL_MANAGER else None)
+            holders = self.title_holders.get(key, [])
+            return {"executive_sponsor": value,
+                    "sponsor_id": holders[0].id if len(holders) == 1 else None}
+        person = self.executives_by_name.get(value.lower())
+        if person is None:
+            raise RowProblem(row, "executive_sponsor", value, N_(
+                "No executive with this username, employee id or name; or give a title "
+                "(president, ka_vice_president, branch_general_manager)."))
+        return {"executive_sponsor": person.executive_title, "sponsor_id": person.id}
+
+    def prepare_sponsors(self) -> None:
+        self.executives_by_name: dict[str, User] = {}
+        self.title_holders: dict[tuple[str, int | None], list[User]] = {}
+        for person in self.session.scalars(select(User).where(
+                User.role == Role.EXECUTIVE, User.is_active).order_by(User.id)):
+            for name in (person.username, person.external_id, person.display_name):
+                if name:
+                    self.executives_by_name.setdefault(name.lower(), person)
+            branch_id = (person.branch_id
+                         if person.executive_title == ExecutiveTitle.BRANCH_GENERAL_MANAGER
+                         else None)
+            self.title_holders.setdefault((person.executive_title, branch_id), []).append(person)
+
     def prepare(self, rows: list[Row]) -> None:
+        self.prepare_sponsors()
         self.accounts = self.load_accounts((row.values["external_id"] for row in rows),
                                            selectinload(Account.contacts))
         self.limit = capacity_max(self.session)
@@ -742,7 +779,8 @@ class AccountImporter(Importer):
         fields = {"name": values["name"], "industry": values["industry"],
                   "ownership_type": values["ownership_type"], "branch_id": branch.id,
                   "annual_value_yuan": values["annual_value_yuan"]}
-        self.optional("executive_sponsor", fields, values.get("executive_sponsor"))
+        if "executive_sponsor" in self.columns:
+            fields.update(self.sponsor_fields(row, account, branch))
         if account is None:
             account = Account(external_id=values["external_id"], owner_id=None,
                               created_at=self.now, **{"executive_sponsor": None, **fields})

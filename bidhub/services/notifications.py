@@ -50,6 +50,7 @@ from bidhub.models import (
     DeliveryStatus,
     IncidentStatus,
     Listing,
+    ListingStatus,
     Notification,
     NotificationDelivery,
     NotificationEvent,
@@ -57,6 +58,8 @@ from bidhub.models import (
     Role,
     Round,
     RoundStatus,
+    TransferRequest,
+    TransferRequestStatus,
     User,
 )
 from bidhub.services.audit import record_audit
@@ -194,12 +197,62 @@ def _explanation_submitted(session: Session,
         yield Message(manager.id, text, Link("accountability.incidents"))
 
 
+def sponsor_or_admins(session: Session, sponsor: User | None) -> list[User]:
+    """Who answers for a sponsor: the person, or the admins standing in when there is none."""
+    if sponsor is not None and sponsor.is_active:
+        return [sponsor]
+    return active_users_with_role(session, Role.ADMIN)
+
+
 def _sponsored_release(session: Session, listing: Listing) -> Iterator[Message]:
     text = N_("%(account)s has an executive sponsor; its release into round “%(round)s” waits "
-              "for an admin's confirmation.", account=listing.account.name,
+              "for the sponsor's confirmation.", account=listing.account.name,
               round=listing.round.title)
-    for admin in active_users_with_role(session, Role.ADMIN):
-        yield Message(admin.id, text, Link("admin.confirmations"))
+    for person in sponsor_or_admins(session, listing.account.sponsor):
+        yield Message(person.id, text, Link("sponsors.confirmations"))
+
+
+def _sponsored_transfer(session: Session, request: TransferRequest) -> Iterator[Message]:
+    text = N_("%(requester)s asks to transfer %(account)s, which you sponsor, from %(from_rep)s "
+              "to %(to_rep)s; it waits for your confirmation.",
+              requester=request.requested_by.display_name, account=request.account.name,
+              from_rep=request.from_rep.display_name if request.from_rep else "—",
+              to_rep=request.to_rep.display_name)
+    for person in sponsor_or_admins(session, request.sponsor):
+        yield Message(person.id, text, Link("sponsors.confirmations"))
+
+
+def _sponsor_answered_release(session: Session, listing: Listing) -> Iterator[Message]:
+    params = {"account": listing.account.name, "round": listing.round.title,
+              "note": listing.confirmation_note or "—"}
+    if listing.status == ListingStatus.REFUSED:
+        text = N_("The sponsor refused the release of %(account)s into round “%(round)s”: "
+                  "%(note)s", **params)
+    else:
+        text = N_("The sponsor confirmed the release of %(account)s into round “%(round)s” "
+                  "(%(note)s).", **params)
+    yield Message(listing.released_by_id, text,
+                  Link("manage.round_detail", {"round_id": listing.round_id}))
+
+
+def _sponsor_answered_transfer(session: Session, request: TransferRequest) -> Iterator[Message]:
+    params = {"account": request.account.name, "to_rep": request.to_rep.display_name,
+              "note": request.answer_note or "—"}
+    if request.status == TransferRequestStatus.ACCEPTED:
+        text = N_("The sponsor accepted the transfer of %(account)s to %(to_rep)s; it is filed "
+                  "(%(note)s).", **params)
+    else:
+        text = N_("The sponsor refused the transfer of %(account)s to %(to_rep)s: %(note)s",
+                  **params)
+    yield Message(request.requested_by_id, text, Link("sponsors.accounts"))
+
+
+def _loss_review_due(session: Session, review: AccountReview) -> Iterator[Message]:
+    yield Message(review.rep_id, N_(
+        "%(account)s has left you; write its loss review (what happened, what you would do "
+        "differently) by %(due_at)s.", account=review.account.name,
+        due_at=instant(review.due_at or review.created_at)),
+        Link("reviews.detail", {"review_id": review.id}))
 
 
 def _password_reset(session: Session, user: User) -> Iterator[Message]:
@@ -274,8 +327,14 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda incident: f"incident:{incident.id}", _incident_decided),
     Kind("explanation_submitted", "KA managers",
          lambda incident: f"incident:{incident.id}", _explanation_submitted),
-    Kind("sponsored_release", "admins, who confirm it",
+    Kind("sponsored_release", "the account's executive sponsor (admins when no person is named)",
          lambda listing: f"listing:{listing.id}", _sponsored_release),
+    Kind("sponsored_transfer", "the account's executive sponsor (admins when no person is named)",
+         lambda request: f"transfer_request:{request.id}", _sponsored_transfer),
+    Kind("sponsor_answered_release", "whoever released the account",
+         lambda listing: f"listing:{listing.id}", _sponsor_answered_release),
+    Kind("sponsor_answered_transfer", "whoever asked for the transfer",
+         lambda request: f"transfer_request:{request.id}", _sponsor_answered_transfer),
     Kind("password_reset", "the user whose password was reset",
          lambda user: f"user:{user.id}:{instant(user.password_reset_at)}", _password_reset),
     Kind("appeal_filed", "KA managers (admins when there is none)",

@@ -96,22 +96,27 @@ def bid_outcome(session: Session, bid: Bid) -> BidOutcome:
 
 def rep_may_see_account(session: Session, user: User, account: Account, now: datetime) -> bool:
     """Management sees every account; a rep sees the accounts they hold and those listed in a
-    round that reps can see (current or past), nothing else."""
+    round that reps can see (current or past), nothing else; an executive, those they sponsor."""
     if may_see_owner(user, account):
         return True
+    if user.role == Role.EXECUTIVE:
+        return False
     return bool(session.scalar(select(exists().where(
         Listing.account_id == account.id, Listing.round_id == Round.id,
         Round.is_visible_to_reps_at(now)))))
 
 
 def may_see_owner(user: User, account: Account) -> bool:
-    """Who holds an account is for management and the holder, not for reps bidding on it."""
+    """Who holds an account is for management and the holder, not for reps bidding on it (an
+    executive sees it on the accounts they sponsor)."""
+    if user.role == Role.EXECUTIVE:
+        return account.sponsor_id == user.id
     return user.role != Role.REP or account.owner_id == user.id
 
 
 def may_see_profile_of(user: User, rep_id: int) -> bool:
     """A rep sees their own track record; management sees every rep's."""
-    return user.role != Role.REP or user.id == rep_id
+    return user.role in (Role.KA_MANAGER, Role.ADMIN) or user.id == rep_id
 
 
 def sees_sealed_bids_of(user: User, rep_id: int) -> bool:
@@ -183,8 +188,9 @@ def rep_result(session: Session, bid: Bid) -> RepResult | None:
 
 
 def may_see_round(user: User, round_: Round, now: datetime) -> bool:
-    """Management sees every round; a rep sees the rounds reps can see (one rule, on Round)."""
-    return user.role != Role.REP or round_.is_visible_to_reps_at(now)
+    """Management sees every round; a rep (or an executive, who reads announcements) sees the
+    rounds reps can see (one rule, on Round)."""
+    return user.role in (Role.KA_MANAGER, Role.ADMIN) or round_.is_visible_to_reps_at(now)
 
 
 def may_see_results(user: User, round_: Round, now: datetime) -> bool:

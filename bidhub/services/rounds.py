@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
-from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
@@ -15,11 +15,11 @@ from bidhub.models import (
     Listing,
     ListingStatus,
     ReleaseReason,
-    Role,
     Round,
     RoundStatus,
     User,
 )
+from bidhub.services import sponsors
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
 from bidhub.services.limits import MIN_REVIEW_LENGTH
@@ -150,21 +150,51 @@ def remove_listing(session: Session, actor: User, listing_id: int, now: datetime
         session.delete(listing)
 
 
-def confirm_sponsored_listing(session: Session, admin: User, listing_id: int, now: datetime) -> Listing:
-    """An admin agrees that an executive-sponsored account may be released."""
+def load_awaiting_listing(session: Session, listing_id: int) -> Listing:
+    listing = session.get(Listing, listing_id)
+    if listing is None:
+        raise NotFound(N_("No such listing."))
+    if listing.status != ListingStatus.AWAITING_CONFIRMATION:
+        raise Conflict(N_("This listing does not wait for confirmation any more."))
+    return listing
+
+
+def confirm_sponsored_listing(session: Session, actor: User, listing_id: int, now: datetime,
+                              note: str = "") -> Listing:
+    """The account's executive sponsor (or an admin standing in) agrees to its release."""
+    listing = load_awaiting_listing(session, listing_id)
+    stood_in = sponsors.answering_as(session, actor, listing.account.sponsor_id,
+                                     f"listing:{listing.id}", now)
+    note = sponsors.check_answer_note(note, required=False)
     with unit_of_work(session):
-        if admin.role != Role.ADMIN:
-            raise PermissionDenied(N_("Only an admin can confirm the release of a sponsored account."))
-        listing = session.get(Listing, listing_id)
-        if listing is None:
-            raise NotFound(N_("No such listing."))
-        if listing.status != ListingStatus.AWAITING_CONFIRMATION:
-            raise Conflict(N_("This listing does not wait for confirmation any more."))
+        listing = load_awaiting_listing(session, listing_id)
         listing.status = ListingStatus.LISTED
-        listing.confirmed_by_id = admin.id
-        record_audit(session, admin, "listing.sponsor_confirmed", f"listing:{listing.id}", now,
-                     after={"account": listing.account_id,
-                            "sponsor": listing.account.executive_sponsor})
+        listing.confirmed_by_id = actor.id
+        listing.confirmation_note, listing.confirmation_stood_in = note, stood_in
+        record_audit(session, actor, "listing.sponsor_confirmed", f"listing:{listing.id}", now,
+                     after={"account": listing.account_id, "sponsor": listing.account.sponsor_id,
+                            "title": listing.account.executive_sponsor, "stood_in": stood_in,
+                            "note": note})
+        notify(session, "sponsor_answered_release", listing, now)
+        return listing
+
+
+def refuse_sponsored_listing(session: Session, actor: User, listing_id: int, note: str,
+                             now: datetime) -> Listing:
+    """The sponsor (or an admin standing in) refuses the release: the account is not offered."""
+    listing = load_awaiting_listing(session, listing_id)
+    stood_in = sponsors.answering_as(session, actor, listing.account.sponsor_id,
+                                     f"listing:{listing.id}", now)
+    note = sponsors.check_answer_note(note, required=True)
+    with unit_of_work(session):
+        listing = load_awaiting_listing(session, listing_id)
+        listing.status = ListingStatus.REFUSED
+        listing.confirmed_by_id = actor.id
+        listing.confirmation_note, listing.confirmation_stood_in = note, stood_in
+        record_audit(session, actor, "listing.sponsor_refused", f"listing:{listing.id}", now,
+                     after={"account": listing.account_id, "sponsor": listing.account.sponsor_id,
+                            "stood_in": stood_in, "note": note})
+        notify(session, "sponsor_answered_release", listing, now)
         return listing
 
 
@@ -181,8 +211,8 @@ def publish_round(session: Session, actor: User, round_id: int, *, expected_vers
         waiting = [listing.account.name for listing in round_.listings
                    if listing.status == ListingStatus.AWAITING_CONFIRMATION]
         if waiting:
-            raise InvalidRequest(N_("An admin must first confirm the release of "
-                                    "executive-sponsored accounts: %(accounts)s",
+            raise InvalidRequest(N_("The executive sponsor must first confirm (or refuse) the "
+                                    "release of these accounts: %(accounts)s",
                                     accounts=", ".join(waiting)))
         round_.status = RoundStatus.PUBLISHED
         round_.published_at = now

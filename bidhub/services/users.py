@@ -20,7 +20,17 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.text import N_
-from bidhub.models import AuditEvent, Branch, LoginThrottle, RepStatus, Role, Round, User
+from bidhub.models import (
+    Account,
+    AuditEvent,
+    Branch,
+    ExecutiveTitle,
+    LoginThrottle,
+    RepStatus,
+    Role,
+    Round,
+    User,
+)
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
 from bidhub.services.limits import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
@@ -59,21 +69,37 @@ def new_session_token() -> str:
 
 def user_snapshot(user: User) -> dict:
     return {"username": user.username, "display_name": user.display_name, "role": user.role,
-            "branch_id": user.branch_id, "is_active": user.is_active, "status": user.status}
+            "branch_id": user.branch_id, "is_active": user.is_active, "status": user.status,
+            "executive_title": user.executive_title}
+
+
+def check_role(role: str, branch_id: int | None, executive_title: str | None) -> str | None:
+    """The executive title the user keeps (None unless an executive), or why it cannot be."""
+    if role not in set(Role):
+        raise InvalidRequest(N_("Unknown role '%(role)s'.", role=role), field="role")
+    if role == Role.REP and branch_id is None:
+        raise InvalidRequest(N_("A rep belongs to a branch."), field="branch_id")
+    if role != Role.EXECUTIVE:
+        return None
+    if executive_title not in set(ExecutiveTitle):
+        raise InvalidRequest(N_("Choose the executive's title."), field="executive_title")
+    if executive_title == ExecutiveTitle.BRANCH_GENERAL_MANAGER and branch_id is None:
+        raise InvalidRequest(N_("A branch general manager belongs to a branch."),
+                             field="branch_id")
+    return executive_title
 
 
 def build_user(
     username: str, display_name: str, password: str, role: str, branch_id: int | None,
     now: datetime, hired_on: date | None = None, status: str = RepStatus.ACTIVE,
+    executive_title: str | None = None,
 ) -> User:
     """A new User row, checked but not added; for use cases and bulk loads alike."""
     check_password_rules(password)
-    if role not in set(Role):
-        raise InvalidRequest(N_("Unknown role '%(role)s'.", role=role), field="role")
-    if role == Role.REP and branch_id is None:
-        raise InvalidRequest(N_("A rep belongs to a branch."), field="branch_id")
+    executive_title = check_role(role, branch_id, executive_title)
     return User(username=normalise_username(username), display_name=display_name.strip(),
                 password_hash=hash_password(password), role=role, branch_id=branch_id,
+                executive_title=executive_title,
                 hired_on=hired_on, status=status, is_active=True,
                 session_token=new_session_token(), failed_login_count=0, created_at=now)
 
@@ -81,9 +107,11 @@ def build_user(
 def create_user(
     session: Session, actor: User | None, *, username: str, display_name: str, password: str,
     role: str, branch_id: int | None, now: datetime, hired_on: date | None = None,
+    executive_title: str | None = None,
 ) -> User:
     # Built (and its password hashed) before the write transaction, which then stays short.
-    user = build_user(username, display_name, password, role, branch_id, now, hired_on)
+    user = build_user(username, display_name, password, role, branch_id, now, hired_on,
+                      executive_title=executive_title)
     with unit_of_work(session):
         if user.branch_id is not None:
             require_open_branch(session, user.branch_id)
@@ -104,15 +132,18 @@ def create_user(
 def update_user(
     session: Session, actor: User, user_id: int, *, display_name: str, role: str,
     branch_id: int | None, status: str, is_active: bool, now: datetime,
+    executive_title: str | None = None,
 ) -> User:
     with unit_of_work(session):
         user = session.get(User, user_id)
         if user is None:
             raise NotFound(N_("No such user."))
-        if role not in set(Role):
-            raise InvalidRequest(N_("Unknown role '%(role)s'.", role=role), field="role")
-        if role == Role.REP and branch_id is None:
-            raise InvalidRequest(N_("A rep belongs to a branch."), field="branch_id")
+        executive_title = check_role(role, branch_id, executive_title)
+        sponsored = sponsored_account_ids(session, user.id)
+        if sponsored and (role != Role.EXECUTIVE or not is_active):
+            raise InvalidRequest(N_("%(name)s sponsors %(count)d accounts; designate another "
+                                    "sponsor for them first.", name=user.display_name,
+                                    count=len(sponsored)), field="role")
         if user.id == actor.id and (not is_active or role != Role.ADMIN):
             raise InvalidRequest(N_("You cannot remove your own admin access."), field="role")
         if branch_id is not None and branch_id != user.branch_id:
@@ -120,11 +151,20 @@ def update_user(
         before = user_snapshot(user)
         user.display_name, user.role, user.branch_id = display_name.strip(), role, branch_id
         user.status, user.is_active = status, is_active
+        if sponsored and user.executive_title != executive_title:
+            # The accounts' title follows the person, for the rules and imports that read it.
+            session.execute(update(Account).where(Account.id.in_(sponsored))
+                            .values(executive_sponsor=executive_title))
+        user.executive_title = executive_title
         if not is_active or before["role"] != role:
             user.session_token = new_session_token()  # their open sessions end now
         record_audit(session, actor, "user.updated", f"user:{user.id}", now, before=before,
                      after=user_snapshot(user))
         return user
+
+
+def sponsored_account_ids(session: Session, user_id: int) -> list[int]:
+    return list(session.scalars(select(Account.id).where(Account.sponsor_id == user_id)))
 
 
 def change_password(

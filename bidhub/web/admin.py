@@ -1,32 +1,48 @@
-"""Admins: users, roles and branches, and confirming releases of sponsored accounts."""
+"""Admins: users (executives with their titles included), roles and branches."""
 
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms import SelectField
 
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import Branch, User
-from bidhub.services import branches, browse, rounds, users
+from bidhub.services import branches, users
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import admins
 from bidhub.web.forms import (
     BranchActivityForm,
     BranchForm,
     BranchNamesForm,
-    ConfirmForm,
     EditUserForm,
     SetPasswordForm,
     UserForm,
     branch_choices,
+    options,
 )
+from bidhub.web.labels import SPONSOR_LABELS
 from bidhub.web.rendering import redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+# Only for the executive role; the service ignores it for any other.
+EXECUTIVE_TITLE_CHOICES = options({"": _l("— (not an executive)")} | SPONSOR_LABELS)
+
+
+class NewUserForm(UserForm):
+    executive_title = SelectField(_l("Executive title"), choices=EXECUTIVE_TITLE_CHOICES,
+                                  validate_choice=False)
+
+
+class UserEditForm(EditUserForm):
+    executive_title = SelectField(_l("Executive title"), choices=EXECUTIVE_TITLE_CHOICES,
+                                  validate_choice=False)
 
 
 @blueprint.route("/users", endpoint="users")
@@ -42,7 +58,7 @@ def users_list():
 @admins
 def new_user():
     session = get_session()
-    form = UserForm()
+    form = NewUserForm()
     form.branch_id.choices = branch_choices(open_branches(session), empty_label="—")
     if form.validate_on_submit():
         try:
@@ -50,7 +66,8 @@ def new_user():
                 session, current_user, username=form.username.data,
                 display_name=form.display_name.data, password=form.password.data,
                 role=form.role.data, branch_id=form.branch_id.data or None,
-                hired_on=form.hired_on.data, now=now())
+                hired_on=form.hired_on.data, executive_title=form.executive_title.data or None,
+                now=now())
         except InvalidRequest as error:
             form.add_error(error)
             return render_form_errors("admin/user_form.html", form=form)
@@ -68,7 +85,7 @@ def edit_user(user_id: int):
     user = session.get(User, user_id)
     if user is None:
         abort(404)
-    form = EditUserForm(obj=user)
+    form = UserEditForm(obj=user)
     form.branch_id.choices = branch_choices(open_branches(session, user.branch_id),
                                             empty_label="—")
     if not form.is_submitted():
@@ -77,7 +94,8 @@ def edit_user(user_id: int):
         try:
             users.update_user(session, current_user, user.id, display_name=form.display_name.data,
                               role=form.role.data, branch_id=form.branch_id.data or None,
-                              status=form.status.data, is_active=form.is_active.data, now=now())
+                              status=form.status.data, is_active=form.is_active.data,
+                              executive_title=form.executive_title.data or None, now=now())
         except InvalidRequest as error:
             form.add_error(error)
             return render_form_errors("admin/user_edit.html", form=form, user=user,
@@ -109,30 +127,12 @@ def set_password(user_id: int):
                     "must choose a new one at their next sign-in.", name=user.username),
                   "success")
             return redirect_after_post(url_for("admin.edit_user", user_id=user.id))
-    edit_form = EditUserForm(obj=user, formdata=None)
+    edit_form = UserEditForm(obj=user, formdata=None)
     edit_form.branch_id.choices = branch_choices(open_branches(session, user.branch_id),
                                                  empty_label="—")
     edit_form.branch_id.data = user.branch_id or 0
     return render_form_errors("admin/user_edit.html", form=edit_form, user=user,
                               password_form=form)
-
-
-@blueprint.route("/confirmations")
-@admins
-def confirmations():
-    return render("admin/confirmations.html",
-                  listings=browse.listings_awaiting_confirmation(get_session()),
-                  form=ConfirmForm(formdata=None))
-
-
-@blueprint.route("/listings/<int:listing_id>/confirm", methods=["POST"])
-@admins
-def confirm_listing(listing_id: int):
-    if not ConfirmForm().validate_on_submit():
-        abort(400)
-    listing = rounds.confirm_sponsored_listing(get_session(), current_user, listing_id, now())
-    flash(_("Release of %(name)s confirmed.", name=listing.account.name), "success")
-    return redirect_after_post(url_for("admin.confirmations"))
 
 
 def open_branches(session, keep_id: int | None = None) -> list[Branch]:

@@ -53,6 +53,8 @@ def home_for(user: User) -> str:
         return url_for("market.rounds")
     if user.role == Role.KA_MANAGER:
         return url_for("board.home")
+    if user.role == Role.EXECUTIVE:
+        return url_for("sponsors.confirmations")
     return url_for("admin.users")
 
 

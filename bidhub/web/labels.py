@@ -37,7 +37,7 @@ from bidhub.services.accountability import AdType, Outcome
 from bidhub.services.policies import BidOutcome
 
 ROLE_LABELS = {Role.REP: _l("KA sales rep"), Role.KA_MANAGER: _l("KA manager"),
-               Role.ADMIN: _l("Admin")}
+               Role.ADMIN: _l("Admin"), Role.EXECUTIVE: _l("Executive")}
 REP_STATUS_LABELS = {RepStatus.ACTIVE: _l("Active"), RepStatus.ON_LEAVE: _l("On leave"),
                      RepStatus.LEFT: _l("Left the company")}
 RELEASE_REASON_LABELS = {
@@ -54,11 +54,12 @@ ROUND_STATUS_LABELS = {RoundStatus.DRAFT: _l("Draft"), RoundStatus.PUBLISHED: _l
                        RoundStatus.RESULTS_PUBLISHED: _l("Results announced"),
                        RoundStatus.CANCELLED: _l("Cancelled")}
 LISTING_STATUS_LABELS = {
-    ListingStatus.AWAITING_CONFIRMATION: _l("Awaiting an admin's confirmation"),
+    ListingStatus.AWAITING_CONFIRMATION: _l("Awaiting the sponsor's confirmation"),
     ListingStatus.LISTED: _l("Listed"),
     ListingStatus.DECIDED: _l("Decided"),
     ListingStatus.AWARDED: _l("Awarded"),
     ListingStatus.NOT_AWARDED: _l("Not awarded"),
+    ListingStatus.REFUSED: _l("Release refused by the sponsor"),
     ListingStatus.CANCELLED: _l("Cancelled"),
 }
 APPEAL_STATUS_LABELS = {AppealStatus.PENDING: _l("Awaiting an answer"),
