@@ -303,3 +303,14 @@ def test_the_my_accounts_page_statement_count_does_not_grow(app, client, make_re
     with counted_statements(app) as statements:
         assert client.get("/my/accounts").status_code == 200
     assert len(statements) == few
+
+
+def test_the_demo_plans_reps_above_and_below_the_band():
+    """The demo's CRM import loads owners as they are (a first load is not capped), so the board
+    has reps to act on: some above the maximum and some below the target."""
+    from bidhub.demo import plan_world
+    from bidhub.domain.facts import HANDBOOK_CAPACITY_MAX, HANDBOOK_CAPACITY_TARGET
+
+    holdings = [rep.holdings for rep in plan_world().reps]
+    assert any(count > HANDBOOK_CAPACITY_MAX for count in holdings)
+    assert any(count < HANDBOOK_CAPACITY_TARGET for count in holdings)
