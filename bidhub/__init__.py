@@ -111,6 +111,7 @@ def register_url_converters(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from bidhub.web import (
         accountability,
+        accounts,
         admin,
         auth,
         board,
@@ -134,6 +135,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accountability.blueprint)
     app.register_blueprint(profiles.blueprint)
     app.register_blueprint(notifications.blueprint)
+    app.register_blueprint(accounts.blueprint)
     app.register_blueprint(board.blueprint)
     app.register_blueprint(sponsors.blueprint)
 

@@ -48,7 +48,8 @@ HOSTILE = [
     "overridden", "no_award", "upheld", "rep", "admin", "ka_manager", "active", "left",
 ]
 QUERY_NAMES = ["branch", "rep", "min_value", "max_value", "q", "industry", "ownership", "sort",
-               "page", "date_from", "date_to", "start", "status", "next",
+               "page", "date_from", "date_to", "start", "status", "next", "owner", "band",
+               "sponsored", "listed", "incidents",
                "account", "to_rep", "from_rep",
                # names that url_for reserves, should a view pass the query on to it
                "endpoint", "_scheme", "_method", "_external", "_anchor"]
@@ -72,6 +73,7 @@ HOSTILE_IDS = ["0", "00", "-1", str(2**31), str(2**63), str(2**64), "9" * 30, "9
 ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "rules": "admin",
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
                      "auth": "own", "notifications": "rep", "language": "rep",
+                     "accounts": "manager",
                      "board": "manager"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",

@@ -540,7 +540,9 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/manage/listings/{scored_listing_id}",
                  "/manage/listings/{listing_id}", "/manage/filings", "/manage/transfer",
                  "/manage/accountability", "/manage/accountability/report", "/reps",
-                 "/reps/{rep_id}", "/accounts/{account_id}", "/notifications")
+                 "/reps/{rep_id}", "/accounts/{account_id}", "/notifications",
+                 "/manage/accounts", "/manage/accounts?band=很多&sort=-value",
+                 "/manage/accounts/{account_id}")
 ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
@@ -549,6 +551,7 @@ ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/a
 RESULT_PAGES = ("/rounds/{closed_round_id}/results",)
 # Pages that are not HTML for people (CSV, a counter), or need an upload in progress.
 NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accountability.report_csv",
+                         "accounts.directory_csv",
                          "notifications.unread_count", "imports.mapping"})
 
 
