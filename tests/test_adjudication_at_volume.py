@@ -21,6 +21,7 @@ from bidhub.models import (
 )
 from bidhub.services import adjudication, users
 from tests.conftest import login, reload
+from tests.test_appeals import results_in_force
 from tests.test_queries import statements_for
 
 HTMX = {"HX-Request": "true"}
@@ -280,9 +281,14 @@ def test_publishing_shows_a_summary_and_publishes_with_one_confirmation(session,
                            data={"version": version})
     assert response.status_code == 303
     reload(session)
+    # The default rules announce the results; they take effect when the appeal window ends.
+    assert session.get(Round, round_id).status == RoundStatus.STANDSTILL
+    awards = select(Filing).where(Filing.round_id == round_id,
+                                  Filing.kind == FilingKind.ROUND_AWARD)
+    assert session.scalars(awards).all() == []
+    results_in_force(session, round_id)
     assert session.get(Round, round_id).status == RoundStatus.RESULTS_PUBLISHED
-    filings = session.scalars(select(Filing).where(Filing.round_id == round_id,
-                                                   Filing.kind == FilingKind.ROUND_AWARD)).all()
+    filings = session.scalars(awards).all()
     assert len(filings) == 3
     default = decision_of(session, scored["nobody"])
     assert (default.kind, default.bid_id, default.reason, default.decided_by_id) == (

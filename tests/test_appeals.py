@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -39,7 +40,6 @@ from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
 from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
 from tests.conftest import START, reload
-from tests.test_integrity import run_together
 from tests.test_ledger_anchor import tamper
 
 GROUND = "My plan covers the client's three plants; please read it again."
@@ -86,6 +86,17 @@ def announce(session, clock, make_rep, make_manager, make_account, make_round, m
         return session.get(Round, round_.id)
 
     return make
+
+
+def results_in_force(session, round_id: int) -> list[int]:
+    """Apply an announced round's listings at the end of its window, as the scheduler would;
+    the listings applied. Other test modules use it after publishing with the default rules."""
+    reload(session)
+    round_ = session.get(Round, round_id)
+    assert round_.status == RoundStatus.STANDSTILL, round_.status
+    applied = appeals.apply_due_listings(session, round_.standstill_ends_at)
+    reload(session)
+    return applied
 
 
 def winner_of(session, listing_id: int) -> Bid:
@@ -518,6 +529,27 @@ def test_a_restart_catches_up_exactly_once(app, app_config, session, clock, make
         listing.id for listing in round_.listings]
     assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
     assert actions(session).count("round.listings_applied") == 1
+
+
+def run_together(calls):
+    """Start every call at the same moment, each in its own thread; results or errors."""
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(index, call):
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as error:  # noqa: BLE001 - reported by the assertions
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(index, call))
+               for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def test_two_schedulers_at_once_file_each_listing_once(app, session, clock, make_rep, announce):

@@ -28,6 +28,7 @@ from bidhub.services import adjudication, ownership
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
 from tests.conftest import login, reload
+from tests.test_appeals import results_in_force
 
 
 def held_by(session, rep) -> int:
@@ -101,7 +102,7 @@ def test_capacity_counts_awards_waiting_in_every_round(session, clock, make_rep,
         round_ = session.get(Round, round_.id)
         adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
                                      now=clock())
-    reload(session)
+        results_in_force(session, round_.id)
     assert held_by(session, rep) == 40
     assert verify_ledger(session).is_intact
 
@@ -154,13 +155,17 @@ def test_publishing_is_all_or_nothing(app, session, scored_listing, make_manager
     real_append = ownership.append_filing
     monkeypatch.setattr(ownership, "append_filing", failing_filing)
     round_ = session.get(Round, scored_listing.id)
+    # The default rules announce first; the transfers are written when the window ends.
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
     with pytest.raises(RuntimeError):
-        adjudication.publish_results(session, manager, round_.id,
-                                     expected_version=round_.version, now=clock())
+        results_in_force(session, round_.id)
     reload(session)
     assert {a.id: a.owner_id for a in session.scalars(select(Account))} == owners_before
     assert session.scalar(select(func.count()).select_from(Filing)) == filings_before
-    assert session.get(Round, round_.id).status == RoundStatus.SCORED
+    assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+    assert {listing.status for listing in session.get(Round, round_.id).listings} == {
+        ListingStatus.DECIDED}
     assert verify_ledger(session).is_intact
 
 
@@ -351,7 +356,7 @@ def test_two_managers_publishing_one_round_at_once(app, session, clock, scored_l
     responses = run_together(calls)
     assert sorted(response.status_code for response in responses[:2]) == [303, 409]
     assert all(response.status_code == 303 for response in responses[2:])
-    reload(session)
+    results_in_force(session, scored_listing.id)
     awards = session.scalar(select(func.count()).select_from(Filing)
                             .where(Filing.kind == FilingKind.ROUND_AWARD))
     assert awards == len(scored_listing.listings)

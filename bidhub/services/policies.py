@@ -51,8 +51,12 @@ def bids_are_sealed(round_: Round) -> bool:
 
 
 def results_are_published(round_: Round) -> bool:
-    """Only once results are published may a rep learn a score, a rank or an outcome."""
-    return round_.status == RoundStatus.RESULTS_PUBLISHED
+    """Only once results are published may a rep learn a score, a rank or an outcome.
+
+    Announced results are published from the start of the standstill: the point of the
+    announcement (公示) is that bidders read them, and may appeal, before they take effect.
+    """
+    return round_.status in (RoundStatus.STANDSTILL, RoundStatus.RESULTS_PUBLISHED)
 
 
 def awaits_scoring(round_: Round, now: datetime) -> bool:

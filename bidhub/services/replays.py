@@ -17,7 +17,7 @@ from bidhub.models import Bid, BidScore, Decision, Listing, Round, RoundStatus
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts_from_dict
 
-FINISHED = (RoundStatus.SCORED, RoundStatus.RESULTS_PUBLISHED)
+FINISHED = (RoundStatus.SCORED, RoundStatus.STANDSTILL, RoundStatus.RESULTS_PUBLISHED)
 
 
 @dataclass(frozen=True)
