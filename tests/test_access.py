@@ -91,6 +91,7 @@ EXPECTED_ACCESS = {
     "accountability.report_csv": MANAGEMENT,
     "accountability.inbox": {REP},
     "accountability.explain": {REP},
+    "accountability.evidence": {REP, MANAGER, ADMIN},
     "imports.upload": {ADMIN},
     "imports.run": {ADMIN},
     "imports.mapping": {ADMIN},
@@ -131,7 +132,7 @@ def world(session, make_rep, make_manager, make_admin, make_user, make_account, 
     # An incident of `rep`'s, so that the accountability routes answer for a real one.
     incident = log_incident(session, manager, account_id=make_account(owner=rep).id,
                             competitor_site="51job.com", ad_type="banner", seen_at=clock(),
-                            now=clock())
+                            evidence_url="https://www.51job.com/", now=clock())
     executive = make_user(Role.EXECUTIVE)
     executive.executive_title = "president"
     session.commit()

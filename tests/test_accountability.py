@@ -38,7 +38,8 @@ def incident_of(session, incident_id) -> AccountabilityIncident:
 
 def log(session, manager, account, clock, *, seen_at=None, site="智联招聘 zhaopin.com"):
     return log_incident(session, manager, account_id=account.id, competitor_site=site,
-                        ad_type="banner", seen_at=seen_at or clock(), now=clock())
+                        ad_type="banner", evidence_url="https://www.zhaopin.com/",
+                        seen_at=seen_at or clock(), now=clock())
 
 
 def uphold(session, manager, incident, clock, note="No convincing explanation given."):
@@ -58,6 +59,7 @@ def test_the_whole_cycle_through_the_pages(app, session, make_manager, make_rep,
     login(boss, manager)
     response = boss.post("/manage/accountability/log", data={
         "account": account.external_id, "competitor_site": "51job.com", "ad_type": "logo",
+        "page_area": "home_page", "evidence_url": "https://www.51job.com/",
         "seen_at": "2026-03-01T10:00"})
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
     incident = session.scalars(select(AccountabilityIncident)).one()
@@ -155,6 +157,7 @@ def test_an_account_without_a_rep_cannot_be_logged(app, session, make_manager, m
     client = login_as(make_manager())
     response = client.post("/manage/accountability/log", data={
         "account": "Nobody's Account", "competitor_site": "51job.com", "ad_type": "banner",
+        "page_area": "home_page", "evidence_url": "https://www.51job.com/",
         "seen_at": "2026-03-01T10:00"})
     assert response.status_code == 422
     assert "has no rep" in response.get_data(as_text=True)
@@ -256,7 +259,9 @@ def test_the_report_lists_the_periods_incidents_with_days_open(
     assert "深圳星河电子有限公司" in page and "李娜" in page and "Earlier Co." not in page
     assert "start=2026-02-09" in page and "start=2026-03-09" in page  # previous / next
     current = client.get("/manage/accountability/report").get_data(as_text=True)
-    assert "2026-03-08" in current  # now 2026-03-05: still the same period
+    # Now 2026-03-05: the period holding today is not over, so the report opens on the one
+    # before it, the last complete period.
+    assert "2026-02-09" in current and "2026-02-22" in current and "Earlier Co." in current
     earlier = client.get("/manage/accountability/report?start=2026-02-09").get_data(as_text=True)
     assert "Earlier Co." in earlier and "深圳星河电子有限公司" not in earlier
 
@@ -273,9 +278,9 @@ def test_the_report_exports_csv_with_a_bom_and_chinese_names(app, session, make_
     assert body.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0][0] == "Incident" and rows[0][3] == "Account"
-    assert len(rows) == 2
+    assert rows[2] == []  # one incident, then the totals
     assert rows[1][3] == "广州云帆科技有限公司" and rows[1][5] == "王伟"
-    assert rows[1][12] == "2" and rows[1][13] == "no"
+    assert rows[1][14] == "2" and rows[1][15] == "no"
 
 
 @pytest.fixture

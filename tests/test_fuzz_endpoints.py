@@ -180,7 +180,8 @@ def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_
     make_bid(victim, closing.listings[1])
     held = session.scalars(select(Account).where(Account.owner_id == rep.id)).first()
     log_incident(session, manager, account_id=held.id, competitor_site="https://x.example",
-                 ad_type="logo", seen_at=clock() - timedelta(hours=3), now=clock())
+                 ad_type="logo", evidence_url="https://x.example/ad",
+                 seen_at=clock() - timedelta(hours=3), now=clock())
     import_file(session, admin, "reps", "reps.csv",
                 b"external_id,username,name,branch\r\nR-900,imported,Imported Rep,BJ\r\n"
 , valid_rows_only=False, now=clock())

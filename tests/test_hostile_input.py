@@ -38,6 +38,7 @@ def world(session, clock, make_rep, make_manager, make_admin, make_account, make
                        opens_at=clock() + timedelta(days=1))
     incident = log_incident(session, manager, account_id=accounts[0].id,
                             competitor_site="https://example.com", ad_type="logo",
+                            evidence_url="https://example.com/ad",
                             seen_at=clock() - timedelta(hours=2), now=clock())
     return {"rep": rep, "manager": manager, "admin": admin, "open_round": open_round,
             "draft": draft, "listing": open_round.listings[0], "incident": incident}

@@ -380,7 +380,8 @@ def test_exports_have_a_chinese_header_row_and_english_on_request(
                      reason="原销售离职，客户划转。", review_text="离职交接完成，客户无投诉，新销售已确认。",
                      now=clock())
     log_incident(session, manager, account_id=account.id, competitor_site="前程无忧",
-                 ad_type="banner", seen_at=clock() - timedelta(days=1), now=clock())
+                 ad_type="banner", evidence_url="https://www.51job.com/",
+                 seen_at=clock() - timedelta(days=1), now=clock())
     sign_in(client, manager)
 
     register = rows_of(client.get("/manage/filings.csv"))

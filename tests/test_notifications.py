@@ -146,7 +146,7 @@ def publish_the_results(w, session, clock, app, round_):
 def log(w, session, clock, app, _ctx=None):
     return log_incident(session, w["manager1"], account_id=w["held"].id,
                         competitor_site="zhaopin.example", ad_type="banner", seen_at=clock(),
-                        now=clock())
+                        evidence_url="https://zhaopin.example/", now=clock())
 
 
 def logged_and_explained(w, session, clock, app):
@@ -309,7 +309,7 @@ def rep_with_items(session, clock, world):
     for n in range(25):
         log_incident(session, world["manager1"], account_id=world["held"].id,
                      competitor_site=f"site{n}.example", ad_type="logo", seen_at=clock(),
-                     now=clock())
+                     evidence_url=f"https://site{n}.example/", now=clock())
         clock.advance(minutes=1)
     return world["rep_a"]
 

@@ -276,6 +276,7 @@ def test_open_incidents_are_counted_alike_by_eligibility_and_by_the_metric(
     bid = make_bid(rep, round_.listings[0])
     incident = log_incident(session, make_manager(), account_id=held.id,
                             competitor_site="zhaopin.example", ad_type="banner",
+                            evidence_url="https://zhaopin.example/",
                             seen_at=clock() - timedelta(days=1), now=clock())
     counted = {}
     for status in IncidentStatus:

@@ -160,6 +160,7 @@ def upheld_twice(session, manager, account, clock) -> None:
     for days_ago in (20, 10):
         incident = log_incident(session, manager, account_id=account.id,
                                 competitor_site="智联招聘 zhaopin.com", ad_type="banner",
+                                evidence_url="https://www.zhaopin.com/",
                                 seen_at=clock() - timedelta(days=days_ago), now=clock())
         explain_incident(session, account.owner, incident.id, explanation=EXPLANATION,
                          now=clock())

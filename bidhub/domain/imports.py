@@ -336,8 +336,16 @@ STAGES = {"潜在客户": "potential", "潜在": "potential", "意向客户": "i
           "intent": "intent", "proposal": "proposal", "negotiation": "negotiation",
           "won": "won", "closed_won": "won", "lost": "lost"}
 CLOSED_STAGES = frozenset({"won", "lost"})
-AD_TYPES = {"标志": "logo", "横幅": "banner", "横幅广告": "banner", "招聘广告": "job_post",
-            "职位广告": "job_post", "logo": "logo", "banner": "banner", "job_post": "job_post"}
+# The handbook's kinds (logo, banner, text); job_post stays readable for older files.
+AD_TYPES = {"标志": "logo", "标识": "logo", "横幅": "banner", "横幅广告": "banner",
+            "文字": "text", "文字广告": "text", "文字链": "text", "文字链接": "text",
+            "招聘广告": "job_post", "职位广告": "job_post", "logo": "logo", "banner": "banner",
+            "text": "text", "job_post": "job_post"}
+PAGE_AREAS = {"首页": "home_page", "主页": "home_page", "专题": "special_section",
+              "专题页": "special_section", "专栏": "special_section", "专区": "special_section",
+              "其他": "other", "其它": "other", "home page": "home_page",
+              "home_page": "home_page", "special section": "special_section",
+              "special_section": "special_section", "other": "other"}
 INCIDENT_STATUSES = {"待说明": "open", "未说明": "open", "已说明": "explained",
                      "已接受": "accepted", "说明接受": "accepted", "成立": "upheld",
                      "维持": "upheld", "open": "open", "explained": "explained",
@@ -437,6 +445,10 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("competitor_site", ("competitor", "竞争对手网站", "竞品网站"), text_of(200)),
         Column("seen", ("date seen", "seen on", "发现日期"), parse_date),
         Column("ad_type", ("ad", "广告类型"), choice(AD_TYPES)),
+        Column("page_area", ("page area", "页面位置", "广告位置"), choice(PAGE_AREAS), required=False,
+               default="home_page"),
+        Column("evidence_url", ("evidence url", "证据链接", "截图链接"), text_of(500), required=False,
+               default=""),
         Column("status", ("状态",), choice(INCIDENT_STATUSES), required=False, default="open"),
         Column("explanation", ("说明", "情况说明"), parse_text, required=False, default=""),
     ),
@@ -554,6 +566,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
                             "competitor site", "website"),
         "seen": ("发现日期", "发现时间", "日期", "监控日期", "seen", "date"),
         "ad_type": ("广告类型", "广告形式", "类型", "ad type"),
+        "page_area": ("页面位置", "广告位置", "投放位置", "位置", "页面", "page area", "placement"),
+        "evidence_url": ("证据链接", "截图链接", "证据", "链接", "网址链接", "evidence",
+                         "evidence link", "screenshot url", "url"),
         "status": ("状态", "处理状态", "事件状态"),
         "explanation": ("说明", "情况说明", "解释", "销售说明", "备注说明", "note"),
     },
@@ -570,7 +585,8 @@ IMPORTANT: dict[str, frozenset[str]] = {
     ImportKind.OPPORTUNITIES: frozenset({"account", "rep", "amount_yuan", "stage", "closed",
                                          "stage_history"}),
     ImportKind.FORECASTS: frozenset({"rep", "month", "forecast_yuan", "actual_yuan"}),
-    ImportKind.INCIDENTS: frozenset({"account", "rep", "status", "explanation"}),
+    ImportKind.INCIDENTS: frozenset({"account", "rep", "status", "explanation", "page_area",
+                                     "evidence_url"}),
 }
 
 EXACT, SYNONYM, SIMILAR = "exact", "synonym", "similar"

@@ -18,21 +18,30 @@ Decisions made here (and shown on the pages):
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bidhub.config import Defaults
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from bidhub.domain.text import N_
+from bidhub.domain.text import N_, Text
 from bidhub.models import (
     Account,
     AccountabilityIncident,
+    Branch,
     IncidentStatus,
     Listing,
+    Opportunity,
     ReleaseReason,
     Role,
     Round,
@@ -44,9 +53,12 @@ from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_EXPLANATION_LENGTH
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import lock_accounts
+from bidhub.services.policies import AccountabilityPolicy, recent_won_deal, won_at
 
+# The default policy (services/policies.py); the app's settings can change both numbers.
+DEFAULT_POLICY = AccountabilityPolicy()
 # The rep has this many days after the incident is logged to file the explanation form.
-EXPLANATION_DAYS = 7
+EXPLANATION_DAYS = DEFAULT_POLICY.explanation_days
 # Repeated incidents: this many upheld against the account's current owner, on that account,
 # seen within the last REPEAT_WINDOW_DAYS (12 months), make the account releasable.
 REPEAT_UPHELD_COUNT = 2
@@ -59,7 +71,28 @@ PERIOD_DAYS = 14
 class AdType(StrEnum):
     LOGO = "logo"
     BANNER = "banner"
-    JOB_POST = "job_post"
+    TEXT = "text"  # a text ad or text link (文字广告)
+    JOB_POST = "job_post"  # recorded before the handbook's kinds were adopted; no longer offered
+
+
+# The kinds of ad the handbook watches for; JOB_POST stays readable on older incidents.
+OFFERED_AD_TYPES = (AdType.LOGO, AdType.BANNER, AdType.TEXT)
+
+
+class PageArea(StrEnum):
+    """Where on the competitor's site the ad ran; the handbook watches the first two."""
+
+    HOME_PAGE = "home_page"
+    SPECIAL_SECTION = "special_section"
+    OTHER = "other"
+
+
+# Evidence: a link (the column holds 500 characters) or a screenshot kept in the instance
+# folder under its SHA-256, so a stored name never comes from the person uploading it.
+MAX_EVIDENCE_URL_LENGTH = 500
+MAX_EVIDENCE_BYTES = 4 * 1024 * 1024  # below the app's 5 MB request limit, which answers 413
+EVIDENCE_MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+EVIDENCE_NAME = re.compile(r"[0-9a-f]{64}\.(png|jpg|webp)")
 
 
 class Outcome(StrEnum):
@@ -81,6 +114,12 @@ def two_week_period(day: date) -> tuple[date, date]:
     offset = (day - PERIOD_ANCHOR).days // PERIOD_DAYS  # floor division works before the anchor
     start = PERIOD_ANCHOR + timedelta(days=offset * PERIOD_DAYS)
     return start, start + timedelta(days=PERIOD_DAYS)
+
+
+def last_complete_period(today: date) -> tuple[date, date]:
+    """The latest period that has ended by `today`: the one before the period holding it."""
+    start, _end = two_week_period(today)
+    return two_week_period(start - timedelta(days=1))
 
 
 def neighbouring_periods(start: date) -> tuple[date, date]:
@@ -110,6 +149,86 @@ def is_overdue(incident: AccountabilityIncident, now: datetime) -> bool:
     return now > incident.explanation_due_at
 
 
+def image_kind(data: bytes) -> str | None:
+    """The evidence file's type from its first bytes (never its name): png, jpg, webp or None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def checked_evidence_url(url: str) -> str:
+    """The link as stored: http or https with a host, within the column's length."""
+    url = url.strip()
+    if not url:
+        return ""
+    if len(url) > MAX_EVIDENCE_URL_LENGTH:
+        raise InvalidRequest(N_("The evidence link is too long (at most %(count)d characters).",
+                                count=MAX_EVIDENCE_URL_LENGTH), field="evidence_url")
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(
+            character.isspace() or ord(character) < 32 for character in url):
+        raise InvalidRequest(N_("The evidence link must be a web address starting with "
+                                "http:// or https://."), field="evidence_url")
+    return url
+
+
+def checked_evidence_image(data: bytes) -> str:
+    """The screenshot's type; refused when it is too big or not a PNG, JPEG or WebP image."""
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise InvalidRequest(N_("The screenshot is too big: at most %(megabytes)d MB.",
+                                megabytes=MAX_EVIDENCE_BYTES // (1024 * 1024)),
+                             field="evidence_image")
+    kind = image_kind(data)
+    if kind is None:
+        raise InvalidRequest(N_("The screenshot must be a PNG, JPEG or WebP image."),
+                             field="evidence_image")
+    return kind
+
+
+def store_evidence(folder: Path, data: bytes, kind: str) -> str:
+    """Write the screenshot as <sha256>.<kind>, readable by the app's user only (0600)."""
+    name = f"{hashlib.sha256(data).hexdigest()}.{kind}"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / name
+    try:
+        # Created 0600 in one step; the same content is the same file, so a copy is kept once.
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return name
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+    return name
+
+
+def evidence_file(folder: Path, incident: AccountabilityIncident) -> tuple[Path, str] | None:
+    """The incident's stored screenshot and its media type; None when there is none."""
+    match = EVIDENCE_NAME.fullmatch(incident.evidence_file or "")
+    if match is None:
+        return None
+    path = folder / match.group(0)
+    return (path, EVIDENCE_MEDIA_TYPES[match.group(1)]) if path.is_file() else None
+
+
+def won_deal_refusal(account: Account, deal: Opportunity, policy: AccountabilityPolicy) -> Text:
+    """Why an account with a recent won deal cannot be held to account, naming the deal."""
+    when = won_at(deal)
+    day = (when.astimezone(ZoneInfo(Defaults.TIMEZONE)).date().isoformat() if when
+           else N_("an unknown date"))
+    return N_("%(account)s placed an order with us: a deal of %(amount)s yuan won on %(date)s, "
+              "within the last %(months)d months. Accountability applies only to accounts "
+              "with no won deal in that window.", account=account.name,
+              amount=f"{deal.amount_yuan:,}", date=day, months=policy.won_deal_months)
+
+
+def explanation_due(logged_at: datetime, policy: AccountabilityPolicy) -> datetime:
+    """When the explanation form is due: the logged (or, imported, seen) time plus the days."""
+    return logged_at + timedelta(days=policy.explanation_days)
+
+
 # --- use cases ------------------------------------------------------------------------------
 
 def require_manager(user: User) -> None:
@@ -126,9 +245,15 @@ def load_incident(session: Session, incident_id: int) -> AccountabilityIncident:
 
 def log_incident(
     session: Session, manager: User, *, account_id: int, competitor_site: str, ad_type: str,
-    seen_at: datetime, now: datetime,
+    seen_at: datetime, now: datetime, page_area: str = PageArea.HOME_PAGE,
+    evidence_url: str = "", evidence_image: bytes | None = None,
+    evidence_folder: Path | None = None, policy: AccountabilityPolicy = DEFAULT_POLICY,
 ) -> AccountabilityIncident:
-    """Record a competitor-ad sighting against the account's current owner."""
+    """Record a competitor-ad sighting against the account's current owner.
+
+    Only an account with no deal won with us in the policy's window can be held to account
+    (the handbook's rule); the sighting needs evidence, a link or a screenshot, or both.
+    """
     with unit_of_work(session):
         require_manager(manager)
         account = session.get(Account, account_id)
@@ -137,22 +262,40 @@ def log_incident(
         if account.owner_id is None:
             raise InvalidRequest(N_("%(account)s has no rep, so nobody can be held accountable "
                                     "for it.", account=account.name), field="account")
+        deal = recent_won_deal(session, account.id, now, policy)
+        if deal is not None:
+            raise InvalidRequest(won_deal_refusal(account, deal, policy), field="account")
         site = competitor_site.strip()
         if not site:
             raise InvalidRequest(N_("Name the competitor's site."), field="competitor_site")
-        if ad_type not in set(AdType):
-            raise InvalidRequest(N_("Choose the kind of ad (logo, banner or job post)."), field="ad_type")
+        if ad_type not in OFFERED_AD_TYPES:
+            raise InvalidRequest(N_("Choose the kind of ad (logo, banner or text)."),
+                                 field="ad_type")
+        if page_area not in set(PageArea):
+            raise InvalidRequest(N_("Choose where the ad ran (home page, special section or "
+                                    "other)."), field="page_area")
         if seen_at > now:
             raise InvalidRequest(N_("The sighting cannot be in the future."), field="seen_at")
+        url = checked_evidence_url(evidence_url)
+        kind = checked_evidence_image(evidence_image) if evidence_image else None
+        if not url and kind is None:
+            raise InvalidRequest(N_("Give the evidence: a link to the ad or a screenshot."),
+                                 field="evidence_url")
+        if kind is not None and evidence_folder is None:
+            raise InvalidRequest(N_("Screenshots cannot be stored here; give a link instead."),
+                                 field="evidence_image")
+        stored = store_evidence(evidence_folder, evidence_image, kind) if kind else ""
         incident = AccountabilityIncident(
             account_id=account.id, rep_id=account.owner_id, competitor_site=site, ad_type=ad_type,
+            page_area=page_area, evidence_url=url, evidence_file=stored,
             seen_at=seen_at, status=IncidentStatus.OPEN,
-            explanation_due_at=now + timedelta(days=EXPLANATION_DAYS), logged_by_id=manager.id)
+            explanation_due_at=explanation_due(now, policy), logged_by_id=manager.id)
         session.add(incident)
         session.flush()
         record_audit(session, manager, "incident.logged", f"incident:{incident.id}", now,
                      after={"account": account.id, "rep": account.owner_id, "site": site,
-                            "ad_type": ad_type, "seen_at": seen_at.isoformat()})
+                            "ad_type": ad_type, "page_area": page_area, "evidence_url": url,
+                            "evidence_file": stored, "seen_at": seen_at.isoformat()})
         notify(session, "incident_logged", incident, now)
         return incident
 
@@ -302,6 +445,13 @@ def open_incident_count(session: Session, rep: User) -> int:
             AccountabilityIncident.status == IncidentStatus.OPEN)) or 0
 
 
+def viewable_incident(session: Session, user: User, incident_id: int) -> AccountabilityIncident:
+    """Management sees every incident, a rep only their own (others' do not exist for them)."""
+    if user.role in (Role.KA_MANAGER, Role.ADMIN):
+        return load_incident(session, incident_id)
+    return own_incident(session, user, incident_id)
+
+
 def own_incident(session: Session, rep: User, incident_id: int) -> AccountabilityIncident:
     incident = session.get(AccountabilityIncident, incident_id)
     if incident is None or incident.rep_id != rep.id:
@@ -326,3 +476,60 @@ def accountability_report(session: Session, period_start: datetime, period_end: 
         .order_by(AccountabilityIncident.seen_at, AccountabilityIncident.id))
     return [ReportRow(incident, days_open(incident, now), is_overdue(incident, now))
             for incident in incidents]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Counts over a report's incidents: logged in the period, explained (on time or late),
+    explanation accepted, upheld, and overdue (see is_overdue)."""
+
+    logged: int = 0
+    explained: int = 0
+    accepted: int = 0
+    upheld: int = 0
+    overdue: int = 0
+
+    def counting(self, row: ReportRow) -> Totals:
+        incident = row.incident
+        return Totals(logged=self.logged + 1,
+                      explained=self.explained + (incident.explained_at is not None),
+                      accepted=self.accepted + (incident.status == IncidentStatus.ACCEPTED),
+                      upheld=self.upheld + (incident.status == IncidentStatus.UPHELD),
+                      overdue=self.overdue + row.overdue)
+
+    def counts(self) -> tuple[int, int, int, int, int]:
+        return (self.logged, self.explained, self.accepted, self.upheld, self.overdue)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The two-weekly report (问责客户报表): its incidents and their totals per rep (by name),
+    per branch of the account (by code; accounts without a branch last) and overall."""
+
+    rows: list[ReportRow]
+    by_rep: list[tuple[User, Totals]]
+    by_branch: list[tuple[Branch | None, Totals]]
+    total: Totals
+
+
+def report_totals(rows: list[ReportRow]) -> Report:
+    reps: dict[int, tuple[User, Totals]] = {}
+    branches: dict[int | None, tuple[Branch | None, Totals]] = {}
+    total = Totals()
+    for row in rows:
+        rep, branch = row.incident.rep, row.incident.account.branch
+        reps[rep.id] = (rep, reps.get(rep.id, (rep, Totals()))[1].counting(row))
+        key = branch.id if branch is not None else None
+        branches[key] = (branch, branches.get(key, (branch, Totals()))[1].counting(row))
+        total = total.counting(row)
+    return Report(
+        rows=rows,
+        by_rep=sorted(reps.values(), key=lambda pair: (pair[0].display_name, pair[0].id)),
+        by_branch=sorted(branches.values(), key=lambda pair: (
+            pair[0] is None, getattr(pair[0], "code", ""))),
+        total=total)
+
+
+def two_weekly_report(session: Session, period_start: datetime, period_end: datetime, *,
+                      now: datetime) -> Report:
+    return report_totals(accountability_report(session, period_start, period_end, now=now))

@@ -73,6 +73,7 @@ from bidhub.models import (
     Role,
     User,
 )
+from bidhub.services.accountability import checked_evidence_url, explanation_due, won_deal_refusal
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import CODE_PATTERN, branch_key, branch_snapshot, match_branch
 from bidhub.services.filings import capacity_max
@@ -83,6 +84,7 @@ from bidhub.services.ownership import (
     lock_reps,
     unfinished_listing_of,
 )
+from bidhub.services.policies import accountability_policy, recent_won_deals
 from bidhub.services.users import hash_password, new_session_token
 
 CRM_IMPORT_REASON = "CRM import"
@@ -892,8 +894,15 @@ class ForecastImporter(Importer):
 
 
 class IncidentImporter(Importer):
+    """Incidents as the form logs them: only for accounts with no won deal in the policy's
+    window, each with a due date counted from the sighting."""
+
     def prepare(self, rows: list[Row]) -> None:
         self.accounts = self.load_accounts(row.values["account"] for row in rows)
+        self.policy = accountability_policy()
+        self.won_deals = recent_won_deals(
+            self.session, [account.id for account in self.accounts.values()], self.now,
+            self.policy)
         self.incidents: dict[str, AccountabilityIncident] = {}
         for part in chunks({row.values["external_id"] for row in rows}):
             query = select(AccountabilityIncident).where(
@@ -904,20 +913,34 @@ class IncidentImporter(Importer):
     def apply(self, row: Row) -> str:
         values = row.values
         account, rep = self.account(row), self.rep(row, "rep")
+        deal = self.won_deals.get(account.id)
+        # The rule is about logging: an incident already in bidhub may still be updated.
+        if deal is not None and values["external_id"] not in self.incidents:
+            raise RowProblem(row, "account", values["account"],
+                             won_deal_refusal(account, deal, self.policy))
         seen_at = self.instant(values["seen"])
         if seen_at > self.now:
             raise RowProblem(row, "seen", values["seen"].isoformat(),
                              N_("The sighting cannot be in the future."))
         fields = {"account_id": account.id, "rep_id": rep.id,
                   "competitor_site": values["competitor_site"], "seen_at": seen_at,
-                  "ad_type": values["ad_type"]}
+                  "ad_type": values["ad_type"],
+                  "explanation_due_at": explanation_due(seen_at, self.policy)}
+        self.optional("page_area", fields, values.get("page_area"))
+        if "evidence_url" in self.columns:
+            try:
+                fields["evidence_url"] = checked_evidence_url(values.get("evidence_url") or "")
+            except InvalidRequest as error:
+                raise RowProblem(row, "evidence_url", values.get("evidence_url"),
+                                 error.message) from error
         self.optional("status", fields, values.get("status"))
         self.optional("explanation", fields, values.get("explanation"))
         incident = self.incidents.get(values["external_id"])
         if incident is None:
             incident = AccountabilityIncident(
                 external_id=values["external_id"], logged_by_id=self.actor_id,
-                **{"status": "open", "explanation": "", **fields})
+                **{"status": "open", "explanation": "", "page_area": "home_page",
+                   "evidence_url": "", **fields})
             self.session.add(incident)
             self.incidents[incident.external_id] = incident
             return "added"

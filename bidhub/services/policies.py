@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from bidhub.domain.facts import BidFacts
+from bidhub.domain.facts import BidFacts, Stage
+from bidhub.domain.metrics import months_before
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown, check_eligibility, factor_gaps
 from bidhub.domain.text import N_, Text
@@ -23,6 +26,7 @@ from bidhub.models import (
     DecisionKind,
     Listing,
     ListingStatus,
+    Opportunity,
     Role,
     Round,
     RoundStatus,
@@ -275,3 +279,81 @@ def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now
         if hindrances:
             found[listing.id] = hindrances
     return found
+
+# --- accountability (销售监控问责) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AccountabilityPolicy:
+    """The handbook's accountability rule as configured: only an account that placed no order
+    with us (no deal won within `won_deal_months`) can be held to account, and the rep owes
+    the explanation form within `explanation_days` of the sighting being logged."""
+
+    won_deal_months: int = 12
+    explanation_days: int = 7
+
+
+# Setting -> the config key (and BIDHUB_<key> environment variable) that overrides it, with
+# the values that make sense.
+ACCOUNTABILITY_SETTINGS = {
+    "won_deal_months": ("ACCOUNTABILITY_WON_DEAL_MONTHS", range(1, 121)),
+    "explanation_days": ("ACCOUNTABILITY_EXPLANATION_DAYS", range(1, 366)),
+}
+
+
+def accountability_policy(config: Mapping[str, Any] | None = None,
+                          environ: Mapping[str, str] = os.environ) -> AccountabilityPolicy:
+    """The policy in force: the app's config wins, then the environment, then the defaults.
+
+    A value that is not a whole number in range stops with ValueError naming the setting, so
+    a typo never silently turns the rule off."""
+    values = {}
+    for name, (key, allowed) in ACCOUNTABILITY_SETTINGS.items():
+        raw = (config or {}).get(key)
+        if raw is None:
+            raw = environ.get(f"BIDHUB_{key}")
+        if raw is None:
+            continue
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            value = None
+        if value not in allowed:
+            raise ValueError(f"{key} must be a whole number from {allowed.start} to "
+                             f"{allowed.stop - 1}, not {raw!r}")
+        values[name] = value
+    return AccountabilityPolicy(**values)
+
+
+def won_at(opportunity: Opportunity) -> datetime | None:
+    """When a won deal was won: its close date, else the day its history entered won."""
+    if opportunity.closed_at is not None:
+        return opportunity.closed_at
+    return min((change.changed_at for change in opportunity.stage_changes
+                if change.stage == Stage.WON), default=None)
+
+
+def recent_won_deals(session: Session, account_ids: Iterable[int], now: datetime,
+                     policy: AccountabilityPolicy) -> dict[int, Opportunity]:
+    """The latest deal won on each account within the window (metrics' "won": stage won, won
+    from its close date on), by account id; an account that placed no order with us in the
+    window is left out. A won deal without any date counts as recent: nothing shows it is
+    older."""
+    since = months_before(now, policy.won_deal_months)
+    latest: dict[int, tuple[datetime, Opportunity]] = {}
+    ids = sorted(set(account_ids))
+    for start in range(0, len(ids), 500):
+        for opportunity in session.scalars(
+                select(Opportunity).where(Opportunity.account_id.in_(ids[start:start + 500]),
+                                          Opportunity.stage == Stage.WON)
+                .options(selectinload(Opportunity.stage_changes))):
+            when = won_at(opportunity) or now
+            if since <= when <= now and (opportunity.account_id not in latest
+                                         or when > latest[opportunity.account_id][0]):
+                latest[opportunity.account_id] = (when, opportunity)
+    return {account_id: opportunity for account_id, (_when, opportunity) in latest.items()}
+
+
+def recent_won_deal(session: Session, account_id: int, now: datetime,
+                    policy: AccountabilityPolicy) -> Opportunity | None:
+    """The latest deal won on the account within the window, or None (recent_won_deals)."""
+    return recent_won_deals(session, [account_id], now, policy).get(account_id)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from datetime import date, datetime, time
+from pathlib import Path
 
-from flask import Blueprint, Flask, flash, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf.file import FileField
 from wtforms import DateTimeLocalField, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
@@ -17,9 +19,10 @@ from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import IncidentStatus, Role
 from bidhub.services import accountability, browse, limits
-from bidhub.services.accountability import AdType, Outcome
+from bidhub.services.accountability import OFFERED_AD_TYPES, AdType, Outcome, PageArea
+from bidhub.services.policies import accountability_policy
 from bidhub.web import params
-from bidhub.web.access import managers, rep_only
+from bidhub.web.access import managers, rep_only, roles_required
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, choice_id, options
 from bidhub.web.i18n import local_to_utc, utc_to_local
@@ -27,6 +30,7 @@ from bidhub.web.labels import (
     AD_TYPE_LABELS,
     INCIDENT_OUTCOME_LABELS,
     INCIDENT_STATUS_LABELS,
+    PAGE_AREA_LABELS,
     label,
 )
 from bidhub.web.rendering import branch_name, redirect_after_post, render
@@ -34,16 +38,24 @@ from bidhub.web.rendering import branch_name, redirect_after_post, render
 blueprint = Blueprint("accountability", __name__)
 
 
-
 class IncidentForm(Form):
     account = StringField(_l("Account (customer number or exact name)"),
                           validators=[InputRequired(), Length(max=200)])
     competitor_site = StringField(_l("Competitor site"),
                                   validators=[InputRequired(), Length(max=200)])
-    ad_type = SelectField(_l("Kind of ad"), choices=options(AD_TYPE_LABELS),
-                          validators=[InputRequired()])
+    ad_type = SelectField(_l("Kind of ad"), validators=[InputRequired()],
+                          choices=options({kind: AD_TYPE_LABELS[kind] for kind in OFFERED_AD_TYPES}))
+    page_area = SelectField(_l("Where on the site"), choices=options(PAGE_AREA_LABELS),
+                            validators=[InputRequired()])
     seen_at = DateTimeLocalField(_l("Seen at (local time)"), format=LOCAL_DATETIME_FORMATS,
                                  validators=[InputRequired()])
+    evidence_url = StringField(
+        _l("Evidence link"), description=_l("http:// or https:// address of the ad or a screenshot."),
+        validators=[Optional(), Length(max=accountability.MAX_EVIDENCE_URL_LENGTH)])
+    evidence_image = FileField(
+        _l("Screenshot"), description=_l("PNG, JPEG or WebP, at most %(megabytes)d MB. Give a link, "
+                                         "a screenshot or both.",
+                                         megabytes=accountability.MAX_EVIDENCE_BYTES // 2**20))
 
 
 class ResolveForm(Form):
@@ -80,6 +92,26 @@ def unique_ids(form: Form, suffix: int) -> Form:
 
 def version_of(value: str | None) -> int:
     return params.parse_version(value)
+
+
+def policy():
+    """The accountability policy in force for this app (its settings, else the defaults)."""
+    return accountability_policy(current_app.config)
+
+
+def evidence_folder() -> Path:
+    """Where screenshots are kept: EVIDENCE_FOLDER, else the instance folder's evidence/."""
+    return Path(current_app.config.get("EVIDENCE_FOLDER")
+                or Path(current_app.instance_path) / "evidence")
+
+
+def uploaded_image() -> bytes | None:
+    """The screenshot's bytes, read up to one byte past the limit so a bigger one is refused
+    without holding more; None when none was sent."""
+    upload = request.files.get("evidence_image")
+    if upload is None or not upload.filename:
+        return None
+    return upload.stream.read(accountability.MAX_EVIDENCE_BYTES + 1)
 
 
 def release_form(formdata=None) -> AccountabilityReleaseForm:
@@ -129,7 +161,8 @@ def incidents_page(*, log_form: IncidentForm | None = None, failed_resolve: tupl
                   days_open=lambda incident: accountability.days_open(incident, current),
                   is_overdue=lambda incident: accountability.is_overdue(incident, current),
                   status_labels=INCIDENT_STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
-                  upheld_needed=accountability.REPEAT_UPHELD_COUNT, page_errors=page_errors)
+                  upheld_needed=accountability.REPEAT_UPHELD_COUNT, page_errors=page_errors,
+                  policy=policy())
 
 
 @blueprint.route("/manage/accountability", endpoint="incidents")
@@ -149,7 +182,9 @@ def log_incident():
             incident = accountability.log_incident(
                 session, current_user, account_id=account.id,
                 competitor_site=form.competitor_site.data, ad_type=form.ad_type.data,
-                seen_at=local_to_utc(form.seen_at.data), now=now())
+                page_area=form.page_area.data, seen_at=local_to_utc(form.seen_at.data),
+                evidence_url=form.evidence_url.data or "", evidence_image=uploaded_image(),
+                evidence_folder=evidence_folder(), policy=policy(), now=now())
         except InvalidRequest as error:
             form.add_error(error)
             return incidents_page(log_form=form, status=422)
@@ -199,13 +234,34 @@ def release(account_id: int):
     return incidents_page(failed_release=(account_id, form), status=422)
 
 
+@blueprint.route("/accountability/incidents/<int:incident_id>/evidence")
+@roles_required(Role.REP, Role.KA_MANAGER, Role.ADMIN)
+def evidence(incident_id: int):
+    """The incident's screenshot, for management and the incident's rep only; the stored name
+    comes from the database (a content hash), never from the request."""
+    incident = accountability.viewable_incident(get_session(), current_user, incident_id)
+    found = accountability.evidence_file(evidence_folder(), incident)
+    if found is None:
+        abort(404)
+    path, media_type = found
+    # Read whole (at most MAX_EVIDENCE_BYTES): nothing stays open after the response.
+    return Response(path.read_bytes(), mimetype=media_type, headers={
+        "Content-Disposition": f'inline; filename="evidence-{incident.id}{path.suffix}"',
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+        "Content-Security-Policy": "default-src 'none'; sandbox"})
+
+
 def requested_period() -> tuple[date, date]:
-    day = params.day_arg(request.args, "start") or utc_to_local(now()).date()
+    """The period asked for with ?start=, else the last complete one (the report's subject)."""
+    day = params.day_arg(request.args, "start")
+    if day is None:
+        return accountability.last_complete_period(utc_to_local(now()).date())
     return accountability.two_week_period(day)
 
 
-def report_rows(start: date, end: date):
-    return accountability.accountability_report(
+def period_report(start: date, end: date) -> accountability.Report:
+    return accountability.two_weekly_report(
         get_session(), local_to_utc(datetime.combine(start, time())),
         local_to_utc(datetime.combine(end, time())), now=now())
 
@@ -215,39 +271,58 @@ def report_rows(start: date, end: date):
 def report():
     start, end = requested_period()
     previous, following = accountability.neighbouring_periods(start)
-    return render("accountability/report.html", rows=report_rows(start, end), start=start,
+    latest_start, _latest_end = accountability.last_complete_period(utc_to_local(now()).date())
+    return render("accountability/report.html", report=period_report(start, end), start=start,
                   last_day=date.fromordinal(end.toordinal() - 1), previous=previous,
-                  following=following, status_labels=INCIDENT_STATUS_LABELS,
-                  ad_type_labels=AD_TYPE_LABELS)
+                  following=following, complete=end <= utc_to_local(now()).date(),
+                  latest_start=latest_start, anchor=accountability.PERIOD_ANCHOR)
 
 
 REPORT_COLUMNS = (_l("Incident"), _l("Seen at (local)"), _l("Account number"), _l("Account"),
-                  _l("Branch"), _l("Rep"), _l("Competitor site"), _l("Ad type"), _l("Status"),
+                  _l("Branch"), _l("Rep"), _l("Competitor site"), _l("Where on the site"),
+                  _l("Ad type"), _l("Evidence link"), _l("Status"),
                   _l("Explanation due (local)"), _l("Explained at (local)"),
                   _l("Resolved at (local)"), _l("Days open"), _l("Overdue"), _l("Explanation"),
                   _l("Resolution note"))
+TOTALS_COLUMNS = (_l("Totals"), _l("Name"), _l("Logged"), _l("Explained"), _l("Accepted"),
+                  _l("Upheld"), _l("Overdue"))
 
 
 def local_text(instant: datetime | None) -> str:
     return "" if instant is None else utc_to_local(instant).strftime("%Y-%m-%d %H:%M")
 
 
+def incident_record(row: accountability.ReportRow) -> list:
+    incident = row.incident
+    return [incident.id, local_text(incident.seen_at), incident.account.external_id,
+            incident.account.name, branch_name(incident.account.branch),
+            incident.rep.display_name, incident.competitor_site,
+            label(incident.page_area, PageArea), label(incident.ad_type, AdType),
+            incident.evidence_url, label(incident.status, IncidentStatus),
+            local_text(incident.explanation_due_at), local_text(incident.explained_at),
+            local_text(incident.resolved_at), row.days_open,
+            _("yes") if row.overdue else _("no"), incident.explanation,
+            incident.resolution_note]
+
+
+def totals_records(report: accountability.Report) -> list[list]:
+    """The totals below the incidents: per rep, per branch, then all, as on the page."""
+    return [[str(heading), name, *totals.counts()] for heading, name, totals in (
+        *((_("Rep"), rep.display_name, totals) for rep, totals in report.by_rep),
+        *((_("Branch"), branch_name(branch), totals) for branch, totals in report.by_branch),
+        (_("All"), "", report.total))]
+
+
 @blueprint.route("/manage/accountability/report.csv")
 @managers
 def report_csv():
     start, end = requested_period()
+    report = period_report(start, end)
     with export_language():
-        records = ([
-            row.incident.id, local_text(row.incident.seen_at), row.incident.account.external_id,
-            row.incident.account.name, branch_name(row.incident.account.branch),
-            row.incident.rep.display_name, row.incident.competitor_site,
-            label(row.incident.ad_type, AdType), label(row.incident.status, IncidentStatus),
-            local_text(row.incident.explanation_due_at), local_text(row.incident.explained_at),
-            local_text(row.incident.resolved_at), row.days_open,
-            _("yes") if row.overdue else _("no"), row.incident.explanation,
-            row.incident.resolution_note] for row in report_rows(start, end))
+        records = [incident_record(row) for row in report.rows]
+        trailing = [[], [str(column) for column in TOTALS_COLUMNS], *totals_records(report)]
         return csv_response(f"bidhub-accountability-{start:%Y%m%d}.csv", REPORT_COLUMNS,
-                            records)
+                            records, trailing)
 
 
 # --- reps --------------------------------------------------------------------------------------
@@ -262,7 +337,7 @@ def inbox_page(failed: tuple | None = None, status: int = 200):
     return render("accountability/inbox.html", status=status, incidents=incidents, forms=forms,
                   is_overdue=lambda incident: accountability.is_overdue(incident, current),
                   status_labels=INCIDENT_STATUS_LABELS, ad_type_labels=AD_TYPE_LABELS,
-                  explanation_days=accountability.EXPLANATION_DAYS)
+                  explanation_days=policy().explanation_days)
 
 
 @blueprint.route("/my/accountability", endpoint="inbox")

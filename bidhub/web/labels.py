@@ -33,7 +33,7 @@ from bidhub.models import (
     Role,
     RoundStatus,
 )
-from bidhub.services.accountability import AdType, Outcome
+from bidhub.services.accountability import AdType, Outcome, PageArea
 from bidhub.services.policies import BidOutcome
 
 ROLE_LABELS = {Role.REP: _l("KA sales rep"), Role.KA_MANAGER: _l("KA manager"),
@@ -94,7 +94,10 @@ INCIDENT_STATUS_LABELS = {IncidentStatus.OPEN: _l("Awaiting explanation"),
 INCIDENT_OUTCOME_LABELS = {Outcome.ACCEPTED: _l("Accept the explanation"),
                            Outcome.UPHELD: _l("Uphold the incident")}
 AD_TYPE_LABELS = {AdType.LOGO: _l("Logo"), AdType.BANNER: _l("Banner"),
-                  AdType.JOB_POST: _l("Job post")}
+                  AdType.TEXT: _l("Text ad"), AdType.JOB_POST: _l("Job post")}
+PAGE_AREA_LABELS = {PageArea.HOME_PAGE: _l("Home page"),
+                    PageArea.SPECIAL_SECTION: _l("Special section"),
+                    PageArea.OTHER: _l("Other page")}
 STAGE_LABELS = {Stage.POTENTIAL: _l("Potential customer"), Stage.INTENT: _l("Intent"),
                 Stage.PROPOSAL: _l("Proposal"), Stage.NEGOTIATION: _l("Negotiation"),
                 Stage.WON: _l("Closed-won"), Stage.LOST: _l("Lost")}
@@ -131,7 +134,8 @@ LABELS: dict[Any, Mapping[str, Any]] = {
     DecisionKind: DECISION_KIND_LABELS, FilingKind: FILING_KIND_LABELS,
     ImportStatus: IMPORT_STATUS_LABELS, IncidentStatus: INCIDENT_STATUS_LABELS,
     DeliveryStatus: DELIVERY_STATUS_LABELS, AppealStatus: APPEAL_STATUS_LABELS,
-    Outcome: INCIDENT_OUTCOME_LABELS, AdType: AD_TYPE_LABELS, Stage: STAGE_LABELS,
+    Outcome: INCIDENT_OUTCOME_LABELS, AdType: AD_TYPE_LABELS, PageArea: PAGE_AREA_LABELS,
+    Stage: STAGE_LABELS,
     "role": ROLE_LABELS, "rep_status": REP_STATUS_LABELS,
     "release_reason": RELEASE_REASON_LABELS, "round_status": ROUND_STATUS_LABELS,
     "listing_status": LISTING_STATUS_LABELS, "bid_status": BID_STATUS_LABELS,
@@ -235,4 +239,5 @@ def cached_label(value: Any, kind: Any = None) -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(label=cached_label, stage_label=stage_label,
                                  metric_label=metric_label, system_note=system_note)
-    app.jinja_env.globals.update(handbook_term=handbook_term, Stage=Stage, AdType=AdType)
+    app.jinja_env.globals.update(handbook_term=handbook_term, Stage=Stage, AdType=AdType,
+                                 PageArea=PageArea)

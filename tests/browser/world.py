@@ -93,7 +93,8 @@ def build_world(session: Session, now: datetime) -> World:
                      now=now - timedelta(days=60))
     add_history(session, now, rep, rival, held)
     log_incident(session, manager, account_id=held[0].id, competitor_site="51job.com",
-                 ad_type="banner", seen_at=now - timedelta(days=3), now=now - timedelta(days=2))
+                 ad_type="banner", evidence_url="https://www.51job.com/",
+                 seen_at=now - timedelta(days=3), now=now - timedelta(days=2))
 
     closed_id, scored_listing_id = add_closed_round(
         session, now, manager, [rep, rival], released[len(OPEN_ROUND_ACCOUNTS):])
