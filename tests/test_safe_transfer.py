@@ -363,3 +363,40 @@ def test_the_transfer_writes_the_loss_review(session, login_as, make_manager, ma
                              .where(AccountReview.account_id == account.id)).one()
     assert review.rep_id == owner.id
 
+
+
+def test_the_transfer_pages_speak_chinese(login_as, make_manager, make_rep, make_account,
+                                          make_round):
+    from tests.test_i18n import ALLOWED_WORDS, english_words, visible_text
+
+    owner, receiver = make_rep(name="张伟", username="zhangwei"), make_rep(name="李娜",
+                                                                          username="lina")
+    account = make_account(owner=owner, name="北京某某科技有限公司")
+    listed = make_account(owner=owner, name="上海某某贸易有限公司")
+    make_round(accounts=[listed], title="三月客户资源竞标")
+    client = login_as(make_manager(name="王经理", username="wangjl"))
+    allowed = ALLOWED_WORDS | {"zhangwei", "lina", "KA", "BJ", "Beijing"}
+    headers = {"Accept-Language": "zh-CN"}
+    pages = {
+        f"/manage/transfer?account={account.id}&to_rep={receiver.id}": "划转带来的变化",
+        f"/manage/transfer/picks?account={listed.id}&to_rep={receiver.id}": "不能直接划转",
+        "/manage/transfer/accounts?q=某某": "所属销售：张伟",
+        "/manage/transfer/reps?q=lina": "名下 0 个客户（区间 30–40）",
+        "/manage/transfer/accounts?q=无此": "没有与“无此”匹配的客户。",
+    }
+
+    def english_in(page: str) -> dict[str, str]:
+        # Only this feature's part of a full page; the header's links belong to other pages.
+        if "<main" in page:
+            page = page[page.index("<main"):page.index("</main>")]
+        return english_words(visible_text(page), allowed)
+
+    for path, chinese in pages.items():
+        page = text_of(client.get(path, headers=headers))
+        assert chinese in page, path
+        assert not english_in(page), (path, english_in(page))
+    page = text_of(client.post("/manage/transfer/summary", headers=headers, data={
+        **summary_data(account, receiver), "reason": "原销售调往上海分公司。",
+        "review_text": "已与客户采购人完成交接，客户同意由新销售跟进后续合作。"}))
+    assert "确认划转" in page and "确认并备案" in page and "张伟：2 → 1 个客户（低于区间）" in page
+    assert not english_in(page), english_in(page)
