@@ -121,6 +121,7 @@ def register_blueprints(app: Flask) -> None:
         market,
         notifications,
         profiles,
+        reviews,
         rules_admin,
         sponsors,
     )
@@ -135,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accountability.blueprint)
     app.register_blueprint(profiles.blueprint)
     app.register_blueprint(notifications.blueprint)
+    app.register_blueprint(reviews.blueprint)
     app.register_blueprint(accounts.blueprint)
     app.register_blueprint(board.blueprint)
     app.register_blueprint(sponsors.blueprint)

@@ -103,6 +103,11 @@ EXPECTED_ACCESS = {
     "notifications.mark_all_read": {SIGNED_IN},
     "notifications.set_email": {SIGNED_IN},
     "notifications.set_user_email": {ADMIN},
+    "reviews.register": MANAGEMENT,
+    "reviews.close": MANAGEMENT,
+    "reviews.detail": {REP, MANAGER, ADMIN},
+    "reviews.write": {REP},
+    "reviews.mine": {REP},
 }
 
 
@@ -141,7 +146,7 @@ def world(session, make_rep, make_manager, make_admin, make_user, make_account, 
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": rep.id, "version_id": 1,
                     "rep_id": rep.id, "incident_id": incident.id, "branch_id": rep.branch_id,
-                    "run_id": 1, "appeal_id": 1, "request_id": 1,
+                    "run_id": 1, "appeal_id": 1, "request_id": 1, "review_id": 1,
                     "notification_id": notifications.inbox(session, rep).items[0].id}}
 
 

@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from bidhub.models import Account, Base, RoundStatus, RuleSetVersion
 from bidhub.services.accountability import log_incident
 from bidhub.services.adjudication import score_closed_round
+from bidhub.services.filings import transfer_account
 from bidhub.services.imports import import_file
 from tests.conftest import PASSWORD, csrf_token_from, reload
 
@@ -74,11 +75,12 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
                      "auth": "own", "notifications": "rep", "language": "rep",
                      "accounts": "manager",
-                     "board": "manager"}
+                     "board": "manager", "reviews": "manager"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
                     "board.my_accounts": "rep",
-                    "notifications.set_user_email": "admin"}
+                    "notifications.set_user_email": "admin", "reviews.mine": "rep",
+                    "reviews.write": "rep"}
 # Refusals that are recorded on purpose: a failed sign-in counts against the account and the
 # address, and a refused import keeps its report.
 RECORDED_REFUSALS = {"auth.login": {"login_throttles"}, "imports.upload": {"import_runs"}}
@@ -182,6 +184,12 @@ def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_
     log_incident(session, manager, account_id=held.id, competitor_site="https://x.example",
                  ad_type="logo", evidence_url="https://x.example/ad",
                  seen_at=clock() - timedelta(hours=3), now=clock())
+    # A loss review due from `rep`, so the review pages answer for a real one.
+    lost = session.scalars(select(Account).where(Account.owner_id == rep.id)
+                           .order_by(Account.id.desc())).first()
+    transfer_account(session, manager, account_id=lost.id, to_rep_id=other.id,
+                     reason="The client asked for a new rep.",
+                     review_text="Visits stopped after the reorganisation.", now=clock())
     import_file(session, admin, "reps", "reps.csv",
                 b"external_id,username,name,branch\r\nR-900,imported,Imported Rep,BJ\r\n"
 , valid_rows_only=False, now=clock())
@@ -197,6 +205,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
     """Ids each path argument can name, so that some requests get past the lookup."""
     from bidhub.models import (
         AccountabilityIncident,
+        AccountReview,
         Appeal,
         Bid,
         Branch,
@@ -215,6 +224,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         "branch_id": ids(Branch),
         "notification_id": ids(Notification),
         "appeal_id": ids(Appeal) or [1],
+        "review_id": ids(AccountReview) or [1],
     }
 
 

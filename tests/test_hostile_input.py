@@ -121,7 +121,8 @@ def test_management_filters_ignore_lookalike_digits(client, world):
     login(client, world["manager"])
     round_id = world["open_round"].id
     paths = (f"/manage/rounds/{round_id}", "/manage/filings", "/manage/filings.csv",
-             "/manage/accountability/report", "/manage/accountability/report.csv")
+             "/manage/accountability/report", "/manage/accountability/report.csv",
+             "/manage/reviews")
     for value, path in itertools.product(LOOKALIKE_NUMBERS, paths):
         query = {"branch": value, "rep": value, "min_value": value, "max_value": value,
                  "page": value, "start": value, "date_from": value, "date_to": value}
@@ -300,6 +301,9 @@ def test_control_characters_in_search_boxes_are_dropped(client, world):
                               query_string={"q": bad, "industry": bad, "status": bad})
         assert response.status_code == 200, bad
         response = client.get("/manage/accountability", query_string={"status": bad})
+        assert response.status_code == 200, bad
+        response = client.get("/manage/reviews", query_string={"status": bad, "rep": bad,
+                                                               "branch": bad, "page": bad})
         assert response.status_code == 200, bad
 
 

@@ -397,7 +397,8 @@ def accountability_incidents(history: RepHistory, account: AccountFacts,
 
 def retention(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
     """1 - weighted losses / (accounts held now + accounts lost), over losses in the last
-    12 months, clipped to 0..1. A loss counts 1 with a written review and 2 without.
+    12 months, clipped to 0..1. A loss counts 1 with the rep's written review (submitted by
+    `now`, or closed) and 2 without.
 
     None only when the rep holds nothing now and lost nothing in the window (nothing to keep).
     """
@@ -408,6 +409,19 @@ def retention(history: RepHistory, account: AccountFacts, now: datetime) -> floa
         return None
     weighted = sum(1 if loss.is_reviewed else UNREVIEWED_LOSS_WEIGHT for loss in losses)
     return max(0.0, 1.0 - weighted / base)
+
+
+def unreviewed_losses(history: RepHistory, account: AccountFacts,
+                      now: datetime) -> float | None:
+    """Losses in the last 12 months whose review the rep had not written by `now`.
+
+    The same losses as retention, so the two agree; a loss whose review is due but not yet
+    overdue counts too (the review is what the handbook asks for, not its deadline). Never
+    missing: a rep who lost nothing has 0 unreviewed losses.
+    """
+    since = months_before(now, 12)
+    return float(sum(1 for loss in history.lost_accounts
+                     if _within(loss.lost_at, since, now) and not loss.is_reviewed))
 
 
 METRICS: dict[str, Metric] = {
@@ -462,6 +476,10 @@ METRICS: dict[str, Metric] = {
                "losses in the last 12 months",
                "None (holds nothing and lost nothing in the window)", retention,
                unit="share", higher_is_better=True),
+        Metric("unreviewed_losses", "Unreviewed losses",
+               "accounts lost without the rep's written review (submitted or closed)",
+               "losses in the last 12 months", "never missing", unreviewed_losses,
+               unit="accounts", higher_is_better=False),
     )
 }
 

@@ -14,7 +14,6 @@ from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, Tra
 from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
-    AccountReview,
     Filing,
     FilingKind,
     Role,
@@ -24,6 +23,7 @@ from bidhub.models import (
 )
 from bidhub.services.audit import record_audit
 from bidhub.services.limits import MIN_REASON_LENGTH, MIN_REVIEW_LENGTH
+from bidhub.services.loss_reviews import note_management_review
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
     OwnerChange,
@@ -96,10 +96,8 @@ def transfer_account(
                 limit=capacity_max(session), now=now, accounts={account.id: account})
         except CapacityExceeded as error:
             raise CapacityExceeded(error.message, field="to_rep") from error
-        if from_rep_id is not None:
-            session.add(AccountReview(account_id=account.id, rep_id=from_rep_id,
-                                      written_by_id=actor.id, reason="direct_transfer",
-                                      review_text=review_text.strip(), created_at=now))
+        # change_owners made the loss review due from the rep; it carries management's note.
+        note_management_review(session, filing, written_by_id=actor.id, review_text=review_text)
         after = {"owner": to_rep.id, "filing": filing.seq}
         if account.executive_sponsor:
             after["sponsor_confirmed_by"] = actor.id

@@ -42,6 +42,7 @@ from bidhub.domain.errors import InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_, Text
 from bidhub.models import (
     AccountabilityIncident,
+    AccountReview,
     Appeal,
     AppealStatus,
     Bid,
@@ -255,6 +256,14 @@ def _loss_review_due(session: Session, review: AccountReview) -> Iterator[Messag
         Link("reviews.detail", {"review_id": review.id}))
 
 
+def _loss_review_due(session: Session, review: AccountReview) -> Iterator[Message]:
+    yield Message(review.rep_id, N_(
+        "%(account)s has left you; write its loss review (what happened, what you would do "
+        "differently) by %(due_at)s.", account=review.account.name,
+        due_at=instant(review.due_at or review.created_at)),
+        Link("reviews.detail", {"review_id": review.id}))
+
+
 def _password_reset(session: Session, user: User) -> Iterator[Message]:
     yield Message(user.id, N_("An admin reset your password at %(reset_at)s; you will choose a "
                               "new one when you sign in. If you did not ask for it, tell KA "
@@ -337,6 +346,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda request: f"transfer_request:{request.id}", _sponsor_answered_transfer),
     Kind("password_reset", "the user whose password was reset",
          lambda user: f"user:{user.id}:{instant(user.password_reset_at)}", _password_reset),
+    Kind("loss_review_due", "the rep who lost the account",
+         lambda review: f"review:{review.id}", _loss_review_due),
     Kind("appeal_filed", "KA managers (admins when there is none)",
          lambda appeal: f"appeal:{appeal.id}", _appeal_filed),
     Kind("appeal_answered", "the appellant",

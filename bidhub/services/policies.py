@@ -39,6 +39,24 @@ from bidhub.services.track_records import bid_facts
 # included (managers see only a count). Scoring happens at the deadline, so past the deadline
 # but not yet scored is still sealed.
 SEALED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED)
+# Every lost customer gets a written review (任何客户的丢失都要总结反省): the rep who lost an
+# account owes it within this many days of the loss (a release, transfer, award elsewhere or
+# CRM import moving the account). bidhub's policy, like the accountability explanation's 7
+# days; the BIDHUB_LOSS_REVIEW_DAYS environment variable (1 to 365) overrides it.
+LOSS_REVIEW_DAYS = 7
+LOSS_REVIEW_DAYS_ALLOWED = range(1, 366)
+
+
+def loss_review_days(environ: Mapping[str, str] = os.environ) -> int:
+    """Days the rep has to write a loss review; a bad override stops with ValueError."""
+    raw = environ.get("BIDHUB_LOSS_REVIEW_DAYS")
+    if raw is None:
+        return LOSS_REVIEW_DAYS
+    value = int(raw) if raw.strip().isascii() and raw.strip().isdigit() else None
+    if value not in LOSS_REVIEW_DAYS_ALLOWED:
+        raise ValueError(f"BIDHUB_LOSS_REVIEW_DAYS must be a whole number from 1 to 365, "
+                         f"not {raw!r}")
+    return value
 
 
 class BidOutcome(StrEnum):

@@ -11,7 +11,6 @@ from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
-    AccountReview,
     Listing,
     ListingStatus,
     ReleaseReason,
@@ -23,6 +22,7 @@ from bidhub.services import sponsors
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
 from bidhub.services.limits import MIN_REVIEW_LENGTH
+from bidhub.services.loss_reviews import open_release_review, withdraw_release_review
 from bidhub.services.notifications import notify, round_published
 from bidhub.services.ownership import lock_accounts, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
@@ -117,11 +117,11 @@ def release_account(
                     "Write a review of why the account leaves %(rep)s (at least %(count)d "
                     "characters).", rep=account.owner.display_name, count=MIN_REVIEW_LENGTH),
                     field="review_text")
-            review = AccountReview(account_id=account.id, rep_id=account.owner_id,
-                                   written_by_id=actor.id, reason=reason,
-                                   review_text=review_text.strip(), created_at=now)
-            session.add(review)
-            session.flush()
+            # The release is the loss: the rep's review is due from now, with this note.
+            review = open_release_review(session, account_id=account.id,
+                                         rep_id=account.owner_id, reason=reason,
+                                         written_by_id=actor.id,
+                                         review_text=review_text.strip(), now=now)
         listing = Listing(
             round_id=round_.id, account_id=account.id, released_from_id=account.owner_id,
             release_reason=reason, release_note=note.strip(), review_id=review.id if review else None,
@@ -147,7 +147,10 @@ def remove_listing(session: Session, actor: User, listing_id: int, now: datetime
             raise InvalidRequest(N_("A published round's list cannot change."))
         record_audit(session, actor, "listing.removed", f"listing:{listing.id}", now,
                      before={"round": listing.round_id, "account": listing.account_id})
+        review_id = listing.review_id
         session.delete(listing)
+        session.flush()
+        withdraw_release_review(session, review_id)
 
 
 def load_awaiting_listing(session: Session, listing_id: int) -> Listing:

@@ -29,6 +29,7 @@ from bidhub.models import (
     Bid,
     Filing,
     Listing,
+    LossReviewStatus,
     MonthlyForecast,
     Opportunity,
     RepStatus,
@@ -45,6 +46,38 @@ def accounts_held_by(session: Session, rep_ids: Iterable[int]) -> dict[int, int]
     held = dict.fromkeys(rep_ids, 0)
     held.update({owner_id: count for owner_id, count in rows})
     return held
+
+
+# A loss counts as reviewed once the rep's review is submitted; a closed one stays reviewed
+# (reviews written before reps wrote their own were migrated as closed).
+REVIEWED_STATUSES = frozenset({LossReviewStatus.SUBMITTED, LossReviewStatus.CLOSED})
+
+
+def reviewed_at(review: AccountReview) -> datetime:
+    """When the loss became reviewed: the rep's submission, else its closing or creation."""
+    return review.submitted_at or review.closed_at or review.created_at
+
+
+def is_reviewed(review: AccountReview, now: datetime) -> bool:
+    return review.status in REVIEWED_STATUSES and reviewed_at(review) <= now
+
+
+def reviewed_losses(session: Session, rep_ids: Iterable[int],
+                    now: datetime) -> tuple[set[int], set[tuple[int, int]]]:
+    """The losses reviewed by `now`: filing numbers, and (rep, account) pairs for reviews
+    that name no filing (a release not yet awarded, or a review older than loss reviews)."""
+    filings: set[int] = set()
+    accounts: set[tuple[int, int]] = set()
+    for review in session.scalars(select(AccountReview).where(
+            AccountReview.rep_id.in_(list(rep_ids)),
+            AccountReview.status.in_(sorted(REVIEWED_STATUSES)))):
+        if not is_reviewed(review, now):
+            continue
+        if review.filing_seq is not None:
+            filings.add(review.filing_seq)
+        else:
+            accounts.add((review.rep_id, review.account_id))
+    return filings, accounts
 
 
 def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int, RepHistory]:
@@ -78,13 +111,13 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
     ):
         forecasts[forecast.rep_id].append(ForecastFact(forecast.month, forecast.forecast_yuan,
                                                        forecast.actual_yuan))
-    reviewed = {(review.rep_id, review.account_id) for review in session.scalars(
-        select(AccountReview).where(AccountReview.rep_id.in_(rep_ids)))}
+    reviewed_filings, reviewed_accounts = reviewed_losses(session, rep_ids, now)
     lost: dict[int, list[LostAccountFact]] = defaultdict(list)
     for filing in session.scalars(select(Filing).where(Filing.from_rep_id.in_(rep_ids))):
         lost[filing.from_rep_id].append(LostAccountFact(
             filing.account_id, filing.decided_at,
-            (filing.from_rep_id, filing.account_id) in reviewed))
+            filing.seq in reviewed_filings
+            or (filing.from_rep_id, filing.account_id) in reviewed_accounts))
     return {
         rep.id: RepHistory(
             rep_id=rep.id, hired_on=rep.hired_on or rep.created_at.date(),

@@ -28,6 +28,7 @@ from bidhub.models import (
     ImportStatus,
     IncidentStatus,
     ListingStatus,
+    LossReviewStatus,
     ReleaseReason,
     RepStatus,
     Role,
@@ -84,6 +85,9 @@ DECISION_CHOICE_LABELS = {DecisionKind.ACCEPTED: _l("Accept the ranking"),
 FILING_KIND_LABELS = {FilingKind.ROUND_AWARD: _l("Award in a bidding round"),
                       FilingKind.DIRECT_TRANSFER: _l("Direct transfer"),
                       FilingKind.CRM_IMPORT: _l("CRM import")}
+LOSS_REVIEW_STATUS_LABELS = {LossReviewStatus.DUE: _l("Review due"),
+                             LossReviewStatus.SUBMITTED: _l("Review submitted"),
+                             LossReviewStatus.CLOSED: _l("Review closed")}
 DELIVERY_STATUS_LABELS = {DeliveryStatus.PENDING: _l("Waiting to be sent"),
                           DeliveryStatus.SENT: _l("Sent"), DeliveryStatus.FAILED: _l("Not delivered")}
 IMPORT_STATUS_LABELS = {ImportStatus.IMPORTED: _l("Imported"), ImportStatus.REFUSED: _l("Refused")}
@@ -113,7 +117,8 @@ METRIC_LABELS = {"win_rate": _l("Win rate"), "accounts_held": _l("Accounts held"
                  "industry_experience": _l("Industry experience"),
                  "capacity_headroom": _l("Capacity headroom"),
                  "accountability_incidents": _l("Accountability incidents"),
-                 "retention": _l("Retention")}
+                 "retention": _l("Retention"),
+                 "unreviewed_losses": _l("Unreviewed losses")}
 # The normaliser registry's labels (bidhub/domain/normalisers.py), likewise.
 NORMALISER_LABELS = {"minmax": _l("Min-max over the round"), "cap": _l("Share of a cap"),
                      "logistic": _l("S-curve"), "rank": _l("Percentile rank in the round")}
@@ -135,7 +140,7 @@ LABELS: dict[Any, Mapping[str, Any]] = {
     ImportStatus: IMPORT_STATUS_LABELS, IncidentStatus: INCIDENT_STATUS_LABELS,
     DeliveryStatus: DELIVERY_STATUS_LABELS, AppealStatus: APPEAL_STATUS_LABELS,
     Outcome: INCIDENT_OUTCOME_LABELS, AdType: AD_TYPE_LABELS, PageArea: PAGE_AREA_LABELS,
-    Stage: STAGE_LABELS,
+    Stage: STAGE_LABELS, LossReviewStatus: LOSS_REVIEW_STATUS_LABELS,
     "role": ROLE_LABELS, "rep_status": REP_STATUS_LABELS,
     "release_reason": RELEASE_REASON_LABELS, "round_status": ROUND_STATUS_LABELS,
     "listing_status": LISTING_STATUS_LABELS, "bid_status": BID_STATUS_LABELS,
@@ -145,6 +150,7 @@ LABELS: dict[Any, Mapping[str, Any]] = {
     "incident_status": INCIDENT_STATUS_LABELS, "incident_outcome": INCIDENT_OUTCOME_LABELS,
     "ad_type": AD_TYPE_LABELS, "stage": STAGE_LABELS, "ownership": OWNERSHIP_LABELS,
     "sponsor": SPONSOR_LABELS, "contact_role": CONTACT_ROLE_LABELS,
+    "loss_review_status": LOSS_REVIEW_STATUS_LABELS,
 }
 
 

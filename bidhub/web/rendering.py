@@ -21,6 +21,7 @@ from bidhub.models import (
     ImportStatus,
     IncidentStatus,
     ListingStatus,
+    LossReviewStatus,
     ReleaseReason,
     RepStatus,
     Role,
@@ -120,7 +121,7 @@ def percent(value: float | None) -> str:
 # Templates compare against these, never against string literals (tests/test_templates.py).
 TEMPLATE_ENUMS = {enum.__name__: enum for enum in (
     Role, RepStatus, ReleaseReason, RoundStatus, ListingStatus, BidStatus, DecisionKind, FilingKind,
-    IncidentStatus, ImportStatus, DeliveryStatus, policies.BidOutcome)}
+    IncidentStatus, ImportStatus, DeliveryStatus, policies.BidOutcome, LossReviewStatus)}
 
 # Templates ask the same named policies as the views do.
 TEMPLATE_POLICIES = {function.__name__: function for function in (
