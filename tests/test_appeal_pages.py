@@ -280,8 +280,6 @@ def test_cancelling_the_round_needs_a_reason_and_its_version(app, world):
     assert world["session"].get(Round, round_.id).status == RoundStatus.CANCELLED
     body = text_of(client.get(f"/manage/rounds/{round_.id}"))
     assert reason in body and "Cancelled" in body and f'action="{url}"' not in body
-    rep, _bid = loser_of(world, "harbour")
-    assert reason in text_of(client_of(app, rep).get(f"/rounds/{round_.id}/results"))
 
 
 def test_the_filing_register_shows_a_filing_s_appeals(app, world):
