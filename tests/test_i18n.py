@@ -533,7 +533,8 @@ def department(app, session, clock):
 REP_PAGES = ("/rounds", "/rounds/{round_id}", "/rounds/{round_id}?min_value=十万",
              "/accounts/{account_id}", "/listings/{listing_id}/bid", "/my/bids",
              "/bids/{bid_id}", "/bids/{open_bid_id}", "/bids/{open_bid_id}/edit",
-             "/my/track-record", "/my/accountability", "/notifications", "/password")
+             "/my/track-record", "/my/accountability", "/notifications", "/password",
+             "/my/accounts")
 MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_id}",
                  "/manage/rounds/{closed_round_id}", "/manage/rounds/{draft_round_id}",
                  "/manage/rounds/{draft_round_id}/edit",
@@ -546,7 +547,8 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/manage/accountability", "/manage/accountability/report", "/reps",
                  "/reps/{rep_id}", "/accounts/{account_id}", "/notifications",
                  "/manage/accounts", "/manage/accounts?band=很多&sort=-value",
-                 "/manage/accounts/{account_id}")
+                 "/manage/accounts/{account_id}", "/manage", "/board", "/board?band=above",
+                 "/board/reps/{rep_id}")
 ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
