@@ -75,7 +75,7 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
                      "auth": "own", "notifications": "rep", "language": "rep",
                      "accounts": "manager",
-                     "board": "manager", "reviews": "manager"}
+                     "board": "manager", "reviews": "manager", "sponsors": "admin"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
                     "board.my_accounts": "rep",
@@ -212,6 +212,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         ImportRun,
         Listing,
         Notification,
+        TransferRequest,
     )
 
     reload(session)
@@ -225,6 +226,7 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         "notification_id": ids(Notification),
         "appeal_id": ids(Appeal) or [1],
         "review_id": ids(AccountReview) or [1],
+        "request_id": ids(TransferRequest) or [1],
     }
 
 

@@ -552,7 +552,8 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
 ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
-               "/admin/imports/{run_id}", "/admin/confirmations")
+               "/admin/imports/{run_id}", "/confirmations", "/sponsors",
+               "/sponsors/accounts/{account_id}")
 # Pages that exist once a round's results are published.
 RESULT_PAGES = ("/rounds/{closed_round_id}/results",)
 # Pages that are not HTML for people (CSV, a counter), or need an upload in progress.

@@ -70,7 +70,9 @@ def test_a_code_is_labelled_in_the_page_language_and_an_unknown_one_is_shown(app
         assert labels.label("ka_manager", models.Role) == "KA manager"
         assert labels.label(models.ReleaseReason.NEGLECTED) == "Account neglected"
         assert labels.label("round_award", "filing_kind") == "Award in a bidding round"
-        assert labels.label("refused") == "Refused"  # one enum knows it
+        assert labels.label("imported") == "Imported"  # one enum knows it
+        assert labels.label("refused") == "refused"  # an import's and a listing's: ambiguous
+        assert labels.label("refused", models.ImportStatus) == "Refused"
         assert labels.label("state_owned", "ownership") == "State-owned"
         assert labels.label("someone_elses_code", "ownership") == "someone_elses_code"
         assert labels.label(None, models.Role) == ""
@@ -155,7 +157,8 @@ def test_pages_show_labels_not_codes(app, client, session, make_manager, make_ad
                            url_for("market.account", account_id=sponsored.id),
                            url_for("market.account", account_id=account.id),
                            url_for("manage.filings"), url_for("profiles.rep", rep_id=rep.id)],
-                 admin: [url_for("admin.users"), url_for("admin.confirmations")]}
+                 admin: [url_for("admin.users"), url_for("sponsors.confirmations"),
+                         url_for("sponsors.accounts")]}
     for user, urls in pages.items():
         login(client, user)
         for url in urls:

@@ -24,6 +24,7 @@ from bidhub.models import (
     BidStatus,
     DecisionKind,
     DeliveryStatus,
+    ExecutiveTitle,
     FilingKind,
     ImportStatus,
     IncidentStatus,
@@ -33,6 +34,7 @@ from bidhub.models import (
     RepStatus,
     Role,
     RoundStatus,
+    TransferRequestStatus,
 )
 from bidhub.services.accountability import AdType, Outcome, PageArea
 from bidhub.services.policies import BidOutcome
@@ -128,6 +130,12 @@ OWNERSHIP_LABELS = {"private": _l("Private"), "state_owned": _l("State-owned"),
                     "government": _l("Government agency"), "listed": _l("Listed company")}
 SPONSOR_LABELS = {"president": _l("President"), "ka_vice_president": _l("KA vice-president"),
                   "branch_general_manager": _l("Branch general manager")}
+TRANSFER_REQUEST_STATUS_LABELS = {
+    TransferRequestStatus.WAITING: _l("Waiting for the sponsor"),
+    TransferRequestStatus.ACCEPTED: _l("Accepted by the sponsor and filed"),
+    TransferRequestStatus.REFUSED: _l("Refused by the sponsor"),
+    TransferRequestStatus.WITHDRAWN: _l("Withdrawn"),
+}
 CONTACT_ROLE_LABELS = {"decision_maker": _l("Decision maker"), "user": _l("User"),
                        "purchaser": _l("Purchaser"), "contact": _l("Day-to-day contact")}
 
@@ -141,6 +149,7 @@ LABELS: dict[Any, Mapping[str, Any]] = {
     DeliveryStatus: DELIVERY_STATUS_LABELS, AppealStatus: APPEAL_STATUS_LABELS,
     Outcome: INCIDENT_OUTCOME_LABELS, AdType: AD_TYPE_LABELS, PageArea: PAGE_AREA_LABELS,
     Stage: STAGE_LABELS, LossReviewStatus: LOSS_REVIEW_STATUS_LABELS,
+    ExecutiveTitle: SPONSOR_LABELS, TransferRequestStatus: TRANSFER_REQUEST_STATUS_LABELS,
     "role": ROLE_LABELS, "rep_status": REP_STATUS_LABELS,
     "release_reason": RELEASE_REASON_LABELS, "round_status": ROUND_STATUS_LABELS,
     "listing_status": LISTING_STATUS_LABELS, "bid_status": BID_STATUS_LABELS,

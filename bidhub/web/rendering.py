@@ -17,6 +17,7 @@ from bidhub.models import (
     Branch,
     DecisionKind,
     DeliveryStatus,
+    ExecutiveTitle,
     FilingKind,
     ImportStatus,
     IncidentStatus,
@@ -26,6 +27,7 @@ from bidhub.models import (
     RepStatus,
     Role,
     RoundStatus,
+    TransferRequestStatus,
 )
 from bidhub.services import adjudication, policies
 from bidhub.services.branches import branch_label
@@ -121,7 +123,8 @@ def percent(value: float | None) -> str:
 # Templates compare against these, never against string literals (tests/test_templates.py).
 TEMPLATE_ENUMS = {enum.__name__: enum for enum in (
     Role, RepStatus, ReleaseReason, RoundStatus, ListingStatus, BidStatus, DecisionKind, FilingKind,
-    IncidentStatus, ImportStatus, DeliveryStatus, policies.BidOutcome, LossReviewStatus)}
+    IncidentStatus, ImportStatus, DeliveryStatus, policies.BidOutcome, LossReviewStatus,
+    ExecutiveTitle, TransferRequestStatus)}
 
 # Templates ask the same named policies as the views do.
 TEMPLATE_POLICIES = {function.__name__: function for function in (
