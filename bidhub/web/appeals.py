@@ -46,8 +46,7 @@ def rep_appeals(session, rep: User, round_: Round, bids: list[Bid], *,
         shown.ground.id = shown.ground.label.field_id = f"ground-{bid.listing_id}"
         forms[bid.listing_id] = shown
     return {"in_standstill": round_.status == RoundStatus.STANDSTILL,
-            "appeal_window_open": window_open, "my_appeals": mine, "appeal_forms": forms,
-            "AppealStatus": AppealStatus}
+            "appeal_window_open": window_open, "my_appeals": mine, "appeal_forms": forms}
 
 
 @dataclass
@@ -114,8 +113,7 @@ def reopened_in_standstill(listing: Listing) -> bool:
 
 def answering() -> dict:
     """What every page that shows an appeal's answer form needs besides the appeal."""
-    return {"AppealStatus": AppealStatus,
-            "outcome_choices": [(str(value), str(text))
+    return {"outcome_choices": [(str(value), str(text))
                                 for value, text in APPEAL_OUTCOME_LABELS.items()]}
 
 

@@ -13,11 +13,11 @@ from flask_babel import gettext as _
 
 from bidhub.domain.metrics import METRICS
 from bidhub.models import (
+    AppealStatus,
     BidStatus,
     Branch,
     DecisionKind,
     DeliveryStatus,
-    ExecutiveTitle,
     FilingKind,
     ImportStatus,
     IncidentStatus,
@@ -27,7 +27,6 @@ from bidhub.models import (
     RepStatus,
     Role,
     RoundStatus,
-    TransferRequestStatus,
 )
 from bidhub.services import adjudication, policies
 from bidhub.services.branches import branch_label
@@ -124,7 +123,7 @@ def percent(value: float | None) -> str:
 TEMPLATE_ENUMS = {enum.__name__: enum for enum in (
     Role, RepStatus, ReleaseReason, RoundStatus, ListingStatus, BidStatus, DecisionKind, FilingKind,
     IncidentStatus, ImportStatus, DeliveryStatus, policies.BidOutcome, LossReviewStatus,
-    ExecutiveTitle, TransferRequestStatus)}
+    AppealStatus)}
 
 # Templates ask the same named policies as the views do.
 TEMPLATE_POLICIES = {function.__name__: function for function in (
