@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -80,7 +81,9 @@ def test_filters_by_band_and_branch(session, reps):
     assert below.band_counts == shanghai.band_counts  # the summary covers everyone
 
 
-def test_the_board_page_shows_bands_and_links_to_each_rep(client, reps, make_manager):
+def test_the_board_page_shows_bands_and_links_to_each_rep(client, reps, make_manager,
+                                                          make_round):
+    make_round(status=RoundStatus.DRAFT)
     login(client, make_manager())
     page = client.get("/board").get_data(as_text=True)
     assert page.index("Above Rep") < page.index("Below Rep") < page.index("Inside Rep")
@@ -90,6 +93,11 @@ def test_the_board_page_shows_bands_and_links_to_each_rep(client, reps, make_man
     assert "Above Rep" in filtered and "Inside Rep" not in filtered
     by_branch = client.get(f"/board?branch={reps['other'].branch_id}").get_data(as_text=True)
     assert "Shanghai Rep" in by_branch and "Above Rep" not in by_branch
+    # A rep above the band: the release form proposes the over-capacity reason.
+    above = client.get(f"/board/reps/{reps['above'].id}").get_data(as_text=True)
+    assert re.search(r'<option[^>]*selected[^>]*value="over_capacity"', above)
+    inside = client.get(f"/board/reps/{reps['inside'].id}").get_data(as_text=True)
+    assert not re.search(r'<option[^>]*selected[^>]*value="over_capacity"', inside)
 
 
 def test_a_reps_accounts_with_value_last_activity_incidents_and_listing(

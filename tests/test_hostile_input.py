@@ -122,10 +122,11 @@ def test_management_filters_ignore_lookalike_digits(client, world):
     round_id = world["open_round"].id
     paths = (f"/manage/rounds/{round_id}", "/manage/filings", "/manage/filings.csv",
              "/manage/accountability/report", "/manage/accountability/report.csv",
-             "/manage/reviews")
+             "/manage/reviews", "/board", "/manage")
     for value, path in itertools.product(LOOKALIKE_NUMBERS, paths):
         query = {"branch": value, "rep": value, "min_value": value, "max_value": value,
-                 "page": value, "start": value, "date_from": value, "date_to": value}
+                 "page": value, "start": value, "date_from": value, "date_to": value,
+                 "band": value}
         response = client.get(path, query_string=query)
         assert response.status_code == 200, (path, response.status_code)
 

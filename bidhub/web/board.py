@@ -12,6 +12,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest, NotFound
+from bidhub.models import ReleaseReason
 from bidhub.services import capacity_board, limits, rounds, users
 from bidhub.services.capacity_board import Band
 from bidhub.web import params
@@ -77,8 +78,12 @@ def rep_page(rep_id: int, form: BulkReleaseForm | None = None, *,
         holdings = capacity_board.rep_accounts(session, rep_id)
     except NotFound:
         abort(404)
-    return render("board/rep.html", status=status, holdings=holdings,
-                  form=form or release_form(session), selected=selected,
+    if form is None:
+        form = release_form(session)
+        if holdings.load.band == Band.ABOVE:  # the usual reason to release from this page
+            form.reason.data = ReleaseReason.OVER_CAPACITY.value
+    return render("board/rep.html", status=status, holdings=holdings, form=form,
+                  selected=selected,
                   selection_error=selection_error, band_labels=BAND_LABELS, Band=Band)
 
 
