@@ -24,6 +24,7 @@ from bidhub.services.bidding import withdraw_bid
 from bidhub.services.filings import transfer_account
 from bidhub.services.policies import BidOutcome
 from tests.conftest import reload
+from tests.test_appeals import results_in_force
 
 
 @pytest.fixture
@@ -51,7 +52,9 @@ def decide_and_publish(session, clock, manager, round_, *, kind="accepted", reas
     round_ = session.get(Round, round_.id)
     adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
                                  now=clock())
-    reload(session)
+    # The default rules' appeal window: the results take effect when it ends.
+    results_in_force(session, round_.id)
+    clock.set(session.get(Round, round_.id).standstill_ends_at)
     return session.scalars(select(Decision).where(Decision.listing_id == listing.id)).one()
 
 

@@ -1,4 +1,5 @@
-"""One whole round through the web: create, release, publish, bid, close, adjudicate, publish."""
+"""One whole round through the web: create, release, publish, bid, close, adjudicate, announce,
+and the results taking effect after the appeal window."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bidhub import scheduler
 from bidhub.models import Account, Bid, Filing, FilingKind, Listing, Round, RoundStatus
 from tests.conftest import login, reload
 
@@ -107,7 +109,16 @@ def test_a_full_round_from_creation_to_filings(app, session, clock, make_manager
                                     data={"version": str(session.get(Round, round_.id).version)})
     assert response.status_code == 303
 
+    # Announced (公示): nothing changes hands during the appeal window; when it ends, the
+    # scheduler's job makes the results take effect and files them.
     reload(session)
+    announced = session.get(Round, round_.id)
+    assert announced.status == RoundStatus.STANDSTILL
+    assert session.get(Account, first.id).owner_id == old_owner.id
+    clock.set(announced.standstill_ends_at)
+    assert len(scheduler.apply_due_listings_job(app)) == 2
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
     assert session.get(Account, first.id).owner_id == steady.id
     second_winner = session.get(Account, second.id).owner_id
     assert second_winner == strong.id  # the stronger track record wins on the ranking
