@@ -134,7 +134,7 @@ def test_a_manager_walks_their_pages_in_chinese(walk, live_server):
 
     with page.expect_navigation():
         page.click("nav a[href='/manage/transfer']")
-    manager.expect_chinese("Transfer an account", "Transfer and file")
+    manager.expect_chinese("Transfer an account", "Review the transfer")
     manager.shoot("manager-transfer")
 
     manager.goto("/manage/accountability/report")
