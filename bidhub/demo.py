@@ -32,6 +32,7 @@ from bidhub.models import (
     AccountReview,
     FilingKind,
     InstanceMarker,
+    LossReviewStatus,
     ReleaseReason,
     RepStatus,
     Role,
@@ -802,19 +803,22 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
         account_ids = dict(session.execute(select(Account.external_id, Account.id)).all())
         manager_id = user_ids["manager"]
         branch_of = {account.external_id: account.branch for account in world.accounts}
-        for transfer in world.transfers:
+        for position, transfer in enumerate(world.transfers):
             at = ago(transfer.minutes_ago)
             account_id = account_ids[transfer.account]
-            if transfer.review_text is not None:
-                session.add(AccountReview(account_id=account_id,
-                                          rep_id=user_ids[transfer.from_rep],
-                                          written_by_id=manager_id, reason="direct_transfer",
-                                          review_text=transfer.review_text, created_at=at))
-            append_filing(session, now=at, kind=FilingKind.DIRECT_TRANSFER,
-                          account_id=account_id, from_rep_id=user_ids[transfer.from_rep],
-                          to_rep_id=user_ids[transfer.to_rep],
-                          branch_id=branch_ids[branch_of[transfer.account]],
-                          reason=transfer.reason, decided_by_id=manager_id)
+            filing = append_filing(session, now=at, kind=FilingKind.DIRECT_TRANSFER,
+                                   account_id=account_id, from_rep_id=user_ids[transfer.from_rep],
+                                   to_rep_id=user_ids[transfer.to_rep],
+                                   branch_id=branch_ids[branch_of[transfer.account]],
+                                   reason=transfer.reason, decided_by_id=manager_id)
+            # Every loss has its review: the newest few still with management, one never
+            # written, the older ones commented on and closed. Releases add the due ones.
+            session.add(AccountReview(
+                account_id=account_id, rep_id=user_ids[transfer.from_rep],
+                written_by_id=manager_id, reason=FilingKind.DIRECT_TRANSFER,
+                review_text=transfer.review_text or "", created_at=at, filing_seq=filing.seq,
+                due_at=at + timedelta(days=7),
+                **demo_loss_review(len(world.transfers) - 1 - position, at, manager_id)))
     return {user.username: user for user in session.scalars(select(User))}
 
 
@@ -922,6 +926,32 @@ def import_crm_file(session: Session, admin: User, kind: str, files: dict[str, C
 
 class DemoImportFailed(RuntimeError):
     """A demo CRM file did not import completely; the demo world would be wrong without it."""
+
+
+DEMO_LOSS_REVIEWS = (
+    ("客户换了采购负责人，我三个月没有拜访新负责人，竞争对手趁机拿下了年度合同。",
+     "每季度梳理一次决策人、使用人、采购人，人员变动后两周内当面拜访。"),
+    ("客户需求增长很快，我名下客户太多，响应慢，客户多次投诉后要求更换销售。",
+     "名下客户接近40家时主动申请释放，保证重点客户每月至少拜访一次。"),
+    ("续约方案报价偏高，没有及时向管理部申请支持，客户转向了竞争对手。",
+     "续约前两个月准备方案，价格有压力时提前和管理部沟通。"),
+)
+DEMO_LOSS_COMMENTS = ("总结到位，请在下季度客户档案检查中落实。", "同意，已在周会上分享这条经验。")
+
+
+def demo_loss_review(newest_first: int, at: datetime, manager_id: int) -> dict:
+    """A demo loss review by age: the newest never written (overdue), the next two written
+    and waiting for management, the rest written and closed with a comment."""
+    what, differently = DEMO_LOSS_REVIEWS[newest_first % len(DEMO_LOSS_REVIEWS)]
+    if newest_first == 0:
+        return {"status": LossReviewStatus.DUE}
+    written = {"what_happened": what, "do_differently": differently,
+               "submitted_at": at + timedelta(days=3)}
+    if newest_first < 3:
+        return {"status": LossReviewStatus.SUBMITTED, **written}
+    return {"status": LossReviewStatus.CLOSED, **written, "closed_by_id": manager_id,
+            "closed_at": at + timedelta(days=5),
+            "manager_comment": DEMO_LOSS_COMMENTS[newest_first % len(DEMO_LOSS_COMMENTS)]}
 
 
 def run_rounds(session: Session, world: World, users: dict[str, User], now: datetime) -> None:

@@ -31,6 +31,8 @@ from bidhub.services.ownership import OwnerChange, change_owners
 from bidhub.services.policies import loss_review_days
 from bidhub.services.track_records import snapshot_track_record
 from tests.conftest import login, reload
+from tests.test_demo import NOW as DEMO_NOW
+from tests.test_demo import demo, demo_path  # noqa: F401 - the demo world, built once
 from tests.test_imports import ORDER, sample_text
 
 NOTE = "No visit in five months; two complaints unanswered."
@@ -446,3 +448,18 @@ def test_a_rule_can_score_unreviewed_losses(session, lost, make_rep, make_accoun
     scores = score_round(rules, bids)
     assert scores[2].total > scores[1].total
     assert scores[1].factors[0].metric == "unreviewed_losses"
+
+
+# --- the demo ---------------------------------------------------------------------------------------
+
+def test_the_demo_has_reviews_due_overdue_submitted_and_closed(demo):  # noqa: F811
+    found = list(demo.scalars(select(AccountReview)))
+    by_status = {status: [review for review in found if review.status == status]
+                 for status in LossReviewStatus}
+    due = by_status[LossReviewStatus.DUE]
+    assert any(loss_reviews.is_overdue(review, DEMO_NOW) for review in due)
+    assert any(not loss_reviews.is_overdue(review, DEMO_NOW) for review in due)
+    assert by_status[LossReviewStatus.SUBMITTED]
+    assert all(review.what_happened for review in by_status[LossReviewStatus.SUBMITTED])
+    closed = by_status[LossReviewStatus.CLOSED]
+    assert closed and all(review.manager_comment and review.closed_by_id for review in closed)
