@@ -304,6 +304,8 @@ def test_the_account_page_shows_profile_people_owner_and_sponsor(
     assert order == sorted(order)  # decision maker, user, purchaser, contact
     assert "holds 45 accounts" in html and "above the band" in html
     assert "刘总" in html and "President" in html
+    assert f'href="/board/reps/{book["li"].id}"' in html  # the owner's accounts on the board
+    assert f'href="/sponsors/accounts/{sinopec.id}"' in html  # where the sponsor is changed
     bank = manager_client.get(f"{DIRECTORY}/{book['accounts']['bank'].id}").get_data(as_text=True)
     assert "KA vice-president" in bank and "no person is named yet" in bank
     assert "holds 2 accounts" in bank and "below the band" in bank
@@ -344,6 +346,9 @@ def test_the_timeline_merges_filings_rounds_incidents_and_reviews_newest_first(
     markers = ["长期未拜访决策人。", "客户只是试投放一周。", "春季竞标", "Filing No."]
     positions = [html.index(marker) for marker in markers]
     assert positions == sorted(positions), "newest first"
+    review = session.scalars(select(AccountReview).where(
+        AccountReview.account_id == account.id)).one()
+    assert f'href="/reviews/{review.id}"' in html
     for text in ("每月拜访一次。", "总结到位，结案。", "Not awarded", "报价不足，暂不授予。",
                  "评分有误，请复核。", "复核后维持原决定。", "liepin.com", "CRM import",
                  "Accountability incident", "Explained"):

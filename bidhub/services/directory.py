@@ -24,11 +24,11 @@ from bidhub.models import (
     Decision,
     Filing,
     Listing,
-    LossReviewStatus,
     Round,
     User,
 )
 from bidhub.services.accountability import RESOLVED_STATUSES
+from bidhub.services.loss_reviews import is_overdue
 from bidhub.services.ownership import UNFINISHED_LISTING_STATUSES, UNFINISHED_ROUND_STATUSES
 from bidhub.services.rule_sets import active_rule_set, parsed
 
@@ -289,12 +289,6 @@ def capacity_band(session: Session) -> tuple[int, int]:
         return HANDBOOK_CAPACITY_TARGET, HANDBOOK_CAPACITY_MAX
     eligibility = parsed(version).eligibility
     return eligibility.capacity_target, eligibility.capacity_max
-
-
-def is_overdue(review: AccountReview, now: datetime) -> bool:
-    """Still due from the rep and past its date (as the loss review register counts it)."""
-    return (review.status == LossReviewStatus.DUE and review.due_at is not None
-            and review.due_at < now)
 
 
 def contacts_by_role(contacts: Sequence[Contact]) -> list[tuple[str, list[Contact]]]:
