@@ -137,7 +137,8 @@ SPONSORS: tuple[tuple[str, int], ...] = (
 
 STAGES_AFTER_POTENTIAL = ("intent", "proposal", "negotiation", "won")
 COMPETITOR_SITES = ("51job.com", "zhaopin.com", "liepin.com")
-AD_TYPES = ("logo", "banner", "job_post")
+AD_TYPES = ("logo", "banner", "text")
+PAGE_AREAS = ("home_page", "special_section")  # the parts of a site the handbook watches
 EXPLANATIONS = (
     "客户总部统一采购，分公司自行在竞品网站投放少量职位，已约客户HR沟通年度整合方案。",
     "该客户为校招季临时投放，已与客户确认下季度集中在我方平台发布。",
@@ -454,17 +455,23 @@ def plan_opportunities(rng: random.Random, reps: list[PlannedRep],
     return opportunities
 
 
-def plan_incidents(rng: random.Random, reps: list[PlannedRep],
-                   accounts: list[PlannedAccount]) -> list[PlannedIncident]:
+def plan_incidents(rng: random.Random, reps: list[PlannedRep], accounts: list[PlannedAccount],
+                   opportunities: list[PlannedOpportunity]) -> list[PlannedIncident]:
+    # The handbook holds a rep to account only for an account that placed no order with us:
+    # accounts with a won deal are never watched.
+    ordered = {opportunity.account for opportunity in opportunities
+               if opportunity.stages[-1][0] == "won"}
     held: dict[str, list[PlannedAccount]] = defaultdict(list)
     for account in accounts:
-        if account.owner is not None:
+        if account.owner is not None and account.external_id not in ordered:
             held[account.owner].append(account)
     # Weaker reps are watched more often.
     candidates = sorted((rep for rep in reps if rep.username != "rep02"),
                         key=lambda rep: (rep.skill + rng.uniform(0, 0.25), rep.username))
     incidents = []
-    for rep in candidates[:16]:
+    for rep in (rep for rep in candidates if held[rep.username]):
+        if len({incident.rep for incident in incidents}) == 16:
+            break
         for _ in range(rng.randint(1, 4)):
             seen_days = rng.randint(1, 360)
             if seen_days < 15:
@@ -643,7 +650,7 @@ def plan_world(seed: int = SEED) -> World:
     reps = plan_reps(rng)
     accounts = plan_accounts(rng, reps)
     opportunities = plan_opportunities(rng, reps, accounts)
-    incidents = plan_incidents(rng, reps, accounts)
+    incidents = plan_incidents(rng, reps, accounts, opportunities)
     transfers = plan_transfers(rng, reps, accounts)
     world = World(reps, accounts, opportunities, incidents, transfers, [])
     world.rounds = plan_rounds(rng, world)
@@ -889,9 +896,10 @@ def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
          str(int(row["actual_yuan"]))]
         for rep in world.reps for row in forecast_rows(rep, now)]
     incidents = [["Incident ID", "Account ID", "Rep", "Competitor", "Date Seen", "Ad Type",
-                  "Status", "Explanation"]] + [
+                  "Page Area", "Evidence URL", "Status", "Explanation"]] + [
         [f"INC-{number:06d}", incident.account, external[incident.rep],
          incident.competitor_site, day(incident.seen_minutes_ago), incident.ad_type,
+         PAGE_AREAS[number % 2], f"https://www.{incident.competitor_site}/ad/{number}",
          incident.status, incident.explanation]
         for number, incident in enumerate(world.incidents, start=1)]
     files = {

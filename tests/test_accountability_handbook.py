@@ -534,3 +534,10 @@ def test_the_csv_has_the_same_rows_and_totals_as_the_page(app, report_world, mak
                       + [["All", "", *by_rep[-1][1:]]])
     assert rows[blank + 1] == ["Totals", "Name", "Logged", "Explained", "Accepted", "Upheld",
                                "Overdue"]
+
+
+def test_a_mistyped_setting_stops_start_up(app_config):
+    from bidhub import create_app
+
+    with pytest.raises(ValueError, match="ACCOUNTABILITY_EXPLANATION_DAYS"):
+        create_app({**app_config, "ACCOUNTABILITY_EXPLANATION_DAYS": "seven"})

@@ -377,3 +377,5 @@ def open_incidents_for_nav() -> int | None:
 def register_nav(state) -> None:
     app: Flask = state.app
     app.jinja_env.globals.update(open_incidents_for_nav=open_incidents_for_nav)
+    # A mistyped setting stops start-up with its name rather than failing each request.
+    accountability_policy(app.config)

@@ -80,9 +80,14 @@ def build_world(session: Session, now: datetime) -> World:
                             branch_sh if n % 2 else branch_bj, 100 + n, loaded_at)
                 for n, (name, industry, ownership, value)
                 in enumerate(OPEN_ROUND_ACCOUNTS + CLOSED_ROUND_ACCOUNTS)]
+    # Accountability applies only to an account that placed no order with us, and every held
+    # account above has a won deal (add_history): the incident is about this one.
+    watched = add_account(session, "厦门鹭岛物流有限公司", "物流", "private", 300_000, branch_bj, 50,
+                          loaded_at)
     # The first CRM load, filed as every owner change is.
     owners = [(account, rep if n < 3 else rival if n < 5 else switcher)
               for n, account in enumerate(held)] + [(account, leaver) for account in released]
+    owners.append((watched, rep))
     with unit_of_work(session):
         change_owners(session, [OwnerChange(account.id, owner.id, filing={
             "kind": FilingKind.CRM_IMPORT, "reason": "CRM import", "decided_by_id": manager.id})
@@ -92,7 +97,7 @@ def build_world(session: Session, now: datetime) -> World:
                      review_text="客户需求变化，原销售无法继续跟进，经部门讨论后划转。",
                      now=now - timedelta(days=60))
     add_history(session, now, rep, rival, held)
-    log_incident(session, manager, account_id=held[0].id, competitor_site="51job.com",
+    log_incident(session, manager, account_id=watched.id, competitor_site="51job.com",
                  ad_type="banner", evidence_url="https://www.51job.com/",
                  seen_at=now - timedelta(days=3), now=now - timedelta(days=2))
 
