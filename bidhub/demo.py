@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, insert, inspect, literal, select, table, update
+from sqlalchemy import Connection, Engine, func, insert, inspect, literal, select, table, update
 from sqlalchemy.orm import Session
 
 from bidhub.config import Defaults
@@ -56,6 +56,14 @@ STAFF: tuple[tuple[str, str, str], ...] = (  # username, display name, role
     ("manager", "周建国", Role.KA_MANAGER),
     ("manager2", "吴晓梅", Role.KA_MANAGER),
 )
+# The executive sponsors (老板负责人) as people: the CRM's titles resolve to them on import.
+EXECUTIVES: tuple[tuple[str, str, str, str | None], ...] = (  # username, name, title, branch
+    ("president", "刘振华", "president", None),
+    ("kavp", "孙丽华", "ka_vice_president", None),
+    ("gm_bj", "赵国强", "branch_general_manager", "BJ"),
+    ("gm_sh", "钱文博", "branch_general_manager", "SH"),
+    ("gm_gz", "黄志明", "branch_general_manager", "GZ"),
+)
 # The reps the README names, with what makes each of them worth logging in as.
 NAMED_REPS: dict[str, dict] = {
     "rep01": {"name": "王伟", "branch": "BJ", "holdings": 34, "skill": 0.74, "hired": 1290},
@@ -63,7 +71,8 @@ NAMED_REPS: dict[str, dict] = {
     "rep03": {"name": "张静", "branch": "SH", "holdings": 33, "skill": 0.66, "hired": 760},
 }
 ON_LEAVE = ("rep17", "rep44")
-LOGIN_ORDER = ("admin", "manager", "manager2", "rep01", "rep02", "rep03")
+LOGIN_ORDER = ("admin", "manager", "manager2", "rep01", "rep02", "rep03", "president", "kavp",
+               "gm_bj")
 
 SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘"
             "于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹")
@@ -632,7 +641,7 @@ def plan_rounds(rng: random.Random, world: World) -> list[PlannedRound]:
                   window_minutes=2 * MINUTES_PER_DAY - 90, bidders=(1, 4),
                   share_with_bids=0.6, must_bid={"rep01": 1, "rep03": 1}, avoid=("rep01",
                                                                                   "rep03")))
-    # A draft for next week with executive-sponsored accounts that wait for an admin.
+    # A draft for next week with executive-sponsored accounts that wait for their sponsor.
     sponsored = [account for account in world.accounts
                  if account.executive_sponsor and account.owner not in (None, "rep02")
                  and account.external_id not in taken][:2]
@@ -762,8 +771,31 @@ def build_demo(session: Session, now: datetime) -> None:
     world = plan_world()
     users = write_world(session, world, now)
     run_rounds(session, world, users, now)
+    ask_a_sponsored_transfer(session, users, now)
     with unit_of_work(session):
         session.get(InstanceMarker, DEMO_MARKER).value = MARKER_BUILT
+
+
+def ask_a_sponsored_transfer(session: Session, users: dict[str, User], now: datetime) -> None:
+    """A manager's transfer of a Beijing account the branch GM sponsors, waiting for him."""
+    from bidhub.services.filings import transfer_account
+    from bidhub.services.ownership import unfinished_listing_of
+
+    gm = users["gm_bj"]
+    held = dict(session.execute(select(Account.owner_id, func.count(Account.id))
+                                .where(Account.owner_id.is_not(None))
+                                .group_by(Account.owner_id)).all())
+    receiver = users["rep01"]  # below the maximum, and the README's first rep
+    for account in session.scalars(select(Account).where(
+            Account.sponsor_id == gm.id, Account.owner_id.is_not(None),
+            Account.owner_id != receiver.id).order_by(Account.external_id)):
+        if unfinished_listing_of(session, account.id) is None and held[receiver.id] < 39:
+            transfer_account(
+                session, users["manager"], account_id=account.id, to_rep_id=receiver.id,
+                reason="原负责销售调往大客户二部，客户要求由熟悉其业务的王伟接手。",
+                review_text="原销售近半年拜访次数不足，客户对响应速度有意见，需尽快交接。",
+                now=now - timedelta(hours=5))
+            return
 
 
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
@@ -787,6 +819,14 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
              "session_token": new_session_token(), "failed_login_count": 0,
              "created_at": ago((400 + index) * MINUTES_PER_DAY)}
             for index, (username, name, role) in enumerate(STAFF)])
+        session.execute(insert(User), [
+            {"username": username, "display_name": name, "password_hash": password_hash,
+             "role": Role.EXECUTIVE, "executive_title": title,
+             "branch_id": branch_ids[branch] if branch else None, "is_active": True,
+             "status": RepStatus.ACTIVE, "hired_on": (now - timedelta(days=3000)).date(),
+             "session_token": new_session_token(), "failed_login_count": 0,
+             "created_at": ago(500 * MINUTES_PER_DAY)}
+            for username, name, title, branch in EXECUTIVES])
     admin = session.scalars(select(User).where(User.username == "admin")).one()
 
     # The initial CRM load happened before the oldest direct transfer, so the filing register

@@ -45,6 +45,7 @@ from bidhub.models import (
     Role,
     Round,
     RoundStatus,
+    TransferRequest,
     User,
 )
 from bidhub.services.ledger import verify_ledger
@@ -96,10 +97,11 @@ def test_the_demo_has_branches_staff_and_reps(demo):
     assert has_demo(session)
     assert sorted(session.scalars(select(Branch.code))) == ["BJ", "GZ", "SH"]
     roles = Counter(session.scalars(select(User.role)))
-    assert roles == {Role.REP: 60, Role.KA_MANAGER: 2, Role.ADMIN: 1}
+    assert roles == {Role.REP: 60, Role.KA_MANAGER: 2, Role.ADMIN: 1, Role.EXECUTIVE: 5}
     logins = demo_logins(session)
     assert [username for _, username, _ in logins] == ["admin", "manager", "manager2", "rep01",
-                                                       "rep02", "rep03"]
+                                                       "rep02", "rep03", "president", "kavp",
+                                                       "gm_bj"]
     users = {user.username: user for user in session.scalars(select(User))}
     assert users["rep01"].branch.code == "BJ" and users["rep02"].branch.code == "BJ"
     assert users["rep03"].branch.code == "SH"
@@ -193,6 +195,50 @@ def test_an_open_round_a_scored_round_and_a_draft_waiting_for_an_admin(demo):
 
     draft = rounds[RoundStatus.DRAFT]
     assert any(listing.status == ListingStatus.AWAITING_CONFIRMATION for listing in draft.listings)
+
+
+def test_sponsors_are_people_with_a_release_and_a_transfer_waiting_for_them(demo):
+    session = demo
+    executives = {user.username: user for user in session.scalars(
+        select(User).where(User.role == Role.EXECUTIVE))}
+    assert set(executives) == {"president", "kavp", "gm_bj", "gm_sh", "gm_gz"}
+    assert executives["gm_sh"].branch.code == "SH"
+    sponsored = session.scalars(select(Account).where(Account.executive_sponsor.is_not(None)))
+    # The CRM file gives titles; each resolved to its one holder (a GM: of the account's branch).
+    for account in sponsored:
+        assert account.sponsor is not None, account.external_id
+        assert account.sponsor.executive_title == account.executive_sponsor
+        if account.executive_sponsor == "branch_general_manager":
+            assert account.sponsor.branch_id == account.branch_id
+    waiting_releases = session.scalars(select(Listing).where(
+        Listing.status == ListingStatus.AWAITING_CONFIRMATION)).all()
+    assert waiting_releases and all(listing.account.sponsor for listing in waiting_releases)
+    [request] = session.scalars(select(TransferRequest)).all()
+    assert request.status == "waiting" and request.sponsor.username == "gm_bj"
+
+
+def test_a_round_in_its_standstill_window_with_an_appeal_waiting(demo, demo_path):
+    session = demo
+    announced = session.scalars(select(Round).where(
+        Round.status == RoundStatus.STANDSTILL)).one()
+    assert announced.results_published_at == NOW - timedelta(days=1)
+    assert announced.standstill_ends_at > NOW
+    assert all(listing.applied_at is None for listing in announced.listings)
+    pending = session.scalars(select(Appeal).where(Appeal.status == AppealStatus.PENDING)).all()
+    assert len(pending) == 1 and pending[0].listing.round_id == announced.id
+    # Management finds it on the appeals page; a rep reads the window on the announcement.
+    app = demo_app(demo_path, NOW)
+    client = app.test_client()
+    client.post("/login", data={"username": "manager", "password": DEMO_PASSWORD})
+    page = client.get("/manage/appeals").get_data(as_text=True)
+    assert pending[0].ground in page and f"/manage/appeals/{pending[0].id}/answer" in page
+    client = app.test_client()
+    client.post("/login", data={"username": "rep01", "password": DEMO_PASSWORD})
+    results = client.get(f"/rounds/{announced.id}/results")
+    assert results.status_code == 200
+    assert announced.standstill_ends_at.isoformat() in results.get_data(as_text=True)
+    engine_of(app).dispose()
+
 
 
 def test_building_again_changes_nothing(demo):
