@@ -217,30 +217,6 @@ def test_sponsors_are_people_with_a_release_and_a_transfer_waiting_for_them(demo
     assert request.status == "waiting" and request.sponsor.username == "gm_bj"
 
 
-def test_a_round_in_its_standstill_window_with_an_appeal_waiting(demo, demo_path):
-    session = demo
-    announced = session.scalars(select(Round).where(
-        Round.status == RoundStatus.STANDSTILL)).one()
-    assert announced.results_published_at == NOW - timedelta(days=1)
-    assert announced.standstill_ends_at > NOW
-    assert all(listing.applied_at is None for listing in announced.listings)
-    pending = session.scalars(select(Appeal).where(Appeal.status == AppealStatus.PENDING)).all()
-    assert len(pending) == 1 and pending[0].listing.round_id == announced.id
-    # Management finds it on the appeals page; a rep reads the window on the announcement.
-    app = demo_app(demo_path, NOW)
-    client = app.test_client()
-    client.post("/login", data={"username": "manager", "password": DEMO_PASSWORD})
-    page = client.get("/manage/appeals").get_data(as_text=True)
-    assert pending[0].ground in page and f"/manage/appeals/{pending[0].id}/answer" in page
-    client = app.test_client()
-    client.post("/login", data={"username": "rep01", "password": DEMO_PASSWORD})
-    results = client.get(f"/rounds/{announced.id}/results")
-    assert results.status_code == 200
-    assert announced.standstill_ends_at.isoformat() in results.get_data(as_text=True)
-    engine_of(app).dispose()
-
-
-
 def test_building_again_changes_nothing(demo):
     session = demo
     before = session.scalar(select(func.count(Account.id)))
