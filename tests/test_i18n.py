@@ -24,7 +24,18 @@ from babel.messages.pofile import read_po
 from sqlalchemy import select
 
 from bidhub import create_app
-from bidhub.models import AccountabilityIncident, Bid, Branch, Listing, Round, RuleSetVersion, User
+from bidhub.models import (
+    Account,
+    AccountabilityIncident,
+    AccountReview,
+    Bid,
+    Branch,
+    Listing,
+    Role,
+    Round,
+    RuleSetVersion,
+    User,
+)
 from bidhub.services.adjudication import decide_listing, publish_results
 from bidhub.web.i18n import best_language, compile_catalogue, translation_directories
 from bidhub.web.params import parse_yuan
@@ -505,6 +516,22 @@ def department(app, session, clock):
                 "R9002,sunli,孙丽,BJ,2021-13-40,在职\n"
     run = import_file(session, users[world.admin], "reps", "销售名单.csv",
                       reps_file.encode("utf-8"), valid_rows_only=False, now=now)
+    # A loss of the rep's, so that the loss review pages have a review to show.
+    from bidhub.services.filings import transfer_account
+    from bidhub.services.ownership import accounts_held, unfinished_listing_of
+
+    lost = next(account for account in session.scalars(
+        select(Account).where(Account.owner_id == rep.id).order_by(Account.id))
+        if unfinished_listing_of(session, account.id) is None and not account.sponsor_id
+        and not account.executive_sponsor)
+    others = [user.id for user in users.values()
+              if user.role == Role.REP and user.id != rep.id and user.is_active]
+    held = accounts_held(session, others)
+    taker = {user.id: user for user in users.values()}[
+        min(others, key=lambda user_id: (held[user_id], user_id))]
+    transfer_account(session, manager, account_id=lost.id, to_rep_id=taker.id,
+                     reason="客户要求由本地销售跟进。",
+                     review_text="近半年拜访不足两次，客户多次反馈响应不及时。", now=now)
     ids = {
         "round_id": world.open_round_id, "closed_round_id": world.closed_round_id,
         "draft_round_id": draft.id, "listing_id": world.listing_to_bid_id,
@@ -515,6 +542,8 @@ def department(app, session, clock):
         "branch_id": session.scalars(select(Branch.id)).first(),
         "incident_id": session.scalars(select(AccountabilityIncident.id)).first(),
         "version_id": 1, "run_id": run.run_id,
+        "review_id": session.scalars(select(AccountReview.id).where(
+            AccountReview.rep_id == rep.id)).first(),
     }
     assert None not in ids.values(), ids
     # What the test itself made up in ASCII may show: usernames and branch codes.
@@ -534,7 +563,7 @@ REP_PAGES = ("/rounds", "/rounds/{round_id}", "/rounds/{round_id}?min_value=十�
              "/accounts/{account_id}", "/listings/{listing_id}/bid", "/my/bids",
              "/bids/{bid_id}", "/bids/{open_bid_id}", "/bids/{open_bid_id}/edit",
              "/my/track-record", "/my/accountability", "/notifications", "/password",
-             "/my/accounts")
+             "/my/accounts", "/my/reviews", "/reviews/{review_id}")
 MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_id}",
                  "/manage/rounds/{closed_round_id}", "/manage/rounds/{draft_round_id}",
                  "/manage/rounds/{draft_round_id}/edit",
@@ -548,7 +577,8 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/reps/{rep_id}", "/accounts/{account_id}", "/notifications",
                  "/manage/accounts", "/manage/accounts?band=很多&sort=-value",
                  "/manage/accounts/{account_id}", "/manage", "/board", "/board?band=above",
-                 "/board/reps/{rep_id}")
+                 "/board/reps/{rep_id}", "/manage/reviews", "/manage/reviews?status=due",
+                 "/reviews/{review_id}")
 ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
