@@ -51,7 +51,6 @@ class CountChange:
     held: int
     pending: int
     after: int
-    band_now: Band
     band_after: Band
 
     @property
@@ -82,10 +81,6 @@ class TransferPreview:
     @property
     def owner_id(self) -> int | None:
         return self.owner.rep.id if self.owner else None
-
-    @property
-    def is_sponsored(self) -> bool:
-        return self.sponsor is not None or bool(self.sponsor_title)
 
 
 def _escaped(query: str) -> str:
@@ -175,7 +170,6 @@ def preview_transfer(session: Session, account: Account, to_rep: User,
         current = commitments[rep.id]
         after = current.total + delta
         return CountChange(rep, current.held, current.pending, after,
-                           band_of(current.total, target, maximum),
                            band_of(after, target, maximum))
 
     receiver = change(to_rep, 1 if moving else 0)
