@@ -303,6 +303,8 @@ class PlannedRound:
     releases: list[PlannedRelease]
     bids: list[PlannedBid]
     publish: bool = True
+    # Days from now when the results were announced into the standstill window (公示期).
+    announced_days: float | None = None
 
 
 @dataclass
@@ -650,7 +652,16 @@ def plan_rounds(rng: random.Random, world: World) -> list[PlannedRound]:
     draft_releases += choose_releases(rng, world.accounts, reps, world.opportunities,
                                       world.incidents, taken, 4)
     draft = PlannedRound("第13期客户资源竞标（全国）", 3, 10, draft_releases, [], publish=False)
-    return [closed, opened, draft]
+    # Planned last, so that the rounds above draw the same accounts and bids as before it.
+    announced_releases = choose_releases(rng, world.accounts, reps, world.opportunities,
+                                         world.incidents, taken, 6)
+    announced = PlannedRound(
+        "第10期客户资源竞标（全国）", -12, -5, announced_releases,
+        plan_bids(rng, announced_releases, accounts, world.reps,
+                  window_minutes=7 * MINUTES_PER_DAY - 90, bidders=(2, 4), share_with_bids=1.0,
+                  must_bid={"rep01": 1, "rep02": 1}, avoid=()),
+        announced_days=-1)
+    return [closed, opened, draft, announced]
 
 
 def plan_world(seed: int = SEED) -> World:
@@ -1039,3 +1050,44 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
                 continue  # over capacity, in cooldown, on leave...: refused, as in real life
         if closes_at <= now:
             score_closed_round(session, round_.id, closes_at + timedelta(minutes=5))
+        if planned.announced_days is not None:
+            announce_with_an_appeal(session, manager, round_.id,
+                                    now + timedelta(days=planned.announced_days), now)
+
+
+# An appeal in the demo's standstill window, as a rep who lost would write it.
+DEMO_APPEAL_GROUND = ("我对该客户的跟进已有半年，去年签约的两个分公司项目都由我负责，"
+                      "承诺收入也高于中标人。请管理部复核评分中“客户匹配度”一项。")
+
+
+def announce_with_an_appeal(session: Session, manager: User, round_id: int,
+                            announced_at: datetime, now: datetime) -> None:
+    """Decide every listing as ranked, announce the results into the standstill window, and
+    have one losing bidder appeal, so that management finds an appeal waiting."""
+    from bidhub.models import Bid, BidScore, DecisionKind, Listing, Round
+    from bidhub.services.adjudication import decide_listing, publish_results, review_round
+    from bidhub.services.appeals import file_appeal
+
+    round_ = session.get(Round, round_id)
+    for review in review_round(session, round_).values():
+        if review.proposed is not None:
+            decide_listing(session, manager, review.listing.id, kind=DecisionKind.ACCEPTED,
+                           bid_id=None, reason="", now=announced_at - timedelta(hours=2))
+        elif not review.has_no_bids:
+            decide_listing(session, manager, review.listing.id, kind=DecisionKind.NO_AWARD,
+                           bid_id=None, reason="没有符合竞标资格的申请，本期不予分配。",
+                           now=announced_at - timedelta(hours=2))
+    round_ = session.get(Round, round_id)
+    publish_results(session, manager, round_id, expected_version=round_.version,
+                    now=announced_at)
+    losers = session.scalars(
+        select(Bid).join(Bid.score).join(Bid.listing)
+        .where(Listing.round_id == round_id, BidScore.is_proposed_winner.is_(False),
+               BidScore.rank.is_not(None))
+        .order_by(BidScore.rank, Bid.id)).all()
+    # Someone without a demo login appeals, so the demo's reps can still file their own.
+    appellant = next((bid for bid in losers if bid.rep.username not in LOGIN_ORDER),
+                     losers[0] if losers else None)
+    if appellant is not None:
+        file_appeal(session, appellant.rep, appellant.listing_id, ground=DEMO_APPEAL_GROUND,
+                    now=now - timedelta(hours=3))

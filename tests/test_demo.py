@@ -31,6 +31,8 @@ from bidhub.demo import (
 from bidhub.models import (
     Account,
     AccountabilityIncident,
+    Appeal,
+    AppealStatus,
     Bid,
     BidScore,
     Branch,
@@ -49,6 +51,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.ledger import verify_ledger
+from tests.conftest import csrf_token_from
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -170,7 +173,8 @@ def test_track_records_differ_between_reps(demo):
 def test_an_open_round_a_scored_round_and_a_draft_waiting_for_an_admin(demo):
     session = demo
     rounds = {round_.status: round_ for round_ in session.scalars(select(Round))}
-    assert set(rounds) == {RoundStatus.PUBLISHED, RoundStatus.SCORED, RoundStatus.DRAFT}
+    assert set(rounds) == {RoundStatus.PUBLISHED, RoundStatus.SCORED, RoundStatus.DRAFT,
+                           RoundStatus.STANDSTILL}
 
     open_round = rounds[RoundStatus.PUBLISHED]
     assert open_round.is_open_at(NOW)
@@ -215,6 +219,33 @@ def test_sponsors_are_people_with_a_release_and_a_transfer_waiting_for_them(demo
     assert waiting_releases and all(listing.account.sponsor for listing in waiting_releases)
     [request] = session.scalars(select(TransferRequest)).all()
     assert request.status == "waiting" and request.sponsor.username == "gm_bj"
+
+
+def test_a_round_in_its_standstill_window_with_an_appeal_waiting(demo, demo_path):
+    session = demo
+    announced = session.scalars(select(Round).where(
+        Round.status == RoundStatus.STANDSTILL)).one()
+    assert announced.results_published_at == NOW - timedelta(days=1)
+    assert announced.standstill_ends_at > NOW
+    assert all(listing.applied_at is None for listing in announced.listings)
+    pending = session.scalars(select(Appeal).where(Appeal.status == AppealStatus.PENDING)).all()
+    assert len(pending) == 1 and pending[0].listing.round_id == announced.id
+    # Management finds it on the appeals page; a rep reads the window on the announcement.
+    app = demo_app(demo_path, NOW)
+
+    def signed_in(username: str):
+        client = app.test_client()
+        token = csrf_token_from(client.get("/login").get_data(as_text=True))
+        assert client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
+                                           "csrf_token": token}).status_code == 302
+        return client
+
+    page = signed_in("manager").get("/manage/appeals").get_data(as_text=True)
+    assert pending[0].ground in page and f"/manage/appeals/{pending[0].id}/answer" in page
+    results = signed_in("rep01").get(f"/rounds/{announced.id}/results")
+    assert results.status_code == 200
+    assert announced.standstill_ends_at.isoformat() in results.get_data(as_text=True)
+    engine_of(app).dispose()
 
 
 def test_building_again_changes_nothing(demo):
