@@ -1,6 +1,10 @@
 """A manager publishes a scored round from its round page in a handful of browser actions, and
 a rep who bid reads the announcement (中标公示) and the results notification in Chinese.
 
+The default rules announce into a standstill window (公示期): the round page shows the window
+and no account changes hands yet; the rep reads the window's end on the announcement and files
+an appeal (申诉) there.
+
 The round is built here, through the services, with three listings (two bidders, one bidder,
 nobody), so that the walk decides one inline, accepts the rest in one go and publishes, while
 the small world's own scored round stays undecided for the other walks.
@@ -17,7 +21,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from bidhub.db import get_session, unit_of_work
-from bidhub.models import Branch, FilingKind, User
+from bidhub.models import Branch, FilingKind, Listing, Round, RoundStatus, User
 from bidhub.services import notifications
 from bidhub.services.adjudication import score_closed_round
 from bidhub.services.ownership import OwnerChange, change_owners
@@ -30,6 +34,7 @@ ACCOUNTS = (("重庆山城物流有限公司", "物流", 1_100_000),   # two bid
             ("厦门鹭岛电子商务有限公司", "互联网", 720_000),  # one bidder: accepted with the rest
             ("昆明春城农业发展有限公司", "农业", 260_000))    # nobody bid: no award by default
 OVERRIDE_REASON = "客户明确希望由熟悉物流行业的销售继续跟进，经部门讨论后改判。"
+APPEAL_GROUND = "我负责该客户的物流项目已有一年，承诺收入高于中标人，请复核改判理由。"
 MAX_ACTIONS = 10  # the issue's bound: publishing takes fewer than this many browser actions
 
 
@@ -86,6 +91,15 @@ def unread_of(server: LiveServer, username: str) -> int:
         return notifications.unread_count(session, by_username(session, username))
 
 
+def round_state(server: LiveServer, world: PublishWorld) -> tuple[str, list[str | None]]:
+    """The round's status and its listings' owners' usernames."""
+    with server.app.app_context():
+        session = get_session()
+        owners = [owner.username if (owner := session.get(Listing, listing_id).account.owner)
+                  else None for listing_id in world.listing_ids]
+        return session.get(Round, world.round_id).status, owners
+
+
 def display_name(server: LiveServer, username: str) -> str:
     with server.app.app_context():
         return by_username(get_session(), username).display_name
@@ -97,6 +111,7 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
     round_path = f"/manage/rounds/{publish_world.round_id}"
     contested, single, unbid = publish_world.listing_ids
     unread_before = unread_of(live_server, world.rep)
+    _status, owners_before = round_state(live_server, publish_world)
 
     manager = walk()
     page = manager.page
@@ -175,6 +190,12 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
                   f"publishing's confirmation is not in Chinese: {flashes}")
     expect(page.locator(".flash-error")).to_have_count(0)
     expect(page.locator("#publish-summary form")).to_have_count(0)
+    # Announced, not in force: the round page shows the window and nothing changed hands.
+    status, owners_after = round_state(live_server, publish_world)
+    assert status == RoundStatus.STANDSTILL and owners_after == owners_before
+    manager.expect_chinese("Standstill window and appeals",
+                           "pending: takes effect when the window ends")
+    expect(page.locator("#standstill .countdown")).to_have_count(1)
     manager.shoot("publish-published")
     assert actions < MAX_ACTIONS, f"publishing took {actions} browser actions"
     manager.finish()
@@ -213,5 +234,25 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
     expect(announcement.filter(has_text=publish_world.account_names[2])).to_contain_text(
         live_server.zh("no award"))
     expect(rep_page.locator("#ties code.seed")).to_have_text(re.compile(r"^\d+$"))
+    # The standstill window: its end counts down, and each of the rep's bids can be appealed.
+    rep.expect_chinese("Standstill window", "Your bids in this round", "File an appeal")
+    expect(rep_page.locator(".standstill-window .countdown")).to_have_count(1)
+    appeals = rep_page.locator("#my-appeals .appeal")
+    expect(appeals).to_have_count(2)
     rep.shoot("publish-rep-announcement", fits_narrow=True)
+
+    # Filing an appeal on the contested listing from the announcement.
+    contested_appeal = rep_page.locator(f"#appeal-{contested}")
+    contested_appeal.locator("summary").click()
+    contested_appeal.locator("textarea[name=ground]").fill(APPEAL_GROUND)
+    with rep_page.expect_navigation():
+        contested_appeal.locator("form button").click()
+    assert rep_page.url.endswith(f"/rounds/{publish_world.round_id}/results")
+    contested_appeal = rep_page.locator(f"#appeal-{contested}")
+    expect(contested_appeal).to_contain_text(APPEAL_GROUND)
+    expect(contested_appeal).to_contain_text(live_server.zh("Awaiting an answer"))
+    expect(contested_appeal.locator("form")).to_have_count(0)
+    expect(rep_page.locator(f"#appeal-{single} form")).to_have_count(1)
+    rep.expect_chinese("Your appeal")
+    rep.shoot("publish-rep-appealed", fits_narrow=True)
     rep.finish()
