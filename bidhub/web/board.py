@@ -84,6 +84,7 @@ def rep_page(rep_id: int, form: BulkReleaseForm | None = None, *,
             form.reason.data = ReleaseReason.OVER_CAPACITY.value
     return render("board/rep.html", status=status, holdings=holdings, form=form,
                   selected=selected,
+                  account_endpoint=reachable_endpoint("accounts.account", "market.account"),
                   selection_error=selection_error, band_labels=BAND_LABELS, Band=Band)
 
 
