@@ -19,6 +19,7 @@ from bidhub.models import (
     AccountReview,
     AuditEvent,
     Filing,
+    FilingKind,
     Listing,
     ListingStatus,
     Notification,
@@ -31,7 +32,9 @@ from bidhub.models import (
 from bidhub.services import rounds, sponsors, users
 from bidhub.services.filings import transfer_account
 from bidhub.services.imports import import_file
+from bidhub.services.ownership import OwnerChange, change_owners
 from tests.conftest import login, reload
+from tests.test_i18n import english_words, visible_text
 
 REASON = "The rep moves to the Shanghai team."
 REVIEW = "Handover planned with the client's purchaser."
@@ -512,3 +515,48 @@ def test_the_import_refuses_a_sponsor_nobody_is(session, clock, make_admin, make
     assert result.status == "refused"
     [problem] = result.problems
     assert problem.column == "executive_sponsor" and "No executive" in str(problem.reason)
+
+
+# --- the pages in Chinese ------------------------------------------------------------------------
+
+def test_the_sponsor_pages_speak_chinese(app, session, clock, sponsored, make_rep, make_round,
+                                         make_admin):
+    release(session, sponsored["manager"], sponsored["account"], make_round, clock)
+    other = sponsors.designate_sponsor(session, sponsored["manager"],
+                                       make_sponsored_account(session, sponsored, make_rep).id,
+                                       sponsored["president"].id, clock())
+    transfer_account(session, sponsored["manager"], account_id=other.id,
+                     to_rep_id=make_rep(name="王伟").id, reason=REASON, review_text=REVIEW,
+                     now=clock())
+    data = frozenset({"KA", "Ka", "Manager", "Rep", "Co", "Ltd", "Account", "Beijing",
+                      "Executive", "Admin",
+                      "Round", "BJ", "The", "rep", "moves", "to", "the", "Shanghai", "team",
+                      "Handover", "planned", "with", "client", "purchaser", "bidhub", "English",
+                      "s"})
+    pages = {sponsored["president"]: ["/confirmations", "/sponsors"],
+             make_admin(): ["/confirmations", "/sponsors",
+                            f"/sponsors/accounts/{sponsored['account'].id}",
+                            "/admin/users/new"]}
+    for person, paths in pages.items():
+        client = app.test_client()
+        login(client, person)
+        for path in paths:
+            response = client.get(path, headers={"Accept-Language": "zh-CN"})
+            assert response.status_code == 200, path
+            words = english_words(visible_text(response.get_data(as_text=True)), data)
+            assert not words, (path, words)
+
+
+def make_sponsored_account(session, sponsored, make_rep) -> Account:
+    account = Account(external_id="KA-SPONSOR-2", name="南方航空", industry="交通",
+                      ownership_type="state_owned", branch_id=sponsored["owner"].branch_id,
+                      annual_value_yuan=1_500_000, owner_id=None,
+                      created_at=sponsored["account"].created_at)
+    session.add(account)
+    session.commit()
+    owner = make_rep(name="刘洋")
+    change_owners(session, [OwnerChange(account.id, owner.id, filing={
+        "kind": FilingKind.CRM_IMPORT, "reason": "CRM import", "decided_by_id": owner.id})],
+        limit=None, now=account.created_at)
+    session.commit()
+    return account
