@@ -204,6 +204,14 @@ def test_the_due_date_is_configurable(session, monkeypatch, make_manager, make_r
     assert review.due_at == clock() + timedelta(days=3)
 
 
+def test_a_mistyped_due_days_setting_stops_the_start(app_config, monkeypatch):
+    from bidhub import create_app
+
+    monkeypatch.setenv("BIDHUB_LOSS_REVIEW_DAYS", "seven")
+    with pytest.raises(ValueError, match="BIDHUB_LOSS_REVIEW_DAYS"):
+        create_app(app_config)
+
+
 def test_a_review_is_overdue_only_past_its_date_and_not_once_written(lost, session, clock):
     review = lost["review"]
     assert not loss_reviews.is_overdue(review, review.due_at)

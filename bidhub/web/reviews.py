@@ -188,5 +188,7 @@ def track_record_reviews(rep_id: int) -> dict:
 @blueprint.record_once
 def register_nav(state) -> None:
     app: Flask = state.app
+    # A mistyped BIDHUB_LOSS_REVIEW_DAYS stops the start with its name, not every transfer later.
+    loss_review_days()
     app.jinja_env.globals.update(due_reviews_for_nav=due_reviews_for_nav,
                                  track_record_reviews=track_record_reviews)
