@@ -350,6 +350,7 @@ def test_a_sponsored_account_waits_for_its_sponsor(session, login_as, make_manag
     assert session.get(Account, account.id).owner_id == owner.id
     request = session.scalars(select(TransferRequest)).one()
     assert (request.sponsor_id, request.to_rep_id) == (sponsor.id, receiver.id)
+    assert response.location.endswith(f"/manage/accounts/{account.id}")
     assert "was sent to President Zhao for confirmation" in text_of(client.get(response.location))
 
 

@@ -470,7 +470,8 @@ def transfer():
         flash(_("The transfer of %(account)s was sent to %(sponsor)s for confirmation; it is "
                 "filed when they accept it.", account=result.account.name,
                 sponsor=result.sponsor.display_name), "success")
-        return redirect_after_post(url_for("manage.transfer"))
+        # No management page lists waiting requests; the account's page shows owner and sponsor.
+        return redirect_after_post(url_for("accounts.account", account_id=result.account_id))
     flash(_("Transfer filed as No. %(seq)d.", seq=result.seq), "success")
     return redirect_after_post(url_for("manage.filings", rep=result.to_rep_id))
 
