@@ -37,6 +37,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.adjudication import decide_listing, publish_results
+from bidhub.services.appeals import file_appeal
 from bidhub.web.i18n import best_language, compile_catalogue, translation_directories
 from bidhub.web.params import parse_yuan
 from bidhub.web.rendering import localtime, yuan, yuan_compact
@@ -586,6 +587,8 @@ ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/a
                "/sponsors/accounts/{account_id}")
 # Pages that exist once a round's results are published.
 RESULT_PAGES = ("/rounds/{closed_round_id}/results",)
+# Management's pages of the standstill window, read with an appeal waiting.
+STANDSTILL_PAGES = ("/manage/appeals",)
 # Pages that are not HTML for people (CSV, a counter), or need an upload in progress.
 NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accountability.report_csv",
                          "accounts.directory_csv",
@@ -625,10 +628,15 @@ def test_every_page_speaks_chinese(app, session, department, clock):
     publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
     results = {**ids, "bid_id": session.scalars(select(Bid.id).where(
         Bid.rep_id == ids["rep_id"]).order_by(Bid.id)).first()}
+    # The rep appeals, so that the pages show an appeal and management's answer form.
+    appealed = session.get(Bid, results["bid_id"]).listing_id
+    file_appeal(session, department.users[world.rep], appealed,
+                ground="评分中的客户匹配度与我过去一年的跟进记录不符，请复核。", now=clock())
     for username, pages in ((world.rep, ("/bids/{bid_id}", "/my/bids", "/notifications",
                                          *RESULT_PAGES)),
                             (world.manager, ("/manage/listings/{scored_listing_id}",
-                                             "/manage/rounds/{closed_round_id}"))):
+                                             "/manage/rounds/{closed_round_id}",
+                                             *STANDSTILL_PAGES))):
         client = app.test_client()
         sign_in(client, department.users[username], WORLD_PASSWORD)
         scan(client, [f"{page}?after=results" for page in pages], department, findings,
@@ -643,7 +651,8 @@ def test_every_page_speaks_chinese(app, session, department, clock):
 def test_the_page_scan_reaches_every_page(app):
     """A new page joins the scan above: every GET page for people is on one of its lists."""
     listed = {re.sub(r"\{[a-z_]+\}", "<id>", page.split("?")[0])
-              for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES, *RESULT_PAGES)}
+              for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES, *RESULT_PAGES,
+                           *STANDSTILL_PAGES)}
     missing = []
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint in NOT_SCANNED:
