@@ -596,3 +596,46 @@ def test_the_window_is_counted_in_working_days_of_the_configured_zone(app, sessi
     round_ = announce([make_rep()])
     assert round_.standstill_ends_at == datetime(2026, 3, 9, 9, 0, tzinfo=UTC)  # Monday 17:00
 
+
+
+def test_the_same_appeal_twice_at_once_is_filed_once(app, session, clock, make_rep, announce):
+    rep = make_rep()
+    round_ = announce([rep, make_rep()])
+    listing_id = round_.listings[0].id
+    factory = app.extensions["bidhub_sessionmaker"]
+
+    def file():
+        own = factory()
+        try:
+            return appeals.file_appeal(own, own.get(type(rep), rep.id), listing_id,
+                                       ground=GROUND, now=START)
+        finally:
+            own.close()
+
+    results = run_together([file, file, file])
+    assert sorted(type(result).__name__ for result in results) == ["Appeal", "Conflict",
+                                                                   "Conflict"]
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Appeal)) == 1
+    assert len(notices(session, "appeal_filed")) >= 1
+
+
+def test_an_overlong_ground_is_refused(session, clock, make_rep, announce):
+    rep = make_rep()
+    round_ = announce([rep])
+    with pytest.raises(InvalidRequest, match="at most 5000 characters") as refused:
+        appeals.file_appeal(session, rep, round_.listings[0].id, ground="x" * 5001, now=clock())
+    assert refused.value.field == "ground"
+
+
+def test_a_cancelled_listing_with_a_pending_appeal_does_not_hold_the_round(
+        session, clock, make_rep, make_manager, announce):
+    rep, manager = make_rep(), make_manager()
+    round_ = announce([rep, make_rep()], listings=2, manager=manager)
+    held, other = round_.listings
+    appeals.file_appeal(session, rep, held.id, ground=GROUND, now=clock())
+    appeals.cancel_listing(session, manager, held.id, reason=REASON, now=clock())
+    assert appeals.apply_due_listings(session, WINDOW_ENDS) == [other.id]
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
+    assert session.get(Listing, held.id).status == ListingStatus.CANCELLED
