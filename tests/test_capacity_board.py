@@ -201,6 +201,26 @@ def test_one_bad_account_releases_nothing_and_says_which(
     assert session.scalar(select(func.count()).select_from(AccountReview)) == 0
 
 
+def test_an_account_that_left_the_rep_since_the_page_was_shown_releases_nothing(
+        client, session, reps, make_manager, make_round, clock):
+    from bidhub.services.filings import transfer_account
+
+    manager = make_manager()
+    draft = make_round(status=RoundStatus.DRAFT)
+    held = [h.account for h in capacity_board.rep_accounts(session, reps["above"].id).accounts]
+    transfer_account(session, manager, account_id=held[1].id, to_rep_id=reps["below"].id,
+                     reason="Handed over to a rep with room.", review_text=REVIEW, now=clock())
+    login(client, manager)
+    response = client.post(f"/board/reps/{reps['above'].id}/release",
+                           data=release_form(draft.id, [held[0].id, held[1].id]))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "No longer held by this rep" in page and held[1].name in page
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Listing)
+                          .where(Listing.round_id == draft.id)) == 0
+
+
 def test_the_release_service_is_all_or_nothing(session, reps, make_manager, make_round, clock,
                                                make_account, make_branch):
     manager = make_manager()

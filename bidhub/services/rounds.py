@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
-from bidhub.domain.text import N_
+from bidhub.domain.text import N_, Joined
 from bidhub.models import (
     Account,
     Listing,
@@ -227,13 +227,29 @@ def publish_round(session: Session, actor: User, round_id: int, *, expected_vers
 
 def release_accounts(
     session: Session, actor: User, round_id: int, *, account_ids: list[int], reason: str,
-    note: str, review_text: str, now: datetime,
+    note: str, review_text: str, now: datetime, from_rep_id: int | None = None,
 ) -> list[Listing]:
-    """Release several accounts into a draft round with one reason and review: all or none."""
+    """Release several accounts into a draft round with one reason and review: all or none.
+
+    With `from_rep_id` (a page listing one rep's accounts), every account must still be that
+    rep's: the review was written about them, not about whoever holds the account now.
+    """
     with unit_of_work(session):
         if not account_ids:
             raise InvalidRequest(N_("Choose at least one account to release."),
                                  field="account_ids")
+        if from_rep_id is not None:
+            accounts = lock_accounts(session, account_ids)
+            moved = [accounts[account_id].name if account_id in accounts
+                     else N_("account %(id)d", id=account_id)
+                     for account_id in sorted(set(account_ids))
+                     if account_id not in accounts
+                     or accounts[account_id].owner_id != from_rep_id]
+            if moved:
+                raise InvalidRequest(N_("No longer held by this rep: %(accounts)s. Reload the "
+                                        "page; nothing was released.",
+                                        accounts=Joined(moved, separator=", ")),
+                                     field="account_ids")
         listings = []
         # In id order, the order every use case locks accounts in.
         for account_id in sorted(set(account_ids)):

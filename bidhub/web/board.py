@@ -110,7 +110,7 @@ def release(rep_id: int):
         listings = rounds.release_accounts(
             session, current_user, form.round_id.data, account_ids=account_ids,
             reason=form.reason.data, note=form.note.data or "",
-            review_text=form.review_text.data or "", now=now())
+            review_text=form.review_text.data or "", now=now(), from_rep_id=rep_id)
     except InvalidRequest as error:
         if error.field == "account_ids":
             return rep_page(rep_id, form, selected=selected, status=422,
