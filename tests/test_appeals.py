@@ -639,3 +639,20 @@ def test_a_cancelled_listing_with_a_pending_appeal_does_not_hold_the_round(
     reload(session)
     assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
     assert session.get(Listing, held.id).status == ListingStatus.CANCELLED
+
+
+def test_a_listing_cancelled_before_the_deadline_is_not_scored(
+        session, clock, make_rep, make_manager, make_account, make_round, make_bid):
+    rep, manager = make_rep(), make_manager()
+    round_ = make_round(accounts=[make_account(), make_account()],
+                        closes_at=clock() + timedelta(hours=1))
+    cancelled, kept = round_.listings
+    make_bid(rep, cancelled)
+    make_bid(rep, kept)
+    appeals.cancel_listing(session, manager, cancelled.id, reason=REASON, now=clock())
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+    scored = {bid.listing_id: bid.score for bid in session.scalars(select(Bid))}
+    assert scored[cancelled.id] is None  # the bid stays, unscored
+    assert scored[kept.id].is_proposed_winner

@@ -57,8 +57,11 @@ DEFAULT_ZONE = Defaults.TIMEZONE
 
 
 def active_bids_of_round(session: Session, round_id: int) -> list[Bid]:
+    """The bids to score: active, on listings still in the round (a listing cancelled before
+    the deadline keeps its bids, unscored, so it takes no rep's place in the allocation)."""
     return list(session.scalars(
         select(Bid).join(Listing).where(Listing.round_id == round_id,
+                                        Listing.status != ListingStatus.CANCELLED,
                                         Bid.status == BidStatus.ACTIVE)
         .options(selectinload(Bid.rep), selectinload(Bid.listing).selectinload(Listing.account))
         .order_by(Bid.id)))
