@@ -102,6 +102,30 @@ def test_a_direct_transfer_makes_one_review_due_tied_to_its_filing(lost, session
         Notification.kind == "loss_review_due")) == 1
 
 
+def test_a_sponsored_transfer_makes_one_review_due_when_the_sponsor_accepts(
+        session, make_user, make_manager, make_rep, make_account, clock):
+    from bidhub.models import Role, TransferRequest
+    from bidhub.services import sponsors
+
+    president = make_user(Role.EXECUTIVE, name="王总")
+    president.executive_title = "president"
+    session.commit()
+    manager, owner, other = make_manager(), make_rep(), make_rep()
+    account = make_account(owner=owner)
+    sponsors.designate_sponsor(session, manager, account.id, president.id, clock())
+    request = transfer(session, manager, session.get(Account, account.id), other, clock)
+    assert isinstance(request, TransferRequest)
+    assert reviews(session) == []  # nothing moved yet, nothing lost
+    clock.advance(days=2)
+    sponsors.accept_transfer_request(session, session.get(User, president.id), request.id,
+                                     "同意划转。", clock())
+    [review] = reviews(session)
+    assert (review.rep_id, review.status, review.reason) == (
+        owner.id, LossReviewStatus.DUE, FilingKind.DIRECT_TRANSFER)
+    assert (review.written_by_id, review.review_text) == (manager.id, NOTE)
+    assert review.due_at == clock() + timedelta(days=7)
+
+
 def test_an_award_elsewhere_makes_the_review_due_when_the_award_takes_effect(
         session, make_rep, make_manager, make_account, make_round, make_bid, clock):
     owner, winner, manager = make_rep(), make_rep(), make_manager()
