@@ -471,7 +471,7 @@ def test_a_sponsor_cannot_change_while_an_answer_is_waiting(session, clock, spon
 ACCOUNTS_HEADER = "客户编号,客户名称,行业,所有制,分公司,年度金额,所属销售,老板负责\n"
 
 
-def test_the_import_reads_the_sponsor_as_a_person_or_a_title(session, clock, make_admin,
+def test_the_import_reads_the_sponsor_as_a_person_or_a_title(app, session, clock, make_admin,
                                                              make_branch, make_executive):
     beijing = make_branch("BJ", "Beijing")
     make_branch("SH", "Shanghai")
@@ -490,7 +490,8 @@ def test_the_import_reads_the_sponsor_as_a_person_or_a_title(session, clock, mak
             + "KA-5,中信证券,金融,国企,BJ,1200000,,赵北京\n"
             + "KA-6,招商银行,金融,国企,BJ,1200000,,副总裁\n"
             + "KA-7,平安保险,金融,国企,BJ,1200000,,\n").encode()
-    result = import_file(session, make_admin(), "accounts", "accounts.csv", data,
+    admin = make_admin()
+    result = import_file(session, admin, "accounts", "accounts.csv", data,
                          valid_rows_only=False, now=clock())
     assert result.status == "imported", result.problems
     reload(session)
@@ -505,6 +506,14 @@ def test_the_import_reads_the_sponsor_as_a_person_or_a_title(session, clock, mak
         "KA-6": (None, "ka_vice_president"),
         "KA-7": (None, None),
     }
+    # The titles kept without a person are reported, row by row, on the import's report.
+    assert [(warning.row, warning.value) for warning in result.warnings] == [
+        (4, "branch_general_manager"), (7, "ka_vice_president")]
+    assert "2 executives hold this title" in str(result.warnings[1].reason)
+    admin_client = app.test_client()
+    login(admin_client, admin)
+    page = admin_client.get(f"/admin/imports/{result.run_id}").get_data(as_text=True)
+    assert "import-warnings" in page and "0 executives hold this title" in page
 
 
 def test_the_import_refuses_a_sponsor_nobody_is(session, clock, make_admin, make_branch):

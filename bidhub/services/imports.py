@@ -115,6 +115,8 @@ class ImportResult:
     generated_usernames: bool = False
     saved_mapping_at: datetime | None = None  # when the saved mapping used was confirmed
     saved_mapping_by: str = ""
+    # Rows imported with a caveat the admin should read (a sponsor title nobody single holds).
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def refused(self) -> bool:
@@ -431,7 +433,8 @@ def import_file(
     refused_file = False
     try:
         with unit_of_work(session):
-            counts, problems = _apply_rows(session, kind, parsed, actor.id, now, zone, progress)
+            counts, problems, warnings = _apply_rows(session, kind, parsed, actor.id, now, zone,
+                                                     progress)
             problems, problems_not_shown = bounded_problems(problems, parsed.problems_not_kept,
                                                             limits)
             if parsed.file_problems or (problems and not valid_rows_only):
@@ -439,7 +442,8 @@ def import_file(
             if to_save is not None:
                 _save_mapping(session, actor, kind, *to_save, now)
             run = _record_run(session, actor, kind, filename, sha256, parsed, counts, problems,
-                              problems_not_shown, valid_rows_only, limits, "imported", now)
+                              problems_not_shown, valid_rows_only, limits, "imported", now,
+                              warnings=warnings)
     except _ImportRefused:
         # Its rows are rolled back; the refusal itself is recorded, in a transaction of its own
         # (with the confirmed mapping: the next, corrected file has the same headers).
@@ -459,6 +463,7 @@ def import_file(
                         saved_mapping_at=used.saved_at if used is not None else None,
                         saved_mapping_by=(actor_names(session, [used]).get(used.saved_by_id, "")
                                           if used is not None else ""),
+                        warnings=[] if refused_file else warnings[:limits.max_problems],
                         **counts)
 
 
@@ -469,9 +474,11 @@ class _ImportRefused(Exception):
 def _apply_rows(
     session: Session, kind: str, parsed: Parsed, actor_id: int, now: datetime, zone: str,
     progress: Callable[[int, int], None] | None,
-) -> tuple[dict[str, int], list[Problem]]:
-    """Write the parsed rows; how many were added, updated or unchanged, and the problems."""
+) -> tuple[dict[str, int], list[Problem], list[Problem]]:
+    """Write the parsed rows; how many were added, updated or unchanged, the problems, and the
+    warnings of rows imported with a caveat."""
     problems = list(parsed.problems)
+    warnings: list[Problem] = []
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     if not parsed.file_problems:
         importer = IMPORTERS[kind](session, actor_id, set(parsed.columns), now, ZoneInfo(zone),
@@ -486,15 +493,17 @@ def _apply_rows(
                 problems.append(problem.problem)
                 continue
             counts[outcome] += 1
+        warnings = importer.warnings
     if progress is not None:
         progress(parsed.rows_total, parsed.rows_total)
-    return counts, problems
+    return counts, problems, warnings
 
 
 def _record_run(
     session: Session, actor: User, kind: str, filename: str, sha256: str, parsed: Parsed,
     counts: dict[str, int], problems: list[Problem], problems_not_shown: int,
     valid_rows_only: bool, limits: UploadLimits, status: str, now: datetime,
+    warnings: list[Problem] = (),
 ) -> ImportRun:
     done = sum(counts.values())
     run = ImportRun(kind=kind, filename=filename[:255], sha256=sha256, actor_id=actor.id,
@@ -507,7 +516,9 @@ def _record_run(
                             "mapping": parsed.mapping,
                             "units": {name: unit for name, unit in parsed.units.items()
                                       if unit != 1},
-                            "generated_usernames": parsed.generated_usernames},
+                            "generated_usernames": parsed.generated_usernames,
+                            "warnings": [warning.as_dict()
+                                         for warning in warnings[:limits.max_problems]]},
                     started_at=now, finished_at=now)
     session.add(run)
     session.flush()
@@ -564,6 +575,7 @@ class Importer:
         self.branch_cache: dict[str, Branch | None] = {}
         self.reps_by_external: dict[str, User] = {}
         self.reps_by_username: dict[str, User] = {}
+        self.warnings: list[Problem] = []
         for user in session.scalars(select(User).where(User.role == Role.REP)):
             self.remember_rep(user)
 
@@ -706,6 +718,10 @@ class AccountImporter(Importer):
                 return {"executive_sponsor": value, "sponsor_id": account.sponsor_id}
             key = (value, branch.id if value == ExecutiveTitle.BRANCH_GENERAL_MANAGER else None)
             holders = self.title_holders.get(key, [])
+            if len(holders) != 1:
+                self.warnings.append(Problem(row.number, "executive_sponsor", value, N_(
+                    "%(count)d executives hold this title, not one: the title is kept with no "
+                    "sponsor person; designate the sponsor in bidhub.", count=len(holders))))
             return {"executive_sponsor": value,
                     "sponsor_id": holders[0].id if len(holders) == 1 else None}
         person = self.executives_by_name.get(value.lower())

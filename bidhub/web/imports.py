@@ -355,7 +355,10 @@ def run(run_id: int):
         abort(404)
     problems = [Problem.from_dict(problem)
                 for problem in import_run.report.get("problems", [])]
+    warnings = [Problem.from_dict(warning)
+                for warning in import_run.report.get("warnings", [])]
     mapping = import_run.report.get("mapping", {})
     return render("imports/run.html", run=import_run, kind_labels=KIND_LABELS,
                   actors=imports.actor_names(session, [import_run]), problems=problems,
+                  warnings=warnings,
                   mapped_by_other_names=any(column != name for column, name in mapping.items()))
