@@ -18,6 +18,7 @@ from bidhub.models import (
     Branch,
     DecisionKind,
     DeliveryStatus,
+    ExecutiveTitle,
     FilingKind,
     ImportStatus,
     IncidentStatus,
@@ -27,6 +28,7 @@ from bidhub.models import (
     RepStatus,
     Role,
     RoundStatus,
+    TransferRequestStatus,
 )
 from bidhub.services import adjudication, policies
 from bidhub.services.branches import branch_label
@@ -123,7 +125,7 @@ def percent(value: float | None) -> str:
 TEMPLATE_ENUMS = {enum.__name__: enum for enum in (
     Role, RepStatus, ReleaseReason, RoundStatus, ListingStatus, BidStatus, DecisionKind, FilingKind,
     IncidentStatus, ImportStatus, DeliveryStatus, policies.BidOutcome, LossReviewStatus,
-    AppealStatus)}
+    ExecutiveTitle, TransferRequestStatus, AppealStatus)}
 
 # Templates ask the same named policies as the views do.
 TEMPLATE_POLICIES = {function.__name__: function for function in (
