@@ -3,7 +3,8 @@
 Publishing results, direct transfers, CRM imports and releases all move accounts through
 `change_owners`, inside the caller's write transaction. The invariant it keeps, whatever screen
 led there: no rep ends up holding more accounts than the limit, counting what they hold now plus
-every award decided for them in any round and not yet published.
+every award decided for them in any round and not yet in force (announced awards in their
+standstill included).
 
 Locks, in one order so that two use cases never wait for each other in a circle: the round row
 (when a round is involved), then account rows by id, then rep rows by id, then the ledger. On
@@ -109,7 +110,7 @@ def pending_awards(session: Session, rep_ids: Iterable[int],
 
 @dataclass(frozen=True)
 class Commitments:
-    """What a rep holds now and what is awarded to them but not yet published."""
+    """What a rep holds now and what is awarded to them but not yet in force."""
 
     held: int
     pending: int
