@@ -20,7 +20,6 @@ from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
     AuditEvent,
-    ExecutiveTitle,
     Filing,
     FilingKind,
     Listing,
@@ -46,26 +45,11 @@ MANAGEMENT_ROLES = (Role.KA_MANAGER, Role.ADMIN)
 SPONSOR_ACTIONS = ("account.sponsor_designated", "account.sponsor_removed")
 
 
-def is_sponsored(account: Account) -> bool:
-    """Sponsored by a person, or (from an older import) by a title nobody holds in bidhub yet."""
-    return account.sponsor_id is not None or bool(account.executive_sponsor)
-
-
 def executives(session: Session, *, active_only: bool = True) -> list[User]:
     query = select(User).where(User.role == Role.EXECUTIVE).order_by(User.display_name)
     if active_only:
         query = query.where(User.is_active)
     return list(session.scalars(query))
-
-
-def executive_holding(session: Session, title: str, branch_id: int | None) -> User | None:
-    """The one active executive with this title (a branch GM: of this branch), else None."""
-    query = select(User).where(User.role == Role.EXECUTIVE, User.is_active,
-                               User.executive_title == title)
-    if title == ExecutiveTitle.BRANCH_GENERAL_MANAGER:
-        query = query.where(User.branch_id == branch_id)
-    found = list(session.scalars(query.limit(2)))
-    return found[0] if len(found) == 1 else None
 
 
 # --- designation --------------------------------------------------------------------------------
@@ -163,12 +147,6 @@ def sponsored_accounts(session: Session, viewer: User, *,
 
 
 # --- confirmations ------------------------------------------------------------------------------
-
-def responsible_sponsor(account: Account) -> int | None:
-    """The person whose confirmation the account's release or transfer waits for (None: only
-    a title is known, so an admin stands in)."""
-    return account.sponsor_id
-
 
 def answering_as(session: Session, actor: User, sponsor_id: int | None, target: str,
                  now: datetime) -> bool:
