@@ -18,6 +18,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services import appeals
+from bidhub.services.rule_sets import parsed
 from bidhub.web.forms import AppealForm, CancelForm
 from bidhub.web.labels import APPEAL_OUTCOME_LABELS
 
@@ -95,6 +96,12 @@ def round_effects(session, round_: Round, listings: list[Listing]) -> dict:
             "reopened": {listing_id for listing_id, effect in effects.items()
                          if in_window and effect.is_reopened},
             "may_cancel_round": may_cancel_round, **answering()}
+
+
+def announces_first(round_: Round) -> bool:
+    """Whether publishing this round's results opens a standstill window instead of
+    transferring at once (its pinned rules set an appeal window)."""
+    return parsed(round_.rule_set).appeal_window_working_days > 0
 
 
 def load_appeal(session, appeal_id: int) -> Appeal | None:

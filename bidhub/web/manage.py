@@ -24,6 +24,7 @@ from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
 from bidhub.web.access import managers
 from bidhub.web.appeals import (
+    announces_first,
     answered_appeals,
     answering,
     cancel_form,
@@ -148,6 +149,7 @@ def adjudication_context(session, round_) -> dict:
     return {"reviews": reviews, "flag_labels": FLAG_LABELS,
             "summary": adjudication.publish_summary(session, round_, reviews),
             "unflagged": adjudication.unflagged_listing_ids(reviews),
+            "announces_first": announces_first(round_),
             "can_decide": round_.status == RoundStatus.SCORED}
 
 
