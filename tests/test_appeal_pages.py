@@ -297,3 +297,16 @@ def test_the_filing_register_shows_a_filing_s_appeals(app, world):
     assert GROUND in body and ANSWER in body and "Appeal rejected" in body
     appellant, _bid = loser_of(world, "harbour")
     assert appellant.display_name in body
+
+
+def test_the_reps_round_list_names_the_window_and_a_cancellation(app, world):
+    client = client_of(app, world["bystander"])
+    body = text_of(client.get("/rounds"))
+    assert "Announced, in the standstill window" in body
+    assert f'href="/rounds/{world["round"].id}/results"' in body
+    round_ = world["round"]
+    assert client_of(app, world["manager"]).post(f"/manage/rounds/{round_.id}/cancel", data={
+        "reason": "The territories are redrawn this quarter.",
+        "version": round_.version}).status_code == 303
+    body = text_of(client.get("/rounds"))
+    assert "Cancelled" in body and "closed, awaiting results" not in body
