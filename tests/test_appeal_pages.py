@@ -310,3 +310,30 @@ def test_the_reps_round_list_names_the_window_and_a_cancellation(app, world):
         "version": round_.version}).status_code == 303
     body = text_of(client.get("/rounds"))
     assert "Cancelled" in body and "closed, awaiting results" not in body
+
+
+def test_the_demo_announces_a_round_with_an_appeal_waiting(app, session, clock, make_rep,
+                                                           make_manager, make_account,
+                                                           make_round, make_bid):
+    from bidhub.demo import DEMO_APPEAL_GROUND, announce_with_an_appeal
+
+    manager = make_manager()
+    reps = [make_rep(), make_rep()]
+    accounts = [make_account(), make_account()]
+    deadline = clock() + timedelta(days=2)
+    round_ = make_round(accounts=accounts, closes_at=deadline, manager=manager)
+    for listing in round_.listings:
+        for rep in reps:
+            make_bid(rep, listing)
+    clock.set(deadline)
+    assert score_closed_round(session, round_.id, clock())
+    announced_at = clock()
+    clock.advance(days=1)
+    announce_with_an_appeal(session, manager, round_.id, announced_at, clock())
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    assert round_.status == RoundStatus.STANDSTILL and round_.standstill_ends_at > clock()
+    [appeal] = session.scalars(select(Appeal)).all()
+    assert appeal.status == AppealStatus.PENDING and appeal.ground == DEMO_APPEAL_GROUND
+    page = text_of(client_of(app, manager).get("/manage/appeals"))
+    assert DEMO_APPEAL_GROUND in page and f"/manage/appeals/{appeal.id}/answer" in page
