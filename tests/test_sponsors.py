@@ -350,11 +350,14 @@ def test_the_confirmations_page_answers_with_forms(app, client, session, clock, 
     login(client, sponsored["president"])
     page = client.get("/confirmations").get_data(as_text=True)
     assert "华北电力集团" in page and f"/confirmations/releases/{listing.id}" in page
+    assert f'id="release-{listing.id}-answer"' in page  # each row's fields have their own ids
     response = client.post(f"/confirmations/releases/{listing.id}",
-                           data={"answer": "refuse", "note": ""})
+                           data={f"release-{listing.id}-answer": "refuse",
+                                 f"release-{listing.id}-note": ""})
     assert response.status_code == 422 and "Say why" in response.get_data(as_text=True)
     response = client.post(f"/confirmations/releases/{listing.id}",
-                           data={"answer": "accept", "note": ""})
+                           data={f"release-{listing.id}-answer": "accept",
+                                 f"release-{listing.id}-note": ""})
     assert response.status_code == 303
     reload(session)
     assert session.get(Listing, listing.id).status == ListingStatus.LISTED
@@ -428,8 +431,9 @@ def test_a_refused_transfer_changes_no_owner(app, client, session, clock, sponso
     page = client.get("/confirmations").get_data(as_text=True)
     assert f"/confirmations/transfers/{request.id}" in page
     response = client.post(f"/confirmations/transfers/{request.id}",
-                           data={"answer": "refuse", "note": "The client asked to keep the rep.",
-                                 "version": str(request.version)})
+                           data={f"transfer-{request.id}-answer": "refuse",
+                                 f"transfer-{request.id}-note": "The client asked to keep the rep.",
+                                 f"transfer-{request.id}-version": str(request.version)})
     assert response.status_code == 303
     reload(session)
     request = session.get(TransferRequest, request.id)
@@ -438,7 +442,8 @@ def test_a_refused_transfer_changes_no_owner(app, client, session, clock, sponso
     assert session.get(Account, sponsored["account"].id).owner_id == sponsored["owner"].id
     # The answer is given once: a second one, from a page loaded before, is a conflict.
     response = client.post(f"/confirmations/transfers/{request.id}",
-                           data={"answer": "accept", "note": "", "version": "1"})
+                           data={f"transfer-{request.id}-answer": "accept",
+                                 f"transfer-{request.id}-version": "1"})
     assert response.status_code == 409
 
 

@@ -84,11 +84,25 @@ def account(account_id: int):
                   history=sponsors.sponsor_history(session, account.id))
 
 
-def confirmations_page(failed: tuple[str, int, AnswerForm] | None = None, status: int = 200):
-    """The page, with the one form that failed (its kind, id and errors) shown as sent."""
+def answer_form(kind: str, item_id: int, *, blank: bool = False) -> AnswerForm:
+    """One item's form (the request's, or a blank one); the prefix keeps the fields' ids apart
+    on a page of several."""
+    if blank:
+        return AnswerForm(formdata=None, prefix=f"{kind}-{item_id}")
+    return AnswerForm(prefix=f"{kind}-{item_id}")
+
+
+def confirmations_page(failed: AnswerForm | None = None, status: int = 200):
+    """The page, with the one form that failed shown as sent, with its errors."""
     waiting = sponsors.waiting_confirmations(get_session(), current_user)
+
+    def form_for(kind: str, item_id: int) -> AnswerForm:
+        if failed is not None and failed._prefix == f"{kind}-{item_id}-":
+            return failed
+        return answer_form(kind, item_id, blank=True)
+
     return render("sponsors/confirmations.html", status=status, waiting=waiting,
-                  failed=failed, blank=AnswerForm(formdata=None))
+                  form_for=form_for)
 
 
 @blueprint.route("/confirmations")
@@ -100,7 +114,7 @@ def confirmations():
 @blueprint.route("/confirmations/releases/<int:listing_id>", methods=["POST"])
 @sponsors_and_admins
 def answer_release(listing_id: int):
-    form = AnswerForm()
+    form = answer_form("release", listing_id)
     if form.validate():
         try:
             if form.answer.data == ACCEPT:
@@ -115,13 +129,13 @@ def answer_release(listing_id: int):
             form.add_error(error)
         else:
             return redirect_after_post(url_for("sponsors.confirmations"))
-    return confirmations_page(("release", listing_id, form), status=422)
+    return confirmations_page(form, status=422)
 
 
 @blueprint.route("/confirmations/transfers/<int:request_id>", methods=["POST"])
 @sponsors_and_admins
 def answer_transfer(request_id: int):
-    form = AnswerForm()
+    form = answer_form("transfer", request_id)
     if form.validate():
         version = id_arg({"version": form.version.data or ""}, "version")
         try:
@@ -140,4 +154,4 @@ def answer_transfer(request_id: int):
             form.add_error(error)
         else:
             return redirect_after_post(url_for("sponsors.confirmations"))
-    return confirmations_page(("transfer", request_id, form), status=422)
+    return confirmations_page(form, status=422)
