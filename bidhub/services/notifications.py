@@ -256,14 +256,6 @@ def _loss_review_due(session: Session, review: AccountReview) -> Iterator[Messag
         Link("reviews.detail", {"review_id": review.id}))
 
 
-def _loss_review_due(session: Session, review: AccountReview) -> Iterator[Message]:
-    yield Message(review.rep_id, N_(
-        "%(account)s has left you; write its loss review (what happened, what you would do "
-        "differently) by %(due_at)s.", account=review.account.name,
-        due_at=instant(review.due_at or review.created_at)),
-        Link("reviews.detail", {"review_id": review.id}))
-
-
 def _password_reset(session: Session, user: User) -> Iterator[Message]:
     yield Message(user.id, N_("An admin reset your password at %(reset_at)s; you will choose a "
                               "new one when you sign in. If you did not ask for it, tell KA "
@@ -346,8 +338,6 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda request: f"transfer_request:{request.id}", _sponsor_answered_transfer),
     Kind("password_reset", "the user whose password was reset",
          lambda user: f"user:{user.id}:{instant(user.password_reset_at)}", _password_reset),
-    Kind("loss_review_due", "the rep who lost the account",
-         lambda review: f"review:{review.id}", _loss_review_due),
     Kind("appeal_filed", "KA managers (admins when there is none)",
          lambda appeal: f"appeal:{appeal.id}", _appeal_filed),
     Kind("appeal_answered", "the appellant",
@@ -355,6 +345,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("award_refused", "KA managers (admins when there is none): an announced award that "
          "would pass capacity when it takes effect goes back to decision",
          lambda refused: f"listing:{refused[0].id}:{instant(refused[1])}", _award_refused),
+    Kind("loss_review_due", "the rep who lost the account",
+         lambda review: f"review:{review.id}", _loss_review_due),
 )}
 
 # The reminders before a round's deadline, latest last: each is due from its lead time before

@@ -298,6 +298,7 @@ def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now
             found[listing.id] = hindrances
     return found
 
+
 # --- accountability (销售监控问责) -------------------------------------------------------------
 
 @dataclass(frozen=True)
