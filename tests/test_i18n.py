@@ -589,9 +589,10 @@ ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/a
 RESULT_PAGES = ("/rounds/{closed_round_id}/results",)
 # Management's pages of the standstill window, read with an appeal waiting.
 STANDSTILL_PAGES = ("/manage/appeals",)
-# Pages that are not HTML for people (CSV, a counter), or need an upload in progress.
+# Pages that are not HTML for people (CSV, a counter, an evidence image), or need an upload in
+# progress.
 NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accountability.report_csv",
-                         "accounts.directory_csv",
+                         "accounts.directory_csv", "accountability.evidence",
                          "notifications.unread_count", "imports.mapping"})
 
 

@@ -22,7 +22,8 @@ def open_round_with_a_bid(session, make_rep, make_manager, make_admin, make_acco
             "ids": {"round_id": round_.id, "listing_id": listing.id, "bid_id": bid.id,
                     "account_id": account.id, "user_id": bidder.id,
                     "version_id": 1, "rep_id": bidder.id, "incident_id": 1,
-                    "run_id": 1, "branch_id": bidder.branch_id, "token": "none"}}
+                    "run_id": 1, "branch_id": bidder.branch_id, "token": "none",
+                    "appeal_id": 1, "request_id": 1, "review_id": 1}}
 
 
 @pytest.mark.parametrize("who", ["other_rep", "manager", "admin"])
