@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -372,7 +372,8 @@ def publish_results(round_id: int):
         abort(400)
     try:
         filed = adjudication.publish_results(get_session(), current_user, round_id,
-                                             expected_version=version_from(form), now=now())
+                                             expected_version=version_from(form), now=now(),
+                                             zone=current_app.config["TIMEZONE"])
     except InvalidRequest as error:
         flash(translate(error), "error")
         return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
