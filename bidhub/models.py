@@ -125,6 +125,9 @@ class LossReviewStatus(StrEnum):
     DUE = "due"  # the rep who lost the account owes the review
     SUBMITTED = "submitted"  # written; management comments and closes it
     CLOSED = "closed"
+    # The release that made it due ended with the account still the rep's (cancelled, refused
+    # by the sponsor, or not awarded) before the rep wrote it: nothing was lost.
+    WITHDRAWN = "withdrawn"
 
 
 class BidStatus(StrEnum):

@@ -495,3 +495,54 @@ def test_the_demo_has_reviews_due_overdue_submitted_and_closed(demo):  # noqa: F
     assert all(review.what_happened for review in by_status[LossReviewStatus.SUBMITTED])
     closed = by_status[LossReviewStatus.CLOSED]
     assert closed and all(review.manager_comment and review.closed_by_id for review in closed)
+
+
+def released_and_closed(session, make_round, make_manager, make_rep, make_account, clock,
+                        *, bidder=None):
+    """An account released from its rep into a round that is published, then scored."""
+    manager, owner = make_manager(), make_rep()
+    account = make_account(owner=owner)
+    draft = make_round(status=RoundStatus.DRAFT, closes_at=clock() + timedelta(hours=2))
+    listing = rounds.release_account(session, manager, draft.id, account_id=account.id,
+                                     reason="neglected", note="", review_text=NOTE, now=clock())
+    return manager, owner, account, draft, listing
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "not_awarded"])
+def test_a_release_that_ends_with_the_account_kept_withdraws_its_unwritten_review(
+        session, make_round, make_manager, make_rep, make_account, clock, ending):
+    manager, owner, account, draft, listing = released_and_closed(
+        session, make_round, make_manager, make_rep, make_account, clock)
+    rounds.publish_round(session, manager, draft.id, expected_version=draft.version, now=clock())
+    if ending == "cancelled":
+        appeals.cancel_listing(session, manager, listing.id,
+                               reason="The account stays with its rep after all.", now=clock())
+    else:
+        clock.advance(hours=3)
+        adjudication.score_closed_round(session, draft.id, clock())
+        reload(session)
+        round_ = session.get(type(draft), draft.id)
+        adjudication.publish_results(session, manager, round_.id,
+                                     expected_version=round_.version, now=clock())
+        appeals.apply_due_listings(session, clock() + timedelta(days=60))
+    reload(session)
+    [review] = reviews(session, rep_id=owner.id)
+    assert session.get(Account, account.id).owner_id == owner.id
+    assert review.status == LossReviewStatus.WITHDRAWN
+    assert review.review_text == NOTE  # management's note on the release is kept
+    assert loss_reviews.due_count(session, owner) == 0
+
+
+def test_a_written_review_stays_when_the_release_is_cancelled(
+        session, make_round, make_manager, make_rep, make_account, clock):
+    manager, owner, account, draft, listing = released_and_closed(
+        session, make_round, make_manager, make_rep, make_account, clock)
+    [review] = reviews(session, rep_id=owner.id)
+    loss_reviews.submit_review(session, owner, review.id, what_happened="W" * 30,
+                               do_differently="D" * 30, expected_version=review.version,
+                               now=clock())
+    appeals.cancel_listing(session, manager, listing.id,
+                           reason="The account stays with its rep after all.", now=clock())
+    reload(session)
+    [review] = reviews(session, rep_id=owner.id)
+    assert review.status == LossReviewStatus.SUBMITTED

@@ -37,6 +37,7 @@ from bidhub.models import (
 )
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
+from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
     OwnerChange,
@@ -575,3 +576,5 @@ def mark_applied(listing: Listing, decision: Decision, now: datetime) -> None:
     listing.status = (ListingStatus.AWARDED if decision.bid_id is not None
                       else ListingStatus.NOT_AWARDED)
     listing.applied_at = now
+    if decision.bid_id is None:
+        withdraw_unlost_review(listing, now)

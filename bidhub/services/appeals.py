@@ -53,6 +53,7 @@ from bidhub.services.adjudication import award_changes, mark_applied
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
 from bidhub.services.limits import MAX_REASON_LENGTH, MIN_REASON_LENGTH
+from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import change_owners, lock_round
 from bidhub.services.rule_sets import parsed
@@ -238,6 +239,7 @@ def cancel_listing(session: Session, actor: User, listing_id: int, *, reason: st
 def mark_cancelled(listing: Listing, actor: User, reason: str, now: datetime) -> None:
     listing.status = ListingStatus.CANCELLED
     listing.cancelled_at, listing.cancelled_by_id, listing.cancel_reason = now, actor.id, reason
+    withdraw_unlost_review(listing, now)
 
 
 def cancel_round(session: Session, actor: User, round_id: int, *, reason: str,

@@ -154,6 +154,16 @@ def note_management_review(session: Session, filing: Filing, *, written_by_id: i
         review.review_text = review_text.strip()
 
 
+def withdraw_unlost_review(listing: Listing, now: datetime) -> None:
+    """A released listing that ends without moving its account (cancelled, refused by the
+    sponsor, not awarded) takes back the loss: the review its release made due is withdrawn,
+    unless the rep already wrote it. The row stays, with management's note on the release."""
+    review = listing.review
+    if review is not None and review.status == LossReviewStatus.DUE and review.filing_seq is None:
+        review.status = LossReviewStatus.WITHDRAWN
+        review.closed_at = now
+
+
 def withdraw_release_review(session: Session, review_id: int | None) -> None:
     """A listing removed from a draft round takes back the account's loss: its review goes
     too, unless the rep already wrote it (then it stays, as written)."""

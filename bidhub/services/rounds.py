@@ -22,7 +22,11 @@ from bidhub.services import sponsors
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
 from bidhub.services.limits import MIN_REVIEW_LENGTH
-from bidhub.services.loss_reviews import open_release_review, withdraw_release_review
+from bidhub.services.loss_reviews import (
+    open_release_review,
+    withdraw_release_review,
+    withdraw_unlost_review,
+)
 from bidhub.services.notifications import notify, round_published
 from bidhub.services.ownership import lock_accounts, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
@@ -192,6 +196,7 @@ def refuse_sponsored_listing(session: Session, actor: User, listing_id: int, not
     with unit_of_work(session):
         listing = load_awaiting_listing(session, listing_id)
         listing.status = ListingStatus.REFUSED
+        withdraw_unlost_review(listing, now)
         listing.confirmed_by_id = actor.id
         listing.confirmation_note, listing.confirmation_stood_in = note, stood_in
         record_audit(session, actor, "listing.sponsor_refused", f"listing:{listing.id}", now,

@@ -89,7 +89,8 @@ FILING_KIND_LABELS = {FilingKind.ROUND_AWARD: _l("Award in a bidding round"),
                       FilingKind.CRM_IMPORT: _l("CRM import")}
 LOSS_REVIEW_STATUS_LABELS = {LossReviewStatus.DUE: _l("Review due"),
                              LossReviewStatus.SUBMITTED: _l("Review submitted"),
-                             LossReviewStatus.CLOSED: _l("Review closed")}
+                             LossReviewStatus.CLOSED: _l("Review closed"),
+                             LossReviewStatus.WITHDRAWN: _l("Withdrawn: the account stayed")}
 DELIVERY_STATUS_LABELS = {DeliveryStatus.PENDING: _l("Waiting to be sent"),
                           DeliveryStatus.SENT: _l("Sent"), DeliveryStatus.FAILED: _l("Not delivered")}
 IMPORT_STATUS_LABELS = {ImportStatus.IMPORTED: _l("Imported"), ImportStatus.REFUSED: _l("Refused")}
