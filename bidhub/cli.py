@@ -150,6 +150,17 @@ def close_due_rounds_command() -> None:
     click.echo(f"Scored rounds: {', '.join(map(str, scored)) or 'none'}")
 
 
+@click.command("apply-due-results")
+@with_appcontext
+def apply_due_results_command() -> None:
+    """Put into force every announced result whose standstill window ended and whose appeals
+    are answered, as the scheduler does."""
+    from bidhub.services.appeals import apply_due_listings
+
+    applied = apply_due_listings(get_session(), current_app.config["CLOCK"]())
+    click.echo(f"Listings in force: {', '.join(map(str, applied)) or 'none'}")
+
+
 @click.command("rescore")
 @click.argument("round_id", type=int)
 # Rescoring only ever verifies: it changes nothing stored. `--verify` says so on the command
@@ -262,7 +273,7 @@ def init_app(app: Flask) -> None:
     from bidhub.cli_imports import import_command
 
     for command in (init_command, demo_command, create_user_command, verify_ledger_command,
-                    close_due_rounds_command, rescore_command, rules_group, import_command,
+                    close_due_rounds_command, apply_due_results_command, rescore_command, rules_group, import_command,
                     branches_group):
         app.cli.add_command(command)
 

@@ -531,6 +531,23 @@ def test_a_restart_catches_up_exactly_once(app, app_config, session, clock, make
     assert actions(session).count("round.listings_applied") == 1
 
 
+def test_the_apply_command_puts_due_results_in_force_once(app, session, clock, make_rep,
+                                                          announce):
+    round_ = announce([make_rep()], listings=2)
+    runner = app.test_cli_runner()
+    early = runner.invoke(args=["apply-due-results"])
+    assert early.exit_code == 0 and "none" in early.output
+    clock.set(WINDOW_ENDS + timedelta(minutes=1))
+    applied = runner.invoke(args=["apply-due-results"])
+    assert applied.exit_code == 0
+    assert applied.output.strip().endswith(", ".join(str(listing.id)
+                                                     for listing in round_.listings))
+    again = runner.invoke(args=["apply-due-results"])
+    assert "none" in again.output
+    reload(session)
+    assert len(filings(session)) == 2
+
+
 def run_together(calls):
     """Start every call at the same moment, each in its own thread; results or errors."""
     results = [None] * len(calls)
