@@ -16,10 +16,12 @@ from sqlalchemy import select
 
 from bidhub.models import (
     AccountabilityIncident,
+    Appeal,
     DecisionKind,
     DeliveryStatus,
     Notification,
     NotificationDelivery,
+    Role,
     Round,
     RoundStatus,
     User,
@@ -28,6 +30,8 @@ from bidhub.scheduler import deliveries_job, round_notices_job
 from bidhub.services import notifications
 from bidhub.services.accountability import explain_incident, log_incident, resolve_incident
 from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
+from bidhub.services.appeals import answer_appeal, file_appeal
+from bidhub.services.filings import transfer_account
 from bidhub.services.rounds import publish_round, release_account
 from bidhub.services.users import set_password
 from tests.conftest import login, reload
@@ -39,7 +43,7 @@ EXPLANATION = "The customer ran one banner on a partner's behalf; we are talking
 # --- a department to notify -------------------------------------------------------------------
 
 @pytest.fixture
-def world(session, make_branch, make_rep, make_manager, make_admin, make_account):
+def world(session, make_branch, make_rep, make_manager, make_admin, make_account, make_user):
     beijing, shanghai = make_branch(), make_branch("SH", "Shanghai")
     people = {
         "rep_a": make_rep(branch=beijing, username="rep_a"),
@@ -51,7 +55,9 @@ def world(session, make_branch, make_rep, make_manager, make_admin, make_account
         "manager2": make_manager(username="manager2"),
         "admin1": make_admin(username="admin1"),
         "admin2": make_admin(username="admin2"),
+        "president": make_user(Role.EXECUTIVE, username="president"),
     }
+    people["president"].executive_title = "president"
     people["gone"].is_active = False
     session.commit()
     people["held"] = make_account(owner=people["rep_a"], name="Held Co.")
@@ -59,6 +65,11 @@ def world(session, make_branch, make_rep, make_manager, make_admin, make_account
                       for n in range(3)]
     people["sponsored"] = make_account(owner=None, branch=beijing, name="Sponsored Co.",
                                        executive_sponsor="president")
+    # Sponsored by a person: its release and its transfer wait for her.
+    people["her_account"] = make_account(owner=people["rep_a"], branch=beijing,
+                                         name="Her Co.", executive_sponsor="president")
+    people["her_account"].sponsor_id = people["president"].id
+    session.commit()
     return people
 
 
@@ -176,6 +187,47 @@ def release_sponsored(w, session, clock, app, round_):
                     reason="rep_left", note="", review_text="", now=clock())
 
 
+def release_her_account(w, session, clock, app, round_):
+    release_account(session, w["manager1"], round_.id, account_id=w["her_account"].id,
+                    reason="rep_left", note="", review_text=REASON, now=clock())
+
+
+def transfer_her_account(w, session, clock, app, _ctx):
+    transfer_account(session, w["manager1"], account_id=w["her_account"].id,
+                     to_rep_id=w["rep_b"].id, reason="Rep A moves to another region.",
+                     review_text=REASON, now=clock())
+
+
+def transfer_held(w, session, clock, app, _ctx):
+    transfer_account(session, w["manager1"], account_id=w["held"].id, to_rep_id=w["rep_b"].id,
+                     reason="Rep A moves to another region.", review_text=REASON, now=clock())
+
+
+def announced_round(w, session, clock, app):
+    round_ = scored_round(w, session, clock, app)
+    publish_the_results(w, session, clock, app, round_)
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+    return round_
+
+
+def appeal(w, session, clock, app, round_):
+    return file_appeal(session, w["rep_a"], round_.listings[0].id,
+                       ground="My plan for this account was the stronger one by far.",
+                       now=clock())
+
+
+def announced_and_appealed(w, session, clock, app):
+    return appeal(w, session, clock, app, announced_round(w, session, clock, app))
+
+
+def reject(w, session, clock, app, filed):
+    filed = session.get(Appeal, filed.id)
+    answer_appeal(session, w["manager2"], filed.id, upheld=False,
+                  answer="The override's reason stands.", expected_version=filed.version,
+                  now=clock())
+
+
 def reset_password(w, session, clock, app, _ctx):
     set_password(session, w["admin1"], w["rep_b"].id, "a brand new long password", clock())
 
@@ -202,6 +254,18 @@ EVENTS = [
     Event("sponsored release waiting for confirmation", draft_round, release_sponsored, {
         admin: [("sponsored_release", "Sponsored Co. has an executive sponsor")]
         for admin in ("admin1", "admin2")}),
+    Event("sponsored release waiting for its sponsor", draft_round, release_her_account, {
+        "president": [("sponsored_release", "Her Co. has an executive sponsor")],
+        "rep_a": [("loss_review_due", "Her Co. has left you")]}),
+    Event("sponsored transfer waiting for its sponsor", nothing, transfer_her_account, {
+        "president": [("sponsored_transfer", "asks to transfer Her Co., which you sponsor")]}),
+    Event("account transferred away from its rep", nothing, transfer_held, {
+        "rep_a": [("loss_review_due", "Held Co. has left you")]}),
+    Event("appeal filed", announced_round, appeal, {
+        manager: [("appeal_filed", "appealed the result for Free 0 Co.")]
+        for manager in ("manager1", "manager2")}),
+    Event("appeal answered", announced_and_appealed, reject, {
+        "rep_a": [("appeal_answered", "was rejected; the result stands")]}),
     Event("password reset by an admin", nothing, reset_password, {
         "rep_b": [("password_reset", "An admin reset your password")]}),
 ]
