@@ -29,9 +29,10 @@ blueprint = Blueprint("reviews", __name__)
 # Who may open one review: its rep (others' are not found) and management.
 rep_or_management = roles_required(Role.REP, Role.KA_MANAGER, Role.ADMIN)
 
-REGISTER_STATUS_LABELS = {RegisterStatus.DUE: _l("Due"), RegisterStatus.OVERDUE: _l("Overdue"),
-                          RegisterStatus.SUBMITTED: _l("Submitted"),
-                          RegisterStatus.CLOSED: _l("Closed")}
+REGISTER_STATUS_LABELS = {RegisterStatus.DUE: _l("Review due"),
+                          RegisterStatus.OVERDUE: _l("Overdue"),
+                          RegisterStatus.SUBMITTED: _l("Review submitted"),
+                          RegisterStatus.CLOSED: _l("Review closed")}
 
 
 class WriteForm(Form):
