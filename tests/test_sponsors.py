@@ -574,3 +574,22 @@ def make_sponsored_account(session, sponsored, make_rep) -> Account:
         limit=None, now=account.created_at)
     session.commit()
     return account
+
+
+def test_an_executive_finds_the_announcements_on_their_confirmations_page(
+        client, session, make_user, make_manager, make_round, clock):
+    from bidhub.models import Role
+
+    president = make_user(Role.EXECUTIVE, username="president_reader")
+    president.executive_title = "president"
+    announced = make_round(status=RoundStatus.STANDSTILL, title="Announced round",
+                           closes_at=clock() - timedelta(days=1),
+                           opens_at=clock() - timedelta(days=8))
+    announced.results_published_at = clock() - timedelta(hours=2)
+    make_round(status=RoundStatus.PUBLISHED, title="Open round")
+    session.commit()
+    login(client, president)
+    page = client.get("/confirmations").get_data(as_text=True)
+    assert f"/rounds/{announced.id}/results" in page
+    assert "Open round" not in page
+    assert client.get(f"/rounds/{announced.id}/results").status_code == 200

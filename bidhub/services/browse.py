@@ -21,6 +21,7 @@ from bidhub.models import (
     ListingStatus,
     Role,
     Round,
+    RoundStatus,
     User,
 )
 from bidhub.services.policies import announced_reason
@@ -48,6 +49,15 @@ def rounds_visible_to_reps(session: Session, now: datetime) -> list[Round]:
     return list(session.scalars(
         select(Round).where(Round.is_visible_to_reps_at(now))
         .order_by(Round.closes_at.desc())))
+
+
+def announced_rounds(session: Session, now: datetime, limit: int = 10) -> list[Round]:
+    """The latest rounds whose results are announced (中标公示), newest first."""
+    return list(session.scalars(
+        select(Round).where(Round.is_visible_to_reps_at(now),
+                            Round.status.in_((RoundStatus.STANDSTILL,
+                                              RoundStatus.RESULTS_PUBLISHED)))
+        .order_by(Round.results_published_at.desc(), Round.id.desc()).limit(limit)))
 
 
 def filtered_listings(round_id: int, criteria: ListingFilter) -> Select:

@@ -13,7 +13,7 @@ from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import Account, Role
-from bidhub.services import rounds, sponsors
+from bidhub.services import browse, rounds, sponsors
 from bidhub.services.limits import MAX_REASON_LENGTH
 from bidhub.web.access import roles_required
 from bidhub.web.forms import Form, choice_id, options
@@ -102,7 +102,7 @@ def confirmations_page(failed: AnswerForm | None = None, status: int = 200):
         return answer_form(kind, item_id, blank=True)
 
     return render("sponsors/confirmations.html", status=status, waiting=waiting,
-                  form_for=form_for)
+                  form_for=form_for, announced=browse.announced_rounds(get_session(), now()))
 
 
 @blueprint.route("/confirmations")
