@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,6 +39,7 @@ from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
 from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
 from tests.conftest import START, reload
+from tests.test_integrity import run_together
 from tests.test_ledger_anchor import tamper
 
 GROUND = "My plan covers the client's three plants; please read it again."
@@ -546,27 +546,6 @@ def test_the_apply_command_puts_due_results_in_force_once(app, session, clock, m
     assert "none" in again.output
     reload(session)
     assert len(filings(session)) == 2
-
-
-def run_together(calls):
-    """Start every call at the same moment, each in its own thread; results or errors."""
-    results = [None] * len(calls)
-    barrier = threading.Barrier(len(calls))
-
-    def run(index, call):
-        barrier.wait()
-        try:
-            results[index] = call()
-        except Exception as error:  # noqa: BLE001 - reported by the assertions
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(index, call))
-               for index, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_two_schedulers_at_once_file_each_listing_once(app, session, clock, make_rep, announce):
