@@ -6,6 +6,7 @@ import itertools
 import os
 import re
 import shutil
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -384,3 +385,24 @@ def csrf_token_from(html: str) -> str:
     assert match, "no CSRF token on the page"
     return match.group(1)
 
+
+def run_together(calls):
+    """Start every call at the same moment, each in its own thread (a race with separate
+    connections); their results, or the errors they raised, in order."""
+    results = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(index, call):
+        barrier.wait()
+        try:
+            results[index] = call()
+        except Exception as error:  # noqa: BLE001 - reported by the assertions
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(index, call))
+               for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

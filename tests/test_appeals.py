@@ -38,8 +38,7 @@ from bidhub.services import adjudication, appeals
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
 from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
-from tests.conftest import START, reload
-from tests.test_integrity import run_together
+from tests.conftest import START, reload, run_together
 from tests.test_ledger_anchor import tamper
 
 GROUND = "My plan covers the client's three plants; please read it again."

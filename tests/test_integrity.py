@@ -3,7 +3,6 @@ all-or-nothing publishing, append-only filings, and transfers that respect the m
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -27,7 +26,7 @@ from bidhub.models import (
 from bidhub.services import adjudication, ownership
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
-from tests.conftest import login, reload
+from tests.conftest import login, reload, run_together
 from tests.test_appeals import results_in_force
 
 
@@ -216,27 +215,6 @@ def test_a_sponsored_listing_awaiting_confirmation_cannot_be_transferred(
 
 
 # --- races, with real threads and separate connections ----------------------------------------
-
-def run_together(calls):
-    """Start every call at the same moment, each in its own thread; their results in order."""
-    results = [None] * len(calls)
-    barrier = threading.Barrier(len(calls))
-
-    def run(index, call):
-        barrier.wait()
-        try:
-            results[index] = call()
-        except Exception as error:  # noqa: BLE001 - reported by the assertions
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(index, call))
-               for index, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
 
 def signed_in_client(app, user):
     client = app.test_client()
