@@ -323,6 +323,29 @@ def test_only_a_submitted_review_can_be_closed(client, session, lost):
     assert reviews(session)[0].status == LossReviewStatus.DUE
 
 
+@pytest.mark.parametrize("gone", ["left", "deactivated"])
+def test_a_review_owed_by_a_rep_who_left_can_be_closed_unwritten(client, session, lost, gone):
+    owner = session.get(type(lost["owner"]), lost["owner"].id)
+    if gone == "left":
+        owner.status = "left"
+    else:
+        owner.is_active = False
+    session.commit()
+    review = lost["review"]
+    login(client, lost["manager"])
+    assert "/close" in client.get(f"/reviews/{review.id}").get_data(as_text=True)
+    response = client.post(f"/manage/reviews/{review.id}/close", data={
+        "comment": "The rep left before writing it; handover notes kept.",
+        "version": str(review.version)})
+    assert response.status_code in (302, 303)
+    [closed] = reviews(session)
+    assert (closed.status, closed.what_happened) == (LossReviewStatus.CLOSED, "")
+    assert closed.manager_comment.startswith("The rep left")
+    audit = session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "loss_review.closed")).one()
+    assert audit.before == {"status": "due"}
+
+
 def test_another_rep_can_neither_read_nor_write_a_review(client, session, lost, make_rep):
     review = lost["review"]
     login(client, lost["other"])

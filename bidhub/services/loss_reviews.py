@@ -29,6 +29,7 @@ from bidhub.models import (
     Filing,
     Listing,
     LossReviewStatus,
+    RepStatus,
     Role,
     User,
 )
@@ -70,8 +71,19 @@ def may_write(review: AccountReview, user: User) -> bool:
     return user.id == review.rep_id and review.status in OPEN_STATUSES
 
 
+def rep_has_left(review: AccountReview) -> bool:
+    """The rep who owes the review is gone (left the company, or deactivated): nobody will
+    write it, so management may close it with its comment alone."""
+    return review.rep.status == RepStatus.LEFT or not review.rep.is_active
+
+
+def is_closable(review: AccountReview) -> bool:
+    return review.status == LossReviewStatus.SUBMITTED or (
+        review.status == LossReviewStatus.DUE and rep_has_left(review))
+
+
 def may_close(review: AccountReview, user: User) -> bool:
-    return user.role in MANAGEMENT_ROLES and review.status == LossReviewStatus.SUBMITTED
+    return user.role in MANAGEMENT_ROLES and is_closable(review)
 
 
 # --- creation ---------------------------------------------------------------------------------
@@ -240,8 +252,10 @@ def close_review(session: Session, manager: User, review_id: int, *, comment: st
             raise PermissionDenied(N_("Only KA management closes a loss review."))
         review = load_review(session, review_id)
         check_version(review, expected_version)
-        if review.status != LossReviewStatus.SUBMITTED:
-            raise InvalidRequest(N_("Only a review the rep has submitted can be closed."))
+        if not is_closable(review):
+            raise InvalidRequest(N_("Only a review the rep has submitted can be closed, or one "
+                                    "owed by a rep who has left."))
+        before = {"status": review.status}
         comment = (comment or "").strip()
         if len(comment) < MIN_COMMENT_LENGTH:
             raise InvalidRequest(N_("Write a comment of at least %(count)d characters.",
@@ -255,8 +269,7 @@ def close_review(session: Session, manager: User, review_id: int, *, comment: st
         review.closed_at = now
         session.flush()
         record_audit(session, manager, "loss_review.closed", f"loss_review:{review.id}", now,
-                     before={"status": LossReviewStatus.SUBMITTED.value},
-                     after={"status": review.status, "manager_comment": comment})
+                     before=before, after={"status": review.status, "manager_comment": comment})
         return review
 
 
