@@ -229,6 +229,20 @@ class InstanceMarker(Base):
     created_at: Mapped[datetime]
 
 
+class SchedulerLease(Base):
+    """Which scheduler process runs the scheduled jobs, and when it last said it was alive.
+
+    On PostgreSQL the holder also keeps an advisory lock; on SQLite the lease itself is the lock
+    and another scheduler takes it over once the heartbeat is older than the lease's lifetime."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+
+
 class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (CheckConstraint("annual_value_yuan >= 0", name="annual_value_not_negative"),)
@@ -674,6 +688,18 @@ class TransferRequest(Base):
     answered_by: Mapped[User | None] = relationship(foreign_keys=[answered_by_id])
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class TrackRecordSnapshot(Base):
+    """A rep's history as the metrics read it (opportunities, forecasts, incidents, losses),
+    stored so that a bid or a page need not rebuild it from the CRM rows. Deleted whenever one
+    of those rows changes; rebuilt on next use or by the scheduled refresh."""
+
+    __tablename__ = "track_record_snapshots"
+
+    rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    history: Mapped[dict[str, Any]] = mapped_column(JSON)
+    refreshed_at: Mapped[datetime]
 
 
 class AuditEvent(Base):

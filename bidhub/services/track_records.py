@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.facts import (
@@ -33,6 +33,7 @@ from bidhub.models import (
     MonthlyForecast,
     Opportunity,
     RepStatus,
+    TrackRecordSnapshot,
     User,
 )
 
@@ -126,6 +127,15 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
             lost_accounts=tuple(lost[rep.id]))
         for rep in reps
     }
+
+
+def forget_track_record_snapshots(session: Session, rep_ids: Iterable[int] | None = None) -> None:
+    """Drop the stored snapshots of these reps (of every rep when None): their CRM rows changed,
+    so the next use rebuilds them. Runs inside the caller's transaction."""
+    statement = delete(TrackRecordSnapshot)
+    if rep_ids is not None:
+        statement = statement.where(TrackRecordSnapshot.rep_id.in_(list(rep_ids)))
+    session.execute(statement)
 
 
 def account_facts(account: Account) -> AccountFacts:
