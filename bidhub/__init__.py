@@ -71,11 +71,12 @@ def register_rules(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from bidhub.extensions import babel, csrf, htmx
-    from bidhub.web.i18n import select_locale, select_timezone
+    from bidhub.web import i18n
 
     csrf.init_app(app)
     htmx.init_app(app)
-    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
+    i18n.init_app(app)
 
 
 def register_auth(app: Flask) -> None:

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, current_app, has_app_context, has_request_context, request, session
-from flask_babel import get_locale
+from flask import Flask, current_app, g, has_app_context, has_request_context, request, session
+from flask_babel import get_locale, get_translations
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -101,7 +101,57 @@ def translate(message: Text | Joined | BidhubError | str) -> str:
         message = message.message
     elif isinstance(message, str):
         message = stored_message(message)  # a reason stored as msgid and parameters
-    return render(message, _)
+    return render(message, gettext)
+
+
+# Flask-Babel finds the request's catalogue afresh on every call (six context lookups and a
+# Locale formatted to a string, a few microseconds each time); a listing page asks for a few
+# hundred messages, most of them the same few dozen. So each request keeps what it has
+# translated. The memo belongs to the locale object Flask-Babel holds for the request:
+# force_locale (a notification in its recipient's language) and refresh() replace that object,
+# which starts a fresh memo, so a message is never served in the wrong language.
+def _translated_so_far() -> dict | None:
+    """This request's translations so far, in its current language; None when there is no
+    request or Flask-Babel has not chosen the language yet."""
+    if not has_request_context():
+        return None
+    babel_state = g.get("_flask_babel")
+    locale = getattr(babel_state, "babel_locale", None)
+    if locale is None:
+        return None
+    memo = getattr(babel_state, "bidhub_translated", None)
+    if memo is None or memo[0] is not locale:
+        memo = babel_state.bidhub_translated = (locale, {})
+    return memo[1]
+
+
+def gettext(msgid: str) -> str:
+    """The message `msgid` (no parameters) in the page's language, looked up once a request."""
+    memo = _translated_so_far()
+    if memo is None:
+        return get_translations().ugettext(msgid)
+    translated = memo.get(msgid)
+    if translated is None:
+        translated = memo[msgid] = get_translations().ugettext(msgid)
+    return translated
+
+
+def ngettext(singular: str, plural: str, number: int) -> str:
+    """The singular or plural message for `number`, unformatted, looked up once a request."""
+    memo = _translated_so_far()
+    if memo is None:
+        return get_translations().ungettext(singular, plural, number)
+    key = (singular, plural, number)
+    translated = memo.get(key)
+    if translated is None:
+        translated = memo[key] = get_translations().ungettext(singular, plural, number)
+    return translated
+
+
+def init_app(app: Flask) -> None:
+    """Templates translate through the request's memo. Jinja's newstyle gettext passes the
+    callables the bare message and does the %-formatting itself, so memoising them is exact."""
+    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)
 
 
 def page_locale() -> Locale:
