@@ -116,6 +116,7 @@ def register_blueprints(app: Flask) -> None:
         admin,
         auth,
         board,
+        fairness,
         imports,
         language,
         manage,
@@ -141,6 +142,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts.blueprint)
     app.register_blueprint(board.blueprint)
     app.register_blueprint(sponsors.blueprint)
+    app.register_blueprint(fairness.blueprint)
 
 
 def register_cli(app: Flask) -> None:

@@ -60,6 +60,8 @@ EXPECTED_ACCESS = {
     "board.rep": MANAGEMENT,
     "board.release": MANAGEMENT,
     "board.my_accounts": {REP},
+    "fairness.fairness": MANAGEMENT,
+    "fairness.fairness_csv": MANAGEMENT,
     "admin.users": {ADMIN},
     "admin.new_user": {ADMIN},
     "admin.edit_user": {ADMIN},

@@ -75,7 +75,8 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "imports": "admin", "accountability": "manager", "profiles": "manager",
                      "auth": "own", "notifications": "rep", "language": "rep",
                      "accounts": "manager",
-                     "board": "manager", "reviews": "manager", "sponsors": "admin"}
+                     "board": "manager", "reviews": "manager", "sponsors": "admin",
+                     "fairness": "manager"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
                     "board.my_accounts": "rep",

@@ -579,7 +579,7 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/manage/accounts", "/manage/accounts?band=很多&sort=-value",
                  "/manage/accounts/{account_id}", "/manage", "/board", "/board?band=above",
                  "/board/reps/{rep_id}", "/manage/reviews", "/manage/reviews?status=due",
-                 "/reviews/{review_id}")
+                 "/reviews/{review_id}", "/manage/fairness")
 ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
@@ -588,11 +588,12 @@ ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/a
 # Pages that exist once a round's results are published.
 RESULT_PAGES = ("/rounds/{closed_round_id}/results",)
 # Management's pages of the standstill window, read with an appeal waiting.
-STANDSTILL_PAGES = ("/manage/appeals",)
+STANDSTILL_PAGES = ("/manage/appeals", "/manage/fairness")
 # Pages that are not HTML for people (CSV, a counter, an evidence image), or need an upload in
 # progress.
 NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accountability.report_csv",
                          "accounts.directory_csv", "accountability.evidence",
+                         "fairness.fairness_csv",
                          "notifications.unread_count", "imports.mapping"})
 
 
