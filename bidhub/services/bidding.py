@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
@@ -35,7 +35,10 @@ def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan
 
 
 def open_listing_for(session: Session, listing_id: int, now: datetime) -> Listing:
-    listing = session.get(Listing, listing_id)
+    # One query for the listing, its round (with the round's rules) and its account: each
+    # is needed by the checks below, and lazy loads would cost a statement apiece.
+    listing = session.scalars(select(Listing).where(Listing.id == listing_id)
+                              .options(joinedload(Listing.round))).first()
     if listing is None or not listing.round.is_visible_to_reps_at(now):
         raise NotFound(N_("No such listing."))
     if not listing.round.is_open_at(now):
@@ -60,21 +63,26 @@ def submit_bid(
 ) -> Bid:
     """Place a bid; a resubmitted form (same submission key) returns the bid it made before."""
     with unit_of_work(session):
-        if rep.role != Role.REP:
+        rep = session.get(User, rep.id)
+        if rep is None or rep.role != Role.REP:
             raise PermissionDenied(N_("Only reps bid."))
+        # The rep's earlier bid for this listing and the bid this form made before, if it was
+        # sent already, in one read (submission keys are unique, so the rep's own is the one).
+        wanted = Bid.listing_id == listing_id
         if submission_key:
-            earlier = session.scalars(select(Bid).where(Bid.submission_key == submission_key)).first()
-            if earlier is not None and earlier.rep_id == rep.id:
-                return earlier
+            wanted = or_(wanted, Bid.submission_key == submission_key)
+        mine = session.scalars(select(Bid).where(Bid.rep_id == rep.id, wanted)).all()
+        if submission_key:
+            for earlier in mine:
+                if earlier.submission_key == submission_key:
+                    return earlier
         listing = open_listing_for(session, listing_id, now)
         check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
-        bid = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
-                                                Bid.rep_id == rep.id)).first()
+        bid = next((bid for bid in mine if bid.listing_id == listing.id), None)
         if bid is not None and bid.status == BidStatus.ACTIVE:
             raise BidRejected(N_("You have already bid for this account; edit your bid instead."))
         if listing.released_from_id == rep.id:
             raise BidRejected(N_("This account was released from you; you cannot bid for it."))
-        rep = session.get(User, rep.id)
         track_record = snapshot_track_record(session, rep, listing.account, now)
         if bid is None:
             bid = Bid(listing=listing, rep=rep, track_record=track_record)

@@ -25,10 +25,11 @@ from bidhub.web.appeals import rep_appeals
 from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
 from bidhub.web.i18n import translate
 from bidhub.web.labels import metric_label
+from bidhub.web.listing_lines import listing_lines
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
 from bidhub.web.rendering import (
+    is_htmx_partial_request,
     localtime,
-    page_or_partial,
     redirect_after_post,
     render,
     render_form_errors,
@@ -82,15 +83,20 @@ def visible_round(round_id: int):
 def round_listings(round_id: int):
     session = get_session()
     round_ = visible_round(round_id)
+    rep = current_user._get_current_object()  # read for every listing: not through the proxy
     filter_errors: dict[str, str] = {}
     criteria = listing_filter_from(request.args, filter_errors)
-    listings, own_bids = browse.listings_for_rep(session, round_, current_user, criteria)
-    return page_or_partial(
-        "market/round.html", "market/_listings.html", round=round_, listings=listings,
-        own_bids=own_bids, criteria=criteria, options=browse.filter_options(session, round_.id),
-        is_open=round_.is_open_at(now()), filter_errors=filter_errors,
-        hindrances=shown_hindrances(policies.hindrances_for(session, current_user, listings,
-                                                           now())))
+    listings, own_bid_ids = browse.listings_for_rep(session, round_, rep, criteria)
+    at = now()
+    # A listing the rep has bid for shows their bid instead of any reason not to bid.
+    hindrances = shown_hindrances(policies.hindrances_for(
+        session, rep, [listing for listing in listings if listing.id not in own_bid_ids], at))
+    context = {"round": round_, "criteria": criteria, "filter_errors": filter_errors,
+               "lines": listing_lines(listings, own_bid_ids, hindrances, at)}
+    if is_htmx_partial_request():  # the filter form's request: the rows alone
+        return render("market/_listings.html", **context)
+    return render("market/round.html", options=browse.filter_options(session, round_.id),
+                  is_open=round_.is_open_at(at), **context)
 
 
 def shown(text: Text | None) -> str:
@@ -174,44 +180,44 @@ def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
 @blueprint.route("/listings/<int:listing_id>/bid", methods=["GET", "POST"])
 @rep_only
 def place_bid(listing_id: int):
+    form = BidForm()
+    if not form.submission_key.data:
+        form.submission_key.data = secrets.token_urlsafe(24)
+    if not form.validate_on_submit():
+        return bid_form_page(listing_id, form, 422 if form.is_submitted() else 200)
+    # The use case checks the listing itself (no such listing, or one the rep may not see yet,
+    # is a 404), so a bid that goes in costs no reads here beyond its own.
+    try:
+        bid = bidding.submit_bid(
+            get_session(), current_user, listing_id, account_plan=form.account_plan.data,
+            committed_revenue_yuan=form.committed_revenue_yuan.data,
+            visit_plan=form.visit_plan.data, submission_key=form.submission_key.data, now=now())
+    except BidRejected as error:
+        form.add_error(error)
+        return bid_form_page(listing_id, form, 422)
+    flash(_("Your bid for %(name)s is in. You can edit or withdraw it until the deadline.",
+            name=bid.listing.account.name), "success")
+    return redirect_after_post(url_for("market.my_bids"), event="bid-placed")
+
+
+def bid_form_page(listing_id: int, form: BidForm, status: int):
     session = get_session()
     listing = session.get(Listing, listing_id)
     if listing is None or not listing.round.is_visible_to_reps_at(now()):
         abort(404)
-    existing = browse.own_bid_for(session, current_user, listing.id)
-    form = BidForm()
-    if not form.submission_key.data:
-        form.submission_key.data = secrets.token_urlsafe(24)
-
-    def show(template_status: int):
-        # The track record is worked out for display only; submit_bid freezes its own copy.
-        record = snapshot_track_record(session, current_user, listing.account, now())
-        hindrances = shown_hindrances(policies.hindrances_for(session, current_user, [listing],
-                                                              now()))
-        context = {"form": form, "listing": listing, "existing": existing,
-                   "track_record": track_record_rows(record),
-                   "is_open": listing.round.is_open_at(now()),
-                   "hindrances": hindrances.get(listing.id, []),
-                   "scored_metrics": [metric_label(factor.metric) for factor
-                                      in parsed(listing.round.rule_set).factors]}
-        if template_status == 422:
-            return render_form_errors("market/bid_form.html", **context)
-        return render("market/bid_form.html", **context)
-
-    if form.validate_on_submit():
-        try:
-            bidding.submit_bid(
-                session, current_user, listing.id, account_plan=form.account_plan.data,
-                committed_revenue_yuan=form.committed_revenue_yuan.data,
-                visit_plan=form.visit_plan.data, submission_key=form.submission_key.data,
-                now=now())
-        except BidRejected as error:
-            form.add_error(error)
-            return show(422)
-        flash(_("Your bid for %(name)s is in. You can edit or withdraw it until the deadline.",
-                name=listing.account.name), "success")
-        return redirect_after_post(url_for("market.my_bids"), event="bid-placed")
-    return show(422 if form.is_submitted() else 200)
+    # The track record is worked out for display only; submit_bid freezes its own copy.
+    record = snapshot_track_record(session, current_user, listing.account, now())
+    hindrances = shown_hindrances(policies.hindrances_for(session, current_user, [listing], now()))
+    context = {"form": form, "listing": listing,
+               "existing": browse.own_bid_for(session, current_user, listing.id),
+               "track_record": track_record_rows(record),
+               "is_open": listing.round.is_open_at(now()),
+               "hindrances": hindrances.get(listing.id, []),
+               "scored_metrics": [metric_label(factor.metric) for factor
+                                  in parsed(listing.round.rule_set).factors]}
+    if status == 422:
+        return render_form_errors("market/bid_form.html", **context)
+    return render("market/bid_form.html", **context)
 
 
 @blueprint.route("/bids/<int:bid_id>/edit", methods=["GET", "POST"])
