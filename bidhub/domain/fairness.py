@@ -91,10 +91,12 @@ def gini(values: Iterable[float]) -> float | None:
 
 @dataclass(frozen=True)
 class Transfer:
-    """One filing: `account_id` went to `to_rep_id` at `at` (`seq` orders equal times)."""
+    """One filing: `account_id` went from `from_rep_id` (None: unowned) to `to_rep_id` at `at`
+    (`seq` orders equal times)."""
 
     seq: int
     account_id: int
+    from_rep_id: int | None
     to_rep_id: int
     at: datetime
 
@@ -135,34 +137,42 @@ def _comes_before(transfer: Transfer, moment: Moment) -> bool:
     return transfer.at < moment.at or (moment.inclusive and transfer.at == moment.at)
 
 
-def holdings_at(transfers: Iterable[Transfer], values: Mapping[int, int],
-                reps: Iterable[RepPresence], moments: Sequence[Moment]) -> list[Holdings]:
+def holdings_at(owners: Mapping[int, int | None], values: Mapping[int, int],
+                transfers: Iterable[Transfer], reps: Iterable[RepPresence],
+                moments: Sequence[Moment]) -> list[Holdings]:
     """What each counted rep held at each moment (in the order of `moments`).
 
-    One pass over the filings in time order, keeping owners and per-rep totals up to date.
+    `owners` is every account's owner now, after all of `transfers`; `transfers` must hold at
+    least every filing made after the earliest moment. The register is replayed backwards from
+    today: undoing a filing gives the account back to its `from_rep` (the owner it had just
+    before), which the ledger guarantees is the `to_rep` of the account's previous filing. So
+    only the filings after the earliest moment are read, not the whole register.
     """
-    pending = sorted(transfers, key=lambda transfer: (transfer.at, transfer.seq))
+    undo = sorted(transfers, key=lambda transfer: (transfer.at, transfer.seq), reverse=True)
     presences = list(reps)
-    owner: dict[int, int] = {}
+    owner = dict(owners)
     held: dict[int, int] = defaultdict(int)
     value: dict[int, int] = defaultdict(int)
+    for account_id, rep_id in owner.items():
+        if rep_id is not None:
+            held[rep_id] += 1
+            value[rep_id] += values.get(account_id, 0)
     result: dict[int, Holdings] = {}
     position = 0
-    order = sorted(range(len(moments)), key=lambda index: (moments[index].at,
-                                                           moments[index].inclusive))
-    for index in order:
+    latest_first = sorted(range(len(moments)), reverse=True,
+                          key=lambda index: (moments[index].at, moments[index].inclusive))
+    for index in latest_first:
         moment = moments[index]
-        while position < len(pending) and _comes_before(pending[position], moment):
-            transfer = pending[position]
+        while position < len(undo) and not _comes_before(undo[position], moment):
+            transfer = undo[position]
             position += 1
             worth = values.get(transfer.account_id, 0)
-            previous = owner.get(transfer.account_id)
-            if previous is not None:
-                held[previous] -= 1
-                value[previous] -= worth
-            owner[transfer.account_id] = transfer.to_rep_id
-            held[transfer.to_rep_id] += 1
-            value[transfer.to_rep_id] += worth
+            held[transfer.to_rep_id] -= 1
+            value[transfer.to_rep_id] -= worth
+            owner[transfer.account_id] = transfer.from_rep_id
+            if transfer.from_rep_id is not None:
+                held[transfer.from_rep_id] += 1
+                value[transfer.from_rep_id] += worth
         counted = {presence.rep_id for presence in presences
                    if presence.is_active and presence.since <= moment.at}
         counted |= {rep_id for rep_id, count in held.items() if count > 0}

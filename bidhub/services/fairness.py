@@ -1,8 +1,9 @@
 """Fairness across rounds (公平性): loads the register, scores and decisions for the figures.
 
 A fixed number of queries whatever the number of rounds, bids or filings: every announced
-round's listings, scored bids and decisions are read in one statement each, the register and
-the accounts' values in one each, and bidhub/domain/fairness.py computes the figures.
+round's listings, scored bids and decisions are read in one statement each, the filings since
+the first announcement and the accounts' owners and values in one each, and
+bidhub/domain/fairness.py computes the figures.
 """
 
 from __future__ import annotations
@@ -151,13 +152,17 @@ def listing_outcomes(session: Session) -> dict[int, list[ListingOutcome]]:
     return outcomes
 
 
-def register_facts(session: Session) -> tuple[list[Transfer], dict[int, datetime]]:
-    """Every filing as a transfer, and when each round's last transfer was filed."""
+def register_facts(session: Session, since: datetime | None
+                   ) -> tuple[list[Transfer], dict[int, datetime]]:
+    """The filings made at or after `since` (None: none), and when each round's last transfer
+    was filed. Older filings are not needed: holdings are replayed back from today's owners."""
     transfers, last_of_round = [], {}
-    for seq, account_id, to_rep_id, at, round_id in session.execute(
-            select(Filing.seq, Filing.account_id, Filing.to_rep_id, Filing.decided_at,
-                   Filing.round_id)):
-        transfers.append(Transfer(seq, account_id, to_rep_id, at))
+    if since is None:
+        return transfers, last_of_round
+    for seq, account_id, from_rep_id, to_rep_id, at, round_id in session.execute(
+            select(Filing.seq, Filing.account_id, Filing.from_rep_id, Filing.to_rep_id,
+                   Filing.decided_at, Filing.round_id).where(Filing.decided_at >= since)):
+        transfers.append(Transfer(seq, account_id, from_rep_id, to_rep_id, at))
         if round_id is not None and (round_id not in last_of_round
                                      or at > last_of_round[round_id]):
             last_of_round[round_id] = at
@@ -168,8 +173,12 @@ def fairness_report(session: Session, now: datetime) -> FairnessReport:
     """Every announced round's fairness figures, today's, and the rates over all of them."""
     rounds = announced_rounds(session)
     outcomes = listing_outcomes(session)
-    transfers, last_of_round = register_facts(session)
-    values = dict(session.execute(select(Account.id, Account.annual_value_yuan)).all())
+    transfers, last_of_round = register_facts(
+        session, min((round_.results_published_at for round_ in rounds), default=None))
+    owners, values = {}, {}
+    for account_id, owner_id, value_yuan in session.execute(
+            select(Account.id, Account.owner_id, Account.annual_value_yuan)):
+        owners[account_id], values[account_id] = owner_id, value_yuan
     users = session.execute(select(User.id, User.display_name, User.role, User.is_active,
                                    User.created_at, User.hired_on)).all()
     presences = [RepPresence(user.id, user.created_at, user.role == Role.REP and user.is_active)
@@ -178,7 +187,7 @@ def fairness_report(session: Session, now: datetime) -> FairnessReport:
     for round_ in rounds:
         moments.append(Moment(round_.results_published_at, inclusive=False))
         moments.append(Moment(last_of_round.get(round_.id, round_.results_published_at)))
-    holdings = holdings_at(transfers, values, presences, moments)
+    holdings = holdings_at(owners, values, transfers, presences, moments)
     band = now_band(session)
     rows = []
     for index, round_ in enumerate(rounds):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.fairness import (
@@ -65,19 +67,20 @@ def test_the_band_is_the_capacity_boards():
 
 def test_holdings_at_moments_replay_the_register():
     t1, t2, t3, t4 = (T0 + timedelta(days=days) for days in (1, 2, 3, 4))
-    transfers = [Transfer(1, account_id=1, to_rep_id=10, at=t1),
-                 Transfer(2, account_id=2, to_rep_id=10, at=t1),
-                 Transfer(3, account_id=3, to_rep_id=20, at=t2),
-                 Transfer(4, account_id=1, to_rep_id=20, at=t3),
+    transfers = [Transfer(1, account_id=1, from_rep_id=None, to_rep_id=10, at=t1),
+                 Transfer(2, account_id=2, from_rep_id=None, to_rep_id=10, at=t1),
+                 Transfer(3, account_id=3, from_rep_id=None, to_rep_id=20, at=t2),
+                 Transfer(4, account_id=1, from_rep_id=10, to_rep_id=20, at=t3),
                  # Rep 40 has left (not active): counted only while holding account 4.
-                 Transfer(5, account_id=4, to_rep_id=40, at=t1),
-                 Transfer(6, account_id=4, to_rep_id=10, at=t3)]
-    values = {1: 100, 2: 50, 3: 10, 4: 7}
+                 Transfer(5, account_id=4, from_rep_id=None, to_rep_id=40, at=t1),
+                 Transfer(6, account_id=4, from_rep_id=40, to_rep_id=10, at=t3)]
+    owners = {1: 20, 2: 10, 3: 20, 4: 10, 5: None}  # today, after every filing
+    values = {1: 100, 2: 50, 3: 10, 4: 7, 5: 1000}
     reps = [RepPresence(10, T0, True), RepPresence(20, T0, True),
             RepPresence(30, t4, True),  # joined later
             RepPresence(40, T0, False)]
     before_t2, at_t3, later = holdings_at(
-        transfers, values, reps,
+        owners, values, transfers, reps,
         [Moment(t2, inclusive=False), Moment(t3), Moment(t4 + timedelta(hours=1))])
     # Just before t2: rep 10 holds accounts 1 and 2 (150), rep 20 nothing yet, rep 40 holds 4.
     assert before_t2.held == {10: 2, 20: 0, 40: 1}
@@ -91,6 +94,40 @@ def test_holdings_at_moments_replay_the_register():
     assert later.bands(2, 3) == BandCounts(below=1, inside=2, above=0)
     # Values 0, 57, 110: sum(i x) = 57 x 2 + 110 x 3 = 444; G = 2 x 444 / (3 x 167) - 4/3.
     assert later.gini() == pytest.approx(2 * 444 / (3 * 167) - 4 / 3, abs=1e-6)
+    # Only the filings after the earliest moment are needed.
+    assert holdings_at(owners, values, [t for t in transfers if t.at >= t2], reps,
+                       [Moment(t2, inclusive=False)]) == [before_t2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(1, 3), st.integers(0, 6)),
+                max_size=25),
+       st.lists(st.tuples(st.integers(0, 7), st.booleans()), min_size=1, max_size=4))
+def test_replaying_backwards_from_today_equals_replaying_the_register_forwards(moves, asked):
+    """A register of random filings (account, new owner, day), each recording the owner it took
+    the account from; holdings at random moments against a plain forward replay."""
+    owner: dict[int, int | None] = {}
+    transfers = []
+    for seq, (account_id, to_rep_id, day) in enumerate(sorted(moves, key=lambda m: m[2]), 1):
+        if owner.get(account_id) == to_rep_id:
+            continue
+        transfers.append(Transfer(seq, account_id, owner.get(account_id), to_rep_id,
+                                  T0 + timedelta(days=day)))
+        owner[account_id] = to_rep_id
+    values = {account_id: 10 * (account_id + 1) for account_id in range(5)}
+    moments = [Moment(T0 + timedelta(days=day), inclusive) for day, inclusive in asked]
+    reps = [RepPresence(rep_id, T0, True) for rep_id in (1, 2, 3)]
+    found = holdings_at(owner, values, transfers, reps, moments)
+    for moment, holdings in zip(moments, found, strict=True):
+        then: dict[int, int] = {}
+        for transfer in transfers:
+            if transfer.at < moment.at or (moment.inclusive and transfer.at == moment.at):
+                then[transfer.account_id] = transfer.to_rep_id
+        assert holdings.held == {rep_id: sum(1 for held_by in then.values() if held_by == rep_id)
+                                 for rep_id in (1, 2, 3)}
+        assert holdings.value_yuan == {
+            rep_id: sum(values[account] for account, held_by in then.items() if held_by == rep_id)
+            for rep_id in (1, 2, 3)}
 
 
 def bid(bid_id, rep_id, listing_id, total, rank, *, proposed=False, eligible=True, held=20,
@@ -117,7 +154,7 @@ def three_listings() -> list[ListingOutcome]:
 
 def test_a_rounds_figures_worked_by_hand():
     listings = three_listings()
-    before = holdings_at([], {}, [RepPresence(rep, T0, True) for rep in (1, 2, 3)],
+    before = holdings_at({}, {}, [], [RepPresence(rep, T0, True) for rep in (1, 2, 3)],
                          [Moment(T0)])[0]
     figures = round_figures(7, RULES, listings, before, None)
     assert figures.before == BandCounts(below=3)
