@@ -11,6 +11,7 @@ from flask import Flask
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     configure(app, config)
+    register_request_logging(app)
     register_database(app)
     register_ledger_anchor(app)
     register_rules(app)
@@ -48,6 +49,12 @@ def configure_languages(app: Flask) -> None:
                          f"{', '.join(app.config['LANGUAGES'])}.")
     app.config["DEFAULT_LOCALE"] = app.config["BABEL_DEFAULT_LOCALE"] = default
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = translation_directories(app)
+
+
+def register_request_logging(app: Flask) -> None:
+    from bidhub import logs
+
+    logs.init_app(app)
 
 
 def register_database(app: Flask) -> None:
@@ -117,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
         auth,
         board,
         fairness,
+        health,
         imports,
         language,
         manage,
@@ -128,6 +136,7 @@ def register_blueprints(app: Flask) -> None:
         sponsors,
     )
 
+    app.register_blueprint(health.blueprint)
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(language.blueprint)
     app.register_blueprint(market.blueprint)

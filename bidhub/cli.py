@@ -78,11 +78,14 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
         return
     from bidhub import scheduler
 
-    scheduler.start(app)
+    running = scheduler.start(app)  # through the lease: a `bidhub scheduler` may hold it instead
     click.echo(f"\nbidhub is running at http://{host}:{port}/  (Ctrl+C stops it)")
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        running.shutdown()
 
 
 @click.command("create-user")
@@ -278,7 +281,7 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
 
 
-def create_app_or_exit() -> Flask:
+def create_app_or_exit(config: dict | None = None) -> Flask:
     """The app; a broken default rule file ends the command with its one-paragraph message.
 
     FlaskGroup would print a traceback for it, which hides the file, key and reason.
@@ -287,12 +290,20 @@ def create_app_or_exit() -> Flask:
     from bidhub.services.rule_sets import RuleFileError
 
     try:
-        return create_app()
+        return create_app(config)
     except RuleFileError as error:
         click.echo(str(error), err=True)
         raise SystemExit(1) from None
 
 
 def main() -> None:
-    FlaskGroup(create_app=create_app_or_exit, add_default_commands=True,
-               add_version_option=False).main(prog_name="bidhub")
+    from bidhub.scheduler import scheduler_command
+    from bidhub.serving import serve_command
+
+    group = FlaskGroup(create_app=create_app_or_exit, add_default_commands=True,
+                       add_version_option=False)
+    # Commands of the group itself: they make their own app (with the scheduler off), so the
+    # command line's app never starts one in a web or scheduler process.
+    group.add_command(serve_command)
+    group.add_command(scheduler_command)
+    group.main(prog_name="bidhub")

@@ -26,6 +26,20 @@ class Defaults:
     LANGUAGES = ("zh_CN", "en")
     CLOCK = staticmethod(system_now)
     SCHEDULER_ENABLED = False
+    # One scheduler runs the jobs at a time; a standby takes over once the active one's
+    # heartbeat is this old (on PostgreSQL as soon as its advisory lock is released).
+    SCHEDULER_LEASE_SECONDS = 60.0
+    # /healthz answers 503 when the scheduler's heartbeat is older; None: report the age only.
+    HEALTH_MAX_HEARTBEAT_SECONDS: float | None = None
+    LOG_FORMAT = "text"  # json or text; `bidhub serve` and `bidhub scheduler` default to json
+    # `bidhub serve` (gunicorn, sync workers). WORKERS None: 2 x cores + 1.
+    BIND = "127.0.0.1:8000"
+    WORKERS: int | None = None
+    TIMEOUT = 30
+    GRACEFUL_TIMEOUT = 30
+    KEEPALIVE = 2
+    MAX_REQUESTS = 2000
+    MAX_REQUESTS_JITTER = 200
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False
@@ -66,6 +80,16 @@ ENVIRONMENT_OVERRIDES = {
     "DEFAULT_LOCALE": str,
     "SECRET_KEY": str,
     "SCHEDULER_ENABLED": lambda value: value.lower() in {"1", "true", "yes", "on"},
+    "SCHEDULER_LEASE_SECONDS": float,
+    "HEALTH_MAX_HEARTBEAT_SECONDS": float,
+    "LOG_FORMAT": str,
+    "BIND": str,
+    "WORKERS": int,
+    "TIMEOUT": int,
+    "GRACEFUL_TIMEOUT": int,
+    "KEEPALIVE": int,
+    "MAX_REQUESTS": int,
+    "MAX_REQUESTS_JITTER": int,
     "SESSION_COOKIE_SECURE": lambda value: value.lower() in {"1", "true", "yes", "on"},
     "SMTP_HOST": str,
     "SMTP_PORT": int,

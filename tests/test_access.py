@@ -14,6 +14,7 @@ MANAGEMENT = {MANAGER, ADMIN}
 
 # The intended audience of every endpoint. A new route must be added here, with its rule.
 EXPECTED_ACCESS = {
+    "health.healthz": {EVERYONE},
     "auth.index": {EVERYONE},
     "auth.login": {EVERYONE},
     "auth.logout": {SIGNED_IN},
