@@ -71,3 +71,27 @@ def test_the_filing_register_does_not_grow_queries_with_rows(app, session, make_
         transfer_one()
     assert len(session.scalars(select(Filing)).all()) == 60  # each first owner is filed too
     assert statements_for(app, client, "/manage/filings") == few
+
+
+def test_a_bid_costs_a_fixed_number_of_statements(app, make_rep, make_account, make_round,
+                                                  make_bid, login_as):
+    rep = make_rep()
+    small = make_round(accounts=[make_account() for _ in range(3)])
+    large = make_round(accounts=[make_account() for _ in range(40)])
+    for listing in large.listings[:30]:
+        make_bid(rep, listing)
+    client = login_as(rep)
+
+    def statements_for_bid(listing) -> int:
+        form = {"account_plan": "A careful plan for this account.",
+                "committed_revenue_yuan": "300000", "visit_plan": "Visits in the first 90 days.",
+                "submission_key": f"key-{listing.id}"}
+        with counted_statements(app) as statements:
+            response = client.post(f"/listings/{listing.id}/bid", data=form)
+            assert response.status_code == 303, response.get_data(as_text=True)[:500]
+        return len(statements)
+
+    statements_for_bid(small.listings[0])  # the first bid may store what later ones reuse
+    few = statements_for_bid(small.listings[1])
+    assert statements_for_bid(large.listings[35]) == few
+    assert few <= 15  # 13 when this was written
