@@ -69,10 +69,6 @@ class RoundRow:
     round: Round
     figures: RoundFigures
 
-    @property
-    def is_in_effect(self) -> bool:
-        return self.round.status == RoundStatus.RESULTS_PUBLISHED
-
 
 @dataclass(frozen=True)
 class FairnessReport:

@@ -154,7 +154,8 @@ def trailing_records(report: FairnessReport) -> list[list]:
                  entry.override_rate, entry.top_ranked_won] for name, entry in report.managers]
     records += [[], [_("Repeat winner"), _("Bids"), _("Awards"), _("Share of bids"),
                      _("Share of awards")]]
-    records += [[name, entry.bids, entry.awards, entry.bid_share, entry.award_share]
+    records += [[name, entry.bids, entry.awards, round(entry.bid_share, 6),
+                 round(entry.award_share, 6)]
                 for name, entry in report.repeat_winners]
     return records
 
