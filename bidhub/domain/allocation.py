@@ -12,8 +12,8 @@
   to its best-ranked eligible bid whose rep still has room under capacity and cap.
 - optimal: lexicographic: first the most listings awarded, then the highest total score,
   then the best agreement with the per-listing rankings among equal totals (the tie-break
-  chain). Solved exactly as a min-cost bipartite matching of listings to rep "slots" (see
-  `optimal_awards` in allocation_methods.py). Note a consequence of "most listings first":
+  chain). Solved exactly as a cheapest maximum flow from listings to reps on the bids
+  themselves (see `optimal_awards` in allocation_methods.py). Note a consequence of "most listings first":
   optimal may award one more listing at the price of a lower total score than greedy.
 - Tie-breaks and methods are looked up by name in TIE_BREAKS and ALLOCATION_METHODS.
 - The result depends only on the set of bids, their scores and the lottery seed, never on
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from bidhub.domain.allocation_methods import ALLOCATION_METHODS
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.rules import RuleSet
-from bidhub.domain.scoring import DECIMALS, ScoreBreakdown
+from bidhub.domain.scoring import DECIMALS, ScoreBreakdown, cycle_collector_paused
 from bidhub.domain.text import N_, Text
 from bidhub.domain.tie_breaks import TIE_BREAKS
 
@@ -76,6 +76,12 @@ def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Scor
 
     `scores` must hold a score for every bid (as returned by score_round).
     """
+    with cycle_collector_paused():
+        return _allocate(rules, bids, scores, lottery_seed)
+
+
+def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
+              lottery_seed: int) -> Allocation:
     facts = {bid.bid_id: bid for bid in bids}
     rankings = rank_listings(rules, bids, scores, lottery_seed)
     eligible = {listing_id: [bid_id for bid_id in ranking if scores[bid_id].is_eligible]

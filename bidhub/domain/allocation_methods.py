@@ -12,13 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from heapq import heappop, heappush
 
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.text import N_, Text
-
-# Costs in the optimal matching are integers below this, so float64 holds them and the sums
-# the solver forms exactly (2**53 is the limit; the margin covers sums of a few costs).
-EXACT_COST_LIMIT = 2**50
 
 Awarder = Callable[[Mapping[int, list[int]], Mapping[int, BidFacts], Mapping[int, int],
                     Mapping[int, int]], dict[int, int]]
@@ -61,61 +58,37 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
                    points: Mapping[int, int], limit: Mapping[int, int]) -> dict[int, int]:
     """Most listings awarded, then the highest total, then the rankings' tie-break order.
 
-    A min-cost full matching (scipy's LAPJVsp, sparse) between listings (rows) and columns:
-    one "slot" per award a rep may still take (min(limit, listings the rep bid on)) and one
-    private "no award" column per listing. All costs are integers, so the lexicographic
-    objective is exact:
+    A minimum-cost maximum flow on the bid graph itself: listings (capacity 1) to reps
+    (capacity: the awards the rep may still take), one edge per candidate bid. All costs are
+    integers, so the lexicographic objective is exact:
 
     - score: (best total - bid total) in millionths (`points`: totals carry 6 decimals),
       times K;
     - tie: the bid's place among the bids with the same total on its listing (0 for the best
       by the tie-break chain). K exceeds the largest possible sum of places, so ties never
       outweigh a millionth of a point;
-    - no award costs more than any matching's whole score-and-tie cost, so no listing is
-      left unawarded to gain points elsewhere.
+    - the number of awards is the flow's value, and it is maximal, so no listing is left
+      unawarded to gain points elsewhere.
 
-    If those integers would not fit float64 exactly (weights near the limit and thousands of
-    exact ties), the tie term is dropped (K = 1): scores stay exact and the result stays
-    reproducible, but equal totals are no longer ordered by the tie-break chain.
-    Memory is linear in bids x slots per rep (slots <= the per-round cap when there is one).
+    Allocations still equal after all three are told apart by the solver's fixed order (see
+    `_min_cost_flow`), so the same bids always give the same awards. Time and memory grow
+    with the number of bids, not bids x slots.
     """
     candidates = _candidates(contested, facts, limit)
     if not candidates:
         return {}
     listings = sorted(candidates)
-    slots = _slots(candidates, facts, limit)
-    columns = sum(len(columns_of) for columns_of in slots.values())
+    reps = sorted({facts[bid_id].rep_id for bid_ids in candidates.values() for bid_id in bid_ids})
+    rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
     micro = {bid_id: points[bid_id] for bid_ids in candidates.values() for bid_id in bid_ids}
     place, most_places = _tie_places(candidates, micro)
-    top, bottom = max(micro.values()), min(micro.values())
-    awards_possible = min(len(listings), columns)
-
-    def no_award_cost(k: int) -> int:
-        largest_edge = (top - bottom) * k + (most_places if k > 1 else 0) + 1
-        return awards_possible * largest_edge + 1
-
+    top = max(micro.values())
     k = most_places + 1
-    if no_award_cost(k) >= EXACT_COST_LIMIT:
-        k = 1
-    no_award = no_award_cost(k)
-    edges = []
-    for row, listing_id in enumerate(listings):
-        for bid_id in candidates[listing_id]:
-            # + 1: the solver needs non-zero weights.
-            cost = (top - micro[bid_id]) * k + (place[bid_id] if k > 1 else 0) + 1
-            edges.extend((row, column, cost) for column in slots[facts[bid_id].rep_id])
-        edges.append((row, columns + row, no_award))
-    matched = _min_cost_matching(edges, len(listings), columns + len(listings))
-
-    owner = {column: rep_id for rep_id, columns_of in slots.items() for column in columns_of}
-    awards = {}
-    for row, column in matched:
-        rep_id = owner.get(column)
-        if rep_id is not None:
-            listing_id = listings[row]
-            awards[listing_id] = next(bid_id for bid_id in candidates[listing_id]
-                                      if facts[bid_id].rep_id == rep_id)
-    return awards
+    edges = [[(rep_index[facts[bid_id].rep_id], (top - micro[bid_id]) * k + place[bid_id],
+               bid_id) for bid_id in candidates[listing_id]] for listing_id in listings]
+    room = [limit[rep_id] for rep_id in reps]
+    matched = _min_cost_flow(edges, room)
+    return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
 
 
 def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
@@ -139,22 +112,6 @@ def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts
     return candidates
 
 
-def _slots(candidates: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-           limit: Mapping[int, int]) -> dict[int, range]:
-    """Rep -> its columns: one per award it may take, min(limit, listings it is a candidate on)."""
-    listings_of_rep: dict[int, int] = defaultdict(int)
-    for bid_ids in candidates.values():
-        for bid_id in bid_ids:
-            listings_of_rep[facts[bid_id].rep_id] += 1
-    slots: dict[int, range] = {}
-    columns = 0
-    for rep_id in sorted(listings_of_rep):
-        count = min(limit[rep_id], listings_of_rep[rep_id])
-        slots[rep_id] = range(columns, columns + count)
-        columns += count
-    return slots
-
-
 def _tie_places(candidates: Mapping[int, list[int]],
                 micro: Mapping[int, int]) -> tuple[dict[int, int], int]:
     """Each bid's place among equal totals on its listing, and the sum of the worst places."""
@@ -171,19 +128,126 @@ def _tie_places(candidates: Mapping[int, list[int]],
     return place, most_places
 
 
-def _min_cost_matching(edges: list[tuple[int, int, int]], rows: int,
-                       columns: int) -> list[tuple[int, int]]:
-    """(row, column) pairs of a minimum-cost full matching of the rows (scipy, sparse)."""
-    import numpy as np
-    from scipy.sparse import coo_array
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int]) -> list[int | None]:
+    """Listing -> its bid in a cheapest maximum flow, or None (see `_Flow`).
 
-    row_of, column_of, cost_of = zip(*edges, strict=True)
-    graph = coo_array((np.array(cost_of, dtype=np.float64),
-                       (np.array(row_of, dtype=np.int64), np.array(column_of, dtype=np.int64))),
-                      shape=(rows, columns)).tocsr()
-    matched_rows, matched_columns = min_weight_full_bipartite_matching(graph)
-    return list(zip(matched_rows.tolist(), matched_columns.tolist(), strict=True))
+    `edges`: per listing, (rep index, cost, bid id), one per rep; `room`: per rep, the most
+    listings it may take. The searches start from the scarcer side (the one with fewer awards
+    to give), so that most of them end at once on the other side's plenty.
+    """
+    by_rep: list[list[tuple[int, int]]] = [[] for _ in room]
+    for listing, listing_edges in enumerate(edges):
+        for rep, cost, _ in listing_edges:
+            by_rep[rep].append((listing, cost))
+    rep_room = [min(limit, len(rep_edges)) for limit, rep_edges in zip(room, by_rep, strict=True)]
+    if sum(rep_room) < len(edges):
+        held = _Flow(by_rep, rep_room, [1] * len(edges)).solve()
+        chosen = {(rep, listing) for rep, listings in enumerate(held) for listing in listings}
+        return [next((bid_id for rep, _, bid_id in listing_edges if (rep, listing) in chosen),
+                     None) for listing, listing_edges in enumerate(edges)]
+    held = _Flow([[(rep, cost) for rep, cost, _ in listing_edges] for listing_edges in edges],
+                 [1] * len(edges), rep_room).solve()
+    return [next((bid_id for rep, _, bid_id in listing_edges if rep in held[listing]), None)
+            for listing, listing_edges in enumerate(edges)]
+
+
+class _Flow:
+    """A cheapest maximum flow from sources to targets, one unit per edge, by successive
+    shortest paths with potentials (Dijkstra), one source unit at a time.
+
+    Nodes: sources 0..S-1, targets S..S+T-1, then one "left out" node per source (edge cost
+    `left_out`, more than any set of real edges costs, with the source's whole room), then
+    the sink. Every unit of every source is placed on the cheapest path in the residual graph
+    (moving units placed before along it), so the flow stays the cheapest for what it
+    carries; a unit goes to its "left out" node only when no real path is left, so the real
+    flow is maximal and then cheapest. A search stops at the first node with room, so it
+    visits only the part of the graph the new path can use. Sources are taken in index
+    order and equal distances go to the lower node number: the result is a fixed function
+    of the input.
+    """
+
+    def __init__(self, edges: list[list[tuple[int, int]]], source_room: list[int],
+                 target_room: list[int]) -> None:
+        sources, targets = len(edges), len(target_room)
+        self.first_target = sources
+        self.first_left_out = sources + targets
+        self.sink = sources * 2 + targets
+        self.left_out = max((cost for source_edges in edges for _, cost in source_edges),
+                            default=0) * (sum(source_room) + 1) + 1
+        # Targets as node numbers, each source's "left out" node last.
+        self.edges = [[(self.first_target + target, cost) for target, cost in source_edges]
+                      + [(self.first_left_out + source, self.left_out)]
+                      for source, source_edges in enumerate(edges)]
+        self.source_room = source_room
+        self.room = [0] * sources + list(target_room) + list(source_room)  # node -> room
+        self.potential = [0] * (self.sink + 1)
+        # node -> (source, edge cost) of the units on it
+        self.held: list[list[tuple[int, int]]] = [[] for _ in range(self.sink)]
+        self.held_by: list[set[int]] = [set() for _ in edges]  # source -> its target nodes
+
+    def solve(self) -> list[set[int]]:
+        """Per source, the target indexes it is matched to."""
+        potential = self.potential
+        for source, source_edges in enumerate(self.edges):
+            if not self.source_room[source]:
+                continue
+            potential[source] = max(potential[node] - cost for node, cost in source_edges)
+            for _ in range(self.source_room[source]):
+                self._place(source)
+        first_target, first_left_out = self.first_target, self.first_left_out
+        return [{node - first_target for node in nodes if node < first_left_out}
+                for nodes in self.held_by]
+
+    def _steps(self, node: int, reached: int) -> list[tuple[int, int]]:
+        """The residual arcs out of `node` with their reduced lengths, `reached` being the
+        node's distance plus its potential. A "left out" node leads only to the sink: going
+        back to its source is never shorter."""
+        potential, held = self.potential, self.held
+        if node < self.first_target:
+            held_by, left_out = self.held_by[node], self.first_left_out + node
+            return [(target, reached + cost - potential[target])
+                    for target, cost in self.edges[node] if target not in held_by
+                    or (target == left_out and len(held[left_out]) < self.room[left_out])]
+        steps = [] if node >= self.first_left_out else [
+            (source, reached - cost - potential[source]) for source, cost in held[node]]
+        if len(held[node]) < self.room[node]:
+            steps.append((self.sink, reached - potential[self.sink]))
+        return steps
+
+    def _place(self, source: int) -> None:
+        """Place one more unit of `source` on the cheapest path (Dijkstra with potentials)."""
+        sink, potential = self.sink, self.potential
+        best = {source: 0}
+        pred: dict[int, int] = {}
+        done: dict[int, int] = {}
+        queue = [(0, source)]
+        while True:
+            distance, node = heappop(queue)
+            if node in done:
+                continue
+            done[node] = distance
+            if node == sink:
+                break
+            for step, length in self._steps(node, distance + potential[node]):
+                if step not in done and length < best.get(step, length + 1):
+                    best[step] = length
+                    pred[step] = node
+                    heappush(queue, (length, step))
+        total = done.pop(sink)
+        for node, distance in done.items():
+            potential[node] += distance - total
+        target = pred[sink]
+        while True:
+            holder = pred[target]
+            cost = next(cost for node, cost in self.edges[holder] if node == target)
+            self.held[target].append((holder, cost))
+            self.held_by[holder].add(target)
+            if holder == source:
+                return
+            target = pred[holder]
+            self.held[target] = [unit for unit in self.held[target] if unit[0] != holder]
+            self.held_by[holder].discard(target)
+
 
 ALLOCATION_METHODS: dict[str, AllocationMethod] = {
     method.name: method for method in (

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bidhub.domain.allocation_methods as allocation_methods_module
 from bidhub.domain.allocation import Allocation, allocate
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.rules import RuleSet, parse_rules
@@ -240,8 +239,8 @@ def test_optimal_spreads_equal_totals_by_the_rankings_when_reps_are_limited():
     assert winners == {3, 4}
 
 
-def test_optimal_keeps_scores_exact_when_the_tie_term_cannot_fit(monkeypatch):
-    monkeypatch.setattr(allocation_methods_module, "EXACT_COST_LIMIT", 50)
+def test_optimal_keeps_scores_exact_beside_ties():
+    # Costs are Python integers: the tie term never has to be dropped to keep scores exact.
     bids = [bid(1, rep=1, listing=1, win_rate=1.0, held=39),
             bid(2, rep=2, listing=1, win_rate=0.9),
             bid(3, rep=1, listing=2, win_rate=1.0, held=39),
