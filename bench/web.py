@@ -213,7 +213,9 @@ def parse_duration_ms(text: str) -> float:
 def parse_wrk(output: str) -> WrkResult:
     """The figures this bench prints, from `wrk --latency` output."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    latency = dict(re.findall(r"^\s+(50|99)(?:\.0+)?%\s+(\S+)$", output, re.MULTILINE))
+    latency = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)\s*$", output, re.MULTILINE))
+    if set(latency) != {"50", "99"}:
+        raise ValueError(f"no latency distribution in wrk's output:\n{output}")
     non_success = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                        output)
@@ -224,7 +226,7 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(port: int, page: Page, cookie: str | None, seconds: int) -> WrkResult:
-    command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency",
+    command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", "--timeout", "10s",
                "-H", f"User-Agent: {USER_AGENT}"]
     if cookie:
         command += ["-H", f"Cookie: {cookie}"]
@@ -249,7 +251,7 @@ def demo_pages(database_url: str) -> list[Page]:
     from sqlalchemy import create_engine, select
     from sqlalchemy.orm import Session
 
-    from bidhub.models import Listing, Round, RoundStatus
+    from bidhub.models import Listing, Round, RoundStatus, User
 
     engine = create_engine(database_url)
     with Session(engine) as session:
@@ -260,6 +262,7 @@ def demo_pages(database_url: str) -> list[Page]:
         listing = session.scalars(select(Listing).where(Listing.round_id == open_round.id)
                                   .order_by(Listing.id)).first()
         account_id = listing.account_id
+        rep_id = session.scalars(select(User.id).where(User.username == "rep01")).one()
     engine.dispose()
     return [
         Page("listing page, full", f"/rounds/{open_round.id}", "rep01", 'id="listings"'),
@@ -268,7 +271,7 @@ def demo_pages(database_url: str) -> list[Page]:
         Page("account page", f"/accounts/{account_id}", "rep01", "<h1"),
         Page("manager's closed round", f"/manage/rounds/{closed_round.id}", "manager", "<h1"),
         Page("filing register", "/manage/filings", "manager", "<h1"),
-        Page("rep's track record", "/my/track-record", "rep01", "<h1"),
+        Page("rep's track record", f"/reps/{rep_id}", "rep01", "<h1"),
     ]
 
 
@@ -525,13 +528,24 @@ def postgres_database(url: str):
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def folder_keys(folder: Path) -> tuple[str, str]:
+    """The secret and ledger keys of the instance in `folder`, made once (a kept folder is
+    reused by a later run, so its keys must stay those its register was written with)."""
+    path = folder / "bench-keys"
+    if not path.exists():
+        path.write_text(f"{secrets.token_hex(32)} {secrets.token_hex(32)}")
+    secret, ledger = path.read_text().split()
+    return secret, ledger
+
+
 def run_backend(backend: str, database_url: str, folder: Path, args: argparse.Namespace) -> None:
+    secret, ledger = folder_keys(folder)
     env = {**os.environ, "BIDHUB_DATABASE_URL": database_url,
-           "BIDHUB_SECRET_KEY": secrets.token_hex(32), "BIDHUB_LEDGER_KEY": secrets.token_hex(32),
+           "BIDHUB_SECRET_KEY": secret, "BIDHUB_LEDGER_KEY": ledger,
            "BIDHUB_LEDGER_CHECKPOINT_FILE": str(folder / "ledger-checkpoints.jsonl"),
            "BIDHUB_SCHEDULER_ENABLED": "0"}
     os.environ.update({key: env[key] for key in env if key.startswith("BIDHUB_")})
-    print(f"\n== {backend}: building the demo world ==", flush=True)
+    print(f"\n== {backend}: building the demo world (or finding it built) ==", flush=True)
     started = time.perf_counter()
     subprocess.run(["bidhub", "demo", "--no-serve"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
@@ -557,17 +571,24 @@ def main() -> None:
                         help="accounts in the burst's round (each client bids once per listing)")
     parser.add_argument("--pages-only", action="store_true")
     parser.add_argument("--burst-only", action="store_true")
-    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--only", choices=["sqlite", "postgresql"],
+                        help="run on this database alone")
+    parser.add_argument("--sqlite-folder", help="build the SQLite demo here and keep it; a "
+                        "folder kept by an earlier run is reused as it is (each burst adds a "
+                        "round to it)")
     args = parser.parse_args()
     if shutil.which("wrk") is None and not args.burst_only:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
     with tempfile.TemporaryDirectory(prefix="bidhub-bench-") as folder:
-        sqlite_folder = Path(folder) / "sqlite"
-        sqlite_folder.mkdir()
-        run_backend("sqlite", f"sqlite:///{sqlite_folder / 'bidhub.sqlite3'}", sqlite_folder,
-                    args)
+        if args.only != "postgresql":
+            sqlite_folder = Path(args.sqlite_folder or Path(folder) / "sqlite")
+            sqlite_folder.mkdir(exist_ok=True)
+            run_backend("sqlite", f"sqlite:///{sqlite_folder / 'bidhub.sqlite3'}", sqlite_folder,
+                        args)
         postgres_url = os.environ.get("BIDHUB_BENCH_POSTGRES_URL")
-        if postgres_url and not args.sqlite_only:
+        if args.only == "postgresql" and not postgres_url:
+            raise SystemExit("set BIDHUB_BENCH_POSTGRES_URL to run on PostgreSQL")
+        if postgres_url and args.only != "sqlite":
             postgres_folder = Path(folder) / "postgresql"
             postgres_folder.mkdir()
             with postgres_database(postgres_url) as url:
