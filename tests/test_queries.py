@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 from sqlalchemy import event, select
 
 from bidhub.db import engine_of
-from bidhub.models import Filing
+from bidhub.models import Account, Filing, Listing, ListingStatus
 from tests.conftest import login
 
 
@@ -95,3 +96,71 @@ def test_a_bid_costs_a_fixed_number_of_statements(app, make_rep, make_account, m
     few = statements_for_bid(small.listings[1])
     assert statements_for_bid(large.listings[35]) == few
     assert few <= 15  # 13 when this was written
+
+
+def statements_for_htmx(app, client, url) -> int:
+    """statements_for, as the filter form's htmx request asks."""
+    headers = {"HX-Request": "true"}
+    client.get(url, headers=headers)
+    with counted_statements(app) as statements:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200
+        assert response.get_data(as_text=True).startswith('<section id="listings"')
+    return len(statements)
+
+
+def test_the_reps_list_its_filter_partial_and_the_account_page_stay_within_bounds(
+        app, make_rep, make_account, make_round, make_bid, login_as):
+    rep = make_rep()
+    round_ = make_round(accounts=[make_account(contacts=True, industry=f"Industry {n % 7}")
+                                  for n in range(40)])
+    for listing in round_.listings[:10]:
+        make_bid(rep, listing)
+    client = login_as(rep)
+    # The rows with the rep's own bids in one statement, the reasons not to bid in four, the
+    # filter menus in one (a fingerprint of what they depend on, and the branches' names), the
+    # signed-in user, the round and the navigation's counts; SQLite adds its BEGIN.
+    assert statements_for(app, client, f"/rounds/{round_.id}") <= 11
+    # The filter's partial has no menus and no navigation.
+    assert statements_for_htmx(app, client, f"/rounds/{round_.id}?sort=name") <= 8
+    assert statements_for(app, client, f"/accounts/{round_.listings[0].account_id}") <= 8
+
+
+def industry_menu(client, round_id: int) -> list[str]:
+    page = client.get(f"/rounds/{round_id}").get_data(as_text=True)
+    menu = page.split('name="industry"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r"<option (?:selected)?>([^<]*)</option>", menu)
+
+
+def test_the_filter_menus_follow_new_listings_imports_and_branch_names(
+        app, session, make_rep, make_admin, make_manager, make_account, make_round, login_as,
+        clock):
+    from bidhub.services.branches import rename_branch
+    from bidhub.services.imports import import_file
+
+    admin, manager = make_admin(), make_manager()
+    round_ = make_round(accounts=[make_account(industry="Energy"), make_account(industry="Retail")])
+    client = login_as(make_rep())
+    assert industry_menu(client, round_.id) == ["Energy", "Retail"]
+    assert industry_menu(client, round_.id) == ["Energy", "Retail"]  # kept, and still right
+
+    # Another process releases one more account into the round.
+    mining = make_account(industry="Mining")
+    session.add(Listing(round_id=round_.id, account_id=mining.id, release_reason="other",
+                        status=ListingStatus.LISTED, released_by_id=manager.id,
+                        created_at=clock()))
+    session.commit()
+    assert industry_menu(client, round_.id) == ["Energy", "Mining", "Retail"]
+
+    # A CRM import moves an account to another industry.
+    result = import_file(
+        session, admin, "accounts", "accounts.csv",
+        ("客户编号,客户名称,行业,所有制,分公司,年度金额\n"
+         f'{mining.external_id},"{mining.name}",Agriculture,民营,BJ,120000\n').encode("utf-8-sig"),
+        valid_rows_only=False, now=clock())
+    assert result.status == "imported", result.problems
+    assert industry_menu(client, round_.id) == ["Agriculture", "Energy", "Retail"]
+
+    branch = session.get(Account, mining.id).branch
+    rename_branch(session, admin, branch.id, "Beijing North", branch.name_zh, clock())
+    assert "Beijing North</option>" in client.get(f"/rounds/{round_.id}").get_data(as_text=True)

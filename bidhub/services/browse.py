@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Engine, Select, and_, func, select
+from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload, selectinload
 
 from bidhub.domain.text import N_
 from bidhub.models import (
@@ -17,6 +19,7 @@ from bidhub.models import (
     Branch,
     Decision,
     DecisionKind,
+    ImportRun,
     Listing,
     ListingStatus,
     Role,
@@ -63,6 +66,11 @@ def announced_rounds(session: Session, now: datetime, limit: int = 10) -> list[R
 def filtered_listings(round_id: int, criteria: ListingFilter) -> Select:
     query = (select(Listing).join(Listing.account).where(Listing.round_id == round_id)
              .options(selectinload(Listing.account).selectinload(Account.branch)))
+    return _filtered(query, criteria)
+
+
+def _filtered(query: Select, criteria: ListingFilter) -> Select:
+    """`query`, which joins Listing to Account, narrowed and ordered by the filter."""
     if criteria.industry:
         query = query.where(Account.industry == criteria.industry)
     if criteria.ownership_type:
@@ -80,14 +88,21 @@ def filtered_listings(round_id: int, criteria: ListingFilter) -> Select:
 
 
 def listings_for_rep(session: Session, round_: Round, rep: User, criteria: ListingFilter
-                     ) -> tuple[list[Listing], dict[int, Bid]]:
-    """The round's listings under the filter, and this rep's own bids among them."""
-    listings = list(session.scalars(
-        filtered_listings(round_.id, criteria)
-        .where(Listing.status.not_in((ListingStatus.AWAITING_CONFIRMATION,
-                                      ListingStatus.REFUSED)))))
-    own = {bid.listing_id: bid for bid in session.scalars(
-        select(Bid).join(Listing).where(Listing.round_id == round_.id, Bid.rep_id == rep.id))}
+                     ) -> tuple[list[Listing], dict[int, int]]:
+    """The round's listings under the filter (with their accounts and branches), and the ids
+    of this rep's active bids among them by listing id; never another rep's. One statement."""
+    query = (select(Listing, Bid.id).join(Listing.account).join(Account.branch)
+             .outerjoin(Bid, and_(Bid.listing_id == Listing.id, Bid.rep_id == rep.id,
+                                  Bid.status == BidStatus.ACTIVE))
+             .where(Listing.round_id == round_.id,
+                    Listing.status.not_in((ListingStatus.AWAITING_CONFIRMATION,
+                                           ListingStatus.REFUSED)))
+             .options(contains_eager(Listing.account).contains_eager(Account.branch)))
+    listings, own = [], {}
+    for listing, bid_id in session.execute(_filtered(query, criteria)):
+        listings.append(listing)
+        if bid_id is not None:
+            own[listing.id] = bid_id
     return listings, own
 
 
@@ -112,21 +127,68 @@ def own_bid_for(session: Session, rep: User, listing_id: int) -> Bid | None:
 
 
 def latest_listing_of(session: Session, account_id: int) -> Listing | None:
-    """The account's most recent listing, whichever round it is in."""
+    """The account's most recent listing, whichever round it is in, with its round."""
+    # The account is already loaded by whoever asks; its round is what they read next.
     return session.scalars(select(Listing).where(Listing.account_id == account_id)
+                           .options(lazyload(Listing.account), joinedload(Listing.round))
                            .order_by(Listing.id.desc())).first()
 
 
+@dataclass(frozen=True)
+class BranchChoice:
+    """A branch in a filter menu: its id and its names (`branch_name` picks the language)."""
+
+    id: int
+    name: str
+    name_zh: str | None
+
+
+# The filter menus of a round change only when its listings change (released, removed) or when
+# accounts change industry, ownership or branch, which only an import does; branch names are
+# read afresh each time. So each process keeps a round's menus under a fingerprint of the
+# round's listings and of the import runs, read in the same statement as the branches: a change
+# committed by any process changes the fingerprint, and no process serves the old menus after
+# it. Kept per engine (a test's database is not another's) and per round, the latest only.
+_menus: WeakKeyDictionary[Engine, dict[int, tuple[tuple, tuple[list, list, set[int]]]]] = (
+    WeakKeyDictionary())
+_menus_lock = threading.Lock()
+
+
 def filter_options(session: Session, round_id: int) -> dict[str, list]:
-    """Values to offer in the filter menus: those present in the round."""
+    """Values to offer in the filter menus: those present in the round (whatever the status
+    of their listing), branches as BranchChoice ordered by name."""
+    in_round = Listing.round_id == round_id
+    rows = session.execute(select(
+        Branch.id, Branch.name, Branch.name_zh,
+        select(func.count(Listing.id)).where(in_round).scalar_subquery(),
+        select(func.coalesce(func.sum(Listing.id), 0)).where(in_round).scalar_subquery(),
+        select(func.count(ImportRun.id)).scalar_subquery(),
+    ).order_by(Branch.name)).all()
+    fingerprint = tuple(rows[0][3:]) if rows else None
+    engine = session.get_bind()
+    with _menus_lock:
+        cached = _menus.get(engine, {}).get(round_id)
+    if cached is not None and cached[0] == fingerprint:
+        industries, ownership, branch_ids = cached[1]
+    else:
+        industries, ownership, branch_ids = _menus_of_round(session, round_id)
+        if fingerprint is not None:
+            with _menus_lock:
+                _menus.setdefault(engine, {})[round_id] = (fingerprint,
+                                                           (industries, ownership, branch_ids))
+    return {"industries": list(industries), "ownership_types": list(ownership),
+            "branches": [BranchChoice(id=row[0], name=row[1], name_zh=row[2])
+                         for row in rows if row[0] in branch_ids]}
+
+
+def _menus_of_round(session: Session, round_id: int) -> tuple[list, list, set[int]]:
+    """The round's industries and ownership types (in the database's order) and branch ids."""
     base = select(Account).join(Listing).where(Listing.round_id == round_id).subquery()
     industries = session.scalars(select(base.c.industry).distinct().order_by(base.c.industry))
     ownership = session.scalars(select(base.c.ownership_type).distinct()
                                 .order_by(base.c.ownership_type))
-    branches = session.scalars(select(Branch).where(Branch.id.in_(select(base.c.branch_id)))
-                               .order_by(Branch.name))
-    return {"industries": list(industries), "ownership_types": list(ownership),
-            "branches": list(branches)}
+    branch_ids = session.scalars(select(base.c.branch_id).distinct())
+    return list(industries), list(ownership), set(branch_ids)
 
 
 def rounds_for_management(session: Session) -> list[tuple[Round, int, int]]:

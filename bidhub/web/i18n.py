@@ -194,13 +194,14 @@ COMPACT_UNITS = {"zh": ((10**8, "亿"), (10**4, "万")),
 COMPACT_DIGITS = 3  # significant digits a compact figure keeps
 
 
-def format_yuan_compact(value: int | float) -> str:
+def format_yuan_compact(value: int | float, *, chinese: bool | None = None) -> str:
     """An amount for a glance: 120万 or 1.23亿 on a Chinese page, ¥1.2M on an English one;
-    small amounts in full (¥9,500)."""
+    small amounts in full (¥9,500). `chinese` says which, for a caller formatting many."""
     whole = round(abs(value))
     sign = "-" if value < 0 else ""
     rounded = round_significant(whole, COMPACT_DIGITS)
-    chinese = speaks_chinese()
+    if chinese is None:
+        chinese = speaks_chinese()
     for size, suffix in COMPACT_UNITS["zh" if chinese else "en"]:
         if rounded >= size:
             figure = f"{rounded / size:,.2f}".rstrip("0").rstrip(".")
