@@ -698,8 +698,12 @@ class TrackRecordSnapshot(Base):
     __tablename__ = "track_record_snapshots"
 
     rep_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    history: Mapped[dict[str, Any]] = mapped_column(JSON)
-    refreshed_at: Mapped[datetime]
+    # NULL marks a dropped snapshot (a tombstone) rather than a deleted row, and every drop
+    # bumps `version`: a rebuild that read the rows before a concurrent change stores its
+    # history only if the version it saw is still there, so it cannot resurrect stale rows.
+    history: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
+    refreshed_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):

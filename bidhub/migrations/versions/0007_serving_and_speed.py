@@ -27,8 +27,9 @@ def upgrade() -> None:
     op.create_table(
         'track_record_snapshots',
         sa.Column('rep_id', sa.Integer(), nullable=False),
-        sa.Column('history', sa.JSON(), nullable=False),
-        sa.Column('refreshed_at', sa.DateTime(), nullable=False),
+        sa.Column('history', sa.JSON(), nullable=True),
+        sa.Column('version', sa.Integer(), server_default='0', nullable=False),
+        sa.Column('refreshed_at', sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(['rep_id'], ['users.id'],
                                 name=op.f('fk_track_record_snapshots_rep_id_users')),
         sa.PrimaryKeyConstraint('rep_id', name=op.f('pk_track_record_snapshots')),
