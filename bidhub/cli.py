@@ -189,6 +189,16 @@ def rescore_command(round_id: int) -> None:
     sys.exit(1)
 
 
+@click.command("refresh-track-records")
+@with_appcontext
+def refresh_track_records_command() -> None:
+    """Rebuild the missing track-record snapshots of active reps (the scheduler does it too)."""
+    from bidhub.services.track_records import refresh_track_records
+
+    count = refresh_track_records(get_session(), current_app.config["CLOCK"]())
+    click.echo(f"Rebuilt {count} track-record snapshots.")
+
+
 @click.group("rules")
 def rules_group() -> None:
     """Check, preview and adopt scoring rules."""
@@ -279,6 +289,7 @@ def init_app(app: Flask) -> None:
                     close_due_rounds_command, apply_due_results_command, rescore_command, rules_group, import_command,
                     branches_group):
         app.cli.add_command(command)
+    app.cli.add_command(refresh_track_records_command)
 
 
 def create_app_or_exit(config: dict | None = None) -> Flask:

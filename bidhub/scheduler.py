@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CLOSE_ROUNDS_EVERY_SECONDS = 30
 APPLY_LISTINGS_EVERY_SECONDS = 30
 DELIVERIES_EVERY_SECONDS = 20
+TRACK_RECORDS_EVERY_SECONDS = 60
 LEASE_NAME = "scheduler"
 # PostgreSQL advisory lock key of the active scheduler: "bidhubsc" in ASCII (the filing
 # register's appends use "bidhub", services/ownership.py).
@@ -79,6 +80,14 @@ def deliveries_job(app: Flask, now: datetime | None = None):
         return send_deliveries(app, now or app.config["CLOCK"]())
 
 
+def track_records_job(app: Flask, now: datetime | None = None) -> int:
+    """Rebuild the track-record snapshots that changes dropped, so bids and pages find them."""
+    from bidhub.services.track_records import refresh_track_records
+
+    with app.app_context():
+        return refresh_track_records(get_session(), now or app.config["CLOCK"]())
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -93,6 +102,7 @@ JOBS = (
     Job("apply_due_listings", apply_due_listings_job, APPLY_LISTINGS_EVERY_SECONDS),
     Job("round_notices", round_notices_job, CLOSE_ROUNDS_EVERY_SECONDS),
     Job("deliveries", deliveries_job, DELIVERIES_EVERY_SECONDS),
+    Job("track_records", track_records_job, TRACK_RECORDS_EVERY_SECONDS),
 )
 
 

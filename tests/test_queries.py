@@ -98,6 +98,42 @@ def test_a_bid_costs_a_fixed_number_of_statements(app, make_rep, make_account, m
     assert few <= 15  # 13 when this was written
 
 
+def test_the_track_record_pages_read_a_fixed_number_of_statements(
+        app, session, make_rep, make_manager, make_account, make_opportunities, make_round,
+        make_bid, clock, login_as):
+    from datetime import date, timedelta
+
+    from bidhub.models import AccountabilityIncident, MonthlyForecast
+    from bidhub.services.track_records import refresh_track_records
+
+    quiet, busy = make_rep(), make_rep()
+    account = make_account(owner=busy)
+    make_opportunities(busy, account, won=20, lost=15)
+    session.add_all([MonthlyForecast(rep_id=busy.id, month=date(2025, month, 1),
+                                     forecast_yuan=100_000, actual_yuan=90_000)
+                     for month in range(1, 13)])
+    session.add_all([AccountabilityIncident(account_id=account.id, rep_id=busy.id,
+                                            competitor_site="51job.com", ad_type="banner",
+                                            seen_at=clock() - timedelta(days=days),
+                                            status="accepted")
+                     for days in range(1, 11)])
+    session.commit()
+    listings = make_round(accounts=[make_account() for _ in range(8)]).listings
+    make_bid(quiet, listings[0])
+    for listing in listings:
+        make_bid(busy, listing)
+    boss = make_manager()
+    refresh_track_records(session, clock())  # as the scheduler does: pages read the snapshot
+    session.rollback()  # no read left open in the test's session while requests write
+    few = statements_for(app, login_as(quiet), "/my/track-record")
+    assert statements_for(app, login_as(busy), "/my/track-record") == few
+    assert few <= 11  # 11 when this was written: the snapshot is one of them
+    manager = app.test_client()
+    login(manager, boss)
+    assert statements_for(app, manager, f"/reps/{quiet.id}") == statements_for(
+        app, manager, f"/reps/{busy.id}") <= 11
+
+
 def statements_for_htmx(app, client, url) -> int:
     """statements_for, as the filter form's htmx request asks."""
     headers = {"HX-Request": "true"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session, joinedload
 
 from bidhub.domain.errors import NotFound
 from bidhub.domain.facts import AccountFacts
@@ -20,10 +20,10 @@ from bidhub.domain.metrics import (
     track_record,
 )
 from bidhub.domain.text import N_
-from bidhub.models import AccountabilityIncident, Bid, Listing, Role, User
+from bidhub.models import Account, AccountabilityIncident, Bid, Listing, Role, Round, User
 from bidhub.services.policies import BidOutcome, bid_outcomes, bids_are_sealed
 from bidhub.services.rule_sets import active_rule_set, parsed
-from bidhub.services.track_records import rep_histories
+from bidhub.services.track_records import stored_histories
 
 # The profile's metrics do not depend on a particular account; industry experience does.
 NO_ACCOUNT = AccountFacts(account_id=0, industry="", branch="", annual_value_yuan=0)
@@ -39,7 +39,7 @@ class RepProfile:
     open_by_stage: dict[str, int]
     funnel: list[FunnelStep]
     forecasts: list[ForecastRow]
-    incidents: list[AccountabilityIncident]
+    incidents: list[Row]  # seen_at, account_name, competitor_site, ad_type, status
     bids: list[Bid]
     outcomes: dict[int, BidOutcome]  # by bid id, from the decision record
 
@@ -50,17 +50,22 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
     rep = session.get(User, rep_id)
     if rep is None or rep.role != Role.REP:
         raise NotFound(N_("No such rep."))
-    history = rep_histories(session, [rep], now)[rep.id]
+    history = stored_histories(session, [rep], now)[rep.id]
     rules = parsed(active_rule_set(session))
     record = track_record(history, NO_ACCOUNT, now)
-    incidents = list(session.scalars(
-        select(AccountabilityIncident).where(AccountabilityIncident.rep_id == rep.id)
+    incidents = list(session.execute(
+        select(AccountabilityIncident.seen_at, Account.name.label("account_name"),
+               AccountabilityIncident.competitor_site, AccountabilityIncident.ad_type,
+               AccountabilityIncident.status)
+        .join(Account, Account.id == AccountabilityIncident.account_id)
+        .where(AccountabilityIncident.rep_id == rep.id)
         .order_by(AccountabilityIncident.seen_at.desc())))
+    # One query; a round's rules (their whole text) and branch are not shown here.
+    round_path = joinedload(Bid.listing, innerjoin=True).joinedload(Listing.round, innerjoin=True)
     bids = list(session.scalars(
         select(Bid).where(Bid.rep_id == rep.id).order_by(Bid.submitted_at.desc())
-        .options(selectinload(Bid.listing).selectinload(Listing.round),
-                 selectinload(Bid.listing).selectinload(Listing.account),
-                 selectinload(Bid.score))))
+        .options(round_path.lazyload(Round.rule_set), round_path.lazyload(Round.branch),
+                 joinedload(Bid.score))))
     if not include_sealed_bids:
         bids = [bid for bid in bids if not bids_are_sealed(bid.listing.round)]
     return RepProfile(

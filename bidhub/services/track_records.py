@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, event, func, inspect, null, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
+from bidhub.db import in_unit_of_work, unit_of_work
 from bidhub.domain.facts import (
     INCIDENT_STATUSES_AGAINST_REP,
     AccountFacts,
@@ -21,6 +26,12 @@ from bidhub.domain.facts import (
     Stage,
     StageChange,
 )
+from bidhub.domain.history_snapshot import (
+    SNAPSHOT_FORMAT,
+    LossRecord,
+    history_from_snapshot,
+    snapshot_document,
+)
 from bidhub.domain.metrics import months_between, track_record
 from bidhub.models import (
     Account,
@@ -32,7 +43,9 @@ from bidhub.models import (
     LossReviewStatus,
     MonthlyForecast,
     Opportunity,
+    OpportunityStageChange,
     RepStatus,
+    Role,
     TrackRecordSnapshot,
     User,
 )
@@ -87,16 +100,18 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
     held = accounts_held_by(session, rep_ids)
     opportunities: dict[int, list[OpportunityFact]] = defaultdict(list)
     for opportunity in session.scalars(
-        select(Opportunity).where(Opportunity.rep_id.in_(rep_ids))
+        select(Opportunity).where(Opportunity.rep_id.in_(rep_ids)).order_by(Opportunity.id)
         .options(selectinload(Opportunity.stage_changes), selectinload(Opportunity.account))
     ):
+        # By id, and changes at one moment by id: the order metrics sum and pick in is fixed.
         opportunities[opportunity.rep_id].append(OpportunityFact(
             opportunity_id=opportunity.id, account_id=opportunity.account_id,
             industry=opportunity.account.industry, amount_yuan=opportunity.amount_yuan,
             stage=Stage(opportunity.stage), opened_at=opportunity.opened_at,
             closed_at=opportunity.closed_at,
             history=tuple(StageChange(Stage(change.stage), change.changed_at)
-                          for change in opportunity.stage_changes),
+                          for change in sorted(opportunity.stage_changes,
+                                               key=lambda change: (change.changed_at, change.id))),
         ))
     incidents: dict[int, list[IncidentFact]] = defaultdict(list)
     for incident in session.scalars(
@@ -131,11 +146,255 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
 
 def forget_track_record_snapshots(session: Session, rep_ids: Iterable[int] | None = None) -> None:
     """Drop the stored snapshots of these reps (of every rep when None): their CRM rows changed,
-    so the next use rebuilds them. Runs inside the caller's transaction."""
-    statement = delete(TrackRecordSnapshot)
-    if rep_ids is not None:
-        statement = statement.where(TrackRecordSnapshot.rep_id.in_(list(rep_ids)))
-    session.execute(statement)
+    so the next use rebuilds them. Runs inside the caller's transaction.
+
+    A dropped snapshot stays as a row without history whose version is bumped, so a rebuild
+    running at the same moment from rows read before this change cannot store them: it
+    stores only if the version it saw is unchanged (see `store_snapshots`)."""
+    table = TrackRecordSnapshot.__table__
+    if rep_ids is None:
+        rep_ids = session.scalars(select(User.id).where(User.role == Role.REP)).all()
+    rep_ids = sorted(set(rep_ids))  # one order for every writer: no deadlock between them
+    for start in range(0, len(rep_ids), _BATCH):
+        statement = _upsert(session, table).values(
+            [{"rep_id": rep_id, "history": null(), "version": 1, "refreshed_at": None}
+             for rep_id in rep_ids[start:start + _BATCH]])
+        session.execute(statement.on_conflict_do_update(
+            index_elements=[table.c.rep_id],
+            set_={"history": null(), "refreshed_at": null(), "version": table.c.version + 1}))
+
+
+_BATCH = 500
+
+
+def _upsert(session: Session, table):
+    """INSERT .. ON CONFLICT for this session's database (both dialects spell it alike)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table)
+    return sqlite_insert(table)
+
+
+# --- rebuilding a snapshot from the rows, without ORM objects ----------------------------
+
+
+def snapshot_documents(session: Session, rep_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """The snapshot documents of these reps, read from the rows with six plain queries."""
+    rep_ids = sorted(set(rep_ids))
+    changes: dict[int, list[StageChange]] = defaultdict(list)
+    for opportunity_id, stage, changed_at in session.execute(
+        select(OpportunityStageChange.opportunity_id, OpportunityStageChange.stage,
+               OpportunityStageChange.changed_at)
+        .join(Opportunity, Opportunity.id == OpportunityStageChange.opportunity_id)
+        .where(Opportunity.rep_id.in_(rep_ids))
+        .order_by(OpportunityStageChange.changed_at, OpportunityStageChange.id)
+    ):
+        changes[opportunity_id].append(StageChange(Stage(stage), changed_at))
+    opportunities: dict[int, list[OpportunityFact]] = defaultdict(list)
+    for row in session.execute(
+        select(Opportunity.id, Opportunity.rep_id, Opportunity.account_id, Account.industry,
+               Opportunity.amount_yuan, Opportunity.stage, Opportunity.opened_at,
+               Opportunity.closed_at)
+        .join(Account, Account.id == Opportunity.account_id)
+        .where(Opportunity.rep_id.in_(rep_ids)).order_by(Opportunity.id)
+    ):
+        opportunities[row.rep_id].append(OpportunityFact(
+            row.id, row.account_id, row.industry, row.amount_yuan, Stage(row.stage),
+            row.opened_at, row.closed_at, tuple(changes[row.id])))
+    forecasts: dict[int, list[ForecastFact]] = defaultdict(list)
+    for rep_id, month, forecast_yuan, actual_yuan in session.execute(
+        select(MonthlyForecast.rep_id, MonthlyForecast.month, MonthlyForecast.forecast_yuan,
+               MonthlyForecast.actual_yuan)
+        .where(MonthlyForecast.rep_id.in_(rep_ids)).order_by(MonthlyForecast.month)
+    ):
+        forecasts[rep_id].append(ForecastFact(month, forecast_yuan, actual_yuan))
+    incidents: dict[int, list[IncidentFact]] = defaultdict(list)
+    for row in session.execute(
+        select(AccountabilityIncident.id, AccountabilityIncident.rep_id,
+               AccountabilityIncident.account_id, AccountabilityIncident.seen_at,
+               AccountabilityIncident.status, AccountabilityIncident.resolved_at)
+        .where(AccountabilityIncident.rep_id.in_(rep_ids)).order_by(AccountabilityIncident.id)
+    ):
+        incidents[row.rep_id].append(IncidentFact(row.id, row.account_id, row.seen_at,
+                                                  row.status, row.resolved_at))
+    losses = _loss_records(session, rep_ids)
+    return {rep_id: snapshot_document(opportunities[rep_id], forecasts[rep_id],
+                                      incidents[rep_id], losses[rep_id])
+            for rep_id in rep_ids}
+
+
+def _loss_records(session: Session, rep_ids: list[int]) -> dict[int, list[LossRecord]]:
+    """Each filing that took an account from a rep, with the earliest moment a review of it
+    counts as written: a submitted or closed review naming the filing, or naming the account
+    without a filing (as `reviewed_losses` matches them)."""
+    by_filing: dict[int, datetime] = {}
+    by_account: dict[tuple[int, int], datetime] = {}
+    for row in session.execute(
+        select(AccountReview.rep_id, AccountReview.account_id, AccountReview.filing_seq,
+               AccountReview.submitted_at, AccountReview.closed_at, AccountReview.created_at)
+        .where(AccountReview.rep_id.in_(rep_ids),
+               AccountReview.status.in_(sorted(REVIEWED_STATUSES)))
+    ):
+        at = row.submitted_at or row.closed_at or row.created_at
+        if row.filing_seq is not None:
+            key = (row.rep_id, row.filing_seq)
+            by_filing[key] = min(at, by_filing.get(key, at))
+        else:
+            key = (row.rep_id, row.account_id)
+            by_account[key] = min(at, by_account.get(key, at))
+    losses: dict[int, list[LossRecord]] = defaultdict(list)
+    for seq, rep_id, account_id, decided_at in session.execute(
+        select(Filing.seq, Filing.from_rep_id, Filing.account_id, Filing.decided_at)
+        .where(Filing.from_rep_id.in_(rep_ids)).order_by(Filing.seq)
+    ):
+        times = [at for at in (by_filing.get((rep_id, seq)),
+                               by_account.get((rep_id, account_id))) if at is not None]
+        losses[rep_id].append(LossRecord(account_id, decided_at, min(times, default=None)))
+    return losses
+
+
+def store_snapshots(session: Session, documents: dict[int, dict[str, Any]],
+                    seen: dict[int, int], now: datetime) -> None:
+    """Store rebuilt documents, each only where the snapshot is still as it was seen before
+    the rows were read: absent (insert, unless someone stored or dropped it meanwhile), or
+    dropped at version `seen[rep_id]` (then a concurrent drop has bumped the version)."""
+    table = TrackRecordSnapshot.__table__
+    fresh = [{"rep_id": rep_id, "history": document, "version": 0, "refreshed_at": now}
+             for rep_id, document in documents.items() if rep_id not in seen]
+    if fresh:
+        session.execute(_upsert(session, table).values(fresh)
+                        .on_conflict_do_nothing(index_elements=[table.c.rep_id]))
+    dropped = [{"key": rep_id, "seen": seen[rep_id], "document": document, "at": now}
+               for rep_id, document in documents.items() if rep_id in seen]
+    if dropped:
+        session.connection().execute(
+            update(table).where(table.c.rep_id == bindparam("key"),
+                                table.c.version == bindparam("seen"),
+                                table.c.history.is_(None))
+            .values(history=bindparam("document", type_=table.c.history.type),
+                    refreshed_at=bindparam("at", type_=table.c.refreshed_at.type)),
+            dropped)
+
+
+def _stored(session: Session, rep_ids: list[int]) -> tuple[dict[int, dict], dict[int, int]]:
+    """(readable documents by rep, version of each snapshot row that has none)."""
+    documents, dropped = {}, {}
+    for rep_id, document, version in session.execute(
+        select(TrackRecordSnapshot.rep_id, TrackRecordSnapshot.history,
+               TrackRecordSnapshot.version).where(TrackRecordSnapshot.rep_id.in_(rep_ids))
+    ):
+        if isinstance(document, dict) and document.get("format") == SNAPSHOT_FORMAT:
+            documents[rep_id] = document
+        else:
+            dropped[rep_id] = version
+    return documents, dropped
+
+
+def _rebuild(session: Session, rep_ids: list[int], now: datetime) -> dict[int, dict]:
+    """Read the snapshot versions, then the rows, then store: in this order, so that a change
+    committed after the versions were read makes the store a no-op."""
+    documents, dropped = _stored(session, rep_ids)
+    missing = [rep_id for rep_id in rep_ids if rep_id not in documents]
+    if missing:
+        rebuilt = snapshot_documents(session, missing)
+        try:
+            with session.begin_nested():
+                store_snapshots(session, rebuilt, dropped, now)
+        except OperationalError:
+            pass  # the database is busy: the rebuilt documents still serve this use
+        documents.update(rebuilt)
+    return documents
+
+
+def stored_documents(session: Session, rep_ids: Iterable[int], now: datetime) -> dict[int, dict]:
+    """The snapshot documents of these reps; missing ones are rebuilt from the rows.
+
+    Inside a use case (a bid) the rebuilt ones are stored in its transaction. A read (a page)
+    keeps them in memory only: a GET writes nothing, and a page's read transaction cannot
+    safely turn into a write on SQLite. The scheduled refresh stores them for the next page.
+    """
+    rep_ids = sorted(set(rep_ids))
+    if in_unit_of_work(session):
+        return _rebuild(session, rep_ids, now)
+    documents, _dropped = _stored(session, rep_ids)
+    missing = [rep_id for rep_id in rep_ids if rep_id not in documents]
+    if missing:
+        documents.update(snapshot_documents(session, missing))
+    return documents
+
+
+def stored_histories(session: Session, reps: list[User], now: datetime) -> dict[int, RepHistory]:
+    """Histories of several reps as `rep_histories` gives them, from the stored snapshots."""
+    documents = stored_documents(session, [rep.id for rep in reps], now)
+    held = accounts_held_by(session, [rep.id for rep in reps])
+    return {rep.id: history_from_snapshot(documents[rep.id], rep_id=rep.id,
+                                          hired_on=rep.hired_on or rep.created_at.date(),
+                                          accounts_held=held[rep.id], now=now)
+            for rep in reps}
+
+
+def refresh_track_records(session: Session, now: datetime, *, batch: int = 200) -> int:
+    """Rebuild the missing snapshots of active reps, a batch per transaction; how many."""
+    rebuilt, after = 0, 0
+    stored = select(TrackRecordSnapshot.rep_id).where(TrackRecordSnapshot.history.is_not(None))
+    while True:
+        with unit_of_work(session):
+            rep_ids = list(session.scalars(
+                select(User.id).where(User.role == Role.REP, User.is_active, User.id > after,
+                                      User.id.not_in(stored))
+                .order_by(User.id).limit(batch)))
+            if rep_ids:
+                _rebuild(session, rep_ids, now)
+        rebuilt += len(rep_ids)
+        if len(rep_ids) < batch:
+            return rebuilt
+        after = rep_ids[-1]
+
+
+# --- dropping snapshots where their rows change ------------------------------------------
+
+# The rows a snapshot is built from, and the column naming each one's rep.
+_REP_COLUMN = {Opportunity: "rep_id", MonthlyForecast: "rep_id",
+               AccountabilityIncident: "rep_id", AccountReview: "rep_id", Filing: "from_rep_id"}
+
+
+def _reps_of(instance: Any, column: str) -> set[int]:
+    """The rep the row names now and, if that changed in this flush, the one it named before."""
+    history = inspect(instance).attrs[column].history
+    return {rep_id for rep_id in (*history.sum(), getattr(instance, column))
+            if rep_id is not None}
+
+
+def reps_with_changed_history(session: Session) -> set[int]:
+    """The reps whose snapshot rows this flush writes, changes or deletes."""
+    reps: set[int] = set()
+    opportunities: set[int] = set()
+    accounts: set[int] = set()
+    for instance in (*session.new, *session.dirty, *session.deleted):
+        kind = type(instance)
+        if instance in session.dirty and not session.is_modified(instance):
+            continue
+        if kind in _REP_COLUMN:
+            reps |= _reps_of(instance, _REP_COLUMN[kind])
+        elif kind is OpportunityStageChange:
+            history = inspect(instance).attrs.opportunity_id.history
+            opportunities.update(value for value in (*history.sum(), instance.opportunity_id)
+                                 if value is not None)
+        elif kind is Account and inspect(instance).attrs.industry.history.has_changes():
+            accounts.add(instance.id)  # an opportunity's industry is its account's
+    if opportunities or accounts:
+        reps.update(session.scalars(select(Opportunity.rep_id).where(
+            Opportunity.id.in_(sorted(opportunities))
+            | Opportunity.account_id.in_(sorted(accounts)))))
+    return reps
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_histories(session: Session, _flush_context: Any) -> None:
+    # After the flush, so new rows have their ids and the reps they name exist; the attribute
+    # histories still show what the flush changed. Same transaction as the change.
+    reps = reps_with_changed_history(session)
+    if reps:
+        forget_track_record_snapshots(session, reps)
 
 
 def account_facts(account: Account) -> AccountFacts:
@@ -143,10 +402,19 @@ def account_facts(account: Account) -> AccountFacts:
                         branch=account.branch.code, annual_value_yuan=account.annual_value_yuan)
 
 
+def fresh_track_record(
+    session: Session, rep: User, account: Account, now: datetime
+) -> dict[str, float | None]:
+    """The track record worked out from the rows themselves (what the snapshot must equal)."""
+    history = rep_histories(session, [rep], now)[rep.id]
+    return track_record(history, account_facts(account), now)
+
+
 def snapshot_track_record(
     session: Session, rep: User, account: Account, now: datetime
 ) -> dict[str, float | None]:
-    history = rep_histories(session, [rep], now)[rep.id]
+    """The track record a bid freezes, from the rep's stored snapshot (rebuilt if missing)."""
+    history = stored_histories(session, [rep], now)[rep.id]
     return track_record(history, account_facts(account), now)
 
 

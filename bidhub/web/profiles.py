@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, url_for
+from flask import Blueprint, abort
 from flask_login import current_user
 
 from bidhub.clock import now
@@ -24,20 +24,25 @@ blueprint = Blueprint("profiles", __name__)
 def rep(rep_id: int):
     if not policies.may_see_profile_of(current_user, rep_id):
         abort(404)
+    return track_record_page(rep_id)
+
+
+@blueprint.route("/my/track-record")
+@signed_in
+def mine():
+    # The page itself rather than a redirect to /reps/<id>: one request instead of two.
+    if current_user.role != Role.REP:
+        abort(404)
+    return track_record_page(current_user.id)
+
+
+def track_record_page(rep_id: int):
     profile = rep_profile(get_session(), rep_id, now(),
                           include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
     months, chart_width = forecast_chart(profile.forecasts)
     return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
                                        profile.capacity_max))
-
-
-@blueprint.route("/my/track-record")
-@signed_in
-def mine():
-    if current_user.role != Role.REP:
-        abort(404)
-    return redirect(url_for("profiles.rep", rep_id=current_user.id))
 
 
 @blueprint.route("/reps")

@@ -1,0 +1,115 @@
+"""A rep's stored history (the track-record snapshot) as plain JSON, and back to a RepHistory.
+
+The snapshot keeps the raw facts the metrics read from CRM and filing rows, not computed
+metrics: every metric filters its facts by `now`, so one snapshot serves any `now` and needs
+no daily refresh for its time windows. What is cheap and changes without a CRM row changing
+(accounts held now, the hire date) is not stored; the caller passes it in.
+
+A loss is stored with the time it became reviewed (or None) rather than a yes/no, because
+whether it counts as reviewed depends on `now`.
+
+Instants are whole microseconds since the Unix epoch (UTC): exact, compact, and several times
+cheaper to read back than ISO strings. Lists, not objects, keep the document small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
+
+from bidhub.domain.facts import (
+    ForecastFact,
+    IncidentFact,
+    LostAccountFact,
+    OpportunityFact,
+    RepHistory,
+    Stage,
+    StageChange,
+)
+
+# Bumped whenever the layout below changes; a stored document of another format is rebuilt.
+SNAPSHOT_FORMAT = 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_STAGES = {stage.value: stage for stage in Stage}
+
+
+class LossRecord(NamedTuple):
+    """An account the rep lost, and when its loss review counted as written (None: not yet)."""
+
+    account_id: int
+    lost_at: datetime
+    reviewed_at: datetime | None
+
+
+class SnapshotFormatError(ValueError):
+    """A stored document this code cannot read (another format, or damaged)."""
+
+
+def _instant(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _optional_instant(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _optional_moment(micros: int | None) -> datetime | None:
+    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+
+
+def snapshot_document(opportunities: Iterable[OpportunityFact],
+                      forecasts: Iterable[ForecastFact],
+                      incidents: Iterable[IncidentFact],
+                      losses: Iterable[LossRecord]) -> dict[str, Any]:
+    """The JSON document for these facts, in the order given (the order metrics sum in)."""
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "opportunities": [
+            [opp.opportunity_id, opp.account_id, opp.industry, opp.amount_yuan, opp.stage.value,
+             _instant(opp.opened_at), _optional_instant(opp.closed_at),
+             [[change.stage.value, _instant(change.changed_at)] for change in opp.history]]
+            for opp in opportunities],
+        "forecasts": [[fact.month.isoformat(), fact.forecast_yuan, fact.actual_yuan]
+                      for fact in forecasts],
+        "incidents": [[fact.incident_id, fact.account_id, _instant(fact.seen_at), fact.status,
+                       _optional_instant(fact.resolved_at)] for fact in incidents],
+        "losses": [[loss.account_id, _instant(loss.lost_at), _optional_instant(loss.reviewed_at)]
+                   for loss in losses],
+    }
+
+
+def history_from_snapshot(document: dict[str, Any], *, rep_id: int, hired_on: date,
+                          accounts_held: int, now: datetime) -> RepHistory:
+    """The RepHistory a fresh read of the rows would give at `now`, from a stored document."""
+    if not isinstance(document, dict) or document.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotFormatError("track-record snapshot of an unknown format")
+    stages = _STAGES
+    try:
+        opportunities = tuple(
+            OpportunityFact(opportunity_id, account_id, industry, amount, stages[stage],
+                            _moment(opened), _optional_moment(closed),
+                            tuple(StageChange(stages[entered], _moment(at))
+                                  for entered, at in changes))
+            for opportunity_id, account_id, industry, amount, stage, opened, closed, changes
+            in document["opportunities"])
+        forecasts = tuple(ForecastFact(date.fromisoformat(month), forecast, actual)
+                          for month, forecast, actual in document["forecasts"])
+        incidents = tuple(IncidentFact(incident_id, account_id, _moment(seen), status,
+                                       _optional_moment(resolved))
+                          for incident_id, account_id, seen, status, resolved
+                          in document["incidents"])
+        lost = tuple(LostAccountFact(account_id, _moment(lost_at),
+                                     reviewed is not None and _moment(reviewed) <= now)
+                     for account_id, lost_at, reviewed in document["losses"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise SnapshotFormatError(f"damaged track-record snapshot: {error}") from error
+    return RepHistory(rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
+                      opportunities=opportunities, forecasts=forecasts, incidents=incidents,
+                      lost_accounts=lost)
