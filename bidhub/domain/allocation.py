@@ -60,14 +60,11 @@ def ranking_key(rules: RuleSet, bid: BidFacts, score: ScoreBreakdown, seed: int)
 def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
                   seed: int) -> dict[int, tuple[int, ...]]:
     """Listing id -> its bid ids best first (ineligible last), listings in ascending order."""
-    by_listing: dict[int, list[BidFacts]] = defaultdict(list)
-    for bid in bids:
-        by_listing[bid.listing_id].append(bid)
-    return {
-        listing_id: tuple(bid.bid_id for bid in sorted(
-            listing_bids, key=lambda bid: ranking_key(rules, bid, scores[bid.bid_id], seed)))
-        for listing_id, listing_bids in sorted(by_listing.items())
-    }
+    by_listing: dict[int, list[tuple]] = defaultdict(list)
+    for bid in bids:  # the key ends with the bid id, so sorting keys sorts the bids
+        by_listing[bid.listing_id].append(ranking_key(rules, bid, scores[bid.bid_id], seed))
+    return {listing_id: tuple(key[-1] for key in sorted(keys))
+            for listing_id, keys in sorted(by_listing.items())}
 
 
 def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],

@@ -77,28 +77,26 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     candidates = _candidates(contested, facts, limit)
     if not candidates:
         return {}
-    listings = sorted(candidates)
-    reps = sorted({facts[bid_id].rep_id for bid_ids in candidates.values() for bid_id in bid_ids})
+    listings = list(candidates)  # ascending
+    reps = sorted({rep_id for pairs in candidates.values() for _, rep_id in pairs})
     rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
-    micro = {bid_id: points[bid_id] for bid_ids in candidates.values() for bid_id in bid_ids}
-    place, most_places = _tie_places(candidates, micro)
-    top = max(micro.values())
+    place, most_places = _tie_places(candidates, points)
+    top = max(points[bid_id] for pairs in candidates.values() for bid_id, _ in pairs)
     k = most_places + 1
-    edges = [[(rep_index[facts[bid_id].rep_id], (top - micro[bid_id]) * k + place[bid_id],
-               bid_id) for bid_id in candidates[listing_id]] for listing_id in listings]
-    room = [limit[rep_id] for rep_id in reps]
-    matched = _min_cost_flow(edges, room)
+    edges = [[(rep_index[rep_id], (top - points[bid_id]) * k + place[bid_id], bid_id)
+              for bid_id, rep_id in pairs] for pairs in candidates.values()]
+    matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps])
     return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
 
 
 def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                limit: Mapping[int, int]) -> dict[int, list[int]]:
-    """Listing -> one bid per rep with room: the rep's best-ranked, best first.
+                limit: Mapping[int, int]) -> dict[int, list[tuple[int, int]]]:
+    """Listing -> (bid, rep), one per rep with room: the rep's best-ranked, best first.
 
     A rep bids once per listing in practice; this keeps parallel edges out of the matrix.
     Listings left without a candidate are left out.
     """
-    candidates: dict[int, list[int]] = {}
+    candidates: dict[int, list[tuple[int, int]]] = {}
     for listing_id in sorted(contested):
         seen: set[int] = set()
         chosen = []
@@ -106,20 +104,20 @@ def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts
             rep_id = facts[bid_id].rep_id
             if rep_id not in seen and limit[rep_id] > 0:
                 seen.add(rep_id)
-                chosen.append(bid_id)
+                chosen.append((bid_id, rep_id))
         if chosen:
             candidates[listing_id] = chosen
     return candidates
 
 
-def _tie_places(candidates: Mapping[int, list[int]],
+def _tie_places(candidates: Mapping[int, list[tuple[int, int]]],
                 micro: Mapping[int, int]) -> tuple[dict[int, int], int]:
     """Each bid's place among equal totals on its listing, and the sum of the worst places."""
     place: dict[int, int] = {}
     most_places = 0
-    for bid_ids in candidates.values():
+    for pairs in candidates.values():
         position, previous, worst = 0, None, 0
-        for bid_id in bid_ids:  # best first: equal totals are adjacent, in tie-break order
+        for bid_id, _ in pairs:  # best first: equal totals are adjacent, in tie-break order
             position = position + 1 if micro[bid_id] == previous else 0
             previous = micro[bid_id]
             place[bid_id] = position
@@ -140,15 +138,20 @@ def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int]) -> 
         for rep, cost, _ in listing_edges:
             by_rep[rep].append((listing, cost))
     rep_room = [min(limit, len(rep_edges)) for limit, rep_edges in zip(room, by_rep, strict=True)]
+    matched: list[int | None] = [None] * len(edges)
     if sum(rep_room) < len(edges):
         held = _Flow(by_rep, rep_room, [1] * len(edges)).solve()
-        chosen = {(rep, listing) for rep, listings in enumerate(held) for listing in listings}
-        return [next((bid_id for rep, _, bid_id in listing_edges if (rep, listing) in chosen),
-                     None) for listing, listing_edges in enumerate(edges)]
+        for rep, listings in enumerate(held):
+            for listing in listings:
+                matched[listing] = next(bid_id for other, _, bid_id in edges[listing]
+                                        if other == rep)
+        return matched
     held = _Flow([[(rep, cost) for rep, cost, _ in listing_edges] for listing_edges in edges],
                  [1] * len(edges), rep_room).solve()
-    return [next((bid_id for rep, _, bid_id in listing_edges if rep in held[listing]), None)
-            for listing, listing_edges in enumerate(edges)]
+    for listing, reps in enumerate(held):
+        for rep in reps:
+            matched[listing] = next(bid_id for other, _, bid_id in edges[listing] if other == rep)
+    return matched
 
 
 class _Flow:
