@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 
 from bidhub.domain.allocation_methods import ALLOCATION_METHODS
 from bidhub.domain.facts import BidFacts
@@ -208,7 +209,8 @@ class ListingOutcome:
     """A listing of an announced round: its scored bids, and management's decision.
 
     `is_decided` is False only for a listing nobody decided (it had no decision when the
-    results were announced); `awarded_bid_id` is None for no award.
+    results were announced); `awarded_bid_id` is None for no award. The ranking, proposal and
+    award are computed once per listing (every figure of the round asks for them).
     """
 
     listing_id: int
@@ -217,21 +219,21 @@ class ListingOutcome:
     awarded_bid_id: int | None = None
     decided_by_id: int | None = None
 
-    @property
+    @cached_property
     def ranked_eligible(self) -> list[ScoredBid]:
         return sorted((bid for bid in self.bids if bid.is_eligible),
                       key=lambda bid: (bid.rank is None, bid.rank or 0, bid.bid_id))
 
-    @property
+    @cached_property
     def proposed(self) -> ScoredBid | None:
         return next((bid for bid in self.bids if bid.is_proposed_winner), None)
 
-    @property
+    @cached_property
     def top_ranked(self) -> ScoredBid | None:
         ranked = self.ranked_eligible
         return ranked[0] if ranked else None
 
-    @property
+    @cached_property
     def awarded(self) -> ScoredBid | None:
         return next((bid for bid in self.bids if bid.bid_id == self.awarded_bid_id), None)
 
