@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,9 +15,11 @@ from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, Tra
 from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
+    Branch,
     Filing,
     FilingKind,
     Role,
+    Round,
     TransferRequest,
     TransferRequestStatus,
     User,
@@ -138,8 +141,8 @@ class FilingFilter:
     date_to: datetime | None = None
 
 
-def filings_query(criteria: FilingFilter):
-    query = select(Filing).order_by(Filing.seq.desc())
+def filtered(query, criteria: FilingFilter):
+    """`query` narrowed to the filings the register's filters keep."""
     if criteria.branch_id:
         query = query.where(Filing.branch_id == criteria.branch_id)
     if criteria.rep_id:
@@ -152,16 +155,98 @@ def filings_query(criteria: FilingFilter):
     return query
 
 
-def find_filings(session: Session, criteria: FilingFilter, limit: int | None = None,
-                 offset: int = 0) -> list[Filing]:
-    query = filings_query(criteria)
+def count_filings(session: Session, criteria: FilingFilter) -> int:
+    return session.scalar(filtered(select(func.count()).select_from(Filing), criteria))
+
+
+class RegisterLine(NamedTuple):
+    """One filing as the register and its export show it: its own columns, with the names of
+    the account, reps, round and decider it points to. (A tuple: the export builds one per
+    filing in the register.)"""
+
+    seq: int
+    kind: str
+    decided_at: datetime
+    account_id: int
+    account_name: str
+    account_number: str
+    branch: Branch | None
+    from_rep_name: str | None
+    to_rep_name: str
+    round_title: str | None
+    reason: str
+    winner_score: float | None
+    runner_up_score: float | None
+    rule_set_sha256: str | None
+    decided_by_name: str
+    override_reason: str
+    appeals: list[dict[str, Any]] | None
+    hash: str
+
+
+@dataclass(frozen=True)
+class Register:
+    """A page of the register, and the names of everyone its lines and their appeals name."""
+
+    lines: list[RegisterLine]
+    people: dict[int, str]
+
+
+# What a line reads from the filings table itself; the names come from one batched lookup per
+# table instead of a join: Filing's six eager joins (twelve tables) cost PostgreSQL more to plan
+# than to run.
+LINE_COLUMNS = (Filing.seq, Filing.kind, Filing.decided_at, Filing.account_id, Filing.branch_id,
+                Filing.from_rep_id, Filing.to_rep_id, Filing.round_id, Filing.reason,
+                Filing.winner_score, Filing.runner_up_score, Filing.rule_set_sha256,
+                Filing.decided_by_id, Filing.override_reason, Filing.appeals, Filing.hash)
+
+
+def filing_register(session: Session, criteria: FilingFilter, limit: int | None = None,
+                    offset: int = 0) -> Register:
+    """The filings the filters keep, newest first, in a fixed number of statements."""
+    query = filtered(select(*LINE_COLUMNS), criteria).order_by(Filing.seq.desc())
     if limit is not None:
         query = query.limit(limit).offset(offset)
-    return list(session.scalars(query))
+    rows = session.execute(query).all()
+    user_ids = {user_id for row in rows for user_id in (row.from_rep_id, row.to_rep_id,
+                                                        row.decided_by_id)}
+    user_ids |= {entry.get(key) for row in rows for entry in (row.appeals or [])
+                 for key in ("appellant_id", "answered_by_id")}
+    people = dict(rows_with_ids(session, User.id, User.display_name, ids={
+        user_id for user_id in user_ids if isinstance(user_id, int)}))
+    accounts = {account_id: (name, number) for account_id, name, number in rows_with_ids(
+        session, Account.id, Account.name, Account.external_id,
+        ids={row.account_id for row in rows})}
+    titles = dict(rows_with_ids(session, Round.id, Round.title,
+                                ids={row.round_id for row in rows if row.round_id is not None}))
+    branch_ids = {row.branch_id for row in rows}
+    branches = {branch.id: branch for branch in session.scalars(
+        select(Branch).where(Branch.id.in_(branch_ids)))} if branch_ids else {}
+    lines = [RegisterLine(
+        seq, kind, decided_at, account_id, *accounts[account_id], branches.get(branch_id),
+        people.get(from_rep_id) if from_rep_id is not None else None, people.get(to_rep_id, ""),
+        titles.get(round_id), reason, winner_score, runner_up_score, rule_set_sha256,
+        people.get(decided_by_id, ""), override_reason, appeals, hash_)
+        for (seq, kind, decided_at, account_id, branch_id, from_rep_id, to_rep_id, round_id,
+             reason, winner_score, runner_up_score, rule_set_sha256, decided_by_id,
+             override_reason, appeals, hash_) in rows]
+    return Register(lines, people)
 
 
-def count_filings(session: Session, criteria: FilingFilter) -> int:
-    return session.scalar(select(func.count()).select_from(filings_query(criteria).subquery()))
+# Bound parameters per lookup statement: the whole register's export names many thousands of
+# ids, and PostgreSQL's protocol takes at most 65,535 parameters in one statement.
+LOOKUP_CHUNK = 10_000
+
+
+def rows_with_ids(session: Session, id_column, *columns, ids: set[int]) -> list[tuple]:
+    """(id, columns...) of the rows with these ids, a chunk of ids per statement; none when
+    there are no ids."""
+    ordered = sorted(ids)
+    found = []
+    for start in range(0, len(ordered), LOOKUP_CHUNK):
+        found += session.execute(select(id_column, *columns).where(
+            id_column.in_(ordered[start:start + LOOKUP_CHUNK]))).all()
+    return found
 
 
 def check_reason(reason: str) -> str:

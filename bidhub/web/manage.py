@@ -18,7 +18,7 @@ from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.models import DecisionKind, FilingKind, Listing, RoundStatus, TransferRequest
 from bidhub.services import adjudication, browse, policies, rounds, transfer_preview, users
 from bidhub.services import appeals as appeal_service
-from bidhub.services.filings import FilingFilter, count_filings, find_filings
+from bidhub.services.filings import FilingFilter, count_filings, filing_register
 from bidhub.services.ledger import ledger_head
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
@@ -30,7 +30,6 @@ from bidhub.web.appeals import (
     cancel_form,
     is_upheld,
     load_appeal,
-    people_of_filings,
     reopened_in_standstill,
     round_effects,
 )
@@ -566,12 +565,16 @@ def filings():
     page = min(params.int_arg(request.args, "page", minimum=1) or 1, 100_000)
     size = 50
     total = count_filings(session, criteria)
-    rows = find_filings(session, criteria, limit=size, offset=(page - 1) * size)
+    register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
+    partial = is_htmx_partial_request()
     return page_or_partial(
-        "manage/filings.html", "manage/_filing_rows.html", filings=rows, total=total, page=page,
-        pages=max(1, (total + size - 1) // size), args=filing_filter_args(request.args),
-        branches=users.branches(session), reps=browse.active_reps(session),
-        head=ledger_head(session), appeal_people=people_of_filings(session, rows))
+        "manage/filings.html", "manage/_filing_rows.html", filings=register.lines, total=total,
+        page=page, pages=max(1, (total + size - 1) // size),
+        args=filing_filter_args(request.args), appeal_people=register.people,
+        # The filter menus and the register's head are outside the partial.
+        branches=None if partial else users.branches(session),
+        reps=None if partial else browse.active_reps(session),
+        head=None if partial else ledger_head(session))
 
 
 CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
@@ -584,23 +587,22 @@ CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number
 @managers
 def filings_csv():
     session = get_session()
-    rows = find_filings(session, filing_filter_from(request.args))
+    lines = filing_register(session, filing_filter_from(request.args)).lines
     with export_language():
-        return filings_export(session, rows)
+        return filings_export(session, lines)
 
 
-def filings_export(session, rows):
+def filings_export(session, lines):
     """The register's CSV, in the language export_language chose."""
     records = ([
-        filing.seq, utc_to_local(filing.decided_at).strftime("%Y-%m-%d %H:%M:%S"),
-        label(filing.kind, FilingKind), filing.account.external_id, filing.account.name,
-        branch_name(filing.branch),
-        filing.from_rep.display_name if filing.from_rep else "", filing.to_rep.display_name,
-        filing.round.title if filing.round else "", filing.reason,
-        "" if filing.winner_score is None else f"{filing.winner_score:.6f}",
-        "" if filing.runner_up_score is None else f"{filing.runner_up_score:.6f}",
-        filing.rule_set_sha256 or "", filing.decided_by.display_name, filing.override_reason,
-        filing.hash] for filing in rows)
+        line.seq, utc_to_local(line.decided_at).strftime("%Y-%m-%d %H:%M:%S"),
+        label(line.kind, FilingKind), line.account_number, line.account_name,
+        branch_name(line.branch), line.from_rep_name or "", line.to_rep_name,
+        line.round_title or "", line.reason,
+        "" if line.winner_score is None else f"{line.winner_score:.6f}",
+        "" if line.runner_up_score is None else f"{line.runner_up_score:.6f}",
+        line.rule_set_sha256 or "", line.decided_by_name, line.override_reason,
+        line.hash] for line in lines)
     stamp = utc_to_local(now()).strftime("%Y%m%d-%H%M")
     head = ledger_head(session)
     # The register's head closes the file, so a kept export can later be checked against it.
