@@ -6,11 +6,12 @@ import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
@@ -244,16 +245,16 @@ class ListingReview:
     """One listing of a scored round as management adjudicates it."""
 
     listing: Listing
-    ranking: list[Bid]
+    ranking: list[RankedBid]
     decision: Decision | None
     flags: tuple[str, ...]
 
     @property
-    def proposed(self) -> Bid | None:
+    def proposed(self) -> RankedBid | None:
         return next((bid for bid in self.ranking if bid.score.is_proposed_winner), None)
 
     @property
-    def eligible(self) -> list[Bid]:
+    def eligible(self) -> list[RankedBid]:
         return [bid for bid in self.ranking if bid.score.is_eligible]
 
     @property
@@ -275,7 +276,7 @@ class ListingReview:
         return self.decision is None and self.proposed is not None and not self.flags
 
 
-def decided_by_lottery(rules: RuleSet, winner: Bid, runner_up: Bid | None) -> bool:
+def decided_by_lottery(rules: RuleSet, winner: RankedBid, runner_up: RankedBid | None) -> bool:
     """Whether only the rules' lottery separated the winner from the runner-up."""
     if runner_up is None or winner.score.total != runner_up.score.total:
         return False
@@ -297,18 +298,10 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     listings = list(session.scalars(
         select(Listing).where(Listing.round_id == round_.id)
         .options(selectinload(Listing.account)).order_by(Listing.id)))
-    rankings: dict[int, list[Bid]] = defaultdict(list)
-    for bid in session.scalars(
-        select(Bid).join(BidScore).join(Listing).where(Listing.round_id == round_.id)
-        .options(contains_eager(Bid.score), selectinload(Bid.rep))
-    ).unique():
-        rankings[bid.listing_id].append(bid)
-    for ranking in rankings.values():
-        ranking.sort(key=lambda bid: (bid.score.rank is None, bid.score.rank or 0, bid.id))
+    rankings = ranked_bids_of_round(session, rules, round_.id)
     decisions = {decision.listing_id: decision for decision in session.scalars(
         select(Decision).join(Listing).where(Listing.round_id == round_.id)
-        .options(selectinload(Decision.bid).selectinload(Bid.rep),
-                 selectinload(Decision.decided_by)))}
+        .options(selectinload(Decision.bid).selectinload(Bid.rep)))}
     reset = reps_with_password_reset_during_round(
         session, round_, {bid.rep_id for ranking in rankings.values() for bid in ranking})
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
@@ -347,7 +340,66 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     return reviews
 
 
-def winner_of(ranking: list[Bid], decision: Decision | None) -> int | None:
+@dataclass(frozen=True)
+class RankedRep:
+    id: int
+    display_name: str
+
+
+@dataclass(frozen=True)
+class RankedScore:
+    total: float
+    rank: int | None
+    is_eligible: bool
+    is_proposed_winner: bool
+    # The frozen track record, read only for the bids a lottery check compares.
+    inputs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RankedBid:
+    """A scored bid as adjudication shows it, read as plain columns: building ORM objects for
+    every bid and its rep, and decoding each score's JSON, was most of the review's cost."""
+
+    id: int
+    listing_id: int
+    rep_id: int
+    rep: RankedRep
+    score: RankedScore
+
+
+def ranked_bids_of_round(session: Session, rules: RuleSet,
+                         round_id: int) -> dict[int, list[RankedBid]]:
+    """Each listing's scored bids, best first and ineligible ones last, by listing id; the
+    inputs of a proposed winner and its runner-up with equal totals when the rules draw lots,
+    for `decided_by_lottery`. Two statements at most."""
+    rows = session.execute(
+        select(Bid.id, Bid.listing_id, Bid.rep_id, User.display_name, BidScore.total,
+               BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner)
+        .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
+        .join(User, User.id == Bid.rep_id).where(Listing.round_id == round_id)).all()
+    by_listing: dict[int, list] = defaultdict(list)
+    for row in rows:
+        by_listing[row.listing_id].append(row)
+    for listed in by_listing.values():
+        listed.sort(key=lambda row: (row.rank is None, row.rank or 0, row.id))
+    tied: set[int] = set()
+    if "lottery" in rules.tie_break:
+        for listed in by_listing.values():
+            proposed = next((row for row in listed if row.is_proposed_winner), None)
+            others = [row for row in listed if row.is_eligible and row is not proposed]
+            if proposed is not None and others and others[0].total == proposed.total:
+                tied |= {proposed.id, others[0].id}
+    inputs = dict(session.execute(select(BidScore.bid_id, BidScore.inputs)
+                                  .where(BidScore.bid_id.in_(tied))).all()) if tied else {}
+    return defaultdict(list, {listing_id: [
+        RankedBid(row.id, row.listing_id, row.rep_id, RankedRep(row.rep_id, row.display_name),
+                  RankedScore(row.total, row.rank, row.is_eligible, row.is_proposed_winner,
+                              inputs.get(row.id)))
+        for row in listed] for listing_id, listed in by_listing.items()})
+
+
+def winner_of(ranking: list[RankedBid], decision: Decision | None) -> int | None:
     """The rep who gets the listing if the round were published now: the decision's winner,
     or the proposed one while undecided."""
     if decision is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from types import SimpleNamespace
 
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
+from sqlalchemy.orm import selectinload
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -139,6 +141,21 @@ FLAG_LABELS = {
 }
 
 
+def decision_row_text() -> SimpleNamespace:
+    """The words every row of the adjudication table repeats, translated once per page
+    instead of once per row (attributes: Jinja reads `row_text.accept` without a miss)."""
+    return SimpleNamespace(
+        accept=_("Accept"), override=_("Override"), bidder=_("Bidder"),
+        written_reason=_("Written reason"), award=_("Award to this bidder"),
+        no_award=_("No award"), record_no_award=_("Record no award"), details=_("details"),
+        undecided=_("undecided"),
+        nobody_bid=_("Nobody bid for this account, so it is not awarded."),
+        recorded_later=_("(recorded when the results are published)"),
+        expired=_("The form expired. Reload the page and try again."),
+        kinds={kind.value: label(kind.value, DecisionKind) for kind in DecisionKind},
+        flags={flag: str(text) for flag, text in FLAG_LABELS.items()})
+
+
 def adjudication_context(session, round_) -> dict:
     """The round page's adjudication table and publishing summary, once bids are unsealed."""
     if round_.status not in (RoundStatus.SCORED, RoundStatus.STANDSTILL,
@@ -149,7 +166,8 @@ def adjudication_context(session, round_) -> dict:
             "summary": adjudication.publish_summary(session, round_, reviews),
             "unflagged": adjudication.unflagged_listing_ids(reviews),
             "announces_first": announces_first(round_),
-            "can_decide": round_.status == RoundStatus.SCORED}
+            "can_decide": round_.status == RoundStatus.SCORED,
+            "row_text": decision_row_text()}
 
 
 def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200,
@@ -158,13 +176,26 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
     session = get_session()
     round_ = rounds.load_round(session, round_id)
     criteria = listing_filter_from(request.args)
-    listings = list(session.scalars(browse.filtered_listings(round_.id, criteria)))
+    adjudicating = adjudication_context(session, round_)
+    reviews = adjudicating["reviews"]
+    query = browse.filtered_listings(round_.id, criteria)
+    if reviews is None:
+        # The plain table names the rep each account was released from: one statement for
+        # all of them instead of one per row.
+        listings = list(session.scalars(query.options(selectinload(Listing.released_from))))
+    else:
+        # The review loaded every listing with its account; the filter only picks and orders.
+        listings = [reviews[listing_id].listing
+                    for listing_id in session.scalars(query.with_only_columns(Listing.id))]
     context = {
-        **adjudication_context(session, round_),
+        **adjudicating,
         "round": round_, "listings": listings, "criteria": criteria,
         "options": browse.filter_options(session, round_.id),
         "bid_counts": browse.bid_counts(session, round_.id),
-        "decisions": browse.decisions_of_round(session, round_.id),
+        # The review already holds each decision with its bid and rep.
+        "decisions": ({listing_id: review.decision for listing_id, review in reviews.items()
+                       if review.decision is not None} if reviews is not None
+                      else browse.decisions_of_round(session, round_.id)),
         "release_form": release_form or ReleaseForm(formdata=None),
         "action_form": ConfirmForm(formdata=None, version=str(round_.version)),
         "is_open": round_.is_open_at(now()),
