@@ -74,6 +74,41 @@ def test_the_filing_register_does_not_grow_queries_with_rows(app, session, make_
     assert statements_for(app, client, "/manage/filings") == few
 
 
+def test_the_closed_round_page_does_not_grow_queries_with_rows(app, session, clock, make_rep,
+                                                               make_manager, make_account,
+                                                               make_round, make_bid, login_as):
+    from bidhub.models import DecisionKind, Round
+    from bidhub.services import adjudication
+
+    manager = make_manager()
+    reps = [make_rep() for _ in range(3)]
+    small = make_round(accounts=[make_account(owner=make_rep()) for _ in range(2)])
+    large = make_round(accounts=[make_account(owner=make_rep()) for _ in range(30)])
+    for round_ in (small, large):
+        for listing in round_.listings:
+            for rep in reps:  # bids alike in every way: the lottery orders them
+                make_bid(rep, listing)
+        make_bid(make_rep(), round_.listings[0])
+    clock.advance(days=8)
+    for round_ in (small, large):
+        assert adjudication.score_closed_round(session, round_.id, clock())
+        reviews = adjudication.review_round(session, session.get(Round, round_.id))
+        for listing_id, review in list(reviews.items())[:len(reviews) // 2 + 1]:
+            if review.proposed is not None:
+                adjudication.decide_listing(session, manager, listing_id,
+                                            kind=DecisionKind.ACCEPTED, bid_id=None, reason="",
+                                            now=clock())
+            else:
+                adjudication.decide_listing(session, manager, listing_id,
+                                            kind=DecisionKind.NO_AWARD, bid_id=None,
+                                            reason="Held back for the next round.", now=clock())
+    client = login_as(manager)
+    few = statements_for(app, client, f"/manage/rounds/{small.id}")
+    assert statements_for(app, client, f"/manage/rounds/{large.id}") == few
+    assert few <= 22
+    assert statements_for(app, client, f"/manage/rounds/{large.id}?sort=name") == few
+
+
 def test_a_bid_costs_a_fixed_number_of_statements(app, make_rep, make_account, make_round,
                                                   make_bid, login_as):
     rep = make_rep()
