@@ -7,6 +7,7 @@ column, the value and the reason. Checks against the database happen in the serv
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 import hashlib
@@ -19,12 +20,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from bidhub.domain.text import N_, Joined, Text
 
-MAX_ROWS = 20_000
+# Data rows one file may hold: a CRM's whole opportunity history, read as a stream.
+MAX_ROWS = 200_000
 MAX_CELL_LENGTH = 5_000
 HEADER_ROW = 1
 MIB = 1024 * 1024
@@ -42,10 +44,11 @@ class UploadLimits:
     max_rows: int = MAX_ROWS  # data rows, blank ones not counted
     max_lines: int = 5 * MAX_ROWS  # rows up to the last data row, blank ones counted
     max_columns: int = 100
-    max_cells: int = 250_000  # 20,000 rows of 12 columns, with room to spare
+    max_cells: int = 2_500_000  # 200,000 rows of 12 columns, with room to spare
     max_cell_length: int = MAX_CELL_LENGTH  # characters; a longer value is a row problem
     max_cell_bytes: int = 32 * 1024  # a cell's text or markup beyond this refuses the file
-    max_file_bytes: int = 8 * MIB  # the file as uploaded
+    # The file as given; the web's upload limit (MAX_CONTENT_LENGTH) is the smaller bound there.
+    max_file_bytes: int = 64 * MIB
     max_uncompressed_bytes: int = 64 * MIB  # XLSX: the zip's members together, unpacked
     max_shared_strings_bytes: int = 16 * MIB  # XLSX: the shared-strings part, unpacked
     max_shared_strings: int = 150_000  # XLSX: distinct strings the workbook may share
@@ -58,6 +61,7 @@ class UploadLimits:
 
 def default_limits() -> UploadLimits:
     return UploadLimits(max_rows=MAX_ROWS, max_lines=5 * MAX_ROWS, max_cell_length=MAX_CELL_LENGTH)
+
 
 
 class ImportKind:
@@ -140,9 +144,11 @@ def clip(text: str, limit: int) -> str:
 
 
 class ProblemList:
-    """Problems in row order; past the limit only counted (bounded_problems clips them).
+    """The problems of the earliest rows, up to the report's limit; the rest only counted.
 
-    Rows are checked in order, so the problems kept are the ones a report shows first.
+    Problems arrive nearly in row order (a file is checked, then written, a batch of rows at a
+    time), so the list is trimmed to the earliest rows whenever it doubles: memory stays
+    bounded whatever the file holds. `finish()` trims it for the report.
     """
 
     def __init__(self, limits: UploadLimits) -> None:
@@ -151,10 +157,17 @@ class ProblemList:
         self.more = 0
 
     def add(self, problem: Problem) -> None:
-        if len(self.kept) < self.limits.max_problems:
-            self.kept.append(problem)
-        else:
-            self.more += 1
+        self.kept.append(problem)
+        if len(self.kept) >= 2 * max(1, self.limits.max_problems):
+            self.finish()
+
+    def finish(self) -> None:
+        self.kept.sort(key=lambda problem: problem.row or 0)
+        self.more += max(0, len(self.kept) - self.limits.max_problems)
+        del self.kept[self.limits.max_problems:]
+
+    def __bool__(self) -> bool:
+        return bool(self.kept) or self.more > 0
 
 
 def bounded_problems(problems: Iterable[Problem], more: int,
@@ -202,9 +215,16 @@ class Parsed:
 
 # --- values -------------------------------------------------------------------------------
 
+# What normalise drops from plain ASCII text: the characters \s matches there, '_' and '-'.
+ASCII_IGNORED = str.maketrans("", "", " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f_-")
+IGNORED = re.compile(r"[\s_\-]+")
+
+
 def normalise(header: str) -> str:
     """How headers and coded values compare: full-width as half-width, any case, no spaces."""
-    return re.sub(r"[\s_\-]+", "", unicodedata.normalize("NFKC", header).strip().lower())
+    if header.isascii():  # NFKC leaves ASCII as it is; every key of a large file goes here
+        return header.lower().translate(ASCII_IGNORED)
+    return IGNORED.sub("", unicodedata.normalize("NFKC", header).strip().lower())
 
 
 class BadValue(ValueError):
@@ -231,10 +251,20 @@ def text_of(limit: int) -> Callable[[str], str]:
 
 
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
+# The dates exports nearly always hold, read without strptime (a large file has hundreds of
+# thousands of them); anything else goes through DATE_FORMATS.
+PLAIN_DATE = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})")
 
 
+@lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
 def parse_date(value: str) -> date:
     text = value.strip()
+    plain = PLAIN_DATE.fullmatch(text)
+    if plain:
+        try:
+            return date(int(plain[1]), int(plain[3]), int(plain[4]))
+        except ValueError:
+            raise BadValue(N_("Not a date; write it as YYYY-MM-DD.")) from None
     match = re.fullmatch(r"(\d{4})年(\d{1,2})月(\d{1,2})日", text)
     if match:
         text = "-".join(match.groups())
@@ -268,6 +298,11 @@ CELL_UNITS = (("万元", 10_000), ("万", 10_000), ("千元", 1_000), ("元", 1)
 
 def parse_yuan(value: str, unit: int = 1) -> int:
     """Whole yuan from "1,200,000", "¥1,200,000", "120万" or, in a column of `unit` yuan, "1.2"."""
+    if value.isascii() and value.isdigit() and len(value) <= 13:  # most cells of an export
+        number = int(value) * unit
+        if number > 10**13:
+            raise BadValue(N_("Too large for an amount in yuan."))
+        return number
     text = unicodedata.normalize("NFKC", value).strip()
     text = re.sub(r"[,\s]", "", text).lstrip("¥").removeprefix("RMB")
     for suffix, cell_unit in CELL_UNITS:
@@ -291,7 +326,7 @@ def choice(values: dict[str, str]) -> Callable[[str], str]:
     codes = sorted(set(values.values()))
 
     def parse(value: str) -> str:
-        code = lookup.get(normalise(value))
+        code = lookup.get(value) or lookup.get(normalise(value))
         if code is None:
             raise BadValue(N_("Unknown value; use one of: %(codes)s.", codes=", ".join(codes)))
         return code
@@ -359,7 +394,9 @@ parse_stage = choice(STAGES)
 def parse_stage_history(value: str) -> tuple[tuple[str, date], ...]:
     """'potential:2026-01-05;intent:2026-02-01' -> ((stage, date), ...), oldest first."""
     history = []
-    for part in re.split(r"[;；\n]", value):
+    parts = value.split(";") if "；" not in value and "\n" not in value else re.split(
+        r"[;；\n]", value)
+    for part in parts:
         if not part.strip():
             continue
         stage_text, separator, date_text = part.replace("：", ":").partition(":")
@@ -845,53 +882,73 @@ def mapping_needed(kind: str, headers: Sequence[str]) -> bool:
 
 # --- bytes to cells ---------------------------------------------------------------------------
 
-def decode(data: bytes) -> str:
-    """The text of a CSV file in UTF-8 (with or without BOM) or GBK/GB18030; else FileRefused."""
+DECODE_CHUNK = MIB
+
+
+def csv_encoding(data: bytes) -> str:
+    """The encoding of a CSV file: UTF-8 (with or without BOM) or GBK/GB18030; else FileRefused.
+
+    The whole file is checked a piece at a time, so its text is never held twice in memory.
+    """
     if not data.strip():
         raise FileRefused(N_("The file is empty."))
     if b"\x00" in data[:8192]:
         raise FileRefused(N_("This is not a text (CSV) file. Save the export as CSV (UTF-8 or "
                              "GBK) or as an Excel workbook (.xlsx)."))
+    view = memoryview(data)
     for encoding in ("utf-8-sig", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
         try:
-            text = data.decode(encoding)
+            start = decoder.decode(view[:4 * 8192])
+            for offset in range(4 * 8192, len(data), DECODE_CHUNK):
+                decoder.decode(view[offset:offset + DECODE_CHUNK])
+            decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-        if any(ord(char) < 32 and char not in "\t\r\n" for char in text[:8192]):
+        if any(ord(char) < 32 and char not in "\t\r\n" for char in start[:8192]):
             break
-        return text
+        return encoding
     raise FileRefused(N_("The file's characters cannot be read as UTF-8 or GBK. Save it again "
                          "as CSV (UTF-8) and retry."))
 
 
-def read_csv(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
-    """The CSV file's records, within the limits (else FileRefused)."""
+def decode(data: bytes) -> str:
+    """The text of a CSV file in UTF-8 (with or without BOM) or GBK/GB18030; else FileRefused."""
+    return data.decode(csv_encoding(data))
+
+
+def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[str]]:
+    """The CSV file's records as they are read, the text decoded as it goes (FileRefused when
+    the file is too large or not CSV). The limits on rows and cells are collect_records'."""
     limits = limits or default_limits()
     if len(data) > limits.max_file_bytes:
         raise FileRefused(too_large(limits))
-    text = decode(data)
+    text = io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(data), newline="")
     commas = [0]  # separators since the last complete record
 
     def lines() -> Iterator[str]:
         # csv builds a record's fields before handing it over; a record with millions of tiny
         # fields would take hundreds of MiB, so it is stopped while it is being read.
-        for line in io.StringIO(text, newline=""):
+        for line in text:
             commas[0] += line.count(",")
             if commas[0] > limits.max_columns * 20:
                 raise FileRefused(too_wide(limits))
             yield line
 
-    def records() -> Iterator[list[str]]:
+    try:
         for record in csv.reader(lines()):
             commas[0] = 0
             yield record
-
-    try:
-        return collect_records(records(), limits)
     except csv.Error as error:
         if "field larger than field limit" in str(error):
             raise FileRefused(too_long_cell(limits)) from None
         raise FileRefused(N_("The file is not valid CSV: %(error)s.", error=str(error))) from None
+
+
+def read_csv(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
+    """The CSV file's records, within the limits (else FileRefused)."""
+    limits = limits or default_limits()
+    return collect_records(csv_rows(data, limits), limits)
 
 
 def too_large(limits: UploadLimits) -> Text:
@@ -924,15 +981,15 @@ def too_many_rows(limits: UploadLimits) -> Text:
               "smaller files.", n=f"{limits.max_rows:,}")
 
 
-def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list[list[str]]:
-    """The records of a file being read, stopped at the first limit it passes (FileRefused).
+def numbered_records(rows: Iterable[Sequence[str]],
+                     limits: UploadLimits) -> Iterator[tuple[int, list[str]]]:
+    """The records of a file being read that are not blank, each with its row number as Excel
+    shows it, stopped at the first limit the file passes (FileRefused).
 
-    Blank rows are kept as one shared empty record, so that row numbers stay those of Excel;
-    blank rows after the last data row are counted but not kept.
+    Blank rows are counted (after the last data row too) but not given.
     """
-    records: list[list[str]] = []
-    blank: list[str] = []
-    lines = blanks = data_rows = cells = 0
+    lines = data_rows = cells = 0
+    started = False
     for record in rows:
         lines += 1
         if lines > limits.max_lines + 1:
@@ -947,19 +1004,57 @@ def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list
         cells += len(record)
         if cells > limits.max_cells:
             raise FileRefused(too_many_cells(limits))
-        if any(len(cell) > limits.max_cell_bytes for cell in record):
+        if record and max(map(len, record)) > limits.max_cell_bytes:
             raise FileRefused(too_long_cell(limits))
-        if not any(cell.strip() for cell in record):
-            blanks += 1
+        if not any(map(str.strip, record)):
             continue
-        if records:
+        if started:
             data_rows += 1
             if data_rows > limits.max_rows:
                 raise FileRefused(too_many_rows(limits))
-        records.extend([blank] * blanks)
-        blanks = 0
-        records.append(list(record))
+        started = True
+        yield lines, list(record)
+
+
+def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list[list[str]]:
+    """The records of a file being read, stopped at the first limit it passes (FileRefused).
+
+    Blank rows are kept as one shared empty record, so that row numbers stay those of Excel;
+    blank rows after the last data row are counted but not kept.
+    """
+    records: list[list[str]] = []
+    blank: list[str] = []
+    for number, record in numbered_records(rows, limits):
+        records.extend([blank] * (number - 1 - len(records)))
+        records.append(record)
     return records
+
+
+@dataclass(frozen=True)
+class FileShape:
+    """What a first pass over a file learns, keeping no rows: its header and data rows."""
+
+    header: list[str]
+    rows_total: int
+
+
+def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
+    """The header row and the number of data rows of numbered records; FileRefused when the
+    first row holds no column names or no row follows it."""
+    header: list[str] | None = None
+    rows_total = 0
+    for number, record in records:
+        if header is None:
+            if number != HEADER_ROW:
+                raise FileRefused(N_("The first row must hold the column names."))
+            header = [(cell or "").strip() for cell in record]
+            continue
+        rows_total += 1
+    if header is None:
+        raise FileRefused(N_("The file is empty."))
+    if not rows_total:
+        raise FileRefused(N_("The file has column names but no rows."))
+    return FileShape(header, rows_total)
 
 
 # --- XLSX: checked on its zip directory and by a streaming scan, before any parser sees it ----
@@ -1136,6 +1231,51 @@ def column_number(letters: bytes) -> int:
 
 # --- rows to typed values ---------------------------------------------------------------------
 
+class RowReader:
+    """Typed rows of one file, read one record at a time as the file streams by.
+
+    The header is read first: `parsed` holds what it tells (columns, mapping, units, ignored
+    columns) and its problems. Each later record gives its Row, or None with its problems in
+    `problems`; the keys seen so far are remembered, so a key given twice is a problem
+    wherever the second one is.
+    """
+
+    def __init__(self, kind: str, header: Sequence[str], limits: UploadLimits | None = None,
+                 mapping: Mapping[str, str | None] | None = None) -> None:
+        self.limits = limits or default_limits()
+        if kind not in COLUMNS:
+            raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
+                                 kind=kind, kinds=", ".join(KINDS)))
+        self.kind = kind
+        self.parsed = Parsed(kind=kind)
+        header = [(cell or "").strip() for cell in header]
+        if mapping is None:
+            self.positions = column_positions(kind, header, self.parsed, self.limits)
+        else:
+            self.positions = mapped_positions(kind, header, mapping, self.parsed, self.limits)
+        self.plan: ColumnPlan | None = None
+        self.problems = ProblemList(self.limits)
+        self.seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
+            key: {} for key in KEYS[kind]}
+
+    def read(self, number: int, record: Sequence[str]) -> Row | None:
+        """The record's typed row, or None when it has problems (noted in `problems`)."""
+        record = [(cell or "").strip() for cell in record]
+        if not any(record):
+            return None
+        if self.plan is None:
+            self.plan = column_plan(self.kind, self.positions, self.parsed)
+        values, row_problems = typed_values(self.kind, number, record, self.positions,
+                                            self.parsed, self.plan)
+        row_problems += cross_checks(self.kind, number, values)
+        if not row_problems:
+            row_problems = duplicate_problems(number, values, self.seen_keys,
+                                              self.parsed.generated_usernames)
+        for problem in row_problems:
+            self.problems.add(problem)
+        return None if row_problems else Row(number, values)
+
+
 def parse_rows(kind: str, records: Sequence[Sequence[str]],
                limits: UploadLimits | None = None,
                mapping: Mapping[str, str | None] | None = None) -> Parsed:
@@ -1145,36 +1285,22 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
     checked by `check_mapping`), by it, and other columns are ignored.
     """
     limits = limits or default_limits()
+    records = [[(cell or "").strip() for cell in record] for record in records]
     if kind not in COLUMNS:
         raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                              kind=kind, kinds=", ".join(KINDS)))
-    parsed = Parsed(kind=kind)
-    records = [[(cell or "").strip() for cell in record] for record in records]
     data_records = checked_data_records(records, limits)
+    reader = RowReader(kind, records[0], limits, mapping)
+    parsed = reader.parsed
     parsed.rows_total = sum(1 for record in data_records if any(record))
-    if mapping is None:
-        positions = column_positions(kind, records[0], parsed, limits)
-    else:
-        positions = mapped_positions(kind, records[0], mapping, parsed, limits)
     if parsed.problems:
         return parsed
-    problems = ProblemList(limits)
-    seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
-        key: {} for key in KEYS[kind]}
     for offset, record in enumerate(data_records):
-        number = offset + 2
-        if not any(record):
-            continue
-        values, row_problems = typed_values(kind, number, record, positions, parsed)
-        row_problems += cross_checks(kind, number, values)
-        if not row_problems:
-            row_problems = duplicate_problems(number, values, seen_keys,
-                                              parsed.generated_usernames)
-        for problem in row_problems:
-            problems.add(problem)
-        if not row_problems:
-            parsed.rows.append(Row(number, values))
-    parsed.problems, parsed.problems_not_kept = problems.kept, problems.more
+        row = reader.read(offset + 2, record)
+        if row is not None:
+            parsed.rows.append(row)
+    reader.problems.finish()
+    parsed.problems, parsed.problems_not_kept = reader.problems.kept, reader.problems.more
     return parsed
 
 
@@ -1261,31 +1387,38 @@ def generated_username(external_id: str) -> str:
     return external_id.strip().lower()
 
 
+# How one record is read: per column present, its field, index, parser, whether required, the
+# default of a blank cell and the unit of an amount (None for other columns).
+ColumnPlan = tuple[tuple[str, int, Callable[[str], Any], bool, Any, int | None], ...]
+
+
+def column_plan(kind: str, positions: dict[str, int], parsed: Parsed | None) -> ColumnPlan:
+    units = parsed.units if parsed is not None else {}
+    return tuple((column.name, positions[column.name], column.parse, column.required,
+                  column.default, units.get(column.name, 1) if is_amount(column) else None)
+                 for column in COLUMNS[kind] if column.name in positions)
+
+
 def typed_values(kind: str, number: int, record: list[str], positions: dict[str, int],
-                 parsed: Parsed | None = None) -> tuple[dict[str, Any], list[Problem]]:
+                 parsed: Parsed | None = None, plan: ColumnPlan | None = None,
+                 ) -> tuple[dict[str, Any], list[Problem]]:
     """One record's values by column, defaults filled, and the problems of its cells."""
     values: dict[str, Any] = {}
     row_problems = []
-    units = parsed.units if parsed is not None else {}
-    for column in COLUMNS[kind]:
-        if column.name not in positions:
-            continue
-        index = positions[column.name]
-        raw = record[index] if index < len(record) else ""
+    width = len(record)
+    for name, index, parse, required, default, unit in (
+            plan if plan is not None else column_plan(kind, positions, parsed)):
+        raw = record[index] if index < width else ""
         if not raw:
-            if column.required:
-                row_problems.append(Problem(number, column.name, "",
-                                            N_("A value is required.")))
+            if required:
+                row_problems.append(Problem(number, name, "", N_("A value is required.")))
             else:
-                values[column.name] = column.default
+                values[name] = default
             continue
         try:
-            if is_amount(column):
-                values[column.name] = parse_yuan(raw, units.get(column.name, 1))
-            else:
-                values[column.name] = column.parse(raw)
+            values[name] = parse(raw) if unit is None else parse_yuan(raw, unit)
         except BadValue as error:
-            row_problems.append(Problem(number, column.name, raw, error.message))
+            row_problems.append(Problem(number, name, raw, error.message))
     if parsed is not None and parsed.generated_usernames and values.get("external_id"):
         values["username"] = generated_username(values["external_id"])
     return values, row_problems

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import secrets
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -19,7 +20,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, delete, insert, select, type_coerce, update
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
@@ -27,6 +28,7 @@ from bidhub.db import unit_of_work
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest
 from bidhub.domain.imports import (
     CONTACT_ROLES,
+    HEADER_ROW,
     KINDS,
     NOT_A_WORKBOOK,
     ColumnMatch,
@@ -38,20 +40,23 @@ from bidhub.domain.imports import (
     Parsed,
     PreviewRow,
     Problem,
+    ProblemList,
     Row,
+    RowReader,
     UploadLimits,
     bounded_problems,
     cell_text,
     check_mapping,
     check_workbook,
     collect_records,
+    csv_rows,
     default_limits,
     exact_mapping,
+    file_shape,
     headers_key,
     mapping_needed,
-    parse_file,
+    numbered_records,
     preview_rows,
-    read_csv,
     refused,
     suggest_mapping,
     unique_headers,
@@ -72,6 +77,7 @@ from bidhub.models import (
     RepStatus,
     Role,
     User,
+    UTCDateTime,
 )
 from bidhub.services.accountability import checked_evidence_url, explanation_due, won_deal_refusal
 from bidhub.services.audit import record_audit
@@ -85,6 +91,7 @@ from bidhub.services.ownership import (
     unfinished_listing_of,
 )
 from bidhub.services.policies import accountability_policy, recent_won_deals
+from bidhub.services.track_records import forget_track_record_snapshots
 from bidhub.services.users import hash_password, new_session_token
 
 CRM_IMPORT_REASON = "CRM import"
@@ -210,6 +217,43 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
             yield record
 
 
+def workbook_rows(data: bytes) -> Iterator[list[str]]:
+    """The first sheet's rows as text, streamed a batch at a time (check_workbook first).
+
+    openpyxl warns about parts of a workbook it skips; the warnings are silenced while it
+    reads, never while the rows are used.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = workbook_reader(io.BytesIO(data))
+    except Exception as error:  # openpyxl raises many kinds for a broken file
+        raise FileRefused(NOT_A_WORKBOOK) from error
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader.read()
+            if reader.first_sheet is None:
+                raise FileRefused(NOT_A_WORKBOOK)
+            rows = sheet_rows(reader)
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                batch = list(itertools.islice(rows, WORKBOOK_BATCH))
+            yield from batch
+            if len(batch) < WORKBOOK_BATCH:
+                return
+    except FileRefused:
+        raise
+    except Exception as error:  # openpyxl raises many kinds for a broken file
+        raise FileRefused(NOT_A_WORKBOOK) from error
+    finally:
+        reader.archive.close()
+
+
+WORKBOOK_BATCH = 500
+
+
 def read_workbook(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
     """The first sheet's cells as text, read in streaming mode within the limits.
 
@@ -218,31 +262,41 @@ def read_workbook(data: bytes, limits: UploadLimits | None = None) -> list[list[
     """
     limits = limits or default_limits()
     check_workbook(data, limits)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            reader = workbook_reader(io.BytesIO(data))
-        except Exception as error:  # openpyxl raises many kinds for a broken file
-            raise FileRefused(NOT_A_WORKBOOK) from error
-        try:
-            reader.read()
-            if reader.first_sheet is None:
-                raise FileRefused(NOT_A_WORKBOOK)
-            return collect_records(sheet_rows(reader), limits)
-        except FileRefused:
-            raise
-        except Exception as error:  # openpyxl raises many kinds for a broken file
-            raise FileRefused(NOT_A_WORKBOOK) from error
-        finally:
-            reader.archive.close()
+    return collect_records(workbook_rows(data), limits)
 
 
-def read_records(filename: str, data: bytes, limits: UploadLimits | None = None,
-                 ) -> list[list[str]]:
-    """The file's rows as text (CSV or XLSX), within the limits; FileRefused if unreadable."""
-    if not is_workbook(filename, data):
-        return read_csv(data, limits)
-    return read_workbook(data, limits)
+class FileSource:
+    """A file's records, read afresh on each pass so that none is kept in memory.
+
+    Opening it reads it once, keeping only its header and its number of data rows: a file
+    past the limits, unreadable, or without rows is refused (FileRefused) before anything is
+    parsed or written.
+    """
+
+    def __init__(self, filename: str, data: bytes, limits: UploadLimits | None = None) -> None:
+        self.data = data
+        self.limits = limits or default_limits()
+        self.workbook = is_workbook(filename, data)
+        if self.workbook:
+            check_workbook(data, self.limits)
+        shape = file_shape(self.records())
+        self.header, self.rows_total = shape.header, shape.rows_total
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """The records that are not blank, with their row numbers as Excel shows them."""
+        rows = workbook_rows(self.data) if self.workbook else csv_rows(self.data, self.limits)
+        return numbered_records(rows, self.limits)
+
+    def head(self, count: int) -> list[list[str]]:
+        """The header and the first `count` data rows, blank rows kept in their places."""
+        records: list[list[str]] = []
+        for number, record in self.records():
+            if len(records) and number > HEADER_ROW and count <= 0:
+                break
+            records.extend([[]] * (number - 1 - len(records)))
+            records.append(record)
+            count -= number > HEADER_ROW
+        return records
 
 
 # --- column mappings ----------------------------------------------------------------------------
@@ -267,10 +321,6 @@ class MappingNeeded(Exception):
 
 def suggested_columns(suggestion: list[ColumnMatch]) -> dict[str, str]:
     return {match.column: match.field for match in suggestion if match.field is not None}
-
-
-def header_row(records: list[list[str]]) -> list[str]:
-    return [(cell or "").strip() for cell in records[0]] if records else []
 
 
 def saved_mapping(session: Session, kind: str, headers: list[str]) -> ImportMapping | None:
@@ -313,10 +363,10 @@ def propose_mapping(
         raise InvalidRequest(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                                 kind=kind, kinds=", ".join(KINDS)), field="kind")
     try:
-        records = read_records(filename, data, limits)
+        source = FileSource(filename, data, limits)
     except FileRefused:
         return None
-    headers = header_row(records)
+    headers = source.header
     suggestion = suggest_mapping(kind, headers)
     saved = saved_mapping(session, kind, headers)
     if columns is None:
@@ -332,8 +382,8 @@ def propose_mapping(
         kind=kind, filename=filename, headers=unique_headers(headers), suggestion=suggestion,
         columns={column: name for column, name in columns.items() if name},
         acknowledged=acknowledged, check=check,
-        preview=preview_rows(kind, records, check.columns, PREVIEW_ROWS),
-        rows_total=sum(1 for record in records[1:] if any(cell.strip() for cell in record)),
+        preview=preview_rows(kind, source.head(PREVIEW_ROWS), check.columns, PREVIEW_ROWS),
+        rows_total=source.rows_total,
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
         saved_by=saved_by)
@@ -419,24 +469,29 @@ def import_file(
     sha256 = hashlib.sha256(data).hexdigest()
     used: ImportMapping | None = None
     to_save: tuple[list[str], dict[str, str], list[str]] | None = None
+    source: FileSource | None = None
     try:
-        records = read_records(filename, data, limits)
+        source = FileSource(filename, data, limits)
     except FileRefused as error:
-        parsed = refused(kind, error)
+        parsed, reader = refused(kind, error), None
     else:
-        headers = header_row(records)
+        headers = source.header
         columns, acknowledged, used = chosen_mapping(session, kind, headers, mapping,
                                                      acknowledged)
         if mapping is not None and columns is not None:
             to_save = (headers, columns, acknowledged)
-        parsed = parse_file(kind, records, limits, columns)
+        reader = RowReader(kind, headers, limits, columns)
+        parsed = reader.parsed
+        parsed.rows_total = source.rows_total
     refused_file = False
+    counts = {"added": 0, "updated": 0, "unchanged": 0}
     try:
         with unit_of_work(session):
-            counts, problems, warnings = _apply_rows(session, kind, parsed, actor.id, now, zone,
-                                                     progress)
-            problems, problems_not_shown = bounded_problems(problems, parsed.problems_not_kept,
-                                                            limits)
+            counts, found, warnings = _apply_rows(
+                session, kind, source, reader, parsed, actor.id, now, zone, progress,
+                valid_rows_only=valid_rows_only)
+            found.finish()
+            problems, problems_not_shown = bounded_problems(found.kept, found.more, limits)
             if parsed.file_problems or (problems and not valid_rows_only):
                 raise _ImportRefused
             if to_save is not None:
@@ -472,31 +527,57 @@ class _ImportRefused(Exception):
 
 
 def _apply_rows(
-    session: Session, kind: str, parsed: Parsed, actor_id: int, now: datetime, zone: str,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[dict[str, int], list[Problem], list[Problem]]:
-    """Write the parsed rows; how many were added, updated or unchanged, the problems, and the
-    warnings of rows imported with a caveat."""
-    problems = list(parsed.problems)
-    warnings: list[Problem] = []
+    session: Session, kind: str, source: FileSource | None, reader: RowReader | None,
+    parsed: Parsed, actor_id: int, now: datetime, zone: str, progress: Callable[[int, int], None] | None, *,
+    valid_rows_only: bool,
+) -> tuple[dict[str, int], ProblemList, list[Problem]]:
+    """Read the file's rows and write them; how many were added, updated or unchanged, the
+    problems, and the warnings of rows imported with a caveat.
+
+    The rows stream from the file a batch at a time. Once a row has a problem and only a
+    complete import was asked for, the rest is still checked (the report lists every
+    problem) but no longer written: the transaction will be rolled back.
+    """
     counts = {"added": 0, "updated": 0, "unchanged": 0}
-    if not parsed.file_problems:
-        importer = IMPORTERS[kind](session, actor_id, set(parsed.columns), now, ZoneInfo(zone),
-                                   generated_usernames=parsed.generated_usernames)
-        importer.prepare(parsed.rows)
-        for index, row in enumerate(parsed.rows, start=1):
-            if progress is not None and index % PROGRESS_EVERY == 0:
-                progress(index, parsed.rows_total)
-            try:
-                outcome = importer.apply(row)
-            except RowProblem as problem:
-                problems.append(problem.problem)
-                continue
-            counts[outcome] += 1
-        warnings = importer.warnings
+    if reader is None or source is None or parsed.file_problems:
+        problems = ProblemList(reader.limits if reader is not None else default_limits())
+        for problem in parsed.problems:
+            problems.add(problem)
+        if progress is not None:
+            progress(0, 0)
+        return counts, problems, []
+    problems = reader.problems
+    importer = IMPORTERS[kind](session, actor_id, set(parsed.columns), now, ZoneInfo(zone),
+                               generated_usernames=parsed.generated_usernames)
+    importer.complete_only = not valid_rows_only
+    total = source.rows_total
+    done = 0
+    try:
+        for outcome in importer.run(file_rows(source, reader), problems):
+            done += 1
+            if outcome is not None:
+                counts[outcome] += 1
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                progress(done, total)
+    except FileRefused as error:  # the file read differently the second time
+        parsed.problems.append(Problem(None, "", "", error.message))
+        problems.add(parsed.problems[-1])
+        return counts, problems, []
+    if not (problems and importer.complete_only):
+        importer.finish()
     if progress is not None:
-        progress(parsed.rows_total, parsed.rows_total)
-    return counts, problems, warnings
+        progress(total, total)
+    return counts, problems, importer.warnings
+
+
+def file_rows(source: FileSource, reader: RowReader) -> Iterator[Row]:
+    """The file's rows without problems, typed, as the file is read."""
+    for number, record in source.records():
+        if number == HEADER_ROW:
+            continue
+        row = reader.read(number, record)
+        if row is not None:
+            yield row
 
 
 def _record_run(
@@ -562,8 +643,19 @@ def chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
 
 
 class Importer:
+    """Writes one kind's rows. By default a whole file's rows are prepared and applied one at
+    a time through the ORM (rows of these kinds depend on the rows before them); a kind with
+    `batch_rows` streams instead, comparing and writing a batch at a time in bulk."""
+
+    batch_rows: int | None = None
+
     def __init__(self, session: Session, actor_id: int, columns: set[str], now: datetime,
                  zone: ZoneInfo, *, generated_usernames: bool = False) -> None:
+        # Only a complete import was asked for: after a problem nothing more need be written.
+        self.complete_only = True
+        # Reps whose CRM rows this import adds, changes or removes: their stored track-record
+        # snapshots are forgotten in the same transaction (bulk statements pass no ORM event).
+        self.touched_reps: set[int] = set()
         self.session = session
         self.actor_id = actor_id
         self.columns = columns
@@ -571,6 +663,7 @@ class Importer:
         self.given_columns = columns - {"username"} if generated_usernames else columns
         self.now = now
         self.zone = zone
+        self.instants: dict[date, datetime] = {}
         self.branches = list(session.scalars(select(Branch).order_by(Branch.id)))
         self.branch_cache: dict[str, Branch | None] = {}
         self.reps_by_external: dict[str, User] = {}
@@ -584,6 +677,35 @@ class Importer:
             self.reps_by_external[user.external_id] = user
         self.reps_by_username[user.username.lower()] = user
 
+    def run(self, rows: Iterable[Row], problems: ProblemList) -> Iterator[str | None]:
+        """Each row's outcome (added, updated, unchanged; None for a row with a problem, noted
+        in `problems`), a batch of rows at a time."""
+        if self.batch_rows is None:
+            yield from self.apply_batch(list(rows), problems)
+            return
+        iterator = iter(rows)
+        while batch := list(itertools.islice(iterator, self.batch_rows)):
+            yield from self.apply_batch(batch, problems)
+
+    def apply_batch(self, rows: list[Row], problems: ProblemList) -> Iterator[str | None]:
+        self.prepare(rows)
+        for row in rows:
+            try:
+                yield self.apply(row)
+            except RowProblem as problem:
+                problems.add(problem.problem)
+                yield None
+
+    def writing(self, problems: ProblemList) -> bool:
+        """Whether rows are still written: not once a complete import has become impossible."""
+        return not (problems and self.complete_only)
+
+    def finish(self) -> None:
+        """After the last row: forget the track-record snapshots of the reps touched."""
+        self.session.flush()
+        for part in chunks(sorted(self.touched_reps)):
+            forget_track_record_snapshots(self.session, part)
+
     def prepare(self, rows: list[Row]) -> None:
         """Load what the rows refer to, in a few queries."""
 
@@ -592,7 +714,11 @@ class Importer:
 
     def instant(self, day: date) -> datetime:
         """Midnight of a local calendar day, as an aware UTC instant."""
-        return datetime.combine(day, time(), tzinfo=self.zone).astimezone(UTC)
+        found = self.instants.get(day)
+        if found is None:
+            found = self.instants[day] = datetime.combine(day, time(),
+                                                          tzinfo=self.zone).astimezone(UTC)
+        return found
 
     def branch(self, row: Row) -> Branch:
         value = row.values["branch"]
@@ -697,6 +823,7 @@ class RepImporter(Importer):
             user.session_token = new_session_token()  # their open sessions end now
             changed = True
         if changed:
+            self.touched_reps.add(user.id)
             self.users_by_username.pop(previous_username, None)
             self.users_by_username[username] = user
             self.reps_by_username.pop(previous_username, None)
@@ -745,6 +872,7 @@ class AccountImporter(Importer):
             self.title_holders.setdefault((person.executive_title, branch_id), []).append(person)
 
     def prepare(self, rows: list[Row]) -> None:
+        self.changed_accounts: set[int] = set()
         self.prepare_sponsors()
         self.accounts = self.load_accounts((row.values["external_id"] for row in rows),
                                            selectinload(Account.contacts))
@@ -788,6 +916,7 @@ class AccountImporter(Importer):
         account = self.accounts.get(values["external_id"])
         branch = self.open_branch(row, account.branch_id if account is not None else None)
         owner_id = self.new_owner(row, account)
+        previous_owner = account.owner_id if account is not None else None
         changed = False
         if account is not None and owner_id != account.owner_id:
             # Moving an account bidhub holds is a transfer, within capacity, before anything
@@ -824,9 +953,22 @@ class AccountImporter(Importer):
             # from over-capacity reps. Its first owner is filed all the same.
             self.session.flush()
             self.transfer(row, account, owner_id, limit=None)
+        if changed:
+            self.touched_reps.update(rep_id for rep_id in (previous_owner, owner_id) if rep_id)
+            if outcome == "updated":
+                self.changed_accounts.add(account.id)
         if outcome == "added":
             return outcome
         return "updated" if changed else "unchanged"
+
+    def finish(self) -> None:
+        """The reps whose opportunities or incidents are on a changed account are touched too:
+        their track records read the account's industry."""
+        for part in chunks(sorted(self.changed_accounts)):
+            for model in (Opportunity, AccountabilityIncident):
+                self.touched_reps.update(self.session.scalars(
+                    select(model.rep_id).where(model.account_id.in_(part)).distinct()))
+        super().finish()
 
     def transfer(self, row: Row, account: Account, to_rep_id: int, *, limit: int | None) -> None:
         try:
@@ -838,57 +980,189 @@ class AccountImporter(Importer):
             raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
 
 
-class OpportunityImporter(Importer):
-    def prepare(self, rows: list[Row]) -> None:
-        self.accounts = self.load_accounts(row.values["account"] for row in rows)
-        self.opportunities: dict[str, Opportunity] = {}
-        for part in chunks({row.values["external_id"] for row in rows}):
-            query = (select(Opportunity).where(Opportunity.external_id.in_(part))
-                     .options(selectinload(Opportunity.stage_changes)))
-            self.opportunities.update({opportunity.external_id: opportunity
-                                       for opportunity in self.session.scalars(query)})
+def as_stored(column: Any) -> Any:
+    """A column to compare with: instants as stored, naive UTC, without turning each aware.
 
-    def apply(self, row: Row) -> str:
+    Making every instant of a large table aware again costs more than comparing it."""
+    if isinstance(column.type, UTCDateTime):
+        return type_coerce(column, DateTime()).label(column.key)
+    return column
+
+
+def naive(value: Any) -> Any:
+    """A value as as_stored reads it: an aware instant as naive UTC."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+# Rows compared and written together by the bulk importers: one query per table per batch
+# loads what is stored, a few statements write what differs.
+BATCH_ROWS = 2_000
+
+
+class OpportunityImporter(Importer):
+    """Opportunities and their stage history, compared with what is stored and written in
+    bulk a batch at a time: a file imported again writes nothing."""
+
+    batch_rows = BATCH_ROWS
+    FIELDS = ("account_id", "rep_id", "amount_yuan", "stage", "opened_at", "closed_at")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known_accounts: dict[str, int] = {}
+
+    def apply_batch(self, rows: list[Row], problems: ProblemList) -> Iterator[str | None]:
+        accounts = self.account_ids({row.values["account"] for row in rows})
+        stored = self.stored_opportunities([row.values["external_id"] for row in rows])
+        histories = self.stored_histories([opportunity["id"] for opportunity in stored.values()])
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        new_histories: dict[str, list[tuple[str, datetime]]] = {}
+        for row in rows:
+            try:
+                fields, history = self.fields(row, accounts)
+            except RowProblem as problem:
+                problems.add(problem.problem)
+                yield None
+                continue
+            external_id = row.values["external_id"]
+            current = stored.get(external_id)
+            if current is None:
+                new.append({"external_id": external_id, "closed_at": None, **fields})
+                if history:
+                    new_histories[external_id] = history
+                self.touched_reps.add(fields["rep_id"])
+                yield "added"
+                continue
+            differs = {name: value for name, value in fields.items()
+                       if current[name] != naive(value)}
+            if history and [(stage, naive(at)) for stage, at in history] != histories.get(
+                    current["id"], []):
+                new_histories[external_id] = history
+            if differs or external_id in new_histories:
+                if differs:
+                    changed.append({"id": current["id"], **differs})
+                self.touched_reps.update({current["rep_id"], fields["rep_id"]})
+                yield "updated"
+            else:
+                yield "unchanged"
+        if self.writing(problems):
+            self.write(new, changed, new_histories, stored)
+
+    def fields(self, row: Row, accounts: dict[str, int],
+               ) -> tuple[dict[str, Any], list[tuple[str, datetime]]]:
         values = row.values
-        account, rep = self.account(row), self.rep(row, "rep")
-        fields = {"account_id": account.id, "rep_id": rep.id,
+        account_id = accounts.get(values["account"])
+        if account_id is None:
+            raise RowProblem(row, "account", values["account"],
+                             N_("No account with this external id."))
+        rep = self.rep(row, "rep")
+        fields = {"account_id": account_id, "rep_id": rep.id,
                   "amount_yuan": values["amount_yuan"], "stage": values["stage"],
                   "opened_at": self.instant(values["opened"])}
         closed = values.get("closed")
         self.optional("closed", fields, self.instant(closed) if closed else None, "closed_at")
         history = [(stage, self.instant(day)) for stage, day in values.get("stage_history") or ()]
-        opportunity = self.opportunities.get(values["external_id"])
-        if opportunity is None:
-            opportunity = Opportunity(external_id=values["external_id"],
-                                      **{"closed_at": None, **fields})
-            self.session.add(opportunity)
-            self.session.flush()
-            self.opportunities[opportunity.external_id] = opportunity
-            outcome, changed = "added", True
-        else:
-            outcome, changed = "updated", set_fields(opportunity, fields)
-        stored = [(change.stage, change.changed_at) for change in opportunity.stage_changes]
-        if history and history != stored:
-            for change in list(opportunity.stage_changes):
-                self.session.delete(change)
-            self.session.add_all([
-                OpportunityStageChange(opportunity_id=opportunity.id, stage=stage, changed_at=at)
-                for stage, at in history])
-            self.session.flush()
-            self.session.expire(opportunity, ["stage_changes"])
-            changed = True
-        if outcome == "added":
-            return outcome
-        return "updated" if changed else "unchanged"
+        return fields, history
+
+    def account_ids(self, external_ids: Iterable[str]) -> dict[str, int]:
+        """Account ids by external id, remembered across batches (this import adds none)."""
+        known = self.known_accounts
+        missing = [external_id for external_id in external_ids if external_id not in known]
+        for part in chunks(missing):
+            known.update(self.session.execute(
+                select(Account.external_id, Account.id).where(Account.external_id.in_(part))
+            ).all())
+        return known
+
+    def stored_opportunities(self, external_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored opportunities by external id, their instants naive UTC (see naive)."""
+        columns = [as_stored(getattr(Opportunity, name))
+                   for name in ("id", "external_id", *self.FIELDS)]
+        found: dict[str, dict[str, Any]] = {}
+        for part in chunks(external_ids):
+            for stored in self.session.execute(
+                    select(*columns).where(Opportunity.external_id.in_(part))).mappings():
+                found[stored["external_id"]] = dict(stored)
+        return found
+
+    def stored_histories(self, ids: list[int]) -> dict[int, list[tuple[str, datetime]]]:
+        """Each opportunity's stage changes in the order they were written (the file's), their
+        instants naive UTC."""
+        histories: dict[int, list[tuple[str, datetime]]] = {}
+        for part in chunks(ids):
+            query = (select(OpportunityStageChange.opportunity_id, OpportunityStageChange.stage,
+                            as_stored(OpportunityStageChange.changed_at))
+                     .where(OpportunityStageChange.opportunity_id.in_(part))
+                     .order_by(OpportunityStageChange.opportunity_id,
+                               OpportunityStageChange.changed_at, OpportunityStageChange.id))
+            for opportunity_id, stage, changed_at in self.session.execute(query):
+                histories.setdefault(opportunity_id, []).append((stage, changed_at))
+        return histories
+
+    def write(self, new: list[dict[str, Any]], changed: list[dict[str, Any]],
+              new_histories: dict[str, list[tuple[str, datetime]]],
+              stored: dict[str, dict[str, Any]]) -> None:
+        ids = {external_id: current["id"] for external_id, current in stored.items()}
+        if changed:
+            self.session.execute(update(Opportunity), changed)
+        # Core statements on the tables: the ORM's bulk path would splice the RETURNING rows
+        # of every batch of statements together again and again.
+        table = Opportunity.__table__
+        if new:
+            ids.update(self.session.execute(
+                insert(table).returning(table.c.external_id, table.c.id), new).all())
+        replaced = [ids[external_id] for external_id in new_histories if external_id in stored]
+        for part in chunks(replaced):
+            self.session.execute(delete(OpportunityStageChange).where(
+                OpportunityStageChange.opportunity_id.in_(part)))
+        changes = [{"opportunity_id": ids[external_id], "stage": stage, "changed_at": at}
+                   for external_id, history in new_histories.items() for stage, at in history]
+        if changes:
+            self.session.execute(insert(OpportunityStageChange.__table__), changes)
 
 
 class ForecastImporter(Importer):
-    def prepare(self, rows: list[Row]) -> None:
-        self.forecasts = {(forecast.rep_id, forecast.month): forecast
-                          for forecast in self.session.scalars(select(MonthlyForecast))}
+    """Monthly forecasts by rep and month, compared and written in bulk a batch at a time."""
+
+    batch_rows = BATCH_ROWS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.seen: dict[tuple[int, date], int] = {}
 
-    def apply(self, row: Row) -> str:
+    def apply_batch(self, rows: list[Row], problems: ProblemList) -> Iterator[str | None]:
+        stored = self.stored_forecasts(rows)
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        for row in rows:
+            try:
+                key, fields = self.fields(row)
+            except RowProblem as problem:
+                problems.add(problem.problem)
+                yield None
+                continue
+            current = stored.get(key)
+            if current is None:
+                new.append({"rep_id": key[0], "month": key[1], "actual_yuan": None, **fields})
+                self.touched_reps.add(key[0])
+                yield "added"
+                continue
+            differs = {name: value for name, value in fields.items() if current[name] != value}
+            if differs:
+                changed.append({"id": current["id"], **differs})
+                self.touched_reps.add(key[0])
+                yield "updated"
+            else:
+                yield "unchanged"
+        if self.writing(problems):
+            if changed:
+                self.session.execute(update(MonthlyForecast), changed)
+            if new:
+                self.session.execute(insert(MonthlyForecast.__table__), new)
+
+    def fields(self, row: Row) -> tuple[tuple[int, date], dict[str, Any]]:
         values = row.values
         rep = self.rep(row, "rep")
         key = (rep.id, values["month"])
@@ -899,14 +1173,21 @@ class ForecastImporter(Importer):
         self.seen[key] = row.number
         fields = {"forecast_yuan": values["forecast_yuan"]}
         self.optional("actual_yuan", fields, values.get("actual_yuan"))
-        forecast = self.forecasts.get(key)
-        if forecast is None:
-            forecast = MonthlyForecast(rep_id=rep.id, month=values["month"],
-                                       **{"actual_yuan": None, **fields})
-            self.session.add(forecast)
-            self.forecasts[key] = forecast
-            return "added"
-        return "updated" if set_fields(forecast, fields) else "unchanged"
+        return key, fields
+
+    def stored_forecasts(self, rows: list[Row]) -> dict[tuple[int, date], dict[str, Any]]:
+        reps = {rep.id for row in rows
+                if (rep := self.reps_by_external.get(row.values["rep"])
+                    or self.reps_by_username.get(row.values["rep"].lower())) is not None}
+        months = sorted({row.values["month"] for row in rows})
+        found: dict[tuple[int, date], dict[str, Any]] = {}
+        for part in chunks(sorted(reps)):
+            query = select(MonthlyForecast.id, MonthlyForecast.rep_id, MonthlyForecast.month,
+                           MonthlyForecast.forecast_yuan, MonthlyForecast.actual_yuan).where(
+                MonthlyForecast.rep_id.in_(part), MonthlyForecast.month.in_(months))
+            for stored in self.session.execute(query).mappings():
+                found[(stored["rep_id"], stored["month"])] = dict(stored)
+        return found
 
 
 class IncidentImporter(Importer):
@@ -959,8 +1240,13 @@ class IncidentImporter(Importer):
                    "evidence_url": "", **fields})
             self.session.add(incident)
             self.incidents[incident.external_id] = incident
+            self.touched_reps.add(rep.id)
             return "added"
-        return "updated" if set_fields(incident, fields) else "unchanged"
+        previous_rep = incident.rep_id
+        if not set_fields(incident, fields):
+            return "unchanged"
+        self.touched_reps.update({previous_rep, rep.id})
+        return "updated"
 
 
 class BranchImporter(Importer):

@@ -1,0 +1,342 @@
+"""Bulk imports: large files stream in batches, stay all or nothing, and change nothing again."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from bidhub.domain.imports import (
+    MAX_ROWS,
+    FileRefused,
+    Problem,
+    ProblemList,
+    UploadLimits,
+    csv_rows,
+    file_shape,
+    numbered_records,
+)
+from bidhub.models import (
+    AuditEvent,
+    ImportRun,
+    MonthlyForecast,
+    Opportunity,
+    OpportunityStageChange,
+    TrackRecordSnapshot,
+)
+from bidhub.services import imports
+from bidhub.services.imports import FileSource, import_file
+from tests.conftest import reload
+
+HEADER = "商机编号,客户编号,销售,金额,阶段,创建日期,关闭日期,阶段历史"
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Batches of 25 rows, so that a file of a few hundred rows spans many of them."""
+    monkeypatch.setattr(imports.OpportunityImporter, "batch_rows", 25)
+    monkeypatch.setattr(imports.ForecastImporter, "batch_rows", 25)
+
+
+@pytest.fixture
+def world(make_branch, make_rep, make_account, make_admin):
+    branch = make_branch()
+    reps = [make_rep(username=f"rep{n}", branch=branch) for n in range(4)]
+    accounts = [make_account(branch=branch) for _ in range(6)]
+    return {"reps": reps, "accounts": accounts, "admin": make_admin()}
+
+
+@pytest.fixture
+def run_import(session, world, clock):
+    def run(kind: str, text: str, *, valid_rows_only: bool = False, filename: str = ""):
+        return import_file(session, world["admin"], kind, filename or f"{kind}.csv",
+                           text.encode("utf-8-sig"), valid_rows_only=valid_rows_only,
+                           now=clock())
+
+    return run
+
+
+def opportunity_lines(world, count: int, *, start: int = 1) -> list[str]:
+    """`count` opportunity rows, every third with a closed date and a stage history."""
+    lines = []
+    for number in range(start, start + count):
+        account = world["accounts"][number % len(world["accounts"])].external_id
+        rep = world["reps"][number % len(world["reps"])].username
+        if number % 3 == 0:
+            lines.append(f"OPP-{number:05d},{account},{rep},{number * 1000},销售实现,2025-01-05,"
+                         f"2025-03-01,potential:2025-01-05;intent:2025-02-01;won:2025-03-01")
+        else:
+            lines.append(f"OPP-{number:05d},{account},{rep},\"{number * 1000:,}\",意向客户,"
+                         f"2025-06-0{number % 9 + 1},,")
+    return lines
+
+
+def with_cell(line: str, index: int, value: str) -> str:
+    """The CSV line with one cell replaced."""
+    cells = next(csv.reader([line]))
+    cells[index] = value
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(cells)
+    return buffer.getvalue()
+
+
+def csv_text(lines: list[str], header: str = HEADER) -> str:
+    return "\r\n".join([header, *lines]) + "\r\n"
+
+
+def stored_rows(session) -> tuple[list, list]:
+    reload(session)
+    opportunities = session.execute(select(
+        Opportunity.id, Opportunity.external_id, Opportunity.account_id, Opportunity.rep_id,
+        Opportunity.amount_yuan, Opportunity.stage, Opportunity.opened_at, Opportunity.closed_at,
+    ).order_by(Opportunity.id)).all()
+    changes = session.execute(select(
+        OpportunityStageChange.id, OpportunityStageChange.opportunity_id,
+        OpportunityStageChange.stage, OpportunityStageChange.changed_at,
+    ).order_by(OpportunityStageChange.id)).all()
+    return opportunities, changes
+
+
+def count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_a_file_spanning_many_batches_imports_every_row_with_its_history(
+        session, world, run_import, small_batches):
+    result = run_import("opportunities", csv_text(opportunity_lines(world, 300)))
+    assert (result.status, result.added, result.updated, result.unchanged) == (
+        "imported", 300, 0, 0), result.problems
+    opportunities, changes = stored_rows(session)
+    assert len(opportunities) == 300 and len(changes) == 100 * 3
+    won = session.scalars(select(Opportunity).where(Opportunity.external_id == "OPP-00003")).one()
+    assert (won.stage, won.amount_yuan, won.rep_id) == ("won", 3000, world["reps"][3].id)
+    assert [(change.stage, change.changed_at.date()) for change in won.stage_changes] == [
+        ("potential", date(2025, 1, 4)), ("intent", date(2025, 1, 31)), ("won", date(2025, 2, 28))]
+    # Midnight in Beijing is 16:00 UTC the day before.
+    assert won.closed_at == datetime(2025, 2, 28, 16, 0, tzinfo=UTC)
+    run = session.get(ImportRun, result.run_id)
+    assert (run.status, run.rows_total, run.added) == ("imported", 300, 300)
+
+
+def test_importing_the_same_file_again_changes_nothing(session, world, run_import,
+                                                       small_batches):
+    text = csv_text(opportunity_lines(world, 200))
+    assert run_import("opportunities", text).added == 200
+    before = stored_rows(session)
+    result = run_import("opportunities", text)
+    assert (result.status, result.added, result.updated, result.unchanged) == (
+        "imported", 0, 0, 200)
+    # Not even rewritten: the stage changes keep their ids.
+    assert stored_rows(session) == before
+    run = session.get(ImportRun, result.run_id)
+    assert (run.added, run.updated, run.unchanged) == (0, 0, 200)
+    audit = session.scalars(select(AuditEvent).where(
+        AuditEvent.target == f"import_run:{run.id}")).one()
+    assert (audit.action, audit.after["added"], audit.after["updated"]) == (
+        "import.imported", 0, 0)
+
+
+def test_only_the_rows_that_differ_are_written(session, world, run_import, small_batches):
+    lines = opportunity_lines(world, 120)
+    run_import("opportunities", csv_text(lines))
+    opportunities, changes = stored_rows(session)
+    lines[9] = with_cell(lines[9], 3, "10500")  # OPP-00010: the amount
+    lines[59] = lines[59].replace("intent:2025-02-01", "intent:2025-02-02")  # OPP-00060: history
+    lines[100] = lines[100].replace(f",{world['reps'][101 % 4].username},",
+                                    f",{world['reps'][0].username},")  # OPP-00101: the rep
+    result = run_import("opportunities", csv_text(lines))
+    assert (result.added, result.updated, result.unchanged) == (0, 3, 117), result.problems
+    after, changes_after = stored_rows(session)
+    differing = {row.external_id for row, old in zip(after, opportunities, strict=True)
+                 if row != old}
+    assert differing == {"OPP-00010", "OPP-00101"}
+    by_id = {row.id: row.external_id for row in after}
+    rewritten = {by_id[change.opportunity_id] for change in set(changes_after) - set(changes)}
+    assert rewritten == {"OPP-00060"}
+    history = session.scalars(select(Opportunity).where(
+        Opportunity.external_id == "OPP-00060")).one().stage_changes
+    assert [change.changed_at.date() for change in history] == [
+        date(2025, 1, 4), date(2025, 2, 1), date(2025, 2, 28)]
+
+
+@pytest.mark.parametrize(("bad_row", "column", "cell", "value"), [
+    (290, "account", 1, "NO-SUCH-ACCOUNT"),
+    (295, "amount_yuan", 3, "lots"),
+    (299, "rep", 2, "nobody"),
+])
+def test_a_bad_row_deep_in_a_large_file_changes_nothing_and_is_named(
+        session, world, run_import, small_batches, bad_row, column, cell, value):
+    """The batches before the bad row were already written inside the transaction: all of it
+    is rolled back, and the report names the row as Excel shows it and the column."""
+    run_import("opportunities", csv_text(opportunity_lines(world, 50)))
+    before = stored_rows(session)
+    lines = opportunity_lines(world, 320)
+    lines[bad_row - 2] = with_cell(lines[bad_row - 2], cell, value)
+    result = run_import("opportunities", csv_text(lines))
+    assert result.status == "refused"
+    assert [(problem.row, problem.column) for problem in result.problems] == [(bad_row, column)]
+    assert (result.added, result.updated, result.unchanged) == (0, 0, 0)
+    assert stored_rows(session) == before
+    run = session.get(ImportRun, result.run_id)
+    assert (run.status, run.added, run.rows_total) == ("refused", 0, 320)
+    assert run.report["problems"][0]["row"] == bad_row
+
+
+def test_valid_rows_only_writes_the_good_rows_of_every_batch(session, world, run_import,
+                                                             small_batches):
+    lines = opportunity_lines(world, 100)
+    for index in (4, 40, 90):
+        lines[index] = with_cell(lines[index], 1, "NO-SUCH-ACCOUNT")
+    result = run_import("opportunities", csv_text(lines), valid_rows_only=True)
+    assert (result.status, result.added, result.skipped) == ("imported", 97, 3)
+    assert [problem.row for problem in result.problems] == [6, 42, 92]
+    reload(session)
+    assert count(session, Opportunity) == 97
+
+
+def test_a_second_row_with_the_same_id_in_a_later_batch_is_a_problem(
+        session, world, run_import, small_batches):
+    lines = opportunity_lines(world, 80)
+    lines.append(lines[3])
+    result = run_import("opportunities", csv_text(lines))
+    assert result.status == "refused"
+    assert [(problem.row, problem.column) for problem in result.problems] == [(82, "external_id")]
+    reload(session)
+    assert count(session, Opportunity) == 0
+
+
+def test_the_snapshots_of_the_reps_an_import_touches_are_forgotten(
+        session, world, run_import, small_batches, clock):
+    reps = world["reps"]
+    lines = [line for line in opportunity_lines(world, 40) if f",{reps[3].username}," not in line]
+
+    def store_snapshots():
+        reload(session)
+        for rep in reps:
+            snapshot = session.get(TrackRecordSnapshot, rep.id)
+            if snapshot is None:
+                session.add(TrackRecordSnapshot(rep_id=rep.id, history={"opportunities": []},
+                                                refreshed_at=clock()))
+            else:
+                snapshot.history, snapshot.refreshed_at = {"opportunities": []}, clock()
+        session.commit()
+
+    def kept() -> set[str]:
+        reload(session)
+        return {snapshot.rep_id for snapshot in session.scalars(select(TrackRecordSnapshot))
+                if snapshot.history is not None}
+
+    store_snapshots()
+    run_import("opportunities", csv_text(lines))
+    assert kept() == {reps[3].id}
+    store_snapshots()
+    run_import("opportunities", csv_text(lines))  # nothing changes: every snapshot stays
+    assert kept() == {rep.id for rep in reps}
+    # OPP-00001 moves from rep1 to rep2: both lose their snapshots.
+    lines[0] = lines[0].replace(f",{reps[1].username},", f",{reps[2].username},")
+    result = run_import("opportunities", csv_text(lines))
+    assert result.updated == 1
+    assert kept() == {reps[0].id, reps[3].id}
+
+
+def test_forecasts_import_in_bulk_and_again_change_nothing(session, world, run_import,
+                                                           small_batches):
+    reps = world["reps"]
+    lines = [f"{rep.username},2025-{month:02d},{10_000 * month},{9_000 * month}"
+             for rep in reps for month in range(1, 13)]
+    text = csv_text(lines, "rep,month,forecast_yuan,actual_yuan")
+    result = run_import("forecasts", text)
+    assert (result.status, result.added) == ("imported", 48), result.problems
+    result = run_import("forecasts", text)
+    assert (result.added, result.updated, result.unchanged) == (0, 0, 48)
+    lines[30] = lines[30].rsplit(",", 1)[0] + ",1"
+    result = run_import("forecasts", csv_text(lines, "rep,month,forecast_yuan,actual_yuan"))
+    assert (result.added, result.updated, result.unchanged) == (0, 1, 47)
+    reload(session)
+    changed = session.scalars(select(MonthlyForecast).where(
+        MonthlyForecast.rep_id == reps[2].id, MonthlyForecast.month == date(2025, 7, 1))).one()
+    assert (changed.forecast_yuan, changed.actual_yuan) == (70_000, 1)
+
+
+def test_a_forecast_given_twice_in_different_batches_is_refused(session, world, run_import,
+                                                                small_batches):
+    rep = world["reps"][0]
+    # The same rep and month, 61 rows apart, the username in another case.
+    lines = [f"{rep.username},2025-01,100"] + [
+        f"{world['reps'][1].username},20{year:02d}-01,100" for year in range(0, 60)]
+    lines.append(f"{rep.username.upper()},2025-01,200")
+    result = run_import("forecasts", csv_text(lines, "rep,month,forecast_yuan"))
+    assert result.status == "refused"
+    assert [(problem.row, problem.column) for problem in result.problems] == [(63, "rep + month")]
+    reload(session)
+    assert count(session, MonthlyForecast) == 0
+
+
+def test_an_xlsx_file_streams_like_a_csv(session, world, run_import, small_batches):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(HEADER.split(","))
+    for cells in csv.reader(opportunity_lines(world, 60)):
+        sheet.append(cells)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    data = buffer.getvalue()
+    result = import_file(session, world["admin"], "opportunities", "opportunities.xlsx", data,
+                         valid_rows_only=False, now=datetime(2026, 3, 2, tzinfo=UTC))
+    assert (result.status, result.added) == ("imported", 60), result.problems
+    result = import_file(session, world["admin"], "opportunities", "opportunities.xlsx", data,
+                         valid_rows_only=False, now=datetime(2026, 3, 2, tzinfo=UTC))
+    assert (result.added, result.updated, result.unchanged) == (0, 0, 60)
+
+
+# --- the row cap and bounded memory, without a database ----------------------------------------
+
+def cap_file(rows: int) -> bytes:
+    return b"external_id\r\n" + b"x\r\n" * rows
+
+
+def test_the_row_cap_takes_200000_rows_and_refuses_one_more():
+    assert MAX_ROWS >= 200_000
+    source = FileSource("big.csv", cap_file(MAX_ROWS))
+    assert (source.header, source.rows_total) == (["external_id"], MAX_ROWS)
+    with pytest.raises(FileRefused, match=f"more than {MAX_ROWS:,} rows"):
+        FileSource("big.csv", cap_file(MAX_ROWS + 1))
+
+
+def test_a_file_over_the_cap_is_refused_before_anything_is_written(session, world, run_import):
+    result = run_import("opportunities", cap_file(MAX_ROWS + 1).decode())
+    assert result.status == "refused" and result.problems[0].row is None
+    assert f"more than {MAX_ROWS:,} rows" in str(result.problems[0].reason)
+    reload(session)
+    assert count(session, Opportunity) == 0
+    assert session.get(ImportRun, result.run_id).status == "refused"
+
+
+def test_the_cap_counts_data_rows_not_blank_ones():
+    limits = UploadLimits(max_rows=3, max_lines=20)
+    data = b"a\r\n\r\n1\r\n2\r\n\r\n\r\n3\r\n\r\n"
+    assert file_shape(numbered_records(csv_rows(data, limits), limits)).rows_total == 3
+    with pytest.raises(FileRefused, match="more than 3 rows"):
+        file_shape(numbered_records(csv_rows(data + b"4\r\n", limits), limits))
+
+
+def test_rows_keep_the_numbers_excel_shows():
+    data = "a,b\r\n\r\n1,\"two\r\nlines\"\r\n\r\n3,4\r\n".encode("gb18030")
+    limits = UploadLimits()
+    assert list(numbered_records(csv_rows(data, limits), limits)) == [
+        (1, ["a", "b"]), (3, ["1", "two\r\nlines"]), (5, ["3", "4"])]
+
+
+def test_the_problem_list_keeps_the_earliest_rows_within_its_limit():
+    problems = ProblemList(UploadLimits(max_problems=10))
+    for row in [*range(5_000, 2, -1), 1, 2]:
+        problems.add(Problem(row, "c", "", "bad"))
+    assert len(problems.kept) < 20
+    problems.finish()
+    assert [problem.row for problem in problems.kept] == list(range(1, 11))
+    assert problems.more == 5_000 - 10
