@@ -94,6 +94,11 @@ def gunicorn(env: dict[str, str], log_path: Path):
     command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
                "--bind", f"127.0.0.1:{port}", "--pythonpath", str(ROOT), "--timeout", "60",
                "bench.web:bench_app()"]
+    help_text = subprocess.run([sys.executable, "-m", "gunicorn", "--help"], capture_output=True,
+                               text=True, check=False).stdout
+    if "--no-control-socket" in help_text:
+        # Newer gunicorns open a control socket at one path per user, shared by every server.
+        command.insert(-1, "--no-control-socket")
     with open(log_path, "ab") as log:
         server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
