@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from bidhub.clock import now
@@ -40,7 +41,10 @@ def track_record_page(rep_id: int):
     profile = rep_profile(get_session(), rep_id, now(),
                           include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
     months, chart_width = forecast_chart(profile.forecasts)
+    # Looked up once and formatted per bar: the chart has two dozen bars.
+    bar_titles = {"forecast": _("forecast %(value)s"), "actual": _("actual %(value)s")}
     return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
+                  bar_titles=bar_titles,
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
                                        profile.capacity_max))
 
