@@ -273,7 +273,11 @@ class Scheduler:
     def keep_beating(self) -> None:
         try:
             while not self.stopping.wait(self.beat_seconds):
-                self.beat()
+                try:
+                    self.beat()
+                except Exception:  # whatever went wrong, stand by and try again next beat
+                    self.valid_until = 0.0
+                    log.exception("scheduler lease: the heartbeat failed")
         finally:
             self.valid_until = 0.0
             self.lease.release()
@@ -312,6 +316,8 @@ class Scheduler:
             pass
         finally:
             self.shutdown()
+            log.info("scheduler %s stopped and gave up the lease", self.lease.holder,
+                     extra={"event": "scheduler.stopped", "holder": self.lease.holder})
 
 
 def start(app: Flask) -> Scheduler:

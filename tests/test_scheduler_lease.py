@@ -151,6 +151,7 @@ def test_two_scheduler_processes_one_active_takeover_and_each_round_closed_once(
         # Stopped politely, the active scheduler gives the lease up at once.
         standby.process.send_signal(signal.SIGTERM)
         assert standby.process.wait(timeout=30) == 0
+        assert standby.events()[-1] == "scheduler.stopped"
         assert lease_row(session) is None
     finally:
         for process in processes:

@@ -160,7 +160,8 @@ def test_bidhub_serve_starts_answers_and_logs_json(tmp_path):
         assert b"bidhub" in body
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+        stopped = server.wait(timeout=60)
+    assert stopped == 0  # a graceful stop
     entries = []
     for line in log_path.read_text(errors="replace").splitlines():
         entry = json.loads(line)  # every line is JSON: gunicorn's own, the app's, the access
