@@ -237,3 +237,26 @@ def test_a_failing_job_does_not_stop_the_others(app, caplog):
         assert "scheduled job broken failed" in caplog.text
     finally:
         scheduler.lease.release()
+
+
+def test_the_in_process_scheduler_of_the_demo_goes_through_the_same_lease(
+        app, session, clock, make_round, make_account):
+    from bidhub import scheduler as scheduler_module
+
+    app.config["SCHEDULER_LEASE_SECONDS"] = 1.0
+    due = make_round(accounts=[make_account()], closes_at=clock() - timedelta(minutes=1))
+    other = Lease(engine_of(app), "a bidhub scheduler process", 60)
+    running = None
+    try:
+        assert other.hold()
+        running = scheduler_module.start(app)  # what `bidhub demo` does
+        assert not running.holds_lease()
+        assert round_status(session, due.id) == RoundStatus.PUBLISHED  # standing by: no catch-up
+        other.release()  # the other scheduler stops
+        wait_for(lambda: round_status(session, due.id) == RoundStatus.SCORED, SLACK_SECONDS,
+                 "the in-process scheduler to take over and catch up")
+        assert holder_pid(lease_row(session).holder) == os.getpid()
+    finally:
+        other.release()
+        if running is not None:
+            running.shutdown()
