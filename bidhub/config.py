@@ -107,7 +107,11 @@ def environment_config(environ: dict[str, str] | os._Environ[str] = os.environ) 
     for key, parse in ENVIRONMENT_OVERRIDES.items():
         value = environ.get(f"BIDHUB_{key}")
         if value is not None:
-            overrides[key] = parse(value)
+            try:
+                overrides[key] = parse(value)
+            except ValueError:
+                raise ValueError(f"BIDHUB_{key} is {value!r}, which is not a valid value "
+                                 "for it.") from None
     return overrides
 
 

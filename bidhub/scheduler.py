@@ -345,6 +345,9 @@ def scheduler_command() -> None:
     from bidhub.config import environment_config
     from bidhub.logs import configure_logging
 
-    configure_logging(environment_config().get("LOG_FORMAT", "json"))
+    try:
+        configure_logging(environment_config().get("LOG_FORMAT", "json"))
+    except ValueError as error:  # a setting that cannot be read: say which, not a traceback
+        raise click.ClickException(str(error)) from error
     app = create_app_or_exit({"SCHEDULER_ENABLED": False})
     Scheduler(app).run_forever()

@@ -116,6 +116,11 @@ def test_an_unknown_log_format_is_refused():
         serving_settings({"BIDHUB_LOG_FORMAT": "xml"})
 
 
+def test_an_unreadable_setting_is_named():
+    with pytest.raises(ValueError, match="BIDHUB_WORKERS is 'many'"):
+        serving_settings({"BIDHUB_WORKERS": "many"})
+
+
 # --- `bidhub serve` starts and answers ----------------------------------------------------------
 
 def free_port() -> int:
