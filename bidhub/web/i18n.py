@@ -8,7 +8,9 @@ import tempfile
 from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime
 from functools import cache
+from gettext import NullTranslations
 from pathlib import Path
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -105,52 +107,58 @@ def translate(message: Text | Joined | BidhubError | str) -> str:
 
 
 # Flask-Babel finds the request's catalogue afresh on every call (six context lookups and a
-# Locale formatted to a string, a few microseconds each time); a listing page asks for a few
-# hundred messages, most of them the same few dozen. So each request keeps what it has
-# translated. The memo belongs to the locale object Flask-Babel holds for the request:
-# force_locale (a notification in its recipient's language) and refresh() replace that object,
-# which starts a fresh memo, so a message is never served in the wrong language.
-def _translated_so_far() -> dict | None:
-    """This request's translations so far, in its current language; None when there is no
-    request or Flask-Babel has not chosen the language yet."""
+# Locale formatted to a string, a few microseconds each time), and a page asks for a few dozen
+# messages, some many times. So a request finds its catalogue once, and what a catalogue says
+# of a msgid is kept beside it for the life of the process: Flask-Babel loads each catalogue
+# once per process and never changes it, so this is as fresh as Flask-Babel itself. The
+# request's choice follows the locale object Flask-Babel holds for it: force_locale (a
+# notification in its recipient's language) and refresh() replace that object, which makes
+# the next call look the catalogue up again, so a message is never served in the wrong language.
+_said_by_catalogue: WeakKeyDictionary[NullTranslations, dict] = WeakKeyDictionary()
+
+
+def page_catalogue() -> tuple[NullTranslations, dict] | None:
+    """The catalogue of the page being rendered and what it has said so far (msgid ->
+    translation, and whatever else its callers key by it); None outside a request or before
+    Flask-Babel has chosen the language."""
     if not has_request_context():
         return None
     babel_state = g.get("_flask_babel")
     locale = getattr(babel_state, "babel_locale", None)
     if locale is None:
         return None
-    memo = getattr(babel_state, "bidhub_translated", None)
-    if memo is None or memo[0] is not locale:
-        memo = babel_state.bidhub_translated = (locale, {})
-    return memo[1]
+    chosen = getattr(babel_state, "bidhub_catalogue", None)
+    if chosen is None or chosen[0] is not locale:
+        translations = get_translations()
+        said = _said_by_catalogue.get(translations)
+        if said is None:
+            said = _said_by_catalogue[translations] = {}
+        chosen = babel_state.bidhub_catalogue = (locale, translations, said)
+    return chosen[1], chosen[2]
 
 
 def gettext(msgid: str) -> str:
-    """The message `msgid` (no parameters) in the page's language, looked up once a request."""
-    memo = _translated_so_far()
-    if memo is None:
+    """The message `msgid` (no parameters) in the page's language, unformatted."""
+    catalogue = page_catalogue()
+    if catalogue is None:
         return get_translations().ugettext(msgid)
-    translated = memo.get(msgid)
+    translations, said = catalogue
+    translated = said.get(msgid)
     if translated is None:
-        translated = memo[msgid] = get_translations().ugettext(msgid)
+        translated = said[msgid] = translations.ugettext(msgid)
     return translated
 
 
 def ngettext(singular: str, plural: str, number: int) -> str:
-    """The singular or plural message for `number`, unformatted, looked up once a request."""
-    memo = _translated_so_far()
-    if memo is None:
-        return get_translations().ungettext(singular, plural, number)
-    key = (singular, plural, number)
-    translated = memo.get(key)
-    if translated is None:
-        translated = memo[key] = get_translations().ungettext(singular, plural, number)
-    return translated
+    """The singular or plural message for `number` in the page's language, unformatted."""
+    catalogue = page_catalogue()
+    translations = get_translations() if catalogue is None else catalogue[0]
+    return translations.ungettext(singular, plural, number)
 
 
 def init_app(app: Flask) -> None:
-    """Templates translate through the request's memo. Jinja's newstyle gettext passes the
-    callables the bare message and does the %-formatting itself, so memoising them is exact."""
+    """Templates translate through the kept translations. Jinja's newstyle gettext passes the
+    callables the bare message and does the %-formatting itself, so keeping them is exact."""
     app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)
 
 

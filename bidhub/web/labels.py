@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -38,6 +38,7 @@ from bidhub.models import (
 )
 from bidhub.services.accountability import AdType, Outcome, PageArea
 from bidhub.services.policies import BidOutcome
+from bidhub.web.i18n import page_catalogue
 
 ROLE_LABELS = {Role.REP: _l("KA sales rep"), Role.KA_MANAGER: _l("KA manager"),
                Role.ADMIN: _l("Admin"), Role.EXECUTIVE: _l("Executive")}
@@ -236,20 +237,24 @@ def handbook_term(term: str) -> Markup:
     return Markup('<small lang="zh-CN">{}</small>').format(escape(term))
 
 
-def _request_cache() -> dict:
-    """Translated labels of this request, so a per-row filter looks up each label once."""
-    cache = g.get("_labels")
-    if cache is None:
-        cache = g._labels = {}
-    return cache
+# Keys of labels among the page catalogue's kept translations (i18n.page_catalogue); no msgid
+# is a tuple that starts with this.
+_LABEL = object()
 
 
 def cached_label(value: Any, kind: Any = None) -> str:
-    key = (kind, str(value), str(get_locale()))
-    cache = _request_cache()
-    if key not in cache:
-        cache[key] = label(value, kind)
-    return cache[key]
+    """`label`, kept with the page's catalogue: a label depends only on the code and the
+    language, and a list shows the same few codes on every row."""
+    catalogue = page_catalogue()
+    if catalogue is None:
+        return label(value, kind)
+    said = catalogue[1]
+    # An enum member names its own kind: "active" is a rep's status or a bid's.
+    key = (_LABEL, type(value) if kind is None and isinstance(value, Enum) else kind, str(value))
+    text = said.get(key)
+    if text is None:
+        text = said[key] = label(value, kind)
+    return text
 
 
 def init_app(app: Flask) -> None:
