@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ALLOWED_DOMAIN_IMPORTS = {"bidhub", "scipy", "numpy"}
+ALLOWED_DOMAIN_IMPORTS = {"bidhub"}
 
 
 def test_ruff_is_clean():

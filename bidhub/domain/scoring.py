@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import math
 import statistics
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -127,16 +128,28 @@ def cycle_collector_paused() -> Iterator[None]:
     Both build hundreds of thousands of small objects and no reference cycles (reference
     counting frees them all), but every so often the collector walks the whole heap, which
     holds the round itself: with 50,000 bids those passes took about 80% of score_round, and
-    they made the cost per bid grow with the size of the round. The previous state comes back
-    afterwards, so nesting and a collector switched off by the caller are respected.
+    they made the cost per bid grow with the size of the round. The collector is one per
+    process, so pauses are counted: it comes back when the last pause in any thread ends, and
+    only if it was on when the first began.
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    global _pauses, _collector_was_enabled
+    with _pause_lock:
+        if _pauses == 0:
+            _collector_was_enabled = gc.isenabled()
+            gc.disable()
+        _pauses += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _collector_was_enabled:
+                gc.enable()
+
+
+_pause_lock = threading.Lock()
+_pauses = 0
+_collector_was_enabled = True
 
 
 def score_round(rules: RuleSet, bids: Sequence[BidFacts]) -> dict[int, ScoreBreakdown]:
