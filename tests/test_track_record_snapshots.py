@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bidhub.db import unit_of_work
 from bidhub.domain.facts import FUNNEL_ORDER
 from bidhub.domain.history_snapshot import (
+    SNAPSHOT_FORMAT,
     SnapshotFormatError,
     history_from_snapshot,
 )
@@ -129,7 +130,8 @@ def warm(session, reps, clock):
     reload(session)
     stored = session.scalars(select(TrackRecordSnapshot).where(
         TrackRecordSnapshot.rep_id.in_([rep.id for rep in reps]))).all()
-    assert len(stored) == len(reps) and all(row.history for row in stored)
+    assert len(stored) == len(reps)
+    assert all(row.history and row.history["format"] == SNAPSHOT_FORMAT for row in stored)
 
 
 @pytest.fixture
@@ -285,6 +287,8 @@ def test_a_bid_freezes_the_same_track_record_as_a_fresh_computation(
 
 
 def test_a_damaged_or_old_format_snapshot_is_rebuilt(session, world, clock):
+    from bidhub.services.track_records import refresh_track_records
+
     reps, accounts, _admin = world()
     warm(session, reps, clock)
     reload(session)
@@ -295,6 +299,9 @@ def test_a_damaged_or_old_format_snapshot_is_rebuilt(session, world, clock):
         history_from_snapshot({"format": 0}, rep_id=1, hired_on=date(2020, 1, 1),
                               accounts_held=0, now=clock())
     assert_snapshots_equal_fresh(session, reps, accounts, clock)
+    reload(session)
+    assert refresh_track_records(session, clock()) == 1  # the scheduled refresh replaces it
+    warm(session, reps, clock)
 
 
 def test_two_sessions_building_the_same_snapshot_at_once_both_succeed(app, session, world, clock,

