@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bidhub.clock import system_now
 from bidhub.db import engine_of
@@ -102,6 +103,18 @@ def due_round(make_round, make_account, make_rep, make_bid):
     return round_
 
 
+def while_schedulers_write(session, make):
+    """`make()` again if SQLite refused it: the factories read before they write, and on SQLite
+    a read transaction cannot become a write once a scheduler's heartbeat has committed."""
+    for _attempt in range(10):
+        reload(session)
+        try:
+            return make()
+        except OperationalError:
+            continue
+    pytest.fail("the test database stayed locked")
+
+
 def round_status(session, round_id: int) -> str:
     reload(session)
     return session.get(Round, round_id).status
@@ -131,7 +144,8 @@ def test_two_scheduler_processes_one_active_takeover_and_each_round_closed_once(
                  START_TIMEOUT, "the due round to be scored")
 
         # A second round comes due, and the holder dies without a word.
-        second_round = due_round(make_round, make_account, make_rep, make_bid)
+        second_round = while_schedulers_write(
+            session, lambda: due_round(make_round, make_account, make_rep, make_bid))
         os.kill(active.process.pid, signal.SIGKILL)
         active.process.wait(timeout=30)
         wait_for(lambda: "scheduler.active" in standby.events(),
