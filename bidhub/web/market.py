@@ -169,8 +169,10 @@ def account(account_id: int):
     account = session.get(Account, account_id)
     if account is None or not policies.rep_may_see_account(session, current_user, account, now()):
         abort(404)
-    return render("market/account.html", account=account,
-                  listing=browse.latest_listing_of(session, account.id))
+    # The listing is there to offer a rep a bid; nobody else is offered one here.
+    listing = (browse.latest_listing_of(session, account.id) if current_user.role == Role.REP
+               else None)
+    return render("market/account.html", account=account, listing=listing)
 
 
 def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
