@@ -593,7 +593,7 @@ STANDSTILL_PAGES = ("/manage/appeals", "/manage/fairness")
 # progress.
 NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accountability.report_csv",
                          "accounts.directory_csv", "accountability.evidence",
-                         "fairness.fairness_csv",
+                         "fairness.fairness_csv", "health.healthz",
                          "notifications.unread_count", "imports.mapping"})
 
 
