@@ -489,17 +489,19 @@ def bench_burst(port: int, env: dict[str, str], database_url: str, backend: str,
     for thread in threads:
         thread.start()
     start.wait(timeout=300)
-    began = time.perf_counter()
+    began, client_cpu = time.perf_counter(), time.process_time()
     stop_at[0] = began + args.burst_seconds
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
+    client_cpu = time.process_time() - client_cpu
     stored = stored_bids(database_url, plan.round_id)
     acknowledged = set(tally.acknowledged)
     lost = len(acknowledged - stored)
     rate = len(acknowledged) / elapsed
     p99 = percentile(tally.latencies_ms, 0.99)
-    print(f"  {len(tally.latencies_ms)} POSTs in {elapsed:.1f} s from {len(threads)} clients")
+    print(f"  {len(tally.latencies_ms)} POSTs in {elapsed:.1f} s from {len(threads)} clients "
+          f"(the clients used {client_cpu:.1f} s of CPU, on the server's cores)")
     print(f"  acknowledged bids/s {rate:,.0f} (target >= {BURST_TARGET[backend]})")
     print(f"  POST latency ms: p50 {percentile(tally.latencies_ms, 0.50):.0f}, "
           f"p95 {percentile(tally.latencies_ms, 0.95):.0f}, p99 {p99:.0f} "
