@@ -88,9 +88,24 @@ class CheckpointStore:
     HEAD_WINDOW_BYTES = 64 * 1024
 
     def head(self) -> Checkpoint | None:
-        """The newest checkpoint, read from the end of the file (which only ever grows)."""
-        if not self.path.exists():
+        """The newest checkpoint, read from the end of the file (which only ever grows).
+
+        The register page shows it on every request, so each process keeps the last head it
+        read with the file's identity, size and modification time, and reads the file again
+        only when one of them changed."""
+        try:
+            status = self.path.stat()
+        except FileNotFoundError:
             return None
+        seen = (status.st_ino, status.st_size, status.st_mtime_ns)
+        kept = _heads_read.get(self.path)
+        if kept is not None and kept[0] == seen:
+            return kept[1]
+        newest = self._read_head()
+        _heads_read[self.path] = (seen, newest)
+        return newest
+
+    def _read_head(self) -> Checkpoint | None:
         with self.path.open("rb") as checkpoints:
             size = checkpoints.seek(0, os.SEEK_END)
             checkpoints.seek(max(0, size - self.HEAD_WINDOW_BYTES))
@@ -108,6 +123,10 @@ class CheckpointStore:
             if newest is None or checkpoint.seq > newest.seq:
                 newest = checkpoint
         return newest
+
+
+# The newest checkpoint of each file this process read, with the file's (inode, size, mtime).
+_heads_read: dict[Path, tuple[tuple[int, int, int], Checkpoint | None]] = {}
 
 
 def ledger_key(configured: str | None, instance_path: str) -> bytes:
