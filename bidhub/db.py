@@ -40,7 +40,15 @@ def create_private_sqlite_file(url: str) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+
+
 def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql"):
+        # A database host that does not answer fails the request (and /healthz) in seconds
+        # instead of holding a worker until gunicorn kills it.
+        return create_engine(url, pool_pre_ping=True,
+                             connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS})
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
     create_private_sqlite_file(url)
