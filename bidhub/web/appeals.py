@@ -10,7 +10,6 @@ from bidhub.models import (
     AppealStatus,
     Bid,
     BidStatus,
-    Filing,
     Listing,
     ListingStatus,
     Round,
@@ -136,11 +135,3 @@ def answered_appeals(session, rounds: list[Round]) -> list[Appeal]:
              if appeal.status != AppealStatus.PENDING]
     return sorted(found, key=lambda appeal: (appeal.answered_at or appeal.filed_at, appeal.id),
                   reverse=True)
-
-
-def people_of_filings(session, filings: list[Filing]) -> dict[int, str]:
-    """Names of the appellants and answerers a page of filings records, by user id."""
-    ids = {entry.get(key) for filing in filings for entry in (filing.appeals or [])
-           for key in ("appellant_id", "answered_by_id")}
-    return {user_id: user.display_name for user_id in ids if isinstance(user_id, int)
-            and (user := session.get(User, user_id)) is not None}
