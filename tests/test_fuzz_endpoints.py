@@ -77,7 +77,8 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "accounts": "manager",
                      "board": "manager", "reviews": "manager", "sponsors": "admin",
                      "fairness": "manager"}
-ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "accountability.inbox": "rep",
+ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "health.healthz": "anonymous",
+                    "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
                     "board.my_accounts": "rep",
                     "notifications.set_user_email": "admin", "reviews.mine": "rep",
