@@ -30,13 +30,14 @@ import json
 import os
 import random
 import re
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from memory import peak_kib  # bench/memory.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -158,17 +159,6 @@ def prepare_database(url: str, folder: Path) -> None:
                 raise SystemExit(f"setting up: the {kind} file was refused: {result.problems[:3]}")
         session.close()
         engine_of(app).dispose()
-
-
-def peak_kib() -> int:
-    """This process's peak resident memory: VmHWM where Linux has it, else getrusage."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def import_in_child(url: str, folder: Path, path: Path) -> dict:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import resource
 import struct
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from pathlib import Path
+
+from memory import peak_kib  # bench/memory.py, beside this script
 
 MIB = 1024 * 1024
 MEMORY_LIMIT_MIB = 256
@@ -295,17 +296,6 @@ CASES: dict[str, tuple[str, Callable[[Path], None]]] = {
 
 
 # --- importing one file, in a child process --------------------------------------------------
-
-def peak_kib() -> int:
-    """This process's peak resident memory: VmHWM where Linux has it, else getrusage."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
 
 def import_one(path: Path) -> dict:
     """Import the file into a fresh SQLite app as an admin; what happened and what it cost."""
