@@ -90,6 +90,9 @@ class ReleaseReason(StrEnum):
 class RoundStatus(StrEnum):
     DRAFT = "draft"
     PUBLISHED = "published"  # visible from opens_at, open for bids until closes_at
+    # Deadline passed and the round's rules ask for a blind review of the applications: named
+    # reviewers score each application without seeing who wrote it; scoring waits for them.
+    IN_REVIEW = "in_review"
     SCORED = "scored"  # deadline passed, bids scored, awaiting adjudication
     # Results announced (公示期): appeals may be filed until standstill_ends_at; no owner
     # changes yet. Each listing takes effect once the window ended and its appeals are answered.
@@ -478,6 +481,11 @@ class Round(Base):
     cancelled_at: Mapped[datetime | None]
     cancelled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    # Management may end a blind review before every application has its minimum of reviews,
+    # with a written reason; scoring then uses the reviews submitted so far.
+    review_closed_at: Mapped[datetime | None]
+    review_closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    review_close_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     version: Mapped[int] = mapped_column(default=1)
 
     branch: Mapped[Branch | None] = relationship(lazy="joined")
@@ -539,6 +547,8 @@ class Bid(Base):
     __table_args__ = (
         UniqueConstraint("listing_id", "rep_id"),
         CheckConstraint("committed_revenue_yuan >= 0", name="revenue_not_negative"),
+        CheckConstraint("preference_rank IS NULL OR preference_rank >= 1",
+                        name="preference_rank_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -554,6 +564,12 @@ class Bid(Base):
     updated_at: Mapped[datetime]
     withdrawn_at: Mapped[datetime | None]
     submission_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # What reviewers of a blind review see instead of the bidder: random, set when the review
+    # starts, so neither the bid id nor the submission order leads back to the rep.
+    review_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    # The rep's ranking of this bid among their bids in the round: 1 is their first choice;
+    # None when they did not rank it. The round's rules decide whether and how it counts.
+    preference_rank: Mapped[int | None]
 
     listing: Mapped[Listing] = relationship()
     rep: Mapped[User] = relationship()
@@ -576,6 +592,37 @@ class BidScore(Base):
     is_proposed_winner: Mapped[bool] = mapped_column(default=False)
 
     bid: Mapped[Bid] = relationship(back_populates="score")
+
+
+class RoundReviewer(Base):
+    """A KA manager named to review a round's applications blind (匿名评审)."""
+
+    __tablename__ = "round_reviewers"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    named_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    named_at: Mapped[datetime]
+
+    reviewer: Mapped[User] = relationship(foreign_keys=[reviewer_id])
+
+
+class ApplicationReview(Base):
+    """One reviewer's scores (criterion name -> points, as the round's rules define them) and
+    note on one bid application. Written once, before the round is scored; pinned after."""
+
+    __tablename__ = "application_reviews"
+    __table_args__ = (UniqueConstraint("bid_id", "reviewer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bid_id: Mapped[int] = mapped_column(ForeignKey("bids.id"), index=True)
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    scores: Mapped[dict[str, Any]]
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    submitted_at: Mapped[datetime]
+
+    bid: Mapped[Bid] = relationship()
+    reviewer: Mapped[User] = relationship()
 
 
 class Decision(Base):

@@ -140,3 +140,9 @@ class BidFacts:
     listing_branch: str
     is_on_leave: bool = False
     months_since_rep_released_account: float | None = None
+    # The listed account's annual value (年价值) when the round was scored, for methods that
+    # weigh awards by what the account is worth.
+    listing_value_yuan: int = 0
+    # The rep's own ranking of this bid among their bids in the round (1: first choice),
+    # None when unranked; the rules' [preferences] decide whether it counts.
+    preference_rank: int | None = None

@@ -243,6 +243,7 @@ class _Prospect:
     submitted_at: datetime
     id: int = 0
     track_record: dict = field(default_factory=dict)
+    preference_rank: int | None = None
 
     @property
     def rep_id(self) -> int:

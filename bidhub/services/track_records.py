@@ -472,6 +472,8 @@ def bid_facts(
             is_on_leave=rep.status != RepStatus.ACTIVE,
             months_since_rep_released_account=(
                 None if released_at is None else round(months_between(released_at, now), 4)),
+            listing_value_yuan=listing.account.annual_value_yuan,
+            preference_rank=bid.preference_rank,
         ))
     return facts
 
@@ -484,6 +486,7 @@ def bid_facts_to_dict(facts: BidFacts) -> dict:
         "open_incidents": facts.open_incidents, "rep_branch": facts.rep_branch,
         "listing_branch": facts.listing_branch, "is_on_leave": facts.is_on_leave,
         "months_since_rep_released_account": facts.months_since_rep_released_account,
+        "listing_value_yuan": facts.listing_value_yuan, "preference_rank": facts.preference_rank,
     }
 
 
