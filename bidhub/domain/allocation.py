@@ -15,6 +15,11 @@
   chain). Solved exactly as a cheapest maximum flow from listings to reps on the bids
   themselves (see `optimal_awards` in allocation_methods.py). Note a consequence of "most listings first":
   optimal may award one more listing at the price of a lower total score than greedy.
+- value_aware: lexicographic: first the highest sum of score x the account's annual value,
+  then the most listings, then the highest total, then the tie-break chain; a maximum-weight
+  matching on the same flow (see `value_aware_awards`). It never awards a bid whose total is
+  below zero an account with a value, and may leave a cheaper listing unawarded to give a
+  rep's room to a more valuable one.
 - Tie-breaks and methods are looked up by name in TIE_BREAKS and ALLOCATION_METHODS.
 - The result depends only on the set of bids, their scores and the lottery seed, never on
   the order of the `bids` sequence.
@@ -174,6 +179,9 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
             elif cap is not None and len(wins) >= cap:
                 reasons[bid_id] = N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)",
                                      cap=cap, elsewhere=elsewhere)
+            elif method.below_zero_note is not None and score.total < 0:
+                # value_aware: with room left, only a negative score x value keeps it out
+                reasons[bid_id] = method.below_zero_note
             else:  # only when optimal could not follow the tie-break chain (optimal_awards)
                 reasons[bid_id] = N_("a better total elsewhere (%(method)s allocation)",
                                      method=method.name)

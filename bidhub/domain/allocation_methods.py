@@ -26,13 +26,15 @@ class AllocationMethod:
     """`description` is the method as rules/README.md states it; `award` carries it out.
 
     `elsewhere_note` is added to the reason of a bid whose rep won other listings, where
-    the method weighs listings against each other.
+    the method weighs listings against each other. `below_zero_note` is the reason of a bid
+    the method leaves out because its total is below zero, where it does.
     """
 
     name: str
     description: str
     award: Awarder
     elsewhere_note: Text | None = None
+    below_zero_note: Text | None = None
 
 
 def greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
@@ -89,6 +91,55 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
 
 
+def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
+                       points: Mapping[int, int], limit: Mapping[int, int]) -> dict[int, int]:
+    """The highest sum of score x account value, then the most awards, then the highest total,
+    then the rankings' tie-break order.
+
+    Each award is worth its bid's total (`points`, millionths) times the listed account's
+    annual value (`BidFacts.listing_value_yuan`, yuan), an exact integer. The allocation is
+    compared on, in order:
+
+    1. the sum of those products, highest first. An award that lowers it is never made: a
+       bid whose total is below zero is not awarded an account with a value above zero (its
+       listing is left to KA management), and a rep's room goes to the accounts where score
+       x value adds up to the most, even if that leaves a cheaper listing without a winner;
+    2. the number of awards, most first: an account worth 0 yuan (or a bid scoring exactly
+       0) adds nothing to the sum but is still awarded when a rep has room for it;
+    3. the sum of the awarded totals, highest first (what decides among accounts worth 0);
+    4. the winners' places among equal totals on their listings (the tie-break chain).
+
+    Solved exactly, like optimal, as a cheapest flow on the bids (listings to reps) but one
+    that may stop short of the maximum: a unit is left out at cost 0, every edge costs minus
+    its weight, so the flow is a maximum-weight matching within capacity and caps. The four
+    criteria are folded into one integer weight per bid with multipliers that make each
+    criterion outweigh everything after it over the whole round.
+    """
+    candidates = _candidates(contested, facts, limit)
+    if not candidates:
+        return {}
+    listings = list(candidates)  # ascending
+    reps = sorted({rep_id for pairs in candidates.values() for _, rep_id in pairs})
+    rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
+    place, most_places = _tie_places(candidates, points)
+    totals = [points[bid_id] for pairs in candidates.values() for bid_id, _ in pairs]
+    bottom, spread = min(totals), max(totals) - min(totals)
+    awards_at_most = len(candidates)
+    # Each multiplier exceeds the widest gap the criteria after it can open over a round.
+    total_unit = most_places + 1
+    award_unit = awards_at_most * spread * total_unit + most_places + 1
+    value_unit = awards_at_most * (award_unit + spread * total_unit) + most_places + 1
+
+    def weight(bid_id: int) -> int:
+        return (points[bid_id] * facts[bid_id].listing_value_yuan * value_unit + award_unit
+                + (points[bid_id] - bottom) * total_unit - place[bid_id])
+
+    edges = [[(rep_index[rep_id], -weight(bid_id), bid_id) for bid_id, rep_id in pairs]
+             for pairs in candidates.values()]
+    matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps], left_out=0)
+    return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
+
+
 def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
                 limit: Mapping[int, int]) -> dict[int, list[tuple[int, int]]]:
     """Listing -> (bid, rep), one per rep with room: the rep's best-ranked, best first.
@@ -126,12 +177,16 @@ def _tie_places(candidates: Mapping[int, list[tuple[int, int]]],
     return place, most_places
 
 
-def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int]) -> list[int | None]:
+def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int],
+                   left_out: int | None = None) -> list[int | None]:
     """Listing -> its bid in a cheapest maximum flow, or None (see `_Flow`).
 
     `edges`: per listing, (rep index, cost, bid id), one per rep; `room`: per rep, the most
     listings it may take. The searches start from the scarcer side (the one with fewer awards
-    to give), so that most of them end at once on the other side's plenty.
+    to give), so that most of them end at once on the other side's plenty. `left_out`: the
+    cost of leaving a unit unmatched; None makes it dearer than any matching (a maximum
+    flow), 0 with negative edge costs gives the cheapest flow of any size (a maximum-weight
+    matching).
     """
     by_rep: list[list[tuple[int, int]]] = [[] for _ in room]
     for listing, listing_edges in enumerate(edges):
@@ -140,14 +195,14 @@ def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int]) -> 
     rep_room = [min(limit, len(rep_edges)) for limit, rep_edges in zip(room, by_rep, strict=True)]
     matched: list[int | None] = [None] * len(edges)
     if sum(rep_room) < len(edges):
-        held = _Flow(by_rep, rep_room, [1] * len(edges)).solve()
+        held = _Flow(by_rep, rep_room, [1] * len(edges), left_out).solve()
         for rep, listings in enumerate(held):
             for listing in listings:
                 matched[listing] = next(bid_id for other, _, bid_id in edges[listing]
                                         if other == rep)
         return matched
     held = _Flow([[(rep, cost) for rep, cost, _ in listing_edges] for listing_edges in edges],
-                 [1] * len(edges), rep_room).solve()
+                 [1] * len(edges), rep_room, left_out).solve()
     for listing, reps in enumerate(held):
         for rep in reps:
             matched[listing] = next(bid_id for other, _, bid_id in edges[listing] if other == rep)
@@ -159,24 +214,30 @@ class _Flow:
     shortest paths with potentials (Dijkstra), one source unit at a time.
 
     Nodes: sources 0..S-1, targets S..S+T-1, then one "left out" node per source (edge cost
-    `left_out`, more than any set of real edges costs, with the source's whole room), then
-    the sink. Every unit of every source is placed on the cheapest path in the residual graph
-    (moving units placed before along it), so the flow stays the cheapest for what it
-    carries; a unit goes to its "left out" node only when no real path is left, so the real
-    flow is maximal and then cheapest. A search stops at the first node with room, so it
+    `left_out`, by default more than any set of real edges costs, with the source's whole
+    room), then the sink. Every unit of every source is placed on the cheapest path in the
+    residual graph (moving units placed before along it), so the flow stays the cheapest for
+    what it carries. By default a unit goes to its "left out" node only when no real path is
+    left, so the real flow is maximal and then cheapest; with `left_out` 0 and negative
+    edge costs a unit is left out whenever no real path costs less than nothing, so the
+    flow is the cheapest of any size (potentials make the negative costs safe for
+    Dijkstra: a source's potential is raised above its edges before it is searched from,
+    and nothing leads back into a source before it holds units). A search stops at the first node with room, so it
     visits only the part of the graph the new path can use. Sources are taken in index
     order and equal distances go to the lower node number: the result is a fixed function
     of the input.
     """
 
     def __init__(self, edges: list[list[tuple[int, int]]], source_room: list[int],
-                 target_room: list[int]) -> None:
+                 target_room: list[int], left_out: int | None = None) -> None:
         sources, targets = len(edges), len(target_room)
         self.first_target = sources
         self.first_left_out = sources + targets
         self.sink = sources * 2 + targets
-        self.left_out = max((cost for source_edges in edges for _, cost in source_edges),
-                            default=0) * (sum(source_room) + 1) + 1
+        if left_out is None:
+            left_out = max((cost for source_edges in edges for _, cost in source_edges),
+                           default=0) * (sum(source_room) + 1) + 1
+        self.left_out = left_out
         # Targets as node numbers, each source's "left out" node last.
         self.edges = [[(self.first_target + target, cost) for target, cost in source_edges]
                       + [(self.first_left_out + source, self.left_out)]
@@ -266,6 +327,19 @@ ALLOCATION_METHODS: dict[str, AllocationMethod] = {
             optimal_awards,
             elsewhere_note=N_("the optimal allocation awards the most accounts, then the best "
                               "total, over the whole round")),
+        AllocationMethod(
+            "value_aware", "the whole round at once, each award weighed by the account's "
+            "annual value. It takes the **highest sum of score × annual value** first; then "
+            "the most listings awarded; then the highest total score; among equal totals it "
+            "follows the listing rankings (the tie-break chain). A bid with a total below zero "
+            "is not awarded an account with a value, and a rep's room may go to a more "
+            "valuable account even if a cheaper one is left without a winner",
+            value_aware_awards,
+            elsewhere_note=N_("the value-aware allocation gives each rep's room to the accounts "
+                              "where score × annual value adds up to the most"),
+            below_zero_note=N_("a total below zero: the value-aware allocation does not award "
+                               "an account with a value to it, since that would lower the sum "
+                               "of score × annual value; KA management may still award it with a reason")),
     )
 }
 DEFAULT_ALLOCATION_METHOD = "greedy"

@@ -179,6 +179,8 @@ METHOD_BIDS = [facts(1, rep=1, listing=1, held=39, win_rate=0.9),
 METHOD_CASES: dict[str, dict[int, int | None]] = {
     "greedy": {1: 1, 2: None},
     "optimal": {1: 3, 2: 2},
+    # Both accounts worth 0 yuan: score x value is 0 either way, so the most awards decide.
+    "value_aware": {1: 3, 2: 2},
 }
 
 

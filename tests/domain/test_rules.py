@@ -209,7 +209,7 @@ BROKEN = [
     ('tie_break = ["fewest_accounts_held", "earliest_submission"]', 'tie_break = "lottery"',
      "tie_break", "expected a list of names"),
     ('method = "greedy"', 'method = "fastest"', "allocation.method",
-     "unknown allocation method 'fastest' (known: greedy, optimal)"),
+     "unknown allocation method 'fastest' (known: greedy, optimal, value_aware)"),
     ('method = "greedy"', 'method = "optimum"', "allocation.method", "did you mean 'optimal'?"),
     ("min_bids_per_listing = 1", "min_bids_per_listing = -1", "allocation.min_bids_per_listing",
      "must be at least 0, got -1"),
@@ -364,7 +364,7 @@ def test_registries_describe_every_entry():
     for name, normaliser in NORMALISERS.items():
         assert normaliser.name == name and normaliser.description and normaliser.label
     assert set(TIE_BREAKS) == {"fewest_accounts_held", "earliest_submission", "lottery"}
-    assert set(ALLOCATION_METHODS) == {"greedy", "optimal"}
+    assert set(ALLOCATION_METHODS) == {"greedy", "optimal", "value_aware"}
     assert {"minmax", "cap", "logistic", "rank"} <= set(NORMALISERS)
 
 
