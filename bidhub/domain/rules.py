@@ -36,6 +36,15 @@ from bidhub.domain.eligibility import (
 )
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.normalisers import NORMALISERS, Normaliser
+from bidhub.domain.reviews import (
+    MAX_CRITERIA,
+    MAX_POINTS,
+    MAX_REVIEWS_PER_BID,
+    PLAN_REVIEW,
+    PLAN_REVIEW_METRIC,
+    ReviewCriterion,
+    ReviewRules,
+)
 from bidhub.domain.text import N_, Text
 from bidhub.domain.tie_breaks import DEFAULT_TIE_BREAK, TIE_BREAKS
 
@@ -137,6 +146,8 @@ class RuleSet:
     appeal_window_working_days: int = 0
     # Valid but probably unintended settings (a reward for incidents, say); never block.
     warnings: tuple[RuleProblem, ...] = ()
+    # The blind review of applications between the deadline and scoring; None: no review.
+    review: ReviewRules | None = None
 
 
 # --- canonical form ----------------------------------------------------------------------
@@ -540,7 +551,7 @@ class _Checker:
 # --- the sections -----------------------------------------------------------------------
 
 TOP_LEVEL_KEYS = ("name", "description", "tie_break", "eligibility", "factors", "caps",
-                  "allocation", "appeals")
+                  "allocation", "appeals", "review")
 ELIGIBILITY_KEYS = tuple(ELIGIBILITY_SETTINGS)
 CAPS_KEYS = ("max_awards_per_rep_per_round",)
 ALLOCATION_KEYS = ("method", "min_bids_per_listing")
@@ -548,6 +559,9 @@ APPEALS_KEYS = ("window_working_days",)
 # Four working weeks: a longer standstill holds accounts out of work for too long.
 MAX_APPEAL_WINDOW_WORKING_DAYS = 20
 FACTOR_BASE_KEYS = ("metric", "weight", "normaliser")
+REVIEW_KEYS = ("criteria", "min_reviews_per_bid", "show_reviewer_names")
+REVIEW_CRITERION_KEYS = ("name", "label", "min", "max")
+_CRITERION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 def _factor_keys() -> list[str]:
@@ -606,6 +620,11 @@ def _factor_metric(check: _Checker, raw: dict[str, Any], prefix: str,
     metric = check.string(raw, "metric", prefix, None)
     if "metric" not in raw:
         check.problem(f"{prefix}.metric", N_("missing: name the metric this factor scores"))
+        return None
+    if metric == PLAN_REVIEW and metric not in metrics:
+        check.problem(f"{prefix}.metric", N_(
+            "plan_review scores the blind review of applications, and these rules have no "
+            "[review] section: add one with its criteria, or score another metric"))
         return None
     if metric is not None and metric not in metrics:
         check.problem(f"{prefix}.metric", N_("unknown metric '%(name)s' %(known)s",
@@ -689,7 +708,8 @@ def _warn_against_direction(check: _Checker, path: str, factor: Factor, weight: 
                                metric=factor.metric, weight=weight))
 
 
-def _factors(check: _Checker, data: dict[str, Any]) -> tuple[Factor, ...]:
+def _factors(check: _Checker, data: dict[str, Any],
+             has_review: bool = False) -> tuple[Factor, ...]:
     raw_factors = data.get("factors", [])
     if not isinstance(raw_factors, list) or not all(isinstance(f, dict) for f in raw_factors):
         check.problem("factors", N_("expected [[factors]] tables (one per factor), got "
@@ -701,8 +721,9 @@ def _factors(check: _Checker, data: dict[str, Any]) -> tuple[Factor, ...]:
         return ()
     factors: list[Factor] = []
     first_use: dict[str, int] = {}
+    metrics = {**METRICS, PLAN_REVIEW: PLAN_REVIEW_METRIC} if has_review else METRICS
     for index, raw in enumerate(raw_factors):
-        factor = _factor(check, raw, f"factors[{index}]", METRICS)
+        factor = _factor(check, raw, f"factors[{index}]", metrics)
         if factor is None:
             continue
         if factor.metric in first_use:
@@ -714,6 +735,70 @@ def _factors(check: _Checker, data: dict[str, Any]) -> tuple[Factor, ...]:
     if len(factors) == len(raw_factors) and all(factor.weight == 0 for factor in factors):
         check.problem("factors", N_("all weights are zero, so every bid would score the same"))
     return tuple(factors)
+
+
+def _review(check: _Checker, data: dict[str, Any]) -> ReviewRules | None:
+    """[review]: the blind review of applications; None when the rules have no such section."""
+    if "review" not in data:
+        return None
+    section = check.table(data, "review", REVIEW_KEYS)
+    if not isinstance(data["review"], dict):
+        return None
+    minimum = check.number(section, "min_reviews_per_bid", "review", 1, minimum=1,
+                           maximum=MAX_REVIEWS_PER_BID, whole=True)
+    show_names = check.boolean(section, "show_reviewer_names", "review", False)
+    raw = section.get("criteria", [])
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        check.problem("review.criteria", N_(
+            "expected [[review.criteria]] tables (one per criterion), got %(type)s",
+            type=type_name(raw)))
+        return None
+    if not raw:
+        check.problem("review.criteria", N_("missing: at least one [[review.criteria]] entry "
+                                            "says what reviewers score"))
+    elif len(raw) > MAX_CRITERIA:
+        check.problem("review.criteria", N_("at most %(count)d criteria; reviewers score each "
+                                            "one for every application", count=MAX_CRITERIA))
+    criteria = [_criterion(check, item, f"review.criteria[{index}]")
+                for index, item in enumerate(raw[:MAX_CRITERIA])]
+    seen: set[str] = set()
+    for index, criterion in enumerate(criteria):
+        if criterion is not None and criterion.name in seen:
+            check.problem(f"review.criteria[{index}].name", N_(
+                "criterion '%(name)s' is listed twice", name=criterion.name))
+        if criterion is not None:
+            seen.add(criterion.name)
+    return ReviewRules(tuple(criterion for criterion in criteria if criterion is not None),
+                       minimum, show_names)
+
+
+def _criterion(check: _Checker, raw: dict[str, Any], prefix: str) -> ReviewCriterion | None:
+    """One [[review.criteria]] entry: a name, a label and a range of whole points."""
+    check.unknown_keys(raw, REVIEW_CRITERION_KEYS, prefix)
+    name = check.string(raw, "name", prefix, None)
+    if "name" not in raw:
+        check.problem(f"{prefix}.name", N_("missing: name the criterion (e.g. plan_quality)"))
+    elif name is not None and not _CRITERION_NAME.fullmatch(name):
+        check.problem(f"{prefix}.name", N_(
+            "'%(name)s' is not a criterion name: lower-case letters, digits and _ , starting "
+            "with a letter, at most 40 characters", name=_shown(name)))
+        name = None
+    label = check.string(raw, "label", prefix, name)
+    if label is not None and not label.strip():
+        check.problem(f"{prefix}.label", N_("the label is what reviewers read: write one"))
+    low = check.number(raw, "min", prefix, None, minimum=0, maximum=MAX_POINTS, whole=True)
+    high = check.number(raw, "max", prefix, None, minimum=0, maximum=MAX_POINTS, whole=True)
+    for key in ("min", "max"):
+        if key not in raw:
+            check.problem(f"{prefix}.{key}", N_("missing: give the criterion's lowest and "
+                                                "highest points (e.g. min = 1, max = 5)"))
+    if low is not None and high is not None and high <= low:
+        check.problem(f"{prefix}.max", N_("must be above min (%(low)d), got %(high)d",
+                                          low=low, high=high))
+        return None
+    if name is None or label is None or not label.strip() or low is None or high is None:
+        return None
+    return ReviewCriterion(name, label.strip(), low, high)
 
 
 def _tie_break(check: _Checker, data: dict[str, Any]) -> tuple[str, ...]:
@@ -750,7 +835,7 @@ def parse_rules(text: str) -> RuleSet:
     name = check.string(data, "name", "", "unnamed rules")
     description = check.string(data, "description", "", "")
     eligibility = _eligibility(check, data)
-    factors = _factors(check, data)
+    factors = _factors(check, data, has_review="review" in data)
 
     caps_section = check.table(data, "caps", CAPS_KEYS)
     caps = Caps(check.number(caps_section, "max_awards_per_rep_per_round", "caps", None,
@@ -770,13 +855,14 @@ def parse_rules(text: str) -> RuleSet:
     appeals = check.table(data, "appeals", APPEALS_KEYS)
     window = check.number(appeals, "window_working_days", "appeals", 0, minimum=0,
                           maximum=MAX_APPEAL_WINDOW_WORKING_DAYS, whole=True)
+    review = _review(check, data)
 
     if check.problems:
         raise RuleError(sorted(check.problems, key=_file_order))
     return RuleSet(name=name, description=description, eligibility=eligibility,
                    factors=factors, caps=caps, tie_break=tie_break, allocation=method,
                    min_bids_per_listing=min_bids, text=text, version_hash=_hash(data),
-                   appeal_window_working_days=window,
+                   appeal_window_working_days=window, review=review,
                    warnings=tuple(sorted(check.warnings, key=_file_order)))
 
 

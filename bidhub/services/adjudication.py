@@ -36,6 +36,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
+from bidhub.services import application_reviews
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
 from bidhub.services.loss_reviews import withdraw_unlost_review
@@ -73,15 +74,27 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
     """Score a published round whose deadline has passed; False if there is nothing to do.
 
     Idempotent: the status only moves from published to scored once, so the scheduler, a
-    start-up catch-up and a manager's button can all call it.
+    start-up catch-up and a manager's button can all call it. A round whose rules ask for a
+    blind review goes into review instead (True), and is scored here once its review is
+    complete or closed early.
     """
     with unit_of_work(session):
-        round_ = session.get(Round, round_id)
-        if round_ is None or round_.status != RoundStatus.PUBLISHED or round_.closes_at > now:
+        # Locked: the last review's submit, an early close and the scheduler may race here.
+        round_ = lock_round(session, round_id)
+        if round_ is None or round_.closes_at > now or round_.status not in (
+                RoundStatus.PUBLISHED, RoundStatus.IN_REVIEW):
             return False
         rules = parsed(round_.rule_set)
         bids = active_bids_of_round(session, round_.id)
+        if rules.review is not None and round_.status == RoundStatus.PUBLISHED and bids:
+            application_reviews.start_review(session, round_, bids, now)
+            return True
+        if (round_.status == RoundStatus.IN_REVIEW
+                and not application_reviews.may_score_review(session, round_)):
+            return False
         facts = bid_facts(session, bids, now)
+        if rules.review is not None:
+            facts = application_reviews.with_plan_reviews(session, rules.review, facts)
         scores = score_round(rules, facts)
         round_.lottery_seed = secrets.randbelow(2**31)
         allocation = allocate(rules, facts, scores, round_.lottery_seed)
@@ -107,9 +120,13 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
 
 
 def close_due_rounds(session: Session, now: datetime) -> list[int]:
-    """Score every published round whose deadline has passed (scheduler and start-up)."""
-    due = list(session.scalars(select(Round.id).where(Round.status == RoundStatus.PUBLISHED,
-                                                      Round.closes_at <= now)))
+    """Score every published round whose deadline has passed (scheduler and start-up); start
+    the blind review of those whose rules ask for one, and score reviews that are complete
+    (a catch-up: the last review's submit normally scores them)."""
+    due = list(session.scalars(select(Round.id).where(
+        Round.closes_at <= now, Round.status.in_([RoundStatus.PUBLISHED,
+                                                  RoundStatus.IN_REVIEW]))
+        .order_by(Round.id)))
     end_read(session)  # each round is scored in a transaction of its own
     return [round_id for round_id in due if score_closed_round(session, round_id, now)]
 

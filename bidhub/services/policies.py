@@ -37,8 +37,9 @@ from bidhub.services.track_records import bid_facts
 
 # Until a round is scored its bids are sealed: nobody but the bidder sees one, management
 # included (managers see only a count). Scoring happens at the deadline, so past the deadline
-# but not yet scored is still sealed.
-SEALED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED)
+# but not yet scored is still sealed; so is a blind review, where reviewers see the plans
+# under a code and nobody sees who wrote them until the round is scored.
+SEALED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.IN_REVIEW)
 # Every lost customer gets a written review (任何客户的丢失都要总结反省): the rep who lost an
 # account owes it within this many days of the loss (a release, transfer, award elsewhere or
 # CRM import moving the account). bidhub's policy, like the accountability explanation's 7

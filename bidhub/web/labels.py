@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from bidhub.domain.facts import STAGE_PROBABILITY, Stage
 from bidhub.domain.metrics import METRICS
+from bidhub.domain.reviews import PLAN_REVIEW
 from bidhub.models import (
     AppealStatus,
     BidStatus,
@@ -53,6 +54,7 @@ RELEASE_REASON_LABELS = {
     ReleaseReason.OTHER: _l("Other (say which)"),
 }
 ROUND_STATUS_LABELS = {RoundStatus.DRAFT: _l("Draft"), RoundStatus.PUBLISHED: _l("Published"),
+                       RoundStatus.IN_REVIEW: _l("In blind review"),
                        RoundStatus.SCORED: _l("Scored, awaiting decisions"),
                        RoundStatus.STANDSTILL: _l("Announced, in the standstill window"),
                        RoundStatus.RESULTS_PUBLISHED: _l("Results announced"),
@@ -123,6 +125,8 @@ METRIC_LABELS = {"win_rate": _l("Win rate"), "accounts_held": _l("Accounts held"
                  "accountability_incidents": _l("Accountability incidents"),
                  "retention": _l("Retention"),
                  "unreviewed_losses": _l("Unreviewed losses")}
+# plan_review is read from a round's blind review, not the track record (domain/reviews.py).
+PLAN_REVIEW_LABEL = _l("Plan review")
 # The normaliser registry's labels (bidhub/domain/normalisers.py), likewise.
 NORMALISER_LABELS = {"minmax": _l("Min-max over the round"), "cap": _l("Share of a cap"),
                      "logistic": _l("S-curve"), "rank": _l("Percentile rank in the round")}
@@ -196,6 +200,8 @@ def metric_label(name: str) -> str:
     text = METRIC_LABELS.get(name)
     if text is not None:
         return str(text)
+    if name == PLAN_REVIEW:
+        return str(PLAN_REVIEW_LABEL)
     metric = METRICS.get(name)
     return name if metric is None else str(metric.label)
 
