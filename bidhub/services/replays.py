@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -13,7 +13,7 @@ from bidhub.domain.replay import Comparison, compare, replay
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.domain.text import N_, Text
-from bidhub.models import Bid, BidScore, Decision, Listing, Round, RoundStatus
+from bidhub.models import Account, Bid, BidScore, Decision, Listing, Round, RoundStatus
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts_from_dict
 
@@ -54,8 +54,24 @@ def load_scored_round(session: Session, round_id: int) -> StoredRound:
 def what_if(session: Session, round_id: int, rules: RuleSet) -> tuple[StoredRound, Comparison]:
     """The round's stored bids re-scored under `rules`, against the rules' recorded proposal."""
     stored = load_scored_round(session, round_id)
-    result = replay(rules, stored.bids, stored.round.lottery_seed or 0)
+    result = replay(rules, _with_listing_values(session, stored), stored.round.lottery_seed or 0)
     return stored, compare(stored.bids, stored.scores, stored.proposed, result)
+
+
+def _with_listing_values(session: Session, stored: StoredRound) -> list[BidFacts]:
+    """The stored bids, each listed account's annual value filled in from the account today
+    where the stored inputs predate the value (which then reads 0), so that a value-aware
+    what-if means something for past rounds. The what-if only: verify replays what was stored.
+    """
+    missing = {bid_id for bid_id, row in stored.rows.items()
+               if "listing_value_yuan" not in row.score.inputs}
+    if not missing:
+        return stored.bids
+    values = dict(session.execute(
+        select(Listing.id, Account.annual_value_yuan).join(Account, Listing.account_id == Account.id)
+        .where(Listing.round_id == stored.round.id)).all())
+    return [replace(bid, listing_value_yuan=values[bid.listing_id]) if bid.bid_id in missing
+            else bid for bid in stored.bids]
 
 
 def verify_round(session: Session, round_id: int) -> list[Text]:
