@@ -18,7 +18,7 @@ from bidhub.domain.history_snapshot import (
     SnapshotFormatError,
     history_from_snapshot,
 )
-from bidhub.models import AccountReview, Bid, TrackRecordSnapshot, User
+from bidhub.models import AccountReview, Bid, DecisionKind, Round, TrackRecordSnapshot, User
 from bidhub.services.imports import import_file
 from bidhub.services.track_records import (
     fresh_track_record,
@@ -27,7 +27,7 @@ from bidhub.services.track_records import (
     stored_documents,
     stored_histories,
 )
-from tests.conftest import reload
+from tests.conftest import START, reload
 
 _unique = itertools.count(1)
 INDUSTRIES = ("Internet", "Energy", " internet ", "Retail", "Energy", "Retail")
@@ -46,6 +46,10 @@ forecast_rows = st.lists(st.tuples(
     st.integers(0, 1), st.integers(0, 14), st.integers(0, 900_000),
     st.one_of(st.none(), st.integers(0, 900_000)),
 ), min_size=1, max_size=8, unique_by=lambda row: row[:2])
+# Promises: the accounts won (by the rep who does not hold them), with the commitment of each
+# (0 is no promise), and how many days pass after the awards took effect.
+won_accounts = st.dictionaries(st.integers(0, ACCOUNT_COUNT - 1),
+                               st.sampled_from([0, 250_000, 1_200_000]), min_size=1, max_size=3)
 incident_rows = st.lists(st.tuples(
     st.integers(0, 1), st.integers(0, 300), st.sampled_from(["open", "已说明", "accepted", "upheld"]),
 ), min_size=1, max_size=4)
@@ -139,7 +143,8 @@ def world(make_rep, make_admin, make_account, clock):
     """Two reps, accounts held by them (opportunities' industries vary), an admin importing."""
 
     def make():
-        reps = [make_rep(hired_on=date(2023, 5, 1)), make_rep(hired_on=date(2025, 12, 1))]
+        # Both past the default rules' 3 months of tenure, so either may win an account.
+        reps = [make_rep(hired_on=date(2023, 5, 1)), make_rep(hired_on=date(2025, 6, 1))]
         accounts = [make_account(owner=reps[index % 2], industry=INDUSTRIES[index])
                     for index in range(len(INDUSTRIES))]
         return reps, accounts, make_admin()
@@ -154,15 +159,56 @@ def run_import(session, admin, clock, kind, text):
     return result
 
 
-# Each example runs seven imports; shrinking a failure would take minutes, so it is left out.
+def award(session, clock, make_round, make_bid, make_manager, reps, accounts, commitments):
+    """Each account in `commitments` won by the rep who does not hold it, committing that
+    revenue, through the real path: bids, scoring, decisions, results announced; the awards
+    take effect (the promises start) when the caller applies the round."""
+    from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
+
+    manager = make_manager()
+    won = {accounts[index].id: index for index in commitments}
+    market = make_round(accounts=[accounts[index] for index in sorted(commitments)],
+                        closes_at=clock() + timedelta(hours=1), manager=manager)
+    for listing in market.listings:
+        index = won[listing.account_id]
+        make_bid(reps[(index + 1) % 2], listing, revenue=commitments[index])
+    clock.advance(hours=2)
+    assert score_closed_round(session, market.id, clock())
+    for listing in market.listings:
+        decide_listing(session, manager, listing.id, kind=DecisionKind.ACCEPTED, bid_id=None,
+                       reason="", now=clock())
+    reload(session)
+    market = session.get(Round, market.id)
+    publish_results(session, manager, market.id, expected_version=market.version, now=clock())
+    reload(session)
+    return session.get(Round, market.id)
+
+
+# Each example runs seven imports and a round; shrinking a failure would take minutes, so it
+# is left out.
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck),
           phases=(Phase.explicit, Phase.generate))
 @given(opportunities=opportunity_rows, forecasts=forecast_rows, incidents=incident_rows,
-       moved=st.sets(st.integers(0, 7), max_size=3), data=st.data())
+       moved=st.sets(st.integers(0, 7), max_size=3), won=won_accounts,
+       days_on=st.integers(0, 420), data=st.data())
 def test_every_kind_of_crm_import_leaves_snapshots_equal_to_fresh(
-        session, world, clock, opportunities, forecasts, incidents, moved, data):
+        session, world, clock, make_round, make_bid, make_manager, opportunities, forecasts,
+        incidents, moved, won, days_on, data):
+    from bidhub.services.appeals import apply_round
+
+    clock.set(START)  # the clock is shared by the examples
     reps, accounts, admin = world()
     prefix = f"S{next(_unique)}"
+    # Promises first: the awards take effect, then time passes and the CRM data arrives, so
+    # the opportunities imported below fall before, inside and after the promises' windows.
+    market = award(session, clock, make_round, make_bid, make_manager, reps, accounts, won)
+    clock.set(market.standstill_ends_at)
+    warm(session, reps, clock)
+    assert apply_round(session, market.id, clock())
+    assert sum(len(history.promises) for history in rep_histories(
+        session, reps, clock()).values()) == len(won)
+    assert_snapshots_equal_fresh(session, reps, accounts, clock)
+    clock.advance(days=days_on)
     warm(session, reps, clock)
     run_import(session, admin, clock, "opportunities",
                opportunities_csv(prefix, opportunities, reps, accounts, clock))

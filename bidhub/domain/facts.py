@@ -96,6 +96,17 @@ class LostAccountFact:
 
 
 @dataclass(frozen=True)
+class PromiseFact:
+    """A promise (承诺): the 12-month revenue a rep committed to in a bid that won, from the
+    moment the award took effect (the listing applied with the rep as the new owner)."""
+
+    bid_id: int
+    account_id: int
+    committed_revenue_yuan: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
 class RepHistory:
     """Everything the metrics may look at for one rep, as of the moment they are computed."""
 
@@ -106,6 +117,7 @@ class RepHistory:
     forecasts: tuple[ForecastFact, ...] = ()
     incidents: tuple[IncidentFact, ...] = ()
     lost_accounts: tuple[LostAccountFact, ...] = ()
+    promises: tuple[PromiseFact, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,14 @@ from bidhub.domain.facts import (
     IncidentFact,
     LostAccountFact,
     OpportunityFact,
+    PromiseFact,
     RepHistory,
     Stage,
     StageChange,
 )
 
 # Bumped whenever the layout below changes; a stored document of another format is rebuilt.
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3  # 3: the rep's promises (won bids' commitments)
 
 _STAGES = {stage.value: stage for stage in Stage}
 
@@ -62,7 +63,8 @@ def _optional_moment(text: str | None) -> datetime | None:
 def snapshot_document(opportunities: Iterable[OpportunityFact],
                       forecasts: Iterable[ForecastFact],
                       incidents: Iterable[IncidentFact],
-                      losses: Iterable[LossRecord]) -> dict[str, Any]:
+                      losses: Iterable[LossRecord],
+                      promises: Iterable[PromiseFact] = ()) -> dict[str, Any]:
     """The JSON document for these facts, in the order given (the order metrics sum in)."""
     return {
         "format": SNAPSHOT_FORMAT,
@@ -77,6 +79,8 @@ def snapshot_document(opportunities: Iterable[OpportunityFact],
                        _optional_instant(fact.resolved_at)] for fact in incidents],
         "losses": [[loss.account_id, _instant(loss.lost_at), _optional_instant(loss.reviewed_at)]
                    for loss in losses],
+        "promises": [[promise.bid_id, promise.account_id, promise.committed_revenue_yuan,
+                      _instant(promise.started_at)] for promise in promises],
     }
 
 
@@ -103,8 +107,10 @@ def history_from_snapshot(document: dict[str, Any], *, rep_id: int, hired_on: da
         lost = tuple(LostAccountFact(account_id, moment(lost_at),
                                      reviewed is not None and moment(reviewed) <= now)
                      for account_id, lost_at, reviewed in document["losses"])
+        promises = tuple(PromiseFact(bid_id, account_id, committed, moment(started))
+                         for bid_id, account_id, committed, started in document["promises"])
     except (KeyError, TypeError, ValueError) as error:
         raise SnapshotFormatError(f"damaged track-record snapshot: {error}") from error
     return RepHistory(rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
                       opportunities=opportunities, forecasts=forecasts, incidents=incidents,
-                      lost_accounts=lost)
+                      lost_accounts=lost, promises=promises)

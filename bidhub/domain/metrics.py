@@ -30,6 +30,7 @@ from bidhub.domain.facts import (
     STAGE_PROBABILITY,
     AccountFacts,
     OpportunityFact,
+    PromiseFact,
     RepHistory,
     Stage,
 )
@@ -40,6 +41,11 @@ MetricFunction = Callable[[RepHistory, AccountFacts, datetime], float | None]
 UNREVIEWED_LOSS_WEIGHT = 2
 # Revenue attainment above this is clipped, so one windfall cannot dominate a score.
 MAX_ATTAINMENT = 2.0
+# A promise (承诺) covers the 12 months after the award took effect. Kept above this share
+# counts as this share: over-delivering on one promise may make up for a small shortfall on
+# another, not for a promise missed by half.
+PROMISE_MONTHS = 12
+MAX_COMMITMENT_KEPT = 1.2
 
 OPEN_STAGES: tuple[Stage, ...] = FUNNEL_ORDER[:-1]
 CLOSED_STAGES = frozenset({Stage.WON, Stage.LOST})
@@ -74,6 +80,22 @@ class FunnelStep(NamedTuple):
     rate: float | None
 
 
+class PromiseRow(NamedTuple):
+    """One promise as of `now`. `ended_at` is when the rep lost the account before the 12
+    months were over (the promise stops counting there), else None; `kept` is actual /
+    expected capped at MAX_COMMITMENT_KEPT, None before a whole month has elapsed."""
+
+    bid_id: int
+    account_id: int
+    started_at: datetime
+    committed_revenue_yuan: int
+    months_elapsed: int
+    actual_yuan: int
+    expected_yuan: float
+    kept: float | None
+    ended_at: datetime | None
+
+
 class ForecastRow(NamedTuple):
     """One complete month of forecast vs. actual; `abs_pct_error` is the error that
     forecast_accuracy averages (None when the month is not usable)."""
@@ -96,6 +118,20 @@ def months_before(moment: datetime, months: int) -> datetime:
     year, month_index = divmod(moment.year * 12 + moment.month - 1 - months, 12)
     day = min(moment.day, calendar.monthrange(year, month_index + 1)[1])
     return moment.replace(year=year, month=month_index + 1, day=day)
+
+
+def months_after(moment: datetime, months: int) -> datetime:
+    """The same instant `months` calendar months later, the day clamped to the month's end."""
+    return months_before(moment, -months)
+
+
+def whole_months(start: datetime, end: datetime, most: int) -> int:
+    """Calendar months from `start` to `end` that are complete (the same instant `n` months
+    on is at or before `end`), at most `most`; 0 when `end` is before `start`."""
+    count = 0
+    while count < most and months_after(start, count + 1) <= end:
+        count += 1
+    return count
 
 
 def complete_months(now: datetime, count: int) -> list[date]:
@@ -243,6 +279,48 @@ def forecast_rows(history: RepHistory, now: datetime, months: int = 6) -> list[F
 
 def _usable_months(history: RepHistory, now: datetime) -> list[ForecastRow]:
     return [row for row in forecast_rows(history, now) if row.abs_pct_error is not None]
+
+
+# --- promises ---------------------------------------------------------------------------
+
+
+def _promise_row(promise: PromiseFact, won: list[OpportunityFact], losses: list[datetime],
+                 now: datetime) -> PromiseRow:
+    start = promise.started_at
+    ended_at = min((lost_at for lost_at in losses if start < lost_at <= now), default=None)
+    end = min(now, months_after(start, PROMISE_MONTHS), ended_at or now)
+    months = whole_months(start, end, PROMISE_MONTHS)
+    actual = sum(opportunity.amount_yuan for opportunity in won
+                 if start <= closed_at(opportunity) <= end)
+    expected = promise.committed_revenue_yuan * months / PROMISE_MONTHS
+    kept = None if months == 0 else min(MAX_COMMITMENT_KEPT, actual / expected)
+    return PromiseRow(promise.bid_id, promise.account_id, start,
+                      promise.committed_revenue_yuan, months, actual, expected, kept, ended_at)
+
+
+def promise_rows(history: RepHistory, now: datetime) -> list[PromiseRow]:
+    """Each promise started by `now` with a commitment above 0, oldest first, as of `now`.
+
+    The actual revenue is the rep's own opportunities on the account won (closed-won by
+    `now`) within [start, end], where end is the earliest of `now`, 12 months after the start
+    and the moment the rep lost the account. Expected so far is committed x whole months
+    elapsed to that end (at most 12) / 12.
+    """
+    promises = sorted((promise for promise in history.promises
+                       if promise.committed_revenue_yuan > 0 and promise.started_at <= now),
+                      key=lambda promise: (promise.started_at, promise.bid_id))
+    accounts = {promise.account_id for promise in promises}
+    won: dict[int, list[OpportunityFact]] = {account_id: [] for account_id in accounts}
+    for opportunity in history.opportunities:
+        if (opportunity.account_id in won and stage_at(opportunity, now) is Stage.WON
+                and closed_at(opportunity) is not None):
+            won[opportunity.account_id].append(opportunity)
+    losses: dict[int, list[datetime]] = {account_id: [] for account_id in accounts}
+    for loss in history.lost_accounts:
+        if loss.account_id in losses:
+            losses[loss.account_id].append(loss.lost_at)
+    return [_promise_row(promise, won[promise.account_id], losses[promise.account_id], now)
+            for promise in promises]
 
 
 # --- the metrics ------------------------------------------------------------------------
@@ -424,6 +502,22 @@ def unreviewed_losses(history: RepHistory, account: AccountFacts,
                      if _within(loss.lost_at, since, now) and not loss.is_reviewed))
 
 
+def commitment_kept(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
+    """How well the rep kept their promises: each promise's kept (actual / expected so far,
+    capped at 1.2) averaged with its expected so far as the weight, over promises at least
+    one whole month old; in 0..1.2.
+
+    The weight makes a large promise count more than a small one, and a promise that has
+    run 12 months more than one a month old (which says little yet). None when the rep has
+    no promise a month old (a rep who never won, or only with a zero commitment).
+    """
+    rows = [row for row in promise_rows(history, now) if row.kept is not None]
+    if not rows:
+        return None
+    return (sum(row.kept * row.expected_yuan for row in rows)
+            / sum(row.expected_yuan for row in rows))
+
+
 METRICS: dict[str, Metric] = {
     metric.name: metric
     for metric in (
@@ -480,6 +574,13 @@ METRICS: dict[str, Metric] = {
                "accounts lost without the rep's written review (submitted or closed)",
                "losses in the last 12 months", "never missing", unreviewed_losses,
                unit="accounts", higher_is_better=False),
+        Metric("commitment_kept", "Commitments kept",
+               f"Σ(kept × expected) / Σ expected over promises; kept = actual / expected, "
+               f"capped at {MAX_COMMITMENT_KEPT:g}; expected = committed × whole months "
+               f"elapsed (at most {PROMISE_MONTHS}) / {PROMISE_MONTHS}",
+               "the 12 months after each award took effect (until the rep lost the account)",
+               "None (no promise a whole month old)", commitment_kept,
+               unit="ratio", higher_is_better=True),
     )
 }
 

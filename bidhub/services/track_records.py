@@ -22,6 +22,7 @@ from bidhub.domain.facts import (
     IncidentFact,
     LostAccountFact,
     OpportunityFact,
+    PromiseFact,
     RepHistory,
     Stage,
     StageChange,
@@ -38,8 +39,10 @@ from bidhub.models import (
     AccountabilityIncident,
     AccountReview,
     Bid,
+    Decision,
     Filing,
     Listing,
+    ListingStatus,
     LossReviewStatus,
     MonthlyForecast,
     Opportunity,
@@ -94,6 +97,24 @@ def reviewed_losses(session: Session, rep_ids: Iterable[int],
     return filings, accounts
 
 
+def promises_of(session: Session, rep_ids: Iterable[int]) -> dict[int, list[PromiseFact]]:
+    """Each rep's promises: the committed revenue of every bid of theirs that won, from the
+    moment its award took effect (the decision's bid, on a listing applied as awarded); by
+    start and bid id. Zero commitments are included: the metric leaves them out."""
+    promises: dict[int, list[PromiseFact]] = defaultdict(list)
+    for rep_id, bid_id, account_id, committed, applied_at in session.execute(
+        select(Bid.rep_id, Bid.id, Listing.account_id, Bid.committed_revenue_yuan,
+               Listing.applied_at)
+        .join(Decision, Decision.bid_id == Bid.id)
+        .join(Listing, Listing.id == Decision.listing_id)
+        .where(Bid.rep_id.in_(sorted(set(rep_ids))), Listing.status == ListingStatus.AWARDED,
+               Listing.applied_at.is_not(None))
+        .order_by(Listing.applied_at, Bid.id)
+    ):
+        promises[rep_id].append(PromiseFact(bid_id, account_id, committed, applied_at))
+    return promises
+
+
 def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int, RepHistory]:
     """Histories of several reps with a fixed number of queries."""
     rep_ids = [rep.id for rep in reps]
@@ -134,12 +155,13 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
             filing.account_id, filing.decided_at,
             filing.seq in reviewed_filings
             or (filing.from_rep_id, filing.account_id) in reviewed_accounts))
+    promises = promises_of(session, rep_ids)
     return {
         rep.id: RepHistory(
             rep_id=rep.id, hired_on=rep.hired_on or rep.created_at.date(),
             accounts_held=held[rep.id], opportunities=tuple(opportunities[rep.id]),
             forecasts=tuple(forecasts[rep.id]), incidents=tuple(incidents[rep.id]),
-            lost_accounts=tuple(lost[rep.id]))
+            lost_accounts=tuple(lost[rep.id]), promises=tuple(promises[rep.id]))
         for rep in reps
     }
 
@@ -178,7 +200,7 @@ def _upsert(session: Session, table):
 
 
 def snapshot_documents(session: Session, rep_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """The snapshot documents of these reps, read from the rows with six plain queries."""
+    """The snapshot documents of these reps, read from the rows with seven plain queries."""
     rep_ids = sorted(set(rep_ids))
     changes: dict[int, list[StageChange]] = defaultdict(list)
     for opportunity_id, stage, changed_at in session.execute(
@@ -217,8 +239,9 @@ def snapshot_documents(session: Session, rep_ids: Iterable[int]) -> dict[int, di
         incidents[row.rep_id].append(IncidentFact(row.id, row.account_id, row.seen_at,
                                                   row.status, row.resolved_at))
     losses = _loss_records(session, rep_ids)
+    promises = promises_of(session, rep_ids)
     return {rep_id: snapshot_document(opportunities[rep_id], forecasts[rep_id],
-                                      incidents[rep_id], losses[rep_id])
+                                      incidents[rep_id], losses[rep_id], promises[rep_id])
             for rep_id in rep_ids}
 
 
@@ -362,9 +385,42 @@ _REP_COLUMN = {Opportunity: "rep_id", MonthlyForecast: "rep_id",
 
 def _reps_of(instance: Any, column: str) -> set[int]:
     """The rep the row names now and, if that changed in this flush, the one it named before."""
+    return _values_of(instance, column)
+
+
+def _values_of(instance: Any, column: str) -> set[int]:
+    """The value of `column` now and, if this flush changed it, before (None left out)."""
     history = inspect(instance).attrs[column].history
-    return {rep_id for rep_id in (*history.sum(), getattr(instance, column))
-            if rep_id is not None}
+    return {value for value in (*history.sum(), getattr(instance, column)) if value is not None}
+
+
+def _promise_changes(session: Session, instance: Any, bids: set[int], listings: set[int]) -> None:
+    """Collect what a flushed row changes about promises: a decision's bid, a bid's
+    commitment, a listing's award taking effect (its status or applied_at). A new bid or
+    listing has no decision yet, so placing bids and releasing accounts costs nothing here."""
+    kind, state = type(instance), inspect(instance)
+    if kind is Decision:
+        bids |= _values_of(instance, "bid_id")
+    elif instance in session.new:
+        return
+    elif kind is Bid and state.attrs.committed_revenue_yuan.history.has_changes():
+        bids.add(instance.id)
+    elif kind is Listing and (state.attrs.status.history.has_changes()
+                              or state.attrs.applied_at.history.has_changes()):
+        listings.add(instance.id)
+
+
+def _reps_with_changed_promises(session: Session, bids: set[int],
+                                listings: set[int]) -> set[int]:
+    """The bidders of these bids whose listing took effect, and of the bids these listings'
+    decisions chose: a promise exists only once an award took effect."""
+    if not bids and not listings:
+        return set()
+    return set(session.scalars(
+        select(Bid.rep_id).join(Listing, Listing.id == Bid.listing_id)
+        .outerjoin(Decision, Decision.bid_id == Bid.id)
+        .where((Bid.id.in_(sorted(bids)) & Listing.applied_at.is_not(None))
+               | Decision.listing_id.in_(sorted(listings)))))
 
 
 def reps_with_changed_history(session: Session) -> set[int]:
@@ -372,10 +428,13 @@ def reps_with_changed_history(session: Session) -> set[int]:
     reps: set[int] = set()
     opportunities: set[int] = set()
     accounts: set[int] = set()
+    bids: set[int] = set()
+    listings: set[int] = set()
     for instance in (*session.new, *session.dirty, *session.deleted):
         kind = type(instance)
         if instance in session.dirty and not session.is_modified(instance):
             continue
+        _promise_changes(session, instance, bids, listings)
         if kind in _REP_COLUMN:
             reps |= _reps_of(instance, _REP_COLUMN[kind])
         elif kind is OpportunityStageChange:
@@ -388,7 +447,7 @@ def reps_with_changed_history(session: Session) -> set[int]:
         reps.update(session.scalars(select(Opportunity.rep_id).where(
             Opportunity.id.in_(sorted(opportunities))
             | Opportunity.account_id.in_(sorted(accounts)))))
-    return reps
+    return reps | _reps_with_changed_promises(session, bids, listings)
 
 
 @event.listens_for(Session, "after_flush")

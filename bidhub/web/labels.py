@@ -124,7 +124,8 @@ METRIC_LABELS = {"win_rate": _l("Win rate"), "accounts_held": _l("Accounts held"
                  "capacity_headroom": _l("Capacity headroom"),
                  "accountability_incidents": _l("Accountability incidents"),
                  "retention": _l("Retention"),
-                 "unreviewed_losses": _l("Unreviewed losses")}
+                 "unreviewed_losses": _l("Unreviewed losses"),
+                 "commitment_kept": _l("Commitments kept")}
 # plan_review is read from a round's blind review, not the track record (domain/reviews.py).
 PLAN_REVIEW_LABEL = _l("Plan review")
 # The normaliser registry's labels (bidhub/domain/normalisers.py), likewise.

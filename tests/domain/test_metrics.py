@@ -59,6 +59,7 @@ EXPECTED_NAMES = {
     "win_rate", "accounts_held", "tenure_months", "open_incidents", "stage_conversion",
     "forecast_accuracy", "weighted_pipeline", "revenue_attainment", "industry_experience",
     "capacity_headroom", "accountability_incidents", "retention", "unreviewed_losses",
+    "commitment_kept",
 }
 
 _ids = iter(range(1, 10**9))
@@ -128,6 +129,7 @@ def test_a_new_rep_is_neither_punished_nor_rewarded():
         "weighted_pipeline": None, "revenue_attainment": None, "industry_experience": None,
         "capacity_headroom": 40.0,  # 40 - 0
         "accountability_incidents": None, "retention": None, "unreviewed_losses": 0.0,
+        "commitment_kept": None,
     }
     assert funnel_conversion(new, NOW) == [FunnelStep(P, T, 0, 0, None),
                                           FunnelStep(T, R, 0, 0, None),
