@@ -120,6 +120,7 @@ def register_blueprints(app: Flask) -> None:
     from bidhub.web import (
         accountability,
         accounts,
+        application_reviews,
         admin,
         auth,
         board,
@@ -152,6 +153,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(board.blueprint)
     app.register_blueprint(sponsors.blueprint)
     app.register_blueprint(fairness.blueprint)
+    app.register_blueprint(application_reviews.blueprint)
 
 
 def register_cli(app: Flask) -> None:

@@ -379,11 +379,6 @@ def rounds_to_review(session: Session, reviewer: User) -> list[RoundToReview]:
     return [RoundToReview(round_, *counts.get(round_.id, (0, 0))) for round_ in rounds]
 
 
-def applications_left(session: Session, reviewer: User) -> int:
-    """Applications waiting for this reviewer over every round they review now."""
-    return sum(item.left for item in rounds_to_review(session, reviewer))
-
-
 def review_queue(session: Session, reviewer: User, round_id: int) -> list[ReviewItem]:
     """Every application of the round as its named reviewer sees it: code, account, plan;
     the other reviewers' reviews only of applications this reviewer has reviewed. A fixed

@@ -9,11 +9,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.facts import BidFacts
-from bidhub.domain.replay import Comparison, compare, replay
+from bidhub.domain.replay import TOLERANCE, Comparison, compare, replay
+from bidhub.domain.reviews import PLAN_REVIEW
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.domain.text import N_, Text
 from bidhub.models import Account, Bid, BidScore, Decision, Listing, Round, RoundStatus
+from bidhub.services.application_reviews import plan_reviews
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts_from_dict
 
@@ -81,6 +83,7 @@ def verify_round(session: Session, round_id: int) -> list[Text]:
     problems = []
     if rules.version_hash != stored.round.rule_set.sha256:
         problems.append(N_("the pinned rule text no longer hashes to the recorded version"))
+    problems.extend(plan_review_differences(session, rules, stored))
     result = replay(rules, stored.bids, stored.round.lottery_seed or 0)
     for bid_id, recorded in stored.scores.items():
         stored_row = stored.rows[bid_id].score
@@ -97,4 +100,21 @@ def verify_round(session: Session, round_id: int) -> list[Text]:
             problems.append(N_("listing %(listing)d: recorded proposal %(recorded)s, "
                                "recomputed %(recomputed)s", listing=listing_id, recorded=bid_id,
                                recomputed=recomputed))
+    return problems
+
+
+def plan_review_differences(session: Session, rules: RuleSet, stored: StoredRound) -> list[Text]:
+    """Each bid's stored plan_review against the one its stored reviews give now, so that a
+    review changed, added or deleted after scoring is reported."""
+    if rules.review is None:
+        return []
+    again = plan_reviews(session, rules.review, [bid.bid_id for bid in stored.bids])
+    problems = []
+    for bid in stored.bids:
+        recorded, recomputed = bid.metrics.get(PLAN_REVIEW), again[bid.bid_id]
+        if (recorded is None) != (recomputed is None) or (
+                recorded is not None and abs(recorded - recomputed) > TOLERANCE):
+            problems.append(N_("bid %(bid)d: recorded plan review %(recorded)s, recomputed "
+                               "from the stored reviews %(recomputed)s", bid=bid.bid_id,
+                               recorded=recorded, recomputed=recomputed))
     return problems
