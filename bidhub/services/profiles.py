@@ -1,4 +1,5 @@
-"""A rep's track record page: holdings against capacity, funnel, forecasts, incidents, bids."""
+"""A rep's track record page: holdings against capacity, funnel, forecasts, incidents,
+promises, bids."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from bidhub.domain.metrics import (
     METRICS,
     ForecastRow,
     FunnelStep,
+    PromiseRow,
     forecast_rows,
     funnel_conversion,
     funnel_counts,
+    promise_rows,
     track_record,
 )
 from bidhub.domain.text import N_
@@ -42,6 +45,8 @@ class RepProfile:
     incidents: list[Row]  # seen_at, account_name, competitor_site, ad_type, status
     bids: list[Bid]
     outcomes: dict[int, BidOutcome]  # by bid id, from the decision record
+    promises: list[PromiseRow]  # newest first
+    account_names: dict[int, str]  # by account id, for the promises' accounts
 
 
 def rep_profile(session: Session, rep_id: int, now: datetime, *,
@@ -68,6 +73,9 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
                  joinedload(Bid.score))))
     if not include_sealed_bids:
         bids = [bid for bid in bids if not bids_are_sealed(bid.listing.round)]
+    # A promise is a won bid (never sealed), so the bids just read name its account: no query
+    # of its own.
+    account_names = {bid.listing.account_id: bid.listing.account.name for bid in bids}
     return RepProfile(
         rep=rep, accounts_held=history.accounts_held,
         capacity_target=rules.eligibility.capacity_target,
@@ -76,4 +84,5 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
                  if name != "industry_experience"],
         open_by_stage={stage.value: count for stage, count in funnel_counts(history, now).items()},
         funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
-        incidents=incidents, bids=bids, outcomes=bid_outcomes(session, bids))
+        incidents=incidents, bids=bids, outcomes=bid_outcomes(session, bids),
+        promises=promise_rows(history, now)[::-1], account_names=account_names)
