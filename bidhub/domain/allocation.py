@@ -20,6 +20,10 @@
   matching on the same flow (see `value_aware_awards`). It never awards a bid whose total is
   below zero an account with a value, and may leave a cheaper listing unawarded to give a
   rep's room to a more valuable one.
+- Ranked preferences (rules [preferences], preferences.py): when they count, the rep's choice
+  orders equal totals before the tie-break chain, greedy and optimal take them across listings
+  (PREFERRING_AWARDS), and an award they decided is explained against the same rules with
+  preferences ignored (`notes` of the winner, a reason for the bid that lost it).
 - Tie-breaks and methods are looked up by name in TIE_BREAKS and ALLOCATION_METHODS.
 - The result depends only on the set of bids, their scores and the lottery seed, never on
   the order of the `bids` sequence.
@@ -29,10 +33,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from bidhub.domain.allocation_methods import ALLOCATION_METHODS
 from bidhub.domain.facts import BidFacts
+from bidhub.domain.preferences import (
+    PREFERENCE_BONUS,
+    PREFERRING_AWARDS,
+    Preferences,
+    choices,
+)
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import DECIMALS, ScoreBreakdown, cycle_collector_paused
 from bidhub.domain.text import N_, Text
@@ -50,24 +60,35 @@ class Allocation:
     flagged: frozenset[int]  # listings with too few eligible bids: KA management decides
     total_score: float  # sum of the awarded bids' totals
     lottery_seed: int | None = None
+    # won bid -> how ranked preferences decided its award (the same rules with preferences
+    # ignored would have awarded the listing otherwise); empty when preferences do not count.
+    notes: dict[int, Text] = field(default_factory=dict)
 
     @property
     def award_count(self) -> int:
         return sum(1 for bid_id in self.awards.values() if bid_id is not None)
 
 
-def ranking_key(rules: RuleSet, bid: BidFacts, score: ScoreBreakdown, seed: int) -> tuple:
-    """Eligible first, then total descending, then the tie-break chain, then bid id."""
-    return (not score.is_eligible, -score.total,
+def ranking_key(rules: RuleSet, bid: BidFacts, score: ScoreBreakdown, seed: int,
+                choice: int | None = None) -> tuple:
+    """Eligible first, then total descending, then the rep's `choice` for this bid when
+    preferences count (1 = first), then the tie-break chain, then bid id."""
+    preference = () if choice is None else (choice,)
+    return (not score.is_eligible, -score.total, *preference,
             *(TIE_BREAKS[name].key(bid, seed) for name in rules.tie_break), bid.bid_id)
 
 
 def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
-                  seed: int) -> dict[int, tuple[int, ...]]:
-    """Listing id -> its bid ids best first (ineligible last), listings in ascending order."""
+                  seed: int, rank: Mapping[int, int] | None = None
+                  ) -> dict[int, tuple[int, ...]]:
+    """Listing id -> its bid ids best first (ineligible last), listings in ascending order.
+
+    `rank`: bid -> its rep's choice, when preferences count (preferences.py `choices`).
+    """
     by_listing: dict[int, list[tuple]] = defaultdict(list)
     for bid in bids:  # the key ends with the bid id, so sorting keys sorts the bids
-        by_listing[bid.listing_id].append(ranking_key(rules, bid, scores[bid.bid_id], seed))
+        by_listing[bid.listing_id].append(ranking_key(
+            rules, bid, scores[bid.bid_id], seed, None if rank is None else rank[bid.bid_id]))
     return {listing_id: tuple(key[-1] for key in sorted(keys))
             for listing_id, keys in sorted(by_listing.items())}
 
@@ -85,7 +106,9 @@ def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Scor
 def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
               lottery_seed: int) -> Allocation:
     facts = {bid.bid_id: bid for bid in bids}
-    rankings = rank_listings(rules, bids, scores, lottery_seed)
+    rank = ({bid_id: choice.rank for bid_id, choice in choices(bids).items()}
+            if rules.preferences.count else None)
+    rankings = rank_listings(rules, bids, scores, lottery_seed, rank)
     eligible = {listing_id: [bid_id for bid_id in ranking if scores[bid_id].is_eligible]
                 for listing_id, ranking in rankings.items()}
     flagged = frozenset(listing_id for listing_id, bid_ids in eligible.items()
@@ -101,12 +124,65 @@ def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Sco
     contested = {listing_id: bid_ids for listing_id, bid_ids in eligible.items()
                  if listing_id not in flagged}
     points = {bid_id: round(score.total * 10**DECIMALS) for bid_id, score in scores.items()}
-    chosen = ALLOCATION_METHODS[rules.allocation].award(contested, facts, points, limit)
+    preferring = PREFERRING_AWARDS.get(rules.allocation) if rank is not None else None
+    if preferring is not None:
+        chosen = preferring(contested, facts, points, limit, rank)
+    else:
+        chosen = ALLOCATION_METHODS[rules.allocation].award(contested, facts, points, limit)
     awards = {listing_id: chosen.get(listing_id) for listing_id in rankings}
     reasons = explain(rules, rankings, awards, facts, scores, held, flagged)
+    notes: dict[int, Text] = {}
+    if rank is not None:
+        plain = _allocate(replace(rules, preferences=Preferences()), bids,
+                          _without_bonus(scores), lottery_seed)
+        notes = _preference_effects(awards, plain.awards, facts, rank, reasons)
     total = round(sum(scores[bid_id].total for bid_id in awards.values() if bid_id is not None),
                   DECIMALS) + 0.0
-    return Allocation(rules.allocation, rankings, awards, reasons, flagged, total, lottery_seed)
+    return Allocation(rules.allocation, rankings, awards, reasons, flagged, total, lottery_seed,
+                      notes)
+
+
+def _without_bonus(scores: Mapping[int, ScoreBreakdown]) -> dict[int, ScoreBreakdown]:
+    """The scores with the preference bonus taken out of the totals (where there is one)."""
+    plain = {}
+    for bid_id, score in scores.items():
+        bonus = sum(factor.contribution for factor in score.factors
+                    if factor.metric == PREFERENCE_BONUS)
+        plain[bid_id] = (replace(score, total=round(score.total - bonus, DECIMALS) + 0.0)
+                         if bonus else score)
+    return plain
+
+
+def _preference_effects(awards: Mapping[int, int | None], plain: Mapping[int, int | None],
+                        facts: Mapping[int, BidFacts], rank: Mapping[int, int],
+                        reasons: dict[int, Text]) -> dict[int, Text]:
+    """Where ranked preferences decided an award: the notes of the won bids, and a reason
+    added to each bid that would have won with preferences ignored (`plain`), in `reasons`."""
+    won: dict[int, list[int]] = defaultdict(list)
+    for listing_id, bid_id in awards.items():
+        if bid_id is not None:
+            won[facts[bid_id].rep_id].append(listing_id)
+    notes: dict[int, Text] = {}
+    for listing_id, bid_id in awards.items():
+        before = plain.get(listing_id)
+        if before == bid_id:
+            continue
+        if bid_id is not None:
+            notes[bid_id] = (N_("ranked preferences decided this award: with them ignored, "
+                                "another bid would have won it") if before is not None else
+                             N_("ranked preferences decided this award: with them ignored, "
+                                "nobody would have won it in this round"))
+        if before is None:
+            continue
+        rep_id = facts[before].rep_id
+        higher = [other for other in won[rep_id] if rank[awards[other]] < rank[before]]
+        effect = (N_("with ranked preferences ignored this bid would have won; you won "
+                     "%(listings)s, which you ranked higher", listings=_listing_list(higher))
+                  if higher else
+                  N_("with ranked preferences ignored this bid would have won; the bidders' "
+                     "ranked preferences decided this account"))
+        reasons[before] = _listed([reasons[before], effect]) if before in reasons else effect
+    return notes
 
 
 def _listing_list(listing_ids: list[int]) -> Text | str:

@@ -36,6 +36,7 @@ from bidhub.domain.eligibility import (
 )
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.normalisers import NORMALISERS, Normaliser
+from bidhub.domain.preferences import BONUS, PREFERENCE_MODES, Preferences
 from bidhub.domain.reviews import (
     MAX_CRITERIA,
     MAX_POINTS,
@@ -148,6 +149,8 @@ class RuleSet:
     warnings: tuple[RuleProblem, ...] = ()
     # The blind review of applications between the deadline and scoring; None: no review.
     review: ReviewRules | None = None
+    # How the reps' ranked preferences count ([preferences]); by default they do not.
+    preferences: Preferences = Preferences()
 
 
 # --- canonical form ----------------------------------------------------------------------
@@ -551,11 +554,12 @@ class _Checker:
 # --- the sections -----------------------------------------------------------------------
 
 TOP_LEVEL_KEYS = ("name", "description", "tie_break", "eligibility", "factors", "caps",
-                  "allocation", "appeals", "review")
+                  "allocation", "appeals", "review", "preferences")
 ELIGIBILITY_KEYS = tuple(ELIGIBILITY_SETTINGS)
 CAPS_KEYS = ("max_awards_per_rep_per_round",)
 ALLOCATION_KEYS = ("method", "min_bids_per_listing")
 APPEALS_KEYS = ("window_working_days",)
+PREFERENCES_KEYS = ("mode", "bonus")
 # Four working weeks: a longer standstill holds accounts out of work for too long.
 MAX_APPEAL_WINDOW_WORKING_DAYS = 20
 FACTOR_BASE_KEYS = ("metric", "weight", "normaliser")
@@ -801,6 +805,26 @@ def _criterion(check: _Checker, raw: dict[str, Any], prefix: str) -> ReviewCrite
     return ReviewCriterion(name, label.strip(), low, high)
 
 
+def _preferences(check: _Checker, data: dict[str, Any]) -> Preferences:
+    """[preferences]: how the reps' rankings of their own bids count (preferences.py)."""
+    section = check.table(data, "preferences", PREFERENCES_KEYS)
+    mode = check.string(section, "mode", "preferences", Preferences.mode)
+    if mode is not None and mode not in PREFERENCE_MODES:
+        check.problem("preferences.mode", N_("unknown preference mode '%(name)s' %(known)s",
+                                             name=_shown(mode),
+                                             known=_known(mode, PREFERENCE_MODES)))
+        mode = None
+    bonus = check.number(section, "bonus", "preferences", None, minimum=0.000001,
+                         maximum=MAX_ABS_WEIGHT)
+    if mode == BONUS and "bonus" not in section:
+        check.problem("preferences.bonus", N_("missing: the bonus mode needs the bonus of a "
+                                              "first choice, e.g. bonus = 0.05"))
+    elif "bonus" in section and mode is not None and mode != BONUS:
+        check.problem("preferences.bonus", N_('used only with mode = "bonus" (the mode is '
+                                              '"%(mode)s")', mode=mode))
+    return Preferences(mode or Preferences.mode, float(bonus or 0.0))
+
+
 def _tie_break(check: _Checker, data: dict[str, Any]) -> tuple[str, ...]:
     if "tie_break" not in data:
         return DEFAULT_TIE_BREAK
@@ -856,6 +880,7 @@ def parse_rules(text: str) -> RuleSet:
     window = check.number(appeals, "window_working_days", "appeals", 0, minimum=0,
                           maximum=MAX_APPEAL_WINDOW_WORKING_DAYS, whole=True)
     review = _review(check, data)
+    preferences = _preferences(check, data)
 
     if check.problems:
         raise RuleError(sorted(check.problems, key=_file_order))
@@ -863,6 +888,7 @@ def parse_rules(text: str) -> RuleSet:
                    factors=factors, caps=caps, tie_break=tie_break, allocation=method,
                    min_bids_per_listing=min_bids, text=text, version_hash=_hash(data),
                    appeal_window_working_days=window, review=review,
+                   preferences=preferences,
                    warnings=tuple(sorted(check.warnings, key=_file_order)))
 
 

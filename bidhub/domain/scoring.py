@@ -31,6 +31,7 @@ from bidhub.domain.eligibility import EligibilityCheck, check_bid
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.messages import from_data, to_data
 from bidhub.domain.normalisers import NEUTRAL, NORMALISERS
+from bidhub.domain.preferences import PREFERENCE_BONUS, bonus_points, choices
 from bidhub.domain.rules import RuleSet
 
 DECIMALS = 6
@@ -179,6 +180,13 @@ def _score_round(rules: RuleSet, bids: Sequence[BidFacts]) -> dict[int, ScoreBre
             contribution = round(factor.weight * value, DECIMALS) + 0.0
             per_bid[bid_id].append(FactorScore(factor.metric, raw, normalised, factor.weight,
                                                contribution, raw is None))
+    if bonus := rules.preferences.bonus_micro:
+        # The rep's ranked preference, a line of its own: raw is the choice (1 = first).
+        for bid_id, choice in choices(bids).items():
+            points = bonus_points(bonus, choice)
+            per_bid[bid_id].append(FactorScore(
+                PREFERENCE_BONUS, float(choice.rank), round(points / bonus, DECIMALS) + 0.0,
+                rules.preferences.bonus, round(points / 10**DECIMALS, DECIMALS) + 0.0))
     return {
         bid_id: ScoreBreakdown(bid_id=bid_id, is_eligible=bid_id in eligible_ids,
                          checks=checks[bid_id], factors=tuple(factors),

@@ -107,8 +107,10 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
                 bid_id=fact.bid_id, rule_set_sha256=round_.rule_set.sha256,
                 inputs=bid_facts_to_dict(fact), breakdown=score.to_dict(), total=score.total,
                 is_eligible=score.is_eligible, rank=rank_of.get(fact.bid_id),
-                # Kept as msgid and parameters, so it is shown in the reader's language.
-                not_awarded_reason=dumps(allocation.reasons.get(fact.bid_id, "")),
+                # Kept as msgid and parameters, so it is shown in the reader's language. A
+                # proposed winner's is the note saying whether ranked preferences decided it.
+                not_awarded_reason=dumps(allocation.reasons.get(fact.bid_id)
+                                         or allocation.notes.get(fact.bid_id, "")),
                 is_proposed_winner=fact.bid_id in proposed))
         round_.status = RoundStatus.SCORED
         round_.scored_at = now

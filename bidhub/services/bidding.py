@@ -13,6 +13,7 @@ from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionD
 from bidhub.domain.scoring import check_eligibility
 from bidhub.domain.text import N_
 from bidhub.models import Bid, BidStatus, Listing, ListingStatus, Role, User
+from bidhub.services.bid_preferences import close_gap
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts, snapshot_track_record
@@ -130,5 +131,6 @@ def withdraw_bid(session: Session, rep: User, bid_id: int, now: datetime) -> Bid
         open_listing_for(session, bid.listing_id, now)
         if bid.status == BidStatus.WITHDRAWN:
             return bid
+        close_gap(session, bid)  # the rep's later choices move up, in this transaction
         bid.status, bid.withdrawn_at, bid.updated_at = BidStatus.WITHDRAWN, now, now
         return bid

@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from bidhub.domain.facts import STAGE_PROBABILITY, Stage
 from bidhub.domain.metrics import METRICS
+from bidhub.domain.preferences import PREFERENCE_BONUS
 from bidhub.domain.reviews import PLAN_REVIEW
 from bidhub.models import (
     AppealStatus,
@@ -128,6 +129,8 @@ METRIC_LABELS = {"win_rate": _l("Win rate"), "accounts_held": _l("Accounts held"
                  "commitment_kept": _l("Commitments kept")}
 # plan_review is read from a round's blind review, not the track record (domain/reviews.py).
 PLAN_REVIEW_LABEL = _l("Plan review")
+# The breakdown line of ranked preferences in bonus mode; its raw value is the rep's choice.
+PREFERENCE_BONUS_LABEL = _l("Preference bonus (choice)")
 # The normaliser registry's labels (bidhub/domain/normalisers.py), likewise.
 NORMALISER_LABELS = {"minmax": _l("Min-max over the round"), "cap": _l("Share of a cap"),
                      "logistic": _l("S-curve"), "rank": _l("Percentile rank in the round")}
@@ -203,6 +206,8 @@ def metric_label(name: str) -> str:
         return str(text)
     if name == PLAN_REVIEW:
         return str(PLAN_REVIEW_LABEL)
+    if name == PREFERENCE_BONUS:
+        return str(PREFERENCE_BONUS_LABEL)
     metric = METRICS.get(name)
     return name if metric is None else str(metric.label)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 
 from flask import Blueprint, abort, flash, request, url_for
@@ -14,9 +15,10 @@ from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import BidRejected, Conflict, InvalidRequest, PermissionDenied
 from bidhub.domain.metrics import METRICS
-from bidhub.domain.text import Text
+from bidhub.domain.preferences import BONUS, TIE_BREAK, Preferences
+from bidhub.domain.text import N_, Text
 from bidhub.models import Account, BidStatus, Listing, Role
-from bidhub.services import appeals, bidding, browse, policies
+from bidhub.services import appeals, bid_preferences, bidding, browse, policies
 from bidhub.services.rounds import load_round
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
@@ -263,9 +265,70 @@ def withdraw_bid(bid_id: int):
 @blueprint.route("/my/bids")
 @rep_only
 def my_bids():
+    return my_bids_page()
+
+
+def my_bids_page(*, round_id: int | None = None, entered: Mapping[str, str] | None = None,
+                 error: InvalidRequest | None = None):
+    """The rep's bids, with a ranking form per open round where they have two or more bids
+    (`entered` and `error`: the ranking sent for `round_id`, shown again with its message)."""
     session = get_session()
     bids = browse.my_bids(session, current_user)
-    return render("market/my_bids.html", bids=bids, outcomes=policies.bid_outcomes(session, bids))
+    rankings = [(round_, round_bids, preference_hint(parsed(round_.rule_set).preferences))
+                for round_, round_bids in bid_preferences.rankable_rounds(bids, now())]
+    if error is not None and all(round_.id != round_id for round_, _bids, _hint in rankings):
+        flash(translate(error), "error")  # no form of that round is left to carry it
+    return render("market/my_bids.html", status=422 if error else 200, bids=bids,
+                  outcomes=policies.bid_outcomes(session, bids), rankings=rankings,
+                  rank_form=ConfirmForm(), ranked_round_id=round_id, entered=entered or {},
+                  rank_error=error, rank_field=bid_preferences.rank_field)
+
+
+@blueprint.route("/my/rounds/<int:round_id>/preferences", methods=["POST"])
+@rep_only
+def rank_bids(round_id: int):
+    """The rep's ranking of their bids in an open round (1 = first choice); a blank
+    choice leaves a bid unranked."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        ranks = ranks_from(request.form)
+        bid_preferences.rank_preferences(get_session(), current_user, round_id, ranks, now())
+    except InvalidRequest as error:
+        return my_bids_page(round_id=round_id, entered=request.form, error=error)
+    flash(_("Your ranking is saved. You can change it until the deadline."), "success")
+    return redirect_after_post(url_for("market.my_bids"), event="preferences-ranked")
+
+
+def preference_hint(preferences: Preferences) -> str:
+    """What a ranking does under the round's rules, in the rep's words."""
+    if preferences.mode == BONUS:
+        return _("In this round your first choice gets a bonus of %(bonus)s points, your last "
+                 "choice (and any bid you leave unranked) none, choices between them a part.",
+                 bonus=f"{preferences.bonus:g}")
+    if preferences.mode == TIE_BREAK:
+        return _("In this round a ranking decides ties: between bids with equal scores, the "
+                 "bid its rep ranked higher comes first, and if you could win more accounts "
+                 "than you may take, you get the ones you ranked first.")
+    return _("This round's rules do not count rankings; yours is kept with your bids.")
+
+
+def ranks_from(form: Mapping[str, str]) -> dict[int, int]:
+    """Bid id -> rank from the `rank-<bid id>` fields; blank fields are unranked bids."""
+    ranks = {}
+    for name, value in form.items():
+        prefix, _dash, bid_text = name.partition("-")
+        if (prefix != "rank" or not (bid_text.isascii() and bid_text.isdigit())
+                or len(bid_text) > 18):
+            continue
+        text = value.strip()
+        if not text:
+            continue
+        if not (text.isascii() and text.isdigit()) or len(text) > 6:
+            raise InvalidRequest(N_("Choose a number from the list, or leave the bid unranked."),
+                                 field=bid_preferences.rank_field(int(bid_text)))
+        ranks[int(bid_text)] = int(text)
+    return ranks
 
 
 @blueprint.route("/bids/<int:bid_id>")
