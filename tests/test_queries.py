@@ -235,3 +235,45 @@ def test_the_filter_menus_follow_new_listings_imports_and_branch_names(
     branch = session.get(Account, mining.id).branch
     rename_branch(session, admin, branch.id, "Beijing North", branch.name_zh, clock())
     assert "Beijing North</option>" in client.get(f"/rounds/{round_.id}").get_data(as_text=True)
+
+
+def test_the_flags_before_adjudication_cost_a_fixed_number_of_statements(
+        app, session, clock, make_rep, make_manager, make_admin, make_account, make_round,
+        make_bid, login_as):
+    """Stale CRM data, metric outliers and resets are read for every bid at once: the closed
+    round page and a listing page issue as many statements for 2 bids as for 60 flagged ones."""
+    from datetime import timedelta
+
+    from bidhub.models import ImportRun
+    from bidhub.services import adjudication, users
+
+    manager, admin = make_manager(), make_admin()
+    session.add(ImportRun(kind="opportunities", filename="o.csv", sha256="0" * 64,
+                          actor_id=admin.id, status="imported", report={},
+                          started_at=clock() - timedelta(days=90),
+                          finished_at=clock() - timedelta(days=90)))
+    session.commit()
+    small = make_round(accounts=[make_account()], manager=manager)
+    large = make_round(accounts=[make_account() for _ in range(6)], manager=manager)
+    make_bid(make_rep(), small.listings[0])
+    for index in range(10):
+        rep = make_rep()
+        for listing in large.listings:
+            bid = make_bid(rep, listing)
+            bid.track_record = {**bid.track_record, "win_rate": 0.99 if index == 0
+                                else 0.4 + index / 100}
+        session.commit()
+        users.set_password(session, admin, rep.id, "a temporary password 2026", clock())
+    clock.advance(days=8)
+    for round_ in (small, large):
+        assert adjudication.score_closed_round(session, round_.id, clock())
+    client = login_as(manager)
+    flagged = client.get(f"/manage/rounds/{large.id}").get_data(as_text=True)
+    for flag in ('data-flag="stale_crm"', 'data-flag="metric_outlier"',
+                 'data-flag="reset_by_admin"'):
+        assert flag in flagged
+    few = statements_for(app, client, f"/manage/rounds/{small.id}")
+    assert statements_for(app, client, f"/manage/rounds/{large.id}") == few
+    assert few <= 22
+    assert statements_for(app, client, f"/manage/listings/{large.listings[0].id}") == \
+        statements_for(app, client, f"/manage/listings/{small.listings[0].id}")

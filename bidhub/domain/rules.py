@@ -34,6 +34,7 @@ from bidhub.domain.eligibility import (
     Eligibility,
     Setting,
 )
+from bidhub.domain.flags import FlagRules
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.normalisers import NORMALISERS, Normaliser
 from bidhub.domain.preferences import BONUS, PREFERENCE_MODES, Preferences
@@ -149,6 +150,8 @@ class RuleSet:
     warnings: tuple[RuleProblem, ...] = ()
     # The blind review of applications between the deadline and scoring; None: no review.
     review: ReviewRules | None = None
+    # When a bid deserves a second look before adjudication ([flags]); never changes scores.
+    flags: FlagRules = FlagRules()
     # How the reps' ranked preferences count ([preferences]); by default they do not.
     preferences: Preferences = Preferences()
 
@@ -554,7 +557,7 @@ class _Checker:
 # --- the sections -----------------------------------------------------------------------
 
 TOP_LEVEL_KEYS = ("name", "description", "tie_break", "eligibility", "factors", "caps",
-                  "allocation", "appeals", "review", "preferences")
+                  "allocation", "appeals", "review", "flags", "preferences")
 ELIGIBILITY_KEYS = tuple(ELIGIBILITY_SETTINGS)
 CAPS_KEYS = ("max_awards_per_rep_per_round",)
 ALLOCATION_KEYS = ("method", "min_bids_per_listing")
@@ -563,6 +566,12 @@ PREFERENCES_KEYS = ("mode", "bonus")
 # Four working weeks: a longer standstill holds accounts out of work for too long.
 MAX_APPEAL_WINDOW_WORKING_DAYS = 20
 FACTOR_BASE_KEYS = ("metric", "weight", "normaliser")
+FLAGS_KEYS = ("stale_crm_days", "outlier_mads", "outlier_min_sample")
+# Ten years: beyond that the staleness flag means nothing; a median of fewer than 3 values
+# has no spread worth the name.
+MAX_STALE_CRM_DAYS = 3650
+MAX_OUTLIER_MADS = 100
+MIN_OUTLIER_SAMPLE = 3
 REVIEW_KEYS = ("criteria", "min_reviews_per_bid", "show_reviewer_names")
 REVIEW_CRITERION_KEYS = ("name", "label", "min", "max")
 _CRITERION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -741,6 +750,20 @@ def _factors(check: _Checker, data: dict[str, Any],
     return tuple(factors)
 
 
+def _flags(check: _Checker, data: dict[str, Any]) -> FlagRules:
+    """[flags]: when a bid deserves a second look before adjudication; defaults when absent."""
+    section = check.table(data, "flags", FLAGS_KEYS)
+    default = FlagRules()
+    return FlagRules(
+        stale_crm_days=check.number(section, "stale_crm_days", "flags", default.stale_crm_days,
+                                    minimum=1, maximum=MAX_STALE_CRM_DAYS, whole=True),
+        outlier_mads=float(check.number(section, "outlier_mads", "flags", default.outlier_mads,
+                                        above=0, maximum=MAX_OUTLIER_MADS)),
+        outlier_min_sample=check.number(section, "outlier_min_sample", "flags",
+                                        default.outlier_min_sample, minimum=MIN_OUTLIER_SAMPLE,
+                                        maximum=MAX_COUNT, whole=True))
+
+
 def _review(check: _Checker, data: dict[str, Any]) -> ReviewRules | None:
     """[review]: the blind review of applications; None when the rules have no such section."""
     if "review" not in data:
@@ -880,6 +903,7 @@ def parse_rules(text: str) -> RuleSet:
     window = check.number(appeals, "window_working_days", "appeals", 0, minimum=0,
                           maximum=MAX_APPEAL_WINDOW_WORKING_DAYS, whole=True)
     review = _review(check, data)
+    flags = _flags(check, data)
     preferences = _preferences(check, data)
 
     if check.problems:
@@ -887,7 +911,7 @@ def parse_rules(text: str) -> RuleSet:
     return RuleSet(name=name, description=description, eligibility=eligibility,
                    factors=factors, caps=caps, tie_break=tie_break, allocation=method,
                    min_bids_per_listing=min_bids, text=text, version_hash=_hash(data),
-                   appeal_window_working_days=window, review=review,
+                   appeal_window_working_days=window, review=review, flags=flags,
                    preferences=preferences,
                    warnings=tuple(sorted(check.warnings, key=_file_order)))
 

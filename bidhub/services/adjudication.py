@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
+from bidhub.domain import flags as second_look
 from bidhub.domain.allocation import allocate
 from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, NotFound
 from bidhub.domain.messages import dumps
@@ -39,6 +40,7 @@ from bidhub.models import (
 from bidhub.services import application_reviews
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
+from bidhub.services.flags import BidFlag, second_look_flags
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
@@ -53,7 +55,6 @@ from bidhub.services.ownership import (
 )
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts, bid_facts_from_dict, bid_facts_to_dict
-from bidhub.services.users import reps_with_password_reset_during_round
 
 # The department's time zone when the caller names none: working days are counted in it.
 DEFAULT_ZONE = Defaults.TIMEZONE
@@ -256,7 +257,14 @@ class Flag:
     CAPACITY = "capacity"
     LOTTERY = "lottery"
     FEW_BIDS = "few_bids"
-    RESET_BY_ADMIN = "reset_by_admin"
+    # A bid deserves a second look (services/flags.py), shown per bid with its explanation.
+    STALE_CRM = second_look.STALE_CRM
+    METRIC_OUTLIER = second_look.METRIC_OUTLIER
+    RESET_BY_ADMIN = second_look.RESET_BY_ADMIN
+
+
+# The order a listing's second-look flags are listed in.
+SECOND_LOOKS = (Flag.STALE_CRM, Flag.METRIC_OUTLIER, Flag.RESET_BY_ADMIN)
 
 
 @dataclass(frozen=True)
@@ -267,6 +275,13 @@ class ListingReview:
     ranking: list[RankedBid]
     decision: Decision | None
     flags: tuple[str, ...]
+    # The second-look flags of this listing's bids, by bid id (bids without any left out).
+    bid_flags: dict[int, tuple[BidFlag, ...]] = field(default_factory=dict)
+
+    def flagged_bids(self, kind: str) -> list[tuple[RankedBid, BidFlag]]:
+        """The bids carrying a second-look flag of `kind`, best ranked first, with the flag."""
+        return [(bid, found) for bid in self.ranking for found in self.bid_flags.get(bid.id, ())
+                if found.kind == kind]
 
     @property
     def proposed(self) -> RankedBid | None:
@@ -321,8 +336,7 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     decisions = {decision.listing_id: decision for decision in session.scalars(
         select(Decision).join(Listing).where(Listing.round_id == round_.id)
         .options(selectinload(Decision.bid).selectinload(Bid.rep)))}
-    reset = reps_with_password_reset_during_round(
-        session, round_, {bid.rep_id for ranking in rankings.values() for bid in ranking})
+    bid_flags = second_look_flags(session, round_)
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
                for listing in listings}
     commitments = commitments_of(session, {bid.rep_id for ranking in rankings.values()
@@ -353,9 +367,10 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
         if ranking and sum(1 for bid in ranking if bid.score.is_eligible) < max(
                 rules.min_bids_per_listing, 1):
             flags.append(Flag.FEW_BIDS)
-        if any(bid.rep_id in reset for bid in ranking):
-            flags.append(Flag.RESET_BY_ADMIN)
-        reviews[listing.id] = ListingReview(listing, ranking, decision, tuple(flags))
+        flagged = {bid.id: bid_flags[bid.id] for bid in ranking if bid.id in bid_flags}
+        kinds = {found.kind for listed in flagged.values() for found in listed}
+        flags.extend(kind for kind in SECOND_LOOKS if kind in kinds)
+        reviews[listing.id] = ListingReview(listing, ranking, decision, tuple(flags), flagged)
     return reviews
 
 

@@ -18,7 +18,15 @@ from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.models import DecisionKind, FilingKind, Listing, RoundStatus, TransferRequest
-from bidhub.services import adjudication, browse, policies, rounds, transfer_preview, users
+from bidhub.services import (
+    adjudication,
+    browse,
+    flags,
+    policies,
+    rounds,
+    transfer_preview,
+    users,
+)
 from bidhub.services import appeals as appeal_service
 from bidhub.services.filings import FilingFilter, count_filings, filing_register
 from bidhub.services.ledger import ledger_head
@@ -138,6 +146,14 @@ FLAG_LABELS = {
     adjudication.Flag.FEW_BIDS: _l("fewer eligible bids than the rules' minimum"),
     adjudication.Flag.RESET_BY_ADMIN: _l("a bidder's password was reset by an admin during the "
                                          "round"),
+    adjudication.Flag.STALE_CRM: _l("stale CRM data"),
+    adjudication.Flag.METRIC_OUTLIER: _l("metric outlier"),
+}
+# The listing page's badges on each flagged bid; the explanation goes in the badge's title.
+BID_FLAG_LABELS = {
+    adjudication.Flag.STALE_CRM: _l("stale CRM data"),
+    adjudication.Flag.METRIC_OUTLIER: _l("metric outlier"),
+    adjudication.Flag.RESET_BY_ADMIN: _l("password reset by an admin during the round"),
 }
 
 
@@ -291,8 +307,7 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
     breakdowns = {bid.id: ScoreBreakdown.from_dict(bid.score.breakdown) for bid in ranking}
     decision = browse.decisions_of_round(session, round_.id).get(listing.id)
     proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
-    reset_during_round = users.reps_with_password_reset_during_round(
-        session, round_, [bid.rep_id for bid in ranking])
+    bid_flags = flags.second_look_flags(session, round_, listing_id=listing.id)
     if form is None:
         form = DecisionForm(formdata=None)
         if decision is not None:
@@ -308,7 +323,7 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
                   form=form, metrics=METRICS,
                   can_decide=bool(ranking) and (round_.status == RoundStatus.SCORED
                                                 or reopened_in_standstill(listing)),
-                  reset_during_round=reset_during_round)
+                  bid_flags=bid_flags, bid_flag_labels=BID_FLAG_LABELS)
 
 
 @blueprint.route("/listings/<int:listing_id>")
