@@ -1,18 +1,20 @@
-"""Benchmark: scoring and allocation time by round size, and greedy against optimal.
+"""Benchmark: scoring and allocation time by round size; greedy, optimal and value-aware.
 
 Run: python bench/scoring.py [--demo]
 
 Prints
 1. timings (CPU time of this process, best of 3: steadier than wall time on a shared machine)
-   of score_round, greedy and optimal allocation on generated rounds of increasing size up to
-   20,000 listings / 4,000 reps / 100,000 bids, with time per bid relative to the smallest
-   round (so growth reads as a ratio measured in the same run: ~1 is linear), the awards each
-   method made and the greedy/optimal total-score ratio; then the time ratio for 10x the bids
-   (10,000 -> 100,000) beside the target for optimal allocation (at most 12x);
-2. the peak memory traced while allocating the largest round optimally;
-3. greedy against optimal on 200 small rounds where the reps are near capacity;
+   of score_round, greedy, optimal and value-aware allocation on generated rounds of
+   increasing size up to 20,000 listings / 4,000 reps / 100,000 bids, with time per bid
+   relative to the smallest round (so growth reads as a ratio measured in the same run: ~1 is
+   linear), the awards each method made and the greedy/optimal total-score ratio; then the
+   time ratio for 10x the bids (10,000 -> 100,000) beside the target for optimal allocation
+   (at most 12x), and value-aware's time beside optimal's at 10,000 and 100,000 bids;
+2. the peak memory traced while allocating the largest round optimally and value-aware;
+3. greedy, optimal and value-aware on 200 small rounds where the reps are near capacity:
+   awards, total score and the sum of score x annual value;
 4. with --demo, the same comparison on the demo database's scored round (needs the app).
-Takes about two to three minutes on the 2-core reference machine.
+Takes about three to four minutes on the 2-core reference machine.
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ T0 = datetime(2026, 3, 2, tzinfo=UTC)
 
 
 def generated_round(listings: int, reps: int, bids: int, seed: int) -> list[BidFacts]:
-    """A round with one bid per (rep, listing) pair, reps of varied skill and holdings."""
+    """A round with one bid per (rep, listing) pair, reps of varied skill and holdings, and
+    accounts whose annual values spread like a KA list's (log-normal, median about 100,000
+    yuan, a few worth millions)."""
+    # Values come from their own generator so that the bids are the same as before values.
+    values = random.Random(seed + 1)
+    value = [int(values.lognormvariate(11.5, 1.0)) for _ in range(listings)]
     rng = random.Random(seed)
     held = {rep: rng.randint(25, 39) for rep in range(1, reps + 1)}
     skill = {rep: rng.random() for rep in held}
@@ -70,7 +77,8 @@ def generated_round(listings: int, reps: int, bids: int, seed: int) -> list[BidF
                      "tenure_months": tenure[rep],
                      "open_incidents": float(incidents[rep])},
             accounts_held=held[rep], tenure_months=tenure[rep],
-            open_incidents=incidents[rep], rep_branch="BJ", listing_branch="BJ"))
+            open_incidents=incidents[rep], rep_branch="BJ", listing_branch="BJ",
+            listing_value_yuan=value[listing - 1]))
     return facts
 
 
@@ -87,68 +95,95 @@ def with_method(rules: RuleSet, method: str) -> RuleSet:
     return replace(rules, allocation=method)
 
 
+METHODS = ("greedy", "optimal", "value_aware")
+
+
+def value_sum(allocation, scores, facts: list[BidFacts]) -> int:
+    """The sum of score x annual value over the awards, in yuan (what value_aware maximises)."""
+    value = {fact.bid_id: fact.listing_value_yuan for fact in facts}
+    return round(sum(scores[bid_id].total * value[bid_id]
+                     for bid_id in allocation.awards.values() if bid_id is not None))
+
+
 def timings(rules: RuleSet) -> list[BidFacts]:
-    greedy, optimal = with_method(rules, "greedy"), with_method(rules, "optimal")
+    greedy = with_method(rules, "greedy")
     print("1. CPU time by round size (best of 3 runs), rules/default.toml")
     header = (f"{'listings':>8} {'reps':>5} {'bids':>6} | {'score s':>8} {'greedy s':>9} "
-              f"{'optimal s':>10} | {'µs/bid score':>12} {'greedy':>7} {'optimal':>8} | "
-              f"{'x score':>7} {'x greedy':>8} {'x optimal':>9} | {'awards g/o':>11} "
-              f"{'total g/o':>9}")
+              f"{'optimal s':>10} {'value s':>8} | {'µs/bid score':>12} {'greedy':>7} "
+              f"{'optimal':>8} {'value':>6} | {'x score':>7} {'x greedy':>8} {'x optimal':>9} "
+              f"{'x value':>7} | {'awards g/o/v':>17} {'total g/o':>9}")
     print(header)
     print("-" * len(header))
     base = None
     facts: list[BidFacts] = []
-    seconds: dict[int, tuple[float, float, float]] = {}
+    seconds: dict[int, tuple[float, ...]] = {}
     for listings, reps, bids in SIZES:
         facts = generated_round(listings, reps, bids, seed=bids)
         scores, score_s = best_of(3, score_round, greedy, facts)
-        greedy_result, greedy_s = best_of(3, allocate, greedy, facts, scores, 1)
-        optimal_result, optimal_s = best_of(3, allocate, optimal, facts, scores, 1)
-        seconds[bids] = (score_s, greedy_s, optimal_s)
-        per_bid = tuple(spent / bids * 1e6 for spent in seconds[bids])
+        results, spent = {}, [score_s]
+        for method in METHODS:
+            results[method], method_s = best_of(3, allocate, with_method(rules, method), facts,
+                                                scores, 1)
+            spent.append(method_s)
+        seconds[bids] = tuple(spent)
+        per_bid = tuple(each / bids * 1e6 for each in seconds[bids])
         base = base or per_bid
         ratios = tuple(value / first for value, first in zip(per_bid, base, strict=True))
-        total_ratio = greedy_result.total_score / optimal_result.total_score
-        awards = f"{greedy_result.award_count}/{optimal_result.award_count}"
-        print(f"{listings:>8} {reps:>5} {bids:>6} | {score_s:>8.3f} {greedy_s:>9.3f} "
-              f"{optimal_s:>10.3f} | {per_bid[0]:>12.1f} {per_bid[1]:>7.1f} {per_bid[2]:>8.1f} | "
-              f"{ratios[0]:>7.2f} {ratios[1]:>8.2f} {ratios[2]:>9.2f} | {awards:>11} "
-              f"{total_ratio:>9.4f}")
+        total_ratio = results["greedy"].total_score / results["optimal"].total_score
+        awards = "/".join(str(results[method].award_count) for method in METHODS)
+        print(f"{listings:>8} {reps:>5} {bids:>6} | {spent[0]:>8.3f} {spent[1]:>9.3f} "
+              f"{spent[2]:>10.3f} {spent[3]:>8.3f} | {per_bid[0]:>12.1f} {per_bid[1]:>7.1f} "
+              f"{per_bid[2]:>8.1f} {per_bid[3]:>6.1f} | {ratios[0]:>7.2f} {ratios[1]:>8.2f} "
+              f"{ratios[2]:>9.2f} {ratios[3]:>7.2f} | {awards:>17} {total_ratio:>9.4f}")
     print("x = time per bid relative to the smallest round (1.00 = linear growth).")
-    print("Awards g/o: listings awarded by greedy / optimal (the per-round cap of 3 x reps")
-    print("bounds both); total g/o: greedy total score / optimal total score.")
+    print("Awards g/o/v: listings awarded by greedy / optimal / value_aware (the per-round cap")
+    print("of 3 x reps bounds all three); total g/o: greedy total score / optimal total score.")
     small, large = (seconds[bids] for bids in TENFOLD)
-    score_x, greedy_x, optimal_x = (after / before for after, before in
-                                    zip(large, small, strict=True))
+    score_x, greedy_x, optimal_x, value_x = (after / before for after, before in
+                                             zip(large, small, strict=True))
     verdict = "met" if optimal_x <= TENFOLD_TARGET else "NOT met"
     print(f"10x the bids ({TENFOLD[0]:,} -> {TENFOLD[1]:,}): time x{score_x:.1f} scoring, "
           f"x{greedy_x:.1f} greedy, x{optimal_x:.1f} optimal (target for optimal: "
-          f"<= x{TENFOLD_TARGET:.0f}: {verdict})")
+          f"<= x{TENFOLD_TARGET:.0f}: {verdict}), x{value_x:.1f} value_aware")
+    for bids in TENFOLD:
+        listings, reps, _ = next(size for size in SIZES if size[2] == bids)
+        optimal_s, value_s = seconds[bids][2], seconds[bids][3]
+        print(f"value_aware beside optimal at {listings:,} listings / {reps:,} reps / "
+              f"{bids:,} bids: {value_s:.3f} s against {optimal_s:.3f} s "
+              f"(x{value_s / optimal_s:.1f})")
     return facts
 
 
 def memory(rules: RuleSet, facts: list[BidFacts]) -> None:
-    optimal = with_method(rules, "optimal")
-    scores = score_round(optimal, facts)
-    tracemalloc.start()
-    allocate(optimal, facts, scores, 1)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    print(f"\n2. Peak memory traced while allocating the largest round optimally: "
-          f"{peak / 2**20:.1f} MiB")
+    scores = score_round(rules, facts)
+    print("\n2. Peak memory traced while allocating the largest round:")
+    for method in ("optimal", "value_aware"):
+        tracemalloc.start()
+        allocate(with_method(rules, method), facts, scores, 1)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"   {method}: {peak / 2**20:.1f} MiB")
 
 
 def tight_rounds(rules: RuleSet) -> None:
-    greedy, optimal = with_method(rules, "greedy"), with_method(rules, "optimal")
-    print("\n3. Greedy against optimal on 200 rounds of 30 listings, 12 reps, 120 bids, every")
-    print("   rep holding 36-39 accounts so capacity binds")
+    print("\n3. Greedy, optimal and value_aware on 200 rounds of 30 listings, 12 reps, 120 bids,")
+    print("   every rep holding 36-39 accounts so capacity binds; accounts' values spread")
+    print("   log-normally (median about 100,000 yuan)")
     ratios, fewer = [], 0
+    awards = dict.fromkeys(METHODS, 0)
+    totals = dict.fromkeys(METHODS, 0.0)
+    valued = dict.fromkeys(METHODS, 0)
     for seed in range(200):
         facts = [replace(fact, accounts_held=fact.accounts_held % 4 + 36)
                  for fact in generated_round(30, 12, 120, seed)]
-        scores = score_round(greedy, facts)
-        greedy_result = allocate(greedy, facts, scores, seed)
-        optimal_result = allocate(optimal, facts, scores, seed)
+        scores = score_round(rules, facts)
+        results = {method: allocate(with_method(rules, method), facts, scores, seed)
+                   for method in METHODS}
+        for method, result in results.items():
+            awards[method] += result.award_count
+            totals[method] += result.total_score
+            valued[method] += value_sum(result, scores, facts)
+        greedy_result, optimal_result = results["greedy"], results["optimal"]
         fewer += greedy_result.award_count < optimal_result.award_count
         if greedy_result.award_count == optimal_result.award_count:
             ratios.append(greedy_result.total_score / optimal_result.total_score
@@ -159,6 +194,11 @@ def tight_rounds(rules: RuleSet) -> None:
     if ratios:
         print(f"   (total ratio median {statistics.median(ratios):.4f}, "
               f"worst {min(ratios):.4f})")
+    print(f"   {'method':<12} {'awards':>7} {'total score':>12} {'score x value, yuan':>20} "
+          f"{'vs optimal':>10}")
+    for method in METHODS:
+        print(f"   {method:<12} {awards[method]:>7} {totals[method]:>12.3f} "
+              f"{valued[method]:>20,} {valued[method] / valued['optimal']:>10.4f}")
 
 
 def demo_round() -> None:
@@ -185,13 +225,13 @@ def demo_round() -> None:
             scores = score_round(rules, stored.bids)
             results = {method: allocate(with_method(rules, method), stored.bids, scores,
                                         round_.lottery_seed)
-                       for method in ("greedy", "optimal")}
+                       for method in METHODS}
             session.close()
         engine_of(app).dispose()
-    greedy, optimal = results["greedy"], results["optimal"]
     print(f"\n4. The demo's scored round {round_.title}: {len(stored.bids)} bids; awards "
-          f"{greedy.award_count}/{optimal.award_count}, totals {greedy.total_score:.3f}/"
-          f"{optimal.total_score:.3f}")
+          + "/".join(str(results[method].award_count) for method in METHODS)
+          + ", totals " + "/".join(f"{results[method].total_score:.3f}" for method in METHODS)
+          + " (greedy/optimal/value_aware)")
 
 
 def main() -> None:
