@@ -150,7 +150,10 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
                                                        forecast.actual_yuan))
     reviewed_filings, reviewed_accounts = reviewed_losses(session, rep_ids, now)
     lost: dict[int, list[LostAccountFact]] = defaultdict(list)
-    for filing in session.scalars(select(Filing).where(Filing.from_rep_id.in_(rep_ids))):
+    # By seq, as the snapshot stores them: without an order PostgreSQL may return a rep's
+    # several losses in another order, and the two histories would differ.
+    for filing in session.scalars(select(Filing).where(Filing.from_rep_id.in_(rep_ids))
+                                  .order_by(Filing.seq)):
         lost[filing.from_rep_id].append(LostAccountFact(
             filing.account_id, filing.decided_at,
             filing.seq in reviewed_filings
