@@ -137,6 +137,7 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
     incidents: dict[int, list[IncidentFact]] = defaultdict(list)
     for incident in session.scalars(
         select(AccountabilityIncident).where(AccountabilityIncident.rep_id.in_(rep_ids))
+        .order_by(AccountabilityIncident.id)  # the snapshot's order
     ):
         incidents[incident.rep_id].append(IncidentFact(
             incident.id, incident.account_id, incident.seen_at, incident.status,
