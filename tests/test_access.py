@@ -27,6 +27,7 @@ EXPECTED_ACCESS = {
     "market.edit_bid": {REP},
     "market.withdraw_bid": {REP},
     "market.my_bids": {REP},
+    "market.rank_bids": {REP},
     "market.bid_detail": {REP},
     "market.round_results": {SIGNED_IN},
     "market.file_appeal": {REP},

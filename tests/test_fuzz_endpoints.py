@@ -179,6 +179,7 @@ def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_
     closing = make_round(accounts=accounts[4:6], manager=manager,
                          closes_at=clock() + timedelta(hours=1))
     make_bid(rep, open_round.listings[0])
+    make_bid(rep, open_round.listings[1])  # two bids to rank: the form on "my bids"
     make_bid(rep, closing.listings[0])
     make_bid(victim, closing.listings[0])
     make_bid(victim, closing.listings[1])
