@@ -16,7 +16,10 @@ import csv
 import io
 import math
 import random
+import re
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -30,6 +33,7 @@ from bidhub.domain.imports import ImportKind
 from bidhub.models import (
     Account,
     AccountReview,
+    DecisionKind,
     FilingKind,
     InstanceMarker,
     LossReviewStatus,
@@ -296,6 +300,13 @@ class PlannedBid:
 
 
 @dataclass
+class PlannedDecision:
+    position: int  # the listing's place among the round's releases
+    kind: str  # DecisionKind.OVERRIDDEN (the best other eligible bidder wins) or NO_AWARD
+    reason: str
+
+
+@dataclass
 class PlannedRound:
     title: str
     opens_days: float  # relative to now: negative is in the past
@@ -305,6 +316,13 @@ class PlannedRound:
     publish: bool = True
     # Days from now when the results were announced into the standstill window (公示期).
     announced_days: float | None = None
+    # A past round run to the end: decided by this manager the day after its deadline (the
+    # ranking accepted except for `decisions`), announced, and in force after its window.
+    decided_by: str | None = None
+    decisions: list[PlannedDecision] = field(default_factory=list)
+    # Blind review (匿名评审): the managers named to review its applications; the round runs
+    # under rules with a [review] section (REVIEW_PILOT_RULES) adopted for it alone.
+    reviewers: tuple[str, ...] = ()
 
 
 @dataclass
@@ -661,7 +679,85 @@ def plan_rounds(rng: random.Random, world: World) -> list[PlannedRound]:
                   window_minutes=7 * MINUTES_PER_DAY - 90, bidders=(2, 4), share_with_bids=1.0,
                   must_bid={"rep01": 1, "rep02": 1}, avoid=()),
         announced_days=-1)
-    return [closed, opened, draft, announced]
+    history = plan_history(rng, world, taken)
+    # Run oldest first, so each round meets the holdings the rounds before it left.
+    return [*history, closed, opened, draft, announced]
+
+
+# Management's written reasons when a past round's ranking was not followed.
+OVERRIDE_REASONS = (
+    "排名第一的销售有一起竞品投放问责仍在处理中，而排名第二的销售长期覆盖该客户所在园区，"
+    "与其决策人已有合作基础，经管理部讨论改由第二名负责。",
+    "客户明确希望由熟悉其行业的销售跟进；排名第二的销售服务过其两家同行客户，方案更贴合，"
+    "两者得分相差很小，改由第二名中标。",
+    "排名第一的销售下月调往渠道部，无法保证全年跟进；改由排名第二的销售中标，避免客户再次交接。",
+)
+NO_AWARD_REASON = ("客户正在进行组织架构调整，招聘预算冻结到下季度，本期不予分配；"
+                   "调整完成后重新释放竞标。")
+NOT_ELIGIBLE_REASON = "没有符合竞标资格的申请，本期不予分配。"
+HISTORY_ROUNDS = range(2, 10)  # 第2期 .. 第9期, one a month before 第10期
+REVIEWED_ROUND = 9  # the blind-review pilot (匿名评审试点)
+REVIEWERS = ("manager", "manager2")
+
+
+def plan_history(rng: random.Random, world: World, taken: set[str]) -> list[PlannedRound]:
+    """Eight monthly rounds before 第10期, run to the end, so that fairness shows over time.
+
+    Small (a few accounts, two or three bids each), so the build stays quick: mostly accounts
+    whose rep left, and now and then one from a rep above the band, which moves reps into it.
+    Three rankings are overridden and one listing is not awarded, each with a written reason,
+    by both managers; 第9期 used blind review.
+    """
+    reps = {rep.username: rep for rep in world.reps}
+    accounts = {account.external_id: account for account in world.accounts}
+    # Transferred accounts stay out: their filed history names today's owners.
+    taken |= {transfer.account for transfer in world.transfers}
+    crowded = sorted(rep.username for rep in world.reps if rep.holdings > DEFAULT_CAPACITY_MAX)
+    overrides = {3: (0, DecisionKind.OVERRIDDEN, OVERRIDE_REASONS[0]),
+                 5: (1, DecisionKind.NO_AWARD, NO_AWARD_REASON),
+                 6: (2, DecisionKind.OVERRIDDEN, OVERRIDE_REASONS[1]),
+                 8: (0, DecisionKind.OVERRIDDEN, OVERRIDE_REASONS[2])}
+    rounds = []
+    for number in HISTORY_ROUNDS:
+        opens = -12 - 30 * (10 - number) - rng.randint(0, 3)
+        reviewed = number == REVIEWED_ROUND
+        # The pilot has an account in each branch, so rep01 and rep03 can both bid.
+        branches = (("BJ", "SH", "GZ", "BJ", "SH") if reviewed else
+                    tuple(weighted(rng, tuple((code, count) for code, _, count in BRANCHES))
+                          for _ in range(rng.randint(4, 5))))
+        releases = []
+        for branch in branches:
+            pool = [account for account in world.accounts
+                    if account.owner is None and account.branch == branch
+                    and account.executive_sponsor is None and account.external_id not in taken]
+            account = rng.choice(pool)
+            taken.add(account.external_id)
+            releases.append(release_for(rng, account, ReleaseReason.REP_LEFT, reps))
+        if crowded and number % 2 == 0:
+            owner = crowded.pop()
+            account = rng.choice([account for account in world.accounts
+                                  if account.owner == owner and account.executive_sponsor is None
+                                  and account.external_id not in taken])
+            taken.add(account.external_id)
+            releases.append(release_for(rng, account, ReleaseReason.OVER_CAPACITY, reps))
+        # rep01 bids only where named, so that the rounds after these still find room for him.
+        must_bid = {"rep01": 1, "rep03": 1} if reviewed else (
+            {"rep01": 1} if number == 5 else {})
+        bids = plan_bids(rng, releases, accounts, world.reps,
+                         window_minutes=7 * MINUTES_PER_DAY - 90, bidders=(2, 3),
+                         share_with_bids=1.0, must_bid=must_bid, avoid=("rep01", "rep02"))
+        # Awards in force stay in the account's branch, as the CRM's accounts are.
+        bids = [bid for bid in bids
+                if reps[bid.rep].branch == accounts[bid.account].branch]
+        decisions = []
+        if number in overrides:
+            position, kind, reason = overrides[number]
+            decisions.append(PlannedDecision(position, kind, reason))
+        rounds.append(PlannedRound(
+            f"第{number}期客户资源竞标（全国）", opens, opens + 7, releases, bids,
+            decided_by=REVIEWERS[number % 2], decisions=decisions,
+            reviewers=REVIEWERS if reviewed else ()))
+    return rounds
 
 
 def plan_world(seed: int = SEED) -> World:
@@ -1017,6 +1113,7 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
     """Create, fill, publish, bid on and (when closed) score the planned rounds via the services."""
     from bidhub.domain.errors import BidRejected
     from bidhub.services.adjudication import score_closed_round
+    from bidhub.services.application_reviews import name_reviewers
     from bidhub.services.bidding import submit_bid
     from bidhub.services.rounds import create_round, publish_round, release_account
 
@@ -1026,8 +1123,13 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
         opens_at = now + timedelta(days=planned.opens_days)
         closes_at = now + timedelta(days=planned.closes_days)
         created_at = min(now, opens_at) - timedelta(hours=2)
-        round_ = create_round(session, manager, title=planned.title, branch_id=None,
-                              opens_at=opens_at, closes_at=closes_at, now=created_at)
+        if planned.reviewers:
+            with pilot_rules(session, users["admin"], created_at):
+                round_ = create_round(session, manager, title=planned.title, branch_id=None,
+                                      opens_at=opens_at, closes_at=closes_at, now=created_at)
+        else:
+            round_ = create_round(session, manager, title=planned.title, branch_id=None,
+                                  opens_at=opens_at, closes_at=closes_at, now=created_at)
         listing_of: dict[str, int] = {}
         for position, release in enumerate(planned.releases):
             listing = release_account(
@@ -1037,6 +1139,10 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
             listing_of[release.account] = listing.id
         if not planned.publish:
             continue
+        if planned.reviewers:
+            name_reviewers(session, manager, round_.id,
+                           [users[username].id for username in planned.reviewers],
+                           now=created_at + timedelta(minutes=30))
         round_ = publish_round(session, manager, round_.id, expected_version=round_.version,
                                now=created_at + timedelta(minutes=90))
         for bid in planned.bids:
@@ -1050,9 +1156,180 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
                 continue  # over capacity, in cooldown, on leave...: refused, as in real life
         if closes_at <= now:
             score_closed_round(session, round_.id, closes_at + timedelta(minutes=5))
+        if planned.reviewers:
+            review_applications(session, users, round_.id, planned.reviewers, closes_at,
+                                {rep.username: rep.skill for rep in world.reps})
+        if planned.decided_by is not None:
+            settle_round(session, users, round_.id, planned, listing_of,
+                         decided_at=closes_at + timedelta(days=3 if planned.reviewers else 1))
         if planned.announced_days is not None:
             announce_with_an_appeal(session, manager, round_.id,
                                     now + timedelta(days=planned.announced_days), now)
+
+
+# The blind-review pilot (匿名评审试点): today's rules with a review step whose mean score is
+# one more factor. Adopted for 第9期 alone; the rules before it are adopted again right after.
+REVIEW_PILOT_NAME = "blind-review-pilot"
+REVIEW_PILOT_SECTION = """
+[review]
+min_reviews_per_bid = 2        # both named managers review every application
+show_reviewer_names = false    # reps read the scores and notes, not who wrote them
+
+[[review.criteria]]
+name = "plan_quality"
+label = "经营计划质量"
+min = 1
+max = 5
+
+[[review.criteria]]
+name = "commitment_feasibility"
+label = "承诺可行性"
+min = 1
+max = 5
+
+[[factors]]
+metric = "plan_review"         # the mean of the reviewers' points
+weight = 0.25
+normaliser = "minmax"
+"""
+
+
+@contextmanager
+def pilot_rules(session: Session, admin: User, at: datetime) -> Iterator[None]:
+    """Within the block, new rounds take the review pilot's rules; then the rules before."""
+    from bidhub.services.rule_sets import active_rule_set, adopt_rules
+
+    before = active_rule_set(session)
+    text = re.sub(r'(?m)^name = .*$', f'name = "{REVIEW_PILOT_NAME}"', before.text, count=1)
+    pilot = adopt_rules(session, admin, text + REVIEW_PILOT_SECTION,
+                        "匿名评审试点：本期竞标申请由两位管理部经理匿名评审，评审均分计入得分。",
+                        expected_active_id=before.id, now=at - timedelta(hours=1))
+    yield
+    adopt_rules(session, admin, before.text, "试点只用于本期，之后各期仍按原规则。",
+                expected_active_id=pilot.id, now=at + timedelta(minutes=5))
+
+
+# Reviewers' notes by how well the application scored (low, middling, high mean points).
+REVIEW_NOTES = (
+    ("计划内容较泛，没有体现对该客户业务的了解，承诺金额缺少依据。",
+     "拜访计划只有电话沟通，缺少上门拜访和方案环节，承诺收入难以兑现。"),
+    ("计划方向正确，但拜访安排偏笼统，建议补充首月与决策人见面的具体时间。",
+     "承诺收入略高于客户去年的投入，需要说明增量从哪里来；整体思路清楚。"),
+    ("计划对客户的招聘节奏把握准确，拜访安排具体到周，承诺金额与客户的实际需求相符，可信。",
+     "方案结合了同行业的成功案例，决策人、使用人和采购人都有对应的拜访安排，执行性强。"),
+)
+
+
+def review_applications(session: Session, users: dict[str, User], round_id: int,
+                        reviewers: tuple[str, ...], closes_at: datetime,
+                        skills: dict[str, float]) -> None:
+    """Each named manager reviews every application of the round in its blind review, one
+    day after another; the last review completes the minimum and scores the round.
+
+    A reviewer sees codes, not bidders; the demo, standing in for their judgement, reads the
+    bidder's skill behind each code, so that better reps tend to write better plans."""
+    from bidhub.models import Bid, Round
+    from bidhub.services.adjudication import score_closed_round
+    from bidhub.services.application_reviews import review_queue, submit_review
+    from bidhub.services.rule_sets import parsed
+
+    criteria = parsed(session.get(Round, round_id).rule_set).review.criteria
+    for day, username in enumerate(reviewers, start=1):
+        reviewer = users[username]
+        for minute, item in enumerate(review_queue(session, reviewer, round_id)):
+            bid = session.scalars(select(Bid).where(Bid.review_code == item.code)).one()
+            rng = random.Random(f"{SEED}:review:{username}:{bid.rep.username}:{bid.listing_id}")
+            base = 1.5 + (skills.get(bid.rep.username, 0.6) - 0.5) * 7
+            scores = {criterion.name: min(criterion.max_points, max(
+                criterion.min_points, round(base + rng.gauss(0, 0.7))))
+                for criterion in criteria}
+            mean = sum(scores.values()) / len(scores)
+            notes = REVIEW_NOTES[0 if mean < 2.5 else 1 if mean < 3.75 else 2]
+            submit_review(session, reviewer, round_id, item.code, scores, rng.choice(notes),
+                          now=closes_at + timedelta(days=day, minutes=11 * minute))
+    # Complete now, so the last review scored it already; this only makes sure.
+    score_closed_round(session, round_id, closes_at + timedelta(days=len(reviewers), hours=4))
+
+
+def settle_round(session: Session, users: dict[str, User], round_id: int,
+                 planned: PlannedRound, listing_of: dict[str, int], *,
+                 decided_at: datetime) -> None:
+    """Decide every listing of a scored past round as planned, announce the results and let
+    them take effect when the window ends; the released reps' loss reviews are written and
+    closed."""
+    from bidhub.domain.errors import InvalidRequest
+    from bidhub.models import Round
+    from bidhub.services.adjudication import decide_listing, publish_results, review_round
+    from bidhub.services.appeals import apply_round
+
+    manager = users[planned.decided_by]
+    reviews = list(review_round(session, session.get(Round, round_id)).values())
+    planned_for = departures(reviews, planned.decisions)
+    for minute, review in enumerate(reviews):
+        at = decided_at + timedelta(minutes=7 * minute)
+        planned_decision = planned_for.get(review.listing.id)
+        kind, bid_id, reason = DecisionKind.ACCEPTED, None, ""
+        if planned_decision is not None:
+            kind, reason = planned_decision.kind, planned_decision.reason
+            if kind == DecisionKind.OVERRIDDEN:
+                bid_id = runner_up(review).id
+        elif review.proposed is None:
+            if review.has_no_bids:
+                continue  # publishing records the no-bid default
+            kind, reason = DecisionKind.NO_AWARD, NOT_ELIGIBLE_REASON
+        try:
+            decide_listing(session, manager, review.listing.id, kind=kind, bid_id=bid_id,
+                           reason=reason, now=at)
+        except InvalidRequest:  # the runner-up has no room: the ranking stands
+            decide_listing(session, manager, review.listing.id, kind=DecisionKind.ACCEPTED,
+                           bid_id=None, reason="", now=at)
+    round_ = session.get(Round, round_id)
+    publish_results(session, manager, round_id, expected_version=round_.version,
+                    now=decided_at + timedelta(hours=2))
+    write_release_reviews(session, users, planned, listing_of, decided_at)
+    round_ = session.get(Round, round_id)
+    apply_round(session, round_id, round_.standstill_ends_at + timedelta(minutes=1))
+
+
+def runner_up(review):
+    """The best-ranked eligible bid after the proposed winner, or None."""
+    return next((bid for bid in review.eligible if bid is not review.proposed), None)
+
+
+def departures(reviews: list, decisions: list[PlannedDecision]) -> dict[int, PlannedDecision]:
+    """Listing id -> the planned departure from the ranking it gets: each goes to the first
+    listing from its position on (then from the start) where it can be taken, that is, one
+    with a proposed winner, and for an override an eligible runner-up too."""
+    chosen: dict[int, PlannedDecision] = {}
+    for decision in decisions:
+        fits = [(position, review.listing.id) for position, review in enumerate(reviews)
+                if review.proposed is not None and review.listing.id not in chosen
+                and (decision.kind == DecisionKind.NO_AWARD or runner_up(review) is not None)]
+        after = [fit for fit in fits if fit[0] >= decision.position]
+        if fits:
+            chosen[(after or fits)[0][1]] = decision
+    return chosen
+
+
+def write_release_reviews(session: Session, users: dict[str, User], planned: PlannedRound,
+                          listing_of: dict[str, int], decided_at: datetime) -> None:
+    """The reps whose accounts a past round released wrote their reviews, and management
+    closed them with a comment."""
+    from bidhub.services.loss_reviews import close_review, released_reviews
+    from bidhub.services.loss_reviews import submit_review as submit_loss_review
+
+    released = released_reviews(session, [listing_of[release.account]
+                                          for release in planned.releases])
+    for position, review in enumerate(released.values()):
+        what, differently = DEMO_LOSS_REVIEWS[position % len(DEMO_LOSS_REVIEWS)]
+        rep = session.get(User, review.rep_id)
+        review = submit_loss_review(session, rep, review.id, what_happened=what,
+                                    do_differently=differently,
+                                    expected_version=review.version,
+                                    now=decided_at - timedelta(days=2))
+        close_review(session, users[planned.decided_by], review.id,
+                     comment=DEMO_LOSS_COMMENTS[position % len(DEMO_LOSS_COMMENTS)],
+                     expected_version=review.version, now=decided_at + timedelta(days=1))
 
 
 # An appeal in the demo's standstill window, as a rep who lost would write it.

@@ -31,18 +31,23 @@ from bidhub.demo import (
 from bidhub.models import (
     Account,
     AccountabilityIncident,
+    AccountReview,
     Appeal,
     AppealStatus,
+    ApplicationReview,
     Bid,
     BidScore,
     Branch,
     Contact,
+    Decision,
+    DecisionKind,
     Filing,
     FilingKind,
     ImportRun,
     InstanceMarker,
     Listing,
     ListingStatus,
+    LossReviewStatus,
     Opportunity,
     Role,
     Round,
@@ -50,6 +55,8 @@ from bidhub.models import (
     TransferRequest,
     User,
 )
+from bidhub.services.application_reviews import reviews_for_bid
+from bidhub.services.fairness import fairness_report
 from bidhub.services.ledger import verify_ledger
 from tests.conftest import csrf_token_from
 
@@ -174,7 +181,7 @@ def test_an_open_round_a_scored_round_and_a_draft_waiting_for_an_admin(demo):
     session = demo
     rounds = {round_.status: round_ for round_ in session.scalars(select(Round))}
     assert set(rounds) == {RoundStatus.PUBLISHED, RoundStatus.SCORED, RoundStatus.DRAFT,
-                           RoundStatus.STANDSTILL}
+                           RoundStatus.STANDSTILL, RoundStatus.RESULTS_PUBLISHED}
 
     open_round = rounds[RoundStatus.PUBLISHED]
     assert open_round.is_open_at(NOW)
@@ -246,6 +253,105 @@ def test_a_round_in_its_standstill_window_with_an_appeal_waiting(demo, demo_path
     assert results.status_code == 200
     assert announced.standstill_ends_at.isoformat() in results.get_data(as_text=True)
     engine_of(app).dispose()
+
+
+def signed_in_client(app, username: str):
+    client = app.test_client()
+    token = csrf_token_from(client.get("/login").get_data(as_text=True))
+    assert client.post("/login", data={"username": username, "password": DEMO_PASSWORD,
+                                       "csrf_token": token}).status_code == 302
+    return client
+
+
+def test_eight_months_of_rounds_in_force_before_the_current_ones(demo):
+    session = demo
+    past = session.scalars(select(Round).where(Round.status == RoundStatus.RESULTS_PUBLISHED)
+                           .order_by(Round.results_published_at)).all()
+    assert len(past) >= 8
+    assert [round_.title[:3] for round_ in past] == [f"第{n}期" for n in range(2, 10)]
+    # About monthly, from eight months back up to the round in its window (第10期).
+    assert past[0].closes_at < NOW - timedelta(days=7 * 30)
+    gaps = [(later.closes_at - earlier.closes_at).days
+            for earlier, later in zip(past, past[1:], strict=False)]
+    assert all(25 <= gap <= 35 for gap in gaps), gaps
+    assert past[-1].results_published_at < NOW - timedelta(days=30)
+    for round_ in past:
+        assert all(listing.applied_at is not None for listing in round_.listings)
+    decisions = session.execute(
+        select(Decision.kind, Decision.reason, User.username)
+        .join(Listing, Decision.listing_id == Listing.id)
+        .join(User, Decision.decided_by_id == User.id)
+        .where(Listing.round_id.in_([round_.id for round_ in past]))).all()
+    kinds = Counter(kind for kind, _, _ in decisions)
+    assert kinds[DecisionKind.ACCEPTED] > 2 * (kinds[DecisionKind.OVERRIDDEN]
+                                               + kinds[DecisionKind.NO_AWARD])
+    overrides = [(reason, who) for kind, reason, who in decisions
+                 if kind == DecisionKind.OVERRIDDEN]
+    assert len(overrides) >= 3 and {who for _, who in overrides} == {"manager", "manager2"}
+    assert all(len(reason) >= 20 for reason, _ in overrides)
+    assert kinds[DecisionKind.NO_AWARD] >= 1
+    # The reps whose accounts they released wrote their reviews; management closed them.
+    released = session.scalars(select(AccountReview).join(
+        Listing, Listing.review_id == AccountReview.id).where(
+        Listing.round_id.in_([round_.id for round_ in past]))).all()
+    assert released and all(review.status == LossReviewStatus.CLOSED for review in released)
+
+
+def test_the_fairness_page_shows_every_past_round(demo, demo_path):
+    session = demo
+    report = fairness_report(session, NOW)
+    past = [row for row in report.rounds if row.round.status == RoundStatus.RESULTS_PUBLISHED]
+    assert len(past) >= 8 and len(report.rounds) == len(past) + 1  # and 第10期, in its window
+    assert all(row.figures.after is not None for row in past)
+    # Awards move reps into the band: the count below it falls over the history.
+    assert past[-1].figures.after.below < past[0].figures.before.below
+    assert sum(row.figures.overridden for row in past) >= 3
+    assert {name for name, _ in report.managers} == {"周建国", "吴晓梅"}
+    app = demo_app(demo_path, NOW)
+    page = signed_in_client(app, "manager").get("/manage/fairness")
+    engine_of(app).dispose()
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for row in report.rounds:
+        assert f'id="fairness-round-{row.round.id}"' in html and row.round.title in html
+    assert "<polyline" in html
+
+
+def test_a_round_used_blind_review_and_its_reps_read_their_reviews(demo, demo_path):
+    session = demo
+    reviewed = session.scalars(select(Round).where(Round.title.startswith("第9期"))).one()
+    assert reviewed.status == RoundStatus.RESULTS_PUBLISHED
+    assert reviewed.rule_set.name == demo_module.REVIEW_PILOT_NAME
+    assert "[review]" in reviewed.rule_set.text
+    bids = session.scalars(select(Bid).join(Listing).where(Listing.round_id == reviewed.id)
+                           ).all()
+    assert len(bids) >= 8 and all(bid.review_code for bid in bids)
+    reviewers = Counter()
+    for bid in bids:
+        reviews = session.scalars(select(ApplicationReview)
+                                  .where(ApplicationReview.bid_id == bid.id)).all()
+        assert len({review.reviewer_id for review in reviews}) >= 2
+        assert all(review.note and review.scores for review in reviews)
+        reviewers.update(review.reviewer.username for review in reviews)
+        # Scored with the reviews: plan_review is one of the stored inputs.
+        assert bid.score.inputs["metrics"]["plan_review"] is not None
+    assert set(reviewers) == {"manager", "manager2"}
+    # The rules after the pilot have no review step: later rounds went straight to scoring.
+    later = session.scalars(select(Round).where(Round.title.startswith("第11期"))).one()
+    assert "[review]" not in later.rule_set.text
+    # rep03 bid in it; after publication she reads the scores and notes, not who wrote them.
+    rep03 = session.scalars(select(User).where(User.username == "rep03")).one()
+    [bid] = [bid for bid in bids if bid.rep_id == rep03.id]
+    shown = reviews_for_bid(session, rep03, bid.id)
+    assert len(shown) >= 2
+    assert all(review.note and review.reviewer_name is None for review in shown)
+    app = demo_app(demo_path, NOW)
+    page = signed_in_client(app, "rep03").get(f"/bids/{bid.id}")
+    engine_of(app).dispose()
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert all(review.note in html for review in shown)
+    assert "周建国" not in html and "吴晓梅" not in html
 
 
 def test_building_again_changes_nothing(demo):
