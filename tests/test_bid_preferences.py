@@ -17,7 +17,7 @@ from bidhub.services.bid_preferences import rank_preferences
 from bidhub.services.bidding import withdraw_bid
 from bidhub.services.replays import verify_round, what_if
 from bidhub.services.rule_sets import active_rule_set, adopt_rule_set, parsed
-from tests.conftest import PASSWORD, csrf_token_from, reload
+from tests.conftest import PASSWORD, csrf_token_from, login, reload
 
 
 @pytest.fixture
@@ -295,3 +295,18 @@ def test_the_what_if_shows_what_ignoring_preferences_would_have_changed(
             } == {(bids["Middle"], bids["Strong first"]), (bids["Strong second"], bids["Weak"])}
     assert {change.bid_id for change in comparison.changed_scores} == {
         bids["Strong second"], bids["Middle"], bids["Weak"]}
+
+
+def test_the_ranking_form_speaks_chinese(app, session, three_bids, round_of_three):
+    from tests.test_i18n import ALLOWED_WORDS, english_words, visible_text
+
+    rep, bids = three_bids
+    client = app.test_client()
+    login(client, rep)
+    page = client.get("/my/bids", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    start = page.rindex("<section", 0, page.index(f'id="ranking-{round_of_three.id}"'))
+    section = page[start:page.index("</section>", start)]
+    assert "保存排序" in section and "未排序" in section
+    data = {word for bid in bids for word in bid.listing.account.name.split()}
+    data |= set(round_of_three.title.split())
+    assert english_words(visible_text(section), ALLOWED_WORDS | frozenset(data)) == {}

@@ -277,3 +277,33 @@ def test_the_flags_before_adjudication_cost_a_fixed_number_of_statements(
     assert few <= 22
     assert statements_for(app, client, f"/manage/listings/{large.listings[0].id}") == \
         statements_for(app, client, f"/manage/listings/{small.listings[0].id}")
+
+
+def test_the_ranking_forms_on_my_bids_do_not_grow_queries_with_bids_or_rounds(
+        app, session, clock, make_rep, make_account, make_round, make_bid, login_as):
+    """Each open round where the rep has two bids or more gets a ranking form; the rounds'
+    rule versions (each form says what a ranking does there) are read in one statement."""
+    from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
+
+    few, many = make_rep(), make_rep()
+    first = make_round(accounts=[make_account() for _ in range(2)])
+    for listing in first.listings:
+        make_bid(few, listing)
+    rounds, base = [first], active_rule_set(session).text
+    for section in ('mode = "tie_break"', 'mode = "bonus"\nbonus = 0.05'):
+        adopt_rule_set(session, None, f"{base}\n[preferences]\n{section}\n", "preferences",
+                       "test", clock())
+        session.commit()
+        rounds.append(make_round(accounts=[make_account() for _ in range(12)]))
+    for round_ in rounds:
+        for listing in round_.listings:
+            make_bid(many, listing)
+    few_client = login_as(few)
+    assert "ranking-" in few_client.get("/my/bids").get_data(as_text=True)
+    small = statements_for(app, few_client, "/my/bids")
+    many_client = app.test_client()
+    login(many_client, many)
+    page = many_client.get("/my/bids").get_data(as_text=True)
+    assert all(f'id="ranking-{round_.id}"' in page for round_ in rounds)
+    assert statements_for(app, many_client, "/my/bids") == small
+    assert small < 15

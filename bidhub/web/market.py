@@ -274,8 +274,8 @@ def my_bids_page(*, round_id: int | None = None, entered: Mapping[str, str] | No
     (`entered` and `error`: the ranking sent for `round_id`, shown again with its message)."""
     session = get_session()
     bids = browse.my_bids(session, current_user)
-    rankings = [(round_, round_bids, preference_hint(parsed(round_.rule_set).preferences))
-                for round_, round_bids in bid_preferences.rankable_rounds(bids, now())]
+    rankings = [(round_, round_bids, preference_hint(preferences)) for round_, round_bids, preferences
+                in bid_preferences.ranking_forms(session, bids, now())]
     if error is not None and all(round_.id != round_id for round_, _bids, _hint in rankings):
         flash(translate(error), "error")  # no form of that round is left to carry it
     return render("market/my_bids.html", status=422 if error else 200, bids=bids,
