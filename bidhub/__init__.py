@@ -133,6 +133,7 @@ def register_blueprints(app: Flask) -> None:
         notifications,
         profiles,
         reviews,
+        round_reviews,
         rules_admin,
         sponsors,
     )
@@ -142,6 +143,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(language.blueprint)
     app.register_blueprint(market.blueprint)
     app.register_blueprint(manage.blueprint)
+    app.register_blueprint(round_reviews.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(rules_admin.blueprint)
     app.register_blueprint(imports.blueprint)

@@ -379,6 +379,46 @@ def make_bid(session, clock):
     return make
 
 
+REVIEW_RULES = """
+[review]
+min_reviews_per_bid = 2
+show_reviewer_names = {show_names}
+
+[[review.criteria]]
+name = "plan_quality"
+label = "Plan quality"
+min = 1
+max = 5
+
+[[review.criteria]]
+name = "feasibility"
+label = "Feasibility"
+min = 1
+max = 5
+
+[[factors]]
+metric = "plan_review"
+weight = 0.2
+normaliser = "minmax"
+"""
+
+
+@pytest.fixture
+def adopt_review_rules(app, session, clock):
+    """Make the default rules plus a blind review (two criteria, 1-5, two reviews per bid,
+    plan_review weighted 0.2) the rules that rounds made from now on are pinned to."""
+    from bidhub.services.rule_sets import adopt_rule_set
+
+    def adopt(*, show_names: bool = False):
+        text = default_rules_path(app.config).read_text("utf-8") + REVIEW_RULES.format(
+            show_names=str(show_names).lower())
+        version = adopt_rule_set(session, None, text, "reviewed", "blind review", clock())
+        session.commit()
+        return version
+
+    return adopt
+
+
 def csrf_token_from(html: str) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
         r'"X-CSRFToken": "([^"]+)"', html)

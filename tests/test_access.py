@@ -57,6 +57,8 @@ EXPECTED_ACCESS = {
     "manage.answer_appeal": MANAGEMENT,
     "manage.cancel_listing": MANAGEMENT,
     "manage.cancel_round": MANAGEMENT,
+    "round_reviews.name_reviewers": MANAGEMENT,
+    "round_reviews.close_review": MANAGEMENT,
     "board.home": MANAGEMENT,
     "board.capacity": MANAGEMENT,
     "board.rep": MANAGEMENT,

@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from bidhub.models import Account, Base, RoundStatus, RuleSetVersion
 from bidhub.services.accountability import log_incident
 from bidhub.services.adjudication import score_closed_round
+from bidhub.services.application_reviews import name_reviewers
 from bidhub.services.filings import transfer_account
 from bidhub.services.imports import import_file
 from tests.conftest import PASSWORD, csrf_token_from, reload
@@ -76,7 +77,7 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "auth": "own", "notifications": "rep", "language": "rep",
                      "accounts": "manager",
                      "board": "manager", "reviews": "manager", "sponsors": "admin",
-                     "fairness": "manager"}
+                     "fairness": "manager", "round_reviews": "manager"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "health.healthz": "anonymous",
                     "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
@@ -164,8 +165,9 @@ class FormReader(HTMLParser):
 
 @pytest.fixture
 def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_account,
-          make_round, make_bid, give_accounts):
-    """Users of every role, a draft, an open and a scored round with bids, and an incident."""
+          make_round, make_bid, give_accounts, adopt_review_rules):
+    """Users of every role, a draft, an open and a scored round with bids, a round in blind
+    review, and an incident."""
     make_branch()
     make_branch("SH", "Shanghai")
     rep, other, victim, own = make_rep(), make_rep(), make_rep(), make_rep()
@@ -196,11 +198,19 @@ def world(session, clock, make_branch, make_rep, make_manager, make_admin, make_
     import_file(session, admin, "reps", "reps.csv",
                 b"external_id,username,name,branch\r\nR-900,imported,Imported Rep,BJ\r\n"
 , valid_rows_only=False, now=clock())
+    # Made last: the rounds above keep the rules without a review. Its page offers the
+    # reviewers' form and the review's early close.
+    adopt_review_rules()
+    reviewed = make_round(accounts=[make_account(owner=other)], manager=manager,
+                          closes_at=clock() + timedelta(hours=1))
+    make_bid(victim, reviewed.listings[0])
+    name_reviewers(session, manager, reviewed.id, [manager.id], clock())
     clock.advance(hours=2)
     assert score_closed_round(session, closing.id, clock())
+    assert score_closed_round(session, reviewed.id, clock())  # into blind review
     reload(session)
     return {"rep": rep, "manager": manager, "admin": admin, "victim": victim, "own": own,
-            "rounds": [draft.id, open_round.id, closing.id],
+            "rounds": [draft.id, open_round.id, closing.id, reviewed.id],
             "account_numbers": [account.external_id for account in accounts]}
 
 

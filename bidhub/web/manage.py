@@ -69,6 +69,7 @@ from bidhub.web.rendering import (
     render,
     render_form_errors,
 )
+from bidhub.web.review_panels import listing_review_context, round_review_context
 
 blueprint = Blueprint("manage", __name__, url_prefix="/manage")
 
@@ -218,6 +219,7 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
         **round_effects(session, round_, listings),
         "cancel_round_form": cancel_form(round_.version),
         "cancel_listing_form": None, "cancel_listing_id": None,
+        **round_review_context(session, round_, now()),
         **forms,
     }
     if status != 200:
@@ -323,7 +325,8 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
                   form=form, metrics=METRICS,
                   can_decide=bool(ranking) and (round_.status == RoundStatus.SCORED
                                                 or reopened_in_standstill(listing)),
-                  bid_flags=bid_flags, bid_flag_labels=BID_FLAG_LABELS)
+                  bid_flags=bid_flags, bid_flag_labels=BID_FLAG_LABELS,
+                  **listing_review_context(session, round_))
 
 
 @blueprint.route("/listings/<int:listing_id>")

@@ -36,6 +36,7 @@ from bidhub.web.rendering import (
     render,
     render_form_errors,
 )
+from bidhub.web.review_panels import rep_review_context
 
 blueprint = Blueprint("market", __name__)
 
@@ -344,7 +345,7 @@ def bid_page(bid_id: int, *, appeal_form: AppealForm | None = None, status: int 
     return render("market/bid_detail.html", status=status, bid=bid, round=round_,
                   result=policies.rep_result(session, bid),
                   is_open=round_.is_open_at(now()), withdraw_form=ConfirmForm(),
-                  metrics=METRICS,
+                  metrics=METRICS, **rep_review_context(session, current_user, bid),
                   **rep_appeals(session, current_user, round_, [bid], form=appeal_form,
                                 form_listing_id=bid.listing_id, page="bid"))
 
