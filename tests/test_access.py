@@ -66,6 +66,11 @@ EXPECTED_ACCESS = {
     "board.my_accounts": {REP},
     "fairness.fairness": MANAGEMENT,
     "fairness.fairness_csv": MANAGEMENT,
+    # Management may open them; the round's named reviewers alone see its applications.
+    "application_reviews.rounds": MANAGEMENT,
+    "application_reviews.queue": MANAGEMENT,
+    "application_reviews.application": MANAGEMENT,
+    "application_reviews.submit": MANAGEMENT,
     "admin.users": {ADMIN},
     "admin.new_user": {ADMIN},
     "admin.edit_user": {ADMIN},
@@ -153,6 +158,7 @@ def world(session, make_rep, make_manager, make_admin, make_user, make_account, 
                     "account_id": account.id, "user_id": rep.id, "version_id": 1,
                     "rep_id": rep.id, "incident_id": incident.id, "branch_id": rep.branch_id,
                     "run_id": 1, "appeal_id": 1, "request_id": 1, "review_id": 1,
+                    "code": "NOCODE",
                     "notification_id": notifications.inbox(session, rep).items[0].id}}
 
 

@@ -77,7 +77,8 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "auth": "own", "notifications": "rep", "language": "rep",
                      "accounts": "manager",
                      "board": "manager", "reviews": "manager", "sponsors": "admin",
-                     "fairness": "manager", "round_reviews": "manager"}
+                     "fairness": "manager", "round_reviews": "manager",
+                     "application_reviews": "manager"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "health.healthz": "anonymous",
                     "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",
@@ -240,6 +241,9 @@ def valid_ids(session, world) -> dict[str, list[int]]:
         "appeal_id": ids(Appeal) or [1],
         "review_id": ids(AccountReview) or [1],
         "request_id": ids(TransferRequest) or [1],
+        # The blind review's codes (the manager reviews the round in review) and a made-up one.
+        "code": [*session.scalars(select(Bid.review_code).where(Bid.review_code.is_not(None))
+                                  .order_by(Bid.review_code)), "NOCODE"],
     }
 
 
@@ -297,8 +301,8 @@ def targets_of(app) -> list[Target]:
 def path_of(target: Target, arguments: dict[str, str]) -> str:
     path = target.rule
     for name, value in arguments.items():
-        path = path.replace(f"<int:{name}>", value if value.startswith("%") or "%" in value
-                            else quote(value, safe=""))
+        value = value if value.startswith("%") or "%" in value else quote(value, safe="")
+        path = path.replace(f"<int:{name}>", value).replace(f"<{name}>", value)
     return path
 
 

@@ -31,8 +31,10 @@ from bidhub.models import (
     Bid,
     Branch,
     Listing,
+    ListingStatus,
     Role,
     Round,
+    RoundStatus,
     RuleSetVersion,
     User,
 )
@@ -492,6 +494,55 @@ def test_english_words_are_found_and_data_is_not():
     assert set(english_words(text, ALLOWED_WORDS)) == {"Deadline", "Tip", "Search", "Go"}
 
 
+REVIEWED_RULES = """
+[[factors]]
+metric = "plan_review"
+weight = 0.3
+
+[review]
+min_reviews_per_bid = 1
+
+[[review.criteria]]
+name = "plan_quality"
+label = "经营计划质量"
+min = 1
+max = 5
+"""
+
+
+def round_in_blind_review(session, manager, rep, account, now) -> tuple[int, str]:
+    """A round whose blind review the manager is named on, with the rep's application; the
+    rules in force before it stay in force."""
+    from bidhub.services.adjudication import score_closed_round
+    from bidhub.services.application_reviews import name_reviewers
+    from bidhub.services.bidding import submit_bid
+    from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
+
+    before = active_rule_set(session)
+    rules = adopt_rule_set(session, None, before.text + REVIEWED_RULES, "匿名评审", "匿名评审", now)
+    round_ = Round(title="五月客户资源竞标（匿名评审）", opens_at=now - timedelta(hours=1),
+                   closes_at=now + timedelta(hours=1), rule_set_id=rules.id,
+                   status=RoundStatus.PUBLISHED, created_by_id=manager.id, created_at=now,
+                   published_at=now - timedelta(hours=1))
+    session.add(round_)
+    session.flush()
+    listing = Listing(round_id=round_.id, account_id=account.id, released_from_id=None,
+                      release_reason="rep_left", status=ListingStatus.LISTED,
+                      released_by_id=manager.id, created_at=now)
+    session.add(listing)
+    adopt_rule_set(session, None, before.text, before.name, "", now)
+    session.commit()
+    bid = submit_bid(session, rep, listing.id,
+                     account_plan="按季度回访决策人，先在一个事业部做试点，三个月后推广到全公司。",
+                     committed_revenue_yuan=360_000,
+                     visit_plan="第一周拜访决策人，第二周与人力资源部确定合作方案。",
+                     submission_key=None, now=now)
+    name_reviewers(session, manager, round_.id, [manager.id], now)
+    assert score_closed_round(session, round_.id, now + timedelta(hours=2))
+    reload(session)
+    return round_.id, session.get(Bid, bid.id).review_code
+
+
 @pytest.fixture
 def department(app, session, clock):
     """The browser walk's department (an open round, a scored round, filings and history), plus
@@ -533,7 +584,14 @@ def department(app, session, clock):
     transfer_account(session, manager, account_id=lost.id, to_rep_id=taker.id,
                      reason="客户要求由本地销售跟进。",
                      review_text="近半年拜访不足两次，客户多次反馈响应不及时。", now=now)
+    unheld = Account(external_id="KA-REVIEW-1", name="华星智能制造有限公司", industry="制造业",
+                     ownership_type="private", branch_id=rep.branch_id, annual_value_yuan=420_000,
+                     created_at=now)
+    session.add(unheld)
+    session.flush()
+    review_round_id, review_code = round_in_blind_review(session, manager, rep, unheld, now)
     ids = {
+        "review_round_id": review_round_id, "review_code": review_code,
         "round_id": world.open_round_id, "closed_round_id": world.closed_round_id,
         "draft_round_id": draft.id, "listing_id": world.listing_to_bid_id,
         "scored_listing_id": world.scored_listing_id,
@@ -551,6 +609,7 @@ def department(app, session, clock):
     data_words = {word for user in session.scalars(select(User))
                   for word in re.findall(r"[A-Za-z]{2,}", user.username)}
     data_words |= set(session.scalars(select(Branch.code)))
+    data_words.add(review_code)  # a blind review's random code
     data_words |= set(session.scalars(select(RuleSetVersion.name)))  # the rule file's name
     # The branch list shows each branch's English name beside its Chinese one, as data.
     branch_names = {word for name in session.scalars(select(Branch.name))
@@ -579,7 +638,9 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/manage/accounts", "/manage/accounts?band=很多&sort=-value",
                  "/manage/accounts/{account_id}", "/manage", "/board", "/board?band=above",
                  "/board/reps/{rep_id}", "/manage/reviews", "/manage/reviews?status=due",
-                 "/reviews/{review_id}", "/manage/fairness")
+                 "/reviews/{review_id}", "/manage/fairness", "/review/",
+                 "/review/rounds/{review_round_id}", "/review/rounds/{review_round_id}?show=todo",
+                 "/review/rounds/{review_round_id}/{review_code}")
 ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",

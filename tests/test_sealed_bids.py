@@ -23,7 +23,7 @@ def open_round_with_a_bid(session, make_rep, make_manager, make_admin, make_acco
                     "account_id": account.id, "user_id": bidder.id,
                     "version_id": 1, "rep_id": bidder.id, "incident_id": 1,
                     "run_id": 1, "branch_id": bidder.branch_id, "token": "none",
-                    "appeal_id": 1, "request_id": 1, "review_id": 1}}
+                    "appeal_id": 1, "request_id": 1, "review_id": 1, "code": "NOCODE"}}
 
 
 @pytest.mark.parametrize("who", ["other_rep", "manager", "admin"])

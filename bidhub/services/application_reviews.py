@@ -291,11 +291,12 @@ def _check_reviewer(session: Session, reviewer: User, round_id: int) -> Round:
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise NotFound(N_("No such round."))
+    # Before and without a review there is nothing to see, named or not.
+    if round_.status != RoundStatus.IN_REVIEW and round_.status not in SCORED_STATUSES:
+        raise InvalidRequest(N_("This round is not in blind review."))
     if not is_reviewer(session, reviewer, round_id):
         raise PermissionDenied(N_("Only the reviewers named on this round see its "
                                   "applications."))
-    if round_.status != RoundStatus.IN_REVIEW and round_.status not in SCORED_STATUSES:
-        raise InvalidRequest(N_("This round is not in blind review."))
     return round_
 
 
