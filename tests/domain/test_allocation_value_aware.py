@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidhub.domain.allocation import allocate
-from bidhub.domain.allocation_methods import ALLOCATION_METHODS
+from bidhub.domain.allocation_methods import ALLOCATION_METHODS, _min_cost_flow
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.rules import RuleSet, parse_rules
 from bidhub.domain.scoring import score_round
@@ -165,6 +165,39 @@ def test_with_every_account_worth_nothing_value_aware_is_as_good_as_optimal(bids
     _, optimal = run(rules("optimal", cap=cap), bids)
     assert (objective(bids, scores, valued.rankings, valued.awards)
             == objective(bids, scores, optimal.rankings, optimal.awards))
+
+
+@st.composite
+def signed_graphs(draw):
+    """Per listing, (rep, cost, bid id) edges, one per rep, costs of both signs; per rep, its
+    room (above and below the listing count, so both search directions run)."""
+    listings, reps = draw(st.integers(1, 5)), draw(st.integers(1, 4))
+    edges, bid_id = [], 0
+    for _ in range(listings):
+        listing_edges = []
+        for rep in draw(st.lists(st.integers(0, reps - 1), unique=True, max_size=reps)):
+            bid_id += 1
+            listing_edges.append((rep, draw(st.integers(-6, 3)), bid_id))
+        edges.append(listing_edges)
+    return edges, draw(st.lists(st.integers(1, 3), min_size=reps, max_size=reps))
+
+
+@settings(max_examples=300, deadline=None)
+@given(signed_graphs())
+def test_the_flow_that_may_stop_early_is_a_cheapest_matching_of_any_size(graph):
+    edges, room = graph
+    matched = _min_cost_flow(edges, room, left_out=0)
+    chosen = [edge for listing_edges, bid_id in zip(edges, matched, strict=True)
+              for edge in listing_edges if edge[2] == bid_id]
+    assert all(count <= room[rep] for rep, count in Counter(rep for rep, _, _ in chosen).items())
+    best = 0
+    for choice in itertools.product(*([None, *listing_edges] for listing_edges in edges)):
+        picked = [edge for edge in choice if edge is not None]
+        if all(count <= room[rep] for rep, count in Counter(rep for rep, _, _ in picked).items()):
+            best = min(best, sum(cost for _, cost, _ in picked))
+    assert sum(cost for _, cost, _ in chosen) == best
+    assert all(cost <= 0 for _, cost, _ in chosen)  # a dearer edge only adds cost
+    assert _min_cost_flow(edges, room, left_out=0) == matched
 
 
 # --- worked cases ------------------------------------------------------------------------
