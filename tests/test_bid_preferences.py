@@ -310,3 +310,38 @@ def test_the_ranking_form_speaks_chinese(app, session, three_bids, round_of_thre
     data = {word for bid in bids for word in bid.listing.account.name.split()}
     data |= set(round_of_three.title.split())
     assert english_words(visible_text(section), ALLOWED_WORDS | frozenset(data)) == {}
+
+
+def test_after_publication_the_rep_sees_the_bonus_line_and_why_a_preference_decided(
+        session, clock, preferred_round, make_manager, login_as):
+    from bidhub.models import DecisionKind, Round
+    from bidhub.services.adjudication import decide_listing, publish_results
+
+    round_, bids = preferred_round('mode = "bonus"\nbonus = 0.05')
+    manager = make_manager()
+    for listing in round_.listings:
+        decide_listing(session, manager, listing.id, kind=DecisionKind.ACCEPTED, bid_id=None,
+                       reason="", now=clock())
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
+    reload(session)
+    strong = session.get(Bid, bids["Strong second"]).rep
+    client = login_as(strong)
+    won = client.get(f"/bids/{bids['Strong second']}").get_data(as_text=True)
+    assert "Preference bonus (choice)" in won and "+0.050" in won
+    assert "ranked preferences decided this award" in won
+    lost = client.get(f"/bids/{bids['Strong first']}").get_data(as_text=True)
+    assert "you won #" in lost and "which you ranked higher" in lost
+
+
+def test_management_sees_no_ranking_while_the_round_is_open(session, clock, three_bids,
+                                                            round_of_three, make_manager,
+                                                            login_as):
+    rep, bids = three_bids
+    rank_preferences(session, rep, round_of_three.id, {bids[0].id: 1, bids[1].id: 2}, clock())
+    client = login_as(make_manager())
+    for url in (f"/manage/rounds/{round_of_three.id}",
+                f"/manage/listings/{round_of_three.listings[0].id}"):
+        page = client.get(url).get_data(as_text=True)
+        assert "choice" not in page.lower() and "rank-" not in page and "preference" not in page
