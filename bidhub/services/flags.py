@@ -134,28 +134,27 @@ def _number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _spreads(reference: list[_Row], metrics: list[str]) -> dict[tuple[int, str], Spread]:
-    """Each branch's spread of each scored metric over its reps' latest frozen values."""
-    values: dict[tuple[int, str], list[float | None]] = defaultdict(list)
+def _spreads(reference: list[_Row], metrics: list[str]) -> dict[int, dict[str, Spread]]:
+    """Each branch's spread of each scored metric over its reps' latest frozen values, by
+    branch id and metric; a branch too small for the rules is kept (`outlier` says no)."""
+    values: dict[int, dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
     for row in reference:
         if row.branch_id is None:
             continue
         for metric in metrics:
-            values[row.branch_id, metric].append(_number(row.track_record.get(metric)))
-    return {key: spread for key, listed in values.items()
-            if (spread := spread_of(listed)) is not None}
+            values[row.branch_id][metric].append(_number(row.track_record.get(metric)))
+    return {branch_id: {metric: spread for metric, listed in by_metric.items()
+                        if (spread := spread_of(listed)) is not None}
+            for branch_id, by_metric in values.items()}
 
 
-def _outliers(row: _Row, spreads: dict[tuple[int, str], Spread],
+def _outliers(row: _Row, spreads: dict[int, dict[str, Spread]],
               flag_rules: FlagRules) -> list[Outlier]:
-    if row.branch_id is None:
-        return []
     found = []
-    for (branch_id, metric), spread in spreads.items():
-        if branch_id == row.branch_id:
-            result = outlier(metric, _number(row.track_record.get(metric)), spread, flag_rules)
-            if result is not None:
-                found.append(result)
+    for metric, spread in spreads.get(row.branch_id, {}).items():
+        result = outlier(metric, _number(row.track_record.get(metric)), spread, flag_rules)
+        if result is not None:
+            found.append(result)
     return found
 
 
