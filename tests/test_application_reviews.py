@@ -15,7 +15,7 @@ from bidhub.services import application_reviews as reviews
 from bidhub.services.adjudication import close_due_rounds, score_closed_round
 from bidhub.services.replays import verify_round, what_if
 from bidhub.services.rule_sets import adopt_rule_set
-from tests.conftest import csrf_token_from, login, reload
+from tests.conftest import csrf_token_from, login, reload, run_together
 
 RULES = Path(__file__).parents[1] / "rules" / "default.toml"
 REVIEW_SECTION = """
@@ -542,3 +542,65 @@ def test_the_queue_reads_a_fixed_number_of_statements(app, session, clock, revie
     assert statements_for(app, client, f"/review/rounds/{round_.id}") == few
     assert statements_for(app, client, f"/review/rounds/{round_.id}/{found[0]}") <= few + 2
     assert few <= 12
+
+
+# --- exactly once, under races and through the scheduler's job ---------------------------------
+
+
+def test_the_last_reviews_racing_with_the_scheduler_score_the_round_once(app, session, clock,
+                                                                       review_world):
+    round_ = into_review(session, clock, review_world)
+    found = codes(session, review_world)
+    first, second = review_world["reviewers"]
+    review_all(session, clock, first, round_.id, found)
+    review_all(session, clock, second, round_.id, found[:1])
+    factory = app.extensions["bidhub_sessionmaker"]
+    reviewer_id = second.id
+
+    def in_own_session(call):
+        def run():
+            own = factory()
+            try:
+                return call(own)
+            finally:
+                own.close()
+        return run
+
+    def submit(code):
+        return in_own_session(lambda own: reviews.submit_review(
+            own, own.get(type(second), reviewer_id), round_.id, code, GOOD,
+            "Raced to the finish.", clock()).id)
+
+    scheduler_run = in_own_session(lambda own: close_due_rounds(own, clock()))
+    results = run_together([submit(found[1]), submit(found[2]), scheduler_run, scheduler_run])
+    assert not any(isinstance(result, Exception) for result in results), results
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.SCORED
+    assert len(session.scalars(select(BidScore)).all()) == 3
+    assert len(session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "round.scored")).all()) == 1
+
+
+def test_the_scheduler_job_starts_the_review_and_scores_it_when_complete(app, session, clock,
+                                                                        review_world):
+    from bidhub.scheduler import close_due_rounds_job
+
+    round_id = review_world["round"].id
+    assert close_due_rounds_job(app, clock()) == []  # before the deadline: nothing
+    clock.advance(days=3)
+    assert close_due_rounds_job(app, clock()) == [round_id]
+    reload(session)
+    assert session.get(Round, round_id).status == RoundStatus.IN_REVIEW
+    assert close_due_rounds_job(app, clock()) == []  # waiting for the reviews
+    found = codes(session, review_world)
+    for reviewer in review_world["reviewers"]:
+        for code in found:
+            session.add(ApplicationReview(
+                bid_id=session.scalars(select(Bid.id).where(Bid.review_code == code)).one(),
+                reviewer_id=reviewer.id, scores=GOOD, note="Complete while the job slept.",
+                submitted_at=clock()))
+    session.commit()
+    assert close_due_rounds_job(app, clock()) == [round_id]
+    reload(session)
+    assert session.get(Round, round_id).status == RoundStatus.SCORED
+    assert close_due_rounds_job(app, clock()) == []
