@@ -188,3 +188,36 @@ def test_the_promises_do_not_add_statements_to_the_track_record_page(
     few = statements_for(app, client, f"/reps/{one.id}")
     assert statements_for(app, client, f"/reps/{three.id}") == few
     assert few <= 11  # the bound of tests/test_queries.py's track-record pages
+
+
+def test_a_bid_freezes_commitment_kept_and_a_rule_can_score_it(
+        session, clock, win, make_rep, make_round, make_bid, make_account):
+    from bidhub.domain.facts import BidFacts
+    from bidhub.domain.rules import parse_rules
+    from bidhub.domain.scoring import score_round
+
+    keeper, misser, newcomer = make_rep(), make_rep(), make_rep()
+    kept_account = make_account(owner=make_rep())
+    missed_account = make_account(owner=make_rep())
+    win(keeper, [(kept_account, 1_200_000)])
+    start = clock()
+    win(misser, [(missed_account, 1_200_000)])
+    won_deal(session, keeper, kept_account, 400_000, start + timedelta(days=40))
+    won_deal(session, misser, missed_account, 100_000, clock() + timedelta(days=40))
+    clock.set(months_after(clock(), 4))
+    market = make_round(accounts=[make_account()])
+    bids = [make_bid(rep, market.listings[0]) for rep in (keeper, misser, newcomer)]
+    frozen = [session.get(Bid, bid.id).track_record["commitment_kept"] for bid in bids]
+    # 4 months: expected 400,000; 400,000 won -> 1.0, 100,000 -> 0.25; no promise -> no data.
+    assert frozen == [pytest.approx(1.0), pytest.approx(0.25), None]
+    rules = parse_rules('[[factors]]\nmetric = "commitment_kept"\nweight = 1.0\n'
+                        'normaliser = "cap"\ncap = 1.2\n')
+    facts = [BidFacts(bid_id=bid.id, rep_id=bid.rep_id, listing_id=1, submitted_at=clock(),
+                      metrics=session.get(Bid, bid.id).track_record, accounts_held=0,
+                      tenure_months=24.0, open_incidents=0, rep_branch="BJ",
+                      listing_branch="BJ") for bid in bids]
+    scores = score_round(rules, facts)
+    totals = [scores[bid.id].total for bid in bids]
+    assert totals[0] > totals[1]
+    # The newcomer has no promise: the missing-data rule (the median of the others) applies.
+    assert totals[1] <= totals[2] <= totals[0]
