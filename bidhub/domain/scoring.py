@@ -14,6 +14,9 @@ How a round is scored (rules/README.md says the same for admins):
 - contribution = weight x normalised, rounded to 6 decimals; total = the sum of the rounded
   contributions, rounded to 6 decimals. Rankings compare these rounded totals, so equal
   totals are exactly equal and go to the tie-break chain.
+- Ranked preferences in bonus mode (rules [preferences]) add one more line, PREFERENCE_BONUS:
+  raw is the bid's choice among its rep's bids, the contribution the bonus in exact
+  millionths (preferences.py `bonus_points`).
 """
 
 from __future__ import annotations
