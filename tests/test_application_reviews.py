@@ -604,3 +604,19 @@ def test_the_scheduler_job_starts_the_review_and_scores_it_when_complete(app, se
     reload(session)
     assert session.get(Round, round_id).status == RoundStatus.SCORED
     assert close_due_rounds_job(app, clock()) == []
+
+
+def test_an_account_in_review_stays_on_the_market(session, clock, review_world, make_rep):
+    """Neither a direct transfer nor another round can take an account whose bids wait for
+    their review."""
+    from bidhub.domain.errors import TransferRefused
+    from bidhub.services.filings import transfer_account
+    from bidhub.services.ownership import unfinished_listing_of
+
+    round_ = into_review(session, clock, review_world)
+    listing = round_.listings[0]
+    assert unfinished_listing_of(session, listing.account_id).id == listing.id
+    with pytest.raises(TransferRefused):
+        transfer_account(session, review_world["outsider"], account_id=listing.account_id,
+                         to_rep_id=make_rep().id, reason="Moving it while under review.",
+                         review_text="", now=clock())

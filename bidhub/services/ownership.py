@@ -41,9 +41,10 @@ from bidhub.services.loss_reviews import review_losses
 # pg_advisory_xact_lock key that serialises appends to the filing register.
 LEDGER_LOCK_KEY = 0x626964687562  # "bidhub"
 # A round in its standstill has announced awards not yet in force: its accounts are still on
-# the market, and the awards count against their winners' capacity (`pending_awards`).
-UNFINISHED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.SCORED,
-                             RoundStatus.STANDSTILL)
+# the market, and the awards count against their winners' capacity (`pending_awards`). A
+# round in blind review is on the market too: its bids wait for scoring.
+UNFINISHED_ROUND_STATUSES = (RoundStatus.DRAFT, RoundStatus.PUBLISHED, RoundStatus.IN_REVIEW,
+                             RoundStatus.SCORED, RoundStatus.STANDSTILL)
 UNFINISHED_LISTING_STATUSES = (ListingStatus.AWAITING_CONFIRMATION, ListingStatus.LISTED,
                                ListingStatus.DECIDED)
 
