@@ -295,7 +295,8 @@ def test_every_kind_has_an_audience_and_is_told_by_some_use_case():
         "round_opened", "deadline_in_24_hours", "deadline_in_1_hour", "results_published",
         "incident_logged", "incident_decided", "explanation_submitted", "sponsored_release",
         "sponsored_transfer", "sponsor_answered_release", "sponsor_answered_transfer",
-        "password_reset", "appeal_filed", "appeal_answered", "award_refused", "loss_review_due"}
+        "password_reset", "appeal_filed", "appeal_answered", "award_refused", "loss_review_due",
+        "review_started"}
     assert all(kind.audience for kind in notifications.KINDS.values())
 
 

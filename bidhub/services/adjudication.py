@@ -42,7 +42,7 @@ from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
 from bidhub.services.flags import BidFlag, second_look_flags
 from bidhub.services.loss_reviews import withdraw_unlost_review
-from bidhub.services.notifications import notify
+from bidhub.services.notifications import REVIEW_STARTED, notify
 from bidhub.services.ownership import (
     OwnerChange,
     capacity_problems,
@@ -89,6 +89,7 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
         bids = active_bids_of_round(session, round_.id)
         if rules.review is not None and round_.status == RoundStatus.PUBLISHED and bids:
             application_reviews.start_review(session, round_, bids, now)
+            notify(session, REVIEW_STARTED, round_, now)
             return True
         if (round_.status == RoundStatus.IN_REVIEW
                 and not application_reviews.may_score_review(session, round_)):

@@ -58,6 +58,7 @@ from bidhub.models import (
     RepStatus,
     Role,
     Round,
+    RoundReviewer,
     RoundStatus,
     TransferRequest,
     TransferRequestStatus,
@@ -169,6 +170,16 @@ def _results_published(session: Session, round_: Round) -> Iterator[Message]:
             text = N_("%(account)s in round “%(round)s” went to another bidder.", **params)
         yield Message(bid.rep_id, text, Link("market.bid_detail", {"bid_id": bid.id}),
                       part=f"bid:{bid.id}")
+
+
+def _review_started(session: Session, round_: Round) -> Iterator[Message]:
+    text = N_("Round “%(round)s” is in blind review: you are named to score its applications "
+              "under their codes.", round=round_.title)
+    link = Link("application_reviews.queue", {"round_id": round_.id})
+    for reviewer in session.scalars(
+            select(User).join(RoundReviewer, RoundReviewer.reviewer_id == User.id)
+            .where(RoundReviewer.round_id == round_.id, User.is_active).order_by(User.id)):
+        yield Message(reviewer.id, text, link)
 
 
 def _incident_logged(session: Session, incident: AccountabilityIncident) -> Iterator[Message]:
@@ -304,6 +315,7 @@ def _award_refused(session: Session, refused: tuple[Listing, datetime]) -> Itera
 REMINDER_24_HOURS = "deadline_in_24_hours"
 REMINDER_1_HOUR = "deadline_in_1_hour"
 ROUND_OPENED = "round_opened"
+REVIEW_STARTED = "review_started"
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind(ROUND_OPENED, "reps who may bid in the round",
@@ -322,6 +334,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
                 "in it.").msgid)),
     Kind("results_published", "every bidder: won, lost or no award, one item per bid",
          lambda round_: f"round:{round_.id}", _results_published),
+    Kind(REVIEW_STARTED, "the reviewers named on the round, when it enters its blind review",
+         lambda round_: f"round:{round_.id}", _review_started),
     Kind("incident_logged", "the rep held accountable",
          lambda incident: f"incident:{incident.id}", _incident_logged),
     Kind("incident_decided", "the rep held accountable",
