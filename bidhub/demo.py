@@ -878,9 +878,56 @@ def build_demo(session: Session, now: datetime) -> None:
     world = plan_world()
     users = write_world(session, world, now)
     run_rounds(session, world, users, now)
+    import_kept_promises(session, users["admin"], len(world.opportunities), now)
     ask_a_sponsored_transfer(session, users, now)
     with unit_of_work(session):
         session.get(InstanceMarker, DEMO_MARKER).value = MARKER_BUILT
+
+
+# How the demo's past winners kept their promises: share of the expected revenue won so far.
+PROMISE_OUTCOMES: tuple[tuple[tuple[float, float], int], ...] = (
+    ((0.85, 1.1), 6), ((0.3, 0.65), 3), ((1.25, 1.6), 1))
+
+
+def import_kept_promises(session: Session, admin: User, numbered: int, now: datetime) -> None:
+    """The deals the past rounds' winners closed on the accounts they won, as today's CRM
+    export of new opportunities, so their promises (承诺兑现) have something to be kept by:
+    most about on track, some short, one or two over-delivered."""
+    from bidhub.models import Bid, Decision, Listing
+
+    won = session.execute(
+        select(Account.external_id, User.external_id, Bid.committed_revenue_yuan,
+               Listing.applied_at).select_from(Decision)
+        .join(Bid, Decision.bid_id == Bid.id).join(Listing, Decision.listing_id == Listing.id)
+        .join(Account, Listing.account_id == Account.id).join(User, Bid.rep_id == User.id)
+        .where(Listing.applied_at.is_not(None)).order_by(Listing.applied_at, Listing.id)).all()
+    records = [OPPORTUNITY_HEADER]
+    for account, rep, committed, applied_at in won:
+        days = (now - applied_at).days
+        if days < 30:
+            continue  # no promise a whole month old yet
+        rng = random.Random(f"{SEED}:promise:{account}")
+        low, high = rng.choices([span for span, _ in PROMISE_OUTCOMES],
+                                [weight for _, weight in PROMISE_OUTCOMES])[0]
+        expected = committed * min(12, days // 30) / 12
+        deals = rng.randint(1, 3)
+        amount = int(expected * rng.uniform(low, high) / deals) // 1000 * 1000
+        for _ in range(deals):
+            closed = now - timedelta(days=rng.randint(3, days - 24))
+            stages = [closed - timedelta(days=gap) for gap in (21, 15, 9, 4)] + [closed]
+            history = zip(("potential", *STAGES_AFTER_POTENTIAL), stages, strict=True)
+            numbered += 1
+            records.append([
+                f"OPP-{numbered:06d}", account, rep, str(max(amount, 1000)), "won",
+                crm_day(stages[0]), crm_day(closed),
+                ";".join(f"{stage}:{crm_day(moment)}" for stage, moment in history)])
+    file = CrmFile("opportunities", csv_bytes(records, "utf-8-sig"), len(records) - 1)
+    import_crm_file(session, admin, ImportKind.OPPORTUNITIES,
+                    {ImportKind.OPPORTUNITIES: file}, now=now)
+
+
+def crm_day(moment: datetime) -> str:
+    return moment.astimezone(CRM_ZONE).date().isoformat()
 
 
 def ask_a_sponsored_transfer(session: Session, users: dict[str, User], now: datetime) -> None:
@@ -949,8 +996,13 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
             User.external_id.in_([rep_external_id(rep) for rep in world.reps]))
                         .values(password_hash=password_hash))
     import_crm_file(session, admin, ImportKind.ACCOUNTS, files, now=loaded_at)
-    for kind in (ImportKind.OPPORTUNITIES, ImportKind.FORECASTS, ImportKind.INCIDENTS):
-        import_crm_file(session, admin, kind, files, now=now)
+    import_crm_file(session, admin, ImportKind.OPPORTUNITIES, files, now=now)
+    # The monthly forecast export arrives each month (so a bid's track record always rests on
+    # CRM data a few weeks old at most, and the stale-data flag stays for real cases).
+    for imported_at, month_file in forecast_files(world, now):
+        import_crm_file(session, admin, ImportKind.FORECASTS,
+                        {ImportKind.FORECASTS: month_file}, now=imported_at)
+    import_crm_file(session, admin, ImportKind.INCIDENTS, files, now=now)
 
     with unit_of_work(session):
         user_ids = dict(session.execute(select(User.username, User.id)).all())
@@ -1029,8 +1081,7 @@ def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
             f"{account.annual_value_yuan:,}", external[account.owner] if account.owner else "",
             SPONSOR_ZH.get(account.executive_sponsor or "", ""),
             *(names.get(role, "") for role in CONTACT_HEADERS_ZH)])
-    opportunities = [["Opportunity ID", "Account ID", "Rep", "Amount", "Stage", "Opened Date",
-                      "Closed Date", "Stage History"]]
+    opportunities = [OPPORTUNITY_HEADER]
     for opportunity in world.opportunities:
         final_stage, final_minutes = opportunity.stages[-1]
         opportunities.append([
@@ -1038,10 +1089,8 @@ def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
             str(opportunity.amount_yuan), final_stage, day(opportunity.stages[0][1]),
             day(final_minutes) if final_stage in ("won", "lost") else "",
             ";".join(f"{stage}:{day(minutes)}" for stage, minutes in opportunity.stages)])
-    forecasts = [["销售", "月份", "预测金额", "实际金额"]] + [
-        [rep.username, f"{row['month']:%Y-%m}", str(row["forecast_yuan"]),
-         str(int(row["actual_yuan"]))]
-        for rep in world.reps for row in forecast_rows(rep, now)]
+    forecasts = [FORECAST_HEADER] + [
+        forecast_record(rep, row) for rep in world.reps for row in forecast_rows(rep, now)]
     incidents = [["Incident ID", "Account ID", "Rep", "Competitor", "Date Seen", "Ad Type",
                   "Page Area", "Evidence URL", "Status", "Explanation"]] + [
         [f"INC-{number:06d}", incident.account, external[incident.rep],
@@ -1058,6 +1107,33 @@ def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
     }
     return {kind: CrmFile(name, csv_bytes(records, encoding), len(records) - 1)
             for kind, (name, records, encoding) in files.items()}
+
+
+FORECAST_HEADER = ["销售", "月份", "预测金额", "实际金额"]
+OPPORTUNITY_HEADER = ["Opportunity ID", "Account ID", "Rep", "Amount", "Stage", "Opened Date",
+                      "Closed Date", "Stage History"]
+
+
+def forecast_record(rep: PlannedRep, row: dict) -> list[str]:
+    return [rep.username, f"{row['month']:%Y-%m}", str(row["forecast_yuan"]),
+            str(int(row["actual_yuan"]))]
+
+
+def forecast_files(world: World, now: datetime) -> list[tuple[datetime, CrmFile]]:
+    """The monthly forecast exports, oldest first: each month's forecasts and actuals,
+    imported on the first of the next month at 09:00 in the CRM's zone (never after now)."""
+    by_month: dict[date, list[list[str]]] = defaultdict(list)
+    for rep in world.reps:
+        for row in forecast_rows(rep, now):
+            by_month[row["month"]].append(forecast_record(rep, row))
+    files = []
+    for month in sorted(by_month):
+        following = (month + timedelta(days=32)).replace(day=1)
+        imported_at = datetime(following.year, following.month, 1, 9, tzinfo=CRM_ZONE)
+        files.append((min(now, imported_at.astimezone(now.tzinfo)), CrmFile(
+            "月度预测", csv_bytes([FORECAST_HEADER, *by_month[month]], "gb18030"),
+            len(by_month[month]))))
+    return files
 
 
 def import_crm_file(session: Session, admin: User, kind: str, files: dict[str, CrmFile], *,

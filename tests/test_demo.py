@@ -354,6 +354,27 @@ def test_a_round_used_blind_review_and_its_reps_read_their_reviews(demo, demo_pa
     assert "周建国" not in html and "吴晓梅" not in html
 
 
+def test_past_winners_have_promises_to_keep_and_bids_are_not_flagged_for_stale_data(demo):
+    from bidhub.domain.flags import STALE_CRM
+    from bidhub.services.flags import second_look_flags
+
+    session = demo
+    won = session.execute(
+        select(Bid.rep_id, Listing.account_id).join(Decision, Decision.bid_id == Bid.id)
+        .join(Listing, Decision.listing_id == Listing.id)
+        .where(Listing.applied_at.is_not(None))).all()
+    assert len(won) >= 20
+    with_deals = {(rep_id, account_id) for rep_id, account_id in session.execute(
+        select(Opportunity.rep_id, Opportunity.account_id).where(Opportunity.stage == "won"))}
+    assert sum(pair in with_deals for pair in won) >= len(won) * 3 // 4
+    # A forecast export arrives every month, so no bid rests on CRM data a month old.
+    for round_ in session.scalars(select(Round).where(Round.status.in_(
+            [RoundStatus.SCORED, RoundStatus.STANDSTILL, RoundStatus.RESULTS_PUBLISHED]))):
+        flags = second_look_flags(session, round_)
+        assert not [flag for found in flags.values() for flag in found
+                    if flag.kind == STALE_CRM], round_.title
+
+
 def test_building_again_changes_nothing(demo):
     session = demo
     before = session.scalar(select(func.count(Account.id)))
@@ -383,9 +404,14 @@ def test_two_builds_give_the_same_accounts_and_owners(demo, tmp_path):
 def test_the_crm_data_arrives_through_the_imports(demo):
     session = demo
     runs = session.scalars(select(ImportRun).order_by(ImportRun.id)).all()
+    # The forecasts come month by month; the deals won on the past rounds' accounts last.
     assert [(run.kind, run.status) for run in runs] == [
-        (kind, "imported") for kind in ("reps", "accounts", "opportunities", "forecasts",
-                                        "incidents")]
+        (kind, "imported") for kind in ("reps", "accounts", "opportunities", *["forecasts"] * 12,
+                                        "incidents", "opportunities")]
+    forecasts = [run.finished_at for run in runs if run.kind == "forecasts"]
+    assert forecasts == sorted(forecasts) and forecasts[-1] <= NOW
+    assert all(27 <= (later - earlier).days <= 31
+               for earlier, later in zip(forecasts, forecasts[1:], strict=False))
     assert all(run.skipped == 0 and not run.report["problems"] for run in runs)
     admin_id = session.scalar(select(User.id).where(User.username == "admin"))
     assert {run.actor_id for run in runs} == {admin_id}
