@@ -237,11 +237,13 @@ def name_reviewers(session: Session, actor: User, round_id: int,
         if not wanted:
             raise InvalidRequest(N_("Name at least one reviewer."), field="reviewer_ids")
         users = list(session.scalars(select(User).where(User.id.in_(sorted(wanted)))))
+        if len(users) != len(wanted):
+            raise InvalidRequest(N_("No such user."), field="reviewer_ids")
         unfit = [user.display_name for user in users
                  if user.role != Role.KA_MANAGER or not user.is_active]
-        if len(users) != len(wanted) or unfit:
+        if unfit:
             raise InvalidRequest(N_("Reviewers are active KA managers; not one: %(names)s",
-                                    names=", ".join(unfit) or "?"), field="reviewer_ids")
+                                    names=", ".join(unfit)), field="reviewer_ids")
         current = set(session.scalars(select(RoundReviewer.reviewer_id)
                                       .where(RoundReviewer.round_id == round_.id)))
         _check_may_name(round_, current, wanted, now)
