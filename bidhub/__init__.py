@@ -120,8 +120,8 @@ def register_blueprints(app: Flask) -> None:
     from bidhub.web import (
         accountability,
         accounts,
-        application_reviews,
         admin,
+        application_reviews,
         auth,
         board,
         fairness,
