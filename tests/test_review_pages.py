@@ -414,9 +414,11 @@ def test_the_review_card_and_the_reps_view_speak_chinese(world):
 
     start_review(world)
     chinese = {"Accept-Language": "zh-CN"}
-    data = frozenset(("Round Creator Reviewer Alpha Beta Manager Outsider Admin Person Rival "
-                      "Rep Account Other Marker Zqx Plan quality Feasibility Draft round Plain "
-                      "reviewed Ka Internet Beijing Bidder Branch").split())
+    # The world's names and data (users, accounts, branches, criteria), not interface words.
+    data = frozenset({"Round", "Creator", "Reviewer", "Alpha", "Beta", "Manager", "Outsider",
+                      "Admin", "Person", "Rival", "Rep", "Account", "Other", "Marker", "Zqx",
+                      "Plan", "quality", "Feasibility", "Draft", "round", "Plain", "reviewed",
+                      "Ka", "Internet", "Beijing", "Bidder", "Branch"})
     pages = []
     manager = client_of(world["app"], world["creator"])
     pages.append(manager.get(f"/manage/rounds/{world['round'].id}", headers=chinese))
@@ -505,3 +507,13 @@ def test_the_named_reviewers_are_told_when_the_review_starts(world):
     for who, expected in (("alpha", 1), ("beta", 1), ("outsider", 0), ("bidder", 0)):
         page = text_of(client_of(world["app"], world[who]).get("/notifications"))
         assert page.count(told) == expected, who
+
+
+def test_the_score_button_says_the_round_went_into_review(world):
+    name(world, world["alpha"], world["beta"])
+    world["clock"].set(world["deadline"])
+    client = client_of(world["app"], world["creator"])
+    response = client.post(f"/manage/rounds/{world['round'].id}/score", follow_redirects=True)
+    assert "The applications are now in blind review." in text_of(response)
+    reload(world["session"])
+    assert world["session"].get(Round, world["round"].id).status == RoundStatus.IN_REVIEW

@@ -289,7 +289,12 @@ def score(round_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
     if adjudication.score_closed_round(get_session(), round_id, now()):
-        flash(_("Bids scored. Decide each listing, then publish the results."), "success")
+        if rounds.load_round(get_session(), round_id).status == RoundStatus.IN_REVIEW:
+            # The round's rules ask for a blind review first: nothing is scored yet.
+            flash(_("The applications are now in blind review. The bids are scored once each "
+                    "has its reviews, or when the review is closed early."), "success")
+        else:
+            flash(_("Bids scored. Decide each listing, then publish the results."), "success")
     else:
         flash(_("Nothing to score: the round is not past its deadline or was scored already."),
               "info")
