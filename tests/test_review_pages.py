@@ -399,7 +399,7 @@ def test_reviewer_names_are_shown_to_the_rep_when_the_rules_say_so(world, make_r
 def test_reps_see_the_review_state_where_they_see_the_round(world):
     start_review(world)
     client = client_of(world["app"], world["bidder"])
-    for url in ("/rounds", f"/rounds/{world['round'].id}", "/my/bids"):
+    for url in ("/rounds", f"/rounds/{world['round'].id}", "/my/bids", "/my/track-record"):
         response = client.get(url)
         assert response.status_code == 200, url
         assert "In blind review" in text_of(response), url
