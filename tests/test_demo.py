@@ -347,11 +347,16 @@ def test_a_round_used_blind_review_and_its_reps_read_their_reviews(demo, demo_pa
     assert all(review.note and review.reviewer_name is None for review in shown)
     app = demo_app(demo_path, NOW)
     page = signed_in_client(app, "rep03").get(f"/bids/{bid.id}")
+    # Management reads the same reviews with their reviewers on the listing page.
+    listing_page = signed_in_client(app, "manager").get(f"/manage/listings/{bid.listing_id}")
     engine_of(app).dispose()
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert all(review.note in html for review in shown)
     assert "周建国" not in html and "吴晓梅" not in html
+    html = listing_page.get_data(as_text=True)
+    assert all(review.note in html for review in shown)
+    assert "周建国" in html and "吴晓梅" in html
 
 
 def test_past_winners_have_promises_to_keep_and_bids_are_not_flagged_for_stale_data(demo):
