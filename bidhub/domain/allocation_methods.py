@@ -79,16 +79,11 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     candidates = _candidates(contested, facts, limit)
     if not candidates:
         return {}
-    listings = list(candidates)  # ascending
-    reps = sorted({rep_id for pairs in candidates.values() for _, rep_id in pairs})
-    rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
     place, most_places = _tie_places(candidates, points)
     top = max(points[bid_id] for pairs in candidates.values() for bid_id, _ in pairs)
     k = most_places + 1
-    edges = [[(rep_index[rep_id], (top - points[bid_id]) * k + place[bid_id], bid_id)
-              for bid_id, rep_id in pairs] for pairs in candidates.values()]
-    matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps])
-    return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
+    return _flow_awards(candidates, limit,
+                        lambda bid_id: (top - points[bid_id]) * k + place[bid_id])
 
 
 def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
@@ -118,9 +113,6 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
     candidates = _candidates(contested, facts, limit)
     if not candidates:
         return {}
-    listings = list(candidates)  # ascending
-    reps = sorted({rep_id for pairs in candidates.values() for _, rep_id in pairs})
-    rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
     place, most_places = _tie_places(candidates, points)
     totals = [points[bid_id] for pairs in candidates.values() for bid_id, _ in pairs]
     bottom, spread = min(totals), max(totals) - min(totals)
@@ -134,9 +126,19 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
         return (points[bid_id] * facts[bid_id].listing_value_yuan * value_unit + award_unit
                 + (points[bid_id] - bottom) * total_unit - place[bid_id])
 
-    edges = [[(rep_index[rep_id], -weight(bid_id), bid_id) for bid_id, rep_id in pairs]
+    return _flow_awards(candidates, limit, lambda bid_id: -weight(bid_id), left_out=0)
+
+
+def _flow_awards(candidates: Mapping[int, list[tuple[int, int]]], limit: Mapping[int, int],
+                 cost: Callable[[int], int], left_out: int | None = None) -> dict[int, int]:
+    """Listing -> bid of the cheapest flow from listings to reps over the candidate bids,
+    each bid's edge costing `cost(bid id)`; `left_out` as `_min_cost_flow` takes it."""
+    listings = list(candidates)  # ascending
+    reps = sorted({rep_id for pairs in candidates.values() for _, rep_id in pairs})
+    rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
+    edges = [[(rep_index[rep_id], cost(bid_id), bid_id) for bid_id, rep_id in pairs]
              for pairs in candidates.values()]
-    matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps], left_out=0)
+    matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps], left_out=left_out)
     return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
 
 
