@@ -323,6 +323,10 @@ class PlannedRound:
     # Blind review (匿名评审): the managers named to review its applications; the round runs
     # under rules with a [review] section (REVIEW_PILOT_RULES) adopted for it alone.
     reviewers: tuple[str, ...] = ()
+    # Those of them who have reviewed every application, in turn (None: all of them, which
+    # completes the review and scores the round), the first `review_after` after the deadline.
+    reviewed_by: tuple[str, ...] | None = None
+    review_after: timedelta = timedelta(days=1)
 
 
 @dataclass
@@ -680,8 +684,9 @@ def plan_rounds(rng: random.Random, world: World) -> list[PlannedRound]:
                   must_bid={"rep01": 1, "rep02": 1}, avoid=()),
         announced_days=-1)
     history = plan_history(rng, world, taken)
+    in_review = plan_round_in_review(rng, world, taken)
     # Run oldest first, so each round meets the holdings the rounds before it left.
-    return [*history, closed, opened, draft, announced]
+    return [*history, closed, opened, draft, announced, in_review]
 
 
 # Management's written reasons when a past round's ranking was not followed.
@@ -758,6 +763,40 @@ def plan_history(rng: random.Random, world: World, taken: set[str]) -> list[Plan
             decided_by=REVIEWERS[number % 2], decisions=decisions,
             reviewers=REVIEWERS if reviewed else ()))
     return rounds
+
+
+IN_REVIEW_TITLE = "客户资源补充竞标（匿名评审）"
+# Only manager2 has reviewed so far: with the pilot's two reviews per application the review
+# waits for manager, who finds every application left to him under 匿名评审 (/review).
+IN_REVIEW_DONE_BY = ("manager2",)
+
+
+def plan_round_in_review(rng: random.Random, world: World, taken: set[str]) -> PlannedRound:
+    """A small round under the review pilot's rules whose deadline passed a day ago, halfway
+    through its blind review, so that its queue, progress and early close can be tried.
+
+    Planned after every other round, so that they draw the same accounts and bids as before
+    it. An account whose rep left in each branch and one more in Shanghai, so rep03 can bid.
+    """
+    reps = {rep.username: rep for rep in world.reps}
+    accounts = {account.external_id: account for account in world.accounts}
+    releases = []
+    for branch in ("BJ", "SH", "GZ", "SH"):
+        pool = [account for account in world.accounts
+                if account.owner is None and account.branch == branch
+                and account.executive_sponsor is None and account.external_id not in taken]
+        account = rng.choice(pool)
+        taken.add(account.external_id)
+        releases.append(release_for(rng, account, ReleaseReason.REP_LEFT, reps))
+    # Reps who could not bid (at capacity, on leave) stay out, so every account has bids.
+    unable = tuple(rep.username for rep in world.reps
+                   if rep.holdings >= DEFAULT_CAPACITY_MAX or rep.status != RepStatus.ACTIVE)
+    bids = plan_bids(rng, releases, accounts, world.reps, window_minutes=6 * MINUTES_PER_DAY,
+                     bidders=(2, 3), share_with_bids=1.0, must_bid={"rep03": 1},
+                     avoid=("rep01", *unable))
+    bids = [bid for bid in bids if reps[bid.rep].branch == accounts[bid.account].branch]
+    return PlannedRound(IN_REVIEW_TITLE, -8, -1, releases, bids, reviewers=REVIEWERS,
+                        reviewed_by=IN_REVIEW_DONE_BY, review_after=timedelta(hours=3))
 
 
 def plan_world(seed: int = SEED) -> World:
@@ -1233,8 +1272,15 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
         if closes_at <= now:
             score_closed_round(session, round_.id, closes_at + timedelta(minutes=5))
         if planned.reviewers:
-            review_applications(session, users, round_.id, planned.reviewers, closes_at,
+            reviewed_by = (planned.reviewers if planned.reviewed_by is None
+                           else planned.reviewed_by)
+            review_applications(session, users, round_.id, reviewed_by,
+                                closes_at + planned.review_after, planned.review_after,
                                 {rep.username: rep.skill for rep in world.reps})
+            if planned.reviewed_by is None:
+                # The last review completed the minimum and scored it; this only makes sure.
+                score_closed_round(session, round_.id, closes_at + timedelta(
+                    days=len(planned.reviewers), hours=4))
         if planned.decided_by is not None:
             settle_round(session, users, round_.id, planned, listing_of,
                          decided_at=closes_at + timedelta(days=3 if planned.reviewers else 1))
@@ -1244,7 +1290,8 @@ def run_rounds(session: Session, world: World, users: dict[str, User], now: date
 
 
 # The blind-review pilot (匿名评审试点): today's rules with a review step whose mean score is
-# one more factor. Adopted for 第9期 alone; the rules before it are adopted again right after.
+# one more factor. Adopted for 第9期 and for the round in review alone; each time the rules
+# before it are adopted again right after.
 REVIEW_PILOT_NAME = "blind-review-pilot"
 REVIEW_PILOT_SECTION = """
 [review]
@@ -1297,20 +1344,20 @@ REVIEW_NOTES = (
 
 
 def review_applications(session: Session, users: dict[str, User], round_id: int,
-                        reviewers: tuple[str, ...], closes_at: datetime,
+                        reviewers: tuple[str, ...], first_at: datetime, turn: timedelta,
                         skills: dict[str, float]) -> None:
-    """Each named manager reviews every application of the round in its blind review, one
-    day after another; the last review completes the minimum and scores the round.
+    """Each of `reviewers` reviews every application of the round in its blind review, the
+    first from `first_at`, the next a `turn` later; when they are all the named reviewers, the
+    last review completes the minimum and scores the round.
 
     A reviewer sees codes, not bidders; the demo, standing in for their judgement, reads the
     bidder's skill behind each code, so that better reps tend to write better plans."""
     from bidhub.models import Bid, Round
-    from bidhub.services.adjudication import score_closed_round
     from bidhub.services.application_reviews import review_queue, submit_review
     from bidhub.services.rule_sets import parsed
 
     criteria = parsed(session.get(Round, round_id).rule_set).review.criteria
-    for day, username in enumerate(reviewers, start=1):
+    for position, username in enumerate(reviewers):
         reviewer = users[username]
         for minute, item in enumerate(review_queue(session, reviewer, round_id)):
             bid = session.scalars(select(Bid).where(Bid.review_code == item.code)).one()
@@ -1322,9 +1369,7 @@ def review_applications(session: Session, users: dict[str, User], round_id: int,
             mean = sum(scores.values()) / len(scores)
             notes = REVIEW_NOTES[0 if mean < 2.5 else 1 if mean < 3.75 else 2]
             submit_review(session, reviewer, round_id, item.code, scores, rng.choice(notes),
-                          now=closes_at + timedelta(days=day, minutes=11 * minute))
-    # Complete now, so the last review scored it already; this only makes sure.
-    score_closed_round(session, round_id, closes_at + timedelta(days=len(reviewers), hours=4))
+                          now=first_at + position * turn + timedelta(minutes=11 * minute))
 
 
 def settle_round(session: Session, users: dict[str, User], round_id: int,

@@ -55,7 +55,13 @@ from bidhub.models import (
     TransferRequest,
     User,
 )
-from bidhub.services.application_reviews import reviews_for_bid
+from bidhub.services.adjudication import close_due_rounds
+from bidhub.services.application_reviews import (
+    review_progress,
+    reviewers_of,
+    reviews_for_bid,
+    rounds_to_review,
+)
 from bidhub.services.fairness import fairness_report
 from bidhub.services.ledger import verify_ledger
 from tests.conftest import csrf_token_from
@@ -181,7 +187,8 @@ def test_an_open_round_a_scored_round_and_a_draft_waiting_for_an_admin(demo):
     session = demo
     rounds = {round_.status: round_ for round_ in session.scalars(select(Round))}
     assert set(rounds) == {RoundStatus.PUBLISHED, RoundStatus.SCORED, RoundStatus.DRAFT,
-                           RoundStatus.STANDSTILL, RoundStatus.RESULTS_PUBLISHED}
+                           RoundStatus.STANDSTILL, RoundStatus.RESULTS_PUBLISHED,
+                           RoundStatus.IN_REVIEW}
 
     open_round = rounds[RoundStatus.PUBLISHED]
     assert open_round.is_open_at(NOW)
@@ -357,6 +364,79 @@ def test_a_round_used_blind_review_and_its_reps_read_their_reviews(demo, demo_pa
     html = listing_page.get_data(as_text=True)
     assert all(review.note in html for review in shown)
     assert "周建国" in html and "吴晓梅" in html
+
+
+def test_a_round_waits_in_blind_review_reviewed_by_manager2_and_left_to_manager(demo,
+                                                                               demo_path):
+    session = demo
+    [waiting] = session.scalars(select(Round).where(Round.status == RoundStatus.IN_REVIEW)).all()
+    assert waiting.title == demo_module.IN_REVIEW_TITLE
+    assert NOW - timedelta(days=2) < waiting.closes_at < NOW
+    assert waiting.rule_set.name == demo_module.REVIEW_PILOT_NAME
+    assert waiting.review_closed_at is None
+    assert {user.username for user in reviewers_of(session, waiting.id)} == {"manager",
+                                                                              "manager2"}
+    bids = session.scalars(select(Bid).join(Listing).where(Listing.round_id == waiting.id)
+                           ).all()
+    assert 8 <= len(bids) <= 16 and all(bid.review_code and bid.score is None for bid in bids)
+    assert all(count >= 2 for count in Counter(bid.listing_id for bid in bids).values())
+    bidders = {bid.rep for bid in bids}
+    assert "rep03" in {rep.username for rep in bidders}
+    reviews = session.execute(
+        select(ApplicationReview.bid_id, User.username)
+        .join(User, ApplicationReview.reviewer_id == User.id)
+        .where(ApplicationReview.bid_id.in_([bid.id for bid in bids]))).all()
+    assert sorted(bid_id for bid_id, _ in reviews) == sorted(bid.id for bid in bids)
+    assert {username for _, username in reviews} == {"manager2"}
+    assert all(NOW - timedelta(days=1) < review.submitted_at < NOW for review in session.scalars(
+        select(ApplicationReview).where(ApplicationReview.bid_id.in_([bid.id for bid in bids]))))
+    # The scheduler (in `bidhub demo` too) leaves it in review: scoring waits for manager.
+    assert close_due_rounds(session, NOW) == []
+    assert session.get(Round, waiting.id).status == RoundStatus.IN_REVIEW
+
+    progress = review_progress(session, waiting.id)
+    assert (progress.bid_count, progress.complete_count, progress.min_reviews_per_bid) == (
+        len(bids), 0, 2)
+    assert sorted((user.username, count) for user, count in progress.by_reviewer) == [
+        ("manager", 0), ("manager2", len(bids))]
+    users = {user.username: user for user in session.scalars(
+        select(User).where(User.username.in_(["manager", "manager2"])))}
+    [entry] = rounds_to_review(session, users["manager"])
+    assert entry.round.id == waiting.id and entry.reviewed_count == 0
+    assert entry.application_count == len(bids)
+    assert [entry.reviewed_count for entry in rounds_to_review(session, users["manager2"])] == [
+        len(bids)]
+    notes = {note for pair in demo_module.REVIEW_NOTES for note in pair}
+    app = demo_app(demo_path, NOW)
+    manager = signed_in_client(app, "manager")
+    code = bids[0].review_code
+    # rep03 finds her bid in it on My bids, in blind review and sealed.
+    my_bids = signed_in_client(app, "rep03").get("/my/bids").get_data(as_text=True)
+    assert waiting.title in my_bids and "匿名评审中" in my_bids
+    pages = {path: manager.get(path) for path in (
+        "/review/", f"/review/rounds/{waiting.id}", f"/review/rounds/{waiting.id}/{code}",
+        f"/manage/rounds/{waiting.id}")}
+    engine_of(app).dispose()
+    htmls = {path: page.get_data(as_text=True) for path, page in pages.items()}
+    assert {page.status_code for page in pages.values()} == {200}, {
+        path: page.status_code for path, page in pages.items()}
+    assert waiting.title in htmls["/review/"]
+    assert f'<span class="badge badge-overridden">{len(bids)}</span>' in htmls["/review/"]
+    queue = htmls[f"/review/rounds/{waiting.id}"]
+    assert all(bid.review_code in queue for bid in bids)
+    application = htmls[f"/review/rounds/{waiting.id}/{code}"]
+    assert bids[0].account_plan in application and 'name="note"' in application
+    # manager2's reviews stay hidden from manager until he has submitted his own.
+    assert not [note for note in notes for html in htmls.values() if note in html]
+    round_page = htmls[f"/manage/rounds/{waiting.id}"]
+    for marker in ('id="blind-review"', 'id="review-progress"', 'id="review-reviewers"',
+                   'id="close-review"', "吴晓梅", "周建国"):
+        assert marker in round_page, marker
+    # Nothing about the bidders shows on any of these pages.
+    for rep in bidders:
+        for html in htmls.values():
+            assert rep.display_name not in html and rep.username not in html
+            assert rep.external_id not in html
 
 
 def test_past_winners_have_promises_to_keep_and_bids_are_not_flagged_for_stale_data(demo):
