@@ -730,14 +730,7 @@ def plan_history(rng: random.Random, world: World, taken: set[str]) -> list[Plan
         branches = (("BJ", "SH", "GZ", "BJ", "SH") if reviewed else
                     tuple(weighted(rng, tuple((code, count) for code, _, count in BRANCHES))
                           for _ in range(rng.randint(4, 5))))
-        releases = []
-        for branch in branches:
-            pool = [account for account in world.accounts
-                    if account.owner is None and account.branch == branch
-                    and account.executive_sponsor is None and account.external_id not in taken]
-            account = rng.choice(pool)
-            taken.add(account.external_id)
-            releases.append(release_for(rng, account, ReleaseReason.REP_LEFT, reps))
+        releases = [release_left_account(rng, world, branch, taken, reps) for branch in branches]
         if crowded and number % 2 == 0:
             owner = crowded.pop()
             account = rng.choice([account for account in world.accounts
@@ -765,6 +758,18 @@ def plan_history(rng: random.Random, world: World, taken: set[str]) -> list[Plan
     return rounds
 
 
+def release_left_account(rng: random.Random, world: World, branch: str, taken: set[str],
+                         reps: dict[str, PlannedRep]) -> PlannedRelease:
+    """One account of `branch` whose rep left (no owner, no executive sponsor, not released
+    yet), drawn at random and released."""
+    pool = [account for account in world.accounts
+            if account.owner is None and account.branch == branch
+            and account.executive_sponsor is None and account.external_id not in taken]
+    account = rng.choice(pool)
+    taken.add(account.external_id)
+    return release_for(rng, account, ReleaseReason.REP_LEFT, reps)
+
+
 IN_REVIEW_TITLE = "客户资源补充竞标（匿名评审）"
 # Only manager2 has reviewed so far: with the pilot's two reviews per application the review
 # waits for manager, who finds every application left to him under 匿名评审 (/review).
@@ -780,14 +785,8 @@ def plan_round_in_review(rng: random.Random, world: World, taken: set[str]) -> P
     """
     reps = {rep.username: rep for rep in world.reps}
     accounts = {account.external_id: account for account in world.accounts}
-    releases = []
-    for branch in ("BJ", "SH", "GZ", "SH"):
-        pool = [account for account in world.accounts
-                if account.owner is None and account.branch == branch
-                and account.executive_sponsor is None and account.external_id not in taken]
-        account = rng.choice(pool)
-        taken.add(account.external_id)
-        releases.append(release_for(rng, account, ReleaseReason.REP_LEFT, reps))
+    releases = [release_left_account(rng, world, branch, taken, reps)
+                for branch in ("BJ", "SH", "GZ", "SH")]
     # Reps who could not bid (at capacity, on leave) stay out, so every account has bids.
     unable = tuple(rep.username for rep in world.reps
                    if rep.holdings >= DEFAULT_CAPACITY_MAX or rep.status != RepStatus.ACTIVE)
