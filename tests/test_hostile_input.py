@@ -85,10 +85,19 @@ def id_routes(app):
             yield rule
 
 
-def test_every_integer_route_argument_uses_the_bounded_converter(app):
+def test_every_route_argument_uses_a_bounded_converter(app):
     for rule in id_routes(app):
         for name, converter in rule._converters.items():
-            assert isinstance(converter, params.IdConverter), (rule.rule, name)
+            assert isinstance(converter, params.IdConverter | params.CodeConverter), (
+                rule.rule, name)
+
+
+def test_review_codes_outside_their_alphabet_or_width_match_no_route(client, world):
+    login(client, world["manager"])
+    round_id = world["open_round"].id
+    for code in ("Ａ1", "AB-CD", "A" * 17, "%00", "١٢٣"):
+        assert client.get(f"/review/rounds/{round_id}/{code}").status_code == 404, code
+        assert client.post(f"/review/rounds/{round_id}/{code}").status_code == 404, code
 
 
 def test_path_ids_out_of_range_are_not_found(app, client, world):

@@ -110,13 +110,13 @@ def application_page(round_id: int, code: str, form: ReviewForm | None = None,
                   is_open=is_open)
 
 
-@blueprint.route("/rounds/<int:round_id>/<code>", endpoint="application")
+@blueprint.route("/rounds/<int:round_id>/<code:code>", endpoint="application")
 @managers
 def application(round_id: int, code: str):
     return application_page(round_id, code)
 
 
-@blueprint.route("/rounds/<int:round_id>/<code>", methods=["POST"], endpoint="submit")
+@blueprint.route("/rounds/<int:round_id>/<code:code>", methods=["POST"], endpoint="submit")
 @managers
 def submit(round_id: int, code: str):
     session = get_session()

@@ -49,9 +49,18 @@ class IdConverter(BaseConverter):
         return str(int(value))
 
 
+class CodeConverter(BaseConverter):
+    """`<code:...>` in a route (a bid's review code): 1 to 16 ASCII letters and digits, the
+    width of the column it is looked up in; anything else matches no route."""
+
+    regex = r"[A-Za-z0-9]{1,16}"
+
+
 def init_app(app: Flask) -> None:
-    """Every integer in a route is an id; registered before any blueprint adds its routes."""
+    """Every integer in a route is an id, every other argument a short code; registered before
+    any blueprint adds its routes."""
     app.url_map.converters["int"] = IdConverter
+    app.url_map.converters["code"] = CodeConverter
 
 
 def parse_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
