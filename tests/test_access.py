@@ -165,7 +165,7 @@ def world(session, make_rep, make_manager, make_admin, make_user, make_account, 
 def url_for_rule(rule, ids) -> str:
     url = rule.rule
     for name in rule.arguments:
-        url = url.replace(f"<int:{name}>", str(ids[name]))
+        url = url.replace(f"<int:{name}>", str(ids[name])).replace(f"<code:{name}>", str(ids[name]))
     return url
 
 

@@ -302,7 +302,7 @@ def path_of(target: Target, arguments: dict[str, str]) -> str:
     path = target.rule
     for name, value in arguments.items():
         value = value if value.startswith("%") or "%" in value else quote(value, safe="")
-        path = path.replace(f"<int:{name}>", value).replace(f"<{name}>", value)
+        path = path.replace(f"<int:{name}>", value).replace(f"<code:{name}>", value)
     return path
 
 

@@ -41,7 +41,7 @@ def test_no_page_or_fragment_shows_a_bid_to_anyone_but_its_bidder(app, open_roun
         url = rule.rule
         for name in rule.arguments:
             url = url.replace(f"<int:{name}>", str(world["ids"][name])).replace(
-                f"<{name}>", str(world["ids"][name]))
+                f"<code:{name}>", str(world["ids"][name]))
         response = client.get(url, headers=headers)
         body = response.get_data(as_text=True)
         assert MARKER not in body, (who, url)
