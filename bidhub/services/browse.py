@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, Select, and_, func, select
-from sqlalchemy.orm import Session, contains_eager, joinedload, lazyload, selectinload
+from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
 
 from bidhub.domain.text import N_
 from bidhub.models import (
@@ -87,23 +88,42 @@ def _filtered(query: Select, criteria: ListingFilter) -> Select:
     return query.order_by(SORTS.get(criteria.sort, SORTS["value_desc"]), Listing.id)
 
 
+class ListingRow(NamedTuple):
+    """What a rep's list shows of one listing, its account and branch, as plain values."""
+
+    id: int
+    status: str
+    account_id: int
+    released_from_id: int | None
+    name: str
+    external_id: str
+    industry: str
+    ownership_type: str
+    annual_value_yuan: int
+    branch_id: int
+    branch_code: str
+    branch_name: str
+    branch_name_zh: str | None
+    own_bid_id: int | None  # the rep's active bid for it; never another rep's
+
+
 def listings_for_rep(session: Session, round_: Round, rep: User, criteria: ListingFilter
-                     ) -> tuple[list[Listing], dict[int, int]]:
-    """The round's listings under the filter (with their accounts and branches), and the ids
-    of this rep's active bids among them by listing id; never another rep's. One statement."""
-    query = (select(Listing, Bid.id).join(Listing.account).join(Account.branch)
+                     ) -> list[ListingRow]:
+    """The round's listings under the filter, each with the id of this rep's active bid for
+    it (None when there is none). One statement; plain rows: a list of a few hundred ORM
+    objects cost more than the rest of the page."""
+    query = (select(Listing.id, Listing.status, Listing.account_id, Listing.released_from_id,
+                    Account.name, Account.external_id, Account.industry, Account.ownership_type,
+                    Account.annual_value_yuan, Account.branch_id, Branch.code, Branch.name,
+                    Branch.name_zh, Bid.id)
+             .select_from(Listing).join(Account, Account.id == Listing.account_id)
+             .join(Branch, Branch.id == Account.branch_id)
              .outerjoin(Bid, and_(Bid.listing_id == Listing.id, Bid.rep_id == rep.id,
                                   Bid.status == BidStatus.ACTIVE))
              .where(Listing.round_id == round_.id,
                     Listing.status.not_in((ListingStatus.AWAITING_CONFIRMATION,
-                                           ListingStatus.REFUSED)))
-             .options(contains_eager(Listing.account).contains_eager(Account.branch)))
-    listings, own = [], {}
-    for listing, bid_id in session.execute(_filtered(query, criteria)):
-        listings.append(listing)
-        if bid_id is not None:
-            own[listing.id] = bid_id
-    return listings, own
+                                           ListingStatus.REFUSED))))
+    return [ListingRow._make(row) for row in session.execute(_filtered(query, criteria))]
 
 
 def bid_counts(session: Session, round_id: int) -> dict[int, int]:

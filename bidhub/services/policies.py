@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -33,7 +33,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import bid_facts
+from bidhub.services.track_records import Standing, prospect_facts, standing_of
 
 # Until a round is scored its bids are sealed: nobody but the bidder sees one, management
 # included (managers see only a count). Scoring happens at the deadline, so past the deadline
@@ -235,22 +235,6 @@ class Hindrance:
     remedy: Text | None = None
 
 
-@dataclass(frozen=True)
-class _Prospect:
-    """The bid the rep would place: what bid_facts reads of a bid, nothing stored."""
-
-    rep: User
-    listing: Listing
-    submitted_at: datetime
-    id: int = 0
-    track_record: dict = field(default_factory=dict)
-    preference_rank: int | None = None
-
-    @property
-    def rep_id(self) -> int:
-        return self.rep.id
-
-
 def _days_of(months: float) -> timedelta:
     # The same month length the checks measure with (domain.metrics.months_between).
     return timedelta(days=math.ceil(months * 30.4375))
@@ -288,17 +272,47 @@ def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now
     listings = [listing for listing in listings if accepts_bids(listing, now)]
     if rep.role != Role.REP or not listings:
         return {}
-    prospects = [_Prospect(rep=rep, listing=listing, submitted_at=now) for listing in listings]
+    standing = standing_of(session, rep, [listing.account_id for listing in listings], now)
     found: dict[int, list[Hindrance]] = {}
-    for listing, facts in zip(listings, bid_facts(session, prospects, now), strict=True):
-        rules = parsed(listing.round.rule_set)
-        hindrances = [Hindrance(N_("This account was released from you; you cannot bid for "
-                                   "it."))] if listing.released_from_id == rep.id else []
-        hindrances += [Hindrance(check.reason, _remedy(check.name, rules, facts, now))
-                       for check in check_eligibility(rules, facts) if not check.passed]
+    for listing in listings:
+        hindrances = _hindrances(
+            parsed(listing.round.rule_set), standing, listing.released_from_id,
+            prospect_facts(standing, listing.id, listing.account_id, listing.account.branch.code,
+                           listing.account.annual_value_yuan, now), now)
         if hindrances:
             found[listing.id] = hindrances
     return found
+
+
+def hindrances_in_round(session: Session, rep: User, round_: Round, rows: Iterable[Any],
+                        now: datetime) -> dict[int, list[Hindrance]]:
+    """hindrances_for over plain rows of one round's listings (browse.ListingRow: id, status,
+    account_id, released_from_id, branch_code, annual_value_yuan), without loading them."""
+    if rep.role != Role.REP or not round_.is_open_at(now):
+        return {}
+    rows = [row for row in rows if row.status == ListingStatus.LISTED]
+    if not rows:
+        return {}
+    rules = parsed(round_.rule_set)
+    # The round's accounts as a subquery: the statement has one shape whatever the rows.
+    standing = standing_of(session, rep, select(Listing.account_id)
+                           .where(Listing.round_id == round_.id), now)
+    found: dict[int, list[Hindrance]] = {}
+    for row in rows:
+        hindrances = _hindrances(rules, standing, row.released_from_id, prospect_facts(
+            standing, row.id, row.account_id, row.branch_code, row.annual_value_yuan, now), now)
+        if hindrances:
+            found[row.id] = hindrances
+    return found
+
+
+def _hindrances(rules: RuleSet, standing: Standing, released_from_id: int | None,
+                facts: BidFacts, now: datetime) -> list[Hindrance]:
+    hindrances = [Hindrance(N_("This account was released from you; you cannot bid for "
+                               "it."))] if released_from_id == standing.rep_id else []
+    hindrances += [Hindrance(check.reason, _remedy(check.name, rules, facts, now))
+                   for check in check_eligibility(rules, facts) if not check.passed]
+    return hindrances
 
 
 # --- accountability (销售监控问责) -------------------------------------------------------------

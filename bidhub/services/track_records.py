@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, inspect, null, select, update
+from sqlalchemy import Select, bindparam, event, func, inspect, null, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -539,6 +540,64 @@ def bid_facts(
             preference_rank=bid.preference_rank,
         ))
     return facts
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What `bid_facts` reads of one rep that is the same for every listing: a page checking
+    many listings for one rep reads it once (`standing_of`) and builds each listing's facts
+    with `prospect_facts`, which gives what bid_facts gives for a bid not yet stored."""
+
+    rep_id: int
+    accounts_held: int
+    tenure_months: float
+    open_incidents: int
+    rep_branch: str
+    is_on_leave: bool
+    released_at: dict[int, datetime]  # account id -> when the rep last gave it up
+
+
+def standing_of(session: Session, rep: User, account_ids: Iterable[int] | Select, now: datetime
+                ) -> Standing:
+    """The rep's standing `now`, with their last release of each of `account_ids` (a list or
+    a select of ids). Two statements, whatever the number of accounts."""
+    held, open_incidents = session.execute(select(
+        select(func.count()).select_from(Account).where(Account.owner_id == rep.id)
+        .scalar_subquery(),
+        select(func.count()).select_from(AccountabilityIncident)
+        .where(AccountabilityIncident.rep_id == rep.id,
+               AccountabilityIncident.status.in_(sorted(INCIDENT_STATUSES_AGAINST_REP)),
+               AccountabilityIncident.seen_at <= now).scalar_subquery())).one()
+    if not isinstance(account_ids, Select):
+        account_ids = sorted(set(account_ids))
+    released_at: dict[int, datetime] = {}
+    # Released from the rep into a round, or transferred away from them (as last_release_by).
+    for account_id, at in session.execute(union_all(
+            select(Listing.account_id, Listing.created_at)
+            .where(Listing.released_from_id == rep.id, Listing.account_id.in_(account_ids)),
+            select(Filing.account_id, Filing.decided_at)
+            .where(Filing.from_rep_id == rep.id, Filing.account_id.in_(account_ids)))):
+        released_at[account_id] = max(at, released_at.get(account_id, at))
+    return Standing(rep_id=rep.id, accounts_held=held or 0,
+                    tenure_months=round(tenure_in_months(rep, now), 4),
+                    open_incidents=open_incidents or 0,
+                    rep_branch=rep.branch.code if rep.branch else "",
+                    is_on_leave=rep.status != RepStatus.ACTIVE, released_at=released_at)
+
+
+def prospect_facts(standing: Standing, listing_id: int, account_id: int, listing_branch: str,
+                   listing_value_yuan: int, now: datetime) -> BidFacts:
+    """The facts of a bid the rep would place now for the listing (no track record: the
+    eligibility checks read none), equal to bid_facts' for such a bid."""
+    released_at = standing.released_at.get(account_id)
+    return BidFacts(
+        bid_id=0, rep_id=standing.rep_id, listing_id=listing_id, submitted_at=now, metrics={},
+        accounts_held=standing.accounts_held, tenure_months=standing.tenure_months,
+        open_incidents=standing.open_incidents, rep_branch=standing.rep_branch,
+        listing_branch=listing_branch, is_on_leave=standing.is_on_leave,
+        months_since_rep_released_account=(
+            None if released_at is None else round(months_between(released_at, now), 4)),
+        listing_value_yuan=listing_value_yuan, preference_rank=None)
 
 
 def bid_facts_to_dict(facts: BidFacts) -> dict:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from typing import NamedTuple
 
 from flask import url_for
 from flask_babel import get_locale
 
-from bidhub.models import Listing
+from bidhub.models import ListingStatus
 from bidhub.services.branches import branch_label
-from bidhub.services.policies import accepts_bids
+from bidhub.services.browse import BranchChoice, ListingRow
 from bidhub.web.i18n import format_yuan, format_yuan_compact, speaks_chinese
 from bidhub.web.labels import label
 
@@ -46,11 +45,10 @@ def url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
     return lambda value: f"{before}{int(value)}{after}"
 
 
-def listing_lines(listings: Sequence[Listing], own_bid_ids: Mapping[int, int],
-                  hindrances: Mapping[int, Sequence[tuple[str, str]]], now: datetime
-                  ) -> list[ListingLine]:
-    """The rows for `listings` (with their accounts and branches loaded), given the rep's
-    active bid ids by listing and the translated hindrances by listing."""
+def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[tuple[str, str]]],
+                  takes_bids: bool) -> list[ListingLine]:
+    """The lines for `rows` (browse.listings_for_rep), given the translated hindrances by
+    listing and whether the round takes bids now."""
     account_url = url_with_id("market.account", "account_id")
     bid_url = url_with_id("market.bid_detail", "bid_id")
     place_bid_url = url_with_id("market.place_bid", "listing_id")
@@ -58,20 +56,21 @@ def listing_lines(listings: Sequence[Listing], own_bid_ids: Mapping[int, int],
     ownership: dict[str, str] = {}
     branches: dict[int, str] = {}
     lines = []
-    for listing in listings:
-        account = listing.account
-        if account.ownership_type not in ownership:
-            ownership[account.ownership_type] = label(account.ownership_type, "ownership")
-        if account.branch_id not in branches:
-            branches[account.branch_id] = branch_label(account.branch, locale)
-        bid_id = own_bid_ids.get(listing.id)
+    listed = ListingStatus.LISTED
+    for row in rows:
+        if row.ownership_type not in ownership:
+            ownership[row.ownership_type] = label(row.ownership_type, "ownership")
+        if row.branch_id not in branches:
+            branches[row.branch_id] = branch_label(
+                BranchChoice(row.branch_id, row.branch_name, row.branch_name_zh), locale)
+        value = row.annual_value_yuan
         lines.append(ListingLine(
-            account_url=account_url(account.id), name=account.name,
-            external_id=account.external_id, industry=account.industry,
-            ownership=ownership[account.ownership_type], branch=branches[account.branch_id],
-            value=format_yuan(account.annual_value_yuan),
-            value_compact=format_yuan_compact(account.annual_value_yuan, chinese=chinese),
-            bid_url=bid_url(bid_id) if bid_id is not None else "",
-            hindrances=hindrances.get(listing.id, ()),
-            place_bid_url=place_bid_url(listing.id) if accepts_bids(listing, now) else ""))
+            account_url=account_url(row.account_id), name=row.name,
+            external_id=row.external_id, industry=row.industry,
+            ownership=ownership[row.ownership_type], branch=branches[row.branch_id],
+            value=format_yuan(value), value_compact=format_yuan_compact(value, chinese=chinese),
+            bid_url=bid_url(row.own_bid_id) if row.own_bid_id is not None else "",
+            hindrances=hindrances.get(row.id, ()),
+            # accepts_bids (policies), for a row of a round whose openness is known.
+            place_bid_url=place_bid_url(row.id) if takes_bids and row.status == listed else ""))
     return lines

@@ -89,17 +89,18 @@ def round_listings(round_id: int):
     rep = current_user._get_current_object()  # read for every listing: not through the proxy
     filter_errors: dict[str, str] = {}
     criteria = listing_filter_from(request.args, filter_errors)
-    listings, own_bid_ids = browse.listings_for_rep(session, round_, rep, criteria)
+    rows = browse.listings_for_rep(session, round_, rep, criteria)
     at = now()
+    is_open = round_.is_open_at(at)
     # A listing the rep has bid for shows their bid instead of any reason not to bid.
-    hindrances = shown_hindrances(policies.hindrances_for(
-        session, rep, [listing for listing in listings if listing.id not in own_bid_ids], at))
+    hindrances = shown_hindrances(policies.hindrances_in_round(
+        session, rep, round_, [row for row in rows if row.own_bid_id is None], at))
     context = {"round": round_, "criteria": criteria, "filter_errors": filter_errors,
-               "lines": listing_lines(listings, own_bid_ids, hindrances, at)}
+               "lines": listing_lines(rows, hindrances, is_open)}
     if is_htmx_partial_request():  # the filter form's request: the rows alone
         return render("market/_listings.html", **context)
     return render("market/round.html", options=browse.filter_options(session, round_.id),
-                  is_open=round_.is_open_at(at), **context)
+                  is_open=is_open, **context)
 
 
 def shown(text: Text | None) -> str:
