@@ -93,9 +93,10 @@ def register_auth(app: Flask) -> None:
 
 
 def register_templates(app: Flask) -> None:
-    from bidhub.web import rendering
+    from bidhub.web import nav, rendering
 
     rendering.init_app(app)
+    nav.init_app(app)
 
 
 def register_security_headers(app: Flask) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bidhub.config import Defaults
@@ -437,12 +437,12 @@ def incidents_of_rep(session: Session, rep: User) -> list[AccountabilityIncident
                   AccountabilityIncident.id.desc())))
 
 
-def open_incident_count(session: Session, rep: User) -> int:
-    """How many of the rep's incidents await an explanation (awaits_explanation, in SQL)."""
-    return session.scalar(
-        select(func.count()).select_from(AccountabilityIncident).where(
-            AccountabilityIncident.rep_id == rep.id,
-            AccountabilityIncident.status == IncidentStatus.OPEN)) or 0
+# How many of a rep's incidents await an explanation (awaits_explanation, in SQL); built once,
+# since the navigation asks on every rep's page.
+OPEN_INCIDENT_COUNT = select(func.count()).select_from(AccountabilityIncident).where(
+    AccountabilityIncident.rep_id == bindparam("rep_id"),
+    AccountabilityIncident.status == IncidentStatus.OPEN)
+
 
 
 def viewable_incident(session: Session, user: User, incident_id: int) -> AccountabilityIncident:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from math import ceil
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.db import unit_of_work
@@ -339,6 +339,10 @@ def reviews_of_rep(session: Session, rep_id: int) -> list[AccountReview]:
         .options(selectinload(AccountReview.account))))
 
 
+# Built once, since the navigation asks on every rep's page.
+DUE_REVIEW_COUNT = select(func.count()).select_from(AccountReview).where(
+    AccountReview.rep_id == bindparam("rep_id"), AccountReview.status == LossReviewStatus.DUE)
+
+
 def due_count(session: Session, rep: User) -> int:
-    return session.scalar(select(func.count()).select_from(AccountReview).where(
-        AccountReview.rep_id == rep.id, AccountReview.status == LossReviewStatus.DUE)) or 0
+    return session.scalar(DUE_REVIEW_COUNT, {"rep_id": rep.id}) or 0

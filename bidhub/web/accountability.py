@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -364,18 +363,8 @@ def explain(incident_id: int):
     return inbox_page(failed=(incident_id, form), status=422)
 
 
-def open_incidents_for_nav() -> int | None:
-    """The signed-in rep's open incidents, for the navigation; None when not a rep."""
-    if not current_user.is_authenticated or current_user.role != Role.REP:
-        return None
-    with contextlib.suppress(Exception):  # the error page must render when the database fails
-        return accountability.open_incident_count(get_session(), current_user)
-    return None
-
-
 @blueprint.record_once
 def register_nav(state) -> None:
     app: Flask = state.app
-    app.jinja_env.globals.update(open_incidents_for_nav=open_incidents_for_nav)
     # A mistyped setting stops start-up with its name rather than failing each request.
     accountability_policy(app.config)

@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, current_app, flash, redirect, request, url_f
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -33,8 +33,13 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(unauthorized)
 
 
+# Built once: every signed-in request runs it, and building a statement costs more than
+# SQLAlchemy's cached compilation of it.
+USER_BY_SESSION_TOKEN = select(User).where(User.session_token == bindparam("token")).limit(1)
+
+
 def load_user(session_token: str) -> User | None:
-    user = get_session().scalars(select(User).where(User.session_token == session_token)).first()
+    user = get_session().scalars(USER_BY_SESSION_TOKEN, {"token": session_token}).first()
     return user if user is not None and user.is_active else None
 
 

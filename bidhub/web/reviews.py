@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from flask import Blueprint, Flask, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -170,15 +168,6 @@ def mine():
                   due_days=loss_review_days(), **review_context(current))
 
 
-def due_reviews_for_nav() -> int | None:
-    """The signed-in rep's reviews due, for the navigation; None when not a rep."""
-    if not current_user.is_authenticated or current_user.role != Role.REP:
-        return None
-    with contextlib.suppress(Exception):  # the error page must render when the database fails
-        return loss_reviews.due_count(get_session(), current_user)
-    return None
-
-
 def track_record_reviews(rep_id: int) -> dict:
     """The loss reviews section of a rep's track record page (which checks who may see it)."""
     current = now()
@@ -191,5 +180,4 @@ def register_nav(state) -> None:
     app: Flask = state.app
     # A mistyped BIDHUB_LOSS_REVIEW_DAYS stops the start with its name, not every transfer later.
     loss_review_days()
-    app.jinja_env.globals.update(due_reviews_for_nav=due_reviews_for_nav,
-                                 track_record_reviews=track_record_reviews)
+    app.jinja_env.globals.update(track_record_reviews=track_record_reviews)
