@@ -71,7 +71,10 @@ def make_engine(url: str) -> Engine:
         if connection.get_execution_options().get(IMMEDIATE):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         else:
-            connection.exec_driver_sql("BEGIN")
+            # A read's BEGIN takes no lock, so it cannot fail on one: sent on the driver's
+            # connection, since every request begins one and SQLAlchemy's statement machinery
+            # costs more than the BEGIN itself.
+            connection.connection.driver_connection.execute("BEGIN")
 
     return engine
 
