@@ -8,13 +8,15 @@ from flask_login import current_user
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.models import Role
+from bidhub.models import Role, RoundStatus
 from bidhub.services import policies
 from bidhub.services.browse import active_reps
-from bidhub.services.profiles import rep_profile
+from bidhub.services.policies import BidOutcome
+from bidhub.services.profiles import IN_REVIEW, SEALED, rep_profile
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import managers, signed_in
 from bidhub.web.charts import capacity_gauge, forecast_chart
+from bidhub.web.labels import label
 from bidhub.web.rendering import render
 
 blueprint = Blueprint("profiles", __name__)
@@ -43,8 +45,14 @@ def track_record_page(rep_id: int):
     months, chart_width = forecast_chart(profile.forecasts)
     # Looked up once and formatted per bar: the chart has two dozen bars.
     bar_titles = {"forecast": _("forecast %(value)s"), "actual": _("actual %(value)s")}
+    # Translated once, not per bid.
+    bid_results = {BidOutcome.WITHDRAWN: _("withdrawn"),
+                   IN_REVIEW: label(RoundStatus.IN_REVIEW, RoundStatus),
+                   SEALED: _("sealed until the deadline"),
+                   BidOutcome.NOT_DECIDED: _("awaiting results"), BidOutcome.WON: _("won"),
+                   BidOutcome.LOST: _("not won")}
     return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
-                  bar_titles=bar_titles,
+                  bar_titles=bar_titles, bid_results=bid_results,
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
                                        profile.capacity_max))
 
