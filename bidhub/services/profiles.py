@@ -28,10 +28,12 @@ from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
     AccountabilityIncident,
+    AccountReview,
     Bid,
     BidScore,
     Decision,
     Listing,
+    LossReviewStatus,
     Role,
     Round,
     RoundStatus,
@@ -75,6 +77,7 @@ class RepProfile:
     bids: list[BidLine]  # newest first
     promises: list[PromiseRow]  # newest first
     account_names: dict[int, str]  # by account id, for the promises' accounts
+    loss_reviews: list[Row]  # id, created_at, account_name, reason, due_at, status
 
 
 # Built once: the page is read far more often than anything else, and building a statement
@@ -90,6 +93,15 @@ _INCIDENTS = (
     .join(Account, Account.id == AccountabilityIncident.account_id)
     .where(AccountabilityIncident.rep_id == bindparam("rep_id"))
     .order_by(AccountabilityIncident.seen_at.desc()))
+# In the order of loss_reviews.reviews_of_rep: the ones due first (soonest date first), then
+# the rest.
+_LOSS_REVIEWS = (
+    select(AccountReview.id, AccountReview.created_at, Account.name.label("account_name"),
+           AccountReview.reason, AccountReview.due_at, AccountReview.status)
+    .join(Account, Account.id == AccountReview.account_id)
+    .where(AccountReview.rep_id == bindparam("rep_id"))
+    .order_by(AccountReview.status != LossReviewStatus.DUE, AccountReview.due_at.asc(),
+              AccountReview.created_at.desc(), AccountReview.id.desc()))
 # A listing has at most one decision (unique), a bid at most one score.
 _BIDS = (
     select(Bid.id, Bid.status, Bid.submitted_at, Listing.account_id,
@@ -173,4 +185,5 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
         open_by_stage={stage.value: count for stage, count in funnel_counts(history, now).items()},
         funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
         incidents=incidents, bids=[_bid_line(row) for row in rows],
-        promises=promise_rows(history, now)[::-1], account_names=account_names)
+        promises=promise_rows(history, now)[::-1], account_names=account_names,
+        loss_reviews=session.execute(_LOSS_REVIEWS, {"rep_id": rep.id}).all())

@@ -18,6 +18,7 @@ from bidhub.web.access import managers, signed_in
 from bidhub.web.charts import capacity_gauge, forecast_chart
 from bidhub.web.labels import label
 from bidhub.web.rendering import render
+from bidhub.web.reviews import review_context
 
 blueprint = Blueprint("profiles", __name__)
 
@@ -40,7 +41,8 @@ def mine():
 
 
 def track_record_page(rep_id: int):
-    profile = rep_profile(get_session(), rep_id, now(),
+    current = now()
+    profile = rep_profile(get_session(), rep_id, current,
                           include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
     months, chart_width = forecast_chart(profile.forecasts)
     # Looked up once and formatted per bar: the chart has two dozen bars.
@@ -52,7 +54,7 @@ def track_record_page(rep_id: int):
                    BidOutcome.NOT_DECIDED: _("awaiting results"), BidOutcome.WON: _("won"),
                    BidOutcome.LOST: _("not won")}
     return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
-                  bar_titles=bar_titles, bid_results=bid_results,
+                  bar_titles=bar_titles, bid_results=bid_results, **review_context(current),
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
                                        profile.capacity_max))
 
