@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -40,7 +40,7 @@ from bidhub.models import (
 from bidhub.services import application_reviews
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
-from bidhub.services.flags import BidFlag, second_look_flags
+from bidhub.services.flags import BidFacts, BidFlag, flags_of_bids
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import REVIEW_STARTED, notify
 from bidhub.services.ownership import (
@@ -274,7 +274,7 @@ class ListingReview:
 
     listing: Listing
     ranking: list[RankedBid]
-    decision: Decision | None
+    decision: RoundDecision | None
     flags: tuple[str, ...]
     # The second-look flags of this listing's bids, by bid id (bids without any left out).
     bid_flags: dict[int, tuple[BidFlag, ...]] = field(default_factory=dict)
@@ -333,16 +333,20 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     listings = list(session.scalars(
         select(Listing).where(Listing.round_id == round_.id)
         .options(selectinload(Listing.account)).order_by(Listing.id)))
-    rankings = ranked_bids_of_round(session, rules, round_.id)
-    decisions = {decision.listing_id: decision for decision in session.scalars(
-        select(Decision).join(Listing).where(Listing.round_id == round_.id)
-        .options(selectinload(Decision.bid).selectinload(Bid.rep)))}
-    bid_flags = second_look_flags(session, round_)
+    scored = _scored_bids(session, round_.id)
+    rankings = ranked_bids_of_round(session, rules, round_.id, scored)
+    decisions = round_decisions(session, round_.id)
+    # The flags read the bids' frozen records from the rows the ranking was built from.
+    bid_flags = flags_of_bids(session, round_, [
+        BidFacts(row.id, row.rep_id, row.branch_id, row.submitted_at, row.track_record)
+        for row in scored])
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
                for listing in listings}
     commitments = commitments_of(session, {bid.rep_id for ranking in rankings.values()
                                            for bid in ranking if bid.score.is_proposed_winner})
     in_round = Counter(rep_id for rep_id in winners.values() if rep_id is not None)
+    decided_here = Counter(decision.bid.rep_id for listing_id, decision in decisions.items()
+                           if decision.bid is not None and listing_id in winners)
     reviews = {}
     for listing in listings:
         ranking, decision = rankings[listing.id], decisions.get(listing.id)
@@ -352,10 +356,7 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
             rep_id = proposed.rep_id
             # Every award in this round counted once, this listing's included, as publishing will.
             counted_here = 1 if winners[listing.id] == rep_id else 0
-            pending_elsewhere = commitments[rep_id].pending - sum(
-                1 for other, other_decision in decisions.items()
-                if other_decision.bid is not None and other_decision.bid.rep_id == rep_id
-                and other in winners)
+            pending_elsewhere = commitments[rep_id].pending - decided_here[rep_id]
             total = commitments[rep_id].held + max(pending_elsewhere, 0) + in_round[rep_id]
             total += 1 - counted_here
             cap = rules.caps.max_awards_per_rep_per_round
@@ -403,16 +404,35 @@ class RankedBid:
     score: RankedScore
 
 
-def ranked_bids_of_round(session: Session, rules: RuleSet,
-                         round_id: int) -> dict[int, list[RankedBid]]:
+# Built once: composing a statement costs more than running it on a round of this size.
+_SCORED_BIDS = (
+    select(Bid.id, Bid.listing_id, Bid.rep_id, User.display_name, BidScore.total,
+           BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner, User.branch_id,
+           Bid.submitted_at, Bid.track_record)
+    .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
+    .join(User, User.id == Bid.rep_id).where(Listing.round_id == bindparam("round_id")))
+_SCORE_INPUTS = select(BidScore.bid_id, BidScore.inputs).where(
+    BidScore.bid_id.in_(bindparam("bid_ids", expanding=True)))
+_DECISIONS = (
+    select(Decision.id, Decision.listing_id, Decision.kind, Decision.bid_id, Decision.reason,
+           Decision.version, Bid.rep_id, User.display_name)
+    .join(Listing, Listing.id == Decision.listing_id)
+    .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
+    .where(Listing.round_id == bindparam("round_id")))
+
+
+def _scored_bids(session: Session, round_id: int) -> list:
+    """The round's scored bids as rows: what the ranking shows, and what the flags read."""
+    return session.connection().execute(_SCORED_BIDS, {"round_id": round_id}).all()
+
+
+def ranked_bids_of_round(session: Session, rules: RuleSet, round_id: int,
+                         rows: list | None = None) -> dict[int, list[RankedBid]]:
     """Each listing's scored bids, best first and ineligible ones last, by listing id; the
     inputs of a proposed winner and its runner-up with equal totals when the rules draw lots,
-    for `decided_by_lottery`. Two statements at most."""
-    rows = session.execute(
-        select(Bid.id, Bid.listing_id, Bid.rep_id, User.display_name, BidScore.total,
-               BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner)
-        .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
-        .join(User, User.id == Bid.rep_id).where(Listing.round_id == round_id)).all()
+    for `decided_by_lottery`. Two statements at most (one if the caller read the rows)."""
+    if rows is None:
+        rows = _scored_bids(session, round_id)
     by_listing: dict[int, list] = defaultdict(list)
     for row in rows:
         by_listing[row.listing_id].append(row)
@@ -425,8 +445,8 @@ def ranked_bids_of_round(session: Session, rules: RuleSet,
             others = [row for row in listed if row.is_eligible and row is not proposed]
             if proposed is not None and others and others[0].total == proposed.total:
                 tied |= {proposed.id, others[0].id}
-    inputs = dict(session.execute(select(BidScore.bid_id, BidScore.inputs)
-                                  .where(BidScore.bid_id.in_(tied))).all()) if tied else {}
+    inputs = dict(session.connection().execute(
+        _SCORE_INPUTS, {"bid_ids": sorted(tied)}).all()) if tied else {}
     return defaultdict(list, {listing_id: [
         RankedBid(row.id, row.listing_id, row.rep_id, RankedRep(row.rep_id, row.display_name),
                   RankedScore(row.total, row.rank, row.is_eligible, row.is_proposed_winner,
@@ -434,7 +454,38 @@ def ranked_bids_of_round(session: Session, rules: RuleSet,
         for row in listed] for listing_id, listed in by_listing.items()})
 
 
-def winner_of(ranking: list[RankedBid], decision: Decision | None) -> int | None:
+@dataclass(frozen=True)
+class DecidedBid:
+    """The bid a decision awards, by whom."""
+
+    id: int
+    rep_id: int
+    rep: RankedRep
+
+
+@dataclass(frozen=True)
+class RoundDecision:
+    """A listing's decision as the round's pages show it, with the winning bid's rep."""
+
+    id: int
+    listing_id: int
+    kind: str
+    bid_id: int | None
+    reason: str
+    version: int
+    bid: DecidedBid | None
+
+
+def round_decisions(session: Session, round_id: int) -> dict[int, RoundDecision]:
+    """The round's decisions by listing id, in one statement with each winner's name."""
+    return {row.listing_id: RoundDecision(
+        row.id, row.listing_id, row.kind, row.bid_id, row.reason, row.version,
+        None if row.bid_id is None else DecidedBid(row.bid_id, row.rep_id,
+                                                   RankedRep(row.rep_id, row.display_name)))
+        for row in session.connection().execute(_DECISIONS, {"round_id": round_id})}
+
+
+def winner_of(ranking: list[RankedBid], decision: RoundDecision | None) -> int | None:
     """The rep who gets the listing if the round were published now: the decision's winner,
     or the proposed one while undecided."""
     if decision is not None:

@@ -9,11 +9,12 @@ bids are sealed), never stored, and never an input to scoring or the ranking.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, or_, select, true
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bidhub.domain.flags import (
@@ -50,76 +51,90 @@ class BidFlag:
 
 
 @dataclass(frozen=True)
-class _Row:
+class BidFacts:
+    """What the flags read of one bid: who bid, from which branch, when, with what record."""
+
     bid_id: int
     rep_id: int
     branch_id: int | None
     submitted_at: datetime
     track_record: dict
-    last_import_at: datetime | None
+
+
+# Built once: composing a statement costs more than running it on a round of this size.
+_FACTS = (select(Bid.id, Bid.rep_id, User.branch_id, Bid.submitted_at, Bid.track_record)
+          .join(User, User.id == Bid.rep_id))
+_SCORED_IN_ROUND = (_FACTS.join(BidScore, BidScore.bid_id == Bid.id)
+                    .join(Listing, Listing.id == Bid.listing_id)
+                    .where(Listing.round_id == bindparam("round_id")))
+_SCORED_IN_LISTING = _SCORED_IN_ROUND.where(Listing.id == bindparam("listing_id"))
+_CRM_IMPORTS = (select(ImportRun.finished_at)
+                .where(ImportRun.kind.in_(TRACK_RECORD_IMPORT_KINDS),
+                       ImportRun.status == ImportStatus.IMPORTED,
+                       ImportRun.finished_at.is_not(None))
+                .order_by(ImportRun.finished_at))
+# Every rep's latest bid in a window; a rep's bids submitted at the same instant froze the
+# same data, so the first one counts.
+_LATEST = (select(Bid.id, func.row_number().over(partition_by=Bid.rep_id,
+                                                 order_by=(Bid.submitted_at.desc(), Bid.id))
+                  .label("place"))
+           .where(Bid.submitted_at > bindparam("since"), Bid.submitted_at <= bindparam("until"))
+           .subquery())
+_REFERENCE = _FACTS.join(_LATEST, _LATEST.c.id == Bid.id).where(_LATEST.c.place == 1)
 
 
 def second_look_flags(session: Session, round_: Round,
                       listing_id: int | None = None) -> dict[int, tuple[BidFlag, ...]]:
     """The flags of the round's scored bids (of one listing, if given), by bid id; bids with
-    none are left out. Two statements whatever the number of bids: the bids with their last
-    CRM import, beside the bids that make the branches' distributions; the password resets."""
+    none are left out."""
+    if listing_id is None:
+        rows = _read(session, _SCORED_IN_ROUND, round_id=round_.id)
+    else:
+        rows = _read(session, _SCORED_IN_LISTING, round_id=round_.id, listing_id=listing_id)
+    return flags_of_bids(session, round_, [BidFacts(*row) for row in rows])
+
+
+def _read(session: Session, statement, **params) -> list:
+    return session.connection().execute(statement, params).all()
+
+
+def flags_of_bids(session: Session, round_: Round,
+                  bids: list[BidFacts]) -> dict[int, tuple[BidFlag, ...]]:
+    """The flags of these scored bids of the round, by bid id; bids with none are left out.
+
+    Three statements whatever the number of bids (the CRM imports' finishing times, every
+    rep's latest bid before the deadline for the branches' distributions, the password
+    resets); the caller reads the bids, usually with what else it shows of them."""
+    if not bids:
+        return {}
     rules = parsed(round_.rule_set)
-    rows, reference, ever_imported = _read(session, round_, listing_id)
-    resets = reps_with_password_reset_during_round(session, round_, {row.rep_id for row in rows})
-    spreads = _spreads(reference, _scored_metrics(rules))
+    # When each CRM export a track record is computed from finished importing, in order.
+    imports = [row.finished_at for row in _read(session, _CRM_IMPORTS)]
+    resets = reps_with_password_reset_during_round(session, round_, {bid.rep_id for bid in bids})
+    spreads = _spreads(_reference(session, round_), _scored_metrics(rules))
     flags: dict[int, tuple[BidFlag, ...]] = {}
-    for row in rows:
+    for bid in sorted(bids, key=lambda bid: bid.bid_id):
         found = []
-        if ever_imported and is_stale(row.submitted_at, row.last_import_at,
-                                      rules.flags.stale_crm_days):
-            found.append(BidFlag(STALE_CRM, _stale_note(row, rules.flags)))
+        # The newest CRM import finished at or before the submission froze its track record.
+        last_import_at = imports[position - 1] if (
+            position := bisect_right(imports, bid.submitted_at)) else None
+        if imports and is_stale(bid.submitted_at, last_import_at, rules.flags.stale_crm_days):
+            found.append(BidFlag(STALE_CRM, _stale_note(bid.submitted_at, last_import_at,
+                                                        rules.flags)))
         found.extend(BidFlag(METRIC_OUTLIER, _outlier_note(found_outlier))
-                     for found_outlier in _outliers(row, spreads, rules.flags))
-        if row.rep_id in resets:
+                     for found_outlier in _outliers(bid, spreads, rules.flags))
+        if bid.rep_id in resets:
             found.append(BidFlag(RESET_BY_ADMIN, RESET_BY_ADMIN_NOTE))
         if found:
-            flags[row.bid_id] = tuple(found)
+            flags[bid.bid_id] = tuple(found)
     return flags
 
 
-def _read(session: Session, round_: Round,
-          listing_id: int | None) -> tuple[list[_Row], list[_Row], bool]:
-    """The round's scored bids; every rep's latest bid in the distribution window (the
-    reference); whether a CRM export of the track record's kinds was ever imported."""
-    crm_runs = (ImportRun.kind.in_(TRACK_RECORD_IMPORT_KINDS),
-                ImportRun.status == ImportStatus.IMPORTED, ImportRun.finished_at.is_not(None))
-    last_import = (select(func.max(ImportRun.finished_at))
-                   .where(*crm_runs, ImportRun.finished_at <= Bid.submitted_at)
-                   .correlate(Bid).scalar_subquery())
-    ever_imported = select(ImportRun.id).where(*crm_runs).exists()
-    since = months_before(round_.closes_at, DISTRIBUTION_MONTHS)
-    latest = (select(Bid.rep_id, func.max(Bid.submitted_at).label("at"))
-              .where(Bid.submitted_at > since, Bid.submitted_at <= round_.closes_at)
-              .group_by(Bid.rep_id).subquery())
-    in_round = and_(Listing.round_id == round_.id, BidScore.bid_id.is_not(None),
-                    Listing.id == listing_id if listing_id is not None else true())
-    result = session.execute(
-        select(Bid.id, Bid.rep_id, User.branch_id, Bid.submitted_at, Bid.track_record,
-               last_import.label("last_import_at"), case((in_round, 1), else_=0).label("in_round"),
-               case((latest.c.rep_id.is_not(None), 1), else_=0).label("is_reference"),
-               ever_imported.label("ever_imported"))
-        .join(User, User.id == Bid.rep_id).join(Listing, Listing.id == Bid.listing_id)
-        .outerjoin(BidScore, BidScore.bid_id == Bid.id)
-        .outerjoin(latest, and_(latest.c.rep_id == Bid.rep_id, latest.c.at == Bid.submitted_at))
-        .where(or_(in_round, latest.c.rep_id.is_not(None)))
-        .order_by(Bid.id)).all()
-    rows, reference, seen_reps = [], [], set()
-    for found in result:
-        row = _Row(found.id, found.rep_id, found.branch_id, found.submitted_at,
-                   found.track_record or {}, found.last_import_at)
-        if found.in_round:
-            rows.append(row)
-        # A rep's bids submitted at the same instant froze the same data: one counts.
-        if found.is_reference and row.rep_id not in seen_reps:
-            seen_reps.add(row.rep_id)
-            reference.append(row)
-    return rows, reference, bool(result) and bool(result[0].ever_imported)
+def _reference(session: Session, round_: Round) -> list[BidFacts]:
+    """Every rep's latest bid in the distribution window before the round's deadline."""
+    return [BidFacts(*row) for row in _read(
+        session, _REFERENCE, since=months_before(round_.closes_at, DISTRIBUTION_MONTHS),
+        until=round_.closes_at)]
 
 
 def _scored_metrics(rules: RuleSet) -> list[str]:
@@ -134,7 +149,8 @@ def _number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _spreads(reference: list[_Row], metrics: list[str]) -> dict[int, dict[str, Spread]]:
+def _spreads(reference: list[BidFacts],
+             metrics: list[str]) -> dict[int, dict[str, Spread]]:
     """Each branch's spread of each scored metric over its reps' latest frozen values, by
     branch id and metric; a branch too small for the rules is kept (`outlier` says no)."""
     values: dict[int, dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
@@ -142,24 +158,26 @@ def _spreads(reference: list[_Row], metrics: list[str]) -> dict[int, dict[str, S
         if row.branch_id is None:
             continue
         for metric in metrics:
-            values[row.branch_id][metric].append(_number(row.track_record.get(metric)))
+            values[row.branch_id][metric].append(_number((row.track_record or {}).get(metric)))
     return {branch_id: {metric: spread for metric, listed in by_metric.items()
                         if (spread := spread_of(listed)) is not None}
             for branch_id, by_metric in values.items()}
 
 
-def _outliers(row: _Row, spreads: dict[int, dict[str, Spread]],
+def _outliers(bid: BidFacts, spreads: dict[int, dict[str, Spread]],
               flag_rules: FlagRules) -> list[Outlier]:
     found = []
-    for metric, spread in spreads.get(row.branch_id, {}).items():
-        result = outlier(metric, _number(row.track_record.get(metric)), spread, flag_rules)
+    for metric, spread in spreads.get(bid.branch_id, {}).items():
+        result = outlier(metric, _number((bid.track_record or {}).get(metric)), spread,
+                         flag_rules)
         if result is not None:
             found.append(result)
     return found
 
 
-def _stale_note(row: _Row, flag_rules: FlagRules) -> Text:
-    age = crm_age(row.submitted_at, row.last_import_at)
+def _stale_note(submitted_at: datetime, last_import_at: datetime | None,
+                flag_rules: FlagRules) -> Text:
+    age = crm_age(submitted_at, last_import_at)
     if age is None:
         return N_("No CRM export of opportunities, forecasts or incidents had been imported "
                   "when this bid was submitted, so its track record holds no CRM data.")

@@ -44,6 +44,7 @@ from bidhub.web.appeals import (
     round_effects,
 )
 from bidhub.web.csv_export import csv_response, export_language
+from bidhub.web.decision_rows import decision_rows
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
     AppealAnswerForm,
@@ -222,6 +223,10 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
         **round_review_context(session, round_, now()),
         **forms,
     }
+    if reviews is not None:
+        context["decision_rows"] = decision_rows(
+            [reviews[listing.id] for listing in listings], context["row_text"],
+            can_decide=context["can_decide"], reopened=context["reopened"])
     if status != 200:
         return render("manage/round.html", status=status, **context)
     return page_or_partial("manage/round.html", "manage/_round_listings.html", **context)
@@ -353,7 +358,10 @@ def decision_row(listing_id: int, form: DecisionForm | None = None, status: int 
     # The publishing summary travels along (out of band), so that deciding the last listing
     # offers the publish button without a reload.
     return render("manage/_decision_response.html", status=status, round=round_,
-                  review=context["reviews"][listing.id], row_form=form,
+                  decision_rows=decision_rows([context["reviews"][listing.id]],
+                                              context["row_text"],
+                                              can_decide=context["can_decide"]),
+                  row_form=form,
                   action_form=ConfirmForm(formdata=None, version=str(round_.version)), **context)
 
 
