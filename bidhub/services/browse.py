@@ -9,7 +9,7 @@ from typing import NamedTuple
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, Select, and_, func, select
-from sqlalchemy.orm import Session, joinedload, lazyload, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.text import N_
 from bidhub.models import (
@@ -144,14 +144,6 @@ def own_bid_for(session: Session, rep: User, listing_id: int) -> Bid | None:
     """The rep's bid for the listing, withdrawn or not; None if they never bid."""
     return session.scalars(select(Bid).where(Bid.listing_id == listing_id,
                                              Bid.rep_id == rep.id)).first()
-
-
-def latest_listing_of(session: Session, account_id: int) -> Listing | None:
-    """The account's most recent listing, whichever round it is in, with its round."""
-    # The account is already loaded by whoever asks; its round is what they read next.
-    return session.scalars(select(Listing).where(Listing.account_id == account_id)
-                           .options(lazyload(Listing.account), joinedload(Listing.round))
-                           .order_by(Listing.id.desc())).first()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.facts import BidFacts, Stage
@@ -121,16 +121,23 @@ def bid_outcome(session: Session, bid: Bid) -> BidOutcome:
     return bid_outcomes(session, [bid])[bid.id]
 
 
+# Built once: the account page asks on every view, and building the statement cost more than
+# running it.
+_LISTED_WHERE_REPS_SEE = select(exists().where(
+    Listing.account_id == bindparam("account_id"), Listing.round_id == Round.id,
+    Round.is_visible_to_reps_at(bindparam("now"))))
+
+
 def rep_may_see_account(session: Session, user: User, account: Account, now: datetime) -> bool:
     """Management sees every account; a rep sees the accounts they hold and those listed in a
-    round that reps can see (current or past), nothing else; an executive, those they sponsor."""
+    round that reps can see (current or past), nothing else; an executive, those they sponsor.
+    (`account`: anything with the id, owner_id and sponsor_id of one.)"""
     if may_see_owner(user, account):
         return True
     if user.role == Role.EXECUTIVE:
         return False
-    return bool(session.scalar(select(exists().where(
-        Listing.account_id == account.id, Listing.round_id == Round.id,
-        Round.is_visible_to_reps_at(now)))))
+    return bool(session.connection().execute(
+        _LISTED_WHERE_REPS_SEE, {"account_id": account.id, "now": now}).scalar())
 
 
 def may_see_owner(user: User, account: Account) -> bool:

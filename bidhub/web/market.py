@@ -17,8 +17,8 @@ from bidhub.domain.errors import BidRejected, Conflict, InvalidRequest, Permissi
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.preferences import BONUS, TIE_BREAK, Preferences
 from bidhub.domain.text import N_, Text
-from bidhub.models import Account, BidStatus, Listing, Role
-from bidhub.services import appeals, bid_preferences, bidding, browse, policies
+from bidhub.models import BidStatus, Listing, Role
+from bidhub.services import appeals, bid_preferences, bidding, browse, market_rows, policies
 from bidhub.services.rounds import load_round
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
@@ -170,13 +170,15 @@ def results_page(round_id: int, *, appeal_form: AppealForm | None = None,
 @signed_in
 def account(account_id: int):
     session = get_session()
-    account = session.get(Account, account_id)
-    if account is None or not policies.rep_may_see_account(session, current_user, account, now()):
+    user = current_user._get_current_object()
+    account = market_rows.account_profile(session, account_id)
+    if account is None or not policies.rep_may_see_account(session, user, account, now()):
         abort(404)
     # The listing is there to offer a rep a bid; nobody else is offered one here.
-    listing = (browse.latest_listing_of(session, account.id) if current_user.role == Role.REP
+    listing = (market_rows.latest_listing_of(session, account.id) if user.role == Role.REP
                else None)
-    return render("market/account.html", account=account, listing=listing)
+    return render("market/account.html", account=account, listing=listing,
+                  contacts=market_rows.contacts_of(session, account.id))
 
 
 def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
