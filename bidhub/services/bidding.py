@@ -2,21 +2,45 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import Row, Text, bindparam, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from bidhub.db import unit_of_work
+from bidhub.domain import metrics
 from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
+from bidhub.domain.facts import (
+    INCIDENT_STATUSES_AGAINST_REP,
+    BidFacts,
+    LostAccountFact,
+    RepHistory,
+)
+from bidhub.domain.history_snapshot import SNAPSHOT_FORMAT, history_from_snapshot
+from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import check_eligibility
 from bidhub.domain.text import N_
-from bidhub.models import Bid, BidStatus, Listing, ListingStatus, Role, User
+from bidhub.models import (
+    Account,
+    AccountabilityIncident,
+    Bid,
+    BidStatus,
+    Filing,
+    Listing,
+    ListingStatus,
+    RepStatus,
+    Role,
+    TrackRecordSnapshot,
+    User,
+)
 from bidhub.services.bid_preferences import close_gap
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import bid_facts, snapshot_track_record
+from bidhub.services.track_records import account_facts, stored_documents, tenure_in_months
 
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
@@ -40,6 +64,11 @@ def open_listing_for(session: Session, listing_id: int, now: datetime) -> Listin
     # is needed by the checks below, and lazy loads would cost a statement apiece.
     listing = session.scalars(select(Listing).where(Listing.id == listing_id)
                               .options(joinedload(Listing.round))).first()
+    check_listing_open(listing, now)
+    return listing
+
+
+def check_listing_open(listing: Listing | None, now: datetime) -> None:
     if listing is None or not listing.round.is_visible_to_reps_at(now):
         raise NotFound(N_("No such listing."))
     if not listing.round.is_open_at(now):
@@ -47,47 +76,45 @@ def open_listing_for(session: Session, listing_id: int, now: datetime) -> Listin
                              "accepted."))
     if listing.status != ListingStatus.LISTED:
         raise BidRejected(N_("This account is not open for bids."))
-    return listing
-
-
-def check_rep_eligible(session: Session, bid: Bid, now: datetime) -> None:
-    rules = parsed(bid.listing.round.rule_set)
-    [facts] = bid_facts(session, [bid], now)
-    failed = [check.reason for check in check_eligibility(rules, facts) if not check.passed]
-    if failed:
-        raise NotEligible(failed)
 
 
 def submit_bid(
     session: Session, rep: User, listing_id: int, *, account_plan: str,
     committed_revenue_yuan: int, visit_plan: str, submission_key: str | None, now: datetime,
 ) -> Bid:
-    """Place a bid; a resubmitted form (same submission key) returns the bid it made before."""
+    """Place a bid; a resubmitted form (same submission key) returns the bid it made before.
+
+    Every check reads inside the write transaction, so it holds at the moment of the bid; the
+    reads are few and plain (five statements and the insert), as that transaction is what
+    concurrent bids queue for.
+    """
+    rep_id = rep.id
     with unit_of_work(session):
-        rep = session.get(User, rep.id)
+        rep = session.get(User, rep_id)
         if rep is None or rep.role != Role.REP:
             raise PermissionDenied(N_("Only reps bid."))
         # The rep's earlier bid for this listing and the bid this form made before, if it was
         # sent already, in one read (submission keys are unique, so the rep's own is the one).
-        wanted = Bid.listing_id == listing_id
-        if submission_key:
-            wanted = or_(wanted, Bid.submission_key == submission_key)
-        mine = session.scalars(select(Bid).where(Bid.rep_id == rep.id, wanted)).all()
+        mine = session.execute(_MINE, {"rep_id": rep.id, "listing_id": listing_id,
+                                       "submission_key": submission_key or None}).all()
         if submission_key:
             for earlier in mine:
                 if earlier.submission_key == submission_key:
-                    return earlier
-        listing = open_listing_for(session, listing_id, now)
+                    return session.get(Bid, earlier.id)
+        listing, standing = open_listing_with_standing(session, listing_id, rep.id, now)
         check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
-        bid = next((bid for bid in mine if bid.listing_id == listing.id), None)
-        if bid is not None and bid.status == BidStatus.ACTIVE:
+        earlier = next((row for row in mine if row.listing_id == listing.id), None)
+        if earlier is not None and earlier.status == BidStatus.ACTIVE:
             raise BidRejected(N_("You have already bid for this account; edit your bid instead."))
         if listing.released_from_id == rep.id:
             raise BidRejected(N_("This account was released from you; you cannot bid for it."))
-        track_record = snapshot_track_record(session, rep, listing.account, now)
-        if bid is None:
-            bid = Bid(listing=listing, rep=rep, track_record=track_record)
+        history = rep_history_at_bid(session, rep, standing.held, now)
+        track_record = metrics.track_record(history, account_facts(listing.account), now)
+        if earlier is None:
+            bid = Bid(listing=listing, rep_id=rep.id)
             session.add(bid)
+        else:  # withdrawn before: the same row comes back to life
+            bid = session.get(Bid, earlier.id)
         bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
         bid.committed_revenue_yuan = committed_revenue_yuan
         bid.status, bid.withdrawn_at = BidStatus.ACTIVE, None
@@ -96,10 +123,113 @@ def submit_bid(
         bid.track_record = track_record
         try:
             session.flush()
-            check_rep_eligible(session, bid, now)
         except IntegrityError as error:
             raise BidRejected(N_("You have already bid for this account; edit your bid instead.")) from error
+        check_eligible(parsed(listing.round.rule_set), bid_facts_at_bid(bid, rep, listing, standing, now))
         return bid
+
+
+# The write transaction's reads, built once: a statement built per bid costs more CPU than the
+# database spends answering it, and concurrent bids queue for this transaction.
+_MINE = select(Bid.id, Bid.listing_id, Bid.submission_key, Bid.status).where(
+    Bid.rep_id == bindparam("rep_id"),
+    or_(Bid.listing_id == bindparam("listing_id"),
+        Bid.submission_key == bindparam("submission_key")))
+_RELEASED = aliased(Listing)
+_LISTING_WITH_STANDING = select(
+    Listing,
+    select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_id"))
+    .scalar_subquery().label("held"),
+    select(func.count()).select_from(AccountabilityIncident)
+    .where(AccountabilityIncident.rep_id == bindparam("rep_id"),
+           or_(*(AccountabilityIncident.status == status
+                 for status in sorted(INCIDENT_STATUSES_AGAINST_REP))),
+           AccountabilityIncident.seen_at <= bindparam("now"))
+    .scalar_subquery().label("open_incidents"),
+    select(func.max(_RELEASED.created_at))
+    .where(_RELEASED.released_from_id == bindparam("rep_id"),
+           _RELEASED.account_id == Listing.account_id)
+    .scalar_subquery().label("released_at"),
+    select(func.max(Filing.decided_at))
+    .where(Filing.from_rep_id == bindparam("rep_id"), Filing.account_id == Listing.account_id)
+    .scalar_subquery().label("transferred_at"),
+).where(Listing.id == bindparam("listing_id")).options(joinedload(Listing.round))
+# As text: a text seen before is not decoded again (see `_parsed_snapshot`).
+_SNAPSHOT_TEXT = select(cast(TrackRecordSnapshot.history, Text)).where(
+    TrackRecordSnapshot.rep_id == bindparam("rep_id"))
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def open_listing_with_standing(session: Session, listing_id: int, rep_id: int,
+                               now: datetime) -> tuple[Listing, Row]:
+    """`open_listing_for`, and in the same statement what eligibility reads about the rep
+    (`bid_facts` for one bid): accounts held, open incidents, when they last gave the
+    listing's account up by a release and by a transfer."""
+    row = session.execute(_LISTING_WITH_STANDING,
+                          {"listing_id": listing_id, "rep_id": rep_id, "now": now}).first()
+    check_listing_open(None if row is None else row[0], now)
+    return row[0], row
+
+
+def rep_history_at_bid(session: Session, rep: User, accounts_held: int,
+                       now: datetime) -> RepHistory:
+    """The rep's history from their stored snapshot, as `stored_histories` gives it; a
+    dropped or missing snapshot is rebuilt and stored first."""
+    hired_on = rep.hired_on or rep.created_at.date()
+    text = session.scalar(_SNAPSHOT_TEXT, {"rep_id": rep.id})
+    parsed_text = None if text is None else _parsed_snapshot(text)
+    if parsed_text is None:
+        [document] = stored_documents(session, [rep.id], now).values()
+        return history_from_snapshot(document, rep_id=rep.id, hired_on=hired_on,
+                                     accounts_held=accounts_held, now=now)
+    history, losses = parsed_text
+    return replace(history, rep_id=rep.id, hired_on=hired_on, accounts_held=accounts_held,
+                   lost_accounts=tuple(
+                       LostAccountFact(account_id, lost_at, reviewed is not None and reviewed <= now)
+                       for account_id, lost_at, reviewed in losses))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_snapshot(text: str) -> tuple[RepHistory, tuple[tuple, ...]] | None:
+    """A stored snapshot's facts, read once per process for each text: the same text is the
+    same history. Only whether a loss counts as reviewed depends on `now`, so the losses come
+    with their review times; the rest of a rep's history is filled in by the caller. None
+    for a document of another format (it is rebuilt)."""
+    document = json.loads(text)
+    if not isinstance(document, dict) or document.get("format") != SNAPSHOT_FORMAT:
+        return None
+    history = history_from_snapshot(document, rep_id=0, hired_on=date.min, accounts_held=0,
+                                    now=_LATEST)
+    losses = tuple((account_id, datetime.fromisoformat(lost_at),
+                    None if reviewed is None else datetime.fromisoformat(reviewed))
+                   for account_id, lost_at, reviewed in document["losses"])
+    return history, losses
+
+
+def bid_facts_at_bid(bid: Bid, rep: User, listing: Listing, standing: Row,
+                     now: datetime) -> BidFacts:
+    """The bid as `bid_facts` gives it, from what `open_listing_with_standing` read."""
+    given_up = [at for at in (standing.released_at, standing.transferred_at) if at is not None]
+    released_at = max(given_up, default=None)
+    return BidFacts(
+        bid_id=bid.id, rep_id=rep.id, listing_id=listing.id, submitted_at=bid.submitted_at,
+        metrics=dict(bid.track_record), accounts_held=standing.held,
+        tenure_months=round(tenure_in_months(rep, now), 4),
+        open_incidents=standing.open_incidents,
+        rep_branch=rep.branch.code if rep.branch else "",
+        listing_branch=listing.account.branch.code,
+        is_on_leave=rep.status != RepStatus.ACTIVE,
+        months_since_rep_released_account=(
+            None if released_at is None else round(metrics.months_between(released_at, now), 4)),
+        listing_value_yuan=listing.account.annual_value_yuan,
+        preference_rank=bid.preference_rank,
+    )
+
+
+def check_eligible(rules: RuleSet, facts: BidFacts) -> None:
+    failed = [check.reason for check in check_eligibility(rules, facts) if not check.passed]
+    if failed:
+        raise NotEligible(failed)
 
 
 def own_bid(session: Session, rep: User, bid_id: int) -> Bid:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 
+from babel import support
+from flask import current_app
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,6 +28,7 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
+from wtforms.i18n import messages_path
 from wtforms.validators import (
     EqualTo,
     InputRequired,
@@ -126,8 +130,23 @@ def whole_number_message() -> str:
              low=-MAX_DB_INT, high=MAX_DB_INT)
 
 
+@functools.lru_cache(maxsize=16)
+def wtforms_catalogue(locale: str) -> support.NullTranslations:
+    """WTForms' own messages in `locale`, read once per process: the file ships with WTForms."""
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
 class Form(FlaskForm):
     """Every form refuses control characters, malformed numbers and far-off dates first."""
+
+    class Meta(FlaskForm.Meta):
+        def get_translations(self, form):
+            # Flask-WTF reads and parses WTForms' catalogue again on every request that builds
+            # a form (a field without a label asks for one); it is the same file every time.
+            locale = get_locale()
+            if locale is None or not current_app.config.get("WTF_I18N_ENABLED", True):
+                return super().get_translations(form)
+            return wtforms_catalogue(str(locale))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
