@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, Select, and_, func, select
+from sqlalchemy import Engine, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.text import N_
@@ -112,18 +113,52 @@ def listings_for_rep(session: Session, round_: Round, rep: User, criteria: Listi
     """The round's listings under the filter, each with the id of this rep's active bid for
     it (None when there is none). One statement; plain rows: a list of a few hundred ORM
     objects cost more than the rest of the page."""
+    search = criteria.search.strip()
+    statement = _rep_listing_statement(
+        bool(criteria.industry), bool(criteria.ownership_type), bool(criteria.branch_id),
+        criteria.min_value_yuan is not None, criteria.max_value_yuan is not None,
+        bool(criteria.search),
+        criteria.sort if criteria.sort in SORTS else "value_desc")
+    params = {"round_id": round_.id, "rep_id": rep.id, "industry": criteria.industry,
+              "ownership_type": criteria.ownership_type, "branch_id": criteria.branch_id,
+              "min_value": criteria.min_value_yuan, "max_value": criteria.max_value_yuan,
+              "name_pattern": f"%{search}%", "number_pattern": f"%{search}%"}
+    # On the session's connection: the same transaction, without the ORM's per-statement work
+    # (nothing here is an ORM object, and a read has nothing to flush).
+    return [ListingRow._make(row) for row in session.connection().execute(statement, params)]
+
+
+@functools.lru_cache(maxsize=256)
+def _rep_listing_statement(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
+                           max_value: bool, search: bool, sort: str) -> Select:
+    """The statement of listings_for_rep for the filters in use, with their values as bound
+    parameters: built once per shape (building it cost more than running it)."""
     query = (select(Listing.id, Listing.status, Listing.account_id, Listing.released_from_id,
                     Account.name, Account.external_id, Account.industry, Account.ownership_type,
                     Account.annual_value_yuan, Account.branch_id, Branch.code, Branch.name,
                     Branch.name_zh, Bid.id)
              .select_from(Listing).join(Account, Account.id == Listing.account_id)
              .join(Branch, Branch.id == Account.branch_id)
-             .outerjoin(Bid, and_(Bid.listing_id == Listing.id, Bid.rep_id == rep.id,
+             .outerjoin(Bid, and_(Bid.listing_id == Listing.id, Bid.rep_id == bindparam("rep_id"),
                                   Bid.status == BidStatus.ACTIVE))
-             .where(Listing.round_id == round_.id,
+             .where(Listing.round_id == bindparam("round_id"),
                     Listing.status.not_in((ListingStatus.AWAITING_CONFIRMATION,
                                            ListingStatus.REFUSED))))
-    return [ListingRow._make(row) for row in session.execute(_filtered(query, criteria))]
+    # The same conditions and order as _filtered.
+    if industry:
+        query = query.where(Account.industry == bindparam("industry"))
+    if ownership_type:
+        query = query.where(Account.ownership_type == bindparam("ownership_type"))
+    if branch:
+        query = query.where(Account.branch_id == bindparam("branch_id"))
+    if min_value:
+        query = query.where(Account.annual_value_yuan >= bindparam("min_value"))
+    if max_value:
+        query = query.where(Account.annual_value_yuan <= bindparam("max_value"))
+    if search:
+        query = query.where(Account.name.like(bindparam("name_pattern"))
+                            | Account.external_id.like(bindparam("number_pattern")))
+    return query.order_by(SORTS[sort], Listing.id)
 
 
 def bid_counts(session: Session, round_id: int) -> dict[int, int]:
@@ -166,16 +201,25 @@ _menus: WeakKeyDictionary[Engine, dict[int, tuple[tuple, tuple[list, list, set[i
 _menus_lock = threading.Lock()
 
 
+# Built once (building it cost more than running it). The listings' account ids are summed
+# too: SQLite may give a deleted last listing's id to the next one, of another account.
+_MENU_FINGERPRINT = select(
+    Branch.id, Branch.name, Branch.name_zh,
+    select(func.count(Listing.id)).where(Listing.round_id == bindparam("round_a"))
+    .scalar_subquery(),
+    select(func.coalesce(func.sum(Listing.id), 0)).where(Listing.round_id == bindparam("round_b"))
+    .scalar_subquery(),
+    select(func.coalesce(func.sum(Listing.account_id), 0))
+    .where(Listing.round_id == bindparam("round_c")).scalar_subquery(),
+    select(func.count(ImportRun.id)).scalar_subquery(),
+).order_by(Branch.name)
+
+
 def filter_options(session: Session, round_id: int) -> dict[str, list]:
     """Values to offer in the filter menus: those present in the round (whatever the status
     of their listing), branches as BranchChoice ordered by name."""
-    in_round = Listing.round_id == round_id
-    rows = session.execute(select(
-        Branch.id, Branch.name, Branch.name_zh,
-        select(func.count(Listing.id)).where(in_round).scalar_subquery(),
-        select(func.coalesce(func.sum(Listing.id), 0)).where(in_round).scalar_subquery(),
-        select(func.count(ImportRun.id)).scalar_subquery(),
-    ).order_by(Branch.name)).all()
+    rows = session.execute(_MENU_FINGERPRINT, {"round_a": round_id, "round_b": round_id,
+                                               "round_c": round_id}).all()
     fingerprint = tuple(rows[0][3:]) if rows else None
     engine = session.get_bind()
     with _menus_lock:

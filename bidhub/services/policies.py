@@ -279,7 +279,8 @@ def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now
     listings = [listing for listing in listings if accepts_bids(listing, now)]
     if rep.role != Role.REP or not listings:
         return {}
-    standing = standing_of(session, rep, [listing.account_id for listing in listings], now)
+    standing = standing_of(session, rep, now,
+                           account_ids=[listing.account_id for listing in listings])
     found: dict[int, list[Hindrance]] = {}
     for listing in listings:
         hindrances = _hindrances(
@@ -301,9 +302,7 @@ def hindrances_in_round(session: Session, rep: User, round_: Round, rows: Iterab
     if not rows:
         return {}
     rules = parsed(round_.rule_set)
-    # The round's accounts as a subquery: the statement has one shape whatever the rows.
-    standing = standing_of(session, rep, select(Listing.account_id)
-                           .where(Listing.round_id == round_.id), now)
+    standing = standing_of(session, rep, now, round_id=round_.id)
     found: dict[int, list[Hindrance]] = {}
     for row in rows:
         hindrances = _hindrances(rules, standing, row.released_from_id, prospect_facts(

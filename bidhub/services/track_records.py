@@ -557,26 +557,54 @@ class Standing:
     released_at: dict[int, datetime]  # account id -> when the rep last gave it up
 
 
-def standing_of(session: Session, rep: User, account_ids: Iterable[int] | Select, now: datetime
-                ) -> Standing:
-    """The rep's standing `now`, with their last release of each of `account_ids` (a list or
-    a select of ids). Two statements, whatever the number of accounts."""
-    held, open_incidents = session.execute(select(
-        select(func.count()).select_from(Account).where(Account.owner_id == rep.id)
-        .scalar_subquery(),
-        select(func.count()).select_from(AccountabilityIncident)
-        .where(AccountabilityIncident.rep_id == rep.id,
-               AccountabilityIncident.status.in_(sorted(INCIDENT_STATUSES_AGAINST_REP)),
-               AccountabilityIncident.seen_at <= now).scalar_subquery())).one()
-    if not isinstance(account_ids, Select):
-        account_ids = sorted(set(account_ids))
+# Built once: building a statement costs several times what running it does here, and a page
+# asks for one rep's standing on every request.
+_STANDING_COUNTS = select(
+    select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_a"))
+    .scalar_subquery(),
+    select(func.count()).select_from(AccountabilityIncident)
+    .where(AccountabilityIncident.rep_id == bindparam("rep_b"),
+           AccountabilityIncident.status.in_(sorted(INCIDENT_STATUSES_AGAINST_REP)),
+           AccountabilityIncident.seen_at <= bindparam("now")).scalar_subquery())
+
+
+def _releases(accounts_a: Any, accounts_b: Any) -> Select:
+    """When the rep gave up each of the accounts: released from them into a round, or
+    transferred away from them (as last_release_by reads them)."""
+    return union_all(
+        select(Listing.account_id, Listing.created_at)
+        .where(Listing.released_from_id == bindparam("rep_a"), Listing.account_id.in_(accounts_a)),
+        select(Filing.account_id, Filing.decided_at)
+        .where(Filing.from_rep_id == bindparam("rep_b"), Filing.account_id.in_(accounts_b)))
+
+
+_RELEASES_OF_ACCOUNTS = _releases(bindparam("accounts_a", expanding=True),
+                                  bindparam("accounts_b", expanding=True))
+_RELEASES_IN_ROUND = _releases(
+    select(Listing.account_id).where(Listing.round_id == bindparam("round_a")),
+    select(Listing.account_id).where(Listing.round_id == bindparam("round_b")))
+
+
+def standing_of(session: Session, rep: User, now: datetime, *,
+                account_ids: Iterable[int] = (), round_id: int | None = None) -> Standing:
+    """The rep's standing `now`, with their last release of each of `account_ids`, or of each
+    account listed in round `round_id`. Two statements, whatever the number of accounts."""
+    # On the session's connection, flushed first as session.execute would (autoflush): the
+    # same answers without the ORM's per-statement work (these are plain rows).
+    if session.autoflush:
+        session.flush()
+    connection = session.connection()
+    held, open_incidents = connection.execute(
+        _STANDING_COUNTS, {"rep_a": rep.id, "rep_b": rep.id, "now": now}).one()
+    if round_id is not None:
+        releases = connection.execute(_RELEASES_IN_ROUND, {
+            "rep_a": rep.id, "rep_b": rep.id, "round_a": round_id, "round_b": round_id})
+    else:
+        accounts = sorted(set(account_ids))
+        releases = connection.execute(_RELEASES_OF_ACCOUNTS, {
+            "rep_a": rep.id, "rep_b": rep.id, "accounts_a": accounts, "accounts_b": accounts})
     released_at: dict[int, datetime] = {}
-    # Released from the rep into a round, or transferred away from them (as last_release_by).
-    for account_id, at in session.execute(union_all(
-            select(Listing.account_id, Listing.created_at)
-            .where(Listing.released_from_id == rep.id, Listing.account_id.in_(account_ids)),
-            select(Filing.account_id, Filing.decided_at)
-            .where(Filing.from_rep_id == rep.id, Filing.account_id.in_(account_ids)))):
+    for account_id, at in releases:
         released_at[account_id] = max(at, released_at.get(account_id, at))
     return Standing(rep_id=rep.id, accounts_held=held or 0,
                     tenure_months=round(tenure_in_months(rep, now), 4),

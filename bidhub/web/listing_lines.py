@@ -8,9 +8,11 @@ from typing import NamedTuple
 from flask import url_for
 from flask_babel import get_locale
 
+from bidhub.domain.text import Text
 from bidhub.models import ListingStatus
 from bidhub.services.branches import branch_label
 from bidhub.services.browse import BranchChoice, ListingRow
+from bidhub.services.policies import Hindrance
 from bidhub.web.i18n import format_yuan, format_yuan_compact, speaks_chinese
 from bidhub.web.labels import label
 
@@ -74,3 +76,24 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
             # accepts_bids (policies), for a row of a round whose openness is known.
             place_bid_url=place_bid_url(row.id) if takes_bids and row.status == listed else ""))
     return lines
+
+
+def translated_hindrances(found: Mapping[int, Sequence[Hindrance]],
+                          show: Callable[[Text | None], str]) -> dict[int, list[tuple[str, str]]]:
+    """Each listing's reasons not to bid and what would lift them, in the page's language
+    (`show` translates one message). A rep's reasons are mostly the same on every line (their
+    capacity, their tenure), so each distinct one is translated once a page."""
+    said: dict[tuple, tuple[str, str]] = {}
+
+    def shown(item: Hindrance) -> tuple[str, str]:
+        key = (_key(item.reason), _key(item.remedy))
+        if key not in said:
+            said[key] = (show(item.reason), show(item.remedy))
+        return said[key]
+
+    return {listing_id: [shown(item) for item in items] for listing_id, items in found.items()}
+
+
+def _key(text: Text | None) -> tuple | None:
+    """What makes two messages the same (Text's equality), cheaper to hash than Text."""
+    return None if text is None else (text.msgid, tuple(text.params.items()))

@@ -27,7 +27,7 @@ from bidhub.web.appeals import rep_appeals
 from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
 from bidhub.web.i18n import translate
 from bidhub.web.labels import metric_label
-from bidhub.web.listing_lines import listing_lines
+from bidhub.web.listing_lines import listing_lines, translated_hindrances
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
 from bidhub.web.rendering import (
     is_htmx_partial_request,
@@ -93,8 +93,8 @@ def round_listings(round_id: int):
     at = now()
     is_open = round_.is_open_at(at)
     # A listing the rep has bid for shows their bid instead of any reason not to bid.
-    hindrances = shown_hindrances(policies.hindrances_in_round(
-        session, rep, round_, [row for row in rows if row.own_bid_id is None], at))
+    hindrances = translated_hindrances(policies.hindrances_in_round(
+        session, rep, round_, [row for row in rows if row.own_bid_id is None], at), shown)
     context = {"round": round_, "criteria": criteria, "filter_errors": filter_errors,
                "lines": listing_lines(rows, hindrances, is_open)}
     if is_htmx_partial_request():  # the filter form's request: the rows alone
