@@ -25,6 +25,7 @@ from bidhub.domain.standstill import standstill_end
 from bidhub.domain.text import N_, Joined, Text
 from bidhub.domain.tie_breaks import TIE_BREAKS
 from bidhub.models import (
+    Account,
     Bid,
     BidScore,
     BidStatus,
@@ -40,7 +41,7 @@ from bidhub.models import (
 from bidhub.services import application_reviews
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
-from bidhub.services.flags import BidFacts, BidFlag, flags_of_bids
+from bidhub.services.flags import FACT_COLUMNS, BidFlag, facts_of, flags_of_bids
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import REVIEW_STARTED, notify
 from bidhub.services.ownership import (
@@ -269,10 +270,30 @@ SECOND_LOOKS = (Flag.STALE_CRM, Flag.METRIC_OUTLIER, Flag.RESET_BY_ADMIN)
 
 
 @dataclass(frozen=True)
+class ListedAccount:
+    id: int
+    name: str
+    external_id: str
+    owner_id: int | None
+
+
+@dataclass(frozen=True)
+class ReviewedListing:
+    """A listing as the round's pages show it after scoring, read as plain columns."""
+
+    id: int
+    account_id: int
+    status: str
+    applied_at: datetime | None
+    cancel_reason: str
+    account: ListedAccount
+
+
+@dataclass(frozen=True)
 class ListingReview:
     """One listing of a scored round as management adjudicates it."""
 
-    listing: Listing
+    listing: ReviewedListing
     ranking: list[RankedBid]
     decision: RoundDecision | None
     flags: tuple[str, ...]
@@ -330,16 +351,15 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     A fixed number of queries whatever the number of listings.
     """
     rules = parsed(round_.rule_set)
-    listings = list(session.scalars(
-        select(Listing).where(Listing.round_id == round_.id)
-        .options(selectinload(Listing.account)).order_by(Listing.id)))
+    listings = [ReviewedListing(row.id, row.account_id, row.status, row.applied_at,
+                                row.cancel_reason, ListedAccount(row.account_id, row.name,
+                                                                 row.external_id, row.owner_id))
+                for row in session.connection().execute(_LISTINGS, {"round_id": round_.id})]
     scored = _scored_bids(session, round_.id)
     rankings = ranked_bids_of_round(session, rules, round_.id, scored)
     decisions = round_decisions(session, round_.id)
     # The flags read the bids' frozen records from the rows the ranking was built from.
-    bid_flags = flags_of_bids(session, round_, [
-        BidFacts(row.id, row.rep_id, row.branch_id, row.submitted_at, row.track_record)
-        for row in scored])
+    bid_flags = flags_of_bids(session, round_, [facts_of(row) for row in scored])
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
                for listing in listings}
     commitments = commitments_of(session, {bid.rep_id for ranking in rankings.values()
@@ -405,10 +425,14 @@ class RankedBid:
 
 
 # Built once: composing a statement costs more than running it on a round of this size.
+_LISTINGS = (
+    select(Listing.id, Listing.account_id, Listing.status, Listing.applied_at,
+           Listing.cancel_reason, Account.name, Account.external_id, Account.owner_id)
+    .join(Account, Account.id == Listing.account_id)
+    .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
 _SCORED_BIDS = (
-    select(Bid.id, Bid.listing_id, Bid.rep_id, User.display_name, BidScore.total,
-           BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner, User.branch_id,
-           Bid.submitted_at, Bid.track_record)
+    select(*FACT_COLUMNS, Bid.listing_id, User.display_name, BidScore.total,
+           BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner)
     .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
     .join(User, User.id == Bid.rep_id).where(Listing.round_id == bindparam("round_id")))
 _SCORE_INPUTS = select(BidScore.bid_id, BidScore.inputs).where(
@@ -503,8 +527,8 @@ class PublishSummary:
     without_award: int
     no_bid_defaults: int
     transfers: int
-    undecided: list[Listing]
-    over_capacity: list[tuple[Listing, Text]]
+    undecided: list[ReviewedListing]
+    over_capacity: list[tuple[ReviewedListing, Text]]
 
     @property
     def can_publish(self) -> bool:

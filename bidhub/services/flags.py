@@ -8,13 +8,17 @@ bids are sealed), never stored, and never an input to scoring or the ranking.
 
 from __future__ import annotations
 
+import json
 import math
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
+from types import MappingProxyType
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
 
 from bidhub.domain.flags import (
@@ -58,12 +62,15 @@ class BidFacts:
     rep_id: int
     branch_id: int | None
     submitted_at: datetime
-    track_record: dict
+    track_record: Mapping
 
 
+# What the flags read of a bid, as columns a caller may select beside its own (the record as
+# its stored text: see `facts_of`).
+FACT_COLUMNS = (Bid.id, Bid.rep_id, User.branch_id, Bid.submitted_at,
+                cast(Bid.track_record, String).label("track_record"))
 # Built once: composing a statement costs more than running it on a round of this size.
-_FACTS = (select(Bid.id, Bid.rep_id, User.branch_id, Bid.submitted_at, Bid.track_record)
-          .join(User, User.id == Bid.rep_id))
+_FACTS = select(*FACT_COLUMNS).join(User, User.id == Bid.rep_id)
 _SCORED_IN_ROUND = (_FACTS.join(BidScore, BidScore.bid_id == Bid.id)
                     .join(Listing, Listing.id == Bid.listing_id)
                     .where(Listing.round_id == bindparam("round_id")))
@@ -91,7 +98,21 @@ def second_look_flags(session: Session, round_: Round,
         rows = _read(session, _SCORED_IN_ROUND, round_id=round_.id)
     else:
         rows = _read(session, _SCORED_IN_LISTING, round_id=round_.id, listing_id=listing_id)
-    return flags_of_bids(session, round_, [BidFacts(*row) for row in rows])
+    return flags_of_bids(session, round_, [facts_of(row) for row in rows])
+
+
+def facts_of(row) -> BidFacts:
+    """A bid's facts from a row of FACT_COLUMNS."""
+    return BidFacts(row.id, row.rep_id, row.branch_id, row.submitted_at,
+                    _frozen_record(row.track_record))
+
+
+@lru_cache(maxsize=8192)
+def _frozen_record(text: str | None) -> Mapping:
+    """A frozen track record from its stored JSON text, read-only. Keyed by the text itself,
+    so it can never answer for a record that changed; decoding every record on every view
+    of a round was a sixth of the round page's time."""
+    return MappingProxyType(json.loads(text) or {} if text else {})
 
 
 def _read(session: Session, statement, **params) -> list:
@@ -111,7 +132,8 @@ def flags_of_bids(session: Session, round_: Round,
     # When each CRM export a track record is computed from finished importing, in order.
     imports = [row.finished_at for row in _read(session, _CRM_IMPORTS)]
     resets = reps_with_password_reset_during_round(session, round_, {bid.rep_id for bid in bids})
-    spreads = _spreads(_reference(session, round_), _scored_metrics(rules))
+    reachable = _reachable(_spreads(_reference(session, round_), _scored_metrics(rules)),
+                           rules.flags)
     flags: dict[int, tuple[BidFlag, ...]] = {}
     for bid in sorted(bids, key=lambda bid: bid.bid_id):
         found = []
@@ -122,7 +144,7 @@ def flags_of_bids(session: Session, round_: Round,
             found.append(BidFlag(STALE_CRM, _stale_note(bid.submitted_at, last_import_at,
                                                         rules.flags)))
         found.extend(BidFlag(METRIC_OUTLIER, _outlier_note(found_outlier))
-                     for found_outlier in _outliers(bid, spreads, rules.flags))
+                     for found_outlier in _outliers(bid, reachable, rules.flags))
         if bid.rep_id in resets:
             found.append(BidFlag(RESET_BY_ADMIN, RESET_BY_ADMIN_NOTE))
         if found:
@@ -132,7 +154,7 @@ def flags_of_bids(session: Session, round_: Round,
 
 def _reference(session: Session, round_: Round) -> list[BidFacts]:
     """Every rep's latest bid in the distribution window before the round's deadline."""
-    return [BidFacts(*row) for row in _read(
+    return [facts_of(row) for row in _read(
         session, _REFERENCE, since=months_before(round_.closes_at, DISTRIBUTION_MONTHS),
         until=round_.closes_at)]
 
@@ -158,18 +180,36 @@ def _spreads(reference: list[BidFacts],
         if row.branch_id is None:
             continue
         for metric in metrics:
-            values[row.branch_id][metric].append(_number((row.track_record or {}).get(metric)))
+            values[row.branch_id][metric].append(_number(row.track_record.get(metric)))
     return {branch_id: {metric: spread for metric, listed in by_metric.items()
                         if (spread := spread_of(listed)) is not None}
             for branch_id, by_metric in values.items()}
 
 
-def _outliers(bid: BidFacts, spreads: dict[int, dict[str, Spread]],
+# Below this relative margin, rounding cannot make `outlier` disagree with the check below.
+_REACH_MARGIN = 1e-9
+
+
+def _reachable(spreads: dict[int, dict[str, Spread]],
+               flag_rules: FlagRules) -> dict[int, list[tuple[str, Spread, float]]]:
+    """Each branch's spreads that can make an outlier, with the distance from the median
+    within which no value is one (a little inside `outlier`'s own bound): most values of
+    most bids are that close and skip `outlier`; the rest are judged by it."""
+    return {branch_id: [(metric, spread,
+                         flag_rules.outlier_mads * spread.mad * (1 - _REACH_MARGIN))
+                        for metric, spread in by_metric.items()
+                        if spread.size >= flag_rules.outlier_min_sample and spread.mad > 0]
+            for branch_id, by_metric in spreads.items()}
+
+
+def _outliers(bid: BidFacts, reachable: dict[int, list[tuple[str, Spread, float]]],
               flag_rules: FlagRules) -> list[Outlier]:
     found = []
-    for metric, spread in spreads.get(bid.branch_id, {}).items():
-        result = outlier(metric, _number((bid.track_record or {}).get(metric)), spread,
-                         flag_rules)
+    for metric, spread, reach in reachable.get(bid.branch_id, ()):
+        value = bid.track_record.get(metric)
+        if isinstance(value, int | float) and abs(value - spread.median) <= reach:
+            continue
+        result = outlier(metric, _number(value), spread, flag_rules)
         if result is not None:
             found.append(result)
     return found
