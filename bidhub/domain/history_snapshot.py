@@ -84,9 +84,19 @@ def snapshot_document(opportunities: Iterable[OpportunityFact],
     }
 
 
-def history_from_snapshot(document: dict[str, Any], *, rep_id: int, hired_on: date,
-                          accounts_held: int, now: datetime) -> RepHistory:
-    """The RepHistory a fresh read of the rows would give at `now`, from a stored document."""
+class SnapshotFacts(NamedTuple):
+    """What a stored document says, read once: everything but whether each loss counts as
+    reviewed, which depends on `now` (`history_at` decides it)."""
+
+    opportunities: tuple[OpportunityFact, ...]
+    forecasts: tuple[ForecastFact, ...]
+    incidents: tuple[IncidentFact, ...]
+    losses: tuple[LossRecord, ...]
+    promises: tuple[PromiseFact, ...]
+
+
+def snapshot_facts(document: dict[str, Any]) -> SnapshotFacts:
+    """The facts of a stored document; SnapshotFormatError if this code cannot read it."""
     if not isinstance(document, dict) or document.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotFormatError("track-record snapshot of an unknown format")
     stages, moment = _STAGES, datetime.fromisoformat
@@ -104,13 +114,28 @@ def history_from_snapshot(document: dict[str, Any], *, rep_id: int, hired_on: da
                                        _optional_moment(resolved))
                           for incident_id, account_id, seen, status, resolved
                           in document["incidents"])
-        lost = tuple(LostAccountFact(account_id, moment(lost_at),
-                                     reviewed is not None and moment(reviewed) <= now)
-                     for account_id, lost_at, reviewed in document["losses"])
+        losses = tuple(LossRecord(account_id, moment(lost_at), _optional_moment(reviewed))
+                       for account_id, lost_at, reviewed in document["losses"])
         promises = tuple(PromiseFact(bid_id, account_id, committed, moment(started))
                          for bid_id, account_id, committed, started in document["promises"])
     except (KeyError, TypeError, ValueError) as error:
         raise SnapshotFormatError(f"damaged track-record snapshot: {error}") from error
+    return SnapshotFacts(opportunities, forecasts, incidents, losses, promises)
+
+
+def history_at(facts: SnapshotFacts, *, rep_id: int, hired_on: date, accounts_held: int,
+               now: datetime) -> RepHistory:
+    """The RepHistory a fresh read of the rows would give at `now`, from a snapshot's facts."""
+    lost = tuple(LostAccountFact(loss.account_id, loss.lost_at,
+                                 loss.reviewed_at is not None and loss.reviewed_at <= now)
+                 for loss in facts.losses)
     return RepHistory(rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
-                      opportunities=opportunities, forecasts=forecasts, incidents=incidents,
-                      lost_accounts=lost, promises=promises)
+                      opportunities=facts.opportunities, forecasts=facts.forecasts,
+                      incidents=facts.incidents, lost_accounts=lost, promises=facts.promises)
+
+
+def history_from_snapshot(document: dict[str, Any], *, rep_id: int, hired_on: date,
+                          accounts_held: int, now: datetime) -> RepHistory:
+    """The RepHistory a fresh read of the rows would give at `now`, from a stored document."""
+    return history_at(snapshot_facts(document), rep_id=rep_id, hired_on=hired_on,
+                      accounts_held=accounts_held, now=now)

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from bidhub.domain.errors import NotFound
 from bidhub.domain.facts import AccountFacts
-from bidhub.domain.history_snapshot import history_from_snapshot
 from bidhub.domain.metrics import (
     METRICS,
     ForecastRow,
@@ -42,7 +41,7 @@ from bidhub.models import (
 )
 from bidhub.services.policies import BidOutcome, bids_are_sealed, outcome_of, results_are_published
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import stored_documents
+from bidhub.services.track_records import SNAPSHOT_TEXT, history_from_text
 
 # The profile's metrics do not depend on a particular account; industry experience does.
 NO_ACCOUNT = AccountFacts(account_id=0, industry="", branch="", annual_value_yuan=0)
@@ -80,12 +79,14 @@ class RepProfile:
     loss_reviews: list[Row]  # id, created_at, account_name, reason, due_at, status
 
 
-# Built once: the page is read far more often than anything else, and building a statement
-# costs more than running it here.
+# Built once and run on the session's connection: the page is read far more often than
+# anything else, and building a statement (or the ORM's handling of one) costs more than
+# running it here.
 _STANDING = select(
     select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_id"))
     .scalar_subquery(),
-    select(RuleSetVersion.text).where(RuleSetVersion.is_active).limit(1).scalar_subquery())
+    select(RuleSetVersion.text).where(RuleSetVersion.is_active).limit(1).scalar_subquery(),
+    SNAPSHOT_TEXT)
 _INCIDENTS = (
     select(AccountabilityIncident.seen_at, Account.name.label("account_name"),
            AccountabilityIncident.competitor_site, AccountabilityIncident.ad_type,
@@ -162,15 +163,13 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
     rep = session.get(User, rep_id)
     if rep is None or rep.role != Role.REP:
         raise NotFound(N_("No such rep."))
-    document = stored_documents(session, [rep.id], now)[rep.id]
-    held, rules_text = session.execute(_STANDING, {"rep_id": rep.id}).one()
-    history = history_from_snapshot(document, rep_id=rep.id,
-                                    hired_on=rep.hired_on or rep.created_at.date(),
-                                    accounts_held=held, now=now)
+    connection = session.connection()
+    held, rules_text, snapshot_text = connection.execute(_STANDING, {"rep_id": rep.id}).one()
+    history = history_from_text(session, rep, snapshot_text, held, now)
     rules = parsed(_Rules(rules_text))
     record = track_record(history, NO_ACCOUNT, now)
-    incidents = session.execute(_INCIDENTS, {"rep_id": rep.id}).all()
-    rows = session.execute(_BIDS, {"rep_id": rep.id}).all()
+    incidents = connection.execute(_INCIDENTS, {"rep_id": rep.id}).all()
+    rows = connection.execute(_BIDS, {"rep_id": rep.id}).all()
     if not include_sealed_bids:
         rows = [row for row in rows if not bids_are_sealed(_Round(row.round_status))]
     # A promise is a won bid (never sealed), so the bids just read name its account: no query
@@ -186,4 +185,4 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *,
         funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
         incidents=incidents, bids=[_bid_line(row) for row in rows],
         promises=promise_rows(history, now)[::-1], account_names=account_names,
-        loss_reviews=session.execute(_LOSS_REVIEWS, {"rep_id": rep.id}).all())
+        loss_reviews=connection.execute(_LOSS_REVIEWS, {"rep_id": rep.id}).all())

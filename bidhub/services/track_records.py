@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, event, func, inspect, null, select, union_all, update
+from sqlalchemy import (
+    Select,
+    Text,
+    bindparam,
+    cast,
+    event,
+    func,
+    inspect,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -31,8 +45,12 @@ from bidhub.domain.facts import (
 from bidhub.domain.history_snapshot import (
     SNAPSHOT_FORMAT,
     LossRecord,
+    SnapshotFacts,
+    SnapshotFormatError,
+    history_at,
     history_from_snapshot,
     snapshot_document,
+    snapshot_facts,
 )
 from bidhub.domain.metrics import months_between, track_record
 from bidhub.models import (
@@ -358,6 +376,35 @@ def stored_histories(session: Session, reps: list[User], now: datetime) -> dict[
                                           hired_on=rep.hired_on or rep.created_at.date(),
                                           accounts_held=held[rep.id], now=now)
             for rep in reps}
+
+
+# A rep's snapshot as its stored text (NULL when dropped or missing), as a column for a page's
+# own statement: a text read before is not decoded again (see `history_from_text`).
+SNAPSHOT_TEXT = (select(cast(TrackRecordSnapshot.history, Text))
+                 .where(TrackRecordSnapshot.rep_id == bindparam("rep_id")).scalar_subquery())
+
+
+def history_from_text(session: Session, rep: User, text: str | None, accounts_held: int,
+                      now: datetime) -> RepHistory:
+    """The rep's history as `stored_histories` gives it, from their snapshot's text as
+    SNAPSHOT_TEXT read it; a dropped, missing or unreadable snapshot is rebuilt from the rows
+    as `stored_documents` does."""
+    facts = None if text is None else _snapshot_facts_of(text)
+    if facts is None:
+        facts = snapshot_facts(stored_documents(session, [rep.id], now)[rep.id])
+    return history_at(facts, rep_id=rep.id, hired_on=rep.hired_on or rep.created_at.date(),
+                      accounts_held=accounts_held, now=now)
+
+
+@functools.lru_cache(maxsize=256)
+def _snapshot_facts_of(text: str) -> SnapshotFacts | None:
+    # The facts are a function of the text alone (nothing that depends on `now` or on other
+    # rows), so a process keeps them per text: a changed snapshot is another text, and a
+    # stale one can never be served. None: a text this code cannot read (it is rebuilt).
+    try:
+        return snapshot_facts(json.loads(text))
+    except (SnapshotFormatError, ValueError):
+        return None
 
 
 def refresh_track_records(session: Session, now: datetime, *, batch: int = 200) -> int:
