@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
@@ -141,22 +142,76 @@ class FilingFilter:
     date_to: datetime | None = None
 
 
-def filtered(query, criteria: FilingFilter):
-    """`query` narrowed to the filings the register's filters keep."""
-    if criteria.branch_id:
-        query = query.where(Filing.branch_id == criteria.branch_id)
-    if criteria.rep_id:
-        query = query.where((Filing.to_rep_id == criteria.rep_id)
-                            | (Filing.from_rep_id == criteria.rep_id))
-    if criteria.date_from:
-        query = query.where(Filing.decided_at >= criteria.date_from)
-    if criteria.date_to:
-        query = query.where(Filing.decided_at < criteria.date_to)
+def count_filings(session: Session, criteria: FilingFilter) -> int:
+    filters = set_filters(criteria)
+    return session.scalar(register_statement(False, tuple(filters), paged=False), filters)
+
+
+def set_filters(criteria: FilingFilter) -> dict[str, Any]:
+    """The filters that are set, by name (a filter of 0 or an empty value is not set)."""
+    return {name: value for name in FILTER_NAMES if (value := getattr(criteria, name))}
+
+
+FILTER_NAMES = ("branch_id", "rep_id", "date_from", "date_to")
+
+
+# Each combination of filters is one statement with bound parameters, built once per process:
+# building a fresh select of twenty columns and computing its cache key cost more than SQLite
+# took to run it.
+@cache
+def register_statement(lines: bool, filters: tuple[str, ...], *, paged: bool) -> Select:
+    """The register's lines (or their count when not `lines`), narrowed by `filters`, newest
+    first; `paged` takes the parameters limit and offset."""
+    if not lines:
+        return narrowed(select(func.count()).select_from(Filing), filters)
+    if not paged:
+        return narrowed(LINES, filters)
+    # The page's numbers first: otherwise SQLite looks up the names of every filing an offset
+    # skips.
+    page = (narrowed(select(Filing.seq), filters).order_by(Filing.seq.desc())
+            .limit(bindparam("limit")).offset(bindparam("offset")))
+    return LINES.where(Filing.seq.in_(page))
+
+
+def name_of(user_id) -> Any:
+    return select(User.display_name).where(User.id == user_id).scalar_subquery()
+
+
+# A line per filing, newest first. The account, branch and round are joined; the three people
+# are subqueries: joining users three times more gives PostgreSQL eight relations to order,
+# and it spent longer planning that (15-25 ms) than running it.
+LINES = (select(Filing.seq, Filing.kind, Filing.decided_at, Filing.account_id, Account.name,
+                Account.external_id, Filing.branch_id, Branch.name, Branch.name_zh,
+                name_of(Filing.from_rep_id), name_of(Filing.to_rep_id), Round.title,
+                Filing.reason, Filing.winner_score, Filing.runner_up_score,
+                Filing.rule_set_sha256, name_of(Filing.decided_by_id), Filing.override_reason,
+                Filing.appeals, Filing.hash)
+         .outerjoin(Account, Account.id == Filing.account_id)
+         .outerjoin(Branch, Branch.id == Filing.branch_id)
+         .outerjoin(Round, Round.id == Filing.round_id)
+         .order_by(Filing.seq.desc()))
+
+
+def narrowed(query: Select, filters: tuple[str, ...]) -> Select:
+    """`query` narrowed to the filings the named filters keep (their values bound later)."""
+    if "branch_id" in filters:
+        query = query.where(Filing.branch_id == bindparam("branch_id"))
+    if "rep_id" in filters:
+        query = query.where((Filing.to_rep_id == bindparam("rep_id"))
+                            | (Filing.from_rep_id == bindparam("rep_id")))
+    if "date_from" in filters:
+        query = query.where(Filing.decided_at >= bindparam("date_from"))
+    if "date_to" in filters:
+        query = query.where(Filing.decided_at < bindparam("date_to"))
     return query
 
 
-def count_filings(session: Session, criteria: FilingFilter) -> int:
-    return session.scalar(filtered(select(func.count()).select_from(Filing), criteria))
+class BranchNames(NamedTuple):
+    """What a register line shows of its branch: its names in both languages (branch_label)."""
+
+    id: int
+    name: str
+    name_zh: str | None
 
 
 class RegisterLine(NamedTuple):
@@ -170,7 +225,7 @@ class RegisterLine(NamedTuple):
     account_id: int
     account_name: str
     account_number: str
-    branch: Branch | None
+    branch: BranchNames | None
     from_rep_name: str | None
     to_rep_name: str
     round_title: str | None
@@ -186,51 +241,42 @@ class RegisterLine(NamedTuple):
 
 @dataclass(frozen=True)
 class Register:
-    """A page of the register, and the names of everyone its lines and their appeals name."""
+    """A page of the register, and the names of everyone its lines' appeals name."""
 
     lines: list[RegisterLine]
     people: dict[int, str]
 
 
-# What a line reads from the filings table itself; the names come from one batched lookup per
-# table instead of a join: Filing's six eager joins (twelve tables) cost PostgreSQL more to plan
-# than to run.
-LINE_COLUMNS = (Filing.seq, Filing.kind, Filing.decided_at, Filing.account_id, Filing.branch_id,
-                Filing.from_rep_id, Filing.to_rep_id, Filing.round_id, Filing.reason,
-                Filing.winner_score, Filing.runner_up_score, Filing.rule_set_sha256,
-                Filing.decided_by_id, Filing.override_reason, Filing.appeals, Filing.hash)
-
-
 def filing_register(session: Session, criteria: FilingFilter, limit: int | None = None,
                     offset: int = 0) -> Register:
-    """The filings the filters keep, newest first, in a fixed number of statements."""
-    query = filtered(select(*LINE_COLUMNS), criteria).order_by(Filing.seq.desc())
+    """The filings the filters keep, newest first: one statement for the lines, and one more
+    for the names of appellants and answerers when the lines record appeals."""
+    filters = set_filters(criteria)
+    query = register_statement(True, tuple(filters), paged=limit is not None)
     if limit is not None:
-        query = query.limit(limit).offset(offset)
-    rows = session.execute(query).all()
-    user_ids = {user_id for row in rows for user_id in (row.from_rep_id, row.to_rep_id,
-                                                        row.decided_by_id)}
-    user_ids |= {entry.get(key) for row in rows for entry in (row.appeals or [])
-                 for key in ("appellant_id", "answered_by_id")}
-    people = dict(rows_with_ids(session, User.id, User.display_name, ids={
-        user_id for user_id in user_ids if isinstance(user_id, int)}))
-    accounts = {account_id: (name, number) for account_id, name, number in rows_with_ids(
-        session, Account.id, Account.name, Account.external_id,
-        ids={row.account_id for row in rows})}
-    titles = dict(rows_with_ids(session, Round.id, Round.title,
-                                ids={row.round_id for row in rows if row.round_id is not None}))
-    branch_ids = {row.branch_id for row in rows}
-    branches = {branch.id: branch for branch in session.scalars(
-        select(Branch).where(Branch.id.in_(branch_ids)))} if branch_ids else {}
+        filters.update(limit=limit, offset=offset)
     lines = [RegisterLine(
-        seq, kind, decided_at, account_id, *accounts[account_id], branches.get(branch_id),
-        people.get(from_rep_id) if from_rep_id is not None else None, people.get(to_rep_id, ""),
-        titles.get(round_id), reason, winner_score, runner_up_score, rule_set_sha256,
-        people.get(decided_by_id, ""), override_reason, appeals, hash_)
-        for (seq, kind, decided_at, account_id, branch_id, from_rep_id, to_rep_id, round_id,
-             reason, winner_score, runner_up_score, rule_set_sha256, decided_by_id,
-             override_reason, appeals, hash_) in rows]
+        seq, kind, decided_at, account_id, account_name, account_number,
+        BranchNames(branch_id, branch, branch_zh) if branch is not None else None, from_rep,
+        to_rep if to_rep is not None else "", round_title, reason, winner_score,
+        runner_up_score, rule_set_sha256, decided_by if decided_by is not None else "",
+        override_reason, appeals, hash_)
+        for (seq, kind, decided_at, account_id, account_name, account_number, branch_id, branch,
+             branch_zh, from_rep, to_rep, round_title, reason, winner_score, runner_up_score,
+             rule_set_sha256, decided_by, override_reason, appeals, hash_)
+        in session.connection().execute(query, filters)]
+    named = {entry.get(key) for line in lines for entry in (line.appeals or [])
+             for key in ("appellant_id", "answered_by_id")}
+    people = dict(rows_with_ids(session, User.id, User.display_name, ids={
+        user_id for user_id in named if isinstance(user_id, int)}))
     return Register(lines, people)
+
+
+def register_reps(session: Session) -> list[tuple[int, str]]:
+    """The register's rep filter: (id, name) of the active reps, by name."""
+    return list(session.connection().execute(
+        select(User.id, User.display_name).where(User.role == Role.REP, User.is_active)
+        .order_by(User.display_name, User.id)))
 
 
 # Bound parameters per lookup statement: the whole register's export names many thousands of

@@ -28,7 +28,12 @@ from bidhub.services import (
     users,
 )
 from bidhub.services import appeals as appeal_service
-from bidhub.services.filings import FilingFilter, count_filings, filing_register
+from bidhub.services.filings import (
+    FilingFilter,
+    count_filings,
+    filing_register,
+    register_reps,
+)
 from bidhub.services.ledger import ledger_head
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
@@ -45,6 +50,7 @@ from bidhub.web.appeals import (
 )
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.decision_rows import decision_rows
+from bidhub.web.filing_lines import filing_rows
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
     AppealAnswerForm,
@@ -630,12 +636,13 @@ def filings():
     register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
     partial = is_htmx_partial_request()
     return page_or_partial(
-        "manage/filings.html", "manage/_filing_rows.html", filings=register.lines, total=total,
+        "manage/filings.html", "manage/_filing_rows.html",
+        filings=filing_rows(register.lines), total=total,
         page=page, pages=max(1, (total + size - 1) // size),
         args=filing_filter_args(request.args), appeal_people=register.people,
         # The filter menus and the register's head are outside the partial.
         branches=None if partial else users.branches(session),
-        reps=None if partial else browse.active_reps(session),
+        reps=None if partial else register_reps(session),
         head=None if partial else ledger_head(session))
 
 
