@@ -311,3 +311,37 @@ def test_the_ranking_forms_on_my_bids_do_not_grow_queries_with_bids_or_rounds(
     assert all(f'id="ranking-{round_.id}"' in page for round_ in rounds)
     assert statements_for(app, many_client, "/my/bids") == small
     assert small < 15
+
+
+def test_the_account_page_my_bids_and_the_rounds_list_do_not_grow_queries_with_rows(
+        app, make_rep, make_manager, make_account, make_round, make_bid, login_as):
+    """The account page reads its profile, whether a rep may see it (not for its holder or
+    management), the latest listing (for reps) and its key people, one statement each; "my
+    bids" reads every bid with its round, score and decision in one (and the rule versions of
+    its ranking forms in one); the rounds list its rounds in one. Each page adds the
+    signed-in user and the navigation's counts."""
+    few_rep, many_rep, holder = make_rep(), make_rep(), make_rep()
+    few = make_round(accounts=[make_account(contacts=True) for _ in range(2)])
+    many = [make_round(accounts=[make_account(contacts=True) for _ in range(6)])
+            for _ in range(3)]
+    for listing in few.listings:
+        make_bid(few_rep, listing)
+    for round_ in many:
+        for listing in round_.listings:
+            make_bid(many_rep, listing)
+    held, account_id = make_account(owner=holder, contacts=True), few.listings[0].account_id
+    manager = make_manager()
+    few_client = login_as(few_rep)
+    many_client = app.test_client()
+    login(many_client, many_rep)
+    bids = statements_for(app, few_client, "/my/bids")
+    assert statements_for(app, many_client, "/my/bids") == bids
+    assert bids <= 4
+    assert statements_for(app, many_client, "/rounds") <= 3
+    assert statements_for(app, many_client, f"/accounts/{account_id}") <= 6
+    holder_client = app.test_client()
+    login(holder_client, holder)
+    assert statements_for(app, holder_client, f"/accounts/{held.id}") <= 5
+    manager_client = app.test_client()
+    login(manager_client, manager)
+    assert statements_for(app, manager_client, f"/accounts/{account_id}") <= 4

@@ -50,12 +50,6 @@ class ListingFilter:
     sort: str = "value_desc"
 
 
-def rounds_visible_to_reps(session: Session, now: datetime) -> list[Round]:
-    return list(session.scalars(
-        select(Round).where(Round.is_visible_to_reps_at(now))
-        .order_by(Round.closes_at.desc())))
-
-
 def announced_rounds(session: Session, now: datetime, limit: int = 10) -> list[Round]:
     """The latest rounds whose results are announced (中标公示), newest first."""
     return list(session.scalars(

@@ -71,7 +71,7 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
 @rep_only
 def rounds():
     session = get_session()
-    return render("market/rounds.html", rounds=browse.rounds_visible_to_reps(session, now()))
+    return render("market/rounds.html", rounds=market_rows.rounds_visible_to_reps(session, now()))
 
 
 def visible_round(round_id: int):
@@ -277,15 +277,16 @@ def my_bids_page(*, round_id: int | None = None, entered: Mapping[str, str] | No
     """The rep's bids, with a ranking form per open round where they have two or more bids
     (`entered` and `error`: the ranking sent for `round_id`, shown again with its message)."""
     session = get_session()
-    bids = browse.my_bids(session, current_user)
+    bids = market_rows.my_bids(session, current_user)
     rankings = [(round_, round_bids, preference_hint(preferences)) for round_, round_bids, preferences
                 in bid_preferences.ranking_forms(session, bids, now())]
     if error is not None and all(round_.id != round_id for round_, _bids, _hint in rankings):
         flash(translate(error), "error")  # no form of that round is left to carry it
+    # Only a ranking form carries the form's token.
     return render("market/my_bids.html", status=422 if error else 200, bids=bids,
-                  outcomes=policies.bid_outcomes(session, bids), rankings=rankings,
-                  rank_form=ConfirmForm(), ranked_round_id=round_id, entered=entered or {},
-                  rank_error=error, rank_field=bid_preferences.rank_field)
+                  outcomes=market_rows.bid_outcomes(bids), rankings=rankings,
+                  rank_form=ConfirmForm() if rankings else None, ranked_round_id=round_id,
+                  entered=entered or {}, rank_error=error, rank_field=bid_preferences.rank_field)
 
 
 @blueprint.route("/my/rounds/<int:round_id>/preferences", methods=["POST"])
