@@ -264,7 +264,7 @@ def filing_register(session: Session, criteria: FilingFilter, limit: int | None 
         for (seq, kind, decided_at, account_id, account_name, account_number, branch_id, branch,
              branch_zh, from_rep, to_rep, round_title, reason, winner_score, runner_up_score,
              rule_set_sha256, decided_by, override_reason, appeals, hash_)
-        in session.connection().execute(query, filters)]
+        in session.connection().execute(query, filters).all()]
     named = {entry.get(key) for line in lines for entry in (line.appeals or [])
              for key in ("appellant_id", "answered_by_id")}
     people = dict(rows_with_ids(session, User.id, User.display_name, ids={
@@ -274,9 +274,18 @@ def filing_register(session: Session, criteria: FilingFilter, limit: int | None 
 
 def register_reps(session: Session) -> list[tuple[int, str]]:
     """The register's rep filter: (id, name) of the active reps, by name."""
-    return list(session.connection().execute(
-        select(User.id, User.display_name).where(User.role == Role.REP, User.is_active)
-        .order_by(User.display_name, User.id)))
+    return list(session.connection().execute(REGISTER_REPS))
+
+
+def register_branches(session: Session) -> list[BranchNames]:
+    """The register's branch filter: every branch, by name."""
+    return [BranchNames(*row) for row in session.connection().execute(REGISTER_BRANCHES)]
+
+
+# The menus' statements, built once (see register_statement).
+REGISTER_REPS = (select(User.id, User.display_name).where(User.role == Role.REP, User.is_active)
+                 .order_by(User.display_name, User.id))
+REGISTER_BRANCHES = select(Branch.id, Branch.name, Branch.name_zh).order_by(Branch.name, Branch.id)
 
 
 # Bound parameters per lookup statement: the whole register's export names many thousands of

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from sqlalchemy.orm import Session
+
 from bidhub.models import FilingKind
-from bidhub.services.filings import BranchNames, RegisterLine
+from bidhub.services.filings import (
+    BranchNames,
+    RegisterLine,
+    register_branches,
+    register_reps,
+)
 from bidhub.web.i18n import gettext
 from bidhub.web.labels import cached_label
 from bidhub.web.listing_lines import url_with_id
@@ -33,6 +40,23 @@ class FilingRow(NamedTuple):
     scores: str
     rule_set_sha256: str | None
     decided_by_name: str
+
+
+class Choice(NamedTuple):
+    """An option of a filter menu: the value the form sends, its label, and whether the page
+    shows that filter's choice."""
+
+    value: str
+    label: str
+    is_selected: bool
+
+
+def filter_menus(session: Session, args: Mapping[str, str]) -> dict[str, list[Choice]]:
+    """The register's branch and rep menus, with the choices `args` (the page's filters) made."""
+    return {"branches": [Choice(str(branch.id), branch_name(branch), str(branch.id) == args.get(
+                "branch")) for branch in register_branches(session)],
+            "reps": [Choice(str(rep_id), name, str(rep_id) == args.get("rep"))
+                     for rep_id, name in register_reps(session)]}
 
 
 def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:

@@ -28,12 +28,7 @@ from bidhub.services import (
     users,
 )
 from bidhub.services import appeals as appeal_service
-from bidhub.services.filings import (
-    FilingFilter,
-    count_filings,
-    filing_register,
-    register_reps,
-)
+from bidhub.services.filings import FilingFilter, count_filings, filing_register
 from bidhub.services.ledger import ledger_head
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
@@ -50,7 +45,7 @@ from bidhub.web.appeals import (
 )
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.decision_rows import decision_rows
-from bidhub.web.filing_lines import filing_rows
+from bidhub.web.filing_lines import filing_rows, filter_menus
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
     AppealAnswerForm,
@@ -634,16 +629,15 @@ def filings():
     size = 50
     total = count_filings(session, criteria)
     register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
-    partial = is_htmx_partial_request()
+    args = filing_filter_args(request.args)
+    # The filter menus and the register's head are outside the partial.
+    outside = {} if is_htmx_partial_request() else {
+        **filter_menus(session, args), "head": ledger_head(session)}
     return page_or_partial(
         "manage/filings.html", "manage/_filing_rows.html",
         filings=filing_rows(register.lines), total=total,
         page=page, pages=max(1, (total + size - 1) // size),
-        args=filing_filter_args(request.args), appeal_people=register.people,
-        # The filter menus and the register's head are outside the partial.
-        branches=None if partial else users.branches(session),
-        reps=None if partial else register_reps(session),
-        head=None if partial else ledger_head(session))
+        args=args, appeal_people=register.people, **outside)
 
 
 CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
