@@ -1,8 +1,12 @@
-"""Small server-rendered SVG charts: geometry computed here, drawn by templates/profiles/rep.html."""
+"""Small server-rendered SVG charts: geometry computed here, drawn here (the forecast chart's
+marks) or by templates/profiles/rep.html (its frame, the capacity gauge)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from markupsafe import Markup, escape
 
 CHART_HEIGHT = 160
 BAR_WIDTH = 14
@@ -15,6 +19,7 @@ class Bar:
     height: float
     value: int | None
     kind: str  # forecast | actual
+    title: str
 
 
 @dataclass(frozen=True)
@@ -24,8 +29,10 @@ class MonthBars:
     bars: tuple[Bar, ...]
 
 
-def forecast_chart(rows, height: int = CHART_HEIGHT) -> tuple[list[MonthBars], int]:
-    """Forecast and actual bars per month, scaled to the largest value; and the chart width."""
+def forecast_chart(rows, describe: Callable[[str, int | None], str],
+                   height: int = CHART_HEIGHT) -> tuple[list[MonthBars], int]:
+    """Forecast and actual bars per month, scaled to the largest value, each titled by
+    `describe(kind, value)`; and the chart width."""
     peak = max([value for row in rows for value in (row.forecast_yuan, row.actual_yuan)
                 if value] or [1])
     months = []
@@ -35,10 +42,26 @@ def forecast_chart(rows, height: int = CHART_HEIGHT) -> tuple[list[MonthBars], i
         for offset, (kind, value) in enumerate((("forecast", row.forecast_yuan),
                                                 ("actual", row.actual_yuan))):
             bar_height = 0 if not value else max(1.0, value / peak * (height - 20))
-            bars.append(Bar(x + offset * BAR_WIDTH, height - bar_height, bar_height, value, kind))
+            bars.append(Bar(x + offset * BAR_WIDTH, height - bar_height, bar_height, value, kind,
+                            describe(kind, value)))
         months.append(MonthBars(row.month.strftime("%m"), x + BAR_WIDTH, tuple(bars)))
     width = 20 + len(rows) * (2 * BAR_WIDTH + 12)
     return months, width
+
+
+def chart_marks(months: list[MonthBars]) -> Markup:
+    """The forecast chart's bars and month labels as SVG elements, a line each, indented as
+    the page's template lays them out. Two dozen bars of five values each cost ten times as
+    much drawn value by value in the template; only the titles and labels are text."""
+    lines = []
+    for month in months:
+        for bar in month.bars:
+            lines.append(f'        <rect x="{bar.x}" y="{bar.y}" width="13" height="{bar.height}"'
+                         f' class="bar-{bar.kind}"><title>{escape(bar.title)}</title></rect>')
+        lines.append(f'      <text x="{month.x}" y="176" class="chart-label"'
+                     f' text-anchor="middle">{escape(month.label)}</text>')
+    # Safe: the lines hold numbers computed here, a kind from this module and escaped text.
+    return Markup("\n".join(lines))  # noqa: S704
 
 
 def capacity_gauge(held: int, target: int, maximum: int, width: int = 320) -> dict:

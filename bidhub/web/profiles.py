@@ -8,6 +8,8 @@ from flask_login import current_user
 
 from bidhub.clock import now
 from bidhub.db import get_session
+from bidhub.domain.facts import Stage
+from bidhub.domain.metrics import METRICS
 from bidhub.models import Role, RoundStatus
 from bidhub.services import policies
 from bidhub.services.browse import active_reps
@@ -15,9 +17,10 @@ from bidhub.services.policies import BidOutcome
 from bidhub.services.profiles import IN_REVIEW, SEALED, rep_profile
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import managers, signed_in
-from bidhub.web.charts import capacity_gauge, forecast_chart
-from bidhub.web.labels import label
-from bidhub.web.rendering import render
+from bidhub.web.charts import capacity_gauge, chart_marks, forecast_chart
+from bidhub.web.i18n import page_catalogue
+from bidhub.web.labels import label, metric_label, stage_label
+from bidhub.web.rendering import render, yuan
 from bidhub.web.reviews import review_context
 
 blueprint = Blueprint("profiles", __name__)
@@ -44,19 +47,48 @@ def track_record_page(rep_id: int):
     current = now()
     profile = rep_profile(get_session(), rep_id, current,
                           include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
-    months, chart_width = forecast_chart(profile.forecasts)
-    # Looked up once and formatted per bar: the chart has two dozen bars.
-    bar_titles = {"forecast": _("forecast %(value)s"), "actual": _("actual %(value)s")}
-    # Translated once, not per bid.
-    bid_results = {BidOutcome.WITHDRAWN: _("withdrawn"),
-                   IN_REVIEW: label(RoundStatus.IN_REVIEW, RoundStatus),
-                   SEALED: _("sealed until the deadline"),
-                   BidOutcome.NOT_DECIDED: _("awaiting results"), BidOutcome.WON: _("won"),
-                   BidOutcome.LOST: _("not won")}
-    return render("profiles/rep.html", profile=profile, months=months, chart_width=chart_width,
-                  bar_titles=bar_titles, bid_results=bid_results, **review_context(current),
+    labels = page_labels()
+    bar_titles = labels["bar_titles"]
+    months, chart_width = forecast_chart(
+        profile.forecasts, lambda kind, value: bar_titles[kind] % {"value": yuan(value)})
+    return render("profiles/rep.html", profile=profile, chart_marks=chart_marks(months),
+                  chart_width=chart_width,
+                  has_forecasts=any(row.forecast_yuan for row in profile.forecasts),
+                  labels=labels, **review_context(current),
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
                                        profile.capacity_max))
+
+
+# The key of this page's labels among the page catalogue's kept translations.
+_PAGE_LABELS = object()
+
+
+def page_labels() -> dict:
+    """The page's fixed labels (metrics, funnel stages, bid results, chart bar titles) in the
+    page's language. They depend on the language alone, so they are kept with the page's
+    catalogue (i18n.page_catalogue) instead of being translated row by row on every request."""
+    catalogue = page_catalogue()
+    if catalogue is None:
+        return _page_labels()
+    said = catalogue[1]
+    labels = said.get(_PAGE_LABELS)
+    if labels is None:
+        labels = said[_PAGE_LABELS] = _page_labels()
+    return labels
+
+
+def _page_labels() -> dict:
+    return {
+        "metrics": {name: metric_label(name) for name in METRICS},
+        "stages": {stage: stage_label(stage) for stage in Stage},
+        "bid_results": {BidOutcome.WITHDRAWN: _("withdrawn"),
+                        IN_REVIEW: label(RoundStatus.IN_REVIEW, RoundStatus),
+                        SEALED: _("sealed until the deadline"),
+                        BidOutcome.NOT_DECIDED: _("awaiting results"), BidOutcome.WON: _("won"),
+                        BidOutcome.LOST: _("not won")},
+        "bar_titles": {"forecast": _("forecast %(value)s"), "actual": _("actual %(value)s")},
+        "no_data": _("no data"),
+    }
 
 
 @blueprint.route("/reps")
