@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: SQLite's busy handler alone serialises writers
+    fcntl = None
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 IMMEDIATE = "bidhub_begin_immediate"
@@ -53,6 +59,9 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     create_private_sqlite_file(url)
     engine = create_engine(url, connect_args={"timeout": 15})
+    lock_path = writer_lock_path(url)
+    if lock_path is not None and fcntl is not None:
+        WRITER_LOCKS[engine] = lock_path
 
     @event.listens_for(engine, "connect")
     def set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -117,16 +126,53 @@ def unit_of_work(session: Session) -> Iterator[Session]:
         return
     unit = session.info[UNIT_OF_WORK] = {"failed": False}
     try:
-        begin_write(session)
-        yield session
-        if unit["failed"]:
-            raise UnitOfWorkFailed("A step of this unit of work failed; nothing was saved.")
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        with queued_writer(session):
+            try:
+                begin_write(session)
+                yield session
+                if unit["failed"]:
+                    raise UnitOfWorkFailed("A step of this unit of work failed; nothing was "
+                                           "saved.")
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
     finally:
         session.info.pop(UNIT_OF_WORK, None)
+
+
+# SQLite engines -> the file beside their database that writers queue on (see queued_writer).
+WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def writer_lock_path(url: str) -> str | None:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database + "-writer.lock"
+
+
+@contextlib.contextmanager
+def queued_writer(session: Session) -> Iterator[None]:
+    """Queue for SQLite's one writer on a lock file beside the database, across processes.
+
+    A writer that finds the database locked sleeps in SQLite's busy handler, up to 100 ms a
+    step, and may wake long after the lock is free, or later than writers that came after
+    it. Waiting on an exclusive flock instead, writers wake as soon as the one before them
+    ends, in the kernel's order. SQLite's own lock still guards the data: a process that does
+    not queue here (another program, the scheduler's lease) is waited for as before. Each
+    unit opens the file itself, so threads queue too (a flock belongs to an open file).
+    """
+    path = WRITER_LOCKS.get(session.get_bind())
+    if path is None:  # PostgreSQL locks rows; an in-memory database has one connection
+        yield
+        return
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock, as the end of the process would
 
 
 def in_unit_of_work(session: Session) -> bool:

@@ -205,3 +205,36 @@ def test_a_failed_accountability_release_leaves_nothing(session, commits, make_m
     assert commits == []
     assert (count_of(session, Listing), count_of(session, AccountReview),
             count_of(session, AuditEvent)) == (0, 0, audits_before)
+
+
+def test_sqlite_writers_queue_on_a_private_lock_file_beside_the_database(app, backend):
+    """A unit of work waits on the lock file while another writer holds it (before its own
+    BEGIN IMMEDIATE, so it never sleeps in SQLite's busy handler), and goes ahead as soon as
+    the lock is let go."""
+    import os
+    import stat
+    import threading
+
+    from bidhub.db import WRITER_LOCKS, engine_of, queued_writer
+
+    engine = engine_of(app)
+    if backend != "sqlite":
+        assert engine not in WRITER_LOCKS  # PostgreSQL's writers lock rows, not a file
+        return
+    first, second = app.extensions["bidhub_sessionmaker"](), app.extensions["bidhub_sessionmaker"]()
+    entered, done = threading.Event(), threading.Event()
+
+    def write_after_the_first() -> None:
+        with unit_of_work(second):
+            entered.set()
+        done.set()
+
+    with queued_writer(first):  # the queue alone: SQLite itself is not locked meanwhile
+        waiting = threading.Thread(target=write_after_the_first)
+        waiting.start()
+        assert not entered.wait(0.5)
+    assert done.wait(30)
+    waiting.join()
+    first.close()
+    second.close()
+    assert stat.S_IMODE(os.stat(WRITER_LOCKS[engine]).st_mode) == 0o600
