@@ -6,7 +6,7 @@ import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func, select, update
@@ -351,10 +351,11 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     A fixed number of queries whatever the number of listings.
     """
     rules = parsed(round_.rule_set)
-    listings = [ReviewedListing(row.id, row.account_id, row.status, row.applied_at,
-                                row.cancel_reason, ListedAccount(row.account_id, row.name,
-                                                                 row.external_id, row.owner_id))
-                for row in session.connection().execute(_LISTINGS, {"round_id": round_.id})]
+    listings = [ReviewedListing(listing_id, account_id, status, applied_at, cancel_reason,
+                                ListedAccount(account_id, name, external_id, owner_id))
+                for (listing_id, account_id, status, applied_at, cancel_reason, name,
+                     external_id, owner_id)
+                in session.connection().execute(_LISTINGS, {"round_id": round_.id})]
     scored = _scored_bids(session, round_.id)
     rankings = ranked_bids_of_round(session, rules, round_.id, scored)
     decisions = round_decisions(session, round_.id)
@@ -396,14 +397,12 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     return reviews
 
 
-@dataclass(frozen=True)
-class RankedRep:
+class RankedRep(NamedTuple):
     id: int
     display_name: str
 
 
-@dataclass(frozen=True)
-class RankedScore:
+class RankedScore(NamedTuple):
     total: float
     rank: int | None
     is_eligible: bool
@@ -412,10 +411,10 @@ class RankedScore:
     inputs: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class RankedBid:
+class RankedBid(NamedTuple):
     """A scored bid as adjudication shows it, read as plain columns: building ORM objects for
-    every bid and its rep, and decoding each score's JSON, was most of the review's cost."""
+    every bid and its rep, and decoding each score's JSON, was most of the review's cost
+    (tuples: a round's page builds three for each of its bids)."""
 
     id: int
     listing_id: int
@@ -457,25 +456,30 @@ def ranked_bids_of_round(session: Session, rules: RuleSet, round_id: int,
     for `decided_by_lottery`. Two statements at most (one if the caller read the rows)."""
     if rows is None:
         rows = _scored_bids(session, round_id)
-    by_listing: dict[int, list] = defaultdict(list)
-    for row in rows:
-        by_listing[row.listing_id].append(row)
-    for listed in by_listing.values():
-        listed.sort(key=lambda row: (row.rank is None, row.rank or 0, row.id))
+    reps: dict[int, RankedRep] = {}
+    by_listing: dict[int, list[RankedBid]] = defaultdict(list)
+    # The columns in _SCORED_BIDS' order; the flags' facts are not the ranking's.
+    for (bid_id, rep_id, _branch_id, _submitted_at, _record, listing_id, name, total, rank,
+         is_eligible, is_proposed_winner) in rows:
+        rep = reps.get(rep_id) or reps.setdefault(rep_id, RankedRep(rep_id, name))
+        by_listing[listing_id].append(RankedBid(
+            bid_id, listing_id, rep_id, rep,
+            RankedScore(total, rank, is_eligible, is_proposed_winner)))
     tied: set[int] = set()
-    if "lottery" in rules.tie_break:
-        for listed in by_listing.values():
-            proposed = next((row for row in listed if row.is_proposed_winner), None)
-            others = [row for row in listed if row.is_eligible and row is not proposed]
-            if proposed is not None and others and others[0].total == proposed.total:
+    for listed in by_listing.values():
+        listed.sort(key=lambda bid: (bid.score.rank is None, bid.score.rank or 0, bid.id))
+        if "lottery" in rules.tie_break:
+            proposed = next((bid for bid in listed if bid.score.is_proposed_winner), None)
+            others = [bid for bid in listed if bid.score.is_eligible and bid is not proposed]
+            if proposed is not None and others and others[0].score.total == proposed.score.total:
                 tied |= {proposed.id, others[0].id}
-    inputs = dict(session.connection().execute(
-        _SCORE_INPUTS, {"bid_ids": sorted(tied)}).all()) if tied else {}
-    return defaultdict(list, {listing_id: [
-        RankedBid(row.id, row.listing_id, row.rep_id, RankedRep(row.rep_id, row.display_name),
-                  RankedScore(row.total, row.rank, row.is_eligible, row.is_proposed_winner,
-                              inputs.get(row.id)))
-        for row in listed] for listing_id, listed in by_listing.items()})
+    if tied:
+        inputs = dict(session.connection().execute(
+            _SCORE_INPUTS, {"bid_ids": sorted(tied)}).all())
+        for listed in by_listing.values():
+            listed[:] = [bid._replace(score=bid.score._replace(inputs=inputs[bid.id]))
+                         if bid.id in tied else bid for bid in listed]
+    return by_listing
 
 
 @dataclass(frozen=True)
@@ -502,11 +506,11 @@ class RoundDecision:
 
 def round_decisions(session: Session, round_id: int) -> dict[int, RoundDecision]:
     """The round's decisions by listing id, in one statement with each winner's name."""
-    return {row.listing_id: RoundDecision(
-        row.id, row.listing_id, row.kind, row.bid_id, row.reason, row.version,
-        None if row.bid_id is None else DecidedBid(row.bid_id, row.rep_id,
-                                                   RankedRep(row.rep_id, row.display_name)))
-        for row in session.connection().execute(_DECISIONS, {"round_id": round_id})}
+    return {listing_id: RoundDecision(
+        decision_id, listing_id, kind, bid_id, reason, version,
+        None if bid_id is None else DecidedBid(bid_id, rep_id, RankedRep(rep_id, name)))
+        for decision_id, listing_id, kind, bid_id, reason, version, rep_id, name
+        in session.connection().execute(_DECISIONS, {"round_id": round_id})}
 
 
 def winner_of(ranking: list[RankedBid], decision: RoundDecision | None) -> int | None:

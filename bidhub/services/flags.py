@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
+from typing import NamedTuple
 
 from sqlalchemy import String, bindparam, cast, func, select
 from sqlalchemy.orm import Session
@@ -54,8 +55,7 @@ class BidFlag:
     note: Text
 
 
-@dataclass(frozen=True)
-class BidFacts:
+class BidFacts(NamedTuple):
     """What the flags read of one bid: who bid, from which branch, when, with what record."""
 
     bid_id: int
@@ -102,9 +102,9 @@ def second_look_flags(session: Session, round_: Round,
 
 
 def facts_of(row) -> BidFacts:
-    """A bid's facts from a row of FACT_COLUMNS."""
-    return BidFacts(row.id, row.rep_id, row.branch_id, row.submitted_at,
-                    _frozen_record(row.track_record))
+    """A bid's facts from a row that starts with FACT_COLUMNS."""
+    bid_id, rep_id, branch_id, submitted_at, record = row[:5]
+    return BidFacts(bid_id, rep_id, branch_id, submitted_at, _frozen_record(record))
 
 
 @lru_cache(maxsize=8192)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from bidhub.domain.errors import CapacityExceeded
@@ -79,13 +79,26 @@ def lock_reps(session: Session, rep_ids: Iterable[int | None]) -> None:
                         .with_for_update())
 
 
+# Built once: composing them cost more than running them. Run through the session, which
+# flushes first, so that a use case's own unflushed changes are counted.
+_HELD = (select(Account.owner_id, func.count())
+         .where(Account.owner_id.in_(bindparam("rep_ids", expanding=True)))
+         .group_by(Account.owner_id))
+_PENDING = (select(Bid.rep_id, func.count(Decision.id))
+            .join(Bid, Decision.bid_id == Bid.id)
+            .join(Listing, Decision.listing_id == Listing.id)
+            .where(Listing.status == ListingStatus.DECIDED,
+                   Bid.rep_id.in_(bindparam("rep_ids", expanding=True)))
+            .group_by(Bid.rep_id))
+_PENDING_ELSEWHERE = _PENDING.where(
+    Decision.listing_id.not_in(bindparam("excluded", expanding=True)))
+
+
 def accounts_held(session: Session, rep_ids: Iterable[int]) -> dict[int, int]:
     ids = sorted(set(rep_ids))
     held = dict.fromkeys(ids, 0)
     if ids:
-        held.update(session.execute(
-            select(Account.owner_id, func.count()).where(Account.owner_id.in_(ids))
-            .group_by(Account.owner_id)).all())
+        held.update(session.execute(_HELD, {"rep_ids": ids}).all())
     return held
 
 
@@ -97,15 +110,12 @@ def pending_awards(session: Session, rep_ids: Iterable[int],
     pending = dict.fromkeys(ids, 0)
     if not ids:
         return pending
-    query = (select(Bid.rep_id, func.count(Decision.id))
-             .join(Bid, Decision.bid_id == Bid.id)
-             .join(Listing, Decision.listing_id == Listing.id)
-             .where(Listing.status == ListingStatus.DECIDED, Bid.rep_id.in_(ids))
-             .group_by(Bid.rep_id))
     excluded = sorted(set(excluding_listing_ids))
     if excluded:
-        query = query.where(Decision.listing_id.not_in(excluded))
-    pending.update(session.execute(query).all())
+        rows = session.execute(_PENDING_ELSEWHERE, {"rep_ids": ids, "excluded": excluded})
+    else:
+        rows = session.execute(_PENDING, {"rep_ids": ids})
+    pending.update(rows.all())
     return pending
 
 

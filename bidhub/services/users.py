@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import case, delete, or_, select, update
+from sqlalchemy import bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -218,6 +218,13 @@ def set_password(session: Session, admin: User, user_id: int, new_password: str,
         return user
 
 
+# Built once: composing it cost more than running it.
+_RESETS = select(AuditEvent.target).where(
+    AuditEvent.action == "user.password_set",
+    AuditEvent.target.in_(bindparam("targets", expanding=True)),
+    AuditEvent.at >= bindparam("opened_at"), AuditEvent.at < bindparam("closes_at"))
+
+
 def reps_with_password_reset_during_round(
     session: Session, round_: Round, rep_ids: Iterable[int]
 ) -> set[int]:
@@ -233,10 +240,8 @@ def reps_with_password_reset_during_round(
     targets = {f"user:{rep_id}": rep_id for rep_id in rep_ids}
     if not targets:
         return set()
-    reset_targets = session.scalars(
-        select(AuditEvent.target).where(
-            AuditEvent.action == "user.password_set", AuditEvent.target.in_(targets),
-            AuditEvent.at >= opened_at, AuditEvent.at < round_.closes_at))
+    reset_targets = session.scalars(_RESETS, {"targets": sorted(targets), "opened_at": opened_at,
+                                              "closes_at": round_.closes_at})
     return {targets[target] for target in reset_targets}
 
 

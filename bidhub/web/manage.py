@@ -59,7 +59,7 @@ from bidhub.web.forms import (
     branch_choices,
     options,
 )
-from bidhub.web.i18n import local_to_utc, translate, utc_to_local
+from bidhub.web.i18n import local_to_utc, page_catalogue, translate, utc_to_local
 from bidhub.web.labels import label
 from bidhub.web.market import listing_filter_from
 from bidhub.web.rendering import (
@@ -162,7 +162,23 @@ BID_FLAG_LABELS = {
 
 def decision_row_text() -> SimpleNamespace:
     """The words every row of the adjudication table repeats, translated once per page
-    instead of once per row (attributes: Jinja reads `row_text.accept` without a miss)."""
+    instead of once per row (attributes: Jinja reads `row_text.accept` without a miss), and
+    kept beside the page's catalogue, which never changes in a process: read-only."""
+    catalogue = page_catalogue()
+    if catalogue is None:
+        return _decision_row_text()
+    said = catalogue[1]
+    text = said.get(_DECISION_ROW_TEXT)
+    if text is None:
+        text = said[_DECISION_ROW_TEXT] = _decision_row_text()
+    return text
+
+
+# The key of the translated row words beside a catalogue's messages (no msgid is a tuple).
+_DECISION_ROW_TEXT = ("manage.decision_row_text",)
+
+
+def _decision_row_text() -> SimpleNamespace:
     return SimpleNamespace(
         accept=_("Accept"), override=_("Override"), bidder=_("Bidder"),
         written_reason=_("Written reason"), award=_("Award to this bidder"),
@@ -206,16 +222,20 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
         # The review loaded every listing with its account; the filter only picks and orders.
         listings = [reviews[listing_id].listing
                     for listing_id in session.scalars(query.with_only_columns(Listing.id))]
+    # The filter's partial has no menus; the adjudication table counts each listing's bids
+    # itself; only a draft offers the release form.
+    partial = status == 200 and is_htmx_partial_request()
     context = {
         **adjudicating,
         "round": round_, "listings": listings, "criteria": criteria,
-        "options": browse.filter_options(session, round_.id),
-        "bid_counts": browse.bid_counts(session, round_.id),
+        "options": None if partial else browse.filter_options(session, round_.id),
+        "bid_counts": browse.bid_counts(session, round_.id) if reviews is None else {},
         # The review already holds each decision with its bid and rep.
         "decisions": ({listing_id: review.decision for listing_id, review in reviews.items()
                        if review.decision is not None} if reviews is not None
                       else browse.decisions_of_round(session, round_.id)),
-        "release_form": release_form or ReleaseForm(formdata=None),
+        "release_form": release_form or (ReleaseForm(formdata=None)
+                                         if round_.status == RoundStatus.DRAFT else None),
         "action_form": ConfirmForm(formdata=None, version=str(round_.version)),
         "is_open": round_.is_open_at(now()),
         **round_effects(session, round_, listings),
