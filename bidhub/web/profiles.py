@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -19,9 +20,16 @@ from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import managers, signed_in
 from bidhub.web.charts import capacity_gauge, chart_marks, forecast_chart
 from bidhub.web.i18n import page_catalogue
-from bidhub.web.labels import label, metric_label, stage_label
+from bidhub.web.labels import (
+    FILING_KIND_LABELS,
+    LOSS_REVIEW_STATUS_LABELS,
+    RELEASE_REASON_LABELS,
+    label,
+    metric_label,
+    stage_label,
+)
 from bidhub.web.rendering import render, yuan
-from bidhub.web.reviews import review_context
+from bidhub.web.reviews import reason_label, review_context
 
 blueprint = Blueprint("profiles", __name__)
 
@@ -48,13 +56,16 @@ def track_record_page(rep_id: int):
     profile = rep_profile(get_session(), rep_id, current,
                           include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
     labels = page_labels()
-    bar_titles = labels["bar_titles"]
+    bar_titles, reasons = labels["bar_titles"], labels["review_reasons"]
     months, chart_width = forecast_chart(
         profile.forecasts, lambda kind, value: bar_titles[kind] % {"value": yuan(value)})
     return render("profiles/rep.html", profile=profile, chart_marks=chart_marks(months),
                   chart_width=chart_width,
                   has_forecasts=any(row.forecast_yuan for row in profile.forecasts),
-                  labels=labels, **review_context(current),
+                  labels=labels, **{
+                      **review_context(current), "status_labels": labels["review_statuses"],
+                      "reason_label": lambda review: (reasons.get(review.reason)
+                                                      or reason_label(review))},
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
                                        profile.capacity_max))
 
@@ -67,6 +78,7 @@ def page_labels() -> dict:
     """The page's fixed labels (metrics, funnel stages, bid results, chart bar titles) in the
     page's language. They depend on the language alone, so they are kept with the page's
     catalogue (i18n.page_catalogue) instead of being translated row by row on every request."""
+    get_locale()  # Flask-Babel chooses the page's language on first use; the catalogue follows it
     catalogue = page_catalogue()
     if catalogue is None:
         return _page_labels()
@@ -88,6 +100,11 @@ def _page_labels() -> dict:
                         BidOutcome.LOST: _("not won")},
         "bar_titles": {"forecast": _("forecast %(value)s"), "actual": _("actual %(value)s")},
         "no_data": _("no data"),
+        # What reviews.reason_label and review_statuses say of the loss reviews' codes.
+        "review_reasons": {code: str(text) for code, text
+                           in {**FILING_KIND_LABELS, **RELEASE_REASON_LABELS}.items()},
+        "review_statuses": {status: str(text)
+                            for status, text in LOSS_REVIEW_STATUS_LABELS.items()},
     }
 
 
