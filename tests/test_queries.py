@@ -347,3 +347,31 @@ def test_the_account_page_my_bids_and_the_rounds_list_do_not_grow_queries_with_r
     manager_client = app.test_client()
     login(manager_client, manager)
     assert statements_for(app, manager_client, f"/accounts/{account_id}") <= 4
+
+
+def test_the_filing_register_its_filters_and_its_partial_stay_within_bounds(
+        app, session, make_rep, make_manager, make_account, clock, login_as):
+    from bidhub.services.filings import transfer_account
+
+    manager = make_manager()
+    client = login_as(manager)
+    moved = []
+    for _ in range(4):
+        account = make_account(owner=make_rep())
+        moved.append((account, make_rep()))
+        transfer_account(session, manager, account_id=account.id, to_rep_id=moved[-1][1].id,
+                         reason="Owner left the company.",
+                         review_text="Handover done; the client was told.", now=clock())
+    account, rep = moved[0]
+    narrowed = (f"/manage/filings?rep={rep.id}&branch={account.branch_id}"
+                "&date_from=2000-01-01&date_to=2100-12-31&page=1")
+    # The signed-in user, the count, the page's lines, the two menus and the register's head.
+    assert statements_for(app, client, "/manage/filings") == statements_for(
+        app, client, narrowed) <= 6
+    headers = {"HX-Request": "true"}
+    client.get(narrowed, headers=headers)
+    with counted_statements(app) as statements:
+        response = client.get(narrowed, headers=headers)
+    assert response.get_data(as_text=True).startswith('<section id="filings"')
+    assert rep.display_name in response.get_data(as_text=True)
+    assert len(statements) <= 3  # the user, the count, the lines
