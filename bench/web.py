@@ -17,8 +17,12 @@ loopback port) serving bidhub and, in the same server, a bare Flask page answeri
    Before timing, each page is fetched once with the same cookie and User-Agent and must answer
    200 with its expected content (wrk counts a redirect to the login page as a success), and
    wrk's non-2xx/3xx count is printed beside it;
-2. a bid burst: a round of --listings accounts is created and published through bidhub's
-   services, the reps' track-record snapshots are warmed as the scheduler would
+2. a bid burst, on a gunicorn of its own with as many sync workers as `bidhub serve` starts
+   by default on this machine (2 x cores + 1; --burst-workers N to choose): a bid waits on
+   the database (SQLite's one writer, PostgreSQL's WAL flush at commit) and production runs
+   the served default, not the pages' fixed 2 workers. A round of --listings accounts is
+   created and published through bidhub's services, the reps' track-record snapshots are
+   warmed as the scheduler would
    (`bidhub refresh-track-records`), and --clients reps, each signed in through the real login
    form, fetch the bid form once for its CSRF token and then post real bid forms for distinct
    listings for --burst-seconds. It prints acknowledged bids/s (acknowledged = the 303 to
@@ -89,9 +93,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path):
+def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2):
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
                "--bind", f"127.0.0.1:{port}", "--pythonpath", str(ROOT), "--timeout", "60",
                "bench.web:bench_app()"]
     help_text = subprocess.run([sys.executable, "-m", "gunicorn", "--help"], capture_output=True,
@@ -408,6 +412,7 @@ class BurstTally:
     server_errors: int = 0
     other: dict[int, int] = field(default_factory=dict)
     ran_out: int = 0
+    failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -417,12 +422,18 @@ VISIT_TEXT = "压测：第一个月拜访采购与IT负责人，第二个月安�
 
 def burst_client(port: int, username: str, listing_ids: list[int], start: threading.Barrier,
                  stop_at: list[float], tally: BurstTally) -> None:
-    client = Client(port)
-    client.login(username)
-    form = client.get(f"/listings/{listing_ids[0]}/bid")
-    if form.status != 200 or 'name="submission_key"' not in form.body:
-        raise SystemExit(f"{username}'s bid form answered {form.status} without the form")
-    token = csrf_token(form.body)
+    try:
+        client = Client(port)
+        client.login(username)
+        form = client.get(f"/listings/{listing_ids[0]}/bid")
+        if form.status != 200 or 'name="submission_key"' not in form.body:
+            raise SystemExit(f"{username}'s bid form answered {form.status} without the form")
+        token = csrf_token(form.body)
+    except BaseException as error:
+        with tally.lock:
+            tally.failures.append(f"{username}: {error}")
+        start.abort()  # the burst cannot be run as planned: say why now, not at the timeout
+        raise
     latencies, acknowledged, errors, other = [], [], 0, {}
     start.wait()
     remaining = iter(listing_ids)
@@ -488,7 +499,11 @@ def bench_burst(port: int, env: dict[str, str], database_url: str, backend: str,
                for username, listing_ids in plan.pairs.items()]
     for thread in threads:
         thread.start()
-    start.wait(timeout=300)
+    try:
+        start.wait(timeout=300)
+    except threading.BrokenBarrierError:
+        raise SystemExit("the burst's clients could not get ready: "
+                         + ("; ".join(tally.failures) or "timed out after 300 s")) from None
     began, client_cpu = time.perf_counter(), time.process_time()
     stop_at[0] = began + args.burst_seconds
     for thread in threads:
@@ -546,6 +561,8 @@ def folder_keys(folder: Path) -> tuple[str, str]:
 
 
 def run_backend(backend: str, database_url: str, folder: Path, args: argparse.Namespace) -> None:
+    from bidhub.serving import default_workers
+
     secret, ledger = folder_keys(folder)
     env = {**os.environ, "BIDHUB_DATABASE_URL": database_url,
            "BIDHUB_SECRET_KEY": secret, "BIDHUB_LEDGER_KEY": ledger,
@@ -557,14 +574,18 @@ def run_backend(backend: str, database_url: str, folder: Path, args: argparse.Na
     subprocess.run(["bidhub", "demo", "--no-serve"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
     print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
-    with gunicorn(env, folder / "gunicorn.log") as port:
-        if not args.burst_only:
+    if not args.burst_only:
+        with gunicorn(env, folder / "gunicorn.log") as port:
             print(f"\n== {backend}: pages (wrk -t2 -c16 -d{args.duration}s, {args.rounds} "
                   f"interleaved rounds, gunicorn 2 sync workers) ==", flush=True)
             bench_pages(port, database_url, args.duration, args.rounds)
-        if not args.pages_only:
-            print(f"\n== {backend}: bid burst ({args.clients} clients, "
-                  f"{args.burst_seconds} s) ==", flush=True)
+    if not args.pages_only:
+        workers = args.burst_workers or default_workers()
+        with gunicorn(env, folder / "gunicorn.log", workers=workers) as port:
+            print(f"\n== {backend}: bid burst ({args.clients} clients, {args.burst_seconds} s, "
+                  f"gunicorn {workers} sync workers"
+                  f"{'' if args.burst_workers else ', as bidhub serve starts by default'}) ==",
+                  flush=True)
             bench_burst(port, env, database_url, backend, args)
 
 
@@ -576,6 +597,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--listings", type=int, default=200,
                         help="accounts in the burst's round (each client bids once per listing)")
+    parser.add_argument("--burst-workers", type=int,
+                        help="gunicorn workers for the burst (default: as many as `bidhub "
+                        "serve` starts on this machine)")
     parser.add_argument("--pages-only", action="store_true")
     parser.add_argument("--burst-only", action="store_true")
     parser.add_argument("--only", choices=["sqlite", "postgresql"],
