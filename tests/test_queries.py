@@ -105,7 +105,11 @@ def test_the_closed_round_page_does_not_grow_queries_with_rows(app, session, clo
     client = login_as(manager)
     few = statements_for(app, client, f"/manage/rounds/{small.id}")
     assert statements_for(app, client, f"/manage/rounds/{large.id}") == few
-    assert few <= 22
+    # 16 when this was written: the user, the round, its listings, scored bids, tied bids'
+    # inputs and decisions; the flags' imports, resets and reference bids; holdings and
+    # pending awards for the capacity flag and again for the publishing summary, with the
+    # winners' names; the filter's order and menus.
+    assert few <= 16
     assert statements_for(app, client, f"/manage/rounds/{large.id}?sort=name") == few
 
 
@@ -280,7 +284,7 @@ def test_the_flags_before_adjudication_cost_a_fixed_number_of_statements(
         assert flag in flagged
     few = statements_for(app, client, f"/manage/rounds/{small.id}")
     assert statements_for(app, client, f"/manage/rounds/{large.id}") == few
-    assert few <= 22
+    assert few <= 12  # 12 when this was written
     assert statements_for(app, client, f"/manage/listings/{large.listings[0].id}") == \
         statements_for(app, client, f"/manage/listings/{small.listings[0].id}")
 
