@@ -88,16 +88,23 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def begin_write(session: Session) -> None:
+def begin_write(session: Session, keep: tuple[object, ...] = ()) -> None:
     """Start the write transaction of a use case (BEGIN IMMEDIATE on SQLite).
 
     Whatever the session read before (the logged-in user, say) is committed first, so the
     write transaction starts from the newest snapshot instead of upgrading a stale one; rows
-    loaded before are read again when next used, so no decision rests on an old copy.
+    loaded before are read again when next used, so no decision rests on an old copy. The
+    objects in `keep` are left as loaded: the use case reads what it decides on about them
+    again itself, and the request goes on using them (reloading would cost a statement).
     """
     if session.in_transaction():
         session.commit()
-    session.expire_all()
+    if keep:
+        for instance in list(session.identity_map.values()):
+            if not any(instance is kept for kept in keep):
+                session.expire(instance)
+    else:
+        session.expire_all()
     session.connection(execution_options={IMMEDIATE: True})
 
 
@@ -106,7 +113,7 @@ class UnitOfWorkFailed(RuntimeError):
 
 
 @contextlib.contextmanager
-def unit_of_work(session: Session) -> Iterator[Session]:
+def unit_of_work(session: Session, keep: tuple[object, ...] = ()) -> Iterator[Session]:
     """The transaction of a use case: begun by the outermost use case, committed once by it.
 
     The outermost `with unit_of_work(session)` starts the write transaction (`begin_write`),
@@ -114,7 +121,7 @@ def unit_of_work(session: Session) -> Iterator[Session]:
     has to clean up after a refused request. A use case called inside another one joins the
     open unit: it neither begins nor commits, and an exception leaving it rolls back the
     whole unit. An outer body that swallows such an exception cannot commit either: half of
-    a failed use case would be saved.
+    a failed use case would be saved. `keep`: see `begin_write`.
     """
     unit = session.info.get(UNIT_OF_WORK)
     if unit is not None:
@@ -128,7 +135,7 @@ def unit_of_work(session: Session) -> Iterator[Session]:
     try:
         with queued_writer(session):
             try:
-                begin_write(session)
+                begin_write(session, keep)
                 yield session
                 if unit["failed"]:
                     raise UnitOfWorkFailed("A step of this unit of work failed; nothing was "

@@ -29,6 +29,7 @@ from bidhub.models import (
     AccountabilityIncident,
     Bid,
     BidStatus,
+    Branch,
     Filing,
     Listing,
     ListingStatus,
@@ -88,10 +89,14 @@ def submit_bid(
     reads are few and plain (five statements and the insert), as that transaction is what
     concurrent bids queue for.
     """
-    rep_id = rep.id
-    with unit_of_work(session):
-        rep = session.get(User, rep_id)
-        if rep is None or rep.role != Role.REP:
+    # The signed-in user stays as loaded: the rep's row is read again below, in the write
+    # transaction, by the statement that reads the listing.
+    with unit_of_work(session, keep=(rep,)):
+        found = session.execute(_LISTING_WITH_STANDING,
+                                {"listing_id": listing_id, "rep_id": rep.id, "now": now}).first()
+        role = found.rep_role if found is not None else session.scalar(
+            select(User.role).where(User.id == rep.id))
+        if role != Role.REP:
             raise PermissionDenied(N_("Only reps bid."))
         # The rep's earlier bid for this listing and the bid this form made before, if it was
         # sent already, in one read (submission keys are unique, so the rep's own is the one).
@@ -101,14 +106,15 @@ def submit_bid(
             for earlier in mine:
                 if earlier.submission_key == submission_key:
                     return session.get(Bid, earlier.id)
-        listing, standing = open_listing_with_standing(session, listing_id, rep.id, now)
+        check_listing_open(None if found is None else found[0], now)
+        listing, standing = found[0], found
         check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
         earlier = next((row for row in mine if row.listing_id == listing.id), None)
         if earlier is not None and earlier.status == BidStatus.ACTIVE:
             raise BidRejected(N_("You have already bid for this account; edit your bid instead."))
         if listing.released_from_id == rep.id:
             raise BidRejected(N_("This account was released from you; you cannot bid for it."))
-        history = rep_history_at_bid(session, rep, standing.held, now)
+        history = rep_history_at_bid(session, rep.id, standing, now)
         track_record = metrics.track_record(history, account_facts(listing.account), now)
         if earlier is None:
             bid = Bid(listing=listing, rep_id=rep.id)
@@ -125,17 +131,21 @@ def submit_bid(
             session.flush()
         except IntegrityError as error:
             raise BidRejected(N_("You have already bid for this account; edit your bid instead.")) from error
-        check_eligible(parsed(listing.round.rule_set), bid_facts_at_bid(bid, rep, listing, standing, now))
+        check_eligible(parsed(listing.round.rule_set), bid_facts_at_bid(bid, listing, standing, now))
         return bid
 
 
 # The write transaction's reads, built once: a statement built per bid costs more CPU than the
 # database spends answering it, and concurrent bids queue for this transaction.
+# `_LISTING_WITH_STANDING`: the listing (as `open_listing_for` loads it), what eligibility reads
+# about the rep (`bid_facts` for one bid: holdings, open incidents, when they last gave the
+# listing's account up by a release and by a transfer) and the rep's own row, in one read.
 _MINE = select(Bid.id, Bid.listing_id, Bid.submission_key, Bid.status).where(
     Bid.rep_id == bindparam("rep_id"),
     or_(Bid.listing_id == bindparam("listing_id"),
         Bid.submission_key == bindparam("submission_key")))
 _RELEASED = aliased(Listing)
+_REP_BRANCH = aliased(Branch)
 _LISTING_WITH_STANDING = select(
     Listing,
     select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_id"))
@@ -153,6 +163,10 @@ _LISTING_WITH_STANDING = select(
     select(func.max(Filing.decided_at))
     .where(Filing.from_rep_id == bindparam("rep_id"), Filing.account_id == Listing.account_id)
     .scalar_subquery().label("transferred_at"),
+    User.role.label("rep_role"), User.status.label("rep_status"), User.hired_on,
+    User.created_at, _REP_BRANCH.code.label("rep_branch"),
+).select_from(Listing).join(User, User.id == bindparam("rep_id")).outerjoin(
+    _REP_BRANCH, _REP_BRANCH.id == User.branch_id,
 ).where(Listing.id == bindparam("listing_id")).options(joinedload(Listing.round))
 # As text: a text seen before is not decoded again (see `_parsed_snapshot`).
 _SNAPSHOT_TEXT = select(cast(TrackRecordSnapshot.history, Text)).where(
@@ -160,30 +174,20 @@ _SNAPSHOT_TEXT = select(cast(TrackRecordSnapshot.history, Text)).where(
 _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
-def open_listing_with_standing(session: Session, listing_id: int, rep_id: int,
-                               now: datetime) -> tuple[Listing, Row]:
-    """`open_listing_for`, and in the same statement what eligibility reads about the rep
-    (`bid_facts` for one bid): accounts held, open incidents, when they last gave the
-    listing's account up by a release and by a transfer."""
-    row = session.execute(_LISTING_WITH_STANDING,
-                          {"listing_id": listing_id, "rep_id": rep_id, "now": now}).first()
-    check_listing_open(None if row is None else row[0], now)
-    return row[0], row
-
-
-def rep_history_at_bid(session: Session, rep: User, accounts_held: int,
+def rep_history_at_bid(session: Session, rep_id: int, standing: Row,
                        now: datetime) -> RepHistory:
-    """The rep's history from their stored snapshot, as `stored_histories` gives it; a
-    dropped or missing snapshot is rebuilt and stored first."""
-    hired_on = rep.hired_on or rep.created_at.date()
-    text = session.scalar(_SNAPSHOT_TEXT, {"rep_id": rep.id})
+    """The rep's history from their stored snapshot, as `stored_histories` gives it (with the
+    rep's row and holdings as `_LISTING_WITH_STANDING` read them); a dropped or missing
+    snapshot is rebuilt and stored first."""
+    hired_on, accounts_held = standing.hired_on or standing.created_at.date(), standing.held
+    text = session.scalar(_SNAPSHOT_TEXT, {"rep_id": rep_id})
     parsed_text = None if text is None else _parsed_snapshot(text)
     if parsed_text is None:
-        [document] = stored_documents(session, [rep.id], now).values()
-        return history_from_snapshot(document, rep_id=rep.id, hired_on=hired_on,
+        [document] = stored_documents(session, [rep_id], now).values()
+        return history_from_snapshot(document, rep_id=rep_id, hired_on=hired_on,
                                      accounts_held=accounts_held, now=now)
     history, losses = parsed_text
-    return replace(history, rep_id=rep.id, hired_on=hired_on, accounts_held=accounts_held,
+    return replace(history, rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
                    lost_accounts=tuple(
                        LostAccountFact(account_id, lost_at, reviewed is not None and reviewed <= now)
                        for account_id, lost_at, reviewed in losses))
@@ -206,19 +210,18 @@ def _parsed_snapshot(text: str) -> tuple[RepHistory, tuple[tuple, ...]] | None:
     return history, losses
 
 
-def bid_facts_at_bid(bid: Bid, rep: User, listing: Listing, standing: Row,
-                     now: datetime) -> BidFacts:
-    """The bid as `bid_facts` gives it, from what `open_listing_with_standing` read."""
+def bid_facts_at_bid(bid: Bid, listing: Listing, standing: Row, now: datetime) -> BidFacts:
+    """The bid as `bid_facts` gives it, from what `_LISTING_WITH_STANDING` read."""
     given_up = [at for at in (standing.released_at, standing.transferred_at) if at is not None]
     released_at = max(given_up, default=None)
     return BidFacts(
-        bid_id=bid.id, rep_id=rep.id, listing_id=listing.id, submitted_at=bid.submitted_at,
+        bid_id=bid.id, rep_id=bid.rep_id, listing_id=listing.id, submitted_at=bid.submitted_at,
         metrics=dict(bid.track_record), accounts_held=standing.held,
-        tenure_months=round(tenure_in_months(rep, now), 4),
+        tenure_months=round(tenure_in_months(standing, now), 4),  # its hired_on, created_at
         open_incidents=standing.open_incidents,
-        rep_branch=rep.branch.code if rep.branch else "",
+        rep_branch=standing.rep_branch or "",
         listing_branch=listing.account.branch.code,
-        is_on_leave=rep.status != RepStatus.ACTIVE,
+        is_on_leave=standing.rep_status != RepStatus.ACTIVE,
         months_since_rep_released_account=(
             None if released_at is None else round(metrics.months_between(released_at, now), 4)),
         listing_value_yuan=listing.account.annual_value_yuan,

@@ -196,8 +196,10 @@ def place_bid(listing_id: int):
     # The use case checks the listing itself (no such listing, or one the rep may not see yet,
     # is a 404), so a bid that goes in costs no reads here beyond its own.
     try:
+        # The user itself, not the proxy: the use case keeps it loaded (see begin_write).
         bid = bidding.submit_bid(
-            get_session(), current_user, listing_id, account_plan=form.account_plan.data,
+            get_session(), current_user._get_current_object(), listing_id,
+            account_plan=form.account_plan.data,
             committed_revenue_yuan=form.committed_revenue_yuan.data,
             visit_plan=form.visit_plan.data, submission_key=form.submission_key.data, now=now())
     except BidRejected as error:
