@@ -8,7 +8,7 @@ most of the page's rendering time. The template only places these values.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from flask import url_for
 from markupsafe import Markup
@@ -22,25 +22,22 @@ from bidhub.web.rendering import score
 _MARKER = 9_876_543_210
 
 
-@dataclass(frozen=True, slots=True)
-class FlagBadge:
+class FlagBadge(NamedTuple):
     flag: str
     label: str
     # The flagged bidders and why, one per line; None for a flag of the listing, not of a bid.
     title: Markup | None
 
 
-@dataclass(frozen=True, slots=True)
-class OverrideChoice:
+class OverrideChoice(NamedTuple):
     bid_id: int
     rank: int | str
     name: str
     total: str
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRow:
-    """One listing's row of the adjudication table."""
+class DecisionRow(NamedTuple):
+    """One listing's row of the adjudication table (a tuple: a page builds one per listing)."""
 
     listing_id: int
     href: str
@@ -83,7 +80,10 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
     rows = []
     for review in reviews:
         listing, decision, proposed = review.listing, review.decision, review.proposed
-        margin = review.margin
+        # ListingReview.margin and the override's choices, from one pass over the ranking.
+        others = [bid for bid in review.eligible if bid is not proposed]
+        margin = (proposed.score.total - max(bid.score.total for bid in others)
+                  if proposed is not None and others else None)
         deciding = (can_decide or listing.id in reopened) and not review.has_no_bids
         rows.append(DecisionRow(
             listing_id=listing.id, href=listing_url(listing.id), action=decide_url(listing.id),
@@ -99,7 +99,7 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
                 decision is not None and decision.kind == DecisionKind.ACCEPTED),
             others=[OverrideChoice(bid.id, bid.score.rank or "—", bid.rep.display_name,
                                    score(bid.score.total))
-                    for bid in review.eligible if bid is not proposed] if deciding else [],
+                    for bid in others] if deciding else [],
             may_refuse=deciding and not (
                 decision is not None and decision.kind == DecisionKind.NO_AWARD)))
     return rows
