@@ -7,7 +7,7 @@ import os
 import tempfile
 from collections.abc import Collection, Iterable
 from datetime import UTC, date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from gettext import NullTranslations
 from pathlib import Path
 from weakref import WeakKeyDictionary
@@ -172,6 +172,12 @@ def page_locale() -> Locale:
 
 
 def speaks_chinese() -> bool:
+    # Asked for every date and amount a page formats: the locale Flask-Babel holds for the
+    # request (force_locale's included) is read directly, as page_catalogue does.
+    if has_request_context():
+        locale = getattr(g.get("_flask_babel"), "babel_locale", None)
+        if locale is not None:
+            return locale.language == "zh"
     return page_locale().language == "zh"
 
 
@@ -231,7 +237,12 @@ def select_timezone() -> str:
 
 
 def local_zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
+    return zone_named(current_app.config["TIMEZONE"])
+
+
+@lru_cache(maxsize=8)
+def zone_named(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 def local_to_utc(naive_local: datetime) -> datetime:

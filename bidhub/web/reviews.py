@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, flash, request, url_for
+from flask import Blueprint, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -168,16 +168,7 @@ def mine():
                   due_days=loss_review_days(), **review_context(current))
 
 
-def track_record_reviews(rep_id: int) -> dict:
-    """The loss reviews section of a rep's track record page (which checks who may see it)."""
-    current = now()
-    return {"reviews": loss_reviews.reviews_of_rep(get_session(), rep_id),
-            **review_context(current)}
-
-
 @blueprint.record_once
-def register_nav(state) -> None:
-    app: Flask = state.app
+def check_review_setting(_state) -> None:
     # A mistyped BIDHUB_LOSS_REVIEW_DAYS stops the start with its name, not every transfer later.
     loss_review_days()
-    app.jinja_env.globals.update(track_record_reviews=track_record_reviews)
