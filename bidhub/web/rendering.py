@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -10,6 +11,7 @@ from babel.dates import get_timezone_location
 from flask import Flask, Response, current_app, make_response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from bidhub.domain.metrics import METRICS
 from bidhub.models import (
@@ -176,8 +178,29 @@ def template_url_for(endpoint: str, **values: Any) -> str:
     return url
 
 
+FRAGMENT_CACHE = "bidhub_template_fragments"
+FRAGMENT_CACHE_LIMIT = 1_000
+
+
+def keep(*key: Any, caller: Callable[[], Markup]) -> Markup:
+    """`{% call keep(name, ...) %}...{% endcall %}`: a fragment rendered once per app for its
+    key, the page's language and the app's mount point, for markup that depends on nothing
+    else (the navigation's links for a role, say); whatever else the fragment shows must be in
+    the key."""
+    full_key = (request.script_root, str(get_locale()), *key)
+    cache = current_app.extensions[FRAGMENT_CACHE]
+    fragment = cache.get(full_key)
+    if fragment is None:
+        if len(cache) >= FRAGMENT_CACHE_LIMIT:
+            cache.clear()
+        fragment = cache[full_key] = caller()  # a macro's output: Markup already
+    return fragment
+
+
 def init_app(app: Flask) -> None:
     app.extensions[URL_CACHE] = {}
+    app.extensions[FRAGMENT_CACHE] = {}
+    app.jinja_env.globals["keep"] = keep
     app.jinja_env.globals["url_for"] = template_url_for
     app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent,
                                  metric_value=metric_value, translate=translate)
