@@ -85,8 +85,8 @@ def round_effects(session, round_: Round, listings: list[Listing]) -> dict:
     in_window = round_.status == RoundStatus.STANDSTILL
     effects = {}
     if in_window or round_.status in (RoundStatus.RESULTS_PUBLISHED, RoundStatus.CANCELLED):
-        effects = {listing.id: ListingEffect(listing, appeals.appeals_of_listing(session,
-                                                                                 listing.id))
+        of_listing = appeals.appeals_of_listings(session, [listing.id for listing in listings])
+        effects = {listing.id: ListingEffect(listing, of_listing[listing.id])
                    for listing in listings}
     may_cancel_round = round_.status not in (RoundStatus.RESULTS_PUBLISHED,
                                              RoundStatus.CANCELLED)
