@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from bidhub.models import FilingKind
@@ -42,21 +43,22 @@ class FilingRow(NamedTuple):
     decided_by_name: str
 
 
-class Choice(NamedTuple):
-    """An option of a filter menu: the value the form sends, its label, and whether the page
-    shows that filter's choice."""
+def filter_menus(session: Session, args: Mapping[str, str]) -> dict[str, Markup]:
+    """The register's branch and rep menus' options, with the choices `args` (the page's
+    filters) made. Written here rather than by a loop in the template: the rep menu has an
+    option per active rep (62 on the demo), and the template's attribute look-ups and escapes
+    per option cost a millisecond a page."""
+    return {"branches": options(((branch.id, branch_name(branch))
+                                 for branch in register_branches(session)), args.get("branch")),
+            "reps": options(register_reps(session), args.get("rep"))}
 
-    value: str
-    label: str
-    is_selected: bool
 
-
-def filter_menus(session: Session, args: Mapping[str, str]) -> dict[str, list[Choice]]:
-    """The register's branch and rep menus, with the choices `args` (the page's filters) made."""
-    return {"branches": [Choice(str(branch.id), branch_name(branch), str(branch.id) == args.get(
-                "branch")) for branch in register_branches(session)],
-            "reps": [Choice(str(rep_id), name, str(rep_id) == args.get("rep"))
-                     for rep_id, name in register_reps(session)]}
+def options(choices: Iterable[tuple[int, str]], chosen: str | None) -> Markup:
+    """<option>s for (id, label) choices, the one whose id is `chosen` selected."""
+    # Safe: the ids are integers and every label is escaped.
+    return Markup("".join(  # noqa: S704
+        f'<option value="{value}" {"selected" if str(value) == chosen else ""}>'
+        f"{escape(label)}</option>" for value, label in choices))
 
 
 def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
