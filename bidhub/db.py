@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,15 +173,45 @@ def queued_writer(session: Session) -> Iterator[None]:
     unit opens the file itself, so threads queue too (a flock belongs to an open file).
     """
     path = WRITER_LOCKS.get(session.get_bind())
-    if path is None:  # PostgreSQL locks rows; an in-memory database has one connection
+    held = getattr(_queue_state, "held", set())
+    # PostgreSQL locks rows; an in-memory database has one connection; and a thread already
+    # at the head of this queue (a second session's unit inside the first) must not wait
+    # behind itself.
+    if path is None or path in held:
         yield
         return
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        queued = wait_for_flock(descriptor, WRITER_QUEUE_TIMEOUT_SECONDS)
+        if queued:
+            _queue_state.held = held | {path}
+        try:
+            yield
+        finally:
+            if queued:
+                _queue_state.held = held
     finally:
         os.close(descriptor)  # releases the lock, as the end of the process would
+
+
+# As long as SQLite's own busy timeout: a writer that waited this long (behind an import, say)
+# goes on to SQLite's lock, which waits as before and then refuses with "database is locked".
+WRITER_QUEUE_TIMEOUT_SECONDS = 15
+_queue_state = threading.local()
+
+
+def wait_for_flock(descriptor: int, timeout: float) -> bool:
+    """Take the exclusive flock, polling each millisecond until `timeout`; False if it stayed
+    taken (a blocking flock could wait forever)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.001)
 
 
 def in_unit_of_work(session: Session) -> bool:

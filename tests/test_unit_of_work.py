@@ -238,3 +238,42 @@ def test_sqlite_writers_queue_on_a_private_lock_file_beside_the_database(app, ba
     first.close()
     second.close()
     assert stat.S_IMODE(os.stat(WRITER_LOCKS[engine]).st_mode) == 0o600
+
+
+def test_a_thread_at_the_head_of_the_writer_queue_does_not_wait_behind_itself(app, backend):
+    """A second session's unit of work inside the first's, in the same thread, goes straight
+    on instead of waiting for a lock its own thread holds (which would never be let go)."""
+    from bidhub.db import queued_writer
+
+    if backend != "sqlite":
+        return
+    first, second = app.extensions["bidhub_sessionmaker"](), app.extensions["bidhub_sessionmaker"]()
+    reached = []
+    with queued_writer(first), queued_writer(second):
+        reached.append(True)
+    assert reached == [True]
+    first.close()
+    second.close()
+
+
+def test_a_writer_queued_too_long_goes_on_to_sqlites_own_lock(app, backend, monkeypatch):
+    """The queue waits at most as long as SQLite's busy timeout; then the writer goes on and
+    SQLite's lock decides, as it did before the queue existed."""
+    import fcntl
+    import os
+
+    from bidhub import db
+    from bidhub.db import WRITER_LOCKS, engine_of, queued_writer
+
+    if backend != "sqlite":
+        return
+    monkeypatch.setattr(db, "WRITER_QUEUE_TIMEOUT_SECONDS", 0.05)
+    holder = os.open(WRITER_LOCKS[engine_of(app)], os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    session = app.extensions["bidhub_sessionmaker"]()
+    try:
+        with queued_writer(session):
+            pass  # reached although the lock file stayed taken
+    finally:
+        os.close(holder)
+        session.close()
