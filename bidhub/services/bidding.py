@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import json
-from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import datetime
 
 from sqlalchemy import Row, Text, bindparam, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -17,10 +14,8 @@ from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionD
 from bidhub.domain.facts import (
     INCIDENT_STATUSES_AGAINST_REP,
     BidFacts,
-    LostAccountFact,
     RepHistory,
 )
-from bidhub.domain.history_snapshot import SNAPSHOT_FORMAT, history_from_snapshot
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import check_eligibility
 from bidhub.domain.text import N_
@@ -41,7 +36,7 @@ from bidhub.models import (
 from bidhub.services.bid_preferences import close_gap
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import account_facts, stored_documents, tenure_in_months
+from bidhub.services.track_records import account_facts, history_of_text, tenure_in_months
 
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
@@ -168,10 +163,9 @@ _LISTING_WITH_STANDING = select(
 ).select_from(Listing).join(User, User.id == bindparam("rep_id")).outerjoin(
     _REP_BRANCH, _REP_BRANCH.id == User.branch_id,
 ).where(Listing.id == bindparam("listing_id")).options(joinedload(Listing.round))
-# As text: a text seen before is not decoded again (see `_parsed_snapshot`).
+# As text: a text seen before is not decoded again (see `track_records.history_of_text`).
 _SNAPSHOT_TEXT = select(cast(TrackRecordSnapshot.history, Text)).where(
     TrackRecordSnapshot.rep_id == bindparam("rep_id"))
-_LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def rep_history_at_bid(session: Session, rep_id: int, standing: Row,
@@ -179,35 +173,9 @@ def rep_history_at_bid(session: Session, rep_id: int, standing: Row,
     """The rep's history from their stored snapshot, as `stored_histories` gives it (with the
     rep's row and holdings as `_LISTING_WITH_STANDING` read them); a dropped or missing
     snapshot is rebuilt and stored first."""
-    hired_on, accounts_held = standing.hired_on or standing.created_at.date(), standing.held
-    text = session.scalar(_SNAPSHOT_TEXT, {"rep_id": rep_id})
-    parsed_text = None if text is None else _parsed_snapshot(text)
-    if parsed_text is None:
-        [document] = stored_documents(session, [rep_id], now).values()
-        return history_from_snapshot(document, rep_id=rep_id, hired_on=hired_on,
-                                     accounts_held=accounts_held, now=now)
-    history, losses = parsed_text
-    return replace(history, rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
-                   lost_accounts=tuple(
-                       LostAccountFact(account_id, lost_at, reviewed is not None and reviewed <= now)
-                       for account_id, lost_at, reviewed in losses))
-
-
-@functools.lru_cache(maxsize=256)
-def _parsed_snapshot(text: str) -> tuple[RepHistory, tuple[tuple, ...]] | None:
-    """A stored snapshot's facts, read once per process for each text: the same text is the
-    same history. Only whether a loss counts as reviewed depends on `now`, so the losses come
-    with their review times; the rest of a rep's history is filled in by the caller. None
-    for a document of another format (it is rebuilt)."""
-    document = json.loads(text)
-    if not isinstance(document, dict) or document.get("format") != SNAPSHOT_FORMAT:
-        return None
-    history = history_from_snapshot(document, rep_id=0, hired_on=date.min, accounts_held=0,
-                                    now=_LATEST)
-    losses = tuple((account_id, datetime.fromisoformat(lost_at),
-                    None if reviewed is None else datetime.fromisoformat(reviewed))
-                   for account_id, lost_at, reviewed in document["losses"])
-    return history, losses
+    return history_of_text(session, session.scalar(_SNAPSHOT_TEXT, {"rep_id": rep_id}),
+                           rep_id=rep_id, hired_on=standing.hired_on or standing.created_at.date(),
+                           accounts_held=standing.held, now=now)
 
 
 def bid_facts_at_bid(bid: Bid, listing: Listing, standing: Row, now: datetime) -> BidFacts:

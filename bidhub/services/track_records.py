@@ -389,11 +389,19 @@ def history_from_text(session: Session, rep: User, text: str | None, accounts_he
     """The rep's history as `stored_histories` gives it, from their snapshot's text as
     SNAPSHOT_TEXT read it; a dropped, missing or unreadable snapshot is rebuilt from the rows
     as `stored_documents` does."""
+    return history_of_text(session, text, rep_id=rep.id,
+                           hired_on=rep.hired_on or rep.created_at.date(),
+                           accounts_held=accounts_held, now=now)
+
+
+def history_of_text(session: Session, text: str | None, *, rep_id: int, hired_on: date,
+                    accounts_held: int, now: datetime) -> RepHistory:
+    """`history_from_text` for a caller that read the rep's hire date and holdings itself."""
     facts = None if text is None else _snapshot_facts_of(text)
     if facts is None:
-        facts = snapshot_facts(stored_documents(session, [rep.id], now)[rep.id])
-    return history_at(facts, rep_id=rep.id, hired_on=rep.hired_on or rep.created_at.date(),
-                      accounts_held=accounts_held, now=now)
+        facts = snapshot_facts(stored_documents(session, [rep_id], now)[rep_id])
+    return history_at(facts, rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
+                      now=now)
 
 
 @functools.lru_cache(maxsize=256)
