@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, date, datetime
 from functools import cache, lru_cache
 from gettext import NullTranslations
 from pathlib import Path
+from typing import TypeVar
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
@@ -115,6 +116,7 @@ def translate(message: Text | Joined | BidhubError | str) -> str:
 # notification in its recipient's language) and refresh() replace that object, which makes
 # the next call look the catalogue up again, so a message is never served in the wrong language.
 _said_by_catalogue: WeakKeyDictionary[NullTranslations, dict] = WeakKeyDictionary()
+T = TypeVar("T")
 
 
 def page_catalogue() -> tuple[NullTranslations, dict] | None:
@@ -135,6 +137,23 @@ def page_catalogue() -> tuple[NullTranslations, dict] | None:
             said = _said_by_catalogue[translations] = {}
         chosen = babel_state.bidhub_catalogue = (locale, translations, said)
     return chosen[1], chosen[2]
+
+
+def kept_with_catalogue(key: object, build: Callable[[], T]) -> T:
+    """What `build` makes from the page's language alone (translated labels, say), made once
+    per catalogue and kept beside it, since a catalogue never changes in a process; built
+    afresh outside a request. `key` must not be a string (msgids are). Read-only to callers."""
+    catalogue = page_catalogue()
+    if catalogue is None and has_request_context():
+        get_locale()  # Flask-Babel chooses the page's language on first use
+        catalogue = page_catalogue()
+    if catalogue is None:
+        return build()
+    said = catalogue[1]
+    value = said.get(key)
+    if value is None:
+        value = said[key] = build()
+    return value
 
 
 def gettext(msgid: str) -> str:

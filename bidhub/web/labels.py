@@ -40,7 +40,7 @@ from bidhub.models import (
 )
 from bidhub.services.accountability import AdType, Outcome, PageArea
 from bidhub.services.policies import BidOutcome
-from bidhub.web.i18n import page_catalogue
+from bidhub.web.i18n import kept_with_catalogue
 
 ROLE_LABELS = {Role.REP: _l("KA sales rep"), Role.KA_MANAGER: _l("KA manager"),
                Role.ADMIN: _l("Admin"), Role.EXECUTIVE: _l("Executive")}
@@ -257,16 +257,9 @@ _LABEL = object()
 def cached_label(value: Any, kind: Any = None) -> str:
     """`label`, kept with the page's catalogue: a label depends only on the code and the
     language, and a list shows the same few codes on every row."""
-    catalogue = page_catalogue()
-    if catalogue is None:
-        return label(value, kind)
-    said = catalogue[1]
     # An enum member names its own kind: "active" is a rep's status or a bid's.
     key = (_LABEL, type(value) if kind is None and isinstance(value, Enum) else kind, str(value))
-    text = said.get(key)
-    if text is None:
-        text = said[key] = label(value, kind)
-    return text
+    return kept_with_catalogue(key, lambda: label(value, kind))
 
 
 def init_app(app: Flask) -> None:

@@ -59,7 +59,7 @@ from bidhub.web.forms import (
     branch_choices,
     options,
 )
-from bidhub.web.i18n import local_to_utc, page_catalogue, translate, utc_to_local
+from bidhub.web.i18n import kept_with_catalogue, local_to_utc, translate, utc_to_local
 from bidhub.web.labels import label
 from bidhub.web.market import listing_filter_from
 from bidhub.web.rendering import (
@@ -164,14 +164,7 @@ def decision_row_text() -> SimpleNamespace:
     """The words every row of the adjudication table repeats, translated once per page
     instead of once per row (attributes: Jinja reads `row_text.accept` without a miss), and
     kept beside the page's catalogue, which never changes in a process: read-only."""
-    catalogue = page_catalogue()
-    if catalogue is None:
-        return _decision_row_text()
-    said = catalogue[1]
-    text = said.get(_DECISION_ROW_TEXT)
-    if text is None:
-        text = said[_DECISION_ROW_TEXT] = _decision_row_text()
-    return text
+    return kept_with_catalogue(_DECISION_ROW_TEXT, _decision_row_text)
 
 
 # The key of the translated row words beside a catalogue's messages (no msgid is a tuple).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -19,7 +18,7 @@ from bidhub.services.profiles import IN_REVIEW, SEALED, rep_profile
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import managers, signed_in
 from bidhub.web.charts import capacity_gauge, chart_marks, forecast_chart
-from bidhub.web.i18n import page_catalogue
+from bidhub.web.i18n import kept_with_catalogue
 from bidhub.web.labels import (
     FILING_KIND_LABELS,
     LOSS_REVIEW_STATUS_LABELS,
@@ -78,15 +77,7 @@ def page_labels() -> dict:
     """The page's fixed labels (metrics, funnel stages, bid results, chart bar titles) in the
     page's language. They depend on the language alone, so they are kept with the page's
     catalogue (i18n.page_catalogue) instead of being translated row by row on every request."""
-    get_locale()  # Flask-Babel chooses the page's language on first use; the catalogue follows it
-    catalogue = page_catalogue()
-    if catalogue is None:
-        return _page_labels()
-    said = catalogue[1]
-    labels = said.get(_PAGE_LABELS)
-    if labels is None:
-        labels = said[_PAGE_LABELS] = _page_labels()
-    return labels
+    return kept_with_catalogue(_PAGE_LABELS, _page_labels)
 
 
 def _page_labels() -> dict:
