@@ -257,12 +257,17 @@ class LedgerHead:
 
 def ledger_head(session: Session) -> LedgerHead | None:
     """What a manager keeps a copy of: the register's head, to compare with later."""
-    newest = session.execute(select(Filing.seq, Filing.hash).order_by(Filing.seq.desc())
-                             .limit(1)).first()
+    newest = session.execute(NEWEST_FILING).first()
     if newest is None:
         return None
+    seq, filing_hash = newest
     store = checkpoint_store(session)
-    return LedgerHead(newest.seq, newest.hash, store.head() if store else None)
+    return LedgerHead(seq, filing_hash, store.head() if store else None)
+
+
+# Built once: the register page asks for its head on every request, and building the select
+# and its cache key cost more than SQLite took to answer it.
+NEWEST_FILING = select(Filing.seq, Filing.hash).order_by(Filing.seq.desc()).limit(1)
 
 
 def set_aside_checkpoints(store: CheckpointStore, now: datetime) -> Path | None:
