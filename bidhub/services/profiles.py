@@ -142,9 +142,12 @@ class _Rules(NamedTuple):
 
 
 def _bid_line(row: Row) -> BidLine:
-    round_ = _Round(row.round_status)
-    outcome = outcome_of(_Bid(row.id, row.status, _Listing(round_)),
-                         None if row.decision_id is None else _Decision(row.decided_bid_id))
+    # Unpacked by position: a row's attributes are looked up by name, a dozen times a row.
+    (bid_id, status, submitted_at, _account_id, account_name, round_title, round_status,
+     score_total, decision_id, decided_bid_id) = row
+    round_ = _Round(round_status)
+    outcome = outcome_of(_Bid(bid_id, status, _Listing(round_)),
+                         None if decision_id is None else _Decision(decided_bid_id))
     if outcome == BidOutcome.WITHDRAWN:
         result = outcome
     elif round_.status == RoundStatus.IN_REVIEW:
@@ -153,8 +156,8 @@ def _bid_line(row: Row) -> BidLine:
         result = SEALED
     else:
         result = outcome
-    score = row.score_total if results_are_published(round_) else None
-    return BidLine(row.account_name, row.round_title, row.submitted_at, score, result)
+    score = score_total if results_are_published(round_) else None
+    return BidLine(account_name, round_title, submitted_at, score, result)
 
 
 def rep_profile(session: Session, rep_id: int, now: datetime, *,

@@ -4,7 +4,7 @@ marks) or by templates/profiles/rep.html (its frame, the capacity gauge)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -12,8 +12,9 @@ CHART_HEIGHT = 160
 BAR_WIDTH = 14
 
 
-@dataclass(frozen=True)
-class Bar:
+# Tuples rather than frozen dataclasses: two dozen bars a page, and a frozen dataclass sets
+# each field through object.__setattr__.
+class Bar(NamedTuple):
     x: float
     y: float
     height: float
@@ -22,8 +23,7 @@ class Bar:
     title: str
 
 
-@dataclass(frozen=True)
-class MonthBars:
+class MonthBars(NamedTuple):
     label: str
     x: float
     bars: tuple[Bar, ...]
