@@ -1,41 +1,23 @@
-"""The rows of a rep's list of a round, every cell worked out once in the page's language."""
+"""The rows of a rep's list of a round, written out once in the page's language."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
 
 from flask import url_for
 from flask_babel import get_locale
+from markupsafe import Markup, escape
 
 from bidhub.domain.text import Text
 from bidhub.models import ListingStatus
 from bidhub.services.branches import branch_label
 from bidhub.services.browse import BranchChoice, ListingRow
 from bidhub.services.policies import Hindrance
-from bidhub.web.i18n import format_yuan, format_yuan_compact, speaks_chinese
+from bidhub.web.i18n import format_yuan, format_yuan_compact, gettext, speaks_chinese
 from bidhub.web.labels import label
 
 # A number no id reaches, put where the id goes in one url_for; see `url_with_id`.
 ID_PLACEHOLDER = 987_654_321_012
-
-
-class ListingLine(NamedTuple):
-    """One row of the list. A round lists up to a few hundred accounts, and a filter or
-    url_for per cell cost more than the rest of the page; here each is done once a page.
-    (A named tuple: built and read faster than a dataclass, and rows are many.)"""
-
-    account_url: str
-    name: str
-    external_id: str
-    industry: str
-    ownership: str
-    branch: str
-    value: str  # in full, the cell's title
-    value_compact: str
-    bid_url: str  # the rep's active bid; "" when there is none
-    hindrances: Sequence[tuple[str, str]]  # reasons not to bid, and what would lift each
-    place_bid_url: str  # "" when the listing takes no bids
 
 
 def url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
@@ -48,34 +30,64 @@ def url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
 
 
 def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[tuple[str, str]]],
-                  takes_bids: bool) -> list[ListingLine]:
-    """The lines for `rows` (browse.listings_for_rep), given the translated hindrances by
-    listing and whether the round takes bids now."""
+                  takes_bids: bool) -> list[Markup]:
+    """The table rows (<tr>…</tr>, as _listings.html placed them) for `rows`
+    (browse.listings_for_rep), given the translated hindrances by listing and whether the
+    round takes bids now. A round lists up to a few hundred accounts, and a template
+    expression, filter or url_for per cell cost more than the rest of the page: every text is
+    escaped here, and what repeats (ownership and branch labels, the last cell's words and a
+    rep's reasons not to bid, mostly the same on every line) is worked out once a page."""
     account_url = url_with_id("market.account", "account_id")
     bid_url = url_with_id("market.bid_detail", "bid_id")
     place_bid_url = url_with_id("market.place_bid", "listing_id")
     chinese, locale = speaks_chinese(), get_locale()
-    ownership: dict[str, str] = {}
-    branches: dict[int, str] = {}
-    lines = []
+    your_bid = escape(gettext("your bid"))
+    bid = escape(gettext("Bid"))
+    ownership: dict[str, Markup] = {}
+    branches: dict[int, Markup] = {}
+    not_eligible: dict[tuple, str] = {}
     listed = ListingStatus.LISTED
+    lines = []
     for row in rows:
         if row.ownership_type not in ownership:
-            ownership[row.ownership_type] = label(row.ownership_type, "ownership")
+            ownership[row.ownership_type] = escape(label(row.ownership_type, "ownership"))
         if row.branch_id not in branches:
-            branches[row.branch_id] = branch_label(
-                BranchChoice(row.branch_id, row.branch_name, row.branch_name_zh), locale)
+            branches[row.branch_id] = escape(branch_label(
+                BranchChoice(row.branch_id, row.branch_name, row.branch_name_zh), locale))
+        if row.own_bid_id is not None:  # their bid instead of any reason not to bid
+            last = f'<a href="{escape(bid_url(row.own_bid_id))}">{your_bid}</a>\n'
+        elif reasons := tuple(hindrances.get(row.id, ())):
+            last = not_eligible.get(reasons)
+            if last is None:
+                last = not_eligible[reasons] = _not_eligible_cell(reasons)
+        # accepts_bids (policies), for a row of a round whose openness is known.
+        elif takes_bids and row.status == listed:
+            last = f'<a class="button small" href="{escape(place_bid_url(row.id))}">{bid}</a>\n'
+        else:
+            last = '<span class="muted">—</span>'
         value = row.annual_value_yuan
-        lines.append(ListingLine(
-            account_url=account_url(row.account_id), name=row.name,
-            external_id=row.external_id, industry=row.industry,
-            ownership=ownership[row.ownership_type], branch=branches[row.branch_id],
-            value=format_yuan(value), value_compact=format_yuan_compact(value, chinese=chinese),
-            bid_url=bid_url(row.own_bid_id) if row.own_bid_id is not None else "",
-            hindrances=hindrances.get(row.id, ()),
-            # accepts_bids (policies), for a row of a round whose openness is known.
-            place_bid_url=place_bid_url(row.id) if takes_bids and row.status == listed else ""))
+        # Safe: every text is escaped, here or where it was kept.
+        lines.append(Markup(  # noqa: S704
+            f'      <tr>\n'
+            f'        <td class="name"><a href="{escape(account_url(row.account_id))}">'
+            f'{escape(row.name)}</a> <small class="muted">{escape(row.external_id)}</small></td>\n'
+            f'        <td class="term">{escape(row.industry)}</td>\n'
+            f'        <td class="term">{ownership[row.ownership_type]}</td>\n'
+            f'        <td class="name">{branches[row.branch_id]}</td>\n'
+            f'        <td class="num" title="{escape(format_yuan(value))}">'
+            f'{escape(format_yuan_compact(value, chinese=chinese))}</td>\n'
+            f'        <td>\n{last}        </td>\n'
+            f'      </tr>\n'))
     return lines
+
+
+def _not_eligible_cell(reasons: Sequence[tuple[str, str]]) -> str:
+    """The last cell of a listing the rep may not bid for: each reason and its remedy."""
+    hints = "".join(
+        f'<span class="hint">{escape(reason)}{f" — {escape(remedy)}" if remedy else ""}</span>'
+        for reason, remedy in reasons)
+    return (f'            <div class="not-eligible"><strong>{escape(gettext("Not eligible"))}'
+            f'</strong>\n{hints}</div>\n')
 
 
 def translated_hindrances(found: Mapping[int, Sequence[Hindrance]],
