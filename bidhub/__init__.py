@@ -100,8 +100,9 @@ def register_templates(app: Flask) -> None:
 
 
 def register_security_headers(app: Flask) -> None:
-    from bidhub.web import security
+    from bidhub.web import cookie_session, security
 
+    cookie_session.init_app(app)
     security.init_app(app)
 
 

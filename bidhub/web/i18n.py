@@ -33,18 +33,21 @@ log = logging.getLogger(__name__)
 COMPILED_TOLERANCE_SECONDS = 2.0
 
 
-def select_locale() -> str | None:
+def select_locale() -> Locale | None:
     """The page's language: the user's saved choice, else the session's (the switch on the
-    login page), else the browser's Accept-Language; None leaves it to DEFAULT_LOCALE."""
+    login page), else the browser's Accept-Language, else DEFAULT_LOCALE. A Locale made once
+    per code: Flask-Babel would parse a code, or DEFAULT_LOCALE, again on every request."""
     if not has_request_context():
         return None
-    languages = current_app.config["LANGUAGES"]
+    config = current_app.config
+    languages = config["LANGUAGES"]
     if current_user.is_authenticated and current_user.locale in languages:
-        return current_user.locale
+        return babel_locale(current_user.locale)
     chosen = session.get("locale")
     if chosen in languages:
-        return chosen
-    return best_language(request.accept_languages, languages)
+        return babel_locale(chosen)
+    return babel_locale(best_language(request.accept_languages, languages)
+                        or config["BABEL_DEFAULT_LOCALE"])
 
 
 def best_language(accepted: Iterable[tuple[str, float]], languages: Collection[str]) -> str | None:
