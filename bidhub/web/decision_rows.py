@@ -11,13 +11,15 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from flask import url_for
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from bidhub.models import DecisionKind
 from bidhub.services.adjudication import ListingReview, RoundDecision
-from bidhub.web.i18n import translate
-from bidhub.web.rendering import score
+from bidhub.web.i18n import kept_with_catalogue, translate
+from bidhub.web.rendering import decision_reason, score
 
+ACCEPTED, OVERRIDDEN, NO_AWARD = (DecisionKind.ACCEPTED.value, DecisionKind.OVERRIDDEN.value,
+                                   DecisionKind.NO_AWARD.value)
 # A listing id no round reaches: its digits mark where a URL carries the id.
 _MARKER = 9_876_543_210
 
@@ -114,3 +116,167 @@ def _badges(review: ListingReview, text) -> list[FlagBadge]:
             for bid, found in flagged) if flagged else None
         badges.append(FlagBadge(flag, text.flags[flag], title))
     return badges
+
+
+def rows_html(rows: Iterable[DecisionRow], text, *, token: str, row_form=None) -> Markup:
+    """The rows' markup, every text escaped here; the same bytes the row template wrote.
+
+    Written in Python because each row held some thirty template steps and escapes, an
+    override menu of every other eligible bidder among them: most of the page's rendering.
+    `row_form` is the refused decision form to show again in its row (inline decisions)."""
+    words = _words(text)
+    token = escape(token)
+    failed_kind = row_form.kind.data if row_form else None
+    errors = _form_errors(row_form, text, failed_kind) if row_form else ""
+    names: dict[str, str] = {}
+    out: list[str] = []
+    add = out.append
+    for row in rows:
+        lid, href, decision = row.listing_id, escape(row.href), row.decision
+        add(f'<tr id="decision-{lid}" class="{"flagged" if row.badges else ""}">\n'
+            f'  <td class="name"><a href="{href}">{escape(row.name)}</a> '
+            f'<small class="muted">{escape(row.external_id)}</small></td>\n'
+            f'  <td class="num">{row.bid_count}</td>\n'
+            f'  <td class="name">{escape(row.proposed_name)}</td>\n'
+            f'  <td class="num">{escape(row.proposed_total)}</td>\n'
+            f'  <td class="num">{escape(row.margin)}</td>\n'
+            '  <td class="wrap">')
+        for badge in row.badges:
+            add(f'<span class="badge badge-overridden" data-flag="{escape(badge.flag)}"')
+            if badge.title:
+                add(f' title="{escape(badge.title)}"')
+            add(f">{escape(badge.label)}</span> ")
+        add('</td>\n  <td class="wrap">\n')
+        if decision:
+            add(f'<span class="badge badge-{escape(decision.kind)}">'
+                f"{escape(row.decision_label)}</span>")
+            if decision.bid:
+                add(f" → {_name(names, decision.bid.rep.display_name)}")
+            if decision.reason:
+                add(f'<br><small class="prose">{escape(decision_reason(decision.reason))}'
+                    "</small>")
+        elif row.has_no_bids:
+            add(words.nobody_bid)
+        else:
+            add(words.undecided)
+        add(errors)
+        add('  </td>\n  <td class="wrap">\n')
+        if row.can_decide:
+            _decide_forms(add, row, words, token, names, row_form, failed_kind)
+        add(f'    <a href="{href}">{words.details}</a>\n  </td>\n</tr>')
+    return Markup("".join(out))  # noqa: S704 (every text is escaped above)
+
+
+def _decide_forms(add, row: DecisionRow, words, token: str, names: dict[str, str], row_form,
+                  failed_kind) -> None:
+    lid, action, decision = row.listing_id, escape(row.action), row.decision
+    form = (f'<form method="post" action="{action}" hx-post="{action}" '
+            'hx-target="closest tr" hx-swap="outerHTML"')
+    csrf = f'<input type="hidden" name="csrf_token" value="{token}">\n'
+    version = (f'<input type="hidden" name="version" value="{escape(decision.version)}">'
+               if decision else "")
+    if row.may_accept:
+        add(f'    {form} class="inline">\n      {csrf}'
+            f'      <input type="hidden" name="kind" value="{ACCEPTED}">\n'
+            f'{version}      <button class="primary">{words.accept}</button>\n    </form>\n')
+    if row.others:
+        failed = failed_kind == OVERRIDDEN
+        chosen = row_form.bid_id.data if row_form else None
+        add(f'    <details {"open" if failed else ""}>\n'
+            f"      <summary>{words.override}</summary>\n"
+            f"      {form} novalidate>\n        {csrf}"
+            f'        <input type="hidden" name="kind" value="{OVERRIDDEN}">\n'
+            f'{version}        <div class="field'
+            f'{" has-error" if failed and row_form.bid_id.errors else ""}">\n'
+            f'          <label for="override-bid-{lid}">{words.bidder}</label>\n'
+            f'          <select id="override-bid-{lid}" name="bid_id">\n')
+        for bid in row.others:
+            add(f'<option value="{bid.bid_id}" '
+                f'{"selected" if row_form and chosen == bid.bid_id else ""}>'
+                f"#{escape(bid.rank)} {_name(names, bid.name)} ({escape(bid.total)})</option>")
+        add("          </select>\n")
+        if failed:
+            add(_field_errors(row_form.bid_id.errors))
+        add("        </div>\n")
+        _reason_field(add, "override", lid, words, row_form if failed else None)
+        add(f"        <button>{words.award}</button>\n      </form>\n    </details>\n")
+    if row.may_refuse:
+        failed = failed_kind == NO_AWARD
+        add(f'    <details {"open" if failed else ""}>\n'
+            f"      <summary>{words.no_award}</summary>\n"
+            f"      {form} novalidate>\n        {csrf}"
+            f'        <input type="hidden" name="kind" value="{NO_AWARD}">\n{version}')
+        _reason_field(add, "no-award", lid, words, row_form if failed else None)
+        add(f"        <button>{words.record_no_award}</button>\n      </form>\n    </details>\n")
+
+
+def _reason_field(add, prefix: str, lid: int, words, failed_form) -> None:
+    """A decision's written reason; `failed_form` when it is the refused form's to show."""
+    errors = failed_form.reason.errors if failed_form else ()
+    add(f'        <div class="field{" has-error" if errors else ""}">\n'
+        f'          <label for="{prefix}-reason-{lid}">{words.written_reason}</label>\n'
+        f'          <textarea id="{prefix}-reason-{lid}" name="reason" rows="2">'
+        f'{escape(failed_form.reason.data or "") if failed_form else ""}</textarea>\n')
+    if failed_form:
+        add(_field_errors(errors))
+    add("        </div>\n")
+
+
+def _field_errors(errors) -> str:
+    return "".join(f'<p class="error">{escape(error)}</p>' for error in errors)
+
+
+def _form_errors(row_form, text, failed_kind) -> str:
+    """A refused form's messages in the decision cell: those of no field the row's open
+    override or no-award form shows, the form's own, and an expired token's."""
+    out = []
+    if failed_kind not in (OVERRIDDEN, NO_AWARD):
+        out.extend(f'<p class="error" role="alert">{escape(error)}</p>'
+                   for name, errors in row_form.errors.items() if name != "csrf_token"
+                   for error in errors)
+    if row_form.form_errors:
+        out.append('<div class="form-errors" role="alert">'
+                   + "".join(f"<p>{escape(error)}</p>" for error in row_form.form_errors)
+                   + "</div>")
+    csrf = getattr(row_form, "csrf_token", None)
+    if csrf is not None and csrf.errors:
+        out.append(f'<div class="form-errors" role="alert"><p>{escape(text.expired)}</p></div>')
+    return "".join(out)
+
+
+def _name(names: dict[str, str], name: str) -> str:
+    """A rep's name escaped once a page: the same few reps fill every row's menu."""
+    shown = names.get(name)
+    if shown is None:
+        shown = names[name] = escape(name)
+    return shown
+
+
+class _Words(NamedTuple):
+    accept: str
+    override: str
+    bidder: str
+    written_reason: str
+    award: str
+    no_award: str
+    record_no_award: str
+    details: str
+    undecided: str
+    nobody_bid: str
+
+
+def _words(text) -> _Words:
+    """The row words escaped, kept beside the page's catalogue like the words themselves."""
+    return kept_with_catalogue(_WORDS, lambda: _Words(
+        accept=escape(text.accept), override=escape(text.override),
+        bidder=escape(text.bidder), written_reason=escape(text.written_reason),
+        award=escape(text.award), no_award=escape(text.no_award),
+        record_no_award=escape(text.record_no_award), details=escape(text.details),
+        undecided=f'<span class="muted">{escape(text.undecided)}</span>',
+        nobody_bid=(f'<span class="badge badge-{NO_AWARD}">'
+                    f"{escape(text.kinds[NO_AWARD])}</span><br><small>"
+                    f"{escape(text.nobody_bid)} {escape(text.recorded_later)}</small>\n")))
+
+
+# The key of the escaped row words beside a catalogue's messages (no msgid is a tuple).
+_WORDS = ("decision_rows.words",)

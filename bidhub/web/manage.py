@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import selectinload
 
 from bidhub.clock import now
@@ -44,7 +45,7 @@ from bidhub.web.appeals import (
     round_effects,
 )
 from bidhub.web.csv_export import csv_response, export_language
-from bidhub.web.decision_rows import decision_rows
+from bidhub.web.decision_rows import decision_rows, rows_html
 from bidhub.web.filing_lines import filing_rows, filter_menus
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
@@ -238,9 +239,10 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
         **forms,
     }
     if reviews is not None:
-        context["decision_rows"] = decision_rows(
+        context["decision_rows_html"] = rows_html(decision_rows(
             [reviews[listing.id] for listing in listings], context["row_text"],
-            can_decide=context["can_decide"], reopened=context["reopened"])
+            can_decide=context["can_decide"], reopened=context["reopened"]),
+            context["row_text"], token=generate_csrf())
     if status != 200:
         return render("manage/round.html", status=status, **context)
     return page_or_partial("manage/round.html", "manage/_round_listings.html", **context)
@@ -371,11 +373,11 @@ def decision_row(listing_id: int, form: DecisionForm | None = None, status: int 
         abort(409)
     # The publishing summary travels along (out of band), so that deciding the last listing
     # offers the publish button without a reload.
+    rows = decision_rows([context["reviews"][listing.id]], context["row_text"],
+                         can_decide=context["can_decide"])
     return render("manage/_decision_response.html", status=status, round=round_,
-                  decision_rows=decision_rows([context["reviews"][listing.id]],
-                                              context["row_text"],
-                                              can_decide=context["can_decide"]),
-                  row_form=form,
+                  decision_rows_html=rows_html(rows, context["row_text"], token=generate_csrf(),
+                                               row_form=form),
                   action_form=ConfirmForm(formdata=None, version=str(round_.version)), **context)
 
 
