@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, request, url_for
@@ -9,12 +10,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.extensions import login_manager
-from bidhub.models import Role, User
+from bidhub.models import Branch, Role, User
 from bidhub.services import users
 from bidhub.web.access import public, signed_in
 from bidhub.web.forms import LoginForm, PasswordForm
@@ -22,6 +26,7 @@ from bidhub.web.i18n import fresh_session
 from bidhub.web.rendering import hx_redirect, render, render_form_errors
 
 blueprint = Blueprint("auth", __name__)
+T = TypeVar("T")
 
 
 def init_app(app: Flask) -> None:
@@ -33,14 +38,51 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(unauthorized)
 
 
+USER_KEYS = tuple(User.__mapper__.column_attrs.keys())
+BRANCH_KEYS = tuple(Branch.__mapper__.column_attrs.keys())
 # Built once: every signed-in request runs it, and building a statement costs more than
-# SQLAlchemy's cached compilation of it.
-USER_BY_SESSION_TOKEN = select(User).where(User.session_token == bindparam("token")).limit(1)
+# SQLAlchemy's cached compilation of it. Plain columns, the user's and their branch's: the
+# frame shows both.
+USER_BY_SESSION_TOKEN = (
+    select(*(getattr(User, key) for key in USER_KEYS), *(getattr(Branch, key) for key in BRANCH_KEYS))
+    .outerjoin(Branch, Branch.id == User.branch_id)
+    .where(User.session_token == bindparam("token")).limit(1))
 
 
 def load_user(session_token: str) -> User | None:
-    user = get_session().scalars(USER_BY_SESSION_TOKEN, {"token": session_token}).first()
-    return user if user is not None and user.is_active else None
+    """The active user whose session this is, as an ORM object of the request's session.
+
+    Every signed-in request loads one user; the ORM's loading machinery cost more than the
+    rest of a small page's statements, so the row is read as plain columns and the objects
+    are made from it as a query would make them (unmodified, their branch loaded)."""
+    session = get_session()
+    row = session.connection().execute(USER_BY_SESSION_TOKEN, {"token": session_token}).first()
+    if row is None:
+        return None
+    user_count = len(USER_KEYS)
+    user_values = dict(zip(USER_KEYS, row[:user_count], strict=True))
+    if not user_values["is_active"]:
+        return None
+    branch = None
+    if user_values["branch_id"] is not None:
+        branch = attached(session, Branch, dict(zip(BRANCH_KEYS, row[user_count:], strict=True)))
+    user = session.identity_map.get(identity_key(User, user_values["id"]))
+    if user is None:
+        user = attached(session, User, user_values)
+        set_committed_value(user, "branch", branch)
+    return user
+
+
+def attached(session: Session, model: type[T], values: dict[str, Any]) -> T:
+    """The `model` instance with these column values in `session`: the one already there
+    for its primary key, else one made from them, as if loaded by a query."""
+    instance = session.identity_map.get(identity_key(model, values["id"]))
+    if instance is None:
+        instance = model.__mapper__.class_manager.new_instance()
+        instance.__dict__.update(values)
+        make_transient_to_detached(instance)
+        session.add(instance)
+    return instance
 
 
 def unauthorized():
