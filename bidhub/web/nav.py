@@ -31,7 +31,8 @@ def rep_badges() -> RepBadges | None:
     if "rep_badges" not in g:
         g.rep_badges = None
         with contextlib.suppress(Exception):
-            row = get_session().execute(REP_BADGES, {"rep_id": current_user.id}).one()
+            # On the connection: plain columns need none of the ORM's per-statement work.
+            row = get_session().connection().execute(REP_BADGES, {"rep_id": current_user.id}).one()
             g.rep_badges = RepBadges(row[0] or 0, row[1] or 0)
     return g.rep_badges
 
