@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from bidhub.domain.facts import HANDBOOK_CAPACITY_MAX, HANDBOOK_CAPACITY_TARGET, BidFacts
 from bidhub.domain.text import N_, Text
@@ -180,3 +180,23 @@ def check_bid(policy: Eligibility, bid: BidFacts) -> tuple[EligibilityCheck, ...
     """The checks switched on in `policy` (an Eligibility), applied to one bid, in order."""
     return tuple(EligibilityCheck(rule.name, *rule.check(policy, bid))
                  for rule in ELIGIBILITY_CHECKS.values() if rule.is_on(policy))
+
+
+class CheckedFacts(NamedTuple):
+    """The facts of a bid that the checks, and what would lift a failed one, read: all they
+    may read. A page checking many listings for one rep checks each distinct CheckedFacts once
+    (most listings share them); a check reading any other BidFacts field fails there at once
+    instead of being answered for the wrong listing."""
+
+    accounts_held: int
+    tenure_months: float
+    open_incidents: int
+    rep_branch: str
+    listing_branch: str
+    is_on_leave: bool
+    months_since_rep_released_account: float | None
+
+
+def checks_on(policy: Eligibility) -> tuple[EligibilityRule, ...]:
+    """The registered checks switched on in `policy`, in the order check_bid applies them."""
+    return tuple(rule for rule in ELIGIBILITY_CHECKS.values() if rule.is_on(policy))

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, selectinload
 
+from bidhub.domain.eligibility import CheckedFacts, EligibilityRule, checks_on
 from bidhub.domain.facts import BidFacts, Stage
 from bidhub.domain.metrics import months_before
 from bidhub.domain.rules import RuleSet
@@ -33,7 +34,12 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import Standing, prospect_facts, standing_of
+from bidhub.services.track_records import (
+    Standing,
+    prospect_checked_facts,
+    prospect_facts,
+    standing_of,
+)
 
 # Until a round is scored its bids are sealed: nobody but the bidder sees one, management
 # included (managers see only a count). Scoring happens at the deadline, so past the deadline
@@ -233,6 +239,9 @@ def may_see_results(user: User, round_: Round, now: datetime) -> bool:
     return results_are_published(round_) and may_see_round(user, round_, now)
 
 
+RELEASED_FROM_YOU = N_("This account was released from you; you cannot bid for it.")
+
+
 @dataclass(frozen=True)
 class Hindrance:
     """One reason a rep may not bid for a listing, and what would lift it where that is
@@ -247,7 +256,8 @@ def _days_of(months: float) -> timedelta:
     return timedelta(days=math.ceil(months * 30.4375))
 
 
-def _remedy(name: str, rules: RuleSet, facts: BidFacts, now: datetime) -> Text | None:
+def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts, now: datetime
+            ) -> Text | None:
     """What would lift the failed check `name`, from the same facts the check read."""
     policy = rules.eligibility
     if name == "capacity":
@@ -302,20 +312,40 @@ def hindrances_in_round(session: Session, rep: User, round_: Round, rows: Iterab
     if not rows:
         return {}
     rules = parsed(round_.rule_set)
+    checks = checks_on(rules.eligibility)
     standing = standing_of(session, rep, now, round_id=round_.id)
+    # The rep's standing is the same on every line and most lines differ only in what the
+    # checks do not read (the account, its value), so each distinct set of facts is checked
+    # once: a round of 200 listings has a handful.
+    said: dict[tuple[CheckedFacts, bool], list[Hindrance]] = {}
     found: dict[int, list[Hindrance]] = {}
     for row in rows:
-        hindrances = _hindrances(rules, standing, row.released_from_id, prospect_facts(
-            standing, row.id, row.account_id, row.branch_code, row.annual_value_yuan, now), now)
+        key = (prospect_checked_facts(standing, row.account_id, row.branch_code, now),
+               row.released_from_id == standing.rep_id)
+        hindrances = said.get(key)
+        if hindrances is None:
+            hindrances = said[key] = _checked_hindrances(rules, checks, *key, now)
         if hindrances:
-            found[row.id] = hindrances
+            found[row.id] = list(hindrances)
     return found
+
+
+def _checked_hindrances(rules: RuleSet, checks: tuple[EligibilityRule, ...],
+                        facts: CheckedFacts, released_from_rep: bool,
+                        now: datetime) -> list[Hindrance]:
+    """_hindrances for the checks switched on in `rules` (checks_on), from CheckedFacts."""
+    hindrances = [Hindrance(RELEASED_FROM_YOU)] if released_from_rep else []
+    for rule in checks:
+        passed, reason = rule.check(rules.eligibility, facts)
+        if not passed:
+            hindrances.append(Hindrance(reason, _remedy(rule.name, rules, facts, now)))
+    return hindrances
 
 
 def _hindrances(rules: RuleSet, standing: Standing, released_from_id: int | None,
                 facts: BidFacts, now: datetime) -> list[Hindrance]:
-    hindrances = [Hindrance(N_("This account was released from you; you cannot bid for "
-                               "it."))] if released_from_id == standing.rep_id else []
+    hindrances = ([Hindrance(RELEASED_FROM_YOU)] if released_from_id == standing.rep_id
+                  else [])
     hindrances += [Hindrance(check.reason, _remedy(check.name, rules, facts, now))
                    for check in check_eligibility(rules, facts) if not check.passed]
     return hindrances

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
@@ -11,11 +13,13 @@ from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.domain.text import N_, Joined
 from bidhub.models import (
     Account,
+    Branch,
     Listing,
     ListingStatus,
     ReleaseReason,
     Round,
     RoundStatus,
+    RuleSetVersion,
     User,
 )
 from bidhub.services import sponsors
@@ -40,6 +44,63 @@ def load_round(session: Session, round_id: int, *, expected_version: int | None 
     if expected_version is not None and round_.version != expected_version:
         raise Conflict(N_("Someone else changed this round; reload it and try again."))
     return round_
+
+
+class ListedRuleSet(NamedTuple):
+    """The rule set a round scores with, as the rep's list reads it (parsed() takes it)."""
+
+    sha256: str
+    text: str
+
+
+class ListedBranch(NamedTuple):
+    """A round's branch, with what branch_name reads of one."""
+
+    id: int
+    name: str
+    name_zh: str | None
+
+
+class ListedRound(NamedTuple):
+    """What the rep's list of a round reads of it, as plain values; its openness and
+    visibility answered by Round's own rules."""
+
+    id: int
+    title: str
+    status: str
+    opens_at: datetime
+    closes_at: datetime
+    branch: ListedBranch | None
+    rule_set: ListedRuleSet
+
+    is_open_at = Round.is_open_at
+    is_visible_to_reps_at = Round.__dict__["is_visible_to_reps_at"].func
+
+
+# Built once: the rep's list reads its round on every request, and building the statement cost
+# more than running it.
+_LISTED_ROUND = (
+    select(Round.id, Round.title, Round.status, Round.opens_at, Round.closes_at, Branch.id,
+           Branch.name, Branch.name_zh, RuleSetVersion.sha256, RuleSetVersion.text)
+    .select_from(Round).join(RuleSetVersion, RuleSetVersion.id == Round.rule_set_id)
+    .outerjoin(Branch, Branch.id == Round.branch_id).where(Round.id == bindparam("round_id")))
+
+
+def listed_round(session: Session, round_id: int) -> ListedRound:
+    """The round as the rep's list shows it: one statement, no ORM objects (load_round's
+    answer when there is no such round)."""
+    # On the session's connection, flushed first as session.execute would (autoflush).
+    if session.autoflush:
+        session.flush()
+    row = session.connection().execute(_LISTED_ROUND, {"round_id": round_id}).first()
+    if row is None:
+        raise NotFound(N_("No such round."))
+    (id_, title, status, opens_at, closes_at, branch_id, branch_name, branch_name_zh,
+     sha256, text) = row
+    return ListedRound(
+        id_, title, status, opens_at, closes_at,
+        None if branch_id is None else ListedBranch(branch_id, branch_name, branch_name_zh),
+        ListedRuleSet(sha256, text))
 
 
 def check_round_times(opens_at: datetime, closes_at: datetime, now: datetime) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.db import in_unit_of_work, unit_of_work
+from bidhub.domain.eligibility import CheckedFacts
 from bidhub.domain.facts import (
     INCIDENT_STATUSES_AGAINST_REP,
     AccountFacts,
@@ -672,15 +673,27 @@ def prospect_facts(standing: Standing, listing_id: int, account_id: int, listing
                    listing_value_yuan: int, now: datetime) -> BidFacts:
     """The facts of a bid the rep would place now for the listing (no track record: the
     eligibility checks read none), equal to bid_facts' for such a bid."""
-    released_at = standing.released_at.get(account_id)
     return BidFacts(
         bid_id=0, rep_id=standing.rep_id, listing_id=listing_id, submitted_at=now, metrics={},
         accounts_held=standing.accounts_held, tenure_months=standing.tenure_months,
         open_incidents=standing.open_incidents, rep_branch=standing.rep_branch,
         listing_branch=listing_branch, is_on_leave=standing.is_on_leave,
-        months_since_rep_released_account=(
-            None if released_at is None else round(months_between(released_at, now), 4)),
+        months_since_rep_released_account=_months_since_release(standing, account_id, now),
         listing_value_yuan=listing_value_yuan, preference_rank=None)
+
+
+def prospect_checked_facts(standing: Standing, account_id: int, listing_branch: str,
+                           now: datetime) -> CheckedFacts:
+    """What the eligibility checks read of prospect_facts' bid, the same values."""
+    return CheckedFacts(
+        standing.accounts_held, standing.tenure_months, standing.open_incidents,
+        standing.rep_branch, listing_branch, standing.is_on_leave,
+        _months_since_release(standing, account_id, now))
+
+
+def _months_since_release(standing: Standing, account_id: int, now: datetime) -> float | None:
+    released_at = standing.released_at.get(account_id)
+    return None if released_at is None else round(months_between(released_at, now), 4)
 
 
 def bid_facts_to_dict(facts: BidFacts) -> dict:

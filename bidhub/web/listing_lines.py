@@ -29,6 +29,16 @@ def url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
     return lambda value: f"{before}{int(value)}{after}"
 
 
+def _escaped_url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
+    """url_with_id's URLs, escaped for HTML (the id is a number: the rest is escaped once)."""
+    before, found, after = url_for(endpoint, **{name: ID_PLACEHOLDER}).rpartition(
+        str(ID_PLACEHOLDER))
+    if not found:
+        return lambda value: escape(url_for(endpoint, **{name: value}))
+    before, after = escape(before), escape(after)
+    return lambda value: f"{before}{int(value)}{after}"
+
+
 def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[tuple[str, str]]],
                   takes_bids: bool) -> list[Markup]:
     """The table rows (<tr>…</tr>, as _listings.html placed them) for `rows`
@@ -37,14 +47,15 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
     expression, filter or url_for per cell cost more than the rest of the page: every text is
     escaped here, and what repeats (ownership and branch labels, the last cell's words and a
     rep's reasons not to bid, mostly the same on every line) is worked out once a page."""
-    account_url = url_with_id("market.account", "account_id")
-    bid_url = url_with_id("market.bid_detail", "bid_id")
-    place_bid_url = url_with_id("market.place_bid", "listing_id")
+    account_url = _escaped_url_with_id("market.account", "account_id")
+    bid_url = _escaped_url_with_id("market.bid_detail", "bid_id")
+    place_bid_url = _escaped_url_with_id("market.place_bid", "listing_id")
     chinese, locale = speaks_chinese(), get_locale()
     your_bid = escape(gettext("your bid"))
     bid = escape(gettext("Bid"))
     ownership: dict[str, Markup] = {}
     branches: dict[int, Markup] = {}
+    industries: dict[str, Markup] = {}
     not_eligible: dict[tuple, str] = {}
     listed = ListingStatus.LISTED
     lines = []
@@ -54,28 +65,31 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
         if row.branch_id not in branches:
             branches[row.branch_id] = escape(branch_label(
                 BranchChoice(row.branch_id, row.branch_name, row.branch_name_zh), locale))
+        if row.industry not in industries:
+            industries[row.industry] = escape(row.industry)
         if row.own_bid_id is not None:  # their bid instead of any reason not to bid
-            last = f'<a href="{escape(bid_url(row.own_bid_id))}">{your_bid}</a>\n'
+            last = f'<a href="{bid_url(row.own_bid_id)}">{your_bid}</a>\n'
         elif reasons := tuple(hindrances.get(row.id, ())):
             last = not_eligible.get(reasons)
             if last is None:
                 last = not_eligible[reasons] = _not_eligible_cell(reasons)
         # accepts_bids (policies), for a row of a round whose openness is known.
         elif takes_bids and row.status == listed:
-            last = f'<a class="button small" href="{escape(place_bid_url(row.id))}">{bid}</a>\n'
+            last = f'<a class="button small" href="{place_bid_url(row.id)}">{bid}</a>\n'
         else:
             last = '<span class="muted">—</span>'
         value = row.annual_value_yuan
-        # Safe: every text is escaped, here or where it was kept.
+        # Safe: every text is escaped, here or where it was kept; the amounts are figures
+        # with ¥, 万, 亿, K, M or B, which need no escaping.
         lines.append(Markup(  # noqa: S704
             f'      <tr>\n'
-            f'        <td class="name"><a href="{escape(account_url(row.account_id))}">'
+            f'        <td class="name"><a href="{account_url(row.account_id)}">'
             f'{escape(row.name)}</a> <small class="muted">{escape(row.external_id)}</small></td>\n'
-            f'        <td class="term">{escape(row.industry)}</td>\n'
+            f'        <td class="term">{industries[row.industry]}</td>\n'
             f'        <td class="term">{ownership[row.ownership_type]}</td>\n'
             f'        <td class="name">{branches[row.branch_id]}</td>\n'
-            f'        <td class="num" title="{escape(format_yuan(value))}">'
-            f'{escape(format_yuan_compact(value, chinese=chinese))}</td>\n'
+            f'        <td class="num" title="{format_yuan(value)}">'
+            f'{format_yuan_compact(value, chinese=chinese)}</td>\n'
             f'        <td>\n{last}        </td>\n'
             f'      </tr>\n'))
     return lines

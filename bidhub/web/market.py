@@ -19,7 +19,7 @@ from bidhub.domain.preferences import BONUS, TIE_BREAK, Preferences
 from bidhub.domain.text import N_, Text
 from bidhub.models import BidStatus, Listing, Role
 from bidhub.services import appeals, bid_preferences, bidding, browse, market_rows, policies
-from bidhub.services.rounds import load_round
+from bidhub.services.rounds import ListedRound, listed_round, load_round
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
@@ -74,8 +74,8 @@ def rounds():
     return render("market/rounds.html", rounds=market_rows.rounds_visible_to_reps(session, now()))
 
 
-def visible_round(round_id: int):
-    round_ = load_round(get_session(), round_id)
+def visible_round(round_id: int) -> ListedRound:
+    round_ = listed_round(get_session(), round_id)
     if not round_.is_visible_to_reps_at(now()):
         abort(404)
     return round_
