@@ -768,6 +768,8 @@ class AuditEvent(Base):
 
 
 Index("ix_bids_listing_status", Bid.listing_id, Bid.status)
+# Each rep's latest bid before an instant (the flags' reference bids): a seek per rep.
+Index("ix_bids_rep_submitted", Bid.rep_id, Bid.submitted_at)
 
 
 class DeliveryStatus(StrEnum):

@@ -19,8 +19,8 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
-from sqlalchemy import String, bindparam, cast, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import String, bindparam, cast, select
+from sqlalchemy.orm import Session, aliased
 
 from bidhub.domain.flags import (
     DISTRIBUTION_MONTHS,
@@ -80,14 +80,17 @@ _CRM_IMPORTS = (select(ImportRun.finished_at)
                        ImportRun.status == ImportStatus.IMPORTED,
                        ImportRun.finished_at.is_not(None))
                 .order_by(ImportRun.finished_at))
-# Every rep's latest bid in a window; a rep's bids submitted at the same instant froze the
-# same data, so the first one counts.
-_LATEST = (select(Bid.id, func.row_number().over(partition_by=Bid.rep_id,
-                                                 order_by=(Bid.submitted_at.desc(), Bid.id))
-                  .label("place"))
-           .where(Bid.submitted_at > bindparam("since"), Bid.submitted_at <= bindparam("until"))
-           .subquery())
-_REFERENCE = _FACTS.join(_LATEST, _LATEST.c.id == Bid.id).where(_LATEST.c.place == 1)
+# Every rep's latest bid in a window, one index seek per rep (ix_bids_rep_submitted) rather
+# than numbering every bid of the window; a rep's bids submitted at the same instant froze
+# the same data, so the first one counts.
+_EARLIER = aliased(Bid)
+_LATEST = (select(_EARLIER.id)
+           .where(_EARLIER.rep_id == User.id, _EARLIER.submitted_at > bindparam("since"),
+                  _EARLIER.submitted_at <= bindparam("until"))
+           .order_by(_EARLIER.submitted_at.desc(), _EARLIER.id).limit(1)
+           .correlate(User).scalar_subquery())
+_REFERENCE = (select(User.branch_id, cast(Bid.track_record, String))
+              .select_from(User).join(Bid, Bid.id == _LATEST))
 
 
 def second_look_flags(session: Session, round_: Round,
@@ -132,8 +135,8 @@ def flags_of_bids(session: Session, round_: Round,
     # When each CRM export a track record is computed from finished importing, in order.
     imports = [row.finished_at for row in _read(session, _CRM_IMPORTS)]
     resets = reps_with_password_reset_during_round(session, round_, {bid.rep_id for bid in bids})
-    reachable = _reachable(_spreads(_reference(session, round_), _scored_metrics(rules)),
-                           rules.flags)
+    reachable = _reachable_from(_reference(session, round_), tuple(_scored_metrics(rules)),
+                                rules.flags)
     flags: dict[int, tuple[BidFlag, ...]] = {}
     for bid in sorted(bids, key=lambda bid: bid.bid_id):
         found = []
@@ -152,11 +155,24 @@ def flags_of_bids(session: Session, round_: Round,
     return flags
 
 
-def _reference(session: Session, round_: Round) -> list[BidFacts]:
-    """Every rep's latest bid in the distribution window before the round's deadline."""
-    return [facts_of(row) for row in _read(
+def _reference(session: Session, round_: Round) -> tuple[tuple[int, str | None], ...]:
+    """The branch and the frozen record's text of every rep's latest bid in the distribution
+    window before the round's deadline, of reps in a branch, in a stable order."""
+    return tuple(sorted((branch_id, record) for branch_id, record in _read(
         session, _REFERENCE, since=months_before(round_.closes_at, DISTRIBUTION_MONTHS),
-        until=round_.closes_at)]
+        until=round_.closes_at) if branch_id is not None and record is not None))
+
+
+@lru_cache(maxsize=32)
+def _reachable_from(reference: tuple[tuple[int, str | None], ...], metrics: tuple[str, ...],
+                    flag_rules: FlagRules) -> dict[int, list[tuple[str, Spread, float]]]:
+    """`_reachable` of the branches' spreads of these reference bids. Kept per process keyed
+    by everything it is computed from (each bid's branch and record text, the scored
+    metrics, the rules' flags section), so a changed bid, branch or rule is a new key;
+    read-only to callers."""
+    return _reachable(_spreads([(branch_id, _frozen_record(record))
+                                for branch_id, record in reference], list(metrics)),
+                      flag_rules)
 
 
 def _scored_metrics(rules: RuleSet) -> list[str]:
@@ -171,16 +187,15 @@ def _number(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _spreads(reference: list[BidFacts],
+def _spreads(reference: list[tuple[int, Mapping]],
              metrics: list[str]) -> dict[int, dict[str, Spread]]:
-    """Each branch's spread of each scored metric over its reps' latest frozen values, by
-    branch id and metric; a branch too small for the rules is kept (`outlier` says no)."""
+    """Each branch's spread of each scored metric over its reps' latest frozen values (the
+    reference bids' branches and records), by branch id and metric; a branch too small for
+    the rules is kept (`outlier` says no)."""
     values: dict[int, dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
-    for row in reference:
-        if row.branch_id is None:
-            continue
+    for branch_id, record in reference:
         for metric in metrics:
-            values[row.branch_id][metric].append(_number(row.track_record.get(metric)))
+            values[branch_id][metric].append(_number(record.get(metric)))
     return {branch_id: {metric: spread for metric, listed in by_metric.items()
                         if (spread := spread_of(listed)) is not None}
             for branch_id, by_metric in values.items()}
