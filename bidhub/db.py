@@ -62,6 +62,7 @@ def make_engine(url: str) -> Engine:
             return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
         engine = create_engine(url, connect_args=connect_args)
         event.listen(engine, "checkout", ping_if_server_spoke)
+        keep_prepared_statements(engine)
         return engine
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
@@ -118,9 +119,73 @@ def ping_if_server_spoke(dbapi_connection: Any, _record: Any, _proxy: Any) -> No
         cursor = dbapi_connection.cursor()
         cursor.execute("SELECT 1")
         cursor.close()
-        dbapi_connection.rollback()
+        dbapi_connection.commit()  # not rollback(): that would forget the prepared statements
     except Exception as error:
         raise DisconnectionError(str(error)) from error
+
+
+# In a pooled PostgreSQL connection's info: its open transaction sent something other than a
+# SELECT, so ending it must undo what it may have written.
+MAY_HAVE_WRITTEN = "bidhub_may_have_written"
+_IN_TRANSACTION = 2  # libpq's PQTRANS_INTRANS: in a transaction block, no error in it
+
+
+def keep_prepared_statements(engine: Engine) -> None:
+    """Let each pooled psycopg connection keep its prepared statements across requests.
+
+    psycopg prepares a statement once it has run a few times on a connection, so the server
+    stops parsing and planning it; but every ROLLBACK forgets them all (DEALLOCATE ALL). Every
+    request ends its session, and a session ends its transaction with a ROLLBACK, so nothing
+    stayed prepared from one request to the next: the server planned each statement anew.
+    A transaction that only read has nothing to undo, so it ends with a COMMIT instead, which
+    keeps them. Anything that may have written (any statement but a SELECT: ORM flushes,
+    Core or text DML, DDL, SAVEPOINTs) still ends with the ROLLBACK it asked for, and so
+    does a transaction in error.
+    """
+    event.listen(engine, "before_cursor_execute", note_possible_write)
+    event.listen(engine, "commit", forget_possible_write)
+    event.listen(engine, "rollback", commit_if_only_read)
+    event.listen(engine, "handle_error", drop_connections_with_stale_plans)
+
+
+def note_possible_write(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    if not statement.startswith("SELECT"):
+        connection.info[MAY_HAVE_WRITTEN] = True
+
+
+def forget_possible_write(connection: Any) -> None:
+    if not connection.invalidated:
+        connection.info.pop(MAY_HAVE_WRITTEN, None)
+
+
+def commit_if_only_read(connection: Any) -> None:
+    """Before the rollback of a transaction that only read, COMMIT it (the same outcome), so
+    that the driver's rollback finds no transaction and keeps the prepared statements."""
+    if connection.invalidated or connection.closed:
+        return
+    if connection.info.pop(MAY_HAVE_WRITTEN, False):
+        return
+    driver = connection.connection.driver_connection
+    if driver is None or driver.pgconn.transaction_status != _IN_TRANSACTION:
+        return  # nothing to end, or a transaction in error: the ROLLBACK clears the plans
+    with contextlib.suppress(connection.dialect.dbapi.Error):
+        # A COMMIT that fails ends the transaction anyway; a connection it found broken fails
+        # the ROLLBACK that follows too, which invalidates it as before.
+        driver.commit()
+
+
+# PostgreSQL's plancache refuses to run a prepared statement whose result columns changed
+# type since it was prepared (a migration ran while this process held the connection).
+_STALE_PLAN = ("0A000", "RevalidateCachedQuery")
+
+
+def drop_connections_with_stale_plans(context: Any) -> None:
+    """Treat "cached plan must not change result type" as a lost connection: the pool then
+    replaces every connection it holds, and with them their statements prepared against the
+    old schema, so one request fails instead of one per statement and connection."""
+    diag = getattr(context.original_exception, "diag", None)
+    if diag is not None and (diag.sqlstate, diag.source_function) == _STALE_PLAN:
+        context.is_disconnect = True
 
 
 def begin_write(session: Session, keep: tuple[object, ...] = ()) -> None:
@@ -297,6 +362,9 @@ def upgrade_database(engine: Engine) -> None:
         finally:
             if is_sqlite:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+    if engine.dialect.name == "postgresql":
+        # The pool's other connections may hold statements prepared against the old schema.
+        engine.dispose()
 
 
 def init_app(app: Flask) -> None:

@@ -1,12 +1,16 @@
-"""PostgreSQL's pooled connections: kept while the server keeps them, replaced when it ends them."""
+"""PostgreSQL's pooled connections: kept while the server keeps them, replaced when it ends them;
+their prepared statements kept across requests that only read, dropped with a failed or undone
+write and with a schema change."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from bidhub.db import engine_of
+from bidhub.db import engine_of, unit_of_work, upgrade_database
+from bidhub.models import Branch
 
 
 def backend_pids(engine) -> set[int]:
@@ -59,3 +63,165 @@ def test_connections_the_server_ended_do_not_fail_requests(postgres_app, client)
     assert response.status_code == 200
     assert response.get_json()["database"] == {"ok": True}
     assert backend_pids(engine).isdisjoint(ended)
+
+
+# Prepared statements: psycopg prepares a statement after PREPARE_AFTER runs on a connection
+# (its prepare_threshold) and forgets them all on ROLLBACK.
+PREPARE_AFTER = 5
+BRANCH_NAME = text("SELECT branches.name FROM branches WHERE branches.code = :code")
+
+
+def prepared_statements(connection) -> list[str]:
+    return list(connection.execute(text("SELECT statement FROM pg_prepared_statements")
+                                   ).scalars())
+
+
+def read_branch_name(app, times: int = PREPARE_AFTER + 1) -> None:
+    """Read a branch's name in as many requests' sessions, each ended by closing it."""
+    for _ in range(times):
+        session = app.extensions["bidhub_sessionmaker"]()
+        try:
+            assert session.execute(BRANCH_NAME, {"code": "BJ"}).scalar_one() == "Beijing"
+        finally:
+            session.close()
+
+
+def test_sessions_that_only_read_leave_their_statements_prepared(postgres_app, make_branch,
+                                                                 session):
+    make_branch()
+    session.commit()
+    session.close()
+    engine = engine_of(postgres_app)
+    read_branch_name(postgres_app)
+    with engine.connect() as connection:
+        assert BRANCH_NAME.text.replace(":code", "$1") in prepared_statements(connection)
+
+
+def test_requests_that_only_read_leave_their_statements_prepared(postgres_app, client):
+    for _ in range(PREPARE_AFTER + 1):
+        assert client.get("/healthz").status_code == 200
+    with engine_of(postgres_app).connect() as connection:
+        assert "SELECT version_num FROM alembic_version" in prepared_statements(connection)
+
+
+def test_what_a_closed_session_wrote_is_still_undone(app, backend, make_branch, session):
+    """Whatever sent a write (the ORM's flush, a Core or a text statement), however many reads
+    came after it, a session closed without a commit leaves nothing behind."""
+    make_branch()
+    session.commit()
+    session.close()
+    writes = [
+        lambda s: (s.add(Branch(code="SH", name="Shanghai")), s.flush()),
+        lambda s: s.execute(update(Branch).values(name="Renamed")),
+        lambda s: s.execute(text("UPDATE branches SET name = 'Renamed'")),
+        lambda s: s.execute(delete(Branch)),
+    ]
+    for write in writes:
+        writer = app.extensions["bidhub_sessionmaker"]()
+        try:
+            write(writer)
+            for _ in range(PREPARE_AFTER + 1):
+                writer.execute(BRANCH_NAME, {"code": "BJ"}).all()
+        finally:
+            writer.close()
+        assert session.execute(select(Branch.code, Branch.name)).all() == [("BJ", "Beijing")]
+        session.close()
+
+
+def test_a_unit_of_work_that_failed_after_writing_saves_nothing(app, backend, session):
+    class Refused(Exception):
+        pass
+
+    writer = app.extensions["bidhub_sessionmaker"]()
+    with pytest.raises(Refused), unit_of_work(writer):
+        writer.add(Branch(code="SH", name="Shanghai"))
+        writer.flush()
+        writer.execute(BRANCH_NAME, {"code": "SH"}).all()
+        raise Refused
+    writer.close()
+    assert session.execute(select(Branch.code)).all() == []
+
+
+def test_a_session_that_locked_rows_releases_them(postgres_app, make_branch, session):
+    make_branch()
+    session.commit()
+    session.close()
+    reader = postgres_app.extensions["bidhub_sessionmaker"]()
+    reader.execute(select(Branch.id).with_for_update()).all()
+    reader.close()
+    other = create_engine(engine_of(postgres_app).url, poolclass=NullPool)
+    try:
+        with other.connect() as connection:
+            connection.execute(text("SET lock_timeout = '2s'"))
+            assert connection.execute(select(Branch.id).with_for_update(nowait=True)).all()
+            connection.rollback()
+    finally:
+        other.dispose()
+
+
+def test_a_transaction_in_error_is_rolled_back_and_forgets_its_plans(postgres_app, make_branch,
+                                                                    session):
+    make_branch()
+    session.commit()
+    session.close()
+    read_branch_name(postgres_app)
+    failing = postgres_app.extensions["bidhub_sessionmaker"]()
+    with pytest.raises(DBAPIError):
+        failing.execute(text("SELECT 1 / 0")).all()
+    failing.close()
+    with engine_of(postgres_app).connect() as connection:
+        assert prepared_statements(connection) == []
+    read_branch_name(postgres_app, times=1)
+
+
+def test_a_schema_change_behind_the_pools_back_fails_one_request_not_every_one(
+        postgres_app, make_branch, session):
+    """A statement prepared before another process changed the type of a column it reads is
+    refused by the server ("cached plan must not change result type"); the pool then replaces
+    all its connections, so only that one statement fails, not one on each pooled connection.
+    """
+    make_branch()
+    session.commit()
+    session.close()
+    maker = postgres_app.extensions["bidhub_sessionmaker"]
+    held = [maker(), maker()]  # two pooled connections, each with the statement prepared
+    for each in held:
+        for _ in range(PREPARE_AFTER + 1):
+            each.execute(BRANCH_NAME, {"code": "BJ"}).all()
+    for each in held:
+        each.close()
+    assert engine_of(postgres_app).pool.checkedin() == 2
+
+    admin = create_engine(engine_of(postgres_app).url, poolclass=NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text("ALTER TABLE branches ALTER COLUMN name TYPE varchar(200)"))
+    finally:
+        admin.dispose()
+
+    failed = maker()
+    with pytest.raises(DBAPIError) as refused:
+        failed.execute(BRANCH_NAME, {"code": "BJ"}).all()
+    failed.close()
+    assert refused.value.connection_invalidated
+    again = [maker(), maker()]
+    try:
+        for each in again:
+            assert each.execute(BRANCH_NAME, {"code": "BJ"}).scalar_one() == "Beijing"
+    finally:
+        for each in again:
+            each.close()
+
+
+def test_migrating_drops_the_connections_prepared_against_the_old_schema(postgres_app,
+                                                                         make_branch, session):
+    make_branch()
+    session.commit()
+    session.close()
+    engine = engine_of(postgres_app)
+    read_branch_name(postgres_app)
+    before = backend_pids(engine)
+    upgrade_database(engine)
+    assert engine.pool.checkedin() == 0
+    read_branch_name(postgres_app, times=1)
+    assert backend_pids(engine).isdisjoint(before)
