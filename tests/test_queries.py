@@ -369,13 +369,51 @@ def test_the_filing_register_its_filters_and_its_partial_stay_within_bounds(
     account, rep = moved[0]
     narrowed = (f"/manage/filings?rep={rep.id}&branch={account.branch_id}"
                 "&date_from=2000-01-01&date_to=2100-12-31&page=1")
-    # The signed-in user, the count, the page's lines, the two menus and the register's head.
+    # The signed-in user, the page's lines with their count, and the two menus with the
+    # register's head.
     assert statements_for(app, client, "/manage/filings") == statements_for(
-        app, client, narrowed) <= 6
+        app, client, narrowed) <= 3
     headers = {"HX-Request": "true"}
     client.get(narrowed, headers=headers)
     with counted_statements(app) as statements:
         response = client.get(narrowed, headers=headers)
     assert response.get_data(as_text=True).startswith('<section id="filings"')
     assert rep.display_name in response.get_data(as_text=True)
-    assert len(statements) <= 3  # the user, the count, the lines
+    assert len(statements) <= 2  # the user, the lines with their count
+
+
+def test_the_register_s_kept_rows_and_menus_follow_names_and_leavers(
+        app, session, make_rep, make_admin, make_manager, make_account, clock, login_as):
+    """The register keeps each row's and each menu's markup by everything it shows: a renamed
+    rep or branch, or a rep who leaves, shows on the next page, partial or whole."""
+    from bidhub.services import users
+    from bidhub.services.branches import rename_branch
+    from bidhub.services.filings import transfer_account
+
+    admin, manager = make_admin(), make_manager()
+    account, to_rep, leaver = make_account(owner=make_rep()), make_rep(), make_rep()
+    transfer_account(session, manager, account_id=account.id, to_rep_id=to_rep.id,
+                     reason="Owner left the company.",
+                     review_text="Handover done; the client was told.", now=clock())
+    client = login_as(manager)
+    for _ in range(2):  # drawn, then kept
+        page = client.get("/manage/filings").get_data(as_text=True)
+        assert f'<td class="name">{to_rep.display_name}</td>' in page
+        assert f'<option value="{leaver.id}" >{leaver.display_name}</option>' in page
+
+    users.update_user(session, admin, to_rep.id, display_name="Renamed <Rep>",
+                      role=to_rep.role, branch_id=to_rep.branch_id, status=to_rep.status,
+                      is_active=True, now=clock())
+    users.update_user(session, admin, leaver.id, display_name=leaver.display_name,
+                      role=leaver.role, branch_id=leaver.branch_id, status=leaver.status,
+                      is_active=False, now=clock())
+    branch = session.get(Account, account.id).branch
+    rename_branch(session, admin, branch.id, "Beijing North", branch.name_zh, clock())
+    partial = client.get("/manage/filings", headers={"HX-Request": "true"}).get_data(
+        as_text=True)
+    page = client.get("/manage/filings").get_data(as_text=True)
+    for html in (partial, page):
+        assert '<td class="name">Renamed &lt;Rep&gt;</td>' in html
+        assert '<small class="muted">Beijing North</small>' in html
+    assert f'value="{leaver.id}"' not in page
+    assert '>Beijing North</option>' in page

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, literal_column, null, select, union_all
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
@@ -26,6 +26,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
+from bidhub.services.ledger import LedgerHead, checkpoint_store
 from bidhub.services.limits import MIN_REASON_LENGTH, MIN_REVIEW_LENGTH
 from bidhub.services.loss_reviews import note_management_review
 from bidhub.services.notifications import notify
@@ -144,7 +145,8 @@ class FilingFilter:
 
 def count_filings(session: Session, criteria: FilingFilter) -> int:
     filters = set_filters(criteria)
-    return session.scalar(register_statement(False, tuple(filters), paged=False), filters)
+    return session.connection().execute(
+        register_statement(False, tuple(filters), paged=False), filters).scalar_one()
 
 
 def set_filters(criteria: FilingFilter) -> dict[str, Any]:
@@ -167,10 +169,13 @@ def register_statement(lines: bool, filters: tuple[str, ...], *, paged: bool) ->
     if not paged:
         return narrowed(LINES, filters)
     # The page's numbers first: otherwise SQLite looks up the names of every filing an offset
-    # skips.
+    # skips. The number of filings the filters keep rides along as an uncorrelated subquery
+    # (run once, not per line), which saves the page a statement of its own; a window's
+    # count(*) OVER () made SQLite sort the whole register instead.
     page = (narrowed(select(Filing.seq), filters).order_by(Filing.seq.desc())
             .limit(bindparam("limit")).offset(bindparam("offset")))
-    return LINES.where(Filing.seq.in_(page))
+    total = narrowed(select(func.count()).select_from(Filing), filters).correlate(None)
+    return LINES.add_columns(total.scalar_subquery()).where(Filing.seq.in_(page))
 
 
 def name_of(user_id) -> Any:
@@ -241,20 +246,25 @@ class RegisterLine(NamedTuple):
 
 @dataclass(frozen=True)
 class Register:
-    """A page of the register, and the names of everyone its lines' appeals name."""
+    """Lines of the register, the number of filings the filters keep, and the names of
+    everyone the lines' appeals name."""
 
     lines: list[RegisterLine]
     people: dict[int, str]
+    total: int
 
 
 def filing_register(session: Session, criteria: FilingFilter, limit: int | None = None,
                     offset: int = 0) -> Register:
-    """The filings the filters keep, newest first: one statement for the lines, and one more
-    for the names of appellants and answerers when the lines record appeals."""
+    """The filings the filters keep, newest first (`limit` of them from `offset` when given),
+    and how many they are: one statement for the lines (a page's carries the count), one more
+    for the names of appellants and answerers when the lines record appeals, and a count of
+    its own only for a page past the last."""
     filters = set_filters(criteria)
-    query = register_statement(True, tuple(filters), paged=limit is not None)
-    if limit is not None:
-        filters.update(limit=limit, offset=offset)
+    paged = limit is not None
+    query = register_statement(True, tuple(filters), paged=paged)
+    rows = session.connection().execute(
+        query, {**filters, "limit": limit, "offset": offset} if paged else filters).all()
     lines = [RegisterLine(
         seq, kind, decided_at, account_id, account_name, account_number,
         BranchNames(branch_id, branch, branch_zh) if branch is not None else None, from_rep,
@@ -263,29 +273,58 @@ def filing_register(session: Session, criteria: FilingFilter, limit: int | None 
         override_reason, appeals, hash_)
         for (seq, kind, decided_at, account_id, account_name, account_number, branch_id, branch,
              branch_zh, from_rep, to_rep, round_title, reason, winner_score, runner_up_score,
-             rule_set_sha256, decided_by, override_reason, appeals, hash_)
-        in session.connection().execute(query, filters).all()]
+             rule_set_sha256, decided_by, override_reason, appeals, hash_, *_total) in rows]
+    if not paged:
+        total = len(lines)
+    elif rows:
+        total = rows[0][-1]
+    else:
+        total = count_filings(session, criteria) if offset else 0
     named = {entry.get(key) for line in lines for entry in (line.appeals or [])
              for key in ("appellant_id", "answered_by_id")}
     people = dict(rows_with_ids(session, User.id, User.display_name, ids={
         user_id for user_id in named if isinstance(user_id, int)}))
-    return Register(lines, people)
+    return Register(lines, people, total)
 
 
-def register_reps(session: Session) -> list[tuple[int, str]]:
-    """The register's rep filter: (id, name) of the active reps, by name."""
-    return list(session.connection().execute(REGISTER_REPS))
+class Surroundings(NamedTuple):
+    """What the register's full page shows around its lines: the choices of its branch menu
+    (every branch, by name) and rep menu ((id, name) of the active reps, by name), and the
+    register's head (services.ledger.ledger_head)."""
+
+    branches: tuple[BranchNames, ...]
+    reps: tuple[tuple[int, str], ...]
+    head: LedgerHead | None
 
 
-def register_branches(session: Session) -> list[BranchNames]:
-    """The register's branch filter: every branch, by name."""
-    return [BranchNames(*row) for row in session.connection().execute(REGISTER_BRANCHES)]
+def register_surroundings(session: Session) -> Surroundings:
+    """The register page's menus and head, read in one statement."""
+    branches, reps, newest = [], [], None
+    for part, row_id, name, name_zh in session.connection().execute(SURROUNDINGS):
+        if part == BRANCH_PART:
+            branches.append(BranchNames(row_id, name, name_zh))
+        elif part == REP_PART:
+            reps.append((row_id, name))
+        else:
+            newest = (row_id, name)
+    store = checkpoint_store(session)
+    head = None if newest is None else LedgerHead(
+        *newest, store.head() if store else None)
+    return Surroundings(tuple(branches), tuple(reps), head)
 
 
-# The menus' statements, built once (see register_statement).
-REGISTER_REPS = (select(User.id, User.display_name).where(User.role == Role.REP, User.is_active)
-                 .order_by(User.display_name, User.id))
-REGISTER_BRANCHES = select(Branch.id, Branch.name, Branch.name_zh).order_by(Branch.name, Branch.id)
+# The menus and the head as parts of one statement, built once (see register_statement): three
+# statements cost three round trips and three passes through SQLAlchemy for some seventy rows.
+BRANCH_PART, REP_PART, HEAD_PART = 0, 1, 2
+SURROUNDINGS = union_all(
+    select(literal_column(str(BRANCH_PART)).label("part"), Branch.id.label("id"),
+           Branch.name.label("name"), Branch.name_zh.label("name_zh")),
+    select(literal_column(str(REP_PART)), User.id, User.display_name, null())
+    .where(User.role == Role.REP, User.is_active),
+    # The newest filing's number and hash, as ledger_head reads them.
+    select(literal_column(str(HEAD_PART)), Filing.seq, Filing.hash, null())
+    .where(Filing.seq == select(func.max(Filing.seq)).scalar_subquery()),
+).order_by(literal_column("part"), literal_column("name"), literal_column("id"))
 
 
 # Bound parameters per lookup statement: the whole register's export names many thousands of

@@ -6,16 +6,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from flask import current_app, request
+from flask_babel import get_locale
 from markupsafe import Markup, escape
-from sqlalchemy.orm import Session
 
 from bidhub.models import FilingKind
-from bidhub.services.filings import (
-    BranchNames,
-    RegisterLine,
-    register_branches,
-    register_reps,
-)
+from bidhub.services.filings import BranchNames, RegisterLine, Surroundings
 from bidhub.web.i18n import gettext
 from bidhub.web.labels import cached_label
 from bidhub.web.listing_lines import url_with_id
@@ -23,25 +19,46 @@ from bidhub.web.rendering import branch_name, localtime, score
 
 
 class FilingRow(NamedTuple):
-    """One row of the register's page, written out: the cells before and after the appeals the
+    """Rows of the register's page, written out: the cells before and after the appeals the
     filing records (drawn by their template). A filter, url_for, gettext or even a template
     expression per cell cost more than the rest of the page: the cells are escaped here, and
     what repeats (times, branches, kinds, 'Won in round') is worked out once per distinct value.
-    (A named tuple: built and read faster than a dataclass.)"""
+    A run of rows without appeals is one FilingRow: `head` holds them all, one per line, and
+    `tail` is empty. (A named tuple: built and read faster than a dataclass.)"""
 
     head: Markup
     appeals: list[dict[str, Any]] | None
     tail: Markup
 
 
-def filter_menus(session: Session, args: Mapping[str, str]) -> dict[str, Markup]:
+# The rows' markup by the page's mount point and language and by everything a row shows (the
+# line itself but its appeals, which its template draws): a row's markup depends on nothing
+# else, so a kept row is never stale, and a filing is never changed, only its names may be
+# (the key then differs). Kept per app, whose time zone and URLs the rows show.
+ROW_CACHE = "bidhub_filing_rows"
+ROW_CACHE_LIMIT = 10_000
+MENU_CACHE = "bidhub_filing_menus"
+MENU_CACHE_LIMIT = 100
+APPEALS = RegisterLine._fields.index("appeals")
+
+
+def filter_menus(surroundings: Surroundings, args: Mapping[str, str]) -> dict[str, Markup]:
     """The register's branch and rep menus' options, with the choices `args` (the page's
-    filters) made. Written here rather than by a loop in the template: the rep menu has an
-    option per active rep (62 on the demo), and the template's attribute look-ups and escapes
-    per option cost a millisecond a page."""
-    return {"branches": options(((branch.id, branch_name(branch))
-                                 for branch in register_branches(session)), args.get("branch")),
-            "reps": options(register_reps(session), args.get("rep"))}
+    filters) made. Written here rather than by a loop in the template (the rep menu has an
+    option per active rep, 62 on the demo), and kept by the page's language, the choices read
+    and the choices made: the same menus are drawn on every page."""
+    key = (str(get_locale()), surroundings.branches, surroundings.reps, args.get("branch"),
+           args.get("rep"))
+    cache = current_app.extensions.setdefault(MENU_CACHE, {})
+    menus = cache.get(key)
+    if menus is None:
+        if len(cache) >= MENU_CACHE_LIMIT:
+            cache.clear()
+        menus = cache[key] = {
+            "branches": options(((branch.id, branch_name(branch))
+                                 for branch in surroundings.branches), args.get("branch")),
+            "reps": options(surroundings.reps, args.get("rep"))}
+    return menus
 
 
 def options(choices: Iterable[tuple[int, str]], chosen: str | None) -> Markup:
@@ -53,7 +70,37 @@ def options(choices: Iterable[tuple[int, str]], chosen: str | None) -> Markup:
 
 
 def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
-    """The page's rows for `lines` (filings.filing_register), in their order."""
+    """The page's rows for `lines` (filings.filing_register), in their order: a FilingRow per
+    line with appeals, one per run of lines without."""
+    cache = current_app.extensions.setdefault(ROW_CACHE, {})
+    page = (request.script_root, str(get_locale()))
+    keys = [(page, line[:APPEALS] + line[APPEALS + 1:]) for line in lines]
+    drawn = [cache.get(key) for key in keys]
+    if None in drawn:
+        if len(cache) >= ROW_CACHE_LIMIT:
+            cache.clear()
+        missing = [index for index, row in enumerate(drawn) if row is None]
+        for index, row in zip(missing, draw_rows([lines[index] for index in missing]),
+                              strict=True):
+            drawn[index] = cache[keys[index]] = row
+    rows: list[FilingRow] = []
+    run: list[str] = []
+    for line, (head, tail) in zip(lines, drawn, strict=True):
+        if line.appeals:
+            if run:
+                rows.append(FilingRow(Markup("\n".join(run)), None, Markup()))  # noqa: S704
+                run = []
+            rows.append(FilingRow(head, line.appeals, tail))
+        else:
+            run.append(head + tail)
+    if run:
+        # Safe: each row's markup was escaped as it was drawn.
+        rows.append(FilingRow(Markup("\n".join(run)), None, Markup()))  # noqa: S704
+    return rows
+
+
+def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[Markup, Markup]]:
+    """Each line's cells before and after its appeals, in the page's language."""
     account_url = url_with_id("accounts.account", "account_id")
     won_in = gettext("Won in round “%(title)s”")
     override = escape(gettext("Override:"))
@@ -61,7 +108,7 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
     branches: dict[BranchNames | None, str] = {}
     kinds: dict[str, str] = {}
     won: dict[str, str] = {}
-    rows = []
+    drawn = []
     for line in lines:
         if line.decided_at not in filed:
             filed[line.decided_at] = escape(localtime(line.decided_at))
@@ -80,7 +127,7 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
             reason = escape(line.reason)
         if line.override_reason:
             reason = f"{reason}<br><em>{override} {escape(line.override_reason)}</em>"
-        rows.append(FilingRow(Markup(  # noqa: S704 (every text cell is escaped)
+        drawn.append((Markup(  # noqa: S704 (every text cell is escaped)
             f'      <tr>\n        <td class="num">{line.seq}</td>\n'
             f"        <td>{filed[line.decided_at]}</td>\n"
             f'        <td class="name"><a href="{escape(account_url(line.account_id))}">'
@@ -89,12 +136,12 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
             f'        <td class="name">{escape(line.from_rep_name or "—")}</td>\n'
             f'        <td class="name">{escape(line.to_rep_name)}</td>\n'
             f"        <td>{escape(title) if title is not None else kinds[line.kind]}</td>\n"
-            f'        <td class="wrap">{reason}'), line.appeals, Markup(  # noqa: S704
+            f'        <td class="wrap">{reason}'), Markup(  # noqa: S704
             f'</td>\n        <td class="num">{score(line.winner_score)} / '
             f"{score(line.runner_up_score)}</td>\n"
             f"        <td>{rules_cell(line.rule_set_sha256)}</td>\n"
             f'        <td class="name">{escape(line.decided_by_name)}</td>\n      </tr>')))
-    return rows
+    return drawn
 
 
 def rules_cell(sha256: str | None) -> str:

@@ -29,7 +29,7 @@ from bidhub.services import (
     users,
 )
 from bidhub.services import appeals as appeal_service
-from bidhub.services.filings import FilingFilter, count_filings, filing_register
+from bidhub.services.filings import FilingFilter, filing_register, register_surroundings
 from bidhub.services.ledger import ledger_head
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
@@ -642,12 +642,14 @@ def filings():
     criteria = filing_filter_from(request.args)
     page = min(params.int_arg(request.args, "page", minimum=1) or 1, 100_000)
     size = 50
-    total = count_filings(session, criteria)
     register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
     args = filing_filter_args(request.args)
     # The filter menus and the register's head are outside the partial.
-    outside = {} if is_htmx_partial_request() else {
-        **filter_menus(session, args), "head": ledger_head(session)}
+    outside = {}
+    if not is_htmx_partial_request():
+        surroundings = register_surroundings(session)
+        outside = {**filter_menus(surroundings, args), "head": surroundings.head}
+    total = register.total
     return page_or_partial(
         "manage/filings.html", "manage/_filing_rows.html",
         filings=filing_rows(register.lines), total=total,
