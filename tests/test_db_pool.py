@@ -225,3 +225,20 @@ def test_migrating_drops_the_connections_prepared_against_the_old_schema(postgre
     assert engine.pool.checkedin() == 0
     read_branch_name(postgres_app, times=1)
     assert backend_pids(engine).isdisjoint(before)
+
+
+def test_a_backend_that_ends_during_a_read_is_replaced(postgres_app):
+    """Ending a read on a connection the server ended fails as a lost connection (as the
+    ROLLBACK did before reads ended with a COMMIT), and the next session gets a new one."""
+    maker = postgres_app.extensions["bidhub_sessionmaker"]
+    reading = maker()
+    ended = reading.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    terminate(engine_of(postgres_app).url, {ended})
+    with pytest.raises(DBAPIError) as lost:
+        reading.close()
+    assert lost.value.connection_invalidated
+    following = maker()
+    try:
+        assert following.execute(text("SELECT pg_backend_pid()")).scalar_one() != ended
+    finally:
+        following.close()
