@@ -351,14 +351,9 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     A fixed number of queries whatever the number of listings.
     """
     rules = parsed(round_.rule_set)
-    listings = [ReviewedListing(listing_id, account_id, status, applied_at, cancel_reason,
-                                ListedAccount(account_id, name, external_id, owner_id))
-                for (listing_id, account_id, status, applied_at, cancel_reason, name,
-                     external_id, owner_id)
-                in session.connection().execute(_LISTINGS, {"round_id": round_.id})]
+    listings, decisions = _listings_and_decisions(session, round_.id)
     scored = _scored_bids(session, round_.id)
     rankings = ranked_bids_of_round(session, rules, round_.id, scored)
-    decisions = round_decisions(session, round_.id)
     # The flags read the bids' frozen records from the rows the ranking was built from.
     bid_flags = flags_of_bids(session, round_, [facts_of(row) for row in scored])
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
@@ -424,10 +419,15 @@ class RankedBid(NamedTuple):
 
 
 # Built once: composing a statement costs more than running it on a round of this size.
+# The round's listings with their accounts and decisions (each with its winner's name).
 _LISTINGS = (
     select(Listing.id, Listing.account_id, Listing.status, Listing.applied_at,
-           Listing.cancel_reason, Account.name, Account.external_id, Account.owner_id)
+           Listing.cancel_reason, Account.name, Account.external_id, Account.owner_id,
+           Decision.id, Decision.kind, Decision.bid_id, Decision.reason, Decision.version,
+           Bid.rep_id, User.display_name)
     .join(Account, Account.id == Listing.account_id)
+    .outerjoin(Decision, Decision.listing_id == Listing.id)
+    .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
     .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
 _SCORED_BIDS = (
     select(*FACT_COLUMNS, Bid.listing_id, User.display_name, BidScore.total,
@@ -436,13 +436,6 @@ _SCORED_BIDS = (
     .join(User, User.id == Bid.rep_id).where(Listing.round_id == bindparam("round_id")))
 _SCORE_INPUTS = select(BidScore.bid_id, BidScore.inputs).where(
     BidScore.bid_id.in_(bindparam("bid_ids", expanding=True)))
-_DECISIONS = (
-    select(Decision.id, Decision.listing_id, Decision.kind, Decision.bid_id, Decision.reason,
-           Decision.version, Bid.rep_id, User.display_name)
-    .join(Listing, Listing.id == Decision.listing_id)
-    .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
-    .where(Listing.round_id == bindparam("round_id")))
-
 
 def _scored_bids(session: Session, round_id: int) -> list:
     """The round's scored bids as rows: what the ranking shows, and what the flags read."""
@@ -504,13 +497,22 @@ class RoundDecision:
     bid: DecidedBid | None
 
 
-def round_decisions(session: Session, round_id: int) -> dict[int, RoundDecision]:
-    """The round's decisions by listing id, in one statement with each winner's name."""
-    return {listing_id: RoundDecision(
-        decision_id, listing_id, kind, bid_id, reason, version,
-        None if bid_id is None else DecidedBid(bid_id, rep_id, RankedRep(rep_id, name)))
-        for decision_id, listing_id, kind, bid_id, reason, version, rep_id, name
-        in session.connection().execute(_DECISIONS, {"round_id": round_id})}
+def _listings_and_decisions(
+        session: Session, round_id: int) -> tuple[list[ReviewedListing], dict[int, RoundDecision]]:
+    """The round's listings in id order, and their decisions by listing id, in one statement."""
+    listings, decisions = [], {}
+    for (listing_id, account_id, status, applied_at, cancel_reason, name, external_id, owner_id,
+         decision_id, kind, bid_id, reason, version, rep_id, rep_name) in (
+            session.connection().execute(_LISTINGS, {"round_id": round_id})):
+        listings.append(ReviewedListing(listing_id, account_id, status, applied_at,
+                                        cancel_reason,
+                                        ListedAccount(account_id, name, external_id, owner_id)))
+        if decision_id is not None:
+            decisions[listing_id] = RoundDecision(
+                decision_id, listing_id, kind, bid_id, reason, version,
+                None if bid_id is None else DecidedBid(bid_id, rep_id,
+                                                       RankedRep(rep_id, rep_name)))
+    return listings, decisions
 
 
 def winner_of(ranking: list[RankedBid], decision: RoundDecision | None) -> int | None:
