@@ -85,22 +85,23 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
             drawn[index] = cache[keys[index]] = row
     rows: list[FilingRow] = []
     run: list[str] = []
-    for line, (head, tail) in zip(lines, drawn, strict=True):
+    for line, (head, tail, whole) in zip(lines, drawn, strict=True):
         if line.appeals:
             if run:
                 rows.append(FilingRow(Markup("\n".join(run)), None, Markup()))  # noqa: S704
                 run = []
             rows.append(FilingRow(head, line.appeals, tail))
         else:
-            run.append(head + tail)
+            run.append(whole)
     if run:
         # Safe: each row's markup was escaped as it was drawn.
         rows.append(FilingRow(Markup("\n".join(run)), None, Markup()))  # noqa: S704
     return rows
 
 
-def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[Markup, Markup]]:
-    """Each line's cells before and after its appeals, in the page's language."""
+def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[Markup, Markup, str]]:
+    """Each line's cells before and after its appeals, in the page's language, and the two
+    together for a line without appeals."""
     account_url = url_with_id("accounts.account", "account_id")
     won_in = gettext("Won in round “%(title)s”")
     override = escape(gettext("Override:"))
@@ -127,7 +128,7 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[Markup, Markup]]:
             reason = escape(line.reason)
         if line.override_reason:
             reason = f"{reason}<br><em>{override} {escape(line.override_reason)}</em>"
-        drawn.append((Markup(  # noqa: S704 (every text cell is escaped)
+        head = Markup(  # noqa: S704 (every text cell is escaped)
             f'      <tr>\n        <td class="num">{line.seq}</td>\n'
             f"        <td>{filed[line.decided_at]}</td>\n"
             f'        <td class="name"><a href="{escape(account_url(line.account_id))}">'
@@ -136,11 +137,13 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[Markup, Markup]]:
             f'        <td class="name">{escape(line.from_rep_name or "—")}</td>\n'
             f'        <td class="name">{escape(line.to_rep_name)}</td>\n'
             f"        <td>{escape(title) if title is not None else kinds[line.kind]}</td>\n"
-            f'        <td class="wrap">{reason}'), Markup(  # noqa: S704
+            f'        <td class="wrap">{reason}')
+        tail = Markup(  # noqa: S704
             f'</td>\n        <td class="num">{score(line.winner_score)} / '
             f"{score(line.runner_up_score)}</td>\n"
             f"        <td>{rules_cell(line.rule_set_sha256)}</td>\n"
-            f'        <td class="name">{escape(line.decided_by_name)}</td>\n      </tr>')))
+            f'        <td class="name">{escape(line.decided_by_name)}</td>\n      </tr>')
+        drawn.append((head, tail, f"{head}{tail}"))
     return drawn
 
 
