@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from flask import url_for
 from flask_babel import get_locale
@@ -11,10 +11,16 @@ from markupsafe import Markup, escape
 from bidhub.domain.text import Text
 from bidhub.models import ListingStatus
 from bidhub.services.branches import branch_label
-from bidhub.services.browse import BranchChoice, ListingRow
+from bidhub.services.browse import SORTS, BranchChoice, ListingFilter, ListingRow
 from bidhub.services.policies import Hindrance
-from bidhub.web.i18n import format_yuan, format_yuan_compact, gettext, speaks_chinese
-from bidhub.web.labels import label
+from bidhub.web.i18n import (
+    format_yuan,
+    format_yuan_compact,
+    gettext,
+    kept_with_catalogue,
+    speaks_chinese,
+)
+from bidhub.web.labels import cached_label, label
 
 # A number no id reaches, put where the id goes in one url_for; see `url_with_id`.
 ID_PLACEHOLDER = 987_654_321_012
@@ -123,3 +129,69 @@ def translated_hindrances(found: Mapping[int, Sequence[Hindrance]],
 def _key(text: Text | None) -> tuple | None:
     """What makes two messages the same (Text's equality), cheaper to hash than Text."""
     return None if text is None else (text.msgid, tuple(text.params.items()))
+
+
+# The filter form's fixed words, escaped, kept per catalogue (see filter_form).
+_FILTER_WORDS = object()
+
+
+def _filter_words() -> dict[str, Markup]:
+    return {key: escape(text) for key, text in (
+        ("search", gettext("Search")), ("name_or_number", gettext("name or number")),
+        ("any", gettext("Any")), ("industry", gettext("Industry")),
+        ("ownership", gettext("Ownership")), ("branch", gettext("Branch")),
+        ("value_from", gettext("Annual value from")), ("wan", gettext("e.g. 10万")),
+        ("to", gettext("to")), ("sort", gettext("Sort")), ("filter", gettext("Filter")),
+        ("sort_value_desc", gettext("Value, highest first")),
+        ("sort_value_asc", gettext("Value, lowest first")),
+        ("sort_name", gettext("Name")), ("sort_industry", gettext("Industry")))}
+
+
+def filter_form(path: str, criteria: ListingFilter, options: Mapping[str, list]) -> Markup:
+    """The listing filters' form (as _filters.html drew it) for a round's list at `path`, with
+    `criteria` filled in and `options` (browse.filter_options) offered. Its words are kept per
+    language, its options written here: a template expression and escape per option and
+    word cost more than the list's rows."""
+    word = kept_with_catalogue(_FILTER_WORDS, _filter_words)
+    any_ = f'<option value="">{word["any"]}</option>\n'
+    locale = get_locale()
+    industries = "".join(
+        f"<option {'selected' if industry == criteria.industry else ''}>{escape(industry)}"
+        "</option>" for industry in options["industries"])
+    ownership = _options((code, cached_label(code, "ownership"), code == criteria.ownership_type)
+                         for code in options["ownership_types"])
+    branches = _options((branch.id, branch_label(branch, locale), branch.id == criteria.branch_id)
+                        for branch in options["branches"])
+    sorts = "".join(
+        f'      <option value="{key}" {"selected" if key == criteria.sort else ""}>'
+        f"{word['sort_' + key]}</option>\n" for key in SORTS)
+    low, high = ("" if value is None else value
+                 for value in (criteria.min_value_yuan, criteria.max_value_yuan))
+    # Safe: every text is escaped, the words where they were kept; the amounts are integers.
+    return Markup(  # noqa: S704
+        f'<form class="filters" method="get" hx-get="{escape(path)}" hx-target="#listings" '
+        'hx-swap="outerHTML"\n'
+        '      hx-trigger="change, input changed delay:400ms from:input[type=search], input '
+        'changed delay:400ms from:input[inputmode=numeric]"\n'
+        '      hx-push-url="true" hx-indicator="#listings">\n'
+        f'  <label>{word["search"]} <input type="search" name="q" '
+        f'value="{escape(criteria.search)}" placeholder="{word["name_or_number"]}"></label>\n'
+        f'  <label>{word["industry"]}\n    <select name="industry">{any_}{industries}'
+        '    </select></label>\n'
+        f'  <label>{word["ownership"]}\n    <select name="ownership">{any_}{ownership}'
+        '    </select></label>\n'
+        f'  <label>{word["branch"]}\n    <select name="branch">{any_}{branches}'
+        '    </select></label>\n'
+        f'  <label>{word["value_from"]} <input inputmode="numeric" name="min_value" '
+        f'size="9" placeholder="{word["wan"]}" value="{low}"></label>\n'
+        f'  <label>{word["to"]} <input inputmode="numeric" name="max_value" size="9" '
+        f'value="{high}"></label>\n'
+        f'  <label>{word["sort"]}\n    <select name="sort">\n{sorts}    </select></label>\n'
+        f'  <noscript><button>{word["filter"]}</button></noscript>\n'
+        "</form>")
+
+
+def _options(choices: Iterable[tuple[object, str, bool]]) -> str:
+    """<option>s with a value, for (value, label, chosen) choices."""
+    return "".join(f'<option value="{escape(value)}" {"selected" if chosen else ""}>'
+                   f"{escape(text)}</option>" for value, text, chosen in choices)

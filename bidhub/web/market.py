@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -27,7 +28,7 @@ from bidhub.web.appeals import rep_appeals
 from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
 from bidhub.web.i18n import translate
 from bidhub.web.labels import metric_label
-from bidhub.web.listing_lines import listing_lines, translated_hindrances
+from bidhub.web.listing_lines import filter_form, listing_lines, translated_hindrances
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
 from bidhub.web.rendering import (
     is_htmx_partial_request,
@@ -117,6 +118,12 @@ def shown_hindrances(found: dict[int, list[policies.Hindrance]]
     """Each listing's reasons not to bid and what would lift them, translated once here."""
     return {listing_id: [(shown(item.reason), shown(item.remedy)) for item in items]
             for listing_id, items in found.items()}
+
+
+@blueprint.app_template_global()
+def listing_filters(criteria: browse.ListingFilter, options: dict[str, list]) -> Markup:
+    """The filter form over a round's list, on the rep's list and the manager's round page."""
+    return filter_form(request.path, criteria, options)
 
 
 @blueprint.app_template_global()
