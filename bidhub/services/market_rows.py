@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.orm import Session, aliased
 
 from bidhub.models import (
     Account,
@@ -81,29 +81,11 @@ class AccountProfile(NamedTuple):
     owner_name: str | None
 
 
-_PROFILE = (
-    select(Account.id, Account.external_id, Account.name, Account.industry,
-           Account.ownership_type, Account.annual_value_yuan, Account.executive_sponsor,
-           Account.owner_id, Account.sponsor_id, Branch.name, Branch.name_zh, User.display_name)
-    .join(Branch, Branch.id == Account.branch_id)
-    .outerjoin(User, User.id == Account.owner_id)
-    .where(Account.id == bindparam("account_id")))
-
-_CONTACTS = (select(Contact.role, Contact.name, Contact.title, Contact.phone)
-             .where(Contact.account_id == bindparam("account_id")).order_by(Contact.id))
-
-
-def account_profile(session: Session, account_id: int) -> AccountProfile | None:
-    found = _rows(session, _PROFILE, account_id=account_id)
-    if not found:
-        return None
-    *facts, branch_name, branch_name_zh, owner_name = found[0]
-    return AccountProfile(*facts, BranchName(branch_name, branch_name_zh), owner_name)
-
-
-def contacts_of(session: Session, account_id: int) -> list:
-    """The account's key people (role, name, title, phone) in the order they were recorded."""
-    return _rows(session, _CONTACTS, account_id=account_id)
+class KeyPerson(NamedTuple):
+    role: str
+    name: str
+    title: str
+    phone: str
 
 
 class LatestListing(NamedTuple):
@@ -114,20 +96,48 @@ class LatestListing(NamedTuple):
     round: RoundLine
 
 
-_LATEST_LISTING = (
-    select(Listing.id, Listing.status, *_ROUND_COLUMNS)
-    .join(Round, Round.id == Listing.round_id).outerjoin(Branch, Branch.id == Round.branch_id)
-    .where(Listing.account_id == bindparam("account_id"))
-    .order_by(Listing.id.desc()).limit(1))
+_LATER_LISTING = aliased(Listing)
+_ROUND_BRANCH = aliased(Branch)
+# The profile (with its branch and holder's name), the account's most recent listing with its
+# round, and one row per key person (the profile repeated on each): one statement instead of
+# three, since every statement is a round trip (on PostgreSQL a parse and a plan too) and the
+# few rows cost less than that.
+_ACCOUNT_PAGE = (
+    select(Account.id, Account.external_id, Account.name, Account.industry,
+           Account.ownership_type, Account.annual_value_yuan, Account.executive_sponsor,
+           Account.owner_id, Account.sponsor_id, Branch.name, Branch.name_zh, User.display_name,
+           Listing.id, Listing.status, Round.id, Round.title, Round.status, Round.opens_at,
+           Round.closes_at, Round.rule_set_id, _ROUND_BRANCH.name, _ROUND_BRANCH.name_zh,
+           Contact.id, Contact.role, Contact.name, Contact.title, Contact.phone)
+    .join(Branch, Branch.id == Account.branch_id)
+    .outerjoin(User, User.id == Account.owner_id)
+    .outerjoin(Listing, Listing.id == select(func.max(_LATER_LISTING.id))
+               .where(_LATER_LISTING.account_id == Account.id).scalar_subquery())
+    .outerjoin(Round, Round.id == Listing.round_id)
+    .outerjoin(_ROUND_BRANCH, _ROUND_BRANCH.id == Round.branch_id)
+    .outerjoin(Contact, Contact.account_id == Account.id)
+    .where(Account.id == bindparam("account_id"))
+    .order_by(Contact.id))
 
 
-def latest_listing_of(session: Session, account_id: int) -> LatestListing | None:
-    """The account's most recent listing, whichever round it is in, with its round."""
-    found = _rows(session, _LATEST_LISTING, account_id=account_id)
+class AccountPage(NamedTuple):
+    profile: AccountProfile
+    latest_listing: LatestListing | None  # whichever round it is in
+    contacts: list[KeyPerson]  # in the order they were recorded
+
+
+def account_page(session: Session, account_id: int) -> AccountPage | None:
+    """What the account page shows of an account; None if there is no such account."""
+    found = _rows(session, _ACCOUNT_PAGE, account_id=account_id)
     if not found:
         return None
-    listing_id, status, *round_values = found[0]
-    return LatestListing(listing_id, status, _round_line(round_values))
+    first = found[0]
+    listing_id, listing_status = first[12:14]
+    listing = (None if listing_id is None
+               else LatestListing(listing_id, listing_status, _round_line(first[14:22])))
+    return AccountPage(
+        AccountProfile(*first[:9], BranchName(*first[9:11]), first[11]), listing,
+        [KeyPerson(*row[23:]) for row in found if row[22] is not None])
 
 
 # --- a rep's bids ---------------------------------------------------------------------------

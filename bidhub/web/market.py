@@ -178,14 +178,13 @@ def results_page(round_id: int, *, appeal_form: AppealForm | None = None,
 def account(account_id: int):
     session = get_session()
     user = current_user._get_current_object()
-    account = market_rows.account_profile(session, account_id)
-    if account is None or not policies.rep_may_see_account(session, user, account, now()):
+    page = market_rows.account_page(session, account_id)
+    if page is None or not policies.rep_may_see_account(session, user, page.profile, now()):
         abort(404)
     # The listing is there to offer a rep a bid; nobody else is offered one here.
-    listing = (market_rows.latest_listing_of(session, account.id) if user.role == Role.REP
-               else None)
-    return render("market/account.html", account=account, listing=listing,
-                  contacts=market_rows.contacts_of(session, account.id))
+    return render("market/account.html", account=page.profile,
+                  listing=page.latest_listing if user.role == Role.REP else None,
+                  contacts=page.contacts)
 
 
 def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
