@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy import (
+    Float,
+    Integer,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from bidhub.domain.errors import NotFound
@@ -38,6 +50,7 @@ from bidhub.models import (
     RoundStatus,
     RuleSetVersion,
     User,
+    UTCDateTime,
 )
 from bidhub.services.policies import BidOutcome, bids_are_sealed, outcome_of, results_are_published
 from bidhub.services.rule_sets import parsed
@@ -72,49 +85,95 @@ class RepProfile:
     open_by_stage: dict[str, int]
     funnel: list[FunnelStep]
     forecasts: list[ForecastRow]
-    incidents: list[Row]  # seen_at, account_name, competitor_site, ad_type, status
+    incidents: list[IncidentLine]  # newest first
     bids: list[BidLine]  # newest first
     promises: list[PromiseRow]  # newest first
     account_names: dict[int, str]  # by account id, for the promises' accounts
-    loss_reviews: list[Row]  # id, created_at, account_name, reason, due_at, status
+    loss_reviews: list[LossReviewLine]
 
 
-# Built once and run on the session's connection: the page is read far more often than
-# anything else, and building a statement (or the ORM's handling of one) costs more than
-# running it here.
-_STANDING = select(
-    select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_id"))
-    .scalar_subquery(),
-    select(RuleSetVersion.text).where(RuleSetVersion.is_active).limit(1).scalar_subquery(),
-    SNAPSHOT_TEXT)
-_INCIDENTS = (
-    select(AccountabilityIncident.seen_at, Account.name.label("account_name"),
-           AccountabilityIncident.competitor_site, AccountabilityIncident.ad_type,
-           AccountabilityIncident.status)
-    .join(Account, Account.id == AccountabilityIncident.account_id)
-    .where(AccountabilityIncident.rep_id == bindparam("rep_id"))
-    .order_by(AccountabilityIncident.seen_at.desc()))
-# In the order of loss_reviews.reviews_of_rep: the ones due first (soonest date first), then
-# the rest.
-_LOSS_REVIEWS = (
-    select(AccountReview.id, AccountReview.created_at, Account.name.label("account_name"),
-           AccountReview.reason, AccountReview.due_at, AccountReview.status)
-    .join(Account, Account.id == AccountReview.account_id)
-    .where(AccountReview.rep_id == bindparam("rep_id"))
-    .order_by(AccountReview.status != LossReviewStatus.DUE, AccountReview.due_at.asc(),
-              AccountReview.created_at.desc(), AccountReview.id.desc()))
-# A listing has at most one decision (unique), a bid at most one score.
-_BIDS = (
-    select(Bid.id, Bid.status, Bid.submitted_at, Listing.account_id,
-           Account.name.label("account_name"), Round.title.label("round_title"),
-           Round.status.label("round_status"), BidScore.total.label("score_total"),
-           Decision.id.label("decision_id"), Decision.bid_id.label("decided_bid_id"))
-    .join(Listing, Listing.id == Bid.listing_id).join(Round, Round.id == Listing.round_id)
-    .join(Account, Account.id == Listing.account_id)
-    .outerjoin(BidScore, BidScore.bid_id == Bid.id)
-    .outerjoin(Decision, Decision.listing_id == Bid.listing_id)
-    .where(Bid.rep_id == bindparam("rep_id"))
-    .order_by(Bid.submitted_at.desc()))
+class IncidentLine(NamedTuple):
+    seen_at: datetime
+    account_name: str
+    competitor_site: str
+    ad_type: str
+    status: str
+
+
+class LossReviewLine(NamedTuple):
+    id: int
+    created_at: datetime
+    account_name: str
+    reason: str
+    due_at: datetime | None
+    status: str
+
+
+# The page's four readings (the rep's holdings, the active rules' text and the snapshot; the
+# incidents; the bids with score and decision; the loss reviews) as one UNION ALL, built once
+# and run on the session's connection: each statement is a round trip (on PostgreSQL also a
+# parse and a plan), which cost more than these few rows. Every branch fills the same typed
+# columns, tagged by `kind`; the first branch's types decode all rows (UTCDateTime included).
+# Each section keeps its own order: incidents and bids newest first, loss reviews in the order
+# of loss_reviews.reviews_of_rep (the ones due first, soonest date first, then the rest).
+_STANDING, _INCIDENT, _BID, _LOSS_REVIEW = range(4)
+
+
+def _none(type_):
+    # Typed in the first branch: PostgreSQL types a union's columns branch by branch, and
+    # two untyped NULLs would already make a text column.
+    return cast(null(), type_)
+
+
+def _kind(kind: int):
+    return literal_column(str(kind), Integer).label("kind")
+
+
+def _page_statement():
+    rep_id = bindparam("rep_id")
+    held = (select(func.count()).select_from(Account).where(Account.owner_id == rep_id)
+            .scalar_subquery())
+    rules = select(RuleSetVersion.text).where(RuleSetVersion.is_active).limit(1).scalar_subquery()
+    number, moment, text_, real = Integer(), UTCDateTime(), Text(), Float()
+    # kind, n1..n4, at1, at2, s1..s4, score, then the sort keys: flag, ascending, descending, id
+    standing = select(
+        _kind(_STANDING), held.label("n1"), _none(number).label("n2"), _none(number).label("n3"),
+        _none(number).label("n4"), _none(moment).label("at1"), _none(moment).label("at2"),
+        rules.label("s1"), SNAPSHOT_TEXT.label("s2"), _none(text_).label("s3"),
+        _none(text_).label("s4"), _none(real).label("score"), _none(number).label("o_flag"),
+        _none(moment).label("o_asc"), _none(moment).label("o_desc"), _none(number).label("o_id"))
+    incidents = (
+        select(_kind(_INCIDENT), null(), null(), null(), null(), AccountabilityIncident.seen_at,
+               null(), Account.name, AccountabilityIncident.competitor_site,
+               AccountabilityIncident.ad_type, AccountabilityIncident.status, null(), null(),
+               null(), AccountabilityIncident.seen_at, null())
+        .join(Account, Account.id == AccountabilityIncident.account_id)
+        .where(AccountabilityIncident.rep_id == rep_id))
+    # A listing has at most one decision (unique), a bid at most one score.
+    bids = (
+        select(_kind(_BID), Bid.id, Listing.account_id, Decision.id, Decision.bid_id,
+               Bid.submitted_at, null(), Bid.status, Account.name, Round.title, Round.status,
+               BidScore.total, null(), null(), Bid.submitted_at, null())
+        .join(Listing, Listing.id == Bid.listing_id).join(Round, Round.id == Listing.round_id)
+        .join(Account, Account.id == Listing.account_id)
+        .outerjoin(BidScore, BidScore.bid_id == Bid.id)
+        .outerjoin(Decision, Decision.listing_id == Bid.listing_id)
+        .where(Bid.rep_id == rep_id))
+    reviews = (
+        select(_kind(_LOSS_REVIEW), AccountReview.id, null(), null(), null(),
+               AccountReview.created_at, AccountReview.due_at, Account.name,
+               AccountReview.reason, AccountReview.status, null(), null(),
+               case((AccountReview.status != LossReviewStatus.DUE, 1), else_=0),
+               AccountReview.due_at, AccountReview.created_at, AccountReview.id)
+        .join(Account, Account.id == AccountReview.account_id)
+        .where(AccountReview.rep_id == rep_id))
+    page = union_all(standing, incidents, bids, reviews)
+    columns = page.selected_columns
+    return page.order_by(columns.kind, columns.o_flag, columns.o_asc.asc(),
+                         columns.o_desc.desc(), columns.o_id.desc())
+
+
+_PAGE = _page_statement()
 
 
 # The policies read a round's status, a bid's status, id and round, a decision's bid: these
@@ -141,10 +200,9 @@ class _Rules(NamedTuple):
     text: str  # all `parsed` reads of a stored version
 
 
-def _bid_line(row: Row) -> BidLine:
-    # Unpacked by position: a row's attributes are looked up by name, a dozen times a row.
-    (bid_id, status, submitted_at, _account_id, account_name, round_title, round_status,
-     score_total, decision_id, decided_bid_id) = row
+def _bid_line(bid_id: int, status: str, submitted_at: datetime, account_name: str,
+              round_title: str, round_status: str, score_total: float | None,
+              decision_id: int | None, decided_bid_id: int | None) -> BidLine:
     round_ = _Round(round_status)
     outcome = outcome_of(_Bid(bid_id, status, _Listing(round_)),
                          None if decision_id is None else _Decision(decided_bid_id))
@@ -160,32 +218,54 @@ def _bid_line(row: Row) -> BidLine:
     return BidLine(account_name, round_title, submitted_at, score, result)
 
 
+class _PageRows(NamedTuple):
+    held: int
+    rules_text: str
+    snapshot_text: str | None
+    incidents: list[IncidentLine]
+    bids: list[BidLine]
+    account_names: dict[int, str]  # by account id, of the bids shown
+    loss_reviews: list[LossReviewLine]
+
+
+def _page_rows(session: Session, rep_id: int, include_sealed_bids: bool) -> _PageRows:
+    held = rules_text = snapshot_text = None
+    incidents, bids, account_names, reviews = [], [], {}, []
+    # Unpacked by position: a row's attributes are looked up by name, a dozen times a row.
+    for (kind, n1, n2, n3, n4, at1, at2, s1, s2, s3, s4, score, *_order) in (
+            session.connection().execute(_PAGE, {"rep_id": rep_id})):
+        if kind == _BID:
+            if include_sealed_bids or not bids_are_sealed(_Round(s4)):
+                bids.append(_bid_line(n1, s1, at1, s2, s3, s4, score, n3, n4))
+                account_names[n2] = s2
+        elif kind == _LOSS_REVIEW:
+            reviews.append(LossReviewLine(n1, at1, s1, s2, at2, s3))
+        elif kind == _INCIDENT:
+            incidents.append(IncidentLine(at1, s1, s2, s3, s4))
+        else:
+            held, rules_text, snapshot_text = n1, s1, s2
+    return _PageRows(held, rules_text, snapshot_text, incidents, bids, account_names, reviews)
+
+
 def rep_profile(session: Session, rep_id: int, now: datetime, *,
                 include_sealed_bids: bool) -> RepProfile:
     """The rep's page. Bids in rounds still open are sealed: only the rep may see them."""
     rep = session.get(User, rep_id)
     if rep is None or rep.role != Role.REP:
         raise NotFound(N_("No such rep."))
-    connection = session.connection()
-    held, rules_text, snapshot_text = connection.execute(_STANDING, {"rep_id": rep.id}).one()
-    history = history_from_text(session, rep, snapshot_text, held, now)
-    rules = parsed(_Rules(rules_text))
+    rows = _page_rows(session, rep.id, include_sealed_bids)
+    history = history_from_text(session, rep, rows.snapshot_text, rows.held, now)
+    rules = parsed(_Rules(rows.rules_text))
     record = track_record(history, NO_ACCOUNT, now)
-    incidents = connection.execute(_INCIDENTS, {"rep_id": rep.id}).all()
-    rows = connection.execute(_BIDS, {"rep_id": rep.id}).all()
-    if not include_sealed_bids:
-        rows = [row for row in rows if not bids_are_sealed(_Round(row.round_status))]
-    # A promise is a won bid (never sealed), so the bids just read name its account: no query
-    # of its own.
-    account_names = {row.account_id: row.account_name for row in rows}
     return RepProfile(
-        rep=rep, accounts_held=held,
+        rep=rep, accounts_held=rows.held,
         capacity_target=rules.eligibility.capacity_target,
         capacity_max=rules.eligibility.capacity_max,
         metrics=[(name, METRICS[name].label, value) for name, value in record.items()
                  if name != "industry_experience"],
         open_by_stage={stage.value: count for stage, count in funnel_counts(history, now).items()},
         funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
-        incidents=incidents, bids=[_bid_line(row) for row in rows],
-        promises=promise_rows(history, now)[::-1], account_names=account_names,
-        loss_reviews=connection.execute(_LOSS_REVIEWS, {"rep_id": rep.id}).all())
+        incidents=rows.incidents, bids=rows.bids,
+        # A promise is a won bid (never sealed), so the bids just read name its account.
+        promises=promise_rows(history, now)[::-1], account_names=rows.account_names,
+        loss_reviews=rows.loss_reviews)
