@@ -2,7 +2,8 @@
 
 The table repeats the same lookups for every listing (the proposed bid, the margin, each flag's
 bidders and notes, the override choices, two URLs); done by the template row by row they were
-most of the page's rendering time. The template only places these values.
+most of the page's rendering time. `decision_rows` works the values out, `rows_html` writes
+them as markup, and the template only places it.
 """
 
 from __future__ import annotations
