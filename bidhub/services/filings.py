@@ -300,7 +300,7 @@ class Surroundings(NamedTuple):
 def register_surroundings(session: Session) -> Surroundings:
     """The register page's menus and head, read in one statement."""
     branches, reps, newest = [], [], None
-    for part, row_id, name, name_zh in session.connection().execute(SURROUNDINGS):
+    for part, row_id, name, name_zh in session.connection().execute(SURROUNDINGS).all():
         if part == BRANCH_PART:
             branches.append(BranchNames(row_id, name, name_zh))
         elif part == REP_PART:

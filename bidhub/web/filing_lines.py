@@ -36,7 +36,7 @@ class FilingRow(NamedTuple):
 # else, so a kept row is never stale, and a filing is never changed, only its names may be
 # (the key then differs). Kept per app, whose time zone and URLs the rows show.
 ROW_CACHE = "bidhub_filing_rows"
-ROW_CACHE_LIMIT = 10_000
+ROW_CACHE_LIMIT = 4_000  # some 2 KB each: the demo's whole register in both languages
 MENU_CACHE = "bidhub_filing_menus"
 MENU_CACHE_LIMIT = 100
 APPEALS = RegisterLine._fields.index("appeals")
@@ -85,12 +85,14 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
             drawn[index] = cache[keys[index]] = row
     rows: list[FilingRow] = []
     run: list[str] = []
-    for line, (head, tail, whole) in zip(lines, drawn, strict=True):
+    for line, (whole, split) in zip(lines, drawn, strict=True):
         if line.appeals:
             if run:
                 rows.append(FilingRow(Markup("\n".join(run)), None, Markup()))  # noqa: S704
                 run = []
-            rows.append(FilingRow(head, line.appeals, tail))
+            # Safe: the row's markup was escaped as it was drawn.
+            rows.append(FilingRow(Markup(whole[:split]), line.appeals,  # noqa: S704
+                                  Markup(whole[split:])))  # noqa: S704
         else:
             run.append(whole)
     if run:
@@ -99,9 +101,8 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
     return rows
 
 
-def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[Markup, Markup, str]]:
-    """Each line's cells before and after its appeals, in the page's language, and the two
-    together for a line without appeals."""
+def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
+    """Each line's markup in the page's language, and where its appeals go in it."""
     account_url = url_with_id("accounts.account", "account_id")
     won_in = gettext("Won in round “%(title)s”")
     override = escape(gettext("Override:"))
@@ -143,7 +144,7 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[Markup, Markup, str]]
             f"{score(line.runner_up_score)}</td>\n"
             f"        <td>{rules_cell(line.rule_set_sha256)}</td>\n"
             f'        <td class="name">{escape(line.decided_by_name)}</td>\n      </tr>')
-        drawn.append((head, tail, f"{head}{tail}"))
+        drawn.append((f"{head}{tail}", len(head)))
     return drawn
 
 
