@@ -20,6 +20,7 @@ from sqlalchemy import (
     inspect,
     null,
     select,
+    true,
     union_all,
     update,
 )
@@ -613,30 +614,35 @@ class Standing:
     released_at: dict[int, datetime]  # account id -> when the rep last gave it up
 
 
+def _standing(accounts_a: Any, accounts_b: Any) -> Select:
+    """The rep's holdings and open incidents, then when they gave up each of the accounts
+    (released from them into a round, or transferred away from them, as last_release_by
+    reads them): one row per release with the counts on each, or one row of counts and no
+    release."""
+    counts = select(
+        select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_a"))
+        .scalar_subquery().label("held"),
+        select(func.count()).select_from(AccountabilityIncident)
+        .where(AccountabilityIncident.rep_id == bindparam("rep_b"),
+               AccountabilityIncident.status.in_(sorted(INCIDENT_STATUSES_AGAINST_REP)),
+               AccountabilityIncident.seen_at <= bindparam("now")).scalar_subquery()
+        .label("open_incidents")).subquery("counts")
+    releases = union_all(
+        select(Listing.account_id, Listing.created_at.label("released_at"))
+        .where(Listing.released_from_id == bindparam("rep_c"), Listing.account_id.in_(accounts_a)),
+        select(Filing.account_id, Filing.decided_at)
+        .where(Filing.from_rep_id == bindparam("rep_d"), Filing.account_id.in_(accounts_b))
+    ).subquery("releases")
+    return (select(counts.c.held, counts.c.open_incidents, releases.c.account_id,
+                   releases.c.released_at)
+            .select_from(counts.outerjoin(releases, true())))
+
+
 # Built once: building a statement costs several times what running it does here, and a page
 # asks for one rep's standing on every request.
-_STANDING_COUNTS = select(
-    select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_a"))
-    .scalar_subquery(),
-    select(func.count()).select_from(AccountabilityIncident)
-    .where(AccountabilityIncident.rep_id == bindparam("rep_b"),
-           AccountabilityIncident.status.in_(sorted(INCIDENT_STATUSES_AGAINST_REP)),
-           AccountabilityIncident.seen_at <= bindparam("now")).scalar_subquery())
-
-
-def _releases(accounts_a: Any, accounts_b: Any) -> Select:
-    """When the rep gave up each of the accounts: released from them into a round, or
-    transferred away from them (as last_release_by reads them)."""
-    return union_all(
-        select(Listing.account_id, Listing.created_at)
-        .where(Listing.released_from_id == bindparam("rep_a"), Listing.account_id.in_(accounts_a)),
-        select(Filing.account_id, Filing.decided_at)
-        .where(Filing.from_rep_id == bindparam("rep_b"), Filing.account_id.in_(accounts_b)))
-
-
-_RELEASES_OF_ACCOUNTS = _releases(bindparam("accounts_a", expanding=True),
-                                  bindparam("accounts_b", expanding=True))
-_RELEASES_IN_ROUND = _releases(
+_STANDING_WITH_ACCOUNTS = _standing(bindparam("accounts_a", expanding=True),
+                                    bindparam("accounts_b", expanding=True))
+_STANDING_IN_ROUND = _standing(
     select(Listing.account_id).where(Listing.round_id == bindparam("round_a")),
     select(Listing.account_id).where(Listing.round_id == bindparam("round_b")))
 
@@ -644,24 +650,26 @@ _RELEASES_IN_ROUND = _releases(
 def standing_of(session: Session, rep: User, now: datetime, *,
                 account_ids: Iterable[int] = (), round_id: int | None = None) -> Standing:
     """The rep's standing `now`, with their last release of each of `account_ids`, or of each
-    account listed in round `round_id`. Two statements, whatever the number of accounts."""
+    account listed in round `round_id`. One statement, whatever the number of accounts."""
     # On the session's connection, flushed first as session.execute would (autoflush): the
     # same answers without the ORM's per-statement work (these are plain rows).
     if session.autoflush:
         session.flush()
-    connection = session.connection()
-    held, open_incidents = connection.execute(
-        _STANDING_COUNTS, {"rep_a": rep.id, "rep_b": rep.id, "now": now}).one()
+    params: dict[str, Any] = {"rep_a": rep.id, "rep_b": rep.id, "rep_c": rep.id,
+                              "rep_d": rep.id, "now": now}
     if round_id is not None:
-        releases = connection.execute(_RELEASES_IN_ROUND, {
-            "rep_a": rep.id, "rep_b": rep.id, "round_a": round_id, "round_b": round_id})
+        statement = _STANDING_IN_ROUND
+        params.update(round_a=round_id, round_b=round_id)
     else:
+        statement = _STANDING_WITH_ACCOUNTS
         accounts = sorted(set(account_ids))
-        releases = connection.execute(_RELEASES_OF_ACCOUNTS, {
-            "rep_a": rep.id, "rep_b": rep.id, "accounts_a": accounts, "accounts_b": accounts})
+        params.update(accounts_a=accounts, accounts_b=accounts)
+    rows = session.connection().execute(statement, params).all()
+    held, open_incidents = rows[0][:2]  # the counts are on every row, and there is one
     released_at: dict[int, datetime] = {}
-    for account_id, at in releases:
-        released_at[account_id] = max(at, released_at.get(account_id, at))
+    for _held, _open, account_id, at in rows:
+        if account_id is not None:
+            released_at[account_id] = max(at, released_at.get(account_id, at))
     return Standing(rep_id=rep.id, accounts_held=held or 0,
                     tenure_months=round(tenure_in_months(rep, now), 4),
                     open_incidents=open_incidents or 0,
