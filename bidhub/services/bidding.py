@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Row, Text, bindparam, cast, func, or_, select
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
 
@@ -13,6 +14,7 @@ from bidhub.domain import metrics
 from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
 from bidhub.domain.facts import (
     INCIDENT_STATUSES_AGAINST_REP,
+    AccountFacts,
     BidFacts,
     RepHistory,
 )
@@ -30,13 +32,14 @@ from bidhub.models import (
     ListingStatus,
     RepStatus,
     Role,
-    TrackRecordSnapshot,
+    Round,
+    RuleSetVersion,
     User,
 )
 from bidhub.services.bid_preferences import close_gap
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import account_facts, history_of_text, tenure_in_months
+from bidhub.services.track_records import SNAPSHOT_TEXT, history_of_text, tenure_in_months
 
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
@@ -65,84 +68,153 @@ def open_listing_for(session: Session, listing_id: int, now: datetime) -> Listin
 
 
 def check_listing_open(listing: Listing | None, now: datetime) -> None:
-    if listing is None or not listing.round.is_visible_to_reps_at(now):
+    if listing is None:
         raise NotFound(N_("No such listing."))
-    if not listing.round.is_open_at(now):
+    check_open(is_visible=listing.round.is_visible_to_reps_at(now),
+               is_open=listing.round.is_open_at(now), listing_status=listing.status)
+
+
+def check_open(*, is_visible: bool, is_open: bool, listing_status: str) -> None:
+    """Refuse a bid on a listing reps cannot see yet, whose round is not open or which is no
+    longer listed; `is_visible` and `is_open` are the round's (Round's own rules)."""
+    if not is_visible:
+        raise NotFound(N_("No such listing."))
+    if not is_open:
         raise BidRejected(N_("Bidding for this round closed at its deadline; bids are no longer "
                              "accepted."))
-    if listing.status != ListingStatus.LISTED:
+    if listing_status != ListingStatus.LISTED:
         raise BidRejected(N_("This account is not open for bids."))
+
+
+class PlacedBid(NamedTuple):
+    """A bid that is in: its id and its account's name (for the acknowledgement)."""
+
+    bid_id: int
+    account_name: str
 
 
 def submit_bid(
     session: Session, rep: User, listing_id: int, *, account_plan: str,
     committed_revenue_yuan: int, visit_plan: str, submission_key: str | None, now: datetime,
 ) -> Bid:
-    """Place a bid; a resubmitted form (same submission key) returns the bid it made before.
+    """Place a bid (see `place_bid`) and return it; a resubmitted form (same submission key)
+    returns the bid it made before."""
+    placed = place_bid(session, rep, listing_id, account_plan=account_plan,
+                       committed_revenue_yuan=committed_revenue_yuan, visit_plan=visit_plan,
+                       submission_key=submission_key, now=now)
+    # Read back from the database: an earlier copy of a revived bid may sit in the session.
+    return session.get(Bid, placed.bid_id, populate_existing=True)
+
+
+def place_bid(
+    session: Session, rep: User, listing_id: int, *, account_plan: str,
+    committed_revenue_yuan: int, visit_plan: str, submission_key: str | None, now: datetime,
+) -> PlacedBid:
+    """Place a bid; a resubmitted form (same submission key) gives the bid it made before.
 
     Every check reads inside the write transaction, so it holds at the moment of the bid; the
-    reads are few and plain (five statements and the insert), as that transaction is what
-    concurrent bids queue for.
+    reads are one plain statement and the write is one more, as that transaction is what
+    concurrent bids queue for. The bid is written as the row the checks produced: no ORM
+    object is built, flushed or reloaded for it.
     """
     # The signed-in user stays as loaded: the rep's row is read again below, in the write
     # transaction, by the statement that reads the listing.
     with unit_of_work(session, keep=(rep,)):
-        found = session.execute(_LISTING_WITH_STANDING,
-                                {"listing_id": listing_id, "rep_id": rep.id, "now": now}).first()
-        role = found.rep_role if found is not None else session.scalar(
-            select(User.role).where(User.id == rep.id))
-        if role != Role.REP:
+        session.flush()  # what session.execute would do first: the reads see pending rows
+        connection = session.connection()
+        found = connection.execute(_BID_READ, {
+            "listing_id": listing_id, "rep_id": rep.id, "now": now,
+            "submission_key": submission_key or None}).first()
+        if found is None:  # no such listing (or no such user): decided by the fallbacks
+            return _refuse_missing_listing(session, rep, submission_key)
+        if found.rep_role != Role.REP:
             raise PermissionDenied(N_("Only reps bid."))
-        # The rep's earlier bid for this listing and the bid this form made before, if it was
-        # sent already, in one read (submission keys are unique, so the rep's own is the one).
-        mine = session.execute(_MINE, {"rep_id": rep.id, "listing_id": listing_id,
-                                       "submission_key": submission_key or None}).all()
-        if submission_key:
-            for earlier in mine:
-                if earlier.submission_key == submission_key:
-                    return session.get(Bid, earlier.id)
-        check_listing_open(None if found is None else found[0], now)
-        listing, standing = found[0], found
+        if found.resent_id is not None:  # this form was sent before: the bid it made
+            return _placed_before(session, found)
+        check_open(is_visible=found.is_visible, is_open=Round.is_open_at(found, now),
+                   listing_status=found.listing_status)
         check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
-        earlier = next((row for row in mine if row.listing_id == listing.id), None)
-        if earlier is not None and earlier.status == BidStatus.ACTIVE:
-            raise BidRejected(N_("You have already bid for this account; edit your bid instead."))
-        if listing.released_from_id == rep.id:
+        if found.earlier_status == BidStatus.ACTIVE:
+            raise already_bid()
+        if found.released_from_id == rep.id:
             raise BidRejected(N_("This account was released from you; you cannot bid for it."))
-        history = rep_history_at_bid(session, rep.id, standing, now)
-        track_record = metrics.track_record(history, account_facts(listing.account), now)
-        if earlier is None:
-            bid = Bid(listing=listing, rep_id=rep.id)
-            session.add(bid)
-        else:  # withdrawn before: the same row comes back to life
-            bid = session.get(Bid, earlier.id)
-        bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
-        bid.committed_revenue_yuan = committed_revenue_yuan
-        bid.status, bid.withdrawn_at = BidStatus.ACTIVE, None
-        bid.submitted_at = bid.updated_at = now
-        bid.submission_key = submission_key or None
-        bid.track_record = track_record
+        track_record = metrics.track_record(
+            rep_history_at_bid(session, rep.id, found, now),
+            AccountFacts(account_id=found.account_id, industry=found.industry,
+                         branch=found.account_branch,
+                         annual_value_yuan=found.annual_value_yuan), now)
+        check_eligible(parsed(_StoredRules(found.rules_text)),
+                       bid_facts_at_bid(rep.id, found, track_record, now))
+        row = {"account_plan": account_plan.strip(), "visit_plan": visit_plan.strip(),
+               "committed_revenue_yuan": committed_revenue_yuan, "track_record": track_record,
+               "status": BidStatus.ACTIVE, "submitted_at": now, "updated_at": now,
+               "withdrawn_at": None, "submission_key": submission_key or None}
         try:
-            session.flush()
-        except IntegrityError as error:
-            raise BidRejected(N_("You have already bid for this account; edit your bid instead.")) from error
-        check_eligible(parsed(listing.round.rule_set), bid_facts_at_bid(bid, listing, standing, now))
-        return bid
+            if found.earlier_id is None:
+                bid_id = connection.execute(_INSERT_BID, {
+                    **row, "listing_id": found.listing_id, "rep_id": rep.id}).scalar_one()
+            else:  # withdrawn before: the same row comes back to life, unless a concurrent
+                # request revived it first (on PostgreSQL both may have read it withdrawn)
+                bid_id = found.earlier_id
+                if connection.execute(_REVIVE_BID, {**row, "bid_id": bid_id}).rowcount != 1:
+                    raise already_bid()
+        except IntegrityError as error:  # a concurrent request placed it first
+            raise already_bid() from error
+        return PlacedBid(bid_id, found.account_name)
 
 
-# The write transaction's reads, built once: a statement built per bid costs more CPU than the
-# database spends answering it, and concurrent bids queue for this transaction.
-# `_LISTING_WITH_STANDING`: the listing (as `open_listing_for` loads it), what eligibility reads
-# about the rep (`bid_facts` for one bid: holdings, open incidents, when they last gave the
-# listing's account up by a release and by a transfer) and the rep's own row, in one read.
-_MINE = select(Bid.id, Bid.listing_id, Bid.submission_key, Bid.status).where(
-    Bid.rep_id == bindparam("rep_id"),
-    or_(Bid.listing_id == bindparam("listing_id"),
-        Bid.submission_key == bindparam("submission_key")))
+def already_bid() -> BidRejected:
+    return BidRejected(N_("You have already bid for this account; edit your bid instead."))
+
+
+def _refuse_missing_listing(session: Session, rep: User, submission_key: str | None) -> PlacedBid:
+    """The answer when `_BID_READ` found no row, in the order the checks run: a non-rep is
+    refused, a form sent before gives its bid, else there is no such listing."""
+    role = session.scalar(select(User.role).where(User.id == rep.id))
+    if role != Role.REP:
+        raise PermissionDenied(N_("Only reps bid."))
+    if submission_key:
+        earlier = session.execute(_RESENT_BID, {"rep_id": rep.id,
+                                                "submission_key": submission_key}).first()
+        if earlier is not None:
+            return PlacedBid(*earlier)
+    raise NotFound(N_("No such listing."))
+
+
+def _placed_before(session: Session, found: Row) -> PlacedBid:
+    if found.resent_id == found.earlier_id:  # the same listing: its name is read already
+        return PlacedBid(found.resent_id, found.account_name)
+    # The key was sent with another listing's form before: that bid, with its own account.
+    return PlacedBid(*session.execute(_BID_WITH_ACCOUNT, {"bid_id": found.resent_id}).one())
+
+
+class _StoredRules(NamedTuple):
+    """A round's rule text as `rule_sets.parsed` reads a stored version (parsed once per
+    process per text)."""
+
+    text: str
+
+
+# The write transaction's statements, built once: a statement built per bid costs more CPU
+# than the database spends answering it, and concurrent bids queue for this transaction.
+# `_BID_READ` reads, in one statement, the listing with its account and round (the round's
+# status and times under the names Round.is_open_at reads, its visibility by the model's own
+# SQL rule, its rule text), what eligibility reads about the rep (`bid_facts` for one bid:
+# holdings, open incidents, when they last gave the listing's account up by a release and by
+# a transfer), the rep's own row, their stored snapshot as text, their earlier bid for this
+# listing and the bid this form made if it was sent before (submission keys are unique).
 _RELEASED = aliased(Listing)
 _REP_BRANCH = aliased(Branch)
-_LISTING_WITH_STANDING = select(
-    Listing,
+_ACCOUNT_BRANCH = aliased(Branch)
+_EARLIER = aliased(Bid)
+_RESENT = aliased(Bid)
+_BID_READ = select(
+    Listing.id.label("listing_id"), Listing.status.label("listing_status"),
+    Listing.released_from_id, Listing.account_id, Account.name.label("account_name"),
+    Account.industry, Account.annual_value_yuan, _ACCOUNT_BRANCH.code.label("account_branch"),
+    Round.status, Round.opens_at, Round.closes_at,
+    Round.is_visible_to_reps_at(bindparam("now")).label("is_visible"),
+    RuleSetVersion.text.label("rules_text"),
     select(func.count()).select_from(Account).where(Account.owner_id == bindparam("rep_id"))
     .scalar_subquery().label("held"),
     select(func.count()).select_from(AccountabilityIncident)
@@ -160,40 +232,61 @@ _LISTING_WITH_STANDING = select(
     .scalar_subquery().label("transferred_at"),
     User.role.label("rep_role"), User.status.label("rep_status"), User.hired_on,
     User.created_at, _REP_BRANCH.code.label("rep_branch"),
-).select_from(Listing).join(User, User.id == bindparam("rep_id")).outerjoin(
+    SNAPSHOT_TEXT.label("snapshot"),
+    _EARLIER.id.label("earlier_id"), _EARLIER.status.label("earlier_status"),
+    select(_RESENT.id).where(_RESENT.rep_id == bindparam("rep_id"),
+                             _RESENT.submission_key == bindparam("submission_key"))
+    .scalar_subquery().label("resent_id"),
+).select_from(Listing).join(Account, Account.id == Listing.account_id).join(
+    _ACCOUNT_BRANCH, _ACCOUNT_BRANCH.id == Account.branch_id,
+).join(Round, Round.id == Listing.round_id).join(
+    RuleSetVersion, RuleSetVersion.id == Round.rule_set_id,
+).join(User, User.id == bindparam("rep_id")).outerjoin(
     _REP_BRANCH, _REP_BRANCH.id == User.branch_id,
-).where(Listing.id == bindparam("listing_id")).options(joinedload(Listing.round))
-# As text: a text seen before is not decoded again (see `track_records.history_of_text`).
-_SNAPSHOT_TEXT = select(cast(TrackRecordSnapshot.history, Text)).where(
-    TrackRecordSnapshot.rep_id == bindparam("rep_id"))
+).outerjoin(
+    _EARLIER, and_(_EARLIER.listing_id == Listing.id, _EARLIER.rep_id == bindparam("rep_id")),
+).where(Listing.id == bindparam("listing_id"))
+_BID_WITH_ACCOUNT = select(Bid.id, Account.name).join(Listing, Listing.id == Bid.listing_id).join(
+    Account, Account.id == Listing.account_id).where(Bid.id == bindparam("bid_id"))
+_RESENT_BID = select(Bid.id, Account.name).join(Listing, Listing.id == Bid.listing_id).join(
+    Account, Account.id == Listing.account_id).where(
+    Bid.rep_id == bindparam("rep_id"), Bid.submission_key == bindparam("submission_key"))
+_BIDS = Bid.__table__
+_INSERT_BID = insert(_BIDS).returning(_BIDS.c.id)
+_REVIVE_BID = update(_BIDS).where(
+    _BIDS.c.id == bindparam("bid_id"), _BIDS.c.status == BidStatus.WITHDRAWN).values(
+    {column: bindparam(column) for column in (
+        "account_plan", "visit_plan", "committed_revenue_yuan", "track_record", "status",
+        "submitted_at", "updated_at", "withdrawn_at", "submission_key")})
 
 
-def rep_history_at_bid(session: Session, rep_id: int, standing: Row,
-                       now: datetime) -> RepHistory:
+def rep_history_at_bid(session: Session, rep_id: int, found: Row, now: datetime) -> RepHistory:
     """The rep's history from their stored snapshot, as `stored_histories` gives it (with the
-    rep's row and holdings as `_LISTING_WITH_STANDING` read them); a dropped or missing
+    rep's row, holdings and snapshot text as `_BID_READ` read them); a dropped or missing
     snapshot is rebuilt and stored first."""
-    return history_of_text(session, session.scalar(_SNAPSHOT_TEXT, {"rep_id": rep_id}),
-                           rep_id=rep_id, hired_on=standing.hired_on or standing.created_at.date(),
-                           accounts_held=standing.held, now=now)
+    return history_of_text(session, found.snapshot, rep_id=rep_id,
+                           hired_on=found.hired_on or found.created_at.date(),
+                           accounts_held=found.held, now=now)
 
 
-def bid_facts_at_bid(bid: Bid, listing: Listing, standing: Row, now: datetime) -> BidFacts:
-    """The bid as `bid_facts` gives it, from what `_LISTING_WITH_STANDING` read."""
-    given_up = [at for at in (standing.released_at, standing.transferred_at) if at is not None]
+def bid_facts_at_bid(rep_id: int, found: Row, track_record: dict[str, float | None],
+                     now: datetime) -> BidFacts:
+    """The bid about to be written as `bid_facts` gives it, from what `_BID_READ` read."""
+    given_up = [at for at in (found.released_at, found.transferred_at) if at is not None]
     released_at = max(given_up, default=None)
     return BidFacts(
-        bid_id=bid.id, rep_id=bid.rep_id, listing_id=listing.id, submitted_at=bid.submitted_at,
-        metrics=dict(bid.track_record), accounts_held=standing.held,
-        tenure_months=round(tenure_in_months(standing, now), 4),  # its hired_on, created_at
-        open_incidents=standing.open_incidents,
-        rep_branch=standing.rep_branch or "",
-        listing_branch=listing.account.branch.code,
-        is_on_leave=standing.rep_status != RepStatus.ACTIVE,
+        bid_id=0,  # not written yet; no eligibility check reads it
+        rep_id=rep_id, listing_id=found.listing_id, submitted_at=now,
+        metrics=dict(track_record), accounts_held=found.held,
+        tenure_months=round(tenure_in_months(found, now), 4),  # its hired_on, created_at
+        open_incidents=found.open_incidents,
+        rep_branch=found.rep_branch or "",
+        listing_branch=found.account_branch,
+        is_on_leave=found.rep_status != RepStatus.ACTIVE,
         months_since_rep_released_account=(
             None if released_at is None else round(metrics.months_between(released_at, now), 4)),
-        listing_value_yuan=listing.account.annual_value_yuan,
-        preference_rank=bid.preference_rank,
+        listing_value_yuan=found.annual_value_yuan,
+        preference_rank=None,  # a new or revived bid is unranked (withdrawing unranks it)
     )
 
 

@@ -203,7 +203,7 @@ def place_bid(listing_id: int):
     # is a 404), so a bid that goes in costs no reads here beyond its own.
     try:
         # The user itself, not the proxy: the use case keeps it loaded (see begin_write).
-        bid = bidding.submit_bid(
+        placed = bidding.place_bid(
             get_session(), current_user._get_current_object(), listing_id,
             account_plan=form.account_plan.data,
             committed_revenue_yuan=form.committed_revenue_yuan.data,
@@ -212,7 +212,7 @@ def place_bid(listing_id: int):
         form.add_error(error)
         return bid_form_page(listing_id, form, 422)
     flash(_("Your bid for %(name)s is in. You can edit or withdraw it until the deadline.",
-            name=bid.listing.account.name), "success")
+            name=placed.account_name), "success")
     return redirect_after_post(url_for("market.my_bids"), event="bid-placed")
 
 
