@@ -27,6 +27,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.csrf.core import CSRFTokenField
 from wtforms.fields.choices import SelectChoice
 from wtforms.i18n import messages_path
 from wtforms.validators import (
@@ -232,7 +233,27 @@ class YuanField(StringField):
             raise StopValidation()  # the amount's own message says it all
 
 
+class TokenSignedWhenDrawn(CSRFTokenField):
+    """The CSRF field of a form that is sent far more often than drawn again: its token is
+    signed when the field is drawn (a refused bid's form), not whenever the form is built. A
+    bid that goes in only redirects, so its signing was work for nothing. The submitted token
+    is checked as before (CSRFProtect, or the field's own check without it)."""
+
+    def process(self, *args, **kwargs) -> None:
+        HiddenField.process(self, *args, **kwargs)
+
+    def _value(self) -> str:
+        return self.csrf_impl.generate_csrf_token(self)
+
+
+class TokenWhenDrawnCSRF(FlaskForm.Meta.csrf_class):
+    field_class = TokenSignedWhenDrawn
+
+
 class BidForm(Form):
+    class Meta:
+        csrf_class = TokenWhenDrawnCSRF
+
     account_plan = TextAreaField(
         _l("Account plan"), description=PLAN_HELP,
         validators=[InputRequired(),
