@@ -18,6 +18,7 @@ from bidhub.web.i18n import (
     format_yuan_compact,
     gettext,
     kept_with_catalogue,
+    ngettext,
     speaks_chinese,
 )
 from bidhub.web.labels import cached_label, label
@@ -33,6 +34,39 @@ def url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
     if not found:  # a rule that does not put the id in the path as it is
         return lambda value: url_for(endpoint, **{name: value})
     return lambda value: f"{before}{int(value)}{after}"
+
+
+# The list's fixed words, escaped, kept per catalogue (see listing_section).
+_SECTION_WORDS = object()
+
+
+def _section_words() -> tuple[str, str]:
+    head = "".join(f"<th{cls}>{escape(word)}</th>" for cls, word in (
+        ("", gettext("Account")), ("", gettext("Industry")), ("", gettext("Ownership")),
+        ("", gettext("Branch")), (' class="num"', gettext("Annual value")),
+        ("", gettext("Your bid"))))
+    return head, escape(gettext("No account matches these filters."))
+
+
+def listing_section(lines: Sequence[Markup], filter_errors: Mapping[str, str]) -> Markup:
+    """The list (#listings: what the filter form's htmx request swaps) around `lines`
+    (listing_lines), with the filter's errors: written here like its rows, so that the
+    filter's partial needs no template at all."""
+    head, empty = kept_with_catalogue(_SECTION_WORDS, _section_words)
+    errors = "".join(f'<p class="flash flash-error" role="alert">{escape(message)}</p>'
+                     for message in filter_errors.values())
+    count = escape(ngettext("%(num)d account", "%(num)d accounts", len(lines))
+                   % {"num": len(lines)})
+    if lines:
+        body = ('  <div class="table-scroll"><table class="grid">\n'
+                f"    <thead><tr>{head}</tr></thead>\n    <tbody>\n{''.join(lines)}"
+                "    </tbody>\n  </table></div>\n")
+    else:
+        body = f'  <p class="empty">{empty}</p>\n'
+    # Safe: the rows come escaped from listing_lines, every other text is escaped here.
+    return Markup(  # noqa: S704
+        f'<section id="listings" class="listings">\n{errors}  <p class="count">{count}</p>\n'
+        f"{body}</section>")
 
 
 def _escaped_url_with_id(endpoint: str, name: str) -> Callable[[int], str]:

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, flash, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -28,7 +28,12 @@ from bidhub.web.appeals import rep_appeals
 from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
 from bidhub.web.i18n import translate
 from bidhub.web.labels import metric_label
-from bidhub.web.listing_lines import filter_form, listing_lines, translated_hindrances
+from bidhub.web.listing_lines import (
+    filter_form,
+    listing_lines,
+    listing_section,
+    translated_hindrances,
+)
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
 from bidhub.web.rendering import (
     is_htmx_partial_request,
@@ -96,12 +101,13 @@ def round_listings(round_id: int):
     # A listing the rep has bid for shows their bid instead of any reason not to bid.
     hindrances = translated_hindrances(policies.hindrances_in_round(
         session, rep, round_, [row for row in rows if row.own_bid_id is None], at), shown)
-    context = {"round": round_, "criteria": criteria, "filter_errors": filter_errors,
-               "lines": listing_lines(rows, hindrances, is_open)}
-    if is_htmx_partial_request():  # the filter form's request: the rows alone
-        return render("market/_listings.html", **context)
+    listings = listing_section(listing_lines(rows, hindrances, is_open), filter_errors)
+    if is_htmx_partial_request():  # the filter form's request: the list alone, as it is
+        response = make_response(listings)
+        response.vary.add("HX-Request")  # as render() says it
+        return response
     return render("market/round.html", options=browse.filter_options(session, round_.id),
-                  is_open=is_open, **context)
+                  round=round_, criteria=criteria, is_open=is_open, listings=listings)
 
 
 def shown(text: Text | None) -> str:
