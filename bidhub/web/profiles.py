@@ -11,7 +11,7 @@ from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.facts import Stage
 from bidhub.domain.metrics import METRICS
-from bidhub.models import Role, RoundStatus
+from bidhub.models import IncidentStatus, Role, RoundStatus
 from bidhub.services import policies
 from bidhub.services.browse import active_reps
 from bidhub.services.loss_reviews import is_overdue
@@ -25,6 +25,8 @@ from bidhub.web.labels import (
     FILING_KIND_LABELS,
     LOSS_REVIEW_STATUS_LABELS,
     RELEASE_REASON_LABELS,
+    AdType,
+    cached_label,
     label,
     metric_label,
     stage_label,
@@ -74,6 +76,8 @@ def track_record_page(rep_id: int):
                   metric_rows=metric_rows(profile.metrics, labels),
                   funnel_rows=funnel_rows(profile.funnel, profile.open_by_stage, labels),
                   loss_review_rows=loss_review_rows(profile.loss_reviews, labels, current),
+                  incident_rows=incident_rows(profile.incidents),
+                  promise_rows=promise_rows(profile.promises, profile.account_names, labels),
                   has_forecasts=any(row.forecast_yuan for row in profile.forecasts),
                   labels=labels,
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
@@ -132,6 +136,38 @@ def loss_review_rows(reviews, labels: dict, current) -> Markup:
     return Markup("\n".join(rows))  # noqa: S704
 
 
+def incident_rows(incidents) -> Markup:
+    rows = []
+    for incident in incidents:
+        rows.append(
+            f'      <tr><td>{escape(localtime(incident.seen_at, DAY_PATTERN))}</td>'
+            f'<td class="name">{escape(incident.account_name)}</td>'
+            f'<td>{escape(incident.competitor_site)}</td>'
+            f'<td class="term">{escape(cached_label(incident.ad_type, AdType))}</td>'
+            f'<td><span class="badge badge-{escape(incident.status)}">'
+            f'{escape(cached_label(incident.status, IncidentStatus))}</span></td></tr>')
+    return Markup("\n".join(rows))  # noqa: S704
+
+
+def promise_rows(promises, account_names: dict, labels: dict) -> Markup:
+    lost, under_a_month = escape(labels["account_lost"]), escape(labels["under_a_month"])
+    rows = []
+    for promise in promises:
+        ended = ("" if not promise.ended_at else Markup(' <span class="muted">%s</span>')
+                 % (lost % {"date": localtime(promise.ended_at, DAY_PATTERN)}))
+        kept = (Markup('<span class="muted">%s</span>') % under_a_month
+                if promise.kept is None else escape(percent(promise.kept)))
+        rows.append(
+            f'      <tr><td class="name">{escape(account_names.get(promise.account_id, "—"))}'
+            f'</td>\n      <td>{escape(localtime(promise.started_at, DAY_PATTERN))}</td>\n'
+            f'      <td class="num">{escape(yuan(promise.committed_revenue_yuan))}</td>\n'
+            f'      <td class="num">{escape(promise.months_elapsed)}{ended}</td>\n'
+            f'      <td class="num">{escape(yuan(promise.actual_yuan))}</td>\n'
+            f'      <td class="num">{escape(yuan(promise.expected_yuan))}</td>\n'
+            f'      <td class="num">{kept}</td></tr>')
+    return Markup("\n".join(rows))  # noqa: S704
+
+
 def bid_rows(lines, results: dict) -> Markup:
     """The bids table's rows, three lines each as the page's template lays them out: a rep's
     few dozen rows of five cells cost several times as much drawn cell by cell in the
@@ -172,6 +208,7 @@ def _page_labels() -> dict:
         "bar_titles": {"forecast": _("forecast %(value)s"), "actual": _("actual %(value)s")},
         "no_data": _("no data"),
         "overdue": _("Overdue"),
+        "account_lost": _("(account lost %(date)s)"), "under_a_month": _("under a month"),
         # What reviews.reason_label and review_statuses say of the loss reviews' codes.
         "review_reasons": {code: str(text) for code, text
                            in {**FILING_KIND_LABELS, **RELEASE_REASON_LABELS}.items()},
