@@ -142,10 +142,21 @@ def keep_prepared_statements(engine: Engine) -> None:
     Core or text DML, DDL, SAVEPOINTs) still ends with the ROLLBACK it asked for, and so
     does a transaction in error.
     """
+    event.listen(engine, "connect", allow_prepared_statements)
     event.listen(engine, "before_cursor_execute", note_possible_write)
     event.listen(engine, "commit", forget_possible_write)
     event.listen(engine, "rollback", commit_if_only_read)
     event.listen(engine, "handle_error", drop_connections_with_stale_plans)
+
+
+# bidhub's pages run a couple of hundred distinct statements between them (a crawl of the demo
+# as a rep, a manager and an admin: 206, each run at least 5 times); psycopg keeps 100 prepared
+# per connection by default and would evict and prepare them again in turn, a round trip each.
+PREPARED_STATEMENTS_PER_CONNECTION = 300
+
+
+def allow_prepared_statements(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.prepared_max = PREPARED_STATEMENTS_PER_CONNECTION
 
 
 def note_possible_write(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
