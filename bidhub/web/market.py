@@ -26,7 +26,7 @@ from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
 from bidhub.web.appeals import rep_appeals
 from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
-from bidhub.web.i18n import translate
+from bidhub.web.i18n import kept_with_catalogue, translate
 from bidhub.web.labels import metric_label
 from bidhub.web.listing_lines import (
     filter_form,
@@ -190,7 +190,21 @@ def account(account_id: int):
     # The listing is there to offer a rep a bid; nobody else is offered one here.
     return render("market/account.html", account=page.profile,
                   listing=page.latest_listing if user.role == Role.REP else None,
-                  contacts=page.contacts)
+                  contacts=page.contacts, words=kept_with_catalogue(_ACCOUNT_WORDS, _account_words))
+
+
+# The key of the account page's words among the page catalogue's kept translations: a dozen
+# fixed words, translated once per language instead of on every view.
+_ACCOUNT_WORDS = object()
+
+
+def _account_words() -> dict[str, str]:
+    return {"profile": _("Customer profile"), "industry": _("Industry"),
+            "ownership": _("Ownership"), "branch": _("Branch"), "value": _("Annual value"),
+            "sponsor": _("Executive sponsor"), "held_by": _("Held by"), "nobody": _("nobody"),
+            "people": _("Key people"), "role": _("Role"), "name": _("Name"), "title": _("Title"),
+            "phone": _("Phone"), "no_people": _("No key people recorded."),
+            "bid": _("Bid for this account")}
 
 
 def track_record_rows(record: dict) -> list[tuple[str, float | None, str]]:
