@@ -202,7 +202,7 @@ def _account_words() -> dict[str, str]:
     return {"profile": _("Customer profile"), "industry": _("Industry"),
             "ownership": _("Ownership"), "branch": _("Branch"), "value": _("Annual value"),
             "sponsor": _("Executive sponsor"), "held_by": _("Held by"), "nobody": _("nobody"),
-            "people": _("Key people"), "role": _("Role"), "name": _("Name"), "title": _("Title"),
+            "people": _("Key people"), "role_heading": _("Role"), "name": _("Name"), "title": _("Title"),
             "phone": _("Phone"), "no_people": _("No key people recorded."),
             "bid": _("Bid for this account")}
 
