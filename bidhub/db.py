@@ -374,8 +374,11 @@ def upgrade_database(engine: Engine) -> None:
             if is_sqlite:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
     if engine.dialect.name == "postgresql":
-        # The pool's other connections may hold statements prepared against the old schema.
-        engine.dispose()
+        # The pool's idle connections may hold statements prepared against the old schema:
+        # closed here. The pool itself is kept (engine.dispose would make a new one): a
+        # connection checked out now returns to it and is closed with it, never left open in
+        # an abandoned pool.
+        engine.pool.dispose()
 
 
 def init_app(app: Flask) -> None:
