@@ -11,7 +11,7 @@ from bidhub.db import engine_of
 from bidhub.models import Bid, BidStatus
 from bidhub.services.bidding import withdraw_bid
 from bidhub.services.track_records import fresh_track_record
-from tests.conftest import PASSWORD, csrf_token_from, reload
+from tests.conftest import PASSWORD, csrf_token_from, login, reload, run_together
 
 FORM = {"account_plan": "  A careful plan for this account.  ",
         "committed_revenue_yuan": "300000", "visit_plan": "Visits in the first 90 days.  "}
@@ -142,3 +142,31 @@ def test_a_refused_bid_form_is_drawn_with_a_token_that_places_the_bid(app_config
         assert bids_in(session) == 1
     finally:
         engine_of(guarded).dispose()
+
+
+def test_two_forms_reviving_one_withdrawn_bid_at_once_place_it_once(app, session, clock,
+                                                                    make_rep, make_account,
+                                                                    make_round, make_bid):
+    """The rep sends two new forms for a listing whose bid they withdrew, from two tabs, at the
+    same moment: one brings the bid back, the other is refused as a second bid."""
+    rep = make_rep()
+    listing = make_round(accounts=[make_account()]).listings[0]
+    bid = make_bid(rep, listing, revenue=100_000)
+    withdraw_bid(session, rep, bid.id, clock())
+    clock.advance(minutes=5)
+    tabs = [app.test_client(), app.test_client()]
+    for tab in tabs:
+        login(tab, rep)
+
+    def send(tab, key, revenue):
+        return lambda: tab.post(f"/listings/{listing.id}/bid", data={
+            **FORM, "committed_revenue_yuan": revenue, "submission_key": key}).status_code
+
+    statuses = run_together([send(tabs[0], "tab-one", "300000"), send(tabs[1], "tab-two", "400000")])
+    assert sorted(statuses) == [303, 422], statuses
+    reload(session)
+    placed = session.scalars(select(Bid)).one()
+    assert placed.id == bid.id and placed.status == BidStatus.ACTIVE
+    winner = "tab-one" if statuses[0] == 303 else "tab-two"
+    assert placed.submission_key == winner
+    assert placed.committed_revenue_yuan == (300_000 if winner == "tab-one" else 400_000)
