@@ -93,10 +93,11 @@ def register_auth(app: Flask) -> None:
 
 
 def register_templates(app: Flask) -> None:
-    from bidhub.web import nav, rendering
+    from bidhub.web import frame, nav, rendering
 
     rendering.init_app(app)
     nav.init_app(app)
+    frame.init_app(app)
 
 
 def register_security_headers(app: Flask) -> None:
