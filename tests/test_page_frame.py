@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from bidhub.models import Role
-from bidhub.web.frame import FRAME_CACHE
+from bidhub.web.frame import FRAME_CACHE, SIGNED_TOKENS
 from tests.conftest import login, reload
 from tests.test_loss_reviews import transfer
 
@@ -72,3 +72,30 @@ def test_a_flashed_message_shows_once_in_the_frame(client, make_rep):
     page = client.get("/my/bids").get_data(as_text=True)
     assert '<p class="flash flash-success">&lt;已保存&gt;</p>' in page
     assert "flash-success" not in client.get("/my/bids").get_data(as_text=True)
+
+
+def test_the_kept_token_is_the_sessions_own_and_is_accepted(app_config, make_rep):
+    from bidhub import create_app
+    from bidhub.db import engine_of
+    from tests.conftest import PASSWORD, csrf_token_from
+
+    guarded = create_app({**app_config, "WTF_CSRF_ENABLED": True})
+    try:
+        tokens = {}
+        for name in ("first", "second"):
+            client = guarded.test_client()
+            page = client.get("/login").get_data(as_text=True)
+            assert client.post("/login", data={"username": make_rep().username, "password": PASSWORD,
+                                                "csrf_token": csrf_token_from(page)}).status_code == 302
+            drawn = [csrf_token_from(client.get("/my/bids").get_data(as_text=True)) for _ in range(2)]
+            assert drawn[0] == drawn[1]
+            tokens[name] = (client, drawn[0])
+        (first, first_token), (second, second_token) = tokens["first"], tokens["second"]
+        assert first_token != second_token
+        assert set(guarded.extensions[SIGNED_TOKENS].values()) == {first_token, second_token}
+        switch = {"locale": "en", "next": "/my/bids"}
+        assert second.post("/language", data={**switch, "csrf_token": first_token}).status_code == 400
+        assert second.post("/language", data={**switch, "csrf_token": second_token}).status_code in (302, 303)
+        assert first.post("/language", data={**switch, "csrf_token": first_token}).status_code in (302, 303)
+    finally:
+        engine_of(guarded).dispose()
