@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import String, bindparam, cast, func, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -41,7 +42,18 @@ from bidhub.models import (
 from bidhub.services import application_reviews
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
-from bidhub.services.flags import FACT_COLUMNS, BidFlag, facts_of, flags_of_bids
+from bidhub.services.flags import (
+    FACT_COLUMNS,
+    FLAG_INPUT_PARTS,
+    NO_AT,
+    NO_TEXT,
+    BidFlag,
+    facts_of,
+    flag_input_params,
+    flag_inputs_of,
+    flags_from,
+    tag,
+)
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import REVIEW_STARTED, notify
 from bidhub.services.ownership import (
@@ -49,7 +61,8 @@ from bidhub.services.ownership import (
     capacity_problems,
     change_owners,
     check_capacity,
-    commitments_of,
+    commitment_parts,
+    commitments_from,
     lock_accounts,
     lock_reps,
     lock_round,
@@ -275,6 +288,7 @@ class ListedAccount:
     name: str
     external_id: str
     owner_id: int | None
+    annual_value_yuan: int  # the list's default order
 
 
 @dataclass(frozen=True)
@@ -348,18 +362,47 @@ def decided_by_lottery(rules: RuleSet, winner: RankedBid, runner_up: RankedBid |
 def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     """Every listing of a scored round with its ranking, decision and flags, by listing id.
 
-    A fixed number of queries whatever the number of listings.
+    Three statements whatever the number of listings. Read-only to callers: the answer is
+    kept per process for the rows it was worked out from (`_reviews_from`).
     """
-    rules = parsed(round_.rule_set)
-    listings, decisions = _listings_and_decisions(session, round_.id)
-    scored = _scored_bids(session, round_.id)
-    rankings = ranked_bids_of_round(session, rules, round_.id, scored)
+    if session.autoflush:
+        # On the session's connection, flushed first as session.execute would (autoflush).
+        session.flush()
+    connection = session.connection()
+    listing_rows = tuple(connection.execute(_LISTINGS, {"round_id": round_.id}).all())
+    scored = tuple(connection.execute(_SCORED_BIDS, {"round_id": round_.id}).all())
+    winner_ids = sorted({row.rep_id for row in scored if row.is_proposed_winner})
+    facts = tuple(connection.execute(_REVIEW_FACTS, {
+        **flag_input_params(round_, {row.rep_id for row in scored}),
+        "rep_ids": winner_ids}).all())
+    key = (round_.rule_set.text, listing_rows, scored, facts)
+    reviews = _KEPT_REVIEWS.get(key)
+    if reviews is None:
+        reviews = _reviews_from(parsed(round_.rule_set), listing_rows, scored, facts, winner_ids)
+        if len(_KEPT_REVIEWS) >= _KEPT_REVIEWS_LIMIT:
+            _KEPT_REVIEWS.clear()
+        _KEPT_REVIEWS[key] = reviews
+    return reviews
+
+
+# review_round's answers by everything they are worked out from (the rule text and every row
+# read: a changed decision, score, name, import or holding is a new key), so that a round's
+# page seen again works out no ranking, flag or capacity check afresh. Bounded: cleared when
+# full, like the pages' fragments.
+_KEPT_REVIEWS: dict[tuple, dict[int, ListingReview]] = {}
+_KEPT_REVIEWS_LIMIT = 32
+
+
+def _reviews_from(rules: RuleSet, listing_rows, scored, facts,
+                  winner_ids: list[int]) -> dict[int, ListingReview]:
+    """review_round's answer from its rows."""
+    listings, decisions = _listings_and_decisions(listing_rows)
+    rankings = ranked_bids_of_round(rules, scored)
     # The flags read the bids' frozen records from the rows the ranking was built from.
-    bid_flags = flags_of_bids(session, round_, [facts_of(row) for row in scored])
+    bid_flags = flags_from(rules, [facts_of(row) for row in scored], flag_inputs_of(facts))
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
                for listing in listings}
-    commitments = commitments_of(session, {bid.rep_id for ranking in rankings.values()
-                                           for bid in ranking if bid.score.is_proposed_winner})
+    commitments = commitments_from(winner_ids, facts)
     in_round = Counter(rep_id for rep_id in winners.values() if rep_id is not None)
     decided_here = Counter(decision.bid.rep_id for listing_id, decision in decisions.items()
                            if decision.bid is not None and listing_id in winners)
@@ -423,7 +466,7 @@ class RankedBid(NamedTuple):
 _LISTINGS = (
     select(Listing.id, Listing.account_id, Listing.status, Listing.applied_at,
            Listing.cancel_reason, Account.name, Account.external_id, Account.owner_id,
-           Decision.id, Decision.kind, Decision.bid_id, Decision.reason, Decision.version,
+           Account.annual_value_yuan, Decision.id, Decision.kind, Decision.bid_id, Decision.reason, Decision.version,
            Bid.rep_id, User.display_name)
     .join(Account, Account.id == Listing.account_id)
     .outerjoin(Decision, Decision.listing_id == Listing.id)
@@ -431,30 +474,27 @@ _LISTINGS = (
     .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
 _SCORED_BIDS = (
     select(*FACT_COLUMNS, Bid.listing_id, User.display_name, BidScore.total,
-           BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner)
+           BidScore.rank, BidScore.is_eligible, cast(BidScore.inputs, String).label("inputs"),
+           BidScore.is_proposed_winner)
     .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
     .join(User, User.id == Bid.rep_id).where(Listing.round_id == bindparam("round_id")))
-_SCORE_INPUTS = select(BidScore.bid_id, BidScore.inputs).where(
-    BidScore.bid_id.in_(bindparam("bid_ids", expanding=True)))
-
-def _scored_bids(session: Session, round_id: int) -> list:
-    """The round's scored bids as rows: what the ranking shows, and what the flags read."""
-    return session.connection().execute(_SCORED_BIDS, {"round_id": round_id}).all()
+# What the flags and the capacity checks read besides the bids, in one statement: the flags'
+# inputs and the proposed winners' commitments (the parameter `rep_ids`).
+_REVIEW_FACTS = union_all(*FLAG_INPUT_PARTS, *commitment_parts(tag, NO_AT, NO_TEXT))
 
 
-def ranked_bids_of_round(session: Session, rules: RuleSet, round_id: int,
-                         rows: list | None = None) -> dict[int, list[RankedBid]]:
-    """Each listing's scored bids, best first and ineligible ones last, by listing id; the
-    inputs of a proposed winner and its runner-up with equal totals when the rules draw lots,
-    for `decided_by_lottery`. Two statements at most (one if the caller read the rows)."""
-    if rows is None:
-        rows = _scored_bids(session, round_id)
+def ranked_bids_of_round(rules: RuleSet, rows) -> dict[int, list[RankedBid]]:
+    """Each listing's scored bids (rows of _SCORED_BIDS), best first and ineligible ones last,
+    by listing id; the inputs of a proposed winner and its runner-up with equal totals when
+    the rules draw lots, for `decided_by_lottery`."""
     reps: dict[int, RankedRep] = {}
     by_listing: dict[int, list[RankedBid]] = defaultdict(list)
+    inputs_of: dict[int, str] = {}
     # The columns in _SCORED_BIDS' order; the flags' facts are not the ranking's.
     for (bid_id, rep_id, _branch_id, _submitted_at, _record, listing_id, name, total, rank,
-         is_eligible, is_proposed_winner) in rows:
+         is_eligible, inputs, is_proposed_winner) in rows:
         rep = reps.get(rep_id) or reps.setdefault(rep_id, RankedRep(rep_id, name))
+        inputs_of[bid_id] = inputs
         by_listing[listing_id].append(RankedBid(
             bid_id, listing_id, rep_id, rep,
             RankedScore(total, rank, is_eligible, is_proposed_winner)))
@@ -467,11 +507,10 @@ def ranked_bids_of_round(session: Session, rules: RuleSet, round_id: int,
             if proposed is not None and others and others[0].score.total == proposed.score.total:
                 tied |= {proposed.id, others[0].id}
     if tied:
-        inputs = dict(session.connection().execute(
-            _SCORE_INPUTS, {"bid_ids": sorted(tied)}).all())
         for listed in by_listing.values():
-            listed[:] = [bid._replace(score=bid.score._replace(inputs=inputs[bid.id]))
-                         if bid.id in tied else bid for bid in listed]
+            listed[:] = [bid._replace(score=bid.score._replace(
+                inputs=json.loads(inputs_of[bid.id]))) if bid.id in tied else bid
+                for bid in listed]
     return by_listing
 
 
@@ -498,15 +537,15 @@ class RoundDecision:
 
 
 def _listings_and_decisions(
-        session: Session, round_id: int) -> tuple[list[ReviewedListing], dict[int, RoundDecision]]:
-    """The round's listings in id order, and their decisions by listing id, in one statement."""
+        rows) -> tuple[list[ReviewedListing], dict[int, RoundDecision]]:
+    """The round's listings in id order, and their decisions by listing id, from the rows of
+    _LISTINGS."""
     listings, decisions = [], {}
     for (listing_id, account_id, status, applied_at, cancel_reason, name, external_id, owner_id,
-         decision_id, kind, bid_id, reason, version, rep_id, rep_name) in (
-            session.connection().execute(_LISTINGS, {"round_id": round_id})):
-        listings.append(ReviewedListing(listing_id, account_id, status, applied_at,
-                                        cancel_reason,
-                                        ListedAccount(account_id, name, external_id, owner_id)))
+         annual_value, decision_id, kind, bid_id, reason, version, rep_id, rep_name) in rows:
+        listings.append(ReviewedListing(
+            listing_id, account_id, status, applied_at, cancel_reason,
+            ListedAccount(account_id, name, external_id, owner_id, annual_value)))
         if decision_id is not None:
             decisions[listing_id] = RoundDecision(
                 decision_id, listing_id, kind, bid_id, reason, version,

@@ -19,7 +19,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
-from sqlalchemy import String, bindparam, cast, select
+from sqlalchemy import Integer, String, bindparam, cast, literal_column, null, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from bidhub.domain.flags import (
@@ -41,7 +41,10 @@ from bidhub.domain.rules import RuleSet
 from bidhub.domain.text import N_, Text
 from bidhub.models import Bid, BidScore, ImportRun, ImportStatus, Listing, Round, User
 from bidhub.services.rule_sets import parsed
-from bidhub.services.users import reps_with_password_reset_during_round
+
+# The password resets reps_with_password_reset_during_round reads, as a statement to run beside
+# the flags' other reads.
+from bidhub.services.users import _RESETS as PASSWORD_RESETS
 
 RESET_BY_ADMIN_NOTE = N_("An admin set this rep's password while the round was open, and could "
                          "have signed in as the rep; see the audit trail.")
@@ -92,6 +95,65 @@ _LATEST = (select(_EARLIER.id)
 _REFERENCE = (select(User.branch_id, cast(Bid.track_record, String))
               .select_from(User).join(Bid, Bid.id == _LATEST))
 
+# What the flags read besides the bids, as one statement of tagged rows (kind, id, count, at,
+# text) that a caller may extend with its own parts of that shape: one round trip instead of
+# three. The first part gives the columns their types.
+_NO_ID = cast(null(), Integer)
+NO_AT, NO_TEXT = cast(null(), ImportRun.finished_at.type), cast(null(), String)
+IMPORT_ROW, RESET_ROW, REFERENCE_ROW = "import", "reset", "reference"
+
+
+def tag(kind: str):
+    """The first column of a part of FLAG_INPUT_PARTS' shape: its kind, written in the SQL."""
+    return literal_column(f"'{kind}'", String)
+
+
+FLAG_INPUT_PARTS = (
+    _CRM_IMPORTS.with_only_columns(tag(IMPORT_ROW), _NO_ID, _NO_ID, ImportRun.finished_at,
+                                   NO_TEXT).order_by(None),
+    PASSWORD_RESETS.with_only_columns(tag(RESET_ROW), _NO_ID, _NO_ID, NO_AT,
+                                      PASSWORD_RESETS.selected_columns[0]),
+    _REFERENCE.with_only_columns(tag(REFERENCE_ROW), User.branch_id, _NO_ID, NO_AT,
+                                 cast(Bid.track_record, String)),
+)
+_FLAG_INPUTS = union_all(*FLAG_INPUT_PARTS)
+
+
+class FlagInputs(NamedTuple):
+    """What a round's flags read besides its bids: when each CRM import a track record is
+    computed from finished, in order; the bidders whose password an admin set while the
+    round was open; the branch and the frozen record's text of every rep's latest bid in the
+    distribution window before the round's deadline, of reps in a branch, in a stable order
+    (the branches' reference bids)."""
+
+    imports: tuple[datetime, ...]
+    resets: frozenset[int]
+    reference: tuple[tuple[int, str], ...]
+
+
+def flag_input_params(round_: Round, rep_ids) -> dict:
+    """The parameters of FLAG_INPUT_PARTS for these bidders of the round."""
+    # The window of reps_with_password_reset_during_round: from the round's opening (or its
+    # publication, if later) until its deadline; a round never published was never open.
+    opened = None if round_.published_at is None else max(round_.opens_at, round_.published_at)
+    return {"targets": [] if opened is None else sorted(f"user:{rep_id}" for rep_id in rep_ids),
+            "opened_at": opened or round_.closes_at, "closes_at": round_.closes_at,
+            "since": months_before(round_.closes_at, DISTRIBUTION_MONTHS),
+            "until": round_.closes_at}
+
+
+def flag_inputs_of(rows) -> FlagInputs:
+    """FlagInputs from the rows of FLAG_INPUT_PARTS (others' rows are skipped)."""
+    imports, resets, reference = [], set(), []
+    for kind, id_, _count, at, text in rows:
+        if kind == IMPORT_ROW:
+            imports.append(at)
+        elif kind == RESET_ROW:
+            resets.add(int(text.removeprefix("user:")))
+        elif kind == REFERENCE_ROW and id_ is not None and text is not None:
+            reference.append((id_, text))
+    return FlagInputs(tuple(sorted(imports)), frozenset(resets), tuple(sorted(reference)))
+
 
 def second_look_flags(session: Session, round_: Round,
                       listing_id: int | None = None) -> dict[int, tuple[BidFlag, ...]]:
@@ -122,21 +184,27 @@ def _read(session: Session, statement, **params) -> list:
     return session.connection().execute(statement, params).all()
 
 
-def flags_of_bids(session: Session, round_: Round,
-                  bids: list[BidFacts]) -> dict[int, tuple[BidFlag, ...]]:
+def flags_of_bids(session: Session, round_: Round, bids: list[BidFacts],
+                  inputs: FlagInputs | None = None) -> dict[int, tuple[BidFlag, ...]]:
     """The flags of these scored bids of the round, by bid id; bids with none are left out.
 
-    Three statements whatever the number of bids (the CRM imports' finishing times, every
-    rep's latest bid before the deadline for the branches' distributions, the password
-    resets); the caller reads the bids, usually with what else it shows of them."""
+    One statement whatever the number of bids (the CRM imports' finishing times, every rep's
+    latest bid before the deadline for the branches' distributions, the password resets:
+    FLAG_INPUT_PARTS), none when the caller read `inputs` with its own; the caller reads the
+    bids, usually with what else it shows of them."""
     if not bids:
         return {}
-    rules = parsed(round_.rule_set)
-    # When each CRM export a track record is computed from finished importing, in order.
-    imports = [row.finished_at for row in _read(session, _CRM_IMPORTS)]
-    resets = reps_with_password_reset_during_round(session, round_, {bid.rep_id for bid in bids})
-    reachable = _reachable_from(_reference(session, round_), tuple(_scored_metrics(rules)),
-                                rules.flags)
+    if inputs is None:
+        inputs = flag_inputs_of(_read(session, _FLAG_INPUTS, **flag_input_params(
+            round_, {bid.rep_id for bid in bids})))
+    return flags_from(parsed(round_.rule_set), bids, inputs)
+
+
+def flags_from(rules: RuleSet, bids: list[BidFacts],
+               inputs: FlagInputs) -> dict[int, tuple[BidFlag, ...]]:
+    """flags_of_bids' answer from what it reads."""
+    imports, resets = inputs.imports, inputs.resets
+    reachable = _reachable_from(inputs.reference, tuple(_scored_metrics(rules)), rules.flags)
     flags: dict[int, tuple[BidFlag, ...]] = {}
     for bid in sorted(bids, key=lambda bid: bid.bid_id):
         found = []
@@ -153,14 +221,6 @@ def flags_of_bids(session: Session, round_: Round,
         if found:
             flags[bid.bid_id] = tuple(found)
     return flags
-
-
-def _reference(session: Session, round_: Round) -> tuple[tuple[int, str | None], ...]:
-    """The branch and the frozen record's text of every rep's latest bid in the distribution
-    window before the round's deadline, of reps in a branch, in a stable order."""
-    return tuple(sorted((branch_id, record) for branch_id, record in _read(
-        session, _REFERENCE, since=months_before(round_.closes_at, DISTRIBUTION_MONTHS),
-        until=round_.closes_at) if branch_id is not None and record is not None))
 
 
 @lru_cache(maxsize=32)

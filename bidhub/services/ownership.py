@@ -14,11 +14,12 @@ SQLite the write transaction's BEGIN IMMEDIATE already serialises every writer, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from bidhub.domain.errors import CapacityExceeded
@@ -137,6 +138,30 @@ def commitments_of(session: Session, rep_ids: Iterable[int],
     held = accounts_held(session, ids)
     pending = pending_awards(session, ids, excluding_listing_ids)
     return {rep_id: Commitments(held[rep_id], pending[rep_id]) for rep_id in ids}
+
+
+HELD_ROW, PENDING_ROW = "held", "pending"
+
+
+def commitment_parts(tag: Callable[[str], Any], *padding: Any) -> tuple[Select, Select]:
+    """commitments_of's two counts (of the reps in the parameter `rep_ids`) as parts of a
+    caller's UNION ALL of tagged rows: (tag(kind), rep id, count, *padding), so that a page
+    reads them beside what else it shows in one statement; `commitments_from` reads them."""
+    return (_HELD.with_only_columns(tag(HELD_ROW), Account.owner_id, func.count(), *padding),
+            _PENDING.with_only_columns(tag(PENDING_ROW), Bid.rep_id, func.count(Decision.id),
+                                       *padding))
+
+
+def commitments_from(rep_ids: Iterable[int], rows: Iterable[Sequence]) -> dict[int, Commitments]:
+    """commitments_of's answer from rows of `commitment_parts` (others' rows are skipped)."""
+    held = dict.fromkeys(rep_ids, 0)
+    pending = dict(held)
+    for row in rows:
+        if row[0] == HELD_ROW:
+            held[row[1]] = row[2]
+        elif row[0] == PENDING_ROW:
+            pending[row[1]] = row[2]
+    return {rep_id: Commitments(held[rep_id], pending[rep_id]) for rep_id in sorted(held)}
 
 
 def capacity_message(name: str | Text, commitments: Commitments, adding: int,
