@@ -305,28 +305,49 @@ def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now
 def hindrances_in_round(session: Session, rep: User, round_: Round, rows: Iterable[Any],
                         now: datetime) -> dict[int, list[Hindrance]]:
     """hindrances_for over plain rows of one round's listings (browse.ListingRow: id, status,
-    account_id, released_from_id, branch_code, annual_value_yuan), without loading them."""
+    account_id, released_from_id, branch_code), without loading them."""
     if rep.role != Role.REP or not round_.is_open_at(now):
         return {}
     rows = [row for row in rows if row.status == ListingStatus.LISTED]
     if not rows:
         return {}
+    standing = standing_of(session, rep, now, round_id=round_.id)
+    return {listing_id: list(hindrances) for listing_id, hindrances
+            in shared_hindrances_in_round(rep, round_, standing, rows, now).items()}
+
+
+def shared_hindrances_in_round(rep: User, round_: Any, standing: Standing, rows: Iterable[Any],
+                               now: datetime) -> dict[int, tuple[Hindrance, ...]]:
+    """hindrances_in_round from the rep's `standing` in the round (read with it), listings
+    with the same reasons sharing one tuple, so that a page works out each distinct answer
+    (its translation, its markup) once."""
+    if rep.role != Role.REP or not round_.is_open_at(now):
+        return {}
     rules = parsed(round_.rule_set)
     checks = checks_on(rules.eligibility)
-    standing = standing_of(session, rep, now, round_id=round_.id)
     # The rep's standing is the same on every line and most lines differ only in what the
     # checks do not read (the account, its value), so each distinct set of facts is checked
-    # once: a round of 200 listings has a handful.
-    said: dict[tuple[CheckedFacts, bool], list[Hindrance]] = {}
-    found: dict[int, list[Hindrance]] = {}
+    # once: a round of 200 listings has a handful. A listing whose account the rep never gave
+    # up differs from another only by its branch.
+    said: dict[tuple[CheckedFacts, bool], tuple[Hindrance, ...]] = {}
+    by_branch: dict[str, tuple[Hindrance, ...]] = {}
+    found: dict[int, tuple[Hindrance, ...]] = {}
+    listed, rep_id, released_at = ListingStatus.LISTED, standing.rep_id, standing.released_at
     for row in rows:
-        key = (prospect_checked_facts(standing, row.account_id, row.branch_code, now),
-               row.released_from_id == standing.rep_id)
-        hindrances = said.get(key)
+        if row.status != listed:
+            continue
+        plain = row.released_from_id != rep_id and row.account_id not in released_at
+        hindrances = by_branch.get(row.branch_code) if plain else None
         if hindrances is None:
-            hindrances = said[key] = _checked_hindrances(rules, checks, *key, now)
+            key = (prospect_checked_facts(standing, row.account_id, row.branch_code, now),
+                   row.released_from_id == rep_id)
+            hindrances = said.get(key)
+            if hindrances is None:
+                hindrances = said[key] = tuple(_checked_hindrances(rules, checks, *key, now))
+            if plain:
+                by_branch[row.branch_code] = hindrances
         if hindrances:
-            found[row.id] = list(hindrances)
+            found[row.id] = hindrances
     return found
 
 

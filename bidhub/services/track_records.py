@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -642,7 +642,7 @@ def _standing(accounts_a: Any, accounts_b: Any) -> Select:
 # asks for one rep's standing on every request.
 _STANDING_WITH_ACCOUNTS = _standing(bindparam("accounts_a", expanding=True),
                                     bindparam("accounts_b", expanding=True))
-_STANDING_IN_ROUND = _standing(
+STANDING_IN_ROUND = _standing(
     select(Listing.account_id).where(Listing.round_id == bindparam("round_a")),
     select(Listing.account_id).where(Listing.round_id == bindparam("round_b")))
 
@@ -655,19 +655,30 @@ def standing_of(session: Session, rep: User, now: datetime, *,
     # same answers without the ORM's per-statement work (these are plain rows).
     if session.autoflush:
         session.flush()
-    params: dict[str, Any] = {"rep_a": rep.id, "rep_b": rep.id, "rep_c": rep.id,
-                              "rep_d": rep.id, "now": now}
     if round_id is not None:
-        statement = _STANDING_IN_ROUND
-        params.update(round_a=round_id, round_b=round_id)
+        statement = STANDING_IN_ROUND
+        params = standing_in_round_params(rep, round_id, now)
     else:
+        params = {"rep_a": rep.id, "rep_b": rep.id, "rep_c": rep.id, "rep_d": rep.id, "now": now}
         statement = _STANDING_WITH_ACCOUNTS
         accounts = sorted(set(account_ids))
         params.update(accounts_a=accounts, accounts_b=accounts)
-    rows = session.connection().execute(statement, params).all()
-    held, open_incidents = rows[0][:2]  # the counts are on every row, and there is one
+    return standing_from_rows(rep, now, session.connection().execute(statement, params).all())
+
+
+def standing_in_round_params(rep: User, round_id: int, now: datetime) -> dict[str, Any]:
+    """The parameters of STANDING_IN_ROUND (a statement may hold it as a subquery)."""
+    return {"rep_a": rep.id, "rep_b": rep.id, "rep_c": rep.id, "rep_d": rep.id, "now": now,
+            "round_a": round_id, "round_b": round_id}
+
+
+def standing_from_rows(rep: User, now: datetime, rows: Sequence[Sequence[Any]]) -> Standing:
+    """The rep's standing from the rows of a standing statement (held, open incidents, account
+    id, released at; one row at least), which may end other columns' rows."""
+    held, open_incidents = rows[0][-4:-2]  # the counts are on every row, and there is one
     released_at: dict[int, datetime] = {}
-    for _held, _open, account_id, at in rows:
+    for row in rows:
+        account_id, at = row[-2:]
         if account_id is not None:
             released_at[account_id] = max(at, released_at.get(account_id, at))
     return Standing(rep_id=rep.id, accounts_held=held or 0,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 
 from flask import url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
 from bidhub.domain.text import Text
-from bidhub.models import ListingStatus
+from bidhub.models import ListingStatus, RoundStatus
 from bidhub.services.branches import branch_label
 from bidhub.services.browse import SORTS, BranchChoice, ListingFilter, ListingRow
-from bidhub.services.policies import Hindrance
+from bidhub.services.policies import Hindrance, results_are_published
+from bidhub.services.rounds import ListedRound
 from bidhub.web.i18n import (
     format_yuan,
     format_yuan_compact,
@@ -21,7 +23,8 @@ from bidhub.web.i18n import (
     ngettext,
     speaks_chinese,
 )
-from bidhub.web.labels import cached_label, label
+from bidhub.web.labels import cached_label, handbook_term, label
+from bidhub.web.rendering import localtime, template_url_for
 
 # A number no id reaches, put where the id goes in one url_for; see `url_with_id`.
 ID_PLACEHOLDER = 987_654_321_012
@@ -69,70 +72,95 @@ def listing_section(lines: Sequence[Markup], filter_errors: Mapping[str, str]) -
         f"{body}</section>")
 
 
-def _escaped_url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
-    """url_with_id's URLs, escaped for HTML (the id is a number: the rest is escaped once)."""
-    before, found, after = url_for(endpoint, **{name: ID_PLACEHOLDER}).rpartition(
+def _escaped_url_parts(endpoint: str, name: str) -> tuple[str, str] | None:
+    """What comes before and after the id in `endpoint`'s URL (the id is a number: the rest
+    is escaped once), or None when the rule does not put the id in the path as it is."""
+    before, found, after = template_url_for(endpoint, **{name: ID_PLACEHOLDER}).rpartition(
         str(ID_PLACEHOLDER))
-    if not found:
+    return (escape(before), escape(after)) if found else None
+
+
+def _escaped_url_with_id(endpoint: str, name: str) -> Callable[[int], str]:
+    """url_with_id's URLs, escaped for HTML."""
+    parts = _escaped_url_parts(endpoint, name)
+    if parts is None:
         return lambda value: escape(url_for(endpoint, **{name: value}))
-    before, after = escape(before), escape(after)
+    before, after = parts
     return lambda value: f"{before}{int(value)}{after}"
 
 
-def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[tuple[str, str]]],
-                  takes_bids: bool) -> list[Markup]:
+# A row's cells but the last, kept per process by the language, the account links' URL and
+# every value they show (the row's own columns are the key, so an import or an edit that
+# changes one makes a new key instead of a stale row); at most ROW_CELLS_LIMIT a language.
+_row_cells: dict[tuple[str, str], dict[tuple, str]] = {}
+ROW_CELLS_LIMIT = 20_000
+
+
+def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[Hindrance]],
+                  show: Callable[[Text | None], str], takes_bids: bool) -> list[Markup]:
     """The table rows (<tr>…</tr>, as _listings.html placed them) for `rows`
-    (browse.listings_for_rep), given the translated hindrances by listing and whether the
-    round takes bids now. A round lists up to a few hundred accounts, and a template
-    expression, filter or url_for per cell cost more than the rest of the page: every text is
-    escaped here, and what repeats (ownership and branch labels, the last cell's words and a
-    rep's reasons not to bid, mostly the same on every line) is worked out once a page."""
-    account_url = _escaped_url_with_id("market.account", "account_id")
+    (browse.listings_for_rep), given each listing's reasons not to bid
+    (policies.shared_hindrances_in_round: one tuple for the listings that share them), `show`
+    translating a reason, and whether the round takes bids now. A round lists up to a few
+    hundred accounts, and a template expression, filter or url_for per cell cost more than
+    the rest of the page: every text is escaped here; what a row shows of its account is
+    written once per process and language, and what repeats for the rep (the last cell's
+    words, their reasons not to bid) once a page."""
+    account_parts = _escaped_url_parts("market.account", "account_id")
     bid_url = _escaped_url_with_id("market.bid_detail", "bid_id")
     place_bid_url = _escaped_url_with_id("market.place_bid", "listing_id")
-    chinese, locale = speaks_chinese(), get_locale()
+    locale = get_locale()
+    kept_key = (str(locale), "" if account_parts is None else "#".join(account_parts))
+    cells = _row_cells.get(kept_key)
+    if cells is None or len(cells) >= ROW_CELLS_LIMIT:
+        cells = _row_cells[kept_key] = {}
     your_bid = escape(gettext("your bid"))
     bid = escape(gettext("Bid"))
-    ownership: dict[str, Markup] = {}
-    branches: dict[int, Markup] = {}
-    industries: dict[str, Markup] = {}
-    not_eligible: dict[tuple, str] = {}
+    not_eligible: dict[int, str] = {}  # id of a shared tuple of reasons -> the cell
     listed = ListingStatus.LISTED
     lines = []
     for row in rows:
-        if row.ownership_type not in ownership:
-            ownership[row.ownership_type] = escape(label(row.ownership_type, "ownership"))
-        if row.branch_id not in branches:
-            branches[row.branch_id] = escape(branch_label(
-                BranchChoice(row.branch_id, row.branch_name, row.branch_name_zh), locale))
-        if row.industry not in industries:
-            industries[row.industry] = escape(row.industry)
+        key = row[2:13]  # every column the cells show, the account's id first
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = _account_cells(row, account_parts, locale)
         if row.own_bid_id is not None:  # their bid instead of any reason not to bid
             last = f'<a href="{bid_url(row.own_bid_id)}">{your_bid}</a>\n'
-        elif reasons := tuple(hindrances.get(row.id, ())):
-            last = not_eligible.get(reasons)
+        elif reasons := hindrances.get(row.id):
+            last = not_eligible.get(id(reasons))
             if last is None:
-                last = not_eligible[reasons] = _not_eligible_cell(reasons)
+                last = not_eligible[id(reasons)] = _not_eligible_cell(
+                    [(show(item.reason), show(item.remedy)) for item in reasons])
         # accepts_bids (policies), for a row of a round whose openness is known.
         elif takes_bids and row.status == listed:
             last = f'<a class="button small" href="{place_bid_url(row.id)}">{bid}</a>\n'
         else:
             last = '<span class="muted">—</span>'
-        value = row.annual_value_yuan
-        # Safe: every text is escaped, here or where it was kept; the amounts are figures
-        # with ¥, 万, 亿, K, M or B, which need no escaping.
-        lines.append(Markup(  # noqa: S704
-            f'      <tr>\n'
-            f'        <td class="name"><a href="{account_url(row.account_id)}">'
-            f'{escape(row.name)}</a> <small class="muted">{escape(row.external_id)}</small></td>\n'
-            f'        <td class="term">{industries[row.industry]}</td>\n'
-            f'        <td class="term">{ownership[row.ownership_type]}</td>\n'
-            f'        <td class="name">{branches[row.branch_id]}</td>\n'
-            f'        <td class="num" title="{format_yuan(value)}">'
-            f'{format_yuan_compact(value, chinese=chinese)}</td>\n'
-            f'        <td>\n{last}        </td>\n'
-            f'      </tr>\n'))
+        # Safe: the cells are escaped where they were written, the last cell here.
+        lines.append(Markup(f"{cell}{last}        </td>\n      </tr>\n"))  # noqa: S704
     return lines
+
+
+def _account_cells(row: ListingRow, account_parts: tuple[str, str] | None, locale: object
+                   ) -> str:
+    """A row's markup up to its last cell's content: the account's name, number, industry,
+    ownership, branch and value, every text escaped."""
+    account_url = (escape(url_for("market.account", account_id=row.account_id))
+                   if account_parts is None
+                   else f"{account_parts[0]}{int(row.account_id)}{account_parts[1]}")
+    branch = branch_label(BranchChoice(row.branch_id, row.branch_name, row.branch_name_zh),
+                          locale)
+    value = row.annual_value_yuan
+    # The amounts are figures with ¥, 万, 亿, K, M or B, which need no escaping.
+    return (f'      <tr>\n'
+            f'        <td class="name"><a href="{account_url}">'
+            f'{escape(row.name)}</a> <small class="muted">{escape(row.external_id)}</small></td>\n'
+            f'        <td class="term">{escape(row.industry)}</td>\n'
+            f'        <td class="term">{escape(label(row.ownership_type, "ownership"))}</td>\n'
+            f'        <td class="name">{escape(branch)}</td>\n'
+            f'        <td class="num" title="{format_yuan(value)}">'
+            f'{format_yuan_compact(value, chinese=speaks_chinese())}</td>\n'
+            f'        <td>\n')
 
 
 def _not_eligible_cell(reasons: Sequence[tuple[str, str]]) -> str:
@@ -144,25 +172,64 @@ def _not_eligible_cell(reasons: Sequence[tuple[str, str]]) -> str:
             f'</strong>\n{hints}</div>\n')
 
 
-def translated_hindrances(found: Mapping[int, Sequence[Hindrance]],
-                          show: Callable[[Text | None], str]) -> dict[int, list[tuple[str, str]]]:
-    """Each listing's reasons not to bid and what would lift them, in the page's language
-    (`show` translates one message). A rep's reasons are mostly the same on every line (their
-    capacity, their tenure), so each distinct one is translated once a page."""
-    said: dict[tuple, tuple[str, str]] = {}
-
-    def shown(item: Hindrance) -> tuple[str, str]:
-        key = (_key(item.reason), _key(item.remedy))
-        if key not in said:
-            said[key] = (show(item.reason), show(item.remedy))
-        return said[key]
-
-    return {listing_id: [shown(item) for item in items] for listing_id, items in found.items()}
+# The heading's fixed words, escaped, kept per catalogue (see round_heading).
+_HEADING_WORDS = object()
 
 
-def _key(text: Text | None) -> tuple | None:
-    """What makes two messages the same (Text's equality), cheaper to hash than Text."""
-    return None if text is None else (text.msgid, tuple(text.params.items()))
+def _heading_words() -> dict[str, str]:
+    return {key: escape(text) for key, text in (
+        ("rounds", gettext("Bidding rounds")), ("all_branches", gettext("All branches")),
+        ("deadline", gettext("Deadline")), ("open", gettext("open for bids")),
+        ("closed", gettext("closed")), ("rules", gettext("Rules")),
+        ("announcement", gettext("Announcement of results")),
+        ("left", gettext("{days} d {hours} h {minutes} min left")),
+        ("passed", gettext("the deadline has passed")))}
+
+
+def round_heading(round_: ListedRound, is_open: bool, now: datetime) -> Markup:
+    """The rep's list's heading (as round.html drew it): the way back to the rounds, the
+    round's title, branch, deadline, state and rules, the countdown while it is open and the
+    link to its announcement once there is one. Its words are kept per language."""
+    word = kept_with_catalogue(_HEADING_WORDS, _heading_words)
+    if is_open:
+        state = f'<span class="badge badge-open">{word["open"]}</span>'
+    elif round_.status == RoundStatus.IN_REVIEW:  # as the status_badge macro draws it
+        state = (f'<span class="badge badge-{escape(round_.status)}">'
+                 f"{escape(cached_label(round_.status, RoundStatus))}</span>\n")
+    else:
+        state = f'<span class="badge badge-closed">{word["closed"]}</span>'
+    countdown = (
+        f'· <span class="countdown" data-deadline="{escape(round_.closes_at.isoformat())}" '
+        f'data-now="{escape(now.isoformat())}" data-left="{word["left"]}" '
+        f'data-passed="{word["passed"]}">{escape(time_left_at(round_.closes_at, now))}</span>'
+        if is_open else "")
+    announcement = (
+        f'<p><a class="button" href="{escape(template_url_for("market.round_results", round_id=round_.id))}">'
+        f'{word["announcement"]}</a> {handbook_term("中标公示")}</p>'
+        if results_are_published(round_) else "")
+    branch = (escape(branch_label(round_.branch, get_locale())) if round_.branch
+              else word["all_branches"])
+    sha256 = escape(round_.rule_set.sha256)
+    # Safe: every text is escaped, here or where it was kept.
+    return Markup(  # noqa: S704
+        f'<p class="crumbs"><a href="{escape(template_url_for("market.rounds"))}">'
+        f'{word["rounds"]}</a> ›</p>\n'
+        f"<h1>{escape(round_.title)}</h1>\n"
+        '<p class="meta">\n'
+        f"  {branch} ·\n"
+        f'  {word["deadline"]} <strong>{escape(localtime(round_.closes_at))}</strong> ·\n'
+        f'{state}  · {word["rules"]} <code title="{sha256}">{sha256[:12]}</code>\n'
+        f"{countdown}</p>\n{announcement}")
+
+
+def time_left_at(deadline: datetime, now: datetime) -> str:
+    """The time until `deadline` in whole minutes, as the live countdown in app.js words it."""
+    seconds = (deadline - now).total_seconds()
+    if seconds <= 0:
+        return gettext("the deadline has passed")
+    minutes = int(seconds // 60)
+    return gettext("{days} d {hours} h {minutes} min left").format(
+        days=minutes // 1440, hours=minutes // 60 % 24, minutes=minutes % 60)
 
 
 # The filter form's fixed words, escaped, kept per catalogue (see filter_form).

@@ -20,7 +20,7 @@ from bidhub.domain.preferences import BONUS, TIE_BREAK, Preferences
 from bidhub.domain.text import N_, Text
 from bidhub.models import BidStatus, Listing, Role
 from bidhub.services import appeals, bid_preferences, bidding, browse, market_rows, policies
-from bidhub.services.rounds import ListedRound, listed_round, load_round
+from bidhub.services.rounds import listed_round_with_standing, load_round
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
@@ -32,7 +32,8 @@ from bidhub.web.listing_lines import (
     filter_form,
     listing_lines,
     listing_section,
-    translated_hindrances,
+    round_heading,
+    time_left_at,
 )
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
 from bidhub.web.rendering import (
@@ -80,34 +81,32 @@ def rounds():
     return render("market/rounds.html", rounds=market_rows.rounds_visible_to_reps(session, now()))
 
 
-def visible_round(round_id: int) -> ListedRound:
-    round_ = listed_round(get_session(), round_id)
-    if not round_.is_visible_to_reps_at(now()):
-        abort(404)
-    return round_
-
-
 @blueprint.route("/rounds/<int:round_id>")
 @rep_only
 def round_listings(round_id: int):
     session = get_session()
-    round_ = visible_round(round_id)
     rep = current_user._get_current_object()  # read for every listing: not through the proxy
+    at = now()
+    # The round and the rep's standing in it come in one statement; nothing of them is shown
+    # unless reps may see the round.
+    round_, standing = listed_round_with_standing(session, round_id, rep, at)
+    if not round_.is_visible_to_reps_at(at):
+        abort(404)
     filter_errors: dict[str, str] = {}
     criteria = listing_filter_from(request.args, filter_errors)
     rows = browse.listings_for_rep(session, round_, rep, criteria)
-    at = now()
     is_open = round_.is_open_at(at)
     # A listing the rep has bid for shows their bid instead of any reason not to bid.
-    hindrances = translated_hindrances(policies.hindrances_in_round(
-        session, rep, round_, [row for row in rows if row.own_bid_id is None], at), shown)
-    listings = listing_section(listing_lines(rows, hindrances, is_open), filter_errors)
+    hindrances = policies.shared_hindrances_in_round(
+        rep, round_, standing, [row for row in rows if row.own_bid_id is None], at)
+    listings = listing_section(listing_lines(rows, hindrances, shown, is_open), filter_errors)
     if is_htmx_partial_request():  # the filter form's request: the list alone, as it is
         response = make_response(listings)
         response.vary.add("HX-Request")  # as render() says it
         return response
     return render("market/round.html", options=browse.filter_options(session, round_.id),
-                  round=round_, criteria=criteria, is_open=is_open, listings=listings)
+                  round=round_, criteria=criteria, listings=listings,
+                  heading=round_heading(round_, is_open, at))
 
 
 def shown(text: Text | None) -> str:
@@ -135,12 +134,7 @@ def listing_filters(criteria: browse.ListingFilter, options: dict[str, list]) ->
 @blueprint.app_template_global()
 def time_left(deadline: datetime) -> str:
     """The time until `deadline` in whole minutes, as the live countdown in app.js words it."""
-    seconds = (deadline - now()).total_seconds()
-    if seconds <= 0:
-        return _("the deadline has passed")
-    minutes = int(seconds // 60)
-    return _("{days} d {hours} h {minutes} min left").format(
-        days=minutes // 1440, hours=minutes // 60 % 24, minutes=minutes % 60)
+    return time_left_at(deadline, now())
 
 
 # How each tie-break orders bids with equal totals, in words a rep reads on the announcement.

@@ -1,0 +1,59 @@
+"""The rep's list reads its round and the rep's standing in one statement: the same answers as
+standing_of and the shared reasons not to bid as hindrances_in_round's."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bidhub.domain.errors import NotFound
+from bidhub.models import Round, User
+from bidhub.services import browse, policies
+from bidhub.services.rounds import listed_round_with_standing
+from bidhub.services.track_records import standing_of
+
+
+def test_the_round_and_the_standing_read_together_equal_those_read_apart(
+        session, clock, make_rep, make_manager, make_account, make_round):
+    from bidhub.services.accountability import log_incident
+    from bidhub.services.filings import transfer_account
+
+    rep, other = make_rep(), make_rep()
+    manager = make_manager()
+    held = make_account(owner=rep)
+    lost = make_account(owner=rep)
+    transfer_account(session, manager, account_id=lost.id, to_rep_id=other.id,
+                     reason="Owner left the company.",
+                     review_text="Handover done; the client was told.", now=clock())
+    for _ in range(3):
+        log_incident(session, manager, account_id=held.id, competitor_site="zhaopin.example",
+                     ad_type="banner", evidence_url="https://zhaopin.example/",
+                     seen_at=clock() - timedelta(days=1), now=clock())
+    released_from_rep = make_account(owner=rep)
+    round_ = make_round(accounts=[make_account(), make_account(), released_from_rep,
+                                  session.get(type(lost), lost.id)])
+    round_ = session.get(Round, round_.id)
+    rep = session.get(User, rep.id)
+
+    listed, standing = listed_round_with_standing(session, round_.id, rep, clock())
+    assert standing == standing_of(session, rep, clock(), round_id=round_.id)
+    assert len(standing.released_at) == 2
+    assert (listed.id, listed.title, listed.status, listed.closes_at, listed.rule_set.sha256) == (
+        round_.id, round_.title, round_.status, round_.closes_at, round_.rule_set.sha256)
+
+    rows = browse.listings_for_rep(session, listed, rep, browse.ListingFilter())
+    shared = policies.shared_hindrances_in_round(rep, listed, standing, rows, clock())
+    assert {listing_id: list(found) for listing_id, found in shared.items()} == (
+        policies.hindrances_for(session, rep, round_.listings, clock()))
+    # Listings with the same reasons share them: two plain accounts of one branch here.
+    assert len({id(found) for found in shared.values()}) == 3
+
+    # A rep with no incident, release or holding: nothing shared, nothing found.
+    quiet = session.get(User, make_rep().id)
+    _, quiet_standing = listed_round_with_standing(session, round_.id, quiet, clock())
+    assert quiet_standing == standing_of(session, quiet, clock(), round_id=round_.id)
+    assert policies.shared_hindrances_in_round(quiet, listed, quiet_standing, rows, clock()) == {}
+
+    with pytest.raises(NotFound):
+        listed_round_with_standing(session, round_.id + 1000, rep, clock())
