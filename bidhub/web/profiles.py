@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Blueprint, abort, current_app, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -44,6 +48,7 @@ from bidhub.web.rendering import (
 from bidhub.web.reviews import reason_label
 
 blueprint = Blueprint("profiles", __name__)
+T = TypeVar("T")
 
 
 @blueprint.route("/reps/<int:rep_id>")
@@ -68,20 +73,63 @@ def track_record_page(rep_id: int):
     profile = rep_profile(get_session(), rep_id, current,
                           include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
     labels = page_labels()
-    bar_titles = labels["bar_titles"]
-    months, chart_width = forecast_chart(
-        profile.forecasts, lambda kind, value: bar_titles[kind] % {"value": yuan(value)})
-    return render("profiles/rep.html", profile=profile, chart_marks=chart_marks(months),
-                  chart_width=chart_width, bid_rows=bid_rows(profile.bids, labels["bid_results"]),
+    kept = KeptRows(str(get_locale()))
+    chart = kept("chart", tuple(profile.forecasts),
+                 lambda: drawn_chart(profile.forecasts, labels["bar_titles"]))
+    overdue = tuple(is_overdue(review, current) for review in profile.loss_reviews)
+    promises_shown = tuple(profile.promises)
+    return render("profiles/rep.html", profile=profile, chart_marks=chart[0],
+                  chart_width=chart[1],
+                  bid_rows=kept("bids", tuple(profile.bids),
+                                lambda: bid_rows(profile.bids, labels["bid_results"])),
                   metric_rows=metric_rows(profile.metrics, labels),
                   funnel_rows=funnel_rows(profile.funnel, profile.open_by_stage, labels),
-                  loss_review_rows=loss_review_rows(profile.loss_reviews, labels, current),
+                  loss_review_rows=kept(
+                      "reviews", (tuple(profile.loss_reviews), overdue),
+                      lambda: loss_review_rows(profile.loss_reviews, labels, overdue)),
                   incident_rows=incident_rows(profile.incidents),
-                  promise_rows=promise_rows(profile.promises, profile.account_names, labels),
+                  promise_rows=kept(
+                      "promises", (promises_shown, tuple(
+                          profile.account_names.get(promise.account_id)
+                          for promise in promises_shown)),
+                      lambda: promise_rows(profile.promises, profile.account_names, labels)),
                   has_forecasts=any(row.forecast_yuan for row in profile.forecasts),
                   labels=labels,
                   gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
                                        profile.capacity_max))
+
+
+# The markup of the page's tables and chart is kept per app, by the page's mount point and
+# language and by every value it shows (the rows themselves): a rep's bids, reviews, promises
+# and forecasts change seldom, and their rows cost more to write than the rest of the page.
+# A changed row is another key, so a kept one is never stale. The metrics and the funnel
+# depend on the moment (a rep's tenure grows by the second) and are written every time.
+KEPT_ROWS = "bidhub_track_record_rows"
+KEPT_ROWS_LIMIT = 2_000
+
+
+class KeptRows:
+    """Markup kept by section and the values it shows, for the page being rendered."""
+
+    def __init__(self, locale: str) -> None:
+        self.page = (request.script_root, locale)
+        self.cache = current_app.extensions.setdefault(KEPT_ROWS, {})
+
+    def __call__(self, section: str, values: tuple, draw: Callable[[], T]) -> T:
+        key = (self.page, section, values)
+        found = self.cache.get(key)
+        if found is None:
+            if len(self.cache) >= KEPT_ROWS_LIMIT:
+                self.cache.clear()
+            found = self.cache[key] = draw()
+        return found
+
+
+def drawn_chart(forecasts, bar_titles: dict) -> tuple[Markup, int]:
+    """The forecast chart's marks and width."""
+    months, width = forecast_chart(
+        forecasts, lambda kind, value: bar_titles[kind] % {"value": yuan(value)})
+    return chart_marks(months), width
 
 
 # The tables' rows below are written here rather than cell by cell in the template: with a
@@ -116,14 +164,14 @@ def funnel_rows(steps, open_by_stage: dict, labels: dict) -> Markup:
     return Markup("\n".join(rows))  # noqa: S704
 
 
-def loss_review_rows(reviews, labels: dict, current) -> Markup:
+def loss_review_rows(reviews, labels: dict, late: tuple[bool, ...]) -> Markup:
     reasons, statuses = labels["review_reasons"], labels["review_statuses"]
     overdue = Markup('<span class="badge badge-overdue">%s</span>\n') % labels["overdue"]
     rows = []
-    for review in reviews:
+    for review, is_late in zip(reviews, late, strict=True):
         reason = reasons.get(review.reason) or reason_label(review)
         due = localtime(review.due_at, DAY_PATTERN) if review.due_at else "—"
-        if is_overdue(review, current):
+        if is_late:
             status = overdue
         else:
             status = (Markup('<span class="badge badge-%s">%s</span>')
