@@ -199,8 +199,9 @@ def drop_connections_with_stale_plans(context: Any) -> None:
         context.is_disconnect = True
 
 
-def begin_write(session: Session, keep: tuple[object, ...] = ()) -> None:
-    """Start the write transaction of a use case (BEGIN IMMEDIATE on SQLite).
+def end_read_before_write(session: Session, keep: tuple[object, ...] = ()) -> None:
+    """Ready the session for the write transaction of a use case (begun by `unit_of_work`
+    with BEGIN IMMEDIATE on SQLite, after this and after queueing: this locks nothing).
 
     Whatever the session read before (the logged-in user, say) is committed first, so the
     write transaction starts from the newest snapshot instead of upgrading a stale one; rows
@@ -216,7 +217,6 @@ def begin_write(session: Session, keep: tuple[object, ...] = ()) -> None:
                 session.expire(instance)
     else:
         session.expire_all()
-    session.connection(execution_options={IMMEDIATE: True})
 
 
 class UnitOfWorkFailed(RuntimeError):
@@ -227,12 +227,13 @@ class UnitOfWorkFailed(RuntimeError):
 def unit_of_work(session: Session, keep: tuple[object, ...] = ()) -> Iterator[Session]:
     """The transaction of a use case: begun by the outermost use case, committed once by it.
 
-    The outermost `with unit_of_work(session)` starts the write transaction (`begin_write`),
-    commits when its body ends and rolls back when any exception leaves it, so a caller never
+    The outermost `with unit_of_work(session)` ends the session's read
+    (`end_read_before_write`), queues for the writer where writers queue (SQLite) and starts
+    the write transaction (BEGIN IMMEDIATE on SQLite), commits when its body ends and rolls back when any exception leaves it, so a caller never
     has to clean up after a refused request. A use case called inside another one joins the
     open unit: it neither begins nor commits, and an exception leaving it rolls back the
     whole unit. An outer body that swallows such an exception cannot commit either: half of
-    a failed use case would be saved. `keep`: see `begin_write`.
+    a failed use case would be saved. `keep`: see `end_read_before_write`.
     """
     unit = session.info.get(UNIT_OF_WORK)
     if unit is not None:
@@ -244,9 +245,14 @@ def unit_of_work(session: Session, keep: tuple[object, ...] = ()) -> Iterator[Se
         return
     unit = session.info[UNIT_OF_WORK] = {"failed": False}
     try:
+        try:
+            end_read_before_write(session, keep)
+        except BaseException:
+            session.rollback()
+            raise
         with queued_writer(session):
             try:
-                begin_write(session, keep)
+                session.connection(execution_options={IMMEDIATE: True})
                 yield session
                 if unit["failed"]:
                     raise UnitOfWorkFailed("A step of this unit of work failed; nothing was "

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
 
-from bidhub.db import unit_of_work
+from bidhub.db import in_unit_of_work, unit_of_work
 from bidhub.domain import metrics
-from bidhub.domain.errors import BidRejected, NotEligible, NotFound, PermissionDenied
+from bidhub.domain.errors import (
+    BidhubError,
+    BidRejected,
+    NotEligible,
+    NotFound,
+    PermissionDenied,
+)
 from bidhub.domain.facts import (
     INCIDENT_STATUSES_AGAINST_REP,
     AccountFacts,
@@ -39,7 +59,12 @@ from bidhub.models import (
 from bidhub.services.bid_preferences import close_gap
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
 from bidhub.services.rule_sets import parsed
-from bidhub.services.track_records import SNAPSHOT_TEXT, history_of_text, tenure_in_months
+from bidhub.services.track_records import (
+    SNAPSHOT_TEXT,
+    history_of_text,
+    readable_snapshot,
+    tenure_in_months,
+)
 
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
@@ -116,39 +141,35 @@ def place_bid(
     reads are one plain statement and the write is one more, as that transaction is what
     concurrent bids queue for. The bid is written as the row the checks produced: no ORM
     object is built, flushed or reloaded for it.
+
+    The checks and the track record are first worked out from that statement read before the
+    write transaction, and the write transaction writes their row only if the statement, run
+    again inside the write, gives exactly the row they were worked out from (one INSERT ...
+    SELECT ... WHERE it does): concurrent bids then queue for one statement, not for the
+    metrics. Any change, a refusal or an unusual case is read and decided again in the write
+    transaction, as without the early read.
     """
+    content = _Content(account_plan, committed_revenue_yuan, visit_plan, submission_key or None)
+    params = {"listing_id": listing_id, "rep_id": rep.id, "now": now,
+              "submission_key": content.submission_key}
+    early = _checked_before_writing(session, rep, params, content, now)
     # The signed-in user stays as loaded: the rep's row is read again below, in the write
     # transaction, by the statement that reads the listing.
     with unit_of_work(session, keep=(rep,)):
         session.flush()  # what session.execute would do first: the reads see pending rows
         connection = session.connection()
-        found = connection.execute(_BID_READ, {
-            "listing_id": listing_id, "rep_id": rep.id, "now": now,
-            "submission_key": submission_key or None}).first()
+        if early is not None:
+            placed = _write_if_unchanged(connection, early, params, rep.id)
+            if placed is not None:
+                return placed
+        found = connection.execute(_BID_READ, params).first()
         if found is None:  # no such listing (or no such user): decided by the fallbacks
             return _refuse_missing_listing(session, rep, submission_key)
         if found.rep_role != Role.REP:
             raise PermissionDenied(N_("Only reps bid."))
         if found.resent_id is not None:  # this form was sent before: the bid it made
             return _placed_before(session, found)
-        check_open(is_visible=found.is_visible, is_open=Round.is_open_at(found, now),
-                   listing_status=found.listing_status)
-        check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
-        if found.earlier_status == BidStatus.ACTIVE:
-            raise already_bid()
-        if found.released_from_id == rep.id:
-            raise BidRejected(N_("This account was released from you; you cannot bid for it."))
-        track_record = metrics.track_record(
-            rep_history_at_bid(session, rep.id, found, now),
-            AccountFacts(account_id=found.account_id, industry=found.industry,
-                         branch=found.account_branch,
-                         annual_value_yuan=found.annual_value_yuan), now)
-        check_eligible(parsed(_StoredRules(found.rules_text)),
-                       bid_facts_at_bid(rep.id, found, track_record, now))
-        row = {"account_plan": account_plan.strip(), "visit_plan": visit_plan.strip(),
-               "committed_revenue_yuan": committed_revenue_yuan, "track_record": track_record,
-               "status": BidStatus.ACTIVE, "submitted_at": now, "updated_at": now,
-               "withdrawn_at": None, "submission_key": submission_key or None}
+        row = _checked_row(session, rep.id, found, content, now)
         try:
             if found.earlier_id is None:
                 bid_id = connection.execute(_INSERT_BID, {
@@ -161,6 +182,84 @@ def place_bid(
         except IntegrityError as error:  # a concurrent request placed it first
             raise already_bid() from error
         return PlacedBid(bid_id, found.account_name)
+
+
+class _Content(NamedTuple):
+    """What the rep wrote in the bid form."""
+
+    account_plan: str
+    committed_revenue_yuan: int
+    visit_plan: str
+    submission_key: str | None
+
+
+class _Checked(NamedTuple):
+    """A bid's row worked out from `found`, the row `_BID_READ` gave before queueing."""
+
+    found: Row
+    row: dict[str, Any]
+
+
+def _checked_before_writing(session: Session, rep: User, params: dict[str, Any],
+                            content: _Content, now: datetime) -> _Checked | None:
+    """The bid's row from `_BID_READ` run before the write transaction; None where the
+    checks are left to the write transaction alone: inside a unit of work already open, with
+    changes not yet flushed, or for anything but a new or revived bid whose checks all pass
+    and whose stored snapshot is read as it is (a missing one is rebuilt and stored)."""
+    if in_unit_of_work(session) or session.new or session.dirty or session.deleted:
+        return None
+    found = session.connection().execute(_BID_READ, params).first()
+    if (found is None or found.rep_role != Role.REP or found.resent_id is not None
+            or not readable_snapshot(found.snapshot)):
+        return None
+    try:
+        return _Checked(found, _checked_row(session, rep.id, found, content, now))
+    except BidhubError:  # refused now: decided again at the moment of the bid
+        return None
+
+
+def _write_if_unchanged(connection: Connection, early: _Checked, params: dict[str, Any],
+                        rep_id: int) -> PlacedBid | None:
+    """Write the bid worked out before the write transaction if `_BID_READ` still gives the
+    row it was worked out from; None (nothing written) if it does not, or if the withdrawn
+    bid to revive is not withdrawn any more."""
+    found = early.found
+    values = {**{f"read_{key}": value for key, value in params.items()},
+              **{f"seen_{key}": value for key, value in found._mapping.items()},
+              **{f"new_{key}": value for key, value in early.row.items()},
+              "new_listing_id": found.listing_id, "new_rep_id": rep_id}
+    if found.earlier_id is None:
+        try:
+            bid_id = connection.execute(_INSERT_IF_UNCHANGED, values).scalar()
+        except IntegrityError as error:  # a concurrent request placed it first
+            raise already_bid() from error
+        return None if bid_id is None else PlacedBid(bid_id, found.account_name)
+    revived = connection.execute(_REVIVE_IF_UNCHANGED, {**values, "bid_id": found.earlier_id})
+    return PlacedBid(found.earlier_id, found.account_name) if revived.rowcount == 1 else None
+
+
+def _checked_row(session: Session, rep_id: int, found: Row, content: _Content,
+                 now: datetime) -> dict[str, Any]:
+    """The bid's row if every check passes on what `_BID_READ` read (refusals raise)."""
+    check_open(is_visible=found.is_visible, is_open=Round.is_open_at(found, now),
+               listing_status=found.listing_status)
+    check_bid_content(content.account_plan, content.committed_revenue_yuan, content.visit_plan)
+    if found.earlier_status == BidStatus.ACTIVE:
+        raise already_bid()
+    if found.released_from_id == rep_id:
+        raise BidRejected(N_("This account was released from you; you cannot bid for it."))
+    track_record = metrics.track_record(
+        rep_history_at_bid(session, rep_id, found, now),
+        AccountFacts(account_id=found.account_id, industry=found.industry,
+                     branch=found.account_branch, annual_value_yuan=found.annual_value_yuan),
+        now)
+    check_eligible(parsed(_StoredRules(found.rules_text)),
+                   bid_facts_at_bid(rep_id, found, track_record, now))
+    return {"account_plan": content.account_plan.strip(),
+            "visit_plan": content.visit_plan.strip(),
+            "committed_revenue_yuan": content.committed_revenue_yuan,
+            "track_record": track_record, "status": BidStatus.ACTIVE, "submitted_at": now,
+            "updated_at": now, "withdrawn_at": None, "submission_key": content.submission_key}
 
 
 def already_bid() -> BidRejected:
@@ -253,11 +352,28 @@ _RESENT_BID = select(Bid.id, Account.name).join(Listing, Listing.id == Bid.listi
     Bid.rep_id == bindparam("rep_id"), Bid.submission_key == bindparam("submission_key"))
 _BIDS = Bid.__table__
 _INSERT_BID = insert(_BIDS).returning(_BIDS.c.id)
+_BID_VALUES = ("account_plan", "visit_plan", "committed_revenue_yuan", "track_record", "status",
+               "submitted_at", "updated_at", "withdrawn_at", "submission_key")
 _REVIVE_BID = update(_BIDS).where(
     _BIDS.c.id == bindparam("bid_id"), _BIDS.c.status == BidStatus.WITHDRAWN).values(
-    {column: bindparam(column) for column in (
-        "account_plan", "visit_plan", "committed_revenue_yuan", "track_record", "status",
-        "submitted_at", "updated_at", "withdrawn_at", "submission_key")})
+    {column: bindparam(column) for column in _BID_VALUES})
+# The write of a bid worked out before its write transaction: `_BID_READ` again, as a
+# subquery, must give every column as it was read (`seen_<column>`, NULL matching NULL).
+# Its parameters are renamed (`read_<name>`): an UPDATE of bids keeps the names of bids'
+# columns (rep_id, listing_id, submission_key) for the values it sets.
+_SEEN = replacement_traverse(_BID_READ, {}, lambda element: bindparam(
+    f"read_{element.key}", type_=element.type)
+    if isinstance(element, BindParameter) and not element.unique else None).subquery()
+_UNCHANGED = exists(select(literal(1)).select_from(_SEEN).where(and_(*(
+    column.is_not_distinct_from(bindparam(f"seen_{column.key}", type_=column.type))
+    for column in _SEEN.c))))
+_NEW = {column: bindparam(f"new_{column}", type_=_BIDS.c[column].type)
+        for column in (*_BID_VALUES, "listing_id", "rep_id")}
+_INSERT_IF_UNCHANGED = insert(_BIDS).from_select(
+    list(_NEW), select(*_NEW.values()).where(_UNCHANGED)).returning(_BIDS.c.id)
+_REVIVE_IF_UNCHANGED = update(_BIDS).where(
+    _BIDS.c.id == bindparam("bid_id"), _BIDS.c.status == BidStatus.WITHDRAWN, _UNCHANGED,
+).values({column: _NEW[column] for column in _BID_VALUES})
 
 
 def rep_history_at_bid(session: Session, rep_id: int, found: Row, now: datetime) -> RepHistory:

@@ -406,6 +406,11 @@ def history_of_text(session: Session, text: str | None, *, rep_id: int, hired_on
                       now=now)
 
 
+def readable_snapshot(text: str | None) -> bool:
+    """Whether `history_of_text` reads the rep's history from this text alone (no rows)."""
+    return text is not None and _snapshot_facts_of(text) is not None
+
+
 @functools.lru_cache(maxsize=256)
 def _snapshot_facts_of(text: str) -> SnapshotFacts | None:
     # The facts are a function of the text alone (nothing that depends on `now` or on other

@@ -216,7 +216,8 @@ def place_bid(listing_id: int):
     # The use case checks the listing itself (no such listing, or one the rep may not see yet,
     # is a 404), so a bid that goes in costs no reads here beyond its own.
     try:
-        # The user itself, not the proxy: the use case keeps it loaded (see begin_write).
+        # The user itself, not the proxy: the use case keeps it loaded (see
+        # end_read_before_write).
         placed = bidding.place_bid(
             get_session(), current_user._get_current_object(), listing_id,
             account_plan=form.account_plan.data,
