@@ -3,6 +3,7 @@ promises, bids."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
@@ -204,6 +205,9 @@ class _Rules(NamedTuple):
     text: str  # all `parsed` reads of a stored version
 
 
+# A bid's line is a function of the values passed alone (the policies read nothing else), and a
+# rep's page shows the same bids on every visit: a process keeps the lines it made.
+@functools.lru_cache(maxsize=4096)
 def _bid_line(bid_id: int, status: str, submitted_at: datetime, account_name: str,
               round_title: str, round_status: str, score_total: float | None,
               decision_id: int | None, decided_bid_id: int | None) -> BidLine:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -37,6 +37,7 @@ from bidhub.web.labels import (
 )
 from bidhub.web.rendering import (
     DAY_PATTERN,
+    branch_name,
     localtime,
     metric_value,
     percent,
@@ -78,25 +79,40 @@ def track_record_page(rep_id: int):
                  lambda: drawn_chart(profile.forecasts, labels["bar_titles"]))
     overdue = tuple(is_overdue(review, current) for review in profile.loss_reviews)
     promises_shown = tuple(profile.promises)
-    return render("profiles/rep.html", profile=profile, chart_marks=chart[0],
-                  chart_width=chart[1],
-                  bid_rows=kept("bids", tuple(profile.bids),
-                                lambda: bid_rows(profile.bids, labels["bid_results"])),
-                  metric_rows=metric_rows(profile.metrics, labels),
-                  funnel_rows=funnel_rows(profile.funnel, profile.open_by_stage, labels),
-                  loss_review_rows=kept(
-                      "reviews", (tuple(profile.loss_reviews), overdue),
-                      lambda: loss_review_rows(profile.loss_reviews, labels, overdue)),
-                  incident_rows=incident_rows(profile.incidents),
-                  promise_rows=kept(
-                      "promises", (promises_shown, tuple(
-                          profile.account_names.get(promise.account_id)
-                          for promise in promises_shown)),
-                      lambda: promise_rows(profile.promises, profile.account_names, labels)),
-                  has_forecasts=any(row.forecast_yuan for row in profile.forecasts),
-                  labels=labels,
-                  gauge=capacity_gauge(profile.accounts_held, profile.capacity_target,
-                                       profile.capacity_max))
+    page = {
+        "profile": profile, "chart_marks": chart[0], "chart_width": chart[1],
+        "bid_rows": kept("bids", tuple(profile.bids),
+                         lambda: bid_rows(profile.bids, labels["bid_results"])),
+        "metric_rows": metric_rows(profile.metrics, labels),
+        "funnel_rows": funnel_rows(profile.funnel, profile.open_by_stage, labels),
+        "loss_review_rows": kept(
+            "reviews", (tuple(profile.loss_reviews), overdue),
+            lambda: loss_review_rows(profile.loss_reviews, labels, overdue)),
+        "incident_rows": incident_rows(profile.incidents),
+        "promise_rows": kept(
+            "promises", (promises_shown, tuple(profile.account_names.get(promise.account_id)
+                                               for promise in promises_shown)),
+            lambda: promise_rows(profile.promises, profile.account_names, labels)),
+        "has_forecasts": any(row.forecast_yuan for row in profile.forecasts),
+        "gauge": capacity_gauge(profile.accounts_held, profile.capacity_target,
+                                profile.capacity_max)}
+    content = kept("content", content_key(page),
+                   lambda: Markup(render_template("profiles/_track_record.html", **page)))  # noqa: S704
+    return render("profiles/rep.html", profile=profile, content=content)
+
+
+def content_key(page: dict) -> tuple:
+    """Everything _track_record.html shows besides the page's language and mount point: the
+    viewer's kind, the rep's name, branch, hire date and status, the holdings against the
+    band, and each section's rows (their markup, whether there are any)."""
+    profile, rep = page["profile"], page["profile"].rep
+    return (current_user.role == Role.REP, rep.display_name, branch_name(rep.branch),
+            rep.hired_on, rep.status, profile.accounts_held, profile.capacity_target,
+            profile.capacity_max, page["metric_rows"], page["funnel_rows"],
+            page["has_forecasts"], page["chart_width"], page["chart_marks"],
+            bool(profile.incidents), page["incident_rows"], bool(profile.loss_reviews),
+            page["loss_review_rows"], bool(profile.promises), page["promise_rows"],
+            bool(profile.bids), page["bid_rows"])
 
 
 # The markup of the page's tables and chart is kept per app, by the page's mount point and
