@@ -654,7 +654,8 @@ def filings():
         "manage/filings.html", "manage/_filing_rows.html",
         filings=filing_rows(register.lines), total=total,
         page=page, pages=max(1, (total + size - 1) // size),
-        args=args, appeal_people=register.people, **outside)
+        args=args, pager_key=tuple(sorted(args.items())), appeal_people=register.people,
+        **outside)
 
 
 CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
