@@ -10,9 +10,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, bindparam, cast, func, select, union_all, update
+from sqlalchemy import String, bindparam, case, cast, func, select, union_all, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
@@ -369,12 +369,13 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
         # On the session's connection, flushed first as session.execute would (autoflush).
         session.flush()
     connection = session.connection()
-    listing_rows = tuple(connection.execute(_LISTINGS, {"round_id": round_.id}).all())
-    scored = tuple(connection.execute(_SCORED_BIDS, {"round_id": round_.id}).all())
-    winner_ids = sorted({row.rep_id for row in scored if row.is_proposed_winner})
-    facts = tuple(connection.execute(_REVIEW_FACTS, {
-        **flag_input_params(round_, {row.rep_id for row in scored}),
-        "rep_ids": winner_ids}).all())
+    # Plain tuples: they make the key, and a Row compares with another in Python.
+    listing_rows = tuple(map(tuple, connection.execute(_LISTINGS, {"round_id": round_.id})))
+    scored = tuple(map(tuple, connection.execute(_SCORED_BIDS, {"round_id": round_.id})))
+    # The rep and whether proposed: _SCORED_BIDS' second and last columns.
+    winner_ids = sorted({row[1] for row in scored if row[-1]})
+    facts = tuple(map(tuple, connection.execute(_REVIEW_FACTS, {
+        **flag_input_params(round_, {row[1] for row in scored}), "rep_ids": winner_ids})))
     key = (round_.rule_set.text, listing_rows, scored, facts)
     reviews = _KEPT_REVIEWS.get(key)
     if reviews is None:
@@ -472,9 +473,16 @@ _LISTINGS = (
     .outerjoin(Decision, Decision.listing_id == Listing.id)
     .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
     .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
+# A bid another bid of its listing equals in total: only such bids' frozen inputs are read,
+# the ones `decided_by_lottery` may compare.
+_PEER, _PEER_SCORE = aliased(Bid), aliased(BidScore)
+_IS_TIED = (select(_PEER.id).join(_PEER_SCORE, _PEER_SCORE.bid_id == _PEER.id)
+            .where(_PEER.listing_id == Bid.listing_id, _PEER.id != Bid.id,
+                   _PEER_SCORE.total == BidScore.total).exists())
 _SCORED_BIDS = (
     select(*FACT_COLUMNS, Bid.listing_id, User.display_name, BidScore.total,
-           BidScore.rank, BidScore.is_eligible, cast(BidScore.inputs, String).label("inputs"),
+           BidScore.rank, BidScore.is_eligible,
+           case((_IS_TIED, cast(BidScore.inputs, String))).label("inputs"),
            BidScore.is_proposed_winner)
     .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
     .join(User, User.id == Bid.rep_id).where(Listing.round_id == bindparam("round_id")))
