@@ -212,8 +212,12 @@ _MENU_FINGERPRINT = select(
 def filter_options(session: Session, round_id: int) -> dict[str, list]:
     """Values to offer in the filter menus: those present in the round (whatever the status
     of their listing), branches as BranchChoice ordered by name."""
-    rows = session.execute(_MENU_FINGERPRINT, {"round_a": round_id, "round_b": round_id,
-                                               "round_c": round_id}).all()
+    # On the session's connection, flushed first as session.execute would (autoflush): a
+    # read of plain columns needs none of the ORM's per-statement work.
+    if session.autoflush:
+        session.flush()
+    rows = session.connection().execute(_MENU_FINGERPRINT, {
+        "round_a": round_id, "round_b": round_id, "round_c": round_id}).all()
     fingerprint = tuple(rows[0][3:]) if rows else None
     engine = session.get_bind()
     with _menus_lock:

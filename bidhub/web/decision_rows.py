@@ -8,10 +8,12 @@ them as markup, and the template only places it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from flask import url_for
+from flask import current_app, request, url_for
+from flask_babel import get_locale
 from markupsafe import Markup, escape
 
 from bidhub.models import DecisionKind
@@ -106,6 +108,35 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
             may_refuse=deciding and not (
                 decision is not None and decision.kind == DecisionKind.NO_AWARD)))
     return rows
+
+
+def kept_rows_html(reviews: Sequence[ListingReview], text, *, can_decide: bool,
+                   reopened: Iterable[int], token: str) -> Markup:
+    """rows_html(decision_rows(...)) of the page's reviews, in their order, kept per app for
+    the review objects themselves, the page's language and mount point and what may be
+    decided; only the form token is put in afresh.
+
+    review_round keeps a round's reviews for the rows they are worked out from and hands out
+    the same objects until one of those rows changes; an entry holds its reviews, so no other
+    object can take their ids while it is kept."""
+    reopened = frozenset(reopened)
+    key = (request.script_root, str(get_locale()), can_decide, reopened,
+           tuple(map(id, reviews)))
+    kept = current_app.extensions.setdefault(_KEPT_ROWS, {})
+    found = kept.get(key)
+    if found is None or any(was is not review for was, review in zip(found[0], reviews, strict=True)):
+        markup = rows_html(decision_rows(reviews, text, can_decide=can_decide,
+                                         reopened=reopened), text, token=_TOKEN_SLOT)
+        if len(kept) >= _KEPT_ROWS_LIMIT:
+            kept.clear()
+        found = kept[key] = (tuple(reviews), markup.split(_TOKEN_SLOT))
+    return Markup(escape(token).join(found[1]))  # noqa: S704 (rows_html escaped the rest)
+
+
+# Where the token goes in kept rows: random per process, so no escaped text can contain it.
+_TOKEN_SLOT = f"token-{secrets.token_hex(16)}"
+_KEPT_ROWS = "decision_rows.kept"
+_KEPT_ROWS_LIMIT = 64
 
 
 def _badges(review: ListingReview, text) -> list[FlagBadge]:

@@ -45,7 +45,7 @@ from bidhub.web.appeals import (
     round_effects,
 )
 from bidhub.web.csv_export import csv_response, export_language
-from bidhub.web.decision_rows import decision_rows, rows_html
+from bidhub.web.decision_rows import decision_rows, kept_rows_html, rows_html
 from bidhub.web.filing_lines import filing_rows, filter_menus
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
@@ -75,6 +75,7 @@ from bidhub.web.rendering import (
 from bidhub.web.review_panels import listing_review_context, round_review_context
 
 blueprint = Blueprint("manage", __name__, url_prefix="/manage")
+UNFILTERED = browse.ListingFilter()
 
 
 @blueprint.route("/rounds", endpoint="rounds")
@@ -199,6 +200,22 @@ def adjudication_context(session, round_) -> dict:
             "row_text": decision_row_text()}
 
 
+class LazyForm:
+    """A blank form made only when the page reads it: the round page offers some forms only
+    in some states (a draft's, publishing's), keeps the cancellation card's markup, and a
+    form costs its fields and token to make. `is_blank`: no refused form handed back."""
+
+    is_blank = True
+
+    def __init__(self, make, *args, **kwargs) -> None:
+        self._make, self._args, self._kwargs, self._form = make, args, kwargs, None
+
+    def __getattr__(self, name: str):
+        if self._form is None:
+            self._form = self._make(*self._args, **self._kwargs)
+        return getattr(self._form, name)
+
+
 def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200,
                **forms):
     """The round page; `forms` carries a refused cancellation form back with its messages."""
@@ -207,15 +224,20 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
     criteria = listing_filter_from(request.args)
     adjudicating = adjudication_context(session, round_)
     reviews = adjudicating["reviews"]
-    query = browse.filtered_listings(round_.id, criteria)
     if reviews is None:
         # The plain table names the rep each account was released from: one statement for
         # all of them instead of one per row.
-        listings = list(session.scalars(query.options(selectinload(Listing.released_from))))
+        listings = list(session.scalars(browse.filtered_listings(round_.id, criteria)
+                                        .options(selectinload(Listing.released_from))))
+    elif criteria == UNFILTERED:
+        # The review read every listing with its account; unfiltered, the list's order
+        # (browse.SORTS' default: the largest annual value first, then by id) needs no query.
+        listings = sorted((review.listing for review in reviews.values()),
+                          key=lambda listing: (-listing.account.annual_value_yuan, listing.id))
     else:
-        # The review loaded every listing with its account; the filter only picks and orders.
-        listings = [reviews[listing_id].listing
-                    for listing_id in session.scalars(query.with_only_columns(Listing.id))]
+        # The filter picks and orders what the review read.
+        listings = [reviews[listing_id].listing for listing_id in session.scalars(
+            browse.filtered_listings(round_.id, criteria).with_only_columns(Listing.id))]
     # The filter's partial has no menus; the adjudication table counts each listing's bids
     # itself; only a draft offers the release form.
     partial = status == 200 and is_htmx_partial_request()
@@ -230,19 +252,19 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
                       else browse.decisions_of_round(session, round_.id)),
         "release_form": release_form or (ReleaseForm(formdata=None)
                                          if round_.status == RoundStatus.DRAFT else None),
-        "action_form": ConfirmForm(formdata=None, version=str(round_.version)),
+        "action_form": LazyForm(ConfirmForm, formdata=None, version=str(round_.version)),
         "is_open": round_.is_open_at(now()),
         **round_effects(session, round_, listings),
-        "cancel_round_form": cancel_form(round_.version),
+        "cancel_round_form": LazyForm(cancel_form, round_.version),
         "cancel_listing_form": None, "cancel_listing_id": None,
         **round_review_context(session, round_, now()),
         **forms,
     }
     if reviews is not None:
-        context["decision_rows_html"] = rows_html(decision_rows(
+        context["decision_rows_html"] = kept_rows_html(
             [reviews[listing.id] for listing in listings], context["row_text"],
-            can_decide=context["can_decide"], reopened=context["reopened"]),
-            context["row_text"], token=generate_csrf())
+            can_decide=context["can_decide"], reopened=context["reopened"],
+            token=generate_csrf())
     if status != 200:
         return render("manage/round.html", status=status, **context)
     return page_or_partial("manage/round.html", "manage/_round_listings.html", **context)
