@@ -57,3 +57,29 @@ def test_the_round_and_the_standing_read_together_equal_those_read_apart(
 
     with pytest.raises(NotFound):
         listed_round_with_standing(session, round_.id + 1000, rep, clock())
+
+
+def test_a_kept_reasons_cell_is_the_one_its_messages_make(app):
+    from bidhub.domain.text import Text
+    from bidhub.web import listing_lines
+    from bidhub.web.listing_lines import _reasons_cell
+
+    def show(text):
+        return "" if text is None else text.msgid % text.params
+
+    def cell(months, remedy=None):
+        return _reasons_cell(
+            (policies.Hindrance(Text("%(months)s months <ago>", {"months": months}), remedy),),
+            show, "en")
+
+    with app.test_request_context("/"):
+        # Equal parameters of another type read differently, and are kept apart.
+        assert "6 months &lt;ago&gt;" in cell(6)
+        assert "6.0 months &lt;ago&gt;" in cell(6.0)
+        assert cell(6) == cell(6) and cell(6) != cell(7)
+        assert "— later" in cell(6, Text("later"))
+        # A parameter that is a message itself is translated afresh, not kept.
+        kept = len(listing_lines._reason_cells)
+        nested = Text("%(months)s months <ago>", {"months": Text("six")})
+        assert "x" in _reasons_cell((policies.Hindrance(nested),), lambda text: "x", "en")
+        assert len(listing_lines._reason_cells) == kept

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import NamedTuple
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, Select, and_, bindparam, func, select
+from sqlalchemy import Engine, Select, and_, bindparam, func, literal, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.text import N_
@@ -136,8 +136,10 @@ def _rep_listing_statement(industry: bool, ownership_type: bool, branch: bool, m
              .outerjoin(Bid, and_(Bid.listing_id == Listing.id, Bid.rep_id == bindparam("rep_id"),
                                   Bid.status == BidStatus.ACTIVE))
              .where(Listing.round_id == bindparam("round_id"),
-                    Listing.status.not_in((ListingStatus.AWAITING_CONFIRMATION,
-                                           ListingStatus.REFUSED))))
+                    # One bound value each, not an expanding list: a statement with one is
+                    # rewritten (its SQL searched and spliced) on every execution.
+                    Listing.status.not_in([literal(ListingStatus.AWAITING_CONFIRMATION),
+                                           literal(ListingStatus.REFUSED)])))
     # The same conditions and order as _filtered.
     if industry:
         query = query.where(Account.industry == bindparam("industry"))

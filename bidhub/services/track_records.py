@@ -18,6 +18,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    literal,
     null,
     select,
     true,
@@ -629,7 +630,10 @@ def _standing(accounts_a: Any, accounts_b: Any) -> Select:
         .scalar_subquery().label("held"),
         select(func.count()).select_from(AccountabilityIncident)
         .where(AccountabilityIncident.rep_id == bindparam("rep_b"),
-               AccountabilityIncident.status.in_(sorted(INCIDENT_STATUSES_AGAINST_REP)),
+               # One bound value each, not an expanding list: a statement with one is
+               # rewritten (its SQL searched and spliced) on every execution.
+               AccountabilityIncident.status.in_(
+                   [literal(status) for status in sorted(INCIDENT_STATUSES_AGAINST_REP)]),
                AccountabilityIncident.seen_at <= bindparam("now")).scalar_subquery()
         .label("open_incidents")).subquery("counts")
     releases = union_all(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
-from flask import url_for
+from flask import current_app, url_for
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
@@ -129,8 +129,7 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
         elif reasons := hindrances.get(row.id):
             last = not_eligible.get(id(reasons))
             if last is None:
-                last = not_eligible[id(reasons)] = _not_eligible_cell(
-                    [(show(item.reason), show(item.remedy)) for item in reasons])
+                last = not_eligible[id(reasons)] = _reasons_cell(reasons, show, kept_key[0])
         # accepts_bids (policies), for a row of a round whose openness is known.
         elif takes_bids and row.status == listed:
             last = f'<a class="button small" href="{place_bid_url(row.id)}">{bid}</a>\n'
@@ -161,6 +160,35 @@ def _account_cells(row: ListingRow, account_parts: tuple[str, str] | None, local
             f'        <td class="num" title="{format_yuan(value)}">'
             f'{format_yuan_compact(value, chinese=speaks_chinese())}</td>\n'
             f'        <td>\n')
+
+
+# The last cell of a listing the rep may not bid for, kept per process by `show` (a pure
+# function of a message, the language and the time zone), the language, the time zone and each
+# reason's and remedy's English and parameters; reps mostly share a few (capacity, leave). At
+# most REASON_CELLS_LIMIT: a remedy's date moves with the clock.
+_reason_cells: dict[tuple, str] = {}
+REASON_CELLS_LIMIT = 2_000
+_PLAIN_PARAMETERS = (int, float, str, datetime, type(None))
+
+
+def _reasons_cell(reasons: Sequence[Hindrance], show: Callable[[Text | None], str],
+                  language: str) -> str:
+    texts = [text for item in reasons for text in (item.reason, item.remedy)]
+    if not all(text is None or all(isinstance(value, _PLAIN_PARAMETERS)
+                                   for value in text.params.values()) for text in texts):
+        return _not_eligible_cell([(show(item.reason), show(item.remedy)) for item in reasons])
+    # A parameter's type is in the key: 6 and 6.0 are equal keys but may read differently.
+    key = (show, language, current_app.config["TIMEZONE"], *(
+        None if text is None else (text.msgid, *((name, type(value), value)
+                                                 for name, value in text.params.items()))
+        for text in texts))
+    cell = _reason_cells.get(key)
+    if cell is None:
+        if len(_reason_cells) >= REASON_CELLS_LIMIT:
+            _reason_cells.clear()
+        cell = _reason_cells[key] = _not_eligible_cell(
+            [(show(item.reason), show(item.remedy)) for item in reasons])
+    return cell
 
 
 def _not_eligible_cell(reasons: Sequence[tuple[str, str]]) -> str:
@@ -255,17 +283,7 @@ def filter_form(path: str, criteria: ListingFilter, options: Mapping[str, list])
     word cost more than the list's rows."""
     word = kept_with_catalogue(_FILTER_WORDS, _filter_words)
     any_ = f'<option value="">{word["any"]}</option>\n'
-    locale = get_locale()
-    industries = "".join(
-        f"<option {'selected' if industry == criteria.industry else ''}>{escape(industry)}"
-        "</option>" for industry in options["industries"])
-    ownership = _options((code, cached_label(code, "ownership"), code == criteria.ownership_type)
-                         for code in options["ownership_types"])
-    branches = _options((branch.id, branch_label(branch, locale), branch.id == criteria.branch_id)
-                        for branch in options["branches"])
-    sorts = "".join(
-        f'      <option value="{key}" {"selected" if key == criteria.sort else ""}>'
-        f"{word['sort_' + key]}</option>\n" for key in SORTS)
+    industries, ownership, branches, sorts = _menus_of(criteria, options, word)
     low, high = ("" if value is None else value
                  for value in (criteria.min_value_yuan, criteria.max_value_yuan))
     # Safe: every text is escaped, the words where they were kept; the amounts are integers.
@@ -290,6 +308,38 @@ def filter_form(path: str, criteria: ListingFilter, options: Mapping[str, list])
         f'  <label>{word["sort"]}\n    <select name="sort">\n{sorts}    </select></label>\n'
         f'  <noscript><button>{word["filter"]}</button></noscript>\n'
         "</form>")
+
+
+# The menus' options, kept per process by the language, every option offered (the branches
+# with their names) and the choices made; at most MENUS_LIMIT.
+_menus: dict[tuple, tuple[str, str, str, str]] = {}
+MENUS_LIMIT = 1_000
+
+
+def _menus_of(criteria: ListingFilter, options: Mapping[str, list], word: Mapping[str, str]
+              ) -> tuple[str, str, str, str]:
+    """The industry, ownership, branch and sort menus' options, `criteria`'s chosen."""
+    locale = get_locale()
+    key = (str(locale), tuple(options["industries"]), tuple(options["ownership_types"]),
+           tuple(options["branches"]), criteria.industry, criteria.ownership_type,
+           criteria.branch_id, criteria.sort)
+    menus = _menus.get(key)
+    if menus is not None:
+        return menus
+    industries = "".join(
+        f"<option {'selected' if industry == criteria.industry else ''}>{escape(industry)}"
+        "</option>" for industry in options["industries"])
+    ownership = _options((code, cached_label(code, "ownership"), code == criteria.ownership_type)
+                         for code in options["ownership_types"])
+    branches = _options((branch.id, branch_label(branch, locale), branch.id == criteria.branch_id)
+                        for branch in options["branches"])
+    sorts = "".join(
+        f'      <option value="{key}" {"selected" if key == criteria.sort else ""}>'
+        f"{word['sort_' + key]}</option>\n" for key in SORTS)
+    if len(_menus) >= MENUS_LIMIT:
+        _menus.clear()
+    _menus[key] = (industries, ownership, branches, sorts)
+    return _menus[key]
 
 
 def _options(choices: Iterable[tuple[object, str, bool]]) -> str:
