@@ -88,7 +88,8 @@ def track_record_page(rep_id: int):
         "loss_review_rows": kept(
             "reviews", (tuple(profile.loss_reviews), overdue),
             lambda: loss_review_rows(profile.loss_reviews, labels, overdue)),
-        "incident_rows": incident_rows(profile.incidents),
+        "incident_rows": kept("incidents", tuple(profile.incidents),
+                              lambda: incident_rows(profile.incidents)),
         "promise_rows": kept(
             "promises", (promises_shown, tuple(profile.account_names.get(promise.account_id)
                                                for promise in promises_shown)),
@@ -116,8 +117,9 @@ def content_key(page: dict) -> tuple:
 
 
 # The markup of the page's tables and chart is kept per app, by the page's mount point and
-# language and by every value it shows (the rows themselves): a rep's bids, reviews, promises
-# and forecasts change seldom, and their rows cost more to write than the rest of the page.
+# language and by every value it shows (the rows themselves): a rep's bids, incidents, reviews,
+# promises and forecasts change seldom, and their rows cost more to write than the rest of the
+# page.
 # A changed row is another key, so a kept one is never stale. The metrics and the funnel
 # depend on the moment (a rep's tenure grows by the second) and are written every time.
 KEPT_ROWS = "bidhub_track_record_rows"
