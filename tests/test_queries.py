@@ -138,10 +138,11 @@ def test_a_bid_costs_a_fixed_number_of_statements(app, make_rep, make_account, m
     statements_for_bid(small.listings[0])  # the first bid may store what later ones reuse
     few = statements_for_bid(small.listings[1])
     assert statements_for_bid(large.listings[35]) == few
-    # The session's user, then in the write transaction (BEGIN IMMEDIATE on SQLite): the
-    # listing with its round, the rep's row, what eligibility reads about the rep, their
-    # earlier bid, the form's earlier bid and the snapshot in one read; the insert. 13 before
-    # the write transaction's reads were folded together, 6 before the last three joined them.
+    # The session's user; the listing with its round, the rep's row, what eligibility reads
+    # about the rep, their earlier bid, the form's earlier bid and the snapshot in one read;
+    # then in the write transaction (BEGIN IMMEDIATE on SQLite) the insert, which runs that
+    # read again as its condition. 13 before the write transaction's reads were folded
+    # together, 6 before the last three joined them.
     assert few <= 4
 
 
