@@ -32,3 +32,20 @@ def test_a_kept_review_follows_every_row_it_is_worked_out_from(session, clock, m
     renamed = adjudication.review_round(session, round_)
     assert {bid.rep.display_name for review in renamed.values() for bid in review.ranking} == {
         "Renamed after scoring", second_rep.display_name}
+
+
+def test_a_round_too_large_to_keep_is_worked_out_on_every_view(session, clock, make_rep,
+                                                               make_account, make_round,
+                                                               make_bid, monkeypatch):
+    round_ = make_round(accounts=[make_account(owner=make_rep()) for _ in range(2)])
+    for listing in round_.listings:
+        make_bid(make_rep(), listing)
+    clock.advance(days=8)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    round_ = session.get(Round, round_.id)
+    monkeypatch.setattr(adjudication, "_KEPT_REVIEWS_ROWS", 3)
+    first = adjudication.review_round(session, round_)
+    again = adjudication.review_round(session, round_)
+    assert again is not first
+    assert {listing_id: review.ranking for listing_id, review in again.items()} == {
+        listing_id: review.ranking for listing_id, review in first.items()}

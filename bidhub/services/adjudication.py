@@ -380,18 +380,26 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     reviews = _KEPT_REVIEWS.get(key)
     if reviews is None:
         reviews = _reviews_from(parsed(round_.rule_set), listing_rows, scored, facts, winner_ids)
-        if len(_KEPT_REVIEWS) >= _KEPT_REVIEWS_LIMIT:
+        rows = len(listing_rows) + len(scored) + len(facts)
+        if (len(_KEPT_REVIEWS) >= _KEPT_REVIEWS_LIMIT
+                or sum(_KEPT_REVIEW_ROWS.values()) + rows > _KEPT_REVIEWS_ROWS):
             _KEPT_REVIEWS.clear()
-        _KEPT_REVIEWS[key] = reviews
+            _KEPT_REVIEW_ROWS.clear()
+        if rows <= _KEPT_REVIEWS_ROWS:
+            _KEPT_REVIEWS[key] = reviews
+            _KEPT_REVIEW_ROWS[id(reviews)] = rows
     return reviews
 
 
 # review_round's answers by everything they are worked out from (the rule text and every row
 # read: a changed decision, score, name, import or holding is a new key), so that a round's
-# page seen again works out no ranking, flag or capacity check afresh. Bounded: cleared when
-# full, like the pages' fragments.
+# page seen again works out no ranking, flag or capacity check afresh. Bounded in entries and
+# in rows held (a scored bid's row holds its frozen record): cleared when full, like the
+# pages' fragments; a round too large to keep is worked out on every view.
 _KEPT_REVIEWS: dict[tuple, dict[int, ListingReview]] = {}
-_KEPT_REVIEWS_LIMIT = 32
+_KEPT_REVIEW_ROWS: dict[int, int] = {}
+_KEPT_REVIEWS_LIMIT = 16
+_KEPT_REVIEWS_ROWS = 20_000
 
 
 def _reviews_from(rules: RuleSet, listing_rows, scored, facts,
