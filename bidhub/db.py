@@ -201,7 +201,7 @@ def drop_connections_with_stale_plans(context: Any) -> None:
 
 def end_read_before_write(session: Session, keep: tuple[object, ...] = ()) -> None:
     """Ready the session for the write transaction of a use case (begun by `unit_of_work`
-    with BEGIN IMMEDIATE on SQLite, after this and after queueing: this locks nothing).
+    with BEGIN IMMEDIATE on SQLite after this; with nothing to flush, this locks nothing).
 
     Whatever the session read before (the logged-in user, say) is committed first, so the
     write transaction starts from the newest snapshot instead of upgrading a stale one; rows
@@ -244,14 +244,20 @@ def unit_of_work(session: Session, keep: tuple[object, ...] = ()) -> Iterator[Se
             raise
         return
     unit = session.info[UNIT_OF_WORK] = {"failed": False}
+    # Ending the read commits it, which flushes what is pending: a flush that writes waits
+    # in the queue like any write; one that has nothing to write goes before it.
+    flushes = bool(session.new or session.dirty or session.deleted)
     try:
-        try:
-            end_read_before_write(session, keep)
-        except BaseException:
-            session.rollback()
-            raise
+        if not flushes:
+            try:
+                end_read_before_write(session, keep)
+            except BaseException:
+                session.rollback()
+                raise
         with queued_writer(session):
             try:
+                if flushes:
+                    end_read_before_write(session, keep)
                 session.connection(execution_options={IMMEDIATE: True})
                 yield session
                 if unit["failed"]:
