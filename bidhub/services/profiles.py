@@ -19,9 +19,11 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from bidhub.domain.errors import NotFound
 from bidhub.domain.facts import AccountFacts
@@ -126,6 +128,12 @@ def _none(type_):
     return cast(null(), type_)
 
 
+def _order_only(type_):
+    # A sort key the page never reads: typed for the database like _none, but given back as
+    # it comes, without a datetime made of it on every row.
+    return type_coerce(_none(type_), NullType())
+
+
 def _kind(kind: int):
     return literal_column(str(kind), Integer).label("kind")
 
@@ -142,7 +150,8 @@ def _page_statement():
         _none(number).label("n4"), _none(moment).label("at1"), _none(moment).label("at2"),
         rules.label("s1"), SNAPSHOT_TEXT.label("s2"), _none(text_).label("s3"),
         _none(text_).label("s4"), _none(real).label("score"), _none(number).label("o_flag"),
-        _none(moment).label("o_asc"), _none(moment).label("o_desc"), _none(number).label("o_id"))
+        _order_only(moment).label("o_asc"), _order_only(moment).label("o_desc"),
+        _none(number).label("o_id"))
     incidents = (
         select(_kind(_INCIDENT), null(), null(), null(), null(), AccountabilityIncident.seen_at,
                null(), Account.name, AccountabilityIncident.competitor_site,
