@@ -349,3 +349,14 @@ def test_select_ids_beyond_the_database_range_are_refused(client, session, world
             response = client.get("/manage/transfer/picks", query_string={name: value})
             assert response.status_code == 400, (name, value)
     assert count(session, Round) == before
+
+
+def test_the_control_characters_refused_are_exactly_unicodes_cc():
+    import sys
+    import unicodedata
+
+    every = "".join(chr(code) for code in range(sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF)
+    cc = [char for char in every if unicodedata.category(char) == "Cc"]
+    assert params.control_characters(every) == cc and len(cc) == 65
+    assert params.control_characters(every, multiline=True) == [c for c in cc if c not in "\t\r\n"]
+    assert params.clean_text("a\x00b\u0085c\u200bd\t", 100) == "abc\u200bd"

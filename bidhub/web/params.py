@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime
 
@@ -20,6 +19,9 @@ MIN_YEAR = 2000
 MAX_YEAR = 2100
 # The text a multi-line field may hold besides printable characters.
 LINE_CONTROLS = frozenset("\t\r\n")
+# Unicode's control characters (general category Cc), all 65 of them: one regular expression
+# finds them at C speed where asking unicodedata about each character of a long text did not.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 _ASCII_WHOLE = re.compile(r"[0-9]{1,19}")
 _ASCII_SIGNED_WHOLE = re.compile(r"[+-]?[0-9]{1,19}")
@@ -147,9 +149,8 @@ def control_characters(text: str, *, multiline: bool = False) -> list[str]:
     PostgreSQL refuses NUL outright; the others break CSV exports, logs and terminals.
     Multi-line text keeps its tabs and line breaks.
     """
-    allowed = LINE_CONTROLS if multiline else frozenset()
-    return [char for char in text
-            if unicodedata.category(char) == "Cc" and char not in allowed]
+    found = CONTROL_CHARACTERS.findall(text)
+    return [char for char in found if char not in LINE_CONTROLS] if multiline else found
 
 
 def without_control_characters(text: str, *, multiline: bool = False) -> str:
@@ -162,8 +163,7 @@ def clean_text(text: str | None, max_length: int) -> str:
     """Query-string text for a search or filter: control characters removed, length bounded."""
     if not text:
         return ""
-    cleaned = "".join(char for char in text if unicodedata.category(char) != "Cc")
-    return cleaned[:max_length]
+    return CONTROL_CHARACTERS.sub("", text)[:max_length]
 
 
 def text_arg(args: Mapping[str, str], name: str, max_length: int) -> str:
