@@ -40,3 +40,17 @@ def test_management_sees_every_rep(app, make_rep, make_manager, login_as):
     client = login_as(make_manager())
     assert "Listed Rep" in client.get("/reps").get_data(as_text=True)
     assert client.get(f"/reps/{rep.id}").status_code == 200
+
+
+def test_kept_track_record_markup_is_bounded_by_what_it_holds(monkeypatch):
+    from markupsafe import escape
+
+    from bidhub.web import profiles
+
+    monkeypatch.setattr(profiles, "KEPT_ROWS_MAX_CHARACTERS", 100)
+    kept = profiles.KeptMarkup()
+    kept.keep(("a",), escape("x" * 60))
+    kept.keep(("b",), (escape("y" * 30), 7))
+    assert kept.characters == 90 and len(kept.entries) == 2
+    assert kept.keep(("c",), escape("z" * 20)) == "z" * 20  # 110 > 100: the rest goes first
+    assert list(kept.entries) == [("c",)] and kept.characters == 20

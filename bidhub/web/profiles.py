@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_babel import get_locale
@@ -124,6 +124,37 @@ def content_key(page: dict) -> tuple:
 # depend on the moment (a rep's tenure grows by the second) and are written every time.
 KEPT_ROWS = "bidhub_track_record_rows"
 KEPT_ROWS_LIMIT = 2_000
+# Bounded by what it holds too: a rep's whole page is one entry, and a department with long bid
+# histories would otherwise keep a hundred megabytes or more in each worker before the count
+# cleared it. The keys hold the rows the markup was written from, about as much again.
+KEPT_ROWS_MAX_CHARACTERS = 4_000_000
+
+
+def markup_size(kept: object) -> int:
+    """The characters of markup in a kept value (markup, or a tuple holding some)."""
+    if isinstance(kept, str):
+        return len(kept)
+    if isinstance(kept, tuple):
+        return sum(markup_size(part) for part in kept)
+    return 0
+
+
+class KeptMarkup:
+    """The process's kept markup, with the characters it holds."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, Any] = {}
+        self.characters = 0
+
+    def keep(self, key: tuple, kept: T) -> T:
+        size = markup_size(kept)
+        if (len(self.entries) >= KEPT_ROWS_LIMIT
+                or self.characters + size > KEPT_ROWS_MAX_CHARACTERS):
+            self.entries.clear()
+            self.characters = 0
+        self.entries[key] = kept
+        self.characters += size
+        return kept
 
 
 class KeptRows:
@@ -131,15 +162,13 @@ class KeptRows:
 
     def __init__(self, locale: str) -> None:
         self.page = (request.script_root, locale)
-        self.cache = current_app.extensions.setdefault(KEPT_ROWS, {})
+        self.cache = current_app.extensions.setdefault(KEPT_ROWS, KeptMarkup())
 
     def __call__(self, section: str, values: tuple, draw: Callable[[], T]) -> T:
         key = (self.page, section, values)
-        found = self.cache.get(key)
+        found = self.cache.entries.get(key)
         if found is None:
-            if len(self.cache) >= KEPT_ROWS_LIMIT:
-                self.cache.clear()
-            found = self.cache[key] = draw()
+            found = self.cache.keep(key, draw())
         return found
 
 
