@@ -387,9 +387,10 @@ def upgrade_database(engine: Engine) -> None:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
     if engine.dialect.name == "postgresql":
         # The pool's idle connections may hold statements prepared against the old schema:
-        # closed here. The pool itself is kept (engine.dispose would make a new one): a
-        # connection checked out now returns to it and is closed with it, never left open in
-        # an abandoned pool.
+        # closed here. The pool itself is kept (engine.dispose would make a new one), so a
+        # connection checked out now returns to it rather than being left open in an abandoned
+        # pool; a stale plan on it makes the pool replace its connections
+        # (drop_connections_with_stale_plans).
         engine.pool.dispose()
 
 
