@@ -99,3 +99,16 @@ def test_the_kept_token_is_the_sessions_own_and_is_accepted(app_config, make_rep
         assert first.post("/language", data={**switch, "csrf_token": first_token}).status_code in (302, 303)
     finally:
         engine_of(guarded).dispose()
+
+
+def test_a_full_fragment_cache_lets_go_of_its_oldest_fragment_only(app, monkeypatch):
+    from markupsafe import escape
+
+    from bidhub.web import rendering
+
+    monkeypatch.setattr(rendering, "FRAGMENT_CACHE_LIMIT", 3)
+    with app.test_request_context():
+        for name in ("nav", "pager-1", "pager-2", "pager-3"):
+            rendering.keep(name, caller=lambda name=name: escape(name))
+        kept = [key[-1] for key in app.extensions[rendering.FRAGMENT_CACHE]]
+    assert kept == ["pager-1", "pager-2", "pager-3"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
@@ -192,7 +193,11 @@ def keep(*key: Any, caller: Callable[[], Markup]) -> Markup:
     fragment = cache.get(full_key)
     if fragment is None:
         if len(cache) >= FRAGMENT_CACHE_LIMIT:
-            cache.clear()
+            # The oldest goes, not all: fragments keyed by a request's values (a pager's page
+            # and filters) then wear out one another, not every page's navigation. Another
+            # thread may have removed it first.
+            with contextlib.suppress(RuntimeError, StopIteration, KeyError):
+                del cache[next(iter(cache))]
         fragment = cache[full_key] = caller()  # a macro's output: Markup already
     return fragment
 
