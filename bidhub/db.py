@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import threading
 import time
@@ -63,6 +64,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args=connect_args)
         event.listen(engine, "checkout", ping_if_server_spoke)
         keep_prepared_statements(engine)
+        begin_transactions_only_to_write(engine)
         return engine
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
@@ -124,9 +126,58 @@ def ping_if_server_spoke(dbapi_connection: Any, _record: Any, _proxy: Any) -> No
         raise DisconnectionError(str(error)) from error
 
 
+def begin_transactions_only_to_write(engine: Engine) -> None:
+    """Let PostgreSQL reads run without a transaction block; begin one for anything else.
+
+    psycopg sends BEGIN as a round trip of its own before a transaction's first statement,
+    and the transaction ends with another (COMMIT), so a page of three reads cost five round
+    trips. At READ COMMITTED, PostgreSQL's level here, every statement reads its own newest
+    snapshot whether or not a block surrounds it, so a read outside one sees exactly what it
+    would inside. The connection is left in autocommit, and a BEGIN is sent where a block
+    does matter: when a unit of work starts (`unit_of_work`, every use case's write), and
+    before any other statement that writes, locks or must be undone with the ones after it
+    (DML, DDL, SAVEPOINT, SELECT ... FOR UPDATE, a transaction-scoped advisory lock). The
+    block then lasts until SQLAlchemy's commit or rollback ends it, as before.
+    """
+    event.listen(engine, "connect", read_in_autocommit)
+    event.listen(engine, "begin", begin_if_unit_of_work)
+    event.listen(engine, "before_cursor_execute", begin_before_writing)
+
+
+# A SELECT that holds something until its transaction ends.
+_HOLDS_UNTIL_COMMIT = re.compile(
+    r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|_xact_lock", re.IGNORECASE)
+
+
+def needs_transaction_block(statement: str) -> bool:
+    return (not statement.lstrip()[:6].upper() == "SELECT"
+            or _HOLDS_UNTIL_COMMIT.search(statement) is not None)
+
+
+def read_in_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.autocommit = True
+
+
+def send_begin(connection: Any) -> None:
+    driver = connection.connection.driver_connection
+    if driver.pgconn.transaction_status == _IDLE:
+        driver.execute("BEGIN", prepare=False)
+
+
+def begin_if_unit_of_work(connection: Any) -> None:
+    if connection.get_execution_options().get(IMMEDIATE):
+        send_begin(connection)
+
+
+def begin_before_writing(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    if needs_transaction_block(statement):
+        send_begin(connection)
+
+
 # In a pooled PostgreSQL connection's info: its open transaction sent something other than a
 # SELECT, so ending it must undo what it may have written.
 MAY_HAVE_WRITTEN = "bidhub_may_have_written"
+_IDLE = 0  # libpq's PQTRANS_IDLE: not in a transaction block
 _IN_TRANSACTION = 2  # libpq's PQTRANS_INTRANS: in a transaction block, no error in it
 
 
@@ -368,7 +419,8 @@ def upgrade_database(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.connect() as connection:
+    # A write from its first statement: one transaction block (BEGIN IMMEDIATE on SQLite).
+    with engine.connect().execution_options(**{IMMEDIATE: True}) as connection:
         is_sqlite = engine.dialect.name == "sqlite"
         if is_sqlite:
             # SQLite changes a table by copying it; with foreign keys enforced the copy's

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from bidhub.db import engine_of, unit_of_work, upgrade_database
+from bidhub.db import engine_of, needs_transaction_block, unit_of_work, upgrade_database
 from bidhub.models import Branch
 
 
@@ -166,12 +166,145 @@ def test_a_transaction_in_error_is_rolled_back_and_forgets_its_plans(postgres_ap
     session.close()
     read_branch_name(postgres_app)
     failing = postgres_app.extensions["bidhub_sessionmaker"]()
+    failing.execute(update(Branch).values(name="Renamed"))
     with pytest.raises(DBAPIError):
         failing.execute(text("SELECT 1 / 0")).all()
     failing.close()
     with engine_of(postgres_app).connect() as connection:
         assert prepared_statements(connection) == []
     read_branch_name(postgres_app, times=1)
+
+
+def test_a_read_that_failed_outside_a_transaction_leaves_the_connection_as_it_was(
+        postgres_app, make_branch, session):
+    make_branch()
+    session.commit()
+    session.close()
+    read_branch_name(postgres_app)
+    failing = postgres_app.extensions["bidhub_sessionmaker"]()
+    with pytest.raises(DBAPIError):
+        failing.execute(text("SELECT 1 / 0")).all()
+    assert failing.execute(BRANCH_NAME, {"code": "BJ"}).scalar_one() == "Beijing"
+    failing.close()
+    with engine_of(postgres_app).connect() as connection:
+        assert BRANCH_NAME.text.replace(":code", "$1") in prepared_statements(connection)
+
+
+def transaction_status(session) -> str:
+    return session.connection().connection.driver_connection.info.transaction_status.name
+
+
+def test_reads_run_outside_a_transaction_block(postgres_app, make_branch, session):
+    """psycopg would send BEGIN and later COMMIT, a round trip each, around a request's
+    reads; at READ COMMITTED each statement reads its own snapshot either way."""
+    make_branch()
+    session.commit()
+    session.close()
+    reader = postgres_app.extensions["bidhub_sessionmaker"]()
+    try:
+        assert reader.execute(BRANCH_NAME, {"code": "BJ"}).scalar_one() == "Beijing"
+        assert transaction_status(reader) == "IDLE"
+    finally:
+        reader.close()
+
+
+def test_a_write_outside_a_unit_of_work_opens_a_block_that_undoes_the_rest(
+        postgres_app, make_branch, session):
+    make_branch()
+    session.commit()
+    session.close()
+    writer = postgres_app.extensions["bidhub_sessionmaker"]()
+    try:
+        writer.execute(BRANCH_NAME, {"code": "BJ"}).all()
+        assert transaction_status(writer) == "IDLE"
+        writer.execute(update(Branch).values(name="Renamed"))
+        assert transaction_status(writer) == "INTRANS"
+        writer.add(Branch(code="SH", name="Shanghai"))
+        writer.flush()
+        writer.rollback()
+    finally:
+        writer.close()
+    assert session.execute(select(Branch.code, Branch.name)).all() == [("BJ", "Beijing")]
+
+
+def test_a_unit_of_work_runs_in_one_block_from_its_start(postgres_app, session):
+    writer = postgres_app.extensions["bidhub_sessionmaker"]()
+    try:
+        with unit_of_work(writer):
+            assert transaction_status(writer) == "INTRANS"
+            writer.add(Branch(code="SH", name="Shanghai"))
+        assert transaction_status(writer) == "IDLE"
+    finally:
+        writer.close()
+    assert session.execute(select(Branch.code)).all() == [("SH",)]
+
+
+@pytest.mark.parametrize("locking", [
+    lambda s: s.execute(select(Branch.id).with_for_update()).all(),
+    lambda s: s.execute(select(Branch.id).with_for_update(read=True)).all(),
+    lambda s: s.execute(text("select id from branches for no key update")).all(),
+])
+def test_a_read_that_locks_holds_its_lock_until_the_session_ends(postgres_app, make_branch,
+                                                                 session, locking):
+    make_branch()
+    session.commit()
+    session.close()
+    reader = postgres_app.extensions["bidhub_sessionmaker"]()
+    other = create_engine(engine_of(postgres_app).url, poolclass=NullPool)
+    try:
+        locking(reader)
+        with other.connect() as connection:
+            with pytest.raises(DBAPIError):
+                connection.execute(select(Branch.id).with_for_update(nowait=True)).all()
+            connection.rollback()
+        reader.close()
+        with other.connect() as connection:
+            assert connection.execute(select(Branch.id).with_for_update(nowait=True)).all()
+            connection.rollback()
+    finally:
+        reader.close()
+        other.dispose()
+
+
+def test_an_advisory_transaction_lock_is_held_until_the_session_ends(postgres_app):
+    key = 4_242_424_242
+    holder = postgres_app.extensions["bidhub_sessionmaker"]()
+    other = create_engine(engine_of(postgres_app).url, poolclass=NullPool)
+    try:
+        holder.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        with other.connect() as connection:
+            assert connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                      {"key": key}).scalar_one() is False
+            connection.rollback()
+        holder.close()
+        with other.connect() as connection:
+            assert connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                      {"key": key}).scalar_one() is True
+            connection.rollback()
+    finally:
+        holder.close()
+        other.dispose()
+
+
+@pytest.mark.parametrize(("statement", "needs_block"), [
+    ("SELECT branches.name FROM branches WHERE branches.code = $1", False),
+    ("  select 1", False),
+    ("SELECT 'FOR UPDATE' AS label", True),  # a false alarm costs a BEGIN, nothing more
+    ("SELECT id FROM branches FOR UPDATE", True),
+    ("SELECT id FROM branches FOR UPDATE OF branches NOWAIT", True),
+    ("select id from branches for share", True),
+    ("SELECT id FROM branches FOR NO KEY UPDATE", True),
+    ("SELECT id FROM branches FOR KEY SHARE", True),
+    ("SELECT pg_advisory_xact_lock(42)", True),
+    ("INSERT INTO branches (code, name) VALUES ($1, $2)", True),
+    ("UPDATE branches SET name = $1", True),
+    ("DELETE FROM branches", True),
+    ("WITH gone AS (DELETE FROM branches RETURNING id) SELECT count(*) FROM gone", True),
+    ("SAVEPOINT sa_savepoint_1", True),
+    ("CREATE TABLE t (id integer)", True),
+])
+def test_what_needs_a_transaction_block(statement, needs_block):
+    assert needs_transaction_block(statement) is needs_block
 
 
 def test_a_schema_change_behind_the_pools_back_fails_one_request_not_every_one(
@@ -227,15 +360,30 @@ def test_migrating_drops_the_connections_prepared_against_the_old_schema(postgre
     assert backend_pids(engine).isdisjoint(before)
 
 
-def test_a_backend_that_ends_during_a_read_is_replaced(postgres_app):
-    """Ending a read on a connection the server ended fails as a lost connection (as the
-    ROLLBACK did before reads ended with a COMMIT), and the next session gets a new one."""
+def test_a_backend_that_ends_after_a_read_is_replaced(postgres_app):
+    """A read leaves no transaction to end, so its session closes without asking the server;
+    the connection the server ended goes back to the pool, which sees the closed socket and
+    gives the next session a new one."""
     maker = postgres_app.extensions["bidhub_sessionmaker"]
     reading = maker()
     ended = reading.execute(text("SELECT pg_backend_pid()")).scalar_one()
     terminate(engine_of(postgres_app).url, {ended})
+    reading.close()
+    following = maker()
+    try:
+        assert following.execute(text("SELECT pg_backend_pid()")).scalar_one() != ended
+    finally:
+        following.close()
+
+
+def test_a_backend_that_ends_during_a_write_fails_it_and_is_replaced(postgres_app):
+    maker = postgres_app.extensions["bidhub_sessionmaker"]
+    writing = maker()
+    writing.execute(update(Branch).values(name="Renamed"))
+    ended = writing.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    terminate(engine_of(postgres_app).url, {ended})
     with pytest.raises(DBAPIError) as lost:
-        reading.close()
+        writing.close()
     assert lost.value.connection_invalidated
     following = maker()
     try:
