@@ -131,6 +131,31 @@ def test_a_metric_far_outside_the_branch_is_flagged_with_its_name_and_value(
     assert review.flags == (Flag.METRIC_OUTLIER,)
 
 
+def test_only_each_reps_latest_bid_makes_the_branchs_spread(session, clock, make_rep,
+                                                            make_account, make_round, make_bid):
+    """Every ordinary rep first bid in another round with a record like the star's; had their
+    earlier bids counted, the star would sit at the branch's median."""
+    def bid(rep, listing, **metrics):
+        made = make_bid(rep, listing)
+        made.track_record = {**made.track_record, "open_incidents": 0.0, **metrics}
+        session.commit()
+        return made
+
+    earlier = make_round(accounts=[make_account()])
+    reps = [make_rep() for _ in WIN_RATES]
+    for rep in reps:
+        bid(rep, earlier.listings[0], win_rate=0.99)
+    clock.advance(hours=1)
+    round_ = make_round(accounts=[make_account()])
+    listing = round_.listings[0]
+    ordinary = [bid(rep, listing, win_rate=rate) for rep, rate in zip(reps, WIN_RATES)]
+    star = bid(make_rep(name="Star"), listing, win_rate=0.99)
+    score(session, clock, round_)
+    flags = second_look_flags(session, session.get(Round, round_.id))
+    assert kinds(flags, star) == [Flag.METRIC_OUTLIER]
+    assert all(kinds(flags, made) == [] for made in ordinary)
+
+
 def test_too_small_a_sample_for_the_rules_is_never_an_outlier(session, branch_round):
     round_, _, star, _ = branch_round("outlier_min_sample = 10\n")
     assert kinds(second_look_flags(session, round_), star) == []

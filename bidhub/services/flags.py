@@ -83,17 +83,17 @@ _CRM_IMPORTS = (select(ImportRun.finished_at)
                        ImportRun.status == ImportStatus.IMPORTED,
                        ImportRun.finished_at.is_not(None))
                 .order_by(ImportRun.finished_at))
-# Every rep's latest bid in a window, one index seek per rep (ix_bids_rep_submitted) rather
-# than numbering every bid of the window; a rep's bids submitted at the same instant froze
-# the same data, so the first one counts.
+# Every rep's latest bid's frozen record in a window, one index seek per rep
+# (ix_bids_rep_submitted) rather than numbering every bid of the window; a rep's bids
+# submitted at the same instant froze the same data, so the first one counts. Read as a
+# column of each user (NULL for a user with no bid in the window, skipped by
+# `flag_inputs_of`): joining bids on the latest one's id made PostgreSQL hash every bid.
 _EARLIER = aliased(Bid)
-_LATEST = (select(_EARLIER.id)
-           .where(_EARLIER.rep_id == User.id, _EARLIER.submitted_at > bindparam("since"),
-                  _EARLIER.submitted_at <= bindparam("until"))
-           .order_by(_EARLIER.submitted_at.desc(), _EARLIER.id).limit(1)
-           .correlate(User).scalar_subquery())
-_REFERENCE = (select(User.branch_id, cast(Bid.track_record, String))
-              .select_from(User).join(Bid, Bid.id == _LATEST))
+_LATEST_RECORD = (select(cast(_EARLIER.track_record, String))
+                  .where(_EARLIER.rep_id == User.id, _EARLIER.submitted_at > bindparam("since"),
+                         _EARLIER.submitted_at <= bindparam("until"))
+                  .order_by(_EARLIER.submitted_at.desc(), _EARLIER.id).limit(1)
+                  .correlate(User).scalar_subquery())
 
 # What the flags read besides the bids, as one statement of tagged rows (kind, id, count, at,
 # text) that a caller may extend with its own parts of that shape: one round trip instead of
@@ -113,8 +113,8 @@ FLAG_INPUT_PARTS = (
                                    NO_TEXT).order_by(None),
     PASSWORD_RESETS.with_only_columns(tag(RESET_ROW), _NO_ID, _NO_ID, NO_AT,
                                       PASSWORD_RESETS.selected_columns[0]),
-    _REFERENCE.with_only_columns(tag(REFERENCE_ROW), User.branch_id, _NO_ID, NO_AT,
-                                 cast(Bid.track_record, String)),
+    select(tag(REFERENCE_ROW), User.branch_id, _NO_ID, NO_AT, _LATEST_RECORD)
+    .select_from(User),
 )
 _FLAG_INPUTS = union_all(*FLAG_INPUT_PARTS)
 
