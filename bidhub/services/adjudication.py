@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, bindparam, case, cast, func, select, union_all, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
@@ -482,11 +482,10 @@ _LISTINGS = (
     .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
     .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
 # A bid another bid of its listing equals in total: only such bids' frozen inputs are read,
-# the ones `decided_by_lottery` may compare.
-_PEER, _PEER_SCORE = aliased(Bid), aliased(BidScore)
-_IS_TIED = (select(_PEER.id).join(_PEER_SCORE, _PEER_SCORE.bid_id == _PEER.id)
-            .where(_PEER.listing_id == Bid.listing_id, _PEER.id != Bid.id,
-                   _PEER_SCORE.total == BidScore.total).exists())
+# the ones `decided_by_lottery` may compare. Counted over the listing's scored bids in one
+# pass (a NULL total equals none), where a correlated EXISTS probed the listing's bids again
+# for every bid.
+_IS_TIED = func.count(BidScore.total).over(partition_by=(Bid.listing_id, BidScore.total)) > 1
 _SCORED_BIDS = (
     select(*FACT_COLUMNS, Bid.listing_id, User.display_name, BidScore.total,
            BidScore.rank, BidScore.is_eligible,
