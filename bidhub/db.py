@@ -150,7 +150,7 @@ _HOLDS_UNTIL_COMMIT = re.compile(
 
 
 def needs_transaction_block(statement: str) -> bool:
-    return (not statement.lstrip()[:6].upper() == "SELECT"
+    return (statement.lstrip()[:6].upper() != "SELECT"
             or _HOLDS_UNTIL_COMMIT.search(statement) is not None)
 
 

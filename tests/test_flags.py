@@ -148,7 +148,7 @@ def test_only_each_reps_latest_bid_makes_the_branchs_spread(session, clock, make
     clock.advance(hours=1)
     round_ = make_round(accounts=[make_account()])
     listing = round_.listings[0]
-    ordinary = [bid(rep, listing, win_rate=rate) for rep, rate in zip(reps, WIN_RATES)]
+    ordinary = [bid(rep, listing, win_rate=rate) for rep, rate in zip(reps, WIN_RATES, strict=True)]
     star = bid(make_rep(name="Star"), listing, win_rate=0.99)
     score(session, clock, round_)
     flags = second_look_flags(session, session.get(Round, round_.id))
