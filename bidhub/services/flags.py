@@ -39,12 +39,17 @@ from bidhub.domain.flags import (
 from bidhub.domain.metrics import METRICS, months_before
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.text import N_, Text
-from bidhub.models import Bid, BidScore, ImportRun, ImportStatus, Listing, Round, User
+from bidhub.models import (
+    AuditEvent,
+    Bid,
+    BidScore,
+    ImportRun,
+    ImportStatus,
+    Listing,
+    Round,
+    User,
+)
 from bidhub.services.rule_sets import parsed
-
-# The password resets reps_with_password_reset_during_round reads, as a statement to run beside
-# the flags' other reads.
-from bidhub.services.users import _RESETS as PASSWORD_RESETS
 
 RESET_BY_ADMIN_NOTE = N_("An admin set this rep's password while the round was open, and could "
                          "have signed in as the rep; see the audit trail.")
@@ -108,11 +113,21 @@ def tag(kind: str):
     return literal_column(f"'{kind}'", String)
 
 
+# The round's bidders whose password an admin set while the round was open (the audit event
+# names its target "user:<id>"): its bidders are read in the statement, so that it binds no
+# list, and its length and its plan stay the same whoever bid.
+_ROUND_BIDDER_TARGETS = (select(literal_column("'user:'", String) + cast(Bid.rep_id, String))
+                         .join(Listing, Listing.id == Bid.listing_id)
+                         .where(Listing.round_id == bindparam("round_id")))
+_RESET_TARGETS = select(AuditEvent.target).where(
+    AuditEvent.action == "user.password_set",
+    AuditEvent.target.in_(_ROUND_BIDDER_TARGETS),
+    AuditEvent.at >= bindparam("opened_at"), AuditEvent.at < bindparam("closes_at"))
+
 FLAG_INPUT_PARTS = (
     _CRM_IMPORTS.with_only_columns(tag(IMPORT_ROW), _NO_ID, _NO_ID, ImportRun.finished_at,
                                    NO_TEXT).order_by(None),
-    PASSWORD_RESETS.with_only_columns(tag(RESET_ROW), _NO_ID, _NO_ID, NO_AT,
-                                      PASSWORD_RESETS.selected_columns[0]),
+    _RESET_TARGETS.with_only_columns(tag(RESET_ROW), _NO_ID, _NO_ID, NO_AT, AuditEvent.target),
     select(tag(REFERENCE_ROW), User.branch_id, _NO_ID, NO_AT, _LATEST_RECORD)
     .select_from(User),
 )
@@ -131,13 +146,13 @@ class FlagInputs(NamedTuple):
     reference: tuple[tuple[int, str], ...]
 
 
-def flag_input_params(round_: Round, rep_ids) -> dict:
-    """The parameters of FLAG_INPUT_PARTS for these bidders of the round."""
+def flag_input_params(round_: Round) -> dict:
+    """The parameters of FLAG_INPUT_PARTS for the round."""
     # The window of reps_with_password_reset_during_round: from the round's opening (or its
     # publication, if later) until its deadline; a round never published was never open.
     opened = None if round_.published_at is None else max(round_.opens_at, round_.published_at)
-    return {"targets": [] if opened is None else sorted(f"user:{rep_id}" for rep_id in rep_ids),
-            "opened_at": opened or round_.closes_at, "closes_at": round_.closes_at,
+    return {"round_id": round_.id, "opened_at": opened or round_.closes_at,
+            "closes_at": round_.closes_at,
             "since": months_before(round_.closes_at, DISTRIBUTION_MONTHS),
             "until": round_.closes_at}
 
@@ -195,8 +210,7 @@ def flags_of_bids(session: Session, round_: Round, bids: list[BidFacts],
     if not bids:
         return {}
     if inputs is None:
-        inputs = flag_inputs_of(_read(session, _FLAG_INPUTS, **flag_input_params(
-            round_, {bid.rep_id for bid in bids})))
+        inputs = flag_inputs_of(_read(session, _FLAG_INPUTS, **flag_input_params(round_)))
     return flags_from(parsed(round_.rule_set), bids, inputs)
 
 
