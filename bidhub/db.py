@@ -189,9 +189,10 @@ def keep_prepared_statements(engine: Engine) -> None:
     request ends its session, and a session ends its transaction with a ROLLBACK, so nothing
     stayed prepared from one request to the next: the server planned each statement anew.
     A transaction that only read has nothing to undo, so it ends with a COMMIT instead, which
-    keeps them. Anything that may have written (any statement but a SELECT: ORM flushes,
-    Core or text DML, DDL, SAVEPOINTs) still ends with the ROLLBACK it asked for, and so
-    does a transaction in error.
+    keeps them (most reads run outside any transaction, `begin_transactions_only_to_write`:
+    this is for a unit of work or a locking read that wrote nothing). Anything that may have
+    written (any statement but a SELECT: ORM flushes, Core or text DML, DDL, SAVEPOINTs) still
+    ends with the ROLLBACK it asked for, and so does a transaction in error.
     """
     event.listen(engine, "connect", allow_prepared_statements)
     event.listen(engine, "before_cursor_execute", note_possible_write)
