@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import select
@@ -149,6 +150,7 @@ _HOLDS_UNTIL_COMMIT = re.compile(
     r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|_xact_lock", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=2048)  # a statement's text is the same object each time it runs
 def needs_transaction_block(statement: str) -> bool:
     return (statement.lstrip()[:6].upper() != "SELECT"
             or _HOLDS_UNTIL_COMMIT.search(statement) is not None)

@@ -370,8 +370,8 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
         session.flush()
     connection = session.connection()
     # Plain tuples: they make the key, and a Row compares with another in Python.
-    listing_rows = tuple(map(tuple, connection.execute(_LISTINGS, {"round_id": round_.id})))
-    scored = tuple(map(tuple, connection.execute(_SCORED_BIDS, {"round_id": round_.id})))
+    listing_rows = tuple(map(tuple, connection.execute(_LISTINGS, {"round_id": round_.id}).all()))
+    scored = tuple(map(tuple, connection.execute(_SCORED_BIDS, {"round_id": round_.id}).all()))
     # The rep and whether proposed: _SCORED_BIDS' second and last columns.
     winner_ids = sorted({row[1] for row in scored if row[-1]})
     facts = tuple(map(tuple, connection.execute(_REVIEW_FACTS, {
