@@ -375,7 +375,7 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     # The rep and whether proposed: _SCORED_BIDS' second and last columns.
     winner_ids = sorted({row[1] for row in scored if row[-1]})
     facts = tuple(map(tuple, connection.execute(_REVIEW_FACTS, {
-        **flag_input_params(round_), "rep_ids": winner_ids})))
+        **flag_input_params(round_), "rep_ids": winner_ids}).all()))
     key = (round_.rule_set.text, listing_rows, scored, facts)
     reviews = _KEPT_REVIEWS.get(key)
     if reviews is None:
