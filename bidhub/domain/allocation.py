@@ -32,10 +32,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from bidhub.domain.allocation_methods import ALLOCATION_METHODS
+from bidhub.domain.allocation_methods import ALLOCATION_METHODS, AllocationMethod
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.preferences import (
     PREFERENCE_BONUS,
@@ -85,12 +85,52 @@ def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int,
 
     `rank`: bid -> its rep's choice, when preferences count (preferences.py `choices`).
     """
+    return _ranked(rules, bids, scores, seed, rank)[0]
+
+
+def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
+            seed: int, rank: Mapping[int, int] | None
+            ) -> tuple[dict[int, tuple[int, ...]], dict[int, int]]:
+    """`rank_listings`, and listing id -> how many of its bids are eligible (they come first).
+
+    The bids are sorted by `ranking_key` without the tie-break chain, then each run of equal
+    keys is sorted by the full key: the same order, but the chain (a lottery ticket is a
+    SHA-256) is worked out only for bids whose totals tie, and the sort compares short tuples.
+    """
+    # Entry: (ineligible, -total, [choice,] bid id, bid); the bid ids are unique, so the
+    # comparison never reaches the bid.
     by_listing: dict[int, list[tuple]] = defaultdict(list)
-    for bid in bids:  # the key ends with the bid id, so sorting keys sorts the bids
-        by_listing[bid.listing_id].append(ranking_key(
-            rules, bid, scores[bid.bid_id], seed, None if rank is None else rank[bid.bid_id]))
-    return {listing_id: tuple(key[-1] for key in sorted(keys))
-            for listing_id, keys in sorted(by_listing.items())}
+    for bid in bids:
+        score = scores[bid.bid_id]
+        by_listing[bid.listing_id].append(
+            (not score.is_eligible, -score.total, bid.bid_id, bid) if rank is None else
+            (not score.is_eligible, -score.total, rank[bid.bid_id], bid.bid_id, bid))
+    width = 2 if rank is None else 3  # the fields before the bid id
+
+    def full_key(entry: tuple) -> tuple:
+        bid = entry[-1]
+        return ranking_key(rules, bid, scores[bid.bid_id], seed,
+                           None if rank is None else rank[bid.bid_id])
+
+    rankings: dict[int, tuple[int, ...]] = {}
+    eligible: dict[int, int] = {}
+    for listing_id, entries in sorted(by_listing.items()):
+        entries.sort()
+        _sort_ties(entries, width, full_key)
+        rankings[listing_id] = tuple(entry[-2] for entry in entries)
+        eligible[listing_id] = sum(1 for entry in entries if not entry[0])
+    return rankings, eligible
+
+
+def _sort_ties(entries: list[tuple], width: int, full_key: Callable[[tuple], tuple]) -> None:
+    """Sort each run of `entries` whose first `width` fields are equal by `full_key`."""
+    start = 0
+    for index in range(1, len(entries) + 1):
+        if index < len(entries) and entries[index][:width] == entries[start][:width]:
+            continue
+        if index - start > 1:
+            entries[start:index] = sorted(entries[start:index], key=full_key)
+        start = index
 
 
 def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
@@ -108,8 +148,8 @@ def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Sco
     facts = {bid.bid_id: bid for bid in bids}
     rank = ({bid_id: choice.rank for bid_id, choice in choices(bids).items()}
             if rules.preferences.count else None)
-    rankings = rank_listings(rules, bids, scores, lottery_seed, rank)
-    eligible = {listing_id: [bid_id for bid_id in ranking if scores[bid_id].is_eligible]
+    rankings, eligible_count = _ranked(rules, bids, scores, lottery_seed, rank)
+    eligible = {listing_id: list(ranking[:eligible_count[listing_id]])
                 for listing_id, ranking in rankings.items()}
     flagged = frozenset(listing_id for listing_id, bid_ids in eligible.items()
                         if len(bid_ids) < max(rules.min_bids_per_listing, 1))
@@ -219,12 +259,17 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
     for listing_id, bid_id in awards.items():
         if bid_id is not None:
             won[facts[bid_id].rep_id].append(listing_id)
-    capacity_max = rules.eligibility.capacity_max
-    cap = rules.caps.max_awards_per_rep_per_round
     method = ALLOCATION_METHODS[rules.allocation]
+    # A bid kept out by its rep's capacity or cap has a reason that depends on the rep alone:
+    # it is made once per rep and shared by the rep's bids (a round has far fewer reps than
+    # bids, and tens of thousands of equal messages are costly to build and to free).
+    out_of_room: dict[int, Text | None] = {}
+    elsewhere_reason = N_("a better total elsewhere (%(method)s allocation)",
+                          method=method.name)
     reasons = {}
     for listing_id, ranking in rankings.items():
         winner = awards.get(listing_id)
+        too_few = None
         above_winner = True
         for bid_id in ranking:
             if bid_id == winner:
@@ -237,28 +282,46 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
                 continue
             if not above_winner:
                 continue
-            rep_id = facts[bid_id].rep_id
-            wins = won[rep_id]
-            elsewhere = _elsewhere(wins, method.elsewhere_note)
             if listing_id in flagged:
-                count = sum(1 for other in ranking if scores[other].is_eligible)
-                minimum = rules.min_bids_per_listing
-                reasons[bid_id] = (
-                    N_("only %(count)d eligible bid; the rules ask for at least %(minimum)d, so "
-                       "KA management decides", count=count, minimum=minimum) if count == 1 else
-                    N_("only %(count)d eligible bids; the rules ask for at least %(minimum)d, "
-                       "so KA management decides", count=count, minimum=minimum))
-            elif held[rep_id] + len(wins) >= capacity_max:
-                reasons[bid_id] = N_("capacity: would exceed %(maximum)d accounts (holds "
-                                     "%(held)d, %(elsewhere)s)", maximum=capacity_max,
-                                     held=held[rep_id], elsewhere=elsewhere)
-            elif cap is not None and len(wins) >= cap:
-                reasons[bid_id] = N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)",
-                                     cap=cap, elsewhere=elsewhere)
+                if too_few is None:
+                    too_few = _too_few(rules, sum(1 for other in ranking
+                                                  if scores[other].is_eligible))
+                reasons[bid_id] = too_few
+                continue
+            rep_id = facts[bid_id].rep_id
+            if rep_id not in out_of_room:
+                out_of_room[rep_id] = _out_of_room(rules, method, held[rep_id], won[rep_id])
+            if out_of_room[rep_id] is not None:
+                reasons[bid_id] = out_of_room[rep_id]
             elif method.below_zero_note is not None and score.total < 0:
                 # value_aware: with room left, only a negative score x value keeps it out
                 reasons[bid_id] = method.below_zero_note
             else:  # only when optimal could not follow the tie-break chain (optimal_awards)
-                reasons[bid_id] = N_("a better total elsewhere (%(method)s allocation)",
-                                     method=method.name)
+                reasons[bid_id] = elsewhere_reason
     return reasons
+
+
+def _too_few(rules: RuleSet, count: int) -> Text:
+    """Why the eligible bids of a listing with fewer than min_bids_per_listing did not win."""
+    minimum = rules.min_bids_per_listing
+    if count == 1:
+        return N_("only %(count)d eligible bid; the rules ask for at least %(minimum)d, so "
+                  "KA management decides", count=count, minimum=minimum)
+    return N_("only %(count)d eligible bids; the rules ask for at least %(minimum)d, "
+              "so KA management decides", count=count, minimum=minimum)
+
+
+def _out_of_room(rules: RuleSet, method: AllocationMethod, held: int,
+                 wins: list[int]) -> Text | None:
+    """Why a rep holding `held` accounts and winning `wins` can take nothing more in this
+    round (capacity, then the per-round cap), or None if the rep still has room."""
+    capacity_max = rules.eligibility.capacity_max
+    cap = rules.caps.max_awards_per_rep_per_round
+    if held + len(wins) >= capacity_max:
+        return N_("capacity: would exceed %(maximum)d accounts (holds %(held)d, "
+                  "%(elsewhere)s)", maximum=capacity_max, held=held,
+                  elsewhere=_elsewhere(wins, method.elsewhere_note))
+    if cap is not None and len(wins) >= cap:
+        return N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)", cap=cap,
+                  elsewhere=_elsewhere(wins, method.elsewhere_note))
+    return None
