@@ -170,7 +170,8 @@ def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Sco
     else:
         chosen = ALLOCATION_METHODS[rules.allocation].award(contested, facts, points, limit)
     awards = {listing_id: chosen.get(listing_id) for listing_id in rankings}
-    reasons = explain(rules, rankings, awards, facts, scores, held, flagged)
+    reasons = explain(rules, rankings, awards, facts, scores, held, flagged,
+                      eligible_count)
     notes: dict[int, Text] = {}
     if rank is not None:
         plain = _allocate(replace(rules, preferences=Preferences()), bids,
@@ -253,8 +254,13 @@ def _elsewhere(wins: list[int], note: Text | None) -> Text:
 def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
             awards: Mapping[int, int | None], facts: Mapping[int, BidFacts],
             scores: Mapping[int, ScoreBreakdown], held: Mapping[int, int],
-            flagged: frozenset[int]) -> dict[int, Text]:
-    """Why each bid that could have expected to win did not (see Allocation.reasons)."""
+            flagged: frozenset[int], eligible_count: Mapping[int, int] | None = None
+            ) -> dict[int, Text]:
+    """Why each bid that could have expected to win did not (see Allocation.reasons).
+
+    `eligible_count`: listing -> how many of its bids are eligible (they come first in its
+    ranking), when the caller knows it; otherwise it is counted from `scores`.
+    """
     won: dict[int, list[int]] = defaultdict(list)
     for listing_id, bid_id in awards.items():
         if bid_id is not None:
@@ -268,36 +274,30 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
                           method=method.name)
     reasons = {}
     for listing_id, ranking in rankings.items():
+        count = (eligible_count[listing_id] if eligible_count is not None else
+                 sum(1 for bid_id in ranking if scores[bid_id].is_eligible))
         winner = awards.get(listing_id)
-        too_few = None
-        above_winner = True
-        for bid_id in ranking:
+        # The eligible bids ranked above the winner (all of them if there is none), then
+        # the ineligible ones, ranked last.
+        for bid_id in ranking[:count]:
             if bid_id == winner:
-                above_winner = False
-                continue
-            score = scores[bid_id]
-            if not score.is_eligible:
-                reasons[bid_id] = N_("not eligible: %(reasons)s", reasons=_listed(
-                    [check.reason for check in score.failed_checks]))
-                continue
-            if not above_winner:
-                continue
+                break
             if listing_id in flagged:
-                if too_few is None:
-                    too_few = _too_few(rules, sum(1 for other in ranking
-                                                  if scores[other].is_eligible))
-                reasons[bid_id] = too_few
+                reasons[bid_id] = _too_few(rules, count)
                 continue
             rep_id = facts[bid_id].rep_id
             if rep_id not in out_of_room:
                 out_of_room[rep_id] = _out_of_room(rules, method, held[rep_id], won[rep_id])
             if out_of_room[rep_id] is not None:
                 reasons[bid_id] = out_of_room[rep_id]
-            elif method.below_zero_note is not None and score.total < 0:
+            elif method.below_zero_note is not None and scores[bid_id].total < 0:
                 # value_aware: with room left, only a negative score x value keeps it out
                 reasons[bid_id] = method.below_zero_note
             else:  # only when optimal could not follow the tie-break chain (optimal_awards)
                 reasons[bid_id] = elsewhere_reason
+        for bid_id in ranking[count:]:
+            reasons[bid_id] = N_("not eligible: %(reasons)s", reasons=_listed(
+                [check.reason for check in scores[bid_id].failed_checks]))
     return reasons
 
 

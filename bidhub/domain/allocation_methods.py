@@ -76,14 +76,13 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     `_min_cost_flow`), so the same bids always give the same awards. Time and memory grow
     with the number of bids, not bids x slots.
     """
-    candidates = _candidates(contested, facts, limit)
+    candidates, most_places = _candidates(contested, facts, points, limit)
     if not candidates:
         return {}
-    place, most_places = _tie_places(candidates, points)
-    top = max(points[bid_id] for pairs in candidates.values() for bid_id, _ in pairs)
+    top = max(micro for listing in candidates.values() for _, _, micro, _ in listing)
     k = most_places + 1
     return _flow_awards(candidates, limit,
-                        lambda bid_id: (top - points[bid_id]) * k + place[bid_id])
+                        lambda bid_id, micro, place: (top - micro) * k + place)
 
 
 def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
@@ -110,11 +109,10 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
     criteria are folded into one integer weight per bid with multipliers that make each
     criterion outweigh everything after it over the whole round.
     """
-    candidates = _candidates(contested, facts, limit)
+    candidates, most_places = _candidates(contested, facts, points, limit)
     if not candidates:
         return {}
-    place, most_places = _tie_places(candidates, points)
-    totals = [points[bid_id] for pairs in candidates.values() for bid_id, _ in pairs]
+    totals = [micro for listing in candidates.values() for _, _, micro, _ in listing]
     bottom, spread = min(totals), max(totals) - min(totals)
     awards_at_most = len(candidates)
     # Each multiplier exceeds the widest gap the criteria after it can open over a round.
@@ -122,61 +120,68 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
     award_unit = awards_at_most * spread * total_unit + most_places + 1
     value_unit = awards_at_most * (award_unit + spread * total_unit) + most_places + 1
 
-    def weight(bid_id: int) -> int:
-        return (points[bid_id] * facts[bid_id].listing_value_yuan * value_unit + award_unit
-                + (points[bid_id] - bottom) * total_unit - place[bid_id])
+    def weight(bid_id: int, micro: int, place: int) -> int:
+        return (micro * facts[bid_id].listing_value_yuan * value_unit + award_unit
+                + (micro - bottom) * total_unit - place)
 
-    return _flow_awards(candidates, limit, lambda bid_id: -weight(bid_id), left_out=0)
+    return _flow_awards(candidates, limit,
+                        lambda bid_id, micro, place: -weight(bid_id, micro, place), left_out=0)
 
 
-def _flow_awards(candidates: Mapping[int, list[tuple[int, int]]], limit: Mapping[int, int],
-                 cost: Callable[[int], int], left_out: int | None = None) -> dict[int, int]:
+def _flow_awards(candidates: Mapping[int, list[Candidate]], limit: Mapping[int, int],
+                 cost: Callable[[int, int, int], int], left_out: int | None = None
+                 ) -> dict[int, int]:
     """Listing -> bid of the cheapest flow from listings to reps over the candidate bids,
-    each bid's edge costing `cost(bid id)`; `left_out` as `_min_cost_flow` takes it."""
+    each bid's edge costing `cost(bid id, points, place)`; `left_out` as `_min_cost_flow`
+    takes it."""
     listings = list(candidates)  # ascending
-    reps = sorted({rep_id for pairs in candidates.values() for _, rep_id in pairs})
+    reps = sorted({rep_id for listing in candidates.values() for _, rep_id, _, _ in listing})
     rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
-    edges = [[(rep_index[rep_id], cost(bid_id), bid_id) for bid_id, rep_id in pairs]
-             for pairs in candidates.values()]
+    edges = [[(rep_index[rep_id], cost(bid_id, micro, place), bid_id)
+              for bid_id, rep_id, micro, place in listing]
+             for listing in candidates.values()]
     matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps], left_out=left_out)
     return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
 
 
+# A candidate bid for the flow: (bid id, rep id, total in millionths, place), `place` being
+# its place among the listing's candidates with the same total (0 for the best by the
+# tie-break chain).
+Candidate = tuple[int, int, int, int]
+
+
 def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                limit: Mapping[int, int]) -> dict[int, list[tuple[int, int]]]:
-    """Listing -> (bid, rep), one per rep with room: the rep's best-ranked, best first.
+                points: Mapping[int, int], limit: Mapping[int, int]
+                ) -> tuple[dict[int, list[Candidate]], int]:
+    """Listing -> its candidates, one per rep with room: the rep's best-ranked bid, best
+    first; and the sum over listings of the worst place.
 
     A rep bids once per listing in practice; this keeps parallel edges out of the matrix.
-    Listings left without a candidate are left out.
+    Listings left without a candidate are left out. All a candidate needs from its bid is
+    looked up here, once: in listing order the bids are spread over the whole round, and
+    at 100,000 bids each look-up is a likely cache miss.
     """
-    candidates: dict[int, list[tuple[int, int]]] = {}
+    candidates: dict[int, list[Candidate]] = {}
+    most_places = 0
     for listing_id in sorted(contested):
         seen: set[int] = set()
         chosen = []
+        place, previous, worst = 0, None, 0
         for bid_id in contested[listing_id]:
             rep_id = facts[bid_id].rep_id
-            if rep_id not in seen and limit[rep_id] > 0:
-                seen.add(rep_id)
-                chosen.append((bid_id, rep_id))
+            if rep_id in seen or limit[rep_id] <= 0:
+                continue
+            seen.add(rep_id)
+            micro = points[bid_id]
+            # best first: equal totals are adjacent, in tie-break order
+            place = place + 1 if micro == previous else 0
+            previous = micro
+            worst = max(worst, place)
+            chosen.append((bid_id, rep_id, micro, place))
         if chosen:
             candidates[listing_id] = chosen
-    return candidates
-
-
-def _tie_places(candidates: Mapping[int, list[tuple[int, int]]],
-                micro: Mapping[int, int]) -> tuple[dict[int, int], int]:
-    """Each bid's place among equal totals on its listing, and the sum of the worst places."""
-    place: dict[int, int] = {}
-    most_places = 0
-    for pairs in candidates.values():
-        position, previous, worst = 0, None, 0
-        for bid_id, _ in pairs:  # best first: equal totals are adjacent, in tie-break order
-            position = position + 1 if micro[bid_id] == previous else 0
-            previous = micro[bid_id]
-            place[bid_id] = position
-            worst = max(worst, position)
-        most_places += worst
-    return place, most_places
+            most_places += worst
+    return candidates, most_places
 
 
 def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int],
