@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from heapq import heappop, heappush
 
 from bidhub.domain.facts import BidFacts
@@ -76,11 +76,10 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     `_min_cost_flow`), so the same bids always give the same awards. Time and memory grow
     with the number of bids, not bids x slots.
     """
-    candidates, most_places = _candidates(contested, facts, points, limit)
-    if not candidates:
+    candidates = _candidates(contested, facts, points, limit)
+    if not candidates.by_listing:
         return {}
-    top = max(micro for listing in candidates.values() for _, _, micro, _ in listing)
-    k = most_places + 1
+    top, k = candidates.highest, candidates.most_places + 1
     return _flow_awards(candidates, limit,
                         lambda bid_id, micro, place: (top - micro) * k + place)
 
@@ -109,12 +108,12 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
     criteria are folded into one integer weight per bid with multipliers that make each
     criterion outweigh everything after it over the whole round.
     """
-    candidates, most_places = _candidates(contested, facts, points, limit)
-    if not candidates:
+    candidates = _candidates(contested, facts, points, limit)
+    if not candidates.by_listing:
         return {}
-    totals = [micro for listing in candidates.values() for _, _, micro, _ in listing]
-    bottom, spread = min(totals), max(totals) - min(totals)
-    awards_at_most = len(candidates)
+    most_places = candidates.most_places
+    bottom, spread = candidates.lowest, candidates.highest - candidates.lowest
+    awards_at_most = len(candidates.by_listing)
     # Each multiplier exceeds the widest gap the criteria after it can open over a round.
     total_unit = most_places + 1
     award_unit = awards_at_most * spread * total_unit + most_places + 1
@@ -128,18 +127,18 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
                         lambda bid_id, micro, place: -weight(bid_id, micro, place), left_out=0)
 
 
-def _flow_awards(candidates: Mapping[int, list[Candidate]], limit: Mapping[int, int],
+def _flow_awards(candidates: _Candidates, limit: Mapping[int, int],
                  cost: Callable[[int, int, int], int], left_out: int | None = None
                  ) -> dict[int, int]:
     """Listing -> bid of the cheapest flow from listings to reps over the candidate bids,
     each bid's edge costing `cost(bid id, points, place)`; `left_out` as `_min_cost_flow`
     takes it."""
-    listings = list(candidates)  # ascending
-    reps = sorted({rep_id for listing in candidates.values() for _, rep_id, _, _ in listing})
+    listings = list(candidates.by_listing)  # ascending
+    reps = sorted(candidates.reps)
     rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
     edges = [[(rep_index[rep_id], cost(bid_id, micro, place), bid_id)
               for bid_id, rep_id, micro, place in listing]
-             for listing in candidates.values()]
+             for listing in candidates.by_listing.values()]
     matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps], left_out=left_out)
     return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
 
@@ -150,19 +149,28 @@ def _flow_awards(candidates: Mapping[int, list[Candidate]], limit: Mapping[int, 
 Candidate = tuple[int, int, int, int]
 
 
+@dataclass
+class _Candidates:
+    """The candidate bids of a round, with the figures the methods' costs are scaled by."""
+
+    by_listing: dict[int, list[Candidate]] = field(default_factory=dict)  # ascending, best first
+    reps: set[int] = field(default_factory=set)  # the reps of the candidates
+    most_places: int = 0  # the sum over listings of the worst place
+    lowest: int | None = None  # the lowest and the highest total in millionths
+    highest: int | None = None
+
+
 def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                points: Mapping[int, int], limit: Mapping[int, int]
-                ) -> tuple[dict[int, list[Candidate]], int]:
-    """Listing -> its candidates, one per rep with room: the rep's best-ranked bid, best
-    first; and the sum over listings of the worst place.
+                points: Mapping[int, int], limit: Mapping[int, int]) -> _Candidates:
+    """Per listing, one candidate per rep with room: the rep's best-ranked bid, best first.
 
     A rep bids once per listing in practice; this keeps parallel edges out of the matrix.
-    Listings left without a candidate are left out. All a candidate needs from its bid is
-    looked up here, once: in listing order the bids are spread over the whole round, and
-    at 100,000 bids each look-up is a likely cache miss.
+    Listings left without a candidate are left out. All the flow needs from a bid is looked
+    up here, once, and the round's figures are gathered in the same pass: in listing order
+    the bids are spread over the whole round, and with 100,000 bids every further pass over
+    them costs a cache miss per bid.
     """
-    candidates: dict[int, list[Candidate]] = {}
-    most_places = 0
+    found = _Candidates()
     for listing_id in sorted(contested):
         seen: set[int] = set()
         chosen = []
@@ -178,10 +186,15 @@ def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts
             previous = micro
             worst = max(worst, place)
             chosen.append((bid_id, rep_id, micro, place))
+            if found.lowest is None or micro < found.lowest:
+                found.lowest = micro
+            if found.highest is None or micro > found.highest:
+                found.highest = micro
         if chosen:
-            candidates[listing_id] = chosen
-            most_places += worst
-    return candidates, most_places
+            found.by_listing[listing_id] = chosen
+            found.reps.update(seen)
+            found.most_places += worst
+    return found
 
 
 def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int],
