@@ -150,10 +150,25 @@ _HOLDS_UNTIL_COMMIT = re.compile(
     r"\bFOR\s+(?:UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|_xact_lock", re.IGNORECASE)
 
 
-@functools.lru_cache(maxsize=2048)  # a statement's text is the same object each time it runs
 def needs_transaction_block(statement: str) -> bool:
+    """Whether the statement writes, locks or may: anything but a plain SELECT. Worked out
+    once per text for the statements pages run again and again (a text is the same object
+    each time); a long one (an import's batch of keys, say) is not kept, so the memory kept
+    stays small."""
+    if len(statement) > _KEPT_CLASSIFICATION_MAX_LENGTH:
+        return _classified(statement)
+    return _kept_classification(statement)
+
+
+_KEPT_CLASSIFICATION_MAX_LENGTH = 8192
+
+
+def _classified(statement: str) -> bool:
     return (statement.lstrip()[:6].upper() != "SELECT"
             or _HOLDS_UNTIL_COMMIT.search(statement) is not None)
+
+
+_kept_classification = functools.lru_cache(maxsize=1024)(_classified)
 
 
 def read_in_autocommit(dbapi_connection: Any, _record: Any) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import create_engine, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from bidhub import db
 from bidhub.db import engine_of, needs_transaction_block, unit_of_work, upgrade_database
 from bidhub.models import Branch
 
@@ -305,6 +306,20 @@ def test_an_advisory_transaction_lock_is_held_until_the_session_ends(postgres_ap
 ])
 def test_what_needs_a_transaction_block(statement, needs_block):
     assert needs_transaction_block(statement) is needs_block
+
+
+@pytest.mark.parametrize(("statement", "needs_block"), [
+    ("SELECT id FROM branches WHERE id IN (" + ", ".join(map(str, range(3000))) + ")", False),
+    ("SELECT id FROM branches WHERE id IN (" + ", ".join(map(str, range(3000)))
+     + ") FOR UPDATE", True),
+    ("INSERT INTO branches (code, name) VALUES " + ", ".join(["($1, $2)"] * 2000), True),
+])
+def test_long_statements_are_classified_alike_and_not_kept(statement, needs_block):
+    """An import's batches of keys make many long texts: the classification keeps none."""
+    kept = db._kept_classification.cache_info().currsize
+    assert len(statement) > 8192
+    assert needs_transaction_block(statement) is needs_block
+    assert db._kept_classification.cache_info().currsize == kept
 
 
 def test_a_schema_change_behind_the_pools_back_fails_one_request_not_every_one(
