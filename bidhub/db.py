@@ -141,7 +141,7 @@ def begin_transactions_only_to_write(engine: Engine) -> None:
     block then lasts until SQLAlchemy's commit or rollback ends it, as before.
     """
     event.listen(engine, "connect", read_in_autocommit)
-    event.listen(engine, "begin", begin_if_unit_of_work)
+    event.listen(engine, "begin", begin_if_writing_throughout)
     event.listen(engine, "before_cursor_execute", begin_before_writing)
 
 
@@ -181,7 +181,9 @@ def send_begin(connection: Any) -> None:
         driver.execute("BEGIN", prepare=False)
 
 
-def begin_if_unit_of_work(connection: Any) -> None:
+def begin_if_writing_throughout(connection: Any) -> None:
+    """A transaction marked IMMEDIATE (a unit of work, the scheduler's lease, a migration)
+    writes as a whole: it is one block from its first statement."""
     if connection.get_execution_options().get(IMMEDIATE):
         send_begin(connection)
 

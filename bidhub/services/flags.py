@@ -50,6 +50,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.rule_sets import parsed
+from bidhub.services.users import password_resets_among
 
 RESET_BY_ADMIN_NOTE = N_("An admin set this rep's password while the round was open, and could "
                          "have signed in as the rep; see the audit trail.")
@@ -119,10 +120,7 @@ def tag(kind: str):
 _ROUND_BIDDER_TARGETS = (select(literal_column("'user:'", String) + cast(Bid.rep_id, String))
                          .join(Listing, Listing.id == Bid.listing_id)
                          .where(Listing.round_id == bindparam("round_id")))
-_RESET_TARGETS = select(AuditEvent.target).where(
-    AuditEvent.action == "user.password_set",
-    AuditEvent.target.in_(_ROUND_BIDDER_TARGETS),
-    AuditEvent.at >= bindparam("opened_at"), AuditEvent.at < bindparam("closes_at"))
+_RESET_TARGETS = password_resets_among(_ROUND_BIDDER_TARGETS)
 
 FLAG_INPUT_PARTS = (
     _CRM_IMPORTS.with_only_columns(tag(IMPORT_ROW), _NO_ID, _NO_ID, ImportRun.finished_at,

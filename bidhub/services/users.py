@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, or_, select, update
+from sqlalchemy import Select, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -218,11 +218,16 @@ def set_password(session: Session, admin: User, user_id: int, new_password: str,
         return user
 
 
+def password_resets_among(targets) -> Select:
+    """The audit targets ("user:<id>") among `targets` (a list or a subquery) whose password
+    an admin set between the parameters `opened_at` (included) and `closes_at`."""
+    return select(AuditEvent.target).where(
+        AuditEvent.action == "user.password_set", AuditEvent.target.in_(targets),
+        AuditEvent.at >= bindparam("opened_at"), AuditEvent.at < bindparam("closes_at"))
+
+
 # Built once: composing it cost more than running it.
-_RESETS = select(AuditEvent.target).where(
-    AuditEvent.action == "user.password_set",
-    AuditEvent.target.in_(bindparam("targets", expanding=True)),
-    AuditEvent.at >= bindparam("opened_at"), AuditEvent.at < bindparam("closes_at"))
+_RESETS = password_resets_among(bindparam("targets", expanding=True))
 
 
 def reps_with_password_reset_during_round(
