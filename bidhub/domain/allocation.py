@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from bidhub.domain.allocation_methods import ALLOCATION_METHODS, AllocationMethod
+from bidhub.domain.allocation_methods import ALLOCATION_METHODS, AllocationMethod, Contender
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.preferences import (
     PREFERENCE_BONUS,
@@ -90,21 +90,29 @@ def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int,
 
 def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
             seed: int, rank: Mapping[int, int] | None
-            ) -> tuple[dict[int, tuple[int, ...]], dict[int, int]]:
-    """`rank_listings`, and listing id -> how many of its bids are eligible (they come first).
+            ) -> tuple[dict[int, tuple[int, ...]], dict[int, list[Contender]]]:
+    """`rank_listings`, and listing id -> its eligible bids best first, as the allocation
+    methods read them (they come first in its ranking).
 
     The bids are sorted by `ranking_key` without the tie-break chain, then each run of equal
     keys is sorted by the full key: the same order, but the chain (a lottery ticket is a
     SHA-256) is worked out only for bids whose totals tie, and the sort compares short tuples.
+    Everything later steps read of a bid is taken here, in one pass in the order of `bids`,
+    and laid out listing by listing.
     """
-    # Entry: (ineligible, -total, [choice,] bid id, bid); the bid ids are unique, so the
-    # comparison never reaches the bid.
+    # Entry: (ineligible, -total, [choice,] bid id, rep id, points, value, bid); the bid ids
+    # are unique, so the comparison never reaches what follows them.
     by_listing: dict[int, list[tuple]] = defaultdict(list)
+    scale = 10**DECIMALS
     for bid in bids:
-        score = scores[bid.bid_id]
+        bid_id = bid.bid_id
+        score = scores[bid_id]
+        total = score.total
         by_listing[bid.listing_id].append(
-            (not score.is_eligible, -score.total, bid.bid_id, bid) if rank is None else
-            (not score.is_eligible, -score.total, rank[bid.bid_id], bid.bid_id, bid))
+            (not score.is_eligible, -total, bid_id, bid.rep_id, round(total * scale),
+             bid.listing_value_yuan, bid) if rank is None else
+            (not score.is_eligible, -total, rank[bid_id], bid_id, bid.rep_id,
+             round(total * scale), bid.listing_value_yuan, bid))
     width = 2 if rank is None else 3  # the fields before the bid id
 
     def full_key(entry: tuple) -> tuple:
@@ -113,13 +121,13 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
                            None if rank is None else rank[bid.bid_id])
 
     rankings: dict[int, tuple[int, ...]] = {}
-    eligible: dict[int, int] = {}
+    contenders: dict[int, list[Contender]] = {}
     for listing_id, entries in sorted(by_listing.items()):
         entries.sort()
         _sort_ties(entries, width, full_key)
-        rankings[listing_id] = tuple(entry[-2] for entry in entries)
-        eligible[listing_id] = sum(1 for entry in entries if not entry[0])
-    return rankings, eligible
+        rankings[listing_id] = tuple(entry[width] for entry in entries)
+        contenders[listing_id] = [entry[width:width + 4] for entry in entries if not entry[0]]
+    return rankings, contenders
 
 
 def _sort_ties(entries: list[tuple], width: int, full_key: Callable[[tuple], tuple]) -> None:
@@ -145,14 +153,11 @@ def allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Scor
 
 def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
               lottery_seed: int) -> Allocation:
-    facts = {bid.bid_id: bid for bid in bids}
     rank = ({bid_id: choice.rank for bid_id, choice in choices(bids).items()}
             if rules.preferences.count else None)
-    rankings, eligible_count = _ranked(rules, bids, scores, lottery_seed, rank)
-    eligible = {listing_id: list(ranking[:eligible_count[listing_id]])
-                for listing_id, ranking in rankings.items()}
-    flagged = frozenset(listing_id for listing_id, bid_ids in eligible.items()
-                        if len(bid_ids) < max(rules.min_bids_per_listing, 1))
+    rankings, contenders = _ranked(rules, bids, scores, lottery_seed, rank)
+    flagged = frozenset(listing_id for listing_id, eligible in contenders.items()
+                        if len(eligible) < max(rules.min_bids_per_listing, 1))
     held: dict[int, int] = {}
     for bid in bids:
         held[bid.rep_id] = max(held.get(bid.rep_id, bid.accounts_held), bid.accounts_held)
@@ -161,21 +166,20 @@ def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Sco
     cap = rules.caps.max_awards_per_rep_per_round
     if cap is not None:
         limit = {rep_id: min(room, cap) for rep_id, room in limit.items()}
-    contested = {listing_id: bid_ids for listing_id, bid_ids in eligible.items()
+    contested = {listing_id: eligible for listing_id, eligible in contenders.items()
                  if listing_id not in flagged}
-    points = {bid_id: round(score.total * 10**DECIMALS) for bid_id, score in scores.items()}
     preferring = PREFERRING_AWARDS.get(rules.allocation) if rank is not None else None
     if preferring is not None:
-        chosen = preferring(contested, facts, points, limit, rank)
+        chosen = preferring(contested, limit, rank)
     else:
-        chosen = ALLOCATION_METHODS[rules.allocation].award(contested, facts, points, limit)
+        chosen = ALLOCATION_METHODS[rules.allocation].award(contested, limit)
     awards = {listing_id: chosen.get(listing_id) for listing_id in rankings}
-    reasons = explain(rules, rankings, awards, facts, scores, held, flagged,
-                      eligible_count)
+    reasons = explain(rules, rankings, awards, contenders, scores, held, flagged)
     notes: dict[int, Text] = {}
     if rank is not None:
         plain = _allocate(replace(rules, preferences=Preferences()), bids,
                           _without_bonus(scores), lottery_seed)
+        facts = {bid.bid_id: bid for bid in bids}
         notes = _preference_effects(awards, plain.awards, facts, rank, reasons)
     total = round(sum(scores[bid_id].total for bid_id in awards.values() if bid_id is not None),
                   DECIMALS) + 0.0
@@ -252,19 +256,18 @@ def _elsewhere(wins: list[int], note: Text | None) -> Text:
 
 
 def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
-            awards: Mapping[int, int | None], facts: Mapping[int, BidFacts],
+            awards: Mapping[int, int | None], contenders: Mapping[int, list[Contender]],
             scores: Mapping[int, ScoreBreakdown], held: Mapping[int, int],
-            flagged: frozenset[int], eligible_count: Mapping[int, int] | None = None
-            ) -> dict[int, Text]:
+            flagged: frozenset[int]) -> dict[int, Text]:
     """Why each bid that could have expected to win did not (see Allocation.reasons).
 
-    `eligible_count`: listing -> how many of its bids are eligible (they come first in its
-    ranking), when the caller knows it; otherwise it is counted from `scores`.
+    `contenders`: listing -> its eligible bids, best first (they come first in its ranking).
     """
     won: dict[int, list[int]] = defaultdict(list)
-    for listing_id, bid_id in awards.items():
-        if bid_id is not None:
-            won[facts[bid_id].rep_id].append(listing_id)
+    for listing_id, winner in awards.items():
+        if winner is not None:
+            won[next(rep_id for bid_id, rep_id, _, _ in contenders[listing_id]
+                     if bid_id == winner)].append(listing_id)
     method = ALLOCATION_METHODS[rules.allocation]
     # A bid kept out by its rep's capacity or cap has a reason that depends on the rep alone:
     # it is made once per rep and shared by the rep's bids (a round has far fewer reps than
@@ -274,18 +277,16 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
                           method=method.name)
     reasons = {}
     for listing_id, ranking in rankings.items():
-        count = (eligible_count[listing_id] if eligible_count is not None else
-                 sum(1 for bid_id in ranking if scores[bid_id].is_eligible))
+        eligible = contenders[listing_id]
         winner = awards.get(listing_id)
         # The eligible bids ranked above the winner (all of them if there is none), then
         # the ineligible ones, ranked last.
-        for bid_id in ranking[:count]:
+        for bid_id, rep_id, _points, _value in eligible:
             if bid_id == winner:
                 break
             if listing_id in flagged:
-                reasons[bid_id] = _too_few(rules, count)
+                reasons[bid_id] = _too_few(rules, len(eligible))
                 continue
-            rep_id = facts[bid_id].rep_id
             if rep_id not in out_of_room:
                 out_of_room[rep_id] = _out_of_room(rules, method, held[rep_id], won[rep_id])
             if out_of_room[rep_id] is not None:
@@ -295,7 +296,7 @@ def explain(rules: RuleSet, rankings: Mapping[int, tuple[int, ...]],
                 reasons[bid_id] = method.below_zero_note
             else:  # only when optimal could not follow the tie-break chain (optimal_awards)
                 reasons[bid_id] = elsewhere_reason
-        for bid_id in ranking[count:]:
+        for bid_id in ranking[len(eligible):]:
             reasons[bid_id] = N_("not eligible: %(reasons)s", reasons=_listed(
                 [check.reason for check in scores[bid_id].failed_checks]))
     return reasons

@@ -1,9 +1,9 @@
 """Allocation methods: the registry of ways to turn ranked eligible bids into awards.
 
-Every method gets the same inputs: `contested` (listing -> its eligible bid ids, best first),
-the bids' facts, `points` (bid -> total score in millionths, so comparisons are exact) and
-`limit` (rep -> the most awards the rep may take in this round, under capacity and cap), and
-returns listing -> winning bid id. rules/README.md documents the same entries (a test
+Every method gets the same inputs: `contested` (listing -> its eligible bids, best first, each
+a `Contender`: the bid id, its rep, its total score in millionths, so comparisons are exact,
+and the listed account's annual value) and `limit` (rep -> the most awards the rep may take in
+this round, under capacity and cap), and returns listing -> winning bid id. rules/README.md documents the same entries (a test
 compares them); `allocate` in allocation.py dispatches through the registry.
 """
 
@@ -14,11 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
 
-from bidhub.domain.facts import BidFacts
 from bidhub.domain.text import N_, Text
 
-Awarder = Callable[[Mapping[int, list[int]], Mapping[int, BidFacts], Mapping[int, int],
-                    Mapping[int, int]], dict[int, int]]
+# An eligible bid as the methods read it: (bid id, rep id, total in millionths, the listed
+# account's annual value in yuan, as the bid was scored). Carried with the listing's ranking,
+# so that the methods look nothing up by bid: with 100,000 bids in a round, every lookup in
+# a table of the round's bids, in listing order, misses the processor's caches.
+Contender = tuple[int, int, int, int]
+Awarder = Callable[[Mapping[int, list[Contender]], Mapping[int, int]], dict[int, int]]
 
 
 @dataclass(frozen=True)
@@ -37,18 +40,17 @@ class AllocationMethod:
     below_zero_note: Text | None = None
 
 
-def greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                  points: Mapping[int, int], limit: Mapping[int, int]) -> dict[int, int]:
+def greedy_awards(contested: Mapping[int, list[Contender]],
+                  limit: Mapping[int, int]) -> dict[int, int]:
     """Listings in ascending id order; the best-ranked bid whose rep is under its limit wins.
 
-    `contested`: listing -> its eligible bid ids, best first. `limit`: rep -> the most
-    awards the rep may take in this round (room under capacity, and the per-round cap).
+    `contested`: listing -> its eligible bids, best first. `limit`: rep -> the most awards
+    the rep may take in this round (room under capacity, and the per-round cap).
     """
     won: dict[int, int] = defaultdict(int)
     awards = {}
     for listing_id in sorted(contested):
-        for bid_id in contested[listing_id]:
-            rep_id = facts[bid_id].rep_id
+        for bid_id, rep_id, _points, _value in contested[listing_id]:
             if won[rep_id] < limit[rep_id]:
                 awards[listing_id] = bid_id
                 won[rep_id] += 1
@@ -56,16 +58,15 @@ def greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFac
     return awards
 
 
-def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                   points: Mapping[int, int], limit: Mapping[int, int]) -> dict[int, int]:
+def optimal_awards(contested: Mapping[int, list[Contender]],
+                   limit: Mapping[int, int]) -> dict[int, int]:
     """Most listings awarded, then the highest total, then the rankings' tie-break order.
 
     A minimum-cost maximum flow on the bid graph itself: listings (capacity 1) to reps
     (capacity: the awards the rep may still take), one edge per candidate bid. All costs are
     integers, so the lexicographic objective is exact:
 
-    - score: (best total - bid total) in millionths (`points`: totals carry 6 decimals),
-      times K;
+    - score: (best total - bid total) in millionths (totals carry 6 decimals), times K;
     - tie: the bid's place among the bids with the same total on its listing (0 for the best
       by the tie-break chain). K exceeds the largest possible sum of places, so ties never
       outweigh a millionth of a point;
@@ -76,21 +77,20 @@ def optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFa
     `_min_cost_flow`), so the same bids always give the same awards. Time and memory grow
     with the number of bids, not bids x slots.
     """
-    candidates = _candidates(contested, facts, points, limit)
+    candidates = _candidates(contested, limit)
     if not candidates.by_listing:
         return {}
     top, k = candidates.highest, candidates.most_places + 1
-    return _flow_awards(candidates, limit,
-                        lambda bid_id, micro, place: (top - micro) * k + place)
+    return _flow_awards(candidates, limit, lambda micro, value, place: (top - micro) * k + place)
 
 
-def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                       points: Mapping[int, int], limit: Mapping[int, int]) -> dict[int, int]:
+def value_aware_awards(contested: Mapping[int, list[Contender]],
+                       limit: Mapping[int, int]) -> dict[int, int]:
     """The highest sum of score x account value, then the most awards, then the highest total,
     then the rankings' tie-break order.
 
-    Each award is worth its bid's total (`points`, millionths) times the listed account's
-    annual value (`BidFacts.listing_value_yuan`, yuan), an exact integer. The allocation is
+    Each award is worth its bid's total (millionths) times the listed account's annual value
+    (yuan, `BidFacts.listing_value_yuan` as the bid was scored), an exact integer. The allocation is
     compared on, in order:
 
     1. the sum of those products, highest first. An award that lowers it is never made: a
@@ -108,7 +108,7 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
     criteria are folded into one integer weight per bid with multipliers that make each
     criterion outweigh everything after it over the whole round.
     """
-    candidates = _candidates(contested, facts, points, limit)
+    candidates = _candidates(contested, limit)
     if not candidates.by_listing:
         return {}
     most_places = candidates.most_places
@@ -119,34 +119,33 @@ def value_aware_awards(contested: Mapping[int, list[int]], facts: Mapping[int, B
     award_unit = awards_at_most * spread * total_unit + most_places + 1
     value_unit = awards_at_most * (award_unit + spread * total_unit) + most_places + 1
 
-    def weight(bid_id: int, micro: int, place: int) -> int:
-        return (micro * facts[bid_id].listing_value_yuan * value_unit + award_unit
-                + (micro - bottom) * total_unit - place)
+    def weight(micro: int, value: int, place: int) -> int:
+        return (micro * value * value_unit + award_unit + (micro - bottom) * total_unit - place)
 
     return _flow_awards(candidates, limit,
-                        lambda bid_id, micro, place: -weight(bid_id, micro, place), left_out=0)
+                        lambda micro, value, place: -weight(micro, value, place), left_out=0)
 
 
 def _flow_awards(candidates: _Candidates, limit: Mapping[int, int],
                  cost: Callable[[int, int, int], int], left_out: int | None = None
                  ) -> dict[int, int]:
     """Listing -> bid of the cheapest flow from listings to reps over the candidate bids,
-    each bid's edge costing `cost(bid id, points, place)`; `left_out` as `_min_cost_flow`
+    each bid's edge costing `cost(points, value, place)`; `left_out` as `_min_cost_flow`
     takes it."""
     listings = list(candidates.by_listing)  # ascending
     reps = sorted(candidates.reps)
     rep_index = {rep_id: index for index, rep_id in enumerate(reps)}
-    edges = [[(rep_index[rep_id], cost(bid_id, micro, place), bid_id)
-              for bid_id, rep_id, micro, place in listing]
+    edges = [[(rep_index[rep_id], cost(micro, value, place), bid_id)
+              for bid_id, rep_id, micro, value, place in listing]
              for listing in candidates.by_listing.values()]
     matched = _min_cost_flow(edges, [limit[rep_id] for rep_id in reps], left_out=left_out)
     return {listings[row]: bid_id for row, bid_id in enumerate(matched) if bid_id is not None}
 
 
-# A candidate bid for the flow: (bid id, rep id, total in millionths, place), `place` being
-# its place among the listing's candidates with the same total (0 for the best by the
-# tie-break chain).
-Candidate = tuple[int, int, int, int]
+# A candidate bid for the flow: (bid id, rep id, total in millionths, annual value, place),
+# `place` being its place among the listing's candidates with the same total (0 for the best
+# by the tie-break chain).
+Candidate = tuple[int, int, int, int, int]
 
 
 @dataclass
@@ -160,32 +159,28 @@ class _Candidates:
     highest: int | None = None
 
 
-def _candidates(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                points: Mapping[int, int], limit: Mapping[int, int]) -> _Candidates:
+def _candidates(contested: Mapping[int, list[Contender]],
+                limit: Mapping[int, int]) -> _Candidates:
     """Per listing, one candidate per rep with room: the rep's best-ranked bid, best first.
 
     A rep bids once per listing in practice; this keeps parallel edges out of the matrix.
-    Listings left without a candidate are left out. All the flow needs from a bid is looked
-    up here, once, and the round's figures are gathered in the same pass: in listing order
-    the bids are spread over the whole round, and with 100,000 bids every further pass over
-    them costs a cache miss per bid.
+    Listings left without a candidate are left out. The round's figures are gathered in the
+    same pass.
     """
     found = _Candidates()
     for listing_id in sorted(contested):
         seen: set[int] = set()
         chosen = []
         place, previous, worst = 0, None, 0
-        for bid_id in contested[listing_id]:
-            rep_id = facts[bid_id].rep_id
+        for bid_id, rep_id, micro, value in contested[listing_id]:
             if rep_id in seen or limit[rep_id] <= 0:
                 continue
             seen.add(rep_id)
-            micro = points[bid_id]
             # best first: equal totals are adjacent, in tie-break order
             place = place + 1 if micro == previous else 0
             previous = micro
             worst = max(worst, place)
-            chosen.append((bid_id, rep_id, micro, place))
+            chosen.append((bid_id, rep_id, micro, value, place))
             if found.lowest is None or micro < found.lowest:
                 found.lowest = micro
             if found.highest is None or micro > found.highest:

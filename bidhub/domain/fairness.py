@@ -307,11 +307,11 @@ def greedy_allocation(rules: RoundRules, listings: Sequence[ListingOutcome]) -> 
     minimum = max(rules.min_bids_per_listing, 1)
     contested = {}
     for listing in listings:
-        ranked = [bid.bid_id for bid in listing.ranked_eligible]
+        ranked = [(bid.bid_id, bid.facts.rep_id, round(bid.total * 10**6),
+                   bid.facts.listing_value_yuan) for bid in listing.ranked_eligible]
         if len(ranked) >= minimum:
             contested[listing.listing_id] = ranked
-    points = {bid_id: round(bid.total * 10**6) for bid_id, bid in totals.items()}
-    awards = ALLOCATION_METHODS[GREEDY].award(contested, facts, points, limit)
+    awards = ALLOCATION_METHODS[GREEDY].award(contested, limit)
     return _allocated(totals[bid_id] for bid_id in awards.values())
 
 

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from bidhub.domain.allocation_methods import optimal_awards
+from bidhub.domain.allocation_methods import Contender, optimal_awards
 from bidhub.domain.facts import BidFacts
 
 IGNORED, TIE_BREAK, BONUS = "ignored", "tie_break", "bonus"
@@ -83,8 +83,7 @@ def bonus_points(bonus_micro: int, choice: Choice) -> int:
     return bonus_micro * (choice.of - choice.rank) // (choice.of - 1)
 
 
-def preferring_greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                             points: Mapping[int, int], limit: Mapping[int, int],
+def preferring_greedy_awards(contested: Mapping[int, list[Contender]], limit: Mapping[int, int],
                              rank: Mapping[int, int]) -> dict[int, int]:
     """Greedy when preferences count: deferred acceptance, reps asking in their own order.
 
@@ -95,13 +94,12 @@ def preferring_greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[
     bids are unranked it is exactly `greedy_awards` (listings in ascending id order), since
     with one common order of listings the stable allocation is unique.
     """
-    place = {bid_id: position for bid_ids in contested.values()
-             for position, bid_id in enumerate(bid_ids)}
-    listing_of = {bid_id: listing_id for listing_id, bid_ids in contested.items()
-                  for bid_id in bid_ids}
+    place, listing_of, rep_of = {}, {}, {}
     wishes: dict[int, list[int]] = defaultdict(list)
-    for bid_id in place:
-        wishes[facts[bid_id].rep_id].append(bid_id)
+    for listing_id, contenders in contested.items():
+        for position, (bid_id, rep_id, _points, _value) in enumerate(contenders):
+            place[bid_id], listing_of[bid_id], rep_of[bid_id] = position, listing_id, rep_id
+            wishes[rep_id].append(bid_id)
     for bid_ids in wishes.values():  # the first wish last, to pop it first
         bid_ids.sort(key=lambda bid_id: (rank[bid_id], listing_of[bid_id]), reverse=True)
     room = {rep_id: limit[rep_id] for rep_id in wishes}
@@ -119,15 +117,15 @@ def preferring_greedy_awards(contested: Mapping[int, list[int]], facts: Mapping[
             held[listing_id] = bid_id
             room[rep_id] -= 1
             if holder is not None:
-                turned_away = facts[holder].rep_id
+                turned_away = rep_of[holder]
                 room[turned_away] += 1
                 asking.append(turned_away)
     return dict(sorted(held.items()))
 
 
-def preferring_optimal_awards(contested: Mapping[int, list[int]], facts: Mapping[int, BidFacts],
-                              points: Mapping[int, int], limit: Mapping[int, int],
-                              rank: Mapping[int, int]) -> dict[int, int]:
+def preferring_optimal_awards(contested: Mapping[int, list[Contender]],
+                              limit: Mapping[int, int], rank: Mapping[int, int]
+                              ) -> dict[int, int]:
     """Optimal when preferences count: most listings, highest total, then the smallest sum of
     the awarded bids' choices, then the listing rankings.
 
@@ -137,13 +135,14 @@ def preferring_optimal_awards(contested: Mapping[int, list[int]], facts: Mapping
     """
     worst = max(rank.values(), default=1)
     scale = len(contested) * worst + 1
-    shifted = {bid_id: value * scale + worst - rank.get(bid_id, worst)
-               for bid_id, value in points.items()}
-    return optimal_awards(contested, facts, shifted, limit)
+    shifted = {listing_id: [(bid_id, rep_id, points * scale + worst - rank.get(bid_id, worst),
+                             value) for bid_id, rep_id, points, value in contenders]
+               for listing_id, contenders in contested.items()}
+    return optimal_awards(shifted, limit)
 
 
-PreferringAwarder = Callable[[Mapping[int, list[int]], Mapping[int, BidFacts], Mapping[int, int],
-                              Mapping[int, int], Mapping[int, int]], dict[int, int]]
+PreferringAwarder = Callable[[Mapping[int, list[Contender]], Mapping[int, int],
+                              Mapping[int, int]], dict[int, int]]
 # How a method takes preferences across listings, by method name; a method not named here
 # counts them through the totals (bonus) and the listing rankings only.
 PREFERRING_AWARDS: dict[str, PreferringAwarder] = {

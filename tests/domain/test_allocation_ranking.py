@@ -139,8 +139,11 @@ def test_rankings_and_reasons_match_the_reference(round_, tie_break, method, min
     for bid in bids:
         held[bid.rep_id] = max(held.get(bid.rep_id, bid.accounts_held), bid.accounts_held)
     facts = {bid.bid_id: bid for bid in bids}
-    # Counted from the scores, as a caller without the rankings' eligible counts gets them.
-    reasons = explain(rules, allocation.rankings, allocation.awards, facts, scores, held,
+    # explain on its own, with each listing's eligible bids taken from its ranking.
+    contenders = {listing_id: [(bid_id, facts[bid_id].rep_id, 0, 0) for bid_id in ranking
+                               if scores[bid_id].is_eligible]
+                  for listing_id, ranking in allocation.rankings.items()}
+    reasons = explain(rules, allocation.rankings, allocation.awards, contenders, scores, held,
                       allocation.flagged)
     expected = reference_reasons(rules, allocation.rankings, allocation.awards, facts, scores,
                                  held, allocation.flagged)

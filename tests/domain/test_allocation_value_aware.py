@@ -272,10 +272,11 @@ def test_among_accounts_worth_nothing_the_higher_total_then_the_tie_break_wins()
 def test_the_registry_entry_alone_gives_the_same_awards():
     policy = rules()
     scores, result = run(policy, CASE)
-    contested = {listing_id: list(ranking) for listing_id, ranking in result.rankings.items()}
+    facts = {item.bid_id: item for item in CASE}
+    contested = {listing_id: [(bid_id, facts[bid_id].rep_id, points(scores[bid_id]),
+                               facts[bid_id].listing_value_yuan) for bid_id in ranking]
+                 for listing_id, ranking in result.rankings.items()}
     limit = {1: 1, 2: 3, 3: 3}
-    awarded = ALLOCATION_METHODS["value_aware"].award(
-        contested, {item.bid_id: item for item in CASE},
-        {bid_id: points(score) for bid_id, score in scores.items()}, limit)
+    awarded = ALLOCATION_METHODS["value_aware"].award(contested, limit)
     assert awarded == {1: 2, 2: 3}
-    assert ALLOCATION_METHODS["value_aware"].award({}, {}, {}, {}) == {}
+    assert ALLOCATION_METHODS["value_aware"].award({}, {}) == {}

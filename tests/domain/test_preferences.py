@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidhub.domain.allocation import allocate
-from bidhub.domain.allocation_methods import greedy_awards
+from bidhub.domain.allocation_methods import Contender, greedy_awards
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.preferences import (
     PREFERENCE_BONUS,
@@ -304,12 +304,10 @@ def test_preferences_keep_the_limits_and_never_award_an_ineligible_or_unknown_bi
 @given(ROUNDS, st.sampled_from([1, 2, 3]))
 def test_deferred_acceptance_without_ranks_is_greedy(rows, room):
     bids = build(rows)
-    contested: dict[int, list[int]] = {}
+    contested: dict[int, list[Contender]] = {}
     for item in sorted(bids, key=lambda item: (-item.metrics["win_rate"], item.bid_id)):
-        contested.setdefault(item.listing_id, []).append(item.bid_id)
-    facts = {item.bid_id: item for item in bids}
+        contested.setdefault(item.listing_id, []).append(
+            (item.bid_id, item.rep_id, round(item.metrics["win_rate"] * 10**6), 0))
     limit = dict.fromkeys({item.rep_id for item in bids}, room)
-    points = {item.bid_id: round(item.metrics["win_rate"] * 10**6) for item in bids}
-    same = dict.fromkeys(facts, 1)
-    assert preferring_greedy_awards(contested, facts, points, limit, same) == greedy_awards(
-        contested, facts, points, limit)
+    same = {item.bid_id: 1 for item in bids}
+    assert preferring_greedy_awards(contested, limit, same) == greedy_awards(contested, limit)

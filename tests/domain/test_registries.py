@@ -195,10 +195,12 @@ def test_each_allocation_method_awards_its_case(name):
     result = allocate(rules, METHOD_BIDS, scores, 0)
     assert result.method == name and result.awards == METHOD_CASES[name]
     # The registry entry on its own gives the same awards from the same inputs.
-    contested = {1: [1, 3], 2: [2]}
-    points = {bid_id: round(score.total * 10**6) for bid_id, score in scores.items()}
     by_facts = {bid.bid_id: bid for bid in METHOD_BIDS}
-    awarded = ALLOCATION_METHODS[name].award(contested, by_facts, points, {1: 1, 2: 2})
+    contested = {listing: [(bid_id, by_facts[bid_id].rep_id,
+                            round(scores[bid_id].total * 10**6),
+                            by_facts[bid_id].listing_value_yuan) for bid_id in bid_ids]
+                 for listing, bid_ids in {1: [1, 3], 2: [2]}.items()}
+    awarded = ALLOCATION_METHODS[name].award(contested, {1: 1, 2: 2})
     assert {listing: awarded.get(listing) for listing in (1, 2)} == METHOD_CASES[name]
 
 
