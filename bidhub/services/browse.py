@@ -119,7 +119,7 @@ def listings_for_rep(session: Session, round_: Round, rep: User, criteria: Listi
               "name_pattern": f"%{search}%", "number_pattern": f"%{search}%"}
     # On the session's connection: the same transaction, without the ORM's per-statement work
     # (nothing here is an ORM object, and a read has nothing to flush).
-    return [ListingRow._make(row) for row in session.connection().execute(statement, params)]
+    return [ListingRow._make(row) for row in session.connection().execute(statement, params).all()]
 
 
 @functools.lru_cache(maxsize=256)

@@ -250,7 +250,7 @@ def _page_rows(session: Session, rep_id: int, include_sealed_bids: bool) -> _Pag
     incidents, bids, account_names, reviews = [], [], {}, []
     # Unpacked by position: a row's attributes are looked up by name, a dozen times a row.
     for (kind, n1, n2, n3, n4, at1, at2, s1, s2, s3, s4, score, *_order) in (
-            session.connection().execute(_PAGE, {"rep_id": rep_id})):
+            session.connection().execute(_PAGE, {"rep_id": rep_id}).all()):
         if kind == _BID:
             if include_sealed_bids or not bids_are_sealed(_Round(s4)):
                 bids.append(_bid_line(n1, s1, at1, s2, s3, s4, score, n3, n4))
