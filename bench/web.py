@@ -576,7 +576,12 @@ def postgres_database(url: str):
     name = f"bidhub_bench_{os.getpid()}_{secrets.token_hex(3)}"
     admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
+        settings = {setting: connection.execute(f"SHOW {setting}").fetchone()[0]
+                    for setting in ("server_version", "fsync", "synchronous_commit")}
         connection.execute(f'CREATE DATABASE "{name}"')
+    # What the figures depend on: a server that skips flushing its log to disk commits faster.
+    print(f"\n== postgresql: server {settings['server_version']}, fsync {settings['fsync']}, "
+          f"synchronous_commit {settings['synchronous_commit']} ==", flush=True)
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
