@@ -3,8 +3,9 @@
 Every method gets the same inputs: `contested` (listing -> its eligible bids, best first, each
 a `Contender`: the bid id, its rep, its total score in millionths, so comparisons are exact,
 and the listed account's annual value) and `limit` (rep -> the most awards the rep may take in
-this round, under capacity and cap), and returns listing -> winning bid id. rules/README.md documents the same entries (a test
-compares them); `allocate` in allocation.py dispatches through the registry.
+this round, under capacity and cap), and returns listing -> winning bid id. rules/README.md
+documents the same entries (a test compares them); `allocate` in allocation.py dispatches
+through the registry.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ def value_aware_awards(contested: Mapping[int, list[Contender]],
     then the rankings' tie-break order.
 
     Each award is worth its bid's total (millionths) times the listed account's annual value
-    (yuan, `BidFacts.listing_value_yuan` as the bid was scored), an exact integer. The allocation is
-    compared on, in order:
+    (yuan, `BidFacts.listing_value_yuan` as the bid was scored), an exact integer. The
+    allocation is compared on, in order:
 
     1. the sum of those products, highest first. An award that lowers it is never made: a
        bid whose total is below zero is not awarded an account with a value above zero (its
