@@ -12,13 +12,14 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 try:
     import fcntl
@@ -417,6 +418,21 @@ def end_read(session: Session) -> None:
     """
     if session.in_transaction() and not in_unit_of_work(session):
         session.commit()
+
+
+T = TypeVar("T")
+
+
+def attached(session: Session, model: type[T], values: dict[str, Any]) -> T:
+    """The `model` instance with these column values in `session`: the one already there
+    for its primary key, else one made from them, as if loaded by a query."""
+    instance = session.identity_map.get(identity_key(model, values["id"]))
+    if instance is None:
+        instance = model.__mapper__.class_manager.new_instance()
+        instance.__dict__.update(values)
+        make_transient_to_detached(instance)
+        session.add(instance)
+    return instance
 
 
 def get_session() -> Session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, flash, redirect, request, url_for
@@ -10,12 +9,11 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from bidhub.clock import now
-from bidhub.db import get_session
+from bidhub.db import attached, get_session
 from bidhub.domain.errors import InvalidRequest
 from bidhub.extensions import login_manager
 from bidhub.models import Branch, Role, User
@@ -26,7 +24,6 @@ from bidhub.web.i18n import fresh_session
 from bidhub.web.rendering import hx_redirect, render, render_form_errors
 
 blueprint = Blueprint("auth", __name__)
-T = TypeVar("T")
 
 
 def init_app(app: Flask) -> None:
@@ -71,18 +68,6 @@ def load_user(session_token: str) -> User | None:
         user = attached(session, User, user_values)
         set_committed_value(user, "branch", branch)
     return user
-
-
-def attached(session: Session, model: type[T], values: dict[str, Any]) -> T:
-    """The `model` instance with these column values in `session`: the one already there
-    for its primary key, else one made from them, as if loaded by a query."""
-    instance = session.identity_map.get(identity_key(model, values["id"]))
-    if instance is None:
-        instance = model.__mapper__.class_manager.new_instance()
-        instance.__dict__.update(values)
-        make_transient_to_detached(instance)
-        session.add(instance)
-    return instance
 
 
 def unauthorized():

@@ -220,7 +220,7 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
                **forms):
     """The round page; `forms` carries a refused cancellation form back with its messages."""
     session = get_session()
-    round_ = rounds.load_round(session, round_id)
+    round_ = rounds.round_to_show(session, round_id)
     criteria = listing_filter_from(request.args)
     adjudicating = adjudication_context(session, round_)
     reviews = adjudicating["reviews"]
