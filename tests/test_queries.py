@@ -175,10 +175,10 @@ def test_the_track_record_pages_read_a_fixed_number_of_statements(
     session.rollback()  # no read left open in the test's session while requests write
     few = statements_for(app, login_as(quiet), "/my/track-record")
     assert statements_for(app, login_as(busy), "/my/track-record") == few
-    # 3: the signed-in user; the holdings with the rules and the snapshot, incidents, bids
-    # (with scores and decisions) and loss reviews in one; the navigation's badges (11 at
-    # first). Management's view reads the rep instead of the badges.
-    assert few <= 3
+    # 2: the signed-in user with the navigation's badges; the holdings with the rules and the
+    # snapshot, incidents, bids (with scores and decisions) and loss reviews in one (11 at
+    # first). Management's view reads the rep as well.
+    assert few <= 2
     manager = app.test_client()
     login(manager, boss)
     assert statements_for(app, manager, f"/reps/{quiet.id}") == statements_for(
@@ -207,11 +207,11 @@ def test_the_reps_list_its_filter_partial_and_the_account_page_stay_within_bound
     # The rows with the rep's own bids in one statement, the round with what the reasons not
     # to bid read (the rep's standing with their releases of the round's accounts) in one,
     # the filter menus in one (a fingerprint of what they depend on, and the branches'
-    # names), the signed-in user and the navigation's counts.
-    assert statements_for(app, client, f"/rounds/{round_.id}") <= 5
+    # names), the signed-in user with the navigation's counts in one.
+    assert statements_for(app, client, f"/rounds/{round_.id}") <= 4
     # The filter's partial has no menus and no navigation.
     assert statements_for_htmx(app, client, f"/rounds/{round_.id}?sort=name") <= 3
-    assert statements_for(app, client, f"/accounts/{round_.listings[0].account_id}") <= 4
+    assert statements_for(app, client, f"/accounts/{round_.listings[0].account_id}") <= 3
 
 
 def industry_menu(client, round_id: int) -> list[str]:

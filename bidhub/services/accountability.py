@@ -28,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from bidhub.config import Defaults
@@ -439,9 +439,15 @@ def incidents_of_rep(session: Session, rep: User) -> list[AccountabilityIncident
 
 # How many of a rep's incidents await an explanation (awaits_explanation, in SQL); built once,
 # since the navigation asks on every rep's page.
-OPEN_INCIDENT_COUNT = select(func.count()).select_from(AccountabilityIncident).where(
-    AccountabilityIncident.rep_id == bindparam("rep_id"),
-    AccountabilityIncident.status == IncidentStatus.OPEN)
+def open_incident_count(rep_id) -> Select:
+    """The count of a rep's open incidents; `rep_id` a bound parameter or a column (then
+    correlated to the statement it is a column of)."""
+    return select(func.count()).select_from(AccountabilityIncident).where(
+        AccountabilityIncident.rep_id == rep_id,
+        AccountabilityIncident.status == IncidentStatus.OPEN)
+
+
+OPEN_INCIDENT_COUNT = open_incident_count(bindparam("rep_id"))
 
 
 

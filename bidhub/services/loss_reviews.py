@@ -340,8 +340,14 @@ def reviews_of_rep(session: Session, rep_id: int) -> list[AccountReview]:
 
 
 # Built once, since the navigation asks on every rep's page.
-DUE_REVIEW_COUNT = select(func.count()).select_from(AccountReview).where(
-    AccountReview.rep_id == bindparam("rep_id"), AccountReview.status == LossReviewStatus.DUE)
+def due_review_count(rep_id) -> Select:
+    """The count of a rep's due loss reviews; `rep_id` a bound parameter or a column (then
+    correlated to the statement it is a column of)."""
+    return select(func.count()).select_from(AccountReview).where(
+        AccountReview.rep_id == rep_id, AccountReview.status == LossReviewStatus.DUE)
+
+
+DUE_REVIEW_COUNT = due_review_count(bindparam("rep_id"))
 
 
 def due_count(session: Session, rep: User) -> int:

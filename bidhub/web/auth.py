@@ -21,7 +21,8 @@ from bidhub.services import users
 from bidhub.web.access import public, signed_in
 from bidhub.web.forms import LoginForm, PasswordForm
 from bidhub.web.i18n import fresh_session
-from bidhub.web.rendering import hx_redirect, render, render_form_errors
+from bidhub.web.nav import BADGES_OF_USER, keep_badges
+from bidhub.web.rendering import hx_redirect, is_htmx_partial_request, render, render_form_errors
 
 blueprint = Blueprint("auth", __name__)
 
@@ -44,6 +45,9 @@ USER_BY_SESSION_TOKEN = (
     select(*(getattr(User, key) for key in USER_KEYS), *(getattr(Branch, key) for key in BRANCH_KEYS))
     .outerjoin(Branch, Branch.id == User.branch_id)
     .where(User.session_token == bindparam("token")).limit(1))
+# The same row with a rep's badge counts, for a request that draws the navigation: the frame
+# then reads no statement of its own.
+USER_WITH_BADGES_BY_SESSION_TOKEN = USER_BY_SESSION_TOKEN.add_columns(*BADGES_OF_USER)
 
 
 def load_user(session_token: str) -> User | None:
@@ -53,16 +57,23 @@ def load_user(session_token: str) -> User | None:
     rest of a small page's statements, so the row is read as plain columns and the objects
     are made from it as a query would make them (unmodified, their branch loaded)."""
     session = get_session()
-    row = session.connection().execute(USER_BY_SESSION_TOKEN, {"token": session_token}).first()
+    # A full page that is drawn (a GET, not an htmx fragment) shows a rep's badges.
+    draws_navigation = request.method == "GET" and not is_htmx_partial_request()
+    row = session.connection().execute(
+        USER_WITH_BADGES_BY_SESSION_TOKEN if draws_navigation else USER_BY_SESSION_TOKEN,
+        {"token": session_token}).first()
     if row is None:
         return None
-    user_count = len(USER_KEYS)
+    user_count, branch_end = len(USER_KEYS), len(USER_KEYS) + len(BRANCH_KEYS)
     user_values = dict(zip(USER_KEYS, row[:user_count], strict=True))
     if not user_values["is_active"]:
         return None
+    if draws_navigation and user_values["role"] == Role.REP:
+        keep_badges(*row[branch_end:])
     branch = None
     if user_values["branch_id"] is not None:
-        branch = attached(session, Branch, dict(zip(BRANCH_KEYS, row[user_count:], strict=True)))
+        branch = attached(session, Branch,
+                          dict(zip(BRANCH_KEYS, row[user_count:branch_end], strict=True)))
     user = session.identity_map.get(identity_key(User, user_values["id"]))
     if user is None:
         user = attached(session, User, user_values)

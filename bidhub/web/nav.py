@@ -10,9 +10,9 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from bidhub.db import get_session
-from bidhub.models import Role
-from bidhub.services.accountability import OPEN_INCIDENT_COUNT
-from bidhub.services.loss_reviews import DUE_REVIEW_COUNT
+from bidhub.models import Role, User
+from bidhub.services.accountability import OPEN_INCIDENT_COUNT, open_incident_count
+from bidhub.services.loss_reviews import DUE_REVIEW_COUNT, due_review_count
 
 
 class RepBadges(NamedTuple):
@@ -21,6 +21,15 @@ class RepBadges(NamedTuple):
 
 
 REP_BADGES = select(OPEN_INCIDENT_COUNT.scalar_subquery(), DUE_REVIEW_COUNT.scalar_subquery())
+# The same counts as columns of a statement that reads the user (`users` in its FROM): the
+# signed-in user's row brings them on a request that draws the navigation (`keep_badges`).
+BADGES_OF_USER = (open_incident_count(User.id).scalar_subquery(),
+                  due_review_count(User.id).scalar_subquery())
+
+
+def keep_badges(open_incidents: int | None, due_reviews: int | None) -> None:
+    """The signed-in rep's badge counts, read with the user at the start of this request."""
+    g.rep_badges = RepBadges(open_incidents or 0, due_reviews or 0)
 
 
 def rep_badges() -> RepBadges | None:
