@@ -189,9 +189,28 @@ def begin_if_writing_throughout(connection: Any) -> None:
         send_begin(connection)
 
 
-def begin_before_writing(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-    if needs_transaction_block(statement):
+def begin_before_writing(connection: Any, _cursor: Any, statement: str, _parameters: Any,
+                         context: Any, _executemany: bool) -> None:
+    if needs_transaction_block(statement) and not context.execution_options.get(WRITES_ALONE):
         send_begin(connection)
+
+
+# The execution option of a statement that is a transaction on its own: one that checks and
+# writes at once (an INSERT ... SELECT ... WHERE). Where `may_write_alone` says so it runs
+# outside a block, committed by PostgreSQL as it completes, without the BEGIN and COMMIT round
+# trips; inside a unit of work it is one statement of the unit's block like any other.
+WRITES_ALONE = "bidhub_writes_alone"
+
+
+def may_write_alone(session: Session) -> bool:
+    """Whether a statement run now with WRITES_ALONE is a transaction of its own: on
+    PostgreSQL, outside a unit of work, with nothing pending in the session and no block open
+    on its connection (at READ COMMITTED a statement alone reads as it would in a block)."""
+    if (session.get_bind().dialect.name != "postgresql" or UNIT_OF_WORK in session.info
+            or session.new or session.dirty or session.deleted):
+        return False
+    driver = session.connection().connection.driver_connection
+    return driver.pgconn.transaction_status == _IDLE
 
 
 # In a pooled PostgreSQL connection's info: its open transaction sent something other than a

@@ -105,3 +105,25 @@ def test_a_snapshot_dropped_meanwhile_freezes_the_record_read_at_the_bid(
     assert bid.track_record == fresh_track_record(session, rep, listing.account, clock())
     assert bid.track_record["win_rate"] == 0.6
     assert session.scalar(select(func.count()).select_from(Bid)) == 1
+
+
+def test_a_bid_whose_checks_held_is_written_in_one_statement_without_a_block(
+        app, backend, session, clock, make_rep, make_account, make_round, login_as, monkeypatch):
+    """On PostgreSQL the statement that checks again and writes is a transaction of its own:
+    no BEGIN (nor COMMIT) round trip; on SQLite the write transaction queues as before."""
+    from bidhub import db
+
+    rep = make_rep()
+    listing = make_round(accounts=[make_account()]).listings[0]
+    refresh_track_records(session, clock())
+    client = login_as(rep)
+    begun = []
+    send_begin = db.send_begin
+    monkeypatch.setattr(db, "send_begin", lambda connection: (begun.append(1),
+                                                               send_begin(connection)))
+    response = client.post(f"/listings/{listing.id}/bid", data=FORM)
+    assert response.status_code == 303, response.get_data(as_text=True)[:300]
+    [bid] = bids_of(session, rep)
+    assert bid.status == BidStatus.ACTIVE and bid.account_plan == FORM["account_plan"]
+    if backend == "postgresql":
+        assert begun == []

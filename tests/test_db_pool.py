@@ -10,7 +10,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from bidhub import db
-from bidhub.db import engine_of, needs_transaction_block, unit_of_work, upgrade_database
+from bidhub.db import (
+    WRITES_ALONE,
+    engine_of,
+    may_write_alone,
+    needs_transaction_block,
+    unit_of_work,
+    upgrade_database,
+)
 from bidhub.models import Branch
 
 
@@ -226,6 +233,47 @@ def test_a_write_outside_a_unit_of_work_opens_a_block_that_undoes_the_rest(
     finally:
         writer.close()
     assert session.execute(select(Branch.code, Branch.name)).all() == [("BJ", "Beijing")]
+
+
+def test_a_statement_that_writes_alone_is_committed_as_it_completes(postgres_app, make_branch,
+                                                                     session):
+    make_branch()
+    session.commit()
+    session.close()
+    writer = postgres_app.extensions["bidhub_sessionmaker"]()
+    try:
+        writer.execute(BRANCH_NAME, {"code": "BJ"}).all()
+        assert may_write_alone(writer)
+        writer.connection().execute(update(Branch).values(name="Renamed"),
+                                    execution_options={WRITES_ALONE: True})
+        assert transaction_status(writer) == "IDLE"
+        # Written, and seen by another session before this one ends: committed.
+        assert session.execute(BRANCH_NAME, {"code": "BJ"}).scalar_one() == "Renamed"
+        session.rollback()
+        writer.rollback()  # nothing left to undo
+        assert session.execute(BRANCH_NAME, {"code": "BJ"}).scalar_one() == "Renamed"
+        # Not alone once something is pending, a block is open or a unit of work runs.
+        writer.add(Branch(code="SH", name="Shanghai"))
+        assert not may_write_alone(writer)
+        writer.rollback()
+        writer.execute(update(Branch).values(name="Beijing"))
+        assert transaction_status(writer) == "INTRANS" and not may_write_alone(writer)
+        writer.rollback()
+        with pytest.raises(LookupError), unit_of_work(writer):
+            assert not may_write_alone(writer)
+            # In a unit of work it is one more statement of the unit's block, undone with it.
+            writer.connection().execute(update(Branch).values(name="Undone"),
+                                        execution_options={WRITES_ALONE: True})
+            assert transaction_status(writer) == "INTRANS"
+            raise LookupError("a step after the write failed")
+    finally:
+        writer.close()
+    session.rollback()
+    assert session.execute(BRANCH_NAME, {"code": "BJ"}).scalar_one() == "Renamed"
+
+
+def test_only_postgresql_writes_alone(app, backend, session):
+    assert may_write_alone(session) == (backend == "postgresql")
 
 
 def test_a_unit_of_work_runs_in_one_block_from_its_start(postgres_app, session):

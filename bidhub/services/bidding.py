@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import replacement_traverse
 
-from bidhub.db import in_unit_of_work, unit_of_work
+from bidhub.db import WRITES_ALONE, in_unit_of_work, may_write_alone, unit_of_work
 from bidhub.domain import metrics
 from bidhub.domain.errors import (
     BidhubError,
@@ -146,13 +146,26 @@ def place_bid(
     write transaction, and the write transaction writes their row only if the statement, run
     again inside the write, gives exactly the row they were worked out from (one INSERT ...
     SELECT ... WHERE it does): concurrent bids then queue for one statement, not for the
-    metrics. Any change, a refusal or an unusual case is read and decided again in the write
+    metrics. On PostgreSQL that statement is a transaction on its own (`may_write_alone`).
+    Any change, a refusal or an unusual case is read and decided again in the write
     transaction, as without the early read.
     """
     content = _Content(account_plan, committed_revenue_yuan, visit_plan, submission_key or None)
     params = {"listing_id": listing_id, "rep_id": rep.id, "now": now,
               "submission_key": content.submission_key}
     early = _checked_before_writing(session, rep, params, content, now)
+    if early is not None and may_write_alone(session):
+        # The statement that checks and writes is a transaction on its own on PostgreSQL: no
+        # BEGIN or COMMIT round trip around it. If it finds anything changed it writes
+        # nothing, and the write transaction below reads and decides again.
+        try:
+            placed = _write_if_unchanged(session.connection(), early, params, rep.id)
+        except BaseException:
+            session.rollback()
+            raise
+        if placed is not None:
+            return placed
+        early = None
     # The signed-in user stays as loaded: the rep's row is read again below, in the write
     # transaction, by the statement that reads the listing.
     with unit_of_work(session, keep=(rep,)):
@@ -228,13 +241,16 @@ def _write_if_unchanged(connection: Connection, early: _Checked, params: dict[st
               **{f"seen_{key}": value for key, value in found._mapping.items()},
               **{f"new_{key}": value for key, value in early.row.items()},
               "new_listing_id": found.listing_id, "new_rep_id": rep_id}
+    alone = {WRITES_ALONE: True}
     if found.earlier_id is None:
         try:
-            bid_id = connection.execute(_INSERT_IF_UNCHANGED, values).scalar()
+            bid_id = connection.execute(_INSERT_IF_UNCHANGED, values,
+                                        execution_options=alone).scalar()
         except IntegrityError as error:  # a concurrent request placed it first
             raise already_bid() from error
         return None if bid_id is None else PlacedBid(bid_id, found.account_name)
-    revived = connection.execute(_REVIVE_IF_UNCHANGED, {**values, "bid_id": found.earlier_id})
+    revived = connection.execute(_REVIVE_IF_UNCHANGED, {**values, "bid_id": found.earlier_id},
+                                 execution_options=alone)
     return PlacedBid(found.earlier_id, found.account_name) if revived.rowcount == 1 else None
 
 
