@@ -216,12 +216,16 @@ def test_reads_run_outside_a_transaction_block(postgres_app, make_branch, sessio
         reader.close()
 
 
-def test_a_write_outside_a_unit_of_work_opens_a_block_that_undoes_the_rest(
-        postgres_app, make_branch, session):
+@pytest.fixture
+def writer(postgres_app, make_branch, session):
+    """A session of its own beside the test's, once the branch BJ (Beijing) is committed."""
     make_branch()
     session.commit()
     session.close()
-    writer = postgres_app.extensions["bidhub_sessionmaker"]()
+    return postgres_app.extensions["bidhub_sessionmaker"]()
+
+
+def test_a_write_outside_a_unit_of_work_opens_a_block_that_undoes_the_rest(writer, session):
     try:
         writer.execute(BRANCH_NAME, {"code": "BJ"}).all()
         assert transaction_status(writer) == "IDLE"
@@ -235,12 +239,7 @@ def test_a_write_outside_a_unit_of_work_opens_a_block_that_undoes_the_rest(
     assert session.execute(select(Branch.code, Branch.name)).all() == [("BJ", "Beijing")]
 
 
-def test_a_statement_that_writes_alone_is_committed_as_it_completes(postgres_app, make_branch,
-                                                                     session):
-    make_branch()
-    session.commit()
-    session.close()
-    writer = postgres_app.extensions["bidhub_sessionmaker"]()
+def test_a_statement_that_writes_alone_is_committed_as_it_completes(writer, session):
     try:
         writer.execute(BRANCH_NAME, {"code": "BJ"}).all()
         assert may_write_alone(writer)
