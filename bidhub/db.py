@@ -442,6 +442,30 @@ def end_read(session: Session) -> None:
 T = TypeVar("T")
 
 
+@functools.cache
+def column_keys(model: type) -> tuple[str, ...]:
+    """The keys of the model's mapped columns, in the mapper's order."""
+    return tuple(model.__mapper__.column_attrs.keys())
+
+
+def columns_of(*models: type) -> list[Any]:
+    """Every mapped column of each model in turn: the start of a statement whose rows
+    `values_by_model` splits, for objects made with `attached` instead of the ORM's loading."""
+    return [getattr(model, key) for model in models for key in column_keys(model)]
+
+
+def values_by_model(row: Any, *models: type) -> list[dict[str, Any] | None]:
+    """Each model's column values in a row that starts with `columns_of(*models)`, by key;
+    None for a model whose id is NULL (an outer join that found no row)."""
+    found, start = [], 0
+    for model in models:
+        keys = column_keys(model)
+        values = dict(zip(keys, row[start:start + len(keys)], strict=True))
+        found.append(None if values["id"] is None else values)
+        start += len(keys)
+    return found
+
+
 def attached(session: Session, model: type[T], values: dict[str, Any]) -> T:
     """The `model` instance with these column values in `session`: the one already there
     for its primary key, else one made from them, as if loaded by a query."""

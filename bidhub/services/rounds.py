@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from bidhub.db import attached, unit_of_work
+from bidhub.db import attached, columns_of, unit_of_work, values_by_model
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.domain.text import N_, Joined
 from bidhub.models import (
@@ -54,15 +54,10 @@ def load_round(session: Session, round_id: int, *, expected_version: int | None 
     return round_
 
 
-_ROUND_KEYS = tuple(Round.__mapper__.column_attrs.keys())
-_BRANCH_KEYS = tuple(Branch.__mapper__.column_attrs.keys())
-_RULE_SET_KEYS = tuple(RuleSetVersion.__mapper__.column_attrs.keys())
 # Built once: the round with the branch and the rule set it is always shown with, as plain
 # columns (the relationships load_round's query joins).
 _ROUND_TO_SHOW = (
-    select(*(getattr(Round, key) for key in _ROUND_KEYS),
-           *(getattr(Branch, key) for key in _BRANCH_KEYS),
-           *(getattr(RuleSetVersion, key) for key in _RULE_SET_KEYS))
+    select(*columns_of(Round, Branch, RuleSetVersion))
     .outerjoin(Branch, Branch.id == Round.branch_id)
     .join(RuleSetVersion, RuleSetVersion.id == Round.rule_set_id)
     .where(Round.id == bindparam("round_id")))
@@ -79,12 +74,11 @@ def round_to_show(session: Session, round_id: int) -> Round:
     row = session.connection().execute(_ROUND_TO_SHOW, {"round_id": round_id}).first()
     if row is None:
         raise NotFound(N_("No such round."))
-    branch_at, rule_set_at = len(_ROUND_KEYS), len(_ROUND_KEYS) + len(_BRANCH_KEYS)
-    round_ = attached(session, Round, dict(zip(_ROUND_KEYS, row[:branch_at], strict=True)))
-    branch = (None if row[branch_at] is None else attached(
-        session, Branch, dict(zip(_BRANCH_KEYS, row[branch_at:rule_set_at], strict=True))))
-    rule_set = attached(session, RuleSetVersion,
-                        dict(zip(_RULE_SET_KEYS, row[rule_set_at:], strict=True)))
+    round_values, branch_values, rule_set_values = values_by_model(row, Round, Branch,
+                                                                   RuleSetVersion)
+    round_ = attached(session, Round, round_values)
+    branch = None if branch_values is None else attached(session, Branch, branch_values)
+    rule_set = attached(session, RuleSetVersion, rule_set_values)
     set_committed_value(round_, "branch", branch)
     set_committed_value(round_, "rule_set", rule_set)
     return round_

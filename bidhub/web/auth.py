@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from bidhub.clock import now
-from bidhub.db import attached, get_session
+from bidhub.db import attached, columns_of, get_session, values_by_model
 from bidhub.domain.errors import InvalidRequest
 from bidhub.extensions import login_manager
 from bidhub.models import Branch, Role, User
@@ -36,13 +36,11 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(unauthorized)
 
 
-USER_KEYS = tuple(User.__mapper__.column_attrs.keys())
-BRANCH_KEYS = tuple(Branch.__mapper__.column_attrs.keys())
 # Built once: every signed-in request runs it, and building a statement costs more than
 # SQLAlchemy's cached compilation of it. Plain columns, the user's and their branch's: the
 # frame shows both.
 USER_BY_SESSION_TOKEN = (
-    select(*(getattr(User, key) for key in USER_KEYS), *(getattr(Branch, key) for key in BRANCH_KEYS))
+    select(*columns_of(User, Branch))
     .outerjoin(Branch, Branch.id == User.branch_id)
     .where(User.session_token == bindparam("token")).limit(1))
 # The same row with a rep's badge counts, for a request that draws the navigation: the frame
@@ -64,16 +62,12 @@ def load_user(session_token: str) -> User | None:
         {"token": session_token}).first()
     if row is None:
         return None
-    user_count, branch_end = len(USER_KEYS), len(USER_KEYS) + len(BRANCH_KEYS)
-    user_values = dict(zip(USER_KEYS, row[:user_count], strict=True))
+    user_values, branch_values = values_by_model(row, User, Branch)
     if not user_values["is_active"]:
         return None
     if draws_navigation and user_values["role"] == Role.REP:
-        keep_badges(*row[branch_end:])
-    branch = None
-    if user_values["branch_id"] is not None:
-        branch = attached(session, Branch,
-                          dict(zip(BRANCH_KEYS, row[user_count:branch_end], strict=True)))
+        keep_badges(*row[-len(BADGES_OF_USER):])
+    branch = None if branch_values is None else attached(session, Branch, branch_values)
     user = session.identity_map.get(identity_key(User, user_values["id"]))
     if user is None:
         user = attached(session, User, user_values)
