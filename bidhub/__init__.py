@@ -9,7 +9,10 @@ from flask import Flask
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    from bidhub.web.templating import Environment
+
     app = Flask(__name__, instance_relative_config=True)
+    app.jinja_environment = Environment  # before anything makes app.jinja_env
     configure(app, config)
     register_request_logging(app)
     register_database(app)
