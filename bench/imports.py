@@ -16,7 +16,8 @@ rows per second, and the child's peak resident memory while importing (VmHWM, re
 before the import: the app, the database driver and the file's bytes are included; not
 tracemalloc, which would slow the import several times), the counts the command printed, and
 the ratio to the targets: 100,000 rows in under 30 s and 512 MiB; importing them again in
-under 15 s with 0 rows added or updated. Exits 1 when a target is missed.
+under 15 s with 0 rows added or updated. The machine (processor, cores, Python) is printed
+first. Exits 1 when a target is missed.
 Takes about a minute on SQLite on a quiet 2-core machine.
 """
 
@@ -41,6 +42,8 @@ from memory import peak_kib  # bench/memory.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import machine  # noqa: E402
 
 TARGET_ROWS = 100_000
 TARGET_SECONDS = 30.0
@@ -268,6 +271,7 @@ def main() -> int:
         url, folder, path = arguments.child
         print(json.dumps(import_in_child(url, Path(folder), Path(path))))
         return 0
+    print(machine.describe(), flush=True)
     started = time.perf_counter()
     folder = arguments.keep or Path(tempfile.mkdtemp(prefix="bidhub-imports-"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Run: python bench/scoring.py [--demo]
 
-Prints
+Prints the machine (processor, cores, Python), then
 1. timings (CPU time of this process, best of 3: steadier than wall time on a shared machine)
    of score_round, greedy, optimal and value-aware allocation on generated rounds of
    increasing size up to 20,000 listings / 4,000 reps / 100,000 bids, with time per bid
@@ -36,6 +36,7 @@ from unittest.mock import patch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from bidhub.domain import allocation_methods  # noqa: E402
 from bidhub.domain.allocation import allocate  # noqa: E402
 from bidhub.domain.facts import BidFacts  # noqa: E402
@@ -268,6 +269,7 @@ def main() -> None:
                         help="also compare on the demo database's scored round")
     arguments = parser.parse_args()
     rules = parse_rules((ROOT / "rules" / "default.toml").read_text(encoding="utf-8"))
+    print(machine.describe(), flush=True)
     started = time.perf_counter()
     largest = timings(rules)
     memory(rules, largest)

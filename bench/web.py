@@ -9,7 +9,8 @@ Run: python bench/web.py [--duration 5] [--burst-seconds 10] [--clients 50]
 For each database it builds the demo world (`bidhub demo --no-serve`) into a temporary
 instance folder (or a new PostgreSQL database) and starts gunicorn (2 sync workers on a free
 loopback port) serving bidhub and, in the same server, a bare Flask page answering "ok"
-(mounted under /__bench/bare by this script only). It prints
+(mounted under /__bench/bare by this script only). It prints the machine (processor, cores,
+Python: bench/machine.py), then
 1. per page, as wrk -t2 -c16 sees it over three interleaved rounds (the bare page first in each
    round): req/s (median of the rounds), latency p50/p99 (of the median round), the ratio to
    the bare page measured in the same round (median of the rounds) and whether it meets the
@@ -56,6 +57,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import machine  # noqa: E402
 
 BARE_PREFIX = "/__bench/bare"
 USER_AGENT = "bidhub-bench/1.0"
@@ -649,6 +652,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None and not args.burst_only:
         raise SystemExit("wrk is missing: apt-get install -y wrk")
+    print(machine.describe(), flush=True)
     with tempfile.TemporaryDirectory(prefix="bidhub-bench-") as folder:
         if args.only != "postgresql":
             sqlite_folder = Path(args.sqlite_folder or Path(folder) / "sqlite")
