@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, func, insert, inspect, literal, selec
 from sqlalchemy.orm import Session
 
 from bidhub.config import Defaults
-from bidhub.db import unit_of_work
+from bidhub.db import refresh_planner_statistics, unit_of_work
 from bidhub.domain.imports import ImportKind
 from bidhub.models import (
     Account,
@@ -920,6 +920,7 @@ def build_demo(session: Session, now: datetime) -> None:
     ask_a_sponsored_transfer(session, users, now)
     with unit_of_work(session):
         session.get(InstanceMarker, DEMO_MARKER).value = MARKER_BUILT
+    refresh_planner_statistics(session)
 
 
 # How the demo's past winners kept their promises: share of the expected revenue won so far.

@@ -1,0 +1,25 @@
+"""After the demo is built, PostgreSQL's planner statistics are measured; SQLite's are left
+alone (`refresh_planner_statistics`, the demo's last step)."""
+
+from __future__ import annotations
+
+from sqlalchemy import inspect, text
+
+from bidhub.db import refresh_planner_statistics
+
+
+def test_statistics_are_measured_on_postgresql_only(session, backend):
+    refresh_planner_statistics(session)
+    if backend == "postgresql":
+        unmeasured = session.execute(text(
+            "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NULL")).scalars().all()
+        assert unmeasured == []
+    else:
+        assert "sqlite_stat1" not in inspect(session.connection()).get_table_names()
+
+
+def test_no_transaction_is_left_open(session):
+    session.execute(text("SELECT 1"))
+    refresh_planner_statistics(session)
+    session.commit()
+    assert not session.in_transaction()
