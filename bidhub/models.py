@@ -56,10 +56,10 @@ class UTCDateTime(TypeDecorator):
         parse = self.impl_instance.result_processor(dialect, coltype)
         if parse is None:
             def aware(value: datetime | None) -> datetime | None:
-                return value and value.replace(tzinfo=UTC)
+                return None if value is None else value.replace(tzinfo=UTC)
         else:
             def aware(value: Any) -> datetime | None:
-                return value and parse(value).replace(tzinfo=UTC)
+                return None if value is None else parse(value).replace(tzinfo=UTC)
         return aware
 
 
