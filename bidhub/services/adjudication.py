@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, bindparam, case, cast, func, select, union_all, update
+from sqlalchemy import Integer, String, bindparam, cast, func, null, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -369,17 +370,19 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
         # On the session's connection, flushed first as session.execute would (autoflush).
         session.flush()
     connection = session.connection()
+    rules = parsed(round_.rule_set)
     # Plain tuples: they make the key, and a Row compares with another in Python.
     listing_rows = tuple(map(tuple, connection.execute(_LISTINGS, {"round_id": round_.id}).all()))
     scored = tuple(map(tuple, connection.execute(_SCORED_BIDS, {"round_id": round_.id}).all()))
     # The rep and whether proposed: _SCORED_BIDS' second and last columns.
     winner_ids = sorted({row[1] for row in scored if row[-1]})
     facts = tuple(map(tuple, connection.execute(_REVIEW_FACTS, {
-        **flag_input_params(round_), "rep_ids": winner_ids}).all()))
+        **flag_input_params(round_), "rep_ids": winner_ids,
+        "tied_ids": lottery_candidates(rules, scored)}).all()))
     key = (round_.rule_set.text, listing_rows, scored, facts)
     reviews = _KEPT_REVIEWS.get(key)
     if reviews is None:
-        reviews = _reviews_from(parsed(round_.rule_set), listing_rows, scored, facts, winner_ids)
+        reviews = _reviews_from(rules, listing_rows, scored, facts, winner_ids)
         rows = len(listing_rows) + len(scored) + len(facts)
         if (len(_KEPT_REVIEWS) >= _KEPT_REVIEWS_LIMIT
                 or sum(_KEPT_REVIEW_ROWS.values()) + rows > _KEPT_REVIEWS_ROWS):
@@ -406,7 +409,8 @@ def _reviews_from(rules: RuleSet, listing_rows, scored, facts,
                   winner_ids: list[int]) -> dict[int, ListingReview]:
     """review_round's answer from its rows."""
     listings, decisions = _listings_and_decisions(listing_rows)
-    rankings = ranked_bids_of_round(rules, scored)
+    rankings = ranked_bids_of_round(rules, scored, {
+        row[1]: row[-1] for row in facts if row[0] == SCORED_INPUTS_ROW})
     # The flags read the bids' frozen records from the rows the ranking was built from.
     bid_flags = flags_from(rules, [facts_of(row) for row in scored], flag_inputs_of(facts))
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
@@ -481,35 +485,53 @@ _LISTINGS = (
     .outerjoin(Decision, Decision.listing_id == Listing.id)
     .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
     .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
-# A bid another bid of its listing equals in total: only such bids' frozen inputs are read,
-# the ones `decided_by_lottery` may compare. Counted over the listing's scored bids in one
-# pass (a NULL total equals none), where a correlated EXISTS probed the listing's bids again
-# for every bid.
-_IS_TIED = func.count(BidScore.total).over(partition_by=(Bid.listing_id, BidScore.total)) > 1
 _SCORED_BIDS = (
     select(*FACT_COLUMNS, Bid.listing_id, User.display_name, BidScore.total,
-           BidScore.rank, BidScore.is_eligible,
-           case((_IS_TIED, cast(BidScore.inputs, String))).label("inputs"),
-           BidScore.is_proposed_winner)
+           BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner)
     .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
     .join(User, User.id == Bid.rep_id).where(Listing.round_id == bindparam("round_id")))
+SCORED_INPUTS_ROW = "scored_inputs"
 # What the flags and the capacity checks read besides the bids, in one statement: the flags'
-# inputs and the proposed winners' commitments (the parameter `rep_ids`).
-_REVIEW_FACTS = union_all(*FLAG_INPUT_PARTS, *commitment_parts(tag, NO_AT, NO_TEXT))
+# inputs, the proposed winners' commitments (the parameter `rep_ids`) and the frozen inputs
+# of the bids `lottery_candidates` names (the parameter `tied_ids`), as (tag, bid id, NULL,
+# NULL, inputs).
+_REVIEW_FACTS = union_all(
+    *FLAG_INPUT_PARTS, *commitment_parts(tag, NO_AT, NO_TEXT),
+    select(tag(SCORED_INPUTS_ROW), BidScore.bid_id, cast(null(), Integer), NO_AT,
+           cast(BidScore.inputs, String))
+    .where(BidScore.bid_id.in_(bindparam("tied_ids", expanding=True))))
 
 
-def ranked_bids_of_round(rules: RuleSet, rows) -> dict[int, list[RankedBid]]:
+def lottery_candidates(rules: RuleSet, rows) -> list[int]:
+    """The scored bids (rows of _SCORED_BIDS) whose frozen inputs `decided_by_lottery` may
+    compare: when the rules draw lots, every proposed winner with another eligible bid of the
+    same total on its listing, and those bids.
+
+    Found from the rows already read, so that only these few bids' inputs are read, where a
+    window over every scored bid (counting equal totals per listing) sorted them all on each
+    view of the round."""
+    if "lottery" not in rules.tie_break:
+        return []
+    # _SCORED_BIDS' columns: 5 listing id, 7 total, 9 eligible, 10 proposed winner
+    proposed = {row[5]: row for row in rows if row[10]}
+    tied = {row[0] for row in rows if row[9] and not row[10] and row[5] in proposed
+            and row[7] == proposed[row[5]][7]}
+    tied.update(proposed[row[5]][0] for row in rows if row[0] in tied)
+    return sorted(tied)
+
+
+def ranked_bids_of_round(rules: RuleSet, rows,
+                         inputs_of: Mapping[int, str]) -> dict[int, list[RankedBid]]:
     """Each listing's scored bids (rows of _SCORED_BIDS), best first and ineligible ones last,
     by listing id; the inputs of a proposed winner and its runner-up with equal totals when
-    the rules draw lots, for `decided_by_lottery`."""
+    the rules draw lots, for `decided_by_lottery`, from `inputs_of` (bid id -> inputs as
+    stored, for at least the bids `lottery_candidates` names)."""
     reps: dict[int, RankedRep] = {}
     by_listing: dict[int, list[RankedBid]] = defaultdict(list)
-    inputs_of: dict[int, str] = {}
     # The columns in _SCORED_BIDS' order; the flags' facts are not the ranking's.
     for (bid_id, rep_id, _branch_id, _submitted_at, _record, listing_id, name, total, rank,
-         is_eligible, inputs, is_proposed_winner) in rows:
+         is_eligible, is_proposed_winner) in rows:
         rep = reps.get(rep_id) or reps.setdefault(rep_id, RankedRep(rep_id, name))
-        inputs_of[bid_id] = inputs
         by_listing[listing_id].append(RankedBid(
             bid_id, listing_id, rep_id, rep,
             RankedScore(total, rank, is_eligible, is_proposed_winner)))
