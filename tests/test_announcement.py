@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 import re
 from datetime import date, timedelta
 
@@ -253,6 +254,29 @@ def test_an_eligible_rep_gets_the_button_what_is_scored_and_the_deadline(app, op
     assert "1 d 2 h 5 min left" in form_page
 
 
+def test_a_waiting_reps_remedy_reads_the_same_all_minute_and_is_drawn_once(
+        app, open_round, make_rep, clock):
+    from bidhub.web import listing_lines
+
+    newcomer = make_rep(name="New Rep", hired_on=(clock() - timedelta(days=30)).date())
+    client = app.test_client()
+    login(client, newcomer)
+
+    def remedy() -> str:
+        body = client.get(f"/rounds/{open_round.id}").get_data(as_text=True)
+        return re.search(r'<div class="not-eligible">.*?</div>', body, re.S).group(0)
+
+    clock.set(clock().replace(second=5, microsecond=0))
+    first = remedy()
+    assert "Wait until" in first
+    kept = len(listing_lines._reason_cells)
+    clock.advance(seconds=50)  # the same minute
+    assert remedy() == first
+    assert len(listing_lines._reason_cells) == kept
+    clock.advance(seconds=10)  # the next minute: the wait ends a minute later
+    assert remedy() != first
+
+
 def test_a_rep_on_leave_is_told_what_lifts_it(app, open_round, make_rep):
     body = text_of(page(app, make_rep(status=RepStatus.ON_LEAVE), f"/rounds/{open_round.id}"))
     assert "on leave or no longer with the company" in body
@@ -272,13 +296,21 @@ def test_a_rep_cannot_bid_for_an_account_released_from_them(app, make_rep, make_
 def test_tenure_date_is_counted_as_the_check_counts_months(clock):
     # The remedy's date is when months_between reaches the minimum, not a calendar guess.
     from bidhub.domain.metrics import months_between
-    from bidhub.services.policies import _days_of
+    from bidhub.services.policies import eligible_at
 
     hired = clock() - timedelta(days=30)
-    eligible_at = clock() + _days_of(3 - months_between(hired, clock()))
-    assert months_between(hired, eligible_at) >= 3
-    assert months_between(hired, eligible_at - timedelta(days=1)) < 3
-    assert isinstance(eligible_at.date(), date)
+    clock.advance(seconds=17, microseconds=250)  # not on a whole minute
+    when = eligible_at(clock(), 3 - months_between(hired, clock()))
+    assert months_between(hired, when) >= 3
+    assert months_between(hired, when - timedelta(days=1)) < 3
+    assert isinstance(when.date(), date)
+    # To the minute, never before the whole days have passed, and the same all minute long.
+    assert when.second == 0 and when.microsecond == 0
+    assert timedelta(0) < when - (clock() + timedelta(days=math.ceil(
+        (3 - months_between(hired, clock())) * 30.4375))) <= timedelta(minutes=1)
+    start = clock().replace(second=0, microsecond=0)
+    assert {eligible_at(start + timedelta(seconds=seconds), 2.0)
+            for seconds in (1, 20, 59.999)} == {eligible_at(start, 2.0) + timedelta(minutes=1)}
 
 
 def test_a_tie_is_announced_with_the_bids_that_anyone_can_redraw(app, session, clock, make_rep,
