@@ -296,11 +296,11 @@ def test_a_rep_cannot_bid_for_an_account_released_from_them(app, make_rep, make_
 def test_tenure_date_is_counted_as_the_check_counts_months(clock):
     # The remedy's date is when months_between reaches the minimum, not a calendar guess.
     from bidhub.domain.metrics import months_between
-    from bidhub.services.policies import eligible_at
+    from bidhub.services.policies import end_of_wait
 
     hired = clock() - timedelta(days=30)
     clock.advance(seconds=17, microseconds=250)  # not on a whole minute
-    when = eligible_at(clock(), 3 - months_between(hired, clock()))
+    when = end_of_wait(clock(), 3 - months_between(hired, clock()))
     assert months_between(hired, when) >= 3
     assert months_between(hired, when - timedelta(days=1)) < 3
     assert isinstance(when.date(), date)
@@ -309,8 +309,8 @@ def test_tenure_date_is_counted_as_the_check_counts_months(clock):
     assert timedelta(0) < when - (clock() + timedelta(days=math.ceil(
         (3 - months_between(hired, clock())) * 30.4375))) <= timedelta(minutes=1)
     start = clock().replace(second=0, microsecond=0)
-    assert {eligible_at(start + timedelta(seconds=seconds), 2.0)
-            for seconds in (1, 20, 59.999)} == {eligible_at(start, 2.0) + timedelta(minutes=1)}
+    assert {end_of_wait(start + timedelta(seconds=seconds), 2.0)
+            for seconds in (1, 20, 59.999)} == {end_of_wait(start, 2.0) + timedelta(minutes=1)}
 
 
 def test_a_tie_is_announced_with_the_bids_that_anyone_can_redraw(app, session, clock, make_rep,

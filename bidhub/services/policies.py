@@ -256,7 +256,7 @@ def _days_of(months: float) -> timedelta:
     return timedelta(days=math.ceil(months * 30.4375))
 
 
-def eligible_at(now: datetime, months: float) -> datetime:
+def end_of_wait(now: datetime, months: float) -> datetime:
     """When `months` more (as the checks count them) will have passed, in whole days, rounded
     up to a whole minute: a remedy is read to the minute, and the same instant for a whole
     minute of views lets every view in it share the remedy's kept words."""
@@ -276,14 +276,14 @@ def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts, now: date
     if name == "tenure":
         return N_("Wait until %(eligible_at)s, when you reach %(minimum)g months with the "
                   "company.", minimum=policy.min_tenure_months,
-                  eligible_at=eligible_at(now, policy.min_tenure_months - facts.tenure_months))
+                  eligible_at=end_of_wait(now, policy.min_tenure_months - facts.tenure_months))
     if name == "accountability":
         return N_("Have %(count)d of your open accountability incidents explained and "
                   "accepted.", count=facts.open_incidents - policy.max_open_incidents)
     if name == "cooldown":
         since = facts.months_since_rep_released_account or 0.0
         return N_("Wait until %(eligible_at)s, when the cooldown ends.",
-                  eligible_at=eligible_at(now, policy.cooldown_months - since))
+                  eligible_at=end_of_wait(now, policy.cooldown_months - since))
     if name == "on_duty":
         return N_("Reps on leave may bid again once KA management records their return.")
     return None  # the branch check: nothing the rep can change
