@@ -101,6 +101,6 @@ def test_a_tie_an_earlier_tie_break_decided_is_not_the_lotterys(session, clock, 
     listed = review[round_.listings[0].id]
     assert listed.margin == 0 and listed.proposed.rep_id == early.id
     assert adjudication.Flag.LOTTERY not in listed.flags
-    # the frozen inputs were read for both tied bids, and for them only
+    # the frozen inputs of both tied bids were read
     assert {bid.id for bid in listed.ranking if bid.score.inputs is not None} == {
         bid.id for bid in listed.ranking}
