@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -156,6 +157,70 @@ def test_the_listing_filter_answers_htmx_with_the_partial_and_plain_get_with_the
     boosted = client.get(f"/rounds/{round_.id}", headers={"HX-Request": "true",
                                                            "HX-History-Restore-Request": "true"})
     assert "<html" in boosted.get_data(as_text=True)
+
+
+def menu_of(page: str, name: str) -> list[str]:
+    """The options of the filter menu `name` on a page, as their labels read."""
+    menu = page.split(f'name="{name}"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r"<option[^>]*>([^<]*)</option>", menu)[1:]  # after "any"
+
+
+def test_a_reps_filter_menus_offer_what_their_whole_list_holds(
+        app, session, make_rep, make_manager, make_branch, make_account, make_round, login_as):
+    north, south = make_branch("N", "North"), make_branch("S", "South")
+    manager = make_manager()
+    round_ = make_round(manager=manager, accounts=[
+        make_account(industry="Retail", ownership_type="state", branch=south),
+        make_account(industry="Finance", ownership_type="private", branch=north),
+        make_account(industry="Mining", ownership_type="foreign", branch=make_branch(
+            "H", "Hidden Branch")),
+        make_account(industry="Shipping", ownership_type="foreign", branch=south)])
+    # Awaiting its sponsor's confirmation, and refused by one: reps do not see these two.
+    session.get(Listing, round_.listings[2].id).status = ListingStatus.AWAITING_CONFIRMATION
+    session.get(Listing, round_.listings[3].id).status = ListingStatus.REFUSED
+    session.commit()
+    client = login_as(make_rep())
+    for path in (f"/rounds/{round_.id}", f"/rounds/{round_.id}?sort=name",
+                 # Filtered, the list holds one listing; the menus still offer the rest.
+                 f"/rounds/{round_.id}?industry=Finance&branch={north.id}",
+                 f"/rounds/{round_.id}?q=nothing-matches"):
+        page = client.get(path).get_data(as_text=True)
+        assert menu_of(page, "industry") == ["Finance", "Retail"], path
+        assert menu_of(page, "branch") == ["North", "South"], path
+        assert len(menu_of(page, "ownership")) == 2, path
+        assert "Mining" not in page and "Hidden Branch" not in page and "Shipping" not in page
+    # KA management's page offers every listing's values, whatever their status.
+    page = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    assert menu_of(page, "industry") == ["Finance", "Mining", "Retail", "Shipping"]
+    assert menu_of(page, "branch") == ["Hidden Branch", "North", "South"]
+
+
+def test_a_scored_rounds_filter_menus_come_from_its_review_and_follow_renames(
+        app, session, clock, make_rep, make_manager, make_admin, make_branch, make_account,
+        make_round, make_bid, login_as):
+    from bidhub.services import adjudication
+    from bidhub.services.branches import rename_branch
+
+    north, south = make_branch("N", "North"), make_branch("S", "South")
+    manager, admin = make_manager(), make_admin()
+    round_ = make_round(manager=manager, accounts=[
+        make_account(industry="Retail", branch=south),
+        make_account(industry="Mining", branch=north)])
+    make_bid(make_rep(), round_.listings[0])
+    session.get(Listing, round_.listings[1].id).status = ListingStatus.REFUSED
+    session.commit()
+    clock.advance(days=8)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    session.rollback()  # no read left open in the test's session while requests write
+    client = login_as(manager)
+    page = client.get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    assert menu_of(page, "industry") == ["Mining", "Retail"]
+    assert menu_of(page, "branch") == ["North", "South"]
+    rename_branch(session, admin, north.id, "Beijing North", None, clock())
+    page = client.get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    assert menu_of(page, "branch") == ["Beijing North", "South"]
+    filtered = client.get(f"/manage/rounds/{round_.id}?industry=Retail").get_data(as_text=True)
+    assert menu_of(filtered, "industry") == ["Mining", "Retail"]
 
 
 def test_a_draft_round_is_invisible_to_reps(app, make_rep, make_account, make_round, login_as):

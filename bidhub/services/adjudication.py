@@ -31,6 +31,7 @@ from bidhub.models import (
     Bid,
     BidScore,
     BidStatus,
+    Branch,
     Decision,
     DecisionKind,
     FilingKind,
@@ -290,6 +291,12 @@ class ListedAccount:
     external_id: str
     owner_id: int | None
     annual_value_yuan: int  # the list's default order
+    # What the round page's filter menus offer (browse.filter_options_of).
+    industry: str
+    ownership_type: str
+    branch_id: int
+    branch_name: str
+    branch_name_zh: str | None
 
 
 @dataclass(frozen=True)
@@ -480,8 +487,10 @@ _LISTINGS = (
     select(Listing.id, Listing.account_id, Listing.status, Listing.applied_at,
            Listing.cancel_reason, Account.name, Account.external_id, Account.owner_id,
            Account.annual_value_yuan, Decision.id, Decision.kind, Decision.bid_id, Decision.reason, Decision.version,
-           Bid.rep_id, User.display_name)
+           Bid.rep_id, User.display_name, Account.industry, Account.ownership_type,
+           Account.branch_id, Branch.name, Branch.name_zh)
     .join(Account, Account.id == Listing.account_id)
+    .join(Branch, Branch.id == Account.branch_id)
     .outerjoin(Decision, Decision.listing_id == Listing.id)
     .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
     .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
@@ -579,10 +588,12 @@ def _listings_and_decisions(
     _LISTINGS."""
     listings, decisions = [], {}
     for (listing_id, account_id, status, applied_at, cancel_reason, name, external_id, owner_id,
-         annual_value, decision_id, kind, bid_id, reason, version, rep_id, rep_name) in rows:
+         annual_value, decision_id, kind, bid_id, reason, version, rep_id, rep_name, industry,
+         ownership_type, branch_id, branch_name, branch_name_zh) in rows:
         listings.append(ReviewedListing(
             listing_id, account_id, status, applied_at, cancel_reason,
-            ListedAccount(account_id, name, external_id, owner_id, annual_value)))
+            ListedAccount(account_id, name, external_id, owner_id, annual_value, industry,
+                          ownership_type, branch_id, branch_name, branch_name_zh)))
         if decision_id is not None:
             decisions[listing_id] = RoundDecision(
                 decision_id, listing_id, kind, bid_id, reason, version,

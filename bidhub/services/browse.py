@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Engine, Select, and_, bindparam, func, literal, select
@@ -48,6 +49,12 @@ class ListingFilter:
     max_value_yuan: int | None = None
     search: str = ""
     sort: str = "value_desc"
+
+    @property
+    def narrows(self) -> bool:
+        """Whether the filter leaves any listing out (the sort only orders them)."""
+        return bool(self.industry or self.ownership_type or self.branch_id or self.search
+                    or self.min_value_yuan is not None or self.max_value_yuan is not None)
 
 
 def announced_rounds(session: Session, now: datetime, limit: int = 10) -> list[Round]:
@@ -211,9 +218,38 @@ _MENU_FINGERPRINT = select(
 ).order_by(Branch.name)
 
 
+class MenuValues(Protocol):
+    """What the filter menus read of a listed account (ListingRow, a reviewed round's
+    ListedAccount)."""
+
+    industry: str
+    ownership_type: str
+    branch_id: int
+    branch_name: str
+    branch_name_zh: str | None
+
+
+def filter_options_of(accounts: Iterable[MenuValues]) -> dict[str, list]:
+    """Values to offer in the filter menus of a list of `accounts`: each value once, in code
+    point order (the same on every database); branches as BranchChoice ordered by name, then
+    id.
+
+    A rep's menus offer what the rep's whole list holds (listings_for_rep's rows,
+    unfiltered): a listing hidden from reps (awaiting its sponsor's confirmation, or refused)
+    adds nothing, since a menu would otherwise name what it holds."""
+    accounts = list(accounts)
+    branches = {account.branch_id: BranchChoice(account.branch_id, account.branch_name,
+                                                account.branch_name_zh)
+                for account in accounts}
+    return {"industries": sorted({account.industry for account in accounts}),
+            "ownership_types": sorted({account.ownership_type for account in accounts}),
+            "branches": sorted(branches.values(), key=lambda branch: (branch.name, branch.id))}
+
+
 def filter_options(session: Session, round_id: int) -> dict[str, list]:
-    """Values to offer in the filter menus: those present in the round (whatever the status
-    of their listing), branches as BranchChoice ordered by name."""
+    """Values to offer in the filter menus of KA management's round page: those present in
+    the round, whatever the status of their listing, ordered as filter_options_of orders
+    them. (A scored round's page takes them from its review instead.)"""
     # On the session's connection, flushed first as session.execute would (autoflush): a
     # read of plain columns needs none of the ORM's per-statement work.
     if session.autoflush:
@@ -233,18 +269,18 @@ def filter_options(session: Session, round_id: int) -> dict[str, list]:
                 _menus.setdefault(engine, {})[round_id] = (fingerprint,
                                                            (industries, ownership, branch_ids))
     return {"industries": list(industries), "ownership_types": list(ownership),
-            "branches": [BranchChoice(id=row[0], name=row[1], name_zh=row[2])
-                         for row in rows if row[0] in branch_ids]}
+            "branches": sorted((BranchChoice(id=row[0], name=row[1], name_zh=row[2])
+                                for row in rows if row[0] in branch_ids),
+                               key=lambda branch: (branch.name, branch.id))}
 
 
 def _menus_of_round(session: Session, round_id: int) -> tuple[list, list, set[int]]:
-    """The round's industries and ownership types (in the database's order) and branch ids."""
+    """The round's industries and ownership types (each sorted) and branch ids."""
     base = select(Account).join(Listing).where(Listing.round_id == round_id).subquery()
-    industries = session.scalars(select(base.c.industry).distinct().order_by(base.c.industry))
-    ownership = session.scalars(select(base.c.ownership_type).distinct()
-                                .order_by(base.c.ownership_type))
+    industries = session.scalars(select(base.c.industry).distinct())
+    ownership = session.scalars(select(base.c.ownership_type).distinct())
     branch_ids = session.scalars(select(base.c.branch_id).distinct())
-    return list(industries), list(ownership), set(branch_ids)
+    return sorted(industries), sorted(ownership), set(branch_ids)
 
 
 def rounds_for_management(session: Session) -> list[tuple[Round, int, int]]:

@@ -241,10 +241,16 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
     # The filter's partial has no menus; the adjudication table counts each listing's bids
     # itself; only a draft offers the release form.
     partial = status == 200 and is_htmx_partial_request()
+    if partial:
+        options = None
+    elif reviews is None:
+        options = browse.filter_options(session, round_.id)
+    else:  # the review read every listing's account with what the menus offer
+        options = browse.filter_options_of(review.listing.account for review in reviews.values())
     context = {
         **adjudicating,
         "round": round_, "listings": listings, "criteria": criteria,
-        "options": None if partial else browse.filter_options(session, round_.id),
+        "options": options,
         "bid_counts": browse.bid_counts(session, round_.id) if reviews is None else {},
         # The review already holds each decision with its bid and rep.
         "decisions": ({listing_id: review.decision for listing_id, review in reviews.items()

@@ -104,7 +104,11 @@ def round_listings(round_id: int):
         response = make_response(listings)
         response.vary.add("HX-Request")  # as render() says it
         return response
-    return render("market/round.html", options=browse.filter_options(session, round_.id),
+    # The menus offer what the rep's whole list holds: the rows already read, unless the
+    # filter left some out.
+    every_row = (browse.listings_for_rep(session, round_, rep, browse.ListingFilter())
+                 if criteria.narrows else rows)
+    return render("market/round.html", options=browse.filter_options_of(every_row),
                   round=round_, criteria=criteria, listings=listings,
                   heading=round_heading(round_, is_open, at))
 
