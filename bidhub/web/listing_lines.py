@@ -98,7 +98,7 @@ ROW_CELLS_LIMIT = 20_000
 
 def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[Hindrance]],
                   show: Callable[[Text | None], str], takes_bids: bool) -> list[Markup]:
-    """The table rows (<tr>…</tr>, as _listings.html placed them) for `rows`
+    """The table rows (<tr>…</tr>, which listing_section places) for `rows`
     (browse.listings_for_rep), given each listing's reasons not to bid
     (policies.shared_hindrances_in_round: one tuple for the listings that share them), `show`
     translating a reason, and whether the round takes bids now. A round lists up to a few
