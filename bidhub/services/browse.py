@@ -193,12 +193,13 @@ class BranchChoice:
     name_zh: str | None
 
 
-# The filter menus of a round change only when its listings change (released, removed) or when
-# accounts change industry, ownership or branch, which only an import does; branch names are
-# read afresh each time. So each process keeps a round's menus under a fingerprint of the
-# round's listings and of the import runs, read in the same statement as the branches: a change
-# committed by any process changes the fingerprint, and no process serves the old menus after
-# it. Kept per engine (a test's database is not another's) and per round, the latest only.
+# KA management's filter menus of a round (filter_options) change only when its listings
+# change (released, removed) or when accounts change industry, ownership or branch, which only
+# an import does; branch names are read afresh each time. So each process keeps a round's
+# menus under a fingerprint of the round's listings and of the import runs, read in the same
+# statement as the branches: a change committed by any process changes the fingerprint, and no
+# process serves the old menus after it. Kept per engine (a test's database is not another's)
+# and per round, the latest only.
 _menus: WeakKeyDictionary[Engine, dict[int, tuple[tuple, tuple[list, list, set[int]]]]] = (
     WeakKeyDictionary())
 _menus_lock = threading.Lock()
@@ -215,7 +216,7 @@ _MENU_FINGERPRINT = select(
     select(func.coalesce(func.sum(Listing.account_id), 0))
     .where(Listing.round_id == bindparam("round_c")).scalar_subquery(),
     select(func.count(ImportRun.id)).scalar_subquery(),
-).order_by(Branch.name)
+)
 
 
 class MenuValues(Protocol):
