@@ -219,6 +219,11 @@ _MENU_FINGERPRINT = select(
 )
 
 
+def menu_order(branch: BranchChoice) -> tuple[str, int]:
+    """A branch's place in a filter menu: by name, then id."""
+    return branch.name, branch.id
+
+
 class MenuValues(Protocol):
     """What the filter menus read of a listed account (ListingRow, a reviewed round's
     ListedAccount)."""
@@ -244,7 +249,7 @@ def filter_options_of(accounts: Iterable[MenuValues]) -> dict[str, list]:
                 for account in accounts}
     return {"industries": sorted({account.industry for account in accounts}),
             "ownership_types": sorted({account.ownership_type for account in accounts}),
-            "branches": sorted(branches.values(), key=lambda branch: (branch.name, branch.id))}
+            "branches": sorted(branches.values(), key=menu_order)}
 
 
 def filter_options(session: Session, round_id: int) -> dict[str, list]:
@@ -271,8 +276,7 @@ def filter_options(session: Session, round_id: int) -> dict[str, list]:
                                                            (industries, ownership, branch_ids))
     return {"industries": list(industries), "ownership_types": list(ownership),
             "branches": sorted((BranchChoice(id=row[0], name=row[1], name_zh=row[2])
-                                for row in rows if row[0] in branch_ids),
-                               key=lambda branch: (branch.name, branch.id))}
+                                for row in rows if row[0] in branch_ids), key=menu_order)}
 
 
 def _menus_of_round(session: Session, round_id: int) -> tuple[list, list, set[int]]:
