@@ -1,5 +1,6 @@
-"""The rep's list reads its round and the rep's standing in one statement: the same answers as
-standing_of and the shared reasons not to bid as hindrances_in_round's."""
+"""The rep's list reads its round, the rep's standing and the listings in one statement: the same
+answers as standing_of and listings_for_rep, and the shared reasons not to bid as
+hindrances_in_round's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 from bidhub.domain.errors import NotFound
 from bidhub.models import Round, User
 from bidhub.services import browse, policies
-from bidhub.services.rounds import listed_round_with_standing
 from bidhub.services.track_records import standing_of
 
 
@@ -36,13 +36,23 @@ def test_the_round_and_the_standing_read_together_equal_those_read_apart(
     round_ = session.get(Round, round_.id)
     rep = session.get(User, rep.id)
 
-    listed, standing = listed_round_with_standing(session, round_.id, rep, clock())
+    listed, standing, rows = browse.rep_list(session, round_.id, rep, browse.ListingFilter(),
+                                             clock())
     assert standing == standing_of(session, rep, clock(), round_id=round_.id)
     assert len(standing.released_at) == 2
-    assert (listed.id, listed.title, listed.status, listed.closes_at, listed.rule_set.sha256) == (
-        round_.id, round_.title, round_.status, round_.closes_at, round_.rule_set.sha256)
-
-    rows = browse.listings_for_rep(session, listed, rep, browse.ListingFilter())
+    assert (listed.id, listed.title, listed.status, listed.opens_at, listed.closes_at,
+            listed.branch, listed.rule_set.sha256, listed.rule_set.text) == (
+        round_.id, round_.title, round_.status, round_.opens_at, round_.closes_at, None,
+        round_.rule_set.sha256, round_.rule_set.text)
+    assert rows == browse.listings_for_rep(session, listed, rep, browse.ListingFilter())
+    assert len(rows) == 4
+    # Filtered, sorted, or matching nothing: the same round and standing, the filter's rows.
+    for criteria in (browse.ListingFilter(sort="name", industry=rows[0].industry),
+                     browse.ListingFilter(sort="value_asc", search="no account is called this")):
+        assert browse.rep_list(session, round_.id, rep, criteria, clock()) == (
+            listed, standing, browse.listings_for_rep(session, listed, rep, criteria))
+    assert browse.rep_list(session, round_.id, rep, browse.ListingFilter(search="nothing"),
+                           clock()).rows == []
     shared = policies.shared_hindrances_in_round(rep, listed, standing, rows, clock())
     assert {listing_id: list(found) for listing_id, found in shared.items()} == (
         policies.hindrances_for(session, rep, round_.listings, clock()))
@@ -51,12 +61,13 @@ def test_the_round_and_the_standing_read_together_equal_those_read_apart(
 
     # A rep with no incident, release or holding: nothing shared, nothing found.
     quiet = session.get(User, make_rep().id)
-    _, quiet_standing = listed_round_with_standing(session, round_.id, quiet, clock())
+    _, quiet_standing, _ = browse.rep_list(session, round_.id, quiet, browse.ListingFilter(),
+                                           clock())
     assert quiet_standing == standing_of(session, quiet, clock(), round_id=round_.id)
     assert policies.shared_hindrances_in_round(quiet, listed, quiet_standing, rows, clock()) == {}
 
     with pytest.raises(NotFound):
-        listed_round_with_standing(session, round_.id + 1000, rep, clock())
+        browse.rep_list(session, round_.id + 1000, rep, browse.ListingFilter(), clock())
 
 
 def test_a_kept_reasons_cell_is_the_one_its_messages_make(app):

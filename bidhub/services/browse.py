@@ -10,9 +10,25 @@ from datetime import datetime
 from typing import NamedTuple, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, Select, and_, bindparam, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal,
+    null,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.types import TypeEngine
 
+from bidhub.domain.errors import NotFound
 from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
@@ -31,6 +47,13 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.policies import announced_reason
+from bidhub.services.rounds import LISTED_ROUND, ListedRound, listed_round
+from bidhub.services.track_records import (
+    STANDING_IN_ROUND,
+    Standing,
+    standing_from_rows,
+    standing_in_round_params,
+)
 
 SORTS = {
     "value_desc": Account.annual_value_yuan.desc(),
@@ -109,31 +132,77 @@ class ListingRow(NamedTuple):
     own_bid_id: int | None  # the rep's active bid for it; never another rep's
 
 
-def listings_for_rep(session: Session, round_: Round, rep: User, criteria: ListingFilter
-                     ) -> list[ListingRow]:
+def listings_for_rep(session: Session, round_: Round | ListedRound, rep: User,
+                     criteria: ListingFilter) -> list[ListingRow]:
     """The round's listings under the filter, each with the id of this rep's active bid for
     it (None when there is none). One statement; plain rows: a list of a few hundred ORM
     objects cost more than the rest of the page."""
-    search = criteria.search.strip()
-    statement = _rep_listing_statement(
-        bool(criteria.industry), bool(criteria.ownership_type), bool(criteria.branch_id),
-        criteria.min_value_yuan is not None, criteria.max_value_yuan is not None,
-        bool(criteria.search),
-        criteria.sort if criteria.sort in SORTS else "value_desc")
-    params = {"round_id": round_.id, "rep_id": rep.id, "industry": criteria.industry,
-              "ownership_type": criteria.ownership_type, "branch_id": criteria.branch_id,
-              "min_value": criteria.min_value_yuan, "max_value": criteria.max_value_yuan,
-              "name_pattern": f"%{search}%", "number_pattern": f"%{search}%"}
+    statement = _rep_listing_query(*_shape_of(criteria)).order_by(*_listing_order(criteria))
+    params = {"round_id": round_.id, "rep_id": rep.id, **_filter_params(criteria)}
     # On the session's connection: the same transaction, without the ORM's per-statement work
     # (nothing here is an ORM object, and a read has nothing to flush).
     return [ListingRow._make(row) for row in session.connection().execute(statement, params).all()]
 
 
-@functools.lru_cache(maxsize=256)
-def _rep_listing_statement(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
-                           max_value: bool, search: bool, sort: str) -> Select:
-    """The statement of listings_for_rep for the filters in use, with their values as bound
-    parameters: built once per shape (building it cost more than running it)."""
+class RepList(NamedTuple):
+    """What a rep's list of a round reads: the round, the rep's standing in its accounts and
+    its listings under the filter."""
+
+    round: ListedRound
+    standing: Standing
+    rows: list[ListingRow]
+
+
+def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter,
+             now: datetime) -> RepList:
+    """The round as the rep's list shows it (plain values; NotFound when there is no such
+    round), the rep's standing `now` in the round's accounts (standing_of with `round_id`) and
+    listings_for_rep's rows, in one statement: every page of the list and every filter asks
+    for all three, and each statement is a round trip and a pass through the engine.
+
+    The listings come whether or not reps may see the round: the caller asks the round."""
+    # On the session's connection, flushed first as session.execute would (autoflush).
+    if session.autoflush:
+        session.flush()
+    sort = criteria.sort if criteria.sort in SORTS else "value_desc"
+    rows = session.connection().execute(_rep_list_statement(*_shape_of(criteria), sort), {
+        "round_id": round_id, "rep_id": rep.id, **standing_in_round_params(rep, round_id, now),
+        **_filter_params(criteria)}).all()
+    if not rows or rows[0][0] != _ROUND_PART:
+        raise NotFound(N_("No such round."))
+    first = rows[0]
+    round_ = listed_round(first[1], first[5], first[2], first[15], first[16], first[10],
+                          first[12], first[13], first[6], first[7])
+    standing_rows = [(row[3], row[4], row[14], row[17]) for row in rows
+                     if row[0] == _ROUND_PART]
+    listings = [ListingRow._make(row[1:15]) for row in rows[len(standing_rows):]]
+    return RepList(round_, standing_from_rows(rep, now, standing_rows), listings)
+
+
+def _shape_of(criteria: ListingFilter) -> tuple[bool, bool, bool, bool, bool, bool]:
+    """Which of the filter's conditions are in use: the key of a statement built once."""
+    return (bool(criteria.industry), bool(criteria.ownership_type), bool(criteria.branch_id),
+            criteria.min_value_yuan is not None, criteria.max_value_yuan is not None,
+            bool(criteria.search))
+
+
+def _filter_params(criteria: ListingFilter) -> dict[str, object]:
+    search = criteria.search.strip()
+    return {"industry": criteria.industry, "ownership_type": criteria.ownership_type,
+            "branch_id": criteria.branch_id, "min_value": criteria.min_value_yuan,
+            "max_value": criteria.max_value_yuan, "name_pattern": f"%{search}%",
+            "number_pattern": f"%{search}%"}
+
+
+def _listing_order(criteria: ListingFilter) -> tuple:
+    return SORTS[criteria.sort if criteria.sort in SORTS else "value_desc"], Listing.id
+
+
+@functools.lru_cache(maxsize=64)
+def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
+                       max_value: bool, search: bool) -> Select:
+    """The statement of listings_for_rep for the filters in use, unordered, with their values
+    as bound parameters: built once per shape (building it cost more than running it)."""
     query = (select(Listing.id, Listing.status, Listing.account_id, Listing.released_from_id,
                     Account.name, Account.external_id, Account.industry, Account.ownership_type,
                     Account.annual_value_yuan, Account.branch_id, Branch.code, Branch.name,
@@ -161,7 +230,58 @@ def _rep_listing_statement(industry: bool, ownership_type: bool, branch: bool, m
     if search:
         query = query.where(Account.name.like(bindparam("name_pattern"))
                             | Account.external_id.like(bindparam("number_pattern")))
-    return query.order_by(SORTS[sort], Listing.id)
+    return query
+
+
+# rep_list's statement: the round-and-standing rows (part 0, a row per release of one of the
+# round's accounts by the rep, one at least) then the listings (part 1), in one UNION ALL of
+# 18 columns. Each column holds values of one type in both parts (PostgreSQL asks that):
+#
+#   column  0     1       2       3           4                 5      6         7
+#   part 0  part  round   status  held        open incidents    title  sha256    rules text
+#   part 1  part  listing status  account id  released from id  name   number    industry
+#
+#   column  8          9      10         11           12           13            14
+#   part 0  -          -      branch id  -            branch name  branch zh     account id
+#   part 1  ownership  value  branch id  branch code  branch name  branch zh     own bid id
+#
+#   column  15        16         17
+#   part 0  opens at  closes at  released at
+#   part 1  -         -          -
+_ROUND_PART, _LISTING_PART = 0, 1
+ROUND_STANDING = STANDING_IN_ROUND.subquery("standing")
+# A listing sort's column in the statement, by the sort's name.
+_SORT_COLUMNS = {"value_desc": (9, "desc"), "value_asc": (9, "asc"), "name": (5, "asc"),
+                 "industry": (7, "asc")}
+
+
+@functools.lru_cache(maxsize=64)
+def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
+                        max_value: bool, search: bool, sort: str) -> CompoundSelect:
+    round_, standing = LISTED_ROUND.c, ROUND_STANDING.c
+
+    def nothing(type_: TypeEngine) -> ColumnElement:
+        return cast(null(), type_)
+
+    round_columns = (
+        literal(_ROUND_PART), round_.id, round_.status, standing.held,
+        standing.open_incidents, round_.title, round_.sha256, round_.text,
+        nothing(Account.ownership_type.type), nothing(Account.annual_value_yuan.type),
+        round_.id_1, nothing(Branch.code.type), round_.name, round_.name_zh,
+        standing.account_id, round_.opens_at, round_.closes_at, standing.released_at)
+    # Named by position: the union's columns (and its ORDER BY) take the first part's names.
+    round_part = select(*(column.label(f"c{index}")
+                          for index, column in enumerate(round_columns))
+                        ).select_from(LISTED_ROUND.join(ROUND_STANDING, true()))
+    listings = _rep_listing_query(industry, ownership_type, branch, min_value, max_value,
+                                  search)
+    listing_part = listings.with_only_columns(
+        literal(_LISTING_PART), *listings.selected_columns,
+        *(nothing(Round.opens_at.type) for _ in range(3)), maintain_column_froms=True)
+    statement = union_all(round_part, listing_part)
+    columns = list(statement.selected_columns)
+    index, direction = _SORT_COLUMNS.get(sort, _SORT_COLUMNS["value_desc"])
+    return statement.order_by(columns[0], getattr(columns[index], direction)(), columns[1])
 
 
 def bid_counts(session: Session, round_id: int) -> dict[int, int]:

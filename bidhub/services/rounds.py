@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select, true
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -36,12 +36,6 @@ from bidhub.services.loss_reviews import (
 from bidhub.services.notifications import notify, round_published
 from bidhub.services.ownership import lock_accounts, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
-from bidhub.services.track_records import (
-    STANDING_IN_ROUND,
-    Standing,
-    standing_from_rows,
-    standing_in_round_params,
-)
 
 
 def load_round(session: Session, round_id: int, *, expected_version: int | None = None) -> Round:
@@ -115,40 +109,24 @@ class ListedRound(NamedTuple):
     is_visible_to_reps_at = Round.__dict__["is_visible_to_reps_at"].func
 
 
-# Built once (building it cost more than running it): the round beside the rep's standing in
-# its accounts, a row per release. A rep's list asks for both on every request, and one
-# statement is one round trip and one pass through the engine instead of two.
-_LISTED_ROUND = (
+# What the rep's list reads of a round, as plain columns (browse.rep_list reads it beside the
+# rep's standing in the round's accounts and the listings, in one statement).
+LISTED_ROUND = (
     select(Round.id, Round.title, Round.status, Round.opens_at, Round.closes_at, Branch.id,
            Branch.name, Branch.name_zh, RuleSetVersion.sha256, RuleSetVersion.text)
     .select_from(Round).join(RuleSetVersion, RuleSetVersion.id == Round.rule_set_id)
     .outerjoin(Branch, Branch.id == Round.branch_id).where(Round.id == bindparam("round_id"))
     .subquery("listed_round"))
-_STANDING = STANDING_IN_ROUND.subquery("standing")
-_LISTED_ROUND_WITH_STANDING = select(_LISTED_ROUND, _STANDING).select_from(
-    _LISTED_ROUND.join(_STANDING, true()))
 
 
-def listed_round_with_standing(session: Session, round_id: int, rep: User, now: datetime
-                               ) -> tuple[ListedRound, Standing]:
-    """The round as the rep's list shows it (plain values, no ORM objects; load_round's answer
-    when there is no such round) and the rep's standing `now` in the round's accounts
-    (standing_of with `round_id`), in one statement."""
-    # On the session's connection, flushed first as session.execute would (autoflush).
-    if session.autoflush:
-        session.flush()
-    rows = session.connection().execute(
-        _LISTED_ROUND_WITH_STANDING,
-        {"round_id": round_id, **standing_in_round_params(rep, round_id, now)}).all()
-    if not rows:
-        raise NotFound(N_("No such round."))
-    (id_, title, status, opens_at, closes_at, branch_id, branch_name, branch_name_zh,
-     sha256, text) = rows[0][:10]
-    round_ = ListedRound(
+def listed_round(id_: int, title: str, status: str, opens_at: datetime, closes_at: datetime,
+                 branch_id: int | None, branch_name: str | None, branch_name_zh: str | None,
+                 sha256: str, text: str) -> ListedRound:
+    """The ListedRound of LISTED_ROUND's columns."""
+    return ListedRound(
         id_, title, status, opens_at, closes_at,
         None if branch_id is None else ListedBranch(branch_id, branch_name, branch_name_zh),
         ListedRuleSet(sha256, text))
-    return round_, standing_from_rows(rep, now, rows)
 
 
 def check_round_times(opens_at: datetime, closes_at: datetime, now: datetime) -> None:

@@ -20,7 +20,7 @@ from bidhub.domain.preferences import BONUS, TIE_BREAK, Preferences
 from bidhub.domain.text import N_, Text
 from bidhub.models import BidStatus, Listing, Role
 from bidhub.services import appeals, bid_preferences, bidding, browse, market_rows, policies
-from bidhub.services.rounds import listed_round_with_standing, load_round
+from bidhub.services.rounds import load_round
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
@@ -87,14 +87,13 @@ def round_listings(round_id: int):
     session = get_session()
     rep = current_user._get_current_object()  # read for every listing: not through the proxy
     at = now()
-    # The round and the rep's standing in it come in one statement; nothing of them is shown
-    # unless reps may see the round.
-    round_, standing = listed_round_with_standing(session, round_id, rep, at)
-    if not round_.is_visible_to_reps_at(at):
-        abort(404)
     filter_errors: dict[str, str] = {}
     criteria = listing_filter_from(request.args, filter_errors)
-    rows = browse.listings_for_rep(session, round_, rep, criteria)
+    # The round, the rep's standing in it and the list come in one statement; nothing of
+    # them is shown unless reps may see the round.
+    round_, standing, rows = browse.rep_list(session, round_id, rep, criteria, at)
+    if not round_.is_visible_to_reps_at(at):
+        abort(404)
     is_open = round_.is_open_at(at)
     # A listing the rep has bid for shows their bid instead of any reason not to bid.
     hindrances = policies.shared_hindrances_in_round(
