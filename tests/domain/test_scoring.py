@@ -354,10 +354,10 @@ def test_raising_a_positive_weight_metric_never_lowers_that_bids_score(bids, met
     policy = rules(text=THREE_FACTORS)
     index = data.draw(st.integers(0, len(bids) - 1))
     target = bids[index]
-    before = target.metrics.get(metric)
-    if before is None:
-        before = data.draw(st.floats(0, 50))
     ceiling = 1.0 if metric != "tenure_months" else 1e6
+    before = target.metrics.get(metric)
+    if before is None:  # a value the metric can take: a rate is at most 1
+        before = data.draw(st.floats(0, min(50.0, ceiling)))
     raised = BidFacts(**{**target.__dict__, "metrics": {
         **target.metrics, metric: min(ceiling, before + rise)}})
     lowered = BidFacts(**{**target.__dict__, "metrics": {**target.metrics, metric: before}})
