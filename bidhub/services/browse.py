@@ -164,8 +164,8 @@ def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter
     # On the session's connection, flushed first as session.execute would (autoflush).
     if session.autoflush:
         session.flush()
-    sort = criteria.sort if criteria.sort in SORTS else "value_desc"
-    rows = session.connection().execute(_rep_list_statement(*_shape_of(criteria), sort), {
+    statement = _rep_list_statement(*_shape_of(criteria), _sort_of(criteria))
+    rows = session.connection().execute(statement, {
         "round_id": round_id, "rep_id": rep.id, **standing_in_round_params(rep, round_id, now),
         **_filter_params(criteria)}).all()
     if not rows or rows[0][0] != _ROUND_PART:
@@ -194,8 +194,13 @@ def _filter_params(criteria: ListingFilter) -> dict[str, object]:
             "number_pattern": f"%{search}%"}
 
 
+def _sort_of(criteria: ListingFilter) -> str:
+    """The filter's sort, or the list's default for one bidhub does not know."""
+    return criteria.sort if criteria.sort in SORTS else "value_desc"
+
+
 def _listing_order(criteria: ListingFilter) -> tuple:
-    return SORTS[criteria.sort if criteria.sort in SORTS else "value_desc"], Listing.id
+    return SORTS[_sort_of(criteria)], Listing.id
 
 
 @functools.lru_cache(maxsize=64)
@@ -249,8 +254,8 @@ def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_v
 #   part 0  opens at  closes at  released at
 #   part 1  -         -          -
 _ROUND_PART, _LISTING_PART = 0, 1
-ROUND_STANDING = STANDING_IN_ROUND.subquery("standing")
-# A listing sort's column in the statement, by the sort's name.
+_ROUND_STANDING = STANDING_IN_ROUND.subquery("standing")
+# Each of SORTS as a column of the statement and a direction.
 _SORT_COLUMNS = {"value_desc": (9, "desc"), "value_asc": (9, "asc"), "name": (5, "asc"),
                  "industry": (7, "asc")}
 
@@ -258,7 +263,7 @@ _SORT_COLUMNS = {"value_desc": (9, "desc"), "value_asc": (9, "asc"), "name": (5,
 @functools.lru_cache(maxsize=64)
 def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
                         max_value: bool, search: bool, sort: str) -> CompoundSelect:
-    round_, standing = LISTED_ROUND.c, ROUND_STANDING.c
+    round_, standing = LISTED_ROUND.c, _ROUND_STANDING.c
 
     def nothing(type_: TypeEngine) -> ColumnElement:
         return cast(null(), type_)
@@ -272,7 +277,7 @@ def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_
     # Named by position: the union's columns (and its ORDER BY) take the first part's names.
     round_part = select(*(column.label(f"c{index}")
                           for index, column in enumerate(round_columns))
-                        ).select_from(LISTED_ROUND.join(ROUND_STANDING, true()))
+                        ).select_from(LISTED_ROUND.join(_ROUND_STANDING, true()))
     listings = _rep_listing_query(industry, ownership_type, branch, min_value, max_value,
                                   search)
     listing_part = listings.with_only_columns(
@@ -280,7 +285,7 @@ def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_
         *(nothing(Round.opens_at.type) for _ in range(3)), maintain_column_froms=True)
     statement = union_all(round_part, listing_part)
     columns = list(statement.selected_columns)
-    index, direction = _SORT_COLUMNS.get(sort, _SORT_COLUMNS["value_desc"])
+    index, direction = _SORT_COLUMNS[sort]
     return statement.order_by(columns[0], getattr(columns[index], direction)(), columns[1])
 
 
