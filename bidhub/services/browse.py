@@ -74,10 +74,17 @@ class ListingFilter:
     sort: str = "value_desc"
 
     @property
+    def conditions(self) -> tuple[bool, bool, bool, bool, bool, bool]:
+        """Which conditions are in use (industry, ownership, branch, lowest value, highest
+        value, search): the key of the statements built once per shape."""
+        return (bool(self.industry), bool(self.ownership_type), bool(self.branch_id),
+                self.min_value_yuan is not None, self.max_value_yuan is not None,
+                bool(self.search))
+
+    @property
     def narrows(self) -> bool:
         """Whether the filter leaves any listing out (the sort only orders them)."""
-        return bool(self.industry or self.ownership_type or self.branch_id or self.search
-                    or self.min_value_yuan is not None or self.max_value_yuan is not None)
+        return any(self.conditions)
 
 
 def announced_rounds(session: Session, now: datetime, limit: int = 10) -> list[Round]:
@@ -137,7 +144,7 @@ def listings_for_rep(session: Session, round_: Round | ListedRound, rep: User,
     """The round's listings under the filter, each with the id of this rep's active bid for
     it (None when there is none). One statement; plain rows: a list of a few hundred ORM
     objects cost more than the rest of the page."""
-    statement = _rep_listing_query(*_shape_of(criteria)).order_by(*_listing_order(criteria))
+    statement = _rep_listing_query(*criteria.conditions).order_by(*_listing_order(criteria))
     params = {"round_id": round_.id, "rep_id": rep.id, **_filter_params(criteria)}
     # On the session's connection: the same transaction, without the ORM's per-statement work
     # (nothing here is an ORM object, and a read has nothing to flush).
@@ -164,7 +171,7 @@ def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter
     # On the session's connection, flushed first as session.execute would (autoflush).
     if session.autoflush:
         session.flush()
-    statement = _rep_list_statement(*_shape_of(criteria), _sort_of(criteria))
+    statement = _rep_list_statement(*criteria.conditions, _sort_of(criteria))
     rows = session.connection().execute(statement, {
         "round_id": round_id, "rep_id": rep.id, **standing_in_round_params(rep, round_id, now),
         **_filter_params(criteria)}).all()
@@ -177,13 +184,6 @@ def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter
                      if row[0] == _ROUND_PART]
     listings = [ListingRow._make(row[1:15]) for row in rows[len(standing_rows):]]
     return RepList(round_, standing_from_rows(rep, now, standing_rows), listings)
-
-
-def _shape_of(criteria: ListingFilter) -> tuple[bool, bool, bool, bool, bool, bool]:
-    """Which of the filter's conditions are in use: the key of a statement built once."""
-    return (bool(criteria.industry), bool(criteria.ownership_type), bool(criteria.branch_id),
-            criteria.min_value_yuan is not None, criteria.max_value_yuan is not None,
-            bool(criteria.search))
 
 
 def _filter_params(criteria: ListingFilter) -> dict[str, object]:
@@ -365,9 +365,9 @@ def filter_options_of(accounts: Iterable[MenuValues]) -> dict[str, list]:
     point order (the same on every database); branches as BranchChoice ordered by name, then
     id.
 
-    A rep's menus offer what the rep's whole list holds (listings_for_rep's rows,
-    unfiltered): a listing hidden from reps (awaiting its sponsor's confirmation, or refused)
-    adds nothing, since a menu would otherwise name what it holds."""
+    A rep's menus offer what the rep's whole list holds (its rows, unfiltered): a listing
+    hidden from reps (awaiting its sponsor's confirmation, or refused) adds nothing, since a
+    menu would otherwise name what it holds."""
     accounts = list(accounts)
     branches = {account.branch_id: BranchChoice(account.branch_id, account.branch_name,
                                                 account.branch_name_zh)
