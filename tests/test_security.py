@@ -52,6 +52,40 @@ def test_htmx_posts_carry_the_token_in_a_header(csrf_client, make_rep, make_acco
     assert with_token.headers["HX-Trigger"] == "bid-placed"
 
 
+def test_the_cookie_a_sign_in_or_out_sets_serves_the_pages_after_it(
+        csrf_client, make_rep, make_account, make_round):
+    """Signing in starts a session that already holds its CSRF secret: the pages after it
+    draw forms without setting the cookie again, and their tokens are accepted; so are the
+    tokens of the session signing out starts."""
+    rep = make_rep()
+    round_ = make_round(accounts=[make_account()])
+    listing_id = round_.listings[0].id
+    login_page = csrf_client.get("/login")
+    signed_in = csrf_client.post("/login", data={
+        "username": rep.username, "password": PASSWORD,
+        "csrf_token": csrf_token_from(login_page.get_data(as_text=True))})
+    assert signed_in.status_code == 302 and "Set-Cookie" in signed_in.headers
+    for path in ("/rounds", f"/listings/{listing_id}/bid", "/my/bids"):
+        page = csrf_client.get(path)
+        assert page.status_code == 200
+        assert "Set-Cookie" not in page.headers, path
+    form_page = csrf_client.get(f"/listings/{listing_id}/bid").get_data(as_text=True)
+    placed = csrf_client.post(f"/listings/{listing_id}/bid", data={
+        "account_plan": "A plan for this account, sent with the page's token.",
+        "committed_revenue_yuan": "1000", "visit_plan": "Visits in the first week.",
+        "csrf_token": csrf_token_from(form_page)})
+    assert placed.status_code == 303 and placed.headers["Location"] == "/my/bids"
+
+    signed_out = csrf_client.post("/logout", data={
+        "csrf_token": csrf_token_from(csrf_client.get("/my/bids").get_data(as_text=True))})
+    assert signed_out.status_code == 302
+    login_page = csrf_client.get("/login")  # it shows the farewell, taking it out of the cookie
+    again = csrf_client.post("/login", data={
+        "username": rep.username, "password": PASSWORD,
+        "csrf_token": csrf_token_from(login_page.get_data(as_text=True))})
+    assert again.status_code == 302 and again.headers["Location"] == "/rounds"
+
+
 def test_every_page_sends_the_security_headers(client):
     response = client.get("/login")
     csp = response.headers["Content-Security-Policy"]

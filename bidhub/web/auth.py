@@ -19,8 +19,8 @@ from bidhub.extensions import login_manager
 from bidhub.models import Branch, Role, User
 from bidhub.services import users
 from bidhub.web.access import public, signed_in
+from bidhub.web.cookie_session import fresh_session
 from bidhub.web.forms import LoginForm, PasswordForm
-from bidhub.web.i18n import fresh_session
 from bidhub.web.nav import BADGES_OF_USER, keep_badges
 from bidhub.web.rendering import hx_redirect, is_htmx_partial_request, render, render_form_errors
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Flask, Request
+from flask import Flask, Request, current_app, g, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 KEPT_COOKIES_LIMIT = 10_000
@@ -68,6 +69,22 @@ class KeptSerializerSessionInterface(SecureCookieSessionInterface):
                 self._opened.clear()
             self._opened[key] = (contents, int(signed.timestamp()))
         return self.session_class(contents)
+
+
+def fresh_session(saved_locale: str | None = None) -> None:
+    """Clear the session (signing in or out) but keep the language: the user's saved one, else
+    the one chosen with the switch, so the next page, the login page included, speaks it.
+
+    The new session gets its CSRF secret at once, in the cookie this answer sets. Made later
+    by the next page's first form, it would change the session, and that page would set the
+    cookie again (and every page would, for a client that keeps the sign-in's cookie)."""
+    locale = saved_locale or session.get("locale")
+    session.clear()
+    if locale in current_app.config["LANGUAGES"]:
+        session["locale"] = locale
+    # This request's token, if it made one, is signed from the secret just cleared.
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    generate_csrf()
 
 
 def init_app(app: Flask) -> None:

@@ -92,15 +92,6 @@ def html_lang() -> str:
     return current_language().replace("_", "-")
 
 
-def fresh_session(saved_locale: str | None = None) -> None:
-    """Clear the session (signing in or out) but keep the language: the user's saved one, else
-    the one chosen with the switch, so the next page, the login page included, speaks it."""
-    locale = saved_locale or session.get("locale")
-    session.clear()
-    if locale in current_app.config["LANGUAGES"]:
-        session["locale"] = locale
-
-
 def translate(message: Text | Joined | BidhubError | str) -> str:
     """A message from the domain or a service, in the language of the page being rendered."""
     if isinstance(message, BidhubError):
