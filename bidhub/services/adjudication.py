@@ -41,6 +41,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
+from bidhub.prepared_reads import PreparedRead
 from bidhub.services import application_reviews
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
@@ -379,8 +380,8 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     connection = session.connection()
     rules = parsed(round_.rule_set)
     # Plain tuples: they make the key, and a Row compares with another in Python.
-    listing_rows = tuple(map(tuple, connection.execute(_LISTINGS, {"round_id": round_.id}).all()))
-    scored = tuple(map(tuple, connection.execute(_SCORED_BIDS, {"round_id": round_.id}).all()))
+    listing_rows = tuple(_LISTINGS.all(connection, {"round_id": round_.id}))
+    scored = tuple(_SCORED_BIDS.all(connection, {"round_id": round_.id}))
     # The rep and whether proposed: _SCORED_BIDS' second and last columns.
     winner_ids = sorted({row[1] for row in scored if row[-1]})
     facts = tuple(map(tuple, connection.execute(_REVIEW_FACTS, {
@@ -483,7 +484,7 @@ class RankedBid(NamedTuple):
 
 # Built once: composing a statement costs more than running it on a round of this size.
 # The round's listings with their accounts and decisions (each with its winner's name).
-_LISTINGS = (
+_LISTINGS = PreparedRead(
     select(Listing.id, Listing.account_id, Listing.status, Listing.applied_at,
            Listing.cancel_reason, Account.name, Account.external_id, Account.owner_id,
            Account.annual_value_yuan, Decision.id, Decision.kind, Decision.bid_id, Decision.reason, Decision.version,
@@ -494,7 +495,7 @@ _LISTINGS = (
     .outerjoin(Decision, Decision.listing_id == Listing.id)
     .outerjoin(Bid, Bid.id == Decision.bid_id).outerjoin(User, User.id == Bid.rep_id)
     .where(Listing.round_id == bindparam("round_id")).order_by(Listing.id))
-_SCORED_BIDS = (
+_SCORED_BIDS = PreparedRead(
     select(*FACT_COLUMNS, Bid.listing_id, User.display_name, BidScore.total,
            BidScore.rank, BidScore.is_eligible, BidScore.is_proposed_winner)
     .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)

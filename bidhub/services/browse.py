@@ -46,6 +46,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
+from bidhub.prepared_reads import PreparedRead
 from bidhub.services.policies import announced_reason
 from bidhub.services.rounds import LISTED_ROUND, ListedRound, listed_round
 from bidhub.services.track_records import (
@@ -171,10 +172,10 @@ def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter
     # On the session's connection, flushed first as session.execute would (autoflush).
     if session.autoflush:
         session.flush()
-    statement = _rep_list_statement(*criteria.conditions, _sort_of(criteria))
-    rows = session.connection().execute(statement, {
+    read = _rep_list_read(*criteria.conditions, _sort_of(criteria))
+    rows = read.all(session.connection(), {
         "round_id": round_id, "rep_id": rep.id, **standing_in_round_params(rep, round_id, now),
-        **_filter_params(criteria)}).all()
+        **_filter_params(criteria)})
     if not rows or rows[0][0] != _ROUND_PART:
         raise NotFound(N_("No such round."))
     first = rows[0]
@@ -260,7 +261,15 @@ _SORT_COLUMNS = {"value_desc": (9, "desc"), "value_asc": (9, "asc"), "name": (5,
                  "industry": (7, "asc")}
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
+def _rep_list_read(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
+                   max_value: bool, search: bool, sort: str) -> PreparedRead:
+    """rep_list's statement for the filters in use and the sort, as a read run on the driver's
+    cursor: every view of a rep's list and every change of its filter runs it."""
+    return PreparedRead(_rep_list_statement(industry, ownership_type, branch, min_value,
+                                            max_value, search, sort))
+
+
 def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
                         max_value: bool, search: bool, sort: str) -> CompoundSelect:
     round_, standing = LISTED_ROUND.c, _ROUND_STANDING.c

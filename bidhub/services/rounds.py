@@ -24,6 +24,7 @@ from bidhub.models import (
     RuleSetVersion,
     User,
 )
+from bidhub.prepared_reads import PreparedRead
 from bidhub.services import sponsors
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
@@ -50,7 +51,7 @@ def load_round(session: Session, round_id: int, *, expected_version: int | None 
 
 # Built once: the round with the branch and the rule set it is always shown with, as plain
 # columns (the relationships load_round's query joins).
-_ROUND_TO_SHOW = (
+_ROUND_TO_SHOW = PreparedRead(
     select(*columns_of(Round, Branch, RuleSetVersion))
     .outerjoin(Branch, Branch.id == Round.branch_id)
     .join(RuleSetVersion, RuleSetVersion.id == Round.rule_set_id)
@@ -65,7 +66,7 @@ def round_to_show(session: Session, round_id: int) -> Round:
         return load_round(session, round_id)
     if session.autoflush:
         session.flush()
-    row = session.connection().execute(_ROUND_TO_SHOW, {"round_id": round_id}).first()
+    row = _ROUND_TO_SHOW.first(session.connection(), {"round_id": round_id})
     if row is None:
         raise NotFound(N_("No such round."))
     round_values, branch_values, rule_set_values = values_by_model(row, Round, Branch,

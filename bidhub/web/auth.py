@@ -17,6 +17,7 @@ from bidhub.db import attached, columns_of, get_session, values_by_model
 from bidhub.domain.errors import InvalidRequest
 from bidhub.extensions import login_manager
 from bidhub.models import Branch, Role, User
+from bidhub.prepared_reads import PreparedRead
 from bidhub.services import users
 from bidhub.web.access import public, signed_in
 from bidhub.web.cookie_session import fresh_session
@@ -39,13 +40,15 @@ def init_app(app: Flask) -> None:
 # Built once: every signed-in request runs it, and building a statement costs more than
 # SQLAlchemy's cached compilation of it. Plain columns, the user's and their branch's: the
 # frame shows both.
-USER_BY_SESSION_TOKEN = (
+_USER_BY_SESSION_TOKEN = (
     select(*columns_of(User, Branch))
     .outerjoin(Branch, Branch.id == User.branch_id)
     .where(User.session_token == bindparam("token")).limit(1))
+USER_BY_SESSION_TOKEN = PreparedRead(_USER_BY_SESSION_TOKEN)
 # The same row with a rep's badge counts, for a request that draws the navigation: the frame
 # then reads no statement of its own.
-USER_WITH_BADGES_BY_SESSION_TOKEN = USER_BY_SESSION_TOKEN.add_columns(*BADGES_OF_USER)
+USER_WITH_BADGES_BY_SESSION_TOKEN = PreparedRead(
+    _USER_BY_SESSION_TOKEN.add_columns(*BADGES_OF_USER))
 
 
 def load_user(session_token: str) -> User | None:
@@ -57,9 +60,8 @@ def load_user(session_token: str) -> User | None:
     session = get_session()
     # A full page that is drawn (a GET, not an htmx fragment) shows a rep's badges.
     draws_navigation = request.method == "GET" and not is_htmx_partial_request()
-    row = session.connection().execute(
-        USER_WITH_BADGES_BY_SESSION_TOKEN if draws_navigation else USER_BY_SESSION_TOKEN,
-        {"token": session_token}).first()
+    read = USER_WITH_BADGES_BY_SESSION_TOKEN if draws_navigation else USER_BY_SESSION_TOKEN
+    row = read.first(session.connection(), {"token": session_token})
     if row is None:
         return None
     user_values, branch_values = values_by_model(row, User, Branch)
