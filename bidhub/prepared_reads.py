@@ -42,6 +42,7 @@ class _Compiled:
     # (column index, processor), made from the first cursor's description
     result_processors: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
     types: tuple[Any, ...] = field(default=())
+    processors_keep_null: bool = False  # every result processor gives None for None
 
 
 class PreparedRead:
@@ -128,13 +129,21 @@ class PreparedRead:
                         zip(compiled.types, cursor.description, strict=True))
                     if (processor := type_.dialect_impl(connection.dialect).result_processor(
                         connection.dialect, column[1])) is not None)
+                compiled.processors_keep_null = all(
+                    process(None) is None for _, process in compiled.result_processors)
         finally:
             cursor.close()
         processors = compiled.result_processors
         if not processors:
             return rows  # both drivers fetch a list of tuples
         made = []
+        skips_nulls = compiled.processors_keep_null
         for row in rows:
+            # A row with only NULLs to convert stays as it is (the listings of a rep's list
+            # have no timestamps), where every processor gives None for None.
+            if skips_nulls and all(row[index] is None for index, _ in processors):
+                made.append(row)
+                continue
             values_of_row = list(row)
             for index, process in processors:
                 values_of_row[index] = process(values_of_row[index])

@@ -52,6 +52,9 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
     """The filter asked for; an amount that is not one is left out and, when `errors` is
     given, explained there under its parameter's name."""
     errors = {} if errors is None else errors
+    # A plain dict of each name's first value, as MultiDict.get gives it: the MultiDict raises
+    # and catches an exception for each name the query leaves out, and most leave out most.
+    args = dict(args.items())
 
     def whole_yuan(name: str) -> int | None:
         text = text_arg(args, name, MAX_AMOUNT_CHARS + 1).strip()
