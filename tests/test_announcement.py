@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 import math
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -254,27 +255,40 @@ def test_an_eligible_rep_gets_the_button_what_is_scored_and_the_deadline(app, op
     assert "1 d 2 h 5 min left" in form_page
 
 
-def test_a_waiting_reps_remedy_reads_the_same_all_minute_and_is_drawn_once(
-        app, open_round, make_rep, clock):
+def test_a_waiting_reps_remedy_names_one_instant_whenever_it_is_read_and_is_drawn_once(
+        app, session, open_round, make_rep, make_manager, make_account, clock):
+    from bidhub.services.filings import transfer_account
+    from bidhub.services.policies import months_counted_at
     from bidhub.web import listing_lines
 
     newcomer = make_rep(name="New Rep", hired_on=(clock() - timedelta(days=30)).date())
+    # An account the newcomer gave up a day ago, listed in the round: it cools down.
+    given_up = make_account(owner=newcomer)
+    clock.set(clock().replace(second=41, microsecond=500) - timedelta(hours=13))
+    transfer_account(session, make_manager(), account_id=given_up.id, to_rep_id=make_rep().id,
+                     reason="Owner left the company.",
+                     review_text="Handover done; the client was told.", now=clock())
+    released_at = clock()
+    clock.advance(hours=13)
+    open_round.listings[0].account_id = given_up.id
+    session.commit()
     client = app.test_client()
     login(client, newcomer)
 
-    def remedy() -> str:
+    def remedies() -> str:
         body = client.get(f"/rounds/{open_round.id}").get_data(as_text=True)
-        return re.search(r'<div class="not-eligible">.*?</div>', body, re.S).group(0)
+        return "".join(re.findall(r'<div class="not-eligible">.*?</div>', body, re.S))
 
-    clock.set(clock().replace(second=5, microsecond=0))
-    first = remedy()
-    assert "Wait until" in first
+    first = remedies()
+    hired = datetime(*newcomer.hired_on.timetuple()[:3], tzinfo=UTC)
+    for instant in (months_counted_at(hired, 3), months_counted_at(released_at, 6)):
+        local = instant.astimezone(ZoneInfo(app.config["TIMEZONE"]))
+        assert f"Wait until {local:%Y-%m-%d %H:%M}" in html.unescape(first)
     kept = len(listing_lines._reason_cells)
-    clock.advance(seconds=50)  # the same minute
-    assert remedy() == first
+    for step in ({"seconds": 50}, {"seconds": 10}, {"hours": 7}, {"hours": 4, "minutes": 3}):
+        clock.advance(**step)  # the same minute, the next, later that day, the next day
+        assert remedies() == first
     assert len(listing_lines._reason_cells) == kept
-    clock.advance(seconds=10)  # the next minute: the wait ends a minute later
-    assert remedy() != first
 
 
 def test_a_rep_on_leave_is_told_what_lifts_it(app, open_round, make_rep):
@@ -293,24 +307,22 @@ def test_a_rep_cannot_bid_for_an_account_released_from_them(app, make_rep, make_
     assert f"/listings/{round_.listings[0].id}/bid" not in body
 
 
-def test_tenure_date_is_counted_as_the_check_counts_months(clock):
-    # The remedy's date is when months_between reaches the minimum, not a calendar guess.
+@pytest.mark.parametrize("months", [3, 6, 0.5, 2.9999, 0])
+def test_a_wait_ends_at_the_first_minute_the_check_counts_the_months(clock, months):
+    # The remedy's instant is when the check's count (whole days since the start, 30.4375 to
+    # a month, rounded to 4 decimals as the facts are) first reaches the minimum, to the next
+    # whole minute; it depends on the start alone.
     from bidhub.domain.metrics import months_between
-    from bidhub.services.policies import end_of_wait
+    from bidhub.services.policies import months_counted_at
 
-    hired = clock() - timedelta(days=30)
-    clock.advance(seconds=17, microseconds=250)  # not on a whole minute
-    when = end_of_wait(clock(), 3 - months_between(hired, clock()))
-    assert months_between(hired, when) >= 3
-    assert months_between(hired, when - timedelta(days=1)) < 3
-    assert isinstance(when.date(), date)
-    # To the minute, never before the whole days have passed, and the same all minute long.
-    assert when.second == 0 and when.microsecond == 0
-    assert timedelta(0) < when - (clock() + timedelta(days=math.ceil(
-        (3 - months_between(hired, clock())) * 30.4375))) <= timedelta(minutes=1)
-    start = clock().replace(second=0, microsecond=0)
-    assert {end_of_wait(start + timedelta(seconds=seconds), 2.0)
-            for seconds in (1, 20, 59.999)} == {end_of_wait(start, 2.0) + timedelta(minutes=1)}
+    for start in (clock() - timedelta(days=30, hours=5, seconds=17, microseconds=250),
+                  clock().replace(hour=0, minute=0, second=0, microsecond=0)):
+        when = months_counted_at(start, months)
+        assert when.second == 0 and when.microsecond == 0 and isinstance(when.date(), date)
+        assert round(months_between(start, when), 4) >= months
+        if when - timedelta(minutes=1) >= start:
+            assert round(months_between(start, when - timedelta(minutes=1)), 4) < months
+        assert when - start < timedelta(days=math.ceil(months * 30.4375), minutes=1)
 
 
 def test_a_tie_is_announced_with_the_bids_that_anyone_can_redraw(app, session, clock, make_rep,

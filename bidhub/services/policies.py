@@ -251,23 +251,30 @@ class Hindrance:
     remedy: Text | None = None
 
 
-def _days_of(months: float) -> timedelta:
-    # The same month length the checks measure with (domain.metrics.months_between).
-    return timedelta(days=math.ceil(months * 30.4375))
+# The month the checks count in (domain.metrics.months_between: whole days elapsed / this).
+DAYS_PER_MONTH = 30.4375
 
 
-def end_of_wait(now: datetime, months: float) -> datetime:
-    """When `months` more (as the checks count them) will have passed, in whole days, rounded
-    up to a whole minute: a remedy is read to the minute, and the same instant for a whole
-    minute of views lets every view in it share the remedy's kept words."""
-    moment = now + _days_of(months)
+def months_counted_at(start: datetime, months: float) -> datetime:
+    """The first instant at which the checks count `months` months since `start`, to the next
+    whole minute (a remedy is read to the minute, and never names a minute too early).
+
+    The checks count whole days elapsed since `start` (months_between) and the facts round
+    the months to 4 decimals; so the instant is `start` plus the fewest whole days that make
+    the count reach `months`. It depends on `start` alone: every view until then names the
+    same instant, whatever the time of day it is seen at."""
+    days = max(0, math.ceil(months * DAYS_PER_MONTH) - 1)
+    while round(days / DAYS_PER_MONTH, 4) < months:
+        days += 1
+    moment = start + timedelta(days=days)
     whole_minute = moment.replace(second=0, microsecond=0)
     return whole_minute if whole_minute == moment else whole_minute + timedelta(minutes=1)
 
 
-def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts, now: datetime
-            ) -> Text | None:
-    """What would lift the failed check `name`, from the same facts the check read."""
+def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts,
+            tenure_counted_from: datetime, released_at: datetime | None) -> Text | None:
+    """What would lift the failed check `name`, from the same facts the check read and the
+    instants they count from: the rep's tenure's start and when they gave up the account."""
     policy = rules.eligibility
     if name == "capacity":
         return N_("Release %(count)d of your accounts, or wait until one is transferred away: "
@@ -276,14 +283,14 @@ def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts, now: date
     if name == "tenure":
         return N_("Wait until %(eligible_at)s, when you reach %(minimum)g months with the "
                   "company.", minimum=policy.min_tenure_months,
-                  eligible_at=end_of_wait(now, policy.min_tenure_months - facts.tenure_months))
+                  eligible_at=months_counted_at(tenure_counted_from,
+                                                policy.min_tenure_months))
     if name == "accountability":
         return N_("Have %(count)d of your open accountability incidents explained and "
                   "accepted.", count=facts.open_incidents - policy.max_open_incidents)
-    if name == "cooldown":
-        since = facts.months_since_rep_released_account or 0.0
+    if name == "cooldown" and released_at is not None:
         return N_("Wait until %(eligible_at)s, when the cooldown ends.",
-                  eligible_at=end_of_wait(now, policy.cooldown_months - since))
+                  eligible_at=months_counted_at(released_at, policy.cooldown_months))
     if name == "on_duty":
         return N_("Reps on leave may bid again once KA management records their return.")
     return None  # the branch check: nothing the rep can change
@@ -305,7 +312,8 @@ def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now
         hindrances = _hindrances(
             parsed(listing.round.rule_set), standing, listing.released_from_id,
             prospect_facts(standing, listing.id, listing.account_id, listing.account.branch.code,
-                           listing.account.annual_value_yuan, now), now)
+                           listing.account.annual_value_yuan, now),
+            standing.released_at.get(listing.account_id))
         if hindrances:
             found[listing.id] = hindrances
     return found
@@ -338,7 +346,7 @@ def shared_hindrances_in_round(rep: User, round_: Any, standing: Standing, rows:
     # checks do not read (the account, its value), so each distinct set of facts is checked
     # once: a round of 200 listings has a handful. A listing whose account the rep never gave
     # up differs from another only by its branch.
-    said: dict[tuple[CheckedFacts, bool], tuple[Hindrance, ...]] = {}
+    said: dict[tuple[CheckedFacts, bool, datetime | None], tuple[Hindrance, ...]] = {}
     by_branch: dict[str, tuple[Hindrance, ...]] = {}
     found: dict[int, tuple[Hindrance, ...]] = {}
     listed, rep_id, released_at = ListingStatus.LISTED, standing.rep_id, standing.released_at
@@ -349,10 +357,11 @@ def shared_hindrances_in_round(rep: User, round_: Any, standing: Standing, rows:
         hindrances = by_branch.get(row.branch_code) if plain else None
         if hindrances is None:
             key = (prospect_checked_facts(standing, row.account_id, row.branch_code, now),
-                   row.released_from_id == rep_id)
+                   row.released_from_id == rep_id, released_at.get(row.account_id))
             hindrances = said.get(key)
             if hindrances is None:
-                hindrances = said[key] = tuple(_checked_hindrances(rules, checks, *key, now))
+                hindrances = said[key] = tuple(_checked_hindrances(
+                    rules, checks, *key, standing.tenure_counted_from))
             if plain:
                 by_branch[row.branch_code] = hindrances
         if hindrances:
@@ -362,21 +371,26 @@ def shared_hindrances_in_round(rep: User, round_: Any, standing: Standing, rows:
 
 def _checked_hindrances(rules: RuleSet, checks: tuple[EligibilityRule, ...],
                         facts: CheckedFacts, released_from_rep: bool,
-                        now: datetime) -> list[Hindrance]:
+                        released_at: datetime | None,
+                        tenure_counted_from: datetime) -> list[Hindrance]:
     """_hindrances for the checks switched on in `rules` (checks_on), from CheckedFacts."""
     hindrances = [Hindrance(RELEASED_FROM_YOU)] if released_from_rep else []
     for rule in checks:
         passed, reason = rule.check(rules.eligibility, facts)
         if not passed:
-            hindrances.append(Hindrance(reason, _remedy(rule.name, rules, facts, now)))
+            hindrances.append(Hindrance(reason, _remedy(
+                rule.name, rules, facts, tenure_counted_from, released_at)))
     return hindrances
 
 
 def _hindrances(rules: RuleSet, standing: Standing, released_from_id: int | None,
-                facts: BidFacts, now: datetime) -> list[Hindrance]:
+                facts: BidFacts, released_at: datetime | None) -> list[Hindrance]:
+    """Why the rep may not bid, from the facts of a bid for the listing; `released_at`: when
+    the rep last gave up its account, if ever."""
     hindrances = ([Hindrance(RELEASED_FROM_YOU)] if released_from_id == standing.rep_id
                   else [])
-    hindrances += [Hindrance(check.reason, _remedy(check.name, rules, facts, now))
+    hindrances += [Hindrance(check.reason, _remedy(check.name, rules, facts,
+                                                   standing.tenure_counted_from, released_at))
                    for check in check_eligibility(rules, facts) if not check.passed]
     return hindrances
 

@@ -7,7 +7,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -567,10 +567,15 @@ def last_release_by(session: Session, rep_ids: Iterable[int], account_ids: Itera
     return latest
 
 
-def tenure_in_months(rep: User, now: datetime) -> float:
+def tenure_counted_from(rep: User, tzinfo: tzinfo | None) -> datetime:
+    """The instant a rep's tenure is counted from: the start of the day they were hired (of the
+    day their account was made, without a hiring date)."""
     hired_on: date = rep.hired_on or rep.created_at.date()
-    return max(0.0, months_between(datetime(hired_on.year, hired_on.month, hired_on.day,
-                                            tzinfo=now.tzinfo), now))
+    return datetime(hired_on.year, hired_on.month, hired_on.day, tzinfo=tzinfo)
+
+
+def tenure_in_months(rep: User, now: datetime) -> float:
+    return max(0.0, months_between(tenure_counted_from(rep, now.tzinfo), now))
 
 
 def bid_facts(
@@ -618,6 +623,7 @@ class Standing:
     rep_branch: str
     is_on_leave: bool
     released_at: dict[int, datetime]  # account id -> when the rep last gave it up
+    tenure_counted_from: datetime  # tenure_counted_from(rep): what the tenure check counts from
 
 
 def _standing(accounts_a: Any, accounts_b: Any) -> Select:
@@ -694,7 +700,8 @@ def standing_from_rows(rep: User, now: datetime, rows: Sequence[Sequence[Any]]) 
                     tenure_months=round(tenure_in_months(rep, now), 4),
                     open_incidents=open_incidents or 0,
                     rep_branch=rep.branch.code if rep.branch else "",
-                    is_on_leave=rep.status != RepStatus.ACTIVE, released_at=released_at)
+                    is_on_leave=rep.status != RepStatus.ACTIVE, released_at=released_at,
+                    tenure_counted_from=tenure_counted_from(rep, now.tzinfo))
 
 
 def prospect_facts(standing: Standing, listing_id: int, account_id: int, listing_branch: str,

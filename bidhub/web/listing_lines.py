@@ -165,7 +165,7 @@ def _account_cells(row: ListingRow, account_parts: tuple[str, str] | None, local
 # The last cell of a listing the rep may not bid for, kept per process by `show` (a pure
 # function of a message, the language and the time zone), the language, the time zone and each
 # reason's and remedy's English and parameters; reps mostly share a few (capacity, leave). At
-# most REASON_CELLS_LIMIT: a remedy's date moves with the clock.
+# most REASON_CELLS_LIMIT: a wait's end is each rep's own instant.
 _reason_cells: dict[tuple, str] = {}
 REASON_CELLS_LIMIT = 2_000
 _PLAIN_PARAMETERS = (int, float, str, datetime, type(None))
