@@ -1,4 +1,4 @@
-"""Reads that every request runs, sent on the driver's cursor instead of through SQLAlchemy's
+"""Reads that most requests run, sent on the driver's cursor instead of through SQLAlchemy's
 statement machinery.
 
 A page's first statement reads the signed-in user, and a rep's list is read on every filter
@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import CompoundSelect, Select
@@ -39,9 +39,9 @@ class _Compiled:
     sql: str
     positional: tuple[str, ...] | None  # the parameter names in order, for a positional style
     bind_processors: tuple[tuple[str, Callable[[Any], Any]], ...]
+    types: tuple[Any, ...]  # the statement's columns' types
     # (column index, processor), made from the first cursor's description
     result_processors: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
-    types: tuple[Any, ...] = field(default=())
     processors_keep_null: bool = False  # every result processor gives None for None
 
 
@@ -59,7 +59,7 @@ class PreparedRead:
         compiled = self._compiled_for(connection.dialect)
         try:
             parameters = self._bound(compiled, params)
-        except Exception:  # noqa: BLE001 - SQLAlchemy's own binding says what is wrong
+        except Exception:  # SQLAlchemy's own binding says what is wrong, as it words it
             return self._through_sqlalchemy(connection, params)
         try:
             return self._run(connection, compiled, parameters)
@@ -96,7 +96,7 @@ class PreparedRead:
                 processors[name] = processor
         positional = tuple(compiled.positiontup) if compiled.positional else None
         return _Compiled(compiled, compiled.string, positional, tuple(processors.items()),
-                         types=tuple(column.type for column in self.statement.selected_columns))
+                         tuple(column.type for column in self.statement.selected_columns))
 
     def _through_sqlalchemy(self, connection: Connection,
                             params: Mapping[str, Any]) -> list[tuple]:

@@ -109,8 +109,12 @@ class ForecastRow(NamedTuple):
 # --- time -------------------------------------------------------------------------------
 
 
+# The month the checks and the metrics count in: whole days elapsed over this.
+DAYS_PER_MONTH = 30.4375
+
+
 def months_between(start: datetime, end: datetime) -> float:
-    return (end - start).days / 30.4375
+    return (end - start).days / DAYS_PER_MONTH
 
 
 def months_before(moment: datetime, months: int) -> datetime:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.eligibility import CheckedFacts, EligibilityRule, checks_on
 from bidhub.domain.facts import BidFacts, Stage
-from bidhub.domain.metrics import months_before
+from bidhub.domain.metrics import DAYS_PER_MONTH, months_before
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown, check_eligibility, factor_gaps
 from bidhub.domain.text import N_, Text
@@ -249,10 +249,6 @@ class Hindrance:
 
     reason: Text
     remedy: Text | None = None
-
-
-# The month the checks count in (domain.metrics.months_between: whole days elapsed / this).
-DAYS_PER_MONTH = 30.4375
 
 
 def months_counted_at(start: datetime, months: float) -> datetime:
