@@ -139,3 +139,30 @@ def test_values_go_through_their_types_and_the_statements_own_values_stay(
     assert fast == own == [(listing.id, 7, rep.branch.code, None)]
     later = {**params, "at": at + timedelta(microseconds=1)}
     assert read.all(session.connection(), later) == [] == session.execute(read.statement, later).all()
+
+
+def test_the_round_pages_reads_give_sqlalchemys_rows(session, clock, make_rep, make_manager,
+                                                     make_account, make_round, make_bid):
+    from bidhub.models import DecisionKind, Round
+    from bidhub.services import adjudication, rounds
+
+    manager = make_manager()
+    bidders = [make_rep(name="王五"), make_rep()]
+    round_ = make_round(accounts=[make_account(owner=make_rep(), name="北方客户"),
+                                  make_account(annual_value_yuan=0), make_account()])
+    for listing in round_.listings[:2]:  # the third listing has no bid: the outer joins' NULLs
+        for rep in bidders:
+            make_bid(rep, listing)
+    clock.advance(days=8)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    adjudication.decide_listing(session, manager, round_.listings[1].id,
+                                kind=DecisionKind.NO_AWARD, bid_id=None,
+                                reason="Held back for the next round.", now=clock())
+    round_id = session.get(Round, round_.id).id
+    connection = session.connection()
+    for read, expected_rows in ((rounds._ROUND_TO_SHOW, 1), (adjudication._LISTINGS, 3),
+                                (adjudication._SCORED_BIDS, 4)):
+        fast, own = both_ways(connection, read, {"round_id": round_id})
+        assert fast == own and len(fast) == expected_rows
+        assert [[type(value) for value in row] for row in fast] == [
+            [type(value) for value in row] for row in own]
