@@ -17,7 +17,10 @@ Python: bench/machine.py), then
    issue's target (the rep's listing page >= 0.10, its htmx partial >= 0.20, others >= 0.08).
    Before timing, each page is fetched once with the same cookie and User-Agent and must answer
    200 with its expected content (wrk counts a redirect to the login page as a success), and
-   wrk's non-2xx/3xx count is printed beside it;
+   wrk's non-2xx/3xx count is printed beside it. Beside each page, the processor time per
+   request (median of the rounds) of gunicorn's workers and, on a PostgreSQL server running
+   on this machine, of the server's processes serving the bench's database, read from /proc:
+   where a page's cost goes on the two cores that wrk, gunicorn and the database share;
 2. a bid burst, on a gunicorn of its own with as many sync workers as `bidhub serve` starts
    by default on this machine (2 x cores + 1; --burst-workers N to choose): a bid waits on
    the database (SQLite's one writer, PostgreSQL's WAL flush at commit) and production runs
@@ -95,6 +98,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Served:
+    port: int
+    pid: int  # gunicorn's master: its children are the workers
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2):
     port = free_port()
@@ -117,7 +126,7 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"gunicorn did not start; see {log_path}")
             time.sleep(0.2)
-        yield port
+        yield Served(port, server.pid)
     finally:
         server.terminate()
         try:
@@ -242,6 +251,7 @@ class WrkResult:
     p99_ms: float
     non_success: int
     socket_errors: int
+    requests: int  # answered in the run
 
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -261,10 +271,14 @@ def parse_wrk(output: str) -> WrkResult:
     non_success = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                        output)
+    requests = re.search(r"^\s*(\d+) requests in ", output, re.MULTILINE)
+    if requests is None:
+        raise ValueError(f"no request count in wrk's output:\n{output}")
     return WrkResult(rps=rps, p50_ms=parse_duration_ms(latency["50"]),
                      p99_ms=parse_duration_ms(latency["99"]),
                      non_success=int(non_success.group(1)) if non_success else 0,
-                     socket_errors=sum(map(int, errors.groups())) if errors else 0)
+                     socket_errors=sum(map(int, errors.groups())) if errors else 0,
+                     requests=int(requests.group(1)))
 
 
 def run_wrk(port: int, page: Page, cookie: str | None, seconds: int) -> WrkResult:
@@ -317,7 +331,121 @@ def demo_pages(database_url: str) -> list[Page]:
     ]
 
 
-def bench_pages(port: int, database_url: str, seconds: int, rounds: int) -> None:
+# --- where a page's processor time goes ------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(stat_line: str) -> float:
+    """User plus system CPU seconds from a /proc/<pid>/stat line (the process's name, in
+    parentheses, may hold spaces: the fields are counted after its closing one)."""
+    fields = stat_line.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def parent_of(stat_line: str) -> int:
+    return int(stat_line.rsplit(")", 1)[1].split()[1])
+
+
+def read_stat(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone, or no /proc on this system
+        return None
+
+
+class CpuMeter:
+    """The CPU time that gunicorn's workers and, on PostgreSQL, the server processes serving
+    the bench's database have used, read from /proc: what each request costs the machine
+    beside wrk's own work and the kernel's. The database server's share is left out (None)
+    where its processes are not this machine's (a server elsewhere) or /proc is missing."""
+
+    def __init__(self, gunicorn_pid: int, database_url: str) -> None:
+        self.gunicorn_pid = gunicorn_pid
+        self.postgres_dsn = None
+        if database_url.startswith("postgresql"):
+            from sqlalchemy import make_url
+
+            url = make_url(database_url).set(drivername="postgresql")
+            self.postgres_dsn = url.render_as_string(hide_password=False)
+
+    def workers(self) -> list[int]:
+        found = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            stat = read_stat(int(entry.name))
+            if stat is not None and parent_of(stat) == self.gunicorn_pid:
+                found.append(int(entry.name))
+        return found
+
+    def database_processes(self) -> list[int]:
+        """The server processes of the clients' sessions on the bench's database (not this
+        one's) that run on this machine (a process of that number here that is not
+        PostgreSQL's is not one)."""
+        import psycopg
+
+        with psycopg.connect(self.postgres_dsn, autocommit=True) as connection:
+            pids = [row[0] for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()")]
+        local = []
+        for pid in pids:
+            with suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"postgres"):
+                    local.append(pid)
+        return local
+
+    def snapshot(self) -> tuple[dict[int, float], dict[int, float] | None]:
+        """CPU seconds so far per worker, and per database server process (None: unknown)."""
+        workers = {pid: cpu_seconds(stat) for pid in self.workers()
+                   if (stat := read_stat(pid)) is not None}
+        if self.postgres_dsn is None:
+            return workers, None
+        database = {pid: cpu_seconds(stat) for pid in self.database_processes()
+                    if (stat := read_stat(pid)) is not None}
+        return workers, database or None
+
+    @staticmethod
+    def spent(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+        """Seconds used between two snapshots by the processes of the later one (a process
+        started in between counts from its start)."""
+        if before is None or after is None:
+            return None
+        return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+@dataclass
+class PageRun:
+    result: WrkResult
+    ratio: float  # to the bare page of the same round
+    worker_ms: float | None  # gunicorn's workers' CPU per request
+    database_ms: float | None  # the database server's CPU per request (PostgreSQL, local)
+
+
+def measured_run(port: int, page: Page, cookie: str | None, seconds: int,
+                 meter: CpuMeter | None) -> tuple[WrkResult, float | None, float | None]:
+    """wrk's figures for `page`, with the CPU milliseconds per request of the workers and
+    of the database server (None where not measured)."""
+    before = meter.snapshot() if meter else (None, None)
+    result = run_wrk(port, page, cookie, seconds)
+    after = meter.snapshot() if meter else (None, None)
+    answered = max(result.requests, 1)
+    worker_s, database_s = (CpuMeter.spent(before[index], after[index]) for index in (0, 1))
+    return (result, None if worker_s is None else worker_s * 1000 / answered,
+            None if database_s is None else database_s * 1000 / answered)
+
+
+def median_of(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
+def milliseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def bench_pages(served: Served, database_url: str, seconds: int, rounds: int) -> None:
+    port = served.port
+    meter = CpuMeter(served.pid, database_url) if Path("/proc/self/stat").exists() else None
     pages = demo_pages(database_url)
     bare = Page("bare Flask page", BARE_PREFIX + "/", None, "ok")
     cookies = {}
@@ -327,34 +455,39 @@ def bench_pages(port: int, database_url: str, seconds: int, rounds: int) -> None
         cookies[username] = dict(client.cookies)
     for page in [bare, *pages]:
         check_page(port, page, cookies)
-    results: dict[str, list[tuple[WrkResult, float]]] = {page.name: [] for page in pages}
-    bare_results = []
+    results: dict[str, list[PageRun]] = {page.name: [] for page in pages}
+    bare_runs = []
     for round_number in range(1, rounds + 1):
-        base = run_wrk(port, bare, None, seconds)
-        bare_results.append(base)
+        base, worker_ms, database_ms = measured_run(port, bare, None, seconds, meter)
+        bare_runs.append(PageRun(base, 1.0, worker_ms, database_ms))
         print(f"  round {round_number}: bare {base.rps:,.0f} req/s", flush=True)
         for page in pages:
             cookie = "; ".join(f"{k}={v}" for k, v in cookies[page.user].items())
-            result = run_wrk(port, page, cookie, seconds)
-            results[page.name].append((result, result.rps / base.rps))
+            result, worker_ms, database_ms = measured_run(port, page, cookie, seconds, meter)
+            results[page.name].append(PageRun(result, result.rps / base.rps, worker_ms,
+                                              database_ms))
         for page in [bare, *pages]:  # still signed in, still the page (not a redirect)?
             check_page(port, page, cookies)
+    print("\n  CPU ms/req: processor time per request (median of the rounds) of gunicorn's "
+          "workers and of the\n  database server's processes (PostgreSQL on this machine; "
+          "SQLite runs inside the workers)")
     print(f"\n  {'page':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7} "
-          f"{'target':>7}  non-2xx")
-    median_bare = sorted(bare_results, key=lambda result: result.rps)[len(bare_results) // 2]
-    print(f"  {bare.name:<28} {median_bare.rps:>8,.0f} {median_bare.p50_ms:>8.2f} "
-          f"{median_bare.p99_ms:>8.2f} {1:>7.2f} {'':>7}  "
-          f"{sum(result.non_success + result.socket_errors for result in bare_results)}")
-    for page in pages:
-        runs = results[page.name]
-        median_run = sorted(runs, key=lambda run: run[0].rps)[len(runs) // 2][0]
-        ratio = statistics.median(run[1] for run in runs)
-        target = TARGETS.get(page.name, OTHER_TARGET)
-        verdict = "meets" if ratio >= target else "BELOW"
-        bad = sum(run[0].non_success + run[0].socket_errors for run in runs)
-        print(f"  {page.name:<28} {statistics.median(run[0].rps for run in runs):>8,.0f} "
+          f"{'target':>7} {'workers':>8} {'database':>9}  non-2xx")
+    for name, runs in [(bare.name, bare_runs), *results.items()]:
+        median_run = sorted(runs, key=lambda run: run.result.rps)[len(runs) // 2].result
+        ratio = statistics.median(run.ratio for run in runs)
+        bad = sum(run.result.non_success + run.result.socket_errors for run in runs)
+        worker_ms = median_of([run.worker_ms for run in runs])
+        database_ms = median_of([run.database_ms for run in runs])
+        if name == bare.name:
+            target_text, verdict = "", ""
+        else:
+            target = TARGETS.get(name, OTHER_TARGET)
+            target_text, verdict = f"{target:.2f}", "meets" if ratio >= target else "BELOW"
+        print(f"  {name:<28} {statistics.median(run.result.rps for run in runs):>8,.0f} "
               f"{median_run.p50_ms:>8.2f} {median_run.p99_ms:>8.2f} {ratio:>7.3f} "
-              f"{target:>7.2f}  {bad}  {verdict}")
+              f"{target_text:>7} {milliseconds(worker_ms):>8} {milliseconds(database_ms):>9}"
+              f"  {bad}  {verdict}".rstrip())
 
 
 # --- the bid burst ---------------------------------------------------------------------------
@@ -617,18 +750,18 @@ def run_backend(backend: str, database_url: str, folder: Path, args: argparse.Na
                    stdout=subprocess.DEVNULL)
     print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
     if not args.burst_only:
-        with gunicorn(env, folder / "gunicorn.log") as port:
+        with gunicorn(env, folder / "gunicorn.log") as served:
             print(f"\n== {backend}: pages (wrk -t2 -c16 -d{args.duration}s, {args.rounds} "
                   f"interleaved rounds, gunicorn 2 sync workers) ==", flush=True)
-            bench_pages(port, database_url, args.duration, args.rounds)
+            bench_pages(served, database_url, args.duration, args.rounds)
     if not args.pages_only:
         workers = args.burst_workers or default_workers()
-        with gunicorn(env, folder / "gunicorn.log", workers=workers) as port:
+        with gunicorn(env, folder / "gunicorn.log", workers=workers) as served:
             print(f"\n== {backend}: bid burst ({args.clients} clients, {args.burst_seconds} s, "
                   f"gunicorn {workers} sync workers"
                   f"{'' if args.burst_workers else ', as bidhub serve starts by default'}) ==",
                   flush=True)
-            bench_burst(port, env, database_url, backend, args)
+            bench_burst(served.port, env, database_url, backend, args)
 
 
 def main() -> None:
