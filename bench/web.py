@@ -362,12 +362,8 @@ class CpuMeter:
 
     def __init__(self, gunicorn_pid: int, database_url: str) -> None:
         self.gunicorn_pid = gunicorn_pid
-        self.postgres_dsn = None
-        if database_url.startswith("postgresql"):
-            from sqlalchemy import make_url
-
-            url = make_url(database_url).set(drivername="postgresql")
-            self.postgres_dsn = url.render_as_string(hide_password=False)
+        self.postgres_dsn = (libpq_url(database_url) if database_url.startswith("postgresql")
+                             else None)
 
     def workers(self) -> list[int]:
         found = []
@@ -702,6 +698,13 @@ def bench_burst(port: int, env: dict[str, str], database_url: str, backend: str,
 
 # --- one database ----------------------------------------------------------------------------
 
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL (postgresql+psycopg://...) as psycopg.connect takes it."""
+    from sqlalchemy import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 @contextmanager
 def postgres_database(url: str):
     """A new, empty database on the server `url` names; dropped afterwards."""
@@ -710,7 +713,7 @@ def postgres_database(url: str):
 
     base = make_url(url)
     name = f"bidhub_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin_dsn = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin_dsn = libpq_url(url)
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
         settings = {setting: connection.execute(f"SHOW {setting}").fetchone()[0]
                     for setting in ("server_version", "fsync", "synchronous_commit")}

@@ -14,6 +14,7 @@ from bench.web import (
     CLOCK_TICKS,
     CpuMeter,
     cpu_seconds,
+    libpq_url,
     parent_of,
     parse_duration_ms,
     parse_wrk,
@@ -118,10 +119,9 @@ def test_the_meter_finds_the_server_process_of_each_session_on_the_database(post
     the bench's database is a process whose CPU time the meter reads; its own session is not
     counted, nor a session on another database."""
     import psycopg
-    from sqlalchemy import make_url
 
     url = postgres_databases.new()
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    dsn = libpq_url(url)
     meter = CpuMeter(gunicorn_pid=os.getpid(), database_url=url)
     with psycopg.connect(dsn, autocommit=True) as first, \
             psycopg.connect(dsn, autocommit=True) as second:
