@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -143,7 +144,12 @@ def test_an_executive_sees_only_their_confirmations_the_announcements_and_their_
     round_ = make_round(accounts=[make_account(owner=None)],
                         status=RoundStatus.RESULTS_PUBLISHED,
                         opens_at=clock() - timedelta(days=10), closes_at=clock() - timedelta(days=3))
-    assert client.get(f"/rounds/{round_.id}/results").status_code == 200
+    results = client.get(f"/rounds/{round_.id}/results")
+    assert results.status_code == 200
+    # Every link the announcement offers an executive opens for them.
+    for path in set(re.findall(r'href="(/[^"]*)"', results.get_data(as_text=True))):
+        if not path.startswith("/static/"):
+            assert client.get(path, follow_redirects=True).status_code == 200, path
 
 
 def test_an_executive_cannot_bid(session, sponsored, make_round, make_account, clock):
