@@ -364,6 +364,14 @@ def test_the_bid_form_takes_wan(app, session, client, make_rep, open_listing):
     assert session.scalars(select(Bid)).one().committed_revenue_yuan == 120_000
 
 
+def test_the_round_forms_title_is_the_rounds_name_not_a_job_title(client, make_manager):
+    """The round form's title and a contact's title are two messages: 轮次名称 and 职务."""
+    sign_in(client, make_manager())
+    page = client.get("/manage/rounds/new").get_data(as_text=True)
+    assert re.search(r'<label for="title">轮次名称</label>', page)
+    assert "职务" not in page
+
+
 def test_the_value_filter_takes_wan_and_explains_a_mistake(client, make_rep, open_listing):
     sign_in(client, make_rep())
     path = f"/rounds/{open_listing.round_id}"

@@ -782,3 +782,14 @@ def test_a_round_is_announced_to_the_reps_its_rules_let_bid(app, session, clock,
     session.commit()
     round_notices_job(app, clock())
     assert sorted(reminders(session, "round_opened")) == sorted(told)
+
+
+def test_the_open_button_says_open_not_the_stage_tables_open_in_chinese(app, rep_with_items):
+    """"Open" is a verb on the inbox and a state in the track record's stage table: two
+    messages, so that each has its own Chinese word."""
+    client = app.test_client()
+    login(client, rep_with_items)
+    client.post("/language", data={"locale": "zh_CN", "next": "/notifications"})
+    page = client.get("/notifications").get_data(as_text=True)
+    assert 'title="打开此通知"' in page
+    assert 'title="在途"' not in page

@@ -182,7 +182,7 @@ class PasswordForm(Form):
 
 
 class RoundForm(Form):
-    title = StringField(_l("Title"), validators=[InputRequired(), Length(max=200)])
+    title = StringField(_l("Round title"), validators=[InputRequired(), Length(max=200)])
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     opens_at = DateTimeLocalField(_l("Opens at (local time)"), format=LOCAL_DATETIME_FORMATS,
                                   validators=[InputRequired()])
