@@ -273,7 +273,10 @@ def test_a_screenshot_over_the_limit_is_refused(app, session, make_manager, make
     assert "at most 4 MB" in response.get_data(as_text=True)
     # Past the app's request limit the upload is refused before it is read: 413.
     huge = PNG + b"\x00" * app.config["MAX_CONTENT_LENGTH"]
-    assert post_image(client, account, huge, "huge.png").status_code == 413
+    refused = post_image(client, account, huge, "huge.png")
+    assert refused.status_code == 413
+    page = refused.get_data(as_text=True)
+    assert "choose a smaller file" in page and "remove columns" not in page
     assert incident_count(session) == 0
     assert not evidence_folder.exists() or not any(evidence_folder.iterdir())
 

@@ -100,10 +100,14 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(413)
     def too_large(error):
-        limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+        size = f"{(app.config.get('MAX_CONTENT_LENGTH') or 0) / (1024 * 1024):g}"
+        if request.blueprint == "imports":
+            return error_page(413, _("The upload is larger than the limit of %(size)s MiB. "
+                                     "Nothing was saved; split the file or remove columns and "
+                                     "try again.", size=size))
+        # A screenshot or another attachment: the advice for a CRM export does not apply.
         return error_page(413, _("The upload is larger than the limit of %(size)s MiB. Nothing "
-                                 "was saved; split the file or remove columns and try again.",
-                                 size=f"{limit / (1024 * 1024):g}"))
+                                 "was saved; go back and choose a smaller file.", size=size))
 
     @app.errorhandler(500)
     def server_error(error):
