@@ -372,6 +372,16 @@ def test_the_round_forms_title_is_the_rounds_name_not_a_job_title(client, make_m
     assert "职务" not in page
 
 
+def test_lists_and_days_in_chinese_style(client, make_rep, open_listing):
+    """A list of factors is joined with 、 and 和, a hiring day reads 2023年7月15日."""
+    sign_in(client, make_rep(hired_on=date(2023, 7, 15)))
+    form = client.get(f"/listings/{open_listing.id}/bid").get_data(as_text=True)
+    factors = re.search(r"评分因素为：([^<]*)", form)
+    assert factors and "、" in factors.group(1) and ", " not in factors.group(1)
+    record = client.get("/my/track-record").get_data(as_text=True)
+    assert "入职日期 2023年7月15日" in record and "2023-07-15" not in record
+
+
 def test_the_value_filter_takes_wan_and_explains_a_mistake(client, make_rep, open_listing):
     sign_in(client, make_rep())
     path = f"/rounds/{open_listing.round_id}"

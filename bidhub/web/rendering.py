@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from babel.dates import get_timezone_location
+from babel.lists import format_list
 from flask import Flask, Response, current_app, make_response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -105,6 +106,12 @@ def localtime(value: datetime | date | None, fmt: str | None = None) -> str:
 
 
 DAY_PATTERN = "%Y-%m-%d"
+
+
+def listed(items) -> str:
+    """`{{ names|listed }}`: a list in the page's language (赢单率、阶段转化率和司龄 or "win rate,
+    stage conversion, and tenure")."""
+    return format_list([str(item) for item in items], locale=get_locale() or "en")
 
 
 def yuan(value: int | float | None) -> str:
@@ -210,7 +217,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(localtime=localtime, yuan=yuan, score=score, percent=percent,
                                  metric_value=metric_value, translate=translate)
     app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact,
-                                 decision_reason=decision_reason)
+                                 decision_reason=decision_reason, listed=listed)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language)
     labels.init_app(app)

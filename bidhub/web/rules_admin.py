@@ -19,7 +19,7 @@ from bidhub.web.access import admins
 from bidhub.web.forms import RulesDraftForm, options, rules_settings_form, settings_from
 from bidhub.web.i18n import translate
 from bidhub.web.params import parse_id
-from bidhub.web.rendering import redirect_after_post, render
+from bidhub.web.rendering import localtime, redirect_after_post, render
 
 blueprint = Blueprint("rules", __name__, url_prefix="/admin/rules")
 
@@ -32,7 +32,7 @@ def replayable_rounds(session) -> list[Round]:
 def draft_form(session, active: RuleSetVersion, formdata=None) -> RulesDraftForm:
     form = RulesDraftForm(formdata=formdata)
     form.round_id.choices = options({0: "—"} | {
-        round_.id: f"{round_.title} ({round_.closes_at:%Y-%m-%d})"
+        round_.id: f"{round_.title} ({localtime(round_.closes_at, 'date')})"
         for round_ in replayable_rounds(session)})
     if formdata is None:
         form.text.data = active.text
