@@ -167,6 +167,20 @@ def test_the_catalogue_uses_the_handbooks_words():
         "Explanation (问责客户说明表)")
 
 
+
+def test_reps_and_managers_are_addressed_as_你_and_executives_as_您():
+    """One form of address per audience: the department's own people read 你 everywhere, the
+    executive sponsors (老板) read 您 on their confirmations."""
+    translations = catalogue()
+    polite = {message.id for message in translations if message.id and "您" in message.string}
+    assert polite == {
+        "%(requester)s asks to transfer %(account)s, which you sponsor, from %(from_rep)s to "
+        "%(to_rep)s; it waits for your confirmation.",
+        "Nothing waits for your confirmation.",
+        next(message.id for message in translations if isinstance(message.id, str)
+             and message.id.startswith("These accounts are sponsored by you.")),
+        "Your answer"}
+
 # --- compiled catalogues ------------------------------------------------------------------------
 
 def test_a_missing_or_stale_mo_is_compiled_into_the_instance_folder(tmp_path):
