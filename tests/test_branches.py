@@ -122,6 +122,10 @@ def test_bad_codes_and_names_are_refused_with_their_field(session, clock, code, 
     assert audit_actions(session) == []
 
 
+def test_a_code_typed_in_lower_case_is_stored_in_capitals(session, clock):
+    assert create_branch(session, None, " sh-2_b ", "Shanghai 2", None, clock()).code == "SH-2_B"
+
+
 def test_the_longest_code_and_names_are_accepted(session, clock):
     branch = create_branch(session, None, "A-_9" + "x" * (MAX_BRANCH_CODE_LENGTH - 4),
                            "n" * MAX_BRANCH_NAME_LENGTH, "名" * MAX_BRANCH_NAME_LENGTH, clock())
@@ -348,7 +352,7 @@ def test_cli_adds_and_lists_branches(app, session, make_admin):
     assert result.exit_code == 0, result.output
     assert "Created branch SH (Shanghai / 上海)." in result.output
     result = runner.invoke(args=["branches", "add", "sh", "Other", "--by", "boss"])
-    assert result.exit_code == 1 and "CODE: The branch SH is already known as 'sh'" in result.output
+    assert result.exit_code == 1 and "CODE: The branch SH is already known as 'SH'" in result.output
     result = runner.invoke(args=["branches", "add", "BJ", "", "--by", "boss"])
     assert result.exit_code == 1 and "NAME: Give the branch a name." in result.output
     result = runner.invoke(args=["branches", "add", "BJ", "Beijing", "--by", "nobody"])

@@ -178,7 +178,8 @@ def _checked_code(code: str) -> str:
     if not CODE_PATTERN.fullmatch(code):
         raise InvalidRequest(N_("A code uses only letters A-Z, digits, '-' and '_'."),
                              field="code")
-    return code
+    # Codes compare in any case; stored in capitals, as the hint and the files write them.
+    return code.upper()
 
 
 def _checked_names(name: str, name_zh: str | None) -> tuple[str, str | None]:
