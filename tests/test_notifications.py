@@ -793,3 +793,15 @@ def test_the_open_button_says_open_not_the_stage_tables_open_in_chinese(app, rep
     page = client.get("/notifications").get_data(as_text=True)
     assert 'title="打开此通知"' in page
     assert 'title="在途"' not in page
+
+
+@pytest.mark.parametrize("address", ["name@example.com", "a.b+c@mail.example.cn", "王伟@例子.中国"])
+def test_an_address_with_a_name_and_a_dotted_domain_is_an_address(address):
+    assert notifications.is_email_address(address)
+
+
+@pytest.mark.parametrize("address", [
+    "a@b", "a@b.", "a@.cn", "a@b..cn", "@example.com", "a@b@example.com", "a b@example.com",
+    "a@exa\u200bmple.com", "a@example.com\x00", "x" * 250 + "@example.com", ""])
+def test_anything_else_is_not(address):
+    assert not notifications.is_email_address(address)

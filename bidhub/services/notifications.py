@@ -546,14 +546,23 @@ def mark_all_read(session: Session, user: User, now: datetime) -> int:
 MAX_EMAIL_LENGTH = 254
 
 
+def is_email_address(address: str) -> bool:
+    """One @ between a name and a domain of dot-separated labels (name@example.com); no spaces
+    or unprintable characters. A domain without a dot (a@b) names no mail server."""
+    if len(address) > MAX_EMAIL_LENGTH or address.count("@") != 1:
+        return False
+    if any(char.isspace() or not char.isprintable() for char in address):
+        return False
+    name, domain = address.split("@")
+    return bool(name) and "." in domain and all(domain.split("."))
+
+
 def set_notification_email(session: Session, actor: User, user_id: int, email: str,
                            now: datetime) -> User:
     """The address a user's notifications are e-mailed to, set by the user or an admin; empty
     turns e-mail off."""
     address = email.strip()
-    if address and (len(address) > MAX_EMAIL_LENGTH or address.count("@") != 1
-                    or not all(address.split("@")) or any(char.isspace() or not char.isprintable()
-                                                          for char in address)):
+    if address and not is_email_address(address):
         raise InvalidRequest(N_("Enter an e-mail address such as name@example.com, or leave it "
                                 "empty."), field="email")
     with unit_of_work(session):
