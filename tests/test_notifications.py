@@ -716,6 +716,10 @@ def test_an_admin_sets_anyones_address_and_nobody_else_can(app, session, clock, 
     refused = admin.post(f"/notifications/users/{rep_id}/email", data={"email": "a@b@c"},
                          follow_redirects=True)
     assert "Enter an e-mail address" in refused.get_data(as_text=True)
+    refused = admin.post(f"/notifications/users/{rep_id}/email",
+                         data={"email": "a@example.com\x00"}, follow_redirects=True)
+    page = refused.get_data(as_text=True)
+    assert "cannot contain control characters" in page and "removed below" not in page
     reload(session)
     assert session.get(User, rep_id).email is None
     saved = admin.post(f"/notifications/users/{rep_id}/email", data={"email": "a@example.com"})

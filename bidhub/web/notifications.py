@@ -24,7 +24,7 @@ from bidhub.services import notifications
 from bidhub.web.access import admins, signed_in
 from bidhub.web.forms import Form
 from bidhub.web.i18n import translate
-from bidhub.web.params import int_arg
+from bidhub.web.params import control_characters, int_arg
 from bidhub.web.rendering import localtime, redirect_after_post, render
 
 blueprint = Blueprint("notifications", __name__, url_prefix="/notifications")
@@ -140,8 +140,14 @@ def set_user_email(user_id: int):
             return redirect_after_post(back)
         flash(_("E-mail address of %(name)s saved.", name=user.username), "success")
         return redirect_after_post(back)
-    flash(" ".join(form.email.errors) or _("The form expired. Reload the page and try again."),
-          "error")
+    if control_characters(request.form.get("email", "")):
+        # The form's own words point at the field it shows again; this page shows the address
+        # stored, so say what happened instead.
+        flash(_("An e-mail address cannot contain control characters (such as NUL); nothing "
+                "was saved."), "error")
+    else:
+        flash(" ".join(form.email.errors)
+              or _("The form expired. Reload the page and try again."), "error")
     return redirect_after_post(back)
 
 
