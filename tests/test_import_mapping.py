@@ -151,6 +151,79 @@ def test_amounts_that_are_not_whole_yuan_are_refused(cell):
         parse_yuan(cell)
 
 
+@pytest.mark.parametrize(("header", "unit"), [
+    ("年度金额(万元)", 10_000), ("年度金额（万元）", 10_000), ("年度金额【万元】", 10_000),
+    ("年度金额(万)", 10_000), ("年销售额 万元", 10_000), ("年度金额(千元)", 1_000),
+    ("年度金额(元)", 1), ("年度金额(人民币)", 1), ("金额（￥）", 1), ("Amount (RMB)", 1),
+    ("金额", 1), ("annual value yuan", 1), ("年度金额(含税)", 1),
+    ("年度金额(单位:万元)", 10_000), ("年度金额（单位：万元）", 10_000),
+    ("年度金额(万元)*", 10_000), ("年度金额(万元人民币)", 10_000), ("年度金额(RMB万元)", 10_000),
+    ("年度金额（万元/年）", 10_000), ("年度金额万", 10_000), ("年度金额/万元", 10_000),
+    ("年度金额（百万元）", 1_000_000), ("年度金额(亿元)", 100_000_000),
+    ("年度金额（万元）（含税）", 10_000), ("年度金额（单位：元）*", 1),
+])
+def test_units_in_headers_are_read_however_the_header_writes_them(header, unit):
+    assert header_unit(header) == unit
+
+
+@pytest.mark.parametrize(("header", "unit"), [
+    ("年度金额(美元)", "美元"), ("年度金额USD", "usd"), ("年度金额(万美元)", "万美元"),
+    ("年度金额(万元,含税)", "万元,含税"),
+])
+def test_a_unit_bidhub_does_not_read_is_refused_naming_the_column(header, unit):
+    from bidhub.domain.imports import BadValue
+
+    with pytest.raises(BadValue) as refused:
+        header_unit(header)
+    assert f"The column '{header}' names the unit '{unit}'" in str(refused.value)
+    mapping = {**suggested("accounts", ACCOUNT_HEADERS), "年度金额(万元)": ""}
+    headers = ACCOUNT_HEADERS.replace("年度金额(万元)", header)
+    check = check_mapping("accounts", headers.split(","),
+                          {**mapping, header: "annual_value_yuan"})
+    assert not check.usable and header in str(check.errors[0])
+
+
+@pytest.mark.parametrize("header", ["年度金额（单位：万元）", "年度金额(万元)*", "年度金额(RMB万元)",
+                                    "年度金额万", "年度金额（百万元）", "年度金额(亿元)"])
+def test_amounts_under_any_unit_header_are_stored_in_yuan(session, branches, admin, clock,
+                                                          header):
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    headers = ACCOUNT_HEADERS.replace("年度金额(万元)", header)
+    mapping = {**suggested("accounts", ACCOUNT_HEADERS), "年度金额(万元)": "",
+               header: "annual_value_yuan"}
+    del mapping["年度金额(万元)"]
+    result = import_file(session, admin, "accounts", "accounts.csv",
+                         csv_of(headers, ["KA-1,北京智联科技,互联网,民营,BJ,1.2,S1001,"]),
+                         valid_rows_only=False, now=clock(), mapping=mapping)
+    assert result.status == "imported", result.problems
+    reload(session)
+    unit = header_unit(header)
+    assert session.scalar(select(Account.annual_value_yuan)) == 12 * unit // 10
+    assert session.get(ImportRun, result.run_id).report["units"] == {"annual_value_yuan": unit}
+
+
+def test_a_file_whose_amount_column_names_an_unknown_unit_is_not_imported(session, branches,
+                                                                        admin, clock):
+    from bidhub.domain.errors import InvalidRequest
+    from bidhub.domain.imports import RowReader
+
+    header = "annual_value_yuan(美元)"
+    text = (f"external_id,name,industry,ownership_type,branch,{header}\n"
+            "KA-1,北京智联科技,互联网,民营,BJ,12\n")
+    before = counts(session)
+    with pytest.raises(InvalidRequest) as refused:
+        import_file(session, admin, "accounts", "a.csv", text.encode(), valid_rows_only=False,
+                    now=clock(), mapping={header: "annual_value_yuan"})
+    assert f"The column '{header}' names the unit '美元'" in str(refused.value)
+    assert counts(session) == before
+    reader = RowReader("accounts", text.splitlines()[0].split(","), mapping={
+        **{name: name for name in ("external_id", "name", "industry", "ownership_type",
+                                   "branch")}, header: "annual_value_yuan"})
+    assert [(problem.row, str(problem.reason)) for problem in reader.parsed.problems] == [
+        (1, str(refused.value))]
+
+
 # --- the service: mapping needed, given, saved -----------------------------------------------------
 
 def test_a_file_needing_a_mapping_raises_and_writes_nothing(session, branches, admin, clock):

@@ -628,10 +628,72 @@ IMPORTANT: dict[str, frozenset[str]] = {
 
 EXACT, SYNONYM, SIMILAR = "exact", "synonym", "similar"
 SIMILARITY_THRESHOLD = 0.6  # difflib ratio; below it a header suggests nothing
-# A unit in a header, in brackets or at its end: 年度金额(万元), 金额（元）, 年销售额万元.
-HEADER_UNIT = re.compile(r"\((?:人民币)?(万元|万|千元|元|rmb|cny|yuan)\)$|(万元|千元)$")
-HEADER_UNITS = {"万元": 10_000, "万": 10_000, "千元": 1_000, "元": 1, "rmb": 1, "cny": 1,
-                "yuan": 1}
+# Units an amount column's header may name (compared as header_key leaves them), in yuan.
+HEADER_UNITS = {"元": 1, "rmb": 1, "cny": 1, "yuan": 1, "¥": 1, "人民币": 1,
+                "千元": 1_000, "千": 1_000, "k": 1_000, "thousand": 1_000, "thousands": 1_000,
+                "万元": 10_000, "万": 10_000, "10k": 10_000,
+                "十万元": 100_000, "十万": 100_000,
+                "百万元": 1_000_000, "百万": 1_000_000, "m": 1_000_000, "mn": 1_000_000,
+                "million": 1_000_000, "millions": 1_000_000,
+                "千万元": 10_000_000, "千万": 10_000_000,
+                "亿元": 100_000_000, "亿": 100_000_000}
+# A unit at the end of a header without brackets: 年销售额万元, 年度金额万, 年度金额/亿元.
+TRAILING_UNITS = ("十万元", "百万元", "千万元", "千元", "万元", "亿元", "万", "亿")
+# Currency words around a unit that leave it as it is: (RMB万元), (万元人民币), (¥).
+CURRENCY_WORDS = ("人民币", "rmb", "cny", "yuan", "¥")
+PER_YEAR = re.compile(r"(?:/|每)(?:年|yr|year)$|peryear$")
+# Words that name a unit or a currency: a header holding one that is not understood is
+# refused rather than read as yuan.
+UNIT_LIKE = re.compile(r"[元万亿¥$€£]|单位|币|rmb|cny|usd|hkd|eur|jpy|gbp|yuan|dollar")
+
+
+def unknown_unit(header: str, unit: str) -> BadValue:
+    return BadValue(N_("The column '%(column)s' names the unit '%(unit)s', which bidhub does not "
+                       "read; give the amounts in 元, 千元, 万元, 百万元 or 亿元 and name that unit "
+                       "in the column name.", column=header, unit=unit))
+
+
+def bracket_unit(header: str, inside: str) -> int | None:
+    """The unit in a header's brackets ((单位:万元), (RMB万元), (万元/年)); None when the
+    brackets hold no unit-like word ((含税)); BadValue when they hold one not understood."""
+    text = PER_YEAR.sub("", inside.removeprefix("单位:").removeprefix("单位"))
+    for word in CURRENCY_WORDS:
+        if text != word:
+            text = text.removeprefix(word).removesuffix(word)
+    text = PER_YEAR.sub("", text)
+    if text in HEADER_UNITS:
+        return HEADER_UNITS[text]
+    if UNIT_LIKE.search(inside):
+        raise unknown_unit(header, inside)
+    return None
+
+
+def split_unit(header: str) -> tuple[str, int | None]:
+    """The header as compared without its unit, and the unit it names (None: none).
+
+    The unit is in brackets of any width, perhaps after 单位: and beside a currency word, or
+    ends the header (年销售额万元, 年度金额万); a trailing * (a required field) or /年 does not
+    matter. Raises BadValue when the header names a unit or currency that is not understood.
+    """
+    key = PER_YEAR.sub("", header_key(header).strip("*"))
+    while key.endswith(")") and "(" in key:
+        start = key.rindex("(")
+        unit = bracket_unit(header, key[start + 1:-1])
+        base = key[:start].rstrip("*/:")
+        if unit is not None:
+            return base or key, unit
+        key = base
+    for word in TRAILING_UNITS:
+        if key.endswith(word) and len(key) > len(word):
+            return key.removesuffix(word).rstrip("/:") or key, HEADER_UNITS[word]
+    for word in CURRENCY_WORDS + ("元",):
+        if key.endswith(word) and len(key) > len(word) and not UNIT_LIKE.search(
+                key.removesuffix(word)):
+            return key.removesuffix(word).rstrip("/:") or key, 1
+    found = UNIT_LIKE.search(key)
+    if found is not None:
+        raise unknown_unit(header, key[found.start():])
+    return key, None
 
 
 def header_key(header: str) -> str:
@@ -645,16 +707,17 @@ def header_key(header: str) -> str:
 
 
 def header_unit(header: str) -> int:
-    """How many yuan one unit of an amount column is, from its header: 万元 10,000; else 1."""
-    match = HEADER_UNIT.search(header_key(header))
-    if match is None:
-        return 1
-    return HEADER_UNITS[match.group(1) or match.group(2)]
+    """How many yuan one unit of an amount column is, from its header: (万元) 10,000; (单位:
+    百万元) 1,000,000; 年度金额万 10,000; none named: 1. BadValue for a unit not understood."""
+    return split_unit(header)[1] or 1
 
 
 def header_base(header: str) -> str:
     """The header without its unit: 年度金额(万元) -> 年度金额."""
-    return HEADER_UNIT.sub("", header_key(header)) or header_key(header)
+    try:
+        return split_unit(header)[0]
+    except BadValue:
+        return header_key(header)
 
 
 def is_amount(column: Column) -> bool:
@@ -862,7 +925,10 @@ def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str |
     for column, name in check.columns.items():
         column_spec = column_of(kind, name)
         if column_spec is not None and is_amount(column_spec):
-            check.units[name] = header_unit(column)
+            try:
+                check.units[name] = header_unit(column)
+            except BadValue as error:
+                check.errors.append(error.message)
     return check
 
 
@@ -1369,7 +1435,13 @@ def finish_positions(kind: str, header: list[str], positions: dict[str, int], pa
                                   and "external_id" in positions)
     for column in COLUMNS[kind]:
         if column.name in positions and is_amount(column):
-            parsed.units[column.name] = header_unit(header[positions[column.name]])
+            name = header[positions[column.name]]
+            try:
+                parsed.units[column.name] = header_unit(name)
+            except BadValue as error:
+                parsed.units[column.name] = 1
+                if all(str(problem.reason) != str(error) for problem in parsed.problems):
+                    parsed.problems.append(Problem(HEADER_ROW, name, name, error.message))
         if (column.required and column.name not in positions
                 and not (column.name == "username" and parsed.generated_usernames)):
             names = " / ".join(filter(None, (column.name, column.chinese)))
