@@ -373,3 +373,41 @@ def test_a_first_load_records_the_crm_owner_even_past_capacity(session, loaded, 
     reload(session)
     account = session.scalars(select(Account).where(Account.external_id == "KA-9999")).one()
     assert account.owner_id == rep.id
+
+
+# --- CSV records that do not line up with the header -------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gbk"])
+def test_a_quote_never_closed_refuses_the_file_naming_where_it_opens(session, branches,
+                                                                     run_import, encoding):
+    text = sample_text("reps").replace("R1003,zhangwei,张伟,", 'R1003,zhangwei,"张伟,')
+    before = counts(session)
+    result = run_import("reps", text.encode(encoding))
+    assert_refused_without_writes(session, before, result)
+    assert [problem.row for problem in result.problems] == [None]
+    assert ("Row 4, column '姓名': a quote opens here and is never closed"
+            in result.problems[0].reason)
+
+
+def test_quoted_cells_that_close_still_import(session, branches, run_import):
+    text = sample_text("reps").replace("R1003,zhangwei,张伟,", 'R1003,zhangwei,"张""伟\n三",')
+    result = run_import("reps", text.rstrip("\n"))
+    assert result.status == "imported" and result.added == 5, result.problems
+    reload(session)
+    assert session.scalars(select(User.display_name).where(User.external_id == "R1003")).one() == (
+        '张"伟\n三')
+
+
+def test_a_row_with_more_cells_than_the_header_is_a_row_problem(session, branches, run_import):
+    text = sample_text("reps").replace("R1003,zhangwei,张伟,SH,2022-11-20,在职",
+                                       "R1003,zhangwei,张伟,SH,2022-11-20,在职,备注,x")
+    text = text.replace("R1004,chenjing,陈静,SH,2020-05-08,休假",
+                        "R1004,chenjing,陈静,SH,2020-05-08,休假,,")  # blank cells: harmless
+    before = counts(session)
+    result = run_import("reps", text)
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (4, "G", "备注,x")]
+    assert "This row has 8 cells but the header has 6 columns" in result.problems[0].reason
+    result = run_import("reps", text, valid_rows_only=True)
+    assert (result.added, result.skipped) == (4, 1)

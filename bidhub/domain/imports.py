@@ -991,6 +991,8 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         raise FileRefused(too_large(limits))
     text = io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(data), newline="")
     commas = [0]  # separators since the last complete record
+    pending: list[str] = []  # the lines of the record being read
+    ended = [False]  # the file's last line has been read
 
     def lines() -> Iterator[str]:
         # csv builds a record's fields before handing it over; a record with millions of tiny
@@ -999,16 +1001,80 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
             commas[0] += line.count(",")
             if commas[0] > limits.max_columns * 20:
                 raise FileRefused(too_wide(limits))
+            pending.append(line)
             yield line
+        ended[0] = True
 
+    header: list[str] | None = None
+    number = 0
     try:
         for record in csv.reader(lines()):
+            number += 1
+            if ended[0] and quote_left_open("".join(pending)):
+                # csv keeps a quoted field that never closes, with every later line in it.
+                name = header[len(record) - 1] if header and len(record) <= len(header) else ""
+                raise FileRefused(N_(
+                    "Row %(row)d, column %(column)s: a quote opens here and is never closed, so "
+                    "the rest of the file would be read into this cell. Close the quote, or "
+                    "save the export from Excel again.", row=number,
+                    column=cell_name(name, len(record) - 1)))
             commas[0] = 0
+            pending.clear()
+            if header is None:
+                header = [cell.strip() for cell in record]
             yield record
     except csv.Error as error:
         if "field larger than field limit" in str(error):
             raise FileRefused(too_long_cell(limits)) from None
         raise FileRefused(N_("The file is not valid CSV: %(error)s.", error=str(error))) from None
+
+
+def quote_left_open(text: str) -> bool:
+    """Whether a CSV record's text (Excel's dialect, as csv reads it leniently) ends inside a
+    quoted field."""
+    position, size = 0, len(text)
+    while position < size:
+        # At the start of a field.
+        if text[position] != '"':
+            ends = [end for end in (text.find(",", position), text.find("\n", position),
+                                    text.find("\r", position)) if end != -1]
+            if not ends:
+                return False
+            position = min(ends) + 1
+            continue
+        # A quoted field: to its closing quote; a doubled quote is a quote in it.
+        position += 1
+        while True:
+            close = text.find('"', position)
+            if close == -1:
+                return True
+            if text.startswith('"', close + 1):
+                position = close + 2
+                continue
+            position = close + 1
+            break
+        # After the closing quote the field may go on unquoted up to the next separator.
+        ends = [end for end in (text.find(",", position), text.find("\n", position),
+                                text.find("\r", position)) if end != -1]
+        if not ends:
+            return False
+        position = min(ends) + 1
+    return False
+
+
+def column_letters(index: int) -> str:
+    """A spreadsheet column's letters from its index: 0 is A, 26 AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(ord("A") + remainder) + letters
+    return letters
+
+
+def cell_name(name: str, index: int) -> str:
+    """How a message names a column: by its name in the header, else by its letter."""
+    return f"'{name}'" if name else column_letters(index)
 
 
 def read_csv(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
@@ -1307,8 +1373,11 @@ class RowReader:
     """
 
     def __init__(self, kind: str, header: Sequence[str], limits: UploadLimits | None = None,
-                 mapping: Mapping[str, str | None] | None = None) -> None:
+                 mapping: Mapping[str, str | None] | None = None, *,
+                 width_checked: bool = False) -> None:
         self.limits = limits or default_limits()
+        # CSV: a row with more cells than the header has columns had a comma left unquoted.
+        self.width = len(header) if width_checked else None
         if kind not in COLUMNS:
             raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                                  kind=kind, kinds=", ".join(KINDS)))
@@ -1329,6 +1398,9 @@ class RowReader:
         record = [(cell or "").strip() for cell in record]
         if not any(record):
             return None
+        if self.width is not None and len(record) > self.width and any(record[self.width:]):
+            self.problems.add(too_many_cells_in_row(number, record, self.width))
+            return None
         if self.plan is None:
             self.plan = column_plan(self.kind, self.positions, self.parsed)
         values, row_problems = typed_values(self.kind, number, record, self.positions,
@@ -1342,9 +1414,20 @@ class RowReader:
         return None if row_problems else Row(number, values)
 
 
+def too_many_cells_in_row(number: int, record: list[str], width: int) -> Problem:
+    """A row with cells beyond the header's last column (an unquoted comma, most often)."""
+    cells = max(index for index, cell in enumerate(record) if cell) + 1
+    first = next(index for index in range(width, len(record)) if record[index])
+    return Problem(number, column_letters(first), ",".join(record[width:cells]), N_(
+        "This row has %(cells)d cells but the header has %(columns)d columns; a comma inside "
+        "a value must be in quotes (\"1,000\"), or the values after it land in the wrong "
+        "columns.", cells=cells, columns=width))
+
+
 def parse_rows(kind: str, records: Sequence[Sequence[str]],
                limits: UploadLimits | None = None,
-               mapping: Mapping[str, str | None] | None = None) -> Parsed:
+               mapping: Mapping[str, str | None] | None = None, *,
+               width_checked: bool = False) -> Parsed:
     """Typed rows and problems from the file's records (the first is the header).
 
     Without `mapping` each column is read by its exact name; with one (file column -> field,
@@ -1356,7 +1439,7 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
         raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                              kind=kind, kinds=", ".join(KINDS)))
     data_records = checked_data_records(records, limits)
-    reader = RowReader(kind, records[0], limits, mapping)
+    reader = RowReader(kind, records[0], limits, mapping, width_checked=width_checked)
     parsed = reader.parsed
     parsed.rows_total = sum(1 for record in data_records if any(record))
     if parsed.problems:
@@ -1544,10 +1627,11 @@ def cross_checks(kind: str, number: int, values: dict[str, Any]) -> list[Problem
 
 def parse_file(kind: str, records: Sequence[Sequence[str]],
                limits: UploadLimits | None = None,
-               mapping: Mapping[str, str | None] | None = None) -> Parsed:
+               mapping: Mapping[str, str | None] | None = None, *,
+               width_checked: bool = False) -> Parsed:
     """Like parse_rows, but a file that cannot be read becomes a file-level problem."""
     try:
-        return parse_rows(kind, records, limits, mapping)
+        return parse_rows(kind, records, limits, mapping, width_checked=width_checked)
     except FileRefused as error:
         return refused(kind, error)
 
@@ -1561,7 +1645,7 @@ def parse_csv(kind: str, data: bytes, limits: UploadLimits | None = None) -> Par
         records = read_csv(data, limits)
     except FileRefused as error:
         return refused(kind, error)
-    return parse_file(kind, records, limits)
+    return parse_file(kind, records, limits, width_checked=True)
 
 
 def cell_text(value: Any) -> str:

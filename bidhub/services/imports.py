@@ -480,7 +480,7 @@ def import_file(
                                                      acknowledged)
         if mapping is not None and columns is not None:
             to_save = (headers, columns, acknowledged)
-        reader = RowReader(kind, headers, limits, columns)
+        reader = RowReader(kind, headers, limits, columns, width_checked=not source.workbook)
         parsed = reader.parsed
         parsed.rows_total = source.rows_total
     refused_file = False
