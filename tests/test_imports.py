@@ -411,3 +411,33 @@ def test_a_row_with_more_cells_than_the_header_is_a_row_problem(session, branche
     assert "This row has 8 cells but the header has 6 columns" in result.problems[0].reason
     result = run_import("reps", text, valid_rows_only=True)
     assert (result.added, result.skipped) == (4, 1)
+
+
+def test_control_characters_anywhere_in_the_file_are_row_problems(session, branches,
+                                                                  run_import):
+    header = "员工编号,用户名,姓名,分公司,入职日期,状态\n"
+    rows = [f"R{n:04d},user{n},销售{n},BJ,2022-01-01,在职\n" for n in range(300)]
+    rows.append("R9001,bad1,带NUL\x00的销售\x07名称,BJ,2022-01-01,在职\n")
+    rows.append("R9002,bad2,好名字,B\x1bJ,2022-01-01,在职\n")
+    text = header + "".join(rows)
+    assert text.index("\x00") > 8192
+    before = counts(session)
+    result = run_import("reps", text)
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (302, "姓名", "带NUL\\x00的销售\\x07名称"), (303, "分公司", "B\\x1bJ")]
+    assert "control character (U+0000)" in result.problems[0].reason
+    # The report keeps the problems (PostgreSQL stores no NUL); the valid rows still import.
+    result = run_import("reps", text, valid_rows_only=True)
+    assert (result.status, result.added, result.skipped) == ("imported", 300, 2)
+    reload(session)
+    assert not session.scalars(select(User).where(User.external_id.in_(["R9001", "R9002"]))).all()
+
+
+def test_a_control_character_in_a_column_name_refuses_the_file():
+    from bidhub.domain.imports import parse_file
+
+    parsed = parse_file("reps", [["员工编号", "用户名", "姓名\x01", "分公司"], ["x", "y", "z", "BJ"]])
+    assert [(problem.row, str(problem.reason)) for problem in parsed.problems] == [
+        (None, "Row 1, column C: the column name holds a control character (U+0001). Remove "
+               "it and import the file again.")]

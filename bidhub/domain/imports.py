@@ -1180,6 +1180,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
             if number != HEADER_ROW:
                 raise FileRefused(N_("The first row must hold the column names."))
             header = [(cell or "").strip() for cell in record]
+            check_header(header)
             continue
         rows_total += 1
     if header is None:
@@ -1384,6 +1385,8 @@ class RowReader:
         self.kind = kind
         self.parsed = Parsed(kind=kind)
         header = [(cell or "").strip() for cell in header]
+        check_header(header)
+        self.header = header
         if mapping is None:
             self.positions = column_positions(kind, header, self.parsed, self.limits)
         else:
@@ -1397,6 +1400,10 @@ class RowReader:
         """The record's typed row, or None when it has problems (noted in `problems`)."""
         record = [(cell or "").strip() for cell in record]
         if not any(record):
+            return None
+        if CONTROL.search("\t".join(record)):
+            for problem in control_problems(number, record, self.header):
+                self.problems.add(problem)
             return None
         if self.width is not None and len(record) > self.width and any(record[self.width:]):
             self.problems.add(too_many_cells_in_row(number, record, self.width))
@@ -1412,6 +1419,42 @@ class RowReader:
         for problem in row_problems:
             self.problems.add(problem)
         return None if row_problems else Row(number, values)
+
+
+# Characters a text cell may not hold (tab and line breaks it may): PostgreSQL cannot store
+# NUL, and the others are debris of a broken export.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def shown_controls(text: str) -> str:
+    """Text with its control characters written out (\\x00), as a report can keep it."""
+    return CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
+def control_problems(number: int, record: list[str], header: Sequence[str]) -> list[Problem]:
+    """A problem for each cell of a row that holds a control character."""
+    problems = []
+    for index, cell in enumerate(record):
+        found = CONTROL.search(cell)
+        if found is None:
+            continue
+        name = shown_controls(header[index]) if index < len(header) and header[index] else (
+            column_letters(index))
+        problems.append(Problem(number, name, shown_controls(cell), N_(
+            "The cell holds a control character (%(code)s), which cannot be stored; remove it "
+            "and import the file again.", code=f"U+{ord(found.group()):04X}")))
+    return problems
+
+
+def check_header(header: Sequence[str]) -> None:
+    """Refuse a header row holding a control character (FileRefused), naming the column."""
+    for index, name in enumerate(header):
+        found = CONTROL.search(name or "")
+        if found is not None:
+            raise FileRefused(N_(
+                "Row 1, column %(column)s: the column name holds a control character "
+                "(%(code)s). Remove it and import the file again.",
+                column=column_letters(index), code=f"U+{ord(found.group()):04X}"))
 
 
 def too_many_cells_in_row(number: int, record: list[str], width: int) -> Problem:
