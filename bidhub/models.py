@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    func,
 )
 from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -801,6 +802,11 @@ class AuditEvent(Base):
     at: Mapped[datetime]
 
 
+# Imports match external ids in any case: lower(external_id) is looked up by index.
+Index("ix_accounts_external_id_lower", func.lower(Account.external_id))
+Index("ix_opportunities_external_id_lower", func.lower(Opportunity.external_id))
+Index("ix_accountability_incidents_external_id_lower",
+      func.lower(AccountabilityIncident.external_id))
 Index("ix_bids_listing_status", Bid.listing_id, Bid.status)
 # Each rep's latest bid before an instant (the flags' reference bids): a seek per rep.
 Index("ix_bids_rep_submitted", Bid.rep_id, Bid.submitted_at)

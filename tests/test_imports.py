@@ -441,3 +441,77 @@ def test_a_control_character_in_a_column_name_refuses_the_file():
     assert [(problem.row, str(problem.reason)) for problem in parsed.problems] == [
         (None, "Row 1, column C: the column name holds a control character (U+0001). Remove "
                "it and import the file again.")]
+
+
+# --- one identity for an id, in the file and in the database ----------------------------------
+
+def account_ids(session) -> list[str]:
+    reload(session)
+    return sorted(session.scalars(select(Account.external_id)))
+
+
+def test_invisible_characters_around_ids_and_names_are_not_part_of_them(session, loaded,
+                                                                         run_import):
+    before = counts(session)
+    text = sample_text("accounts")
+    text = text.replace("\nKA-2002,华北电力集团,", "\n\u200bKA-2002,华北电力集团\u200d,")
+    text = text.replace("\nKA-2003,", "\n\ufeffKA-2003\u2060 ,")
+    text = text.replace(",R1003,", ",\u200bR1003,")  # an owner named with one, too
+    result = run_import("accounts", text)
+    assert (result.status, result.added, result.updated, result.unchanged) == (
+        "imported", 0, 0, 6), result.problems
+    assert counts(session) == before
+    assert "华北电力集团" in session.scalars(select(Account.name)).all()
+
+
+def test_an_id_in_another_case_or_width_is_the_same_id(session, loaded, run_import):
+    header = sample_text("accounts").splitlines()[0]
+    row = "{id},客户{n},制造,民营,BJ,1000,R1001,,,,,"
+    for n, external_id in enumerate(["KA-3001", "ka-3001", "ＫＡ－３００１", " Ka-3001\u200b"]):
+        result = run_import("accounts", f"{header}\n{row.format(id=external_id, n=n)}\n")
+        assert result.status == "imported" and result.added == (1 if n == 0 else 0), (
+            result.problems)
+    reload(session)
+    stored = session.scalars(select(Account).where(Account.name.like("客户%"))).all()
+    assert [(account.external_id, account.name) for account in stored] == [("KA-3001", "客户3")]
+    # Opportunities and incidents match their own ids and the accounts' the same way.
+    opportunities = sample_text("opportunities")
+    result = run_import("opportunities", opportunities.replace("OPP-3001,KA-2001,R1001",
+                                                               "ｏｐｐ-3001,ka-2001,r1001"))
+    assert (result.status, result.added) == ("imported", 0), result.problems
+    incidents = sample_text("incidents").replace("INC-4001,KA-2002,R1002",
+                                                 "inc-4001,\u200bka-2002,R1002")
+    result = run_import("incidents", incidents)
+    assert (result.status, result.added) == ("imported", 0), result.problems
+    assert counts(session)["Opportunity"] == len(opportunities.splitlines()) - 1
+
+
+def test_ids_differing_only_in_punctuation_are_different_ids(session, loaded, run_import):
+    header = sample_text("accounts").splitlines()[0]
+    rows = [f"{external_id},客户{n},制造,民营,BJ,1000,R1001,,,,,"
+            for n, external_id in enumerate(["KA-20-11", "KA-2011", "ka_20_11", "KA 20 11"])]
+    result = run_import("accounts", "\n".join([header, *rows]) + "\n")
+    assert (result.status, result.added) == ("imported", 4), result.problems
+    assert {"KA-20-11", "KA-2011", "ka_20_11", "KA 20 11"} <= set(account_ids(session))
+
+
+def test_the_same_id_twice_in_a_file_in_another_case_or_width_is_a_duplicate(
+        session, loaded, run_import):
+    header = sample_text("accounts").splitlines()[0]
+    rows = [f"{external_id},客户{n},制造,民营,BJ,1000,R1001,,,,,"
+            for n, external_id in enumerate(["KA-3001", "ka-3001", "ＫＡ－３００１"])]
+    before = counts(session)
+    result = run_import("accounts", "\n".join([header, *rows]) + "\n")
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (3, "external_id"), (4, "external_id")]
+    assert all("Also in row 2" in problem.reason for problem in result.problems)
+
+
+def test_a_rep_named_in_another_case_keeps_the_stored_id(session, loaded, run_import):
+    text = sample_text("reps").replace("R1003,zhangwei,张伟,SH", "ｒ1003,zhangwei,张伟伟,SH")
+    result = run_import("reps", text)
+    assert (result.status, result.added, result.updated) == ("imported", 0, 1), result.problems
+    reload(session)
+    rep = session.scalars(select(User).where(User.username == "zhangwei")).one()
+    assert (rep.external_id, rep.display_name) == ("R1003", "张伟伟")

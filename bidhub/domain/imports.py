@@ -227,6 +227,41 @@ def normalise(header: str) -> str:
     return IGNORED.sub("", unicodedata.normalize("NFKC", header).strip().lower())
 
 
+# Invisible formatting characters (Unicode category Cf): zero-width spaces and joiners, a BOM
+# where two exports were joined, direction marks pasted from chat or web pages. A cell is read
+# without them.
+FORMAT_CHARACTERS = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]")
+
+
+def clean_cell(value: str | None) -> str:
+    """A cell as it is read: without invisible formatting characters or surrounding spaces."""
+    if not value:
+        return ""
+    if value.isascii():
+        return value.strip()
+    return FORMAT_CHARACTERS.sub("", value).strip()
+
+
+def clean_id(value: str) -> str:
+    """An id as stored: NFKC (full-width letters and digits as ASCII), without invisible
+    characters or surrounding spaces; its case and punctuation kept."""
+    if value.isascii():
+        return value.strip()
+    return FORMAT_CHARACTERS.sub("", unicodedata.normalize("NFKC", value)).strip()
+
+
+def id_key(value: str | None) -> str:
+    """How ids compare, in a file and with what is stored: as clean_id, in any case.
+
+    KA-3001, ka-3001 and ＫＡ－３００１ are one id; KA-20-11, KA-2011 and KA_20_11 are three.
+    """
+    return clean_id(value or "").lower()
+
+
 class BadValue(ValueError):
     """A cell's value cannot be read; `message` says why (a `Text`)."""
 
@@ -239,6 +274,17 @@ def parse_text(value: str) -> str:
     if len(value) > MAX_CELL_LENGTH:
         raise BadValue(N_("Longer than %(n)d characters.", n=MAX_CELL_LENGTH))
     return value
+
+
+def id_of(limit: int) -> Callable[[str], str]:
+    """An id or a reference to one (external id, username, code), as clean_id leaves it."""
+    def parse(value: str) -> str:
+        value = clean_id(value)
+        if len(value) > limit:
+            raise BadValue(N_("Longer than %(n)d characters.", n=limit))
+        return value
+
+    return parse
 
 
 def text_of(limit: int) -> Callable[[str], str]:
@@ -428,28 +474,28 @@ class Column:
 
 COLUMNS: dict[str, tuple[Column, ...]] = {
     ImportKind.BRANCHES: (
-        Column("code", ("branch code", "分公司编码", "分公司代码"), text_of(32)),
+        Column("code", ("branch code", "分公司编码", "分公司代码"), id_of(32)),
         Column("name", ("branch name", "分公司名称", "名称"), text_of(100)),
         Column("name_zh", ("chinese name", "中文名称", "中文名"), text_of(100), required=False),
     ),
     ImportKind.REPS: (
-        Column("external_id", ("external id", "员工编号", "工号", "外部编号"), text_of(64)),
-        Column("username", ("用户名", "登录名"), text_of(64)),
+        Column("external_id", ("external id", "员工编号", "工号", "外部编号"), id_of(64)),
+        Column("username", ("用户名", "登录名"), id_of(64)),
         Column("name", ("display name", "姓名", "销售姓名"), text_of(100)),
-        Column("branch", ("branch code", "分公司", "分公司代码"), text_of(32)),
+        Column("branch", ("branch code", "分公司", "分公司代码"), id_of(32)),
         Column("hire_date", ("hired on", "入职日期"), parse_date, required=False),
         Column("status", ("状态", "在职状态"), parse_rep_status, required=False,
                default="active"),
     ),
     ImportKind.ACCOUNTS: (
-        Column("external_id", ("account id", "external id", "客户编号"), text_of(64)),
+        Column("external_id", ("account id", "external id", "客户编号"), id_of(64)),
         Column("name", ("account name", "客户名称"), text_of(200)),
         Column("industry", ("行业",), text_of(64)),
         Column("ownership_type", ("ownership", "所有制", "所有制类型"), choice(OWNERSHIP_TYPES)),
-        Column("branch", ("branch code", "分公司", "分公司代码"), text_of(32)),
+        Column("branch", ("branch code", "分公司", "分公司代码"), id_of(32)),
         Column("annual_value_yuan", ("annual value", "annual value yuan", "年度金额",
                                      "年度价值"), parse_yuan),
-        Column("owner", ("owner rep", "rep", "所属销售", "负责销售"), text_of(64), required=False),
+        Column("owner", ("owner rep", "rep", "所属销售", "负责销售"), id_of(64), required=False),
         Column("executive_sponsor", ("sponsor", "老板负责", "负责高管"),
                title_or_person(EXECUTIVE_SPONSORS), required=False),
         Column("decision_maker", ("决策人",), text_of(100), required=False),
@@ -458,9 +504,9 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("contact", ("接口人",), text_of(100), required=False),
     ),
     ImportKind.OPPORTUNITIES: (
-        Column("external_id", ("opportunity id", "external id", "商机编号"), text_of(64)),
-        Column("account", ("account id", "客户编号"), text_of(64)),
-        Column("rep", ("销售", "所属销售"), text_of(64)),
+        Column("external_id", ("opportunity id", "external id", "商机编号"), id_of(64)),
+        Column("account", ("account id", "客户编号"), id_of(64)),
+        Column("rep", ("销售", "所属销售"), id_of(64)),
         Column("amount_yuan", ("amount", "金额", "商机金额"), parse_yuan),
         Column("stage", ("阶段", "销售阶段"), parse_stage),
         Column("opened", ("opened date", "opened on", "创建日期", "开始日期"), parse_date),
@@ -470,15 +516,15 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
                default=()),
     ),
     ImportKind.FORECASTS: (
-        Column("rep", ("销售", "所属销售"), text_of(64)),
+        Column("rep", ("销售", "所属销售"), id_of(64)),
         Column("month", ("月份",), parse_month),
         Column("forecast_yuan", ("forecast", "预测金额", "月度预测"), parse_yuan),
         Column("actual_yuan", ("actual", "实际金额", "实际完成"), parse_yuan, required=False),
     ),
     ImportKind.INCIDENTS: (
-        Column("external_id", ("incident id", "external id", "事件编号"), text_of(64)),
-        Column("account", ("account id", "客户编号"), text_of(64)),
-        Column("rep", ("销售", "所属销售"), text_of(64)),
+        Column("external_id", ("incident id", "external id", "事件编号"), id_of(64)),
+        Column("account", ("account id", "客户编号"), id_of(64)),
+        Column("rep", ("销售", "所属销售"), id_of(64)),
         Column("competitor_site", ("competitor", "竞争对手网站", "竞品网站"), text_of(200)),
         Column("seen", ("date seen", "seen on", "发现日期"), parse_date),
         Column("ad_type", ("ad", "广告类型"), choice(AD_TYPES)),
@@ -1179,7 +1225,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         if header is None:
             if number != HEADER_ROW:
                 raise FileRefused(N_("The first row must hold the column names."))
-            header = [(cell or "").strip() for cell in record]
+            header = [clean_cell(cell) for cell in record]
             check_header(header)
             continue
         rows_total += 1
@@ -1384,7 +1430,7 @@ class RowReader:
                                  kind=kind, kinds=", ".join(KINDS)))
         self.kind = kind
         self.parsed = Parsed(kind=kind)
-        header = [(cell or "").strip() for cell in header]
+        header = [clean_cell(cell) for cell in header]
         check_header(header)
         self.header = header
         if mapping is None:
@@ -1398,7 +1444,7 @@ class RowReader:
 
     def read(self, number: int, record: Sequence[str]) -> Row | None:
         """The record's typed row, or None when it has problems (noted in `problems`)."""
-        record = [(cell or "").strip() for cell in record]
+        record = [clean_cell(cell) for cell in record]
         if not any(record):
             return None
         if CONTROL.search("\t".join(record)):
@@ -1628,7 +1674,8 @@ def duplicate_problems(number: int, values: dict[str, Any],
     """A problem per key an earlier row already has; otherwise the row's keys are noted."""
     problems = []
     for key, seen in seen_keys.items():
-        identity = tuple(normalise(str(values[name])) for name in key)
+        identity = tuple(id_key(value) if isinstance(value := values[name], str) else value
+                         for name in key)
         if identity in seen:
             label = " + ".join(key)
             value = ", ".join(str(values[name]) for name in key)
@@ -1743,7 +1790,7 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
     """The first `count` data rows read by `columns` (file column -> field), cell by cell."""
     if not records:
         return []
-    header = [(cell or "").strip() for cell in records[0]]
+    header = [clean_cell(cell) for cell in records[0]]
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
         target = columns.get(name)
@@ -1756,7 +1803,7 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
     for offset, record in enumerate(records[1:]):
         if len(rows) >= count:
             break
-        record = [(cell or "").strip() for cell in record]
+        record = [clean_cell(cell) for cell in record]
         if not any(record):
             continue
         number = offset + 2

@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, delete, insert, select, type_coerce, update
+from sqlalchemy import DateTime, delete, func, insert, or_, select, type_coerce, update
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
@@ -54,6 +54,7 @@ from bidhub.domain.imports import (
     exact_mapping,
     file_shape,
     headers_key,
+    id_key,
     mapping_needed,
     numbered_records,
     preview_rows,
@@ -674,8 +675,13 @@ class Importer:
 
     def remember_rep(self, user: User) -> None:
         if user.external_id:
-            self.reps_by_external[user.external_id] = user
+            self.reps_by_external[id_key(user.external_id)] = user
         self.reps_by_username[user.username.lower()] = user
+
+    def find_rep(self, value: str) -> User | None:
+        """The rep a file names by external id (id_key) or username, if bidhub has one."""
+        return self.reps_by_external.get(id_key(value)) or self.reps_by_username.get(
+            value.lower())
 
     def run(self, rows: Iterable[Row], problems: ProblemList) -> Iterator[str | None]:
         """Each row's outcome (added, updated, unchanged; None for a row with a problem, noted
@@ -743,22 +749,24 @@ class Importer:
 
     def rep(self, row: Row, column: str) -> User:
         value = row.values[column]
-        rep = self.reps_by_external.get(value) or self.reps_by_username.get(value.lower())
+        rep = self.find_rep(value)
         if rep is None:
             raise RowProblem(row, column, value,
                              N_("No rep with this external id or username."))
         return rep
 
     def load_accounts(self, external_ids: Iterable[str], *options: Any) -> dict[str, Account]:
+        """The accounts the ids name, by id_key."""
         found: dict[str, Account] = {}
         for part in chunks(set(external_ids)):
-            query = select(Account).where(Account.external_id.in_(part)).options(*options)
-            found.update({account.external_id: account
-                          for account in self.session.scalars(query).unique()})
+            query = select(Account).where(matching_ids(Account.external_id, part)).options(
+                *options)
+            found.update(by_id_key(self.session.scalars(query).unique(),
+                                   lambda account: account.external_id, part))
         return found
 
     def account(self, row: Row, column: str = "account") -> Account:
-        account = self.accounts.get(row.values[column])
+        account = self.accounts.get(id_key(row.values[column]))
         if account is None:
             raise RowProblem(row, column, row.values[column],
                              N_("No account with this external id."))
@@ -779,7 +787,7 @@ class RepImporter(Importer):
 
     def apply(self, row: Row) -> str:
         values = row.values
-        user = self.reps_by_external.get(values["external_id"])
+        user = self.reps_by_external.get(id_key(values["external_id"]))
         generated = "username" not in self.given_columns
         if generated and user is not None:
             # A rep bidhub knows keeps the username it has; only new reps get one made.
@@ -799,8 +807,11 @@ class RepImporter(Importer):
         if user is not None and user.role != Role.REP:
             raise RowProblem(row, "external_id", values["external_id"], N_("Not a rep."))
         branch = self.open_branch(row, user.branch_id if user is not None else None)
+        # A rep bidhub knows keeps the external id as stored, whatever its case in the file.
+        external_id = (user.external_id if user is not None and user.external_id
+                       else values["external_id"])
         fields = {"username": username, "display_name": values["name"],
-                  "branch_id": branch.id, "external_id": values["external_id"]}
+                  "branch_id": branch.id, "external_id": external_id}
         self.optional("hire_date", fields, values.get("hire_date"), "hired_on")
         self.optional("status", fields, values.get("status"))
         if user is None:
@@ -883,10 +894,8 @@ class AccountImporter(Importer):
         lock_accounts(self.session, [account.id for account in self.accounts.values()])
         if "owner" in self.columns:
             named = {str(row.values.get("owner") or "") for row in rows}
-            lock_reps(self.session, [
-                rep.id for value in named
-                if (rep := self.reps_by_external.get(value)
-                    or self.reps_by_username.get(value.lower())) is not None])
+            lock_reps(self.session, [rep.id for value in named
+                                     if (rep := self.find_rep(value)) is not None])
 
     def new_owner(self, row: Row, account: Account | None) -> int | None:
         current = account.owner_id if account else None
@@ -913,7 +922,7 @@ class AccountImporter(Importer):
 
     def apply(self, row: Row) -> str:
         values = row.values
-        account = self.accounts.get(values["external_id"])
+        account = self.accounts.get(id_key(values["external_id"]))
         branch = self.open_branch(row, account.branch_id if account is not None else None)
         owner_id = self.new_owner(row, account)
         previous_owner = account.owner_id if account is not None else None
@@ -932,7 +941,7 @@ class AccountImporter(Importer):
             account = Account(external_id=values["external_id"], owner_id=None,
                               created_at=self.now, **{"executive_sponsor": None, **fields})
             self.session.add(account)
-            self.accounts[account.external_id] = account
+            self.accounts[id_key(account.external_id)] = account
             outcome, changed = "added", True
         else:
             outcome, changed = "updated", set_fields(account, fields) or changed
@@ -978,6 +987,31 @@ class AccountImporter(Importer):
                 accounts={account.id: account})
         except CapacityExceeded as error:
             raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
+
+
+def matching_ids(column: Any, external_ids: list[str]) -> Any:
+    """Rows whose external id is one of these, in any case (by_id_key keeps the right ones).
+
+    lower() of the column has an index; the plain comparison finds ids with letters that
+    SQLite's lower() leaves as they are."""
+    keys = sorted({id_key(external_id) for external_id in external_ids})
+    return or_(column.in_(list(external_ids)), func.lower(column).in_(keys))
+
+
+def by_id_key(items: Iterable[Any], external_id_of: Callable[[Any], str],
+              external_ids: Iterable[str]) -> dict[str, Any]:
+    """The items by id_key of their external id, among the ids asked for. Where two stored
+    ids differ only in case (stored before ids were compared so), the one written exactly as
+    asked wins, else the first."""
+    asked = set(external_ids)
+    wanted = {id_key(external_id) for external_id in asked}
+    found: dict[str, Any] = {}
+    for item in items:
+        external_id = external_id_of(item)
+        key = id_key(external_id)
+        if key in wanted and (key not in found or external_id in asked):
+            found[key] = item
+    return found
 
 
 def as_stored(column: Any) -> Any:
@@ -1027,11 +1061,12 @@ class OpportunityImporter(Importer):
                 yield None
                 continue
             external_id = row.values["external_id"]
-            current = stored.get(external_id)
+            key = id_key(external_id)
+            current = stored.get(key)
             if current is None:
                 new.append({"external_id": external_id, "closed_at": None, **fields})
                 if history:
-                    new_histories[external_id] = history
+                    new_histories[key] = history
                 self.touched_reps.add(fields["rep_id"])
                 yield "added"
                 continue
@@ -1039,8 +1074,8 @@ class OpportunityImporter(Importer):
                        if current[name] != naive(value)}
             if history and [(stage, naive(at)) for stage, at in history] != histories.get(
                     current["id"], []):
-                new_histories[external_id] = history
-            if differs or external_id in new_histories:
+                new_histories[key] = history
+            if differs or key in new_histories:
                 if differs:
                     changed.append({"id": current["id"], **differs})
                 self.touched_reps.update({current["rep_id"], fields["rep_id"]})
@@ -1053,7 +1088,7 @@ class OpportunityImporter(Importer):
     def fields(self, row: Row, accounts: dict[str, int],
                ) -> tuple[dict[str, Any], list[tuple[str, datetime]]]:
         values = row.values
-        account_id = accounts.get(values["account"])
+        account_id = accounts.get(id_key(values["account"]))
         if account_id is None:
             raise RowProblem(row, "account", values["account"],
                              N_("No account with this external id."))
@@ -1067,24 +1102,26 @@ class OpportunityImporter(Importer):
         return fields, history
 
     def account_ids(self, external_ids: Iterable[str]) -> dict[str, int]:
-        """Account ids by external id, remembered across batches (this import adds none)."""
+        """Account ids by id_key, remembered across batches (this import adds none)."""
         known = self.known_accounts
-        missing = [external_id for external_id in external_ids if external_id not in known]
+        missing = [external_id for external_id in external_ids
+                   if id_key(external_id) not in known]
         for part in chunks(missing):
-            known.update(self.session.execute(
-                select(Account.external_id, Account.id).where(Account.external_id.in_(part))
-            ).all())
+            found = self.session.execute(select(Account.external_id, Account.id).where(
+                matching_ids(Account.external_id, part))).all()
+            known.update({key: account.id for key, account in by_id_key(
+                found, lambda account: account.external_id, part).items()})
         return known
 
     def stored_opportunities(self, external_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The stored opportunities by external id, their instants naive UTC (see naive)."""
+        """The stored opportunities by id_key, their instants naive UTC (see naive)."""
         columns = [as_stored(getattr(Opportunity, name))
                    for name in ("id", "external_id", *self.FIELDS)]
         found: dict[str, dict[str, Any]] = {}
         for part in chunks(external_ids):
-            for stored in self.session.execute(
-                    select(*columns).where(Opportunity.external_id.in_(part))).mappings():
-                found[stored["external_id"]] = dict(stored)
+            rows = [dict(stored) for stored in self.session.execute(select(*columns).where(
+                matching_ids(Opportunity.external_id, part))).mappings()]
+            found.update(by_id_key(rows, lambda stored: stored["external_id"], part))
         return found
 
     def stored_histories(self, ids: list[int]) -> dict[int, list[tuple[str, datetime]]]:
@@ -1104,21 +1141,23 @@ class OpportunityImporter(Importer):
     def write(self, new: list[dict[str, Any]], changed: list[dict[str, Any]],
               new_histories: dict[str, list[tuple[str, datetime]]],
               stored: dict[str, dict[str, Any]]) -> None:
-        ids = {external_id: current["id"] for external_id, current in stored.items()}
+        # Stored and new opportunities' ids, by id_key (as stored and new_histories are keyed).
+        ids = {key: current["id"] for key, current in stored.items()}
         if changed:
             self.session.execute(update(Opportunity), changed)
         # Core statements on the tables: the ORM's bulk path would splice the RETURNING rows
         # of every batch of statements together again and again.
         table = Opportunity.__table__
         if new:
-            ids.update(self.session.execute(
-                insert(table).returning(table.c.external_id, table.c.id), new).all())
-        replaced = [ids[external_id] for external_id in new_histories if external_id in stored]
+            ids.update((id_key(external_id), opportunity_id) for external_id, opportunity_id
+                       in self.session.execute(
+                           insert(table).returning(table.c.external_id, table.c.id), new).all())
+        replaced = [ids[key] for key in new_histories if key in stored]
         for part in chunks(replaced):
             self.session.execute(delete(OpportunityStageChange).where(
                 OpportunityStageChange.opportunity_id.in_(part)))
-        changes = [{"opportunity_id": ids[external_id], "stage": stage, "changed_at": at}
-                   for external_id, history in new_histories.items() for stage, at in history]
+        changes = [{"opportunity_id": ids[key], "stage": stage, "changed_at": at}
+                   for key, history in new_histories.items() for stage, at in history]
         if changes:
             self.session.execute(insert(OpportunityStageChange.__table__), changes)
 
@@ -1176,9 +1215,7 @@ class ForecastImporter(Importer):
         return key, fields
 
     def stored_forecasts(self, rows: list[Row]) -> dict[tuple[int, date], dict[str, Any]]:
-        reps = {rep.id for row in rows
-                if (rep := self.reps_by_external.get(row.values["rep"])
-                    or self.reps_by_username.get(row.values["rep"].lower())) is not None}
+        reps = {rep.id for row in rows if (rep := self.find_rep(row.values["rep"])) is not None}
         months = sorted({row.values["month"] for row in rows})
         found: dict[tuple[int, date], dict[str, Any]] = {}
         for part in chunks(sorted(reps)):
@@ -1200,19 +1237,19 @@ class IncidentImporter(Importer):
         self.won_deals = recent_won_deals(
             self.session, [account.id for account in self.accounts.values()], self.now,
             self.policy)
-        self.incidents: dict[str, AccountabilityIncident] = {}
+        self.incidents: dict[str, AccountabilityIncident] = {}  # by id_key
         for part in chunks({row.values["external_id"] for row in rows}):
             query = select(AccountabilityIncident).where(
-                AccountabilityIncident.external_id.in_(part))
-            self.incidents.update({incident.external_id: incident
-                                   for incident in self.session.scalars(query).unique()})
+                matching_ids(AccountabilityIncident.external_id, part))
+            self.incidents.update(by_id_key(self.session.scalars(query).unique(),
+                                            lambda incident: incident.external_id, part))
 
     def apply(self, row: Row) -> str:
         values = row.values
         account, rep = self.account(row), self.rep(row, "rep")
         deal = self.won_deals.get(account.id)
         # The rule is about logging: an incident already in bidhub may still be updated.
-        if deal is not None and values["external_id"] not in self.incidents:
+        if deal is not None and id_key(values["external_id"]) not in self.incidents:
             raise RowProblem(row, "account", values["account"],
                              won_deal_refusal(account, deal, self.policy))
         seen_at = self.instant(values["seen"])
@@ -1232,14 +1269,14 @@ class IncidentImporter(Importer):
                                  error.message) from error
         self.optional("status", fields, values.get("status"))
         self.optional("explanation", fields, values.get("explanation"))
-        incident = self.incidents.get(values["external_id"])
+        incident = self.incidents.get(id_key(values["external_id"]))
         if incident is None:
             incident = AccountabilityIncident(
                 external_id=values["external_id"], logged_by_id=self.actor_id,
                 **{"status": "open", "explanation": "", "page_area": "home_page",
                    "evidence_url": "", **fields})
             self.session.add(incident)
-            self.incidents[incident.external_id] = incident
+            self.incidents[id_key(incident.external_id)] = incident
             self.touched_reps.add(rep.id)
             return "added"
         previous_rep = incident.rep_id
