@@ -515,3 +515,39 @@ def test_a_rep_named_in_another_case_keeps_the_stored_id(session, loaded, run_im
     reload(session)
     rep = session.scalars(select(User).where(User.username == "zhangwei")).one()
     assert (rep.external_id, rep.display_name) == ("R1003", "张伟伟")
+
+
+# --- a rep's status and whether they can sign in and receive accounts ---------------------------
+
+def test_a_rep_back_from_having_left_is_active_again_and_can_receive_accounts(
+        session, loaded, run_import):
+    reps = sample_text("reps")
+    left = reps.replace("R1004,chenjing,陈静,SH,2020-05-08,休假", "R1004,chenjing,陈静,SH,2020-05-08,离职")
+    back = reps.replace("R1004,chenjing,陈静,SH,2020-05-08,休假", "R1004,chenjing,陈静,SH,2020-05-08,在职")
+    assert run_import("reps", left).updated == 1
+    reload(session)
+    rep = session.scalars(select(User).where(User.external_id == "R1004")).one()
+    token = rep.session_token
+    assert (rep.status, rep.is_active) == ("left", False)
+    assert run_import("reps", back).updated == 1
+    reload(session)
+    rep = session.scalars(select(User).where(User.external_id == "R1004")).one()
+    assert (rep.status, rep.is_active) == ("active", True) and rep.session_token != token
+    result = run_import("accounts", sample_text("accounts").replace(",880000,R1003,",
+                                                                    ",880000,R1004,"))
+    assert (result.status, result.updated) == ("imported", 1), result.problems
+
+
+def test_a_rep_an_admin_deactivated_stays_so_and_is_named_deactivated(session, loaded,
+                                                                      run_import):
+    rep = session.scalars(select(User).where(User.external_id == "R1004")).one()
+    rep.is_active = False
+    session.commit()
+    result = run_import("reps", sample_text("reps"))
+    assert (result.status, result.updated) == ("imported", 0)
+    reload(session)
+    assert not session.get(User, rep.id).is_active
+    result = run_import("accounts", sample_text("accounts").replace(",880000,R1003,",
+                                                                    ",880000,R1004,"))
+    assert result.status == "refused"
+    assert "陈静 is deactivated and cannot receive accounts" in result.problems[0].reason

@@ -827,11 +827,17 @@ class RepImporter(Importer):
             self.users_by_username[username] = user
             self.remember_rep(user)
             return "added"
-        previous_username = user.username.lower()
+        previous_username, previous_status = user.username.lower(), user.status
         changed = set_fields(user, fields)
         if user.status == RepStatus.LEFT and user.is_active:
             user.is_active = False
             user.session_token = new_session_token()  # their open sessions end now
+            changed = True
+        elif previous_status == RepStatus.LEFT and user.status != RepStatus.LEFT:
+            # Back from having left (a re-hire, or a CRM record corrected): active again, as
+            # leaving made them inactive. A rep an admin deactivated otherwise stays so.
+            user.is_active = True
+            user.session_token = new_session_token()
             changed = True
         if changed:
             self.touched_reps.add(user.id)
@@ -910,9 +916,13 @@ class AccountImporter(Importer):
             return None
         rep = self.rep(row, "owner")
         if rep.id != current:
-            if not rep.is_active or rep.status == RepStatus.LEFT:
+            if rep.status == RepStatus.LEFT:
                 raise RowProblem(row, "owner", row.values["owner"], N_(
                     "%(rep)s has left and cannot receive accounts.", rep=rep.display_name))
+            if not rep.is_active:
+                raise RowProblem(row, "owner", row.values["owner"], N_(
+                    "%(rep)s is deactivated and cannot receive accounts; reactivate them "
+                    "under Users first.", rep=rep.display_name))
             listing = unfinished_listing_of(self.session, account.id) if account else None
             if listing is not None:
                 raise RowProblem(row, "owner", row.values["owner"], N_(
