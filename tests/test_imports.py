@@ -551,3 +551,42 @@ def test_a_rep_an_admin_deactivated_stays_so_and_is_named_deactivated(session, l
                                                                     ",880000,R1004,"))
     assert result.status == "refused"
     assert "陈静 is deactivated and cannot receive accounts" in result.problems[0].reason
+
+
+def excel_written(workbook, values: dict[bytes, bytes]) -> bytes:
+    """The workbook's bytes with cached values as Excel writes them (openpyxl rounds floats)."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    source, patched = zipfile.ZipFile(buffer), io.BytesIO()
+    with zipfile.ZipFile(patched, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                for old, new in values.items():
+                    data = data.replace(old, new)
+            out.writestr(item, data)
+    return patched.getvalue()
+
+
+def test_an_amount_excel_computed_with_float_noise_imports_as_it_shows(session, loaded,
+                                                                       run_import):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["销售", "月份", "预测金额", "实际金额"])
+    sheet.append(["R1001", "2026-06", 1320, 0.3])
+    noisy = {b"<v>1320</v>": b"<v>1320.0000000000002</v>",  # =1200*1.1
+             b"<v>0.3</v>": b"<v>0.30000000000000004</v>"}  # =0.1*3
+    result = run_import("forecasts", excel_written(workbook, noisy), filename="f.xlsx")
+    assert result.status == "refused"
+    assert [(problem.column, problem.value) for problem in result.problems] == [
+        ("actual_yuan", "0.3")]  # a real fraction of a yuan, as Excel shows it
+    sheet["D2"].value = None
+    result = run_import("forecasts", excel_written(workbook, noisy), filename="f.xlsx")
+    assert (result.status, result.added) == ("imported", 1), result.problems
+    reload(session)
+    assert session.scalars(select(MonthlyForecast.forecast_yuan).where(
+        MonthlyForecast.month == __import__("datetime").date(2026, 6, 1))).one() == 1320

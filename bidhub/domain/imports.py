@@ -342,6 +342,9 @@ def parse_month(value: str) -> date:
 CELL_UNITS = (("万元", 10_000), ("万", 10_000), ("千元", 1_000), ("元", 1))
 
 
+YUAN_NOISE = Decimal("0.000001")
+
+
 def parse_yuan(value: str, unit: int = 1) -> int:
     """Whole yuan from "1,200,000", "¥1,200,000", "120万" or, in a column of `unit` yuan, "1.2"."""
     if value.isascii() and value.isdigit() and len(value) <= 13:  # most cells of an export
@@ -360,9 +363,12 @@ def parse_yuan(value: str, unit: int = 1) -> int:
     number = Decimal(text) * unit
     if number > 10**13:
         raise BadValue(N_("Too large for an amount in yuan."))
-    if number != number.to_integral_value():
+    whole = number.to_integral_value()
+    # Within a millionth of a yuan of a whole number is the noise of a computed amount
+    # (Excel's =1200*1.1 is 1320.0000000000002); a real fraction of a yuan is refused.
+    if abs(number - whole) > YUAN_NOISE:
         raise BadValue(N_("Write a whole number of yuan."))
-    return int(number)
+    return int(whole)
 
 
 def choice(values: dict[str, str]) -> Callable[[str], str]:
@@ -1747,8 +1753,12 @@ def cell_text(value: Any) -> str:
             value.isoformat(sep=" "))
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        # The 15 significant digits Excel shows: a computed 1320.0000000000002 is 1320.
+        rounded = float(f"{value:.15g}")
+        return str(int(rounded)) if rounded.is_integer() else repr(rounded)
     return str(value)
 
 

@@ -51,3 +51,29 @@ def test_punctuation_in_an_id_is_significant_and_cells_lose_only_invisible_chara
     assert id_key("KA-3001") == id_key("ka-3001") == id_key("ＫＡ－３００１")
     assert clean_cell("\ufeff 北京\u200b智联 \u3000") == "北京智联"
     assert clean_cell("ＡＢＣ") == "ＡＢＣ"  # names keep their width
+
+
+def test_the_noise_of_a_computed_amount_is_not_a_fraction_of_a_yuan():
+    from bidhub.domain.imports import BadValue, cell_text, parse_yuan
+
+    noisy = float("1320.0000000000002")  # Excel's =1200*1.1
+    assert cell_text(noisy) == "1320" and parse_yuan(cell_text(noisy)) == 1320
+    assert parse_yuan("1320.0000000000002") == 1320 and parse_yuan("1319.9999999999998") == 1320
+    assert cell_text(float("0.30000000000000004")) == "0.3"
+    assert parse_yuan(cell_text(float("0.35000000000000003")), 10_000) == 3_500
+    for real_fraction in ("1320.5", "1320.01", "1320.000002", "0.5"):
+        try:
+            parse_yuan(real_fraction)
+        except BadValue as error:
+            assert "whole number of yuan" in str(error)
+        else:
+            raise AssertionError(real_fraction)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**11), st.sampled_from([1.1, 1.3, 3.0, 7.0, 0.7]))
+def test_an_amount_excel_computed_reads_as_the_whole_yuan_it_shows(yuan, factor):
+    from bidhub.domain.imports import cell_text, parse_yuan
+
+    computed = yuan * factor / factor  # a whole number, give or take the float's last digit
+    assert parse_yuan(cell_text(computed)) == yuan
