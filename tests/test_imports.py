@@ -553,8 +553,11 @@ def test_a_rep_an_admin_deactivated_stays_so_and_is_named_deactivated(session, l
     assert "陈静 is deactivated and cannot receive accounts" in result.problems[0].reason
 
 
-def excel_written(workbook, values: dict[bytes, bytes]) -> bytes:
-    """The workbook's bytes with cached values as Excel writes them (openpyxl rounds floats)."""
+def excel_written(workbook, values: dict[bytes, bytes],
+                  member: str = "xl/worksheets/sheet1.xml") -> bytes:
+    """The workbook's bytes with a part as Excel writes it (openpyxl rounds floats, and
+    defines every number format it uses)."""
+    import re
     import zipfile
 
     buffer = io.BytesIO()
@@ -563,9 +566,9 @@ def excel_written(workbook, values: dict[bytes, bytes]) -> bytes:
     with zipfile.ZipFile(patched, "w", zipfile.ZIP_DEFLATED) as out:
         for item in source.infolist():
             data = source.read(item.filename)
-            if item.filename == "xl/worksheets/sheet1.xml":
+            if item.filename == member:
                 for old, new in values.items():
-                    data = data.replace(old, new)
+                    data = re.sub(old, new, data, flags=re.DOTALL)
             out.writestr(item, data)
     return patched.getvalue()
 
@@ -578,8 +581,8 @@ def test_an_amount_excel_computed_with_float_noise_imports_as_it_shows(session, 
     sheet = workbook.active
     sheet.append(["销售", "月份", "预测金额", "实际金额"])
     sheet.append(["R1001", "2026-06", 1320, 0.3])
-    noisy = {b"<v>1320</v>": b"<v>1320.0000000000002</v>",  # =1200*1.1
-             b"<v>0.3</v>": b"<v>0.30000000000000004</v>"}  # =0.1*3
+    noisy = {rb"<v>1320</v>": b"<v>1320.0000000000002</v>",  # =1200*1.1
+             rb"<v>0\.3</v>": b"<v>0.30000000000000004</v>"}  # =0.1*3
     result = run_import("forecasts", excel_written(workbook, noisy), filename="f.xlsx")
     assert result.status == "refused"
     assert [(problem.column, problem.value) for problem in result.problems] == [
@@ -590,3 +593,27 @@ def test_an_amount_excel_computed_with_float_noise_imports_as_it_shows(session, 
     reload(session)
     assert session.scalars(select(MonthlyForecast.forecast_yuan).where(
         MonthlyForecast.month == __import__("datetime").date(2026, 6, 1))).one() == 1320
+
+
+@pytest.mark.parametrize("format_id", [31, 27, 57, 58, 36, 50])
+def test_dates_in_chinese_excel_built_in_formats_are_read_as_dates(session, branches,
+                                                                    run_import, format_id):
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in sample_text("reps").splitlines():
+        sheet.append(record.split(","))
+    sheet["E2"].value = datetime(2026, 3, 5)
+    sheet["E2"].number_format = "yyyy-mm-dd;@"  # rewritten below to the built-in id
+    # Chinese Excel writes the style with the built-in id and no <numFmt> for it.
+    data = excel_written(workbook, {rb"<numFmts[^>]*>.*?</numFmts>": b"",
+                                    rb'numFmtId="1[6-9][0-9]"': b'numFmtId="%d"' % format_id},
+                         member="xl/styles.xml")
+    result = run_import("reps", data, filename="reps.xlsx")
+    assert (result.status, result.added) == ("imported", 5), result.problems
+    reload(session)
+    assert str(session.scalars(select(User).where(User.external_id == "R1001")).one()
+               .hired_on) == "2026-03-05"

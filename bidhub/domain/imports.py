@@ -1256,6 +1256,10 @@ CELL_COLUMN = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br\s*=\s*["']\$?(
 FORBIDDEN_MARKUP = re.compile(rb"<!(?:DOCTYPE|ENTITY|\[CDATA\[)", re.IGNORECASE)
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
               NotImplementedError, ValueError)
+# Built-in number formats that Chinese, Japanese and Korean Excel writes without defining them
+# (yyyy"年"m"月"d"日" is 31, m"月"d"日" 58, ...): all dates or times, which openpyxl does not
+# know and would leave as serial numbers.
+EAST_ASIAN_DATE_FORMATS = frozenset(range(27, 37)) | frozenset(range(50, 59))
 NOT_A_WORKBOOK = N_("The file is not a readable Excel workbook (.xlsx). Save it again from "
                     "Excel, or export CSV.")
 

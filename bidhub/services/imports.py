@@ -28,6 +28,7 @@ from bidhub.db import unit_of_work
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest
 from bidhub.domain.imports import (
     CONTACT_ROLES,
+    EAST_ASIAN_DATE_FORMATS,
     HEADER_ROW,
     KINDS,
     NOT_A_WORKBOOK,
@@ -201,9 +202,14 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
     from openpyxl.worksheet._reader import WorkSheetParser
 
     workbook = reader.wb
+    # Styles whose built-in format is one of Chinese Excel's dates are dates too: openpyxl only
+    # knows the formats it defines (a custom format's id has been moved past them by now).
+    date_formats = set(workbook._date_formats) | {
+        index for index, style in enumerate(workbook._cell_styles)
+        if style.numFmtId in EAST_ASIAN_DATE_FORMATS}
     with reader.archive.open(reader.first_sheet) as source:
         parser = WorkSheetParser(source, reader.shared_strings, data_only=True,
-                                 epoch=workbook.epoch, date_formats=workbook._date_formats,
+                                 epoch=workbook.epoch, date_formats=date_formats,
                                  timedelta_formats=workbook._timedelta_formats)
         number = 0
         for index, cells in parser.parse():
