@@ -617,3 +617,22 @@ def test_dates_in_chinese_excel_built_in_formats_are_read_as_dates(session, bran
     reload(session)
     assert str(session.scalars(select(User).where(User.external_id == "R1001")).one()
                .hired_on) == "2026-03-05"
+
+
+def test_a_workbook_is_read_from_its_first_visible_sheet(session, branches, run_import):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    lists = workbook.active
+    lists.title = "字典"
+    for value in ("民营", "国有", "中外合资"):
+        lists.append([value])
+    lists.sheet_state = "hidden"
+    sheet = workbook.create_sheet("销售清单")
+    for record in sample_text("reps").splitlines():
+        sheet.append(record.split(","))
+    workbook.active = 1
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    assert (result.status, result.added) == ("imported", 5), result.problems

@@ -174,7 +174,7 @@ def workbook_reader(source: io.BytesIO) -> Any:
     """openpyxl's reader in read-only mode for cell values, faster where a workbook is large.
 
     It reads the shared strings with shared_string_table and only finds where the first
-    worksheet is: openpyxl's read-only worksheet would first read the whole sheet once more
+    visible worksheet is: openpyxl's read-only worksheet would first read the whole sheet once more
     when it states no size, and pad every row to the size it states.
     """
     from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
@@ -189,10 +189,15 @@ def workbook_reader(source: io.BytesIO) -> Any:
                     self.shared_strings = shared_string_table(strings)
 
         def read_worksheets(self) -> None:
-            for _sheet, relation in self.parser.find_sheets():
+            # The first visible worksheet: a hidden first sheet is most often a list the
+            # visible one's drop-downs read (民营, 国有, ...). All hidden: the first.
+            for sheet, relation in self.parser.find_sheets():
                 if relation.target in self.valid_files and "chartsheet" not in relation.Type:
-                    self.first_sheet = relation.target
-                    return
+                    if self.first_sheet is None:
+                        self.first_sheet = relation.target
+                    if (sheet.state or "visible") == "visible":
+                        self.first_sheet = relation.target
+                        return
 
     return Reader(source, read_only=True, data_only=True)
 
