@@ -14,6 +14,7 @@ from bidhub.db import unit_of_work
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
 from bidhub.domain.text import N_
+from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
     Account,
     Branch,
@@ -60,6 +61,8 @@ def transfer_account(
     is only a title (no person designated yet) moves only when an admin makes the transfer,
     standing in for the sponsor.
     """
+    # The filing register is append-only: nothing invisible goes into it.
+    reason, review_text = visible_text(reason), visible_text(review_text)
     with unit_of_work(session):
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
@@ -351,7 +354,8 @@ def rows_with_ids(session: Session, id_column, *columns, ids: set[int]) -> list[
 
 
 def check_reason(reason: str) -> str:
-    if len(reason.strip()) < MIN_REASON_LENGTH:
+    reason = visible_text(reason)
+    if len(reason) < MIN_REASON_LENGTH:
         raise InvalidRequest(N_("Write the reason (at least %(count)d characters).",
                                 count=MIN_REASON_LENGTH), field="reason")
-    return reason.strip()
+    return reason

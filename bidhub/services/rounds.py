@@ -13,6 +13,7 @@ from sqlalchemy.orm.util import identity_key
 from bidhub.db import attached, columns_of, unit_of_work, values_by_model
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.domain.text import N_, Joined
+from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
     Account,
     Branch,
@@ -137,10 +138,19 @@ def check_round_times(opens_at: datetime, closes_at: datetime, now: datetime) ->
         raise InvalidRequest(N_("The deadline must be in the future."), field="closes_at")
 
 
+def checked_title(title: str) -> str:
+    """A round's title as stored: what can be seen of it, which must not be empty."""
+    title = visible_text(title)
+    if not title:
+        raise InvalidRequest(N_("Give the round a title."), field="title")
+    return title
+
+
 def create_round(
     session: Session, actor: User, *, title: str, branch_id: int | None, opens_at: datetime,
     closes_at: datetime, now: datetime,
 ) -> Round:
+    title = checked_title(title)
     with unit_of_work(session):
         check_round_times(opens_at, closes_at, now)
         if branch_id is not None:
@@ -148,7 +158,7 @@ def create_round(
         rule_set = active_rule_set(session)
         if rule_set is None:
             raise InvalidRequest(N_("There are no active rules; an admin must adopt a rule set first."))
-        round_ = Round(title=title.strip(), branch_id=branch_id, opens_at=opens_at,
+        round_ = Round(title=title, branch_id=branch_id, opens_at=opens_at,
                        closes_at=closes_at, rule_set_id=rule_set.id, status=RoundStatus.DRAFT,
                        created_by_id=actor.id, created_at=now)
         session.add(round_)
@@ -162,6 +172,7 @@ def update_round_times(
     session: Session, actor: User, round_id: int, *, expected_version: int, title: str,
     opens_at: datetime, closes_at: datetime, now: datetime,
 ) -> Round:
+    title = checked_title(title)
     with unit_of_work(session):
         round_ = load_round(session, round_id, expected_version=expected_version)
         if round_.status != RoundStatus.DRAFT:
@@ -169,7 +180,7 @@ def update_round_times(
         check_round_times(opens_at, closes_at, now)
         before = {"title": round_.title, "opens_at": round_.opens_at.isoformat(),
                   "closes_at": round_.closes_at.isoformat()}
-        round_.title, round_.opens_at, round_.closes_at = title.strip(), opens_at, closes_at
+        round_.title, round_.opens_at, round_.closes_at = title, opens_at, closes_at
         record_audit(session, actor, "round.updated", f"round:{round_.id}", now, before=before,
                      after={"title": title, "opens_at": opens_at.isoformat(),
                             "closes_at": closes_at.isoformat()})

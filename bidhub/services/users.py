@@ -20,6 +20,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.text import N_
+from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
     Account,
     AuditEvent,
@@ -96,12 +97,21 @@ def build_user(
 ) -> User:
     """A new User row, checked but not added; for use cases and bulk loads alike."""
     check_password_rules(password)
+    display_name = checked_display_name(display_name)
     executive_title = check_role(role, branch_id, executive_title)
-    return User(username=normalise_username(username), display_name=display_name.strip(),
+    return User(username=normalise_username(username), display_name=display_name,
                 password_hash=hash_password(password), role=role, branch_id=branch_id,
                 executive_title=executive_title,
                 hired_on=hired_on, status=status, is_active=True,
                 session_token=new_session_token(), failed_login_count=0, created_at=now)
+
+
+def checked_display_name(display_name: str) -> str:
+    """A person's name as stored: what can be seen of it, which must not be empty."""
+    display_name = visible_text(display_name)
+    if not display_name:
+        raise InvalidRequest(N_("Give the person's name."), field="display_name")
+    return display_name
 
 
 def create_user(
@@ -134,6 +144,7 @@ def update_user(
     branch_id: int | None, status: str, is_active: bool, now: datetime,
     executive_title: str | None = None,
 ) -> User:
+    display_name = checked_display_name(display_name)
     with unit_of_work(session):
         user = session.get(User, user_id)
         if user is None:
@@ -149,7 +160,7 @@ def update_user(
         if branch_id is not None and branch_id != user.branch_id:
             require_open_branch(session, branch_id)  # staying in a deactivated branch is fine
         before = user_snapshot(user)
-        user.display_name, user.role, user.branch_id = display_name.strip(), role, branch_id
+        user.display_name, user.role, user.branch_id = display_name, role, branch_id
         user.status, user.is_active = status, is_active
         if sponsored and user.executive_title != executive_title:
             # The accounts' title follows the person, for the rules and imports that read it.

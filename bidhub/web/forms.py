@@ -40,6 +40,7 @@ from wtforms.validators import (
 )
 
 from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.typed_text import visible_text
 from bidhub.services import limits
 from bidhub.services.branches import branch_label
 from bidhub.web.i18n import translate
@@ -90,7 +91,8 @@ def refuse_hostile_input(form, field) -> None:
     """Stop a field's validation on input no field should accept, whatever its own validators.
 
     Runs first so that the field's own validators never see it: NumberRange cannot compare a
-    NaN, and a NUL byte would reach PostgreSQL, which refuses it.
+    NaN, and a NUL byte would reach PostgreSQL, which refuses it. Text that passes is cleaned
+    for the validators after it (clean_typed_text).
     """
     message = hostile_input_message(field)
     if message is not None:
@@ -99,6 +101,26 @@ def refuse_hostile_input(form, field) -> None:
                                                  multiline=isinstance(field, TextAreaField))
                       if isinstance(field.data, str) else None)
         raise StopValidation(message)
+    if is_text_field(field):
+        clean_typed_text(field)
+
+
+def is_text_field(field) -> bool:
+    """A field people type text into (a password is taken as typed, spaces and all)."""
+    return isinstance(field, StringField) and not isinstance(field, PasswordField)
+
+
+def clean_typed_text(field) -> None:
+    """Judge and keep a text field's value without invisible formatting characters (zero-width
+    spaces, direction overrides) and surrounding whitespace (visible_text).
+
+    Both the value and the raw input change, so that InputRequired, Optional and Length see
+    the cleaned text: a value of only zero-width spaces is as empty as one of only spaces.
+    """
+    if isinstance(field.data, str):
+        field.data = visible_text(field.data)
+    if field.raw_data and isinstance(field.raw_data[0], str):
+        field.raw_data = [visible_text(field.raw_data[0]), *field.raw_data[1:]]
 
 
 def hostile_input_message(field) -> str | None:
@@ -138,7 +160,8 @@ def wtforms_catalogue(locale: str) -> support.NullTranslations:
 
 
 class Form(FlaskForm):
-    """Every form refuses control characters, malformed numbers and far-off dates first."""
+    """Every form refuses control characters, malformed numbers and far-off dates first, and
+    judges text without its invisible characters and surrounding spaces (clean_typed_text)."""
 
     class Meta(FlaskForm.Meta):
         def get_translations(self, form):
