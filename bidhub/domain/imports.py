@@ -24,6 +24,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from bidhub.domain.text import N_, Joined, Text
+from bidhub.domain.typed_text import username_key, username_problem, visible_text
 
 # Data rows one file may hold: a CRM's whole opportunity history, read as a stream.
 MAX_ROWS = 200_000
@@ -296,6 +297,29 @@ def text_of(limit: int) -> Callable[[str], str]:
     return parse
 
 
+def visible_text_of(limit: int) -> Callable[[str], str]:
+    """Text as people can see it (visible_text), which must not be empty: a cell of only
+    invisible characters is as blank as an empty one."""
+    within = text_of(limit)
+
+    def parse(value: str) -> str:
+        text = visible_text(value)
+        if not text:
+            raise BadValue(N_("A value is required."))
+        return within(text)
+
+    return parse
+
+
+def parse_username(value: str) -> str:
+    """A username as the users' own form takes it (username_key, username_problem)."""
+    username = username_key(value)
+    problem = username_problem(username)
+    if problem is not None:
+        raise BadValue(problem)
+    return username
+
+
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
 # The dates exports nearly always hold, read without strptime (a large file has hundreds of
 # thousands of them); anything else goes through DATE_FORMATS.
@@ -486,8 +510,8 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
     ImportKind.REPS: (
         Column("external_id", ("external id", "员工编号", "工号", "外部编号"), id_of(64)),
-        Column("username", ("用户名", "登录名"), id_of(64)),
-        Column("name", ("display name", "姓名", "销售姓名"), text_of(100)),
+        Column("username", ("用户名", "登录名"), parse_username),
+        Column("name", ("display name", "姓名", "销售姓名"), visible_text_of(100)),
         Column("branch", ("branch code", "分公司", "分公司代码"), id_of(32)),
         Column("hire_date", ("hired on", "入职日期"), parse_date, required=False),
         Column("status", ("状态", "在职状态"), parse_rep_status, required=False,
@@ -1638,7 +1662,7 @@ def finish_positions(kind: str, header: list[str], positions: dict[str, int], pa
 
 def generated_username(external_id: str) -> str:
     """A rep's username when the file has none: the employee id in lower case (R1001 -> r1001)."""
-    return external_id.strip().lower()
+    return username_key(external_id)
 
 
 # How one record is read: per column present, its field, index, parser, whether required, the
@@ -1675,6 +1699,9 @@ def typed_values(kind: str, number: int, record: list[str], positions: dict[str,
             row_problems.append(Problem(number, name, raw, error.message))
     if parsed is not None and parsed.generated_usernames and values.get("external_id"):
         values["username"] = generated_username(values["external_id"])
+        problem = username_problem(values["username"])
+        if problem is not None:
+            row_problems.append(Problem(number, "external_id", values["external_id"], problem))
     return values, row_problems
 
 

@@ -1,12 +1,17 @@
 """Text as people type it: invisible formatting characters and surrounding spaces removed.
 
 A value made only of zero-width spaces or of spaces looks empty on every page, in exports and
-in the filing register, so it must count as empty wherever a value is required.
+in the filing register, so it must count as empty wherever a value is required. Usernames are
+stricter still: a name that looks like another (full-width letters, an invisible character)
+would let one person pass for another.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+
+from bidhub.domain.text import N_, Text
 
 # Unicode's invisible formatting characters (general category Cf, Unicode 15.1): the soft
 # hyphen, Arabic and Syriac number signs, zero-width spaces and joiners, direction marks,
@@ -32,3 +37,27 @@ def visible_text(text: str | None) -> str:
     if not text:
         return ""
     return without_format_characters(text).strip()
+
+
+# Besides letters (any script) and digits, the characters a username may hold: those of
+# e-mail addresses and employee ids.
+USERNAME_PUNCTUATION = frozenset("._-@")
+MAX_USERNAME_LENGTH = 64
+
+
+def username_key(username: str) -> str:
+    """A username as it is stored and signed in with: NFKC-normalised (full-width ＲＥＰ01 is
+    REP01), invisible characters and surrounding whitespace removed, in lower case."""
+    return visible_text(unicodedata.normalize("NFKC", username)).lower()
+
+
+def username_problem(username: str) -> Text | None:
+    """Why a username (as username_key gives it) cannot be one, or None."""
+    if not username:
+        return N_("Give a username.")
+    if len(username) > MAX_USERNAME_LENGTH:
+        return N_("Use at most %(count)d characters.", count=MAX_USERNAME_LENGTH)
+    if not all(char.isalpha() or unicodedata.category(char) == "Nd"
+               or char in USERNAME_PUNCTUATION for char in username):
+        return N_("A username uses only letters, digits and . _ - @, without spaces.")
+    return None

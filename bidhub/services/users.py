@@ -20,7 +20,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.text import N_
-from bidhub.domain.typed_text import visible_text
+from bidhub.domain.typed_text import username_key, username_problem, visible_text
 from bidhub.models import (
     Account,
     AuditEvent,
@@ -99,7 +99,7 @@ def build_user(
     check_password_rules(password)
     display_name = checked_display_name(display_name)
     executive_title = check_role(role, branch_id, executive_title)
-    return User(username=normalise_username(username), display_name=display_name,
+    return User(username=checked_username(username), display_name=display_name,
                 password_hash=hash_password(password), role=role, branch_id=branch_id,
                 executive_title=executive_title,
                 hired_on=hired_on, status=status, is_active=True,
@@ -317,7 +317,18 @@ class LoginPolicy:
 
 
 def normalise_username(username: str) -> str:
-    return username.strip().lower()
+    """The username as stored and compared, from what was typed (username_key): signing in
+    with ＲＥＰ01 or " Rep01 " finds rep01."""
+    return username_key(username)
+
+
+def checked_username(username: str) -> str:
+    """A new username as stored, or InvalidRequest saying which rule it breaks."""
+    username = normalise_username(username)
+    problem = username_problem(username)
+    if problem is not None:
+        raise InvalidRequest(problem, field="username")
+    return username
 
 
 def account_key(username: str) -> str:

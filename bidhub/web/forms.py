@@ -326,7 +326,9 @@ class ConfirmTransferForm(TransferForm):
 
 
 class UserForm(Form):
-    username = StringField(_l("Username"), validators=[InputRequired(), Length(min=2, max=64)])
+    username = StringField(_l("Username"),
+                           description=_l("Letters, digits and . _ - @, without spaces."),
+                           validators=[InputRequired(), Length(min=2, max=64)])
     display_name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
     password = PasswordField(
         _l("Initial password"),
