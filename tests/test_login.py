@@ -331,6 +331,55 @@ def test_the_most_common_passwords_are_refused_wherever_a_password_is_set(
     assert session.get(User, rep.id).password_hash == rep.password_hash
 
 
+BLANK_PASSWORDS = [" " * 12, "\u200b" * 20, "\u3000" * 10, "\u2003 \u00a0\ufeff" * 6,
+                   "ab \u200b\u200b cd \u2060\u2060 e"]
+BLANK_REFUSAL = "Use at least 8 characters that are not spaces or invisible characters."
+
+
+@pytest.mark.parametrize("blank", BLANK_PASSWORDS)
+def test_a_password_of_spaces_or_invisible_characters_is_refused_wherever_one_is_set(
+        app, session, make_admin, make_rep, clock, login_as, blank):
+    admin = make_admin()
+    with pytest.raises(InvalidRequest, match="not spaces or invisible") as refused:
+        users.create_user(session, admin, username="newbie", display_name="New", password=blank,
+                          role="ka_manager", branch_id=None, now=clock())
+    assert refused.value.field == "password"
+    rep = make_rep()
+    response = login_as(admin).post(f"/admin/users/{rep.id}/password",
+                                    data={"new_password": blank})
+    assert response.status_code == 422
+    assert BLANK_REFUSAL in response.get_data(as_text=True)
+    rep_client = app.test_client()
+    login(rep_client, rep)
+    response = rep_client.post("/password", data={"current_password": PASSWORD,
+                                                  "new_password": blank, "confirm": blank})
+    assert response.status_code == 422
+    assert BLANK_REFUSAL in response.get_data(as_text=True)
+    reload(session)
+    assert session.get(User, rep.id).password_hash == rep.password_hash
+
+
+def test_spaces_count_in_a_password_that_has_enough_other_characters(app, session, make_admin,
+                                                                       make_rep, clock):
+    # Kept and checked as typed: signing in never strips or cleans the password.
+    rep = make_rep()
+    users.set_password(session, make_admin(), rep.id, "  a b c d e f g h  ", clock())
+    client = app.test_client()
+    for typed in ("a b c d e f g h", "abcdefgh", "  a b c d e f g h"):
+        assert attempt(client, rep.username, typed, OFFICE).status_code == 422
+    assert attempt(client, rep.username, "  a b c d e f g h  ", OFFICE).status_code == 302
+
+
+def test_a_password_set_before_the_rule_still_signs_in(app, session, make_rep):
+    rep = make_rep()
+    reload(session)
+    session.get(User, rep.id).password_hash = users.hash_password(" " * 12)
+    session.commit()
+    client = app.test_client()
+    assert attempt(client, rep.username, " " * 11, OFFICE).status_code == 422
+    assert attempt(client, rep.username, " " * 12, OFFICE).status_code == 302
+
+
 def test_the_common_password_list_ships_with_the_package():
     listed = users.common_passwords()
     assert len(listed) > 5000 and "password" in listed and "correct horse battery" not in listed

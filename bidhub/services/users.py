@@ -20,7 +20,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.text import N_
-from bidhub.domain.typed_text import username_key, username_problem, visible_text
+from bidhub.domain.typed_text import (
+    username_key,
+    username_problem,
+    visible_text,
+    without_format_characters,
+)
 from bidhub.models import (
     Account,
     AuditEvent,
@@ -49,15 +54,26 @@ def common_passwords() -> frozenset[str]:
 
 
 def check_password_rules(password: str, field: str = "password") -> None:
+    """A new password's rules; the password is kept as typed (spaces and all), and a password
+    typed at sign-in is never checked against them."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidRequest(N_("Use at least %(count)d characters.", count=MIN_PASSWORD_LENGTH),
                              field=field)
+    if len(visible_characters(password)) < MIN_PASSWORD_LENGTH:
+        # Eight spaces or zero-width spaces are typed, or pasted, without a thought.
+        raise InvalidRequest(N_("Use at least %(count)d characters that are not spaces or "
+                                "invisible characters.", count=MIN_PASSWORD_LENGTH), field=field)
     if len(password) > MAX_PASSWORD_LENGTH:
         raise InvalidRequest(N_("Use at most %(count)d characters.", count=MAX_PASSWORD_LENGTH),
                              field=field)
     if password.strip().lower() in common_passwords():
         raise InvalidRequest(N_("This is one of the most common passwords, the first ones an "
                                 "attacker tries; choose another."), field=field)
+
+
+def visible_characters(password: str) -> str:
+    """The password less its whitespace and invisible formatting characters."""
+    return without_format_characters("".join(password.split()))
 
 
 def hash_password(password: str) -> str:
