@@ -3,6 +3,7 @@ spaces are removed from every text field before it is judged and stored."""
 
 from __future__ import annotations
 
+import re
 import sys
 import unicodedata
 from datetime import timedelta
@@ -317,3 +318,14 @@ def test_the_use_cases_store_text_without_its_invisible_characters(session, cloc
                               to_rep_id=world["rep"].id, reason=f"\ufeff{LONG_TEXT}{ZWSP}",
                               review_text=LONG_TEXT, now=clock())
     assert filing.reason == LONG_TEXT
+
+
+def test_a_blank_amount_gets_the_required_message_not_the_range(client, world):
+    login(client, world["rep"])
+    for blank in BLANK_VALUES.values():
+        response = client.post(f"/listings/{world['open_listing'].id}/bid", data={
+            "account_plan": LONG_TEXT, "visit_plan": LONG_TEXT, "committed_revenue_yuan": blank})
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert "This field is required." in page and "Number must be between" not in page, \
+            re.findall(r"<p class=\"error\">[^<]*", page)

@@ -239,8 +239,9 @@ class YuanField(StringField):
 
     def process_formdata(self, valuelist) -> None:
         self.data = None
-        if valuelist and valuelist[0].strip():
-            self.data = parse_yuan(valuelist[0])
+        typed = visible_text(valuelist[0]) if valuelist else ""
+        if typed:
+            self.data = parse_yuan(typed)
             if self.data is None:
                 raise ValueError(_("Enter an amount in whole yuan, such as 120000, 120,000 or "
                                    "12万."))
