@@ -24,7 +24,12 @@ from functools import cache, lru_cache
 from typing import Any
 
 from bidhub.domain.text import N_, Joined, Text
-from bidhub.domain.typed_text import username_key, username_problem, visible_text
+from bidhub.domain.typed_text import (
+    FORMAT_CHARACTERS,
+    username_key,
+    username_problem,
+    visible_text,
+)
 
 # Data rows one file may hold: a CRM's whole opportunity history, read as a stream.
 MAX_ROWS = 200_000
@@ -228,18 +233,9 @@ def normalise(header: str) -> str:
     return IGNORED.sub("", unicodedata.normalize("NFKC", header).strip().lower())
 
 
-# Invisible formatting characters (Unicode category Cf): zero-width spaces and joiners, a BOM
-# where two exports were joined, direction marks pasted from chat or web pages. A cell is read
-# without them.
-FORMAT_CHARACTERS = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]")
-
-
 def clean_cell(value: str | None) -> str:
-    """A cell as it is read: without invisible formatting characters or surrounding spaces."""
+    """A cell as it is read: without invisible formatting characters (zero-width spaces, a BOM
+    where two exports were joined, direction marks pasted from chat) or surrounding spaces."""
     if not value:
         return ""
     if value.isascii():
