@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from wtforms.validators import NumberRange
 
 from bidhub.models import AccountabilityIncident, Bid, Round, RoundStatus, User
 from bidhub.services.accountability import log_incident
 from bidhub.services.rule_sets import active_rule_set, parsed
 from bidhub.web import params
 from bidhub.web.forms import rules_settings_form
+from bidhub.web.params import parse_yuan
 from tests.conftest import PASSWORD, login, reload
 
 HUGE_IDS = [str(2**31), str(2**63), str(2**64), "9" * 30, "9" * 400, "0", "00", "٣", "²", "①",
@@ -173,7 +176,9 @@ def test_lookalike_expected_rule_set_is_no_500(client, session, world):
 
 def test_lookalike_or_oversized_revenue_in_a_bid_is_a_field_error(client, session, world):
     login(client, world["rep"])
-    for value in [*LOOKALIKE_NUMBERS, "3000000000", "-5"]:
+    # Full-width digits are digits in an amount (１２万 is 120,000, as the i18n tests read it).
+    for value in [*(number for number in LOOKALIKE_NUMBERS if number != "１２"),
+                  "3000000000", "-5"]:
         response = client.post(f"/listings/{world['listing'].id}/bid", data={
             "account_plan": "A careful plan for this account.", "committed_revenue_yuan": value,
             "visit_plan": "Visit the decision maker in week one."})
@@ -255,6 +260,40 @@ def test_rule_settings_refuse_non_finite_and_huge_numbers(app, client, session, 
         assert response.status_code == 422, (name, value, response.status_code)
     response = client.post("/admin/rules/settings", data=data)
     assert response.status_code == 200
+
+
+def field_errors(page: str, name: str) -> list[str]:
+    """The error messages shown with the field `name` (_macros.html's field)."""
+    match = re.search(rf'id="{name}"(.*?)</div>', page, re.S)
+    return re.findall(r'<p class="error">(.*?)</p>', match.group(1)) if match else []
+
+
+def test_a_number_that_is_not_one_gets_one_message_naming_the_fields_own_range(
+        app, client, session, world):
+    login(client, world["admin"])
+    data = settings_data(app, session)
+    with app.test_request_context():
+        form = rules_settings_form(parsed(active_rule_set(session)))
+    capacity = next(v for v in form.capacity_max.validators if isinstance(v, NumberRange))
+    tenure = next(v for v in form.min_tenure_months.validators if isinstance(v, NumberRange))
+    page = client.post("/admin/rules/settings", data={**data, "capacity_max": "abc"}
+                       ).get_data(as_text=True)
+    assert field_errors(page, "capacity_max") == [
+        f"Enter a whole number in digits 0-9, between {capacity.min:,} and {capacity.max:,}."]
+    page = client.post("/admin/rules/settings", data={**data, "min_tenure_months": "NaN"}
+                       ).get_data(as_text=True)
+    assert field_errors(page, "min_tenure_months") == [
+        f"Enter a number between {tenure.min:,} and {tenure.max:,}."]
+
+
+def test_full_width_digits_read_as_digits_in_every_number_field(app, client, session, world):
+    """Chinese input methods type １０: a whole-number field takes it as a decimal one does."""
+    login(client, world["admin"])
+    data = settings_data(app, session)
+    for name in ("capacity_max", "min_tenure_months"):
+        response = client.post("/admin/rules/settings", data={**data, name: "３５"})
+        assert response.status_code == 200, name
+    assert parse_yuan("１２００００") == parse_yuan("１２万") == 120_000
 
 
 # --- control characters -----------------------------------------------------------------------

@@ -350,7 +350,7 @@ def test_compact_figures_round_to_three_digits_and_move_up_a_unit():
     ("10万", 100_000), ("1.2万", 12_000), ("1.2万元", 12_000), (" 5 万 ", 50_000),
     ("12000元", 12_000), ("3亿", 300_000_000), ("12000.00", 12_000), ("-5", -5),
     ("1.23456万", None), ("12000.5", None), ("abc", None), ("10万万", None), ("1,00,000", None),
-    ("", None), ("1e5", None), ("1_000", None), ("１２万", None), ("²", None), ("٣", None),
+    ("", None), ("1e5", None), ("1_000", None), ("１２万", 120_000), ("１,２００元", 1_200), ("²", None), ("٣", None),
     ("2147483648", None), ("9" * 50, None), (None, None)])
 def test_amounts_are_read_as_people_write_them(text, expected):
     assert parse_yuan(text) == expected

@@ -96,6 +96,8 @@ def refuse_hostile_input(form, field) -> None:
     """
     message = hostile_input_message(field)
     if message is not None:
+        # The one message says it all: not also WTForms' "Not a valid integer value."
+        field.errors.clear()
         # Text is shown again without the offending characters, so nothing typed is lost.
         field.data = (without_control_characters(field.data,
                                                  multiline=isinstance(field, TextAreaField))
@@ -131,26 +133,50 @@ def hostile_input_message(field) -> str | None:
         if isinstance(text, str) and control_characters(text, multiline=multiline):
             return _("Control characters (such as NUL) are not allowed here; they are removed "
                      "below. Check the text and send it again.")
-    if (isinstance(field, IntegerField) and isinstance(raw, str) and raw.strip()
-            and parse_int(raw, minimum=-MAX_DB_INT, maximum=MAX_DB_INT) is None):
-        return whole_number_message()
+    typed = isinstance(raw, str) and bool(raw.strip())
+    if isinstance(field, IntegerField) and typed and (
+            field.process_errors or parse_int(raw.translate(FULL_WIDTH_DIGITS),
+                                              minimum=-MAX_DB_INT, maximum=MAX_DB_INT) is None):
+        return whole_number_message(field)
     data = getattr(field, "data", None)
     if isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_DB_INT:
-        return whole_number_message()
-    if isinstance(field, DecimalField | FloatField) and data is not None:
-        finite = data.is_finite() if isinstance(data, Decimal) else math.isfinite(data)
+        return whole_number_message(field)
+    if isinstance(field, DecimalField | FloatField) and typed:
+        finite = data is not None and (data.is_finite() if isinstance(data, Decimal)
+                                       else math.isfinite(data))
         if not finite or abs(data) > MAX_DECIMAL:
-            return _("Enter a number between %(low)s and %(high)s.",
-                     low=f"{-MAX_DECIMAL:g}", high=f"{MAX_DECIMAL:g}")
+            low, high = number_range(field, -MAX_DECIMAL, MAX_DECIMAL)
+            return _("Enter a number between %(low)s and %(high)s.", low=shown_bound(low),
+                     high=shown_bound(high))
     if isinstance(field, DateTimeField) and data is not None and not is_sensible_year(data.year):
         return _("Enter a date between the years %(first)d and %(last)d.",
                  first=MIN_YEAR, last=MAX_YEAR)
     return None
 
 
-def whole_number_message() -> str:
-    return _("Enter a whole number in digits 0-9, between %(low)d and %(high)d.",
-             low=-MAX_DB_INT, high=MAX_DB_INT)
+def whole_number_message(field=None) -> str:
+    low, high = number_range(field, -MAX_DB_INT, MAX_DB_INT)
+    return _("Enter a whole number in digits 0-9, between %(low)s and %(high)s.",
+             low=shown_bound(low), high=shown_bound(high))
+
+
+# Full-width digits, as Chinese input methods type them, read as ASCII ones.
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９－＋", "0123456789-+")
+
+
+def number_range(field, low, high) -> tuple:
+    """The bounds the field's own NumberRange sets, else `low` and `high`: a message names the
+    range the field takes, not the database's."""
+    for validator in getattr(field, "validators", ()):
+        if isinstance(validator, NumberRange):
+            return (low if validator.min is None else validator.min,
+                    high if validator.max is None else validator.max)
+    return low, high
+
+
+def shown_bound(value) -> str:
+    """A bound as people read it: 1,000,000,000,000 rather than 1e+12; 0.5 as it is."""
+    return f"{int(value):,}" if value == int(value) else f"{value:,}"
 
 
 @functools.lru_cache(maxsize=16)

@@ -86,7 +86,7 @@ def parse_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> i
 # counts too; full-width digits do not (like every other number field, see parse_int).
 _AMOUNT = re.compile(r"(?P<sign>-?)[¥]?\s*(?P<number>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
                      r"(?:\.(?P<fraction>[0-9]+))?\s*(?P<unit>万元|万|亿元|亿|元)?")
-_FULL_WIDTH = str.maketrans("，．￥－\u3000", ",.¥- ")
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９，．￥－\u3000", "0123456789,.¥- ")
 _UNIT_YUAN = {None: 1, "元": 1, "万": 10_000, "万元": 10_000, "亿": 100_000_000,
               "亿元": 100_000_000}
 MAX_AMOUNT_CHARS = 40
