@@ -145,14 +145,14 @@ def test_publishing_is_all_or_nothing(app, session, scored_listing, make_manager
     filings_before = session.scalar(select(func.count()).select_from(Filing))
     calls = []
 
-    def failing_filing(*args, **kwargs):
+    def failing_after_writing(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:  # the first award is written, then the second one's filing fails
+        if len(calls) == 2:  # both awards' filings are written, then the second one fails
             raise RuntimeError("disk full")
-        return real_append(*args, **kwargs)
+        return real_note(*args, **kwargs)
 
-    real_append = ownership.append_filing
-    monkeypatch.setattr(ownership, "append_filing", failing_filing)
+    real_note = ownership.note_new_filing
+    monkeypatch.setattr(ownership, "note_new_filing", failing_after_writing)
     round_ = session.get(Round, scored_listing.id)
     # The default rules announce first; the transfers are written when the window ends.
     adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,

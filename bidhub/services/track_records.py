@@ -462,14 +462,14 @@ def _values_of(instance: Any, column: str) -> set[int]:
     return {value for value in (*history.sum(), getattr(instance, column)) if value is not None}
 
 
-def _promise_changes(session: Session, instance: Any, bids: set[int], listings: set[int]) -> None:
+def _promise_changes(instance: Any, is_new: bool, bids: set[int], listings: set[int]) -> None:
     """Collect what a flushed row changes about promises: a decision's bid, a bid's
     commitment, a listing's award taking effect (its status or applied_at). A new bid or
     listing has no decision yet, so placing bids and releasing accounts costs nothing here."""
     kind, state = type(instance), inspect(instance)
     if kind is Decision:
         bids |= _values_of(instance, "bid_id")
-    elif instance in session.new:
+    elif is_new:
         return
     elif kind is Bid and state.attrs.committed_revenue_yuan.history.has_changes():
         bids.add(instance.id)
@@ -498,11 +498,14 @@ def reps_with_changed_history(session: Session) -> set[int]:
     accounts: set[int] = set()
     bids: set[int] = set()
     listings: set[int] = set()
-    for instance in (*session.new, *session.dirty, *session.deleted):
+    # Each of session.new and session.dirty walks every object the session holds: asked once,
+    # not once per object (a CRM import flushes thousands of new rows at a time).
+    new, dirty = session.new, session.dirty
+    for instance in (*new, *dirty, *session.deleted):
         kind = type(instance)
-        if instance in session.dirty and not session.is_modified(instance):
+        if instance in dirty and not session.is_modified(instance):
             continue
-        _promise_changes(session, instance, bids, listings)
+        _promise_changes(instance, instance in new, bids, listings)
         if kind in _REP_COLUMN:
             reps |= _reps_of(instance, _REP_COLUMN[kind])
         elif kind is OpportunityStageChange:
