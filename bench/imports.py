@@ -1,6 +1,7 @@
-"""Benchmark: importing 10,000 and 100,000 generated opportunity rows, then the 100,000 again.
+"""Benchmark: importing 10,000 and 100,000 generated opportunity rows, then the 100,000 again;
+and an accounts export with owners and contacts, first load and again.
 
-Run: python bench/imports.py [--sizes 10000 100000] [--keep DIR]
+Run: python bench/imports.py [--sizes 10000 100000] [--accounts 20000] [--keep DIR]
      (BIDHUB_BENCH_POSTGRES_URL=postgresql+psycopg://user:pw@host/db also runs every case on a
      fresh PostgreSQL database created beside that one and dropped afterwards)
 
@@ -18,6 +19,13 @@ tracemalloc, which would slow the import several times), the counts the command 
 the ratio to the targets: 100,000 rows in under 30 s and 512 MiB; importing them again in
 under 15 s with 0 rows added or updated. The machine (processor, cores, Python) is printed
 first. Exits 1 when a target is missed.
+
+Then an accounts export of --accounts rows (客户编号, 客户名称, 行业, 所有制, 分公司, 年度金额,
+所属销售, 决策人, 接口人) for accounts bidhub does not hold yet: each owner is filed as the account's
+first owner, so the import writes an account, two contacts and a filing per row. It is
+imported into a database prepared as above, then again (0 rows changed). Its rows per second
+say how large an accounts file the upload page imports within a request's time limit
+(BIDHUB_TIMEOUT, 30 s by default).
 Takes about a minute on SQLite on a quiet 2-core machine.
 """
 
@@ -49,6 +57,7 @@ TARGET_ROWS = 100_000
 TARGET_SECONDS = 30.0
 TARGET_REIMPORT_SECONDS = 15.0
 TARGET_MIB = 512
+REQUEST_SECONDS = 30.0  # BIDHUB_TIMEOUT's default: an upload imports within one request
 REPS = 400
 ACCOUNTS = 8_000
 BRANCHES = (("BJ", "Beijing", "北京"), ("SH", "Shanghai", "上海"), ("GZ", "Guangzhou", "广州"))
@@ -91,6 +100,17 @@ def accounts_file() -> bytes:
         [account_id(number), f"客户{number:06d}有限公司", rng.choice(INDUSTRIES),
          rng.choice(OWNERSHIP), BRANCHES[number % 3][0], str(rng.randint(5, 500) * 10_000)]
         for number in range(1, ACCOUNTS + 1)])
+
+
+def account_export(count: int) -> bytes:
+    """An accounts export with owners and contacts, for accounts bidhub does not hold yet."""
+    rng = random.Random(13)
+    return csv_bytes([["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售",
+                       "决策人", "接口人"]] + [
+        [f"KA-N{number:06d}", f"新客户{number:06d}有限责任公司", rng.choice(INDUSTRIES),
+         rng.choice(OWNERSHIP), BRANCHES[number % 3][2], str(rng.randint(5, 500) * 10_000),
+         rep_id(rng.randint(1, REPS)), f"赵总{number}", f"李专员{number}"]
+        for number in range(1, count + 1)])
 
 
 def opportunity_rows(count: int, seed: int = 11) -> list[list[str]]:
@@ -164,8 +184,8 @@ def prepare_database(url: str, folder: Path) -> None:
         engine_of(app).dispose()
 
 
-def import_in_child(url: str, folder: Path, path: Path) -> dict:
-    """(In the child) `bidhub import opportunities PATH --by admin`: its time, peak, counts."""
+def import_in_child(url: str, folder: Path, path: Path, kind: str = "opportunities") -> dict:
+    """(In the child) `bidhub import KIND PATH --by admin`: its time, peak, counts."""
     from bidhub import create_app
 
     app = create_app(app_config(url, folder))
@@ -176,7 +196,7 @@ def import_in_child(url: str, folder: Path, path: Path) -> dict:
     baseline = peak_kib()
     cpu = time.process_time()
     started = time.perf_counter()
-    result = runner.invoke(args=["import", "opportunities", str(path), "--by", "admin"])
+    result = runner.invoke(args=["import", kind, str(path), "--by", "admin"])
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
     found = COUNTS.search(result.output or "")
@@ -187,9 +207,9 @@ def import_in_child(url: str, folder: Path, path: Path) -> dict:
             "added": added, "updated": updated, "unchanged": unchanged, "skipped": skipped}
 
 
-def run_import(url: str, folder: Path, path: Path) -> dict:
+def run_import(url: str, folder: Path, path: Path, kind: str = "opportunities") -> dict:
     completed = subprocess.run(
-        [sys.executable, __file__, "--child", url, str(folder), str(path)],
+        [sys.executable, __file__, "--child", url, str(folder), str(path), kind],
         capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         return {"error": completed.stderr.strip()[-2_000:] or "exit code"}
@@ -265,11 +285,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="*", type=int, default=[10_000, TARGET_ROWS])
     parser.add_argument("--keep", type=Path, help="write the files and databases here")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--accounts", type=int, default=20_000,
+                        help="rows of the accounts export (0: none)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.child:
-        url, folder, path = arguments.child
-        print(json.dumps(import_in_child(url, Path(folder), Path(path))))
+        url, folder, path, kind = arguments.child
+        print(json.dumps(import_in_child(url, Path(folder), Path(path), kind)))
         return 0
     print(machine.describe(), flush=True)
     started = time.perf_counter()
@@ -281,6 +303,11 @@ def main() -> int:
         path.write_bytes(opportunities_file(size))
         files[size] = path
         print(f"{path.name}: {size:,} rows, {path.stat().st_size / 1024 / 1024:.1f} MiB")
+    accounts_path = folder / f"accounts-{arguments.accounts}.csv"
+    if arguments.accounts:
+        accounts_path.write_bytes(account_export(arguments.accounts))
+        print(f"{accounts_path.name}: {arguments.accounts:,} rows, "
+              f"{accounts_path.stat().st_size / 1024 / 1024:.1f} MiB")
     backends = ["sqlite"] + (["postgresql"] if os.environ.get("BIDHUB_BENCH_POSTGRES_URL")
                              else [])
     print(f"\n{'database':<10} {'import':<22} {'rows':>8} {'seconds':>8} {'cpu s':>8} {'rows/s':>9} "
@@ -299,6 +326,20 @@ def main() -> int:
                 lines, met = verdicts(backend, first, again)
                 summary += lines
                 all_met = all_met and met
+        if arguments.accounts:
+            with fresh_database(backend, folder, "accounts") as url:
+                prepare_database(url, folder)
+                first = run_import(url, folder, accounts_path, "accounts")
+                print(line(backend, f"{arguments.accounts:,} accounts", first))
+                again = run_import(url, folder, accounts_path, "accounts")
+                print(line(backend, f"{arguments.accounts:,} accounts again", again))
+                all_met = all_met and "error" not in first and "error" not in again
+                if "error" not in first:
+                    rate = first["rows"] / first["seconds"]
+                    summary.append(
+                        f"{backend}: accounts export {rate:,.0f} rows/s: about "
+                        f"{rate * REQUEST_SECONDS:,.0f} rows within the upload page's "
+                        f"{REQUEST_SECONDS:g} s request limit")
     print("\nseconds: wall time of the command; cpu s: the child's own CPU time in it (the "
           "database\nserver's not included), steadier than wall time on a busy machine. "
           "Peak MiB: the child's\npeak resident memory (VmHWM) from just before the import, "
