@@ -20,7 +20,9 @@ from bidhub.domain.imports import (
     numbered_records,
 )
 from bidhub.models import (
+    Account,
     AuditEvent,
+    Filing,
     ImportRun,
     MonthlyForecast,
     Opportunity,
@@ -29,6 +31,7 @@ from bidhub.models import (
 )
 from bidhub.services import imports
 from bidhub.services.imports import FileSource, import_file
+from bidhub.services.ledger import verify_ledger
 from tests.conftest import reload
 
 HEADER = "商机编号,客户编号,销售,金额,阶段,创建日期,关闭日期,阶段历史"
@@ -292,6 +295,43 @@ def test_an_xlsx_file_streams_like_a_csv(session, world, run_import, small_batch
     result = import_file(session, world["admin"], "opportunities", "opportunities.xlsx", data,
                          valid_rows_only=False, now=datetime(2026, 3, 2, tzinfo=UTC))
     assert (result.added, result.updated, result.unchanged) == (0, 0, 60)
+
+
+def test_new_accounts_first_owners_are_filed_in_groups_each_on_the_chain(
+        session, world, run_import, monkeypatch):
+    """The first owners of new accounts are filed a group at a time: every one is filed, in
+    the file's order, on an unbroken chain, beside an existing account's transfer in the same
+    file."""
+    monkeypatch.setattr(imports, "FIRST_OWNERS_AT_ONCE", 7)
+    reps, moved = world["reps"], world["accounts"][0]
+    rows = ["external_id,name,industry,ownership_type,branch,annual_value_yuan,owner"]
+    rows += [f"NEW-{n:03d},New {n},制造业,民营,{reps[0].branch.code},100000,"
+             f"{reps[n % 4].username if n % 5 else ''}" for n in range(30)]
+    moved_row = io.StringIO()
+    csv.writer(moved_row, lineterminator="").writerow([
+        moved.external_id, moved.name, moved.industry, moved.ownership_type, moved.branch.code,
+        moved.annual_value_yuan, reps[3].username])
+    rows.insert(12, moved_row.getvalue())
+    before = session.scalar(select(func.max(Filing.seq))) or 0
+    result = run_import("accounts", "\r\n".join(rows) + "\r\n")
+    assert (result.status, result.added, result.updated) == ("imported", 30, 1), result.problems
+    reload(session)
+    filings = session.scalars(select(Filing).where(Filing.seq > before)
+                              .order_by(Filing.seq)).all()
+    owned = {account.external_id: account for account in session.scalars(
+        select(Account).where(Account.external_id.like("NEW-%")))}
+    new_ids = {account.id for account in owned.values()}
+    first_loads = [filing for filing in filings if filing.account_id in new_ids]
+    assert all(filing.from_rep_id is None for filing in first_loads)
+    assert [filing.account_id for filing in first_loads] == [
+        owned[f"NEW-{n:03d}"].id for n in range(30) if n % 5]
+    assert all(owned[f"NEW-{n:03d}"].owner_id == (reps[n % 4].id if n % 5 else None)
+               for n in range(30))
+    assert [filing.seq for filing in filings] == list(range(before + 1, before + 1 + 25))
+    assert session.get(Account, moved.id).owner_id == reps[3].id
+    assert verify_ledger(session).is_intact
+    again = run_import("accounts", "\r\n".join(rows) + "\r\n")
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 31)
 
 
 # --- the row cap and bounded memory, without a database ----------------------------------------

@@ -863,10 +863,16 @@ class RepImporter(Importer):
         return "updated" if changed else "unchanged"
 
 
+# New accounts whose first owners are filed in one go: enough that a flush and a pass along the
+# chain serve many rows, few enough that the flush's own bookkeeping stays small in memory.
+FIRST_OWNERS_AT_ONCE = 500
+
+
 class AccountImporter(Importer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # The batch's new accounts and their first owners, filed together (end_batch).
+        # New accounts and their first owners, filed together (end_batch): at the end of each
+        # batch, or sooner once FIRST_OWNERS_AT_ONCE wait.
         self.first_owners: list[tuple[Account, int]] = []
 
     def sponsor_fields(self, row: Row, account: Account | None, branch: Branch) -> dict:
@@ -989,10 +995,12 @@ class AccountImporter(Importer):
         if outcome == "added" and owner_id is not None:
             # An account bidhub has never seen arrives with the CRM's owner as it is, even past
             # capacity: that is the state the company is in, and management releases accounts
-            # from over-capacity reps. Its first owner is filed all the same, with the batch's
-            # other new accounts (end_batch): one flush and one pass along the chain for them
-            # all, where a flush and a filing each cost more than the rest of the row.
+            # from over-capacity reps. Its first owner is filed all the same, with other new
+            # accounts (end_batch): one flush and one pass along the chain for them all, where
+            # a flush and a filing each cost more than the rest of the row.
             self.first_owners.append((account, owner_id))
+            if len(self.first_owners) >= FIRST_OWNERS_AT_ONCE:
+                self.end_batch()
         if changed:
             self.touched_reps.update(rep_id for rep_id in (previous_owner, owner_id) if rep_id)
             if outcome == "updated":
@@ -1018,7 +1026,7 @@ class AccountImporter(Importer):
             raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
 
     def end_batch(self) -> None:
-        """File the first owners of the batch's new accounts (a first load: no capacity
+        """File the first owners of the new accounts waiting (a first load: no capacity
         limit, so no row can be refused here)."""
         if not self.first_owners:
             return

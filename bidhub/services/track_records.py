@@ -17,7 +17,6 @@ from sqlalchemy import (
     cast,
     event,
     func,
-    inspect,
     literal,
     null,
     select,
@@ -29,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import get_history
 
 from bidhub.db import in_unit_of_work, unit_of_work
 from bidhub.domain.eligibility import CheckedFacts
@@ -457,8 +457,11 @@ def _reps_of(instance: Any, column: str) -> set[int]:
 
 
 def _values_of(instance: Any, column: str) -> set[int]:
-    """The value of `column` now and, if this flush changed it, before (None left out)."""
-    history = inspect(instance).attrs[column].history
+    """The value of `column` now and, if this flush changed it, before (None left out).
+
+    get_history, not inspect(instance).attrs: that builds and keeps an AttributeState for
+    every attribute of every row flushed, for as long as the session holds the row."""
+    history = get_history(instance, column)
     return {value for value in (*history.sum(), getattr(instance, column)) if value is not None}
 
 
@@ -466,15 +469,15 @@ def _promise_changes(instance: Any, is_new: bool, bids: set[int], listings: set[
     """Collect what a flushed row changes about promises: a decision's bid, a bid's
     commitment, a listing's award taking effect (its status or applied_at). A new bid or
     listing has no decision yet, so placing bids and releasing accounts costs nothing here."""
-    kind, state = type(instance), inspect(instance)
+    kind = type(instance)
     if kind is Decision:
         bids |= _values_of(instance, "bid_id")
     elif is_new:
         return
-    elif kind is Bid and state.attrs.committed_revenue_yuan.history.has_changes():
+    elif kind is Bid and get_history(instance, "committed_revenue_yuan").has_changes():
         bids.add(instance.id)
-    elif kind is Listing and (state.attrs.status.history.has_changes()
-                              or state.attrs.applied_at.history.has_changes()):
+    elif kind is Listing and (get_history(instance, "status").has_changes()
+                              or get_history(instance, "applied_at").has_changes()):
         listings.add(instance.id)
 
 
@@ -509,10 +512,10 @@ def reps_with_changed_history(session: Session) -> set[int]:
         if kind in _REP_COLUMN:
             reps |= _reps_of(instance, _REP_COLUMN[kind])
         elif kind is OpportunityStageChange:
-            history = inspect(instance).attrs.opportunity_id.history
+            history = get_history(instance, "opportunity_id")
             opportunities.update(value for value in (*history.sum(), instance.opportunity_id)
                                  if value is not None)
-        elif kind is Account and inspect(instance).attrs.industry.history.has_changes():
+        elif kind is Account and get_history(instance, "industry").has_changes():
             accounts.add(instance.id)  # an opportunity's industry is its account's
     if opportunities or accounts:
         reps.update(session.scalars(select(Opportunity.rep_id).where(
