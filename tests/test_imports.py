@@ -636,3 +636,29 @@ def test_a_workbook_is_read_from_its_first_visible_sheet(session, branches, run_
     workbook.save(buffer)
     result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
     assert (result.status, result.added) == ("imported", 5), result.problems
+
+
+def test_a_title_row_above_the_column_names_is_named_and_changes_nothing(
+        session, branches, run_import):
+    """Exports often carry a title merged across the sheet above the column names."""
+    from openpyxl import Workbook
+
+    before = session.scalar(select(func.count()).select_from(User))
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["2026年11月销售清单"])
+    sheet.merge_cells("A1:F1")
+    for record in sample_text("reps").splitlines():
+        sheet.append(record.split(","))
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    csv_file = "2026年11月销售清单,,,\r\n" + sample_text("reps")
+    for data, filename in ((buffer.getvalue(), "reps.xlsx"), (csv_file, "reps.csv")):
+        result = run_import("reps", data, filename=filename)
+        assert result.status == "refused", filename
+        assert [str(problem.reason) for problem in result.problems] == [
+            "The first row holds only “2026年11月销售清单”: bidhub reads the column names from "
+            "the first row. Delete the title row above the column names and import the file "
+            "again."], filename
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(User)) == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import functools
 import hashlib
 import io
 import re
@@ -1522,8 +1523,24 @@ def control_problems(number: int, record: list[str], header: Sequence[str]) -> l
     return problems
 
 
+@functools.cache
+def known_header_keys() -> frozenset[str]:
+    """Every column name and accepted header of every kind, as header_key compares them."""
+    return frozenset(header_key(name) for columns in COLUMNS.values() for column in columns
+                     for name in (column.name, *column.headers))
+
+
 def check_header(header: Sequence[str]) -> None:
-    """Refuse a header row holding a control character (FileRefused), naming the column."""
+    """Refuse a header row holding a control character (FileRefused), naming the column; and
+    one holding a single name, which is a title above the column names (every kind has two
+    required columns or more) when it is no column name bidhub knows: "2026年11月客户清单"
+    merged across the sheet, as exports have."""
+    named = [name for name in header if name]
+    if len(named) == 1 and header_key(named[0]) not in known_header_keys():
+        raise FileRefused(N_(
+            "The first row holds only “%(title)s”: bidhub reads the column names from the first "
+            "row. Delete the title row above the column names and import the file again.",
+            title=named[0][:60]))
     for index, name in enumerate(header):
         found = CONTROL.search(name or "")
         if found is not None:
