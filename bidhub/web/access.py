@@ -6,7 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import abort
+from flask import abort, current_app
 from flask_login import current_user
 
 from bidhub.extensions import login_manager
@@ -50,3 +50,15 @@ admins = roles_required(Role.ADMIN)
 
 def declared_access(view: Callable) -> frozenset[str] | None:
     return getattr(view, ACCESS_ATTRIBUTE, None)
+
+
+def reachable_endpoint(*names: str) -> str | None:
+    """The first of `names` this app serves and the signed-in user may open, by each view's
+    declared audience: pages other parts of bidhub add are linked once they exist, and a link
+    is offered only to those the page is meant for."""
+    for name in names:
+        view = current_app.view_functions.get(name)
+        access = declared_access(view) if view is not None else None
+        if access and (EVERYONE in access or SIGNED_IN in access or current_user.role in access):
+            return name
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, request, url_for
+from flask import Blueprint, abort, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -16,7 +16,7 @@ from bidhub.models import ReleaseReason
 from bidhub.services import capacity_board, limits, rounds, users
 from bidhub.services.capacity_board import Band
 from bidhub.web import params
-from bidhub.web.access import EVERYONE, SIGNED_IN, declared_access, managers, rep_only
+from bidhub.web.access import managers, reachable_endpoint, rep_only
 from bidhub.web.forms import REVIEW_HELP, Form, choice_id, options
 from bidhub.web.i18n import translate
 from bidhub.web.labels import RELEASE_REASON_LABELS
@@ -127,17 +127,6 @@ def my_accounts():
     holdings = capacity_board.rep_accounts(get_session(), current_user.id)
     return render("board/my_accounts.html", holdings=holdings, band_labels=BAND_LABELS,
                   Band=Band)
-
-
-def reachable_endpoint(*names: str) -> str | None:
-    """The first of `names` this app serves and the signed-in user may open: pages other parts
-    of bidhub add are linked once they exist, and only for those they are meant for."""
-    for name in names:
-        view = current_app.view_functions.get(name)
-        access = declared_access(view) if view is not None else None
-        if access and (EVERYONE in access or SIGNED_IN in access or current_user.role in access):
-            return name
-    return None
 
 
 @blueprint.route("/manage", endpoint="home")

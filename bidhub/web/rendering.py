@@ -37,6 +37,7 @@ from bidhub.models import (
 from bidhub.services import adjudication, policies
 from bidhub.services.branches import branch_label
 from bidhub.web import labels
+from bidhub.web.access import reachable_endpoint
 from bidhub.web.i18n import (
     current_language,
     format_day,
@@ -219,7 +220,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact,
                                  decision_reason=decision_reason, listed=listed)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
-    app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language)
+    app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language,
+                                 reachable_endpoint=reachable_endpoint)
     labels.init_app(app)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
