@@ -553,6 +553,24 @@ def test_the_cli_takes_map_flags_and_reuses_the_saved_mapping(app, session, bran
     assert "Using the mapping saved on" in result.output and "unchanged 3" in result.output
 
 
+def test_a_mapped_column_may_be_named_in_another_width_or_case(app, session, branches, admin,
+                                                               tmp_path, clock):
+    """Excel in Chinese writes 年度金额（万元）; a command line types 年度金额(万元)."""
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(csv_of(ACCOUNT_HEADERS.replace("(万元)", "（万元）"), ACCOUNT_ROWS))
+    result = app.test_cli_runner().invoke(args=[
+        "import", "accounts", str(path), "--by", admin.username,
+        "--map", "企业性质=ownership_type", "--map", "所属分公司=branch",
+        "--map", "年度金额(万元)=annual_value_yuan", "--map", "负责销售=owner",
+        "--ack", "高管负责人"])
+    assert result.exit_code == 0, result.output
+    reload(session)
+    assert dict(session.execute(select(Account.external_id, Account.annual_value_yuan)).all()) == {
+        "KA-1": 1_200_000, "KA-2": 3_505_000}
+
+
 def test_the_cli_takes_a_toml_mapping_and_ack(app, session, branches, admin, tmp_path, clock):
     import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
                 valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))

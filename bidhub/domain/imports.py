@@ -965,12 +965,26 @@ def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str |
     present = unique_headers(headers)
     counts = {header: sum(1 for other in headers if (other or "").strip() == header)
               for header in present}
+    # A column named as the file writes it in another width or case (年度金额(万元) for
+    # 年度金额（万元）, typed on a command line) is that column, when only one header reads so.
+    by_key: dict[str, list[str]] = {}
+    for header in present:
+        by_key.setdefault(header_key(header), []).append(header)
+
+    def in_file(column: str) -> str:
+        if column in counts:
+            return column
+        found = by_key.get(header_key(column), [])
+        return found[0] if len(found) == 1 else column
+
     known = set(field_names(kind))
     check = MappingCheck(columns={})
     by_field: dict[str, str] = {}
+    acknowledged = [in_file(column) for column in acknowledged]
     for column, name in columns.items():
         if not name:
             continue
+        column = in_file(column)
         if column not in counts:
             check.errors.append(N_("The file has no column '%(column)s'.", column=column))
         elif name not in known:
