@@ -25,12 +25,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 from bidhub.domain.text import N_, Joined, Text
-from bidhub.domain.typed_text import (
-    FORMAT_CHARACTERS,
-    username_key,
-    username_problem,
-    visible_text,
-)
+from bidhub.domain.typed_text import username_key, username_problem, visible_text
 
 # Data rows one file may hold: a CRM's whole opportunity history, read as a stream.
 MAX_ROWS = 200_000
@@ -241,7 +236,7 @@ def clean_cell(value: str | None) -> str:
         return ""
     if value.isascii():
         return value.strip()
-    return FORMAT_CHARACTERS.sub("", value).strip()
+    return visible_text(value)
 
 
 def clean_id(value: str) -> str:
@@ -249,7 +244,7 @@ def clean_id(value: str) -> str:
     characters or surrounding spaces; its case and punctuation kept."""
     if value.isascii():
         return value.strip()
-    return FORMAT_CHARACTERS.sub("", unicodedata.normalize("NFKC", value)).strip()
+    return visible_text(unicodedata.normalize("NFKC", value))
 
 
 def id_key(value: str | None) -> str:
@@ -290,20 +285,6 @@ def text_of(limit: int) -> Callable[[str], str]:
         if len(value) > limit:
             raise BadValue(N_("Longer than %(n)d characters.", n=limit))
         return value
-
-    return parse
-
-
-def visible_text_of(limit: int) -> Callable[[str], str]:
-    """Text as people can see it (visible_text), which must not be empty: a cell of only
-    invisible characters is as blank as an empty one."""
-    within = text_of(limit)
-
-    def parse(value: str) -> str:
-        text = visible_text(value)
-        if not text:
-            raise BadValue(N_("A value is required."))
-        return within(text)
 
     return parse
 
@@ -508,7 +489,9 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     ImportKind.REPS: (
         Column("external_id", ("external id", "员工编号", "工号", "外部编号"), id_of(64)),
         Column("username", ("用户名", "登录名"), parse_username),
-        Column("name", ("display name", "姓名", "销售姓名"), visible_text_of(100)),
+        # Every cell is read as clean_cell leaves it, invisible characters gone: a name of
+        # only those is as blank as an empty cell, and a required one is refused as such.
+        Column("name", ("display name", "姓名", "销售姓名"), text_of(100)),
         Column("branch", ("branch code", "分公司", "分公司代码"), id_of(32)),
         Column("hire_date", ("hired on", "入职日期"), parse_date, required=False),
         Column("status", ("状态", "在职状态"), parse_rep_status, required=False,
