@@ -177,6 +177,13 @@ HOSTILE_DRAFTS = {
     "a dotted key 20,000 parts long": ("[caps]", "a" + ".a" * 20_000 + " = 1\n[caps]",
                                        "factors[5].a.a.a",
                                        "a dotted key with more than 16 parts"),
+    # TOML escapes write control characters that PostgreSQL text cannot hold (NUL) or that
+    # a page or a terminal would act on.
+    "a NUL escaped in the name": ('name = "default"', 'name = "de\\u0000fault"', "name",
+                                  "contains the control character U+0000"),
+    "an escape character in the description": (
+        'description = "', 'description = "\\u001b[2J', "description",
+        "contains the control character U+001B"),
 }
 
 

@@ -551,7 +551,18 @@ class _Checker:
             self.problem(f"{prefix}.{key}" if prefix else key,
                          N_("expected a string, got %(type)s", type=type_name(value)))
             return None
+        control = CONTROL_CHARACTER.search(value)
+        if control:
+            # A TOML escape such as \u0000 puts one in; PostgreSQL cannot store NUL.
+            self.problem(f"{prefix}.{key}" if prefix else key,
+                         N_("contains the control character U+%(code)s; remove it",
+                            code=f"{ord(control.group()):04X}"))
+            return None
         return value
+
+
+# Control characters other than tab and line breaks, which a string may hold.
+CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 # --- the sections -----------------------------------------------------------------------
