@@ -88,7 +88,8 @@ def print_suggestion(needed, file_name: str) -> None:
 def import_command(kind: str, path: str, valid_rows_only: bool, username: str,
                    maps: tuple[str, ...], mapping_file: str | None,
                    acks: tuple[str, ...]) -> None:
-    """Import a CRM export (CSV in UTF-8 or GBK, or XLSX); exit 1 when it is refused.
+    """Import a CRM export (CSV or tab-separated text in UTF-8, GBK or UTF-16, or XLSX); exit 1
+    when it is refused.
 
     A file whose column names are not all known needs a mapping: give it with --map or
     --mapping (it is saved for the next file with the same headers), or rely on one saved

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import io
 from pathlib import Path
 
@@ -189,14 +191,52 @@ def test_duplicate_ids_within_the_file_are_reported(session, branches, run_impor
     ("员工编号,用户名,姓名,分公司\n".encode(), "The file has column names but no rows."),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This is not a text (CSV) file."),
     (b"external_id,username,name,branch\nR1,\xff\xfe\xff,x,BJ\n", "cannot be read as UTF-8 or GBK"),
-    ("员工编号,姓名\nR1,张三\n".encode("utf-16"), "This is not a text (CSV) file."),
-])
+    ("员工编号\t姓名\nR1\t张三\n".encode("utf-16-le"), "seems to be UTF-16 text without the mark"),
+    ("员工编号,姓名\nR1,张三\n".encode("utf-16-be"), "seems to be UTF-16 text without the mark"),
+    (codecs.BOM_UTF16_LE + "员工编号\t姓名\n".encode("utf-16-le") + b"\x00\xd8R\x00",
+     "marked as UTF-16 text, but not all of it reads as UTF-16"),
+], ids=["empty", "blank", "header only", "binary", "not utf-8 or gbk", "utf-16-le without bom",
+        "utf-16-be without bom", "broken utf-16"])
 def test_unreadable_files_are_refused_with_a_clear_message(session, branches, run_import, data,
                                                            reason):
     before = counts(session)
     result = run_import("reps", data)
     assert_refused_without_writes(session, before, result)
     assert result.problems[0].row is None and reason in result.problems[0].reason
+
+
+def tab_separated(text: str) -> str:
+    """A CSV text as Excel's "Unicode Text" writes it: tabs between the cells, CRLF."""
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter="\t", lineterminator="\r\n").writerows(
+        csv.reader(io.StringIO(text)))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-8", "gbk"])
+def test_tab_separated_text_imports_like_a_csv_in_utf16_with_its_bom_and_in_utf8_or_gbk(
+        session, branches, run_import, encoding):
+    """Excel's "Unicode Text" export: UTF-16 (little-endian) with a BOM, cells separated by
+    tabs. The same layout saved as "Text (Tab delimited)" comes in GBK."""
+    bom = {"utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}.get(encoding, b"")
+    for kind in ("reps", "accounts"):
+        data = bom + tab_separated(sample_text(kind)).encode(encoding)
+        result = run_import(kind, data, filename=f"{kind}.txt")
+        assert result.status == "imported" and result.problems == [], (kind, result.problems)
+        assert result.added == result.rows_total > 0
+    reload(session)
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2001")).one()
+    assert (account.name, account.annual_value_yuan) == ("北京智联科技有限公司", 1_200_000)
+    assert account.owner.external_id == "R1001"
+
+
+def test_a_comma_csv_whose_cells_hold_tabs_stays_a_comma_csv(session, branches, run_import):
+    text = sample_text("reps").replace("姓名,", "姓名\t,", 1).replace("王芳,", "王\t芳\t,")
+    result = run_import("reps", text)
+    assert (result.status, result.added) == ("imported", 5), result.problems
+    reload(session)
+    assert session.scalars(select(User.display_name).where(User.external_id == "R1001")).one() \
+        == "王\t芳"
 
 
 def test_a_file_in_gbk_with_undecodable_bytes_is_refused(session, branches, run_import):

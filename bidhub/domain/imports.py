@@ -13,6 +13,7 @@ import difflib
 import functools
 import hashlib
 import io
+import itertools
 import re
 import unicodedata
 import zipfile
@@ -1021,18 +1022,32 @@ def mapping_needed(kind: str, headers: Sequence[str]) -> bool:
 DECODE_CHUNK = MIB
 
 
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+NOT_TEXT = N_("This is not a text (CSV) file. Save the export as CSV (UTF-8 or GBK) or as an "
+              "Excel workbook (.xlsx).")
+
+
 def csv_encoding(data: bytes) -> str:
-    """The encoding of a CSV file: UTF-8 (with or without BOM) or GBK/GB18030; else FileRefused.
+    """The encoding of a CSV file: UTF-8 (with or without BOM), GBK/GB18030, or UTF-16 with its
+    BOM (Excel's "Unicode Text"); else FileRefused.
 
     The whole file is checked a piece at a time, so its text is never held twice in memory.
     """
     if not data.strip():
         raise FileRefused(N_("The file is empty."))
-    if b"\x00" in data[:8192]:
-        raise FileRefused(N_("This is not a text (CSV) file. Save the export as CSV (UTF-8 or "
-                             "GBK) or as an Excel workbook (.xlsx)."))
+    if data.startswith(UTF16_BOMS) and not data.startswith(codecs.BOM_UTF32_LE):
+        candidates: tuple[str, ...] = ("utf-16",)  # the BOM says which byte order
+    elif b"\x00" in data[:8192]:
+        if unmarked_utf16(data[:8192]):
+            raise FileRefused(N_(
+                "The file seems to be UTF-16 text without the mark (BOM) that says so, which "
+                "bidhub cannot read reliably. Save it from Excel as “CSV UTF-8 (Comma delimited)” "
+                "or as “Unicode Text”, and import it again."))
+        raise FileRefused(NOT_TEXT)
+    else:
+        candidates = ("utf-8-sig", "gb18030")
     view = memoryview(data)
-    for encoding in ("utf-8-sig", "gb18030"):
+    for encoding in candidates:
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
             start = decoder.decode(view[:4 * 8192])
@@ -1042,24 +1057,61 @@ def csv_encoding(data: bytes) -> str:
         except UnicodeDecodeError:
             continue
         if any(ord(char) < 32 and char not in "\t\r\n" for char in start[:8192]):
+            if encoding == "utf-16":
+                raise FileRefused(NOT_TEXT)
             break
         return encoding
+    if candidates == ("utf-16",):
+        raise FileRefused(N_("The file is marked as UTF-16 text, but not all of it reads as "
+                             "UTF-16. Save it from Excel once more (as “CSV UTF-8 (Comma "
+                             "delimited)” or “Unicode Text”) and import it again."))
     raise FileRefused(N_("The file's characters cannot be read as UTF-8 or GBK. Save it again "
                          "as CSV (UTF-8) and retry."))
 
 
+def unmarked_utf16(start: bytes) -> bool:
+    """Whether the start of a file holding NUL bytes reads as UTF-16 text without a BOM: no NUL
+    at even offsets (little-endian: ASCII is a byte and a NUL) or none at odd ones (big-endian),
+    and the text free of control characters other than tab and line breaks."""
+    for encoding, low_bytes in (("utf-16-le", start[0::2]), ("utf-16-be", start[1::2])):
+        if 0 in low_bytes:
+            continue
+        try:
+            # Incremental: a character cut in two at the end of the piece is no error.
+            text = codecs.getincrementaldecoder(encoding)().decode(start)
+        except UnicodeDecodeError:
+            continue
+        if not CONTROL.search(text):
+            return True
+    return False
+
+
 def decode(data: bytes) -> str:
-    """The text of a CSV file in UTF-8 (with or without BOM) or GBK/GB18030; else FileRefused."""
+    """The text of a CSV file in UTF-8 (with or without BOM), GBK/GB18030 or UTF-16 with its
+    BOM; else FileRefused."""
     return data.decode(csv_encoding(data))
+
+
+def delimiter_of(header_line: str) -> str:
+    """The separator of a text file's cells, from its first line: a tab when that line has tabs
+    and no comma (Excel's "Unicode Text" and "Text (Tab delimited)"), else a comma.
+
+    Every kind has two columns or more, so a comma CSV's first line has a comma, whatever tabs
+    its names hold; a first line of one name (a title) reads as CSV, and is refused as a title.
+    """
+    return "\t" if "\t" in header_line and "," not in header_line else ","
 
 
 def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[str]]:
     """The CSV file's records as they are read, the text decoded as it goes (FileRefused when
-    the file is too large or not CSV). The limits on rows and cells are collect_records'."""
+    the file is too large or not CSV). The cells are separated by commas, or by tabs when the
+    first line says so (delimiter_of). The limits on rows and cells are collect_records'."""
     limits = limits or default_limits()
     if len(data) > limits.max_file_bytes:
         raise FileRefused(too_large(limits))
     text = io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(data), newline="")
+    first = text.readline()
+    delimiter = delimiter_of(first)
     commas = [0]  # separators since the last complete record
     pending: list[str] = []  # the lines of the record being read
     ended = [False]  # the file's last line has been read
@@ -1067,8 +1119,8 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
     def lines() -> Iterator[str]:
         # csv builds a record's fields before handing it over; a record with millions of tiny
         # fields would take hundreds of MiB, so it is stopped while it is being read.
-        for line in text:
-            commas[0] += line.count(",")
+        for line in itertools.chain((first,), text):
+            commas[0] += line.count(delimiter)
             if commas[0] > limits.max_columns * 20:
                 raise FileRefused(too_wide(limits))
             pending.append(line)
@@ -1078,9 +1130,9 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
     header: list[str] | None = None
     number = 0
     try:
-        for record in csv.reader(lines()):
+        for record in csv.reader(lines(), delimiter=delimiter):
             number += 1
-            if ended[0] and quote_left_open("".join(pending)):
+            if ended[0] and quote_left_open("".join(pending), delimiter):
                 # csv keeps a quoted field that never closes, with every later line in it.
                 name = header[len(record) - 1] if header and len(record) <= len(header) else ""
                 raise FileRefused(N_(
@@ -1099,14 +1151,14 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         raise FileRefused(N_("The file is not valid CSV: %(error)s.", error=str(error))) from None
 
 
-def quote_left_open(text: str) -> bool:
+def quote_left_open(text: str, delimiter: str = ",") -> bool:
     """Whether a CSV record's text (Excel's dialect, as csv reads it leniently) ends inside a
     quoted field."""
     position, size = 0, len(text)
     while position < size:
         # At the start of a field.
         if text[position] != '"':
-            ends = [end for end in (text.find(",", position), text.find("\n", position),
+            ends = [end for end in (text.find(delimiter, position), text.find("\n", position),
                                     text.find("\r", position)) if end != -1]
             if not ends:
                 return False
@@ -1124,7 +1176,7 @@ def quote_left_open(text: str) -> bool:
             position = close + 1
             break
         # After the closing quote the field may go on unquoted up to the next separator.
-        ends = [end for end in (text.find(",", position), text.find("\n", position),
+        ends = [end for end in (text.find(delimiter, position), text.find("\n", position),
                                 text.find("\r", position)) if end != -1]
         if not ends:
             return False
