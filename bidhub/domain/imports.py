@@ -303,21 +303,29 @@ DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
 # The dates exports nearly always hold, read without strptime (a large file has hundreds of
 # thousands of them); anything else goes through DATE_FORMATS.
 PLAIN_DATE = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})")
+CHINESE_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
+
+
+def ascii_width(text: str) -> str:
+    """A date's text with full-width digits, punctuation and spaces as ASCII (NFKC)."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text).strip()
 
 
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
 def parse_date(value: str) -> date:
-    text = value.strip()
-    plain = PLAIN_DATE.fullmatch(text)
-    if plain:
+    """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日, in either width;
+    a time of day after it (2026-03-05 14:30, 2026年3月5日 14:30:00) is dropped."""
+    text = ascii_width(value.strip())
+    text = text.split(" ")[0].split("T")[0]
+    match = PLAIN_DATE.fullmatch(text)
+    parts = (match[1], match[3], match[4]) if match else None
+    if parts is None and (match := CHINESE_DATE.fullmatch(text)):
+        parts = match.groups()
+    if parts:
         try:
-            return date(int(plain[1]), int(plain[3]), int(plain[4]))
+            return date(*map(int, parts))
         except ValueError:
             raise BadValue(N_("Not a date; write it as YYYY-MM-DD.")) from None
-    match = re.fullmatch(r"(\d{4})年(\d{1,2})月(\d{1,2})日", text)
-    if match:
-        text = "-".join(match.groups())
-    text = text.split(" ")[0].split("T")[0]
     for fmt in DATE_FORMATS:
         try:
             return datetime.strptime(text, fmt).date()
@@ -327,7 +335,7 @@ def parse_date(value: str) -> date:
 
 
 def parse_month(value: str) -> date:
-    text = value.strip()
+    text = ascii_width(value.strip())
     match = (re.fullmatch(r"(\d{4})[-/.](\d{1,2})", text)
              or re.fullmatch(r"(\d{4})年(\d{1,2})月", text))
     if match:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bidhub.domain.imports import clean_cell, id_key
+from bidhub.domain.imports import BadValue, clean_cell, id_key, parse_date, parse_month
 
 IDS = st.text(alphabet=st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."), min_size=1,
               max_size=12)
@@ -65,3 +68,25 @@ def test_an_amount_excel_computed_reads_as_the_whole_yuan_it_shows(yuan, factor)
 
     computed = yuan * factor / factor  # a whole number, give or take the float's last digit
     assert parse_yuan(cell_text(computed)) == yuan
+
+
+@pytest.mark.parametrize("written", [
+    "2026-03-05", "2026/3/5", "2026-03-05 14:30", "2026-03-05T14:30:00", "2026/3/5 14:30",
+    "2026年3月5日", "2026年03月05日", "2026年3月5日 14:30", "2026年3月5日 14:30:00",
+    "２０２６－０３－０５", "２０２６／３／５", "２０２６年３月５日", "２０２６年３月５日\u3000１４：３０",
+    "2026年3月5日\u300014:30"])
+def test_a_date_reads_however_an_export_writes_it(written):
+    """Chinese Excel shows a date and time as 2026年3月5日 14:30; an input method types digits and
+    dashes full-width."""
+    assert parse_date(written) == date(2026, 3, 5)
+
+
+@pytest.mark.parametrize("written", ["2026年13月5日", "2026年2月30日 14:30", "２０２６－０２－３０",
+                                     "3月5日", "2026年3月5", "yesterday"])
+def test_a_day_that_does_not_exist_or_is_not_a_date_is_refused(written):
+    with pytest.raises(BadValue, match="Not a date"):
+        parse_date(written)
+
+
+def test_a_month_reads_in_either_width():
+    assert parse_month("２０２６－０３") == parse_month("2026年３月") == date(2026, 3, 1)
