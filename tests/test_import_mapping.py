@@ -143,7 +143,20 @@ def test_amounts_in_yuan_and_in_wan(cell, unit, yuan):
     assert parse_yuan(cell, unit) == yuan
 
 
-@pytest.mark.parametrize("cell", ["1.5", "1.23456万", "abc", "-5", "1e5"])
+@pytest.mark.parametrize("currency", ["¥", "￥", "RMB", "rmb", "CNY", "cny", "ＣＮＹ", "人民币",
+                                      "yuan"])
+def test_a_currency_a_column_name_may_carry_a_cell_may_carry_too(currency):
+    """年度金额(CNY) is read in yuan, so CNY 1,000 is 1,000 yuan as RMB 1000 is."""
+    assert header_unit(f"年度金额({currency})") == 1
+    assert header_unit(f"年度金额({currency}万元)") == 10_000
+    for cell in (f"{currency}1,000", f"{currency} 1,000", f"1,000 {currency}", f"{currency}1000元"):
+        assert parse_yuan(cell) == 1_000, cell
+    assert parse_yuan(f"{currency} 1.2万") == parse_yuan(f"1.2万元{currency}") == 12_000
+    assert parse_yuan(f"{currency} 1.2", 10_000) == 12_000
+
+
+@pytest.mark.parametrize("cell", ["1.5", "1.23456万", "abc", "-5", "1e5", "USD 1,000", "$1,000",
+                                  "HK$1000", "1000美元", "CNY-5", "¥¥"])
 def test_amounts_that_are_not_whole_yuan_are_refused(cell):
     from bidhub.domain.imports import BadValue
 

@@ -351,20 +351,24 @@ def parse_month(value: str) -> date:
 
 # A unit written in a cell: "120万" is 1,200,000 yuan whatever the column's unit.
 CELL_UNITS = (("万元", 10_000), ("万", 10_000), ("千元", 1_000), ("元", 1))
+# Words for the yuan an amount may carry, in a cell (¥1,000, RMB 1000, CNY 1,000, 1000元人民币)
+# as in a column's name (年度金额(RMB万元), (万元人民币), (¥)); compared in lower case, and
+# full-width as half-width (￥ is ¥). Cells and names take the same ones.
+CURRENCY_WORDS = ("人民币", "rmb", "cny", "yuan", "¥")
 
 
 YUAN_NOISE = Decimal("0.000001")
 
 
 def parse_yuan(value: str, unit: int = 1) -> int:
-    """Whole yuan from "1,200,000", "¥1,200,000", "120万" or, in a column of `unit` yuan, "1.2"."""
+    """Whole yuan from "1,200,000", "¥1,200,000", "CNY 1,200,000", "120万" or, in a column of
+    `unit` yuan, "1.2"."""
     if value.isascii() and value.isdigit() and len(value) <= 13:  # most cells of an export
         number = int(value) * unit
         if number > 10**13:
             raise BadValue(N_("Too large for an amount in yuan."))
         return number
-    text = unicodedata.normalize("NFKC", value).strip()
-    text = re.sub(r"[,\s]", "", text).lstrip("¥").removeprefix("RMB")
+    text = without_currency(re.sub(r"[,\s]", "", unicodedata.normalize("NFKC", value)).lower())
     for suffix, cell_unit in CELL_UNITS:
         if text.endswith(suffix):
             text, unit = text.removesuffix(suffix), cell_unit
@@ -380,6 +384,18 @@ def parse_yuan(value: str, unit: int = 1) -> int:
     if abs(number - whole) > YUAN_NOISE:
         raise BadValue(N_("Write a whole number of yuan."))
     return int(whole)
+
+
+def without_currency(text: str) -> str:
+    """An amount's text without the currency word before it and the one after it, if any."""
+    for word in CURRENCY_WORDS:
+        if text.startswith(word):
+            text = text.removeprefix(word)
+            break
+    for word in CURRENCY_WORDS:
+        if text.endswith(word):
+            return text.removesuffix(word)
+    return text
 
 
 def choice(values: dict[str, str]) -> Callable[[str], str]:
@@ -694,7 +710,7 @@ IMPORTANT: dict[str, frozenset[str]] = {
 EXACT, SYNONYM, SIMILAR = "exact", "synonym", "similar"
 SIMILARITY_THRESHOLD = 0.6  # difflib ratio; below it a header suggests nothing
 # Units an amount column's header may name (compared as header_key leaves them), in yuan.
-HEADER_UNITS = {"元": 1, "rmb": 1, "cny": 1, "yuan": 1, "¥": 1, "人民币": 1,
+HEADER_UNITS = {"元": 1, **dict.fromkeys(CURRENCY_WORDS, 1),
                 "千元": 1_000, "千": 1_000, "k": 1_000, "thousand": 1_000, "thousands": 1_000,
                 "万元": 10_000, "万": 10_000, "10k": 10_000,
                 "十万元": 100_000, "十万": 100_000,
@@ -704,8 +720,6 @@ HEADER_UNITS = {"元": 1, "rmb": 1, "cny": 1, "yuan": 1, "¥": 1, "人民币": 1
                 "亿元": 100_000_000, "亿": 100_000_000}
 # A unit at the end of a header without brackets: 年销售额万元, 年度金额万, 年度金额/亿元.
 TRAILING_UNITS = ("十万元", "百万元", "千万元", "千元", "万元", "亿元", "万", "亿")
-# Currency words around a unit that leave it as it is: (RMB万元), (万元人民币), (¥).
-CURRENCY_WORDS = ("人民币", "rmb", "cny", "yuan", "¥")
 PER_YEAR = re.compile(r"(?:/|每)(?:年|yr|year)$|peryear$")
 # Words that name a unit or a currency: a header holding one that is not understood is
 # refused rather than read as yuan.
