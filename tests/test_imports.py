@@ -702,3 +702,47 @@ def test_a_title_row_above_the_column_names_is_named_and_changes_nothing(
             "again."], filename
     reload(session)
     assert session.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_a_formula_whose_value_was_not_saved_is_a_problem_naming_its_cell(session, branches,
+                                                                          run_import):
+    """A workbook written by a program that does not calculate holds its formulas without
+    their values (as openpyxl writes them); such a cell is not read as empty."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in sample_text("reps").splitlines():
+        sheet.append([*record.split(","), "备注"] if record.startswith("员工编号") else
+                     [*record.split(","), "=ROW()"])  # an ignored column: its formulas do not matter
+    sheet["C2"].value = '="王"&"芳"'
+    sheet["E3"].value = "=DATE(2019,7,1)"  # optional: it would have been imported as no date
+    sheet["F4"].value = '=IF(TRUE,"","")'  # a text result "" that Excel saved: an empty cell
+    saved_empty = {rb'<c r="F4"><f>(.*?)</f><v\s*/>': rb'<c r="F4" t="str"><f>\1</f><v></v>'}
+    data = excel_written(workbook, saved_empty)
+    result = run_import("reps", data, filename="reps.xlsx")
+    assert result.status == "refused"
+    assert [(problem.row, problem.column, problem.value, str(problem.reason))
+            for problem in result.problems] == [
+        (2, "name", '="王"&"芳"', "Cell C2 holds a formula whose value was not saved in the file. "
+         "Open the file in Excel and save it again (or paste the values over the formulas), then "
+         "import it again."),
+        (3, "hire_date", "=DATE(2019,7,1)", "Cell E3 holds a formula whose value was not saved in "
+         "the file. Open the file in Excel and save it again (or paste the values over the "
+         "formulas), then import it again.")]
+    result = run_import("reps", data, filename="reps.xlsx", valid_rows_only=True)
+    assert (result.status, result.added, result.skipped) == ("imported", 3, 2)
+    reload(session)
+    assert session.scalars(select(User.status).where(User.external_id == "R1003")).one() == (
+        "active")
+
+
+def test_the_mapping_preview_names_a_formula_whose_value_was_not_saved():
+    from bidhub.domain.imports import UnsavedFormula, preview_rows
+
+    records = [["员工编号", "用户名", "姓名", "分公司"], ["R1", "a", UnsavedFormula("=B2"), "BJ"]]
+    columns = {"员工编号": "external_id", "用户名": "username", "姓名": "name", "分公司": "branch"}
+    [row] = preview_rows("reps", records, columns, 5)
+    cell = next(cell for cell in row.cells if cell.field == "name")
+    assert (cell.raw, cell.value) == ("=B2", "") and "Cell C2 holds a formula" in str(cell.problem)
+    assert all(cell.problem is None for cell in row.cells if cell.field != "name")

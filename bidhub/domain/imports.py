@@ -1512,6 +1512,32 @@ def column_number(letters: bytes) -> int:
 
 # --- rows to typed values ---------------------------------------------------------------------
 
+class UnsavedFormula(str):
+    """A workbook cell's formula whose value the file does not hold, given in place of the
+    cell's text (which is the formula, so that the row is not blank).
+
+    Excel saves each formula's last value beside it; a workbook written by a program that does
+    not calculate (a CRM's export library, openpyxl) and never saved in Excel holds none, and
+    the cell would read as empty. A field read from such a cell is a row problem instead.
+    """
+
+    __slots__ = ()
+
+
+def unsaved_formulas(record: Sequence[str], positions: Mapping[str, int]) -> dict[str, int]:
+    """The fields whose cell in a record is an UnsavedFormula: field -> the cell's index."""
+    width = len(record)
+    return {name: index for name, index in positions.items()
+            if index < width and type(record[index]) is UnsavedFormula}
+
+
+def unsaved_formula_problem(number: int, name: str, index: int, formula: str) -> Problem:
+    return Problem(number, name, formula, N_(
+        "Cell %(cell)s holds a formula whose value was not saved in the file. Open the file in "
+        "Excel and save it again (or paste the values over the formulas), then import it "
+        "again.", cell=f"{column_letters(index)}{number}"))
+
+
 class RowReader:
     """Typed rows of one file, read one record at a time as the file streams by.
 
@@ -1546,7 +1572,9 @@ class RowReader:
 
     def read(self, number: int, record: Sequence[str]) -> Row | None:
         """The record's typed row, or None when it has problems (noted in `problems`)."""
-        record = [clean_cell(cell) for cell in record]
+        formulas = (unsaved_formulas(record, self.positions)
+                    if UnsavedFormula in map(type, record) else {})
+        given, record = record, [clean_cell(cell) for cell in record]
         if not any(record):
             return None
         if CONTROL.search("\t".join(record)):
@@ -1558,8 +1586,14 @@ class RowReader:
             return None
         if self.plan is None:
             self.plan = column_plan(self.kind, self.positions, self.parsed)
+        for index in formulas.values():
+            record[index] = ""
         values, row_problems = typed_values(self.kind, number, record, self.positions,
                                             self.parsed, self.plan)
+        if formulas:
+            row_problems = [unsaved_formula_problem(number, name, index, str(given[index]))
+                            for name, index in formulas.items()] + [
+                problem for problem in row_problems if problem.column not in formulas]
         row_problems += cross_checks(self.kind, number, values)
         if not row_problems:
             row_problems = duplicate_problems(number, values, self.seen_keys,
@@ -1928,16 +1962,24 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
     for offset, record in enumerate(records[1:]):
         if len(rows) >= count:
             break
-        record = [clean_cell(cell) for cell in record]
+        formulas = unsaved_formulas(record, positions)
+        given, record = record, [clean_cell(cell) for cell in record]
         if not any(record):
             continue
         number = offset + 2
+        for index in formulas.values():
+            record[index] = ""
         values, problems = typed_values(kind, number, record, positions, parsed)
+        # After the required-value problems of the same cells, which they replace.
+        problems += [unsaved_formula_problem(number, name, index, str(given[index]))
+                     for name, index in formulas.items()]
         by_field = {problem.column: problem for problem in problems}
         cells = []
         for name in shown:
             index = positions.get(name)
             raw = record[index] if index is not None and index < len(record) else ""
+            if name in formulas:
+                raw = str(given[formulas[name]])
             problem = by_field.get(name)
             cells.append(PreviewCell(name, raw, "" if problem else shown_value(values.get(name)),
                                      problem.reason if problem else None))

@@ -44,6 +44,7 @@ from bidhub.domain.imports import (
     ProblemList,
     Row,
     RowReader,
+    UnsavedFormula,
     UploadLimits,
     bounded_problems,
     cell_text,
@@ -203,8 +204,24 @@ def workbook_reader(source: io.BytesIO) -> Any:
 
 
 def sheet_rows(reader: Any) -> Iterator[list[str]]:
-    """The first worksheet's rows as text, streamed; a blank row for each row the file skips."""
-    from openpyxl.worksheet._reader import WorkSheetParser
+    """The first worksheet's rows as text, streamed; a blank row for each row the file skips.
+
+    A formula cell whose value the file does not hold is an UnsavedFormula (its formula), not
+    an empty cell: openpyxl reads the values only (data_only) and gives None for it.
+    """
+    from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+
+    class Parser(WorkSheetParser):
+        def parse_cell(self, element: Any) -> dict[str, Any]:
+            cell = super().parse_cell(element)
+            if cell["value"] is None and (formula := element.find(FORMULA_TAG)) is not None:
+                # Excel saves a formula's text result "" as an empty <v> of type str; openpyxl
+                # writes an empty <v/> without a type, or none at all, for a formula it did
+                # not calculate.
+                saved = element.find(VALUE_TAG) is not None and element.get("t") == "str"
+                if not saved:
+                    cell["value"] = UnsavedFormula(f"={formula.text or ''}")
+            return cell
 
     workbook = reader.wb
     # Styles whose built-in format is one of Chinese Excel's dates are dates too: openpyxl only
@@ -213,9 +230,8 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
         index for index, style in enumerate(workbook._cell_styles)
         if style.numFmtId in EAST_ASIAN_DATE_FORMATS}
     with reader.archive.open(reader.first_sheet) as source:
-        parser = WorkSheetParser(source, reader.shared_strings, data_only=True,
-                                 epoch=workbook.epoch, date_formats=date_formats,
-                                 timedelta_formats=workbook._timedelta_formats)
+        parser = Parser(source, reader.shared_strings, data_only=True, epoch=workbook.epoch,
+                        date_formats=date_formats, timedelta_formats=workbook._timedelta_formats)
         number = 0
         for index, cells in parser.parse():
             while number + 1 < index:
@@ -225,7 +241,9 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
             # The columns are bounded by check_workbook: by reference, or by cells per row.
             record = [""] * max((cell["column"] for cell in cells), default=0)
             for cell in cells:
-                record[cell["column"] - 1] = cell_text(cell["value"]).strip()
+                value = cell["value"]
+                record[cell["column"] - 1] = (value if type(value) is UnsavedFormula
+                                              else cell_text(value).strip())
             yield record
 
 
