@@ -140,6 +140,8 @@ def print_report(file_name: str, result) -> None:
                                           for column, name in result.mapping.items()))
     if result.generated_usernames:
         click.echo("Usernames were made from the employee ids, in lower case.")
+    for row, word in result.totals_rows:
+        click.echo(f"Row {row} ({word}) is a totals row and was skipped.")
     if result.problems:
         click.echo("row\tcolumn\tvalue\treason")
         for problem in result.problems:

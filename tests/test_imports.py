@@ -746,3 +746,81 @@ def test_the_mapping_preview_names_a_formula_whose_value_was_not_saved():
     cell = next(cell for cell in row.cells if cell.field == "name")
     assert (cell.raw, cell.value) == ("=B2", "") and "Cell C2 holds a formula" in str(cell.problem)
     assert all(cell.problem is None for cell in row.cells if cell.field != "name")
+
+
+@pytest.mark.parametrize("totals", [
+    ',合计,,,,"7,760,000",,,,,,',  # the id cell empty, the name cell 合计
+    '合计,,,,,"7,760,000",,,,,,',  # the id cell 合计
+    "Total:,,,,,7760000,,,,,,",
+    "合　计：,,,,,7760000,,,,,,",
+])
+def test_a_totals_row_is_skipped_and_said_so(session, loaded, admin, login_as, run_import,
+                                             totals):
+    before = counts(session)
+    result = run_import("accounts", sample_text("accounts") + totals + "\r\n")
+    assert (result.status, result.problems, result.unchanged, result.skipped) == (
+        "imported", [], 6, 1)
+    assert [row for row, _word in result.totals_rows] == [8]
+    assert counts(session) == before
+    run = session.get(ImportRun, result.run_id)
+    assert [skipped["row"] for skipped in run.report["totals_rows"]] == [8]
+    page = login_as(admin).get(f"/admin/imports/{result.run_id}").get_data(as_text=True)
+    assert f"Row 8 ({result.totals_rows[0][1]}) is a totals row and was skipped." in page
+
+
+def test_subtotals_under_groups_and_a_forecasts_total_are_skipped(session, loaded, run_import):
+    text = sample_text("forecasts").replace("R1003,", "小计,,500000,430000\r\nR1003,", 1)
+    result = run_import("forecasts", text + "总计,,1000000,860000\r\n")
+    assert (result.status, result.problems, result.skipped) == ("imported", [], 2)
+    assert [word for _row, word in result.totals_rows] == ["小计", "总计"]
+
+
+def test_a_row_with_an_id_is_never_a_totals_row(session, loaded, run_import):
+    before = counts(session)
+    text = (sample_text("accounts") + "KA-2099,合计,,,,7760000,,,,,,\r\n"
+            + "KA-2098,小计,制造业,民营,BJ,100000,,,,,,\r\n")
+    result = run_import("accounts", text)
+    assert_refused_without_writes(session, before, result)
+    assert result.totals_rows == []
+    assert {(problem.row, problem.column) for problem in result.problems} == {
+        (8, "industry"), (8, "ownership_type"), (8, "branch")}
+    result = run_import("accounts", text, valid_rows_only=True)
+    assert (result.added, result.skipped, result.totals_rows) == (1, 1, [])
+    reload(session)
+    assert session.scalars(select(Account.name).where(Account.external_id == "KA-2098")).one() == (
+        "小计")
+
+
+def test_a_workbook_totals_row_of_formulas_without_values_is_skipped(session, loaded,
+                                                                     run_import):
+    """Reports written by a program put =SUM(...) under the rows, with no value saved."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in csv.reader(io.StringIO(sample_text("accounts"))):
+        sheet.append(record)
+    sheet.append(["", "合计", "", "", "", "=SUM(F2:F7)"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = run_import("accounts", buffer.getvalue(), filename="accounts.xlsx")
+    assert (result.status, result.problems, result.skipped) == ("imported", [], 1)
+    assert result.totals_rows == [(8, "合计")]
+
+
+def test_the_cli_says_which_totals_row_it_skipped(app, session, loaded, admin, tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text(sample_text("accounts") + ",合计,,,,7760000,,,,,,\r\n", encoding="utf-8-sig")
+    result = app.test_cli_runner().invoke(args=["import", "accounts", str(path), "--by",
+                                                admin.username])
+    assert result.exit_code == 0, result.output
+    assert "Row 8 (合计) is a totals row and was skipped." in result.output
+    assert "skipped 1" in result.output
+
+
+def test_the_mapping_preview_leaves_out_a_totals_row():
+    from bidhub.domain.imports import preview_rows
+
+    records = [["员工编号", "用户名", "姓名", "分公司"], ["R1", "a", "张三", "BJ"], ["", "", "合计", ""]]
+    columns = {"员工编号": "external_id", "用户名": "username", "姓名": "name", "分公司": "branch"}
+    assert [row.number for row in preview_rows("reps", records, columns, 5)] == [2]

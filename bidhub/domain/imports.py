@@ -208,6 +208,8 @@ class Parsed:
     generated_usernames: bool = False  # reps: usernames made from the employee ids
     rows_total: int = 0
     problems_not_kept: int = 0  # problems beyond the report's limit, counted only
+    # Totals rows skipped (row, the word that made it one), up to the report's limit.
+    totals_rows: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -581,6 +583,53 @@ KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
     ImportKind.FORECASTS: (("rep", "month"),),
     ImportKind.INCIDENTS: (("external_id",),),
 }
+
+
+# The cells that identify a row of each kind: a totals row leaves them empty (or holds its word
+# there); a row that gives one is never a totals row.
+ROW_IDS: dict[str, tuple[str, ...]] = {
+    ImportKind.BRANCHES: ("code",),
+    ImportKind.REPS: ("external_id", "username"),
+    ImportKind.ACCOUNTS: ("external_id",),
+    ImportKind.OPPORTUNITIES: ("external_id",),
+    ImportKind.FORECASTS: ("rep",),
+    ImportKind.INCIDENTS: ("external_id",),
+}
+# What a totals row says it is (合计 under a whole export, 小计 under each group), compared as
+# normalise leaves it, a colon after it dropped; and the first characters that may begin it.
+TOTALS_WORDS = frozenset({"合计", "总计", "小计", "共计", "total", "totals"})
+TOTALS_INITIALS = frozenset("合总小共TtＴｔ")
+
+
+def is_totals_word(cell: str) -> bool:
+    return cell[:1] in TOTALS_INITIALS and normalise(cell).rstrip(":") in TOTALS_WORDS
+
+
+@dataclass(frozen=True)
+class TotalsCells:
+    """Where a kind's row is told apart from a totals row: its id cells and its name cell."""
+
+    ids: tuple[int, ...]
+    names: tuple[int, ...]
+
+    @classmethod
+    def of(cls, kind: str, positions: Mapping[str, int]) -> TotalsCells:
+        return cls(tuple(positions[name] for name in ROW_IDS[kind] if name in positions),
+                   (positions["name"],) if "name" in positions else ())
+
+    def word(self, record: Sequence[str]) -> str | None:
+        """The word that makes a record (cells cleaned, not blank) a totals row, else None.
+
+        Its first non-empty cell, an id cell or its name cell is 合计, 总计, 小计, 共计 or
+        Total(s), and no id cell holds anything else: a row with an id is read as a row.
+        """
+        width = len(record)
+        ids = [record[index] for index in self.ids if index < width and record[index]]
+        if not all(map(is_totals_word, ids)):
+            return None
+        first = next(cell for cell in record if cell)
+        names = [record[index] for index in self.names if index < width]
+        return next((cell for cell in (first, *ids, *names) if is_totals_word(cell)), None)
 
 
 def header_map(kind: str) -> dict[str, Column]:
@@ -1566,6 +1615,7 @@ class RowReader:
         else:
             self.positions = mapped_positions(kind, header, mapping, self.parsed, self.limits)
         self.plan: ColumnPlan | None = None
+        self.totals = TotalsCells.of(kind, self.positions)
         self.problems = ProblemList(self.limits)
         self.seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
             key: {} for key in KEYS[kind]}
@@ -1576,6 +1626,11 @@ class RowReader:
                     if UnsavedFormula in map(type, record) else {})
         given, record = record, [clean_cell(cell) for cell in record]
         if not any(record):
+            return None
+        totals = self.totals.word(record)
+        if totals is not None:
+            if len(self.parsed.totals_rows) < self.limits.max_problems:
+                self.parsed.totals_rows.append((number, totals))
             return None
         if CONTROL.search("\t".join(record)):
             for problem in control_problems(number, record, self.header):
@@ -1958,13 +2013,14 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
     parsed = Parsed(kind=kind)
     finish_positions(kind, header, positions, parsed, default_limits())
     shown = [column.name for column in COLUMNS[kind] if column.name in parsed.columns]
+    totals = TotalsCells.of(kind, positions)
     rows = []
     for offset, record in enumerate(records[1:]):
         if len(rows) >= count:
             break
         formulas = unsaved_formulas(record, positions)
         given, record = record, [clean_cell(cell) for cell in record]
-        if not any(record):
+        if not any(record) or totals.word(record) is not None:
             continue
         number = offset + 2
         for index in formulas.values():

@@ -127,6 +127,7 @@ class ImportResult:
     saved_mapping_by: str = ""
     # Rows imported with a caveat the admin should read (a sponsor title nobody single holds).
     warnings: list[Problem] = field(default_factory=list)
+    totals_rows: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, word)
 
     @property
     def refused(self) -> bool:
@@ -549,7 +550,7 @@ def import_file(
                         saved_mapping_by=(actor_names(session, [used]).get(used.saved_by_id, "")
                                           if used is not None else ""),
                         warnings=[] if refused_file else warnings[:limits.max_problems],
-                        **counts)
+                        totals_rows=list(parsed.totals_rows), **counts)
 
 
 class _ImportRefused(Exception):
@@ -628,6 +629,8 @@ def _record_run(
                             "units": {name: unit for name, unit in parsed.units.items()
                                       if unit != 1},
                             "generated_usernames": parsed.generated_usernames,
+                            "totals_rows": [{"row": row, "word": word}
+                                            for row, word in parsed.totals_rows],
                             "warnings": [warning.as_dict()
                                          for warning in warnings[:limits.max_problems]]},
                     started_at=now, finished_at=now)
