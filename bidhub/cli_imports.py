@@ -51,7 +51,14 @@ def read_mapping_file(path: str) -> tuple[dict[str, str], list[str]]:
 
 
 def print_suggestion(needed, file_name: str) -> None:
-    """The suggested mapping, as --map options and as a TOML file for --mapping."""
+    """The suggested mapping, as --map options and as a TOML file for --mapping; none when a
+    column name the file repeats must be changed first (a mapping names columns by name)."""
+    if needed.check.repeated:
+        click.echo(f"{file_name}: some column names are used by more than one column, and no "
+                   f"mapping can tell those columns apart. Nothing was imported.")
+        for message in needed.check.errors:
+            click.echo(f"! {message}")
+        return
     click.echo(f"{file_name}: the column names are not all known, so the columns need a "
                f"mapping (none was given, and none is saved for these headers). Nothing was "
                f"imported. Suggested mapping:")

@@ -382,6 +382,52 @@ def test_generated_usernames_that_collide_are_refused_clearly(session, branches,
     assert "s9, made from the employee id, belongs to another user" in reasons[4, "username"]
 
 
+REPEATED = ("The column name '%s' is used 2 times (columns %s), so bidhub cannot tell which "
+            "column to read. Rename the columns so that each name is used once, and import the "
+            "file again.")
+
+
+def test_a_column_name_used_twice_is_refused_naming_it_and_asking_for_a_rename(
+        session, branches, admin, clock):
+    """A CRM exports the owner's id and name both as 所属销售: which one is the owner?"""
+    headers = "客户编号,客户名称,行业,所有制,分公司,年度金额,所属销售,所属销售"
+    rows = ["KA-1,北京智联科技,互联网,民营,BJ,1200000,S1001,王芳"]
+    result = import_file(session, admin, "accounts", "accounts.csv", csv_of(headers, rows),
+                         valid_rows_only=False, now=clock())
+    reload(session)
+    assert result.status == "refused"
+    assert session.scalar(select(func.count()).select_from(Account)) == 0
+    assert [(problem.row, problem.column, str(problem.reason)) for problem in result.problems] == [
+        (1, "所属销售", REPEATED % ("所属销售", "G, H"))]
+
+
+def test_a_mapping_cannot_name_a_column_whose_name_is_used_twice():
+    headers = [*ACCOUNT_HEADERS.split(","), "负责销售", "备注", "备注"]
+    check = check_mapping("accounts", headers, suggested("accounts", ",".join(headers)))
+    assert check.repeated == ["负责销售"] and not check.usable  # 备注 is not read: no matter
+    assert [str(error) for error in check.errors] == [REPEATED % ("负责销售", "G, I")]
+    assert check.warnings == []  # not "looks like 'owner' but is not imported"
+    check = check_mapping("accounts", headers, {**suggested("accounts", ",".join(headers)),
+                                                "负责销售": ""})
+    assert [str(error) for error in check.errors] == [REPEATED % ("负责销售", "G, I")]
+
+
+def test_the_cli_suggests_no_mapping_for_a_file_whose_column_names_repeat(
+        app, session, branches, admin, tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(csv_of(ACCOUNT_HEADERS + ",负责销售", [row + ",王芳" for row in ACCOUNT_ROWS]))
+    before = counts(session)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["import", "accounts", str(path), "--by", admin.username])
+    assert result.exit_code == 1
+    assert REPEATED % ("负责销售", "G, I") in result.output
+    assert "--map" not in result.output and "[columns]" not in result.output
+    result = runner.invoke(args=["import", "accounts", str(path), "--by", admin.username,
+                                 "--map", "负责销售=owner", "--map", "企业性质=ownership_type"])
+    assert result.exit_code == 1 and REPEATED % ("负责销售", "G, I") in result.output
+    assert counts(session) == before
+
+
 def test_stored_reasons_are_translatable_messages():
     problem = Problem(3, "hire_date", "x", Text("Not a date; write it as YYYY-MM-DD."))
     stored = problem.as_dict()

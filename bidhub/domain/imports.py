@@ -952,6 +952,25 @@ def unique_headers(headers: Sequence[str]) -> list[str]:
     return seen
 
 
+def repeated_headers(headers: Sequence[str]) -> dict[str, list[int]]:
+    """The non-blank headers that name more than one column, each with its columns' indexes."""
+    indexes: dict[str, list[int]] = {}
+    for index, header in enumerate(headers):
+        header = (header or "").strip()
+        if header:
+            indexes.setdefault(header, []).append(index)
+    return {header: found for header, found in indexes.items() if len(found) > 1}
+
+
+def repeated_header(header: str, indexes: Sequence[int]) -> Text:
+    """Why a column name that several columns have cannot be read: which one is meant is
+    unknown, and a mapping names columns by their names, so it cannot tell them apart either."""
+    return N_("The column name '%(column)s' is used %(count)d times (columns %(letters)s), so "
+              "bidhub cannot tell which column to read. Rename the columns so that each name is "
+              "used once, and import the file again.", column=header, count=len(indexes),
+              letters=", ".join(map(column_letters, indexes)))
+
+
 def exact_mapping(kind: str, headers: Sequence[str]) -> dict[str, str]:
     """The mapping a file gets without asking: each column named exactly, first one wins."""
     mapping: dict[str, str] = {}
@@ -996,6 +1015,9 @@ class MappingCheck:
     warnings: list[MappingWarning] = field(default_factory=list)  # not acknowledged
     units: dict[str, int] = field(default_factory=dict)  # amount field -> yuan per unit
     generated_usernames: bool = False
+    # Column names several columns have, among those mapped or likely a field: the file must
+    # be changed first, since no mapping can tell those columns apart (one error each).
+    repeated: list[str] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -1013,9 +1035,10 @@ def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str |
                   acknowledged: Iterable[str] = ()) -> MappingCheck:
     """Whether `columns` (file column -> field, blank for none) can read a file with `headers`.
 
-    Errors: a column the file does not have, a field the kind does not have, two columns for
-    one field, a mapped header that appears twice. Then the required fields left without a
-    column and the important columns left unmapped that were not acknowledged.
+    Errors: a header that names several columns and is mapped or likely a field, a column
+    the file does not have, a field the kind does not have, two columns for one field. Then
+    the required fields left without a column and the important columns left unmapped that
+    were not acknowledged.
     """
     present = unique_headers(headers)
     counts = {header: sum(1 for other in headers if (other or "").strip() == header)
@@ -1034,12 +1057,19 @@ def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str |
 
     known = set(field_names(kind))
     check = MappingCheck(columns={})
+    repeated = repeated_headers(headers)
+    named = {in_file(column) for column, name in columns.items() if name}
+    check.repeated = [header for header in repeated
+                      if header in named or likely_field(kind, header) is not None]
+    check.errors += [repeated_header(header, repeated[header]) for header in check.repeated]
     by_field: dict[str, str] = {}
     acknowledged = [in_file(column) for column in acknowledged]
     for column, name in columns.items():
         if not name:
             continue
         column = in_file(column)
+        if counts.get(column, 0) > 1:
+            continue  # an error above
         if column not in counts:
             check.errors.append(N_("The file has no column '%(column)s'.", column=column))
         elif name not in known:
@@ -1049,9 +1079,6 @@ def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str |
             check.errors.append(N_("The columns '%(first)s' and '%(second)s' are both mapped to "
                                    "'%(field)s'; map one column to each field.",
                                    first=by_field[name], second=column, field=name))
-        elif counts[column] > 1:
-            check.errors.append(N_("The file has two columns named '%(column)s'; rename one.",
-                                   column=column))
         else:
             by_field[name] = column
             check.columns[column] = name
@@ -1062,7 +1089,7 @@ def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str |
     for column in present:
         name = likely_field(kind, column)
         if (column not in check.columns and column not in acknowledged and name is not None
-                and name in IMPORTANT[kind] and name not in mapped):
+                and name in IMPORTANT[kind] and name not in mapped and column not in repeated):
             check.warnings.append(MappingWarning(column, name))
     for column, name in check.columns.items():
         column_spec = column_of(kind, name)
@@ -1770,6 +1797,10 @@ def column_positions(kind: str, header: list[str], parsed: Parsed,
                      limits: UploadLimits) -> dict[str, int]:
     """Canonical column name -> its index; header problems and ignored columns go to `parsed`."""
     mapping = header_map(kind)
+    repeated = repeated_headers(header)
+    for name, indexes in repeated.items():
+        if normalise(name) in mapping:
+            parsed.problems.append(Problem(HEADER_ROW, name, name, repeated_header(name, indexes)))
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
         if not name:
@@ -1778,8 +1809,9 @@ def column_positions(kind: str, header: list[str], parsed: Parsed,
         if column is None:
             parsed.ignored_columns.append(name)
         elif column.name in positions:
-            parsed.problems.append(Problem(HEADER_ROW, name, name, N_(
-                "A second column for '%(field)s'.", field=column.name)))
+            if name not in repeated:
+                parsed.problems.append(Problem(HEADER_ROW, name, name, N_(
+                    "A second column for '%(field)s'.", field=column.name)))
         else:
             positions[column.name] = index
             parsed.mapping[name] = column.name
