@@ -624,9 +624,10 @@ class TotalsCells:
         Total(s), and no id cell holds anything else: a row with an id is read as a row.
         """
         width = len(record)
+        for index in self.ids:  # every row passes here: the usual one leaves at its id
+            if index < width and record[index] and not is_totals_word(record[index]):
+                return None
         ids = [record[index] for index in self.ids if index < width and record[index]]
-        if not all(map(is_totals_word, ids)):
-            return None
         first = next(cell for cell in record if cell)
         names = [record[index] for index in self.names if index < width]
         return next((cell for cell in (first, *ids, *names) if is_totals_word(cell)), None)
