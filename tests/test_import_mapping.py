@@ -495,7 +495,7 @@ def test_the_upload_goes_to_the_mapping_step_and_confirming_imports(
     response = client.post(response.location, data=form)
     assert response.status_code == 303 and re.search(r"/admin/imports/\d+$", response.location)
     report = client.get(response.location).get_data(as_text=True)
-    assert "销售编号" in report and "external_id" in report
+    assert "销售编号 → Employee id" in report and "external_id" not in report
     assert list(uploads.iterdir()) == []  # the waiting file is gone
     reload(session)
     assert session.scalar(select(func.count()).select_from(User).where(
@@ -531,7 +531,7 @@ def test_an_unacknowledged_important_column_is_refused_on_the_web_then_accepted(
     before = counts(session)
     response = client.post(location, data=form)
     assert response.status_code == 422
-    assert "looks like &#39;executive_sponsor&#39;" in response.get_data(as_text=True)
+    assert "looks like &#39;Executive sponsor&#39;" in response.get_data(as_text=True)
     assert counts(session) == before
     response = client.post(location, data={**form, "ack": "7"})
     assert response.status_code == 303, response.get_data(as_text=True)[:2000]
@@ -557,6 +557,49 @@ def test_a_garbage_mapping_is_a_clear_422_and_changes_nothing(session, branches,
     assert message in response.get_data(as_text=True).replace("&#39;", "'")
     assert counts(session) == before
     assert len(list(uploads.iterdir())) == 2  # still waiting for a good mapping
+
+
+CHINESE = {"Accept-Language": "zh-CN"}
+
+
+def page_text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_every_field_of_every_kind_has_a_label():
+    from bidhub.domain.imports import COLUMNS
+    from bidhub.web.imports import FIELD_LABELS
+
+    assert {kind: set(labels) for kind, labels in FIELD_LABELS.items()} == {
+        kind: {column.name for column in columns} for kind, columns in COLUMNS.items()}
+
+
+def test_the_report_and_the_mapping_step_name_fields_by_their_labels_in_chinese(
+        session, branches, admin, login_as, uploads):
+    client = login_as(admin)
+    # A reps file read by its exact headers, with a username twice.
+    reps = csv_of("员工编号,用户名,姓名,分公司", ["R1,zhang,张三,BJ", "R2,zhang,李四,BJ"])
+    report = page_text(client.get(upload(client, "reps", reps).location,
+                                  headers=CHINESE).get_data(as_text=True))
+    assert "3 用户名 zhang" in report and "每个用户名只能出现一次" in report
+    # An accounts file through the mapping step, with an amount in 万元 and bad cells.
+    accounts = csv_of("客户编号,客户名称,行业,企业性质,所属分公司,年度金额(万元)",
+                      ["KA-1,甲公司,互联网,私企,BJ,abc"])
+    location = upload(client, "accounts", accounts).location
+    mapping = client.get(location, headers=CHINESE).get_data(as_text=True)
+    assert "所属分公司" in mapping and ">分公司 *</option>" in mapping
+    assert "<th>年度金额</th>" in mapping and "年度金额按 10,000 元为单位读取" in page_text(mapping)
+    response = client.post(location, data=form_of(mapping), headers=CHINESE)
+    report = page_text(client.get(response.location, headers=CHINESE).get_data(as_text=True))
+    assert "读取的列： 所属分公司 → 分公司和年度金额(万元) → 年度金额" in report
+    assert "年度金额已按 10,000 元为单位读取" in report
+    assert "2 企业性质 私企" in report and "2 年度金额 abc" in report
+    for page in (mapping, report):
+        for key in ("external_id", "username", "annual_value_yuan", "ownership_type", "branch"):
+            assert key not in page_text(page), key
+    # English names them in English.
+    english = client.get(response.location).get_data(as_text=True)
+    assert "客户编号 → Account id" in english and "Annual value" in english
 
 
 def test_a_forged_or_foreign_token_is_a_422(session, branches, admin, make_admin, login_as,

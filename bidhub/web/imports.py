@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -32,12 +33,13 @@ from wtforms.validators import InputRequired
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
-from bidhub.domain.imports import COLUMNS, EXACT, KINDS, SIMILAR, SYNONYM, Problem
-from bidhub.domain.text import N_
+from bidhub.domain.imports import COLUMNS, EXACT, KINDS, SIMILAR, SYNONYM, Message, Problem
+from bidhub.domain.text import N_, Text
 from bidhub.models import ImportRun, User
 from bidhub.services import imports
 from bidhub.web.access import admins
 from bidhub.web.forms import Form, options
+from bidhub.web.labels import CONTACT_ROLE_LABELS
 from bidhub.web.rendering import redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("imports", __name__, url_prefix="/admin/imports")
@@ -54,6 +56,75 @@ VALUE_LABELS = {
     "opportunities": {"stage": "stage"},
     "incidents": {"ad_type": "ad_type", "status": "incident_status"},
 }
+
+
+# What each kind's fields are called on the pages; the field names themselves (external_id,
+# annual_value_yuan) are for files' headers and the command line's --map.
+_SHARED_FIELD_LABELS = {"branch": _l("Branch"), "account": _l("Account id"), "rep": _l("Rep")}
+FIELD_LABELS = {
+    "branches": {"code": _l("Branch code"), "name": _l("Branch name"),
+                 "name_zh": _l("Chinese name")},
+    "reps": {"external_id": _l("Employee id"), "username": _l("Username"), "name": _l("Name"),
+             "branch": _SHARED_FIELD_LABELS["branch"], "hire_date": _l("Hire date"),
+             "status": _l("Employment status")},
+    "accounts": {"external_id": _SHARED_FIELD_LABELS["account"], "name": _l("Account name"),
+                 "industry": _l("Industry"), "ownership_type": _l("Ownership"),
+                 "branch": _SHARED_FIELD_LABELS["branch"], "annual_value_yuan": _l("Annual value"),
+                 "owner": _l("Owning rep"), "executive_sponsor": _l("Executive sponsor"),
+                 **CONTACT_ROLE_LABELS},
+    "opportunities": {"external_id": _l("Opportunity id"),
+                      "account": _SHARED_FIELD_LABELS["account"],
+                      "rep": _SHARED_FIELD_LABELS["rep"], "amount_yuan": _l("Amount"),
+                      "stage": _l("Stage"), "opened": _l("Opened on"), "closed": _l("Closed on"),
+                      "stage_history": _l("Stage history")},
+    "forecasts": {"rep": _SHARED_FIELD_LABELS["rep"], "month": _l("Month"),
+                  "forecast_yuan": _l("Forecast amount"), "actual_yuan": _l("Actual amount")},
+    "incidents": {"external_id": _l("Incident id"), "account": _SHARED_FIELD_LABELS["account"],
+                  "rep": _SHARED_FIELD_LABELS["rep"], "competitor_site": _l("Competitor site"),
+                  "seen": _l("Seen on"), "ad_type": _l("Ad type"), "page_area": _l("Page area"),
+                  "evidence_url": _l("Evidence link"), "status": _l("Status"),
+                  "explanation": _l("Explanation")},
+}
+# A key of two fields, as reports name it ("rep + month").
+KEY_SEPARATOR = " + "
+
+
+def field_label(kind: str, name: str) -> str:
+    """A field of a kind by its label in the page's language; a name it lacks as it is."""
+    label = FIELD_LABELS.get(kind, {}).get(name)
+    return name if label is None else str(label)
+
+
+def reported_column(kind: str, column: str) -> str:
+    """A report's column in the page's language: a field (or a key of fields, or a missing
+    required column, named "external_id / 员工编号") by its label; a column of the file, as
+    the file names it."""
+    labels = FIELD_LABELS.get(kind, {})
+    if column in labels:
+        return field_label(kind, column)
+    names = column.split(KEY_SEPARATOR)
+    if len(names) > 1 and all(name in labels for name in names):
+        return KEY_SEPARATOR.join(field_label(kind, name) for name in names)
+    name, separator, chinese = column.partition(" / ")
+    known = next((known for known in COLUMNS.get(kind, ()) if known.name == name), None)
+    if separator and known is not None and known.chinese == chinese:
+        return field_label(kind, name)
+    return column
+
+
+def reported_message(kind: str, message: Message) -> Message:
+    """A report's message with the fields it names ('%(field)s', '%(key)s') by their labels."""
+    if not isinstance(message, Text):
+        return message
+    params = {name: reported_column(kind, value)
+              if name in ("field", "key") and isinstance(value, str) else value
+              for name, value in message.params.items()}
+    return Text(message.msgid, params)
+
+
+def reported_problem(kind: str, problem: Problem) -> Problem:
+    return Problem(problem.row, reported_column(kind, problem.column), problem.value,
+                   reported_message(kind, problem.reason))
 
 
 class ImportForm(Form):
@@ -223,7 +294,15 @@ def mapping_page(token: str, upload: PendingUpload, proposal, form: MappingForm,
     return render("imports/mapping.html", status=status, token=token, upload=upload,
                   proposal=proposal, form=form, errors=errors or [],
                   columns=COLUMNS[upload.kind], kind_labels=KIND_LABELS, how_labels=how_labels,
-                  value_labels=VALUE_LABELS.get(upload.kind, {}))
+                  **mapping_words(upload.kind))
+
+
+def mapping_words(kind: str) -> dict:
+    """What the mapping step's templates name fields and codes by."""
+    return {"value_labels": VALUE_LABELS.get(kind, {}),
+            "field_label": functools.partial(field_label, kind),
+            "field_labels": lambda names: [field_label(kind, name) for name in names],
+            "reported": functools.partial(reported_message, kind)}
 
 
 @blueprint.route("/map", methods=["GET", "POST"], endpoint="mapping")
@@ -297,13 +376,12 @@ def mapping_preview():
         columns, acknowledged = posted_mapping(headers.headers)
     except InvalidRequest as error:
         return render("imports/_mapping_check.html", status=422, proposal=headers,
-                      errors=[error.message], upload=upload,
-                      value_labels=VALUE_LABELS.get(upload.kind, {}))
+                      errors=[error.message], upload=upload, **mapping_words(upload.kind))
     proposal = imports.propose_mapping(session, upload.kind, upload.filename, data,
                                        columns=columns, acknowledged=acknowledged,
                                        limits=import_limits())
     return render("imports/_mapping_check.html", proposal=proposal, errors=[], upload=upload,
-                  value_labels=VALUE_LABELS.get(upload.kind, {}))
+                  **mapping_words(upload.kind))
 
 
 def import_with_progress(actor_id: int, arguments: dict):
@@ -353,12 +431,18 @@ def run(run_id: int):
     import_run = session.get(ImportRun, run_id)
     if import_run is None:
         abort(404)
-    problems = [Problem.from_dict(problem)
+    kind = import_run.kind
+    problems = [reported_problem(kind, Problem.from_dict(problem))
                 for problem in import_run.report.get("problems", [])]
-    warnings = [Problem.from_dict(warning)
+    warnings = [reported_problem(kind, Problem.from_dict(warning))
                 for warning in import_run.report.get("warnings", [])]
     mapping = import_run.report.get("mapping", {})
+    # The columns read into a field of another name; a column named as its field's label in
+    # the page's language needs no mention.
+    columns_read = [f"{column} → {label}" for column, name in mapping.items()
+                    if column != (label := field_label(kind, name)) and column != name]
+    units = {field_label(kind, name): unit
+             for name, unit in import_run.report.get("units", {}).items()}
     return render("imports/run.html", run=import_run, kind_labels=KIND_LABELS,
                   actors=imports.actor_names(session, [import_run]), problems=problems,
-                  warnings=warnings,
-                  mapped_by_other_names=any(column != name for column, name in mapping.items()))
+                  warnings=warnings, columns_read=columns_read, units=units)
