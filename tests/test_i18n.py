@@ -409,6 +409,32 @@ def test_the_value_filter_takes_wan_and_explains_a_mistake(client, make_rep, ope
     assert "“十万”不是有效金额" in page and "2 个客户" in page
 
 
+def typed_value(page: str, name: str) -> str:
+    return re.search(rf'name="{name}"[^>]*value="([^"]*)"', page).group(1)
+
+
+def test_a_negative_or_unreadable_value_filter_is_explained_and_kept_as_typed(
+        app, client, make_rep, make_manager, open_listing):
+    sign_in(client, make_rep())
+    path = f"/rounds/{open_listing.round_id}"
+    page = client.get(path, query_string={"min_value": "-1"}).get_data(as_text=True)
+    assert "年度金额不能为负数；请填写 0 或以上的金额，而不是“-1”。" in page
+    assert typed_value(page, "min_value") == "-1" and "2 个客户" in page
+    page = client.get(path, query_string={"max_value": '-5万<b>"'}).get_data(as_text=True)
+    assert "不是有效金额" in page and "<b>" not in page
+    assert typed_value(page, "max_value") == "-5万&lt;b&gt;&#34;"
+    page = client.get(path, query_string={"min_value": "-5万"}).get_data(as_text=True)
+    assert "年度金额不能为负数" in page and typed_value(page, "min_value") == "-5万"
+    page = client.get(path, query_string={"min_value": "10万"}).get_data(as_text=True)
+    assert typed_value(page, "min_value") == "10万" and "1 个客户" in page
+    # The managers' round page reads the same filter and says the same.
+    manager = app.test_client()
+    sign_in(manager, make_manager())
+    page = manager.get(f"/manage/rounds/{open_listing.round_id}",
+                       query_string={"max_value": "-1"}).get_data(as_text=True)
+    assert "年度金额不能为负数" in page and typed_value(page, "max_value") == "-1"
+
+
 # --- CSV exports --------------------------------------------------------------------------------
 
 def rows_of(response) -> list[list[str]]:

@@ -276,17 +276,18 @@ def _filter_words() -> dict[str, Markup]:
         ("sort_name", gettext("Name")), ("sort_industry", gettext("Industry")))}
 
 
-def filter_form(path: str, criteria: ListingFilter, options: Mapping[str, list]) -> Markup:
+def filter_form(path: str, criteria: ListingFilter, options: Mapping[str, list],
+                amounts: Mapping[str, str]) -> Markup:
     """The listing filters' form (as _filters.html drew it) for a round's list at `path`, with
-    `criteria` filled in and `options` (browse.filter_options) offered. Its words are kept per
-    language, its options written here: a template expression and escape per option and
-    word cost more than the list's rows."""
+    `criteria` filled in, the amounts (min_value, max_value) as they were typed, so that one
+    refused can be corrected, and `options` (browse.filter_options) offered. Its words are
+    kept per language, its options written here: a template expression and escape per option
+    and word cost more than the list's rows."""
     word = kept_with_catalogue(_FILTER_WORDS, _filter_words)
     any_ = f'<option value="">{word["any"]}</option>\n'
     industries, ownership, branches, sorts = _menus_of(criteria, options, word)
-    low, high = ("" if value is None else value
-                 for value in (criteria.min_value_yuan, criteria.max_value_yuan))
-    # Safe: every text is escaped, the words where they were kept; the amounts are integers.
+    low, high = (escape(amounts.get(name, "")) for name in ("min_value", "max_value"))
+    # Safe: every text is escaped, the words where they were kept.
     return Markup(  # noqa: S704
         f'<form class="filters" method="get" hx-get="{escape(path)}" hx-target="#listings" '
         'hx-swap="outerHTML"\n'

@@ -221,7 +221,8 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
     """The round page; `forms` carries a refused cancellation form back with its messages."""
     session = get_session()
     round_ = rounds.round_to_show(session, round_id)
-    criteria = listing_filter_from(request.args)
+    filter_errors: dict[str, str] = {}
+    criteria = listing_filter_from(request.args, filter_errors)
     adjudicating = adjudication_context(session, round_)
     reviews = adjudicating["reviews"]
     if reviews is None:
@@ -250,7 +251,7 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
     context = {
         **adjudicating,
         "round": round_, "listings": listings, "criteria": criteria,
-        "options": options,
+        "filter_errors": filter_errors, "options": options,
         "bid_counts": browse.bid_counts(session, round_.id) if reviews is None else {},
         # The review already holds each decision with its bid and rep.
         "decisions": ({listing_id: review.decision for listing_id, review in reviews.items()

@@ -57,7 +57,7 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
     args = dict(args.items())
 
     def whole_yuan(name: str) -> int | None:
-        text = text_arg(args, name, MAX_AMOUNT_CHARS + 1).strip()
+        text = typed_amount(args, name)
         if not text:
             return None
         # Read as the bid form reads amounts (10万 is 100000); no stored value exceeds MAX_DB_INT.
@@ -66,7 +66,11 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
             errors[name] = _("Write the annual value as an amount such as 100000, 100,000 or "
                              "10万; “%(value)s” is not one.", value=text)
             return None
-        return max(0, min(value, MAX_DB_INT))
+        if value < 0:
+            errors[name] = _("An annual value cannot be negative; write 0 or more instead of "
+                             "“%(value)s”.", value=text)
+            return None
+        return min(value, MAX_DB_INT)
 
     sort = args.get("sort")
     return browse.ListingFilter(
@@ -75,6 +79,16 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
         min_value_yuan=whole_yuan("min_value"), max_value_yuan=whole_yuan("max_value"),
         search=text_arg(args, "q", 100),
         sort=sort if sort in browse.SORTS else "value_desc")
+
+
+# The filter's amounts, which its form shows again as they were typed.
+AMOUNT_FILTERS = ("min_value", "max_value")
+
+
+def typed_amount(args, name: str) -> str:
+    """An amount filter's text as typed, bounded (one character more than an amount may
+    have, so that a longer one is refused rather than cut to an amount)."""
+    return text_arg(args, name, MAX_AMOUNT_CHARS + 1).strip()
 
 
 @blueprint.route("/rounds")
@@ -134,7 +148,8 @@ def shown_hindrances(found: dict[int, list[policies.Hindrance]]
 @blueprint.app_template_global()
 def listing_filters(criteria: browse.ListingFilter, options: dict[str, list]) -> Markup:
     """The filter form over a round's list, on the rep's list and the manager's round page."""
-    return filter_form(request.path, criteria, options)
+    return filter_form(request.path, criteria, options,
+                       {name: typed_amount(request.args, name) for name in AMOUNT_FILTERS})
 
 
 @blueprint.app_template_global()
