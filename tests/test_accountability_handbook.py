@@ -324,10 +324,10 @@ def test_a_stored_name_that_is_not_a_hash_is_never_served(session, make_manager,
 # --- page area and ad type -------------------------------------------------------------------
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"page_area": "sidebar"}, "Not a valid choice"),
+    ({"page_area": "sidebar"}, "Choose one of the listed options."),
     ({"page_area": ""}, "This field is required"),
-    ({"ad_type": "job_post"}, "Not a valid choice"),  # older incidents keep it; not offered
-    ({"ad_type": "popup"}, "Not a valid choice"),
+    ({"ad_type": "job_post"}, "Choose one of the listed options."),  # older incidents keep it
+    ({"ad_type": "popup"}, "Choose one of the listed options."),
 ])
 def test_page_area_and_ad_type_must_be_offered_values(app, session, make_manager, make_rep,
                                                       make_account, login_as, changes, message):

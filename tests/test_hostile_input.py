@@ -390,6 +390,95 @@ def test_select_ids_beyond_the_database_range_are_refused(client, session, world
     assert count(session, Round) == before
 
 
+# --- select fields -------------------------------------------------------------------------------
+
+# Selects that take any value and leave it to a validator or the use case, whose messages name
+# what is allowed: the reviewers (validate_reviewer_ids); an executive's title, which the use
+# case reads for the executive role only ("Choose the executive's title.") and a form may leave
+# out for the others; and a review's points per criterion (domain/reviews.py, "Score the plan
+# from 1 to 5."), on a form made per round's rules.
+SELECTS_JUDGED_ELSEWHERE = {("ReviewersForm", "reviewer_ids"),
+                            ("NewUserForm", "executive_title"),
+                            ("UserEditForm", "executive_title")}
+GARBAGE_CHOICES = ["abc", "-1", "0.5", "999999", str(2**63), "²", "<b>x</b>"]
+
+
+def form_classes():
+    """Every form class of the app, but those made inside a function (per round's rules)."""
+    from bidhub.web.forms import Form
+
+    found, stack = [], [Form]
+    while stack:
+        for subclass in stack.pop().__subclasses__():
+            stack.append(subclass)
+            if "<locals>" not in subclass.__qualname__:
+                found.append(subclass)
+    return found
+
+
+def select_fields(form_class):
+    from wtforms import SelectField
+    from wtforms.fields.core import UnboundField
+
+    for name in dir(form_class):
+        unbound = getattr(form_class, name, None)
+        if isinstance(unbound, UnboundField) and issubclass(unbound.field_class, SelectField):
+            yield name, unbound
+
+
+def test_every_select_refuses_a_value_it_does_not_offer_with_one_clear_message(app):
+    from werkzeug.datastructures import MultiDict
+    from wtforms.fields.choices import SelectChoice
+
+    from bidhub.web.review_panels import ReviewersForm
+
+    extra = {ReviewersForm: {"candidates": []}}
+    checked = set()
+    for form_class in form_classes():
+        for name, unbound in select_fields(form_class):
+            if not unbound.kwargs.get("validate_choice", True):
+                assert (form_class.__name__, name) in SELECTS_JUDGED_ELSEWHERE, name
+                continue
+            for value in GARBAGE_CHOICES:
+                with app.test_request_context(method="POST"):
+                    form = form_class(formdata=MultiDict({name: value}),
+                                      **extra.get(form_class, {}))
+                    for other, _unbound in select_fields(form_class):
+                        if form[other].choices is None:  # the view offers the rows there are
+                            form[other].choices = [SelectChoice(0, "—"), SelectChoice(7, "7")]
+                    form.validate()
+                    assert [str(error) for error in form[name].errors] == [
+                        "Choose one of the listed options."], (form_class.__name__, name, value)
+            checked.add((form_class.__name__, name))
+    assert {("UserForm", "branch_id"), ("NewUserForm", "branch_id"),
+            ("DesignateForm", "sponsor"), ("RoundForm", "branch_id"), ("DecisionForm", "kind"),
+            ("ImportForm", "kind"), ("IncidentForm", "ad_type")} <= checked
+    assert len(checked) >= 20
+
+
+def test_tampered_selects_on_admin_and_management_forms_get_the_clear_message_in_chinese(
+        client, session, world, make_account):
+    login(client, world["admin"])
+    users = count(session, User)
+    for value in ("-1", "abc", "999999"):
+        response = client.post("/admin/users/new", data={
+            "username": "newrep", "display_name": "New Rep", "password": PASSWORD,
+            "role": "rep", "branch_id": value}, headers={"Accept-Language": "zh-CN"})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422 and "请从列表中选择。" in page, value
+        assert "无法转化" not in page and "不是有效的选择" not in page
+    assert count(session, User) == users
+    account = make_account()
+    login(client, world["manager"])
+    for value in ("abc", "-1", "999999"):
+        response = client.post(f"/sponsors/accounts/{account.id}", data={"sponsor": value},
+                               headers={"Accept-Language": "zh-CN"})
+        assert response.status_code == 422 and "请从列表中选择。" in response.get_data(
+            as_text=True), value
+    reload(session)
+    assert session.get(type(account), account.id).sponsor_id is None
+
+
 def test_the_control_characters_refused_are_exactly_unicodes_cc():
     import sys
     import unicodedata

@@ -185,11 +185,26 @@ def wtforms_catalogue(locale: str) -> support.NullTranslations:
     return support.Translations.load(messages_path(), [locale], domain="wtforms")
 
 
+# What a select (or a set of radio buttons) says of a value it does not offer, whether or not
+# the value could be read as one of its kind (a tampered form: branch_id=-1, sponsor=abc).
+CHOICE_MESSAGE = _l("Choose one of the listed options.")
+
+
 class Form(FlaskForm):
     """Every form refuses control characters, malformed numbers and far-off dates first, and
-    judges text without its invisible characters and surrounding spaces (clean_typed_text)."""
+    judges text without its invisible characters and surrounding spaces (clean_typed_text).
+    Every select refuses a value it does not offer with CHOICE_MESSAGE."""
 
     class Meta(FlaskForm.Meta):
+        def bind_field(self, form, unbound_field, options):
+            field = super().bind_field(form, unbound_field, options)
+            # Set before the form reads its input, where WTForms reports a value its select
+            # cannot read ("Invalid Choice: could not coerce.").
+            if isinstance(field, SelectField):
+                field.invalid_value_message = field.invalid_value_message or CHOICE_MESSAGE
+                field.invalid_choice_message = field.invalid_choice_message or CHOICE_MESSAGE
+            return field
+
         def get_translations(self, form):
             # Flask-WTF reads and parses WTForms' catalogue again on every request that builds
             # a form (a field without a label asks for one); it is the same file every time.
