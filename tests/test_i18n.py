@@ -30,6 +30,7 @@ from bidhub.models import (
     AccountReview,
     Bid,
     Branch,
+    ImportRun,
     Listing,
     ListingStatus,
     Role,
@@ -394,6 +395,60 @@ def test_lists_and_days_in_chinese_style(client, make_rep, open_listing):
     assert factors and "、" in factors.group(1) and ", " not in factors.group(1)
     record = client.get("/my/track-record").get_data(as_text=True)
     assert "入职日期 2023年7月15日" in record and "2023-07-15" not in record
+
+
+def test_message_dates_are_shown_in_the_pages_style(app):
+    from bidhub.domain.text import N_
+    from bidhub.web.i18n import translate
+
+    message = N_("%(won_on)s %(due_at)s %(day)s %(instant)s %(note_on)s %(inner)s",
+                 won_on="2026-05-09", due_at="2026-03-09T01:00:00+00:00", day=date(2026, 11, 29),
+                 instant=datetime(2026, 3, 2, 6, 30, tzinfo=UTC), note_on="not a day",
+                 inner=N_("%(closed_on)s", closed_on="2026-01-31"))
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert translate(message) == ("2026年5月9日 2026年3月9日 09:00 2026年11月29日 "
+                                      "2026年3月2日 14:30 not a day 2026年1月31日")
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert translate(message) == ("2026-05-09 2026-03-09 09:00 2026-11-29 2026-03-02 14:30 "
+                                      "not a day 2026-01-31")
+    assert str(message).startswith("2026-05-09 2026-03-09T01:00:00+00:00")  # kept as given
+
+
+def test_the_won_deal_refusal_and_the_logged_incident_give_days_in_chinese(
+        app, session, client, clock, make_manager, make_rep, make_admin, make_account):
+    from bidhub.models import Opportunity
+    from bidhub.services.imports import import_file
+
+    rep = make_rep(username="wangfang")
+    account = make_account(owner=rep, name="北京智联科技有限公司")
+    session.add(Opportunity(account_id=account.id, rep_id=rep.id, amount_yuan=300_000,
+                            stage="won", opened_at=clock() - timedelta(days=90),
+                            closed_at=clock() - timedelta(days=30)))
+    session.commit()
+    sign_in(client, make_manager())
+    form = {"account": account.external_id, "competitor_site": "51job.com",
+            "ad_type": "banner", "page_area": "home_page", "seen_at": "2026-03-01T10:00",
+            "evidence_url": "https://www.51job.com/"}
+    refused = client.post("/manage/accountability/log", data=form)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "已与我们成交：2026年1月31日 赢单 300,000 元" in page and "2026-01-31" not in page
+    logged = client.post("/manage/accountability/log", data={
+        **form, "account": make_account(owner=rep).external_id}, follow_redirects=True)
+    page = logged.get_data(as_text=True)
+    assert "说明截止日期为2026年3月9日 09:00。" in page and "2026-03-09" not in page
+    # The import report keeps the refusal as JSON, the day in ISO form, and shows it so too.
+    data = ("事件编号,客户编号,销售,竞争对手网站,发现日期,广告类型\r\n"
+            f"INC-9,{account.external_id},wangfang,51job.com,2026-02-21,横幅\r\n")
+    admin = make_admin()
+    result = import_file(session, admin, "incidents", "incidents.csv",
+                         data.encode("utf-8-sig"), valid_rows_only=False, now=clock())
+    assert result.status == "refused"
+    stored = session.get(ImportRun, result.run_id).report["problems"][0]["message"]
+    assert stored["params"]["won_on"] == "2026-01-31"
+    sign_in(client, admin)
+    page = client.get(f"/admin/imports/{result.run_id}").get_data(as_text=True)
+    assert "2026年1月31日 赢单" in page and "2026-01-31" not in page
 
 
 def test_the_value_filter_takes_wan_and_explains_a_mistake(client, make_rep, open_listing):

@@ -214,14 +214,17 @@ def evidence_file(folder: Path, incident: AccountabilityIncident) -> tuple[Path,
 
 
 def won_deal_refusal(account: Account, deal: Opportunity, policy: AccountabilityPolicy) -> Text:
-    """Why an account with a recent won deal cannot be held to account, naming the deal."""
+    """Why an account with a recent won deal cannot be held to account, naming the deal.
+
+    The day is an ISO date in a parameter named *_on, which the page shows in its own style
+    (web.i18n.with_local_dates): an import report keeps the message as JSON."""
     when = won_at(deal)
     day = (when.astimezone(ZoneInfo(Defaults.TIMEZONE)).date().isoformat() if when
            else N_("an unknown date"))
-    return N_("%(account)s placed an order with us: a deal of %(amount)s yuan won on %(date)s, "
-              "within the last %(months)d months. Accountability applies only to accounts "
-              "with no won deal in that window.", account=account.name,
-              amount=f"{deal.amount_yuan:,}", date=day, months=policy.won_deal_months)
+    return N_("%(account)s placed an order with us: a deal of %(amount)s yuan won on "
+              "%(won_on)s, within the last %(months)d months. Accountability applies only to "
+              "accounts with no won deal in that window.", account=account.name,
+              amount=f"{deal.amount_yuan:,}", won_on=day, months=policy.won_deal_months)
 
 
 def explanation_due(logged_at: datetime, policy: AccountabilityPolicy) -> datetime:

@@ -32,7 +32,7 @@ from bidhub.web.labels import (
     PAGE_AREA_LABELS,
     label,
 )
-from bidhub.web.rendering import branch_name, redirect_after_post, render
+from bidhub.web.rendering import branch_name, localtime, redirect_after_post, render
 
 blueprint = Blueprint("accountability", __name__)
 
@@ -189,7 +189,7 @@ def log_incident():
             return incidents_page(log_form=form, status=422)
         flash(_("Incident logged against %(rep)s; explanation due %(due)s.",
                 rep=incident.rep.display_name,
-                due=utc_to_local(incident.explanation_due_at).strftime("%Y-%m-%d %H:%M")),
+                due=localtime(incident.explanation_due_at)),
               "success")
         return redirect_after_post(url_for("accountability.incidents"))
     return incidents_page(log_form=form, status=422)

@@ -93,12 +93,41 @@ def html_lang() -> str:
 
 
 def translate(message: Text | Joined | BidhubError | str) -> str:
-    """A message from the domain or a service, in the language of the page being rendered."""
+    """A message from the domain or a service, in the language of the page being rendered,
+    its dates in the page's style (with_local_dates)."""
     if isinstance(message, BidhubError):
         message = message.message
     elif isinstance(message, str):
         message = stored_message(message)  # a reason stored as msgid and parameters
-    return render(message, gettext)
+    return render(with_local_dates(message), gettext)
+
+
+def with_local_dates(message: Text | Joined | str) -> Text | Joined | str:
+    """The message with its dates as the page shows them (2026年11月29日, 2026年11月29日 14:30):
+    a `date`, a `datetime` (in local time), and a parameter named *_on or *_at that holds one
+    in ISO form, as a message kept as JSON must (a notification's, an import report's)."""
+    if isinstance(message, Joined):
+        return Joined([with_local_dates(part) for part in message.parts], message.separator)
+    if not isinstance(message, Text) or not message.params:
+        return message
+    return Text(message.msgid, {name: _shown_parameter(name, value)
+                                for name, value in message.params.items()})
+
+
+def _shown_parameter(name: str, value: object) -> object:
+    if isinstance(value, Text | Joined):
+        return with_local_dates(value)
+    if isinstance(value, str) and name.endswith(("_at", "_on")):
+        try:
+            value = (datetime.fromisoformat(value) if name.endswith("_at")
+                     else date.fromisoformat(value))
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        return format_local_time(utc_to_local(value))
+    if isinstance(value, date):
+        return format_day(value)
+    return value
 
 
 # Flask-Babel finds the request's catalogue afresh on every call (six context lookups and a
