@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import TypeEngine
 
+from bidhub.domain.collation import branch_order, name_key, person_order
 from bidhub.domain.errors import NotFound
 from bidhub.domain.text import N_
 from bidhub.models import (
@@ -353,11 +354,6 @@ _MENU_FINGERPRINT = select(
 )
 
 
-def menu_order(branch: BranchChoice) -> tuple[str, int]:
-    """A branch's place in a filter menu: by name, then id."""
-    return branch.name, branch.id
-
-
 class MenuValues(Protocol):
     """What the filter menus read of a listed account (ListingRow, a reviewed round's
     ListedAccount)."""
@@ -370,9 +366,9 @@ class MenuValues(Protocol):
 
 
 def filter_options_of(accounts: Iterable[MenuValues]) -> dict[str, list]:
-    """Values to offer in the filter menus of a list of `accounts`: each value once, in code
-    point order (the same on every database); branches as BranchChoice ordered by name, then
-    id.
+    """Values to offer in the filter menus of a list of `accounts`: each value once, the
+    industries in pinyin order (domain.collation), the ownership types by code; branches as
+    BranchChoice in a menu's order (branch_order).
 
     A rep's menus offer what the rep's whole list holds (its rows, unfiltered): a listing
     hidden from reps (awaiting its sponsor's confirmation, or refused) adds nothing, since a
@@ -381,9 +377,9 @@ def filter_options_of(accounts: Iterable[MenuValues]) -> dict[str, list]:
     branches = {account.branch_id: BranchChoice(account.branch_id, account.branch_name,
                                                 account.branch_name_zh)
                 for account in accounts}
-    return {"industries": sorted({account.industry for account in accounts}),
+    return {"industries": sorted({account.industry for account in accounts}, key=name_key),
             "ownership_types": sorted({account.ownership_type for account in accounts}),
-            "branches": sorted(branches.values(), key=menu_order)}
+            "branches": sorted(branches.values(), key=branch_order)}
 
 
 def filter_options(session: Session, round_id: int) -> dict[str, list]:
@@ -410,7 +406,7 @@ def filter_options(session: Session, round_id: int) -> dict[str, list]:
                                                            (industries, ownership, branch_ids))
     return {"industries": list(industries), "ownership_types": list(ownership),
             "branches": sorted((BranchChoice(id=row[0], name=row[1], name_zh=row[2])
-                                for row in rows if row[0] in branch_ids), key=menu_order)}
+                                for row in rows if row[0] in branch_ids), key=branch_order)}
 
 
 def _menus_of_round(session: Session, round_id: int) -> tuple[list, list, set[int]]:
@@ -419,7 +415,7 @@ def _menus_of_round(session: Session, round_id: int) -> tuple[list, list, set[in
     industries = session.scalars(select(base.c.industry).distinct())
     ownership = session.scalars(select(base.c.ownership_type).distinct())
     branch_ids = session.scalars(select(base.c.branch_id).distinct())
-    return sorted(industries), sorted(ownership), set(branch_ids)
+    return sorted(industries, key=name_key), sorted(ownership), set(branch_ids)
 
 
 def rounds_for_management(session: Session) -> list[tuple[Round, int, int]]:
@@ -460,8 +456,9 @@ def require_account(session: Session, reference: str) -> Account:
 
 
 def active_reps(session: Session) -> list[User]:
-    return list(session.scalars(select(User).where(User.role == Role.REP, User.is_active)
-                                .order_by(User.display_name)))
+    """The active reps, by name (domain.collation)."""
+    return sorted(session.scalars(select(User).where(User.role == Role.REP, User.is_active)),
+                  key=person_order)
 
 
 @dataclass(frozen=True)

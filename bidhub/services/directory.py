@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
+from bidhub.domain.collation import branch_order, name_key, person_order
 from bidhub.domain.errors import NotFound
 from bidhub.domain.facts import HANDBOOK_CAPACITY_MAX, HANDBOOK_CAPACITY_TARGET
 from bidhub.domain.text import N_
@@ -205,16 +206,16 @@ def count_accounts(session: Session, criteria: DirectoryFilter) -> int:
 
 
 def directory_options(session: Session) -> DirectoryOptions:
-    """The choices the filters offer: the values present in the book, and every rep."""
+    """The choices the filters offer: the values present in the book, and every rep; names
+    in pinyin order (domain.collation)."""
     return DirectoryOptions(
-        branches=list(session.scalars(select(Branch).order_by(Branch.name))),
-        industries=list(session.scalars(select(Account.industry).distinct()
-                                        .order_by(Account.industry))),
+        branches=sorted(session.scalars(select(Branch)), key=branch_order),
+        industries=sorted(session.scalars(select(Account.industry).distinct()), key=name_key),
         ownership_types=list(session.scalars(select(Account.ownership_type).distinct()
                                              .order_by(Account.ownership_type))),
-        owners=list(session.scalars(select(User).where(User.id.in_(
-            select(Account.owner_id).where(Account.owner_id.is_not(None))))
-            .order_by(User.display_name))))
+        owners=sorted(session.scalars(select(User).where(User.id.in_(
+            select(Account.owner_id).where(Account.owner_id.is_not(None))))),
+            key=person_order))
 
 
 # --- one account ---------------------------------------------------------------------------

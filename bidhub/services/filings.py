@@ -11,6 +11,7 @@ from sqlalchemy import Integer, Select, bindparam, func, literal_column, null, s
 from sqlalchemy.orm import Session, aliased
 
 from bidhub.db import unit_of_work
+from bidhub.domain.collation import branch_order, name_key
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
 from bidhub.domain.text import N_
@@ -299,8 +300,8 @@ def filing_register(session: Session, criteria: FilingFilter, limit: int | None 
 
 class Surroundings(NamedTuple):
     """What the register's full page shows around its lines: the choices of its branch menu
-    (every branch, by name) and rep menu ((id, name) of the active reps, by name), and the
-    register's head (services.ledger.ledger_head)."""
+    (every branch) and rep menu ((id, name) of the active reps), in a menu's order
+    (domain.collation), and the register's head (services.ledger.ledger_head)."""
 
     branches: tuple[BranchNames, ...]
     reps: tuple[tuple[int, str], ...]
@@ -320,11 +321,13 @@ def register_surroundings(session: Session) -> Surroundings:
     store = checkpoint_store(session)
     head = None if newest is None else LedgerHead(
         *newest, store.head() if store else None)
-    return Surroundings(tuple(branches), tuple(reps), head)
+    return Surroundings(tuple(sorted(branches, key=branch_order)),
+                        tuple(sorted(reps, key=lambda rep: (name_key(rep[1]), rep[0]))), head)
 
 
 # The menus and the head as parts of one statement, built once (see register_statement): three
 # statements cost three round trips and three passes through SQLAlchemy for some seventy rows.
+# The menus are put in order after reading (register_surroundings).
 BRANCH_PART, REP_PART, HEAD_PART = 0, 1, 2
 SURROUNDINGS = union_all(
     select(literal_column(str(BRANCH_PART)).label("part"), Branch.id.label("id"),
@@ -334,7 +337,7 @@ SURROUNDINGS = union_all(
     # The newest filing's number and hash, as ledger_head reads them.
     select(literal_column(str(HEAD_PART)), Filing.seq, Filing.hash, null())
     .where(Filing.seq == select(func.max(Filing.seq)).scalar_subquery()),
-).order_by(literal_column("part"), literal_column("name"), literal_column("id"))
+)
 
 
 # Bound parameters per lookup statement: the whole register's export names many thousands of

@@ -9,6 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.db import unit_of_work
+from bidhub.domain.collation import person_order
 from bidhub.domain.errors import (
     CapacityExceeded,
     Conflict,
@@ -46,10 +47,11 @@ SPONSOR_ACTIONS = ("account.sponsor_designated", "account.sponsor_removed")
 
 
 def executives(session: Session, *, active_only: bool = True) -> list[User]:
-    query = select(User).where(User.role == Role.EXECUTIVE).order_by(User.display_name)
+    """The executives, by name (the sponsor menus)."""
+    query = select(User).where(User.role == Role.EXECUTIVE)
     if active_only:
         query = query.where(User.is_active)
-    return list(session.scalars(query))
+    return sorted(session.scalars(query), key=person_order)
 
 
 # --- designation --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
+from bidhub.domain.collation import name_key, person_order
 from bidhub.domain.errors import Conflict, NotFound
 from bidhub.domain.text import N_, Text
 from bidhub.models import Account, Filing, Listing, Role, TransferRequest, User
@@ -25,6 +26,9 @@ from bidhub.services.rule_sets import active_rule_set, parsed
 
 # A type-ahead list is for picking, not browsing: a few lines, and the query narrows it.
 MAX_SUGGESTIONS = 10
+# The matches read to choose those lines from, in pinyin order (domain.collation), which the
+# database cannot sort by: more than a rep holds, so a rep's accounts are all weighed.
+SUGGESTIONS_READ = 50
 MAX_QUERY_LENGTH = 100
 DEFAULT_CAPACITY_TARGET = 30
 
@@ -93,7 +97,9 @@ def _pattern(query: str) -> str:
 
 def search_accounts(session: Session, query: str, *, owner_id: int | None = None,
                     limit: int = MAX_SUGGESTIONS) -> list[Account]:
-    """Accounts whose name or customer number contains `query` (any script), best matches first.
+    """Accounts whose name or customer number contains `query` (any script), best matches first:
+    an exact customer number or name, then by name in pinyin order (of the first
+    SUGGESTIONS_READ matches in the database's order).
 
     With `owner_id`, only that rep's accounts; an empty query then lists them.
     """
@@ -106,22 +112,29 @@ def search_accounts(session: Session, query: str, *, owner_id: int | None = None
         pattern = _pattern(query)
         statement = statement.where(or_(Account.name.ilike(pattern, escape="\\"),
                                         Account.external_id.ilike(pattern, escape="\\")))
-    exact = or_(Account.external_id == query.strip(), Account.name == query.strip())
-    return list(session.scalars(statement.order_by(exact.desc(), Account.name, Account.id)
-                                .limit(limit)))
+    typed = query.strip()
+    exact = or_(Account.external_id == typed, Account.name == typed)
+    found = sorted(session.scalars(statement.order_by(exact.desc(), Account.name, Account.id)
+                                   .limit(max(limit, SUGGESTIONS_READ))),
+                   key=lambda account: (typed not in (account.external_id, account.name),
+                                        name_key(account.name), account.id))
+    return found[:limit]
 
 
 def search_reps(session: Session, query: str, *, limit: int = MAX_SUGGESTIONS) -> list[User]:
-    """Active reps whose name, username or employee id contains `query`."""
+    """Active reps whose name, username or employee id contains `query`, by name in pinyin
+    order (of the first SUGGESTIONS_READ matches in the database's order)."""
     if not query.strip():
         return []
     pattern = _pattern(query)
-    return list(session.scalars(
+    reps = sorted(session.scalars(
         select(User).where(User.role == Role.REP, User.is_active,
                            or_(User.display_name.ilike(pattern, escape="\\"),
                                User.username.ilike(pattern, escape="\\"),
                                User.external_id.ilike(pattern, escape="\\")))
-        .order_by(User.display_name, User.id).limit(limit)))
+        .order_by(User.display_name, User.id).limit(max(limit, SUGGESTIONS_READ))),
+        key=person_order)
+    return reps[:limit]
 
 
 def find_account(session: Session, account_id: int | None) -> Account | None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from wtforms import SelectMultipleField, TextAreaField
 from wtforms.validators import InputRequired, ValidationError
 
+from bidhub.domain.collation import person_order
 from bidhub.domain.reviews import ReviewRules
 from bidhub.models import Bid, Role, Round, RoundStatus, User
 from bidhub.services import application_reviews, policies
@@ -68,8 +69,7 @@ def may_name_reviewers(round_: Round, now: datetime) -> bool:
 
 def reviewer_candidates(session: Session) -> list[User]:
     """Active KA managers, by name: the people a round's reviewers are chosen from."""
-    return sorted(active_users_with_role(session, Role.KA_MANAGER),
-                  key=lambda user: (user.display_name, user.id))
+    return sorted(active_users_with_role(session, Role.KA_MANAGER), key=person_order)
 
 
 def reviewers_form(session: Session, named: list[User] | None = None, *,
