@@ -338,6 +338,23 @@ def test_the_upload_page_imports_and_shows_the_report(session, branches, admin, 
     assert session.scalar(select(func.count()).select_from(User)) == 1
 
 
+def test_the_upload_page_offers_and_imports_excels_unicode_text_file(session, branches, admin,
+                                                                     login_as):
+    """Excel saves "Unicode Text" as a .txt file: the file picker offers it and the page
+    imports it."""
+    client = login_as(admin)
+    page = client.get("/admin/imports/").get_data(as_text=True)
+    assert 'accept=".csv,.txt,' in page and "UTF-16" in page
+    data = codecs.BOM_UTF16_LE + tab_separated(sample_text("reps")).encode("utf-16-le")
+    response = client.post("/admin/imports/", data={
+        "kind": "reps", "file": (io.BytesIO(data), "员工.txt")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    assert "imported" in client.get(response.location).get_data(as_text=True)
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(User)) == 6
+
+
 def test_the_upload_page_answers_413_for_an_oversized_file(app, admin, login_as):
     client = login_as(admin)
     limit = app.config["MAX_CONTENT_LENGTH"]
