@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, text
 
 from bidhub.db import engine_of
-from bidhub.domain.ledger import HASHED_FIELDS, filing_hash
+from bidhub.domain.ledger import HASHED_FIELDS, checkpoint_mac, filing_hash
 from bidhub.models import Filing
 from bidhub.services.filings import transfer_account
-from bidhub.services.ledger import verify_ledger
+from bidhub.services.ledger import REGISTER_ID, CheckpointStore, verify_ledger
 from tests.conftest import reload
 
 FILINGS = 16
@@ -173,6 +174,16 @@ def test_an_earlier_registers_checkpoints_are_set_aside_not_deleted(tmp_path, cl
     assert '"seq":1' in kept.read_text()
 
 
+def test_checkpoints_that_name_their_register_stay_in_place_for_a_new_one(tmp_path, clock):
+    """Another database's anchor is not moved away: a new register reads only its own lines."""
+    from bidhub.services.ledger import set_aside_checkpoints
+
+    store = CheckpointStore(tmp_path / "checkpoints.jsonl", b"key")
+    store.append([(1, "a" * 64)], clock(), register="the real database")
+    assert set_aside_checkpoints(store, clock()) is None
+    assert '"register":"the real database"' in store.path.read_text()
+
+
 def test_the_head_is_read_from_the_end_of_a_long_checkpoint_file(tmp_path, clock):
     from bidhub.services.ledger import CheckpointStore
 
@@ -183,3 +194,82 @@ def test_the_head_is_read_from_the_end_of_a_long_checkpoint_file(tmp_path, clock
     assert (head.seq, head.hash) == (3000, f"{3000:064x}")
     newest = max(store.read()[0], key=lambda checkpoint: checkpoint.seq)
     assert head.mac == newest.mac
+
+
+def another_databases_checkpoints(app, count: int) -> None:
+    """Lines another database's filings leave in a checkpoint file it shares with this one (a
+    demo and a real database made in the same folder): the same key, another register."""
+    store = CheckpointStore(app.config["LEDGER_CHECKPOINT_FILE"],
+                            app.extensions["bidhub_ledger_anchor"].key)
+    store.append([(seq, f"{seq:064x}") for seq in range(1, count + 1)],
+                 datetime.now(UTC), register="another database")
+
+
+def test_each_checkpoint_line_names_its_databases_register(app, session, register):
+    own = session.scalar(REGISTER_ID)
+    with open(app.config["LEDGER_CHECKPOINT_FILE"]) as lines:
+        assert {json.loads(line)["register"] for line in lines} == {own}
+
+
+def test_databases_sharing_a_checkpoint_file_are_each_checked_against_their_own_lines(
+        app, session, register, make_manager, login_as):
+    another_databases_checkpoints(app, 3_000)  # more than the page's head window
+    reload(session)
+    report = verify_ledger(session)
+    assert report.is_intact, report.problems
+    assert report.checkpoints == FILINGS
+    result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    assert result.exit_code == 0 and f"{FILINGS} filings, {FILINGS} checkpoints" in result.output
+    page = login_as(make_manager()).get("/manage/filings").get_data(as_text=True)
+    assert f"No. {FILINGS}, hash" in page and "Checkpointed outside" in page
+
+
+def test_tampering_is_still_found_beside_another_databases_checkpoints(app, session, backend,
+                                                                       register):
+    another_databases_checkpoints(app, 40)
+    tamper(app, backend, f"DELETE FROM filings WHERE seq > {FILINGS - 2}")
+    assert first_problem_seq(session) == FILINGS - 1
+
+
+def test_a_register_given_another_id_is_found(app, session, register):
+    """Whoever rewrites the whole chain cannot escape its checkpoints by renaming the
+    register: a register with filings and no line of its own is unanchored."""
+    another_databases_checkpoints(app, 5)
+    with engine_of(app).begin() as connection:
+        connection.execute(text("UPDATE instance_markers SET value = 'forged' "
+                                "WHERE name = 'ledger_register'"))
+    reload(session)
+    report = verify_ledger(session)
+    assert report.first_problem.seq == 1
+    assert "no checkpoint is kept for this database's register (forged)" in \
+        report.first_problem.problem
+
+
+def test_a_line_moved_to_another_register_has_a_wrong_hmac(app, session, register):
+    path = app.config["LEDGER_CHECKPOINT_FILE"]
+    with open(path) as lines:
+        records = [json.loads(line) for line in lines]
+    records[-1]["register"] = "another database"
+    with open(path, "w") as lines:
+        lines.writelines(json.dumps(record) + "\n" for record in records)
+    reload(session)
+    report = verify_ledger(session)
+    assert any("wrong HMAC" in problem.problem for problem in report.problems)
+
+
+def test_lines_written_before_registers_had_ids_count_for_the_register(app, session, backend,
+                                                                       register):
+    path = app.config["LEDGER_CHECKPOINT_FILE"]
+    key = app.extensions["bidhub_ledger_anchor"].key
+    with open(path) as lines:
+        records = [json.loads(line) for line in lines]
+    with open(path, "w") as lines:
+        for record in records:
+            del record["register"]
+            record["mac"] = checkpoint_mac(key, record["seq"], record["hash"])
+            lines.write(json.dumps(record) + "\n")
+    reload(session)
+    report = verify_ledger(session)
+    assert report.is_intact and report.checkpoints == FILINGS
+    tamper(app, backend, f"DELETE FROM filings WHERE seq = {FILINGS}")
+    assert first_problem_seq(session) == FILINGS

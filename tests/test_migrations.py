@@ -32,7 +32,11 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
             "(1, 1, 1, 'zhaopin.com', 'logo', '2026-01-02 00:00:00', 'open', '')"))
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0010"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0011"
+        # A database from before registers had ids gets one.
+        register = connection.execute(text(
+            "SELECT value FROM instance_markers WHERE name = 'ledger_register'")).scalar()
+        assert len(register) == 32
         assert connection.execute(text("SELECT owner_id FROM accounts")).scalar() == 1
         assert connection.execute(text(
             "SELECT version, resolution_note FROM accountability_incidents")).one() == (1, "")

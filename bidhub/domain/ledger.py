@@ -95,20 +95,35 @@ def replay_owners(
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """One line of the checkpoint file: a filing's sequence number and hash, with an HMAC."""
+    """One line of the checkpoint file: a filing's sequence number and hash, with an HMAC.
+
+    `register` names the database whose register the filing is in (the id it keeps, see
+    services.ledger.REGISTER_MARKER), so that databases sharing a checkpoint file (a demo and a
+    real one made in the same folder, say) are each checked against their own lines only.
+    Lines written before registers had ids have none, and count for every register.
+    """
 
     seq: int
     hash: str
     mac: str
     line: int = 0
+    register: str | None = None
+
+    def is_for(self, register: str | None) -> bool:
+        return self.register is None or self.register == register
 
 
-def checkpoint_mac(key: bytes, seq: int, filing_hash_: str) -> str:
-    return hmac.new(key, f"{seq}:{filing_hash_}".encode("ascii"), hashlib.sha256).hexdigest()
+def checkpoint_mac(key: bytes, seq: int, filing_hash_: str, register: str | None = None) -> str:
+    """The HMAC of a line: over its register too, when it names one, so that a line cannot
+    be moved to another register."""
+    message = f"{seq}:{filing_hash_}" if register is None else f"{register}:{seq}:{filing_hash_}"
+    return hmac.new(key, message.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def sign_checkpoint(key: bytes, seq: int, filing_hash_: str) -> Checkpoint:
-    return Checkpoint(seq, filing_hash_, checkpoint_mac(key, seq, filing_hash_))
+def sign_checkpoint(key: bytes, seq: int, filing_hash_: str,
+                    register: str | None = None) -> Checkpoint:
+    return Checkpoint(seq, filing_hash_, checkpoint_mac(key, seq, filing_hash_, register),
+                      register=register)
 
 
 @dataclass(frozen=True)
@@ -121,26 +136,43 @@ class LedgerProblem:
 
 
 def check_against_checkpoints(
-    key: bytes, chain: Mapping[int, str], checkpoints: Iterable[Checkpoint]
+    key: bytes, chain: Mapping[int, str], checkpoints: Iterable[Checkpoint],
+    register: str | None = None,
 ) -> list[LedgerProblem]:
     """Compare the filings in the database (seq -> hash) with the checkpoints kept outside it.
 
-    A checkpoint whose HMAC does not verify was not written by bidhub. A checkpointed filing
-    that is missing means filings were deleted (the first missing one is named); a checkpointed
-    filing with another hash means the chain was rewritten and re-hashed from there on.
+    A checkpoint whose HMAC does not verify was not written by bidhub. Only the lines of the
+    database's `register` (and lines that name none) are compared: a checkpointed filing
+    that is missing means filings were deleted (the first missing one is named); a
+    checkpointed filing with another hash means the chain was rewritten and re-hashed from
+    there on. A register with filings and no line of its own, in a file holding other
+    registers' lines, was replaced or given another id: its whole chain is unanchored.
     """
     problems: list[LedgerProblem] = []
     trusted: dict[int, str] = {}
+    others = 0
     for checkpoint in checkpoints:
-        if not hmac.compare_digest(checkpoint_mac(key, checkpoint.seq, checkpoint.hash),
-                                   checkpoint.mac):
+        if not hmac.compare_digest(checkpoint_mac(key, checkpoint.seq, checkpoint.hash,
+                                                  checkpoint.register), checkpoint.mac):
             problems.append(LedgerProblem(
                 checkpoint.seq, N_("checkpoint line %(line)d has a wrong HMAC (not written "
                                    "with this installation's key)", line=checkpoint.line),
                 "checkpoint"))
             continue
+        if not checkpoint.is_for(register):
+            others += 1
+            continue
         trusted[checkpoint.seq] = checkpoint.hash
     if not trusted:
+        if chain and others:
+            problems.append(LedgerProblem(
+                min(chain), N_("no checkpoint is kept for this database's register (%(register)s):"
+                               " the checkpoint file holds %(others)d checkpoints of other "
+                               "registers only, so filings %(first)d to %(last)d are not "
+                               "anchored outside the database (it was replaced, or its "
+                               "register's id was changed)", register=register or "none",
+                               others=others, first=min(chain), last=max(chain)),
+                "checkpoint"))
         return problems
     missing = sorted(seq for seq in trusted if seq not in chain)
     if missing:

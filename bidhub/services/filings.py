@@ -21,6 +21,7 @@ from bidhub.models import (
     Branch,
     Filing,
     FilingKind,
+    InstanceMarker,
     Role,
     Round,
     TransferRequest,
@@ -28,7 +29,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
-from bidhub.services.ledger import LedgerHead, checkpoint_store
+from bidhub.services.ledger import REGISTER_MARKER, LedgerHead, checkpoint_store
 from bidhub.services.limits import MIN_REASON_LENGTH, MIN_REVIEW_LENGTH
 from bidhub.services.loss_reviews import note_management_review
 from bidhub.services.notifications import notify
@@ -310,25 +311,27 @@ class Surroundings(NamedTuple):
 
 def register_surroundings(session: Session) -> Surroundings:
     """The register page's menus and head, read in one statement."""
-    branches, reps, newest = [], [], None
+    branches, reps, newest, register = [], [], None, None
     for part, row_id, name, name_zh in session.connection().execute(SURROUNDINGS).all():
         if part == BRANCH_PART:
             branches.append(BranchNames(row_id, name, name_zh))
         elif part == REP_PART:
             reps.append((row_id, name))
-        else:
+        elif part == HEAD_PART:
             newest = (row_id, name)
+        else:
+            register = name
     store = checkpoint_store(session)
     head = None if newest is None else LedgerHead(
-        *newest, store.head() if store else None)
+        *newest, store.head(register) if store else None)
     return Surroundings(tuple(sorted(branches, key=branch_order)),
                         tuple(sorted(reps, key=lambda rep: (name_key(rep[1]), rep[0]))), head)
 
 
-# The menus and the head as parts of one statement, built once (see register_statement): three
+# The menus, the head and the register's id as parts of one statement, built once (see register_statement): three
 # statements cost three round trips and three passes through SQLAlchemy for some seventy rows.
 # The menus are put in order after reading (register_surroundings).
-BRANCH_PART, REP_PART, HEAD_PART = 0, 1, 2
+BRANCH_PART, REP_PART, HEAD_PART, REGISTER_PART = 0, 1, 2, 3
 SURROUNDINGS = union_all(
     select(literal_column(str(BRANCH_PART)).label("part"), Branch.id.label("id"),
            Branch.name.label("name"), Branch.name_zh.label("name_zh")),
@@ -337,6 +340,8 @@ SURROUNDINGS = union_all(
     # The newest filing's number and hash, as ledger_head reads them.
     select(literal_column(str(HEAD_PART)), Filing.seq, Filing.hash, null())
     .where(Filing.seq == select(func.max(Filing.seq)).scalar_subquery()),
+    select(literal_column(str(REGISTER_PART)), null(), InstanceMarker.value, null())
+    .where(InstanceMarker.name == REGISTER_MARKER),
 )
 
 

@@ -25,12 +25,18 @@ from bidhub.domain.ledger import (
     verify_chain,
 )
 from bidhub.domain.text import N_
-from bidhub.models import Account, Filing
+from bidhub.models import Account, Filing, InstanceMarker
 
 log = logging.getLogger(__name__)
 
 ANCHOR_INFO_KEY = "bidhub_ledger_anchor"
 PENDING_INFO_KEY = "bidhub_unanchored_filings"
+REGISTER_INFO_KEY = "bidhub_ledger_register"
+# The instance marker holding the register's id: random, made with the database (migration
+# 0011), written into each checkpoint line so that databases sharing a checkpoint file are
+# each checked against their own lines.
+REGISTER_MARKER = "ledger_register"
+REGISTER_ID = select(InstanceMarker.value).where(InstanceMarker.name == REGISTER_MARKER)
 
 
 class CheckpointStore:
@@ -45,15 +51,18 @@ class CheckpointStore:
         self.path = Path(path)
         self.key = key
 
-    def append(self, filings: list[tuple[int, str]], now: datetime) -> None:
+    def append(self, filings: list[tuple[int, str]], now: datetime,
+               register: str | None = None) -> None:
         if not filings:
             return
         lines = []
         for seq, filing_hash in sorted(filings):
-            checkpoint = sign_checkpoint(self.key, seq, filing_hash)
-            lines.append(json.dumps({"seq": seq, "hash": filing_hash, "mac": checkpoint.mac,
-                                     "at": now.astimezone(UTC).isoformat(timespec="seconds")},
-                                    separators=(",", ":")) + "\n")
+            checkpoint = sign_checkpoint(self.key, seq, filing_hash, register)
+            line = {"seq": seq, "hash": filing_hash, "mac": checkpoint.mac,
+                    "at": now.astimezone(UTC).isoformat(timespec="seconds")}
+            if register is not None:
+                line["register"] = register
+            lines.append(json.dumps(line, separators=(",", ":")) + "\n")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -75,9 +84,7 @@ class CheckpointStore:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                    checkpoints.append(Checkpoint(int(record["seq"]), str(record["hash"]),
-                                                  str(record["mac"]), number))
+                    checkpoints.append(checkpoint_of(json.loads(line), number))
                 except (ValueError, KeyError, TypeError):
                     problems.append(LedgerProblem(None, N_("checkpoint line %(line)d is not "
                                                            "readable", line=number),
@@ -87,8 +94,9 @@ class CheckpointStore:
     # The newest checkpoints are at the end; the register page reads only this much of it.
     HEAD_WINDOW_BYTES = 64 * 1024
 
-    def head(self) -> Checkpoint | None:
-        """The newest checkpoint, read from the end of the file (which only ever grows).
+    def head(self, register: str | None = None) -> Checkpoint | None:
+        """The newest checkpoint of `register` (or of none), read from the end of the file
+        (which only ever grows).
 
         The register page shows it on every request, so each process keeps the last head it
         read with the file's identity, size and modification time, and reads the file again
@@ -98,14 +106,14 @@ class CheckpointStore:
         except FileNotFoundError:
             return None
         seen = (status.st_ino, status.st_size, status.st_mtime_ns)
-        kept = _heads_read.get(self.path)
+        kept = _heads_read.get((self.path, register))
         if kept is not None and kept[0] == seen:
             return kept[1]
-        newest = self._read_head()
-        _heads_read[self.path] = (seen, newest)
+        newest = self._read_head(register)
+        _heads_read[(self.path, register)] = (seen, newest)
         return newest
 
-    def _read_head(self) -> Checkpoint | None:
+    def _read_head(self, register: str | None) -> Checkpoint | None:
         with self.path.open("rb") as checkpoints:
             size = checkpoints.seek(0, os.SEEK_END)
             checkpoints.seek(max(0, size - self.HEAD_WINDOW_BYTES))
@@ -115,18 +123,32 @@ class CheckpointStore:
         newest = None
         for line in tail:
             try:
-                record = json.loads(line)
-                checkpoint = Checkpoint(int(record["seq"]), str(record["hash"]),
-                                        str(record["mac"]))
+                checkpoint = checkpoint_of(json.loads(line))
             except (ValueError, KeyError, TypeError):
                 continue
-            if newest is None or checkpoint.seq > newest.seq:
+            if checkpoint.is_for(register) and (newest is None or checkpoint.seq > newest.seq):
                 newest = checkpoint
+        if newest is None and size > self.HEAD_WINDOW_BYTES:
+            # The end of the file is another register's: read all of it.
+            newest = max((checkpoint for checkpoint in self.read()[0]
+                          if checkpoint.is_for(register)),
+                         key=lambda checkpoint: checkpoint.seq, default=None)
         return newest
 
 
-# The newest checkpoint of each file this process read, with the file's (inode, size, mtime).
-_heads_read: dict[Path, tuple[tuple[int, int, int], Checkpoint | None]] = {}
+def checkpoint_of(record: dict, line: int = 0) -> Checkpoint:
+    """A checkpoint line as read (ValueError, KeyError or TypeError when it is not one)."""
+    register = record.get("register")
+    if register is not None and not isinstance(register, str):
+        raise TypeError(register)
+    return Checkpoint(int(record["seq"]), str(record["hash"]), str(record["mac"]), line,
+                      register)
+
+
+# The newest checkpoint of each file and register this process read, with the file's
+# (inode, size, mtime).
+_heads_read: dict[tuple[Path, str | None],
+                  tuple[tuple[int, int, int], Checkpoint | None]] = {}
 
 
 def ledger_key(configured: str | None, instance_path: str) -> bytes:
@@ -167,7 +189,7 @@ def anchor_sessions(factory: sessionmaker, store: CheckpointStore) -> None:
         if not pending:
             return
         try:
-            store.append(pending, datetime.now(UTC))
+            store.append(pending, datetime.now(UTC), session.info.get(REGISTER_INFO_KEY))
         except OSError:
             # The filings are committed; verify-ledger will report the gap in the checkpoints.
             log.exception("could not write ledger checkpoints for filings %s", pending)
@@ -178,7 +200,10 @@ def anchor_sessions(factory: sessionmaker, store: CheckpointStore) -> None:
 
 
 def note_new_filing(session: Session, seq: int, filing_hash: str) -> None:
-    """Remember a filing written in this transaction, to checkpoint it once it is committed."""
+    """Remember a filing written in this transaction, to checkpoint it once it is committed
+    with the register's id (read once per session: a database keeps its id)."""
+    if REGISTER_INFO_KEY not in session.info:
+        session.info[REGISTER_INFO_KEY] = session.scalar(REGISTER_ID)
     session.info.setdefault(PENDING_INFO_KEY, []).append((seq, filing_hash))
 
 
@@ -223,10 +248,12 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
         report.problems.append(LedgerProblem(broken.seq, broken.problem))
     if store is not None:
         checkpoints, unreadable = store.read()
-        report.checkpoints = len(checkpoints)
+        register = session.scalar(REGISTER_ID)
+        report.checkpoints = sum(1 for checkpoint in checkpoints if checkpoint.is_for(register))
         report.problems.extend(unreadable)
         chain = {row["seq"]: row["hash"] for row in rows}
-        report.problems.extend(check_against_checkpoints(store.key, chain, checkpoints))
+        report.problems.extend(check_against_checkpoints(store.key, chain, checkpoints,
+                                                         register))
     replayed: dict[int, int | None] = {}
     last_filing_of: dict[int, int] = {}
     for row in rows:
@@ -260,23 +287,29 @@ def ledger_head(session: Session) -> LedgerHead | None:
     newest = session.execute(NEWEST_FILING).first()
     if newest is None:
         return None
-    seq, filing_hash = newest
+    seq, filing_hash, register = newest
     store = checkpoint_store(session)
-    return LedgerHead(seq, filing_hash, store.head() if store else None)
+    return LedgerHead(seq, filing_hash, store.head(register) if store else None)
 
 
 # Built once: the register page asks for its head on every request, and building the select
-# and its cache key cost more than SQLite took to answer it.
-NEWEST_FILING = select(Filing.seq, Filing.hash).order_by(Filing.seq.desc()).limit(1)
+# and its cache key cost more than SQLite took to answer it. The register's id comes with it.
+NEWEST_FILING = select(Filing.seq, Filing.hash, REGISTER_ID.scalar_subquery()).order_by(
+    Filing.seq.desc()).limit(1)
 
 
 def set_aside_checkpoints(store: CheckpointStore, now: datetime) -> Path | None:
-    """Move an earlier database's checkpoints out of the way of a new, empty register.
+    """Move an earlier database's checkpoints out of the way of a new, empty register, when
+    the file holds lines written before registers had ids (they would count for the new
+    register too). Lines that name their register stay where they are: the new register is
+    checked against its own lines only, and another database's anchor is left in place.
 
     Only for a database that is known to be new (the demo building into an empty one): the old
     file is kept, renamed, never deleted.
     """
     if not store.path.exists() or store.path.stat().st_size == 0:
+        return None
+    if all(checkpoint.register is not None for checkpoint in store.read()[0]):
         return None
     kept = store.path.with_name(f"{store.path.name}.before-{now:%Y%m%d-%H%M%S}")
     store.path.rename(kept)
