@@ -401,15 +401,24 @@ def without_currency(text: str) -> str:
 
 
 def choice(values: dict[str, str]) -> Callable[[str], str]:
-    """A parser accepting the codes and their aliases (case-insensitive), giving the code."""
+    """A parser accepting the codes and their aliases (case-insensitive), giving the code.
+
+    An unknown value is told the accepted ones as a CRM writes them: each code's first
+    Chinese alias with the code beside it (民营 (private)), in the order of `values`."""
     lookup = {normalise(alias): code for alias, code in values.items()}
     lookup.update({normalise(code): code for code in set(values.values())})
-    codes = sorted(set(values.values()))
+    shown: dict[str, str] = {}
+    for alias, code in values.items():
+        if not alias.isascii():
+            shown.setdefault(code, f"{alias} ({code})")
+    for code in values.values():
+        shown.setdefault(code, code)
+    accepted = ", ".join(shown.values())
 
     def parse(value: str) -> str:
         code = lookup.get(value) or lookup.get(normalise(value))
         if code is None:
-            raise BadValue(N_("Unknown value; use one of: %(codes)s.", codes=", ".join(codes)))
+            raise BadValue(N_("Unknown value; use one of: %(codes)s.", codes=accepted))
         return code
 
     return parse
@@ -435,8 +444,8 @@ REP_STATUSES = {"active": "active", "on_leave": "on_leave", "left": "left",
 OWNERSHIP_TYPES = {"民营": "private", "私营": "private", "民营企业": "private",
                    "私营企业": "private", "国有": "state_owned", "国有企业": "state_owned",
                    "国企": "state_owned", "央企": "state_owned", "合资企业": "joint_venture",
-                   "事业单位": "government", "政府部门": "government", "上市企业": "listed", "中外合资": "joint_venture", "合资": "joint_venture",
-                   "政府机关": "government", "政府": "government", "上市公司": "listed",
+                   "政府机关": "government", "事业单位": "government", "政府部门": "government", "上市企业": "listed", "中外合资": "joint_venture", "合资": "joint_venture",
+                   "政府": "government", "上市公司": "listed",
                    "上市": "listed", "private": "private", "state_owned": "state_owned",
                    "joint_venture": "joint_venture", "government": "government",
                    "listed": "listed"}

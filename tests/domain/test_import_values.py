@@ -90,3 +90,17 @@ def test_a_day_that_does_not_exist_or_is_not_a_date_is_refused(written):
 
 def test_a_month_reads_in_either_width():
     assert parse_month("２０２６－０３") == parse_month("2026年３月") == date(2026, 3, 1)
+
+
+def test_an_unknown_choice_is_told_the_values_as_a_crm_writes_them():
+    """Reps and managers read 民营 and 离职 in their exports, not bidhub's codes."""
+    from bidhub.domain.imports import OWNERSHIP_TYPES, REP_STATUSES, choice
+
+    with pytest.raises(BadValue) as refused:
+        choice(OWNERSHIP_TYPES)("外资")
+    assert refused.value.message.params["codes"] == (
+        "民营 (private), 国有 (state_owned), 合资企业 (joint_venture), 政府机关 (government), "
+        "上市企业 (listed)")
+    with pytest.raises(BadValue) as refused:
+        choice(REP_STATUSES)("退休")
+    assert refused.value.message.params["codes"] == "在职 (active), 休假 (on_leave), 离职 (left)"
