@@ -165,6 +165,19 @@ def test_a_bad_date_and_a_bad_number_are_reported_by_row_and_column(session, bra
     assert any(row == 6 and column == "amount_yuan" for row, column, _ in reasons)
 
 
+def test_a_stage_history_ending_elsewhere_names_both_stages_as_the_crm_writes_them(
+        session, branches, run_import):
+    run_import("reps", sample_text("reps"))
+    run_import("accounts", sample_text("accounts"))
+    text = sample_text("opportunities").replace(
+        "negotiation:2025-11-01;won:2025-11-20", "negotiation:2025-11-01")
+    result = run_import("opportunities", text)
+    problem = next(problem for problem in result.problems if problem.column == "stage_history")
+    assert problem.value == "商务谈判 (negotiation)"
+    assert str(problem.reason) == ("The last stage in the history is not the stage "
+                                   "'销售实现 (won)'.")
+
+
 def test_an_unknown_rep_is_reported_and_nothing_is_written(session, branches, run_import):
     run_import("reps", sample_text("reps"))
     before = counts(session)

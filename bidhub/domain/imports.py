@@ -400,6 +400,18 @@ def without_currency(text: str) -> str:
     return text
 
 
+def as_written(values: dict[str, str]) -> dict[str, str]:
+    """Code -> how a message names it: its first Chinese alias with the code beside it
+    (民营 (private)), or the code alone; in the order of `values`."""
+    shown: dict[str, str] = {}
+    for alias, code in values.items():
+        if not alias.isascii():
+            shown.setdefault(code, f"{alias} ({code})")
+    for code in values.values():
+        shown.setdefault(code, code)
+    return shown
+
+
 def choice(values: dict[str, str]) -> Callable[[str], str]:
     """A parser accepting the codes and their aliases (case-insensitive), giving the code.
 
@@ -407,13 +419,7 @@ def choice(values: dict[str, str]) -> Callable[[str], str]:
     Chinese alias with the code beside it (民营 (private)), in the order of `values`."""
     lookup = {normalise(alias): code for alias, code in values.items()}
     lookup.update({normalise(code): code for code in set(values.values())})
-    shown: dict[str, str] = {}
-    for alias, code in values.items():
-        if not alias.isascii():
-            shown.setdefault(code, f"{alias} ({code})")
-    for code in values.values():
-        shown.setdefault(code, code)
-    accepted = ", ".join(shown.values())
+    accepted = ", ".join(as_written(values).values())
 
     def parse(value: str) -> str:
         code = lookup.get(value) or lookup.get(normalise(value))
@@ -460,6 +466,7 @@ STAGES = {"潜在客户": "potential", "潜在": "potential", "意向客户": "i
           "丢单": "lost", "输单": "lost", "失败": "lost", "potential": "potential",
           "intent": "intent", "proposal": "proposal", "negotiation": "negotiation",
           "won": "won", "closed_won": "won", "lost": "lost"}
+STAGE_NAMES = as_written(STAGES)
 CLOSED_STAGES = frozenset({"won", "lost"})
 # The handbook's kinds (logo, banner, text); job_post stays readable for older files.
 AD_TYPES = {"标志": "logo", "标识": "logo", "横幅": "banner", "横幅广告": "banner",
@@ -1961,9 +1968,9 @@ def cross_checks(kind: str, number: int, values: dict[str, Any]) -> list[Problem
             problems.append(Problem(number, "stage_history", history[0][1].isoformat(),
                                     N_("A stage change before the opened date.")))
         if history and history[-1][0] != values["stage"]:
-            problems.append(Problem(number, "stage_history", history[-1][0],
+            problems.append(Problem(number, "stage_history", STAGE_NAMES[history[-1][0]],
                                     N_("The last stage in the history is not the stage "
-                                       "'%(stage)s'.", stage=values["stage"])))
+                                       "'%(stage)s'.", stage=STAGE_NAMES[values["stage"]])))
     return problems
 
 
