@@ -178,6 +178,21 @@ def test_a_stage_history_ending_elsewhere_names_both_stages_as_the_crm_writes_th
                                    "'销售实现 (won)'.")
 
 
+def test_two_differently_named_columns_for_one_field_are_named_with_their_letters(
+        session, branches, run_import):
+    run_import("reps", sample_text("reps"))
+    before = counts(session)
+    lines = sample_text("accounts").splitlines()
+    text = "\n".join(line + ("," + ("负责销售" if number == 0 else "R1002"))
+                     for number, line in enumerate(lines)) + "\n"
+    result = run_import("accounts", text)
+    assert_refused_without_writes(session, before, result)
+    problem = next(problem for problem in result.problems if problem.column == "负责销售")
+    assert str(problem.reason) == (
+        "The columns '所属销售' (G) and '负责销售' (M) both read as 'owner', so bidhub cannot "
+        "tell which to read. Remove or rename one of them, and import the file again.")
+
+
 def test_an_unknown_rep_is_reported_and_nothing_is_written(session, branches, run_import):
     run_import("reps", sample_text("reps"))
     before = counts(session)

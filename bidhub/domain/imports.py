@@ -1827,8 +1827,13 @@ def column_positions(kind: str, header: list[str], parsed: Parsed,
             parsed.ignored_columns.append(name)
         elif column.name in positions:
             if name not in repeated:
+                first = positions[column.name]
                 parsed.problems.append(Problem(HEADER_ROW, name, name, N_(
-                    "A second column for '%(field)s'.", field=column.name)))
+                    "The columns '%(first)s' (%(first_letters)s) and '%(column)s' "
+                    "(%(letters)s) both read as '%(field)s', so bidhub cannot tell which to "
+                    "read. Remove or rename one of them, and import the file again.",
+                    first=header[first], first_letters=column_letters(first), column=name,
+                    letters=column_letters(index), field=column.name)))
         else:
             positions[column.name] = index
             parsed.mapping[name] = column.name
