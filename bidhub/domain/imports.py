@@ -352,7 +352,12 @@ def parse_month(value: str) -> date:
 
 
 # A unit written in a cell: "120万" is 1,200,000 yuan whatever the column's unit.
-CELL_UNITS = (("万元", 10_000), ("万", 10_000), ("千元", 1_000), ("元", 1))
+# The units a cell may write after its amount, as a column's name may (HEADER_UNITS), the
+# longest first: 2千万 is 20,000,000, not 2千 of 万.
+CELL_UNITS = (("千万元", 10_000_000), ("百万元", 1_000_000), ("十万元", 100_000),
+              ("亿元", 100_000_000), ("万元", 10_000), ("千元", 1_000), ("千万", 10_000_000),
+              ("百万", 1_000_000), ("十万", 100_000), ("亿", 100_000_000), ("万", 10_000),
+              ("元", 1))
 # Words for the yuan an amount may carry, in a cell (¥1,000, RMB 1000, CNY 1,000, 1000元人民币)
 # as in a column's name (年度金额(RMB万元), (万元人民币), (¥)); compared in lower case, and
 # full-width as half-width (￥ is ¥). Cells and names take the same ones.

@@ -104,3 +104,14 @@ def test_an_unknown_choice_is_told_the_values_as_a_crm_writes_them():
     with pytest.raises(BadValue) as refused:
         choice(REP_STATUSES)("退休")
     assert refused.value.message.params["codes"] == "在职 (active), 休假 (on_leave), 离职 (left)"
+
+
+@pytest.mark.parametrize(("cell", "yuan"), [
+    ("1.2亿", 120_000_000), ("1.2亿元", 120_000_000), ("3百万", 3_000_000),
+    ("3百万元", 3_000_000), ("2千万", 20_000_000), ("2千万元", 20_000_000),
+    ("1.5十万元", 150_000), ("120万", 1_200_000), ("800千元", 800_000), ("¥1.2亿", 120_000_000),
+])
+def test_a_cell_takes_the_units_a_column_name_takes(cell, yuan):
+    from bidhub.domain.imports import parse_yuan
+
+    assert parse_yuan(cell) == yuan
