@@ -414,6 +414,34 @@ def test_message_dates_are_shown_in_the_pages_style(app):
     assert str(message).startswith("2026-05-09 2026-03-09T01:00:00+00:00")  # kept as given
 
 
+def test_a_kept_instant_without_an_offset_is_read_as_utc_whatever_the_machines_zone(
+        app, monkeypatch):
+    import time
+
+    from bidhub.domain.text import N_
+    from bidhub.web.i18n import translate
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        with app.test_request_context(headers={"Accept-Language": "en"}):
+            assert translate(N_("%(due_at)s", due_at="2026-03-09 01:00")) == "2026-03-09 09:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_waiting_reps_remedy_is_shown_once_in_local_time(app, session, clock, make_rep):
+    """The round list's remedies hand translate() their instants as they are: converting
+    them to local time first made the page add the zone's offset twice."""
+    from bidhub.domain.text import N_
+    from bidhub.web.market import shown
+
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert shown(N_("Wait until %(eligible_at)s.", eligible_at=datetime(
+            2026, 5, 3, 0, 0, tzinfo=UTC))) == "Wait until 2026-05-03 08:00."
+
+
 def test_the_won_deal_refusal_and_the_logged_incident_give_days_in_chinese(
         app, session, client, clock, make_manager, make_rep, make_admin, make_account):
     from bidhub.models import Opportunity

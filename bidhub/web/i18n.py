@@ -123,6 +123,8 @@ def _shown_parameter(name: str, value: object) -> object:
                      else date.fromisoformat(value))
         except ValueError:
             return value
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)  # stored instants are UTC
     if isinstance(value, datetime):
         return format_local_time(utc_to_local(value))
     if isinstance(value, date):

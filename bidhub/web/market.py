@@ -38,7 +38,6 @@ from bidhub.web.listing_lines import (
 from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
 from bidhub.web.rendering import (
     is_htmx_partial_request,
-    localtime,
     redirect_after_post,
     render,
     render_form_errors,
@@ -130,12 +129,8 @@ def round_listings(round_id: int):
 
 
 def shown(text: Text | None) -> str:
-    """A service's message in the page's language, its `datetime` parameters in local time."""
-    if text is None:
-        return ""
-    return translate(Text(text.msgid, {
-        name: localtime(value) if isinstance(value, datetime) else value
-        for name, value in text.params.items()}))
+    """A service's message in the page's language, its dates in local time (translate)."""
+    return "" if text is None else translate(text)
 
 
 def shown_hindrances(found: dict[int, list[policies.Hindrance]]
