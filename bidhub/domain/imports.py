@@ -313,12 +313,31 @@ def ascii_width(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text).strip()
 
 
+# What may follow a day in a cell, and is dropped: a time of day (14:30, 14:30:00.000,
+# 下午 2:30, 2:30 PM, 14时30分, with a zone such as Z or +08:00) and a weekday (星期四, 周四, Thu),
+# as exports write a moment. Anything else (2026-03-05 至 2026-04-01, 2026-03-05 foo) is not
+# a date: a range or a note must not pass for its first day.
+_WEEKDAY = (r"(?:星期|周|礼拜)[一二三四五六日天]|(?:mon|tue|wed|thu|fri|sat|sun)"
+            r"(?:day|sday|nesday|rsday|urday)?\.?")
+_TIME_OF_DAY = (r"(?:(?:上午|下午|凌晨|早上|中午|晚上|am|pm)\s*)?"
+                r"(?:\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?|\d{1,2}时(?:\d{1,2}分(?:\d{1,2}秒)?)?)"
+                r"(?:\s*(?:am|pm))?(?:\s*(?:z|utc|gmt|[+-]\d{2}:?\d{2}))?")
+AFTER_THE_DAY = re.compile(rf"(?:[(（]?(?:{_WEEKDAY})[)）]?\s*)?(?:{_TIME_OF_DAY})?"
+                           rf"(?:\s*[(（]?(?:{_WEEKDAY})[)）]?)?", re.IGNORECASE)
+
+
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
 def parse_date(value: str) -> date:
     """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日, in either width;
-    a time of day after it (2026-03-05 14:30, 2026年3月5日 14:30:00) is dropped."""
+    a time of day or a weekday after it (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00,
+    2026-03-05T14:30:00+08:00) is dropped; anything else after it is not a date."""
     text = ascii_width(value.strip())
-    text = text.split(" ")[0].split("T")[0]
+    day, _, rest = text.partition(" ")
+    day, _, moment = day.partition("T")  # 2026-03-05T14:30:00
+    rest = f"{moment} {rest}".strip()
+    if rest and not AFTER_THE_DAY.fullmatch(rest):
+        raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
+    text = day
     match = PLAIN_DATE.fullmatch(text)
     parts = (match[1], match[3], match[4]) if match else None
     if parts is None and (match := CHINESE_DATE.fullmatch(text)):

@@ -115,3 +115,23 @@ def test_a_cell_takes_the_units_a_column_name_takes(cell, yuan):
     from bidhub.domain.imports import parse_yuan
 
     assert parse_yuan(cell) == yuan
+
+
+@pytest.mark.parametrize("cell", [
+    "2026-03-05 14:30", "2026/3/5 14:30:00.000", "2026-03-05T14:30:00+08:00",
+    "2026-03-05T14:30:00Z", "2026年3月5日 星期四 14:30:00", "2026/3/5 下午 2:30",
+    "2026/3/5 2:30 PM", "2026-03-05 14时30分", "２０２６－０３－０５ １４：３０", "2026-03-05 Thu",
+    "2026-03-05 (周四)", "2026-03-05 14:30:00 +0800",
+])
+def test_a_day_with_its_time_or_weekday_reads_as_the_day(cell):
+    assert parse_date(cell) == date(2026, 3, 5)
+
+
+@pytest.mark.parametrize("cell", [
+    "2026-03-05 至 2026-04-01", "2026-03-05 ~ 2026-04-01", "2026-03-05 - 2026-04-01",
+    "2026-03-05 foo", "2026-03-05 14:30 foo", "2026-03-05 T",
+])
+def test_a_range_or_a_note_after_a_day_is_not_a_date(cell):
+    """A range must not pass for its first day, nor a note for the day it follows."""
+    with pytest.raises(BadValue, match="Not a date"):
+        parse_date(cell)
