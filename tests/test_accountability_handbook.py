@@ -104,6 +104,27 @@ def test_an_account_with_a_deal_won_inside_the_window_is_refused_with_the_deal(
     assert incident_count(session) == 0
 
 
+def test_the_refusal_names_the_deals_day_in_the_configured_time_zone(
+        app, session, make_manager, make_admin, make_rep, make_account, clock, login_as):
+    # Won at 03:00 UTC on 31 January: still 30 January in New York, 31 January in Shanghai.
+    app.config["TIMEZONE"] = "America/New_York"
+    rep = make_rep(username="wangfang")
+    account = make_account(owner=rep, name="时区客户")
+    won = datetime(2026, 1, 31, 3, 0, tzinfo=UTC)
+    session.add(Opportunity(account_id=account.id, rep_id=rep.id, amount_yuan=50_000,
+                            stage="won", opened_at=won - timedelta(days=60), closed_at=won))
+    session.commit()
+    page = unescape(login_as(make_manager()).post(
+        "/manage/accountability/log", data=form(account)).get_data(as_text=True))
+    assert "a deal of 50,000 yuan won on 2026-01-30," in page
+    result = import_file(session, make_admin(), "incidents", "incidents.csv", incidents_csv(
+        f"INC-1,{account.external_id},wangfang,51job.com,2026-02-20,横幅,首页,"),
+        valid_rows_only=False, now=clock(), zone="America/New_York")
+    [problem] = result.problems
+    assert "won on 2026-01-30," in str(problem.reason)
+    assert incident_count(session) == 0
+
+
 def test_just_outside_the_window_the_incident_is_logged(session, make_manager, make_rep,
                                                         make_account, won_deal, clock):
     account = make_account(owner=make_rep())

@@ -213,13 +213,15 @@ def evidence_file(folder: Path, incident: AccountabilityIncident) -> tuple[Path,
     return (path, EVIDENCE_MEDIA_TYPES[match.group(1)]) if path.is_file() else None
 
 
-def won_deal_refusal(account: Account, deal: Opportunity, policy: AccountabilityPolicy) -> Text:
+def won_deal_refusal(account: Account, deal: Opportunity, policy: AccountabilityPolicy,
+                     zone: ZoneInfo) -> Text:
     """Why an account with a recent won deal cannot be held to account, naming the deal.
 
-    The day is an ISO date in a parameter named *_on, which the page shows in its own style
-    (web.i18n.with_local_dates): an import report keeps the message as JSON."""
+    The day is the department's (`zone`), as an ISO date in a parameter named *_on, which the
+    page shows in its own style (web.i18n.with_local_dates): an import report keeps the
+    message as JSON."""
     when = won_at(deal)
-    day = (when.astimezone(ZoneInfo(Defaults.TIMEZONE)).date().isoformat() if when
+    day = (when.astimezone(zone).date().isoformat() if when
            else N_("an unknown date"))
     return N_("%(account)s placed an order with us: a deal of %(amount)s yuan won on "
               "%(won_on)s, within the last %(months)d months. Accountability applies only to "
@@ -251,11 +253,13 @@ def log_incident(
     seen_at: datetime, now: datetime, page_area: str = PageArea.HOME_PAGE,
     evidence_url: str = "", evidence_image: bytes | None = None,
     evidence_folder: Path | None = None, policy: AccountabilityPolicy = DEFAULT_POLICY,
+    zone: str = Defaults.TIMEZONE,
 ) -> AccountabilityIncident:
     """Record a competitor-ad sighting against the account's current owner.
 
     Only an account with no deal won with us in the policy's window can be held to account
     (the handbook's rule); the sighting needs evidence, a link or a screenshot, or both.
+    `zone` is the department's time zone, the one a refusal names the deal's day in.
     """
     with unit_of_work(session):
         require_manager(manager)
@@ -267,7 +271,8 @@ def log_incident(
                                     "for it.", account=account.name), field="account")
         deal = recent_won_deal(session, account.id, now, policy)
         if deal is not None:
-            raise InvalidRequest(won_deal_refusal(account, deal, policy), field="account")
+            raise InvalidRequest(won_deal_refusal(account, deal, policy, ZoneInfo(zone)),
+                                 field="account")
         site = competitor_site.strip()
         if not site:
             raise InvalidRequest(N_("Name the competitor's site."), field="competitor_site")

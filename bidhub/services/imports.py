@@ -1327,7 +1327,7 @@ class IncidentImporter(Importer):
         # The rule is about logging: an incident already in bidhub may still be updated.
         if deal is not None and id_key(values["external_id"]) not in self.incidents:
             raise RowProblem(row, "account", values["account"],
-                             won_deal_refusal(account, deal, self.policy))
+                             won_deal_refusal(account, deal, self.policy, self.zone))
         seen_at = self.instant(values["seen"])
         if seen_at > self.now:
             raise RowProblem(row, "seen", values["seen"].isoformat(),

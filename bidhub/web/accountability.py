@@ -183,7 +183,8 @@ def log_incident():
                 competitor_site=form.competitor_site.data, ad_type=form.ad_type.data,
                 page_area=form.page_area.data, seen_at=local_to_utc(form.seen_at.data),
                 evidence_url=form.evidence_url.data or "", evidence_image=uploaded_image(),
-                evidence_folder=evidence_folder(), policy=policy(), now=now())
+                evidence_folder=evidence_folder(), policy=policy(), now=now(),
+                zone=current_app.config["TIMEZONE"])
         except InvalidRequest as error:
             form.add_error(error)
             return incidents_page(log_form=form, status=422)
