@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from bidhub.domain.imports import (
     Problem,
     check_mapping,
+    exact_mapping,
     header_unit,
     headers_key,
     mapping_needed,
@@ -129,6 +130,28 @@ def test_files_with_exact_headers_need_no_mapping_and_others_do():
     assert not mapping_needed("reps", ["员工编号", "用户名", "姓名", "分公司", "备用列"])
     assert mapping_needed("reps", REPS_HEADERS.split(","))
     assert mapping_needed("accounts", ACCOUNT_HEADERS.split(","))
+
+
+def test_a_template_marking_columns_to_fill_still_names_them_exactly():
+    assert not mapping_needed("reps", ["*员工编号", "*用户名", "姓名*", "分公司（必填）",
+                                       "入职日期(选填)", "【状态】"])
+    assert exact_mapping("accounts", ["*客户名称", "客户编号(必填)*"]) == {
+        "*客户名称": "name", "客户编号(必填)*": "external_id"}
+    # A bracket that says something else is part of the name, as before.
+    assert exact_mapping("accounts", ["客户名称(全称)"]) == {}
+
+
+def test_a_file_with_marked_column_names_imports_without_a_mapping(session, branches, admin,
+                                                                    clock):
+    data = csv_of("*员工编号,*用户名,*姓名,*分公司,入职日期（选填）,状态（选填）",
+                  ["S1001,wangfang,王芳,BJ,2021-03-15,在职"])
+    result = import_file(session, admin, "reps", "reps.csv", data, valid_rows_only=False,
+                         now=clock())
+    assert (result.status, result.added) == ("imported", 1), result.problems
+    reload(session)
+    rep = session.scalars(select(User).where(User.username == "wangfang")).one()
+    assert (rep.display_name, rep.branch.code, rep.hired_on.isoformat()) == (
+        "王芳", "BJ", "2021-03-15")
 
 
 # --- units and amounts ------------------------------------------------------------------------

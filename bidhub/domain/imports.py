@@ -674,10 +674,11 @@ class TotalsCells:
 
 
 def header_map(kind: str) -> dict[str, Column]:
+    """Each field's name and accepted headers, as `plain_key` gives them -> the field."""
     mapping: dict[str, Column] = {}
     for column in COLUMNS[kind]:
         for header in (column.name, *column.headers):
-            mapping[normalise(header)] = column
+            mapping[plain_key(header)] = column
     return mapping
 
 
@@ -875,6 +876,22 @@ def header_key(header: str) -> str:
     return text
 
 
+# What an import template adds to a column's name to say it must or may be filled: * before
+# or after it, (必填) or (选填) after it. 【客户名称】 is 客户名称 in brackets.
+FILL_MARKS = re.compile(r"^\*+|\*+$|\((?:必填项?|选填项?|可选|非必填)\)$")
+
+
+def plain_key(header: str) -> str:
+    """A header as compared for an exact match: its key without the marks a template adds
+    (*客户名称, 客户名称(必填), 【客户名称】 are 客户名称)."""
+    key, previous = header_key(header), None
+    while key != previous:
+        previous, key = key, FILL_MARKS.sub("", key)
+    if key.startswith("(") and key.endswith(")") and key.count("(") == 1:
+        key = key[1:-1]
+    return key
+
+
 def header_unit(header: str) -> int:
     """How many yuan one unit of an amount column is, from its header: (万元) 10,000; (单位:
     百万元) 1,000,000; 年度金额万 10,000; none named: 1. BadValue for a unit not understood."""
@@ -920,14 +937,15 @@ def _names(kind: str) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def exact_field(kind: str, header: str) -> str | None:
-    """The field a header names exactly (a field's name or accepted header), else None."""
-    return _names(kind)[0].get(header_key(header))
+    """The field a header names exactly (a field's name or accepted header, perhaps marked as
+    one to fill: see `plain_key`), else None."""
+    return _names(kind)[0].get(plain_key(header))
 
 
 def match_scores(kind: str, header: str) -> list[tuple[float, str, str]]:
     """(score, field, how) for each field the header may be: exact 3, synonym 2, similar <= 1."""
     exact, synonyms = _names(kind)
-    key, base = header_key(header), header_base(header)
+    key, base = plain_key(header), header_base(header)
     if not key:
         return []
     if key in exact:
@@ -1840,13 +1858,13 @@ def column_positions(kind: str, header: list[str], parsed: Parsed,
     mapping = header_map(kind)
     repeated = repeated_headers(header)
     for name, indexes in repeated.items():
-        if normalise(name) in mapping:
+        if plain_key(name) in mapping:
             parsed.problems.append(Problem(HEADER_ROW, name, name, repeated_header(name, indexes)))
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
         if not name:
             continue
-        column = mapping.get(normalise(name))
+        column = mapping.get(plain_key(name))
         if column is None:
             parsed.ignored_columns.append(name)
         elif column.name in positions:
