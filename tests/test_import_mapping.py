@@ -178,6 +178,23 @@ def test_a_currency_a_column_name_may_carry_a_cell_may_carry_too(currency):
     assert parse_yuan(f"{currency} 1.2", 10_000) == 12_000
 
 
+@pytest.mark.parametrize(("cell", "yuan"), [
+    ("1 200 000", 1_200_000), ("1\u00a0200", 1_200), ("¥ 1,200", 1_200), ("120 万", 1_200_000),
+    ("1,200,000.00", 1_200_000), ("CNY 1.2 万元", 12_000)])
+def test_digits_grouped_by_three_read_with_commas_or_spaces(cell, yuan):
+    assert parse_yuan(cell) == yuan
+
+
+@pytest.mark.parametrize("cell", ["12,00", "1,2345", "1,2,3", "12 00", "1,200 000", "0,5万"])
+def test_digits_grouped_otherwise_are_refused_not_read_as_one_number(cell):
+    """12,00 may be twelve with a decimal comma; reading it as 1,200 would store 100 times the
+    amount."""
+    from bidhub.domain.imports import BadValue
+
+    with pytest.raises(BadValue, match="group its digits by three"):
+        parse_yuan(cell)
+
+
 @pytest.mark.parametrize("cell", ["1.5", "1.23456万", "abc", "-5", "1e5", "USD 1,000", "$1,000",
                                   "HK$1000", "1000美元", "CNY-5", "¥¥"])
 def test_amounts_that_are_not_whole_yuan_are_refused(cell):

@@ -384,6 +384,11 @@ CURRENCY_WORDS = ("人民币", "rmb", "cny", "yuan", "¥")
 
 
 YUAN_NOISE = Decimal("0.000001")
+# Digits grouped by three, with commas or with spaces (1,200,000 or 1 200 000), perhaps with a
+# fraction; and digits separated otherwise (12,00 may be twelve written with a decimal comma,
+# 1,2345 a typing slip), which are refused rather than read as 1200 and 12345.
+AMOUNT_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?:\.\d+)?")
+GROUPED_BADLY = re.compile(r"(?=.*\d[, ]\d)(?!(?:" + AMOUNT_GROUPED.pattern + r")$)[\d, .]+")
 
 
 def parse_yuan(value: str, unit: int = 1) -> int:
@@ -394,11 +399,15 @@ def parse_yuan(value: str, unit: int = 1) -> int:
         if number > 10**13:
             raise BadValue(N_("Too large for an amount in yuan."))
         return number
-    text = without_currency(re.sub(r"[,\s]", "", unicodedata.normalize("NFKC", value)).lower())
+    text = without_currency(" ".join(unicodedata.normalize("NFKC", value).lower().split()))
     for suffix, cell_unit in CELL_UNITS:
         if text.endswith(suffix):
-            text, unit = text.removesuffix(suffix), cell_unit
+            text, unit = without_currency(text.removesuffix(suffix).rstrip()), cell_unit
             break
+    if GROUPED_BADLY.fullmatch(text):
+        raise BadValue(N_("Commas or spaces in an amount group its digits by three "
+                          "(1,200,000); write it so, or without them."))
+    text = re.sub(r"[, ]", "", text) if AMOUNT_GROUPED.fullmatch(text) else text
     if not re.fullmatch(r"\d+(\.\d+)?", text):
         raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
     number = Decimal(text) * unit
@@ -413,14 +422,15 @@ def parse_yuan(value: str, unit: int = 1) -> int:
 
 
 def without_currency(text: str) -> str:
-    """An amount's text without the currency word before it and the one after it, if any."""
+    """An amount's text without the currency word before it and the one after it, if any, and
+    the spaces beside them."""
     for word in CURRENCY_WORDS:
         if text.startswith(word):
-            text = text.removeprefix(word)
+            text = text.removeprefix(word).lstrip()
             break
     for word in CURRENCY_WORDS:
         if text.endswith(word):
-            return text.removesuffix(word)
+            return text.removesuffix(word).rstrip()
     return text
 
 
