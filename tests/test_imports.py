@@ -782,6 +782,41 @@ def test_a_formula_whose_value_was_not_saved_is_a_problem_naming_its_cell(sessio
         "active")
 
 
+@pytest.fixture
+def reps_loaded(branches, run_import):
+    assert run_import("reps", sample_text("reps")).status == "imported"
+    return branches
+
+
+def test_an_id_excel_turned_into_scientific_notation_is_refused(session, reps_loaded, run_import):
+    """Excel shows 123456789012 in a narrow column as 1.23457E+11 and saves a CSV so: the id
+    has lost its last digits, and would be read as another account."""
+    lines = sample_text("accounts").splitlines()
+    lines[1] = lines[1].replace("KA-2001", "1.23457E+11", 1)
+    result = run_import("accounts", "\n".join(lines))
+    assert result.status == "refused"
+    [problem] = result.problems
+    assert (problem.row, problem.column, problem.value) == (2, "external_id", "1.23457E+11")
+    assert "scientific notation" in str(problem.reason)
+
+
+def test_a_workbook_number_of_more_than_15_digits_is_not_read_as_an_id(session, reps_loaded,
+                                                                         run_import):
+    """An 18-digit id typed into Excel as a number keeps only 15 significant digits: the cell
+    holds 1.23456789012346E+17, not the id."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in csv.reader(io.StringIO(sample_text("accounts"))):
+        sheet.append(record)
+    sheet["A2"].value = 123456789012345678
+    sheet["A3"].value = 123456789012  # 12 digits: Excel holds it exactly
+    result = run_import("accounts", excel_written(workbook, {}), filename="accounts.xlsx")
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (2, "external_id", "1.23456789012346E+17")]
+
+
 def test_the_mapping_preview_names_a_formula_whose_value_was_not_saved():
     from bidhub.domain.imports import UnsavedFormula, preview_rows
 

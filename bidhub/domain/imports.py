@@ -272,12 +272,23 @@ def parse_text(value: str) -> str:
     return value
 
 
+# How Excel shows a number too long for its column, or of more than 15 digits: 1.23457E+11.
+EXCEL_SCIENTIFIC = re.compile(r"\d(?:\.\d+)?e\+\d+", re.IGNORECASE)
+
+
 def id_of(limit: int) -> Callable[[str], str]:
-    """An id or a reference to one (external id, username, code), as clean_id leaves it."""
+    """An id or a reference to one (external id, username, code), as clean_id leaves it.
+
+    An id Excel turned into a number in scientific notation is refused: its last digits are
+    gone, so it would be read as another id (or as one shared by several rows)."""
     def parse(value: str) -> str:
         value = clean_id(value)
         if len(value) > limit:
             raise BadValue(N_("Longer than %(n)d characters.", n=limit))
+        if EXCEL_SCIENTIFIC.fullmatch(value):
+            raise BadValue(N_("Excel shortened this id to a number in scientific notation, so "
+                              "its last digits are lost. Export the file from the CRM again, "
+                              "and format the column as text if you open it in Excel."))
         return value
 
     return parse
@@ -2054,6 +2065,10 @@ def parse_csv(kind: str, data: bytes, limits: UploadLimits | None = None) -> Par
     return parse_file(kind, records, limits, width_checked=True)
 
 
+# Numbers Excel holds exactly: up to 15 significant digits.
+EXCEL_EXACT_LIMIT = 10**15
+
+
 def cell_text(value: Any) -> str:
     """A spreadsheet cell as the text a CSV export would hold."""
     if value is None:
@@ -2064,6 +2079,10 @@ def cell_text(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
+        if abs(value) >= EXCEL_EXACT_LIMIT:
+            # Excel keeps 15 significant digits: the rest of a longer number (an 18-digit id
+            # typed as a number) is not what was typed. Shown as Excel shows it, 1.23456789012346E+17.
+            return f"{value:.15G}".replace("E+0", "E+")
         if value.is_integer():
             return str(int(value))
         # The 15 significant digits Excel shows: a computed 1320.0000000000002 is 1320.
