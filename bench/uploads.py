@@ -332,7 +332,7 @@ def import_one(path: Path) -> dict:
         seconds = time.perf_counter() - started
         run = session.get(ImportRun, result.run_id)
         runs = session.scalar(select(func.count(ImportRun.id)))
-        first = result.problems[0].reason if result.problems else ""
+        first = str(result.problems[0].reason) if result.problems else ""
         return {"status": result.status, "seconds": seconds, "runs": runs,
                 "report_bytes": len(json.dumps(run.report, ensure_ascii=False).encode()),
                 "problems": len(result.problems), "more": result.problems_not_shown,
