@@ -2,10 +2,11 @@
 
     python bench/uploads.py [--keep DIR] [--only NAME ...]
 
-Generates XLSX and CSV files shaped like the ones that took the server down (a 512 MiB cell,
-a 1 GiB shared string, 10 million shared strings, rows padded to 16,384 columns, sizes that
-lie, CSV with one huge cell, millions of fields or blank lines, 20,000 problem rows), writing
-the zips by hand and streaming, so the generator stays small. Each file is imported as an admin
+Generates XLSX, CSV and XLS files shaped like the ones that took the server down (a 512 MiB
+cell, a 1 GiB shared string, 10 million shared strings, rows padded to 16,384 columns, sizes
+that lie, CSV with one huge cell, millions of fields or blank lines, 20,000 problem rows, an
+.xls whose rows a reader would pad to a far cell), writing the zips by hand and streaming, so
+the generator stays small. Each file is imported as an admin
 into a fresh SQLite app (create_app + the import service) in its own child process, which
 reports its peak resident memory (VmHWM, else getrusage maxrss; the app itself included) and
 the time the import took. Exits 1 when
@@ -273,6 +274,29 @@ def csv_problem_rows(path: Path) -> None:
             file.write(f"R{number},user{number},{'名' * 20},{'X' * 300}\n".encode())
 
 
+def write_xls(path: Path, rows: Iterable[Iterable[tuple[int, object]]]) -> None:
+    """An Excel 97-2003 workbook of one sheet: each row's (column, value) cells."""
+    import xlwt  # the test dependencies' .xls writer
+
+    workbook = xlwt.Workbook(encoding="utf-8")
+    sheet = workbook.add_sheet("export")
+    for number, row in enumerate(chain([enumerate(HEADER)], rows)):
+        for column, value in row:
+            sheet.write(number, column, value)
+    workbook.save(str(path))
+
+
+def xls_far_cells(path: Path) -> None:
+    """A cell in the 100th column of each of 65,535 rows: xlrd would fill every row up to it."""
+    write_xls(path, ([(99, number)] for number in range(65_535)))
+
+
+def xls_largest_allowed(path: Path) -> None:
+    """Near the limits: 20,000 rows of 12 cells, 149,000 distinct texts."""
+    write_xls(path, ([(index, f"text {(number * 12 + index) % 149_000:06d} of the CRM export")
+                      for index in range(12)] for number in range(20_000)))
+
+
 CASES: dict[str, tuple[str, Callable[[Path], None]]] = {
     "xlsx: one 512 MiB inline cell": ("cell.xlsx", xlsx_huge_inline_cell),
     "xlsx: one 1 GiB shared string": ("shared.xlsx", xlsx_huge_shared_string),
@@ -292,6 +316,8 @@ CASES: dict[str, tuple[str, Callable[[Path], None]]] = {
     "csv: 2.6 M rows": ("rows.csv", csv_many_rows),
     "csv: 20,000 problem rows": ("problems.csv", csv_problem_rows),
     "csv: 240 k cells": ("largest.csv", csv_largest_allowed),
+    "xls: a far cell in each of 65 k rows": ("far.xls", xls_far_cells),
+    "xls: 240 k cells": ("largest.xls", xls_largest_allowed),
 }
 
 

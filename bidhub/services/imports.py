@@ -96,6 +96,7 @@ from bidhub.services.ownership import (
 from bidhub.services.policies import accountability_policy, recent_won_deals
 from bidhub.services.track_records import forget_track_record_snapshots
 from bidhub.services.users import hash_password, new_session_token
+from bidhub.services.xls_workbooks import check_xls, is_xls, xls_rows
 
 CRM_IMPORT_REASON = "CRM import"
 # The configured default; the web and the CLI pass the running app's TIMEZONE.
@@ -307,15 +308,25 @@ class FileSource:
     def __init__(self, filename: str, data: bytes, limits: UploadLimits | None = None) -> None:
         self.data = data
         self.limits = limits or default_limits()
-        self.workbook = is_workbook(filename, data)
-        if self.workbook:
+        self.xls = is_xls(data)
+        self.workbook = not self.xls and is_workbook(filename, data)
+        # Text with separators: a row with more cells than the header names had one unquoted.
+        self.delimited = not (self.xls or self.workbook)
+        if self.xls:
+            check_xls(data, self.limits)
+        elif self.workbook:
             check_workbook(data, self.limits)
         shape = file_shape(self.records())
         self.header, self.rows_total = shape.header, shape.rows_total
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """The records that are not blank, with their row numbers as Excel shows them."""
-        rows = workbook_rows(self.data) if self.workbook else csv_rows(self.data, self.limits)
+        if self.xls:
+            rows = xls_rows(self.data, self.limits)
+        elif self.workbook:
+            rows = workbook_rows(self.data)
+        else:
+            rows = csv_rows(self.data, self.limits)
         return numbered_records(rows, self.limits)
 
     def head(self, count: int) -> list[list[str]]:
@@ -511,7 +522,7 @@ def import_file(
                                                      acknowledged)
         if mapping is not None and columns is not None:
             to_save = (headers, columns, acknowledged)
-        reader = RowReader(kind, headers, limits, columns, width_checked=not source.workbook)
+        reader = RowReader(kind, headers, limits, columns, width_checked=source.delimited)
         parsed = reader.parsed
         parsed.rows_total = source.rows_total
     refused_file = False

@@ -130,7 +130,8 @@ def reported_problem(kind: str, problem: Problem) -> Problem:
 class ImportForm(Form):
     kind = SelectField(_l("What the file holds"), choices=options(KIND_LABELS),
                        validators=[InputRequired()])
-    file = FileField(_l("File (CSV or tab-separated text in UTF-8, GBK or UTF-16, or Excel .xlsx)"),
+    file = FileField(_l("File (CSV or tab-separated text in UTF-8, GBK or UTF-16, or Excel .xlsx "
+                        "or .xls)"),
                      validators=[FileRequired(_l("Choose a file."))])
     valid_rows_only = BooleanField(_l("Import the valid rows and report the others"))
 

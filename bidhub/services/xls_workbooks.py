@@ -1,0 +1,159 @@
+"""Excel 97-2003 workbooks (.xls): what many CRMs, and WPS, still export.
+
+xlrd reads the file; bidhub first checks the workbook's records against the upload limits, as
+it scans an .xlsx before openpyxl sees it. xlrd keeps a whole sheet in memory, a list per row
+as long as the row's last cell, so the check counts the cells and finds the rightmost column
+(and the number of distinct strings) by reading only the records' headers, before any sheet is
+built. A workbook protected by a password cannot be read and is refused saying so.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+from datetime import datetime
+
+from bidhub.domain.imports import (
+    FileRefused,
+    UploadLimits,
+    cell_text,
+    default_limits,
+    too_large,
+    too_long_cell,
+    too_many_cells,
+    too_wide,
+)
+from bidhub.domain.text import N_
+
+# Every OLE2 compound file starts so: .xls, but also an .xlsx saved with a password, and .doc.
+OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+NOT_AN_XLS = N_("The file is not a readable Excel workbook (.xls). Save it again from Excel, "
+                "or export CSV.")
+PROTECTED = N_("The workbook is protected by a password, so it cannot be read. Save a copy "
+               "without the password (or export CSV), and import that.")
+
+# BIFF8 records (the workbook stream is a sequence of: type, length, data).
+FILEPASS = 0x002F  # the workbook is encrypted
+BOF = 0x0809  # the start of the workbook's globals, then of each sheet
+SST = 0x00FC  # the shared strings: total count, then the distinct count
+# Records holding one cell, each starting with its row and column.
+ONE_CELL = frozenset({0x0203, 0x00FD, 0x0204, 0x027E, 0x0006, 0x0205, 0x00D6})
+# Records holding a run of cells in one row: row, first column, ..., last column.
+CELL_RUNS = frozenset({0x00BD})  # MULRK; MULBLANK (0x00BE) is formatting, which is not read
+HEADER = struct.Struct("<HH")
+ROW_COLUMN = struct.Struct("<HH")
+LAST_COLUMN = struct.Struct("<H")
+
+
+def is_xls(data: bytes) -> bool:
+    return data.startswith(OLE2_SIGNATURE)
+
+
+def workbook_stream(data: bytes) -> bytes:
+    """The workbook stream of the compound file; FileRefused when it holds none."""
+    from xlrd import compdoc
+
+    try:
+        document = compdoc.CompDoc(data, logfile=io.StringIO())
+        for name in ("Workbook", "Book"):
+            memory, base, length = document.locate_named_stream(name)
+            if memory:
+                return bytes(memory[base:base + length])
+    except Exception as error:  # xlrd raises its own errors and struct's for a broken file
+        if "encrypt" in str(error).lower():  # an .xlsx with a password is a compound file too
+            raise FileRefused(PROTECTED) from error
+        raise FileRefused(NOT_AN_XLS) from error
+    names = {entry.name for entry in getattr(document, "dirlist", ())}
+    if "EncryptedPackage" in names:
+        raise FileRefused(PROTECTED)
+    raise FileRefused(NOT_AN_XLS)
+
+
+def check_xls(data: bytes, limits: UploadLimits | None = None) -> None:
+    """Refuse an .xls file (FileRefused) that is protected, broken, or holds more than one
+    import takes: a column past the limit, too many distinct strings, or too many cells,
+    counting those xlrd makes to fill each row up to its last cell (one far cell per row
+    would otherwise cost a whole row of them)."""
+    limits = limits or default_limits()
+    if len(data) > limits.max_file_bytes:
+        raise FileRefused(too_large(limits))
+    stream = workbook_stream(data)
+    row_widths: dict[tuple[int, int], int] = {}  # (sheet, row) -> its cells up to the last
+    cells = sheet = 0
+    position, end = 0, len(stream) - HEADER.size
+    while position <= end:
+        record, length = HEADER.unpack_from(stream, position)
+        body = position + HEADER.size
+        position = body + length
+        if record == FILEPASS:
+            raise FileRefused(PROTECTED)
+        if record == BOF:
+            sheet += 1
+            continue
+        if record in ONE_CELL and length >= ROW_COLUMN.size:
+            row, column = ROW_COLUMN.unpack_from(stream, body)
+        elif record in CELL_RUNS and length >= ROW_COLUMN.size + LAST_COLUMN.size:
+            row = ROW_COLUMN.unpack_from(stream, body)[0]
+            column = LAST_COLUMN.unpack_from(stream, position - LAST_COLUMN.size)[0]
+        elif record == SST and length >= 8:
+            if struct.unpack_from("<I", stream, body + 4)[0] > limits.max_shared_strings:
+                raise FileRefused(N_(
+                    "The workbook holds more than %(n)s different texts, the most one import "
+                    "takes. Split it into smaller files, or export CSV.",
+                    n=f"{limits.max_shared_strings:,}"))
+            continue
+        else:
+            continue
+        if column >= limits.max_columns:
+            raise FileRefused(too_wide(limits))
+        width = row_widths.get((sheet, row), 0)
+        if column + 1 > width:
+            row_widths[sheet, row] = column + 1
+            cells += column + 1 - width
+            if cells > limits.max_cells:
+                raise FileRefused(too_many_cells(limits))
+
+
+def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[str]]:
+    """The first visible sheet's rows as text (check_xls first): a date cell as its date (and
+    time, if it has one), a number as Excel shows it, an error as its code (#N/A)."""
+    import xlrd
+
+    limits = limits or default_limits()
+    try:
+        book = xlrd.open_workbook(file_contents=data, on_demand=True, ragged_rows=True,
+                                  logfile=io.StringIO())
+        visible = [index for index, hidden in enumerate(book._sheet_visibility) if not hidden]
+        sheet = book.sheet_by_index(visible[0] if visible else 0)
+    except xlrd.XLRDError as error:
+        raise FileRefused(PROTECTED if "encrypt" in str(error).lower() else NOT_AN_XLS) from error
+    except Exception as error:  # xlrd raises many kinds for a broken file
+        raise FileRefused(NOT_AN_XLS) from error
+    for number in range(sheet.nrows):
+        record = []
+        for kind, value in zip(sheet.row_types(number), sheet.row_values(number), strict=True):
+            text = xls_cell_text(kind, value, book.datemode)
+            if len(text) > limits.max_cell_bytes:
+                raise FileRefused(too_long_cell(limits))
+            record.append(text)
+        yield record
+
+
+def xls_cell_text(kind: int, value: object, datemode: int) -> str:
+    """A cell as the text a CSV export would hold (as cell_text does for an .xlsx cell)."""
+    import xlrd
+
+    if kind == xlrd.XL_CELL_DATE:
+        try:
+            when = xlrd.xldate_as_datetime(value, datemode)
+        except (ValueError, OverflowError, xlrd.xldate.XLDateError):
+            return cell_text(value)
+        return cell_text(when if when.time() != datetime.min.time() else when.date())
+    if kind == xlrd.XL_CELL_BOOLEAN:
+        return "TRUE" if value else "FALSE"
+    if kind == xlrd.XL_CELL_ERROR:
+        return xlrd.error_text_from_code.get(value, "#VALUE!")
+    if kind in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+        return ""
+    return cell_text(value).strip()
