@@ -560,6 +560,36 @@ def test_the_csv_has_the_same_rows_and_totals_as_the_page(app, report_world, mak
                                "Overdue"]
 
 
+def test_the_totals_list_reps_and_branches_in_pinyin_order(
+        app, session, make_manager, make_rep, make_account, make_branch, clock, login_as):
+    """As the menus list them (domain.collation): code point order would be 张 李 王 陈, and
+    by code 北京 广州 总部 上海."""
+    manager = make_manager()
+    branches = []
+    for code, name, name_zh in (("SH", "Shanghai", "上海"), ("HQ", "Headquarters", "总部"),
+                                ("GZ", "Guangzhou", "广州"), ("BJ", "Beijing", "北京")):
+        branch = make_branch(code, name)
+        branch.name_zh = name_zh
+        branches.append(branch)
+    session.commit()
+    start = clock()
+    clock.set(datetime(2026, 2, 10, 2, 0, tzinfo=UTC))
+    for branch, name in zip(branches, ("张伟", "李娜", "王芳", "陈静"), strict=True):
+        log(session, manager, make_account(owner=make_rep(name=name, branch=branch),
+                                           branch=branch), clock)
+    clock.set(start)
+    client = login_as(manager)
+    page = client.get("/manage/accountability/report",
+                      headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert [row[0] for row in page_totals(page, "totals-by-rep")[:-1]] == [
+        "陈静", "李娜", "王芳", "张伟"]
+    assert [row[0] for row in page_totals(page, "totals-by-branch")[:-1]] == [
+        "北京", "广州", "上海", "总部"]
+    page = client.get("/manage/accountability/report").get_data(as_text=True)
+    assert [row[0] for row in page_totals(page, "totals-by-branch")[:-1]] == [
+        "Beijing", "Guangzhou", "Shanghai", "Headquarters"]
+
+
 def test_a_mistyped_setting_stops_start_up(app_config):
     from bidhub import create_app
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from bidhub.config import Defaults
 from bidhub.db import unit_of_work
+from bidhub.domain.collation import branch_order, person_order
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_, Text
 from bidhub.models import (
@@ -517,8 +518,9 @@ class Totals:
 
 @dataclass(frozen=True)
 class Report:
-    """The two-weekly report (问责客户报表): its incidents and their totals per rep (by name),
-    per branch of the account (by code; accounts without a branch last) and overall."""
+    """The two-weekly report (问责客户报表): its incidents and their totals per rep and per
+    branch of the account, both in a menu's order (domain.collation: pinyin order by name,
+    then id; accounts without a branch last), and overall."""
 
     rows: list[ReportRow]
     by_rep: list[tuple[User, Totals]]
@@ -538,9 +540,9 @@ def report_totals(rows: list[ReportRow]) -> Report:
         total = total.counting(row)
     return Report(
         rows=rows,
-        by_rep=sorted(reps.values(), key=lambda pair: (pair[0].display_name, pair[0].id)),
+        by_rep=sorted(reps.values(), key=lambda pair: person_order(pair[0])),
         by_branch=sorted(branches.values(), key=lambda pair: (
-            pair[0] is None, getattr(pair[0], "code", ""))),
+            pair[0] is None, () if pair[0] is None else branch_order(pair[0]))),
         total=total)
 
 
