@@ -100,6 +100,19 @@ def test_the_board_page_shows_bands_and_links_to_each_rep(client, reps, make_man
     assert not re.search(r'<option[^>]*selected[^>]*value="over_capacity"', inside)
 
 
+def test_reps_at_the_same_distance_from_the_band_are_in_pinyin_order(client, make_rep,
+                                                                      make_manager):
+    """Within a band and a distance, names as the menus order them (domain.collation), not in
+    code point order (张 李 王 陈)."""
+    for name in ("张伟", "李娜", "王芳", "陈静"):
+        make_rep(name=name)  # no account: all four are 30 short of the target
+    login(client, make_manager())
+    page = client.get("/board", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    table = re.search(r'id="capacity-board">(.*?)</table>', page, re.S).group(1)
+    assert re.findall(r'<a href="/board/reps/\d+">([^<]*)</a>', table) == [
+        "陈静", "李娜", "王芳", "张伟"]
+
+
 def test_a_reps_accounts_with_value_last_activity_incidents_and_listing(
         session, make_rep, make_account, make_manager, make_round, clock):
     rep, other = make_rep(), make_rep()

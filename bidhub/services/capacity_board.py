@@ -10,6 +10,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bidhub.domain.collation import person_order
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import NotFound
 from bidhub.domain.text import N_
@@ -102,13 +103,14 @@ class Board:
 
 def rep_loads(session: Session, capacity: CapacityBand) -> list[RepLoad]:
     """Every active rep's load, counted as ownership.py counts it, needing action first."""
-    reps = list(session.scalars(select(User).where(User.role == Role.REP, User.is_active)
-                                .order_by(User.display_name, User.id)))
+    reps = sorted(session.scalars(select(User).where(User.role == Role.REP, User.is_active)),
+                  key=person_order)
     commitments = commitments_of(session, [rep.id for rep in reps])
     loads = [RepLoad(rep, commitments[rep.id].held, commitments[rep.id].pending,
                      capacity.band_of(commitments[rep.id].held),
                      capacity.distance(commitments[rep.id].held)) for rep in reps]
-    # Stable sort: within a band the farthest from it first, then by name.
+    # Stable sort: within a band the farthest from it first, then by name as menus order
+    # names (domain.collation: pinyin order, then id).
     return sorted(loads, key=lambda load: (BAND_ORDER[load.band], -load.distance))
 
 
