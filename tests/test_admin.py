@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 
 from bidhub.models import AuditEvent, User
@@ -68,3 +70,17 @@ def test_an_admin_sets_a_new_password_and_old_sessions_end(app, session, make_ad
         "username": rep.username, "password": "a fresh passphrase"}).status_code == 302
     assert session.scalars(select(AuditEvent).where(
         AuditEvent.action == "user.password_set")).one()
+
+
+def test_the_users_list_has_each_role_in_pinyin_order(app, make_admin, make_manager, make_rep,
+                                                      login_as):
+    """By role, then by name as the menus order names (domain.collation), not in code point
+    order (张 李 王 陈)."""
+    admin = make_admin(name="管理员")
+    for name in ("张伟", "李娜", "王芳", "陈静"):
+        make_rep(name=name)
+    for name in ("周经理", "陈经理"):
+        make_manager(name=name)
+    page = login_as(admin).get("/admin/users", headers={"Accept-Language": "zh-CN"})
+    names = re.findall(r'<a href="/admin/users/\d+">([^<]*)</a>', page.get_data(as_text=True))
+    assert names == ["管理员", "陈经理", "周经理", "陈静", "李娜", "王芳", "张伟"]

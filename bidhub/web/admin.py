@@ -11,6 +11,7 @@ from wtforms import SelectField
 
 from bidhub.clock import now
 from bidhub.db import get_session
+from bidhub.domain.collation import person_order
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import Branch, User
 from bidhub.services import branches, users
@@ -49,7 +50,10 @@ class UserEditForm(EditUserForm):
 @admins
 def users_list():
     session = get_session()
-    people = list(session.scalars(select(User).order_by(User.role, User.display_name)))
+    # By role (its code), then by name as menus order names (domain.collation). Every user is
+    # listed on one page, so the whole list is sorted here.
+    people = sorted(session.scalars(select(User)),
+                    key=lambda user: (user.role, *person_order(user)))
     return render("admin/users.html", users=people,
                   held=accounts_held_by(session, [user.id for user in people]))
 
