@@ -354,6 +354,28 @@ def test_a_tie_is_announced_with_the_bids_that_anyone_can_redraw(app, session, c
     assert winner in row
 
 
+def test_the_announcement_lists_accounts_in_pinyin_order(app, session, clock, make_manager,
+                                                          make_account, make_round):
+    """By account name as the menus order names (domain.collation), not in code point order
+    (张 李 王 陈)."""
+    manager = make_manager()
+    names = ["张氏物流", "李记餐饮", "王牌科技", "陈氏集团"]
+    round_ = make_round(accounts=[make_account(name=name) for name in names], manager=manager,
+                        closes_at=clock() + timedelta(days=1))
+    clock.advance(days=1)
+    assert score_closed_round(session, round_.id, clock())
+    for listing in round_.listings:
+        decide_listing(session, manager, listing.id, kind=DecisionKind.NO_AWARD, bid_id=None,
+                       reason=NO_AWARD_REASON, now=clock())
+    round_ = session.get(Round, round_.id)
+    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
+    reload(session)
+    body = text_of(page(app, manager, f"/rounds/{round_.id}/results"))
+    table = re.search(r'id="announcement"(.*?)</table>', body, re.S).group(1)
+    assert re.findall(r'<td class="name">(\S+) <small', table) == [
+        "陈氏集团", "李记餐饮", "王牌科技", "张氏物流"]
+
+
 def test_eligibility_on_every_row_adds_no_query_per_row(app, make_rep, make_account, make_round,
                                                        give_accounts, login_as):
     from tests.test_queries import statements_for

@@ -478,13 +478,14 @@ class AnnouncedListing:
 
 def round_announcement(session: Session, round_id: int) -> list[AnnouncedListing]:
     """Every decided listing of a round with its winner, winning score and any written
-    reason, by account name; the caller checks that results may be shown (policies)."""
-    decisions = list(session.scalars(
-        select(Decision).join(Listing).join(Listing.account).where(Listing.round_id == round_id)
+    reason, by account name as menus order names (domain.collation: pinyin order), then by
+    listing; the caller checks that results may be shown (policies)."""
+    decisions = sorted(session.scalars(
+        select(Decision).join(Listing).where(Listing.round_id == round_id)
         .options(selectinload(Decision.listing),
                  selectinload(Decision.bid).selectinload(Bid.rep),
-                 selectinload(Decision.bid).selectinload(Bid.score))
-        .order_by(Account.name, Listing.id)))
+                 selectinload(Decision.bid).selectinload(Bid.score))),
+        key=lambda decision: (name_key(decision.listing.account.name), decision.listing_id))
     totals: dict[int, list[tuple[int, float]]] = {}
     for listing_id, bid_id, total in session.execute(
             select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore).join(Listing)
