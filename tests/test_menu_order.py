@@ -1,4 +1,5 @@
-"""Menus and pickers list people, branches, industries and accounts in pinyin order."""
+"""Menus and pickers list people, branches, industries and accounts in pinyin order;
+ownership types by their labels in the page's language."""
 
 from __future__ import annotations
 
@@ -91,3 +92,26 @@ def test_the_reviewer_picker_lists_managers_in_pinyin_order(session, make_manage
         make_manager(name=name)
     assert [user.display_name for user in reviewer_candidates(session)] == [
         "Amy Li", "陈经理", "李经理", "周经理"]
+
+
+# The ownership types by their labels: pinyin order on a Chinese page, alphabetical on an
+# English one. By code they would read 政府机关 中外合资 上市公司 民营 国有.
+OWNERSHIP_CODES = ["government", "joint_venture", "listed", "private", "state_owned"]
+OWNERSHIP_MENU = {"zh": ["国有", "民营", "上市公司", "政府机关", "中外合资"],
+                  "en": ["Government agency", "Listed company", "Private",
+                         "Sino-foreign joint venture", "State-owned"]}
+
+
+def test_ownership_menus_list_the_types_by_their_labels_in_the_pages_language(
+        app, make_rep, make_manager, make_account, make_round):
+    rep, manager = make_rep(), make_manager()
+    accounts = [make_account(ownership_type=code) for code in reversed(OWNERSHIP_CODES)]
+    round_ = make_round(accounts=accounts)
+    client = app.test_client()
+    for user, urls in ((manager, ["/manage/accounts", f"/manage/rounds/{round_.id}"]),
+                       (rep, [f"/rounds/{round_.id}"])):
+        login(client, user)
+        for url in urls:
+            for language, headers in (("zh", CHINESE), ("en", {"Accept-Language": "en"})):
+                page = client.get(url, headers=headers).get_data(as_text=True)
+                assert shown(page, "ownership") == OWNERSHIP_MENU[language], (url, language)

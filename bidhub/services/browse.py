@@ -367,8 +367,9 @@ class MenuValues(Protocol):
 
 def filter_options_of(accounts: Iterable[MenuValues]) -> dict[str, list]:
     """Values to offer in the filter menus of a list of `accounts`: each value once, the
-    industries in pinyin order (domain.collation), the ownership types by code; branches as
-    BranchChoice in a menu's order (branch_order).
+    industries in pinyin order (domain.collation), the ownership types by code (the page
+    orders them by label, in its language); branches as BranchChoice in a menu's order
+    (branch_order).
 
     A rep's menus offer what the rep's whole list holds (its rows, unfiltered): a listing
     hidden from reps (awaiting its sponsor's confirmation, or refused) adds nothing, since a

@@ -207,7 +207,8 @@ def count_accounts(session: Session, criteria: DirectoryFilter) -> int:
 
 def directory_options(session: Session) -> DirectoryOptions:
     """The choices the filters offer: the values present in the book, and every rep; names
-    in pinyin order (domain.collation)."""
+    in pinyin order (domain.collation), the ownership types by code (the page orders them by
+    label, in its language)."""
     return DirectoryOptions(
         branches=sorted(session.scalars(select(Branch)), key=branch_order),
         industries=sorted(session.scalars(select(Account.industry).distinct()), key=name_key),

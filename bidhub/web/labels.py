@@ -7,7 +7,7 @@ mappings, so a raw value such as `ka_manager` or `round_award` never reaches a p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
 
+from bidhub.domain.collation import name_key
 from bidhub.domain.facts import STAGE_PROBABILITY, Stage
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.preferences import PREFERENCE_BONUS
@@ -262,8 +263,16 @@ def cached_label(value: Any, kind: Any = None) -> str:
     return kept_with_catalogue(key, lambda: label(value, kind))
 
 
+def in_label_order(codes: Iterable[Any], kind: Any = None) -> list[Any]:
+    """`codes` (the ownership types a menu offers, say) ordered by their labels in the page's
+    language, as menus order names (domain.collation): pinyin order on a Chinese page,
+    alphabetical on an English one; then by code."""
+    return sorted(codes, key=lambda code: (name_key(cached_label(code, kind)), str(code)))
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(label=cached_label, stage_label=stage_label,
+    app.jinja_env.filters.update(label=cached_label, label_order=in_label_order,
+                                 stage_label=stage_label,
                                  metric_label=metric_label, system_note=system_note)
     app.jinja_env.globals.update(handbook_term=handbook_term, Stage=Stage, AdType=AdType,
                                  PageArea=PageArea)

@@ -23,7 +23,7 @@ from bidhub.web.i18n import (
     ngettext,
     speaks_chinese,
 )
-from bidhub.web.labels import cached_label, handbook_term, label
+from bidhub.web.labels import cached_label, handbook_term, in_label_order, label
 from bidhub.web.rendering import localtime, template_url_for
 
 # A number no id reaches, put where the id goes in one url_for; see `url_with_id`.
@@ -331,7 +331,7 @@ def _menus_of(criteria: ListingFilter, options: Mapping[str, list], word: Mappin
         f"<option {'selected' if industry == criteria.industry else ''}>{escape(industry)}"
         "</option>" for industry in options["industries"])
     ownership = _options((code, cached_label(code, "ownership"), code == criteria.ownership_type)
-                         for code in options["ownership_types"])
+                         for code in in_label_order(options["ownership_types"], "ownership"))
     branches = _options((branch.id, branch_label(branch, locale), branch.id == criteria.branch_id)
                         for branch in options["branches"])
     sorts = "".join(
