@@ -86,6 +86,7 @@ from bidhub.services.accountability import checked_evidence_url, explanation_due
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import CODE_PATTERN, branch_key, branch_snapshot, match_branch
 from bidhub.services.filings import capacity_max
+from bidhub.services.html_tables import html_rows, is_html_table
 from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
@@ -310,8 +311,9 @@ class FileSource:
         self.limits = limits or default_limits()
         self.xls = is_xls(data)
         self.workbook = not self.xls and is_workbook(filename, data)
+        self.web_page = not (self.xls or self.workbook) and is_html_table(data)
         # Text with separators: a row with more cells than the header names had one unquoted.
-        self.delimited = not (self.xls or self.workbook)
+        self.delimited = not (self.xls or self.workbook or self.web_page)
         if self.xls:
             check_xls(data, self.limits)
         elif self.workbook:
@@ -325,6 +327,8 @@ class FileSource:
             rows = xls_rows(self.data, self.limits)
         elif self.workbook:
             rows = workbook_rows(self.data)
+        elif self.web_page:
+            rows = html_rows(self.data, self.limits)
         else:
             rows = csv_rows(self.data, self.limits)
         return numbered_records(rows, self.limits)
