@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -95,6 +96,7 @@ from bidhub.services.ownership import (
     unfinished_listing_of,
 )
 from bidhub.services.policies import accountability_policy, recent_won_deals
+from bidhub.services.spreadsheet_xml import is_spreadsheet_xml, spreadsheet_xml_rows
 from bidhub.services.track_records import forget_track_record_snapshots
 from bidhub.services.users import hash_password, new_session_token
 from bidhub.services.xls_workbooks import check_xls, is_xls, xls_rows
@@ -298,6 +300,28 @@ def read_workbook(data: bytes, limits: UploadLimits | None = None) -> list[list[
     return collect_records(workbook_rows(data), limits)
 
 
+class FileFormat(StrEnum):
+    """How an import file is read, told by its first bytes (an .xlsx also by its name)."""
+
+    XLS = "xls"  # Excel 97-2003 (xls_workbooks.py)
+    XLSX = "xlsx"
+    SPREADSHEET_XML = "spreadsheet_xml"  # Excel's XML Spreadsheet 2003 (spreadsheet_xml.py)
+    WEB_PAGE = "web_page"  # an HTML table saved as .xls (html_tables.py)
+    CSV = "csv"  # text with commas or tabs between the cells
+
+
+def file_format(filename: str, data: bytes) -> FileFormat:
+    if is_xls(data):
+        return FileFormat.XLS
+    if is_workbook(filename, data):
+        return FileFormat.XLSX
+    if is_spreadsheet_xml(data):
+        return FileFormat.SPREADSHEET_XML
+    if is_html_table(data):
+        return FileFormat.WEB_PAGE
+    return FileFormat.CSV
+
+
 class FileSource:
     """A file's records, read afresh on each pass so that none is kept in memory.
 
@@ -309,29 +333,25 @@ class FileSource:
     def __init__(self, filename: str, data: bytes, limits: UploadLimits | None = None) -> None:
         self.data = data
         self.limits = limits or default_limits()
-        self.xls = is_xls(data)
-        self.workbook = not self.xls and is_workbook(filename, data)
-        self.web_page = not (self.xls or self.workbook) and is_html_table(data)
+        self.format = file_format(filename, data)
         # Text with separators: a row with more cells than the header names had one unquoted.
-        self.delimited = not (self.xls or self.workbook or self.web_page)
-        if self.xls:
+        self.delimited = self.format == FileFormat.CSV
+        if self.format == FileFormat.XLS:
             check_xls(data, self.limits)
-        elif self.workbook:
+        elif self.format == FileFormat.XLSX:
             check_workbook(data, self.limits)
         shape = file_shape(self.records())
         self.header, self.rows_total = shape.header, shape.rows_total
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """The records that are not blank, with their row numbers as Excel shows them."""
-        if self.xls:
-            rows = xls_rows(self.data, self.limits)
-        elif self.workbook:
-            rows = workbook_rows(self.data)
-        elif self.web_page:
-            rows = html_rows(self.data, self.limits)
-        else:
-            rows = csv_rows(self.data, self.limits)
-        return numbered_records(rows, self.limits)
+        data, limits = self.data, self.limits
+        rows = {FileFormat.XLS: lambda: xls_rows(data, limits),
+                FileFormat.XLSX: lambda: workbook_rows(data),
+                FileFormat.SPREADSHEET_XML: lambda: spreadsheet_xml_rows(data, limits),
+                FileFormat.WEB_PAGE: lambda: html_rows(data, limits),
+                FileFormat.CSV: lambda: csv_rows(data, limits)}[self.format]()
+        return numbered_records(rows, limits)
 
     def head(self, count: int) -> list[list[str]]:
         """The header and the first `count` data rows, blank rows kept in their places."""
