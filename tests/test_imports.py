@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from bidhub.domain.imports import COLUMNS, KINDS, parse_csv
+from bidhub.domain.imports import COLUMNS, KINDS, delimiter_of, parse_csv
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -265,6 +265,70 @@ def test_a_comma_csv_whose_cells_hold_tabs_stays_a_comma_csv(session, branches, 
     reload(session)
     assert session.scalars(select(User.display_name).where(User.external_id == "R1001")).one() \
         == "王\t芳"
+
+
+def with_a_note_column(text: str, note: str) -> str:
+    """A CSV text with one more column, named `note`, whose cells hold a comma."""
+    records = list(csv.reader(io.StringIO(text)))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(
+        [records[0] + [note]] + [record + [f"{record[0]},勿外传"] for record in records[1:]])
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-8", "gbk"])
+@pytest.mark.parametrize("padded", [False, True], ids=["plain", "trailing tabs"])
+def test_a_tab_separated_file_whose_column_name_holds_a_comma_is_read_by_its_tabs(
+        session, branches, run_import, encoding, padded):
+    """备注(内部,勿外传) is one column of a tab-separated file, not two halves of a CSV's; so is
+    年度金额 with 1,200,000 in it. Excel pads the rows with tabs up to the sheet's last column."""
+    assert run_import("reps", sample_text("reps")).status == "imported"
+    bom = codecs.BOM_UTF16_LE if encoding == "utf-16-le" else b""
+    text = tab_separated(with_a_note_column(sample_text("accounts"), "备注(内部,勿外传)"))
+    if padded:
+        text = "".join(line + "\t\t\r\n" for line in text.splitlines())
+    result = run_import("accounts", bom + text.encode(encoding), filename="accounts.txt")
+    assert (result.status, result.added, result.problems) == ("imported", 6, [])
+    reload(session)
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2001")).one()
+    assert (account.name, account.annual_value_yuan) == ("北京智联科技有限公司", 1_200_000)
+    assert account.owner.external_id == "R1001"
+
+
+def test_a_comma_csv_whose_cells_hold_quoted_tabs_stays_a_comma_csv(session, branches,
+                                                                   run_import):
+    """Every line splits by tabs into two cells here, but by commas into the header's six."""
+    records = list(csv.reader(io.StringIO(sample_text("reps"))))
+    records[0][2] = "姓名\t"
+    for record in records[1:]:
+        record[2] = f"{record[2][0]}\t{record[2][1:]}"
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n").writerows(records)
+    assert all(line.count("\t") == 1 for line in buffer.getvalue().splitlines())
+    result = run_import("reps", buffer.getvalue())
+    assert (result.status, result.added) == ("imported", 5), result.problems
+    reload(session)
+    assert session.scalars(select(User.display_name).where(User.external_id == "R1001")).one() \
+        == "王\t芳"
+
+
+@pytest.mark.parametrize(("sample", "delimiter"), [
+    ("客户编号\t客户名称\t年度金额(万元,含税)\t所属销售\r\n", "\t"),
+    ("客户编号\t客户名称\t年度金额(万元,含税)\t所属销售\r\nKA-1\t甲\t1,200\tR1\r\n", "\t"),
+    ("客户编号\t客户名称\t备注(a,b,c,d,e)\r\nKA-1\t甲\tx\r\nKA-2\t乙\ty\r\n", "\t"),
+    ('"客户名称,简称"\t客户编号\r\n"甲,甲"\tKA-1\r\n', "\t"),
+    ("客户编号,客户名称\t,所属销售\r\nKA-1,甲,R1\r\n", ","),
+    ('客户编号,"客户名称\t",所属销售\r\nKA-1,"甲\t",R1\r\nKA-2,"乙\t",R2\r\n', ","),
+    ("客户编号,客户名称\r\n", ","),
+    ("客户编号\t客户名称\r\n", "\t"),
+    ("2026年11月客户清单(北京,上海)\t\t\r\n客户编号\t客户名称\t所属销售\r\nKA-1\t甲\tR1\r\n",
+     "\t"),
+    ("2026年11月客户清单\r\n客户编号\t客户名称\r\n", ","),
+], ids=["tab header", "tab with a comma amount", "tab with a comma-rich name",
+        "tab with a quoted comma", "comma with a tab", "comma with quoted tabs", "comma header",
+        "tab header only", "tab title with a comma", "title then tabs"])
+def test_the_separator_is_the_one_the_first_lines_are_split_by(sample, delimiter):
+    assert delimiter_of(sample) == delimiter
 
 
 def test_a_file_in_gbk_with_undecodable_bytes_is_refused(session, branches, run_import):

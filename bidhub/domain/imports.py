@@ -1270,26 +1270,71 @@ def decode(data: bytes) -> str:
     return data.decode(csv_encoding(data))
 
 
-def delimiter_of(header_line: str) -> str:
-    """The separator of a text file's cells, from its first line: a tab when that line has tabs
-    and no comma (Excel's "Unicode Text" and "Text (Tab delimited)"), else a comma.
+# How much of a text file's start decides its separator (delimiter_of).
+SAMPLE_LINES = 20
+SAMPLE_CHARS = 64 * 1024
 
-    Every kind has two columns or more, so a comma CSV's first line has a comma, whatever tabs
-    its names hold; a first line of one name (a title) reads as CSV, and is refused as a title.
+
+def fitting(records: Sequence[Sequence[str]], width: int) -> int:
+    """How many records have `width` cells, or more with only empty cells after them (as Excel
+    pads a row)."""
+    return sum(len(record) >= width and not any(cell.strip() for cell in record[width:])
+               for record in records)
+
+
+def delimiter_of(sample: str, complete: bool = True) -> str:
+    """The separator of a text file's cells, from its first lines (`sample`, `complete` when it
+    is the whole file): a comma or a tab (Excel's "Unicode Text" and "Text (Tab delimited)").
+
+    The lines are split as csv reads them, so a separator inside a quoted cell does not count.
+    When the first line splits into several cells by tabs or by commas and not by the other,
+    that is the separator: a comma inside a tab-separated column name (备注(内部,勿外传)) or a
+    tab inside a comma-separated one does not split the line. When it splits by both, the next
+    lines decide: the separator that gives more of them the first line's cells wins, then the
+    one that splits the first line into more cells, then the comma. A first line of one name (a
+    title) reads as CSV, and is refused as a title.
     """
-    return "\t" if "\t" in header_line and "," not in header_line else ","
+    records: dict[str, list[list[str]]] = {}
+    for delimiter in (",", "\t"):
+        try:
+            found = [record for record in csv.reader(io.StringIO(sample, newline=""),
+                                                     delimiter=delimiter)
+                     if any(cell.strip() for cell in record)]
+        except csv.Error:
+            found = []  # the reading proper reports it
+        if len(found) > 1 and not complete:
+            found.pop()  # perhaps cut short
+        records[delimiter] = found or [[]]
+    widths = {delimiter: len(found[0]) for delimiter, found in records.items()}
+    split = [delimiter for delimiter, width in widths.items() if width > 1]
+    if len(split) == 1:
+        return split[0]
+    if split:
+        return max(split, key=lambda delimiter: (
+            fitting(records[delimiter][1:], widths[delimiter]), widths[delimiter],
+            delimiter == ","))
+    return ","
 
 
 def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[str]]:
     """The CSV file's records as they are read, the text decoded as it goes (FileRefused when
     the file is too large or not CSV). The cells are separated by commas, or by tabs when the
-    first line says so (delimiter_of). The limits on rows and cells are collect_records'."""
+    first lines say so (delimiter_of). The limits on rows and cells are collect_records'."""
     limits = limits or default_limits()
     if len(data) > limits.max_file_bytes:
         raise FileRefused(too_large(limits))
     text = io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(data), newline="")
-    first = text.readline()
-    delimiter = delimiter_of(first)
+    head: list[str] = []  # the first lines, which decide the separator
+    size, complete = 0, False
+    while len(head) < SAMPLE_LINES and size < SAMPLE_CHARS:
+        line = text.readline()
+        if not line:
+            complete = True
+            break
+        head.append(line)
+        size += len(line)
+    sample = "".join(line[:SAMPLE_CHARS] for line in head)[:SAMPLE_CHARS]
+    delimiter = delimiter_of(sample, complete)
     commas = [0]  # separators since the last complete record
     pending: list[str] = []  # the lines of the record being read
     ended = [False]  # the file's last line has been read
@@ -1297,7 +1342,7 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
     def lines() -> Iterator[str]:
         # csv builds a record's fields before handing it over; a record with millions of tiny
         # fields would take hundreds of MiB, so it is stopped while it is being read.
-        for line in itertools.chain((first,), text):
+        for line in itertools.chain(head, text):
             commas[0] += line.count(delimiter)
             if commas[0] > limits.max_columns * 20:
                 raise FileRefused(too_wide(limits))
