@@ -324,11 +324,24 @@ def test_a_comma_csv_whose_cells_hold_quoted_tabs_stays_a_comma_csv(session, bra
     ("2026年11月客户清单(北京,上海)\t\t\r\n客户编号\t客户名称\t所属销售\r\nKA-1\t甲\tR1\r\n",
      "\t"),
     ("2026年11月客户清单\r\n客户编号\t客户名称\r\n", ","),
+    ("客户编号;客户名称;所属销售\r\nKA-1;甲;R1\r\n", ";"),
+    ("客户清单;2026年11月\r\n客户编号,客户名称\r\nKA-1,甲\r\n", ","),
 ], ids=["tab header", "tab with a comma amount", "tab with a comma-rich name",
         "tab with a quoted comma", "comma with a tab", "comma with quoted tabs", "comma header",
-        "tab header only", "tab title with a comma", "title then tabs"])
+        "tab header only", "tab title with a comma", "title then tabs", "semicolons",
+        "semicolon title then commas"])
 def test_the_separator_is_the_one_the_first_lines_are_split_by(sample, delimiter):
     assert delimiter_of(sample) == delimiter
+
+
+def test_a_semicolon_separated_file_is_refused_with_advice(session, branches, run_import):
+    before = counts(session)
+    text = sample_text("reps").replace(",", ";")
+    result = run_import("reps", text)
+    assert_refused_without_writes(session, before, result)
+    assert result.problems[0].row is None
+    assert "row 1 are separated by semicolons" in result.problems[0].reason
+    assert "Excel workbook (.xlsx)" in result.problems[0].reason
 
 
 def test_a_file_in_gbk_with_undecodable_bytes_is_refused(session, branches, run_import):

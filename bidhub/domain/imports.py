@@ -1273,6 +1273,10 @@ def decode(data: bytes) -> str:
 # How much of a text file's start decides its separator (delimiter_of).
 SAMPLE_LINES = 20
 SAMPLE_CHARS = 64 * 1024
+SEPARATED_BY_SEMICOLONS = N_(
+    "The column names in row 1 are separated by semicolons (;), as Excel writes CSV under some "
+    "regional settings; bidhub reads cells separated by commas or by tabs. Save the file from "
+    "Excel as an Excel workbook (.xlsx) or as “Unicode Text”, and import it again.")
 
 
 def fitting(records: Sequence[Sequence[str]], width: int) -> int:
@@ -1284,18 +1288,20 @@ def fitting(records: Sequence[Sequence[str]], width: int) -> int:
 
 def delimiter_of(sample: str, complete: bool = True) -> str:
     """The separator of a text file's cells, from its first lines (`sample`, `complete` when it
-    is the whole file): a comma or a tab (Excel's "Unicode Text" and "Text (Tab delimited)").
+    is the whole file): a comma, a tab (Excel's "Unicode Text" and "Text (Tab delimited)"), or a
+    semicolon, which csv_rows refuses.
 
     The lines are split as csv reads them, so a separator inside a quoted cell does not count.
     When the first line splits into several cells by tabs or by commas and not by the other,
     that is the separator: a comma inside a tab-separated column name (备注(内部,勿外传)) or a
     tab inside a comma-separated one does not split the line. When it splits by both, the next
     lines decide: the separator that gives more of them the first line's cells wins, then the
-    one that splits the first line into more cells, then the comma. A first line of one name (a
-    title) reads as CSV, and is refused as a title.
+    one that splits the first line into more cells, then the comma. When it splits by neither,
+    but by semicolons into cells that most of the next lines have too, the separator is the
+    semicolon. A first line of one name (a title) reads as CSV, and is refused as a title.
     """
     records: dict[str, list[list[str]]] = {}
-    for delimiter in (",", "\t"):
+    for delimiter in (",", "\t", ";"):
         try:
             found = [record for record in csv.reader(io.StringIO(sample, newline=""),
                                                      delimiter=delimiter)
@@ -1306,13 +1312,16 @@ def delimiter_of(sample: str, complete: bool = True) -> str:
             found.pop()  # perhaps cut short
         records[delimiter] = found or [[]]
     widths = {delimiter: len(found[0]) for delimiter, found in records.items()}
-    split = [delimiter for delimiter, width in widths.items() if width > 1]
+    split = [delimiter for delimiter in (",", "\t") if widths[delimiter] > 1]
     if len(split) == 1:
         return split[0]
     if split:
         return max(split, key=lambda delimiter: (
             fitting(records[delimiter][1:], widths[delimiter]), widths[delimiter],
             delimiter == ","))
+    rest = records[";"][1:]
+    if widths[";"] > 1 and fitting(rest, widths[";"]) * 2 > len(rest):
+        return ";"
     return ","
 
 
@@ -1335,6 +1344,8 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         size += len(line)
     sample = "".join(line[:SAMPLE_CHARS] for line in head)[:SAMPLE_CHARS]
     delimiter = delimiter_of(sample, complete)
+    if delimiter == ";":
+        raise FileRefused(SEPARATED_BY_SEMICOLONS)
     commas = [0]  # separators since the last complete record
     pending: list[str] = []  # the lines of the record being read
     ended = [False]  # the file's last line has been read
