@@ -2,7 +2,7 @@
 
     python bench/uploads.py [--keep DIR] [--only NAME ...]
 
-Generates XLSX, CSV and XLS files shaped like the ones that took the server down (a 512 MiB
+Generates XLSX, CSV, XLS and web-exported files shaped like the ones that took the server down (a 512 MiB
 cell, a 1 GiB shared string, 10 million shared strings, rows padded to 16,384 columns, sizes
 that lie, CSV with one huge cell, millions of fields or blank lines, 20,000 problem rows, an
 .xls whose rows a reader would pad to a far cell), writing the zips by hand and streaming, so
@@ -10,7 +10,8 @@ the generator stays small. Each file is imported as an admin
 into a fresh SQLite app (create_app + the import service) in its own child process, which
 reports its peak resident memory (VmHWM, else getrusage maxrss; the app itself included) and
 the time the import took. Exits 1 when
-any case reaches 256 MiB or 10 s, or leaves no import record.
+any case reaches 256 MiB or 10 s (60 s for a file within every limit, which is read whole), or
+leaves no import record.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from memory import peak_kib  # bench/memory.py, beside this script
 
 MIB = 1024 * 1024
 MEMORY_LIMIT_MIB = 256
-TIME_LIMIT_SECONDS = 10.0
+TIME_LIMIT_SECONDS = 10.0  # a file a limit refuses
+# A file within every limit is read whole, as long as its rows take: up to 200,000 rows, which
+# a workbook's reader takes several times longer over than a CSV's.
+WITHIN_LIMITS_SECONDS = 60.0
 KIND = "reps"
 HEADER = ("external_id", "username", "name", "branch")
 
@@ -297,6 +301,33 @@ def xls_largest_allowed(path: Path) -> None:
                       for index in range(12)] for number in range(20_000)))
 
 
+def web_page_largest_allowed(path: Path) -> None:
+    """An HTML table saved as .xls, near the limits: 20,000 rows of 12 cells."""
+    with path.open("w", encoding="utf-8") as file:
+        file.write('<html><head><meta charset="utf-8"></head><body><table><tr>'
+                   + "".join(f"<th>{name}</th>" for name in HEADER) + "</tr>\n")
+        for line in largest_allowed_rows(lambda number: "<tr>" + "".join(
+                f"<td>text {number:06d}-{index:02d} of the CRM export</td>"
+                for index in range(12)) + "</tr>"):
+            file.write(line + "\n")
+        file.write("</table></body></html>")
+
+
+def spreadsheet_xml_largest_allowed(path: Path) -> None:
+    """An XML Spreadsheet 2003 saved as .xls, near the limits: 20,000 rows of 12 cells."""
+    with path.open("w", encoding="utf-8") as file:
+        file.write('<?xml version="1.0"?><Workbook xmlns="urn:schemas-microsoft-com:office:'
+                   'spreadsheet" xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet">'
+                   "<Worksheet><Table><Row>" + "".join(
+                       f'<Cell><Data ss:Type="String">{name}</Data></Cell>' for name in HEADER)
+                   + "</Row>\n")
+        for line in largest_allowed_rows(lambda number: "<Row>" + "".join(
+                f'<Cell><Data ss:Type="String">text {number:06d}-{index:02d}</Data></Cell>'
+                for index in range(12)) + "</Row>"):
+            file.write(line + "\n")
+        file.write("</Table></Worksheet></Workbook>")
+
+
 CASES: dict[str, tuple[str, Callable[[Path], None]]] = {
     "xlsx: one 512 MiB inline cell": ("cell.xlsx", xlsx_huge_inline_cell),
     "xlsx: one 1 GiB shared string": ("shared.xlsx", xlsx_huge_shared_string),
@@ -318,7 +349,15 @@ CASES: dict[str, tuple[str, Callable[[Path], None]]] = {
     "csv: 240 k cells": ("largest.csv", csv_largest_allowed),
     "xls: a far cell in each of 65 k rows": ("far.xls", xls_far_cells),
     "xls: 240 k cells": ("largest.xls", xls_largest_allowed),
+    "web page: 240 k cells": ("page.xls", web_page_largest_allowed),
+    "xml spreadsheet: 240 k cells": ("sheet2003.xls", spreadsheet_xml_largest_allowed),
 }
+
+# Files within every limit (the others are refused by one).
+WITHIN_LIMITS = frozenset({
+    "xlsx: 240 k cells, 150 k strings", "xlsx: 2 M cells", "csv: 20,000 problem rows",
+    "csv: 240 k cells", "xls: 240 k cells", "web page: 240 k cells",
+    "xml spreadsheet: 240 k cells"})
 
 
 # --- importing one file, in a child process --------------------------------------------------
@@ -403,7 +442,8 @@ def main() -> int:
             print(f"{name:<36} {size:>9} {'-':>9} {'-':>8} crashed   {outcome['error']}")
             continue
         peak = outcome["peak_kib"] / 1024
-        bad = (peak >= MEMORY_LIMIT_MIB or outcome["seconds"] >= TIME_LIMIT_SECONDS
+        seconds = WITHIN_LIMITS_SECONDS if name in WITHIN_LIMITS else TIME_LIMIT_SECONDS
+        bad = (peak >= MEMORY_LIMIT_MIB or outcome["seconds"] >= seconds
                or outcome["runs"] != 1)
         failed = failed or bad
         print(f"{name:<36} {size:>9} {peak:>9.1f} {outcome['seconds']:>8.2f} "
@@ -413,8 +453,9 @@ def main() -> int:
             path.unlink()
     print(f"\nThe generator's own peak: {peak_kib() / 1024:.0f} MiB.")
     print(f"Limits: peak resident memory of the whole process under {MEMORY_LIMIT_MIB} MiB "
-          f"(app and SQLite included), import under {TIME_LIMIT_SECONDS:g} s, one import record "
-          f"per case.")
+          f"(app and SQLite included), import under {TIME_LIMIT_SECONDS:g} s (under "
+          f"{WITHIN_LIMITS_SECONDS:g} s for a file within every limit, read whole: "
+          f"{', '.join(sorted(WITHIN_LIMITS))}), one import record per case.")
     return 1 if failed else 0
 
 
