@@ -344,6 +344,30 @@ def test_a_semicolon_separated_file_is_refused_with_advice(session, branches, ru
     assert "Excel workbook (.xlsx)" in result.problems[0].reason
 
 
+@pytest.mark.parametrize(("line", "separator"), [("sep=,", ","), ("SEP=\t", "\t")])
+def test_a_separator_line_before_the_column_names_is_read_as_excel_reads_it(
+        session, branches, run_import, line, separator):
+    """Excel takes the separator from it and hides it: the column names are row 1."""
+    lines = sample_text("reps").splitlines()
+    lines[3] = lines[3].replace("SH", "XX")  # Excel's row 4, a problem
+    text = "\r\n".join([line, *(row.replace(",", separator) for row in lines)]) + "\r\n"
+    result = run_import("reps", text)
+    assert result.status == "refused"
+    assert [(problem.row, problem.column) for problem in result.problems] == [(4, "branch")]
+    fixed = text.replace("XX", "SH")
+    assert run_import("reps", fixed).status == "imported"
+
+
+def test_a_separator_line_naming_another_separator_is_refused_saying_so(session, branches,
+                                                                        run_import):
+    before = counts(session)
+    result = run_import("reps", "sep=|\n" + sample_text("reps").replace(",", "|"))
+    assert_refused_without_writes(session, before, result)
+    assert "(sep=|) says its cells are separated by “|”" in str(result.problems[0].reason)
+    result = run_import("reps", "sep=;\n" + sample_text("reps").replace(",", ";"))
+    assert "separated by semicolons" in str(result.problems[0].reason)
+
+
 def test_a_file_in_gbk_with_undecodable_bytes_is_refused(session, branches, run_import):
     data = sample_text("reps").encode("gbk") + b"R2001,x,\x80\x80\xff,BJ,,\n"
     before = counts(session)

@@ -1273,6 +1273,8 @@ def decode(data: bytes) -> str:
 # How much of a text file's start decides its separator (delimiter_of).
 SAMPLE_LINES = 20
 SAMPLE_CHARS = 64 * 1024
+# The line some exports put before the column names to tell Excel the separator: sep=,
+SEPARATOR_LINE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)
 SEPARATED_BY_SEMICOLONS = N_(
     "The column names in row 1 are separated by semicolons (;), as Excel writes CSV under some "
     "regional settings; bidhub reads cells separated by commas or by tabs. Save the file from "
@@ -1342,8 +1344,21 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
             break
         head.append(line)
         size += len(line)
-    sample = "".join(line[:SAMPLE_CHARS] for line in head)[:SAMPLE_CHARS]
-    delimiter = delimiter_of(sample, complete)
+    stated = SEPARATOR_LINE.fullmatch(head[0]) if head else None
+    if stated is not None:
+        # "sep=," before the column names: Excel reads the cells by it and does not show the
+        # line, so the column names are row 1 there, as here.
+        head.pop(0)
+        delimiter = stated.group(1)
+        if delimiter not in (",", "\t"):
+            raise FileRefused(SEPARATED_BY_SEMICOLONS if delimiter == ";" else N_(
+                "The file's first line (sep=%(separator)s) says its cells are separated by "
+                "“%(separator)s”; bidhub reads cells separated by commas or by tabs. Save the "
+                "file from Excel as an Excel workbook (.xlsx), and import it again.",
+                separator=delimiter))
+    else:
+        sample = "".join(line[:SAMPLE_CHARS] for line in head)[:SAMPLE_CHARS]
+        delimiter = delimiter_of(sample, complete)
     if delimiter == ";":
         raise FileRefused(SEPARATED_BY_SEMICOLONS)
     commas = [0]  # separators since the last complete record
