@@ -3,9 +3,6 @@ shows it."""
 
 from __future__ import annotations
 
-import csv
-import io
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
@@ -13,11 +10,11 @@ from sqlalchemy import select
 
 from bidhub.domain.imports import FileRefused, UploadLimits
 from bidhub.models import User
-from bidhub.services.imports import FileFormat, file_format, import_file
+from bidhub.services.imports import FileFormat, file_format
 from bidhub.services.spreadsheet_xml import spreadsheet_xml_rows
 from tests.conftest import reload
+from tests.import_formats.conftest import sample_records
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 HEAD = ('<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"?>\n'
         '<Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
         'xmlns:o="urn:schemas-microsoft-com:office:office" '
@@ -26,10 +23,6 @@ HEAD = ('<?xml version="1.0"?>\n<?mso-application progid="Excel.Sheet"?>\n'
         'xmlns:html="http://www.w3.org/TR/REC-html40">\n')
 HIDDEN = ('<WorksheetOptions xmlns="urn:schemas-microsoft-com:office:excel">'
           "<Visible>SheetHidden</Visible></WorksheetOptions>")
-
-
-def sample_records(kind: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO((SAMPLES / f"{kind}.csv").read_text("utf-8-sig"))))
 
 
 def cell(value: str) -> str:
@@ -49,23 +42,6 @@ def workbook(records: list[list[str]], *, hidden_first: bool = False) -> bytes:
     notes = sheet("说明", ["<Row><Cell><Data ss:Type=\"String\">导出说明</Data></Cell></Row>"],
                   HIDDEN) if hidden_first else ""
     return (HEAD + notes + sheet("导出", rows) + "</Workbook>").encode()
-
-
-@pytest.fixture
-def branches(make_branch):
-    return {code: make_branch(code, name)
-            for code, name in (("BJ", "Beijing"), ("SH", "Shanghai"), ("GZ", "Guangzhou"))}
-
-
-@pytest.fixture
-def run_import(session, make_admin, clock):
-    admin = make_admin()
-
-    def run(kind: str, data: bytes, filename: str):
-        return import_file(session, admin, kind, filename, data, valid_rows_only=False,
-                           now=clock())
-
-    return run
 
 
 def test_an_xml_spreadsheet_imports_like_its_csv(session, branches, run_import):

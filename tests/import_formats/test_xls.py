@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 import xlwt
@@ -13,16 +11,12 @@ from sqlalchemy import func, select
 
 from bidhub.domain.imports import FileRefused, UploadLimits
 from bidhub.models import Account, ImportRun, Opportunity, OpportunityStageChange, User
-from bidhub.services.imports import FileSource, import_file
+from bidhub.services.imports import FileSource
 from bidhub.services.xls_workbooks import check_xls, xls_rows
 from tests.conftest import reload
+from tests.import_formats.conftest import sample_records
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CJK_DATE = xlwt.easyxf(num_format_str='yyyy"年"m"月"d"日"')
-
-
-def sample_records(kind: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO((SAMPLES / f"{kind}.csv").read_text("utf-8-sig"))))
 
 
 def xls_of(records: list[list[object]], *, hidden_first: bool = False,
@@ -44,23 +38,6 @@ def xls_of(records: list[list[object]], *, hidden_first: bool = False,
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
-
-
-@pytest.fixture
-def branches(make_branch):
-    return {code: make_branch(code, name)
-            for code, name in (("BJ", "Beijing"), ("SH", "Shanghai"), ("GZ", "Guangzhou"))}
-
-
-@pytest.fixture
-def run_import(session, make_admin, clock):
-    admin = make_admin()
-
-    def run(kind: str, data: bytes, filename: str):
-        return import_file(session, admin, kind, filename, data, valid_rows_only=False,
-                           now=clock())
-
-    return run
 
 
 def test_an_xls_workbook_imports_like_its_csv(session, branches, run_import):

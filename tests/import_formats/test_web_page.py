@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from html import escape
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -13,14 +10,8 @@ from sqlalchemy import func, select
 from bidhub.domain.imports import FileRefused, UploadLimits
 from bidhub.models import Account, User
 from bidhub.services.html_tables import html_rows, is_html_table
-from bidhub.services.imports import import_file
 from tests.conftest import reload
-
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-
-
-def sample_records(kind: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO((SAMPLES / f"{kind}.csv").read_text("utf-8-sig"))))
+from tests.import_formats.conftest import sample_records
 
 
 def web_page(records: list[list[str]], *, charset: str = "gb2312", encoding: str = "gbk",
@@ -34,23 +25,6 @@ def web_page(records: list[list[str]], *, charset: str = "gb2312", encoding: str
             f'<meta http-equiv="Content-Type" content="text/html; charset={charset}">'
             f"<style>td {{ mso-number-format: '\\@'; }}</style></head><body>{before}"
             f"<table border=1>{head}\n{body}</table></body></html>").encode(encoding)
-
-
-@pytest.fixture
-def branches(make_branch):
-    return {code: make_branch(code, name)
-            for code, name in (("BJ", "Beijing"), ("SH", "Shanghai"), ("GZ", "Guangzhou"))}
-
-
-@pytest.fixture
-def run_import(session, make_admin, clock):
-    admin = make_admin()
-
-    def run(kind: str, data: bytes, filename: str):
-        return import_file(session, admin, kind, filename, data, valid_rows_only=False,
-                           now=clock())
-
-    return run
 
 
 def test_a_web_page_saved_as_xls_imports_like_its_csv(session, branches, run_import):
