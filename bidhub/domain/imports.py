@@ -285,7 +285,7 @@ def id_of(limit: int) -> Callable[[str], str]:
         value = clean_id(value)
         if len(value) > limit:
             raise BadValue(N_("Longer than %(n)d characters.", n=limit))
-        if EXCEL_SCIENTIFIC.fullmatch(value):
+        if "+" in value and EXCEL_SCIENTIFIC.fullmatch(value):
             raise BadValue(N_("Excel shortened this id to a number in scientific notation, so "
                               "its last digits are lost. Export the file from the CRM again, "
                               "and format the column as text if you open it in Excel."))
@@ -398,6 +398,7 @@ YUAN_NOISE = Decimal("0.000001")
 # Digits grouped by three, with commas or with spaces (1,200,000 or 1 200 000), perhaps with a
 # fraction; and digits separated otherwise (12,00 may be twelve written with a decimal comma,
 # 1,2345 a typing slip), which are refused rather than read as 1200 and 12345.
+THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")  # 1,200,000
 AMOUNT_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?:\.\d+)?")
 GROUPED_BADLY = re.compile(r"(?=.*\d[, ]\d)(?!(?:" + AMOUNT_GROUPED.pattern + r")$)[\d, .]+")
 
@@ -405,8 +406,9 @@ GROUPED_BADLY = re.compile(r"(?=.*\d[, ]\d)(?!(?:" + AMOUNT_GROUPED.pattern + r"
 def parse_yuan(value: str, unit: int = 1) -> int:
     """Whole yuan from "1,200,000", "¥1,200,000", "CNY 1,200,000", "120万" or, in a column of
     `unit` yuan, "1.2"."""
-    if value.isascii() and value.isdigit() and len(value) <= 13:  # most cells of an export
-        number = int(value) * unit
+    if value.isascii() and (value.isdigit() and len(value) <= 13
+                            or THOUSANDS.fullmatch(value)):  # most cells of an export
+        number = int(value.replace(",", "")) * unit
         if number > 10**13:
             raise BadValue(N_("Too large for an amount in yuan."))
         return number
@@ -415,10 +417,11 @@ def parse_yuan(value: str, unit: int = 1) -> int:
         if text.endswith(suffix):
             text, unit = without_currency(text.removesuffix(suffix).rstrip()), cell_unit
             break
-    if GROUPED_BADLY.fullmatch(text):
-        raise BadValue(N_("Commas or spaces in an amount group its digits by three "
-                          "(1,200,000); write it so, or without them."))
-    text = re.sub(r"[, ]", "", text) if AMOUNT_GROUPED.fullmatch(text) else text
+    if "," in text or " " in text:
+        if GROUPED_BADLY.fullmatch(text):
+            raise BadValue(N_("Commas or spaces in an amount group its digits by three "
+                              "(1,200,000); write it so, or without them."))
+        text = re.sub(r"[, ]", "", text) if AMOUNT_GROUPED.fullmatch(text) else text
     if not re.fullmatch(r"\d+(\.\d+)?", text):
         raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
     number = Decimal(text) * unit
