@@ -21,7 +21,19 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, delete, func, insert, or_, select, type_coerce, update
+from sqlalchemy import (
+    DateTime,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
@@ -830,7 +842,7 @@ class Importer:
         """The accounts the ids name, by id_key."""
         found: dict[str, Account] = {}
         for part in chunks(set(external_ids)):
-            query = select(Account).where(matching_ids(Account.external_id, part)).options(
+            query = select(Account).where(matching_ids(self.session, Account.external_id, part)).options(
                 *options)
             found.update(by_id_key(self.session.scalars(query).unique(),
                                    lambda account: account.external_id, part))
@@ -1100,13 +1112,23 @@ class AccountImporter(Importer):
                 "decided_by_id": self.actor_id}
 
 
-def matching_ids(column: Any, external_ids: list[str]) -> Any:
+def matching_ids(session: Session, column: Any, external_ids: list[str]) -> Any:
     """Rows whose external id is one of these, in any case (by_id_key keeps the right ones).
 
     lower() of the column has an index; the plain comparison finds ids with letters that
     SQLite's lower() leaves as they are."""
     keys = sorted({id_key(external_id) for external_id in external_ids})
-    return or_(column.in_(list(external_ids)), func.lower(column).in_(keys))
+    return or_(one_of(session, column, list(external_ids)),
+               one_of(session, func.lower(column), keys, column.type))
+
+
+def one_of(session: Session, column: Any, values: list[Any], value_type: Any = None) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of one per
+    value: a batch's 2,000 ids were planned and bound as 4,000 parameters, which took the
+    server three times as long as the lookup."""
+    if session.get_bind().dialect.name != "postgresql":
+        return column.in_(values)
+    return column == any_(bindparam(None, values, type_=ARRAY(value_type or column.type)))
 
 
 def by_id_key(items: Iterable[Any], external_id_of: Callable[[Any], str],
@@ -1219,7 +1241,7 @@ class OpportunityImporter(Importer):
                    if id_key(external_id) not in known]
         for part in chunks(missing):
             found = self.session.execute(select(Account.external_id, Account.id).where(
-                matching_ids(Account.external_id, part))).all()
+                matching_ids(self.session, Account.external_id, part))).all()
             known.update({key: account.id for key, account in by_id_key(
                 found, lambda account: account.external_id, part).items()})
         return known
@@ -1231,7 +1253,7 @@ class OpportunityImporter(Importer):
         found: dict[str, dict[str, Any]] = {}
         for part in chunks(external_ids):
             rows = [dict(stored) for stored in self.session.execute(select(*columns).where(
-                matching_ids(Opportunity.external_id, part))).mappings()]
+                matching_ids(self.session, Opportunity.external_id, part))).mappings()]
             found.update(by_id_key(rows, lambda stored: stored["external_id"], part))
         return found
 
@@ -1242,7 +1264,7 @@ class OpportunityImporter(Importer):
         for part in chunks(ids):
             query = (select(OpportunityStageChange.opportunity_id, OpportunityStageChange.stage,
                             as_stored(OpportunityStageChange.changed_at))
-                     .where(OpportunityStageChange.opportunity_id.in_(part))
+                     .where(one_of(self.session, OpportunityStageChange.opportunity_id, part))
                      .order_by(OpportunityStageChange.opportunity_id,
                                OpportunityStageChange.changed_at, OpportunityStageChange.id))
             for opportunity_id, stage, changed_at in self.session.execute(query):
@@ -1266,7 +1288,7 @@ class OpportunityImporter(Importer):
         replaced = [ids[key] for key in new_histories if key in stored]
         for part in chunks(replaced):
             self.session.execute(delete(OpportunityStageChange).where(
-                OpportunityStageChange.opportunity_id.in_(part)))
+                one_of(self.session, OpportunityStageChange.opportunity_id, part)))
         changes = [{"opportunity_id": ids[key], "stage": stage, "changed_at": at}
                    for key, history in new_histories.items() for stage, at in history]
         if changes:
@@ -1351,7 +1373,7 @@ class IncidentImporter(Importer):
         self.incidents: dict[str, AccountabilityIncident] = {}  # by id_key
         for part in chunks({row.values["external_id"] for row in rows}):
             query = select(AccountabilityIncident).where(
-                matching_ids(AccountabilityIncident.external_id, part))
+                matching_ids(self.session, AccountabilityIncident.external_id, part))
             self.incidents.update(by_id_key(self.session.scalars(query).unique(),
                                             lambda incident: incident.external_id, part))
 
