@@ -96,7 +96,7 @@ class TableParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.limits = limits
         self.depth = 0  # tables open; the first one's rows are read, nested ones are text
-        self.started = self.ended = False
+        self.ended = False  # the first table with rows has ended: the rest is not read
         self.row: list[str] | None = None
         self.cell: list[str] | None = None
         self.cell_length = 0
@@ -120,7 +120,6 @@ class TableParser(HTMLParser):
             return
         elif tag == "table":
             self.depth += 1
-            self.started = True
         elif self.depth != 1:
             if tag == "br" and self.cell is not None:
                 self.add_text(" ")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
-from datetime import datetime
 
 from bidhub.domain.imports import (
     FileRefused,
@@ -149,7 +148,7 @@ def xls_cell_text(kind: int, value: object, datemode: int) -> str:
             when = xlrd.xldate_as_datetime(value, datemode)
         except (ValueError, OverflowError, xlrd.xldate.XLDateError):
             return cell_text(value)
-        return cell_text(when if when.time() != datetime.min.time() else when.date())
+        return cell_text(when)  # a date alone when its time is midnight
     if kind == xlrd.XL_CELL_BOOLEAN:
         return "TRUE" if value else "FALSE"
     if kind == xlrd.XL_CELL_ERROR:
