@@ -85,35 +85,50 @@ def rank_listings(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int,
 
     `rank`: bid -> its rep's choice, when preferences count (preferences.py `choices`).
     """
-    return _ranked(rules, bids, scores, seed, rank)[0]
+    return _ranked(rules, bids, scores, seed, rank).rankings
+
+
+@dataclass
+class _Ranked:
+    """What `_ranked` reads off a round's bids for the later steps."""
+
+    rankings: dict[int, tuple[int, ...]]  # listing id -> its bid ids, best first
+    contenders: dict[int, list[Contender]]  # listing id -> its eligible bids, best first
+    held: dict[int, int]  # rep id -> the accounts the rep holds (the most any bid says)
 
 
 def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, ScoreBreakdown],
-            seed: int, rank: Mapping[int, int] | None
-            ) -> tuple[dict[int, tuple[int, ...]], dict[int, list[Contender]]]:
-    """`rank_listings`, and listing id -> its eligible bids best first, as the allocation
-    methods read them (they come first in its ranking).
+            seed: int, rank: Mapping[int, int] | None) -> _Ranked:
+    """`rank_listings`, listing id -> its eligible bids best first, as the allocation methods
+    read them (they come first in its ranking), and what each rep holds.
 
     The bids are sorted by `ranking_key` without the tie-break chain, then each run of equal
     keys is sorted by the full key: the same order, but the chain (a lottery ticket is a
     SHA-256) is worked out only for bids whose totals tie, and the sort compares short tuples.
-    Everything later steps read of a bid is taken here, in one pass in the order of `bids`,
-    and laid out listing by listing.
+    Everything later steps read of a bid is taken here, in one pass in the order of `bids`.
+    The contenders are then made listing by listing, in the order the methods read them,
+    each rep's id as one object shared by all of the rep's bids: in a round of 100,000 bids,
+    what the methods read then lies together in memory instead of scattered over the bids,
+    and reading it stays within the processor's caches.
     """
-    # Entry: (ineligible, -total, [choice,] bid id, rep id, points, value, bid); the bid ids
-    # are unique, so the comparison never reaches what follows them.
+    # Entry: (ineligible, -total, [choice,] bid id, rep id, value, bid); the bid ids are
+    # unique, so the comparison never reaches what follows them.
     by_listing: dict[int, list[tuple]] = defaultdict(list)
-    scale = 10**DECIMALS
+    held: dict[int, int] = {}
+    rep_ids: dict[int, int] = {}  # rep id -> the one object that stands for it
     for bid in bids:
         bid_id = bid.bid_id
         score = scores[bid_id]
-        total = score.total
+        rep_id = rep_ids.setdefault(bid.rep_id, bid.rep_id)
+        if rep_id not in held or held[rep_id] < bid.accounts_held:
+            held[rep_id] = bid.accounts_held
         by_listing[bid.listing_id].append(
-            (not score.is_eligible, -total, bid_id, bid.rep_id, round(total * scale),
-             bid.listing_value_yuan, bid) if rank is None else
-            (not score.is_eligible, -total, rank[bid_id], bid_id, bid.rep_id,
-             round(total * scale), bid.listing_value_yuan, bid))
+            (not score.is_eligible, -score.total, bid_id, rep_id, bid.listing_value_yuan, bid)
+            if rank is None else
+            (not score.is_eligible, -score.total, rank[bid_id], bid_id, rep_id,
+             bid.listing_value_yuan, bid))
     width = 2 if rank is None else 3  # the fields before the bid id
+    scale = 10**DECIMALS
 
     def full_key(entry: tuple) -> tuple:
         bid = entry[-1]
@@ -126,8 +141,10 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
         entries.sort()
         _sort_ties(entries, width, full_key)
         rankings[listing_id] = tuple(entry[width] for entry in entries)
-        contenders[listing_id] = [entry[width:width + 4] for entry in entries if not entry[0]]
-    return rankings, contenders
+        contenders[listing_id] = [
+            (entry[width], entry[width + 1], round(-entry[1] * scale), entry[width + 2])
+            for entry in entries if not entry[0]]
+    return _Ranked(rankings, contenders, held)
 
 
 def _sort_ties(entries: list[tuple], width: int, full_key: Callable[[tuple], tuple]) -> None:
@@ -155,12 +172,10 @@ def _allocate(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Sco
               lottery_seed: int) -> Allocation:
     rank = ({bid_id: choice.rank for bid_id, choice in choices(bids).items()}
             if rules.preferences.count else None)
-    rankings, contenders = _ranked(rules, bids, scores, lottery_seed, rank)
+    ranked = _ranked(rules, bids, scores, lottery_seed, rank)
+    rankings, contenders, held = ranked.rankings, ranked.contenders, ranked.held
     flagged = frozenset(listing_id for listing_id, eligible in contenders.items()
                         if len(eligible) < max(rules.min_bids_per_listing, 1))
-    held: dict[int, int] = {}
-    for bid in bids:
-        held[bid.rep_id] = max(held.get(bid.rep_id, bid.accounts_held), bid.accounts_held)
     limit = {rep_id: max(0, rules.eligibility.capacity_max - count)
              for rep_id, count in held.items()}
     cap = rules.caps.max_awards_per_rep_per_round
