@@ -109,7 +109,7 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
     The contenders are then made listing by listing, in the order the methods read them,
     each rep's id as one object shared by all of the rep's bids: in a round of 100,000 bids,
     what the methods read then lies together in memory instead of scattered over the bids,
-    and reading it stays within the processor's caches.
+    so that more of it is in the processor's caches when it is read.
     """
     # Entry: (ineligible, -total, [choice,] bid id, rep id, value, bid); the bid ids are
     # unique, so the comparison never reaches what follows them.
