@@ -28,7 +28,7 @@ from bidhub.models import (
     RuleSetVersion,
     User,
 )
-from bidhub.services.ownership import lock_reps
+from bidhub.services.ownership import hold_round_open, lock_reps
 from bidhub.services.rule_sets import parsed
 
 # A ranking needs something to choose between.
@@ -89,6 +89,7 @@ def rank_preferences(session: Session, rep: User, round_id: int, ranks: Mapping[
         rep = session.get(User, rep.id)
         if rep is None or rep.role != Role.REP:
             raise PermissionDenied(N_("Only reps bid."))
+        hold_round_open(session, round_id)
         round_ = session.get(Round, round_id)
         if round_ is None or not round_.is_visible_to_reps_at(now):
             raise NotFound(N_("No such round."))

@@ -58,6 +58,7 @@ from bidhub.models import (
 )
 from bidhub.services.bid_preferences import close_gap
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
+from bidhub.services.ownership import is_postgresql, round_held_open
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import (
     SNAPSHOT_TEXT,
@@ -171,6 +172,7 @@ def place_bid(
     with unit_of_work(session, keep=(rep,)):
         session.flush()  # what session.execute would do first: the reads see pending rows
         connection = session.connection()
+        hold_listing_round_open(session, listing_id)
         if early is not None:
             placed = _write_if_unchanged(connection, early, params, rep.id)
             if placed is not None:
@@ -310,6 +312,20 @@ class _StoredRules(NamedTuple):
     text: str
 
 
+def _round_of(listing_id: BindParameter) -> Any:
+    """The listing's round id, as a scalar subquery."""
+    return select(Listing.round_id).where(Listing.id == listing_id).scalar_subquery()
+
+
+_HOLD_ROUND_OPEN = round_held_open(_round_of(bindparam("listing_id")))
+
+
+def hold_listing_round_open(session: Session, listing_id: int) -> None:
+    """`hold_round_open` for the listing's round, before reading whether it is open."""
+    if is_postgresql(session):
+        session.execute(_HOLD_ROUND_OPEN, {"listing_id": listing_id})
+
+
 # The write transaction's statements, built once: a statement built per bid costs more CPU
 # than the database spends answering it, and concurrent bids queue for this transaction.
 # `_BID_READ` reads, in one statement, the listing with its account and round (the round's
@@ -385,10 +401,14 @@ _UNCHANGED = exists(select(literal(1)).select_from(_SEEN).where(and_(*(
     for column in _SEEN.c))))
 _NEW = {column: bindparam(f"new_{column}", type_=_BIDS.c[column].type)
         for column in (*_BID_VALUES, "listing_id", "rep_id")}
+# Checked with the round held open, as in the write transaction: a statement that waited
+# for the scoring finds the round scored and writes nothing (it is decided again there).
+_HELD_OPEN = exists(round_held_open(_round_of(bindparam("read_listing_id"))))
 _INSERT_IF_UNCHANGED = insert(_BIDS).from_select(
-    list(_NEW), select(*_NEW.values()).where(_UNCHANGED)).returning(_BIDS.c.id)
+    list(_NEW), select(*_NEW.values()).where(_HELD_OPEN, _UNCHANGED)).returning(_BIDS.c.id)
 _REVIVE_IF_UNCHANGED = update(_BIDS).where(
-    _BIDS.c.id == bindparam("bid_id"), _BIDS.c.status == BidStatus.WITHDRAWN, _UNCHANGED,
+    _BIDS.c.id == bindparam("bid_id"), _BIDS.c.status == BidStatus.WITHDRAWN, _HELD_OPEN,
+    _UNCHANGED,
 ).values({column: _NEW[column] for column in _BID_VALUES})
 
 
@@ -441,6 +461,7 @@ def update_bid(
 ) -> Bid:
     with unit_of_work(session):
         bid = own_bid(session, rep, bid_id)
+        hold_listing_round_open(session, bid.listing_id)
         if bid.status != BidStatus.ACTIVE:
             raise BidRejected(N_("This bid was withdrawn; submit a new one instead."))
         open_listing_for(session, bid.listing_id, now)
@@ -454,6 +475,7 @@ def update_bid(
 def withdraw_bid(session: Session, rep: User, bid_id: int, now: datetime) -> Bid:
     with unit_of_work(session):
         bid = own_bid(session, rep, bid_id)
+        hold_listing_round_open(session, bid.listing_id)
         open_listing_for(session, bid.listing_id, now)
         if bid.status == BidStatus.WITHDRAWN:
             return bid

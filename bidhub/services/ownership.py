@@ -61,6 +61,29 @@ def lock_round(session: Session, round_id: int) -> Round | None:
         .execution_options(populate_existing=True)).first()
 
 
+def round_held_open(round_id: Any) -> Select:
+    """The round (`round_id`: a value or an expression) while it is published, locked in share
+    mode (FOR KEY SHARE on PostgreSQL) until the transaction ends.
+
+    Scoring locks the round (`lock_round`, FOR UPDATE) before it reads the bids and marks it
+    scored. A bid, an edit, a withdrawal or a ranking of preferences that holds the round open
+    is therefore either in before scoring reads (which waits for it to commit), or waits until
+    the round is scored, finds it no longer published and is refused: none is acknowledged and
+    then left out of, or changed behind, the scoring. Those holding it do not wait for each
+    other. On SQLite the write transaction already excludes the scoring's.
+    """
+    return (select(Round.id).where(Round.id == round_id, Round.status == RoundStatus.PUBLISHED)
+            .with_for_update(read=True, key_share=True))
+
+
+def hold_round_open(session: Session, round_id: int) -> None:
+    """`round_held_open` in the write transaction, before reading whether the round is open:
+    what is read after it is the round as it stays until the transaction ends. (SQLite's
+    write transaction excludes the scoring's already: nothing to run there.)"""
+    if is_postgresql(session):
+        session.execute(round_held_open(round_id))
+
+
 def lock_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, Account]:
     """The accounts, read afresh (current owner included) and locked, in id order."""
     ids = sorted(set(account_ids))

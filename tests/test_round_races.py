@@ -1,0 +1,200 @@
+"""Use cases racing on PostgreSQL, where row locks (not one writer at a time, as on SQLite)
+keep the rules: one side is paused inside its transaction at the point where the other could
+slip in, and the other runs meanwhile until it is done or waits for a lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, text
+
+from bidhub.db import engine_of
+from bidhub.domain.errors import BidhubError
+from bidhub.models import Bid, BidScore, BidStatus, Listing, Round, RoundStatus, User
+from bidhub.services import adjudication, bid_preferences, bidding
+from tests.conftest import reload
+
+WAIT_SECONDS = 20
+
+
+@pytest.fixture
+def postgresql_only(backend):
+    if backend != "postgresql":
+        pytest.skip("on SQLite BEGIN IMMEDIATE lets one writer in at a time; no race to pause")
+
+
+def waiting_for_a_lock(app) -> bool:
+    """Whether some other connection of this database waits for a lock."""
+    with engine_of(app).connect() as connection:
+        return bool(connection.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")).scalar())
+
+
+class Side:
+    """A use case run in a thread of its own, with its own session."""
+
+    def __init__(self, app, call):
+        self.factory = app.extensions["bidhub_sessionmaker"]
+        self.result = None
+        self.thread = threading.Thread(target=self.run, args=(call,), daemon=True)
+        self.thread.start()
+
+    def run(self, call):
+        own = self.factory()
+        try:
+            self.result = call(own)
+        except Exception as error:  # noqa: BLE001 - the test looks at it
+            self.result = error
+        finally:
+            own.close()
+
+    def done_or_waiting(self, app) -> None:
+        """Return once the side finished or waits for a lock another transaction holds."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while self.thread.is_alive() and not waiting_for_a_lock(app):
+            assert time.monotonic() < deadline, "the other side neither finished nor waited"
+            time.sleep(0.01)
+
+    def join(self):
+        self.thread.join(WAIT_SECONDS)
+        assert not self.thread.is_alive()
+        return self.result
+
+
+class Pause:
+    """Wrap `module.name` so that its first call, once it returned, waits until `resume()`."""
+
+    def __init__(self, monkeypatch, module, name):
+        self.reached, self.go = threading.Event(), threading.Event()
+        original = getattr(module, name)
+
+        def paused(*args, **kwargs):
+            result = original(*args, **kwargs)
+            if not self.reached.is_set():
+                self.reached.set()
+                assert self.go.wait(WAIT_SECONDS)
+            return result
+
+        monkeypatch.setattr(module, name, paused)
+
+    def wait(self):
+        assert self.reached.wait(WAIT_SECONDS)
+
+    def resume(self):
+        self.go.set()
+
+
+# --- bids and the deadline's scoring -------------------------------------------------------------
+
+@pytest.fixture
+def closing_round(session, clock, make_rep, make_account, make_round, make_bid):
+    """A published round with two listings and a bid for the first; its deadline is an hour
+    away."""
+    owner = make_rep()
+    round_ = make_round(accounts=[make_account(owner=owner), make_account(owner=owner)],
+                        closes_at=clock() + timedelta(hours=1))
+    listing = round_.listings[0]
+    first = make_bid(make_rep(), listing)
+    return round_, listing, first
+
+
+def score_at_deadline(round_):
+    return lambda own: adjudication.score_closed_round(own, round_.id, round_.closes_at)
+
+
+@pytest.mark.parametrize("alone", [False, True])
+def test_a_bid_placed_while_the_round_is_scored_is_scored_or_refused(
+        app, session, postgresql_only, monkeypatch, closing_round, make_rep, make_bid, alone):
+    """A bid acknowledged a second before the deadline, while the scheduler scores the round,
+    must be in the scoring; before, it was written beside a scored round and never scored.
+    `alone`: the rep's track record is stored already (a bid of theirs made it), so the bid is
+    written by one statement outside the write transaction."""
+    round_, listing, _first = closing_round
+    rep = make_rep()
+    if alone:
+        make_bid(rep, round_.listings[1])
+    written_alone = []
+    may_write_alone = bidding.may_write_alone
+    monkeypatch.setattr(bidding, "may_write_alone",
+                        lambda own: written_alone.append(may_write_alone(own)) or written_alone[-1])
+    pause = Pause(monkeypatch, adjudication, "active_bids_of_round")
+    scorer = Side(app, score_at_deadline(round_))
+    pause.wait()
+    written_alone.clear()
+    bidder = Side(app, lambda own: bidding.place_bid(
+        own, own.get(User, rep.id), listing.id, account_plan="A careful plan for this account.",
+        committed_revenue_yuan=300_000, visit_plan="Visit the decision maker in week one.",
+        submission_key=None, now=round_.closes_at - timedelta(seconds=1)))
+    bidder.done_or_waiting(app)
+    pause.resume()
+    assert scorer.join() is True
+    placed = bidder.join()
+    assert any(written_alone) == alone
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.SCORED
+    unscored = session.scalar(select(func.count()).select_from(Bid).outerjoin(BidScore)
+                              .join(Listing).where(Listing.round_id == round_.id,
+                                     Bid.status == BidStatus.ACTIVE, BidScore.bid_id.is_(None)))
+    assert unscored == 0
+    if not isinstance(placed, BidhubError):
+        assert session.get(Bid, placed.bid_id).score is not None
+
+
+@pytest.mark.parametrize("change", ["withdraw", "edit"])
+def test_a_bid_withdrawn_or_edited_while_the_round_is_scored_is_refused_or_seen(
+        app, session, postgresql_only, monkeypatch, closing_round, change):
+    """A withdrawal (or an edit) a second before the deadline, while the round is scored, is
+    either refused or seen by the scoring; before, a withdrawn bid could be scored, and win."""
+    round_, _listing, first = closing_round
+    rep_id, bid_id = first.rep_id, first.id
+    at = round_.closes_at - timedelta(seconds=1)
+    pause = Pause(monkeypatch, adjudication, "active_bids_of_round")
+    scorer = Side(app, score_at_deadline(round_))
+    pause.wait()
+    if change == "withdraw":
+        changer = Side(app, lambda own: bidding.withdraw_bid(own, own.get(User, rep_id), bid_id,
+                                                             at))
+    else:
+        changer = Side(app, lambda own: bidding.update_bid(
+            own, own.get(User, rep_id), bid_id, account_plan="A changed plan for the account.",
+            committed_revenue_yuan=900_000, visit_plan="Visit the decision maker in week one.",
+            now=at))
+    changer.done_or_waiting(app)
+    pause.resume()
+    assert scorer.join() is True
+    changed = changer.join()
+    reload(session)
+    bid = session.get(Bid, bid_id)
+    if change == "withdraw":
+        assert (bid.status == BidStatus.WITHDRAWN) == (bid.score is None), changed
+    else:
+        # The scored bid is the bid as it stands: an edit is refused once scoring began.
+        assert isinstance(changed, BidhubError), changed
+        assert bid.committed_revenue_yuan == 300_000
+
+
+def test_preferences_ranked_while_the_round_is_scored_are_refused_or_scored(
+        app, session, postgresql_only, monkeypatch, closing_round, make_rep, make_bid):
+    """A ranking of preferences a second before the deadline, while the round is scored, is
+    refused or scored with; before, the stored ranks differed from the ones scored."""
+    round_, listing, _first = closing_round
+    rep = make_rep()
+    bids = [make_bid(rep, listing), make_bid(rep, round_.listings[1])]
+    ranks = {bids[1].id: 1, bids[0].id: 2}
+    pause = Pause(monkeypatch, adjudication, "active_bids_of_round")
+    scorer = Side(app, score_at_deadline(round_))
+    pause.wait()
+    ranker = Side(app, lambda own: bid_preferences.rank_preferences(
+        own, own.get(User, rep.id), round_.id, ranks, round_.closes_at - timedelta(seconds=1)))
+    ranker.done_or_waiting(app)
+    pause.resume()
+    assert scorer.join() is True
+    ranked = ranker.join()
+    reload(session)
+    for bid in bids:
+        bid = session.get(Bid, bid.id)
+        assert bid.score.inputs["preference_rank"] == bid.preference_rank, ranked
