@@ -13,8 +13,18 @@ from sqlalchemy import func, select, text
 
 from bidhub.db import engine_of
 from bidhub.domain.errors import BidhubError
-from bidhub.models import Bid, BidScore, BidStatus, Listing, Round, RoundStatus, User
-from bidhub.services import adjudication, bid_preferences, bidding
+from bidhub.models import (
+    Bid,
+    BidScore,
+    BidStatus,
+    Listing,
+    ListingStatus,
+    ReleaseReason,
+    Round,
+    RoundStatus,
+    User,
+)
+from bidhub.services import adjudication, bid_preferences, bidding, rounds
 from tests.conftest import reload
 
 WAIT_SECONDS = 20
@@ -198,3 +208,69 @@ def test_preferences_ranked_while_the_round_is_scored_are_refused_or_scored(
     for bid in bids:
         bid = session.get(Bid, bid.id)
         assert bid.score.inputs["preference_rank"] == bid.preference_rank, ranked
+
+
+# --- a draft round's list and its publication ------------------------------------------------
+
+@pytest.fixture
+def draft_round(session, clock, make_rep, make_account, make_round):
+    """A draft round with one account listed, ready to publish."""
+    return make_round(accounts=[make_account(owner=make_rep())], status=RoundStatus.DRAFT,
+                      opens_at=clock(), closes_at=clock() + timedelta(days=3))
+
+
+def publish(round_, manager, now):
+    return lambda own: rounds.publish_round(own, own.get(User, manager.id), round_.id,
+                                            expected_version=round_.version, now=now)
+
+
+def test_an_account_released_while_the_round_is_published_waits_or_is_refused(
+        app, session, postgresql_only, monkeypatch, clock, draft_round, make_manager,
+        make_rep, make_account):
+    """A sponsored account released into a draft round at the moment it is published: either
+    the release comes first and publishing waits for the sponsor, or it comes after and is
+    refused. Before, it was listed into the published round, its sponsor's answer pending."""
+    manager = make_manager()
+    account = make_account(owner=make_rep(), executive_sponsor="president")
+    pause = Pause(monkeypatch, rounds, "lock_accounts")
+    releaser = Side(app, lambda own: rounds.release_account(
+        own, own.get(User, manager.id), draft_round.id, account_id=account.id,
+        reason=ReleaseReason.REP_LEFT, note="", review_text="The rep left; the handover is done.",
+        now=clock()))
+    pause.wait()
+    publisher = Side(app, publish(draft_round, manager, clock()))
+    publisher.done_or_waiting(app)
+    pause.resume()
+    released, published = releaser.join(), publisher.join()
+    reload(session)
+    round_ = session.get(Round, draft_round.id)
+    if round_.status == RoundStatus.PUBLISHED:
+        assert isinstance(released, BidhubError), released
+        assert [listing.status for listing in round_.listings] == [ListingStatus.LISTED]
+    else:
+        assert isinstance(published, BidhubError), published
+        assert len(round_.listings) == 2
+
+
+def test_a_listing_removed_while_the_round_is_published_goes_before_or_not_at_all(
+        app, session, postgresql_only, monkeypatch, clock, draft_round, make_manager):
+    """Removing the only listing of a draft round at the moment it is published: before, the
+    round was published and then lost its list."""
+    manager = make_manager()
+    listing_id = draft_round.listings[0].id
+    pause = Pause(monkeypatch, rounds, "withdraw_release_review")
+    remover = Side(app, lambda own: rounds.remove_listing(own, own.get(User, manager.id),
+                                                          listing_id, clock()))
+    pause.wait()
+    publisher = Side(app, publish(draft_round, manager, clock()))
+    publisher.done_or_waiting(app)
+    pause.resume()
+    removed, published = remover.join(), publisher.join()
+    reload(session)
+    round_ = session.get(Round, draft_round.id)
+    if round_.status == RoundStatus.PUBLISHED:
+        assert isinstance(removed, BidhubError), removed
+        assert len(round_.listings) == 1
+    else:
+        assert isinstance(published, BidhubError), published
+        assert round_.listings == []

@@ -374,10 +374,12 @@ def release_for_accountability(
     """Release an account with repeated upheld incidents into a draft round.
 
     One transaction: the account is locked before its incidents are counted, so the owner
-    the count is about is still the owner when the release is written.
+    the count is about is still the owner when the release is written (the round first, the
+    order every use case locks in).
     """
     with unit_of_work(session):
         require_manager(manager)
+        rounds.load_round(session, round_id, lock=True)
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
             raise NotFound(N_("No such account."))

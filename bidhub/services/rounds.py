@@ -36,13 +36,19 @@ from bidhub.services.loss_reviews import (
     withdraw_unlost_review,
 )
 from bidhub.services.notifications import notify, round_published
-from bidhub.services.ownership import lock_accounts, unfinished_listing_of
+from bidhub.services.ownership import lock_accounts, lock_round, unfinished_listing_of
 from bidhub.services.rule_sets import active_rule_set
 
 
-def load_round(session: Session, round_id: int, *, expected_version: int | None = None) -> Round:
-    """The round; with `expected_version`, only if nobody changed it since the form was loaded."""
-    round_ = session.get(Round, round_id)
+def load_round(session: Session, round_id: int, *, expected_version: int | None = None,
+               lock: bool = False) -> Round:
+    """The round; with `expected_version`, only if nobody changed it since the form was loaded.
+
+    `lock`: read afresh and locked for the rest of the write transaction (`lock_round`), for
+    a use case that changes the round's list or its status: releasing, removing and
+    publishing then happen one after the other, each seeing what the one before did.
+    """
+    round_ = lock_round(session, round_id) if lock else session.get(Round, round_id)
     if round_ is None:
         raise NotFound(N_("No such round."))
     if expected_version is not None and round_.version != expected_version:
@@ -193,7 +199,9 @@ def release_account(
 ) -> Listing:
     """Put an account on a draft round's list, with the review of why its rep loses it."""
     with unit_of_work(session):
-        round_ = load_round(session, round_id)
+        # Locked before the account (the order every use case keeps), so that the round
+        # cannot be published between this check and the listing.
+        round_ = load_round(session, round_id, lock=True)
         if round_.status != RoundStatus.DRAFT:
             raise InvalidRequest(N_("Accounts can only be released into a round that is not published yet."))
         # Locked like every ownership change, so a transfer cannot slip in while it is listed.
@@ -244,6 +252,12 @@ def release_account(
 def remove_listing(session: Session, actor: User, listing_id: int, now: datetime) -> None:
     with unit_of_work(session):
         listing = session.get(Listing, listing_id)
+        if listing is None:
+            raise NotFound(N_("No such listing."))
+        # The round locked, then the listing read again: it cannot be published meanwhile,
+        # and a concurrent removal has either removed the listing already or waits.
+        load_round(session, listing.round_id, lock=True)
+        listing = session.get(Listing, listing_id, populate_existing=True)
         if listing is None:
             raise NotFound(N_("No such listing."))
         if listing.round.status != RoundStatus.DRAFT:
@@ -308,7 +322,8 @@ def refuse_sponsored_listing(session: Session, actor: User, listing_id: int, not
 def publish_round(session: Session, actor: User, round_id: int, *, expected_version: int,
                   now: datetime) -> Round:
     with unit_of_work(session):
-        round_ = load_round(session, round_id, expected_version=expected_version)
+        # Locked before its list is read: a release or removal in progress finishes first.
+        round_ = load_round(session, round_id, expected_version=expected_version, lock=True)
         if round_.status != RoundStatus.DRAFT:
             raise Conflict(N_("This round is already published."))
         if round_.closes_at <= now:
@@ -342,6 +357,7 @@ def release_accounts(
         if not account_ids:
             raise InvalidRequest(N_("Choose at least one account to release."),
                                  field="account_ids")
+        load_round(session, round_id, lock=True)  # the round before its accounts
         if from_rep_id is not None:
             accounts = lock_accounts(session, account_ids)
             moved = [accounts[account_id].name if account_id in accounts
