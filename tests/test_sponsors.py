@@ -537,6 +537,28 @@ def test_the_import_refuses_a_sponsor_nobody_is(session, clock, make_admin, make
     assert problem.column == "executive_sponsor" and "No executive" in str(problem.reason)
 
 
+@pytest.mark.parametrize("waiting", ["transfer", "release"])
+def test_the_import_cannot_change_a_sponsor_while_an_answer_is_waiting(
+        session, clock, sponsored, make_rep, make_admin, make_round, waiting):
+    """As on the sponsor page: the answer waiting is the designated sponsor's to give. Before,
+    an import moved the sponsorship under it, and the former sponsor still answered."""
+    account = sponsored["account"]
+    if waiting == "transfer":
+        ask_transfer(session, sponsored, make_rep(), clock)
+    else:
+        release(session, sponsored["manager"], account, make_round, clock)
+    data = (ACCOUNTS_HEADER + f"{account.external_id},{account.name},{account.industry},"
+            f"{account.ownership_type},{account.branch.code},{account.annual_value_yuan},"
+            f"{sponsored['owner'].username},李副总\n").encode()
+    result = import_file(session, make_admin(), "accounts", "accounts.csv", data,
+                         valid_rows_only=False, now=clock())
+    assert result.status == "refused", result
+    [problem] = result.problems
+    assert problem.column == "executive_sponsor" and "waits for its sponsor" in str(problem.reason)
+    reload(session)
+    assert session.get(Account, account.id).sponsor_id == sponsored["president"].id
+
+
 # --- the pages in Chinese ------------------------------------------------------------------------
 
 def test_the_sponsor_pages_speak_chinese(app, session, clock, sponsored, make_rep, make_round,

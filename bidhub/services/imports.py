@@ -108,6 +108,7 @@ from bidhub.services.ownership import (
     unfinished_listing_of,
 )
 from bidhub.services.policies import accountability_policy, recent_won_deals
+from bidhub.services.sponsors import waiting_for_sponsor
 from bidhub.services.spreadsheet_xml import is_spreadsheet_xml, spreadsheet_xml_rows
 from bidhub.services.track_records import forget_track_record_snapshots
 from bidhub.services.users import hash_password, new_session_token
@@ -1029,6 +1030,10 @@ class AccountImporter(Importer):
         account = self.accounts.get(id_key(values["external_id"]))
         branch = self.open_branch(row, account.branch_id if account is not None else None)
         owner_id = self.new_owner(row, account)
+        sponsor = ({} if "executive_sponsor" not in self.columns
+                   else self.sponsor_fields(row, account, branch))
+        if account is not None and sponsor:
+            self.check_sponsor_change(row, account, sponsor)
         previous_owner = account.owner_id if account is not None else None
         changed = False
         if account is not None and owner_id != account.owner_id:
@@ -1039,8 +1044,7 @@ class AccountImporter(Importer):
         fields = {"name": values["name"], "industry": values["industry"],
                   "ownership_type": values["ownership_type"], "branch_id": branch.id,
                   "annual_value_yuan": values["annual_value_yuan"]}
-        if "executive_sponsor" in self.columns:
-            fields.update(self.sponsor_fields(row, account, branch))
+        fields.update(sponsor)
         if account is None:
             account = Account(external_id=values["external_id"], owner_id=None,
                               created_at=self.now, **{"executive_sponsor": None, **fields})
@@ -1076,6 +1080,17 @@ class AccountImporter(Importer):
         if outcome == "added":
             return outcome
         return "updated" if changed else "unchanged"
+
+    def check_sponsor_change(self, row: Row, account: Account, sponsor: dict) -> None:
+        """A sponsor changes only while no release or transfer of the account waits for the
+        sponsor's answer, as on the sponsor page (`sponsors.designate_sponsor`): the answer
+        is the designated sponsor's to give. Checked before the row writes anything."""
+        if ((sponsor["sponsor_id"], sponsor["executive_sponsor"])
+                != (account.sponsor_id, account.executive_sponsor)
+                and waiting_for_sponsor(self.session, account.id)):
+            raise RowProblem(row, "executive_sponsor", row.values.get("executive_sponsor"), N_(
+                "A release or transfer of %(account)s waits for its sponsor's answer; have it "
+                "answered first.", account=account.name))
 
     def finish(self) -> None:
         """The reps whose opportunities or incidents are on a changed account are touched too:
