@@ -14,17 +14,19 @@ from sqlalchemy import func, select, text
 from bidhub.db import engine_of
 from bidhub.domain.errors import BidhubError
 from bidhub.models import (
+    Account,
     Bid,
     BidScore,
     BidStatus,
     Listing,
     ListingStatus,
     ReleaseReason,
+    Role,
     Round,
     RoundStatus,
     User,
 )
-from bidhub.services import adjudication, bid_preferences, bidding, rounds
+from bidhub.services import adjudication, bid_preferences, bidding, rounds, sponsors, users
 from tests.conftest import reload
 
 WAIT_SECONDS = 20
@@ -274,3 +276,36 @@ def test_a_listing_removed_while_the_round_is_published_goes_before_or_not_at_al
     else:
         assert isinstance(published, BidhubError), published
         assert round_.listings == []
+
+
+# --- executive sponsors --------------------------------------------------------------------------
+
+def test_a_sponsor_deactivated_while_designated_is_refused_one_way_or_the_other(
+        app, session, postgresql_only, monkeypatch, clock, make_user, make_manager, make_admin,
+        make_account, make_rep):
+    """Designating an executive at the moment an admin deactivates them: before, both went
+    through, and the account's sponsor was someone who can no longer sign in to answer."""
+    executive = make_user(Role.EXECUTIVE, name="王总")
+    executive.executive_title = "president"
+    session.commit()
+    manager, admin = make_manager(), make_admin()
+    account = make_account(owner=make_rep())
+    pause = Pause(monkeypatch, sponsors, "waiting_for_sponsor")
+    designator = Side(app, lambda own: sponsors.designate_sponsor(
+        own, own.get(User, manager.id), account.id, executive.id, clock()))
+    pause.wait()
+    deactivator = Side(app, lambda own: users.update_user(
+        own, own.get(User, admin.id), executive.id, display_name="王总", role=Role.EXECUTIVE,
+        branch_id=None, status=executive.status, is_active=False, now=clock(),
+        executive_title="president"))
+    deactivator.done_or_waiting(app)
+    pause.resume()
+    designated, deactivated = designator.join(), deactivator.join()
+    reload(session)
+    sponsor_id = session.get(Account, account.id).sponsor_id
+    if session.get(User, executive.id).is_active:
+        assert isinstance(deactivated, BidhubError), deactivated
+        assert sponsor_id == executive.id
+    else:
+        assert isinstance(designated, BidhubError), designated
+        assert sponsor_id is None

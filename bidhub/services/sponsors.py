@@ -69,14 +69,15 @@ def designate_sponsor(session: Session, actor: User, account_id: int, sponsor_id
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
             raise NotFound(N_("No such account."))
-        sponsor = None
-        if sponsor_id is not None:
-            sponsor = session.get(User, sponsor_id)
-            if sponsor is None or sponsor.role != Role.EXECUTIVE or not sponsor.is_active:
-                raise InvalidRequest(N_("Choose an executive who can sign in."), field="sponsor")
-        if sponsor_id == account.sponsor_id and (sponsor is not None or not account.executive_sponsor):
+        if sponsor_id == account.sponsor_id and (sponsor_id is not None
+                                                 or not account.executive_sponsor):
             raise InvalidRequest(N_("Nothing to change: this is already the account's sponsor."),
                                  field="sponsor")
+        sponsor = None
+        if sponsor_id is not None:
+            sponsor = held_person(session, sponsor_id)
+            if sponsor is None or sponsor.role != Role.EXECUTIVE or not sponsor.is_active:
+                raise InvalidRequest(N_("Choose an executive who can sign in."), field="sponsor")
         if waiting_for_sponsor(session, account.id):
             raise Conflict(N_("A release or transfer of %(account)s waits for its sponsor's "
                               "answer; have it answered first.", account=account.name))
@@ -88,6 +89,16 @@ def designate_sponsor(session: Session, actor: User, account_id: int, sponsor_id
                      f"account:{account.id}", now, before=before,
                      after={"sponsor": account.sponsor_id, "title": account.executive_sponsor})
         return account
+
+
+def held_person(session: Session, user_id: int) -> User | None:
+    """The user, read afresh and locked in share mode (FOR SHARE on PostgreSQL) until the
+    transaction ends: an admin's change of their role or deactivation (`users.update_user`,
+    which locks the row to update it) waits for this use case, then sees what it did; one
+    that came first is seen here."""
+    return session.scalars(select(User).where(User.id == user_id)
+                           .with_for_update(read=True, of=User)
+                           .execution_options(populate_existing=True)).first()
 
 
 def waiting_for_sponsor(session: Session, account_id: int) -> bool:

@@ -163,7 +163,10 @@ def update_user(
 ) -> User:
     display_name = checked_display_name(display_name)
     with unit_of_work(session):
-        user = session.get(User, user_id)
+        # Locked before the accounts they sponsor are counted: a designation in progress
+        # (which holds the row, `sponsors.held_person`) is counted, or waits and sees this.
+        user = session.scalars(select(User).where(User.id == user_id).with_for_update(of=User)
+                               .execution_options(populate_existing=True)).first()
         if user is None:
             raise NotFound(N_("No such user."))
         executive_title = check_role(role, branch_id, executive_title)
