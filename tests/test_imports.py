@@ -1005,3 +1005,27 @@ def test_the_mapping_preview_leaves_out_a_totals_row():
     records = [["员工编号", "用户名", "姓名", "分公司"], ["R1", "a", "张三", "BJ"], ["", "", "合计", ""]]
     columns = {"员工编号": "external_id", "用户名": "username", "姓名": "name", "分公司": "branch"}
     assert [row.number for row in preview_rows("reps", records, columns, 5)] == [2]
+
+
+def test_an_account_on_the_market_keeps_its_branch(session, branches, run_import, make_account,
+                                                   make_rep, make_round):
+    """A listed account's branch decides who may bid for it and which round may list it (a
+    round of one branch lists only that branch's accounts); an import moves it to another
+    branch once it is off the market, as it changes its owner. Before, the branch moved
+    under the open round."""
+    owner = make_rep(branch=branches["BJ"])
+    account = make_account(owner=owner, branch=branches["BJ"])
+    round_ = make_round(accounts=[account])
+    round_.branch_id = branches["BJ"].id
+    session.commit()
+    data = ("客户编号,客户名称,行业,所有制,分公司,年度金额,所属销售\n"
+            f'{account.external_id},"{account.name}",{account.industry},'
+            f"{account.ownership_type},SH,{account.annual_value_yuan},{owner.username}\n")
+    result = run_import("accounts", data)
+    assert result.status == "refused", result
+    [problem] = result.problems
+    assert problem.column == "branch" and f"listed in round {round_.id}" in str(problem.reason)
+    reload(session)
+    assert session.get(Account, account.id).branch_id == branches["BJ"].id
+    # The same file with the account's own branch is an ordinary update.
+    assert run_import("accounts", data.replace(",SH,", ",BJ,")).status == "imported"

@@ -1029,6 +1029,8 @@ class AccountImporter(Importer):
         values = row.values
         account = self.accounts.get(id_key(values["external_id"]))
         branch = self.open_branch(row, account.branch_id if account is not None else None)
+        if account is not None and branch.id != account.branch_id:
+            self.check_branch_change(row, account)
         owner_id = self.new_owner(row, account)
         sponsor = ({} if "executive_sponsor" not in self.columns
                    else self.sponsor_fields(row, account, branch))
@@ -1080,6 +1082,15 @@ class AccountImporter(Importer):
         if outcome == "added":
             return outcome
         return "updated" if changed else "unchanged"
+
+    def check_branch_change(self, row: Row, account: Account) -> None:
+        """An account on the market keeps its branch, as it keeps its owner: the branch is
+        what a round of one branch lists and what bidders' eligibility was judged on."""
+        listing = unfinished_listing_of(self.session, account.id)
+        if listing is not None:
+            raise RowProblem(row, "branch", row.values["branch"], N_(
+                "The account is listed in round %(round)s; decide it there or withdraw the "
+                "listing first.", round=listing.round_id))
 
     def check_sponsor_change(self, row: Row, account: Account, sponsor: dict) -> None:
         """A sponsor changes only while no release or transfer of the account waits for the
