@@ -309,3 +309,54 @@ def test_a_sponsor_deactivated_while_designated_is_refused_one_way_or_the_other(
     else:
         assert isinstance(designated, BidhubError), designated
         assert sponsor_id is None
+
+
+def test_a_withdrawal_sent_twice_at_once_moves_the_later_choices_up_once(
+        app, session, postgresql_only, monkeypatch, clock, make_rep, make_account, make_round,
+        make_bid):
+    """A withdrawal resent (a double click, two tabs) while the first is still in progress:
+    before, both moved the rep's later choices up, and two bids ended with the same rank."""
+    owner, rep = make_rep(), make_rep()
+    round_ = make_round(accounts=[make_account(owner=owner) for _ in range(3)])
+    bids = [make_bid(rep, listing) for listing in round_.listings]
+    bid_preferences.rank_preferences(session, rep, round_.id,
+                                     {bid.id: rank for rank, bid in enumerate(bids, 1)}, clock())
+    first = bids[0].id
+    pause = Pause(monkeypatch, bidding, "open_listing_for")
+    withdraw = lambda own: bidding.withdraw_bid(own, own.get(User, rep.id), first,  # noqa: E731
+                                                clock())
+    paused = Side(app, withdraw)
+    pause.wait()
+    again = Side(app, withdraw)
+    again.done_or_waiting(app)
+    pause.resume()
+    results = [paused.join(), again.join()]
+    assert not any(isinstance(result, Exception) for result in results), results
+    reload(session)
+    assert [session.get(Bid, bid.id).preference_rank for bid in bids] == [None, 1, 2]
+
+
+def test_a_withdrawal_and_a_new_ranking_at_once_leave_distinct_ranks(
+        app, session, postgresql_only, monkeypatch, clock, make_rep, make_account, make_round,
+        make_bid):
+    """A withdrawal while the rep saves a new ranking in another tab: before, the withdrawal
+    closed the gap at the rank it had read, not at the one the ranking left."""
+    owner, rep = make_rep(), make_rep()
+    round_ = make_round(accounts=[make_account(owner=owner) for _ in range(3)])
+    bids = [make_bid(rep, listing) for listing in round_.listings]
+    bid_preferences.rank_preferences(session, rep, round_.id,
+                                     {bid.id: rank for rank, bid in enumerate(bids, 1)}, clock())
+    pause = Pause(monkeypatch, bidding, "open_listing_for")
+    withdrawal = Side(app, lambda own: bidding.withdraw_bid(own, own.get(User, rep.id),
+                                                            bids[0].id, clock()))
+    pause.wait()
+    ranking = Side(app, lambda own: bid_preferences.rank_preferences(
+        own, own.get(User, rep.id), round_.id, {bids[0].id: 3, bids[1].id: 1, bids[2].id: 2},
+        clock()))
+    ranking.done_or_waiting(app)
+    pause.resume()
+    withdrawal.join()
+    ranking.join()
+    reload(session)
+    ranks = [session.get(Bid, bid.id).preference_rank for bid in bids[1:]]
+    assert sorted(ranks) == [1, 2]

@@ -58,7 +58,7 @@ from bidhub.models import (
 )
 from bidhub.services.bid_preferences import close_gap
 from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
-from bidhub.services.ownership import is_postgresql, round_held_open
+from bidhub.services.ownership import is_postgresql, lock_reps, round_held_open
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import (
     SNAPSHOT_TEXT,
@@ -455,6 +455,21 @@ def own_bid(session: Session, rep: User, bid_id: int) -> Bid:
     return bid
 
 
+def lock_bid(session: Session, bid: Bid) -> None:
+    """Read the bid again, locked until the transaction ends, in the order rankings lock in:
+    after its round is held open (scoring, which locks the round first, then writes rows
+    naming the bid) and its rep (`bid_preferences.rank_preferences` locks the rep, then
+    writes the bids). A withdrawal sent twice at once then runs once: the second finds the
+    bid withdrawn, instead of moving the rep's later choices up a second time from the rank
+    it read before; and a withdrawal closes the gap at the rank a ranking left, not at the
+    one it read before. (SQLite's write transaction lets one in at a time already.)"""
+    if is_postgresql(session):
+        lock_reps(session, [bid.rep_id])
+        session.scalars(select(Bid).where(Bid.id == bid.id)
+                        .with_for_update(key_share=True, of=Bid)
+                        .execution_options(populate_existing=True)).one()
+
+
 def update_bid(
     session: Session, rep: User, bid_id: int, *, account_plan: str, committed_revenue_yuan: int,
     visit_plan: str, now: datetime,
@@ -476,6 +491,7 @@ def withdraw_bid(session: Session, rep: User, bid_id: int, now: datetime) -> Bid
     with unit_of_work(session):
         bid = own_bid(session, rep, bid_id)
         hold_listing_round_open(session, bid.listing_id)
+        lock_bid(session, bid)
         open_listing_for(session, bid.listing_id, now)
         if bid.status == BidStatus.WITHDRAWN:
             return bid
