@@ -337,6 +337,20 @@ AFTER_THE_DAY = re.compile(rf"(?:[(（]?(?:{_WEEKDAY})[)）]?\s*)?(?:{_TIME_OF_D
                            rf"(?:\s*[(（]?(?:{_WEEKDAY})[)）]?)?", re.IGNORECASE)
 
 
+# The years a date in an export may fall in. A hire date, an opportunity or a sighting outside
+# them is a typing slip or a placeholder (0001-01-01, 9999-12-31); the first and last years
+# also overflow when a day is moved between time zones.
+FIRST_YEAR = 1900
+LAST_YEAR = 2100
+
+
+def sensible_day(day: date) -> date:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise BadValue(N_("Enter a date between the years %(first)d and %(last)d.",
+                          first=FIRST_YEAR, last=LAST_YEAR))
+    return day
+
+
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
 def parse_date(value: str) -> date:
     """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日, in either width;
@@ -355,14 +369,16 @@ def parse_date(value: str) -> date:
         parts = match.groups()
     if parts:
         try:
-            return date(*map(int, parts))
+            day = date(*map(int, parts))
         except ValueError:
             raise BadValue(N_("Not a date; write it as YYYY-MM-DD.")) from None
+        return sensible_day(day)
     for fmt in DATE_FORMATS:
         try:
-            return datetime.strptime(text, fmt).date()
+            day = datetime.strptime(text, fmt).date()
         except ValueError:
             continue
+        return sensible_day(day)
     raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
 
 
@@ -373,12 +389,13 @@ def parse_month(value: str) -> date:
     if match:
         year, month = int(match.group(1)), int(match.group(2))
         if 1 <= month <= 12:
-            return date(year, month, 1)
+            return sensible_day(date(year, month, 1))
         raise BadValue(N_("Not a month; write it as YYYY-MM."))
     try:
-        return parse_date(text).replace(day=1)
+        day = parse_date(text)
     except BadValue:
         raise BadValue(N_("Not a month; write it as YYYY-MM.")) from None
+    return day.replace(day=1)
 
 
 # A unit written in a cell: "120万" is 1,200,000 yuan whatever the column's unit.
