@@ -6,15 +6,21 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.imports import MAX_YUAN
 from bidhub.models import (
+    Account,
     AccountabilityIncident,
+    Bid,
     ImportRun,
     MonthlyForecast,
     Opportunity,
     User,
 )
+from bidhub.services import limits
+from bidhub.services.bidding import submit_bid
 from bidhub.services.imports import import_file
-from tests.conftest import reload
+from tests.conftest import login, reload
 
 REPS = "external_id,username,name,branch,hire_date,status\r\nR-1,u1,Rep One,BJ,{day},active\r\n"
 ACCOUNTS = ("external_id,name,industry,ownership,branch,annual_value_yuan,owner\r\n"
@@ -85,3 +91,58 @@ def test_a_far_off_month_is_refused(session, run, held):
 def test_dates_at_the_edges_of_the_years_are_taken(run, held):
     assert run("opportunities", OPPORTUNITIES, day="1900-01-01").status == "imported"
     assert run("reps", REPS, day="2100-12-31").status == "imported"
+
+
+# --- amounts past the INTEGER columns they are stored in -----------------------------------------
+
+@pytest.mark.parametrize("yuan", [str(2**31), '"3,000,000,000"', "30亿", "9999999999999"])
+def test_an_amount_past_what_a_row_holds_is_refused_by_row_and_column(session, run, held, yuan):
+    """PostgreSQL's INTEGER stops at 2**31 - 1: a larger amount failed the import's write there
+    (a 500) while SQLite stored it."""
+    result = run("accounts", ACCOUNTS.replace("KA-1", "KA-2"), yuan=yuan)
+    assert refused_cell(result, "annual_value_yuan") == "Too large for an amount in yuan."
+    result = run("opportunities", OPPORTUNITIES, yuan=yuan)
+    assert refused_cell(result, "amount_yuan") == "Too large for an amount in yuan."
+    result = run("forecasts", FORECASTS, yuan=yuan)
+    assert refused_cell(result, "forecast_yuan") == "Too large for an amount in yuan."
+    assert count(session, Account) == 1
+    assert count(session, Opportunity) == count(session, MonthlyForecast) == 0
+
+
+def test_the_largest_amount_a_row_holds_is_imported(session, run, held):
+    result = run("accounts", ACCOUNTS, yuan=str(MAX_YUAN))
+    assert (result.status, result.updated) == ("imported", 1)
+    reload(session)
+    assert session.scalar(select(Account.annual_value_yuan)) == MAX_YUAN
+
+
+@pytest.fixture
+def listing(make_rep, make_account, make_round):
+    return make_round(accounts=[make_account(owner=make_rep())]).listings[0]
+
+
+def test_a_bid_past_what_a_row_holds_is_refused_by_the_service(session, clock, make_rep,
+                                                                listing):
+    assert limits.MAX_REVENUE_YUAN <= MAX_YUAN
+    rep = make_rep()
+    plan = "A careful plan for this account, with visits every two weeks."
+    with pytest.raises(InvalidRequest) as refused:
+        submit_bid(session, rep, listing.id, account_plan=plan,
+                   committed_revenue_yuan=3_000_000_000, visit_plan=plan, submission_key=None, now=clock())
+    assert refused.value.field == "committed_revenue_yuan"
+    session.rollback()
+    assert count(session, Bid) == 0
+    submit_bid(session, rep, listing.id, account_plan=plan,
+               committed_revenue_yuan=limits.MAX_REVENUE_YUAN, visit_plan=plan, submission_key=None, now=clock())
+    assert count(session, Bid) == 1
+
+
+def test_a_typed_revenue_past_the_range_is_told_the_range(client, session, make_rep, listing):
+    login(client, make_rep())
+    plan = "A careful plan for this account, with visits every two weeks."
+    for typed in ("3000000000", "30亿", "9" * 30):
+        response = client.post(f"/listings/{listing.id}/bid", data={
+            "account_plan": plan, "committed_revenue_yuan": typed, "visit_plan": plan})
+        assert response.status_code == 422, typed
+        assert f"{limits.MAX_REVENUE_YUAN:,}" in response.get_data(as_text=True), typed
+    assert count(session, Bid) == 0

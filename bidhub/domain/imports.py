@@ -411,6 +411,9 @@ CELL_UNITS = (("千万元", 10_000_000), ("百万元", 1_000_000), ("十万元",
 CURRENCY_WORDS = ("人民币", "rmb", "cny", "yuan", "¥")
 
 
+# The largest amount a row can hold: amounts are stored in INTEGER columns, which PostgreSQL
+# keeps to 32 bits (SQLite would store more, so a file must be refused alike on both).
+MAX_YUAN = 2**31 - 1
 YUAN_NOISE = Decimal("0.000001")
 # Digits grouped by three, with commas or with spaces (1,200,000 or 1 200 000), perhaps with a
 # fraction; and digits separated otherwise (12,00 may be twelve written with a decimal comma,
@@ -426,7 +429,7 @@ def parse_yuan(value: str, unit: int = 1) -> int:
     if value.isascii() and (value.isdigit() and len(value) <= 13
                             or THOUSANDS.fullmatch(value)):  # most cells of an export
         number = int(value.replace(",", "")) * unit
-        if number > 10**13:
+        if number > MAX_YUAN:
             raise BadValue(N_("Too large for an amount in yuan."))
         return number
     text = without_currency(" ".join(unicodedata.normalize("NFKC", value).lower().split()))
@@ -442,7 +445,7 @@ def parse_yuan(value: str, unit: int = 1) -> int:
     if not re.fullmatch(r"\d+(\.\d+)?", text):
         raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
     number = Decimal(text) * unit
-    if number > 10**13:
+    if number > MAX_YUAN:
         raise BadValue(N_("Too large for an amount in yuan."))
     whole = number.to_integral_value()
     # Within a millionth of a yuan of a whole number is the noise of a computed amount

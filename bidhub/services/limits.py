@@ -7,7 +7,8 @@ from bidhub.domain.rules import MAX_ABS_WEIGHT
 # A bid's account plan and visit plan: long enough to say something the manager can judge.
 MIN_PLAN_LENGTH = 20
 MAX_PLAN_LENGTH = 10_000
-MAX_REVENUE_YUAN = 10_000_000_000
+# Within the INTEGER column the bid is stored in (at most 2**31 - 1 on PostgreSQL).
+MAX_REVENUE_YUAN = 2_000_000_000
 
 # The review written when an account leaves its rep, the same whether the account is released
 # into a round or transferred directly: both end the rep's hold and feed the same history.

@@ -54,6 +54,7 @@ from bidhub.web.labels import (
     normaliser_label,
 )
 from bidhub.web.params import (
+    MAX_AMOUNT_CHARS,
     MAX_DB_INT,
     MAX_YEAR,
     MIN_YEAR,
@@ -282,7 +283,9 @@ class YuanField(StringField):
         self.data = None
         typed = visible_text(valuelist[0]) if valuelist else ""
         if typed:
-            self.data = parse_yuan(typed)
+            # Any size the text can hold: an amount past the field's range gets the range's
+            # message (NumberRange), not one saying it is no amount.
+            self.data = parse_yuan(typed, maximum=10**MAX_AMOUNT_CHARS)
             if self.data is None:
                 raise ValueError(_("Enter an amount in whole yuan, such as 120000, 120,000 or "
                                    "12万."))
