@@ -304,7 +304,8 @@ def test_repeated_upheld_incidents_release_the_account_into_a_draft_round(
     assert "1 upheld incident" in refused.get_data(as_text=True)
     assert session.scalars(select(Listing)).first() is None
 
-    uphold(session, manager, log(session, manager, account, clock), clock)
+    uphold(session, manager, log(session, manager, account, clock,
+                                 seen_at=clock() - timedelta(days=1)), clock)
     page = client.get("/manage/accountability").get_data(as_text=True)
     assert f"/manage/accountability/accounts/{account.id}/release" in page
     response = client.post(f"/manage/accountability/accounts/{account.id}/release",
@@ -336,3 +337,29 @@ def test_old_or_other_reps_upheld_incidents_do_not_count(session, draft_round, m
     session.commit()
     assert accountability.upheld_count(session, account, clock()) == 0
     assert accountability.accounts_due_for_release(session, clock()) == []
+
+
+def test_the_same_sighting_sent_twice_is_one_incident(session, make_manager, make_rep,
+                                                       make_account, clock, login_as):
+    """A double click on the log form must not hold the rep to account twice for one ad."""
+    manager, rep = make_manager(), make_rep()
+    account = make_account(owner=rep)
+    client = login_as(manager)
+    form = {"account": account.external_id, "competitor_site": "智联招聘 zhaopin.com",
+            "ad_type": "banner", "page_area": "home_page", "seen_at": "2026-03-02T08:00",
+            "evidence_url": "https://www.zhaopin.com/"}
+    for _ in range(2):
+        response = client.post("/manage/accountability/log", data=form)
+        assert response.status_code == 303
+    reload(session)
+    [incident] = session.scalars(select(AccountabilityIncident)).all()
+    assert len(session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "incident.logged")).all()) == 1
+    assert log(session, manager, account, clock, seen_at=incident.seen_at,
+               site=incident.competitor_site).id == incident.id
+
+    response = client.post("/manage/accountability/log", data={**form,
+                                                               "seen_at": "2026-03-02T08:30"})
+    assert response.status_code == 303
+    reload(session)
+    assert len(session.scalars(select(AccountabilityIncident)).all()) == 2

@@ -30,10 +30,10 @@ def test_the_round_and_the_standing_read_together_equal_those_read_apart(
     transfer_account(session, manager, account_id=lost.id, to_rep_id=other.id,
                      reason="Owner left the company.",
                      review_text="Handover done; the client was told.", now=clock())
-    for _ in range(3):
+    for day in range(1, 4):  # three sightings
         log_incident(session, manager, account_id=held.id, competitor_site="zhaopin.example",
                      ad_type="banner", evidence_url="https://zhaopin.example/",
-                     seen_at=clock() - timedelta(days=1), now=clock())
+                     seen_at=clock() - timedelta(days=day), now=clock())
     released_from_rep = make_account(owner=rep)
     round_ = make_round(accounts=[make_account(), make_account(), released_from_rep,
                                   session.get(type(lost), lost.id)])

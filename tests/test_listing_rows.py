@@ -23,10 +23,10 @@ def test_rows_and_standing_give_what_the_listing_objects_give(
     transfer_account(session, manager, account_id=lost.id, to_rep_id=other.id,
                      reason="Owner left the company.",
                      review_text="Handover done; the client was told.", now=clock())
-    for _ in range(3):  # one more than the default rules allow
+    for day in range(1, 4):  # one more than the default rules allow; three sightings
         log_incident(session, manager, account_id=held.id, competitor_site="zhaopin.example",
                      ad_type="banner", evidence_url="https://zhaopin.example/",
-                     seen_at=clock() - timedelta(days=1), now=clock())
+                     seen_at=clock() - timedelta(days=day), now=clock())
     released_from_rep = make_account(owner=rep)
     round_ = make_round(accounts=[make_account(), make_account(annual_value_yuan=9_000_000),
                                   released_from_rep, session.get(type(lost), lost.id)])

@@ -261,10 +261,14 @@ def log_incident(
     Only an account with no deal won with us in the policy's window can be held to account
     (the handbook's rule); the sighting needs evidence, a link or a screenshot, or both.
     `zone` is the department's time zone, the one a refusal names the deal's day in.
+    A sighting already logged (the same account, rep, site, kind of ad, place and moment, as
+    a form sent twice gives) is not logged again: the incident logged before is returned, so
+    that one ad never counts twice against the rep.
     """
     with unit_of_work(session):
         require_manager(manager)
-        account = session.get(Account, account_id)
+        # Locked: two copies of one form sent at once must not both find no earlier sighting.
+        account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
             raise InvalidRequest(N_("No such account."), field="account")
         if account.owner_id is None:
@@ -293,6 +297,15 @@ def log_incident(
         if kind is not None and evidence_folder is None:
             raise InvalidRequest(N_("Screenshots cannot be stored here; give a link instead."),
                                  field="evidence_image")
+        logged = session.scalars(select(AccountabilityIncident).where(
+            AccountabilityIncident.account_id == account.id,
+            AccountabilityIncident.rep_id == account.owner_id,
+            AccountabilityIncident.competitor_site == site,
+            AccountabilityIncident.ad_type == ad_type,
+            AccountabilityIncident.page_area == page_area,
+            AccountabilityIncident.seen_at == seen_at)).first()
+        if logged is not None:
+            return logged
         stored = store_evidence(evidence_folder, evidence_image, kind) if kind else ""
         incident = AccountabilityIncident(
             account_id=account.id, rep_id=account.owner_id, competitor_site=site, ad_type=ad_type,
