@@ -488,3 +488,23 @@ def test_the_control_characters_refused_are_exactly_unicodes_cc():
     assert params.control_characters(every) == cc and len(cc) == 65
     assert params.control_characters(every, multiline=True) == [c for c in cc if c not in "\t\r\n"]
     assert params.clean_text("a\x00b\u0085c\u200bd\t", 100) == "abc\u200bd"
+
+
+# --- the bid form's one-time key --------------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["k" * 65, "k" * 5_000, "é" * 8, "a b", "<x>"])
+def test_a_bid_key_the_form_never_issued_is_refused_without_a_write(client, session, world, key):
+    """The key was stored as sent: past its column's 64 characters that failed on PostgreSQL."""
+    login(client, world["rep"])
+    data = {"account_plan": "A careful plan for this account.", "committed_revenue_yuan": "300000",
+            "visit_plan": "Visit the decision maker in week one.", "submission_key": key}
+    for _ in range(2):
+        response = client.post(f"/listings/{world['listing'].id}/bid", data=data)
+        assert response.status_code == 422
+        assert "The form expired. Reload the page and try again." in response.get_data(
+            as_text=True)
+    assert count(session, Bid) == 0
+    response = client.post(f"/listings/{world['listing'].id}/bid",
+                           data={**data, "submission_key": "Ab_-" * 16})
+    assert response.status_code == 303
+    assert count(session, Bid) == 1

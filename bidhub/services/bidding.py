@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -66,6 +67,9 @@ from bidhub.services.track_records import (
     readable_snapshot,
     tenure_in_months,
 )
+
+# The one-time key a bid form carries (secrets.token_urlsafe, at most the column's width).
+SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
@@ -152,6 +156,9 @@ def place_bid(
     transaction, as without the early read.
     """
     content = _Content(account_plan, committed_revenue_yuan, visit_plan, submission_key or None)
+    if content.submission_key is not None and not SUBMISSION_KEY.fullmatch(content.submission_key):
+        # Not a key the form issued: stored, it would not fit its column on PostgreSQL.
+        raise BidRejected(N_("The form expired. Reload the page and try again."))
     params = {"listing_id": listing_id, "rep_id": rep.id, "now": now,
               "submission_key": content.submission_key}
     early = _checked_before_writing(session, rep, params, content, now)
