@@ -184,6 +184,10 @@ HOSTILE_DRAFTS = {
     "an escape character in the description": (
         'description = "', 'description = "\\u001b[2J', "description",
         "contains the control character U+001B"),
+    # Each version stores the name in a column of 100 characters: PostgreSQL refused a longer
+    # one when the draft was adopted.
+    "a name longer than its column": ('name = "default"', 'name = "' + "规" * 101 + '"', "name",
+                                      "at most 100 characters, got 101"),
 }
 
 

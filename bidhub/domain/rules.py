@@ -61,6 +61,7 @@ MAX_NESTING = 16  # tables and lists inside one another (a rule file needs 3)
 MAX_NUMBER_CHARS = 50  # characters in one written number, underscores and sign included
 MAX_ABS_PARAM = 1e12  # a normaliser's cap or midpoint (metrics in yuan can be large)
 MAX_PROBLEMS = 50  # problems listed one by one; the rest are counted
+MAX_NAME_LENGTH = 100  # a rule set's name is stored with each version, in a column this wide
 RULE_ENCODINGS = "UTF-8 (with or without a byte order mark) or GBK/GB18030"
 
 
@@ -891,6 +892,9 @@ def parse_rules(text: str) -> RuleSet:
     check = _Checker(text)
     check.unknown_keys(data, TOP_LEVEL_KEYS, "")
     name = check.string(data, "name", "", "unnamed rules")
+    if name is not None and len(name) > MAX_NAME_LENGTH:
+        check.problem("name", N_("at most %(count)d characters, got %(length)d",
+                                 count=MAX_NAME_LENGTH, length=len(name)))
     description = check.string(data, "description", "", "")
     eligibility = _eligibility(check, data)
     factors = _factors(check, data, has_review="review" in data)

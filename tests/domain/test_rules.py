@@ -17,6 +17,7 @@ from bidhub.domain.metrics import METRICS, Metric
 from bidhub.domain.rules import (
     ALLOCATION_METHODS,
     DEFAULT_TIE_BREAK,
+    MAX_NAME_LENGTH,
     MAX_NESTING,
     MAX_NUMBER_CHARS,
     MAX_PROBLEMS,
@@ -493,7 +494,7 @@ def test_a_long_number_inside_a_list_or_quoted_key_names_the_key():
     [problem] = refused(edited("weight = 1.0", '"weight" = ' + "9" * 400)).problems
     assert problem.path == "factors[0].weight"
     # Digits inside strings and comments are text, not numbers.
-    assert parse_rules(edited('name = "t"', f'name = "{"9" * 400}"  # {"9" * 400}')).name
+    assert parse_rules(edited('name = "t"', f'name = "{"9" * MAX_NAME_LENGTH}"  # {"9" * 400}')).name
 
 
 @pytest.mark.parametrize(("old", "new", "path", "message"), [
@@ -545,9 +546,10 @@ def test_nesting_thousands_deep_is_refused_before_parsing(value):
 
 def test_brackets_inside_strings_and_comments_do_not_count_as_nesting():
     deep = "[" * 3000
-    text = edited('name = "t"', f'name = "{deep}"  # {deep}\n'
+    name = "[" * MAX_NAME_LENGTH  # deeper than MAX_NESTING, as long as a name may be
+    text = edited('name = "t"', f'name = "{name}"  # {deep}\n'
                                 f"description = '''\n{deep}\n'''")
-    assert parse_rules(text).name == deep
+    assert parse_rules(text).name == name
 
 
 def test_nesting_through_dotted_keys_and_table_headers_is_refused():
@@ -625,3 +627,17 @@ def test_the_rules_readme_documents_the_limits_and_encodings():
     assert f"{MAX_NESTING} levels" in section and f"have at most {MAX_NUMBER_CHARS}" in section
     assert f"| {MAX_PROBLEMS}, then a count of the rest |" in section
     assert all(name in section for name in ("UTF-8 with a byte order mark", "GBK", "GB18030"))
+
+
+def test_a_name_is_at_most_as_long_as_the_column_each_version_stores_it_in():
+    from bidhub.models import RuleSetVersion
+
+    assert RuleSetVersion.__table__.c.name.type.length == MAX_NAME_LENGTH
+    longest = TEXT.replace('name = "t"', f'name = "{"规" * MAX_NAME_LENGTH}"', 1)
+    assert parse_rules(longest).name == "规" * MAX_NAME_LENGTH
+    with pytest.raises(RuleError) as refused:
+        parse_rules(longest.replace('规"', '规规"', 1))
+    [problem] = refused.value.problems
+    assert (problem.path, problem.line) == ("name", 1)
+    assert str(problem.message) == (f"at most {MAX_NAME_LENGTH} characters, "
+                                    f"got {MAX_NAME_LENGTH + 1}")
