@@ -444,7 +444,9 @@ def test_no_reviewer_page_shows_who_wrote_an_application(app, session, clock, re
     # Garbage re-renders the form with its errors, still blind.
     for data in ({"criterion_plan_quality": "9", "criterion_feasibility": "x", "note": ""},
                  {"criterion_plan_quality": "", "note": "\x00" * 3},
-                 {"criterion_plan_quality": "3", "criterion_feasibility": "3", "note": "ok"}):
+                 {"criterion_plan_quality": "3", "criterion_feasibility": "3", "note": "ok"},
+                 {"criterion_plan_quality": "²", "criterion_feasibility": "①",
+                  "note": "Clear plan with numbers."}):
         response = client.post(f"/review/rounds/{round_.id}/{found[0]}",
                                data={"csrf_token": token, **data})
         assert response.status_code == 422, data

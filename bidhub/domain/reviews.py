@@ -142,7 +142,8 @@ def _whole(value: Any) -> int | None:
         return int(value)
     if isinstance(value, str):
         text = value.strip()
-        if text[:1] in "+-" and text[1:].isdigit() or text.isdigit():
+        # isdecimal, not isdigit: ² and ① are digits that int() cannot read.
+        if text[:1] in "+-" and text[1:].isdecimal() or text.isdecimal():
             return int(text) if len(text) <= 6 else None
     return None
 

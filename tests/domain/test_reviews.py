@@ -71,12 +71,20 @@ def test_a_review_scores_every_criterion_within_its_range():
                ({"plan_quality": "", "feasibility": 1}, "plan_quality"),
                ({"plan_quality": "9" * 40, "feasibility": 1}, "plan_quality"),
                ({"plan_quality": False, "feasibility": 1}, "plan_quality"),
+               # Digits int() cannot read: a superscript, a circled number.
+               ({"plan_quality": "²", "feasibility": 1}, "plan_quality"),
+               ({"plan_quality": "①", "feasibility": 1}, "plan_quality"),
+               ({"plan_quality": "+²", "feasibility": 1}, "plan_quality"),
+               ({"plan_quality": 3, "feasibility": "-①"}, "feasibility"),
                ({"plan_quality": 3}, "feasibility"),
                ({"plan_quality": 3, "feasibility": 3, "extra": 2}, "extra")]
     for scores, field in refused:
         with pytest.raises(InvalidRequest) as raised:
             check_review(RULES, scores, "A clear note.")
         assert raised.value.field == field, scores
+    # Full-width digits, as a Chinese input method types them, are digits.
+    assert check_review(RULES, {"plan_quality": "４", "feasibility": "１"}, "A clear note.") == {
+        "plan_quality": 4, "feasibility": 1}
 
 
 def test_a_review_needs_a_short_written_note():
