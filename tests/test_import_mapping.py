@@ -584,6 +584,10 @@ def test_an_unacknowledged_important_column_is_refused_on_the_web_then_accepted(
     ({"column-1": "external_id"}, "are both mapped to"),
     ({"column-99": "name"}, "a column the file does not have"),
     ({"column-x": "name"}, "a column the file does not have"),
+    # More digits than int() reads (4,300): a ValueError, once a 500.
+    ({"column-" + "9" * 5_000: "name"}, "a column the file does not have"),
+    ({"ack": "9" * 5_000}, "a column the file does not have"),
+    ({"column-²": "name"}, "a column the file does not have"),
     ({"column-1": ""}, "required field"),
 ])
 def test_a_garbage_mapping_is_a_clear_422_and_changes_nothing(session, branches, admin,

@@ -40,6 +40,7 @@ from bidhub.services import imports
 from bidhub.web.access import admins
 from bidhub.web.forms import Form, options
 from bidhub.web.labels import CONTACT_ROLE_LABELS
+from bidhub.web.params import parse_int
 from bidhub.web.rendering import redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("imports", __name__, url_prefix="/admin/imports")
@@ -270,21 +271,20 @@ def posted_mapping(headers: list[str]) -> tuple[dict[str, str], list[str]]:
     Columns are posted by their position in the header row (column-0, column-1, ...), so a
     column's name never becomes a form key; a position the file does not have is refused.
     """
+    def header_at(position: str) -> str:
+        # parse_int reads ASCII digits only, and only so many: int() refuses a number of
+        # thousands of digits with a ValueError.
+        index = parse_int(position, maximum=len(headers) - 1)
+        if index is None:
+            raise InvalidRequest(N_("The mapping names a column the file does not have."),
+                                 field="mapping")
+        return headers[index]
+
     columns: dict[str, str] = {}
     for key, value in request.form.items():
-        if not key.startswith("column-"):
-            continue
-        index = key.removeprefix("column-")
-        if not index.isascii() or not index.isdigit() or int(index) >= len(headers):
-            raise InvalidRequest(N_("The mapping names a column the file does not have."),
-                                 field="mapping")
-        columns[headers[int(index)]] = value.strip()
-    acknowledged = []
-    for value in request.form.getlist("ack"):
-        if not value.isascii() or not value.isdigit() or int(value) >= len(headers):
-            raise InvalidRequest(N_("The mapping names a column the file does not have."),
-                                 field="mapping")
-        acknowledged.append(headers[int(value)])
+        if key.startswith("column-"):
+            columns[header_at(key.removeprefix("column-"))] = value.strip()
+    acknowledged = [header_at(value) for value in request.form.getlist("ack")]
     return columns, acknowledged
 
 
