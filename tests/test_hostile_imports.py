@@ -43,9 +43,9 @@ def run(session, clock, make_branch, make_admin):
     make_branch()
     admin = make_admin()
 
-    def run_import(kind: str, text: str, **values: str):
-        return import_file(session, admin, kind, f"{kind}.csv",
-                           text.format(**(GOOD | values)).encode(), valid_rows_only=False,
+    def run_import(kind: str, text: str | bytes, **values: str):
+        data = text if isinstance(text, bytes) else text.format(**(GOOD | values)).encode()
+        return import_file(session, admin, kind, f"{kind}.csv", data, valid_rows_only=False,
                            now=clock())
 
     return run_import
@@ -146,3 +146,28 @@ def test_a_typed_revenue_past_the_range_is_told_the_range(client, session, make_
         assert response.status_code == 422, typed
         assert f"{limits.MAX_REVENUE_YUAN:,}" in response.get_data(as_text=True), typed
     assert count(session, Bid) == 0
+
+
+# --- one file, two encodings ---------------------------------------------------------------------
+
+GBK_REPS = "员工编号,用户名,姓名,分公司\r\nR-1,u1,王芳,BJ\r\n".encode("gbk")
+
+
+@pytest.mark.parametrize("pasted", ["R-2,u2,李军,BJ\r\n", "R-2,u2,李军,BJ\r\nR-3,u3,张伟,BJ\r\n"])
+def test_a_utf8_line_in_a_gbk_file_is_refused_by_its_line(session, run, pasted):
+    """Read as GBK, the UTF-8 line was no error: 李军 was stored as 鏉庡啗."""
+    result = run("reps", GBK_REPS + pasted.encode())
+    assert result.status == "refused"
+    [problem] = result.problems
+    assert problem.row is None and "Line 3 is written in UTF-8" in str(problem.reason)
+    assert count(session, User) == 1  # the admin
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8", "utf-8-sig"])
+def test_a_file_in_one_encoding_imports_its_chinese_as_written(session, run, encoding):
+    text = "员工编号,用户名,姓名,分公司\r\nR-1,u1,王芳,BJ\r\nR-2,u2,李军,BJ\r\nR-3,u3,欧阳娜娜,BJ\r\n"
+    result = run("reps", text.encode(encoding))
+    assert result.status == "imported", result.problems
+    reload(session)
+    assert sorted(session.scalars(select(User.display_name).where(User.role == "rep"))) == [
+        "李军", "欧阳娜娜", "王芳"]

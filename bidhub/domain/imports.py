@@ -1261,6 +1261,11 @@ def csv_encoding(data: bytes) -> str:
             if encoding == "utf-16":
                 raise FileRefused(NOT_TEXT)
             break
+        if encoding == "gb18030" and (line := utf8_line(data)) is not None:
+            raise FileRefused(N_(
+                "Line %(line)d is written in UTF-8 while the rest of the file is not, so its "
+                "Chinese characters would be read wrongly. Save the whole file again in one "
+                "encoding, as CSV (UTF-8), and import it again.", line=line))
         return encoding
     if candidates == ("utf-16",):
         raise FileRefused(N_("The file is marked as UTF-16 text, but not all of it reads as "
@@ -1268,6 +1273,40 @@ def csv_encoding(data: bytes) -> str:
                              "delimited)” or “Unicode Text”) and import it again."))
     raise FileRefused(N_("The file's characters cannot be read as UTF-8 or GBK. Save it again "
                          "as CSV (UTF-8) and retry."))
+
+
+# A Chinese character in UTF-8: three bytes, the first of them E4 to E9.
+UTF8_HANZI = re.compile(rb"[\xe4-\xe9][\x80-\xbf][\x80-\xbf]")
+
+
+def is_gb2312(text: str) -> bool:
+    try:
+        text.encode("gb2312")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def utf8_line(data: bytes) -> int | None:
+    """The first line of a file that is not UTF-8 as a whole (so read as GBK) that is UTF-8
+    Chinese, as where two exports were joined or a row was pasted in from another file; None
+    when there is none.
+
+    Such a line, read as GBK, is no error: its bytes pair up into other characters, mostly
+    outside GB2312 (王芳 becomes 鐜嬭姵), and would be stored so. A line counts when it reads as
+    UTF-8 into GB2312's characters and as GBK into some outside it: GBK text of Chinese names
+    and companies practically never reads as UTF-8 at all, let alone as common characters.
+    """
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii() or not UTF8_HANZI.search(line):
+            continue
+        try:
+            text = line.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError:
+            continue
+        if is_gb2312(text) and not is_gb2312(line.decode("gb18030", "replace")):
+            return number
+    return None
 
 
 def unmarked_utf16(start: bytes) -> bool:
