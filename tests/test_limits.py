@@ -190,3 +190,54 @@ def test_the_pages_state_the_lengths_the_services_ask(client, make_rep, make_acc
     bid_page = client.get(f"/listings/{round_.listings[0].id}/bid").get_data(as_text=True)
     assert f"At least {limits.MIN_PLAN_LENGTH} characters" in bid_page
     assert f'minlength="{limits.MIN_PLAN_LENGTH}"' in bid_page
+
+
+def test_a_name_and_a_title_are_as_long_as_their_columns_in_form_and_service(
+        app, session, clock, make_branch, make_manager):
+    """The forms stopped them; the command line (create-user) reached the use case, and
+    PostgreSQL refused a name past its column with a failed write."""
+    from bidhub.models import Round, User
+    from bidhub.web.forms import RoundForm
+
+    assert User.__table__.c.display_name.type.length == limits.MAX_DISPLAY_NAME_LENGTH
+    assert Round.__table__.c.title.type.length == limits.MAX_ROUND_TITLE_LENGTH
+    name = "名" * (limits.MAX_DISPLAY_NAME_LENGTH + 1)
+    title = "期" * (limits.MAX_ROUND_TITLE_LENGTH + 1)
+    assert field_errors(app, UserForm, "display_name", name)
+    assert field_errors(app, RoundForm, "title", title)
+    branch = make_branch()
+    with pytest.raises(InvalidRequest) as refused:
+        users.create_user(session, None, username="long", display_name=name,
+                          password="a long password 123", role="rep", branch_id=branch.id,
+                          now=clock())
+    assert refused.value.field == "display_name"
+    assert limits.MAX_DISPLAY_NAME_LENGTH in numbers_in(str(refused.value))
+    session.rollback()
+    manager = make_manager()
+    with pytest.raises(InvalidRequest) as refused:
+        rounds.create_round(session, manager, title=title, branch_id=None,
+                            opens_at=clock() + timedelta(days=1),
+                            closes_at=clock() + timedelta(days=8), now=clock())
+    assert refused.value.field == "title"
+    session.rollback()
+    user = users.create_user(session, None, username="long", display_name=name[:-1],
+                             password="a long password 123", role="rep", branch_id=branch.id,
+                             now=clock())
+    assert user.display_name == name[:-1]
+    rounds.create_round(session, manager, title=title[:-1], branch_id=None,
+                        opens_at=clock() + timedelta(days=1),
+                        closes_at=clock() + timedelta(days=8), now=clock())
+
+
+def test_create_user_on_the_command_line_refuses_a_name_too_long(app, session, make_branch):
+    from sqlalchemy import func, select
+
+    from bidhub.models import User
+
+    make_branch()
+    result = app.test_cli_runner().invoke(args=[
+        "create-user", "--username", "long", "--name", "名" * (limits.MAX_DISPLAY_NAME_LENGTH + 1),
+        "--role", "rep", "--branch", "BJ", "--password", "a long password 123"])
+    assert result.exit_code != 0 and "Use at most 100 characters." in result.output, result.output
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(User)) == 0

@@ -29,7 +29,7 @@ from bidhub.prepared_reads import PreparedRead
 from bidhub.services import sponsors
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
-from bidhub.services.limits import MIN_REVIEW_LENGTH
+from bidhub.services.limits import MAX_ROUND_TITLE_LENGTH, MIN_REVIEW_LENGTH
 from bidhub.services.loss_reviews import (
     open_release_review,
     withdraw_release_review,
@@ -149,6 +149,9 @@ def checked_title(title: str) -> str:
     title = visible_text(title)
     if not title:
         raise InvalidRequest(N_("Give the round a title."), field="title")
+    if len(title) > MAX_ROUND_TITLE_LENGTH:
+        raise InvalidRequest(N_("Use at most %(n)d characters.", n=MAX_ROUND_TITLE_LENGTH),
+                             field="title")
     return title
 
 

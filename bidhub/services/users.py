@@ -40,7 +40,11 @@ from bidhub.models import (
 )
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
-from bidhub.services.limits import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from bidhub.services.limits import (
+    MAX_DISPLAY_NAME_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+)
 from bidhub.services.notifications import notify
 
 PASSWORD_METHOD = "scrypt"  # noqa: S105 - a hashing method, not a password
@@ -128,6 +132,9 @@ def checked_display_name(display_name: str) -> str:
     display_name = visible_text(display_name)
     if not display_name:
         raise InvalidRequest(N_("Give the person's name."), field="display_name")
+    if len(display_name) > MAX_DISPLAY_NAME_LENGTH:
+        raise InvalidRequest(N_("Use at most %(n)d characters.", n=MAX_DISPLAY_NAME_LENGTH),
+                             field="display_name")
     return display_name
 
 

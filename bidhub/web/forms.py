@@ -247,7 +247,8 @@ class PasswordForm(Form):
 
 
 class RoundForm(Form):
-    title = StringField(_l("Round title"), validators=[InputRequired(), Length(max=200)])
+    title = StringField(_l("Round title"),
+                        validators=[InputRequired(), Length(max=limits.MAX_ROUND_TITLE_LENGTH)])
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     opens_at = DateTimeLocalField(_l("Opens at (local time)"), format=LOCAL_DATETIME_FORMATS,
                                   validators=[InputRequired()])
@@ -374,7 +375,8 @@ class UserForm(Form):
     username = StringField(_l("Username"),
                            description=_l("Letters, digits and . _ - @, without spaces."),
                            validators=[InputRequired(), Length(min=2, max=64)])
-    display_name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
+    display_name = StringField(_l("Name"), validators=[
+        InputRequired(), Length(max=limits.MAX_DISPLAY_NAME_LENGTH)])
     password = PasswordField(
         _l("Initial password"),
         description=_l("At least %(count)d characters.", count=limits.MIN_PASSWORD_LENGTH),
@@ -386,7 +388,8 @@ class UserForm(Form):
 
 
 class EditUserForm(Form):
-    display_name = StringField(_l("Name"), validators=[InputRequired(), Length(max=100)])
+    display_name = StringField(_l("Name"), validators=[
+        InputRequired(), Length(max=limits.MAX_DISPLAY_NAME_LENGTH)])
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     status = SelectField(_l("Status"),
