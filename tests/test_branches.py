@@ -10,6 +10,7 @@ from flask import render_template_string
 from sqlalchemy import func, select, update
 
 from bidhub.domain.errors import InvalidRequest, NotFound
+from bidhub.domain.imports import COLUMNS, BadValue, ImportKind
 from bidhub.domain.text import Text
 from bidhub.models import AuditEvent, Branch, Role, Round, User
 from bidhub.services.branches import (
@@ -130,6 +131,20 @@ def test_the_longest_code_and_names_are_accepted(session, clock):
     branch = create_branch(session, None, "A-_9" + "x" * (MAX_BRANCH_CODE_LENGTH - 4),
                            "n" * MAX_BRANCH_NAME_LENGTH, "名" * MAX_BRANCH_NAME_LENGTH, clock())
     assert len(branch.code) == MAX_BRANCH_CODE_LENGTH
+
+
+def test_a_code_is_as_long_on_the_form_as_in_a_branches_file(session, clock):
+    """The branches import and the new-branch form take codes of the same length: a branch
+    set up either way could be set up the other way too."""
+    read_code = next(column.parse for column in COLUMNS[ImportKind.BRANCHES]
+                     if column.name == "code")
+    longest = "B" * MAX_BRANCH_CODE_LENGTH
+    assert read_code(longest) == longest
+    assert create_branch(session, None, longest, "Longest", None, clock()).code == longest
+    with pytest.raises(BadValue):
+        read_code(longest + "B")
+    with pytest.raises(InvalidRequest):
+        create_branch(session, None, longest + "B", "Too long", None, clock())
 
 
 def test_renaming_to_another_branchs_name_is_refused(session, shanghai, clock):

@@ -22,8 +22,10 @@ MAX_REASON_LENGTH = 5_000
 # A rep's explanation of an accountability incident.
 MIN_EXPLANATION_LENGTH = 20
 
-# A branch's code is typed in files and commands; its names fit the table's columns.
-MAX_BRANCH_CODE_LENGTH = 20
+# A branch's code is typed in files and commands: as long as the branches import reads it
+# (the column's width), so that a branch set up from a file could be set up on the form too.
+# Its names fit the table's columns.
+MAX_BRANCH_CODE_LENGTH = 32
 MAX_BRANCH_NAME_LENGTH = 100
 
 # A person's name and a round's title, as wide as the columns they are stored in.
