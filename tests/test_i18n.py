@@ -397,6 +397,14 @@ def test_lists_and_days_in_chinese_style(client, make_rep, open_listing):
     assert "入职日期 2023年7月15日" in record and "2023-07-15" not in record
 
 
+def test_the_round_list_sorts_by_the_accounts_name_not_a_persons(client, make_rep, open_listing):
+    """The sort menu of a round's accounts offers 客户名称: 姓名 is a person's name."""
+    sign_in(client, make_rep())
+    page = client.get(f"/rounds/{open_listing.round_id}").get_data(as_text=True)
+    assert re.search(r'<option value="name"[^>]*>客户名称</option>', page)
+    assert "姓名" not in page
+
+
 def test_message_dates_are_shown_in_the_pages_style(app):
     from bidhub.domain.text import N_
     from bidhub.web.i18n import translate

@@ -273,7 +273,7 @@ def _filter_words() -> dict[str, Markup]:
         ("to", gettext("to")), ("sort", gettext("Sort")), ("filter", gettext("Filter")),
         ("sort_value_desc", gettext("Value, highest first")),
         ("sort_value_asc", gettext("Value, lowest first")),
-        ("sort_name", gettext("Name")), ("sort_industry", gettext("Industry")))}
+        ("sort_name", gettext("Account name")), ("sort_industry", gettext("Industry")))}
 
 
 def filter_form(path: str, criteria: ListingFilter, options: Mapping[str, list],
