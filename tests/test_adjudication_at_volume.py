@@ -335,3 +335,12 @@ def test_the_scored_round_page_does_not_grow_queries_with_listings(
     login(client, manager)
     assert statements_for(app, client, f"/manage/rounds/{small.id}") == statements_for(
         app, client, f"/manage/rounds/{large.id}")
+
+
+def test_the_summary_lists_the_undecided_accounts_in_the_pages_language(scored):
+    """In Chinese the undecided accounts are listed with 、, not with the English comma."""
+    page = scored["client"].get(f"/manage/rounds/{scored['round'].id}",
+                                headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    summary = re.search(r'<section class="card" id="publish-summary".*?</section>', page, re.S)
+    assert re.search(r"Account \d</a>、<a", summary.group(0))
+    assert "</a>, <a" not in summary.group(0)

@@ -8,12 +8,14 @@ import re
 from datetime import timedelta
 
 import pytest
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from bidhub.domain.errors import InvalidRequest
 from bidhub.models import AccountReview, Listing, ListingStatus, Round, RoundStatus
 from bidhub.services import rounds
 from bidhub.services.filings import transfer_account
+from bidhub.web.i18n import translate
 from tests.conftest import login, reload
 
 
@@ -235,3 +237,20 @@ def test_listings_survive_in_the_round_they_were_released_into(session, draft_ro
                                                                make_account, clock):
     listing = release(session, make_manager(), draft_round, make_account(), clock=clock)
     assert session.get(Listing, listing.id).round_id == draft_round.id
+
+
+def test_the_accounts_waiting_for_their_sponsor_are_listed_in_the_pages_language(
+        app, session, draft_round, make_manager, make_account, clock):
+    """Names in a refusal are listed with 、 in Chinese, not with the English comma."""
+    manager = make_manager()
+    for name in ("甲公司", "乙公司"):
+        release(session, manager, draft_round, make_account(name=name,
+                                                            executive_sponsor="president"),
+                clock=clock)
+    round_ = session.get(Round, draft_round.id)
+    with pytest.raises(InvalidRequest) as refused:
+        rounds.publish_round(session, manager, round_.id, expected_version=round_.version,
+                             now=clock())
+    assert "甲公司, 乙公司" in str(refused.value.message)
+    with app.test_request_context(), force_locale("zh_CN"):
+        assert "甲公司、乙公司" in translate(refused.value)

@@ -51,7 +51,9 @@ class Text:
 
 
 class Joined:
-    """Several messages shown as one, each translated, joined by a separator."""
+    """Several messages shown as one, each translated, joined by a separator. The list
+    separators (COMMA, SEMICOLON) are translated too: Chinese lists names with 、 and
+    clauses with ；, not with the English comma and semicolon."""
 
     __slots__ = ("parts", "separator")
 
@@ -60,7 +62,9 @@ class Joined:
         self.separator = separator
 
     def render(self, gettext: Callable[[str], str]) -> str:
-        return self.separator.join(render(part, gettext) for part in self.parts)
+        separator = (gettext(self.separator) if self.separator in TRANSLATED_SEPARATORS
+                     else self.separator)
+        return separator.join(render(part, gettext) for part in self.parts)
 
     def __str__(self) -> str:
         return self.render(_identity)
@@ -72,6 +76,12 @@ class Joined:
 def N_(msgid: str, **params: Any) -> Text:  # noqa: N802 - the gettext convention for a marker
     """Mark an English msgid for the catalogue, with its named parameters."""
     return Text(msgid, params)
+
+
+# A list of names (A, B, C) and of clauses (A; B); each is a msgid of its own.
+COMMA = N_(", ").msgid
+SEMICOLON = N_("; ").msgid
+TRANSLATED_SEPARATORS = frozenset({COMMA, SEMICOLON})
 
 
 def render(message: Text | Joined | str, gettext: Callable[[str], str]) -> str:

@@ -24,7 +24,7 @@ from bidhub.domain.messages import dumps
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import score_round
 from bidhub.domain.standstill import standstill_end
-from bidhub.domain.text import N_, Joined, Text
+from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.domain.tie_breaks import TIE_BREAKS
 from bidhub.models import (
     Account,
@@ -788,7 +788,8 @@ def decisions_with_defaults(
         session.add(decisions[listing.id])
     undecided = [listing.account.name for listing in listings if listing.id not in decisions]
     if undecided:
-        shown = ", ".join(undecided[:5]) + ("…" if len(undecided) > 5 else "")  # names: data
+        shown = Joined([Joined(undecided[:5], separator=COMMA), "…" if len(undecided) > 5 else ""],
+                       separator="")  # names: data
         raise InvalidRequest(N_("Decide every listing first; %(count)d still open: "
                                 "%(accounts)s", count=len(undecided), accounts=shown))
     return decisions, defaults

@@ -34,7 +34,7 @@ from bidhub.domain.reviews import (
     plan_review_value,
     review_mean,
 )
-from bidhub.domain.text import N_
+from bidhub.domain.text import COMMA, N_, Joined
 from bidhub.models import (
     Account,
     ApplicationReview,
@@ -243,7 +243,7 @@ def name_reviewers(session: Session, actor: User, round_id: int,
                  if user.role != Role.KA_MANAGER or not user.is_active]
         if unfit:
             raise InvalidRequest(N_("Reviewers are active KA managers; not one: %(names)s",
-                                    names=", ".join(unfit)), field="reviewer_ids")
+                                    names=Joined(unfit, separator=COMMA)), field="reviewer_ids")
         current = set(session.scalars(select(RoundReviewer.reviewer_id)
                                       .where(RoundReviewer.round_id == round_.id)))
         _check_may_name(round_, current, wanted, now)

@@ -12,7 +12,7 @@ from sqlalchemy.orm.util import identity_key
 
 from bidhub.db import attached, columns_of, unit_of_work, values_by_model
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
-from bidhub.domain.text import N_, Joined
+from bidhub.domain.text import COMMA, N_, Joined
 from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
     Account,
@@ -338,7 +338,7 @@ def publish_round(session: Session, actor: User, round_id: int, *, expected_vers
         if waiting:
             raise InvalidRequest(N_("The executive sponsor must first confirm (or refuse) the "
                                     "release of these accounts: %(accounts)s",
-                                    accounts=", ".join(waiting)))
+                                    accounts=Joined(waiting, separator=COMMA)))
         round_.status = RoundStatus.PUBLISHED
         round_.published_at = now
         record_audit(session, actor, "round.published", f"round:{round_.id}", now,
@@ -371,7 +371,7 @@ def release_accounts(
             if moved:
                 raise InvalidRequest(N_("No longer held by this rep: %(accounts)s. Reload the "
                                         "page; nothing was released.",
-                                        accounts=Joined(moved, separator=", ")),
+                                        accounts=Joined(moved, separator=COMMA)),
                                      field="account_ids")
         listings = []
         # In id order, the order every use case locks accounts in.
