@@ -21,9 +21,11 @@ import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
+from flask_babel import force_locale
 from sqlalchemy import select
 
 from bidhub import create_app
+from bidhub.domain.allocation import _elsewhere
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -41,7 +43,7 @@ from bidhub.models import (
 )
 from bidhub.services.adjudication import decide_listing, publish_results
 from bidhub.services.appeals import file_appeal
-from bidhub.web.i18n import best_language, compile_catalogue, translation_directories
+from bidhub.web.i18n import best_language, compile_catalogue, translate, translation_directories
 from bidhub.web.params import parse_yuan
 from bidhub.web.rendering import localtime, yuan, yuan_compact
 from tests.browser.world import PASSWORD as WORLD_PASSWORD
@@ -905,3 +907,13 @@ def test_the_footer_names_the_time_zone_as_people_say_it(app):
     english = client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "中国（上海）时间" in chinese and "Asia/Shanghai" not in chinese
     assert "China (Shanghai) Time" in english
+
+
+def test_a_rep_capped_in_the_round_is_told_the_listings_won_in_chinese_style(app):
+    """The listings a rep already wins are listed as #43、#44和#45 in Chinese; the reason is
+    still equal to the same reason made again, so that two allocations compare equal."""
+    wins = _elsewhere([45, 43, 44], None)
+    assert wins == _elsewhere([43, 44, 45], None)
+    assert str(wins) == "wins #43, #44 and #45 in this round"
+    with app.test_request_context(), force_locale("zh_CN"):
+        assert "#43、#44和#45" in translate(wins)

@@ -45,7 +45,7 @@ from bidhub.domain.preferences import (
 )
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import DECIMALS, ScoreBreakdown, cycle_collector_paused
-from bidhub.domain.text import N_, Text
+from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.domain.tie_breaks import TIE_BREAKS
 
 
@@ -249,7 +249,8 @@ def _listing_list(listing_ids: list[int]) -> Text | str:
     names = [f"#{listing_id}" for listing_id in sorted(listing_ids)]
     if len(names) <= 1:
         return "".join(names)
-    return N_("%(listings)s and %(last)s", listings=", ".join(names[:-1]), last=names[-1])
+    return N_("%(listings)s and %(last)s", listings=Joined(names[:-1], separator=COMMA),
+              last=names[-1])
 
 
 def _listed(reasons: list[Text | str]) -> Text | str:

@@ -69,6 +69,19 @@ class Joined:
     def __str__(self) -> str:
         return self.render(_identity)
 
+    def __repr__(self) -> str:
+        return f"Joined({self.parts!r}, {self.separator!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Joined):
+            return (self.parts, self.separator) == (other.parts, other.separator)
+        if isinstance(other, str):
+            return str(self) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
     def __contains__(self, fragment: str) -> bool:
         return fragment in str(self)
 
