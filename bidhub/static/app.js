@@ -40,3 +40,14 @@ function tickCountdowns() {
 tickCountdowns();
 setInterval(tickCountdowns, 30000);
 document.addEventListener("htmx:afterSettle", tickCountdowns);
+
+// After a refused form, the keyboard goes where the correction is: to the first field marked
+// invalid, when a page loads with one and when an htmx answer swaps a refused form in place of
+// the one that held the focus (which leaves the focus nowhere, at the top of the page).
+function focusFirstInvalid() {
+  if (document.activeElement && document.activeElement !== document.body) return;
+  const field = document.querySelector('[aria-invalid="true"]');
+  if (field) field.focus();
+}
+focusFirstInvalid();
+document.addEventListener("htmx:afterSettle", focusFirstInvalid);

@@ -225,7 +225,8 @@ def _decide_forms(add, row: DecisionRow, words, token: str, names: dict[str, str
             f'{version}        <div class="field'
             f'{" has-error" if failed and row_form.bid_id.errors else ""}">\n'
             f'          <label for="override-bid-{lid}">{words.bidder}</label>\n'
-            f'          <select id="override-bid-{lid}" name="bid_id">\n')
+            f'          <select id="override-bid-{lid}" name="bid_id"'
+            f'{INVALID if failed and row_form.bid_id.errors else ""}>\n')
         for bid in row.others:
             add(f'<option value="{bid.bid_id}" '
                 f'{"selected" if row_form and chosen == bid.bid_id else ""}>'
@@ -251,11 +252,15 @@ def _reason_field(add, prefix: str, lid: int, words, failed_form) -> None:
     errors = failed_form.reason.errors if failed_form else ()
     add(f'        <div class="field{" has-error" if errors else ""}">\n'
         f'          <label for="{prefix}-reason-{lid}">{words.written_reason}</label>\n'
-        f'          <textarea id="{prefix}-reason-{lid}" name="reason" rows="2">'
+        f'          <textarea id="{prefix}-reason-{lid}" name="reason" rows="2"'
+        f'{INVALID if errors else ""}>'
         f'{escape(failed_form.reason.data or "") if failed_form else ""}</textarea>\n')
     if failed_form:
         add(_field_errors(errors))
     add("        </div>\n")
+
+
+INVALID = ' aria-invalid="true"'  # a field whose value was refused
 
 
 def _field_errors(errors) -> str:
