@@ -254,3 +254,25 @@ def test_the_accounts_waiting_for_their_sponsor_are_listed_in_the_pages_language
     assert "甲公司, 乙公司" in str(refused.value.message)
     with app.test_request_context(), force_locale("zh_CN"):
         assert "甲公司、乙公司" in translate(refused.value)
+
+
+def test_a_round_that_cannot_be_published_yet_says_why_on_its_page(
+        app, session, draft_round, make_manager, make_account, clock):
+    """Publishing a round whose sponsored release waits for its sponsor brings the manager back
+    to the round page with the reason, not to a bare error page under the form's address."""
+    manager = make_manager()
+    release(session, manager, draft_round, make_account(name="甲公司",
+                                                        executive_sponsor="president"),
+            clock=clock)
+    client = app.test_client()
+    login(client, manager)
+    version = session.get(Round, draft_round.id).version
+    response = client.post(f"/manage/rounds/{draft_round.id}/publish",
+                           data={"version": version})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith(f"/manage/rounds/{draft_round.id}")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert re.search(r'class="flash flash-error"[^>]*>[^<]*sponsor must first confirm[^<]*甲公司',
+                     page)
+    reload(session)
+    assert session.get(Round, draft_round.id).status == RoundStatus.DRAFT

@@ -327,8 +327,15 @@ def publish(round_id: int):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    rounds.publish_round(get_session(), current_user, round_id,
-                         expected_version=version_from(form), now=now())
+    version = version_from(form)
+    try:
+        rounds.publish_round(get_session(), current_user, round_id, expected_version=version,
+                             now=now())
+    except InvalidRequest as error:
+        # Back on the round page, where what stops the round (a release waiting for its
+        # sponsor, a passed deadline) can be put right.
+        flash(translate(error), "error")
+        return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
     flash(_("Round published. Reps see it from its opening time."), "success")
     return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
