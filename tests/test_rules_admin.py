@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -406,3 +407,15 @@ def test_a_draft_posted_in_gbk_bytes_gets_an_answer_not_a_500(app, session, make
                            content_type="application/x-www-form-urlencoded")
     assert response.status_code == 200
     assert 'id="rules-check"' in response.get_data(as_text=True)
+
+
+def test_what_if_summary_is_punctuated_in_the_pages_language(app, session, scored_round,
+                                                            make_admin, login_as):
+    """The replay's one-line summary is one message: Chinese punctuation (：，。) in zh_CN."""
+    client = login_as(make_admin())
+    data = {"text": active_text(session), "round_id": scored_round.id}
+    english = client.post("/admin/rules/what-if", data=data).get_data(as_text=True)
+    assert re.search(r"</strong>: 0 awards would change, 0 scores would change\.", english)
+    chinese = client.post("/admin/rules/what-if", data=data,
+                          headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert re.search(r"</strong>：0 个中标结果会改变，0 个得分会改变。", chinese)
