@@ -917,3 +917,14 @@ def test_a_rep_capped_in_the_round_is_told_the_listings_won_in_chinese_style(app
     assert str(wins) == "wins #43, #44 and #45 in this round"
     with app.test_request_context(), force_locale("zh_CN"):
         assert "#43、#44和#45" in translate(wins)
+
+
+def test_a_fields_hint_runs_on_after_a_chinese_full_stop(client, make_rep, open_listing):
+    """A field's hint and its description are two sentences: one space between them in
+    English, none after 。 in Chinese."""
+    sign_in(client, make_rep())
+    form = client.get(f"/listings/{open_listing.id}/bid").get_data(as_text=True)
+    assert "关键人。至少20个字符。" in form and "。 " not in form
+    english = client.get(f"/listings/{open_listing.id}/bid",
+                         headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert re.search(r'<small class="hint">[^<]*\. At least 20 characters\.</small>', english)

@@ -13,7 +13,7 @@ from babel.lists import format_list
 from flask import Flask, Response, current_app, make_response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from bidhub.domain.metrics import METRICS
 from bidhub.models import (
@@ -113,6 +113,19 @@ def listed(items) -> str:
     """`{{ names|listed }}`: a list in the page's language (赢单率、阶段转化率和司龄 or "win rate,
     stage conversion, and tenure")."""
     return format_list([str(item) for item in items], locale=get_locale() or "en")
+
+
+# Languages whose sentences run on after their full stop (。) with no space between them.
+RUN_ON_LANGUAGES = frozenset({"zh", "ja"})
+
+
+def sentences(*parts) -> Markup:
+    """`{{ sentences(hint, more) }}`: sentences one after another, the empty ones left out:
+    with a space between them in English, with none after a Chinese 。. Markup.join escapes
+    every part that is not markup already."""
+    locale = get_locale()
+    gap = "" if locale is not None and locale.language in RUN_ON_LANGUAGES else " "
+    return escape(gap).join(part for part in parts if part)
 
 
 def yuan(value: int | float | None) -> str:
@@ -221,7 +234,7 @@ def init_app(app: Flask) -> None:
                                  decision_reason=decision_reason, listed=listed)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language,
-                                 reachable_endpoint=reachable_endpoint)
+                                 reachable_endpoint=reachable_endpoint, sentences=sentences)
     labels.init_app(app)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
