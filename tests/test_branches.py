@@ -62,6 +62,15 @@ def test_branch_name_filter_follows_the_page_language(app, session, shanghai):
                                           a=shanghai, b=plain) == expected
 
 
+def test_a_branchs_page_is_titled_with_its_name(app, session, shanghai, make_admin):
+    """The browser tab reads 上海, as the page's heading does, not the code SH."""
+    client = app.test_client()
+    login(client, make_admin())
+    page = client.get(f"/admin/branches/{shanghai.id}",
+                      headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert re.search(r"<title>上海 · bidhub</title>", page)
+
+
 def test_create_branch_is_audited(session, clock):
     branch = create_branch(session, None, " HZ ", " Hangzhou ", " 杭州 ", clock())
     assert (branch.code, branch.name, branch.name_zh, branch.is_active) == (
