@@ -344,3 +344,16 @@ def test_the_summary_lists_the_undecided_accounts_in_the_pages_language(scored):
     summary = re.search(r'<section class="card" id="publish-summary".*?</section>', page, re.S)
     assert re.search(r"Account \d</a>、<a", summary.group(0))
     assert "</a>, <a" not in summary.group(0)
+
+
+def test_an_account_and_its_flags_are_punctuated_in_the_pages_language(scored):
+    """The flagged listings left for the manager read “Account 4：……” in Chinese, not with
+    the English colon; in English they keep it."""
+    path = f"/manage/rounds/{scored['round'].id}/accept-unflagged"
+    chinese = scored["client"].get(path, headers={"Accept-Language": "zh-CN"})
+    left = re.search(r'id="left-flagged".*?</ul>', chinese.get_data(as_text=True), re.S).group(0)
+    assert re.search(rf'data-listing="{scored["full"].id}">Account \d：\S', left)
+    assert ": " not in left
+    english = scored["client"].get(path, headers={"Accept-Language": "en"})
+    left = re.search(r'id="left-flagged".*?</ul>', english.get_data(as_text=True), re.S).group(0)
+    assert re.search(rf'data-listing="{scored["full"].id}">Account \d: \S', left)
