@@ -29,7 +29,7 @@ SCANNED = [ROOT / "services", ROOT / "domain"]
 
 # Calls whose argument at this position is a message for people (besides BidhubError raises).
 MESSAGE_ARGUMENTS = {"RuleProblem": 2, "LedgerProblem": 1, "LedgerBreak": 1, "_refuse": 1,
-                     "CapacityProblem": 3}
+                     "CapacityProblem": 3, "ReceiverProblem": 3}
 
 # Modules whose messages are not for people (operators read them in logs and at start-up).
 ALLOWED: dict[str, str] = {}

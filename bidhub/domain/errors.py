@@ -54,13 +54,22 @@ class TransferRefused(InvalidRequest):
     pass
 
 
-class CapacityExceeded(InvalidRequest):
-    """An ownership change would take a rep past the accounts-per-rep limit.
+class OwnerChangeRefused(InvalidRequest):
+    """An ownership change is refused and nothing moved.
 
-    `problems` lists each change that would, when several were asked for at once.
+    `problems` lists each change refused, when several were asked for at once.
     """
 
     def __init__(self, message: Text | Joined | str, field: str | None = None,
                  problems: list | None = None) -> None:
         super().__init__(message, field)
         self.problems = problems or []
+
+
+class CapacityExceeded(OwnerChangeRefused):
+    """An ownership change would take a rep past the accounts-per-rep limit."""
+
+
+class ReceiverUnavailable(OwnerChangeRefused):
+    """The rep an account would go to may no longer hold accounts: they left the company or
+    were deactivated (or are no rep any more)."""

@@ -28,11 +28,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import (
-    CapacityExceeded,
     Conflict,
     InvalidRequest,
     NotFound,
+    OwnerChangeRefused,
     PermissionDenied,
+    ReceiverUnavailable,
 )
 from bidhub.domain.messages import dumps
 from bidhub.domain.standstill import is_window_open
@@ -314,8 +315,10 @@ def apply_round(session: Session, round_id: int, now: datetime) -> list[int]:
     """One standstill round: its listings ready to take effect do, once.
 
     The round's lock makes a second scheduler (another process, or a restart's catch-up) wait,
-    then find the listings applied and do nothing. A listing whose award would now take its
-    winner past capacity is sent back to decision (audited, management told); the others go on.
+    then find the listings applied and do nothing. A listing whose winner may no longer receive
+    accounts (left the company or was deactivated during the window), or whose award would now
+    take its winner past capacity, is sent back to decision (audited, management told): its
+    refused change wrote nothing, and the others go on.
     """
     with unit_of_work(session):
         round_ = lock_round(session, round_id)
@@ -345,7 +348,7 @@ def apply_round(session: Session, round_id: int, now: datetime) -> list[int]:
             if listing.id in changes:
                 try:
                     change_owners(session, [changes[listing.id]], limit=limit, now=now)
-                except CapacityExceeded as error:
+                except OwnerChangeRefused as error:
                     refuse_at_apply(session, round_, listing, error, now)
                     continue
             mark_applied(listing, decisions[listing.id], now)
@@ -361,10 +364,13 @@ def apply_round(session: Session, round_id: int, now: datetime) -> list[int]:
         return applied
 
 
-def refuse_at_apply(session: Session, round_: Round, listing: Listing, error: CapacityExceeded,
-                    now: datetime) -> None:
+def refuse_at_apply(session: Session, round_: Round, listing: Listing,
+                    error: OwnerChangeRefused, now: datetime) -> None:
     """An award that cannot take effect any more goes back to management to decide again."""
     before = reopen(session, listing)
     record_audit(session, None, "listing.apply_refused", f"listing:{listing.id}", now,
                  before=before, after={"problem": dumps(error.message)})
-    notify(session, "award_refused", (listing, now), now)
+    # The winner who may no longer receive accounts is named; otherwise capacity refused it.
+    gone = (session.get(User, error.problems[0].rep_id)
+            if isinstance(error, ReceiverUnavailable) and error.problems else None)
+    notify(session, "award_refused", (listing, now, gone), now)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, aliased
 from bidhub.db import unit_of_work
 from bidhub.domain.collation import branch_order, name_key
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
-from bidhub.domain.errors import CapacityExceeded, InvalidRequest, NotFound, TransferRefused
+from bidhub.domain.errors import InvalidRequest, NotFound, OwnerChangeRefused, TransferRefused
 from bidhub.domain.text import N_
 from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
@@ -37,6 +37,7 @@ from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
     lock_accounts,
+    may_receive_accounts,
     unfinished_listing_of,
 )
 from bidhub.services.rule_sets import active_rule_set, parsed
@@ -70,7 +71,7 @@ def transfer_account(
         if account is None:
             raise NotFound(N_("No such account."))
         to_rep = session.get(User, to_rep_id)
-        if to_rep is None or to_rep.role != Role.REP or not to_rep.is_active:
+        if to_rep is None or not may_receive_accounts(to_rep):
             raise TransferRefused(N_("Choose an active rep to receive the account."), field="to_rep")
         if to_rep.id == account.owner_id:
             raise TransferRefused(N_("%(rep)s already holds %(account)s.",
@@ -104,8 +105,8 @@ def transfer_account(
                     "kind": FilingKind.DIRECT_TRANSFER, "reason": reason.strip(),
                     "decided_by_id": actor.id})],
                 limit=capacity_max(session), now=now, accounts={account.id: account})
-        except CapacityExceeded as error:
-            raise CapacityExceeded(error.message, field="to_rep") from error
+        except OwnerChangeRefused as error:
+            raise type(error)(error.message, field="to_rep") from error
         # change_owners made the loss review due from the rep; it carries management's note.
         note_management_review(session, filing, written_by_id=actor.id, review_text=review_text)
         after = {"owner": to_rep.id, "filing": filing.seq}

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
 from bidhub.db import unit_of_work
-from bidhub.domain.errors import CapacityExceeded, InvalidRequest
+from bidhub.domain.errors import InvalidRequest, OwnerChangeRefused
 from bidhub.domain.imports import (
     CONTACT_ROLES,
     EAST_ASIAN_DATE_FORMATS,
@@ -1116,7 +1116,7 @@ class AccountImporter(Importer):
         try:
             change_owners(self.session, [OwnerChange(account.id, to_rep_id, filing=self.filed)],
                           limit=limit, now=self.now, accounts={account.id: account})
-        except CapacityExceeded as error:
+        except OwnerChangeRefused as error:
             raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
 
     def end_batch(self) -> None:

@@ -303,11 +303,21 @@ def _appeal_answered(session: Session, appeal: Appeal) -> Iterator[Message]:
     yield Message(appeal.appellant_id, text, Link("market.bid_detail", {"bid_id": bid_id}))
 
 
-def _award_refused(session: Session, refused: tuple[Listing, datetime]) -> Iterator[Message]:
-    listing = refused[0]
-    text = N_("The award of %(account)s in round “%(round)s” could not take effect: its winner "
-              "would pass capacity. Decide it again.", account=listing.account.name,
-              round=listing.round.title)
+def _award_refused(session: Session,
+                   refused: tuple[Listing, datetime, User | None]) -> Iterator[Message]:
+    """`refused`: the listing, when, and its winner if they may no longer receive accounts
+    (None: the award would pass capacity)."""
+    listing, gone = refused[0], refused[2]
+    if gone is not None:
+        text = N_("The award of %(account)s in round “%(round)s” could not take effect: its "
+                  "winner %(rep)s has left the company or was deactivated and cannot receive "
+                  "accounts. Decide it again: another bidder, or no award.",
+                  account=listing.account.name, round=listing.round.title,
+                  rep=gone.display_name)
+    else:
+        text = N_("The award of %(account)s in round “%(round)s” could not take effect: its "
+                  "winner would pass capacity. Decide it again.", account=listing.account.name,
+                  round=listing.round.title)
     for person in round_management(session):
         yield Message(person.id, text, Link("manage.round_detail", {"round_id": listing.round_id}))
 
@@ -357,7 +367,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("appeal_answered", "the appellant",
          lambda appeal: f"appeal:{appeal.id}", _appeal_answered),
     Kind("award_refused", "KA managers (admins when there is none): an announced award that "
-         "would pass capacity when it takes effect goes back to decision",
+         "would pass capacity, or whose winner left or was deactivated, when it takes effect "
+         "goes back to decision",
          lambda refused: f"listing:{refused[0].id}:{instant(refused[1])}", _award_refused),
     Kind("loss_review_due", "the rep who lost the account",
          lambda review: f"review:{review.id}", _loss_review_due),

@@ -1,10 +1,13 @@
 """The one place where an account changes owner: locks, capacity, and the filing, together.
 
 Publishing results, direct transfers, CRM imports and releases all move accounts through
-`change_owners`, inside the caller's write transaction. The invariant it keeps, whatever screen
+`change_owners`, inside the caller's write transaction. The invariants it keeps, whatever screen
 led there: no rep ends up holding more accounts than the limit, counting what they hold now plus
 every award decided for them in any round and not yet in force (announced awards in their
-standstill included).
+standstill included); and no account goes to anyone who may not hold accounts: a rep who left
+the company or was deactivated, or a user who is no rep. A rep on leave may: leave is temporary,
+and whether a bid from a rep on leave may win is the round's rules' question, answered at its
+deadline (`exclude_on_leave`).
 
 Locks, in one order so that two use cases never wait for each other in a circle: the round row
 (when a round is involved), then account rows by id, then rep rows by id, then the ledger. On
@@ -22,7 +25,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
-from bidhub.domain.errors import CapacityExceeded
+from bidhub.domain.errors import CapacityExceeded, ReceiverUnavailable
 from bidhub.domain.ledger import GENESIS_HASH, filing_hash
 from bidhub.domain.text import N_, Joined, Text
 from bidhub.models import (
@@ -32,6 +35,8 @@ from bidhub.models import (
     Filing,
     Listing,
     ListingStatus,
+    RepStatus,
+    Role,
     Round,
     RoundStatus,
     User,
@@ -217,6 +222,52 @@ def check_capacity(session: Session, rep: User, *, adding: int, limit: int,
                                field=field)
 
 
+# Why a user may not receive an account (`unavailable_receiver`), in the order checked.
+LEFT, INACTIVE, NOT_REP = "left", "inactive", "not_rep"
+
+
+def unavailable_receiver(*, role: str, is_active: bool, status: str) -> str | None:
+    """LEFT, INACTIVE or NOT_REP when this user may not receive an account, None when they
+    may: only a rep who is still with the company and not deactivated holds accounts (a rep
+    on leave may)."""
+    if status == RepStatus.LEFT:
+        return LEFT
+    if not is_active:
+        return INACTIVE
+    if role != Role.REP:
+        return NOT_REP
+    return None
+
+
+def refusal_message(name: str | Text, why: str) -> Text:
+    """The sentence saying that `name` may not receive accounts, and why."""
+    if why == LEFT:
+        return N_("%(rep)s has left and cannot receive accounts.", rep=name)
+    if why == INACTIVE:
+        return N_("%(rep)s is deactivated and cannot receive accounts.", rep=name)
+    return N_("%(rep)s is not a rep and cannot receive accounts.", rep=name)
+
+
+def receiver_refusal(name: str | Text, *, role: str, is_active: bool, status: str) -> Text | None:
+    """Why this user may not receive an account, or None when they may."""
+    why = unavailable_receiver(role=role, is_active=is_active, status=status)
+    return None if why is None else refusal_message(name, why)
+
+
+def may_receive_accounts(user: User) -> bool:
+    return receiver_refusal(user.display_name, role=user.role, is_active=user.is_active,
+                            status=user.status) is None
+
+
+def check_receiver(rep: User, *, field: str | None = None) -> None:
+    """Refuse when `rep` may not receive an account (`receiver_refusal`). The caller has
+    locked the rep (`lock_reps`) and read them afresh in this write transaction."""
+    refusal = receiver_refusal(rep.display_name, role=rep.role, is_active=rep.is_active,
+                               status=rep.status)
+    if refusal is not None:
+        raise ReceiverUnavailable(refusal, field=field)
+
+
 def unfinished_listing_of(session: Session, account_id: int) -> Listing | None:
     """The listing that puts this account on the market now, if any."""
     return session.scalars(
@@ -317,6 +368,41 @@ def capacity_problems(session: Session, changes: Sequence[OwnerChange],
     return problems
 
 
+@dataclass(frozen=True)
+class ReceiverProblem:
+    account_id: int
+    listing_id: int | None
+    rep_id: int
+    message: Text
+
+
+def receiver_problems(session: Session, changes: Sequence[OwnerChange],
+                      accounts: dict[int, Account]) -> list[ReceiverProblem]:
+    """The changes that would give an account to someone who may not hold accounts (who left,
+    was deactivated or is no rep), read afresh; the caller has locked the reps."""
+    moving = [change for change in changes
+              if accounts[change.account_id].owner_id != change.to_rep_id]
+    if not moving:
+        return []
+    refusals = {
+        rep_id: receiver_refusal(name, role=role, is_active=is_active, status=status)
+        for rep_id, name, role, is_active, status in session.execute(
+            select(User.id, User.display_name, User.role, User.is_active, User.status)
+            .where(User.id.in_(sorted({change.to_rep_id for change in moving}))))}
+    return [ReceiverProblem(change.account_id, change.listing_id, change.to_rep_id,
+                            refusals[change.to_rep_id])
+            for change in moving if refusals.get(change.to_rep_id) is not None]
+
+
+def refuse_unavailable_receivers(session: Session, changes: Sequence[OwnerChange],
+                                 accounts: dict[int, Account]) -> None:
+    """Raise `ReceiverUnavailable` naming each change that `receiver_problems` finds."""
+    problems = receiver_problems(session, changes, accounts)
+    if problems:
+        raise ReceiverUnavailable(Joined(dict.fromkeys(problem.message for problem in problems),
+                                         separator=" "), problems=problems)
+
+
 def change_owners(
     session: Session, changes: Sequence[OwnerChange], *, limit: int | None, now: datetime,
     accounts: dict[int, Account] | None = None,
@@ -324,14 +410,17 @@ def change_owners(
     """Move every account in `changes` and file each move; all or nothing.
 
     Locks the accounts (unless the caller did, passing them) and every rep who gains or loses,
-    refuses with `CapacityExceeded` naming each rep past `limit` (None: a first load, which
-    records the CRM's owners as they are), then writes owners and filings. The caller's
-    transaction commits them together.
+    refuses with `ReceiverUnavailable` naming each rep who may not hold accounts (who left or
+    was deactivated, read afresh under the lock), and with `CapacityExceeded` naming each rep
+    past `limit` (None: a first load, which records the CRM's owners as they are), then writes
+    owners and filings. The caller's transaction commits them together; a refusal has written
+    nothing.
     """
     if accounts is None:
         accounts = lock_accounts(session, [change.account_id for change in changes])
     lock_reps(session, [change.to_rep_id for change in changes]
               + [accounts[change.account_id].owner_id for change in changes])
+    refuse_unavailable_receivers(session, changes, accounts)
     if limit is not None:
         problems = capacity_problems(session, changes, accounts, limit)
         if problems:

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session, selectinload
 from bidhub.db import unit_of_work
 from bidhub.domain.collation import person_order
 from bidhub.domain.errors import (
-    CapacityExceeded,
     Conflict,
     InvalidRequest,
     NotFound,
+    OwnerChangeRefused,
     PermissionDenied,
 )
 from bidhub.domain.text import N_
@@ -39,6 +39,7 @@ from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
     lock_accounts,
+    may_receive_accounts,
     unfinished_listing_of,
 )
 
@@ -244,7 +245,7 @@ def accept_transfer_request(session: Session, actor: User, request_id: int, note
         account = lock_accounts(session, [request.account_id])[request.account_id]
         request = load_waiting_request(session, request_id, expected_version)
         to_rep = request.to_rep
-        if not to_rep.is_active or to_rep.role != Role.REP:
+        if not may_receive_accounts(to_rep):
             raise InvalidRequest(N_("%(rep)s can no longer receive accounts; refuse the transfer.",
                                     rep=to_rep.display_name))
         if account.owner_id != request.from_rep_id:
@@ -260,9 +261,9 @@ def accept_transfer_request(session: Session, actor: User, request_id: int, note
                     "kind": FilingKind.DIRECT_TRANSFER, "reason": request.reason,
                     "decided_by_id": request.requested_by_id})],
                 limit=capacity_max(session), now=now, accounts={account.id: account})
-        except CapacityExceeded as error:
-            raise CapacityExceeded(N_("Not filed: %(problem)s Nothing changed.",
-                                      problem=error.message)) from error
+        except OwnerChangeRefused as error:
+            raise type(error)(N_("Not filed: %(problem)s Nothing changed.",
+                                 problem=error.message)) from error
         # change_owners made the loss review due from the rep; it carries the request's note.
         note_management_review(session, filing, written_by_id=request.requested_by_id,
                                review_text=request.review_text)

@@ -13,13 +13,14 @@ from bidhub.db import unit_of_work
 from bidhub.domain.collation import name_key, person_order
 from bidhub.domain.errors import Conflict, NotFound
 from bidhub.domain.text import N_, Text
-from bidhub.models import Account, Filing, Listing, Role, TransferRequest, User
+from bidhub.models import Account, Filing, Listing, RepStatus, Role, TransferRequest, User
 from bidhub.services.filings import DEFAULT_CAPACITY_MAX, transfer_account
 from bidhub.services.limits import MIN_REVIEW_LENGTH
 from bidhub.services.ownership import (
     capacity_message,
     commitments_of,
     lock_accounts,
+    may_receive_accounts,
     unfinished_listing_of,
 )
 from bidhub.services.rule_sets import active_rule_set, parsed
@@ -128,7 +129,7 @@ def search_reps(session: Session, query: str, *, limit: int = MAX_SUGGESTIONS) -
         return []
     pattern = _pattern(query)
     reps = sorted(session.scalars(
-        select(User).where(User.role == Role.REP, User.is_active,
+        select(User).where(User.role == Role.REP, User.is_active, User.status != RepStatus.LEFT,
                            or_(User.display_name.ilike(pattern, escape="\\"),
                                User.username.ilike(pattern, escape="\\"),
                                User.external_id.ilike(pattern, escape="\\")))
@@ -144,7 +145,7 @@ def find_account(session: Session, account_id: int | None) -> Account | None:
 def find_active_rep(session: Session, rep_id: int | None) -> User | None:
     """The rep, when `rep_id` names an active one (only they can receive an account)."""
     rep = session.get(User, rep_id) if rep_id else None
-    return rep if rep is not None and rep.role == Role.REP and rep.is_active else None
+    return rep if rep is not None and may_receive_accounts(rep) else None
 
 
 def find_rep(session: Session, rep_id: int | None) -> User | None:

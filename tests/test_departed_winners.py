@@ -1,0 +1,200 @@
+"""An account never goes to a rep who left the company or was deactivated after the deadline:
+deciding, publishing and the results taking effect after the standstill all check the winner
+again, in the one ownership change, as it stands under its lock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bidhub import scheduler
+from bidhub.domain.errors import ReceiverUnavailable, TransferRefused
+from bidhub.models import (
+    Account,
+    Decision,
+    DecisionKind,
+    Filing,
+    FilingKind,
+    Listing,
+    ListingStatus,
+    RepStatus,
+    Round,
+    RoundStatus,
+)
+from bidhub.services import adjudication
+from bidhub.services.filings import transfer_account
+from bidhub.services.ledger import verify_ledger
+from bidhub.services.ownership import OwnerChange, change_owners
+from bidhub.services.users import update_user
+from bidhub.web.i18n import translate
+from tests.conftest import reload
+from tests.test_appeals import actions, notices
+
+REASON = "The winner left the company during the standstill window."
+
+
+def award_filings(session) -> list[Filing]:
+    return list(session.scalars(select(Filing).where(Filing.kind == FilingKind.ROUND_AWARD)
+                                .order_by(Filing.seq)))
+
+
+def leave(session, admin, rep, clock, *, status: str = RepStatus.LEFT,
+          is_active: bool = True) -> None:
+    """An admin marks `rep` as left (or deactivates them) on the user form's use case."""
+    update_user(session, admin, rep.id, display_name=rep.display_name, role=rep.role,
+                branch_id=rep.branch_id, status=status, is_active=is_active, now=clock())
+    reload(session)
+
+
+@pytest.fixture
+def scored(session, clock, make_rep, make_manager, make_account, make_round, make_bid):
+    """A scored round: each listing got a bid from every one of `bidders`, in that order of
+    strength (the first has the longest plan and the highest commitment); the clock stays
+    past the deadline."""
+
+    def make(bidders, *, listings: int = 1, manager=None):
+        owner, manager = make_rep(), manager or make_manager()
+        round_ = make_round(accounts=[make_account(owner=owner) for _ in range(listings)],
+                            closes_at=clock() + timedelta(hours=1),
+                            opens_at=clock() - timedelta(hours=2), manager=manager)
+        for listing in round_.listings:
+            for rank, rep in enumerate(bidders):
+                make_bid(rep, listing, revenue=900_000 - 100_000 * rank)
+        clock.advance(hours=1)
+        assert adjudication.score_closed_round(session, round_.id, clock())
+        reload(session)
+        return session.get(Round, round_.id), owner
+
+    return make
+
+
+def winner_bid(session, listing_id: int, rep) -> int:
+    return next(bid.id for bid in adjudication.ranked_bids(session, listing_id)
+                if bid.rep_id == rep.id)
+
+
+def award(session, manager, listing_id: int, rep, now) -> None:
+    """Award the listing to `rep`: accept the ranking if it proposes them, else override."""
+    if proposed_rep(session, listing_id) == rep.id:
+        adjudication.decide_listing(session, manager, listing_id, kind=DecisionKind.ACCEPTED,
+                                    bid_id=None, reason="", now=now)
+    else:
+        adjudication.decide_listing(session, manager, listing_id, kind=DecisionKind.OVERRIDDEN,
+                                    bid_id=winner_bid(session, listing_id, rep), reason=REASON,
+                                    now=now)
+
+
+def proposed_rep(session, listing_id: int) -> int:
+    ranking = adjudication.ranked_bids(session, listing_id)
+    return next(bid.rep_id for bid in ranking if bid.score.is_proposed_winner)
+
+
+# --- taking effect after the standstill ----------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["left", "deactivated"])
+def test_the_scheduled_application_sends_a_departed_winners_award_back_and_applies_the_rest(
+        app, session, clock, make_rep, make_manager, make_admin, scored, how):
+    manager, admin = make_manager(), make_admin()
+    departing, staying = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
+    round_, owner = scored([departing, staying], listings=3, manager=manager)
+    listings = round_.listings
+    # The first and the last go to the departing rep, the middle one to the other.
+    for listing, rep in zip(listings, (departing, staying, departing), strict=True):
+        award(session, manager, listing.id, rep, clock())
+    round_ = session.get(Round, round_.id)
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+    # During the window the rep leaves the company.
+    clock.advance(days=1)
+    if how == "left":
+        leave(session, admin, departing, clock)
+    else:
+        leave(session, admin, departing, clock, status=RepStatus.ACTIVE, is_active=False)
+    ends = session.get(Round, round_.id).standstill_ends_at
+
+    applied = scheduler.apply_due_listings_job(app, ends)
+    reload(session)
+    first, middle, last = (session.get(Listing, listing.id) for listing in listings)
+    assert applied == [middle.id]
+    assert middle.status == ListingStatus.AWARDED
+    assert session.get(Account, middle.account_id).owner_id == staying.id
+    for listing in (first, last):
+        assert listing.status == ListingStatus.LISTED  # back to decision
+        assert session.get(Account, listing.account_id).owner_id == owner.id
+        assert session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first() is None
+    assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+    assert [filing.listing_id for filing in award_filings(session)] == [middle.id]
+    assert actions(session).count("listing.apply_refused") == 2
+    told = notices(session, "award_refused")
+    assert {item.recipient_id for item in told} == {manager.id}
+    assert all(item.params["rep"] == "Departing Rep" for item in told)
+    assert "离职" in translate_item(app, told[0])
+    assert verify_ledger(session).is_intact
+    # A second run changes nothing.
+    assert scheduler.apply_due_listings_job(app, ends + timedelta(seconds=30)) == []
+
+    # Management decides both again, during the standstill: another bidder, and no award.
+    adjudication.decide_listing(session, manager, first.id, kind=DecisionKind.OVERRIDDEN,
+                                bid_id=winner_bid(session, first.id, staying), reason=REASON,
+                                now=ends)
+    adjudication.decide_listing(session, manager, last.id, kind=DecisionKind.NO_AWARD,
+                                bid_id=None, reason=REASON, now=ends)
+    assert sorted(scheduler.apply_due_listings_job(app, ends + timedelta(minutes=1))) == [
+        first.id, last.id]
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
+    assert session.get(Account, first.account_id).owner_id == staying.id
+    assert session.get(Account, last.account_id).owner_id == owner.id
+    assert all(session.get(Account, listing.account_id).owner_id != departing.id
+               for listing in listings)
+    assert verify_ledger(session).is_intact
+
+
+def translate_item(app, item) -> str:
+    from bidhub.domain.text import Text
+
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        return str(translate(Text(item.msgid, item.params)))
+
+
+# --- the one ownership change --------------------------------------------------------------------
+
+def test_the_ownership_change_refuses_a_rep_who_left_and_writes_nothing(
+        session, clock, make_rep, make_account):
+    owner, gone, on_leave = make_rep(), make_rep(name="Gone Rep"), make_rep()
+    account = make_account(owner=owner)
+    gone.status, on_leave.status = RepStatus.LEFT, RepStatus.ON_LEAVE
+    session.commit()
+    before = session.scalar(select(Filing.seq).order_by(Filing.seq.desc()).limit(1))
+    with pytest.raises(ReceiverUnavailable) as refused:
+        change_owners(session, [OwnerChange(account.id, gone.id, filing={
+            "kind": FilingKind.DIRECT_TRANSFER, "reason": "test", "decided_by_id": owner.id})],
+            limit=40, now=clock())
+    assert str(refused.value.message) == "Gone Rep has left and cannot receive accounts."
+    session.rollback()
+    assert session.get(Account, account.id).owner_id == owner.id
+    assert session.scalar(select(Filing.seq).order_by(Filing.seq.desc()).limit(1)) == before
+    change_owners(session, [OwnerChange(account.id, on_leave.id, filing={
+        "kind": FilingKind.DIRECT_TRANSFER, "reason": "test", "decided_by_id": owner.id})],
+        limit=40, now=clock())
+    session.commit()
+    assert session.get(Account, account.id).owner_id == on_leave.id
+
+
+def test_a_direct_transfer_to_a_rep_marked_left_is_refused(session, clock, make_rep,
+                                                          make_manager, make_account):
+    owner, gone = make_rep(), make_rep()
+    gone.status = RepStatus.LEFT  # still able to sign in: the status alone decides
+    session.commit()
+    account = make_account(owner=owner)
+    with pytest.raises(TransferRefused) as refused:
+        transfer_account(session, make_manager(), account_id=account.id, to_rep_id=gone.id,
+                         reason="Moving the account to a colleague.",
+                         review_text="The rep asked to hand this account over.", now=clock())
+    assert refused.value.field == "to_rep"
+    reload(session)
+    assert session.get(Account, account.id).owner_id == owner.id
