@@ -23,14 +23,14 @@ from bidhub.models import (
     Round,
     RoundStatus,
 )
-from bidhub.services import adjudication
+from bidhub.services import adjudication, appeals
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
 from bidhub.services.ownership import OwnerChange, change_owners
 from bidhub.services.users import update_user
 from bidhub.web.i18n import translate
 from tests.conftest import reload
-from tests.test_appeals import actions, notices
+from tests.test_appeals import actions, notices, use_window
 
 REASON = "The winner left the company during the standstill window."
 
@@ -89,6 +89,154 @@ def award(session, manager, listing_id: int, rep, now) -> None:
 def proposed_rep(session, listing_id: int) -> int:
     ranking = adjudication.ranked_bids(session, listing_id)
     return next(bid.rep_id for bid in ranking if bid.score.is_proposed_winner)
+
+
+# --- deciding ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["left", "deactivated"])
+def test_a_winner_who_left_after_scoring_cannot_be_awarded(
+        session, clock, make_rep, make_manager, make_admin, scored, how):
+    manager, admin = make_manager(), make_admin()
+    first, second = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
+    round_, _owner = scored([first, second], manager=manager)
+    listing_id = round_.listings[0].id
+    winner = session.get(type(first), proposed_rep(session, listing_id))
+    other = second if winner.id == first.id else first
+    if how == "left":
+        leave(session, admin, winner, clock)
+    else:
+        leave(session, admin, winner, clock, status=RepStatus.ACTIVE, is_active=False)
+
+    # The round page's review flags it and says why; accepting it in bulk leaves it out.
+    review = adjudication.review_round(session, session.get(Round, round_.id))[listing_id]
+    assert adjudication.Flag.WINNER_UNAVAILABLE in review.flags
+    assert winner.display_name in str(review.winner_refusal)
+    assert adjudication.unflagged_listing_ids({listing_id: review}) == []
+
+    for kind, bid_id, reason in ((DecisionKind.ACCEPTED, None, ""),
+                                 (DecisionKind.OVERRIDDEN, winner_bid(session, listing_id, winner),
+                                  REASON)):
+        with pytest.raises(ReceiverUnavailable) as refused:
+            adjudication.decide_listing(session, manager, listing_id, kind=kind, bid_id=bid_id,
+                                        reason=reason, now=clock())
+        message = str(refused.value.message)
+        assert winner.display_name in message and "Choose another bidder" in message
+        assert refused.value.field == "bid_id"
+        reload(session)
+        assert session.scalars(select(Decision)).all() == []
+
+    # Management decides again: another bidder, with a written reason.
+    decision = adjudication.decide_listing(
+        session, manager, listing_id, kind=DecisionKind.OVERRIDDEN,
+        bid_id=winner_bid(session, listing_id, other), reason=REASON, now=clock())
+    assert decision.kind == DecisionKind.OVERRIDDEN
+    review = adjudication.review_round(session, session.get(Round, round_.id))[listing_id]
+    assert review.winner_refusal is None
+    assert adjudication.Flag.WINNER_UNAVAILABLE not in review.flags
+
+
+def test_a_rep_on_leave_may_still_be_awarded(session, clock, make_rep, make_manager,
+                                             make_admin, scored):
+    """Leave is temporary: whether a bid from a rep on leave may win is the rules' question at
+    the deadline (exclude_on_leave), not the ownership change's."""
+    manager, admin = make_manager(), make_admin()
+    rep = make_rep()
+    round_, _owner = scored([rep], manager=manager)
+    leave(session, admin, rep, clock, status=RepStatus.ON_LEAVE)
+    listing_id = round_.listings[0].id
+    assert adjudication.review_round(
+        session, session.get(Round, round_.id))[listing_id].winner_refusal is None
+    adjudication.decide_listing(session, manager, listing_id, kind=DecisionKind.ACCEPTED,
+                                bid_id=None, reason="", now=clock())
+    round_ = session.get(Round, round_.id)
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
+    reload(session)
+    assert appeals.apply_due_listings(session, clock() + timedelta(days=7)) == [listing_id]
+    reload(session)
+    assert session.get(Account, session.get(Listing, listing_id).account_id).owner_id == rep.id
+
+
+def test_the_round_page_flags_the_winner_and_offers_only_who_may_receive(
+        session, clock, login_as, make_rep, make_manager, make_admin, scored):
+    manager, admin = make_manager(), make_admin()
+    first, second = make_rep(name="Gone Rep"), make_rep(name="Here Rep")
+    round_, _owner = scored([first, second], manager=manager)
+    listing_id = round_.listings[0].id
+    winner = session.get(type(first), proposed_rep(session, listing_id))
+    leave(session, admin, winner, clock)
+    page = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    row = page[page.index(f'id="decision-{listing_id}"'):]
+    row = row[:row.index("</tr>")]
+    assert 'data-flag="winner_unavailable"' in row
+    assert f'name="kind" value="{DecisionKind.ACCEPTED.value}"' not in row  # no Accept button
+    override = row[row.index("<select"):row.index("</select>")]
+    assert winner.display_name not in override
+
+
+# --- publishing --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("window", [0, 3])
+def test_publishing_refuses_an_award_to_a_rep_who_left_after_the_decision(
+        app, session, clock, make_rep, make_manager, make_admin, scored, window):
+    use_window(app, session, clock, window)
+    manager, admin = make_manager(), make_admin()
+    reps = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
+    round_, owner = scored(reps, listings=2, manager=manager)
+    first, second = round_.listings
+    # Whoever the ranking proposes for the first listing leaves; the other gets the second.
+    departing = next(rep for rep in reps if rep.id == proposed_rep(session, first.id))
+    staying = next(rep for rep in reps if rep is not departing)
+    award(session, manager, first.id, departing, clock())
+    award(session, manager, second.id, staying, clock())
+    leave(session, admin, departing, clock)
+
+    round_ = session.get(Round, round_.id)
+    summary = adjudication.publish_summary(session, round_,
+                                           adjudication.review_round(session, round_))
+    assert not summary.can_publish
+    assert [listing.id for listing, _message in summary.unavailable] == [first.id]
+    with pytest.raises(ReceiverUnavailable) as refused:
+        adjudication.publish_results(session, manager, round_.id,
+                                     expected_version=round_.version, now=clock())
+    message = str(refused.value.message)
+    assert "Nothing was published" in message and departing.display_name in message
+    assert f"listing {first.id}" in message
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    assert round_.status == RoundStatus.SCORED and round_.results_published_at is None
+    assert {session.get(Account, listing.account_id).owner_id
+            for listing in round_.listings} == {owner.id}
+    assert award_filings(session) == []
+
+    # Decided again (no award, with a reason), the round publishes.
+    decision = session.scalars(select(Decision).where(Decision.listing_id == first.id)).one()
+    adjudication.decide_listing(session, manager, first.id, kind=DecisionKind.NO_AWARD,
+                                bid_id=None, reason=REASON, now=clock(),
+                                expected_version=decision.version)
+    round_ = session.get(Round, round_.id)
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
+    reload(session)
+    assert session.get(Round, round_.id).status in (RoundStatus.RESULTS_PUBLISHED,
+                                                    RoundStatus.STANDSTILL)
+
+
+def test_the_publishing_summary_names_the_award_on_the_round_page(
+        session, clock, login_as, make_rep, make_manager, make_admin, scored):
+    manager, admin = make_manager(), make_admin()
+    rep = make_rep(name="Departing Rep")
+    round_, _owner = scored([rep], manager=manager)
+    listing_id = round_.listings[0].id
+    adjudication.decide_listing(session, manager, listing_id, kind=DecisionKind.ACCEPTED,
+                                bid_id=None, reason="", now=clock())
+    leave(session, admin, rep, clock, status=RepStatus.ACTIVE, is_active=False)
+    page = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    summary = page[page.index('id="publish-summary"'):]
+    summary = summary[:summary.index("</section>")]
+    assert 'id="unavailable-winners"' in summary
+    assert "Departing Rep is deactivated and cannot receive accounts." in summary
+    assert "Publish results" not in summary
 
 
 # --- taking effect after the standstill ----------------------------------------------------------

@@ -11,7 +11,20 @@ from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, bindparam, cast, func, null, select, union_all, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -19,7 +32,14 @@ from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain import flags as second_look
 from bidhub.domain.allocation import allocate
-from bidhub.domain.errors import CapacityExceeded, Conflict, InvalidRequest, NotFound
+from bidhub.domain.errors import (
+    CapacityExceeded,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    OwnerChangeRefused,
+    ReceiverUnavailable,
+)
 from bidhub.domain.messages import dumps
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import score_round
@@ -37,6 +57,8 @@ from bidhub.models import (
     FilingKind,
     Listing,
     ListingStatus,
+    RepStatus,
+    Role,
     Round,
     RoundStatus,
     User,
@@ -60,15 +82,21 @@ from bidhub.services.flags import (
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import REVIEW_STARTED, notify
 from bidhub.services.ownership import (
+    INACTIVE,
+    LEFT,
+    NOT_REP,
     OwnerChange,
     capacity_problems,
     change_owners,
     check_capacity,
+    check_receiver,
     commitment_parts,
     commitments_from,
     lock_accounts,
     lock_reps,
     lock_round,
+    refusal_message,
+    refuse_unavailable_receivers,
 )
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts, bid_facts_from_dict, bid_facts_to_dict
@@ -246,10 +274,18 @@ def chosen_bid(ranking: list[Bid], kind: str, bid_id: int | None,
 
 
 def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_id: int) -> None:
-    """A manager's choice obeys capacity, counting awards waiting in every round, and the
-    per-round cap, as the allocation does."""
+    """A manager's choice goes to a rep who may still hold accounts (not one who left or was
+    deactivated since the deadline), and obeys capacity, counting awards waiting in every
+    round, and the per-round cap, as the allocation does."""
     rules = parsed(round_.rule_set)
     lock_reps(session, [chosen.rep_id])
+    session.refresh(chosen.rep)  # as it stands under the lock
+    try:
+        check_receiver(chosen.rep, field="bid_id")
+    except ReceiverUnavailable as error:
+        raise ReceiverUnavailable(
+            N_("%(problem)s Choose another bidder or no award, with a written reason.",
+               problem=error.message), field="bid_id") from error
     check_capacity(session, chosen.rep, adding=1, limit=rules.eligibility.capacity_max,
                    excluding_listing_ids=[listing_id], field="bid_id")
     cap = rules.caps.max_awards_per_rep_per_round
@@ -273,6 +309,8 @@ class Flag:
     """Why a proposed award needs a manager's look before it is accepted."""
 
     CAPACITY = "capacity"
+    # The winner left the company or was deactivated (or is no rep) since the deadline.
+    WINNER_UNAVAILABLE = "winner_unavailable"
     LOTTERY = "lottery"
     FEW_BIDS = "few_bids"
     # A bid deserves a second look (services/flags.py), shown per bid with its explanation.
@@ -322,6 +360,10 @@ class ListingReview:
     flags: tuple[str, ...]
     # The second-look flags of this listing's bids, by bid id (bids without any left out).
     bid_flags: dict[int, tuple[BidFlag, ...]] = field(default_factory=dict)
+    # The bidders who may no longer receive accounts (left, deactivated), and why the winner
+    # (the decision's, or the proposed one while undecided) may not, if they may not.
+    unavailable_rep_ids: frozenset[int] = frozenset()
+    winner_refusal: Text | None = None
 
     def flagged_bids(self, kind: str) -> list[tuple[RankedBid, BidFlag]]:
         """The bids carrying a second-look flag of `kind`, best ranked first, with the flag."""
@@ -424,6 +466,8 @@ def _reviews_from(rules: RuleSet, listing_rows, scored, facts,
     winners = {listing.id: winner_of(rankings[listing.id], decisions.get(listing.id))
                for listing in listings}
     commitments = commitments_from(winner_ids, facts)
+    unavailable = {row[1]: row[4] for row in facts if row[0] == UNAVAILABLE_ROW}
+    names = {bid.rep_id: bid.rep.display_name for ranking in rankings.values() for bid in ranking}
     in_round = Counter(rep_id for rep_id in winners.values() if rep_id is not None)
     decided_here = Counter(decision.bid.rep_id for listing_id, decision in decisions.items()
                            if decision.bid is not None and listing_id in winners)
@@ -452,7 +496,15 @@ def _reviews_from(rules: RuleSet, listing_rows, scored, facts,
         flagged = {bid.id: bid_flags[bid.id] for bid in ranking if bid.id in bid_flags}
         kinds = {found.kind for listed in flagged.values() for found in listed}
         flags.extend(kind for kind in SECOND_LOOKS if kind in kinds)
-        reviews[listing.id] = ListingReview(listing, ranking, decision, tuple(flags), flagged)
+        winner_refusal = None
+        if winners[listing.id] in unavailable:
+            winner_refusal = refusal_message(names.get(winners[listing.id], ""),
+                                             unavailable[winners[listing.id]])
+            flags.insert(0, Flag.WINNER_UNAVAILABLE)
+        reviews[listing.id] = ListingReview(
+            listing, ranking, decision, tuple(flags), flagged,
+            frozenset(bid.rep_id for bid in ranking if bid.rep_id in unavailable),
+            winner_refusal)
     return reviews
 
 
@@ -501,12 +553,25 @@ _SCORED_BIDS = PreparedRead(
     .join(BidScore, BidScore.bid_id == Bid.id).join(Listing, Listing.id == Bid.listing_id)
     .join(User, User.id == Bid.rep_id).where(Listing.round_id == bindparam("round_id")))
 SCORED_INPUTS_ROW = "scored_inputs"
+# The round's bidders who may no longer receive accounts, as (tag, rep id, NULL, NULL, why):
+# why is LEFT, INACTIVE or NOT_REP, in `unavailable_receiver`'s order. Read with the flags'
+# inputs, so that a rep who leaves changes the rows the kept review is keyed on.
+UNAVAILABLE_ROW = "unavailable"
+_UNAVAILABLE_BIDDERS = (
+    select(tag(UNAVAILABLE_ROW), User.id, cast(null(), Integer), NO_AT,
+           case((User.status == RepStatus.LEFT, literal_column(f"'{LEFT}'", String)),
+                (User.is_active.is_(False), literal_column(f"'{INACTIVE}'", String)),
+                else_=literal_column(f"'{NOT_REP}'", String)))
+    .where(User.id.in_(select(Bid.rep_id).join(Listing, Listing.id == Bid.listing_id)
+                       .where(Listing.round_id == bindparam("round_id"))),
+           or_(User.status == RepStatus.LEFT, User.is_active.is_(False),
+               User.role != Role.REP)))
 # What the flags and the capacity checks read besides the bids, in one statement: the flags'
-# inputs, the proposed winners' commitments (the parameter `rep_ids`) and the frozen inputs
-# of the bids `lottery_candidates` names (the parameter `tied_ids`), as (tag, bid id, NULL,
-# NULL, inputs).
+# inputs, the proposed winners' commitments (the parameter `rep_ids`), the bidders who may no
+# longer receive accounts and the frozen inputs of the bids `lottery_candidates` names (the
+# parameter `tied_ids`), as (tag, bid id, NULL, NULL, inputs).
 _REVIEW_FACTS = union_all(
-    *FLAG_INPUT_PARTS, *commitment_parts(tag, NO_AT, NO_TEXT),
+    *FLAG_INPUT_PARTS, *commitment_parts(tag, NO_AT, NO_TEXT), _UNAVAILABLE_BIDDERS,
     select(tag(SCORED_INPUTS_ROW), BidScore.bid_id, cast(null(), Integer), NO_AT,
            cast(BidScore.inputs, String))
     .where(BidScore.bid_id.in_(bindparam("tied_ids", expanding=True))))
@@ -623,16 +688,19 @@ class PublishSummary:
     transfers: int
     undecided: list[ReviewedListing]
     over_capacity: list[tuple[ReviewedListing, Text]]
+    # Awards to reps who may no longer receive accounts (left or deactivated), with why.
+    unavailable: list[tuple[ReviewedListing, Text]] = field(default_factory=list)
 
     @property
     def can_publish(self) -> bool:
-        return not self.undecided and not self.over_capacity
+        return not self.undecided and not self.over_capacity and not self.unavailable
 
 
 def publish_summary(session: Session, round_: Round,
                     reviews: dict[int, ListingReview]) -> PublishSummary:
     """The counts publishing will produce, and what would make it refuse (undecided
-    listings, awards past capacity now), so that it is only offered when it will succeed."""
+    listings, awards past capacity now, awards to reps who left or were deactivated), so
+    that it is only offered when it will succeed."""
     live = [review for review in reviews.values()
             if review.listing.status in (ListingStatus.LISTED, ListingStatus.DECIDED)]
     awards = [review for review in live
@@ -656,7 +724,9 @@ def publish_summary(session: Session, round_: Round,
         undecided=[review.listing for review in live
                    if review.decision is None and not review.has_no_bids],
         over_capacity=[(review.listing, blocked[review.listing.id]) for review in awards
-                       if review.listing.id in blocked])
+                       if review.listing.id in blocked],
+        unavailable=[(review.listing, review.winner_refusal) for review in awards
+                     if review.winner_refusal is not None])
 
 
 def unflagged_listing_ids(reviews: dict[int, ListingReview]) -> list[int]:
@@ -699,7 +769,8 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
     enters its standstill until the end of the window, decisions are frozen and nothing
     changes owner yet ([] is returned); `apply_due_listings` makes each listing take effect
     later. Without a window, every awarded account is transferred and filed at once, in this
-    transaction. Either way capacity is checked again for every award at once; if any would
+    transaction. Either way every award is checked again at once: if any goes to a rep who
+    may no longer receive accounts (who left or was deactivated since the deadline) or would
     take its rep past the limit, nothing is published and the refusal lists those listings.
     """
     with unit_of_work(session):
@@ -725,6 +796,7 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
                 accounts = lock_accounts(session, [change.account_id for change in changes])
                 lock_reps(session, [change.to_rep_id for change in changes]
                           + [account.owner_id for account in accounts.values()])
+                refuse_unavailable_receivers(session, changes, accounts)
                 problems = capacity_problems(session, changes, accounts,
                                              rules.eligibility.capacity_max)
                 if problems:
@@ -735,11 +807,17 @@ def publish_results(session: Session, actor: User, round_id: int, *, expected_ve
             else:
                 filings = change_owners(session, changes,
                                         limit=rules.eligibility.capacity_max, now=now)
-        except CapacityExceeded as error:
+        except OwnerChangeRefused as error:
             names = {listing.id: listing.account.name for listing in listings}
             broken = sorted({problem.listing_id for problem in error.problems})
             listed = Joined([N_("%(account)s (listing %(listing)d)", account=names[listing_id],
                                 listing=listing_id) for listing_id in broken])
+            if isinstance(error, ReceiverUnavailable):
+                raise ReceiverUnavailable(
+                    N_("Nothing was published: these awards go to reps who can no longer "
+                       "receive accounts; decide them again (another bidder, or no award): "
+                       "%(listings)s. %(problems)s", listings=listed, problems=error.message),
+                    problems=error.problems) from error
             raise CapacityExceeded(
                 N_("Nothing was published: these awards would take a rep past capacity; decide "
                    "them again: %(listings)s. %(problems)s", listings=listed,

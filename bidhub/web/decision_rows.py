@@ -17,7 +17,7 @@ from flask_babel import get_locale
 from markupsafe import Markup, escape
 
 from bidhub.models import DecisionKind
-from bidhub.services.adjudication import ListingReview, RoundDecision
+from bidhub.services.adjudication import Flag, ListingReview, RoundDecision
 from bidhub.web.i18n import kept_with_catalogue, translate
 from bidhub.web.rendering import decision_reason, score
 
@@ -87,6 +87,8 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
         listing, decision, proposed = review.listing, review.decision, review.proposed
         # ListingReview.margin and the override's choices, from one pass over the ranking.
         others = [bid for bid in review.eligible if bid is not proposed]
+        # A bidder who left or was deactivated may not be chosen (the decision would refuse).
+        gone = review.unavailable_rep_ids
         margin = (proposed.score.total - max(bid.score.total for bid in others)
                   if proposed is not None and others else None)
         deciding = (can_decide or listing.id in reopened) and not review.has_no_bids
@@ -100,11 +102,11 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
             decision=decision,
             decision_label=text.kinds[decision.kind] if decision is not None else "",
             has_no_bids=review.has_no_bids, can_decide=deciding,
-            may_accept=deciding and proposed is not None and not (
-                decision is not None and decision.kind == DecisionKind.ACCEPTED),
+            may_accept=deciding and proposed is not None and proposed.rep_id not in gone
+            and not (decision is not None and decision.kind == DecisionKind.ACCEPTED),
             others=[OverrideChoice(bid.id, bid.score.rank or "—", bid.rep.display_name,
                                    score(bid.score.total))
-                    for bid in others] if deciding else [],
+                    for bid in others if bid.rep_id not in gone] if deciding else [],
             may_refuse=deciding and not (
                 decision is not None and decision.kind == DecisionKind.NO_AWARD)))
     return rows
@@ -150,6 +152,8 @@ def _badges(review: ListingReview, text) -> list[FlagBadge]:
         title = Markup("&#10;").join(
             Markup("{}: {}").format(bid.rep.display_name, translate(found.note))
             for bid, found in flagged) if flagged else None
+        if flag == Flag.WINNER_UNAVAILABLE and review.winner_refusal is not None:
+            title = Markup("{}").format(translate(review.winner_refusal))
         badges.append(FlagBadge(flag, text.flags[flag], title))
     return badges
 

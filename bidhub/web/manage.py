@@ -31,6 +31,7 @@ from bidhub.services import (
 from bidhub.services import appeals as appeal_service
 from bidhub.services.filings import FilingFilter, filing_register, register_surroundings
 from bidhub.services.ledger import ledger_head
+from bidhub.services.ownership import may_receive_accounts
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
 from bidhub.web.access import managers
@@ -147,6 +148,8 @@ def edit_round(round_id: int):
 FLAG_LABELS = {
     adjudication.Flag.CAPACITY: _l("capacity: the winner would hold too many accounts, counting "
                                    "awards pending in every round"),
+    adjudication.Flag.WINNER_UNAVAILABLE: _l("the winner can no longer receive accounts: they "
+                                             "left the company or were deactivated"),
     adjudication.Flag.LOTTERY: _l("tie decided by the lottery"),
     adjudication.Flag.FEW_BIDS: _l("fewer eligible bids than the rules' minimum"),
     adjudication.Flag.RESET_BY_ADMIN: _l("a bidder's password was reset by an admin during the "
@@ -381,7 +384,7 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
             form.kind.data = DecisionKind.ACCEPTED.value if proposed else None
     form.bid_id.choices = options({0: "—"} | {
         bid.id: f"#{bid.score.rank or '-'} {bid.rep.display_name} ({bid.score.total:.3f})"
-        for bid in ranking if bid.score.is_eligible})
+        for bid in ranking if bid.score.is_eligible and may_receive_accounts(bid.rep)})
     return render("manage/listing.html", status=status, listing=listing, round=round_,
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
                   form=form, metrics=METRICS,
