@@ -165,13 +165,23 @@ def test_the_round_page_flags_the_winner_and_offers_only_who_may_receive(
     listing_id = round_.listings[0].id
     winner = session.get(type(first), proposed_rep(session, listing_id))
     leave(session, admin, winner, clock)
-    page = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    client = login_as(manager)
+    page = client.get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
     row = page[page.index(f'id="decision-{listing_id}"'):]
     row = row[:row.index("</tr>")]
     assert 'data-flag="winner_unavailable"' in row
     assert f'name="kind" value="{DecisionKind.ACCEPTED.value}"' not in row  # no Accept button
     override = row[row.index("<select"):row.index("</select>")]
     assert winner.display_name not in override
+    # A stale page's Accept is refused in its row, with the reason, and decides nothing.
+    response = client.post(f"/manage/listings/{listing_id}/decide",
+                           data={"kind": DecisionKind.ACCEPTED.value},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert (f"{winner.display_name} has left and cannot receive accounts. Choose another "
+            "bidder or no award" in response.get_data(as_text=True))
+    reload(session)
+    assert session.scalars(select(Decision)).all() == []
 
 
 # --- publishing --------------------------------------------------------------------------------
