@@ -9,6 +9,7 @@ Checks run in registry order, which is the order stored breakdowns list them in.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ from bidhub.domain.text import N_, Text
 
 MAX_COUNT = 1000  # accounts, incidents, awards, bids: any whole-number setting
 MAX_MONTHS = 1200  # tenure and cooldown: a hundred years
+MONTH_PLACES = 4  # decimals of the months the facts carry (tenure, since a release)
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,28 @@ class EligibilityRule:
         return tuple(setting.key for setting in self.settings)
 
 
-def _months(value: float) -> str:
-    return f"{value:.1f}".removesuffix(".0")
+def _months(value: float, limit: float) -> str:
+    """`value` months as a reason shows it: one decimal, or more (up to 4, the precision the
+    facts are read with) where one would put it on the other side of `limit` than the check
+    did, so that a refusal never reads "6 months ...; at least 6 required"."""
+    below = value < limit
+    for places in range(1, MONTH_PLACES + 1):
+        shown = f"{value:.{places}f}"
+        if (float(shown) < limit) == below:
+            return _trimmed(shown)
+    scale = 10**MONTH_PLACES
+    cut = (math.floor if below else math.ceil)(value * scale) / scale
+    return _trimmed(f"{cut:.{MONTH_PLACES}f}")
+
+
+def _trimmed(shown: str) -> str:
+    return shown.rstrip("0").removesuffix(".") if "." in shown else shown
+
+
+def legacy_months(shown: str) -> str:
+    """The one-decimal form reasons gave months in before they kept to the check's side of
+    its limit (`_months`), from what `_months` gives now: how breakdowns stored then read."""
+    return f"{float(shown):.1f}".removesuffix(".0")
 
 
 # The English of every reason is what breakdowns stored before reasons were translatable
@@ -89,7 +111,8 @@ def _capacity_band(values: Mapping[str, Any]) -> Text | None:
 def _tenure(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
     return (bid.tenure_months >= policy.min_tenure_months,
             N_("%(months)s months with the company; at least %(minimum)g required",
-               months=_months(bid.tenure_months), minimum=policy.min_tenure_months))
+               months=_months(bid.tenure_months, policy.min_tenure_months),
+               minimum=policy.min_tenure_months))
 
 
 def _accountability(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
@@ -117,7 +140,8 @@ def _cooldown(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
         return True, N_("has not released or lost this account before")
     return (since >= policy.cooldown_months,
             N_("released or lost this account %(months)s months ago; the cooldown is "
-               "%(cooldown)g months", months=_months(since), cooldown=policy.cooldown_months))
+               "%(cooldown)g months", months=_months(since, policy.cooldown_months),
+               cooldown=policy.cooldown_months))
 
 
 def _on_duty(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:

@@ -30,12 +30,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bidhub.domain.eligibility import EligibilityCheck, check_bid
+from bidhub.domain.eligibility import EligibilityCheck, check_bid, legacy_months
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.messages import from_data, to_data
 from bidhub.domain.normalisers import NEUTRAL, NORMALISERS
 from bidhub.domain.preferences import PREFERENCE_BONUS, bonus_points, choices
 from bidhub.domain.rules import RuleSet
+from bidhub.domain.text import Text
 
 DECIMALS = 6
 
@@ -85,13 +86,19 @@ class ScoreBreakdown:
         """The same checks, reasons and factors as `other`, as stored.
 
         What `rescore --verify` asks of a stored breakdown. A check stored before reasons were
-        translatable has its English only: that check is compared in English.
+        translatable has its English only: that check is compared in English. A check stored
+        before its months kept to the check's side of the limit ("6 months ...; at least 6
+        required" for 5.96) is compared in that one-decimal form too.
         """
         mine, theirs = self.to_dict(), other.to_dict()
-        for check, other_check in zip(mine["checks"], theirs["checks"], strict=False):
+        for index, (check, other_check) in enumerate(
+                zip(mine["checks"], theirs["checks"], strict=False)):
+            legacy = _with_legacy_months(check)
             if "message" not in check or "message" not in other_check:
-                check.pop("message", None)
-                other_check.pop("message", None)
+                for form in (check, other_check, legacy or {}):
+                    form.pop("message", None)
+            if check != other_check and legacy == other_check:
+                mine["checks"][index] = other_check
         return mine == theirs
 
 
@@ -100,6 +107,18 @@ def _check_to_dict(check: EligibilityCheck) -> dict[str, Any]:
     if not isinstance(check.reason, str):
         stored["message"] = to_data(check.reason)
     return stored
+
+
+def _with_legacy_months(check: dict[str, Any]) -> dict[str, Any] | None:
+    """A stored check as breakdowns gave it before months in reasons kept to their check's
+    side of the limit (`legacy_months`): a check stored then still verifies. None when the
+    check shows no months."""
+    reason = _check_from_dict(check).reason
+    if not isinstance(reason, Text) or not isinstance(reason.params.get("months"), str):
+        return None
+    legacy = Text(reason.msgid, {**reason.params,
+                                 "months": legacy_months(reason.params["months"])})
+    return {**check, "reason": str(legacy), "message": to_data(legacy)}
 
 
 def _check_from_dict(data: Mapping[str, Any]) -> EligibilityCheck:

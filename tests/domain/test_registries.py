@@ -61,7 +61,7 @@ CHECK_CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], str]] = {
     "capacity": ("capacity_max = 35", {"held": 34}, {"held": 35},
                  "holds 35 accounts; the maximum is 35"),
     "tenure": ("min_tenure_months = 6", {"tenure_months": 6.0}, {"tenure_months": 5.96},
-               "6 months with the company; at least 6 required"),
+               "5.96 months with the company; at least 6 required"),
     "accountability": ("max_open_incidents = 1", {"open_incidents": 1}, {"open_incidents": 2},
                        "2 open accountability incidents; at most 1 allowed"),
     "branch": ("same_branch_only = true", {"rep_branch": "BJ"}, {"rep_branch": ""},
