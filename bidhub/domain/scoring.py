@@ -11,9 +11,10 @@ How a round is scored (rules/README.md says the same for admins):
   median normalised value of the eligible bids that do have the metric, or the neutral 0.5
   when none has it. A new rep is scored like a typical peer on what cannot be known yet:
   neither punished (0) nor rewarded (1) by accident. The breakdown marks it `is_imputed`.
-- contribution = weight x normalised, rounded to 6 decimals; total = the sum of the rounded
-  contributions, rounded to 6 decimals. Rankings compare these rounded totals, so equal
-  totals are exactly equal and go to the tie-break chain.
+- contribution = weight x normalised, rounded to 6 decimals, the normalised value taken
+  before it is rounded for the breakdown (the missing-data median too); total = the sum of
+  the rounded contributions, rounded to 6 decimals. Rankings compare these rounded totals, so
+  equal totals are exactly equal and go to the tie-break chain.
 - Ranked preferences in bonus mode (rules [preferences]) add one more line, PREFERENCE_BONUS:
   raw is the bid's choice among its rep's bids, the contribution the bonus in exact
   millionths (preferences.py `bonus_points`).

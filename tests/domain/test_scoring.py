@@ -6,6 +6,7 @@ import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -397,3 +398,18 @@ def test_scoring_a_large_round_is_quick_enough():
                 listing=index % 50) for index in range(1, 2001)]
     scores = score_round(rules(text=THREE_FACTORS), bids)
     assert len(scores) == 2000
+
+
+def test_a_contribution_weighs_the_normalised_value_before_rounding_as_the_readme_says():
+    text = ('[[factors]]\nmetric = "win_rate"\nweight = 2.5\nnormaliser = "minmax"\n')
+    scores = score_round(parse_rules(text), [bid(1, win_rate=0.0), bid(2, win_rate=0.2),
+                                             bid(3, win_rate=0.7), bid(4, win_rate=None)])
+    shown = scores[2].factors[0]
+    assert (shown.normalised, shown.contribution) == (0.285714, 0.714286)
+    assert round(shown.weight * shown.normalised, 6) == 0.714285
+    stand_in = scores[4].factors[0]  # the median of 0, 2/7 and 1, before rounding
+    assert (stand_in.is_imputed, stand_in.contribution) == (True, 0.714286)
+    readme = " ".join((Path(__file__).parents[2] / "rules" / "README.md").read_text(
+        encoding="utf-8").split())
+    assert ("shows normalised 0.285714 (2/7) and contribution 0.714286 (2.5 × 2/7), not "
+            "0.714285 (2.5 × 0.285714)") in readme
