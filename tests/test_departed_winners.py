@@ -4,13 +4,16 @@ again, in the one ownership change, as it stands under its lock."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from bidhub import scheduler
+from bidhub.domain.eligibility import Eligibility, check_bid
 from bidhub.domain.errors import ReceiverUnavailable, TransferRefused
+from bidhub.domain.facts import BidFacts
+from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.models import (
     Account,
     Decision,
@@ -27,6 +30,8 @@ from bidhub.services import adjudication, appeals
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
 from bidhub.services.ownership import OwnerChange, change_owners
+from bidhub.services.replays import verify_round
+from bidhub.services.track_records import bid_facts_from_dict, bid_facts_to_dict
 from bidhub.services.users import update_user
 from bidhub.web.i18n import translate
 from tests.conftest import reload
@@ -89,6 +94,61 @@ def award(session, manager, listing_id: int, rep, now) -> None:
 def proposed_rep(session, listing_id: int) -> int:
     ranking = adjudication.ranked_bids(session, listing_id)
     return next(bid.rep_id for bid in ranking if bid.score.is_proposed_winner)
+
+
+# --- scoring -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("how", "reason", "chinese"), [
+    ("left", "has left the company and cannot receive accounts", "已离职"),
+    ("deactivated", "deactivated and cannot receive accounts", "已停用"),
+])
+def test_a_rep_who_left_or_was_deactivated_before_the_deadline_is_ineligible_at_scoring(
+        app, session, clock, make_rep, make_manager, make_admin, make_account, make_round,
+        make_bid, how, reason, chinese):
+    """A deactivated user may keep the rep status "active": scoring reads both, so the
+    ranking proposes a rep who may receive the account, and says why the other may not."""
+    manager, admin = make_manager(), make_admin()
+    strongest, other = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
+    round_ = make_round(accounts=[make_account(owner=make_rep())],
+                        closes_at=clock() + timedelta(hours=1),
+                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    listing_id = round_.listings[0].id
+    make_bid(strongest, round_.listings[0], revenue=900_000)
+    make_bid(other, round_.listings[0], revenue=100_000)
+    if how == "left":
+        leave(session, admin, strongest, clock)
+    else:
+        leave(session, admin, strongest, clock, status=RepStatus.ACTIVE, is_active=False)
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+
+    assert proposed_rep(session, listing_id) == other.id
+    gone = next(bid for bid in adjudication.ranked_bids(session, listing_id)
+                if bid.rep_id == strongest.id)
+    assert not gone.score.is_eligible
+    [failed] = ScoreBreakdown.from_dict(gone.score.breakdown).failed_checks
+    assert (failed.name, str(failed.reason)) == ("on_duty", reason)
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert chinese in str(translate(failed.reason))
+    review = adjudication.review_round(session, session.get(Round, round_.id))[listing_id]
+    assert adjudication.Flag.WINNER_UNAVAILABLE not in review.flags
+    # The fact is stored with the bid's inputs: the round replays as it was scored.
+    assert gone.score.inputs["unavailable"] == ("left" if how == "left" else "inactive")
+    assert verify_round(session, round_.id) == []
+
+
+def test_inputs_stored_before_availability_was_read_replay_as_they_were_scored():
+    """A bid scored before scoring read whether the rep may hold accounts has no such input:
+    its on-leave flag alone decided, with the reason it was given then."""
+    facts = BidFacts(bid_id=1, rep_id=2, listing_id=3, submitted_at=datetime(2026, 1, 5, tzinfo=UTC),
+                     metrics={}, accounts_held=3, tenure_months=12.0, open_incidents=0,
+                     rep_branch="BJ", listing_branch="BJ", is_on_leave=True)
+    stored = bid_facts_to_dict(facts)
+    del stored["unavailable"]
+    [check] = [check for check in check_bid(Eligibility(), bid_facts_from_dict(stored))
+               if check.name == "on_duty"]
+    assert (check.passed, str(check.reason)) == (False, "on leave or no longer with the company")
 
 
 # --- deciding ----------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any, NamedTuple
 
-from bidhub.domain.facts import HANDBOOK_CAPACITY_MAX, HANDBOOK_CAPACITY_TARGET, BidFacts
+from bidhub.domain.facts import (
+    HANDBOOK_CAPACITY_MAX,
+    HANDBOOK_CAPACITY_TARGET,
+    INACTIVE,
+    LEFT,
+    BidFacts,
+)
 from bidhub.domain.text import N_, Text
 
 MAX_COUNT = 1000  # accounts, incidents, awards, bids: any whole-number setting
@@ -145,6 +151,14 @@ def _cooldown(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
 
 
 def _on_duty(policy: Eligibility, bid: BidFacts) -> tuple[bool, Text]:
+    # A rep who may no longer hold accounts is named for what they are: a deactivated user
+    # keeps the status they had ("active", often), and would otherwise pass as on duty.
+    if bid.unavailable == LEFT:
+        return False, N_("has left the company and cannot receive accounts")
+    if bid.unavailable == INACTIVE:
+        return False, N_("deactivated and cannot receive accounts")
+    if bid.unavailable:
+        return False, N_("no longer a rep and cannot receive accounts")
     if bid.is_on_leave:
         return False, N_("on leave or no longer with the company")
     return True, N_("on duty")
@@ -178,7 +192,8 @@ ELIGIBILITY_CHECKS: dict[str, EligibilityRule] = {
             (Setting("cooldown_months", "number", 0, 0, MAX_MONTHS),),
             lambda policy: bool(policy.cooldown_months), _cooldown),
         EligibilityRule(
-            "on_duty", "`exclude_on_leave` is on and the rep is on leave or has left",
+            "on_duty", "`exclude_on_leave` is on and the rep is on leave, has left, or was "
+            "deactivated (or is no rep any more)",
             (Setting("exclude_on_leave", "boolean", True),),
             lambda policy: policy.exclude_on_leave, _on_duty),
     )
@@ -219,6 +234,7 @@ class CheckedFacts(NamedTuple):
     listing_branch: str
     is_on_leave: bool
     months_since_rep_released_account: float | None
+    unavailable: str
 
 
 def checks_on(policy: Eligibility) -> tuple[EligibilityRule, ...]:

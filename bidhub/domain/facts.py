@@ -18,6 +18,24 @@ class Stage(StrEnum):
     LOST = "lost"
 
 
+# Why a rep may no longer hold accounts, in the order checked: they left the company, their
+# user was deactivated, or they are no rep (any more). The ownership change refuses such a
+# receiver, and scoring records it for each bid (BidFacts.unavailable).
+LEFT, INACTIVE, NOT_REP = "left", "inactive", "not_rep"
+
+
+def unavailability(*, has_left: bool, is_active: bool, is_rep: bool) -> str:
+    """LEFT, INACTIVE or NOT_REP when this person may not hold accounts, "" when they may (a
+    rep on leave may: leave is temporary)."""
+    if has_left:
+        return LEFT
+    if not is_active:
+        return INACTIVE
+    if not is_rep:
+        return NOT_REP
+    return ""
+
+
 # Win probability of each open stage; stage x probability gives the weighted pipeline.
 # 精耕细作: the handbook's 30 to 40 accounts per rep. Rule files set the band a round uses;
 # these are the defaults they start from and the scale of the capacity_headroom metric.
@@ -136,8 +154,8 @@ class BidFacts:
 
     `metrics` is the frozen track record stored with the bid at submission (metric name ->
     value, None where the rep has no data). The other fields are read when the round is
-    scored: holdings for capacity, branch and leave status, and when the rep last released
-    or lost this account (for the cooldown).
+    scored: holdings for capacity, branch and leave status, whether the rep may still hold
+    accounts, and when the rep last released or lost this account (for the cooldown).
     """
 
     bid_id: int
@@ -158,3 +176,7 @@ class BidFacts:
     # The rep's own ranking of this bid among their bids in the round (1: first choice),
     # None when unranked; the rules' [preferences] decide whether it counts.
     preference_rank: int | None = None
+    # Why the rep may no longer hold accounts when the round was scored (`unavailability`:
+    # left, deactivated, no rep), "" when they may. Inputs stored before it was read give "":
+    # their on-leave flag covered leaving, and they replay as they were scored.
+    unavailable: str = ""

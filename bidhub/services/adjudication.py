@@ -40,6 +40,7 @@ from bidhub.domain.errors import (
     OwnerChangeRefused,
     ReceiverUnavailable,
 )
+from bidhub.domain.facts import INACTIVE, LEFT, NOT_REP
 from bidhub.domain.messages import dumps
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import score_round
@@ -82,9 +83,6 @@ from bidhub.services.flags import (
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import REVIEW_STARTED, notify
 from bidhub.services.ownership import (
-    INACTIVE,
-    LEFT,
-    NOT_REP,
     OwnerChange,
     capacity_problems,
     change_owners,

@@ -38,6 +38,7 @@ from bidhub.domain.facts import (
     AccountFacts,
     BidFacts,
     RepHistory,
+    unavailability,
 )
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import check_eligibility
@@ -368,7 +369,8 @@ _BID_READ = select(
     select(func.max(Filing.decided_at))
     .where(Filing.from_rep_id == bindparam("rep_id"), Filing.account_id == Listing.account_id)
     .scalar_subquery().label("transferred_at"),
-    User.role.label("rep_role"), User.status.label("rep_status"), User.hired_on,
+    User.role.label("rep_role"), User.status.label("rep_status"),
+    User.is_active.label("rep_is_active"), User.hired_on,
     User.created_at, _REP_BRANCH.code.label("rep_branch"),
     SNAPSHOT_TEXT.label("snapshot"),
     _EARLIER.id.label("earlier_id"), _EARLIER.status.label("earlier_status"),
@@ -442,6 +444,9 @@ def bid_facts_at_bid(rep_id: int, found: Row, track_record: dict[str, float | No
         rep_branch=found.rep_branch or "",
         listing_branch=found.account_branch,
         is_on_leave=found.rep_status != RepStatus.ACTIVE,
+        unavailable=unavailability(has_left=found.rep_status == RepStatus.LEFT,
+                                   is_active=found.rep_is_active,
+                                   is_rep=found.rep_role == Role.REP),
         months_since_rep_released_account=(
             None if released_at is None else round(metrics.months_between(released_at, now), 4)),
         listing_value_yuan=found.annual_value_yuan,

@@ -26,6 +26,7 @@ from sqlalchemy import Select, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from bidhub.domain.errors import CapacityExceeded, ReceiverUnavailable
+from bidhub.domain.facts import INACTIVE, LEFT, unavailability
 from bidhub.domain.ledger import GENESIS_HASH, filing_hash
 from bidhub.domain.text import N_, Joined, Text
 from bidhub.models import (
@@ -222,21 +223,12 @@ def check_capacity(session: Session, rep: User, *, adding: int, limit: int,
                                field=field)
 
 
-# Why a user may not receive an account (`unavailable_receiver`), in the order checked.
-LEFT, INACTIVE, NOT_REP = "left", "inactive", "not_rep"
-
-
 def unavailable_receiver(*, role: str, is_active: bool, status: str) -> str | None:
-    """LEFT, INACTIVE or NOT_REP when this user may not receive an account, None when they
-    may: only a rep who is still with the company and not deactivated holds accounts (a rep
-    on leave may)."""
-    if status == RepStatus.LEFT:
-        return LEFT
-    if not is_active:
-        return INACTIVE
-    if role != Role.REP:
-        return NOT_REP
-    return None
+    """LEFT, INACTIVE or NOT_REP (`unavailability`, in that order) when this user may not
+    receive an account, None when they may: only a rep who is still with the company and not
+    deactivated holds accounts (a rep on leave may)."""
+    return unavailability(has_left=status == RepStatus.LEFT, is_active=is_active,
+                          is_rep=role == Role.REP) or None
 
 
 def refusal_message(name: str | Text, why: str) -> Text:

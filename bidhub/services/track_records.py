@@ -44,6 +44,7 @@ from bidhub.domain.facts import (
     RepHistory,
     Stage,
     StageChange,
+    unavailability,
 )
 from bidhub.domain.history_snapshot import (
     SNAPSHOT_FORMAT,
@@ -573,6 +574,12 @@ def last_release_by(session: Session, rep_ids: Iterable[int], account_ids: Itera
     return latest
 
 
+def unavailable(rep: User) -> str:
+    """Why the rep may no longer hold accounts (`unavailability`), "" when they may."""
+    return unavailability(has_left=rep.status == RepStatus.LEFT, is_active=rep.is_active,
+                          is_rep=rep.role == Role.REP)
+
+
 def tenure_counted_from(rep: User, tzinfo: tzinfo | None) -> datetime:
     """The instant a rep's tenure is counted from: the start of the day they were hired (of the
     day their account was made, without a hiring date)."""
@@ -608,6 +615,7 @@ def bid_facts(
             rep_branch=rep.branch.code if rep.branch else "",
             listing_branch=listing.account.branch.code,
             is_on_leave=rep.status != RepStatus.ACTIVE,
+            unavailable=unavailable(rep),
             months_since_rep_released_account=(
                 None if released_at is None else round(months_between(released_at, now), 4)),
             listing_value_yuan=listing.account.annual_value_yuan,
@@ -628,6 +636,7 @@ class Standing:
     open_incidents: int
     rep_branch: str
     is_on_leave: bool
+    unavailable: str
     released_at: dict[int, datetime]  # account id -> when the rep last gave it up
     tenure_counted_from: datetime  # tenure_counted_from(rep): what the tenure check counts from
 
@@ -706,7 +715,8 @@ def standing_from_rows(rep: User, now: datetime, rows: Sequence[Sequence[Any]]) 
                     tenure_months=round(tenure_in_months(rep, now), 4),
                     open_incidents=open_incidents or 0,
                     rep_branch=rep.branch.code if rep.branch else "",
-                    is_on_leave=rep.status != RepStatus.ACTIVE, released_at=released_at,
+                    is_on_leave=rep.status != RepStatus.ACTIVE, unavailable=unavailable(rep),
+                    released_at=released_at,
                     tenure_counted_from=tenure_counted_from(rep, now.tzinfo))
 
 
@@ -720,7 +730,8 @@ def prospect_facts(standing: Standing, listing_id: int, account_id: int, listing
         open_incidents=standing.open_incidents, rep_branch=standing.rep_branch,
         listing_branch=listing_branch, is_on_leave=standing.is_on_leave,
         months_since_rep_released_account=_months_since_release(standing, account_id, now),
-        listing_value_yuan=listing_value_yuan, preference_rank=None)
+        listing_value_yuan=listing_value_yuan, preference_rank=None,
+        unavailable=standing.unavailable)
 
 
 def prospect_checked_facts(standing: Standing, account_id: int, listing_branch: str,
@@ -729,7 +740,7 @@ def prospect_checked_facts(standing: Standing, account_id: int, listing_branch: 
     return CheckedFacts(
         standing.accounts_held, standing.tenure_months, standing.open_incidents,
         standing.rep_branch, listing_branch, standing.is_on_leave,
-        _months_since_release(standing, account_id, now))
+        _months_since_release(standing, account_id, now), standing.unavailable)
 
 
 def _months_since_release(standing: Standing, account_id: int, now: datetime) -> float | None:
@@ -746,6 +757,7 @@ def bid_facts_to_dict(facts: BidFacts) -> dict:
         "listing_branch": facts.listing_branch, "is_on_leave": facts.is_on_leave,
         "months_since_rep_released_account": facts.months_since_rep_released_account,
         "listing_value_yuan": facts.listing_value_yuan, "preference_rank": facts.preference_rank,
+        "unavailable": facts.unavailable,
     }
 
 
