@@ -29,7 +29,7 @@ from bidhub.models import (
 from bidhub.services import adjudication, appeals
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
-from bidhub.services.ownership import OwnerChange, change_owners
+from bidhub.services.ownership import OwnerChange, change_owners, pending_awards
 from bidhub.services.replays import verify_round
 from bidhub.services.track_records import bid_facts_from_dict, bid_facts_to_dict
 from bidhub.services.users import update_user
@@ -50,6 +50,16 @@ def leave(session, admin, rep, clock, *, status: str = RepStatus.LEFT,
     """An admin marks `rep` as left (or deactivates them) on the user form's use case."""
     update_user(session, admin, rep.id, display_name=rep.display_name, role=rep.role,
                 branch_id=rep.branch_id, status=status, is_active=is_active, now=clock())
+    reload(session)
+
+
+def leave_as_an_import_does(session, rep, *, status: str = RepStatus.LEFT,
+                            is_active: bool = True) -> None:
+    """`rep` leaves (or is deactivated) written on the row, as the reps import writes it: the
+    user form would send their pending awards back at once, this leaves them decided."""
+    rep = session.get(type(rep), rep.id)
+    rep.status, rep.is_active = status, is_active
+    session.commit()
     reload(session)
 
 
@@ -250,7 +260,7 @@ def test_the_round_page_flags_the_winner_and_offers_only_who_may_receive(
 def test_publishing_refuses_an_award_to_a_rep_who_left_after_the_decision(
         app, session, clock, make_rep, make_manager, make_admin, scored, window):
     use_window(app, session, clock, window)
-    manager, admin = make_manager(), make_admin()
+    manager = make_manager()
     reps = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
     round_, owner = scored(reps, listings=2, manager=manager)
     first, second = round_.listings
@@ -259,7 +269,7 @@ def test_publishing_refuses_an_award_to_a_rep_who_left_after_the_decision(
     staying = next(rep for rep in reps if rep is not departing)
     award(session, manager, first.id, departing, clock())
     award(session, manager, second.id, staying, clock())
-    leave(session, admin, departing, clock)
+    leave_as_an_import_does(session, departing)
 
     round_ = session.get(Round, round_.id)
     summary = adjudication.publish_summary(session, round_,
@@ -294,13 +304,13 @@ def test_publishing_refuses_an_award_to_a_rep_who_left_after_the_decision(
 
 def test_the_publishing_summary_names_the_award_on_the_round_page(
         session, clock, login_as, make_rep, make_manager, make_admin, scored):
-    manager, admin = make_manager(), make_admin()
+    manager = make_manager()
     rep = make_rep(name="Departing Rep")
     round_, _owner = scored([rep], manager=manager)
     listing_id = round_.listings[0].id
     adjudication.decide_listing(session, manager, listing_id, kind=DecisionKind.ACCEPTED,
                                 bid_id=None, reason="", now=clock())
-    leave(session, admin, rep, clock, status=RepStatus.ACTIVE, is_active=False)
+    leave_as_an_import_does(session, rep, status=RepStatus.ACTIVE, is_active=False)
     page = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
     summary = page[page.index('id="publish-summary"'):]
     summary = summary[:summary.index("</section>")]
@@ -314,7 +324,7 @@ def test_the_publishing_summary_names_the_award_on_the_round_page(
 @pytest.mark.parametrize("how", ["left", "deactivated"])
 def test_the_scheduled_application_sends_a_departed_winners_award_back_and_applies_the_rest(
         app, session, clock, make_rep, make_manager, make_admin, scored, how):
-    manager, admin = make_manager(), make_admin()
+    manager = make_manager()
     departing, staying = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
     round_, owner = scored([departing, staying], listings=3, manager=manager)
     listings = round_.listings
@@ -326,12 +336,13 @@ def test_the_scheduled_application_sends_a_departed_winners_award_back_and_appli
                                  now=clock())
     reload(session)
     assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
-    # During the window the rep leaves the company.
+    # During the window the rep leaves the company, written as the reps import writes it
+    # (the user form sends the awards back at once: below).
     clock.advance(days=1)
     if how == "left":
-        leave(session, admin, departing, clock)
+        leave_as_an_import_does(session, departing)
     else:
-        leave(session, admin, departing, clock, status=RepStatus.ACTIVE, is_active=False)
+        leave_as_an_import_does(session, departing, status=RepStatus.ACTIVE, is_active=False)
     ends = session.get(Round, round_.id).standstill_ends_at
 
     applied = scheduler.apply_due_listings_job(app, ends)
@@ -370,6 +381,123 @@ def test_the_scheduled_application_sends_a_departed_winners_award_back_and_appli
     assert all(session.get(Account, listing.account_id).owner_id != departing.id
                for listing in listings)
     assert verify_ledger(session).is_intact
+
+
+# --- marking a rep as left or deactivating them --------------------------------------------------
+
+@pytest.mark.parametrize("how", ["left", "deactivated"])
+@pytest.mark.parametrize("stage", ["decided", "announced"])
+def test_marking_a_winner_left_sends_their_pending_awards_back_at_once(
+        app, session, clock, make_rep, make_manager, make_admin, scored, how, stage):
+    """An award decided for a rep waits until it takes effect (the round unpublished, or in
+    its standstill). When the rep leaves or is deactivated meanwhile, KA management decides
+    those accounts again at once, instead of learning at the end of the window."""
+    manager, admin = make_manager(), make_admin()
+    departing, staying = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
+    round_, owner = scored([departing, staying], listings=3, manager=manager)
+    listings = round_.listings
+    for listing, rep in zip(listings, (departing, staying, departing), strict=True):
+        award(session, manager, listing.id, rep, clock())
+    if stage == "announced":
+        round_ = session.get(Round, round_.id)
+        adjudication.publish_results(session, manager, round_.id,
+                                     expected_version=round_.version, now=clock())
+        reload(session)
+        assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+        clock.advance(days=1)
+    status, is_active = ((RepStatus.LEFT, True) if how == "left"
+                         else (RepStatus.ACTIVE, False))
+    update = update_user(session, admin, departing.id, display_name=departing.display_name,
+                         role=departing.role, branch_id=departing.branch_id, status=status,
+                         is_active=is_active, now=clock())
+    first, middle, last = (listing.id for listing in listings)
+    assert [award.listing_id for award in update.sent_back] == [first, last]
+    reload(session)
+    for listing_id in (first, last):
+        assert session.get(Listing, listing_id).status == ListingStatus.LISTED
+        assert session.scalars(select(Decision).where(Decision.listing_id == listing_id)).first() is None
+    assert session.get(Listing, middle).status == ListingStatus.DECIDED
+    assert pending_awards(session, [departing.id]) == {departing.id: 0}
+    assert actions(session).count("listing.winner_unavailable") == 2
+    told = notices(session, "award_refused")
+    assert len(told) == 2 and {item.recipient_id for item in told} == {manager.id}
+    assert all(item.params["rep"] == "Departing Rep" for item in told)
+    assert "离职" in translate_item(app, told[0])
+    # Saving the user again finds nothing left to send back.
+    again = update_user(session, admin, departing.id, display_name=departing.display_name,
+                        role=departing.role, branch_id=departing.branch_id, status=status,
+                        is_active=is_active, now=clock())
+    assert again.sent_back == [] and len(notices(session, "award_refused")) == 2
+
+    # Management decides both again: another bidder, and no award; nothing goes to the rep.
+    adjudication.decide_listing(session, manager, first, kind=DecisionKind.OVERRIDDEN,
+                                bid_id=winner_bid(session, first, staying), reason=REASON,
+                                now=clock())
+    adjudication.decide_listing(session, manager, last, kind=DecisionKind.NO_AWARD,
+                                bid_id=None, reason=REASON, now=clock())
+    round_ = session.get(Round, round_.id)
+    if stage == "decided":
+        adjudication.publish_results(session, manager, round_.id,
+                                     expected_version=round_.version, now=clock())
+    reload(session)
+    ends = session.get(Round, round_.id).standstill_ends_at
+    assert sorted(scheduler.apply_due_listings_job(app, ends)) == [first, middle, last]
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
+    assert session.get(Account, session.get(Listing, first).account_id).owner_id == staying.id
+    assert session.get(Account, session.get(Listing, last).account_id).owner_id == owner.id
+    assert actions(session).count("listing.apply_refused") == 0
+    assert verify_ledger(session).is_intact
+
+
+def test_a_winner_put_on_leave_keeps_their_pending_awards(session, clock, make_rep,
+                                                         make_manager, make_admin, scored):
+    manager, admin = make_manager(), make_admin()
+    rep = make_rep()
+    round_, _owner = scored([rep], manager=manager)
+    listing_id = round_.listings[0].id
+    award(session, manager, listing_id, rep, clock())
+    update = update_user(session, admin, rep.id, display_name=rep.display_name, role=rep.role,
+                         branch_id=rep.branch_id, status=RepStatus.ON_LEAVE, is_active=True,
+                         now=clock())
+    assert update.sent_back == []
+    reload(session)
+    assert session.get(Listing, listing_id).status == ListingStatus.DECIDED
+    assert notices(session, "award_refused") == []
+
+
+def test_the_user_form_lists_the_pending_awards_and_says_what_saving_does(
+        session, clock, login_as, make_rep, make_manager, make_admin, scored):
+    manager, admin = make_manager(), make_admin()
+    rep, other = make_rep(name="Departing Rep"), make_rep(name="Other Rep")
+    nobody = make_rep()  # no award waiting
+    round_, _owner = scored([rep, other], listings=2, manager=manager)
+    first, second = round_.listings
+    award(session, manager, first.id, rep, clock())
+    award(session, manager, second.id, other, clock())
+    client = login_as(admin)
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    warning = page[page.index('id="pending-awards"'):]
+    warning = warning[:warning.index("</div>")]
+    assert "1 award decided for Departing Rep is not yet in force." in warning
+    assert first.account.name in warning and f"#decision-{first.id}" in warning
+    assert second.account.name not in warning
+    assert "sends these back to KA management to decide again at once" in warning
+    assert 'id="open-bids-hint"' in page
+    assert 'id="pending-awards"' not in client.get(f"/admin/users/{nobody.id}").get_data(
+        as_text=True)
+
+    response = client.post(f"/admin/users/{rep.id}", data={
+        "display_name": rep.display_name, "role": rep.role, "branch_id": rep.branch_id or 0,
+        "status": RepStatus.LEFT, "is_active": "y"}, follow_redirects=True)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert ("1 award(s) of Departing Rep not yet in force went back to KA management to "
+            "decide again, and KA management was told: " in text)
+    assert f"{first.account.name} in round “{round_.title}”" in text
+    reload(session)
+    assert session.get(Listing, first.id).status == ListingStatus.LISTED
+    assert session.get(Listing, second.id).status == ListingStatus.DECIDED
 
 
 def translate_item(app, item) -> str:

@@ -360,3 +360,41 @@ def test_a_withdrawal_and_a_new_ranking_at_once_leave_distinct_ranks(
     reload(session)
     ranks = [session.get(Bid, bid.id).preference_rank for bid in bids[1:]]
     assert sorted(ranks) == [1, 2]
+
+
+# --- a winner leaving -----------------------------------------------------------------------------
+
+def test_a_winner_deactivated_while_the_results_are_announced_has_the_award_sent_back(
+        app, session, postgresql_only, monkeypatch, clock, make_rep, make_manager, make_admin,
+        make_account, make_round, make_bid):
+    """An admin deactivates the winner while a manager announces the round's results: the
+    deactivation waits for the round, then sends the announced award back to decision. Its
+    rounds are locked before the rep, as publishing locks them, so neither waits in a circle."""
+    manager, admin, winner = make_manager(), make_admin(), make_rep()
+    round_ = make_round(accounts=[make_account(owner=make_rep())],
+                        closes_at=clock() + timedelta(hours=1), manager=manager)
+    listing_id = round_.listings[0].id
+    make_bid(winner, round_.listings[0])
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    adjudication.decide_listing(session, manager, listing_id, kind="accepted", bid_id=None,
+                                reason="", now=clock())
+    version = session.get(Round, round_.id).version
+    pause = Pause(monkeypatch, adjudication, "decisions_with_defaults")
+    publisher = Side(app, lambda own: adjudication.publish_results(
+        own, own.get(User, manager.id), round_.id, expected_version=version, now=clock()))
+    pause.wait()
+    deactivator = Side(app, lambda own: users.update_user(
+        own, own.get(User, admin.id), winner.id, display_name=winner.display_name,
+        role=Role.REP, branch_id=winner.branch_id, status=winner.status, is_active=False,
+        now=clock()))
+    deactivator.done_or_waiting(app)
+    pause.resume()
+    assert publisher.join() == []
+    deactivated = deactivator.join()
+    assert not isinstance(deactivated, Exception), deactivated
+    assert [award.listing_id for award in deactivated.sent_back] == [listing_id]
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+    assert session.get(Listing, listing_id).status == ListingStatus.LISTED
+    assert not session.get(User, winner.id).is_active

@@ -57,7 +57,7 @@ from bidhub.services.filings import check_reason
 from bidhub.services.limits import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import notify
-from bidhub.services.ownership import change_owners, lock_round
+from bidhub.services.ownership import change_owners, lock_round, reopen
 from bidhub.services.rule_sets import parsed
 
 MANAGEMENT_ROLES = (Role.KA_MANAGER, Role.ADMIN)
@@ -179,20 +179,6 @@ def answer_appeal(session: Session, actor: User, appeal_id: int, *, upheld: bool
                      before=before, after={"appeal": appeal.id, "answer": answer})
         notify(session, "appeal_answered", appeal, now)
         return appeal
-
-
-def reopen(session: Session, listing: Listing) -> dict | None:
-    """Send a listing back to decision; what its removed decision was, for the audit."""
-    decision = session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
-    listing.status = ListingStatus.LISTED
-    if decision is None:
-        return None
-    before = {"decision": {"kind": decision.kind, "bid": decision.bid_id,
-                           "reason": decision.reason, "decided_by": decision.decided_by_id,
-                           "decided_at": decision.decided_at.isoformat()}}
-    session.delete(decision)
-    session.flush()
-    return before
 
 
 def pending_appeals(session: Session, round_id: int | None = None) -> list[Appeal]:

@@ -368,7 +368,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda appeal: f"appeal:{appeal.id}", _appeal_answered),
     Kind("award_refused", "KA managers (admins when there is none): an announced award that "
          "would pass capacity, or whose winner left or was deactivated, when it takes effect "
-         "goes back to decision",
+         "goes back to decision; so does an award not yet in force whose winner is marked as "
+         "left or deactivated on the user form",
          lambda refused: f"listing:{refused[0].id}:{instant(refused[1])}", _award_refused),
     Kind("loss_review_due", "the rep who lost the account",
          lambda review: f"review:{review.id}", _loss_review_due),

@@ -269,6 +269,20 @@ def unfinished_listing_of(session: Session, account_id: int) -> Listing | None:
         .order_by(Listing.id)).first()
 
 
+def reopen(session: Session, listing: Listing) -> dict | None:
+    """Send a listing back to decision; what its removed decision was, for the audit."""
+    decision = session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
+    listing.status = ListingStatus.LISTED
+    if decision is None:
+        return None
+    before = {"decision": {"kind": decision.kind, "bid": decision.bid_id,
+                           "reason": decision.reason, "decided_by": decision.decided_by_id,
+                           "decided_at": decision.decided_at.isoformat()}}
+    session.delete(decision)
+    session.flush()
+    return before
+
+
 def append_filing(session: Session, *, now: datetime, **fields) -> Filing:
     """Write the next filing of the chain; it is committed with the transfer it records."""
     return append_filings(session, [fields], now=now)[0]

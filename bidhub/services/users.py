@@ -40,6 +40,12 @@ from bidhub.models import (
 )
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
+from bidhub.services.departures import (
+    PendingAward,
+    lock_rounds_of_awards,
+    send_back_awards,
+    sends_awards_back,
+)
 from bidhub.services.limits import (
     MAX_DISPLAY_NAME_LENGTH,
     MAX_PASSWORD_LENGTH,
@@ -163,13 +169,27 @@ def create_user(
         return user
 
 
+@dataclass(frozen=True)
+class UserUpdate:
+    user: User
+    sent_back: list[PendingAward]  # awards sent back to decision as the rep left
+
+
 def update_user(
     session: Session, actor: User, user_id: int, *, display_name: str, role: str,
     branch_id: int | None, status: str, is_active: bool, now: datetime,
     executive_title: str | None = None,
-) -> User:
+) -> UserUpdate:
+    """Change a user's name, role, branch, status and whether they may sign in.
+
+    Marking a rep as left or deactivating them sends their awards not yet in force back to
+    decision at once (`departures`), in this transaction; `UserUpdate.sent_back` names them.
+    """
     display_name = checked_display_name(display_name)
     with unit_of_work(session):
+        departing = sends_awards_back(role=role, is_active=is_active, status=status)
+        # The rounds of their pending awards first: the order every use case locks in.
+        locked_rounds = lock_rounds_of_awards(session, user_id) if departing else set()
         # Locked before the accounts they sponsor are counted: a designation in progress
         # (which holds the row, `sponsors.held_person`) is counted, or waits and sees this.
         user = session.scalars(select(User).where(User.id == user_id).with_for_update(of=User)
@@ -198,7 +218,9 @@ def update_user(
             user.session_token = new_session_token()  # their open sessions end now
         record_audit(session, actor, "user.updated", f"user:{user.id}", now, before=before,
                      after=user_snapshot(user))
-        return user
+        sent_back = (send_back_awards(session, actor, user, locked_rounds, now) if departing
+                     else [])
+        return UserUpdate(user, sent_back)
 
 
 def sponsored_account_ids(session: Session, user_id: int) -> list[int]:

@@ -13,8 +13,10 @@ from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.collation import person_order
 from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.models import Branch, User
 from bidhub.services import branches, users
+from bidhub.services.departures import PendingAward, pending_awards_of
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import admins
 from bidhub.web.forms import (
@@ -27,6 +29,7 @@ from bidhub.web.forms import (
     branch_choices,
     options,
 )
+from bidhub.web.i18n import translate
 from bidhub.web.labels import SPONSOR_LABELS
 from bidhub.web.rendering import redirect_after_post, render, render_form_errors
 
@@ -96,21 +99,37 @@ def edit_user(user_id: int):
         form.branch_id.data = user.branch_id or 0
     if form.validate_on_submit():
         try:
-            users.update_user(session, current_user, user.id, display_name=form.display_name.data,
-                              role=form.role.data, branch_id=form.branch_id.data or None,
-                              status=form.status.data, is_active=form.is_active.data,
-                              executive_title=form.executive_title.data or None, now=now())
+            update = users.update_user(
+                session, current_user, user.id, display_name=form.display_name.data,
+                role=form.role.data, branch_id=form.branch_id.data or None,
+                status=form.status.data, is_active=form.is_active.data,
+                executive_title=form.executive_title.data or None, now=now())
         except InvalidRequest as error:
             form.add_error(error)
             return render_form_errors("admin/user_edit.html", form=form, user=user,
-                                      password_form=SetPasswordForm(formdata=None))
+                                      password_form=SetPasswordForm(formdata=None),
+                                      pending_awards=pending_awards_of(session, user.id))
         flash(_("User %(name)s updated.", name=user.username), "success")
+        if update.sent_back:
+            flash(translate(N_(
+                "%(count)d award(s) of %(rep)s not yet in force went back to KA management to "
+                "decide again, and KA management was told: %(awards)s",
+                count=len(update.sent_back), rep=update.user.display_name,
+                awards=Joined([award_label(award) for award in update.sent_back], COMMA))),
+                "info")
         return redirect_after_post(url_for("admin.users"))
     if form.is_submitted():
         return render_form_errors("admin/user_edit.html", form=form, user=user,
-                                  password_form=SetPasswordForm(formdata=None))
+                                  password_form=SetPasswordForm(formdata=None),
+                                  pending_awards=pending_awards_of(session, user.id))
     return render("admin/user_edit.html", form=form, user=user,
-                  password_form=SetPasswordForm(formdata=None))
+                  password_form=SetPasswordForm(formdata=None),
+                  pending_awards=pending_awards_of(session, user.id))
+
+
+def award_label(award: PendingAward) -> Text:
+    return N_("%(account)s in round “%(round)s”", account=award.account_name,
+              round=award.round_title)
 
 
 @blueprint.route("/users/<int:user_id>/password", methods=["POST"])
@@ -136,7 +155,8 @@ def set_password(user_id: int):
                                                  empty_label="—")
     edit_form.branch_id.data = user.branch_id or 0
     return render_form_errors("admin/user_edit.html", form=edit_form, user=user,
-                              password_form=form)
+                              password_form=form,
+                              pending_awards=pending_awards_of(session, user.id))
 
 
 def open_branches(session, keep_id: int | None = None) -> list[Branch]:
