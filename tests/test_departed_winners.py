@@ -28,6 +28,7 @@ from bidhub.models import (
 )
 from bidhub.services import adjudication, appeals
 from bidhub.services.filings import transfer_account
+from bidhub.services.imports import import_file
 from bidhub.services.ledger import verify_ledger
 from bidhub.services.ownership import OwnerChange, change_owners, pending_awards
 from bidhub.services.replays import verify_round
@@ -53,10 +54,11 @@ def leave(session, admin, rep, clock, *, status: str = RepStatus.LEFT,
     reload(session)
 
 
-def leave_as_an_import_does(session, rep, *, status: str = RepStatus.LEFT,
-                            is_active: bool = True) -> None:
-    """`rep` leaves (or is deactivated) written on the row, as the reps import writes it: the
-    user form would send their pending awards back at once, this leaves them decided."""
+def leave_on_the_row(session, rep, *, status: str = RepStatus.LEFT,
+                     is_active: bool = True) -> None:
+    """`rep` leaves (or is deactivated) written on the row alone: the user form and the reps
+    import would send their pending awards back at once; this leaves them decided, for the
+    checks at publishing and at the end of the window, which stand behind those."""
     rep = session.get(type(rep), rep.id)
     rep.status, rep.is_active = status, is_active
     session.commit()
@@ -269,7 +271,7 @@ def test_publishing_refuses_an_award_to_a_rep_who_left_after_the_decision(
     staying = next(rep for rep in reps if rep is not departing)
     award(session, manager, first.id, departing, clock())
     award(session, manager, second.id, staying, clock())
-    leave_as_an_import_does(session, departing)
+    leave_on_the_row(session, departing)
 
     round_ = session.get(Round, round_.id)
     summary = adjudication.publish_summary(session, round_,
@@ -310,7 +312,7 @@ def test_the_publishing_summary_names_the_award_on_the_round_page(
     listing_id = round_.listings[0].id
     adjudication.decide_listing(session, manager, listing_id, kind=DecisionKind.ACCEPTED,
                                 bid_id=None, reason="", now=clock())
-    leave_as_an_import_does(session, rep, status=RepStatus.ACTIVE, is_active=False)
+    leave_on_the_row(session, rep, status=RepStatus.ACTIVE, is_active=False)
     page = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
     summary = page[page.index('id="publish-summary"'):]
     summary = summary[:summary.index("</section>")]
@@ -336,13 +338,13 @@ def test_the_scheduled_application_sends_a_departed_winners_award_back_and_appli
                                  now=clock())
     reload(session)
     assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
-    # During the window the rep leaves the company, written as the reps import writes it
-    # (the user form sends the awards back at once: below).
+    # During the window the rep leaves the company, written on the row alone (the user form
+    # and the reps import send the awards back at once: below).
     clock.advance(days=1)
     if how == "left":
-        leave_as_an_import_does(session, departing)
+        leave_on_the_row(session, departing)
     else:
-        leave_as_an_import_does(session, departing, status=RepStatus.ACTIVE, is_active=False)
+        leave_on_the_row(session, departing, status=RepStatus.ACTIVE, is_active=False)
     ends = session.get(Round, round_.id).standstill_ends_at
 
     applied = scheduler.apply_due_listings_job(app, ends)
@@ -498,6 +500,37 @@ def test_the_user_form_lists_the_pending_awards_and_says_what_saving_does(
     reload(session)
     assert session.get(Listing, first.id).status == ListingStatus.LISTED
     assert session.get(Listing, second.id).status == ListingStatus.DECIDED
+
+
+def test_a_reps_import_marking_a_winner_left_sends_their_pending_awards_back(
+        app, session, clock, make_rep, make_manager, make_admin, scored):
+    """The CRM's reps file is the other way a rep is marked as left: it does what the user
+    form does, in the import's transaction."""
+    manager, admin = make_manager(), make_admin()
+    departing, staying = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
+    round_, _owner = scored([departing, staying], listings=2, manager=manager)
+    first, second = (listing.id for listing in round_.listings)
+    award(session, manager, first, departing, clock())
+    award(session, manager, second, staying, clock())
+    round_ = session.get(Round, round_.id)
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
+    reload(session)
+    departing, staying = (session.get(type(rep), rep.id) for rep in (departing, staying))
+    rows = [f"R90{rep.id},{rep.username},{rep.display_name},{rep.branch.code},2020-01-06,{status}"
+            for rep, status in ((departing, "离职"), (staying, "在职"))]
+    data = "员工编号,用户名,姓名,分公司,入职日期,状态\n" + "\n".join(rows) + "\n"
+    result = import_file(session, admin, "reps", "reps.csv", data.encode("utf-8"),
+                         valid_rows_only=False, now=clock())
+    assert result.status == "imported", result.problems
+    reload(session)
+    assert (session.get(type(departing), departing.id).status,
+            session.get(type(departing), departing.id).is_active) == (RepStatus.LEFT, False)
+    assert session.get(Listing, first).status == ListingStatus.LISTED
+    assert session.get(Listing, second).status == ListingStatus.DECIDED
+    told = notices(session, "award_refused")
+    assert [item.params["rep"] for item in told] == ["Departing Rep"]
+    assert actions(session).count("listing.winner_unavailable") == 1
 
 
 def translate_item(app, item) -> str:

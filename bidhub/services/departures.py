@@ -12,11 +12,13 @@ Their bids in rounds still open stay as they are: bids are sealed and only their
 change them before the deadline. Scoring finds them ineligible (`on_duty`), saying why.
 
 Locks, in the order every use case keeps (`ownership`): the rounds holding the rep's pending
-awards (`lock_rounds_of_awards`), then the rep's row, which the caller locks.
+awards (`lock_rounds_of_awards`), then the rep's row, which the caller locks (the user form)
+or writes (the reps import, for every rep its file marks as left).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,26 +67,31 @@ def sends_awards_back(*, role: str, is_active: bool, status: str) -> bool:
     return unavailable_receiver(role=role, is_active=is_active, status=status) in (LEFT, INACTIVE)
 
 
-def lock_rounds_of_awards(session: Session, rep_id: int) -> set[int]:
-    """Lock the rounds holding the rep's pending awards, in id order, before the rep is locked;
-    the ids locked."""
-    round_ids = sorted({award.round_id for award in pending_awards_of(session, rep_id)})
+def lock_rounds_of_awards(session: Session, rep_ids: Iterable[int]) -> set[int]:
+    """Lock the rounds holding the reps' pending awards, in id order, before the reps are
+    locked or written; the ids locked."""
+    round_ids = sorted({award.round_id for rep_id in sorted(set(rep_ids))
+                        for award in pending_awards_of(session, rep_id)})
     for round_id in round_ids:
         lock_round(session, round_id)
     return set(round_ids)
 
 
 def send_back_awards(session: Session, actor: User | None, rep: User, locked_round_ids: set[int],
-                     now: datetime) -> list[PendingAward]:
+                     now: datetime, *, refuse_unlocked: bool = True) -> list[PendingAward]:
     """Send every pending award of `rep`, who may no longer hold accounts, back to decision:
     the decision removed (the audit keeps it), KA management told. The caller locked the
-    rounds (`lock_rounds_of_awards`) and then the rep in this write transaction; an award
-    decided in another round meanwhile is refused with Conflict, and nothing is written."""
+    rounds (`lock_rounds_of_awards`) and then the rep in this write transaction. An award
+    decided in another round meanwhile is refused with Conflict, and nothing is written; or,
+    with `refuse_unlocked` False (an import, which does not start again for one rep), left
+    to be refused when it would take effect."""
     why = unavailable_receiver(role=rep.role, is_active=rep.is_active, status=rep.status)
     awards = pending_awards_of(session, rep.id)
-    if any(award.round_id not in locked_round_ids for award in awards):
+    unlocked = [award for award in awards if award.round_id not in locked_round_ids]
+    if unlocked and refuse_unlocked:
         raise Conflict(N_("An award was decided for %(name)s meanwhile; save again to send it "
                           "back to decision too.", name=rep.display_name))
+    awards = [award for award in awards if award.round_id in locked_round_ids]
     problem = dumps(refusal_message(rep.display_name, why))
     for award in awards:
         listing = session.get(Listing, award.listing_id)

@@ -98,6 +98,7 @@ from bidhub.models import (
 from bidhub.services.accountability import checked_evidence_url, explanation_due, won_deal_refusal
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import CODE_PATTERN, branch_key, branch_snapshot, match_branch
+from bidhub.services.departures import lock_rounds_of_awards, send_back_awards
 from bidhub.services.filings import capacity_max
 from bidhub.services.html_tables import html_rows, is_html_table
 from bidhub.services.ownership import (
@@ -868,6 +869,22 @@ class RepImporter(Importer):
         self.users_by_username = {user.username.lower(): user
                                   for user in self.session.scalars(select(User))}
         self.password_hash: str | None = None
+        # Reps the file marks as left have their awards not yet in force sent back to decision
+        # (`finish`), as the user form does: their rounds are locked before their rows are
+        # written, in the order every use case locks in.
+        named = (self.reps_by_external.get(id_key(row.values["external_id"]))
+                 or self.users_by_username.get(str(row.values.get("username") or "").lower())
+                 for row in rows if row.values.get("status") == RepStatus.LEFT)
+        self.departing_rounds = lock_rounds_of_awards(
+            self.session, [user.id for user in named if user is not None])
+        self.departed: list[User] = []
+
+    def finish(self) -> None:
+        super().finish()
+        actor = self.session.get(User, self.actor_id)
+        for user in self.departed:
+            send_back_awards(self.session, actor, user, self.departing_rounds, self.now,
+                             refuse_unlocked=False)
 
     def apply(self, row: Row) -> str:
         values = row.values
@@ -913,6 +930,9 @@ class RepImporter(Importer):
             return "added"
         previous_username, previous_status = user.username.lower(), user.status
         changed = set_fields(user, fields)
+        if user.status == RepStatus.LEFT and (previous_status != RepStatus.LEFT
+                                              or user.is_active):
+            self.departed.append(user)
         if user.status == RepStatus.LEFT and user.is_active:
             user.is_active = False
             user.session_token = new_session_token()  # their open sessions end now

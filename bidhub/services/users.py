@@ -189,7 +189,7 @@ def update_user(
     with unit_of_work(session):
         departing = sends_awards_back(role=role, is_active=is_active, status=status)
         # The rounds of their pending awards first: the order every use case locks in.
-        locked_rounds = lock_rounds_of_awards(session, user_id) if departing else set()
+        locked_rounds = lock_rounds_of_awards(session, [user_id]) if departing else set()
         # Locked before the accounts they sponsor are counted: a designation in progress
         # (which holds the row, `sponsors.held_person`) is counted, or waits and sees this.
         user = session.scalars(select(User).where(User.id == user_id).with_for_update(of=User)
