@@ -14,7 +14,7 @@ from bidhub.db import get_session
 from bidhub.domain.collation import person_order
 from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.text import COMMA, N_, Joined, Text
-from bidhub.models import Branch, User
+from bidhub.models import Branch, Role, User
 from bidhub.services import branches, users
 from bidhub.services.departures import PendingAward, pending_awards_of
 from bidhub.services.track_records import accounts_held_by
@@ -106,9 +106,8 @@ def edit_user(user_id: int):
                 executive_title=form.executive_title.data or None, now=now())
         except InvalidRequest as error:
             form.add_error(error)
-            return render_form_errors("admin/user_edit.html", form=form, user=user,
-                                      password_form=SetPasswordForm(formdata=None),
-                                      pending_awards=pending_awards_of(session, user.id))
+            return user_edit_page(render_form_errors, session, form, user,
+                                  SetPasswordForm(formdata=None))
         flash(_("User %(name)s updated.", name=user.username), "success")
         if update.sent_back:
             flash(translate(N_(
@@ -119,12 +118,19 @@ def edit_user(user_id: int):
                 "info")
         return redirect_after_post(url_for("admin.users"))
     if form.is_submitted():
-        return render_form_errors("admin/user_edit.html", form=form, user=user,
-                                  password_form=SetPasswordForm(formdata=None),
-                                  pending_awards=pending_awards_of(session, user.id))
-    return render("admin/user_edit.html", form=form, user=user,
-                  password_form=SetPasswordForm(formdata=None),
-                  pending_awards=pending_awards_of(session, user.id))
+        return user_edit_page(render_form_errors, session, form, user,
+                              SetPasswordForm(formdata=None))
+    return user_edit_page(render, session, form, user, SetPasswordForm(formdata=None))
+
+
+def user_edit_page(render_with, session, form: UserEditForm, user: User,
+                   password_form: SetPasswordForm):
+    """The user's edit page, with the rep's awards not yet in force that leaving would send
+    back, and whether to say what becomes of a rep's sealed bids."""
+    return render_with("admin/user_edit.html", form=form, user=user,
+                       password_form=password_form,
+                       pending_awards=pending_awards_of(session, user.id),
+                       is_rep=user.role == Role.REP)
 
 
 def award_label(award: PendingAward) -> Text:
@@ -154,9 +160,7 @@ def set_password(user_id: int):
     edit_form.branch_id.choices = branch_choices(open_branches(session, user.branch_id),
                                                  empty_label="—")
     edit_form.branch_id.data = user.branch_id or 0
-    return render_form_errors("admin/user_edit.html", form=edit_form, user=user,
-                              password_form=form,
-                              pending_awards=pending_awards_of(session, user.id))
+    return user_edit_page(render_form_errors, session, edit_form, user, form)
 
 
 def open_branches(session, keep_id: int | None = None) -> list[Branch]:
