@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import html
 import os
 import re
 import subprocess
@@ -419,3 +420,49 @@ def test_what_if_summary_is_punctuated_in_the_pages_language(app, session, score
     chinese = client.post("/admin/rules/what-if", data=data,
                           headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     assert re.search(r"</strong>：0 个中标结果会改变，0 个得分会改变。", chinese)
+
+
+SYNTAX_ERRORS = {
+    # draft edit, Chinese reason, English reason, line, column
+    "a key without '='": (("capacity_max = 40", "capacity_max 40"), "键后面缺少 '='",
+                          "'=' is missing after the key", 15, 14),
+    "a bare word as a value": (('name = "default"', "name = default"), "文字要加引号",
+                               "not a valid value (text needs quotes", 7, 8),
+    "a table written twice": (("[eligibility]", "[eligibility]\n[eligibility]"),
+                              "表 eligibility 写了两次", "the table eligibility is written twice",
+                              15, 13),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SYNTAX_ERRORS))
+def test_a_syntax_error_is_explained_in_the_pages_language_with_line_and_column(
+        app, session, make_admin, login_as, case):
+    (old, new), chinese, english, line, column = SYNTAX_ERRORS[case]
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    draft = before.text.replace(old, new, 1)
+    zh = html.unescape(client.post("/admin/rules/check", data={"text": draft}, headers={
+        "Accept-Language": "zh-CN"}).get_data(as_text=True))
+    assert f"TOML 格式错误，在第 {line} 行第 {column} 列：" in zh and chinese in zh
+    assert not re.search(r"Expected|Invalid|Cannot|[Cc]olumn|not valid", zh)
+    en = html.unescape(client.post("/admin/rules/check", data={"text": draft}).get_data(
+        as_text=True))
+    assert f"not valid TOML at line {line}, column {column}: {english}" in en
+    adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
+        "text": draft, "note": "typo", "expected_active_id": before.id})
+    assert adopt.status_code == 422 and chinese in html.unescape(adopt.get_data(as_text=True))
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+
+
+def test_rules_check_names_the_line_and_column_of_a_syntax_error(tmp_path):
+    from click.testing import CliRunner
+
+    from bidhub.cli import rules_check_command
+
+    path = tmp_path / "typo.toml"
+    path.write_bytes(DEFAULT_RULES.read_bytes().replace(b"capacity_max = 40", b"capacity_max 40"))
+    result = CliRunner().invoke(rules_check_command, [str(path)])
+    assert result.exit_code == 1
+    assert (f"{path}: (syntax) (line 15): not valid TOML at line 15, column 14: '=' is missing "
+            "after the key") in result.stderr

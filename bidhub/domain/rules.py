@@ -364,7 +364,7 @@ def _load(text: str) -> dict[str, Any]:
         data = tomllib.loads(text)
     except (RecursionError, ValueError) as error:
         if isinstance(error, tomllib.TOMLDecodeError):
-            raise _syntax_problem(error) from error
+            raise _syntax_problem(error, text) from error
         # The checks above should make these impossible; if one slips through, it is still
         # the rule text's fault and gets a plain answer.
         raise _refuse("(file)", N_("the rules are too deeply nested or hold a number too "
@@ -377,16 +377,85 @@ def _load(text: str) -> dict[str, Any]:
     return data
 
 
-def _syntax_problem(error: tomllib.TOMLDecodeError) -> RuleError:
+# tomllib's reasons are English only; each known one is said again as a message of our own,
+# so that a Chinese page explains it in Chinese. The pattern reads tomllib's wording (its
+# {key} and {char!r} parts become parameters); a reason not listed keeps tomllib's text.
+_TOML_REASONS: tuple[tuple[re.Pattern[str], Text], ...] = tuple(
+    (re.compile(pattern, re.S), message) for pattern, message in (
+        (r"Invalid statement", N_("this line is not a statement: write key = value, [table] "
+                                  "or [[table]]")),
+        (r"Expected newline or end of document after a statement",
+         N_("more text after a complete statement: write each key = value on its own line")),
+        (r"Expected '=' after a key in a key/value pair", N_("'=' is missing after the key")),
+        (r"Expected '\]' at the end of a table declaration",
+         N_("the table header is missing its closing ']'")),
+        (r"Expected '\]\]' at the end of an array declaration",
+         N_("the [[table]] header is missing its closing ']]'")),
+        (r"Expected (?P<expected>.+)", N_("%(expected)s is missing here")),
+        (r"Found invalid character (?P<character>.+)",
+         N_("the character %(character)s is not allowed here")),
+        (r"Cannot declare (?P<key>.+) twice", N_("the table %(key)s is written twice")),
+        (r"Cannot overwrite a value", N_("this key already has a value; write each key once")),
+        (r"Cannot mutate immutable namespace (?P<key>.+)",
+         N_("%(key)s is written inline (in {} or []) and cannot be added to here")),
+        (r"Cannot redefine namespace (?P<key>.+)",
+         N_("%(key)s is already defined and cannot be defined again here")),
+        (r"Invalid initial character for a key part",
+         N_("a key cannot start with this character")),
+        (r"Unclosed array", N_("a list is not closed with ']'")),
+        (r"Duplicate inline table key (?P<key>.+)",
+         N_("the key %(key)s is written twice in one inline table")),
+        (r"Unclosed inline table", N_("an inline table is not closed with '}'")),
+        (r"Unescaped '\\' in a string",
+         N_("a backslash in a string starts no valid escape; write \\\\ for one backslash")),
+        (r"Invalid hex value", N_("a \\u or \\U escape in a string is not valid")),
+        (r"Escaped character is not a Unicode scalar value",
+         N_("an escape in a string names no valid character")),
+        (r"Unterminated string", N_("a string is not closed with its quote")),
+        (r"Illegal character (?P<character>.+)",
+         N_("the character %(character)s is not allowed in a string")),
+        (r"Invalid date or datetime", N_("the date or time is not valid")),
+        (r"Invalid value", N_("not a valid value (text needs quotes, as in name = \"text\")")),
+    ))
+_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+
+
+def _toml_key(written: str) -> str:
+    """tomllib names a key as a tuple of its parts ("('caps', 'x')"); people write caps.x."""
+    parts = re.findall(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"", written)
+    if written.startswith(("(", "'", '"')) and parts:
+        return _shown(".".join(single or double for single, double in parts), 120)
+    return _shown(written, 120)
+
+
+def _toml_reason(reason: str) -> Text:
+    for pattern, message in _TOML_REASONS:
+        if match := pattern.fullmatch(reason):
+            params = {name: _toml_key(value) if name == "key" else _shown(value, 60)
+                      for name, value in match.groupdict().items()}
+            return Text(message.msgid, params) if params else message
+    return N_("%(reason)s (the TOML reader's words)", reason=_shown(reason, 200))
+
+
+def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> RuleError:
+    """A syntax error in the page's language, with the line and column where the reader
+    stopped (Python 3.14 keeps them as attributes; before, they are in the message)."""
     message = str(error)
-    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-    line = int(match.group(1)) if match else None
-    reason = message[:match.start()].strip() if match else message
-    # tomllib's own reason is English only; it stays a parameter.
-    if match:
-        return _refuse("(syntax)", N_("not valid TOML: %(reason)s at column %(column)s",
-                                      reason=reason, column=match.group(2)), line)
-    return _refuse("(syntax)", N_("not valid TOML: %(reason)s", reason=reason), line)
+    found = _AT.search(message)
+    reason = getattr(error, "msg", None) or (message[:found.start()] if found else message)
+    line, column = getattr(error, "lineno", None), getattr(error, "colno", None)
+    if line is None and found and found.group(1):
+        line, column = int(found.group(1)), int(found.group(2))
+    explained = _toml_reason(reason.strip())
+    if line is not None and found and not found.group(1):  # 3.14 counts the end as a place
+        line = None
+    if line is None:
+        last = text.count("\n") + 1 - text.endswith("\n")
+        return _refuse("(syntax)", N_("not valid TOML at the end of the text: %(reason)s",
+                                      reason=explained), max(last, 1))
+    return _refuse("(syntax)", N_("not valid TOML at line %(line)d, column %(column)d: "
+                                  "%(reason)s", line=line, column=column or 0,
+                                  reason=explained), line)
 
 
 # --- reading values while collecting problems -------------------------------------------

@@ -641,3 +641,31 @@ def test_a_name_is_at_most_as_long_as_the_column_each_version_stores_it_in():
     assert (problem.path, problem.line) == ("name", 1)
     assert str(problem.message) == (f"at most {MAX_NAME_LENGTH} characters, "
                                     f"got {MAX_NAME_LENGTH + 1}")
+
+
+@pytest.mark.parametrize(("text", "line", "expected"), [
+    ('a = "x', 1, 'not valid TOML at the end of the text: a string is not closed with its quote'),
+    ("a = [1,\n2\n", 2, "not valid TOML at the end of the text: a list is not closed with ']'"),
+    ("a = {b = 1, b = 2}\n", 1, "not valid TOML at line 1, column 18: the key b is written "
+                                "twice in one inline table"),
+    ('[x]\na = "\x01"\n', 2, "not valid TOML at line 2, column 6: the character '\\x01' is not "
+                              "allowed in a string"),
+])
+def test_a_syntax_error_is_said_in_bidhubs_own_words(text, line, expected):
+    with pytest.raises(RuleError) as raised:
+        parse_rules(text)
+    [problem] = raised.value.problems
+    assert problem.path == "(syntax)" and problem.line == line
+    assert str(problem.message) == expected
+
+
+def test_a_syntax_reason_bidhub_does_not_know_keeps_the_readers_words(monkeypatch):
+    def unknown(text):
+        raise tomllib.TOMLDecodeError("Something new (at line 2, column 7)")
+
+    monkeypatch.setattr(tomllib, "loads", unknown)
+    with pytest.raises(RuleError) as raised:
+        parse_rules('name = "x"\n')
+    [problem] = raised.value.problems
+    assert str(problem.message) == ("not valid TOML at line 2, column 7: Something new (the TOML "
+                                    "reader's words)")
