@@ -546,18 +546,35 @@ def test_the_csv_has_the_same_rows_and_totals_as_the_page(app, report_world, mak
     assert response.headers["Cache-Control"] == "no-store"
     rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
     blank = rows.index([])
-    incidents, totals = rows[1:blank], rows[blank + 2:]
+    second = rows.index([], blank + 1)
+    incidents, reps, branches = rows[1:blank], rows[blank + 2:second], rows[second + 2:]
     page_ids = re.findall(r'<tr id="incident-(\d+)">', re.search(
         r'id="report-incidents">(.*?)</table>', page, re.S).group(1))
     assert [row[0] for row in incidents] == page_ids and len(page_ids) == 5
     by_rep = page_totals(page, "totals-by-rep")
     by_branch = page_totals(page, "totals-by-branch")
     assert by_rep[-1] == by_branch[-1] == ["All", "5", "3", "1", "1", "2"]
-    assert totals == ([["Rep", *row] for row in by_rep[:-1]]
-                      + [["Branch", *row] for row in by_branch[:-1]]
-                      + [["All", "", *by_rep[-1][1:]]])
-    assert rows[blank + 1] == ["Totals", "Name", "Logged", "Explained", "Accepted", "Upheld",
-                               "Overdue"]
+    assert reps == [["Rep", *row] for row in by_rep[:-1]] + [["All", "", *by_rep[-1][1:]]]
+    assert branches == ([["Branch", *row] for row in by_branch[:-1]]
+                        + [["All", "", *by_branch[-1][1:]]])
+    counts = ["Logged", "Explained", "Accepted", "Upheld", "Overdue"]
+    assert rows[blank + 1] == ["Totals", "Rep", *counts]
+    assert rows[second + 1] == ["Totals", "Branch", *counts]
+
+
+def test_the_csv_heads_the_branch_totals_with_branch_not_a_persons_name(
+        app, report_world, make_manager, login_as):
+    """A branch is not a person: its totals are not headed 姓名 (a person's name)."""
+    client = login_as(make_manager())
+    for language, rep, branch in (("zh_CN", "KA销售", "分公司"), ("en", "Rep", "Branch")):
+        response = client.get(f"/manage/accountability/report.csv?lang={language}")
+        rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+        headings = [rows[index + 1] for index, row in enumerate(rows) if row == []]
+        assert [heading[1] for heading in headings] == [rep, branch]
+        assert "姓名" not in {cell for heading in headings for cell in heading}
+        branch_rows = rows[rows.index(headings[1]) + 1:-1]
+        assert {row[0] for row in branch_rows} == {branch}
+        assert sorted(row[1] for row in branch_rows) == ["Beijing", "Shanghai"]
 
 
 def test_the_totals_list_reps_and_branches_in_pinyin_order(

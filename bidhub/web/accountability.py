@@ -284,8 +284,7 @@ REPORT_COLUMNS = (_l("Incident"), _l("Seen at (local)"), _l("Account number"), _
                   _l("Explanation due (local)"), _l("Explained at (local)"),
                   _l("Resolved at (local)"), _l("Days open"), _l("Overdue"), _l("Explanation"),
                   _l("Resolution note"))
-TOTALS_COLUMNS = (_l("Totals"), _l("Name"), _l("Logged"), _l("Explained"), _l("Accepted"),
-                  _l("Upheld"), _l("Overdue"))
+TOTALS_COUNTS = (_l("Logged"), _l("Explained"), _l("Accepted"), _l("Upheld"), _l("Overdue"))
 
 
 def local_text(instant: datetime | None) -> str:
@@ -306,11 +305,15 @@ def incident_record(row: accountability.ReportRow) -> list:
 
 
 def totals_records(report: accountability.Report) -> list[list]:
-    """The totals below the incidents: per rep, per branch, then all, as on the page."""
-    return [[str(heading), name, *totals.counts()] for heading, name, totals in (
-        *((_("Rep"), rep.display_name, totals) for rep, totals in report.by_rep),
-        *((_("Branch"), branch_name(branch), totals) for branch, totals in report.by_branch),
-        (_("All"), "", report.total))]
+    """The totals below the incidents, as on the page: a block per rep, then a block per
+    branch, each with its own heading row (a branch is not a person's name) and the row for
+    all; a blank row before each block."""
+    per_rep = [[_("Rep"), rep.display_name, *totals.counts()] for rep, totals in report.by_rep]
+    per_branch = [[_("Branch"), branch_name(branch), *totals.counts()]
+                  for branch, totals in report.by_branch]
+    everything = [_("All"), "", *report.total.counts()]
+    return [[], [_("Totals"), _("Rep"), *map(str, TOTALS_COUNTS)], *per_rep, everything,
+            [], [_("Totals"), _("Branch"), *map(str, TOTALS_COUNTS)], *per_branch, everything]
 
 
 @blueprint.route("/manage/accountability/report.csv")
@@ -320,9 +323,8 @@ def report_csv():
     report = period_report(start, end)
     with export_language():
         records = [incident_record(row) for row in report.rows]
-        trailing = [[], [str(column) for column in TOTALS_COLUMNS], *totals_records(report)]
         return csv_response(f"bidhub-accountability-{start:%Y%m%d}.csv", REPORT_COLUMNS,
-                            records, trailing)
+                            records, totals_records(report))
 
 
 # --- reps --------------------------------------------------------------------------------------
