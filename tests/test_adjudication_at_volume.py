@@ -357,3 +357,73 @@ def test_an_account_and_its_flags_are_punctuated_in_the_pages_language(scored):
     english = scored["client"].get(path, headers={"Accept-Language": "en"})
     left = re.search(r'id="left-flagged".*?</ul>', english.get_data(as_text=True), re.S).group(0)
     assert re.search(rf'data-listing="{scored["full"].id}">Account \d: \S', left)
+
+
+@pytest.fixture
+def top_scorer_placed_elsewhere(app, session, clock, make_manager, make_rep, make_account,
+                                make_round, make_bid, make_opportunities, give_accounts):
+    """A round where the best bidder on both listings has room for one more account: the
+    allocation gives them Alpha, so Beta goes to the second-ranked bid. `second_won` is the
+    record (of 10) of the third bidder on Beta; 5 ties it with the second, at the same
+    instant."""
+
+    def build(second_won: int) -> dict:
+        history = make_account()
+        best, mid, other, weak = (make_rep(name=name) for name in ("Best", "Mid", "Other",
+                                                                   "Weak"))
+        make_opportunities(best, history, won=9, lost=1)
+        make_opportunities(mid, history, won=5, lost=5)
+        make_opportunities(other, history, won=second_won, lost=10 - second_won)
+        make_opportunities(weak, history, won=1, lost=9)
+        give_accounts(best, 39)  # one below capacity_max
+        manager = make_manager()
+        round_ = make_round(accounts=[make_account(name="Alpha"), make_account(name="Beta")],
+                            manager=manager)
+        alpha, beta = sorted(round_.listings, key=lambda listing: listing.id)
+        for rep in (best, mid, weak):
+            make_bid(rep, alpha)
+        for rep in (best, mid, other):
+            make_bid(rep, beta)
+        clock.advance(days=8)
+        assert adjudication.score_closed_round(session, round_.id, clock())
+        reload(session)
+        client = app.test_client()
+        login(client, manager)
+        review = adjudication.review_round(session, session.get(Round, round_.id))
+        return {"round": round_, "client": client, "alpha": review[alpha.id],
+                "beta": review[beta.id], "reps": {"best": best, "mid": mid}}
+
+    return build
+
+
+def test_the_margin_is_over_the_bid_below_the_winner_not_one_the_allocation_kept_out(
+        top_scorer_placed_elsewhere):
+    world = top_scorer_placed_elsewhere(second_won=2)
+    beta = world["beta"]
+    first, second, third = beta.ranking
+    assert first.rep_id == world["reps"]["best"].id and not first.score.is_proposed_winner
+    assert beta.proposed is second and second.rep_id == world["reps"]["mid"].id
+    assert beta.passed_over == 1 and beta.runner_up is third and beta.margin > 0
+    assert beta.margin == second.score.total - third.score.total
+    assert world["alpha"].passed_over == 0 and world["alpha"].margin > 0
+    for language, note in (("en", "lead over the next bid below; the allocation kept the 1 "
+                                  "bid ranked above it out of this account"),
+                           ("zh-CN", "领先排在其后的下一个竞标的分差；排名更靠前的 1 个竞标按分配规则"
+                                     "未获得此客户")):
+        html = world["client"].get(f"/manage/rounds/{world['round'].id}",
+                                   headers={"Accept-Language": language}).get_data(as_text=True)
+        row = row_of(html, beta.listing)
+        assert re.findall(r'<td class="num">([^<]*)', row)[2] == f"{beta.margin:.3f}"
+        assert note in row
+        assert note not in row_of(html, world["alpha"].listing)
+        confirmation = world["client"].get(
+            f"/manage/rounds/{world['round'].id}/accept-unflagged",
+            headers={"Accept-Language": language}).get_data(as_text=True)
+        assert note in confirmation and "-0." not in confirmation
+
+
+def test_a_tie_with_the_bid_below_the_winner_is_the_lotterys(top_scorer_placed_elsewhere):
+    beta = top_scorer_placed_elsewhere(second_won=5)["beta"]
+    assert beta.passed_over == 1 and beta.margin == 0
+    assert beta.proposed.score.total == beta.runner_up.score.total
+    assert adjudication.Flag.LOTTERY in beta.flags

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -377,13 +377,28 @@ class ListingReview:
         return [bid for bid in self.ranking if bid.score.is_eligible]
 
     @property
-    def margin(self) -> float | None:
-        """The proposed winner's lead over the best other eligible bid."""
+    def runner_up(self) -> RankedBid | None:
+        """The best eligible bid ranked below the proposed winner: the one it beat."""
+        return runner_up_of(self.ranking, self.proposed)
+
+    @property
+    def passed_over(self) -> int:
+        """How many eligible bids rank above the proposed winner: bids the allocation kept
+        out of this listing (capacity, the per-round cap, a better total elsewhere); each
+        bid's reason says which. 0 when the proposed winner ranks first."""
         proposed = self.proposed
-        others = [bid.score.total for bid in self.eligible if bid is not proposed]
-        if proposed is None or not others:
+        if proposed is None:
+            return 0
+        return next(index for index, bid in enumerate(self.ranking) if bid is proposed)
+
+    @property
+    def margin(self) -> float | None:
+        """The proposed winner's lead over the runner-up, never negative: a better-ranked bid
+        the allocation kept out (`passed_over`) is not one the winner beat."""
+        proposed, runner_up = self.proposed, self.runner_up
+        if proposed is None or runner_up is None:
             return None
-        return proposed.score.total - max(others)
+        return proposed.score.total - runner_up.score.total
 
     @property
     def has_no_bids(self) -> bool:
@@ -393,6 +408,20 @@ class ListingReview:
     def accepts_unflagged(self) -> bool:
         """Undecided, with a proposed winner and nothing for a manager to look at."""
         return self.decision is None and self.proposed is not None and not self.flags
+
+
+def runner_up_of(ranking: Sequence[RankedBid], proposed: RankedBid | None) -> RankedBid | None:
+    """The first eligible bid after the proposed winner in a ranking (best first, ineligible
+    bids last), or None. Not the best other bid: the allocation may propose a bid below one
+    it kept out of this listing."""
+    if proposed is None:
+        return None
+    below = False
+    for bid in ranking:
+        if below:
+            return bid if bid.score.is_eligible else None
+        below = bid is proposed
+    return None
 
 
 def decided_by_lottery(rules: RuleSet, winner: RankedBid, runner_up: RankedBid | None) -> bool:
@@ -485,8 +514,7 @@ def _reviews_from(rules: RuleSet, listing_rows, scored, facts,
             if total > rules.eligibility.capacity_max or (
                     cap is not None and in_round[rep_id] + 1 - counted_here > cap):
                 flags.append(Flag.CAPACITY)
-            eligible = [bid for bid in ranking if bid.score.is_eligible and bid is not proposed]
-            if decided_by_lottery(rules, proposed, eligible[0] if eligible else None):
+            if decided_by_lottery(rules, proposed, runner_up_of(ranking, proposed)):
                 flags.append(Flag.LOTTERY)
         if ranking and sum(1 for bid in ranking if bid.score.is_eligible) < max(
                 rules.min_bids_per_listing, 1):
@@ -613,9 +641,9 @@ def ranked_bids_of_round(rules: RuleSet, rows,
         listed.sort(key=lambda bid: (bid.score.rank is None, bid.score.rank or 0, bid.id))
         if "lottery" in rules.tie_break:
             proposed = next((bid for bid in listed if bid.score.is_proposed_winner), None)
-            others = [bid for bid in listed if bid.score.is_eligible and bid is not proposed]
-            if proposed is not None and others and others[0].score.total == proposed.score.total:
-                tied |= {proposed.id, others[0].id}
+            runner_up = runner_up_of(listed, proposed)
+            if runner_up is not None and runner_up.score.total == proposed.score.total:
+                tied |= {proposed.id, runner_up.id}
     if tied:
         for listed in by_listing.values():
             listed[:] = [bid._replace(score=bid.score._replace(

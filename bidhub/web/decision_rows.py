@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from flask import current_app, request, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from markupsafe import Markup, escape
 
 from bidhub.models import DecisionKind
@@ -54,6 +54,8 @@ class DecisionRow(NamedTuple):
     proposed_name: str
     proposed_total: str
     margin: str
+    # Why the margin is not over the best other bid, when bids ranked above were kept out.
+    margin_note: str
     decision: RoundDecision | None
     decision_label: str
     has_no_bids: bool
@@ -85,12 +87,10 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
     rows = []
     for review in reviews:
         listing, decision, proposed = review.listing, review.decision, review.proposed
-        # ListingReview.margin and the override's choices, from one pass over the ranking.
         others = [bid for bid in review.eligible if bid is not proposed]
         # A bidder who left or was deactivated may not be chosen (the decision would refuse).
         gone = review.unavailable_rep_ids
-        margin = (proposed.score.total - max(bid.score.total for bid in others)
-                  if proposed is not None and others else None)
+        margin = review.margin
         deciding = (can_decide or listing.id in reopened) and not review.has_no_bids
         rows.append(DecisionRow(
             listing_id=listing.id, href=listing_url(listing.id), action=decide_url(listing.id),
@@ -99,6 +99,7 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
             proposed_name=proposed.rep.display_name if proposed else "—",
             proposed_total=score(proposed.score.total) if proposed else "—",
             margin=score(margin) if margin is not None else "—",
+            margin_note=margin_note(review),
             decision=decision,
             decision_label=text.kinds[decision.kind] if decision is not None else "",
             has_no_bids=review.has_no_bids, can_decide=deciding,
@@ -110,6 +111,25 @@ def decision_rows(reviews: Iterable[ListingReview], text, *, can_decide: bool,
             may_refuse=deciding and not (
                 decision is not None and decision.kind == DecisionKind.NO_AWARD)))
     return rows
+
+
+def margin_note(review: ListingReview) -> str:
+    """What the margin is when the proposed winner is not the best-ranked bid: the allocation
+    kept the bids above it out of this account, so the margin is over the next bid below."""
+    count = review.passed_over
+    if not count:
+        return ""
+    if review.runner_up is None:
+        return ngettext(
+            "no eligible bid ranks below the proposed winner; the allocation kept the %(num)d "
+            "bid ranked above it out of this account (see details)",
+            "no eligible bid ranks below the proposed winner; the allocation kept the %(num)d "
+            "bids ranked above it out of this account (see details)", count)
+    return ngettext(
+        "lead over the next bid below; the allocation kept the %(num)d bid ranked above it "
+        "out of this account (see details)",
+        "lead over the next bid below; the allocation kept the %(num)d bids ranked above it "
+        "out of this account (see details)", count)
 
 
 def kept_rows_html(reviews: Sequence[ListingReview], text, *, can_decide: bool,
@@ -179,7 +199,10 @@ def rows_html(rows: Iterable[DecisionRow], text, *, token: str, row_form=None) -
             f'  <td class="num">{row.bid_count}</td>\n'
             f'  <td class="name">{escape(row.proposed_name)}</td>\n'
             f'  <td class="num">{escape(row.proposed_total)}</td>\n'
-            f'  <td class="num">{escape(row.margin)}</td>\n'
+            f'  <td class="num">{escape(row.margin)}'
+            + (f'<br><small class="muted">{escape(row.margin_note)}</small>'
+               if row.margin_note else "")
+            + "</td>\n"
             '  <td class="wrap">')
         for badge in row.badges:
             add(f'<span class="badge badge-overridden" data-flag="{escape(badge.flag)}"')

@@ -46,7 +46,7 @@ from bidhub.web.appeals import (
     round_effects,
 )
 from bidhub.web.csv_export import csv_response, export_language
-from bidhub.web.decision_rows import decision_rows, kept_rows_html, rows_html
+from bidhub.web.decision_rows import decision_rows, kept_rows_html, margin_note, rows_html
 from bidhub.web.filing_lines import filing_rows, filter_menus
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
@@ -477,7 +477,8 @@ def accept_unflagged(round_id: int):
         return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
     form = AcceptUnflaggedForm(formdata=None, version=str(round_.version),
                                listing_ids=",".join(map(str, context["unflagged"])))
-    return render("manage/accept_unflagged.html", round=round_, form=form, **context)
+    return render("manage/accept_unflagged.html", round=round_, form=form,
+                  margin_note=margin_note, **context)
 
 
 @blueprint.route("/rounds/<int:round_id>/publish-results", methods=["POST"])
