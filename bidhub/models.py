@@ -521,6 +521,8 @@ class Round(Base):
     review_closed_at: Mapped[datetime | None]
     review_closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     review_close_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The one-time key of the form that created the round: sent again, it creates nothing.
+    submission_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     version: Mapped[int] = mapped_column(default=1)
 
     branch: Mapped[Branch | None] = relationship(lazy="joined")

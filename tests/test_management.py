@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 from flask_babel import force_locale
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bidhub.domain.errors import InvalidRequest
-from bidhub.models import AccountReview, Listing, ListingStatus, Round, RoundStatus
+from bidhub.models import AccountReview, AuditEvent, Listing, ListingStatus, Round, RoundStatus
 from bidhub.services import rounds
 from bidhub.services.filings import transfer_account
 from bidhub.web.i18n import translate
@@ -107,6 +107,69 @@ def test_deadlines_are_entered_in_local_time_and_stored_in_utc(app, session, mak
                                            "closes_at": "2026-03-09T18:00"})
     round_ = session.scalars(select(Round)).one()
     assert round_.closes_at.isoformat() == "2026-03-09T10:00:00+00:00"
+
+
+NEW_ROUND = {"title": "Spring round", "branch_id": "0", "opens_at": "2026-03-02T09:00",
+             "closes_at": "2026-03-09T18:00"}
+
+
+def form_key(html: str) -> str:
+    return re.search(r'name="submission_key" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def round_audits(session) -> list[AuditEvent]:
+    return session.scalars(select(AuditEvent).where(AuditEvent.action == "round.created")).all()
+
+
+def test_the_new_round_form_sent_twice_creates_one_round(app, session, clock, make_manager,
+                                                          login_as):
+    """A double click or the browser resending the form: the second send gives the round the
+    first created, even once its opening time has passed, and writes nothing."""
+    client = login_as(make_manager())
+    key = form_key(client.get("/manage/rounds/new").get_data(as_text=True))
+    assert key != form_key(client.get("/manage/rounds/new").get_data(as_text=True))
+    first = client.post("/manage/rounds/new", data={**NEW_ROUND, "submission_key": key})
+    clock.advance(days=2)  # the opening time is in the past now
+    again = client.post("/manage/rounds/new", data={**NEW_ROUND, "submission_key": key})
+    assert first.status_code == again.status_code == 303
+    assert first.headers["Location"] == again.headers["Location"]
+    reload(session)
+    [round_] = session.scalars(select(Round)).all()
+    assert first.headers["Location"].endswith(f"/manage/rounds/{round_.id}")
+    assert round_.submission_key == key and len(round_audits(session)) == 1
+    another = client.post("/manage/rounds/new", data={
+        **NEW_ROUND, "opens_at": "2026-03-05T09:00",
+        "submission_key": form_key(client.get("/manage/rounds/new").get_data(as_text=True))})
+    assert another.status_code == 303
+    reload(session)
+    assert len(session.scalars(select(Round)).all()) == 2
+
+
+def test_a_new_round_form_key_is_one_managers(app, session, make_manager, login_as):
+    """A key another manager's form created a round with is refused, not answered with that
+    manager's round; a key the form never issued is refused too. Nothing is created."""
+    client = login_as(make_manager())
+    key = form_key(client.get("/manage/rounds/new").get_data(as_text=True))
+    client.post("/manage/rounds/new", data={**NEW_ROUND, "submission_key": key})
+    other = login_as(make_manager())
+    for forged in (key, "x" * 65, "no spaces allowed", "键"):
+        response = other.post("/manage/rounds/new", data={**NEW_ROUND, "submission_key": forged},
+                              headers={"Accept-Language": "zh-CN"})
+        assert response.status_code == 422
+        assert "表单已过期" in response.get_data(as_text=True)
+    reload(session)
+    assert len(session.scalars(select(Round)).all()) == 1 and len(round_audits(session)) == 1
+
+
+def test_a_round_created_by_the_service_twice_with_one_key_is_one_round(session, clock,
+                                                                          make_manager):
+    manager = make_manager()
+    made = [rounds.create_round(session, manager, title="Twice", branch_id=None,
+                                opens_at=clock() + timedelta(hours=1),
+                                closes_at=clock() + timedelta(days=7), now=clock(),
+                                submission_key="the-form") for _ in range(2)]
+    assert made[0].id == made[1].id
+    assert session.scalar(select(func.count()).select_from(Round)) == 1
 
 
 def test_the_register_exports_csv_with_a_bom_and_chinese_names(app, session, make_manager, make_rep,

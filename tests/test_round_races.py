@@ -398,3 +398,30 @@ def test_a_winner_deactivated_while_the_results_are_announced_has_the_award_sent
     assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
     assert session.get(Listing, listing_id).status == ListingStatus.LISTED
     assert not session.get(User, winner.id).is_active
+
+
+# --- the New round form sent twice at once ---------------------------------------------------
+
+
+def test_the_new_round_form_sent_twice_at_once_creates_one_round(
+        app, session, postgresql_only, monkeypatch, clock, make_manager):
+    """Both sends look for a round made with the form's key before either has committed one:
+    the second waits on the key's unique index, then answers with the first one's round."""
+    manager = make_manager()
+    pause = Pause(monkeypatch, rounds, "record_audit")  # the first has written its round
+
+    def create(own):
+        return rounds.create_round(own, own.get(User, manager.id), title="Spring round",
+                                   branch_id=None, opens_at=clock() + timedelta(hours=1),
+                                   closes_at=clock() + timedelta(days=7), now=clock(),
+                                   submission_key="one-form").id
+
+    first = Side(app, create)
+    pause.wait()
+    second = Side(app, create)
+    second.done_or_waiting(app)
+    pause.resume()
+    first_id, second_id = first.join(), second.join()
+    assert first_id == second_id, (first_id, second_id)
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Round)) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -59,7 +58,12 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.bid_preferences import close_gap
-from bidhub.services.limits import MAX_PLAN_LENGTH, MAX_REVENUE_YUAN, MIN_PLAN_LENGTH
+from bidhub.services.limits import (
+    MAX_PLAN_LENGTH,
+    MAX_REVENUE_YUAN,
+    MIN_PLAN_LENGTH,
+    SUBMISSION_KEY,
+)
 from bidhub.services.ownership import is_postgresql, lock_reps, round_held_open
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import (
@@ -68,9 +72,6 @@ from bidhub.services.track_records import (
     readable_snapshot,
     tenure_in_months,
 )
-
-# The one-time key a bid form carries (secrets.token_urlsafe, at most the column's width).
-SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:

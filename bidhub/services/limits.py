@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from bidhub.domain.rules import MAX_ABS_WEIGHT
+
+# The one-time key a form carries so that sending it twice does one thing (a bid, a new round):
+# secrets.token_urlsafe, at most the column's width.
+SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # A bid's account plan and visit plan: long enough to say something the manager can judge.
 MIN_PLAN_LENGTH = 20

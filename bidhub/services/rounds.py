@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from bidhub.db import attached, columns_of, unit_of_work, values_by_model
+from bidhub.db import attached, columns_of, in_unit_of_work, unit_of_work, values_by_model
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.domain.text import COMMA, N_, Joined
 from bidhub.domain.typed_text import visible_text
@@ -29,7 +30,7 @@ from bidhub.prepared_reads import PreparedRead
 from bidhub.services import sponsors
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
-from bidhub.services.limits import MAX_ROUND_TITLE_LENGTH, MIN_REVIEW_LENGTH
+from bidhub.services.limits import MAX_ROUND_TITLE_LENGTH, MIN_REVIEW_LENGTH, SUBMISSION_KEY
 from bidhub.services.loss_reviews import (
     open_release_review,
     withdraw_release_review,
@@ -157,10 +158,48 @@ def checked_title(title: str) -> str:
 
 def create_round(
     session: Session, actor: User, *, title: str, branch_id: int | None, opens_at: datetime,
-    closes_at: datetime, now: datetime,
+    closes_at: datetime, now: datetime, submission_key: str | None = None,
 ) -> Round:
+    """A draft round. A form sent again (the same `submission_key`, by the same manager: a
+    double click, the browser resending) gives the round it created before, even if its
+    times have passed since, and creates nothing."""
     title = checked_title(title)
+    submission_key = submission_key or None
+    if submission_key is not None and not SUBMISSION_KEY.fullmatch(submission_key):
+        # Not a key the form issued: stored, it would not fit its column on PostgreSQL.
+        raise InvalidRequest(N_("The form expired. Reload the page and try again."))
+    try:
+        return _create_round(session, actor, title=title, branch_id=branch_id,
+                             opens_at=opens_at, closes_at=closes_at, now=now,
+                             submission_key=submission_key)
+    except IntegrityError:
+        # The same form sent twice at once: the other request created the round first.
+        if submission_key is None or in_unit_of_work(session):
+            raise
+        created = _round_created_with(session, actor, submission_key)
+        if created is None:
+            raise
+        return created
+
+
+def _round_created_with(session: Session, actor: User, submission_key: str) -> Round | None:
+    """The round a form with this key created, or None; a key another manager's form
+    created a round with is refused (keys are random: only a forged form reuses one)."""
+    round_ = session.scalars(select(Round).where(Round.submission_key == submission_key)).first()
+    if round_ is not None and round_.created_by_id != actor.id:
+        raise InvalidRequest(N_("The form expired. Reload the page and try again."))
+    return round_
+
+
+def _create_round(
+    session: Session, actor: User, *, title: str, branch_id: int | None, opens_at: datetime,
+    closes_at: datetime, now: datetime, submission_key: str | None,
+) -> Round:
     with unit_of_work(session):
+        if submission_key is not None:
+            created = _round_created_with(session, actor, submission_key)
+            if created is not None:
+                return created
         check_round_times(opens_at, closes_at, now)
         if branch_id is not None:
             require_open_branch(session, branch_id)
@@ -169,7 +208,7 @@ def create_round(
             raise InvalidRequest(N_("There are no active rules; an admin must adopt a rule set first."))
         round_ = Round(title=title, branch_id=branch_id, opens_at=opens_at,
                        closes_at=closes_at, rule_set_id=rule_set.id, status=RoundStatus.DRAFT,
-                       created_by_id=actor.id, created_at=now)
+                       created_by_id=actor.id, created_at=now, submission_key=submission_key)
         session.add(round_)
         session.flush()
         record_audit(session, actor, "round.created", f"round:{round_.id}", now,

@@ -255,6 +255,8 @@ class RoundForm(Form):
     closes_at = DateTimeLocalField(_l("Deadline (local time)"), format=LOCAL_DATETIME_FORMATS,
                                    validators=[InputRequired()])
     version = HiddenField()
+    # A new round's one-time key: the same form sent twice creates one round.
+    submission_key = HiddenField()
 
 
 # Required only when the account has a rep, which the service knows: the form states the length.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, time, timedelta
 from types import SimpleNamespace
 
@@ -102,6 +103,8 @@ def round_form(round_=None) -> RoundForm:
 @managers
 def new_round():
     form = round_form()
+    if not form.submission_key.data:
+        form.submission_key.data = secrets.token_urlsafe(24)
     if not form.is_submitted():
         start = utc_to_local(now()).replace(second=0, microsecond=0, tzinfo=None)
         form.opens_at.data = start
@@ -112,7 +115,8 @@ def new_round():
                 get_session(), current_user, title=form.title.data,
                 branch_id=form.branch_id.data or None,
                 opens_at=local_to_utc(form.opens_at.data),
-                closes_at=local_to_utc(form.closes_at.data), now=now())
+                closes_at=local_to_utc(form.closes_at.data), now=now(),
+                submission_key=form.submission_key.data)
         except InvalidRequest as error:
             form.add_error(error)
             return render_form_errors("manage/round_form.html", form=form)
