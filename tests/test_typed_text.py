@@ -303,6 +303,46 @@ def test_the_use_cases_refuse_a_blank_title_name_or_reason(session, clock, world
     assert database_rows(session) == before
 
 
+NUMBER_AND_DATE_WORDS = ("Not a valid", "Number must be between", "between 1 and 1,000")
+
+
+@pytest.mark.parametrize("blank", sorted(BLANK_VALUES))
+def test_a_blank_number_or_date_gets_the_required_message_alone(app, session, make_manager,
+                                                                 make_admin, blank):
+    """Spaces in a number or date field are as empty as nothing: before, the rule settings
+    said a blank limit was "not a valid integer" and "must be between 1 and 1000" at once,
+    and the round form that a blank time was no date."""
+    from tests.test_rules_admin import active_text
+
+    value = BLANK_VALUES[blank]
+    client, admin = app.test_client(), app.test_client()
+    login(client, make_manager())
+    login(admin, make_admin())
+    before = database_rows(session)
+    response = client.post("/manage/rounds/new", data={
+        "title": "Spring round", "branch_id": "0", "opens_at": value,
+        "closes_at": "2026-03-12T18:00"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "This field is required." in page
+    assert not any(words in page for words in NUMBER_AND_DATE_WORDS), errors_of(page)
+    client = admin
+    settings = re.search(r'<form[^>]*action="/admin/rules/settings".*?</form>',
+                         client.get("/admin/rules").get_data(as_text=True), re.S).group(0)
+    data = dict(re.findall(r'name="([^"]+)"[^>]*value="([^"]*)"', settings))
+    for name in ("capacity_max", "min_tenure_months", "weight_0"):
+        response = client.post("/admin/rules/settings", data={**data, name: value})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422
+        assert errors_of(page) == ["This field is required."], (name, errors_of(page))
+    assert active_text(session)
+    assert database_rows(session) == before
+
+
+def errors_of(page: str) -> list[str]:
+    return re.findall(r'<p class="error"[^>]*>([^<]*)', page)
+
+
 def test_the_use_cases_store_text_without_its_invisible_characters(session, clock, world):
     from bidhub.services import rounds, users
 

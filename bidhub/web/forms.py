@@ -106,6 +106,19 @@ def refuse_hostile_input(form, field) -> None:
         raise StopValidation(message)
     if is_text_field(field):
         clean_typed_text(field)
+    elif is_blank_number_or_date(field):
+        # Spaces alone are as empty as nothing typed: InputRequired, which reads the raw text,
+        # says the field is required, and not, as well, that the spaces are no number (or no
+        # date) and out of the field's range.
+        field.raw_data = ["", *field.raw_data[1:]]
+        field.errors.clear()
+
+
+def is_blank_number_or_date(field) -> bool:
+    """A number or date field whose input is only spaces (or invisible characters)."""
+    raw = field.raw_data[0] if getattr(field, "raw_data", None) else None
+    return (isinstance(field, IntegerField | DecimalField | FloatField | DateTimeField)
+            and isinstance(raw, str) and raw != "" and not visible_text(raw))
 
 
 def is_text_field(field) -> bool:
@@ -134,7 +147,7 @@ def hostile_input_message(field) -> str | None:
         if isinstance(text, str) and control_characters(text, multiline=multiline):
             return _("Control characters (such as NUL) are not allowed here; they are removed "
                      "below. Check the text and send it again.")
-    typed = isinstance(raw, str) and bool(raw.strip())
+    typed = isinstance(raw, str) and bool(visible_text(raw))
     if isinstance(field, IntegerField) and typed and (
             field.process_errors or parse_int(raw.translate(FULL_WIDTH_DIGITS),
                                               minimum=-MAX_DB_INT, maximum=MAX_DB_INT) is None):
