@@ -497,6 +497,11 @@ def eligibility_fields() -> dict:
     return fields
 
 
+# A factor weight's bound as the range message shows it: 1000, not the float 1000.0.
+WEIGHT_BOUND = (int(limits.MAX_FACTOR_WEIGHT) if float(limits.MAX_FACTOR_WEIGHT).is_integer()
+                else limits.MAX_FACTOR_WEIGHT)
+
+
 def rules_settings_form(rules, formdata=None):
     """The tunable numbers of a rule set as a form: thresholds, caps and every factor weight."""
     from wtforms import DecimalField
@@ -516,8 +521,7 @@ def rules_settings_form(rules, formdata=None):
         setattr(RulesSettingsForm, f"weight_{index}", DecimalField(
             _("%(metric)s (%(normaliser)s)", metric=metric_label(factor.metric),
               normaliser=normaliser_label(factor.normaliser)), places=None,
-            validators=[InputRequired(), NumberRange(min=-limits.MAX_FACTOR_WEIGHT,
-                                                    max=limits.MAX_FACTOR_WEIGHT)]))
+            validators=[InputRequired(), NumberRange(min=-WEIGHT_BOUND, max=WEIGHT_BOUND)]))
     values = {
         **{key: getattr(rules.eligibility, key) for key in eligibility_numbers()},
         "max_awards_per_rep_per_round": rules.caps.max_awards_per_rep_per_round,
