@@ -473,3 +473,28 @@ def test_rules_check_names_the_line_and_column_of_a_syntax_error(tmp_path):
     assert result.exit_code == 1
     assert (f"{path}: (syntax) (line 15): not valid TOML at line 15, column 14: '=' is missing "
             "after the key") in result.stderr
+
+
+def test_the_page_lists_each_problem_in_the_pages_words_and_punctuation(
+        app, session, make_admin, login_as):
+    """A syntax error names no key: the page gives its reason alone, which says the line and
+    column once, not the internal "(syntax)" marker and the line again; a problem at a key reads
+    key（第 N 行）：reason in Chinese, key (line N): reason in English."""
+    client = login_as(make_admin())
+    text = active_rule_set(session).text
+
+    def problems(draft: str, language: str) -> str:
+        page = client.post("/admin/rules/check", data={"text": draft},
+                           headers={"Accept-Language": language}).get_data(as_text=True)
+        return html.unescape(re.search(r'<div class="form-errors".*?</ul>', page, re.S).group(0))
+
+    syntax = problems(text.replace("capacity_max = 40", "capacity_max 40", 1), "zh-CN")
+    assert "(syntax)" not in syntax and "<code>" not in syntax
+    assert "<li>TOML 格式错误，在第 15 行第 14 列：键后面缺少 '='</li>" in syntax
+    assert syntax.count("第 15 行") == 1
+    english = problems(text.replace("capacity_max = 40", "capacity_max 40", 1), "en")
+    assert "<li>not valid TOML at line 15, column 14: '=' is missing after the key</li>" in english
+    keyed = problems(text.replace("capacity_max = 40", "capacity_max = -5", 1), "zh-CN")
+    assert re.search(r"<li><code>eligibility\.capacity_max</code>（第 15 行）：\S", keyed), keyed
+    keyed = problems(text.replace("capacity_max = 40", "capacity_max = -5", 1), "en")
+    assert re.search(r"<li><code>eligibility\.capacity_max</code> \(line 15\): \S", keyed), keyed

@@ -63,6 +63,9 @@ MAX_ABS_PARAM = 1e12  # a normaliser's cap or midpoint (metrics in yuan can be l
 MAX_PROBLEMS = 50  # problems listed one by one; the rest are counted
 MAX_NAME_LENGTH = 100  # a rule set's name is stored with each version, in a column this wide
 RULE_ENCODINGS = "UTF-8 (with or without a byte order mark) or GBK/GB18030"
+# The path of a problem the TOML reader found: the text cannot be read, so no key is named; its
+# message says the line and column itself.
+SYNTAX_PATH = "(syntax)"
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ class RuleProblem:
     path: str
     line: int | None
     message: Text
+
+    @property
+    def is_syntax(self) -> bool:
+        """A syntax error: no key to name, and the message already says where."""
+        return self.path == SYNTAX_PATH
 
     def text(self) -> Text:
         """The problem as one line: key path, line and reason."""
@@ -451,9 +459,9 @@ def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> RuleError:
         line = None
     if line is None:
         last = text.count("\n") + 1 - text.endswith("\n")
-        return _refuse("(syntax)", N_("not valid TOML at the end of the text: %(reason)s",
+        return _refuse(SYNTAX_PATH, N_("not valid TOML at the end of the text: %(reason)s",
                                       reason=explained), max(last, 1))
-    return _refuse("(syntax)", N_("not valid TOML at line %(line)d, column %(column)d: "
+    return _refuse(SYNTAX_PATH, N_("not valid TOML at line %(line)d, column %(column)d: "
                                   "%(reason)s", line=line, column=column or 0,
                                   reason=explained), line)
 
