@@ -502,6 +502,34 @@ def test_the_user_form_lists_the_pending_awards_and_says_what_saving_does(
     assert session.get(Listing, second.id).status == ListingStatus.DECIDED
 
 
+
+def test_the_pending_awards_notice_is_punctuated_in_the_pages_language(
+        session, clock, login_as, make_rep, make_manager, make_admin, scored):
+    """In Chinese the notice's two sentences run on after 。 and each award reads
+    “轮次”轮中的客户, as the message after saving does; in English a space parts them."""
+    manager, admin = make_manager(), make_admin()
+    rep = make_rep(name="Departing Rep")
+    round_, _owner = scored([rep], manager=manager)
+    listing = round_.listings[0]
+    award(session, manager, listing.id, rep, clock())
+    client = login_as(admin)
+
+    def notice(language: str) -> str:
+        page = client.get(f"/admin/users/{rep.id}", headers={
+            "Accept-Language": language}).get_data(as_text=True)
+        found = page[page.index('id="pending-awards"'):]
+        return found[:found.index("</div>")]
+
+    link = (f'<a href="/manage/rounds/{round_.id}#decision-{listing.id}">'
+            f"{listing.account.name}</a>")
+    chinese = notice("zh-CN")
+    assert "尚未生效。</strong>将其" in chinese and "。 " not in chinese
+    assert f"<li>“{round_.title}”轮中的{link}</li>" in chinese
+    english = notice("en")
+    assert "not yet in force.</strong> Marking them" in english
+    assert f"<li>{link} in round “{round_.title}”</li>" in english
+
+
 def test_a_reps_import_marking_a_winner_left_sends_their_pending_awards_back(
         app, session, clock, make_rep, make_manager, make_admin, scored):
     """The CRM's reps file is the other way a rep is marked as left: it does what the user
