@@ -200,7 +200,7 @@ def rows_html(rows: Iterable[DecisionRow], text, *, token: str, row_form=None) -
             f'  <td class="name">{escape(row.proposed_name)}</td>\n'
             f'  <td class="num">{escape(row.proposed_total)}</td>\n'
             f'  <td class="num">{escape(row.margin)}'
-            + (f'<br><small class="muted">{escape(row.margin_note)}</small>'
+            + (f'<small class="muted margin-note">{escape(row.margin_note)}</small>'
                if row.margin_note else "")
             + "</td>\n"
             '  <td class="wrap">')
