@@ -240,6 +240,95 @@ def test_hire_date_in_a_far_off_year_is_a_field_error(client, session, world):
     assert count(session, User) == before
 
 
+# --- impossible days and times -----------------------------------------------------------------
+
+IMPOSSIBLE_TIMES = ["2026-02-30T09:00", "2026-03-05T25:00", "2026-13-01T09:00",
+                    "2026-03-05T09:60", "31/12/2026 18:00", "tomorrow"]
+IMPOSSIBLE_DAYS = ["2026-02-30", "2026-04-31", "2026-13-01", "31/12/2026", "tomorrow"]
+DATETIME_HELP = {"en": "Enter the date and time as year-month-day hour:minute, for example "
+                       "2026-12-31 18:00.",
+                 "zh-CN": "请按 年-月-日 时:分 填写日期和时间，例如 2026-12-31 18:00。"}
+DATE_HELP = {"en": "Enter the date as year-month-day, for example 2026-12-31.",
+             "zh-CN": "请按 年-月-日 填写日期，例如 2026-12-31。"}
+
+
+def test_every_date_field_names_the_form_it_takes(app):
+    """WTForms' own "Not a valid datetime value." does not say what to type."""
+    from flask_babel import force_locale
+    from werkzeug.datastructures import MultiDict
+    from wtforms import DateField, DateTimeField
+    from wtforms.fields.core import UnboundField
+
+    from bidhub.web.review_panels import ReviewersForm
+
+    extra = {ReviewersForm: {"candidates": []}}
+    checked = set()
+    for form_class in form_classes():
+        for name in dir(form_class):
+            unbound = getattr(form_class, name, None)
+            if not (isinstance(unbound, UnboundField)
+                    and issubclass(unbound.field_class, DateTimeField)):
+                continue
+            day_only = issubclass(unbound.field_class, DateField)
+            values = IMPOSSIBLE_DAYS if day_only else IMPOSSIBLE_TIMES
+            for value, locale in itertools.product(values, ("en", "zh_CN")):
+                with app.test_request_context(method="POST"), force_locale(locale):
+                    form = form_class(formdata=MultiDict({name: value}),
+                                      **extra.get(form_class, {}))
+                    form[name].validate(form)
+                    help_text = (DATE_HELP if day_only else DATETIME_HELP)[
+                        "en" if locale == "en" else "zh-CN"]
+                    assert [str(error) for error in form[name].errors] == [help_text], (
+                        form_class.__name__, name, value, locale)
+            checked.add((form_class.__name__, name))
+    assert {("RoundForm", "opens_at"), ("RoundForm", "closes_at"), ("IncidentForm", "seen_at"),
+            ("NewUserForm", "hired_on")} <= checked
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_an_impossible_round_time_says_what_to_type_and_changes_nothing(
+        client, session, world, language):
+    login(client, world["manager"])
+    before = count(session, Round)
+    draft = world["draft"]
+    for opens, closes in [pair for value in IMPOSSIBLE_TIMES for pair in (
+            (value, "2026-03-12T18:00"), ("2026-03-05T09:00", value))]:
+        for path, extra in (("/manage/rounds/new", {}),
+                            (f"/manage/rounds/{draft.id}/edit", {"version": str(draft.version)})):
+            response = client.post(path, data={
+                "title": "Impossible", "branch_id": "0", "opens_at": opens, "closes_at": closes,
+                **extra}, headers={"Accept-Language": language})
+            page = response.get_data(as_text=True)
+            assert response.status_code == 422, (path, opens, closes)
+            assert DATETIME_HELP[language] in page, (path, opens, closes)
+            assert "Not a valid" not in page and "不是有效的日期" not in page
+    assert count(session, Round) == before
+    assert session.get(Round, draft.id).title != "Impossible"
+
+
+def test_a_round_time_typed_as_the_message_asks_is_taken(client, session, world):
+    """Where a browser shows a text box, the form the message names is accepted."""
+    login(client, world["manager"])
+    before = count(session, Round)
+    response = client.post("/manage/rounds/new", data={
+        "title": "Typed by hand", "branch_id": "0", "opens_at": "2026-03-05 09:00",
+        "closes_at": "2026-03-12 18:00"})
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    assert count(session, Round) == before + 1
+
+
+def test_an_impossible_hire_date_says_what_to_type_in_chinese(client, session, world):
+    login(client, world["admin"])
+    before = count(session, User)
+    response = client.post("/admin/users/new", data={
+        "username": "newrep", "display_name": "New Rep", "password": "a long password 1",
+        "role": "rep", "branch_id": "0", "hired_on": "2026-02-30"},
+        headers={"Accept-Language": "zh-CN"})
+    assert response.status_code == 422
+    assert DATE_HELP["zh-CN"] in response.get_data(as_text=True)
+    assert count(session, User) == before
+
+
 # --- rule settings ------------------------------------------------------------------------------
 
 def settings_data(app, session) -> dict:

@@ -21,11 +21,13 @@ from wtforms import (
     FloatField,
     HiddenField,
     IntegerField,
+    MonthField,
     PasswordField,
     RadioField,
     SelectField,
     StringField,
     TextAreaField,
+    TimeField,
 )
 from wtforms.csrf.core import CSRFTokenField
 from wtforms.fields.choices import SelectChoice
@@ -65,7 +67,10 @@ from bidhub.web.params import (
     without_control_characters,
 )
 
-LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+# What a datetime-local input sends, then what people type where a browser shows a text box
+# (the form DATETIME_MESSAGE asks for); the first is the one a form is drawn with.
+LOCAL_DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
+                          "%Y-%m-%d %H:%M:%S"]
 # No number a form asks for comes near this; larger ones are typing mistakes or probes.
 MAX_DECIMAL = 1e12
 
@@ -202,12 +207,27 @@ def wtforms_catalogue(locale: str) -> support.NullTranslations:
 # What a select (or a set of radio buttons) says of a value it does not offer, whether or not
 # the value could be read as one of its kind (a tampered form: branch_id=-1, sponsor=abc).
 CHOICE_MESSAGE = _l("Choose one of the listed options.")
+# What a date or date-time field says of a day or time that is none (2026-02-30, 25:00): the
+# form to type, where WTForms' own "Not a valid datetime value." does not say it.
+DATE_MESSAGE = _l("Enter the date as year-month-day, for example 2026-12-31.")
+DATETIME_MESSAGE = _l("Enter the date and time as year-month-day hour:minute, for example "
+                      "2026-12-31 18:00.")
+
+
+def date_format_message(field) -> str | None:
+    """The message naming the form a date (or date-time) field takes, None for other fields."""
+    if isinstance(field, TimeField | MonthField):
+        return None  # no form has one; their forms are others
+    if isinstance(field, DateField):
+        return DATE_MESSAGE
+    return DATETIME_MESSAGE if isinstance(field, DateTimeField) else None
 
 
 class Form(FlaskForm):
     """Every form refuses control characters, malformed numbers and far-off dates first, and
     judges text without its invisible characters and surrounding spaces (clean_typed_text).
-    Every select refuses a value it does not offer with CHOICE_MESSAGE."""
+    Every select refuses a value it does not offer with CHOICE_MESSAGE, and every date or
+    date-time field names the form it takes (date_format_message)."""
 
     class Meta(FlaskForm.Meta):
         def bind_field(self, form, unbound_field, options):
@@ -217,6 +237,9 @@ class Form(FlaskForm):
             if isinstance(field, SelectField):
                 field.invalid_value_message = field.invalid_value_message or CHOICE_MESSAGE
                 field.invalid_choice_message = field.invalid_choice_message or CHOICE_MESSAGE
+            elif isinstance(field, DateTimeField):
+                field.invalid_value_message = (field.invalid_value_message
+                                               or date_format_message(field))
             return field
 
         def get_translations(self, form):
