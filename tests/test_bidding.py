@@ -67,4 +67,4 @@ def test_bid_form_errors_come_back_on_the_fields(app, make_rep, listing, login_a
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "between 20 and 10000 characters" in html
-    assert "Number must be between 0 and" in html
+    assert "Enter an amount between ¥0 and ¥2,000,000,000." in html

@@ -381,6 +381,37 @@ def test_the_bid_form_takes_wan(app, session, client, make_rep, open_listing):
     assert session.scalars(select(Bid)).one().committed_revenue_yuan == 120_000
 
 
+def test_the_bid_forms_amount_range_reads_in_wan_and_yi(app, session, client, make_rep,
+                                                       open_listing):
+    """Not "数值必须在 0 到 2000000000 之间": the bounds read as amounts do on the pages."""
+    sign_in(client, make_rep())
+    path = f"/listings/{open_listing.id}/bid"
+    form = {"account_plan": "先拜访决策人，了解招聘需求，三个月内提出年度合作方案。",
+            "visit_plan": "第一周拜访总经理，第二周与人力资源部确定合作方案。"}
+    for typed in ("30亿", "3000000000", "2000000001", "-5", "9" * 30):
+        refused = client.post(path, data={**form, "committed_revenue_yuan": typed})
+        assert refused.status_code == 422, typed
+        page = refused.get_data(as_text=True)
+        assert "请填写 0元 至 20亿元 之间的金额。" in page, typed
+        assert "2000000000" not in page
+    refused = client.post(path, data={**form, "committed_revenue_yuan": "30亿"},
+                          headers={"Accept-Language": "en"})
+    assert "Enter an amount between ¥0 and ¥2,000,000,000." in refused.get_data(as_text=True)
+    assert session.scalars(select(Bid)).first() is None
+
+
+@pytest.mark.parametrize(("amount", "chinese", "english"), [
+    (0, "0元", "¥0"), (9_500, "9,500元", "¥9,500"), (10_000, "1万元", "¥10,000"),
+    (35_000_000, "3,500万元", "¥35,000,000"), (250_000_000, "2.5亿元", "¥250,000,000"),
+    (123_456_789, "123,456,789元", "¥123,456,789"), (2_000_000_000, "20亿元", "¥2,000,000,000"),
+    (123_456, "123,456元", "¥123,456")])
+def test_an_exact_amount_keeps_every_yuan(amount, chinese, english):
+    from bidhub.web.i18n import format_yuan_exact
+
+    assert format_yuan_exact(amount, chinese=True) == chinese
+    assert format_yuan_exact(amount, chinese=False) == english
+
+
 def test_the_round_forms_title_is_the_rounds_name_not_a_job_title(client, make_manager):
     """The round form's title and a contact's title are two messages: 轮次名称 and 职务."""
     sign_in(client, make_manager())

@@ -39,13 +39,14 @@ from wtforms.validators import (
     NumberRange,
     Optional,
     StopValidation,
+    ValidationError,
 )
 
 from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.typed_text import visible_text
 from bidhub.services import limits
 from bidhub.services.branches import branch_label
-from bidhub.web.i18n import translate
+from bidhub.web.i18n import format_yuan_exact, translate
 from bidhub.web.labels import (
     APPEAL_OUTCOME_LABELS,
     DECISION_CHOICE_LABELS,
@@ -159,6 +160,8 @@ def hostile_input_message(field) -> str | None:
         return whole_number_message(field)
     data = getattr(field, "data", None)
     if isinstance(data, int) and not isinstance(data, bool) and abs(data) > MAX_DB_INT:
+        if isinstance(field, YuanField):  # 12万 is an amount too: not "digits 0-9"
+            return amount_range_message(*number_range(field, 0, MAX_DB_INT))
         return whole_number_message(field)
     if isinstance(field, DecimalField | FloatField) and typed:
         finite = data is not None and (data.is_finite() if isinstance(data, Decimal)
@@ -340,6 +343,22 @@ class YuanField(StringField):
             raise StopValidation()  # the amount's own message says it all
 
 
+class AmountRange(NumberRange):
+    """An amount's range, its bounds shown as people read amounts (format_yuan_exact): "between
+    ¥0 and ¥2,000,000,000", 0元 and 20亿元 on a Chinese page, not WTForms' raw 2000000000."""
+
+    def __call__(self, form, field) -> None:
+        amount = field.data
+        if amount is not None and ((self.min is not None and amount < self.min)
+                                   or (self.max is not None and amount > self.max)):
+            raise ValidationError(amount_range_message(self.min, self.max))
+
+
+def amount_range_message(low: int, high: int) -> str:
+    return _("Enter an amount between %(low)s and %(high)s.", low=format_yuan_exact(low),
+             high=format_yuan_exact(high))
+
+
 class TokenSignedWhenDrawn(CSRFTokenField):
     """The CSRF field of a form that is sent far more often than drawn again: its token is
     signed when the field is drawn (a refused bid's form), not whenever the form is built. A
@@ -367,7 +386,7 @@ class BidForm(Form):
                     Length(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
     committed_revenue_yuan = YuanField(
         _l("Committed 12-month revenue (yuan)"),
-        validators=[InputRequired(), NumberRange(min=0, max=limits.MAX_REVENUE_YUAN)])
+        validators=[InputRequired(), AmountRange(min=0, max=limits.MAX_REVENUE_YUAN)])
     visit_plan = TextAreaField(
         _l("Visit plan for the first 90 days"), description=PLAN_HELP,
         validators=[InputRequired(),

@@ -267,6 +267,24 @@ def format_yuan_compact(value: int | float, *, chinese: bool | None = None) -> s
     return format_yuan(value)
 
 
+def format_yuan_exact(value: int, *, chinese: bool | None = None) -> str:
+    """A whole amount to the yuan, as a limit is read: 20亿元, 2.5亿元 or 3,500万元 on a Chinese
+    page (in 元 when no unit fits it: 9,500元), ¥2,000,000,000 on an English one. Nothing is
+    rounded away, as format_yuan_compact does."""
+    if chinese is None:
+        chinese = speaks_chinese()
+    if not chinese:
+        return format_yuan(value)
+    whole = int(value)
+    sign = "-" if whole < 0 else ""
+    for size, suffix in COMPACT_UNITS["zh"]:
+        # A figure in the unit with at most two decimals, else the next, smaller unit.
+        if abs(whole) >= size and abs(whole) * 100 % size == 0:
+            figure = f"{abs(whole) / size:,.2f}".rstrip("0").rstrip(".")
+            return f"{sign}{figure}{suffix}元"
+    return f"{sign}{abs(whole):,}元"
+
+
 def round_significant(value: int, digits: int) -> int:
     """`value` (>= 0) rounded half up to its first `digits` digits: 1234567 -> 1230000."""
     excess = len(str(value)) - digits
