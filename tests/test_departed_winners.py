@@ -4,6 +4,7 @@ again, in the one ownership change, as it stands under its lock."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -319,6 +320,13 @@ def test_the_publishing_summary_names_the_award_on_the_round_page(
     assert 'id="unavailable-winners"' in summary
     assert "Departing Rep is deactivated and cannot receive accounts." in summary
     assert "Publish results" not in summary
+    # The account and why, joined with the page's colon.
+    assert re.search(r"</a>: Departing Rep", summary)
+    page = login_as(manager).get(f"/manage/rounds/{round_.id}",
+                                 headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    summary = page[page.index('id="unavailable-winners"'):]
+    summary = summary[:summary.index("</ul>")]
+    assert re.search(r"</a>：Departing Rep", summary) and "</a>: " not in summary
 
 
 # --- taking effect after the standstill ----------------------------------------------------------

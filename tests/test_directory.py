@@ -322,6 +322,7 @@ def test_the_timeline_merges_filings_rounds_incidents_and_reviews_newest_first(
     clock.advance(days=1)
     round_.status = RoundStatus.RESULTS_PUBLISHED
     listing.status = ListingStatus.NOT_AWARDED
+    listing.release_note = "客户要求更换销售。"
     session.add(Decision(listing_id=listing.id, kind=DecisionKind.NO_AWARD, bid_id=None,
                          reason="报价不足，暂不授予。", decided_by_id=manager.id,
                          decided_at=clock()))
@@ -353,6 +354,14 @@ def test_the_timeline_merges_filings_rounds_incidents_and_reviews_newest_first(
                  "评分有误，请复核。", "复核后维持原决定。", "liepin.com", "CRM import",
                  "Accountability incident", "Explained"):
         assert text in html, text
+    # A release reason and its note, an appeal's outcome and its answer: label and value
+    # joined with the page's colon.
+    assert re.search(r"\w: 客户要求更换销售。", html) and re.search(r"\w: 复核后维持原决定。", html)
+    chinese = manager_client.get(f"{DIRECTORY}/{account.id}",
+                                 headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert re.search(r"\w：客户要求更换销售。", chinese)
+    assert re.search(r"\w：复核后维持原决定。", chinese)
+    assert ": 客户" not in chinese and ": 复核" not in chinese
 
 
 def test_timeline_shows_an_award_winner_and_a_direct_transfer(

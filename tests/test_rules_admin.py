@@ -462,6 +462,42 @@ def test_a_syntax_error_is_explained_in_the_pages_language_with_line_and_column(
     assert session.scalars(select(RuleSetVersion)).all() == [before]
 
 
+def problem_items(page: str) -> list[str]:
+    """The rules check's list of problems (and of warnings), as text."""
+    return [html.unescape(re.sub(r"<[^>]+>", "", item)) for item in re.findall(
+        r"<li>(.*?)</li>", re.search(r'id="rules-check".*', page, re.S).group(0), re.S)]
+
+
+def test_the_problem_list_is_punctuated_in_the_pages_language(app, session, make_admin,
+                                                              login_as):
+    """Not "(syntax) (第 15 行): …" on a Chinese page: （语法）（第 15 行）：…; English as before."""
+    client = login_as(make_admin())
+    text = active_text(session)
+    syntax = text.replace("capacity_max = 40", "capacity_max 40", 1)
+    weight = re.sub(r"weight = [0-9.]+", "weight = 5000", text, count=1)
+    too_large = text + "#" * 70_000
+    for draft, chinese, english in (
+            (syntax, r"（语法）（第 15 行）：TOML 格式错误，在第 15 行第 14 列：",
+             r"\(syntax\) \(line 15\): not valid TOML at line 15, column 14: '='"),
+            (weight, r"factors\[0\]\.weight（第 \d+ 行）：\S",
+             r"factors\[0\]\.weight \(line \d+\): \S"),
+            (too_large, r"（文件）：\S", r"\(file\): the rules are ")):
+        zh = problem_items(client.post("/admin/rules/check", data={"text": draft}, headers={
+            "Accept-Language": "zh-CN"}).get_data(as_text=True))
+        assert zh and re.match(chinese, zh[0]), zh
+        assert not any(mark in item for item in zh for mark in ("(", ")", ": ", "syntax", "file"))
+        en = problem_items(client.post("/admin/rules/check", data={"text": draft}).get_data(
+            as_text=True))
+        assert re.match(english, en[0]), en
+    before = active_rule_set(session)
+    adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
+        "text": syntax, "note": "typo", "expected_active_id": before.id})
+    assert adopt.status_code == 422
+    assert "（语法）（第 15 行）：TOML" in html.unescape(adopt.get_data(as_text=True))
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+
+
 def test_rules_check_names_the_line_and_column_of_a_syntax_error(tmp_path):
     from click.testing import CliRunner
 

@@ -68,6 +68,11 @@ RULE_ENCODINGS = "UTF-8 (with or without a byte order mark) or GBK/GB18030"
 SYNTAX_PATH = "(syntax)"
 
 
+# Where a problem is that no key path names: the file as a whole, and its TOML syntax. The
+# path stays as written ("(syntax)"); these are how a page shows it, in its language.
+PLACE_LABELS = {"(file)": N_("(file)"), SYNTAX_PATH: N_("(syntax)")}
+
+
 @dataclass(frozen=True)
 class RuleProblem:
     """A problem at a key path (and line); `message` is the reason, translated where shown."""
@@ -81,12 +86,16 @@ class RuleProblem:
         """A syntax error: no key to name, and the message already says where."""
         return self.path == SYNTAX_PATH
 
+    def place(self) -> Text | str:
+        """The key path as written, or the translated label of a place that has none."""
+        return PLACE_LABELS.get(self.path, self.path)
+
     def text(self) -> Text:
         """The problem as one line: key path, line and reason."""
         if self.line:
-            return N_("%(path)s (line %(line)d): %(message)s", path=self.path, line=self.line,
+            return N_("%(path)s (line %(line)d): %(message)s", path=self.place(), line=self.line,
                       message=self.message)
-        return N_("%(path)s: %(message)s", path=self.path, message=self.message)
+        return N_("%(path)s: %(message)s", path=self.place(), message=self.message)
 
     def __str__(self) -> str:
         return str(self.text())
