@@ -141,6 +141,37 @@ def test_a_round_whose_rules_have_no_review_shows_no_review_card(world):
     assert reviewers_of(world["session"], world["plain"].id) == []
 
 
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_review_forms_posted_for_a_round_without_review_say_so_and_change_nothing(
+        world, language):
+    """Whatever the form holds: an empty or forged one was answered 422 with no message, the
+    page having no review card to show the form's errors on."""
+    session, plain = world["session"], world["plain"]
+    client = client_of(world["app"], world["creator"])
+    headers = {"Accept-Language": language}
+    before = (plain.status, plain.version, plain.review_closed_at)
+    reviewers = {"en": "This round's rules have no blind review, so it has no reviewers.",
+                 "zh-CN": "本轮规则没有匿名评审，因此没有评审人。"}[language]
+    closing = {"en": "This round's rules have no blind review.",
+               "zh-CN": "本轮规则没有匿名评审。"}[language]
+    for data in ({}, {"reviewer_ids": []}, {"reviewer_ids": ["abc"]},
+                 {"reviewer_ids": [str(world["alpha"].id)]}):
+        response = client.post(f"/manage/rounds/{plain.id}/reviewers", data=data,
+                               headers=headers)
+        assert response.status_code == 422, data
+        assert reviewers in text_of(response), data
+    for data in ({}, {"reason": ""}, {"reason": "short"},
+                 {"reason": "The reviewers are away for the whole week."}):
+        response = client.post(f"/manage/rounds/{plain.id}/review/close", data=data,
+                               headers=headers)
+        assert response.status_code == 422, data
+        assert closing in text_of(response), data
+    reload(session)
+    plain = session.get(Round, plain.id)
+    assert (plain.status, plain.version, plain.review_closed_at) == before
+    assert reviewers_of(session, plain.id) == []
+
+
 def test_named_reviewers_are_saved_and_listed(world):
     name(world, world["beta"], world["alpha"])
     reload(world["session"])
