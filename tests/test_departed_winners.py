@@ -15,6 +15,7 @@ from bidhub.domain.eligibility import Eligibility, check_bid
 from bidhub.domain.errors import ReceiverUnavailable, TransferRefused
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.scoring import ScoreBreakdown
+from bidhub.domain.text import Text
 from bidhub.models import (
     Account,
     Decision,
@@ -24,6 +25,7 @@ from bidhub.models import (
     Listing,
     ListingStatus,
     RepStatus,
+    Role,
     Round,
     RoundStatus,
 )
@@ -460,6 +462,47 @@ def test_marking_a_winner_left_sends_their_pending_awards_back_at_once(
     assert verify_ledger(session).is_intact
 
 
+@pytest.mark.parametrize("stage", ["decided", "announced"])
+def test_giving_a_winner_another_role_sends_their_pending_awards_back_at_once(
+        app, session, clock, make_rep, make_manager, make_admin, scored, stage):
+    """Somebody who is no rep any more cannot receive accounts either: made a KA manager, the
+    rep's awards not yet in force go back to decision then, not at the end of the window, and
+    KA management is told why in words that fit a change of role."""
+    manager, admin = make_manager(), make_admin()
+    promoted, staying = make_rep(name="Promoted Rep"), make_rep(name="Staying Rep")
+    round_, owner = scored([promoted, staying], listings=2, manager=manager)
+    first, second = (listing.id for listing in round_.listings)
+    award(session, manager, first, promoted, clock())
+    award(session, manager, second, staying, clock())
+    if stage == "announced":
+        round_ = session.get(Round, round_.id)
+        adjudication.publish_results(session, manager, round_.id,
+                                     expected_version=round_.version, now=clock())
+        reload(session)
+        assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+    update = update_user(session, admin, promoted.id, display_name=promoted.display_name,
+                         role=Role.KA_MANAGER, branch_id=promoted.branch_id,
+                         status=promoted.status, is_active=True, now=clock())
+    assert [award.listing_id for award in update.sent_back] == [first]
+    reload(session)
+    assert session.get(Listing, first).status == ListingStatus.LISTED
+    assert session.scalars(select(Decision).where(Decision.listing_id == first)).first() is None
+    assert session.get(Listing, second).status == ListingStatus.DECIDED
+    assert pending_awards(session, [promoted.id]) == {promoted.id: 0}
+    assert actions(session).count("listing.winner_unavailable") == 1
+    # KA management is told, the rep made a KA manager now among it.
+    notes = notices(session, "award_refused")
+    assert {item.recipient_id for item in notes} == {manager.id, promoted.id}
+    told = next(item for item in notes if item.recipient_id == manager.id)
+    assert told.params["rep"] == "Promoted Rep"
+    english = str(Text(told.msgid, told.params))
+    assert "Promoted Rep is no longer a rep and cannot receive accounts" in english
+    assert "left" not in english and "deactivated" not in english
+    chinese = translate_item(app, told)
+    assert "Promoted Rep已不是KA销售，不能接收客户" in chinese
+    assert "离职" not in chinese and "停用" not in chinese
+
+
 def test_a_winner_put_on_leave_keeps_their_pending_awards(session, clock, make_rep,
                                                          make_manager, make_admin, scored):
     manager, admin = make_manager(), make_admin()
@@ -510,7 +553,6 @@ def test_the_user_form_lists_the_pending_awards_and_says_what_saving_does(
     assert session.get(Listing, second.id).status == ListingStatus.DECIDED
 
 
-
 def test_the_pending_awards_notice_is_punctuated_in_the_pages_language(
         session, clock, login_as, make_rep, make_manager, make_admin, scored):
     """In Chinese the notice's two sentences run on after 。 and each award reads
@@ -536,6 +578,34 @@ def test_the_pending_awards_notice_is_punctuated_in_the_pages_language(
     english = notice("en")
     assert "not yet in force.</strong> Marking them" in english
     assert f"<li>{link} in round “{round_.title}”</li>" in english
+
+
+def test_the_user_form_sends_the_awards_back_when_the_role_changes(
+        session, clock, login_as, make_rep, make_manager, make_admin, scored):
+    manager, admin = make_manager(), make_admin()
+    rep = make_rep(name="Promoted Rep")
+    round_, _owner = scored([rep], manager=manager)
+    listing = round_.listings[0]
+    award(session, manager, listing.id, rep, clock())
+    client = login_as(admin)
+    page = client.get(f"/admin/users/{rep.id}", headers={"Accept-Language": "zh-CN"}
+                      ).get_data(as_text=True)
+    warning = page[page.index('id="pending-awards"'):]
+    assert "将其标记为离职、停用或改为KA销售以外的角色后" in warning[:warning.index("</div>")]
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    assert "giving them a role other than rep sends these back" in page
+    response = client.post(f"/admin/users/{rep.id}", data={
+        "display_name": rep.display_name, "role": Role.KA_MANAGER,
+        "branch_id": rep.branch_id or 0, "status": rep.status, "is_active": "y"},
+        follow_redirects=True)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert ("1 award(s) of Promoted Rep not yet in force went back to KA management to "
+            "decide again, and KA management was told: " in text)
+    reload(session)
+    assert session.get(type(rep), rep.id).role == Role.KA_MANAGER
+    assert session.get(Listing, listing.id).status == ListingStatus.LISTED
+    assert manager.id in {item.recipient_id for item in notices(session, "award_refused")}
 
 
 def test_a_reps_import_marking_a_winner_left_sends_their_pending_awards_back(

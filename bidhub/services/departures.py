@@ -1,12 +1,13 @@
-"""A rep who leaves the company or is deactivated: their awards not yet in force go back to
-decision at once.
+"""A rep who leaves the company, is deactivated or is given another role: their awards not
+yet in force go back to decision at once.
 
 An award decided for a rep stays pending until it takes effect: while its round is scored and
 unpublished, and through the standstill window after the results are announced. A rep who may
 no longer hold accounts cannot receive it (`ownership.change_owners` refuses); rather than let
-it wait for the end of the window to be refused, marking the rep as left or deactivating them
-sends each such award back to KA management to decide again, with the message the scheduled
-application sends, in the same transaction as the change of the rep.
+it wait for the end of the window to be refused, marking the rep as left, deactivating them or
+making them anything but a rep sends each such award back to KA management to decide again,
+with the message the scheduled application sends, in the same transaction as the change of the
+rep.
 
 Their bids in rounds still open stay as they are: bids are sealed and only their bidder may
 change them before the deadline. Scoring finds them ineligible (`on_duty`), saying why.
@@ -26,7 +27,6 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bidhub.domain.errors import Conflict
-from bidhub.domain.facts import INACTIVE, LEFT
 from bidhub.domain.messages import dumps
 from bidhub.domain.text import N_
 from bidhub.models import Account, Bid, Decision, Listing, ListingStatus, Round, User
@@ -62,9 +62,10 @@ def pending_awards_of(session: Session, rep_id: int) -> list[PendingAward]:
 
 
 def sends_awards_back(*, role: str, is_active: bool, status: str) -> bool:
-    """Whether a user in this state has their pending awards sent back: they left the company
-    or were deactivated (a rep on leave keeps theirs)."""
-    return unavailable_receiver(role=role, is_active=is_active, status=status) in (LEFT, INACTIVE)
+    """Whether a user in this state has their pending awards sent back: they left the company,
+    were deactivated or are no rep any more, and so may not receive accounts (a rep on leave
+    keeps theirs)."""
+    return unavailable_receiver(role=role, is_active=is_active, status=status) is not None
 
 
 def lock_rounds_of_awards(session: Session, rep_ids: Iterable[int]) -> set[int]:

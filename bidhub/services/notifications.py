@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.errors import InvalidRequest, NotFound, PermissionDenied
+from bidhub.domain.facts import NOT_REP, unavailability
 from bidhub.domain.text import N_, Text
 from bidhub.models import (
     AccountabilityIncident,
@@ -308,7 +309,15 @@ def _award_refused(session: Session,
     """`refused`: the listing, when, and its winner if they may no longer receive accounts
     (None: the award would pass capacity)."""
     listing, gone = refused[0], refused[2]
-    if gone is not None:
+    why = (unavailability(has_left=gone.status == RepStatus.LEFT, is_active=gone.is_active,
+                          is_rep=gone.role == Role.REP) if gone is not None else None)
+    if why == NOT_REP:
+        text = N_("The award of %(account)s in round “%(round)s” could not take effect: its "
+                  "winner %(rep)s is no longer a rep and cannot receive accounts. Decide it "
+                  "again: another bidder, or no award.",
+                  account=listing.account.name, round=listing.round.title,
+                  rep=gone.display_name)
+    elif gone is not None:
         text = N_("The award of %(account)s in round “%(round)s” could not take effect: its "
                   "winner %(rep)s has left the company or was deactivated and cannot receive "
                   "accounts. Decide it again: another bidder, or no award.",
@@ -367,9 +376,9 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("appeal_answered", "the appellant",
          lambda appeal: f"appeal:{appeal.id}", _appeal_answered),
     Kind("award_refused", "KA managers (admins when there is none): an announced award that "
-         "would pass capacity, or whose winner left or was deactivated, when it takes effect "
-         "goes back to decision; so does an award not yet in force whose winner is marked as "
-         "left or deactivated on the user form",
+         "would pass capacity, or whose winner left, was deactivated or is no rep any more, "
+         "when it takes effect goes back to decision; so does an award not yet in force whose "
+         "winner is marked as left, deactivated or given another role on the user form",
          lambda refused: f"listing:{refused[0].id}:{instant(refused[1])}", _award_refused),
     Kind("loss_review_due", "the rep who lost the account",
          lambda review: f"review:{review.id}", _loss_review_due),

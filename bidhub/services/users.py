@@ -172,7 +172,8 @@ def create_user(
 @dataclass(frozen=True)
 class UserUpdate:
     user: User
-    sent_back: list[PendingAward]  # awards sent back to decision as the rep left
+    # Awards sent back to decision: the rep left, was deactivated or is no rep any more.
+    sent_back: list[PendingAward]
 
 
 def update_user(
@@ -182,8 +183,9 @@ def update_user(
 ) -> UserUpdate:
     """Change a user's name, role, branch, status and whether they may sign in.
 
-    Marking a rep as left or deactivating them sends their awards not yet in force back to
-    decision at once (`departures`), in this transaction; `UserUpdate.sent_back` names them.
+    Marking a rep as left, deactivating them or giving them another role sends their awards
+    not yet in force back to decision at once (`departures`), in this transaction, as none of
+    them may receive accounts; `UserUpdate.sent_back` names them.
     """
     display_name = checked_display_name(display_name)
     with unit_of_work(session):
