@@ -470,15 +470,15 @@ def problem_items(page: str) -> list[str]:
 
 def test_the_problem_list_is_punctuated_in_the_pages_language(app, session, make_admin,
                                                               login_as):
-    """Not "(syntax) (第 15 行): …" on a Chinese page: （语法）（第 15 行）：…; English as before."""
+    """Not "weight (第 15 行): …" on a Chinese page: weight（第 15 行）：…, and "(file)" translated;
+    English as before. A syntax error gives its reason alone, which says where."""
     client = login_as(make_admin())
     text = active_text(session)
     syntax = text.replace("capacity_max = 40", "capacity_max 40", 1)
     weight = re.sub(r"weight = [0-9.]+", "weight = 5000", text, count=1)
     too_large = text + "#" * 70_000
     for draft, chinese, english in (
-            (syntax, r"（语法）（第 15 行）：TOML 格式错误，在第 15 行第 14 列：",
-             r"\(syntax\) \(line 15\): not valid TOML at line 15, column 14: '='"),
+            (syntax, r"TOML 格式错误，在第 15 行第 14 列：", r"not valid TOML at line 15, column 14: '='"),
             (weight, r"factors\[0\]\.weight（第 \d+ 行）：\S",
              r"factors\[0\]\.weight \(line \d+\): \S"),
             (too_large, r"（文件）：\S", r"\(file\): the rules are ")):
@@ -493,7 +493,8 @@ def test_the_problem_list_is_punctuated_in_the_pages_language(app, session, make
     adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
         "text": syntax, "note": "typo", "expected_active_id": before.id})
     assert adopt.status_code == 422
-    assert "（语法）（第 15 行）：TOML" in html.unescape(adopt.get_data(as_text=True))
+    refused = html.unescape(adopt.get_data(as_text=True))
+    assert "TOML 格式错误，在第 15 行第 14 列：" in refused and "（语法）" not in refused
     reload(session)
     assert session.scalars(select(RuleSetVersion)).all() == [before]
 
@@ -507,8 +508,8 @@ def test_rules_check_names_the_line_and_column_of_a_syntax_error(tmp_path):
     path.write_bytes(DEFAULT_RULES.read_bytes().replace(b"capacity_max = 40", b"capacity_max 40"))
     result = CliRunner().invoke(rules_check_command, [str(path)])
     assert result.exit_code == 1
-    assert (f"{path}: (syntax) (line 15): not valid TOML at line 15, column 14: '=' is missing "
-            "after the key") in result.stderr
+    assert (f"{path}: not valid TOML at line 15, column 14: '=' is missing after the key"
+            in result.stderr)
 
 
 def test_the_page_lists_each_problem_in_the_pages_words_and_punctuation(
