@@ -545,7 +545,7 @@ def test_the_user_form_lists_the_pending_awards_and_says_what_saving_does(
         "status": RepStatus.LEFT, "is_active": "y"}, follow_redirects=True)
     text = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert ("1 award(s) of Departing Rep not yet in force went back to KA management to "
+    assert ("1 award of Departing Rep not yet in force went back to KA management to "
             "decide again, and KA management was told: " in text)
     assert f"{first.account.name} in round “{round_.title}”" in text
     reload(session)
@@ -600,7 +600,7 @@ def test_the_user_form_sends_the_awards_back_when_the_role_changes(
         follow_redirects=True)
     text = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert ("1 award(s) of Promoted Rep not yet in force went back to KA management to "
+    assert ("1 award of Promoted Rep not yet in force went back to KA management to "
             "decide again, and KA management was told: " in text)
     reload(session)
     assert session.get(type(rep), rep.id).role == Role.KA_MANAGER

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectField
@@ -110,11 +111,14 @@ def edit_user(user_id: int):
                                   SetPasswordForm(formdata=None))
         flash(_("User %(name)s updated.", name=user.username), "success")
         if update.sent_back:
-            flash(translate(N_(
-                "%(count)d award(s) of %(rep)s not yet in force went back to KA management to "
+            count = len(update.sent_back)
+            flash(ngettext(
+                "%(num)d award of %(rep)s not yet in force went back to KA management to "
                 "decide again, and KA management was told: %(awards)s",
-                count=len(update.sent_back), rep=update.user.display_name,
-                awards=Joined([award_label(award) for award in update.sent_back], COMMA))),
+                "%(num)d awards of %(rep)s not yet in force went back to KA management to "
+                "decide again, and KA management was told: %(awards)s", count,
+                rep=update.user.display_name, awards=translate(
+                    Joined([award_label(award) for award in update.sent_back], COMMA))),
                 "info")
         return redirect_after_post(url_for("admin.users"))
     if form.is_submitted():
