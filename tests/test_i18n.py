@@ -779,7 +779,7 @@ def department(app, session, clock):
         "scored_listing_id": world.scored_listing_id,
         "account_id": session.get(Listing, world.listing_to_bid_id).account_id,
         "bid_id": session.scalars(select(Bid.id).where(Bid.rep_id == rep.id)).first(),
-        "open_bid_id": open_bid.id, "rep_id": rep.id, "user_id": rep.id,
+        "open_bid_id": open_bid.id, "open_bid_listing_id": open_bid.listing_id, "rep_id": rep.id, "user_id": rep.id,
         "branch_id": session.scalars(select(Branch.id)).first(),
         "incident_id": session.scalars(select(AccountabilityIncident.id)).first(),
         "version_id": 1, "run_id": run.run_id,
@@ -804,6 +804,7 @@ def department(app, session, clock):
 REP_PAGES = ("/rounds", "/rounds/{round_id}", "/rounds/{round_id}?min_value=十万",
              "/accounts/{account_id}", "/listings/{listing_id}/bid", "/my/bids",
              "/bids/{bid_id}", "/bids/{open_bid_id}", "/bids/{open_bid_id}/edit",
+             "/listings/{open_bid_listing_id}/bid",
              "/my/track-record", "/my/accountability", "/notifications", "/password",
              "/my/accounts", "/my/reviews", "/reviews/{review_id}")
 MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_id}",
@@ -840,39 +841,108 @@ NOT_SCANNED = frozenset({"static", "auth.index", "manage.filings_csv", "accounta
                          "notifications.unread_count", "imports.mapping"})
 
 
-def scan(client, paths, department, findings, ids=None) -> None:
+# Elements that start a line of their own: text in two of them never reads as one sentence.
+BLOCK_ELEMENTS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "dialog", "div",
+    "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5",
+    "h6", "header", "hr", "input", "label", "legend", "li", "main", "nav", "ol", "option", "p",
+    "section", "select", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+    "button"})
+# An English space after Chinese sentence punctuation: 。 ， ： ？ ！ ； end a sentence or a
+# label, and the next sentence or value follows with no space.
+SPACE_AFTER_CHINESE_PUNCTUATION = re.compile(r"[。，：？！；] ")
+# Where a block element breaks the text (a newline in the source is only a space).
+LINE_BREAK = "\x1e"
+
+
+class TextLines(HTMLParser):
+    """A page's text line by line as it reads: inline tags join their text with no gap, block
+    elements start a new line."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.skipping = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag in SKIPPED_ELEMENTS:
+            self.skipping += 1
+        if tag in BLOCK_ELEMENTS:
+            self.parts.append(LINE_BREAK)
+
+    def handle_endtag(self, tag) -> None:
+        if tag in SKIPPED_ELEMENTS and self.skipping:
+            self.skipping -= 1
+        if tag in BLOCK_ELEMENTS:
+            self.parts.append(LINE_BREAK)
+
+    def handle_data(self, data) -> None:
+        if not self.skipping:
+            self.parts.append(data)
+
+
+def spaced_punctuation(html: str) -> list[str]:
+    """The lines of a page with an English space after Chinese punctuation."""
+    parser = TextLines()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split(LINE_BREAK))
+    return [line for line in lines if SPACE_AFTER_CHINESE_PUNCTUATION.search(line)]
+
+
+def test_spaced_punctuation_is_found_across_inline_tags_and_not_across_blocks():
+    assert spaced_punctuation("<p><strong>已截止。</strong> 剩余 4 天</p>") == ["已截止。 剩余 4 天"]
+    assert spaced_punctuation("<p>理由：\n  <span>该销售</span></p>") == ["理由： 该销售"]
+    assert not spaced_punctuation("<p>已截止。</p>\n  <p>剩余 4 天</p><td>是？</td> <td>否</td>")
+    assert not spaced_punctuation("<p>已截止。剩余 4 天</p><textarea>甲。 乙</textarea>")
+
+
+def scan(client, paths, department, findings, ids=None, punctuation=None) -> None:
     for template in paths:
         path = template.format(**(ids or department.ids))
         response = client.get(path, headers={"Accept-Language": "zh-CN"}, follow_redirects=True)
         assert response.status_code == 200, (path, response.status_code)
+        html = response.get_data(as_text=True)
         allowed = department.allowed | department.page_data.get(template, frozenset())
-        words = english_words(visible_text(response.get_data(as_text=True)), allowed)
+        words = english_words(visible_text(html), allowed)
         if words:
             findings[template] = words
+        if punctuation is not None and (lines := spaced_punctuation(html)):
+            punctuation[template] = lines
 
 
 def test_every_page_speaks_chinese(app, session, department, clock):
     """Log in as a rep, a manager and an admin and read every page in Chinese: any English word
-    left is a string outside gettext, a code shown raw or a missing translation."""
+    left is a string outside gettext, a code shown raw or a missing translation. The rep's and
+    management's pages also put no English space after Chinese punctuation (。 ： ？ …): the
+    next sentence or the value runs on."""
     findings: dict[str, dict[str, str]] = {}
+    punctuation: dict[str, list[str]] = {}
     world, ids = department.world, department.ids
-    scan(app.test_client(), ["/login"], department, findings)
-    for username, pages in ((world.rep, REP_PAGES), (world.manager, MANAGER_PAGES),
-                            (world.admin, ADMIN_PAGES)):
+    scan(app.test_client(), ["/login"], department, findings, punctuation=punctuation)
+    for username, pages, checked in ((world.rep, REP_PAGES, punctuation),
+                                     (world.manager, MANAGER_PAGES, punctuation),
+                                     (world.admin, ADMIN_PAGES, None)):
         client = app.test_client()
         sign_in(client, department.users[username], WORLD_PASSWORD)
-        scan(client, pages, department, findings)
+        scan(client, pages, department, findings, punctuation=checked)
 
     # Results published: the rep's result pages, the manager's decided listing.
+    # The rep's account is not awarded, so that the rep's result shows management's reason.
     manager = department.users[world.manager]
-    for listing in session.scalars(select(Listing).where(
-            Listing.round_id == world.closed_round_id)):
-        decide_listing(session, manager, listing.id, kind="accepted", bid_id=None, reason="",
-                       now=clock())
-    round_ = session.get(Round, world.closed_round_id)
-    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
     results = {**ids, "bid_id": session.scalars(select(Bid.id).where(
         Bid.rep_id == ids["rep_id"]).order_by(Bid.id)).first()}
+    not_awarded = session.get(Bid, results["bid_id"]).listing_id
+    for listing in session.scalars(select(Listing).where(
+            Listing.round_id == world.closed_round_id)):
+        if listing.id == not_awarded:
+            decide_listing(session, manager, listing.id, kind="no_award", bid_id=None,
+                           reason="两份申请的经营计划都不够具体，本客户下轮重新竞标。", now=clock())
+        else:
+            decide_listing(session, manager, listing.id, kind="accepted", bid_id=None, reason="",
+                           now=clock())
+    round_ = session.get(Round, world.closed_round_id)
+    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
     # The rep appeals, so that the pages show an appeal and management's answer form.
     appealed = session.get(Bid, results["bid_id"]).listing_id
     file_appeal(session, department.users[world.rep], appealed,
@@ -885,12 +955,24 @@ def test_every_page_speaks_chinese(app, session, department, clock):
         client = app.test_client()
         sign_in(client, department.users[username], WORLD_PASSWORD)
         scan(client, [f"{page}?after=results" for page in pages], department, findings,
-             ids=results)
+             ids=results, punctuation=punctuation)
 
     report = "\n".join(f"{page}:\n" + "\n".join(f"    {word!r} in …{context}…"
                                                 for word, context in words.items())
                        for page, words in sorted(findings.items()))
     assert not findings, f"English left on Chinese pages:\n{report}"
+    report = "\n".join(f"{page}:\n" + "\n".join(f"    …{line}…" for line in lines)
+                       for page, lines in sorted(punctuation.items()))
+    assert not punctuation, f"An English space after Chinese punctuation:\n{report}"
+    # The pages named in the scan's findings once: the reason runs on after the label's ：, and
+    # the deadline and the publication read alike.
+    client = app.test_client()
+    sign_in(client, department.users[world.rep], WORLD_PASSWORD)
+    zh = {"Accept-Language": "zh-CN"}
+    page = client.get(f"/bids/{results['bid_id']}", headers=zh).get_data(as_text=True)
+    assert "书面理由：</strong><span class=\"prose\">两份申请" in page
+    page = client.get(f"/rounds/{world.closed_round_id}/results", headers=zh).get_data(as_text=True)
+    assert re.search(r"截止于2026年.*公示于2026年", page, re.S)
 
 
 def test_the_page_scan_reaches_every_page(app):
