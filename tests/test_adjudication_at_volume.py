@@ -420,6 +420,12 @@ def test_the_margin_is_over_the_bid_below_the_winner_not_one_the_allocation_kept
             f"/manage/rounds/{world['round'].id}/accept-unflagged",
             headers={"Accept-Language": language}).get_data(as_text=True)
         assert note in confirmation and "-0." not in confirmation
+        # The column is named for what it measures: the winner may be ranked 2nd, so the lead
+        # is over the next bid below it, not over the runner-up.
+        heading = {"en": "Lead over the next bid", "zh-CN": "领先下一名"}[language]
+        for page in (html, confirmation):
+            assert f'<th class="num">{heading}</th>' in page
+            assert "runner-up" not in page and "第二名" not in page
 
 
 def test_a_tie_with_the_bid_below_the_winner_is_the_lotterys(top_scorer_placed_elsewhere):

@@ -124,7 +124,7 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
 
     manager.goto(round_path)
     act()
-    manager.expect_chinese("Publishing the results", "Proposed winner", "Margin over runner-up")
+    manager.expect_chinese("Publishing the results", "Proposed winner", "Lead over the next bid")
     # Nobody bid for the third listing: it is "no award" already, with no form to fill.
     unbid_row = page.locator(f"#decision-{unbid}")
     expect(unbid_row).to_contain_text(live_server.zh(
