@@ -23,6 +23,7 @@ from bidhub.services import adjudication, policies
 from bidhub.services.bidding import withdraw_bid
 from bidhub.services.filings import transfer_account
 from bidhub.services.policies import BidOutcome
+from bidhub.web.rendering import localtime
 from tests.conftest import reload
 from tests.test_appeals import results_in_force
 
@@ -294,3 +295,29 @@ def test_open_incidents_are_counted_alike_by_eligibility_and_by_the_metric(
         incident = session.get(AccountabilityIncident, incident.id)
     assert counted == {IncidentStatus.OPEN: 1, IncidentStatus.EXPLAINED: 0,
                        IncidentStatus.ACCEPTED: 0, IncidentStatus.UPHELD: 1}
+
+
+def test_a_bid_result_names_the_moment_of_its_track_record_and_of_its_eligibility(
+        app, session, clock, make_rep, make_manager, scored_round, login_as):
+    """Tenure shows twice on a result, from two moments: the score table's raw value is the
+    track record frozen when the bid was placed, the eligibility line was checked when the
+    round was scored. Each says which, in both languages."""
+    rep = make_rep()
+    round_ = scored_round([rep, make_rep()])
+    decide_and_publish(session, clock, make_manager(), round_)
+    bid = session.scalars(select(Bid).where(Bid.rep_id == rep.id)).one()
+    client = login_as(rep)
+    for language, recorded, checked in (
+            ("en", "Raw values are the track record frozen when the bid was placed, ",
+             "Eligibility as checked when the round was scored, "),
+            ("zh-CN", "原始值为提交竞标申请时（", "资格按本轮评分时（")):
+        page = client.get(f"/bids/{bid.id}", headers={"Accept-Language": language}
+                          ).get_data(as_text=True)
+        table, checks = page.index('<table class="breakdown">'), page.index('<ul class="checks">')
+        assert recorded in page[:table] and checked in page[table:checks], language
+    english = client.get(f"/bids/{bid.id}", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        placed, scored = localtime(bid.submitted_at), localtime(round_.scored_at)
+    assert placed != scored
+    assert f"frozen when the bid was placed, {placed}." in english
+    assert f"checked when the round was scored, {scored}:" in english
