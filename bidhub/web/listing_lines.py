@@ -61,7 +61,7 @@ def listing_section(lines: Sequence[Markup], filter_errors: Mapping[str, str]) -
     count = escape(ngettext("%(num)d account", "%(num)d accounts", len(lines))
                    % {"num": len(lines)})
     if lines:
-        body = ('  <div class="table-scroll"><table class="grid">\n'
+        body = ('  <div class="table-scroll"><table class="grid listings-table">\n'
                 f"    <thead><tr>{head}</tr></thead>\n    <tbody>\n{''.join(lines)}"
                 "    </tbody>\n  </table></div>\n")
     else:
@@ -114,6 +114,10 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
     cells = _row_cells.get(kept_key)
     if cells is None or len(cells) >= ROW_CELLS_LIMIT:
         cells = _row_cells[kept_key] = {}
+    # Each cell's heading, which a phone shows above the value (app.css: .listings-table).
+    headings = tuple(escape(word) for word in (
+        gettext("Industry"), gettext("Ownership"), gettext("Branch"), gettext("Annual value"),
+        gettext("Your bid")))
     your_bid = escape(gettext("your bid"))
     bid = escape(gettext("Bid"))
     not_eligible: dict[int, str] = {}  # id of a shared tuple of reasons -> the cell
@@ -123,7 +127,7 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
         key = row[2:13]  # every column the cells show, the account's id first
         cell = cells.get(key)
         if cell is None:
-            cell = cells[key] = _account_cells(row, account_parts, locale)
+            cell = cells[key] = _account_cells(row, account_parts, locale, headings)
         if row.own_bid_id is not None:  # their bid instead of any reason not to bid
             last = f'<a href="{bid_url(row.own_bid_id)}">{your_bid}</a>\n'
         elif reasons := hindrances.get(row.id):
@@ -140,10 +144,12 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
     return lines
 
 
-def _account_cells(row: ListingRow, account_parts: tuple[str, str] | None, locale: object
-                   ) -> str:
+def _account_cells(row: ListingRow, account_parts: tuple[str, str] | None, locale: object,
+                   headings: tuple[str, ...]) -> str:
     """A row's markup up to its last cell's content: the account's name, number, industry,
-    ownership, branch and value, every text escaped."""
+    ownership, branch and value, every text escaped; each cell but the name carries its
+    column's escaped heading (`headings`), which a phone shows in place of the header row."""
+    industry, ownership, branch_heading, value_heading, your_bid = headings
     account_url = (escape(url_for("market.account", account_id=row.account_id))
                    if account_parts is None
                    else f"{account_parts[0]}{int(row.account_id)}{account_parts[1]}")
@@ -154,12 +160,13 @@ def _account_cells(row: ListingRow, account_parts: tuple[str, str] | None, local
     return (f'      <tr>\n'
             f'        <td class="name"><a href="{account_url}">'
             f'{escape(row.name)}</a> <small class="muted">{escape(row.external_id)}</small></td>\n'
-            f'        <td class="term">{escape(row.industry)}</td>\n'
-            f'        <td class="term">{escape(label(row.ownership_type, "ownership"))}</td>\n'
-            f'        <td class="name">{escape(branch)}</td>\n'
-            f'        <td class="num" title="{format_yuan(value)}">'
+            f'        <td class="term" data-label="{industry}">{escape(row.industry)}</td>\n'
+            f'        <td class="term" data-label="{ownership}">'
+            f'{escape(label(row.ownership_type, "ownership"))}</td>\n'
+            f'        <td class="name" data-label="{branch_heading}">{escape(branch)}</td>\n'
+            f'        <td class="num" data-label="{value_heading}" title="{format_yuan(value)}">'
             f'{format_yuan_compact(value, chinese=speaks_chinese())}</td>\n'
-            f'        <td>\n')
+            f'        <td class="action" data-label="{your_bid}">\n')
 
 
 # The last cell of a listing the rep may not bid for, kept per process by `show` (a pure
