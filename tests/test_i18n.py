@@ -973,6 +973,10 @@ def test_every_page_speaks_chinese(app, session, department, clock):
     assert "书面理由：</strong><span class=\"prose\">两份申请" in page
     page = client.get(f"/rounds/{world.closed_round_id}/results", headers=zh).get_data(as_text=True)
     assert re.search(r"截止于2026年.*公示于2026年", page, re.S)
+    page = client.get(f"/rounds/{world.open_round_id}", headers=zh).get_data(as_text=True)
+    assert "截止于<strong>2026年" in page
+    page = client.get(f"/rounds/{world.open_round_id}", headers={"Accept-Language": "en"})
+    assert "Deadline <strong>" in page.get_data(as_text=True)
 
 
 def test_the_page_scan_reaches_every_page(app):
