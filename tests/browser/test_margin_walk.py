@@ -14,16 +14,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
-from bidhub.db import get_session, unit_of_work
-from bidhub.models import Branch, FilingKind, User
+from bidhub.db import get_session
 from bidhub.services import adjudication
 from bidhub.services.adjudication import score_closed_round
-from bidhub.services.ownership import OwnerChange, change_owners
-from bidhub.services.rounds import create_round, load_round, publish_round
+from bidhub.services.rounds import load_round
 from tests.browser.conftest import LiveServer
-from tests.browser.world import add_account, bid, release_all
+from tests.browser.world import add_round_past_its_deadline, bid, by_username
 
 ROUND_TITLE = "五月客户资源竞标"
 ACCOUNTS = (("沈阳北方重工有限公司", "制造业", 1_500_000),
@@ -32,10 +29,6 @@ ACCOUNTS = (("沈阳北方重工有限公司", "制造业", 1_500_000),
             ("合肥庐州新能源科技有限公司", "制造业", 650_000))
 NOTE = ("lead over the next bid below; the allocation kept the %(num)d bid ranked above it out "
         "of this account (see details)")
-
-
-def by_username(session, username: str) -> User:
-    return session.scalars(select(User).where(User.username == username)).one()
 
 
 @pytest.fixture(scope="module")
@@ -48,31 +41,17 @@ def passed_over(live_server: LiveServer) -> tuple[int, int]:
         manager, leaver = by_username(session, world.manager), by_username(session, "chenjing")
         bidders = [by_username(session, name) for name in (world.rep, world.rival,
                                                            world.switcher)]
-        branch = session.scalars(select(Branch).order_by(Branch.id)).first()
-        created = now - timedelta(days=10)
-        accounts = [add_account(session, name, industry, "private", value, branch, 400 + n,
-                                created - timedelta(days=200))
-                    for n, (name, industry, value) in enumerate(ACCOUNTS)]
-        with unit_of_work(session):
-            change_owners(session, [OwnerChange(account.id, leaver.id, filing={
-                "kind": FilingKind.CRM_IMPORT, "reason": "CRM import",
-                "decided_by_id": manager.id}) for account in accounts],
-                limit=None, now=created - timedelta(days=200))
-        round_ = create_round(session, manager, title=ROUND_TITLE, branch_id=None,
-                              opens_at=created + timedelta(hours=3),
-                              closes_at=now - timedelta(hours=12), now=created)
-        listing_ids = release_all(session, manager, round_.id, accounts, created)
-        publish_round(session, manager, round_.id, expected_version=round_.version,
-                      now=created + timedelta(hours=2))
+        round_id, listing_ids, bids_from = add_round_past_its_deadline(
+            session, now, manager, leaver, ROUND_TITLE, ACCOUNTS, first_number=400)
         for n, rep in enumerate(bidders):
             for m, listing_id in enumerate(listing_ids):
-                bid(session, rep, listing_id, created + timedelta(days=2, hours=n, minutes=m))
-        assert score_closed_round(session, round_.id, now - timedelta(hours=11))
-        reviews = adjudication.review_round(session, load_round(session, round_.id))
+                bid(session, rep, listing_id, bids_from + timedelta(hours=n, minutes=m))
+        assert score_closed_round(session, round_id, now - timedelta(hours=11))
+        reviews = adjudication.review_round(session, load_round(session, round_id))
         kept_out = [listing_id for listing_id in listing_ids if reviews[listing_id].passed_over]
         assert len(kept_out) == 1 and reviews[kept_out[0]].runner_up is not None, (
             "the per-round cap should keep the best bidder out of exactly one listing")
-        return round_.id, kept_out[0]
+        return round_id, kept_out[0]
 
 
 def test_the_margin_note_wraps_and_the_decision_stays_in_view(walk, live_server, passed_over):

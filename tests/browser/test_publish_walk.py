@@ -18,16 +18,13 @@ from datetime import timedelta
 
 import pytest
 from playwright.sync_api import expect
-from sqlalchemy import select
 
-from bidhub.db import get_session, unit_of_work
-from bidhub.models import Branch, FilingKind, Listing, Round, RoundStatus, User
+from bidhub.db import get_session
+from bidhub.models import Listing, Round, RoundStatus
 from bidhub.services import notifications
 from bidhub.services.adjudication import score_closed_round
-from bidhub.services.ownership import OwnerChange, change_owners
-from bidhub.services.rounds import create_round, publish_round
 from tests.browser.conftest import CJK, LiveServer
-from tests.browser.world import add_account, bid, release_all
+from tests.browser.world import add_round_past_its_deadline, bid, by_username
 
 ROUND_TITLE = "四月客户资源竞标"
 ACCOUNTS = (("重庆山城物流有限公司", "物流", 1_100_000),   # two bidders: overridden inline
@@ -45,10 +42,6 @@ class PublishWorld:
     account_names: tuple[str, ...]
 
 
-def by_username(session, username: str) -> User:
-    return session.scalars(select(User).where(User.username == username)).one()
-
-
 def build_round(server: LiveServer) -> PublishWorld:
     world = server.world
     with server.app.app_context():
@@ -56,28 +49,13 @@ def build_round(server: LiveServer) -> PublishWorld:
         now = server.app.config["CLOCK"]()
         manager, rep, rival, leaver = (by_username(session, name) for name in (
             world.manager, world.rep, world.rival, "chenjing"))
-        branch = session.scalars(select(Branch).order_by(Branch.id)).first()
-        created = now - timedelta(days=10)
-        accounts = [add_account(session, name, industry, "private", value, branch, 300 + n,
-                                created - timedelta(days=200))
-                    for n, (name, industry, value) in enumerate(ACCOUNTS)]
-        with unit_of_work(session):
-            change_owners(session, [OwnerChange(account.id, leaver.id, filing={
-                "kind": FilingKind.CRM_IMPORT, "reason": "CRM import",
-                "decided_by_id": manager.id}) for account in accounts],
-                limit=None, now=created - timedelta(days=200))
-        round_ = create_round(session, manager, title=ROUND_TITLE, branch_id=None,
-                              opens_at=created + timedelta(hours=3),
-                              closes_at=now - timedelta(hours=12), now=created)
-        listing_ids = release_all(session, manager, round_.id, accounts, created)
-        publish_round(session, manager, round_.id, expected_version=round_.version,
-                      now=created + timedelta(hours=2))
-        submitted = created + timedelta(days=2)
+        round_id, listing_ids, submitted = add_round_past_its_deadline(
+            session, now, manager, leaver, ROUND_TITLE, ACCOUNTS, first_number=300)
         bid(session, rep, listing_ids[0], submitted)
         bid(session, rival, listing_ids[0], submitted + timedelta(hours=1))
         bid(session, rep, listing_ids[1], submitted + timedelta(hours=2))
-        assert score_closed_round(session, round_.id, now - timedelta(hours=11))
-        return PublishWorld(round_.id, tuple(listing_ids), tuple(name for name, *_ in ACCOUNTS))
+        assert score_closed_round(session, round_id, now - timedelta(hours=11))
+        return PublishWorld(round_id, tuple(listing_ids), tuple(name for name, *_ in ACCOUNTS))
 
 
 @pytest.fixture(scope="module")

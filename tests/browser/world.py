@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
@@ -236,3 +237,32 @@ def bid(session: Session, rep: User, listing_id: int, at: datetime) -> None:
                committed_revenue_yuan=600_000,
                visit_plan="第一周拜访总经理，第二周与人力资源部确定方案。",
                submission_key=None, now=at)
+
+
+def by_username(session: Session, username: str) -> User:
+    return session.scalars(select(User).where(User.username == username)).one()
+
+
+def add_round_past_its_deadline(session: Session, now: datetime, manager: User, holder: User,
+                                title: str, accounts: tuple[tuple[str, str, int], ...],
+                                first_number: int) -> tuple[int, list[int], datetime]:
+    """A round made ten days ago of new accounts (name, industry, annual value) that `holder`
+    held, released and published, its deadline twelve hours ago, not yet scored; its id, its
+    listings' ids and when bids may be placed (two days after it was made)."""
+    branch = session.scalars(select(Branch).order_by(Branch.id)).first()
+    created = now - timedelta(days=10)
+    added = [add_account(session, name, industry, "private", value, branch, first_number + n,
+                         created - timedelta(days=200))
+             for n, (name, industry, value) in enumerate(accounts)]
+    with unit_of_work(session):
+        change_owners(session, [OwnerChange(account.id, holder.id, filing={
+            "kind": FilingKind.CRM_IMPORT, "reason": "CRM import",
+            "decided_by_id": manager.id}) for account in added],
+            limit=None, now=created - timedelta(days=200))
+    round_ = create_round(session, manager, title=title, branch_id=None,
+                          opens_at=created + timedelta(hours=3),
+                          closes_at=now - timedelta(hours=12), now=created)
+    listing_ids = release_all(session, manager, round_.id, added, created)
+    publish_round(session, manager, round_.id, expected_version=round_.version,
+                  now=created + timedelta(hours=2))
+    return round_.id, listing_ids, created + timedelta(days=2)
