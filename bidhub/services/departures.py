@@ -13,8 +13,11 @@ Their bids in rounds still open stay as they are: bids are sealed and only their
 change them before the deadline. Scoring finds them ineligible (`on_duty`), saying why.
 
 Locks, in the order every use case keeps (`ownership`): the rounds holding the rep's pending
-awards (`lock_rounds_of_awards`), then the rep's row, which the caller locks (the user form)
-or writes (the reps import, for every rep its file marks as left).
+awards, then the rep's row (`lock_departing`), before the caller writes it (the user form, or
+the reps import for every rep its file marks as left). A decision for the rep holds their row
+until it commits, so once the row is locked no award for them can appear in a round not
+locked; one that appeared while the rounds were being locked is found then, and the locks are
+taken again in order rather than the round's locked after the rep's.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ from bidhub.domain.text import N_
 from bidhub.models import Account, Bid, Decision, Listing, ListingStatus, Round, User
 from bidhub.services.audit import record_audit
 from bidhub.services.notifications import notify
-from bidhub.services.ownership import lock_round, refusal_message, reopen, unavailable_receiver
+from bidhub.services.ownership import (
+    is_postgresql,
+    lock_reps,
+    lock_round,
+    refusal_message,
+    reopen,
+    unavailable_receiver,
+)
 
 
 @dataclass(frozen=True)
@@ -78,14 +88,49 @@ def lock_rounds_of_awards(session: Session, rep_ids: Iterable[int]) -> set[int]:
     return set(round_ids)
 
 
+def rounds_of_awards(session: Session, rep_ids: Iterable[int]) -> set[int]:
+    """The rounds holding the reps' pending awards."""
+    return {award.round_id for rep_id in sorted(set(rep_ids))
+            for award in pending_awards_of(session, rep_id)}
+
+
+def lock_departing(session: Session, rep_ids: Iterable[int]) -> set[int]:
+    """Lock the rounds holding the reps' pending awards, in id order, then the reps' rows; the
+    round ids locked, which hold every pending award of theirs until the transaction ends.
+
+    A manager deciding an award for one of them holds the rep's row from before the decision is
+    written until it commits: locking the rows waits for it, and the award may then sit in a
+    round not locked. Locking that round now, after the rep, could wait in a circle with a
+    decision holding the round and waiting for the rep; instead the locks are given back (to a
+    savepoint) and taken again in order, the new round among them. Each attempt again finds a
+    round more, and rounds are finitely many. (On SQLite the write transaction excludes every
+    other writer already.)"""
+    ids = sorted(set(rep_ids))
+    if not ids or not is_postgresql(session):
+        return lock_rounds_of_awards(session, ids)
+    wanted: set[int] = set()
+    while True:
+        savepoint = session.begin_nested()
+        wanted |= rounds_of_awards(session, ids)
+        for round_id in sorted(wanted):
+            lock_round(session, round_id)
+        lock_reps(session, ids)
+        missing = rounds_of_awards(session, ids) - wanted
+        if not missing:
+            savepoint.commit()
+            return wanted
+        savepoint.rollback()
+        wanted |= missing
+
+
 def send_back_awards(session: Session, actor: User | None, rep: User, locked_round_ids: set[int],
                      now: datetime, *, refuse_unlocked: bool = True) -> list[PendingAward]:
     """Send every pending award of `rep`, who may no longer hold accounts, back to decision:
     the decision removed (the audit keeps it), KA management told. The caller locked the
-    rounds (`lock_rounds_of_awards`) and then the rep in this write transaction. An award
-    decided in another round meanwhile is refused with Conflict, and nothing is written; or,
-    with `refuse_unlocked` False (an import, which does not start again for one rep), left
-    to be refused when it would take effect."""
+    rounds and then the rep in this write transaction (`lock_departing`), so that every award
+    is in a round locked. Should one not be, it is refused with Conflict, and nothing is
+    written; or, with `refuse_unlocked` False (an import, which does not start again for one
+    rep), left to be refused when it would take effect."""
     why = unavailable_receiver(role=rep.role, is_active=rep.is_active, status=rep.status)
     awards = pending_awards_of(session, rep.id)
     unlocked = [award for award in awards if award.round_id not in locked_round_ids]

@@ -98,7 +98,7 @@ from bidhub.models import (
 from bidhub.services.accountability import checked_evidence_url, explanation_due, won_deal_refusal
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import CODE_PATTERN, branch_key, branch_snapshot, match_branch
-from bidhub.services.departures import lock_rounds_of_awards, send_back_awards
+from bidhub.services.departures import lock_departing, send_back_awards
 from bidhub.services.filings import capacity_max
 from bidhub.services.html_tables import html_rows, is_html_table
 from bidhub.services.ownership import (
@@ -870,12 +870,12 @@ class RepImporter(Importer):
                                   for user in self.session.scalars(select(User))}
         self.password_hash: str | None = None
         # Reps the file marks as left have their awards not yet in force sent back to decision
-        # (`finish`), as the user form does: their rounds are locked before their rows are
-        # written, in the order every use case locks in.
+        # (`finish`), as the user form does: their rounds, then their rows, are locked before
+        # the rows are written, in the order every use case locks in.
         named = (self.reps_by_external.get(id_key(row.values["external_id"]))
                  or self.users_by_username.get(str(row.values.get("username") or "").lower())
                  for row in rows if row.values.get("status") == RepStatus.LEFT)
-        self.departing_rounds = lock_rounds_of_awards(
+        self.departing_rounds = lock_departing(
             self.session, [user.id for user in named if user is not None])
         self.departed: list[User] = []
 

@@ -42,7 +42,7 @@ from bidhub.services.audit import record_audit
 from bidhub.services.branches import require_open_branch
 from bidhub.services.departures import (
     PendingAward,
-    lock_rounds_of_awards,
+    lock_departing,
     send_back_awards,
     sends_awards_back,
 )
@@ -190,8 +190,8 @@ def update_user(
     display_name = checked_display_name(display_name)
     with unit_of_work(session):
         departing = sends_awards_back(role=role, is_active=is_active, status=status)
-        # The rounds of their pending awards first: the order every use case locks in.
-        locked_rounds = lock_rounds_of_awards(session, [user_id]) if departing else set()
+        # The rounds of their pending awards, then their row: the order every use case locks in.
+        locked_rounds = lock_departing(session, [user_id]) if departing else set()
         # Locked before the accounts they sponsor are counted: a designation in progress
         # (which holds the row, `sponsors.held_person`) is counted, or waits and sees this.
         user = session.scalars(select(User).where(User.id == user_id).with_for_update(of=User)
