@@ -5,12 +5,15 @@ award waits for, or takes effect for, somebody who may not hold accounts."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from bidhub.domain.errors import BidhubError
 from bidhub.models import (
     Account,
     Bid,
+    BidScore,
     Decision,
     DecisionKind,
     Listing,
@@ -121,6 +124,43 @@ def test_a_rep_deactivated_while_a_manager_decides_for_them(
         assert not session.get(User, winner.id).is_active
         assert len(notices(session, "award_refused")) == 1
     assert undecided_for_the_departed(session) == []
+
+
+def test_a_rep_deactivated_while_the_round_is_scored_is_seen_or_waits(
+        app, session, postgresql_only, monkeypatch, clock, make_rep, make_admin, make_account,
+        make_round, make_bid):
+    """Scoring reads each bidder's standing once; a deactivation that commits after that read
+    and before the scoring commits must not be missed: the scoring would record the rep as
+    free to hold accounts and propose them, and the next bidder could then only win by an
+    override with a written reason, as if management departed from the score."""
+    admin, leaving, other = make_admin(), make_rep(name="Leaving Rep"), make_rep()
+    round_ = make_round(accounts=[make_account(owner=make_rep())],
+                        closes_at=clock() + timedelta(hours=1))
+    listing = round_.listings[0]
+    strong = make_bid(leaving, listing, revenue=900_000)
+    make_bid(other, listing, revenue=200_000)
+    clock.advance(hours=1)
+    pause = Pause(monkeypatch, adjudication, "active_bids_of_round")
+    scorer = Side(app, lambda own: adjudication.score_closed_round(own, round_.id, clock()))
+    pause.wait()
+    deactivator = Side(app, lambda own: users.update_user(
+        own, own.get(User, admin.id), leaving.id, display_name=leaving.display_name,
+        role=Role.REP, branch_id=leaving.branch_id, status=RepStatus.ACTIVE, is_active=False,
+        now=clock()))
+    deactivator.done_or_waiting(app)
+    deactivated_first = not deactivator.thread.is_alive()
+    pause.resume()
+    assert scorer.join() is True
+    deactivated = deactivator.join()
+    assert not isinstance(deactivated, Exception), deactivated
+    reload(session)
+    score = session.scalars(select(BidScore).where(BidScore.bid_id == strong.id)).one()
+    if deactivated_first:
+        assert score.inputs["unavailable"] == "inactive", score.inputs
+        assert not score.is_proposed_winner
+    else:  # it waited for the scoring, which read the rep as they stood until it committed
+        assert score.inputs["unavailable"] == "", score.inputs
+    assert not session.get(User, leaving.id).is_active
 
 
 def test_an_appeal_upheld_while_the_winner_is_deactivated(

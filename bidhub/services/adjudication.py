@@ -90,6 +90,7 @@ from bidhub.services.ownership import (
     check_receiver,
     commitment_parts,
     commitments_from,
+    is_postgresql,
     lock_accounts,
     lock_reps,
     lock_round,
@@ -129,6 +130,7 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
                 RoundStatus.PUBLISHED, RoundStatus.IN_REVIEW):
             return False
         rules = parsed(round_.rule_set)
+        hold_bidders(session, round_.id)
         bids = active_bids_of_round(session, round_.id)
         if rules.review is not None and round_.status == RoundStatus.PUBLISHED and bids:
             application_reviews.start_review(session, round_, bids, now)
@@ -164,6 +166,23 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
                             "lottery_seed": round_.lottery_seed,
                             "flagged": sorted(allocation.flagged)})
         return True
+
+
+def hold_bidders(session: Session, round_id: int) -> None:
+    """Lock the rows of the round's bidders in share mode (FOR SHARE on PostgreSQL), in id
+    order after the round's, until the scoring commits, and read them afresh: whether each may
+    still hold accounts (`BidFacts.unavailable`) is read as it stays. A rep marked as left,
+    deactivated or given another role (which locks the row to write it) is either committed
+    before and scored so, or waits until the round is scored and has their pending awards sent
+    back then; never committed while the scoring goes on to propose them as available. (On
+    SQLite the write transaction excludes every other writer already.)"""
+    if not is_postgresql(session):
+        return
+    bidders = (select(Bid.rep_id).join(Listing)
+               .where(Listing.round_id == round_id, Bid.status == BidStatus.ACTIVE))
+    session.scalars(select(User).where(User.id.in_(bidders)).order_by(User.id)
+                    .with_for_update(read=True, of=User)
+                    .execution_options(populate_existing=True)).all()
 
 
 def close_due_rounds(session: Session, now: datetime) -> list[int]:
