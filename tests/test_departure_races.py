@@ -205,3 +205,40 @@ def test_an_appeal_upheld_while_the_winner_is_deactivated(
     assert actions(session).count("listing.winner_unavailable") == 0
     assert notices(session, "award_refused") == []
     assert session.get(Account, session.get(Listing, listing_id).account_id).owner_id != winner.id
+
+
+def test_a_winner_marked_left_while_the_results_take_effect(
+        app, session, postgresql_only, monkeypatch, clock, make_rep, make_manager,
+        make_admin, scored):
+    """The scheduled application at the end of the window and the user form marking the
+    winner as left: the award goes back to decision once, or took effect before the rep
+    left; never both, and never in force for a rep who had left."""
+    manager, admin = make_manager(), make_admin()
+    winner = make_rep(name="Leaving Rep")
+    round_, owner = scored([winner, make_rep()], manager=manager)
+    listing_id = round_.listings[0].id
+    decide_for(session, manager, listing_id, winner, clock())(session)
+    round_ = session.get(Round, round_.id)
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
+    reload(session)
+    ends = session.get(Round, round_.id).standstill_ends_at
+    pause = Pause(monkeypatch, users, "sponsored_account_ids")  # rounds and rep locked
+    leaver = Side(app, lambda own: users.update_user(
+        own, own.get(User, admin.id), winner.id, display_name=winner.display_name,
+        role=Role.REP, branch_id=winner.branch_id, status=RepStatus.LEFT, is_active=True,
+        now=ends))
+    pause.wait()
+    applier = Side(app, lambda own: appeals.apply_due_listings(own, ends))
+    applier.done_or_waiting(app)
+    pause.resume()
+    left, applied = leaver.join(), applier.join()
+    assert not isinstance(left, Exception), left
+    assert applied == [], applied
+    assert [award.listing_id for award in left.sent_back] == [listing_id]
+    reload(session)
+    assert session.get(Account, session.get(Listing, listing_id).account_id).owner_id == owner.id
+    assert session.get(Listing, listing_id).status == ListingStatus.LISTED
+    assert undecided_for_the_departed(session) == []
+    assert len(notices(session, "award_refused")) == 1
+    assert actions(session).count("listing.apply_refused") == 0
