@@ -84,3 +84,46 @@ def test_the_users_list_has_each_role_in_pinyin_order(app, make_admin, make_mana
     page = login_as(admin).get("/admin/users", headers={"Accept-Language": "zh-CN"})
     names = re.findall(r'<a href="/admin/users/\d+">([^<]*)</a>', page.get_data(as_text=True))
     assert names == ["管理员", "陈经理", "周经理", "陈静", "李娜", "王芳", "张伟"]
+
+
+def expected_of(page: str) -> str:
+    return re.search(r'name="expected"[^>]*value="([^"]*)"', page).group(1)
+
+
+def test_a_form_opened_before_another_admin_marked_the_rep_left_cannot_undo_it(
+        app, session, make_admin, make_branch, make_rep, login_as):
+    """Two admins open the same rep's form; one marks the rep as left. The other's save, from
+    the form drawn before, would put the rep back to active with a branch change: it is refused
+    with 409, nothing is written, and the form is drawn again from the rep as they are now,
+    from which the change can be made again."""
+    from tests.conftest import reload
+
+    rep, other_branch = make_rep(), make_branch("GZ", "Guangzhou")
+    first, second = login_as(make_admin()), login_as(make_admin())
+    stale = expected_of(second.get(f"/admin/users/{rep.id}").get_data(as_text=True))
+    opened = expected_of(first.get(f"/admin/users/{rep.id}").get_data(as_text=True))
+    assert opened == stale
+    assert first.post(f"/admin/users/{rep.id}", data={
+        "display_name": rep.display_name, "role": "rep", "branch_id": str(rep.branch_id),
+        "status": "left", "is_active": "y", "expected": opened}).status_code == 303
+
+    response = second.post(f"/admin/users/{rep.id}", headers={"Accept-Language": "zh-CN"}, data={
+        "display_name": rep.display_name, "role": "rep", "branch_id": str(other_branch.id),
+        "status": "active", "is_active": "y", "expected": stale})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "打开此表单后" in page and "本次未保存任何内容" in page
+    assert re.search(r'<option selected value="left">|<option value="left" selected', page)
+    reload(session)
+    kept = session.get(User, rep.id)
+    assert kept.status == "left" and kept.branch_id == rep.branch_id
+    assert len(session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "user.updated")).all()) == 1
+
+    fresh = expected_of(page)
+    assert fresh != stale
+    assert second.post(f"/admin/users/{rep.id}", data={
+        "display_name": rep.display_name, "role": "rep", "branch_id": str(other_branch.id),
+        "status": "left", "is_active": "y", "expected": fresh}).status_code == 303
+    reload(session)
+    assert session.get(User, rep.id).branch_id == other_branch.id

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.collation import branch_order
-from bidhub.domain.errors import InvalidRequest, NotFound
+from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.domain.text import N_
 from bidhub.domain.typed_text import (
     username_key,
@@ -101,6 +103,14 @@ def user_snapshot(user: User) -> dict:
             "executive_title": user.executive_title}
 
 
+def edit_fingerprint(user: User) -> str:
+    """What an admin's edit form saw of the user (`user_snapshot`), as a short digest: a form
+    that carries it back is refused once any of those details changed (another admin's save,
+    a reps import), instead of quietly undoing that change."""
+    seen = json.dumps(user_snapshot(user), sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(seen.encode()).hexdigest()[:32]
+
+
 def check_role(role: str, branch_id: int | None, executive_title: str | None) -> str | None:
     """The executive title the user keeps (None unless an executive), or why it cannot be."""
     if role not in set(Role):
@@ -179,9 +189,13 @@ class UserUpdate:
 def update_user(
     session: Session, actor: User, user_id: int, *, display_name: str, role: str,
     branch_id: int | None, status: str, is_active: bool, now: datetime,
-    executive_title: str | None = None,
+    executive_title: str | None = None, expected: str | None = None,
 ) -> UserUpdate:
     """Change a user's name, role, branch, status and whether they may sign in.
+
+    `expected`: the `edit_fingerprint` the edit form was drawn with; if the user's details
+    changed since, nothing is written (Conflict), so that a form opened before another admin
+    marked the rep as left cannot set them back to active unseen.
 
     Marking a rep as left, deactivating them or giving them another role sends their awards
     not yet in force back to decision at once (`departures`), in this transaction, as none of
@@ -198,6 +212,10 @@ def update_user(
                                .execution_options(populate_existing=True)).first()
         if user is None:
             raise NotFound(N_("No such user."))
+        if expected is not None and expected != edit_fingerprint(user):
+            raise Conflict(N_("%(name)s's details changed after this form was opened; nothing "
+                              "was saved. The form now shows them as they are: make your "
+                              "change again.", name=user.display_name))
         executive_title = check_role(role, branch_id, executive_title)
         sponsored = sponsored_account_ids(session, user.id)
         if sponsored and (role != Role.EXECUTIVE or not is_active):

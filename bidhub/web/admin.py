@@ -8,12 +8,12 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
-from wtforms import SelectField
+from wtforms import HiddenField, SelectField
 
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.collation import person_order
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.models import Branch, Role, User
 from bidhub.services import branches, users
@@ -48,6 +48,8 @@ class NewUserForm(UserForm):
 class UserEditForm(EditUserForm):
     executive_title = SelectField(_l("Executive title"), choices=EXECUTIVE_TITLE_CHOICES,
                                   validate_choice=False)
+    # The user's details as the form was drawn with them (`users.edit_fingerprint`).
+    expected = HiddenField()
 
 
 @blueprint.route("/users", endpoint="users")
@@ -98,13 +100,23 @@ def edit_user(user_id: int):
                                             empty_label="—")
     if not form.is_submitted():
         form.branch_id.data = user.branch_id or 0
+        form.expected.data = users.edit_fingerprint(user)
     if form.validate_on_submit():
         try:
             update = users.update_user(
                 session, current_user, user.id, display_name=form.display_name.data,
                 role=form.role.data, branch_id=form.branch_id.data or None,
                 status=form.status.data, is_active=form.is_active.data,
-                executive_title=form.executive_title.data or None, now=now())
+                executive_title=form.executive_title.data or None,
+                expected=form.expected.data or None, now=now())
+        except Conflict as error:
+            # Drawn again from the user as they are now, with what changed to see.
+            session.expire_all()
+            user = session.get(User, user_id)
+            fresh = fresh_edit_form(session, user)
+            fresh.form_errors.append(translate(error))
+            return user_edit_page(render, session, fresh, user, SetPasswordForm(formdata=None),
+                                  status=409)
         except InvalidRequest as error:
             form.add_error(error)
             return user_edit_page(render_form_errors, session, form, user,
@@ -127,14 +139,24 @@ def edit_user(user_id: int):
     return user_edit_page(render, session, form, user, SetPasswordForm(formdata=None))
 
 
+def fresh_edit_form(session, user: User) -> UserEditForm:
+    """The edit form filled from the user as stored, with their details' fingerprint."""
+    form = UserEditForm(obj=user, formdata=None)
+    form.branch_id.choices = branch_choices(open_branches(session, user.branch_id),
+                                            empty_label="—")
+    form.branch_id.data = user.branch_id or 0
+    form.expected.data = users.edit_fingerprint(user)
+    return form
+
+
 def user_edit_page(render_with, session, form: UserEditForm, user: User,
-                   password_form: SetPasswordForm):
+                   password_form: SetPasswordForm, **options):
     """The user's edit page, with the rep's awards not yet in force that leaving would send
     back, and whether to say what becomes of a rep's sealed bids."""
     return render_with("admin/user_edit.html", form=form, user=user,
                        password_form=password_form,
                        pending_awards=pending_awards_of(session, user.id),
-                       is_rep=user.role == Role.REP)
+                       is_rep=user.role == Role.REP, **options)
 
 
 def award_label(award: PendingAward) -> Text:
@@ -160,11 +182,7 @@ def set_password(user_id: int):
                     "must choose a new one at their next sign-in.", name=user.username),
                   "success")
             return redirect_after_post(url_for("admin.edit_user", user_id=user.id))
-    edit_form = UserEditForm(obj=user, formdata=None)
-    edit_form.branch_id.choices = branch_choices(open_branches(session, user.branch_id),
-                                                 empty_label="—")
-    edit_form.branch_id.data = user.branch_id or 0
-    return user_edit_page(render_form_errors, session, edit_form, user, form)
+    return user_edit_page(render_form_errors, session, fresh_edit_form(session, user), user, form)
 
 
 def open_branches(session, keep_id: int | None = None) -> list[Branch]:
