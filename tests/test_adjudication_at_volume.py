@@ -433,3 +433,36 @@ def test_a_tie_with_the_bid_below_the_winner_is_the_lotterys(top_scorer_placed_e
     assert beta.passed_over == 1 and beta.margin == 0
     assert beta.proposed.score.total == beta.runner_up.score.total
     assert adjudication.Flag.LOTTERY in beta.flags
+
+
+def test_accepting_every_unflagged_award_locks_the_winners_in_id_order_first(
+        session, clock, monkeypatch, make_manager, make_rep, make_account, make_round,
+        make_bid):
+    """Every use case locks reps in id order. Locked one acceptance at a time in listing
+    order, two rounds accepted at once with winners in common could each hold the rep the
+    other waits for; so all the winners are locked first, in one statement, in id order."""
+    from datetime import timedelta
+
+    manager, first_rep, second_rep = make_manager(), make_rep(), make_rep()
+    round_ = make_round(accounts=[make_account(owner=make_rep()) for _ in range(2)],
+                        closes_at=clock() + timedelta(hours=1),
+                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    early, late = sorted(round_.listings, key=lambda listing: listing.id)
+    make_bid(second_rep, early)  # the higher rep id wins the listing decided first
+    make_bid(first_rep, late)
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+    locked: list[list[int]] = []
+    lock_reps = adjudication.lock_reps
+
+    def recording(own, rep_ids):
+        locked.append(sorted({rep_id for rep_id in rep_ids if rep_id is not None}))
+        return lock_reps(own, rep_ids)
+
+    monkeypatch.setattr(adjudication, "lock_reps", recording)
+    round_ = session.get(Round, round_.id)
+    assert adjudication.accept_unflagged(
+        session, manager, round_.id, listing_ids=[early.id, late.id],
+        expected_version=round_.version, now=clock()) == [early.id, late.id]
+    assert locked[0] == sorted([first_rep.id, second_rep.id])

@@ -794,10 +794,15 @@ def accept_unflagged(session: Session, actor: User, round_id: int, *, listing_id
         if round_.status != RoundStatus.SCORED:
             raise InvalidRequest(N_("Decisions are taken after scoring and before results are "
                                     "published."))
-        current = unflagged_listing_ids(review_round(session, round_))
+        reviews = review_round(session, round_)
+        current = unflagged_listing_ids(reviews)
         if round_.version != expected_version or current != sorted(set(listing_ids)):
             raise Conflict(N_("The listings to accept changed since you confirmed them; nothing "
                               "was decided. Review the new list and confirm again."))
+        # Every winner's row at once, in id order, as every use case locks reps: locked one
+        # acceptance at a time, in listing order, two rounds accepted at once with winners in
+        # common could each hold the rep the other waits for.
+        lock_reps(session, [reviews[listing_id].proposed.rep_id for listing_id in current])
         for listing_id in current:
             decide_listing(session, actor, listing_id, kind=DecisionKind.ACCEPTED, bid_id=None,
                            reason="", now=now)
