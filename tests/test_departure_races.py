@@ -19,7 +19,6 @@ from bidhub.models import (
     Listing,
     ListingStatus,
     RepStatus,
-    Role,
     Round,
     User,
 )
@@ -30,7 +29,7 @@ from tests import test_departed_winners, test_round_races
 from tests.conftest import reload
 from tests.test_appeals import actions, notices
 from tests.test_departed_winners import REASON, proposed_rep, winner_bid
-from tests.test_round_races import Pause, Side
+from tests.test_round_races import Pause, Side, rep_saved
 
 # The fixtures of the same names there.
 postgresql_only = test_round_races.postgresql_only
@@ -107,10 +106,8 @@ def test_a_rep_deactivated_while_a_manager_decides_for_them(
     pause = Pause(monkeypatch, adjudication, "check_capacity")
     decider = Side(app, decide_for(session, manager, listing_id, winner, clock()))
     pause.wait()
-    deactivator = Side(app, lambda own: users.update_user(
-        own, own.get(User, admin.id), winner.id, display_name=winner.display_name,
-        role=Role.REP, branch_id=winner.branch_id, status=RepStatus.ACTIVE, is_active=False,
-        now=clock()))
+    deactivator = Side(app, rep_saved(admin, winner, clock(), status=RepStatus.ACTIVE,
+                                      is_active=False))
     deactivator.done_or_waiting(app)
     pause.resume()
     decided, deactivated = decider.join(), deactivator.join()
@@ -143,10 +140,8 @@ def test_a_rep_deactivated_while_the_round_is_scored_is_seen_or_waits(
     pause = Pause(monkeypatch, adjudication, "active_bids_of_round")
     scorer = Side(app, lambda own: adjudication.score_closed_round(own, round_.id, clock()))
     pause.wait()
-    deactivator = Side(app, lambda own: users.update_user(
-        own, own.get(User, admin.id), leaving.id, display_name=leaving.display_name,
-        role=Role.REP, branch_id=leaving.branch_id, status=RepStatus.ACTIVE, is_active=False,
-        now=clock()))
+    deactivator = Side(app, rep_saved(admin, leaving, clock(), status=RepStatus.ACTIVE,
+                                      is_active=False))
     deactivator.done_or_waiting(app)
     deactivated_first = not deactivator.thread.is_alive()
     pause.resume()
@@ -188,10 +183,8 @@ def test_an_appeal_upheld_while_the_winner_is_deactivated(
         answer="Upheld: the award is decided again.", expected_version=appeal_version,
         now=clock()))
     pause.wait()
-    deactivator = Side(app, lambda own: users.update_user(
-        own, own.get(User, admin.id), winner.id, display_name=winner.display_name,
-        role=Role.REP, branch_id=winner.branch_id, status=RepStatus.LEFT, is_active=True,
-        now=clock()))
+    deactivator = Side(app, rep_saved(admin, winner, clock(), status=RepStatus.LEFT,
+                                      is_active=True))
     deactivator.done_or_waiting(app)
     pause.resume()
     answered, deactivated = answerer.join(), deactivator.join()
@@ -224,10 +217,8 @@ def test_a_winner_marked_left_while_the_results_take_effect(
     reload(session)
     ends = session.get(Round, round_.id).standstill_ends_at
     pause = Pause(monkeypatch, users, "sponsored_account_ids")  # rounds and rep locked
-    leaver = Side(app, lambda own: users.update_user(
-        own, own.get(User, admin.id), winner.id, display_name=winner.display_name,
-        role=Role.REP, branch_id=winner.branch_id, status=RepStatus.LEFT, is_active=True,
-        now=ends))
+    leaver = Side(app, rep_saved(admin, winner, ends, status=RepStatus.LEFT,
+                                 is_active=True))
     pause.wait()
     applier = Side(app, lambda own: appeals.apply_due_listings(own, ends))
     applier.done_or_waiting(app)

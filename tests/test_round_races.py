@@ -102,6 +102,14 @@ class Pause:
 
 # --- bids and the deadline's scoring -------------------------------------------------------------
 
+def rep_saved(admin, rep, now, *, status: str, is_active: bool):
+    """A side's use case: an admin saves the rep's user form with this status and sign-in
+    access, everything else as it was."""
+    return lambda own: users.update_user(
+        own, own.get(User, admin.id), rep.id, display_name=rep.display_name, role=Role.REP,
+        branch_id=rep.branch_id, status=status, is_active=is_active, now=now)
+
+
 @pytest.fixture
 def closing_round(session, clock, make_rep, make_account, make_round, make_bid):
     """A published round with two listings and a bid for the first; its deadline is an hour
@@ -384,10 +392,8 @@ def test_a_winner_deactivated_while_the_results_are_announced_has_the_award_sent
     publisher = Side(app, lambda own: adjudication.publish_results(
         own, own.get(User, manager.id), round_.id, expected_version=version, now=clock()))
     pause.wait()
-    deactivator = Side(app, lambda own: users.update_user(
-        own, own.get(User, admin.id), winner.id, display_name=winner.display_name,
-        role=Role.REP, branch_id=winner.branch_id, status=winner.status, is_active=False,
-        now=clock()))
+    deactivator = Side(app, rep_saved(admin, winner, clock(), status=winner.status,
+                                      is_active=False))
     deactivator.done_or_waiting(app)
     pause.resume()
     assert publisher.join() == []
