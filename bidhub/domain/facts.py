@@ -148,7 +148,7 @@ class AccountFacts:
     annual_value_yuan: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BidFacts:
     """One bid as the scoring engine sees it.
 

@@ -42,7 +42,7 @@ from bidhub.domain.text import Text
 DECIMALS = 6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FactorScore:
     metric: str
     raw: float | None
@@ -52,7 +52,7 @@ class FactorScore:
     is_imputed: bool = False  # no data: the eligible peers' median normalised value stood in
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScoreBreakdown:
     """One bid's eligibility checks and factor contributions; stored as the JSON breakdown of
     the `BidScore` row (bidhub.models)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -160,7 +161,7 @@ def test_value_aware_is_the_best_by_exhaustive_search_and_keeps_the_limits(bids,
 @given(rounds(), st.integers(1, 3))
 def test_with_every_account_worth_nothing_value_aware_is_as_good_as_optimal(bids, cap):
     # Score x value is 0 everywhere, so the rest of the order is optimal's own.
-    bids = [item.__class__(**{**item.__dict__, "listing_value_yuan": 0}) for item in bids]
+    bids = [replace(item, listing_value_yuan=0) for item in bids]
     scores, valued = run(rules(cap=cap), bids)
     _, optimal = run(rules("optimal", cap=cap), bids)
     assert (objective(bids, scores, valued.rankings, valued.awards)

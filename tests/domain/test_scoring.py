@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -359,9 +360,8 @@ def test_raising_a_positive_weight_metric_never_lowers_that_bids_score(bids, met
     before = target.metrics.get(metric)
     if before is None:  # a value the metric can take: a rate is at most 1
         before = data.draw(st.floats(0, min(50.0, ceiling)))
-    raised = BidFacts(**{**target.__dict__, "metrics": {
-        **target.metrics, metric: min(ceiling, before + rise)}})
-    lowered = BidFacts(**{**target.__dict__, "metrics": {**target.metrics, metric: before}})
+    raised = replace(target, metrics={**target.metrics, metric: min(ceiling, before + rise)})
+    lowered = replace(target, metrics={**target.metrics, metric: before})
     others = bids[:index] + bids[index + 1:]
     low = score_round(policy, [*others, lowered])[target.bid_id].total
     high = score_round(policy, [*others, raised])[target.bid_id].total
@@ -375,8 +375,7 @@ def test_raising_a_penalised_metric_never_raises_that_bids_score(bids, rise):
     target = bids[0]
     before = target.metrics.get("open_incidents") or 0.0
     def with_incidents(count):  # noqa: E306
-        return BidFacts(**{**target.__dict__,
-                           "metrics": {**target.metrics, "open_incidents": count}})
+        return replace(target, metrics={**target.metrics, "open_incidents": count})
     low = score_round(policy, [with_incidents(before), *bids[1:]])[target.bid_id].total
     high = score_round(policy, [with_incidents(before + rise), *bids[1:]])[target.bid_id].total
     assert high <= low
