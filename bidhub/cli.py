@@ -149,7 +149,8 @@ def close_due_rounds_command() -> None:
     """Score every published round whose deadline has passed."""
     from bidhub.services.adjudication import close_due_rounds
 
-    scored = close_due_rounds(get_session(), current_app.config["CLOCK"]())
+    scored = close_due_rounds(get_session(), current_app.config["CLOCK"](),
+                              zone=current_app.config["TIMEZONE"])
     click.echo(f"Scored rounds: {', '.join(map(str, scored)) or 'none'}")
 
 

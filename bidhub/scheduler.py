@@ -46,7 +46,8 @@ def close_due_rounds_job(app: Flask, now: datetime | None = None) -> list[int]:
     from bidhub.services.adjudication import close_due_rounds
 
     with app.app_context():
-        scored = close_due_rounds(get_session(), now or app.config["CLOCK"]())
+        scored = close_due_rounds(get_session(), now or app.config["CLOCK"](),
+                                  zone=app.config["TIMEZONE"])
         if scored:
             log.info("scored rounds %s after their deadline", scored)
         return scored

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -280,9 +280,11 @@ def test_a_waiting_reps_remedy_names_one_instant_whenever_it_is_read_and_is_draw
         return "".join(re.findall(r'<div class="not-eligible">.*?</div>', body, re.S))
 
     first = remedies()
-    hired = datetime(*newcomer.hired_on.timetuple()[:3], tzinfo=UTC)
+    # Tenure counts from the start of the hire day in the department's time zone.
+    zone = ZoneInfo(app.config["TIMEZONE"])
+    hired = datetime(*newcomer.hired_on.timetuple()[:3], tzinfo=zone)
     for instant in (months_counted_at(hired, 3), months_counted_at(released_at, 6)):
-        local = instant.astimezone(ZoneInfo(app.config["TIMEZONE"]))
+        local = instant.astimezone(zone)
         assert f"Wait until {local:%Y-%m-%d %H:%M}" in html.unescape(first)
     kept = len(listing_lines._reason_cells)
     for step in ({"seconds": 50}, {"seconds": 10}, {"hours": 7}, {"hours": 4, "minutes": 3}):

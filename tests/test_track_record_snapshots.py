@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -342,7 +342,7 @@ def test_a_damaged_or_old_format_snapshot_is_rebuilt(session, world, clock):
     row.history = {"format": 0}
     session.commit()
     with pytest.raises(SnapshotFormatError):
-        history_from_snapshot({"format": 0}, rep_id=1, hired_on=date(2020, 1, 1),
+        history_from_snapshot({"format": 0}, rep_id=1, hired_on=date(2020, 1, 1), zone=UTC,
                               accounts_held=0, now=clock())
     assert_snapshots_equal_fresh(session, reps, accounts, clock)
     reload(session)

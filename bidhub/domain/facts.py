@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from enum import StrEnum
 
 
@@ -126,10 +126,14 @@ class PromiseFact:
 
 @dataclass(frozen=True)
 class RepHistory:
-    """Everything the metrics may look at for one rep, as of the moment they are computed."""
+    """Everything the metrics may look at for one rep, as of the moment they are computed.
+
+    `hired_on` is a day of the department's calendar and `zone` the department's time zone:
+    tenure counts from the start of that day there."""
 
     rep_id: int
     hired_on: date
+    zone: tzinfo
     accounts_held: int
     opportunities: tuple[OpportunityFact, ...] = ()
     forecasts: tuple[ForecastFact, ...] = ()

@@ -16,7 +16,7 @@ back measured here (datetime.fromisoformat about 0.3 us against 0.9 us for an ep
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, NamedTuple
 
 from bidhub.domain.facts import (
@@ -123,19 +123,19 @@ def snapshot_facts(document: dict[str, Any]) -> SnapshotFacts:
     return SnapshotFacts(opportunities, forecasts, incidents, losses, promises)
 
 
-def history_at(facts: SnapshotFacts, *, rep_id: int, hired_on: date, accounts_held: int,
-               now: datetime) -> RepHistory:
+def history_at(facts: SnapshotFacts, *, rep_id: int, hired_on: date, zone: tzinfo,
+               accounts_held: int, now: datetime) -> RepHistory:
     """The RepHistory a fresh read of the rows would give at `now`, from a snapshot's facts."""
     lost = tuple(LostAccountFact(loss.account_id, loss.lost_at,
                                  loss.reviewed_at is not None and loss.reviewed_at <= now)
                  for loss in facts.losses)
-    return RepHistory(rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
+    return RepHistory(rep_id=rep_id, hired_on=hired_on, zone=zone, accounts_held=accounts_held,
                       opportunities=facts.opportunities, forecasts=facts.forecasts,
                       incidents=facts.incidents, lost_accounts=lost, promises=facts.promises)
 
 
 def history_from_snapshot(document: dict[str, Any], *, rep_id: int, hired_on: date,
-                          accounts_held: int, now: datetime) -> RepHistory:
+                          zone: tzinfo, accounts_held: int, now: datetime) -> RepHistory:
     """The RepHistory a fresh read of the rows would give at `now`, from a stored document."""
-    return history_at(snapshot_facts(document), rep_id=rep_id, hired_on=hired_on,
+    return history_at(snapshot_facts(document), rep_id=rep_id, hired_on=hired_on, zone=zone,
                       accounts_held=accounts_held, now=now)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import calendar
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, tzinfo
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -115,6 +115,21 @@ DAYS_PER_MONTH = 30.4375
 
 def months_between(start: datetime, end: datetime) -> float:
     return (end - start).days / DAYS_PER_MONTH
+
+
+def day_start(day: date, zone: tzinfo) -> datetime:
+    """The moment `day` begins in `zone`, as a time in that zone."""
+    return datetime.combine(day, time(), tzinfo=zone)
+
+
+def months_since_day(day: date, now: datetime, zone: tzinfo) -> float:
+    """Months (of 30.4375 days) from the start of `day` in `zone` until `now`, 0 before it.
+
+    Whole days are counted as the zone's clocks show them (`now` read in the zone, against
+    midnight of `day`): the count steps at midnight there, as the department counts days, also
+    across a change of the clocks."""
+    local = now.astimezone(zone).replace(tzinfo=None)
+    return max(0.0, months_between(datetime.combine(day, time()), local))
 
 
 def months_before(moment: datetime, months: int) -> datetime:
@@ -347,9 +362,9 @@ def accounts_held(history: RepHistory, account: AccountFacts, now: datetime) -> 
 
 
 def tenure_months(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
-    """Months (of 30.4375 days) since the hire date, 0 for a hire date after `now`."""
-    hired_at = datetime.combine(history.hired_on, datetime.min.time(), tzinfo=now.tzinfo)
-    return max(0.0, months_between(hired_at, now))
+    """Months (of 30.4375 days) since the start of the hire day in the department's time
+    zone, 0 for a hire date after `now`."""
+    return months_since_day(history.hired_on, now, history.zone)
 
 
 def open_incidents(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:

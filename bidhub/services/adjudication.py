@@ -100,7 +100,8 @@ from bidhub.services.ownership import (
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts, bid_facts_from_dict, bid_facts_to_dict
 
-# The department's time zone when the caller names none: working days are counted in it.
+# The department's time zone when the caller names none: working days are counted in it, and
+# reps' tenure from the start of their hire day there.
 DEFAULT_ZONE = Defaults.TIMEZONE
 
 
@@ -115,13 +116,14 @@ def active_bids_of_round(session: Session, round_id: int) -> list[Bid]:
         .order_by(Bid.id)))
 
 
-def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
+def score_closed_round(session: Session, round_id: int, now: datetime, *,
+                       zone: str = DEFAULT_ZONE) -> bool:
     """Score a published round whose deadline has passed; False if there is nothing to do.
 
     Idempotent: the status only moves from published to scored once, so the scheduler, a
     start-up catch-up and a manager's button can all call it. A round whose rules ask for a
     blind review goes into review instead (True), and is scored here once its review is
-    complete or closed early.
+    complete or closed early. The bidders' tenure counts in the department's time zone `zone`.
     """
     with unit_of_work(session):
         # Locked: the last review's submit, an early close and the scheduler may race here.
@@ -139,7 +141,7 @@ def score_closed_round(session: Session, round_id: int, now: datetime) -> bool:
         if (round_.status == RoundStatus.IN_REVIEW
                 and not application_reviews.may_score_review(session, round_)):
             return False
-        facts = bid_facts(session, bids, now)
+        facts = bid_facts(session, bids, now, zone=zone)
         if rules.review is not None:
             facts = application_reviews.with_plan_reviews(session, rules.review, facts)
         scores = score_round(rules, facts)
@@ -185,7 +187,7 @@ def hold_bidders(session: Session, round_id: int) -> None:
                     .execution_options(populate_existing=True)).all()
 
 
-def close_due_rounds(session: Session, now: datetime) -> list[int]:
+def close_due_rounds(session: Session, now: datetime, *, zone: str = DEFAULT_ZONE) -> list[int]:
     """Score every published round whose deadline has passed (scheduler and start-up); start
     the blind review of those whose rules ask for one, and score reviews that are complete
     (a catch-up: the last review's submit normally scores them)."""
@@ -194,7 +196,7 @@ def close_due_rounds(session: Session, now: datetime) -> list[int]:
                                                   RoundStatus.IN_REVIEW]))
         .order_by(Round.id)))
     end_read(session)  # each round is scored in a transaction of its own
-    return [round_id for round_id in due if score_closed_round(session, round_id, now)]
+    return [round_id for round_id in due if score_closed_round(session, round_id, now, zone=zone)]
 
 
 def ranked_bids(session: Session, listing_id: int) -> list[Bid]:

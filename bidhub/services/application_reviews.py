@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, contains_eager
 
+from bidhub.config import Defaults
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.facts import BidFacts
@@ -333,9 +334,10 @@ def review_progress(session: Session, round_id: int) -> ReviewProgress:
 
 
 def close_review(session: Session, actor: User, round_id: int, reason: str,
-                 now: datetime) -> None:
+                 now: datetime, *, zone: str = Defaults.TIMEZONE) -> None:
     """End the review before every application has its minimum, with a written reason, and
-    score the round at once with the reviews submitted so far."""
+    score the round at once with the reviews submitted so far (tenure counted in the
+    department's time zone `zone`)."""
     from bidhub.services.adjudication import score_closed_round  # adjudication imports us
 
     _check_management(actor)
@@ -352,7 +354,7 @@ def close_review(session: Session, actor: User, round_id: int, reason: str,
         record_audit(session, actor, "round.review_closed", f"round:{round_.id}", now,
                      after={"reason": reason, "applications": len(progress),
                             "reviews": sum(progress.values())})
-        score_closed_round(session, round_.id, now)
+        score_closed_round(session, round_.id, now, zone=zone)
 
 
 # --- the reviewer's work ------------------------------------------------------------------
@@ -421,9 +423,10 @@ def review_item(session: Session, reviewer: User, round_id: int, code: str) -> R
 
 
 def submit_review(session: Session, reviewer: User, round_id: int, code: str,
-                  scores: Mapping[str, Any], note: str, now: datetime) -> ApplicationReview:
+                  scores: Mapping[str, Any], note: str, now: datetime, *,
+                  zone: str = Defaults.TIMEZONE) -> ApplicationReview:
     """A named reviewer's one review of one application; scores the round when it completes
-    the minimum of every application."""
+    the minimum of every application (tenure counted in the department's time zone `zone`)."""
     from bidhub.services.adjudication import score_closed_round  # adjudication imports us
 
     with unit_of_work(session):
@@ -455,7 +458,7 @@ def submit_review(session: Session, reviewer: User, round_id: int, code: str,
             raise Conflict(N_("You have reviewed this application already; a review cannot "
                               "be changed.")) from error
         if review_is_complete(session, round_):
-            score_closed_round(session, round_.id, now)
+            score_closed_round(session, round_.id, now, zone=zone)
         return review
 
 

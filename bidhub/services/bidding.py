@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import replacement_traverse
 
+from bidhub.config import Defaults
 from bidhub.db import WRITES_ALONE, in_unit_of_work, may_write_alone, unit_of_work
 from bidhub.domain import metrics
 from bidhub.domain.errors import (
@@ -68,6 +70,7 @@ from bidhub.services.ownership import is_postgresql, lock_reps, round_held_open
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import (
     SNAPSHOT_TEXT,
+    hire_day,
     history_of_text,
     readable_snapshot,
     tenure_in_months,
@@ -128,12 +131,13 @@ class PlacedBid(NamedTuple):
 def submit_bid(
     session: Session, rep: User, listing_id: int, *, account_plan: str,
     committed_revenue_yuan: int, visit_plan: str, submission_key: str | None, now: datetime,
+    zone: str = Defaults.TIMEZONE,
 ) -> Bid:
     """Place a bid (see `place_bid`) and return it; a resubmitted form (same submission key)
     returns the bid it made before."""
     placed = place_bid(session, rep, listing_id, account_plan=account_plan,
                        committed_revenue_yuan=committed_revenue_yuan, visit_plan=visit_plan,
-                       submission_key=submission_key, now=now)
+                       submission_key=submission_key, now=now, zone=zone)
     # Read back from the database: an earlier copy of a revived bid may sit in the session.
     return session.get(Bid, placed.bid_id, populate_existing=True)
 
@@ -141,8 +145,11 @@ def submit_bid(
 def place_bid(
     session: Session, rep: User, listing_id: int, *, account_plan: str,
     committed_revenue_yuan: int, visit_plan: str, submission_key: str | None, now: datetime,
+    zone: str = Defaults.TIMEZONE,
 ) -> PlacedBid:
     """Place a bid; a resubmitted form (same submission key) gives the bid it made before.
+    The rep's tenure counts from the start of their hire day in the department's time zone
+    `zone`.
 
     Every check reads inside the write transaction, so it holds at the moment of the bid; the
     reads are one plain statement and the write is one more, as that transaction is what
@@ -163,7 +170,8 @@ def place_bid(
         raise BidRejected(N_("The form expired. Reload the page and try again."))
     params = {"listing_id": listing_id, "rep_id": rep.id, "now": now,
               "submission_key": content.submission_key}
-    early = _checked_before_writing(session, rep, params, content, now)
+    department = ZoneInfo(zone)
+    early = _checked_before_writing(session, rep, params, content, now, department)
     if early is not None and may_write_alone(session):
         # The statement that checks and writes is a transaction on its own on PostgreSQL: no
         # BEGIN or COMMIT round trip around it. If it finds anything changed it writes
@@ -193,7 +201,7 @@ def place_bid(
             raise PermissionDenied(N_("Only reps bid."))
         if found.resent_id is not None:  # this form was sent before: the bid it made
             return _placed_before(session, found)
-        row = _checked_row(session, rep.id, found, content, now)
+        row = _checked_row(session, rep.id, found, content, now, department)
         try:
             if found.earlier_id is None:
                 bid_id = connection.execute(_INSERT_BID, {
@@ -225,7 +233,7 @@ class _Checked(NamedTuple):
 
 
 def _checked_before_writing(session: Session, rep: User, params: dict[str, Any],
-                            content: _Content, now: datetime) -> _Checked | None:
+                            content: _Content, now: datetime, zone: tzinfo) -> _Checked | None:
     """The bid's row from `_BID_READ` run before the write transaction; None where the
     checks are left to the write transaction alone: inside a unit of work already open, with
     changes not yet flushed, or for anything but a new or revived bid whose checks all pass
@@ -237,7 +245,7 @@ def _checked_before_writing(session: Session, rep: User, params: dict[str, Any],
             or not readable_snapshot(found.snapshot)):
         return None
     try:
-        return _Checked(found, _checked_row(session, rep.id, found, content, now))
+        return _Checked(found, _checked_row(session, rep.id, found, content, now, zone))
     except BidhubError:  # refused now: decided again at the moment of the bid
         return None
 
@@ -266,8 +274,9 @@ def _write_if_unchanged(connection: Connection, early: _Checked, params: dict[st
 
 
 def _checked_row(session: Session, rep_id: int, found: Row, content: _Content,
-                 now: datetime) -> dict[str, Any]:
-    """The bid's row if every check passes on what `_BID_READ` read (refusals raise)."""
+                 now: datetime, zone: tzinfo) -> dict[str, Any]:
+    """The bid's row if every check passes on what `_BID_READ` read (refusals raise); tenure
+    counts in the department's time zone `zone`."""
     check_open(is_visible=found.is_visible, is_open=Round.is_open_at(found, now),
                listing_status=found.listing_status)
     check_bid_content(content.account_plan, content.committed_revenue_yuan, content.visit_plan)
@@ -276,12 +285,12 @@ def _checked_row(session: Session, rep_id: int, found: Row, content: _Content,
     if found.released_from_id == rep_id:
         raise BidRejected(N_("This account was released from you; you cannot bid for it."))
     track_record = metrics.track_record(
-        rep_history_at_bid(session, rep_id, found, now),
+        rep_history_at_bid(session, rep_id, found, now, zone),
         AccountFacts(account_id=found.account_id, industry=found.industry,
                      branch=found.account_branch, annual_value_yuan=found.annual_value_yuan),
         now)
     check_eligible(parsed(_StoredRules(found.rules_text)),
-                   bid_facts_at_bid(rep_id, found, track_record, now))
+                   bid_facts_at_bid(rep_id, found, track_record, now, zone))
     return {"account_plan": content.account_plan.strip(),
             "visit_plan": content.visit_plan.strip(),
             "committed_revenue_yuan": content.committed_revenue_yuan,
@@ -422,17 +431,18 @@ _REVIVE_IF_UNCHANGED = update(_BIDS).where(
 ).values({column: _NEW[column] for column in _BID_VALUES})
 
 
-def rep_history_at_bid(session: Session, rep_id: int, found: Row, now: datetime) -> RepHistory:
+def rep_history_at_bid(session: Session, rep_id: int, found: Row, now: datetime,
+                       zone: tzinfo) -> RepHistory:
     """The rep's history from their stored snapshot, as `stored_histories` gives it (with the
     rep's row, holdings and snapshot text as `_BID_READ` read them); a dropped or missing
     snapshot is rebuilt and stored first."""
     return history_of_text(session, found.snapshot, rep_id=rep_id,
-                           hired_on=found.hired_on or found.created_at.date(),
+                           hired_on=hire_day(found, zone), zone=zone,
                            accounts_held=found.held, now=now)
 
 
 def bid_facts_at_bid(rep_id: int, found: Row, track_record: dict[str, float | None],
-                     now: datetime) -> BidFacts:
+                     now: datetime, zone: tzinfo) -> BidFacts:
     """The bid about to be written as `bid_facts` gives it, from what `_BID_READ` read."""
     given_up = [at for at in (found.released_at, found.transferred_at) if at is not None]
     released_at = max(given_up, default=None)
@@ -440,7 +450,7 @@ def bid_facts_at_bid(rep_id: int, found: Row, track_record: dict[str, float | No
         bid_id=0,  # not written yet; no eligibility check reads it
         rep_id=rep_id, listing_id=found.listing_id, submitted_at=now,
         metrics=dict(track_record), accounts_held=found.held,
-        tenure_months=round(tenure_in_months(found, now), 4),  # its hired_on, created_at
+        tenure_months=round(tenure_in_months(found, now, zone), 4),  # its hired_on, created_at
         open_incidents=found.open_incidents,
         rep_branch=found.rep_branch or "",
         listing_branch=found.account_branch,

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import TypeEngine
 
+from bidhub.config import Defaults
 from bidhub.domain.collation import branch_order, name_key, person_order
 from bidhub.domain.errors import NotFound
 from bidhub.domain.text import N_
@@ -163,9 +164,10 @@ class RepList(NamedTuple):
 
 
 def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter,
-             now: datetime) -> RepList:
+             now: datetime, *, zone: str = Defaults.TIMEZONE) -> RepList:
     """The round as the rep's list shows it (plain values; NotFound when there is no such
-    round), the rep's standing `now` in the round's accounts (standing_of with `round_id`) and
+    round), the rep's standing `now` in the round's accounts (standing_of with `round_id`;
+    tenure counted in the department's time zone `zone`) and
     listings_for_rep's rows, in one statement: every page of the list and every filter asks
     for all three, and each statement is a round trip and a pass through the engine.
 
@@ -185,7 +187,7 @@ def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter
     standing_rows = [(row[3], row[4], row[14], row[17]) for row in rows
                      if row[0] == _ROUND_PART]
     listings = [ListingRow._make(row[1:15]) for row in rows[len(standing_rows):]]
-    return RepList(round_, standing_from_rows(rep, now, standing_rows), listings)
+    return RepList(round_, standing_from_rows(rep, now, standing_rows, zone=zone), listings)
 
 
 def _filter_params(criteria: ListingFilter) -> dict[str, object]:

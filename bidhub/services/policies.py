@@ -6,13 +6,14 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, selectinload
 
+from bidhub.config import Defaults
 from bidhub.domain.eligibility import CheckedFacts, EligibilityRule, checks_on
 from bidhub.domain.facts import BidFacts, Stage
 from bidhub.domain.metrics import DAYS_PER_MONTH, months_before
@@ -253,18 +254,22 @@ class Hindrance:
 
 def months_counted_at(start: datetime, months: float) -> datetime:
     """The first instant at which the checks count `months` months since `start`, to the next
-    whole minute (a remedy is read to the minute, and never names a minute too early).
+    whole minute (a remedy is read to the minute, and never names a minute too early), in UTC.
 
     The checks count whole days elapsed since `start` (months_between) and the facts round
     the months to 4 decimals; so the instant is `start` plus the fewest whole days that make
-    the count reach `months`. It depends on `start` alone: every view until then names the
+    the count reach `months`. Days are added on the clocks of `start`'s time zone, as tenure's
+    days are counted from its start in the department's zone (tenure_counted_from), so the
+    wait ends at midnight there. It depends on `start` alone: every view until then names the
     same instant, whatever the time of day it is seen at."""
     days = max(0, math.ceil(months * DAYS_PER_MONTH) - 1)
     while round(days / DAYS_PER_MONTH, 4) < months:
         days += 1
     moment = start + timedelta(days=days)
     whole_minute = moment.replace(second=0, microsecond=0)
-    return whole_minute if whole_minute == moment else whole_minute + timedelta(minutes=1)
+    if whole_minute != moment:
+        whole_minute += timedelta(minutes=1)
+    return whole_minute.astimezone(UTC)
 
 
 def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts,
@@ -292,17 +297,18 @@ def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts,
     return None  # the branch check: nothing the rep can change
 
 
-def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now: datetime
-                   ) -> dict[int, list[Hindrance]]:
+def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now: datetime, *,
+                   zone: str = Defaults.TIMEZONE) -> dict[int, list[Hindrance]]:
     """Why `rep` may not bid for each listing that takes bids, by listing id (listings the rep
     may bid for are left out). The checks are the ones submit_bid applies (the rules'
     eligibility, and no bid for an account released from oneself), read with a fixed number
-    of queries however many listings there are."""
+    of queries however many listings there are; tenure counts in the department's time zone
+    `zone`."""
     listings = [listing for listing in listings if accepts_bids(listing, now)]
     if rep.role != Role.REP or not listings:
         return {}
     standing = standing_of(session, rep, now,
-                           account_ids=[listing.account_id for listing in listings])
+                           account_ids=[listing.account_id for listing in listings], zone=zone)
     found: dict[int, list[Hindrance]] = {}
     for listing in listings:
         hindrances = _hindrances(
@@ -316,7 +322,8 @@ def hindrances_for(session: Session, rep: User, listings: Iterable[Listing], now
 
 
 def hindrances_in_round(session: Session, rep: User, round_: Round, rows: Iterable[Any],
-                        now: datetime) -> dict[int, list[Hindrance]]:
+                        now: datetime, *, zone: str = Defaults.TIMEZONE
+                        ) -> dict[int, list[Hindrance]]:
     """hindrances_for over plain rows of one round's listings (browse.ListingRow: id, status,
     account_id, released_from_id, branch_code), without loading them."""
     if rep.role != Role.REP or not round_.is_open_at(now):
@@ -324,7 +331,7 @@ def hindrances_in_round(session: Session, rep: User, round_: Round, rows: Iterab
     rows = [row for row in rows if row.status == ListingStatus.LISTED]
     if not rows:
         return {}
-    standing = standing_of(session, rep, now, round_id=round_.id)
+    standing = standing_of(session, rep, now, round_id=round_.id, zone=zone)
     return {listing_id: list(hindrances) for listing_id, hindrances
             in shared_hindrances_in_round(rep, round_, standing, rows, now).items()}
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
+from bidhub.config import Defaults
 from bidhub.domain.errors import NotFound
 from bidhub.domain.facts import AccountFacts
 from bidhub.domain.metrics import (
@@ -264,14 +265,15 @@ def _page_rows(session: Session, rep_id: int, include_sealed_bids: bool) -> _Pag
     return _PageRows(held, rules_text, snapshot_text, incidents, bids, account_names, reviews)
 
 
-def rep_profile(session: Session, rep_id: int, now: datetime, *,
-                include_sealed_bids: bool) -> RepProfile:
-    """The rep's page. Bids in rounds still open are sealed: only the rep may see them."""
+def rep_profile(session: Session, rep_id: int, now: datetime, *, include_sealed_bids: bool,
+                zone: str = Defaults.TIMEZONE) -> RepProfile:
+    """The rep's page. Bids in rounds still open are sealed: only the rep may see them.
+    Tenure counts from the start of the hire day in the department's time zone `zone`."""
     rep = session.get(User, rep_id)
     if rep is None or rep.role != Role.REP:
         raise NotFound(N_("No such rep."))
     rows = _page_rows(session, rep.id, include_sealed_bids)
-    history = history_from_text(session, rep, rows.snapshot_text, rows.held, now)
+    history = history_from_text(session, rep, rows.snapshot_text, rows.held, now, zone=zone)
     rules = parsed(_Rules(rows.rules_text))
     record = track_record(history, NO_ACCOUNT, now)
     return RepProfile(

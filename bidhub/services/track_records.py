@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Select,
@@ -30,6 +31,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import get_history
 
+from bidhub.config import Defaults
 from bidhub.db import in_unit_of_work, unit_of_work
 from bidhub.domain.eligibility import CheckedFacts
 from bidhub.domain.facts import (
@@ -56,7 +58,7 @@ from bidhub.domain.history_snapshot import (
     snapshot_document,
     snapshot_facts,
 )
-from bidhub.domain.metrics import months_between, track_record
+from bidhub.domain.metrics import day_start, months_between, months_since_day, track_record
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -138,8 +140,10 @@ def promises_of(session: Session, rep_ids: Iterable[int]) -> dict[int, list[Prom
     return promises
 
 
-def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int, RepHistory]:
-    """Histories of several reps with a fixed number of queries."""
+def rep_histories(session: Session, reps: list[User], now: datetime, *,
+                  zone: str = Defaults.TIMEZONE) -> dict[int, RepHistory]:
+    """Histories of several reps with a fixed number of queries; `zone` is the department's
+    time zone, whose days tenure counts in."""
     rep_ids = [rep.id for rep in reps]
     held = accounts_held_by(session, rep_ids)
     opportunities: dict[int, list[OpportunityFact]] = defaultdict(list)
@@ -183,9 +187,10 @@ def rep_histories(session: Session, reps: list[User], now: datetime) -> dict[int
             filing.seq in reviewed_filings
             or (filing.from_rep_id, filing.account_id) in reviewed_accounts))
     promises = promises_of(session, rep_ids)
+    department = ZoneInfo(zone)
     return {
         rep.id: RepHistory(
-            rep_id=rep.id, hired_on=rep.hired_on or rep.created_at.date(),
+            rep_id=rep.id, hired_on=hire_day(rep, department), zone=department,
             accounts_held=held[rep.id], opportunities=tuple(opportunities[rep.id]),
             forecasts=tuple(forecasts[rep.id]), incidents=tuple(incidents[rep.id]),
             lost_accounts=tuple(lost[rep.id]), promises=tuple(promises[rep.id]))
@@ -372,12 +377,14 @@ def stored_documents(session: Session, rep_ids: Iterable[int], now: datetime) ->
     return documents
 
 
-def stored_histories(session: Session, reps: list[User], now: datetime) -> dict[int, RepHistory]:
+def stored_histories(session: Session, reps: list[User], now: datetime, *,
+                     zone: str = Defaults.TIMEZONE) -> dict[int, RepHistory]:
     """Histories of several reps as `rep_histories` gives them, from the stored snapshots."""
     documents = stored_documents(session, [rep.id for rep in reps], now)
     held = accounts_held_by(session, [rep.id for rep in reps])
+    department = ZoneInfo(zone)
     return {rep.id: history_from_snapshot(documents[rep.id], rep_id=rep.id,
-                                          hired_on=rep.hired_on or rep.created_at.date(),
+                                          hired_on=hire_day(rep, department), zone=department,
                                           accounts_held=held[rep.id], now=now)
             for rep in reps}
 
@@ -389,23 +396,24 @@ SNAPSHOT_TEXT = (select(cast(TrackRecordSnapshot.history, Text))
 
 
 def history_from_text(session: Session, rep: User, text: str | None, accounts_held: int,
-                      now: datetime) -> RepHistory:
+                      now: datetime, *, zone: str = Defaults.TIMEZONE) -> RepHistory:
     """The rep's history as `stored_histories` gives it, from their snapshot's text as
     SNAPSHOT_TEXT read it; a dropped, missing or unreadable snapshot is rebuilt from the rows
     as `stored_documents` does."""
-    return history_of_text(session, text, rep_id=rep.id,
-                           hired_on=rep.hired_on or rep.created_at.date(),
-                           accounts_held=accounts_held, now=now)
+    department = ZoneInfo(zone)
+    return history_of_text(session, text, rep_id=rep.id, hired_on=hire_day(rep, department),
+                           zone=department, accounts_held=accounts_held, now=now)
 
 
 def history_of_text(session: Session, text: str | None, *, rep_id: int, hired_on: date,
-                    accounts_held: int, now: datetime) -> RepHistory:
-    """`history_from_text` for a caller that read the rep's hire date and holdings itself."""
+                    zone: tzinfo, accounts_held: int, now: datetime) -> RepHistory:
+    """`history_from_text` for a caller that read the rep's hire day (`hire_day`) and
+    holdings itself."""
     facts = None if text is None else _snapshot_facts_of(text)
     if facts is None:
         facts = snapshot_facts(stored_documents(session, [rep_id], now)[rep_id])
-    return history_at(facts, rep_id=rep_id, hired_on=hired_on, accounts_held=accounts_held,
-                      now=now)
+    return history_at(facts, rep_id=rep_id, hired_on=hired_on, zone=zone,
+                      accounts_held=accounts_held, now=now)
 
 
 def readable_snapshot(text: str | None) -> bool:
@@ -540,18 +548,20 @@ def account_facts(account: Account) -> AccountFacts:
 
 
 def fresh_track_record(
-    session: Session, rep: User, account: Account, now: datetime
+    session: Session, rep: User, account: Account, now: datetime, *,
+    zone: str = Defaults.TIMEZONE,
 ) -> dict[str, float | None]:
     """The track record worked out from the rows themselves (what the snapshot must equal)."""
-    history = rep_histories(session, [rep], now)[rep.id]
+    history = rep_histories(session, [rep], now, zone=zone)[rep.id]
     return track_record(history, account_facts(account), now)
 
 
 def snapshot_track_record(
-    session: Session, rep: User, account: Account, now: datetime
+    session: Session, rep: User, account: Account, now: datetime, *,
+    zone: str = Defaults.TIMEZONE,
 ) -> dict[str, float | None]:
     """The track record a bid freezes, from the rep's stored snapshot (rebuilt if missing)."""
-    history = stored_histories(session, [rep], now)[rep.id]
+    history = stored_histories(session, [rep], now, zone=zone)[rep.id]
     return track_record(history, account_facts(account), now)
 
 
@@ -580,20 +590,29 @@ def unavailable(rep: User) -> str:
                           is_rep=rep.role == Role.REP)
 
 
-def tenure_counted_from(rep: User, tzinfo: tzinfo | None) -> datetime:
-    """The instant a rep's tenure is counted from: the start of the day they were hired (of the
-    day their account was made, without a hiring date)."""
-    hired_on: date = rep.hired_on or rep.created_at.date()
-    return datetime(hired_on.year, hired_on.month, hired_on.day, tzinfo=tzinfo)
+def hire_day(rep: Any, zone: tzinfo) -> date:
+    """The day a rep's tenure counts from, in the department's time zone `zone`: their hiring
+    date, else the day (there) their user was made. `rep` is a User or a row with its
+    `hired_on` and `created_at`."""
+    return rep.hired_on or rep.created_at.astimezone(zone).date()
 
 
-def tenure_in_months(rep: User, now: datetime) -> float:
-    return max(0.0, months_between(tenure_counted_from(rep, now.tzinfo), now))
+def tenure_counted_from(rep: Any, zone: tzinfo) -> datetime:
+    """The moment a rep's tenure is counted from: the start of their hire day (`hire_day`) in
+    the department's time zone `zone`, as a time in that zone."""
+    return day_start(hire_day(rep, zone), zone)
 
 
-def bid_facts(
-    session: Session, bids: list[Bid], now: datetime) -> list[BidFacts]:
-    """Bids as the scoring engine sees them: frozen track record plus facts read `now`."""
+def tenure_in_months(rep: Any, now: datetime, zone: tzinfo) -> float:
+    """The rep's tenure at `now`, in months, counted as the metric and the checks count it."""
+    return months_since_day(hire_day(rep, zone), now, zone)
+
+
+def bid_facts(session: Session, bids: list[Bid], now: datetime, *,
+              zone: str = Defaults.TIMEZONE) -> list[BidFacts]:
+    """Bids as the scoring engine sees them: frozen track record plus facts read `now`;
+    tenure counts in the department's time zone `zone`."""
+    department = ZoneInfo(zone)
     reps = {bid.rep_id: bid.rep for bid in bids}
     held = accounts_held_by(session, reps)
     open_incidents = dict(session.execute(
@@ -610,7 +629,7 @@ def bid_facts(
         facts.append(BidFacts(
             bid_id=bid.id, rep_id=rep.id, listing_id=listing.id, submitted_at=bid.submitted_at,
             metrics=dict(bid.track_record), accounts_held=held.get(rep.id, 0),
-            tenure_months=round(tenure_in_months(rep, now), 4),
+            tenure_months=round(tenure_in_months(rep, now, department), 4),
             open_incidents=open_incidents.get(rep.id, 0),
             rep_branch=rep.branch.code if rep.branch else "",
             listing_branch=listing.account.branch.code,
@@ -638,7 +657,7 @@ class Standing:
     is_on_leave: bool
     unavailable: str
     released_at: dict[int, datetime]  # account id -> when the rep last gave it up
-    tenure_counted_from: datetime  # tenure_counted_from(rep): what the tenure check counts from
+    tenure_counted_from: datetime  # tenure_counted_from(rep, zone): where tenure counts from
 
 
 def _standing(accounts_a: Any, accounts_b: Any) -> Select:
@@ -678,9 +697,11 @@ STANDING_IN_ROUND = _standing(
 
 
 def standing_of(session: Session, rep: User, now: datetime, *,
-                account_ids: Iterable[int] = (), round_id: int | None = None) -> Standing:
+                account_ids: Iterable[int] = (), round_id: int | None = None,
+                zone: str = Defaults.TIMEZONE) -> Standing:
     """The rep's standing `now`, with their last release of each of `account_ids`, or of each
-    account listed in round `round_id`. One statement, whatever the number of accounts."""
+    account listed in round `round_id`; tenure counts in the department's time zone `zone`.
+    One statement, whatever the number of accounts."""
     # On the session's connection, flushed first as session.execute would (autoflush): the
     # same answers without the ORM's per-statement work (these are plain rows).
     if session.autoflush:
@@ -693,7 +714,8 @@ def standing_of(session: Session, rep: User, now: datetime, *,
         statement = _STANDING_WITH_ACCOUNTS
         accounts = sorted(set(account_ids))
         params.update(accounts_a=accounts, accounts_b=accounts)
-    return standing_from_rows(rep, now, session.connection().execute(statement, params).all())
+    return standing_from_rows(rep, now, session.connection().execute(statement, params).all(),
+                              zone=zone)
 
 
 def standing_in_round_params(rep: User, round_id: int, now: datetime) -> dict[str, Any]:
@@ -702,22 +724,25 @@ def standing_in_round_params(rep: User, round_id: int, now: datetime) -> dict[st
             "round_a": round_id, "round_b": round_id}
 
 
-def standing_from_rows(rep: User, now: datetime, rows: Sequence[Sequence[Any]]) -> Standing:
+def standing_from_rows(rep: User, now: datetime, rows: Sequence[Sequence[Any]], *,
+                       zone: str = Defaults.TIMEZONE) -> Standing:
     """The rep's standing from the rows of a standing statement (held, open incidents, account
-    id, released at; one row at least), which may end other columns' rows."""
+    id, released at; one row at least), which may end other columns' rows; tenure counts in
+    the department's time zone `zone`."""
     held, open_incidents = rows[0][-4:-2]  # the counts are on every row, and there is one
     released_at: dict[int, datetime] = {}
     for row in rows:
         account_id, at = row[-2:]
         if account_id is not None:
             released_at[account_id] = max(at, released_at.get(account_id, at))
+    department = ZoneInfo(zone)
     return Standing(rep_id=rep.id, accounts_held=held or 0,
-                    tenure_months=round(tenure_in_months(rep, now), 4),
+                    tenure_months=round(tenure_in_months(rep, now, department), 4),
                     open_incidents=open_incidents or 0,
                     rep_branch=rep.branch.code if rep.branch else "",
                     is_on_leave=rep.status != RepStatus.ACTIVE, unavailable=unavailable(rep),
                     released_at=released_at,
-                    tenure_counted_from=tenure_counted_from(rep, now.tzinfo))
+                    tenure_counted_from=tenure_counted_from(rep, department))
 
 
 def prospect_facts(standing: Standing, listing_id: int, account_id: int, listing_branch: str,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -130,7 +130,8 @@ def submit(round_id: int, code: str):
         return application_page(round_id, item.code, form=form, status=422)
     try:
         application_reviews.submit_review(session, current_user, round_id, item.code,
-                                          form.scores(rules), form.note.data or "", now())
+                                          form.scores(rules), form.note.data or "", now(),
+                                          zone=current_app.config["TIMEZONE"])
     except InvalidRequest as error:
         form.add_error(error)
         return application_page(round_id, item.code, form=form, status=422)

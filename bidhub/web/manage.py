@@ -352,7 +352,8 @@ def publish(round_id: int):
 def score(round_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    if adjudication.score_closed_round(get_session(), round_id, now()):
+    if adjudication.score_closed_round(get_session(), round_id, now(),
+                                       zone=current_app.config["TIMEZONE"]):
         if rounds.load_round(get_session(), round_id).status == RoundStatus.IN_REVIEW:
             # The round's rules ask for a blind review first: nothing is scored yet.
             flash(_("The applications are now in blind review. The bids are scored once each "

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 
-from flask import Blueprint, abort, flash, make_response, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -107,7 +107,8 @@ def round_listings(round_id: int):
     criteria = listing_filter_from(request.args, filter_errors)
     # The round, the rep's standing in it and the list come in one statement; nothing of
     # them is shown unless reps may see the round.
-    round_, standing, rows = browse.rep_list(session, round_id, rep, criteria, at)
+    round_, standing, rows = browse.rep_list(session, round_id, rep, criteria, at,
+                                             zone=current_app.config["TIMEZONE"])
     if not round_.is_visible_to_reps_at(at):
         abort(404)
     is_open = round_.is_open_at(at)
@@ -238,7 +239,8 @@ def place_bid(listing_id: int):
             get_session(), current_user._get_current_object(), listing_id,
             account_plan=form.account_plan.data,
             committed_revenue_yuan=form.committed_revenue_yuan.data,
-            visit_plan=form.visit_plan.data, submission_key=form.submission_key.data, now=now())
+            visit_plan=form.visit_plan.data, submission_key=form.submission_key.data, now=now(),
+            zone=current_app.config["TIMEZONE"])
     except BidRejected as error:
         form.add_error(error)
         return bid_form_page(listing_id, form, 422)
@@ -253,8 +255,10 @@ def bid_form_page(listing_id: int, form: BidForm, status: int):
     if listing is None or not listing.round.is_visible_to_reps_at(now()):
         abort(404)
     # The track record is worked out for display only; submit_bid freezes its own copy.
-    record = snapshot_track_record(session, current_user, listing.account, now())
-    hindrances = shown_hindrances(policies.hindrances_for(session, current_user, [listing], now()))
+    zone = current_app.config["TIMEZONE"]
+    record = snapshot_track_record(session, current_user, listing.account, now(), zone=zone)
+    hindrances = shown_hindrances(policies.hindrances_for(session, current_user, [listing], now(),
+                                                          zone=zone))
     context = {"form": form, "listing": listing,
                "existing": browse.own_bid_for(session, current_user, listing.id),
                "track_record": track_record_rows(record),

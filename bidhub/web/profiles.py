@@ -72,7 +72,8 @@ def mine():
 def track_record_page(rep_id: int):
     current = now()
     profile = rep_profile(get_session(), rep_id, current,
-                          include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id))
+                          include_sealed_bids=policies.sees_sealed_bids_of(current_user, rep_id),
+                          zone=current_app.config["TIMEZONE"])
     labels = page_labels()
     kept = KeptRows(str(get_locale()))
     chart = kept("chart", tuple(profile.forecasts),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
@@ -65,7 +65,8 @@ def close_review(round_id: int):
     if form.validate_on_submit():
         try:
             application_reviews.close_review(session, current_user, round_.id,
-                                             reason=form.reason.data, now=now())
+                                             reason=form.reason.data, now=now(),
+                                             zone=current_app.config["TIMEZONE"])
         except InvalidRequest as error:
             form.add_error(error)
         else:

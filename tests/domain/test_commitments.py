@@ -44,7 +44,7 @@ def promise(account_id: int, committed: int, started_at: datetime = START) -> Pr
 
 
 def history(*, promises=(), opportunities=(), lost=()) -> RepHistory:
-    return RepHistory(rep_id=7, hired_on=date(2020, 1, 1), accounts_held=30,
+    return RepHistory(rep_id=7, hired_on=date(2020, 1, 1), zone=UTC, accounts_held=30,
                       opportunities=tuple(opportunities), promises=tuple(promises),
                       lost_accounts=tuple(lost))
 

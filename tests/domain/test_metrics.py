@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from bidhub.domain.facts import (
     StageChange,
 )
 from bidhub.domain.metrics import (
+    DAYS_PER_MONTH,
     METRICS,
     OPEN_STAGES,
     ForecastRow,
@@ -40,6 +42,7 @@ from bidhub.domain.metrics import (
     revenue_attainment,
     stage_at,
     stage_conversion,
+    tenure_months,
     track_record,
     weighted_pipeline,
     win_rate,
@@ -79,7 +82,7 @@ def opp(*path: tuple[Stage, datetime], amount: int = 100_000, industry: str = "i
 
 
 def rep(accounts_held: int = 30, **facts) -> RepHistory:
-    return RepHistory(rep_id=7, hired_on=date(2020, 1, 1), accounts_held=accounts_held,
+    return RepHistory(rep_id=7, hired_on=date(2020, 1, 1), zone=UTC, accounts_held=accounts_held,
                       **{key: tuple(value) for key, value in facts.items()})
 
 
@@ -117,11 +120,35 @@ def test_complete_months_end_before_the_month_holding_now():
                                                                      date(2025, 12, 1)]
 
 
+# --- tenure ----------------------------------------------------------------------------
+
+
+def test_tenure_counts_whole_days_from_midnight_of_the_hire_day_in_the_zone():
+    beijing = RepHistory(rep_id=9, hired_on=date(2025, 9, 1), zone=ZoneInfo("Asia/Shanghai"),
+                         accounts_held=0)
+    # 3 March 2026 begins at 16:00 UTC on 2 March in Beijing, 183 days after 1 September
+    # began there; midnight UTC of the hire day (08:00 in Beijing) is not where it counts from.
+    assert tenure_months(beijing, ACCOUNT, datetime(2026, 3, 2, 15, 59, 59, tzinfo=UTC)) == \
+        182 / DAYS_PER_MONTH
+    assert tenure_months(beijing, ACCOUNT, datetime(2026, 3, 2, 16, 0, tzinfo=UTC)) == \
+        183 / DAYS_PER_MONTH
+    # New York's clocks went back on 2 November 2025: that day is still one day, so the count
+    # steps at midnight there (05:00 UTC in March, 04:00 UTC in September).
+    new_york = RepHistory(rep_id=9, hired_on=date(2025, 9, 1),
+                          zone=ZoneInfo("America/New_York"), accounts_held=0)
+    assert tenure_months(new_york, ACCOUNT, datetime(2026, 3, 3, 4, 59, 59, tzinfo=UTC)) == \
+        182 / DAYS_PER_MONTH
+    assert tenure_months(new_york, ACCOUNT, datetime(2026, 3, 3, 5, 0, tzinfo=UTC)) == \
+        183 / DAYS_PER_MONTH
+    # Hired on a later day there: none yet.
+    assert tenure_months(beijing, ACCOUNT, datetime(2025, 8, 31, 15, 59, tzinfo=UTC)) == 0.0
+
+
 # --- a new rep --------------------------------------------------------------------------
 
 
 def test_a_new_rep_is_neither_punished_nor_rewarded():
-    new = RepHistory(rep_id=8, hired_on=NOW.date(), accounts_held=0)
+    new = RepHistory(rep_id=8, hired_on=NOW.date(), zone=UTC, accounts_held=0)
     assert track_record(new, ACCOUNT, NOW) == {
         "win_rate": None, "accounts_held": 0.0,
         "tenure_months": 0.0,  # hired today: 0 whole days
@@ -405,7 +432,9 @@ def opportunities(draw) -> OpportunityFact:
 
 histories = st.builds(
     RepHistory,
-    rep_id=st.just(1), hired_on=st.just(date(2022, 1, 1)), accounts_held=st.integers(0, 50),
+    rep_id=st.just(1), hired_on=st.just(date(2022, 1, 1)),
+    zone=st.sampled_from([UTC, ZoneInfo("Asia/Shanghai"), ZoneInfo("America/New_York")]),
+    accounts_held=st.integers(0, 50),
     opportunities=st.lists(opportunities(), max_size=8).map(tuple),
     forecasts=st.lists(st.builds(ForecastFact, st.dates(date(2025, 6, 1), date(2026, 3, 31)),
                                  st.integers(0, 10**6),
@@ -442,7 +471,8 @@ def test_every_metric_is_missing_or_a_finite_number_in_range(history):
 def test_facts_dated_after_now_change_nothing(history):
     later = NOW + timedelta(hours=1)
     with_future = RepHistory(
-        rep_id=history.rep_id, hired_on=history.hired_on, accounts_held=history.accounts_held,
+        rep_id=history.rep_id, hired_on=history.hired_on, zone=history.zone,
+        accounts_held=history.accounts_held,
         opportunities=(*history.opportunities, opp((P, later), (T, later + DAY)),
                        opp((P, later), (W, later + DAY), amount=9_999_999)),
         forecasts=(*history.forecasts, forecast(2026, 4, 100, 0)),
