@@ -1,10 +1,12 @@
 """Tenure counts from the start of the hire day in the department's time zone: the bid, the
-rep's list and bid form, scoring and the track record all agree with what a manager in that
-zone counts, on the configured zone."""
+rep's list and bid form, scoring, the track record and the fairness figures all agree with
+what a manager in that zone counts, on the configured zone."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import math
 import re
 from datetime import UTC, date, datetime, time, timedelta
@@ -17,6 +19,7 @@ from bidhub.domain.errors import NotEligible
 from bidhub.domain.metrics import DAYS_PER_MONTH
 from bidhub.models import Bid, BidScore, Round, RoundStatus
 from bidhub.scheduler import close_due_rounds_job
+from bidhub.services.adjudication import decide_listing, publish_results
 from bidhub.services.application_reviews import name_reviewers, review_queue, submit_review
 from bidhub.services.replays import verify_round
 from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
@@ -255,3 +258,32 @@ def test_the_review_that_completes_a_blind_review_scores_in_the_configured_zone(
     reload(session)
     assert session.get(Round, round_.id).status == RoundStatus.SCORED
     assert stored_tenure(session, round_.id) == [BEFORE]
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_the_fairness_bands_count_tenure_at_the_deadline_from_the_local_day(
+        app, session, clock, zone, make_rep, make_manager, make_account, make_round, make_bid):
+    # A year is 366 whole days (365 are 11.99 months): hired on 4 March 2025, the rep has 12
+    # months from the start of 5 March 2026 in the zone.
+    app.config["TIMEZONE"] = zone
+    rep, manager = make_rep(hired_on=date(2025, 3, 4)), make_manager()
+    starts = day_starts(date(2026, 3, 5), zone)
+    rounds = [make_round(accounts=[make_account()], manager=manager, closes_at=closes_at)
+              for closes_at in (starts - timedelta(seconds=1), starts)]
+    for round_ in rounds:
+        make_bid(rep, round_.listings[0])
+    clock.set(starts + timedelta(hours=1))
+    client = app.test_client()
+    login(client, manager)
+    for round_ in rounds:
+        assert client.post(f"/manage/rounds/{round_.id}/score").status_code == 303
+        decide_listing(session, manager, round_.listings[0].id, kind="accepted", bid_id=None,
+                       reason="", now=clock())
+        round_ = session.get(Round, round_.id)
+        publish_results(session, manager, round_.id, expected_version=round_.version,
+                        now=clock())
+        reload(session)
+    rows = list(csv.reader(io.StringIO(
+        client.get("/manage/fairness.csv?lang=en").get_data().decode("utf-8-sig"))))
+    assert ["under 12 months", "1", "1", "1.0"] in rows
+    assert ["12 to 36 months", "1", "1", "1.0"] in rows

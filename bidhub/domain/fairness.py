@@ -20,12 +20,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from functools import cached_property
 
 from bidhub.domain.allocation_methods import ALLOCATION_METHODS
 from bidhub.domain.facts import BidFacts
-from bidhub.domain.metrics import months_between
+from bidhub.domain.metrics import months_since_day
 from bidhub.domain.tie_breaks import TIE_BREAKS
 
 # The capacity band's three sides, as the capacity board names them.
@@ -367,10 +367,10 @@ def round_figures(round_id: int, rules: RoundRules, listings: Sequence[ListingOu
 # --- rates over all rounds ----------------------------------------------------------------------
 
 
-def tenure_band(hired_on: date, deadline: datetime) -> str:
-    """The tenure band of a rep hired on `hired_on`, at a round's deadline."""
-    hired_at = datetime(hired_on.year, hired_on.month, hired_on.day, tzinfo=deadline.tzinfo)
-    months = max(0.0, months_between(hired_at, deadline))
+def tenure_band(hired_on: date, deadline: datetime, zone: tzinfo) -> str:
+    """The tenure band of a rep hired on `hired_on` (a day in the department's time zone
+    `zone`), at a round's deadline."""
+    months = months_since_day(hired_on, deadline, zone)
     if months < TENURE_BAND_LIMITS[0]:
         return TENURE_BANDS[0]
     if months <= TENURE_BAND_LIMITS[1]:

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bidhub.config import Defaults
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.facts import BidFacts
 from bidhub.domain.fairness import (
@@ -55,6 +57,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.rule_sets import active_rule_set, parsed
+from bidhub.services.track_records import hire_day
 
 # Rounds whose results were announced: their decisions are known (and, once published, in
 # effect). Cancelled rounds and rounds still being decided are left out.
@@ -174,8 +177,11 @@ def register_facts(session: Session, since: datetime | None
     return transfers, last_of_round
 
 
-def fairness_report(session: Session, now: datetime) -> FairnessReport:
-    """Every announced round's fairness figures, today's, and the rates over all of them."""
+def fairness_report(session: Session, now: datetime, *,
+                    zone: str = Defaults.TIMEZONE) -> FairnessReport:
+    """Every announced round's fairness figures, today's, and the rates over all of them;
+    tenure at a deadline counts from the start of the hire day in the department's time zone
+    `zone`."""
     rounds = announced_rounds(session)
     outcomes = listing_outcomes(session)
     transfers, last_of_round = register_facts(
@@ -202,7 +208,14 @@ def fairness_report(session: Session, now: datetime) -> FairnessReport:
             round_.id, round_rules(parsed(round_.rule_set)), outcomes.get(round_.id, []),
             before, after if in_effect else None)))
     names = {user.id: user.display_name for user in users}
-    hired = {user.id: user.hired_on or user.created_at.date() for user in users}
+    department = ZoneInfo(zone)
+    hired = {user.id: hire_day(user, department) for user in users}
+
+    def band_at_deadline(round_: Round, rep_id: int) -> str:
+        deadline = round_.closes_at
+        return tenure_band(hired.get(rep_id, deadline.astimezone(department).date()), deadline,
+                           department)
+
     every = [(round_, listing, bid) for round_ in rounds for listing in outcomes.get(round_.id, [])
              for bid in listing.bids]
     branches = {branch.code: branch for branch in session.scalars(select(Branch))}
@@ -211,8 +224,7 @@ def fairness_report(session: Session, now: datetime) -> FairnessReport:
     return FairnessReport(
         rounds=rows, now_band=band, now=holdings[0].bands(*band), gini_now=holdings[0].gini(),
         by_branch=[(branches.get(entry.key), entry) for entry in by_code],
-        by_tenure=award_rates(((tenure_band(hired.get(bid.rep_id, round_.closes_at.date()),
-                                            round_.closes_at),
+        by_tenure=award_rates(((band_at_deadline(round_, bid.rep_id),
                                 bid.bid_id == listing.awarded_bid_id)
                                for round_, listing, bid in every), order=TENURE_BANDS),
         managers=[(names.get(entry.manager_id, ""), entry) for entry in decisions_by_manager(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint
+from flask import Blueprint, current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -106,7 +106,7 @@ def charts(report: FairnessReport) -> dict:
 @blueprint.route("/manage/fairness")
 @managers
 def fairness():
-    report = fairness_report(get_session(), now())
+    report = fairness_report(get_session(), now(), zone=current_app.config["TIMEZONE"])
     return render("fairness/fairness.html", report=report, chart=charts(report),
                   tenure_labels=TENURE_LABELS)
 
@@ -163,7 +163,7 @@ def trailing_records(report: FairnessReport) -> list[list]:
 @blueprint.route("/manage/fairness.csv")
 @managers
 def fairness_csv():
-    report = fairness_report(get_session(), now())
+    report = fairness_report(get_session(), now(), zone=current_app.config["TIMEZONE"])
     with export_language():
         return csv_response(f"bidhub-fairness-{utc_to_local(now()):%Y%m%d-%H%M}.csv",
                             [str(column) for column in ROUND_COLUMNS],

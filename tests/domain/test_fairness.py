@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -222,11 +223,21 @@ def test_award_rates_per_key():
 def test_tenure_bands_at_the_deadline():
     deadline = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
     # 365 days = 11.99 months of 30.4375 days: still under a year.
-    assert tenure_band(date(2025, 3, 2), deadline) == "under_12"
-    assert tenure_band(date(2025, 2, 28), deadline) == "12_to_36"  # 367 days: 12.06 months
-    assert tenure_band(date(2023, 3, 4), deadline) == "12_to_36"  # 1094 days: 35.94 months
-    assert tenure_band(date(2023, 3, 1), deadline) == "over_36"  # 1097 days: 36.04 months
-    assert tenure_band(date(2027, 1, 1), deadline) == "under_12"  # hired after: 0
+    assert tenure_band(date(2025, 3, 2), deadline, UTC) == "under_12"
+    assert tenure_band(date(2025, 2, 28), deadline, UTC) == "12_to_36"  # 367 days: 12.06 months
+    assert tenure_band(date(2023, 3, 4), deadline, UTC) == "12_to_36"  # 1094 days: 35.94 months
+    assert tenure_band(date(2023, 3, 1), deadline, UTC) == "over_36"  # 1097 days: 36.04 months
+    assert tenure_band(date(2027, 1, 1), deadline, UTC) == "under_12"  # hired after: 0
+
+
+def test_tenure_bands_count_from_midnight_of_the_hire_day_in_the_zone():
+    beijing = ZoneInfo("Asia/Shanghai")
+    # 2 March 2026 begins at 16:00 UTC on 1 March in Beijing: 366 days after 1 March 2025
+    # began there, a year (12.02 months); counted from midnight UTC, still 365 days.
+    assert tenure_band(date(2025, 3, 1), datetime(2026, 3, 1, 15, 59, 59, tzinfo=UTC),
+                       beijing) == "under_12"
+    assert tenure_band(date(2025, 3, 1), datetime(2026, 3, 1, 16, 0, tzinfo=UTC),
+                       beijing) == "12_to_36"
 
 
 def test_repeat_winners_need_twice_their_bid_share_and_three_awards():
