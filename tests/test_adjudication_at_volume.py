@@ -84,6 +84,22 @@ def test_the_round_page_shows_proposals_flags_and_the_no_bid_default(session, sc
     assert "4 listings are still undecided" in html
 
 
+def test_the_round_pages_asides_are_in_the_pages_brackets(scored):
+    """The summary's count of listings nobody bid for, the no-bid note and the override menu's
+    scores: （…） straight after the text on a Chinese page, " (…)" on an English one."""
+    client, round_id = scored["client"], scored["round"].id
+    for language, summary, note, option in (
+            ("zh-CN", "1 个竞标客户不授予（其中 1 个无人竞标）", "因此不授予。（公示结果时记录）",
+             r">#2 Bob（\d\.\d{3}）</option>"),
+            ("en", "1 listing without award (1 nobody bid for)",
+             "so it is not awarded. (recorded when", r">#2 Bob \(\d\.\d{3}\)</option>")):
+        html = client.get(f"/manage/rounds/{round_id}",
+                          headers={"Accept-Language": language}).get_data(as_text=True)
+        assert summary in re.search(r'id="publish-summary".*?</section>', html, re.S).group(0)
+        assert note in row_of(html, scored["nobody"])
+        assert re.search(option, html), language
+
+
 def row_of(html: str, listing) -> str:
     match = re.search(rf'<tr id="decision-{listing.id}".*?</tr>', html, re.S)
     assert match, f"no row for listing {listing.id}"

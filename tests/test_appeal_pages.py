@@ -299,6 +299,20 @@ def test_the_filing_register_shows_a_filing_s_appeals(app, world):
     assert appellant.display_name in body
 
 
+def test_a_filed_appeals_answer_names_who_gave_it_in_the_pages_brackets(app, world):
+    session, clock = world["session"], world["clock"]
+    appeal = appeal_of(world)
+    answer_appeal(session, world["manager"], appeal.id, upheld=False, answer=ANSWER,
+                  expected_version=appeal.version, now=clock())
+    clock.set(world["round"].standstill_ends_at + timedelta(minutes=1))
+    assert apply_due_listings(session, clock())
+    client = client_of(app, world["manager"])
+    chinese = text_of(client.get("/manage/filings", headers={"Accept-Language": "zh-CN"}))
+    assert f"{ANSWER}（Manager Zhou）" in chinese
+    english = text_of(client.get("/manage/filings", headers={"Accept-Language": "en"}))
+    assert f"{ANSWER} (Manager Zhou)" in english
+
+
 def test_the_reps_round_list_names_the_window_and_a_cancellation(app, world):
     client = client_of(app, world["bystander"])
     body = text_of(client.get("/rounds"))

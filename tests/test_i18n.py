@@ -725,6 +725,35 @@ def round_in_blind_review(session, manager, rep, account, now) -> tuple[int, str
     return round_.id, session.get(Bid, bid.id).review_code
 
 
+def add_sponsors(session, users, rep, manager, taker, now) -> tuple[Account, Account]:
+    """The president (an executive who signs in) sponsoring one of the rep's accounts, whose
+    transfer to `taker` waits for his confirmation, and another account sponsored by a title
+    alone (no person designated yet). The executive joins `users`."""
+    from bidhub.services.filings import transfer_account
+    from bidhub.services.ownership import unfinished_listing_of
+    from bidhub.services.sponsors import designate_sponsor
+    from bidhub.services.users import new_session_token
+    from tests.browser.world import PASSWORD_HASH as WORLD_PASSWORD_HASH
+
+    president = User(username="president", display_name="刘振华", password_hash=WORLD_PASSWORD_HASH,
+                     role=Role.EXECUTIVE, executive_title="president", is_active=True,
+                     status="active", session_token=new_session_token(), failed_login_count=0,
+                     created_at=now)
+    session.add(president)
+    session.commit()
+    users[president.username] = president
+    sponsored, title_only = [account for account in session.scalars(
+        select(Account).where(Account.owner_id == rep.id).order_by(Account.id))
+        if unfinished_listing_of(session, account.id) is None][:2]
+    designate_sponsor(session, manager, sponsored.id, president.id, now)
+    title_only.executive_sponsor = "ka_vice_president"
+    session.commit()
+    transfer_account(session, manager, account_id=sponsored.id, to_rep_id=taker.id,
+                     reason="客户总部迁往上海，由上海的销售就近跟进。",
+                     review_text="客户对现有服务满意，迁址后需要本地团队上门服务。", now=now)
+    return sponsored, title_only
+
+
 @pytest.fixture
 def department(app, session, clock):
     """The browser walk's department (an open round, a scored round, filings and history), plus
@@ -772,6 +801,7 @@ def department(app, session, clock):
     session.add(unheld)
     session.flush()
     review_round_id, review_code = round_in_blind_review(session, manager, rep, unheld, now)
+    sponsored, title_only = add_sponsors(session, users, rep, manager, taker, now)
     ids = {
         "review_round_id": review_round_id, "review_code": review_code,
         "round_id": world.open_round_id, "closed_round_id": world.closed_round_id,
@@ -785,6 +815,7 @@ def department(app, session, clock):
         "version_id": 1, "run_id": run.run_id,
         "review_id": session.scalars(select(AccountReview.id).where(
             AccountReview.rep_id == rep.id)).first(),
+        "sponsored_account_id": sponsored.id, "title_only_account_id": title_only.id,
     }
     assert None not in ids.values(), ids
     # What the test itself made up in ASCII may show: usernames and branch codes.
@@ -977,6 +1008,50 @@ def test_every_page_speaks_chinese(app, session, department, clock):
     assert "截止于<strong>2026年" in page
     page = client.get(f"/rounds/{world.open_round_id}", headers={"Accept-Language": "en"})
     assert "Deadline <strong>" in page.get_data(as_text=True)
+
+
+# A title beside a name, the band beside a count, a score beside a bidder, a range beside a
+# criterion, a count beside a heading: (who reads it, page, on a Chinese page, on an English one).
+ASIDES = (
+    ("manager", "/sponsors/accounts/{sponsored_account_id}", "刘振华（总裁）",
+     r"刘振华 \(President\)"),
+    ("manager", "/sponsors/accounts/{title_only_account_id}", "KA副总裁（仅有职务，未指定具体人员）",
+     r"KA vice-president \(a title; no person designated\)"),
+    ("manager", "/sponsors", '<span class="term">KA副总裁</span>（<small class="muted">仅有职务，',
+     r'<span class="term">KA vice-president</span> \(<small class="muted">a title;'),
+    ("manager", "/manage/accounts/{title_only_account_id}", r"名下 \d+ 个客户（区间 30–40）",
+     r"holds \d+ accounts \(band 30–40\)"),
+    ("manager", "/manage/accounts/{title_only_account_id}",
+     "KA副总裁（<small class=\"muted\">仅有职务，尚未指定具体负责人</small>）",
+     r'KA vice-president \(<small class="muted">a title only'),
+    ("manager", "/board/reps/{rep_id}", r'<strong class="big">\d+</strong>（标准为 30–40 个）',
+     r'<strong class="big">\d+</strong> of a 30–40 band'),
+    ("rep", "/my/track-record", r'<strong class="big">\d+</strong>（标准为 30–40 个）',
+     r'<strong class="big">\d+</strong> of a 30–40 band'),
+    ("manager", "/manage/listings/{scored_listing_id}", r"#1 王芳（\d\.\d{3}）",
+     r"#1 王芳 \(\d\.\d{3}\)"),
+    ("manager", "/manage/rounds/{closed_round_id}", r"#2 李强（\d\.\d{3}）",
+     r"#2 李强 \(\d\.\d{3}\)"),
+    ("manager", "/manage/rounds/{review_round_id}", "经营计划质量（1–5）", r"经营计划质量 \(1–5\)"),
+    ("admin", "/admin/rules", "二月客户资源竞标（2026年3月1日）", r"二月客户资源竞标 \(2026-03-01\)"),
+    ("admin", "/admin/imports/{run_id}", "问题（1）", r"Problems \(1\)"),
+)
+
+
+def test_an_aside_is_in_full_width_brackets_in_chinese_and_round_ones_in_english(
+        app, department):
+    """（…） straight after the word on a Chinese page, not " (…)": each language's brackets
+    are in the message."""
+    missing = []
+    for reader, template, chinese, english in ASIDES:
+        client = app.test_client()
+        sign_in(client, department.users[getattr(department.world, reader)], WORLD_PASSWORD)
+        path = template.format(**department.ids)
+        for language, expected in (("zh-CN", chinese), ("en", english)):
+            page = client.get(path, headers={"Accept-Language": language}).get_data(as_text=True)
+            if not re.search(expected, page):
+                missing.append(f"{path} ({language}): {expected}")
+    assert not missing, "\n".join(missing)
 
 
 def test_the_page_scan_reaches_every_page(app):

@@ -546,6 +546,17 @@ def test_the_upload_goes_to_the_mapping_step_and_confirming_imports(
     assert "Using the mapping saved on" in page and admin.display_name in page
 
 
+def test_a_similar_names_likeness_is_in_the_pages_brackets(session, branches, admin, login_as,
+                                                         uploads):
+    client = login_as(admin)
+    headers = ACCOUNT_HEADERS.replace("客户名称", "客户全称名")
+    location = upload(client, "accounts", csv_of(headers, ACCOUNT_ROWS)).location
+    chinese = client.get(location, headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert re.search(r"名称相近（\d+%）", chinese) and not re.search(r"名称相近 \(", chinese)
+    english = client.get(location, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert re.search(r"a similar name \(\d+%\)", english)
+
+
 def test_the_preview_follows_the_selects(session, branches, admin, login_as, uploads):
     client = login_as(admin)
     location = upload(client, "accounts", csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS)).location

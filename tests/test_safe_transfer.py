@@ -3,9 +3,13 @@ summary before anything is filed; a stale summary is refused."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 from sqlalchemy import func, select
 
-from bidhub.models import Account, AccountReview, Filing, FilingKind, RoundStatus
+from bidhub.models import Account, AccountReview, DecisionKind, Filing, FilingKind, RoundStatus
+from bidhub.services.adjudication import decide_listing, score_closed_round
 from bidhub.services.transfer_preview import MAX_SUGGESTIONS, Band, band_of
 from tests.conftest import reload
 
@@ -166,6 +170,26 @@ def test_preview_says_who_confirms_a_sponsored_account(session, login_as, make_m
     page = text_of(client.get("/manage/transfer/picks",
                               query_string={"account": titled.id, "to_rep": make_rep().id}))
     assert "no sponsor person is designated" in page
+
+
+def test_preview_puts_awards_not_yet_published_in_the_pages_brackets(
+        session, clock, login_as, make_manager, make_rep, make_account, make_round, make_bid):
+    manager, receiver = make_manager(), make_rep(name="Receiver Li")
+    round_ = make_round(accounts=[make_account()], manager=manager,
+                        closes_at=clock() + timedelta(hours=1))
+    make_bid(receiver, round_.listings[0])
+    clock.advance(hours=1)
+    assert score_closed_round(session, round_.id, clock())
+    decide_listing(session, manager, round_.listings[0].id, kind=DecisionKind.ACCEPTED,
+                   bid_id=None, reason="", now=clock())
+    client = login_as(manager)
+    query = {"account": make_account(owner=make_rep()).id, "to_rep": receiver.id}
+    chinese = text_of(client.get("/manage/transfer/picks", query_string=query,
+                                 headers={"Accept-Language": "zh-CN"}))
+    assert re.search(r'\d（<small class="muted">其中 1 个已裁定中标、尚未公示</small>）', chinese)
+    english = text_of(client.get("/manage/transfer/picks", query_string=query,
+                                 headers={"Accept-Language": "en"}))
+    assert re.search(r'\d \(<small class="muted">1 awarded, not yet published</small>\)', english)
 
 
 def test_band_of():

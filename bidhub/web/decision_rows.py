@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 from bidhub.models import DecisionKind
 from bidhub.services.adjudication import Flag, ListingReview, RoundDecision
 from bidhub.web.i18n import kept_with_catalogue, translate
-from bidhub.web.rendering import decision_reason, score
+from bidhub.web.rendering import decision_reason, score, sentences
 
 ACCEPTED, OVERRIDDEN, NO_AWARD = (DecisionKind.ACCEPTED.value, DecisionKind.OVERRIDDEN.value,
                                    DecisionKind.NO_AWARD.value)
@@ -257,7 +257,9 @@ def _decide_forms(add, row: DecisionRow, words, token: str, names: dict[str, str
         for bid in row.others:
             add(f'<option value="{bid.bid_id}" '
                 f'{"selected" if row_form and chosen == bid.bid_id else ""}>'
-                f"#{escape(bid.rank)} {_name(names, bid.name)} ({escape(bid.total)})</option>")
+                + words.aside % {"text": f"#{escape(bid.rank)} {_name(names, bid.name)}",
+                                 "note": escape(bid.total)}
+                + "</option>")
         add("          </select>\n")
         if failed:
             add(_field_errors(row_form.bid_id.errors))
@@ -331,6 +333,7 @@ class _Words(NamedTuple):
     details: str
     undecided: str
     nobody_bid: str
+    aside: str  # "%(text)s (%(note)s)", with its brackets in the page's language
 
 
 def _words(text) -> _Words:
@@ -343,7 +346,8 @@ def _words(text) -> _Words:
         undecided=f'<span class="muted">{escape(text.undecided)}</span>',
         nobody_bid=(f'<span class="badge badge-{NO_AWARD}">'
                     f"{escape(text.kinds[NO_AWARD])}</span><br><small>"
-                    f"{escape(text.nobody_bid)} {escape(text.recorded_later)}</small>\n")))
+                    f"{sentences(text.nobody_bid, text.recorded_later)}</small>\n"),
+        aside=str(escape(text.aside))))
 
 
 # The key of the escaped row words beside a catalogue's messages (no msgid is a tuple).

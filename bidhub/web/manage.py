@@ -188,6 +188,7 @@ def _decision_row_text() -> SimpleNamespace:
         undecided=_("undecided"),
         nobody_bid=_("Nobody bid for this account, so it is not awarded."),
         recorded_later=_("(recorded when the results are published)"),
+        aside=_("%(text)s (%(note)s)"),
         expired=_("The form expired. Reload the page and try again."),
         kinds={kind.value: label(kind.value, DecisionKind) for kind in DecisionKind},
         flags={flag: str(text) for flag, text in FLAG_LABELS.items()})
@@ -388,7 +389,8 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
         else:
             form.kind.data = DecisionKind.ACCEPTED.value if proposed else None
     form.bid_id.choices = options({0: "—"} | {
-        bid.id: f"#{bid.score.rank or '-'} {bid.rep.display_name} ({bid.score.total:.3f})"
+        bid.id: _("%(text)s (%(note)s)", text=f"#{bid.score.rank or '-'} {bid.rep.display_name}",
+                  note=f"{bid.score.total:.3f}")
         for bid in ranking if bid.score.is_eligible and may_receive_accounts(bid.rep)})
     return render("manage/listing.html", status=status, listing=listing, round=round_,
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,

@@ -32,7 +32,8 @@ def replayable_rounds(session) -> list[Round]:
 def draft_form(session, active: RuleSetVersion, formdata=None) -> RulesDraftForm:
     form = RulesDraftForm(formdata=formdata)
     form.round_id.choices = options({0: "—"} | {
-        round_.id: f"{round_.title} ({localtime(round_.closes_at, 'date')})"
+        round_.id: _("%(text)s (%(note)s)", text=round_.title,
+                     note=localtime(round_.closes_at, "date"))
         for round_ in replayable_rounds(session)})
     if formdata is None:
         form.text.data = active.text
