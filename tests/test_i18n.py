@@ -41,7 +41,7 @@ from bidhub.models import (
     RuleSetVersion,
     User,
 )
-from bidhub.services.adjudication import decide_listing, publish_results
+from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
 from bidhub.services.appeals import file_appeal
 from bidhub.web.i18n import best_language, compile_catalogue, translate, translation_directories
 from bidhub.web.params import parse_yuan
@@ -1038,12 +1038,11 @@ ASIDES = (
 )
 
 
-def test_an_aside_is_in_full_width_brackets_in_chinese_and_round_ones_in_english(
-        app, department):
-    """（…） straight after the word on a Chinese page, not " (…)": each language's brackets
-    are in the message."""
+def not_shown(app, department, cases) -> list[str]:
+    """The (reader, page, Chinese, English) cases whose pattern a page does not show in its
+    language."""
     missing = []
-    for reader, template, chinese, english in ASIDES:
+    for reader, template, chinese, english in cases:
         client = app.test_client()
         sign_in(client, department.users[getattr(department.world, reader)], WORLD_PASSWORD)
         path = template.format(**department.ids)
@@ -1051,7 +1050,68 @@ def test_an_aside_is_in_full_width_brackets_in_chinese_and_round_ones_in_english
             page = client.get(path, headers={"Accept-Language": language}).get_data(as_text=True)
             if not re.search(expected, page):
                 missing.append(f"{path} ({language}): {expected}")
+    return missing
+
+
+def test_an_aside_is_in_full_width_brackets_in_chinese_and_round_ones_in_english(
+        app, department):
+    """（…） straight after the word on a Chinese page, not " (…)": each language's brackets
+    are in the message."""
+    missing = not_shown(app, department, ASIDES)
     assert not missing, "\n".join(missing)
+
+
+def test_a_label_runs_on_after_its_full_width_colon(app, department):
+    """"读取的列：状态", not "读取的列： 状态": a space follows the colon in English only."""
+    missing = not_shown(app, department, (
+        ("admin", "/admin/imports/{run_id}", r"读取的列：[^\s<]", r"Columns read: [^\s<]"),
+        ("admin", "/admin/rules", "新轮次使用的规则：<strong>", "Active for new rounds: <strong>")))
+    assert not missing, "\n".join(missing)
+
+
+@pytest.fixture
+def round_in_force(session, clock, make_manager, make_rep, make_account, make_round, make_bid):
+    """A round whose results took effect and were filed: one account awarded by the ranking,
+    the other to the bidder the ranking put second, by an override with a reason."""
+    from bidhub.models import BidScore
+    from bidhub.services.appeals import apply_due_listings
+
+    manager = make_manager(name="周敏")
+    reps = [make_rep(name="王芳"), make_rep(name="李强")]
+    ranked = make_account(name="北京星河科技有限公司")
+    overridden = make_account(name="上海蓝海物流集团")
+    round_ = make_round(accounts=[ranked, overridden], manager=manager, title="三月客户资源竞标",
+                        closes_at=clock() + timedelta(days=1))
+    for listing in round_.listings:
+        for rep in reps:
+            make_bid(rep, listing)
+    clock.advance(days=1)
+    assert score_closed_round(session, round_.id, clock())
+    for listing in round_.listings:
+        if listing.account_id == ranked.id:
+            decide_listing(session, manager, listing.id, kind="accepted", bid_id=None,
+                           reason="", now=clock())
+            continue
+        second = session.scalars(select(Bid.id).join(BidScore).where(
+            Bid.listing_id == listing.id, BidScore.is_proposed_winner.is_(False))).one()
+        decide_listing(session, manager, listing.id, kind="overridden", bid_id=second,
+                       reason="该销售已服务该集团的子公司，便于统一跟进。", now=clock())
+    round_ = session.get(Round, round_.id)
+    publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
+    clock.set(session.get(Round, round_.id).standstill_ends_at)
+    assert len(apply_due_listings(session, clock())) == 2
+    reload(session)
+    return SimpleNamespace(manager=manager, ranked=ranked, overridden=overridden,
+                           title=round_.title)
+
+
+def test_the_register_runs_an_override_on_after_its_label(app, round_in_force):
+    client = app.test_client()
+    sign_in(client, round_in_force.manager)
+    page = client.get("/manage/filings", headers={"Accept-Language": "zh-CN"})
+    assert "改判理由：该销售已服务" in page.get_data(as_text=True)
+    page = client.get("/manage/filings", headers={"Accept-Language": "en"})
+    assert "Override: 该销售已服务" in page.get_data(as_text=True)
 
 
 def test_the_page_scan_reaches_every_page(app):

@@ -557,6 +557,25 @@ def test_a_similar_names_likeness_is_in_the_pages_brackets(session, branches, ad
     assert re.search(r"a similar name \(\d+%\)", english)
 
 
+def test_ignored_columns_follow_their_label_as_a_list_in_the_pages_style(
+        session, branches, admin, login_as, uploads):
+    """"忽略的列：备注和备用列": no space after the Chinese colon, and the names listed as a
+    Chinese list, not "备注, 备用列"."""
+    client = login_as(admin)
+    zh, en = {"Accept-Language": "zh-CN"}, {"Accept-Language": "en"}
+    mapped = upload(client, "reps", csv_of(f"{REPS_HEADERS},备注,备用列",
+                                           [f"{row},," for row in REPS_ROWS])).location
+    assert "忽略的列：备注和备用列" in client.get(mapped, headers=zh).get_data(as_text=True)
+    assert "Ignored columns: 备注 and 备用列" in client.get(mapped, headers=en).get_data(
+        as_text=True)
+    imported = upload(client, "reps", csv_of("员工编号,用户名,姓名,分公司,备注,备用列",
+                                             ["R1001,r1001,王芳,BJ,,"])).location
+    report = client.get(imported, headers=zh).get_data(as_text=True)
+    assert "已忽略的列（此类数据不识别）：备注和备用列" in report
+    report = client.get(imported, headers=en).get_data(as_text=True)
+    assert "Columns ignored (not known for this kind): 备注 and 备用列" in report
+
+
 def test_the_preview_follows_the_selects(session, branches, admin, login_as, uploads):
     client = login_as(admin)
     location = upload(client, "accounts", csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS)).location
@@ -646,7 +665,7 @@ def test_the_report_and_the_mapping_step_name_fields_by_their_labels_in_chinese(
     assert "<th>年度金额</th>" in mapping and "年度金额按 10,000 元为单位读取" in page_text(mapping)
     response = client.post(location, data=form_of(mapping), headers=CHINESE)
     report = page_text(client.get(response.location, headers=CHINESE).get_data(as_text=True))
-    assert "读取的列： 所属分公司 → 分公司和年度金额(万元) → 年度金额" in report
+    assert "读取的列：所属分公司 → 分公司和年度金额(万元) → 年度金额" in report
     assert "年度金额已按 10,000 元为单位读取" in report
     assert "2 企业性质 私企" in report and "2 年度金额 abc" in report
     for page in (mapping, report):

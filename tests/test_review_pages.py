@@ -180,6 +180,9 @@ def test_named_reviewers_are_saved_and_listed(world):
     page = text_of(client_of(world["app"], world["admin"]).get(
         f"/manage/rounds/{world['round'].id}"))
     assert "Reviewers: Reviewer Alpha, Reviewer Beta" in re.sub(r"<[^>]+>", "", page)
+    chinese = text_of(client_of(world["app"], world["admin"]).get(
+        f"/manage/rounds/{world['round'].id}", headers={"Accept-Language": "zh-CN"}))
+    assert "评审人：Reviewer Alpha、Reviewer Beta" in re.sub(r"<[^>]+>", "", chinese)
     assert re.search(rf'value="{world["alpha"].id}" checked', page)
     assert not re.search(rf'value="{world["outsider"].id}" checked', page)
 
@@ -277,6 +280,10 @@ def test_closing_the_review_early_needs_a_reason(world):
     assert round_.status == RoundStatus.SCORED and round_.review_close_reason == reason
     page = text_of(client.get(f"/manage/rounds/{world['round'].id}"))
     assert "Round Creator closed the review early on" in page and reason in page
+    assert re.search(r"closed the review early on [^<]*: <span class=\"prose\">", page)
+    chinese = text_of(client.get(f"/manage/rounds/{world['round'].id}",
+                                 headers={"Accept-Language": "zh-CN"}))
+    assert re.search(r"提前结束了评审，理由：<span class=\"prose\">", chinese)
     assert "1 of 3" in page  # Alpha's one review, still counted after scoring
     assert "Close the review early" not in page and "Name the reviewers" not in page
 

@@ -67,6 +67,10 @@ def test_live_check_points_out_a_weight_against_the_metrics_direction(app, sessi
     odd = active_text(session).replace("weight = -0.20", "weight = 0.20")
     html = client.post("/admin/rules/check", data={"text": odd}).get_data(as_text=True)
     assert "Valid. New version" in html and "Worth a second look" in html
+    assert "Valid. New version: <code>" in html
+    html = client.post("/admin/rules/check", data={"text": odd},
+                       headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "有效。新版本：<code>" in html
 
 
 def test_what_if_replays_a_round_and_shows_changed_awards(app, session, scored_round,

@@ -15,7 +15,7 @@ from bidhub.services.filings import BranchNames, RegisterLine, Surroundings
 from bidhub.web.i18n import gettext
 from bidhub.web.labels import cached_label
 from bidhub.web.listing_lines import url_with_id
-from bidhub.web.rendering import branch_name, localtime, score
+from bidhub.web.rendering import branch_name, localtime, score, sentence_gap
 
 
 class FilingRow(NamedTuple):
@@ -105,7 +105,7 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
     """Each line's markup in the page's language, and where its appeals go in it."""
     account_url = url_with_id("accounts.account", "account_id")
     won_in = gettext("Won in round “%(title)s”")
-    override = escape(gettext("Override:"))
+    override = f"{escape(gettext('Override:'))}{sentence_gap()}"
     filed: dict[datetime, str] = {}  # a round's awards and an import's filings share one time
     branches: dict[BranchNames | None, str] = {}
     kinds: dict[str, str] = {}
@@ -128,7 +128,7 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
         else:
             reason = escape(line.reason)
         if line.override_reason:
-            reason = f"{reason}<br><em>{override} {escape(line.override_reason)}</em>"
+            reason = f"{reason}<br><em>{override}{escape(line.override_reason)}</em>"
         head = Markup(  # noqa: S704 (every text cell is escaped)
             f'      <tr>\n        <td class="num">{line.seq}</td>\n'
             f"        <td>{filed[line.decided_at]}</td>\n"

@@ -119,13 +119,18 @@ def listed(items) -> str:
 RUN_ON_LANGUAGES = frozenset({"zh", "ja"})
 
 
+def sentence_gap() -> str:
+    """What follows a sentence or a label before the next: a space in English, nothing after
+    a Chinese 。 or ：."""
+    locale = get_locale()
+    return "" if locale is not None and locale.language in RUN_ON_LANGUAGES else " "
+
+
 def sentences(*parts) -> Markup:
     """`{{ sentences(hint, more) }}`: sentences one after another, the empty ones left out:
     with a space between them in English, with none after a Chinese 。. Markup.join escapes
     every part that is not markup already."""
-    locale = get_locale()
-    gap = "" if locale is not None and locale.language in RUN_ON_LANGUAGES else " "
-    return escape(gap).join(part for part in parts if part)
+    return escape(sentence_gap()).join(part for part in parts if part)
 
 
 def yuan(value: int | float | None) -> str:
