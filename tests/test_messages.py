@@ -261,6 +261,45 @@ def test_a_stored_not_awarded_reason_reads_in_chinese_on_the_listing_page(
     assert "not eligible: holds 40 accounts; the maximum is 40" in html
 
 
+def test_a_cap_of_one_award_is_one_award_in_both_languages(
+        app, session, clock, make_manager, make_rep, make_account, make_round, make_bid,
+        make_opportunities, login_as):
+    """Under one award per rep and round, the best bidder kept out of a second account reads
+    "per-round cap of 1 award reached", and a manager awarding that rep a second account is
+    told "already has 1 award"; in Chinese both read as they do for two awards."""
+    from bidhub.domain.errors import InvalidRequest
+    from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
+
+    adopt_rule_set(session, None, active_rule_set(session).text.replace(
+        "max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 1"), "one award",
+        "", clock())
+    session.commit()
+    manager, strong, weak = make_manager(), make_rep(name="Strong Rep"), make_rep(name="Weak")
+    history = make_account()
+    make_opportunities(strong, history, won=9, lost=1)
+    make_opportunities(weak, history, won=2, lost=8)
+    round_ = make_round(accounts=[make_account(), make_account()], manager=manager,
+                        closes_at=clock() + timedelta(hours=1))
+    first, second = sorted(round_.listings, key=lambda listing: listing.id)
+    bids = {(rep.id, listing.id): make_bid(rep, listing)
+            for rep in (strong, weak) for listing in (first, second)}
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    capped = session.get(BidScore, bids[strong.id, second.id].id)
+    reason = loads(capped.not_awarded_reason)
+    assert str(reason) == f"per-round cap of 1 award reached (wins #{first.id} in this round)"
+    assert in_chinese(app, reason) == f"已达到每轮最多中标 1 个的上限（在本轮中标#{first.id}）"
+    adjudication.decide_listing(session, manager, first.id, kind="accepted", bid_id=None,
+                                reason="", now=clock())
+    with pytest.raises(InvalidRequest) as refused:
+        adjudication.decide_listing(session, manager, second.id, kind="overridden",
+                                    bid_id=bids[strong.id, second.id].id,
+                                    reason="Strong Rep knows this account's owners well.",
+                                    now=clock())
+    assert str(refused.value) == "Strong Rep already has 1 award in this round; the cap is 1."
+    assert in_chinese(app, refused.value.message) == "Strong Rep在本轮已中标 1 个客户；上限为 1 个。"
+
+
 def test_rule_problems_read_in_chinese_with_the_key_as_written(app, session, make_admin,
                                                                login_as):
     from bidhub.domain.rules import RuleError, parse_rules

@@ -339,6 +339,14 @@ def _out_of_room(rules: RuleSet, method: AllocationMethod, held: int,
                   "%(elsewhere)s)", maximum=capacity_max, held=held,
                   elsewhere=_elsewhere(wins, method.elsewhere_note))
     if cap is not None and len(wins) >= cap:
-        return N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)", cap=cap,
-                  elsewhere=_elsewhere(wins, method.elsewhere_note))
+        return _cap_reached(cap, _elsewhere(wins, method.elsewhere_note))
     return None
+
+
+def _cap_reached(cap: int, elsewhere: Text) -> Text:
+    """The per-round cap, of one award or of several (Text has no plural forms)."""
+    if cap == 1:
+        return N_("per-round cap of %(cap)d award reached (%(elsewhere)s)", cap=cap,
+                  elsewhere=elsewhere)
+    return N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)", cap=cap,
+              elsewhere=elsewhere)

@@ -315,7 +315,10 @@ def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_
             .where(Listing.round_id == round_.id, Bid.rep_id == chosen.rep_id,
                    Decision.listing_id != listing_id))
         if others + 1 > cap:
-            raise InvalidRequest(N_("%(rep)s already has %(awards)d awards in this round; the "
+            raise InvalidRequest(N_("%(rep)s already has %(awards)d award in this round; the "
+                                    "cap is %(cap)d.", rep=chosen.rep.display_name,
+                                    awards=others, cap=cap) if others == 1 else
+                                 N_("%(rep)s already has %(awards)d awards in this round; the "
                                     "cap is %(cap)d.", rep=chosen.rep.display_name,
                                     awards=others, cap=cap), field="bid_id")
 

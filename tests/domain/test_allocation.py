@@ -156,6 +156,16 @@ def test_the_per_round_cap_is_respected_and_explained():
     assert 13 not in result.reasons and 1 not in result.reasons
 
 
+@pytest.mark.parametrize(("cap", "expected"), [
+    (1, "per-round cap of 1 award reached (wins #1 in this round)"),
+    (2, "per-round cap of 2 awards reached (wins #1 and #2 in this round)")])
+def test_the_cap_is_one_award_or_several(cap, expected):
+    bids = [bid(i, rep=1, listing=i, win_rate=0.9) for i in (1, 2, 3)] + [
+        bid(10 + i, rep=2, listing=i, win_rate=0.1) for i in (1, 2, 3)]
+    _, result = run(rules(max_awards_per_rep_per_round=str(cap)), bids)
+    assert str(result.reasons[3]) == expected
+
+
 def test_no_cap_means_only_capacity_limits():
     bids = [bid(i, rep=1, listing=i, win_rate=0.9, held=35) for i in range(1, 8)]
     uncapped = parse_rules(RULES.replace("[caps]\nmax_awards_per_rep_per_round = 2\n", ""))

@@ -100,8 +100,11 @@ def reference_reasons(rules, rankings, awards, facts, scores, held, flagged):
                                      "%(held)d, %(elsewhere)s)", maximum=capacity_max,
                                      held=held[rep_id], elsewhere=elsewhere)
             elif cap is not None and len(wins) >= cap:
-                reasons[bid_id] = N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)",
-                                     cap=cap, elsewhere=elsewhere)
+                reasons[bid_id] = (
+                    N_("per-round cap of %(cap)d award reached (%(elsewhere)s)", cap=cap,
+                       elsewhere=elsewhere) if cap == 1 else
+                    N_("per-round cap of %(cap)d awards reached (%(elsewhere)s)", cap=cap,
+                       elsewhere=elsewhere))
             elif method.below_zero_note is not None and score.total < 0:
                 # value_aware: with room left, only a negative score x value keeps it out
                 reasons[bid_id] = method.below_zero_note

@@ -237,7 +237,7 @@ def test_a_capped_rep_gets_the_listing_they_ranked_first(method, mode):
     if method == "greedy":  # greedy alone takes listings in id order: rep 1 gets listing 1
         assert plain.awards == {1: 1, 2: 4}
         assert "you won #2, which you ranked higher" in str(result.reasons[1])
-        assert "per-round cap of 1 awards reached" in str(result.reasons[1])
+        assert "per-round cap of 1 award reached" in str(result.reasons[1])
         assert "would have won" in str(result.reasons[4])
         assert set(result.notes) == {2, 3}
 
