@@ -1114,6 +1114,19 @@ def test_the_register_runs_an_override_on_after_its_label(app, round_in_force):
     assert "Override: 该销售已服务" in page.get_data(as_text=True)
 
 
+def test_an_accounts_history_gives_a_round_awards_reason_in_the_pages_language(
+        app, round_in_force):
+    """A round award's filing keeps its reason as bidhub wrote it, in English ("Won in round
+    “…”"); the account's history says it as the register does, in the page's language."""
+    client = app.test_client()
+    sign_in(client, round_in_force.manager)
+    path = f"/manage/accounts/{round_in_force.ranked.id}"
+    page = client.get(path, headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "原因：在“三月客户资源竞标”中中标" in page and "Won in round" not in page
+    page = client.get(path, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "Reason: Won in round “三月客户资源竞标”" in page
+
+
 def test_the_page_scan_reaches_every_page(app):
     """A new page joins the scan above: every GET page for people is on one of its lists."""
     listed = {re.sub(r"\{[a-z_]+\}", "<id>", page.split("?")[0])

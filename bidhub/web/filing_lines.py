@@ -15,7 +15,7 @@ from bidhub.services.filings import BranchNames, RegisterLine, Surroundings
 from bidhub.web.i18n import gettext
 from bidhub.web.labels import cached_label
 from bidhub.web.listing_lines import url_with_id
-from bidhub.web.rendering import branch_name, localtime, score, sentence_gap
+from bidhub.web.rendering import branch_name, filing_reason, localtime, score, sentence_gap
 
 
 class FilingRow(NamedTuple):
@@ -104,7 +104,6 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
 def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
     """Each line's markup in the page's language, and where its appeals go in it."""
     account_url = url_with_id("accounts.account", "account_id")
-    won_in = gettext("Won in round “%(title)s”")
     override = f"{escape(gettext('Override:'))}{sentence_gap()}"
     filed: dict[datetime, str] = {}  # a round's awards and an import's filings share one time
     branches: dict[BranchNames | None, str] = {}
@@ -121,7 +120,7 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
         title = line.round_title
         if line.kind == FilingKind.ROUND_AWARD and title is not None:
             if title not in won:
-                won[title] = escape(won_in % {"title": title})
+                won[title] = escape(filing_reason(line.kind, line.reason, title))
             reason = won[title]
         elif line.kind == FilingKind.CRM_IMPORT:
             reason = kinds[line.kind]

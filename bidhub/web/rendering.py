@@ -239,7 +239,8 @@ def init_app(app: Flask) -> None:
                                  decision_reason=decision_reason, listed=listed)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language,
-                                 reachable_endpoint=reachable_endpoint, sentences=sentences)
+                                 reachable_endpoint=reachable_endpoint, sentences=sentences,
+                                 filing_reason=filing_reason)
     labels.init_app(app)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -254,6 +255,15 @@ def init_app(app: Flask) -> None:
 def decision_reason(reason: str | None) -> str | None:
     """A decision's written reason; the one bidhub writes itself is shown in the page's language."""
     return _("Nobody bid for this account, so it is not awarded.") if reason == adjudication.NO_BID_REASON else reason
+
+
+def filing_reason(kind: str, reason: str, round_title: str | None) -> str:
+    """A filing's reason as pages show it: a round award's, which bidhub writes itself and the
+    filing keeps in English ("Won in round “…”", adjudication.award_changes), in the page's
+    language; any other as it was written."""
+    if kind == FilingKind.ROUND_AWARD and round_title is not None:
+        return _("Won in round “%(title)s”", title=round_title)
+    return reason
 
 
 @lru_cache(maxsize=32)
