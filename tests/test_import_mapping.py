@@ -576,6 +576,25 @@ def test_ignored_columns_follow_their_label_as_a_list_in_the_pages_style(
     assert "Columns ignored (not known for this kind): 备注 and 备用列" in report
 
 
+def test_an_unknown_value_is_told_the_accepted_ones_in_the_pages_punctuation(
+        session, branches, admin, clock, login_as):
+    """"民营（private）、国有（state_owned）……" on a Chinese page, "民营 (private), 国有
+    (state_owned), ..." on an English one and in the English kept with the report."""
+    data = csv_of("客户编号,客户名称,行业,所有制,分公司,年度金额", ["KA-1,甲公司,互联网,私企,BJ,100000"])
+    result = import_file(session, admin, "accounts", "a.csv", data, valid_rows_only=False,
+                         now=clock())
+    assert result.status == "refused"
+    assert str(result.problems[0].reason).startswith(
+        "Unknown value; use one of: 民营 (private), 国有 (state_owned), ")
+    client = login_as(admin)
+    chinese = client.get(f"/admin/imports/{result.run_id}",
+                         headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "请使用以下之一：民营（private）、国有（state_owned）、" in chinese
+    english = client.get(f"/admin/imports/{result.run_id}",
+                         headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert "use one of: 民营 (private), 国有 (state_owned), " in english
+
+
 def test_the_preview_follows_the_selects(session, branches, admin, login_as, uploads):
     client = login_as(admin)
     location = upload(client, "accounts", csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS)).location

@@ -25,7 +25,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any
 
-from bidhub.domain.text import N_, Joined, Text
+from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.domain.typed_text import username_key, username_problem, visible_text
 
 # Data rows one file may hold: a CRM's whole opportunity history, read as a stream.
@@ -468,26 +468,33 @@ def without_currency(text: str) -> str:
     return text
 
 
-def as_written(values: dict[str, str]) -> dict[str, str]:
-    """Code -> how a message names it: its first Chinese alias with the code beside it
-    (民营 (private)), or the code alone; in the order of `values`."""
-    shown: dict[str, str] = {}
+def as_named(values: dict[str, str]) -> dict[str, Text | str]:
+    """Code -> how a message names it: its first Chinese alias with the code beside it in the
+    page's brackets (民营 (private), 民营（private） on a Chinese page), or the code alone; in
+    the order of `values`."""
+    named: dict[str, Text | str] = {}
     for alias, code in values.items():
         if not alias.isascii():
-            shown.setdefault(code, f"{alias} ({code})")
+            named.setdefault(code, N_("%(text)s (%(note)s)", text=alias, note=code))
     for code in values.values():
-        shown.setdefault(code, code)
-    return shown
+        named.setdefault(code, code)
+    return named
+
+
+def as_written(values: dict[str, str]) -> dict[str, str]:
+    """as_named's names as plain text (民营 (private)), for a report's column of values read."""
+    return {code: str(name) for code, name in as_named(values).items()}
 
 
 def choice(values: dict[str, str]) -> Callable[[str], str]:
     """A parser accepting the codes and their aliases (case-insensitive), giving the code.
 
     An unknown value is told the accepted ones as a CRM writes them: each code's first
-    Chinese alias with the code beside it (民营 (private)), in the order of `values`."""
+    Chinese alias with the code beside it (民营 (private)), in the order of `values`, listed
+    as the page's language lists them."""
     lookup = {normalise(alias): code for alias, code in values.items()}
     lookup.update({normalise(code): code for code in set(values.values())})
-    accepted = ", ".join(as_written(values).values())
+    accepted = Joined(as_named(values).values(), separator=COMMA)
 
     def parse(value: str) -> str:
         code = lookup.get(value) or lookup.get(normalise(value))
@@ -535,6 +542,7 @@ STAGES = {"潜在客户": "potential", "潜在": "potential", "意向客户": "i
           "intent": "intent", "proposal": "proposal", "negotiation": "negotiation",
           "won": "won", "closed_won": "won", "lost": "lost"}
 STAGE_NAMES = as_written(STAGES)
+STAGES_NAMED = as_named(STAGES)
 CLOSED_STAGES = frozenset({"won", "lost"})
 # The handbook's kinds (logo, banner, text); job_post stays readable for older files.
 AD_TYPES = {"标志": "logo", "标识": "logo", "横幅": "banner", "横幅广告": "banner",
@@ -2171,7 +2179,7 @@ def cross_checks(kind: str, number: int, values: dict[str, Any]) -> list[Problem
         if history and history[-1][0] != values["stage"]:
             problems.append(Problem(number, "stage_history", STAGE_NAMES[history[-1][0]],
                                     N_("The last stage in the history is not the stage "
-                                       "'%(stage)s'.", stage=STAGE_NAMES[values["stage"]])))
+                                       "'%(stage)s'.", stage=STAGES_NAMED[values["stage"]])))
     return problems
 
 
