@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
@@ -23,6 +24,7 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from flask_babel import force_locale
 from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
 
 from bidhub import create_app
 from bidhub.domain.allocation import _elsewhere
@@ -859,7 +861,11 @@ ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/a
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
                "/admin/imports/{run_id}", "/confirmations", "/sponsors",
-               "/sponsors/accounts/{account_id}")
+               "/sponsors/accounts/{account_id}", "/sponsors/accounts/{sponsored_account_id}",
+               "/sponsors/accounts/{title_only_account_id}",
+               "/accounts/{sponsored_account_id}", "/accounts/{title_only_account_id}")
+# The president's: what waits for his confirmation and the accounts he sponsors.
+EXECUTIVE_PAGES = ("/confirmations", "/sponsors", "/notifications", "/password")
 # Pages that exist once a round's results are published.
 RESULT_PAGES = ("/rounds/{closed_round_id}/results",)
 # Management's pages of the standstill window, read with an appeal waiting.
@@ -928,6 +934,56 @@ def test_spaced_punctuation_is_found_across_inline_tags_and_not_across_blocks():
     assert not spaced_punctuation("<p>已截止。剩余 4 天</p><textarea>甲。 乙</textarea>")
 
 
+# Half-width punctuation in Chinese text, where the page should say ， 。 ； ： ？ ！ （ ）: a
+# , ; : ? ! ( or ) next to a Chinese character, or a full stop straight after one (not a file
+# name's 名单.csv); and a space before a full-width opening bracket or inside a pair, which the
+# bracket's own width already sets apart.
+CHINESE = "\u3400-\u9fff"
+HALF_WIDTH_PUNCTUATION = re.compile(
+    rf"[{CHINESE}]\s*[,;:?!()]|[,;:?!()]\s*[{CHINESE}]|[{CHINESE}]\.(?![A-Za-z])|\S （|（ | ）")
+# Half-width punctuation quoted as people see it elsewhere: a CRM export's column name, and
+# the file type as Chinese Excel names it in its Save As menu.
+QUOTED_HALF_WIDTH = ("年度金额(万元)", "CSV UTF-8(逗号分隔)")
+
+
+def half_width_punctuation(html: str) -> list[str]:
+    """The lines of a page with half-width punctuation in Chinese text (HALF_WIDTH_PUNCTUATION),
+    data in <code> and the like aside."""
+    parser = TextLines()
+    parser.feed(html)
+    parser.close()
+    found = []
+    for line in "".join(parser.parts).split(LINE_BREAK):
+        line = " ".join(line.split())
+        unquoted = line
+        for quoted in QUOTED_HALF_WIDTH:
+            unquoted = unquoted.replace(quoted, "")
+        if HALF_WIDTH_PUNCTUATION.search(unquoted):
+            found.append(line)
+    return found
+
+
+def test_half_width_punctuation_in_chinese_text_is_found():
+    assert half_width_punctuation("<p>王芳 (总裁)</p>") == ["王芳 (总裁)"]
+    assert half_width_punctuation("<p>名下 3 个客户 (区间 30–40)</p>") == [
+        "名下 3 个客户 (区间 30–40)"]
+    assert half_width_punctuation("<option>#1 王芳 (0.845)</option>") == ["#1 王芳 (0.845)"]
+    assert half_width_punctuation("<p>已截止,剩余 4 天.</p>") == ["已截止,剩余 4 天."]
+    assert half_width_punctuation("<p>已截止.</p>") == ["已截止."]
+    assert half_width_punctuation("<p>总裁 <small>（仅有职务）</small></p>") == ["总裁 （仅有职务）"]
+    assert half_width_punctuation("<h2>问题（ 1 ）</h2>") == ["问题（ 1 ）"]
+    assert not half_width_punctuation(
+        "<p>王芳（总裁）</p><p>KA-00012 (r1001)</p><p>问题（1）</p><code>规则(甲)</code>"
+        "<p>例如 年度金额(万元)……</p><p>总裁（仅有职务） · 设置</p><p>导入报告：销售名单.csv</p>"
+        "<p>字母、数字和 . _ - @，不能有空格。</p>")
+
+
+def punctuation_problems(html: str) -> list[str]:
+    """What breaks Chinese typography on a page: a space after 。 ： and the like, and
+    half-width punctuation in Chinese text."""
+    return spaced_punctuation(html) + half_width_punctuation(html)
+
+
 def scan(client, paths, department, findings, ids=None, punctuation=None) -> None:
     for template in paths:
         path = template.format(**(ids or department.ids))
@@ -938,25 +994,36 @@ def scan(client, paths, department, findings, ids=None, punctuation=None) -> Non
         words = english_words(visible_text(html), allowed)
         if words:
             findings[template] = words
-        if punctuation is not None and (lines := spaced_punctuation(html)):
+        if punctuation is not None and (lines := punctuation_problems(html)):
             punctuation[template] = lines
 
 
+def report_of(findings: dict[str, dict[str, str]], punctuation: dict[str, list[str]]) -> str:
+    """The findings of a scan, page by page, for an assertion's message."""
+    words = "\n".join(f"{page}:\n" + "\n".join(f"    {word!r} in …{context}…"
+                                               for word, context in found.items())
+                      for page, found in sorted(findings.items()))
+    lines = "\n".join(f"{page}:\n" + "\n".join(f"    …{line}…" for line in found)
+                      for page, found in sorted(punctuation.items()))
+    return (f"English left on Chinese pages:\n{words}\n" if findings else "") + (
+        f"Punctuation that is not Chinese on Chinese pages:\n{lines}" if punctuation else "")
+
+
 def test_every_page_speaks_chinese(app, session, department, clock):
-    """Log in as a rep, a manager and an admin and read every page in Chinese: any English word
-    left is a string outside gettext, a code shown raw or a missing translation. The rep's and
-    management's pages also put no English space after Chinese punctuation (。 ： ？ …): the
-    next sentence or the value runs on."""
+    """Log in as a rep, a manager, an admin and an executive and read every page in Chinese: any
+    English word left is a string outside gettext, a code shown raw or a missing translation.
+    The pages also put no English space after Chinese punctuation (。 ： ？ …): the next
+    sentence or the value runs on; and no half-width punctuation in Chinese text (王芳（总裁）,
+    not 王芳 (总裁))."""
     findings: dict[str, dict[str, str]] = {}
     punctuation: dict[str, list[str]] = {}
     world, ids = department.world, department.ids
     scan(app.test_client(), ["/login"], department, findings, punctuation=punctuation)
-    for username, pages, checked in ((world.rep, REP_PAGES, punctuation),
-                                     (world.manager, MANAGER_PAGES, punctuation),
-                                     (world.admin, ADMIN_PAGES, None)):
+    for username, pages in ((world.rep, REP_PAGES), (world.manager, MANAGER_PAGES),
+                            (world.admin, ADMIN_PAGES), ("president", EXECUTIVE_PAGES)):
         client = app.test_client()
         sign_in(client, department.users[username], WORLD_PASSWORD)
-        scan(client, pages, department, findings, punctuation=checked)
+        scan(client, pages, department, findings, punctuation=punctuation)
 
     # Results published: the rep's result pages, the manager's decided listing.
     # The rep's account is not awarded, so that the rep's result shows management's reason.
@@ -988,13 +1055,7 @@ def test_every_page_speaks_chinese(app, session, department, clock):
         scan(client, [f"{page}?after=results" for page in pages], department, findings,
              ids=results, punctuation=punctuation)
 
-    report = "\n".join(f"{page}:\n" + "\n".join(f"    {word!r} in …{context}…"
-                                                for word, context in words.items())
-                       for page, words in sorted(findings.items()))
-    assert not findings, f"English left on Chinese pages:\n{report}"
-    report = "\n".join(f"{page}:\n" + "\n".join(f"    …{line}…" for line in lines)
-                       for page, lines in sorted(punctuation.items()))
-    assert not punctuation, f"An English space after Chinese punctuation:\n{report}"
+    assert not findings and not punctuation, report_of(findings, punctuation)
     # The pages named in the scan's findings once: the reason runs on after the label's ：, and
     # the deadline and the publication read alike.
     client = app.test_client()
@@ -1130,8 +1191,8 @@ def test_an_accounts_history_gives_a_round_awards_reason_in_the_pages_language(
 def test_the_page_scan_reaches_every_page(app):
     """A new page joins the scan above: every GET page for people is on one of its lists."""
     listed = {re.sub(r"\{[a-z_]+\}", "<id>", page.split("?")[0])
-              for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES, *RESULT_PAGES,
-                           *STANDSTILL_PAGES)}
+              for page in ("/login", *REP_PAGES, *MANAGER_PAGES, *ADMIN_PAGES, *EXECUTIVE_PAGES,
+                           *RESULT_PAGES, *STANDSTILL_PAGES)}
     missing = []
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint in NOT_SCANNED:
@@ -1139,6 +1200,79 @@ def test_the_page_scan_reaches_every_page(app):
         if re.sub(r"<[^>]+>", "<id>", rule.rule) not in listed:
             missing.append(f"{rule.endpoint} {rule.rule}")
     assert not missing, "pages the Chinese scan does not visit:\n" + "\n".join(missing)
+
+
+class LinkTargets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag, attrs) -> None:
+        href = dict(attrs).get("href") if tag == "a" else None
+        if href:
+            self.targets.append(href)
+
+
+def linked_pages(app, client, depth: int = 2) -> dict[str, str]:
+    """The HTML of every page a signed-in person reaches from the home page in up to `depth`
+    clicks: links on this host to a page for people (not NOT_SCANNED: downloads, counters),
+    with no `lang` (an export in the other language)."""
+    adapter = app.url_map.bind("localhost")
+    pages: dict[str, str] = {}
+    level = ["/"]
+    for clicks in range(depth + 1):
+        found: list[str] = []
+        for path in level:
+            if path in pages:
+                continue
+            response = client.get(path, headers={"Accept-Language": "zh-CN"},
+                                  follow_redirects=True)
+            assert response.status_code == 200, (path, response.status_code)
+            pages[path] = html = response.get_data(as_text=True)
+            if clicks == depth:
+                continue
+            parser = LinkTargets()
+            parser.feed(html)
+            here = response.request.path + (f"?{response.request.query_string.decode()}"
+                                             if response.request.query_string else "")
+            for href in parser.targets:
+                target = urlsplit(urljoin(here, href))
+                if target.scheme or target.netloc or "lang=" in target.query:
+                    continue
+                try:
+                    endpoint, _arguments = adapter.match(target.path, method="GET")
+                except HTTPException:
+                    continue
+                if endpoint not in NOT_SCANNED:
+                    found.append(target.path + (f"?{target.query}" if target.query else ""))
+        level = list(dict.fromkeys(found))
+    return pages
+
+
+def test_every_page_linked_from_each_roles_home_speaks_chinese(app, department):
+    """The lists above name each page once; here every role follows the links from its home
+    page two clicks deep, so the same checks read the pages with the data the department
+    holds: every rep's and account's page, a sponsored account, the executive's pages."""
+    findings: dict[str, dict[str, str]] = {}
+    punctuation: dict[str, list[str]] = {}
+    world, ids = department.world, department.ids
+    expected = {world.rep: "/my/bids",
+                world.manager: f"/manage/accounts/{ids['sponsored_account_id']}",
+                world.admin: f"/admin/imports/{ids['run_id']}",
+                "president": "/confirmations"}
+    for username, reached in expected.items():
+        client = app.test_client()
+        sign_in(client, department.users[username], WORLD_PASSWORD)
+        pages = linked_pages(app, client)
+        assert reached in pages, (username, " ".join(sorted(pages)))
+        for path, html in pages.items():
+            page = f"{username} {path}"
+            allowed = department.allowed | department.page_data.get(path, frozenset())
+            if words := english_words(visible_text(html), allowed):
+                findings[page] = words
+            if lines := punctuation_problems(html):
+                punctuation[page] = lines
+    assert not findings and not punctuation, report_of(findings, punctuation)
 
 
 def test_error_pages_speak_chinese(app, make_rep, make_branch):
