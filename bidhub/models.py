@@ -809,6 +809,9 @@ Index("ix_accounts_external_id_lower", func.lower(Account.external_id))
 Index("ix_opportunities_external_id_lower", func.lower(Opportunity.external_id))
 Index("ix_accountability_incidents_external_id_lower",
       func.lower(AccountabilityIncident.external_id))
+# At most one rule set is the one new rounds use, whatever writes it.
+Index("uq_rule_set_versions_active", RuleSetVersion.is_active, unique=True,
+      sqlite_where=RuleSetVersion.is_active, postgresql_where=RuleSetVersion.is_active)
 Index("ix_bids_listing_status", Bid.listing_id, Bid.status)
 # Each rep's latest bid before an instant (the flags' reference bids): a seek per rep.
 Index("ix_bids_rep_submitted", Bid.rep_id, Bid.submitted_at)

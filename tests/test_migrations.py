@@ -32,7 +32,7 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
             "(1, 1, 1, 'zhaopin.com', 'logo', '2026-01-02 00:00:00', 'open', '')"))
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0012"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0013"
         # A database from before registers had ids gets one.
         register = connection.execute(text(
             "SELECT value FROM instance_markers WHERE name = 'ledger_register'")).scalar()
@@ -44,4 +44,32 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
         triggers = connection.execute(text(
             "SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
         assert set(triggers) == {"filings_refuse_update", "filings_refuse_delete"}
+    engine.dispose()
+
+
+def test_a_database_left_with_two_rule_sets_in_force_keeps_the_one_adopted_last(tmp_path):
+    """Before 0013 two adoptions at the same moment could both stay active; the upgrade keeps
+    the version the audit trail shows adopted last, and from then on the index holds."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'raced.sqlite3'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0012")
+    with engine.begin() as connection:
+        for id_, is_active in ((1, 0), (2, 1), (3, 1), (4, 1)):
+            connection.execute(text(
+                "INSERT INTO rule_set_versions (id, sha256, name, text, note, is_active, "
+                "created_at) VALUES (:id, :sha, 'rules', '', '', :active, "
+                "'2026-01-01 00:00:00')"), {"id": id_, "sha": str(id_) * 64, "active": is_active})
+        # Version 3 was adopted after 2 (and after 4, which was never audited), then 1 before.
+        for id_, target in ((1, "rule_set:2"), (2, "rule_set:3"), (3, "rule_set:1")):
+            connection.execute(text(
+                "INSERT INTO audit_events (id, action, target, at) VALUES "
+                "(:id, 'rules.adopted', :target, '2026-01-01 00:00:00')"),
+                {"id": id_, "target": target})
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT id FROM rule_set_versions WHERE is_active")).scalars().all() == [3]
     engine.dispose()

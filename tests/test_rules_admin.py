@@ -539,3 +539,65 @@ def test_the_page_lists_each_problem_in_the_pages_words_and_punctuation(
     assert re.search(r"<li><code>eligibility\.capacity_max</code>（第 15 行）：\S", keyed), keyed
     keyed = problems(text.replace("capacity_max = 40", "capacity_max = -5", 1), "en")
     assert re.search(r"<li><code>eligibility\.capacity_max</code> \(line 15\): \S", keyed), keyed
+
+
+# --- two admins adopting at once ---------------------------------------------------------------
+
+def test_two_admins_adopting_at_once_leave_one_rule_set_in_force(
+        app, session, backend, monkeypatch, clock, make_admin):
+    """Both start from the same rules in force. The first is paused once it has written its
+    version; the second must wait for it and then be told that other rules were adopted, not
+    make a second version active beside the first (new rounds would take either)."""
+    from bidhub.domain.errors import Conflict
+    from bidhub.models import User
+    from bidhub.services import rule_sets
+    from tests.test_round_races import Pause, Side
+
+    if backend != "postgresql":
+        pytest.skip("on SQLite BEGIN IMMEDIATE lets one writer in at a time; no race to pause")
+    first_admin, second_admin = make_admin(), make_admin()
+    before = active_rule_set(session)
+    pause = Pause(monkeypatch, rule_sets, "adopt_rule_set")
+
+    def adopt(admin, months):
+        return lambda own: rule_sets.adopt_rules(
+            own, own.get(User, admin.id),
+            before.text.replace("cooldown_months = 6", f"cooldown_months = {months}"),
+            f"Cooldown of {months} months.", expected_active_id=before.id, now=clock()).id
+
+    first = Side(app, adopt(first_admin, 7))
+    pause.wait()
+    second = Side(app, adopt(second_admin, 8))
+    second.done_or_waiting(app)
+    pause.resume()
+    adopted, refused = first.join(), second.join()
+    assert isinstance(refused, Conflict), refused
+    reload(session)
+    active = session.scalars(select(RuleSetVersion).where(RuleSetVersion.is_active)).all()
+    assert [version.id for version in active] == [adopted]
+    assert "cooldown_months = 7" in active[0].text
+    assert session.scalars(select(RuleSetVersion).where(
+        RuleSetVersion.text.contains("cooldown_months = 8"))).all() == []
+    adoptions = session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "rules.adopted", AuditEvent.actor_id.is_not(None))).all()
+    assert [(event.actor_id, event.target) for event in adoptions] == [
+        (first_admin.id, f"rule_set:{adopted}")]
+
+
+def test_the_database_refuses_a_second_rule_set_in_force(app, session, clock):
+    """Whatever path writes it, at most one version is the one new rounds use."""
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
+
+    before = active_rule_set(session)
+    other = RuleSetVersion(sha256="0" * 64, name="other", text=before.text, note="",
+                           created_at=clock())
+    session.add(other)
+    session.commit()
+    with pytest.raises(IntegrityError):
+        session.execute(update(RuleSetVersion).where(RuleSetVersion.id == other.id)
+                        .values(is_active=True))
+        session.flush()
+    session.rollback()
+    assert [version.id for version in session.scalars(
+        select(RuleSetVersion).where(RuleSetVersion.is_active))] == [before.id]

@@ -97,6 +97,9 @@ def adopt_rule_set(
         session.add(version)
     if previous is not None and previous is not version:
         previous.is_active = False
+        # Written before the other is marked: the database holds at most one version in
+        # force (a unique index), and SQLAlchemy would otherwise update in id order.
+        session.flush()
     version.is_active = True
     session.flush()
     record_audit(session, actor, "rules.adopted", f"rule_set:{version.id}", now,
@@ -169,7 +172,11 @@ def adopt_rules(
 ) -> RuleSetVersion:
     """Make `text` the rules for new rounds; a stale editor (another adoption since) gets 409."""
     with unit_of_work(session):
-        current = active_rule_set(session)
+        # Locked: a second admin adopting at the same moment waits here until the first has
+        # committed, then finds other rules in force and is told so (on SQLite the write
+        # transaction already lets one writer in at a time).
+        current = session.scalars(select(RuleSetVersion).where(RuleSetVersion.is_active)
+                                  .with_for_update()).first()
         if (current.id if current else None) != expected_active_id:
             raise Conflict(N_("Someone adopted other rules since you started; review the new active "
                               "rules before adopting yours."))
