@@ -601,3 +601,27 @@ def test_the_database_refuses_a_second_rule_set_in_force(app, session, clock):
     session.rollback()
     assert [version.id for version in session.scalars(
         select(RuleSetVersion).where(RuleSetVersion.is_active))] == [before.id]
+
+
+# --- what an adoption leaves on record -------------------------------------------------------
+
+def test_adopting_the_rules_in_force_again_is_refused_and_changes_nothing(
+        app, session, make_admin, login_as):
+    """A draft that differs only in comments or layout is the same version: adopting it would
+    drop the edited comments, flash "adopted" and audit a change that changed nothing."""
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    events = session.scalars(select(AuditEvent)).all()
+    draft = before.text.replace("capacity_max = 40 ", "capacity_max = 40 # 新的说明 ")
+    for language, expected in (("en", "These are the rules in force already"),
+                               ("zh-CN", "这就是当前生效的规则")):
+        refused = client.post("/admin/rules/adopt", headers={"Accept-Language": language},
+                              data={"text": draft, "note": "Explained the band.",
+                                    "expected_active_id": before.id})
+        assert refused.status_code == 422
+        assert expected in html.unescape(refused.get_data(as_text=True))
+    reload(session)
+    assert session.scalars(select(AuditEvent)).all() == events
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+    assert active_rule_set(session).text == before.text
+

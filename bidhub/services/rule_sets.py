@@ -183,12 +183,18 @@ def adopt_rules(
         if not note.strip():
             raise InvalidRequest(N_("Say what changed and why in the change note."), field="note")
         try:
-            version = adopt_rule_set(session, actor, text, parse_rules(text).name, note.strip(), now)
+            rules = parse_rules(text)
         except RuleError as error:
             raise InvalidRequest(N_("The draft has problems: %(problems)s", problems=Joined(
                 RuleCheck(None, tuple(error.problems), error.more).lines())),
                 field="text") from error
-        return version
+        if current is not None and rules.version_hash == current.sha256:
+            # Adopting it would keep the stored text (the draft's own comments are dropped)
+            # and audit a change that changed nothing.
+            raise InvalidRequest(N_("These are the rules in force already: comments and layout "
+                                    "do not make a new version, so there is nothing to adopt."),
+                                 field="text")
+        return adopt_rule_set(session, actor, text, rules.name, note.strip(), now)
 
 
 def apply_settings(text: str, settings: Mapping[str, Any]) -> str:
