@@ -625,3 +625,37 @@ def test_adopting_the_rules_in_force_again_is_refused_and_changes_nothing(
     assert session.scalars(select(RuleSetVersion)).all() == [before]
     assert active_rule_set(session).text == before.text
 
+
+def test_the_rules_page_shows_each_adoption_with_who_when_and_why(
+        app, session, clock, make_admin, login_as):
+    """Going back to an earlier version is an adoption of its own: the page says when, by whom
+    and why it happened, not the time and note of the version's first adoption."""
+    first_admin, second_admin = make_admin(name="王芳"), make_admin(name="李强")
+    client = login_as(first_admin)
+    initial = active_rule_set(session)
+    longer = initial.text.replace("cooldown_months = 6", "cooldown_months = 9")
+    clock.advance(days=3)
+    assert client.post("/admin/rules/adopt", data={
+        "text": longer, "note": "Longer cooldown for the pilot.",
+        "expected_active_id": initial.id}).status_code == 303
+    reload(session)
+    pilot = active_rule_set(session)
+    client.post("/logout")
+    client = login_as(second_admin)
+    clock.advance(days=30)
+    assert client.post("/admin/rules/adopt", data={
+        "text": initial.text, "note": "Back to the default after the pilot.",
+        "expected_active_id": pilot.id}).status_code == 303
+    page = html.unescape(re.sub(r"<[^>]+>", " ", client.get("/admin/rules").get_data(
+        as_text=True)))
+    page = re.sub(r"\s+", " ", page)
+    header = re.search(r"Active for new rounds:.*?Changing the rules", page).group(0)
+    assert "2026-04-04 09:00" in header and "李强" in header
+    assert "Back to the default after the pilot." in header and "initial rules" not in header
+    history = page[page.index("Versions"):]
+    rows = re.findall(r"([0-9a-f]{12})(?: active)? (2026-\d\d-\d\d \d\d:\d\d) (\S+)", history)
+    assert rows == [(initial.sha256[:12], "2026-04-04 09:00", "李强"),
+                    (pilot.sha256[:12], "2026-03-05 09:00", "王芳"),
+                    (initial.sha256[:12], "2026-03-02 09:00", "bidhub")], history
+    assert history.index("Back to the default") < history.index("Longer cooldown") < \
+        history.index("initial rules")

@@ -27,7 +27,9 @@ from bidhub.domain.rules import (
     rules_too_large,
 )
 from bidhub.domain.text import N_, Joined, Text
-from bidhub.models import RuleSetVersion, User
+from bidhub.models import AuditEvent, RuleSetVersion, User
+
+ADOPTED = "rules.adopted"  # the audit action of an adoption
 
 
 class RuleFileError(Exception):
@@ -102,7 +104,7 @@ def adopt_rule_set(
         session.flush()
     version.is_active = True
     session.flush()
-    record_audit(session, actor, "rules.adopted", f"rule_set:{version.id}", now,
+    record_audit(session, actor, ADOPTED, f"rule_set:{version.id}", now,
                  before={"sha256": previous.sha256} if previous else None,
                  after={"sha256": version.sha256, "note": note})
     return version
@@ -127,8 +129,43 @@ def _parse_stored(text: str) -> RuleSet:
     return parse_rules(text)
 
 
-def rule_versions(session: Session) -> list[RuleSetVersion]:
-    return list(session.scalars(select(RuleSetVersion).order_by(RuleSetVersion.id.desc())))
+@dataclass(frozen=True)
+class Adoption:
+    """One adoption, as the audit trail recorded it: which version became the rules for new
+    rounds, when, by whom (None: bidhub itself, for the initial rules) and why."""
+
+    version: RuleSetVersion
+    at: datetime
+    actor: User | None
+    note: str
+
+
+def rule_adoptions(session: Session) -> list[Adoption]:
+    """Every adoption, newest first. Going back to an earlier version is an adoption of its
+    own, so a version adopted twice is listed twice, each time with its own moment, admin and
+    note (the version's row keeps those of its first adoption)."""
+    versions = {version.id: version for version in session.scalars(select(RuleSetVersion))}
+    adoptions = []
+    for event, actor in session.execute(
+            select(AuditEvent, User).outerjoin(User, User.id == AuditEvent.actor_id)
+            .where(AuditEvent.action == ADOPTED).order_by(AuditEvent.id.desc())):
+        version = versions.get(_version_id(event.target))
+        if version is not None:
+            adoptions.append(Adoption(version, event.at, actor, (event.after or {}).get(
+                "note", "")))
+    audited = {adoption.version.id for adoption in adoptions}
+    # A version stored without an audited adoption is still listed, from its own row.
+    adoptions.extend(Adoption(version, version.created_at,
+                              session.get(User, version.author_id) if version.author_id else None,
+                              version.note)
+                     for version in sorted(versions.values(), key=lambda version: -version.id)
+                     if version.id not in audited)
+    return adoptions
+
+
+def _version_id(target: str) -> int | None:
+    prefix, _, number = target.partition(":")
+    return int(number) if prefix == "rule_set" and number.isdigit() else None
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def page(*, draft: RulesDraftForm | None = None, settings=None, status: int = 20
     draft = draft or draft_form(session, active)
     return render("admin/rules.html", status=status, active=active, rules=rules,
                   settings=settings or rules_settings_form(rules), draft=draft,
-                  versions=rule_sets.rule_versions(session),
+                  adoptions=rule_sets.rule_adoptions(session),
                   check=check_result(draft.text.data or "", active))
 
 
