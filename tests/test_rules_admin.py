@@ -659,3 +659,45 @@ def test_the_rules_page_shows_each_adoption_with_who_when_and_why(
                     (initial.sha256[:12], "2026-03-02 09:00", "bidhub")], history
     assert history.index("Back to the default") < history.index("Longer cooldown") < \
         history.index("initial rules")
+
+
+def test_adoption_leaves_scored_rounds_as_stored_and_open_rounds_on_their_rules(
+        app, session, clock, scored_round, make_rep, make_account, make_round, make_bid,
+        make_opportunities, make_admin, login_as):
+    """Rules that would reverse both rounds' outcomes are adopted between the scoring of one
+    and the deadline of the other: the scored round's stored scores, ranks and proposal stay
+    as they were, and the open round is scored under the version it was created with."""
+    from bidhub.models import Bid, BidScore, Listing
+    from bidhub.services.replays import verify_round
+
+    history = make_account()
+    strong, weak = make_rep(name="Open Strong"), make_rep(name="Open Weak")
+    make_opportunities(strong, history, won=8, lost=2)
+    make_opportunities(weak, history, won=2, lost=8)
+    open_round = make_round(accounts=[make_account()], closes_at=clock() + timedelta(days=1))
+    make_bid(strong, open_round.listings[0])
+    make_bid(weak, open_round.listings[0])
+
+    def stored(round_id):
+        reload(session)
+        return sorted((row.bid_id, row.total, row.rank, row.is_proposed_winner, row.breakdown,
+                       row.rule_set_sha256) for row in session.scalars(
+            select(BidScore).join(Bid).join(Listing).where(Listing.round_id == round_id)))
+
+    before_scores = stored(scored_round.id)
+    before = active_rule_set(session)
+    client = login_as(make_admin())
+    reversed_text = before.text.replace("weight = 0.35", "weight = -5")
+    assert client.post("/admin/rules/adopt", data={
+        "text": reversed_text, "note": "Reverse win rate.",
+        "expected_active_id": before.id}).status_code == 303
+    assert stored(scored_round.id) == before_scores
+    assert verify_round(session, scored_round.id) == []
+    clock.set(open_round.closes_at)
+    assert adjudication.score_closed_round(session, open_round.id, clock())
+    scores = stored(open_round.id)
+    assert {sha for *_rest, sha in scores} == {before.sha256}
+    winner = session.scalars(select(Bid).join(BidScore).where(
+        BidScore.is_proposed_winner, Bid.listing_id == open_round.listings[0].id)).one()
+    assert winner.rep_id == strong.id
+    assert verify_round(session, open_round.id) == []
