@@ -701,3 +701,25 @@ def test_adoption_leaves_scored_rounds_as_stored_and_open_rounds_on_their_rules(
         BidScore.is_proposed_winner, Bid.listing_id == open_round.listings[0].id)).one()
     assert winner.rep_id == strong.id
     assert verify_round(session, open_round.id) == []
+
+
+def test_a_syntax_error_reads_as_its_reason_alone_in_what_if_and_at_start_up(
+        app, app_config, tmp_path, scored_round):
+    """As on the page, in the refusal to adopt and in `rules check`: the reason says the line
+    and column, so no "(syntax) (line 15):" in front of it repeats the line."""
+    typo = DEFAULT_RULES.read_bytes().replace(b"capacity_max = 40", b"capacity_max 40")
+    path = tmp_path / "typo.toml"
+    path.write_bytes(typo)
+    result = app.test_cli_runner().invoke(args=["rules", "what-if", str(scored_round.id),
+                                                str(path)])
+    assert result.exit_code == 1
+    assert (f"{path}:\nnot valid TOML at line 15, column 14: '=' is missing after the key"
+            in result.output), result.output
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "default.toml").write_bytes(typo)
+    with pytest.raises(RuleFileError) as raised:
+        create_app({**app_config, "RULES_DIR": str(rules_dir)})
+    assert str(raised.value).startswith(
+        f"bidhub will not start: the default rule file {rules_dir / 'default.toml'} cannot be "
+        "used: not valid TOML at line 15, column 14: '=' is missing after the key. Fix")

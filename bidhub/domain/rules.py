@@ -91,7 +91,10 @@ class RuleProblem:
         return PLACE_LABELS.get(self.path, self.path)
 
     def text(self) -> Text:
-        """The problem as one line: key path, line and reason."""
+        """The problem as one line: key path, line and reason. A syntax error is its reason
+        alone, which already says the line and column."""
+        if self.is_syntax:
+            return self.message
         if self.line:
             return N_("%(path)s (line %(line)d): %(message)s", path=self.place(), line=self.line,
                       message=self.message)

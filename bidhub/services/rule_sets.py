@@ -183,8 +183,7 @@ class RuleCheck:
     def lines(self) -> list[Text]:
         """One line per listed problem, then "and N more problems" if some were left out. A
         syntax error is its reason alone, which says the line and column, as the page shows it."""
-        return [problem.message if problem.is_syntax else problem.text()
-                for problem in self.problems] + (
+        return [problem.text() for problem in self.problems] + (
             [more_problems(self.more)] if self.more else [])
 
 
