@@ -11,6 +11,10 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from bidhub.db import engine_of, get_session, unit_of_work, upgrade_database
 
+# A round's number as the database can hold it (a 32-bit key): a larger one is a typing
+# mistake, refused as a usage error before it reaches a query that would overflow.
+ROUND_ID = click.IntRange(1, 2**31 - 1)
+
 
 def init_database(app: Flask) -> None:
     """Migrate to the newest schema and make the default rule file the active rules."""
@@ -166,7 +170,7 @@ def apply_due_results_command() -> None:
 
 
 @click.command("rescore")
-@click.argument("round_id", type=int)
+@click.argument("round_id", type=ROUND_ID)
 # Rescoring only ever verifies: it changes nothing stored. `--verify` says so on the command
 # line and stays accepted, so `rescore --verify ROUND` and `rescore ROUND` do the same.
 @click.option("--verify", is_flag=True, expose_value=False,
@@ -224,7 +228,7 @@ def rules_check_command(path: str) -> None:
 
 
 @rules_group.command("what-if")
-@click.argument("round_id", type=int)
+@click.argument("round_id", type=ROUND_ID)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @with_appcontext
 def rules_what_if_command(round_id: int, path: str) -> None:

@@ -723,3 +723,14 @@ def test_a_syntax_error_reads_as_its_reason_alone_in_what_if_and_at_start_up(
     assert str(raised.value).startswith(
         f"bidhub will not start: the default rule file {rules_dir / 'default.toml'} cannot be "
         "used: not valid TOML at line 15, column 14: '=' is missing after the key. Fix")
+
+
+@pytest.mark.parametrize("round_id", [str(2**31), str(2**70), "0"])
+def test_a_round_number_beyond_the_database_is_a_usage_error(app, tmp_path, round_id):
+    """Not an OverflowError (SQLite) or a DataError (PostgreSQL) with a traceback."""
+    path = tmp_path / "rules.toml"
+    path.write_bytes(DEFAULT_RULES.read_bytes())
+    for args in (["rules", "what-if", round_id, str(path)], ["rescore", round_id]):
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 2, (args, result.output, result.exception)
+        assert "ROUND_ID" in result.output and "Traceback" not in result.output
