@@ -734,3 +734,33 @@ def test_a_round_number_beyond_the_database_is_a_usage_error(app, tmp_path, roun
         result = app.test_cli_runner().invoke(args=args)
         assert result.exit_code == 2, (args, result.output, result.exception)
         assert "ROUND_ID" in result.output and "Traceback" not in result.output
+
+
+def test_a_stale_adoption_keeps_the_draft_and_shows_it_against_the_new_rules(
+        app, session, make_admin, login_as):
+    """Refused with 409, as before, but on the rules page: the admin's draft is still in the
+    editor (not lost to an error page), with the diff against the rules now in force, and a
+    second send, made knowingly, adopts it."""
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    other = before.text.replace("cooldown_months = 6", "cooldown_months = 7")
+    assert client.post("/admin/rules/adopt", data={
+        "text": other, "note": "Another admin's change.",
+        "expected_active_id": before.id}).status_code == 303
+    reload(session)
+    now_in_force = active_rule_set(session)
+    mine = before.text.replace("capacity_max = 40 ", "capacity_max = 38 # 精耕细作，留出余量 ")
+    stale = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
+        "text": mine, "note": "A narrower band.", "expected_active_id": before.id})
+    assert stale.status_code == 409
+    page = html.unescape(stale.get_data(as_text=True))
+    assert "在你编辑期间已有人采用了其他规则" in page
+    assert "capacity_max = 38 # 精耕细作，留出余量" in page  # the draft, kept
+    assert "-cooldown_months = 7" in page and "+cooldown_months = 6" in page  # against now
+    assert f'name="expected_active_id" type="hidden" value="{now_in_force.id}"' in page
+    assert 'value="A narrower band."' in page
+    reload(session)
+    assert active_rule_set(session).id == now_in_force.id
+    again = client.post("/admin/rules/adopt", data={
+        "text": mine, "note": "A narrower band.", "expected_active_id": now_in_force.id})
+    assert again.status_code == 303

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.rules import RuleError, RuleProblem, parse_rules
 from bidhub.models import Round, RuleSetVersion
 from bidhub.services import replays, rule_sets
@@ -132,6 +132,13 @@ def adopt():
         except InvalidRequest as error:
             form.add_error(error)
             return page(draft=form, status=422)
+        except Conflict as error:
+            # Other rules were adopted since this editor was drawn. The draft stays in it, now
+            # checked and diffed against the rules in force, so that it can be reviewed and
+            # sent again knowingly rather than typed again from an error page.
+            form.expected_active_id.data = str(rule_sets.active_rule_set(session).id)
+            form.add_error(error)
+            return page(draft=form, status=409)
         flash(_("Rules %(hash)s adopted for new rounds. Open and closed rounds keep theirs.",
                 hash=version.sha256[:12]), "success")
         return redirect_after_post(url_for("rules.rules"))
