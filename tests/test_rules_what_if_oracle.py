@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import pytest
 import tomli_w
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -31,8 +31,8 @@ from bidhub.models import Account, Bid, BidScore, FilingKind, Listing, Round, Us
 from bidhub.services import adjudication, replays
 from bidhub.services.accountability import log_incident
 from bidhub.services.ownership import OwnerChange, change_owners
-from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
-from tests.conftest import reload
+from bidhub.services.rule_sets import active_rule_set, adopt_rule_set, default_rules_path
+from tests.conftest import START, reload
 
 # --- the oracle: rules/README.md, written out again ----------------------------------------
 
@@ -238,6 +238,17 @@ PINNED = {
 }
 
 
+def adopt_permissive_rules(app, session, clock, pinned: str) -> None:
+    """Make the default rules, made permissive and changed as PINNED says, the rules in force."""
+    text = default_rules_path(app.config).read_text("utf-8")
+    for old, new in (PERMISSIVE | PINNED[pinned]).items():
+        assert old in text
+        text = text.replace(old, new)
+    if active_rule_set(session).text != text:
+        adopt_rule_set(session, None, text, "permissive", "what-if oracle", clock())
+        session.commit()
+
+
 @pytest.fixture
 def past_round(request, app, session, clock, make_rep, make_account, make_round, make_bid,
                make_opportunities, make_branch, make_manager, give_accounts):
@@ -246,12 +257,7 @@ def past_round(request, app, session, clock, make_rep, make_account, make_round,
     opportunity; one from another branch; one with open incidents who goes on leave before
     the deadline; one who gave up an account being bid for) and four listings of different
     values, in two branches."""
-    text = default_rules_path(app.config).read_text("utf-8")
-    for old, new in (PERMISSIVE | PINNED[getattr(request, "param", "greedy")]).items():
-        assert old in text
-        text = text.replace(old, new)
-    adopt_rule_set(session, None, text, "permissive", "what-if oracle", clock())
-    session.commit()
+    adopt_permissive_rules(app, session, clock, getattr(request, "param", "greedy"))
     beijing, shanghai = make_branch("BJ", "Beijing"), make_branch("SH", "Shanghai")
     history = make_account()
     today = clock().date()
@@ -483,3 +489,53 @@ def test_what_if_page_counts_the_changes_the_oracle_finds(session, past_round, m
         score_word = "score would" if changed_scores == 1 else "scores would"
         assert f"{changed_awards} {award_word} change, {changed_scores} {score_word} change" \
             in summary, (rules, summary)
+
+
+# --- rounds hypothesis builds with the factories ------------------------------------------------
+
+@st.composite
+def round_shapes(draw) -> dict:
+    """A few reps (holdings, closed opportunities won and lost, tenure in days, branch) and a
+    few listings (annual value, branch), and which rep bids for which listing."""
+    reps = draw(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4), st.integers(0, 4),
+                                   st.sampled_from([45, 200, 800]), st.sampled_from(["BJ", "SH"])),
+                         min_size=2, max_size=5))
+    listings = draw(st.lists(st.tuples(st.sampled_from([0, 10_000, 500_000]),
+                                       st.sampled_from(["BJ", "SH"])), min_size=1, max_size=4))
+    bids = draw(st.lists(st.lists(st.booleans(), min_size=len(listings), max_size=len(listings)),
+                         min_size=len(reps), max_size=len(reps)))
+    return {"reps": reps, "listings": listings, "bids": bids}
+
+
+# Each example builds and scores a round through the factories; shrinking a failure would
+# take minutes, so it is left out.
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck),
+          phases=(Phase.explicit, Phase.generate))
+@given(shape=round_shapes(), rules=rule_files())
+def test_what_if_over_rounds_of_any_shape_says_what_the_oracle_says(
+        app, session, clock, make_rep, make_account, make_round, make_bid, make_opportunities,
+        make_branch, give_accounts, shape, rules):
+    clock.set(START)  # the clock is shared by the examples
+    adopt_permissive_rules(app, session, clock, "greedy")
+    branches = {"BJ": make_branch("BJ", "Beijing"), "SH": make_branch("SH", "Shanghai")}
+    history = make_account()
+    reps = []
+    for held, won, lost, days, branch in shape["reps"]:
+        rep = make_rep(hired_on=clock().date() - timedelta(days=days), branch=branches[branch])
+        make_opportunities(rep, history, won=won, lost=lost)
+        give_accounts(rep, held)
+        reps.append(rep)
+    accounts = [make_account(annual_value_yuan=value, branch=branches[branch])
+                for value, branch in shape["listings"]]
+    round_ = make_round(accounts=accounts, closes_at=clock() + timedelta(hours=1))
+    of_account = {listing.account_id: listing for listing in round_.listings}
+    for minute, (rep, wanted) in enumerate(zip(reps, shape["bids"], strict=True)):
+        clock.set(START + timedelta(minutes=minute // 2))  # pairs of reps bid at one moment
+        for account, bids in zip(accounts, wanted, strict=True):
+            if bids:
+                make_bid(rep, of_account[account.id])
+    clock.set(round_.closes_at)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    assert_what_if_matches_the_oracle(session, round_, rules, tomli_w.dumps(rules))
