@@ -442,6 +442,30 @@ SYNTAX_ERRORS = {
     "a table written twice": (("[eligibility]", "[eligibility]\n[eligibility]"),
                               "表 eligibility 写了两次", "the table eligibility is written twice",
                               15, 13),
+    # What a Chinese input method types: a key in Chinese, full-width signs and digits. The
+    # reason is the character, not "this line is not a statement" or "text needs quotes".
+    "a Chinese key without quotes": (
+        ("capacity_max = 40", "capacity_max = 40\n容量上限 = 3"),
+        '键 容量上限 没有加引号，不加引号的键只能包含 A-Z、a-z、0-9、_ 和 -：请加上引号，写成 "容量上限"',
+        'the key 容量上限 is written without quotes, so it may only hold A-Z, a-z, 0-9, _ and -: '
+        'write it in quotes, as "容量上限"', 16, 1),
+    "a full-width equals sign": (
+        ("capacity_max = 40", "capacity_max ＝ 40"),
+        "全角字符 '＝' 不是 TOML 的符号：请改用半角的 '='（把输入法切换为半角）",
+        "the full-width character '＝' is not TOML: write the half-width '=' instead (switch the "
+        "input method to half-width)", 15, 14),
+    "full-width digits": (("capacity_max = 40", "capacity_max = ４０"),
+                          "全角字符 '４' 不是 TOML 的符号：请改用半角的 '4'",
+                          "the full-width character '４' is not TOML: write the half-width '4'",
+                          15, 16),
+    "Chinese quotation marks": (('name = "default"', 'name = “default”'),
+                                """全角字符 '“' 不是 TOML 的符号：请改用半角的 '"'""",
+                                """the full-width character '“' is not TOML: write the """
+                                """half-width '"'""", 7, 8),
+    "an ideographic space": (("capacity_max = 40", "capacity_max\u3000= 40"),
+                             "全角字符 '\\u3000' 不是 TOML 的符号：请改用半角的 ' '",
+                             "the full-width character '\\u3000' is not TOML: write the "
+                             "half-width ' '", 15, 13),
 }
 
 

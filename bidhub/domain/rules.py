@@ -457,6 +457,43 @@ def _toml_reason(reason: str) -> Text:
     return N_("%(reason)s (the TOML reader's words)", reason=_shown(reason, 200))
 
 
+# What a Chinese input method types in place of TOML's signs: the full-width forms of ASCII
+# (U+FF01 to U+FF5E, ASCII moved up by 0xFEE0), the ideographic space, Chinese quotation marks,
+# the enumeration comma, the full stop and the lenticular brackets.
+_HALF_WIDTH = {**{chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)},
+               "\u3000": " ", "\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'",
+               "\u3001": ",", "\u3002": ".", "\u3010": "[", "\u3011": "]"}
+# tomllib's reasons where a key (or the '=' after it) was expected.
+_WHERE_A_KEY_IS = ("Invalid statement", "Invalid initial character for a key part",
+                   "Expected '=' after a key in a key/value pair")
+_BARE_KEY_CHARACTER = re.compile(r"[A-Za-z0-9_-]")
+_UNQUOTED_KEY = re.compile(r"[^\s=.\[\]\"'#]+")
+
+
+def _typed_in_chinese(text: str, line: int, column: int, reason: str) -> Text | None:
+    """The reason for a syntax error at a character a Chinese input method typed (a full-width
+    sign or digit, or a Chinese key without quotes), which tomllib's reason would not name."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines) or not 1 <= column <= len(lines[line - 1]):
+        return None
+    written = lines[line - 1]
+    character = written[column - 1]
+    if character in _HALF_WIDTH:
+        shown = character if character.isprintable() else f"\\u{ord(character):04x}"
+        return N_("the full-width character '%(character)s' is not TOML: write the half-width "
+                  "'%(ascii)s' instead (switch the input method to half-width)",
+                  character=shown, ascii=_HALF_WIDTH[character])
+    if reason in _WHERE_A_KEY_IS and not character.isascii() and character.isprintable():
+        start = column - 1
+        while start and _BARE_KEY_CHARACTER.fullmatch(written[start - 1]):
+            start -= 1
+        key = _UNQUOTED_KEY.match(written, start)
+        return N_('the key %(key)s is written without quotes, so it may only hold A-Z, a-z, '
+                  '0-9, _ and -: write it in quotes, as "%(key)s"',
+                  key=_shown(key.group() if key else character, 60))
+    return None
+
+
 def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> RuleError:
     """A syntax error in the page's language, with the line and column where the reader
     stopped (Python 3.14 keeps them as attributes; before, they are in the message)."""
@@ -473,6 +510,7 @@ def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> RuleError:
         last = text.count("\n") + 1 - text.endswith("\n")
         return _refuse(SYNTAX_PATH, N_("not valid TOML at the end of the text: %(reason)s",
                                       reason=explained), max(last, 1))
+    explained = _typed_in_chinese(text, line, column or 0, reason.strip()) or explained
     return _refuse(SYNTAX_PATH, N_("not valid TOML at line %(line)d, column %(column)d: "
                                   "%(reason)s", line=line, column=column or 0,
                                   reason=explained), line)

@@ -650,6 +650,11 @@ def test_a_name_is_at_most_as_long_as_the_column_each_version_stores_it_in():
                                 "twice in one inline table"),
     ('[x]\na = "\x01"\n', 2, "not valid TOML at line 2, column 6: the character '\\x01' is not "
                               "allowed in a string"),
+    ("[资格]\n", 1, 'not valid TOML at line 1, column 2: the key 资格 is written without quotes, '
+                   'so it may only hold A-Z, a-z, 0-9, _ and -: write it in quotes, as "资格"'),
+    ("a = [1，2]\n", 1, "not valid TOML at line 1, column 7: the full-width character '，' is "
+                      "not TOML: write the half-width ',' instead (switch the input method to "
+                      "half-width)"),
 ])
 def test_a_syntax_error_is_said_in_bidhubs_own_words(text, line, expected):
     with pytest.raises(RuleError) as raised:
