@@ -130,6 +130,18 @@ def test_a_direct_owner_change_is_found(app, session, backend, register, make_re
     assert f"account {account.id}" in report.first_problem.problem
 
 
+def test_two_filings_swapped_behind_the_apps_back_are_found_at_the_first(app, session,
+                                                                        backend, register):
+    """Reordering the register: filings 6 and 9 trade places (their numbers), hashes and all."""
+    tamper(app, backend, "UPDATE filings SET seq = -6 WHERE seq = 6",
+           "UPDATE filings SET seq = 6 WHERE seq = 9", "UPDATE filings SET seq = 9 WHERE seq = -6")
+    reload(session)
+    report = verify_ledger(session)
+    assert report.first_problem.seq == 6
+    result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    assert result.exit_code == 1 and "Ledger broken at filing 6:" in result.output
+
+
 def test_a_forged_checkpoint_line_is_found(app, session, register):
     path = app.config["LEDGER_CHECKPOINT_FILE"]
     with open(path, "a") as checkpoints:
