@@ -525,14 +525,23 @@ def plan_incidents(rng: random.Random, reps: list[PlannedRep], accounts: list[Pl
 
 def plan_transfers(rng: random.Random, reps: list[PlannedRep],
                    accounts: list[PlannedAccount]) -> list[PlannedTransfer]:
-    """Past direct transfers into the current owners: the filing register's history."""
+    """Past direct transfers into the current owners: the filing register's history.
+
+    The CRM's first load gave each of these accounts to the rep it was later transferred from
+    (`first_owners`). A transfer may not take a rep past the maximum: accounts go to reps
+    within it who lose none by transfer, so a receiver never holds more than the plan gives
+    them in the end.
+    """
     by_branch: dict[str, list[PlannedRep]] = defaultdict(list)
     for rep in reps:
         by_branch[rep.branch].append(rep)
     losers = {branch: sorted(members, key=lambda rep: rep.skill)[:6]
               for branch, members in by_branch.items()}
+    giving = {rep.username for members in losers.values() for rep in members}
+    within = {rep.username for rep in reps if rep.holdings <= DEFAULT_CAPACITY_MAX}
     owned = [account for account in accounts
-             if account.owner is not None and account.owner not in NAMED_REPS]
+             if account.owner is not None and account.owner not in NAMED_REPS
+             and account.owner in within and account.owner not in giving]
     transfers = []
     for account in rng.sample(owned, 48):
         from_rep = rng.choice([rep for rep in losers[account.branch]
@@ -991,9 +1000,18 @@ def ask_a_sponsored_transfer(session: Session, users: dict[str, User], now: date
             return
 
 
+def first_owners(world: World) -> dict[str, str]:
+    """The owner the CRM's first load gives each account that was transferred later: the rep
+    it was transferred from (the plan's owner is the owner after the transfer)."""
+    return {transfer.account: transfer.from_rep for transfer in world.transfers}
+
+
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
-    """Staff and branches directly; everything a CRM holds through the CRM import, as files."""
-    from bidhub.services.ownership import append_filing
+    """Staff and branches directly; everything a CRM holds through the CRM import, as files;
+    the direct transfers since the first load through the one change of owner."""
+    from bidhub.services.filings import capacity_max
+    from bidhub.services.loss_reviews import note_management_review
+    from bidhub.services.ownership import OwnerChange, change_owners
     from bidhub.services.users import ensure_branch, hash_password, new_session_token
 
     def ago(minutes: int) -> datetime:
@@ -1047,23 +1065,24 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
         user_ids = dict(session.execute(select(User.username, User.id)).all())
         account_ids = dict(session.execute(select(Account.external_id, Account.id)).all())
         manager_id = user_ids["manager"]
-        branch_of = {account.external_id: account.branch for account in world.accounts}
+        limit = capacity_max(session)
         for position, transfer in enumerate(world.transfers):
             at = ago(transfer.minutes_ago)
-            account_id = account_ids[transfer.account]
-            filing = append_filing(session, now=at, kind=FilingKind.DIRECT_TRANSFER,
-                                   account_id=account_id, from_rep_id=user_ids[transfer.from_rep],
-                                   to_rep_id=user_ids[transfer.to_rep],
-                                   branch_id=branch_ids[branch_of[transfer.account]],
-                                   reason=transfer.reason, decided_by_id=manager_id)
+            # As a manager's transfer moves it: locked, within capacity, filed, and the loss
+            # review made due from the rep who held it.
+            [filing] = change_owners(session, [OwnerChange(
+                account_ids[transfer.account], user_ids[transfer.to_rep], filing={
+                    "kind": FilingKind.DIRECT_TRANSFER, "reason": transfer.reason,
+                    "decided_by_id": manager_id})], limit=limit, now=at)
+            note_management_review(session, filing, written_by_id=manager_id,
+                                   review_text=transfer.review_text or "")
             # Every loss has its review: the newest few still with management, one never
             # written, the older ones commented on and closed. Releases add the due ones.
-            session.add(AccountReview(
-                account_id=account_id, rep_id=user_ids[transfer.from_rep],
-                written_by_id=manager_id, reason=FilingKind.DIRECT_TRANSFER,
-                review_text=transfer.review_text or "", created_at=at, filing_seq=filing.seq,
-                due_at=at + timedelta(days=7),
-                **demo_loss_review(len(world.transfers) - 1 - position, at, manager_id)))
+            review = session.scalars(select(AccountReview).where(
+                AccountReview.filing_seq == filing.seq)).one()
+            for name, value in demo_loss_review(len(world.transfers) - 1 - position, at,
+                                                manager_id).items():
+                setattr(review, name, value)
     return {user.username: user for user in session.scalars(select(User))}
 
 
@@ -1105,6 +1124,7 @@ def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
         return (now - timedelta(minutes=minutes)).astimezone(CRM_ZONE).date().isoformat()
 
     external = {rep.username: rep_external_id(rep) for rep in world.reps}
+    loaded_with = first_owners(world)
     reps = [["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"]] + [
         [external[rep.username], rep.username, rep.display_name, rep.branch,
          (now - timedelta(days=rep.hired_days_ago)).date().isoformat(),
@@ -1117,7 +1137,8 @@ def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
         accounts.append([
             account.external_id, account.name, account.industry,
             OWNERSHIP_ZH[account.ownership_type], account.branch,
-            f"{account.annual_value_yuan:,}", external[account.owner] if account.owner else "",
+            f"{account.annual_value_yuan:,}",
+            external[loaded_with.get(account.external_id, account.owner)] if account.owner else "",
             SPONSOR_ZH.get(account.executive_sponsor or "", ""),
             *(names.get(role, "") for role in CONTACT_HEADERS_ZH)])
     opportunities = [OPPORTUNITY_HEADER]

@@ -63,8 +63,10 @@ from bidhub.services.application_reviews import (
     rounds_to_review,
 )
 from bidhub.services.fairness import fairness_report
+from bidhub.services.filings import DEFAULT_CAPACITY_MAX
 from bidhub.services.ledger import verify_ledger
 from tests.conftest import csrf_token_from
+from tests.owner_history import history_problems
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -181,6 +183,27 @@ def test_track_records_differ_between_reps(demo):
     report = verify_ledger(session)
     assert report.is_intact, report.problems[:5]
     assert report.checkpoints == report.filings
+
+
+def test_the_demos_register_is_the_history_of_its_owners(demo):
+    """Every filing in the demo records a change of owner that happened, from the owner the
+    filings before it give; the past direct transfers went through the one change of owner,
+    within capacity, with the loss review each one makes due."""
+    session = demo
+    assert history_problems(session) == []
+    transfers = session.scalars(select(Filing).where(
+        Filing.kind == FilingKind.DIRECT_TRANSFER).order_by(Filing.seq)).all()
+    assert len(transfers) >= 30
+    held = Counter()
+    for filing in session.scalars(select(Filing).order_by(Filing.seq)):
+        held[filing.from_rep_id] -= 1
+        held[filing.to_rep_id] += 1
+        if filing.kind == FilingKind.DIRECT_TRANSFER:
+            assert held[filing.to_rep_id] <= DEFAULT_CAPACITY_MAX, filing.seq
+    reviews = {review.filing_seq: review for review in session.scalars(select(AccountReview))}
+    for filing in transfers:
+        review = reviews[filing.seq]
+        assert (review.rep_id, review.account_id) == (filing.from_rep_id, filing.account_id)
 
 
 def test_an_open_round_a_scored_round_and_a_draft_waiting_for_an_admin(demo):

@@ -283,11 +283,6 @@ def reopen(session: Session, listing: Listing) -> dict | None:
     return before
 
 
-def append_filing(session: Session, *, now: datetime, **fields) -> Filing:
-    """Write the next filing of the chain; it is committed with the transfer it records."""
-    return append_filings(session, [fields], now=now)[0]
-
-
 def append_filings(session: Session, filings: Sequence[dict], *, now: datetime) -> list[Filing]:
     """Write the next filings of the chain, in the order given, each naming the one before.
 
