@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from bidhub.db import engine_of
 from bidhub.domain.ledger import HASHED_FIELDS, checkpoint_mac, filing_hash
-from bidhub.models import Filing
+from bidhub.models import Account, Filing
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import REGISTER_ID, CheckpointStore, verify_ledger
 from tests.conftest import reload
@@ -140,6 +140,32 @@ def test_two_filings_swapped_behind_the_apps_back_are_found_at_the_first(app, se
     assert report.first_problem.seq == 6
     result = app.test_cli_runner().invoke(args=["verify-ledger"])
     assert result.exit_code == 1 and "Ledger broken at filing 6:" in result.output
+
+
+def test_a_filing_that_moves_an_account_nobody_moved_is_found(app, session, register, make_rep,
+                                                             make_manager, clock):
+    """Written beside the one change of owner (ownership.change_owners): the owner is left as it
+    is, but the filing says the account came from someone else. Chain, checkpoints and today's
+    owners all agree with it; the filings before it do not."""
+    from bidhub.services.ownership import append_filings
+
+    account = session.get(Account, register[3].id)
+    stranger = make_rep()
+    [filing] = append_filings(session, [{
+        "kind": "direct_transfer", "account_id": account.id, "from_rep_id": stranger.id,
+        "to_rep_id": account.owner_id, "branch_id": account.branch_id,
+        "reason": "Owner moves to another region.", "decided_by_id": make_manager().id}],
+        now=clock())
+    session.commit()
+    reload(session)
+    report = verify_ledger(session)
+    assert not report.is_intact
+    assert report.first_problem.seq == filing.seq
+    assert (f"filing {filing.seq} moves account {account.id} from rep {stranger.id}, but the "
+            f"filings before it leave it with rep {account.owner_id}") in \
+        report.first_problem.problem
+    result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    assert result.exit_code == 1 and f"Ledger broken at filing {filing.seq}:" in result.output
 
 
 def test_a_forged_checkpoint_line_is_found(app, session, register):

@@ -81,6 +81,35 @@ def verify_chain(filings: Iterable[Mapping[str, Any]]) -> LedgerBreak | None:
     return None
 
 
+def check_history(filings: Iterable[Mapping[str, Any]]) -> list[LedgerProblem]:
+    """Filings, given in seq order, that do not follow from the ones before them.
+
+    Each filing moves its account from the owner the filings before it leave it with (nobody,
+    before the account's first filing) to someone else. A filing that names another previous
+    owner, or gives the account to the rep who holds it already, records a change of owner that
+    never happened: written beside `services.ownership.change_owners`, it can agree with the
+    chain, the checkpoints and today's owners all the same.
+    """
+    held: dict[int, int | None] = {}
+    problems = []
+    for filing in filings:
+        seq, account_id = filing["seq"], filing["account_id"]
+        before = held.get(account_id)
+        if filing["from_rep_id"] != before:
+            problems.append(LedgerProblem(seq, N_(
+                "filing %(seq)d moves account %(account)d from rep %(claimed)s, but the filings "
+                "before it leave it with rep %(held)s: it records a change of owner that did "
+                "not happen", seq=seq, account=account_id, claimed=filing["from_rep_id"],
+                held=before), "owner"))
+        elif filing["to_rep_id"] == before:
+            problems.append(LedgerProblem(seq, N_(
+                "filing %(seq)d gives account %(account)d to rep %(rep)s, who holds it already: "
+                "it records no change of owner", seq=seq, account=account_id, rep=before),
+                "owner"))
+        held[account_id] = filing["to_rep_id"]
+    return problems
+
+
 def replay_owners(
     initial_owners: Mapping[int, int | None], filings: Iterable[Mapping[str, Any]]
 ) -> dict[int, int | None]:

@@ -20,6 +20,7 @@ from bidhub.domain.ledger import (
     Checkpoint,
     LedgerProblem,
     check_against_checkpoints,
+    check_history,
     check_owners,
     sign_checkpoint,
     verify_chain,
@@ -235,8 +236,9 @@ class LedgerReport:
 
 
 def verify_ledger(session: Session, store: CheckpointStore | None = None) -> LedgerReport:
-    """Check the register: its hash chain, the checkpoints outside the database, and that
-    replaying every filing over unowned accounts gives each account's owner today."""
+    """Check the register: its hash chain, the checkpoints outside the database, that each
+    filing moves its account from the owner the filings before it give (`check_history`), and
+    that replaying every filing over unowned accounts gives each account's owner today."""
     store = store or checkpoint_store(session)
     report = LedgerReport()
     columns = [getattr(Filing, name) for name in HASHED_FIELDS + OPTIONAL_HASHED_FIELDS] + [
@@ -254,6 +256,7 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
         chain = {row["seq"]: row["hash"] for row in rows}
         report.problems.extend(check_against_checkpoints(store.key, chain, checkpoints,
                                                          register))
+    report.problems.extend(check_history(rows))
     replayed: dict[int, int | None] = {}
     last_filing_of: dict[int, int] = {}
     for row in rows:

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bidhub.domain.ledger import GENESIS_HASH, filing_hash, replay_owners, verify_chain
+from bidhub.domain.ledger import (
+    GENESIS_HASH,
+    check_history,
+    filing_hash,
+    replay_owners,
+    verify_chain,
+)
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
@@ -97,3 +103,44 @@ def test_replaying_filings_gives_the_final_owners(initial, transfers):
     for account_id, to_rep_id in transfers:
         owners[account_id] = to_rep_id
     assert replay_owners(initial, chain(transfers)) == owners
+
+
+def history(moves: list[tuple[int, int]]) -> list[dict]:
+    """Filings of these moves (account, new rep), each from the owner the moves before it
+    left (nobody at first); a move to the rep who holds the account already is not filed."""
+    held: dict[int, int] = {}
+    filings = []
+    for account_id, to_rep_id in moves:
+        if held.get(account_id) == to_rep_id:
+            continue
+        filings.append({"seq": len(filings) + 1, "account_id": account_id,
+                        "from_rep_id": held.get(account_id), "to_rep_id": to_rep_id})
+        held[account_id] = to_rep_id
+    return filings
+
+
+MOVES = st.lists(st.tuples(st.integers(1, 5), st.integers(1, 4)), max_size=40)
+
+
+@given(MOVES)
+def test_filings_that_follow_each_other_have_a_consistent_history(moves):
+    assert check_history(history(moves)) == []
+
+
+@given(MOVES, st.integers(0, 39), st.sampled_from(["from", "to"]))
+def test_a_filing_that_does_not_follow_from_the_ones_before_is_named(moves, index, side):
+    """One filing names another previous owner (or nobody), or gives the account to the rep
+    the filings before it leave it with: that filing is the first problem found."""
+    filings = history(moves)
+    if not filings:
+        return
+    index %= len(filings)
+    filing = filings[index]
+    if side == "from":
+        filing["from_rep_id"] = None if filing["from_rep_id"] else 99
+    else:
+        filing["to_rep_id"] = filing["from_rep_id"]
+        if filing["to_rep_id"] is None:
+            return  # nobody receives nothing: not a filing bidhub can write
+    problems = check_history(filings)
+    assert problems and problems[0].seq == filing["seq"]
