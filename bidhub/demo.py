@@ -1009,7 +1009,7 @@ def first_owners(world: World) -> dict[str, str]:
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
     """Staff and branches directly; everything a CRM holds through the CRM import, as files;
     the direct transfers since the first load through the one change of owner."""
-    from bidhub.services.filings import capacity_max
+    from bidhub.services.filings import rules_in_force
     from bidhub.services.loss_reviews import note_management_review
     from bidhub.services.ownership import OwnerChange, change_owners
     from bidhub.services.users import ensure_branch, hash_password, new_session_token
@@ -1065,7 +1065,7 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
         user_ids = dict(session.execute(select(User.username, User.id)).all())
         account_ids = dict(session.execute(select(Account.external_id, Account.id)).all())
         manager_id = user_ids["manager"]
-        limit = capacity_max(session)
+        rules = rules_in_force(session)
         for position, transfer in enumerate(world.transfers):
             at = ago(transfer.minutes_ago)
             # As a manager's transfer moves it: locked, within capacity, filed, and the loss
@@ -1073,7 +1073,8 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
             [filing] = change_owners(session, [OwnerChange(
                 account_ids[transfer.account], user_ids[transfer.to_rep], filing={
                     "kind": FilingKind.DIRECT_TRANSFER, "reason": transfer.reason,
-                    "decided_by_id": manager_id})], limit=limit, now=at)
+                    "decided_by_id": manager_id, "rule_set_sha256": rules.sha256})],
+                limit=rules.capacity_max, now=at)
             note_management_review(session, filing, written_by_id=manager_id,
                                    review_text=transfer.review_text or "")
             # Every loss has its review: the newest few still with management, one never

@@ -413,6 +413,40 @@ def test_a_reps_import_marking_reps_left_moves_no_account(app, session, clock, m
     watch.nothing_filed()
 
 
+def test_a_move_outside_a_round_names_the_rules_it_was_checked_against(
+        app, session, clock, make_rep, make_manager, make_admin, make_user, make_account):
+    """A direct transfer, a sponsored one and an import's move are each allowed by the maximum
+    of the rules in force: their filings name those rules, as a round's awards name the
+    round's. A first load, which is not checked against any rule, names none."""
+    from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
+
+    text = default_rules_path(app.config).read_text("utf-8").replace(
+        "capacity_max = 40", "capacity_max = 42")
+    in_force = adopt_rule_set(session, None, text, "wider", "42 accounts", clock())
+    session.commit()
+    president = make_user("executive", name="王总")
+    president.executive_title = "president"
+    session.commit()
+    manager, owner, receiver = make_manager(), make_rep(), make_rep()
+    direct, sponsored, imported = (make_account(owner=owner) for _ in range(3))
+    sponsors.designate_sponsor(session, manager, sponsored.id, president.id, clock())
+    admin = client_of(app, make_admin())
+    watch = Watch(session)
+    assert client_of(app, manager).post(
+        "/manage/transfer", data=transfer_data(direct, receiver, owner)).status_code == 303
+    request = filings.transfer_account(session, manager, account_id=sponsored.id,
+                                       to_rep_id=receiver.id, reason=REASON,
+                                       review_text=REVIEW, now=clock())
+    sponsors.accept_transfer_request(session, president, request.id, "", clock())
+    assert upload(admin, accounts_file((imported.external_id, imported.name, receiver.username),
+                                       ("KA-FIRST", "First Co.", owner.username))
+                  ).status_code == 303
+    rules = {row.account_id: row.rule_set_sha256 for row in watch.filed()}
+    first = session.scalars(select(Account).where(Account.external_id == "KA-FIRST")).one()
+    assert rules == {direct.id: in_force.sha256, sponsored.id: in_force.sha256,
+                     imported.id: in_force.sha256, first.id: None}
+
+
 def test_the_whole_register_is_checked_against_the_owners(session, clock, make_rep,
                                                           make_manager, make_account):
     """The check itself: an owner written behind the register's back, and a filing that names

@@ -46,9 +46,24 @@ from bidhub.services.rule_sets import active_rule_set, parsed
 DEFAULT_CAPACITY_MAX: int = ELIGIBILITY_SETTINGS["capacity_max"].default
 
 
-def capacity_max(session: Session) -> int:
+class RulesInForce(NamedTuple):
+    """What a move outside any round is checked against: the maximum of the rule set in force,
+    and that rule set's hash, which its filing records (None before any rule set is adopted,
+    when the default maximum applies)."""
+
+    capacity_max: int
+    sha256: str | None
+
+
+def rules_in_force(session: Session) -> RulesInForce:
     version = active_rule_set(session)
-    return parsed(version).eligibility.capacity_max if version else DEFAULT_CAPACITY_MAX
+    if version is None:
+        return RulesInForce(DEFAULT_CAPACITY_MAX, None)
+    return RulesInForce(parsed(version).eligibility.capacity_max, version.sha256)
+
+
+def capacity_max(session: Session) -> int:
+    return rules_in_force(session).capacity_max
 
 
 def transfer_account(
@@ -99,12 +114,13 @@ def transfer_account(
         if account.sponsor_id is not None:
             return request_sponsored_transfer(session, actor, account, to_rep, reason=reason,
                                               review_text=review_text, now=now)
+        rules = rules_in_force(session)
         try:
             [filing] = change_owners(
                 session, [OwnerChange(account.id, to_rep.id, filing={
                     "kind": FilingKind.DIRECT_TRANSFER, "reason": reason.strip(),
-                    "decided_by_id": actor.id})],
-                limit=capacity_max(session), now=now, accounts={account.id: account})
+                    "decided_by_id": actor.id, "rule_set_sha256": rules.sha256})],
+                limit=rules.capacity_max, now=now, accounts={account.id: account})
         except OwnerChangeRefused as error:
             raise type(error)(error.message, field="to_rep") from error
         # change_owners made the loss review due from the rep; it carries management's note.

@@ -99,7 +99,7 @@ from bidhub.services.accountability import checked_evidence_url, explanation_due
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import CODE_PATTERN, branch_key, branch_snapshot, match_branch
 from bidhub.services.departures import lock_departing, send_back_awards
-from bidhub.services.filings import capacity_max
+from bidhub.services.filings import rules_in_force
 from bidhub.services.html_tables import html_rows, is_html_table
 from bidhub.services.ownership import (
     OwnerChange,
@@ -1008,7 +1008,7 @@ class AccountImporter(Importer):
         self.prepare_sponsors()
         self.accounts = self.load_accounts((row.values["external_id"] for row in rows),
                                            selectinload(Account.contacts))
-        self.limit = capacity_max(self.session)
+        self.rules = rules_in_force(self.session)
         self.names = {rep.id: rep.display_name for rep in self.reps_by_username.values()}
         # Lock what this file may move, in the order every ownership change locks: accounts,
         # then reps, so that an import and a transfer never wait for each other in a circle.
@@ -1061,7 +1061,7 @@ class AccountImporter(Importer):
         if account is not None and owner_id != account.owner_id:
             # Moving an account bidhub holds is a transfer, within capacity, before anything
             # else in the row changes.
-            self.transfer(row, account, owner_id, limit=self.limit)
+            self.transfer(row, account, owner_id)
             changed = True
         fields = {"name": values["name"], "industry": values["industry"],
                   "ownership_type": values["ownership_type"], "branch_id": branch.id,
@@ -1132,10 +1132,13 @@ class AccountImporter(Importer):
                     select(model.rep_id).where(model.account_id.in_(part)).distinct()))
         super().finish()
 
-    def transfer(self, row: Row, account: Account, to_rep_id: int, *, limit: int | None) -> None:
+    def transfer(self, row: Row, account: Account, to_rep_id: int) -> None:
+        """Move an account bidhub holds, within the maximum of the rules in force, which its
+        filing names."""
         try:
-            change_owners(self.session, [OwnerChange(account.id, to_rep_id, filing=self.filed)],
-                          limit=limit, now=self.now, accounts={account.id: account})
+            change_owners(self.session, [OwnerChange(account.id, to_rep_id, filing={
+                **self.filed, "rule_set_sha256": self.rules.sha256})],
+                limit=self.rules.capacity_max, now=self.now, accounts={account.id: account})
         except OwnerChangeRefused as error:
             raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
 

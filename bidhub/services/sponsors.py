@@ -31,7 +31,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
-from bidhub.services.filings import capacity_max
+from bidhub.services.filings import rules_in_force
 from bidhub.services.limits import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 from bidhub.services.loss_reviews import note_management_review
 from bidhub.services.notifications import notify
@@ -255,12 +255,14 @@ def accept_transfer_request(session: Session, actor: User, request_id: int, note
         if listing is not None:
             raise Conflict(N_("%(account)s is listed in round “%(title)s” meanwhile; it is "
                               "decided there.", account=account.name, title=listing.round.title))
+        rules = rules_in_force(session)
         try:
             [filing] = change_owners(
                 session, [OwnerChange(account.id, to_rep.id, filing={
                     "kind": FilingKind.DIRECT_TRANSFER, "reason": request.reason,
-                    "decided_by_id": request.requested_by_id})],
-                limit=capacity_max(session), now=now, accounts={account.id: account})
+                    "decided_by_id": request.requested_by_id,
+                    "rule_set_sha256": rules.sha256})],
+                limit=rules.capacity_max, now=now, accounts={account.id: account})
         except OwnerChangeRefused as error:
             raise type(error)(N_("Not filed: %(problem)s Nothing changed.",
                                  problem=error.message)) from error
