@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -10,12 +10,19 @@ from flask import current_app, request
 from flask_babel import get_locale
 from markupsafe import Markup, escape
 
-from bidhub.models import FilingKind
+from bidhub.models import AppealStatus, FilingKind
 from bidhub.services.filings import BranchNames, RegisterLine, Surroundings
 from bidhub.web.i18n import gettext
-from bidhub.web.labels import cached_label
+from bidhub.web.labels import cached_label, label
 from bidhub.web.listing_lines import url_with_id
-from bidhub.web.rendering import branch_name, filing_reason, localtime, score, sentence_gap
+from bidhub.web.rendering import (
+    RUN_ON_LANGUAGES,
+    branch_name,
+    filing_reason,
+    localtime,
+    score,
+    sentence_gap,
+)
 
 
 class FilingRow(NamedTuple):
@@ -101,14 +108,55 @@ def filing_rows(lines: Sequence[RegisterLine]) -> list[FilingRow]:
     return rows
 
 
+def reasons() -> Callable[[RegisterLine], str]:
+    """A filing's reason as the register's page and its export both give it, in the page's
+    language: a round's award is "Won in round …" (the reason stored in English), a CRM
+    import's is its kind, any other the reason written."""
+    imported = cached_label(FilingKind.CRM_IMPORT, FilingKind)
+    won: dict[str, str] = {}  # a round's awards share one
+
+    def reason(line: RegisterLine) -> str:
+        title = line.round_title
+        if line.kind == FilingKind.ROUND_AWARD and title is not None:
+            if title not in won:
+                won[title] = filing_reason(line.kind, line.reason, title)
+            return won[title]
+        if line.kind == FilingKind.CRM_IMPORT:
+            return imported
+        return line.reason
+
+    return reason
+
+
+def appeals_text(appeals: Sequence[Mapping[str, Any]] | None, people: Mapping[int, str]) -> str:
+    """The appeals a filing records, as plain text in the page's language: one line each, with
+    the appellant, the outcome, the ground, the answer and who answered (the page shows the
+    same under the filing's reason)."""
+    locale = get_locale()
+    gap = "" if locale is not None and locale.language in RUN_ON_LANGUAGES else " "
+    lines = []
+    for entry in appeals or ():
+        parts = [gettext("%(appellant)s (%(status)s):") % {
+            "appellant": people.get(entry.get("appellant_id"), "—"),
+            "status": label(entry.get("status"), AppealStatus)}, entry.get("ground") or ""]
+        if entry.get("answer"):
+            parts += [gettext("Answer:"), entry["answer"]]
+        if entry.get("answered_by_id"):
+            parts.append(gettext("(%(name)s)") % {
+                "name": people.get(entry["answered_by_id"], "—")})
+        lines.append(gap.join(part for part in parts if part))
+    return "\n".join(lines)
+
+
 def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
     """Each line's markup in the page's language, and where its appeals go in it."""
     account_url = url_with_id("accounts.account", "account_id")
+    reason_of = reasons()
     override = f"{escape(gettext('Override:'))}{sentence_gap()}"
     filed: dict[datetime, str] = {}  # a round's awards and an import's filings share one time
     branches: dict[BranchNames | None, str] = {}
     kinds: dict[str, str] = {}
-    won: dict[str, str] = {}
+    shared: dict[tuple[str, str | None], str] = {}  # reasons not written for each filing
     drawn = []
     for line in lines:
         if line.decided_at not in filed:
@@ -118,12 +166,11 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
         if line.kind not in kinds:
             kinds[line.kind] = escape(cached_label(line.kind, FilingKind))
         title = line.round_title
-        if line.kind == FilingKind.ROUND_AWARD and title is not None:
-            if title not in won:
-                won[title] = escape(filing_reason(line.kind, line.reason, title))
-            reason = won[title]
-        elif line.kind == FilingKind.CRM_IMPORT:
-            reason = kinds[line.kind]
+        if line.kind in (FilingKind.ROUND_AWARD, FilingKind.CRM_IMPORT):
+            key = (line.kind, title)
+            if key not in shared:
+                shared[key] = escape(reason_of(line))
+            reason = shared[key]
         else:
             reason = escape(line.reason)
         if line.override_reason:

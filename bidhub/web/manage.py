@@ -48,7 +48,7 @@ from bidhub.web.appeals import (
 )
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.decision_rows import decision_rows, kept_rows_html, margin_note, rows_html
-from bidhub.web.filing_lines import filing_rows, filter_menus
+from bidhub.web.filing_lines import appeals_text, filing_rows, filter_menus, reasons
 from bidhub.web.forms import (
     AcceptUnflaggedForm,
     AppealAnswerForm,
@@ -708,29 +708,31 @@ def filings():
 CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
                _l("Account"), _l("Branch"), _l("From rep"), _l("To rep"), _l("Round"),
                _l("Reason"), _l("Winner score"), _l("Runner-up score"), _l("Rule set SHA-256"),
-               _l("Decided by"), _l("Override reason"), _l("Hash"))
+               _l("Decided by"), _l("Override reason"), _l("Appeals"), _l("Hash"))
 
 
 @blueprint.route("/filings.csv")
 @managers
 def filings_csv():
     session = get_session()
-    lines = filing_register(session, filing_filter_from(request.args)).lines
+    register = filing_register(session, filing_filter_from(request.args))
     with export_language():
-        return filings_export(session, lines)
+        return filings_export(session, register)
 
 
-def filings_export(session, lines):
-    """The register's CSV, in the language export_language chose."""
+def filings_export(session, register):
+    """The register's CSV, in the language export_language chose: each filing as the page
+    shows it (its reason and appeals too), with its hash."""
+    reason_of = reasons()
     records = ([
         line.seq, utc_to_local(line.decided_at).strftime("%Y-%m-%d %H:%M:%S"),
         label(line.kind, FilingKind), line.account_number, line.account_name,
         branch_name(line.branch), line.from_rep_name or "", line.to_rep_name,
-        line.round_title or "", line.reason,
+        line.round_title or "", reason_of(line),
         "" if line.winner_score is None else f"{line.winner_score:.6f}",
         "" if line.runner_up_score is None else f"{line.runner_up_score:.6f}",
         line.rule_set_sha256 or "", line.decided_by_name, line.override_reason,
-        line.hash] for line in lines)
+        appeals_text(line.appeals, register.people), line.hash] for line in register.lines)
     stamp = utc_to_local(now()).strftime("%Y%m%d-%H%M")
     head = ledger_head(session)
     # The register's head closes the file, so a kept export can later be checked against it.

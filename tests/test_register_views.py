@@ -1,0 +1,180 @@
+"""The filing register's page and its CSV export say what the database holds, line for line, in
+Chinese and in English; their date filters are days in the department's time zone (Beijing)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bidhub.models import DecisionKind, Filing, Round, User
+from bidhub.services import adjudication, appeals
+from bidhub.services.filings import transfer_account
+from tests.conftest import login, reload
+from tests.test_appeals import results_in_force
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+REASON = "The rep moves to the Shanghai team."
+REVIEW = "Handover planned with the client's purchaser."
+GROUND = "My plan covers the client's three plants; please read it again."
+ANSWER = "We read the plan again; the ranking stands on the track record."
+OVERRIDE = "Knows the group's buyers from an earlier project."
+LANGUAGES = {"en": "en", "zh": "zh-CN"}
+
+
+def client_of(app, user, language: str):
+    client = app.test_client()
+    login(client, user)
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = LANGUAGES[language]
+    return client
+
+
+def cell_text(cell: str) -> str:
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", cell))).strip()
+
+
+def page_lines(client, query: str = "") -> list[list[str]]:
+    """The register page's lines, each a list of its cells' raw markup."""
+    response = client.get(f"/manage/filings{query}")
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    tbody = re.search(r"<tbody>(.*?)</tbody>", body, re.S)
+    if tbody is None:
+        return []
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+            for row in re.findall(r"<tr>(.*?)</tr>", tbody.group(1), re.S)]
+
+
+def export_lines(client, query: str = "") -> tuple[list[str], list[list[str]]]:
+    """The export's header and its lines (the register's head after the blank line left out)."""
+    response = client.get(f"/manage/filings.csv{query}")
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.get_data().decode("utf-8-sig"), newline="")))
+    end = rows.index([]) if [] in rows else len(rows)
+    return rows[0], rows[1:end]
+
+
+@pytest.fixture
+def register(app, session, clock, make_rep, make_manager, make_account, make_round, make_bid):
+    """Every kind of line: first owners from an import, a direct transfer, an award that
+    followed the ranking after a rejected appeal, and an override."""
+    owner, first, second = make_rep(name="张伟"), make_rep(name="李娜"), make_rep(name="王芳")
+    manager, other_manager = make_manager(name="周建国"), make_manager(name="吴晓梅")
+    moved = make_account(owner=owner, name="广州云帆科技有限公司")
+    round_ = make_round(accounts=[make_account(owner=owner), make_account(owner=owner)],
+                        closes_at=clock() + timedelta(hours=1),
+                        opens_at=clock() - timedelta(hours=2), title="第11期客户资源竞标")
+    for listing in round_.listings:
+        make_bid(first, listing)
+        make_bid(second, listing)
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    appealed, overridden = round_.listings
+    adjudication.decide_listing(session, manager, appealed.id, kind=DecisionKind.ACCEPTED,
+                                bid_id=None, reason="", now=clock())
+    loser = adjudication.ranked_bids(session, overridden.id)[1]
+    adjudication.decide_listing(session, other_manager, overridden.id,
+                                kind=DecisionKind.OVERRIDDEN, bid_id=loser.id, reason=OVERRIDE,
+                                now=clock())
+    reload(session)
+    round_ = session.get(Round, round_.id)
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
+    appellant = adjudication.ranked_bids(session, appealed.id)[1].rep_id
+    appeal = appeals.file_appeal(session, session.get(User, appellant), appealed.id,
+                                 ground=GROUND, now=clock())
+    appeals.answer_appeal(session, other_manager, appeal.id, upheld=False, answer=ANSWER,
+                          expected_version=appeal.version, now=clock())
+    results_in_force(session, round_.id)
+    clock.advance(days=4)
+    transfer_account(session, manager, account_id=moved.id, to_rep_id=first.id, reason=REASON,
+                     review_text=REVIEW, now=clock())
+    reload(session)
+    return {"manager": manager, "round": round_, "appellant": session.get(User, appellant),
+            "answerer": other_manager}
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_the_page_and_the_export_show_each_filing_as_the_database_holds_it(app, session,
+                                                                           register, language):
+    client = client_of(app, register["manager"], language)
+    header, exported = export_lines(client)
+    shown = page_lines(client)
+    filed = session.scalars(select(Filing).order_by(Filing.seq.desc())).all()
+    assert len(shown) == len(exported) == len(filed) == 6
+    column = {name: index for index, name in enumerate(header)}
+    zh = language == "zh"
+    names = ({"No.": "备案号", "Reason": "原因", "Override reason": "改判理由",
+              "Appeals": "申诉", "Rule set": "规则版本 SHA-256", "Decided by": "决定人",
+              "Filed at": "备案时间（本地）"} if zh else
+             {"No.": "No.", "Reason": "Reason", "Override reason": "Override reason",
+              "Appeals": "Appeals", "Rule set": "Rule set SHA-256", "Decided by": "Decided by",
+              "Filed at": "Filed at (local)"})
+    assert set(names.values()) <= set(column), header
+    for line, record, filing in zip(shown, exported, filed, strict=True):
+        def cell(name, record=record):
+            return record[column[names[name]]]
+
+        assert cell_text(line[0]) == cell("No.") == str(filing.seq)
+        local = filing.decided_at.astimezone(BEIJING)
+        assert cell("Filed at") == local.strftime("%Y-%m-%d %H:%M:%S")
+        assert local.strftime("%H:%M") in cell_text(line[1])
+        assert cell_text(line[3]) == (filing.from_rep.display_name if filing.from_rep else "—")
+        assert cell_text(line[4]) == filing.to_rep.display_name
+        assert cell_text(line[9]) == cell("Decided by") == filing.decided_by.display_name
+        assert cell("Rule set") == (filing.rule_set_sha256 or "")
+        # The page's reason, before the override and the appeals it shows under it.
+        reason = cell_text(re.split(r"<br>|<details", line[6])[0])
+        assert reason == cell("Reason"), (filing.seq, reason, cell("Reason"))
+        assert cell("Override reason") == filing.override_reason
+        if filing.override_reason:
+            assert filing.override_reason in cell_text(line[6])
+        if filing.appeals:
+            for text in (GROUND, ANSWER, register["appellant"].display_name,
+                         register["answerer"].display_name):
+                assert text in cell("Appeals") and text in cell_text(line[6])
+            assert ("申诉驳回" if zh else "Appeal rejected") in cell("Appeals")
+        else:
+            assert cell("Appeals") == ""
+    award = next(record for record, filing in zip(exported, filed, strict=True)
+                 if filing.kind == "round_award" and not filing.override_reason)
+    assert award[column[names["Reason"]]] == (
+        "在“第11期客户资源竞标”中中标" if zh else "Won in round “第11期客户资源竞标”")
+    first_load = exported[-1]
+    assert first_load[column[names["Reason"]]] == ("CRM导入" if zh else "CRM import")
+
+
+def at_beijing(day: int, hour: int, minute: int, second: int = 0) -> datetime:
+    return datetime(2026, 3, day, hour, minute, second, tzinfo=BEIJING).astimezone(UTC)
+
+
+def test_date_filters_are_beijing_days_on_the_page_and_in_the_export(
+        app, session, clock, make_rep, make_manager, make_account):
+    """Filed a second before and at Beijing midnight (16:00 UTC the day before): each falls on
+    its Beijing day, whichever way the range is given."""
+    manager, owner, receiver = make_manager(), make_rep(), make_rep()
+    late, early = make_account(owner=owner), make_account(owner=owner)
+    for account, moment in ((late, at_beijing(1, 23, 59, 59)), (early, at_beijing(2, 0, 0))):
+        transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                         reason=REASON, review_text=REVIEW, now=moment)
+    reload(session)
+    seq = {filing.account_id: filing.seq for filing in session.scalars(
+        select(Filing).where(Filing.kind == "direct_transfer"))}
+    client = client_of(app, manager, "zh")
+    for query, expected in (
+            ("?date_from=2026-03-02", [early.id]),
+            ("?date_to=2026-03-01", [late.id]),
+            ("?date_from=2026-03-01&date_to=2026-03-01", [late.id]),
+            ("?date_from=2026-03-02&date_to=2026-03-02", [early.id]),
+            ("?date_from=2026-03-01&date_to=2026-03-02", [early.id, late.id])):
+        query += f"&rep={receiver.id}"
+        shown = [int(cell_text(line[0])) for line in page_lines(client, query)]
+        _header, exported = export_lines(client, query)
+        assert shown == [int(record[0]) for record in exported] == [
+            seq[account_id] for account_id in expected], query
