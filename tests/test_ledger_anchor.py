@@ -168,6 +168,61 @@ def test_a_filing_that_moves_an_account_nobody_moved_is_found(app, session, regi
     assert result.exit_code == 1 and f"Ledger broken at filing {filing.seq}:" in result.output
 
 
+def test_a_forged_filing_added_after_the_last_checkpoint_is_found(app, session, backend,
+                                                                  register, make_rep):
+    """The register refuses changes, not additions: an intruder appends a filing that moves an
+    account to someone, hashed onto the chain, and moves the owner to match. Chain, owners and
+    history agree with it; no checkpoint does."""
+    intruder = make_rep()
+    account = session.get(Account, register[2].id)
+    last = session.execute(select(*[getattr(Filing, name) for name in HASHED_FIELDS],
+                                  Filing.hash).order_by(Filing.seq.desc()).limit(1)).mappings().one()
+    forged = {**last, "seq": FILINGS + 1, "prev_hash": last["hash"], "account_id": account.id,
+              "from_rep_id": account.owner_id, "to_rep_id": intruder.id,
+              "reason": "Owner moves to another region."}
+    forged["hash"] = filing_hash(forged)
+    with engine_of(app).begin() as connection:
+        connection.execute(text(f"INSERT INTO filings ({', '.join(forged)}) VALUES "
+                                f"({', '.join(':' + name for name in forged)})"), forged)
+        connection.execute(text("UPDATE accounts SET owner_id = :rep WHERE id = :account"),
+                           {"rep": intruder.id, "account": account.id})
+    reload(session)
+    report = verify_ledger(session)
+    assert report.first_problem.seq == FILINGS + 1
+    assert f"filing {FILINGS + 1} has no checkpoint outside the database" in \
+        report.first_problem.problem
+    result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    assert result.exit_code == 1 and f"Ledger broken at filing {FILINGS + 1}:" in result.output
+
+
+def test_filings_whose_checkpoints_could_not_be_written_are_reported(
+        app, session, monkeypatch, clock, register, make_rep, make_manager, make_account):
+    """The filings are committed, the checkpoint file cannot be written: the log says so, and
+    verify-ledger names the filings left without checkpoints, here in the middle of the chain."""
+    store = app.extensions["bidhub_ledger_anchor"]
+    manager, receiver = make_manager(), make_rep()
+    accounts = [make_account(owner=make_rep()) for _ in range(3)]
+    first_new = session.scalar(select(Filing.seq).order_by(Filing.seq.desc())) + 1
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "append", full_disk)
+        for account in accounts[:2]:
+            transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                             reason="Owner moves to another region.",
+                             review_text="Handover planned with the client.", now=clock())
+    transfer_account(session, manager, account_id=accounts[2].id, to_rep_id=receiver.id,
+                     reason="Owner moves to another region.",
+                     review_text="Handover planned with the client.", now=clock())
+    reload(session)
+    report = verify_ledger(session)
+    assert report.first_problem.seq == first_new
+    assert (f"filings {first_new} to {first_new + 1} have no checkpoint outside the database"
+            in report.first_problem.problem)
+
+
 def test_a_forged_checkpoint_line_is_found(app, session, register):
     path = app.config["LEDGER_CHECKPOINT_FILE"]
     with open(path, "a") as checkpoints:

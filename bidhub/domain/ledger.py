@@ -175,7 +175,9 @@ def check_against_checkpoints(
     that is missing means filings were deleted (the first missing one is named); a
     checkpointed filing with another hash means the chain was rewritten and re-hashed from
     there on. A register with filings and no line of its own, in a file holding other
-    registers' lines, was replaced or given another id: its whole chain is unanchored.
+    registers' lines, was replaced or given another id: its whole chain is unanchored. A
+    filing without a checkpoint was added behind the app's back (the database refuses changes
+    to filings, not new ones), or its checkpoint could not be written: the first is named.
     """
     problems: list[LedgerProblem] = []
     trusted: dict[int, str] = {}
@@ -192,16 +194,18 @@ def check_against_checkpoints(
             others += 1
             continue
         trusted[checkpoint.seq] = checkpoint.hash
+    if not trusted and chain and others:
+        problems.append(LedgerProblem(
+            min(chain), N_("no checkpoint is kept for this database's register (%(register)s):"
+                           " the checkpoint file holds %(others)d checkpoints of other "
+                           "registers only, so filings %(first)d to %(last)d are not "
+                           "anchored outside the database (it was replaced, or its "
+                           "register's id was changed)", register=register or "none",
+                           others=others, first=min(chain), last=max(chain)),
+            "checkpoint"))
+        return problems
+    problems.extend(unanchored(chain, trusted))
     if not trusted:
-        if chain and others:
-            problems.append(LedgerProblem(
-                min(chain), N_("no checkpoint is kept for this database's register (%(register)s):"
-                               " the checkpoint file holds %(others)d checkpoints of other "
-                               "registers only, so filings %(first)d to %(last)d are not "
-                               "anchored outside the database (it was replaced, or its "
-                               "register's id was changed)", register=register or "none",
-                               others=others, first=min(chain), last=max(chain)),
-                "checkpoint"))
         return problems
     missing = sorted(seq for seq in trusted if seq not in chain)
     if missing:
@@ -224,6 +228,33 @@ def check_against_checkpoints(
             differing[0], N_("filing %(seq)d differs from its checkpoint (the chain was "
                              "rewritten from here on)", seq=differing[0]), "checkpoint"))
     return problems
+
+
+def unanchored(chain: Mapping[int, str], trusted: Mapping[int, str]) -> list[LedgerProblem]:
+    """The filings that no checkpoint records, named by their first run (with how many runs
+    there are, when there are several)."""
+    missing = sorted(seq for seq in chain if seq not in trusted)
+    if not missing:
+        return []
+    runs = [[missing[0], missing[0]]]
+    for seq in missing[1:]:
+        if seq == runs[-1][1] + 1:
+            runs[-1][1] = seq
+        else:
+            runs.append([seq, seq])
+    first, last = runs[0]
+    if first == last:
+        problem = N_("filing %(seq)d has no checkpoint outside the database: it was added "
+                     "behind the app's back, or its checkpoint could not be written (see the "
+                     "log)", seq=first)
+    else:
+        problem = N_("filings %(first)d to %(last)d have no checkpoint outside the database: "
+                     "they were added behind the app's back, or their checkpoints could not be "
+                     "written (see the log)", first=first, last=last)
+    if len(runs) > 1:
+        problem = N_("%(problem)s; %(more)d more run(s) of filings after them have none either",
+                     problem=problem, more=len(runs) - 1)
+    return [LedgerProblem(first, problem, "checkpoint")]
 
 
 def check_owners(

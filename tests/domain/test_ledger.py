@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from bidhub.domain.ledger import (
     GENESIS_HASH,
+    check_against_checkpoints,
     check_history,
     filing_hash,
     replay_owners,
+    sign_checkpoint,
     verify_chain,
 )
 
@@ -144,3 +146,17 @@ def test_a_filing_that_does_not_follow_from_the_ones_before_is_named(moves, inde
             return  # nobody receives nothing: not a filing bidhub can write
     problems = check_history(filings)
     assert problems and problems[0].seq == filing["seq"]
+
+
+def test_filings_without_a_checkpoint_are_named_by_their_first_run():
+    chain_ = {seq: f"{seq:064x}" for seq in range(1, 11)}
+    checkpoints = [sign_checkpoint(b"key", seq, chain_[seq]) for seq in (1, 2, 3, 6, 7)]
+    [problem] = check_against_checkpoints(b"key", chain_, checkpoints)
+    assert problem.seq == 4 and problem.kind == "checkpoint"
+    assert str(problem.problem).startswith("filings 4 to 5 have no checkpoint outside the "
+                                           "database")
+    assert "1 more run(s) of filings after them" in str(problem.problem)
+    assert check_against_checkpoints(b"key", chain_, checkpoints + [
+        sign_checkpoint(b"key", seq, chain_[seq]) for seq in (4, 5, 8, 9, 10)]) == []
+    [problem] = check_against_checkpoints(b"key", chain_, [])
+    assert problem.seq == 1 and "filings 1 to 10 have no checkpoint" in str(problem.problem)
