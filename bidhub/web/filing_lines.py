@@ -166,7 +166,8 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
         if line.kind not in kinds:
             kinds[line.kind] = escape(cached_label(line.kind, FilingKind))
         title = line.round_title
-        if line.kind in (FilingKind.ROUND_AWARD, FilingKind.CRM_IMPORT):
+        if (line.kind == FilingKind.ROUND_AWARD and title is not None
+                or line.kind == FilingKind.CRM_IMPORT):
             key = (line.kind, title)
             if key not in shared:
                 shared[key] = escape(reason_of(line))
