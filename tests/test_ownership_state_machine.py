@@ -1,6 +1,7 @@
-"""Random sequences of releases, bids, decisions, overrides, publishing, transfers and imports
-keep the invariants after every step: nobody past capacity, one award per listing, filings
-that replay to today's owners, and a register that verifies."""
+"""Random sequences of releases, bids, decisions, overrides, publishing, the end of standstill
+windows, cancellations, transfers, imports and reps leaving keep the invariants after every
+step: nobody past capacity, one award per listing, filings that replay to today's owners, each
+from the owner the filings before it give, and a register that verifies."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
-from bidhub.services import adjudication, bidding, imports, ownership, rounds
+from bidhub.services import adjudication, appeals, bidding, imports, ownership, rounds, users
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import verify_ledger
 from bidhub.services.ownership import OwnerChange, change_owners
@@ -246,6 +247,51 @@ class OwnershipMachine(RuleBasedStateMachine):
             self.attempt(lambda round_=round_: adjudication.publish_results(
                 self.session, self.user(self.manager.id), round_.id,
                 expected_version=round_.version, now=self.clock()))
+
+    @rule(picks=st.lists(st.integers(0, ACCOUNTS - 1), min_size=1, max_size=4, unique=True),
+          bidders=st.lists(st.integers(0, REPS - 1), min_size=1, max_size=REPS, unique=True))
+    def run_round_to_the_end(self, picks: list[int], bidders: list[int]) -> None:
+        """A whole round: to its deadline, the proposals accepted, the results announced and
+        the standstill over (awards of earlier rounds waiting too take effect with it)."""
+        self.run_round_to_its_deadline(picks, bidders)
+        for pick in range(len(self.rounds_in(RoundStatus.SCORED))):
+            self.accept_every_proposal(pick)
+        self.publish_results()
+        self.windows_end()
+
+    @rule()
+    def windows_end(self) -> None:
+        """The standstill windows still open end, and the scheduler makes their awards take
+        effect (or sends back those that no longer may)."""
+        ends = [round_.standstill_ends_at for round_ in self.rounds_in(RoundStatus.STANDSTILL)]
+        if not ends:
+            return
+        self.clock.set(max(self.clock(), *ends))
+        self.attempt(lambda: appeals.apply_due_listings(self.session, self.clock()))
+
+    @rule(pick=st.integers(0, 50))
+    def cancel_a_listing(self, pick: int) -> None:
+        """Management cancels an announced listing before it takes effect."""
+        listings = list(self.session.scalars(
+            select(Listing).join(Round).where(Round.status == RoundStatus.STANDSTILL,
+                                              Listing.status == ListingStatus.DECIDED)
+            .order_by(Listing.id)))
+        if not listings:
+            return
+        listing_id = listings[pick % len(listings)].id
+        self.attempt(lambda: appeals.cancel_listing(
+            self.session, self.user(self.manager.id), listing_id,
+            reason="The client is being merged into another group.", now=self.clock()))
+
+    @rule(rep=st.integers(0, REPS - 1), status=st.sampled_from(["left", "active"]))
+    def rep_leaves_or_returns(self, rep: int, status: str) -> None:
+        """An admin marks a rep as left (their awards not in force go back to decision; the
+        accounts they hold stay theirs) or back as active."""
+        person = self.user(self.rep_ids[rep])
+        self.attempt(lambda: users.update_user(
+            self.session, self.user(self.admin.id), person.id,
+            display_name=person.display_name, role=Role.REP, branch_id=person.branch_id,
+            status=status, is_active=status == "active", now=self.clock()))
 
     @rule(account=st.integers(0, ACCOUNTS - 1), rep=st.integers(0, REPS - 1),
           by_admin=st.booleans())
