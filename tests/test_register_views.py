@@ -178,3 +178,34 @@ def test_date_filters_are_beijing_days_on_the_page_and_in_the_export(
         _header, exported = export_lines(client, query)
         assert shown == [int(record[0]) for record in exported] == [
             seq[account_id] for account_id in expected], query
+
+
+class TestADepartmentWhoseClocksChange:
+    """BIDHUB_TIMEZONE may name a zone with summer time: a day there is then 23 or 25 hours,
+    and "until" a day ends at midnight of the next day there, not 24 hours after the start."""
+
+    @pytest.fixture
+    def app_config(self, app_config):
+        return {**app_config, "TIMEZONE": "Europe/Berlin"}
+
+    def test_until_the_day_the_clocks_go_forward_ends_at_its_local_midnight(
+            self, app, session, make_rep, make_manager, make_account):
+        berlin = ZoneInfo("Europe/Berlin")
+        manager, owner, receiver = make_manager(), make_rep(), make_rep()
+        late, next_day = make_account(owner=owner), make_account(owner=owner)
+        # 29 March 2026 has 23 hours in Berlin.
+        for account, moment in ((late, datetime(2026, 3, 29, 23, 30, tzinfo=berlin)),
+                                (next_day, datetime(2026, 3, 30, 0, 30, tzinfo=berlin))):
+            transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                             reason=REASON, review_text=REVIEW, now=moment.astimezone(UTC))
+        reload(session)
+        seq = {filing.account_id: filing.seq for filing in session.scalars(
+            select(Filing).where(Filing.kind == "direct_transfer"))}
+        client = client_of(app, manager, "en")
+        for query, expected in (("?date_to=2026-03-29", [late.id]),
+                                ("?date_from=2026-03-30", [next_day.id])):
+            query += f"&rep={receiver.id}"
+            shown = [int(cell_text(line[0])) for line in page_lines(client, query)]
+            _header, exported = export_lines(client, query)
+            assert shown == [int(record[0]) for record in exported] == [
+                seq[account_id] for account_id in expected], query

@@ -656,18 +656,22 @@ def transfer_reps():
                   band=transfer_preview.capacity_band(session))
 
 
-def parse_day(value: str | None) -> datetime | None:
-    """The start of a local day from YYYY-MM-DD, as UTC; None when malformed or far off."""
+def parse_day(value: str | None, *, days_after: int = 0) -> datetime | None:
+    """The start of a local day from YYYY-MM-DD (or of the day `days_after` it), as UTC; None
+    when malformed or far off. Days are counted on the local calendar: a day with a change of
+    the clocks is not 24 hours long."""
     day = params.parse_day(value)
-    return None if day is None else local_to_utc(datetime.combine(day, time()))
+    if day is None:
+        return None
+    return local_to_utc(datetime.combine(day + timedelta(days=days_after), time()))
 
 
 def filing_filter_from(args) -> FilingFilter:
-    date_to = parse_day(args.get("date_to"))
+    """The register's filters; "until" a day is until the next local midnight."""
     return FilingFilter(branch_id=params.id_arg(args, "branch"),
                         rep_id=params.id_arg(args, "rep"),
                         date_from=parse_day(args.get("date_from")),
-                        date_to=date_to + timedelta(days=1) if date_to else None)
+                        date_to=parse_day(args.get("date_to"), days_after=1))
 
 
 FILING_FILTER_NAMES = ("branch", "rep", "date_from", "date_to")
