@@ -5,10 +5,10 @@ Conventions every metric follows:
 - Everything is "as of `now`": facts dated after `now` are ignored (an opportunity opened
   later, a stage change, incident or loss seen later). An opportunity that was won or lost
   after `now` was still open at `now`, in the last open stage it had entered by then.
-- "The last N months" is the closed interval [the same instant N calendar months before
-  `now`, `now`]; the day is clamped to the end of a shorter month (31 March minus one month is
+- "The last N months" is the closed interval [the same time N calendar months before
+  `now` on the department's calendar (`RepHistory.zone`), `now`]; the day is clamped to the end of a shorter month (31 March minus one month is
   28/29 February). A "complete month" is a calendar month that ended before the month
-  holding `now` began.
+  holding `now` began, on the department's calendar (`RepHistory.zone`).
 - A metric returns None when the rep has no data for it (a new rep, or nothing in the
   window), so the scoring engine's missing-data rule applies instead of a made-up 0 or 1.
   A real bad result (every opportunity lost) is 0.0, not None.
@@ -163,6 +163,13 @@ def complete_months(now: datetime, count: int) -> list[date]:
     return months
 
 
+def window_start(history: RepHistory, now: datetime, months: int) -> datetime:
+    """Where "the last `months` months" up to `now` begins: the same time of day `months`
+    calendar months earlier on the department's calendar (`history.zone`), as a CRM export's
+    dates are read there."""
+    return months_before(now.astimezone(history.zone), months)
+
+
 def _within(moment: datetime | None, since: datetime, now: datetime) -> bool:
     return moment is not None and since <= moment <= now
 
@@ -248,7 +255,7 @@ def funnel_conversion(history: RepHistory, now: datetime, months: int = 12) -> l
     nothing entered. Opportunities still open are included, so a young pipeline shows low
     rates on this page; the stage_conversion metric counts closed ones only.
     """
-    since = months_before(now, months)
+    since = window_start(history, now, months)
     reached = [furthest_stage(opp, now) for opp in history.opportunities
                if _within(opp.opened_at, since, now)]
     ranks = [_FUNNEL_RANK[stage] for stage in reached if stage is not None]
@@ -281,9 +288,10 @@ def forecast_rows(history: RepHistory, now: datetime, months: int = 6) -> list[F
     """One row per complete month in the window, oldest first, gaps included (None values).
 
     Several facts for one month are added together (the actual is known if any is);
-    a fact's month is read as its calendar month whatever its day.
+    a fact's month is read as its calendar month whatever its day. Months are the
+    department's (`history.zone`): from 00:00 on the 1st there, the month before is complete.
     """
-    wanted = complete_months(now, months)
+    wanted = complete_months(now.astimezone(history.zone), months)
     forecast: dict[date, int] = {}
     actual: dict[date, int] = {}
     for fact in history.forecasts:
@@ -350,7 +358,8 @@ def win_rate(history: RepHistory, account: AccountFacts, now: datetime) -> float
 
     None when none closed in the window; every one lost is 0.0.
     """
-    outcomes = [stage for _, stage in _closed_in_window(history, months_before(now, 12), now)]
+    since = window_start(history, now, 12)
+    outcomes = [stage for _, stage in _closed_in_window(history, since, now)]
     if not outcomes:
         return None
     return outcomes.count(Stage.WON) / len(outcomes)
@@ -383,7 +392,7 @@ def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) 
     One number rather than a mean of per-stage rates: with monotone counts the product of the
     step rates telescopes to exactly this ratio. None when no such opportunity exists.
     """
-    since = months_before(now, 12)
+    since = window_start(history, now, 12)
     won = qualified = 0
     for opportunity in history.opportunities:
         if not _within(opportunity.opened_at, since, now):
@@ -459,7 +468,7 @@ def industry_experience(history: RepHistory, account: AccountFacts,
     if not target:
         return None
     total = in_industry = 0
-    for opportunity, stage in _closed_in_window(history, months_before(now, 24), now):
+    for opportunity, stage in _closed_in_window(history, window_start(history, now, 24), now):
         if stage is not Stage.WON:
             continue
         total += opportunity.amount_yuan
@@ -484,7 +493,7 @@ def accountability_incidents(history: RepHistory, account: AccountFacts,
     None when there was nothing to watch: the rep holds no account now, lost none in the
     window and had no incident in it (a rep without accounts cannot earn a clean record).
     """
-    since = months_before(now, 6)
+    since = window_start(history, now, 6)
     seen = sum(1 for incident in history.incidents if _within(incident.seen_at, since, now))
     lost = any(_within(loss.lost_at, since, now) for loss in history.lost_accounts)
     if not seen and not lost and history.accounts_held == 0:
@@ -499,7 +508,7 @@ def retention(history: RepHistory, account: AccountFacts, now: datetime) -> floa
 
     None only when the rep holds nothing now and lost nothing in the window (nothing to keep).
     """
-    since = months_before(now, 12)
+    since = window_start(history, now, 12)
     losses = [loss for loss in history.lost_accounts if _within(loss.lost_at, since, now)]
     base = history.accounts_held + len(losses)
     if base == 0:
@@ -516,7 +525,7 @@ def unreviewed_losses(history: RepHistory, account: AccountFacts,
     overdue counts too (the review is what the handbook asks for, not its deadline). Never
     missing: a rep who lost nothing has 0 unreviewed losses.
     """
-    since = months_before(now, 12)
+    since = window_start(history, now, 12)
     return float(sum(1 for loss in history.lost_accounts
                      if _within(loss.lost_at, since, now) and not loss.is_reviewed))
 
