@@ -304,3 +304,40 @@ def test_windows_count_calendar_months_on_beijing_clocks(session, admin, make_ac
               incidents=[(seen, "explained")], industries={"I": "互联网", "E": "能源", "Q": "零售"})
     fresh = compare(session, admin, make_account, crm, midnight(today))
     assert fresh["accountability_incidents"] == counted
+
+
+def test_the_track_record_page_shows_each_metric_with_its_unit_window_and_counts(
+        session, admin, make_account, make_manager, login_as):
+    d = date
+    crm = Crm(
+        hired=d(2024, 3, 2), held=2,
+        opportunities=[
+            opp("I", 100_000, [("potential", d(2025, 6, 1)), ("intent", d(2025, 6, 2)),
+                               ("won", d(2025, 7, 1))], d(2025, 7, 1)),
+            opp("I", 100_000, [("potential", d(2025, 6, 1)), ("intent", d(2025, 6, 2)),
+                               ("lost", d(2025, 7, 1))], d(2025, 7, 1)),
+            opp("E", 100_000, [("potential", d(2025, 6, 1)), ("lost", d(2025, 7, 1))],
+                d(2025, 7, 1)),
+        ],
+        forecasts={(2026, 2): (400, 300)}, incidents=[],
+        industries={"I": "互联网", "E": "能源", "Q": "零售"})
+    fresh = compare(session, admin, make_account, crm, NOW)
+    assert fresh["win_rate"] == pytest.approx(1 / 3)
+    from sqlalchemy import select
+
+    from bidhub.models import User
+    rep = session.scalars(select(User).where(User.display_name.like("销售%"))).all()[-1]
+    client = login_as(make_manager())
+    page = client.get(f"/reps/{rep.id}").get_data(as_text=True)
+    assert "1 won of 3 closed" in page  # win rate: opportunities closed in the window
+    assert "1 won of 2 closed" in page  # stage conversion: the one lost as potential is out
+    assert "opportunities closed in the last 12 months" in page
+    assert "2 accounts" in page and "24.0 months" in page
+    assert "actual ¥300 of forecast ¥400" in page
+    assert "2 held, 0 lost (0 without a review)" in page
+    chinese = client.get(f"/reps/{rep.id}", headers={"Accept-Language": "zh-CN"}).get_data(
+        as_text=True)
+    assert "近12个月内关闭的商机：已关闭 3 个，赢单 1 个" in chinese
+    assert "2 个客户" in chinese and "24.0 个月" in chinese
+    assert "无数据" in chinese or "暂无数据" in chinese  # industry_experience is left out;
+    # a rep without incidents still has 0 of them, a number rather than "no data"

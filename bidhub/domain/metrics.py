@@ -358,11 +358,17 @@ def win_rate(history: RepHistory, account: AccountFacts, now: datetime) -> float
 
     None when none closed in the window; every one lost is 0.0.
     """
-    since = window_start(history, now, 12)
-    outcomes = [stage for _, stage in _closed_in_window(history, since, now)]
-    if not outcomes:
+    won, closed = _win_counts(history, now)
+    if not closed:
         return None
-    return outcomes.count(Stage.WON) / len(outcomes)
+    return won / closed
+
+
+def _win_counts(history: RepHistory, now: datetime) -> tuple[int, int]:
+    """(won, won + lost) over opportunities closed in the last 12 months."""
+    outcomes = [stage for _, stage in _closed_in_window(history, window_start(history, now, 12),
+                                                         now)]
+    return outcomes.count(Stage.WON), len(outcomes)
 
 
 def accounts_held(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
@@ -392,6 +398,14 @@ def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) 
     One number rather than a mean of per-stage rates: with monotone counts the product of the
     step rates telescopes to exactly this ratio. None when no such opportunity exists.
     """
+    won, qualified = _conversion_counts(history, now)
+    if not qualified:
+        return None
+    return won / qualified
+
+
+def _conversion_counts(history: RepHistory, now: datetime) -> tuple[int, int]:
+    """(won, closed) over the opportunities stage_conversion reads."""
     since = window_start(history, now, 12)
     won = qualified = 0
     for opportunity in history.opportunities:
@@ -405,9 +419,7 @@ def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) 
         qualified += 1
         if furthest is Stage.WON:
             won += 1
-    if not qualified:
-        return None
-    return won / qualified
+    return won, qualified
 
 
 def forecast_accuracy(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
@@ -611,6 +623,27 @@ METRICS: dict[str, Metric] = {
                unit="ratio", higher_is_better=True),
     )
 }
+
+
+def metric_counts(history: RepHistory, now: datetime) -> dict[str, dict[str, int]]:
+    """The counts behind the rates of the track record, by metric, for showing how each was
+    worked out: won and closed opportunities, usable forecast months and their sums, and the
+    accounts held and lost (and of those, unreviewed) that retention weighs."""
+    won, closed = _win_counts(history, now)
+    converted, qualified = _conversion_counts(history, now)
+    months = _usable_months(history, now)
+    since = window_start(history, now, 12)
+    losses = [loss for loss in history.lost_accounts if _within(loss.lost_at, since, now)]
+    return {
+        "win_rate": {"won": won, "closed": closed},
+        "stage_conversion": {"won": converted, "closed": qualified},
+        "forecast_accuracy": {"months": len(months)},
+        "revenue_attainment": {"months": len(months),
+                               "actual_yuan": sum(row.actual_yuan or 0 for row in months),
+                               "forecast_yuan": sum(row.forecast_yuan or 0 for row in months)},
+        "retention": {"held": history.accounts_held, "lost": len(losses),
+                      "unreviewed": sum(1 for loss in losses if not loss.is_reviewed)},
+    }
 
 
 def track_record(history: RepHistory, account: AccountFacts, now: datetime) -> dict[str, float | None]:

@@ -36,6 +36,7 @@ from bidhub.domain.metrics import (
     forecast_rows,
     funnel_conversion,
     funnel_counts,
+    metric_counts,
     promise_rows,
     track_record,
 )
@@ -86,6 +87,7 @@ class RepProfile:
     capacity_target: int
     capacity_max: int
     metrics: list[tuple[str, str, float | None]]  # name, label, value
+    metric_counts: dict[str, dict[str, int]]  # the counts behind the rates, by metric
     open_by_stage: dict[str, int]
     funnel: list[FunnelStep]
     forecasts: list[ForecastRow]
@@ -282,6 +284,7 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *, include_sealed_
         capacity_max=rules.eligibility.capacity_max,
         metrics=[(name, METRICS[name].label, value) for name, value in record.items()
                  if name != "industry_experience"],
+        metric_counts=metric_counts(history, now),
         open_by_stage={stage.value: count for stage, count in funnel_counts(history, now).items()},
         funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
         incidents=rows.incidents, bids=rows.bids,

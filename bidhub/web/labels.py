@@ -128,6 +128,22 @@ METRIC_LABELS = {"win_rate": _l("Win rate"), "accounts_held": _l("Accounts held"
                  "retention": _l("Retention"),
                  "unreviewed_losses": _l("Unreviewed losses"),
                  "commitment_kept": _l("Commitments kept")}
+# Over what each metric is worked out (the registry's windows), shown beside its value.
+METRIC_WINDOWS = {"win_rate": _l("opportunities closed in the last 12 months"),
+                  "accounts_held": _l("now"), "tenure_months": _l("since the hire date"),
+                  "open_incidents": _l("open or upheld, all time"),
+                  "stage_conversion": _l("opportunities opened in the last 12 months"),
+                  "forecast_accuracy": _l("last 6 complete months with an actual"),
+                  "weighted_pipeline": _l("opportunities open now"),
+                  "revenue_attainment": _l("last 6 complete months with an actual"),
+                  "industry_experience": _l("opportunities won in the last 24 months"),
+                  "capacity_headroom": _l("below 40 accounts, now"),
+                  "accountability_incidents": _l("seen in the last 6 months"),
+                  "retention": _l("losses in the last 12 months"),
+                  "unreviewed_losses": _l("losses in the last 12 months"),
+                  "commitment_kept": _l("12 months after each award took effect")}
+
+
 # plan_review is read from a round's blind review, not the track record (domain/reviews.py).
 PLAN_REVIEW_LABEL = _l("Plan review")
 # The breakdown line of ranked preferences in bonus mode; its raw value is the rep's choice.

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, current_app, render_template, request
-from flask_babel import get_locale
+from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -28,6 +28,7 @@ from bidhub.web.i18n import kept_with_catalogue
 from bidhub.web.labels import (
     FILING_KIND_LABELS,
     LOSS_REVIEW_STATUS_LABELS,
+    METRIC_WINDOWS,
     RELEASE_REASON_LABELS,
     AdType,
     cached_label,
@@ -84,7 +85,7 @@ def track_record_page(rep_id: int):
         "profile": profile, "chart_marks": chart[0], "chart_width": chart[1],
         "bid_rows": kept("bids", tuple(profile.bids),
                          lambda: bid_rows(profile.bids, labels["bid_results"])),
-        "metric_rows": metric_rows(profile.metrics, labels),
+        "metric_rows": metric_rows(profile.metrics, profile.metric_counts, labels),
         "funnel_rows": funnel_rows(profile.funnel, profile.open_by_stage, labels),
         "loss_review_rows": kept(
             "reviews", (tuple(profile.loss_reviews), overdue),
@@ -185,15 +186,51 @@ def drawn_chart(forecasts, bar_titles: dict) -> tuple[Markup, int]:
 # function gives the rows exactly as the template laid them out, every text escaped.
 # Safe (noqa: S704): every value put in the markup went through escape().
 
-def metric_rows(metrics, labels: dict) -> Markup:
+def metric_rows(metrics, counts: dict, labels: dict) -> Markup:
     names, no_data = labels["metrics"], labels["no_data"]
     rows = []
     for name, _label, value in metrics:
         shown = (f'<span class="muted">{escape(no_data)}</span>\n' if value is None
-                 else escape(metric_value(value, name)))
+                 else escape(metric_amount(value, name)))
         rows.append(f'      <tr><th class="term">{escape(names[name])}</th><td class="num">\n'
-                    f'{shown}</td></tr>')
+                    f'{shown}</td><td class="muted">{escape(metric_basis(name, counts))}</td>'
+                    f'</tr>')
     return Markup("\n".join(rows))  # noqa: S704
+
+
+def metric_amount(value: float, name: str) -> str:
+    """A metric's value with its unit in words where it has one ("12 accounts", "3.5
+    months"); shares, ratios and yuan as metric_value writes them."""
+    unit = getattr(METRICS.get(name), "unit", "")
+    if unit == "accounts":
+        return ngettext("%(num)d account", "%(num)d accounts", round(value))
+    if unit == "incidents":
+        return ngettext("%(num)d incident", "%(num)d incidents", round(value))
+    if unit == "months":
+        return _("%(months)s months", months=f"{value:.1f}")
+    return metric_value(value, name)
+
+
+def metric_basis(name: str, counts: dict[str, dict[str, int]]) -> str:
+    """How a metric was worked out: its window and, for a rate, the counts behind it."""
+    window = METRIC_WINDOWS.get(name)
+    text = "" if window is None else str(window)
+    found = counts.get(name)
+    if not found:
+        return text
+    if name in ("win_rate", "stage_conversion"):
+        behind = _("%(won)d won of %(closed)d closed", **found)
+    elif name == "forecast_accuracy":
+        behind = ngettext("%(num)d month", "%(num)d months", found["months"])
+    elif name == "revenue_attainment":
+        behind = _("actual %(actual)s of forecast %(forecast)s",
+                   actual=yuan(found["actual_yuan"]),
+                   forecast=yuan(found["forecast_yuan"]))
+    elif name == "retention":
+        behind = _("%(held)d held, %(lost)d lost (%(unreviewed)d without a review)", **found)
+    else:
+        return text
+    return _("%(window)s: %(counts)s", window=text, counts=behind)
 
 
 def funnel_rows(steps, open_by_stage: dict, labels: dict) -> Markup:
