@@ -341,3 +341,29 @@ def test_the_track_record_page_shows_each_metric_with_its_unit_window_and_counts
     assert "2 个客户" in chinese and "24.0 个月" in chinese
     assert "无数据" in chinese or "暂无数据" in chinese  # industry_experience is left out;
     # a rep without incidents still has 0 of them, a number rather than "no data"
+
+
+@pytest.mark.parametrize("now", [midnight(date(2027, 3, 1)) + timedelta(minutes=30),
+                                 midnight(date(2027, 3, 1)) + timedelta(hours=9)])
+def test_a_bid_freezes_the_documented_track_record(session, admin, make_account, make_round,
+                                                   clock, make_bid, now):
+    from sqlalchemy import select
+
+    from bidhub.models import Listing, User
+
+    crm = Crm(hired=date(2025, 1, 31), held=1,
+              opportunities=[opp("I", 500, [("potential", date(2026, 9, 1)),
+                                            ("won", date(2026, 9, 2))], date(2026, 9, 2))],
+              forecasts={(2027, 2): (400, 300), (2026, 2): (100, 100)},
+              incidents=[(date(2026, 8, 31), "open"), (date(2026, 9, 1), "explained")],
+              industries={"I": "互联网", "E": "能源", "Q": "零售"})
+    fresh = compare(session, admin, make_account, crm, now)
+    rep = session.scalars(select(User).where(User.id == max(
+        session.scalars(select(User.id).where(User.display_name.like("销售%")))))).one()
+    clock.set(now)
+    account = make_account(industry="互联网")
+    round_ = make_round(accounts=[account], opens_at=now - timedelta(hours=1),
+                        closes_at=now + timedelta(days=1))
+    listing = session.scalars(select(Listing).where(Listing.round_id == round_.id)).one()
+    bid = make_bid(rep, listing)
+    assert bid.track_record == fresh
