@@ -241,10 +241,10 @@ def histories(draw, now):
     for _ in range(draw(st.integers(0, 6))):
         start = today - timedelta(days=draw(st.one_of(st.integers(0, 800), st.sampled_from(EDGES))))
         reached = draw(st.integers(1, 4))
-        ending = draw(st.sampled_from(["open", "won", "lost"]))
+        ending = draw(st.sampled_from(["open", "won", "lost", "won, then lost"]))
         stages = ["potential", "intent", "proposal", "negotiation"][:reached]
         if ending != "open":
-            stages.append(ending)
+            stages.extend(ending.split(", then "))
         days, current = [], start
         for _stage in stages:
             days.append(current)
@@ -367,3 +367,18 @@ def test_a_bid_freezes_the_documented_track_record(session, admin, make_account,
     listing = session.scalars(select(Listing).where(Listing.round_id == round_.id)).one()
     bid = make_bid(rep, listing)
     assert bid.track_record == fresh
+
+
+def test_a_deal_won_and_later_lost_reached_past_intent(session, admin, make_account):
+    # Won straight from potential, then lost (the customer backed out): it reached closed-won,
+    # a stage past intent, so stage conversion counts it as a closed opportunity not won.
+    d = date
+    crm = Crm(hired=d(2020, 1, 1), held=1,
+              opportunities=[opp("I", 100_000, [("potential", d(2025, 6, 1)), ("won", d(2025, 7, 1)),
+                                                ("lost", d(2025, 8, 1))], d(2025, 8, 1)),
+                             opp("E", 100_000, [("potential", d(2025, 6, 1)), ("intent", d(2025, 6, 5)),
+                                                ("won", d(2025, 7, 1))], d(2025, 7, 1))],
+              forecasts={}, incidents=[], industries={"I": "互联网", "E": "能源", "Q": "零售"})
+    fresh = compare(session, admin, make_account, crm, NOW)
+    assert fresh["stage_conversion"] == 0.5
+    assert fresh["win_rate"] == 0.5

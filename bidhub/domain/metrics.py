@@ -414,7 +414,11 @@ def _conversion_counts(history: RepHistory, now: datetime) -> tuple[int, int]:
         if stage_at(opportunity, now) not in CLOSED_STAGES:
             continue
         furthest = furthest_stage(opportunity, now)
-        if furthest is None or _FUNNEL_RANK[furthest] < _FUNNEL_RANK[Stage.INTENT]:
+        # A deal won and later lost reached closed-won, past intent: it counts, as not won.
+        was_won = any(change.stage is Stage.WON and change.changed_at <= now
+                      for change in opportunity.history)
+        if not was_won and (furthest is None
+                            or _FUNNEL_RANK[furthest] < _FUNNEL_RANK[Stage.INTENT]):
             continue
         qualified += 1
         if furthest is Stage.WON:
