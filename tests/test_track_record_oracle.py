@@ -382,3 +382,37 @@ def test_a_deal_won_and_later_lost_reached_past_intent(session, admin, make_acco
     fresh = compare(session, admin, make_account, crm, NOW)
     assert fresh["stage_conversion"] == 0.5
     assert fresh["win_rate"] == 0.5
+
+
+def test_an_account_moved_away_by_import_is_a_loss_without_a_review(
+        session, admin, make_account, clock):
+    from sqlalchemy import select
+
+    from bidhub.models import User
+
+    def run(kind, header, lines, now):
+        text = "\n".join([header, *lines]) + "\n"
+        result = import_file(session, admin, kind, f"{kind}.csv", text.encode("utf-8-sig"),
+                             valid_rows_only=False, now=now)
+        assert result.status == "imported", result.problems
+
+    reps = ["员工编号,用户名,姓名,分公司,入职日期,状态",
+            ["L1,loser,流失者,BJ,2020-01-01,在职", "L2,keeper,接手者,BJ,2020-01-01,在职"]]
+    header = "客户编号,客户名称,行业,所有制,分公司,年度金额,所属销售"
+    run("reps", *reps, NOW - timedelta(days=400))
+    run("accounts", header, [f"LA{i},客户LA{i},能源,民营,BJ,100000,L1" for i in range(3)],
+        NOW - timedelta(days=400))
+    lost_at = NOW - timedelta(days=30)
+    run("accounts", header, ["LA0,客户LA0,能源,民营,BJ,100000,L2"], lost_at)
+    rep = session.scalars(select(User).where(User.external_id == "L1")).one()
+    account = make_account(industry="能源")
+    record = fresh_track_record(session, rep, account, NOW)
+    assert snapshot_track_record(session, rep, account, NOW) == record
+    assert record["accounts_held"] == 2
+    assert record["unreviewed_losses"] == 1
+    assert record["retention"] == pytest.approx(1 - 2 / 3)  # (0 + 2 x 1) / (2 held + 1 lost)
+    assert record["accountability_incidents"] == 0
+    # Thirteen months on, the loss is out of the window: nothing lost in the last 12 months.
+    later = lost_at + timedelta(days=400)
+    record = fresh_track_record(session, rep, account, later)
+    assert record["unreviewed_losses"] == 0 and record["retention"] == 1.0
