@@ -199,7 +199,7 @@ def metric_rows(metrics, counts: dict, labels: dict) -> Markup:
 
 
 def metric_amount(value: float, name: str) -> str:
-    """A metric's value with its unit in words where it has one ("12 accounts", "3.5
+    """A metric's value with its unit in words where it has one ("12 accounts", "5.98
     months"); shares, ratios and yuan as metric_value writes them."""
     unit = getattr(METRICS.get(name), "unit", "")
     if unit == "accounts":
@@ -207,7 +207,8 @@ def metric_amount(value: float, name: str) -> str:
     if unit == "incidents":
         return ngettext("%(num)d incident", "%(num)d incidents", round(value))
     if unit == "months":
-        return _("%(months)s months", months=f"{value:.1f}")
+        # As many digits as metric_value gives: 5.98 months must not read as 6.
+        return _("%(months)s months", months=metric_value(value, name))
     return metric_value(value, name)
 
 
