@@ -166,8 +166,9 @@ def complete_months(now: datetime, count: int) -> list[date]:
 def window_start(history: RepHistory, now: datetime, months: int) -> datetime:
     """Where "the last `months` months" up to `now` begins: the same time of day `months`
     calendar months earlier on the department's calendar (`history.zone`), as a CRM export's
-    dates are read there."""
-    return months_before(now.astimezone(history.zone), months)
+    dates are read there. Given in `now`'s zone: the same instant, and comparing it with the
+    history's times (in UTC) then needs no conversion of each of them."""
+    return months_before(now.astimezone(history.zone), months).astimezone(now.tzinfo)
 
 
 def _within(moment: datetime | None, since: datetime, now: datetime) -> bool:

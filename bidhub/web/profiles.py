@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, current_app, render_template, request
-from flask_babel import get_locale, ngettext
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -24,7 +24,7 @@ from bidhub.services.profiles import IN_REVIEW, SEALED, rep_profile
 from bidhub.services.track_records import accounts_held_by
 from bidhub.web.access import managers, signed_in
 from bidhub.web.charts import capacity_gauge, chart_marks, forecast_chart
-from bidhub.web.i18n import kept_with_catalogue
+from bidhub.web.i18n import gettext, kept_with_catalogue, ngettext
 from bidhub.web.labels import (
     FILING_KIND_LABELS,
     LOSS_REVIEW_STATUS_LABELS,
@@ -202,36 +202,41 @@ def metric_amount(value: float, name: str) -> str:
     """A metric's value with its unit in words where it has one ("12 accounts", "5.98
     months"); shares, ratios and yuan as metric_value writes them."""
     unit = getattr(METRICS.get(name), "unit", "")
+    count = {"num": round(value)}
     if unit == "accounts":
-        return ngettext("%(num)d account", "%(num)d accounts", round(value))
+        return ngettext("%(num)d account", "%(num)d accounts", count["num"]) % count
     if unit == "incidents":
-        return ngettext("%(num)d incident", "%(num)d incidents", round(value))
+        return ngettext("%(num)d incident", "%(num)d incidents", count["num"]) % count
     if unit == "months":
         # As many digits as metric_value gives: 5.98 months must not read as 6.
-        return _("%(months)s months", months=metric_value(value, name))
+        return gettext("%(months)s months") % {"months": metric_value(value, name)}
     return metric_value(value, name)
 
 
 def metric_basis(name: str, counts: dict[str, dict[str, int]]) -> str:
-    """How a metric was worked out: its window and, for a rate, the counts behind it."""
-    window = METRIC_WINDOWS.get(name)
-    text = "" if window is None else str(window)
+    """How a metric was worked out: its window and, for a rate, the counts behind it.
+
+    Every message comes through the page's kept catalogue (bidhub.web.i18n), as the rows'
+    other labels do: a page shows a dozen metrics, each with two or three messages."""
+    text = kept_with_catalogue(("metric window", name),
+                               lambda: str(METRIC_WINDOWS.get(name) or ""))
     found = counts.get(name)
     if not found:
         return text
     if name in ("win_rate", "stage_conversion"):
-        behind = _("%(won)d won of %(closed)d closed", **found)
+        behind = gettext("%(won)d won of %(closed)d closed") % found
     elif name == "forecast_accuracy":
-        behind = ngettext("%(num)d month", "%(num)d months", found["months"])
+        months = {"num": found["months"]}
+        behind = ngettext("%(num)d month", "%(num)d months", months["num"]) % months
     elif name == "revenue_attainment":
-        behind = _("actual %(actual)s of forecast %(forecast)s",
-                   actual=yuan(found["actual_yuan"]),
-                   forecast=yuan(found["forecast_yuan"]))
+        behind = gettext("actual %(actual)s of forecast %(forecast)s") % {
+            "actual": yuan(found["actual_yuan"]), "forecast": yuan(found["forecast_yuan"])}
     elif name == "retention":
-        behind = _("%(held)d held, %(lost)d lost (%(unreviewed)d without a review)", **found)
+        behind = gettext(
+            "%(held)d held, %(lost)d lost (%(unreviewed)d without a review)") % found
     else:
         return text
-    return _("%(window)s: %(counts)s", window=text, counts=behind)
+    return gettext("%(window)s: %(counts)s") % {"window": text, "counts": behind}
 
 
 def funnel_rows(steps, open_by_stage: dict, labels: dict) -> Markup:
