@@ -313,8 +313,10 @@ def _usable_months(history: RepHistory, now: datetime) -> list[ForecastRow]:
 
 
 def _promise_row(promise: PromiseFact, won: list[OpportunityFact], losses: list[datetime],
-                 now: datetime) -> PromiseRow:
-    start = promise.started_at
+                 now: datetime, zone: tzinfo) -> PromiseRow:
+    # Months are counted on the department's calendar, as the other windows are: a promise
+    # made at 00:30 on 1 March Beijing time is a month old at 00:30 on 1 April there.
+    start = promise.started_at.astimezone(zone)
     ended_at = min((lost_at for lost_at in losses if start < lost_at <= now), default=None)
     end = min(now, months_after(start, PROMISE_MONTHS), ended_at or now)
     months = whole_months(start, end, PROMISE_MONTHS)
@@ -322,7 +324,7 @@ def _promise_row(promise: PromiseFact, won: list[OpportunityFact], losses: list[
                  if start <= closed_at(opportunity) <= end)
     expected = promise.committed_revenue_yuan * months / PROMISE_MONTHS
     kept = None if months == 0 else min(MAX_COMMITMENT_KEPT, actual / expected)
-    return PromiseRow(promise.bid_id, promise.account_id, start,
+    return PromiseRow(promise.bid_id, promise.account_id, promise.started_at,
                       promise.committed_revenue_yuan, months, actual, expected, kept, ended_at)
 
 
@@ -331,8 +333,9 @@ def promise_rows(history: RepHistory, now: datetime) -> list[PromiseRow]:
 
     The actual revenue is the rep's own opportunities on the account won (closed-won by
     `now`) within [start, end], where end is the earliest of `now`, 12 months after the start
-    and the moment the rep lost the account. Expected so far is committed x whole months
-    elapsed to that end (at most 12) / 12.
+    and the moment the rep lost the account. Expected so far is committed x whole calendar
+    months elapsed to that end (at most 12) / 12, on the department's calendar
+    (`history.zone`).
     """
     promises = sorted((promise for promise in history.promises
                        if promise.committed_revenue_yuan > 0 and promise.started_at <= now),
@@ -347,7 +350,8 @@ def promise_rows(history: RepHistory, now: datetime) -> list[PromiseRow]:
     for loss in history.lost_accounts:
         if loss.account_id in losses:
             losses[loss.account_id].append(loss.lost_at)
-    return [_promise_row(promise, won[promise.account_id], losses[promise.account_id], now)
+    return [_promise_row(promise, won[promise.account_id], losses[promise.account_id], now,
+                         history.zone)
             for promise in promises]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -176,3 +177,27 @@ def test_whole_months_follow_the_calendar_and_clamp_the_day():
     assert whole_months(end_of_january, datetime(2026, 3, 31, 9, tzinfo=UTC), 12) == 2
     assert whole_months(end_of_january, datetime(2030, 1, 1, tzinfo=UTC), 12) == 12
     assert whole_months(end_of_january, end_of_january - SECOND, 12) == 0
+
+
+def test_whole_months_count_on_the_departments_calendar():
+    # Awarded at 00:30 on 1 March Beijing time (16:30 UTC on 28 February): a whole month is
+    # over at 00:30 on 1 April there, not at 16:30 UTC on 28 March.
+    beijing = ZoneInfo("Asia/Shanghai")
+    start = datetime(2026, 2, 28, 16, 30, tzinfo=UTC)
+    rep = RepHistory(rep_id=7, hired_on=date(2020, 1, 1), zone=beijing, accounts_held=30,
+                     promises=(promise(1, 1_200_000, start),),
+                     opportunities=(won(1, 50_000, start + timedelta(days=3)),))
+    month_on = datetime(2026, 4, 1, 0, 30, tzinfo=beijing)
+    for now in (datetime(2026, 3, 28, 16, 30, tzinfo=UTC), datetime(2026, 3, 30, 12, 0,
+                                                                      tzinfo=beijing),
+                month_on - SECOND):
+        [row] = promise_rows(rep, now)
+        assert (row.months_elapsed, row.kept) == (0, None)
+        assert kept(rep, now) is None
+    [row] = promise_rows(rep, month_on)
+    assert (row.months_elapsed, row.expected_yuan) == (1, 100_000.0)
+    assert kept(rep, month_on) == pytest.approx(0.5)
+    # Twelve months on Beijing's calendar end at 00:30 on 1 March 2027 there.
+    year_on = datetime(2027, 3, 1, 0, 30, tzinfo=beijing)
+    assert promise_rows(rep, year_on - SECOND)[0].months_elapsed == 11
+    assert promise_rows(rep, year_on)[0].months_elapsed == 12
