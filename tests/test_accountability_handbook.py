@@ -11,6 +11,7 @@ import stat
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -213,6 +214,35 @@ def test_the_import_refuses_an_account_with_a_won_deal_naming_row_and_column(
     assert "a deal of 88,000 yuan won on 2026-01-21" in str(problem.reason)
     assert incident_count(session) == 0  # all or nothing: the clean row is not written either
 
+
+
+def test_the_window_counts_months_on_the_departments_calendar(session, make_manager, make_admin,
+                                                               make_rep, make_account):
+    # 00:30 on 29 February 2028 in Beijing is still 28 February in UTC. Twelve months before
+    # it on Beijing's calendar is 00:30 on 28 February 2027 there (16:30 UTC on the 27th), so a
+    # deal won at 16:00 Beijing time that day (08:00 UTC) is inside the window; counted on UTC
+    # clocks the window would begin at 16:30 UTC on 28 February 2027 and miss it.
+    beijing = ZoneInfo("Asia/Shanghai")
+    now = datetime(2028, 2, 29, 0, 30, tzinfo=beijing).astimezone(UTC)  # as the app passes it
+    rep = make_rep(username="wangfang")
+    account = make_account(owner=rep, name="北京闰年科技有限公司")
+    won = datetime(2027, 2, 28, 16, 0, tzinfo=beijing)
+    session.add(Opportunity(account_id=account.id, rep_id=rep.id, amount_yuan=66_000,
+                            stage="won", opened_at=won - timedelta(days=60), closed_at=won))
+    session.commit()
+    with pytest.raises(InvalidRequest, match="a deal of 66,000 yuan won on 2027-02-28, within "
+                                             "the last 12 months"):
+        log_incident(session, make_manager(), account_id=account.id,
+                     competitor_site="51job.com", ad_type="banner",
+                     evidence_url="https://www.51job.com/", seen_at=now, now=now,
+                     zone="Asia/Shanghai")
+    reload(session)
+    result = import_file(session, make_admin(), "incidents", "incidents.csv", incidents_csv(
+        f"INC-1,{account.external_id},wangfang,51job.com,2028-02-20,横幅,首页,"),
+        valid_rows_only=False, now=now, zone="Asia/Shanghai")
+    [problem] = result.problems
+    assert "won on 2027-02-28," in str(problem.reason)
+    assert incident_count(session) == 0
 
 # --- evidence --------------------------------------------------------------------------------
 

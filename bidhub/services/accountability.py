@@ -274,7 +274,7 @@ def log_incident(
         if account.owner_id is None:
             raise InvalidRequest(N_("%(account)s has no rep, so nobody can be held accountable "
                                     "for it.", account=account.name), field="account")
-        deal = recent_won_deal(session, account.id, now, policy)
+        deal = recent_won_deal(session, account.id, now, policy, ZoneInfo(zone))
         if deal is not None:
             raise InvalidRequest(won_deal_refusal(account, deal, policy, ZoneInfo(zone)),
                                  field="account")

@@ -1418,7 +1418,7 @@ class IncidentImporter(Importer):
         self.policy = accountability_policy()
         self.won_deals = recent_won_deals(
             self.session, [account.id for account in self.accounts.values()], self.now,
-            self.policy)
+            self.policy, self.zone)
         self.incidents: dict[str, AccountabilityIncident] = {}  # by id_key
         for part in chunks({row.values["external_id"] for row in rows}):
             query = select(AccountabilityIncident).where(

@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
@@ -451,12 +451,15 @@ def won_at(opportunity: Opportunity) -> datetime | None:
 
 
 def recent_won_deals(session: Session, account_ids: Iterable[int], now: datetime,
-                     policy: AccountabilityPolicy) -> dict[int, Opportunity]:
+                     policy: AccountabilityPolicy, zone: tzinfo) -> dict[int, Opportunity]:
     """The latest deal won on each account within the window (metrics' "won": stage won, won
     from its close date on), by account id; an account that placed no order with us in the
     window is left out. A won deal without any date counts as recent: nothing shows it is
-    older."""
-    since = months_before(now, policy.won_deal_months)
+    older.
+
+    The window's months are the department's calendar months (`zone`), as the track record's
+    windows and the CRM's dates are."""
+    since = months_before(now.astimezone(zone), policy.won_deal_months)
     latest: dict[int, tuple[datetime, Opportunity]] = {}
     ids = sorted(set(account_ids))
     for start in range(0, len(ids), 500):
@@ -472,6 +475,6 @@ def recent_won_deals(session: Session, account_ids: Iterable[int], now: datetime
 
 
 def recent_won_deal(session: Session, account_id: int, now: datetime,
-                    policy: AccountabilityPolicy) -> Opportunity | None:
+                    policy: AccountabilityPolicy, zone: tzinfo) -> Opportunity | None:
     """The latest deal won on the account within the window, or None (recent_won_deals)."""
-    return recent_won_deals(session, [account_id], now, policy).get(account_id)
+    return recent_won_deals(session, [account_id], now, policy, zone).get(account_id)
