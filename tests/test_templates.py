@@ -92,6 +92,24 @@ def test_metric_values_are_shown_in_their_registered_unit():
     assert metric_value(None, "win_rate") == "—"
 
 
+def test_large_counts_are_whole_numbers_with_grouping_and_months_keep_their_decimals():
+    from bidhub.web.rendering import metric_value
+
+    # Counts are whole; three significant digits turned 1,234 into "1.23e+03".
+    assert metric_value(1234.0, "accounts_held") == "1,234"
+    assert metric_value(12_345.0, "open_incidents") == "12,345"
+    assert metric_value(0.0, "unreviewed_losses") == "0"
+    # Other numbers: up to two decimals, never rounded up to a whole number not reached, so
+    # 5.999 months is not shown as the 6 a minimum asks for.
+    assert metric_value(1273.987, "tenure_months") == "1,273.99"
+    assert metric_value(182 / 30.4375, "tenure_months") == "5.98"
+    assert metric_value(5.98, "tenure_months") == "5.98"
+    assert metric_value(5.999, "tenure_months") == "5.99"
+    assert metric_value(24.0, "tenure_months") == "24"
+    assert metric_value(0.29, "tenure_months") == "0.29"
+    assert metric_value(12_345.5, "a_metric_since_removed") == "12,345.5"
+
+
 def test_a_field_is_marked_invalid_only_when_it_has_errors(client):
     page = client.get("/login").get_data(as_text=True)
     assert "aria-invalid" not in page

@@ -332,16 +332,35 @@ def test_the_track_record_page_shows_each_metric_with_its_unit_window_and_counts
     assert "1 won of 3 closed" in page  # win rate: opportunities closed in the window
     assert "1 won of 2 closed" in page  # stage conversion: the one lost as potential is out
     assert "opportunities closed in the last 12 months" in page
-    assert "2 accounts" in page and "24 months" in page
+    # 730 days are 23.98 months: two decimals, so a rep short of 24 months does not read 24.
+    assert "2 accounts" in page and "23.98 months" in page
     assert "actual ¥300 of forecast ¥400" in page
     assert "2 held, 0 lost (0 without a review)" in page
     chinese = client.get(f"/reps/{rep.id}", headers={"Accept-Language": "zh-CN"}).get_data(
         as_text=True)
     assert "近12个月内关闭的商机：已关闭 3 个，赢单 1 个" in chinese
-    assert "2 个客户" in chinese and "24 个月" in chinese
+    assert "2 个客户" in chinese and "23.98 个月" in chinese
     assert "无数据" in chinese or "暂无数据" in chinese  # industry_experience is left out;
     # a rep without incidents still has 0 of them, a number rather than "no data"
 
+
+
+def test_the_track_record_page_writes_large_numbers_out_in_both_languages(
+        app, make_rep, make_manager, login_as):
+    # 38,777 days since 1 January 1920 are 1,273.9877 months.
+    rep = make_rep(hired_on=date(1920, 1, 1))
+    client = login_as(make_manager())
+    page = client.get(f"/reps/{rep.id}").get_data(as_text=True)
+    assert "1,273.99 months" in page and "e+0" not in page
+    chinese = client.get(f"/reps/{rep.id}", headers={"Accept-Language": "zh-CN"}).get_data(
+        as_text=True)
+    assert "1,273.99 个月" in chinese and "e+0" not in chinese
+    from bidhub.web.rendering import metric_amount
+    for language, held, seen in (("en", "1,234 accounts", "12,345 incidents"),
+                                 ("zh-CN", "1,234 个客户", "12,345 条问责")):
+        with app.test_request_context(headers={"Accept-Language": language}):
+            assert metric_amount(1234.0, "accounts_held") == held
+            assert metric_amount(12_345.0, "accountability_incidents") == seen
 
 @pytest.mark.parametrize("now", [midnight(date(2027, 3, 1)) + timedelta(minutes=30),
                                  midnight(date(2027, 3, 1)) + timedelta(hours=9)])

@@ -40,7 +40,7 @@ from bidhub.web.rendering import (
     DAY_PATTERN,
     branch_name,
     localtime,
-    metric_value,
+    metric_amount,
     percent,
     render,
     score,
@@ -196,21 +196,6 @@ def metric_rows(metrics, counts: dict, labels: dict) -> Markup:
                     f'{shown}</td><td class="muted">{escape(metric_basis(name, counts))}</td>'
                     f'</tr>')
     return Markup("\n".join(rows))  # noqa: S704
-
-
-def metric_amount(value: float, name: str) -> str:
-    """A metric's value with its unit in words where it has one ("12 accounts", "5.98
-    months"); shares, ratios and yuan as metric_value writes them."""
-    unit = getattr(METRICS.get(name), "unit", "")
-    count = {"num": round(value)}
-    if unit == "accounts":
-        return ngettext("%(num)d account", "%(num)d accounts", count["num"]) % count
-    if unit == "incidents":
-        return ngettext("%(num)d incident", "%(num)d incidents", count["num"]) % count
-    if unit == "months":
-        # As many digits as metric_value gives: 5.98 months must not read as 6.
-        return gettext("%(months)s months") % {"months": metric_value(value, name)}
-    return metric_value(value, name)
 
 
 def metric_basis(name: str, counts: dict[str, dict[str, int]]) -> str:
