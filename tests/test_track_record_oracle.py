@@ -362,6 +362,31 @@ def test_the_track_record_page_writes_large_numbers_out_in_both_languages(
             assert metric_amount(1234.0, "accounts_held") == held
             assert metric_amount(12_345.0, "accountability_incidents") == seen
 
+
+def test_the_bid_form_shows_the_track_record_with_its_units(
+        app, make_rep, make_account, make_round, login_as):
+    import re
+
+    # Hired 730 days before the clock (23.98 months), holding two accounts.
+    rep = make_rep(hired_on=date(2024, 3, 2))
+    make_account(owner=rep), make_account(owner=rep)
+    listing = make_round(accounts=[make_account()]).listings[0]
+    client = login_as(rep)
+
+    def shown(language: str) -> dict[str, str]:
+        page = client.get(f"/listings/{listing.id}/bid",
+                          headers={"Accept-Language": language}).get_data(as_text=True)
+        card = page[page.index('class="card track-record"'):]
+        return dict(re.findall(r'<th class="term">([^<]+)</th><td class="num">\s*(.+?)\s*</td>',
+                               card[:card.index("</aside>")]))
+
+    english = shown("en")
+    assert english["Accounts held"] == "2 accounts"
+    assert english["Tenure (months)"] == "23.98 months"
+    assert english["Open accountability incidents"] == "0 incidents"
+    chinese = shown("zh-CN")
+    assert "2 个客户" in chinese.values() and "23.98 个月" in chinese.values()
+
 @pytest.mark.parametrize("now", [midnight(date(2027, 3, 1)) + timedelta(minutes=30),
                                  midnight(date(2027, 3, 1)) + timedelta(hours=9)])
 def test_a_bid_freezes_the_documented_track_record(session, admin, make_account, make_round,
