@@ -209,3 +209,35 @@ class TestADepartmentWhoseClocksChange:
             _header, exported = export_lines(client, query)
             assert shown == [int(record[0]) for record in exported] == [
                 seq[account_id] for account_id in expected], query
+
+
+def test_the_rep_menu_offers_every_rep_the_register_names_those_gone_marked_and_last(
+        app, session, clock, make_rep, make_manager, make_account):
+    """An auditor reaches the filings of a rep who has left from the menu, not by editing the
+    URL: every rep the register names (giver or receiver) is offered, the ones who left or were
+    deactivated marked as such and placed after the current reps; a leaver the register never
+    names is not offered."""
+    from tests.test_menu_order import shown
+
+    manager = make_manager()
+    giver, receiver = make_rep(name="王芳"), make_rep(name="陈静")
+    current, unnamed = make_rep(name="李娜"), make_rep(name="周杰")
+    account = make_account(owner=giver)
+    transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                     reason=REASON, review_text=REVIEW, now=clock())
+    session.get(User, giver.id).status = "left"
+    session.get(User, giver.id).is_active = False
+    session.get(User, receiver.id).is_active = False
+    session.get(User, unnamed.id).status = "left"
+    session.get(User, unnamed.id).is_active = False
+    session.commit()
+
+    page = client_of(app, manager, "zh").get("/manage/filings").get_data(as_text=True)
+    assert shown(page, "rep") == ["李娜", "陈静（已停用）", "王芳（已离职）"]
+    page = client_of(app, manager, "en").get("/manage/filings").get_data(as_text=True)
+    assert shown(page, "rep") == ["李娜", "陈静 (deactivated)", "王芳 (left)"]
+    # The leaver's choice is kept and narrows the register to their filings.
+    page = client_of(app, manager, "zh").get(f"/manage/filings?rep={giver.id}").get_data(
+        as_text=True)
+    assert f'<option value="{giver.id}" selected>王芳（已离职）</option>' in page
+    assert current.display_name not in page.split("<tbody>")[-1]

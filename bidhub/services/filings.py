@@ -7,7 +7,20 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Integer, Select, bindparam, func, literal_column, null, select, union_all
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 
 from bidhub.db import unit_of_work
@@ -22,6 +35,7 @@ from bidhub.models import (
     Filing,
     FilingKind,
     InstanceMarker,
+    RepStatus,
     Role,
     Round,
     TransferRequest,
@@ -316,13 +330,26 @@ def filing_register(session: Session, criteria: FilingFilter, limit: int | None 
     return Register(lines, people, total)
 
 
+class RepChoice(NamedTuple):
+    """A choice of the register's rep menu: the rep's id and name, and whether they are gone
+    (GONE_LEFT: left the company; GONE_INACTIVE: deactivated; None: neither)."""
+
+    id: int
+    name: str
+    gone: str | None
+
+
+GONE_LEFT, GONE_INACTIVE = "left", "inactive"
+
+
 class Surroundings(NamedTuple):
     """What the register's full page shows around its lines: the choices of its branch menu
-    (every branch) and rep menu ((id, name) of the active reps), in a menu's order
-    (domain.collation), and the register's head (services.ledger.ledger_head)."""
+    (every branch) and rep menu (the active reps and everyone the register names as giver or
+    receiver, those gone after the others), in a menu's order (domain.collation), and the
+    register's head (services.ledger.ledger_head)."""
 
     branches: tuple[BranchNames, ...]
-    reps: tuple[tuple[int, str], ...]
+    reps: tuple[RepChoice, ...]
     head: LedgerHead | None
 
 
@@ -332,8 +359,8 @@ def register_surroundings(session: Session) -> Surroundings:
     for part, row_id, name, name_zh in session.connection().execute(SURROUNDINGS).all():
         if part == BRANCH_PART:
             branches.append(BranchNames(row_id, name, name_zh))
-        elif part == REP_PART:
-            reps.append((row_id, name))
+        elif part in REP_PARTS:
+            reps.append(RepChoice(row_id, name, REP_PARTS[part]))
         elif part == HEAD_PART:
             newest = (row_id, name)
         else:
@@ -342,18 +369,30 @@ def register_surroundings(session: Session) -> Surroundings:
     head = None if newest is None else LedgerHead(
         *newest, store.head(register) if store else None)
     return Surroundings(tuple(sorted(branches, key=branch_order)),
-                        tuple(sorted(reps, key=lambda rep: (name_key(rep[1]), rep[0]))), head)
+                        tuple(sorted(reps, key=rep_menu_order)), head)
+
+
+def rep_menu_order(rep: RepChoice) -> tuple:
+    """The current reps by name, then those gone (left or deactivated) by name."""
+    return (rep.gone is not None, name_key(rep.name), rep.id)
 
 
 # The menus, the head and the register's id as parts of one statement, built once (see register_statement): three
 # statements cost three round trips and three passes through SQLAlchemy for some seventy rows.
 # The menus are put in order after reading (register_surroundings).
-BRANCH_PART, REP_PART, HEAD_PART, REGISTER_PART = 0, 1, 2, 3
+BRANCH_PART, REP_PART, HEAD_PART, REGISTER_PART, LEFT_REP_PART, INACTIVE_REP_PART = range(6)
+REP_PARTS = {REP_PART: None, LEFT_REP_PART: GONE_LEFT, INACTIVE_REP_PART: GONE_INACTIVE}
+# A rep who has left stays in the menu while the register names them: an auditor looks for
+# their filings. Someone the register names who holds another role now is offered too.
+_NAMED = or_(exists().where(Filing.to_rep_id == User.id),
+             exists().where(Filing.from_rep_id == User.id))
 SURROUNDINGS = union_all(
     select(literal_column(str(BRANCH_PART)).label("part"), Branch.id.label("id"),
            Branch.name.label("name"), Branch.name_zh.label("name_zh")),
-    select(literal_column(str(REP_PART)), User.id, User.display_name, null())
-    .where(User.role == Role.REP, User.is_active),
+    select(case((User.status == RepStatus.LEFT, LEFT_REP_PART),
+                (User.is_active.is_(False), INACTIVE_REP_PART), else_=REP_PART),
+           User.id, User.display_name, null())
+    .where(or_(and_(User.role == Role.REP, User.is_active), _NAMED)),
     # The newest filing's number and hash, as ledger_head reads them.
     select(literal_column(str(HEAD_PART)), Filing.seq, Filing.hash, null())
     .where(Filing.seq == select(func.max(Filing.seq)).scalar_subquery()),

@@ -11,7 +11,14 @@ from flask_babel import get_locale
 from markupsafe import Markup, escape
 
 from bidhub.models import AppealStatus, FilingKind
-from bidhub.services.filings import BranchNames, RegisterLine, Surroundings
+from bidhub.services.filings import (
+    GONE_INACTIVE,
+    GONE_LEFT,
+    BranchNames,
+    RegisterLine,
+    RepChoice,
+    Surroundings,
+)
 from bidhub.web.i18n import gettext
 from bidhub.web.labels import cached_label, label
 from bidhub.web.listing_lines import url_with_id
@@ -52,7 +59,7 @@ APPEALS = RegisterLine._fields.index("appeals")
 def filter_menus(surroundings: Surroundings, args: Mapping[str, str]) -> dict[str, Markup]:
     """The register's branch and rep menus' options, with the choices `args` (the page's
     filters) made. Written here rather than by a loop in the template (the rep menu has an
-    option per active rep, 62 on the demo), and kept by the page's language, the choices read
+    option per active rep and per rep the register names, 62 on the demo), and kept by the page's language, the choices read
     and the choices made: the same menus are drawn on every page."""
     key = (str(get_locale()), surroundings.branches, surroundings.reps, args.get("branch"),
            args.get("rep"))
@@ -64,8 +71,18 @@ def filter_menus(surroundings: Surroundings, args: Mapping[str, str]) -> dict[st
         menus = cache[key] = {
             "branches": options(((branch.id, branch_name(branch))
                                  for branch in surroundings.branches), args.get("branch")),
-            "reps": options(surroundings.reps, args.get("rep"))}
+            "reps": options(((rep.id, rep_choice_label(rep)) for rep in surroundings.reps),
+                            args.get("rep"))}
     return menus
+
+
+def rep_choice_label(rep: RepChoice) -> str:
+    """A rep's name in the menu, marked when they left or were deactivated."""
+    if rep.gone == GONE_LEFT:
+        return gettext("%(name)s (left)") % {"name": rep.name}
+    if rep.gone == GONE_INACTIVE:
+        return gettext("%(name)s (deactivated)") % {"name": rep.name}
+    return rep.name
 
 
 def options(choices: Iterable[tuple[int, str]], chosen: str | None) -> Markup:
