@@ -299,7 +299,8 @@ def test_repeated_upheld_incidents_release_the_account_into_a_draft_round(
     page = client.get("/manage/accountability").get_data(as_text=True)
     assert f"/manage/accountability/accounts/{account.id}/release" not in page
     refused = client.post(f"/manage/accountability/accounts/{account.id}/release",
-                          data={"round_id": str(draft_round.id), "review_text": review})
+                          data={"round_id": str(draft_round.id), "owner": str(rep.id),
+                                "review_text": review})
     assert refused.status_code == 422
     assert "1 upheld incident" in refused.get_data(as_text=True)
     assert session.scalars(select(Listing)).first() is None
@@ -309,7 +310,8 @@ def test_repeated_upheld_incidents_release_the_account_into_a_draft_round(
     page = client.get("/manage/accountability").get_data(as_text=True)
     assert f"/manage/accountability/accounts/{account.id}/release" in page
     response = client.post(f"/manage/accountability/accounts/{account.id}/release",
-                           data={"round_id": str(draft_round.id), "review_text": review})
+                           data={"round_id": str(draft_round.id), "owner": str(rep.id),
+                                 "review_text": review})
     assert response.status_code == 303
     assert response.location.endswith(f"/manage/rounds/{draft_round.id}")
     reload(session)
@@ -317,6 +319,69 @@ def test_repeated_upheld_incidents_release_the_account_into_a_draft_round(
     assert (listing.round_id, listing.account_id, listing.release_reason,
             listing.released_from_id) == (draft_round.id, account.id, "accountability", rep.id)
     assert session.get(AccountReview, listing.review_id).review_text == review
+
+
+def test_a_release_drawn_before_the_account_changed_owner_is_refused_and_changes_nothing(
+        app, session, draft_round, make_manager, make_rep, make_account, clock, login_as):
+    """The card named the rep the review is written about; if the account moved since (here
+    back to a rep who also has two upheld incidents on it, so the count alone lets it through),
+    the release is refused with 409 and the page drawn again: no listing, no review due from
+    the new owner with text about the old one."""
+    from bidhub.models import Account
+    from bidhub.services.filings import transfer_account
+
+    manager, shown_rep, new_owner = make_manager(), make_rep(name="王伟"), make_rep(name="李娜")
+    account = make_account(owner=new_owner, name="Repeat Offender Ltd.")
+    for rep in (new_owner, shown_rep):
+        if session.get(Account, account.id).owner_id != rep.id:
+            transfer_account(session, manager, account_id=account.id, to_rep_id=rep.id,
+                             reason="Handed over to the rep covering the district.",
+                             review_text="Handover done; the client was told.", now=clock())
+        for days in (3, 2):
+            uphold(session, manager, log(session, manager, account, clock,
+                                         seen_at=clock() - timedelta(days=days)), clock)
+    client = login_as(manager)
+    page = client.get("/manage/accountability").get_data(as_text=True)
+    assert f'name="owner" type="hidden" value="{shown_rep.id}"' in page
+    transfer_account(session, manager, account_id=account.id, to_rep_id=new_owner.id,
+                     reason="Handed back to the rep covering the district.",
+                     review_text="Handover done; the client was told.", now=clock())
+    reviews = session.query(AccountReview).count()
+
+    response = client.post(f"/manage/accountability/accounts/{account.id}/release",
+                           data={"round_id": str(draft_round.id), "owner": str(shown_rep.id),
+                                 "review_text": "王伟 never visited after two campaigns."})
+    assert response.status_code == 409
+    page = response.get_data(as_text=True)
+    assert "changed owner after this page was drawn" in page and "李娜" in page
+    assert f'name="owner" type="hidden" value="{new_owner.id}"' in page  # drawn again
+    reload(session)
+    assert session.scalars(select(Listing)).first() is None
+    assert session.query(AccountReview).count() == reviews
+
+    # The form as it is drawn now releases the account from its present owner.
+    response = client.post(f"/manage/accountability/accounts/{account.id}/release",
+                           data={"round_id": str(draft_round.id), "owner": str(new_owner.id),
+                                 "review_text": "李娜 let the client advertise with a rival."})
+    assert response.status_code == 303
+    reload(session)
+    assert session.scalars(select(Listing)).one().released_from_id == new_owner.id
+
+
+def test_a_release_form_without_the_owner_it_was_drawn_with_is_refused(
+        app, session, draft_round, make_manager, make_rep, make_account, clock, login_as):
+    manager, rep = make_manager(), make_rep()
+    account = make_account(owner=rep)
+    for days in (3, 2):
+        uphold(session, manager, log(session, manager, account, clock,
+                                     seen_at=clock() - timedelta(days=days)), clock)
+    client = login_as(manager)
+    for owner in ({}, {"owner": "x"}, {"owner": "none"}):
+        response = client.post(f"/manage/accountability/accounts/{account.id}/release",
+                               data={"round_id": str(draft_round.id), **owner,
+                                     "review_text": "Two campaigns; the rep never visited."})
+        assert response.status_code in (409, 422)
+    assert session.scalars(select(Listing)).first() is None
 
 
 def test_old_or_other_reps_upheld_incidents_do_not_count(session, draft_round, make_manager,
@@ -329,7 +394,7 @@ def test_old_or_other_reps_upheld_incidents_do_not_count(session, draft_round, m
     assert accountability.upheld_count(session, account, clock()) == 1  # one is too old
     with pytest.raises(InvalidRequest, match="1 upheld incident"):
         accountability.release_for_accountability(
-            session, manager, account.id, round_id=draft_round.id,
+            session, manager, account.id, round_id=draft_round.id, expected_owner_id=first.id,
             review_text="Long enough review text for the release.", now=clock())
     reload(session)
     account = session.get(type(account), account.id)

@@ -176,9 +176,11 @@ def test_release_for_accountability_is_one_transaction(session, commits, make_ma
     account = make_account(owner=rep)
     upheld_twice(session, manager, account, clock)
     round_id, account_id = make_round_draft(session, manager, clock).id, account.id
+    rep_id = rep.id
     start_counting(session, commits)
     listing = release_for_accountability(session, manager, account_id, round_id=round_id,
-                                         review_text=REVIEW, now=clock())
+                                         expected_owner_id=rep_id, review_text=REVIEW,
+                                         now=clock())
     assert len(commits) == 1  # the count of upheld incidents and the release, together
     session.rollback()
     listing = session.get(Listing, listing.id)
@@ -191,6 +193,7 @@ def test_a_failed_accountability_release_leaves_nothing(session, commits, make_m
     manager, account = make_manager(), make_account(owner=make_rep())
     upheld_twice(session, manager, account, clock)
     round_id, account_id = make_round_draft(session, manager, clock).id, account.id
+    owner_id = account.owner_id
     audits_before = count_of(session, AuditEvent)
     start_counting(session, commits)
 
@@ -201,7 +204,8 @@ def test_a_failed_accountability_release_leaves_nothing(session, commits, make_m
         patched.setattr(rounds, "record_audit", fail)
         with pytest.raises(RuntimeError, match="audit store"):
             release_for_accountability(session, manager, account_id, round_id=round_id,
-                                       review_text=REVIEW, now=clock())
+                                       expected_owner_id=owner_id, review_text=REVIEW,
+                                       now=clock())
     assert commits == []
     assert (count_of(session, Listing), count_of(session, AccountReview),
             count_of(session, AuditEvent)) == (0, 0, audits_before)

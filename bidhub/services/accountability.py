@@ -381,14 +381,19 @@ def resolve_incident(
 
 
 def release_for_accountability(
-    session: Session, manager: User, account_id: int, *, round_id: int, review_text: str,
-    now: datetime,
+    session: Session, manager: User, account_id: int, *, round_id: int,
+    expected_owner_id: int | None, review_text: str, now: datetime,
 ) -> Listing:
     """Release an account with repeated upheld incidents into a draft round.
 
-    One transaction: the account is locked before its incidents are counted, so the owner
-    the count is about is still the owner when the release is written (the round first, the
-    order every use case locks in).
+    `expected_owner_id`: the owner the page showed, whom the review is written about. If the
+    account changed hands since, nothing is released (Conflict): the count could still let it
+    through (the new owner may have upheld incidents on it too), and the review would fall due
+    from the new owner with text about the old one.
+
+    One transaction: the account is locked before its owner is compared and its incidents are
+    counted, so that owner is still the owner when the release is written (the round first,
+    the order every use case locks in).
     """
     with unit_of_work(session):
         require_manager(manager)
@@ -396,6 +401,8 @@ def release_for_accountability(
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
             raise NotFound(N_("No such account."))
+        if account.owner_id != expected_owner_id:
+            raise rounds.owner_changed(account)
         upheld = upheld_count(session, account, now)
         if upheld < REPEAT_UPHELD_COUNT:
             raise InvalidRequest(N_(

@@ -235,6 +235,17 @@ def update_round_times(
         return round_
 
 
+def owner_changed(account: Account) -> Conflict:
+    """The refusal of a release drawn before `account` changed owner: nothing was released."""
+    if account.owner is None:
+        return Conflict(N_("%(account)s changed owner after this page was drawn: it has no "
+                           "owner now. Nothing was released; check the page and release it "
+                           "again.", account=account.name))
+    return Conflict(N_("%(account)s changed owner after this page was drawn: it is now held by "
+                       "%(owner)s. Nothing was released; check the page and release it again.",
+                       account=account.name, owner=account.owner.display_name))
+
+
 def release_account(
     session: Session, actor: User, round_id: int, *, account_id: int, reason: str,
     note: str, review_text: str, now: datetime,
@@ -393,7 +404,8 @@ def release_accounts(
     """Release several accounts into a draft round with one reason and review: all or none.
 
     With `from_rep_id` (a page listing one rep's accounts), every account must still be that
-    rep's: the review was written about them, not about whoever holds the account now.
+    rep's: the review was written about them, not about whoever holds the account now. One
+    that changed hands since the page was drawn refuses the lot (Conflict).
     """
     with unit_of_work(session):
         if not account_ids:
@@ -408,10 +420,9 @@ def release_accounts(
                      if account_id not in accounts
                      or accounts[account_id].owner_id != from_rep_id]
             if moved:
-                raise InvalidRequest(N_("No longer held by this rep: %(accounts)s. Reload the "
-                                        "page; nothing was released.",
-                                        accounts=Joined(moved, separator=COMMA)),
-                                     field="account_ids")
+                raise Conflict(N_("No longer held by this rep: %(accounts)s. Reload the "
+                                  "page; nothing was released.",
+                                  accounts=Joined(moved, separator=COMMA)))
         listings = []
         # In id order, the order every use case locks accounts in.
         for account_id in sorted(set(account_ids)):

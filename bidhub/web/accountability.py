@@ -15,7 +15,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.models import IncidentStatus, Role
 from bidhub.services import accountability, browse, limits
 from bidhub.services.accountability import OFFERED_AD_TYPES, AdType, Outcome, PageArea
@@ -24,7 +24,7 @@ from bidhub.web import params
 from bidhub.web.access import managers, rep_only, roles_required
 from bidhub.web.csv_export import csv_response, export_language
 from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, choice_id, options
-from bidhub.web.i18n import local_to_utc, utc_to_local
+from bidhub.web.i18n import local_to_utc, translate, utc_to_local
 from bidhub.web.labels import (
     AD_TYPE_LABELS,
     INCIDENT_OUTCOME_LABELS,
@@ -74,6 +74,8 @@ class ExplanationForm(Form):
 
 class AccountabilityReleaseForm(Form):
     round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[InputRequired()])
+    # The owner the card showed ("none": no owner), whom the review is written about.
+    owner = HiddenField()
     review_text = TextAreaField(
         _l("Review: why does the account leave its rep?"),
         description=_l("At least %(count)d characters.", count=limits.MIN_REVIEW_LENGTH),
@@ -113,6 +115,14 @@ def uploaded_image() -> bytes | None:
     return upload.stream.read(accountability.MAX_EVIDENCE_BYTES + 1)
 
 
+NO_OWNER = "none"
+
+
+def owner_value(owner_id: int | None) -> str:
+    """The release form's `owner`: the owner's id, or NO_OWNER."""
+    return NO_OWNER if owner_id is None else str(owner_id)
+
+
 def release_form(formdata=None) -> AccountabilityReleaseForm:
     form = AccountabilityReleaseForm(formdata=formdata)
     form.round_id.choices = options({round_.id: round_.title for round_ in
@@ -150,6 +160,8 @@ def incidents_page(*, log_form: IncidentForm | None = None, failed_resolve: tupl
                                             and failed_release[0] == account.id
                                             else release_form(), account.id)
                      for account, _count in due}
+    for account, _count in due:  # the owner each card shows now
+        release_forms[account.id].owner.data = owner_value(account.owner_id)
     # A refused release of an account not (or no longer) on the list still says why.
     page_errors = ([*failed_release[1].form_errors, *failed_release[1].round_id.errors,
                     *failed_release[1].review_text.errors]
@@ -221,11 +233,22 @@ def resolve(incident_id: int):
 def release(account_id: int):
     session = get_session()
     form = release_form(request.form)
+    expected_owner_id = (None if form.owner.data == NO_OWNER
+                         else params.parse_id(form.owner.data or ""))
+    if form.owner.data != NO_OWNER and expected_owner_id is None:
+        form.form_errors.append(_("This form is incomplete; release the account again from "
+                                  "the page as it is now."))
+        return incidents_page(failed_release=(account_id, form), status=422)
     if form.validate_on_submit():
         try:
             listing = accountability.release_for_accountability(
                 session, current_user, account_id, round_id=form.round_id.data,
+                expected_owner_id=expected_owner_id,
                 review_text=form.review_text.data or "", now=now())
+        except Conflict as error:
+            # Drawn again: the card shows who holds the account now.
+            form.form_errors.append(translate(error))
+            return incidents_page(failed_release=(account_id, form), status=409)
         except InvalidRequest as error:
             form.add_error(error)
             return incidents_page(failed_release=(account_id, form), status=422)

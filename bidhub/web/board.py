@@ -11,7 +11,7 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import InvalidRequest, NotFound
+from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
 from bidhub.models import ReleaseReason
 from bidhub.services import capacity_board, limits, rounds, users
 from bidhub.services.capacity_board import Band
@@ -111,6 +111,10 @@ def release(rep_id: int):
             session, current_user, form.round_id.data, account_ids=account_ids,
             reason=form.reason.data, note=form.note.data or "",
             review_text=form.review_text.data or "", now=now(), from_rep_id=rep_id)
+    except Conflict as error:
+        # An account changed hands since the page was drawn: the list is drawn as it is now.
+        return rep_page(rep_id, form, selected=selected, status=409,
+                        selection_error=translate(error))
     except InvalidRequest as error:
         if error.field == "account_ids":
             return rep_page(rep_id, form, selected=selected, status=422,
