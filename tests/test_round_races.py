@@ -431,3 +431,42 @@ def test_the_new_round_form_sent_twice_at_once_creates_one_round(
     assert first_id == second_id, (first_id, second_id)
     reload(session)
     assert session.scalar(select(func.count()).select_from(Round)) == 1
+
+
+def test_an_accountability_release_and_a_transfer_at_once_release_from_the_owner_shown(
+        app, session, postgresql_only, monkeypatch, clock, make_manager, make_rep,
+        make_account, make_round):
+    """The release compares the owner its page showed with the locked account: a transfer
+    sent meanwhile waits for it (and is then refused, the account being listed), so the loss
+    review is due from the rep the review was written about."""
+    from bidhub.models import AccountReview
+    from bidhub.services import accountability, filings
+    from tests.test_accountability import log, uphold
+
+    manager, shown, other = make_manager(), make_rep(), make_rep()
+    account = make_account(owner=shown)
+    for days in (3, 2):
+        uphold(session, manager, log(session, manager, account, clock,
+                                     seen_at=clock() - timedelta(days=days)), clock)
+    draft = make_round(status=RoundStatus.DRAFT, closes_at=clock() + timedelta(days=10))
+    pause = Pause(monkeypatch, accountability, "lock_accounts")
+    releaser = Side(app, lambda own: accountability.release_for_accountability(
+        own, own.get(User, manager.id), account.id, round_id=draft.id,
+        expected_owner_id=shown.id, review_text="Two campaigns; the rep never visited.",
+        now=clock()))
+    pause.wait()
+    transferrer = Side(app, lambda own: filings.transfer_account(
+        own, own.get(User, manager.id), account_id=account.id, to_rep_id=other.id,
+        reason="Handed over to the rep covering the district.",
+        review_text="Handover done; the client was told.", now=clock()))
+    transferrer.done_or_waiting(app)
+    assert transferrer.thread.is_alive(), "the transfer went ahead under the release's lock"
+    pause.resume()
+    released, transferred = releaser.join(), transferrer.join()
+    assert not isinstance(released, BaseException), released
+    assert isinstance(transferred, BidhubError), transferred
+    reload(session)
+    listing = session.scalars(select(Listing)).one()
+    assert listing.released_from_id == shown.id
+    assert session.get(AccountReview, listing.review_id).rep_id == shown.id
+    assert session.get(Account, account.id).owner_id == shown.id
