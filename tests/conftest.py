@@ -206,6 +206,13 @@ def login(client, user: User, password: str = PASSWORD):
     return response
 
 
+def client_of(app, user: User):
+    """A test client of its own, signed in as `user`: for pages several people use at once."""
+    client = app.test_client()
+    login(client, user)
+    return client
+
+
 @pytest.fixture
 def login_as(client):
     def log_in(user: User):

@@ -20,7 +20,7 @@ from bidhub.models import (
 )
 from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
 from bidhub.services.appeals import answer_appeal, apply_due_listings, file_appeal
-from tests.conftest import login, reload
+from tests.conftest import client_of, reload
 
 GROUND = "My plan commits twice the revenue and I already serve their Tianjin office."
 ANSWER = "The winner's account plan covers all three sites; the decision stands."
@@ -54,12 +54,6 @@ def world(session, clock, make_rep, make_manager, make_admin, make_account, make
     return {"session": session, "clock": clock, "round": round_, "manager": manager,
             "admin": make_admin(), "first": first, "second": second, "bystander": bystander,
             "harbour": listing_of[harbour.id], "textiles": listing_of[textiles.id], "bids": bids}
-
-
-def client_of(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
 
 
 def text_of(response) -> str:

@@ -22,7 +22,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services import adjudication, appeals, filings, imports, rounds, sponsors
-from tests.conftest import login, reload
+from tests.conftest import client_of, reload
 from tests.owner_history import Watch, appeals_of, history_problems
 from tests.test_appeals import results_in_force, use_window
 
@@ -31,12 +31,6 @@ REVIEW = "Handover planned with the client's purchaser."
 GROUND = "My plan covers the client's three plants; please read it again."
 ANSWER = "We read the plan again; the ranking stands on the track record."
 OVERRIDE = "Knows the group's buyers from an earlier project."
-
-
-def client_of(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
 
 
 def transfer_data(account, to_rep, owner, **changes) -> dict:

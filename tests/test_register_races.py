@@ -12,7 +12,7 @@ from bidhub.domain.errors import BidhubError, Conflict
 from bidhub.models import Account, DecisionKind, FilingKind, Listing, ListingStatus, Round, User
 from bidhub.services import adjudication, appeals, filings, imports, sponsors
 from tests import test_round_races
-from tests.conftest import login, reload
+from tests.conftest import client_of, reload
 from tests.owner_history import Watch
 from tests.test_appeals import use_window
 from tests.test_round_races import Pause, Side
@@ -22,12 +22,6 @@ postgresql_only = test_round_races.postgresql_only
 
 REASON = "The rep moves to the Shanghai team."
 REVIEW = "Handover planned with the client's purchaser."
-
-
-def client_of(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
 
 
 def transfer(app, manager, account, to_rep, owner):

@@ -17,7 +17,7 @@ from bidhub.services.application_reviews import (
     reviewers_of,
     submit_review,
 )
-from tests.conftest import login, reload
+from tests.conftest import client_of, reload
 
 # The bidder's identity: none of it may appear beside anything of the round until scoring.
 IDENTITY = ("Zqx Bidder Marker", "zqx-bidder-login", "EMP-ZQX-77", "Zqx Branch Marker")
@@ -56,12 +56,6 @@ def world(app, session, clock, make_branch, make_user, make_rep, make_manager, m
             "outsider": outsider, "admin": make_admin(name="Admin Person"), "bidder": bidder,
             "rival": rival, "bid": bid, "marked_listing": listing_of[marked.id],
             "deadline": deadline}
-
-
-def client_of(app, user):
-    client = app.test_client()
-    login(client, user)
-    return client
 
 
 def text_of(response) -> str:
