@@ -276,13 +276,19 @@ def test_cancelling_the_round_needs_a_reason_and_its_version(app, world):
     assert reason in body and "Cancelled" in body and f'action="{url}"' not in body
 
 
-def test_the_filing_register_shows_a_filing_s_appeals(app, world):
+def rejected_and_in_force(world) -> None:
+    """The harbour appeal answered (rejected), and the listing in force once the window ends."""
     session, clock = world["session"], world["clock"]
     appeal = appeal_of(world)
     answer_appeal(session, world["manager"], appeal.id, upheld=False, answer=ANSWER,
                   expected_version=appeal.version, now=clock())
     clock.set(world["round"].standstill_ends_at + timedelta(minutes=1))
     assert apply_due_listings(session, clock())
+
+
+def test_the_filing_register_shows_a_filing_s_appeals(app, world):
+    session = world["session"]
+    rejected_and_in_force(world)
     reload(session)
     filing = session.scalars(select(Filing).where(
         Filing.account_id == world["harbour"].account_id)).one()
@@ -294,12 +300,7 @@ def test_the_filing_register_shows_a_filing_s_appeals(app, world):
 
 
 def test_a_filed_appeals_answer_names_who_gave_it_in_the_pages_brackets(app, world):
-    session, clock = world["session"], world["clock"]
-    appeal = appeal_of(world)
-    answer_appeal(session, world["manager"], appeal.id, upheld=False, answer=ANSWER,
-                  expected_version=appeal.version, now=clock())
-    clock.set(world["round"].standstill_ends_at + timedelta(minutes=1))
-    assert apply_due_listings(session, clock())
+    rejected_and_in_force(world)
     client = client_of(app, world["manager"])
     chinese = text_of(client.get("/manage/filings", headers={"Accept-Language": "zh-CN"}))
     assert f"{ANSWER}（Manager Zhou）" in chinese
