@@ -4,7 +4,8 @@ round, on the manager's round page and listing page, configured by the rules' [f
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -154,6 +155,46 @@ def test_only_each_reps_latest_bid_makes_the_branchs_spread(session, clock, make
     flags = second_look_flags(session, session.get(Round, round_.id))
     assert kinds(flags, star) == [Flag.METRIC_OUTLIER]
     assert all(kinds(flags, made) == [] for made in ordinary)
+
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.mark.parametrize(("earlier_bids_at", "counted"), [
+    (datetime(2028, 2, 29, 23, 59, tzinfo=BEIJING), False),
+    (datetime(2028, 3, 1, 0, 31, tzinfo=BEIJING), True),
+])
+def test_the_branchs_window_counts_months_on_the_departments_calendar(
+        session, clock, login_as, make_manager, make_rep, make_account, make_round, make_bid,
+        earlier_bids_at, counted):
+    """A round closing at 00:30 on 1 March 2029 in Beijing (16:30 UTC on 28 February): its
+    branch's distribution is the twelve months since 00:30 on 1 March 2028 there. Counted on
+    UTC clocks the window began at 16:30 UTC on 28 February 2028, 00:30 on 29 February in
+    Beijing, and a leap day's bids made the star an outlier among reps whose latest bid was
+    more than twelve of Beijing's months old."""
+    def bid(rep, listing, **metrics):
+        made = make_bid(rep, listing)
+        made.track_record = {**made.track_record, "open_incidents": 0.0, **metrics}
+        session.commit()
+        return made
+
+    clock.set(earlier_bids_at.astimezone(UTC))
+    earlier = make_round(accounts=[make_account()])
+    for rate in WIN_RATES:
+        bid(make_rep(), earlier.listings[0], win_rate=rate)
+    manager = make_manager()
+    clock.set(datetime(2029, 2, 28, 9, 0, tzinfo=BEIJING).astimezone(UTC))
+    round_ = make_round(accounts=[make_account()], manager=manager,
+                        closes_at=datetime(2029, 3, 1, 0, 30, tzinfo=BEIJING).astimezone(UTC))
+    star = bid(make_rep(name="Star"), round_.listings[0], win_rate=0.99)
+    review = score(session, clock, round_)[round_.listings[0].id]
+    round_ = session.get(Round, round_.id)
+    expected = [Flag.METRIC_OUTLIER] if counted else []
+    assert kinds(second_look_flags(session, round_, zone="Asia/Shanghai"), star) == expected
+    assert (Flag.METRIC_OUTLIER in review.flags) is counted
+    # The round page reads them in the app's zone.
+    html = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    assert ('data-flag="metric_outlier"' in html) is counted
 
 
 def test_too_small_a_sample_for_the_rules_is_never_an_outlier(session, branch_round):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+
+from bidhub.domain.metrics import months_before
 
 # The kinds of flag a bid can carry (the adjudication pages' badges); stored nowhere.
 STALE_CRM = "stale_crm"
@@ -39,6 +41,14 @@ class FlagRules:
     stale_crm_days: int = 30
     outlier_mads: float = 3.5
     outlier_min_sample: int = 8
+
+
+def distribution_since(closes_at: datetime, zone: tzinfo) -> datetime:
+    """Where the window of the branches' distributions begins: DISTRIBUTION_MONTHS calendar
+    months before the round's deadline on the department's calendar (`zone`), as the track
+    record's windows count them; the same instant given in `closes_at`'s zone."""
+    return months_before(closes_at.astimezone(zone),
+                         DISTRIBUTION_MONTHS).astimezone(closes_at.tzinfo)
 
 
 def crm_age(submitted_at: datetime, last_import_at: datetime | None) -> timedelta | None:

@@ -461,8 +461,10 @@ def decided_by_lottery(rules: RuleSet, winner: RankedBid, runner_up: RankedBid |
                for name in before_lottery)
 
 
-def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
-    """Every listing of a scored round with its ranking, decision and flags, by listing id.
+def review_round(session: Session, round_: Round, *,
+                 zone: str = DEFAULT_ZONE) -> dict[int, ListingReview]:
+    """Every listing of a scored round with its ranking, decision and flags, by listing id;
+    the flags' branch distributions count the months of the department's time zone `zone`.
 
     Three statements whatever the number of listings. Read-only to callers: the answer is
     kept per process for the rows it was worked out from (`_reviews_from`).
@@ -478,7 +480,7 @@ def review_round(session: Session, round_: Round) -> dict[int, ListingReview]:
     # The rep and whether proposed: _SCORED_BIDS' second and last columns.
     winner_ids = sorted({row[1] for row in scored if row[-1]})
     facts = tuple(map(tuple, connection.execute(_REVIEW_FACTS, {
-        **flag_input_params(round_), "rep_ids": winner_ids,
+        **flag_input_params(round_, zone), "rep_ids": winner_ids,
         "tied_ids": lottery_candidates(rules, scored)}).all()))
     key = (round_.rule_set.text, listing_rows, scored, facts)
     reviews = _KEPT_REVIEWS.get(key)
@@ -785,8 +787,10 @@ def unflagged_listing_ids(reviews: dict[int, ListingReview]) -> list[int]:
 
 
 def accept_unflagged(session: Session, actor: User, round_id: int, *, listing_ids: list[int],
-                     expected_version: int, now: datetime) -> list[int]:
-    """Accept the proposed award of exactly `listing_ids`, the set the manager confirmed.
+                     expected_version: int, now: datetime,
+                     zone: str = DEFAULT_ZONE) -> list[int]:
+    """Accept the proposed award of exactly `listing_ids`, the set the manager confirmed (the
+    flags read in the department's time zone `zone`, as the page that offered it).
 
     One transaction: if the round changed or the unflagged undecided set is no longer that
     set, nothing is decided. Each acceptance goes through `decide_listing`, with its locks and
@@ -799,7 +803,7 @@ def accept_unflagged(session: Session, actor: User, round_id: int, *, listing_id
         if round_.status != RoundStatus.SCORED:
             raise InvalidRequest(N_("Decisions are taken after scoring and before results are "
                                     "published."))
-        reviews = review_round(session, round_)
+        reviews = review_round(session, round_, zone=zone)
         current = unflagged_listing_ids(reviews)
         if round_.version != expected_version or current != sorted(set(listing_ids)):
             raise Conflict(N_("The listings to accept changed since you confirmed them; nothing "

@@ -18,12 +18,13 @@ from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, String, bindparam, cast, literal_column, null, select, union_all
 from sqlalchemy.orm import Session, aliased
 
+from bidhub.config import Defaults
 from bidhub.domain.flags import (
-    DISTRIBUTION_MONTHS,
     METRIC_OUTLIER,
     RESET_BY_ADMIN,
     STALE_CRM,
@@ -32,11 +33,12 @@ from bidhub.domain.flags import (
     Outlier,
     Spread,
     crm_age,
+    distribution_since,
     is_stale,
     outlier,
     spread_of,
 )
-from bidhub.domain.metrics import METRICS, months_before
+from bidhub.domain.metrics import METRICS
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.text import N_, Text
 from bidhub.models import (
@@ -144,14 +146,15 @@ class FlagInputs(NamedTuple):
     reference: tuple[tuple[int, str], ...]
 
 
-def flag_input_params(round_: Round) -> dict:
-    """The parameters of FLAG_INPUT_PARTS for the round."""
+def flag_input_params(round_: Round, zone: str = Defaults.TIMEZONE) -> dict:
+    """The parameters of FLAG_INPUT_PARTS for the round; the distribution window's months are
+    those of the department's time zone `zone`."""
     # The window of reps_with_password_reset_during_round: from the round's opening (or its
     # publication, if later) until its deadline; a round never published was never open.
     opened = None if round_.published_at is None else max(round_.opens_at, round_.published_at)
     return {"round_id": round_.id, "opened_at": opened or round_.closes_at,
             "closes_at": round_.closes_at,
-            "since": months_before(round_.closes_at, DISTRIBUTION_MONTHS),
+            "since": distribution_since(round_.closes_at, ZoneInfo(zone)),
             "until": round_.closes_at}
 
 
@@ -168,15 +171,16 @@ def flag_inputs_of(rows) -> FlagInputs:
     return FlagInputs(tuple(sorted(imports)), frozenset(resets), tuple(sorted(reference)))
 
 
-def second_look_flags(session: Session, round_: Round,
-                      listing_id: int | None = None) -> dict[int, tuple[BidFlag, ...]]:
+def second_look_flags(session: Session, round_: Round, listing_id: int | None = None, *,
+                      zone: str = Defaults.TIMEZONE) -> dict[int, tuple[BidFlag, ...]]:
     """The flags of the round's scored bids (of one listing, if given), by bid id; bids with
-    none are left out."""
+    none are left out. `zone` is the department's time zone, whose months the branches'
+    distribution window counts."""
     if listing_id is None:
         rows = _read(session, _SCORED_IN_ROUND, round_id=round_.id)
     else:
         rows = _read(session, _SCORED_IN_LISTING, round_id=round_.id, listing_id=listing_id)
-    return flags_of_bids(session, round_, [facts_of(row) for row in rows])
+    return flags_of_bids(session, round_, [facts_of(row) for row in rows], zone=zone)
 
 
 def facts_of(row) -> BidFacts:
@@ -198,7 +202,8 @@ def _read(session: Session, statement, **params) -> list:
 
 
 def flags_of_bids(session: Session, round_: Round, bids: list[BidFacts],
-                  inputs: FlagInputs | None = None) -> dict[int, tuple[BidFlag, ...]]:
+                  inputs: FlagInputs | None = None, *,
+                  zone: str = Defaults.TIMEZONE) -> dict[int, tuple[BidFlag, ...]]:
     """The flags of these scored bids of the round, by bid id; bids with none are left out.
 
     One statement whatever the number of bids (the CRM imports' finishing times, every rep's
@@ -208,7 +213,7 @@ def flags_of_bids(session: Session, round_: Round, bids: list[BidFacts],
     if not bids:
         return {}
     if inputs is None:
-        inputs = flag_inputs_of(_read(session, _FLAG_INPUTS, **flag_input_params(round_)))
+        inputs = flag_inputs_of(_read(session, _FLAG_INPUTS, **flag_input_params(round_, zone)))
     return flags_from(parsed(round_.rule_set), bids, inputs)
 
 

@@ -199,7 +199,7 @@ def adjudication_context(session, round_) -> dict:
     if round_.status not in (RoundStatus.SCORED, RoundStatus.STANDSTILL,
                              RoundStatus.RESULTS_PUBLISHED):
         return {"reviews": None}
-    reviews = adjudication.review_round(session, round_)
+    reviews = adjudication.review_round(session, round_, zone=current_app.config["TIMEZONE"])
     return {"reviews": reviews, "flag_labels": FLAG_LABELS,
             "summary": adjudication.publish_summary(session, round_, reviews),
             "unflagged": adjudication.unflagged_listing_ids(reviews),
@@ -380,7 +380,8 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
     breakdowns = {bid.id: ScoreBreakdown.from_dict(bid.score.breakdown) for bid in ranking}
     decision = browse.decisions_of_round(session, round_.id).get(listing.id)
     proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
-    bid_flags = flags.second_look_flags(session, round_, listing_id=listing.id)
+    bid_flags = flags.second_look_flags(session, round_, listing_id=listing.id,
+                                        zone=current_app.config["TIMEZONE"])
     if form is None:
         form = DecisionForm(formdata=None)
         if decision is not None:
@@ -472,7 +473,8 @@ def accept_unflagged(round_id: int):
     if form.validate_on_submit():
         accepted = adjudication.accept_unflagged(
             session, current_user, round_id, listing_ids=parse_listing_ids(form.listing_ids.data),
-            expected_version=version_from(form), now=now())
+            expected_version=version_from(form), now=now(),
+            zone=current_app.config["TIMEZONE"])
         flash(ngettext("%(num)d proposed award accepted.", "%(num)d proposed awards accepted.",
                        len(accepted)), "success")
         return redirect_after_post(url_for("manage.round_detail", round_id=round_id))

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bidhub.domain.flags import (
+    DISTRIBUTION_MONTHS,
     MAD_TO_SIGMA,
     FlagRules,
     crm_age,
+    distribution_since,
     is_stale,
     outlier,
     spread_of,
@@ -25,6 +29,29 @@ def test_crm_data_exactly_the_allowed_days_old_is_not_stale_one_second_more_is()
     assert is_stale(SUBMITTED, SUBMITTED - timedelta(days=30, seconds=1), 30)
     assert not is_stale(SUBMITTED, SUBMITTED - timedelta(days=2), 30)
     assert not is_stale(SUBMITTED, SUBMITTED, 1)  # imported the moment the bid froze it
+
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def test_the_distribution_window_starts_twelve_of_the_departments_months_before_the_deadline():
+    # 00:30 on 1 March 2029 in Beijing is 16:30 UTC on 28 February. On UTC's calendar twelve
+    # months earlier is 16:30 UTC on 28 February 2028, which is already the leap day in Beijing.
+    closes_at = datetime(2029, 3, 1, 0, 30, tzinfo=BEIJING).astimezone(UTC)
+    since = distribution_since(closes_at, BEIJING)
+    assert since == datetime(2028, 3, 1, 0, 30, tzinfo=BEIJING)
+    assert since.tzinfo is UTC  # given in the deadline's zone, as the database compares it
+
+
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2099, 12, 31),
+                    timezones=st.just(UTC)))
+def test_the_distribution_window_counts_calendar_months_where_the_department_is(closes_at):
+    local = closes_at.astimezone(BEIJING)
+    since = distribution_since(closes_at, BEIJING).astimezone(BEIJING)
+    months = local.year * 12 + local.month - 1 - (since.year * 12 + since.month - 1)
+    assert months == DISTRIBUTION_MONTHS
+    assert since.day == min(local.day, calendar.monthrange(since.year, since.month)[1])
+    assert since.time() == local.time()
 
 
 def test_no_import_before_the_bid_is_stale_and_has_no_age():
