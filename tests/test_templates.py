@@ -116,3 +116,59 @@ def test_a_field_is_marked_invalid_only_when_it_has_errors(client):
     refused = client.post("/login", data={"username": "", "password": ""}).get_data(as_text=True)
     assert 'aria-invalid="true"' in refused
     assert 'aria-invalid="None"' not in refused
+
+
+BREAKDOWN_FACTORS = """
+[[factors]]
+metric = "weighted_pipeline"
+weight = 0.05
+normaliser = "minmax"
+
+[[factors]]
+metric = "unreviewed_losses"
+weight = -0.05
+normaliser = "cap"
+cap = 2
+"""
+
+
+def test_the_score_breakdown_shows_each_raw_value_in_its_unit(
+        session, clock, make_manager, make_rep, make_account, make_round, make_bid, login_as):
+    """The score breakdown (the listing's ranking; the bidder's page shows the same table)
+    writes each raw value in its unit, as the track record does: three significant digits
+    turned a count of 1,234 into 1.23e+03, a pipeline of 1,234,567 yuan into 1.23e+06 and a
+    win rate of 50% into 0.5."""
+    from bidhub.services import adjudication
+    from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
+
+    text = active_rule_set(session).text + BREAKDOWN_FACTORS
+    adopt_rule_set(session, None, text, "with units", "every unit in the breakdown", clock())
+    session.commit()
+    manager = make_manager()
+    round_ = make_round(accounts=[make_account()], manager=manager)
+    listing = round_.listings[0]
+    bid = make_bid(make_rep(name="Wang"), listing)
+    bid.track_record = {**bid.track_record, "win_rate": 0.5, "retention": 0.25,
+                        "tenure_months": 5.98, "weighted_pipeline": 1_234_567.0,
+                        "unreviewed_losses": 1234.0, "capacity_headroom": 12.0,
+                        "open_incidents": 0.0}
+    session.commit()
+    clock.advance(days=8)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    client = login_as(manager)
+
+    def raw_values(language: str) -> list[str]:
+        html = client.get(f"/manage/listings/{listing.id}",
+                          headers={"Accept-Language": language}).get_data(as_text=True)
+        table = re.search(r'<table class="breakdown">.*?</table>', html, re.S).group(0)
+        cells = re.findall(r'<tr>\s*<td class="term">[^<]*</td>\s*<td class="num">(.*?)</td>',
+                           table, re.S)
+        return [re.sub(r"<[^>]*>", "", cell).strip() for cell in cells]
+
+    # In the rules' order: win rate, stage conversion (no data: the median stands in),
+    # retention, capacity headroom, tenure, open incidents, weighted pipeline, unreviewed
+    # losses.
+    assert raw_values("en") == ["50%", "no data", "25%", "12 accounts", "5.98 months",
+                                "0 incidents", "¥1,234,567", "1,234 accounts"]
+    assert raw_values("zh-CN") == ["50%", "无数据", "25%", "12 个客户", "5.98 个月",
+                                   "0 条问责", "¥1,234,567", "1,234 个客户"]
