@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
-from bidhub.models import AccountabilityIncident, MonthlyForecast
+from bidhub.models import (
+    AccountabilityIncident,
+    MonthlyForecast,
+    Opportunity,
+    OpportunityStageChange,
+)
 
 
 def test_a_rep_sees_their_own_track_record_and_not_anothers(app, session, make_rep, make_account,
@@ -33,6 +39,39 @@ def test_a_rep_sees_their_own_track_record_and_not_anothers(app, session, make_r
     # forecast accuracy over Jan and Feb: 1 - mean(0.1, 0.25) = 82.5%
     assert "82%" in html or "83%" in html
     assert client.get(f"/reps/{other.id}").status_code == 404
+
+
+def test_the_funnel_counts_a_deal_won_and_later_lost_as_reaching_won(
+        session, make_rep, make_account, login_as, clock):
+    """Stage conversion counts a deal won and then lost as a closed deal past intent, not won;
+    the funnel beside it counts the same deal as reaching every stage up to won, not as
+    stopping at potential."""
+    rep = make_rep()
+    account = make_account(owner=rep)
+
+    def deal(*path: tuple[str, int]) -> None:
+        opened, final = clock() - timedelta(days=path[0][1]), path[-1]
+        opportunity = Opportunity(account_id=account.id, rep_id=rep.id, amount_yuan=80_000,
+                                  stage=final[0], opened_at=opened,
+                                  closed_at=clock() - timedelta(days=final[1]))
+        session.add(opportunity)
+        session.flush()
+        session.add_all(OpportunityStageChange(opportunity_id=opportunity.id, stage=stage,
+                                               changed_at=clock() - timedelta(days=days))
+                        for stage, days in path)
+
+    deal(("potential", 90), ("won", 60), ("lost", 30))  # the customer backed out
+    deal(("potential", 90), ("lost", 30))  # never qualified
+    session.commit()
+    html = login_as(rep).get("/my/track-record").get_data(as_text=True)
+    funnel = re.search(r'<table class="grid compact funnel">.*?</table>', html, re.S).group(0)
+    rows = [re.sub(r"<[^>]*>|\s+", " ", row).split()[-4:]
+            for row in re.findall(r"<tr><td class=\"term\">.*?</tr>", funnel, re.S)]
+    # Open, reached, went on, rate: two reached potential, the won deal passed every stage.
+    assert rows == [["0", "2", "1", "50%"], ["0", "1", "1", "100%"], ["0", "1", "1", "100%"],
+                    ["0", "1", "1", "100%"]]
+    metrics = re.search(r"Stage conversion.*?</tr>", html, re.S).group(0)
+    assert "0%" in metrics  # one closed deal past intent, not won
 
 
 def test_management_sees_every_rep(app, make_rep, make_manager, login_as):

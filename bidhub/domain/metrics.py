@@ -213,10 +213,15 @@ def stage_at(opportunity: OpportunityFact, now: datetime) -> Stage | None:
 
 def furthest_stage(opportunity: OpportunityFact, now: datetime) -> Stage | None:
     """The furthest funnel stage the opportunity had reached by `now` (won counts as every
-    stage); a lost one reached the furthest open stage in its history, at least potential."""
+    stage); one whose history entered won by `now` reached won, even if it was lost later (a
+    deal won and then lost); any other lost one reached the furthest open stage in its
+    history, at least potential. The funnel and stage conversion both read this."""
     current = stage_at(opportunity, now)
     if current is None or current is Stage.WON:
         return current
+    if any(change.stage is Stage.WON and change.changed_at <= now
+           for change in opportunity.history):
+        return Stage.WON
     reached = [change.stage for change in opportunity.history
                if change.changed_at <= now and change.stage in OPEN_STAGES]
     if current is not Stage.LOST:
@@ -252,7 +257,8 @@ def funnel_conversion(history: RepHistory, now: datetime, months: int = 12) -> l
 
     For each consecutive pair of FUNNEL_ORDER: entered = opportunities whose furthest stage
     by `now` is `from_stage` or later; advanced = those whose furthest stage is `to_stage` or
-    later (skipping a stage counts as passing it); rate = advanced / entered, None when
+    later (skipping a stage counts as passing it, and a deal won and later lost reached won,
+    as stage conversion counts it: `furthest_stage`); rate = advanced / entered, None when
     nothing entered. Opportunities still open are included, so a young pipeline shows low
     rates on this page; the stage_conversion metric counts closed ones only.
     """
@@ -400,8 +406,10 @@ def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) 
 
     Opportunities lost while still potential are left out (qualifying a lead out early is
     not a failed conversion), and open ones are left out (they have not had their chance).
-    One number rather than a mean of per-stage rates: with monotone counts the product of the
-    step rates telescopes to exactly this ratio. None when no such opportunity exists.
+    A deal won and later lost reached won (`furthest_stage`, as the funnel counts it), so it
+    counts here, as not won. One number rather than a mean of per-stage rates: with monotone
+    counts the product of the step rates telescopes to a single ratio. None when no such
+    opportunity exists.
     """
     won, qualified = _conversion_counts(history, now)
     if not qualified:
@@ -416,17 +424,15 @@ def _conversion_counts(history: RepHistory, now: datetime) -> tuple[int, int]:
     for opportunity in history.opportunities:
         if not _within(opportunity.opened_at, since, now):
             continue
-        if stage_at(opportunity, now) not in CLOSED_STAGES:
+        current = stage_at(opportunity, now)
+        if current not in CLOSED_STAGES:
             continue
-        furthest = furthest_stage(opportunity, now)
         # A deal won and later lost reached closed-won, past intent: it counts, as not won.
-        was_won = any(change.stage is Stage.WON and change.changed_at <= now
-                      for change in opportunity.history)
-        if not was_won and (furthest is None
-                            or _FUNNEL_RANK[furthest] < _FUNNEL_RANK[Stage.INTENT]):
+        furthest = furthest_stage(opportunity, now)
+        if furthest is None or _FUNNEL_RANK[furthest] < _FUNNEL_RANK[Stage.INTENT]:
             continue
         qualified += 1
-        if furthest is Stage.WON:
+        if current is Stage.WON:
             won += 1
     return won, qualified
 

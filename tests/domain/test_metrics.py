@@ -190,6 +190,51 @@ def test_all_opportunities_lost_is_a_real_zero_not_missing_data():
     ]
 
 
+def test_a_deal_won_and_later_lost_reached_won_in_the_funnel_as_in_stage_conversion():
+    history = rep(opportunities=[
+        # won straight from potential, then lost: it reached closed-won
+        opp((P, NOW - 90 * DAY), (W, NOW - 60 * DAY), (L, NOW - 30 * DAY)),
+        # lost while potential: it never qualified
+        opp((P, NOW - 90 * DAY), (L, NOW - 30 * DAY)),
+    ])
+    # Closed and past potential: the first, not won -> 0 / 1.
+    assert stage_conversion(history, ACCOUNT, NOW) == 0.0
+    assert furthest_stage(history.opportunities[0], NOW) is W
+    assert funnel_conversion(history, NOW) == [
+        FunnelStep(P, T, 2, 1, 1 / 2),  # the first passed intent on its way to won
+        FunnelStep(T, R, 1, 1, 1.0),
+        FunnelStep(R, N, 1, 1, 1.0),
+        FunnelStep(N, W, 1, 1, 1.0),
+    ]
+
+
+@st.composite
+def closed_opportunities(draw) -> OpportunityFact:
+    """Opened in the last 12 months and closed before NOW: won, lost, or won and then lost."""
+    opened = NOW - timedelta(days=draw(st.integers(200, 360)))
+    stages = draw(st.lists(st.sampled_from(OPEN_STAGES), min_size=1, max_size=4))
+    moments = sorted(opened + timedelta(days=draw(st.integers(0, 60))) for _ in stages[1:])
+    path = list(zip(stages, [opened, *moments], strict=True))
+    for final in draw(st.sampled_from([(W,), (L,), (W, L)])):
+        path.append((final, path[-1][1] + timedelta(days=draw(st.integers(0, 30)))))
+    return opp(*path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(closed_opportunities(), max_size=8))
+def test_the_funnel_counts_the_stages_stage_conversion_counts(opportunities):
+    """Over closed opportunities, the funnel's "reached intent" is stage conversion's
+    denominator and its "reached won" every deal that was won, kept or later lost."""
+    history = rep(opportunities=opportunities)
+    steps = funnel_conversion(history, NOW)
+    won_now = sum(opportunity.stage is W for opportunity in opportunities)
+    qualified = steps[1].entered
+    assert stage_conversion(history, ACCOUNT, NOW) == (won_now / qualified if qualified
+                                                       else None)
+    assert steps[-1].advanced == sum(any(change.stage is W for change in opportunity.history)
+                                     for opportunity in opportunities)
+
+
 def test_only_potential_losses_leave_stage_conversion_missing():
     history = rep(opportunities=[opp((P, NOW - 60 * DAY), (L, NOW - 20 * DAY))])
     assert stage_conversion(history, ACCOUNT, NOW) is None
