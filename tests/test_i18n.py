@@ -58,6 +58,8 @@ PO_FILE = ROOT / "bidhub" / "translations" / "zh_Hans_CN" / "LC_MESSAGES" / "mes
 KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None, "_l": None, "lazy_gettext": None}
 PLACEHOLDER = re.compile(r"%\([A-Za-z_][A-Za-z0-9_]*\)[-#0 +]*[0-9]*(?:\.[0-9]+)?[sdifgr]")
 SCRIPT_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+# Chinese characters (CJK ideographs), for a character class; full-width punctuation is not one.
+CHINESE = "\u3400-\u9fff"
 
 
 @pytest.fixture
@@ -171,6 +173,61 @@ def test_the_catalogue_uses_the_handbooks_words():
     assert "问责" in chinese("Accountability") and "问责客户说明表" in chinese(
         "Explanation (问责客户说明表)")
 
+
+
+# One rule for numbers in Chinese text, the one most of the catalogue already followed: an
+# Arabic numeral (digits in the text, or a placeholder that stands for a number or a date) is
+# set apart from a Chinese character beside it by one space: 名下 %(held)d 个客户, 近 12 个月,
+# 截止于 %(when)s. 万 and 亿 after digits are part of the number (12万, as amounts are written
+# and read). A placeholder that stands for words (a name, an account, a title) follows no rule
+# here. %(x)d, %(x)g and the like are numbers; these %(x)s placeholders are given numbers or
+# dates, formatted, wherever they stand beside Chinese text (a quoted "%(value)s" is what
+# someone typed).
+NUMBER_PLACEHOLDER_NAMES = frozenset({
+    "amount", "bonus", "byte", "count", "days", "distance", "forecast", "high", "limit", "low",
+    "maximum", "median", "minimum", "months", "n", "num", "ratio", "seed", "size", "value",
+    "closes_at", "date", "day", "due", "due_at", "eligible_at", "reset_at", "start", "when",
+    "won_on"})
+NAMED_PLACEHOLDER = re.compile(
+    r"%\(([A-Za-z_][A-Za-z0-9_]*)\)[-#0 +]*[0-9]*(?:\.[0-9]+)?([sdifgr])")
+# What a placeholder stands for while the text is checked: a digit for a number, a letter
+# for words (never next to 万, which only digits take).
+NUMBER_STAND_IN, WORDS_STAND_IN = "0", "x"
+NUMERAL_TOUCHING_CHINESE = re.compile(rf"[{CHINESE}][0-9]|[0-9](?![万亿])[{CHINESE}]")
+
+
+def numerals_touching_chinese(text: str) -> list[str]:
+    """Where `text` sets an Arabic numeral straight against a Chinese character."""
+    def stand_in(match: re.Match) -> str:
+        name, conversion = match.groups()
+        numeric = conversion in "difg" or name in NUMBER_PLACEHOLDER_NAMES
+        return NUMBER_STAND_IN if numeric else WORDS_STAND_IN
+
+    checked = NAMED_PLACEHOLDER.sub(stand_in, text)
+    return [checked[max(0, found.start() - 6):found.end() + 6]
+            for found in NUMERAL_TOUCHING_CHINESE.finditer(checked)]
+
+
+def test_a_numeral_touching_chinese_is_found():
+    assert numerals_touching_chinese("已持有40个客户") == ["已持有40个客户"] * 2  # both sides
+    assert numerals_touching_chinese("名下%(held)d 个客户") == ["名下0 个客户"]
+    assert numerals_touching_chinese("截止于%(when)s") == ["截止于0"]
+    assert numerals_touching_chinese("还有 %(count)s个") == ["还有 0个"]
+    assert not numerals_touching_chinese(
+        "名下 %(held)d 个客户（区间 %(target)d–%(max)d）；%(rep)s在本轮；可写作“12万”，即 120000；"
+        "近 12 个月；第 %(row)d 行：%(problem)s；100万及以上")
+
+
+def test_numerals_stand_apart_from_chinese_characters_in_every_msgstr():
+    touching = []
+    for entry in catalogue():
+        if not entry.id:
+            continue
+        strings = (entry.string,) if isinstance(entry.string, str) else tuple(entry.string)
+        for string in filter(None, strings):
+            touching.extend(f"{string!r}: {where!r}" for where in numerals_touching_chinese(string))
+    assert not touching, (f"{len(touching)} numerals written against a Chinese character; "
+                          "put a space between them:\n" + "\n".join(touching))
 
 
 def test_reps_and_managers_are_addressed_as_你_and_executives_as_您():
@@ -507,7 +564,7 @@ def test_the_won_deal_refusal_and_the_logged_incident_give_days_in_chinese(
     logged = client.post("/manage/accountability/log", data={
         **form, "account": make_account(owner=rep).external_id}, follow_redirects=True)
     page = logged.get_data(as_text=True)
-    assert "说明截止日期为2026年3月9日 09:00。" in page and "2026-03-09" not in page
+    assert "说明截止日期为 2026年3月9日 09:00。" in page and "2026-03-09" not in page
     # The import report keeps the refusal as JSON, the day in ISO form, and shows it so too.
     data = ("事件编号,客户编号,销售,竞争对手网站,发现日期,广告类型\r\n"
             f"INC-9,{account.external_id},wangfang,51job.com,2026-02-21,横幅\r\n")
@@ -938,7 +995,6 @@ def test_spaced_punctuation_is_found_across_inline_tags_and_not_across_blocks():
 # , ; : ? ! ( or ) next to a Chinese character, or a full stop straight after one (not a file
 # name's 名单.csv); and a space before a full-width opening bracket or inside a pair, which the
 # bracket's own width already sets apart.
-CHINESE = "\u3400-\u9fff"
 HALF_WIDTH_PUNCTUATION = re.compile(
     rf"[{CHINESE}]\s*[,;:?!()]|[,;:?!()]\s*[{CHINESE}]|[{CHINESE}]\.(?![A-Za-z])|\S （|（ | ）")
 # Half-width punctuation quoted as people see it elsewhere: a CRM export's column name, and
@@ -1064,9 +1120,9 @@ def test_every_page_speaks_chinese(app, session, department, clock):
     page = client.get(f"/bids/{results['bid_id']}", headers=zh).get_data(as_text=True)
     assert "书面理由：</strong><span class=\"prose\">两份申请" in page
     page = client.get(f"/rounds/{world.closed_round_id}/results", headers=zh).get_data(as_text=True)
-    assert re.search(r"截止于2026年.*公示于2026年", page, re.S)
+    assert re.search(r"截止于 2026年.*公示于 2026年", page, re.S)
     page = client.get(f"/rounds/{world.open_round_id}", headers=zh).get_data(as_text=True)
-    assert "截止于<strong>2026年" in page
+    assert "截止于 <strong>2026年" in page
     page = client.get(f"/rounds/{world.open_round_id}", headers={"Accept-Language": "en"})
     assert "Deadline <strong>" in page.get_data(as_text=True)
 
@@ -1323,7 +1379,7 @@ def test_a_fields_hint_runs_on_after_a_chinese_full_stop(client, make_rep, open_
     English, none after 。 in Chinese."""
     sign_in(client, make_rep())
     form = client.get(f"/listings/{open_listing.id}/bid").get_data(as_text=True)
-    assert "关键人。至少20个字符。" in form and "。 " not in form
+    assert "关键人。至少 20 个字符。" in form and "。 " not in form
     english = client.get(f"/listings/{open_listing.id}/bid",
                          headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert re.search(r'<small class="hint">[^<]*\. At least 20 characters\.</small>', english)

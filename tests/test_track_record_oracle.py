@@ -338,7 +338,7 @@ def test_the_track_record_page_shows_each_metric_with_its_unit_window_and_counts
     assert "2 held, 0 lost (0 without a review)" in page
     chinese = client.get(f"/reps/{rep.id}", headers={"Accept-Language": "zh-CN"}).get_data(
         as_text=True)
-    assert "近12个月内关闭的商机：已关闭 3 个，赢单 1 个" in chinese
+    assert "近 12 个月内关闭的商机：已关闭 3 个，赢单 1 个" in chinese
     assert "2 个客户" in chinese and "23.98 个月" in chinese
     assert "无数据" in chinese or "暂无数据" in chinese  # industry_experience is left out;
     # a rep without incidents still has 0 of them, a number rather than "no data"
