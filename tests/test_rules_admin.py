@@ -439,9 +439,6 @@ SYNTAX_ERRORS = {
                           "'=' is missing after the key", 15, 14),
     "a bare word as a value": (('name = "default"', "name = default"), "文字要加引号",
                                "not a valid value (text needs quotes", 7, 8),
-    "a table written twice": (("[eligibility]", "[eligibility]\n[eligibility]"),
-                              "表 eligibility 写了两次", "the table eligibility is written twice",
-                              15, 13),
     # What a Chinese input method types: a key in Chinese, full-width signs and digits. The
     # reason is the character, not "this line is not a statement" or "text needs quotes".
     "a Chinese key without quotes": (
@@ -486,6 +483,46 @@ def test_a_syntax_error_is_explained_in_the_pages_language_with_line_and_column(
     adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
         "text": draft, "note": "typo", "expected_active_id": before.id})
     assert adopt.status_code == 422 and chinese in html.unescape(adopt.get_data(as_text=True))
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+
+
+WRITTEN_TWICE = {
+    # draft edit, key path, line, Chinese problem, English problem
+    "a weight": (("weight = 0.35", "weight = 0.35\nweight = 0.4"), "factors[0].weight", 30,
+                 "factors[0].weight（第 30 行）：键 weight 在表 factors[0] 中写了两次（第一次在第 29 "
+                 "行）；每个键只能写一次",
+                 "factors[0].weight (line 30): the key weight is written twice in the table "
+                 "factors[0] (first at line 29); write each key once"),
+    "a section": (("[caps]", "[caps]\n[caps]"), "caps", 63,
+                  "caps（第 63 行）：表 caps 写了两次（第一次在第 62 行）；每个表只写一次，它的键都写在它下面",
+                  "caps (line 63): the table caps is written twice (first at line 62); write "
+                  "each table once, with all its keys under it"),
+    "a top-level key": (('name = "default"', 'name = "default"\nname = "other"'), "name", 8,
+                        "name（第 8 行）：顶层的键 name 写了两次（第一次在第 7 行）；每个键只能写一次",
+                        "name (line 8): the key name is written twice at the top level (first "
+                        "at line 7); write each key once"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRITTEN_TWICE))
+def test_a_key_written_twice_is_named_with_its_table_and_line_in_the_pages_language(
+        app, session, make_admin, login_as, case):
+    (old, new), path, line, chinese, english = WRITTEN_TWICE[case]
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    draft = before.text.replace(old, new, 1)
+    assert draft.splitlines()[line - 1] == new.splitlines()[-1]
+    zh = client.post("/admin/rules/check", data={"text": draft},
+                     headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert problem_items(zh) == [chinese]
+    assert f"<code>{path}</code>" in zh
+    en = client.post("/admin/rules/check", data={"text": draft}).get_data(as_text=True)
+    assert problem_items(en) == [english]
+    adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
+        "text": draft, "note": "twice", "expected_active_id": before.id})
+    assert adopt.status_code == 422 and chinese.split("：", 1)[1] in html.unescape(
+        adopt.get_data(as_text=True))
     reload(session)
     assert session.scalars(select(RuleSetVersion)).all() == [before]
 

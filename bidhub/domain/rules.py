@@ -494,6 +494,152 @@ def _typed_in_chinese(text: str, line: int, column: int, reason: str) -> Text | 
     return None
 
 
+# --- a key or table written twice ---------------------------------------------------------
+# tomllib refuses a key written twice as "Cannot overwrite a value", naming neither the key nor
+# its table, at the place where it stopped reading (the end of the value, or of the text). The
+# statement holding that place is found again and its key resolved against the table headers
+# above it, so the problem names the key path, the line it is written on and the line where it
+# was first written. The text up to that statement has been read as TOML, so the statements and
+# their keys there are well formed.
+_KEY_PART = r"""[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'"""
+_DOTTED_KEY = rf"(?:{_KEY_PART})(?:[ \t]*\.[ \t]*(?:{_KEY_PART}))*"
+_STATEMENT = re.compile(rf"\[\[[ \t]*(?P<array>{_DOTTED_KEY})[ \t]*\]\]"
+                        rf"|\[[ \t]*(?P<table>{_DOTTED_KEY})[ \t]*\]|(?P<key>{_DOTTED_KEY})[ \t]*=")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_WRITTEN_TWICE = re.compile(r"Cannot overwrite a value|Cannot declare .+ twice", re.S)
+
+# A resolved key path: its parts, with the index of each [[array]] entry after the array's name.
+_Path = tuple[str | int, ...]
+
+
+def _statement_starts(text: str) -> list[int]:
+    """Where each top-level statement (key = value, [table], [[table]]) starts, in order."""
+    starts, depth, new_line = [], 0, True
+    for token in _TOKEN.finditer(text):
+        kind = token.lastgroup
+        if depth == 0 and new_line and kind != "end":
+            new_line = False
+            if not token.group().startswith("#"):
+                starts.append(token.start())
+        if kind == "open":
+            depth += 1
+        elif kind == "close":
+            depth = max(0, depth - 1)
+        elif kind == "end" and depth == 0 and token.group() == "\n":
+            new_line = True
+    return starts
+
+
+def _key_parts(written: str) -> tuple[str, ...]:
+    """The parts of a dotted key as written (bare, "basic" or 'literal'), unquoted."""
+    parts = []
+    for part in re.findall(_KEY_PART, written):
+        if part.startswith('"'):
+            part = tomllib.loads(f"k = {part}")["k"]  # its escapes, read as TOML reads them
+        elif part.startswith("'"):
+            part = part[1:-1]
+        parts.append(part)
+    return tuple(parts)
+
+
+def _path_text(path: _Path) -> str:
+    """factors[1].weight; a part that is not a bare key is shown in quotes."""
+    shown = ""
+    for part in path:
+        if isinstance(part, int):
+            shown += f"[{part}]"
+        else:
+            written = part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+            shown += f".{written}" if shown else written
+    return _shown(shown, 120)
+
+
+def _in_arrays(parts: tuple[str, ...], arrays: dict[_Path, int]) -> _Path:
+    """A header's key with the current entry of each [[array]] it goes through."""
+    path: _Path = ()
+    for part in parts:
+        path = (*path, part)
+        if path in arrays:
+            path = (*path, arrays[path] - 1)
+    return path
+
+
+def _written_twice(text: str, offset: int) -> RuleError | None:
+    """The key or table of the statement holding `offset`, named with where it was first
+    written; None when the statement or the earlier one cannot be found."""
+    starts = _statement_starts(text)
+    last = bisect.bisect_right(starts, offset) - 1
+    table: _Path = ()
+    arrays: dict[_Path, int] = {}
+    written: list[tuple[_Path, int, str]] = []  # path, line, and "key", "table" or "array"
+    line, counted = 1, 0
+    for start in starts[:last + 1]:
+        statement = _STATEMENT.match(text, start)
+        if statement is None:
+            return None
+        line, counted = line + text.count("\n", counted, start), start
+        if statement["array"]:
+            parts = _key_parts(statement["array"])
+            name = (*_in_arrays(parts[:-1], arrays), parts[-1])
+            arrays[name] = arrays.get(name, 0) + 1
+            table = path = (*name, arrays[name] - 1)
+        elif statement["table"]:
+            # [factors] after [[factors]] is not an entry of the list, but a clash with it.
+            parts = _key_parts(statement["table"])
+            table = path = (*_in_arrays(parts[:-1], arrays), parts[-1])
+        else:
+            path = (*table, *_key_parts(statement["key"]))
+        written.append((path, line, next(kind for kind in ("array", "table", "key")
+                                         if statement[kind])))
+    if not written:
+        return None
+    path, line, kind = written.pop()
+    named = _path_text(path[:-1] if kind == "array" else path)
+    for other, first, other_kind in written:
+        if other == path and other_kind == kind == "table":
+            return _refuse(named, N_("the table %(table)s is written twice (first at line "
+                                     "%(first)d); write each table once, with all its keys "
+                                     "under it", table=named, first=first), line)
+        if other == path and other_kind == kind == "key":
+            if table:
+                return _refuse(named, N_(
+                    "the key %(key)s is written twice in the table %(table)s (first at line "
+                    "%(first)d); write each key once", key=_path_text(path[len(table):]),
+                    table=_path_text(table), first=first), line)
+            return _refuse(named, N_("the key %(key)s is written twice at the top level "
+                                     "(first at line %(first)d); write each key once",
+                                     key=named, first=first), line)
+        if other == path and kind == "key":
+            return _refuse(named, N_("%(key)s is already a table (line %(first)d), so it "
+                                     "cannot also have a value", key=named, first=first), line)
+        if other_kind == "key" and path[:len(other)] == other:
+            return _refuse(named, N_("%(key)s already has a value (line %(first)d), so it "
+                                     "cannot also be a table", key=_path_text(other),
+                                     first=first), line)
+        if kind == "table" and other_kind == "key" and other[:len(path)] == path:
+            return _refuse(named, N_(
+                "%(key)s is already made by the dotted key %(other)s (line %(first)d), so it "
+                "cannot also be written as [%(key)s]", key=named, other=_path_text(other),
+                first=first), line)
+        if kind == "array" and other_kind == "table" and other == path[:-1]:
+            return _refuse(_path_text(other), N_(
+                "%(key)s is already a [%(key)s] table (line %(first)d), so it cannot also be "
+                "written as [[%(key)s]]", key=_path_text(other), first=first), line)
+        if kind == "table" and other_kind == "array" and other[:-1] == path:
+            return _refuse(named, N_(
+                "%(key)s is already a list of [[%(key)s]] tables (line %(first)d), so it "
+                "cannot also be written as [%(key)s]", key=named, first=first), line)
+    return None
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    """The position of a line and column as tomllib counts them (from 1)."""
+    start = 0
+    for _ in range(line - 1):
+        start = text.index("\n", start) + 1
+    return start + max(column - 1, 0)
+
+
 def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> RuleError:
     """A syntax error in the page's language, with the line and column where the reader
     stopped (Python 3.14 keeps them as attributes; before, they are in the message)."""
@@ -506,6 +652,14 @@ def _syntax_problem(error: tomllib.TOMLDecodeError, text: str) -> RuleError:
     explained = _toml_reason(reason.strip())
     if line is not None and found and not found.group(1):  # 3.14 counts the end as a place
         line = None
+    if _WRITTEN_TWICE.fullmatch(reason.strip()):
+        try:
+            offset = len(text) if line is None else _offset(text, line, column or 0)
+            named = _written_twice(text, offset)
+        except (ValueError, LookupError):  # TOMLDecodeError is a ValueError
+            named = None  # where tomllib stopped is not where this reading of the text looks
+        if named is not None:
+            return named
     if line is None:
         last = text.count("\n") + 1 - text.endswith("\n")
         return _refuse(SYNTAX_PATH, N_("not valid TOML at the end of the text: %(reason)s",

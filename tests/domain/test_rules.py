@@ -6,11 +6,12 @@ import codecs
 import hashlib
 import json
 import tomllib
+from collections import Counter
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bidhub.domain.metrics import METRICS, Metric
@@ -317,9 +318,111 @@ def test_a_syntax_error_gives_its_line():
         canonical_hash("[eligibility\n")
 
 
-def test_a_duplicate_key_is_a_syntax_error_with_its_line():
-    [problem] = problems_of(edited("capacity_max = 40", "capacity_max = 40\ncapacity_max = 41"))
-    assert problem.line == 6
+# A key or table written twice: tomllib names neither the key nor, for a key, the table, and
+# stops at the end of the value (or of the document); the problem names both and both lines.
+WRITTEN_TWICE = [
+    # text, key path, line, message
+    (edited("capacity_max = 40", "capacity_max = 40\ncapacity_max = 41"),
+     "eligibility.capacity_max", 6, "the key capacity_max is written twice in the table "
+     "eligibility (first at line 5); write each key once"),
+    (edited("weight = 0.1", "weight = 0.1\nweight = 0.2"), "factors[1].weight", 17,
+     "the key weight is written twice in the table factors[1] (first at line 16)"),
+    (TEXT + "[caps]\nmax_awards_per_rep_per_round = 4\n", "caps", 32,
+     "the table caps is written twice (first at line 26); write each table once, with all its "
+     "keys under it"),
+    ('name = "a"\nname = "b"', "name", 2, "the key name is written twice at the top level "
+     "(first at line 1)"),  # no line break at the end: tomllib stops at the end of the text
+    ('tie_break = [\n  "lottery",\n]\ntie_break = [\n  "lottery",\n]\n', "tie_break", 4,
+     "the key tie_break is written twice at the top level (first at line 1)"),
+    ('[eligibility]\ncapacity.max = 1 # x\n"capacity" . \'max\' = 2\n',
+     "eligibility.capacity.max", 3, "the key capacity.max is written twice in the table "
+     "eligibility (first at line 2)"),
+    ('[review]\n[[review.criteria]]\nname = "a"\n[[review.criteria]]\nname = "b"\nname = "c"\n',
+     "review.criteria[1].name", 6, "the key name is written twice in the table "
+     "review.criteria[1] (first at line 5)"),
+    ('["caps"]\n"max awards" = 1\n[caps]\n', "caps", 3,
+     "the table caps is written twice (first at line 1)"),
+    ('[caps.x]\n[caps]\nx = 1\n', "caps.x", 3,
+     "caps.x is already a table (line 1), so it cannot also have a value"),
+    ('[caps]\nx = 1\n[caps.x]\n', "caps.x", 3,
+     "caps.x already has a value (line 2), so it cannot also be a table"),
+    ('"名 字" = 1\n\'名 字\' = 2\n', '"名 字"', 2,
+     'the key "名 字" is written twice at the top level (first at line 1)'),
+    ('[[factors]]\nmetric = "win_rate"\n[factors]\n', "factors", 3,
+     "factors is already a list of [[factors]] tables (line 1), so it cannot also be written "
+     "as [factors]"),
+    ('[factors]\n[[factors]]\n', "factors", 2,
+     "factors is already a [factors] table (line 1), so it cannot also be written as "
+     "[[factors]]"),
+    ('[eligibility]\ncapacity.max = 1\n[eligibility.capacity]\n', "eligibility.capacity", 3,
+     "eligibility.capacity is already made by the dotted key eligibility.capacity.max (line 2), "
+     "so it cannot also be written as [eligibility.capacity]"),
+    ('tie_break = 1\n[tie_break]\n', "tie_break", 2,
+     "tie_break already has a value (line 1), so it cannot also be a table"),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "line", "message"), WRITTEN_TWICE,
+                         ids=[case[1] for case in WRITTEN_TWICE])
+def test_a_key_or_table_written_twice_is_named_with_its_table_and_lines(text, path, line,
+                                                                       message):
+    [problem] = problems_of(text)
+    assert (problem.path, problem.line) == (path, line)
+    assert message in str(problem.message)
+    assert not problem.is_syntax
+
+
+# Headers as written and the key path they open ({} is the entry of a [[list]]); plain tables
+# are written once each, lists of tables any number of times.
+_HEADERS = {"[caps]": "caps", "[ a . b ]": "a.b", '["q r"]': '"q r"',
+            "[[factors]]": "factors[{}]", "[[review.criteria]]": "review.criteria[{}]"}
+_KEYS = {"k": "k", "l . m": "l.m", '"n o"': '"n o"', "'容量'": '"容量"'}
+_VALUES = ("1", '"x"', "[\n  1,\n  2,\n]", '"""\nk = 1\n[caps]\n"""', "{ z = 1 }  # k = 2")
+
+
+@st.composite
+def _document_with_a_key_twice(draw):
+    """A TOML document and, for one key written a second time right after it, the key path,
+    the line of the second writing and of the first."""
+    headers = draw(st.lists(st.sampled_from(sorted(_HEADERS)), max_size=6))
+    headers = [header for index, header in enumerate(headers)
+               if header.startswith("[[") or header not in headers[:index]]
+    lines: list[str] = []
+    keys: list[tuple[str, int, str]] = []  # path, line, key as written
+    entries: Counter[str] = Counter()
+    for header in [None, *headers]:
+        if header is None:
+            table = ""
+        else:
+            table = _HEADERS[header].format(entries[header])
+            entries[header] += 1
+            lines.append(header)
+        for key in draw(st.lists(st.sampled_from(sorted(_KEYS)), unique=True, max_size=3)):
+            first = len(lines) + 1
+            lines.extend(f"{key} = {draw(st.sampled_from(_VALUES))}".split("\n"))
+            keys.append((f"{table}.{_KEYS[key]}" if table else _KEYS[key], first, len(lines),
+                         key))
+    assume(keys)
+    path, first, end, key = draw(st.sampled_from(keys))
+    lines.insert(end, f"{key} = 3")  # right after the first writing's value
+    ending = draw(st.sampled_from(["", "\n", "\n# the end\n"]))
+    return "\n".join(lines) + ending, path, end + 1, first
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(_document_with_a_key_twice())
+def test_any_key_written_twice_is_named_with_its_path_and_both_lines(case):
+    text, path, line, first = case
+    [problem] = problems_of(text)
+    assert (problem.path, problem.line) == (path, line), text
+    assert f"(first at line {first})" in str(problem.message)
+
+
+def test_a_duplicate_that_cannot_be_placed_keeps_the_readers_line_and_column():
+    # An inline table reopened by a dotted key: not a key written twice, so tomllib's own
+    # line and column stay.
+    [problem] = problems_of('a = {b = 1}\na.c = 2\n')
+    assert problem.is_syntax and problem.line == 2
 
 
 def test_a_metric_added_to_the_registry_is_usable_at_once(monkeypatch):
