@@ -245,6 +245,55 @@ def test_a_draft_over_the_size_limit_is_refused_without_a_diff(app, session, mak
     assert "Changes against the active rules" not in html
 
 
+def test_the_editor_cuts_no_paste_and_the_server_refuses_one_too_large_with_its_size(
+        app, session, make_admin, login_as):
+    """The page sets no length on the draft (a browser cuts a longer paste without a word); a
+    draft over the rules' limit reaches the server whole and is refused with its size and the
+    limit, in the page's language, and nothing is adopted."""
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    page = client.get("/admin/rules").get_data(as_text=True)
+    [editor] = re.findall(r'<textarea[^>]*name="text"[^>]*>', page)
+    assert "maxlength" not in editor
+    draft = before.text + "# 规则说明的一行\n" * 12_000 + "# end"  # 120,000 characters more
+    size = len(draft.encode("utf-8"))
+    assert len(draft) > 100_000
+    for language, refusal in (
+            ("zh-CN", f"规则文件有 {size:,} 字节；规则文件最多 65,536 字节（64 KiB）"),
+            ("en", f"the rules are {size:,} bytes; a rule file may hold at most 65,536 bytes "
+                   "(64 KiB)")):
+        adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": language}, data={
+            "text": draft, "note": "pasted", "expected_active_id": before.id})
+        assert adopt.status_code == 422
+        errors = re.findall(r'<p class="error">(.*?)</p>', html.unescape(
+            adopt.get_data(as_text=True)))
+        assert len(errors) == 1 and refusal in errors[0], errors
+        check = client.post("/admin/rules/check", data={"text": draft},
+                            headers={"Accept-Language": language, "HX-Request": "true"})
+        assert refusal in html.unescape(check.get_data(as_text=True))
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+
+
+def test_a_draft_too_large_to_read_is_refused_with_the_rules_limit(app, session, make_admin,
+                                                                   login_as):
+    """Past the request limit the draft is not read at all; the answer still names the rules'
+    limit, not an upload's, on the page and in the live check."""
+    app.config["MAX_CONTENT_LENGTH"] = 256 * 1024
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    draft = before.text + "# 说明\n" * 60_000
+    for url, headers in (("/admin/rules/adopt", {}), ("/admin/rules/check", {"HX-Request": "true"})):
+        response = client.post(url, headers={"Accept-Language": "zh-CN", **headers}, data={
+            "text": draft, "note": "pasted", "expected_active_id": before.id})
+        assert response.status_code == 413
+        body = html.unescape(response.get_data(as_text=True))
+        assert "规则文件最多 65,536 字节（64 KiB）" in body and "未保存任何内容" in body, body
+        assert "上传" not in body
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+
+
 def test_a_flood_of_problems_shows_fifty_and_counts_the_rest(app, session, make_admin,
                                                              login_as):
     client = login_as(make_admin())

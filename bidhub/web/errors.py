@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from bidhub.domain.rules import MAX_RULE_BYTES
 from bidhub.web.i18n import translate
 from bidhub.web.rendering import render
 
@@ -105,6 +106,13 @@ def init_app(app: Flask) -> None:
             return error_page(413, _("The upload is larger than the limit of %(size)s MiB. "
                                      "Nothing was saved; split the file or remove columns and "
                                      "try again.", size=size))
+        if request.blueprint == "rules":
+            # A pasted draft, not a file: name the rules' own limit, as a draft read whole is.
+            return error_page(413, _("The draft sent is larger than the limit of %(size)s MiB "
+                                     "for a request, so it was not read; a rule file may hold "
+                                     "at most %(maximum)s bytes (%(kib)d KiB). Nothing was "
+                                     "saved.", size=size, maximum=f"{MAX_RULE_BYTES:,}",
+                                     kib=MAX_RULE_BYTES // 1024))
         # A screenshot or another attachment: the advice for a CRM export does not apply.
         return error_page(413, _("The upload is larger than the limit of %(size)s MiB. Nothing "
                                  "was saved; go back and choose a smaller file.", size=size))

@@ -498,7 +498,10 @@ def branch_choices(branches, *, empty_label) -> list[SelectChoice]:
 
 
 class RulesDraftForm(Form):
-    text = TextAreaField(_l("Rule file (TOML)"), validators=[InputRequired(), Length(max=100_000)])
+    # No length validator: it would put a maxlength on the editor, and a browser cuts a longer
+    # paste there without a word. The rules' own limit (MAX_RULE_BYTES, in bytes) refuses a
+    # draft too large with its size when it is checked or adopted.
+    text = TextAreaField(_l("Rule file (TOML)"), validators=[InputRequired()])
     note = StringField(_l("Change note"), validators=[Optional(), Length(max=1000)])
     expected_active_id = HiddenField()
     round_id = SelectField(_l("Replay round"), coerce=choice_id, validators=[Optional()])
