@@ -234,13 +234,13 @@ def rules_check_command(path: str) -> None:
 def rules_what_if_command(round_id: int, path: str) -> None:
     """Replay a scored round under the rules in PATH: which awards and scores would change."""
     from bidhub.domain.errors import BidhubError
-    from bidhub.domain.rules import RuleError, parse_rules
+    from bidhub.domain.rules import RuleError, parse_new_rules
     from bidhub.services.replays import what_if
     from bidhub.services.rule_sets import read_rule_file
 
     try:
         stored, comparison = what_if(get_session(), round_id,
-                                     parse_rules(read_rule_file(path)))
+                                     parse_new_rules(read_rule_file(path)))
     except RuleError as error:
         raise click.ClickException(f"{path}:\n{error}") from error
     except BidhubError as error:

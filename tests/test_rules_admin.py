@@ -17,7 +17,7 @@ from sqlalchemy import select
 from bidhub import create_app
 from bidhub.models import AuditEvent, Round, RuleSetVersion
 from bidhub.services import adjudication
-from bidhub.services.rule_sets import RuleFileError, active_rule_set
+from bidhub.services.rule_sets import RuleFileError, active_rule_set, adopt_rule_set, parsed
 from tests.conftest import reload
 
 
@@ -292,6 +292,35 @@ def test_a_draft_too_large_to_read_is_refused_with_the_rules_limit(app, session,
         assert "上传" not in body
     reload(session)
     assert session.scalars(select(RuleSetVersion)).all() == [before]
+
+
+def test_a_weight_too_small_to_count_is_refused_in_a_draft_and_a_stored_one_still_reads(
+        app, session, clock, scored_round, make_admin, login_as):
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    draft = before.text.replace("weight = 0.35", "weight = 1e-400", 1)
+    chinese = ("factors[0].weight（第 29 行）：权重 1e-400 太小，不起作用：各项得分和总分保留 6 位小数，"
+               "绝对值不超过 0.0000005 的权重会让每一项得分都为 0；不计这一项请写 0，否则权重的绝对值"
+               "至少为 0.000001")
+    check = client.post("/admin/rules/check", data={"text": draft},
+                        headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert problem_items(check) == [chinese]
+    replay = client.post("/admin/rules/what-if", data={"text": draft,
+                                                       "round_id": scored_round.id})
+    assert "fix them before replaying" in replay.get_data(as_text=True)
+    adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
+        "text": draft, "note": "tiny", "expected_active_id": before.id})
+    assert adopt.status_code == 422
+    assert chinese.split("：", 1)[1] in html.unescape(adopt.get_data(as_text=True))
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+    # A version stored with such a weight (adopted before the check) reads as it was adopted.
+    stored = adopt_rule_set(session, None, draft, "older", "stored earlier", clock())
+    session.commit()
+    assert parsed(stored).factors[0].weight == 0.0
+    assert parsed(stored).version_hash == stored.sha256
+    page = client.get("/admin/rules")
+    assert page.status_code == 200 and stored.sha256[:12] in page.get_data(as_text=True)
 
 
 def test_a_flood_of_problems_shows_fifty_and_counts_the_rest(app, session, make_admin,

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bidhub.domain.allocation_methods import ALLOCATION_METHODS, DEFAULT_ALLOCATION_METHOD
@@ -53,6 +54,12 @@ from bidhub.domain.tie_breaks import DEFAULT_TIE_BREAK, TIE_BREAKS
 DEFAULT_NORMALISER = "minmax"
 # Far beyond any sensible policy; keeps exact integer arithmetic in the optimal allocation.
 MAX_ABS_WEIGHT = 1000.0
+# Contributions and totals carry 6 decimals (scoring.DECIMALS; scoring imports this module, so
+# a test keeps the two equal), and a weight of at most half a millionth rounds every
+# contribution to 0. New rule text refuses one (parse_new_rules); versions stored before keep
+# reading as they were adopted.
+SCORE_DECIMALS = 6
+MIN_COUNTED_WEIGHT = Decimal(5).scaleb(-SCORE_DECIMALS - 1)
 # Limits on what a rule text may hold (rules/README.md, "Limits"). A real policy is about
 # 3 KB, three levels deep, with numbers of a few digits; the limits are far above that and far
 # below what could exhaust memory, the TOML parser's recursion or a database integer.
@@ -1163,11 +1170,56 @@ def _tie_break(check: _Checker, data: dict[str, Any]) -> tuple[str, ...]:
     return tuple(value)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """A float as written in the rule text, and its exact value (1e-400 is not 0 here)."""
+
+    text: str
+    value: Decimal
+
+
+def _written_float(text: str) -> _Written:
+    try:
+        return _Written(text, Decimal(text))
+    except InvalidOperation:  # not reached: tomllib passes only what it read as a float
+        return _Written(text, Decimal("NaN"))
+
+
+def _weights_too_small(check: _Checker, text: str) -> None:
+    """New rule text only: a weight that is not 0 but too small for any contribution to
+    count, which would otherwise score nothing without the "all weights are zero" refusal."""
+    factors = tomllib.loads(text, parse_float=_written_float).get("factors")
+    if not isinstance(factors, list):
+        return
+    for index, raw in enumerate(factors):
+        weight = raw.get("weight") if isinstance(raw, dict) else None
+        if (isinstance(weight, _Written) and weight.value.is_finite() and weight.value != 0
+                and abs(weight.value) <= MIN_COUNTED_WEIGHT):
+            check.problem(f"factors[{index}].weight", N_(
+                "the weight %(weight)s is too small to count: contributions and totals carry "
+                "%(decimals)d decimals, so a weight between -%(limit)s and %(limit)s makes "
+                "every contribution 0; write 0 to leave the factor out of the total, or a "
+                "weight of at least %(least)s", weight=weight.text,
+                decimals=SCORE_DECIMALS, limit=f"{MIN_COUNTED_WEIGHT:f}",
+                least=f"{Decimal(1).scaleb(-SCORE_DECIMALS):f}"))
+
+
+def parse_new_rules(text: str) -> RuleSet:
+    """parse_rules for rule text that is new (a draft, a file to adopt), with the checks that
+    only new text must pass: a weight too small to count. Stored versions are read with
+    parse_rules, so a version adopted before a check existed keeps its rules and hash."""
+    return _parse(text, is_new=True)
+
+
 def parse_rules(text: str) -> RuleSet:
     """The rule set in `text`, or RuleError listing its problems (key path, line, reason).
 
     A leading byte order mark is dropped; `RuleSet.text` is the text without it.
     """
+    return _parse(text, is_new=False)
+
+
+def _parse(text: str, *, is_new: bool) -> RuleSet:
     text = _without_bom(text)
     data = _load(text)
     check = _Checker(text)
@@ -1201,6 +1253,8 @@ def parse_rules(text: str) -> RuleSet:
     review = _review(check, data)
     flags = _flags(check, data)
     preferences = _preferences(check, data)
+    if is_new:
+        _weights_too_small(check, text)
 
     if check.problems:
         raise RuleError(sorted(check.problems, key=_file_order))

@@ -23,6 +23,7 @@ from bidhub.domain.rules import (
     RuleSet,
     decode_rule_bytes,
     more_problems,
+    parse_new_rules,
     parse_rules,
     rules_too_large,
 )
@@ -188,9 +189,11 @@ class RuleCheck:
 
 
 def check_rules_text(text: str) -> RuleCheck:
-    """The parsed draft, or its problems (the first MAX_PROBLEMS and a count of the rest)."""
+    """The parsed draft, or its problems (the first MAX_PROBLEMS and a count of the rest).
+
+    A draft is new rule text: it must pass the checks stored versions are spared."""
     try:
-        return RuleCheck(parse_rules(text))
+        return RuleCheck(parse_new_rules(text))
     except RuleError as error:
         return RuleCheck(None, tuple(error.problems), error.more)
 
@@ -219,7 +222,7 @@ def adopt_rules(
         if not note.strip():
             raise InvalidRequest(N_("Say what changed and why in the change note."), field="note")
         try:
-            rules = parse_rules(text)
+            rules = parse_new_rules(text)
         except RuleError as error:
             raise InvalidRequest(N_("The draft has problems: %(problems)s", problems=Joined(
                 RuleCheck(None, tuple(error.problems), error.more).lines())),

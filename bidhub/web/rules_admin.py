@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest
-from bidhub.domain.rules import RuleError, RuleProblem, parse_rules
+from bidhub.domain.rules import RuleError, RuleProblem, parse_new_rules
 from bidhub.models import Round, RuleSetVersion
 from bidhub.services import replays, rule_sets
 from bidhub.web.access import admins
@@ -109,7 +109,7 @@ def what_if():
     if not form.round_id.data:
         return render("admin/_rules_what_if.html", error=_("Choose a round to replay."))
     try:
-        rules = parse_rules(form.text.data or "")
+        rules = parse_new_rules(form.text.data or "")
     except RuleError:
         return render("admin/_rules_what_if.html",
                       error=_("The draft has problems; fix them before replaying."))

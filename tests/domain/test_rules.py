@@ -8,6 +8,7 @@ import json
 import tomllib
 from collections import Counter
 from dataclasses import FrozenInstanceError
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,19 @@ from bidhub.domain.rules import (
     MAX_NUMBER_CHARS,
     MAX_PROBLEMS,
     MAX_RULE_BYTES,
+    MIN_COUNTED_WEIGHT,
     NORMALISERS,
+    SCORE_DECIMALS,
     TIE_BREAKS,
     Eligibility,
     RuleError,
     RuleProblem,
     canonical_hash,
     decode_rule_bytes,
+    parse_new_rules,
     parse_rules,
 )
+from bidhub.domain.scoring import DECIMALS
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
@@ -238,6 +243,57 @@ def test_all_weights_zero_is_refused():
     [problem] = problems_of(text)
     assert problem.path == "factors" and "all weights are zero" in problem.message
     assert problem.line == text.splitlines().index("[[factors]]") + 1
+
+
+# A weight too small to count: each contribution and total carries scoring.DECIMALS decimals,
+# so a weight of at most half a millionth rounds every contribution to 0 (1e-400 reads as 0.0).
+TOO_SMALL = ["0.0000001", "-0.0000005", "5e-7", "1e-400", "0.000_000_3", "-1E-9"]
+
+
+@pytest.mark.parametrize("written", TOO_SMALL)
+def test_new_rules_refuse_a_weight_too_small_to_count_and_name_the_key(written):
+    text = edited("weight = 0.1", f"weight = {written}")
+    with pytest.raises(RuleError) as raised:
+        parse_new_rules(text)
+    [problem] = raised.value.problems
+    assert (problem.path, problem.line) == ("factors[1].weight", 16)
+    assert str(problem.message) == (
+        f"the weight {written} is too small to count: contributions and totals carry 6 "
+        "decimals, so a weight between -0.0000005 and 0.0000005 makes every contribution 0; "
+        "write 0 to leave the factor out of the total, or a weight of at least 0.000001")
+
+
+@pytest.mark.parametrize("written", TOO_SMALL)
+def test_a_stored_version_with_a_tiny_weight_reads_exactly_as_before(written):
+    text = edited("weight = 0.1", f"weight = {written}")
+    rules = parse_rules(text)  # how stored versions are read
+    assert rules.factors[1].weight == float(written.replace("_", ""))
+    assert rules.version_hash == canonical_hash(text)
+
+
+@pytest.mark.parametrize("written", ["0", "0.0", "0.00000051", "-0.000001", "0.000001", "1"])
+def test_new_rules_take_a_weight_that_counts_or_zero(written):
+    assert parse_new_rules(edited("weight = 0.1", f"weight = {written}")).factors[1].weight == (
+        float(written))
+
+
+def test_the_smallest_weight_refused_is_the_largest_that_rounds_to_nothing():
+    assert round(float(MIN_COUNTED_WEIGHT) * 1.0, DECIMALS) == 0
+    assert round(0.00000051 * 1.0, DECIMALS) == 10**-DECIMALS
+    assert Decimal(5) / 10 ** (DECIMALS + 1) == MIN_COUNTED_WEIGHT
+    assert SCORE_DECIMALS == DECIMALS
+
+
+def test_new_rules_list_a_tiny_weight_with_the_other_problems_in_file_order():
+    text = (edited("capacity_max = 40", "capacity_max = 25")
+            .replace("weight = 0.1", "weight = 1e-400").replace('method = "greedy"',
+                                                                'method = "fastest"'))
+    assert [problem.path for problem in problems_of(text)] == [
+        "eligibility.capacity_max", "allocation.method"]
+    with pytest.raises(RuleError) as raised:
+        parse_new_rules(text)
+    assert [problem.path for problem in raised.value.problems] == [
+        "eligibility.capacity_max", "factors[1].weight", "allocation.method"]
 
 
 def test_no_factors_is_refused():
@@ -699,17 +755,19 @@ _TOML_PIECES = st.sampled_from([
     "[", "]", "[[", "]]", "{", "}", "=", ",", ".", "\n", " ", "#", '"', "'", '"""', "'''",
     "\\", "\ufeff", "\x00", "\r", "a", "factors", "weight", "metric", "eligibility",
     "capacity_max", "1", "9" * 60, "1e400", "-inf", "nan", "0x" + "f" * 60, "1979-05-27",
-    '"win_rate"', "true", "大", "[[factors]]\n", "[eligibility]\n",
+    '"win_rate"', "true", "大", "[[factors]]\n", "[eligibility]\n", "weight = 1e-400\n",
+    "0.000_000_1", "a = 1\n",
 ])
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.lists(_TOML_PIECES, max_size=80).map("".join))
 def test_any_text_gives_rules_or_a_rule_error_never_another_exception(text):
-    try:
-        parse_rules(text)
-    except RuleError as error:
-        assert error.problems and all(problem.message for problem in error.problems)
+    for parse in (parse_rules, parse_new_rules):
+        try:
+            parse(text)
+        except RuleError as error:
+            assert error.problems and all(problem.message for problem in error.problems)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
