@@ -8,16 +8,26 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bidhub import create_app
+from bidhub.domain.rules import parse_rules
 from bidhub.models import AuditEvent, Round, RuleSetVersion
 from bidhub.services import adjudication
-from bidhub.services.rule_sets import RuleFileError, active_rule_set, adopt_rule_set, parsed
+from bidhub.services.rule_sets import (
+    RuleFileError,
+    active_rule_set,
+    adopt_rule_set,
+    parsed,
+    write_settings,
+)
 from tests.conftest import reload
 
 
@@ -145,6 +155,119 @@ def test_the_settings_form_writes_a_valid_draft(app, session, make_admin, login_
         assert heavy.status_code == 422
         assert expected in heavy.get_data(as_text=True) and "1000.0" not in heavy.get_data(
             as_text=True)
+
+
+def settings_sent(page: str) -> dict:
+    """What the page's numbers form sends as it was drawn (the numbers and its hidden fields)."""
+    form = re.search(r'<form[^>]*action="/admin/rules/settings".*?</form>', page, re.S).group(0)
+    return {name: html.unescape(value) for name, value in re.findall(
+        r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', form)}
+
+
+def editor_text(page: str) -> str:
+    """The draft in the page's editor (WTForms starts a textarea with a line break)."""
+    text = re.search(r'<textarea[^>]*name="text"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    return html.unescape(text).removeprefix("\r\n")
+
+
+def test_the_numbers_form_writes_into_the_draft_being_edited(app, session, make_admin,
+                                                             login_as):
+    """The form writes the numbers changed in it into the draft the admin is editing: what was
+    typed there stays (a number the form still shows as drawn is not put back), and a weight
+    goes to the factor that scores its metric, wherever the draft has moved it."""
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    data = settings_sent(client.get("/admin/rules").get_data(as_text=True))
+    assert data["weight_0"] == "0.35" and data["cooldown_months"] == "6"
+    stage = '[[factors]]\nmetric = "stage_conversion"  # share of qualified opportunities that were won\nweight = 0.15\nnormaliser = "minmax"\n\n'
+    assert stage in before.text
+    typed = (before.text.replace("cooldown_months = 6 ", "cooldown_months = 9 ")
+             .replace(stage, "").replace("[[factors]]", stage + "[[factors]]", 1)
+             + "\n[flags]\nstale_crm_days = 14\n")
+    response = client.post("/admin/rules/settings", data={
+        **data, "text": typed, "note": "Narrower band, win rate first.", "weight_0": "0.5",
+        "capacity_max": "38"})
+    assert response.status_code == 200
+    assert 'value="Narrower band, win rate first."' in response.get_data(as_text=True)
+    written = parse_rules(editor_text(response.get_data(as_text=True)))
+    assert written.eligibility.cooldown_months == 9  # typed in the draft, kept
+    assert written.flags.stale_crm_days == 14
+    assert written.eligibility.capacity_max == 38  # changed in the form, written
+    assert [(factor.metric, factor.weight) for factor in written.factors[:2]] == [
+        ("stage_conversion", 0.15), ("win_rate", 0.5)]
+    assert "Valid. New version" in response.get_data(as_text=True)
+    # The form now shows the numbers of the draft it wrote, so the next change builds on it.
+    again = settings_sent(response.get_data(as_text=True))
+    assert again["cooldown_months"] == "9" and again["weight_1"] == "0.5"
+    assert again["expected_active_id"] == str(before.id)
+    unchanged = client.post("/admin/rules/settings", data=again)
+    assert editor_text(unchanged.get_data(as_text=True)) == again["text"]
+    assert "No number in the form was changed" in unchanged.get_data(as_text=True)
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
+    adopted = client.post("/admin/rules/adopt", data={
+        "text": again["text"], "note": "From the numbers form.",
+        "expected_active_id": again["expected_active_id"]})
+    assert adopted.status_code == 303
+    reload(session)
+    assert parsed(active_rule_set(session)).eligibility.cooldown_months == 9
+
+
+_ELIGIBILITY_NUMBERS = ("capacity_max", "capacity_target", "min_tenure_months",
+                        "max_open_incidents", "cooldown_months")
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(typed=st.dictionaries(st.sampled_from(_ELIGIBILITY_NUMBERS), st.integers(0, 60)),
+       changed=st.dictionaries(st.sampled_from(_ELIGIBILITY_NUMBERS),
+                               st.none() | st.integers(0, 60)),
+       weights=st.dictionaries(st.sampled_from(["win_rate", "retention", "open_incidents"]),
+                               st.floats(-1000, 1000)))
+def test_writing_numbers_changes_what_was_changed_and_keeps_the_rest_of_the_draft(
+        typed, changed, weights):
+    draft = DEFAULT_RULES.read_text(encoding="utf-8")
+    for key, value in typed.items():  # numbers typed into the draft
+        draft = re.sub(rf"^{key} = \d+", f"{key} = {value}", draft, count=1, flags=re.M)
+    before = tomllib.loads(draft)
+    after = tomllib.loads(write_settings(draft, {f"eligibility.{key}": value
+                                                 for key, value in changed.items()}, weights))
+    for key in _ELIGIBILITY_NUMBERS:
+        expected = changed[key] if key in changed else before["eligibility"].get(key)
+        assert after["eligibility"].get(key) == expected, key
+    assert [factor["metric"] for factor in after["factors"]] == [
+        factor["metric"] for factor in before["factors"]]
+    for old, new in zip(before["factors"], after["factors"], strict=True):
+        assert new == {**old, "weight": weights.get(old["metric"], old["weight"])}
+    assert {key: value for key, value in after.items() if key not in ("eligibility", "factors")} == {
+        key: value for key, value in before.items() if key not in ("eligibility", "factors")}
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_the_numbers_form_keeps_a_draft_it_cannot_write_into(app, session, make_admin,
+                                                             login_as, language):
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    data = settings_sent(client.get("/admin/rules").get_data(as_text=True))
+    broken = before.text.replace("capacity_max = 40", "capacity_max = = 40")
+    without_win_rate = re.sub(r'\[\[factors\]\]\nmetric = "win_rate".*?\n\n', "", before.text,
+                              count=1, flags=re.S)
+    reasons = {
+        "en": ("The numbers were not written into your draft, which is kept as it was:",
+               "not valid TOML at line 15", "the draft has no factor scoring win_rate"),
+        "zh-CN": ("数值没有写入你的草稿，草稿保持原样：", "TOML 格式错误，在第 15 行",
+                  "草稿中已没有对 win_rate 评分的因子")}[language]
+    for draft, reason, changes in ((broken, reasons[1], {"capacity_max": "38"}),
+                                   (without_win_rate, reasons[2], {"weight_0": "0.5"}),
+                                   (broken, "", {"capacity_max": "0"})):
+        response = client.post("/admin/rules/settings", headers={"Accept-Language": language},
+                               data={**data, "text": draft, **changes})
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert editor_text(page) == draft  # kept, as typed
+        if reason:
+            assert reasons[0] in html.unescape(page) and reason in html.unescape(page)
+    reload(session)
+    assert session.scalars(select(RuleSetVersion)).all() == [before]
 
 
 def test_rescore_verify_reproduces_a_scored_round(app, scored_round):

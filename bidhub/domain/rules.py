@@ -384,6 +384,12 @@ def _first_line(index: dict[str, int], key: str) -> int | None:
     return min(lines, default=None)
 
 
+def read_rule_data(text: str) -> dict[str, Any]:
+    """The TOML of a rule text as read, before any key is checked; RuleError (with the line)
+    when it is not TOML or breaks a limit. For rewriting a draft, not for scoring."""
+    return _load(text)
+
+
 def _load(text: str) -> dict[str, Any]:
     text = _without_bom(text)
     _check_shape(text)

@@ -25,6 +25,7 @@ from bidhub.domain.rules import (
     more_problems,
     parse_new_rules,
     parse_rules,
+    read_rule_data,
     rules_too_large,
 )
 from bidhub.domain.text import N_, Joined, Text
@@ -236,26 +237,53 @@ def adopt_rules(
         return adopt_rule_set(session, actor, text, rules.name, note.strip(), now)
 
 
-def apply_settings(text: str, settings: Mapping[str, Any]) -> str:
-    """The rule text with the given settings changed (key path -> value; None removes a key).
+def write_settings(text: str, settings: Mapping[str, Any], weights: Mapping[str, float]) -> str:
+    """The draft `text` with the numbers changed in the settings form written into it.
 
-    The result is regenerated TOML: comments of the original are not kept, which is why the
-    rules page shows it as a draft to review, check and replay before adopting.
+    `settings` maps a key path ("eligibility.capacity_max") to its value (None removes the
+    key), `weights` a metric to the weight of the factor scoring it, wherever the draft has
+    that factor. Only what the admin changed is given, so everything else stays as the draft
+    has it. The result is regenerated TOML: comments are not kept. InvalidRequest, and the
+    draft left as it is, when it cannot be read as TOML or no longer scores such a metric.
     """
-    import tomllib
-
     import tomli_w
 
-    data = tomllib.loads(text)
+    if not settings and not weights:
+        return text
+    try:
+        data = read_rule_data(text)
+    except RuleError as error:
+        raise _not_written(error.problems, error.more) from error
+    factors = data.get("factors")
+    problems = []
+    for metric, weight in weights.items():
+        factor = next((factor for factor in factors if isinstance(factor, dict)
+                       and factor.get("metric") == metric), None) if isinstance(
+            factors, list) else None
+        if factor is None:
+            problems.append(RuleProblem("factors", None, N_(
+                "the draft has no factor scoring %(metric)s any more, so the weight set for it "
+                "in the form has nowhere to go", metric=metric)))
+        else:
+            factor["weight"] = weight
     for path, value in settings.items():
-        if path.startswith("factors["):
-            index = int(path[len("factors["):path.index("]")])
-            data["factors"][index]["weight"] = value
-            continue
         section, key = path.split(".")
+        if value is None and section not in data:
+            continue  # nothing to remove
         table = data.setdefault(section, {})
-        if value is None:
+        if not isinstance(table, dict):
+            problems.append(RuleProblem(section, None, N_(
+                "is not a table in the draft, so %(key)s cannot be written into it", key=key)))
+        elif value is None:
             table.pop(key, None)
         else:
             table[key] = value
+    if problems:
+        raise _not_written(problems)
     return tomli_w.dumps(data)
+
+
+def _not_written(problems: list[RuleProblem], more: int = 0) -> InvalidRequest:
+    return InvalidRequest(N_("The numbers were not written into your draft, which is kept as "
+                             "it was: %(problems)s", problems=Joined(
+                                 RuleCheck(None, tuple(problems), more).lines())))

@@ -4,6 +4,15 @@ document.addEventListener("submit", (event) => {
   if (question && !window.confirm(question)) event.preventDefault();
 });
 
+// A form that carries another form's fields (the rules page's numbers form carries the draft
+// being edited) copies their values in as it is sent: a hidden input names its source by id.
+document.addEventListener("submit", (event) => {
+  for (const copy of event.target.querySelectorAll("input[data-copy-of]")) {
+    const source = document.getElementById(copy.dataset.copyOf);
+    if (source) copy.value = source.value;
+  }
+});
+
 // htmx does not swap error answers; show their message instead of failing silently. The
 // fallback sentence comes translated from the page (data-request-failed on #flashes).
 document.addEventListener("htmx:responseError", (event) => {

@@ -576,6 +576,19 @@ def rules_settings_form(rules, formdata=None):
     return RulesSettingsForm(formdata=formdata, data=values)
 
 
+def changed_settings(form, drawn, rules) -> tuple[dict, dict]:
+    """What the admin changed in the settings form: the key paths and values that differ from
+    the form `drawn` from `rules`, and the changed weights by the metric their factor scores
+    (a draft may have moved or dropped that factor since)."""
+    count = len(rules.factors)
+    before = settings_from(drawn, count)
+    changed = {path: value for path, value in settings_from(form, count).items()
+               if value != before[path]}
+    weights = {rules.factors[index].metric: changed.pop(f"factors[{index}].weight")
+               for index in range(count) if f"factors[{index}].weight" in changed}
+    return changed, weights
+
+
 def settings_from(form, factor_count: int) -> dict:
     """Rule-file key paths and values from a submitted settings form."""
     def number(value):

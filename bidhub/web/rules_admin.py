@@ -12,11 +12,11 @@ from sqlalchemy import select
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest
-from bidhub.domain.rules import RuleError, RuleProblem, parse_new_rules
+from bidhub.domain.rules import RuleError, RuleProblem, parse_new_rules, parse_rules
 from bidhub.models import Round, RuleSetVersion
 from bidhub.services import replays, rule_sets
 from bidhub.web.access import admins
-from bidhub.web.forms import RulesDraftForm, options, rules_settings_form, settings_from
+from bidhub.web.forms import RulesDraftForm, changed_settings, options, rules_settings_form
 from bidhub.web.i18n import translate
 from bidhub.web.params import parse_id
 from bidhub.web.rendering import localtime, redirect_after_post, render
@@ -41,13 +41,19 @@ def draft_form(session, active: RuleSetVersion, formdata=None) -> RulesDraftForm
     return form
 
 
-def page(*, draft: RulesDraftForm | None = None, settings=None, status: int = 200):
+def page(*, draft: RulesDraftForm | None = None, settings=None, drawn: str | None = None,
+         status: int = 200):
+    """The rules page. The settings form shows the numbers of the rule text `drawn` (the rules
+    in force unless given), which the page sends back with it: a number still as drawn there
+    was not changed, so writing the form leaves the draft's own value alone."""
     session = get_session()
     active = rule_sets.active_rule_set(session)
     rules = rule_sets.parsed(active)
     draft = draft or draft_form(session, active)
+    if settings is None or drawn is None:
+        drawn = active.text
     return render("admin/rules.html", status=status, active=active, rules=rules,
-                  settings=settings or rules_settings_form(rules), draft=draft,
+                  settings=settings or rules_settings_form(rules), drawn=drawn, draft=draft,
                   adoptions=rule_sets.rule_adoptions(session),
                   check=check_result(draft.text.data or "", active))
 
@@ -77,18 +83,42 @@ def rules():
 @blueprint.route("/settings", methods=["POST"])
 @admins
 def apply_settings():
-    """Turn the settings form into a draft rule file to review (nothing is adopted here)."""
+    """Write the numbers changed in the settings form into the draft being edited (sent along
+    with the form); nothing is adopted here. A draft they cannot go into is kept as it was."""
     session = get_session()
     active = rule_sets.active_rule_set(session)
-    rules = rule_sets.parsed(active)
-    settings = rules_settings_form(rules, formdata=request.form)
+    drawn = request.form.get("drawn_text")
+    try:
+        basis = parse_rules(drawn) if drawn else None
+    except RuleError:
+        basis = None  # not a text this page drew the form from
+    if basis is None:
+        drawn, basis = active.text, rule_sets.parsed(active)
+    draft = draft_form(session, active, formdata=request.form)
+    if "text" not in request.form:
+        draft.text.data = drawn  # a form sent without the draft writes into the text it shows
+    if "expected_active_id" not in request.form:
+        draft.expected_active_id.data = str(active.id)
+    settings = rules_settings_form(basis, formdata=request.form)
     if not settings.validate():
-        return page(settings=settings, status=422)
-    draft = draft_form(session, active)
-    draft.text.data = rule_sets.apply_settings(active.text, settings_from(settings,
-                                                                          len(rules.factors)))
+        return page(draft=draft, settings=settings, drawn=drawn, status=422)
+    changed, weights = changed_settings(settings, rules_settings_form(basis), basis)
+    try:
+        text = rule_sets.write_settings(draft.text.data or "", changed, weights)
+    except InvalidRequest as error:
+        settings.add_error(error)
+        return page(draft=draft, settings=settings, drawn=drawn, status=422)
+    if text == draft.text.data:
+        flash(_("No number in the form was changed, so the draft is as it was."), "info")
+        return page(draft=draft, settings=settings, drawn=drawn)
+    draft.text.data = text
     flash(_("Draft updated from the form. Check it and replay a round before adopting."), "info")
-    return page(draft=draft, settings=settings)
+    try:
+        written = parse_rules(text)
+    except RuleError:
+        # The draft has problems of its own (listed under it); the form keeps what was sent.
+        return page(draft=draft, settings=settings, drawn=drawn)
+    return page(draft=draft, settings=rules_settings_form(written), drawn=text)
 
 
 @blueprint.route("/check", methods=["POST"])

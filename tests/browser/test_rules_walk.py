@@ -1,0 +1,49 @@
+"""An admin edits a rule draft in chromium: a long paste is kept whole and refused by the
+server with its size, and the numbers form writes into the draft being edited without undoing
+what was typed there. Nothing is adopted."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LiveServer
+
+
+def test_the_numbers_form_writes_into_the_draft_being_edited(walk, live_server: LiveServer):
+    admin = walk()
+    page = admin.page
+    admin.sign_in(live_server.world.admin)
+    admin.goto("/admin/rules")
+    editor = page.locator("textarea#text")
+    typed = editor.input_value().replace("cooldown_months = 6 ", "cooldown_months = 9 ")
+    editor.fill(typed)
+    page.fill("input#weight_0", "0.5")
+    with page.expect_navigation():
+        page.click("form[action='/admin/rules/settings'] button")
+    written = editor.input_value()
+    assert re.search(r"^cooldown_months = 9$", written, re.M), written  # typed, kept
+    assert re.search(r'metric = "win_rate"\nweight = 0.5\n', written), written
+    expect(page.locator("input#weight_0")).to_have_value("0.5")
+    admin.finish()
+
+
+def test_a_long_paste_is_kept_whole_and_refused_with_its_size(walk, live_server: LiveServer):
+    admin = walk()
+    page = admin.page
+    admin.sign_in(live_server.world.admin)
+    admin.goto("/admin/rules")
+    editor = page.locator("textarea#text")
+    pasted = editor.input_value() + "# padding line\n" * 8_000  # past 100,000 characters
+    editor.select_text()
+    page.keyboard.insert_text(pasted)  # as a paste: the browser applies any maxlength
+    assert len(editor.input_value()) == len(pasted)
+    size = len(editor.input_value().replace("\n", "\r\n").strip().encode("utf-8"))
+    page.fill("#note", "A long paste.")
+    with admin.expecting(422, "/admin/rules/adopt"), page.expect_navigation():
+        page.click("#draft-form button.primary")
+    error = page.locator("#draft-form .field .error").first.inner_text()
+    assert f"规则文件有 {size:,} 字节；规则文件最多 65,536 字节（64 KiB）" in error, error
+    assert len(editor.input_value()) > 100_000
+    admin.finish()
