@@ -12,7 +12,15 @@ from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from bidhub.domain.errors import InvalidRequest
-from bidhub.models import AccountReview, AuditEvent, Listing, ListingStatus, Round, RoundStatus
+from bidhub.models import (
+    AccountReview,
+    AuditEvent,
+    Listing,
+    ListingStatus,
+    Round,
+    RoundStatus,
+    User,
+)
 from bidhub.services import rounds
 from bidhub.services.filings import transfer_account
 from bidhub.web.i18n import translate
@@ -138,7 +146,7 @@ def test_the_new_round_form_sent_twice_creates_one_round(app, session, clock, ma
     assert first.headers["Location"].endswith(f"/manage/rounds/{round_.id}")
     assert round_.submission_key == key and len(round_audits(session)) == 1
     another = client.post("/manage/rounds/new", data={
-        **NEW_ROUND, "opens_at": "2026-03-05T09:00",
+        **NEW_ROUND, "title": "Autumn round",
         "submission_key": form_key(client.get("/manage/rounds/new").get_data(as_text=True))})
     assert another.status_code == 303
     reload(session)
@@ -159,6 +167,51 @@ def test_a_new_round_form_key_is_one_managers(app, session, make_manager, login_
         assert "表单已过期" in response.get_data(as_text=True)
     reload(session)
     assert len(session.scalars(select(Round)).all()) == 1 and len(round_audits(session)) == 1
+
+
+def test_the_new_round_form_saved_again_after_back_creates_no_second_round(
+        app, session, clock, make_manager, make_branch, login_as):
+    """Back to the New round form draws it afresh, with a new key, and the browser puts back
+    what the manager typed: saved again, it leads to the round made first, says so, and
+    writes nothing. Another title, branch or deadline is another round."""
+    manager = make_manager()
+    client = login_as(manager)
+    first = client.post("/manage/rounds/new", data={
+        **NEW_ROUND, "submission_key": form_key(client.get("/manage/rounds/new").get_data(as_text=True))})
+    clock.advance(minutes=3)  # the redrawn form's opening time defaults to a later minute
+    again = client.post("/manage/rounds/new", data={
+        **NEW_ROUND, "opens_at": "2026-03-02T09:03",
+        "submission_key": form_key(client.get("/manage/rounds/new").get_data(as_text=True))},
+        headers={"Accept-Language": "zh-CN"})
+    assert first.status_code == again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"]
+    shown = client.get(again.headers["Location"], headers={"Accept-Language": "zh-CN"})
+    assert "你已创建过这个轮次（标题、分公司和截止时间都相同），未新建轮次。" in shown.get_data(as_text=True)
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Round)) == 1
+    assert len(round_audits(session)) == 1
+    for changed in ({"title": "Autumn round"}, {"closes_at": "2026-03-10T18:00"},
+                    {"branch_id": str(make_branch().id)}):
+        made = client.post("/manage/rounds/new", data={
+            **NEW_ROUND, **changed,
+            "submission_key": form_key(client.get("/manage/rounds/new").get_data(as_text=True))})
+        assert made.status_code == 303 and made.headers["Location"] != first.headers["Location"]
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Round)) == 4
+
+
+def test_another_managers_round_of_the_same_title_is_not_the_same_round(
+        session, clock, make_manager):
+    """Only the manager's own drafts are the form they filled in before."""
+    times = {"opens_at": clock() + timedelta(hours=1), "closes_at": clock() + timedelta(days=7)}
+    made = [rounds.create_round(session, make_manager(), title="Spring", branch_id=None,
+                                now=clock(), **times) for _ in range(2)]
+    assert made[0].id != made[1].id
+    with pytest.raises(rounds.RoundCreatedAlready) as refused:
+        rounds.create_round(session, session.get(User, made[1].created_by_id), title="Spring", branch_id=None,
+                            now=clock(), **times)
+    assert refused.value.round_id == made[1].id
+    assert session.scalar(select(func.count()).select_from(Round)) == 2
 
 
 def test_a_round_created_by_the_service_twice_with_one_key_is_one_round(session, clock,

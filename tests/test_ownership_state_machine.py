@@ -73,6 +73,7 @@ class OwnershipMachine(RuleBasedStateMachine):
             "LEDGER_CHECKPOINT_FILE": str(self.folder / "checkpoints.jsonl")})
         self.session = self.app.extensions["bidhub_sessionmaker"]()
         self.refusals = 0
+        self.rounds_made = 0
 
     @initialize()
     def world(self) -> None:
@@ -149,9 +150,11 @@ class OwnershipMachine(RuleBasedStateMachine):
 
         def create():
             nonlocal round_
+            # Each its own title: a draft of the same title and deadline is the one made before.
+            self.rounds_made += 1
             round_ = rounds.create_round(
-                self.session, manager, title="Round", branch_id=None, opens_at=now,
-                closes_at=now + timedelta(days=1), now=now)
+                self.session, manager, title=f"Round {self.rounds_made}", branch_id=None,
+                opens_at=now, closes_at=now + timedelta(days=1), now=now)
 
         self.attempt(create)
         for pick in picks:

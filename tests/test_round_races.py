@@ -433,6 +433,35 @@ def test_the_new_round_form_sent_twice_at_once_creates_one_round(
     assert session.scalar(select(func.count()).select_from(Round)) == 1
 
 
+def test_the_new_round_form_saved_again_twice_at_once_after_back_creates_one_round(
+        app, session, postgresql_only, monkeypatch, clock, make_manager):
+    """Two sends of the form after Back carry two keys: the second waits on the manager's row
+    locked by the first, then finds the draft the first made and is refused with it."""
+    manager = make_manager()
+    pause = Pause(monkeypatch, rounds, "record_audit")  # the first has written its round
+
+    def create(key):
+        def run(own):
+            try:
+                return rounds.create_round(own, own.get(User, manager.id), title="Spring round",
+                                           branch_id=None, opens_at=clock() + timedelta(hours=1),
+                                           closes_at=clock() + timedelta(days=7), now=clock(),
+                                           submission_key=key).id
+            except rounds.RoundCreatedAlready as refused:
+                return refused.round_id
+        return run
+
+    first = Side(app, create("first-form"))
+    pause.wait()
+    second = Side(app, create("form-after-back"))
+    second.done_or_waiting(app)
+    pause.resume()
+    first_id, second_id = first.join(), second.join()
+    assert first_id == second_id, (first_id, second_id)
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Round)) == 1
+
+
 def test_an_accountability_release_and_a_transfer_at_once_release_from_the_owner_shown(
         app, session, postgresql_only, monkeypatch, clock, make_manager, make_rep,
         make_account, make_round):

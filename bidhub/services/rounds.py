@@ -37,7 +37,12 @@ from bidhub.services.loss_reviews import (
     withdraw_unlost_review,
 )
 from bidhub.services.notifications import notify, round_published
-from bidhub.services.ownership import lock_accounts, lock_round, unfinished_listing_of
+from bidhub.services.ownership import (
+    is_postgresql,
+    lock_accounts,
+    lock_round,
+    unfinished_listing_of,
+)
 from bidhub.services.rule_sets import active_rule_set
 
 
@@ -156,13 +161,25 @@ def checked_title(title: str) -> str:
     return title
 
 
+class RoundCreatedAlready(Conflict):
+    """The manager has a draft round with the same title, branch and deadline: the New round
+    form filled in again after the browser's Back. `round_id` is that round."""
+
+    def __init__(self, round_id: int) -> None:
+        super().__init__(N_("You created this round already (the same title, branch and "
+                            "deadline); nothing new was created."))
+        self.round_id = round_id
+
+
 def create_round(
     session: Session, actor: User, *, title: str, branch_id: int | None, opens_at: datetime,
     closes_at: datetime, now: datetime, submission_key: str | None = None,
 ) -> Round:
     """A draft round. A form sent again (the same `submission_key`, by the same manager: a
     double click, the browser resending) gives the round it created before, even if its
-    times have passed since, and creates nothing."""
+    times have passed since, and creates nothing. The same form sent after the browser's Back
+    comes with a new key (the page is drawn afresh) but with what the manager typed: a draft
+    of theirs with the same title, branch and deadline is refused (RoundCreatedAlready)."""
     title = checked_title(title)
     submission_key = submission_key or None
     if submission_key is not None and not SUBMISSION_KEY.fullmatch(submission_key):
@@ -191,11 +208,25 @@ def _round_created_with(session: Session, actor: User, submission_key: str) -> R
     return round_
 
 
+def _same_draft(session: Session, actor: User, *, title: str, branch_id: int | None,
+                closes_at: datetime) -> int | None:
+    """The id of the actor's draft round with this title, branch and deadline, if any."""
+    branch = Round.branch_id.is_(None) if branch_id is None else Round.branch_id == branch_id
+    return session.scalar(select(Round.id).where(
+        Round.created_by_id == actor.id, Round.status == RoundStatus.DRAFT,
+        Round.title == title, branch, Round.closes_at == closes_at).limit(1))
+
+
 def _create_round(
     session: Session, actor: User, *, title: str, branch_id: int | None, opens_at: datetime,
     closes_at: datetime, now: datetime, submission_key: str | None,
 ) -> Round:
     with unit_of_work(session):
+        if is_postgresql(session):
+            # Two forms of one manager sent at once look for each other's round one after the
+            # other (SQLite's write transaction does that already).
+            session.execute(select(User.id).where(User.id == actor.id)
+                            .with_for_update(key_share=True))
         if submission_key is not None:
             created = _round_created_with(session, actor, submission_key)
             if created is not None:
@@ -203,6 +234,9 @@ def _create_round(
         check_round_times(opens_at, closes_at, now)
         if branch_id is not None:
             require_open_branch(session, branch_id)
+        same = _same_draft(session, actor, title=title, branch_id=branch_id, closes_at=closes_at)
+        if same is not None:
+            raise RoundCreatedAlready(same)
         rule_set = active_rule_set(session)
         if rule_set is None:
             raise InvalidRequest(N_("There are no active rules; an admin must adopt a rule set first."))

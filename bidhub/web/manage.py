@@ -117,6 +117,9 @@ def new_round():
                 opens_at=local_to_utc(form.opens_at.data),
                 closes_at=local_to_utc(form.closes_at.data), now=now(),
                 submission_key=form.submission_key.data)
+        except rounds.RoundCreatedAlready as error:
+            flash(translate(error), "info")
+            return redirect_after_post(url_for("manage.round_detail", round_id=error.round_id))
         except InvalidRequest as error:
             form.add_error(error)
             return render_form_errors("manage/round_form.html", form=form)
