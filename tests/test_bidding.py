@@ -67,4 +67,47 @@ def test_bid_form_errors_come_back_on_the_fields(app, make_rep, listing, login_a
     html = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "between 20 and 10000 characters" in html
-    assert "Enter an amount between ¥0 and ¥2,000,000,000." in html
+    assert "Enter an amount between ¥1 and ¥2,000,000,000." in html
+
+
+ZERO_TYPED = ("0", "00", "¥0", "0元", "0万", "0.00", "-0")
+
+
+def test_a_commitment_of_nothing_is_refused_on_the_field_and_nothing_is_stored(
+        app, session, clock, make_rep, listing, make_bid, login_as):
+    """A committed revenue of ¥0 promises the account nothing (and commitment_kept would leave
+    it out): the bid form and the edit form refuse it on the field, in Chinese, and neither
+    a bid nor a change is written. ¥1 is the least a rep can commit."""
+    rep = make_rep()
+    client = login_as(rep)
+    form = {"account_plan": "先拜访决策人，了解招聘需求，三个月内提出年度合作方案。",
+            "visit_plan": "第一周拜访总经理，第二周与人力资源部确定合作方案。"}
+    chinese = {"Accept-Language": "zh-CN"}
+    for typed in ZERO_TYPED:
+        refused = client.post(f"/listings/{listing.id}/bid", headers=chinese,
+                              data={**form, "committed_revenue_yuan": typed})
+        assert refused.status_code == 422, typed
+        assert "请填写 1元 至 20亿元 之间的金额。" in refused.get_data(as_text=True), typed
+    reload(session)
+    assert session.scalars(select(Bid)).first() is None
+
+    bid = make_bid(rep, listing)
+    for typed in ZERO_TYPED:
+        refused = client.post(f"/bids/{bid.id}/edit", headers=chinese,
+                              data={**form, "committed_revenue_yuan": typed})
+        assert refused.status_code == 422, typed
+        assert "请填写 1元 至 20亿元 之间的金额。" in refused.get_data(as_text=True), typed
+    reload(session)
+    assert session.get(Bid, bid.id).committed_revenue_yuan == 300_000
+    for amount in (0, -1):
+        with pytest.raises(BidRejected) as rejected:
+            update_bid(session, rep, bid.id, account_plan=form["account_plan"],
+                       committed_revenue_yuan=amount, visit_plan=form["visit_plan"],
+                       now=clock())
+        assert rejected.value.field == "committed_revenue_yuan"
+    reload(session)
+    assert session.get(Bid, bid.id).committed_revenue_yuan == 300_000
+    assert client.post(f"/bids/{bid.id}/edit",
+                       data={**form, "committed_revenue_yuan": "1"}).status_code == 303
+    reload(session)
+    assert session.get(Bid, bid.id).committed_revenue_yuan == 1

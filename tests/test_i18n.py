@@ -451,11 +451,11 @@ def test_the_bid_forms_amount_range_reads_in_wan_and_yi(app, session, client, ma
         refused = client.post(path, data={**form, "committed_revenue_yuan": typed})
         assert refused.status_code == 422, typed
         page = refused.get_data(as_text=True)
-        assert "请填写 0元 至 20亿元 之间的金额。" in page, typed
+        assert "请填写 1元 至 20亿元 之间的金额。" in page, typed
         assert "2000000000" not in page
     refused = client.post(path, data={**form, "committed_revenue_yuan": "30亿"},
                           headers={"Accept-Language": "en"})
-    assert "Enter an amount between ¥0 and ¥2,000,000,000." in refused.get_data(as_text=True)
+    assert "Enter an amount between ¥1 and ¥2,000,000,000." in refused.get_data(as_text=True)
     assert session.scalars(select(Bid)).first() is None
 
 

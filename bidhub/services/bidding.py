@@ -64,6 +64,7 @@ from bidhub.services.limits import (
     MAX_PLAN_LENGTH,
     MAX_REVENUE_YUAN,
     MIN_PLAN_LENGTH,
+    MIN_REVENUE_YUAN,
     SUBMISSION_KEY,
 )
 from bidhub.services.ownership import is_postgresql, lock_reps, round_held_open
@@ -88,9 +89,10 @@ def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan
         if len(text) > MAX_PLAN_LENGTH:
             raise BidRejected(N_("Keep it under %(count)s characters.",
                                  count=f"{MAX_PLAN_LENGTH:,}"), field=field)
-    if not 0 <= committed_revenue_yuan <= MAX_REVENUE_YUAN:
-        raise BidRejected(N_("Enter a revenue between 0 and %(maximum)s yuan.",
-                             maximum=f"{MAX_REVENUE_YUAN:,}"), field="committed_revenue_yuan")
+    if not MIN_REVENUE_YUAN <= committed_revenue_yuan <= MAX_REVENUE_YUAN:
+        raise BidRejected(N_("Enter a revenue between %(minimum)s and %(maximum)s yuan.",
+                             minimum=f"{MIN_REVENUE_YUAN:,}", maximum=f"{MAX_REVENUE_YUAN:,}"),
+                          field="committed_revenue_yuan")
 
 
 def open_listing_for(session: Session, listing_id: int, now: datetime) -> Listing:

@@ -13,7 +13,10 @@ SUBMISSION_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # A bid's account plan and visit plan: long enough to say something the manager can judge.
 MIN_PLAN_LENGTH = 20
 MAX_PLAN_LENGTH = 10_000
-# Within the INTEGER column the bid is stored in (at most 2**31 - 1 on PostgreSQL).
+# A bid's committed 12-month revenue is a promise to bring the account business: nothing
+# (0) promises nothing, and commitment_kept leaves such a promise out rather than hold the rep
+# to it. At most within the INTEGER column the bid is stored in (2**31 - 1 on PostgreSQL).
+MIN_REVENUE_YUAN = 1
 MAX_REVENUE_YUAN = 2_000_000_000
 
 # The review written when an account leaves its rep, the same whether the account is released

@@ -386,7 +386,8 @@ class BidForm(Form):
                     Length(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
     committed_revenue_yuan = YuanField(
         _l("Committed 12-month revenue (yuan)"),
-        validators=[InputRequired(), AmountRange(min=0, max=limits.MAX_REVENUE_YUAN)])
+        validators=[InputRequired(), AmountRange(min=limits.MIN_REVENUE_YUAN,
+                                                max=limits.MAX_REVENUE_YUAN)])
     visit_plan = TextAreaField(
         _l("Visit plan for the first 90 days"), description=PLAN_HELP,
         validators=[InputRequired(),
