@@ -132,6 +132,17 @@ def test_the_demo_has_branches_staff_and_reps(demo):
     assert max(hired) <= (NOW - timedelta(days=89)).date()
 
 
+def test_every_name_of_the_demo_carries_its_place_in_pinyin_order(demo):
+    """Staff come in as a bulk insert of rows, reps and accounts through the CRM import: each
+    way writes the key the pickers order by."""
+    from bidhub.domain.collation import name_sort_bytes
+
+    for model, name, key in ((User, User.display_name, User.display_name_sort_key),
+                             (Account, Account.name, Account.name_sort_key)):
+        rows = demo.execute(select(name, key)).all()
+        assert rows and all(stored == name_sort_bytes(text) for text, stored in rows), model
+
+
 def test_every_rep_holds_25_to_42_accounts_and_some_are_at_capacity(demo):
     session = demo
     held = dict(session.execute(

@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
+from bidhub.domain.collation import name_key, name_sort_bytes
 from bidhub.models import Account, Role
+from bidhub.services.transfer_preview import search_accounts, search_reps
 from tests.conftest import login
 
 CHINESE = {"Accept-Language": "zh-CN"}
@@ -115,3 +119,91 @@ def test_ownership_menus_list_the_types_by_their_labels_in_the_pages_language(
             for language, headers in (("zh", CHINESE), ("en", {"Accept-Language": "en"})):
                 page = client.get(url, headers=headers).get_data(as_text=True)
                 assert shown(page, "ownership") == OWNERSHIP_MENU[language], (url, language)
+
+
+# More matches than a picker ever read before it sorted (50): the best must still come first.
+# GB2312's first level-1 characters, in pinyin order (啊 阿 埃 挨 ...), make the names distinct.
+MANY = [bytes([0xB0, 0xA1 + index]).decode("gbk") for index in range(57)]
+
+
+def best_first(names: list[str], typed: str, limit: int = 10) -> list[str]:
+    """What a picker should show: what was typed, then what begins with it, then what
+    contains it; each group in pinyin order (collation.name_key is the reference)."""
+    def place(name: str) -> tuple:
+        return (0 if name == typed else 1 if name.startswith(typed) else 2), name_key(name)
+
+    return sorted(names, key=place)[:limit]
+
+
+def test_the_account_picker_takes_the_best_matches_of_many(app, session, make_manager,
+                                                          make_account):
+    """57 accounts that only contain 科技 and come first by code point (张 U+5F20 < 科 U+79D1)
+    do not crowd out the account named 科技 and those that begin with it, nor 阿里科技, first
+    of those that contain it in pinyin order but last by code point."""
+    names = ["阿里科技", "科技东方", "科技", "科技北方"] + [f"张{c}科技" for c in MANY]
+    for name in names:
+        make_account(name=name)
+    make_account(name="无关公司")
+    client = app.test_client()
+    login(client, make_manager())
+    page = client.get("/manage/transfer/accounts", query_string={"q": "科技"},
+                      headers=CHINESE).get_data(as_text=True)
+    shown_names = re.findall(r"<strong>([^<]*)</strong>", page)
+    assert shown_names == best_first(names, "科技")
+    assert shown_names[:5] == ["科技", "科技北方", "科技东方", "阿里科技", f"张{MANY[0]}科技"]
+
+
+def test_the_rep_picker_takes_the_best_matches_of_many(app, session, make_manager, make_rep):
+    names = ["阿王芳", "王芳林", "王芳", "王芳华"] + [f"张{c}王芳" for c in MANY]
+    for name in names:
+        make_rep(name=name)
+    make_rep(name="李娜")
+    client = app.test_client()
+    login(client, make_manager())
+    page = client.get("/manage/transfer/reps", query_string={"q": "王芳"},
+                      headers=CHINESE).get_data(as_text=True)
+    shown_names = re.findall(r"<strong>([^<]*)</strong>", page)
+    assert shown_names == best_first(names, "王芳")
+    assert shown_names[:5] == ["王芳", "王芳华", "王芳林", "阿王芳", f"张{MANY[0]}王芳"]
+
+
+def test_a_typed_customer_number_or_username_comes_first_in_any_case(
+        app, session, make_manager, make_rep, make_account):
+    """What was typed, case aside, is the best match, ahead of names that begin with it."""
+    wanted = make_account(name="Zeta Logistics")
+    for name in ("ka-Alpha", "KA-Beta"):
+        make_account(name=name)
+    shown_accounts = search_accounts(session, wanted.external_id.lower())
+    assert shown_accounts[0].id == wanted.id
+    rep = make_rep(username="wang", name="汪洋")
+    make_rep(username="wangfang", name="阿芳")
+    assert [found.id for found in search_reps(session, "WANG")][:1] == [rep.id]
+
+
+def test_a_renamed_rep_or_account_moves_to_its_new_place(session, clock, make_admin, make_rep,
+                                                        make_account):
+    from bidhub.services.users import update_user
+
+    zhang, li = make_rep(name="张伟"), make_rep(name="李伟")
+    assert [rep.id for rep in search_reps(session, "伟")] == [li.id, zhang.id]
+    update_user(session, make_admin(), zhang.id, display_name="陈伟", role=Role.REP,
+                branch_id=zhang.branch_id, status="active", is_active=True, now=clock())
+    assert [rep.id for rep in search_reps(session, "伟")] == [zhang.id, li.id]
+    first, second = make_account(name="北方物流"), make_account(name="东方物流")
+    assert [found.id for found in search_accounts(session, "物流")] == [first.id, second.id]
+    session.get(Account, first.id).name = "西方物流"
+    session.commit()
+    assert [found.id for found in search_accounts(session, "物流")] == [second.id, first.id]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.one_of(st.characters(), st.sampled_from("陈李王张婷昊鑫璐琪張䶮aAáÁßﬁ 1-")),
+               max_size=6),
+       st.text(st.one_of(st.characters(), st.sampled_from("陈李王张婷昊鑫璐琪張䶮aAáÁßﬁ 1-")),
+               max_size=6))
+def test_the_sort_key_bytes_order_names_as_the_collation_does(first, second):
+    """The bytes the database orders by give the order (and the ties) of name_key."""
+    assert (name_sort_bytes(first) < name_sort_bytes(second)) == (
+        name_key(first) < name_key(second))
+    assert (name_sort_bytes(first) == name_sort_bytes(second)) == (
+        name_key(first) == name_key(second))

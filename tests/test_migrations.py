@@ -7,6 +7,7 @@ from alembic.config import Config
 from sqlalchemy import text
 
 from bidhub.db import MIGRATIONS_DIR, make_engine, upgrade_database
+from bidhub.domain.collation import name_sort_bytes
 
 
 def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
@@ -32,7 +33,12 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
             "(1, 1, 1, 'zhaopin.com', 'logo', '2026-01-02 00:00:00', 'open', '')"))
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0013"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0014"
+        # Names come with their place in pinyin order.
+        assert connection.execute(text("SELECT name_sort_key FROM accounts")).scalar() == \
+            name_sort_bytes("Old Account")
+        assert connection.execute(text("SELECT display_name_sort_key FROM users")).scalar() == \
+            name_sort_bytes("Rep")
         # A database from before registers had ids gets one.
         register = connection.execute(text(
             "SELECT value FROM instance_markers WHERE name = 'ledger_register'")).scalar()

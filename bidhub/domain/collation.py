@@ -64,3 +64,29 @@ def branch_order(branch) -> tuple:
     """A branch's place in a menu, the same on a Chinese and an English page: by its Chinese
     name where it has one (its English name is mostly that name's pinyin), then id."""
     return name_key(branch.name_zh or branch.name), branch.id
+
+
+def name_sort_bytes(name: str) -> bytes:
+    """`name_key(name)` as bytes that sort the same way byte by byte, so that the database can
+    order and pick the first names itself (SQLite's BLOB and PostgreSQL's bytea compare bytes).
+
+    Each character's key is a rank byte (1-4, never 0) followed by the GBK code (2 bytes) or
+    the code point (3 bytes) of a Han character, or by the code points of the folded text of
+    any other character (each plus one, 3 bytes) and three zero bytes; a zero byte then
+    separates the keys from the name itself (code points plus one, 3 bytes each) that breaks
+    ties. A name whose keys begin another's sorts first, as in name_key.
+    """
+    keys, text = name_key(name)
+    encoded = bytearray()
+    for rank, value in keys:
+        encoded.append(rank + 1)
+        if rank == NOT_HAN:
+            for character in value:
+                encoded += (ord(character) + 1).to_bytes(3, "big")
+            encoded += b"\0\0\0"
+        else:
+            encoded += value.to_bytes(2 if rank in (LEVEL_1, LEVEL_2) else 3, "big")
+    encoded.append(0)
+    for character in text:
+        encoded += (ord(character) + 1).to_bytes(3, "big")
+    return bytes(encoded)

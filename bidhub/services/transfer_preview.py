@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, case, or_, select
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
-from bidhub.domain.collation import name_key, person_order
 from bidhub.domain.errors import Conflict, NotFound
 from bidhub.domain.text import N_, Text
 from bidhub.models import Account, Filing, Listing, RepStatus, Role, TransferRequest, User
@@ -27,9 +26,6 @@ from bidhub.services.rule_sets import active_rule_set, parsed
 
 # A type-ahead list is for picking, not browsing: a few lines, and the query narrows it.
 MAX_SUGGESTIONS = 10
-# The matches read to choose those lines from, in pinyin order (domain.collation), which the
-# database cannot sort by: more than a rep holds, so a rep's accounts are all weighed.
-SUGGESTIONS_READ = 50
 MAX_QUERY_LENGTH = 100
 DEFAULT_CAPACITY_TARGET = 30
 
@@ -96,11 +92,21 @@ def _pattern(query: str) -> str:
     return f"%{_escaped(query.strip()[:MAX_QUERY_LENGTH])}%"
 
 
+def _closeness(query: str, *columns) -> ColumnElement[int]:
+    """How well a match fits what was typed, best first: 0 when a column is what was typed,
+    1 when one begins with it, 2 when one only contains it (case aside, as the match itself)."""
+    typed = _escaped(query.strip()[:MAX_QUERY_LENGTH])
+    return case((or_(*(column.ilike(typed, escape="\\") for column in columns)), 0),
+                (or_(*(column.ilike(f"{typed}%", escape="\\") for column in columns)), 1),
+                else_=2)
+
+
 def search_accounts(session: Session, query: str, *, owner_id: int | None = None,
                     limit: int = MAX_SUGGESTIONS) -> list[Account]:
-    """Accounts whose name or customer number contains `query` (any script), best matches first:
-    an exact customer number or name, then by name in pinyin order (of the first
-    SUGGESTIONS_READ matches in the database's order).
+    """Accounts whose name or customer number contains `query` (any script), the best
+    `limit` of them as the database picks them: a customer number or name that is what was
+    typed, then those that begin with it, then those that contain it; each group by name in
+    pinyin order (domain.collation), then id.
 
     With `owner_id`, only that rep's accounts; an empty query then lists them.
     """
@@ -109,33 +115,28 @@ def search_accounts(session: Session, query: str, *, owner_id: int | None = None
         statement = statement.where(Account.owner_id == owner_id)
     elif not query.strip():
         return []
+    order = [Account.name_sort_key, Account.id]
     if query.strip():
         pattern = _pattern(query)
         statement = statement.where(or_(Account.name.ilike(pattern, escape="\\"),
                                         Account.external_id.ilike(pattern, escape="\\")))
-    typed = query.strip()
-    exact = or_(Account.external_id == typed, Account.name == typed)
-    found = sorted(session.scalars(statement.order_by(exact.desc(), Account.name, Account.id)
-                                   .limit(max(limit, SUGGESTIONS_READ))),
-                   key=lambda account: (typed not in (account.external_id, account.name),
-                                        name_key(account.name), account.id))
-    return found[:limit]
+        order.insert(0, _closeness(query, Account.external_id, Account.name))
+    return list(session.scalars(statement.order_by(*order).limit(limit)))
 
 
 def search_reps(session: Session, query: str, *, limit: int = MAX_SUGGESTIONS) -> list[User]:
-    """Active reps whose name, username or employee id contains `query`, by name in pinyin
-    order (of the first SUGGESTIONS_READ matches in the database's order)."""
+    """Active reps whose name, username or employee id contains `query`, the best `limit` of
+    them as the database picks them: one of those that is what was typed, then those that
+    begin with it, then those that contain it; each group by name in pinyin order, then id."""
     if not query.strip():
         return []
     pattern = _pattern(query)
-    reps = sorted(session.scalars(
+    searched = (User.display_name, User.username, User.external_id)
+    return list(session.scalars(
         select(User).where(User.role == Role.REP, User.is_active, User.status != RepStatus.LEFT,
-                           or_(User.display_name.ilike(pattern, escape="\\"),
-                               User.username.ilike(pattern, escape="\\"),
-                               User.external_id.ilike(pattern, escape="\\")))
-        .order_by(User.display_name, User.id).limit(max(limit, SUGGESTIONS_READ))),
-        key=person_order)
-    return reps[:limit]
+                           or_(*(column.ilike(pattern, escape="\\") for column in searched)))
+        .order_by(_closeness(query, *searched), User.display_name_sort_key, User.id)
+        .limit(limit)))
 
 
 def find_account(session: Session, account_id: int | None) -> Account | None:
