@@ -214,6 +214,10 @@ def test_one_bad_account_releases_nothing_and_says_which(
     assert session.scalar(select(func.count()).select_from(AccountReview)) == 0
 
 
+def selection_error_of(page: str) -> str:
+    return re.search(r'<p class="error" id="account-ids-error">(.*?)</p>', page, re.S).group(1)
+
+
 def test_an_account_that_left_the_rep_since_the_page_was_shown_releases_nothing(
         client, session, reps, make_manager, make_round, clock):
     from bidhub.services.filings import transfer_account
@@ -230,9 +234,18 @@ def test_an_account_that_left_the_rep_since_the_page_was_shown_releases_nothing(
     page = response.get_data(as_text=True)
     assert "No longer held by this rep" in page and held[1].name in page
     assert f'value="{held[1].id}"' not in page and f'value="{held[0].id}"' in page
+    # The list is redrawn already: the message says so rather than asking for a reload.
+    message = selection_error_of(page)
+    assert "Reload" not in message and "The list below shows the rep" in message
     reload(session)
     assert session.scalar(select(func.count()).select_from(Listing)
                           .where(Listing.round_id == draft.id)) == 0
+    chinese = client.post(f"/board/reps/{reps['above'].id}/release",
+                          data=release_form(draft.id, [held[0].id, held[1].id]),
+                          headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    message = selection_error_of(chinese)
+    assert "以下客户已不在该KA销售名下" in message and "下方列表已按当前情况更新" in message
+    assert "刷新" not in message
 
 
 def test_the_release_service_is_all_or_nothing(session, reps, make_manager, make_round, clock,

@@ -454,8 +454,11 @@ def release_accounts(
                      if account_id not in accounts
                      or accounts[account_id].owner_id != from_rep_id]
             if moved:
-                raise Conflict(N_("No longer held by this rep: %(accounts)s. Reload the "
-                                  "page; nothing was released.",
+                # The capacity board draws the rep's list again under this message, so it
+                # points at that list rather than asking for a reload.
+                raise Conflict(N_("No longer held by this rep: %(accounts)s. Nothing was "
+                                  "released. The list below shows the rep's accounts as they "
+                                  "are now: check the selection and release again.",
                                   accounts=Joined(moved, separator=COMMA)))
         listings = []
         # In id order, the order every use case locks accounts in.
