@@ -730,6 +730,9 @@ class Filing(Base):
     rule_set_sha256: Mapped[str | None] = mapped_column(String(64))
     override_reason: Mapped[str] = mapped_column(Text, default="")
     decided_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    # Who asked for a transfer that someone else decided: the manager whose transfer of a
+    # sponsored account the sponsor (decided_by) accepted. None when the decider acted alone.
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime] = mapped_column(index=True)
     # The appeals filed on the listing and their answers, as the filing records them (a list
     # of {appellant_id, ground, status, answer, answered_by_id}); None when there were none.
@@ -741,6 +744,7 @@ class Filing(Base):
     from_rep: Mapped[User | None] = relationship(foreign_keys=[from_rep_id], lazy="joined")
     to_rep: Mapped[User] = relationship(foreign_keys=[to_rep_id], lazy="joined")
     decided_by: Mapped[User] = relationship(foreign_keys=[decided_by_id], lazy="joined")
+    requested_by: Mapped[User | None] = relationship(foreign_keys=[requested_by_id])
     round: Mapped[Round | None] = relationship(lazy="joined")
     branch: Mapped[Branch] = relationship(lazy="joined")
 

@@ -16,7 +16,7 @@ from tests.conftest import reload
 
 REGISTER = text("SELECT seq, kind, account_id, from_rep_id, to_rep_id, round_id, listing_id, "
                 "reason, winner_score, runner_up_score, rule_set_sha256, override_reason, "
-                "decided_by_id, decided_at, appeals FROM filings ORDER BY seq")
+                "decided_by_id, requested_by_id, decided_at, appeals FROM filings ORDER BY seq")
 OWNERS = text("SELECT id, owner_id FROM accounts")
 
 

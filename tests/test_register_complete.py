@@ -154,9 +154,10 @@ def test_a_sponsored_transfer_is_filed_once_when_accepted_and_never_when_refused
                                      clock())
     assert answer(ask(receiver), "accept").status_code == 303
     [filing] = watch.filed()
+    # The sponsor's acceptance is the decision; the manager asked for it.
     assert (filing.kind, filing.from_rep_id, filing.to_rep_id, filing.reason,
-            filing.decided_by_id) == (FilingKind.DIRECT_TRANSFER, owner.id, receiver.id, REASON,
-                                      manager.id)
+            filing.decided_by_id, filing.requested_by_id) == (
+        FilingKind.DIRECT_TRANSFER, owner.id, receiver.id, REASON, president.id, manager.id)
 
 
 # --- rounds --------------------------------------------------------------------------------------

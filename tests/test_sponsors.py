@@ -414,6 +414,71 @@ def test_a_sponsored_transfer_waits_and_is_filed_when_the_sponsor_accepts(
         "sponsor_answered_transfer"]
 
 
+def test_the_sponsors_acceptance_is_the_decision_the_filing_names(app, session, clock,
+                                                                  sponsored, make_rep,
+                                                                  make_admin, make_account):
+    """Nothing moves until the sponsor agrees: the sponsor decided, the manager asked. The
+    filing names both, and so do the register's page, its export and the account's history."""
+    request = ask_transfer(session, sponsored, make_rep(name="王伟"), clock)
+    reload(session)
+    filing = sponsors.accept_transfer_request(session, sponsored["president"], request.id, "",
+                                              clock())
+    reload(session)
+    filing = session.get(Filing, filing.seq)
+    assert (filing.decided_by_id, filing.requested_by_id) == (
+        sponsored["president"].id, sponsored["manager"].id)
+    # An admin standing in decides in the sponsor's place: the filing names the admin.
+    admin = make_admin(name="Admin Standing In")
+    second_account = make_account(owner=sponsored["owner"], name="华东能源集团")
+    sponsors.designate_sponsor(session, sponsored["manager"], second_account.id,
+                               sponsored["president"].id, clock())
+    other = ask_transfer(session, {**sponsored, "account": second_account}, make_rep(), clock)
+    reload(session)
+    second = sponsors.accept_transfer_request(session, admin, other.id, "", clock())
+    reload(session)
+    second = session.get(Filing, second.seq)
+    assert (second.decided_by_id, second.requested_by_id) == (admin.id, sponsored["manager"].id)
+    # A manager's own transfer of an account without a sponsor is theirs alone.
+    plain = transfer_account(session, sponsored["manager"],
+                             account_id=make_account(owner=make_rep()).id,
+                             to_rep_id=make_rep().id, reason=REASON, review_text=REVIEW,
+                             now=clock())
+    reload(session)
+    plain = session.get(Filing, plain.seq)
+    assert (plain.decided_by_id, plain.requested_by_id) == (sponsored["manager"].id, None)
+    # The requester is covered by the filing's hash; filings without one keep theirs.
+    from bidhub.services.ledger import verify_ledger
+    assert verify_ledger(session).is_intact
+
+    client = app.test_client()
+    login(client, sponsored["manager"])
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    page = client.get("/manage/filings").get_data(as_text=True)
+    row = next(row for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)
+               if f'<td class="num">{filing.seq}</td>' in row)
+    decided = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[-1]
+    assert sponsored["president"].display_name in decided
+    assert f"requested by {sponsored['manager'].display_name}" in decided
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(client.get("/manage/filings.csv").get_data()
+                                       .decode("utf-8-sig"), newline="")))
+    column = {name: index for index, name in enumerate(rows[0])}
+    by_seq = {row[0]: row for row in rows[1:] if row}
+    line = by_seq[str(filing.seq)]
+    assert line[column["Decided by"]] == sponsored["president"].display_name
+    assert line[column["Requested by"]] == sponsored["manager"].display_name
+    assert by_seq[str(plain.seq)][column["Requested by"]] == ""
+    history = client.get(f"/manage/accounts/{sponsored['account'].id}").get_data(as_text=True)
+    assert (f"Decided by {sponsored['president'].display_name}, requested by "
+            f"{sponsored['manager'].display_name}") in history
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "zh-CN"
+    chinese = client.get("/manage/filings.csv").get_data().decode("utf-8-sig")
+    assert "申请人" in chinese.splitlines()[0]
+    page = client.get("/manage/filings").get_data(as_text=True)
+    assert f"申请人：{sponsored['manager'].display_name}" in page
+
+
 def test_capacity_is_checked_again_when_the_sponsor_accepts(session, clock, sponsored, make_rep,
                                                             give_accounts):
     receiver = make_rep()

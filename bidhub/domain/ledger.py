@@ -37,6 +37,7 @@ HASHED_FIELDS = (
 # are None) keep the hash they were filed with.
 OPTIONAL_HASHED_FIELDS = (
     "appeals",  # the appeals on the listing and their answers, as filed
+    "requested_by_id",  # who asked for a transfer that someone else decided
 )
 
 

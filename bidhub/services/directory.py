@@ -341,7 +341,8 @@ def account_history(session: Session, account_id: int, now: datetime) -> Account
                               .where(Account.owner_id == account.owner_id)) or 0
         target, maximum = capacity_band(session)
         owner_load = OwnerLoad(held=held, target=target, maximum=maximum)
-    filings = list(session.scalars(select(Filing).where(Filing.account_id == account.id)))
+    filings = list(session.scalars(select(Filing).where(Filing.account_id == account.id)
+                                   .options(selectinload(Filing.requested_by))))
     incidents = list(session.scalars(
         select(AccountabilityIncident).where(AccountabilityIncident.account_id == account.id)))
     reviews = list(session.scalars(

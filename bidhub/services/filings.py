@@ -221,15 +221,16 @@ def register_statement(lines: bool, filters: tuple[str, ...], *,
 
 def lines_from(filings) -> Select:
     """A line per filing of `filings` (a FROM clause that has them), newest first: the
-    account, branch, round and the three people joined by their keys. As subqueries, the
-    people's names made PostgreSQL scan the users table three times per line."""
-    from_rep, to_rep, decided_by = (aliased(User, name=name)
-                                    for name in ("from_rep", "to_rep", "decided_by"))
+    account, branch, round and the four people joined by their keys. As subqueries, the
+    people's names made PostgreSQL scan the users table once per person and line."""
+    from_rep, to_rep, decided_by, requested_by = (
+        aliased(User, name=name) for name in ("from_rep", "to_rep", "decided_by", "requested_by"))
     return (select(Filing.seq, Filing.kind, Filing.decided_at, Filing.account_id, Account.name,
                    Account.external_id, Filing.branch_id, Branch.name, Branch.name_zh,
                    from_rep.display_name, to_rep.display_name, Round.title, Filing.reason,
                    Filing.winner_score, Filing.runner_up_score, Filing.rule_set_sha256,
-                   decided_by.display_name, Filing.override_reason, Filing.appeals, Filing.hash)
+                   decided_by.display_name, requested_by.display_name, Filing.override_reason,
+                   Filing.appeals, Filing.hash)
             .select_from(filings)
             .outerjoin(Account, Account.id == Filing.account_id)
             .outerjoin(Branch, Branch.id == Filing.branch_id)
@@ -237,6 +238,7 @@ def lines_from(filings) -> Select:
             .outerjoin(from_rep, from_rep.id == Filing.from_rep_id)
             .outerjoin(to_rep, to_rep.id == Filing.to_rep_id)
             .outerjoin(decided_by, decided_by.id == Filing.decided_by_id)
+            .outerjoin(requested_by, requested_by.id == Filing.requested_by_id)
             .order_by(Filing.seq.desc()))
 
 
@@ -282,6 +284,7 @@ class RegisterLine(NamedTuple):
     runner_up_score: float | None
     rule_set_sha256: str | None
     decided_by_name: str
+    requested_by_name: str | None  # who asked, when someone else decided (a sponsor accepting)
     override_reason: str
     appeals: list[dict[str, Any]] | None
     hash: str
@@ -313,10 +316,11 @@ def filing_register(session: Session, criteria: FilingFilter, limit: int | None 
         BranchNames(branch_id, branch, branch_zh) if branch is not None else None, from_rep,
         to_rep if to_rep is not None else "", round_title, reason, winner_score,
         runner_up_score, rule_set_sha256, decided_by if decided_by is not None else "",
-        override_reason, appeals, hash_)
+        requested_by, override_reason, appeals, hash_)
         for (seq, kind, decided_at, account_id, account_name, account_number, branch_id, branch,
              branch_zh, from_rep, to_rep, round_title, reason, winner_score, runner_up_score,
-             rule_set_sha256, decided_by, override_reason, appeals, hash_, *_total) in rows]
+             rule_set_sha256, decided_by, requested_by, override_reason, appeals, hash_,
+             *_total) in rows]
     if not paged:
         total = len(lines)
     elif rows:

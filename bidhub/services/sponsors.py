@@ -260,7 +260,9 @@ def accept_transfer_request(session: Session, actor: User, request_id: int, note
             [filing] = change_owners(
                 session, [OwnerChange(account.id, to_rep.id, filing={
                     "kind": FilingKind.DIRECT_TRANSFER, "reason": request.reason,
-                    "decided_by_id": request.requested_by_id,
+                    # Nothing moves until the sponsor agrees: the answer is the decision,
+                    # and the manager who asked is named beside it.
+                    "decided_by_id": actor.id, "requested_by_id": request.requested_by_id,
                     "rule_set_sha256": rules.sha256})],
                 limit=rules.capacity_max, now=now, accounts={account.id: account})
         except OwnerChangeRefused as error:

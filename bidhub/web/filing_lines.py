@@ -207,9 +207,19 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
             f'</td>\n        <td class="num">{score(line.winner_score)} / '
             f"{score(line.runner_up_score)}</td>\n"
             f"        <td>{rules_cell(line.rule_set_sha256)}</td>\n"
-            f'        <td class="name">{escape(line.decided_by_name)}</td>\n      </tr>')
+            f'        <td class="name">{escape(line.decided_by_name)}{requested(line)}</td>\n'
+            f"      </tr>")
         drawn.append((f"{head}{tail}", len(head)))
     return drawn
+
+
+def requested(line: RegisterLine) -> str:
+    """Who asked for the transfer, under the one who decided it; nothing when they are one."""
+    if line.requested_by_name is None:
+        return ""
+    return (f'<br><small class="muted">'
+            f"{escape(gettext('requested by %(name)s') % {'name': line.requested_by_name})}"
+            f"</small>")
 
 
 def rules_cell(sha256: str | None) -> str:

@@ -717,7 +717,8 @@ def filings():
 CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
                _l("Account"), _l("Branch"), _l("From rep"), _l("To rep"), _l("Round"),
                _l("Reason"), _l("Winner score"), _l("Runner-up score"), _l("Rule set SHA-256"),
-               _l("Decided by"), _l("Override reason"), _l("Appeals"), _l("Hash"))
+               _l("Decided by"), _l("Requested by"), _l("Override reason"), _l("Appeals"),
+               _l("Hash"))
 
 
 @blueprint.route("/filings.csv")
@@ -740,7 +741,8 @@ def filings_export(session, register):
         line.round_title or "", reason_of(line),
         "" if line.winner_score is None else f"{line.winner_score:.6f}",
         "" if line.runner_up_score is None else f"{line.runner_up_score:.6f}",
-        line.rule_set_sha256 or "", line.decided_by_name, line.override_reason,
+        line.rule_set_sha256 or "", line.decided_by_name, line.requested_by_name or "",
+        line.override_reason,
         appeals_text(line.appeals, register.people), line.hash] for line in register.lines)
     stamp = utc_to_local(now()).strftime("%Y%m%d-%H%M")
     head = ledger_head(session)
