@@ -127,3 +127,56 @@ def test_a_form_opened_before_another_admin_marked_the_rep_left_cannot_undo_it(
         "status": "left", "is_active": "y", "expected": fresh}).status_code == 303
     reload(session)
     assert session.get(User, rep.id).branch_id == other_branch.id
+
+
+def test_a_rep_who_holds_accounts_keeps_the_rep_role_until_they_are_handed_on(
+        app, session, clock, make_admin, make_rep, give_accounts, login_as):
+    """Only a rep holds accounts, and every move of one is filed: a rep made a manager or an
+    admin while holding accounts would leave them with someone who is no rep, unfiled. The
+    change is refused with the count and where to hand them on; nothing is written. Once the
+    accounts are transferred, the same change goes through."""
+    import pytest
+
+    from bidhub.domain.errors import InvalidRequest
+    from bidhub.models import Account, Role
+    from bidhub.services import users
+    from bidhub.services.filings import transfer_account
+    from tests.conftest import reload
+
+    admin, rep, other = make_admin(), make_rep(name="Promoted Rep"), make_rep()
+    give_accounts(rep, 2)
+    for role in (Role.KA_MANAGER, Role.ADMIN):
+        with pytest.raises(InvalidRequest, match="still holds 2 account") as refused:
+            users.update_user(session, admin, rep.id, display_name=rep.display_name, role=role,
+                              branch_id=rep.branch_id, status=rep.status, is_active=True,
+                              now=clock())
+        assert refused.value.field == "role"
+        reload(session)
+        assert session.get(User, rep.id).role == Role.REP
+    assert not session.scalars(select(AuditEvent).where(AuditEvent.action == "user.updated")).all()
+
+    client = login_as(admin)
+    form = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    assert f'href="/board/reps/{rep.id}"' in form  # where the accounts are handed on
+    data = {"display_name": rep.display_name, "role": "ka_manager",
+            "branch_id": str(rep.branch_id), "status": "active", "is_active": "y",
+            "expected": expected_of(form)}
+    response = client.post(f"/admin/users/{rep.id}", data=data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "Promoted Rep still holds 2 account(s)" in page
+    chinese = client.post(f"/admin/users/{rep.id}", data=data,
+                          headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "Promoted Rep名下仍有 2 个客户" in chinese
+    reload(session)
+    assert session.get(User, rep.id).role == Role.REP
+
+    for account_id in session.scalars(select(Account.id).where(Account.owner_id == rep.id)):
+        transfer_account(session, admin, account_id=account_id, to_rep_id=other.id,
+                         reason="The rep moves to management.",
+                         review_text="Handover done with the client's purchaser.", now=clock())
+    reload(session)
+    data["expected"] = expected_of(client.get(f"/admin/users/{rep.id}").get_data(as_text=True))
+    assert client.post(f"/admin/users/{rep.id}", data=data).status_code == 303
+    reload(session)
+    assert session.get(User, rep.id).role == Role.KA_MANAGER

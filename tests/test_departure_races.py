@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from bidhub.domain.errors import BidhubError
@@ -19,14 +20,17 @@ from bidhub.models import (
     Listing,
     ListingStatus,
     RepStatus,
+    Role,
     Round,
     User,
 )
-from bidhub.services import adjudication, appeals, users
+from bidhub.services import adjudication, appeals, ownership, users
+from bidhub.services.filings import transfer_account
 from bidhub.services.imports import import_file
 from bidhub.services.ownership import may_receive_accounts
 from tests import test_departed_winners, test_round_races
 from tests.conftest import reload
+from tests.owner_history import history_problems
 from tests.test_appeals import actions, notices
 from tests.test_departed_winners import REASON, proposed_rep, winner_bid
 from tests.test_round_races import Pause, Side, rep_saved
@@ -233,3 +237,51 @@ def test_a_winner_marked_left_while_the_results_take_effect(
     assert undecided_for_the_departed(session) == []
     assert len(notices(session, "award_refused")) == 1
     assert actions(session).count("listing.apply_refused") == 0
+
+
+def made_manager(admin, rep, now):
+    """A side's use case: an admin saves the rep's user form with the KA manager role."""
+    return lambda own: users.update_user(
+        own, own.get(User, admin.id), rep.id, display_name=rep.display_name,
+        role=Role.KA_MANAGER, branch_id=rep.branch_id, status=rep.status, is_active=True,
+        now=now)
+
+
+@pytest.mark.parametrize("first", ["transfer", "role change"])
+def test_a_rep_made_a_manager_while_an_account_is_transferred_to_them(
+        app, session, postgresql_only, monkeypatch, clock, make_rep, make_manager, make_admin,
+        make_account, first):
+    """Both take the rep's row: whichever comes second waits and sees the first. A transfer
+    that came first leaves the rep holding the account, and the role change is refused; a role
+    change that came first leaves no rep to receive it, and the transfer is refused. Never a
+    manager holding an account."""
+    manager, admin, rep = make_manager(), make_admin(), make_rep(name="Promoted Rep")
+    account = make_account(owner=make_rep())
+    def transfer(own):
+        return transfer_account(
+            own, own.get(User, manager.id), account_id=account.id, to_rep_id=rep.id,
+            reason="Handed to a rep with room.",
+            review_text="Handover done with the purchaser.", now=clock())
+    if first == "transfer":
+        pause = Pause(monkeypatch, ownership, "refuse_unavailable_receivers")
+        leading = Side(app, transfer)
+        pause.wait()
+        trailing = Side(app, made_manager(admin, rep, clock()))
+    else:
+        pause = Pause(monkeypatch, users, "accounts_held")
+        leading = Side(app, made_manager(admin, rep, clock()))
+        pause.wait()
+        trailing = Side(app, transfer)
+    trailing.done_or_waiting(app)
+    pause.resume()
+    led, trailed = leading.join(), trailing.join()
+    assert not isinstance(led, Exception), led
+    assert isinstance(trailed, BidhubError), trailed
+    reload(session)
+    owner = session.get(Account, account.id).owner
+    assert owner.role == Role.REP
+    if first == "transfer":
+        assert owner.id == rep.id and session.get(User, rep.id).role == Role.REP
+    else:
+        assert owner.id != rep.id and session.get(User, rep.id).role == Role.KA_MANAGER
+    assert history_problems(session) == []

@@ -296,6 +296,16 @@ class OwnershipMachine(RuleBasedStateMachine):
             display_name=person.display_name, role=Role.REP, branch_id=person.branch_id,
             status=status, is_active=status == "active", now=self.clock()))
 
+    @rule(rep=st.integers(0, REPS - 1), role=st.sampled_from([Role.KA_MANAGER, Role.REP]))
+    def rep_changes_role(self, rep: int, role: str) -> None:
+        """An admin makes a rep a KA manager (refused while they hold accounts) or a rep
+        again."""
+        person = self.user(self.rep_ids[rep])
+        self.attempt(lambda: users.update_user(
+            self.session, self.user(self.admin.id), person.id,
+            display_name=person.display_name, role=role, branch_id=person.branch_id,
+            status=person.status, is_active=person.is_active, now=self.clock()))
+
     @rule(account=st.integers(0, ACCOUNTS - 1), rep=st.integers(0, REPS - 1),
           by_admin=st.booleans())
     def transfer(self, account: int, rep: int, by_admin: bool) -> None:
@@ -333,6 +343,12 @@ class OwnershipMachine(RuleBasedStateMachine):
         decisions = self.session.execute(
             select(Decision.listing_id, func.count()).group_by(Decision.listing_id)).all()
         assert all(count == 1 for _listing, count in decisions)
+
+    @invariant()
+    def only_reps_hold_accounts(self) -> None:
+        holders = self.session.scalars(select(User.role).join(Account, Account.owner_id == User.id)
+                                       .distinct()).all()
+        assert set(holders) <= {Role.REP}, holders
 
     @invariant()
     def the_register_replays_to_todays_owners_and_verifies(self) -> None:

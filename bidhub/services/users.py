@@ -54,6 +54,7 @@ from bidhub.services.limits import (
     MIN_PASSWORD_LENGTH,
 )
 from bidhub.services.notifications import notify
+from bidhub.services.ownership import accounts_held
 
 PASSWORD_METHOD = "scrypt"  # noqa: S105 - a hashing method, not a password
 
@@ -199,7 +200,8 @@ def update_user(
 
     Marking a rep as left, deactivating them or giving them another role sends their awards
     not yet in force back to decision at once (`departures`), in this transaction, as none of
-    them may receive accounts; `UserUpdate.sent_back` names them.
+    them may receive accounts; `UserUpdate.sent_back` names them. Another role is refused
+    while the rep still holds accounts: those are transferred or released first.
     """
     display_name = checked_display_name(display_name)
     with unit_of_work(session):
@@ -222,6 +224,19 @@ def update_user(
             raise InvalidRequest(N_("%(name)s sponsors %(count)d accounts; designate another "
                                     "sponsor for them first.", name=user.display_name,
                                     count=len(sponsored)), field="role")
+        if user.role == Role.REP and role != Role.REP:
+            # Only a rep holds accounts, and every move of one is filed: the accounts are
+            # handed on first, through the transfer or a release, not left with a manager.
+            # Counted under the row lock every owner change takes on the reps it moves
+            # accounts to (`ownership.lock_reps`): an account given to them meanwhile is
+            # counted here, and one given after this commits is refused there.
+            held = accounts_held(session, [user.id])[user.id]
+            if held:
+                raise InvalidRequest(N_(
+                    "%(name)s still holds %(count)d account(s), and only a rep may hold "
+                    "accounts; nothing was saved. Transfer them to other reps or release them "
+                    "into a round first (%(name)s's accounts on the capacity board), then "
+                    "change the role.", name=user.display_name, count=held), field="role")
         if user.id == actor.id and (not is_active or role != Role.ADMIN):
             raise InvalidRequest(N_("You cannot remove your own admin access."), field="role")
         if branch_id is not None and branch_id != user.branch_id:

@@ -152,11 +152,14 @@ def fresh_edit_form(session, user: User) -> UserEditForm:
 def user_edit_page(render_with, session, form: UserEditForm, user: User,
                    password_form: SetPasswordForm, **options):
     """The user's edit page, with the rep's awards not yet in force that leaving would send
-    back, and whether to say what becomes of a rep's sealed bids."""
+    back, how many accounts they hold (to be handed on before another role), and whether to
+    say what becomes of a rep's sealed bids."""
+    is_rep = user.role == Role.REP
     return render_with("admin/user_edit.html", form=form, user=user,
                        password_form=password_form,
                        pending_awards=pending_awards_of(session, user.id),
-                       is_rep=user.role == Role.REP, **options)
+                       held_accounts=accounts_held_by(session, [user.id]).get(user.id, 0) if is_rep else 0,
+                       is_rep=is_rep, **options)
 
 
 def award_label(award: PendingAward) -> Text:
