@@ -213,6 +213,22 @@ def client_of(app, user: User):
     return client
 
 
+def release_on_round_page(client, round_id: int, data: dict):
+    """Release one account from the round page as a manager does: the first post shows who
+    holds it, the second confirms with what it showed. The confirmation's response, or the
+    first one when that was no preview (a refusal)."""
+    import re
+
+    path = f"/manage/rounds/{round_id}/release"
+    shown = client.post(path, data=data)
+    page = shown.get_data(as_text=True)
+    fields = dict(re.findall(r'name="(shown_account|owner)" type="hidden" value="([^"]*)"',
+                             page))
+    if shown.status_code != 200 or not fields.get("shown_account"):
+        return shown
+    return client.post(path, data={**data, **fields})
+
+
 @pytest.fixture
 def login_as(client):
     def log_in(user: User):

@@ -31,7 +31,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
-from tests.conftest import reload
+from tests.conftest import release_on_round_page, reload
 
 DATA = Path(__file__).resolve().parent / "data" / "first_day"
 ADMIN_PASSWORD = "first day admin passphrase"
@@ -155,7 +155,7 @@ def test_a_department_starts_from_an_empty_database(app, session, clock, tmp_pat
     reload(session)
     round_ = session.scalars(select(Round)).one()
     for external_id in ("KA-004", "KA-005"):
-        response = manager_client.post(f"/manage/rounds/{round_.id}/release", data={
+        response = release_on_round_page(manager_client, round_.id, {
             "account": external_id, "reason": "other", "note": "首次上线，未分配客户",
             "review_text": ""})
         assert response.status_code == 303, response.get_data(as_text=True)[:2000]

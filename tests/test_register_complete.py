@@ -22,7 +22,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services import adjudication, appeals, filings, imports, rounds, sponsors
-from tests.conftest import client_of, reload
+from tests.conftest import client_of, release_on_round_page, reload
 from tests.owner_history import Watch, appeals_of, history_problems
 from tests.test_appeals import results_in_force, use_window
 
@@ -172,7 +172,7 @@ def test_releasing_publishing_and_cancelling_a_round_move_no_account(
                                  opens_at=clock(), closes_at=clock() + timedelta(days=5),
                                  now=clock())
     for account in (kept, removed):
-        assert client.post(f"/manage/rounds/{round_.id}/release", data={
+        assert release_on_round_page(client, round_.id, {
             "account": account.external_id, "reason": "neglected",
             "review_text": REVIEW}).status_code == 303
     reload(session)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bidhub import scheduler
 from bidhub.models import Account, Bid, Filing, FilingKind, Listing, Round, RoundStatus
-from tests.conftest import login, reload
+from tests.conftest import login, release_on_round_page, reload
 
 
 def local(dt) -> str:
@@ -44,7 +44,7 @@ def test_a_full_round_from_creation_to_filings(app, session, clock, make_manager
     round_ = session.scalars(select(Round)).one()
     assert round_.status == RoundStatus.DRAFT
     for account in (first, second):
-        response = managers_client.post(f"/manage/rounds/{round_.id}/release", data={
+        response = release_on_round_page(managers_client, round_.id, {
             "account": account.external_id, "reason": "rep_left", "note": "",
             "review_text": "The rep left the company at the end of February."})
         assert response.status_code == 303, response.get_data(as_text=True)

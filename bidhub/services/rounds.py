@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
@@ -280,11 +280,60 @@ def owner_changed(account: Account) -> Conflict:
                        account=account.name, owner=account.owner.display_name))
 
 
+def check_release(session: Session, round_: Round, account: Account, *, reason: str,
+                  note: str, review_text: str) -> None:
+    """Refuse (InvalidRequest, on its field) what would stop `account`'s release into
+    `round_` (a draft); writes nothing."""
+    if reason not in set(ReleaseReason):
+        raise InvalidRequest(N_("Choose a release reason."), field="reason")
+    if reason == ReleaseReason.OTHER and not note.strip():
+        raise InvalidRequest(N_("Say what the other reason is."), field="note")
+    if round_.branch_id is not None and account.branch_id != round_.branch_id:
+        raise InvalidRequest(N_("This round is for %(round_branch)s; the account belongs to "
+                                "%(account_branch)s.", round_branch=round_.branch.name,
+                                account_branch=account.branch.name), field="account")
+    already = unfinished_listing_of(session, account.id)
+    if already is not None:
+        raise InvalidRequest(N_("%(account)s is already listed in round “%(title)s”.",
+                                account=account.name, title=already.round.title),
+                             field="account")
+    if account.owner_id is not None and len(review_text.strip()) < MIN_REVIEW_LENGTH:
+        raise InvalidRequest(N_(
+            "Write a review of why the account leaves %(rep)s (at least %(count)d "
+            "characters).", rep=account.owner.display_name, count=MIN_REVIEW_LENGTH),
+            field="review_text")
+
+
+def preview_release(session: Session, round_id: int, *, account_id: int, reason: str,
+                    note: str, review_text: str) -> Account:
+    """The account as a release into the round would find it now, after every check the
+    release makes (`check_release`); writes nothing. The page shows its owner and asks for
+    confirmation, which `release_account` compares with `expected_owner_id`."""
+    round_ = load_round(session, round_id)
+    if round_.status != RoundStatus.DRAFT:
+        raise InvalidRequest(N_("Accounts can only be released into a round that is not published yet."))
+    account = session.get(Account, account_id)
+    if account is None:
+        raise InvalidRequest(N_("No such account."), field="account")
+    check_release(session, round_, account, reason=reason, note=note, review_text=review_text)
+    return account
+
+
+# `release_account`'s expected owner when the caller showed none (the bulk release checks the
+# rep itself; the demo and imports release what they just read).
+ANY_OWNER: Any = object()
+
+
 def release_account(
     session: Session, actor: User, round_id: int, *, account_id: int, reason: str,
-    note: str, review_text: str, now: datetime,
+    note: str, review_text: str, now: datetime, expected_owner_id: int | None = ANY_OWNER,
 ) -> Listing:
-    """Put an account on a draft round's list, with the review of why its rep loses it."""
+    """Put an account on a draft round's list, with the review of why its rep loses it.
+
+    `expected_owner_id`: the owner the page showed (None: nobody), whom the review is written
+    about. Compared once the account is locked: if it changed hands since, nothing is
+    released (`owner_changed`, a Conflict).
+    """
     with unit_of_work(session):
         # Locked before the account (the order every use case keeps), so that the round
         # cannot be published between this check and the listing.
@@ -295,26 +344,12 @@ def release_account(
         account = lock_accounts(session, [account_id]).get(account_id)
         if account is None:
             raise InvalidRequest(N_("No such account."), field="account")
-        if reason not in set(ReleaseReason):
-            raise InvalidRequest(N_("Choose a release reason."), field="reason")
-        if reason == ReleaseReason.OTHER and not note.strip():
-            raise InvalidRequest(N_("Say what the other reason is."), field="note")
-        if round_.branch_id is not None and account.branch_id != round_.branch_id:
-            raise InvalidRequest(N_("This round is for %(round_branch)s; the account belongs to "
-                                    "%(account_branch)s.", round_branch=round_.branch.name,
-                                    account_branch=account.branch.name), field="account")
-        already = unfinished_listing_of(session, account.id)
-        if already is not None:
-            raise InvalidRequest(N_("%(account)s is already listed in round “%(title)s”.",
-                                    account=account.name, title=already.round.title),
-                                 field="account")
+        if expected_owner_id is not ANY_OWNER and account.owner_id != expected_owner_id:
+            raise owner_changed(account)
+        check_release(session, round_, account, reason=reason, note=note,
+                      review_text=review_text)
         review = None
         if account.owner_id is not None:
-            if len(review_text.strip()) < MIN_REVIEW_LENGTH:
-                raise InvalidRequest(N_(
-                    "Write a review of why the account leaves %(rep)s (at least %(count)d "
-                    "characters).", rep=account.owner.display_name, count=MIN_REVIEW_LENGTH),
-                    field="review_text")
             # The release is the loss: the rep's review is due from now, with this note.
             review = open_release_review(session, account_id=account.id,
                                          rep_id=account.owner_id, reason=reason,

@@ -313,6 +313,10 @@ class ReleaseForm(Form):
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
                                 description=REVIEW_HELP,
                                 validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
+    # What the page showed before the confirmation: the account (its id) and who held it
+    # (their id, or "none"), whom the review is written about. Empty on the first post.
+    shown_account = HiddenField()
+    owner = HiddenField()
 
 
 PLAN_HELP = _l("At least %(count)d characters.", count=limits.MIN_PLAN_LENGTH)

@@ -19,7 +19,14 @@ from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import ScoreBreakdown
-from bidhub.models import DecisionKind, FilingKind, Listing, RoundStatus, TransferRequest
+from bidhub.models import (
+    Account,
+    DecisionKind,
+    FilingKind,
+    Listing,
+    RoundStatus,
+    TransferRequest,
+)
 from bidhub.services import (
     adjudication,
     browse,
@@ -270,6 +277,7 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
                       else browse.decisions_of_round(session, round_.id)),
         "release_form": release_form or (ReleaseForm(formdata=None)
                                          if round_.status == RoundStatus.DRAFT else None),
+        "release_shown": None,  # the account a release form shows, asking for confirmation
         "action_form": LazyForm(ConfirmForm, formdata=None, version=str(round_.version)),
         "is_open": round_.is_open_at(now()),
         **round_effects(session, round_, listings),
@@ -294,23 +302,63 @@ def round_detail(round_id: int):
     return round_page(round_id)
 
 
+NO_OWNER = "none"  # the release form's `owner` for an account nobody holds
+
+
+def release_preview(round_id: int, form: ReleaseForm, account: Account, *, status: int = 200):
+    """The round page with the release form showing who holds `account` (the rep the review
+    is about), carrying what it shows, and asking for confirmation."""
+    form.shown_account.data = str(account.id)
+    form.owner.data = NO_OWNER if account.owner_id is None else str(account.owner_id)
+    return round_page(round_id, release_form=form, status=status, release_shown=account)
+
+
 @blueprint.route("/rounds/<int:round_id>/release", methods=["POST"])
 @managers
 def release(round_id: int):
+    """Release one account typed by name or number: the first post shows who holds it, the
+    confirmation releases it from that owner, or from nobody else (409 when it moved)."""
     session = get_session()
     form = ReleaseForm()
-    if form.validate_on_submit():
+    if not form.validate_on_submit():
+        return round_page(round_id, release_form=form, status=422)
+    try:
+        account = browse.require_account(session, form.account.data)
+    except InvalidRequest as error:
+        form.add_error(error)
+        return round_page(round_id, release_form=form, status=422)
+    if form.shown_account.data != str(account.id):
+        # Another account than the one shown (or none shown yet): checked as the release
+        # will check it, then shown with who holds it, for confirmation.
         try:
-            account = browse.require_account(session, form.account.data)
-            listing = rounds.release_account(
-                session, current_user, round_id, account_id=account.id, reason=form.reason.data,
-                note=form.note.data or "", review_text=form.review_text.data or "", now=now())
+            account = rounds.preview_release(
+                session, round_id, account_id=account.id, reason=form.reason.data,
+                note=form.note.data or "", review_text=form.review_text.data or "")
         except InvalidRequest as error:
             form.add_error(error)
             return round_page(round_id, release_form=form, status=422)
-        flash(_("%(name)s released into the round.", name=listing.account.name), "success")
-        return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
-    return round_page(round_id, release_form=form, status=422)
+        return release_preview(round_id, form, account)
+    owner = form.owner.data or ""
+    expected_owner_id = None if owner == NO_OWNER else params.parse_id(owner)
+    if owner != NO_OWNER and expected_owner_id is None:
+        form.form_errors.append(_("This form is incomplete; check who holds the account and "
+                                  "confirm again."))
+        return release_preview(round_id, form, account, status=422)
+    try:
+        listing = rounds.release_account(
+            session, current_user, round_id, account_id=account.id, reason=form.reason.data,
+            note=form.note.data or "", review_text=form.review_text.data or "", now=now(),
+            expected_owner_id=expected_owner_id)
+    except Conflict as error:
+        # Shown again with the owner it has now, to confirm (or not) afresh.
+        session.expire_all()
+        form.form_errors.append(translate(error))
+        return release_preview(round_id, form, session.get(Account, account.id), status=409)
+    except InvalidRequest as error:
+        form.add_error(error)
+        return release_preview(round_id, form, account, status=422)
+    flash(_("%(name)s released into the round.", name=listing.account.name), "success")
+    return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
 
 @blueprint.route("/listings/<int:listing_id>/remove", methods=["POST"])

@@ -1,0 +1,196 @@
+"""The round page's release of one account, typed by name or customer number: the page first
+shows who holds it (the rep the review is about) and releases only on confirmation, carrying
+that owner; if the account changed hands in between, nothing is released (409)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bidhub.domain.errors import BidhubError, Conflict
+from bidhub.models import AccountReview, Listing, RoundStatus, User
+from bidhub.services import ownership, rounds
+from bidhub.services.filings import transfer_account
+from tests import test_round_races
+from tests.conftest import release_on_round_page, reload
+from tests.test_round_races import Pause, Side
+
+REVIEW = "The rep has not visited the client since the spring."
+HANDOVER = "Handover done; the client was told."
+postgresql_only = test_round_races.postgresql_only
+
+
+@pytest.fixture
+def draft(make_round, clock):
+    return make_round(status=RoundStatus.DRAFT, closes_at=clock() + timedelta(days=10))
+
+
+def hidden(page: str, name: str) -> str | None:
+    found = re.search(rf'name="{name}" type="hidden" value="([^"]*)"', page)
+    return found.group(1) if found else None
+
+
+def listings(session) -> int:
+    return session.scalar(select(func.count()).select_from(Listing))
+
+
+def test_the_page_shows_the_owner_first_and_releases_on_confirmation(
+        session, draft, make_manager, make_rep, make_account, login_as):
+    manager, owner = make_manager(), make_rep(name="王伟")
+    account = make_account(owner=owner, name="北京星河科技有限公司")
+    client = login_as(manager)
+    data = {"account": account.external_id, "reason": "neglected", "note": "",
+            "review_text": REVIEW}
+    response = client.post(f"/manage/rounds/{draft.id}/release", data=data)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "held by 王伟" in page and "Confirm the release" in page
+    assert (hidden(page, "shown_account"), hidden(page, "owner")) == (str(account.id),
+                                                                      str(owner.id))
+    reload(session)
+    assert listings(session) == 0 and session.query(AccountReview).count() == 0
+
+    response = client.post(f"/manage/rounds/{draft.id}/release",
+                           data={**data, "shown_account": str(account.id),
+                                 "owner": str(owner.id)})
+    assert response.status_code == 303
+    reload(session)
+    assert session.scalars(select(Listing)).one().released_from_id == owner.id
+
+
+def test_an_account_that_changed_owner_after_the_preview_is_not_released(
+        session, draft, make_manager, make_rep, make_account, clock, login_as):
+    """The preview named the rep the review is about; a transfer in between makes the
+    confirmation stale: 409, nothing released, the preview drawn again with the new owner."""
+    manager, shown, new_owner = make_manager(), make_rep(name="王伟"), make_rep(name="李娜")
+    account = make_account(owner=shown, name="北京星河科技有限公司")
+    client = login_as(manager)
+    data = {"account": account.name, "reason": "neglected", "note": "", "review_text": REVIEW}
+    page = client.post(f"/manage/rounds/{draft.id}/release", data=data).get_data(as_text=True)
+    confirm = {**data, "shown_account": hidden(page, "shown_account"),
+               "owner": hidden(page, "owner")}
+    transfer_account(session, manager, account_id=account.id, to_rep_id=new_owner.id,
+                     reason="Handed over to the rep covering the district.",
+                     review_text=HANDOVER, now=clock())
+    reviews = session.query(AccountReview).count()
+
+    response = client.post(f"/manage/rounds/{draft.id}/release", data=confirm)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "changed owner after this page was drawn" in page and "held by 李娜" in page
+    assert hidden(page, "owner") == str(new_owner.id)
+    reload(session)
+    assert listings(session) == 0 and session.query(AccountReview).count() == reviews
+    chinese = client.post(f"/manage/rounds/{draft.id}/release", data=confirm,
+                          headers={"Accept-Language": "zh-CN"})
+    assert chinese.status_code == 409 and "所属销售已变更" in chinese.get_data(as_text=True)
+
+    response = client.post(f"/manage/rounds/{draft.id}/release",
+                           data={**confirm, "owner": hidden(page, "owner")})
+    assert response.status_code == 303
+    reload(session)
+    assert session.scalars(select(Listing)).one().released_from_id == new_owner.id
+
+
+def test_another_account_typed_after_the_preview_is_previewed_again(
+        session, draft, make_manager, make_rep, make_account, login_as):
+    manager, first_owner, second_owner = make_manager(), make_rep(), make_rep(name="李娜")
+    first = make_account(owner=first_owner)
+    second = make_account(owner=second_owner, name="上海蓝海物流集团")
+    client = login_as(manager)
+    response = client.post(f"/manage/rounds/{draft.id}/release", data={
+        "account": second.name, "reason": "neglected", "review_text": REVIEW,
+        "shown_account": str(first.id), "owner": str(first_owner.id)})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "held by 李娜" in page
+    assert hidden(page, "shown_account") == str(second.id)
+    reload(session)
+    assert listings(session) == 0
+
+
+@pytest.mark.parametrize("owner", ["", "x", "-1", "99999999999999999999"])
+def test_a_confirmation_without_a_readable_owner_releases_nothing(
+        session, draft, make_manager, make_rep, make_account, login_as, owner):
+    manager = make_manager()
+    account = make_account(owner=make_rep())
+    client = login_as(manager)
+    response = client.post(f"/manage/rounds/{draft.id}/release", data={
+        "account": account.external_id, "reason": "neglected", "review_text": REVIEW,
+        "shown_account": str(account.id), "owner": owner})
+    assert response.status_code in (200, 409, 422)
+    reload(session)
+    assert listings(session) == 0
+
+
+def test_the_service_refuses_a_release_for_an_owner_who_no_longer_holds_it(
+        session, draft, make_manager, make_rep, make_account, clock):
+    manager, shown = make_manager(), make_rep()
+    account = make_account(owner=shown)
+    transfer_account(session, manager, account_id=account.id, to_rep_id=make_rep().id,
+                     reason="Handed over to the rep covering the district.",
+                     review_text=HANDOVER, now=clock())
+    with pytest.raises(Conflict, match="changed owner"):
+        rounds.release_account(session, manager, draft.id, account_id=account.id,
+                               reason="neglected", note="", review_text=REVIEW, now=clock(),
+                               expected_owner_id=shown.id)
+    reload(session)
+    assert listings(session) == 0
+
+
+@pytest.mark.parametrize("first", ["transfer", "release"])
+def test_a_release_and_a_transfer_of_the_same_account_at_once(
+        app, session, postgresql_only, monkeypatch, draft, make_manager, make_rep, make_account,
+        clock, first):
+    """Both lock the account: whichever comes second waits and sees the first. A transfer
+    first makes the release stale (refused); a release first lists the account, and the
+    transfer is refused. Never a listing whose review is about someone who no longer held
+    the account."""
+    manager, shown, receiver = make_manager(), make_rep(), make_rep()
+    account = make_account(owner=shown)
+
+    def transfer(own):
+        return transfer_account(own, own.get(User, manager.id), account_id=account.id,
+                                to_rep_id=receiver.id, reason="Handed to a rep with room.",
+                                review_text=HANDOVER, now=clock())
+
+    def release(own):
+        return rounds.release_account(own, own.get(User, manager.id), draft.id,
+                                      account_id=account.id, reason="neglected", note="",
+                                      review_text=REVIEW, now=clock(),
+                                      expected_owner_id=shown.id)
+
+    if first == "transfer":
+        pause = Pause(monkeypatch, ownership, "refuse_unavailable_receivers")
+        leading = Side(app, transfer)
+        pause.wait()
+        trailing = Side(app, release)
+    else:
+        pause = Pause(monkeypatch, rounds, "open_release_review")
+        leading = Side(app, release)
+        pause.wait()
+        trailing = Side(app, transfer)
+    trailing.done_or_waiting(app)
+    pause.resume()
+    led, trailed = leading.join(), trailing.join()
+    assert not isinstance(led, Exception), led
+    assert isinstance(trailed, BidhubError), trailed
+    reload(session)
+    released = session.scalars(select(Listing)).all()
+    if first == "transfer":
+        assert isinstance(trailed, Conflict) and released == []
+    else:
+        assert [listing.released_from_id for listing in released] == [shown.id]
+        assert session.get(type(account), account.id).owner_id == shown.id
+
+
+def test_the_helper_releases_through_both_steps(session, draft, make_manager, make_rep,
+                                                make_account, login_as):
+    account = make_account(owner=make_rep())
+    response = release_on_round_page(login_as(make_manager()), draft.id, {
+        "account": account.external_id, "reason": "neglected", "review_text": REVIEW})
+    assert response.status_code == 303
+    reload(session)
+    assert listings(session) == 1
