@@ -166,6 +166,98 @@ def test_inputs_stored_before_availability_was_read_replay_as_they_were_scored()
     assert (check.passed, str(check.reason)) == (False, "on leave or no longer with the company")
 
 
+def adopt_leave_blind_rules(app, session, clock) -> None:
+    """Rounds made from now on are pinned to the default rules with `exclude_on_leave` off."""
+    from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
+
+    text = default_rules_path(app.config).read_text("utf-8")
+    assert "exclude_on_leave = true" in text
+    adopt_rule_set(session, None, text.replace("exclude_on_leave = true", "exclude_on_leave = false"),
+                   "leave does not count", "", clock())
+    session.commit()
+
+
+@pytest.mark.parametrize(("how", "reason"), [
+    ("left", "has left the company and cannot receive accounts"),
+    ("deactivated", "deactivated and cannot receive accounts"),
+])
+def test_with_leave_not_counted_a_rep_who_left_is_still_never_proposed(
+        app, session, clock, make_rep, make_manager, make_admin, make_account, make_round,
+        make_bid, give_accounts, how, reason):
+    """`exclude_on_leave = false` lets reps on leave win; it never lets a rep who left the
+    company or was deactivated be proposed for an account they could not receive."""
+    adopt_leave_blind_rules(app, session, clock)
+    manager, admin = make_manager(), make_admin()
+    strongest, other = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
+    give_accounts(other, 30)  # less room to cultivate: the departing rep scores higher
+    round_ = make_round(accounts=[make_account(owner=make_rep())],
+                        closes_at=clock() + timedelta(hours=1),
+                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    listing_id = round_.listings[0].id
+    make_bid(strongest, round_.listings[0], revenue=900_000)
+    make_bid(other, round_.listings[0], revenue=100_000)
+    if how == "left":
+        leave(session, admin, strongest, clock)
+    else:
+        leave(session, admin, strongest, clock, status=RepStatus.ACTIVE, is_active=False)
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+
+    assert proposed_rep(session, listing_id) == other.id
+    gone = next(bid for bid in adjudication.ranked_bids(session, listing_id)
+                if bid.rep_id == strongest.id)
+    assert not gone.score.is_eligible
+    [failed] = ScoreBreakdown.from_dict(gone.score.breakdown).failed_checks
+    assert (failed.name, str(failed.reason)) == ("on_duty", reason)
+    review = adjudication.review_round(session, session.get(Round, round_.id))[listing_id]
+    assert adjudication.Flag.WINNER_UNAVAILABLE not in review.flags
+    assert review.accepts_unflagged
+    # The staying rep's breakdown lists no leave check: leave does not count under these rules.
+    staying = next(bid for bid in adjudication.ranked_bids(session, listing_id)
+                   if bid.rep_id == other.id)
+    assert "on_duty" not in {check["name"] for check in staying.score.breakdown["checks"]}
+    assert verify_round(session, round_.id) == []
+
+
+def test_with_leave_not_counted_a_rep_on_leave_may_still_be_proposed(
+        app, session, clock, make_rep, make_manager, make_admin, make_account, make_round,
+        make_bid, give_accounts):
+    adopt_leave_blind_rules(app, session, clock)
+    manager, admin = make_manager(), make_admin()
+    resting, other = make_rep(name="Resting Rep"), make_rep(name="Working Rep")
+    give_accounts(other, 30)
+    round_ = make_round(accounts=[make_account(owner=make_rep())],
+                        closes_at=clock() + timedelta(hours=1),
+                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    listing_id = round_.listings[0].id
+    make_bid(resting, round_.listings[0], revenue=900_000)
+    make_bid(other, round_.listings[0], revenue=100_000)
+    leave(session, admin, resting, clock, status=RepStatus.ON_LEAVE)
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+
+    assert proposed_rep(session, listing_id) == resting.id
+    assert verify_round(session, round_.id) == []
+
+
+def test_inputs_stored_before_departures_always_counted_replay_as_they_were_scored():
+    """A bid scored while `exclude_on_leave = false` let a departed rep pass has inputs without
+    the marker: it replays as it was scored (passing), so the stored round still verifies."""
+    facts = BidFacts(bid_id=1, rep_id=2, listing_id=3, submitted_at=datetime(2026, 1, 5, tzinfo=UTC),
+                     metrics={}, accounts_held=3, tenure_months=12.0, open_incidents=0,
+                     rep_branch="BJ", listing_branch="BJ", is_on_leave=True, unavailable="left")
+    stored = bid_facts_to_dict(facts)
+    stored.pop("is_departure_checked", None)
+    leave_blind = Eligibility(exclude_on_leave=False)
+    assert [check.name for check in check_bid(leave_blind, bid_facts_from_dict(stored))] == [
+        "capacity"]
+    checked = bid_facts_from_dict({**stored, "is_departure_checked": True})
+    assert [(check.name, check.passed) for check in check_bid(leave_blind, checked)] == [
+        ("capacity", True), ("on_duty", False)]
+
+
 # --- deciding ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["left", "deactivated"])

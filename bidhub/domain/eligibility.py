@@ -68,6 +68,13 @@ class EligibilityRule:
     is_on: Callable[[Any], bool]
     check: Callable[[Any, BidFacts], tuple[bool, Text]]
     conflict: Callable[[Mapping[str, Any]], Text | None] | None = None
+    # For a check that is off: whether it still applies to this bid (None: never).
+    is_on_for: Callable[[Any, BidFacts], bool] | None = None
+
+    def applies(self, policy: Any, bid: BidFacts) -> bool:
+        """Whether the check is applied to `bid` under `policy`."""
+        return self.is_on(policy) or (self.is_on_for is not None
+                                      and self.is_on_for(policy, bid))
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -192,10 +199,13 @@ ELIGIBILITY_CHECKS: dict[str, EligibilityRule] = {
             (Setting("cooldown_months", "number", 0, 0, MAX_MONTHS),),
             lambda policy: bool(policy.cooldown_months), _cooldown),
         EligibilityRule(
-            "on_duty", "`exclude_on_leave` is on and the rep is on leave, has left, or was "
-            "deactivated (or is no rep any more)",
+            "on_duty", "the rep has left, was deactivated or is no rep any more (always on), "
+            "or `exclude_on_leave` is on and the rep is on leave",
             (Setting("exclude_on_leave", "boolean", True),),
-            lambda policy: policy.exclude_on_leave, _on_duty),
+            lambda policy: policy.exclude_on_leave, _on_duty,
+            # Leave is not departure: with leave not counted, a rep who may no longer hold
+            # accounts still fails (scored bids only; see BidFacts.is_departure_checked).
+            is_on_for=lambda policy, bid: bid.is_departure_checked and bool(bid.unavailable)),
     )
 }
 
@@ -218,7 +228,7 @@ Eligibility.__module__ = __name__
 def check_bid(policy: Eligibility, bid: BidFacts) -> tuple[EligibilityCheck, ...]:
     """The checks switched on in `policy` (an Eligibility), applied to one bid, in order."""
     return tuple(EligibilityCheck(rule.name, *rule.check(policy, bid))
-                 for rule in ELIGIBILITY_CHECKS.values() if rule.is_on(policy))
+                 for rule in ELIGIBILITY_CHECKS.values() if rule.applies(policy, bid))
 
 
 class CheckedFacts(NamedTuple):

@@ -184,3 +184,7 @@ class BidFacts:
     # left, deactivated, no rep), "" when they may. Inputs stored before it was read give "":
     # their on-leave flag covered leaving, and they replay as they were scored.
     unavailable: str = ""
+    # Whether `unavailable` fails `on_duty` whatever the rules say about leave (leave is not
+    # departure: `exclude_on_leave = false` lets reps on leave win, never reps who left).
+    # Scoring sets it; inputs stored before give False and replay as they were scored.
+    is_departure_checked: bool = False

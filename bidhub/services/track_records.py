@@ -634,7 +634,7 @@ def bid_facts(session: Session, bids: list[Bid], now: datetime, *,
             rep_branch=rep.branch.code if rep.branch else "",
             listing_branch=listing.account.branch.code,
             is_on_leave=rep.status != RepStatus.ACTIVE,
-            unavailable=unavailable(rep),
+            unavailable=unavailable(rep), is_departure_checked=True,
             months_since_rep_released_account=(
                 None if released_at is None else round(months_between(released_at, now), 4)),
             listing_value_yuan=listing.account.annual_value_yuan,
@@ -782,7 +782,7 @@ def bid_facts_to_dict(facts: BidFacts) -> dict:
         "listing_branch": facts.listing_branch, "is_on_leave": facts.is_on_leave,
         "months_since_rep_released_account": facts.months_since_rep_released_account,
         "listing_value_yuan": facts.listing_value_yuan, "preference_rank": facts.preference_rank,
-        "unavailable": facts.unavailable,
+        "unavailable": facts.unavailable, "is_departure_checked": facts.is_departure_checked,
     }
 
 
