@@ -390,6 +390,53 @@ def test_tampering_with_a_filed_appeal_answer_is_detected(app, backend, session,
     assert "hash" in str(report.first_problem.problem)
 
 
+def other_bid(session, listing_id: int, bid_id: int) -> Bid:
+    return next(bid for bid in session.scalars(select(Bid).where(Bid.listing_id == listing_id))
+                if bid.id != bid_id)
+
+
+@pytest.mark.parametrize("kind", [DecisionKind.ACCEPTED, DecisionKind.OVERRIDDEN])
+def test_a_decided_winner_changed_behind_the_apps_back_is_reported_during_the_window(
+        app, session, clock, make_rep, make_manager, make_account, make_round, make_bid,
+        kind):
+    """The announced winner is what reps may appeal; a decision's bid edited by SQL during the
+    window is reported by rescore --verify at once, not found (or not) once it took effect."""
+    from bidhub.services.replays import verify_round
+
+    manager = make_manager()
+    round_ = make_round(accounts=[make_account(owner=make_rep())],
+                        closes_at=clock() + timedelta(hours=1),
+                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    listing = round_.listings[0]
+    for rep in (make_rep(), make_rep(), make_rep()):
+        make_bid(rep, listing)
+    at = clock()
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    proposed = next(bid for bid in adjudication.ranked_bids(session, listing.id)
+                    if bid.score.is_proposed_winner)
+    chosen = None if kind == DecisionKind.ACCEPTED else other_bid(session, listing.id, proposed.id).id
+    adjudication.decide_listing(session, manager, listing.id, kind=kind, bid_id=chosen,
+                                reason="" if chosen is None else "Knows the client's plants.",
+                                now=clock())
+    clock.set(at)
+    round_ = session.get(Round, round_.id)
+    adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
+                                 now=clock())
+    reload(session)
+    assert verify_round(session, round_.id) == []
+
+    decided = winner_of(session, listing.id)
+    forged = next(bid for bid in session.scalars(select(Bid).where(Bid.listing_id == listing.id))
+                  if bid.id not in (decided.id, proposed.id))
+    with engine_of(app).begin() as connection:
+        connection.execute(update(Decision).where(Decision.listing_id == listing.id)
+                           .values(bid_id=forged.id))
+    reload(session)
+    problems = [str(problem) for problem in verify_round(session, round_.id)]
+    assert problems and all(f"listing {listing.id}" in problem for problem in problems), problems
+
+
 def test_a_listing_with_no_award_takes_effect_without_a_filing(session, clock, make_rep,
                                                                make_manager, make_account,
                                                                make_round, make_bid):

@@ -14,7 +14,17 @@ from bidhub.domain.reviews import PLAN_REVIEW
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown
 from bidhub.domain.text import N_, Text
-from bidhub.models import Account, Bid, BidScore, Decision, Listing, Round, RoundStatus
+from bidhub.models import (
+    Account,
+    AuditEvent,
+    Bid,
+    BidScore,
+    Decision,
+    DecisionKind,
+    Listing,
+    Round,
+    RoundStatus,
+)
 from bidhub.services.application_reviews import plan_reviews
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts_from_dict
@@ -100,6 +110,44 @@ def verify_round(session: Session, round_id: int) -> list[Text]:
             problems.append(N_("listing %(listing)d: recorded proposal %(recorded)s, "
                                "recomputed %(recomputed)s", listing=listing_id, recorded=bid_id,
                                recomputed=recomputed))
+    problems.extend(decision_differences(session, stored))
+    return problems
+
+
+def decision_differences(session: Session, stored: StoredRound) -> list[Text]:
+    """Each decision of the round against what it was made from: an accepted ranking names
+    the recorded proposal, no award names no bid, and an override names the bid its audited
+    decision chose. A decision's winner edited in the database (during the appeal window,
+    before it takes effect and is filed, say) is reported here at once."""
+    decisions = list(session.scalars(
+        select(Decision).join(Listing).where(Listing.round_id == stored.round.id)
+        .order_by(Decision.listing_id)))
+    audited: dict[str, object] = {}
+    for target, after in session.execute(
+            select(AuditEvent.target, AuditEvent.after)
+            .where(AuditEvent.action.like("decision.%"),
+                   AuditEvent.target.in_([f"listing:{decision.listing_id}"
+                                          for decision in decisions]))
+            .order_by(AuditEvent.id)):
+        audited[target] = (after or {}).get("bid")  # the latest decision recorded wins
+    problems = []
+    for decision in decisions:
+        listing_id, bid_id = decision.listing_id, decision.bid_id
+        if decision.kind == DecisionKind.ACCEPTED:
+            expected = stored.proposed.get(listing_id)
+        elif decision.kind == DecisionKind.NO_AWARD:
+            expected = None
+        elif decision.kind == DecisionKind.OVERRIDDEN:
+            expected = audited.get(f"listing:{listing_id}")
+        else:
+            problems.append(N_("listing %(listing)d: the decision is of no known kind "
+                               "(%(kind)s)", listing=listing_id, kind=decision.kind))
+            continue
+        if bid_id != expected or (bid_id is not None and bid_id not in stored.rows):
+            problems.append(N_("listing %(listing)d: the decision (%(kind)s) names bid "
+                               "%(decided)s, but what it was made from gives %(expected)s",
+                               listing=listing_id, kind=decision.kind, decided=bid_id,
+                               expected=expected))
     return problems
 
 
