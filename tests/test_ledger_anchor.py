@@ -366,3 +366,60 @@ def test_lines_written_before_registers_had_ids_count_for_the_register(app, sess
     assert report.is_intact and report.checkpoints == FILINGS
     tamper(app, backend, f"DELETE FROM filings WHERE seq = {FILINGS}")
     assert first_problem_seq(session) == FILINGS
+
+
+def written_by_the_older_version(app, *, another_database: int = 0) -> None:
+    """Rewrite the checkpoint file as the version before registers had ids wrote it: no
+    register on any line, the HMAC over the number and hash alone. With `another_database`,
+    the file was shared (a demo built first in the same folder, as the README suggested): that
+    database's filings 1, 2, 3... come first, unlabelled like this one's."""
+    path = app.config["LEDGER_CHECKPOINT_FILE"]
+    key = app.extensions["bidhub_ledger_anchor"].key
+    with open(path) as lines:
+        records = [json.loads(line) for line in lines]
+    demo = [{"seq": seq, "hash": f"{seq:064x}", "at": records[0]["at"]}
+            for seq in range(1, another_database + 1)]
+    with open(path, "w") as lines:
+        for record in demo + records:
+            record.pop("register", None)
+            record["mac"] = checkpoint_mac(key, record["seq"], record["hash"])
+            lines.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+@pytest.mark.parametrize("another_database", [FILINGS // 2, FILINGS * 3])
+def test_a_file_the_older_version_shared_between_databases_raises_no_false_alarm(
+        app, session, register, another_database):
+    """Before lines named their register, two databases made in one folder wrote unlabelled
+    lines into one file; each database's filings are checked against its own run of them."""
+    written_by_the_older_version(app, another_database=another_database)
+    reload(session)
+    report = verify_ledger(session)
+    assert report.is_intact, [str(problem.problem) for problem in report.problems]
+    assert report.checkpoints == FILINGS
+    result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("deleted", [1, 3])
+def test_a_deleted_tail_is_still_found_in_a_file_the_older_version_shared(app, session, backend,
+                                                                          register, deleted):
+    written_by_the_older_version(app, another_database=FILINGS * 3)
+    tamper(app, backend, f"DELETE FROM filings WHERE seq > {FILINGS - deleted}")
+    assert first_problem_seq(session) == FILINGS - deleted + 1
+
+
+def test_a_rewritten_chain_is_still_found_in_a_file_the_older_version_shared(app, session,
+                                                                             backend, register):
+    written_by_the_older_version(app, another_database=FILINGS * 3)
+    tamper(app, backend, "UPDATE filings SET reason = 'quietly edited' WHERE seq = 5")
+    assert first_problem_seq(session) == 5
+
+
+def test_a_wiped_register_is_not_called_intact_beside_a_file_the_older_version_shared(
+        app, session, backend, register):
+    written_by_the_older_version(app, another_database=FILINGS * 3)
+    tamper(app, backend, "DELETE FROM filings")
+    reload(session)
+    report = verify_ledger(session)
+    assert not report.is_intact
+    assert "written by an older version" in str(report.first_problem.problem)

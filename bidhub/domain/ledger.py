@@ -181,8 +181,7 @@ def check_against_checkpoints(
     to filings, not new ones), or its checkpoint could not be written: the first is named.
     """
     problems: list[LedgerProblem] = []
-    trusted: dict[int, str] = {}
-    others = 0
+    signed = []
     for checkpoint in checkpoints:
         if not hmac.compare_digest(checkpoint_mac(key, checkpoint.seq, checkpoint.hash,
                                                   checkpoint.register), checkpoint.mac):
@@ -191,10 +190,18 @@ def check_against_checkpoints(
                                    "with this installation's key)", line=checkpoint.line),
                 "checkpoint"))
             continue
-        if not checkpoint.is_for(register):
-            others += 1
-            continue
-        trusted[checkpoint.seq] = checkpoint.hash
+        signed.append(checkpoint)
+    own = checkpoints_of_register(chain, signed, register)
+    others = len(signed) - len(own)
+    trusted = {checkpoint.seq: checkpoint.hash for checkpoint in own}
+    runs = len(older_runs(signed))
+    if not chain and not trusted and runs > 1:
+        # Which run was this register's cannot be told without a filing to match: say so
+        # rather than call it intact (it may have been wiped) or tampered with.
+        problems.append(LedgerProblem(1, N_(
+            "the register has no filings, but the checkpoint file holds filings of %(runs)d "
+            "databases written by an older version, which did not name their register: if "
+            "this database had filings, they were deleted", runs=runs), "checkpoint"))
     if not trusted and chain and others:
         problems.append(LedgerProblem(
             min(chain), N_("no checkpoint is kept for this database's register (%(register)s):"
@@ -229,6 +236,47 @@ def check_against_checkpoints(
             differing[0], N_("filing %(seq)d differs from its checkpoint (the chain was "
                              "rewritten from here on)", seq=differing[0]), "checkpoint"))
     return problems
+
+
+def checkpoints_of_register(chain: Mapping[int, str], checkpoints: Iterable[Checkpoint],
+                            register: str | None) -> list[Checkpoint]:
+    """The checkpoints (in file order) that record the filings of `register`, whose filings
+    are `chain` (seq -> hash): its own lines, and the lines written before lines named their
+    register.
+
+    Those older lines have no register. A file that one database wrote holds each filing
+    number once among them; one that several databases made in the same folder shared (a demo,
+    then a real database) holds a run of them per database, each run starting where a number
+    comes again. With several runs, the runs of this register are those that record one of its
+    filings as it is; a run that records none is another database's. A single run is this
+    register's whatever it records, as it always was, so a wiped or rewritten register is
+    still found against it; and a register whose filings match no run at all has, when it has
+    no line of its own either, no checkpoint (reported as such)."""
+    checkpoints = list(checkpoints)
+    runs = older_runs(checkpoints)
+    older: set[int] = set()  # ids of the older lines that are this register's
+    for run in runs:
+        if len(runs) == 1 or any(chain.get(line.seq) == line.hash for line in run):
+            older.update(id(line) for line in run)
+    return [checkpoint for checkpoint in checkpoints
+            if checkpoint.register == register and checkpoint.register is not None
+            or id(checkpoint) in older]
+
+
+def older_runs(checkpoints: Iterable[Checkpoint]) -> list[list[Checkpoint]]:
+    """The lines without a register, in file order, cut into one run per database that wrote
+    them: a run ends where a filing number it holds comes again."""
+    runs: list[list[Checkpoint]] = []
+    seen: set[int] = set()
+    for checkpoint in checkpoints:
+        if checkpoint.register is not None:
+            continue
+        if not runs or checkpoint.seq in seen:
+            runs.append([])
+            seen = set()
+        runs[-1].append(checkpoint)
+        seen.add(checkpoint.seq)
+    return runs
 
 
 def unanchored(chain: Mapping[int, str], trusted: Mapping[int, str]) -> list[LedgerProblem]:

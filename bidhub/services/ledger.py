@@ -22,6 +22,7 @@ from bidhub.domain.ledger import (
     check_against_checkpoints,
     check_history,
     check_owners,
+    checkpoints_of_register,
     sign_checkpoint,
     verify_chain,
 )
@@ -251,9 +252,9 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
     if store is not None:
         checkpoints, unreadable = store.read()
         register = session.scalar(REGISTER_ID)
-        report.checkpoints = sum(1 for checkpoint in checkpoints if checkpoint.is_for(register))
-        report.problems.extend(unreadable)
         chain = {row["seq"]: row["hash"] for row in rows}
+        report.checkpoints = len(checkpoints_of_register(chain, checkpoints, register))
+        report.problems.extend(unreadable)
         report.problems.extend(check_against_checkpoints(store.key, chain, checkpoints,
                                                          register))
     report.problems.extend(check_history(rows))
