@@ -435,6 +435,11 @@ def test_a_decided_winner_changed_behind_the_apps_back_is_reported_during_the_wi
     reload(session)
     problems = [str(problem) for problem in verify_round(session, round_.id)]
     assert problems and all(f"listing {listing.id}" in problem for problem in problems), problems
+    # Left alone, the forged award takes effect and is filed like any other; still reported.
+    assert appeals.apply_due_listings(session, WINDOW_ENDS) == [listing.id]
+    reload(session)
+    assert verify_ledger(session).is_intact
+    assert [str(problem) for problem in verify_round(session, round_.id)] == problems
 
 
 def test_a_listing_with_no_award_takes_effect_without_a_filing(session, clock, make_rep,
