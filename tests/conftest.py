@@ -387,6 +387,19 @@ def make_round(session, make_manager, clock):
     return make
 
 
+def stored_bid_of(session, make_bid, rep: User, listing: Listing, revenue: int) -> Bid:
+    """A bid committing `revenue`, where 0 stands for a bid stored before a ¥0 commitment was
+    refused: placed with ¥1 through the real use case, then given the 0 it was stored with, so
+    that the pages and metrics that read such bids are still tested."""
+    bid = make_bid(rep, listing, revenue=revenue or 1)
+    if revenue == 0:
+        session.execute(text("UPDATE bids SET committed_revenue_yuan = 0 WHERE id = :id"),
+                        {"id": bid.id})
+        session.commit()
+        session.expire_all()
+    return bid
+
+
 @pytest.fixture
 def make_bid(session, clock):
     """A bid written through the real use case, at the clock's time."""

@@ -18,7 +18,7 @@ from bidhub.services.track_records import (
     rep_histories,
     stored_histories,
 )
-from tests.conftest import login, reload
+from tests.conftest import login, reload, stored_bid_of
 from tests.test_queries import statements_for
 
 NO_PROMISES = "No promises yet"
@@ -36,7 +36,7 @@ def win(session, clock, make_round, make_bid, make_manager, make_account, make_r
                             closes_at=clock() + timedelta(hours=1))
         committed = {account.id: revenue for account, revenue in wins}
         for listing in market.listings:
-            make_bid(rep, listing, revenue=committed[listing.account_id])
+            stored_bid_of(session, make_bid, rep, listing, committed[listing.account_id])
         clock.advance(hours=2)
         assert score_closed_round(session, market.id, clock())
         for listing in market.listings:

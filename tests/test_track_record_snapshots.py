@@ -27,7 +27,7 @@ from bidhub.services.track_records import (
     stored_documents,
     stored_histories,
 )
-from tests.conftest import START, reload
+from tests.conftest import START, reload, stored_bid_of
 
 _unique = itertools.count(1)
 INDUSTRIES = ("Internet", "Energy", " internet ", "Retail", "Energy", "Retail")
@@ -171,7 +171,7 @@ def award(session, clock, make_round, make_bid, make_manager, reps, accounts, co
                         closes_at=clock() + timedelta(hours=1), manager=manager)
     for listing in market.listings:
         index = won[listing.account_id]
-        make_bid(reps[(index + 1) % 2], listing, revenue=commitments[index])
+        stored_bid_of(session, make_bid, reps[(index + 1) % 2], listing, commitments[index])
     clock.advance(hours=2)
     assert score_closed_round(session, market.id, clock())
     for listing in market.listings:
