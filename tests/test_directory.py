@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from bidhub.domain.collation import name_key
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -161,14 +162,41 @@ def test_rows_show_owner_sponsor_and_state(manager_client, book):
     ("name", ["Acme Trading", "中国石化上海分公司", "北京华为技术有限公司", "招商银行（集团）", "无主客户有限公司"]),
     ("-value", ["北京华为技术有限公司", "中国石化上海分公司", "无主客户有限公司", "招商银行（集团）", "Acme Trading"]),
     ("value", ["Acme Trading", "招商银行（集团）", "无主客户有限公司", "中国石化上海分公司", "北京华为技术有限公司"]),
-    # 李娜 before 王伟 (by code point), the account id within each; nobody's last.
+    # 李娜 before 王伟 (li before wang), the account id within each; nobody's last.
     ("owner", ["中国石化上海分公司", "Acme Trading", "北京华为技术有限公司", "招商银行（集团）", "无主客户有限公司"]),
 ])
 def test_sorting(manager_client, book, sort, expected):
     if sort == "name":
-        expected = sorted(expected)  # the database's binary order of the names
+        expected = sorted(expected, key=name_key)  # pinyin order, as the pickers list them
     response = manager_client.get(DIRECTORY, query_string={"sort": sort})
     assert names_on(response) == expected
+
+
+MIXED_NAMES = ["张家口物流", "阿里巴巴", "Beta Ltd", "alpha Co", "陈氏集团", "Zeta", "李宁体育",
+               "北京华为", "ＢＥＴＡ Ltd", "王府井百货", "Älpha", "中国银行", "李宁体育"]
+
+
+def test_pages_follow_each_other_in_pinyin_order(session, manager_client, monkeypatch,
+                                                  make_account, make_rep):
+    """Page 2 carries on where page 1 stopped, by name in pinyin order then id, with Chinese
+    and Latin names mixed, on either database; by owner in the same way."""
+    reps = [make_rep(name=name) for name in ("张伟", "Anna", "李娜", "bob", "王芳")]
+    accounts = [make_account(name=name, owner=reps[n % len(reps)])
+                for n, name in enumerate(MIXED_NAMES)]
+    monkeypatch.setattr(directory, "PAGE_SIZE", 4)
+
+    def pages(sort: str) -> list[str]:
+        return [name for page in range(1, 5) for name in names_on(manager_client.get(
+            DIRECTORY, query_string={"sort": sort, "page": page}))]
+
+    by_name = sorted(accounts, key=lambda account: (name_key(account.name), account.id))
+    assert pages("name") == [account.name for account in by_name]
+    assert pages("name")[:4] == ["Älpha", "alpha Co", "Beta Ltd", "ＢＥＴＡ Ltd"]
+    assert pages("-name") == [account.name for account in sorted(
+        accounts, key=lambda account: (name_key(account.name), -account.id), reverse=True)]
+    by_owner = sorted(accounts, key=lambda account: (name_key(account.owner.display_name),
+                                                     account.id))
+    assert pages("owner") == [account.name for account in by_owner]
 
 
 def test_sort_links_toggle_and_keep_the_filters(manager_client, book):

@@ -170,3 +170,21 @@ def test_the_one_statement_list_equals_its_readings_apart_for_any_filter(
                                            ListingStatus.REFUSED)]
         assert [row.id for row in rows] == shown
         assert [row.own_bid_id for row in rows] == [own.get(row.id) for row in rows]
+
+
+def test_a_list_sorted_by_name_is_in_pinyin_order(session, clock, make_rep, make_account,
+                                                  make_round):
+    """The rep's list and management's rows of a round order names as the directory and the
+    pickers do (domain.collation), on every database."""
+    from bidhub.domain.collation import name_key
+
+    names = ["张家口物流", "Beta Ltd", "阿里巴巴", "alpha Co", "陈氏集团", "李宁体育", "王府井百货"]
+    round_ = session.get(Round, make_round(accounts=[make_account(name=name)
+                                                     for name in names]).id)
+    rep = session.get(User, make_rep().id)
+    criteria = browse.ListingFilter(sort="name")
+    listed, _, rows = browse.rep_list(session, round_.id, rep, criteria, clock())
+    assert [row.name for row in rows] == sorted(names, key=name_key)
+    assert browse.listings_for_rep(session, listed, rep, criteria) == rows
+    assert [listing.account.name for listing in session.scalars(
+        browse.filtered_listings(round_.id, criteria))] == sorted(names, key=name_key)

@@ -444,7 +444,7 @@ def accounts_due_for_release(session: Session, now: datetime) -> list[tuple[Acco
         .subquery())
     rows = session.execute(select(Account, counts.c.upheld)
                            .join(counts, counts.c.account_id == Account.id)
-                           .order_by(Account.name)).all()
+                           .order_by(Account.name_sort_key, Account.id)).all()
     return [(account, upheld) for account, upheld in rows]
 
 

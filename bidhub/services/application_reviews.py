@@ -277,10 +277,10 @@ def _check_may_name(round_: Round, current: set[int], wanted: set[int], now: dat
 
 
 def reviewers_of(session: Session, round_id: int) -> list[User]:
-    """The round's named reviewers, by display name."""
+    """The round's named reviewers, by name in pinyin order (domain.collation)."""
     return list(session.scalars(
         select(User).join(RoundReviewer, RoundReviewer.reviewer_id == User.id)
-        .where(RoundReviewer.round_id == round_id).order_by(User.display_name, User.id)))
+        .where(RoundReviewer.round_id == round_id).order_by(User.display_name_sort_key, User.id)))
 
 
 def is_reviewer(session: Session, user: User, round_id: int) -> bool:
@@ -321,7 +321,7 @@ def review_progress(session: Session, round_id: int) -> ReviewProgress:
         .outerjoin(ApplicationReview, and_(ApplicationReview.reviewer_id == User.id,
                                            ApplicationReview.bid_id.in_(select(in_round.c.id))))
         .where(RoundReviewer.round_id == round_id)
-        .group_by(User.id).order_by(User.display_name, User.id)).all()
+        .group_by(User.id).order_by(User.display_name_sort_key, User.id)).all()
     closed_by = (session.get(User, round_.review_closed_by_id)
                  if round_.review_closed_by_id is not None else None)
     return ReviewProgress(

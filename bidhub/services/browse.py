@@ -61,7 +61,7 @@ from bidhub.services.track_records import (
 SORTS = {
     "value_desc": Account.annual_value_yuan.desc(),
     "value_asc": Account.annual_value_yuan.asc(),
-    "name": Account.name.asc(),
+    "name": Account.name_sort_key.asc(),
     "industry": Account.industry.asc(),
 }
 
@@ -244,7 +244,7 @@ def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_v
 
 # rep_list's statement: the round-and-standing rows (part 0, a row per release of one of the
 # round's accounts by the rep, one at least) then the listings (part 1), in one UNION ALL of
-# 18 columns. Each column holds values of one type in both parts (PostgreSQL asks that):
+# 19 columns. Each column holds values of one type in both parts (PostgreSQL asks that):
 #
 #   column  0     1       2       3           4                 5      6         7
 #   part 0  part  round   status  held        open incidents    title  sha256    rules text
@@ -254,13 +254,13 @@ def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_v
 #   part 0  -          -      branch id  -            branch name  branch zh     account id
 #   part 1  ownership  value  branch id  branch code  branch name  branch zh     own bid id
 #
-#   column  15        16         17
-#   part 0  opens at  closes at  released at
-#   part 1  -         -          -
+#   column  15        16         17           18
+#   part 0  opens at  closes at  released at  -
+#   part 1  -         -          -            name's sort key (pinyin order)
 _ROUND_PART, _LISTING_PART = 0, 1
 _ROUND_STANDING = STANDING_IN_ROUND.subquery("standing")
 # Each of SORTS as a column of the statement and a direction.
-_SORT_COLUMNS = {"value_desc": (9, "desc"), "value_asc": (9, "asc"), "name": (5, "asc"),
+_SORT_COLUMNS = {"value_desc": (9, "desc"), "value_asc": (9, "asc"), "name": (18, "asc"),
                  "industry": (7, "asc")}
 
 
@@ -285,7 +285,8 @@ def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_
         standing.open_incidents, round_.title, round_.sha256, round_.text,
         nothing(Account.ownership_type.type), nothing(Account.annual_value_yuan.type),
         round_.id_1, nothing(Branch.code.type), round_.name, round_.name_zh,
-        standing.account_id, round_.opens_at, round_.closes_at, standing.released_at)
+        standing.account_id, round_.opens_at, round_.closes_at, standing.released_at,
+        nothing(Account.name_sort_key.type))
     # Named by position: the union's columns (and its ORDER BY) take the first part's names.
     round_part = select(*(column.label(f"c{index}")
                           for index, column in enumerate(round_columns))
@@ -294,7 +295,8 @@ def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_
                                   search)
     listing_part = listings.with_only_columns(
         literal(_LISTING_PART), *listings.selected_columns,
-        *(nothing(Round.opens_at.type) for _ in range(3)), maintain_column_froms=True)
+        *(nothing(Round.opens_at.type) for _ in range(3)), Account.name_sort_key,
+        maintain_column_froms=True)
     statement = union_all(round_part, listing_part)
     columns = list(statement.selected_columns)
     index, direction = _SORT_COLUMNS[sort]

@@ -160,7 +160,7 @@ def rep_accounts(session: Session, rep_id: int) -> RepAccounts:
                    capacity.distance(commitments.held))
     accounts = list(session.scalars(
         select(Account).where(Account.owner_id == rep.id)
-        .order_by(Account.annual_value_yuan.desc(), Account.name, Account.id)))
+        .order_by(Account.annual_value_yuan.desc(), Account.name_sort_key, Account.id)))
     ids = [account.id for account in accounts]
     activity = last_activity(session, rep.id, ids)
     incidents = open_incidents_by_account(session, ids)

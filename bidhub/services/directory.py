@@ -66,7 +66,10 @@ OPEN_INCIDENTS = (select(func.count(AccountabilityIncident.id))
 IS_SPONSORED = or_(Account.sponsor_id.is_not(None),
                    and_(Account.executive_sponsor.is_not(None), Account.executive_sponsor != ""))
 
-SORTS = {"name": Account.name, "value": Account.annual_value_yuan, "owner": Owner.display_name,
+# Names in pinyin order (domain.collation), as the transfer pickers list them, the same on
+# every database.
+SORTS = {"name": Account.name_sort_key, "value": Account.annual_value_yuan,
+         "owner": Owner.display_name_sort_key,
          "branch": Branch.name, "held_since": HELD_SINCE}
 
 
