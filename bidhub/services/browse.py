@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     true,
     union_all,
@@ -51,6 +52,7 @@ from bidhub.models import (
 from bidhub.prepared_reads import PreparedRead
 from bidhub.services.policies import announced_reason
 from bidhub.services.rounds import LISTED_ROUND, ListedRound, listed_round
+from bidhub.services.search_text import contains, like_pattern, search_terms
 from bidhub.services.track_records import (
     STANDING_IN_ROUND,
     Standing,
@@ -117,9 +119,8 @@ def _filtered(query: Select, criteria: ListingFilter) -> Select:
         query = query.where(Account.annual_value_yuan >= criteria.min_value_yuan)
     if criteria.max_value_yuan is not None:
         query = query.where(Account.annual_value_yuan <= criteria.max_value_yuan)
-    if criteria.search:
-        pattern = f"%{criteria.search.strip()}%"
-        query = query.where(Account.name.like(pattern) | Account.external_id.like(pattern))
+    if terms := search_terms(criteria.search):
+        query = query.where(contains(terms, Account.name, Account.external_id))
     return query.order_by(SORTS.get(criteria.sort, SORTS["value_desc"]), Listing.id)
 
 
@@ -191,11 +192,13 @@ def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter
 
 
 def _filter_params(criteria: ListingFilter) -> dict[str, object]:
-    search = criteria.search.strip()
+    # The text as typed and folded (search_terms), the same twice when folding changes nothing.
+    terms = search_terms(criteria.search) or [""]
+    typed, folded = like_pattern(terms[0]), like_pattern(terms[-1])
     return {"industry": criteria.industry, "ownership_type": criteria.ownership_type,
             "branch_id": criteria.branch_id, "min_value": criteria.min_value_yuan,
-            "max_value": criteria.max_value_yuan, "name_pattern": f"%{search}%",
-            "number_pattern": f"%{search}%"}
+            "max_value": criteria.max_value_yuan, "name_typed": typed, "number_typed": typed,
+            "name_folded": folded, "number_folded": folded}
 
 
 def _sort_of(criteria: ListingFilter) -> str:
@@ -237,8 +240,11 @@ def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_v
     if max_value:
         query = query.where(Account.annual_value_yuan <= bindparam("max_value"))
     if search:
-        query = query.where(Account.name.like(bindparam("name_pattern"))
-                            | Account.external_id.like(bindparam("number_pattern")))
+        # As search_text.contains matches, with the patterns _filter_params makes.
+        query = query.where(or_(*(column.ilike(bindparam(f"{name}_{form}"), escape="\\")
+                                  for form in ("typed", "folded")
+                                  for name, column in (("name", Account.name),
+                                                       ("number", Account.external_id)))))
     return query
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from bidhub.services.accountability import RESOLVED_STATUSES
 from bidhub.services.loss_reviews import is_overdue
 from bidhub.services.ownership import UNFINISHED_LISTING_STATUSES, UNFINISHED_ROUND_STATUSES
 from bidhub.services.rule_sets import active_rule_set, parsed
+from bidhub.services.search_text import contains, search_terms
 
 # Annual value bands as a KA department talks about its accounts (5万以下, 5万–10万, ...):
 # most accounts spend tens of thousands a year and a few spend millions. Lower bound
@@ -121,34 +121,9 @@ def is_valid_sort(sort: str) -> bool:
     return sort.removeprefix("-") in SORTS
 
 
-def search_terms(text: str) -> list[str]:
-    """What a search looks for: the text as typed and, when it differs, its NFKC form.
-
-    A Chinese input method gives full-width digits and letters (ＫＡ０１２), which NFKC turns
-    into the ASCII that account numbers use; the typed form still matches names written with
-    full-width brackets (（集团）).
-    """
-    typed = text.strip()
-    if not typed:
-        return []
-    folded = unicodedata.normalize("NFKC", typed).strip()
-    return [typed] if folded in ("", typed) else [typed, folded]
-
-
-def like_pattern(term: str) -> str:
-    """A LIKE pattern that matches `term` anywhere; % and _ in it are matched as themselves."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def filtered(query: Select, criteria: DirectoryFilter) -> Select:
-    conditions = []
-    for term in search_terms(criteria.search):
-        pattern = like_pattern(term)
-        conditions.append(Account.name.ilike(pattern, escape="\\"))
-        conditions.append(Account.external_id.ilike(pattern, escape="\\"))
-    if conditions:
-        query = query.where(or_(*conditions))
+    if terms := search_terms(criteria.search):
+        query = query.where(contains(terms, Account.name, Account.external_id))
     if criteria.branch_id is not None:
         query = query.where(Account.branch_id == criteria.branch_id)
     if criteria.industry:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, case, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
@@ -23,6 +23,7 @@ from bidhub.services.ownership import (
     unfinished_listing_of,
 )
 from bidhub.services.rule_sets import active_rule_set, parsed
+from bidhub.services.search_text import closeness, contains, search_terms
 
 # A type-ahead list is for picking, not browsing: a few lines, and the query narrows it.
 MAX_SUGGESTIONS = 10
@@ -84,23 +85,6 @@ class TransferPreview:
         return self.owner.rep.id if self.owner else None
 
 
-def _escaped(query: str) -> str:
-    return query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _pattern(query: str) -> str:
-    return f"%{_escaped(query.strip()[:MAX_QUERY_LENGTH])}%"
-
-
-def _closeness(query: str, *columns) -> ColumnElement[int]:
-    """How well a match fits what was typed, best first: 0 when a column is what was typed,
-    1 when one begins with it, 2 when one only contains it (case aside, as the match itself)."""
-    typed = _escaped(query.strip()[:MAX_QUERY_LENGTH])
-    return case((or_(*(column.ilike(typed, escape="\\") for column in columns)), 0),
-                (or_(*(column.ilike(f"{typed}%", escape="\\") for column in columns)), 1),
-                else_=2)
-
-
 def search_accounts(session: Session, query: str, *, owner_id: int | None = None,
                     limit: int = MAX_SUGGESTIONS) -> list[Account]:
     """Accounts whose name or customer number contains `query` (any script), the best
@@ -113,14 +97,13 @@ def search_accounts(session: Session, query: str, *, owner_id: int | None = None
     statement = select(Account)
     if owner_id is not None:
         statement = statement.where(Account.owner_id == owner_id)
-    elif not query.strip():
+    elif not search_terms(query):
         return []
     order = [Account.name_sort_key, Account.id]
-    if query.strip():
-        pattern = _pattern(query)
-        statement = statement.where(or_(Account.name.ilike(pattern, escape="\\"),
-                                        Account.external_id.ilike(pattern, escape="\\")))
-        order.insert(0, _closeness(query, Account.external_id, Account.name))
+    if terms := search_terms(query, MAX_QUERY_LENGTH):
+        searched = (Account.external_id, Account.name)
+        statement = statement.where(contains(terms, *searched))
+        order.insert(0, closeness(terms, *searched))
     return list(session.scalars(statement.order_by(*order).limit(limit)))
 
 
@@ -128,14 +111,14 @@ def search_reps(session: Session, query: str, *, limit: int = MAX_SUGGESTIONS) -
     """Active reps whose name, username or employee id contains `query`, the best `limit` of
     them as the database picks them: one of those that is what was typed, then those that
     begin with it, then those that contain it; each group by name in pinyin order, then id."""
-    if not query.strip():
+    terms = search_terms(query, MAX_QUERY_LENGTH)
+    if not terms:
         return []
-    pattern = _pattern(query)
     searched = (User.display_name, User.username, User.external_id)
     return list(session.scalars(
         select(User).where(User.role == Role.REP, User.is_active, User.status != RepStatus.LEFT,
-                           or_(*(column.ilike(pattern, escape="\\") for column in searched)))
-        .order_by(_closeness(query, *searched), User.display_name_sort_key, User.id)
+                           contains(terms, *searched))
+        .order_by(closeness(terms, *searched), User.display_name_sort_key, User.id)
         .limit(limit)))
 
 

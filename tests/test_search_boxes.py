@@ -1,0 +1,76 @@
+"""Every search box reads what was typed the same way: full-width letters, digits and spaces
+from a Chinese input method, case, and % or _ as themselves."""
+
+from __future__ import annotations
+
+import pytest
+
+from bidhub.models import Round, User
+from bidhub.services import browse, directory, transfer_preview
+
+FULL_WIDTH = {ord(character): ord(character) + 0xFEE0
+              for character in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-"}
+IDEOGRAPHIC_SPACE = "\u3000"
+
+
+@pytest.fixture
+def searched(session, make_account, make_rep, make_round):
+    """Three accounts listed in a round and a rep with an employee id; the first account is
+    the one every search below looks for."""
+    wanted = make_account(name="Acme Trading（集团）", owner=make_rep())
+    others = [make_account(name="招商银行 50%", owner=make_rep()),
+              make_account(name="Beta_Logistics", owner=make_rep())]
+    round_ = make_round(accounts=[wanted, *others])
+    rep = make_rep(name="王芳", username="wangfang")
+    rep.external_id = "E-7788"
+    session.commit()
+    return {"account": wanted, "round": round_, "rep": rep}
+
+
+def found_everywhere(session, clock, searched, text: str) -> dict[str, list[int]]:
+    """The ids each search box finds for `text`."""
+    round_ = session.get(Round, searched["round"].id)
+    viewer = session.get(User, searched["rep"].id)
+    criteria = browse.ListingFilter(search=text)
+    _, _, rows = browse.rep_list(session, round_.id, viewer, criteria, clock())
+    return {
+        "directory": [row.account_id for row in directory.find_accounts(
+            session, directory.DirectoryFilter(search=text))],
+        "account picker": [account.id for account in
+                           transfer_preview.search_accounts(session, text)],
+        "rep's list": [row.account_id for row in rows],
+        "round page": [listing.account_id for listing in session.scalars(
+            browse.filtered_listings(round_.id, criteria))],
+    }
+
+
+@pytest.mark.parametrize("typed", [
+    "number", "full-width number", "lower-case number", "full-width lower-case name",
+    "ideographic spaces around", "name as typed with full-width brackets"])
+def test_every_search_box_finds_the_same_account(session, clock, searched, typed):
+    account = searched["account"]
+    text = {"number": account.external_id,
+            "full-width number": account.external_id.translate(FULL_WIDTH),
+            "lower-case number": account.external_id.lower(),
+            "full-width lower-case name": "acme".translate(FULL_WIDTH),
+            "ideographic spaces around": f"{IDEOGRAPHIC_SPACE}Acme{IDEOGRAPHIC_SPACE}",
+            "name as typed with full-width brackets": "（集团）"}[typed]
+    assert found_everywhere(session, clock, searched, text) == {
+        "directory": [account.id], "account picker": [account.id],
+        "rep's list": [account.id], "round page": [account.id]}
+
+
+@pytest.mark.parametrize("text", ["%", "_", "50%", "a_l"])
+def test_wildcards_are_searched_for_as_themselves(session, clock, searched, text):
+    found = found_everywhere(session, clock, searched, text)
+    expected = {"%": "招商银行 50%", "50%": "招商银行 50%", "_": "Beta_Logistics",
+                "a_l": "Beta_Logistics"}[text]
+    names = {box: [session.get(type(searched["account"]), id_).name for id_ in ids]
+             for box, ids in found.items()}
+    assert names == dict.fromkeys(found, [expected])
+
+
+def test_the_rep_picker_reads_full_width_input(session, searched):
+    rep = searched["rep"]
+    for text in ("e-7788".translate(FULL_WIDTH), "ＷＡＮＧ", f"{IDEOGRAPHIC_SPACE}王芳"):
+        assert [found.id for found in transfer_preview.search_reps(session, text)] == [rep.id]
