@@ -239,6 +239,8 @@ def test_reps_and_managers_are_addressed_as_你_and_executives_as_您():
         "%(requester)s asks to transfer %(account)s, which you sponsor, from %(from_rep)s to "
         "%(to_rep)s; it waits for your confirmation.",
         "Nothing waits for your confirmation.",
+        "This transfer was answered in the meantime; your answer was not recorded. The page "
+        "shows what still waits for you.",
         next(message.id for message in translations if isinstance(message.id, str)
              and message.id.startswith("These accounts are sponsored by you.")),
         "Your answer"}

@@ -518,6 +518,32 @@ def test_a_refused_transfer_changes_no_owner(app, client, session, clock, sponso
     assert response.status_code == 409
 
 
+def test_an_answer_sent_after_another_shows_the_list_as_it_is_now(
+        app, client, session, clock, sponsored, make_rep, make_admin):
+    """The sponsor and an admin answer the same transfer from pages loaded before: the second
+    answer gets the confirmations page drawn again, which no longer lists the transfer, with
+    a message that says so; reloading would only send the same answer again."""
+    request = ask_transfer(session, sponsored, make_rep(), clock)
+    sponsors.refuse_transfer_request(session, make_admin(), request.id,
+                                     "The client asked to keep the rep.", clock(),
+                                     expected_version=request.version)
+    login(client, sponsored["president"])
+    answer = {f"transfer-{request.id}-answer": "accept",
+              f"transfer-{request.id}-version": str(request.version)}
+    for language, expected in (
+            ("en", "This transfer was answered in the meantime; your answer was not recorded. "
+                   "The page shows what still waits for you."),
+            ("zh-CN", "这项划转已在此期间被答复，您的答复未被记录。页面上列出的是仍在等待您答复的事项。")):
+        response = client.post(f"/confirmations/transfers/{request.id}", data=answer,
+                               headers={"Accept-Language": language})
+        assert response.status_code == 409
+        page = response.get_data(as_text=True)
+        assert re.findall(r'<p class="flash flash-error">([^<]*)</p>', page) == [expected]
+        assert 'id="waiting-transfers"' not in page  # nothing else waits: the list is current
+    reload(session)
+    assert session.get(TransferRequest, request.id).status == TransferRequestStatus.REFUSED
+
+
 def test_a_title_only_sponsor_needs_a_designation_or_an_admin(session, clock, make_rep,
                                                               make_manager, make_admin,
                                                               make_account):

@@ -229,7 +229,10 @@ def load_waiting_request(session: Session, request_id: int,
         raise NotFound(N_("No such transfer request."))
     if request.status != TransferRequestStatus.WAITING or (
             expected_version is not None and request.version != expected_version):
-        raise Conflict(N_("This transfer was answered meanwhile; reload the page."))
+        # The confirmations page is drawn again under this message, without the transfer
+        # once it is answered: reloading would only send the same answer again.
+        raise Conflict(N_("This transfer was answered in the meantime; your answer was not "
+                          "recorded. The page shows what still waits for you."))
     return request
 
 

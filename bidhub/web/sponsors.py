@@ -11,12 +11,13 @@ from wtforms.validators import InputRequired, Length, Optional
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.models import Account, Role
 from bidhub.services import browse, rounds, sponsors
 from bidhub.services.limits import MAX_REASON_LENGTH
 from bidhub.web.access import roles_required
 from bidhub.web.forms import Form, choice_id, options
+from bidhub.web.i18n import translate
 from bidhub.web.params import id_arg
 from bidhub.web.rendering import redirect_after_post, render
 
@@ -150,6 +151,12 @@ def answer_transfer(request_id: int):
                     get_session(), current_user, request_id, form.note.data or "", now(),
                     expected_version=version)
                 flash(_("Transfer of %(name)s refused.", name=refused.account.name), "success")
+        except Conflict as error:
+            # Answered from another page first: the list drawn again no longer holds the
+            # transfer, so no form is left to carry the message.
+            get_session().rollback()
+            flash(translate(error), "error")
+            return confirmations_page(status=409)
         except InvalidRequest as error:
             form.add_error(error)
         else:
