@@ -226,15 +226,51 @@ def date_format_message(field) -> str | None:
     return DATETIME_MESSAGE if isinstance(field, DateTimeField) else None
 
 
+# A length limit above this is for free text: notes, reasons, plans, answers, titles, addresses.
+# A browser cuts a longer paste at a maxlength without a word, so such a field sets none and
+# the form refuses a text too long with both lengths (refuse_too_long), keeping it in the field.
+# At or below it the field holds a name, a code or a username, far longer than any real one:
+# there the maxlength stays, and typing stops at the limit.
+LINE_LIMIT = 100
+
+
+def length_limit(field) -> int | None:
+    """The most characters the field's Length validator takes, None without one."""
+    for validator in getattr(field, "validators", ()):
+        if isinstance(validator, Length) and validator.max is not None and validator.max >= 0:
+            return validator.max
+    return None
+
+
+def is_free_text(field) -> bool:
+    limit = length_limit(field)
+    return limit is not None and limit > LINE_LIMIT
+
+
+def refuse_too_long(form, field) -> None:
+    """Refuse free text past its limit with the limit and the length sent, before Length does
+    (whose message names only the limit); the text is shown again whole."""
+    limit = length_limit(field)
+    if (limit is not None and limit > LINE_LIMIT and isinstance(field.data, str)
+            and len(field.data) > limit):
+        field.errors.clear()
+        raise StopValidation(_("At most %(maximum)s characters fit here; the text sent has "
+                               "%(length)s. Shorten it and send it again.",
+                               maximum=f"{limit:,}", length=f"{len(field.data):,}"))
+
+
 class Form(FlaskForm):
     """Every form refuses control characters, malformed numbers and far-off dates first, and
     judges text without its invisible characters and surrounding spaces (clean_typed_text).
     Every select refuses a value it does not offer with CHOICE_MESSAGE, and every date or
-    date-time field names the form it takes (date_format_message)."""
+    date-time field names the form it takes (date_format_message). Free text carries no
+    maxlength and is refused past its limit with both lengths (LINE_LIMIT)."""
 
     class Meta(FlaskForm.Meta):
         def bind_field(self, form, unbound_field, options):
             field = super().bind_field(form, unbound_field, options)
+            if is_free_text(field) and field.flags.maxlength is not None:
+                del field.flags.maxlength
             # Set before the form reads its input, where WTForms reports a value its select
             # cannot read ("Invalid Choice: could not coerce.").
             if isinstance(field, SelectField):
@@ -256,7 +292,7 @@ class Form(FlaskForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         for field in self:
-            field.validators = (refuse_hostile_input, *field.validators)
+            field.validators = (refuse_hostile_input, refuse_too_long, *field.validators)
 
     def add_error(self, error: InvalidRequest) -> None:
         """Attach a use case's refusal to the field it concerns, or to the whole form."""

@@ -47,3 +47,25 @@ def test_a_long_paste_is_kept_whole_and_refused_with_its_size(walk, live_server:
     assert f"规则文件有 {size:,} 字节；规则文件最多 65,536 字节（64 KiB）" in error, error
     assert len(editor.input_value()) > 100_000
     admin.finish()
+
+
+def test_a_long_change_note_is_kept_whole_and_refused_with_both_lengths(
+        walk, live_server: LiveServer):
+    """The change note takes 1,000 characters: a longer paste reaches the server whole, which
+    refuses it with the limit and the length sent and shows it again; nothing is adopted."""
+    admin = walk()
+    page = admin.page
+    admin.sign_in(live_server.world.admin)
+    admin.goto("/admin/rules")
+    editor = page.locator("textarea#text")
+    editor.fill(editor.input_value().replace("cooldown_months = 6 ", "cooldown_months = 9 "))
+    pasted = "规则调整说明。" * 150  # 1,050 characters
+    page.locator("#note").focus()
+    page.keyboard.insert_text(pasted)  # as a paste: the browser applies any maxlength
+    assert page.locator("#note").input_value() == pasted
+    with admin.expecting(422, "/admin/rules/adopt"), page.expect_navigation():
+        page.click("#draft-form button.primary")
+    error = page.locator("#draft-form .field .error").first.inner_text()
+    assert error == "此处最多 1,000 个字符，提交的文本有 1,050 个字符。请删减后重新提交。", error
+    expect(page.locator("#note")).to_have_value(pasted)
+    admin.finish()
