@@ -624,3 +624,20 @@ def test_an_account_in_review_stays_on_the_market(session, clock, review_world, 
         transfer_account(session, review_world["outsider"], account_id=listing.account_id,
                          to_rep_id=make_rep().id, reason="Moving it while under review.",
                          review_text="", now=clock())
+
+
+def test_reviewers_are_listed_in_pinyin_order(session, clock, review_world, make_manager):
+    """The round's reviewers and the review's progress list names as every menu does, on
+    every database: 陈 李 王 张, not the code points' 张 李 王 陈."""
+    from bidhub.domain.collation import name_key
+
+    named = [make_manager(name=name) for name in ("张伟", "李娜", "王芳", "陈静", "Anna")]
+    round_id = review_world["round"].id
+    reviews.name_reviewers(session, review_world["outsider"], round_id,
+                           [*(r.id for r in review_world["reviewers"]), *(r.id for r in named)],
+                           clock())
+    expected = sorted(["张伟", "李娜", "王芳", "陈静", "Anna", "Reviewer Li", "Reviewer Wang"],
+                      key=name_key)
+    assert [user.display_name for user in reviews.reviewers_of(session, round_id)] == expected
+    progress = reviews.review_progress(session, round_id)
+    assert [user.display_name for user, _count in progress.by_reviewer] == expected

@@ -113,6 +113,16 @@ def test_reps_at_the_same_distance_from_the_band_are_in_pinyin_order(client, mak
         "陈静", "李娜", "王芳", "张伟"]
 
 
+def test_a_reps_accounts_of_the_same_value_are_in_pinyin_order(session, make_rep,
+                                                               make_account):
+    rep = make_rep()
+    for name in ("张家口物流", "Beta Ltd", "李宁体育", "阿里巴巴", "陈氏集团"):
+        make_account(owner=rep, name=name, annual_value_yuan=100_000)
+    make_account(owner=rep, name="王府井百货", annual_value_yuan=900_000)
+    assert [held.account.name for held in capacity_board.rep_accounts(session, rep.id).accounts
+            ] == ["王府井百货", "Beta Ltd", "阿里巴巴", "陈氏集团", "李宁体育", "张家口物流"]
+
+
 def test_a_reps_accounts_with_value_last_activity_incidents_and_listing(
         session, make_rep, make_account, make_manager, make_round, clock):
     rep, other = make_rep(), make_rep()
