@@ -428,3 +428,18 @@ def test_the_same_sighting_sent_twice_is_one_incident(session, make_manager, mak
     assert response.status_code == 303
     reload(session)
     assert len(session.scalars(select(AccountabilityIncident)).all()) == 2
+
+
+def test_accounts_due_for_release_are_in_pinyin_order(session, make_manager, make_rep,
+                                                     make_account, clock):
+    from bidhub.domain.collation import name_key
+
+    manager, rep = make_manager(), make_rep()
+    names = ["张家口物流", "Beta Ltd", "李宁体育", "阿里巴巴", "陈氏集团"]
+    for name in names:
+        account = make_account(owner=rep, name=name)
+        for days in (3, 2):
+            uphold(session, manager, log(session, manager, account, clock,
+                                         seen_at=clock() - timedelta(days=days)), clock)
+    assert [account.name for account, _count in accountability.accounts_due_for_release(
+        session, clock())] == sorted(names, key=name_key)
