@@ -75,10 +75,11 @@ def expected(facts: list[dict], query: dict[str, str]) -> tuple[list[str], str]:
         shown = [fact for fact in shown
                  if any(term in ascii_lower(fact["name"]) or term in ascii_lower(fact["number"])
                         for term in terms)]
+    # A menu value no listing holds is left out (and said so), not applied unseen.
     for name, key in (("industry", "industry"), ("ownership", "ownership")):
-        if query.get(name):
+        if query.get(name) in {fact[key] for fact in facts}:
             shown = [fact for fact in shown if fact[key] == query[name]]
-    if query.get("branch"):
+    if query.get("branch") in {str(fact["branch"]) for fact in facts}:
         shown = [fact for fact in shown if str(fact["branch"]) == query["branch"]]
     low, high = (AMOUNTS[query.get(name, "")] for name in ("min_value", "max_value"))
     if isinstance(low, int):
@@ -146,9 +147,9 @@ def query_of(draw_search, industry, ownership, branch, low, high, sort) -> dict[
 queries = st.builds(
     query_of,
     st.sampled_from(SEARCHES),
-    st.sampled_from([None, "", "互联网", "制造业", "Internet", "零售"]),
-    st.sampled_from([None, "", "private", "state_owned", "listed", "government"]),
-    st.sampled_from([None, "", "0", "1", "2"]),  # branch indexes, turned into ids below
+    st.sampled_from([None, "", "互联网", "制造业", "Internet", "零售", "航天"]),
+    st.sampled_from([None, "", "private", "state_owned", "listed", "government", "co-op"]),
+    st.sampled_from([None, "", "0", "1", "2", "x"]),  # branch indexes, made ids below
     st.sampled_from([None, *AMOUNTS]),
     st.sampled_from([None, *AMOUNTS]),
     st.sampled_from([None, *SORTS]))
@@ -158,7 +159,7 @@ queries = st.builds(
 @given(query=queries)
 def test_page_and_partial_show_exactly_what_the_filters_select(world, query):
     client, round_id, facts, branch_ids = world
-    if query.get("branch"):
+    if query.get("branch", "").isdigit():
         query["branch"] = str(branch_ids[int(query["branch"])])
     check(client, round_id, facts, query)
 
@@ -173,3 +174,46 @@ def test_each_search_alone_finds_what_it_names(world, search):
 def test_each_sort_orders_the_whole_list(world, sort):
     client, round_id, facts, _ = world
     check(client, round_id, facts, {"sort": sort})
+
+
+SELECTED = re.compile(r'<select name="(\w+)">(.*?)</select>', re.S)
+
+
+def chosen(html: str) -> dict[str, str]:
+    """Each menu's chosen option's text ("" when none is chosen)."""
+    found = {}
+    for name, options in SELECTED.findall(html):
+        match = re.search(r"<option [^>]*selected>([^<]*)</option>", options)
+        found[name] = match.group(1) if match else ""
+    return found
+
+
+@pytest.mark.parametrize("query", [
+    {"industry": "航天"}, {"ownership": "cooperative"}, {"branch": "424242"},
+    {"branch": "abc"}, {"branch": "-1"}, {"branch": "99999999999999999999"},
+    {"industry": "航天", "q": "北京"}])
+def test_a_menu_value_the_list_does_not_hold_is_left_out_and_said_so(world, query):
+    """A link can carry a menu value the round's list does not hold (from another round, or
+    typed): the form could not show it as chosen, so the list must not be narrowed by it
+    unseen; it is left out, and the page and the partial say so."""
+    client, round_id, facts, _ = world
+    path = f"/rounds/{round_id}?{urlencode(query)}"
+    for headers in ({}, {"HX-Request": "true"}):
+        html = client.get(path, headers=headers).get_data(as_text=True)
+        numbers, _count = shown_list(html)
+        want, _sort = expected(facts, {"q": query.get("q", "")})
+        assert sorted(numbers) == sorted(want), (path, headers)
+        assert 'class="flash flash-error" role="alert"' in html, (path, headers)
+        assert "is left out" in html, (path, headers)
+    page = client.get(path).get_data(as_text=True)
+    assert chosen(page)["industry"] == chosen(page)["ownership"] == chosen(page)["branch"] == ""
+
+
+def test_a_menu_value_left_out_is_said_so_in_chinese(world):
+    client, round_id, _facts, _ = world
+    html = client.get(f"/rounds/{round_id}?industry=航天&ownership=cooperative&branch=x",
+                      headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    for message in ("本名单中没有行业为“航天”的客户；已忽略该筛选。",
+                    "本名单中没有所有制类型为“cooperative”的客户；已忽略该筛选。",
+                    "所选分公司在本名单中没有客户；已忽略分公司筛选。"):
+        assert message in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Mapping
 from datetime import datetime
@@ -72,12 +73,42 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
         return min(value, MAX_DB_INT)
 
     sort = args.get("sort")
+    branch_id = id_arg(args, "branch")
+    if branch_id is None and args.get("branch", "").strip():
+        errors["branch"] = not_a_branch()
     return browse.ListingFilter(
         industry=text_arg(args, "industry", 64), ownership_type=text_arg(args, "ownership", 32),
-        branch_id=id_arg(args, "branch"),
+        branch_id=branch_id,
         min_value_yuan=whole_yuan("min_value"), max_value_yuan=whole_yuan("max_value"),
         search=text_arg(args, "q", 100),
         sort=sort if sort in browse.SORTS else "value_desc")
+
+
+def not_a_branch() -> str:
+    return _("The branch asked for has no account in this list; the branch filter is left out.")
+
+
+def menu_values_held(criteria: browse.ListingFilter, options: Mapping[str, list],
+                     errors: dict[str, str]) -> browse.ListingFilter:
+    """`criteria` less a menu value (industry, ownership, branch) that `options`
+    (browse.filter_options_of the whole list) does not hold, each left out said so in
+    `errors`: a link can carry one (from another round, or typed), which the form cannot show
+    as chosen, so it would narrow the list to nothing unseen."""
+    left_out: dict[str, object] = {}
+    if criteria.industry and criteria.industry not in options["industries"]:
+        left_out["industry"] = ""
+        errors["industry"] = _("No account in this list has the industry “%(value)s”; that "
+                               "filter is left out.", value=criteria.industry)
+    if criteria.ownership_type and criteria.ownership_type not in options["ownership_types"]:
+        left_out["ownership_type"] = ""
+        errors["ownership"] = _("No account in this list has the ownership type "
+                                "“%(value)s”; that filter is left out.",
+                                value=criteria.ownership_type)
+    if criteria.branch_id and criteria.branch_id not in {
+            branch.id for branch in options["branches"]}:
+        left_out["branch_id"] = None
+        errors["branch"] = not_a_branch()
+    return dataclasses.replace(criteria, **left_out) if left_out else criteria
 
 
 # The filter's amounts, which its form shows again as they were typed.
@@ -107,10 +138,20 @@ def round_listings(round_id: int):
     criteria = listing_filter_from(request.args, filter_errors)
     # The round, the rep's standing in it and the list come in one statement; nothing of
     # them is shown unless reps may see the round.
-    round_, standing, rows = browse.rep_list(session, round_id, rep, criteria, at,
-                                             zone=current_app.config["TIMEZONE"])
+    zone = current_app.config["TIMEZONE"]
+    round_, standing, rows = browse.rep_list(session, round_id, rep, criteria, at, zone=zone)
     if not round_.is_visible_to_reps_at(at):
         abort(404)
+    every_row = None if criteria.narrows else rows
+    # A row shown holds the menu values it was picked by: only an empty list may have been
+    # narrowed by one the list does not hold.
+    if not rows and (criteria.industry or criteria.ownership_type or criteria.branch_id):
+        every_row = browse.listings_for_rep(session, round_, rep, browse.ListingFilter())
+        held = menu_values_held(criteria, browse.filter_options_of(every_row), filter_errors)
+        if held != criteria:
+            criteria = held
+            round_, standing, rows = browse.rep_list(session, round_id, rep, criteria, at,
+                                                     zone=zone)
     is_open = round_.is_open_at(at)
     # A listing the rep has bid for shows their bid instead of any reason not to bid.
     hindrances = policies.shared_hindrances_in_round(
@@ -122,8 +163,9 @@ def round_listings(round_id: int):
         return response
     # The menus offer what the rep's whole list holds: the rows already read, unless the
     # filter left some out.
-    every_row = (browse.listings_for_rep(session, round_, rep, browse.ListingFilter())
-                 if criteria.narrows else rows)
+    if every_row is None:
+        every_row = (browse.listings_for_rep(session, round_, rep, browse.ListingFilter())
+                     if criteria.narrows else rows)
     return render("market/round.html", options=browse.filter_options_of(every_row),
                   round=round_, criteria=criteria, listings=listings,
                   heading=round_heading(round_, is_open, at))
