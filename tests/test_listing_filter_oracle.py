@@ -217,3 +217,15 @@ def test_a_menu_value_left_out_is_said_so_in_chinese(world):
                     "本名单中没有所有制类型为“cooperative”的客户；已忽略该筛选。",
                     "所选分公司在本名单中没有客户；已忽略分公司筛选。"):
         assert message in html
+
+
+def test_a_lowest_value_above_the_highest_is_said_so(world):
+    """30万 to 10万 can match nothing: the rep is told why the list is empty."""
+    client, round_id, facts, _ = world
+    path = f"/rounds/{round_id}?{urlencode({'min_value': '30万', 'max_value': '10万'})}"
+    for headers in ({}, {"HX-Request": "true"}):
+        html = client.get(path, headers=headers).get_data(as_text=True)
+        assert shown_list(html) == ([], "0 accounts")
+        assert "is above" in html, headers
+    html = client.get(path, headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "年度金额下限（30万）高于上限（10万），没有客户能符合；请交换两者。" in html

@@ -72,6 +72,12 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
             return None
         return min(value, MAX_DB_INT)
 
+    low, high = whole_yuan("min_value"), whole_yuan("max_value")
+    if low is not None and high is not None and low > high:
+        errors["max_value"] = _(
+            "The lowest annual value (%(low)s) is above the highest (%(high)s), so no account "
+            "can match; swap them.", low=typed_amount(args, "min_value"),
+            high=typed_amount(args, "max_value"))
     sort = args.get("sort")
     branch_id = id_arg(args, "branch")
     if branch_id is None and args.get("branch", "").strip():
@@ -79,7 +85,7 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
     return browse.ListingFilter(
         industry=text_arg(args, "industry", 64), ownership_type=text_arg(args, "ownership", 32),
         branch_id=branch_id,
-        min_value_yuan=whole_yuan("min_value"), max_value_yuan=whole_yuan("max_value"),
+        min_value_yuan=low, max_value_yuan=high,
         search=text_arg(args, "q", 100),
         sort=sort if sort in browse.SORTS else "value_desc")
 
