@@ -775,3 +775,64 @@ def test_a_direct_transfer_to_a_rep_marked_left_is_refused(session, clock, make_
     assert refused.value.field == "to_rep"
     reload(session)
     assert session.get(Account, account.id).owner_id == owner.id
+
+
+# --- bidding -----------------------------------------------------------------------------------
+
+def test_with_leave_not_counted_a_rep_who_left_cannot_bid_and_is_told_why(
+        app, session, clock, make_rep, make_account, make_round):
+    """`exclude_on_leave = false` lets a rep on leave bid; a rep marked as left (their user
+    still active) is refused where the bid is written, nothing stored, and the rep's list
+    says why instead of offering the form."""
+    from bidhub.domain.errors import NotEligible
+    from bidhub.models import Bid
+    from bidhub.services import policies
+    from bidhub.services.bidding import submit_bid
+    from bidhub.services.browse import ListingFilter, listings_for_rep
+    from tests.conftest import login
+
+    adopt_leave_blind_rules(app, session, clock)
+    gone = make_rep(name="Departed Rep", status=RepStatus.LEFT)
+    away = make_rep(name="Away Rep", status=RepStatus.ON_LEAVE)
+    round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(days=1))
+    listing = round_.listings[0]
+    assert gone.is_active
+
+    def bid(rep):
+        return submit_bid(session, rep, listing.id, account_plan="A careful plan for this account.",
+                          committed_revenue_yuan=300_000,
+                          visit_plan="Visit the decision maker in week one.",
+                          submission_key=None, now=clock())
+
+    with pytest.raises(NotEligible) as refused:
+        bid(gone)
+    assert [str(reason) for reason in refused.value.reasons] == [
+        "has left the company and cannot receive accounts"]
+    session.rollback()
+    assert session.scalars(select(Bid).where(Bid.rep_id == gone.id)).all() == []
+    assert bid(away).rep_id == away.id  # leave is not departure
+
+    # The hints say the same, without a remedy that speaks of leave, on both reads of them.
+    round_, gone = session.get(Round, round_.id), session.get(type(gone), gone.id)
+    rows = listings_for_rep(session, round_, gone, ListingFilter())
+    for found in (policies.hindrances_for(session, gone, round_.listings, clock()),
+                  policies.hindrances_in_round(session, gone, round_, rows, clock())):
+        assert [(str(item.reason), item.remedy) for item in found[listing.id]] == [
+            ("has left the company and cannot receive accounts", None)]
+    away = session.get(type(away), away.id)
+    assert policies.hindrances_for(session, away, round_.listings, clock()) == {}
+
+    client = app.test_client()
+    login(client, gone)
+    zh = {"Accept-Language": "zh-CN"}
+    body = client.get(f"/rounds/{round_.id}", headers=zh).get_data(as_text=True)
+    assert "已离职，不能接收客户" in body
+    assert f"/listings/{listing.id}/bid" not in body
+    response = client.post(f"/listings/{listing.id}/bid", headers=zh, data={
+        "account_plan": "A careful plan for this account, with visits.",
+        "committed_revenue_yuan": "300000", "visit_plan": "Visit the decision maker in week one.",
+        "submission_key": "departed-rep-direct-post"})
+    assert response.status_code == 422
+    assert "已离职，不能接收客户" in response.get_data(as_text=True)
+    reload(session)
+    assert session.scalars(select(Bid).where(Bid.rep_id == gone.id)).all() == []

@@ -228,7 +228,14 @@ Eligibility.__module__ = __name__
 def check_bid(policy: Eligibility, bid: BidFacts) -> tuple[EligibilityCheck, ...]:
     """The checks switched on in `policy` (an Eligibility), applied to one bid, in order."""
     return tuple(EligibilityCheck(rule.name, *rule.check(policy, bid))
-                 for rule in ELIGIBILITY_CHECKS.values() if rule.applies(policy, bid))
+                 for rule in checks_applied(policy, bid))
+
+
+def checks_applied(policy: Eligibility, bid: BidFacts | CheckedFacts
+                   ) -> tuple[EligibilityRule, ...]:
+    """The registered checks applied to `bid` under `policy`, in order: those switched on,
+    and `on_duty` for a rep who may no longer hold accounts whatever the rules say."""
+    return tuple(rule for rule in ELIGIBILITY_CHECKS.values() if rule.applies(policy, bid))
 
 
 class CheckedFacts(NamedTuple):
@@ -245,6 +252,7 @@ class CheckedFacts(NamedTuple):
     is_on_leave: bool
     months_since_rep_released_account: float | None
     unavailable: str
+    is_departure_checked: bool
 
 
 def checks_on(policy: Eligibility) -> tuple[EligibilityRule, ...]:

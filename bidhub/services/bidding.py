@@ -460,6 +460,9 @@ def bid_facts_at_bid(rep_id: int, found: Row, track_record: dict[str, float | No
         unavailable=unavailability(has_left=found.rep_status == RepStatus.LEFT,
                                    is_active=found.rep_is_active,
                                    is_rep=found.rep_role == Role.REP),
+        # As scoring will check it: a rep who left may never bid, whatever the rules say
+        # about leave.
+        is_departure_checked=True,
         months_since_rep_released_account=(
             None if released_at is None else round(metrics.months_between(released_at, now), 4)),
         listing_value_yuan=found.annual_value_yuan,

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
-from bidhub.domain.eligibility import CheckedFacts, EligibilityRule, checks_on
+from bidhub.domain.eligibility import CheckedFacts, checks_applied
 from bidhub.domain.facts import BidFacts, Stage
 from bidhub.domain.metrics import DAYS_PER_MONTH, months_before
 from bidhub.domain.rules import RuleSet
@@ -292,7 +292,7 @@ def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts,
     if name == "cooldown" and released_at is not None:
         return N_("Wait until %(eligible_at)s, when the cooldown ends.",
                   eligible_at=months_counted_at(released_at, policy.cooldown_months))
-    if name == "on_duty":
+    if name == "on_duty" and not facts.unavailable:  # leave ends; leaving the company does not
         return N_("Reps on leave may bid again once KA management records their return.")
     return None  # the branch check: nothing the rep can change
 
@@ -344,7 +344,6 @@ def shared_hindrances_in_round(rep: User, round_: Any, standing: Standing, rows:
     if rep.role != Role.REP or not round_.is_open_at(now):
         return {}
     rules = parsed(round_.rule_set)
-    checks = checks_on(rules.eligibility)
     # The rep's standing is the same on every line and most lines differ only in what the
     # checks do not read (the account, its value), so each distinct set of facts is checked
     # once: a round of 200 listings has a handful. A listing whose account the rep never gave
@@ -364,7 +363,7 @@ def shared_hindrances_in_round(rep: User, round_: Any, standing: Standing, rows:
             hindrances = said.get(key)
             if hindrances is None:
                 hindrances = said[key] = tuple(_checked_hindrances(
-                    rules, checks, *key, standing.tenure_counted_from))
+                    rules, *key, standing.tenure_counted_from))
             if plain:
                 by_branch[row.branch_code] = hindrances
         if hindrances:
@@ -372,13 +371,12 @@ def shared_hindrances_in_round(rep: User, round_: Any, standing: Standing, rows:
     return found
 
 
-def _checked_hindrances(rules: RuleSet, checks: tuple[EligibilityRule, ...],
-                        facts: CheckedFacts, released_from_rep: bool,
+def _checked_hindrances(rules: RuleSet, facts: CheckedFacts, released_from_rep: bool,
                         released_at: datetime | None,
                         tenure_counted_from: datetime) -> list[Hindrance]:
-    """_hindrances for the checks switched on in `rules` (checks_on), from CheckedFacts."""
+    """_hindrances for the checks `rules` apply to a bid (checks_applied), from CheckedFacts."""
     hindrances = [Hindrance(RELEASED_FROM_YOU)] if released_from_rep else []
-    for rule in checks:
+    for rule in checks_applied(rules.eligibility, facts):
         passed, reason = rule.check(rules.eligibility, facts)
         if not passed:
             hindrances.append(Hindrance(reason, _remedy(

@@ -756,7 +756,7 @@ def prospect_facts(standing: Standing, listing_id: int, account_id: int, listing
         listing_branch=listing_branch, is_on_leave=standing.is_on_leave,
         months_since_rep_released_account=_months_since_release(standing, account_id, now),
         listing_value_yuan=listing_value_yuan, preference_rank=None,
-        unavailable=standing.unavailable)
+        unavailable=standing.unavailable, is_departure_checked=True)
 
 
 def prospect_checked_facts(standing: Standing, account_id: int, listing_branch: str,
@@ -765,7 +765,7 @@ def prospect_checked_facts(standing: Standing, account_id: int, listing_branch: 
     return CheckedFacts(
         standing.accounts_held, standing.tenure_months, standing.open_incidents,
         standing.rep_branch, listing_branch, standing.is_on_leave,
-        _months_since_release(standing, account_id, now), standing.unavailable)
+        _months_since_release(standing, account_id, now), standing.unavailable, True)
 
 
 def _months_since_release(standing: Standing, account_id: int, now: datetime) -> float | None:
