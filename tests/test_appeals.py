@@ -435,11 +435,79 @@ def test_a_decided_winner_changed_behind_the_apps_back_is_reported_during_the_wi
     reload(session)
     problems = [str(problem) for problem in verify_round(session, round_.id)]
     assert problems and all(f"listing {listing.id}" in problem for problem in problems), problems
-    # Left alone, the forged award takes effect and is filed like any other; still reported.
-    assert appeals.apply_due_listings(session, WINDOW_ENDS) == [listing.id]
+    # Left alone, the forged award never takes effect: it goes back to decision, unfiled.
+    owner = owner_of(session, listing)
+    assert appeals.apply_due_listings(session, WINDOW_ENDS) == []
     reload(session)
+    assert session.get(Listing, listing.id).status == ListingStatus.LISTED
+    assert owner_of(session, listing) == owner and filings(session) == []
     assert verify_ledger(session).is_intact
-    assert [str(problem) for problem in verify_round(session, round_.id)] == problems
+
+
+def test_a_decision_changed_behind_the_apps_back_never_takes_effect(
+        app, session, clock, login_as, make_rep, make_manager, announce):
+    """At the end of the window the round's decisions are checked as rescore --verify checks
+    them: a forged one is refused (nothing moves, nothing is filed), the audit keeps it and
+    why, KA management is told and the round page says so; the rest of the round applies."""
+    from bidhub.domain.messages import loads
+    from bidhub.domain.text import Text
+    from bidhub.services.replays import verify_round
+    from bidhub.web.i18n import translate
+
+    manager, owner = make_manager(), make_rep()
+    strong, weak = make_rep(), make_rep()
+    round_ = announce([strong, weak], listings=2, owner=owner, manager=manager)
+    forged_listing, kept = round_.listings
+    decided = winner_of(session, forged_listing.id)
+    forged = next(bid for bid in session.scalars(
+        select(Bid).where(Bid.listing_id == forged_listing.id)) if bid.id != decided.id)
+    with engine_of(app).begin() as connection:
+        connection.execute(update(Decision).where(Decision.listing_id == forged_listing.id)
+                           .values(bid_id=forged.id))
+    reload(session)
+
+    assert appeals.apply_due_listings(session, WINDOW_ENDS) == [kept.id]
+    reload(session)
+    assert session.get(Listing, forged_listing.id).status == ListingStatus.LISTED
+    assert owner_of(session, forged_listing) == owner.id
+    assert [filing.listing_id for filing in filings(session)] == [kept.id]
+    assert session.get(Listing, kept.id).status == ListingStatus.AWARDED
+    assert session.get(Round, round_.id).status == RoundStatus.STANDSTILL
+    [event] = session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "listing.apply_refused")).all()
+    assert event.target == f"listing:{forged_listing.id}" and event.after["check"] == "decision"
+    assert event.before["decision"]["bid"] == forged.id
+    problem = str(loads(event.after["problem"]))
+    assert problem.startswith(f"listing {forged_listing.id}: the decision (accepted) names bid "
+                              f"{forged.id}, but what it was made from gives {decided.id}")
+    [told] = notices(session, "award_refused")
+    assert told.recipient_id == manager.id
+    assert "no longer matches what it was made from" in str(Text(told.msgid, told.params))
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert "与裁定依据不再一致" in str(translate(Text(told.msgid, told.params)))
+    # A second run finds nothing more to do and says nothing twice.
+    assert appeals.apply_due_listings(session, WINDOW_ENDS + timedelta(minutes=1)) == []
+    assert actions(session).count("listing.apply_refused") == 1
+
+    client = login_as(manager)
+    for language, words in (("en", "its decision was changed outside bidhub"),
+                            ("zh-CN", "其裁定在 bidhub 之外被改动")):
+        page = client.get(f"/manage/rounds/{round_.id}",
+                          headers={"Accept-Language": language}).get_data(as_text=True)
+        assert f'id="changed-decision-{forged_listing.id}"' in page
+        assert words in page
+        assert f'id="changed-decision-{kept.id}"' not in page
+
+    # Decided again, it takes effect at the next run and the round's results are in force.
+    adjudication.decide_listing(session, manager, forged_listing.id, kind=DecisionKind.ACCEPTED,
+                                bid_id=None, reason="", now=WINDOW_ENDS)
+    assert appeals.apply_due_listings(session, WINDOW_ENDS + timedelta(minutes=2)) == [
+        forged_listing.id]
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
+    assert owner_of(session, forged_listing) == decided.rep_id
+    assert verify_round(session, round_.id) == []
+    assert verify_ledger(session).is_intact
 
 
 def test_a_listing_with_no_award_takes_effect_without_a_filing(session, clock, make_rep,

@@ -37,10 +37,11 @@ from bidhub.domain.errors import (
 )
 from bidhub.domain.messages import dumps
 from bidhub.domain.standstill import is_window_open
-from bidhub.domain.text import N_
+from bidhub.domain.text import N_, Text
 from bidhub.models import (
     Appeal,
     AppealStatus,
+    AuditEvent,
     Bid,
     BidStatus,
     Decision,
@@ -58,12 +59,16 @@ from bidhub.services.limits import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import change_owners, lock_round, reopen
+from bidhub.services.replays import decision_problems, load_scored_round
 from bidhub.services.rule_sets import parsed
 
 MANAGEMENT_ROLES = (Role.KA_MANAGER, Role.ADMIN)
 # Listings still waiting to take effect; every other status is final for a round's results.
 WAITING_LISTING_STATUSES = (ListingStatus.LISTED, ListingStatus.DECIDED)
 APPLIED_LISTING_STATUSES = (ListingStatus.AWARDED, ListingStatus.NOT_AWARDED)
+# What a listing sent back at apply time failed when its decision no longer matched what it
+# was made from (the audit's "check", the award_refused notice's fourth element).
+DECISION_CHECK = "decision"
 
 
 def appeal_window_open(round_: Round, now: datetime) -> bool:
@@ -323,8 +328,18 @@ def apply_round(session: Session, round_id: int, now: datetime) -> list[int]:
         ready = [listing for listing in listings if listing.status == ListingStatus.DECIDED
                  and all(appeal.status != AppealStatus.PENDING
                          for appeal in appeals.get(listing.id, []))]
+        # Read afresh: a decision changed in the database since the session read it must be
+        # checked, and applied, as it stands now.
         decisions = {decision.listing_id: decision for decision in session.scalars(
-            select(Decision).where(Decision.listing_id.in_([listing.id for listing in ready])))}
+            select(Decision).where(Decision.listing_id.in_([listing.id for listing in ready]))
+            .execution_options(populate_existing=True))}
+        if ready:
+            # A decision that no longer matches what it was made from (changed behind the
+            # app's back) never takes effect: rescore --verify's check, before anything moves.
+            mismatched = decision_problems(session, load_scored_round(session, round_.id))
+            for listing in [listing for listing in ready if listing.id in mismatched]:
+                refuse_mismatched_decision(session, listing, mismatched[listing.id], now)
+                ready.remove(listing)
         records = {listing.id: appeals_record(appeals.get(listing.id, [])) for listing in ready}
         changes = {change.listing_id: change for change in award_changes(
             session, round_, ready, decisions, records)}
@@ -348,6 +363,35 @@ def apply_round(session: Session, round_id: int, now: datetime) -> list[int]:
             record_audit(session, None, "round.results_in_force", f"round:{round_.id}", now,
                          after={"announced_at": round_.results_published_at.isoformat()})
         return applied
+
+
+def refuse_mismatched_decision(session: Session, listing: Listing, problem: Text,
+                               now: datetime) -> None:
+    """A decision that no longer matches what it was made from goes back to management to
+    decide again: nothing of it takes effect, the audit keeps the decision as it was found
+    and why it was refused, and KA management is told."""
+    before = reopen(session, listing)
+    record_audit(session, None, "listing.apply_refused", f"listing:{listing.id}", now,
+                 before=before, after={"problem": dumps(problem), "check": DECISION_CHECK})
+    notify(session, "award_refused", (listing, now, None, DECISION_CHECK), now)
+
+
+def sent_back_for_changed_decision(session: Session, listings: Iterable[Listing]) -> set[int]:
+    """The listings among `listings` that wait for a new decision because the one they had
+    no longer matched what it was made from when they were due to take effect (the latest
+    refusal at apply time of a listing still back to decision says so)."""
+    waiting = {listing.id for listing in listings if listing.status == ListingStatus.LISTED}
+    if not waiting:
+        return set()
+    latest: dict[str, object] = {}
+    for target, after in session.execute(
+            select(AuditEvent.target, AuditEvent.after)
+            .where(AuditEvent.action == "listing.apply_refused",
+                   AuditEvent.target.in_([f"listing:{listing_id}" for listing_id in waiting]))
+            .order_by(AuditEvent.id)):
+        latest[target] = (after or {}).get("check")
+    return {listing_id for listing_id in waiting
+            if latest.get(f"listing:{listing_id}") == DECISION_CHECK}
 
 
 def refuse_at_apply(session: Session, round_: Round, listing: Listing,

@@ -304,14 +304,19 @@ def _appeal_answered(session: Session, appeal: Appeal) -> Iterator[Message]:
     yield Message(appeal.appellant_id, text, Link("market.bid_detail", {"bid_id": bid_id}))
 
 
-def _award_refused(session: Session,
-                   refused: tuple[Listing, datetime, User | None]) -> Iterator[Message]:
+def _award_refused(session: Session, refused: tuple) -> Iterator[Message]:
     """`refused`: the listing, when, and its winner if they may no longer receive accounts
-    (None: the award would pass capacity)."""
+    (None: the award would pass capacity), then, when its decision no longer matched what it
+    was made from, "decision" (appeals.DECISION_CHECK)."""
     listing, gone = refused[0], refused[2]
     why = (unavailability(has_left=gone.status == RepStatus.LEFT, is_active=gone.is_active,
                           is_rep=gone.role == Role.REP) if gone is not None else None)
-    if why == NOT_REP:
+    if refused[3:] == ("decision",):
+        text = N_("The award of %(account)s in round “%(round)s” did not take effect: its "
+                  "decision was changed outside bidhub and no longer matches what it was made "
+                  "from (the audit log keeps it). Decide it again.",
+                  account=listing.account.name, round=listing.round.title)
+    elif why == NOT_REP:
         text = N_("The award of %(account)s in round “%(round)s” could not take effect: its "
                   "winner %(rep)s is no longer a rep and cannot receive accounts. Decide it "
                   "again: another bidder, or no award.",
@@ -378,7 +383,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind("award_refused", "KA managers (admins when there is none): an announced award that "
          "would pass capacity, or whose winner left, was deactivated or is no rep any more, "
          "when it takes effect goes back to decision; so does an award not yet in force whose "
-         "winner is marked as left, deactivated or given another role on the user form",
+         "winner is marked as left, deactivated or given another role on the user form, and "
+         "an announced award whose decision no longer matches what it was made from",
          lambda refused: f"listing:{refused[0].id}:{instant(refused[1])}", _award_refused),
     Kind("loss_review_due", "the rep who lost the account",
          lambda review: f"review:{review.id}", _loss_review_due),

@@ -119,6 +119,13 @@ def decision_differences(session: Session, stored: StoredRound) -> list[Text]:
     the recorded proposal, no award names no bid, and an override names the bid its audited
     decision chose. A decision's winner edited in the database (during the appeal window,
     before it takes effect and is filed, say) is reported here at once."""
+    return list(decision_problems(session, stored).values())
+
+
+def decision_problems(session: Session, stored: StoredRound) -> dict[int, Text]:
+    """`decision_differences` by listing id, in listing order: what is wrong with the
+    listing's decision, for the listings whose decision does not match what it was made from.
+    The results take effect only for decisions that match (appeals.apply_round)."""
     decisions = list(session.scalars(
         select(Decision).join(Listing).where(Listing.round_id == stored.round.id)
         .order_by(Decision.listing_id)))
@@ -130,7 +137,7 @@ def decision_differences(session: Session, stored: StoredRound) -> list[Text]:
                                           for decision in decisions]))
             .order_by(AuditEvent.id)):
         audited[target] = (after or {}).get("bid")  # the latest decision recorded wins
-    problems = []
+    problems: dict[int, Text] = {}
     for decision in decisions:
         listing_id, bid_id = decision.listing_id, decision.bid_id
         if decision.kind == DecisionKind.ACCEPTED:
@@ -140,14 +147,14 @@ def decision_differences(session: Session, stored: StoredRound) -> list[Text]:
         elif decision.kind == DecisionKind.OVERRIDDEN:
             expected = audited.get(f"listing:{listing_id}")
         else:
-            problems.append(N_("listing %(listing)d: the decision is of no known kind "
-                               "(%(kind)s)", listing=listing_id, kind=decision.kind))
+            problems[listing_id] = N_("listing %(listing)d: the decision is of no known kind "
+                                      "(%(kind)s)", listing=listing_id, kind=decision.kind)
             continue
         if bid_id != expected or (bid_id is not None and bid_id not in stored.rows):
-            problems.append(N_("listing %(listing)d: the decision (%(kind)s) names bid "
-                               "%(decided)s, but what it was made from gives %(expected)s",
-                               listing=listing_id, kind=decision.kind, decided=bid_id,
-                               expected=expected))
+            problems[listing_id] = N_("listing %(listing)d: the decision (%(kind)s) names bid "
+                                      "%(decided)s, but what it was made from gives "
+                                      "%(expected)s", listing=listing_id, kind=decision.kind,
+                                      decided=bid_id, expected=expected)
     return problems
 
 

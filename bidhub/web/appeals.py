@@ -94,6 +94,8 @@ def round_effects(session, round_: Round, listings: list[Listing]) -> dict:
             "appeal_window_open": appeals.appeal_window_open(round_, now()),
             "reopened": {listing_id for listing_id, effect in effects.items()
                          if in_window and effect.is_reopened},
+            "changed_decisions": (appeals.sent_back_for_changed_decision(session, listings)
+                                  if in_window else set()),
             "may_cancel_round": may_cancel_round, **answering()}
 
 
