@@ -49,6 +49,11 @@ def award_filings(session) -> list[Filing]:
                                 .order_by(Filing.seq)))
 
 
+# How a rep departs, as `leave` and `leave_on_the_row` take it: leaving the company, or a
+# user deactivated while the rep status stays active.
+DEPARTURES = {"left": {}, "deactivated": {"status": RepStatus.ACTIVE, "is_active": False}}
+
+
 def leave(session, admin, rep, clock, *, status: str = RepStatus.LEFT,
           is_active: bool = True) -> None:
     """An admin marks `rep` as left (or deactivates them) on the user form's use case."""
@@ -113,6 +118,29 @@ def proposed_rep(session, listing_id: int) -> int:
 
 # --- scoring -----------------------------------------------------------------------------------
 
+def scored_after_the_strongest_departs(session, clock, make_account, make_rep, make_round,
+                                       make_bid, manager, admin, strongest, other, how):
+    """A round of one account bid for by `strongest` and `other`, scored after `strongest`
+    departs (`how`, as DEPARTURES names it) before the deadline: `other` is proposed, and
+    `strongest`'s bid is ineligible. The round and that bid."""
+    round_ = make_round(accounts=[make_account(owner=make_rep())],
+                        closes_at=clock() + timedelta(hours=1),
+                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    listing_id = round_.listings[0].id
+    make_bid(strongest, round_.listings[0], revenue=900_000)
+    make_bid(other, round_.listings[0], revenue=100_000)
+    leave(session, admin, strongest, clock, **DEPARTURES[how])
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    reload(session)
+
+    assert proposed_rep(session, listing_id) == other.id
+    gone = next(bid for bid in adjudication.ranked_bids(session, listing_id)
+                if bid.rep_id == strongest.id)
+    assert not gone.score.is_eligible
+    return round_, gone
+
+
 @pytest.mark.parametrize(("how", "reason", "chinese"), [
     ("left", "has left the company and cannot receive accounts", "已离职"),
     ("deactivated", "deactivated and cannot receive accounts", "已停用"),
@@ -124,24 +152,10 @@ def test_a_rep_who_left_or_was_deactivated_before_the_deadline_is_ineligible_at_
     ranking proposes a rep who may receive the account, and says why the other may not."""
     manager, admin = make_manager(), make_admin()
     strongest, other = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
-    round_ = make_round(accounts=[make_account(owner=make_rep())],
-                        closes_at=clock() + timedelta(hours=1),
-                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    round_, gone = scored_after_the_strongest_departs(
+        session, clock, make_account, make_rep, make_round, make_bid, manager, admin, strongest,
+        other, how)
     listing_id = round_.listings[0].id
-    make_bid(strongest, round_.listings[0], revenue=900_000)
-    make_bid(other, round_.listings[0], revenue=100_000)
-    if how == "left":
-        leave(session, admin, strongest, clock)
-    else:
-        leave(session, admin, strongest, clock, status=RepStatus.ACTIVE, is_active=False)
-    clock.advance(hours=1)
-    assert adjudication.score_closed_round(session, round_.id, clock())
-    reload(session)
-
-    assert proposed_rep(session, listing_id) == other.id
-    gone = next(bid for bid in adjudication.ranked_bids(session, listing_id)
-                if bid.rep_id == strongest.id)
-    assert not gone.score.is_eligible
     [failed] = ScoreBreakdown.from_dict(gone.score.breakdown).failed_checks
     assert (failed.name, str(failed.reason)) == ("on_duty", reason)
     with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
@@ -190,24 +204,10 @@ def test_with_leave_not_counted_a_rep_who_left_is_still_never_proposed(
     manager, admin = make_manager(), make_admin()
     strongest, other = make_rep(name="Departing Rep"), make_rep(name="Staying Rep")
     give_accounts(other, 30)  # less room to cultivate: the departing rep scores higher
-    round_ = make_round(accounts=[make_account(owner=make_rep())],
-                        closes_at=clock() + timedelta(hours=1),
-                        opens_at=clock() - timedelta(hours=2), manager=manager)
+    round_, gone = scored_after_the_strongest_departs(
+        session, clock, make_account, make_rep, make_round, make_bid, manager, admin, strongest,
+        other, how)
     listing_id = round_.listings[0].id
-    make_bid(strongest, round_.listings[0], revenue=900_000)
-    make_bid(other, round_.listings[0], revenue=100_000)
-    if how == "left":
-        leave(session, admin, strongest, clock)
-    else:
-        leave(session, admin, strongest, clock, status=RepStatus.ACTIVE, is_active=False)
-    clock.advance(hours=1)
-    assert adjudication.score_closed_round(session, round_.id, clock())
-    reload(session)
-
-    assert proposed_rep(session, listing_id) == other.id
-    gone = next(bid for bid in adjudication.ranked_bids(session, listing_id)
-                if bid.rep_id == strongest.id)
-    assert not gone.score.is_eligible
     [failed] = ScoreBreakdown.from_dict(gone.score.breakdown).failed_checks
     assert (failed.name, str(failed.reason)) == ("on_duty", reason)
     review = adjudication.review_round(session, session.get(Round, round_.id))[listing_id]
@@ -269,10 +269,7 @@ def test_a_winner_who_left_after_scoring_cannot_be_awarded(
     listing_id = round_.listings[0].id
     winner = session.get(type(first), proposed_rep(session, listing_id))
     other = second if winner.id == first.id else first
-    if how == "left":
-        leave(session, admin, winner, clock)
-    else:
-        leave(session, admin, winner, clock, status=RepStatus.ACTIVE, is_active=False)
+    leave(session, admin, winner, clock, **DEPARTURES[how])
 
     # The round page's review flags it and says why; accepting it in bulk leaves it out.
     review = adjudication.review_round(session, session.get(Round, round_.id))[listing_id]
@@ -443,10 +440,7 @@ def test_the_scheduled_application_sends_a_departed_winners_award_back_and_appli
     # During the window the rep leaves the company, written on the row alone (the user form
     # and the reps import send the awards back at once: below).
     clock.advance(days=1)
-    if how == "left":
-        leave_on_the_row(session, departing)
-    else:
-        leave_on_the_row(session, departing, status=RepStatus.ACTIVE, is_active=False)
+    leave_on_the_row(session, departing, **DEPARTURES[how])
     ends = session.get(Round, round_.id).standstill_ends_at
 
     applied = scheduler.apply_due_listings_job(app, ends)

@@ -33,7 +33,7 @@ from tests.conftest import reload
 from tests.owner_history import history_problems
 from tests.test_appeals import actions, notices
 from tests.test_departed_winners import REASON, proposed_rep, winner_bid
-from tests.test_round_races import Pause, Side, rep_saved
+from tests.test_round_races import Pause, Side, raced, rep_saved
 
 # The fixtures of the same names there.
 postgresql_only = test_round_races.postgresql_only
@@ -263,18 +263,11 @@ def test_a_rep_made_a_manager_while_an_account_is_transferred_to_them(
             reason="Handed to a rep with room.",
             review_text="Handover done with the purchaser.", now=clock())
     if first == "transfer":
-        pause = Pause(monkeypatch, ownership, "refuse_unavailable_receivers")
-        leading = Side(app, transfer)
-        pause.wait()
-        trailing = Side(app, made_manager(admin, rep, clock()))
+        led, trailed = raced(app, monkeypatch, (ownership, "refuse_unavailable_receivers"),
+                             transfer, made_manager(admin, rep, clock()))
     else:
-        pause = Pause(monkeypatch, users, "accounts_held")
-        leading = Side(app, made_manager(admin, rep, clock()))
-        pause.wait()
-        trailing = Side(app, transfer)
-    trailing.done_or_waiting(app)
-    pause.resume()
-    led, trailed = leading.join(), trailing.join()
+        led, trailed = raced(app, monkeypatch, (users, "accounts_held"),
+                             made_manager(admin, rep, clock()), transfer)
     assert not isinstance(led, Exception), led
     assert isinstance(trailed, BidhubError), trailed
     reload(session)

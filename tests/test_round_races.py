@@ -100,6 +100,19 @@ class Pause:
         self.go.set()
 
 
+
+def raced(app, monkeypatch, paused_at, leading, trailing):
+    """`leading` runs until it returns from `paused_at` (module, function name), then
+    `trailing` runs until it finishes or waits for a lock, then `leading` goes on: each one's
+    result, or the error it raised, in that order."""
+    pause = Pause(monkeypatch, *paused_at)
+    first = Side(app, leading)
+    pause.wait()
+    second = Side(app, trailing)
+    second.done_or_waiting(app)
+    pause.resume()
+    return first.join(), second.join()
+
 # --- bids and the deadline's scoring -------------------------------------------------------------
 
 def rep_saved(admin, rep, now, *, status: str, is_active: bool):

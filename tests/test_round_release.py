@@ -16,7 +16,7 @@ from bidhub.services import ownership, rounds
 from bidhub.services.filings import transfer_account
 from tests import test_round_races
 from tests.conftest import release_on_round_page, reload
-from tests.test_round_races import Pause, Side
+from tests.test_round_races import raced
 
 REVIEW = "The rep has not visited the client since the spring."
 HANDOVER = "Handover done; the client was told."
@@ -163,18 +163,11 @@ def test_a_release_and_a_transfer_of_the_same_account_at_once(
                                       expected_owner_id=shown.id)
 
     if first == "transfer":
-        pause = Pause(monkeypatch, ownership, "refuse_unavailable_receivers")
-        leading = Side(app, transfer)
-        pause.wait()
-        trailing = Side(app, release)
+        led, trailed = raced(app, monkeypatch, (ownership, "refuse_unavailable_receivers"),
+                             transfer, release)
     else:
-        pause = Pause(monkeypatch, rounds, "open_release_review")
-        leading = Side(app, release)
-        pause.wait()
-        trailing = Side(app, transfer)
-    trailing.done_or_waiting(app)
-    pause.resume()
-    led, trailed = leading.join(), trailing.join()
+        led, trailed = raced(app, monkeypatch, (rounds, "open_release_review"), release,
+                             transfer)
     assert not isinstance(led, Exception), led
     assert isinstance(trailed, BidhubError), trailed
     reload(session)
