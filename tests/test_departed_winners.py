@@ -830,3 +830,84 @@ def test_with_leave_not_counted_a_rep_who_left_cannot_bid_and_is_told_why(
     assert "已离职，不能接收客户" in response.get_data(as_text=True)
     reload(session)
     assert session.scalars(select(Bid).where(Bid.rep_id == gone.id)).all() == []
+
+
+EDITED = {"account_plan": "A different plan, written after leaving the company.",
+          "committed_revenue_yuan": 990_000,
+          "visit_plan": "Visit everyone in the first week, again and again."}
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("left", "You have left the company and cannot receive accounts"),
+    ("deactivated", "Your user was deactivated and you cannot receive accounts"),
+])
+def test_a_rep_who_departed_cannot_edit_a_bid_placed_before_and_may_withdraw_it(
+        session, clock, make_rep, make_admin, make_account, make_round, make_bid, how, message):
+    """The bid was placed while the rep was on duty; once they left or were deactivated the
+    edit is refused where the bid is written, with the check scoring applies, and nothing
+    changes. Withdrawing it, which gives them nothing, is still theirs to do."""
+    from bidhub.domain.errors import BidRejected
+    from bidhub.models import Bid, BidStatus
+    from bidhub.services.bidding import update_bid, withdraw_bid
+
+    admin, rep = make_admin(), make_rep(name="Departing Rep")
+    round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(days=1))
+    bid = make_bid(rep, round_.listings[0], revenue=300_000)
+    before = (bid.account_plan, bid.visit_plan, bid.committed_revenue_yuan, bid.updated_at)
+    clock.advance(hours=1)
+    leave(session, admin, rep, clock, **DEPARTURES[how])
+    rep = session.get(type(rep), rep.id)
+
+    with pytest.raises(BidRejected) as refused:
+        update_bid(session, rep, bid.id, **EDITED, now=clock())
+    assert message in str(refused.value.message)
+    assert "you may still withdraw it" in str(refused.value.message)
+    reload(session)
+    stored = session.get(Bid, bid.id)
+    assert (stored.account_plan, stored.visit_plan, stored.committed_revenue_yuan,
+            stored.updated_at) == before
+
+    withdrawn = withdraw_bid(session, session.get(type(rep), rep.id), bid.id, clock())
+    assert withdrawn.status == BidStatus.WITHDRAWN
+
+
+def test_a_rep_on_leave_may_still_edit_their_bid(session, clock, make_rep, make_admin,
+                                                make_account, make_round, make_bid):
+    from bidhub.services.bidding import update_bid
+
+    admin, rep = make_admin(), make_rep()
+    round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(days=1))
+    bid = make_bid(rep, round_.listings[0])
+    leave(session, admin, rep, clock, status=RepStatus.ON_LEAVE)
+    edited = update_bid(session, session.get(type(rep), rep.id), bid.id, **EDITED, now=clock())
+    assert edited.committed_revenue_yuan == 990_000
+
+
+def test_the_edit_page_of_a_rep_who_left_says_why_and_saves_nothing(
+        app, session, clock, make_rep, make_admin, make_account, make_round, make_bid):
+    from bidhub.models import Bid
+    from tests.conftest import login
+
+    admin, rep = make_admin(), make_rep(name="Departing Rep")
+    round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(days=1))
+    bid = make_bid(rep, round_.listings[0], revenue=300_000)
+    leave(session, admin, rep, clock)  # left; the user stays active and may sign in
+    client = app.test_client()
+    login(client, rep)
+    zh = {"Accept-Language": "zh-CN"}
+    page = client.get(f"/bids/{bid.id}/edit", headers=zh).get_data(as_text=True)
+    assert "你已离职，不能接收客户，竞标不能再修改；仍可撤回。" in page
+    assert "<form method=\"post\" novalidate>" not in page
+    detail = client.get(f"/bids/{bid.id}", headers=zh).get_data(as_text=True)
+    assert "你已离职，不能接收客户，竞标不能再修改；仍可撤回。" in detail
+    assert f"/bids/{bid.id}/edit" not in detail and f"/bids/{bid.id}/withdraw" in detail
+    response = client.post(f"/bids/{bid.id}/edit", headers=zh, data={
+        **EDITED, "committed_revenue_yuan": "990000"})
+    assert response.status_code == 422
+    assert "你已离职，不能接收客户，竞标不能再修改；仍可撤回。" in response.get_data(as_text=True)
+    english = client.post(f"/bids/{bid.id}/edit", data={
+        **EDITED, "committed_revenue_yuan": "990000"}).get_data(as_text=True)
+    assert ("You have left the company and cannot receive accounts, so your bid can no longer "
+            "be edited; you may still withdraw it.") in english
+    reload(session)
+    assert session.get(Bid, bid.id).committed_revenue_yuan == 300_000

@@ -35,7 +35,9 @@ from bidhub.domain.errors import (
     PermissionDenied,
 )
 from bidhub.domain.facts import (
+    INACTIVE,
     INCIDENT_STATUSES_AGAINST_REP,
+    LEFT,
     AccountFacts,
     BidFacts,
     RepHistory,
@@ -43,7 +45,7 @@ from bidhub.domain.facts import (
 )
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import check_eligibility
-from bidhub.domain.text import N_
+from bidhub.domain.text import N_, Text
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -67,7 +69,12 @@ from bidhub.services.limits import (
     MIN_REVENUE_YUAN,
     SUBMISSION_KEY,
 )
-from bidhub.services.ownership import is_postgresql, lock_reps, round_held_open
+from bidhub.services.ownership import (
+    is_postgresql,
+    lock_reps,
+    round_held_open,
+    unavailable_receiver,
+)
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import (
     SNAPSHOT_TEXT,
@@ -505,14 +512,37 @@ def update_bid(
     with unit_of_work(session):
         bid = own_bid(session, rep, bid_id)
         hold_listing_round_open(session, bid.listing_id)
+        lock_bid(session, bid)  # the rep's row too: a departure saved meanwhile waits or is seen
         if bid.status != BidStatus.ACTIVE:
             raise BidRejected(N_("This bid was withdrawn; submit a new one instead."))
         open_listing_for(session, bid.listing_id, now)
+        refusal = edit_refusal(*session.execute(
+            select(User.role, User.is_active, User.status).where(User.id == rep.id)).one())
+        if refusal is not None:
+            raise BidRejected(refusal)
         check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
         bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
         bid.committed_revenue_yuan = committed_revenue_yuan
         bid.updated_at = now
         return bid
+
+
+def edit_refusal(role: str, is_active: bool, status: str) -> Text | None:
+    """Why a rep may no longer edit their bid, or None when they may: one who left, was
+    deactivated or is no rep any more, as the `on_duty` check (`unavailability`) finds them
+    when a bid is placed or scored. A rep on leave may edit, as they may bid. Withdrawing
+    stays open to them: it takes out a bid that could not win and gives them nothing."""
+    why = unavailable_receiver(role=role, is_active=is_active, status=status)
+    if why is None:
+        return None
+    if why == LEFT:
+        return N_("You have left the company and cannot receive accounts, so your bid can no "
+                  "longer be edited; you may still withdraw it.")
+    if why == INACTIVE:
+        return N_("Your user was deactivated and you cannot receive accounts, so your bid can "
+                  "no longer be edited; you may still withdraw it.")
+    return N_("You are no longer a rep and cannot receive accounts, so your bid can no longer "
+              "be edited; you may still withdraw it.")
 
 
 def withdraw_bid(session: Session, rep: User, bid_id: int, now: datetime) -> Bid:

@@ -326,7 +326,9 @@ def edit_bid(bid_id: int):
     bid = bidding.own_bid(session, current_user, bid_id)
     form = BidForm(obj=bid)
     context = {"form": form, "bid": bid, "listing": bid.listing,
-               "is_open": bid.listing.round.is_open_at(now())}
+               "is_open": bid.listing.round.is_open_at(now()),
+               "edit_refusal": bidding.edit_refusal(current_user.role, current_user.is_active,
+                                                    current_user.status)}
     if form.validate_on_submit():
         try:
             bidding.update_bid(session, current_user, bid.id, account_plan=form.account_plan.data,
@@ -440,6 +442,8 @@ def bid_page(bid_id: int, *, appeal_form: AppealForm | None = None, status: int 
     return render("market/bid_detail.html", status=status, bid=bid, round=round_,
                   result=policies.rep_result(session, bid),
                   is_open=round_.is_open_at(now()), withdraw_form=ConfirmForm(),
+                  edit_refusal=bidding.edit_refusal(current_user.role, current_user.is_active,
+                                                    current_user.status),
                   metrics=METRICS, **rep_review_context(session, current_user, bid),
                   **rep_appeals(session, current_user, round_, [bid], form=appeal_form,
                                 form_listing_id=bid.listing_id, page="bid"))
