@@ -71,10 +71,14 @@ def read_rule_file(path: Path | str) -> str:
 
 
 def load_default_rules(config: Mapping[str, Any]) -> RuleSet:
-    """The default rules, parsed at start-up; RuleFileError when they cannot be used."""
+    """The default rules, parsed at start-up; RuleFileError when they cannot be used.
+
+    The file is the text a new database adopts (`ensure_active_rule_set`), so it gets the
+    checks new rule text gets in the editor (`parse_new_rules`), and fails here, at start,
+    with the key, rather than being adopted with a weight that counts for nothing."""
     path = default_rules_path(config)
     try:
-        return parse_rules(read_rule_file(path))
+        return parse_new_rules(read_rule_file(path))
     except RuleError as error:
         raise RuleFileError(path, error) from error
 
@@ -113,9 +117,11 @@ def adopt_rule_set(
 
 
 def ensure_active_rule_set(session: Session, default_text: str, now: datetime) -> RuleSetVersion:
-    """The active version; on a new database, the default rule file becomes it. No commit."""
+    """The active version; on a new database, the default rule file becomes it (RuleError,
+    nothing adopted, when that text fails the checks new rule text must pass). No commit."""
     version = active_rule_set(session)
     if version is None:
+        parse_new_rules(default_text)
         version = adopt_rule_set(session, None, default_text, "default", "initial rules", now)
     return version
 
