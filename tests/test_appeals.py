@@ -506,8 +506,71 @@ def test_a_decision_changed_behind_the_apps_back_never_takes_effect(
     reload(session)
     assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
     assert owner_of(session, forged_listing) == decided.rep_id
-    assert verify_round(session, round_.id) == []
+    # The decision in force reproduces; the one refused is still reported, from the audit.
+    [reported] = [str(problem) for problem in verify_round(session, round_.id)]
+    assert reported.startswith(problem + " (found when the results were due to take effect")
     assert verify_ledger(session).is_intact
+
+
+def test_a_refused_decision_stays_reported_after_the_listing_is_decided_again(
+        app, session, clock, login_as, make_rep, make_manager, announce):
+    """Once refused, the forged decision is gone from the decisions table; rescore --verify
+    and the round page still report it from the audit record, after the listing is decided
+    again and after the round's results are all in force, so the evidence does not vanish."""
+    manager, owner = make_manager(), make_rep()
+    strong, weak = make_rep(), make_rep()
+    round_ = announce([strong, weak], listings=2, owner=owner, manager=manager)
+    forged_listing, kept = round_.listings
+    decided = winner_of(session, forged_listing.id)
+    forged = next(bid for bid in session.scalars(
+        select(Bid).where(Bid.listing_id == forged_listing.id)) if bid.id != decided.id)
+    with engine_of(app).begin() as connection:
+        connection.execute(update(Decision).where(Decision.listing_id == forged_listing.id)
+                           .values(bid_id=forged.id))
+    reload(session)
+    assert appeals.apply_due_listings(session, WINDOW_ENDS) == [kept.id]
+    adjudication.decide_listing(session, manager, forged_listing.id, kind=DecisionKind.ACCEPTED,
+                                bid_id=None, reason="", now=WINDOW_ENDS)
+    assert appeals.apply_due_listings(session, WINDOW_ENDS + timedelta(minutes=2)) == [
+        forged_listing.id]
+    reload(session)
+    assert session.get(Round, round_.id).status == RoundStatus.RESULTS_PUBLISHED
+
+    found = (f"listing {forged_listing.id}: the decision (accepted) names bid {forged.id}, but "
+             f"what it was made from gives {decided.id}")
+    result = app.test_cli_runner().invoke(args=["rescore", "--verify", str(round_.id)])
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line == (f"{found} (found when the results were due to take effect, at "
+                    f"{WINDOW_ENDS.astimezone(UTC):%Y-%m-%d %H:%M} UTC, and refused: it never "
+                    "took effect, and the audit log keeps the decision as it was found)")
+    assert f"listing {kept.id}" not in result.output
+
+    client = login_as(manager)
+    page = client.get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    section = page[page.index('id="refused-decisions"'):]
+    section = section[:section.index("</section>")]
+    assert forged_listing.account.name in section and kept.account.name not in section
+    assert found in section
+    assert "changed outside bidhub" in section
+    chinese = client.get(f"/manage/rounds/{round_.id}", headers={"Accept-Language": "zh-CN"}
+                         ).get_data(as_text=True)
+    section = chinese[chinese.index('id="refused-decisions"'):]
+    assert "在 bidhub 之外被改动" in section[:section.index("</section>")]
+    # A filter that leaves the listing out of the table leaves the record on the page.
+    filtered = client.get(f"/manage/rounds/{round_.id}?q=no-such-account-anywhere"
+                          ).get_data(as_text=True)
+    assert f'id="effect-{forged_listing.id}"' not in filtered
+    assert 'id="refused-decisions"' in filtered
+
+
+def test_a_round_without_a_refused_decision_shows_no_such_section(
+        app, session, login_as, make_rep, make_manager, announce):
+    manager = make_manager()
+    round_ = announce([make_rep()], manager=manager)
+    assert appeals.apply_due_listings(session, WINDOW_ENDS) == [round_.listings[0].id]
+    page = login_as(manager).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    assert 'id="refused-decisions"' not in page
 
 
 def test_a_listing_with_no_award_takes_effect_without_a_filing(session, clock, make_rep,

@@ -59,16 +59,18 @@ from bidhub.services.limits import MAX_REASON_LENGTH, MIN_REASON_LENGTH
 from bidhub.services.loss_reviews import withdraw_unlost_review
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import change_owners, lock_round, reopen
-from bidhub.services.replays import decision_problems, load_scored_round
+from bidhub.services.replays import (
+    APPLY_REFUSED,
+    DECISION_CHECK,
+    decision_problems,
+    load_scored_round,
+)
 from bidhub.services.rule_sets import parsed
 
 MANAGEMENT_ROLES = (Role.KA_MANAGER, Role.ADMIN)
 # Listings still waiting to take effect; every other status is final for a round's results.
 WAITING_LISTING_STATUSES = (ListingStatus.LISTED, ListingStatus.DECIDED)
 APPLIED_LISTING_STATUSES = (ListingStatus.AWARDED, ListingStatus.NOT_AWARDED)
-# What a listing sent back at apply time failed when its decision no longer matched what it
-# was made from (the audit's "check", the award_refused notice's fourth element).
-DECISION_CHECK = "decision"
 
 
 def appeal_window_open(round_: Round, now: datetime) -> bool:
@@ -371,7 +373,7 @@ def refuse_mismatched_decision(session: Session, listing: Listing, problem: Text
     decide again: nothing of it takes effect, the audit keeps the decision as it was found
     and why it was refused, and KA management is told."""
     before = reopen(session, listing)
-    record_audit(session, None, "listing.apply_refused", f"listing:{listing.id}", now,
+    record_audit(session, None, APPLY_REFUSED, f"listing:{listing.id}", now,
                  before=before, after={"problem": dumps(problem), "check": DECISION_CHECK})
     notify(session, "award_refused", (listing, now, None, DECISION_CHECK), now)
 
@@ -386,7 +388,7 @@ def sent_back_for_changed_decision(session: Session, listings: Iterable[Listing]
     latest: dict[str, object] = {}
     for target, after in session.execute(
             select(AuditEvent.target, AuditEvent.after)
-            .where(AuditEvent.action == "listing.apply_refused",
+            .where(AuditEvent.action == APPLY_REFUSED,
                    AuditEvent.target.in_([f"listing:{listing_id}" for listing_id in waiting]))
             .order_by(AuditEvent.id)):
         latest[target] = (after or {}).get("check")
@@ -398,7 +400,7 @@ def refuse_at_apply(session: Session, round_: Round, listing: Listing,
                     error: OwnerChangeRefused, now: datetime) -> None:
     """An award that cannot take effect any more goes back to management to decide again."""
     before = reopen(session, listing)
-    record_audit(session, None, "listing.apply_refused", f"listing:{listing.id}", now,
+    record_audit(session, None, APPLY_REFUSED, f"listing:{listing.id}", now,
                  before=before, after={"problem": dumps(error.message)})
     # The winner who may no longer receive accounts is named; otherwise capacity refused it.
     gone = (session.get(User, error.problems[0].rep_id)

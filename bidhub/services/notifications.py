@@ -307,7 +307,7 @@ def _appeal_answered(session: Session, appeal: Appeal) -> Iterator[Message]:
 def _award_refused(session: Session, refused: tuple) -> Iterator[Message]:
     """`refused`: the listing, when, and its winner if they may no longer receive accounts
     (None: the award would pass capacity), then, when its decision no longer matched what it
-    was made from, "decision" (appeals.DECISION_CHECK)."""
+    was made from, "decision" (replays.DECISION_CHECK)."""
     listing, gone = refused[0], refused[2]
     why = (unavailability(has_left=gone.status == RepStatus.LEFT, is_active=gone.is_active,
                           is_rep=gone.role == Role.REP) if gone is not None else None)

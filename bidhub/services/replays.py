@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.domain.errors import InvalidRequest, NotFound
 from bidhub.domain.facts import BidFacts
+from bidhub.domain.messages import loads
 from bidhub.domain.replay import TOLERANCE, Comparison, compare, replay
 from bidhub.domain.reviews import PLAN_REVIEW
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown
-from bidhub.domain.text import N_, Text
+from bidhub.domain.text import N_, Joined, Text
 from bidhub.models import (
     Account,
     AuditEvent,
@@ -30,6 +32,11 @@ from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import bid_facts_from_dict
 
 FINISHED = (RoundStatus.SCORED, RoundStatus.STANDSTILL, RoundStatus.RESULTS_PUBLISHED)
+# What a listing sent back when its results were due to take effect failed, when its decision
+# no longer matched what it was made from: the "check" of its listing.apply_refused audit
+# event, and the award_refused notice's fourth element (appeals.refuse_mismatched_decision).
+DECISION_CHECK = "decision"
+APPLY_REFUSED = "listing.apply_refused"
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,46 @@ def verify_round(session: Session, round_id: int) -> list[Text]:
                                "recomputed %(recomputed)s", listing=listing_id, recorded=bid_id,
                                recomputed=recomputed))
     problems.extend(decision_differences(session, stored))
+    # A decision refused for that reason was removed when its listing went back to decision;
+    # the audit record is what is left of it, and it is reported for as long as it is kept.
+    problems.extend(N_("%(problem)s (found when the results were due to take effect, at "
+                       "%(at)s, and refused: it never took effect, and the audit log keeps "
+                       "the decision as it was found)", problem=refused.problem,
+                       at=f"{refused.refused_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
+                    for refused in refused_decisions(session, stored.round.id))
     return problems
+
+
+@dataclass(frozen=True)
+class RefusedDecision:
+    """A decision that no longer matched what it was made from when its listing was due to
+    take effect, so it was refused and removed, as its audit record keeps it."""
+
+    listing: Listing
+    refused_at: datetime
+    found: dict  # the decision as it was found: kind, bid, reason, decided_by, decided_at
+    problem: Text | Joined | str  # what was wrong with it, as decision_problems said
+
+
+def refused_decisions(session: Session, round_id: int) -> list[RefusedDecision]:
+    """The round's decisions refused when the results were due to take effect because they
+    no longer matched what they were made from, in the order they were refused."""
+    listings = {f"listing:{listing.id}": listing for listing in session.scalars(
+        select(Listing).where(Listing.round_id == round_id)
+        .options(selectinload(Listing.account)))}
+    if not listings:
+        return []
+    refused = []
+    for target, at, before, after in session.execute(
+            select(AuditEvent.target, AuditEvent.at, AuditEvent.before, AuditEvent.after)
+            .where(AuditEvent.action == APPLY_REFUSED, AuditEvent.target.in_(list(listings)))
+            .order_by(AuditEvent.id)):
+        if (after or {}).get("check") != DECISION_CHECK:
+            continue  # refused for capacity or a departed winner: the decision matched
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        refused.append(RefusedDecision(listings[target], at, (before or {}).get("decision") or {},
+                                       loads(after.get("problem") or "")))
+    return refused
 
 
 def decision_differences(session: Session, stored: StoredRound) -> list[Text]:

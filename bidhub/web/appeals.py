@@ -16,7 +16,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
-from bidhub.services import appeals
+from bidhub.services import appeals, replays
 from bidhub.services.rule_sets import parsed
 from bidhub.web.forms import AppealForm, CancelForm
 from bidhub.web.labels import APPEAL_OUTCOME_LABELS
@@ -83,8 +83,10 @@ def round_effects(session, round_: Round, listings: list[Listing]) -> dict:
     """The round page's standstill part: each listing's effect and appeals, the answer and
     cancellation forms."""
     in_window = round_.status == RoundStatus.STANDSTILL
+    announced = in_window or round_.status in (RoundStatus.RESULTS_PUBLISHED,
+                                               RoundStatus.CANCELLED)
     effects = {}
-    if in_window or round_.status in (RoundStatus.RESULTS_PUBLISHED, RoundStatus.CANCELLED):
+    if announced:
         of_listing = appeals.appeals_of_listings(session, [listing.id for listing in listings])
         effects = {listing.id: ListingEffect(listing, of_listing[listing.id])
                    for listing in listings}
@@ -96,6 +98,9 @@ def round_effects(session, round_: Round, listings: list[Listing]) -> dict:
                          if in_window and effect.is_reopened},
             "changed_decisions": (appeals.sent_back_for_changed_decision(session, listings)
                                   if in_window else set()),
+            # Kept for good: the audit record is all that is left of such a decision.
+            "refused_decisions": (replays.refused_decisions(session, round_.id)
+                                  if announced else []),
             "may_cancel_round": may_cancel_round, **answering()}
 
 
