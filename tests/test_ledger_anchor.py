@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from datetime import UTC, datetime
 
@@ -423,3 +424,66 @@ def test_a_wiped_register_is_not_called_intact_beside_a_file_the_older_version_s
     report = verify_ledger(session)
     assert not report.is_intact
     assert "written by an older version" in str(report.first_problem.problem)
+
+
+def own_line(app, seq: int, filing_hash: str) -> dict:
+    """This database's checkpoint line of filing `seq` (recording `filing_hash`)."""
+    with open(app.config["LEDGER_CHECKPOINT_FILE"]) as lines:
+        [found] = [record for record in map(json.loads, lines)
+                   if (record["seq"], record["hash"]) == (seq, filing_hash)]
+    return found
+
+
+@pytest.mark.parametrize("filed_since", [False, True])
+def test_the_register_head_is_this_databases_checkpoint_in_a_file_the_older_version_shared(
+        app, session, clock, register, make_manager, make_rep, login_as, filed_since):
+    """The other database's unlabelled lines go further (up to 48) than this one's (16): the
+    head names this database's own line, as verify-ledger reads them, whether its newest line
+    is one of the older version's or one written since, naming the register."""
+    written_by_the_older_version(app, another_database=FILINGS * 3)
+    manager = make_manager()
+    if filed_since:
+        clock.advance(minutes=5)
+        transfer_account(session, manager, account_id=register[0].id, to_rep_id=make_rep().id,
+                         reason="Owner moves to another region.",
+                         review_text="Handover planned with the client.", now=clock())
+    reload(session)
+    assert verify_ledger(session).is_intact
+    newest = session.scalars(select(Filing).order_by(Filing.seq.desc())).first()
+    assert newest.seq == FILINGS + filed_since
+    mac = own_line(app, newest.seq, newest.hash)["mac"]
+    client = login_as(manager)
+    page = client.get("/manage/filings").get_data(as_text=True)
+    assert f"No. {newest.seq}, hash {newest.hash}" in page
+    assert "Checkpointed outside" in page and mac[:16] in page
+    assert "no checkpoint" not in page
+    export = client.get("/manage/filings.csv").get_data(as_text=True)
+    assert export.strip().splitlines()[-1] == f"Register head,{newest.seq},{newest.hash},{mac}"
+
+
+def test_the_register_head_says_plainly_when_no_line_is_this_databases(
+        app, session, register, make_manager, login_as):
+    """A file the older version shared holds only other databases' runs (this database's lines
+    are gone): the head names no checkpoint of theirs and says none is recorded for it."""
+    path = app.config["LEDGER_CHECKPOINT_FILE"]
+    key = app.extensions["bidhub_ledger_anchor"].key
+    with open(path, "w") as lines:
+        for run, count in ((1, FILINGS * 3), (2, FILINGS + 4)):
+            for seq in range(1, count + 1):
+                hashed = f"{run:02x}{seq:062x}"
+                lines.write(json.dumps({"seq": seq, "hash": hashed,
+                                        "mac": checkpoint_mac(key, seq, hashed)}) + "\n")
+    reload(session)
+    report = verify_ledger(session)
+    assert "no checkpoint is kept for this database's register" in str(report.first_problem.problem)
+    client = login_as(make_manager())
+    for language, words in (
+            ("en", "No checkpoint outside the database is recorded for this database's register; "
+                   "run `bidhub verify-ledger`."),
+            ("zh-CN", "数据库之外没有记录本数据库登记簿的校验点，请运行 `bidhub verify-ledger`。")):
+        page = client.get("/manage/filings", headers={"Accept-Language": language}
+                          ).get_data(as_text=True)
+        assert words in html.unescape(page)
+        assert "Checkpointed outside" not in page
+    export = client.get("/manage/filings.csv").get_data(as_text=True)
+    assert export.strip().splitlines()[-1].endswith(",not anchored")

@@ -43,7 +43,12 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.audit import record_audit
-from bidhub.services.ledger import REGISTER_MARKER, LedgerHead, checkpoint_store
+from bidhub.services.ledger import (
+    REGISTER_MARKER,
+    LedgerHead,
+    checkpoint_store,
+    register_checkpoint,
+)
 from bidhub.services.limits import MIN_REASON_LENGTH, MIN_REVIEW_LENGTH
 from bidhub.services.loss_reviews import note_management_review
 from bidhub.services.notifications import notify
@@ -371,7 +376,7 @@ def register_surroundings(session: Session) -> Surroundings:
             register = name
     store = checkpoint_store(session)
     head = None if newest is None else LedgerHead(
-        *newest, store.head(register) if store else None)
+        *newest, register_checkpoint(session, store, register, newest) if store else None)
     return Surroundings(tuple(sorted(branches, key=branch_order)),
                         tuple(sorted(reps, key=rep_menu_order)), head)
 

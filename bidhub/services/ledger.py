@@ -23,6 +23,7 @@ from bidhub.domain.ledger import (
     check_history,
     check_owners,
     checkpoints_of_register,
+    older_runs,
     sign_checkpoint,
     verify_chain,
 )
@@ -97,8 +98,9 @@ class CheckpointStore:
     HEAD_WINDOW_BYTES = 64 * 1024
 
     def head(self, register: str | None = None) -> Checkpoint | None:
-        """The newest checkpoint of `register` (or of none), read from the end of the file
-        (which only ever grows).
+        """The newest checkpoint line naming `register` (or, for None, naming none), read
+        from the end of the file (which only ever grows). Lines written before lines named
+        their register may be another database's: `register_checkpoint` sorts them out.
 
         The register page shows it on every request, so each process keeps the last head it
         read with the file's identity, size and modification time, and reads the file again
@@ -128,12 +130,13 @@ class CheckpointStore:
                 checkpoint = checkpoint_of(json.loads(line))
             except (ValueError, KeyError, TypeError):
                 continue
-            if checkpoint.is_for(register) and (newest is None or checkpoint.seq > newest.seq):
+            if checkpoint.register == register and (newest is None
+                                                    or checkpoint.seq > newest.seq):
                 newest = checkpoint
         if newest is None and size > self.HEAD_WINDOW_BYTES:
             # The end of the file is another register's: read all of it.
             newest = max((checkpoint for checkpoint in self.read()[0]
-                          if checkpoint.is_for(register)),
+                          if checkpoint.register == register),
                          key=lambda checkpoint: checkpoint.seq, default=None)
         return newest
 
@@ -293,7 +296,48 @@ def ledger_head(session: Session) -> LedgerHead | None:
         return None
     seq, filing_hash, register = newest
     store = checkpoint_store(session)
-    return LedgerHead(seq, filing_hash, store.head(register) if store else None)
+    return LedgerHead(seq, filing_hash, None if store is None else register_checkpoint(
+        session, store, register, (seq, filing_hash)))
+
+
+def register_checkpoint(session: Session, store: CheckpointStore, register: str | None,
+                        newest: tuple[int, str]) -> Checkpoint | None:
+    """The newest checkpoint of this database's register, whose newest filing is `newest`
+    (seq, hash), as verify-ledger counts its lines: the newest line naming the register, or,
+    when none does, the newest of the lines written before lines named their register that
+    are this register's (`checkpoints_of_register`); None when no line is. A file several
+    databases shared then holds one run of such lines per database, and another database's
+    run, which may go further, is never taken for this one's head."""
+    if register is not None:
+        own = store.head(register)
+        if own is not None:  # lines naming the register come after any it wrote unnamed
+            return own
+    try:
+        status = store.path.stat()
+    except FileNotFoundError:
+        return None
+    # Read again when the file changes or the register gets a filing (which run is this
+    # register's depends on its filings).
+    seen = (status.st_ino, status.st_size, status.st_mtime_ns, newest)
+    kept = _older_heads_read.get((store.path, register))
+    if kept is not None and kept[0] == seen:
+        return kept[1]
+    checkpoints = store.read()[0]
+    runs = older_runs(checkpoints)
+    # One run is this register's whatever it records; with several, its filings say which.
+    chain = ({} if len(runs) < 2 else
+             dict(session.execute(select(Filing.seq, Filing.hash)).all()))
+    head = max((checkpoint for checkpoint in checkpoints_of_register(chain, checkpoints, register)
+                if checkpoint.register is None), key=lambda checkpoint: checkpoint.seq,
+               default=None)
+    _older_heads_read[(store.path, register)] = (seen, head)
+    return head
+
+
+# The newest older line of each file and register this process found, with what it was found
+# from: the file's (inode, size, mtime) and the register's newest filing.
+_older_heads_read: dict[tuple[Path, str | None],
+                        tuple[tuple[int, int, int, tuple[int, str]], Checkpoint | None]] = {}
 
 
 # Built once: the register page asks for its head on every request, and building the select
