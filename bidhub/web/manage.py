@@ -71,7 +71,7 @@ from bidhub.web.forms import (
 )
 from bidhub.web.i18n import kept_with_catalogue, local_to_utc, translate, utc_to_local
 from bidhub.web.labels import label
-from bidhub.web.market import listing_filter_from
+from bidhub.web.market import listing_filter_from, menu_values_held
 from bidhub.web.rendering import (
     branch_name,
     is_htmx_partial_request,
@@ -234,6 +234,23 @@ class LazyForm:
         return getattr(self._form, name)
 
 
+def listings_of_round(session, round_id: int, criteria, reviews) -> list[Listing]:
+    """The round's listings under the filter, in its order; from the review once scored."""
+    if reviews is None:
+        # The plain table names the rep each account was released from: one statement for
+        # all of them instead of one per row.
+        return list(session.scalars(browse.filtered_listings(round_id, criteria)
+                                    .options(selectinload(Listing.released_from))))
+    if criteria == UNFILTERED:
+        # The review read every listing with its account; unfiltered, the list's order
+        # (browse.SORTS' default: the largest annual value first, then by id) needs no query.
+        return sorted((review.listing for review in reviews.values()),
+                      key=lambda listing: (-listing.account.annual_value_yuan, listing.id))
+    # The filter picks and orders what the review read.
+    return [reviews[listing_id].listing for listing_id in session.scalars(
+        browse.filtered_listings(round_id, criteria).with_only_columns(Listing.id))]
+
+
 def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200,
                **forms):
     """The round page; `forms` carries a refused cancellation form back with its messages."""
@@ -243,29 +260,31 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
     criteria = listing_filter_from(request.args, filter_errors)
     adjudicating = adjudication_context(session, round_)
     reviews = adjudicating["reviews"]
-    if reviews is None:
-        # The plain table names the rep each account was released from: one statement for
-        # all of them instead of one per row.
-        listings = list(session.scalars(browse.filtered_listings(round_.id, criteria)
-                                        .options(selectinload(Listing.released_from))))
-    elif criteria == UNFILTERED:
-        # The review read every listing with its account; unfiltered, the list's order
-        # (browse.SORTS' default: the largest annual value first, then by id) needs no query.
-        listings = sorted((review.listing for review in reviews.values()),
-                          key=lambda listing: (-listing.account.annual_value_yuan, listing.id))
-    else:
-        # The filter picks and orders what the review read.
-        listings = [reviews[listing_id].listing for listing_id in session.scalars(
-            browse.filtered_listings(round_.id, criteria).with_only_columns(Listing.id))]
+
+    def menus() -> dict[str, list]:
+        if reviews is None:
+            return browse.filter_options(session, round_.id)
+        # The review read every listing's account with what the menus offer.
+        return browse.filter_options_of(review.listing.account for review in reviews.values())
+
+    listings = listings_of_round(session, round_.id, criteria, reviews)
+    options = None
+    # As on the rep's list (market.menu_values_held): a row shown holds the menu values it
+    # was picked by, so only an empty list may have been narrowed by one the round does not
+    # hold; such a value is left out and said so.
+    if not listings and (criteria.industry or criteria.ownership_type or criteria.branch_id):
+        options = menus()
+        held = menu_values_held(criteria, options, filter_errors)
+        if held != criteria:
+            criteria = held
+            listings = listings_of_round(session, round_.id, criteria, reviews)
     # The filter's partial has no menus; the adjudication table counts each listing's bids
     # itself; only a draft offers the release form.
     partial = status == 200 and is_htmx_partial_request()
     if partial:
         options = None
-    elif reviews is None:
-        options = browse.filter_options(session, round_.id)
-    else:  # the review read every listing's account with what the menus offer
-        options = browse.filter_options_of(review.listing.account for review in reviews.values())
+    elif options is None:
+        options = menus()
     context = {
         **adjudicating,
         "round": round_, "listings": listings, "criteria": criteria,
