@@ -78,6 +78,12 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
             "The lowest annual value (%(low)s) is above the highest (%(high)s), so no account "
             "can match; swap them.", low=typed_amount(args, "min_value"),
             high=typed_amount(args, "max_value"))
+    # One character more than is searched for, to tell a text cut short from one that fits.
+    search = text_arg(args, "q", MAX_SEARCH_CHARS + 1)
+    if len(search) > MAX_SEARCH_CHARS:
+        search = search[:MAX_SEARCH_CHARS]
+        errors["q"] = _("The search text is longer than %(limit)d characters; only its first "
+                        "%(limit)d are searched for.", limit=MAX_SEARCH_CHARS)
     sort = args.get("sort")
     branch_id = id_arg(args, "branch")
     if branch_id is None and args.get("branch", "").strip():
@@ -86,8 +92,12 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
         industry=text_arg(args, "industry", 64), ownership_type=text_arg(args, "ownership", 32),
         branch_id=branch_id,
         min_value_yuan=low, max_value_yuan=high,
-        search=text_arg(args, "q", 100),
+        search=search,
         sort=sort if sort in browse.SORTS else "value_desc")
+
+
+# The longest search a list's filter looks for; a longer text is cut to it, and said so.
+MAX_SEARCH_CHARS = 100
 
 
 def not_a_branch() -> str:
