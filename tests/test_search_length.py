@@ -44,3 +44,28 @@ def test_a_search_within_the_limit_says_nothing(rep_list):
     client, path, account = rep_list
     html = client.get(path, query_string={"q": LONG[:LIMIT]}).get_data(as_text=True)
     assert "searched for" not in html and account.external_id in html
+@pytest.fixture
+def manager(app, make_manager):
+    return client_of(app, make_manager())
+
+
+def test_the_pickers_draw_no_maxlength(manager):
+    page = manager.get("/manage/transfer").get_data(as_text=True)
+    boxes = re.findall(r'<input type="search"[^>]*>', page)
+    assert len(boxes) == 2
+    assert not any("maxlength" in box for box in boxes)
+
+
+@pytest.mark.parametrize("path", ["/manage/transfer/accounts", "/manage/transfer/reps"])
+def test_an_over_long_picker_search_is_refused_with_both_lengths(manager, make_account,
+                                                                 make_rep, path):
+    make_account(name="北京星辰科技", owner=make_rep(name="王芳"))
+    response = manager.get(path, query_string={"q": "北" * 101}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "At most 100 characters fit here; the text sent has 101." in html
+    assert "北京星辰科技" not in html
+    response = manager.get(path, query_string={"q": "北" * 101},
+                           headers={"HX-Request": "true", "Accept-Language": "zh-CN"})
+    assert "此处最多 100 个字符，提交的文本有 101 个字符。" in response.get_data(as_text=True)
+    assert manager.get(path, query_string={"q": "北" * 100}).status_code == 200

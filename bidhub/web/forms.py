@@ -254,9 +254,13 @@ def refuse_too_long(form, field) -> None:
     if (limit is not None and limit > LINE_LIMIT and isinstance(field.data, str)
             and len(field.data) > limit):
         field.errors.clear()
-        raise StopValidation(_("At most %(maximum)s characters fit here; the text sent has "
-                               "%(length)s. Shorten it and send it again.",
-                               maximum=f"{limit:,}", length=f"{len(field.data):,}"))
+        raise StopValidation(too_long_message(limit, len(field.data)))
+
+
+def too_long_message(limit: int, length: int) -> str:
+    """What a text of `length` characters past its `limit` is refused with, both lengths."""
+    return _("At most %(maximum)s characters fit here; the text sent has %(length)s. Shorten "
+             "it and send it again.", maximum=f"{limit:,}", length=f"{length:,}")
 
 
 class Form(FlaskForm):

@@ -68,6 +68,7 @@ from bidhub.web.forms import (
     TransferForm,
     branch_choices,
     options,
+    too_long_message,
 )
 from bidhub.web.i18n import kept_with_catalogue, local_to_utc, translate, utc_to_local
 from bidhub.web.labels import label
@@ -706,11 +707,25 @@ def transfer_picks():
     return render("manage/_transfer_picks.html", form=TransferForm(formdata=None), **context)
 
 
+def picker_query() -> tuple[str, str]:
+    """A picker's typed text (`q`) and, when it is past the pickers' limit, the refusal with
+    both lengths (the box has no maxlength: a browser would cut a paste without a word)."""
+    limit = transfer_preview.MAX_QUERY_LENGTH
+    typed = request.args.get("q") or ""
+    query = params.clean_text(typed, len(typed))
+    if len(query) > limit:
+        return query[:limit], too_long_message(limit, len(query))
+    return query, ""
+
+
 @blueprint.route("/transfer/accounts")
 @managers
 def transfer_accounts():
     """Type-ahead (htmx): accounts by name or customer number, or the accounts of `from_rep`."""
-    query = params.text_arg(request.args, "q", transfer_preview.MAX_QUERY_LENGTH)
+    query, too_long = picker_query()
+    if too_long:
+        return render("manage/_transfer_accounts.html", status=422, accounts=[], query=query,
+                      too_long=too_long)
     accounts = transfer_preview.search_accounts(get_session(), query,
                                                 owner_id=query_id("from_rep"))
     return render("manage/_transfer_accounts.html", accounts=accounts, query=query)
@@ -720,8 +735,11 @@ def transfer_accounts():
 @managers
 def transfer_reps():
     """Type-ahead (htmx): active reps by name, username or employee id, with their counts."""
+    query, too_long = picker_query()
+    if too_long:
+        return render("manage/_transfer_reps.html", status=422, reps=[], query=query,
+                      too_long=too_long)
     session = get_session()
-    query = params.text_arg(request.args, "q", transfer_preview.MAX_QUERY_LENGTH)
     reps = transfer_preview.search_reps(session, query)
     return render("manage/_transfer_reps.html", reps=reps, query=query,
                   counts=transfer_preview.counts_of(session, reps),
