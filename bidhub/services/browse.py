@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from operator import attrgetter
+from typing import NamedTuple, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
@@ -60,12 +61,36 @@ from bidhub.services.track_records import (
     standing_in_round_params,
 )
 
+T = TypeVar("T")
+
 SORTS = {
     "value_desc": Account.annual_value_yuan.desc(),
     "value_asc": Account.annual_value_yuan.asc(),
     "name": Account.name_sort_key.asc(),
+    # Groups each industry; their order (pinyin, not the database's byte order) is put right
+    # in memory once the list is read (in_list_order).
     "industry": Account.industry.asc(),
 }
+
+
+def in_list_order(items: Iterable[T], criteria: ListingFilter, industry: Callable[[T], str],
+                  listing_id: Callable[[T], int]) -> list[T]:
+    """`items` (listings or rows of one round, read whole in the filter's order) in that
+    order, by industry in pinyin order (domain.collation) when the filter sorts by industry,
+    then by listing. The few distinct industries get their key once; no row is read again."""
+    items = list(items)
+    if _sort_of(criteria) != "industry":
+        return items
+    keys: dict[str, tuple] = {}
+
+    def key(item: T) -> tuple:
+        value = industry(item)
+        found = keys.get(value)
+        if found is None:
+            found = keys[value] = name_key(value)
+        return found, listing_id(item)
+
+    return sorted(items, key=key)
 
 
 @dataclass(frozen=True)
@@ -152,7 +177,9 @@ def listings_for_rep(session: Session, round_: Round | ListedRound, rep: User,
     params = {"round_id": round_.id, "rep_id": rep.id, **_filter_params(criteria)}
     # On the session's connection: the same transaction, without the ORM's per-statement work
     # (nothing here is an ORM object, and a read has nothing to flush).
-    return [ListingRow._make(row) for row in session.connection().execute(statement, params).all()]
+    return in_list_order(
+        (ListingRow._make(row) for row in session.connection().execute(statement, params).all()),
+        criteria, _row_industry, _row_id)
 
 
 class RepList(NamedTuple):
@@ -187,8 +214,13 @@ def rep_list(session: Session, round_id: int, rep: User, criteria: ListingFilter
                           first[12], first[13], first[6], first[7])
     standing_rows = [(row[3], row[4], row[14], row[17]) for row in rows
                      if row[0] == _ROUND_PART]
-    listings = [ListingRow._make(row[1:15]) for row in rows[len(standing_rows):]]
+    listings = in_list_order((ListingRow._make(row[1:15]) for row in rows[len(standing_rows):]),
+                             criteria, _row_industry, _row_id)
     return RepList(round_, standing_from_rows(rep, now, standing_rows, zone=zone), listings)
+
+
+_row_industry = attrgetter("industry")
+_row_id = attrgetter("id")
 
 
 def _filter_params(criteria: ListingFilter) -> dict[str, object]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from bidhub.domain.collation import branch_order, name_key, person_order
@@ -67,10 +67,11 @@ IS_SPONSORED = or_(Account.sponsor_id.is_not(None),
                    and_(Account.executive_sponsor.is_not(None), Account.executive_sponsor != ""))
 
 # Names in pinyin order (domain.collation), as the transfer pickers list them, the same on
-# every database.
+# every database. Branches too, in their menus' order (branch_order): directory_query puts
+# each branch's place there from branch_places.
 SORTS = {"name": Account.name_sort_key, "value": Account.annual_value_yuan,
          "owner": Owner.display_name_sort_key,
-         "branch": Branch.name, "held_since": HELD_SINCE}
+         "branch": Account.branch_id, "held_since": HELD_SINCE}
 
 
 @dataclass(frozen=True)
@@ -146,9 +147,21 @@ def filtered(query: Select, criteria: DirectoryFilter) -> Select:
     return query
 
 
-def directory_query(criteria: DirectoryFilter) -> Select:
+def branch_places(session: Session) -> dict[int, int]:
+    """Each branch's place in a menu (domain.collation.branch_order: pinyin order of its
+    Chinese name), by id: worked out here for the few branches there are, so that the
+    database can order and page accounts by it the same on every database."""
+    branches = session.execute(select(Branch.id, Branch.name, Branch.name_zh)).all()
+    return {branch.id: place for place, branch in enumerate(sorted(branches, key=branch_order))}
+
+
+def directory_query(criteria: DirectoryFilter,
+                    branch_place: Mapping[int, int] | None = None) -> Select:
+    """The directory's statement; sorted by branch, `branch_place` (branch_places) orders."""
     key = criteria.sort if is_valid_sort(criteria.sort) else "name"
     column = SORTS[key.removeprefix("-")]
+    if key.removeprefix("-") == "branch" and branch_place:
+        column = case(dict(branch_place), value=Account.branch_id, else_=len(branch_place))
     # Empty owners and dates sort last either way; the account id keeps pages stable.
     ordering = column.desc().nulls_last() if key.startswith("-") else column.asc().nulls_last()
     query = (select(Account, Owner.display_name, HELD_SINCE.label("held_since"),
@@ -163,7 +176,8 @@ def directory_query(criteria: DirectoryFilter) -> Select:
 def find_accounts(session: Session, criteria: DirectoryFilter, *, limit: int | None = None,
                   offset: int = 0) -> list[DirectoryRow]:
     """The accounts under the filter in the asked order: one statement, whatever the count."""
-    query = directory_query(criteria)
+    sorts_by_branch = criteria.sort.removeprefix("-") == "branch"
+    query = directory_query(criteria, branch_places(session) if sorts_by_branch else None)
     if limit is not None:
         query = query.limit(limit).offset(offset)
     return [DirectoryRow(

@@ -240,16 +240,26 @@ def listings_of_round(session, round_id: int, criteria, reviews) -> list[Listing
     if reviews is None:
         # The plain table names the rep each account was released from: one statement for
         # all of them instead of one per row.
-        return list(session.scalars(browse.filtered_listings(round_id, criteria)
-                                    .options(selectinload(Listing.released_from))))
-    if criteria == UNFILTERED:
+        listings = session.scalars(browse.filtered_listings(round_id, criteria)
+                                   .options(selectinload(Listing.released_from)))
+    elif criteria == UNFILTERED:
         # The review read every listing with its account; unfiltered, the list's order
         # (browse.SORTS' default: the largest annual value first, then by id) needs no query.
         return sorted((review.listing for review in reviews.values()),
                       key=lambda listing: (-listing.account.annual_value_yuan, listing.id))
-    # The filter picks and orders what the review read.
-    return [reviews[listing_id].listing for listing_id in session.scalars(
-        browse.filtered_listings(round_id, criteria).with_only_columns(Listing.id))]
+    else:
+        # The filter picks and orders what the review read.
+        listings = (reviews[listing_id].listing for listing_id in session.scalars(
+            browse.filtered_listings(round_id, criteria).with_only_columns(Listing.id)))
+    return browse.in_list_order(listings, criteria, listing_industry, listing_id_of)
+
+
+def listing_industry(listing: Listing) -> str:
+    return listing.account.industry
+
+
+def listing_id_of(listing: Listing) -> int:
+    return listing.id
 
 
 def round_page(round_id: int, release_form: ReleaseForm | None = None, status: int = 200,
