@@ -29,7 +29,7 @@ from sqlalchemy.ext.hybrid import hybrid_method
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 
-from bidhub.domain.collation import name_sort_bytes
+from bidhub.domain.collation import name_sort_bytes, width_folded
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -51,6 +51,14 @@ def name_sort_key_column(column: str) -> Mapped[bytes | None]:
     order by it and take the first names itself. Always set (NULL only in a row written
     behind the app's back)."""
     return mapped_column(LargeBinary, default=sort_key_of(column), deferred=True)
+
+
+def folded_name_column(column: str) -> Mapped[str | None]:
+    """The name as a search reads it (domain.collation.width_folded), matched by what was
+    typed, folded the same way (services.search_text): width-blind both ways. Set with the
+    name (`validates`), or by default in an INSERT that names none."""
+    return mapped_column(Text, deferred=True, default=lambda context: width_folded(
+        context.get_current_parameters()[column]))
 
 
 class UTCDateTime(TypeDecorator):
@@ -311,6 +319,7 @@ class Account(Base):
     external_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
     name_sort_key: Mapped[bytes | None] = name_sort_key_column("name")
+    name_folded: Mapped[str | None] = folded_name_column("name")
     industry: Mapped[str] = mapped_column(String(64), index=True)
     ownership_type: Mapped[str] = mapped_column(String(32), index=True)
     branch_id: Mapped[int] = mapped_column(ForeignKey("branches.id"), index=True)
@@ -330,6 +339,7 @@ class Account(Base):
     @validates("name")
     def _sorted_by_name(self, _key: str, name: str) -> str:
         self.name_sort_key = name_sort_bytes(name)
+        self.name_folded = width_folded(name)
         return name
 
 

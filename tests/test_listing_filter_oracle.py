@@ -70,11 +70,14 @@ def expected(facts: list[dict], query: dict[str, str]) -> tuple[list[str], str]:
     typed = query.get("q", "").strip()
     if typed:
         # The text as typed or with a Chinese input method's full-width characters folded,
-        # found as itself (% and _ included) in a name or number, ASCII letters in any case.
-        terms = {ascii_lower(typed), ascii_lower(unicodedata.normalize("NFKC", typed).strip())}
+        # found as itself (% and _ included) in a name or number, ASCII letters in any case;
+        # width-blind both ways: the folded text is found in the name folded the same way.
+        folded = ascii_lower(unicodedata.normalize("NFKC", typed).strip())
+        terms = {ascii_lower(typed), folded}
         shown = [fact for fact in shown
                  if any(term in ascii_lower(fact["name"]) or term in ascii_lower(fact["number"])
-                        for term in terms)]
+                        for term in terms)
+                 or folded in ascii_lower(unicodedata.normalize("NFKC", fact["name"]))]
     # A menu value no listing holds is left out (and said so), not applied unseen.
     for name, key in (("industry", "industry"), ("ownership", "ownership")):
         if query.get(name) in {fact[key] for fact in facts}:

@@ -26,17 +26,20 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
         connection.execute(text(
             "INSERT INTO accounts (id, external_id, name, industry, ownership_type, branch_id, "
             "annual_value_yuan, owner_id, created_at) VALUES "
-            "(1, 'KA-1', 'Old Account', '金融', 'private', 1, 5, 1, '2026-01-01 00:00:00')"))
+            "(1, 'KA-1', 'Ｏｌｄ Account', '金融', 'private', 1, 5, 1, '2026-01-01 00:00:00')"))
         connection.execute(text(
             "INSERT INTO accountability_incidents (id, account_id, rep_id, competitor_site, "
             "ad_type, seen_at, status, explanation) VALUES "
             "(1, 1, 1, 'zhaopin.com', 'logo', '2026-01-02 00:00:00', 'open', '')"))
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0015"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0016"
         # Names come with their place in pinyin order.
         assert connection.execute(text("SELECT name_sort_key FROM accounts")).scalar() == \
-            name_sort_bytes("Old Account")
+            name_sort_bytes("Ｏｌｄ Account")
+        # And as a search reads them, width-blind (0016).
+        assert connection.execute(text("SELECT name_folded FROM accounts")).scalar() == \
+            "Old Account"
         assert connection.execute(text("SELECT display_name_sort_key FROM users")).scalar() == \
             name_sort_bytes("Rep")
         # A database from before registers had ids gets one.

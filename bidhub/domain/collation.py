@@ -90,3 +90,10 @@ def name_sort_bytes(name: str) -> bytes:
     for character in text:
         encoded += (ord(character) + 1).to_bytes(3, "big")
     return bytes(encoded)
+
+
+def width_folded(name: str) -> str:
+    """`name` as a search reads it (NFKC): full-width letters, digits and signs of a Chinese
+    input method (ＡＢＣ１２３（）) as their ASCII forms, so that ABC finds ＡＢＣ科技 and ＡＢＣ
+    finds ABC科技; stored beside a name so that the database compares the two forms."""
+    return unicodedata.normalize("NFKC", name)

@@ -145,7 +145,8 @@ def _filtered(query: Select, criteria: ListingFilter) -> Select:
     if criteria.max_value_yuan is not None:
         query = query.where(Account.annual_value_yuan <= criteria.max_value_yuan)
     if terms := search_terms(criteria.search):
-        query = query.where(contains(terms, Account.name, Account.external_id))
+        query = query.where(contains(terms, Account.name, Account.external_id,
+                                     folded=(Account.name_folded,)))
     return query.order_by(SORTS.get(criteria.sort, SORTS["value_desc"]), Listing.id)
 
 
@@ -230,7 +231,7 @@ def _filter_params(criteria: ListingFilter) -> dict[str, object]:
     return {"industry": criteria.industry, "ownership_type": criteria.ownership_type,
             "branch_id": criteria.branch_id, "min_value": criteria.min_value_yuan,
             "max_value": criteria.max_value_yuan, "name_typed": typed, "number_typed": typed,
-            "name_folded": folded, "number_folded": folded}
+            "name_folded": folded, "number_folded": folded, "folded_name": folded}
 
 
 def _sort_of(criteria: ListingFilter) -> str:
@@ -276,7 +277,9 @@ def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_v
         query = query.where(or_(*(column.ilike(bindparam(f"{name}_{form}"), escape="\\")
                                   for form in ("typed", "folded")
                                   for name, column in (("name", Account.name),
-                                                       ("number", Account.external_id)))))
+                                                       ("number", Account.external_id))),
+                                Account.name_folded.ilike(bindparam("folded_name"),
+                                                          escape="\\")))
     return query
 
 

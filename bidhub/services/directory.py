@@ -124,7 +124,8 @@ def is_valid_sort(sort: str) -> bool:
 
 def filtered(query: Select, criteria: DirectoryFilter) -> Select:
     if terms := search_terms(criteria.search):
-        query = query.where(contains(terms, Account.name, Account.external_id))
+        query = query.where(contains(terms, Account.name, Account.external_id,
+                                     folded=(Account.name_folded,)))
     if criteria.branch_id is not None:
         query = query.where(Account.branch_id == criteria.branch_id)
     if criteria.industry:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import unicodedata
+from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, case, or_
+
+from bidhub.domain.collation import width_folded
 
 
 def search_terms(text: str, max_length: int | None = None) -> list[str]:
@@ -12,12 +14,14 @@ def search_terms(text: str, max_length: int | None = None) -> list[str]:
 
     A Chinese input method gives full-width digits, letters and spaces (ＫＡ０１２), which NFKC
     turns into the ASCII that account numbers and usernames use; the typed form still matches
-    names written with full-width brackets (（集团）). `max_length` bounds what was typed.
+    names written with full-width brackets (（集团）). The folded form, last, is the one to
+    match against a name stored folded the same way (Account.name_folded): half-width input
+    then finds full-width names too. `max_length` bounds what was typed.
     """
     typed = text.strip()[:max_length].strip()
     if not typed:
         return []
-    folded = unicodedata.normalize("NFKC", typed).strip()
+    folded = width_folded(typed).strip()
     return [typed] if folded in ("", typed) else [typed, folded]
 
 
@@ -31,17 +35,26 @@ def like_pattern(term: str) -> str:
     return f"%{escaped(term)}%"
 
 
-def contains(terms: list[str], *columns) -> ColumnElement[bool]:
-    """One of `columns` holds one of `terms`, case aside (search_terms gives the terms)."""
+def _pairs(terms: list[str], columns: Sequence, folded: Sequence) -> list[tuple[str, object]]:
+    """Each term with each column it is matched against: every term with `columns`, and the
+    folded term (the last) with `folded`, columns that hold a text folded as search_terms
+    folds (width_folded)."""
+    return ([(term, column) for term in terms for column in columns]
+            + [(terms[-1], column) for column in folded])
+
+
+def contains(terms: list[str], *columns, folded: Sequence = ()) -> ColumnElement[bool]:
+    """One of `columns` holds one of `terms`, or one of the `folded` columns the folded term,
+    case aside (search_terms gives the terms)."""
     return or_(*(column.ilike(like_pattern(term), escape="\\")
-                 for term in terms for column in columns))
+                 for term, column in _pairs(terms, columns, folded)))
 
 
-def closeness(terms: list[str], *columns) -> ColumnElement[int]:
+def closeness(terms: list[str], *columns, folded: Sequence = ()) -> ColumnElement[int]:
     """How well a match fits what was typed, best first: 0 when a column is one of `terms`,
     1 when one begins with it, 2 when one only contains it (case aside, as `contains`)."""
-    return case((or_(*(column.ilike(escaped(term), escape="\\")
-                       for term in terms for column in columns)), 0),
+    pairs = _pairs(terms, columns, folded)
+    return case((or_(*(column.ilike(escaped(term), escape="\\") for term, column in pairs)), 0),
                 (or_(*(column.ilike(f"{escaped(term)}%", escape="\\")
-                       for term in terms for column in columns)), 1),
+                       for term, column in pairs)), 1),
                 else_=2)

@@ -102,8 +102,9 @@ def search_accounts(session: Session, query: str, *, owner_id: int | None = None
     order = [Account.name_sort_key, Account.id]
     if terms := search_terms(query, MAX_QUERY_LENGTH):
         searched = (Account.external_id, Account.name)
-        statement = statement.where(contains(terms, *searched))
-        order.insert(0, closeness(terms, *searched))
+        folded = (Account.name_folded,)  # width-blind both ways (search_terms)
+        statement = statement.where(contains(terms, *searched, folded=folded))
+        order.insert(0, closeness(terms, *searched, folded=folded))
     return list(session.scalars(statement.order_by(*order).limit(limit)))
 
 
