@@ -3,8 +3,10 @@
 Conventions every metric follows:
 
 - Everything is "as of `now`": facts dated after `now` are ignored (an opportunity opened
-  later, a stage change, incident or loss seen later). An opportunity that was won or lost
-  after `now` was still open at `now`, in the last open stage it had entered by then.
+  later, a stage change, incident or loss seen later). An opportunity stood at `now` in the
+  stage its history last entered by then (`standing_at`): one won or lost after `now` was
+  still open, one won before `now` and lost after it was won, one lost and re-opened after
+  `now` was lost.
 - "The last N months" is the closed interval [the same time N calendar months before
   `now` on the department's calendar (`RepHistory.zone`), `now`]; the day is clamped to the end of a shorter month (31 March minus one month is
   28/29 February). A "complete month" is a calendar month that ended before the month
@@ -178,37 +180,76 @@ def _within(moment: datetime | None, since: datetime, now: datetime) -> bool:
 # --- opportunities as of `now` ----------------------------------------------------------
 
 
+def _entered(opportunity: OpportunityFact) -> list:
+    """The history's stage changes, oldest first (changes at one moment in the order given)."""
+    return sorted(opportunity.history, key=lambda change: change.changed_at)
+
+
 def closed_at(opportunity: OpportunityFact) -> datetime | None:
-    """When a won or lost opportunity closed: `closed_at`, else the date of the stage change
-    into its final stage; None for an open opportunity or an unknown date."""
+    """When a won or lost opportunity closed: `closed_at`, else the date its history last
+    entered its final stage (a deal lost, re-opened and lost again closed the second time);
+    None for an open opportunity or an unknown date."""
     if opportunity.stage not in CLOSED_STAGES:
         return None
     if opportunity.closed_at is not None:
         return opportunity.closed_at
-    dates = [change.changed_at for change in opportunity.history
-             if change.stage is opportunity.stage]
-    return min(dates, default=None)
+    return _last_entry(_entered(opportunity), opportunity.stage)
 
 
-def stage_at(opportunity: OpportunityFact, now: datetime) -> Stage | None:
-    """The stage the opportunity was in at `now`; None if it had not been opened by then.
+def _last_entry(changes: list, stage: Stage) -> datetime | None:
+    """When the last run of `stage` in these changes (oldest first) began; None without one."""
+    found = None
+    for change in reversed(changes):
+        if change.stage is stage:
+            found = change.changed_at
+        elif found is not None:
+            break
+    return found
 
-    A won/lost opportunity is closed from its close date on (always, if the date is unknown).
-    Otherwise the current stage holds unless the history shows changes after `now`; then it
-    is the last open stage entered by `now`, or potential if the history has none.
+
+class StageAt(NamedTuple):
+    """Where an opportunity stood at a moment, and since when if it stood closed (None for an
+    open stage, or a close date nobody knows)."""
+
+    stage: Stage
+    closed_at: datetime | None
+
+
+def standing_at(opportunity: OpportunityFact, now: datetime) -> StageAt | None:
+    """Where the opportunity stood at `now`; None if it had not been opened by then.
+
+    The stage history tells: the deal stood in the stage its history last entered by `now`
+    (potential before the first change). Its current stage counts from its close date for a
+    won or lost deal (from the start if the date is unknown), and from the last change for an
+    open one: so a deal won and later lost stood in won between the two, and a deal lost and
+    re-opened stood in lost until it was re-opened. Where the close date is after `now` but
+    the history shows nothing later, the deal had not reached its final stage yet and stood
+    in the last other stage its history entered.
     """
     if opportunity.opened_at > now:
         return None
-    if opportunity.stage in CLOSED_STAGES:
-        closed = closed_at(opportunity)
-        if closed is None or closed <= now:
-            return opportunity.stage
-    elif all(change.changed_at <= now for change in opportunity.history):
-        return opportunity.stage
-    earlier = sorted((change for change in opportunity.history
-                      if change.changed_at <= now and change.stage in OPEN_STAGES),
-                     key=lambda change: change.changed_at)
-    return earlier[-1].stage if earlier else Stage.POTENTIAL
+    changes = _entered(opportunity)
+    final = opportunity.stage
+    closed = closed_at(opportunity)
+    ahead = any(change.changed_at > now for change in changes)
+    reached_final = final not in CLOSED_STAGES or closed is None or closed <= now
+    if not ahead and reached_final:
+        return StageAt(final, closed)
+    # The final stage had not been entered by `now` (or was left again after it): read the
+    # history up to `now`.
+    earlier = [change for change in changes if change.changed_at <= now
+               and (ahead or change.stage is not final)]
+    stage = earlier[-1].stage if earlier else Stage.POTENTIAL
+    if stage not in CLOSED_STAGES:
+        return StageAt(stage, None)
+    return StageAt(stage, _last_entry(earlier, stage))
+
+
+def stage_at(opportunity: OpportunityFact, now: datetime) -> Stage | None:
+    """The stage the opportunity was in at `now` (`standing_at`); None if it had not been
+    opened by then."""
+    standing = standing_at(opportunity, now)
+    return None if standing is None else standing.stage
 
 
 def furthest_stage(opportunity: OpportunityFact, now: datetime) -> Stage | None:
@@ -234,11 +275,13 @@ def _opportunities_by(history: RepHistory, now: datetime) -> list[OpportunityFac
 
 
 def _closed_in_window(history: RepHistory, since: datetime, now: datetime):
-    """(opportunity, final stage) for opportunities won or lost within [since, now]."""
+    """(opportunity, stage) for opportunities that stood won or lost at `now` and closed so
+    within [since, now] (`standing_at`: a deal won and lost after `now` was won then)."""
     for opportunity in history.opportunities:
-        if stage_at(opportunity, now) in CLOSED_STAGES and _within(closed_at(opportunity),
-                                                                    since, now):
-            yield opportunity, opportunity.stage
+        standing = standing_at(opportunity, now)
+        if (standing is not None and standing.stage in CLOSED_STAGES
+                and _within(standing.closed_at, since, now)):
+            yield opportunity, standing.stage
 
 
 def funnel_counts(history: RepHistory, now: datetime) -> dict[Stage, int]:
@@ -318,16 +361,16 @@ def _usable_months(history: RepHistory, now: datetime) -> list[ForecastRow]:
 # --- promises ---------------------------------------------------------------------------
 
 
-def _promise_row(promise: PromiseFact, won: list[OpportunityFact], losses: list[datetime],
-                 now: datetime, zone: tzinfo) -> PromiseRow:
+def _promise_row(promise: PromiseFact, won: list[tuple[OpportunityFact, datetime]],
+                 losses: list[datetime], now: datetime, zone: tzinfo) -> PromiseRow:
     # Months are counted on the department's calendar, as the other windows are: a promise
     # made at 00:30 on 1 March Beijing time is a month old at 00:30 on 1 April there.
     start = promise.started_at.astimezone(zone)
     ended_at = min((lost_at for lost_at in losses if start < lost_at <= now), default=None)
     end = min(now, months_after(start, PROMISE_MONTHS), ended_at or now)
     months = whole_months(start, end, PROMISE_MONTHS)
-    actual = sum(opportunity.amount_yuan for opportunity in won
-                 if start <= closed_at(opportunity) <= end)
+    actual = sum(opportunity.amount_yuan for opportunity, won_at in won
+                 if start <= won_at <= end)
     expected = promise.committed_revenue_yuan * months / PROMISE_MONTHS
     kept = None if months == 0 else min(MAX_COMMITMENT_KEPT, actual / expected)
     return PromiseRow(promise.bid_id, promise.account_id, promise.started_at,
@@ -347,11 +390,13 @@ def promise_rows(history: RepHistory, now: datetime) -> list[PromiseRow]:
                        if promise.committed_revenue_yuan > 0 and promise.started_at <= now),
                       key=lambda promise: (promise.started_at, promise.bid_id))
     accounts = {promise.account_id for promise in promises}
-    won: dict[int, list[OpportunityFact]] = {account_id: [] for account_id in accounts}
+    won: dict[int, list[tuple[OpportunityFact, datetime]]] = {account_id: []
+                                                              for account_id in accounts}
     for opportunity in history.opportunities:
-        if (opportunity.account_id in won and stage_at(opportunity, now) is Stage.WON
-                and closed_at(opportunity) is not None):
-            won[opportunity.account_id].append(opportunity)
+        standing = standing_at(opportunity, now) if opportunity.account_id in won else None
+        if (standing is not None and standing.stage is Stage.WON
+                and standing.closed_at is not None):
+            won[opportunity.account_id].append((opportunity, standing.closed_at))
     losses: dict[int, list[datetime]] = {account_id: [] for account_id in accounts}
     for loss in history.lost_accounts:
         if loss.account_id in losses:

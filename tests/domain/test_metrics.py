@@ -16,6 +16,7 @@ from bidhub.domain.facts import (
     IncidentFact,
     LostAccountFact,
     OpportunityFact,
+    PromiseFact,
     RepHistory,
     Stage,
     StageChange,
@@ -318,6 +319,84 @@ def test_an_opportunity_is_seen_as_it_stood_at_now():
     assert win_rate(rep(opportunities=[undated]), ACCOUNT, NOW) is None
     # Won without closed_at: the date of the stage change into won is used.
     assert closed_at(opp((P, NOW - 9 * DAY), (W, NOW - DAY), closed=None)) == NOW - DAY
+
+
+def test_a_deal_won_and_later_lost_stood_won_in_between():
+    won_at, lost_at = NOW - 60 * DAY, NOW - 30 * DAY
+    between = NOW - 45 * DAY
+    for closed in (lost_at, won_at):  # the close date of the loss, or left at the win
+        deal = opp((P, NOW - 90 * DAY), (R, NOW - 80 * DAY), (W, won_at), (L, lost_at),
+                   closed=closed)
+        history = rep(opportunities=[deal])
+        assert stage_at(deal, between) is W
+        assert win_rate(history, ACCOUNT, between) == 1.0
+        assert funnel_counts(history, between) == {P: 0, T: 0, R: 0, N: 0}
+        assert weighted_pipeline(history, ACCOUNT, between) == 0.0
+        assert stage_conversion(history, ACCOUNT, between) == 1.0
+        # Lost from the loss on, whichever date the close column kept.
+        assert stage_at(deal, NOW) is L
+        assert win_rate(history, ACCOUNT, NOW) == 0.0
+
+
+def test_a_deal_lost_and_re_opened_stood_lost_until_it_was_re_opened():
+    lost_at, reopened_at, lost_again_at = NOW - 80 * DAY, NOW - 60 * DAY, NOW - 20 * DAY
+    deal = opp((P, NOW - 90 * DAY), (L, lost_at), (T, reopened_at), (L, lost_again_at))
+    undated = OpportunityFact(deal.opportunity_id, 1, "internet", 10, L, deal.opened_at,
+                              None, deal.history)
+    for fact in (deal, undated):
+        assert stage_at(fact, lost_at + DAY) is L
+        assert stage_at(fact, reopened_at + DAY) is T
+        assert stage_at(fact, NOW) is L
+        # It closed when it was lost the second time: that is the loss the window reads.
+        assert closed_at(fact) == lost_again_at
+        assert win_rate(rep(opportunities=[fact]), ACCOUNT, reopened_at + DAY) is None
+        assert weighted_pipeline(rep(opportunities=[fact]), ACCOUNT,
+                                 reopened_at + DAY) == pytest.approx(3.0 if fact is undated
+                                                                     else 30_000.0)
+    still_open = opp((P, NOW - 90 * DAY), (L, lost_at), (T, reopened_at))
+    assert stage_at(still_open, lost_at + DAY) is L
+    assert win_rate(rep(opportunities=[still_open]), ACCOUNT, lost_at + DAY) == 0.0
+
+
+@st.composite
+def stage_paths(draw) -> list[tuple[Stage, datetime]]:
+    """A deal's path through any stages, back and forth, won and lost and re-opened, from
+    some 400 days before NOW to some days after; no stage twice in a row."""
+    moment = NOW - timedelta(days=draw(st.integers(0, 400)))
+    path = [(P, moment)]
+    for stage in draw(st.lists(st.sampled_from(list(Stage)), max_size=6)):
+        if stage is path[-1][0]:
+            continue
+        moment += timedelta(days=draw(st.integers(0, 90)))
+        path.append((stage, moment))
+    return path
+
+
+def cut_at(path: list[tuple[Stage, datetime]], moment: datetime) -> OpportunityFact | None:
+    """The deal as a CRM export made at `moment` would have shown it."""
+    seen = [(stage, at) for stage, at in path if at <= moment]
+    if not seen:
+        return None
+    return opp(*seen)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(stage_paths(), max_size=6), st.integers(0, 500), st.sampled_from([1, 7, 30]))
+def test_a_past_moment_reads_each_deal_as_its_history_stood_then(paths, back, hours):
+    """Every metric at a past moment equals the same metric over the deals as they stood
+    then: the stage history is the one account of where a deal was."""
+    moment = NOW - timedelta(days=back, hours=hours)
+    deals = [opp(*path) for path in paths]
+    cut = [fact for fact in (cut_at(path, moment) for path in paths) if fact is not None]
+    promise = PromiseFact(1, 1, 50_000, moment - 200 * DAY)
+    assert ([stage_at(deal, moment) for deal in deals if deal.opened_at <= moment]
+            == [fact.stage for fact in cut])
+    assert (track_record(rep(opportunities=deals, promises=[promise]), ACCOUNT, moment)
+            == track_record(rep(opportunities=cut, promises=[promise]), ACCOUNT, moment))
+    assert (funnel_conversion(rep(opportunities=deals), moment)
+            == funnel_conversion(rep(opportunities=cut), moment))
+    assert (funnel_counts(rep(opportunities=deals), moment)
+            == funnel_counts(rep(opportunities=cut), moment))
 
 
 # --- forecasts --------------------------------------------------------------------------
