@@ -414,17 +414,21 @@ def win_rate(history: RepHistory, account: AccountFacts, now: datetime) -> float
 
     None when none closed in the window; every one lost is 0.0.
     """
-    won, closed = _win_counts(history, now)
-    if not closed:
+    return _share(_win_counts(history, now))
+
+
+def _share(counts: dict[str, int]) -> float | None:
+    """won / closed from a rate's counts; None when nothing closed."""
+    if not counts["closed"]:
         return None
-    return won / closed
+    return counts["won"] / counts["closed"]
 
 
-def _win_counts(history: RepHistory, now: datetime) -> tuple[int, int]:
-    """(won, won + lost) over opportunities closed in the last 12 months."""
+def _win_counts(history: RepHistory, now: datetime) -> dict[str, int]:
+    """won, and closed (won + lost), over opportunities closed in the last 12 months."""
     outcomes = [stage for _, stage in _closed_in_window(history, window_start(history, now, 12),
                                                          now)]
-    return outcomes.count(Stage.WON), len(outcomes)
+    return {"won": outcomes.count(Stage.WON), "closed": len(outcomes)}
 
 
 def accounts_held(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
@@ -456,14 +460,11 @@ def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) 
     counts the product of the step rates telescopes to a single ratio. None when no such
     opportunity exists.
     """
-    won, qualified = _conversion_counts(history, now)
-    if not qualified:
-        return None
-    return won / qualified
+    return _share(_conversion_counts(history, now))
 
 
-def _conversion_counts(history: RepHistory, now: datetime) -> tuple[int, int]:
-    """(won, closed) over the opportunities stage_conversion reads."""
+def _conversion_counts(history: RepHistory, now: datetime) -> dict[str, int]:
+    """won and closed over the opportunities stage_conversion reads."""
     since = window_start(history, now, 12)
     won = qualified = 0
     for opportunity in history.opportunities:
@@ -479,7 +480,7 @@ def _conversion_counts(history: RepHistory, now: datetime) -> tuple[int, int]:
         qualified += 1
         if current is Stage.WON:
             won += 1
-    return won, qualified
+    return {"won": won, "closed": qualified}
 
 
 def forecast_accuracy(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
@@ -489,7 +490,11 @@ def forecast_accuracy(history: RepHistory, account: AccountFacts, now: datetime)
     is 0 (perfect), forecast 0 with any actual is 1. Months without an actual or without a
     forecast are skipped; None when no month is usable.
     """
-    errors = [row.abs_pct_error for row in _usable_months(history, now)]
+    return _accuracy(_usable_months(history, now))
+
+
+def _accuracy(months: list[ForecastRow]) -> float | None:
+    errors = [row.abs_pct_error for row in months]
     if not errors:
         return None
     return min(1.0, max(0.0, 1.0 - sum(errors) / len(errors)))
@@ -499,12 +504,19 @@ def revenue_attainment(history: RepHistory, account: AccountFacts,
                        now: datetime) -> float | None:
     """sum(actual) / sum(forecast) over the last 6 complete months that have both, clipped to
     0..2; None when those forecasts sum to 0 (no usable month, or only zero forecasts)."""
-    rows = _usable_months(history, now)
-    forecast_total = sum(row.forecast_yuan for row in rows)
-    if forecast_total <= 0:
+    return _attainment(_forecast_sums(_usable_months(history, now)))
+
+
+def _forecast_sums(months: list[ForecastRow]) -> dict[str, int]:
+    """The usable months, and their actuals and forecasts added up."""
+    return {"months": len(months), "actual_yuan": sum(row.actual_yuan or 0 for row in months),
+            "forecast_yuan": sum(row.forecast_yuan or 0 for row in months)}
+
+
+def _attainment(sums: dict[str, int]) -> float | None:
+    if sums["forecast_yuan"] <= 0:
         return None
-    actual_total = sum(row.actual_yuan for row in rows)
-    return min(MAX_ATTAINMENT, max(0.0, actual_total / forecast_total))
+    return min(MAX_ATTAINMENT, max(0.0, sums["actual_yuan"] / sums["forecast_yuan"]))
 
 
 def weighted_pipeline(history: RepHistory, account: AccountFacts,
@@ -580,12 +592,24 @@ def retention(history: RepHistory, account: AccountFacts, now: datetime) -> floa
 
     None only when the rep holds nothing now and lost nothing in the window (nothing to keep).
     """
+    return _retained(_retention_counts(history, now))
+
+
+def _retention_counts(history: RepHistory, now: datetime) -> dict[str, int]:
+    """Accounts held now, accounts lost in the last 12 months, and those of them whose review
+    the rep had not written by `now`."""
     since = window_start(history, now, 12)
     losses = [loss for loss in history.lost_accounts if _within(loss.lost_at, since, now)]
-    base = history.accounts_held + len(losses)
+    return {"held": history.accounts_held, "lost": len(losses),
+            "unreviewed": sum(1 for loss in losses if not loss.is_reviewed)}
+
+
+def _retained(counts: dict[str, int]) -> float | None:
+    base = counts["held"] + counts["lost"]
     if base == 0:
         return None
-    weighted = sum(1 if loss.is_reviewed else UNREVIEWED_LOSS_WEIGHT for loss in losses)
+    weighted = (counts["lost"] - counts["unreviewed"]
+                + UNREVIEWED_LOSS_WEIGHT * counts["unreviewed"])
     return max(0.0, 1.0 - weighted / base)
 
 
@@ -597,9 +621,7 @@ def unreviewed_losses(history: RepHistory, account: AccountFacts,
     overdue counts too (the review is what the handbook asks for, not its deadline). Never
     missing: a rep who lost nothing has 0 unreviewed losses.
     """
-    since = window_start(history, now, 12)
-    return float(sum(1 for loss in history.lost_accounts
-                     if _within(loss.lost_at, since, now) and not loss.is_reviewed))
+    return float(_retention_counts(history, now)["unreviewed"])
 
 
 def commitment_kept(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
@@ -685,27 +707,64 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def metric_counts(history: RepHistory, now: datetime) -> dict[str, dict[str, int]]:
-    """The counts behind the rates of the track record, by metric, for showing how each was
-    worked out: won and closed opportunities, usable forecast months and their sums, and the
-    accounts held and lost (and of those, unreviewed) that retention weighs."""
-    won, closed = _win_counts(history, now)
-    converted, qualified = _conversion_counts(history, now)
+class TrackRecordFigures(NamedTuple):
+    """Everything a rep's track record shows at a moment, from one reading of the history:
+    every metric as a bid freezes it, the counts behind the rates (each rate is worked out
+    from the counts given here), the open opportunities by stage and the funnel."""
+
+    record: dict[str, float | None]
+    counts: dict[str, dict[str, int]]
+    open_by_stage: dict[Stage, int]
+    funnel: list[FunnelStep]
+
+
+# The metrics worked out from counts the track record shows beside them: from those counts,
+# so that a figure and its "n of m" cannot tell two stories.
+_FROM_COUNTS: dict[str, Callable[[dict[str, dict[str, int]]], float | None]] = {
+    "win_rate": lambda counts: _share(counts["win_rate"]),
+    "stage_conversion": lambda counts: _share(counts["stage_conversion"]),
+    "revenue_attainment": lambda counts: _attainment(counts["revenue_attainment"]),
+    "retention": lambda counts: _retained(counts["retention"]),
+    "unreviewed_losses": lambda counts: float(counts["retention"]["unreviewed"]),
+}
+
+
+def _counts(history: RepHistory, now: datetime,
+            ) -> tuple[dict[str, dict[str, int]], list[ForecastRow]]:
+    """The counts behind the rates, and the forecast months they counted."""
     months = _usable_months(history, now)
-    since = window_start(history, now, 12)
-    losses = [loss for loss in history.lost_accounts if _within(loss.lost_at, since, now)]
     return {
-        "win_rate": {"won": won, "closed": closed},
-        "stage_conversion": {"won": converted, "closed": qualified},
+        "win_rate": _win_counts(history, now),
+        "stage_conversion": _conversion_counts(history, now),
         "forecast_accuracy": {"months": len(months)},
-        "revenue_attainment": {"months": len(months),
-                               "actual_yuan": sum(row.actual_yuan or 0 for row in months),
-                               "forecast_yuan": sum(row.forecast_yuan or 0 for row in months)},
-        "retention": {"held": history.accounts_held, "lost": len(losses),
-                      "unreviewed": sum(1 for loss in losses if not loss.is_reviewed)},
-    }
+        "revenue_attainment": _forecast_sums(months),
+        "retention": _retention_counts(history, now),
+    }, months
+
+
+def _record_and_counts(history: RepHistory, account: AccountFacts, now: datetime,
+                       ) -> tuple[dict[str, float | None], dict[str, dict[str, int]]]:
+    counts, months = _counts(history, now)
+    record: dict[str, float | None] = {}
+    for name, metric in METRICS.items():
+        if name in _FROM_COUNTS:
+            record[name] = _FROM_COUNTS[name](counts)
+        elif name == "forecast_accuracy":
+            record[name] = _accuracy(months)  # the months counted, read once
+        else:
+            record[name] = metric.compute(history, account, now)
+    return record, counts
+
+
+def track_record_figures(history: RepHistory, account: AccountFacts,
+                         now: datetime) -> TrackRecordFigures:
+    """The track record at `now` with the counts and the funnel shown beside it: the page
+    shows these, and a bid placed at `now` freezes `record`."""
+    record, counts = _record_and_counts(history, account, now)
+    return TrackRecordFigures(record, counts, funnel_counts(history, now),
+                              funnel_conversion(history, now))
 
 
 def track_record(history: RepHistory, account: AccountFacts, now: datetime) -> dict[str, float | None]:
     """Every registered metric for this rep and account, as stored with a bid."""
-    return {name: metric.compute(history, account, now) for name, metric in METRICS.items()}
+    return _record_and_counts(history, account, now)[0]

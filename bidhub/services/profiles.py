@@ -34,11 +34,8 @@ from bidhub.domain.metrics import (
     FunnelStep,
     PromiseRow,
     forecast_rows,
-    funnel_conversion,
-    funnel_counts,
-    metric_counts,
     promise_rows,
-    track_record,
+    track_record_figures,
 )
 from bidhub.domain.text import N_
 from bidhub.models import (
@@ -277,16 +274,18 @@ def rep_profile(session: Session, rep_id: int, now: datetime, *, include_sealed_
     rows = _page_rows(session, rep.id, include_sealed_bids)
     history = history_from_text(session, rep, rows.snapshot_text, rows.held, now, zone=zone)
     rules = parsed(_Rules(rows.rules_text))
-    record = track_record(history, NO_ACCOUNT, now)
+    # One computation for every figure shown: the rates, the counts beside them and the
+    # funnel, as a bid placed now freezes them.
+    figures = track_record_figures(history, NO_ACCOUNT, now)
     return RepProfile(
         rep=rep, accounts_held=rows.held,
         capacity_target=rules.eligibility.capacity_target,
         capacity_max=rules.eligibility.capacity_max,
-        metrics=[(name, METRICS[name].label, value) for name, value in record.items()
+        metrics=[(name, METRICS[name].label, value) for name, value in figures.record.items()
                  if name != "industry_experience"],
-        metric_counts=metric_counts(history, now),
-        open_by_stage={stage.value: count for stage, count in funnel_counts(history, now).items()},
-        funnel=funnel_conversion(history, now), forecasts=forecast_rows(history, now, months=12),
+        metric_counts=figures.counts,
+        open_by_stage={stage.value: count for stage, count in figures.open_by_stage.items()},
+        funnel=figures.funnel, forecasts=forecast_rows(history, now, months=12),
         incidents=rows.incidents, bids=rows.bids,
         # A promise is a won bid (never sealed), so the bids just read name its account.
         promises=promise_rows(history, now)[::-1], account_names=rows.account_names,

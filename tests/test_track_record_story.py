@@ -1,0 +1,194 @@
+"""The track record tells one story: the rates on the page, the counts beside them, the funnel
+and the record a bid freezes at the same moment, over generated histories."""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from bidhub.domain.metrics import months_before
+from bidhub.models import (
+    AccountabilityIncident,
+    Listing,
+    MonthlyForecast,
+    Opportunity,
+    OpportunityStageChange,
+)
+from bidhub.services.profiles import rep_profile
+from bidhub.web.rendering import metric_amount, percent
+from tests.conftest import reload
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+STAGES = ["potential", "intent", "proposal", "negotiation", "won", "lost"]
+_unique = itertools.count(1)
+
+
+def beijing(day: date, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute, second), tzinfo=BEIJING).astimezone(UTC)
+
+
+# 23:59 in Beijing is 15:59 UTC the same day; 00:00 on the 1st is the day before in UTC.
+NOWS = [beijing(date(2026, 3, 1), 23, 59, 59), beijing(date(2026, 3, 1)),
+        beijing(date(2027, 3, 1), 0, 30), beijing(date(2028, 2, 29), 23, 59),
+        beijing(date(2026, 8, 31), 9)]
+SECOND = timedelta(seconds=1)
+
+
+@st.composite
+def moments(draw, now: datetime) -> datetime:
+    """A moment before `now`: anywhere in the last two years, or a second either side of a
+    window's edge (6, 12 or 24 calendar months back on Beijing's calendar)."""
+    if draw(st.booleans()):
+        edge = months_before(now.astimezone(BEIJING), draw(st.sampled_from([6, 12, 24])))
+        return (edge + draw(st.sampled_from([-SECOND, timedelta(0), SECOND]))).astimezone(UTC)
+    return now - timedelta(days=draw(st.integers(0, 800)), hours=draw(st.integers(0, 23)))
+
+
+@st.composite
+def paths(draw, now: datetime) -> list[tuple[str, datetime]]:
+    """A deal's path: from potential through any stages, back and forth, won and then lost,
+    lost and re-opened; some changes may come after `now`."""
+    moment = draw(moments(now))
+    path = [("potential", moment)]
+    for stage in draw(st.lists(st.sampled_from(STAGES), max_size=5)):
+        if stage == path[-1][0]:
+            continue
+        moment += timedelta(days=draw(st.integers(0, 200)))
+        path.append((stage, moment))
+    return path
+
+
+def write_deal(session, rep, account, path, amount: int, with_close: bool,
+               deal: Opportunity | None = None) -> Opportunity:
+    """The deal as the CRM shows it after `path` (its stage, close date and history)."""
+    final, closed = path[-1]
+    if deal is None:
+        deal = Opportunity(account_id=account.id, rep_id=rep.id, amount_yuan=amount,
+                           opened_at=path[0][1])
+        session.add(deal)
+    deal.stage = final
+    deal.closed_at = closed if final in ("won", "lost") and with_close else None
+    session.flush()
+    for change in session.scalars(select(OpportunityStageChange)
+                                  .where(OpportunityStageChange.opportunity_id == deal.id)):
+        session.delete(change)
+    session.add_all(OpportunityStageChange(opportunity_id=deal.id, stage=stage, changed_at=at)
+                    for stage, at in path)
+    session.flush()
+    return deal
+
+
+def rows_of(page: str, table: str) -> list[list[str]]:
+    """The cells of each row of the page's table whose class ends with `table`, as text."""
+    found = re.search(rf'<table class="grid compact{table}">.*?</table>', page, re.S).group(0)
+    return [[html.unescape(re.sub(r"<[^>]*>", "", cell)).strip()
+             for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", found, re.S)]
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", "").replace("¥", ""))
+
+
+def shown_from_counts(label: str, basis: str) -> str | None:
+    """What a rate must read, worked out from the counts shown beside it; None for a metric
+    shown without counts."""
+    counted = basis.split(": ", 1)[-1]
+    if match := re.fullmatch(r"(\d+) won of (\d+) closed", counted):
+        won, closed = map(int, match.groups())
+        return percent(won / closed) if closed else "no data"
+    if match := re.fullmatch(r"(\d+) held, (\d+) lost \((\d+) without a review\)", counted):
+        held, lost, unreviewed = map(int, match.groups())
+        if held + lost == 0:
+            return "no data"
+        return percent(max(0.0, 1 - (lost + unreviewed) / (held + lost)))
+    if match := re.fullmatch(r"actual (¥[\d,]+) of forecast (¥[\d,]+)", counted):
+        actual, forecast = map(number, match.groups())
+        if forecast <= 0:
+            return "no data"
+        return metric_amount(min(2.0, max(0.0, actual / forecast)), "revenue_attainment")
+    if re.fullmatch(r"0 months", counted):
+        return "no data"
+    return None
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_page_the_counts_and_a_frozen_bid_tell_one_story(
+        app, session, make_rep, make_account, make_manager, make_round, make_bid, login_as,
+        clock, data):
+    reload(session)
+    now = data.draw(st.sampled_from(NOWS))
+    clock.set(now)
+    rep = make_rep(name=f"Rep {next(_unique)}", hired_on=date(2023, 1, 1))
+    held = [make_account(owner=rep) for _ in range(data.draw(st.integers(0, 2)))]
+    account = held[0] if held else make_account()
+    deals = []
+    for path in data.draw(st.lists(paths(now), max_size=6)):
+        # Written as the CRM showed it at `now`; what came after is imported later.
+        amount, with_close = data.draw(st.integers(0, 10**6)), data.draw(st.booleans())
+        seen = [(stage, at) for stage, at in path if at <= now]
+        deal = write_deal(session, rep, account, seen, amount, with_close) if seen else None
+        deals.append((deal, path, amount, with_close))
+    month = now.astimezone(BEIJING).date().replace(day=1)
+    for back in data.draw(st.sets(st.integers(0, 8), max_size=5)):
+        first = months_before(datetime.combine(month, time()), back).date()
+        session.add(MonthlyForecast(rep_id=rep.id, month=first,
+                                    forecast_yuan=data.draw(st.sampled_from([0, 100, 250_000])),
+                                    actual_yuan=data.draw(st.sampled_from([None, 0, 90,
+                                                                           300_000]))))
+    for _ in range(data.draw(st.integers(0, 2))):
+        session.add(AccountabilityIncident(
+            account_id=account.id, rep_id=rep.id, competitor_site="rival.example",
+            ad_type="logo", seen_at=data.draw(moments(now)),
+            status=data.draw(st.sampled_from(["open", "explained", "accepted", "upheld"]))))
+    session.commit()
+
+    page = login_as(make_manager()).get(f"/reps/{rep.id}").get_data(as_text=True)
+    metric_rows = rows_of(page, "")
+    assert metric_rows
+    for label, shown, basis in metric_rows:
+        expected = shown_from_counts(label, basis)
+        if expected is not None:
+            with app.test_request_context(headers={"Accept-Language": "en"}):
+                assert shown == expected, (label, basis)
+    funnel = rows_of(page, " funnel")[1:]  # the header row first
+    for (_, _, reached, advanced, rate), following in zip(funnel, [*funnel[1:], None],
+                                                          strict=True):
+        assert rate == percent(int(advanced) / int(reached) if int(reached) else None)
+        if following is not None:
+            assert following[2] == advanced  # went on to the next stage: reached it
+
+    # A bid placed at this moment freezes the figures the page shows.
+    profile = rep_profile(session, rep.id, now, include_sealed_bids=True,
+                          zone=app.config["TIMEZONE"])
+    round_ = make_round(accounts=[make_account()], opens_at=now - timedelta(hours=1),
+                        closes_at=now + timedelta(days=1))
+    listing = session.scalars(select(Listing).where(Listing.round_id == round_.id)).one()
+    frozen = make_bid(rep, listing).track_record
+    shown_values = {name: value for name, _label, value in profile.metrics}
+    assert shown_values == {name: value for name, value in frozen.items()
+                            if name != "industry_experience"}
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        expected_cells = {metric_amount(value, name) if value is not None else "no data"
+                          for name, value in shown_values.items()}
+    assert {shown for _label, shown, _basis in metric_rows} == expected_cells
+
+    # Later the CRM brings what happened after the bid (a deal won then lost, a lost deal
+    # re-opened, new deals): the track record at the bid's moment is still what it froze.
+    for deal, path, amount, with_close in deals:
+        write_deal(session, rep, account, path, amount, with_close, deal)
+    session.commit()
+    again = rep_profile(session, rep.id, now, include_sealed_bids=True,
+                        zone=app.config["TIMEZONE"])
+    assert {name: value for name, _label, value in again.metrics} == shown_values
+    assert (again.funnel, again.open_by_stage, again.metric_counts) == (
+        profile.funnel, profile.open_by_stage, profile.metric_counts)
