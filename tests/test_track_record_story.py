@@ -145,11 +145,12 @@ def test_the_page_the_counts_and_a_frozen_bid_tell_one_story(
                                     forecast_yuan=data.draw(st.sampled_from([0, 100, 250_000])),
                                     actual_yuan=data.draw(st.sampled_from([None, 0, 90,
                                                                            300_000]))))
-    for _ in range(data.draw(st.integers(0, 2))):
-        session.add(AccountabilityIncident(
-            account_id=account.id, rep_id=rep.id, competitor_site="rival.example",
-            ad_type="logo", seen_at=data.draw(moments(now)),
-            status=data.draw(st.sampled_from(["open", "explained", "accepted", "upheld"]))))
+    incidents = [AccountabilityIncident(
+        account_id=account.id, rep_id=rep.id, competitor_site="rival.example", ad_type="logo",
+        seen_at=data.draw(moments(now)),
+        status=data.draw(st.sampled_from(["open", "explained", "accepted", "upheld"])))
+        for _ in range(data.draw(st.integers(0, 2)))]
+    session.add_all(incidents)
     session.commit()
 
     page = login_as(make_manager()).get(f"/reps/{rep.id}").get_data(as_text=True)
@@ -183,12 +184,64 @@ def test_the_page_the_counts_and_a_frozen_bid_tell_one_story(
     assert {shown for _label, shown, _basis in metric_rows} == expected_cells
 
     # Later the CRM brings what happened after the bid (a deal won then lost, a lost deal
-    # re-opened, new deals): the track record at the bid's moment is still what it froze.
+    # re-opened), and incidents are explained and decided: the track record at the bid's
+    # moment is still what it froze.
     for deal, path, amount, with_close in deals:
         write_deal(session, rep, account, path, amount, with_close, deal)
+    for incident in incidents:  # explained, then decided, after the bid
+        later = now + timedelta(days=data.draw(st.integers(0, 30)), seconds=1)
+        if incident.status == "open":
+            if data.draw(st.booleans()):
+                incident.status, incident.explained_at = "explained", later
+                later += timedelta(days=data.draw(st.integers(0, 30)))
+            incident.status = data.draw(st.sampled_from([incident.status, "accepted", "upheld"]
+                                                         if incident.explained_at else
+                                                         [incident.status, "upheld"]))
+            if incident.status in ("accepted", "upheld"):
+                incident.resolved_at = later
+        elif incident.status == "explained":  # imported so, its explanation's date unknown
+            incident.status, incident.resolved_at = "accepted", later
     session.commit()
     again = rep_profile(session, rep.id, now, include_sealed_bids=True,
                         zone=app.config["TIMEZONE"])
     assert {name: value for name, _label, value in again.metrics} == shown_values
     assert (again.funnel, again.open_by_stage, again.metric_counts) == (
         profile.funnel, profile.open_by_stage, profile.metric_counts)
+
+
+def test_an_incident_explained_and_accepted_after_a_bid_still_counts_at_the_bid(
+        app, session, make_rep, make_account, make_manager, make_round, make_bid, clock):
+    """The incident stood open when the bid was placed: explaining it and having the
+    explanation accepted later take it off the record from then on, not back to the bid."""
+    from bidhub.services.accountability import explain_incident, resolve_incident
+    from bidhub.services.track_records import fresh_track_record, snapshot_track_record
+
+    rep, manager = make_rep(hired_on=date(2023, 1, 1)), make_manager()
+    held = make_account(owner=rep)
+    incident = AccountabilityIncident(account_id=held.id, rep_id=rep.id,
+                                      competitor_site="rival.example", ad_type="logo",
+                                      seen_at=clock() - timedelta(days=5),
+                                      explanation_due_at=clock() + timedelta(days=2))
+    session.add(incident)
+    session.commit()
+    bid_at = clock()
+    round_ = make_round(accounts=[make_account()], closes_at=bid_at + timedelta(days=1))
+    listing = session.scalars(select(Listing).where(Listing.round_id == round_.id)).one()
+    frozen = make_bid(rep, listing).track_record
+    assert frozen["open_incidents"] == 1.0
+
+    explain_incident(session, rep, incident.id, now=bid_at + timedelta(days=1),
+                     explanation="The account's HR ran the banner without asking us first.")
+    resolve_incident(session, manager, incident.id, outcome="accepted", note="",
+                     expected_version=incident.version, now=bid_at + timedelta(days=3))
+    zone = app.config["TIMEZONE"]
+    profile = rep_profile(session, rep.id, bid_at, include_sealed_bids=True, zone=zone)
+    assert dict((name, value) for name, _label, value in profile.metrics)["open_incidents"] == 1.0
+    assert fresh_track_record(session, rep, listing.account, bid_at, zone=zone) == frozen
+    assert snapshot_track_record(session, rep, listing.account, bid_at, zone=zone) == frozen
+    # Explained but not yet decided: it no longer counts against the rep.
+    between = bid_at + timedelta(days=2)
+    assert fresh_track_record(session, rep, listing.account, between,
+                              zone=zone)["open_incidents"] == 0.0
+    assert snapshot_track_record(session, rep, listing.account, between,
+                                 zone=zone)["open_incidents"] == 0.0

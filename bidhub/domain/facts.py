@@ -101,7 +101,8 @@ class IncidentFact:
     account_id: int
     seen_at: datetime
     status: str  # open | explained | accepted | upheld
-    resolved_at: datetime | None = None
+    resolved_at: datetime | None = None  # accepted or upheld then
+    explained_at: datetime | None = None  # the rep's explanation filed then
 
 
 @dataclass(frozen=True)

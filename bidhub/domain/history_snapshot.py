@@ -31,7 +31,7 @@ from bidhub.domain.facts import (
 )
 
 # Bumped whenever the layout below changes; a stored document of another format is rebuilt.
-SNAPSHOT_FORMAT = 3  # 3: the rep's promises (won bids' commitments)
+SNAPSHOT_FORMAT = 4  # 3: the rep's promises (won bids' commitments); 4: when incidents were explained
 
 _STAGES = {stage.value: stage for stage in Stage}
 
@@ -76,7 +76,8 @@ def snapshot_document(opportunities: Iterable[OpportunityFact],
         "forecasts": [[fact.month.isoformat(), fact.forecast_yuan, fact.actual_yuan]
                       for fact in forecasts],
         "incidents": [[fact.incident_id, fact.account_id, _instant(fact.seen_at), fact.status,
-                       _optional_instant(fact.resolved_at)] for fact in incidents],
+                       _optional_instant(fact.resolved_at), _optional_instant(fact.explained_at)]
+                      for fact in incidents],
         "losses": [[loss.account_id, _instant(loss.lost_at), _optional_instant(loss.reviewed_at)]
                    for loss in losses],
         "promises": [[promise.bid_id, promise.account_id, promise.committed_revenue_yuan,
@@ -111,8 +112,8 @@ def snapshot_facts(document: dict[str, Any]) -> SnapshotFacts:
         forecasts = tuple(ForecastFact(date.fromisoformat(month), forecast, actual)
                           for month, forecast, actual in document["forecasts"])
         incidents = tuple(IncidentFact(incident_id, account_id, moment(seen), status,
-                                       _optional_moment(resolved))
-                          for incident_id, account_id, seen, status, resolved
+                                       _optional_moment(resolved), _optional_moment(explained))
+                          for incident_id, account_id, seen, status, resolved, explained
                           in document["incidents"])
         losses = tuple(LossRecord(account_id, moment(lost_at), _optional_moment(reviewed))
                        for account_id, lost_at, reviewed in document["losses"])

@@ -31,6 +31,7 @@ from bidhub.domain.facts import (
     INCIDENT_STATUSES_AGAINST_REP,
     STAGE_PROBABILITY,
     AccountFacts,
+    IncidentFact,
     OpportunityFact,
     PromiseFact,
     RepHistory,
@@ -442,11 +443,26 @@ def tenure_months(history: RepHistory, account: AccountFacts, now: datetime) -> 
     return months_since_day(history.hired_on, now, history.zone)
 
 
+def incident_status_at(incident: IncidentFact, now: datetime) -> str:
+    """The incident's status at `now`: its decision (accepted or upheld) from when it was
+    made, the rep's explanation from when it was filed, open before. A status whose date is
+    not known (an imported one) holds throughout, as a close date nobody knows does; so does
+    the explanation behind an accepted one (only an explanation is accepted)."""
+    if incident.resolved_at is None or incident.resolved_at <= now:
+        status = incident.status
+        if status != "explained" or incident.explained_at is None:
+            return status
+    if incident.explained_at is not None:
+        return "explained" if incident.explained_at <= now else "open"
+    return "explained" if incident.status == "accepted" else "open"
+
+
 def open_incidents(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:
-    """Incidents seen by `now` whose status is open or upheld, all time; never missing."""
+    """Incidents seen by `now` that stood open or upheld at `now` (`incident_status_at`: one
+    explained or accepted later still stood open then), all time; never missing."""
     return float(sum(1 for incident in history.incidents
-                     if incident.status in INCIDENT_STATUSES_AGAINST_REP
-                     and incident.seen_at <= now))
+                     if incident.seen_at <= now
+                     and incident_status_at(incident, now) in INCIDENT_STATUSES_AGAINST_REP))
 
 
 def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) -> float | None:

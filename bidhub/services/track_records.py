@@ -168,7 +168,7 @@ def rep_histories(session: Session, reps: list[User], now: datetime, *,
     ):
         incidents[incident.rep_id].append(IncidentFact(
             incident.id, incident.account_id, incident.seen_at, incident.status,
-            incident.resolved_at))
+            incident.resolved_at, incident.explained_at))
     forecasts: dict[int, list[ForecastFact]] = defaultdict(list)
     for forecast in session.scalars(
         select(MonthlyForecast).where(MonthlyForecast.rep_id.in_(rep_ids))
@@ -265,11 +265,13 @@ def snapshot_documents(session: Session, rep_ids: Iterable[int]) -> dict[int, di
     for row in session.execute(
         select(AccountabilityIncident.id, AccountabilityIncident.rep_id,
                AccountabilityIncident.account_id, AccountabilityIncident.seen_at,
-               AccountabilityIncident.status, AccountabilityIncident.resolved_at)
+               AccountabilityIncident.status, AccountabilityIncident.resolved_at,
+               AccountabilityIncident.explained_at)
         .where(AccountabilityIncident.rep_id.in_(rep_ids)).order_by(AccountabilityIncident.id)
     ):
         incidents[row.rep_id].append(IncidentFact(row.id, row.account_id, row.seen_at,
-                                                  row.status, row.resolved_at))
+                                                  row.status, row.resolved_at,
+                                                  row.explained_at))
     losses = _loss_records(session, rep_ids)
     promises = promises_of(session, rep_ids)
     return {rep_id: snapshot_document(opportunities[rep_id], forecasts[rep_id],

@@ -36,6 +36,7 @@ from bidhub.domain.metrics import (
     funnel_conversion,
     funnel_counts,
     furthest_stage,
+    incident_status_at,
     industry_experience,
     months_before,
     open_incidents,
@@ -495,6 +496,30 @@ def test_accountability_incidents_count_the_last_six_months_in_any_status():
     history = rep(incidents=incidents)
     assert accountability_incidents(history, ACCOUNT, NOW) == 3.0  # 1, 2, 5
     assert open_incidents(history, ACCOUNT, NOW) == 2.0  # 1 open, 3 upheld; 4 is after now
+
+
+def test_an_incident_counts_open_until_it_was_explained_or_decided():
+    seen, explained, decided = NOW - 30 * DAY, NOW - 20 * DAY, NOW - 10 * DAY
+    accepted = IncidentFact(1, 1, seen, "accepted", decided, explained)
+    upheld_unexplained = IncidentFact(2, 1, seen, "upheld", decided)
+    explained_only = IncidentFact(3, 1, seen, "explained", None, explained)
+    imported = IncidentFact(4, 1, seen, "accepted")  # no dates: its status holds throughout
+    # Imported as explained (no date), accepted later: it had been explained.
+    accepted_later = IncidentFact(5, 1, seen, "accepted", decided)
+    history = rep(incidents=[accepted, upheld_unexplained, explained_only, imported,
+                             accepted_later])
+    assert [incident_status_at(incident, explained - SECOND)
+            for incident in history.incidents] == ["open", "open", "open", "accepted",
+                                                   "explained"]
+    assert [incident_status_at(incident, explained)
+            for incident in history.incidents] == ["explained", "open", "explained", "accepted",
+                                                   "explained"]
+    assert [incident_status_at(incident, decided)
+            for incident in history.incidents] == ["accepted", "upheld", "explained",
+                                                   "accepted", "accepted"]
+    assert open_incidents(history, ACCOUNT, explained - SECOND) == 3.0
+    assert open_incidents(history, ACCOUNT, explained) == 1.0
+    assert open_incidents(history, ACCOUNT, NOW) == 1.0
 
 
 def test_accountability_incidents_are_missing_when_nothing_was_held():
