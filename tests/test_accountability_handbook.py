@@ -139,6 +139,25 @@ def test_just_outside_the_window_the_incident_is_logged(session, make_manager, m
         log(session, make_manager(), inside, clock)
 
 
+def test_a_deal_won_again_after_it_was_re_opened_is_an_order_from_its_second_win(
+        session, make_manager, make_rep, make_account, clock):
+    """Won 400 days ago, re-opened, won again 30 days ago, no close date: the account placed
+    an order with us a month ago, as the track record counts the deal (won since then)."""
+    account = make_account(owner=make_rep())
+    deal = Opportunity(account_id=account.id, rep_id=account.owner_id, amount_yuan=90_000,
+                       stage="won", opened_at=clock() - timedelta(days=420), closed_at=None)
+    session.add(deal)
+    session.flush()
+    session.add_all(OpportunityStageChange(opportunity_id=deal.id, stage=stage,
+                                           changed_at=clock() - timedelta(days=days))
+                    for stage, days in (("potential", 420), ("won", 400),
+                                        ("negotiation", 380), ("won", 30)))
+    session.commit()
+    with pytest.raises(InvalidRequest, match="placed an order with us"):
+        log(session, make_manager(), account, clock)
+    assert incident_count(session) == 0
+
+
 def test_lost_and_open_deals_are_no_order_and_an_undated_win_counts(
         session, make_manager, make_rep, make_account, won_deal, clock):
     manager = make_manager()

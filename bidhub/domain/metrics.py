@@ -19,7 +19,7 @@ Conventions every metric follows:
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from itertools import pairwise
@@ -194,14 +194,21 @@ def closed_at(opportunity: OpportunityFact) -> datetime | None:
         return None
     if opportunity.closed_at is not None:
         return opportunity.closed_at
-    return _last_entry(_entered(opportunity), opportunity.stage)
+    return last_entered(opportunity.history, opportunity.stage)
+
+
+def last_entered(changes: Iterable, stage: Stage) -> datetime | None:
+    """When a deal's stage history (changes with `stage` and `changed_at`) last entered
+    `stage`: the start of its last run of that stage, so a deal won, re-opened and won again
+    was won the second time; None if the history never entered it."""
+    return _last_entry(sorted(changes, key=lambda change: change.changed_at), stage)
 
 
 def _last_entry(changes: list, stage: Stage) -> datetime | None:
     """When the last run of `stage` in these changes (oldest first) began; None without one."""
     found = None
     for change in reversed(changes):
-        if change.stage is stage:
+        if change.stage == stage:
             found = change.changed_at
         elif found is not None:
             break

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from bidhub.config import Defaults
 from bidhub.domain.eligibility import CheckedFacts, checks_applied
 from bidhub.domain.facts import BidFacts, Stage
-from bidhub.domain.metrics import DAYS_PER_MONTH, months_before
+from bidhub.domain.metrics import DAYS_PER_MONTH, last_entered, months_before
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import ScoreBreakdown, check_eligibility, factor_gaps
 from bidhub.domain.text import N_, Text
@@ -441,11 +441,12 @@ def accountability_policy(config: Mapping[str, Any] | None = None,
 
 
 def won_at(opportunity: Opportunity) -> datetime | None:
-    """When a won deal was won: its close date, else the day its history entered won."""
+    """When a won deal was won: its close date, else the day its history last entered won
+    (`last_entered`, as the track record reads the deal: won again after it was re-opened,
+    it was won the second time)."""
     if opportunity.closed_at is not None:
         return opportunity.closed_at
-    return min((change.changed_at for change in opportunity.stage_changes
-                if change.stage == Stage.WON), default=None)
+    return last_entered(opportunity.stage_changes, Stage.WON)
 
 
 def recent_won_deals(session: Session, account_ids: Iterable[int], now: datetime,
