@@ -1238,7 +1238,8 @@ NOT_TEXT = N_("This is not a text (CSV) file. Save the export as CSV (UTF-8 or G
 
 def csv_encoding(data: bytes) -> str:
     """The encoding of a CSV file: UTF-8 (with or without BOM), GBK/GB18030, or UTF-16 with its
-    BOM (Excel's "Unicode Text"); else FileRefused.
+    BOM (Excel's "Unicode Text") or without it when its lines say the byte order
+    (utf16_byte_orders); else FileRefused.
 
     The whole file is checked a piece at a time, so its text is never held twice in memory.
     """
@@ -1247,12 +1248,15 @@ def csv_encoding(data: bytes) -> str:
     if data.startswith(UTF16_BOMS) and not data.startswith(codecs.BOM_UTF32_LE):
         candidates: tuple[str, ...] = ("utf-16",)  # the BOM says which byte order
     elif b"\x00" in data[:8192]:
-        if unmarked_utf16(data[:8192]):
-            raise FileRefused(N_(
-                "The file seems to be UTF-16 text without the mark (BOM) that says so, which "
-                "bidhub cannot read reliably. Save it from Excel as “CSV UTF-8 (Comma delimited)” "
-                "or as “Unicode Text”, and import it again."))
-        raise FileRefused(NOT_TEXT)
+        orders = utf16_byte_orders(data[:8192])
+        if len(orders) != 1:
+            if orders or unmarked_utf16(data[:8192]):
+                raise FileRefused(N_(
+                    "The file seems to be UTF-16 text without the mark (BOM) that says so, and "
+                    "its first lines do not tell its byte order. Save it from Excel as “CSV "
+                    "UTF-8 (Comma delimited)” or as “Unicode Text”, and import it again."))
+            raise FileRefused(NOT_TEXT)
+        candidates = orders
     else:
         candidates = ("utf-8-sig", "gb18030")
     view = memoryview(data)
@@ -1265,10 +1269,8 @@ def csv_encoding(data: bytes) -> str:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             continue
-        if any(ord(char) < 32 and char not in "\t\r\n" for char in start[:8192]):
-            if encoding == "utf-16":
-                raise FileRefused(NOT_TEXT)
-            break
+        if is_binary(start[:8192]):
+            raise FileRefused(NOT_TEXT)
         if encoding == "gb18030" and (line := utf8_line(data)) is not None:
             raise FileRefused(N_(
                 "Line %(line)d is written in UTF-8 while the rest of the file is not, so its "
@@ -1279,8 +1281,51 @@ def csv_encoding(data: bytes) -> str:
         raise FileRefused(N_("The file is marked as UTF-16 text, but not all of it reads as "
                              "UTF-16. Save it from Excel once more (as “CSV UTF-8 (Comma "
                              "delimited)” or “Unicode Text”) and import it again."))
+    if candidates != ("utf-8-sig", "gb18030"):
+        raise FileRefused(N_("The file's first lines read as UTF-16 text without the mark (BOM) "
+                             "that says so, but not all of it reads as UTF-16. Save it from "
+                             "Excel once more (as “CSV UTF-8 (Comma delimited)” or “Unicode "
+                             "Text”) and import it again."))
     raise FileRefused(N_("The file's characters cannot be read as UTF-8 or GBK. Save it again "
                          "as CSV (UTF-8) and retry."))
+
+
+# The end-of-file mark (Ctrl-Z, SUB) that DOS-era programs and some CRMs write after the last
+# line, and Excel ignores.
+END_OF_FILE_MARK = re.compile(r"\x1a+\s*\Z")
+END_OF_LINE_MARK = re.compile(r"\x1a+[ \t]*(?=[\r\n]*\Z)")
+
+
+def is_binary(text: str) -> bool:
+    """Whether the start of a decoded file holds control characters more than now and then,
+    as a binary file does. A few are left to the rows, which name each one's row and column;
+    so is an end-of-file mark."""
+    text = END_OF_FILE_MARK.sub("", text)
+    return len(CONTROL.findall(text)) > max(8, len(text) // 100)
+
+
+# Blank lines held at the end of a file (to find an end-of-file mark after them) before
+# the file is taken to go on.
+HELD_BLANK_LINES = 10_000
+
+
+def without_end_of_file_mark(lines: Iterable[str]) -> Iterator[str]:
+    """A text file's lines, the end-of-file mark (Ctrl-Z) after its last line, or at the end of
+    it, taken off; a Ctrl-Z anywhere else stays, a control character of its row."""
+    held: list[str] = []  # the last line with content and the blank lines after it
+    for line in lines:
+        if line.strip(" \t\r\n\x1a") or len(held) > HELD_BLANK_LINES:
+            yield from held
+            held = [line]
+        else:
+            held.append(line)
+    for number, line in enumerate(held):
+        if number == 0 and line.strip(" \t\r\n\x1a"):
+            line = END_OF_LINE_MARK.sub("", line)
+        else:
+            line = line.replace("\x1a", "")
+        if line:
+            yield line
 
 
 # A Chinese character in UTF-8: three bytes, the first of them E4 to E9.
@@ -1334,9 +1379,32 @@ def unmarked_utf16(start: bytes) -> bool:
     return False
 
 
+def utf16_byte_orders(start: bytes) -> tuple[str, ...]:
+    """The byte orders in which the start of a file holding NUL bytes, and no BOM, reads as
+    UTF-16 lines of cells: "utf-16-le", "utf-16-be", both or neither.
+
+    In UTF-16 the line breaks and the separators (commas, tabs) are an ASCII byte and a NUL,
+    the NUL after it (little-endian) or before it (big-endian); read in the other byte order
+    they are other characters (U+0A00, U+2C00). So the order whose reading holds a line break
+    or a separator, and no control character, is the file's. A Chinese character may hold a
+    NUL too (一 is U+4E00), so the NULs alone do not decide.
+    """
+    orders = []
+    for encoding in ("utf-16-le", "utf-16-be"):
+        try:
+            # Incremental: a character cut in two at the end of the piece is no error.
+            text = codecs.getincrementaldecoder(encoding)().decode(start)
+        except UnicodeDecodeError:
+            continue
+        text = END_OF_FILE_MARK.sub("", text)
+        if not CONTROL.search(text) and re.search(r"[\r\n,\t]", text):
+            orders.append(encoding)
+    return tuple(orders)
+
+
 def decode(data: bytes) -> str:
-    """The text of a CSV file in UTF-8 (with or without BOM), GBK/GB18030 or UTF-16 with its
-    BOM; else FileRefused."""
+    """The text of a CSV file in UTF-8 (with or without BOM), GBK/GB18030 or UTF-16 (with its
+    BOM, or without it as csv_encoding reads it); else FileRefused."""
     return data.decode(csv_encoding(data))
 
 
@@ -1404,11 +1472,12 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
     limits = limits or default_limits()
     if len(data) > limits.max_file_bytes:
         raise FileRefused(too_large(limits))
-    text = io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(data), newline="")
+    text = without_end_of_file_mark(
+        io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(data), newline=""))
     head: list[str] = []  # the first lines, which decide the separator
     size, complete = 0, False
     while len(head) < SAMPLE_LINES and size < SAMPLE_CHARS:
-        line = text.readline()
+        line = next(text, "")
         if not line:
             complete = True
             break

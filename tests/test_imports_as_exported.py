@@ -1,0 +1,130 @@
+"""CRM exports as CRMs, Excel and old tools really write them: the byte order of UTF-16 text
+without its mark, an end-of-file mark."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bidhub.models import Account, ImportRun, User
+from bidhub.services.imports import import_file
+from tests.conftest import reload
+
+SAMPLES = Path(__file__).resolve().parent / ".." / "samples"
+
+
+def sample_text(kind: str) -> str:
+    return (SAMPLES / f"{kind}.csv").read_bytes().decode("utf-8-sig")
+
+
+def tab_separated(text: str) -> str:
+    return text.replace(",", "\t")
+
+
+@pytest.fixture
+def branches(make_branch):
+    return {code: make_branch(code, name)
+            for code, name in (("BJ", "Beijing"), ("SH", "Shanghai"), ("GZ", "Guangzhou"))}
+
+
+@pytest.fixture
+def run_import(session, make_admin, clock):
+    admin = make_admin()
+
+    def run(kind: str, data: bytes, filename: str | None = None):
+        return import_file(session, admin, kind, filename or f"{kind}.csv", data,
+                           valid_rows_only=False, now=clock())
+
+    return run
+
+
+def stored(session) -> list[tuple]:
+    reload(session)
+    users = session.scalars(select(User).where(User.external_id.is_not(None))
+                            .order_by(User.external_id))
+    accounts = session.scalars(select(Account).order_by(Account.external_id))
+    return ([(user.external_id, user.username, user.display_name, user.hired_on, user.status)
+             for user in users]
+            + [(account.external_id, account.name, account.annual_value_yuan,
+                account.owner.external_id if account.owner else None) for account in accounts])
+
+
+# --- UTF-16 text without its mark (BOM) ---------------------------------------------------------
+
+# 一 (U+4E00) is written with a NUL byte where ASCII's are not: the byte order is read from the
+# lines and separators, not from every NUL of the file.
+WITH_YI = sample_text("reps").replace("王芳", "王一").replace("李军", "丁一")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("separated", ["commas", "tabs"])
+def test_utf16_text_without_its_mark_imports_as_with_it(session, branches, run_import, encoding,
+                                                        separated):
+    """A CRM that writes "Unicode" text leaves out the BOM Excel writes: the header's NUL bytes
+    (the high bytes of its separators and line break) say the byte order."""
+    reps, accounts = WITH_YI, sample_text("accounts")
+    if separated == "tabs":
+        reps, accounts = tab_separated(reps), tab_separated(accounts.replace('"1,200,000"',
+                                                                              "1200000"))
+    for kind, text in (("reps", reps), ("accounts", accounts)):
+        result = run_import(kind, text.replace("\n", "\r\n").encode(encoding),
+                            filename=f"{kind}.txt")
+        assert (result.status, result.problems) == ("imported", []), (kind, result.problems)
+        assert result.added == result.rows_total > 0
+    got = stored(session)
+    assert ("R1001", "wangfang", "王一", date(2021, 3, 15), "active") in got
+    assert ("R1002", "lijun", "丁一", date(2019, 7, 1), "active") in got
+    assert ("KA-2001", "北京智联科技有限公司", 1_200_000, "R1001") in got
+
+
+@pytest.mark.parametrize("data", [
+    # One cell and no line break: nothing says which byte order it is in.
+    "R1001".encode("utf-16-le"),
+    # U+0A00 read in the other byte order is a line break: both orders read as lines of cells.
+    "\u0a00员工编号,姓名\nR1,张三\n".encode("utf-16-le"),
+], ids=["one cell", "both orders read as lines"])
+def test_utf16_text_without_its_mark_whose_byte_order_is_unclear_is_refused(
+        session, branches, run_import, data):
+    result = run_import("reps", data)
+    assert result.status == "refused" and result.added == 0
+    assert [problem.row for problem in result.problems] == [None]
+    assert "seems to be UTF-16 text without the mark" in result.problems[0].reason
+    assert "byte order" in result.problems[0].reason
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(User)) == 1  # the admin
+    assert session.get(ImportRun, result.run_id).status == "refused"
+
+
+def test_utf16_text_without_its_mark_that_breaks_off_is_refused_saying_so(
+        session, branches, run_import):
+    rows = "".join(f"R{n},user{n},销售{n},BJ,2022-01-01,在职\n" for n in range(2000, 2300))
+    data = (sample_text("reps") + rows).encode("utf-16-le") + b"\x00\xd8R\x00"  # half a pair
+    assert len(data) > 8192
+    result = run_import("reps", data)
+    assert result.status == "refused" and result.added == 0
+    assert "not all of it reads as UTF-16" in result.problems[0].reason
+
+
+# --- an end-of-file mark (Ctrl-Z) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030", "utf-16",
+                                      "utf-16-le"])
+@pytest.mark.parametrize("end", ["\x1a", "\r\n\x1a", "\x1a\x1a\r\n"],
+                         ids=["after the last row", "on a line of its own", "twice"])
+def test_a_ctrl_z_ending_the_file_is_not_read_as_a_cell(session, branches, run_import,
+                                                       encoding, end):
+    """DOS-era tools and some CRMs end a text file with Ctrl-Z (SUB); Excel ignores it."""
+    text = sample_text("reps").replace("\n", "\r\n").rstrip("\r\n")
+    result = run_import("reps", (text + end).encode(encoding))
+    assert (result.status, result.problems, result.added) == ("imported", [], 5)
+    assert ("R1005", "liuyang", "刘洋", date(2023, 2, 13), "active") in stored(session)
+
+
+def test_a_ctrl_z_inside_the_file_is_still_a_problem_of_its_row(session, branches, run_import):
+    text = sample_text("reps").replace("王芳", "王\x1a芳")
+    result = run_import("reps", text.encode("utf-8"))
+    assert result.status == "refused" and result.added == 0
+    assert [(problem.row, problem.column) for problem in result.problems] == [(2, "姓名")]
