@@ -1,15 +1,16 @@
 """CRM exports as CRMs, Excel and old tools really write them: the byte order of UTF-16 text
-without its mark, an end-of-file mark."""
+without its mark, an end-of-file mark, dates Excel left as serial numbers."""
 
 from __future__ import annotations
 
+import io
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from bidhub.models import Account, ImportRun, User
+from bidhub.models import Account, ImportRun, MonthlyForecast, User
 from bidhub.services.imports import import_file
 from tests.conftest import reload
 
@@ -128,3 +129,50 @@ def test_a_ctrl_z_inside_the_file_is_still_a_problem_of_its_row(session, branche
     result = run_import("reps", text.encode("utf-8"))
     assert result.status == "refused" and result.added == 0
     assert [(problem.row, problem.column) for problem in result.problems] == [(2, "姓名")]
+
+
+# --- dates Excel shows as serial numbers --------------------------------------------------------
+
+def test_an_excel_serial_number_in_a_date_column_is_its_day(session, branches, run_import):
+    """A date cell whose date format was lost shows, and exports, its serial number: 45296 is
+    2024-01-05 (with a time of day, 45296.5729)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in sample_text("reps").splitlines():
+        sheet.append(record.split(","))
+    sheet["E2"].value = 45296  # a number cell in the General format
+    sheet["E3"].value = 45296.572916666664
+    sheet["E4"].value = "45296"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    assert (result.status, result.problems) == ("imported", []), result.problems
+    got = stored(session)
+    assert [row[3] for row in got[:3]] == [date(2024, 1, 5)] * 3
+    text = sample_text("forecasts").replace("2026-01", "46023", 1)  # 2026-01-01
+    result = run_import("forecasts", text.encode("utf-8"))
+    assert (result.status, result.problems) == ("imported", []), result.problems
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(MonthlyForecast).where(
+        MonthlyForecast.month == date(2026, 1, 1))) >= 1
+
+
+@pytest.mark.parametrize("value", ["2024", "4529", "123456", "-45296", "45296.5.1", "100000"])
+def test_a_number_that_is_no_excel_day_is_still_no_date(session, branches, run_import, value):
+    """A year alone is no serial number (2024 would be 1905-07-16), nor a number of other
+    than five digits."""
+    text = sample_text("reps").replace("2021-03-15", value)
+    result = run_import("reps", text.encode("utf-8"))
+    assert result.status == "refused" and result.added == 0
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (2, "hire_date", value)]
+
+
+def test_a_serial_day_reads_in_either_width_and_with_a_time_of_day():
+    from bidhub.domain.imports import parse_date, parse_month
+
+    assert parse_date("45296") == date(2024, 1, 5) == parse_date("４５２９６")
+    assert parse_date("45296.99999") == date(2024, 1, 5)
+    assert parse_month("45292") == date(2024, 1, 1)

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any
@@ -351,12 +351,22 @@ def sensible_day(day: date) -> date:
     return day
 
 
+# A day as Excel counts them, which a date cell shows (and a CSV saved from it holds) once its
+# date format is lost: 45296 is 2024-01-05, 45296.5729 that day at 13:45. Five digits only,
+# the days from 1927 on: a year alone (2024) or 20240105 is no such number.
+EXCEL_SERIAL_DAY = re.compile(r"([1-9]\d{4})(?:\.\d+)?")
+EXCEL_DAY_ZERO = date(1899, 12, 30)  # serial 1 is 1900-01-01, past Excel's 1900-02-29
+
+
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
 def parse_date(value: str) -> date:
-    """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日, in either width;
-    a time of day or a weekday after it (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00,
-    2026-03-05T14:30:00+08:00) is dropped; anything else after it is not a date."""
+    """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日, in either width,
+    or as Excel's serial number of the day (45296); a time of day or a weekday after it
+    (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00, 2026-03-05T14:30:00+08:00) is dropped;
+    anything else after it is not a date."""
     text = ascii_width(value.strip())
+    if serial := EXCEL_SERIAL_DAY.fullmatch(text):
+        return sensible_day(EXCEL_DAY_ZERO + timedelta(days=int(serial[1])))
     day, _, rest = text.partition(" ")
     day, _, moment = day.partition("T")  # 2026-03-05T14:30:00
     rest = f"{moment} {rest}".strip()
