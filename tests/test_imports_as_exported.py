@@ -176,3 +176,40 @@ def test_a_serial_day_reads_in_either_width_and_with_a_time_of_day():
     assert parse_date("45296") == date(2024, 1, 5) == parse_date("４５２９６")
     assert parse_date("45296.99999") == date(2024, 1, 5)
     assert parse_month("45292") == date(2024, 1, 1)
+
+
+# --- blank rows above the column names ----------------------------------------------------------
+
+@pytest.mark.parametrize("filename", ["reps.xlsx", "reps.csv", "reps.xls"])
+def test_blank_rows_above_the_column_names_are_named_with_the_row_they_end_at(
+        session, branches, run_import, filename):
+    """An export whose sheet starts lower down: the message says where its first content is."""
+    records = [[], [], *(line.split(",") for line in sample_text("reps").splitlines())]
+    if filename.endswith(".xlsx"):
+        from openpyxl import Workbook
+
+        workbook = Workbook()
+        for record in records:
+            workbook.active.append(record)
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        data = buffer.getvalue()
+    elif filename.endswith(".xls"):
+        import xlwt
+
+        workbook = xlwt.Workbook(encoding="utf-8")
+        sheet = workbook.add_sheet("导出数据")
+        for row, record in enumerate(records):
+            for column, value in enumerate(record):
+                sheet.write(row, column, value)
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        data = buffer.getvalue()
+    else:
+        data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
+    result = run_import("reps", data, filename=filename)
+    assert (result.status, result.added) == ("refused", 0)
+    assert [str(problem.reason) for problem in result.problems] == [
+        "Row 1 is blank; the first row with anything in it is row 3. bidhub reads the column "
+        "names from the first row: delete the blank rows above them and import the file again."]
+    assert stored(session) == []

@@ -1690,6 +1690,14 @@ class FileShape:
     rows_total: int
 
 
+def blank_rows_above(row: int) -> Text:
+    """Why a file whose first row is blank is refused, naming the row its content starts in
+    (an export whose sheet starts lower down)."""
+    return N_("Row 1 is blank; the first row with anything in it is row %(row)d. bidhub reads "
+              "the column names from the first row: delete the blank rows above them and "
+              "import the file again.", row=row)
+
+
 def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     """The header row and the number of data rows of numbered records; FileRefused when the
     first row holds no column names or no row follows it."""
@@ -1698,7 +1706,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     for number, record in records:
         if header is None:
             if number != HEADER_ROW:
-                raise FileRefused(N_("The first row must hold the column names."))
+                raise FileRefused(blank_rows_above(number))
             header = [clean_cell(cell) for cell in record]
             check_header(header)
             continue
@@ -2084,7 +2092,7 @@ def checked_data_records(records: list[list[str]], limits: UploadLimits) -> list
     if header_index is None:
         raise FileRefused(N_("The file is empty."))
     if header_index != 0:
-        raise FileRefused(N_("The first row must hold the column names."))
+        raise FileRefused(blank_rows_above(header_index + 1))
     data_records = records[1:]
     if not any(any(record) for record in data_records):
         raise FileRefused(N_("The file has column names but no rows."))
