@@ -213,3 +213,60 @@ def test_blank_rows_above_the_column_names_are_named_with_the_row_they_end_at(
         "Row 1 is blank; the first row with anything in it is row 3. bidhub reads the column "
         "names from the first row: delete the blank rows above them and import the file again."]
     assert stored(session) == []
+
+
+# --- headings over groups of columns ------------------------------------------------------------
+
+GROUPED = [["客户信息", "", "", "", "归属", "", ""],
+           ["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售"],
+           ["KA-9001", "甲公司", "互联网", "民营", "BJ", "120万", ""]]
+
+
+@pytest.mark.parametrize("filename", ["accounts.xlsx", "accounts.xls", "accounts.csv"])
+def test_headings_merged_over_groups_of_columns_are_refused_naming_them(
+        session, branches, run_import, filename):
+    """Exports group their columns under merged headings (客户信息 over A:D, 归属 over E:G).
+    Read as column names they matched nothing and sent the file to the mapping step, which
+    cannot help; the file is refused saying where its column names are."""
+    if filename.endswith(".xlsx"):
+        from openpyxl import Workbook
+
+        workbook = Workbook()
+        for record in GROUPED:
+            workbook.active.append(record)
+        workbook.active.merge_cells("A1:D1")
+        workbook.active.merge_cells("E1:G1")
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        data = buffer.getvalue()
+    elif filename.endswith(".xls"):
+        import xlwt
+
+        workbook = xlwt.Workbook(encoding="utf-8")
+        sheet = workbook.add_sheet("客户")
+        sheet.write_merge(0, 0, 0, 3, "客户信息")
+        sheet.write_merge(0, 0, 4, 6, "归属")
+        for row, record in enumerate(GROUPED[1:], start=1):
+            for column, value in enumerate(record):
+                sheet.write(row, column, value)
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        data = buffer.getvalue()
+    else:
+        data = "".join(",".join(record) + "\r\n" for record in GROUPED).encode("gbk")
+    result = run_import("accounts", data, filename=filename)
+    assert (result.status, result.added) == ("refused", 0)
+    assert [str(problem.reason) for problem in result.problems] == [
+        "Row 1 holds “客户信息”, “归属” above the column names in row 2, as headings over "
+        "groups of columns: bidhub reads the column names from the first row. Delete row 1 "
+        "and import the file again."]
+    assert stored(session) == []
+
+
+def test_a_file_whose_column_names_all_need_a_mapping_still_goes_to_the_mapping_step(
+        session, branches, run_import):
+    from bidhub.services.imports import MappingNeeded
+
+    text = "销售编号,所属分公司,销售姓名\r\nR1001,BJ,王芳\r\n"
+    with pytest.raises(MappingNeeded):
+        run_import("reps", text.encode("utf-8"))

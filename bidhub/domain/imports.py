@@ -1698,6 +1698,28 @@ def blank_rows_above(row: int) -> Text:
               "import the file again.", row=row)
 
 
+def is_known_name(name: str) -> bool:
+    """Whether a header names a column of some kind, marks and unit aside."""
+    return plain_key(header_base(name)) in known_header_keys()
+
+
+def check_headings_row(header: Sequence[str], record: Sequence[str], row: int) -> None:
+    """Refuse (FileRefused) a first row of headings over groups of columns (客户信息 merged
+    over A:D, 归属 over E:G) above the column names: none of its names is a column's, and
+    the next row holds two column names or more. Read as column names, they would only send
+    the file to a mapping step that cannot help."""
+    named = [name for name in header if name]
+    if any(is_known_name(name) for name in named):
+        return
+    if sum(is_known_name(clean_cell(cell)) for cell in record if cell) < 2:
+        return
+    raise FileRefused(N_(
+        "Row 1 holds %(names)s above the column names in row %(row)d, as headings over groups "
+        "of columns: bidhub reads the column names from the first row. Delete row 1 and import "
+        "the file again.", names=Joined([f"“{name[:60]}”" for name in named[:5]], COMMA),
+        row=row))
+
+
 def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     """The header row and the number of data rows of numbered records; FileRefused when the
     first row holds no column names or no row follows it."""
@@ -1710,6 +1732,8 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
             header = [clean_cell(cell) for cell in record]
             check_header(header)
             continue
+        if not rows_total:
+            check_headings_row(header, record, number)
         rows_total += 1
     if header is None:
         raise FileRefused(N_("The file is empty."))
@@ -2096,6 +2120,9 @@ def checked_data_records(records: list[list[str]], limits: UploadLimits) -> list
     data_records = records[1:]
     if not any(any(record) for record in data_records):
         raise FileRefused(N_("The file has column names but no rows."))
+    number, first = next((number, record) for number, record in enumerate(data_records, start=2)
+                         if any(record))
+    check_headings_row([clean_cell(cell) for cell in records[0]], first, number)
     if sum(1 for record in data_records if any(record)) > limits.max_rows:
         raise FileRefused(too_many_rows(limits))
     return data_records
