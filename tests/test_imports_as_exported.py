@@ -4,6 +4,8 @@ without its mark, an end-of-file mark, dates Excel left as serial numbers."""
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from datetime import date
 from pathlib import Path
 
@@ -270,3 +272,46 @@ def test_a_file_whose_column_names_all_need_a_mapping_still_goes_to_the_mapping_
     text = "销售编号,所属分公司,销售姓名\r\nR1001,BJ,王芳\r\n"
     with pytest.raises(MappingNeeded):
         run_import("reps", text.encode("utf-8"))
+
+
+# --- formatted empty cells past the data --------------------------------------------------------
+
+@pytest.mark.parametrize("last_column", [120, 16_384], ids=["column 120", "column XFD"])
+def test_formatted_empty_cells_far_right_do_not_widen_an_xlsx(session, branches, run_import,
+                                                             last_column):
+    """A fill or border dragged across the sheet writes empty cells far to the right of the
+    data; Excel shows nothing there, and the file's six columns import."""
+    from openpyxl import Workbook
+    from openpyxl.styles import PatternFill
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in sample_text("reps").splitlines():
+        sheet.append(record.split(","))
+    fill = PatternFill("solid", fgColor="FFFF00")
+    for row in range(1, 30):
+        sheet.cell(row=row, column=last_column).fill = fill
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    with zipfile.ZipFile(buffer) as archive:
+        sheet_xml = archive.read("xl/worksheets/sheet1.xml")
+    assert re.search(rb'<c r="%s1" s="1"[^>]*/>' % (b"DP" if last_column == 120 else b"XFD"),
+                     sheet_xml)
+    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    assert (result.status, result.problems, result.added) == ("imported", [], 5)
+    assert ("R1005", "liuyang", "刘洋", date(2023, 2, 13), "active") in stored(session)
+
+
+def test_a_value_far_right_still_refuses_an_xlsx_as_too_wide(session, branches, run_import):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in sample_text("reps").splitlines():
+        sheet.append(record.split(","))
+    sheet.cell(row=3, column=120).value = "x"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    assert (result.status, result.added) == ("refused", 0)
+    assert "more than 100 columns" in result.problems[0].reason

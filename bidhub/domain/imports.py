@@ -1750,8 +1750,10 @@ SCAN_CHUNK = MIB
 ELEMENT_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|si)(?=[\s/>])")
 CELL_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?c[\s/>]")
 RUN_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:r|rPh)[\s/>]")
-# The column letters of a cell's reference (r="AB12"): a reader pads each row up to its last.
-CELL_COLUMN = re.compile(rb"""<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br\s*=\s*["']\$?([A-Za-z]+)""")
+# The column letters of a cell's reference (r="AB12"): a reader pads each row up to its last
+# cell; and "/" when the cell is empty (<c r="DP2" s="1"/>, formatting only).
+CELL_COLUMN = re.compile(
+    rb"""<(?:[A-Za-z_][\w.-]*:)?c\s[^>]*?\br\s*=\s*["']\$?([A-Za-z]+)[^>]*?(/?)\s*>""")
 # Excel never writes these; a document type can define entities that expand without end.
 FORBIDDEN_MARKUP = re.compile(rb"<!(?:DOCTYPE|ENTITY|\[CDATA\[)", re.IGNORECASE)
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError,
@@ -1861,8 +1863,10 @@ class WorkbookScan:
                 "The workbook holds more than %(n)s pieces of formatted text, the most one "
                 "import takes. Clear the formatting (or export CSV) and try again.",
                 n=f"{limits.max_text_runs:,}"))
-        for letters in set(CELL_COLUMN.findall(buffer, 0, end)):
-            if column_number(letters) > limits.max_columns:
+        # An empty cell far right (a fill or border dragged across the sheet) is not read, so
+        # it widens no row (sheet_rows); a cell with anything in it there is refused.
+        for letters, empty in set(CELL_COLUMN.findall(buffer, 0, end)):
+            if not empty and column_number(letters) > limits.max_columns:
                 raise FileRefused(too_wide(limits))
         position = 0  # where the open element's part of this piece begins
         for match in ELEMENT_TAG.finditer(buffer, 0, end):

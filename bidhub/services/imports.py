@@ -258,6 +258,8 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
                 yield []
             number = max(number, index)
             # The columns are bounded by check_workbook: by reference, or by cells per row.
+            # An empty cell (formatting only) may lie far right of them and is left out.
+            cells = [cell for cell in cells if cell["value"] is not None]
             record = [""] * max((cell["column"] for cell in cells), default=0)
             for cell in cells:
                 value = cell["value"]
