@@ -315,3 +315,43 @@ def test_a_value_far_right_still_refuses_an_xlsx_as_too_wide(session, branches, 
     result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
     assert (result.status, result.added) == ("refused", 0)
     assert "more than 100 columns" in result.problems[0].reason
+
+
+def test_a_month_written_as_six_digits_is_that_month(session, branches, run_import):
+    """Reports and BI exports write a month as 202601 (统计月份); 202613 is still no month."""
+    assert run_import("reps", sample_text("reps").encode("utf-8")).status == "imported"
+    text = sample_text("forecasts").replace("R1001,2026-01,", "R1001,202601,")
+    result = run_import("forecasts", text.replace("R1001,2026-02,", "R1001,２０２６０２,")
+                        .encode("gbk"))
+    assert (result.status, result.problems, result.added) == ("imported", [], 5)
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(MonthlyForecast).where(
+        MonthlyForecast.month.in_([date(2026, 1, 1), date(2026, 2, 1)]))) == 5
+
+    # Another month, or none, is never read as some other month: 202611 was January.
+    for written in ("202611", "202613", "2026111"):
+        result = run_import("forecasts", sample_text("forecasts").replace(
+            "R1001,2026-01,", f"R1001,{written},").replace("R1001,2026-02,", "R1001,2026-03,")
+            .encode("utf-8"))
+        if written == "202611":
+            assert (result.status, result.added) == ("imported", 2), result.problems
+            reload(session)
+            assert session.scalars(select(MonthlyForecast.forecast_yuan).where(
+                MonthlyForecast.month == date(2026, 11, 1))).one() == 300_000
+            continue
+        assert result.status == "refused"
+        assert [(problem.row, problem.column, str(problem.reason))
+                for problem in result.problems] == [
+            (2, "month", "Not a month; write it as YYYY-MM.")]
+
+
+@pytest.mark.parametrize("written", ["202611", "202613", "2026111", "2026013", "20261"])
+def test_digits_without_separators_are_a_date_only_as_eight_of_them(session, branches,
+                                                                    run_import, written):
+    """20260305 is 2026-03-05; 202611 is no day (it was read as 2026-01-01), nor is 2026111
+    (2026-1-11 or 2026-11-1?), nor 20261."""
+    text = sample_text("reps").replace("2021-03-15", written)
+    result = run_import("reps", text.encode("utf-8"))
+    assert (result.status, result.added) == ("refused", 0)
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (2, "hire_date", written)]

@@ -312,11 +312,12 @@ def parse_username(value: str) -> str:
     return username
 
 
-DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
-# The dates exports nearly always hold, read without strptime (a large file has hundreds of
-# thousands of them); anything else goes through DATE_FORMATS.
+# The ways a day is written, read without strptime (a large file has hundreds of thousands of
+# them). Without separators it takes all eight digits: strptime's %Y%m%d reads 202611 as
+# 2026-1-1 and 2026111 as 2026-11-1, where 2026-1-11 may be meant.
 PLAIN_DATE = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})")
 CHINESE_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
+COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 
 
 def ascii_width(text: str) -> str:
@@ -352,9 +353,10 @@ def sensible_day(day: date) -> date:
 
 
 # A day as Excel counts them, which a date cell shows (and a CSV saved from it holds) once its
-# date format is lost: 45296 is 2024-01-05, 45296.5729 that day at 13:45. Five digits only,
-# the days from 1927 on: a year alone (2024) or 20240105 is no such number.
-EXCEL_SERIAL_DAY = re.compile(r"([1-9]\d{4})(?:\.\d+)?")
+# date format is lost: 45296 is 2024-01-05, 45296.5729 that day at 13:45. Five digits from
+# 30000 (1982-02-18) only: a year alone (2024), 20261 (a month cut short?) or 20240105 is no
+# such number.
+EXCEL_SERIAL_DAY = re.compile(r"([3-9]\d{4})(?:\.\d+)?")
 EXCEL_DAY_ZERO = date(1899, 12, 30)  # serial 1 is 1900-01-01, past Excel's 1900-02-29
 
 
@@ -375,7 +377,7 @@ def parse_date(value: str) -> date:
     text = day
     match = PLAIN_DATE.fullmatch(text)
     parts = (match[1], match[3], match[4]) if match else None
-    if parts is None and (match := CHINESE_DATE.fullmatch(text)):
+    if parts is None and (match := CHINESE_DATE.fullmatch(text) or COMPACT_DATE.fullmatch(text)):
         parts = match.groups()
     if parts:
         try:
@@ -383,19 +385,14 @@ def parse_date(value: str) -> date:
         except ValueError:
             raise BadValue(N_("Not a date; write it as YYYY-MM-DD.")) from None
         return sensible_day(day)
-    for fmt in DATE_FORMATS:
-        try:
-            day = datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-        return sensible_day(day)
     raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
 
 
 def parse_month(value: str) -> date:
     text = ascii_width(value.strip())
     match = (re.fullmatch(r"(\d{4})[-/.](\d{1,2})", text)
-             or re.fullmatch(r"(\d{4})年(\d{1,2})月", text))
+             or re.fullmatch(r"(\d{4})年(\d{1,2})月", text)
+             or re.fullmatch(r"(\d{4})(\d{2})", text))  # 202603, as reports write a month
     if match:
         year, month = int(match.group(1)), int(match.group(2))
         if 1 <= month <= 12:
