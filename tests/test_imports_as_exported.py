@@ -355,3 +355,31 @@ def test_digits_without_separators_are_a_date_only_as_eight_of_them(session, bra
     assert (result.status, result.added) == ("refused", 0)
     assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
         (2, "hire_date", written)]
+
+
+@pytest.mark.parametrize("filename", ["reps.xlsx", "reps.csv"])
+def test_a_title_with_blank_rows_under_it_names_the_row_after_them(session, branches,
+                                                                  run_import, filename):
+    """A title, a blank row or two, then the column names: deleting the title alone would
+    only lead to the next refusal, so the message says where the content goes on."""
+    records = [["2026年11月销售清单"], [], [], *(line.split(",")
+                                            for line in sample_text("reps").splitlines())]
+    if filename.endswith(".xlsx"):
+        from openpyxl import Workbook
+
+        workbook = Workbook()
+        for record in records:
+            workbook.active.append(record)
+        workbook.active.merge_cells("A1:F1")
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        data = buffer.getvalue()
+    else:
+        data = "".join(",".join(record) + "\r\n" for record in records).encode("utf-8-sig")
+    result = run_import("reps", data, filename=filename)
+    assert (result.status, result.added) == ("refused", 0)
+    assert [str(problem.reason) for problem in result.problems] == [
+        "The first row holds only “2026年11月销售清单”, and the next row with anything in it is "
+        "row 4: bidhub reads the column names from the first row. Delete the rows above the "
+        "column names and import the file again."]
+    assert stored(session) == []

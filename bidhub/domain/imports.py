@@ -1721,17 +1721,24 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     """The header row and the number of data rows of numbered records; FileRefused when the
     first row holds no column names or no row follows it."""
     header: list[str] | None = None
+    title: str | None = None
     rows_total = 0
     for number, record in records:
         if header is None:
             if number != HEADER_ROW:
                 raise FileRefused(blank_rows_above(number))
             header = [clean_cell(cell) for cell in record]
-            check_header(header)
+            title = lone_title(header)
+            if title is None:
+                check_header(header)
             continue
+        if title is not None:
+            raise FileRefused(title_row(title, number))
         if not rows_total:
             check_headings_row(header, record, number)
         rows_total += 1
+    if header is not None and title is not None:
+        raise FileRefused(title_row(title))
     if header is None:
         raise FileRefused(N_("The file is empty."))
     if not rows_total:
@@ -2050,17 +2057,34 @@ def known_header_keys() -> frozenset[str]:
                      for name in (column.name, *column.headers))
 
 
-def check_header(header: Sequence[str]) -> None:
-    """Refuse a header row holding a control character (FileRefused), naming the column; and
-    one holding a single name, which is a title above the column names (every kind has two
-    required columns or more) when it is no column name bidhub knows: "2026年11月客户清单"
-    merged across the sheet, as exports have."""
+def lone_title(header: Sequence[str]) -> str | None:
+    """The title a header row holds in place of column names, if it holds a single name (every
+    kind has two required columns or more) that is no column name bidhub knows:
+    "2026年11月客户清单" merged across the sheet, as exports have."""
     named = [name for name in header if name]
     if len(named) == 1 and header_key(named[0]) not in known_header_keys():
-        raise FileRefused(N_(
-            "The first row holds only “%(title)s”: bidhub reads the column names from the first "
-            "row. Delete the title row above the column names and import the file again.",
-            title=named[0][:60]))
+        return named[0]
+    return None
+
+
+def title_row(title: str, next_row: int | None = None) -> Text:
+    """Why a file whose first row is a title is refused; naming the row its content goes on in
+    when blank rows come between."""
+    if next_row is not None and next_row > HEADER_ROW + 1:
+        return N_("The first row holds only “%(title)s”, and the next row with anything in it "
+                  "is row %(row)d: bidhub reads the column names from the first row. Delete the "
+                  "rows above the column names and import the file again.",
+                  title=title[:60], row=next_row)
+    return N_("The first row holds only “%(title)s”: bidhub reads the column names from the "
+              "first row. Delete the title row above the column names and import the file "
+              "again.", title=title[:60])
+
+
+def check_header(header: Sequence[str]) -> None:
+    """Refuse a header row holding a control character (FileRefused), naming the column; and
+    one holding a title (lone_title) in place of the column names."""
+    if (title := lone_title(header)) is not None:
+        raise FileRefused(title_row(title))
     for index, name in enumerate(header):
         found = CONTROL.search(name or "")
         if found is not None:
