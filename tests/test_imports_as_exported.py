@@ -383,3 +383,22 @@ def test_a_title_with_blank_rows_under_it_names_the_row_after_them(session, bran
         "row 4: bidhub reads the column names from the first row. Delete the rows above the "
         "column names and import the file again."]
     assert stored(session) == []
+
+
+# --- large workbooks as Excel saves them --------------------------------------------------------
+
+def test_a_workbook_sharing_as_many_texts_as_a_large_export_is_read():
+    """Excel keeps every distinct text once, in the shared strings: a 65,000-row accounts
+    export (ids, names, contacts) shares some 300,000, and was refused past 150,000 though
+    its rows, cells and bytes were all within the limits."""
+    from bidhub.domain.imports import default_limits
+    from bidhub.services.imports import read_workbook
+    from tests.test_upload_limits import workbook
+
+    shared = "".join(f"<si><t>客户{number:06d}</t></si>" for number in range(300_001))
+    data = workbook('<row r="2">' + "".join(
+        f'<c r="{letter}2" t="s"><v>{index}</v></c>'
+        for letter, index in (("A", 300_000), ("B", 1), ("C", 2), ("D", 3))) + "</row>",
+        shared=shared)
+    assert read_workbook(data, default_limits())[1] == [
+        "客户300000", "客户000001", "客户000002", "客户000003"]
