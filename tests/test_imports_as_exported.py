@@ -402,3 +402,35 @@ def test_a_workbook_sharing_as_many_texts_as_a_large_export_is_read():
         shared=shared)
     assert read_workbook(data, default_limits())[1] == [
         "客户300000", "客户000001", "客户000002", "客户000003"]
+
+
+@pytest.mark.parametrize("filename", ["accounts.xlsx", "accounts.csv"])
+def test_column_names_over_two_rows_are_refused_naming_the_second(session, branches,
+                                                                run_import, filename):
+    """联系人 merged over two columns, 决策人 and 使用人 under it, the other names merged down
+    over both rows: the second row was read as an account with every value missing, or sent
+    the file to a mapping step that cannot help."""
+    records = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "联系人", ""],
+               ["", "", "", "", "", "", "决策人", "使用人"],
+               ["KA-9001", "甲公司", "互联网", "民营", "BJ", "120万", "赵总", "钱经理"]]
+    if filename.endswith(".xlsx"):
+        from openpyxl import Workbook
+
+        workbook = Workbook()
+        for record in records:
+            workbook.active.append(record)
+        for column in "ABCDEF":
+            workbook.active.merge_cells(f"{column}1:{column}2")
+        workbook.active.merge_cells("G1:H1")
+        buffer = io.BytesIO()
+        workbook.save(buffer)
+        data = buffer.getvalue()
+    else:
+        data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
+    result = run_import("accounts", data, filename=filename)
+    assert (result.status, result.added) == ("refused", 0)
+    assert [str(problem.reason) for problem in result.problems] == [
+        "Row 2 holds more column names (“决策人”, “使用人”), as a header over two rows: bidhub "
+        "reads the column names from the first row only. Write each column's name in row 1, "
+        "delete row 2 and import the file again."]
+    assert stored(session) == []

@@ -1706,13 +1706,23 @@ def is_known_name(name: str) -> bool:
 def check_headings_row(header: Sequence[str], record: Sequence[str], row: int) -> None:
     """Refuse (FileRefused) a first row of headings over groups of columns (客户信息 merged
     over A:D, 归属 over E:G) above the column names: none of its names is a column's, and
-    the next row holds two column names or more. Read as column names, they would only send
-    the file to a mapping step that cannot help."""
+    the next row holds two column names or more; and column names written over two rows (联系人
+    over 决策人 and 使用人): the next row holds only column names, two or more. Read as column
+    names and a row, they would only send the file to a mapping step that cannot help, or
+    give a row of missing values."""
     named = [name for name in header if name]
+    below = [name for name in map(clean_cell, record) if name]
+    known_below = [name for name in below if is_known_name(name)]
+    if len(known_below) < 2:
+        return
     if any(is_known_name(name) for name in named):
-        return
-    if sum(is_known_name(clean_cell(cell)) for cell in record if cell) < 2:
-        return
+        if len(known_below) < len(below):
+            return
+        raise FileRefused(N_(
+            "Row %(row)d holds more column names (%(names)s), as a header over two rows: bidhub "
+            "reads the column names from the first row only. Write each column's name in row 1, "
+            "delete row %(row)d and import the file again.",
+            names=Joined([f"“{name[:60]}”" for name in below[:5]], COMMA), row=row))
     raise FileRefused(N_(
         "Row 1 holds %(names)s above the column names in row %(row)d, as headings over groups "
         "of columns: bidhub reads the column names from the first row. Delete row 1 and import "
