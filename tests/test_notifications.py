@@ -799,13 +799,20 @@ def test_the_open_button_says_open_not_the_stage_tables_open_in_chinese(app, rep
     assert 'title="在途"' not in page
 
 
-@pytest.mark.parametrize("address", ["name@example.com", "a.b+c@mail.example.cn", "王伟@例子.中国"])
+@pytest.mark.parametrize("address", ["name@example.com", "a.b+c@mail.example.cn", "王伟@例子.中国",
+                                     "o'neil_2@sub-1.example.com", "x{y}~z@example.com"])
 def test_an_address_with_a_name_and_a_dotted_domain_is_an_address(address):
     assert notifications.is_email_address(address)
 
 
 @pytest.mark.parametrize("address", [
     "a@b", "a@b.", "a@.cn", "a@b..cn", "@example.com", "a@b@example.com", "a b@example.com",
-    "a@exa\u200bmple.com", "a@example.com\x00", "x" * 250 + "@example.com", ""])
+    "a@exa\u200bmple.com", "a@example.com\x00", "x" * 250 + "@example.com", "",
+    # each would make an address header name another recipient, or none
+    "a,x@example.com", "a;x@example.com", "<x>@example.com", '"a"@example.com',
+    "a(b)@example.com", "a:b@example.com", "a\\b@example.com", "a@example.com,b@example.com",
+    # dots only between parts of the name; hyphens only inside a label
+    ".a@example.com", "a.@example.com", "a..b@example.com", "a@-example.com", "a@example-.com",
+    "a@exa_mple.com"])
 def test_anything_else_is_not(address):
     assert not notifications.is_email_address(address)

@@ -573,15 +573,29 @@ def mark_all_read(session: Session, user: User, now: datetime) -> int:
 MAX_EMAIL_LENGTH = 254
 
 
+# What a mailbox name may hold besides letters and digits (RFC 5322's atext, and dots between
+# them): never a comma, semicolon, angle bracket, quote or parenthesis, which an address header
+# reads as the end of one address, a second address or a display name.
+MAILBOX_NAME_MARKS = frozenset("!#$%&'*+-/=?^_`{|}~")
+
+
 def is_email_address(address: str) -> bool:
-    """One @ between a name and a domain of dot-separated labels (name@example.com); no spaces
-    or unprintable characters. A domain without a dot (a@b) names no mail server."""
+    """One @ between a mailbox name and a domain of dot-separated labels (name@example.com).
+
+    The name is letters, digits, `MAILBOX_NAME_MARKS` and single dots between them; each label
+    of the domain is letters, digits and inner hyphens. Letters may be Chinese (王伟@例子.中国).
+    A domain without a dot (a@b) names no mail server. So an address is always exactly one
+    recipient: "a,x@example.com" or "<x>@example.com" would make an address header name
+    another."""
     if len(address) > MAX_EMAIL_LENGTH or address.count("@") != 1:
         return False
-    if any(char.isspace() or not char.isprintable() for char in address):
-        return False
     name, domain = address.split("@")
-    return bool(name) and "." in domain and all(domain.split("."))
+    labels = domain.split(".")
+    return (bool(name) and all(part and all(char.isalnum() or char in MAILBOX_NAME_MARKS
+                                             for char in part) for part in name.split("."))
+            and len(labels) > 1
+            and all(label and label[0] != "-" and label[-1] != "-"
+                    and all(char.isalnum() or char == "-" for char in label) for label in labels))
 
 
 def set_notification_email(session: Session, actor: User, user_id: int, email: str,
@@ -657,7 +671,7 @@ class Transport:
                 smtp.starttls(context=ssl.create_default_context())
             if self.smtp.user:
                 smtp.login(self.smtp.user, self.smtp.password or "")
-            smtp.send_message(message)
+            smtp.send_message(message, to_addrs=[address])
 
     def post_webhook(self, text: str) -> None:
         """Post the text the way WeCom and DingTalk group bots take it."""
