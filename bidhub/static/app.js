@@ -59,4 +59,31 @@ function focusFirstInvalid() {
   if (field) field.focus();
 }
 focusFirstInvalid();
-document.addEventListener("htmx:afterSettle", focusFirstInvalid);
+
+// An accepted answer that replaces the element holding the focus (a decided row, a
+// notification marked read) would leave the focus nowhere as well: it goes back into what
+// was swapped in, to its first control, so the keyboard carries on from where it was.
+const FOCUSABLE = 'a[href], button:not([disabled]), summary, select:not([disabled]), ' +
+  'textarea:not([disabled]), input:not([type="hidden"]):not([disabled])';
+let swappedFocus = null;
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const target = event.detail.target;
+  swappedFocus = event.detail.shouldSwap && target && target.contains(document.activeElement)
+    ? { target, id: target.id } : null;
+});
+function focusSwappedIn() {
+  const swapped = swappedFocus;
+  swappedFocus = null;
+  if (!swapped || (document.activeElement && document.activeElement !== document.body)) return;
+  const root = swapped.target.isConnected ? swapped.target
+    : swapped.id && document.getElementById(swapped.id);
+  if (!root) return;
+  const shown = [...root.querySelectorAll(FOCUSABLE)].find((element) =>
+    element.getClientRects().length > 0);
+  if (shown) shown.focus();
+}
+// A refused field first, wherever it is; otherwise a control of what was swapped in.
+document.addEventListener("htmx:afterSettle", () => {
+  focusFirstInvalid();
+  focusSwappedIn();
+});

@@ -1,12 +1,19 @@
 """The main forms used with the keyboard alone: after a refused answer, the focus is on the
 field to correct, with what was typed kept, whether the page was loaded again (a bid) or only
-the form's table row was swapped (a manager's decision). Neither walk writes anything."""
+the form's table row was swapped (a manager's decision). Those two walks write nothing; the
+walk through accepted decisions works on a round of its own."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from playwright.sync_api import expect
 
+from bidhub.db import get_session
+from bidhub.services.adjudication import score_closed_round
 from tests.browser.conftest import LiveServer
+from tests.browser.world import add_round_past_its_deadline, bid, by_username
 
 PLAN = "第一个月拜访采购人和决策人，推动年度框架合同续签。"
 VISITS = "第一周拜访采购人，第二周拜访决策人，第四周提交方案。"
@@ -73,4 +80,63 @@ def test_a_refused_decision_puts_the_focus_on_its_written_reason(walk, live_serv
     expect(reason).to_be_focused()
     expect(reason).to_have_value(SHORT_REASON)
     expect(page.locator(f"#{row_id} .error")).to_contain_text("请写明理由")
+    manager.finish()
+
+
+DECIDED_ROUND = "六月客户资源竞标"
+DECIDED_ACCOUNTS = (("长沙湘江传媒有限公司", "传媒", 800_000),
+                    ("福州闽江物流有限公司", "物流", 700_000))
+OVERRIDE_REASON = "客户希望由熟悉传媒行业的销售继续跟进，经部门讨论后改判。"
+
+
+@pytest.fixture(scope="module")
+def round_to_decide(live_server: LiveServer) -> tuple[int, list[int]]:
+    """A scored round of its own, two listings with two bidders each, nothing decided."""
+    world = live_server.world
+    with live_server.app.app_context():
+        session = get_session()
+        now = live_server.app.config["CLOCK"]()
+        manager, leaver = by_username(session, world.manager), by_username(session, "chenjing")
+        round_id, listing_ids, bids_from = add_round_past_its_deadline(
+            session, now, manager, leaver, DECIDED_ROUND, DECIDED_ACCOUNTS, first_number=500)
+        for n, name in enumerate((world.rep, world.rival)):
+            for m, listing_id in enumerate(listing_ids):
+                bid(session, by_username(session, name), listing_id,
+                    bids_from + timedelta(hours=n, minutes=m))
+        assert score_closed_round(session, round_id, now - timedelta(hours=11))
+        return round_id, listing_ids
+
+
+def test_a_decision_taken_keeps_the_focus_in_its_row(walk, live_server: LiveServer,
+                                                      round_to_decide):
+    """Accepting or overriding swaps the row for its decided self; the keyboard stays there
+    rather than falling back to the top of the page, so the next row is a few Tabs away."""
+    round_id, listing_ids = round_to_decide
+    manager = walk()
+    page = manager.page
+    manager.sign_in(live_server.world.manager)
+    manager.goto(f"/manage/rounds/{round_id}")
+    accepted, overridden = (f"decision-{listing_id}" for listing_id in listing_ids)
+
+    page.locator(f"#{accepted} button.primary").focus()
+    with page.expect_response(lambda response: "/decide" in response.url) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 200
+    expect(page.locator(f"#{accepted}")).to_contain_text(live_server.zh("Ranking accepted"))
+    # The focus is in the decided row, not back on the page's body.
+    expect(page.locator(f"#{accepted} :focus")).to_have_count(1)
+
+    row = page.locator(f"#{overridden}")
+    row.locator("details summary").first.focus()
+    page.keyboard.press("Enter")  # opens the override
+    page.keyboard.press("Tab")
+    expect(page.locator(f"#override-bid-{listing_ids[1]}")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.type(OVERRIDE_REASON)
+    page.keyboard.press("Tab")
+    with page.expect_response(lambda response: "/decide" in response.url) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 200
+    expect(row).to_contain_text(OVERRIDE_REASON)
+    expect(row.locator(":focus")).to_have_count(1)
     manager.finish()
