@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from flask_babel import force_locale, gettext
 
 from bidhub import create_app
 from bidhub.clock import FrozenClock
@@ -28,7 +29,7 @@ def test_a_post_without_the_token_is_refused(csrf_client, make_manager):
     assert response.status_code == 302
     refused = csrf_client.post("/manage/rounds/new", data={"title": "No token"})
     assert refused.status_code == 400
-    assert "form expired" in refused.get_data(as_text=True)
+    assert "nothing was saved" in refused.get_data(as_text=True)
 
 
 def test_htmx_posts_carry_the_token_in_a_header(csrf_client, make_rep, make_account, make_round):
@@ -196,3 +197,49 @@ def test_a_resubmitted_bid_form_creates_nothing_new(app, session, make_rep, make
 def test_frozen_clock_starts_where_the_tests_expect():
     assert FrozenClock(START)() == START
     assert FrozenClock(START).advance(seconds=1) == START + timedelta(seconds=1)
+
+
+SIGNED_OUT = ("Your session has ended, so nothing was saved. Sign in again, then send the form "
+              "again.")
+STALE_FORM = ("This form was opened before you last signed in, or sent from another site, so "
+              "nothing was saved. Open the page again and send it again.")
+
+
+def in_chinese(app, msgid: str) -> str:
+    with app.test_request_context(), force_locale("zh_CN"):
+        return gettext(msgid)
+
+
+def test_a_form_sent_after_the_session_ended_says_to_sign_in_again(csrf_client, make_rep,
+                                                                   make_account, make_round):
+    """Reloading the refused answer sends the same stale form again: the page says what does
+    help, and leads to the sign-in that comes back to the form."""
+    make_rep()
+    listing_id = make_round(accounts=[make_account()]).listings[0].id
+    refused = csrf_client.post(f"/listings/{listing_id}/bid", data={
+        "account_plan": "计划", "csrf_token": "from-an-ended-session"},
+        headers={"Accept-Language": "zh-CN"})
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert in_chinese(csrf_client.application, SIGNED_OUT) in page
+    assert f'href="/login?next=/listings/{listing_id}/bid"' in page
+
+
+def test_a_stale_form_of_a_signed_in_user_leads_back_to_its_page(csrf_client, make_rep,
+                                                                  make_account, make_round):
+    rep = make_rep()
+    round_ = make_round(accounts=[make_account()])
+    page = csrf_client.get("/login").get_data(as_text=True)
+    csrf_client.post("/login", data={"username": rep.username, "password": PASSWORD,
+                                     "csrf_token": csrf_token_from(page)})
+    # A POST-only address: the way back is the page the form was on.
+    refused = csrf_client.post("/bids/1/withdraw", data={"csrf_token": "drawn-before-sign-in"},
+                               headers={"Referer": f"http://localhost/rounds/{round_.id}"})
+    assert refused.status_code == 400
+    page = refused.get_data(as_text=True)
+    assert STALE_FORM in page  # in the rep's own language, English
+    assert f'href="/rounds/{round_.id}"' in page
+    # From another site, there is no page of ours to go back to.
+    refused = csrf_client.post("/bids/1/withdraw", data={"csrf_token": "x"},
+                               headers={"Referer": "https://elsewhere.example/rounds/1"})
+    assert "elsewhere.example" not in refused.get_data(as_text=True)

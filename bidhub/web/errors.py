@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -14,6 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.rules import MAX_RULE_BYTES
+from bidhub.web.auth import safe_next
 from bidhub.web.i18n import translate
 from bidhub.web.rendering import render
 
@@ -36,15 +39,44 @@ HTTP_MESSAGES = {
 }
 
 
-def error_page(status: int, message: str):
+def error_page(status: int, message: str, way_on: tuple[str, str] | None = None):
+    """The error's page (or fragment, for htmx); `way_on` is a link (address, words) to what
+    the person should do next, shown before the way back to the start page."""
     # The page must render even when the database is what failed.
     with contextlib.suppress(Exception):
         get_session().rollback()
     if request.headers.get("HX-Request") == "true":
         return render("_error_fragment.html", status=status, message=message,
                       title=str(TITLES.get(status, _l("Error"))))
-    return render("error.html", status=status, message=message,
+    return render("error.html", status=status, message=message, way_on=way_on,
                   title=str(TITLES.get(status, _l("Error"))))
+
+
+def form_page() -> str | None:
+    """Where a refused form can be opened again: its own address when that shows the form,
+    else the page of this site it was sent from (the Referer, same-origin only)."""
+    rule = request.url_rule
+    if rule is not None and "GET" in (rule.methods or ()):
+        return request.path
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host:
+        return None
+    return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
+
+
+def csrf_refusal():
+    """A form whose token does not match the session: the session ended (signed out, or the
+    cookie is gone) or the form was drawn for an earlier one. Reloading the answer only sends
+    the same form again, so the page says what helps and links to it."""
+    page = form_page()
+    if not current_user.is_authenticated:
+        return error_page(400, _("Your session has ended, so nothing was saved. Sign in again, "
+                                 "then send the form again."),
+                          (url_for("auth.login", next=page), _("Sign in")))
+    return error_page(400, _("This form was opened before you last signed in, or sent from "
+                             "another site, so nothing was saved. Open the page again and "
+                             "send it again."),
+                      (page, _("Open the page again")) if page else None)
 
 
 # SQLSTATEs of transactions PostgreSQL ended because of another one: deadlock detected,
@@ -92,8 +124,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error):
-        return error_page(400, _("The form expired or was sent from elsewhere. Reload the page "
-                                 "and try again."))
+        return csrf_refusal()
 
     for status in (400, 403, 404, 405):
         app.register_error_handler(status, lambda error, status=status: error_page(
