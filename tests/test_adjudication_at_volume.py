@@ -130,6 +130,30 @@ def test_deciding_the_last_listing_inline_offers_publishing(session, scored):
     assert 'hx-swap-oob="true"' in summary and "publish-results" in summary
 
 
+def accept_all_link(html: str) -> str:
+    match = re.search(r'<[^>]*id="accept-unflagged"[^>]*>.*?</(a|span)>', html, re.S)
+    assert match, "no Accept-every-unflagged element"
+    return match.group(0)
+
+
+def test_the_accept_all_count_follows_inline_decisions(session, scored):
+    """The heading's "Accept every proposed award with no flag (N)…" travels along with each
+    inline decision (out of band), so its count is the rows left, not the page's first."""
+    client, round_id = scored["client"], scored["round"].id
+    page = client.get(f"/manage/rounds/{round_id}").get_data(as_text=True)
+    assert "(2)…" in accept_all_link(page)  # plain1 and plain2
+    body = client.post(f"/manage/listings/{scored['plain1'].id}/decide",
+                       data={"kind": "accepted"}, headers=HTMX).get_data(as_text=True)
+    link = accept_all_link(body)
+    assert 'hx-swap-oob="true"' in link
+    assert "Accept the 1 proposed award with no flag…" in link
+    body = client.post(f"/manage/listings/{scored['plain2'].id}/decide",
+                       data={"kind": "accepted"}, headers=HTMX).get_data(as_text=True)
+    link = accept_all_link(body)
+    assert 'hx-swap-oob="true"' in link
+    assert "/accept-unflagged" not in link  # none left: nothing to offer
+
+
 def test_a_listing_nobody_bid_for_offers_no_decision(session, scored):
     html = scored["client"].get(f"/manage/listings/{scored['nobody'].id}").get_data(as_text=True)
     assert "Nobody bid for this account" in html
