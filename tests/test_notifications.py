@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import socket
 import threading
 from dataclasses import dataclass
@@ -433,6 +434,25 @@ def test_the_inbox_is_newest_first_paginated_and_marks_read(app, session, rep_wi
     login(other, world["rep_b"])
     assert other.post(f"/notifications/{newest.id}/open").status_code == 404
     assert other.post(f"/notifications/{newest.id}/read").status_code == 404
+
+
+def test_marking_one_read_inline_updates_the_mark_all_count(app, session, rep_with_items):
+    """The heading's "Mark all read (N)" travels along (out of band) with an item marked read
+    inline, so it counts the items left; with none left it is gone."""
+    client = app.test_client()
+    login(client, rep_with_items)
+    assert "Mark all read (25)" in client.get("/notifications").get_data(as_text=True)
+    items = notifications.inbox(session, rep_with_items, per_page=25).items
+    body = client.post(f"/notifications/{items[0].id}/read",
+                       headers={"HX-Request": "true"}).get_data(as_text=True)
+    mark_all = re.search(r'<form[^>]*id="mark-all-read".*?</form>', body, re.S)
+    assert mark_all and 'hx-swap-oob="true"' in mark_all.group(0)
+    assert "Mark all read (24)" in mark_all.group(0)
+    for item in items[1:]:
+        body = client.post(f"/notifications/{item.id}/read",
+                           headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "Mark all read" not in body
+    assert re.search(r'<span id="mark-all-read" hx-swap-oob="true" hidden>', body)
 
 
 @pytest.mark.parametrize("role", ["manager1", "admin1", "rep_c"])

@@ -92,9 +92,11 @@ def open_notification(notification_id: int):
 @blueprint.route("/<int:notification_id>/read", methods=["POST"])
 @signed_in
 def mark_read(notification_id: int):
-    notification = notifications.mark_read(get_session(), current_user, notification_id, now())
+    session = get_session()
+    notification = notifications.mark_read(session, current_user, notification_id, now())
     if request.headers.get("HX-Request") == "true":
-        response = render("notifications/_item.html", item=view_of(notification))
+        response = render("notifications/_read_response.html", item=view_of(notification),
+                          unread=notifications.unread_count(session, current_user))
         response.headers["HX-Trigger"] = READ_EVENT
         return response
     return redirect_after_post(url_for("notifications.inbox"))
