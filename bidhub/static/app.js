@@ -65,11 +65,14 @@ focusFirstInvalid();
 // was swapped in, to its first control, so the keyboard carries on from where it was.
 const FOCUSABLE = 'a[href], button:not([disabled]), summary, select:not([disabled]), ' +
   'textarea:not([disabled]), input:not([type="hidden"]):not([disabled])';
+// Kept until the swap settles: another answer (the inbox count a decision triggers) may be
+// swapped in between, elsewhere on the page.
 let swappedFocus = null;
 document.addEventListener("htmx:beforeSwap", (event) => {
   const target = event.detail.target;
-  swappedFocus = event.detail.shouldSwap && target && target.contains(document.activeElement)
-    ? { target, id: target.id } : null;
+  if (event.detail.shouldSwap && target && target.contains(document.activeElement)) {
+    swappedFocus = { target, id: target.id };
+  }
 });
 function focusSwappedIn() {
   const swapped = swappedFocus;

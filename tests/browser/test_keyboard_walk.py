@@ -10,7 +10,9 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from bidhub.db import get_session
+from bidhub.db import get_session, unit_of_work
+from bidhub.models import Notification
+from bidhub.services import notifications
 from bidhub.services.adjudication import score_closed_round
 from tests.browser.conftest import LiveServer
 from tests.browser.world import add_round_past_its_deadline, bid, by_username
@@ -87,6 +89,8 @@ DECIDED_ROUND = "六月客户资源竞标"
 DECIDED_ACCOUNTS = (("长沙湘江传媒有限公司", "传媒", 800_000),
                     ("福州闽江物流有限公司", "物流", 700_000))
 OVERRIDE_REASON = "客户希望由熟悉传媒行业的销售继续跟进，经部门讨论后改判。"
+PASSWORD_RESET = ("An admin reset your password at %(reset_at)s; you will choose a new one "
+                  "when you sign in. If you did not ask for it, tell KA management.")
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +144,39 @@ def test_a_decision_taken_keeps_the_focus_in_its_row(walk, live_server: LiveServ
     expect(row).to_contain_text(OVERRIDE_REASON)
     expect(row.locator(":focus")).to_have_count(1)
     manager.finish()
+
+
+def test_an_item_marked_read_keeps_the_focus_and_the_count_follows(walk,
+                                                                  live_server: LiveServer):
+    """Marking an item read swaps it, and its answer makes the header's count load again: the
+    focus stays on the item whichever answer settles first, and the heading's "Mark all read"
+    counts the items left."""
+    world = live_server.world
+    with live_server.app.app_context():
+        session = get_session()
+        now = live_server.app.config["CLOCK"]()
+        rep_id = by_username(session, world.rep).id
+        # Two new items written as notify() writes them (an incident would count against the
+        # rep's eligibility in the other walks' rounds).
+        with unit_of_work(session):
+            session.add_all(Notification(
+                recipient_id=rep_id, kind="password_reset", event_key=f"keyboard-walk:{n}",
+                msgid=PASSWORD_RESET, params={"reset_at": notifications.instant(now)},
+                link_endpoint="auth.password", link_args={}, created_at=now) for n in range(2))
+    rep = walk()
+    page = rep.page
+    rep.sign_in(world.rep)
+    rep.goto("/notifications")
+    mark_all = page.locator("#mark-all-read button")
+    unread = int("".join(filter(str.isdigit, mark_all.inner_text())))
+    assert unread >= 2
+    item = page.locator("section.notification.unread").first
+    item_id = item.get_attribute("id")
+    item.locator("form[hx-post] button").focus()
+    with page.expect_response(lambda response: response.url.endswith("/read")) as answer:
+        page.keyboard.press("Enter")
+    assert answer.value.status == 200
+    expect(page.locator(f"#{item_id}")).not_to_have_class("card notification unread")
+    expect(page.locator(f"#{item_id} :focus")).to_have_count(1)
+    expect(mark_all).to_contain_text(f"（{unread - 1}）")
+    rep.finish()
