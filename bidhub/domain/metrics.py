@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, tzinfo
 from itertools import pairwise
+from operator import attrgetter
 from typing import NamedTuple
 
 from bidhub.domain.facts import (
@@ -181,9 +182,12 @@ def _within(moment: datetime | None, since: datetime, now: datetime) -> bool:
 # --- opportunities as of `now` ----------------------------------------------------------
 
 
+_CHANGED_AT = attrgetter("changed_at")
+
+
 def _entered(opportunity: OpportunityFact) -> list:
     """The history's stage changes, oldest first (changes at one moment in the order given)."""
-    return sorted(opportunity.history, key=lambda change: change.changed_at)
+    return sorted(opportunity.history, key=_CHANGED_AT)
 
 
 def closed_at(opportunity: OpportunityFact) -> datetime | None:
@@ -201,7 +205,7 @@ def last_entered(changes: Iterable, stage: Stage) -> datetime | None:
     """When a deal's stage history (changes with `stage` and `changed_at`) last entered
     `stage`: the start of its last run of that stage, so a deal won, re-opened and won again
     was won the second time; None if the history never entered it."""
-    return _last_entry(sorted(changes, key=lambda change: change.changed_at), stage)
+    return _last_entry(sorted(changes, key=_CHANGED_AT), stage)
 
 
 def _last_entry(changes: list, stage: Stage) -> datetime | None:
@@ -238,8 +242,11 @@ def standing_at(opportunity: OpportunityFact, now: datetime) -> StageAt | None:
         return None
     changes = _entered(opportunity)
     final = opportunity.stage
-    closed = closed_at(opportunity)
-    ahead = any(change.changed_at > now for change in changes)
+    # `closed_at`, read off the changes already in order
+    closed = None if final not in CLOSED_STAGES else (
+        opportunity.closed_at if opportunity.closed_at is not None
+        else _last_entry(changes, final))
+    ahead = bool(changes) and changes[-1].changed_at > now  # any change after `now`
     reached_final = final not in CLOSED_STAGES or closed is None or closed <= now
     if not ahead and reached_final:
         return StageAt(final, closed)
