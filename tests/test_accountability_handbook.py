@@ -395,7 +395,7 @@ def test_a_stored_name_that_is_not_a_hash_is_never_served(session, make_manager,
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"page_area": "sidebar"}, "Choose one of the listed options."),
-    ({"page_area": ""}, "This field is required"),
+    ({"page_area": ""}, "Choose one of the listed options."),
     ({"ad_type": "job_post"}, "Choose one of the listed options."),  # older incidents keep it
     ({"ad_type": "popup"}, "Choose one of the listed options."),
 ])

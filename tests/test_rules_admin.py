@@ -148,8 +148,8 @@ def test_the_settings_form_writes_a_valid_draft(app, session, make_admin, login_
     assert "Valid. New version" in html
     bad = client.post("/admin/rules/settings", data={**data, "capacity_max": "0"})
     assert bad.status_code == 422
-    for language, expected in (("en", "Number must be between -1000 and 1000."),
-                               ("zh-CN", "数值大小必须介于 -1000 到 1000 之间。")):
+    for language, expected in (("en", "Enter a number between -1,000 and 1,000."),
+                               ("zh-CN", "请输入 -1,000 到 1,000 之间的数字。")):
         heavy = client.post("/admin/rules/settings", data={**data, "weight_0": "5000"},
                             headers={"Accept-Language": language})
         assert heavy.status_code == 422

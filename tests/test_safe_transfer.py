@@ -327,7 +327,7 @@ def test_field_errors_re_render_with_422(session, login_as, make_manager, make_r
         ({"account": "", "to_rep": ""}, "Choose the account to transfer."),
         ({"to_rep": ""}, "Choose the rep who receives the account."),
         ({"account": "999999"}, "Choose the account from the list."),
-        ({"reason": "short"}, "Field must be between"),
+        ({"reason": "short"}, "At least 10 characters are needed here; the text sent has 5."),
         ({"review_text": ""}, "Write a review of why the account leaves its rep"),
         ({"to_rep": str(owner.id)}, "already holds"),
     ]

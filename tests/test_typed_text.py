@@ -222,7 +222,7 @@ def test_a_required_field_left_blank_gets_the_required_message(client, world):
         response = client.post("/manage/rounds/new", data={
             "title": blank, "branch_id": "0", **TIMES})
         assert response.status_code == 422
-        assert "This field is required." in response.get_data(as_text=True)
+        assert "Fill in this field." in response.get_data(as_text=True)
 
 
 def test_invisible_characters_inside_text_are_not_stored(client, session, world):
@@ -262,7 +262,7 @@ def test_the_transfer_summary_refuses_a_blank_reason_before_the_confirmation(cli
                                                                  "reason": blank})
         assert response.status_code == 422
         page = response.get_data(as_text=True)
-        assert "This field is required." in page and 'action="/manage/transfer"' not in page
+        assert "Fill in this field." in page and 'action="/manage/transfer"' not in page
 
 
 
@@ -303,7 +303,8 @@ def test_the_use_cases_refuse_a_blank_title_name_or_reason(session, clock, world
     assert database_rows(session) == before
 
 
-NUMBER_AND_DATE_WORDS = ("Not a valid", "Number must be between", "between 1 and 1,000")
+NUMBER_AND_DATE_WORDS = ("Not a valid", "Number must be between", "between 1 and 1,000",
+                         "Enter a whole number", "Enter a number")
 
 
 @pytest.mark.parametrize("blank", sorted(BLANK_VALUES))
@@ -324,7 +325,7 @@ def test_a_blank_number_or_date_gets_the_required_message_alone(app, session, ma
         "closes_at": "2026-03-12T18:00"})
     page = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "This field is required." in page
+    assert "Fill in this field." in page
     assert not any(words in page for words in NUMBER_AND_DATE_WORDS), errors_of(page)
     client = admin
     settings = re.search(r'<form[^>]*action="/admin/rules/settings".*?</form>',
@@ -334,7 +335,7 @@ def test_a_blank_number_or_date_gets_the_required_message_alone(app, session, ma
         response = client.post("/admin/rules/settings", data={**data, name: value})
         page = response.get_data(as_text=True)
         assert response.status_code == 422
-        assert errors_of(page) == ["This field is required."], (name, errors_of(page))
+        assert errors_of(page) == ["Fill in this field."], (name, errors_of(page))
     assert active_text(session)
     assert database_rows(session) == before
 
@@ -367,5 +368,5 @@ def test_a_blank_amount_gets_the_required_message_not_the_range(client, world):
             "account_plan": LONG_TEXT, "visit_plan": LONG_TEXT, "committed_revenue_yuan": blank})
         assert response.status_code == 422
         page = response.get_data(as_text=True)
-        assert "This field is required." in page and "Number must be between" not in page, \
+        assert "Fill in this field." in page and "Enter an amount between" not in page, \
             re.findall(r"<p class=\"error\">[^<]*", page)

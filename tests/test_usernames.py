@@ -54,7 +54,7 @@ def test_every_demo_username_keeps_to_the_rule():
 
 
 @pytest.mark.parametrize(("username", "refusal"), [
-    *((blank, "This field is required.") for blank in ("   ", "\u200b\u200b\u200b",
+    *((blank, "Fill in this field.") for blank in ("   ", "\u200b\u200b\u200b",
                                                         "\u3000\u00a0")),
     *((outside, RULE) for outside in ("user name", "😀😀", "rep#1", "<script>alert(1)</script>",
                                       "rep\u3000two"))])

@@ -11,7 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.file import FileField
 from wtforms import DateTimeLocalField, HiddenField, SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import Optional
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -23,7 +23,7 @@ from bidhub.services.policies import accountability_policy
 from bidhub.web import params
 from bidhub.web.access import managers, rep_only, roles_required
 from bidhub.web.csv_export import csv_response, export_language
-from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, choice_id, options
+from bidhub.web.forms import LOCAL_DATETIME_FORMATS, Form, Required, TextLength, choice_id, options
 from bidhub.web.i18n import local_to_utc, translate, utc_to_local
 from bidhub.web.labels import (
     AD_TYPE_LABELS,
@@ -39,18 +39,18 @@ blueprint = Blueprint("accountability", __name__)
 
 class IncidentForm(Form):
     account = StringField(_l("Account (customer number or exact name)"),
-                          validators=[InputRequired(), Length(max=200)])
+                          validators=[Required(), TextLength(max=200)])
     competitor_site = StringField(_l("Competitor site"),
-                                  validators=[InputRequired(), Length(max=200)])
-    ad_type = SelectField(_l("Kind of ad"), validators=[InputRequired()],
+                                  validators=[Required(), TextLength(max=200)])
+    ad_type = SelectField(_l("Kind of ad"), validators=[Required()],
                           choices=options({kind: AD_TYPE_LABELS[kind] for kind in OFFERED_AD_TYPES}))
     page_area = SelectField(_l("Where on the site"), choices=options(PAGE_AREA_LABELS),
-                            validators=[InputRequired()])
+                            validators=[Required()])
     seen_at = DateTimeLocalField(_l("Seen at (local time)"), format=LOCAL_DATETIME_FORMATS,
-                                 validators=[InputRequired()])
+                                 validators=[Required()])
     evidence_url = StringField(
         _l("Evidence link"), description=_l("http:// or https:// address of the ad or a screenshot."),
-        validators=[Optional(), Length(max=accountability.MAX_EVIDENCE_URL_LENGTH)])
+        validators=[Optional(), TextLength(max=accountability.MAX_EVIDENCE_URL_LENGTH)])
     evidence_image = FileField(
         _l("Screenshot"), description=_l("PNG, JPEG or WebP, at most %(megabytes)d MB. Give a link, "
                                          "a screenshot or both.",
@@ -59,9 +59,9 @@ class IncidentForm(Form):
 
 class ResolveForm(Form):
     outcome = SelectField(_l("Outcome"), choices=options(INCIDENT_OUTCOME_LABELS),
-                          validators=[InputRequired()])
+                          validators=[Required()])
     note = TextAreaField(_l("Note (required to uphold)"),
-                         validators=[Optional(), Length(max=5000)])
+                         validators=[Optional(), TextLength(max=5000)])
     version = HiddenField()
 
 
@@ -69,18 +69,18 @@ class ExplanationForm(Form):
     explanation = TextAreaField(
         _l("Explanation (问责客户说明表)"),
         description=_l("At least %(count)d characters.", count=limits.MIN_EXPLANATION_LENGTH),
-        validators=[InputRequired(), Length(min=limits.MIN_EXPLANATION_LENGTH, max=10_000)])
+        validators=[Required(), TextLength(min=limits.MIN_EXPLANATION_LENGTH, max=10_000)])
 
 
 class AccountabilityReleaseForm(Form):
-    round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[InputRequired()])
+    round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[Required()])
     # The owner the card showed ("none": no owner), whom the review is written about.
     owner = HiddenField()
     review_text = TextAreaField(
         _l("Review: why does the account leave its rep?"),
         description=_l("At least %(count)d characters.", count=limits.MIN_REVIEW_LENGTH),
-        validators=[InputRequired(),
-                    Length(min=limits.MIN_REVIEW_LENGTH, max=limits.MAX_REVIEW_LENGTH)])
+        validators=[Required(),
+                    TextLength(min=limits.MIN_REVIEW_LENGTH, max=limits.MAX_REVIEW_LENGTH)])
 
 
 def unique_ids(form: Form, suffix: int) -> Form:

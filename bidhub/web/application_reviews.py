@@ -7,7 +7,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import SelectField, TextAreaField
-from wtforms.validators import InputRequired, Length
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -17,7 +16,7 @@ from bidhub.domain.text import N_
 from bidhub.models import Round, RoundStatus
 from bidhub.services import application_reviews
 from bidhub.web.access import managers
-from bidhub.web.forms import Form, options
+from bidhub.web.forms import Form, Required, TextLength, options
 from bidhub.web.i18n import translate
 from bidhub.web.rendering import page_or_partial, redirect_after_post, render
 
@@ -34,7 +33,7 @@ class ReviewForm(Form):
     note = TextAreaField(
         _l("Note on the plan"),
         description=_l("At least %(count)d characters.", count=MIN_NOTE_LENGTH),
-        validators=[InputRequired(), Length(min=MIN_NOTE_LENGTH, max=MAX_NOTE_LENGTH)])
+        validators=[Required(), TextLength(min=MIN_NOTE_LENGTH, max=MAX_NOTE_LENGTH)])
 
     def scores(self, rules: ReviewRules) -> dict[str, str]:
         return {criterion.name: self[CRITERION_PREFIX + criterion.name].data or ""
@@ -62,7 +61,7 @@ def review_form(rules: ReviewRules, formdata=None) -> ReviewForm:
             criterion.label, choices=choices, validate_choice=False,
             description=_("%(low)d (weakest) to %(high)d (strongest)",
                           low=criterion.min_points, high=criterion.max_points),
-            validators=[InputRequired()]))
+            validators=[Required()]))
     if formdata is None:
         return RoundReviewForm(formdata=None)
     return RoundReviewForm(formdata=formdata)

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import SelectField, StringField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import Optional
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -17,7 +17,7 @@ from bidhub.services import capacity_board, limits, rounds, users
 from bidhub.services.capacity_board import Band
 from bidhub.web import params
 from bidhub.web.access import managers, reachable_endpoint, rep_only
-from bidhub.web.forms import REVIEW_HELP, Form, choice_id, options
+from bidhub.web.forms import REVIEW_HELP, Form, Required, TextLength, choice_id, options
 from bidhub.web.i18n import translate
 from bidhub.web.labels import RELEASE_REASON_LABELS
 from bidhub.web.rendering import redirect_after_post, render
@@ -31,13 +31,13 @@ MAX_SELECTED = 500
 
 
 class BulkReleaseForm(Form):
-    round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[InputRequired()])
+    round_id = SelectField(_l("Draft round"), coerce=choice_id, validators=[Required()])
     reason = SelectField(_l("Release reason"), choices=options(RELEASE_REASON_LABELS),
-                         validators=[InputRequired()])
-    note = StringField(_l("Other reason / note"), validators=[Optional(), Length(max=500)])
+                         validators=[Required()])
+    note = StringField(_l("Other reason / note"), validators=[Optional(), TextLength(max=500)])
     review_text = TextAreaField(_l("Review: why do the accounts leave the rep?"),
                                 description=REVIEW_HELP,
-                                validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
+                                validators=[Optional(), TextLength(max=limits.MAX_REVIEW_LENGTH)])
 
 
 def release_form(session, *, submitted: bool = False) -> BulkReleaseForm:

@@ -12,6 +12,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateField,
@@ -263,6 +264,81 @@ def too_long_message(limit: int, length: int) -> str:
              "it and send it again.", maximum=f"{limit:,}", length=f"{length:,}")
 
 
+# WTForms' own validators speak in another voice than the rest of the product and show their
+# numbers raw (1000 where every other message says 1,000). Forms use these three instead: the
+# same checks, the project's words, numbers as the other messages show them (shown_bound). A
+# test walks every form for a validator that would still show one of WTForms' messages.
+FILL_IN_MESSAGE = _l("Fill in this field.")
+FILE_MESSAGE = _l("Choose a file.")
+TICK_MESSAGE = _l("Tick the box to confirm.")
+
+
+def required_message(field) -> str:
+    """What a field left empty says: a choice is asked for as a choice, a file as a file."""
+    if isinstance(field, SelectField):
+        return CHOICE_MESSAGE
+    if isinstance(field, FileField):
+        return FILE_MESSAGE
+    if isinstance(field, BooleanField):
+        return TICK_MESSAGE
+    return FILL_IN_MESSAGE
+
+
+class Required(InputRequired):
+    """InputRequired, its message in the project's words (required_message)."""
+
+    def __call__(self, form, field) -> None:
+        if field.raw_data and field.raw_data[0]:
+            return
+        field.errors[:] = []
+        raise StopValidation(self.message or required_message(field))
+
+
+class TextLength(Length):
+    """Length, its message naming the limit and the length sent, both as numbers are shown
+    elsewhere (too_short_message, too_long_message)."""
+
+    def __call__(self, form, field) -> None:
+        length = len(field.data) if field.data else 0
+        if length >= self.min and (self.max == -1 or length <= self.max):
+            return
+        if self.message is not None:
+            raise ValidationError(self.message)
+        if length < self.min:
+            raise ValidationError(too_short_message(self.min, length))
+        raise ValidationError(too_long_message(self.max, length))
+
+
+def too_short_message(minimum: int, length: int) -> str:
+    return _("At least %(minimum)s characters are needed here; the text sent has %(length)s. "
+             "Add to it and send it again.", minimum=f"{minimum:,}", length=f"{length:,}")
+
+
+class InRange(NumberRange):
+    """NumberRange, its message in the project's words with the bounds as people read them
+    (1,000, not 1000 or 1000.0): a whole number where the field takes only those."""
+
+    def __call__(self, form, field) -> None:
+        try:
+            super().__call__(form, field)
+        except ValidationError:
+            if self.message is not None:
+                raise
+            raise ValidationError(range_message(field, self.min, self.max)) from None
+
+
+def range_message(field, low, high) -> str:
+    if low is not None and high is not None:
+        if isinstance(field, IntegerField):
+            return _("Enter a whole number between %(low)s and %(high)s.",
+                     low=shown_bound(low), high=shown_bound(high))
+        return _("Enter a number between %(low)s and %(high)s.", low=shown_bound(low),
+                 high=shown_bound(high))
+    if low is not None:
+        return _("Enter a number of at least %(low)s.", low=shown_bound(low))
+    return _("Enter a number of at most %(high)s.", high=shown_bound(high))
+
+
 class Form(FlaskForm):
     """Every form refuses control characters, malformed numbers and far-off dates first, and
     judges text without its invisible characters and surrounding spaces (clean_typed_text).
@@ -307,32 +383,32 @@ class Form(FlaskForm):
             self.form_errors.append(translate(error))
 
 
-NEW_PASSWORD_LENGTH = Length(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)
+NEW_PASSWORD_LENGTH = TextLength(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)
 
 
 class LoginForm(Form):
-    username = StringField(_l("Username"), validators=[InputRequired(), Length(max=64)])
+    username = StringField(_l("Username"), validators=[Required(), TextLength(max=64)])
     password = PasswordField(_l("Password"),
-                             validators=[InputRequired(), Length(max=limits.MAX_PASSWORD_LENGTH)])
+                             validators=[Required(), TextLength(max=limits.MAX_PASSWORD_LENGTH)])
 
 
 class PasswordForm(Form):
-    current_password = PasswordField(_l("Current password"), validators=[InputRequired()])
+    current_password = PasswordField(_l("Current password"), validators=[Required()])
     new_password = PasswordField(_l("New password"),
-                                 validators=[InputRequired(), NEW_PASSWORD_LENGTH])
+                                 validators=[Required(), NEW_PASSWORD_LENGTH])
     confirm = PasswordField(_l("New password again"),
-                            validators=[InputRequired(), EqualTo("new_password",
+                            validators=[Required(), EqualTo("new_password",
                                                                  _l("The two passwords differ."))])
 
 
 class RoundForm(Form):
     title = StringField(_l("Round title"),
-                        validators=[InputRequired(), Length(max=limits.MAX_ROUND_TITLE_LENGTH)])
+                        validators=[Required(), TextLength(max=limits.MAX_ROUND_TITLE_LENGTH)])
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     opens_at = DateTimeLocalField(_l("Opens at (local time)"), format=LOCAL_DATETIME_FORMATS,
-                                  validators=[InputRequired()])
+                                  validators=[Required()])
     closes_at = DateTimeLocalField(_l("Deadline (local time)"), format=LOCAL_DATETIME_FORMATS,
-                                   validators=[InputRequired()])
+                                   validators=[Required()])
     version = HiddenField()
     # A new round's one-time key: the same form sent twice creates one round.
     submission_key = HiddenField()
@@ -345,14 +421,14 @@ REVIEW_HELP = _l("Needed when the account has a rep: at least %(count)d characte
 
 class ReleaseForm(Form):
     account = StringField(_l("Account (customer number or exact name)"),
-                          validators=[InputRequired(), Length(max=200)])
+                          validators=[Required(), TextLength(max=200)])
     reason = SelectField(_l("Release reason"),
                          choices=options(RELEASE_REASON_LABELS),
-                         validators=[InputRequired()])
-    note = StringField(_l("Other reason / note"), validators=[Optional(), Length(max=500)])
+                         validators=[Required()])
+    note = StringField(_l("Other reason / note"), validators=[Optional(), TextLength(max=500)])
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
                                 description=REVIEW_HELP,
-                                validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
+                                validators=[Optional(), TextLength(max=limits.MAX_REVIEW_LENGTH)])
     # What the page showed before the confirmation: the account (its id) and who held it
     # (their id, or "none"), whom the review is written about. Empty on the first post.
     shown_account = HiddenField()
@@ -426,27 +502,27 @@ class BidForm(Form):
 
     account_plan = TextAreaField(
         _l("Account plan"), description=PLAN_HELP,
-        validators=[InputRequired(),
-                    Length(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
+        validators=[Required(),
+                    TextLength(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
     committed_revenue_yuan = YuanField(
         _l("Committed 12-month revenue (yuan)"),
-        validators=[InputRequired(), AmountRange(min=limits.MIN_REVENUE_YUAN,
+        validators=[Required(), AmountRange(min=limits.MIN_REVENUE_YUAN,
                                                 max=limits.MAX_REVENUE_YUAN)])
     visit_plan = TextAreaField(
         _l("Visit plan for the first 90 days"), description=PLAN_HELP,
-        validators=[InputRequired(),
-                    Length(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
+        validators=[Required(),
+                    TextLength(min=limits.MIN_PLAN_LENGTH, max=limits.MAX_PLAN_LENGTH)])
     submission_key = HiddenField()
 
 
 class DecisionForm(Form):
     kind = RadioField(_l("Decision"), choices=options(DECISION_CHOICE_LABELS),
-                      validators=[InputRequired()])
+                      validators=[Required()])
     bid_id = SelectField(_l("Bidder"), coerce=choice_id, validators=[Optional()])
     reason = TextAreaField(
         _l("Written reason (required unless you accept the ranking)"),
         description=_l("At least %(count)d characters.", count=limits.MIN_REASON_LENGTH),
-        validators=[Optional(), Length(max=limits.MAX_REASON_LENGTH)])
+        validators=[Optional(), TextLength(max=limits.MAX_REASON_LENGTH)])
     version = HiddenField()
 
 
@@ -454,36 +530,36 @@ class TransferForm(Form):
     """A direct transfer; the account and the rep are ids picked from type-ahead lists."""
 
     account = HiddenField(_l("Account"), validators=[
-        InputRequired(message=_l("Choose the account to transfer."))])
+        Required(message=_l("Choose the account to transfer."))])
     to_rep = HiddenField(_l("To rep"), validators=[
-        InputRequired(message=_l("Choose the rep who receives the account."))])
+        Required(message=_l("Choose the rep who receives the account."))])
     from_rep = HiddenField()  # set when the capacity board sent the manager here for one rep
     reason = TextAreaField(
         _l("Reason for the transfer"),
         description=_l("At least %(count)d characters.", count=limits.MIN_REASON_LENGTH),
-        validators=[InputRequired(),
-                    Length(min=limits.MIN_REASON_LENGTH, max=limits.MAX_REASON_LENGTH)])
+        validators=[Required(),
+                    TextLength(min=limits.MIN_REASON_LENGTH, max=limits.MAX_REASON_LENGTH)])
     review_text = TextAreaField(_l("Review: why does the account leave its rep?"),
                                 description=REVIEW_HELP,
-                                validators=[Optional(), Length(max=limits.MAX_REVIEW_LENGTH)])
+                                validators=[Optional(), TextLength(max=limits.MAX_REVIEW_LENGTH)])
 
 
 class ConfirmTransferForm(TransferForm):
     # The owner the summary showed ("none" for no owner): another owner now makes it stale.
-    owner = HiddenField(validators=[InputRequired()])
+    owner = HiddenField(validators=[Required()])
 
 
 class UserForm(Form):
     username = StringField(_l("Username"),
                            description=_l("Letters, digits and . _ - @, without spaces."),
-                           validators=[InputRequired(), Length(min=2, max=64)])
+                           validators=[Required(), TextLength(min=2, max=64)])
     display_name = StringField(_l("Name"), validators=[
-        InputRequired(), Length(max=limits.MAX_DISPLAY_NAME_LENGTH)])
+        Required(), TextLength(max=limits.MAX_DISPLAY_NAME_LENGTH)])
     password = PasswordField(
         _l("Initial password"),
         description=_l("At least %(count)d characters.", count=limits.MIN_PASSWORD_LENGTH),
-        validators=[InputRequired(),
-                    Length(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)])
+        validators=[Required(),
+                    TextLength(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)])
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     hired_on = DateField(_l("Hire date"), validators=[Optional()])
@@ -491,7 +567,7 @@ class UserForm(Form):
 
 class EditUserForm(Form):
     display_name = StringField(_l("Name"), validators=[
-        InputRequired(), Length(max=limits.MAX_DISPLAY_NAME_LENGTH)])
+        Required(), TextLength(max=limits.MAX_DISPLAY_NAME_LENGTH)])
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
     status = SelectField(_l("Status"),
@@ -501,7 +577,7 @@ class EditUserForm(Form):
 
 class SetPasswordForm(Form):
     new_password = PasswordField(_l("New password"),
-                                 validators=[InputRequired(), NEW_PASSWORD_LENGTH])
+                                 validators=[Required(), NEW_PASSWORD_LENGTH])
 
 
 class ConfirmForm(Form):
@@ -513,27 +589,27 @@ class ConfirmForm(Form):
 class AcceptUnflaggedForm(Form):
     """The set of listings a confirmation showed, so that only that set is decided."""
 
-    listing_ids = HiddenField(validators=[InputRequired()])
-    version = HiddenField(validators=[InputRequired()])
+    listing_ids = HiddenField(validators=[Required()])
+    version = HiddenField(validators=[Required()])
 
 
 class BranchNamesForm(Form):
     name = StringField(_l("Branch name"), validators=[
-        InputRequired(), Length(max=limits.MAX_BRANCH_NAME_LENGTH)])
+        Required(), TextLength(max=limits.MAX_BRANCH_NAME_LENGTH)])
     name_zh = StringField(_l("Chinese name"), validators=[
-        Optional(), Length(max=limits.MAX_BRANCH_NAME_LENGTH)])
+        Optional(), TextLength(max=limits.MAX_BRANCH_NAME_LENGTH)])
 
 
 class BranchForm(BranchNamesForm):
     code = StringField(_l("Code"), description=_l("Letters A-Z, digits, '-' and '_'."),
-                       validators=[InputRequired(), Length(max=limits.MAX_BRANCH_CODE_LENGTH)])
+                       validators=[Required(), TextLength(max=limits.MAX_BRANCH_CODE_LENGTH)])
 
 
 class BranchActivityForm(Form):
     """Deactivating or reactivating a branch, once the admin has ticked that they mean it."""
 
     confirm = BooleanField(_l("I have read what this changes."), validators=[
-        InputRequired(message=_l("Tick the box to confirm."))])
+        Required(message=_l("Tick the box to confirm."))])
 
 
 def branch_choices(branches, *, empty_label) -> list[SelectChoice]:
@@ -546,8 +622,8 @@ class RulesDraftForm(Form):
     # No length validator: it would put a maxlength on the editor, and a browser cuts a longer
     # paste there without a word. The rules' own limit (MAX_RULE_BYTES, in bytes) refuses a
     # draft too large with its size when it is checked or adopted.
-    text = TextAreaField(_l("Rule file (TOML)"), validators=[InputRequired()])
-    note = StringField(_l("Change note"), validators=[Optional(), Length(max=1000)])
+    text = TextAreaField(_l("Rule file (TOML)"), validators=[Required()])
+    note = StringField(_l("Change note"), validators=[Optional(), TextLength(max=1000)])
     expected_active_id = HiddenField()
     round_id = SelectField(_l("Replay round"), coerce=choice_id, validators=[Optional()])
 
@@ -579,8 +655,8 @@ def eligibility_fields() -> dict:
 
     fields = {}
     for key, setting in eligibility_numbers().items():
-        validators = [Optional() if setting.default is None else InputRequired(),
-                      NumberRange(min=setting.minimum, max=setting.maximum)]
+        validators = [Optional() if setting.default is None else Required(),
+                      InRange(min=setting.minimum, max=setting.maximum)]
         label = ELIGIBILITY_LABELS.get(key, key)
         fields[key] = (IntegerField(label, validators=validators) if setting.kind == "whole"
                        else DecimalField(label, places=None, validators=validators))
@@ -601,17 +677,17 @@ def rules_settings_form(rules, formdata=None):
         **eligibility_fields(),
         "max_awards_per_rep_per_round": IntegerField(
             _l("Awards per rep per round (cap)"),
-            validators=[Optional(), NumberRange(min=1, max=MAX_SETTING_COUNT)]),
+            validators=[Optional(), InRange(min=1, max=MAX_SETTING_COUNT)]),
         "min_bids_per_listing": IntegerField(
             _l("Minimum eligible bids per listing"),
-            validators=[InputRequired(), NumberRange(min=0, max=MAX_SETTING_COUNT)]),
+            validators=[Required(), InRange(min=0, max=MAX_SETTING_COUNT)]),
     })
 
     for index, factor in enumerate(rules.factors):
         setattr(RulesSettingsForm, f"weight_{index}", DecimalField(
             _("%(metric)s (%(normaliser)s)", metric=metric_label(factor.metric),
               normaliser=normaliser_label(factor.normaliser)), places=None,
-            validators=[InputRequired(), NumberRange(min=-WEIGHT_BOUND, max=WEIGHT_BOUND)]))
+            validators=[Required(), InRange(min=-WEIGHT_BOUND, max=WEIGHT_BOUND)]))
     values = {
         **{key: getattr(rules.eligibility, key) for key in eligibility_numbers()},
         "max_awards_per_rep_per_round": rules.caps.max_awards_per_rep_per_round,
@@ -651,7 +727,7 @@ def settings_from(form, factor_count: int) -> dict:
 
 # An appeal's ground and management's answers are read by the other side: long enough to say
 # something, bounded as a reason is.
-APPEAL_TEXT_LENGTH = Length(min=limits.MIN_REASON_LENGTH, max=limits.MAX_REASON_LENGTH)
+APPEAL_TEXT_LENGTH = TextLength(min=limits.MIN_REASON_LENGTH, max=limits.MAX_REASON_LENGTH)
 APPEAL_TEXT_HELP = _l("At least %(count)d characters.", count=limits.MIN_REASON_LENGTH)
 
 
@@ -659,7 +735,7 @@ class AppealForm(Form):
     """A bidder's appeal (申诉) of a listing's announced result, during the standstill window."""
 
     ground = TextAreaField(_l("Ground of your appeal"), description=APPEAL_TEXT_HELP,
-                           validators=[InputRequired(), APPEAL_TEXT_LENGTH])
+                           validators=[Required(), APPEAL_TEXT_LENGTH])
     # The page the form was on, shown again with the form's messages when it is refused.
     page = HiddenField()
 
@@ -668,10 +744,10 @@ class AppealAnswerForm(Form):
     """KA management's answer to an appeal: upheld (the listing is decided again) or rejected."""
 
     outcome = RadioField(_l("Answer"), choices=options(APPEAL_OUTCOME_LABELS),
-                         validators=[InputRequired()])
+                         validators=[Required()])
     answer = TextAreaField(_l("Written answer to the appellant"),
-                           validators=[InputRequired(),
-                                       Length(max=limits.MAX_REASON_LENGTH)])
+                           validators=[Required(),
+                                       TextLength(max=limits.MAX_REASON_LENGTH)])
     version = HiddenField()
 
 
@@ -679,5 +755,5 @@ class CancelForm(Form):
     """Cancelling a listing or a whole round before it takes effect: the reason is recorded."""
 
     reason = TextAreaField(_l("Reason for the cancellation"), description=APPEAL_TEXT_HELP,
-                           validators=[InputRequired(), APPEAL_TEXT_LENGTH])
+                           validators=[Required(), APPEAL_TEXT_LENGTH])
     version = HiddenField()

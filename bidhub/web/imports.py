@@ -28,7 +28,6 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField
-from wtforms.validators import InputRequired
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -38,7 +37,7 @@ from bidhub.domain.text import N_, Text
 from bidhub.models import ImportRun, User
 from bidhub.services import imports
 from bidhub.web.access import admins
-from bidhub.web.forms import Form, options
+from bidhub.web.forms import Form, Required, options
 from bidhub.web.labels import CONTACT_ROLE_LABELS
 from bidhub.web.params import parse_int
 from bidhub.web.rendering import redirect_after_post, render, render_form_errors
@@ -130,7 +129,7 @@ def reported_problem(kind: str, problem: Problem) -> Problem:
 
 class ImportForm(Form):
     kind = SelectField(_l("What the file holds"), choices=options(KIND_LABELS),
-                       validators=[InputRequired()])
+                       validators=[Required()])
     file = FileField(_l("File (CSV or tab-separated text in UTF-8, GBK or UTF-16, or Excel .xlsx "
                         "or .xls)"),
                      validators=[FileRequired(_l("Choose a file."))])

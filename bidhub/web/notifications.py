@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.routing import BuildError
 from wtforms import EmailField
-from wtforms.validators import Length, Optional
+from wtforms.validators import Optional
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -22,7 +22,7 @@ from bidhub.domain.text import Text
 from bidhub.models import Notification
 from bidhub.services import notifications
 from bidhub.web.access import admins, signed_in
-from bidhub.web.forms import Form
+from bidhub.web.forms import Form, TextLength
 from bidhub.web.i18n import translate
 from bidhub.web.params import control_characters, int_arg
 from bidhub.web.rendering import localtime, redirect_after_post, render
@@ -33,7 +33,7 @@ READ_EVENT = "notifications-read"  # htmx event: the header's badge counts again
 
 class EmailForm(Form):
     email = EmailField(_l("E-mail address for notifications"),
-                       validators=[Optional(), Length(max=notifications.MAX_EMAIL_LENGTH)])
+                       validators=[Optional(), TextLength(max=notifications.MAX_EMAIL_LENGTH)])
 
 
 def message_of(notification: Notification, format_instant=localtime) -> str:

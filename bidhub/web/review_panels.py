@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 from wtforms import SelectMultipleField, TextAreaField
-from wtforms.validators import InputRequired, ValidationError
+from wtforms.validators import ValidationError
 
 from bidhub.domain.collation import person_order
 from bidhub.domain.reviews import ReviewRules
@@ -18,7 +18,7 @@ from bidhub.models import Bid, Role, Round, RoundStatus, User
 from bidhub.services import application_reviews, policies
 from bidhub.services.application_reviews import review_rules_of
 from bidhub.services.notifications import active_users_with_role
-from bidhub.web.forms import APPEAL_TEXT_HELP, APPEAL_TEXT_LENGTH, Form
+from bidhub.web.forms import APPEAL_TEXT_HELP, APPEAL_TEXT_LENGTH, Form, Required
 from bidhub.web.params import parse_id
 
 # More boxes than any department has managers: a longer list is a forged request.
@@ -55,7 +55,7 @@ class CloseReviewForm(Form):
 
     reason = TextAreaField(_l("Reason for closing the review early"),
                            description=APPEAL_TEXT_HELP,
-                           validators=[InputRequired(), APPEAL_TEXT_LENGTH])
+                           validators=[Required(), APPEAL_TEXT_LENGTH])
 
 
 def may_name_reviewers(round_: Round, now: datetime) -> bool:

@@ -7,7 +7,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import HiddenField, TextAreaField
-from wtforms.validators import InputRequired, Length
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -18,7 +17,7 @@ from bidhub.services.loss_reviews import RegisterStatus, ReviewFilter
 from bidhub.services.policies import loss_review_days
 from bidhub.web import params
 from bidhub.web.access import managers, rep_only, roles_required
-from bidhub.web.forms import Form
+from bidhub.web.forms import Form, Required, TextLength
 from bidhub.web.labels import FILING_KIND_LABELS, LOSS_REVIEW_STATUS_LABELS, RELEASE_REASON_LABELS
 from bidhub.web.rendering import redirect_after_post, render
 
@@ -37,12 +36,12 @@ class WriteForm(Form):
     what_happened = TextAreaField(
         _l("What happened"),
         description=_l("At least %(count)d characters.", count=loss_reviews.MIN_ANSWER_LENGTH),
-        validators=[InputRequired(), Length(min=loss_reviews.MIN_ANSWER_LENGTH,
+        validators=[Required(), TextLength(min=loss_reviews.MIN_ANSWER_LENGTH,
                                             max=loss_reviews.MAX_ANSWER_LENGTH)])
     do_differently = TextAreaField(
         _l("What you would do differently"),
         description=_l("At least %(count)d characters.", count=loss_reviews.MIN_ANSWER_LENGTH),
-        validators=[InputRequired(), Length(min=loss_reviews.MIN_ANSWER_LENGTH,
+        validators=[Required(), TextLength(min=loss_reviews.MIN_ANSWER_LENGTH,
                                             max=loss_reviews.MAX_ANSWER_LENGTH)])
     version = HiddenField()
 
@@ -51,7 +50,7 @@ class CloseForm(Form):
     comment = TextAreaField(
         _l("Management's comment"),
         description=_l("At least %(count)d characters.", count=loss_reviews.MIN_COMMENT_LENGTH),
-        validators=[InputRequired(), Length(min=loss_reviews.MIN_COMMENT_LENGTH,
+        validators=[Required(), TextLength(min=loss_reviews.MIN_COMMENT_LENGTH,
                                             max=loss_reviews.MAX_ANSWER_LENGTH)])
     version = HiddenField()
 

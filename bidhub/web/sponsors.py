@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import HiddenField, SelectField, TextAreaField
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import Optional
 
 from bidhub.clock import now
 from bidhub.db import get_session
@@ -16,7 +16,7 @@ from bidhub.models import Account, Role
 from bidhub.services import browse, rounds, sponsors
 from bidhub.services.limits import MAX_REASON_LENGTH
 from bidhub.web.access import roles_required
-from bidhub.web.forms import Form, choice_id, options
+from bidhub.web.forms import Form, Required, TextLength, choice_id, options
 from bidhub.web.i18n import translate
 from bidhub.web.params import id_arg
 from bidhub.web.rendering import redirect_after_post, render
@@ -37,8 +37,8 @@ class DesignateForm(Form):
 class AnswerForm(Form):
     answer = SelectField(_l("Answer"), choices=options({ACCEPT: _l("Accept"),
                                                        REFUSE: _l("Refuse")}),
-                         validators=[InputRequired()])
-    note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=MAX_REASON_LENGTH)],
+                         validators=[Required()])
+    note = TextAreaField(_l("Note"), validators=[Optional(), TextLength(max=MAX_REASON_LENGTH)],
                          description=_l("Required when you refuse."))
     version = HiddenField()
 
