@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -346,3 +347,26 @@ def test_the_demo_announces_a_round_with_an_appeal_waiting(app, session, clock, 
     assert appeal.status == AppealStatus.PENDING and appeal.ground == DEMO_APPEAL_GROUND
     page = text_of(client_of(app, manager).get("/manage/appeals"))
     assert DEMO_APPEAL_GROUND in page and f"/manage/appeals/{appeal.id}/answer" in page
+
+
+def test_an_answer_without_its_outcome_marks_the_radio_group_not_the_answer(app, world):
+    """The radio group is what to correct: it is marked invalid with its error beside it, and
+    the answer typed (which was fine) is not, so the focus does not go there."""
+    appeal = appeal_of(world)
+    client = client_of(app, world["manager"])
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(f"/manage/appeals/{appeal.id}/answer", headers=headers,
+                               data={"answer": ANSWER, "version": appeal.version})
+        assert response.status_code == 422
+        row = re.search(rf'<tr id="appeal-{appeal.id}">.*?</tr>', text_of(response), re.S).group(0)
+        fieldset = re.search(r"<fieldset[^>]*>.*?</fieldset>", row, re.S).group(0)
+        opening = fieldset[:fieldset.index(">") + 1]
+        assert 'aria-invalid="true"' in opening
+        error_id = re.search(r'aria-describedby="([^"]+)"', opening).group(1)
+        assert re.search(rf'<p class="error" id="{error_id}">Choose one of the listed options.</p>',
+                         fieldset)
+        assert row.index('aria-invalid="true"') == row.index(opening) + opening.index("aria-invalid")
+        assert re.search(r"<textarea[^>]*aria-invalid", row) is None
+        assert ANSWER in row
+    reload(world["session"])
+    assert world["session"].get(Appeal, appeal.id).status == AppealStatus.PENDING

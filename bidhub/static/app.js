@@ -52,11 +52,16 @@ document.addEventListener("htmx:afterSettle", tickCountdowns);
 
 // After a refused form, the keyboard goes where the correction is: to the first field marked
 // invalid, when a page loads with one and when an htmx answer swaps a refused form in place of
-// the one that held the focus (which leaves the focus nowhere, at the top of the page).
+// the one that held the focus (which leaves the focus nowhere, at the top of the page). A group
+// of radio buttons is marked invalid as a whole (its fieldset or list), which takes no focus:
+// the focus goes to its first radio.
 function focusFirstInvalid() {
   if (document.activeElement && document.activeElement !== document.body) return;
-  const field = document.querySelector('[aria-invalid="true"]');
-  if (field) field.focus();
+  const marked = document.querySelector('[aria-invalid="true"]');
+  if (!marked) return;
+  const control = marked.matches("input, select, textarea, button")
+    ? marked : marked.querySelector("input:not([type=hidden]), select, textarea");
+  (control || marked).focus();
 }
 focusFirstInvalid();
 

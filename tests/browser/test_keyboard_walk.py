@@ -6,6 +6,7 @@ walk through accepted decisions works on a round of its own."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -20,6 +21,7 @@ from tests.browser.world import add_round_past_its_deadline, bid, by_username
 PLAN = "第一个月拜访采购人和决策人，推动年度框架合同续签。"
 VISITS = "第一周拜访采购人，第二周拜访决策人，第四周提交方案。"
 SHORT_REASON = "太短"
+APP_JS = Path(__file__).resolve().parents[2] / "bidhub" / "static" / "app.js"
 
 
 def focused(page) -> str:
@@ -180,3 +182,22 @@ def test_an_item_marked_read_keeps_the_focus_and_the_count_follows(walk,
     expect(page.locator(f"#{item_id} :focus")).to_have_count(1)
     expect(mark_all).to_contain_text(f"（{unread - 1}）")
     rep.finish()
+
+
+@pytest.mark.parametrize("group", [
+    # The appeal answer's fieldset, and a RadioField as the field macro draws it.
+    '<fieldset aria-invalid="true"><legend>Answer</legend>'
+    '<label><input type="radio" id="first" name="outcome" value="upheld"> Upheld</label>'
+    '<label><input type="radio" name="outcome" value="rejected"> Rejected</label></fieldset>',
+    '<label>Answer</label><ul aria-invalid="true" id="outcome">'
+    '<li><input id="first" name="outcome" type="radio" value="upheld"> <label>Upheld</label></li>'
+    '<li><input name="outcome" type="radio" value="rejected"> <label>Rejected</label></li></ul>',
+])
+def test_a_refused_radio_group_puts_the_focus_on_its_first_radio(browser, group):
+    page = browser.new_page()
+    try:
+        page.set_content(f'<form>{group}<textarea id="answer">An answer</textarea></form>')
+        page.add_script_tag(path=str(APP_JS))
+        expect(page.locator("#first")).to_be_focused()
+    finally:
+        page.close()
