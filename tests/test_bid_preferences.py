@@ -345,3 +345,66 @@ def test_management_sees_no_ranking_while_the_round_is_open(session, clock, thre
                 f"/manage/listings/{round_of_three.listings[0].id}"):
         page = client.get(url).get_data(as_text=True)
         assert "choice" not in page.lower() and "rank-" not in page and "preference" not in page
+
+
+# --- a rep who left or was deactivated ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("left", "You have left the company and cannot receive accounts"),
+    ("deactivated", "Your user was deactivated and you cannot receive accounts"),
+])
+def test_a_rep_who_departed_cannot_rank_their_bids_and_may_withdraw_them(
+        session, clock, make_admin, three_bids, round_of_three, how, message):
+    """A ranking is part of the bid: refused as an edit of the bid is, nothing changes, and
+    withdrawing stays theirs to do (and still closes the gap)."""
+    from tests.test_departed_winners import DEPARTURES, leave
+
+    rep, bids = three_bids
+    rank_preferences(session, rep, round_of_three.id, {bids[0].id: 1, bids[1].id: 2}, clock())
+    leave(session, make_admin(), rep, clock, **DEPARTURES[how])
+    with pytest.raises(BidRejected) as refused:
+        rank_preferences(session, session.get(type(rep), rep.id), round_of_three.id,
+                         {bids[2].id: 1}, clock())
+    assert message in str(refused.value.message)
+    assert "you may still withdraw them" in str(refused.value.message)
+    assert ranks_of(session, bids) == [1, 2, None]
+    withdraw_bid(session, session.get(type(rep), rep.id), bids[0].id, clock())
+    assert ranks_of(session, bids) == [None, 1, None]
+
+
+def test_a_rep_on_leave_may_still_rank_their_bids(session, clock, make_admin, three_bids,
+                                                  round_of_three):
+    from bidhub.models import RepStatus
+    from tests.test_departed_winners import leave
+
+    rep, bids = three_bids
+    leave(session, make_admin(), rep, clock, status=RepStatus.ON_LEAVE)
+    rank_preferences(session, session.get(type(rep), rep.id), round_of_three.id,
+                     {bids[2].id: 1}, clock())
+    assert ranks_of(session, bids) == [None, None, 1]
+
+
+def test_the_pages_of_a_rep_who_left_offer_no_edit_and_no_ranking(
+        session, client, login_as, make_admin, clock, three_bids, round_of_three):
+    from tests.test_departed_winners import leave
+
+    rep, bids = three_bids
+    admin = make_admin()
+    login_as(rep)
+    token = csrf_token_from(client.get("/my/bids").get_data(as_text=True))
+    leave(session, admin, rep, clock)  # left; the user stays active and may sign in
+    zh = {"Accept-Language": "zh-CN"}
+    listing_id = bids[0].listing_id
+    form_page = client.get(f"/listings/{listing_id}/bid", headers=zh).get_data(as_text=True)
+    assert f"/bids/{bids[0].id}/edit" not in form_page
+    assert "你已离职，不能接收客户，竞标不能再修改；仍可撤回。" in form_page
+    assert f'href="/bids/{bids[0].id}"' in form_page  # where the withdrawal is
+    my_bids = client.get("/my/bids", headers=zh).get_data(as_text=True)
+    assert f'id="ranking-{round_of_three.id}"' not in my_bids
+    assert "你已离职，不能接收客户，竞标不能再排序；仍可撤回。" in my_bids
+    response = client.post(f"/my/rounds/{round_of_three.id}/preferences", headers=zh,
+                           data={"csrf_token": token, f"rank-{bids[0].id}": "1"})
+    assert response.status_code == 422
+    assert "竞标不能再排序" in response.get_data(as_text=True)
+    assert ranks_of(session, bids) == [None, None, None]

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import BidRejected, InvalidRequest, NotFound, PermissionDenied
+from bidhub.domain.facts import INACTIVE, LEFT
 from bidhub.domain.preferences import Preferences
-from bidhub.domain.text import N_
+from bidhub.domain.text import N_, Text
 from bidhub.models import (
     Bid,
     BidStatus,
@@ -28,7 +29,7 @@ from bidhub.models import (
     RuleSetVersion,
     User,
 )
-from bidhub.services.ownership import hold_round_open, lock_reps
+from bidhub.services.ownership import hold_round_open, lock_reps, unavailable_receiver
 from bidhub.services.rule_sets import parsed
 
 # A ranking needs something to choose between.
@@ -97,6 +98,11 @@ def rank_preferences(session: Session, rep: User, round_id: int, ranks: Mapping[
             raise BidRejected(N_("Bidding for this round closed at its deadline; your "
                                  "preferences can no longer be changed."))
         lock_reps(session, [rep.id])  # against a withdrawal renumbering meanwhile
+        # Read afresh under the lock: a departure saved meanwhile waits or is seen.
+        refusal = ranking_refusal(*session.execute(
+            select(User.role, User.is_active, User.status).where(User.id == rep.id)).one())
+        if refusal is not None:
+            raise BidRejected(refusal)
         bids = {bid.id: bid for bid in session.scalars(
             select(Bid).join(Listing).where(Bid.rep_id == rep.id, Listing.round_id == round_.id,
                                             Bid.status == BidStatus.ACTIVE,
@@ -111,6 +117,23 @@ def rank_preferences(session: Session, rep: User, round_id: int, ranks: Mapping[
         for bid_id, bid in bids.items():
             bid.preference_rank = ranks.get(bid_id)
         return sorted(bids.values(), key=_shown_order)
+
+
+def ranking_refusal(role: str, is_active: bool, status: str) -> Text | None:
+    """Why a rep may no longer rank their bids, or None when they may: as for editing a bid
+    (bidding.edit_refusal), one who left, was deactivated or is no rep any more. A ranking
+    is part of the bid. Withdrawing a bid stays open to them."""
+    why = unavailable_receiver(role=role, is_active=is_active, status=status)
+    if why is None:
+        return None
+    if why == LEFT:
+        return N_("You have left the company and cannot receive accounts, so your bids can no "
+                  "longer be ranked; you may still withdraw them.")
+    if why == INACTIVE:
+        return N_("Your user was deactivated and you cannot receive accounts, so your bids can "
+                  "no longer be ranked; you may still withdraw them.")
+    return N_("You are no longer a rep and cannot receive accounts, so your bids can no longer "
+              "be ranked; you may still withdraw them.")
 
 
 def check_ranks(ranks: Mapping[int, int]) -> None:

@@ -319,6 +319,8 @@ def bid_form_page(listing_id: int, form: BidForm, status: int):
                                                           zone=zone))
     context = {"form": form, "listing": listing,
                "existing": browse.own_bid_for(session, current_user, listing.id),
+               "edit_refusal": bidding.edit_refusal(current_user.role, current_user.is_active,
+                                                    current_user.status),
                "track_record": track_record_rows(record),
                "is_open": listing.round.is_open_at(now()),
                "hindrances": hindrances.get(listing.id, []),
@@ -381,15 +383,24 @@ def my_bids_page(*, round_id: int | None = None, entered: Mapping[str, str] | No
     (`entered` and `error`: the ranking sent for `round_id`, shown again with its message)."""
     session = get_session()
     bids = market_rows.my_bids(session, current_user)
-    rankings = [(round_, round_bids, preference_hint(preferences)) for round_, round_bids, preferences
-                in bid_preferences.ranking_forms(session, bids, now())]
-    if error is not None and all(round_.id != round_id for round_, _bids, _hint in rankings):
+    # A rep who left or was deactivated may no longer rank (rank_preferences refuses it): no
+    # form, and the reason where the forms would be.
+    ranking_refusal = bid_preferences.ranking_refusal(current_user.role, current_user.is_active,
+                                                      current_user.status)
+    rankings = [] if ranking_refusal else [
+        (round_, round_bids, preference_hint(preferences)) for round_, round_bids, preferences
+        in bid_preferences.ranking_forms(session, bids, now())]
+    if ranking_refusal and not bid_preferences.rankable_rounds(bids, now()):
+        ranking_refusal = None  # nothing they could have ranked
+    if error is not None and not ranking_refusal and all(
+            round_.id != round_id for round_, _bids, _hint in rankings):
         flash(translate(error), "error")  # no form of that round is left to carry it
     # Only a ranking form carries the form's token.
     return render("market/my_bids.html", status=422 if error else 200, bids=bids,
                   outcomes=market_rows.bid_outcomes(bids), rankings=rankings,
                   rank_form=ConfirmForm() if rankings else None, ranked_round_id=round_id,
-                  entered=entered or {}, rank_error=error, rank_field=bid_preferences.rank_field)
+                  entered=entered or {}, rank_error=error, rank_field=bid_preferences.rank_field,
+                  ranking_refusal=ranking_refusal)
 
 
 @blueprint.route("/my/rounds/<int:round_id>/preferences", methods=["POST"])
