@@ -233,6 +233,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
     display_name_sort_key: Mapped[bytes | None] = name_sort_key_column("display_name")
+    display_name_folded: Mapped[str | None] = folded_name_column("display_name")
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.REP)
     branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"))
@@ -261,6 +262,7 @@ class User(Base):
     @validates("display_name")
     def _sorted_by_name(self, _key: str, display_name: str) -> str:
         self.display_name_sort_key = name_sort_bytes(display_name)
+        self.display_name_folded = width_folded(display_name)
         return display_name
 
     # Flask-Login protocol

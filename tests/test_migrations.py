@@ -22,7 +22,7 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
         connection.execute(text(
             "INSERT INTO users (id, username, display_name, password_hash, role, branch_id, "
             "is_active, status, session_token, failed_login_count, created_at) VALUES "
-            "(1, 'rep', 'Rep', 'x', 'rep', 1, 1, 'active', 't', 0, '2026-01-01 00:00:00')"))
+            "(1, 'rep', 'Ｒｅｐ', 'x', 'rep', 1, 1, 'active', 't', 0, '2026-01-01 00:00:00')"))
         connection.execute(text(
             "INSERT INTO accounts (id, external_id, name, industry, ownership_type, branch_id, "
             "annual_value_yuan, owner_id, created_at) VALUES "
@@ -33,7 +33,7 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
             "(1, 1, 1, 'zhaopin.com', 'logo', '2026-01-02 00:00:00', 'open', '')"))
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0016"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0017"
         # Names come with their place in pinyin order.
         assert connection.execute(text("SELECT name_sort_key FROM accounts")).scalar() == \
             name_sort_bytes("Ｏｌｄ Account")
@@ -41,7 +41,10 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
         assert connection.execute(text("SELECT name_folded FROM accounts")).scalar() == \
             "Old Account"
         assert connection.execute(text("SELECT display_name_sort_key FROM users")).scalar() == \
-            name_sort_bytes("Rep")
+            name_sort_bytes("Ｒｅｐ")
+        # Users' display names too (0017).
+        assert connection.execute(text("SELECT display_name_folded FROM users")).scalar() == \
+            "Rep"
         # A database from before registers had ids gets one.
         register = connection.execute(text(
             "SELECT value FROM instance_markers WHERE name = 'ledger_register'")).scalar()

@@ -93,3 +93,67 @@ def test_a_row_written_in_bulk_gets_its_folded_name(session, make_branch, clock)
     assert session.execute(text(
         "SELECT name_folded FROM accounts WHERE external_id = 'KA-BULK-1'")).scalar() == \
         "MNO有限公司"
+
+
+# --- the transfer page's rep picker: reps' names, width-blind as accounts' names -----------
+
+
+def picked(session, typed: str) -> list[str]:
+    return [rep.display_name for rep in transfer_preview.search_reps(session, typed)]
+
+
+@pytest.fixture
+def named_reps(make_rep):
+    return [make_rep(name=name) for name in ("ＷＡＮＧ伟", "李１２", "Zhao Lei")]
+
+
+@pytest.mark.parametrize("typed, name", [
+    ("wang", "ＷＡＮＧ伟"), ("WANG伟", "ＷＡＮＧ伟"), ("ＷＡＮＧ", "ＷＡＮＧ伟"), ("ＷＡＮＧ伟", "ＷＡＮＧ伟"),
+    ("李12", "李１２"), ("１２", "李１２"), ("zhao", "Zhao Lei"), ("ｚｈａｏ", "Zhao Lei")])
+def test_the_rep_picker_finds_a_name_whatever_its_width(session, named_reps, typed, name):
+    assert picked(session, typed) == [name]
+
+
+def test_the_rep_picker_ranks_a_name_that_is_what_was_typed_first(session, named_reps,
+                                                                  make_rep):
+    make_rep(name="老WANG伟")
+    assert picked(session, "WANG伟") == ["ＷＡＮＧ伟", "老WANG伟"]
+
+
+def test_a_rep_renamed_by_an_admin_is_found_by_the_new_name(session, clock, named_reps,
+                                                            make_admin):
+    from bidhub.services.users import update_user
+
+    rep = session.get(User, named_reps[2].id)
+    update_user(session, make_admin(), rep.id, display_name="ＬＩＵ洋", role=rep.role,
+                branch_id=rep.branch_id, status=rep.status, is_active=rep.is_active,
+                now=clock())
+    assert picked(session, "liu") == ["ＬＩＵ洋"]
+    assert picked(session, "zhao") == []
+
+
+def test_a_rep_renamed_by_the_reps_import_is_found_by_the_new_name(session, clock, named_reps,
+                                                                   make_admin):
+    rep = session.get(User, named_reps[2].id)
+    data = ("员工编号,用户名,姓名,分公司\n"
+            f"R-{rep.id},{rep.username},ＣＨＥＮ静,{rep.branch.code}\n"
+            f"R-NEW-1,new.rep,ＨＵ凯,{rep.branch.code}\n")
+    result = import_file(session, make_admin(), "reps", "reps.csv", data.encode("utf-8"),
+                         valid_rows_only=False, now=clock())
+    assert result.status == "imported", result.problems
+    assert picked(session, "chen") == ["ＣＨＥＮ静"]
+    assert picked(session, "hu") == ["ＨＵ凯"]
+    stored_forms = dict(session.execute(select(User.display_name,
+                                               User.display_name_folded)).all())
+    assert all(folded == width_folded(name) for name, folded in stored_forms.items())
+
+
+def test_a_user_written_in_bulk_gets_its_folded_name(session, clock):
+    session.execute(User.__table__.insert(), [
+        {"username": "bulk.rep", "display_name": "ＺＨＯＵ敏", "password_hash": "x",
+         "role": "rep", "is_active": True, "status": "active", "session_token": "t",
+         "failed_login_count": 0, "created_at": clock()}])
+    session.commit()
+    assert session.execute(text(
+        "SELECT display_name_folded FROM users WHERE username = 'bulk.rep'")).scalar() == \
+        "ZHOU敏"

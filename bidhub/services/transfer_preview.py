@@ -116,10 +116,12 @@ def search_reps(session: Session, query: str, *, limit: int = MAX_SUGGESTIONS) -
     if not terms:
         return []
     searched = (User.display_name, User.username, User.external_id)
+    folded = (User.display_name_folded,)  # width-blind both ways (search_terms)
     return list(session.scalars(
         select(User).where(User.role == Role.REP, User.is_active, User.status != RepStatus.LEFT,
-                           contains(terms, *searched))
-        .order_by(closeness(terms, *searched), User.display_name_sort_key, User.id)
+                           contains(terms, *searched, folded=folded))
+        .order_by(closeness(terms, *searched, folded=folded), User.display_name_sort_key,
+                  User.id)
         .limit(limit)))
 
 
