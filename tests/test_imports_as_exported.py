@@ -172,6 +172,17 @@ def test_a_number_that_is_no_excel_day_is_still_no_date(session, branches, run_i
         (2, "hire_date", value)]
 
 
+def test_a_day_typed_with_hao_for_ri_imports_as_that_day(session, branches, run_import):
+    """2021年3月15号: 号 is how many write the day of the month by hand."""
+    text = sample_text("reps").replace("2021-03-15", "2021年3月15号")
+    assert "2021年3月15号" in text
+    result = run_import("reps", text.encode("utf-8"))
+    assert (result.status, result.problems) == ("imported", [])
+    reload(session)
+    assert session.scalars(select(User.hired_on).where(User.external_id == "R1001")).one() == (
+        date(2021, 3, 15))
+
+
 def test_a_serial_day_reads_in_either_width_and_with_a_time_of_day():
     from bidhub.domain.imports import parse_date, parse_month
 

@@ -319,7 +319,8 @@ def parse_username(value: str) -> str:
 # them). Without separators it takes all eight digits: strptime's %Y%m%d reads 202611 as
 # 2026-1-1 and 2026111 as 2026-11-1, where 2026-1-11 may be meant.
 PLAIN_DATE = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})")
-CHINESE_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
+# 号 for 日 is how many type a day by hand (2026年3月5号), 號 in traditional characters.
+CHINESE_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})[日号號]")
 COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 
 
@@ -365,10 +366,10 @@ EXCEL_DAY_ZERO = date(1899, 12, 30)  # serial 1 is 1900-01-01, past Excel's 1900
 
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
 def parse_date(value: str) -> date:
-    """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日, in either width,
-    or as Excel's serial number of the day (45296); a time of day or a weekday after it
-    (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00, 2026-03-05T14:30:00+08:00) is dropped;
-    anything else after it is not a date."""
+    """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日 (or 5号), in
+    either width, or as Excel's serial number of the day (45296); a time of day or a weekday
+    after it (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00, 2026-03-05T14:30:00+08:00) is
+    dropped; anything else after it is not a date."""
     text = ascii_width(value.strip())
     if serial := EXCEL_SERIAL_DAY.fullmatch(text):
         return sensible_day(EXCEL_DAY_ZERO + timedelta(days=int(serial[1])))

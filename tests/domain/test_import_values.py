@@ -81,15 +81,16 @@ def test_an_amount_excel_computed_reads_as_the_whole_yuan_it_shows(yuan, factor)
     "2026-03-05", "2026/3/5", "2026-03-05 14:30", "2026-03-05T14:30:00", "2026/3/5 14:30",
     "2026年3月5日", "2026年03月05日", "2026年3月5日 14:30", "2026年3月5日 14:30:00",
     "２０２６－０３－０５", "２０２６／３／５", "２０２６年３月５日", "２０２６年３月５日\u3000１４：３０",
-    "2026年3月5日\u300014:30"])
+    "2026年3月5日\u300014:30", "2026年3月5号", "2026年03月05号 14:30", "２０２６年３月５号"])
 def test_a_date_reads_however_an_export_writes_it(written):
     """Chinese Excel shows a date and time as 2026年3月5日 14:30; an input method types digits and
-    dashes full-width."""
+    dashes full-width; people typing a date by hand often write 号 for 日."""
     assert parse_date(written) == date(2026, 3, 5)
 
 
 @pytest.mark.parametrize("written", ["2026年13月5日", "2026年2月30日 14:30", "２０２６－０２－３０",
-                                     "3月5日", "2026年3月5", "yesterday"])
+                                     "3月5日", "2026年3月5", "yesterday", "2026年2月30号",
+                                     "2026年3月5号日"])
 def test_a_day_that_does_not_exist_or_is_not_a_date_is_refused(written):
     with pytest.raises(BadValue, match="Not a date"):
         parse_date(written)
