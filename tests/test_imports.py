@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import random
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from bidhub.domain.imports import COLUMNS, KINDS, delimiter_of, parse_csv
+from bidhub.domain.imports import (
+    COLUMNS,
+    KINDS,
+    NOT_TEXT,
+    FileRefused,
+    csv_encoding,
+    delimiter_of,
+    parse_csv,
+)
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -232,6 +241,33 @@ def test_unreadable_files_are_refused_with_a_clear_message(session, branches, ru
     result = run_import("reps", data)
     assert_refused_without_writes(session, before, result)
     assert result.problems[0].row is None and reason in result.problems[0].reason
+
+
+# The first bytes of a Windows program (a DOS header cut short), and small binaries of random
+# bytes with a NUL among them, as a program, an image or an archive has.
+PROGRAM_START = b"MZ\x90\x00"
+SMALL_BINARIES = [data for data in (random.Random(seed).randbytes(size)
+                                    for seed in range(120) for size in (16, 64, 256))
+                  if b"\x00" in data]
+
+
+@pytest.mark.parametrize("data", [PROGRAM_START, PROGRAM_START + bytes(range(4, 60)),
+                                  b"\x7fELF\x02\x01\x01\x00" + bytes(56)])
+def test_a_program_is_refused_as_no_text_file(session, branches, run_import, data):
+    before = counts(session)
+    result = run_import("reps", data, filename="setup.exe")
+    assert_refused_without_writes(session, before, result)
+    assert [str(problem.reason) for problem in result.problems] == [str(NOT_TEXT)]
+
+
+def test_a_binary_file_is_never_taken_for_text_in_utf16():
+    """Read as UTF-16, bytes that are no text make characters no export holds: control
+    characters, unassigned or private-use code points."""
+    assert len(SMALL_BINARIES) > 30
+    for data in SMALL_BINARIES:
+        with pytest.raises(FileRefused) as refusal:
+            csv_encoding(data)
+        assert str(refusal.value.message) == str(NOT_TEXT), data
 
 
 def tab_separated(text: str) -> str:

@@ -86,8 +86,9 @@ def test_utf16_text_without_its_mark_imports_as_with_it(session, branches, run_i
 @pytest.mark.parametrize("data", [
     # One cell and no line break: nothing says which byte order it is in.
     "R1001".encode("utf-16-le"),
-    # U+0A00 read in the other byte order is a line break: both orders read as lines of cells.
-    "\u0a00员工编号,姓名\nR1,张三\n".encode("utf-16-le"),
+    # U+2C00 (Ⰰ) read in the other byte order is a comma, and the letters read so are Chinese
+    # characters (a is 愀): both orders read as cells of text.
+    "\u2c00abc,de\r".encode("utf-16-le"),
 ], ids=["one cell", "both orders read as lines"])
 def test_utf16_text_without_its_mark_whose_byte_order_is_unclear_is_refused(
         session, branches, run_import, data):

@@ -1259,6 +1259,8 @@ def csv_encoding(data: bytes) -> str:
     if data.startswith(UTF16_BOMS) and not data.startswith(codecs.BOM_UTF32_LE):
         candidates: tuple[str, ...] = ("utf-16",)  # the BOM says which byte order
     elif b"\x00" in data[:8192]:
+        if data.startswith(BINARY_SIGNATURES):
+            raise FileRefused(NOT_TEXT)
         orders = utf16_byte_orders(data[:8192])
         if len(orders) != 1:
             if orders or unmarked_utf16(data[:8192]):
@@ -1297,6 +1299,8 @@ def csv_encoding(data: bytes) -> str:
                              "that says so, but not all of it reads as UTF-16. Save it from "
                              "Excel once more (as “CSV UTF-8 (Comma delimited)” or “Unicode "
                              "Text”) and import it again."))
+    if is_binary(data[:8192].decode("latin-1")):
+        raise FileRefused(NOT_TEXT)  # control bytes throughout: no text in any encoding
     raise FileRefused(N_("The file's characters cannot be read as UTF-8 or GBK. Save it again "
                          "as CSV (UTF-8) and retry."))
 
@@ -1376,7 +1380,7 @@ def utf8_line(data: bytes) -> int | None:
 def unmarked_utf16(start: bytes) -> bool:
     """Whether the start of a file holding NUL bytes reads as UTF-16 text without a BOM: no NUL
     at even offsets (little-endian: ASCII is a byte and a NUL) or none at odd ones (big-endian),
-    and the text free of control characters other than tab and line breaks."""
+    the text made of characters text holds (reads_as_text), a good part of them ASCII."""
     for encoding, low_bytes in (("utf-16-le", start[0::2]), ("utf-16-be", start[1::2])):
         if 0 in low_bytes:
             continue
@@ -1385,9 +1389,32 @@ def unmarked_utf16(start: bytes) -> bool:
             text = codecs.getincrementaldecoder(encoding)().decode(start)
         except UnicodeDecodeError:
             continue
-        if not CONTROL.search(text):
+        # Its NULs are the other half of ASCII characters (R1001 is R, NUL, 1, NUL, ...); bytes
+        # of a binary file read so are characters from all over Unicode, ASCII now and then.
+        if reads_as_text(text) and sum(char.isascii() for char in text) * 4 >= len(text):
             return True
     return False
+
+
+# Characters no text export holds, which a program or an image read as UTF-16 is full of:
+# control characters (C0 but tab and line breaks, and C1), code points no character is
+# assigned to, private-use ones and halves of surrogate pairs.
+NOT_TEXT_CATEGORIES = frozenset({"Cc", "Cn", "Co", "Cs"})
+
+
+def reads_as_text(text: str) -> bool:
+    """Whether decoded text holds only characters a text export may: none of
+    NOT_TEXT_CATEGORIES but tab, line breaks and an end-of-file mark."""
+    return not any(unicodedata.category(char) in NOT_TEXT_CATEGORIES
+                   for char in set(text) - {"\t", "\n", "\r", "\x1a"})
+
+
+# How files that are no text begin: a Windows program or library (MZ), a Linux or Unix one
+# (ELF), a PDF, images, archives Excel does not write. Told only of a file with NUL bytes at its
+# start: a text file may begin with these letters.
+BINARY_SIGNATURES = (b"MZ", b"\x7fELF", b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff",
+                     b"7z\xbc\xaf", b"Rar!", b"\x1f\x8b", b"BM", b"\xca\xfe\xba\xbe",
+                     b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe")
 
 
 def utf16_byte_orders(start: bytes) -> tuple[str, ...]:
@@ -1408,7 +1435,7 @@ def utf16_byte_orders(start: bytes) -> tuple[str, ...]:
         except UnicodeDecodeError:
             continue
         text = END_OF_FILE_MARK.sub("", text)
-        if not CONTROL.search(text) and re.search(r"[\r\n,\t]", text):
+        if reads_as_text(text) and re.search(r"[\r\n,\t]", text):
             orders.append(encoding)
     return tuple(orders)
 
