@@ -362,17 +362,21 @@ def sensible_day(day: date) -> date:
 # such number.
 EXCEL_SERIAL_DAY = re.compile(r"([3-9]\d{4})(?:\.\d+)?")
 EXCEL_DAY_ZERO = date(1899, 12, 30)  # serial 1 is 1900-01-01, past Excel's 1900-02-29
+# A workbook saved with the 1904 date system (Excel for Mac once, or the option set by hand)
+# counts its days from 1904-01-01: its 43834 is the 1900 system's 45296, 2024-01-05.
+EXCEL_1904_DAY_ZERO = date(1904, 1, 1)
 
 
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
-def parse_date(value: str) -> date:
+def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
     """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日 (or 5号), in
     either width, or as Excel's serial number of the day (45296); a time of day or a weekday
     after it (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00, 2026-03-05T14:30:00+08:00) is
-    dropped; anything else after it is not a date."""
+    dropped; anything else after it is not a date. A serial number counts from `day_zero`,
+    the day before serial 1 in the workbook's date system (EXCEL_1904_DAY_ZERO: 1904's)."""
     text = ascii_width(value.strip())
     if serial := EXCEL_SERIAL_DAY.fullmatch(text):
-        return sensible_day(EXCEL_DAY_ZERO + timedelta(days=int(serial[1])))
+        return sensible_day(day_zero + timedelta(days=int(serial[1])))
     day, _, rest = text.partition(" ")
     day, _, moment = day.partition("T")  # 2026-03-05T14:30:00
     rest = f"{moment} {rest}".strip()
@@ -392,7 +396,7 @@ def parse_date(value: str) -> date:
     raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
 
 
-def parse_month(value: str) -> date:
+def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
     text = ascii_width(value.strip())
     match = (re.fullmatch(r"(\d{4})[-/.](\d{1,2})", text)
              or re.fullmatch(r"(\d{4})年(\d{1,2})月", text)
@@ -403,7 +407,7 @@ def parse_month(value: str) -> date:
             return sensible_day(date(year, month, 1))
         raise BadValue(N_("Not a month; write it as YYYY-MM."))
     try:
-        day = parse_date(text)
+        day = parse_date(text, day_zero)
     except BadValue:
         raise BadValue(N_("Not a month; write it as YYYY-MM.")) from None
     return day.replace(day=1)
@@ -575,7 +579,8 @@ parse_rep_status = choice(REP_STATUSES)
 parse_stage = choice(STAGES)
 
 
-def parse_stage_history(value: str) -> tuple[tuple[str, date], ...]:
+def parse_stage_history(value: str, day_zero: date = EXCEL_DAY_ZERO,
+                        ) -> tuple[tuple[str, date], ...]:
     """'potential:2026-01-05;intent:2026-02-01' -> ((stage, date), ...), oldest first."""
     history = []
     parts = value.split(";") if "；" not in value and "\n" not in value else re.split(
@@ -587,7 +592,7 @@ def parse_stage_history(value: str) -> tuple[tuple[str, date], ...]:
         if not separator:
             raise BadValue(N_("Write the history as stage:YYYY-MM-DD;stage:YYYY-MM-DD."))
         try:
-            history.append((parse_stage(stage_text), parse_date(date_text)))
+            history.append((parse_stage(stage_text), parse_date(date_text, day_zero)))
         except BadValue as error:
             raise BadValue(N_("'%(part)s': %(reason)s", part=part.strip(), reason=error.message)) from None
     if [when for _, when in history] != sorted(when for _, when in history):
@@ -2006,8 +2011,10 @@ class RowReader:
 
     def __init__(self, kind: str, header: Sequence[str], limits: UploadLimits | None = None,
                  mapping: Mapping[str, str | None] | None = None, *,
-                 width_checked: bool = False) -> None:
+                 width_checked: bool = False, day_zero: date = EXCEL_DAY_ZERO) -> None:
         self.limits = limits or default_limits()
+        # Serial numbers of days count from here: a workbook's own date system (1900 or 1904).
+        self.day_zero = day_zero
         # CSV: a row with more cells than the header has columns had a comma left unquoted.
         self.width = len(header) if width_checked else None
         if kind not in COLUMNS:
@@ -2048,7 +2055,7 @@ class RowReader:
             self.problems.add(too_many_cells_in_row(number, record, self.width))
             return None
         if self.plan is None:
-            self.plan = column_plan(self.kind, self.positions, self.parsed)
+            self.plan = column_plan(self.kind, self.positions, self.parsed, self.day_zero)
         for index in formulas.values():
             record[index] = ""
         values, row_problems = typed_values(self.kind, number, record, self.positions,
@@ -2281,22 +2288,35 @@ def generated_username(external_id: str) -> str:
 ColumnPlan = tuple[tuple[str, int, Callable[[str], Any], bool, Any, int | None], ...]
 
 
-def column_plan(kind: str, positions: dict[str, int], parsed: Parsed | None) -> ColumnPlan:
+# The parsers that read Excel's serial numbers of days, which count in the workbook's system.
+SERIAL_DAY_PARSERS = (parse_date, parse_month, parse_stage_history)
+
+
+def column_plan(kind: str, positions: dict[str, int], parsed: Parsed | None,
+                day_zero: date = EXCEL_DAY_ZERO) -> ColumnPlan:
     units = parsed.units if parsed is not None else {}
-    return tuple((column.name, positions[column.name], column.parse, column.required,
-                  column.default, units.get(column.name, 1) if is_amount(column) else None)
+    return tuple((column.name, positions[column.name], day_parser(column.parse, day_zero),
+                  column.required, column.default,
+                  units.get(column.name, 1) if is_amount(column) else None)
                  for column in COLUMNS[kind] if column.name in positions)
+
+
+def day_parser(parse: Callable[[str], Any], day_zero: date) -> Callable[[str], Any]:
+    """A column's parser, reading serial numbers of days from `day_zero` when it reads days."""
+    if day_zero == EXCEL_DAY_ZERO or parse not in SERIAL_DAY_PARSERS:
+        return parse
+    return functools.partial(parse, day_zero=day_zero)
 
 
 def typed_values(kind: str, number: int, record: list[str], positions: dict[str, int],
                  parsed: Parsed | None = None, plan: ColumnPlan | None = None,
-                 ) -> tuple[dict[str, Any], list[Problem]]:
+                 day_zero: date = EXCEL_DAY_ZERO) -> tuple[dict[str, Any], list[Problem]]:
     """One record's values by column, defaults filled, and the problems of its cells."""
     values: dict[str, Any] = {}
     row_problems = []
     width = len(record)
     for name, index, parse, required, default, unit in (
-            plan if plan is not None else column_plan(kind, positions, parsed)):
+            plan if plan is not None else column_plan(kind, positions, parsed, day_zero)):
         raw = record[index] if index < width else ""
         if not raw:
             if required:
@@ -2446,8 +2466,9 @@ def shown_value(value: Any) -> str:
 
 
 def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[str, str],
-                 count: int) -> list[PreviewRow]:
-    """The first `count` data rows read by `columns` (file column -> field), cell by cell."""
+                 count: int, day_zero: date = EXCEL_DAY_ZERO) -> list[PreviewRow]:
+    """The first `count` data rows read by `columns` (file column -> field), cell by cell;
+    serial numbers of days counted from `day_zero`."""
     if not records:
         return []
     header = [clean_cell(cell) for cell in records[0]]
@@ -2471,7 +2492,8 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
         number = offset + 2
         for index in formulas.values():
             record[index] = ""
-        values, problems = typed_values(kind, number, record, positions, parsed)
+        values, problems = typed_values(kind, number, record, positions, parsed,
+                                        day_zero=day_zero)
         # After the required-value problems of the same cells, which they replace.
         problems += [unsaved_formula_problem(number, name, index, str(given[index]))
                      for name, index in formulas.items()]

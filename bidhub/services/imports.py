@@ -42,6 +42,8 @@ from bidhub.domain.errors import InvalidRequest, OwnerChangeRefused
 from bidhub.domain.imports import (
     CONTACT_ROLES,
     EAST_ASIAN_DATE_FORMATS,
+    EXCEL_1904_DAY_ZERO,
+    EXCEL_DAY_ZERO,
     HEADER_ROW,
     KINDS,
     NOT_A_WORKBOOK,
@@ -113,7 +115,7 @@ from bidhub.services.sponsors import waiting_for_sponsor
 from bidhub.services.spreadsheet_xml import is_spreadsheet_xml, spreadsheet_xml_rows
 from bidhub.services.track_records import forget_track_record_snapshots
 from bidhub.services.users import hash_password, new_session_token
-from bidhub.services.xls_workbooks import check_xls, is_xls, xls_rows
+from bidhub.services.xls_workbooks import check_xls, is_xls, xls_is_1904, xls_rows
 
 CRM_IMPORT_REASON = "CRM import"
 # The configured default; the web and the CLI pass the running app's TIMEZONE.
@@ -305,6 +307,26 @@ def workbook_rows(data: bytes) -> Iterator[list[str]]:
 WORKBOOK_BATCH = 500
 
 
+def workbook_day_zero(data: bytes) -> date:
+    """The day before serial number 1 in the workbook's date system: 1899-12-30 in the 1900
+    system, 1904-01-01 in the 1904 one (workbookPr date1904). Only the workbook part is read."""
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = workbook_reader(io.BytesIO(data))
+            try:
+                reader.read_manifest()
+                reader.read_workbook()
+                is_1904 = reader.wb.epoch == CALENDAR_MAC_1904
+            finally:
+                reader.archive.close()
+    except Exception:  # a broken file is refused when its rows are read
+        return EXCEL_DAY_ZERO
+    return EXCEL_1904_DAY_ZERO if is_1904 else EXCEL_DAY_ZERO
+
+
 def read_workbook(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
     """The first sheet's cells as text, read in streaming mode within the limits.
 
@@ -352,10 +374,16 @@ class FileSource:
         self.format = file_format(filename, data)
         # Text with separators: a row with more cells than the header names had one unquoted.
         self.delimited = self.format == FileFormat.CSV
+        # A number in a date column is Excel's serial number of the day, in the workbook's own
+        # date system (a date cell is read as its date already).
+        self.day_zero = EXCEL_DAY_ZERO
         if self.format == FileFormat.XLS:
             check_xls(data, self.limits)
+            if xls_is_1904(data):
+                self.day_zero = EXCEL_1904_DAY_ZERO
         elif self.format == FileFormat.XLSX:
             check_workbook(data, self.limits)
+            self.day_zero = workbook_day_zero(data)
         shape = file_shape(self.records())
         self.header, self.rows_total = shape.header, shape.rows_total
 
@@ -464,7 +492,8 @@ def propose_mapping(
         kind=kind, filename=filename, headers=unique_headers(headers), suggestion=suggestion,
         columns={column: name for column, name in columns.items() if name},
         acknowledged=acknowledged, check=check,
-        preview=preview_rows(kind, source.head(PREVIEW_ROWS), check.columns, PREVIEW_ROWS),
+        preview=preview_rows(kind, source.head(PREVIEW_ROWS), check.columns, PREVIEW_ROWS,
+                             source.day_zero),
         rows_total=source.rows_total,
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
@@ -562,7 +591,8 @@ def import_file(
                                                      acknowledged)
         if mapping is not None and columns is not None:
             to_save = (headers, columns, acknowledged)
-        reader = RowReader(kind, headers, limits, columns, width_checked=source.delimited)
+        reader = RowReader(kind, headers, limits, columns, width_checked=source.delimited,
+                           day_zero=source.day_zero)
         parsed = reader.parsed
         parsed.rows_total = source.rows_total
     refused_file = False

@@ -139,6 +139,20 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         yield record
 
 
+def xls_is_1904(data: bytes) -> bool:
+    """Whether the workbook counts its days in the 1904 date system (xlrd's datemode 1)."""
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(file_contents=data, on_demand=True, logfile=io.StringIO())
+    except Exception:  # a broken file is refused when its rows are read
+        return False
+    try:
+        return book.datemode == 1
+    finally:
+        book.release_resources()
+
+
 def xls_cell_text(kind: int, value: object, datemode: int) -> str:
     """A cell as the text a CSV export would hold (as cell_text does for an .xlsx cell)."""
     import xlrd

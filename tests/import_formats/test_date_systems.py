@@ -1,0 +1,71 @@
+"""Serial numbers of days in a workbook count in the workbook's own date system, 1900 or 1904."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+import pytest
+import xlwt
+from openpyxl import Workbook
+from openpyxl.utils.datetime import CALENDAR_MAC_1904
+from sqlalchemy import select
+
+from bidhub.models import User
+from bidhub.services.imports import propose_mapping
+from tests.conftest import reload
+from tests.import_formats.conftest import sample_records
+
+# 2024-01-05 is day 45296 in the 1900 date system and day 43834 in the 1904 one.
+SERIALS = {1900: 45296, 1904: 43834}
+
+
+def xlsx_of(records: list[list[object]], system: int) -> bytes:
+    workbook = Workbook()
+    if system == 1904:
+        workbook.epoch = CALENDAR_MAC_1904
+    for record in records:
+        workbook.active.append(record)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def xls_of(records: list[list[object]], system: int) -> bytes:
+    workbook = xlwt.Workbook(encoding="utf-8")
+    workbook.dates_1904 = system == 1904
+    sheet = workbook.add_sheet("导出数据")
+    for row, record in enumerate(records):
+        for column, value in enumerate(record):
+            sheet.write(row, column, value)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def reps_with_serial_hire_date(system: int) -> list[list[object]]:
+    """The sample reps, the first one's hire date a plain number (its date format lost)."""
+    records: list[list[object]] = sample_records("reps")
+    records[1][records[0].index("入职日期")] = SERIALS[system]
+    return records
+
+
+@pytest.mark.parametrize("system", [1900, 1904])
+@pytest.mark.parametrize("extension", ["xlsx", "xls"])
+def test_a_serial_day_reads_in_the_workbooks_date_system(session, branches, run_import,
+                                                         system, extension):
+    writer = xlsx_of if extension == "xlsx" else xls_of
+    data = writer(reps_with_serial_hire_date(system), system)
+    result = run_import("reps", data, f"reps.{extension}")
+    assert (result.status, result.problems) == ("imported", [])
+    reload(session)
+    assert session.scalars(select(User.hired_on).where(User.external_id == "R1001")).one() == (
+        date(2024, 1, 5))
+
+
+@pytest.mark.parametrize("system", [1900, 1904])
+def test_the_mapping_preview_reads_serial_days_in_the_workbooks_system(session, system):
+    data = xlsx_of(reps_with_serial_hire_date(system), system)
+    proposal = propose_mapping(session, "reps", "reps.xlsx", data)
+    first = {cell.field: cell.value for cell in proposal.preview[0].cells}
+    assert first["hire_date"] == "2024-01-05"
