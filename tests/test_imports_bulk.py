@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
+from bidhub.domain.collation import name_sort_bytes, width_folded
 from bidhub.domain.imports import (
     MAX_ROWS,
     FileRefused,
@@ -22,12 +23,14 @@ from bidhub.domain.imports import (
 from bidhub.models import (
     Account,
     AuditEvent,
+    Contact,
     Filing,
     ImportRun,
     MonthlyForecast,
     Opportunity,
     OpportunityStageChange,
     TrackRecordSnapshot,
+    User,
 )
 from bidhub.services import imports
 from bidhub.services.imports import FileSource, import_file
@@ -380,3 +383,95 @@ def test_the_problem_list_keeps_the_earliest_rows_within_its_limit():
     problems.finish()
     assert [problem.row for problem in problems.kept] == list(range(1, 11))
     assert problems.more == 5_000 - 10
+
+
+# --- accounts, a batch at a time -------------------------------------------------------------
+
+ACCOUNTS_HEADER = "客户编号,客户名称,行业,所有制,分公司,年度金额,所属销售,决策人,接口人"
+
+
+def account_lines(world, prefix: str, existing: list[Account]) -> list[str]:
+    """New accounts (ids starting with `prefix`) with owners, contacts and names in either
+    width, and rows for `existing` accounts (held by nobody) that name an owner."""
+    reps, code = world["reps"], world["reps"][0].branch.code
+    lines = [f"{prefix}{n:03d},Ｎｏ．{n} 科技有限公司,制造业,民营,{code},{n * 10_000},"
+             f"{reps[n % 4].username if n % 5 else ''},赵总{n},{'' if n % 3 else f'李专员{n}'}"
+             for n in range(23)]
+    for offset, account in enumerate(existing):
+        lines.insert(5 + offset * 9, f"{account.external_id},更名 {offset},金融,国有,{code},"
+                                     f"500000,{reps[3].username},王总,")
+    return lines
+
+
+def account_outcome(session, ids: list[str], after_seq: int) -> list[tuple]:
+    """What an import left for each of `ids`, in that order, by nothing that differs between
+    two imports of the same rows: fields, keys, owner, contacts and filings. (When a first
+    owner is filed beside a transfer depends on the group it waits in, so filings are compared
+    account by account.)"""
+    names = dict(session.execute(select(User.id, User.username)).all())
+    accounts = {account.external_id: account for account in session.scalars(
+        select(Account).where(Account.external_id.in_(ids)))}
+    filings: dict[int, list[tuple]] = {}
+    for filing in session.scalars(select(Filing).where(Filing.seq > after_seq)
+                                  .order_by(Filing.seq)):
+        filings.setdefault(filing.account_id, []).append((
+            names.get(filing.from_rep_id), names.get(filing.to_rep_id), filing.kind,
+            filing.reason, filing.rule_set_sha256 is not None))
+    return [(account.name, account.name_sort_key, account.name_folded, account.industry,
+             account.ownership_type, account.branch_id, account.annual_value_yuan,
+             names.get(account.owner_id), account.executive_sponsor, account.sponsor_id,
+             sorted((contact.role, contact.name) for contact in account.contacts),
+             filings.get(account.id, []))
+            for account in (accounts[external_id] for external_id in ids)]
+
+
+def test_an_accounts_import_in_many_batches_equals_one_in_a_single_batch(
+        session, world, run_import, monkeypatch):
+    """The same rows imported in one batch and in batches of three (first owners filed in
+    groups of two) leave the same accounts, keys, owners, contacts, filings and audit; both
+    imported again change nothing."""
+    existing = world["accounts"]
+    outcomes, audits = [], []
+    for prefix, batch_rows, held in (("ONE-", 10_000, existing[:2]), ("MANY-", 3, existing[2:4])):
+        monkeypatch.setattr(imports.AccountImporter, "batch_rows", batch_rows)
+        monkeypatch.setattr(imports, "FIRST_OWNERS_AT_ONCE", 10_000 if batch_rows > 3 else 2)
+        lines = account_lines(world, prefix, held)
+        text = "\r\n".join([ACCOUNTS_HEADER, *lines]) + "\r\n"
+        seq = session.scalar(select(func.max(Filing.seq))) or 0
+        audit = session.scalar(select(func.max(AuditEvent.id))) or 0
+        result = run_import("accounts", text)
+        assert (result.status, result.added, result.updated) == ("imported", 23, 2), (
+            result.problems)
+        reload(session)
+        outcomes.append(account_outcome(session, [line.split(",")[0] for line in lines], seq))
+        audits.append([(event.action, {key: value for key, value in (event.after or {}).items()
+                                       if key not in ("filename", "sha256")})
+                       for event in session.scalars(select(AuditEvent).where(
+                           AuditEvent.id > audit).order_by(AuditEvent.id))])
+        again = run_import("accounts", text)
+        assert (again.status, again.added, again.updated, again.unchanged) == (
+            "imported", 0, 0, 25)
+    assert outcomes[0] == outcomes[1]
+    assert audits[0] == audits[1] and audits[0]
+    first = outcomes[1][0]
+    assert (first[1], first[2]) == (name_sort_bytes("Ｎｏ．0 科技有限公司"),
+                                    width_folded("Ｎｏ．0 科技有限公司"))
+    assert verify_ledger(session).is_intact
+
+
+def test_a_bad_row_in_a_later_batch_leaves_every_batch_unwritten(session, world, run_import,
+                                                                 monkeypatch):
+    monkeypatch.setattr(imports.AccountImporter, "batch_rows", 3)
+    lines = account_lines(world, "NEW-", world["accounts"][:2])
+    lines[-2] = lines[-2].replace(world["reps"][1].username, "nobody")
+    assert "nobody" in lines[-2]
+    before = {model: count(session, model) for model in (Account, Contact, Filing, AuditEvent)}
+    result = run_import("accounts", "\r\n".join([ACCOUNTS_HEADER, *lines]) + "\r\n")
+    assert (result.status, result.added, result.updated) == ("refused", 0, 0)
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (len(lines), "owner")]
+    reload(session)
+    assert {model: count(session, model) for model in before} == {
+        **before, AuditEvent: before[AuditEvent] + 1}  # the refusal's own
+    assert all(session.get(Account, account.id).owner_id is None
+               for account in world["accounts"][:2])

@@ -987,14 +987,25 @@ class RepImporter(Importer):
 # New accounts whose first owners are filed in one go: enough that a flush and a pass along the
 # chain serve many rows, few enough that the flush's own bookkeeping stays small in memory.
 FIRST_OWNERS_AT_ONCE = 500
+# Account rows read, compared and written together. A batch's accounts and contacts are let go
+# once it is written, so that a file's size no longer decides the memory an import takes (a
+# whole 65,000-row export held at once took most of a gigabyte).
+ACCOUNT_BATCH_ROWS = 2_000
 
 
 class AccountImporter(Importer):
+    """Accounts with their contacts, sponsors and owners, a batch of rows at a time through
+    the ORM: a row may transfer an account, which `change_owners` files and checks against
+    capacity as any transfer."""
+
+    batch_rows = ACCOUNT_BATCH_ROWS
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # New accounts and their first owners, filed together (end_batch): at the end of each
-        # batch, or sooner once FIRST_OWNERS_AT_ONCE wait.
+        # New accounts and their first owners, filed together (file_first_owners): at the end
+        # of each batch, or sooner once FIRST_OWNERS_AT_ONCE wait.
         self.first_owners: list[tuple[Account, int]] = []
+        self.changed_accounts: set[int] = set()
 
     def sponsor_fields(self, row: Row, account: Account | None, branch: Branch) -> dict:
         """The sponsor a row names: a person (username, employee id or name of an executive),
@@ -1036,7 +1047,6 @@ class AccountImporter(Importer):
             self.title_holders.setdefault((person.executive_title, branch_id), []).append(person)
 
     def prepare(self, rows: list[Row]) -> None:
-        self.changed_accounts: set[int] = set()
         self.prepare_sponsors()
         self.accounts = self.load_accounts((row.values["external_id"] for row in rows),
                                            selectinload(Account.contacts))
@@ -1126,7 +1136,7 @@ class AccountImporter(Importer):
             # a flush and a filing each cost more than the rest of the row.
             self.first_owners.append((account, owner_id))
             if len(self.first_owners) >= FIRST_OWNERS_AT_ONCE:
-                self.end_batch()
+                self.file_first_owners()
         if changed:
             self.touched_reps.update(rep_id for rep_id in (previous_owner, owner_id) if rep_id)
             if outcome == "updated":
@@ -1175,6 +1185,16 @@ class AccountImporter(Importer):
             raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
 
     def end_batch(self) -> None:
+        """Write the batch and let its accounts go: what later batches need is read again."""
+        self.file_first_owners()
+        self.session.flush()
+        for account in self.accounts.values():
+            for contact in account.contacts:
+                self.session.expunge(contact)
+            self.session.expunge(account)
+        self.accounts = {}
+
+    def file_first_owners(self) -> None:
         """File the first owners of the new accounts waiting (a first load: no capacity
         limit, so no row can be refused here)."""
         if not self.first_owners:
