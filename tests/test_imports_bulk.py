@@ -475,3 +475,43 @@ def test_a_bad_row_in_a_later_batch_leaves_every_batch_unwritten(session, world,
         **before, AuditEvent: before[AuditEvent] + 1}  # the refusal's own
     assert all(session.get(Account, account.id).owner_id is None
                for account in world["accounts"][:2])
+
+
+def test_every_account_a_file_names_is_locked_before_any_rep(session, world, run_import,
+                                                            monkeypatch):
+    """Accounts, then reps, as every ownership change locks: an account in a later batch is
+    locked before the first batch locks its reps, or a transfer holding it and waiting for
+    one of those reps would wait in a circle with the import."""
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite's write transaction excludes writers")
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    monkeypatch.setattr(imports.AccountImporter, "batch_rows", 3)
+    later = world["accounts"][1]
+    lines = account_lines(world, "NEW-", [world["accounts"][0], later])
+    assert [line.split(",")[0] for line in lines].index(later.external_id) > 3
+    locked_at_first_rep_lock: list[bool] = []
+
+    def locked_elsewhere(account_id: int) -> bool:
+        with session.get_bind().engine.connect() as other:
+            try:
+                other.execute(text("SELECT id FROM accounts WHERE id = :id FOR UPDATE NOWAIT"),
+                              {"id": account_id})
+            except OperationalError:
+                return True
+            finally:
+                other.rollback()
+        return False
+
+    lock_reps = imports.lock_reps
+
+    def spying(session_, rep_ids):
+        if not locked_at_first_rep_lock:
+            locked_at_first_rep_lock.append(locked_elsewhere(later.id))
+        return lock_reps(session_, rep_ids)
+
+    monkeypatch.setattr(imports, "lock_reps", spying)
+    result = run_import("accounts", "\r\n".join([ACCOUNTS_HEADER, *lines]) + "\r\n")
+    assert (result.status, result.added, result.updated) == ("imported", 23, 2), result.problems
+    assert locked_at_first_rep_lock == [True]

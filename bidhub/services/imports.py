@@ -65,6 +65,7 @@ from bidhub.domain.imports import (
     cell_text,
     check_mapping,
     check_workbook,
+    clean_cell,
     collect_records,
     csv_rows,
     default_limits,
@@ -106,6 +107,7 @@ from bidhub.services.html_tables import html_rows, is_html_table
 from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
+    is_postgresql,
     lock_accounts,
     lock_reps,
     unfinished_listing_of,
@@ -665,6 +667,7 @@ def _apply_rows(
     total = source.rows_total
     done = 0
     try:
+        importer.start(source, reader)
         for outcome in importer.run(file_rows(source, reader), problems):
             done += 1
             if outcome is not None:
@@ -825,6 +828,9 @@ class Importer:
         self.session.flush()
         for part in chunks(sorted(self.touched_reps)):
             forget_track_record_snapshots(self.session, part)
+
+    def start(self, source: FileSource, reader: RowReader) -> None:
+        """Before the first row: whatever must be done for the file as a whole."""
 
     def prepare(self, rows: list[Row]) -> None:
         """Load what the rows refer to, in a few queries."""
@@ -1045,6 +1051,26 @@ class AccountImporter(Importer):
                          if person.executive_title == ExecutiveTitle.BRANCH_GENERAL_MANAGER
                          else None)
             self.title_holders.setdefault((person.executive_title, branch_id), []).append(person)
+
+    def start(self, source: FileSource, reader: RowReader) -> None:
+        """Lock every account the file names before any rep, in the order every ownership
+        change locks (accounts, then reps), so that an import and a transfer never wait for
+        each other in a circle: a later batch would otherwise lock its accounts after the reps
+        of the batches before it. The file's ids are read in a pass of their own; PostgreSQL
+        only, as SQLite's write transaction already excludes every other writer."""
+        index = reader.positions.get("external_id")
+        if index is None or not is_postgresql(self.session):
+            return
+        external_ids = {value for number, record in source.records()
+                        if number != HEADER_ROW and index < len(record)
+                        and (value := clean_cell(record[index]))}
+        account_ids: set[int] = set()
+        for part in chunks(external_ids):
+            account_ids.update(self.session.scalars(select(Account.id).where(
+                matching_ids(self.session, Account.external_id, part))))
+        for part in chunks(sorted(account_ids)):
+            self.session.execute(select(Account.id).where(Account.id.in_(part))
+                                 .order_by(Account.id).with_for_update())
 
     def prepare(self, rows: list[Row]) -> None:
         self.prepare_sponsors()
