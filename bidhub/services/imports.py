@@ -762,7 +762,8 @@ def chunks(values: Iterable[Any]) -> Iterable[list[Any]]:
 class Importer:
     """Writes one kind's rows. By default a whole file's rows are prepared and applied one at
     a time through the ORM (rows of these kinds depend on the rows before them); a kind with
-    `batch_rows` streams instead, comparing and writing a batch at a time in bulk."""
+    `batch_rows` streams instead, a batch at a time: in bulk statements (opportunities,
+    forecasts), or through the ORM, letting each batch's objects go (accounts)."""
 
     batch_rows: int | None = None
 
