@@ -66,7 +66,7 @@ def test_bid_form_errors_come_back_on_the_fields(app, make_rep, listing, login_a
         "account_plan": "short", "committed_revenue_yuan": "-5", "visit_plan": ""})
     html = response.get_data(as_text=True)
     assert response.status_code == 422
-    assert "between 20 and 10000 characters" in html
+    assert "At least 20 characters are needed here; the text sent has 5." in html
     assert "Enter an amount between ¥1 and ¥2,000,000,000." in html
 
 
