@@ -399,6 +399,21 @@ def test_the_preview_shows_rows_as_stored_with_problems_per_cell(session, branch
     assert changed.check.missing == ["name"]
 
 
+def test_the_preview_counts_no_totals_row_among_the_rows_to_store(session, branches):
+    rows = [ACCOUNT_ROWS[0], ",小计,,,,120,,", ACCOUNT_ROWS[1],
+            "KA-3,合计科技有限公司,互联网,民营,BJ,80,S1001,", "KA-4,小计,互联网,民营,BJ,1,S1001,",
+            "合　计：,,,,,550.5,,", "共计,3家,,,,,,"]
+    proposal = propose_mapping(session, "accounts", "a.csv", csv_of(ACCOUNT_HEADERS, rows))
+    assert [row.number for row in proposal.preview] == [2, 4, 5, 6]
+    assert proposal.rows_total == 4  # a row with an id is a row, whatever its name says
+    # Mapped to the id, the names make 小计 a totals row: the count follows the mapping.
+    by_name = propose_mapping(session, "accounts", "a.csv", csv_of(ACCOUNT_HEADERS, rows),
+                              columns={**proposal.columns, "客户编号": "",
+                                       "客户名称": "external_id"})
+    assert [row.number for row in by_name.preview] == [2, 4, 5]
+    assert by_name.rows_total == 3
+
+
 def test_the_row_count_is_right_when_a_required_column_is_missing(session, branches, admin,
                                                                   clock):
     result = import_file(session, admin, "reps", "r.csv",

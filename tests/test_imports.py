@@ -1036,6 +1036,26 @@ def test_the_cli_says_which_totals_row_it_skipped(app, session, loaded, admin, t
     assert "skipped 1" in result.output
 
 
+@pytest.mark.parametrize("totals", ["合计,5人,,,,", "合计：,共 5 人,,,,", "合计,５名,,,,",
+                                    "小计,3人,,BJ,,", ",5人,合计,,,"])
+def test_a_totals_row_that_counts_its_rows_is_skipped(session, loaded, run_import, totals):
+    """Staff lists end with the head count in an id column (合计 | 5人): a count is no id."""
+    before = counts(session)
+    result = run_import("reps", sample_text("reps") + totals + "\r\n")
+    assert (result.status, result.problems, result.skipped) == ("imported", [], 1)
+    assert [row for row, _word in result.totals_rows] == [7]
+    assert counts(session) == before
+
+
+@pytest.mark.parametrize("row", ["R1006,5人,赵六,BJ,2024-01-02,在职",  # a username, however odd
+                                 "5人,zhaoliu,合计,BJ,2024-01-02,在职"])
+def test_a_count_beside_no_totals_word_or_beside_a_real_id_is_a_row(session, loaded, run_import,
+                                                                      row):
+    result = run_import("reps", sample_text("reps") + row + "\r\n")
+    assert result.totals_rows == []
+    assert result.status == "refused" or result.added == 1
+
+
 def test_the_mapping_preview_leaves_out_a_totals_row():
     from bidhub.domain.imports import preview_rows
 

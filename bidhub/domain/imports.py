@@ -709,8 +709,18 @@ TOTALS_WORDS = frozenset({"合计", "总计", "小计", "共计", "total", "tota
 TOTALS_INITIALS = frozenset("合总小共TtＴｔ")
 
 
+# How many rows a totals row sums, which staff lists put in an id column (合计 | 5人): a number
+# with a counting word after it, 共 or 计 before it allowed. No id ends in such a word.
+COUNT_WORDS = "人名个家条项位户笔单"
+ROW_COUNT = re.compile(rf"[共计]?\d[\d,]*[{COUNT_WORDS}]")
+
+
 def is_totals_word(cell: str) -> bool:
     return cell[:1] in TOTALS_INITIALS and normalise(cell).rstrip(":") in TOTALS_WORDS
+
+
+def is_row_count(cell: str) -> bool:
+    return cell[-1] in COUNT_WORDS and ROW_COUNT.fullmatch(normalise(cell)) is not None
 
 
 @dataclass(frozen=True)
@@ -729,11 +739,13 @@ class TotalsCells:
         """The word that makes a record (cells cleaned, not blank) a totals row, else None.
 
         Its first non-empty cell, an id cell or its name cell is 合计, 总计, 小计, 共计 or
-        Total(s), and no id cell holds anything else: a row with an id is read as a row.
+        Total(s), and no id cell holds anything but that word or a count of rows (5人): a row
+        with an id is read as a row.
         """
         width = len(record)
         for index in self.ids:  # every row passes here: the usual one leaves at its id
-            if index < width and record[index] and not is_totals_word(record[index]):
+            if (index < width and record[index] and not is_totals_word(record[index])
+                    and not is_row_count(record[index])):
                 return None
         ids = [record[index] for index in self.ids if index < width and record[index]]
         first = next(cell for cell in record if cell)
@@ -1717,10 +1729,28 @@ def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list
 
 @dataclass(frozen=True)
 class FileShape:
-    """What a first pass over a file learns, keeping no rows: its header and data rows."""
+    """What a first pass over a file learns, keeping no rows but a few: its header, its data
+    rows, and (cells cleaned) the rows that may be totals rows, by the words they hold: which
+    of them are depends on the columns that hold the ids, so on the mapping (`rows_to_store`).
+    """
 
     header: list[str]
     rows_total: int
+    totals_candidates: tuple[list[str], ...] = ()
+
+
+# A cell that may say a row is a totals row, looked for in a row's cells joined (a quick test
+# every row passes; TotalsCells decides).
+TOTALS_TEXT = re.compile(r"[合总小共][\s:：]*计|[tTｔＴ][oOｏＯ][tTｔＴ][aAａＡ][lLｌＬ]")
+
+
+def may_be_totals(record: Sequence[str]) -> bool:
+    joined = "\x1f".join(map(str, record))
+    # Most rows hold neither 计 nor an l, which the words need: no search for them.
+    return (("计" in joined or "l" in joined or "L" in joined or "ｌ" in joined
+             or "Ｌ" in joined) and TOTALS_TEXT.search(joined) is not None)
+# The most such rows a file's shape keeps; beyond them the count leaves totals rows in.
+MAX_TOTALS_CANDIDATES = 1_000
 
 
 def blank_rows_above(row: int) -> Text:
@@ -1769,6 +1799,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     header: list[str] | None = None
     title: str | None = None
     rows_total = 0
+    candidates: list[list[str]] = []
     for number, record in records:
         if header is None:
             if number != HEADER_ROW:
@@ -1783,13 +1814,22 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         if not rows_total:
             check_headings_row(header, record, number)
         rows_total += 1
+        if len(candidates) < MAX_TOTALS_CANDIDATES and may_be_totals(record):
+            candidates.append([clean_cell(cell) for cell in record])
     if header is not None and title is not None:
         raise FileRefused(title_row(title))
     if header is None:
         raise FileRefused(N_("The file is empty."))
     if not rows_total:
         raise FileRefused(N_("The file has column names but no rows."))
-    return FileShape(header, rows_total)
+    return FileShape(header, rows_total, tuple(candidates))
+
+
+def rows_to_store(kind: str, shape: FileShape, columns: Mapping[str, str]) -> int:
+    """The file's data rows less its totals rows, read by `columns` (file column -> field)."""
+    totals = TotalsCells.of(kind, chosen_positions(shape.header, columns))
+    return shape.rows_total - sum(totals.word(record) is not None
+                                  for record in shape.totals_candidates)
 
 
 # --- XLSX: checked on its zip directory and by a streaming scan, before any parser sees it ----
@@ -2450,6 +2490,17 @@ class PreviewRow:
     cells: tuple[PreviewCell, ...]
 
 
+def chosen_positions(header: Sequence[str], columns: Mapping[str, str]) -> dict[str, int]:
+    """Field -> its column's index in `header` (cells cleaned), by `columns` (file column ->
+    field); the first column chosen for a field."""
+    positions: dict[str, int] = {}
+    for index, name in enumerate(header):
+        target = columns.get(name)
+        if target is not None and target not in positions:
+            positions[target] = index
+    return positions
+
+
 def shown_value(value: Any) -> str:
     """A typed value as the preview shows it: dates ISO, amounts with separators."""
     if value is None:
@@ -2472,11 +2523,7 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
     if not records:
         return []
     header = [clean_cell(cell) for cell in records[0]]
-    positions: dict[str, int] = {}
-    for index, name in enumerate(header):
-        target = columns.get(name)
-        if target is not None and target not in positions:
-            positions[target] = index
+    positions = chosen_positions(header, columns)
     parsed = Parsed(kind=kind)
     finish_positions(kind, header, positions, parsed, default_limits())
     shown = [column.name for column in COLUMNS[kind] if column.name in parsed.columns]

@@ -77,6 +77,7 @@ from bidhub.domain.imports import (
     numbered_records,
     preview_rows,
     refused,
+    rows_to_store,
     suggest_mapping,
     unique_headers,
 )
@@ -386,8 +387,8 @@ class FileSource:
         elif self.format == FileFormat.XLSX:
             check_workbook(data, self.limits)
             self.day_zero = workbook_day_zero(data)
-        shape = file_shape(self.records())
-        self.header, self.rows_total = shape.header, shape.rows_total
+        self.shape = file_shape(self.records())
+        self.header, self.rows_total = self.shape.header, self.shape.rows_total
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """The records that are not blank, with their row numbers as Excel shows them."""
@@ -453,7 +454,7 @@ class MappingProposal:
     acknowledged: list[str]
     check: MappingCheck
     preview: list[PreviewRow]
-    rows_total: int
+    rows_total: int  # the data rows less totals rows, as the mapping reads them
     needed: bool  # the headers are not all exact, or a mapping was saved for them
     # Important columns left unmapped, acknowledged or not (the step shows a box for each).
     unmapped_important: list[MappingWarning] = field(default_factory=list)
@@ -496,7 +497,7 @@ def propose_mapping(
         acknowledged=acknowledged, check=check,
         preview=preview_rows(kind, source.head(PREVIEW_ROWS), check.columns, PREVIEW_ROWS,
                              source.day_zero),
-        rows_total=source.rows_total,
+        rows_total=rows_to_store(kind, source.shape, check.columns),
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
         saved_by=saved_by)
