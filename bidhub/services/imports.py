@@ -115,7 +115,11 @@ from bidhub.services.ownership import (
 )
 from bidhub.services.policies import accountability_policy, recent_won_deals
 from bidhub.services.sponsors import waiting_for_sponsor
-from bidhub.services.spreadsheet_xml import is_spreadsheet_xml, spreadsheet_xml_rows
+from bidhub.services.spreadsheet_xml import (
+    is_spreadsheet_xml,
+    spreadsheet_xml_is_1904,
+    spreadsheet_xml_rows,
+)
 from bidhub.services.track_records import forget_track_record_snapshots
 from bidhub.services.users import hash_password, new_session_token
 from bidhub.services.xls_workbooks import check_xls, is_xls, xls_is_1904, xls_rows
@@ -387,6 +391,8 @@ class FileSource:
         elif self.format == FileFormat.XLSX:
             check_workbook(data, self.limits)
             self.day_zero = workbook_day_zero(data)
+        elif self.format == FileFormat.SPREADSHEET_XML and spreadsheet_xml_is_1904(data):
+            self.day_zero = EXCEL_1904_DAY_ZERO
         self.shape = file_shape(self.records())
         self.header, self.rows_total = self.shape.header, self.shape.rows_total
 

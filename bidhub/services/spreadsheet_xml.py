@@ -38,6 +38,7 @@ WORKSHEET, TABLE, ROW, CELL, DATA = (f"{SS}{name}" for name in ("Worksheet", "Ta
 INDEX, TYPE = f"{SS}Index", f"{SS}Type"
 MERGE_ACROSS, MERGE_DOWN = f"{SS}MergeAcross", f"{SS}MergeDown"
 VISIBLE = f"{{{EXCEL_NAMESPACE}}}Visible"
+DATE_1904 = f"{{{EXCEL_NAMESPACE}}}Date1904"
 XML_START = re.compile(rb"\s*<\?xml")
 NOT_SPREADSHEET_XML = N_("The file is not a readable Excel XML spreadsheet. Save it again from "
                          "Excel as .xlsx, or export CSV.")
@@ -65,6 +66,23 @@ def spreadsheet_xml_rows(data: bytes,
         raise
     except Exception as error:  # the XML parser's errors, and values it cannot give
         raise FileRefused(NOT_SPREADSHEET_XML) from error
+
+
+def spreadsheet_xml_is_1904(data: bytes) -> bool:
+    """Whether the workbook counts its days in the 1904 date system: its ExcelWorkbook,
+    before the first worksheet, holds Date1904. A file that cannot be read says no here and
+    is refused when its rows are read."""
+    if FORBIDDEN_MARKUP.search(data):
+        return False
+    try:
+        for event, element, _ in rows_let_go(data):
+            if event == "start" and element.tag == WORKSHEET:
+                return False
+            if event == "end" and element.tag == DATE_1904:
+                return True
+    except Exception:  # the XML parser's errors
+        return False
+    return False
 
 
 def first_visible_sheet(data: bytes) -> int:

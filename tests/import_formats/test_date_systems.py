@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import date
+from xml.sax.saxutils import escape
 
 import pytest
 import xlwt
@@ -43,6 +44,25 @@ def xls_of(records: list[list[object]], system: int) -> bytes:
     return buffer.getvalue()
 
 
+def spreadsheet_xml_of(records: list[list[object]], system: int) -> bytes:
+    """Excel's XML Spreadsheet 2003, which states the 1904 system in its ExcelWorkbook."""
+    from tests.import_formats.test_spreadsheet_xml import HEAD, sheet
+
+    options = ('<ExcelWorkbook xmlns="urn:schemas-microsoft-com:office:excel">'
+               "<WindowHeight>9000</WindowHeight>"
+               f"{'<Date1904/>' if system == 1904 else ''}</ExcelWorkbook>\n")
+
+    def cell(value: object) -> str:
+        kind = "Number" if isinstance(value, int) else "String"
+        return f'<Cell><Data ss:Type="{kind}">{escape(str(value))}</Data></Cell>'
+
+    rows = [f"<Row>{''.join(cell(value) for value in record)}</Row>" for record in records]
+    return (HEAD + options + sheet("导出", rows) + "</Workbook>").encode()
+
+
+WRITERS = {"xlsx": xlsx_of, "xls": xls_of, "xml.xls": spreadsheet_xml_of}
+
+
 def reps_with_serial_hire_date(system: int) -> list[list[object]]:
     """The sample reps, the first one's hire date a plain number (its date format lost)."""
     records: list[list[object]] = sample_records("reps")
@@ -51,12 +71,11 @@ def reps_with_serial_hire_date(system: int) -> list[list[object]]:
 
 
 @pytest.mark.parametrize("system", [1900, 1904])
-@pytest.mark.parametrize("extension", ["xlsx", "xls"])
+@pytest.mark.parametrize("extension", list(WRITERS))
 def test_a_serial_day_reads_in_the_workbooks_date_system(session, branches, run_import,
                                                          system, extension):
-    writer = xlsx_of if extension == "xlsx" else xls_of
-    data = writer(reps_with_serial_hire_date(system), system)
-    result = run_import("reps", data, f"reps.{extension}")
+    data = WRITERS[extension](reps_with_serial_hire_date(system), system)
+    result = run_import("reps", data, f"reps.{extension.split('.')[-1]}")
     assert (result.status, result.problems) == ("imported", [])
     reload(session)
     assert session.scalars(select(User.hired_on).where(User.external_id == "R1001")).one() == (
@@ -64,8 +83,10 @@ def test_a_serial_day_reads_in_the_workbooks_date_system(session, branches, run_
 
 
 @pytest.mark.parametrize("system", [1900, 1904])
-def test_the_mapping_preview_reads_serial_days_in_the_workbooks_system(session, system):
-    data = xlsx_of(reps_with_serial_hire_date(system), system)
-    proposal = propose_mapping(session, "reps", "reps.xlsx", data)
+@pytest.mark.parametrize("extension", list(WRITERS))
+def test_the_mapping_preview_reads_serial_days_in_the_workbooks_system(session, system,
+                                                                       extension):
+    data = WRITERS[extension](reps_with_serial_hire_date(system), system)
+    proposal = propose_mapping(session, "reps", f"reps.{extension.split('.')[-1]}", data)
     first = {cell.field: cell.value for cell in proposal.preview[0].cells}
     assert first["hire_date"] == "2024-01-05"
