@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bidhub.domain.errors import BidRejected
+from bidhub.domain.errors import BidRejected, InvalidRequest
 from bidhub.models import Bid
 from bidhub.services.bidding import submit_bid, update_bid, withdraw_bid
 from tests.conftest import reload
@@ -73,3 +73,52 @@ def test_a_form_loaded_before_the_deadline_is_refused_after_it(app, make_rep, li
         "visit_plan": "Visits planned before the deadline.", "submission_key": "k1"})
     assert response.status_code == 422
     assert "closed at its deadline" in response.get_data(as_text=True)
+
+
+# --- the pages offer a change of a bid exactly when the service takes it ------------------
+
+
+MOMENTS = {"open": timedelta(seconds=-1), "at the deadline": timedelta(0),
+           "after the deadline": timedelta(days=3)}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+@pytest.mark.parametrize("standing", ["active", "on leave", "left"])
+def test_the_bid_pages_offer_an_edit_or_a_withdrawal_exactly_when_it_would_be_taken(
+        session, client, login_as, make_admin, make_rep, listing, clock, moment, standing):
+    from bidhub.models import RepStatus
+    from tests.test_departed_winners import leave
+
+    rep = make_rep()
+    bid = bid_now(session, rep, listing, clock)
+    if standing != "active":
+        leave(session, make_admin(), rep, clock,
+              status=RepStatus.ON_LEAVE if standing == "on leave" else RepStatus.LEFT)
+    login_as(session.get(type(rep), rep.id))
+    clock.set(listing.round.closes_at + MOMENTS[moment])
+    pages = [client.get(f"/listings/{listing.id}/bid"), client.get(f"/bids/{bid.id}")]
+    assert [page.status_code for page in pages] == [200, 200]
+    texts = [page.get_data(as_text=True) for page in pages]
+    offers_edit = [f"/bids/{bid.id}/edit" in text for text in texts]
+    offers_withdrawal = [f"/bids/{bid.id}/withdraw" in text for text in texts]
+
+    def taken(change) -> bool:
+        try:
+            change(session.get(type(rep), rep.id))
+        except (BidRejected, InvalidRequest):
+            return False
+        finally:
+            reload(session)
+        return True
+
+    edit_taken = taken(lambda user: update_bid(
+        session, user, bid.id, account_plan="A changed plan, long enough to count.",
+        committed_revenue_yuan=7, visit_plan="Changed visits, long enough.", now=clock()))
+    withdrawal_taken = taken(lambda user: withdraw_bid(session, user, bid.id, clock()))
+    assert edit_taken == (moment == "open" and standing != "left")
+    assert withdrawal_taken == (moment == "open")
+    # The bid's page offers both; the place-bid page links to the edit only.
+    assert offers_edit == [edit_taken, edit_taken]
+    assert offers_withdrawal == [False, withdrawal_taken]
+    if moment != "open":
+        assert "Bidding for this round is closed." in texts[0]
