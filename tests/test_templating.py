@@ -43,3 +43,29 @@ def test_a_global_added_after_a_template_loaded_is_seen_by_it(app_config):
     app.jinja_env.globals["late_global"] = "late"
     with app.test_request_context("/"):
         assert template.render() == "late"
+
+
+def test_a_radio_group_is_a_fieldset_named_by_its_legend(app):
+    """A radio group is one question: a fieldset whose legend asks it (a label names one
+    control, and a list of radios is none); refused, the group is marked invalid and its error
+    is what describes it."""
+    import re
+
+    from bidhub.web.forms import DecisionForm
+
+    with app.test_request_context("/", method="POST", data={"kind": ""}):
+        form = DecisionForm(meta={"csrf": False})
+        form.bid_id.choices = []
+        field = app.jinja_env.get_template("_macros.html").module.field
+        fresh = str(field(form.kind))
+        assert form.validate() is False and form.kind.errors
+        refused = str(field(form.kind))
+    for markup in (fresh, refused):
+        assert re.search(r'<fieldset class="field[^"]*" id="kind"', markup)
+        assert "<legend>Decision</legend>" in markup and "<label for=" not in markup
+        assert markup.count('type="radio"') == len(form.kind.choices)
+        assert markup.count("<label>") == len(form.kind.choices)  # each radio inside its label
+    assert "aria-invalid" not in fresh
+    assert 'aria-invalid="true" aria-describedby="kind-error"' in refused
+    error = re.search(r'<p class="error" id="kind-error">([^<]+)</p>', refused)
+    assert error and error.group(1) == form.kind.errors[0]
