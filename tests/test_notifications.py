@@ -757,6 +757,24 @@ def test_an_admin_sets_anyones_address_and_nobody_else_can(app, session, clock, 
                                              "x@example.com", clock())
 
 
+def test_an_address_too_long_for_the_admin_form_is_refused_whole_not_cut(app, session, world):
+    """A browser cuts a paste at a maxlength without a word, which would save another address
+    (a@example.com…x cut to a@example.co…): the field sets none, and the form refuses the
+    address with both lengths, saving nothing, as the inbox's own form does."""
+    admin = app.test_client()
+    login(admin, world["admin1"])
+    rep_id = world["rep_a"].id
+    page = admin.get(f"/admin/users/{rep_id}").get_data(as_text=True)
+    field = page[page.index('id="email"'):]
+    assert "maxlength" not in field[:field.index(">")]
+    address = "a" * 240 + "@example.com.cn"
+    refused = admin.post(f"/notifications/users/{rep_id}/email", data={"email": address},
+                         follow_redirects=True).get_data(as_text=True)
+    assert "At most 254 characters" in refused and "255" in refused
+    reload(session)
+    assert session.get(User, rep_id).email is None
+
+
 def test_two_instances_running_the_job_at_once_tell_each_rep_once(app, session, clock, world,
                                                                   make_round):
     make_round(accounts=world["free"][:1], manager=world["manager1"], title="Spring round",
