@@ -145,11 +145,17 @@ def test_the_page_the_counts_and_a_frozen_bid_tell_one_story(
                                     forecast_yuan=data.draw(st.sampled_from([0, 100, 250_000])),
                                     actual_yuan=data.draw(st.sampled_from([None, 0, 90,
                                                                            300_000]))))
-    incidents = [AccountabilityIncident(
-        account_id=account.id, rep_id=rep.id, competitor_site="rival.example", ad_type="logo",
-        seen_at=data.draw(moments(now)),
-        status=data.draw(st.sampled_from(["open", "explained", "accepted", "upheld"])))
-        for _ in range(data.draw(st.integers(0, 2)))]
+    # As the CRM import brings them: a status without its dates, an explanation with one
+    # that was explained (and maybe with an upheld one).
+    incidents = []
+    for _ in range(data.draw(st.integers(0, 2))):
+        status = data.draw(st.sampled_from(["open", "explained", "accepted", "upheld"]))
+        explained = status in ("explained", "accepted") or (
+            status == "upheld" and data.draw(st.booleans()))
+        incidents.append(AccountabilityIncident(
+            account_id=account.id, rep_id=rep.id, competitor_site="rival.example",
+            ad_type="logo", seen_at=data.draw(moments(now)), status=status,
+            explanation="Explained in the CRM." if explained else ""))
     session.add_all(incidents)
     session.commit()
 
@@ -200,7 +206,8 @@ def test_the_page_the_counts_and_a_frozen_bid_tell_one_story(
             if incident.status in ("accepted", "upheld"):
                 incident.resolved_at = later
         elif incident.status == "explained":  # imported so, its explanation's date unknown
-            incident.status, incident.resolved_at = "accepted", later
+            incident.status = data.draw(st.sampled_from(["accepted", "upheld"]))
+            incident.resolved_at = later
     session.commit()
     again = rep_profile(session, rep.id, now, include_sealed_bids=True,
                         zone=app.config["TIMEZONE"])
@@ -245,3 +252,79 @@ def test_an_incident_explained_and_accepted_after_a_bid_still_counts_at_the_bid(
                               zone=zone)["open_incidents"] == 0.0
     assert snapshot_track_record(session, rep, listing.account, between,
                                  zone=zone)["open_incidents"] == 0.0
+
+
+INCIDENT_HEADER = "事件编号,客户编号,销售,竞争对手网站,发现日期,广告类型,页面位置,证据链接,状态,说明"
+
+
+def import_incident(session, admin, rep, account, status: str, explanation: str,
+                    seen: date, now: datetime) -> None:
+    from bidhub.services.imports import import_file
+
+    text = (f"{INCIDENT_HEADER}\nINC-1,{account.external_id},{rep.username},www.rival.example,"
+            f"{seen.isoformat()},logo,首页,,{status},{explanation}\n")
+    result = import_file(session, admin, "incidents", "incidents.csv", text.encode(),
+                         valid_rows_only=False, now=now)
+    assert (result.status, result.problems) == ("imported", []), result.problems
+    reload(session)
+
+
+def open_incidents_at(app, session, rep, account, moment: datetime) -> set[float]:
+    """The open incidents at `moment` as the stored snapshot and the rows each give them."""
+    from bidhub.services.track_records import fresh_track_record, snapshot_track_record
+
+    zone = app.config["TIMEZONE"]
+    return {record(session, rep, account, moment, zone=zone)["open_incidents"]
+            for record in (fresh_track_record, snapshot_track_record)}
+
+
+def test_a_status_a_crm_import_changes_dates_from_the_import(
+        app, session, make_rep, make_account, make_admin, make_round, make_bid, clock):
+    """An incident imported open, explained in a later file: bidhub held it open until that
+    file came, so the record at a bid placed before it still counts it; so does a decision
+    another file brings."""
+    rep, admin = make_rep(hired_on=date(2023, 1, 1)), make_admin()
+    held = make_account(owner=rep)
+    seen = (clock() - timedelta(days=10)).date()
+    import_incident(session, admin, rep, held, "open", "", seen, clock())
+    bid_at = clock()
+    round_ = make_round(accounts=[make_account()], closes_at=bid_at + timedelta(days=1))
+    listing = session.scalars(select(Listing).where(Listing.round_id == round_.id)).one()
+    assert make_bid(rep, listing).track_record["open_incidents"] == 1.0
+
+    explained_at = bid_at + timedelta(days=2)
+    import_incident(session, admin, rep, held, "已说明", "客户自行投放，已要求撤下。", seen,
+                    explained_at)
+    assert open_incidents_at(app, session, rep, listing.account, bid_at) == {1.0}
+    assert open_incidents_at(app, session, rep, listing.account, explained_at) == {0.0}
+    decided_at = explained_at + timedelta(days=3)
+    import_incident(session, admin, rep, held, "upheld", "客户自行投放，已要求撤下。", seen,
+                    decided_at)
+    incident = session.scalars(select(AccountabilityIncident)).one()
+    assert (incident.explained_at, incident.resolved_at) == (explained_at, decided_at)
+    assert open_incidents_at(app, session, rep, listing.account, bid_at) == {1.0}
+    assert open_incidents_at(app, session, rep, listing.account,
+                             decided_at - SECOND) == {0.0}
+    assert open_incidents_at(app, session, rep, listing.account, decided_at) == {1.0}
+
+
+def test_an_incident_imported_explained_and_upheld_later_stood_explained_until_then(
+        app, session, make_rep, make_account, make_admin, make_manager, clock):
+    """Its explanation's date is unknown, so the explanation stands from the sighting on; the
+    decision taken in bidhub changes the record from the decision on, not before."""
+    from bidhub.services.accountability import resolve_incident
+
+    rep, admin = make_rep(hired_on=date(2023, 1, 1)), make_admin()
+    held = make_account(owner=rep)
+    seen = (clock() - timedelta(days=10)).date()
+    import_incident(session, admin, rep, held, "已说明", "客户自行投放，已要求撤下。", seen, clock())
+    incident = session.scalars(select(AccountabilityIncident)).one()
+    assert incident.explained_at is None
+    before = clock() - timedelta(days=5)
+    assert open_incidents_at(app, session, rep, held, before) == {0.0}
+    decided_at = clock() + timedelta(days=1)
+    resolve_incident(session, make_manager(), incident.id, outcome="upheld",
+                     note="截图显示仍在投放。", expected_version=incident.version, now=decided_at)
+    assert open_incidents_at(app, session, rep, held, before) == {0.0}
+    assert open_incidents_at(app, session, rep, held, decided_at - SECOND) == {0.0}
+    assert open_incidents_at(app, session, rep, held, decided_at) == {1.0}

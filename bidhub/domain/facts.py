@@ -104,6 +104,18 @@ class IncidentFact:
     resolved_at: datetime | None = None  # accepted or upheld then
     explained_at: datetime | None = None  # the rep's explanation filed then
 
+    @classmethod
+    def of_row(cls, incident_id: int, account_id: int, seen_at: datetime, status: str,
+               resolved_at: datetime | None, explained_at: datetime | None,
+               has_explanation: bool) -> IncidentFact:
+        """The fact of a stored incident. An explanation without its date came with a CRM
+        import, its date unknown: it stands from the sighting on, as an imported status does,
+        and still once management decides the incident in bidhub (upheld, it stood explained
+        before the decision, not open)."""
+        if explained_at is None and has_explanation and status != "open":
+            explained_at = seen_at
+        return cls(incident_id, account_id, seen_at, status, resolved_at, explained_at)
+
 
 @dataclass(frozen=True)
 class LostAccountFact:

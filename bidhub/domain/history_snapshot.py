@@ -31,7 +31,9 @@ from bidhub.domain.facts import (
 )
 
 # Bumped whenever the layout below changes; a stored document of another format is rebuilt.
-SNAPSHOT_FORMAT = 4  # 3: the rep's promises (won bids' commitments); 4: when incidents were explained
+# 3: the rep's promises (won bids' commitments); 4: when incidents were explained; 5: an
+# imported explanation, its date unknown, stands from the sighting (IncidentFact.of_row).
+SNAPSHOT_FORMAT = 5
 
 _STAGES = {stage.value: stage for stage in Stage}
 

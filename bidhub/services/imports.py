@@ -91,6 +91,7 @@ from bidhub.models import (
     FilingKind,
     ImportMapping,
     ImportRun,
+    IncidentStatus,
     MonthlyForecast,
     Opportunity,
     OpportunityStageChange,
@@ -1547,11 +1548,24 @@ class IncidentImporter(Importer):
             self.incidents[id_key(incident.external_id)] = incident
             self.touched_reps.add(rep.id)
             return "added"
-        previous_rep = incident.rep_id
+        previous_rep, previous_status = incident.rep_id, incident.status
         if not set_fields(incident, fields):
             return "unchanged"
+        dated_status_change(incident, previous_status, self.now)
         self.touched_reps.update({previous_rep, rep.id})
         return "updated"
+
+
+def dated_status_change(incident: AccountabilityIncident, previous: str, now: datetime) -> None:
+    """A status the CRM changed dates from this import, as the app dates its own changes: what
+    bidhub held before (open, or explained) stands until now in the track record."""
+    if incident.status == previous:
+        return
+    if (previous == IncidentStatus.OPEN and incident.explained_at is None
+            and (incident.status != IncidentStatus.UPHELD or incident.explanation)):
+        incident.explained_at = now
+    if incident.status in (IncidentStatus.ACCEPTED, IncidentStatus.UPHELD):
+        incident.resolved_at = now
 
 
 class BranchImporter(Importer):

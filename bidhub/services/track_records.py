@@ -166,9 +166,9 @@ def rep_histories(session: Session, reps: list[User], now: datetime, *,
         select(AccountabilityIncident).where(AccountabilityIncident.rep_id.in_(rep_ids))
         .order_by(AccountabilityIncident.id)  # the snapshot's order
     ):
-        incidents[incident.rep_id].append(IncidentFact(
+        incidents[incident.rep_id].append(IncidentFact.of_row(
             incident.id, incident.account_id, incident.seen_at, incident.status,
-            incident.resolved_at, incident.explained_at))
+            incident.resolved_at, incident.explained_at, bool(incident.explanation)))
     forecasts: dict[int, list[ForecastFact]] = defaultdict(list)
     for forecast in session.scalars(
         select(MonthlyForecast).where(MonthlyForecast.rep_id.in_(rep_ids))
@@ -266,12 +266,13 @@ def snapshot_documents(session: Session, rep_ids: Iterable[int]) -> dict[int, di
         select(AccountabilityIncident.id, AccountabilityIncident.rep_id,
                AccountabilityIncident.account_id, AccountabilityIncident.seen_at,
                AccountabilityIncident.status, AccountabilityIncident.resolved_at,
-               AccountabilityIncident.explained_at)
+               AccountabilityIncident.explained_at,
+               (AccountabilityIncident.explanation != "").label("has_explanation"))
         .where(AccountabilityIncident.rep_id.in_(rep_ids)).order_by(AccountabilityIncident.id)
     ):
-        incidents[row.rep_id].append(IncidentFact(row.id, row.account_id, row.seen_at,
-                                                  row.status, row.resolved_at,
-                                                  row.explained_at))
+        incidents[row.rep_id].append(IncidentFact.of_row(
+            row.id, row.account_id, row.seen_at, row.status, row.resolved_at,
+            row.explained_at, bool(row.has_explanation)))
     losses = _loss_records(session, rep_ids)
     promises = promises_of(session, rep_ids)
     return {rep_id: snapshot_document(opportunities[rep_id], forecasts[rep_id],
