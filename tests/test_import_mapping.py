@@ -414,6 +414,16 @@ def test_the_preview_counts_no_totals_row_among_the_rows_to_store(session, branc
     assert by_name.rows_total == 3
 
 
+@pytest.mark.parametrize("totals", ["Grand total,,,,,470.5,,", "Subtotal,,,,,120,,",
+                                    "ＧＲＡＮＤ　ＴＯＴＡＬ,,,,,470.5,,", '"合计 | 2家",,,,,470.5,,',
+                                    "合计：2家,,,,,470.5,,", ",Total: 2,,,,470.5,,"])
+def test_the_preview_counts_no_totals_row_as_crm_exports_write_it(session, branches, totals):
+    rows = [ACCOUNT_ROWS[0], totals, ACCOUNT_ROWS[1], totals]
+    proposal = propose_mapping(session, "accounts", "a.csv", csv_of(ACCOUNT_HEADERS, rows))
+    assert [row.number for row in proposal.preview] == [2, 4]
+    assert proposal.rows_total == 2
+
+
 def test_the_row_count_is_right_when_a_required_column_is_missing(session, branches, admin,
                                                                   clock):
     result = import_file(session, admin, "reps", "r.csv",

@@ -1056,6 +1056,63 @@ def test_a_count_beside_no_totals_word_or_beside_a_real_id_is_a_row(session, loa
     assert result.status == "refused" or result.added == 1
 
 
+TOTALS_WORDS_AS_EXPORTED = ["合计", "总计", "小计", "合 计", "合　计：", "Total", "TOTAL",
+                            "Subtotal", "SubTotal", "Sub-total", "Grand total", "GRAND TOTAL",
+                            "Grand Total:", "ＳＵＢＴＯＴＡＬ", "Ｇｒａｎｄ　Ｔｏｔａｌ", "合计 | 5人",
+                            "合计：5人", "小计（3家）", "Total: 7,760,000", "总计 12"]
+
+
+def with_totals_row(kind: str, word: str) -> tuple[str, list[int]]:
+    """The kind's sample with a totals row (its first cell `word`, quoted as an export quotes
+    it) after its first row and again at its end, and those rows' numbers."""
+    lines = sample_text(kind).splitlines()
+    width = len(next(csv.reader([lines[0]])))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow([word] + [""] * (width - 1))
+    totals = buffer.getvalue()
+    text = "\r\n".join([*lines[:2], totals, *lines[2:], totals]) + "\r\n"
+    return text, [3, len(lines) + 2]
+
+
+@pytest.mark.parametrize("word", TOTALS_WORDS_AS_EXPORTED)
+@pytest.mark.parametrize("kind", ["branches", *ORDER])
+def test_a_totals_row_of_every_kind_is_skipped_wherever_it_stands(session, loaded, run_import,
+                                                                  kind, word):
+    """Grand total, Subtotal or 合计 | 5人 under a CRM export, or under one group of it."""
+    before = counts(session)
+    text, rows = with_totals_row(kind, word)
+    result = run_import(kind, text)
+    assert (result.status, result.problems, result.skipped) == ("imported", [], 2)
+    assert result.totals_rows == [(row, word) for row in rows]
+    assert counts(session) == before
+
+
+@pytest.mark.parametrize("name", ["合计科技有限公司", "总计划咨询有限公司", "小计算器工作室",
+                                  "Totally Fun Ltd", "Total Solutions Ltd", "Subtotalis GmbH",
+                                  "合计-北京"])
+def test_a_name_that_begins_with_a_totals_word_is_no_totals_row(session, loaded, run_import,
+                                                                name):
+    """Without its id such a row is a row that lacks its id, not a totals row skipped."""
+    before = counts(session)
+    result = run_import("accounts", sample_text("accounts") + f",{name},互联网,民营,BJ,80,,\r\n")
+    assert result.totals_rows == []
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (8, "external_id")]
+
+
+def test_the_import_page_says_which_totals_row_was_skipped_in_both_languages(
+        session, loaded, admin, login_as, run_import):
+    text, _rows = with_totals_row("reps", "Grand total")
+    result = run_import("reps", text)
+    client, page = login_as(admin), f"/admin/imports/{result.run_id}"
+    client.post("/language", data={"locale": "en", "next": page})
+    assert "Row 3 (Grand total) is a totals row and was skipped." in client.get(
+        page).get_data(as_text=True)
+    client.post("/language", data={"locale": "zh_CN", "next": page})
+    assert "第 3 行（Grand total）是合计行，已跳过。" in client.get(page).get_data(as_text=True)
+
+
 def test_the_mapping_preview_leaves_out_a_totals_row():
     from bidhub.domain.imports import preview_rows
 

@@ -705,8 +705,14 @@ ROW_IDS: dict[str, tuple[str, ...]] = {
 }
 # What a totals row says it is (合计 under a whole export, 小计 under each group), compared as
 # normalise leaves it, a colon after it dropped; and the first characters that may begin it.
-TOTALS_WORDS = frozenset({"合计", "总计", "小计", "共计", "total", "totals"})
-TOTALS_INITIALS = frozenset("合总小共TtＴｔ")
+TOTALS_WORDS = frozenset({"合计", "总计", "小计", "共计", "total", "totals", "subtotal",
+                          "subtotals", "grandtotal", "grandtotals"})
+TOTALS_INITIALS = frozenset("合总小共TtＴｔSsＳｓGgＧｇ")
+# The word with what an export writes after it (合计 | 5人, 合计：5人, Total: 7,760,000, 小计（3家）),
+# in a cell NFKC-folded and lower-cased: after the word a colon, bar, bracket, comma or digit,
+# perhaps after spaces. A letter right after it makes a name (合计科技有限公司, Total Solutions).
+TOTALS_WITH_TEXT = re.compile(
+    r"(?:[合总小共]\s*计|(?:sub\s*-?\s*|grand\s*)?totals?)\s*[:|(\[【,;/、=\d].*", re.S)
 
 
 # How many rows a totals row sums, which staff lists put in an id column (合计 | 5人): a number
@@ -716,7 +722,13 @@ ROW_COUNT = re.compile(rf"[共计]?\d[\d,]*[{COUNT_WORDS}]")
 
 
 def is_totals_word(cell: str) -> bool:
-    return cell[:1] in TOTALS_INITIALS and normalise(cell).rstrip(":") in TOTALS_WORDS
+    """Whether a cell (cleaned) says its row is a totals row: the word alone, any case or
+    width, spaced or not (合 计, Grand total), or followed by what the export adds (合计 | 5人)."""
+    if cell[:1] not in TOTALS_INITIALS:
+        return False
+    return (normalise(cell).rstrip(":") in TOTALS_WORDS
+            or TOTALS_WITH_TEXT.fullmatch(unicodedata.normalize("NFKC", cell).lower())
+            is not None)
 
 
 def is_row_count(cell: str) -> bool:
