@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from bidhub.models import Account, ImportRun, MonthlyForecast, User
 from bidhub.services.imports import import_file
 from tests.conftest import reload
+from tests.import_formats.conftest import saved, xls_of, xlsx_of, xlsx_workbook
 
 SAMPLES = Path(__file__).resolve().parent / ".." / "samples"
 
@@ -139,18 +140,11 @@ def test_a_ctrl_z_inside_the_file_is_still_a_problem_of_its_row(session, branche
 def test_an_excel_serial_number_in_a_date_column_is_its_day(session, branches, run_import):
     """A date cell whose date format was lost shows, and exports, its serial number: 45296 is
     2024-01-05 (with a time of day, 45296.5729)."""
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    sheet = workbook.active
-    for record in sample_text("reps").splitlines():
-        sheet.append(record.split(","))
-    sheet["E2"].value = 45296  # a number cell in the General format
-    sheet["E3"].value = 45296.572916666664
-    sheet["E4"].value = "45296"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    records: list[list[object]] = [line.split(",") for line in sample_text("reps").splitlines()]
+    records[1][4] = 45296  # E2: a number cell in the General format
+    records[2][4] = 45296.572916666664
+    records[3][4] = "45296"
+    result = run_import("reps", xlsx_of(records), filename="reps.xlsx")
     assert (result.status, result.problems) == ("imported", []), result.problems
     got = stored(session)
     assert [row[3] for row in got[:3]] == [date(2024, 1, 5)] * 3
@@ -200,25 +194,9 @@ def test_blank_rows_above_the_column_names_are_named_with_the_row_they_end_at(
     """An export whose sheet starts lower down: the message says where its first content is."""
     records = [[], [], *(line.split(",") for line in sample_text("reps").splitlines())]
     if filename.endswith(".xlsx"):
-        from openpyxl import Workbook
-
-        workbook = Workbook()
-        for record in records:
-            workbook.active.append(record)
-        buffer = io.BytesIO()
-        workbook.save(buffer)
-        data = buffer.getvalue()
+        data = xlsx_of(records)
     elif filename.endswith(".xls"):
-        import xlwt
-
-        workbook = xlwt.Workbook(encoding="utf-8")
-        sheet = workbook.add_sheet("导出数据")
-        for row, record in enumerate(records):
-            for column, value in enumerate(record):
-                sheet.write(row, column, value)
-        buffer = io.BytesIO()
-        workbook.save(buffer)
-        data = buffer.getvalue()
+        data = xls_of(records)
     else:
         data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
     result = run_import("reps", data, filename=filename)
@@ -243,29 +221,9 @@ def test_headings_merged_over_groups_of_columns_are_refused_naming_them(
     Read as column names they matched nothing and sent the file to the mapping step, which
     cannot help; the file is refused saying where its column names are."""
     if filename.endswith(".xlsx"):
-        from openpyxl import Workbook
-
-        workbook = Workbook()
-        for record in GROUPED:
-            workbook.active.append(record)
-        workbook.active.merge_cells("A1:D1")
-        workbook.active.merge_cells("E1:G1")
-        buffer = io.BytesIO()
-        workbook.save(buffer)
-        data = buffer.getvalue()
+        data = xlsx_of(GROUPED, merged=["A1:D1", "E1:G1"])
     elif filename.endswith(".xls"):
-        import xlwt
-
-        workbook = xlwt.Workbook(encoding="utf-8")
-        sheet = workbook.add_sheet("客户")
-        sheet.write_merge(0, 0, 0, 3, "客户信息")
-        sheet.write_merge(0, 0, 4, 6, "归属")
-        for row, record in enumerate(GROUPED[1:], start=1):
-            for column, value in enumerate(record):
-                sheet.write(row, column, value)
-        buffer = io.BytesIO()
-        workbook.save(buffer)
-        data = buffer.getvalue()
+        data = xls_of(GROUPED, merged=["A1:D1", "E1:G1"], sheet_name="客户")
     else:
         data = "".join(",".join(record) + "\r\n" for record in GROUPED).encode("gbk")
     result = run_import("accounts", data, filename=filename)
@@ -293,38 +251,26 @@ def test_formatted_empty_cells_far_right_do_not_widen_an_xlsx(session, branches,
                                                              last_column):
     """A fill or border dragged across the sheet writes empty cells far to the right of the
     data; Excel shows nothing there, and the file's six columns import."""
-    from openpyxl import Workbook
     from openpyxl.styles import PatternFill
 
-    workbook = Workbook()
-    sheet = workbook.active
-    for record in sample_text("reps").splitlines():
-        sheet.append(record.split(","))
+    workbook = xlsx_workbook([line.split(",") for line in sample_text("reps").splitlines()])
     fill = PatternFill("solid", fgColor="FFFF00")
     for row in range(1, 30):
-        sheet.cell(row=row, column=last_column).fill = fill
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    with zipfile.ZipFile(buffer) as archive:
+        workbook.active.cell(row=row, column=last_column).fill = fill
+    data = saved(workbook)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         sheet_xml = archive.read("xl/worksheets/sheet1.xml")
     assert re.search(rb'<c r="%s1" s="1"[^>]*/>' % (b"DP" if last_column == 120 else b"XFD"),
                      sheet_xml)
-    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    result = run_import("reps", data, filename="reps.xlsx")
     assert (result.status, result.problems, result.added) == ("imported", [], 5)
     assert ("R1005", "liuyang", "刘洋", date(2023, 2, 13), "active") in stored(session)
 
 
 def test_a_value_far_right_still_refuses_an_xlsx_as_too_wide(session, branches, run_import):
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    sheet = workbook.active
-    for record in sample_text("reps").splitlines():
-        sheet.append(record.split(","))
-    sheet.cell(row=3, column=120).value = "x"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    result = run_import("reps", buffer.getvalue(), filename="reps.xlsx")
+    workbook = xlsx_workbook([line.split(",") for line in sample_text("reps").splitlines()])
+    workbook.active.cell(row=3, column=120).value = "x"
+    result = run_import("reps", saved(workbook), filename="reps.xlsx")
     assert (result.status, result.added) == ("refused", 0)
     assert "more than 100 columns" in result.problems[0].reason
 
@@ -377,15 +323,7 @@ def test_a_title_with_blank_rows_under_it_names_the_row_after_them(session, bran
     records = [["2026年11月销售清单"], [], [], *(line.split(",")
                                             for line in sample_text("reps").splitlines())]
     if filename.endswith(".xlsx"):
-        from openpyxl import Workbook
-
-        workbook = Workbook()
-        for record in records:
-            workbook.active.append(record)
-        workbook.active.merge_cells("A1:F1")
-        buffer = io.BytesIO()
-        workbook.save(buffer)
-        data = buffer.getvalue()
+        data = xlsx_of(records, merged=["A1:F1"])
     else:
         data = "".join(",".join(record) + "\r\n" for record in records).encode("utf-8-sig")
     result = run_import("reps", data, filename=filename)
@@ -426,17 +364,8 @@ def test_column_names_over_two_rows_are_refused_naming_the_second(session, branc
                ["", "", "", "", "", "", "决策人", "使用人"],
                ["KA-9001", "甲公司", "互联网", "民营", "BJ", "120万", "赵总", "钱经理"]]
     if filename.endswith(".xlsx"):
-        from openpyxl import Workbook
-
-        workbook = Workbook()
-        for record in records:
-            workbook.active.append(record)
-        for column in "ABCDEF":
-            workbook.active.merge_cells(f"{column}1:{column}2")
-        workbook.active.merge_cells("G1:H1")
-        buffer = io.BytesIO()
-        workbook.save(buffer)
-        data = buffer.getvalue()
+        data = xlsx_of(records, merged=[*(f"{column}1:{column}2" for column in "ABCDEF"),
+                                        "G1:H1"])
     else:
         data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
     result = run_import("accounts", data, filename=filename)

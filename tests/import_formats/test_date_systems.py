@@ -2,46 +2,19 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date
 from xml.sax.saxutils import escape
 
 import pytest
-import xlwt
-from openpyxl import Workbook
-from openpyxl.utils.datetime import CALENDAR_MAC_1904
 from sqlalchemy import select
 
 from bidhub.models import User
 from bidhub.services.imports import propose_mapping
 from tests.conftest import reload
-from tests.import_formats.conftest import sample_records
+from tests.import_formats.conftest import sample_records, xls_of, xlsx_of
 
 # 2024-01-05 is day 45296 in the 1900 date system and day 43834 in the 1904 one.
 SERIALS = {1900: 45296, 1904: 43834}
-
-
-def xlsx_of(records: list[list[object]], system: int) -> bytes:
-    workbook = Workbook()
-    if system == 1904:
-        workbook.epoch = CALENDAR_MAC_1904
-    for record in records:
-        workbook.active.append(record)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def xls_of(records: list[list[object]], system: int) -> bytes:
-    workbook = xlwt.Workbook(encoding="utf-8")
-    workbook.dates_1904 = system == 1904
-    sheet = workbook.add_sheet("导出数据")
-    for row, record in enumerate(records):
-        for column, value in enumerate(record):
-            sheet.write(row, column, value)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
 
 
 def spreadsheet_xml_of(records: list[list[object]], system: int) -> bytes:

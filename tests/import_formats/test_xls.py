@@ -14,30 +14,9 @@ from bidhub.models import Account, ImportRun, Opportunity, OpportunityStageChang
 from bidhub.services.imports import FileSource
 from bidhub.services.xls_workbooks import check_xls, xls_rows
 from tests.conftest import reload
-from tests.import_formats.conftest import sample_records
+from tests.import_formats.conftest import sample_records, xls_of
 
 CJK_DATE = xlwt.easyxf(num_format_str='yyyy"年"m"月"d"日"')
-
-
-def xls_of(records: list[list[object]], *, hidden_first: bool = False,
-           styles: dict[tuple[int, int], xlwt.XFStyle] | None = None) -> bytes:
-    """A workbook as Excel 97-2003 writes it; with `hidden_first`, a hidden sheet before it
-    (a CRM's notes, or the lists its drop-downs read)."""
-    workbook = xlwt.Workbook(encoding="utf-8")
-    if hidden_first:
-        notes = workbook.add_sheet("说明")
-        notes.write(0, 0, "导出说明")
-        notes.visibility = 1
-    sheet = workbook.add_sheet("导出数据")
-    for row, record in enumerate(records):
-        for column, value in enumerate(record):
-            if value not in ("", None):
-                style = (styles or {}).get((row, column))
-                sheet.write(row, column, value, *([style] if style else []))
-    workbook.set_active_sheet(1 if hidden_first else 0)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
 
 
 def test_an_xls_workbook_imports_like_its_csv(session, branches, run_import):
