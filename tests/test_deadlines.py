@@ -122,3 +122,70 @@ def test_the_bid_pages_offer_an_edit_or_a_withdrawal_exactly_when_it_would_be_ta
     assert offers_withdrawal == [False, withdrawal_taken]
     if moment != "open":
         assert "Bidding for this round is closed." in texts[0]
+
+
+# --- and a listing management cancelled takes no change, whatever the clock says ----------
+
+
+@pytest.mark.parametrize("listing_state", ["listed", "cancelled"])
+@pytest.mark.parametrize("bid_state", ["active", "withdrawn"])
+@pytest.mark.parametrize("standing", ["active", "on leave", "left"])
+def test_the_bid_pages_of_an_open_round_offer_what_the_service_takes(
+        session, client, login_as, make_admin, make_manager, make_rep, listing, clock,
+        listing_state, bid_state, standing):
+    """Before the deadline the round is open, but management may have cancelled the listing
+    (submit, edit and withdrawal then refuse: "not open for bids"), the bid may have been
+    withdrawn (only a new bid is taken) and the rep may have left (no edit, no new bid) or be
+    on leave (an edit, but no new bid under rules that exclude reps on leave): each
+    page offers an edit, a withdrawal, a new bid exactly when the service takes it."""
+    from bidhub.domain.errors import BidhubError
+    from bidhub.models import RepStatus
+    from bidhub.services.appeals import cancel_listing
+    from tests.test_departed_winners import leave
+
+    rep = make_rep()
+    bid = bid_now(session, rep, listing, clock)
+    if bid_state == "withdrawn":
+        withdraw_bid(session, rep, bid.id, clock())
+    if listing_state == "cancelled":
+        cancel_listing(session, make_manager(), listing.id,
+                       reason="The customer asked to stay with the team for now.", now=clock())
+    if standing != "active":
+        leave(session, make_admin(), rep, clock,
+              status=RepStatus.ON_LEAVE if standing == "on leave" else RepStatus.LEFT)
+    reload(session)
+    login_as(session.get(type(rep), rep.id))
+    pages = [client.get(f"/listings/{listing.id}/bid"), client.get(f"/bids/{bid.id}")]
+    assert [page.status_code for page in pages] == [200, 200]
+    texts = [page.get_data(as_text=True) for page in pages]
+
+    def taken(change) -> bool:
+        try:
+            change(session.get(type(rep), rep.id))
+        except BidhubError:
+            return False
+        finally:
+            reload(session)
+        return True
+
+    edit_taken = bid_state == "active" and taken(lambda user: update_bid(
+        session, user, bid.id, account_plan="A changed plan, long enough to count.",
+        committed_revenue_yuan=7, visit_plan="Changed visits, long enough.", now=clock()))
+    withdrawal_taken = bid_state == "active" and taken(
+        lambda user: withdraw_bid(session, user, bid.id, clock()))
+    # A new bid, where the bid was withdrawn (an active bid refuses a second one).
+    new_bid_taken = bid_state == "withdrawn" and taken(lambda user: bid_now(
+        session, user, session.get(type(listing), listing.id), clock))
+    assert edit_taken == (listing_state == "listed" and bid_state == "active"
+                          and standing != "left")
+    assert withdrawal_taken == (listing_state == "listed" and bid_state == "active")
+    # The rules this round runs on keep reps on leave out of new bids (exclude_on_leave).
+    assert new_bid_taken == (listing_state == "listed" and bid_state == "withdrawn"
+                             and standing == "active")
+    assert [f"/bids/{bid.id}/edit" in text for text in texts] == [edit_taken, edit_taken]
+    assert [f"/bids/{bid.id}/withdraw" in text for text in texts] == [False, withdrawal_taken]
+    # The place-bid page offers the form, the bid's page a link to it ("Bid again").
+    assert ["Submit bid" in texts[0], f"/listings/{listing.id}/bid" in texts[1]] == [
+        new_bid_taken, new_bid_taken]
+    if listing_state == "cancelled":
+        assert "This account is not open for bids." in texts[0]

@@ -323,6 +323,8 @@ def bid_form_page(listing_id: int, form: BidForm, status: int):
                                                     current_user.status),
                "track_record": track_record_rows(record),
                "is_open": listing.round.is_open_at(now()),
+               # A listing cancelled in an open round takes no bid, edit or withdrawal either.
+               "takes_bids": policies.accepts_bids(listing, now()),
                "hindrances": hindrances.get(listing.id, []),
                "scored_metrics": [metric_label(factor.metric) for factor
                                   in parsed(listing.round.rule_set).factors]}
@@ -339,6 +341,7 @@ def edit_bid(bid_id: int):
     form = BidForm(obj=bid)
     context = {"form": form, "bid": bid, "listing": bid.listing,
                "is_open": bid.listing.round.is_open_at(now()),
+               "takes_bids": policies.accepts_bids(bid.listing, now()),
                "edit_refusal": bidding.edit_refusal(current_user.role, current_user.is_active,
                                                     current_user.status)}
     if form.validate_on_submit():
@@ -460,9 +463,16 @@ def bid_page(bid_id: int, *, appeal_form: AppealForm | None = None, status: int 
     session = get_session()
     bid = bidding.own_bid(session, current_user, bid_id)
     round_ = bid.listing.round
+    takes_bids = policies.accepts_bids(bid.listing, now())
+    # "Bid again" only where a new bid would be taken: not for a rep the rules keep out (one
+    # who left, or is on leave where the rules exclude them), as the place-bid page says.
+    may_bid_again = (takes_bids and bid.status == BidStatus.WITHDRAWN
+                     and not policies.hindrances_for(session, current_user, [bid.listing], now(),
+                                                     zone=current_app.config["TIMEZONE"]))
     return render("market/bid_detail.html", status=status, bid=bid, round=round_,
                   result=policies.rep_result(session, bid),
-                  is_open=round_.is_open_at(now()), withdraw_form=ConfirmForm(),
+                  is_open=round_.is_open_at(now()), takes_bids=takes_bids,
+                  may_bid_again=may_bid_again, withdraw_form=ConfirmForm(),
                   edit_refusal=bidding.edit_refusal(current_user.role, current_user.is_active,
                                                     current_user.status),
                   metrics=METRICS, **rep_review_context(session, current_user, bid),
