@@ -370,3 +370,48 @@ def test_an_answer_without_its_outcome_marks_the_radio_group_not_the_answer(app,
         assert ANSWER in row
     reload(world["session"])
     assert world["session"].get(Appeal, appeal.id).status == AppealStatus.PENDING
+
+
+# --- the pages offer an appeal exactly when file_appeal takes it ---------------------------
+
+
+@pytest.mark.parametrize("moment", ["in the window", "after the window"])
+@pytest.mark.parametrize("listing_state", ["decided", "appealed", "cancelled"])
+@pytest.mark.parametrize("standing", ["active", "left"])
+def test_the_pages_offer_an_appeal_exactly_when_it_would_be_taken(app, world, moment,
+                                                                  listing_state, standing):
+    """The window (open or ended), the listing (decided, appealed by the rep already,
+    cancelled) and the rep's standing (an appeal does not ask for one) each decide whether
+    file_appeal takes an appeal; the bid's page and the results page show its form exactly
+    then."""
+    from bidhub.domain.errors import BidhubError
+    from bidhub.models import RepStatus
+    from bidhub.services.appeals import cancel_listing
+    from tests.test_departed_winners import leave_on_the_row
+
+    session, clock = world["session"], world["clock"]
+    rep, bid = loser_of(world, "harbour")
+    listing_id = world["harbour"].id
+    if listing_state == "appealed":
+        appeal_of(world, "harbour")
+    elif listing_state == "cancelled":
+        cancel_listing(session, world["manager"], listing_id,
+                       reason="The client merged into a group account held by the branch.",
+                       now=clock())
+    if standing == "left":
+        leave_on_the_row(session, rep, status=RepStatus.LEFT)
+    if moment == "after the window":
+        clock.set(world["round"].standstill_ends_at + timedelta(seconds=1))
+    reload(session)
+    client = client_of(app, session.get(type(rep), rep.id))
+    pages = [client.get(f"/bids/{bid.id}"), client.get(f"/rounds/{world['round'].id}/results")]
+    assert [page.status_code for page in pages] == [200, 200]
+    offered = [f'action="/listings/{listing_id}/appeal"' in text_of(page) for page in pages]
+    try:
+        file_appeal(session, session.get(type(rep), rep.id), listing_id, ground=GROUND,
+                    now=clock())
+        taken = True
+    except BidhubError:
+        taken = False
+    assert taken == (moment == "in the window" and listing_state == "decided")
+    assert offered == [taken, taken]

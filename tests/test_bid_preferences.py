@@ -408,3 +408,51 @@ def test_the_pages_of_a_rep_who_left_offer_no_edit_and_no_ranking(
     assert response.status_code == 422
     assert "竞标不能再排序" in response.get_data(as_text=True)
     assert ranks_of(session, bids) == [None, None, None]
+
+
+# --- "my bids" offers a ranking exactly when the use case takes it ------------------------
+
+
+@pytest.mark.parametrize("moment", ["open", "after the deadline"])
+@pytest.mark.parametrize("change", ["none", "one bid withdrawn", "two listings cancelled"])
+@pytest.mark.parametrize("standing", ["active", "on leave", "left"])
+def test_my_bids_offers_a_ranking_exactly_when_it_would_be_taken(
+        session, client, login_as, make_admin, make_manager, clock, three_bids, round_of_three,
+        moment, change, standing):
+    """The round's state (open or past its deadline), the bids left to rank (a withdrawal
+    leaves two, two cancelled listings one) and the rep's standing each decide whether
+    rank_preferences takes a ranking; the page shows the round's form exactly then."""
+    from bidhub.domain.errors import BidhubError
+    from bidhub.models import RepStatus
+    from bidhub.services.appeals import cancel_listing
+    from tests.test_departed_winners import leave
+
+    rep, bids = three_bids
+    if change == "one bid withdrawn":
+        withdraw_bid(session, rep, bids[0].id, clock())
+    elif change == "two listings cancelled":
+        for bid in bids[:2]:
+            cancel_listing(session, make_manager(), bid.listing_id,
+                           reason="The customer asked to stay with the team for now.",
+                           now=clock())
+    if standing != "active":
+        leave(session, make_admin(), rep, clock,
+              status=RepStatus.ON_LEAVE if standing == "on leave" else RepStatus.LEFT)
+    if moment != "open":
+        clock.set(round_of_three.closes_at + timedelta(days=1))
+    reload(session)
+    login_as(session.get(type(rep), rep.id))
+    page = client.get("/my/bids")
+    assert page.status_code == 200
+    offered = f"/my/rounds/{round_of_three.id}/preferences" in page.get_data(as_text=True)
+    rankable = [bid.id for bid in bids[1:]] if change != "two listings cancelled" else [bids[2].id]
+    try:
+        rank_preferences(session, session.get(type(rep), rep.id), round_of_three.id,
+                         {bid_id: rank for rank, bid_id in enumerate(rankable, start=1)},
+                         clock())
+        taken = True
+    except BidhubError:
+        taken = False
+    assert taken == (moment == "open" and change != "two listings cancelled"
+                     and standing != "left")
+    assert offered == taken
