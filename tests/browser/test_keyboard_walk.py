@@ -184,20 +184,29 @@ def test_an_item_marked_read_keeps_the_focus_and_the_count_follows(walk,
     rep.finish()
 
 
-@pytest.mark.parametrize("group", [
-    # The appeal answer's fieldset, and a RadioField as the field macro draws it.
-    '<fieldset aria-invalid="true"><legend>Answer</legend>'
-    '<label><input type="radio" id="first" name="outcome" value="upheld"> Upheld</label>'
-    '<label><input type="radio" name="outcome" value="rejected"> Rejected</label></fieldset>',
-    '<label>Answer</label><ul aria-invalid="true" id="outcome">'
-    '<li><input id="first" name="outcome" type="radio" value="upheld"> <label>Upheld</label></li>'
-    '<li><input name="outcome" type="radio" value="rejected"> <label>Rejected</label></li></ul>',
-])
-def test_a_refused_radio_group_puts_the_focus_on_its_first_radio(browser, group):
+def refused_radio_group(app) -> str:
+    """A RadioField as the field macro draws it when refused (the decision's kind left empty)."""
+    from bidhub.web.forms import DecisionForm
+
+    with app.test_request_context("/", method="POST", data={"kind": ""}):
+        form = DecisionForm(meta={"csrf": False})
+        form.bid_id.choices = []
+        assert form.validate() is False and form.kind.errors
+        return str(app.jinja_env.get_template("_macros.html").module.field(form.kind))
+
+
+@pytest.mark.parametrize("group", ["appeal answer", "field macro"])
+def test_a_refused_radio_group_puts_the_focus_on_its_first_radio(browser, live_server, group):
+    # The appeal answer's fieldset, and a RadioField as the field macro draws it: a fieldset
+    # too, with its legend, marked invalid and described by its error.
+    markup = ('<fieldset aria-invalid="true"><legend>Answer</legend>'
+              '<label><input type="radio" id="kind-0" name="outcome" value="upheld"> Upheld</label>'
+              '<label><input type="radio" name="outcome" value="rejected"> Rejected</label>'
+              '</fieldset>') if group == "appeal answer" else refused_radio_group(live_server.app)
     page = browser.new_page()
     try:
-        page.set_content(f'<form>{group}<textarea id="answer">An answer</textarea></form>')
+        page.set_content(f'<form>{markup}<textarea id="answer">An answer</textarea></form>')
         page.add_script_tag(path=str(APP_JS))
-        expect(page.locator("#first")).to_be_focused()
+        expect(page.locator("#kind-0")).to_be_focused()
     finally:
         page.close()
