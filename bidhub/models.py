@@ -439,6 +439,9 @@ class MonthlyForecast(Base):
     month: Mapped[date] = mapped_column(Date)  # the first day of the month
     forecast_yuan: Mapped[int]
     actual_yuan: Mapped[int | None]
+    # When the actual came with a CRM import (None: stored before bidhub kept the date); the
+    # track record at an earlier moment reads the month without it.
+    actual_known_at: Mapped[datetime | None]
 
 
 class ImportRun(Base):

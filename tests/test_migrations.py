@@ -33,7 +33,7 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
             "(1, 1, 1, 'zhaopin.com', 'logo', '2026-01-02 00:00:00', 'open', '')"))
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0017"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0018"
         # Names come with their place in pinyin order.
         assert connection.execute(text("SELECT name_sort_key FROM accounts")).scalar() == \
             name_sort_bytes("Ｏｌｄ Account")
@@ -84,4 +84,29 @@ def test_a_database_left_with_two_rule_sets_in_force_keeps_the_one_adopted_last(
     with engine.connect() as connection:
         assert connection.execute(text(
             "SELECT id FROM rule_set_versions WHERE is_active")).scalars().all() == [3]
+    engine.dispose()
+
+
+def test_an_actual_stored_before_its_date_was_kept_stays_undated(tmp_path):
+    """0018: an actual from before bidhub kept when it became known has no date, and so
+    counts at every moment, as it did."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0017")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO branches (id, code, name) VALUES (1, 'BJ', 'Beijing')"))
+        connection.execute(text(
+            "INSERT INTO users (id, username, display_name, password_hash, role, branch_id, "
+            "is_active, status, session_token, failed_login_count, created_at) VALUES "
+            "(1, 'rep', 'Rep', 'x', 'rep', 1, 1, 'active', 't', 0, '2026-01-01 00:00:00')"))
+        connection.execute(text(
+            "INSERT INTO monthly_forecasts (id, rep_id, month, forecast_yuan, actual_yuan) "
+            "VALUES (1, 1, '2025-12-01', 100, 90)"))
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT actual_yuan, actual_known_at FROM monthly_forecasts")).one() == (90, None)
     engine.dispose()

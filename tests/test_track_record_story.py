@@ -9,6 +9,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -119,6 +120,30 @@ def shown_from_counts(label: str, basis: str) -> str | None:
     return None
 
 
+def what_came_after(session, rep, incidents, now: datetime, data) -> None:
+    """Incidents explained and decided after `now`, and months' actuals that arrive then."""
+    for incident in incidents:  # explained, then decided, after the bid
+        later = now + timedelta(days=data.draw(st.integers(0, 30)), seconds=1)
+        if incident.status == "open":
+            if data.draw(st.booleans()):
+                incident.status, incident.explained_at = "explained", later
+                later += timedelta(days=data.draw(st.integers(0, 30)))
+            incident.status = data.draw(st.sampled_from([incident.status, "accepted", "upheld"]
+                                                         if incident.explained_at else
+                                                         [incident.status, "upheld"]))
+            if incident.status in ("accepted", "upheld"):
+                incident.resolved_at = later
+        elif incident.status == "explained":  # imported so, its explanation's date unknown
+            incident.status = data.draw(st.sampled_from(["accepted", "upheld"]))
+            incident.resolved_at = later
+    for forecast in session.scalars(select(MonthlyForecast)
+                                    .where(MonthlyForecast.rep_id == rep.id)):
+        if forecast.actual_yuan is None and data.draw(st.booleans()):  # its actual arrives
+            forecast.actual_yuan = data.draw(st.sampled_from([0, 90, 300_000]))
+            forecast.actual_known_at = now + timedelta(days=data.draw(st.integers(0, 30)),
+                                                       seconds=1)
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
@@ -190,24 +215,11 @@ def test_the_page_the_counts_and_a_frozen_bid_tell_one_story(
     assert {shown for _label, shown, _basis in metric_rows} == expected_cells
 
     # Later the CRM brings what happened after the bid (a deal won then lost, a lost deal
-    # re-opened), and incidents are explained and decided: the track record at the bid's
-    # moment is still what it froze.
+    # re-opened, a month's actual), and incidents are explained and decided: the track record
+    # at the bid's moment is still what it froze.
     for deal, path, amount, with_close in deals:
         write_deal(session, rep, account, path, amount, with_close, deal)
-    for incident in incidents:  # explained, then decided, after the bid
-        later = now + timedelta(days=data.draw(st.integers(0, 30)), seconds=1)
-        if incident.status == "open":
-            if data.draw(st.booleans()):
-                incident.status, incident.explained_at = "explained", later
-                later += timedelta(days=data.draw(st.integers(0, 30)))
-            incident.status = data.draw(st.sampled_from([incident.status, "accepted", "upheld"]
-                                                         if incident.explained_at else
-                                                         [incident.status, "upheld"]))
-            if incident.status in ("accepted", "upheld"):
-                incident.resolved_at = later
-        elif incident.status == "explained":  # imported so, its explanation's date unknown
-            incident.status = data.draw(st.sampled_from(["accepted", "upheld"]))
-            incident.resolved_at = later
+    what_came_after(session, rep, incidents, now, data)
     session.commit()
     again = rep_profile(session, rep.id, now, include_sealed_bids=True,
                         zone=app.config["TIMEZONE"])
@@ -328,3 +340,53 @@ def test_an_incident_imported_explained_and_upheld_later_stood_explained_until_t
     assert open_incidents_at(app, session, rep, held, before) == {0.0}
     assert open_incidents_at(app, session, rep, held, decided_at - SECOND) == {0.0}
     assert open_incidents_at(app, session, rep, held, decided_at) == {1.0}
+
+
+def import_forecasts(session, admin, rep, rows: list[tuple[date, int, int | None]],
+                     now: datetime) -> None:
+    from bidhub.services.imports import import_file
+
+    lines = [f"{rep.username},{month:%Y-%m},{forecast},{'' if actual is None else actual}"
+             for month, forecast, actual in rows]
+    text = "销售,月份,预测金额,实际金额\n" + "\n".join(lines) + "\n"
+    result = import_file(session, admin, "forecasts", "forecasts.csv", text.encode(),
+                         valid_rows_only=False, now=now)
+    assert (result.status, result.problems) == ("imported", []), result.problems
+    reload(session)
+
+
+def test_an_actual_a_later_import_brings_leaves_the_record_at_the_bid_as_it_froze(
+        app, session, make_rep, make_account, make_admin, make_round, make_bid, clock):
+    """November's actual arrives after a bid placed in December: the bid's record had no
+    actual for November, and the record at that moment still has none; from the import on,
+    November counts. An actual corrected later counts from when it first became known."""
+    from bidhub.services.track_records import fresh_track_record, snapshot_track_record
+
+    clock.set(beijing(date(2026, 12, 3), 10))
+    rep, admin = make_rep(hired_on=date(2023, 1, 1)), make_admin()
+    months = [date(2026, month, 1) for month in range(6, 12)]
+    import_forecasts(session, admin, rep,
+                     [(month, 100_000, None if month.month == 11 else 90_000)
+                      for month in months], clock())
+    bid_at = clock()
+    round_ = make_round(accounts=[make_account()], closes_at=bid_at + timedelta(days=1))
+    listing = session.scalars(select(Listing).where(Listing.round_id == round_.id)).one()
+    frozen = make_bid(rep, listing).track_record
+    assert frozen["forecast_accuracy"] == 0.9  # five months, each 10% off
+
+    known_at = bid_at + timedelta(days=2)
+    import_forecasts(session, admin, rep, [(date(2026, 11, 1), 100_000, 40_000)], known_at)
+    zone = app.config["TIMEZONE"]
+    for record in (fresh_track_record, snapshot_track_record):
+        assert record(session, rep, listing.account, bid_at, zone=zone) == frozen
+        later = record(session, rep, listing.account, known_at, zone=zone)
+        assert later["forecast_accuracy"] == pytest.approx(1 - (5 * 0.1 + 0.6) / 6)  # 60% off
+    corrected_at = known_at + timedelta(days=1)
+    import_forecasts(session, admin, rep, [(date(2026, 11, 1), 100_000, 100_000)],
+                     corrected_at)
+    assert session.scalars(select(MonthlyForecast.actual_known_at).where(
+        MonthlyForecast.month == date(2026, 11, 1))).one() == known_at
+    for record in (fresh_track_record, snapshot_track_record):
+        assert record(session, rep, listing.account, bid_at, zone=zone) == frozen
+        assert record(session, rep, listing.account, known_at,
+                      zone=zone)["forecast_accuracy"] == pytest.approx(1 - 5 * 0.1 / 6)

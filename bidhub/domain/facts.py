@@ -91,6 +91,14 @@ class ForecastFact:
     month: date
     forecast_yuan: int
     actual_yuan: int | None
+    # When the actual became known (None: not known, it counts at every moment); before it the
+    # month has no actual. A corrected actual keeps the date it first became known.
+    actual_known_at: datetime | None = None
+
+    def actual_at(self, now: datetime) -> int | None:
+        if self.actual_known_at is not None and self.actual_known_at > now:
+            return None
+        return self.actual_yuan
 
 
 @dataclass(frozen=True)

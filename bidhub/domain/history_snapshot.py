@@ -32,8 +32,9 @@ from bidhub.domain.facts import (
 
 # Bumped whenever the layout below changes; a stored document of another format is rebuilt.
 # 3: the rep's promises (won bids' commitments); 4: when incidents were explained; 5: an
-# imported explanation, its date unknown, stands from the sighting (IncidentFact.of_row).
-SNAPSHOT_FORMAT = 5
+# imported explanation, its date unknown, stands from the sighting (IncidentFact.of_row);
+# 6: when each forecast's actual became known.
+SNAPSHOT_FORMAT = 6
 
 _STAGES = {stage.value: stage for stage in Stage}
 
@@ -75,8 +76,8 @@ def snapshot_document(opportunities: Iterable[OpportunityFact],
              _instant(opp.opened_at), _optional_instant(opp.closed_at),
              [[change.stage.value, _instant(change.changed_at)] for change in opp.history]]
             for opp in opportunities],
-        "forecasts": [[fact.month.isoformat(), fact.forecast_yuan, fact.actual_yuan]
-                      for fact in forecasts],
+        "forecasts": [[fact.month.isoformat(), fact.forecast_yuan, fact.actual_yuan,
+                       _optional_instant(fact.actual_known_at)] for fact in forecasts],
         "incidents": [[fact.incident_id, fact.account_id, _instant(fact.seen_at), fact.status,
                        _optional_instant(fact.resolved_at), _optional_instant(fact.explained_at)]
                       for fact in incidents],
@@ -111,8 +112,9 @@ def snapshot_facts(document: dict[str, Any]) -> SnapshotFacts:
                                   for entered, at in changes))
             for opportunity_id, account_id, industry, amount, stage, opened, closed, changes
             in document["opportunities"])
-        forecasts = tuple(ForecastFact(date.fromisoformat(month), forecast, actual)
-                          for month, forecast, actual in document["forecasts"])
+        forecasts = tuple(ForecastFact(date.fromisoformat(month), forecast, actual,
+                                       _optional_moment(known))
+                          for month, forecast, actual, known in document["forecasts"])
         incidents = tuple(IncidentFact(incident_id, account_id, moment(seen), status,
                                        _optional_moment(resolved), _optional_moment(explained))
                           for incident_id, account_id, seen, status, resolved, explained

@@ -362,8 +362,9 @@ def forecast_rows(history: RepHistory, now: datetime, months: int = 6) -> list[F
     for fact in history.forecasts:
         month = fact.month.replace(day=1)
         forecast[month] = forecast.get(month, 0) + fact.forecast_yuan
-        if fact.actual_yuan is not None:
-            actual[month] = actual.get(month, 0) + fact.actual_yuan
+        known = fact.actual_at(now)
+        if known is not None:
+            actual[month] = actual.get(month, 0) + known
     return [ForecastRow(month, forecast.get(month), actual.get(month),
                         month_error(forecast.get(month), actual.get(month)))
             for month in wanted]

@@ -1453,12 +1453,20 @@ class ForecastImporter(Importer):
                 continue
             current = stored.get(key)
             if current is None:
-                new.append({"rep_id": key[0], "month": key[1], "actual_yuan": None, **fields})
+                new.append({"rep_id": key[0], "month": key[1], "actual_yuan": None,
+                            "actual_known_at": None, **fields})
+                if new[-1]["actual_yuan"] is not None:
+                    new[-1]["actual_known_at"] = self.now
                 self.touched_reps.add(key[0])
                 yield "added"
                 continue
             differs = {name: value for name, value in fields.items() if current[name] != value}
             if differs:
+                # An actual that was not known before is known from this import on; a
+                # corrected one keeps the moment it first became known.
+                if (differs.get("actual_yuan") is not None and current["actual_yuan"] is None
+                        and current["actual_known_at"] is None):
+                    differs["actual_known_at"] = self.now
                 changed.append({"id": current["id"], **differs})
                 self.touched_reps.add(key[0])
                 yield "updated"
@@ -1489,7 +1497,8 @@ class ForecastImporter(Importer):
         found: dict[tuple[int, date], dict[str, Any]] = {}
         for part in chunks(sorted(reps)):
             query = select(MonthlyForecast.id, MonthlyForecast.rep_id, MonthlyForecast.month,
-                           MonthlyForecast.forecast_yuan, MonthlyForecast.actual_yuan).where(
+                           MonthlyForecast.forecast_yuan, MonthlyForecast.actual_yuan,
+                           MonthlyForecast.actual_known_at).where(
                 MonthlyForecast.rep_id.in_(part), MonthlyForecast.month.in_(months))
             for stored in self.session.execute(query).mappings():
                 found[(stored["rep_id"], stored["month"])] = dict(stored)

@@ -175,7 +175,8 @@ def rep_histories(session: Session, reps: list[User], now: datetime, *,
         .order_by(MonthlyForecast.month)
     ):
         forecasts[forecast.rep_id].append(ForecastFact(forecast.month, forecast.forecast_yuan,
-                                                       forecast.actual_yuan))
+                                                       forecast.actual_yuan,
+                                                       forecast.actual_known_at))
     reviewed_filings, reviewed_accounts = reviewed_losses(session, rep_ids, now)
     lost: dict[int, list[LostAccountFact]] = defaultdict(list)
     # By seq, as the snapshot stores them: without an order PostgreSQL may return a rep's
@@ -255,12 +256,12 @@ def snapshot_documents(session: Session, rep_ids: Iterable[int]) -> dict[int, di
             row.id, row.account_id, row.industry, row.amount_yuan, Stage(row.stage),
             row.opened_at, row.closed_at, tuple(changes[row.id])))
     forecasts: dict[int, list[ForecastFact]] = defaultdict(list)
-    for rep_id, month, forecast_yuan, actual_yuan in session.execute(
+    for rep_id, month, forecast_yuan, actual_yuan, known_at in session.execute(
         select(MonthlyForecast.rep_id, MonthlyForecast.month, MonthlyForecast.forecast_yuan,
-               MonthlyForecast.actual_yuan)
+               MonthlyForecast.actual_yuan, MonthlyForecast.actual_known_at)
         .where(MonthlyForecast.rep_id.in_(rep_ids)).order_by(MonthlyForecast.month)
     ):
-        forecasts[rep_id].append(ForecastFact(month, forecast_yuan, actual_yuan))
+        forecasts[rep_id].append(ForecastFact(month, forecast_yuan, actual_yuan, known_at))
     incidents: dict[int, list[IncidentFact]] = defaultdict(list)
     for row in session.execute(
         select(AccountabilityIncident.id, AccountabilityIncident.rep_id,
