@@ -10,19 +10,30 @@ from bidhub.db import MIGRATIONS_DIR, make_engine, upgrade_database
 from bidhub.domain.collation import name_sort_bytes
 
 
-def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+def migrated_to(engine, revision: str) -> None:
+    """The database of `engine` brought up to `revision` (not head)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+        command.upgrade(config, revision)
+
+
+def add_branch_and_rep(connection, display_name: str) -> None:
+    """Branch 1 (BJ) and rep 1 in it, written as a database of any revision holds them."""
+    connection.execute(text("INSERT INTO branches (id, code, name) VALUES (1, 'BJ', 'Beijing')"))
+    connection.execute(text(
+        "INSERT INTO users (id, username, display_name, password_hash, role, branch_id, "
+        "is_active, status, session_token, failed_login_count, created_at) VALUES "
+        "(1, 'rep', :name, 'x', 'rep', 1, 1, 'active', 't', 0, '2026-01-01 00:00:00')"),
+        {"name": display_name})
+
+
+def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    migrated_to(engine, "0001")
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO branches (id, code, name) VALUES (1, 'BJ', 'Beijing')"))
-        connection.execute(text(
-            "INSERT INTO users (id, username, display_name, password_hash, role, branch_id, "
-            "is_active, status, session_token, failed_login_count, created_at) VALUES "
-            "(1, 'rep', 'Ｒｅｐ', 'x', 'rep', 1, 1, 'active', 't', 0, '2026-01-01 00:00:00')"))
+        add_branch_and_rep(connection, "Ｒｅｐ")
         connection.execute(text(
             "INSERT INTO accounts (id, external_id, name, industry, ownership_type, branch_id, "
             "annual_value_yuan, owner_id, created_at) VALUES "
@@ -63,11 +74,7 @@ def test_a_database_left_with_two_rule_sets_in_force_keeps_the_one_adopted_last(
     """Before 0013 two adoptions at the same moment could both stay active; the upgrade keeps
     the version the audit trail shows adopted last, and from then on the index holds."""
     engine = make_engine(f"sqlite:///{tmp_path / 'raced.sqlite3'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0012")
+    migrated_to(engine, "0012")
     with engine.begin() as connection:
         for id_, is_active in ((1, 0), (2, 1), (3, 1), (4, 1)):
             connection.execute(text(
@@ -91,17 +98,9 @@ def test_an_actual_stored_before_its_date_was_kept_stays_undated(tmp_path):
     """0018: an actual from before bidhub kept when it became known has no date, and so
     counts at every moment, as it did."""
     engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    migrated_to(engine, "0017")
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0017")
-    with engine.begin() as connection:
-        connection.execute(text("INSERT INTO branches (id, code, name) VALUES (1, 'BJ', 'Beijing')"))
-        connection.execute(text(
-            "INSERT INTO users (id, username, display_name, password_hash, role, branch_id, "
-            "is_active, status, session_token, failed_login_count, created_at) VALUES "
-            "(1, 'rep', 'Rep', 'x', 'rep', 1, 1, 'active', 't', 0, '2026-01-01 00:00:00')"))
+        add_branch_and_rep(connection, "Rep")
         connection.execute(text(
             "INSERT INTO monthly_forecasts (id, rep_id, month, forecast_yuan, actual_yuan) "
             "VALUES (1, 1, '2025-12-01', 100, 90)"))
