@@ -735,6 +735,20 @@ def is_row_count(cell: str) -> bool:
     return cell[-1] in COUNT_WORDS and ROW_COUNT.fullmatch(normalise(cell)) is not None
 
 
+# A row whose cells may say it is a totals row, looked for in its cells joined: a quick test
+# every row of a file's first pass takes (TotalsCells decides, once the mapping is known).
+TOTALS_TEXT = re.compile(r"[合总小共][\s:：]*计|[tTｔＴ][oOｏＯ][tTｔＴ][aAａＡ][lLｌＬ]")
+# The most such rows a file's shape keeps; beyond them the count leaves totals rows in.
+MAX_TOTALS_CANDIDATES = 1_000
+
+
+def may_be_totals(record: Sequence[str]) -> bool:
+    joined = "\x1f".join(map(str, record))
+    # Every totals word holds 计 or an l: most rows hold neither and need no search.
+    return (("计" in joined or "l" in joined or "L" in joined or "ｌ" in joined
+             or "Ｌ" in joined) and TOTALS_TEXT.search(joined) is not None)
+
+
 @dataclass(frozen=True)
 class TotalsCells:
     """Where a kind's row is told apart from a totals row: its id cells and its name cell."""
@@ -1749,20 +1763,6 @@ class FileShape:
     header: list[str]
     rows_total: int
     totals_candidates: tuple[list[str], ...] = ()
-
-
-# A cell that may say a row is a totals row, looked for in a row's cells joined (a quick test
-# every row passes; TotalsCells decides).
-TOTALS_TEXT = re.compile(r"[合总小共][\s:：]*计|[tTｔＴ][oOｏＯ][tTｔＴ][aAａＡ][lLｌＬ]")
-
-
-def may_be_totals(record: Sequence[str]) -> bool:
-    joined = "\x1f".join(map(str, record))
-    # Most rows hold neither 计 nor an l, which the words need: no search for them.
-    return (("计" in joined or "l" in joined or "L" in joined or "ｌ" in joined
-             or "Ｌ" in joined) and TOTALS_TEXT.search(joined) is not None)
-# The most such rows a file's shape keeps; beyond them the count leaves totals rows in.
-MAX_TOTALS_CANDIDATES = 1_000
 
 
 def blank_rows_above(row: int) -> Text:

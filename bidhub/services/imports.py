@@ -1453,10 +1453,9 @@ class ForecastImporter(Importer):
                 continue
             current = stored.get(key)
             if current is None:
-                new.append({"rep_id": key[0], "month": key[1], "actual_yuan": None,
-                            "actual_known_at": None, **fields})
-                if new[-1]["actual_yuan"] is not None:
-                    new[-1]["actual_known_at"] = self.now
+                added = {"rep_id": key[0], "month": key[1], "actual_yuan": None, **fields}
+                added["actual_known_at"] = None if added["actual_yuan"] is None else self.now
+                new.append(added)
                 self.touched_reps.add(key[0])
                 yield "added"
                 continue
