@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from zoneinfo import ZoneInfo
 
@@ -9,11 +10,25 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from bidhub.db import engine_of, get_session, unit_of_work, upgrade_database
+from bidhub.db import engine_of, get_session, schema_problem, unit_of_work, upgrade_database
 
 # A round's number as the database can hold it (a 32-bit key): a larger one is a typing
 # mistake, refused as a usage error before it reaches a query that would overflow.
 ROUND_ID = click.IntRange(1, 2**31 - 1)
+
+
+def with_current_schema(command):
+    """`with_appcontext`, and a stop with the reason, before anything runs, when the database
+    is out of reach or not at the newest migration (see `schema_problem`): the command would
+    otherwise end in a traceback about a missing table, having perhaps done part of its work."""
+
+    def checked(*args, **kwargs):
+        problem = schema_problem(engine_of(current_app))
+        if problem is not None:
+            raise click.ClickException(problem.message)
+        return command(*args, **kwargs)
+
+    return with_appcontext(functools.update_wrapper(checked, command))
 
 
 def init_database(app: Flask) -> None:
@@ -101,7 +116,7 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
               help="Branch code or name (required for reps).")
 @click.option("--hired-on", type=click.DateTime(["%Y-%m-%d"]), default=None)
 @click.password_option()
-@with_appcontext
+@with_current_schema
 def create_user_command(username, display_name, role, branch_code, hired_on, password) -> None:
     """Create a user, for example the first admin."""
     from bidhub.domain.errors import InvalidRequest
@@ -128,7 +143,7 @@ def create_user_command(username, display_name, role, branch_code, hired_on, pas
 
 
 @click.command("verify-ledger")
-@with_appcontext
+@with_current_schema
 def verify_ledger_command() -> None:
     """Check the filing register: hash chain, checkpoints, and owners; exit 1 on any problem."""
     from bidhub.services.ledger import verify_ledger
@@ -148,7 +163,7 @@ def verify_ledger_command() -> None:
 
 
 @click.command("close-due-rounds")
-@with_appcontext
+@with_current_schema
 def close_due_rounds_command() -> None:
     """Score every published round whose deadline has passed."""
     from bidhub.services.adjudication import close_due_rounds
@@ -159,7 +174,7 @@ def close_due_rounds_command() -> None:
 
 
 @click.command("apply-due-results")
-@with_appcontext
+@with_current_schema
 def apply_due_results_command() -> None:
     """Put into force every announced result whose standstill window ended and whose appeals
     are answered, as the scheduler does."""
@@ -175,7 +190,7 @@ def apply_due_results_command() -> None:
 # line and stays accepted, so `rescore --verify ROUND` and `rescore ROUND` do the same.
 @click.option("--verify", is_flag=True, expose_value=False,
               help="Accepted for clarity; rescoring always verifies and never writes.")
-@with_appcontext
+@with_current_schema
 def rescore_command(round_id: int) -> None:
     """Recompute a scored round's scores and allocation and compare them with what is stored;
     nothing is written, and any difference exits 1."""
@@ -195,7 +210,7 @@ def rescore_command(round_id: int) -> None:
 
 
 @click.command("refresh-track-records")
-@with_appcontext
+@with_current_schema
 def refresh_track_records_command() -> None:
     """Rebuild the missing track-record snapshots of active reps (the scheduler does it too)."""
     from bidhub.services.track_records import refresh_track_records
@@ -230,7 +245,7 @@ def rules_check_command(path: str) -> None:
 @rules_group.command("what-if")
 @click.argument("round_id", type=ROUND_ID)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@with_appcontext
+@with_current_schema
 def rules_what_if_command(round_id: int, path: str) -> None:
     """Replay a scored round under the rules in PATH: which awards and scores would change."""
     from bidhub.domain.errors import BidhubError
@@ -260,7 +275,7 @@ def rules_what_if_command(round_id: int, path: str) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--note", required=True, help="What changed and why.")
 @click.option("--by", "username", required=True, help="The admin adopting the rules.")
-@with_appcontext
+@with_current_schema
 def rules_adopt_command(path: str, note: str, username: str) -> None:
     """Adopt the rules in PATH for new rounds (open and closed rounds keep theirs)."""
     from sqlalchemy import select
@@ -310,6 +325,20 @@ def create_app_or_exit(config: dict | None = None) -> Flask:
     except RuleFileError as error:
         click.echo(str(error), err=True)
         raise SystemExit(1) from None
+
+
+def exit_unless_schema_current(app: Flask) -> Flask:
+    """The app, unless its database is not at the newest migration: then the reason, and the
+    process ends before it serves a request or runs a job (see `schema_problem`). A database
+    that does not answer yet is logged and left to /healthz and the scheduler's retries: a
+    server started before its database comes up must not stay down with it."""
+    problem = schema_problem(engine_of(app))
+    if problem is not None and problem.reachable:
+        click.echo(problem.message, err=True)
+        raise SystemExit(1)
+    if problem is not None:
+        app.logger.warning("%s", problem.message)
+    return app
 
 
 def main() -> None:

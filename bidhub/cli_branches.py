@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from bidhub.cli import with_current_schema
 from bidhub.db import get_session
 
 
@@ -20,7 +20,7 @@ def branches_group() -> None:
 @click.argument("name")
 @click.option("--name-zh", default=None, help="The Chinese name, shown on Chinese pages.")
 @click.option("--by", "username", required=True, help="The admin adding the branch.")
-@with_appcontext
+@with_current_schema
 def add_branch_command(code: str, name: str, name_zh: str | None, username: str) -> None:
     """Add a branch: CODE (letters, digits, - and _) and NAME; files may use either."""
     from bidhub.domain.errors import InvalidRequest
@@ -42,7 +42,7 @@ def add_branch_command(code: str, name: str, name_zh: str | None, username: str)
 
 
 @branches_group.command("list")
-@with_appcontext
+@with_current_schema
 def list_branches_command() -> None:
     """Every branch with its names, reps, accounts and whether it takes new ones."""
     from bidhub.services.branches import branch_counts, list_branches

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
-from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from bidhub.cli import with_current_schema
 from bidhub.db import get_session
 from bidhub.domain.imports import KINDS
 
@@ -91,7 +91,7 @@ def print_suggestion(needed, file_name: str) -> None:
               help="A TOML file: [columns] \"FILE COLUMN\" = \"field\", acknowledged = [...].")
 @click.option("--ack", "acks", multiple=True, metavar="COLUMN",
               help="An important column to leave out knowingly; repeatable.")
-@with_appcontext
+@with_current_schema
 def import_command(kind: str, path: str, valid_rows_only: bool, username: str,
                    maps: tuple[str, ...], mapping_file: str | None,
                    acks: tuple[str, ...]) -> None:

@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, make_url
@@ -535,6 +535,71 @@ def upgrade_database(engine: Engine) -> None:
         # pool; a stale plan on it makes the pool replace its connections
         # (drop_connections_with_stale_plans).
         engine.pool.dispose()
+
+
+@functools.cache
+def migrations_head() -> str | None:
+    """The newest migration this code ships; read from the scripts once per process."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def _is_known_migration(revision: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory(str(MIGRATIONS_DIR)).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+class SchemaProblem(NamedTuple):
+    """Why this code cannot work on a database, as a sentence that says what to do about it;
+    `reachable` is False when the database did not answer at all."""
+
+    message: str
+    reachable: bool
+
+
+def schema_problem(engine: Engine) -> SchemaProblem | None:
+    """Why this code cannot work on the database behind `engine`; None when the database
+    answers and is at the newest migration.
+
+    A command or a server started on a database nobody set up (or one a new release has not
+    migrated yet) would otherwise fail on its first statement with a traceback about a
+    missing table or column, after perhaps part of its work. Nothing is written here."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                current = None
+            else:
+                current = connection.execute(
+                    text("SELECT version_num FROM alembic_version")).scalar()
+            connection.rollback()
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+        return SchemaProblem(f"The database {where} cannot be reached: "
+                             f"{reason[0] if reason else type(error).__name__}", reachable=False)
+    head = migrations_head()
+    if current == head:
+        return None
+    if current is None:
+        message = (f"The database {where} is not set up for bidhub yet: run `bidhub init` "
+                   "(or `bidhub demo` for the demo world) first.")
+    elif _is_known_migration(current):
+        message = (f"The database {where} is at migration {current} and this bidhub needs "
+                   f"{head}: run `bidhub init` to upgrade it.")
+    else:
+        message = (f"The database {where} is at migration {current}, which this bidhub does "
+                   f"not know (its newest is {head}): a newer bidhub has upgraded it; run that "
+                   "version.")
+    return SchemaProblem(message, reachable=True)
 
 
 def init_app(app: Flask) -> None:

@@ -96,6 +96,9 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic announces each of its plugins as it loads them (reading the migrations' head
+    # does): nothing an operator acts on.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def start_request() -> None:

@@ -342,7 +342,7 @@ def init_app(app: Flask) -> None:
 def scheduler_command() -> None:
     """Run the scheduled jobs in the foreground. Start as many as you like: one is active,
     the others stand by and take over when it stops."""
-    from bidhub.cli import create_app_or_exit
+    from bidhub.cli import create_app_or_exit, exit_unless_schema_current
     from bidhub.config import environment_config
     from bidhub.logs import configure_logging
 
@@ -350,5 +350,5 @@ def scheduler_command() -> None:
         configure_logging(environment_config().get("LOG_FORMAT", "json"))
     except ValueError as error:  # a setting that cannot be read: say which, not a traceback
         raise click.ClickException(str(error)) from error
-    app = create_app_or_exit({"SCHEDULER_ENABLED": False})
+    app = exit_unless_schema_current(create_app_or_exit({"SCHEDULER_ENABLED": False}))
     Scheduler(app).run_forever()

@@ -90,10 +90,10 @@ class Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from bidhub.cli import create_app_or_exit
+        from bidhub.cli import create_app_or_exit, exit_unless_schema_current
 
         # The web processes never run the scheduler: `bidhub scheduler` does, apart.
-        return create_app_or_exit({"SCHEDULER_ENABLED": False})
+        return exit_unless_schema_current(create_app_or_exit({"SCHEDULER_ENABLED": False}))
 
 
 @click.command("serve")

@@ -8,9 +8,8 @@ from sqlalchemy import text
 
 from bidhub import create_app
 from bidhub.clock import system_now
-from bidhub.db import engine_of
+from bidhub.db import engine_of, migrations_head
 from bidhub.scheduler import Lease
-from bidhub.web.health import migrations_head
 
 
 def test_a_migrated_database_is_healthy(client):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -11,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from bidhub.clock import system_now
-from bidhub.db import MIGRATIONS_DIR, engine_of
+from bidhub.db import engine_of, migrations_head
 from bidhub.models import UTCDateTime
 from bidhub.scheduler import LEASE_NAME
 from bidhub.web.access import public
@@ -19,14 +18,6 @@ from bidhub.web.access import public
 blueprint = Blueprint("health", __name__)
 HEARTBEAT_AT = text("SELECT holder, heartbeat_at FROM scheduler_leases WHERE name = :name"
                     ).columns(heartbeat_at=UTCDateTime())
-
-
-@cache
-def migrations_head() -> str | None:
-    """The newest migration this code ships; read from the scripts once per process."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
 
 
 def query(connection: Connection, statement, **params) -> Any:
