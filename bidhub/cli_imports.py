@@ -149,6 +149,8 @@ def print_report(file_name: str, result) -> None:
         click.echo("Usernames were made from the employee ids, in lower case.")
     for row, word in result.totals_rows:
         click.echo(f"Row {row} ({word}) is a totals row and was skipped.")
+    for row, text in result.note_rows:
+        click.echo(f"Row {row} ({text}) is a note below the table and was skipped.")
     if result.problems:
         click.echo("row\tcolumn\tvalue\treason")
         for problem in result.problems:

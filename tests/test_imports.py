@@ -1121,6 +1121,133 @@ def test_the_mapping_preview_leaves_out_a_totals_row():
     assert [row.number for row in preview_rows("reps", records, columns, 5)] == [2]
 
 
+# --- notes an export writes below its table ----------------------------------------------------
+
+EXPORT_NOTES = ["导出人：管理员   导出时间：2026-11-30 10:00", "注：金额单位为元",
+                "数据来源：CRM系统（截至2026-11-30）", "Exported by admin on 2026-11-30"]
+
+
+def with_notes_below(kind: str, notes: list[str], column: int = 0,
+                     blank_between: bool = False) -> tuple[str, list[int]]:
+    """The kind's sample with one-cell rows (in `column`) after its last row, and their
+    numbers."""
+    lines = sample_text(kind).splitlines()
+    width = len(next(csv.reader([lines[0]])))
+    written = []
+    for note in notes:
+        buffer = io.StringIO()
+        cells = [""] * width
+        cells[column] = note
+        csv.writer(buffer, lineterminator="").writerow(cells)
+        written.append(buffer.getvalue())
+    gap = ["," * (width - 1)] if blank_between else []
+    text = "\r\n".join([*lines, *gap, *written]) + "\r\n"
+    first = len(lines) + 1 + len(gap)
+    return text, list(range(first, first + len(notes)))
+
+
+@pytest.mark.parametrize("kind", ["branches", *ORDER])
+@pytest.mark.parametrize(("column", "blank_between"), [(0, False), (1, True)])
+def test_notes_below_the_table_are_skipped_and_said_so(session, loaded, run_import, kind, column,
+                                                       blank_between):
+    """A CRM export ends with who exported it and when, or the unit of its amounts: rows of one
+    cell that no kind could import (each needs two values or more), after the last row."""
+    before = counts(session)
+    text, rows = with_notes_below(kind, EXPORT_NOTES, column, blank_between)
+    result = run_import(kind, text)
+    assert (result.status, result.problems, result.skipped) == ("imported", [], len(rows))
+    assert result.note_rows == list(zip(rows, EXPORT_NOTES, strict=True))
+    assert counts(session) == before
+    run = session.get(ImportRun, result.run_id)
+    assert [skipped["row"] for skipped in run.report["note_rows"]] == rows
+
+
+def test_a_one_cell_row_with_rows_of_the_table_after_it_is_read_as_a_row(session, loaded,
+                                                                         run_import):
+    """In the middle of the table a one-cell row may be a row cut short: it is refused for what
+    it lacks, as before."""
+    before = counts(session)
+    lines = sample_text("reps").splitlines()
+    text = "\r\n".join([*lines[:3], "R1099,,,,,", *lines[3:]]) + "\r\n"
+    result = run_import("reps", text)
+    assert_refused_without_writes(session, before, result)
+    assert result.note_rows == []
+    assert {problem.row for problem in result.problems} == {4}
+
+
+def test_more_one_cell_rows_at_the_end_than_notes_make_are_read_as_rows(session, loaded,
+                                                                        run_import):
+    from bidhub.domain.imports import MAX_NOTE_ROWS
+
+    before = counts(session)
+    text, rows = with_notes_below("reps", [f"R{2000 + index}" for index in range(MAX_NOTE_ROWS + 1)])
+    result = run_import("reps", text)
+    assert_refused_without_writes(session, before, result)
+    assert result.note_rows == []
+    assert {problem.row for problem in result.problems} == set(rows)
+    text, rows = with_notes_below("reps", [f"R{2000 + index}" for index in range(MAX_NOTE_ROWS)])
+    assert run_import("reps", text).note_rows == [(row, f"R{2000 + index}")
+                                                  for index, row in enumerate(rows)]
+
+
+def test_a_totals_row_and_notes_below_it_are_both_skipped(session, loaded, run_import):
+    text, _rows = with_notes_below("accounts", ["合计", *EXPORT_NOTES[:2]], column=1)
+    result = run_import("accounts", text)
+    assert (result.status, result.problems, result.skipped) == ("imported", [], 3)
+    assert result.totals_rows == [(8, "合计")]
+    assert result.note_rows == [(9, EXPORT_NOTES[0]), (10, EXPORT_NOTES[1])]
+
+
+def test_notes_below_a_workbook_table_in_merged_cells_are_skipped(session, loaded, run_import):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    for record in csv.reader(io.StringIO(sample_text("opportunities"))):
+        sheet.append(record)
+    sheet.append([])
+    sheet.append([EXPORT_NOTES[0]])
+    sheet.merge_cells(start_row=sheet.max_row, start_column=1, end_row=sheet.max_row,
+                      end_column=8)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    result = run_import("opportunities", buffer.getvalue(), filename="opportunities.xlsx")
+    assert (result.status, result.problems) == ("imported", [])
+    assert result.note_rows == [(sheet.max_row, EXPORT_NOTES[0])]
+
+
+def test_the_page_and_the_cli_say_which_notes_were_skipped(app, session, loaded, admin, login_as,
+                                                          run_import, tmp_path):
+    text, rows = with_notes_below("reps", EXPORT_NOTES[:1])
+    result = run_import("reps", text)
+    client, page = login_as(admin), f"/admin/imports/{result.run_id}"
+    assert (f"Row {rows[0]} ({EXPORT_NOTES[0]}) is a note below the table and was skipped."
+            in client.get(page).get_data(as_text=True))
+    client.post("/language", data={"locale": "zh_CN", "next": page})
+    assert (f"第 {rows[0]} 行（{EXPORT_NOTES[0]}）是表格下方的备注，已跳过。"
+            in client.get(page).get_data(as_text=True))
+    path = tmp_path / "reps.csv"
+    path.write_text(text, encoding="utf-8-sig")
+    done = app.test_cli_runner().invoke(args=["import", "reps", str(path), "--by", admin.username])
+    assert done.exit_code == 0, done.output
+    assert f"Row {rows[0]} ({EXPORT_NOTES[0]}) is a note below the table and was skipped." in (
+        done.output)
+
+
+def test_the_mapping_preview_and_its_row_count_leave_out_notes_below_the_table(session, loaded,
+                                                                              admin):
+    from bidhub.services.imports import propose_mapping
+
+    text, _rows = with_notes_below("reps", EXPORT_NOTES[:2])
+    lines = sample_text("reps").splitlines()
+    proposal = propose_mapping(session, "reps", "reps.csv", text.encode("utf-8-sig"))
+    assert proposal.rows_total == len(lines) - 1
+    assert [row.number for row in proposal.preview] == list(range(2, len(lines) + 1))[:5]
+    short = "\r\n".join([*lines[:3], EXPORT_NOTES[0]]) + "\r\n"
+    proposal = propose_mapping(session, "reps", "reps.csv", short.encode("utf-8-sig"))
+    assert (proposal.rows_total, [row.number for row in proposal.preview]) == (2, [2, 3])
+
+
 def test_an_account_on_the_market_keeps_its_branch(session, branches, run_import, make_account,
                                                    make_rep, make_round):
     """A listed account's branch decides who may bid for it and which round may list it (a

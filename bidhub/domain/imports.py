@@ -18,7 +18,7 @@ import re
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -213,6 +213,8 @@ class Parsed:
     problems_not_kept: int = 0  # problems beyond the report's limit, counted only
     # Totals rows skipped (row, the word that made it one), up to the report's limit.
     totals_rows: list[tuple[int, str]] = field(default_factory=list)
+    # Notes below the table skipped (row, its text), as `lone_cell` finds them.
+    note_rows: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -747,6 +749,26 @@ def may_be_totals(record: Sequence[str]) -> bool:
     # Every totals word holds 计 or an l: most rows hold neither and need no search.
     return (("计" in joined or "l" in joined or "L" in joined or "ｌ" in joined
              or "Ｌ" in joined) and TOTALS_TEXT.search(joined) is not None)
+
+
+# Notes an export writes below its table (导出人：张三 导出时间：2026-11-30, 注：金额单位为元,
+# 数据来源：CRM): rows of one cell after the last row of the table. Every kind needs two values
+# or more in a row, so such a row can never be imported; in the middle of the table it is read
+# as a row (and refused for what it lacks), since it may be a row cut short.
+MAX_NOTE_ROWS = 20  # a longer run of one-cell rows at the end is read as rows
+NOTE_SHOWN = 60  # the characters of a note the report keeps
+
+
+def lone_cell(record: Sequence[str], *, cleaned: bool = False) -> str | None:
+    """The one cell of a record holding anything (cleaned), if that cell is not a totals word
+    (a lone 合计 is a totals row); else None. `cleaned`: the cells are cleaned already."""
+    found = None
+    for cell in record:
+        if cell and (cell := cell if cleaned else clean_cell(cell)):
+            if found is not None:
+                return None
+            found = cell
+    return None if found is None or is_totals_word(found) else found
 
 
 @dataclass(frozen=True)
@@ -1763,6 +1785,8 @@ class FileShape:
     header: list[str]
     rows_total: int
     totals_candidates: tuple[list[str], ...] = ()
+    # The numbers of the one-cell rows after the table's last row (`lone_cell`): notes.
+    notes_below: tuple[int, ...] = ()
 
 
 def blank_rows_above(row: int) -> Text:
@@ -1811,6 +1835,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     header: list[str] | None = None
     title: str | None = None
     rows_total = 0
+    trailing: list[int] = []
     candidates: list[list[str]] = []
     for number, record in records:
         if header is None:
@@ -1828,20 +1853,26 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         rows_total += 1
         if len(candidates) < MAX_TOTALS_CANDIDATES and may_be_totals(record):
             candidates.append([clean_cell(cell) for cell in record])
+        if lone_cell(record) is None:
+            trailing.clear()
+        elif len(trailing) <= MAX_NOTE_ROWS:  # one more than notes may be: too many
+            trailing.append(number)
     if header is not None and title is not None:
         raise FileRefused(title_row(title))
     if header is None:
         raise FileRefused(N_("The file is empty."))
     if not rows_total:
         raise FileRefused(N_("The file has column names but no rows."))
-    return FileShape(header, rows_total, tuple(candidates))
+    return FileShape(header, rows_total, tuple(candidates),
+                     tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else ())
 
 
 def rows_to_store(kind: str, shape: FileShape, columns: Mapping[str, str]) -> int:
-    """The file's data rows less its totals rows, read by `columns` (file column -> field)."""
+    """The file's data rows less its totals rows, read by `columns` (file column -> field),
+    and the notes below its table."""
     totals = TotalsCells.of(kind, chosen_positions(shape.header, columns))
-    return shape.rows_total - sum(totals.word(record) is not None
-                                  for record in shape.totals_candidates)
+    return shape.rows_total - len(shape.notes_below) - sum(
+        totals.word(record) is not None for record in shape.totals_candidates)
 
 
 # --- XLSX: checked on its zip directory and by a streaming scan, before any parser sees it ----
@@ -2086,14 +2117,47 @@ class RowReader:
         self.problems = ProblemList(self.limits)
         self.seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
             key: {} for key in KEYS[kind]}
+        # One-cell rows not yet known to be below the table: (row, record as read and
+        # cleaned, its one cell).
+        self.lone_rows: list[tuple[int, Sequence[str], list[str], str]] = []
+        self.lone_rows_read = False  # more of them in a run than notes below a table make
 
     def read(self, number: int, record: Sequence[str]) -> Row | None:
-        """The record's typed row, or None when it has problems (noted in `problems`)."""
-        formulas = (unsaved_formulas(record, self.positions)
-                    if UnsavedFormula in map(type, record) else {})
-        given, record = record, [clean_cell(cell) for cell in record]
-        if not any(record):
+        """The record's typed row, or None when it has problems (noted in `problems`) or is a
+        totals row or a note below the table (noted in `parsed` once `finish` knows)."""
+        cleaned = [clean_cell(cell) for cell in record]
+        if not any(cleaned):
+            return None  # a blank row neither ends a run of one-cell rows nor is one
+        lone = lone_cell(cleaned, cleaned=True)
+        if lone is not None and not self.lone_rows_read:
+            self.lone_rows.append((number, record, cleaned, lone))
+            if len(self.lone_rows) > MAX_NOTE_ROWS:
+                self._read_lone_rows()
+                self.lone_rows_read = True
             return None
+        if lone is None:
+            self._read_lone_rows()
+            self.lone_rows_read = False
+        return self._read(number, record, cleaned)
+
+    def finish(self) -> None:
+        """After the last record: the one-cell rows after the table's last row are notes below
+        it, skipped."""
+        for number, _record, _cleaned, text in self.lone_rows:
+            if len(self.parsed.note_rows) < self.limits.max_problems:
+                self.parsed.note_rows.append((number, text[:NOTE_SHOWN]))
+        self.lone_rows = []
+
+    def _read_lone_rows(self) -> None:
+        """One-cell rows a row of the table follows: rows cut short, refused as rows."""
+        for number, record, cleaned, _text in self.lone_rows:
+            self._read(number, record, cleaned)  # never a row: a kind needs two values or more
+        self.lone_rows = []
+
+    def _read(self, number: int, given: Sequence[str], record: list[str]) -> Row | None:
+        """The row of a record that is not blank (`given` as read, `record` cleaned)."""
+        formulas = (unsaved_formulas(given, self.positions)
+                    if UnsavedFormula in map(type, given) else {})
         totals = self.totals.word(record)
         if totals is not None:
             if len(self.parsed.totals_rows) < self.limits.max_problems:
@@ -2228,6 +2292,7 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
         row = reader.read(offset + 2, record)
         if row is not None:
             parsed.rows.append(row)
+    reader.finish()
     reader.problems.finish()
     parsed.problems, parsed.problems_not_kept = reader.problems.kept, reader.problems.more
     return parsed
@@ -2529,9 +2594,11 @@ def shown_value(value: Any) -> str:
 
 
 def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[str, str],
-                 count: int, day_zero: date = EXCEL_DAY_ZERO) -> list[PreviewRow]:
+                 count: int, day_zero: date = EXCEL_DAY_ZERO,
+                 notes_below: Collection[int] = ()) -> list[PreviewRow]:
     """The first `count` data rows read by `columns` (file column -> field), cell by cell;
-    serial numbers of days counted from `day_zero`."""
+    serial numbers of days counted from `day_zero`; the rows numbered in `notes_below` (notes
+    below the table: FileShape) left out, as totals rows are."""
     if not records:
         return []
     header = [clean_cell(cell) for cell in records[0]]
@@ -2546,9 +2613,9 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
             break
         formulas = unsaved_formulas(record, positions)
         given, record = record, [clean_cell(cell) for cell in record]
-        if not any(record) or totals.word(record) is not None:
-            continue
         number = offset + 2
+        if not any(record) or number in notes_below or totals.word(record) is not None:
+            continue
         for index in formulas.values():
             record[index] = ""
         values, problems = typed_values(kind, number, record, positions, parsed,

@@ -156,6 +156,7 @@ class ImportResult:
     # Rows imported with a caveat the admin should read (a sponsor title nobody single holds).
     warnings: list[Problem] = field(default_factory=list)
     totals_rows: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, word)
+    note_rows: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, text)
 
     @property
     def refused(self) -> bool:
@@ -503,7 +504,7 @@ def propose_mapping(
         columns={column: name for column, name in columns.items() if name},
         acknowledged=acknowledged, check=check,
         preview=preview_rows(kind, source.head(PREVIEW_ROWS), check.columns, PREVIEW_ROWS,
-                             source.day_zero),
+                             source.day_zero, source.shape.notes_below),
         rows_total=rows_to_store(kind, source.shape, check.columns),
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
@@ -641,7 +642,8 @@ def import_file(
                         saved_mapping_by=(actor_names(session, [used]).get(used.saved_by_id, "")
                                           if used is not None else ""),
                         warnings=[] if refused_file else warnings[:limits.max_problems],
-                        totals_rows=list(parsed.totals_rows), **counts)
+                        totals_rows=list(parsed.totals_rows),
+                        note_rows=list(parsed.note_rows), **counts)
 
 
 class _ImportRefused(Exception):
@@ -686,6 +688,7 @@ def _apply_rows(
         parsed.problems.append(Problem(None, "", "", error.message))
         problems.add(parsed.problems[-1])
         return counts, problems, []
+    reader.finish()
     if not (problems and importer.complete_only):
         importer.finish()
     if progress is not None:
@@ -723,6 +726,8 @@ def _record_run(
                             "generated_usernames": parsed.generated_usernames,
                             "totals_rows": [{"row": row, "word": word}
                                             for row, word in parsed.totals_rows],
+                            "note_rows": [{"row": row, "text": text}
+                                          for row, text in parsed.note_rows],
                             "warnings": [warning.as_dict()
                                          for warning in warnings[:limits.max_problems]]},
                     started_at=now, finished_at=now)
