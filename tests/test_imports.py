@@ -170,7 +170,7 @@ def test_a_bad_date_and_a_bad_number_are_reported_by_row_and_column(session, bra
     result = run_import("opportunities", text)
     assert_refused_without_writes(session, before, result)
     reasons = problem_reasons(result)
-    assert (3, "opened", "Not a date; write it as YYYY-MM-DD.") in reasons
+    assert (3, "opened", "No such day: there is no month 13.") in reasons
     assert any(row == 6 and column == "amount_yuan" for row, column, _ in reasons)
 
 

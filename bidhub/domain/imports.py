@@ -7,6 +7,7 @@ column, the value and the reason. Checks against the database happen in the serv
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import csv
 import difflib
@@ -390,12 +391,24 @@ def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
     if parts is None and (match := CHINESE_DATE.fullmatch(text) or COMPACT_DATE.fullmatch(text)):
         parts = match.groups()
     if parts:
+        year, month, day_of_month = map(int, parts)
         try:
-            day = date(*map(int, parts))
+            day = date(year, month, day_of_month)
         except ValueError:
-            raise BadValue(N_("Not a date; write it as YYYY-MM-DD.")) from None
+            raise BadValue(no_such_day(year, month)) from None
         return sensible_day(day)
     raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
+
+
+def no_such_day(year: int, month: int) -> Text:
+    """Why a date written as a date names no day (2026-02-30, 2026-13-05): a typing slip the
+    cell's form does not explain."""
+    if not 1 <= month <= 12:
+        return N_("No such day: there is no month %(month)d.", month=month)
+    if year < 1:
+        return N_("Not a date; write it as YYYY-MM-DD.")
+    return N_("No such day: %(month)s has %(days)d days.", month=f"{year}-{month:02d}",
+              days=calendar.monthrange(year, month)[1])
 
 
 def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:

@@ -88,12 +88,29 @@ def test_a_date_reads_however_an_export_writes_it(written):
     assert parse_date(written) == date(2026, 3, 5)
 
 
-@pytest.mark.parametrize("written", ["2026年13月5日", "2026年2月30日 14:30", "２０２６－０２－３０",
-                                     "3月5日", "2026年3月5", "yesterday", "2026年2月30号",
-                                     "2026年3月5号日"])
-def test_a_day_that_does_not_exist_or_is_not_a_date_is_refused(written):
+@pytest.mark.parametrize("written", ["3月5日", "2026年3月5", "yesterday", "2026年3月5号日",
+                                     "0000-01-01"])
+def test_what_is_not_a_date_is_refused(written):
     with pytest.raises(BadValue, match="Not a date"):
         parse_date(written)
+
+
+@pytest.mark.parametrize(("written", "reason"), [
+    ("2026年2月30日 14:30", "No such day: 2026-02 has 28 days."),
+    ("２０２６－０２－３０", "No such day: 2026-02 has 28 days."),
+    ("2028-02-30", "No such day: 2028-02 has 29 days."),
+    ("2026年2月30号", "No such day: 2026-02 has 28 days."),
+    ("2026/4/31", "No such day: 2026-04 has 30 days."),
+    ("2026-03-00", "No such day: 2026-03 has 31 days."),
+    ("20260431", "No such day: 2026-04 has 30 days."),
+    ("2026年13月5日", "No such day: there is no month 13."),
+    ("2026-00-05", "No such day: there is no month 0."),
+])
+def test_a_date_naming_no_day_says_why_rather_than_asking_for_its_own_form(written, reason):
+    """2026-02-30 is written as asked: the slip is the day, and the reason says so."""
+    with pytest.raises(BadValue) as refused:
+        parse_date(written)
+    assert str(refused.value.message) == reason
 
 
 def test_a_month_reads_in_either_width():
