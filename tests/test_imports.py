@@ -1121,6 +1121,25 @@ def test_the_mapping_preview_leaves_out_a_totals_row():
     assert [row.number for row in preview_rows("reps", records, columns, 5)] == [2]
 
 
+def test_ids_and_amounts_a_crm_wrote_as_text_formulas_import_as_their_text(session, loaded,
+                                                                          run_import):
+    """="KA-2001" in a CRM's CSV is the id KA-2001, as Excel shows it: the same accounts as the
+    plain file, nothing changed."""
+    before = counts(session)
+    lines = sample_text("accounts").splitlines()
+    rows = []
+    for record in csv.reader(lines[1:]):
+        record[0] = f'="{record[0]}"'
+        record[5] = f'="{record[5]}"'
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow(record)
+        rows.append(buffer.getvalue())
+    assert '"=""1,200,000"""' in "\n".join(rows)  # quoted, as the field holds a comma
+    result = run_import("accounts", "\r\n".join([lines[0], *rows]) + "\r\n")
+    assert (result.status, result.problems, result.unchanged) == ("imported", [], len(rows))
+    assert counts(session) == before
+
+
 # --- notes an export writes below its table ----------------------------------------------------
 
 EXPORT_NOTES = ["导出人：管理员   导出时间：2026-11-30 10:00", "注：金额单位为元",

@@ -1590,32 +1590,7 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         raise FileRefused(too_large(limits))
     text = without_end_of_file_mark(
         io.TextIOWrapper(io.BytesIO(data), encoding=csv_encoding(data), newline=""))
-    head: list[str] = []  # the first lines, which decide the separator
-    size, complete = 0, False
-    while len(head) < SAMPLE_LINES and size < SAMPLE_CHARS:
-        line = next(text, "")
-        if not line:
-            complete = True
-            break
-        head.append(line)
-        size += len(line)
-    stated = SEPARATOR_LINE.fullmatch(head[0]) if head else None
-    if stated is not None:
-        # "sep=," before the column names: Excel reads the cells by it and does not show the
-        # line, so the column names are row 1 there, as here.
-        head.pop(0)
-        delimiter = stated.group(1)
-        if delimiter not in (",", "\t"):
-            raise FileRefused(SEPARATED_BY_SEMICOLONS if delimiter == ";" else N_(
-                "The file's first line (sep=%(separator)s) says its cells are separated by "
-                "“%(separator)s”; bidhub reads cells separated by commas or by tabs. Save the "
-                "file from Excel as an Excel workbook (.xlsx), and import it again.",
-                separator=delimiter))
-    else:
-        sample = "".join(line[:SAMPLE_CHARS] for line in head)[:SAMPLE_CHARS]
-        delimiter = delimiter_of(sample, complete)
-    if delimiter == ";":
-        raise FileRefused(SEPARATED_BY_SEMICOLONS)
+    head, delimiter = separator_of(text)
     commas = [0]  # separators since the last complete record
     pending: list[str] = []  # the lines of the record being read
     ended = [False]  # the file's last line has been read
@@ -1645,6 +1620,8 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
                     "save the export from Excel again.", row=number,
                     column=cell_name(name, len(record) - 1)))
             commas[0] = 0
+            if any('="' in line for line in pending):
+                record = [excel_text(cell) for cell in record]
             pending.clear()
             if header is None:
                 header = [cell.strip() for cell in record]
@@ -1653,6 +1630,52 @@ def csv_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         if "field larger than field limit" in str(error):
             raise FileRefused(too_long_cell(limits)) from None
         raise FileRefused(N_("The file is not valid CSV: %(error)s.", error=str(error))) from None
+
+
+def separator_of(text: Iterator[str]) -> tuple[list[str], str]:
+    """The first lines of a CSV file's text (read from `text`, without a "sep=" line) and the
+    separator they say its cells have: FileRefused for one bidhub does not read."""
+    head: list[str] = []  # the first lines, which decide the separator
+    size, complete = 0, False
+    while len(head) < SAMPLE_LINES and size < SAMPLE_CHARS:
+        line = next(text, "")
+        if not line:
+            complete = True
+            break
+        head.append(line)
+        size += len(line)
+    stated = SEPARATOR_LINE.fullmatch(head[0]) if head else None
+    if stated is not None:
+        # "sep=," before the column names: Excel reads the cells by it and does not show the
+        # line, so the column names are row 1 there, as here.
+        head.pop(0)
+        delimiter = stated.group(1)
+        if delimiter not in (",", "\t"):
+            raise FileRefused(SEPARATED_BY_SEMICOLONS if delimiter == ";" else N_(
+                "The file's first line (sep=%(separator)s) says its cells are separated by "
+                "“%(separator)s”; bidhub reads cells separated by commas or by tabs. Save the "
+                "file from Excel as an Excel workbook (.xlsx), and import it again.",
+                separator=delimiter))
+    else:
+        sample = "".join(line[:SAMPLE_CHARS] for line in head)[:SAMPLE_CHARS]
+        delimiter = delimiter_of(sample, complete)
+    if delimiter == ";":
+        raise FileRefused(SEPARATED_BY_SEMICOLONS)
+    return head, delimiter
+
+
+# A cell a CRM wrote as Excel's text formula, ="00123" (in a quoted field "=""00123"""), so
+# that Excel shows the text as it is instead of a number without its leading zeros or its
+# last digits: Excel shows the text inside, and so does bidhub.
+EXCEL_TEXT_FORMULA = re.compile(r'="((?:[^"]|"")*)"', re.S)
+
+
+def excel_text(cell: str) -> str:
+    """The text Excel shows for a CSV cell: the text of a ="..." formula, else the cell."""
+    if not cell.startswith('="'):
+        return cell
+    found = EXCEL_TEXT_FORMULA.fullmatch(cell.strip())
+    return cell if found is None else found[1].replace('""', '"')
 
 
 def quote_left_open(text: str, delimiter: str = ",") -> bool:

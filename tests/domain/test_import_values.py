@@ -160,3 +160,29 @@ def test_a_range_or_a_note_after_a_day_is_not_a_date(cell):
     """A range must not pass for its first day, nor a note for the day it follows."""
     with pytest.raises(BadValue, match="Not a date"):
         parse_date(cell)
+
+
+# --- cells a CRM wrote as Excel's text formula ------------------------------------------------
+
+@pytest.mark.parametrize(("line", "cells"), [
+    ('="KA-2001",="001234",="6222021234567890123"', ["KA-2001", "001234", "6222021234567890123"]),
+    ('"=""KA-2001""","=""1,200,000""",plain', ["KA-2001", "1,200,000", "plain"]),
+    ('="say ""hi""",="",=""""', ['say "hi"', "", '"']),
+    ('=SUM(A1:A3),=1+2,x="y",="open', ["=SUM(A1:A3)", "=1+2", 'x="y"', '="open']),
+    ('="KA-2001"\t="001234"', ["KA-2001", "001234"]),
+])
+def test_a_csv_cell_written_as_excels_text_formula_reads_as_the_text_excel_shows(line, cells):
+    """CRMs write ="00123" so that Excel keeps an id's leading zeros and last digits; any other
+    formula is left as written (bidhub evaluates none)."""
+    from bidhub.domain.imports import csv_rows
+
+    header = "a\tb" if "\t" in line else ",".join("abcd"[:len(cells)])
+    records = list(csv_rows(f"{header}\r\n{line}\r\n".encode()))
+    assert records[1] == cells
+
+
+def test_column_names_written_as_text_formulas_read_as_their_text():
+    from bidhub.domain.imports import csv_rows
+
+    records = list(csv_rows('="客户编号",="客户名称"\r\n="KA-1",北京\r\n'.encode("gbk")))
+    assert records == [["客户编号", "客户名称"], ["KA-1", "北京"]]
