@@ -31,14 +31,25 @@ def with_current_schema(command):
     return with_appcontext(functools.update_wrapper(checked, command))
 
 
+def refuse_unless_init_can_set_right(app: Flask) -> None:
+    """click.ClickException with the reason when the database is out of reach or migrated by
+    a newer bidhub: `bidhub init` would end in a traceback there."""
+    problem = schema_problem(engine_of(app))
+    if problem is not None and not problem.init_fixes:
+        raise click.ClickException(problem.message)
+
+
 def init_database(app: Flask) -> None:
-    """Migrate to the newest schema and make the default rule file the active rules."""
+    """Migrate to the newest schema and make the default rule file the active rules; a
+    database out of reach or migrated by a newer bidhub is left as it is
+    (click.ClickException with the reason)."""
     from bidhub.services.rule_sets import (
         default_rules_path,
         ensure_active_rule_set,
         read_rule_file,
     )
 
+    refuse_unless_init_can_set_right(app)
     upgrade_database(engine_of(app))
     session = get_session()
     text = read_rule_file(default_rules_path(app.config))
@@ -75,6 +86,7 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
     app = current_app._get_current_object()
     try:
         # Checked before migrating, so a refused database is left exactly as it was.
+        refuse_unless_init_can_set_right(app)
         state = check_demo_database(engine_of(app))
         init_database(app)
         session = get_session()

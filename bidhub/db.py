@@ -557,10 +557,12 @@ def _is_known_migration(revision: str) -> bool:
 
 class SchemaProblem(NamedTuple):
     """Why this code cannot work on a database, as a sentence that says what to do about it;
-    `reachable` is False when the database did not answer at all."""
+    `reachable` is False when the database did not answer at all, `init_fixes` is True when
+    `bidhub init` sets it right (it is not set up, or at an older migration)."""
 
     message: str
     reachable: bool
+    init_fixes: bool = False
 
 
 def schema_problem(engine: Engine) -> SchemaProblem | None:
@@ -590,16 +592,16 @@ def schema_problem(engine: Engine) -> SchemaProblem | None:
     if current == head:
         return None
     if current is None:
-        message = (f"The database {where} is not set up for bidhub yet: run `bidhub init` "
-                   "(or `bidhub demo` for the demo world) first.")
-    elif _is_known_migration(current):
-        message = (f"The database {where} is at migration {current} and this bidhub needs "
-                   f"{head}: run `bidhub init` to upgrade it.")
-    else:
-        message = (f"The database {where} is at migration {current}, which this bidhub does "
-                   f"not know (its newest is {head}): a newer bidhub has upgraded it; run that "
-                   "version.")
-    return SchemaProblem(message, reachable=True)
+        return SchemaProblem(f"The database {where} is not set up for bidhub yet: run `bidhub "
+                             "init` (or `bidhub demo` for the demo world) first.",
+                             reachable=True, init_fixes=True)
+    if _is_known_migration(current):
+        return SchemaProblem(f"The database {where} is at migration {current} and this bidhub "
+                             f"needs {head}: run `bidhub init` to upgrade it.",
+                             reachable=True, init_fixes=True)
+    return SchemaProblem(f"The database {where} is at migration {current}, which this bidhub "
+                         f"does not know (its newest is {head}): a newer bidhub has upgraded "
+                         "it; run that version.", reachable=True)
 
 
 def init_app(app: Flask) -> None:

@@ -180,3 +180,32 @@ def test_serve_starts_while_its_database_server_is_down_and_healthz_says_so(tmp_
     warnings = [json.loads(line) for line in log_path.read_text().splitlines()
                 if '"WARNING"' in line]
     assert any("cannot be reached" in entry["message"] for entry in warnings)
+
+
+@pytest.mark.parametrize("arguments", [["init"], ["demo", "--no-serve"]])
+def test_init_and_the_demo_leave_a_database_a_newer_release_migrated_as_it_is(
+        database_url, tmp_path, arguments):
+    set_revision(database_url, "9999_from_a_newer_release")
+    before = table_names(database_url)
+    app = app_on(database_url, tmp_path)
+    result = app.test_cli_runner().invoke(args=arguments)
+    engine_of(app).dispose()
+    assert result.exit_code == 1, result.output
+    assert "is at migration 9999_from_a_newer_release, which this bidhub does not know" in (
+        result.output)
+    assert isinstance(result.exception, SystemExit)
+    assert table_names(database_url) == before
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == (
+            "9999_from_a_newer_release")
+    engine.dispose()
+
+
+@pytest.mark.parametrize("arguments", [["init"], ["demo", "--no-serve"]])
+def test_init_and_the_demo_name_a_database_server_that_does_not_answer(tmp_path, arguments):
+    app = app_on(f"postgresql+psycopg://bidhub:pw@127.0.0.1:{closed_port()}/bidhub", tmp_path)
+    result = app.test_cli_runner().invoke(args=arguments)
+    engine_of(app).dispose()
+    assert result.exit_code == 1, result.output
+    assert "cannot be reached" in result.output and isinstance(result.exception, SystemExit)
