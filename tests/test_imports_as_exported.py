@@ -300,7 +300,8 @@ def test_a_month_written_as_six_digits_is_that_month(session, branches, run_impo
         assert result.status == "refused"
         assert [(problem.row, problem.column, str(problem.reason))
                 for problem in result.problems] == [
-            (2, "month", "Not a month; write it as YYYY-MM.")]
+            (2, "month", "No such month: there is no month 13." if written == "202613" else
+             "Not a month; write it as YYYY-MM.")]
 
 
 @pytest.mark.parametrize("written", ["202611", "202613", "2026111", "2026013", "20261"])

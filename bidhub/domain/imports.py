@@ -414,13 +414,13 @@ def no_such_day(year: int, month: int) -> Text:
 def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
     text = ascii_width(value.strip())
     match = (re.fullmatch(r"(\d{4})[-/.](\d{1,2})", text)
-             or re.fullmatch(r"(\d{4})年(\d{1,2})月", text)
+             or re.fullmatch(r"(\d{4})年(\d{1,2})月份?", text)  # 2026年3月份, as people say it
              or re.fullmatch(r"(\d{4})(\d{2})", text))  # 202603, as reports write a month
     if match:
         year, month = int(match.group(1)), int(match.group(2))
         if 1 <= month <= 12:
             return sensible_day(date(year, month, 1))
-        raise BadValue(N_("Not a month; write it as YYYY-MM."))
+        raise BadValue(N_("No such month: there is no month %(month)d.", month=month))
     try:
         day = parse_date(text, day_zero)
     except BadValue:

@@ -117,6 +117,27 @@ def test_a_month_reads_in_either_width():
     assert parse_month("２０２６－０３") == parse_month("2026年３月") == date(2026, 3, 1)
 
 
+@pytest.mark.parametrize("written", ["2026年3月份", "２０２６年３月份", "2026年03月份", "2026-03",
+                                     "202603", "2026/3", "2026年3月"])
+def test_a_month_reads_as_people_write_it(written):
+    """2026年3月份 is how a forecast sheet typed by hand names its month."""
+    assert parse_month(written) == date(2026, 3, 1)
+
+
+@pytest.mark.parametrize("written", ["2026-13", "202613", "2026年13月", "2026年0月份"])
+def test_a_month_that_does_not_exist_says_so(written):
+    with pytest.raises(BadValue) as refused:
+        parse_month(written)
+    month = int(written.removesuffix("份").removesuffix("月")[-2:].lstrip("年-"))
+    assert str(refused.value.message) == f"No such month: there is no month {month}."
+
+
+@pytest.mark.parametrize("written", ["Jan-26", "26年1月", "2026年3月份份", "March"])
+def test_what_is_not_a_month_is_refused(written):
+    with pytest.raises(BadValue, match="Not a month"):
+        parse_month(written)
+
+
 def test_an_unknown_choice_is_told_the_values_as_a_crm_writes_them():
     """Reps and managers read 民营 and 离职 in their exports, not bidhub's codes."""
     from bidhub.domain.imports import OWNERSHIP_TYPES, REP_STATUSES, choice
