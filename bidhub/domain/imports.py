@@ -550,8 +550,13 @@ def title_or_person(titles: dict[str, str]) -> Callable[[str], str]:
     return parse
 
 
+# The first Chinese alias of each code is the one a refusal lists; the others are the ones HR
+# and CRM exports write: 试用 (on probation) and 正式 are employed, as 在职 is.
 REP_STATUSES = {"active": "active", "on_leave": "on_leave", "left": "left",
-                "在职": "active", "休假": "on_leave", "请假": "on_leave", "离职": "left"}
+                "在职": "active", "休假": "on_leave", "请假": "on_leave", "离职": "left",
+                "在岗": "active", "试用": "active", "试用期": "active", "正式": "active",
+                "产假": "on_leave", "病假": "on_leave", "停薪留职": "on_leave",
+                "已离职": "left"}
 OWNERSHIP_TYPES = {"民营": "private", "私营": "private", "民营企业": "private",
                    "私营企业": "private", "国有": "state_owned", "国有企业": "state_owned",
                    "国企": "state_owned", "央企": "state_owned", "合资企业": "joint_venture",

@@ -207,3 +207,16 @@ def test_column_names_written_as_text_formulas_read_as_their_text():
 
     records = list(csv_rows('="客户编号",="客户名称"\r\n="KA-1",北京\r\n'.encode("gbk")))
     assert records == [["客户编号", "客户名称"], ["KA-1", "北京"]]
+
+
+@pytest.mark.parametrize(("written", "code"), [
+    ("在职", "active"), ("在岗", "active"), ("试用", "active"), ("试用期", "active"),
+    ("正式", "active"), ("Active", "active"), ("休假", "on_leave"), ("请假", "on_leave"),
+    ("产假", "on_leave"), ("病假", "on_leave"), ("停薪留职", "on_leave"), ("ON_LEAVE", "on_leave"),
+    ("离职", "left"), ("已离职", "left"), ("left", "left"),
+])
+def test_a_reps_status_reads_as_hr_exports_write_it(written, code):
+    """A rep on probation (试用期) is employed and may bid; maternity or sick leave is leave."""
+    from bidhub.domain.imports import REP_STATUSES, choice
+
+    assert choice(REP_STATUSES)(written) == code
