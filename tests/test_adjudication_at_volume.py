@@ -386,6 +386,19 @@ def test_the_summary_lists_the_undecided_accounts_in_the_pages_language(scored):
     assert "</a>, <a" not in summary.group(0)
 
 
+def test_the_undecided_accounts_are_linked_to_their_rows_with_their_names_escaped(session,
+                                                                                  scored):
+    listing = scored["plain1"]
+    listing.account.name = "<b>Bold</b> & Co"
+    session.commit()
+    page = scored["client"].get(f"/manage/rounds/{scored['round'].id}").get_data(as_text=True)
+    summary = re.search(r'<section class="card" id="publish-summary".*?</section>', page,
+                        re.S).group(0)
+    assert (f'<a href="#decision-{listing.id}">&lt;b&gt;Bold&lt;/b&gt; &amp; Co</a>'
+            in summary)
+    assert "<b>Bold" not in page
+
+
 def test_an_account_and_its_flags_are_punctuated_in_the_pages_language(scored):
     """The flagged listings left for the manager read “Account 4：……” in Chinese, not with
     the English colon; in English they keep it."""

@@ -118,6 +118,17 @@ def listed(items) -> str:
     return format_list([str(item) for item in items], locale=get_locale() or "en")
 
 
+DECISION_LINK = Markup('<a href="#decision-{}">{}</a>')
+
+
+def decision_links(listings) -> Markup:
+    """`{{ summary.undecided|decision_links }}`: each listing's account as a link to its row
+    on the round page, one after another with the page's separator (、 or a comma); the
+    separator is translated once, not once a listing."""
+    return escape(gettext(", ")).join(DECISION_LINK.format(listing.id, listing.account.name)
+                                      for listing in listings)
+
+
 # Languages whose sentences run on after their full stop (。) with no space between them.
 RUN_ON_LANGUAGES = frozenset({"zh", "ja"})
 
@@ -284,7 +295,8 @@ def init_app(app: Flask) -> None:
                                  metric_value=metric_value, metric_amount=metric_amount,
                                  translate=translate)
     app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact,
-                                 decision_reason=decision_reason, listed=listed)
+                                 decision_reason=decision_reason, listed=listed,
+                                 decision_links=decision_links)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language,
                                  reachable_endpoint=reachable_endpoint, sentences=sentences,
