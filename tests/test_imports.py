@@ -1140,6 +1140,68 @@ def test_ids_and_amounts_a_crm_wrote_as_text_formulas_import_as_their_text(sessi
     assert counts(session) == before
 
 
+# --- a rep named by name, as CRM exports write the owner ---------------------------------------
+
+def opportunities_naming(names: dict[str, str]) -> str:
+    """The opportunities sample with each rep written as `names` says (R1001 -> 王芳)."""
+    lines = sample_text("opportunities").splitlines()
+    rows = []
+    for record in csv.reader(lines[1:]):
+        record[2] = names.get(record[2], record[2])
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow(record)
+        rows.append(buffer.getvalue())
+    return "\r\n".join([lines[0], *rows]) + "\r\n"
+
+
+def reps_of_opportunities(session) -> dict[str, str]:
+    reload(session)
+    return dict(session.execute(select(Opportunity.external_id, User.username)
+                                .join(User, User.id == Opportunity.rep_id)).all())
+
+
+def test_a_rep_named_by_a_name_only_one_rep_has_is_that_rep(session, loaded, run_import):
+    """Exports name the rep as the CRM shows them (王芳), in any width or spacing."""
+    before = reps_of_opportunities(session)
+    text = opportunities_naming({"R1001": "王芳", "R1002": "李 军", "R1003": "张伟"})
+    result = run_import("opportunities", text)
+    assert (result.status, result.problems) == ("imported", [])
+    assert result.unchanged == len(before)
+    assert reps_of_opportunities(session) == before
+
+
+def test_a_name_two_reps_share_is_refused_naming_their_ids(session, loaded, run_import,
+                                                             make_rep, branches):
+    namesake = make_rep(username="wangfang2", name="王芳", branch=branches["BJ"])
+    namesake.external_id = "R1099"
+    session.commit()
+    before = counts(session)
+    result = run_import("opportunities", opportunities_naming({"R1001": "王芳"}))
+    assert_refused_without_writes(session, before, result)
+    [problem] = result.problems
+    assert (problem.column, problem.value) == ("rep", "王芳")
+    assert str(problem.reason) == ("2 reps are named 王芳 (employee ids R1001, R1099): write "
+                                   "the rep's employee id or username instead.")
+    # The ids still name each of them.
+    assert run_import("opportunities", sample_text("opportunities")).status == "imported"
+    assert namesake.id not in {row for row in reps_of_opportunities(session).values()}
+
+
+def test_an_id_or_username_comes_before_a_name(session, loaded, run_import, make_rep, branches):
+    """A rep whose name is another rep's username is not taken for them."""
+    make_rep(username="zhaolei", name="lijun", branch=branches["BJ"])
+    result = run_import("opportunities", opportunities_naming({"R1002": "lijun"}))
+    assert (result.status, result.problems) == ("imported", [])
+    assert "zhaolei" not in reps_of_opportunities(session).values()
+
+
+def test_an_accounts_owner_named_by_name_is_filed_as_by_id(session, loaded, run_import):
+    lines = sample_text("accounts").splitlines()
+    text = "\r\n".join([lines[0], *(line.replace(",R1001,", ",王芳,") for line in lines[1:])])
+    result = run_import("accounts", text + "\r\n")
+    assert (result.status, result.problems, result.updated) == ("imported", [], 0)
+
+
 # --- notes an export writes below its table ----------------------------------------------------
 
 EXPORT_NOTES = ["导出人：管理员   导出时间：2026-11-30 10:00", "注：金额单位为元",

@@ -74,6 +74,7 @@ from bidhub.domain.imports import (
     headers_key,
     id_key,
     mapping_needed,
+    normalise,
     numbered_records,
     preview_rows,
     refused,
@@ -81,7 +82,7 @@ from bidhub.domain.imports import (
     suggest_mapping,
     unique_headers,
 )
-from bidhub.domain.text import N_, Joined
+from bidhub.domain.text import COMMA, N_, Joined
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -799,6 +800,9 @@ class Importer:
         self.branch_cache: dict[str, Branch | None] = {}
         self.reps_by_external: dict[str, User] = {}
         self.reps_by_username: dict[str, User] = {}
+        # Reps by their name (normalise: any width, case or spacing), for exports that name
+        # the rep as 王伟 rather than by employee id: a name two reps share names neither.
+        self.reps_by_name: dict[str, list[User]] = {}
         self.warnings: list[Problem] = []
         for user in session.scalars(select(User).where(User.role == Role.REP)):
             self.remember_rep(user)
@@ -807,11 +811,19 @@ class Importer:
         if user.external_id:
             self.reps_by_external[id_key(user.external_id)] = user
         self.reps_by_username[user.username.lower()] = user
+        named = self.reps_by_name.setdefault(normalise(user.display_name), [])
+        if user not in named:
+            named.append(user)
 
     def find_rep(self, value: str) -> User | None:
-        """The rep a file names by external id (id_key) or username, if bidhub has one."""
-        return self.reps_by_external.get(id_key(value)) or self.reps_by_username.get(
+        """The rep a file names by external id (id_key) or username, or else by a name only
+        one rep has, if bidhub has one."""
+        found = self.reps_by_external.get(id_key(value)) or self.reps_by_username.get(
             value.lower())
+        if found is None:
+            named = self.reps_by_name.get(normalise(value), ())
+            found = named[0] if len(named) == 1 else None
+        return found
 
     def run(self, rows: Iterable[Row], problems: ProblemList) -> Iterator[str | None]:
         """Each row's outcome (added, updated, unchanged; None for a row with a problem, noted
@@ -888,8 +900,15 @@ class Importer:
         value = row.values[column]
         rep = self.find_rep(value)
         if rep is None:
+            named = self.reps_by_name.get(normalise(value), ())
+            if len(named) > 1:
+                raise RowProblem(row, column, value, N_(
+                    "%(count)d reps are named %(name)s (employee ids %(ids)s): write the "
+                    "rep's employee id or username instead.", count=len(named), name=value,
+                    ids=Joined(sorted(rep.external_id or rep.username for rep in named),
+                               COMMA)))
             raise RowProblem(row, column, value,
-                             N_("No rep with this external id or username."))
+                             N_("No rep with this employee id, username or name."))
         return rep
 
     def load_accounts(self, external_ids: Iterable[str], *options: Any) -> dict[str, Account]:
