@@ -37,7 +37,29 @@ def test_find_branch_matches_code_name_or_chinese_name(session, clock, shanghai,
     assert find_branch(session, value).id == shanghai.id
 
 
-@pytest.mark.parametrize("value", ["", "  ", None, "Shang", "上", "BJ"])
+@pytest.mark.parametrize("value", ["上海分公司", "上海 分公司", "上海分部", "Shanghai Branch",
+                                   "SHANGHAI BRANCH OFFICE", "ＳＨ", "Ｓｈａｎｇｈａｉ", "上 海"])
+def test_find_branch_matches_a_branch_as_exports_write_it(session, clock, shanghai, value):
+    """Exports write 上海分公司 where bidhub's Chinese name is 上海, in either width."""
+    create_branch(session, None, "BJ", "Beijing", "北京", clock())
+    assert find_branch(session, value).id == shanghai.id
+
+
+def test_a_branch_named_with_its_suffix_is_found_without_it(session, clock):
+    branch = create_branch(session, None, "GZ", "Guangzhou Branch", "广州分公司", clock())
+    assert find_branch(session, "广州").id == find_branch(session, "Guangzhou").id == branch.id
+
+
+def test_a_suffix_makes_no_guess_between_two_branches(session, clock):
+    session.add_all([Branch(code="N1", name="North", name_zh="华北"),
+                     Branch(code="N2", name="North Branch", name_zh="华北分部")])
+    session.commit()
+    assert find_branch(session, "华北分公司") is None
+    assert find_branch(session, "华北").code == "N1"  # as written, before any suffix is dropped
+
+
+@pytest.mark.parametrize("value", ["", "  ", None, "Shang", "上", "BJ", "分公司", "Branch",
+                                   "北京分公司"])
 def test_find_branch_finds_nothing_for_other_values(session, shanghai, value):
     assert find_branch(session, value) is None
 

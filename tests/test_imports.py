@@ -1202,6 +1202,18 @@ def test_an_accounts_owner_named_by_name_is_filed_as_by_id(session, loaded, run_
     assert (result.status, result.problems, result.updated) == ("imported", [], 0)
 
 
+def test_a_branch_written_as_exports_write_it_is_that_branch(session, loaded, run_import):
+    """北京分公司 or Beijing Branch is the branch bidhub knows as BJ (北京 / Beijing)."""
+    loaded["BJ"].name_zh = "北京"
+    session.commit()
+    before = counts(session)
+    text = sample_text("reps").replace(",BJ,2021", ",北京分公司,2021").replace(
+        ",BJ,2019", ",Beijing Branch,2019").replace(",SH,2022", ",ＳＨ,2022")
+    result = run_import("reps", text)
+    assert (result.status, result.problems) == ("imported", [])
+    assert result.unchanged == 5 and counts(session) == before
+
+
 # --- notes an export writes below its table ----------------------------------------------------
 
 EXPORT_NOTES = ["导出人：管理员   导出时间：2026-11-30 10:00", "注：金额单位为元",

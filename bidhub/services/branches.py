@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -35,22 +36,39 @@ def branch_label(branch: Branch | None, locale: object) -> str:
     return branch.name
 
 
+# What exports write after a branch's name (北京分公司, Beijing Branch) and bidhub's names may
+# leave out, or the other way round.
+BRANCH_WORDS = ("分公司", "分部", "branchoffice", "branch")
+
+
+def bare_branch_key(value: str | None) -> str:
+    """A branch's code or name as `branch_key` compares it, in any width and spacing, without
+    a trailing 分公司, 分部 or Branch (北京分公司 and 北京, Beijing Branch and Beijing)."""
+    key = "".join(unicodedata.normalize("NFKC", value or "").casefold().split())
+    for word in BRANCH_WORDS:
+        if key.endswith(word) and len(key) > len(word):
+            return key[:-len(word)]
+    return key
+
+
 def match_branch(branches: Iterable[Branch], value: str | None) -> Branch | None:
-    """The branch a file's cell means: by code first, then by name, then by Chinese name.
+    """The branch a file's cell means: by code first, then by name, then by Chinese name; then
+    the same in any width and spacing and without a trailing 分公司, 分部 or Branch.
 
     Codes and names are kept apart by `create_branch`, but older data may not be; a value that
     names two branches the same way matches neither rather than a guess.
     """
-    key = branch_key(value)
-    if not key:
+    if not branch_key(value):
         return None
     branches = list(branches)
-    for attribute in ("code", "name", "name_zh"):
-        found = [branch for branch in branches if branch_key(getattr(branch, attribute)) == key]
-        if len(found) == 1:
-            return found[0]
-        if found:
-            return None
+    for key_of in (branch_key, bare_branch_key):
+        key = key_of(value)
+        for attribute in ("code", "name", "name_zh"):
+            found = [branch for branch in branches if key_of(getattr(branch, attribute)) == key]
+            if len(found) == 1:
+                return found[0]
+            if found:
+                return None
     return None
 
 
