@@ -575,7 +575,11 @@ STAGES = {"潜在客户": "potential", "潜在": "potential", "意向客户": "i
           "谈判": "negotiation", "销售实现": "won", "赢单": "won", "成交": "won",
           "丢单": "lost", "输单": "lost", "失败": "lost", "potential": "potential",
           "intent": "intent", "proposal": "proposal", "negotiation": "negotiation",
-          "won": "won", "closed_won": "won", "lost": "lost"}
+          "won": "won", "closed_won": "won", "lost": "lost",
+          # As CRMs name the same stages: 初步接洽 ... 赢单, and Closed Won / Closed Lost.
+          "初步接洽": "potential", "需求确认": "intent", "方案报价": "proposal",
+          "报价": "proposal", "谈判审核": "negotiation", "已成交": "won", "签约": "won",
+          "已签约": "won", "已输单": "lost", "已丢单": "lost", "closed_lost": "lost"}
 STAGE_NAMES = as_written(STAGES)
 STAGES_NAMED = as_named(STAGES)
 CLOSED_STAGES = frozenset({"won", "lost"})

@@ -220,3 +220,19 @@ def test_a_reps_status_reads_as_hr_exports_write_it(written, code):
     from bidhub.domain.imports import REP_STATUSES, choice
 
     assert choice(REP_STATUSES)(written) == code
+
+
+@pytest.mark.parametrize(("written", "code"), [
+    ("潜在客户", "potential"), ("初步接洽", "potential"), ("意向客户", "intent"),
+    ("需求确认", "intent"), ("方案阶段", "proposal"), ("方案报价", "proposal"), ("报价", "proposal"),
+    ("商务谈判", "negotiation"), ("谈判审核", "negotiation"), ("销售实现", "won"), ("赢单", "won"),
+    ("已成交", "won"), ("签约", "won"), ("已签约", "won"), ("Closed Won", "won"),
+    ("输单", "lost"), ("已输单", "lost"), ("丢单", "lost"), ("已丢单", "lost"),
+    ("Closed Lost", "lost"), ("closed-lost", "lost"),
+])
+def test_a_stage_reads_as_crms_name_it(written, code):
+    """The funnel's five stages and a loss, as Chinese CRMs and Closed Won / Closed Lost name
+    them."""
+    from bidhub.domain.imports import STAGES, choice
+
+    assert choice(STAGES)(written) == code
