@@ -1214,6 +1214,47 @@ def test_a_branch_written_as_exports_write_it_is_that_branch(session, loaded, ru
     assert result.unchanged == 5 and counts(session) == before
 
 
+def opportunities_with_accounts_named(session) -> str:
+    """The opportunities sample with each account written as its name (北京智联科技有限公司)."""
+    names = dict(session.execute(select(Account.external_id, Account.name)).all())
+    lines = sample_text("opportunities").splitlines()
+    rows = []
+    for record in csv.reader(lines[1:]):
+        record[1] = names[record[1]]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow(record)
+        rows.append(buffer.getvalue())
+    return "\r\n".join([lines[0], *rows]) + "\r\n"
+
+
+def test_an_opportunitys_account_named_by_a_name_only_one_account_has_is_that_account(
+        session, loaded, run_import):
+    before = counts(session)
+    result = run_import("opportunities", opportunities_with_accounts_named(session))
+    assert (result.status, result.problems) == ("imported", [])
+    assert result.unchanged == len(sample_text("opportunities").splitlines()) - 1
+    assert counts(session) == before
+
+
+def test_an_account_name_two_accounts_share_is_refused_naming_their_ids(session, loaded,
+                                                                        run_import):
+    text = opportunities_with_accounts_named(session)
+    first = session.scalars(select(Account).where(Account.external_id == "KA-2001")).one()
+    session.add(Account(external_id="KA-2999", name=first.name, industry=first.industry,
+                        ownership_type=first.ownership_type, branch_id=first.branch_id,
+                        annual_value_yuan=1, created_at=first.created_at))
+    session.commit()
+    before = counts(session)
+    result = run_import("opportunities", text)
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.column, problem.value, str(problem.reason)) for problem in result.problems
+            ] == [("account", first.name, f"2 accounts are named {first.name} (external ids "
+                   "KA-2001, KA-2999): write the account's external id instead.")]
+    result = run_import("opportunities", text.replace(first.name, "没有这家公司"))
+    assert [str(problem.reason) for problem in result.problems] == [
+        "No account with this external id or name."]
+
+
 # --- notes an export writes below its table ----------------------------------------------------
 
 EXPORT_NOTES = ["导出人：管理员   导出时间：2026-11-30 10:00", "注：金额单位为元",

@@ -1338,6 +1338,9 @@ class OpportunityImporter(Importer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.known_accounts: dict[str, int] = {}
+        # Values no account has as its id, by the ids (and external ids) of the accounts with
+        # that name: exports that name the account (北京智联科技有限公司) rather than its id.
+        self.accounts_named: dict[str, list[tuple[int, str]]] = {}
 
     def apply_batch(self, rows: list[Row], problems: ProblemList) -> Iterator[str | None]:
         accounts = self.account_ids({row.values["account"] for row in rows})
@@ -1383,8 +1386,7 @@ class OpportunityImporter(Importer):
         values = row.values
         account_id = accounts.get(id_key(values["account"]))
         if account_id is None:
-            raise RowProblem(row, "account", values["account"],
-                             N_("No account with this external id."))
+            account_id = self.account_named(row)
         rep = self.rep(row, "rep")
         fields = {"account_id": account_id, "rep_id": rep.id,
                   "amount_yuan": values["amount_yuan"], "stage": values["stage"],
@@ -1395,7 +1397,8 @@ class OpportunityImporter(Importer):
         return fields, history
 
     def account_ids(self, external_ids: Iterable[str]) -> dict[str, int]:
-        """Account ids by id_key, remembered across batches (this import adds none)."""
+        """Account ids by id_key, remembered across batches (this import adds none); the values
+        no account has as its id are looked up as names (`accounts_named`)."""
         known = self.known_accounts
         missing = [external_id for external_id in external_ids
                    if id_key(external_id) not in known]
@@ -1404,7 +1407,30 @@ class OpportunityImporter(Importer):
                 matching_ids(self.session, Account.external_id, part))).all()
             known.update({key: account.id for key, account in by_id_key(
                 found, lambda account: account.external_id, part).items()})
+        unnamed = [value for value in missing
+                   if id_key(value) not in known and value not in self.accounts_named]
+        for part in chunks(unnamed):
+            for value in part:
+                self.accounts_named[value] = []
+            for name, account_id, external_id in self.session.execute(
+                    select(Account.name, Account.id, Account.external_id)
+                    .where(one_of(self.session, Account.name, part))
+                    .order_by(Account.external_id)):
+                self.accounts_named[name].append((account_id, external_id or ""))
         return known
+
+    def account_named(self, row: Row) -> int:
+        """The account whose name a row gives in place of its id, if only one account has it."""
+        value = row.values["account"]
+        named = self.accounts_named.get(value, [])
+        if len(named) == 1:
+            return named[0][0]
+        if named:
+            raise RowProblem(row, "account", value, N_(
+                "%(count)d accounts are named %(name)s (external ids %(ids)s): write the "
+                "account's external id instead.", count=len(named), name=value,
+                ids=Joined([external_id for _id, external_id in named], COMMA)))
+        raise RowProblem(row, "account", value, N_("No account with this external id or name."))
 
     def stored_opportunities(self, external_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored opportunities by id_key, their instants naive UTC (see naive)."""
