@@ -26,6 +26,7 @@ from bidhub.models import (
     ImportMapping,
     ImportRun,
     MonthlyForecast,
+    Opportunity,
     User,
 )
 from bidhub.services.imports import MappingNeeded, import_file, propose_mapping
@@ -37,6 +38,9 @@ REPS_ROWS = ["S1001,王芳,北京,2021-03-15,在职", "S1002,李军,BJ,2019-07-0
 ACCOUNT_HEADERS = "客户编号,客户名称,行业,企业性质,所属分公司,年度金额(万元),负责销售,高管负责人"
 ACCOUNT_ROWS = ["KA-1,北京智联科技,互联网,民营,BJ,120,S1001,",
                 "KA-2,华北电力集团,能源,国有企业,北京,350.5,S1002,总裁"]
+
+
+OPPORTUNITY_HEADERS = "商机编号,客户名称,销售姓名,商机金额,销售阶段,创建日期"
 
 
 def csv_of(headers: str, rows: list[str], encoding: str = "utf-8-sig") -> bytes:
@@ -99,6 +103,21 @@ def test_synonyms_suggest_the_fields_real_exports_name_differently():
     english = suggested("reps", "Employee ID,Full Name,Branch,Hire Date,Employment Status")
     assert english == {"Employee ID": "external_id", "Full Name": "name", "Branch": "branch",
                        "Hire Date": "hire_date", "Employment Status": "status"}
+
+
+def test_a_column_naming_the_account_or_rep_by_name_is_suggested_below_an_id_column():
+    # An opportunities export from a CRM names the customer and the rep; the import reads a
+    # value no account or rep has as its id as a name only one of them has.
+    assert suggested("opportunities", OPPORTUNITY_HEADERS) == {
+        "商机编号": "external_id", "客户名称": "account", "销售姓名": "rep",
+        "商机金额": "amount_yuan", "销售阶段": "stage", "创建日期": "opened"}
+    # With the id as well, the id keeps the field, wherever its column is.
+    both = suggested("opportunities", "客户名称,商机编号,客户编号,销售姓名,所属销售,金额,阶段,创建日期")
+    assert (both["客户编号"], both["客户名称"]) == ("account", None)
+    assert (both["所属销售"], both["销售姓名"]) == ("rep", None)
+    assert suggested("accounts", "客户编号,客户名称,销售姓名")["销售姓名"] == "owner"
+    # Incidents name their account by id only: a name column is not offered for it.
+    assert suggested("incidents", "事件编号,客户名称")["客户名称"] is None
 
 
 def test_full_width_brackets_letters_and_spaces_do_not_matter():
@@ -318,6 +337,25 @@ def test_a_confirmed_mapping_imports_converts_and_is_saved(session, branches, ad
     run = session.get(ImportRun, result.run_id)
     assert run.report["generated_usernames"] and run.report["mapping"]["销售编号"] == (
         "external_id")
+
+
+def test_an_opportunities_export_naming_accounts_and_reps_imports_by_the_suggestion(
+        session, branches, admin, make_rep, make_account, clock):
+    rep = make_rep(username="wangfang", name="王芳", branch=branches["BJ"])
+    account = make_account(name="北京智联科技有限公司", branch=branches["BJ"])
+    data = csv_of(OPPORTUNITY_HEADERS, ["OPP-1,北京智联科技有限公司,王芳,120000,谈判,2026-09-01",
+                                        "OPP-2,北京智联科技有限公司,王芳,80000,已成交,2026-08-15"],
+                  "gbk")
+    with pytest.raises(MappingNeeded) as raised:
+        import_file(session, admin, "opportunities", "商机.csv", data, valid_rows_only=False,
+                    now=clock())
+    mapping = {match.column: match.field for match in raised.value.suggestion}
+    result = import_file(session, admin, "opportunities", "商机.csv", data,
+                         valid_rows_only=False, now=clock(), mapping=mapping)
+    assert (result.status, result.added, result.problems) == ("imported", 2, [])
+    stored = session.scalars(select(Opportunity).order_by(Opportunity.external_id)).all()
+    assert [(found.external_id, found.account_id, found.rep_id) for found in stored] == [
+        ("OPP-1", account.id, rep.id), ("OPP-2", account.id, rep.id)]
 
 
 def test_a_saved_mapping_is_used_for_the_same_headers(session, branches, admin, clock):

@@ -933,6 +933,26 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
+# Headers that name what a field may be written as in place of an id: an opportunity's
+# account by the account's name, a rep by the rep's name (the import looks a value no
+# account or rep has as its id up as a name, when only one has it). Suggested below every
+# synonym (NAME_SYNONYM_SCORE), so that a column holding the id keeps the field when the
+# file has both.
+NAME_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
+    ImportKind.OPPORTUNITIES: {
+        "account": ("客户名称", "客户名", "客户全称", "所属客户", "公司名称", "企业名称",
+                    "单位名称", "customer name", "account name", "company name", "customer",
+                    "company"),
+    },
+}
+_REP_NAMES = ("销售姓名", "销售人员姓名", "销售代表姓名", "负责人姓名", "负责销售姓名",
+              "所属销售姓名", "客户经理姓名", "跟进人姓名", "rep name", "sales rep name",
+              "salesperson name", "owner name")
+for _kind, _field in ((ImportKind.OPPORTUNITIES, "rep"), (ImportKind.FORECASTS, "rep"),
+                      (ImportKind.INCIDENTS, "rep"), (ImportKind.ACCOUNTS, "owner")):
+    NAME_SYNONYMS.setdefault(_kind, {})[_field] = _REP_NAMES
+NAME_SYNONYM_SCORE = 1.5
+
 # Fields whose column must never be dropped quietly: a file column that is likely one of
 # them and is left unmapped is a warning the admin acknowledges (dropping the executive
 # sponsor would remove the release protection; dropping the owner, the ownership).
@@ -1092,8 +1112,16 @@ def exact_field(kind: str, header: str) -> str | None:
     return _names(kind)[0].get(plain_key(header))
 
 
+@cache
+def _name_synonyms(kind: str) -> dict[str, str]:
+    """NAME_SYNONYMS of a kind: header key -> field."""
+    return {header_key(synonym): name for name, extra in NAME_SYNONYMS.get(kind, {}).items()
+            for synonym in extra}
+
+
 def match_scores(kind: str, header: str) -> list[tuple[float, str, str]]:
-    """(score, field, how) for each field the header may be: exact 3, synonym 2, similar <= 1."""
+    """(score, field, how) for each field the header may be: exact 3, synonym 2, a name the
+    field may be written by 1.5 (NAME_SYNONYMS), similar <= 1."""
     exact, synonyms = _names(kind)
     key, base = plain_key(header), header_base(header)
     if not key:
@@ -1105,6 +1133,9 @@ def match_scores(kind: str, header: str) -> list[tuple[float, str, str]]:
         name = exact.get(candidate) or synonyms.get(candidate)
         if name is not None:
             found[name] = (2.0, name, SYNONYM)
+        name = _name_synonyms(kind).get(candidate)
+        if name is not None and name not in found:
+            found[name] = (NAME_SYNONYM_SCORE, name, SYNONYM)
     for names in (exact, synonyms):
         for known, name in names.items():
             if name in found and found[name][0] >= 1:
