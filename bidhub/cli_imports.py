@@ -147,6 +147,8 @@ def print_report(file_name: str, result) -> None:
                                           for column, name in result.mapping.items()))
     if result.generated_usernames:
         click.echo("Usernames were made from the employee ids, in lower case.")
+    for row, text in result.rows_above:
+        click.echo(f"Row {row} ({text}) is above the column names and was skipped.")
     for row, word in result.totals_rows:
         click.echo(f"Row {row} ({word}) is a totals row and was skipped.")
     for row, text in result.note_rows:

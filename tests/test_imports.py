@@ -861,12 +861,11 @@ def test_a_workbook_is_read_from_its_first_visible_sheet(session, branches, run_
     assert (result.status, result.added) == ("imported", 5), result.problems
 
 
-def test_a_title_row_above_the_column_names_is_named_and_changes_nothing(
-        session, branches, run_import):
+def test_a_title_row_above_the_column_names_is_skipped_and_named(session, branches,
+                                                                run_import):
     """Exports often carry a title merged across the sheet above the column names."""
     from openpyxl import Workbook
 
-    before = session.scalar(select(func.count()).select_from(User))
     workbook = Workbook()
     sheet = workbook.active
     sheet.append(["2026年11月销售清单"])
@@ -876,15 +875,12 @@ def test_a_title_row_above_the_column_names_is_named_and_changes_nothing(
     buffer = io.BytesIO()
     workbook.save(buffer)
     csv_file = "2026年11月销售清单,,,\r\n" + sample_text("reps")
+    reps = len(sample_text("reps").splitlines()) - 1
     for data, filename in ((buffer.getvalue(), "reps.xlsx"), (csv_file, "reps.csv")):
         result = run_import("reps", data, filename=filename)
-        assert result.status == "refused", filename
-        assert [str(problem.reason) for problem in result.problems] == [
-            "The first row holds only “2026年11月销售清单”: bidhub reads the column names from "
-            "the first row. Delete the title row above the column names and import the file "
-            "again."], filename
-    reload(session)
-    assert session.scalar(select(func.count()).select_from(User)) == before
+        assert (result.status, result.problems) == ("imported", []), filename
+        assert result.added + result.unchanged == reps, filename
+        assert result.rows_above == [(1, "2026年11月销售清单")], filename
 
 
 def test_a_formula_whose_value_was_not_saved_is_a_problem_naming_its_cell(session, branches,
@@ -1380,6 +1376,43 @@ def test_the_mapping_preview_and_its_row_count_leave_out_notes_below_the_table(s
     short = "\r\n".join([*lines[:3], EXPORT_NOTES[0]]) + "\r\n"
     proposal = propose_mapping(session, "reps", "reps.csv", short.encode("utf-8-sig"))
     assert (proposal.rows_total, [row.number for row in proposal.preview]) == (2, [2, 3])
+
+
+TITLED = "2026年11月销售清单\r\n导出时间：2026-11-28 09:30\r\n\r\n"
+
+
+def test_the_page_and_the_cli_say_which_rows_above_the_column_names_were_skipped(
+        app, session, loaded, admin, login_as, run_import, tmp_path):
+    text = TITLED + sample_text("reps")
+    result = run_import("reps", text)
+    assert result.rows_above == [(1, "2026年11月销售清单"), (2, "导出时间：2026-11-28 09:30")]
+    client, page = login_as(admin), f"/admin/imports/{result.run_id}"
+    assert ("Row 1 (2026年11月销售清单) is above the column names and was skipped."
+            in client.get(page).get_data(as_text=True))
+    client.post("/language", data={"locale": "zh_CN", "next": page})
+    assert ("第 2 行（导出时间：2026-11-28 09:30）在列名上方，已跳过。"
+            in client.get(page).get_data(as_text=True))
+    path = tmp_path / "reps.csv"
+    path.write_text(text, encoding="utf-8-sig")
+    done = app.test_cli_runner().invoke(args=["import", "reps", str(path), "--by", admin.username])
+    assert done.exit_code == 0, done.output
+    assert "Row 1 (2026年11月销售清单) is above the column names and was skipped." in done.output
+
+
+def test_the_mapping_step_reads_the_column_names_below_a_title_and_numbers_rows_as_the_file(
+        session, loaded, admin):
+    from bidhub.services.imports import propose_mapping
+
+    lines = sample_text("reps").replace("员工编号", "销售编号").splitlines()
+    text = TITLED + "\r\n".join(lines) + "\r\n"
+    proposal = propose_mapping(session, "reps", "reps.csv", text.encode("utf-8-sig"))
+    assert proposal.headers == lines[0].split(",")
+    assert {match.column: match.field for match in proposal.suggestion}["销售编号"] == (
+        "external_id")
+    assert proposal.rows_total == len(lines) - 1
+    assert [row.number for row in proposal.preview] == list(range(5, len(lines) + 4))[:5]
+    assert [row.cells[0].raw for row in proposal.preview] == [
+        line.split(",")[0] for line in lines[1:6]]
 
 
 def test_an_account_on_the_market_keeps_its_branch(session, branches, run_import, make_account,

@@ -189,10 +189,13 @@ def test_a_serial_day_reads_in_either_width_and_with_a_time_of_day():
 # --- blank rows above the column names ----------------------------------------------------------
 
 @pytest.mark.parametrize("filename", ["reps.xlsx", "reps.csv", "reps.xls"])
-def test_blank_rows_above_the_column_names_are_named_with_the_row_they_end_at(
-        session, branches, run_import, filename):
-    """An export whose sheet starts lower down: the message says where its first content is."""
-    records = [[], [], *(line.split(",") for line in sample_text("reps").splitlines())]
+def test_blank_rows_above_the_column_names_are_skipped(session, branches, run_import,
+                                                       filename):
+    """An export whose sheet starts lower down: its column names are the first row with
+    anything in it, and every row keeps its number as Excel shows it."""
+    lines = sample_text("reps").splitlines()
+    records = [[], [], *(line.split(",") for line in lines)]
+    records[4][4] = "2021-02-30"  # R1002's hire date, in row 5
     if filename.endswith(".xlsx"):
         data = xlsx_of(records)
     elif filename.endswith(".xls"):
@@ -200,11 +203,17 @@ def test_blank_rows_above_the_column_names_are_named_with_the_row_they_end_at(
     else:
         data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
     result = run_import("reps", data, filename=filename)
-    assert (result.status, result.added) == ("refused", 0)
-    assert [str(problem.reason) for problem in result.problems] == [
-        "Row 1 is blank; the first row with anything in it is row 3. bidhub reads the column "
-        "names from the first row: delete the blank rows above them and import the file again."]
-    assert stored(session) == []
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (5, "hire_date")]
+    assert (result.status, result.rows_above) == ("refused", [])
+    records[4][4] = "2021-02-28"
+    data = (xlsx_of(records) if filename.endswith(".xlsx") else xls_of(records)
+            if filename.endswith(".xls") else
+            "".join(",".join(record) + "\r\n" for record in records).encode("gbk"))
+    result = run_import("reps", data, filename=filename)
+    assert (result.status, result.added, result.problems) == ("imported", len(lines) - 1, [])
+    assert [external_id for external_id, *_ in stored(session)] == [
+        line.split(",")[0] for line in lines[1:]]
 
 
 # --- headings over groups of columns ------------------------------------------------------------
@@ -215,11 +224,11 @@ GROUPED = [["客户信息", "", "", "", "归属", "", ""],
 
 
 @pytest.mark.parametrize("filename", ["accounts.xlsx", "accounts.xls", "accounts.csv"])
-def test_headings_merged_over_groups_of_columns_are_refused_naming_them(
+def test_headings_merged_over_groups_of_columns_are_skipped_and_named(
         session, branches, run_import, filename):
     """Exports group their columns under merged headings (客户信息 over A:D, 归属 over E:G).
-    Read as column names they matched nothing and sent the file to the mapping step, which
-    cannot help; the file is refused saying where its column names are."""
+    Read as column names they matched nothing and sent the file to a mapping step that
+    cannot help; the row is skipped, and the report names it."""
     if filename.endswith(".xlsx"):
         data = xlsx_of(GROUPED, merged=["A1:D1", "E1:G1"])
     elif filename.endswith(".xls"):
@@ -227,12 +236,11 @@ def test_headings_merged_over_groups_of_columns_are_refused_naming_them(
     else:
         data = "".join(",".join(record) + "\r\n" for record in GROUPED).encode("gbk")
     result = run_import("accounts", data, filename=filename)
-    assert (result.status, result.added) == ("refused", 0)
-    assert [str(problem.reason) for problem in result.problems] == [
-        "Row 1 holds “客户信息”, “归属” above the column names in row 2, as headings over "
-        "groups of columns: bidhub reads the column names from the first row. Delete row 1 "
-        "and import the file again."]
-    assert stored(session) == []
+    assert (result.status, result.added, result.problems) == ("imported", 1, [])
+    assert result.rows_above == [(1, "客户信息、归属")]
+    assert stored(session) == [("KA-9001", "甲公司", 1_200_000, None)]
+    run = session.get(ImportRun, result.run_id)
+    assert run.report["rows_above"] == [{"row": 1, "text": "客户信息、归属"}]
 
 
 def test_a_file_whose_column_names_all_need_a_mapping_still_goes_to_the_mapping_step(
@@ -316,24 +324,78 @@ def test_digits_without_separators_are_a_date_only_as_eight_of_them(session, bra
         (2, "hire_date", written)]
 
 
-@pytest.mark.parametrize("filename", ["reps.xlsx", "reps.csv"])
-def test_a_title_with_blank_rows_under_it_names_the_row_after_them(session, branches,
+@pytest.mark.parametrize("filename", ["reps.xlsx", "reps.csv", "reps.xls"])
+def test_a_title_and_the_lines_an_export_adds_under_it_are_skipped(session, branches,
                                                                   run_import, filename):
-    """A title, a blank row or two, then the column names: deleting the title alone would
-    only lead to the next refusal, so the message says where the content goes on."""
-    records = [["2026年11月销售清单"], [], [], *(line.split(",")
-                                            for line in sample_text("reps").splitlines())]
+    """A title merged across the sheet, a blank row, the export's own lines, then the column
+    names: every row above them is skipped and named in the report; the rows keep their
+    numbers as Excel shows them."""
+    lines = sample_text("reps").splitlines()
+    records = [["2026年11月销售清单"], [], ["", "导出时间：2026-11-28 09:30"],
+               ["导出人：张敏"], *(line.split(",") for line in lines)]
+    records[5][0] = ""  # R1001 without its employee id, in row 6
     if filename.endswith(".xlsx"):
         data = xlsx_of(records, merged=["A1:F1"])
+    elif filename.endswith(".xls"):
+        data = xls_of(records, merged=["A1:F1"])
     else:
         data = "".join(",".join(record) + "\r\n" for record in records).encode("utf-8-sig")
     result = run_import("reps", data, filename=filename)
-    assert (result.status, result.added) == ("refused", 0)
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (6, "external_id")]
+    assert (result.status, stored(session)) == ("refused", [])
+    records[5][0] = "R1001"
+    data = (xlsx_of(records, merged=["A1:F1"]) if filename.endswith(".xlsx") else
+            xls_of(records, merged=["A1:F1"]) if filename.endswith(".xls") else
+            "".join(",".join(record) + "\r\n" for record in records).encode("utf-8-sig"))
+    result = run_import("reps", data, filename=filename)
+    assert (result.status, result.added, result.problems) == ("imported", len(lines) - 1, [])
+    assert result.rows_above == [(1, "2026年11月销售清单"), (3, "导出时间：2026-11-28 09:30"),
+                                 (4, "导出人：张敏")]
+
+
+def test_a_missing_column_is_reported_in_the_row_the_column_names_are_in(session, branches,
+                                                                        run_import):
+    without_ids = "".join(",".join(line.split(",")[1:]) + "\r\n"
+                          for line in sample_text("reps").splitlines())
+    result = run_import("reps", ("2026年11月销售清单\r\n" + without_ids).encode("utf-8"))
+    assert result.status == "refused"
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (2, "external_id / 员工编号")]
+
+
+def test_a_control_character_in_column_names_below_a_title_names_their_row(session, branches,
+                                                                          run_import):
+    text = "2026年11月销售清单\r\n\r\n" + sample_text("reps").replace("姓名", "姓\x01名", 1)
+    result = run_import("reps", text.encode("utf-8"))
     assert [str(problem.reason) for problem in result.problems] == [
-        "The first row holds only “2026年11月销售清单”, and the next row with anything in it is "
-        "row 4: bidhub reads the column names from the first row. Delete the rows above the "
-        "column names and import the file again."]
-    assert stored(session) == []
+        "Row 3, column C: the column name holds a control character (U+0001). Remove it and "
+        "import the file again."]
+
+
+def test_a_file_of_one_cell_rows_has_no_column_names_and_is_refused(session, branches,
+                                                                    run_import):
+    result = run_import("reps", "2026年11月销售清单\r\n\r\n王芳\r\n李军\r\n".encode())
+    assert (result.status, stored(session)) == ("refused", [])
+    assert [str(problem.reason) for problem in result.problems] == [
+        "bidhub found no column names: each row with anything in it holds a single cell, as a "
+        "title does (row 1: “2026年11月销售清单”). Put the column names in one row above the "
+        "rows and import the file again."]
+
+
+def test_more_one_cell_rows_above_the_column_names_than_titles_make_are_refused(
+        session, branches, run_import):
+    from bidhub.domain.imports import MAX_ROWS_ABOVE
+
+    lines = [f"第{number}行说明" for number in range(1, MAX_ROWS_ABOVE + 1)]
+    accepted = "\r\n".join(lines) + "\r\n" + sample_text("reps")
+    assert run_import("reps", accepted.encode()).status == "imported"
+    result = run_import("reps", ("多一行\r\n" + accepted).encode())
+    assert result.status == "refused"
+    assert [str(problem.reason) for problem in result.problems] == [
+        f"Rows 1 to {MAX_ROWS_ABOVE} each hold a single cell, as a title does (row 1: “多一行”), "
+        f"and bidhub skips at most {MAX_ROWS_ABOVE} such rows above the column names. Delete "
+        "the rows above the column names and import the file again."]
 
 
 # --- large workbooks as Excel saves them --------------------------------------------------------
@@ -373,6 +435,6 @@ def test_column_names_over_two_rows_are_refused_naming_the_second(session, branc
     assert (result.status, result.added) == ("refused", 0)
     assert [str(problem.reason) for problem in result.problems] == [
         "Row 2 holds more column names (“决策人”, “使用人”), as a header over two rows: bidhub "
-        "reads the column names from the first row only. Write each column's name in row 1, "
-        "delete row 2 and import the file again."]
+        "reads the column names from one row. Write each column's name in row 1, delete row 2 "
+        "and import the file again."]
     assert stored(session) == []

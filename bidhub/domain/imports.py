@@ -216,12 +216,15 @@ class Parsed:
     totals_rows: list[tuple[int, str]] = field(default_factory=list)
     # Notes below the table skipped (row, its text), as `lone_cell` finds them.
     note_rows: list[tuple[int, str]] = field(default_factory=list)
+    header_row: int = HEADER_ROW  # the row the column names are in
+    # Rows above the column names skipped (row, its text), as `split_header` finds them.
+    rows_above: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def file_problems(self) -> list[Problem]:
         """Problems that concern the whole file (no row can be imported at all)."""
         return [problem for problem in self.problems
-                if problem.row is None or problem.row == HEADER_ROW]
+                if problem.row is None or problem.row == self.header_row]
 
 
 # --- values -------------------------------------------------------------------------------
@@ -779,6 +782,12 @@ def may_be_totals(record: Sequence[str]) -> bool:
 # as a row (and refused for what it lacks), since it may be a row cut short.
 MAX_NOTE_ROWS = 20  # a longer run of one-cell rows at the end is read as rows
 NOTE_SHOWN = 60  # the characters of a note the report keeps
+# Rows above the column names that are skipped: a title merged across the sheet
+# (2026年11月客户清单), lines an export adds under it (导出时间：2026-11-28), each a row of one
+# cell that is no column name; and a row of headings over groups of columns (客户信息 over
+# A:D, 归属 over E:G) right above them. More one-cell rows than this before any row of two
+# cells or more is a file with no column names.
+MAX_ROWS_ABOVE = 10
 
 
 def lone_cell(record: Sequence[str], *, cleaned: bool = False) -> str | None:
@@ -1863,14 +1872,10 @@ class FileShape:
     totals_candidates: tuple[list[str], ...] = ()
     # The numbers of the one-cell rows after the table's last row (`lone_cell`): notes.
     notes_below: tuple[int, ...] = ()
-
-
-def blank_rows_above(row: int) -> Text:
-    """Why a file whose first row is blank is refused, naming the row its content starts in
-    (an export whose sheet starts lower down)."""
-    return N_("Row 1 is blank; the first row with anything in it is row %(row)d. bidhub reads "
-              "the column names from the first row: delete the blank rows above them and "
-              "import the file again.", row=row)
+    header_row: int = HEADER_ROW  # the row the column names are in, as Excel numbers it
+    # The rows above the column names that were skipped: (row, its text), as `split_header`
+    # finds them.
+    rows_above: tuple[tuple[int, str], ...] = ()
 
 
 def is_known_name(name: str) -> bool:
@@ -1878,54 +1883,96 @@ def is_known_name(name: str) -> bool:
     return plain_key(header_base(name)) in known_header_keys()
 
 
-def check_headings_row(header: Sequence[str], record: Sequence[str], row: int) -> None:
-    """Refuse (FileRefused) a first row of headings over groups of columns (客户信息 merged
-    over A:D, 归属 over E:G) above the column names: none of its names is a column's, and
-    the next row holds two column names or more; and column names written over two rows (联系人
-    over 决策人 and 使用人): the next row holds only column names, two or more. Read as column
-    names and a row, they would only send the file to a mapping step that cannot help, or
-    give a row of missing values."""
-    named = [name for name in header if name]
+def are_group_headings(header: Sequence[str], record: Sequence[str]) -> bool:
+    """Whether `header` is a row of headings over groups of columns (客户信息 merged over A:D,
+    归属 over E:G) above the column names in `record`: none of its names is a column's, and
+    `record` holds two column names or more (cells cleaned)."""
+    return (len([name for name in record if name and is_known_name(name)]) >= 2
+            and not any(is_known_name(name) for name in header if name))
+
+
+def check_headings_row(header: Sequence[str], record: Sequence[str], row: int,
+                       header_row: int = HEADER_ROW) -> None:
+    """Refuse (FileRefused) column names written over two rows (联系人 over 决策人 and 使用人):
+    the row after the column names holds only column names, two or more. Read as a row, it
+    would give a row of missing values."""
     below = [name for name in map(clean_cell, record) if name]
     known_below = [name for name in below if is_known_name(name)]
-    if len(known_below) < 2:
+    if len(known_below) < 2 or len(known_below) < len(below):
         return
-    if any(is_known_name(name) for name in named):
-        if len(known_below) < len(below):
-            return
-        raise FileRefused(N_(
-            "Row %(row)d holds more column names (%(names)s), as a header over two rows: bidhub "
-            "reads the column names from the first row only. Write each column's name in row 1, "
-            "delete row %(row)d and import the file again.",
-            names=Joined([f"“{name[:60]}”" for name in below[:5]], COMMA), row=row))
+    if not any(is_known_name(name) for name in header if name):
+        return  # headings over groups of columns: `split_header` skips such a row
     raise FileRefused(N_(
-        "Row 1 holds %(names)s above the column names in row %(row)d, as headings over groups "
-        "of columns: bidhub reads the column names from the first row. Delete row 1 and import "
-        "the file again.", names=Joined([f"“{name[:60]}”" for name in named[:5]], COMMA),
-        row=row))
+        "Row %(row)d holds more column names (%(names)s), as a header over two rows: bidhub "
+        "reads the column names from one row. Write each column's name in row %(header)d, "
+        "delete row %(row)d and import the file again.",
+        names=Joined([f"“{name[:60]}”" for name in below[:5]], COMMA), row=row,
+        header=header_row))
+
+
+@dataclass(frozen=True)
+class SplitHeader:
+    """The start of a file as `split_header` reads it."""
+
+    header_row: int
+    header: list[str]  # cells cleaned
+    rows_above: tuple[tuple[int, str], ...]  # skipped: (row, its text)
+    first_row: tuple[int, list[str]] | None  # the record after the header, if any
+
+
+def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
+    """The column names of numbered records that are not blank, and the rows above them that
+    are skipped: up to MAX_ROWS_ABOVE rows of one cell that is no column name (a title, the
+    lines an export adds under it), then a row of headings over groups of columns if the row
+    below it holds the column names (`are_group_headings`). The header is the first row left;
+    blank rows above it do not count. FileRefused when no row holds column names."""
+    above: list[tuple[int, str]] = []
+    for number, record in records:
+        header = [clean_cell(cell) for cell in record]
+        text = lone_cell(header, cleaned=True)
+        if text is not None and not is_known_name(text):
+            if len(above) == MAX_ROWS_ABOVE:
+                raise FileRefused(too_many_rows_above(above))
+            above.append((number, text[:NOTE_SHOWN]))
+            continue
+        following = next(records, None)
+        if following is not None:
+            cleaned = [clean_cell(cell) for cell in following[1]]
+            if are_group_headings(header, cleaned):
+                above.append((number, "、".join(name[:NOTE_SHOWN] for name in header if name)))
+                number, header, following = following[0], cleaned, next(records, None)
+        check_header(header, number)
+        return SplitHeader(number, header, tuple(above), following)
+    if above:
+        raise FileRefused(N_(
+            "bidhub found no column names: each row with anything in it holds a single cell, "
+            "as a title does (row %(row)d: “%(title)s”). Put the column names in one row above "
+            "the rows and import the file again.", row=above[0][0], title=above[0][1]))
+    raise FileRefused(N_("The file is empty."))
+
+
+def too_many_rows_above(above: Sequence[tuple[int, str]]) -> Text:
+    return N_("Rows %(first)d to %(last)d each hold a single cell, as a title does (row "
+              "%(first)d: “%(title)s”), and bidhub skips at most %(most)d such rows above the "
+              "column names. Delete the rows above the column names and import the file "
+              "again.", first=above[0][0], last=above[-1][0], title=above[0][1],
+              most=MAX_ROWS_ABOVE)
 
 
 def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
-    """The header row and the number of data rows of numbered records; FileRefused when the
-    first row holds no column names or no row follows it."""
-    header: list[str] | None = None
-    title: str | None = None
+    """The header row (`split_header`) and the number of data rows of numbered records that are
+    not blank; FileRefused when no row holds column names or no row follows them."""
+    records = iter(records)
+    start = split_header(records)
+    header = start.header
     rows_total = 0
     trailing: list[int] = []
     candidates: list[list[str]] = []
+    if start.first_row is not None:
+        records = itertools.chain([start.first_row], records)
     for number, record in records:
-        if header is None:
-            if number != HEADER_ROW:
-                raise FileRefused(blank_rows_above(number))
-            header = [clean_cell(cell) for cell in record]
-            title = lone_title(header)
-            if title is None:
-                check_header(header)
-            continue
-        if title is not None:
-            raise FileRefused(title_row(title, number))
         if not rows_total:
-            check_headings_row(header, record, number)
+            check_headings_row(header, record, number, start.header_row)
         rows_total += 1
         if len(candidates) < MAX_TOTALS_CANDIDATES and may_be_totals(record):
             candidates.append([clean_cell(cell) for cell in record])
@@ -1933,14 +1980,11 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
             trailing.clear()
         elif len(trailing) <= MAX_NOTE_ROWS:  # one more than notes may be: too many
             trailing.append(number)
-    if header is not None and title is not None:
-        raise FileRefused(title_row(title))
-    if header is None:
-        raise FileRefused(N_("The file is empty."))
     if not rows_total:
         raise FileRefused(N_("The file has column names but no rows."))
     return FileShape(header, rows_total, tuple(candidates),
-                     tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else ())
+                     tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else (),
+                     start.header_row, start.rows_above)
 
 
 def rows_to_store(kind: str, shape: FileShape, columns: Mapping[str, str]) -> int:
@@ -2170,7 +2214,8 @@ class RowReader:
 
     def __init__(self, kind: str, header: Sequence[str], limits: UploadLimits | None = None,
                  mapping: Mapping[str, str | None] | None = None, *,
-                 width_checked: bool = False, day_zero: date = EXCEL_DAY_ZERO) -> None:
+                 width_checked: bool = False, day_zero: date = EXCEL_DAY_ZERO,
+                 header_row: int = HEADER_ROW) -> None:
         self.limits = limits or default_limits()
         # Serial numbers of days count from here: a workbook's own date system (1900 or 1904).
         self.day_zero = day_zero
@@ -2180,9 +2225,9 @@ class RowReader:
             raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                                  kind=kind, kinds=", ".join(KINDS)))
         self.kind = kind
-        self.parsed = Parsed(kind=kind)
+        self.parsed = Parsed(kind=kind, header_row=header_row)
         header = [clean_cell(cell) for cell in header]
-        check_header(header)
+        check_header(header, header_row)
         self.header = header
         if mapping is None:
             self.positions = column_positions(kind, header, self.parsed, self.limits)
@@ -2297,40 +2342,15 @@ def known_header_keys() -> frozenset[str]:
                      for name in (column.name, *column.headers))
 
 
-def lone_title(header: Sequence[str]) -> str | None:
-    """The title a header row holds in place of column names, if it holds a single name (every
-    kind has two required columns or more) that is no column name bidhub knows:
-    "2026年11月客户清单" merged across the sheet, as exports have."""
-    named = [name for name in header if name]
-    if len(named) == 1 and header_key(named[0]) not in known_header_keys():
-        return named[0]
-    return None
-
-
-def title_row(title: str, next_row: int | None = None) -> Text:
-    """Why a file whose first row is a title is refused; naming the row its content goes on in
-    when blank rows come between."""
-    if next_row is not None and next_row > HEADER_ROW + 1:
-        return N_("The first row holds only “%(title)s”, and the next row with anything in it "
-                  "is row %(row)d: bidhub reads the column names from the first row. Delete the "
-                  "rows above the column names and import the file again.",
-                  title=title[:60], row=next_row)
-    return N_("The first row holds only “%(title)s”: bidhub reads the column names from the "
-              "first row. Delete the title row above the column names and import the file "
-              "again.", title=title[:60])
-
-
-def check_header(header: Sequence[str]) -> None:
-    """Refuse a header row holding a control character (FileRefused), naming the column; and
-    one holding a title (lone_title) in place of the column names."""
-    if (title := lone_title(header)) is not None:
-        raise FileRefused(title_row(title))
+def check_header(header: Sequence[str], header_row: int = HEADER_ROW) -> None:
+    """Refuse a header row (in row `header_row`) holding a control character (FileRefused),
+    naming the cell."""
     for index, name in enumerate(header):
         found = CONTROL.search(name or "")
         if found is not None:
             raise FileRefused(N_(
-                "Row 1, column %(column)s: the column name holds a control character "
-                "(%(code)s). Remove it and import the file again.",
+                "Row %(row)d, column %(column)s: the column name holds a control character "
+                "(%(code)s). Remove it and import the file again.", row=header_row,
                 column=column_letters(index), code=f"U+{ord(found.group()):04X}"))
 
 
@@ -2354,44 +2374,30 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
     checked by `check_mapping`), by it, and other columns are ignored.
     """
     limits = limits or default_limits()
-    records = [[(cell or "").strip() for cell in record] for record in records]
     if kind not in COLUMNS:
         raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                              kind=kind, kinds=", ".join(KINDS)))
-    data_records = checked_data_records(records, limits)
-    reader = RowReader(kind, records[0], limits, mapping, width_checked=width_checked)
+    numbered = [(number, cleaned) for number, record in enumerate(records, start=1)
+                if any(cleaned := [(cell or "").strip() for cell in record])]
+    shape = file_shape(numbered)
+    if shape.rows_total > limits.max_rows:
+        raise FileRefused(too_many_rows(limits))
+    reader = RowReader(kind, shape.header, limits, mapping, width_checked=width_checked,
+                       header_row=shape.header_row)
     parsed = reader.parsed
-    parsed.rows_total = sum(1 for record in data_records if any(record))
+    parsed.rows_total = shape.rows_total
+    parsed.rows_above = list(shape.rows_above)
     if parsed.problems:
         return parsed
-    for offset, record in enumerate(data_records):
-        row = reader.read(offset + 2, record)
-        if row is not None:
-            parsed.rows.append(row)
+    for number, record in numbered:
+        if number > shape.header_row:
+            row = reader.read(number, record)
+            if row is not None:
+                parsed.rows.append(row)
     reader.finish()
     reader.problems.finish()
     parsed.problems, parsed.problems_not_kept = reader.problems.kept, reader.problems.more
     return parsed
-
-
-def checked_data_records(records: list[list[str]], limits: UploadLimits) -> list[list[str]]:
-    """The records after the header, once the file's shape is acceptable (trailing blanks cut)."""
-    while records and not any(records[-1]):
-        records.pop()
-    header_index = next((index for index, record in enumerate(records) if any(record)), None)
-    if header_index is None:
-        raise FileRefused(N_("The file is empty."))
-    if header_index != 0:
-        raise FileRefused(blank_rows_above(header_index + 1))
-    data_records = records[1:]
-    if not any(any(record) for record in data_records):
-        raise FileRefused(N_("The file has column names but no rows."))
-    number, first = next((number, record) for number, record in enumerate(data_records, start=2)
-                         if any(record))
-    check_headings_row([clean_cell(cell) for cell in records[0]], first, number)
-    if sum(1 for record in data_records if any(record)) > limits.max_rows:
-        raise FileRefused(too_many_rows(limits))
-    return data_records
 
 
 def column_positions(kind: str, header: list[str], parsed: Parsed,
@@ -2401,7 +2407,7 @@ def column_positions(kind: str, header: list[str], parsed: Parsed,
     repeated = repeated_headers(header)
     for name, indexes in repeated.items():
         if plain_key(name) in mapping:
-            parsed.problems.append(Problem(HEADER_ROW, name, name, repeated_header(name, indexes)))
+            parsed.problems.append(Problem(parsed.header_row, name, name, repeated_header(name, indexes)))
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
         if not name:
@@ -2412,7 +2418,7 @@ def column_positions(kind: str, header: list[str], parsed: Parsed,
         elif column.name in positions:
             if name not in repeated:
                 first = positions[column.name]
-                parsed.problems.append(Problem(HEADER_ROW, name, name, N_(
+                parsed.problems.append(Problem(parsed.header_row, name, name, N_(
                     "The columns '%(first)s' (%(first_letters)s) and '%(column)s' "
                     "(%(letters)s) both read as '%(field)s', so bidhub cannot tell which to "
                     "read. Remove or rename one of them, and import the file again.",
@@ -2430,7 +2436,7 @@ def mapped_positions(kind: str, header: list[str], mapping: Mapping[str, str | N
     """Field -> column index by a confirmed mapping; columns it leaves out are ignored."""
     check = check_mapping(kind, header, mapping)
     for error in check.errors:
-        parsed.problems.append(Problem(HEADER_ROW, "", "", error))
+        parsed.problems.append(Problem(parsed.header_row, "", "", error))
     positions: dict[str, int] = {}
     for index, name in enumerate(header):
         if not name:
@@ -2458,11 +2464,11 @@ def finish_positions(kind: str, header: list[str], positions: dict[str, int], pa
             except BadValue as error:
                 parsed.units[column.name] = 1
                 if all(str(problem.reason) != str(error) for problem in parsed.problems):
-                    parsed.problems.append(Problem(HEADER_ROW, name, name, error.message))
+                    parsed.problems.append(Problem(parsed.header_row, name, name, error.message))
         if (column.required and column.name not in positions
                 and not (column.name == "username" and parsed.generated_usernames)):
             names = " / ".join(filter(None, (column.name, column.chinese)))
-            parsed.problems.append(Problem(HEADER_ROW, names, "",
+            parsed.problems.append(Problem(parsed.header_row, names, "",
                                            N_("This required column is missing.")))
     parsed.columns = [column.name for column in COLUMNS[kind] if column.name in positions]
     if parsed.generated_usernames:
@@ -2671,7 +2677,8 @@ def shown_value(value: Any) -> str:
 
 def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[str, str],
                  count: int, day_zero: date = EXCEL_DAY_ZERO,
-                 notes_below: Collection[int] = ()) -> list[PreviewRow]:
+                 notes_below: Collection[int] = (), header_row: int = HEADER_ROW
+                 ) -> list[PreviewRow]:
     """The first `count` data rows read by `columns` (file column -> field), cell by cell;
     serial numbers of days counted from `day_zero`; the rows numbered in `notes_below` (notes
     below the table: FileShape) left out, as totals rows are."""
@@ -2689,7 +2696,7 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
             break
         formulas = unsaved_formulas(record, positions)
         given, record = record, [clean_cell(cell) for cell in record]
-        number = offset + 2
+        number = header_row + 1 + offset
         if not any(record) or number in notes_below or totals.word(record) is not None:
             continue
         for index in formulas.values():

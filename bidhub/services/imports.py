@@ -44,7 +44,6 @@ from bidhub.domain.imports import (
     EAST_ASIAN_DATE_FORMATS,
     EXCEL_1904_DAY_ZERO,
     EXCEL_DAY_ZERO,
-    HEADER_ROW,
     KINDS,
     NOT_A_WORKBOOK,
     ColumnMatch,
@@ -158,6 +157,7 @@ class ImportResult:
     warnings: list[Problem] = field(default_factory=list)
     totals_rows: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, word)
     note_rows: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, text)
+    rows_above: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, text)
 
     @property
     def refused(self) -> bool:
@@ -410,14 +410,18 @@ class FileSource:
         return numbered_records(rows, limits)
 
     def head(self, count: int) -> list[list[str]]:
-        """The header and the first `count` data rows, blank rows kept in their places."""
+        """The header and the first `count` data rows after it, blank rows kept in their
+        places: the record at index i is in row `shape.header_row` + i."""
+        header_row = self.shape.header_row
         records: list[list[str]] = []
         for number, record in self.records():
-            if len(records) and number > HEADER_ROW and count <= 0:
+            if number < header_row:
+                continue
+            if records and count <= 0:
                 break
-            records.extend([[]] * (number - 1 - len(records)))
+            records.extend([[]] * (number - header_row - len(records)))
             records.append(record)
-            count -= number > HEADER_ROW
+            count -= number > header_row
         return records
 
 
@@ -505,7 +509,8 @@ def propose_mapping(
         columns={column: name for column, name in columns.items() if name},
         acknowledged=acknowledged, check=check,
         preview=preview_rows(kind, source.head(PREVIEW_ROWS), check.columns, PREVIEW_ROWS,
-                             source.day_zero, source.shape.notes_below),
+                             source.day_zero, source.shape.notes_below,
+                             source.shape.header_row),
         rows_total=rows_to_store(kind, source.shape, check.columns),
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
@@ -604,9 +609,10 @@ def import_file(
         if mapping is not None and columns is not None:
             to_save = (headers, columns, acknowledged)
         reader = RowReader(kind, headers, limits, columns, width_checked=source.delimited,
-                           day_zero=source.day_zero)
+                           day_zero=source.day_zero, header_row=source.shape.header_row)
         parsed = reader.parsed
         parsed.rows_total = source.rows_total
+        parsed.rows_above = list(source.shape.rows_above)
     refused_file = False
     counts = {"added": 0, "updated": 0, "unchanged": 0}
     try:
@@ -644,7 +650,8 @@ def import_file(
                                           if used is not None else ""),
                         warnings=[] if refused_file else warnings[:limits.max_problems],
                         totals_rows=list(parsed.totals_rows),
-                        note_rows=list(parsed.note_rows), **counts)
+                        note_rows=list(parsed.note_rows), rows_above=list(parsed.rows_above),
+                        **counts)
 
 
 class _ImportRefused(Exception):
@@ -700,7 +707,7 @@ def _apply_rows(
 def file_rows(source: FileSource, reader: RowReader) -> Iterator[Row]:
     """The file's rows without problems, typed, as the file is read."""
     for number, record in source.records():
-        if number == HEADER_ROW:
+        if number <= source.shape.header_row:
             continue
         row = reader.read(number, record)
         if row is not None:
@@ -729,6 +736,8 @@ def _record_run(
                                             for row, word in parsed.totals_rows],
                             "note_rows": [{"row": row, "text": text}
                                           for row, text in parsed.note_rows],
+                            "rows_above": [{"row": row, "text": text}
+                                           for row, text in parsed.rows_above],
                             "warnings": [warning.as_dict()
                                          for warning in warnings[:limits.max_problems]]},
                     started_at=now, finished_at=now)
@@ -1095,7 +1104,7 @@ class AccountImporter(Importer):
         if index is None or not is_postgresql(self.session):
             return
         external_ids = {value for number, record in source.records()
-                        if number != HEADER_ROW and index < len(record)
+                        if number > source.shape.header_row and index < len(record)
                         and (value := clean_cell(record[index]))}
         account_ids: set[int] = set()
         for part in chunks(external_ids):
