@@ -127,7 +127,8 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
 @click.option("--branch", "branch_code", default=None,
               help="Branch code or name (required for reps).")
 @click.option("--hired-on", type=click.DateTime(["%Y-%m-%d"]), default=None)
-@click.password_option()
+@click.option("--password", default=None,
+              help="The user's password; asked for (twice, hidden) when not given.")
 @with_current_schema
 def create_user_command(username, display_name, role, branch_code, hired_on, password) -> None:
     """Create a user, for example the first admin."""
@@ -135,6 +136,8 @@ def create_user_command(username, display_name, role, branch_code, hired_on, pas
     from bidhub.services.branches import find_branch
     from bidhub.services.users import create_user
 
+    if password is None:  # asked here, once the database is known to be usable
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     session = get_session()
     branch_id = None
     if branch_code:

@@ -93,6 +93,30 @@ def test_a_command_on_a_database_nobody_set_up_says_to_run_init_and_writes_nothi
     assert table_names(empty_database_url) == []
 
 
+def test_create_user_asks_for_no_password_on_a_database_nobody_set_up(empty_database_url,
+                                                                      tmp_path):
+    app = app_on(empty_database_url, tmp_path)
+    result = app.test_cli_runner().invoke(args=["create-user", "--username", "boss", "--name",
+                                                "Boss"], input="a-long-password\n" * 2)
+    engine_of(app).dispose()
+    assert result.exit_code == 1, result.output
+    assert "Password" not in result.output
+    assert "is not set up for bidhub yet: run `bidhub init`" in result.output
+
+
+def test_create_user_asks_for_the_password_twice_when_it_is_not_given(database_url, tmp_path):
+    app = app_on(database_url, tmp_path)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["create-user", "--username", "boss", "--name", "Boss"],
+                           input="a-long-password\nanother-password\na-long-password\n"
+                                 "a-long-password\n")
+    engine_of(app).dispose()
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Password: ") == 2
+    assert "Error: The two entered values do not match." in result.output
+    assert "Created admin 'boss'." in result.output
+
+
 def test_a_database_a_release_has_not_migrated_names_both_migrations_until_init_runs(
         database_url, tmp_path):
     before = previous_revision()
