@@ -116,8 +116,7 @@ def test_a_column_naming_the_account_or_rep_by_name_is_suggested_below_an_id_col
     assert (both["客户编号"], both["客户名称"]) == ("account", None)
     assert (both["所属销售"], both["销售姓名"]) == ("rep", None)
     assert suggested("accounts", "客户编号,客户名称,销售姓名")["销售姓名"] == "owner"
-    # Incidents name their account by id only: a name column is not offered for it.
-    assert suggested("incidents", "事件编号,客户名称")["客户名称"] is None
+    assert suggested("incidents", "事件编号,客户名称")["客户名称"] == "account"
 
 
 def test_full_width_brackets_letters_and_spaces_do_not_matter():

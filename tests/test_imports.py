@@ -1210,10 +1210,10 @@ def test_a_branch_written_as_exports_write_it_is_that_branch(session, loaded, ru
     assert result.unchanged == 5 and counts(session) == before
 
 
-def opportunities_with_accounts_named(session) -> str:
-    """The opportunities sample with each account written as its name (北京智联科技有限公司)."""
+def with_accounts_named(session, kind: str) -> str:
+    """The kind's sample with each account written as its name (北京智联科技有限公司)."""
     names = dict(session.execute(select(Account.external_id, Account.name)).all())
-    lines = sample_text("opportunities").splitlines()
+    lines = sample_text(kind).splitlines()
     rows = []
     for record in csv.reader(lines[1:]):
         record[1] = names[record[1]]
@@ -1223,32 +1223,53 @@ def opportunities_with_accounts_named(session) -> str:
     return "\r\n".join([lines[0], *rows]) + "\r\n"
 
 
-def test_an_opportunitys_account_named_by_a_name_only_one_account_has_is_that_account(
-        session, loaded, run_import):
+@pytest.mark.parametrize("kind", ["opportunities", "incidents"])
+def test_an_account_named_by_a_name_only_one_account_has_is_that_account(
+        session, loaded, run_import, kind):
     before = counts(session)
-    result = run_import("opportunities", opportunities_with_accounts_named(session))
+    result = run_import(kind, with_accounts_named(session, kind))
     assert (result.status, result.problems) == ("imported", [])
-    assert result.unchanged == len(sample_text("opportunities").splitlines()) - 1
+    assert result.unchanged == len(sample_text(kind).splitlines()) - 1
     assert counts(session) == before
 
 
+@pytest.mark.parametrize("kind", ["opportunities", "incidents"])
 def test_an_account_name_two_accounts_share_is_refused_naming_their_ids(session, loaded,
-                                                                        run_import):
-    text = opportunities_with_accounts_named(session)
-    first = session.scalars(select(Account).where(Account.external_id == "KA-2001")).one()
+                                                                        run_import, kind):
+    text = with_accounts_named(session, kind)
+    first = session.scalars(select(Account).where(
+        Account.external_id == sample_text(kind).splitlines()[1].split(",")[1])).one()
     session.add(Account(external_id="KA-2999", name=first.name, industry=first.industry,
                         ownership_type=first.ownership_type, branch_id=first.branch_id,
                         annual_value_yuan=1, created_at=first.created_at))
     session.commit()
     before = counts(session)
-    result = run_import("opportunities", text)
+    result = run_import(kind, text)
     assert_refused_without_writes(session, before, result)
-    assert [(problem.column, problem.value, str(problem.reason)) for problem in result.problems
-            ] == [("account", first.name, f"2 accounts are named {first.name} (external ids "
-                   "KA-2001, KA-2999): write the account's external id instead.")]
-    result = run_import("opportunities", text.replace(first.name, "没有这家公司"))
-    assert [str(problem.reason) for problem in result.problems] == [
-        "No account with this external id or name."]
+    assert {(problem.column, problem.value, str(problem.reason))
+            for problem in result.problems} == {
+        ("account", first.name, f"2 accounts are named {first.name} (external ids "
+         f"{first.external_id}, KA-2999): write the account's external id instead.")}
+    result = run_import(kind, text.replace(first.name, "没有这家公司"))
+    assert {str(problem.reason) for problem in result.problems} == {
+        "No account with this external id or name."}
+
+
+def test_a_new_incident_naming_its_account_keeps_the_won_deal_rule(session, loaded,
+                                                                   run_import):
+    """An account named by its name is the account: its recent won deal (OPP-3001, KA-2001)
+    still refuses a new incident on it, as it does when the file gives the account's id."""
+    by_id = sample_text("incidents").replace("INC-4001,KA-2002", "INC-4901,KA-2001")
+    name = session.scalars(select(Account.name).where(Account.external_id == "KA-2001")).one()
+    refusals = []
+    for text in (by_id, by_id.replace("INC-4901,KA-2001", f"INC-4901,{name}")):
+        result = run_import("incidents", text)
+        assert result.status == "refused"
+        refusals.append([(problem.row, problem.column, str(problem.reason))
+                         for problem in result.problems])
+    assert refusals[0] == refusals[1]
+    assert [(row, column) for row, column, _reason in refusals[0]] == [(2, "account")]
+    assert "placed an order with us" in refusals[0][0][2]
 
 
 # --- notes an export writes below its table ----------------------------------------------------

@@ -942,17 +942,16 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-# Headers that name what a field may be written as in place of an id: an opportunity's
-# account by the account's name, a rep by the rep's name (the import looks a value no
+# Headers that name what a field may be written as in place of an id: an opportunity's or
+# an incident's account by the account's name, a rep by the rep's name (the import looks a value no
 # account or rep has as its id up as a name, when only one has it). Suggested below every
 # synonym (NAME_SYNONYM_SCORE), so that a column holding the id keeps the field when the
 # file has both.
+_ACCOUNT_NAMES = ("客户名称", "客户名", "客户全称", "所属客户", "公司名称", "企业名称", "单位名称",
+                  "customer name", "account name", "company name", "customer", "company")
 NAME_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
-    ImportKind.OPPORTUNITIES: {
-        "account": ("客户名称", "客户名", "客户全称", "所属客户", "公司名称", "企业名称",
-                    "单位名称", "customer name", "account name", "company name", "customer",
-                    "company"),
-    },
+    ImportKind.OPPORTUNITIES: {"account": _ACCOUNT_NAMES},
+    ImportKind.INCIDENTS: {"account": _ACCOUNT_NAMES},
 }
 _REP_NAMES = ("销售姓名", "销售人员姓名", "销售代表姓名", "负责人姓名", "负责销售姓名",
               "所属销售姓名", "客户经理姓名", "跟进人姓名", "rep name", "sales rep name",

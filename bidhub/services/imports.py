@@ -797,6 +797,9 @@ class Importer:
         # Reps whose CRM rows this import adds, changes or removes: their stored track-record
         # snapshots are forgotten in the same transaction (bulk statements pass no ORM event).
         self.touched_reps: set[int] = set()
+        # Values no account has as its id, by the ids (and external ids) of the accounts with
+        # that name: exports that name the account (北京智联科技有限公司) rather than its id.
+        self.accounts_named: dict[str, list[tuple[int, str]]] = {}
         self.session = session
         self.actor_id = actor_id
         self.columns = columns
@@ -930,12 +933,32 @@ class Importer:
                                    lambda account: account.external_id, part))
         return found
 
-    def account(self, row: Row, column: str = "account") -> Account:
-        account = self.accounts.get(id_key(row.values[column]))
-        if account is None:
-            raise RowProblem(row, column, row.values[column],
-                             N_("No account with this external id."))
-        return account
+    def remember_account_names(self, values: Iterable[str]) -> None:
+        """Look values no account has as its id up as account names, exactly as written, each
+        once per import (`accounts_named`)."""
+        unnamed = [value for value in dict.fromkeys(values) if value not in self.accounts_named]
+        for part in chunks(unnamed):
+            for value in part:
+                self.accounts_named[value] = []
+            for name, account_id, external_id in self.session.execute(
+                    select(Account.name, Account.id, Account.external_id)
+                    .where(one_of(self.session, Account.name, part))
+                    .order_by(Account.external_id)):
+                self.accounts_named[name].append((account_id, external_id or ""))
+
+    def account_named(self, row: Row, column: str = "account") -> int:
+        """The account whose name a row gives in place of its id, if only one account has it
+        (`remember_account_names` looked it up)."""
+        value = row.values[column]
+        named = self.accounts_named.get(value, [])
+        if len(named) == 1:
+            return named[0][0]
+        if named:
+            raise RowProblem(row, column, value, N_(
+                "%(count)d accounts are named %(name)s (external ids %(ids)s): write the "
+                "account's external id instead.", count=len(named), name=value,
+                ids=Joined([external_id for _id, external_id in named], COMMA)))
+        raise RowProblem(row, column, value, N_("No account with this external id or name."))
 
     def optional(self, column: str, fields: dict[str, Any], value: Any,
                  name: str | None = None) -> None:
@@ -1347,9 +1370,6 @@ class OpportunityImporter(Importer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.known_accounts: dict[str, int] = {}
-        # Values no account has as its id, by the ids (and external ids) of the accounts with
-        # that name: exports that name the account (北京智联科技有限公司) rather than its id.
-        self.accounts_named: dict[str, list[tuple[int, str]]] = {}
 
     def apply_batch(self, rows: list[Row], problems: ProblemList) -> Iterator[str | None]:
         accounts = self.account_ids({row.values["account"] for row in rows})
@@ -1416,30 +1436,8 @@ class OpportunityImporter(Importer):
                 matching_ids(self.session, Account.external_id, part))).all()
             known.update({key: account.id for key, account in by_id_key(
                 found, lambda account: account.external_id, part).items()})
-        unnamed = [value for value in missing
-                   if id_key(value) not in known and value not in self.accounts_named]
-        for part in chunks(unnamed):
-            for value in part:
-                self.accounts_named[value] = []
-            for name, account_id, external_id in self.session.execute(
-                    select(Account.name, Account.id, Account.external_id)
-                    .where(one_of(self.session, Account.name, part))
-                    .order_by(Account.external_id)):
-                self.accounts_named[name].append((account_id, external_id or ""))
+        self.remember_account_names(value for value in missing if id_key(value) not in known)
         return known
-
-    def account_named(self, row: Row) -> int:
-        """The account whose name a row gives in place of its id, if only one account has it."""
-        value = row.values["account"]
-        named = self.accounts_named.get(value, [])
-        if len(named) == 1:
-            return named[0][0]
-        if named:
-            raise RowProblem(row, "account", value, N_(
-                "%(count)d accounts are named %(name)s (external ids %(ids)s): write the "
-                "account's external id instead.", count=len(named), name=value,
-                ids=Joined([external_id for _id, external_id in named], COMMA)))
-        raise RowProblem(row, "account", value, N_("No account with this external id or name."))
 
     def stored_opportunities(self, external_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The stored opportunities by id_key, their instants naive UTC (see naive)."""
@@ -1568,11 +1566,18 @@ class IncidentImporter(Importer):
     window, each with a due date counted from the sighting."""
 
     def prepare(self, rows: list[Row]) -> None:
-        self.accounts = self.load_accounts(row.values["account"] for row in rows)
+        values = [row.values["account"] for row in rows]
+        self.accounts = self.load_accounts(values)
+        self.remember_account_names(value for value in values
+                                    if id_key(value) not in self.accounts)
+        self.accounts_by_id = {account.id: account for account in self.accounts.values()}
+        named = {found[0][0] for found in self.accounts_named.values() if len(found) == 1}
+        for part in chunks(named - set(self.accounts_by_id)):
+            self.accounts_by_id.update((account.id, account) for account in self.session.scalars(
+                select(Account).where(Account.id.in_(part))))
         self.policy = accountability_policy()
-        self.won_deals = recent_won_deals(
-            self.session, [account.id for account in self.accounts.values()], self.now,
-            self.policy, self.zone)
+        self.won_deals = recent_won_deals(self.session, list(self.accounts_by_id), self.now,
+                                          self.policy, self.zone)
         self.incidents: dict[str, AccountabilityIncident] = {}  # by id_key
         for part in chunks({row.values["external_id"] for row in rows}):
             query = select(AccountabilityIncident).where(
@@ -1582,7 +1587,9 @@ class IncidentImporter(Importer):
 
     def apply(self, row: Row) -> str:
         values = row.values
-        account, rep = self.account(row), self.rep(row, "rep")
+        account = (self.accounts.get(id_key(values["account"]))
+                   or self.accounts_by_id[self.account_named(row)])
+        rep = self.rep(row, "rep")
         deal = self.won_deals.get(account.id)
         # The rule is about logging: an incident already in bidhub may still be updated.
         if deal is not None and id_key(values["external_id"]) not in self.incidents:
