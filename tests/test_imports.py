@@ -1313,6 +1313,64 @@ def test_notes_below_the_table_are_skipped_and_said_so(session, loaded, run_impo
     assert [skipped["row"] for skipped in run.report["note_rows"]] == rows
 
 
+SIGNED_BELOW = [["制表人：", "张三", "审核人：", "李四"], ["", "导出时间:", "2026-11-30 10:00"]]
+
+
+def with_rows_below(kind: str, records: list[list[str]]) -> tuple[str, list[int]]:
+    """The kind's sample with these records after its last row, and their numbers."""
+    lines = sample_text(kind).splitlines()
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(records)
+    return ("\r\n".join(lines) + "\r\n" + buffer.getvalue(),
+            list(range(len(lines) + 1, len(lines) + 1 + len(records))))
+
+
+@pytest.mark.parametrize("kind", ["branches", *ORDER])
+def test_labels_and_their_values_below_the_table_are_notes(session, loaded, run_import, kind):
+    """A sheet made for people is signed below its table, each label ending in a colon and its
+    value in the next cell (制表人： | 张三): read as a row it lacked every required value,
+    and the whole file was refused for its footer."""
+    before = counts(session)
+    text, rows = with_rows_below(kind, SIGNED_BELOW)
+    result = run_import(kind, text)
+    assert (result.status, result.problems, result.skipped) == ("imported", [], len(rows))
+    assert result.note_rows == [(rows[0], "制表人：张三 审核人：李四"),
+                                (rows[1], "导出时间:2026-11-30 10:00")]
+    assert counts(session) == before
+
+
+def test_a_labelled_row_with_rows_of_the_table_after_it_is_read_as_a_row(session, loaded,
+                                                                         run_import):
+    """In the middle of the table a row whose first cell ends with a colon is a row: held back
+    while it might be a note, it is read, and imported, once a row of the table follows."""
+    lines = sample_text("accounts").splitlines()
+    text = "\r\n".join([*lines[:2], "KA-2099：,西安某公司,互联网,民营,BJ,100000,,,,,,",
+                         *lines[2:]]) + "\r\n"
+    result = run_import("accounts", text)
+    assert (result.status, result.problems, result.note_rows) == ("imported", [], [])
+    assert result.added == 1
+    reload(session)
+    assert session.scalars(select(Account.name).where(
+        Account.external_id.like("KA-2099%"))).all() == ["西安某公司"]
+
+
+def test_a_totals_row_with_a_colon_is_a_totals_row_not_a_note(session, loaded, run_import):
+    text, rows = with_rows_below("reps", [["合计：", "5人"]])
+    result = run_import("reps", text)
+    assert (result.status, result.totals_rows, result.note_rows) == (
+        "imported", [(rows[0], "合计：")], [])
+
+
+def test_the_mapping_preview_counts_no_labelled_notes_among_the_rows(session, loaded, admin):
+    from bidhub.services.imports import propose_mapping
+
+    text, _rows = with_rows_below("reps", SIGNED_BELOW)
+    text = "导出时间：| 2026-11-30\r\n".replace("| ", ",") + text.replace("员工编号", "销售编号")
+    proposal = propose_mapping(session, "reps", "reps.csv", text.encode("utf-8-sig"))
+    assert proposal.rows_total == len(sample_text("reps").splitlines()) - 1
+    assert proposal.preview[0].number == 3
+
+
 def test_a_one_cell_row_with_rows_of_the_table_after_it_is_read_as_a_row(session, loaded,
                                                                          run_import):
     """In the middle of the table a one-cell row may be a row cut short: it is refused for what

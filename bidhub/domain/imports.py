@@ -214,7 +214,7 @@ class Parsed:
     problems_not_kept: int = 0  # problems beyond the report's limit, counted only
     # Totals rows skipped (row, the word that made it one), up to the report's limit.
     totals_rows: list[tuple[int, str]] = field(default_factory=list)
-    # Notes below the table skipped (row, its text), as `lone_cell` finds them.
+    # Notes below the table skipped (row, its text), as `note_text` finds them.
     note_rows: list[tuple[int, str]] = field(default_factory=list)
     header_row: int = HEADER_ROW  # the row the column names are in
     # Rows above the column names skipped (row, its text), as `split_header` finds them.
@@ -777,10 +777,12 @@ def may_be_totals(record: Sequence[str]) -> bool:
 
 
 # Notes an export writes below its table (导出人：张三 导出时间：2026-11-30, 注：金额单位为元,
-# 数据来源：CRM): rows of one cell after the last row of the table. Every kind needs two values
-# or more in a row, so such a row can never be imported; in the middle of the table it is read
-# as a row (and refused for what it lacks), since it may be a row cut short.
-MAX_NOTE_ROWS = 20  # a longer run of one-cell rows at the end is read as rows
+# 数据来源：CRM): rows of one cell after the last row of the table, or of labels ending in a
+# colon each followed by its value in the next cell (制表人： | 张三 | 审核人： | 李四), as
+# `note_text` finds them. In the middle of the table such a row is read as a row (and refused
+# for what it lacks), since it may be a row cut short.
+MAX_NOTE_ROWS = 20  # a longer run of such rows at the end is read as rows
+MAX_LABELLED_CELLS = 6  # the most cells a row of labels and their values holds
 NOTE_SHOWN = 60  # the characters of a note the report keeps
 # Rows above the column names that are skipped: a title merged across the sheet
 # (2026年11月客户清单), lines an export adds under it (导出时间：2026-11-28), each a row of one
@@ -788,6 +790,24 @@ NOTE_SHOWN = 60  # the characters of a note the report keeps
 # A:D, 归属 over E:G) right above them. More one-cell rows than this before any row of two
 # cells or more is a file with no column names.
 MAX_ROWS_ABOVE = 10
+
+
+def note_text(record: Sequence[str], *, cleaned: bool = False) -> str | None:
+    """The text of a record that reads as a note (a title above a table, a line below it): its
+    one cell holding anything (`lone_cell`), or its cells when the first ends with a colon, as
+    a label does, and it holds at most MAX_LABELLED_CELLS (制表人： | 张三 | 审核人： | 李四 reads
+    制表人：张三 审核人：李四); else None. A totals row (合计： | 5人) is no note."""
+    lone = lone_cell(record, cleaned=cleaned)
+    if lone is not None:
+        return lone
+    cells = [cell for cell in (record if cleaned else map(clean_cell, record)) if cell]
+    if (not 2 <= len(cells) <= MAX_LABELLED_CELLS or not cells[0].endswith((":", "："))
+            or is_totals_word(cells[0])):
+        return None
+    text = cells[0]
+    for before, cell in itertools.pairwise(cells):
+        text += cell if before.endswith((":", "：")) else " " + cell
+    return text
 
 
 def lone_cell(record: Sequence[str], *, cleaned: bool = False) -> str | None:
@@ -1869,7 +1889,7 @@ class FileShape:
     header: list[str]
     rows_total: int
     totals_candidates: tuple[list[str], ...] = ()
-    # The numbers of the one-cell rows after the table's last row (`lone_cell`): notes.
+    # The numbers of the rows after the table's last row that read as notes (`note_text`).
     notes_below: tuple[int, ...] = ()
     header_row: int = HEADER_ROW  # the row the column names are in, as Excel numbers it
     # The rows above the column names that were skipped: (row, its text), as `split_header`
@@ -1928,8 +1948,8 @@ def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
     above: list[tuple[int, str]] = []
     for number, record in records:
         header = [clean_cell(cell) for cell in record]
-        text = lone_cell(header, cleaned=True)
-        if text is not None and not is_known_name(text):
+        text = note_text(header, cleaned=True)
+        if text is not None and not any(is_known_name(name) for name in header if name):
             if len(above) == MAX_ROWS_ABOVE:
                 raise FileRefused(too_many_rows_above(above))
             above.append((number, text[:NOTE_SHOWN]))
@@ -1975,7 +1995,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         rows_total += 1
         if len(candidates) < MAX_TOTALS_CANDIDATES and may_be_totals(record):
             candidates.append([clean_cell(cell) for cell in record])
-        if lone_cell(record) is None:
+        if note_text(record) is None:
             trailing.clear()
         elif len(trailing) <= MAX_NOTE_ROWS:  # one more than notes may be: too many
             trailing.append(number)
@@ -2237,42 +2257,48 @@ class RowReader:
         self.problems = ProblemList(self.limits)
         self.seen_keys: dict[tuple[str, ...], dict[tuple[Any, ...], int]] = {
             key: {} for key in KEYS[kind]}
-        # One-cell rows not yet known to be below the table: (row, record as read and
-        # cleaned, its one cell).
+        # Rows that read as notes (`note_text`) not yet known to be below the table: (row,
+        # record as read and cleaned, its text).
         self.lone_rows: list[tuple[int, Sequence[str], list[str], str]] = []
         self.lone_rows_read = False  # more of them in a run than notes below a table make
 
-    def read(self, number: int, record: Sequence[str]) -> Row | None:
-        """The record's typed row, or None when it has problems (noted in `problems`) or is a
-        totals row or a note below the table (noted in `parsed` once `finish` knows)."""
+    def read(self, number: int, record: Sequence[str]) -> list[Row]:
+        """The typed rows this record completes, in file order: none while it may be a note
+        below the table (noted in `parsed` once `finish` knows); else those of the rows held
+        back as notes that it shows to be rows of the table, then its own unless it has
+        problems (noted in `problems`) or is a totals row."""
         cleaned = [clean_cell(cell) for cell in record]
         if not any(cleaned):
-            return None  # a blank row neither ends a run of one-cell rows nor is one
-        lone = lone_cell(cleaned, cleaned=True)
-        if lone is not None and not self.lone_rows_read:
-            self.lone_rows.append((number, record, cleaned, lone))
+            return []  # a blank row neither ends a run of notes nor is one
+        note = note_text(cleaned, cleaned=True)
+        if note is not None and not self.lone_rows_read:
+            self.lone_rows.append((number, record, cleaned, note))
             if len(self.lone_rows) > MAX_NOTE_ROWS:
-                self._read_lone_rows()
                 self.lone_rows_read = True
-            return None
-        if lone is None:
-            self._read_lone_rows()
+                return self._read_lone_rows()
+            return []
+        rows = []
+        if note is None:
+            rows = self._read_lone_rows()
             self.lone_rows_read = False
-        return self._read(number, record, cleaned)
+        row = self._read(number, record, cleaned)
+        return rows if row is None else [*rows, row]
 
     def finish(self) -> None:
-        """After the last record: the one-cell rows after the table's last row are notes below
-        it, skipped."""
+        """After the last record: the rows held back as notes after the table's last row are
+        notes below it, skipped."""
         for number, _record, _cleaned, text in self.lone_rows:
             if len(self.parsed.note_rows) < self.limits.max_problems:
                 self.parsed.note_rows.append((number, text[:NOTE_SHOWN]))
         self.lone_rows = []
 
-    def _read_lone_rows(self) -> None:
-        """One-cell rows a row of the table follows: rows cut short, refused as rows."""
-        for number, record, cleaned, _text in self.lone_rows:
-            self._read(number, record, cleaned)  # never a row: a kind needs two values or more
+    def _read_lone_rows(self) -> list[Row]:
+        """The rows held back as notes that a row of the table follows, read as rows (a row of
+        one cell is cut short and refused: every kind needs two values or more)."""
+        rows = [row for number, record, cleaned, _text in self.lone_rows
+                if (row := self._read(number, record, cleaned)) is not None]
         self.lone_rows = []
+        return rows
 
     def _read(self, number: int, given: Sequence[str], record: list[str]) -> Row | None:
         """The row of a record that is not blank (`given` as read, `record` cleaned)."""
@@ -2390,9 +2416,7 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
         return parsed
     for number, record in numbered:
         if number > shape.header_row:
-            row = reader.read(number, record)
-            if row is not None:
-                parsed.rows.append(row)
+            parsed.rows.extend(reader.read(number, record))
     reader.finish()
     reader.problems.finish()
     parsed.problems, parsed.problems_not_kept = reader.problems.kept, reader.problems.more

@@ -709,9 +709,7 @@ def file_rows(source: FileSource, reader: RowReader) -> Iterator[Row]:
     for number, record in source.records():
         if number <= source.shape.header_row:
             continue
-        row = reader.read(number, record)
-        if row is not None:
-            yield row
+        yield from reader.read(number, record)
 
 
 def _record_run(
