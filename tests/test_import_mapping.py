@@ -608,6 +608,27 @@ def test_the_upload_goes_to_the_mapping_step_and_confirming_imports(
     assert "Using the mapping saved on" in page and admin.display_name in page
 
 
+def test_the_mapping_step_says_which_rows_above_the_column_names_it_skips(
+        session, branches, admin, login_as, uploads):
+    client = login_as(admin)
+    data = ("2026年11月销售清单\r\n导出时间：,2026-11-28\r\n".encode("gbk")
+            + csv_of(REPS_HEADERS, REPS_ROWS, "gbk"))
+    response = upload(client, "reps", data, "销售.csv")
+    page = client.get(response.location).get_data(as_text=True)
+    assert "Row 1 (2026年11月销售清单) is above the column names and is skipped." in page
+    assert "Row 2 (导出时间：2026-11-28) is above the column names and is skipped." in page
+    assert list(form_of(page).values()) == ["external_id", "name", "branch", "hire_date",
+                                            "status"]
+    client.post("/language", data={"locale": "zh_CN", "next": response.location})
+    page = client.get(response.location).get_data(as_text=True)
+    assert "第 1 行（2026年11月销售清单）在列名上方，导入时跳过。" in page
+    response = client.post(response.location, data=form_of(page))
+    assert response.status_code == 303 and re.search(r"/admin/imports/\d+$", response.location)
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(User).where(
+        User.external_id.is_not(None))) == 3
+
+
 def test_a_similar_names_likeness_is_in_the_pages_brackets(session, branches, admin, login_as,
                                                          uploads):
     client = login_as(admin)

@@ -473,6 +473,8 @@ class MappingProposal:
     unmapped_important: list[MappingWarning] = field(default_factory=list)
     saved: ImportMapping | None = None
     saved_by: str = ""
+    # The rows above the column names the import skips: (row, its text).
+    rows_above: tuple[tuple[int, str], ...] = ()
 
 
 def propose_mapping(
@@ -514,7 +516,7 @@ def propose_mapping(
         rows_total=rows_to_store(kind, source.shape, check.columns),
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
-        saved_by=saved_by)
+        saved_by=saved_by, rows_above=source.shape.rows_above)
 
 
 def chosen_mapping(
