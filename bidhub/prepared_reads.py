@@ -16,19 +16,75 @@ see the statement (without an execution context: they are called with None), so 
 write tracking see it like any other. When the driver raises, the read runs again through
 SQLAlchemy, whose error handling (wrapping, `handle_error`, invalidating a lost connection)
 then decides. A statement whose SQL SQLAlchemy rewrites on each execution (expanding or
-literal-execute parameters) is refused when it is first compiled.
+literal-execute parameters) is refused when it is first compiled: `in_ids` asks for a list
+of ids with one parameter that keeps the SQL the same whatever the list's length.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Select
+from sqlalchemy import Boolean, CompoundSelect, Integer, Select, String, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.type_api import TypeDecorator
+from sqlalchemy.sql.visitors import InternalTraversal
+
+
+class IdList(TypeDecorator):
+    """A list of integer ids bound as one parameter: an integer array on PostgreSQL, a JSON
+    array on SQLite (read there with json_each)."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(Integer))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Iterable[int] | None, dialect: Dialect) -> Any:
+        ids = [int(each) for each in value or ()]
+        return ids if dialect.name == "postgresql" else json.dumps(ids)
+
+
+class _InIds(ColumnElement[bool]):
+    """`column` is one of the ids of the parameter `ids` (see `in_ids`)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition as it is: SQLite is not asked for "= 1"
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),
+                           ("ids", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement, ids: ColumnElement) -> None:
+        self.column, self.ids = column, ids
+
+
+@compiles(_InIds)
+def _in_json_array(element: _InIds, compiler: Any, **kw: Any) -> str:
+    # Compiled SQL of a column and a bound parameter: no value is written into the text.
+    return (f"{compiler.process(element.column, **kw)} IN "  # noqa: S608
+            f"(SELECT value FROM json_each({compiler.process(element.ids, **kw)}))")
+
+
+@compiles(_InIds, "postgresql")
+def _equals_any(element: _InIds, compiler: Any, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.ids, **kw)})"
+
+
+def in_ids(column: ColumnElement, name: str) -> ColumnElement[bool]:
+    """`column IN (the ids given as the parameter `name`)`, the list bound as one parameter
+    (`IdList`), so that the statement's SQL, and its plan on PostgreSQL, is the same for any
+    number of ids, where an expanding IN writes one parameter per id."""
+    return _InIds(column, bindparam(name, type_=IdList()))
 
 
 @dataclass

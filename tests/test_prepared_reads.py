@@ -12,8 +12,9 @@ from sqlalchemy.exc import DBAPIError, StatementError
 
 from bidhub.db import engine_of
 from bidhub.models import Bid, Branch, Listing, Role, User
-from bidhub.prepared_reads import PreparedRead
+from bidhub.prepared_reads import PreparedRead, in_ids
 from bidhub.services import browse
+from bidhub.services.flags import flag_input_params
 from bidhub.web.auth import USER_BY_SESSION_TOKEN, USER_WITH_BADGES_BY_SESSION_TOKEN
 
 
@@ -146,9 +147,9 @@ def test_the_round_pages_reads_give_sqlalchemys_rows(session, clock, make_rep, m
     from bidhub.models import DecisionKind, Round
     from bidhub.services import adjudication, rounds
 
-    manager = make_manager()
+    manager, holder = make_manager(), make_rep()
     bidders = [make_rep(name="王五"), make_rep()]
-    round_ = make_round(accounts=[make_account(owner=make_rep(), name="北方客户"),
+    round_ = make_round(accounts=[make_account(owner=holder, name="北方客户"),
                                   make_account(annual_value_yuan=0), make_account()])
     for listing in round_.listings[:2]:  # the third listing has no bid: the outer joins' NULLs
         for rep in bidders:
@@ -166,3 +167,34 @@ def test_the_round_pages_reads_give_sqlalchemys_rows(session, clock, make_rep, m
         assert fast == own and len(fast) == expected_rows
         assert [[type(value) for value in row] for row in fast] == [
             [type(value) for value in row] for row in own]
+    # The flags' and capacity checks' facts, with the winners' commitments and tied inputs.
+    bids = adjudication._SCORED_BIDS.all(connection, {"round_id": round_id})
+    params = {**flag_input_params(session.get(Round, round_id)),
+              "rep_ids": [holder.id] + [rep.id for rep in bidders], "tied_ids": [row[0] for row in bids]}
+    fast, own = both_ways(connection, adjudication._REVIEW_FACTS, params)
+    assert sorted(fast, key=repr) == sorted(own, key=repr)
+    assert [row[1:3] for row in fast if row[0] == "held"] == [(holder.id, 1)]
+    assert sorted(row[1] for row in fast if row[0] == "scored_inputs") == sorted(
+        row[0] for row in bids)
+
+
+def test_a_list_of_ids_is_one_parameter_whatever_its_length(app, session, make_user):
+    """in_ids matches exactly the ids given, none for an empty list, through the driver's
+    cursor and through SQLAlchemy, with the same SQL for every length."""
+    users_ = [make_user(Role.REP) for _ in range(4)]
+    read = PreparedRead(select(User.id).where(in_ids(User.id, "ids")).order_by(User.id))
+    sent = []
+
+    def before(_connection, _cursor, statement, *_args):
+        sent.append(statement)
+
+    engine = engine_of(app)
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        for ids in ([], [users_[2].id], [users_[3].id, users_[0].id, 10**9], [user.id for user in users_]):
+            fast, own = both_ways(session.connection(), read, {"ids": ids})
+            expected = sorted(set(ids) & {user.id for user in users_})
+            assert fast == own == [(user_id,) for user_id in expected]
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert len(sent) == 8 and len(set(sent)) == 1

@@ -64,7 +64,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
-from bidhub.prepared_reads import PreparedRead
+from bidhub.prepared_reads import PreparedRead, in_ids
 from bidhub.services import application_reviews
 from bidhub.services.audit import record_audit
 from bidhub.services.filings import check_reason
@@ -479,9 +479,9 @@ def review_round(session: Session, round_: Round, *,
     scored = tuple(_SCORED_BIDS.all(connection, {"round_id": round_.id}))
     # The rep and whether proposed: _SCORED_BIDS' second and last columns.
     winner_ids = sorted({row[1] for row in scored if row[-1]})
-    facts = tuple(map(tuple, connection.execute(_REVIEW_FACTS, {
+    facts = tuple(_REVIEW_FACTS.all(connection, {
         **flag_input_params(round_, zone), "rep_ids": winner_ids,
-        "tied_ids": lottery_candidates(rules, scored)}).all()))
+        "tied_ids": lottery_candidates(rules, scored)}))
     key = (round_.rule_set.text, listing_rows, scored, facts)
     reviews = _KEPT_REVIEWS.get(key)
     if reviews is None:
@@ -622,11 +622,11 @@ _UNAVAILABLE_BIDDERS = (
 # inputs, the proposed winners' commitments (the parameter `rep_ids`), the bidders who may no
 # longer receive accounts and the frozen inputs of the bids `lottery_candidates` names (the
 # parameter `tied_ids`), as (tag, bid id, NULL, NULL, inputs).
-_REVIEW_FACTS = union_all(
+_REVIEW_FACTS = PreparedRead(union_all(
     *FLAG_INPUT_PARTS, *commitment_parts(tag, NO_AT, NO_TEXT), _UNAVAILABLE_BIDDERS,
     select(tag(SCORED_INPUTS_ROW), BidScore.bid_id, cast(null(), Integer), NO_AT,
            cast(BidScore.inputs, String))
-    .where(BidScore.bid_id.in_(bindparam("tied_ids", expanding=True))))
+    .where(in_ids(BidScore.bid_id, "tied_ids"))))
 
 
 def lottery_candidates(rules: RuleSet, rows) -> list[int]:

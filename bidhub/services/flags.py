@@ -80,6 +80,14 @@ class BidFacts(NamedTuple):
 # its stored text: see `facts_of`).
 FACT_COLUMNS = (Bid.id, Bid.rep_id, User.branch_id, Bid.submitted_at,
                 cast(Bid.track_record, String).label("track_record"))
+
+
+def tag(kind: str):
+    """A constant text written in the SQL: the kind of a part of FLAG_INPUT_PARTS' shape
+    (its first column), or a value compared with."""
+    return literal_column(f"'{kind}'", String)
+
+
 # Built once: composing a statement costs more than running it on a round of this size.
 _FACTS = select(*FACT_COLUMNS).join(User, User.id == Bid.rep_id)
 _SCORED_IN_ROUND = (_FACTS.join(BidScore, BidScore.bid_id == Bid.id)
@@ -87,7 +95,8 @@ _SCORED_IN_ROUND = (_FACTS.join(BidScore, BidScore.bid_id == Bid.id)
                     .where(Listing.round_id == bindparam("round_id")))
 _SCORED_IN_LISTING = _SCORED_IN_ROUND.where(Listing.id == bindparam("listing_id"))
 _CRM_IMPORTS = (select(ImportRun.finished_at)
-                .where(ImportRun.kind.in_(TRACK_RECORD_IMPORT_KINDS),
+                # The kinds written in the SQL, so that the statement binds no list.
+                .where(ImportRun.kind.in_([tag(kind) for kind in TRACK_RECORD_IMPORT_KINDS]),
                        ImportRun.status == ImportStatus.IMPORTED,
                        ImportRun.finished_at.is_not(None))
                 .order_by(ImportRun.finished_at))
@@ -109,11 +118,6 @@ _LATEST_RECORD = (select(cast(_EARLIER.track_record, String))
 _NO_ID = cast(null(), Integer)
 NO_AT, NO_TEXT = cast(null(), ImportRun.finished_at.type), cast(null(), String)
 IMPORT_ROW, RESET_ROW, REFERENCE_ROW = "import", "reset", "reference"
-
-
-def tag(kind: str):
-    """The first column of a part of FLAG_INPUT_PARTS' shape: its kind, written in the SQL."""
-    return literal_column(f"'{kind}'", String)
 
 
 # The round's bidders whose password an admin set while the round was open (the audit event

@@ -42,6 +42,7 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
+from bidhub.prepared_reads import in_ids
 from bidhub.services.ledger import note_new_filing
 from bidhub.services.loss_reviews import review_losses
 
@@ -112,13 +113,12 @@ def lock_reps(session: Session, rep_ids: Iterable[int | None]) -> None:
 # Built once: composing them cost more than running them. Run through the session, which
 # flushes first, so that a use case's own unflushed changes are counted.
 _HELD = (select(Account.owner_id, func.count())
-         .where(Account.owner_id.in_(bindparam("rep_ids", expanding=True)))
+         .where(in_ids(Account.owner_id, "rep_ids"))
          .group_by(Account.owner_id))
 _PENDING = (select(Bid.rep_id, func.count(Decision.id))
             .join(Bid, Decision.bid_id == Bid.id)
             .join(Listing, Decision.listing_id == Listing.id)
-            .where(Listing.status == ListingStatus.DECIDED,
-                   Bid.rep_id.in_(bindparam("rep_ids", expanding=True)))
+            .where(Listing.status == ListingStatus.DECIDED, in_ids(Bid.rep_id, "rep_ids"))
             .group_by(Bid.rep_id))
 _PENDING_ELSEWHERE = _PENDING.where(
     Decision.listing_id.not_in(bindparam("excluded", expanding=True)))
