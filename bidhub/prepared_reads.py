@@ -195,13 +195,16 @@ class PreparedRead:
         made = []
         skips_nulls = compiled.processors_keep_null
         for row in rows:
-            # A row with only NULLs to convert stays as it is (the listings of a rep's list
-            # have no timestamps), where every processor gives None for None.
-            if skips_nulls and all(row[index] is None for index, _ in processors):
-                made.append(row)
-                continue
-            values_of_row = list(row)
+            # Where every processor gives None for None, a NULL is left as it is, and a row
+            # with only NULLs to convert stays the row fetched (the listings of a rep's list
+            # have no timestamps).
+            values_of_row = None
             for index, process in processors:
-                values_of_row[index] = process(values_of_row[index])
-            made.append(tuple(values_of_row))
+                value = row[index]
+                if value is None and skips_nulls:
+                    continue
+                if values_of_row is None:
+                    values_of_row = list(row)
+                values_of_row[index] = process(value)
+            made.append(row if values_of_row is None else tuple(values_of_row))
         return made
