@@ -237,6 +237,52 @@ def test_units_in_headers_are_read_however_the_header_writes_them(header, unit):
     assert header_unit(header) == unit
 
 
+@pytest.mark.parametrize("header", ["年度金额(分)", "金额（分）", "年度金额(单位:分)",
+                                    "年度金额(人民币分)", "年度金额【分】*", "Amount (fen)"])
+def test_a_column_in_fen_is_read_as_fen_not_as_yuan(header):
+    """A payment system's 金额(分) holds a hundredth of a yuan per unit: read as yuan, every
+    amount would be stored 100 times too large."""
+    from bidhub.domain.imports import FEN
+
+    assert header_unit(header) == FEN
+
+
+@pytest.mark.parametrize(("cell", "yuan"), [
+    ("123450", 1_235), ("123449", 1_234), ("123,450", 1_235), ("¥123,450", 1_235),
+    ("123450.00", 1_235), ("0", 0), ("49", 0), ("50", 1), ("１２３４５０", 1_235),
+    ("120万", 1_200_000), ("1,234元", 1_234), ("214748364749", 2**31 - 1)])
+def test_amounts_in_fen_are_stored_in_whole_yuan_rounded_half_up(cell, yuan):
+    """A cell that names its own unit (120万, 1,234元) is read in that unit, as in any column."""
+    from bidhub.domain.imports import FEN
+
+    assert parse_yuan(cell, FEN) == yuan
+
+
+@pytest.mark.parametrize(("cell", "reason"), [
+    ("12.5", "whole numbers"), ("abc", "Not an amount in fen"), ("-5", "Not an amount in fen"),
+    ("12,00", "group its digits by three"), ("214748364750", "Too large"),
+    ("9" * 40, "Too large"), ("USD 100", "Not an amount in fen")])
+def test_amounts_in_fen_that_are_not_whole_fen_are_refused(cell, reason):
+    from bidhub.domain.imports import FEN, BadValue
+
+    with pytest.raises(BadValue, match=reason):
+        parse_yuan(cell, FEN)
+
+
+@pytest.mark.parametrize(("header", "unit"), [
+    ("金额(角)", "角"), ("年度金额(cents)", "cents"), ("年度金额（毛）", "毛")])
+def test_other_fractions_of_a_yuan_are_refused_not_read_as_yuan(header, unit):
+    from bidhub.domain.imports import BadValue
+
+    with pytest.raises(BadValue, match=f"names the unit '{unit}'"):
+        header_unit(header)
+
+
+def test_fen_outside_brackets_is_part_of_a_name_not_a_unit():
+    """分摊金额 is an apportioned amount, in yuan."""
+    assert header_unit("分摊金额") == 1 and header_unit("分公司年度金额(万元)") == 10_000
+
+
 @pytest.mark.parametrize(("header", "unit"), [
     ("年度金额(美元)", "美元"), ("年度金额USD", "usd"), ("年度金额(万美元)", "万美元"),
     ("年度金额(万元,含税)", "万元,含税"),
@@ -272,6 +318,38 @@ def test_amounts_under_any_unit_header_are_stored_in_yuan(session, branches, adm
     unit = header_unit(header)
     assert session.scalar(select(Account.annual_value_yuan)) == 12 * unit // 10
     assert session.get(ImportRun, result.run_id).report["units"] == {"annual_value_yuan": unit}
+
+
+def test_an_accounts_file_in_fen_stores_whole_yuan_and_says_so(session, branches, admin,
+                                                                clock, login_as, uploads):
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    header = "年度金额(分)"
+    headers = ACCOUNT_HEADERS.replace("年度金额(万元)", header)
+    mapping = {**suggested("accounts", ACCOUNT_HEADERS), header: "annual_value_yuan"}
+    del mapping["年度金额(万元)"]
+    result = import_file(session, admin, "accounts", "accounts.csv",
+                         csv_of(headers, ["KA-1,北京智联科技,互联网,民营,BJ,12345650,S1001,",
+                                          "KA-2,上海云帆,制造,国企,BJ,\"1,234,549\",S1001,"]),
+                         valid_rows_only=False, now=clock(), mapping=mapping)
+    assert result.status == "imported", result.problems
+    reload(session)
+    assert dict(session.execute(select(Account.external_id, Account.annual_value_yuan)).all()) == {
+        "KA-1": 123_457, "KA-2": 12_345}
+    assert session.get(ImportRun, result.run_id).report["units"] == {"annual_value_yuan": 0.01}
+    report = page_text(login_as(admin).get(f"/admin/imports/{result.run_id}", headers=CHINESE)
+                       .get_data(as_text=True))
+    assert "年度金额已按分读取，并四舍五入存为整元。" in report
+
+
+def test_the_mapping_step_says_a_column_in_fen_is_rounded_to_yuan(session, branches, admin,
+                                                                  login_as, uploads):
+    client = login_as(admin)
+    accounts = csv_of("客户编号,客户名称,行业,企业性质,所属分公司,年度金额(分)",
+                      ["KA-1,甲公司,互联网,私企,BJ,123450"])
+    mapping = client.get(upload(client, "accounts", accounts).location, headers=CHINESE)
+    assert "年度金额按分读取，四舍五入存为整元：文件中的 123,450 将存为 1,235 元。" in page_text(
+        mapping.get_data(as_text=True))
 
 
 def test_a_file_whose_amount_column_names_an_unknown_unit_is_not_imported(session, branches,

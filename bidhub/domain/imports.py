@@ -23,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from functools import cache, lru_cache
 from typing import Any
 
@@ -208,7 +209,7 @@ class Parsed:
     columns: list[str] = field(default_factory=list)  # canonical names present in the file
     # The file's column -> the field it was read into, and the unit of each amount read.
     mapping: dict[str, str] = field(default_factory=dict)
-    units: dict[str, int] = field(default_factory=dict)
+    units: dict[str, Unit] = field(default_factory=dict)
     generated_usernames: bool = False  # reps: usernames made from the employee ids
     rows_total: int = 0
     problems_not_kept: int = 0  # problems beyond the report's limit, counted only
@@ -456,9 +457,17 @@ AMOUNT_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?: \d{3})+(?:
 GROUPED_BADLY = re.compile(r"(?=.*\d[, ]\d)(?!(?:" + AMOUNT_GROUPED.pattern + r")$)[\d, .]+")
 
 
-def parse_yuan(value: str, unit: int = 1) -> int:
+# The unit of a column of amounts in 分 (fen), a hundredth of a yuan, as a payment system's
+# export writes them (金额(分)): read as whole fen, stored as yuan rounded half up.
+FEN = Fraction(1, 100)
+Unit = int | Fraction  # yuan per unit of an amount column
+
+
+def parse_yuan(value: str, unit: Unit = 1) -> int:
     """Whole yuan from "1,200,000", "¥1,200,000", "CNY 1,200,000", "120万" or, in a column of
-    `unit` yuan, "1.2"."""
+    `unit` yuan, "1.2"; in a column of fen (`FEN`), see `yuan_of_fen`."""
+    if isinstance(unit, Fraction):  # FEN, the one unit below a yuan
+        return yuan_of_fen(value)
     if value.isascii() and (value.isdigit() and len(value) <= 13
                             or THOUSANDS.fullmatch(value)):  # most cells of an export
         number = int(value.replace(",", "")) * unit
@@ -470,11 +479,7 @@ def parse_yuan(value: str, unit: int = 1) -> int:
         if text.endswith(suffix):
             text, unit = without_currency(text.removesuffix(suffix).rstrip()), cell_unit
             break
-    if "," in text or " " in text:
-        if GROUPED_BADLY.fullmatch(text):
-            raise BadValue(N_("Commas or spaces in an amount group its digits by three "
-                              "(1,200,000); write it so, or without them."))
-        text = re.sub(r"[, ]", "", text) if AMOUNT_GROUPED.fullmatch(text) else text
+    text = ungrouped(text)
     if not re.fullmatch(r"\d+(\.\d+)?", text):
         raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
     number = Decimal(text) * unit
@@ -486,6 +491,42 @@ def parse_yuan(value: str, unit: int = 1) -> int:
     if abs(number - whole) > YUAN_NOISE:
         raise BadValue(N_("Write a whole number of yuan."))
     return int(whole)
+
+
+def yuan_of_fen(value: str) -> int:
+    """Whole yuan, rounded half up, from an amount in fen: "123,450" and "123450.00" are 1,235
+    yuan. A cell that names its own unit ("120万", "1,234元") is read in that unit."""
+    if value.isascii() and value.isdigit() and len(value) <= 15:  # most cells of an export
+        fen = int(value)
+    else:
+        text = without_currency(" ".join(unicodedata.normalize("NFKC", value).lower().split()))
+        if any(text.endswith(suffix) for suffix, _ in CELL_UNITS):
+            return parse_yuan(value)
+        text = ungrouped(text)
+        if not re.fullmatch(r"\d+(\.\d+)?", text):
+            raise BadValue(N_("Not an amount in fen (分); write a whole number of at least 0."))
+        number = Decimal(text)
+        if number > MAX_YUAN * 100:
+            raise BadValue(N_("Too large for an amount in yuan."))
+        fen = int(number.to_integral_value())
+        if abs(number - fen) > YUAN_NOISE:
+            raise BadValue(N_("Amounts in fen (分) are whole numbers; write one without a "
+                              "fraction."))
+    yuan = (fen + 50) // 100
+    if yuan > MAX_YUAN:
+        raise BadValue(N_("Too large for an amount in yuan."))
+    return yuan
+
+
+def ungrouped(text: str) -> str:
+    """An amount's digits without the commas or spaces that group them by three (1,200,000);
+    BadValue for digits separated otherwise (12,00 may be twelve with a decimal comma)."""
+    if "," in text or " " in text:
+        if GROUPED_BADLY.fullmatch(text):
+            raise BadValue(N_("Commas or spaces in an amount group its digits by three "
+                              "(1,200,000); write it so, or without them."))
+        return re.sub(r"[, ]", "", text) if AMOUNT_GROUPED.fullmatch(text) else text
+    return text
 
 
 def without_currency(text: str) -> str:
@@ -1006,13 +1047,16 @@ HEADER_UNITS = {"元": 1, **dict.fromkeys(CURRENCY_WORDS, 1),
                 "百万元": 1_000_000, "百万": 1_000_000, "m": 1_000_000, "mn": 1_000_000,
                 "million": 1_000_000, "millions": 1_000_000,
                 "千万元": 10_000_000, "千万": 10_000_000,
-                "亿元": 100_000_000, "亿": 100_000_000}
+                "亿元": 100_000_000, "亿": 100_000_000, "分": FEN, "fen": FEN}
 # A unit at the end of a header without brackets: 年销售额万元, 年度金额万, 年度金额/亿元.
 TRAILING_UNITS = ("十万元", "百万元", "千万元", "千元", "万元", "亿元", "万", "亿")
 PER_YEAR = re.compile(r"(?:/|每)(?:年|yr|year)$|peryear$")
 # Words that name a unit or a currency: a header holding one that is not understood is
 # refused rather than read as yuan.
 UNIT_LIKE = re.compile(r"[元万亿¥$€£]|单位|币|rmb|cny|usd|hkd|eur|jpy|gbp|yuan|dollar")
+# Units that only brackets name as such (金额(角)): in a name, 分 and 角 are other words
+# (分摊金额, an apportioned amount).
+BRACKETED_UNIT_LIKE = re.compile(r"^(?:角|毛|cents?)$")
 
 
 def unknown_unit(header: str, unit: str) -> BadValue:
@@ -1021,7 +1065,7 @@ def unknown_unit(header: str, unit: str) -> BadValue:
                        "in the column name.", column=header, unit=unit))
 
 
-def bracket_unit(header: str, inside: str) -> int | None:
+def bracket_unit(header: str, inside: str) -> Unit | None:
     """The unit in a header's brackets ((单位:万元), (RMB万元), (万元/年)); None when the
     brackets hold no unit-like word ((含税)); BadValue when they hold one not understood."""
     text = PER_YEAR.sub("", inside.removeprefix("单位:").removeprefix("单位"))
@@ -1031,12 +1075,12 @@ def bracket_unit(header: str, inside: str) -> int | None:
     text = PER_YEAR.sub("", text)
     if text in HEADER_UNITS:
         return HEADER_UNITS[text]
-    if UNIT_LIKE.search(inside):
+    if UNIT_LIKE.search(inside) or BRACKETED_UNIT_LIKE.match(text):
         raise unknown_unit(header, inside)
     return None
 
 
-def split_unit(header: str) -> tuple[str, int | None]:
+def split_unit(header: str) -> tuple[str, Unit | None]:
     """The header as compared without its unit, and the unit it names (None: none).
 
     The unit is in brackets of any width, perhaps after 单位: and beside a currency word, or
@@ -1090,7 +1134,7 @@ def plain_key(header: str) -> str:
     return key
 
 
-def header_unit(header: str) -> int:
+def header_unit(header: str) -> Unit:
     """How many yuan one unit of an amount column is, from its header: (万元) 10,000; (单位:
     百万元) 1,000,000; 年度金额万 10,000; none named: 1. BadValue for a unit not understood."""
     return split_unit(header)[1] or 1
@@ -1281,7 +1325,7 @@ class MappingCheck:
     errors: list[Text] = field(default_factory=list)  # the mapping cannot be used
     missing: list[str] = field(default_factory=list)  # required fields no column gives
     warnings: list[MappingWarning] = field(default_factory=list)  # not acknowledged
-    units: dict[str, int] = field(default_factory=dict)  # amount field -> yuan per unit
+    units: dict[str, Unit] = field(default_factory=dict)  # amount field -> yuan per unit
     generated_usernames: bool = False
     # Column names several columns have, among those mapped or likely a field: the file must
     # be changed first, since no mapping can tell those columns apart (one error each).

@@ -729,8 +729,9 @@ def _record_run(
                             "ignored_columns": parsed.ignored_columns[:limits.max_problems],
                             "valid_rows_only": valid_rows_only,
                             "mapping": parsed.mapping,
-                            "units": {name: unit for name, unit in parsed.units.items()
-                                      if unit != 1},
+                            # yuan per unit; 0.01 for a column in fen
+                            "units": {name: unit if isinstance(unit, int) else float(unit)
+                                      for name, unit in parsed.units.items() if unit != 1},
                             "generated_usernames": parsed.generated_usernames,
                             "totals_rows": [{"row": row, "word": word}
                                             for row, word in parsed.totals_rows],
