@@ -2252,6 +2252,76 @@ class UnsavedFormula(str):
     __slots__ = ()
 
 
+class MergedDown(str):
+    """A cell that a cell merged down over several rows covers from a row above (Excel shows
+    the merged cell's one value over all of them; the file holds it in the first row only).
+
+    Given as an empty cell, so the file's shape (its header, titles, notes, blank rows) reads
+    as before; a row of the table reads the value of the cell above it (`FillDown`): a rep's
+    name merged down over their accounts is each account's owner.
+    """
+
+    __slots__ = ()
+
+
+COVERED = MergedDown()
+# The most merged ranges read from one sheet: far more than any export merges.
+MAX_MERGED_RANGES = 100_000
+
+
+class CoveredCells:
+    """Marks the cells of rows, given in order, that a cell merged down from a row above
+    covers (MergedDown), where the row holds nothing of its own.
+
+    Only places left of the widest row so far are marked: a merged cell with a value made
+    its first row that wide, and a range merged far right of every row (formatting, or a
+    file made to widen every row) holds nothing to read."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int, int]]) -> None:
+        # (first row, last row, column), by first row
+        self.waiting = sorted(ranges, reverse=True)
+        self.active: list[tuple[int, int]] = []  # (last row, column)
+        self.widest = 0
+
+    def marked(self, row: int, record: list[str]) -> list[str]:
+        """`record`, row number `row` (from 1), with its covered cells marked."""
+        self.widest = max(self.widest, len(record))
+        waiting = self.waiting
+        while waiting and waiting[-1][0] < row:
+            _first, last, column = waiting.pop()
+            self.active.append((last, column))
+        if not self.active:
+            return record
+        self.active = [(last, column) for last, column in self.active
+                       if last >= row and column < self.widest]
+        for _, column in self.active:
+            if column >= len(record):
+                record.extend([""] * (column + 1 - len(record)))
+            if not record[column]:
+                record[column] = COVERED
+        return record
+
+
+class FillDown:
+    """The rows of a table with each MergedDown cell given the value above it: the last row's
+    value in that column, as filled. The first row after the header fills nothing (a cell
+    merged down from the header is no value)."""
+
+    def __init__(self) -> None:
+        self.above: list[str] = []
+
+    def filled(self, given: Sequence[str], record: list[str]) -> list[str]:
+        """`record` (cleaned) with its covered cells (MergedDown in `given`, the record as
+        read) filled; remembered as the row above the next one."""
+        if MergedDown in map(type, given):
+            above = self.above
+            for index, cell in enumerate(given):
+                if type(cell) is MergedDown and index < len(above) and index < len(record):
+                    record[index] = above[index]
+        self.above = record
+        return record
+
+
 def unsaved_formulas(record: Sequence[str], positions: Mapping[str, int]) -> dict[str, int]:
     """The fields whose cell in a record is an UnsavedFormula: field -> the cell's index."""
     width = len(record)
@@ -2305,6 +2375,7 @@ class RowReader:
         # record as read and cleaned, its text).
         self.lone_rows: list[tuple[int, Sequence[str], list[str], str]] = []
         self.lone_rows_read = False  # more of them in a run than notes below a table make
+        self.fill_down = FillDown()
 
     def read(self, number: int, record: Sequence[str]) -> list[Row]:
         """The typed rows this record completes, in file order: none while it may be a note
@@ -2314,6 +2385,7 @@ class RowReader:
         cleaned = [clean_cell(cell) for cell in record]
         if not any(cleaned):
             return []  # a blank row neither ends a run of notes nor is one
+        cleaned = self.fill_down.filled(record, cleaned)
         note = note_text(cleaned, cleaned=True)
         if note is not None and not self.lone_rows_read:
             self.lone_rows.append((number, record, cleaned, note))
@@ -2447,7 +2519,8 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
         raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                              kind=kind, kinds=", ".join(KINDS)))
     numbered = [(number, cleaned) for number, record in enumerate(records, start=1)
-                if any(cleaned := [(cell or "").strip() for cell in record])]
+                if any(cleaned := [cell if type(cell) is MergedDown else (cell or "").strip()
+                                   for cell in record])]
     shape = file_shape(numbered)
     if shape.rows_total > limits.max_rows:
         raise FileRefused(too_many_rows(limits))
@@ -2758,13 +2831,17 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
     shown = [column.name for column in COLUMNS[kind] if column.name in parsed.columns]
     totals = TotalsCells.of(kind, positions)
     rows = []
+    fill_down = FillDown()
     for offset, record in enumerate(records[1:]):
         if len(rows) >= count:
             break
         formulas = unsaved_formulas(record, positions)
         given, record = record, [clean_cell(cell) for cell in record]
         number = header_row + 1 + offset
-        if not any(record) or number in notes_below or totals.word(record) is not None:
+        if not any(record):
+            continue
+        record = fill_down.filled(given, record)
+        if number in notes_below or totals.word(record) is not None:
             continue
         for index in formulas.values():
             record[index] = ""

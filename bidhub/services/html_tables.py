@@ -4,7 +4,8 @@ Many web-based CRMs and office systems export "Excel" as a web page holding a ta
 .xls; Excel opens it after a warning that the format does not match the name. bidhub reads the
 table as Excel would show it: the first table with rows, each <tr> a row and each <td> or
 <th> a cell, a cell spanning several columns or rows leaving the others it covers empty (as a
-merged cell does), text without its markup and with its character references decoded, runs of
+merged cell does; a place a cell spanning rows covers is read in a row of the table as that
+cell's value, MergedDown), text without its markup and with its character references decoded, runs of
 white space as one space.
 
 The page is decoded as its <meta charset> says, else as a CSV is (UTF-8, else GBK/GB18030),
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 
 from bidhub.domain.imports import (
+    COVERED,
     FileRefused,
     UploadLimits,
     csv_encoding,
@@ -183,9 +185,10 @@ class TableParser(HTMLParser):
             raise FileRefused(too_wide(self.limits))
 
     def skip_covered(self) -> None:
-        """Leave empty the places of this row that a cell above covers."""
+        """Mark the places of this row that a cell above covers (empty, read as the cell above
+        in a row of the table)."""
         while len(self.row) in self.covered:
-            self.row.append("")
+            self.row.append(COVERED)
 
     def end_row(self) -> None:
         self.end_cell()

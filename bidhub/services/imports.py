@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import re
 import secrets
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -45,8 +46,11 @@ from bidhub.domain.imports import (
     EXCEL_1904_DAY_ZERO,
     EXCEL_DAY_ZERO,
     KINDS,
+    MAX_MERGED_RANGES,
     NOT_A_WORKBOOK,
+    SCAN_CHUNK,
     ColumnMatch,
+    CoveredCells,
     FileRefused,
     ImportKind,
     MappingCheck,
@@ -66,6 +70,7 @@ from bidhub.domain.imports import (
     check_workbook,
     clean_cell,
     collect_records,
+    column_number,
     csv_rows,
     default_limits,
     exact_mapping,
@@ -261,6 +266,8 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
         index for index, style in enumerate(workbook._cell_styles)
         if style.numFmtId in EAST_ASIAN_DATE_FORMATS}
     with reader.archive.open(reader.first_sheet) as source:
+        covered = CoveredCells(merged_down(source))
+    with reader.archive.open(reader.first_sheet) as source:
         parser = Parser(source, reader.shared_strings, data_only=True, epoch=workbook.epoch,
                         date_formats=date_formats, timedelta_formats=workbook._timedelta_formats)
         number = 0
@@ -277,7 +284,42 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
                 value = cell["value"]
                 record[cell["column"] - 1] = (value if type(value) is UnsavedFormula
                                               else cell_text(value).strip())
-            yield record
+            yield covered.marked(index, record)
+
+
+# A merged range of a worksheet (<mergeCell ref="A2:A9"/>, perhaps with a namespace prefix),
+# after its rows: first column's letters, first row, last column's letters, last row.
+MERGE_CELL = re.compile(rb'<(?:[\w.-]+:)?mergeCell\b[^>]*?\bref="([A-Za-z]{1,3})(\d{1,7}):'
+                        rb'([A-Za-z]{1,3})(\d{1,7})"')
+MERGE_CELLS_START = re.compile(rb"<(?:[\w.-]+:)?mergeCells\b")
+
+
+def merged_down(source: Any) -> list[tuple[int, int, int]]:
+    """The ranges of a worksheet part (a stream) merged over more than one row, as (first row,
+    last row, first column's index from 0); the part is read in pieces, and only its list
+    of merged ranges, after the rows, is searched."""
+    ranges: list[tuple[int, int, int]] = []
+    tail, found = b"", False
+    while chunk := source.read(SCAN_CHUNK):
+        buffer = tail + chunk
+        if not found:
+            # `in` first: far faster over the rows than the expression
+            start = MERGE_CELLS_START.search(buffer) if b"mergeCells" in buffer else None
+            if start is None:
+                tail = buffer[-64:]
+                continue
+            found, buffer = True, buffer[start.start():]
+        end = buffer.rfind(b"<")
+        for first_column, first_row, _, last_row in MERGE_CELL.findall(buffer, 0, max(end, 0)):
+            if int(last_row) > int(first_row) and len(ranges) < MAX_MERGED_RANGES:
+                ranges.append((int(first_row), int(last_row),
+                               column_number(first_column) - 1))
+        tail = buffer[max(end, 0):]
+    if found:
+        for first_column, first_row, _, last_row in MERGE_CELL.findall(tail):
+            if int(last_row) > int(first_row) and len(ranges) < MAX_MERGED_RANGES:
+                ranges.append((int(first_row), int(last_row), column_number(first_column) - 1))
+    return ranges
 
 
 def workbook_rows(data: bytes) -> Iterator[list[str]]:

@@ -2,7 +2,9 @@
 
 The file is XML: a Workbook of Worksheets, each a Table of Rows of Cells holding Data. A row
 or cell may say where it is (ss:Index), skipping those before it; a merged cell
-(ss:MergeAcross, ss:MergeDown) holds its value in its first place only, as Excel shows it.
+(ss:MergeAcross, ss:MergeDown) holds its value in its first place only, as Excel shows it;
+a place a cell merged down covers is read in a row of the table as that cell's value
+(MergedDown).
 The first visible worksheet is read (a first pass finds it), parsed as it is read by the
 standard library's iterparse, each row let go once it is made; a document type or an entity,
 which Excel never writes, refuses the file before it is parsed (an entity can expand without
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from bidhub.domain.imports import (
+    COVERED,
     FORBIDDEN_MARKUP,
     FileRefused,
     UploadLimits,
@@ -158,7 +161,7 @@ def row_record(element: Any, below: dict[int, int],
         if column >= limits.max_columns:
             raise FileRefused(too_wide(limits))
         while len(record) < column or len(record) in below:
-            record.append("")
+            record.append(COVERED if len(record) in below else "")
             column = max(column, len(record))
         data = cell.find(DATA)
         text = "" if data is None else data_text(data)
@@ -172,6 +175,10 @@ def row_record(element: Any, below: dict[int, int],
             spanning.update({covered: down for covered in range(column, column + across + 1)})
         if len(record) > limits.max_columns:
             raise FileRefused(too_wide(limits))
+    for column in sorted(below):  # covered places right of the row's last cell
+        if column >= len(record):
+            record.extend([""] * (column - len(record)))
+            record.append(COVERED)
     covered = {column: rows - 1 for column, rows in below.items() if rows > 1}
     covered.update(spanning)
     return record, covered

@@ -14,6 +14,8 @@ import struct
 from collections.abc import Iterator
 
 from bidhub.domain.imports import (
+    MAX_MERGED_RANGES,
+    CoveredCells,
     FileRefused,
     UploadLimits,
     cell_text,
@@ -36,6 +38,9 @@ PROTECTED = N_("The workbook is protected by a password, so it cannot be read. S
 FILEPASS = 0x002F  # the workbook is encrypted
 BOF = 0x0809  # the start of the workbook's globals, then of each sheet
 SST = 0x00FC  # the shared strings: total count, then the distinct count
+EOF = 0x000A  # the end of the globals, or of a sheet
+MERGEDCELLS = 0x00E5  # a sheet's merged ranges: a count, then each range
+RANGE = struct.Struct("<HHHH")  # a merged range: first row, last row, first column, last column
 # Records holding one cell, each starting with its row and column.
 ONE_CELL = frozenset({0x0203, 0x00FD, 0x0204, 0x027E, 0x0006, 0x0205, 0x00D6})
 # Records holding a run of cells in one row: row, first column, ..., last column.
@@ -129,6 +134,7 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         raise FileRefused(PROTECTED if "encrypt" in str(error).lower() else NOT_AN_XLS) from error
     except Exception as error:  # xlrd raises many kinds for a broken file
         raise FileRefused(NOT_AN_XLS) from error
+    covered = CoveredCells(merged_down(book.mem, book._sh_abs_posn[sheet.number]))
     for number in range(sheet.nrows):
         record = []
         for kind, value in zip(sheet.row_types(number), sheet.row_values(number), strict=True):
@@ -136,7 +142,34 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
             if len(text) > limits.max_cell_bytes:
                 raise FileRefused(too_long_cell(limits))
             record.append(text)
-        yield record
+        yield covered.marked(number + 1, record)
+
+
+def merged_down(stream: bytes, start: int) -> list[tuple[int, int, int]]:
+    """The ranges merged over more than one row in the sheet whose records start at `start`
+    in the workbook stream (its BOF), as (first row, last row, first column's index from 0),
+    rows counted from 1. xlrd reads them only with the cells' formatting, which is not read."""
+    ranges: list[tuple[int, int, int]] = []
+    depth = 0  # a chart in the sheet has a BOF and an EOF of its own
+    position, end = start, len(stream) - HEADER.size
+    while position <= end:
+        record, length = HEADER.unpack_from(stream, position)
+        body = position + HEADER.size
+        position = body + length
+        if record == BOF:
+            depth += 1
+        elif record == EOF:
+            depth -= 1
+            if depth <= 0:
+                break
+        elif record == MERGEDCELLS and depth == 1 and length >= 2 and position <= len(stream):
+            count = min(struct.unpack_from("<H", stream, body)[0], (length - 2) // RANGE.size)
+            for index in range(count):
+                first_row, last_row, first_column, _ = RANGE.unpack_from(
+                    stream, body + 2 + index * RANGE.size)
+                if last_row > first_row and len(ranges) < MAX_MERGED_RANGES:
+                    ranges.append((first_row + 1, last_row + 1, first_column))
+    return ranges
 
 
 def xls_is_1904(data: bytes) -> bool:

@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape
 import pytest
 from sqlalchemy import select
 
-from bidhub.domain.imports import FileRefused, UploadLimits
+from bidhub.domain.imports import FileRefused, MergedDown, UploadLimits
 from bidhub.models import User
 from bidhub.services.imports import FileFormat, file_format
 from bidhub.services.spreadsheet_xml import spreadsheet_xml_rows
@@ -81,6 +81,10 @@ def test_cells_are_read_where_excel_shows_them():
         ["123456789012", "华北", "", "2026-03-05 14:30:00"],
         [],
         ["", "1.2E+17", "", "TRUE"]]
+    # The place merged down is read as the cell above in a row of the table; those merged
+    # across, or skipped, are only empty.
+    rows = list(spreadsheet_xml_rows(data))
+    assert [type(rows[2][2]), type(rows[4][0]), type(rows[4][2])] == [MergedDown, str, str]
 
 
 @pytest.mark.parametrize("body", [

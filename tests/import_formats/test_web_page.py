@@ -7,7 +7,7 @@ from html import escape
 import pytest
 from sqlalchemy import func, select
 
-from bidhub.domain.imports import FileRefused, UploadLimits
+from bidhub.domain.imports import FileRefused, MergedDown, UploadLimits
 from bidhub.models import Account, User
 from bidhub.services.html_tables import html_rows, is_html_table
 from tests.conftest import reload
@@ -69,12 +69,15 @@ def test_cells_read_as_excel_shows_them():
     <table><tr><td>a second table is not read</td></tr></table>
     </body></html>""".encode()
     assert is_html_table(page)
-    assert list(html_rows(page)) == [
+    rows = list(html_rows(page))
+    assert rows == [
         ["客户编号", "客户名称", "分公司"],
         ["KA-1", "北京&智联 科技 有限公司", "BJ"],
-        ["KA-2", "华北电力", ""],  # the merged cell above covers this one: empty, as in Excel
+        ["KA-2", "华北电力", ""],  # the merged cell above covers this one: empty, as in Excel,
         ["KA-3 合并", "", "SH"],
         ["KA-4", "内嵌", "GZ"]]
+    # and read as the cell above in a row of the table; a place merged across is only empty
+    assert (type(rows[2][2]), type(rows[3][1])) == (MergedDown, str)
 
 
 def test_the_charset_the_page_names_is_used_only_when_the_page_reads_so():
