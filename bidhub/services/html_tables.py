@@ -5,8 +5,8 @@ Many web-based CRMs and office systems export "Excel" as a web page holding a ta
 table as Excel would show it: the first table with rows, each <tr> a row and each <td> or
 <th> a cell, a cell spanning several columns or rows leaving the others it covers empty (as a
 merged cell does; a place a cell spanning rows covers is read in a row of the table as that
-cell's value, MergedDown), text without its markup and with its character references decoded, runs of
-white space as one space.
+cell's value, MergedDown), text without its markup and with its character references decoded,
+runs of white space as one space.
 
 The page is decoded as its <meta charset> says, else as a CSV is (UTF-8, else GBK/GB18030),
 and parsed as it is read, a piece at a time, by the standard library's HTMLParser: a row is
