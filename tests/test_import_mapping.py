@@ -342,6 +342,32 @@ def test_an_accounts_file_in_fen_stores_whole_yuan_and_says_so(session, branches
     assert "年度金额已按分读取，并四舍五入存为整元。" in report
 
 
+def test_the_mapping_preview_and_the_import_read_a_rep_merged_down_over_accounts(
+        session, branches, admin, clock, login_as, uploads):
+    """A roster with the rep's name merged down over the accounts they hold: the preview shows
+    the rep on each account, and each account is stored with that owner."""
+    from tests.import_formats.conftest import xlsx_of as workbook_of
+
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    client = login_as(admin)
+    records = [ACCOUNT_HEADERS.split(","),
+               ["KA-1", "甲公司", "互联网", "民营", "BJ", "1.2", "S1001", ""],
+               ["KA-2", "乙公司", "能源", "国有", "BJ", "3.5", "", ""],
+               ["KA-3", "丙公司", "物流", "民营", "BJ", "0.8", "", ""]]
+    location = upload(client, "accounts", workbook_of(records, merged=["G2:G4"]),
+                      "accounts.xlsx").location
+    page = client.get(location, headers=CHINESE).get_data(as_text=True)
+    preview = page[page.index("<h2>预览</h2>"):]
+    assert preview.count("S1001") == 3, preview
+    response = client.post(location, data=form_of(page))
+    assert response.status_code == 303 and re.search(r"/admin/imports/\d+$", response.location)
+    reload(session)
+    owners = session.execute(select(Account.external_id, User.external_id)
+                             .join(User, User.id == Account.owner_id)).all()
+    assert sorted(owners) == [("KA-1", "S1001"), ("KA-2", "S1001"), ("KA-3", "S1001")]
+
+
 def test_the_mapping_step_says_a_column_in_fen_is_rounded_to_yuan(session, branches, admin,
                                                                   login_as, uploads):
     client = login_as(admin)
