@@ -362,6 +362,8 @@ def test_the_mapping_preview_and_the_import_read_a_rep_merged_down_over_accounts
     assert preview.count("S1001") == 3, preview
     response = client.post(location, data=form_of(page))
     assert response.status_code == 303 and re.search(r"/admin/imports/\d+$", response.location)
+    report = page_text(client.get(response.location, headers=CHINESE).get_data(as_text=True))
+    assert "向下合并的单元格已按 Excel 的显示，对其覆盖的每一行读取同一个值：负责销售" in report
     reload(session)
     owners = session.execute(select(Account.external_id, User.external_id)
                              .join(User, User.id == Account.owner_id)).all()

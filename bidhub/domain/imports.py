@@ -220,6 +220,9 @@ class Parsed:
     header_row: int = HEADER_ROW  # the row the column names are in
     # Rows above the column names skipped (row, its text), as `split_header` finds them.
     rows_above: list[tuple[int, str]] = field(default_factory=list)
+    # The columns read whose cells merged down over rows of the table gave a value to rows
+    # below their first (`FillDown`), by their names in the file.
+    merged_down: list[str] = field(default_factory=list)
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -2309,6 +2312,7 @@ class FillDown:
 
     def __init__(self) -> None:
         self.above: list[str] = []
+        self.columns: set[int] = set()  # the indexes of the columns given a value so
 
     def filled(self, given: Sequence[str], record: list[str]) -> list[str]:
         """`record` (cleaned) with its covered cells (MergedDown in `given`, the record as
@@ -2318,6 +2322,8 @@ class FillDown:
             for index, cell in enumerate(given):
                 if type(cell) is MergedDown and index < len(above) and index < len(record):
                     record[index] = above[index]
+                    if record[index]:
+                        self.columns.add(index)
         self.above = record
         return record
 
@@ -2407,6 +2413,9 @@ class RowReader:
             if len(self.parsed.note_rows) < self.limits.max_problems:
                 self.parsed.note_rows.append((number, text[:NOTE_SHOWN]))
         self.lone_rows = []
+        read = set(self.positions.values())
+        self.parsed.merged_down = [self.header[index] for index in sorted(self.fill_down.columns)
+                                   if index in read]
 
     def _read_lone_rows(self) -> list[Row]:
         """The rows held back as notes that a row of the table follows, read as rows (a row of

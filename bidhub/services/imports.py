@@ -163,6 +163,8 @@ class ImportResult:
     totals_rows: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, word)
     note_rows: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, text)
     rows_above: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, text)
+    # The columns whose merged-down cells gave their value to the rows below the first
+    merged_down: list[str] = field(default_factory=list)
 
     @property
     def refused(self) -> bool:
@@ -695,7 +697,7 @@ def import_file(
                         warnings=[] if refused_file else warnings[:limits.max_problems],
                         totals_rows=list(parsed.totals_rows),
                         note_rows=list(parsed.note_rows), rows_above=list(parsed.rows_above),
-                        **counts)
+                        merged_down=list(parsed.merged_down), **counts)
 
 
 class _ImportRefused(Exception):
@@ -781,6 +783,7 @@ def _record_run(
                                           for row, text in parsed.note_rows],
                             "rows_above": [{"row": row, "text": text}
                                            for row, text in parsed.rows_above],
+                            "merged_down": list(parsed.merged_down),
                             "warnings": [warning.as_dict()
                                          for warning in warnings[:limits.max_problems]]},
                     started_at=now, finished_at=now)

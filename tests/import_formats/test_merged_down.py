@@ -99,6 +99,7 @@ def reps(session, branches, run_import):
 def test_each_row_reads_the_cell_merged_down_over_it(session, reps, run_import, filename):
     result = run_import("accounts", FILES[filename](), filename)
     assert (result.status, result.added, result.problems) == ("imported", len(SHOWN), [])
+    assert result.merged_down == ["分公司", "所属销售"]  # the report names them
     reload(session)
     stored = session.execute(select(Account.external_id, Branch.code, User.external_id)
                              .join(Branch, Branch.id == Account.branch_id)
@@ -128,6 +129,7 @@ def test_a_cell_merged_down_from_the_column_names_gives_the_first_row_nothing(
     reload(session)
     owners = dict(session.execute(select(Account.external_id, Account.owner_id)).all())
     assert owners["KA-1"] is None and owners["KA-2"] is not None
+    assert result.merged_down == []
 
 
 def test_a_merged_down_cell_reads_as_an_empty_cell_until_a_row_of_the_table_reads_it():
