@@ -301,6 +301,12 @@ def merged_down(source: Any) -> list[tuple[int, int, int]]:
     last row, first column's index from 0); the part is read in pieces, and only its list
     of merged ranges, after the rows, is searched."""
     ranges: list[tuple[int, int, int]] = []
+
+    def add(text: bytes, end: int) -> None:
+        for first_column, first_row, _, last_row in MERGE_CELL.findall(text, 0, end):
+            if int(last_row) > int(first_row) and len(ranges) < MAX_MERGED_RANGES:
+                ranges.append((int(first_row), int(last_row), column_number(first_column) - 1))
+
     tail, found = b"", False
     while chunk := source.read(SCAN_CHUNK):
         buffer = tail + chunk
@@ -311,16 +317,11 @@ def merged_down(source: Any) -> list[tuple[int, int, int]]:
                 tail = buffer[-64:]
                 continue
             found, buffer = True, buffer[start.start():]
-        end = buffer.rfind(b"<")
-        for first_column, first_row, _, last_row in MERGE_CELL.findall(buffer, 0, max(end, 0)):
-            if int(last_row) > int(first_row) and len(ranges) < MAX_MERGED_RANGES:
-                ranges.append((int(first_row), int(last_row),
-                               column_number(first_column) - 1))
-        tail = buffer[max(end, 0):]
+        end = max(buffer.rfind(b"<"), 0)  # a range cut off at the end goes with the next piece
+        add(buffer, end)
+        tail = buffer[end:]
     if found:
-        for first_column, first_row, _, last_row in MERGE_CELL.findall(tail):
-            if int(last_row) > int(first_row) and len(ranges) < MAX_MERGED_RANGES:
-                ranges.append((int(first_row), int(last_row), column_number(first_column) - 1))
+        add(tail, len(tail))
     return ranges
 
 
