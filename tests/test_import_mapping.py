@@ -370,6 +370,37 @@ def test_the_mapping_preview_and_the_import_read_a_rep_merged_down_over_accounts
     assert sorted(owners) == [("KA-1", "S1001"), ("KA-2", "S1001"), ("KA-3", "S1001")]
 
 
+def test_the_mapping_step_and_the_report_say_which_rows_the_workbook_hides(
+        session, branches, admin, clock, login_as, uploads):
+    """A roster filtered in Excel before it was saved: the rows the filter hides are in the
+    file and are imported; the mapping step says so before the import, the report after."""
+    from tests.import_formats.conftest import saved, xlsx_workbook
+
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    client = login_as(admin)
+    workbook = xlsx_workbook([ACCOUNT_HEADERS.split(","),
+                              ["KA-1", "甲公司", "互联网", "民营", "BJ", "1.2", "S1001", ""],
+                              ["KA-2", "乙公司", "能源", "国有", "BJ", "3.5", "S1001", ""],
+                              ["KA-3", "丙公司", "物流", "民营", "BJ", "0.8", "S1001", ""],
+                              ["KA-4", "丁公司", "汽车", "民营", "BJ", "2.0", "S1001", ""]])
+    for number in (3, 4):
+        workbook.active.row_dimensions[number].hidden = True
+    location = upload(client, "accounts", saved(workbook), "accounts.xlsx").location
+    page = client.get(location, headers=CHINESE).get_data(as_text=True)
+    assert ("列名下方有 2 行在工作簿中被隐藏（手动隐藏、折叠的分组或筛选）。这些行会与其他行一样导入"
+            in page_text(page))
+    response = client.post(location, data=form_of(page))
+    assert response.status_code == 303 and re.search(r"/admin/imports/\d+$", response.location)
+    report = page_text(client.get(response.location, headers=CHINESE).get_data(as_text=True))
+    assert ("表格中有 2 行在工作簿中被隐藏（手动隐藏、折叠的分组或筛选），已与其他行一样读取：第 3–4 行。"
+            in report), report
+    english = page_text(client.get(response.location, headers=ENGLISH).get_data(as_text=True))
+    assert "2 rows of the table are hidden in the workbook" in english
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Account)) == 4
+
+
 def test_the_mapping_step_says_a_column_in_fen_is_rounded_to_yuan(session, branches, admin,
                                                                   login_as, uploads):
     client = login_as(admin)
@@ -842,6 +873,7 @@ def test_a_garbage_mapping_is_a_clear_422_and_changes_nothing(session, branches,
 
 
 CHINESE = {"Accept-Language": "zh-CN"}
+ENGLISH = {"Accept-Language": "en"}
 
 
 def page_text(html: str) -> str:

@@ -223,6 +223,10 @@ class Parsed:
     # The columns read whose cells merged down over rows of the table gave a value to rows
     # below their first (`FillDown`), by their names in the file.
     merged_down: list[str] = field(default_factory=list)
+    # The rows of the table hidden in the workbook (`HiddenRow`), read like the others: as
+    # ranges of rows (first, last), up to the report's limit, and how many there were.
+    hidden_rows: list[tuple[int, int]] = field(default_factory=list)
+    hidden_rows_count: int = 0
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -1892,7 +1896,7 @@ def numbered_records(rows: Iterable[Sequence[str]],
             raise FileRefused(N_("The file has more than %(n)s rows counting blank ones. Remove "
                                  "the blank rows, or split the file.", n=f"{limits.max_lines:,}"))
         if len(record) > limits.max_columns:
-            record = list(record)
+            record = like_row(record, record)
             while record and not record[-1].strip():
                 record.pop()
             if len(record) > limits.max_columns:
@@ -1909,7 +1913,7 @@ def numbered_records(rows: Iterable[Sequence[str]],
             if data_rows > limits.max_rows:
                 raise FileRefused(too_many_rows(limits))
         started = True
-        yield lines, list(record)
+        yield lines, like_row(record, record)
 
 
 def collect_records(rows: Iterable[Sequence[str]], limits: UploadLimits) -> list[list[str]]:
@@ -1942,6 +1946,8 @@ class FileShape:
     # The rows above the column names that were skipped: (row, its text), as `split_header`
     # finds them.
     rows_above: tuple[tuple[int, str], ...] = ()
+    # The rows below the column names that the workbook hides (`HiddenRow`), blank ones aside.
+    hidden_rows: int = 0
 
 
 def is_known_name(name: str) -> bool:
@@ -2036,10 +2042,12 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     candidates: list[list[str]] = []
     if start.first_row is not None:
         records = itertools.chain([start.first_row], records)
+    hidden = 0
     for number, record in records:
         if not rows_total:
             check_headings_row(header, record, number, start.header_row)
         rows_total += 1
+        hidden += type(record) is HiddenRow
         if len(candidates) < MAX_TOTALS_CANDIDATES and may_be_totals(record):
             candidates.append([clean_cell(cell) for cell in record])
         if note_text(record) is None:
@@ -2050,7 +2058,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         raise FileRefused(N_("The file has column names but no rows."))
     return FileShape(header, rows_total, tuple(candidates),
                      tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else (),
-                     start.header_row, start.rows_above)
+                     start.header_row, start.rows_above, hidden)
 
 
 def rows_to_store(kind: str, shape: FileShape, columns: Mapping[str, str]) -> int:
@@ -2272,6 +2280,30 @@ COVERED = MergedDown()
 MAX_MERGED_RANGES = 100_000
 
 
+class HiddenRow(list):
+    """A worksheet row that the workbook hides: hidden by hand, in a collapsed group, or left
+    out by a filter. Excel does not show it, yet the file holds it, as a CSV saved from the
+    workbook would: it is read like any other row, and the rows of the table that were hidden
+    are reported (`Parsed.hidden_rows`), so that an import never holds more than the admin
+    was shown without saying so."""
+
+    __slots__ = ()
+
+
+def like_row(record: Sequence[str], cells: Iterable[str]) -> list[str]:
+    """`cells` as a record of the same kind as `record`: a HiddenRow stays one."""
+    return HiddenRow(cells) if type(record) is HiddenRow else list(cells)
+
+
+def add_to_ranges(ranges: list[tuple[int, int]], number: int, limit: int) -> None:
+    """Add row `number`, after every row in `ranges`, to them: to the last range if it ends
+    just above, else as a range of its own while there are fewer than `limit`."""
+    if ranges and ranges[-1][1] == number - 1:
+        ranges[-1] = (ranges[-1][0], number)
+    elif len(ranges) < limit:
+        ranges.append((number, number))
+
+
 class CoveredCells:
     """Marks the cells of rows, given in order, that a cell merged down from a row above
     covers (MergedDown), where the row holds nothing of its own.
@@ -2434,6 +2466,9 @@ class RowReader:
             if len(self.parsed.totals_rows) < self.limits.max_problems:
                 self.parsed.totals_rows.append((number, totals))
             return None
+        if type(given) is HiddenRow:
+            self.parsed.hidden_rows_count += 1
+            add_to_ranges(self.parsed.hidden_rows, number, self.limits.max_problems)
         if CONTROL.search("\t".join(record)):
             for problem in control_problems(number, record, self.header):
                 self.problems.add(problem)
@@ -2527,7 +2562,8 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
     if kind not in COLUMNS:
         raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                              kind=kind, kinds=", ".join(KINDS)))
-    numbered = [(number, cleaned) for number, record in enumerate(records, start=1)
+    numbered = [(number, like_row(record, cleaned))
+                for number, record in enumerate(records, start=1)
                 if any(cleaned := [cell if type(cell) is MergedDown else (cell or "").strip()
                                    for cell in record])]
     shape = file_shape(numbered)

@@ -52,6 +52,7 @@ from bidhub.domain.imports import (
     ColumnMatch,
     CoveredCells,
     FileRefused,
+    HiddenRow,
     ImportKind,
     MappingCheck,
     MappingWarning,
@@ -165,6 +166,10 @@ class ImportResult:
     rows_above: list[tuple[int, str]] = field(default_factory=list)  # skipped: (row, text)
     # The columns whose merged-down cells gave their value to the rows below the first
     merged_down: list[str] = field(default_factory=list)
+    # The rows of the table the workbook hides, read like the others: ranges (first, last) up
+    # to the report's limit, and how many rows
+    hidden_rows: list[tuple[int, int]] = field(default_factory=list)
+    hidden_rows_count: int = 0
 
     @property
     def refused(self) -> bool:
@@ -242,7 +247,8 @@ def workbook_reader(source: io.BytesIO) -> Any:
 
 
 def sheet_rows(reader: Any) -> Iterator[list[str]]:
-    """The first worksheet's rows as text, streamed; a blank row for each row the file skips.
+    """The first worksheet's rows as text, streamed; a blank row for each row the file skips,
+    a row the sheet hides as a HiddenRow.
 
     A formula cell whose value the file does not hold is an UnsavedFormula (its formula), not
     an empty cell: openpyxl reads the values only (data_only) and gives None for it.
@@ -250,6 +256,12 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
     from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
 
     class Parser(WorkSheetParser):
+        is_hidden = False  # whether the row parsed last is hidden
+
+        def parse_row(self, element: Any) -> tuple[int, list[dict[str, Any]]]:
+            self.is_hidden = element.get("hidden") in ("1", "true")
+            return super().parse_row(element)
+
         def parse_cell(self, element: Any) -> dict[str, Any]:
             cell = super().parse_cell(element)
             if cell["value"] is None and (formula := element.find(FORMULA_TAG)) is not None:
@@ -286,7 +298,7 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
                 value = cell["value"]
                 record[cell["column"] - 1] = (value if type(value) is UnsavedFormula
                                               else cell_text(value).strip())
-            yield covered.marked(index, record)
+            yield covered.marked(index, HiddenRow(record) if parser.is_hidden else record)
 
 
 # A merged range of a worksheet (<mergeCell ref="A2:A9"/>, perhaps with a namespace prefix),
@@ -520,6 +532,8 @@ class MappingProposal:
     saved_by: str = ""
     # The rows above the column names the import skips: (row, its text).
     rows_above: tuple[tuple[int, str], ...] = ()
+    # The rows below the column names the workbook hides: they are imported like the others.
+    hidden_rows: int = 0
 
 
 def propose_mapping(
@@ -561,7 +575,8 @@ def propose_mapping(
         rows_total=rows_to_store(kind, source.shape, check.columns),
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
-        saved_by=saved_by, rows_above=source.shape.rows_above)
+        saved_by=saved_by, rows_above=source.shape.rows_above,
+        hidden_rows=source.shape.hidden_rows)
 
 
 def chosen_mapping(
@@ -698,7 +713,9 @@ def import_file(
                         warnings=[] if refused_file else warnings[:limits.max_problems],
                         totals_rows=list(parsed.totals_rows),
                         note_rows=list(parsed.note_rows), rows_above=list(parsed.rows_above),
-                        merged_down=list(parsed.merged_down), **counts)
+                        merged_down=list(parsed.merged_down),
+                        hidden_rows=list(parsed.hidden_rows),
+                        hidden_rows_count=parsed.hidden_rows_count, **counts)
 
 
 class _ImportRefused(Exception):
@@ -785,6 +802,8 @@ def _record_run(
                             "rows_above": [{"row": row, "text": text}
                                            for row, text in parsed.rows_above],
                             "merged_down": list(parsed.merged_down),
+                            "hidden_rows": {"ranges": [list(pair) for pair in parsed.hidden_rows],
+                                            "count": parsed.hidden_rows_count},
                             "warnings": [warning.as_dict()
                                          for warning in warnings[:limits.max_problems]]},
                     started_at=now, finished_at=now)

@@ -4,7 +4,7 @@ The file is XML: a Workbook of Worksheets, each a Table of Rows of Cells holding
 or cell may say where it is (ss:Index), skipping those before it; a merged cell
 (ss:MergeAcross, ss:MergeDown) holds its value in its first place only, as Excel shows it;
 a place a cell merged down covers is read in a row of the table as that cell's value
-(MergedDown).
+(MergedDown). A row the sheet hides (ss:Hidden) is read as a HiddenRow.
 The first visible worksheet is read (a first pass finds it), parsed as it is read by the
 standard library's iterparse, each row let go once it is made; a document type or an entity,
 which Excel never writes, refuses the file before it is parsed (an entity can expand without
@@ -24,6 +24,7 @@ from bidhub.domain.imports import (
     COVERED,
     FORBIDDEN_MARKUP,
     FileRefused,
+    HiddenRow,
     UploadLimits,
     cell_text,
     default_limits,
@@ -40,6 +41,7 @@ WORKSHEET, TABLE, ROW, CELL, DATA = (f"{SS}{name}" for name in ("Worksheet", "Ta
                                                                 "Cell", "Data"))
 INDEX, TYPE = f"{SS}Index", f"{SS}Type"
 MERGE_ACROSS, MERGE_DOWN = f"{SS}MergeAcross", f"{SS}MergeDown"
+HIDDEN = f"{SS}Hidden"  # a row hidden by hand, in a collapsed group or by a filter
 VISIBLE = f"{{{EXCEL_NAMESPACE}}}Visible"
 DATE_1904 = f"{{{EXCEL_NAMESPACE}}}Date1904"
 XML_START = re.compile(rb"\s*<\?xml")
@@ -137,7 +139,7 @@ def sheet_rows(data: bytes, sheet: int, limits: UploadLimits) -> Iterator[list[s
                 yield []
             number = at
             record, below = row_record(element, below, limits)
-            yield record
+            yield HiddenRow(record) if element.get(HIDDEN) in ("1", "true") else record
 
 
 def position(element: Any, default: int) -> int:

@@ -17,6 +17,7 @@ from bidhub.domain.imports import (
     MAX_MERGED_RANGES,
     CoveredCells,
     FileRefused,
+    HiddenRow,
     UploadLimits,
     cell_text,
     default_limits,
@@ -41,6 +42,11 @@ SST = 0x00FC  # the shared strings: total count, then the distinct count
 EOF = 0x000A  # the end of the globals, or of a sheet
 MERGEDCELLS = 0x00E5  # a sheet's merged ranges: a count, then each range
 RANGE = struct.Struct("<HHHH")  # a merged range: first row, last row, first column, last column
+# A row's height and options: its number (from 0) first, its options at byte 12.
+ROW = 0x0208
+ROW_NUMBER = struct.Struct("<H")
+ROW_OPTIONS_AT = 12
+ROW_HIDDEN = 0x0020  # fDyZero: the row is hidden
 # Records holding one cell, each starting with its row and column.
 ONE_CELL = frozenset({0x0203, 0x00FD, 0x0204, 0x027E, 0x0006, 0x0205, 0x00D6})
 # Records holding a run of cells in one row: row, first column, ..., last column.
@@ -121,7 +127,8 @@ def check_xls(data: bytes, limits: UploadLimits | None = None) -> None:
 
 def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[str]]:
     """The first visible sheet's rows as text (check_xls first): a date cell as its date (and
-    time, if it has one), a number as Excel shows it, an error as its code (#N/A)."""
+    time, if it has one), a number as Excel shows it, an error as its code (#N/A); a row the
+    sheet hides as a HiddenRow."""
     import xlrd
 
     limits = limits or default_limits()
@@ -134,7 +141,9 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         raise FileRefused(PROTECTED if "encrypt" in str(error).lower() else NOT_AN_XLS) from error
     except Exception as error:  # xlrd raises many kinds for a broken file
         raise FileRefused(NOT_AN_XLS) from error
-    covered = CoveredCells(merged_down(book.mem, book._sh_abs_posn[sheet.number]))
+    start = book._sh_abs_posn[sheet.number]
+    covered = CoveredCells(merged_down(book.mem, start))
+    hidden = hidden_rows(book.mem, start)
     for number in range(sheet.nrows):
         record = []
         for kind, value in zip(sheet.row_types(number), sheet.row_values(number), strict=True):
@@ -142,14 +151,12 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
             if len(text) > limits.max_cell_bytes:
                 raise FileRefused(too_long_cell(limits))
             record.append(text)
-        yield covered.marked(number + 1, record)
+        yield covered.marked(number + 1, HiddenRow(record) if number + 1 in hidden else record)
 
 
-def merged_down(stream: bytes, start: int) -> list[tuple[int, int, int]]:
-    """The ranges merged over more than one row in the sheet whose records start at `start`
-    in the workbook stream (its BOF), as (first row, last row, first column's index from 0),
-    rows counted from 1. xlrd reads them only with the cells' formatting, which is not read."""
-    ranges: list[tuple[int, int, int]] = []
+def sheet_records(stream: bytes, start: int) -> Iterator[tuple[int, int, int]]:
+    """(type, start of its data, length) of each whole record of the sheet whose records
+    start at `start` in the workbook stream (its BOF), but those of a chart in the sheet."""
     depth = 0  # a chart in the sheet has a BOF and an EOF of its own
     position, end = start, len(stream) - HEADER.size
     while position <= end:
@@ -161,8 +168,18 @@ def merged_down(stream: bytes, start: int) -> list[tuple[int, int, int]]:
         elif record == EOF:
             depth -= 1
             if depth <= 0:
-                break
-        elif record == MERGEDCELLS and depth == 1 and length >= 2 and position <= len(stream):
+                return
+        elif depth == 1 and position <= len(stream):
+            yield record, body, length
+
+
+def merged_down(stream: bytes, start: int) -> list[tuple[int, int, int]]:
+    """The ranges merged over more than one row in the sheet whose records start at `start`
+    in the workbook stream (its BOF), as (first row, last row, first column's index from 0),
+    rows counted from 1. xlrd reads them only with the cells' formatting, which is not read."""
+    ranges: list[tuple[int, int, int]] = []
+    for record, body, length in sheet_records(stream, start):
+        if record == MERGEDCELLS and length >= 2:
             count = min(struct.unpack_from("<H", stream, body)[0], (length - 2) // RANGE.size)
             for index in range(count):
                 first_row, last_row, first_column, _ = RANGE.unpack_from(
@@ -170,6 +187,16 @@ def merged_down(stream: bytes, start: int) -> list[tuple[int, int, int]]:
                 if last_row > first_row and len(ranges) < MAX_MERGED_RANGES:
                     ranges.append((first_row + 1, last_row + 1, first_column))
     return ranges
+
+
+def hidden_rows(stream: bytes, start: int) -> set[int]:
+    """The rows, counted from 1, that the sheet whose records start at `start` hides (by hand,
+    in a collapsed group or by a filter): its ROW records' flag. xlrd reads it only with the
+    cells' formatting, which is not read."""
+    return {ROW_NUMBER.unpack_from(stream, body)[0] + 1
+            for record, body, length in sheet_records(stream, start)
+            if record == ROW and length >= ROW_OPTIONS_AT + 2
+            and ROW_NUMBER.unpack_from(stream, body + ROW_OPTIONS_AT)[0] & ROW_HIDDEN}
 
 
 def xls_is_1904(data: bytes) -> bool:

@@ -99,3 +99,11 @@ def run_import(session, make_admin, clock):
                            now=clock())
 
     return run
+
+
+@pytest.fixture
+def reps(session, branches, run_import):
+    """The sample reps, imported: the owners an accounts file names."""
+    result = run_import("reps", "\n".join(",".join(record) for record in sample_records("reps"))
+                        .encode(), "reps.csv")
+    assert result.status == "imported", result.problems

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bidhub.domain.imports import COVERED, MergedDown, preview_rows
 from bidhub.models import Account, Branch, User
 from tests.conftest import reload
-from tests.import_formats.conftest import sample_records, xls_of, xlsx_of
+from tests.import_formats.conftest import xls_of, xlsx_of
 from tests.import_formats.test_spreadsheet_xml import HEAD, sheet
 
 HEADER = ["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售"]
@@ -86,13 +86,6 @@ FILES = {"accounts.xlsx": lambda: xlsx_of(as_saved(), merged=MERGED),
          "accounts.xls": lambda: xls_of(as_saved(), merged=MERGED),
          "accounts-xml.xls": spreadsheet_xml,
          "accounts-page.xls": web_page}
-
-
-@pytest.fixture
-def reps(session, branches, run_import):
-    result = run_import("reps", "\n".join(",".join(record) for record in sample_records("reps"))
-                        .encode(), "reps.csv")
-    assert result.status == "imported", result.problems
 
 
 @pytest.mark.parametrize("filename", FILES)
