@@ -6,7 +6,8 @@ table as Excel would show it: the first table with rows, each <tr> a row and eac
 <th> a cell, a cell spanning several columns or rows leaving the others it covers empty (as a
 merged cell does; a place a cell spanning rows covers is read in a row of the table as that
 cell's value, MergedDown), text without its markup and with its character references decoded,
-runs of white space as one space.
+runs of white space as one space; a row the page hides (`hidden`, or `display: none`, as Excel
+saves a hidden row in a web page) is a HiddenRow.
 
 The page is decoded as its <meta charset> says, else as a CSV is (UTF-8, else GBK/GB18030),
 and parsed as it is read, a piece at a time, by the standard library's HTMLParser: a row is
@@ -24,6 +25,7 @@ from html.parser import HTMLParser
 from bidhub.domain.imports import (
     COVERED,
     FileRefused,
+    HiddenRow,
     UploadLimits,
     csv_encoding,
     default_limits,
@@ -127,7 +129,7 @@ class TableParser(HTMLParser):
                 self.add_text(" ")
         elif tag == "tr":
             self.end_row()
-            self.row = []
+            self.row = HiddenRow() if is_hidden(dict(attrs)) else []
         elif tag in ("td", "th"):
             if self.row is None:
                 self.row = []
@@ -202,6 +204,16 @@ class TableParser(HTMLParser):
         self.spanning = {}
         self.ready.append(self.row)
         self.row = None
+
+
+# A row the page does not show, as Excel writes a hidden row into a web page
+# (<tr height=0 style='display:none'>).
+DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+
+
+def is_hidden(attributes: dict[str, str | None]) -> bool:
+    """Whether a row's attributes hide it: `hidden`, or a style of `display: none`."""
+    return "hidden" in attributes or DISPLAY_NONE.search(attributes.get("style") or "") is not None
 
 
 def span(value: str | None, most: int) -> int:

@@ -1,6 +1,6 @@
 """Rows a workbook hides (by hand, in a collapsed group, or left out by a filter): Excel does not
 show them, yet the file holds them, as a CSV saved from it would. Each format that can hide a
-row reads it like any other, and the import's report names the rows of the table that were
+row (a web page too: Excel saves a hidden row as display:none) reads it like any other, and the import's report names the rows of the table that were
 hidden, so that an import never holds more than the admin saw without saying so."""
 
 from __future__ import annotations
@@ -59,8 +59,22 @@ def spreadsheet_xml() -> bytes:
     return (HEAD + sheet("客户", rows) + "</Workbook>").encode()
 
 
+def web_page(hidden: set[int] = HIDDEN) -> bytes:
+    """As Excel saves a sheet as a web page: a hidden row's style is display:none; one row
+    is hidden by the attribute `hidden` instead."""
+    def row(number: int) -> str:
+        shown = ("" if number not in hidden else " hidden" if number == max(hidden)
+                 else " height=0 style='display:none'")
+        return f"<tr{shown}>"
+
+    rows = [row(number) + "".join(f"<td>{escape(value)}</td>" for value in record) + "</tr>"
+            for number, record in enumerate(RECORDS, start=1)]
+    return ('<html><head><meta charset="utf-8"></head><body><table>' + "\n".join(rows)
+            + "</table></body></html>").encode()
+
+
 FILES = {"accounts.xlsx": xlsx_file, "accounts.xls": xls_file,
-         "accounts-xml.xls": spreadsheet_xml}
+         "accounts-xml.xls": spreadsheet_xml, "accounts-page.xls": web_page}
 
 
 @pytest.mark.parametrize("filename", FILES)
@@ -80,7 +94,8 @@ def test_hidden_rows_of_the_table_are_imported_and_named_in_the_report(session, 
 def test_a_workbook_hiding_nothing_reports_nothing_hidden(session, reps, run_import, filename):
     data = {"accounts.xlsx": lambda: saved(xlsx_workbook(RECORDS)),
             "accounts.xls": lambda: xls_file(hidden=set()),
-            "accounts-xml.xls": lambda: spreadsheet_xml().replace(b' ss:Hidden="1"', b"")}
+            "accounts-xml.xls": lambda: spreadsheet_xml().replace(b' ss:Hidden="1"', b""),
+            "accounts-page.xls": lambda: web_page(hidden=set())}
     result = run_import("accounts", data[filename](), filename)
     assert (result.status, result.hidden_rows, result.hidden_rows_count) == ("imported", [], 0)
 
