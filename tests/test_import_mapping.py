@@ -213,9 +213,9 @@ def test_digits_grouped_otherwise_are_refused_not_read_as_one_number(cell):
         parse_yuan(cell)
 
 
-@pytest.mark.parametrize("cell", ["1.5", "1.23456万", "abc", "-5", "1e5", "USD 1,000", "$1,000",
+@pytest.mark.parametrize("cell", ["abc", "-5", "1e5", "USD 1,000", "$1,000", "1200.", ".5",
                                   "HK$1000", "1000美元", "CNY-5", "¥¥"])
-def test_amounts_that_are_not_whole_yuan_are_refused(cell):
+def test_what_is_no_amount_in_yuan_is_refused(cell):
     from bidhub.domain.imports import BadValue
 
     with pytest.raises(BadValue):
@@ -340,6 +340,30 @@ def test_an_accounts_file_in_fen_stores_whole_yuan_and_says_so(session, branches
     report = page_text(login_as(admin).get(f"/admin/imports/{result.run_id}", headers=CHINESE)
                        .get_data(as_text=True))
     assert "年度金额已按分读取，并四舍五入存为整元。" in report
+
+
+def test_amounts_with_fen_are_stored_rounded_to_yuan_and_the_report_says_so(
+        session, branches, admin, clock, login_as, uploads):
+    """A CRM's amounts carry fen (1,234,567.89): each is stored in whole yuan, rounded half
+    up, and the report says how many in which column; whole amounts are not counted."""
+    import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),
+                valid_rows_only=False, now=clock(), mapping=suggested("reps", REPS_HEADERS))
+    headers = ACCOUNT_HEADERS.replace("年度金额(万元)", "年度金额")
+    mapping = {**suggested("accounts", ACCOUNT_HEADERS), "年度金额": "annual_value_yuan"}
+    del mapping["年度金额(万元)"]
+    result = import_file(session, admin, "accounts", "accounts.csv",
+                         csv_of(headers, ["KA-1,北京智联科技,互联网,民营,BJ,\"1,234,567.89\",S1001,",
+                                          "KA-2,上海云帆,制造,国企,BJ,128000.50,S1001,",
+                                          "KA-3,广州恒通,物流,民营,BJ,99000.00,S1001,"]),
+                         valid_rows_only=False, now=clock(), mapping=mapping)
+    assert result.status == "imported", result.problems
+    assert result.rounded == {"annual_value_yuan": 2}
+    reload(session)
+    assert dict(session.execute(select(Account.external_id, Account.annual_value_yuan)).all()) == {
+        "KA-1": 1_234_568, "KA-2": 128_001, "KA-3": 99_000}
+    report = page_text(login_as(admin).get(f"/admin/imports/{result.run_id}", headers=CHINESE)
+                       .get_data(as_text=True))
+    assert "年度金额 中有 2 个金额带有不足一元的部分，已四舍五入存为整元。" in report, report
 
 
 def test_the_mapping_preview_and_the_import_read_a_rep_merged_down_over_accounts(

@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import cache, lru_cache
 from typing import Any
@@ -227,6 +227,8 @@ class Parsed:
     # ranges of rows (first, last), up to the report's limit, and how many there were.
     hidden_rows: list[tuple[int, int]] = field(default_factory=list)
     hidden_rows_count: int = 0
+    # Per amount field, how many rows read had a fraction of a yuan rounded away (`yuan_read`)
+    rounded: dict[str, int] = field(default_factory=dict)
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -472,15 +474,23 @@ Unit = int | Fraction  # yuan per unit of an amount column
 
 def parse_yuan(value: str, unit: Unit = 1) -> int:
     """Whole yuan from "1,200,000", "¥1,200,000", "CNY 1,200,000", "120万" or, in a column of
-    `unit` yuan, "1.2"; in a column of fen (`FEN`), see `yuan_of_fen`."""
+    `unit` yuan, "1.2"; in a column of fen (`FEN`), see `yuan_of_fen`. A fraction of a yuan
+    is rounded half up: "1,234,567.89" is 1,234,568 yuan (see `yuan_read`)."""
+    return yuan_read(value, unit)[0]
+
+
+def yuan_read(value: str, unit: Unit = 1) -> tuple[int, bool]:
+    """`parse_yuan`'s whole yuan, and whether a fraction of a yuan was rounded away to give
+    them (the noise of a computed amount aside, and a column in fen aside: its amounts are
+    always rounded to yuan, as its unit says)."""
     if isinstance(unit, Fraction):  # FEN, the one unit below a yuan
-        return yuan_of_fen(value)
+        return yuan_of_fen(value), False
     if value.isascii() and (value.isdigit() and len(value) <= 13
                             or THOUSANDS.fullmatch(value)):  # most cells of an export
         number = int(value.replace(",", "")) * unit
         if number > MAX_YUAN:
             raise BadValue(N_("Too large for an amount in yuan."))
-        return number
+        return number, False
     text = without_currency(" ".join(unicodedata.normalize("NFKC", value).lower().split()))
     for suffix, cell_unit in CELL_UNITS:
         if text.endswith(suffix):
@@ -490,14 +500,13 @@ def parse_yuan(value: str, unit: Unit = 1) -> int:
     if not re.fullmatch(r"\d+(\.\d+)?", text):
         raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
     number = Decimal(text) * unit
-    if number > MAX_YUAN:
+    whole = number.to_integral_value(rounding=ROUND_HALF_UP)
+    if whole > MAX_YUAN:
         raise BadValue(N_("Too large for an amount in yuan."))
-    whole = number.to_integral_value()
     # Within a millionth of a yuan of a whole number is the noise of a computed amount
-    # (Excel's =1200*1.1 is 1320.0000000000002); a real fraction of a yuan is refused.
-    if abs(number - whole) > YUAN_NOISE:
-        raise BadValue(N_("Write a whole number of yuan."))
-    return int(whole)
+    # (Excel's =1200*1.1 is 1320.0000000000002); a real fraction of a yuan (fen an export
+    # carries, 1,234,567.89) is rounded away, and the import's report says where.
+    return int(whole), abs(number - whole) > YUAN_NOISE
 
 
 def yuan_of_fen(value: str) -> int:
@@ -2480,8 +2489,9 @@ class RowReader:
             self.plan = column_plan(self.kind, self.positions, self.parsed, self.day_zero)
         for index in formulas.values():
             record[index] = ""
+        rounded: list[str] = []
         values, row_problems = typed_values(self.kind, number, record, self.positions,
-                                            self.parsed, self.plan)
+                                            self.parsed, self.plan, rounded=rounded)
         if formulas:
             row_problems = [unsaved_formula_problem(number, name, index, str(given[index]))
                             for name, index in formulas.items()] + [
@@ -2492,7 +2502,11 @@ class RowReader:
                                               self.parsed.generated_usernames)
         for problem in row_problems:
             self.problems.add(problem)
-        return None if row_problems else Row(number, values)
+        if row_problems:
+            return None
+        for name in rounded:
+            self.parsed.rounded[name] = self.parsed.rounded.get(name, 0) + 1
+        return Row(number, values)
 
 
 # Characters a text cell may not hold (tab and line breaks it may): PostgreSQL cannot store
@@ -2694,8 +2708,10 @@ def day_parser(parse: Callable[[str], Any], day_zero: date) -> Callable[[str], A
 
 def typed_values(kind: str, number: int, record: list[str], positions: dict[str, int],
                  parsed: Parsed | None = None, plan: ColumnPlan | None = None,
-                 day_zero: date = EXCEL_DAY_ZERO) -> tuple[dict[str, Any], list[Problem]]:
-    """One record's values by column, defaults filled, and the problems of its cells."""
+                 day_zero: date = EXCEL_DAY_ZERO, rounded: list[str] | None = None,
+                 ) -> tuple[dict[str, Any], list[Problem]]:
+    """One record's values by column, defaults filled, and the problems of its cells; the
+    amount fields whose fraction of a yuan was rounded away are added to `rounded`."""
     values: dict[str, Any] = {}
     row_problems = []
     width = len(record)
@@ -2709,7 +2725,12 @@ def typed_values(kind: str, number: int, record: list[str], positions: dict[str,
                 values[name] = default
             continue
         try:
-            values[name] = parse(raw) if unit is None else parse_yuan(raw, unit)
+            if unit is None:
+                values[name] = parse(raw)
+            else:
+                values[name], fraction = yuan_read(raw, unit)
+                if fraction and rounded is not None:
+                    rounded.append(name)
         except BadValue as error:
             row_problems.append(Problem(number, name, raw, error.message))
     if parsed is not None and parsed.generated_usernames and values.get("external_id"):

@@ -170,6 +170,8 @@ class ImportResult:
     # to the report's limit, and how many rows
     hidden_rows: list[tuple[int, int]] = field(default_factory=list)
     hidden_rows_count: int = 0
+    # Per amount field, how many amounts read had a fraction of a yuan rounded away
+    rounded: dict[str, int] = field(default_factory=dict)
 
     @property
     def refused(self) -> bool:
@@ -715,7 +717,8 @@ def import_file(
                         note_rows=list(parsed.note_rows), rows_above=list(parsed.rows_above),
                         merged_down=list(parsed.merged_down),
                         hidden_rows=list(parsed.hidden_rows),
-                        hidden_rows_count=parsed.hidden_rows_count, **counts)
+                        hidden_rows_count=parsed.hidden_rows_count,
+                        rounded=dict(parsed.rounded), **counts)
 
 
 class _ImportRefused(Exception):
@@ -804,6 +807,7 @@ def _record_run(
                             "merged_down": list(parsed.merged_down),
                             "hidden_rows": {"ranges": [list(pair) for pair in parsed.hidden_rows],
                                             "count": parsed.hidden_rows_count},
+                            "rounded": dict(parsed.rounded),
                             "warnings": [warning.as_dict()
                                          for warning in warnings[:limits.max_problems]]},
                     started_at=now, finished_at=now)

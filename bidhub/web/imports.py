@@ -446,7 +446,9 @@ def run(run_id: int):
     return render("imports/run.html", run=import_run, kind_labels=KIND_LABELS,
                   actors=imports.actor_names(session, [import_run]), problems=problems,
                   warnings=warnings, columns_read=columns_read, units=units,
-                  hidden=HiddenRowsShown.of(import_run.report))
+                  hidden=HiddenRowsShown.of(import_run.report),
+                  rounded={field_label(kind, name): int(count)
+                           for name, count in import_run.report.get("rounded", {}).items()})
 
 
 @dataclass(frozen=True)

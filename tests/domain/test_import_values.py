@@ -15,6 +15,7 @@ from bidhub.domain.imports import (
     id_key,
     parse_date,
     parse_month,
+    yuan_read,
 )
 
 IDS = st.text(alphabet=st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."), min_size=1,
@@ -52,20 +53,30 @@ def test_punctuation_in_an_id_is_significant_and_cells_lose_only_invisible_chara
 
 
 def test_the_noise_of_a_computed_amount_is_not_a_fraction_of_a_yuan():
-    from bidhub.domain.imports import BadValue, cell_text, parse_yuan
+    from bidhub.domain.imports import cell_text, parse_yuan
 
     noisy = float("1320.0000000000002")  # Excel's =1200*1.1
     assert cell_text(noisy) == "1320" and parse_yuan(cell_text(noisy)) == 1320
     assert parse_yuan("1320.0000000000002") == 1320 and parse_yuan("1319.9999999999998") == 1320
     assert cell_text(float("0.30000000000000004")) == "0.3"
     assert parse_yuan(cell_text(float("0.35000000000000003")), 10_000) == 3_500
-    for real_fraction in ("1320.5", "1320.01", "1320.000002", "0.5"):
-        try:
-            parse_yuan(real_fraction)
-        except BadValue as error:
-            assert "whole number of yuan" in str(error)
-        else:
-            raise AssertionError(real_fraction)
+    assert yuan_read("1320.0000000000002") == (1320, False)  # noise, not a fraction
+    for real_fraction, whole in (("1320.5", 1321), ("1320.01", 1320), ("1320.000002", 1320),
+                                 ("0.5", 1), ("0.49", 0)):
+        assert yuan_read(real_fraction) == (whole, True)
+
+
+@pytest.mark.parametrize(("cell", "unit", "yuan"), [
+    ("1,234,567.89", 1, 1_234_568), ("128,000.50", 1, 128_001), ("128,000.49", 1, 128_000),
+    ("¥35,820.5", 1, 35_821), ("12.345678万", 1, 123_457), ("12.345678", 10_000, 123_457),
+    ("0.00004", 10_000, 0), ("2147483647.4", 1, 2**31 - 1)])
+def test_a_fraction_of_a_yuan_is_rounded_half_up_to_whole_yuan(cell, unit, yuan):
+    assert yuan_read(cell, unit) == (yuan, True)
+
+
+def test_an_amount_that_rounds_past_the_largest_is_too_large():
+    with pytest.raises(BadValue, match="Too large"):
+        yuan_read("2147483647.5")
 
 
 @settings(max_examples=300, deadline=None)
