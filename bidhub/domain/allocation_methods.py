@@ -203,22 +203,39 @@ def _min_cost_flow(edges: list[list[tuple[int, int, int]]], room: list[int],
     cost of leaving a unit unmatched; None makes it dearer than any matching (a maximum
     flow), 0 with negative edge costs gives the cheapest flow of any size (a maximum-weight
     matching).
+
+    The flow's arcs are made in one pass over the bids, in the form the searches read
+    them: with 100,000 bids, every further copy of the graph is made and read in memory
+    outside the processor's caches.
     """
-    by_rep: list[list[tuple[int, int]]] = [[] for _ in room]
-    for listing, listing_edges in enumerate(edges):
+    degree = [0] * len(room)
+    highest = None
+    for listing_edges in edges:
         for rep, cost, _ in listing_edges:
-            by_rep[rep].append((listing, cost))
-    rep_room = [min(limit, len(rep_edges)) for limit, rep_edges in zip(room, by_rep, strict=True)]
+            degree[rep] += 1
+            if highest is None or cost > highest:
+                highest = cost
+    rep_room = [min(limit, count) for limit, count in zip(room, degree, strict=True)]
+    from_reps = sum(rep_room) < len(edges)
+    if left_out is None:
+        left_out = (highest or 0) * (min(sum(rep_room), len(edges)) + 1) + 1
     matched: list[int | None] = [None] * len(edges)
-    if sum(rep_room) < len(edges):
-        held = _Flow(by_rep, rep_room, [1] * len(edges), left_out).solve()
+    if from_reps:
+        first_target = len(room)
+        arcs: list[list[tuple[int, int]]] = [[] for _ in room]
+        for listing, listing_edges in enumerate(edges):
+            node = first_target + listing
+            for rep, cost, _ in listing_edges:
+                arcs[rep].append((node, cost))
+        held = _Flow(arcs, rep_room, [1] * len(edges), left_out).solve()
         for rep, listings in enumerate(held):
             for listing in listings:
                 matched[listing] = next(bid_id for other, _, bid_id in edges[listing]
                                         if other == rep)
         return matched
-    held = _Flow([[(rep, cost) for rep, cost, _ in listing_edges] for listing_edges in edges],
-                 [1] * len(edges), rep_room, left_out).solve()
+    first_target = len(edges)
+    held = _Flow([[(first_target + rep, cost) for rep, cost, _ in listing_edges]
+                  for listing_edges in edges], [1] * len(edges), rep_room, left_out).solve()
     for listing, reps in enumerate(held):
         for rep in reps:
             matched[listing] = next(bid_id for other, _, bid_id in edges[listing] if other == rep)
@@ -230,40 +247,38 @@ class _Flow:
     shortest paths with potentials (Dijkstra), one source unit at a time.
 
     Nodes: sources 0..S-1, targets S..S+T-1, then one "left out" node per source (edge cost
-    `left_out`, by default more than any set of real edges costs, with the source's whole
-    room), then the sink. Every unit of every source is placed on the cheapest path in the
-    residual graph (moving units placed before along it), so the flow stays the cheapest for
-    what it carries. By default a unit goes to its "left out" node only when no real path is
-    left, so the real flow is maximal and then cheapest; with `left_out` 0 and negative
-    edge costs a unit is left out whenever no real path costs less than nothing, so the
-    flow is the cheapest of any size (potentials make the negative costs safe for
-    Dijkstra: a source's potential is raised above its edges before it is searched from,
-    and nothing leads back into a source before it holds units). A search stops at the first node with room, so it
-    visits only the part of the graph the new path can use. Sources are taken in index
-    order and equal distances go to the lower node number: the result is a fixed function
-    of the input.
+    `left_out`, which `_min_cost_flow` makes more than any set of real edges costs unless
+    told otherwise, with the source's whole room), then the sink. Every unit of every source
+    is placed on the cheapest path in the residual graph (moving units placed before along
+    it), so the flow stays the cheapest for what it carries. By default a unit goes to its
+    "left out" node only when no real path is left, so the real flow is maximal and then
+    cheapest; with `left_out` 0 and negative edge costs a unit is left out whenever no real
+    path costs less than nothing, so the flow is the cheapest of any size (potentials make
+    the negative costs safe for Dijkstra: a source's potential is raised above its edges
+    before it is searched from, and nothing leads back into a source before it holds units).
+    A search stops at the first node with room, so it visits only the part of the graph the
+    new path can use. Sources are taken in index order and equal distances go to the lower
+    node number: the result is a fixed function of the input.
     """
 
-    def __init__(self, edges: list[list[tuple[int, int]]], source_room: list[int],
-                 target_room: list[int], left_out: int | None = None) -> None:
-        sources, targets = len(edges), len(target_room)
+    def __init__(self, arcs: list[list[tuple[int, int]]], source_room: list[int],
+                 target_room: list[int], left_out: int) -> None:
+        """`arcs`: per source, (target node, cost), target nodes numbered from S; the
+        lists become the flow's own, each with its source's "left out" arc added."""
+        sources, targets = len(arcs), len(target_room)
         self.first_target = sources
         self.first_left_out = sources + targets
         self.sink = sources * 2 + targets
-        if left_out is None:
-            left_out = max((cost for source_edges in edges for _, cost in source_edges),
-                           default=0) * (sum(source_room) + 1) + 1
         self.left_out = left_out
-        # Targets as node numbers, each source's "left out" node last.
-        self.edges = [[(self.first_target + target, cost) for target, cost in source_edges]
-                      + [(self.first_left_out + source, self.left_out)]
-                      for source, source_edges in enumerate(edges)]
+        for source, source_arcs in enumerate(arcs):
+            source_arcs.append((self.first_left_out + source, left_out))
+        self.edges = arcs
         self.source_room = source_room
         self.room = [0] * sources + list(target_room) + list(source_room)  # node -> room
         self.potential = [0] * (self.sink + 1)
         # node -> (source, edge cost) of the units on it
         self.held: list[list[tuple[int, int]]] = [[] for _ in range(self.sink)]
-        self.held_by: list[set[int]] = [set() for _ in edges]  # source -> its target nodes
+        self.held_by: list[set[int]] = [set() for _ in arcs]  # source -> its target nodes
 
     def solve(self) -> list[set[int]]:
         """Per source, the target indexes it is matched to."""
