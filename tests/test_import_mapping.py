@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -61,6 +62,15 @@ def xlsx_of(headers: str, rows: list[str]) -> bytes:
 
 def suggested(kind: str, headers: str) -> dict[str, str | None]:
     return {match.column: match.field for match in suggest_mapping(kind, headers.split(","))}
+
+
+def imported_by_the_suggestion(session, admin, kind: str, name: str, data: bytes, now):
+    """The file imported with the mapping bidhub suggests for it (it must need one)."""
+    with pytest.raises(MappingNeeded) as raised:
+        import_file(session, admin, kind, name, data, valid_rows_only=False, now=now)
+    mapping = {match.column: match.field for match in raised.value.suggestion}
+    return import_file(session, admin, kind, name, data, valid_rows_only=False, now=now,
+                       mapping=mapping)
 
 
 @pytest.fixture
@@ -124,6 +134,64 @@ def test_full_width_brackets_letters_and_spaces_do_not_matter():
         "annual_value_yuan")
     assert header_unit("年度金额（万元）") == 10_000 and header_unit("年度金额(元)") == 1
     assert header_unit("年销售额 万元") == 10_000 and header_unit("金额") == 1
+
+
+def test_the_column_of_the_rep_s_id_keeps_the_field_beside_the_one_of_the_rep_s_name():
+    # CRMs head the person's name 负责人 (跟进人, 客户经理, 商机所有人) and give the id beside it.
+    for headers in ("商机编号,客户编号,负责人,负责人工号,销售阶段,金额,创建日期",
+                    "商机编号,客户编号,负责人工号,负责人,销售阶段,金额,创建日期"):
+        both = suggested("opportunities", headers)
+        assert (both["负责人工号"], both["负责人"]) == ("rep", None), headers
+    english = suggested("opportunities", "Opportunity No,Account,Owner Name,Owner ID,Stage")
+    assert (english["Owner ID"], english["Owner Name"]) == ("rep", None)
+    # The name column is left out, not offered for a field it only resembles (高管负责人).
+    accounts = suggested("accounts", "客户编号,客户名称,负责人,负责人工号,年度金额")
+    assert (accounts["负责人工号"], accounts["负责人"]) == ("owner", None)
+    # Alone, the name column is suggested: the import reads a name only one rep has.
+    assert suggested("opportunities", "商机编号,客户编号,商机所有人,阶段")["商机所有人"] == "rep"
+    assert suggested("accounts", "客户编号,客户名称,负责人")["负责人"] == "owner"
+    assert suggested("forecasts", "跟进人编号,月份,预测金额")["跟进人编号"] == "rep"
+
+
+def test_a_planned_or_expected_day_is_not_suggested_as_the_day_something_happened():
+    days = suggested("opportunities", "商机编号,客户编号,销售,阶段,金额,创建时间,预计成交日期,"
+                                      "计划关闭日期,实际成交日期")
+    assert (days["预计成交日期"], days["计划关闭日期"], days["实际成交日期"]) == (
+        None, None, "closed")
+    assert days["创建时间"] == "opened"
+    english = suggested("opportunities", "Deal ID,Account,Rep ID,Stage,Expected Close Date,"
+                                         "Close Date")
+    assert (english["Expected Close Date"], english["Close Date"]) == (None, "closed")
+    assert suggested("reps", "员工编号,姓名,分公司,预计入职日期")["预计入职日期"] is None
+    # An expected amount is still the deal's amount.
+    assert suggested("opportunities", "商机编号,预计金额(万元)")["预计金额(万元)"] == "amount_yuan"
+
+
+def test_a_crm_export_with_ids_beside_names_and_expected_days_imports_by_the_suggestion(
+        session, branches, admin, make_rep, make_account, clock):
+    # Two reps with the same name, as 王芳 often is: only the id column tells them apart. The
+    # open deal's 预计成交日期 is no closed date.
+    first = make_rep(username="wangfang", name="王芳", branch=branches["BJ"])
+    second = make_rep(username="wangfang2", name="王芳", branch=branches["SH"])
+    first.external_id, second.external_id = "S1001", "S2001"
+    session.commit()
+    account = make_account(name="北京智联科技有限公司", branch=branches["BJ"])
+    headers = ("商机编号,客户编号,客户名称,负责人,负责人工号,销售阶段,预计金额(万元),预计成交日期,"
+               "实际成交日期,创建时间")
+    data = xlsx_of(headers, [
+        f"OPP-1,{account.external_id},北京智联科技有限公司,王芳,S1001,商务谈判,120.5,2026-12-20,,"
+        "2026-09-01 09:30:00",
+        f"OPP-2,{account.external_id},北京智联科技有限公司,王芳,S2001,赢单,80,2026-08-01,2026-08-15,"
+        "2026-06-02 14:05:00"])
+    result = imported_by_the_suggestion(session, admin, "opportunities", "商机.xlsx", data,
+                                        clock())
+    assert (result.status, result.added, result.problems) == ("imported", 2, [])
+    stored = session.scalars(select(Opportunity).order_by(Opportunity.external_id)).all()
+    # Midnight in Beijing is 16:00 UTC the day before.
+    assert [(found.external_id, found.rep_id, found.amount_yuan, found.closed_at)
+            for found in stored] == [
+        ("OPP-1", first.id, 1_205_000, None),
+        ("OPP-2", second.id, 800_000, datetime(2026, 8, 14, 16, 0, tzinfo=UTC))]
 
 
 def test_similar_names_are_suggested_and_unlike_ones_are_not():
@@ -506,12 +574,8 @@ def test_an_opportunities_export_naming_accounts_and_reps_imports_by_the_suggest
     data = csv_of(OPPORTUNITY_HEADERS, ["OPP-1,北京智联科技有限公司,王芳,120000,谈判,2026-09-01",
                                         "OPP-2,北京智联科技有限公司,王芳,80000,已成交,2026-08-15"],
                   "gbk")
-    with pytest.raises(MappingNeeded) as raised:
-        import_file(session, admin, "opportunities", "商机.csv", data, valid_rows_only=False,
-                    now=clock())
-    mapping = {match.column: match.field for match in raised.value.suggestion}
-    result = import_file(session, admin, "opportunities", "商机.csv", data,
-                         valid_rows_only=False, now=clock(), mapping=mapping)
+    result = imported_by_the_suggestion(session, admin, "opportunities", "商机.csv", data,
+                                        clock())
     assert (result.status, result.added, result.problems) == ("imported", 2, [])
     stored = session.scalars(select(Opportunity).order_by(Opportunity.external_id)).all()
     assert [(found.external_id, found.account_id, found.rep_id) for found in stored] == [

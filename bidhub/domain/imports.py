@@ -925,13 +925,21 @@ def header_map(kind: str) -> dict[str, Column]:
 # table (names real CRM and Excel exports use), then similarity; the admin confirms the
 # suggestion on the mapping step (or with --map on the command line).
 
+# A rep's id under the names CRMs give the person who holds an account or a deal (负责人,
+# 跟进人, 客户经理, 所有人): a CRM names that person in one column and gives the id in another,
+# and the id keeps the field when a file has both (the names, in NAME_SYNONYMS, rank below).
+_PERSON_IDS = tuple(f"{person}{id_word}" for person in ("负责人", "跟进人", "客户经理", "所有人",
+                                                        "销售人员", "销售代表", "所属销售", "负责销售")
+                    for id_word in ("工号", "编号", "员工编号", "id", "编码")) + (
+    "owner id", "owner employee id", "sales rep id", "salesperson id", "employee no")
+
 # Names real exports give each field, Chinese and English, beyond the accepted headers.
 SHARED_SYNONYMS: dict[str, tuple[str, ...]] = {
     "branch": ("分公司", "所属分公司", "所属分支", "分支机构", "所属机构", "区域", "所属区域", "大区",
                "分公司名称", "分公司编码", "branch", "branch name", "region", "office"),
     "rep": ("销售", "所属销售", "负责销售", "销售编号", "销售工号", "工号", "员工编号", "销售代表",
-            "销售人员", "负责人", "跟进人", "客户经理", "sales rep", "rep id", "owner",
-            "salesperson", "employee id"),
+            "销售人员", *_PERSON_IDS, "sales rep", "rep id", "owner", "salesperson",
+            "employee id"),
     "account": ("客户编号", "客户ID", "客户编码", "客户代码", "客户号", "account", "account no",
                 "customer id", "customer no", "client id"),
 }
@@ -969,9 +977,8 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
                               "年销售额(万元)", "年度价值", "年度销售额", "年合同额",
                               "年度合同金额", "年采购额", "年营业额", "年收入", "客户价值",
                               "annual revenue", "annual sales", "yearly value", "value"),
-        "owner": ("所属销售", "负责销售", "销售代表", "客户经理", "归属销售", "销售负责人",
-                  "跟进人", "负责人", "所属人", "销售", "account owner", "sales rep",
-                  "account manager", "owner"),
+        "owner": ("所属销售", "负责销售", "销售代表", "归属销售", "销售负责人", "所属人", "销售",
+                  *_PERSON_IDS, "account owner", "sales rep", "account manager", "owner"),
         "executive_sponsor": ("老板负责", "负责高管", "高管负责人", "老板负责人", "老板负责客户",
                               "高管", "负责领导", "高层负责人", "executive sponsor",
                               "executive"),
@@ -991,8 +998,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "stage": ("阶段", "销售阶段", "商机阶段", "当前阶段", "sales stage"),
         "opened": ("创建日期", "开始日期", "创建时间", "立项日期", "opened", "created",
                    "created on", "create date"),
-        "closed": ("关闭日期", "结束日期", "关闭时间", "成交日期", "结单日期", "closed",
-                   "close date"),
+        "closed": ("关闭日期", "结束日期", "关闭时间", "成交日期", "结单日期", "实际成交日期",
+                   "实际关闭日期", "实际结束日期", "赢单日期", "输单日期", "赢单/输单日期", "关单日期",
+                   "closed", "close date", "actual close date"),
         "stage_history": ("阶段历史", "阶段记录", "阶段变更", "历史阶段", "stage history"),
     },
     ImportKind.FORECASTS: {
@@ -1030,8 +1038,11 @@ NAME_SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
     ImportKind.OPPORTUNITIES: {"account": _ACCOUNT_NAMES},
     ImportKind.INCIDENTS: {"account": _ACCOUNT_NAMES},
 }
+# 负责人, 跟进人, 客户经理 and 所有人 (商机所有人: Salesforce's opportunity owner) are how CRMs
+# head the column with the person's name.
 _REP_NAMES = ("销售姓名", "销售人员姓名", "销售代表姓名", "负责人姓名", "负责销售姓名",
-              "所属销售姓名", "客户经理姓名", "跟进人姓名", "rep name", "sales rep name",
+              "所属销售姓名", "客户经理姓名", "跟进人姓名", "负责人", "跟进人", "客户经理", "所有人",
+              "商机所有人", "客户所有人", "商机负责人", "rep name", "sales rep name",
               "salesperson name", "owner name")
 for _kind, _field in ((ImportKind.OPPORTUNITIES, "rep"), (ImportKind.FORECASTS, "rep"),
                       (ImportKind.INCIDENTS, "rep"), (ImportKind.ACCOUNTS, "owner")):
@@ -1207,6 +1218,14 @@ def _name_synonyms(kind: str) -> dict[str, str]:
             for synonym in extra}
 
 
+# Fields that hold the day something happened, and the words of a header that gives a day
+# planned or expected (预计成交日期, 计划关闭日期, Expected Close Date): such a column is not
+# suggested for them, however alike the names (an open deal's expected day is no closed date).
+EVENT_DAYS = frozenset({"opened", "closed", "seen", "hire_date"})
+PLANNED = re.compile(r"预计|预期|计划|预测|期望|目标|expected|estimated|planned|forecast|target|"
+                     r"projected|scheduled")
+
+
 def match_scores(kind: str, header: str) -> list[tuple[float, str, str]]:
     """(score, field, how) for each field the header may be: exact 3, synonym 2, a name the
     field may be written by 1.5 (NAME_SYNONYMS), similar <= 1."""
@@ -1224,9 +1243,15 @@ def match_scores(kind: str, header: str) -> list[tuple[float, str, str]]:
         name = _name_synonyms(kind).get(candidate)
         if name is not None and name not in found:
             found[name] = (NAME_SYNONYM_SCORE, name, SYNONYM)
+    if found:
+        # A column the table names is that field and no other: when the field goes to another
+        # column (负责人 beside 负责人工号), it is suggested for nothing rather than for a field
+        # it merely resembles (高管负责人).
+        return sorted(found.values(), key=lambda entry: (-entry[0], entry[1]))
+    planned = PLANNED.search(base) is not None
     for names in (exact, synonyms):
         for known, name in names.items():
-            if name in found and found[name][0] >= 1:
+            if planned and name in EVENT_DAYS:
                 continue
             ratio = difflib.SequenceMatcher(None, base, known).ratio()
             if len(known) >= 2 and known in base:
