@@ -170,7 +170,7 @@ def test_a_planned_or_expected_day_is_not_suggested_as_the_day_something_happene
 def test_a_crm_export_with_ids_beside_names_and_expected_days_imports_by_the_suggestion(
         session, branches, admin, make_rep, make_account, clock):
     # Two reps with the same name, as 王芳 often is: only the id column tells them apart. The
-    # open deal's 预计成交日期 is no closed date.
+    # open deal's 预计成交日期 is no closed date. 谈判/审核 is 销售易's name for negotiation.
     first = make_rep(username="wangfang", name="王芳", branch=branches["BJ"])
     second = make_rep(username="wangfang2", name="王芳", branch=branches["SH"])
     first.external_id, second.external_id = "S1001", "S2001"
@@ -179,7 +179,7 @@ def test_a_crm_export_with_ids_beside_names_and_expected_days_imports_by_the_sug
     headers = ("商机编号,客户编号,客户名称,负责人,负责人工号,销售阶段,预计金额(万元),预计成交日期,"
                "实际成交日期,创建时间")
     data = xlsx_of(headers, [
-        f"OPP-1,{account.external_id},北京智联科技有限公司,王芳,S1001,商务谈判,120.5,2026-12-20,,"
+        f"OPP-1,{account.external_id},北京智联科技有限公司,王芳,S1001,谈判/审核,120.5,2026-12-20,,"
         "2026-09-01 09:30:00",
         f"OPP-2,{account.external_id},北京智联科技有限公司,王芳,S2001,赢单,80,2026-08-01,2026-08-15,"
         "2026-06-02 14:05:00"])
@@ -188,10 +188,10 @@ def test_a_crm_export_with_ids_beside_names_and_expected_days_imports_by_the_sug
     assert (result.status, result.added, result.problems) == ("imported", 2, [])
     stored = session.scalars(select(Opportunity).order_by(Opportunity.external_id)).all()
     # Midnight in Beijing is 16:00 UTC the day before.
-    assert [(found.external_id, found.rep_id, found.amount_yuan, found.closed_at)
+    assert [(found.external_id, found.rep_id, found.stage, found.amount_yuan, found.closed_at)
             for found in stored] == [
-        ("OPP-1", first.id, 1_205_000, None),
-        ("OPP-2", second.id, 800_000, datetime(2026, 8, 14, 16, 0, tzinfo=UTC))]
+        ("OPP-1", first.id, "negotiation", 1_205_000, None),
+        ("OPP-2", second.id, "won", 800_000, datetime(2026, 8, 14, 16, 0, tzinfo=UTC))]
 
 
 def test_similar_names_are_suggested_and_unlike_ones_are_not():

@@ -576,18 +576,28 @@ def as_written(values: dict[str, str]) -> dict[str, str]:
     return {code: str(name) for code, name in as_named(values).items()}
 
 
+# The marks that join the words of a CRM's value (方案/报价, 谈判、审核, Proposal/Price Quote,
+# Id. Decision Makers): a coded value compares without them, as it does without spaces.
+CHOICE_JOINERS = str.maketrans("", "", "/、&·.")
+
+
+def choice_key(value: str) -> str:
+    """How a coded value compares: as a header does (`normalise`), without CHOICE_JOINERS."""
+    return normalise(value).translate(CHOICE_JOINERS)
+
+
 def choice(values: dict[str, str]) -> Callable[[str], str]:
     """A parser accepting the codes and their aliases (case-insensitive), giving the code.
 
     An unknown value is told the accepted ones as a CRM writes them: each code's first
     Chinese alias with the code beside it (民营 (private)), in the order of `values`, listed
     as the page's language lists them."""
-    lookup = {normalise(alias): code for alias, code in values.items()}
-    lookup.update({normalise(code): code for code in set(values.values())})
+    lookup = {choice_key(alias): code for alias, code in values.items()}
+    lookup.update({choice_key(code): code for code in set(values.values())})
     accepted = Joined(as_named(values).values(), separator=COMMA)
 
     def parse(value: str) -> str:
-        code = lookup.get(value) or lookup.get(normalise(value))
+        code = lookup.get(value) or lookup.get(choice_key(value))
         if code is None:
             raise BadValue(N_("Unknown value; use one of: %(codes)s.", codes=accepted))
         return code
@@ -639,7 +649,19 @@ STAGES = {"潜在客户": "potential", "潜在": "potential", "意向客户": "i
           # As CRMs name the same stages: 初步接洽 ... 赢单, and Closed Won / Closed Lost.
           "初步接洽": "potential", "需求确认": "intent", "方案报价": "proposal",
           "报价": "proposal", "谈判审核": "negotiation", "已成交": "won", "签约": "won",
-          "已签约": "won", "已输单": "lost", "已丢单": "lost", "closed_lost": "lost"}
+          "已签约": "won", "已输单": "lost", "已丢单": "lost", "closed_lost": "lost",
+          # 销售易 and 纷享销客's default stages (验证客户, 需求确定, 方案/报价, 谈判/审核, 赢单, 输单);
+          # Salesforce's, in English and Chinese, folded in their order onto the funnel:
+          # Prospecting and Qualification are potential; Needs Analysis up to Perception
+          # Analysis, intent; Proposal/Price Quote, proposal; Negotiation/Review, negotiation.
+          "验证客户": "potential", "需求确定": "intent",
+          "prospecting": "potential", "qualification": "potential", "资格审查": "potential",
+          "needs analysis": "intent", "需求分析": "intent", "value proposition": "intent",
+          "价值主张": "intent", "id. decision makers": "intent", "确定决策者": "intent",
+          "确定决策人": "intent", "perception analysis": "intent", "感知分析": "intent",
+          "proposal/price quote": "proposal", "提案/报价": "proposal",
+          "negotiation/review": "negotiation", "谈判/审查": "negotiation",
+          "结束并赢单": "won", "结束并输单": "lost"}
 STAGE_NAMES = as_written(STAGES)
 STAGES_NAMED = as_named(STAGES)
 CLOSED_STAGES = frozenset({"won", "lost"})

@@ -240,6 +240,16 @@ def test_a_reps_status_reads_as_hr_exports_write_it(written, code):
     ("已成交", "won"), ("签约", "won"), ("已签约", "won"), ("Closed Won", "won"),
     ("输单", "lost"), ("已输单", "lost"), ("丢单", "lost"), ("已丢单", "lost"),
     ("Closed Lost", "lost"), ("closed-lost", "lost"),
+    # 销售易 and 纷享销客's default stages, with the marks between their words.
+    ("验证客户", "potential"), ("需求确定", "intent"), ("方案/报价", "proposal"),
+    ("方案／报价", "proposal"), ("谈判/审核", "negotiation"), ("谈判、审核", "negotiation"),
+    # Salesforce's, folded onto the funnel in their order.
+    ("Prospecting", "potential"), ("Qualification", "potential"), ("资格审查", "potential"),
+    ("Needs Analysis", "intent"), ("Value Proposition", "intent"),
+    ("Id. Decision Makers", "intent"), ("Perception Analysis", "intent"), ("感知分析", "intent"),
+    ("Proposal/Price Quote", "proposal"), ("提案/报价", "proposal"),
+    ("Negotiation/Review", "negotiation"), ("谈判/审查", "negotiation"),
+    ("结束并赢单", "won"), ("结束并输单", "lost"),
 ])
 def test_a_stage_reads_as_crms_name_it(written, code):
     """The funnel's five stages and a loss, as Chinese CRMs and Closed Won / Closed Lost name
@@ -247,3 +257,24 @@ def test_a_stage_reads_as_crms_name_it(written, code):
     from bidhub.domain.imports import STAGES, choice
 
     assert choice(STAGES)(written) == code
+
+
+@pytest.mark.parametrize("written", ["无效", "暂停", "方案?报价", "赢率 20%", "/", ""])
+def test_a_stage_bidhub_does_not_know_is_refused_naming_the_stages_it_reads(written):
+    from bidhub.domain.imports import BadValue, parse_stage
+
+    with pytest.raises(BadValue) as refused:
+        parse_stage(written)
+    assert "潜在客户 (potential)" in str(refused.value.message)
+
+
+def test_no_two_values_of_a_coded_field_compare_alike():
+    """Every alias of every coded field reads as one code only, once compared as a value is."""
+    from bidhub.domain import imports
+
+    for values in (imports.REP_STATUSES, imports.OWNERSHIP_TYPES, imports.EXECUTIVE_SPONSORS,
+                   imports.STAGES, imports.AD_TYPES, imports.PAGE_AREAS,
+                   imports.INCIDENT_STATUSES):
+        codes: dict[str, str] = {}
+        for alias, code in values.items():
+            assert codes.setdefault(imports.choice_key(alias), code) == code, alias
