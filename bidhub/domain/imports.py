@@ -632,7 +632,12 @@ OWNERSHIP_TYPES = {"民营": "private", "私营": "private", "民营企业": "pr
                    "国企": "state_owned", "央企": "state_owned", "合资企业": "joint_venture",
                    "政府机关": "government", "事业单位": "government", "政府部门": "government", "上市企业": "listed", "中外合资": "joint_venture", "合资": "joint_venture",
                    "政府": "government", "上市公司": "listed",
-                   "上市": "listed", "private": "private", "state_owned": "state_owned",
+                   "上市": "listed", "民企": "private", "民营公司": "private",
+                   "国有控股": "state_owned", "国有控股企业": "state_owned",
+                   "地方国企": "state_owned", "地方国有企业": "state_owned",
+                   "中央企业": "state_owned", "中外合资企业": "joint_venture",
+                   "政府单位": "government", "机关单位": "government",
+                   "private": "private", "state_owned": "state_owned",
                    "joint_venture": "joint_venture", "government": "government",
                    "listed": "listed"}
 EXECUTIVE_SPONSORS = {"总裁": "president", "老板": "president", "董事长": "president",

@@ -149,6 +149,17 @@ def test_what_is_not_a_month_is_refused(written):
         parse_month(written)
 
 
+@pytest.mark.parametrize(("written", "code"), [
+    ("民企", "private"), ("民营企业", "private"), ("国有控股", "state_owned"),
+    ("地方国企", "state_owned"), ("中央企业", "state_owned"), ("中外合资企业", "joint_venture"),
+    ("政府单位", "government"), ("事业单位", "government"), ("上市公司", "listed"),
+])
+def test_an_ownership_type_reads_as_crms_write_it(written, code):
+    from bidhub.domain.imports import OWNERSHIP_TYPES, choice
+
+    assert choice(OWNERSHIP_TYPES)(written) == code
+
+
 def test_an_unknown_choice_is_told_the_values_as_a_crm_writes_them():
     """Reps and managers read 民营 and 离职 in their exports, not bidhub's codes."""
     from bidhub.domain.imports import OWNERSHIP_TYPES, REP_STATUSES, choice
