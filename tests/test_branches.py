@@ -17,6 +17,7 @@ from bidhub.services.branches import (
     create_branch,
     deactivate_branch,
     find_branch,
+    match_branch_in_path,
     reactivate_branch,
     rename_branch,
 )
@@ -62,6 +63,23 @@ def test_a_suffix_makes_no_guess_between_two_branches(session, clock):
                                    "北京分公司"])
 def test_find_branch_finds_nothing_for_other_values(session, shanghai, value):
     assert find_branch(session, value) is None
+
+
+@pytest.mark.parametrize("value", ["华北大区/上海分公司/KA一部", "销售中心 > 上海分公司", "上海分公司｜大客户部",
+                                   "KA中心\\Shanghai Branch", "SH／KA二组", "上海分公司—KA部"])
+def test_a_department_path_names_its_branch_at_one_level(session, clock, shanghai, value):
+    """HR and CRM exports give a rep's department as a path: one of its levels is the branch."""
+    create_branch(session, None, "BJ", "Beijing", "北京", clock())
+    branches = session.scalars(select(Branch)).all()
+    assert find_branch(session, value) is None  # a form or the command line names the branch
+    assert match_branch_in_path(branches, value).id == shanghai.id
+
+
+@pytest.mark.parametrize("value", ["上海分公司/北京分公司", "华北大区/KA一部", "上海", "SH-KA", "",
+                                   None, "/", "上海分公司/上海分公司/BJ"])
+def test_a_path_naming_no_branch_or_two_names_none(session, clock, shanghai, value):
+    create_branch(session, None, "BJ", "Beijing", "北京", clock())
+    assert match_branch_in_path(session.scalars(select(Branch)).all(), value) is None
 
 
 def test_find_branch_prefers_the_code_and_refuses_to_guess_between_two(session, clock):

@@ -1209,6 +1209,24 @@ def test_a_branch_written_as_exports_write_it_is_that_branch(session, loaded, ru
     assert result.unchanged == 5 and counts(session) == before
 
 
+def test_a_branch_given_as_a_department_path_is_the_branch_it_names(session, loaded,
+                                                                      run_import):
+    """An HR export's 部门 (华北大区/北京分公司/KA一部) mapped to the branch."""
+    loaded["BJ"].name_zh = "北京"
+    session.commit()
+    before = counts(session)
+    text = sample_text("reps").replace(",BJ,2021", ",华北大区/北京分公司/KA一部,2021").replace(
+        ",SH,2022", ",销售中心 > SH > 大客户部,2022")
+    result = run_import("reps", text)
+    assert (result.status, result.problems) == ("imported", [])
+    assert result.unchanged == 5 and counts(session) == before
+    # Two branches in one path is no guess.
+    refused = run_import("reps", sample_text("reps").replace(",BJ,2021", ",BJ/SH,2021"))
+    assert refused.status == "refused"
+    assert [(problem.column, problem.value) for problem in refused.problems] == [
+        ("branch", "BJ/SH")]
+
+
 def with_accounts_named(session, kind: str) -> str:
     """The kind's sample with each account written as its name (北京智联科技有限公司)."""
     names = dict(session.execute(select(Account.external_id, Account.name)).all())

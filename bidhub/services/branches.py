@@ -72,6 +72,24 @@ def match_branch(branches: Iterable[Branch], value: str | None) -> Branch | None
     return None
 
 
+# What separates the levels of the department path an HR or CRM export may give for a
+# branch (华北大区/北京分公司/KA一部, 销售中心 > 北京分公司). Not the ASCII hyphen: codes may
+# hold one (BJ-2 is a code, not BJ).
+PATH_SEPARATORS = re.compile(r"[/／\\|｜>＞→—－]")
+
+
+def match_branch_in_path(branches: Iterable[Branch], value: str | None) -> Branch | None:
+    """The one branch the levels of a department path name (each level as `match_branch`
+    reads it), or None: when no level names a branch, or levels name different ones."""
+    levels = [level for level in PATH_SEPARATORS.split(value or "") if level.strip()]
+    if len(levels) < 2:
+        return None
+    branches = list(branches)
+    named = {found.id: found for level in levels
+             if (found := match_branch(branches, level)) is not None}
+    return next(iter(named.values())) if len(named) == 1 else None
+
+
 def find_branch(session: Session, value: str | None) -> Branch | None:
     """The branch whose code, name or Chinese name is `value` (trimmed, any case), or None.
 

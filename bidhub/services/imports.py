@@ -108,7 +108,13 @@ from bidhub.models import (
 )
 from bidhub.services.accountability import checked_evidence_url, explanation_due, won_deal_refusal
 from bidhub.services.audit import record_audit
-from bidhub.services.branches import CODE_PATTERN, branch_key, branch_snapshot, match_branch
+from bidhub.services.branches import (
+    CODE_PATTERN,
+    branch_key,
+    branch_snapshot,
+    match_branch,
+    match_branch_in_path,
+)
 from bidhub.services.departures import lock_departing, send_back_awards
 from bidhub.services.filings import rules_in_force
 from bidhub.services.html_tables import html_rows, is_html_table
@@ -960,7 +966,8 @@ class Importer:
     def branch(self, row: Row) -> Branch:
         value = row.values["branch"]
         if value not in self.branch_cache:
-            self.branch_cache[value] = match_branch(self.branches, value)
+            self.branch_cache[value] = (match_branch(self.branches, value)
+                                        or match_branch_in_path(self.branches, value))
         branch = self.branch_cache[value]
         if branch is None:
             known = ", ".join(sorted(branch.code for branch in self.branches))
