@@ -194,6 +194,24 @@ def test_a_crm_export_with_ids_beside_names_and_expected_days_imports_by_the_sug
         ("OPP-2", second.id, "won", 800_000, datetime(2026, 8, 14, 16, 0, tzinfo=UTC))]
 
 
+def test_an_hr_export_giving_the_department_imports_reps_into_its_branch(session, branches,
+                                                                           admin, clock):
+    # 部门 is suggested for the branch (below a branch column, which keeps it), and the
+    # import takes the branch that one level of the path names.
+    assert suggested("reps", "工号,姓名,部门,分公司")["分公司"] == "branch"
+    assert suggested("reps", "工号,姓名,部门,分公司")["部门"] is None
+    data = csv_of("工号,姓名,部门,职位,入职日期,手机,状态",
+                  ["S1001,王芳,华北大区/北京分公司/KA一部,大客户经理,2021-03-15,13800000000,在职",
+                   "S1002,李军,华东大区 > 上海分公司 > KA二部,大客户经理,2019-07-01,,在职"])
+    result = imported_by_the_suggestion(session, admin, "reps", "花名册.csv", data, clock())
+    assert (result.status, result.added, result.problems) == ("imported", 2, [])
+    reload(session)
+    stored = session.scalars(select(User).where(User.external_id.in_(["S1001", "S1002"]))
+                             .order_by(User.external_id)).all()
+    assert [(rep.display_name, rep.branch.code) for rep in stored] == [("王芳", "BJ"),
+                                                                       ("李军", "SH")]
+
+
 def test_similar_names_are_suggested_and_unlike_ones_are_not():
     matches = {match.column: match for match in suggest_mapping(
         "accounts", ["客户全称名", "年销售总额(万元)", "负责高管人", "备注"])}

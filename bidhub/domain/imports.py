@@ -1074,6 +1074,13 @@ _REP_NAMES = ("销售姓名", "销售人员姓名", "销售代表姓名", "负�
 for _kind, _field in ((ImportKind.OPPORTUNITIES, "rep"), (ImportKind.FORECASTS, "rep"),
                       (ImportKind.INCIDENTS, "rep"), (ImportKind.ACCOUNTS, "owner")):
     NAME_SYNONYMS.setdefault(_kind, {})[_field] = _REP_NAMES
+# A rep's or an account's department (部门, 所属部门) holds the branch as one level of a path
+# (华北大区/北京分公司/KA一部), which the import reads; a column of the branch itself keeps the
+# field.
+_DEPARTMENTS = ("部门", "所属部门", "部门名称", "组织", "所属组织", "组织架构", "department",
+                "dept", "organization")
+for _kind in (ImportKind.REPS, ImportKind.ACCOUNTS):
+    NAME_SYNONYMS.setdefault(_kind, {})["branch"] = _DEPARTMENTS
 NAME_SYNONYM_SCORE = 1.5
 
 # Fields whose column must never be dropped quietly: a file column that is likely one of
