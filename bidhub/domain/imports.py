@@ -2874,6 +2874,50 @@ def parse_csv(kind: str, data: bytes, limits: UploadLimits | None = None) -> Par
 EXCEL_EXACT_LIMIT = 10**15
 
 
+# A number format that shows a whole number with leading zeros, perhaps between literal text
+# ("KA-"0000, \R00000): how a workbook keeps an employee or customer id typed as a number
+# (001234) showing as typed. A CSV saved from it holds the shown text, and so does the import.
+# Text is quoted, a character escaped, or one of those Excel shows as they are ($-+/():!^&'~{}<>=
+# and space).
+_FORMAT_TEXT = r"""(?:"[^"]*"|\\.|[$\-+/():!^&'~{}<>= ])*"""
+ZERO_PADDED_FORMAT = re.compile(rf"({_FORMAT_TEXT})(0{{2,}})({_FORMAT_TEXT})")
+_FORMAT_LITERAL = re.compile(r'"([^"]*)"|\\(.)')
+
+
+@dataclass(frozen=True)
+class ZeroPadded:
+    """How a zero-padding number format shows a whole number: `before`, the number in at
+    least `digits` digits, `after`."""
+
+    before: str
+    digits: int
+    after: str
+
+    def shown(self, value: Any) -> str | None:
+        """The cell's value as the format shows it, or None for a value it does not pad (not
+        a whole number at least 0 that Excel holds exactly)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if isinstance(value, float) and not value.is_integer():
+            return None
+        if not 0 <= value < EXCEL_EXACT_LIMIT:
+            return None
+        return f"{self.before}{int(value):0{self.digits}d}{self.after}"
+
+
+def zero_padded(code: str) -> ZeroPadded | None:
+    """The ZeroPadded a number format code (000000, "R"0000) is, or None for any other code."""
+    match = ZERO_PADDED_FORMAT.fullmatch(code)
+    if match is None:
+        return None
+
+    def literal(part: str) -> str:
+        return _FORMAT_LITERAL.sub(lambda found: found[1] if found[1] is not None else found[2],
+                                   part)
+
+    return ZeroPadded(literal(match[1]), len(match[2]), literal(match[3]))
+
+
 def cell_text(value: Any) -> str:
     """A spreadsheet cell as the text a CSV export would hold."""
     if value is None:

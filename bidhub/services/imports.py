@@ -86,6 +86,7 @@ from bidhub.domain.imports import (
     rows_to_store,
     suggest_mapping,
     unique_headers,
+    zero_padded,
 )
 from bidhub.domain.text import COMMA, N_, Joined
 from bidhub.models import (
@@ -261,6 +262,7 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
     A formula cell whose value the file does not hold is an UnsavedFormula (its formula), not
     an empty cell: openpyxl reads the values only (data_only) and gives None for it.
     """
+    from openpyxl.styles.numbers import BUILTIN_FORMATS_MAX_SIZE
     from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
 
     class Parser(WorkSheetParser):
@@ -287,6 +289,13 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
     date_formats = set(workbook._date_formats) | {
         index for index, style in enumerate(workbook._cell_styles)
         if style.numFmtId in EAST_ASIAN_DATE_FORMATS}
+    # Styles whose custom format shows a whole number zero-padded (000000): such a cell reads
+    # as shown (001234), as a CSV saved from the workbook holds it.
+    padded = {index: found for index, style in enumerate(workbook._cell_styles)
+              if style.numFmtId >= BUILTIN_FORMATS_MAX_SIZE
+              and style.numFmtId - BUILTIN_FORMATS_MAX_SIZE < len(workbook._number_formats)
+              and (found := zero_padded(workbook._number_formats[
+                  style.numFmtId - BUILTIN_FORMATS_MAX_SIZE])) is not None}
     with reader.archive.open(reader.first_sheet) as source:
         covered = CoveredCells(merged_down(source))
     with reader.archive.open(reader.first_sheet) as source:
@@ -304,8 +313,14 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
             record = [""] * max((cell["column"] for cell in cells), default=0)
             for cell in cells:
                 value = cell["value"]
-                record[cell["column"] - 1] = (value if type(value) is UnsavedFormula
-                                              else cell_text(value).strip())
+                if type(value) is UnsavedFormula:
+                    text = value
+                elif cell["style_id"] in padded and (
+                        shown := padded[cell["style_id"]].shown(value)) is not None:
+                    text = shown
+                else:
+                    text = cell_text(value).strip()
+                record[cell["column"] - 1] = text
             yield covered.marked(index, HiddenRow(record) if parser.is_hidden else record)
 
 
