@@ -34,6 +34,10 @@ def found_everywhere(session, clock, round_id: int, viewer_id: int, typed: str) 
 def stored(session, make_account, make_round, make_rep):
     accounts = [make_account(name=name, owner=make_rep())
                 for name in ("ＡＢＣ科技", "１２３贸易", "XYZ物流", "其他客户")]
+    # Customer numbers without digits: a generated one (KA-001234) would itself hold "123".
+    for account, number in zip(accounts, ("KA-P", "KA-Q", "KA-R", "KA-S"), strict=True):
+        account.external_id = number
+    session.commit()
     round_ = make_round(accounts=accounts)
     return round_.id, make_rep().id, accounts
 
@@ -104,7 +108,9 @@ def picked(session, typed: str) -> list[str]:
 
 @pytest.fixture
 def named_reps(make_rep):
-    return [make_rep(name=name) for name in ("ＷＡＮＧ伟", "李１２", "Zhao Lei")]
+    # Usernames unlike any typed text: a generated one (rep1012) would itself hold "12".
+    return [make_rep(name=name, username=username) for name, username in (
+        ("ＷＡＮＧ伟", "staff.a"), ("李１２", "staff.b"), ("Zhao Lei", "staff.c"))]
 
 
 @pytest.mark.parametrize("typed, name", [
