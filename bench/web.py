@@ -30,7 +30,8 @@ Python: bench/machine.py), then
    (`bidhub refresh-track-records`), and --clients reps, each signed in through the real login
    form, fetch the bid form once for its CSRF token and then post real bid forms for distinct
    listings for --burst-seconds. It prints acknowledged bids/s (acknowledged = the 303 to
-   "my bids" that the route answers a stored bid with), POST latency p50/p95/p99, 5xx and
+   "my bids" that the route answers a stored bid with), the processor time per POST of the
+   workers and of a local PostgreSQL server (as for the pages), POST latency p50/p95/p99, 5xx and
    other non-success counts, and lost bids (acknowledged but not in the database afterwards).
 The machine's other load shows in every figure: compare ratios, and rerun on a quiet machine.
 Takes about 3 to 4 minutes per database with the defaults.
@@ -651,8 +652,9 @@ def stored_bids(database_url: str, round_id: int) -> set[tuple[str, int]]:
     return {(username, listing_id) for username, listing_id in rows}
 
 
-def bench_burst(port: int, env: dict[str, str], database_url: str, backend: str,
+def bench_burst(served: Served, env: dict[str, str], database_url: str, backend: str,
                 args: argparse.Namespace) -> None:
+    port = served.port
     plan = prepare_burst_round(args.listings, args.clients)
     print(f"  round {plan.round_id}: {args.listings} listings, {len(plan.pairs)} reps "
           f"({plan.added_reps} bench reps added to make up the eligible number)")
@@ -670,12 +672,15 @@ def bench_burst(port: int, env: dict[str, str], database_url: str, backend: str,
     except threading.BrokenBarrierError:
         raise SystemExit("the burst's clients could not get ready: "
                          + ("; ".join(tally.failures) or "timed out after 300 s")) from None
+    meter = CpuMeter(served.pid, database_url)
+    before = meter.snapshot()
     began, client_cpu = time.perf_counter(), time.process_time()
     stop_at[0] = began + args.burst_seconds
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
     client_cpu = time.process_time() - client_cpu
+    after = meter.snapshot()
     stored = stored_bids(database_url, plan.round_id)
     acknowledged = set(tally.acknowledged)
     lost = len(acknowledged - stored)
@@ -684,6 +689,10 @@ def bench_burst(port: int, env: dict[str, str], database_url: str, backend: str,
     print(f"  {len(tally.latencies_ms)} POSTs in {elapsed:.1f} s from {len(threads)} clients "
           f"(the clients used {client_cpu:.1f} s of CPU, on the server's cores)")
     print(f"  acknowledged bids/s {rate:,.0f} (target >= {BURST_TARGET[backend]})")
+    posts = max(len(tally.latencies_ms), 1)
+    worker_s, database_s = (CpuMeter.spent(before[index], after[index]) for index in (0, 1))
+    print(f"  CPU ms per POST: workers {milliseconds(worker_s * 1000 / posts)}, database "
+          f"{milliseconds(None if database_s is None else database_s * 1000 / posts)}")
     print(f"  POST latency ms: p50 {percentile(tally.latencies_ms, 0.50):.0f}, "
           f"p95 {percentile(tally.latencies_ms, 0.95):.0f}, p99 {p99:.0f} "
           f"(target <= {BURST_P99_TARGET_MS})")
@@ -764,7 +773,7 @@ def run_backend(backend: str, database_url: str, folder: Path, args: argparse.Na
                   f"gunicorn {workers} sync workers"
                   f"{'' if args.burst_workers else ', as bidhub serve starts by default'}) ==",
                   flush=True)
-            bench_burst(served.port, env, database_url, backend, args)
+            bench_burst(served, env, database_url, backend, args)
 
 
 def main() -> None:
