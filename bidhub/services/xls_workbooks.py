@@ -19,12 +19,14 @@ from bidhub.domain.imports import (
     FileRefused,
     HiddenRow,
     UploadLimits,
+    ZeroPadded,
     cell_text,
     default_limits,
     too_large,
     too_long_cell,
     too_many_cells,
     too_wide,
+    zero_padded,
 )
 from bidhub.domain.text import N_
 
@@ -54,6 +56,17 @@ CELL_RUNS = frozenset({0x00BD})  # MULRK; MULBLANK (0x00BE) is formatting, which
 HEADER = struct.Struct("<HH")
 ROW_COLUMN = struct.Struct("<HH")
 LAST_COLUMN = struct.Struct("<H")
+# Number formats, read as xlrd reads them only with the cells' formatting (which is not read).
+BIFF8 = 0x0600  # the version a BOF record gives for Excel 97 and later
+FORMAT = 0x041E  # a number format: its number, then its code as a BIFF8 string
+XF = 0x00E0  # a cell format, numbered in the order the globals give them: font, number format
+FIRST_CUSTOM_FORMAT = 164  # below: Excel's built-in formats, none of which pads
+NUMBER_CELLS = frozenset({0x0203, 0x027E, 0x0006})  # NUMBER, RK, FORMULA: row, column, XF
+MULRK = 0x00BD  # a run of numbers in one row: row, first column, (XF, number) each, last column
+ROW_COLUMN_XF = struct.Struct("<HHH")
+FORMAT_HEAD = struct.Struct("<HHB")  # its number, its length in characters, the string's flags
+XF_AT_MULRK = struct.Struct("<H")
+MULRK_CELL_BYTES = 6
 
 
 def is_xls(data: bytes) -> bool:
@@ -144,10 +157,14 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
     start = book._sh_abs_posn[sheet.number]
     covered = CoveredCells(merged_down(book.mem, start))
     hidden = hidden_rows(book.mem, start)
+    padded = padded_cells(book.mem, start, padded_formats(book.mem, book.base))
     for number in range(sheet.nrows):
         record = []
-        for kind, value in zip(sheet.row_types(number), sheet.row_values(number), strict=True):
-            text = xls_cell_text(kind, value, book.datemode)
+        for column, (kind, value) in enumerate(zip(sheet.row_types(number),
+                                                   sheet.row_values(number), strict=True)):
+            shown = (padded[number, column].shown(value)
+                     if kind == xlrd.XL_CELL_NUMBER and (number, column) in padded else None)
+            text = shown if shown is not None else xls_cell_text(kind, value, book.datemode)
             if len(text) > limits.max_cell_bytes:
                 raise FileRefused(too_long_cell(limits))
             record.append(text)
@@ -197,6 +214,63 @@ def hidden_rows(stream: bytes, start: int) -> set[int]:
             for record, body, length in sheet_records(stream, start)
             if record == ROW and length >= ROW_OPTIONS_AT + 2
             and ROW_NUMBER.unpack_from(stream, body + ROW_OPTIONS_AT)[0] & ROW_HIDDEN}
+
+
+def padded_formats(stream: bytes, start: int = 0) -> dict[int, ZeroPadded]:
+    """The workbook's cell formats (by their number from 0) whose number format is a custom
+    one padding whole numbers with zeros (000000, "KA-"0000), read from the globals, whose
+    records start at `start` (their BOF); none for a workbook older than Excel 97, whose
+    records are laid out otherwise."""
+    if len(stream) < start + HEADER.size + 2 or HEADER.unpack_from(stream, start)[0] != BOF or (
+            struct.unpack_from("<H", stream, start + HEADER.size)[0] != BIFF8):
+        return {}
+    codes: dict[int, str] = {}
+    number_formats: list[int] = []  # each cell format's number format, in the XFs' order
+    position, end = start, len(stream) - HEADER.size
+    while position <= end:
+        record, length = HEADER.unpack_from(stream, position)
+        body = position + HEADER.size
+        position = body + length
+        if record == EOF or position > len(stream):
+            break
+        if record == XF and length >= 4:
+            number_formats.append(struct.unpack_from("<H", stream, body + 2)[0])
+        elif record == FORMAT and length >= FORMAT_HEAD.size:
+            index, characters, flags = FORMAT_HEAD.unpack_from(stream, body)
+            # A rich or extended string carries a count before its characters.
+            text_at = body + FORMAT_HEAD.size + (2 if flags & 0x08 else 0) + (
+                4 if flags & 0x04 else 0)
+            if flags & 0x01:  # two bytes a character
+                codes[index] = stream[text_at:text_at + 2 * characters].decode(
+                    "utf-16-le", "replace")
+            else:
+                codes[index] = stream[text_at:text_at + characters].decode("latin-1")
+    return {cell_format: found for cell_format, number_format in enumerate(number_formats)
+            if number_format >= FIRST_CUSTOM_FORMAT and number_format in codes
+            and (found := zero_padded(codes[number_format])) is not None}
+
+
+def padded_cells(stream: bytes, start: int,
+                 formats: dict[int, ZeroPadded]) -> dict[tuple[int, int], ZeroPadded]:
+    """The number cells of the sheet whose records start at `start` (its BOF) formatted by
+    one of `formats`, by (row, column) from 0."""
+    cells: dict[tuple[int, int], ZeroPadded] = {}
+    if not formats:
+        return cells
+    for record, body, length in sheet_records(stream, start):
+        if record in NUMBER_CELLS and length >= ROW_COLUMN_XF.size:
+            row, column, cell_format = ROW_COLUMN_XF.unpack_from(stream, body)
+            if cell_format in formats:
+                cells[row, column] = formats[cell_format]
+        elif record == MULRK and length >= ROW_COLUMN.size + LAST_COLUMN.size:
+            row, first = ROW_COLUMN.unpack_from(stream, body)
+            count = (length - ROW_COLUMN.size - LAST_COLUMN.size) // MULRK_CELL_BYTES
+            for offset in range(count):
+                cell_format = XF_AT_MULRK.unpack_from(
+                    stream, body + ROW_COLUMN.size + offset * MULRK_CELL_BYTES)[0]
+                if cell_format in formats:
+                    cells[row, first + offset] = formats[cell_format]
+    return cells
 
 
 def xls_is_1904(data: bytes) -> bool:

@@ -4,13 +4,17 @@ workbook holds them, and not as the bare number (1234) that names nobody."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
+import xlwt
 from sqlalchemy import select
 
 from bidhub.domain.imports import ZeroPadded, zero_padded
 from bidhub.models import Account, User
+from bidhub.services.xls_workbooks import padded_cells, padded_formats, xls_rows
 from tests.conftest import reload
-from tests.import_formats.conftest import saved, xlsx_workbook
+from tests.import_formats.conftest import saved, xls_of, xlsx_workbook
 
 
 @pytest.mark.parametrize(("code", "shown"), [
@@ -68,3 +72,69 @@ def test_a_number_without_such_a_format_is_read_as_the_number(session, branches,
     reload(session)
     assert session.scalars(select(User.external_id).where(User.username == "zhaolei")).one() == (
         "1234")
+
+
+# --- Excel 97-2003 (.xls): the same formats, read from the workbook's records -----------------
+
+PADDED_6, KA_4, AMOUNT = (xlwt.easyxf(num_format_str=code)
+                          for code in ("000000", '"KA-"0000', "#,##0"))
+
+
+def test_an_xls_reads_ids_shown_zero_padded_as_shown(session, branches, run_import):
+    reps = [["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"],
+            [1234, "zhaolei", "赵磊", "BJ", "2020-01-01", "在职"],
+            [98, "qianli", "钱力", "SH", "2021-05-01", "在职"]]
+    result = run_import("reps", xls_of(reps, styles={(1, 0): PADDED_6, (2, 0): PADDED_6}),
+                        "花名册.xls")
+    assert (result.status, result.added, result.problems) == ("imported", 2, [])
+    accounts = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售"],
+                [12, "甲公司", "互联网", "民营", "BJ", 1200000, 1234],
+                [345, "乙公司", "能源", "国有", "SH", 350000, 98]]
+    styles = {(row, column): style for row in (1, 2)
+              for column, style in ((0, KA_4), (5, AMOUNT), (6, PADDED_6))}
+    result = run_import("accounts", xls_of(accounts, styles=styles), "客户.xls")
+    assert (result.status, result.added, result.problems) == ("imported", 2, [])
+    reload(session)
+    owners = dict(session.execute(select(User.id, User.external_id)).all())
+    stored = session.scalars(select(Account).order_by(Account.external_id)).all()
+    assert [(account.external_id, account.annual_value_yuan, owners[account.owner_id])
+            for account in stored] == [("KA-0012", 1_200_000, "001234"),
+                                       ("KA-0345", 350_000, "000098")]
+
+
+def test_an_xls_pads_only_whole_numbers_in_a_padding_format():
+    records = [["编号", "金额"], [7, 3.5], [12.5, 3], ["00042", 4], [8, 5]]
+    styles = {(1, 0): PADDED_6, (1, 1): PADDED_6, (2, 0): PADDED_6, (3, 0): PADDED_6,
+              (2, 1): AMOUNT}
+    assert list(xls_rows(xls_of(records, styles=styles))) == [
+        ["编号", "金额"], ["000007", "3.5"], ["12.5", "3"], ["00042", "4"], ["8", "5"]]
+
+
+def record(kind: int, body: bytes) -> bytes:
+    return struct.pack("<HH", kind, len(body)) + body
+
+
+def bof(version: int) -> bytes:
+    return record(0x0809, struct.pack("<HHHHII", version, 0x0005, 0, 0, 0, 0))
+
+
+def test_a_run_of_numbers_in_one_record_is_padded_by_each_cells_format():
+    """Excel writes neighbouring numbers of a row as one MULRK record: row, first column,
+    then each cell's format and number, then the last column."""
+    cells = [(15, 1234), (16, 5), (15, 6)]  # (cell format, RK number) from column 2
+    mulrk = struct.pack("<HH", 3, 2) + b"".join(
+        struct.pack("<HI", cell_format, number << 2 | 2) for cell_format, number in cells)
+    stream = bof(0x0600) + record(0x00BD, mulrk + struct.pack("<H", 4)) + record(0x000A, b"")
+    padded = ZeroPadded("", 6, "")
+    assert padded_cells(stream, 0, {15: padded}) == {(3, 2): padded, (3, 4): padded}
+
+
+def test_the_formats_are_read_from_excel_97_workbooks_only():
+    """A FORMAT record holds its number, its length and a flags byte, then the code; an
+    Excel 95 workbook lays it out otherwise, and its formats are left unread."""
+    code = "000000".encode("utf-16-le")
+    globals_ = (record(0x041E, struct.pack("<HHB", 170, 6, 1) + code)
+                + record(0x00E0, struct.pack("<HH", 0, 170) + bytes(16))
+                + record(0x00E0, struct.pack("<HH", 0, 1) + bytes(16)) + record(0x000A, b""))
+    assert padded_formats(bof(0x0600) + globals_) == {0: ZeroPadded("", 6, "")}
+    assert padded_formats(bof(0x0500) + globals_) == {}
