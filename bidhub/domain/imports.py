@@ -337,6 +337,9 @@ def parse_username(value: str) -> str:
 PLAIN_DATE = re.compile(r"(\d{4})([-/.])(\d{1,2})\2(\d{1,2})")
 # 号 for 日 is how many type a day by hand (2026年3月5号), 號 in traditional characters.
 CHINESE_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})[日号號]")
+# Typesetting puts spaces between digits and Chinese (2026 年 3 月 5 日), as Word does.
+SPACED_CHINESE_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*([日号號])")
+SPACED_CHINESE_MONTH = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(份?)")
 COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 
 
@@ -385,14 +388,16 @@ EXCEL_1904_DAY_ZERO = date(1904, 1, 1)
 
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
 def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
-    """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日 (or 5号), in
-    either width, or as Excel's serial number of the day (45296); a time of day or a weekday
+    """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日 (or 5号, or
+    with spaces: 2026 年 3 月 5 日), in either width, or as Excel's serial number of the day (45296); a time of day or a weekday
     after it (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00, 2026-03-05T14:30:00+08:00) is
     dropped; anything else after it is not a date. A serial number counts from `day_zero`,
     the day before serial 1 in the workbook's date system (EXCEL_1904_DAY_ZERO: 1904's)."""
     text = ascii_width(value.strip())
     if serial := EXCEL_SERIAL_DAY.fullmatch(text):
         return sensible_day(day_zero + timedelta(days=int(serial[1])))
+    if spaced := SPACED_CHINESE_DATE.match(text):
+        text = "{}年{}月{}{}".format(*spaced.groups()) + text[spaced.end():]
     day, _, rest = text.partition(" ")
     day, _, moment = day.partition("T")  # 2026-03-05T14:30:00
     rest = f"{moment} {rest}".strip()
@@ -426,6 +431,8 @@ def no_such_day(year: int, month: int) -> Text:
 
 def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
     text = ascii_width(value.strip())
+    if spaced := SPACED_CHINESE_MONTH.fullmatch(text):
+        text = "{}年{}月{}".format(*spaced.groups())
     match = (re.fullmatch(r"(\d{4})[-/.](\d{1,2})", text)
              or re.fullmatch(r"(\d{4})年(\d{1,2})月份?", text)  # 2026年3月份, as people say it
              or re.fullmatch(r"(\d{4})(\d{2})", text))  # 202603, as reports write a month

@@ -92,15 +92,17 @@ def test_an_amount_excel_computed_reads_as_the_whole_yuan_it_shows(yuan, factor)
     "2026-03-05", "2026/3/5", "2026-03-05 14:30", "2026-03-05T14:30:00", "2026/3/5 14:30",
     "2026年3月5日", "2026年03月05日", "2026年3月5日 14:30", "2026年3月5日 14:30:00",
     "２０２６－０３－０５", "２０２６／３／５", "２０２６年３月５日", "２０２６年３月５日\u3000１４：３０",
-    "2026年3月5日\u300014:30", "2026年3月5号", "2026年03月05号 14:30", "２０２６年３月５号"])
+    "2026年3月5日\u300014:30", "2026年3月5号", "2026年03月05号 14:30", "２０２６年３月５号",
+    "2026 年 3 月 5 日", "2026 年 03 月 05 日 14:30", "2026年 3月 5号", "２０２６\u3000年\u3000３\u3000月\u3000５\u3000日"])
 def test_a_date_reads_however_an_export_writes_it(written):
     """Chinese Excel shows a date and time as 2026年3月5日 14:30; an input method types digits and
-    dashes full-width; people typing a date by hand often write 号 for 日."""
+    dashes full-width; people typing a date by hand often write 号 for 日; typesetting (Word)
+    puts spaces between the digits and the characters."""
     assert parse_date(written) == date(2026, 3, 5)
 
 
 @pytest.mark.parametrize("written", ["3月5日", "2026年3月5", "yesterday", "2026年3月5号日",
-                                     "0000-01-01"])
+                                     "0000-01-01", "2026 年 3 月 5", "2026 年 3 月 5 日 起"])
 def test_what_is_not_a_date_is_refused(written):
     with pytest.raises(BadValue, match="Not a date"):
         parse_date(written)
@@ -129,7 +131,8 @@ def test_a_month_reads_in_either_width():
 
 
 @pytest.mark.parametrize("written", ["2026年3月份", "２０２６年３月份", "2026年03月份", "2026-03",
-                                     "202603", "2026/3", "2026年3月"])
+                                     "202603", "2026/3", "2026年3月", "2026 年 3 月",
+                                     "2026 年 03 月份"])
 def test_a_month_reads_as_people_write_it(written):
     """2026年3月份 is how a forecast sheet typed by hand names its month."""
     assert parse_month(written) == date(2026, 3, 1)
@@ -143,7 +146,8 @@ def test_a_month_that_does_not_exist_says_so(written):
     assert str(refused.value.message) == f"No such month: there is no month {month}."
 
 
-@pytest.mark.parametrize("written", ["Jan-26", "26年1月", "2026年3月份份", "March"])
+@pytest.mark.parametrize("written", ["Jan-26", "26年1月", "2026年3月份份", "March",
+                                     "2026 年 3 月 份 份"])
 def test_what_is_not_a_month_is_refused(written):
     with pytest.raises(BadValue, match="Not a month"):
         parse_month(written)
