@@ -277,6 +277,16 @@ def id_key(value: str | None) -> str:
     return clean_id(value or "").lower()
 
 
+# Zeros that lead a run of digits: 001234 -> 1234, KA-0012 -> KA-12 (a 0 alone stays).
+LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+
+
+def unpadded_id_key(value: str | None) -> str:
+    """id_key without the zeros leading its numbers: Excel drops them from 001234 when it
+    opens a CSV, and a workbook may keep 1234 in a cell formatted to show 001234."""
+    return LEADING_ZEROS.sub("", id_key(value))
+
+
 class BadValue(ValueError):
     """A cell's value cannot be read; `message` says why (a `Text`)."""
 

@@ -86,6 +86,7 @@ from bidhub.domain.imports import (
     rows_to_store,
     suggest_mapping,
     unique_headers,
+    unpadded_id_key,
     zero_padded,
 )
 from bidhub.domain.text import COMMA, N_, Joined
@@ -906,9 +907,16 @@ class Importer:
         # Reps by their name (normalise: any width, case or spacing), for exports that name
         # the rep as 王伟 rather than by employee id: a name two reps share names neither.
         self.reps_by_name: dict[str, list[User]] = {}
+        # Reps stored before this file by their employee id without leading zeros
+        # (unpadded_id_key), for a file that writes 1234 for 001234 or the other way round.
+        self.reps_by_unpadded: dict[str, list[User]] = {}
+        self.unpadded_noted: set[str] = set()
         self.warnings: list[Problem] = []
         for user in session.scalars(select(User).where(User.role == Role.REP)):
             self.remember_rep(user)
+            if user.external_id:
+                self.reps_by_unpadded.setdefault(unpadded_id_key(user.external_id), []).append(
+                    user)
 
     def remember_rep(self, user: User) -> None:
         if user.external_id:
@@ -919,14 +927,37 @@ class Importer:
             named.append(user)
 
     def find_rep(self, value: str) -> User | None:
-        """The rep a file names by external id (id_key) or username, or else by a name only
-        one rep has, if bidhub has one."""
-        found = self.reps_by_external.get(id_key(value)) or self.reps_by_username.get(
-            value.lower())
+        """The rep a file names by external id or username, or else by a name only one rep
+        has, if bidhub has one (rep_by_employee_id)."""
+        found = self.rep_by_employee_id(value) or self.reps_by_username.get(value.lower())
         if found is None:
             named = self.reps_by_name.get(normalise(value), ())
             found = named[0] if len(named) == 1 else None
         return found
+
+    def rep_by_employee_id(self, value: str) -> User | None:
+        """The rep whose employee id `value` is (id_key); else the one rep stored before this
+        file whose id differs from it only in leading zeros (unpadded_id_key), if only one
+        does and no rep has the id as written."""
+        found = self.reps_by_external.get(id_key(value))
+        if found is None:
+            alike = self.reps_by_unpadded.get(unpadded_id_key(value), ())
+            found = alike[0] if len(alike) == 1 else None
+        return found
+
+    def note_unpadded(self, row: Row, column: str, rep: User) -> None:
+        """Warn, once per id, where the file named `rep` by an employee id that differs from
+        the stored one in leading zeros."""
+        value = str(row.values[column])
+        if (rep.external_id is None or id_key(value) == id_key(rep.external_id)
+                or value.lower() == rep.username.lower() or id_key(value) in self.unpadded_noted):
+            return
+        if unpadded_id_key(value) != unpadded_id_key(rep.external_id):
+            return
+        self.unpadded_noted.add(id_key(value))
+        self.warnings.append(Problem(row.number, column, value, N_(
+            "Read as %(name)s, employee id %(id)s: the ids differ only in leading zeros, which "
+            "Excel drops when it opens a CSV.", name=rep.display_name, id=rep.external_id)))
 
     def run(self, rows: Iterable[Row], problems: ProblemList) -> Iterator[str | None]:
         """Each row's outcome (added, updated, unchanged; None for a row with a problem, noted
@@ -1003,7 +1034,9 @@ class Importer:
     def rep(self, row: Row, column: str) -> User:
         value = row.values[column]
         rep = self.find_rep(value)
-        if rep is None:
+        if rep is not None:
+            self.note_unpadded(row, column, rep)
+        else:
             named = self.reps_by_name.get(normalise(value), ())
             if len(named) > 1:
                 raise RowProblem(row, column, value, N_(
@@ -1067,7 +1100,7 @@ class RepImporter(Importer):
         # Reps the file marks as left have their awards not yet in force sent back to decision
         # (`finish`), as the user form does: their rounds, then their rows, are locked before
         # the rows are written, in the order every use case locks in.
-        named = (self.reps_by_external.get(id_key(row.values["external_id"]))
+        named = (self.rep_by_employee_id(row.values["external_id"])
                  or self.users_by_username.get(str(row.values.get("username") or "").lower())
                  for row in rows if row.values.get("status") == RepStatus.LEFT)
         self.departing_rounds = lock_departing(
@@ -1083,8 +1116,16 @@ class RepImporter(Importer):
 
     def apply(self, row: Row) -> str:
         values = row.values
-        user = self.reps_by_external.get(id_key(values["external_id"]))
         generated = "username" not in self.given_columns
+        user = self.rep_by_employee_id(values["external_id"])
+        if user is not None and id_key(values["external_id"]) != id_key(user.external_id):
+            # Told apart by leading zeros alone: the same rep only under the same username (a
+            # file without usernames: the same name).
+            if (normalise(values["name"]) == normalise(user.display_name) if generated
+                    else values["username"].lower() == user.username.lower()):
+                self.note_unpadded(row, "external_id", user)
+            else:
+                user = None
         if generated and user is not None:
             # A rep bidhub knows keeps the username it has; only new reps get one made.
             values = {**values, "username": user.username}

@@ -1,0 +1,90 @@
+"""Employee ids that differ only in leading zeros: Excel drops them when it opens a CSV
+(001234 becomes 1234), and an earlier workbook may have given the bare number. A file naming a
+rep so is read as the one rep bidhub has under that id, with a warning saying which; where two
+reps could be meant, or the reps file names another person, nothing is guessed."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bidhub.models import Account, Opportunity, User
+from tests.conftest import reload
+
+ROSTER = "员工编号,用户名,姓名,分公司,入职日期,状态\n"
+ACCOUNTS = "客户编号,客户名称,行业,所有制,分公司,年度金额,所属销售\n"
+
+
+def csv(text: str) -> bytes:
+    return text.encode("utf-8")
+
+
+def stored_reps(session) -> list[tuple[str, str, str]]:
+    reload(session)
+    return sorted(tuple(row) for row in session.execute(
+        select(User.external_id, User.username, User.display_name).where(User.role == "rep")))
+
+
+def warned(result) -> list[tuple[int, str, str, str]]:
+    return [(problem.row, problem.column, problem.value, str(problem.reason))
+            for problem in result.warnings]
+
+
+def test_a_file_naming_an_owner_without_leading_zeros_names_the_rep(session, branches,
+                                                                    run_import):
+    result = run_import("reps", csv(ROSTER + "001234,zhaolei,赵磊,BJ,2020-01-01,在职\n"),
+                        "花名册.csv")
+    assert (result.status, result.added) == ("imported", 1)
+    result = run_import("accounts", csv(
+        ACCOUNTS + "KA-1,甲公司,互联网,民营,BJ,1200000,1234\n"
+        "KA-2,乙公司,能源,国有,BJ,350000,1234\n"), "客户.csv")
+    assert (result.status, result.added, result.problems) == ("imported", 2, [])
+    assert warned(result) == [(2, "owner", "1234", "Read as 赵磊, employee id 001234: the ids "
+                               "differ only in leading zeros, which Excel drops when it opens a "
+                               "CSV.")]
+    reload(session)
+    rep_id = session.scalars(select(User.id).where(User.username == "zhaolei")).one()
+    assert set(session.scalars(select(Account.owner_id))) == {rep_id}
+    result = run_import("opportunities", csv(
+        "商机编号,客户编号,销售,金额,阶段,创建日期\nOPP-1,KA-1,1234,300000,商务谈判,2026-01-05\n"),
+        "商机.csv")
+    assert (result.status, result.added, result.problems) == ("imported", 1, [])
+    reload(session)
+    assert session.scalars(select(Opportunity.rep_id)).one() == rep_id
+
+
+def test_a_roster_giving_the_padded_id_updates_the_rep_stored_bare(session, branches,
+                                                                  run_import):
+    run_import("reps", csv(ROSTER + "1234,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    result = run_import("reps", csv(ROSTER + "001234,zhaolei,赵磊,SH,2020-01-01,在职\n"),
+                        "花名册.csv")
+    assert (result.status, result.added, result.updated, result.problems) == (
+        "imported", 0, 1, [])
+    assert [(row, column, value) for row, column, value, _ in warned(result)] == [
+        (2, "external_id", "001234")]
+    assert stored_reps(session) == [("1234", "zhaolei", "赵磊")]
+
+
+def test_another_person_under_a_padded_id_is_not_taken_for_the_rep(session, branches,
+                                                                   run_import):
+    """Given with another username (or, in a file without usernames, another name), an id
+    that differs only in leading zeros is another person's: a new rep."""
+    run_import("reps", csv(ROSTER + "1234,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    result = run_import("reps", csv(ROSTER + "001234,qianli,钱力,BJ,2021-01-01,在职\n"),
+                        "花名册.csv")
+    assert (result.status, result.added, result.warnings) == ("imported", 1, [])
+    result = run_import("reps", csv("员工编号,姓名,分公司\n0001234,孙明,BJ\n"), "花名册.csv")
+    assert (result.status, result.added, result.warnings) == ("imported", 1, [])
+    assert stored_reps(session) == [("0001234", "0001234", "孙明"), ("001234", "qianli", "钱力"),
+                                    ("1234", "zhaolei", "赵磊")]
+
+
+def test_an_id_two_reps_could_be_is_not_guessed(session, branches, run_import):
+    run_import("reps", csv(ROSTER + "01234,zhaolei,赵磊,BJ,2020-01-01,在职\n"
+                           "001234,qianli,钱力,BJ,2021-01-01,在职\n"), "花名册.csv")
+    result = run_import("accounts", csv(ACCOUNTS + "KA-1,甲公司,互联网,民营,BJ,1200000,1234\n"),
+                        "客户.csv")
+    assert result.status == "refused"
+    assert [(problem.row, problem.column, str(problem.reason)) for problem in result.problems] == [
+        (2, "owner", "No rep with this employee id, username or name.")]
+    reload(session)
+    assert session.scalars(select(Account)).all() == []
