@@ -241,3 +241,29 @@ def test_the_rep_menu_offers_every_rep_the_register_names_those_gone_marked_and_
         as_text=True)
     assert f'<option value="{giver.id}" selected>王芳（已离职）</option>' in page
     assert current.display_name not in page.split("<tbody>")[-1]
+
+
+def test_the_register_counts_its_filings_on_every_page_filtered_or_not(
+        session, clock, make_rep, make_manager, make_account):
+    """The whole register's count is read from its newest number (filings are numbered without
+    a gap); a filtered one counts what the filters keep; past the last page, both still."""
+    from sqlalchemy import func
+
+    from bidhub.services.filings import FilingFilter, filing_register
+
+    manager, giver, receiver = make_manager(), make_rep(), make_rep()
+    for _ in range(7):
+        account = make_account(owner=giver)
+        transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                         reason=REASON, review_text=REVIEW, now=clock())
+    make_account(owner=make_rep())
+    everything = session.scalar(select(func.count()).select_from(Filing))
+    assert everything == session.scalar(select(func.max(Filing.seq))) == 7 + 7 + 1
+    for criteria, expected in ((FilingFilter(), everything),
+                               (FilingFilter(rep_id=receiver.id), 7),
+                               (FilingFilter(rep_id=giver.id), 14)):
+        for offset in (0, 5, 100):
+            register = filing_register(session, criteria, limit=5, offset=offset)
+            assert register.total == expected, (criteria, offset)
+            assert len(register.lines) == max(0, min(5, expected - offset))
+        assert filing_register(session, criteria).total == expected

@@ -13,7 +13,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     literal_column,
     null,
@@ -207,7 +206,7 @@ def register_statement(lines: bool, filters: tuple[str, ...], *,
     """The register's lines (or their count when not `lines`), narrowed by `filters`, newest
     first; `paged` takes `limit` lines from the parameter offset."""
     if not lines:
-        return narrowed(select(func.count()).select_from(Filing), filters)
+        return filing_count(filters)
     if not paged:
         return narrowed(lines_from(Filing.__table__), filters)
     # The page's numbers first: otherwise SQLite looks up the names of every filing an offset
@@ -219,9 +218,19 @@ def register_statement(lines: bool, filters: tuple[str, ...], *,
     page = (narrowed(select(Filing.seq), filters).order_by(Filing.seq.desc())
             .limit(literal_column(str(int(limit or 0)), Integer))
             .offset(bindparam("offset")).subquery("page"))
-    total = narrowed(select(func.count()).select_from(Filing), filters).correlate(None)
+    total = filing_count(filters).correlate(None)
     return (lines_from(page.join(Filing, Filing.seq == page.c.seq))
             .add_columns(total.scalar_subquery()))
+
+
+def filing_count(filters: tuple[str, ...]) -> Select:
+    """How many filings `filters` keep. The whole register's count is its newest number:
+    filings are numbered from 1 without a gap (change_owners numbers each after the last,
+    under the ledger's lock; verify-ledger reports a missing one) and none is ever deleted (a
+    trigger refuses it), so the key's last entry is read instead of counting every filing."""
+    if not filters:
+        return select(func.coalesce(func.max(Filing.seq), 0))
+    return narrowed(select(func.count()).select_from(Filing), filters)
 
 
 def lines_from(filings) -> Select:
@@ -392,9 +401,12 @@ def rep_menu_order(rep: RepChoice) -> tuple:
 BRANCH_PART, REP_PART, HEAD_PART, REGISTER_PART, LEFT_REP_PART, INACTIVE_REP_PART = range(6)
 REP_PARTS = {REP_PART: None, LEFT_REP_PART: GONE_LEFT, INACTIVE_REP_PART: GONE_INACTIVE}
 # A rep who has left stays in the menu while the register names them: an auditor looks for
-# their filings. Someone the register names who holds another role now is offered too.
-_NAMED = or_(exists().where(Filing.to_rep_id == User.id),
-             exists().where(Filing.from_rep_id == User.id))
+# their filings. Someone the register names who holds another role now is offered too. Asked
+# as a correlated IN, not EXISTS: under OR, PostgreSQL runs an EXISTS as a hashed subplan
+# that reads every filing on every page view, where this probes the rep's index for each user
+# not an active rep (the register only grows).
+_NAMED = or_(User.id.in_(select(Filing.to_rep_id).where(Filing.to_rep_id == User.id)),
+             User.id.in_(select(Filing.from_rep_id).where(Filing.from_rep_id == User.id)))
 SURROUNDINGS = union_all(
     select(literal_column(str(BRANCH_PART)).label("part"), Branch.id.label("id"),
            Branch.name.label("name"), Branch.name_zh.label("name_zh")),
