@@ -36,25 +36,37 @@ def test_only_a_whole_number_excel_holds_exactly_is_padded(value):
     assert ZeroPadded("", 6, "").shown(value) is None
 
 
-def test_ids_shown_zero_padded_are_read_as_shown(session, branches, run_import):
-    reps = xlsx_workbook([["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"],
-                          [1234, "zhaolei", "赵磊", "BJ", "2020-01-01", "在职"],
-                          [98, "qianli", "钱力", "SH", "2021-05-01", "在职"]])
-    for row in (2, 3):
-        reps.active.cell(row, 1).number_format = "000000"
-    result = run_import("reps", saved(reps), "花名册.xlsx")
+ROSTER = [["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"],
+          [1234, "zhaolei", "赵磊", "BJ", "2020-01-01", "在职"],
+          [98, "qianli", "钱力", "SH", "2021-05-01", "在职"]]
+ACCOUNTS = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售"],
+            [12, "甲公司", "互联网", "民营", "BJ", 1200000, 1234],
+            [345, "乙公司", "能源", "国有", "SH", 350000, 98]]
+
+
+def formatted(records: list[list[object]], suffix: str,
+              formats: dict[tuple[int, int], str]) -> bytes:
+    """A workbook of `records` in the format `suffix` names, each cell `formats` names by
+    (row, column) from 0 given that number format."""
+    if suffix == "xls":
+        return xls_of(records, styles={cell: xlwt.easyxf(num_format_str=code)
+                                       for cell, code in formats.items()})
+    workbook = xlsx_workbook(records)
+    for (row, column), code in formats.items():
+        workbook.active.cell(row + 1, column + 1).number_format = code
+    return saved(workbook)
+
+
+@pytest.mark.parametrize("suffix", ["xlsx", "xls"])
+def test_ids_shown_zero_padded_are_read_as_shown(session, branches, run_import, suffix):
+    result = run_import("reps", formatted(ROSTER, suffix, {(1, 0): "000000", (2, 0): "000000"}),
+                        f"花名册.{suffix}")
     assert (result.status, result.added, result.problems) == ("imported", 2, [])
     # The owner column padded as the roster was; the account ids by a format with text in it;
     # the amount's own format (#,##0) is read as the number it is.
-    accounts = xlsx_workbook([["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额",
-                               "所属销售"],
-                              [12, "甲公司", "互联网", "民营", "BJ", 1200000, 1234],
-                              [345, "乙公司", "能源", "国有", "SH", 350000, 98]])
-    for row in (2, 3):
-        accounts.active.cell(row, 1).number_format = '"KA-"0000'
-        accounts.active.cell(row, 6).number_format = "#,##0"
-        accounts.active.cell(row, 7).number_format = "000000"
-    result = run_import("accounts", saved(accounts), "客户.xlsx")
+    formats = {(row, column): code for row in (1, 2)
+               for column, code in ((0, '"KA-"0000'), (5, "#,##0"), (6, "000000"))}
+    result = run_import("accounts", formatted(ACCOUNTS, suffix, formats), f"客户.{suffix}")
     assert (result.status, result.added, result.problems) == ("imported", 2, [])
     reload(session)
     owners = dict(session.execute(select(User.id, User.external_id)).all())
@@ -76,37 +88,11 @@ def test_a_number_without_such_a_format_is_read_as_the_number(session, branches,
 
 # --- Excel 97-2003 (.xls): the same formats, read from the workbook's records -----------------
 
-PADDED_6, KA_4, AMOUNT = (xlwt.easyxf(num_format_str=code)
-                          for code in ("000000", '"KA-"0000', "#,##0"))
-
-
-def test_an_xls_reads_ids_shown_zero_padded_as_shown(session, branches, run_import):
-    reps = [["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"],
-            [1234, "zhaolei", "赵磊", "BJ", "2020-01-01", "在职"],
-            [98, "qianli", "钱力", "SH", "2021-05-01", "在职"]]
-    result = run_import("reps", xls_of(reps, styles={(1, 0): PADDED_6, (2, 0): PADDED_6}),
-                        "花名册.xls")
-    assert (result.status, result.added, result.problems) == ("imported", 2, [])
-    accounts = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售"],
-                [12, "甲公司", "互联网", "民营", "BJ", 1200000, 1234],
-                [345, "乙公司", "能源", "国有", "SH", 350000, 98]]
-    styles = {(row, column): style for row in (1, 2)
-              for column, style in ((0, KA_4), (5, AMOUNT), (6, PADDED_6))}
-    result = run_import("accounts", xls_of(accounts, styles=styles), "客户.xls")
-    assert (result.status, result.added, result.problems) == ("imported", 2, [])
-    reload(session)
-    owners = dict(session.execute(select(User.id, User.external_id)).all())
-    stored = session.scalars(select(Account).order_by(Account.external_id)).all()
-    assert [(account.external_id, account.annual_value_yuan, owners[account.owner_id])
-            for account in stored] == [("KA-0012", 1_200_000, "001234"),
-                                       ("KA-0345", 350_000, "000098")]
-
-
 def test_an_xls_pads_only_whole_numbers_in_a_padding_format():
     records = [["编号", "金额"], [7, 3.5], [12.5, 3], ["00042", 4], [8, 5]]
-    styles = {(1, 0): PADDED_6, (1, 1): PADDED_6, (2, 0): PADDED_6, (3, 0): PADDED_6,
-              (2, 1): AMOUNT}
-    assert list(xls_rows(xls_of(records, styles=styles))) == [
+    formats = {(1, 0): "000000", (1, 1): "000000", (2, 0): "000000", (3, 0): "000000",
+               (2, 1): "#,##0"}
+    assert list(xls_rows(formatted(records, "xls", formats))) == [
         ["编号", "金额"], ["000007", "3.5"], ["12.5", "3"], ["00042", "4"], ["8", "5"]]
 
 
