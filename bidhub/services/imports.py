@@ -927,23 +927,25 @@ class Importer:
             named.append(user)
 
     def find_rep(self, value: str) -> User | None:
-        """The rep a file names by external id or username, or else by a name only one rep
-        has, if bidhub has one (rep_by_employee_id)."""
-        found = self.rep_by_employee_id(value) or self.reps_by_username.get(value.lower())
+        """The rep a file names by external id (id_key) or username, else by an id that
+        differs from one rep's in leading zeros alone (rep_by_unpadded_id), else by a name
+        only one rep has, if bidhub has one."""
+        found = (self.reps_by_external.get(id_key(value))
+                 or self.reps_by_username.get(value.lower()) or self.rep_by_unpadded_id(value))
         if found is None:
             named = self.reps_by_name.get(normalise(value), ())
             found = named[0] if len(named) == 1 else None
         return found
 
     def rep_by_employee_id(self, value: str) -> User | None:
-        """The rep whose employee id `value` is (id_key); else the one rep stored before this
-        file whose id differs from it only in leading zeros (unpadded_id_key), if only one
-        does and no rep has the id as written."""
-        found = self.reps_by_external.get(id_key(value))
-        if found is None:
-            alike = self.reps_by_unpadded.get(unpadded_id_key(value), ())
-            found = alike[0] if len(alike) == 1 else None
-        return found
+        """The rep whose employee id `value` is (id_key), else rep_by_unpadded_id."""
+        return self.reps_by_external.get(id_key(value)) or self.rep_by_unpadded_id(value)
+
+    def rep_by_unpadded_id(self, value: str) -> User | None:
+        """The one rep stored before this file whose employee id differs from `value` only in
+        leading zeros (unpadded_id_key); None if none or several do."""
+        alike = self.reps_by_unpadded.get(unpadded_id_key(value), ())
+        return alike[0] if len(alike) == 1 else None
 
     def note_unpadded(self, row: Row, column: str, rep: User) -> None:
         """Warn, once per id, where the file named `rep` by an employee id that differs from

@@ -88,3 +88,15 @@ def test_an_id_two_reps_could_be_is_not_guessed(session, branches, run_import):
         (2, "owner", "No rep with this employee id, username or name.")]
     reload(session)
     assert session.scalars(select(Account)).all() == []
+
+
+def test_a_username_written_as_given_comes_before_an_id_without_its_zeros(session, branches,
+                                                                       run_import):
+    run_import("reps", csv(ROSTER + "R-9,1234,钱力,BJ,2021-01-01,在职\n"
+                           "001234,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    result = run_import("accounts", csv(ACCOUNTS + "KA-1,甲公司,互联网,民营,BJ,1200000,1234\n"),
+                        "客户.csv")
+    assert (result.status, result.added, result.warnings) == ("imported", 1, [])
+    reload(session)
+    owner = session.scalars(select(User.username).join(Account, Account.owner_id == User.id)).one()
+    assert owner == "1234"
