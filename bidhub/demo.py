@@ -43,6 +43,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.filings import DEFAULT_CAPACITY_MAX
+from bidhub.services.track_records import refresh_track_records
 
 DEMO_PASSWORD = "bidhub-demo"  # noqa: S105 - the published password of the demo users
 SEED = 2026
@@ -927,6 +928,9 @@ def build_demo(session: Session, now: datetime) -> None:
     run_rounds(session, world, users, now)
     import_kept_promises(session, users["admin"], len(world.opportunities), now)
     ask_a_sponsored_transfer(session, users, now)
+    # The last imports dropped the snapshots of the reps whose deals they brought: rebuilt as
+    # the scheduler's refresh would, so the first pages and bids read stored track records.
+    refresh_track_records(session, now)
     with unit_of_work(session):
         session.get(InstanceMarker, DEMO_MARKER).value = MARKER_BUILT
     refresh_planner_statistics(session)

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bidhub import create_app
@@ -52,6 +52,7 @@ from bidhub.models import (
     Role,
     Round,
     RoundStatus,
+    TrackRecordSnapshot,
     TransferRequest,
     User,
 )
@@ -65,6 +66,7 @@ from bidhub.services.application_reviews import (
 from bidhub.services.fairness import fairness_report
 from bidhub.services.filings import DEFAULT_CAPACITY_MAX
 from bidhub.services.ledger import verify_ledger
+from bidhub.services.track_records import readable_snapshot
 from tests.conftest import csrf_token_from
 from tests.owner_history import history_problems
 
@@ -492,6 +494,17 @@ def test_past_winners_have_promises_to_keep_and_bids_are_not_flagged_for_stale_d
         flags = second_look_flags(session, round_)
         assert not [flag for found in flags.values() for flag in found
                     if flag.kind == STALE_CRM], round_.title
+
+
+def test_every_active_rep_has_a_stored_track_record_when_the_build_ends(demo):
+    # The demo's last imports drop the snapshots of the reps they bring deals for; the first
+    # pages and bids after the build read stored ones, as after the scheduler's refresh.
+    session = demo
+    stored = dict(session.execute(
+        select(TrackRecordSnapshot.rep_id, cast(TrackRecordSnapshot.history, Text))).all())
+    reps = session.scalars(select(User.id).where(User.role == Role.REP, User.is_active)).all()
+    assert len(reps) >= 40
+    assert [rep_id for rep_id in reps if not readable_snapshot(stored.get(rep_id))] == []
 
 
 def test_building_again_changes_nothing(demo):
