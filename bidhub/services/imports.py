@@ -911,6 +911,11 @@ class Importer:
         # (unpadded_id_key), for a file that writes 1234 for 001234 or the other way round.
         self.reps_by_unpadded: dict[str, list[User]] = {}
         self.unpadded_noted: set[str] = set()
+        # Accounts stored before this file by their external id without leading zeros, as
+        # (id, external id, name): read once, and only when a file names an account by an id
+        # that no account has as written (`account_by_unpadded_id`).
+        self.accounts_by_unpadded: dict[str, list[tuple[int, str, str]]] | None = None
+        self.unpadded_accounts_noted: set[str] = set()
         self.warnings: list[Problem] = []
         for user in session.scalars(select(User).where(User.role == Role.REP)):
             self.remember_rep(user)
@@ -960,6 +965,36 @@ class Importer:
         self.warnings.append(Problem(row.number, column, value, N_(
             "Read as %(name)s, employee id %(id)s: the ids differ only in leading zeros, which "
             "Excel drops when it opens a CSV.", name=rep.display_name, id=rep.external_id)))
+
+    def account_by_unpadded_id(self, value: str) -> tuple[int, str, str] | None:
+        """The one account stored before this file whose external id differs from `value`
+        only in leading zeros (unpadded_id_key), as (id, external id, name); None if none or
+        several do."""
+        alike = self.unpadded_accounts().get(unpadded_id_key(value), ())
+        return alike[0] if len(alike) == 1 else None
+
+    def unpadded_accounts(self) -> dict[str, list[tuple[int, str, str]]]:
+        """The stored accounts by unpadded_id_key, read the first time they are asked for."""
+        if self.accounts_by_unpadded is None:
+            self.accounts_by_unpadded = {}
+            for found in self.session.execute(
+                    select(Account.id, Account.external_id, Account.name)):
+                self.accounts_by_unpadded.setdefault(unpadded_id_key(found.external_id),
+                                                     []).append(tuple(found))
+        return self.accounts_by_unpadded
+
+    def note_unpadded_account(self, row: Row, column: str,
+                              account: tuple[int, str, str]) -> None:
+        """Warn, once per id, where the file named `account` by an external id that differs
+        from the stored one in leading zeros."""
+        value = str(row.values[column])
+        if id_key(value) in self.unpadded_accounts_noted:
+            return
+        self.unpadded_accounts_noted.add(id_key(value))
+        _account_id, external_id, name = account
+        self.warnings.append(Problem(row.number, column, value, N_(
+            "Read as %(name)s, account %(id)s: the ids differ only in leading zeros, which "
+            "Excel drops when it opens a CSV.", name=name, id=external_id)))
 
     def run(self, rows: Iterable[Row], problems: ProblemList) -> Iterator[str | None]:
         """Each row's outcome (added, updated, unchanged; None for a row with a problem, noted
@@ -1257,7 +1292,10 @@ class AccountImporter(Importer):
         change locks (accounts, then reps), so that an import and a transfer never wait for
         each other in a circle: a later batch would otherwise lock its accounts after the reps
         of the batches before it. The file's ids are read in a pass of their own; PostgreSQL
-        only, as SQLite's write transaction already excludes every other writer."""
+        only, as SQLite's write transaction already excludes every other writer. An account
+        whose id differs from one in the file only in leading zeros is locked too, as a row
+        may name it so (`prepare`); the accounts are indexed so before any row is written."""
+        self.unpadded_accounts()
         index = reader.positions.get("external_id")
         if index is None or not is_postgresql(self.session):
             return
@@ -1266,8 +1304,12 @@ class AccountImporter(Importer):
                         and (value := clean_cell(record[index]))}
         account_ids: set[int] = set()
         for part in chunks(external_ids):
-            account_ids.update(self.session.scalars(select(Account.id).where(
-                matching_ids(self.session, Account.external_id, part))))
+            found = self.session.execute(select(Account.id, Account.external_id).where(
+                matching_ids(self.session, Account.external_id, part))).all()
+            account_ids.update(account_id for account_id, _ in found)
+            matched = {id_key(external_id) for _, external_id in found}
+            account_ids.update(unpadded[0] for value in part if id_key(value) not in matched
+                               and (unpadded := self.account_by_unpadded_id(value)))
         for part in chunks(sorted(account_ids)):
             self.session.execute(select(Account.id).where(Account.id.in_(part))
                                  .order_by(Account.id).with_for_update())
@@ -1276,6 +1318,19 @@ class AccountImporter(Importer):
         self.prepare_sponsors()
         self.accounts = self.load_accounts((row.values["external_id"] for row in rows),
                                            selectinload(Account.contacts))
+        # A row whose id differs from a stored account's only in leading zeros (Excel drops
+        # them when it opens a CSV) is that account if it gives the account's name; else it
+        # is a new account, as before.
+        unpadded: dict[int, set[str]] = {}
+        for row in rows:
+            key = id_key(row.values["external_id"])
+            if key not in self.accounts and (found := self.account_by_unpadded_id(key)) \
+                    and normalise(found[2]) == normalise(row.values["name"]):
+                unpadded.setdefault(found[0], set()).add(key)
+        for part in chunks(list(unpadded)):
+            for account in self.session.scalars(select(Account).where(Account.id.in_(part))
+                                                .options(selectinload(Account.contacts))):
+                self.accounts.update(dict.fromkeys(unpadded[account.id], account))
         self.rules = rules_in_force(self.session)
         self.names = {rep.id: rep.display_name for rep in self.reps_by_username.values()}
         # Lock what this file may move, in the order every ownership change locks: accounts,
@@ -1316,6 +1371,9 @@ class AccountImporter(Importer):
     def apply(self, row: Row) -> str:
         values = row.values
         account = self.accounts.get(id_key(values["external_id"]))
+        if account is not None and id_key(account.external_id) != id_key(values["external_id"]):
+            self.note_unpadded_account(row, "external_id",
+                                       (account.id, account.external_id, account.name))
         branch = self.open_branch(row, account.branch_id if account is not None else None)
         if account is not None and branch.id != account.branch_id:
             self.check_branch_change(row, account)
@@ -1550,7 +1608,12 @@ class OpportunityImporter(Importer):
         values = row.values
         account_id = accounts.get(id_key(values["account"]))
         if account_id is None:
-            account_id = self.account_named(row)
+            unpadded = self.account_by_unpadded_id(values["account"])
+            if unpadded is not None:
+                self.note_unpadded_account(row, "account", unpadded)
+                account_id = unpadded[0]
+            else:
+                account_id = self.account_named(row)
         rep = self.rep(row, "rep")
         fields = {"account_id": account_id, "rep_id": rep.id,
                   "amount_yuan": values["amount_yuan"], "stage": values["stage"],
@@ -1703,10 +1766,14 @@ class IncidentImporter(Importer):
     def prepare(self, rows: list[Row]) -> None:
         values = [row.values["account"] for row in rows]
         self.accounts = self.load_accounts(values)
-        self.remember_account_names(value for value in values
-                                    if id_key(value) not in self.accounts)
+        unmatched = [value for value in values if id_key(value) not in self.accounts]
+        self.unpadded = {id_key(value): found for value in unmatched
+                         if (found := self.account_by_unpadded_id(value)) is not None}
+        self.remember_account_names(value for value in unmatched
+                                    if id_key(value) not in self.unpadded)
         self.accounts_by_id = {account.id: account for account in self.accounts.values()}
         named = {found[0][0] for found in self.accounts_named.values() if len(found) == 1}
+        named.update(found[0] for found in self.unpadded.values())
         for part in chunks(named - set(self.accounts_by_id)):
             self.accounts_by_id.update((account.id, account) for account in self.session.scalars(
                 select(Account).where(Account.id.in_(part))))
@@ -1722,8 +1789,12 @@ class IncidentImporter(Importer):
 
     def apply(self, row: Row) -> str:
         values = row.values
-        account = (self.accounts.get(id_key(values["account"]))
-                   or self.accounts_by_id[self.account_named(row)])
+        account = self.accounts.get(id_key(values["account"]))
+        if account is None and (unpadded := self.unpadded.get(id_key(values["account"]))):
+            self.note_unpadded_account(row, "account", unpadded)
+            account = self.accounts_by_id[unpadded[0]]
+        elif account is None:
+            account = self.accounts_by_id[self.account_named(row)]
         rep = self.rep(row, "rep")
         deal = self.won_deals.get(account.id)
         # The rule is about logging: an incident already in bidhub may still be updated.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bidhub.models import Account, Opportunity, User
+from bidhub.models import Account, AccountabilityIncident, Opportunity, User
 from tests.conftest import reload
 
 ROSTER = "员工编号,用户名,姓名,分公司,入职日期,状态\n"
@@ -100,3 +100,81 @@ def test_a_username_written_as_given_comes_before_an_id_without_its_zeros(sessio
     reload(session)
     owner = session.scalars(select(User.username).join(Account, Account.owner_id == User.id)).one()
     assert owner == "1234"
+
+
+# Customer numbers lose their leading zeros the same way.
+
+INCIDENTS = "事件编号,客户编号,销售,竞争对手网站,发现日期,广告类型,页面位置,证据链接,状态,说明\n"
+
+
+def stored_accounts(session) -> list[tuple[str, str, int]]:
+    reload(session)
+    return sorted(tuple(row) for row in session.execute(
+        select(Account.external_id, Account.name, Account.annual_value_yuan)))
+
+
+def test_an_accounts_file_without_leading_zeros_updates_the_account_instead_of_adding_one(
+        session, branches, run_import):
+    run_import("reps", csv(ROSTER + "R-1,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    result = run_import("accounts", csv(ACCOUNTS + "001234,甲公司,互联网,民营,BJ,1200000,R-1\n"),
+                        "客户.csv")
+    assert (result.status, result.added) == ("imported", 1)
+    result = run_import("accounts", csv(ACCOUNTS + "1234,甲公司,互联网,民营,BJ,1300000,R-1\n"),
+                        "客户.csv")
+    assert (result.status, result.added, result.updated, result.problems) == (
+        "imported", 0, 1, [])
+    assert warned(result) == [(2, "external_id", "1234", "Read as 甲公司, account 001234: the ids "
+                               "differ only in leading zeros, which Excel drops when it opens a "
+                               "CSV.")]
+    assert stored_accounts(session) == [("001234", "甲公司", 1300000)]
+
+
+def test_another_name_under_an_id_without_its_zeros_is_another_account(session, branches,
+                                                                       run_import):
+    run_import("accounts", csv(ACCOUNTS + "001234,甲公司,互联网,民营,BJ,1200000,\n"), "客户.csv")
+    result = run_import("accounts", csv(ACCOUNTS + "1234,乙公司,能源,国有,BJ,350000,\n"),
+                        "客户.csv")
+    assert (result.status, result.added, result.warnings) == ("imported", 1, [])
+    assert stored_accounts(session) == [("001234", "甲公司", 1200000), ("1234", "乙公司", 350000)]
+
+
+def test_opportunities_and_incidents_naming_an_account_without_its_zeros_name_it(
+        session, branches, run_import, clock):
+    run_import("reps", csv(ROSTER + "R-1,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    run_import("accounts", csv(ACCOUNTS + "001234,甲公司,互联网,民营,BJ,1200000,R-1\n"
+                               "KA-0007,乙公司,能源,国有,BJ,350000,R-1\n"), "客户.csv")
+    result = run_import("opportunities", csv(
+        "商机编号,客户编号,销售,金额,阶段,创建日期\n"
+        "OPP-1,1234,R-1,300000,商务谈判,2026-01-05\nOPP-2,1234,R-1,500000,初步接洽,2026-01-06\n"
+        "OPP-3,KA-7,R-1,80000,初步接洽,2026-01-07\n"), "商机.csv")
+    assert (result.status, result.added, result.problems) == ("imported", 3, [])
+    assert [(row, column, value) for row, column, value, _ in warned(result)] == [
+        (2, "account", "1234"), (4, "account", "KA-7")]
+    reload(session)
+    accounts = dict(session.execute(select(Opportunity.external_id, Account.external_id)
+                                    .join(Account, Opportunity.account_id == Account.id)).all())
+    assert accounts == {"OPP-1": "001234", "OPP-2": "001234", "OPP-3": "KA-0007"}
+    seen = clock().date().isoformat()
+    result = run_import("incidents", csv(
+        INCIDENTS + f"INC-1,KA-7,R-1,www.rival.example,{seen},logo,首页,,open,\n"), "事件.csv")
+    assert (result.status, result.added, result.problems) == ("imported", 1, [])
+    assert [(row, column, value) for row, column, value, _ in warned(result)] == [
+        (2, "account", "KA-7")]
+    reload(session)
+    assert session.scalars(select(Account.external_id).join(
+        AccountabilityIncident, AccountabilityIncident.account_id == Account.id)).one() == "KA-0007"
+
+
+def test_an_account_id_two_accounts_could_be_is_not_guessed(session, branches, run_import):
+    run_import("reps", csv(ROSTER + "R-1,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    run_import("accounts", csv(ACCOUNTS + "01234,甲公司,互联网,民营,BJ,1200000,R-1\n"
+                               "001234,乙公司,能源,国有,BJ,350000,R-1\n"), "客户.csv")
+    result = run_import("opportunities", csv(
+        "商机编号,客户编号,销售,金额,阶段,创建日期\nOPP-1,1234,R-1,300000,商务谈判,2026-01-05\n"),
+        "商机.csv")
+    assert result.status == "refused"
+    assert [(problem.row, problem.column, str(problem.reason)) for problem in result.problems] == [
+        (2, "account", "No account with this external id or name.")]
+    result = run_import("accounts", csv(ACCOUNTS + "1234,甲公司,互联网,民营,BJ,1300000,R-1\n"),
+                        "客户.csv")
+    assert (result.status, result.added, result.warnings) == ("imported", 1, [])
