@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import sys
 from zoneinfo import ZoneInfo
@@ -356,6 +357,25 @@ def exit_unless_schema_current(app: Flask) -> Flask:
     return app
 
 
+def run_on_current_schema() -> click.Command:
+    """Flask's `run` (the development server), stopped like `bidhub serve` before it serves a
+    request when its database is not at the newest migration: every page would otherwise
+    answer with an error about a missing table."""
+    from flask.cli import ScriptInfo, run_command
+
+    command = copy.copy(run_command)
+    serve = run_command.callback
+
+    @functools.wraps(serve)
+    def checked(*args, **kwargs):
+        info = click.get_current_context().ensure_object(ScriptInfo)
+        exit_unless_schema_current(info.load_app())  # the app `run` then serves
+        return serve(*args, **kwargs)
+
+    command.callback = checked
+    return command
+
+
 def main() -> None:
     from bidhub.scheduler import scheduler_command
     from bidhub.serving import serve_command
@@ -366,4 +386,5 @@ def main() -> None:
     # command line's app never starts one in a web or scheduler process.
     group.add_command(serve_command)
     group.add_command(scheduler_command)
+    group.add_command(run_on_current_schema())  # in place of the default `run`
     group.main(prog_name="bidhub")

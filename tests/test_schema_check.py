@@ -1,6 +1,7 @@
 """A database bidhub cannot work on (nobody set it up, a release has not migrated it yet, a newer
-release has) stops a command, `bidhub serve` and `bidhub scheduler` before anything runs, with a
-sentence that says what to do, never a traceback about a missing table; nothing is written."""
+release has) stops a command, `bidhub serve`, `bidhub scheduler` and `bidhub run` before anything
+runs, with a sentence that says what to do, never a traceback about a missing table; nothing is
+written."""
 
 from __future__ import annotations
 
@@ -165,17 +166,21 @@ def test_a_database_server_that_does_not_answer_is_named_without_its_password(tm
     assert problem is not None and not problem.reachable
 
 
-@pytest.mark.parametrize("command", ["serve", "scheduler"])
-def test_serve_and_the_scheduler_do_not_start_on_a_database_nobody_set_up(tmp_path, command):
+@pytest.mark.parametrize("command", [["serve"], ["scheduler"], ["run", "--port", "{port}"]],
+                         ids=lambda command: command[0])
+def test_serve_the_scheduler_and_the_development_server_do_not_start_on_a_database_nobody_set_up(
+        tmp_path, command):
     database_url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
-    env = process_environment(database_url, tmp_path, BIDHUB_BIND=f"127.0.0.1:{closed_port()}",
+    port = closed_port()
+    env = process_environment(database_url, tmp_path, BIDHUB_BIND=f"127.0.0.1:{port}",
                               BIDHUB_WORKERS="1")
-    done = subprocess.run([*bidhub_command(), command], env=env, capture_output=True,  # noqa: S603
-                          text=True, timeout=60, check=False)
+    done = subprocess.run([*bidhub_command(), *(part.format(port=port) for part in command)],  # noqa: S603
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "is not set up for bidhub yet: run `bidhub init`" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert "Listening at" not in done.stdout  # gunicorn never bound its port
+    assert "Running on" not in done.stdout + done.stderr  # nor the development server
     assert table_names(database_url) == []
 
 
