@@ -21,7 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from functools import cache, lru_cache
@@ -364,11 +364,49 @@ def ascii_width(text: str) -> str:
 # a date: a range or a note must not pass for its first day.
 _WEEKDAY = (r"(?:星期|周|礼拜)[一二三四五六日天]|(?:mon|tue|wed|thu|fri|sat|sun)"
             r"(?:day|sday|nesday|rsday|urday)?\.?")
-_TIME_OF_DAY = (r"(?:(?:上午|下午|凌晨|早上|中午|晚上|am|pm)\s*)?"
-                r"(?:\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?|\d{1,2}时(?:\d{1,2}分(?:\d{1,2}秒)?)?)"
-                r"(?:\s*(?:am|pm))?(?:\s*(?:z|utc|gmt|[+-]\d{2}:?\d{2}))?")
+_TIME_OF_DAY = (r"(?:(?P<part_before>上午|下午|凌晨|早上|中午|晚上|am|pm)\s*)?"
+                r"(?:(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:\.\d+)?)?"
+                r"|(?P<chinese_hour>\d{1,2})时(?:(?P<chinese_minute>\d{1,2})分(?:\d{1,2}秒)?)?)"
+                r"(?:\s*(?P<part_after>am|pm))?"
+                r"(?:\s*(?P<offset>z|(?:utc|gmt)(?:\s*[+-]\d{1,2}(?::?\d{2})?)?|[+-]\d{2}:?\d{2}))?")
 AFTER_THE_DAY = re.compile(rf"(?:[(（]?(?:{_WEEKDAY})[)）]?\s*)?(?:{_TIME_OF_DAY})?"
                            rf"(?:\s*[(（]?(?:{_WEEKDAY})[)）]?)?", re.IGNORECASE)
+
+# The parts of the day the hours after them count in: 下午 2:30 and 2:30 PM are 14:30, 凌晨 12:30
+# and 12:30 AM are 00:30.
+_AFTERNOON = frozenset(("下午", "晚上", "pm"))
+_MORNING = frozenset(("上午", "凌晨", "早上", "am"))
+_ZONE_OFFSET = re.compile(r"([+-])(\d{1,2}):?(\d{2})?")
+
+
+def zone_day(day: date, moment: re.Match, zone: tzinfo) -> date:
+    """The day in `zone` of the moment `moment` (AFTER_THE_DAY's match after `day`) writes,
+    when it names its own zone (Z, UTC, GMT+8, +08:00); `day` as written when it does not.
+
+    A CRM that exports moments in UTC writes a deal closed at 07:30 in Beijing on 6 March as
+    2026-03-05T23:30:00Z: the department's day is the 6th.
+    """
+    written = moment["offset"]
+    if not written or not (moment["hour"] or moment["chinese_hour"]):
+        return day
+    hour = int(moment["hour"] or moment["chinese_hour"])
+    minute = int(moment["minute"] or moment["chinese_minute"] or 0)
+    second = int(moment["second"] or 0)
+    part = (moment["part_before"] or moment["part_after"] or "").lower()
+    if part in _AFTERNOON or (part == "中午" and hour < 11):
+        hour = hour + 12 if hour < 12 else hour
+    elif part in _MORNING and hour == 12:
+        hour = 0
+    offset = timedelta()
+    if found := _ZONE_OFFSET.search(written):
+        sign = -1 if found[1] == "-" else 1
+        offset = sign * timedelta(hours=int(found[2]), minutes=int(found[3] or 0))
+    try:
+        at = datetime.combine(day, time(hour, minute, second), timezone(offset))
+    except ValueError:  # 25:00, 14:75, an offset of a day or more
+        raise BadValue(N_("Not a date; write it as YYYY-MM-DD.")) from None
+    return at.astimezone(zone).date()
+
 
 
 # The years a date in an export may fall in. A hire date, an opportunity or a sighting outside
@@ -397,12 +435,15 @@ EXCEL_1904_DAY_ZERO = date(1904, 1, 1)
 
 
 @lru_cache(maxsize=8192)  # a file's dates repeat: a few years of days
-def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
+def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO, zone: tzinfo | None = None) -> date:
     """A day written 2026-03-05 (or with / or . , or 20260305) or 2026年3月5日 (or 5号, or
-    with spaces: 2026 年 3 月 5 日), in either width, or as Excel's serial number of the day (45296); a time of day or a weekday
-    after it (2026-03-05 14:30, 2026年3月5日 星期四 14:30:00, 2026-03-05T14:30:00+08:00) is
-    dropped; anything else after it is not a date. A serial number counts from `day_zero`,
-    the day before serial 1 in the workbook's date system (EXCEL_1904_DAY_ZERO: 1904's)."""
+    with spaces: 2026 年 3 月 5 日), in either width, or as Excel's serial number of the day
+    (45296); a time of day or a weekday after it (2026-03-05 14:30, 2026年3月5日 星期四
+    14:30:00) is dropped; anything else after it is not a date. A moment that names its zone
+    (2026-03-05T23:30:00Z, 2026-03-05 14:30 GMT+8) is the day it falls on in `zone`, the
+    department's time zone, when one is given (see `zone_day`). A serial number counts from
+    `day_zero`, the day before serial 1 in the workbook's date system (EXCEL_1904_DAY_ZERO:
+    1904's)."""
     text = ascii_width(value.strip())
     if serial := EXCEL_SERIAL_DAY.fullmatch(text):
         return sensible_day(day_zero + timedelta(days=int(serial[1])))
@@ -411,7 +452,8 @@ def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
     day, _, rest = text.partition(" ")
     day, _, moment = day.partition("T")  # 2026-03-05T14:30:00
     rest = f"{moment} {rest}".strip()
-    if rest and not AFTER_THE_DAY.fullmatch(rest):
+    after = AFTER_THE_DAY.fullmatch(rest) if rest else None
+    if rest and after is None:
         raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
     text = day
     match = PLAIN_DATE.fullmatch(text)
@@ -424,6 +466,8 @@ def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
             day = date(year, month, day_of_month)
         except ValueError:
             raise BadValue(no_such_day(year, month)) from None
+        if after is not None and zone is not None:
+            day = zone_day(sensible_day(day), after, zone)
         return sensible_day(day)
     raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
 
@@ -439,7 +483,8 @@ def no_such_day(year: int, month: int) -> Text:
               days=calendar.monthrange(year, month)[1])
 
 
-def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
+def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO, zone: tzinfo | None = None
+                ) -> date:
     text = ascii_width(value.strip())
     if spaced := SPACED_CHINESE_MONTH.fullmatch(text):
         text = "{}年{}月{}".format(*spaced.groups())
@@ -452,7 +497,7 @@ def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO) -> date:
             return sensible_day(date(year, month, 1))
         raise BadValue(N_("No such month: there is no month %(month)d.", month=month))
     try:
-        day = parse_date(text, day_zero)
+        day = parse_date(text, day_zero, zone)
     except BadValue:
         raise BadValue(N_("Not a month; write it as YYYY-MM.")) from None
     return day.replace(day=1)
@@ -708,7 +753,7 @@ parse_stage = choice(STAGES)
 
 
 def parse_stage_history(value: str, day_zero: date = EXCEL_DAY_ZERO,
-                        ) -> tuple[tuple[str, date], ...]:
+                        zone: tzinfo | None = None) -> tuple[tuple[str, date], ...]:
     """'potential:2026-01-05;intent:2026-02-01' -> ((stage, date), ...), oldest first."""
     history = []
     parts = value.split(";") if "；" not in value and "\n" not in value else re.split(
@@ -720,7 +765,7 @@ def parse_stage_history(value: str, day_zero: date = EXCEL_DAY_ZERO,
         if not separator:
             raise BadValue(N_("Write the history as stage:YYYY-MM-DD;stage:YYYY-MM-DD."))
         try:
-            history.append((parse_stage(stage_text), parse_date(date_text, day_zero)))
+            history.append((parse_stage(stage_text), parse_date(date_text, day_zero, zone)))
         except BadValue as error:
             raise BadValue(N_("'%(part)s': %(reason)s", part=part.strip(), reason=error.message)) from None
     if [when for _, when in history] != sorted(when for _, when in history):
@@ -2471,10 +2516,12 @@ class RowReader:
     def __init__(self, kind: str, header: Sequence[str], limits: UploadLimits | None = None,
                  mapping: Mapping[str, str | None] | None = None, *,
                  width_checked: bool = False, day_zero: date = EXCEL_DAY_ZERO,
-                 header_row: int = HEADER_ROW) -> None:
+                 zone: tzinfo | None = None, header_row: int = HEADER_ROW) -> None:
         self.limits = limits or default_limits()
         # Serial numbers of days count from here: a workbook's own date system (1900 or 1904).
         self.day_zero = day_zero
+        # A moment written with its zone (…T23:30:00Z) is the day it falls on here.
+        self.zone = zone
         # CSV: a row with more cells than the header has columns had a comma left unquoted.
         self.width = len(header) if width_checked else None
         if kind not in COLUMNS:
@@ -2562,7 +2609,8 @@ class RowReader:
             self.problems.add(too_many_cells_in_row(number, record, self.width))
             return None
         if self.plan is None:
-            self.plan = column_plan(self.kind, self.positions, self.parsed, self.day_zero)
+            self.plan = column_plan(self.kind, self.positions, self.parsed, self.day_zero,
+                                    self.zone)
         for index in formulas.values():
             record[index] = ""
         rounded: list[str] = []
@@ -2767,19 +2815,21 @@ SERIAL_DAY_PARSERS = (parse_date, parse_month, parse_stage_history)
 
 
 def column_plan(kind: str, positions: dict[str, int], parsed: Parsed | None,
-                day_zero: date = EXCEL_DAY_ZERO) -> ColumnPlan:
+                day_zero: date = EXCEL_DAY_ZERO, zone: tzinfo | None = None) -> ColumnPlan:
     units = parsed.units if parsed is not None else {}
-    return tuple((column.name, positions[column.name], day_parser(column.parse, day_zero),
+    return tuple((column.name, positions[column.name], day_parser(column.parse, day_zero, zone),
                   column.required, column.default,
                   units.get(column.name, 1) if is_amount(column) else None)
                  for column in COLUMNS[kind] if column.name in positions)
 
 
-def day_parser(parse: Callable[[str], Any], day_zero: date) -> Callable[[str], Any]:
-    """A column's parser, reading serial numbers of days from `day_zero` when it reads days."""
-    if day_zero == EXCEL_DAY_ZERO or parse not in SERIAL_DAY_PARSERS:
+def day_parser(parse: Callable[[str], Any], day_zero: date,
+               zone: tzinfo | None = None) -> Callable[[str], Any]:
+    """A column's parser, reading serial numbers of days from `day_zero` and moments written
+    with their zone as days in `zone` when it reads days."""
+    if (day_zero == EXCEL_DAY_ZERO and zone is None) or parse not in SERIAL_DAY_PARSERS:
         return parse
-    return functools.partial(parse, day_zero=day_zero)
+    return functools.partial(parse, day_zero=day_zero, zone=zone)
 
 
 def typed_values(kind: str, number: int, record: list[str], positions: dict[str, int],

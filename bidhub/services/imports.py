@@ -695,7 +695,8 @@ def import_file(
         if mapping is not None and columns is not None:
             to_save = (headers, columns, acknowledged)
         reader = RowReader(kind, headers, limits, columns, width_checked=source.delimited,
-                           day_zero=source.day_zero, header_row=source.shape.header_row)
+                           day_zero=source.day_zero, zone=ZoneInfo(zone),
+                           header_row=source.shape.header_row)
         parsed = reader.parsed
         parsed.rows_total = source.rows_total
         parsed.rows_above = list(source.shape.rows_above)

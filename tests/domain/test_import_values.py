@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -197,6 +198,50 @@ def test_a_cell_takes_the_units_a_column_name_takes(cell, yuan):
 ])
 def test_a_day_with_its_time_or_weekday_reads_as_the_day(cell):
     assert parse_date(cell) == date(2026, 3, 5)
+
+
+@pytest.mark.parametrize(("cell", "day"), [
+    ("2026-03-05T23:30:00Z", date(2026, 3, 6)),  # 07:30 on the 6th in Beijing
+    ("2026-03-05T16:30:00.000Z", date(2026, 3, 6)),
+    ("2026-03-05T15:59:59Z", date(2026, 3, 5)),
+    ("2026-03-05 16:00 UTC", date(2026, 3, 6)),
+    ("2026-03-05T23:30:00-05:00", date(2026, 3, 6)),
+    ("2026-03-05T14:30:00+08:00", date(2026, 3, 5)),
+    ("2026-03-05 17:00 GMT+8", date(2026, 3, 5)),
+    ("2026-03-05 17:00 UTC+08:00", date(2026, 3, 5)),
+    ("2026/3/5 下午 4:30 GMT", date(2026, 3, 6)),
+    ("2026/3/5 4:30 PM +0000", date(2026, 3, 6)),
+    ("2026-03-05 凌晨 12:30 UTC", date(2026, 3, 5)),
+    ("2026-03-05 16时30分 Z", date(2026, 3, 6)),
+    ("2026-03-05T23:30:00", date(2026, 3, 5)),  # no zone written: the day as written
+    ("2026-03-05 23:30 星期四", date(2026, 3, 5)),
+])
+def test_a_moment_written_with_its_zone_reads_as_the_departments_day(cell, day):
+    """A CRM that exports moments in UTC writes a deal closed at 07:30 in Beijing on 6 March
+    as 2026-03-05T23:30:00Z; the department's day is the 6th. Without a zone (the department
+    not given) the day is the one written."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert parse_date(cell, zone=shanghai) == day
+    assert parse_date(cell) == date(2026, 3, 5)
+
+
+@pytest.mark.parametrize("cell", [
+    "2026-03-05T25:00:00Z", "2026-03-05T14:75Z", "2026-03-05 14:30 +2500",
+])
+def test_a_moment_with_a_zone_and_no_such_time_is_not_a_date(cell):
+    with pytest.raises(BadValue, match="Not a date"):
+        parse_date(cell, zone=ZoneInfo("Asia/Shanghai"))
+
+
+def test_a_month_and_a_stage_history_read_moments_in_the_departments_zone():
+    from bidhub.domain.imports import parse_month, parse_stage_history
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert parse_month("2026-03-31T20:00:00Z", zone=shanghai) == date(2026, 4, 1)
+    assert parse_stage_history("intent:2026-03-01;won:2026-03-31T20:00:00Z", zone=shanghai) == (
+        ("intent", date(2026, 3, 1)), ("won", date(2026, 4, 1)))
+    with pytest.raises(BadValue, match="Enter a date between"):
+        parse_date("2100-12-31T20:00:00Z", zone=shanghai)  # 2101 in Beijing
 
 
 @pytest.mark.parametrize("cell", [
