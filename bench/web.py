@@ -110,7 +110,7 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2):
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
                "--bind", f"127.0.0.1:{port}", "--pythonpath", str(ROOT), "--timeout", "60",
-               "bench.web:bench_app()"]
+               "--config", str(ROOT / "bench" / "gunicorn_config.py"), "bench.web:bench_app()"]
     help_text = subprocess.run([sys.executable, "-m", "gunicorn", "--help"], capture_output=True,
                                text=True, check=False).stdout
     if "--no-control-socket" in help_text:

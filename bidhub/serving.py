@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -66,9 +67,30 @@ def gunicorn_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         # One app built in the master and forked: a broken configuration stops the start with
         # its message instead of failing every worker, and workers share its memory.
         "preload_app": True,
+        "pre_fork": freeze_before_forking,
         "post_fork": forget_inherited_connections,
+        "post_worker_init": freeze_once_loaded,
         "proc_name": "bidhub",
     }
+
+
+def freeze_loaded_objects() -> None:
+    """Leave what the app holds once loaded (modules, mappers, compiled statements,
+    templates, translations: over 100,000 objects) out of the garbage collector's full
+    collections. Each full collection otherwise walks them all, tens of milliseconds of a
+    worker's processor time during which its request waits, and workers loaded alike reach
+    theirs at about the same moment. Called in the master before it forks (so the workers
+    share those pages rather than each touching them) and in each worker once its app is
+    loaded; objects made later are collected as before."""
+    gc.freeze()
+
+
+def freeze_before_forking(_server: Any, _worker: Any) -> None:
+    freeze_loaded_objects()
+
+
+def freeze_once_loaded(_worker: Any) -> None:
+    freeze_loaded_objects()
 
 
 def forget_inherited_connections(server: Any, _worker: Any) -> None:

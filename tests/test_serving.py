@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib.util
 import json
 import logging
 import signal
@@ -9,9 +11,11 @@ import socket
 import subprocess
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from flask import g
+from gunicorn.config import Config
 
 from bidhub.logs import REQUEST_ID_HEADER, JsonFormatter, TextFormatter
 from bidhub.serving import default_workers, gunicorn_options, serving_settings
@@ -109,6 +113,31 @@ def test_serve_settings_default_to_the_core_count_and_read_the_environment():
                                "BIDHUB_TIMEOUT": "60", "BIDHUB_LOG_FORMAT": "text"})
     assert (chosen["BIND"], chosen["WORKERS"], chosen["TIMEOUT"], chosen["LOG_FORMAT"]) == (
         "0.0.0.0:9000", 3, 60, "text")
+
+
+def test_workers_leave_what_the_app_loaded_out_of_full_collections():
+    """`bidhub serve` (and bench/web.py's servers) freeze the loaded app in the master before
+    it forks and in each worker once loaded: the collector's full collections then walk only
+    what requests made since. gunicorn takes the hooks (it checks each one's arguments)."""
+    options = gunicorn_options(serving_settings({}))
+    bench_config = importlib.util.spec_from_file_location(
+        "bench_gunicorn_config", Path(__file__).resolve().parents[1] / "bench" / "gunicorn_config.py")
+    bench = importlib.util.module_from_spec(bench_config)
+    bench_config.loader.exec_module(bench)
+    config = Config()
+    config.set("pre_fork", options["pre_fork"])
+    config.set("post_worker_init", options["post_worker_init"])
+    config.set("post_worker_init", bench.post_worker_init)
+    try:
+        for freeze in (lambda: options["pre_fork"](None, None),
+                       lambda: options["post_worker_init"](None),
+                       lambda: bench.post_worker_init(None)):
+            gc.unfreeze()
+            loaded = [[] for _ in range(100)]
+            freeze()
+            assert gc.get_freeze_count() >= len(loaded)
+    finally:
+        gc.unfreeze()
 
 
 def test_an_unknown_log_format_is_refused():
