@@ -15,6 +15,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     update,
@@ -420,10 +421,14 @@ _REVIVE_BID = update(_BIDS).where(
 # The write of a bid worked out before its write transaction: `_BID_READ` again, as a
 # subquery, must give every column as it was read (`seen_<column>`, NULL matching NULL).
 # Its parameters are renamed (`read_<name>`): an UPDATE of bids keeps the names of bids'
-# columns (rep_id, listing_id, submission_key) for the values it sets.
+# columns (rep_id, listing_id, submission_key) for the values it sets. OFFSET 0 keeps
+# PostgreSQL from pulling the subquery up into the comparisons, which made planning the
+# statement cost about four times its execution (and each pooled connection plans it about
+# ten times before it keeps a plan: a cold worker's first bids waited on that).
 _SEEN = replacement_traverse(_BID_READ, {}, lambda element: bindparam(
     f"read_{element.key}", type_=element.type)
-    if isinstance(element, BindParameter) and not element.unique else None).subquery()
+    if isinstance(element, BindParameter) and not element.unique else None,
+).offset(literal_column("0")).subquery()
 _UNCHANGED = exists(select(literal(1)).select_from(_SEEN).where(and_(*(
     column.is_not_distinct_from(bindparam(f"seen_{column.key}", type_=column.type))
     for column in _SEEN.c))))
