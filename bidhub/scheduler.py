@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from bidhub.clock import system_now
-from bidhub.db import IMMEDIATE, engine_of, get_session
+from bidhub.db import IMMEDIATE, engine_of, get_session, schema_problem
 from bidhub.models import SchedulerLease
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,11 @@ class Scheduler:
 def start(app: Flask) -> Scheduler:
     """Run the scheduler inside this process (`bidhub demo`, BIDHUB_SCHEDULER_ENABLED): when
     the lease is free, catch up at once on deadlines and standstills that ended while down,
-    then keep going in the background."""
+    then keep going in the background. One per app: `bidhub demo` with
+    BIDHUB_SCHEDULER_ENABLED set finds the one the app started."""
+    running = app.extensions.get("bidhub_scheduler")
+    if running is not None:
+        return running
     scheduler = Scheduler(app)
     if scheduler.beat():
         scheduler.run_due_jobs()
@@ -334,8 +338,16 @@ def start(app: Flask) -> Scheduler:
 
 
 def init_app(app: Flask) -> None:
-    if app.config.get("SCHEDULER_ENABLED"):
-        start(app)
+    """Start the scheduler with the app where BIDHUB_SCHEDULER_ENABLED says so, unless the
+    database answers and is not at the newest migration: the command or server that made the
+    app then says what to do and stops, where a scheduler would log its jobs failing on missing
+    tables first. A database that does not answer yet leaves it to the scheduler's retries."""
+    if not app.config.get("SCHEDULER_ENABLED"):
+        return
+    problem = schema_problem(engine_of(app))
+    if problem is not None and problem.reachable:
+        return
+    start(app)
 
 
 @click.command("scheduler")

@@ -274,3 +274,16 @@ def test_the_in_process_scheduler_of_the_demo_goes_through_the_same_lease(
         other.release()
         if running is not None:
             running.shutdown()
+
+
+def test_an_app_runs_one_scheduler_however_often_it_is_started(app):
+    """`bidhub demo` starts the scheduler of an app that BIDHUB_SCHEDULER_ENABLED may have
+    started already: the second start finds the first, not a second scheduler beside it."""
+    from bidhub import scheduler as scheduler_module
+
+    running = scheduler_module.start(app)
+    try:
+        assert scheduler_module.start(app) is running
+        assert app.extensions["bidhub_scheduler"] is running
+    finally:
+        running.shutdown()

@@ -184,6 +184,26 @@ def test_serve_the_scheduler_and_the_development_server_do_not_start_on_a_databa
     assert table_names(database_url) == []
 
 
+@pytest.mark.parametrize("command", [["run", "--port", "{port}"],
+                                     ["import", "opportunities", str(SAMPLES / "opportunities.csv"),
+                                      "--by", "admin"]],
+                         ids=lambda command: command[0])
+def test_the_scheduler_a_process_runs_inside_waits_for_a_database_set_up_for_bidhub(
+        tmp_path, command):
+    """BIDHUB_SCHEDULER_ENABLED (the scheduler inside `bidhub run`) on a database nobody set
+    up: the command says to run init, and no scheduler starts to log missing tables first."""
+    database_url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    port = closed_port()
+    env = process_environment(database_url, tmp_path, BIDHUB_SCHEDULER_ENABLED="1")
+    done = subprocess.run([*bidhub_command(), *(part.format(port=port) for part in command)],  # noqa: S603
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "is not set up for bidhub yet: run `bidhub init`" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "scheduler lease" not in done.stdout + done.stderr
+    assert table_names(database_url) == []
+
+
 def test_serve_starts_while_its_database_server_is_down_and_healthz_says_so(tmp_path):
     """A server started before its database comes up stays up, logs why, and answers the
     load balancer's /healthz as unhealthy: it serves once the database answers."""
