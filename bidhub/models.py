@@ -597,7 +597,8 @@ class Listing(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    released_from_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Indexed: a rep's list reads the accounts released from the rep on every view.
+    released_from_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     release_reason: Mapped[str] = mapped_column(String(32))
     release_note: Mapped[str] = mapped_column(Text, default="")
     review_id: Mapped[int | None] = mapped_column(ForeignKey("account_reviews.id"))
@@ -862,6 +863,9 @@ Index("uq_rule_set_versions_active", RuleSetVersion.is_active, unique=True,
 Index("ix_bids_listing_status", Bid.listing_id, Bid.status)
 # Each rep's latest bid before an instant (the flags' reference bids): a seek per rep.
 Index("ix_bids_rep_submitted", Bid.rep_id, Bid.submitted_at)
+# Events of one kind in a time window (the password resets during a round that its flags
+# read on every view of the round): the audit trail only grows.
+Index("ix_audit_events_action_at", AuditEvent.action, AuditEvent.at)
 
 
 class DeliveryStatus(StrEnum):
