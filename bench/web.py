@@ -725,11 +725,14 @@ def postgres_database(url: str):
     admin_dsn = libpq_url(url)
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
         settings = {setting: connection.execute(f"SHOW {setting}").fetchone()[0]
-                    for setting in ("server_version", "fsync", "synchronous_commit")}
+                    for setting in ("server_version", "fsync", "synchronous_commit",
+                                    "shared_preload_libraries")}
         connection.execute(f'CREATE DATABASE "{name}"')
-    # What the figures depend on: a server that skips flushing its log to disk commits faster.
+    # What the figures depend on: a server that skips flushing its log to disk commits faster;
+    # a library loaded into every backend (pg_stat_statements, say) works on every statement.
     print(f"\n== postgresql: server {settings['server_version']}, fsync {settings['fsync']}, "
-          f"synchronous_commit {settings['synchronous_commit']} ==", flush=True)
+          f"synchronous_commit {settings['synchronous_commit']}, preloaded libraries: "
+          f"{settings['shared_preload_libraries'] or 'none'} ==", flush=True)
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
