@@ -360,8 +360,12 @@ def exit_unless_schema_current(app: Flask) -> Flask:
 def run_on_current_schema() -> click.Command:
     """Flask's `run` (the development server), stopped like `bidhub serve` before it serves a
     request when its database is not at the newest migration: every page would otherwise
-    answer with an error about a missing table."""
+    answer with an error about a missing table. With BIDHUB_SCHEDULER_ENABLED on, it runs the
+    scheduled jobs in its process too (the command line's app starts no scheduler itself)."""
     from flask.cli import ScriptInfo, run_command
+
+    from bidhub import scheduler
+    from bidhub.config import Defaults, environment_config
 
     command = copy.copy(run_command)
     serve = run_command.callback
@@ -369,7 +373,9 @@ def run_on_current_schema() -> click.Command:
     @functools.wraps(serve)
     def checked(*args, **kwargs):
         info = click.get_current_context().ensure_object(ScriptInfo)
-        exit_unless_schema_current(info.load_app())  # the app `run` then serves
+        app = exit_unless_schema_current(info.load_app())  # the app `run` then serves
+        if environment_config().get("SCHEDULER_ENABLED", Defaults.SCHEDULER_ENABLED):
+            scheduler.start(app)
         return serve(*args, **kwargs)
 
     command.callback = checked
@@ -380,8 +386,13 @@ def main() -> None:
     from bidhub.scheduler import scheduler_command
     from bidhub.serving import serve_command
 
-    group = FlaskGroup(create_app=create_app_or_exit, add_default_commands=True,
-                       add_version_option=False)
+    # The command line's app starts no scheduler, whatever BIDHUB_SCHEDULER_ENABLED says: a
+    # one-off command (an import, a rescore) would otherwise run the scheduled jobs while it
+    # lasts and leave the lease held by a process that has ended, so that the scheduler meant
+    # to run them waited for it to expire. `run` starts one where the setting asks for it.
+    group = FlaskGroup(create_app=functools.partial(create_app_or_exit,
+                                                    {"SCHEDULER_ENABLED": False}),
+                       add_default_commands=True, add_version_option=False)
     # Commands of the group itself: they make their own app (with the scheduler off), so the
     # command line's app never starts one in a web or scheduler process.
     group.add_command(serve_command)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -287,3 +288,38 @@ def test_an_app_runs_one_scheduler_however_often_it_is_started(app):
         assert app.extensions["bidhub_scheduler"] is running
     finally:
         running.shutdown()
+
+
+def test_a_one_off_command_runs_no_scheduler_whatever_the_setting_says(
+        app, session, database_url, tmp_path, make_round, make_account, make_rep, make_bid):
+    """BIDHUB_SCHEDULER_ENABLED is for the server `bidhub run` starts: a one-off command run
+    with the same settings runs no scheduled job and leaves no lease behind, which would keep
+    the scheduler meant to run the jobs standing by until it expired."""
+    due = due_round(make_round, make_account, make_rep, make_bid)
+    env = process_environment(database_url, tmp_path, BIDHUB_SCHEDULER_ENABLED="1")
+    done = subprocess.run([*bidhub_command(), "branches", "list"], env=env,  # noqa: S603
+                          capture_output=True, text=True, timeout=START_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert lease_row(session) is None
+    assert round_status(session, due.id) == RoundStatus.PUBLISHED
+
+
+def test_bidhub_run_runs_the_scheduled_jobs_where_the_setting_asks_for_them(
+        app, session, database_url, tmp_path, make_round, make_account, make_rep, make_bid):
+    due = due_round(make_round, make_account, make_rep, make_bid)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = process_environment(database_url, tmp_path, BIDHUB_SCHEDULER_ENABLED="1")
+    with (tmp_path / "run.log").open("w") as log_file:
+        server = subprocess.Popen([*bidhub_command(), "run", "--port", str(port)],  # noqa: S603
+                                  env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        holder = wait_for(lambda: (row := lease_row(session)) and row.holder, START_TIMEOUT,
+                          "`bidhub run` to take the lease")
+        assert holder_pid(holder) == server.pid
+        wait_for(lambda: round_status(session, due.id) == RoundStatus.SCORED, SLACK_SECONDS,
+                 "the round that came due to be scored")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
