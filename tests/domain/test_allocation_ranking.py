@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -153,3 +154,25 @@ def test_rankings_and_reasons_match_the_reference(round_, tie_break, method, min
     for made in (reasons, allocation.reasons):
         assert made == expected
         assert list(made) == list(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rounds, st.sampled_from(TIE_BREAKS), st.integers(0, 3),
+       st.lists(st.sampled_from([1.0, 1.0000001, 1.0000004, 0.9999996, 2.5, -3e-7, 0.0]),
+                min_size=30, max_size=30))
+def test_rankings_follow_totals_closer_than_a_millionth(round_, tie_break, seed, totals):
+    """Totals that differ by less than a millionth (so equal in the millionths the ranking
+    sorts by first) still rank by total, before the tie-break chain and the rep's choice."""
+    rules = parse_rules(RULES.replace("TIE_BREAK", tie_break).replace("METHOD", "optimal")
+                        .replace("MINIMUM", "1"))
+    bids = [BidFacts(bid_id=bid_id, rep_id=rep, listing_id=listing, metrics={"win_rate": rate},
+                     submitted_at=T0 + timedelta(minutes=minutes), accounts_held=held,
+                     tenure_months=24.0, open_incidents=0, rep_branch="BJ",
+                     listing_branch="BJ", is_on_leave=leave, listing_value_yuan=1000)
+            for bid_id, (rep, listing, rate, held, minutes, leave, _) in enumerate(round_, 1)]
+    scores = {bid_id: replace(score, total=totals[bid_id - 1])
+              for bid_id, score in score_round(rules, bids).items()}
+    choice = {bid_id: entry[-1] for bid_id, entry in enumerate(round_, 1)}
+    for rank in (None, choice):
+        assert rank_listings(rules, bids, scores, seed, rank) == reference_rankings(
+            rules, bids, scores, seed, rank)
