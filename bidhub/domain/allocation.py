@@ -103,9 +103,9 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
     read them (they come first in its ranking), and what each rep holds.
 
     One pass over `bids`, in their order, reads everything later steps need of a bid and
-    makes its `Contender` there and then, the only copy made of the round's bids: with
-    100,000 bids, every further copy is written to memory outside the processor's caches,
-    and read and freed from there. Each listing's bids are then sorted in place by total,
+    makes its `Contender` there and then, with no intermediate record to sort: with 100,000
+    bids, every copy of the round is written to memory outside the processor's caches, and
+    read and freed from there. Each listing's bids are then sorted in place by total,
     descending, comparing the totals in millionths with no key made for a bid; each run of
     equal totals is then sorted by the full `ranking_key`, so that the tie-break chain (a
     lottery ticket is a SHA-256) is worked out only for bids whose totals tie. Equal totals
@@ -113,6 +113,7 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
     totals themselves all the same.
     """
     eligible: dict[int, list[Contender]] = defaultdict(list)
+    # Ineligible bids in the same form, for their place at the end of the ranking only.
     ineligible: dict[int, list[Contender]] = defaultdict(list)
     held: dict[int, int] = {}
     scale = 10**DECIMALS
@@ -124,6 +125,8 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
             held[rep_id] = bid.accounts_held
         (eligible if score.is_eligible else ineligible)[bid.listing_id].append(
             (bid_id, rep_id, round(score.total * scale), bid.listing_value_yuan))
+    # Bid id -> bid, for the full key of tied bids; made at the first tie (most rounds of
+    # generated or real scores have few).
     facts: dict[int, BidFacts] = {}
 
     def in_order(listed: list[Contender]) -> None:

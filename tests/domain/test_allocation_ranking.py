@@ -121,6 +121,15 @@ rounds = st.lists(
     min_size=1, max_size=30)
 
 
+def bids_of(round_):
+    """The bids of a drawn round (`rounds`), numbered from 1 in the order drawn."""
+    return [BidFacts(bid_id=bid_id, rep_id=rep, listing_id=listing, metrics={"win_rate": rate},
+                     submitted_at=T0 + timedelta(minutes=minutes), accounts_held=held,
+                     tenure_months=24.0, open_incidents=0, rep_branch="BJ",
+                     listing_branch="BJ", is_on_leave=leave, listing_value_yuan=1000)
+            for bid_id, (rep, listing, rate, held, minutes, leave, _) in enumerate(round_, 1)]
+
+
 @settings(max_examples=200, deadline=None)
 @given(rounds, st.sampled_from(TIE_BREAKS), st.sampled_from(["greedy", "optimal", "value_aware"]),
        st.integers(1, 2), st.integers(0, 3))
@@ -128,11 +137,7 @@ def test_rankings_and_reasons_match_the_reference(round_, tie_break, method, min
     text = (RULES.replace("TIE_BREAK", tie_break).replace("METHOD", method)
             .replace("MINIMUM", str(minimum)))
     rules = parse_rules(text)
-    bids = [BidFacts(bid_id=bid_id, rep_id=rep, listing_id=listing, metrics={"win_rate": rate},
-                     submitted_at=T0 + timedelta(minutes=minutes), accounts_held=held,
-                     tenure_months=24.0, open_incidents=0, rep_branch="BJ",
-                     listing_branch="BJ", is_on_leave=leave, listing_value_yuan=1000)
-            for bid_id, (rep, listing, rate, held, minutes, leave, _) in enumerate(round_, 1)]
+    bids = bids_of(round_)
     scores = score_round(rules, bids)
     choice = {bid_id: entry[-1] for bid_id, entry in enumerate(round_, 1)}
     for rank in (None, choice):
@@ -165,11 +170,7 @@ def test_rankings_follow_totals_closer_than_a_millionth(round_, tie_break, seed,
     sorts by first) still rank by total, before the tie-break chain and the rep's choice."""
     rules = parse_rules(RULES.replace("TIE_BREAK", tie_break).replace("METHOD", "optimal")
                         .replace("MINIMUM", "1"))
-    bids = [BidFacts(bid_id=bid_id, rep_id=rep, listing_id=listing, metrics={"win_rate": rate},
-                     submitted_at=T0 + timedelta(minutes=minutes), accounts_held=held,
-                     tenure_months=24.0, open_incidents=0, rep_branch="BJ",
-                     listing_branch="BJ", is_on_leave=leave, listing_value_yuan=1000)
-            for bid_id, (rep, listing, rate, held, minutes, leave, _) in enumerate(round_, 1)]
+    bids = bids_of(round_)
     scores = {bid_id: replace(score, total=totals[bid_id - 1])
               for bid_id, score in score_round(rules, bids).items()}
     choice = {bid_id: entry[-1] for bid_id, entry in enumerate(round_, 1)}
