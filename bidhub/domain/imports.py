@@ -379,16 +379,12 @@ _MORNING = frozenset(("上午", "凌晨", "早上", "am"))
 _ZONE_OFFSET = re.compile(r"([+-])(\d{1,2}):?(\d{2})?")
 
 
-def zone_day(day: date, moment: re.Match, zone: tzinfo) -> date:
-    """The day in `zone` of the moment `moment` (AFTER_THE_DAY's match after `day`) writes,
-    when it names its own zone (Z, UTC, GMT+8, +08:00); `day` as written when it does not.
-
-    A CRM that exports moments in UTC writes a deal closed at 07:30 in Beijing on 6 March as
-    2026-03-05T23:30:00Z: the department's day is the 6th.
-    """
-    written = moment["offset"]
-    if not written or not (moment["hour"] or moment["chinese_hour"]):
-        return day
+def written_moment(moment: re.Match) -> tuple[time, timedelta | None] | None:
+    """The time of day and the zone's offset (None when it names no zone) that `moment`
+    (AFTER_THE_DAY's match after a day) writes, or None when it writes no time of day; a time
+    that no clock shows (25:61, 14:75, an offset of a day or more) is not a date."""
+    if not (moment["hour"] or moment["chinese_hour"]):
+        return None
     hour = int(moment["hour"] or moment["chinese_hour"])
     minute = int(moment["minute"] or moment["chinese_minute"] or 0)
     second = int(moment["second"] or 0)
@@ -397,16 +393,31 @@ def zone_day(day: date, moment: re.Match, zone: tzinfo) -> date:
         hour = hour + 12 if hour < 12 else hour
     elif part in _MORNING and hour == 12:
         hour = 0
-    offset = timedelta()
-    if found := _ZONE_OFFSET.search(written):
-        sign = -1 if found[1] == "-" else 1
-        offset = sign * timedelta(hours=int(found[2]), minutes=int(found[3] or 0))
+    offset = None
+    if written := moment["offset"]:
+        offset = timedelta()
+        if found := _ZONE_OFFSET.search(written):
+            sign = -1 if found[1] == "-" else 1
+            offset = sign * timedelta(hours=int(found[2]), minutes=int(found[3] or 0))
     try:
-        at = datetime.combine(day, time(hour, minute, second), timezone(offset))
+        at = time(hour, minute, second, tzinfo=None if offset is None else timezone(offset))
     except ValueError:  # 25:00, 14:75, an offset of a day or more
         raise BadValue(N_("Not a date; write it as YYYY-MM-DD.")) from None
-    return at.astimezone(zone).date()
+    return at.replace(tzinfo=None), offset
 
+
+def zone_day(day: date, moment: re.Match, zone: tzinfo) -> date:
+    """The day in `zone` of the moment `moment` (AFTER_THE_DAY's match after `day`) writes,
+    when it names its own zone (Z, UTC, GMT+8, +08:00); `day` as written when it does not.
+
+    A CRM that exports moments in UTC writes a deal closed at 07:30 in Beijing on 6 March as
+    2026-03-05T23:30:00Z: the department's day is the 6th.
+    """
+    written = written_moment(moment)
+    if written is None or written[1] is None:
+        return day
+    at, offset = written
+    return datetime.combine(day, at, timezone(offset)).astimezone(zone).date()
 
 
 # The years a date in an export may fall in. A hire date, an opportunity or a sighting outside
@@ -466,8 +477,11 @@ def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO, zone: tzinfo | None 
             day = date(year, month, day_of_month)
         except ValueError:
             raise BadValue(no_such_day(year, month)) from None
-        if after is not None and zone is not None:
-            day = zone_day(sensible_day(day), after, zone)
+        if after is not None:
+            if zone is not None:
+                day = zone_day(sensible_day(day), after, zone)
+            else:
+                written_moment(after)  # a time no clock shows makes the cell no date
         return sensible_day(day)
     raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
 
@@ -2490,18 +2504,45 @@ class FillDown:
         return record
 
 
-def unsaved_formulas(record: Sequence[str], positions: Mapping[str, int]) -> dict[str, int]:
-    """The fields whose cell in a record is an UnsavedFormula: field -> the cell's index."""
-    width = len(record)
+# The error values Excel (and WPS) show in a cell whose formula failed: a lookup that found
+# nothing gives #N/A, a reference to deleted cells #REF!. A workbook holds one as the cell's
+# value and a CSV saved from it as the text; neither is a value any field may take.
+EXCEL_ERRORS = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A",
+                          "#GETTING_DATA", "#SPILL!", "#CALC!", "#FIELD!", "#BLOCKED!",
+                          "#CONNECT!", "#BUSY!", "#UNKNOWN!", "#PYTHON!"))
+
+
+def holds_no_value(given: Sequence[str], record: Sequence[str]) -> bool:
+    """Whether a cell of the record (`given` as read, `record` cleaned) is an UnsavedFormula
+    or one of Excel's error values: a quick test before `cells_without_value`."""
+    return UnsavedFormula in map(type, given) or not EXCEL_ERRORS.isdisjoint(record)
+
+
+def cells_without_value(given: Sequence[str], record: Sequence[str],
+                        positions: Mapping[str, int]) -> dict[str, int]:
+    """The fields whose cell holds no value to read: an UnsavedFormula (in `given`, as read)
+    or one of Excel's error values (in `record`, cleaned): field -> the cell's index."""
     return {name: index for name, index in positions.items()
-            if index < width and type(record[index]) is UnsavedFormula}
+            if (index < len(given) and type(given[index]) is UnsavedFormula)
+            or (index < len(record) and record[index] in EXCEL_ERRORS)}
 
 
-def unsaved_formula_problem(number: int, name: str, index: int, formula: str) -> Problem:
-    return Problem(number, name, formula, N_(
-        "Cell %(cell)s holds a formula whose value was not saved in the file. Open the file in "
-        "Excel and save it again (or paste the values over the formulas), then import it "
-        "again.", cell=f"{column_letters(index)}{number}"))
+def no_value_problem(number: int, name: str, index: int, given: Sequence[str],
+                     record: Sequence[str]) -> Problem:
+    """Why the field `name` has no value in row `number`, whose cell `index` holds an
+    UnsavedFormula (in `given`, as read) or an Excel error value (in `record`, cleaned; a
+    cell merged down from above holds it there only): see `cells_without_value`."""
+    cell = f"{column_letters(index)}{number}"
+    if index < len(given) and type(given[index]) is UnsavedFormula:
+        return Problem(number, name, str(given[index]), N_(
+            "Cell %(cell)s holds a formula whose value was not saved in the file. Open the file "
+            "in Excel and save it again (or paste the values over the formulas), then import it "
+            "again.", cell=cell))
+    error = record[index]
+    return Problem(number, name, error, N_(
+        "Cell %(cell)s holds Excel's error value %(error)s, not a value: the formula in it "
+        "failed (a lookup that finds nothing gives #N/A). Put the value in the cell, then "
+        "import the file again.", cell=cell, error=error))
 
 
 class RowReader:
@@ -2591,8 +2632,10 @@ class RowReader:
 
     def _read(self, number: int, given: Sequence[str], record: list[str]) -> Row | None:
         """The row of a record that is not blank (`given` as read, `record` cleaned)."""
-        formulas = (unsaved_formulas(given, self.positions)
-                    if UnsavedFormula in map(type, given) else {})
+        without_value = (cells_without_value(given, record, self.positions)
+                         if holds_no_value(given, record) else {})
+        no_value = [no_value_problem(number, name, index, given, record)
+                    for name, index in without_value.items()]
         totals = self.totals.word(record)
         if totals is not None:
             if len(self.parsed.totals_rows) < self.limits.max_problems:
@@ -2611,15 +2654,14 @@ class RowReader:
         if self.plan is None:
             self.plan = column_plan(self.kind, self.positions, self.parsed, self.day_zero,
                                     self.zone)
-        for index in formulas.values():
+        for index in without_value.values():
             record[index] = ""
         rounded: list[str] = []
         values, row_problems = typed_values(self.kind, number, record, self.positions,
                                             self.parsed, self.plan, rounded=rounded)
-        if formulas:
-            row_problems = [unsaved_formula_problem(number, name, index, str(given[index]))
-                            for name, index in formulas.items()] + [
-                problem for problem in row_problems if problem.column not in formulas]
+        if without_value:
+            row_problems = no_value + [
+                problem for problem in row_problems if problem.column not in without_value]
         row_problems += cross_checks(self.kind, number, values)
         if not row_problems:
             row_problems = duplicate_problems(number, values, self.seen_keys,
@@ -3003,7 +3045,12 @@ def cell_text(value: Any) -> str:
             return str(int(value))
         # The 15 significant digits Excel shows: a computed 1320.0000000000002 is 1320.
         rounded = float(f"{value:.15g}")
-        return str(int(rounded)) if rounded.is_integer() else repr(rounded)
+        if rounded.is_integer():
+            return str(int(rounded))
+        # Python writes a small number as 8e-05; Excel shows the cell, and a CSV holds it, as
+        # 0.00008 (an amount of 8,000 yuan in 亿元).
+        shown = repr(rounded)
+        return format(Decimal(shown), "f") if "e" in shown else shown
     return str(value)
 
 
@@ -3071,28 +3118,29 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
     for offset, record in enumerate(records[1:]):
         if len(rows) >= count:
             break
-        formulas = unsaved_formulas(record, positions)
         given, record = record, [clean_cell(cell) for cell in record]
         number = header_row + 1 + offset
         if not any(record):
             continue
         record = fill_down.filled(given, record)
+        without_value = cells_without_value(given, record, positions)
+        no_value = [no_value_problem(number, name, index, given, record)
+                    for name, index in without_value.items()]
         if number in notes_below or totals.word(record) is not None:
             continue
-        for index in formulas.values():
+        for index in without_value.values():
             record[index] = ""
         values, problems = typed_values(kind, number, record, positions, parsed,
                                         day_zero=day_zero)
         # After the required-value problems of the same cells, which they replace.
-        problems += [unsaved_formula_problem(number, name, index, str(given[index]))
-                     for name, index in formulas.items()]
+        problems += no_value
         by_field = {problem.column: problem for problem in problems}
         cells = []
         for name in shown:
             index = positions.get(name)
             raw = record[index] if index is not None and index < len(record) else ""
-            if name in formulas:
-                raw = str(given[formulas[name]])
+            if name in without_value:
+                raw = by_field[name].value
             problem = by_field.get(name)
             cells.append(PreviewCell(name, raw, "" if problem else shown_value(values.get(name)),
                                      problem.reason if problem else None))
