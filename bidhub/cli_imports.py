@@ -137,6 +137,14 @@ def import_command(kind: str, path: str, valid_rows_only: bool, username: str,
         sys.exit(1)
 
 
+def print_problems(problems, heading: str) -> None:
+    """Problems (or warnings) as a tab-separated table: row, column, value, and why."""
+    click.echo(f"row\tcolumn\tvalue\t{heading}")
+    for problem in problems:
+        row = "-" if problem.row is None else problem.row
+        click.echo(f"{row}\t{problem.column or '-'}\t{problem.value}\t{problem.reason}")
+
+
 def print_report(file_name: str, result) -> None:
     if result.saved_mapping_at is not None:
         when = result.saved_mapping_at.astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
@@ -153,11 +161,26 @@ def print_report(file_name: str, result) -> None:
         click.echo(f"Row {row} ({word}) is a totals row and was skipped.")
     for row, text in result.note_rows:
         click.echo(f"Row {row} ({text}) is a note below the table and was skipped.")
+    if result.hidden_rows_count:
+        listed = sum(last - first + 1 for first, last in result.hidden_rows)
+        ranges = ", ".join(str(first) if first == last else f"{first}-{last}"
+                           for first, last in result.hidden_rows)
+        count, more = result.hidden_rows_count, result.hidden_rows_count - listed
+        rows, were = ("row", "was") if count == 1 else ("rows", "were")
+        click.echo(f"{count} {rows} of the table hidden in the workbook (hidden, in a collapsed "
+                   f"group or by a filter) {were} read like the others: {rows} {ranges}"
+                   + (f", and {more} more not listed." if more > 0 else "."))
+    if result.merged_down:
+        click.echo("Cells merged down over several rows were read in every row they cover, as "
+                   f"Excel shows them: {', '.join(result.merged_down)}.")
+    for name, count in result.rounded.items():
+        click.echo(f"Amounts in {name} with a fraction of a yuan, stored rounded half up to "
+                   f"whole yuan: {count}.")
+    if result.warnings:
+        click.echo(f"Imported with a warning ({len(result.warnings)}):")
+        print_problems(result.warnings, "warning")
     if result.problems:
-        click.echo("row\tcolumn\tvalue\treason")
-        for problem in result.problems:
-            row = "-" if problem.row is None else problem.row
-            click.echo(f"{row}\t{problem.column or '-'}\t{problem.value}\t{problem.reason}")
+        print_problems(result.problems, "reason")
     if result.ignored_columns:
         click.echo(f"Ignored columns: {', '.join(result.ignored_columns)}")
     click.echo(f"{file_name}: {result.status} (import run {result.run_id}). "

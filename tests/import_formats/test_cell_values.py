@@ -152,3 +152,25 @@ def test_an_opportunity_opened_at_no_such_time_is_refused(session, reps, run_imp
     assert session.scalars(select(Opportunity)).all() == []
     assert result.run_id > runs
 
+
+def test_the_cli_reports_what_the_web_report_does(app, session, branches, run_import,
+                                                  make_admin, tmp_path):
+    """The warnings (an owner read without its leading zeros), the rows the workbook hides
+    and the amounts rounded to whole yuan, beside the counts."""
+    roster = "员工编号,用户名,姓名,分公司,入职日期,状态\n001234,zhaolei,赵磊,BJ,2020-01-01,在职\n"
+    assert run_import("reps", roster.encode(), "花名册.csv").status == "imported"
+    workbook = xlsx_workbook([ACCOUNTS[0], [*ACCOUNTS[1][:5], 1200000.4, "1234"],
+                              [*ACCOUNTS[2][:5], 350000, "001234"]])
+    workbook.active.row_dimensions[3].hidden = True
+    path = tmp_path / "客户.xlsx"
+    path.write_bytes(saved(workbook))
+    result = app.test_cli_runner().invoke(args=["import", "accounts", str(path), "--by",
+                                                make_admin().username])
+    assert result.exit_code == 0, result.output
+    assert ("1 row of the table hidden in the workbook (hidden, in a collapsed group or by a "
+            "filter) was read like the others: row 3.") in result.output
+    assert ("Amounts in annual_value_yuan with a fraction of a yuan, stored rounded half up to "
+            "whole yuan: 1.") in result.output
+    assert "Imported with a warning (1):\nrow\tcolumn\tvalue\twarning\n2\towner\t1234\tRead as " \
+           "赵磊, employee id 001234" in result.output
+    assert "imported" in result.output.splitlines()[-1]
