@@ -292,6 +292,51 @@ def test_two_decisions_for_one_rep_at_39_at_once_give_one_award(app, session, cl
     assert ownership.commitments_of(session, [rep.id])[rep.id].total == 40
 
 
+# What a manager is told when a decision is sent for a round not in adjudication: a page opened
+# before the round was cancelled, or a decision sent by hand for a round still open.
+NOT_IN_ADJUDICATION = "Decisions are taken after scoring and before results are published."
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_decision_in_a_round_cancelled_meanwhile_is_refused_saying_why(
+        session, clock, make_rep, make_manager, scored_round, login_as, inline):
+    from bidhub.services.appeals import cancel_round
+
+    manager, other_manager = make_manager(), make_manager()
+    round_ = scored_round([make_rep(), make_rep()])
+    client = login_as(manager)
+    assert client.get(f"/manage/rounds/{round_.id}").status_code == 200  # the page is open
+    cancel_round(session, other_manager, round_.id, reason="The account list was wrong.",
+                 expected_version=round_.version, now=clock())
+    response = client.post(f"/manage/listings/{round_.listings[0].id}/decide",
+                           data={"kind": DecisionKind.ACCEPTED.value},
+                           headers={"HX-Request": "true"} if inline else {})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert NOT_IN_ADJUDICATION in page and "Conflict" not in page
+    assert ("<html" not in page) is inline  # in place of the row, or as a page
+    reload(session)
+    assert session.scalars(select(Decision)).all() == []
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_decision_for_a_listing_of_an_open_round_is_refused_saying_why(
+        session, make_rep, make_account, make_round, make_bid, make_manager, login_as, inline):
+    """Its bids are sealed: the listing's page has no ranking and no form to show the refusal
+    in, so the answer is the refusal itself, never the sealed page with a 200."""
+    round_ = make_round(accounts=[make_account(owner=make_rep())])
+    bid = make_bid(make_rep(), round_.listings[0])
+    client = login_as(make_manager())
+    response = client.post(f"/manage/listings/{round_.listings[0].id}/decide",
+                           data={"kind": DecisionKind.OVERRIDDEN.value, "bid_id": str(bid.id),
+                                 "reason": "A written reason long enough to be accepted."},
+                           headers={"HX-Request": "true"} if inline else {})
+    assert response.status_code == 422
+    assert NOT_IN_ADJUDICATION in response.get_data(as_text=True)
+    reload(session)
+    assert session.scalars(select(Decision)).all() == []
+
+
 def test_two_transfers_to_a_rep_at_39_at_once_give_one_transfer(app, session, make_rep,
                                                                 make_manager, give_accounts,
                                                                 make_account):

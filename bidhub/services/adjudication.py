@@ -103,6 +103,9 @@ from bidhub.services.track_records import bid_facts, bid_facts_from_dict, bid_fa
 # The department's time zone when the caller names none: working days are counted in it, and
 # reps' tenure from the start of their hire day there.
 DEFAULT_ZONE = Defaults.TIMEZONE
+# Why a decision is refused in a round that is not in adjudication (still open, cancelled,
+# results published).
+NOT_IN_ADJUDICATION = N_("Decisions are taken after scoring and before results are published.")
 
 
 def active_bids_of_round(session: Session, round_id: int) -> list[Bid]:
@@ -224,7 +227,7 @@ def decide_listing(
         # The round's lock orders this decision against publishing and other decisions.
         round_ = lock_round(session, listing.round_id)
         if not may_decide(round_, listing):
-            raise InvalidRequest(N_("Decisions are taken after scoring and before results are published."))
+            raise InvalidRequest(NOT_IN_ADJUDICATION)
         kind, chosen, reason = chosen_bid(ranked_bids(session, listing.id), kind, bid_id, reason)
         if chosen is not None:
             check_winner_capacity(session, round_, chosen, listing.id)
@@ -801,8 +804,7 @@ def accept_unflagged(session: Session, actor: User, round_id: int, *, listing_id
         if round_ is None:
             raise NotFound(N_("No such round."))
         if round_.status != RoundStatus.SCORED:
-            raise InvalidRequest(N_("Decisions are taken after scoring and before results are "
-                                    "published."))
+            raise InvalidRequest(NOT_IN_ADJUDICATION)
         reviews = review_round(session, round_, zone=zone)
         current = unflagged_listing_ids(reviews)
         if round_.version != expected_version or current != sorted(set(listing_ids)):

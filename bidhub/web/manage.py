@@ -448,16 +448,27 @@ def score(round_id: int):
     return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
 
-def listing_page(listing_id: int, form: DecisionForm | None = None, status: int = 200):
+def listing_page(listing_id: int, form: DecisionForm | None = None, status: int = 200,
+                 refusal: InvalidRequest | None = None):
+    """The listing's page; with `form`, a decision refused (by `refusal`, when the use case
+    refused it) shown again with its errors."""
     session = get_session()
     listing = session.get(Listing, listing_id)
     if listing is None:
         abort(404)
     round_ = listing.round
+    # A page without the decision form (bids sealed, round cancelled or published, no bids)
+    # has nowhere to show a refused decision: the answer is then the refusal itself.
     if policies.bids_are_sealed(round_):
+        if form is not None:
+            raise refusal or InvalidRequest(adjudication.NOT_IN_ADJUDICATION)
         return render("manage/listing_sealed.html", listing=listing, round=round_,
                       bid_count=browse.bid_counts(session, round_.id).get(listing.id, 0))
     ranking = adjudication.ranked_bids(session, listing.id)
+    can_decide = bool(ranking) and (round_.status == RoundStatus.SCORED
+                                    or reopened_in_standstill(listing))
+    if form is not None and not can_decide:
+        raise refusal or InvalidRequest(adjudication.NOT_IN_ADJUDICATION)
     breakdowns = {bid.id: ScoreBreakdown.from_dict(bid.score.breakdown) for bid in ranking}
     decision = browse.decisions_of_round(session, round_.id).get(listing.id)
     proposed = next((bid for bid in ranking if bid.score.is_proposed_winner), None)
@@ -477,8 +488,7 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
     return render("manage/listing.html", status=status, listing=listing, round=round_,
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
                   form=form, metrics=METRICS,
-                  can_decide=bool(ranking) and (round_.status == RoundStatus.SCORED
-                                                or reopened_in_standstill(listing)),
+                  can_decide=can_decide,
                   bid_flags=bid_flags, bid_flag_labels=BID_FLAG_LABELS,
                   **listing_review_context(session, round_))
 
@@ -489,8 +499,10 @@ def listing(listing_id: int):
     return listing_page(listing_id)
 
 
-def decision_row(listing_id: int, form: DecisionForm | None = None, status: int = 200):
-    """One row of the round page's adjudication table, for an inline (htmx) decision."""
+def decision_row(listing_id: int, form: DecisionForm | None = None, status: int = 200,
+                 refusal: InvalidRequest | None = None):
+    """One row of the round page's adjudication table, for an inline (htmx) decision; with
+    `form`, a decision refused (by `refusal`, when the use case refused it)."""
     session = get_session()
     listing = session.get(Listing, listing_id)
     if listing is None:
@@ -498,7 +510,9 @@ def decision_row(listing_id: int, form: DecisionForm | None = None, status: int 
     round_ = rounds.load_round(session, listing.round_id)
     context = adjudication_context(session, round_)
     if context["reviews"] is None:
-        abort(409)
+        # The round is not (or no longer) in adjudication: cancelled, published, still open.
+        # There is no row to show; the answer says why, in place of the row.
+        raise refusal or InvalidRequest(adjudication.NOT_IN_ADJUDICATION)
     # The publishing summary travels along (out of band), so that deciding the last listing
     # offers the publish button without a reload.
     rows = decision_rows([context["reviews"][listing.id]], context["row_text"],
@@ -527,8 +541,8 @@ def decide(listing_id: int):
         except InvalidRequest as error:
             form.add_error(error)
             if inline:
-                return decision_row(listing_id, form=form, status=422)
-            return listing_page(listing_id, form=form, status=422)
+                return decision_row(listing_id, form=form, status=422, refusal=error)
+            return listing_page(listing_id, form=form, status=422, refusal=error)
         if inline:
             return decision_row(listing_id)
         flash(_("Decision recorded."), "success")
