@@ -511,8 +511,10 @@ def decision_row(listing_id: int, form: DecisionForm | None = None, status: int 
     context = adjudication_context(session, round_)
     if context["reviews"] is None:
         # The round is not (or no longer) in adjudication: cancelled, published, still open.
-        # There is no row to show; the answer says why, in place of the row.
-        raise refusal or InvalidRequest(adjudication.NOT_IN_ADJUDICATION)
+        # There is no row to show, so the answer is an error htmx does not swap in (the page
+        # shows its message above the table), saying why.
+        raise Conflict(refusal.message if refusal is not None
+                       else adjudication.NOT_IN_ADJUDICATION)
     # The publishing summary travels along (out of band), so that deciding the last listing
     # offers the publish button without a reload.
     rows = decision_rows([context["reviews"][listing.id]], context["row_text"],

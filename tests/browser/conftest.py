@@ -37,6 +37,8 @@ NARROW = {"width": 390, "height": 844}
 CJK = re.compile(r"[\u3400-\u9fff]")
 # The message chromium logs for an HTTP error response; the URL is in the message's location.
 HTTP_ERROR = re.compile(r"status of (\d{3})")
+# What htmx logs of an error answer it does not swap in: the status and the path asked.
+HTMX_ERROR = re.compile(r"Response Status Error Code (\d{3}) from (/[^\s,]*)")
 # The header's words that stay as they are in Chinese: the product's name and the switch's label.
 HEADER_WORDS = {"bidhub", "English"}
 WRITTEN: list[Path] = []  # screenshots of this run, for the summary line
@@ -208,7 +210,10 @@ class Walker:
         errors = []
         for text, url in self.console_errors:
             match = HTTP_ERROR.search(text)
-            if not (match and deliberate(int(match.group(1)), url)):
+            if match and deliberate(int(match.group(1)), url):
+                continue
+            match = HTMX_ERROR.search(text)
+            if not (match and deliberate(int(match.group(1)), self.url(match.group(2)))):
                 errors.append(f"console: {text} ({url})")
         errors += [f"response {status}: {url}" for status, url in self.failed_responses
                    if not deliberate(status, url)]
