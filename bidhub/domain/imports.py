@@ -194,6 +194,11 @@ class FileRefused(Exception):
         self.message = message
 
 
+class NoTable(FileRefused):
+    """The file, or the sheet of a workbook that is read, holds no table: nothing at all, no
+    row of column names, or no row below them."""
+
+
 @dataclass(frozen=True)
 class Row:
     number: int  # as Excel shows it: the header is row 1
@@ -2148,7 +2153,7 @@ def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
         text = note_text(header, cleaned=True)
         if text is not None and not any(is_known_name(name) for name in header if name):
             if len(above) == MAX_ROWS_ABOVE:
-                raise FileRefused(too_many_rows_above(above))
+                raise NoTable(too_many_rows_above(above))
             above.append((number, text[:NOTE_SHOWN]))
             continue
         following = next(records, None)
@@ -2160,11 +2165,11 @@ def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
         check_header(header, number)
         return SplitHeader(number, header, tuple(above), following)
     if above:
-        raise FileRefused(N_(
+        raise NoTable(N_(
             "bidhub found no column names: each row with anything in it holds a single cell, "
             "as a title does (row %(row)d: “%(title)s”). Put the column names in one row above "
             "the rows and import the file again.", row=above[0][0], title=above[0][1]))
-    raise FileRefused(N_("The file is empty."))
+    raise NoTable(N_("The file is empty."))
 
 
 def too_many_rows_above(above: Sequence[tuple[int, str]]) -> Text:
@@ -2199,7 +2204,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         elif len(trailing) <= MAX_NOTE_ROWS:  # one more than notes may be: too many
             trailing.append(number)
     if not rows_total:
-        raise FileRefused(N_("The file has column names but no rows."))
+        raise NoTable(N_("The file has column names but no rows."))
     return FileShape(header, rows_total, tuple(candidates),
                      tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else (),
                      start.header_row, start.rows_above, hidden)

@@ -57,6 +57,7 @@ from bidhub.domain.imports import (
     MappingCheck,
     MappingWarning,
     Message,
+    NoTable,
     Parsed,
     PreviewRow,
     Problem,
@@ -137,7 +138,13 @@ from bidhub.services.spreadsheet_xml import (
 )
 from bidhub.services.track_records import forget_track_record_snapshots
 from bidhub.services.users import hash_password, new_session_token
-from bidhub.services.xls_workbooks import check_xls, is_xls, xls_is_1904, xls_rows
+from bidhub.services.xls_workbooks import (
+    check_xls,
+    is_xls,
+    xls_is_1904,
+    xls_rows,
+    xls_visible_sheets,
+)
 
 CRM_IMPORT_REASON = "CRM import"
 # The configured default; the web and the CLI pass the running app's TIMEZONE.
@@ -398,6 +405,39 @@ def workbook_rows(data: bytes) -> Iterator[list[str]]:
 WORKBOOK_BATCH = 500
 
 
+def workbook_visible_sheets(data: bytes) -> list[str]:
+    """The names of an .xlsx workbook's visible worksheets, in order (the first is the one
+    read); none for a file openpyxl cannot open. Only the workbook part is read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = workbook_reader(io.BytesIO(data))
+            try:
+                reader.read_manifest()
+                reader.read_workbook()
+                return [sheet.name for sheet, relation in reader.parser.find_sheets()
+                        if relation.target in reader.valid_files
+                        and "chartsheet" not in relation.Type
+                        and (sheet.state or "visible") == "visible"]
+            finally:
+                reader.archive.close()
+    except Exception:  # the reading proper refuses a broken file
+        return []
+
+
+def on_another_sheet(refusal: NoTable, sheets: list[str]) -> FileRefused:
+    """`refusal` of a workbook whose first visible sheet holds no table, saying which sheet was
+    read when the workbook shows others (an import template's 填写说明 before its data)."""
+    if len(sheets) < 2:
+        return refusal
+    return FileRefused(N_(
+        "%(refusal)s A workbook is read from its first visible sheet, “%(sheet)s”; this file "
+        "has other sheets too (%(others)s). If the table is on another sheet, move that sheet to "
+        "the front (or delete the others), and import the file again.",
+        refusal=refusal.message, sheet=sheets[0][:60],
+        others=Joined([f"“{name[:60]}”" for name in sheets[1:6]], COMMA)))
+
+
 def workbook_day_zero(data: bytes) -> date:
     """The day before serial number 1 in the workbook's date system: 1899-12-30 in the 1900
     system, 1904-01-01 in the 1904 one (workbookPr date1904). Only the workbook part is read."""
@@ -477,7 +517,14 @@ class FileSource:
             self.day_zero = workbook_day_zero(data)
         elif self.format == FileFormat.SPREADSHEET_XML and spreadsheet_xml_is_1904(data):
             self.day_zero = EXCEL_1904_DAY_ZERO
-        self.shape = file_shape(self.records())
+        try:
+            self.shape = file_shape(self.records())
+        except NoTable as refused:
+            sheets = {FileFormat.XLSX: workbook_visible_sheets,
+                      FileFormat.XLS: xls_visible_sheets}.get(self.format)
+            if sheets is None:
+                raise
+            raise on_another_sheet(refused, sheets(data)) from None
         self.header, self.rows_total = self.shape.header, self.shape.rows_total
 
     def records(self) -> Iterator[tuple[int, list[str]]]:

@@ -171,6 +171,19 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
         yield covered.marked(number + 1, HiddenRow(record) if number + 1 in hidden else record)
 
 
+def xls_visible_sheets(data: bytes) -> list[str]:
+    """The names of the workbook's visible sheets, in order (the first is the one read); none
+    for a file xlrd cannot open."""
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(file_contents=data, on_demand=True, logfile=io.StringIO())
+        return [name for name, hidden in zip(book.sheet_names(), book._sheet_visibility,
+                                             strict=True) if not hidden]
+    except Exception:  # the reading proper refuses a broken file
+        return []
+
+
 def sheet_records(stream: bytes, start: int) -> Iterator[tuple[int, int, int]]:
     """(type, start of its data, length) of each whole record of the sheet whose records
     start at `start` in the workbook stream (its BOF), but those of a chart in the sheet."""

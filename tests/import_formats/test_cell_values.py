@@ -4,6 +4,8 @@ and a time of day no clock shows after a date."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import xlwt
 from sqlalchemy import select
@@ -174,3 +176,75 @@ def test_the_cli_reports_what_the_web_report_does(app, session, branches, run_im
     assert "Imported with a warning (1):\nrow\tcolumn\tvalue\twarning\n2\towner\t1234\tRead as " \
            "赵磊, employee id 001234" in result.output
     assert "imported" in result.output.splitlines()[-1]
+
+
+# --- a workbook whose table is not on its first sheet --------------------------------------------
+
+NOTES = [["填写说明"], ["1. 客户编号必填"], ["2. 年度金额单位为元"]]
+
+
+def notes_first(suffix: str) -> bytes:
+    """An import template as they come: its instructions sheet (填写说明) first, visible, and
+    the table (ACCOUNTS) on the sheet after it."""
+    if suffix == "xls":
+        workbook = xlwt.Workbook(encoding="utf-8")
+        for name, records in (("填写说明", NOTES), ("客户清单", ACCOUNTS)):
+            sheet = workbook.add_sheet(name)
+            for row, record in enumerate(records):
+                for column, value in enumerate(record):
+                    sheet.write(row, column, value)
+        return saved(workbook)
+    workbook = xlsx_workbook(NOTES)
+    workbook.active.title = "填写说明"
+    table = workbook.create_sheet("客户清单")
+    for record in ACCOUNTS:
+        table.append(record)
+    return saved(workbook)
+
+
+@pytest.mark.parametrize("suffix", ["xlsx", "xls"])
+def test_a_table_on_the_second_sheet_is_refused_naming_the_sheets(session, reps, run_import,
+                                                                 suffix):
+    before = stored_accounts(session)
+    result = run_import("accounts", notes_first(suffix), f"accounts.{suffix}")
+    assert result.status == "refused"
+    [problem] = result.problems
+    assert str(problem.reason) == (
+        "bidhub found no column names: each row with anything in it holds a single cell, as a "
+        "title does (row 1: “填写说明”). Put the column names in one row above the rows and "
+        "import the file again. A workbook is read from its first visible sheet, “填写说明”; "
+        "this file has other sheets too (“客户清单”). If the table is on another sheet, move "
+        "that sheet to the front (or delete the others), and import the file again.")
+    assert stored_accounts(session) == before
+
+
+def test_the_sheet_note_reads_in_chinese(app):
+    from flask_babel import force_locale
+
+    from bidhub.domain.imports import NoTable
+    from bidhub.domain.text import N_
+    from bidhub.services.imports import on_another_sheet
+    from bidhub.web.i18n import translate
+
+    refusal = on_another_sheet(NoTable(N_("The file is empty.")), ["说明", "客户", "销售"])
+    with app.test_request_context(), force_locale("zh_CN"):
+        assert translate(refusal.message) == (
+            "文件是空的。工作簿按第一个可见的工作表（“说明”）读取；此文件还有其他工作表"
+            "（“客户”、“销售”）。如果表格在其他工作表中，请把该工作表移到最前面（或删除其他工作表），"
+            "然后重新导入。")
+
+
+def test_a_workbook_of_one_sheet_is_refused_without_the_sheet_note(session, reps, run_import):
+    result = run_import("accounts", xlsx_of(NOTES), "accounts.xlsx")
+    assert result.status == "refused"
+    assert "sheet" not in str(result.problems[0].reason)
+
+
+def test_a_hidden_first_sheet_is_passed_over_still(session, reps, run_import):
+    data = notes_first("xlsx")
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(io.BytesIO(data))
+    workbook["填写说明"].sheet_state = "hidden"
+    result = run_import("accounts", saved(workbook), "accounts.xlsx")
+    assert (result.status, result.problems, result.added) == ("imported", [], 3)
