@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -405,9 +405,13 @@ def workbook_rows(data: bytes) -> Iterator[list[str]]:
 WORKBOOK_BATCH = 500
 
 
-def workbook_visible_sheets(data: bytes) -> list[str]:
-    """The names of an .xlsx workbook's visible worksheets, in order (the first is the one
-    read); none for a file openpyxl cannot open. Only the workbook part is read."""
+T = TypeVar("T")
+
+
+def read_workbook_part(data: bytes, read: Callable[[Any], T], broken: T) -> T:
+    """`read` of openpyxl's reader once it has read the workbook part only (its sheets, its
+    date system), or `broken` for a file openpyxl cannot open: the reading of the rows
+    refuses it, saying why."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -415,14 +419,20 @@ def workbook_visible_sheets(data: bytes) -> list[str]:
             try:
                 reader.read_manifest()
                 reader.read_workbook()
-                return [sheet.name for sheet, relation in reader.parser.find_sheets()
-                        if relation.target in reader.valid_files
-                        and "chartsheet" not in relation.Type
-                        and (sheet.state or "visible") == "visible"]
+                return read(reader)
             finally:
                 reader.archive.close()
-    except Exception:  # the reading proper refuses a broken file
-        return []
+    except Exception:  # openpyxl raises many kinds for a broken file
+        return broken
+
+
+def workbook_visible_sheets(data: bytes) -> list[str]:
+    """The names of an .xlsx workbook's visible worksheets, in order (the first is the one
+    read)."""
+    return read_workbook_part(data, lambda reader: [
+        sheet.name for sheet, relation in reader.parser.find_sheets()
+        if relation.target in reader.valid_files and "chartsheet" not in relation.Type
+        and (sheet.state or "visible") == "visible"], [])
 
 
 def on_another_sheet(refusal: NoTable, sheets: list[str]) -> FileRefused:
@@ -443,19 +453,9 @@ def workbook_day_zero(data: bytes) -> date:
     system, 1904-01-01 in the 1904 one (workbookPr date1904). Only the workbook part is read."""
     from openpyxl.utils.datetime import CALENDAR_MAC_1904
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            reader = workbook_reader(io.BytesIO(data))
-            try:
-                reader.read_manifest()
-                reader.read_workbook()
-                is_1904 = reader.wb.epoch == CALENDAR_MAC_1904
-            finally:
-                reader.archive.close()
-    except Exception:  # a broken file is refused when its rows are read
-        return EXCEL_DAY_ZERO
-    return EXCEL_1904_DAY_ZERO if is_1904 else EXCEL_DAY_ZERO
+    return read_workbook_part(data, lambda reader: EXCEL_1904_DAY_ZERO
+                              if reader.wb.epoch == CALENDAR_MAC_1904 else EXCEL_DAY_ZERO,
+                              EXCEL_DAY_ZERO)
 
 
 def read_workbook(data: bytes, limits: UploadLimits | None = None) -> list[list[str]]:
