@@ -716,8 +716,12 @@ def _line_index(text: str) -> dict[str, int]:
             table = _dotted(match.group(1))
             index.setdefault(table, number)
         elif match := _ASSIGNMENT.match(line):
-            key = _dotted(match.group(1))
-            index.setdefault(f"{table}.{key}" if table else key, number)
+            # A dotted key (foo.bar = 1) writes each table on its way too: eligibility.foo is
+            # on this line, not on the [eligibility] header's.
+            path = table
+            for part in _dotted(match.group(1)).split("."):
+                path = f"{path}.{part}" if path else part
+                index.setdefault(path, number)
     return index
 
 

@@ -343,6 +343,18 @@ def test_lines_are_reported_where_the_key_is_written(old, new, path):
     assert text.splitlines()[problem.line - 1].strip().startswith(f"{written} =")
 
 
+@pytest.mark.parametrize(("new", "path", "written"), [
+    ("capacity_max = 40\nfoo.bar = 41", "eligibility.foo", "foo.bar = 41"),
+    # the table's name written again in front of its key, under its own header
+    ("eligibility.capacity_max = 40", "eligibility.eligibility", "eligibility.capacity_max"),
+])
+def test_an_unknown_dotted_key_is_reported_on_its_own_line(new, path, written):
+    """A dotted key writes the tables on its way on its line, not on the header's above."""
+    text = edited("capacity_max = 40", new)
+    [problem] = [problem for problem in problems_of(text) if problem.path == path]
+    assert text.splitlines()[problem.line - 1].strip().startswith(written)
+
+
 def test_a_missing_key_points_at_its_table():
     text = edited("cap = 2", "")
     [problem] = problems_of(text)
