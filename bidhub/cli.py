@@ -283,8 +283,11 @@ def rules_what_if_command(round_id: int, path: str) -> None:
         click.echo(f"  listing {change.listing_id}: {names.get(change.before_bid_id, 'nobody')}"
                    f" -> {names.get(change.after_bid_id, 'nobody')}")
     for change in comparison.changed_scores:
+        # A bid may change only in eligibility: its total is the same, its chance is not.
+        eligibility = ("" if change.was_eligible == change.is_eligible
+                       else ", now eligible" if change.is_eligible else ", now not eligible")
         click.echo(f"  bid {change.bid_id} ({names[change.bid_id]}): {change.before:.3f} -> "
-                   f"{change.after:.3f} ({change.delta:+.3f})")
+                   f"{change.after:.3f} ({change.delta:+.3f}{eligibility})")
 
 
 @rules_group.command("adopt")

@@ -1026,3 +1026,20 @@ def test_a_stale_adoption_keeps_the_draft_and_shows_it_against_the_new_rules(
     again = client.post("/admin/rules/adopt", data={
         "text": mine, "note": "A narrower band.", "expected_active_id": now_in_force.id})
     assert again.status_code == 303
+
+
+def test_what_if_on_the_command_line_says_which_bids_change_eligibility(
+        app, session, tmp_path, scored_round):
+    """A bid that only loses its eligibility keeps its total: the line says what changed."""
+    path = tmp_path / "strict.toml"
+    strict = DEFAULT_RULES.read_bytes().replace(b"min_tenure_months = 3 ",
+                                                b"min_tenure_months = 600 ")
+    assert strict != DEFAULT_RULES.read_bytes()
+    path.write_bytes(strict)
+    result = app.test_cli_runner().invoke(args=["rules", "what-if", str(scored_round.id),
+                                                str(path)])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("  bid ")]
+    assert len(lines) == 2 and all(line.endswith(", now not eligible)") for line in lines), (
+        result.output)
+    assert {line.split("(")[1].split(")")[0] for line in lines} == {"Strong Rep", "Weak Rep"}
