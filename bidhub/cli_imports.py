@@ -102,7 +102,7 @@ def import_command(kind: str, path: str, valid_rows_only: bool, username: str,
     --mapping (it is saved for the next file with the same headers), or rely on one saved
     before. Without one, the suggested mapping is printed and nothing is imported.
     """
-    from bidhub.domain.errors import InvalidRequest
+    from bidhub.domain.errors import Conflict, InvalidRequest
     from bidhub.models import Role, User
     from bidhub.services.imports import MappingNeeded, import_file
 
@@ -131,6 +131,9 @@ def import_command(kind: str, path: str, valid_rows_only: bool, username: str,
         for part in getattr(error.message, "parts", [error.message]):
             click.echo(f"! {part}")
         click.echo("(--ack COLUMN leaves an important column out knowingly)")
+        sys.exit(1)
+    except Conflict as error:
+        click.echo(f"{file.name}: {error}")
         sys.exit(1)
     print_report(file.name, result)
     if result.refused:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
@@ -324,6 +324,21 @@ def refresh_planner_statistics(session: Session) -> None:
         return
     session.connection().exec_driver_sql("ANALYZE")
     session.commit()
+
+
+# SQLSTATEs of transactions PostgreSQL ended because of another one: deadlock detected,
+# serialization failure, lock not available.
+LOST_RACE_STATES = {"40P01", "40001", "55P03"}
+
+
+def is_lost_race(error: OperationalError) -> bool:
+    """Whether the database ended the transaction because of another one at the same moment
+    (its work rolled back, nothing of it saved): it may be run again."""
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    if state in LOST_RACE_STATES:
+        return True
+    # SQLite gives up waiting for the write lock only after busy_timeout.
+    return "database is locked" in str(error.orig)
 
 
 @contextlib.contextmanager

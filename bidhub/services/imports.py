@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import logging
 import re
 import secrets
 import warnings
@@ -35,11 +36,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
-from bidhub.db import unit_of_work
-from bidhub.domain.errors import InvalidRequest, OwnerChangeRefused
+from bidhub.db import is_lost_race, unit_of_work
+from bidhub.domain.errors import Conflict, InvalidRequest, OwnerChangeRefused
 from bidhub.domain.imports import (
     CONTACT_ROLES,
     EAST_ASIAN_DATE_FORMATS,
@@ -150,6 +152,8 @@ CRM_IMPORT_REASON = "CRM import"
 # The configured default; the web and the CLI pass the running app's TIMEZONE.
 DEFAULT_ZONE = Defaults.TIMEZONE
 CHUNK = 500
+
+log = logging.getLogger(__name__)
 
 
 # How often a long import reports how far it has got.
@@ -707,7 +711,32 @@ def _save_mapping(session: Session, actor: User, kind: str, headers: list[str],
 
 # --- the use case -----------------------------------------------------------------------------
 
-def import_file(
+# How many times an import that lost a race (the database ended its transaction because of
+# another at the same moment: a deadlock with a transfer that locks the same reps in another
+# order) is run, from the start, before it is refused as a Conflict.
+IMPORT_ATTEMPTS = 3
+
+
+def import_file(session: Session, actor: User, kind: str, filename: str, data: bytes,
+                **options: Any) -> ImportResult:
+    """`import_once`, run again from the start when the database ended its transaction
+    because of another one (`is_lost_race`): its rows were rolled back, nothing of it was
+    saved. After IMPORT_ATTEMPTS, a Conflict saying so."""
+    for attempt in range(1, IMPORT_ATTEMPTS + 1):
+        try:
+            return import_once(session, actor, kind, filename, data, **options)
+        except OperationalError as error:
+            if not is_lost_race(error):
+                raise
+            session.rollback()
+            log.warning("import of %s lost a race with another change (attempt %d of %d)",
+                           filename, attempt, IMPORT_ATTEMPTS)
+    raise Conflict(N_("Other changes to the same accounts or reps were being saved at the same "
+                      "moment, and the import was stopped %(count)d times to let them through; "
+                      "nothing was imported. Import the file again.", count=IMPORT_ATTEMPTS))
+
+
+def import_once(
     session: Session, actor: User, kind: str, filename: str, data: bytes, *,
     valid_rows_only: bool, now: datetime, zone: str = DEFAULT_ZONE,
     progress: Callable[[int, int], None] | None = None, limits: UploadLimits | None = None,
@@ -1381,13 +1410,17 @@ class AccountImporter(Importer):
                 self.accounts.update(dict.fromkeys(unpadded[account.id], account))
         self.rules = rules_in_force(self.session)
         self.names = {rep.id: rep.display_name for rep in self.reps_by_username.values()}
-        # Lock what this file may move, in the order every ownership change locks: accounts,
-        # then reps, so that an import and a transfer never wait for each other in a circle.
+        # Lock what this batch may move, in the order every ownership change locks: accounts,
+        # then reps (the owners named and the accounts' owners now, in one sorted statement).
+        # Across batches that order cannot hold, since a batch's accounts come after the reps
+        # of the batches before it: the database may then end the import or a transfer that
+        # waits for it in a circle, and import_file runs the import again.
         lock_accounts(self.session, [account.id for account in self.accounts.values()])
         if "owner" in self.columns:
             named = {str(row.values.get("owner") or "") for row in rows}
-            lock_reps(self.session, [rep.id for value in named
-                                     if (rep := self.find_rep(value)) is not None])
+            lock_reps(self.session,
+                      {rep.id for value in named if (rep := self.find_rep(value)) is not None}
+                      | {account.owner_id for account in self.accounts.values()})
 
     def new_owner(self, row: Row, account: Account | None) -> int | None:
         current = account.owner_id if account else None

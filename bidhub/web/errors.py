@@ -13,7 +13,7 @@ from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from bidhub.db import get_session
+from bidhub.db import get_session, is_lost_race
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.rules import MAX_RULE_BYTES
 from bidhub.web.auth import safe_next
@@ -77,19 +77,6 @@ def csrf_refusal():
                              "another site, so nothing was saved. Open the page again and "
                              "send it again."),
                       (page, _("Open the page again")) if page else None)
-
-
-# SQLSTATEs of transactions PostgreSQL ended because of another one: deadlock detected,
-# serialization failure, lock not available.
-LOST_RACE_STATES = {"40P01", "40001", "55P03"}
-
-
-def is_lost_race(error: OperationalError) -> bool:
-    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    if state in LOST_RACE_STATES:
-        return True
-    # SQLite gives up waiting for the write lock only after busy_timeout.
-    return "database is locked" in str(error.orig)
 
 
 def init_app(app: Flask) -> None:

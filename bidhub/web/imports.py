@@ -31,7 +31,7 @@ from wtforms import BooleanField, SelectField
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.imports import COLUMNS, EXACT, KINDS, SIMILAR, SYNONYM, Message, Problem
 from bidhub.domain.text import N_, Text
 from bidhub.models import ImportRun, User
@@ -401,6 +401,8 @@ def import_with_progress(actor_id: int, arguments: dict):
                     session, session.get(User, actor_id), **arguments,
                     progress=lambda done, total: reports.put(("progress", done, total)))
                 reports.put(("done", result, None))
+            except Conflict as error:  # lost its races: said on the page, nothing to log
+                reports.put(("refused", error, None))
             except Exception as error:  # noqa: BLE001 - reported on the page, then re-raised
                 reports.put(("failed", error, None))
                 raise
@@ -413,7 +415,7 @@ def import_with_progress(actor_id: int, arguments: dict):
             if kind == "progress":
                 yield first, second
                 continue
-            outcome["result" if kind == "done" else "error"] = first
+            outcome[{"done": "result", "refused": "refusal"}.get(kind, "error")] = first
             return
 
     threading.Thread(target=work, name="bidhub-import", daemon=True).start()
