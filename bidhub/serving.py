@@ -110,6 +110,11 @@ class Server(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        # gunicorn 25.1 and later open a control socket at one path per user of the machine
+        # ($XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl): a second `bidhub serve`
+        # on the machine would take it over from the first. bidhub does not use it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self):
         from bidhub.cli import create_app_or_exit, exit_unless_schema_current

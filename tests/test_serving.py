@@ -140,6 +140,18 @@ def test_workers_leave_what_the_app_loaded_out_of_full_collections():
         gc.unfreeze()
 
 
+def test_the_server_opens_no_control_socket():
+    """gunicorn 25.1 and later open one at a path per user of the machine, which a second
+    instance on it would take over from the first."""
+    from bidhub.serving import Server
+
+    server = Server.__new__(Server)
+    server.options = gunicorn_options(serving_settings({}))
+    server.cfg = Config()
+    server.load_config()
+    if "control_socket_disable" in server.cfg.settings:
+        assert server.cfg.control_socket_disable is True
+
 def test_an_unknown_log_format_is_refused():
     with pytest.raises(ValueError, match="json or text"):
         serving_settings({"BIDHUB_LOG_FORMAT": "xml"})
@@ -205,3 +217,5 @@ def test_bidhub_serve_starts_answers_and_logs_json(tmp_path):
     assert access[0]["request_id"] == "smoke-1" and access[0]["status"] == 200
     assert access[0]["logger"] == "bidhub.request" and access[0]["duration_ms"] >= 0
     assert any(entry["logger"].startswith("gunicorn") for entry in entries)
+    # No control socket: a second `bidhub serve` on the machine would take it over.
+    assert not any("Control socket" in entry.get("message", "") for entry in entries), entries
