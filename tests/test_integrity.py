@@ -408,7 +408,8 @@ def test_filings_refuse_update_delete_and_truncate_in_the_database(app, session,
 
 
 def test_a_lost_race_in_the_database_answers_409_not_500(app, session, monkeypatch, make_rep,
-                                                         make_manager, make_account, login_as):
+                                                         make_manager, make_account, login_as,
+                                                         caplog):
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     from bidhub.web import manage
@@ -429,6 +430,11 @@ def test_a_lost_race_in_the_database_answers_409_not_500(app, session, monkeypat
             raise error
 
         monkeypatch.setattr(manage, "confirm_transfer", racing)
+        caplog.clear()
         response = client.post("/manage/transfer", data=data)
         assert response.status_code == 409
         assert "at the same moment" in response.get_data(as_text=True)
+        # and the log says which request lost which race
+        assert [record.getMessage() for record in caplog.records
+                if record.name == "bidhub.web.errors"] == [
+            f"POST /manage/transfer lost a race with another transaction: {error.orig}"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from urllib.parse import urlsplit
 
 from flask import Flask, request, url_for
@@ -19,6 +20,8 @@ from bidhub.domain.rules import MAX_RULE_BYTES
 from bidhub.web.auth import safe_next
 from bidhub.web.i18n import translate
 from bidhub.web.rendering import render
+
+log = logging.getLogger(__name__)
 
 TITLES = {
     400: _l("Bad request"),
@@ -102,6 +105,9 @@ def init_app(app: Flask) -> None:
         # that waited for each other: the request lost a race, and its transaction rolled back.
         if isinstance(error, OperationalError) and not is_lost_race(error):
             raise error
+        # Said in the log too: a deadlock or a unique key taken twice is worth knowing about.
+        log.warning("%s %s lost a race with another transaction: %s", request.method,
+                    request.path, str(error.orig).splitlines()[0] if error.orig else error)
         return error_page(409, _("Someone else changed this at the same moment; nothing was "
                                  "saved. Reload and try again."))
 
