@@ -212,3 +212,16 @@ def test_an_import_deadlocked_with_a_transfers_locks_is_run_again(app, session, 
     reload(session)
     assert session.get(Account, world["moved"].id).owner_id == taker.id
     assert verify_ledger(session).is_intact
+
+
+def test_inside_a_callers_unit_of_work_the_lost_race_is_the_callers(session, world, clock,
+                                                                    monkeypatch):
+    """Its rollback took the caller's work too: running the import alone again would let the
+    caller go on as if that work were there."""
+    from bidhub.db import unit_of_work
+
+    calls = losing(monkeypatch, 1)
+    with pytest.raises(OperationalError), unit_of_work(session):
+        import_file(session, world["admin"], "accounts", "accounts.csv", accounts_file(world),
+                    valid_rows_only=False, now=clock())
+    assert len(calls) == 1

@@ -40,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload
 
 from bidhub.config import Defaults
-from bidhub.db import is_lost_race, unit_of_work
+from bidhub.db import UNIT_OF_WORK, is_lost_race, unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, OwnerChangeRefused
 from bidhub.domain.imports import (
     CONTACT_ROLES,
@@ -721,16 +721,17 @@ def import_file(session: Session, actor: User, kind: str, filename: str, data: b
                 **options: Any) -> ImportResult:
     """`import_once`, run again from the start when the database ended its transaction
     because of another one (`is_lost_race`): its rows were rolled back, nothing of it was
-    saved. After IMPORT_ATTEMPTS, a Conflict saying so."""
+    saved. After IMPORT_ATTEMPTS, a Conflict saying so. Inside a caller's unit of work the
+    error is the caller's: the rollback took the caller's work too."""
     for attempt in range(1, IMPORT_ATTEMPTS + 1):
         try:
             return import_once(session, actor, kind, filename, data, **options)
         except OperationalError as error:
-            if not is_lost_race(error):
+            if not is_lost_race(error) or UNIT_OF_WORK in session.info:
                 raise
             session.rollback()
             log.warning("import of %s lost a race with another change (attempt %d of %d)",
-                           filename, attempt, IMPORT_ATTEMPTS)
+                        filename, attempt, IMPORT_ATTEMPTS)
     raise Conflict(N_("Other changes to the same accounts or reps were being saved at the same "
                       "moment, and the import was stopped %(count)d times to let them through; "
                       "nothing was imported. Import the file again.", count=IMPORT_ATTEMPTS))
