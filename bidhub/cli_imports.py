@@ -149,6 +149,8 @@ def print_problems(problems, heading: str) -> None:
 
 
 def print_report(file_name: str, result) -> None:
+    from bidhub.services.imports import HiddenRowsShown
+
     if result.saved_mapping_at is not None:
         when = result.saved_mapping_at.astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
         click.echo(f"Using the mapping saved on {when:%Y-%m-%d %H:%M} by "
@@ -165,14 +167,12 @@ def print_report(file_name: str, result) -> None:
     for row, text in result.note_rows:
         click.echo(f"Row {row} ({text}) is a note below the table and was skipped.")
     if result.hidden_rows_count:
-        listed = sum(last - first + 1 for first, last in result.hidden_rows)
-        ranges = ", ".join(str(first) if first == last else f"{first}-{last}"
-                           for first, last in result.hidden_rows)
-        count, more = result.hidden_rows_count, result.hidden_rows_count - listed
-        rows, were = ("row", "was") if count == 1 else ("rows", "were")
-        click.echo(f"{count} {rows} of the table hidden in the workbook (hidden, in a collapsed "
-                   f"group or by a filter) {were} read like the others: {rows} {ranges}"
-                   + (f", and {more} more not listed." if more > 0 else "."))
+        hidden = HiddenRowsShown.counted(result.hidden_rows, result.hidden_rows_count)
+        rows, were = ("row", "was") if hidden.count == 1 else ("rows", "were")
+        click.echo(f"{hidden.count} {rows} of the table hidden in the workbook (hidden, in a "
+                   f"collapsed group or by a filter) {were} read like the others: {rows} "
+                   f"{', '.join(hidden.ranges)}" + (f", and {hidden.not_listed} more not listed."
+                                                    if hidden.not_listed else "."))
     if result.merged_down:
         click.echo("Cells merged down over several rows were read in every row they cover, as "
                    f"Excel shows them: {', '.join(result.merged_down)}.")

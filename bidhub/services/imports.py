@@ -197,6 +197,29 @@ class ImportResult:
         return self.status == "refused"
 
 
+@dataclass(frozen=True)
+class HiddenRowsShown:
+    """The rows of the table an import's workbook hid, as its report (the web's and the
+    command line's) shows them."""
+
+    count: int  # how many
+    ranges: list[str]  # "5", "8–12": the ranges the report kept, from the first
+    not_listed: int  # the rows past those ranges
+
+    @classmethod
+    def counted(cls, ranges: Iterable[tuple[int, int]], count: int) -> HiddenRowsShown:
+        ranges = [(int(first), int(last)) for first, last in ranges]
+        listed = sum(last - first + 1 for first, last in ranges)
+        return cls(count, [str(first) if first == last else f"{first}–{last}"
+                           for first, last in ranges], max(count - listed, 0))
+
+    @classmethod
+    def of(cls, report: dict) -> HiddenRowsShown:
+        """From an import run's stored report."""
+        hidden = report.get("hidden_rows") or {}
+        return cls.counted(hidden.get("ranges", []), int(hidden.get("count", 0)))
+
+
 class RowProblem(Exception):
     def __init__(self, row: Row, column: str, value: Any, reason: Message) -> None:
         super().__init__(str(reason))

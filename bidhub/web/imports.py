@@ -448,24 +448,6 @@ def run(run_id: int):
     return render("imports/run.html", run=import_run, kind_labels=KIND_LABELS,
                   actors=imports.actor_names(session, [import_run]), problems=problems,
                   warnings=warnings, columns_read=columns_read, units=units,
-                  hidden=HiddenRowsShown.of(import_run.report),
+                  hidden=imports.HiddenRowsShown.of(import_run.report),
                   rounded={field_label(kind, name): int(count)
                            for name, count in import_run.report.get("rounded", {}).items()})
-
-
-@dataclass(frozen=True)
-class HiddenRowsShown:
-    """The rows of the table an import's workbook hid, as its report shows them."""
-
-    count: int  # how many
-    ranges: list[str]  # "5", "8–12": the ranges the report kept, from the first
-    not_listed: int  # the rows past those ranges
-
-    @classmethod
-    def of(cls, report: dict) -> HiddenRowsShown:
-        hidden = report.get("hidden_rows") or {}
-        ranges = [(int(first), int(last)) for first, last in hidden.get("ranges", [])]
-        count = int(hidden.get("count", 0))
-        listed = sum(last - first + 1 for first, last in ranges)
-        return cls(count, [str(first) if first == last else f"{first}–{last}"
-                           for first, last in ranges], max(count - listed, 0))
