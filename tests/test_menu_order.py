@@ -71,10 +71,10 @@ def test_menus_and_pickers_list_names_in_pinyin_order(app, session, department, 
     page = client.get("/sponsors", headers=CHINESE).get_data(as_text=True)
     assert [text.split("·")[0].strip() for text in shown(page, "sponsor")] == ["安总", "白总",
                                                                               "赵总"]
-    page = client.get("/manage/transfer/reps", query_string={"q": "rep"},
+    page = client.get("/manage/transfer/reps", query_string={"rep_q": "rep"},
                       headers=CHINESE).get_data(as_text=True)
     assert re.findall(r"<strong>([^<]*)</strong>", page) == REPS
-    page = client.get("/manage/transfer/accounts", query_string={"q": "的客户"},
+    page = client.get("/manage/transfer/accounts", query_string={"account_q": "的客户"},
                       headers=CHINESE).get_data(as_text=True)
     assert re.findall(r"<strong>([^<]*)的客户</strong>", page) == REPS
 
@@ -146,7 +146,7 @@ def test_the_account_picker_takes_the_best_matches_of_many(app, session, make_ma
     make_account(name="无关公司")
     client = app.test_client()
     login(client, make_manager())
-    page = client.get("/manage/transfer/accounts", query_string={"q": "科技"},
+    page = client.get("/manage/transfer/accounts", query_string={"account_q": "科技"},
                       headers=CHINESE).get_data(as_text=True)
     shown_names = re.findall(r"<strong>([^<]*)</strong>", page)
     assert shown_names == best_first(names, "科技")
@@ -160,7 +160,7 @@ def test_the_rep_picker_takes_the_best_matches_of_many(app, session, make_manage
     make_rep(name="李娜")
     client = app.test_client()
     login(client, make_manager())
-    page = client.get("/manage/transfer/reps", query_string={"q": "王芳"},
+    page = client.get("/manage/transfer/reps", query_string={"rep_q": "王芳"},
                       headers=CHINESE).get_data(as_text=True)
     shown_names = re.findall(r"<strong>([^<]*)</strong>", page)
     assert shown_names == best_first(names, "王芳")

@@ -43,15 +43,15 @@ def test_accounts_are_found_by_name_number_and_chinese_text(login_as, make_manag
     chinese = make_account(owner=owner, name="北京字节跳动科技有限公司")
     other = make_account(name="Shanghai Steel Works")
     client = login_as(make_manager())
-    page = text_of(client.get("/manage/transfer/accounts", query_string={"q": "字节跳动"}))
+    page = text_of(client.get("/manage/transfer/accounts", query_string={"account_q": "字节跳动"}))
     assert "北京字节跳动科技有限公司" in page and "held by 李娜" in page
     assert "Shanghai Steel" not in page
-    page = text_of(client.get("/manage/transfer/accounts", query_string={"q": other.external_id}))
+    page = text_of(client.get("/manage/transfer/accounts", query_string={"account_q": other.external_id}))
     assert "Shanghai Steel Works" in page and "字节跳动" not in page
-    page = text_of(client.get("/manage/transfer/accounts", query_string={"q": "steel works"}))
+    page = text_of(client.get("/manage/transfer/accounts", query_string={"account_q": "steel works"}))
     assert "Shanghai Steel Works" in page
     assert f'"account": "{chinese.id}"' not in page
-    page = text_of(client.get("/manage/transfer/accounts", query_string={"q": "无此客户"}))
+    page = text_of(client.get("/manage/transfer/accounts", query_string={"account_q": "无此客户"}))
     assert "No account matches" in page
 
 
@@ -61,12 +61,12 @@ def test_suggestions_are_bounded_and_wildcards_are_plain_text(login_as, make_man
         make_account(name=f"Bounded Trading {n:02d}")
     make_account(name="Percent 100% Co.")
     client = login_as(make_manager())
-    page = text_of(client.get("/manage/transfer/accounts", query_string={"q": "Bounded"}))
+    page = text_of(client.get("/manage/transfer/accounts", query_string={"account_q": "Bounded"}))
     assert page.count("<li>") == MAX_SUGGESTIONS
-    page = text_of(client.get("/manage/transfer/accounts", query_string={"q": "%"}))
+    page = text_of(client.get("/manage/transfer/accounts", query_string={"account_q": "%"}))
     assert page.count("<li>") == 1 and "Percent 100% Co." in page
     assert "<li>" not in text_of(client.get("/manage/transfer/accounts",
-                                            query_string={"q": "_"}))
+                                            query_string={"account_q": "_"}))
 
 
 def test_from_rep_limits_accounts_to_that_reps(login_as, make_manager, make_account, make_rep):
@@ -91,13 +91,13 @@ def test_reps_are_found_by_name_username_and_employee_id_and_only_active(
     give_accounts(wang, 3)
     client = login_as(make_manager())
     for query in ("王", "wangwei", "E-1024", "WANGWEI"):
-        page = text_of(client.get("/manage/transfer/reps", query_string={"q": query}))
+        page = text_of(client.get("/manage/transfer/reps", query_string={"rep_q": query}))
         assert "王伟" in page, query
         assert "王芳" not in page, query
-    page = text_of(client.get("/manage/transfer/reps", query_string={"q": "王伟"}))
+    page = text_of(client.get("/manage/transfer/reps", query_string={"rep_q": "王伟"}))
     assert "3 of 30–40 accounts" in page
     manager = make_manager(name="Manager Wang")
-    page = text_of(client.get("/manage/transfer/reps", query_string={"q": manager.username}))
+    page = text_of(client.get("/manage/transfer/reps", query_string={"rep_q": manager.username}))
     assert "No active rep matches" in page
 
 
@@ -120,10 +120,11 @@ def test_garbage_parameters_are_refused_not_500(login_as, make_manager, make_acc
         response = client.get("/manage/transfer", query_string={"account": value})
         assert response.status_code == 200
     for query in ("\x00", "a" * 5000, "'; DROP TABLE accounts;--", "\\", "😀"):
-        for path in ("/manage/transfer/accounts", "/manage/transfer/reps"):
+        for path, box in (("/manage/transfer/accounts", "account_q"),
+                          ("/manage/transfer/reps", "rep_q")):
             # Past the pickers' limit: refused with both lengths (test_search_length).
             expected = 422 if len(query) > 100 else 200
-            assert client.get(path, query_string={"q": query}).status_code == expected
+            assert client.get(path, query_string={box: query}).status_code == expected
     # Ids that parse but name nothing (or no active rep) leave the picker open.
     page = text_of(client.get("/manage/transfer/picks",
                               query_string={"account": account.id, "to_rep": 999_999}))
@@ -342,6 +343,34 @@ def test_field_errors_re_render_with_422(session, login_as, make_manager, make_r
     assert filings(session) == before
 
 
+def test_a_refused_form_keeps_what_was_typed_in_each_picker(login_as, make_manager, make_rep,
+                                                           make_account):
+    owner = make_rep()
+    account = make_account(owner=owner, name="北京星辰科技")
+    client = login_as(make_manager())
+    typed = {"account_q": "星辰 <科技>", "rep_q": "王&芳"}
+    response = client.post("/manage/transfer/summary",
+                           data={**summary_data(account, owner), "account": "", "to_rep": "",
+                                 **typed})
+    assert response.status_code == 422
+    page = text_of(response)
+    boxes = dict(re.findall(r'<input type="search" id="(transfer-\w+-q)" name="\w+"'
+                            r'[^>]*?value="([^"]*)"', page))
+    assert boxes == {"transfer-account-q": "星辰 &lt;科技&gt;", "transfer-rep-q": "王&amp;芳"}
+    # Each box asks for its suggestions again as the page loads, under its own name.
+    assert 'name="account_q"' in page and 'name="rep_q"' in page
+    assert page.count(", load\"") == 2
+    # With only the rep refused, the account stays picked and the rep's text stays typed.
+    response = client.post("/manage/transfer/summary",
+                           data={**summary_data(account, owner), "to_rep": "999999", **typed})
+    page = text_of(response)
+    assert 'id="transfer-account-q" name="account_q"' not in page
+    assert re.search(r'id="transfer-rep-q" name="rep_q"[^>]*?value="王&amp;芳"', page)
+    # A fresh page has empty boxes that load nothing.
+    page = text_of(client.get("/manage/transfer"))
+    assert 'value=""' in page and ", load" not in page
+
+
 def test_an_inactive_rep_cannot_be_confirmed(session, login_as, make_manager, make_rep,
                                              make_account):
     owner, gone = make_rep(), make_rep()
@@ -407,9 +436,9 @@ def test_the_transfer_pages_speak_chinese(login_as, make_manager, make_rep, make
     pages = {
         f"/manage/transfer?account={account.id}&to_rep={receiver.id}": "划转带来的变化",
         f"/manage/transfer/picks?account={listed.id}&to_rep={receiver.id}": "不能直接划转",
-        "/manage/transfer/accounts?q=某某": "所属销售：张伟",
-        "/manage/transfer/reps?q=lina": "名下 0 个客户（区间 30–40）",
-        "/manage/transfer/accounts?q=无此": "没有与“无此”匹配的客户。",
+        "/manage/transfer/accounts?account_q=某某": "所属销售：张伟",
+        "/manage/transfer/reps?rep_q=lina": "名下 0 个客户（区间 30–40）",
+        "/manage/transfer/accounts?account_q=无此": "没有与“无此”匹配的客户。",
     }
 
     def english_in(page: str) -> dict[str, str]:

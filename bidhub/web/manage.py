@@ -654,6 +654,8 @@ def form_context(session, form: TransferForm, *, check: bool = False) -> dict:
         for name, problem in context["preview"].problems.items():
             field = getattr(form, name)
             field.errors = [*field.errors, translate(problem)]
+    # What was typed in a picker not yet picked from, shown again with the refusal.
+    context["typed"] = {name: request.form.get(name, "") for name in (ACCOUNT_QUERY, REP_QUERY)}
     return context
 
 
@@ -733,11 +735,16 @@ def transfer_picks():
     return render("manage/_transfer_picks.html", form=TransferForm(formdata=None), **context)
 
 
-def picker_query() -> tuple[str, str]:
-    """A picker's typed text (`q`) and, when it is past the pickers' limit, the refusal with
-    both lengths (the box has no maxlength: a browser would cut a paste without a word)."""
+# The pickers' search boxes: named apart, so that a refused form shows each its own text.
+ACCOUNT_QUERY, REP_QUERY = "account_q", "rep_q"
+
+
+def picker_query(name: str) -> tuple[str, str]:
+    """A picker's typed text (the box `name`) and, when it is past the pickers' limit, the
+    refusal with both lengths (the box has no maxlength: a browser would cut a paste without a
+    word)."""
     limit = transfer_preview.MAX_QUERY_LENGTH
-    typed = request.args.get("q") or ""
+    typed = request.args.get(name) or ""
     query = params.clean_text(typed, len(typed))
     if len(query) > limit:
         return query[:limit], too_long_message(limit, len(query))
@@ -748,7 +755,7 @@ def picker_query() -> tuple[str, str]:
 @managers
 def transfer_accounts():
     """Type-ahead (htmx): accounts by name or customer number, or the accounts of `from_rep`."""
-    query, too_long = picker_query()
+    query, too_long = picker_query(ACCOUNT_QUERY)
     if too_long:
         return render("manage/_transfer_accounts.html", status=422, accounts=[], query=query,
                       too_long=too_long)
@@ -761,7 +768,7 @@ def transfer_accounts():
 @managers
 def transfer_reps():
     """Type-ahead (htmx): active reps by name, username or employee id, with their counts."""
-    query, too_long = picker_query()
+    query, too_long = picker_query(REP_QUERY)
     if too_long:
         return render("manage/_transfer_reps.html", status=422, reps=[], query=query,
                       too_long=too_long)
