@@ -227,7 +227,8 @@ def test_duplicate_ids_within_the_file_are_reported(session, branches, run_impor
     (b"  \r\n", "The file is empty."),
     ("员工编号,用户名,姓名,分公司\n".encode(), "The file has column names but no rows."),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This is not a text (CSV) file."),
-    (b"external_id,username,name,branch\nR1,\xff\xfe\xff,x,BJ\n", "cannot be read as UTF-8 or GBK"),
+    (b"external_id,username,name,branch\nR1,\xff\xfe\xff,x,BJ\n",
+     "The characters of line 2 cannot be read as UTF-8 or GBK."),
     # Without its BOM, and nothing in it (no line break, no separator) says the byte order.
     ("R1001".encode("utf-16-le"), "seems to be UTF-16 text without the mark"),
     ("R1001".encode("utf-16-be"), "seems to be UTF-16 text without the mark"),
@@ -241,6 +242,25 @@ def test_unreadable_files_are_refused_with_a_clear_message(session, branches, ru
     result = run_import("reps", data)
     assert_refused_without_writes(session, before, result)
     assert result.problems[0].row is None and reason in result.problems[0].reason
+
+
+@pytest.mark.parametrize(("data", "line"), [
+    # UTF-8 with a BOM, a line pasted in with bytes neither encoding has.
+    ("\ufeff员工编号,用户名,姓名,分公司\nR1,wangfang,王芳,BJ\n".encode()
+     + b"R2,lina,\xe6\x9d\x8e\xff,BJ\nR3,zhao,\xe8\xb5\xb5,BJ\n", 3),
+    # GBK, the bad bytes on the fourth line.
+    ("员工编号,用户名,姓名,分公司\nR1,wangfang,王芳,BJ\nR2,lina,李娜,BJ\n".encode("gbk")
+     + b"R3,zhao,\x80\xff,BJ\n", 4),
+    # The bad bytes in the header line itself.
+    (b"id\x80\xff,username\nR1,x\n", 1),
+], ids=["utf-8", "gbk", "header"])
+def test_a_file_neither_encoding_reads_names_the_line_to_mend(session, branches, run_import,
+                                                             data, line):
+    before = counts(session)
+    result = run_import("reps", data)
+    assert_refused_without_writes(session, before, result)
+    assert (f"The characters of line {line} cannot be read as UTF-8 or GBK."
+            in result.problems[0].reason)
 
 
 # The first bytes of a Windows program (a DOS header cut short), and small binaries of random

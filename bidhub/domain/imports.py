@@ -1647,8 +1647,28 @@ def csv_encoding(data: bytes) -> str:
                              "Text”) and import it again."))
     if is_binary(data[:8192].decode("latin-1")):
         raise FileRefused(NOT_TEXT)  # control bytes throughout: no text in any encoding
-    raise FileRefused(N_("The file's characters cannot be read as UTF-8 or GBK. Save it again "
-                         "as CSV (UTF-8) and retry."))
+    raise FileRefused(N_("The characters of line %(line)d cannot be read as UTF-8 or GBK. Save "
+                         "the whole file again as CSV (UTF-8) and retry.",
+                         line=undecodable_line(data, candidates)))
+
+
+def undecodable_line(data: bytes, encodings: Sequence[str]) -> int:
+    """The line where a file that none of `encodings` reads whole stops being read by the one
+    that reads furthest into it: the line to mend. Neither UTF-8 nor GB18030 has a line feed
+    inside a character, so each line decodes on its own."""
+    stops = []
+    for encoding in encodings:
+        number, start = 1, 0
+        while start <= len(data):
+            end = data.find(b"\n", start)
+            end = len(data) if end == -1 else end
+            try:
+                data[start:end].decode(encoding if number == 1 else encoding.removesuffix("-sig"))
+            except UnicodeDecodeError:
+                break
+            number, start = number + 1, end + 1
+        stops.append(number)
+    return max(stops)
 
 
 # The end-of-file mark (Ctrl-Z, SUB) that DOS-era programs and some CRMs write after the last
