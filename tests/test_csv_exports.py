@@ -144,3 +144,22 @@ def test_the_accountability_report_csv_holds_only_the_requested_period(
     assert [row[3] for row in earlier[1:earlier.index([])]] == ["Earlier Co."]
     page = client.get("/manage/accountability/report?start=2026-02-09").get_data(as_text=True)
     assert "report.csv?start=2026-02-09" in page
+
+
+def test_the_register_csv_gives_negative_scores_as_numbers(app, session, make_manager,
+                                                           make_rep, make_account, clock,
+                                                           login_as):
+    """Rules may weigh penalties negatively, so a winner's total can be below zero: the score
+    is a number in Excel, not text behind a leading quote."""
+    from bidhub.models import FilingKind
+    from bidhub.services.ownership import OwnerChange, change_owners
+
+    manager, receiver = make_manager(), make_rep()
+    account = make_account(owner=make_rep(), name="Penalised Co.")
+    change_owners(session, [OwnerChange(account.id, receiver.id, filing={
+        "kind": FilingKind.ROUND_AWARD, "reason": "Won", "decided_by_id": manager.id,
+        "winner_score": -0.25, "runner_up_score": -0.5})], limit=None, now=clock())
+    session.commit()
+    rows = read(login_as(manager).get("/manage/filings.csv?lang=en"))
+    row = next(row for row in rows if len(row) > 4 and row[4] == "Penalised Co.")
+    assert (row[10], row[11]) == ("-0.250000", "-0.500000")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 from flask import Blueprint, abort, current_app, flash, request, url_for
@@ -848,6 +849,12 @@ def filings_csv():
         return filings_export(session, register)
 
 
+def score_cell(score: float | None) -> Decimal | str:
+    """A score as the register gives it (six decimals), kept a number: as text, a penalty's
+    negative total would get the leading quote that keeps text from starting a formula."""
+    return "" if score is None else Decimal(f"{score:.6f}")
+
+
 def filings_export(session, register):
     """The register's CSV, in the language export_language chose: each filing as the page
     shows it (its reason and appeals too), with its hash."""
@@ -857,8 +864,7 @@ def filings_export(session, register):
         label(line.kind, FilingKind), line.account_number, line.account_name,
         branch_name(line.branch), line.from_rep_name or "", line.to_rep_name,
         line.round_title or "", reason_of(line),
-        "" if line.winner_score is None else f"{line.winner_score:.6f}",
-        "" if line.runner_up_score is None else f"{line.runner_up_score:.6f}",
+        score_cell(line.winner_score), score_cell(line.runner_up_score),
         line.rule_set_sha256 or "", line.decided_by_name, line.requested_by_name or "",
         line.override_reason,
         appeals_text(line.appeals, register.people), line.hash] for line in register.lines)
