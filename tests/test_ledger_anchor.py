@@ -487,3 +487,21 @@ def test_the_register_head_says_plainly_when_no_line_is_this_databases(
         assert "Checkpointed outside" not in page
     export = client.get("/manage/filings.csv").get_data(as_text=True)
     assert export.strip().splitlines()[-1].endswith(",not anchored")
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE filings SET decided_at = 'yesterday' WHERE seq = 7",
+    "UPDATE filings SET appeals = 'not a JSON document' WHERE seq = 7",
+    "UPDATE filings SET reason = CAST(reason AS BLOB) WHERE seq = 7",
+])
+def test_a_value_no_filing_is_written_with_is_found_at_its_filing(app, session, backend,
+                                                                  register, statement):
+    """SQLite keeps whatever a column is given: a filing that cannot be read as filed is
+    reported at its number, not a traceback that names none."""
+    if backend == "postgresql":
+        pytest.skip("PostgreSQL refuses a value of another type in a column")
+    tamper(app, backend, statement)
+    assert first_problem_seq(session) == 7
+    result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    assert result.exit_code == 1
+    assert "Ledger broken at filing 7: content does not match its hash" in result.output

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, select
+from sqlalchemy import String, event, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
 from bidhub.domain.ledger import (
@@ -245,9 +245,7 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
     that replaying every filing over unowned accounts gives each account's owner today."""
     store = store or checkpoint_store(session)
     report = LedgerReport()
-    columns = [getattr(Filing, name) for name in HASHED_FIELDS + OPTIONAL_HASHED_FIELDS] + [
-        Filing.hash]
-    rows = list(session.execute(select(*columns).order_by(Filing.seq)).mappings())
+    rows = filings_as_stored(session)
     report.filings = len(rows)
     broken = verify_chain(rows)
     if broken is not None:
@@ -273,6 +271,35 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
         current, last_filing_of))
     session.rollback()
     return report
+
+
+FILING_FIELDS = select(*(getattr(Filing, name) for name in HASHED_FIELDS
+                         + OPTIONAL_HASHED_FIELDS + ("hash",))).order_by(Filing.seq)
+# The same fields as the database holds them, none read as its type.
+FILING_FIELDS_AS_STORED = select(*(type_coerce(getattr(Filing, name), String).label(name)
+                                   for name in HASHED_FIELDS + OPTIONAL_HASHED_FIELDS
+                                   + ("hash",))).order_by(Filing.seq)
+
+
+def filings_as_stored(session: Session) -> list:
+    """Every filing's hashed fields and hash, in seq order.
+
+    SQLite keeps whatever a column is given, so a filing edited behind the app's back may
+    hold a value no filing is written with (text where its time belongs, a broken JSON
+    document) that cannot be read as its type. Such a filing is read as stored instead, which
+    its hash does not match: it is reported at its number rather than ending the check."""
+    try:
+        return list(session.execute(FILING_FIELDS).mappings())
+    except (TypeError, ValueError):
+        session.rollback()
+    rows = []
+    for seq in session.scalars(select(Filing.seq).order_by(Filing.seq)).all():
+        try:
+            rows.extend(session.execute(FILING_FIELDS.where(Filing.seq == seq)).mappings())
+        except (TypeError, ValueError):
+            rows.extend(session.execute(
+                FILING_FIELDS_AS_STORED.where(Filing.seq == seq)).mappings())
+    return rows
 
 
 @dataclass(frozen=True)
