@@ -505,3 +505,14 @@ def test_a_value_no_filing_is_written_with_is_found_at_its_filing(app, session, 
     result = app.test_cli_runner().invoke(args=["verify-ledger"])
     assert result.exit_code == 1
     assert "Ledger broken at filing 7: content does not match its hash" in result.output
+
+
+def test_the_register_page_says_so_when_every_filing_was_deleted(app, session, backend,
+                                                                 register, make_manager,
+                                                                 login_as):
+    """With filings left, a deleted tail shows as a head without its checkpoint; with none
+    left, the page must not look like a new register's."""
+    tamper(app, backend, "DELETE FROM filings")
+    page = login_as(make_manager()).get("/manage/filings").get_data(as_text=True)
+    assert (f"The database holds no filings, but the checkpoints kept outside it record "
+            f"filings up to No. {FILINGS}") in html.unescape(page)

@@ -26,6 +26,7 @@ from bidhub.db import unit_of_work
 from bidhub.domain.collation import branch_order, name_key
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import InvalidRequest, NotFound, OwnerChangeRefused, TransferRefused
+from bidhub.domain.ledger import Checkpoint
 from bidhub.domain.text import N_
 from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
@@ -364,11 +365,14 @@ class Surroundings(NamedTuple):
     """What the register's full page shows around its lines: the choices of its branch menu
     (every branch) and rep menu (the active reps and everyone the register names as giver or
     receiver, those gone after the others), in a menu's order (domain.collation), and the
-    register's head (services.ledger.ledger_head)."""
+    register's head (services.ledger.ledger_head). With no filing in the database, `lost`
+    is the newest checkpoint kept outside it for this register, if any: its filings were
+    deleted."""
 
     branches: tuple[BranchNames, ...]
     reps: tuple[RepChoice, ...]
     head: LedgerHead | None
+    lost: Checkpoint | None = None
 
 
 def register_surroundings(session: Session) -> Surroundings:
@@ -386,8 +390,10 @@ def register_surroundings(session: Session) -> Surroundings:
     store = checkpoint_store(session)
     head = None if newest is None else LedgerHead(
         *newest, register_checkpoint(session, store, register, newest) if store else None)
+    lost = None if newest is not None or store is None else register_checkpoint(
+        session, store, register, (0, ""))
     return Surroundings(tuple(sorted(branches, key=branch_order)),
-                        tuple(sorted(reps, key=rep_menu_order)), head)
+                        tuple(sorted(reps, key=rep_menu_order)), head, lost)
 
 
 def rep_menu_order(rep: RepChoice) -> tuple:

@@ -823,7 +823,8 @@ def filings():
     outside = {}
     if not is_htmx_partial_request():
         surroundings = register_surroundings(session)
-        outside = {**filter_menus(surroundings, args), "head": surroundings.head}
+        outside = {**filter_menus(surroundings, args), "head": surroundings.head,
+                   "lost_head": surroundings.lost}
     total = register.total
     return page_or_partial(
         "manage/filings.html", "manage/_filing_rows.html",
