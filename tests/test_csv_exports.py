@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
 
+from bidhub.domain.imports import read_csv
 from bidhub.services.accountability import explain_incident, log_incident
 from bidhub.services.filings import transfer_account
 from bidhub.web.csv_export import csv_bytes, neutralise
@@ -33,7 +35,9 @@ def register(response) -> list[list[str]]:
 def assert_inert(rows: list[list[str]]) -> None:
     for row in rows:
         for cell in row:
-            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
+            # ="000123" is digits kept as typed (neutralise), nothing else starts so.
+            assert re.fullmatch(r'="[0-9]+"', cell) or not cell.startswith(
+                ("=", "+", "-", "@", "\t", "\r")), cell
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -50,6 +54,21 @@ def test_numbers_stay_numbers_and_none_is_empty():
     assert neutralise(-5) == -5 and neutralise(0.25) == 0.25
     assert neutralise(None) == ""
     assert neutralise(True) == "True"
+
+
+@pytest.mark.parametrize(("text", "written"), [
+    ("000123", '="000123"'), ("01", '="01"'), ("123456789012", '="123456789012"'),
+    ("913101157178810000", '="913101157178810000"'),
+    ("0", "0"), ("123", "123"), ("12345678901", "12345678901"), ("0.5", "0.5"),
+    ("KA-000123", "KA-000123"), ("０１２３", "０１２３")])
+def test_digits_excel_would_not_show_as_written_are_kept_as_text(text, written):
+    assert neutralise(text) == written
+
+
+def test_digits_kept_as_text_are_read_back_as_written_by_an_import():
+    data = csv_bytes(("客户编号", "名称"), [("000123", "北京星辰"), ("913101157178810000", "上海")])
+    assert read_csv(data) == [
+        ["客户编号", "名称"], ["000123", "北京星辰"], ["913101157178810000", "上海"]]
 
 
 def test_trailing_rows_come_last_and_are_neutralised_too():

@@ -20,10 +20,17 @@ from bidhub.web.i18n import best_language
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Digits Excel would read as a number and not show as written: a leading zero dropped (a
+# customer number 000123 becomes 123), more than 11 shown as 1.23457E+11, more than 15 cut.
+KEPT_AS_TYPED = re.compile(r"0[0-9]+|[0-9]{12,}")
+
+
 def neutralise(value: Any) -> Any:
     """The cell as it is safe to write: text that could start a formula gets a leading quote.
 
-    Numbers stay numbers (a negative number is not a formula); None is an empty cell.
+    Numbers stay numbers (a negative number is not a formula); None is an empty cell. Text of
+    digits that Excel would not show as written (KEPT_AS_TYPED) is written as Excel's own text
+    formula ="000123", which it shows as 000123; bidhub's imports read it back so too.
     """
     if value is None:
         return ""
@@ -32,6 +39,8 @@ def neutralise(value: Any) -> Any:
     text = str(value)
     if text.startswith(FORMULA_STARTS):
         return "'" + text
+    if KEPT_AS_TYPED.fullmatch(text):
+        return f'="{text}"'
     return text
 
 
