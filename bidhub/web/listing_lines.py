@@ -301,8 +301,8 @@ def filter_form(path: str, criteria: ListingFilter, options: Mapping[str, list],
     return Markup(  # noqa: S704
         f'<form class="filters" method="get" hx-get="{escape(path)}" hx-target="#listings" '
         'hx-swap="outerHTML"\n'
-        '      hx-trigger="change, input changed delay:400ms from:input[type=search], input '
-        'changed delay:400ms from:input[inputmode=numeric]"\n'
+        '      hx-trigger="change from:(form.filters select), input changed delay:400ms '
+        'from:input[type=search], input changed delay:400ms from:input[inputmode=numeric]"\n'
         '      hx-push-url="true" hx-indicator="#listings">\n'
         f'  <label>{word["search"]} <input type="search" name="q" '
         f'value="{escape(criteria.search)}" placeholder="{word["name_or_number"]}"></label>\n'
