@@ -549,3 +549,22 @@ def test_the_score_button_says_the_round_went_into_review(world):
     assert "The applications are now in blind review." in text_of(response)
     reload(world["session"])
     assert world["session"].get(Round, world["round"].id).status == RoundStatus.IN_REVIEW
+
+
+def labelled_ids(page: str) -> list[str]:
+    """The ids of a page's visible form controls (hidden inputs carry no label)."""
+    return [found.group(2) for found in re.finditer(
+        r'<(input|select|textarea)\b(?![^>]*type="hidden")[^>]*\bid="([^"]+)"', page)]
+
+
+def test_each_reason_box_of_a_round_page_has_its_own_id(world):
+    """The cancellation's reason shared the id "reason" with the release form's reason (a
+    draft) and the early close's (a round in review): its label then put the focus, and a
+    screen reader's name, on the other form's box."""
+    client = client_of(world["app"], world["creator"])
+    start_review(world)
+    for round_ in (world["draft"], world["round"]):
+        page = client.get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+        ids = labelled_ids(page)
+        assert len(ids) == len(set(ids)), sorted(ids)
+        assert 'for="cancel-reason"' in page and 'id="cancel-reason"' in page

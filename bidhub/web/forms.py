@@ -752,8 +752,11 @@ class AppealAnswerForm(Form):
 
 
 class CancelForm(Form):
-    """Cancelling a listing or a whole round before it takes effect: the reason is recorded."""
+    """Cancelling a listing or a whole round before it takes effect: the reason is recorded.
+
+    The round page also holds the release form's and the early close's reason: an id of its
+    own keeps the cancellation's label on its own box."""
 
     reason = TextAreaField(_l("Reason for the cancellation"), description=APPEAL_TEXT_HELP,
-                           validators=[Required(), APPEAL_TEXT_LENGTH])
+                           validators=[Required(), APPEAL_TEXT_LENGTH], id="cancel-reason")
     version = HiddenField()
