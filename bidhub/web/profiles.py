@@ -193,7 +193,7 @@ def metric_rows(metrics, counts: dict, labels: dict) -> Markup:
         shown = (f'<span class="muted">{escape(no_data)}</span>\n' if value is None
                  else escape(metric_amount(value, name)))
         rows.append(f'      <tr><th class="term">{escape(names[name])}</th><td class="num">\n'
-                    f'{shown}</td><td class="muted">{escape(metric_basis(name, counts))}</td>'
+                    f'{shown}</td><td class="muted wrap">{escape(metric_basis(name, counts))}</td>'
                     f'</tr>')
     return Markup("\n".join(rows))  # noqa: S704
 
