@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 from datetime import timedelta
@@ -479,3 +480,17 @@ def test_the_pages_speak_chinese(session, manager_client, book, clock, make_rep,
         main = html[html.index("<main"):html.index("</main>")]  # the navigation is not ours
         words = english_words(visible_text(main), allowed)
         assert not words, (path, words)
+
+
+def test_the_export_link_follows_the_search_typed_in_place(manager_client, book):
+    """The rows are swapped as the search is typed (htmx); the export link beside the heading
+    must follow, or 'Export CSV' exports every account instead of the ones shown."""
+    def links(page: str) -> list[str]:
+        return [html.unescape(href) for href in re.findall(
+            r'<a class="button" id="accounts-csv"[^>]*href="([^"]*)"', page)]
+
+    assert links(manager_client.get(DIRECTORY).get_data(as_text=True)) == ["/manage/accounts.csv"]
+    partial = manager_client.get(DIRECTORY, query_string={"q": "华为"},
+                                 headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert links(partial) == ["/manage/accounts.csv?q=%E5%8D%8E%E4%B8%BA"]
+    assert 'id="accounts-csv" hx-swap-oob="true"' in partial

@@ -267,3 +267,24 @@ def test_the_register_counts_its_filings_on_every_page_filtered_or_not(
             assert register.total == expected, (criteria, offset)
             assert len(register.lines) == max(0, min(5, expected - offset))
         assert filing_register(session, criteria).total == expected
+
+
+def export_links(page: str) -> list[str]:
+    return [html.unescape(href) for href in re.findall(
+        r'<a class="button" id="filings-csv"[^>]*href="([^"]*)"', page)]
+
+
+def test_the_export_link_follows_filters_changed_in_place(app, session, register):
+    """The menus filter the rows in place (htmx): the export link outside them came along
+    unchanged, so 'Export CSV' after choosing a rep exported the whole register."""
+    client = client_of(app, register["manager"], "zh")
+    rep = register["appellant"].id
+    assert export_links(client.get("/manage/filings").get_data(as_text=True)) == [
+        "/manage/filings.csv"]
+    whole = client.get(f"/manage/filings?rep={rep}").get_data(as_text=True)
+    assert export_links(whole) == [f"/manage/filings.csv?rep={rep}"]
+    assert "hx-swap-oob" not in whole
+    partial = client.get(f"/manage/filings?rep={rep}&date_from=&date_to=",
+                         headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert export_links(partial) == [f"/manage/filings.csv?rep={rep}"]
+    assert 'id="filings-csv" hx-swap-oob="true"' in partial

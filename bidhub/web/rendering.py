@@ -67,8 +67,10 @@ def render(template: str, status: int = 200, **context: Any) -> Response:
 
 
 def page_or_partial(page_template: str, partial_template: str, **context: Any) -> Response:
-    """The whole page, or for an htmx request only the partial the page includes."""
-    return render(partial_template if is_htmx_partial_request() else page_template, **context)
+    """The whole page, or for an htmx request only the partial the page includes; the
+    partial is told it stands alone (`partial`), to send what it changes outside itself."""
+    partial = is_htmx_partial_request()
+    return render(partial_template if partial else page_template, partial=partial, **context)
 
 
 def render_form_errors(template: str, **context: Any) -> Response:
