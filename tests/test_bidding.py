@@ -111,3 +111,22 @@ def test_a_commitment_of_nothing_is_refused_on_the_field_and_nothing_is_stored(
                        data={**form, "committed_revenue_yuan": "1"}).status_code == 303
     reload(session)
     assert session.get(Bid, bid.id).committed_revenue_yuan == 1
+
+
+def test_the_edit_form_gives_the_new_bid_forms_help(make_rep, listing, make_bid, login_as):
+    """Editing a bid is filling in the same three fields: the same hints (12万 is 120000), the
+    account and the time left, and that the frozen track record is what stays scored."""
+    rep = make_rep()
+    bid = make_bid(rep, listing)
+    client = login_as(rep)
+    page = client.get(f"/bids/{bid.id}/edit").get_data(as_text=True)
+    new_bid = client.get(f"/listings/{listing.id}/bid").get_data(as_text=True)
+    for hint in ("How you will grow this account", "12万 is 120000",
+                 "Who you will visit in the first 90 days"):
+        assert hint in page, hint
+    assert f'href="/accounts/{listing.account.id}"' in page
+    assert 'class="countdown"' in page and 'class="countdown"' in new_bid
+    assert "Your track record stays as it was frozen when you submitted the bid" in page
+    page = client.get(f"/bids/{bid.id}/edit", headers={"Accept-Language": "zh-CN"})
+    text = page.get_data(as_text=True)
+    assert "你的业绩记录仍以提交竞标时冻结的为准" in text and "12万" in text
