@@ -217,6 +217,25 @@ def test_upholding_inline_sends_the_listing_back_to_decision(app, world):
     assert f'action="/manage/listings/{world["harbour"].id}/decide"' in listing_page
 
 
+def test_a_refused_inline_decision_after_an_upheld_appeal_keeps_the_row_s_forms(app, world):
+    """The round page decides the reopened listing inline: a refusal (a reason too short) comes
+    back as the row with its message and what was typed, not a row without any form."""
+    appeal = appeal_of(world)
+    answer_appeal(world["session"], world["manager"], appeal.id, upheld=True,
+                  answer="Upheld: the capacity count was wrong; we decide again.",
+                  expected_version=appeal.version, now=world["clock"]())
+    listing_id = world["harbour"].id
+    _rep, other = loser_of(world, "harbour")
+    client = client_of(app, world["manager"])
+    response = client.post(f"/manage/listings/{listing_id}/decide", headers={"HX-Request": "true"},
+                           data={"kind": DecisionKind.OVERRIDDEN.value, "bid_id": other.id,
+                                 "reason": "short"})
+    assert response.status_code == 422
+    row = text_of(response)
+    assert f'action="/manage/listings/{listing_id}/decide"' in row
+    assert 'class="error"' in row and ">short</textarea>" in row
+
+
 @pytest.mark.parametrize("data", [{}, {"outcome": "upheld"}, {"outcome": "maybe", "answer": ANSWER},
                                   {"outcome": "rejected", "answer": "  "},
                                   {"outcome": "rejected", "answer": "no\x00pe, see the plan"}])

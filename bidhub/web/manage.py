@@ -518,8 +518,10 @@ def decision_row(listing_id: int, form: DecisionForm | None = None, status: int 
                        else adjudication.NOT_IN_ADJUDICATION)
     # The publishing summary travels along (out of band), so that deciding the last listing
     # offers the publish button without a reload.
+    # In the standstill window the row keeps its forms when an upheld appeal reopened it.
     rows = decision_rows([context["reviews"][listing.id]], context["row_text"],
-                         can_decide=context["can_decide"])
+                         can_decide=context["can_decide"],
+                         reopened=[listing.id] if reopened_in_standstill(listing) else ())
     return render("manage/_decision_response.html", status=status, round=round_,
                   decision_rows_html=rows_html(rows, context["row_text"], token=generate_csrf(),
                                                row_form=form),
