@@ -409,6 +409,27 @@ def test_a_sponsored_account_waits_for_its_sponsor(session, login_as, make_manag
     assert "was sent to President Zhao for confirmation" in text_of(client.get(response.location))
 
 
+def test_a_transfer_already_waiting_for_the_sponsor_is_named_before_the_summary(
+        session, login_as, make_manager, make_rep, make_account, make_user):
+    """The sponsor answers one request for an account at a time: the preview and the summary
+    say a second one would be refused, rather than the confirmation after the summary."""
+    sponsor = make_user("executive", name="President Zhao")
+    owner = make_rep()
+    account = make_account(owner=owner)
+    account.sponsor_id = sponsor.id
+    session.commit()
+    client = login_as(make_manager())
+    response = client.post("/manage/transfer", data=confirm_data(account, make_rep(), owner))
+    assert response.status_code == 303
+    waiting = "already waits for its sponsor&#39;s answer"
+    page = text_of(client.get("/manage/transfer/picks",
+                              query_string={"account": account.id, "to_rep": make_rep().id}))
+    assert waiting in page
+    response = client.post("/manage/transfer/summary", data=summary_data(account, make_rep()))
+    assert response.status_code == 422
+    assert waiting in text_of(response) and "Send to the sponsor" not in text_of(response)
+
+
 def test_the_transfer_writes_the_loss_review(session, login_as, make_manager, make_rep,
                                              make_account):
     owner, receiver = make_rep(), make_rep()

@@ -27,7 +27,7 @@ from bidhub.domain.collation import branch_order, name_key
 from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import InvalidRequest, NotFound, OwnerChangeRefused, TransferRefused
 from bidhub.domain.ledger import Checkpoint
-from bidhub.domain.text import N_
+from bidhub.domain.text import N_, Text
 from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
     Account,
@@ -153,15 +153,23 @@ def transfer_account(
         return filing
 
 
+def transfer_waiting_for_sponsor(session: Session, account_id: int) -> bool:
+    """A transfer of the account is asked for and its sponsor has not answered yet."""
+    return session.scalar(select(TransferRequest.id).where(
+        TransferRequest.account_id == account_id,
+        TransferRequest.status == TransferRequestStatus.WAITING).limit(1)) is not None
+
+
+def already_waiting_message(account: Account) -> Text:
+    return N_("A transfer of %(account)s already waits for its sponsor's answer.",
+              account=account.name)
+
+
 def request_sponsored_transfer(session: Session, actor: User, account: Account, to_rep: User, *,
                                reason: str, review_text: str, now: datetime) -> TransferRequest:
     """Ask the account's sponsor to confirm the transfer; nothing moves until they accept."""
-    waiting = session.scalar(select(TransferRequest.id).where(
-        TransferRequest.account_id == account.id,
-        TransferRequest.status == TransferRequestStatus.WAITING).limit(1))
-    if waiting is not None:
-        raise TransferRefused(N_("A transfer of %(account)s already waits for its sponsor's "
-                                 "answer.", account=account.name), field="account")
+    if transfer_waiting_for_sponsor(session, account.id):
+        raise TransferRefused(already_waiting_message(account), field="account")
     request = TransferRequest(account_id=account.id, from_rep_id=account.owner_id,
                               to_rep_id=to_rep.id, sponsor_id=account.sponsor_id,
                               reason=reason.strip(), review_text=review_text.strip(),

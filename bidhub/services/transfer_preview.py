@@ -13,7 +13,12 @@ from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, NotFound
 from bidhub.domain.text import N_, Text
 from bidhub.models import Account, Filing, Listing, RepStatus, Role, TransferRequest, User
-from bidhub.services.filings import DEFAULT_CAPACITY_MAX, transfer_account
+from bidhub.services.filings import (
+    DEFAULT_CAPACITY_MAX,
+    already_waiting_message,
+    transfer_account,
+    transfer_waiting_for_sponsor,
+)
 from bidhub.services.limits import MIN_REVIEW_LENGTH
 from bidhub.services.ownership import (
     capacity_message,
@@ -181,6 +186,9 @@ def preview_transfer(session: Session, account: Account, to_rep: User,
             "%(account)s is listed in round %(round)d (“%(title)s”); decide it there or "
             "withdraw the listing first.", account=account.name, round=listing.round_id,
             title=listing.round.title)
+    elif account.sponsor_id is not None and transfer_waiting_for_sponsor(session, account.id):
+        # The sponsor answers one request at a time: a second would be refused on confirmation.
+        problems["account"] = already_waiting_message(account)
     if not moving:
         problems["to_rep"] = N_("%(rep)s already holds %(account)s.", rep=to_rep.display_name,
                                 account=account.name)
