@@ -205,6 +205,23 @@ def test_a_late_explanation_is_taken_but_shows_overdue(app, session, make_manage
     assert accountability.is_overdue(incident, clock())
 
 
+def test_an_explanation_imported_without_its_date_is_neither_blank_dated_nor_overdue(
+        session, make_manager, make_rep, make_account, clock, login_as):
+    """A CRM export may carry an incident already explained without saying when: the list
+    shows the explanation without an empty "Explained" date, and does not call it overdue."""
+    manager = make_manager()
+    incident = log(session, manager, make_account(owner=make_rep()), clock)
+    incident = incident_of(session, incident.id)
+    incident.status, incident.explanation = IncidentStatus.EXPLAINED, EXPLANATION
+    session.commit()
+    clock.advance(days=EXPLANATION_DAYS + 5)
+    assert not accountability.is_overdue(incident_of(session, incident.id), clock())
+    page = login_as(manager).get("/manage/accountability").get_data(as_text=True)
+    row = page[page.index(f'id="incident-{incident.id}"'):].split("</tr>")[0]
+    assert EXPLANATION in row
+    assert '<small class="muted">Explained' not in row and "overdue" not in row
+
+
 @pytest.mark.parametrize(("day", "start"), [
     (date(2024, 1, 1), date(2024, 1, 1)),     # the anchor Monday
     (date(2024, 1, 14), date(2024, 1, 1)),    # the Sunday ending the first period

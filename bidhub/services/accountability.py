@@ -145,6 +145,8 @@ def is_overdue(incident: AccountabilityIncident, now: datetime) -> bool:
         return False
     if incident.explained_at is not None:
         return incident.explained_at > incident.explanation_due_at
+    if incident.explanation and incident.status != IncidentStatus.OPEN:
+        return False  # explained on a day nobody recorded (an import): nothing says it was late
     if incident.status in RESOLVED_STATUSES:  # upheld unexplained: overdue as of the resolution
         return (incident.resolved_at or now) > incident.explanation_due_at
     return now > incident.explanation_due_at
