@@ -292,9 +292,16 @@ def test_a_round_in_its_standstill_window_with_an_appeal_waiting(demo, demo_path
 
     page = signed_in("manager").get("/manage/appeals").get_data(as_text=True)
     assert pending[0].ground in page and f"/manage/appeals/{pending[0].id}/answer" in page
-    results = signed_in("rep01").get(f"/rounds/{announced.id}/results")
+    rep01 = signed_in("rep01")
+    results = rep01.get(f"/rounds/{announced.id}/results")
     assert results.status_code == 200
     assert announced.standstill_ends_at.isoformat() in results.get_data(as_text=True)
+    # As the README says: rep01 bid in it without winning, and may appeal from the bid's page.
+    [bid] = session.scalars(select(Bid).join(Bid.listing).join(Bid.rep).where(
+        Listing.round_id == announced.id, User.username == "rep01")).all()
+    assert not bid.score.is_proposed_winner
+    page = rep01.get(f"/bids/{bid.id}").get_data(as_text=True)
+    assert f'action="/listings/{bid.listing_id}/appeal"' in page
     engine_of(app).dispose()
 
 
