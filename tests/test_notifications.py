@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bidhub.models import (
     AccountabilityIncident,
     Appeal,
+    Bid,
     DecisionKind,
     DeliveryStatus,
     Notification,
@@ -229,6 +230,22 @@ def reject(w, session, clock, app, filed):
                   now=clock())
 
 
+def appealed_and_upheld(w, session, clock, app):
+    filed = session.get(Appeal, announced_and_appealed(w, session, clock, app).id)
+    answer_appeal(session, w["manager2"], filed.id, upheld=True,
+                  answer="Your plan deserves a second look.", expected_version=filed.version,
+                  now=clock())
+    reload(session)
+    return session.get(Appeal, filed.id).listing
+
+
+def decide_again_for_the_appellant(w, session, clock, app, listing):
+    appellant_bid = session.scalars(select(Bid).where(Bid.listing_id == listing.id,
+                                                      Bid.rep_id == w["rep_a"].id)).one()
+    decide_listing(session, w["manager1"], listing.id, kind=DecisionKind.OVERRIDDEN,
+                   bid_id=appellant_bid.id, reason=REASON, now=clock())
+
+
 def reset_password(w, session, clock, app, _ctx):
     set_password(session, w["admin1"], w["rep_b"].id, "a brand new long password", clock())
 
@@ -267,6 +284,11 @@ EVENTS = [
         for manager in ("manager1", "manager2")}),
     Event("appeal answered", announced_and_appealed, reject, {
         "rep_a": [("appeal_answered", "was rejected; the result stands")]}),
+    Event("listing decided again after an upheld appeal", appealed_and_upheld,
+          decide_again_for_the_appellant, {
+              "rep_a": [("decided_again", "Free 0 Co. in round “Spring round” was decided "
+                                          "again: you won it.")],
+              "rep_b": [("decided_again", "was decided again: it went to another bidder.")]}),
     Event("password reset by an admin", nothing, reset_password, {
         "rep_b": [("password_reset", "An admin reset your password")]}),
 ]
@@ -297,7 +319,7 @@ def test_every_kind_has_an_audience_and_is_told_by_some_use_case():
         "incident_logged", "incident_decided", "explanation_submitted", "sponsored_release",
         "sponsored_transfer", "sponsor_answered_release", "sponsor_answered_transfer",
         "password_reset", "appeal_filed", "appeal_answered", "award_refused", "loss_review_due",
-        "review_started"}
+        "review_started", "decided_again"}
     assert all(kind.audience for kind in notifications.KINDS.values())
 
 

@@ -81,7 +81,7 @@ from bidhub.services.flags import (
     tag,
 )
 from bidhub.services.loss_reviews import withdraw_unlost_review
-from bidhub.services.notifications import REVIEW_STARTED, notify
+from bidhub.services.notifications import DECIDED_AGAIN, REVIEW_STARTED, notify
 from bidhub.services.ownership import (
     OwnerChange,
     capacity_problems,
@@ -256,6 +256,10 @@ def decide_listing(
         if kind != DecisionKind.ACCEPTED or before is not None:
             record_audit(session, actor, f"decision.{kind}", f"listing:{listing.id}", now,
                          before=before, after={"bid": decision.bid_id, "reason": reason})
+        if round_.status == RoundStatus.STANDSTILL:
+            # The results are out: a listing sent back is announced again as it is decided.
+            session.flush()
+            notify(session, DECIDED_AGAIN, decision, now)
         return decision
 
 

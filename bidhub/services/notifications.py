@@ -173,6 +173,26 @@ def _results_published(session: Session, round_: Round) -> Iterator[Message]:
                       part=f"bid:{bid.id}")
 
 
+def _decided_again(session: Session, decision: Decision) -> Iterator[Message]:
+    """A listing an upheld appeal or a refused award sent back, decided again in the standstill
+    window: its bidders learn the new result, as they learnt the first one."""
+    listing = decision.listing
+    params = {"account": listing.account.name, "round": listing.round.title}
+    for bid in session.scalars(select(Bid).where(Bid.listing_id == listing.id,
+                                                 Bid.status == BidStatus.ACTIVE).order_by(Bid.id)):
+        if decision.bid_id is None:
+            text = N_("%(account)s in round “%(round)s” was decided again: nobody was awarded "
+                      "it.", **params)
+        elif decision.bid_id == bid.id:
+            text = N_("%(account)s in round “%(round)s” was decided again: you won it.",
+                      **params)
+        else:
+            text = N_("%(account)s in round “%(round)s” was decided again: it went to another "
+                      "bidder.", **params)
+        yield Message(bid.rep_id, text, Link("market.bid_detail", {"bid_id": bid.id}),
+                      part=f"bid:{bid.id}")
+
+
 def _review_started(session: Session, round_: Round) -> Iterator[Message]:
     text = N_("Round “%(round)s” is in blind review: you are named to score its applications "
               "under their codes.", round=round_.title)
@@ -340,6 +360,7 @@ REMINDER_24_HOURS = "deadline_in_24_hours"
 REMINDER_1_HOUR = "deadline_in_1_hour"
 ROUND_OPENED = "round_opened"
 REVIEW_STARTED = "review_started"
+DECIDED_AGAIN = "decided_again"
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     Kind(ROUND_OPENED, "reps who may bid in the round",
@@ -358,6 +379,10 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
                 "in it.").msgid)),
     Kind("results_published", "every bidder: won, lost or no award, one item per bid",
          lambda round_: f"round:{round_.id}", _results_published),
+    Kind(DECIDED_AGAIN, "every bidder of a listing decided again in the standstill window "
+         "(after an upheld appeal or a refused award): won, lost or no award, one item per bid",
+         lambda decision: f"listing:{decision.listing_id}:{instant(decision.decided_at)}",
+         _decided_again),
     Kind(REVIEW_STARTED, "the reviewers named on the round, when it enters its blind review",
          lambda round_: f"round:{round_.id}", _review_started),
     Kind("incident_logged", "the rep held accountable",
