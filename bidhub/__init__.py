@@ -38,20 +38,36 @@ def configure(app: Flask, config: Mapping[str, Any] | None) -> None:
     if config:
         app.config.update(config)
     configure_languages(app)
+    check_timezone(app.config["TIMEZONE"])
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = instance_secret_key(app.instance_path)
 
 
 def configure_languages(app: Flask) -> None:
+    from bidhub.config import ConfigError
     from bidhub.web.i18n import best_language, translation_directories
 
     wanted = app.config["DEFAULT_LOCALE"]
     default = best_language([(wanted, 1.0)], app.config["LANGUAGES"])
     if default is None:
-        raise ValueError(f"BIDHUB_DEFAULT_LOCALE is {wanted!r}; bidhub speaks "
+        raise ConfigError(f"BIDHUB_DEFAULT_LOCALE is {wanted!r}; bidhub speaks "
                          f"{', '.join(app.config['LANGUAGES'])}.")
     app.config["DEFAULT_LOCALE"] = app.config["BABEL_DEFAULT_LOCALE"] = default
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = translation_directories(app)
+
+
+def check_timezone(name: str) -> None:
+    """ConfigError unless `name` is a time zone: every date shown or entered goes through it,
+    so an unknown one would fail later, in the middle of a command or a request."""
+    from zoneinfo import ZoneInfo
+
+    from bidhub.config import ConfigError
+
+    try:
+        ZoneInfo(name)
+    except (ValueError, LookupError, OSError):  # ZoneInfoNotFoundError is a LookupError
+        raise ConfigError(f"BIDHUB_TIMEZONE is {name!r}, which is not a time zone: give one "
+                          "such as Asia/Shanghai.") from None
 
 
 def register_request_logging(app: Flask) -> None:

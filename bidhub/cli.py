@@ -332,16 +332,18 @@ def init_app(app: Flask) -> None:
 
 
 def create_app_or_exit(config: dict | None = None) -> Flask:
-    """The app; a broken default rule file ends the command with its one-paragraph message.
+    """The app; a broken default rule file or a setting bidhub cannot use (BIDHUB_*) ends the
+    command with its message.
 
     FlaskGroup would print a traceback for it, which hides the file, key and reason.
     """
     from bidhub import create_app
+    from bidhub.config import ConfigError
     from bidhub.services.rule_sets import RuleFileError
 
     try:
         return create_app(config)
-    except RuleFileError as error:
+    except (RuleFileError, ConfigError) as error:
         click.echo(str(error), err=True)
         raise SystemExit(1) from None
 

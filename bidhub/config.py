@@ -102,6 +102,12 @@ ENVIRONMENT_OVERRIDES = {
 }
 
 
+class ConfigError(ValueError):
+    """A setting bidhub cannot work with: one sentence naming the variable and what it takes.
+
+    It stops start-up, so every command says it instead of ending in a traceback."""
+
+
 def environment_config(environ: dict[str, str] | os._Environ[str] = os.environ) -> dict:
     overrides = {}
     for key, parse in ENVIRONMENT_OVERRIDES.items():
@@ -110,8 +116,8 @@ def environment_config(environ: dict[str, str] | os._Environ[str] = os.environ) 
             try:
                 overrides[key] = parse(value)
             except ValueError:
-                raise ValueError(f"BIDHUB_{key} is {value!r}, which is not a valid value "
-                                 "for it.") from None
+                raise ConfigError(f"BIDHUB_{key} is {value!r}, which is not a valid value "
+                                  "for it.") from None
     return overrides
 
 

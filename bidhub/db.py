@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
@@ -620,10 +620,32 @@ def schema_problem(engine: Engine) -> SchemaProblem | None:
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(database_url(app))
+    engine = engine_of_setting(database_url(app))
     app.extensions["bidhub_engine"] = engine
     app.extensions["bidhub_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
     app.teardown_appcontext(close_session)
+
+
+def engine_of_setting(url: str) -> Engine:
+    """The engine for BIDHUB_DATABASE_URL; ConfigError when it is no URL of a database bidhub
+    works on (the value is not repeated: it may hold a password)."""
+    from bidhub.config import ConfigError
+
+    try:
+        dialect = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise ConfigError("BIDHUB_DATABASE_URL is not a database URL: write it as "
+                          "sqlite:////path/to/bidhub.sqlite3 or "
+                          "postgresql+psycopg://user:password@host/database.") from None
+    if dialect not in ("sqlite", "postgresql"):
+        raise ConfigError(f"BIDHUB_DATABASE_URL names a {dialect} database; bidhub works on "
+                          "SQLite and PostgreSQL (postgresql+psycopg://...).")
+    try:
+        return make_engine(url)
+    except (ArgumentError, ImportError) as error:  # an unknown or missing driver
+        raise ConfigError(f"BIDHUB_DATABASE_URL cannot be used: {error}. Write it as "
+                          "sqlite:////path/to/bidhub.sqlite3 or "
+                          "postgresql+psycopg://user:password@host/database.") from None
 
 
 def engine_of(app: Flask) -> Engine:
