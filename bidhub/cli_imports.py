@@ -15,7 +15,22 @@ from sqlalchemy import select
 
 from bidhub.cli import with_current_schema
 from bidhub.db import get_session
-from bidhub.domain.imports import KINDS
+from bidhub.domain.imports import KINDS, MIB, default_limits
+
+# A mapping file names a few dozen columns; anything near this is not one.
+MAX_MAPPING_BYTES = MIB
+
+
+def read_at_most(path: str, limit: int, param_hint: str) -> bytes:
+    """The file's bytes, at most `limit` + 1 of them, so that a file past its limit (or a
+    device that never ends) is refused for its size rather than read whole into memory; a
+    file that cannot be read is a usage error naming the reason."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(limit + 1)
+    except OSError as error:
+        raise click.BadParameter(f"{path}: cannot be read: {error.strerror or error}",
+                                 param_hint=param_hint) from error
 
 
 def parse_map_options(maps: tuple[str, ...]) -> dict[str, str]:
@@ -33,8 +48,12 @@ def parse_map_options(maps: tuple[str, ...]) -> dict[str, str]:
 
 def read_mapping_file(path: str) -> tuple[dict[str, str], list[str]]:
     """A TOML mapping file: a [columns] table of "FILE COLUMN" = "field", and `acknowledged`."""
+    data = read_at_most(path, MAX_MAPPING_BYTES, "--mapping")
+    if len(data) > MAX_MAPPING_BYTES:
+        raise click.BadParameter(f"{path}: larger than {MAX_MAPPING_BYTES // MIB} MiB, so not "
+                                 f"a mapping file", param_hint="--mapping")
     try:
-        document = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+        document = tomllib.loads(data.decode("utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise click.BadParameter(f"{path}: {error}", param_hint="--mapping") from error
     columns = document.get("columns", {})
@@ -118,7 +137,8 @@ def import_command(kind: str, path: str, valid_rows_only: bool, username: str,
         mapping = {**(mapping or {}), **parse_map_options(maps)}
     file = Path(path)
     try:
-        result = import_file(session, admin, kind, file.name, file.read_bytes(),
+        result = import_file(session, admin, kind, file.name,
+                             read_at_most(path, default_limits().max_file_bytes, "PATH"),
                              valid_rows_only=valid_rows_only,
                              now=current_app.config["CLOCK"](),
                              zone=current_app.config["TIMEZONE"], mapping=mapping,

@@ -4,8 +4,10 @@ wrong and a non-zero exit, never a traceback, and nothing written."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
 from bidhub.cli import create_app_or_exit
+from bidhub.models import ImportRun
 
 
 @pytest.mark.parametrize(("variable", "value", "named"), [
@@ -30,3 +32,47 @@ def test_a_setting_bidhub_cannot_use_stops_a_command_with_its_name(
     message = capsys.readouterr().err
     assert named in message and "Traceback" not in message
     assert "secret" not in message
+
+
+def test_an_import_reads_no_more_of_a_file_than_its_size_limit_and_one_byte(
+        app, session, make_admin, tmp_path, monkeypatch):
+    """A file past the limit (or a device that never ends, /dev/zero) is refused for its size
+    without being read whole into memory first."""
+    import bidhub.cli_imports
+    import bidhub.services.imports
+    from bidhub.domain.imports import UploadLimits
+
+    admin = make_admin()
+    big = tmp_path / "reps.csv"
+    big.write_bytes(b"external_id,name\n" + b"R1,x\n" * 1000)
+    monkeypatch.setattr(bidhub.cli_imports, "default_limits",
+                        lambda: UploadLimits(max_file_bytes=1024))
+    given = []
+    real_import_file = bidhub.services.imports.import_file
+
+    def import_file(session, actor, kind, filename, data, **options):
+        given.append(len(data))
+        return real_import_file(session, actor, kind, filename, data,
+                                **{**options, "limits": UploadLimits(max_file_bytes=1024)})
+
+    monkeypatch.setattr(bidhub.services.imports, "import_file", import_file)
+    result = app.test_cli_runner().invoke(args=["import", "reps", str(big), "--by",
+                                                admin.username])
+    assert given == [1025]
+    assert result.exit_code == 1, result.output
+    assert "larger than" in result.output
+
+
+def test_an_import_whose_file_or_mapping_cannot_be_read_names_it_and_imports_nothing(
+        app, session, make_admin, tmp_path):
+    admin = make_admin()
+    reps = tmp_path / "reps.csv"
+    reps.write_text("external_id,username,name,branch\n", encoding="utf-8")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["import", "reps", "/proc/self/mem", "--by", admin.username])
+    assert result.exit_code == 2 and "cannot be read" in result.output, result.output
+    result = runner.invoke(args=["import", "reps", str(reps), "--by", admin.username,
+                                 "--mapping", "/dev/zero"])
+    assert result.exit_code == 2 and "not a mapping file" in result.output, result.output
+    assert not isinstance(result.exception, MemoryError)
+    assert session.scalar(select(func.count()).select_from(ImportRun)) == 0
