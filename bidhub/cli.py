@@ -305,9 +305,9 @@ def rules_adopt_command(path: str, note: str, username: str) -> None:
     from bidhub.services.rule_sets import active_rule_set, adopt_rules, read_rule_file
 
     session = get_session()
-    admin = session.scalars(select(User).where(User.username == username)).first()
-    if admin is None or admin.role != Role.ADMIN:
-        raise click.BadParameter(f"'{username}' is not an admin", param_hint="--by")
+    admin = session.scalars(select(User).where(User.username == username.strip().lower())).first()
+    if admin is None or admin.role != Role.ADMIN or not admin.is_active:
+        raise click.BadParameter(f"'{username}' is not an active admin", param_hint="--by")
     current = active_rule_set(session)
     try:
         version = adopt_rules(session, admin, read_rule_file(path), note,

@@ -3,11 +3,15 @@ wrong and a non-zero exit, never a traceback, and nothing written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
 from bidhub.cli import create_app_or_exit
-from bidhub.models import ImportRun
+from bidhub.models import ImportRun, RuleSetVersion
+
+EXAMPLE_RULES = Path(__file__).resolve().parents[1] / "rules" / "examples" / "newcomer_friendly.toml"
 
 
 @pytest.mark.parametrize(("variable", "value", "named"), [
@@ -76,3 +80,16 @@ def test_an_import_whose_file_or_mapping_cannot_be_read_names_it_and_imports_not
     assert result.exit_code == 2 and "not a mapping file" in result.output, result.output
     assert not isinstance(result.exception, MemoryError)
     assert session.scalar(select(func.count()).select_from(ImportRun)) == 0
+
+
+def test_rules_are_not_adopted_in_the_name_of_a_deactivated_admin(app, session, make_admin):
+    admin = make_admin()
+    admin.is_active = False
+    session.commit()
+    before = session.scalar(select(func.count()).select_from(RuleSetVersion))
+    result = app.test_cli_runner().invoke(args=[
+        "rules", "adopt", str(EXAMPLE_RULES), "--note", "newcomers get a chance",
+        "--by", admin.username])
+    assert result.exit_code == 2, result.output
+    assert "not an active admin" in result.output
+    assert session.scalar(select(func.count()).select_from(RuleSetVersion)) == before
