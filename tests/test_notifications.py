@@ -876,3 +876,56 @@ def test_an_address_with_a_name_and_a_dotted_domain_is_an_address(address):
     "a@exa_mple.com"])
 def test_anything_else_is_not(address):
     assert not notifications.is_email_address(address)
+
+
+@pytest.mark.parametrize("outside", ["smtp"], indirect=True)
+def test_no_email_goes_to_a_user_who_left_after_it_was_queued(app, session, clock, world,
+                                                             smtp_server):
+    notifications.set_notification_email(session, world["rep_b"], world["rep_b"].id,
+                                         "rep.b@example.com", clock())
+    reset_password(world, session, clock, app, None)  # queued while rep_b works here
+    rep_b = session.get(User, world["rep_b"].id)
+    rep_b.status, rep_b.is_active = "left", False
+    session.commit()
+
+    report = deliveries_job(app, clock())
+    assert (report.sent, report.retrying, report.failed) == (0, 0, 1)
+    assert smtp_server.messages == []
+    [delivery] = deliveries(session)
+    assert delivery.status == DeliveryStatus.FAILED
+    assert "left or was deactivated" in delivery.last_error
+    assert inbox_items(session)  # the inbox keeps the item
+
+
+def test_a_slow_receiving_end_holds_the_scheduler_up_for_one_budget_at_most(
+        session, clock, world):
+    """Each send may wait SEND_TIMEOUT_SECONDS on a mail server that does not answer; the run
+    stops starting sends after its budget, so the other jobs (scoring at the deadline) wait
+    for that and one send, not for every row due; the rest stay due for the next run."""
+    import time
+
+    for number in range(5):
+        notification = Notification(recipient_id=world["rep_a"].id, kind="round_opened",
+                                    event_key=f"test:slow:{number}", msgid="Bidding rounds",
+                                    params={}, link_endpoint="market.rounds", link_args={},
+                                    created_at=clock())
+        session.add(notification)
+        session.flush()
+        session.add(NotificationDelivery(
+            notification_id=notification.id, channel="webhook", address="",
+            status=DeliveryStatus.PENDING, attempts=0, last_error="",
+            next_attempt_at=clock(), created_at=clock()))
+    session.commit()
+
+    class SlowTransport:
+        def send(self, channel, address, outgoing):
+            time.sleep(0.3)
+
+    render = lambda _notification: notifications.Outgoing("subject", "body", "text")  # noqa: E731
+    report = notifications.send_due_deliveries(session, clock(), SlowTransport(), render,
+                                               budget_seconds=0.5)
+    assert report.sent == 2
+    assert [item.status for item in deliveries(session)].count(DeliveryStatus.PENDING) == 3
+    report = notifications.send_due_deliveries(session, clock(), SlowTransport(), render,
+                                               budget_seconds=5)
+    assert report.sent == 3

@@ -24,6 +24,7 @@ import contextlib
 import json
 import smtplib
 import ssl
+import time
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -78,6 +79,10 @@ SEND_TIMEOUT_SECONDS = 15
 MAX_ATTEMPTS = 8
 MAX_RETRY_DELAY = timedelta(hours=6)
 DELIVERIES_PER_RUN = 100
+# A run starts no send after this long, so that a mail server that is slow or does not answer
+# (each attempt may wait SEND_TIMEOUT_SECONDS) holds up the scheduler's other jobs, such as
+# scoring a round at its deadline, by this and one send at most; the rest waits for the next run.
+SEND_BUDGET_SECONDS = 20
 
 
 # --- what an event says, to whom ---------------------------------------------------------------
@@ -650,6 +655,10 @@ class DeliveryFailed(Exception):
     """The receiving end refused or did not answer as expected."""
 
 
+class RecipientGone(Exception):
+    """The recipient left or was deactivated after the delivery was queued: not sent."""
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """A notification rendered for outside delivery, in the recipient's language."""
@@ -730,12 +739,16 @@ class DeliveryReport:
 
 def send_due_deliveries(session: Session, now: datetime, transport: Transport,
                         render: Callable[[Notification], Outgoing],
-                        limit: int = DELIVERIES_PER_RUN) -> DeliveryReport:
+                        limit: int = DELIVERIES_PER_RUN,
+                        budget_seconds: float = SEND_BUDGET_SECONDS) -> DeliveryReport:
     """Send the outbox rows that are due; a failure is retried later, up to MAX_ATTEMPTS.
 
     No transaction stays open while sending. Each row is first claimed with a conditional
-    update (it is then not due for CLAIM_LEASE), so two runs never send it twice.
+    update (it is then not due for CLAIM_LEASE), so two runs never send it twice. No send
+    starts after `budget_seconds`: the rows left stay due for the next run. A row whose
+    recipient has left or was deactivated since is not sent (failed, saying why).
     """
+    stop_at = time.monotonic() + budget_seconds
     due = session.execute(
         select(NotificationDelivery.id, NotificationDelivery.attempts)
         .where(NotificationDelivery.status == DeliveryStatus.PENDING,
@@ -745,10 +758,16 @@ def send_due_deliveries(session: Session, now: datetime, transport: Transport,
     end_read(session)
     report = DeliveryReport()
     for delivery_id, attempts in due:
+        if time.monotonic() >= stop_at:
+            break
         outgoing = _claim_delivery(session, delivery_id, attempts, now, render)
         if outgoing is None:
             continue
         channel, address, message = outgoing
+        if isinstance(message, RecipientGone):
+            _record_attempt(session, delivery_id, attempts, str(message), now, final=True)
+            report.failed += 1
+            continue
         error = ""
         try:
             if isinstance(message, Exception):
@@ -780,6 +799,11 @@ def _claim_delivery(session: Session, delivery_id: int, attempts: int, now: date
         if claimed != 1:
             return None
         delivery = session.get(NotificationDelivery, delivery_id)
+        recipient = delivery.notification.recipient
+        if not recipient.is_active or recipient.status == RepStatus.LEFT:
+            # Queued before they went: their inbox keeps the item, nothing goes outside.
+            return delivery.channel, delivery.address, RecipientGone(
+                "not sent: the recipient has left or was deactivated since it was queued")
         try:
             message: Outgoing | Exception = render(delivery.notification)
         except Exception as error:  # a broken catalogue entry, say: one row never blocks others
@@ -788,11 +812,11 @@ def _claim_delivery(session: Session, delivery_id: int, attempts: int, now: date
 
 
 def _record_attempt(session: Session, delivery_id: int, attempts: int, error: str,
-                    now: datetime) -> str:
+                    now: datetime, final: bool = False) -> str:
     tried = attempts + 1
     if not error:
         status, values = DeliveryStatus.SENT, {"sent_at": now, "last_error": ""}
-    elif tried >= MAX_ATTEMPTS:
+    elif final or tried >= MAX_ATTEMPTS:
         status, values = DeliveryStatus.FAILED, {"last_error": error}
     else:
         status, values = DeliveryStatus.PENDING, {"last_error": error,
