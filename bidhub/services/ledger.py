@@ -82,16 +82,21 @@ class CheckpointStore:
         if not self.path.exists():
             return [], []
         checkpoints, problems = [], []
-        with self.path.open("r", encoding="ascii", errors="replace") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    checkpoints.append(checkpoint_of(json.loads(line), number))
-                except (ValueError, KeyError, TypeError):
-                    problems.append(LedgerProblem(None, N_("checkpoint line %(line)d is not "
-                                                           "readable", line=number),
-                                                  "checkpoint"))
+        try:
+            with self.path.open("r", encoding="ascii", errors="replace") as lines:
+                for number, line in enumerate(lines, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        checkpoints.append(checkpoint_of(json.loads(line), number))
+                    except (ValueError, KeyError, TypeError):
+                        problems.append(LedgerProblem(None, N_("checkpoint line %(line)d is not "
+                                                               "readable", line=number),
+                                                      "checkpoint"))
+        except OSError as error:  # a folder, or a file this user may not read
+            return [], [LedgerProblem(None, N_(
+                "the checkpoint file %(path)s cannot be read: %(reason)s", path=str(self.path),
+                reason=str(error.strerror or error)), "checkpoint")]
         return checkpoints, problems
 
     # The newest checkpoints are at the end; the register page reads only this much of it.
