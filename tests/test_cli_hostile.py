@@ -97,9 +97,13 @@ def test_rules_are_not_adopted_in_the_name_of_a_deactivated_admin(app, session, 
 
 def test_verify_ledger_names_a_checkpoint_file_it_cannot_read(app_config, tmp_path):
     from bidhub import create_app
+    from bidhub.db import engine_of
 
     app = create_app({**app_config, "LEDGER_CHECKPOINT_FILE": str(tmp_path)})  # a folder
-    result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    try:
+        result = app.test_cli_runner().invoke(args=["verify-ledger"])
+    finally:
+        engine_of(app).dispose()
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"the checkpoint file {tmp_path} cannot be read" in result.output
