@@ -277,7 +277,7 @@ def test_a_stale_summary_is_refused(session, login_as, make_manager, make_rep, m
     assert response.status_code == 409
     page = text_of(response)
     assert "Stale Co. changed owner after this summary was shown" in page
-    assert "now held by Meanwhile Wu" in page
+    assert "now held by Meanwhile Wu. Check what the transfer changes now, below" in page
     assert "Current owner: Meanwhile Wu." in page  # the fresh preview, to check again
     assert filings(session) == before
     assert session.get(Account, account.id).owner_id == meanwhile.id

@@ -224,10 +224,12 @@ def confirm_transfer(
         if account.owner_id != expected_owner_id:
             if account.owner is None:
                 raise Conflict(N_("%(account)s changed owner after this summary was shown: it "
-                                  "has no owner now. Check the new summary and confirm again.",
+                                  "has no owner now. Check what the transfer changes now, below, "
+                                  "and review it again.",
                                   account=account.name))
             raise Conflict(N_("%(account)s changed owner after this summary was shown: it is "
-                              "now held by %(owner)s. Check the new summary and confirm again.",
+                              "now held by %(owner)s. Check what the transfer changes now, "
+                              "below, and review it again.",
                               account=account.name, owner=account.owner.display_name))
         return transfer_account(session, actor, account_id=account_id, to_rep_id=to_rep_id,
                                 reason=reason, review_text=review_text, now=now)
