@@ -129,6 +129,8 @@ def test_the_announcement_shows_winners_scores_reasons_and_the_seed(app, publish
     assert round_.lottery_seed is not None
     assert f'<code class="seed">{round_.lottery_seed}</code>' in body
     assert "SHA-256" in body and "the bidder holding fewer accounts first" in body
+    # When it was announced, in the badge's word (the results may still be in their window).
+    assert f"announced {round_.results_published_at.astimezone(ZoneInfo('Asia/Shanghai')):%Y}" in body
     # Bid content stays with its bidder even after publication.
     assert "A careful plan for this account." not in body
 
