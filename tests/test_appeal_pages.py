@@ -207,6 +207,9 @@ def test_upholding_inline_sends_the_listing_back_to_decision(app, world):
     row = text_of(response)
     assert row.startswith(f'<tr id="appeal-{appeal.id}"') and "Appeal upheld" in row
     assert f'href="/manage/listings/{world["harbour"].id}"' in row and "Decide again" in row
+    # The page's heading follows: no appeal waits any more.
+    assert ('<template><h2 id="pending-appeals-count" hx-swap-oob="true">0 appeals awaiting '
+            'an answer</h2>') in row
     reload(world["session"])
     assert world["session"].get(Listing, world["harbour"].id).status == ListingStatus.LISTED
     round_page = text_of(client.get(f"/manage/rounds/{world['round'].id}"))

@@ -913,7 +913,9 @@ def answer_appeal(appeal_id: int):
             form.add_error(error)
         else:
             if inline:
-                return render("manage/_appeal_row.html", appeal=appeal, form=None,
+                # The page's count of appeals awaiting an answer follows (out of band).
+                return render("manage/_appeal_answered.html", appeal=appeal, form=None,
+                              pending_count=len(appeal_service.pending_appeals(session)),
                               **answering())
             flash(_("Answer sent to %(name)s.", name=appeal.appellant.display_name), "success")
             return redirect_after_post(url_for("manage.appeals"))
