@@ -67,6 +67,8 @@ def busy_world(session, make_rep, make_manager, make_admin, make_account, give_a
                          title=f"Scored {n}") for n in (1, 2)]
     standstill = make_round(accounts=[make_account(), make_account()],
                             status=RoundStatus.STANDSTILL, title="In standstill")
+    for listing in standstill.listings:  # announced: decided, waiting for its window to end
+        listing.status = ListingStatus.DECIDED
     bid = make_bid(below, make_round(accounts=[make_account()]).listings[0])
     session.add_all([
         Appeal(listing_id=standstill.listings[0].id, appellant_id=below.id, ground="x" * 30,
@@ -126,6 +128,25 @@ def test_each_item_with_its_count_and_link(client, session, make_rep, make_manag
     assert "/manage/accountability?status=open" in page
     appeals = page[page.index('id="agenda-appeals"'):page.index('id="agenda-confirmations"')]
     assert "href=" in appeals  # the appeals page, or the round of the oldest appeal
+
+
+def test_a_listing_sent_back_to_decision_in_the_standstill_window_is_a_round_to_decide(
+        client, session, make_manager, make_account, make_round, clock):
+    """An upheld appeal sends a listing back to decision while its round is in its window: the
+    round is on the list of rounds to decide until that listing is decided again."""
+    announced = make_round(accounts=[make_account(), make_account()],
+                           status=RoundStatus.STANDSTILL, title="Appealed round")
+    for listing in announced.listings:
+        listing.status = ListingStatus.DECIDED
+    session.commit()
+    assert management_agenda(session, clock()).rounds_to_decide_count == 0
+    announced.listings[0].status = ListingStatus.LISTED  # sent back by an upheld appeal
+    session.commit()
+    agenda = management_agenda(session, clock())
+    assert agenda.rounds_to_decide_count == 1 and agenda.rounds_to_decide[0].id == announced.id
+    login(client, make_manager())
+    page = client.get("/manage").get_data(as_text=True)
+    assert count_in(page, "rounds") == 1 and f'href="/manage/rounds/{announced.id}"' in page
 
 
 def test_the_home_page_queries_do_not_grow_with_the_work(app, client, session, make_rep,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from bidhub.domain.collation import person_order
@@ -257,7 +257,12 @@ def count_of(session: Session, query) -> int:
 
 def management_agenda(session: Session, now: datetime) -> Agenda:
     """Everything on management's plate now, with a fixed number of statements."""
-    scored = select(Round).where(Round.status == RoundStatus.SCORED)
+    # Scored rounds, and rounds in their standstill window with a listing an upheld appeal or a
+    # refused award sent back to decision (listed again: decided inline on the round page).
+    reopened = select(Listing.id).where(Listing.round_id == Round.id,
+                                        Listing.status == ListingStatus.LISTED).exists()
+    scored = select(Round).where(or_(Round.status == RoundStatus.SCORED,
+                                     and_(Round.status == RoundStatus.STANDSTILL, reopened)))
     rounds = list(session.scalars(scored.order_by(Round.closes_at, Round.id)
                                   .limit(AGENDA_ROUNDS_SHOWN)))
     pending_appeals = (select(Listing.round_id).join(Appeal, Appeal.listing_id == Listing.id)
