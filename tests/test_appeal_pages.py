@@ -239,6 +239,31 @@ def test_a_refused_inline_decision_after_an_upheld_appeal_keeps_the_row_s_forms(
     assert 'class="error"' in row and ">short</textarea>" in row
 
 
+def test_the_appellant_reads_that_the_listing_was_decided_again(app, world):
+    """Upheld, the bid page says the listing is decided again; once it is, it says the result
+    shown is the new decision, not that one is still to come."""
+    appeal = appeal_of(world)
+    answer_appeal(world["session"], world["manager"], appeal.id, upheld=True,
+                  answer="Upheld: the capacity count was wrong; we decide again.",
+                  expected_version=appeal.version, now=world["clock"]())
+    rep, bid = loser_of(world, "harbour")
+    client = client_of(app, rep)
+    waiting = "KA management decides this listing again, and the new decision is announced here"
+    decided = "KA management has decided this listing again: the result shown here is the new"
+    body = text_of(client.get(f"/bids/{bid.id}"))
+    assert waiting in body and decided not in body
+    decide_listing(world["session"], world["manager"], world["harbour"].id,
+                   kind=DecisionKind.OVERRIDDEN, bid_id=bid.id, reason=REASON_FOR_APPELLANT,
+                   now=world["clock"]())
+    body = text_of(client.get(f"/bids/{bid.id}"))
+    assert decided in body and waiting not in body
+    chinese = text_of(client.get(f"/bids/{bid.id}", headers={"Accept-Language": "zh-CN"}))
+    assert "KA销售管理部已重新裁定该客户：此处显示的是新的裁定结果" in chinese
+
+
+REASON_FOR_APPELLANT = "The appellant's plan covers every site of the account."
+
+
 @pytest.mark.parametrize("data", [{}, {"outcome": "upheld"}, {"outcome": "maybe", "answer": ANSWER},
                                   {"outcome": "rejected", "answer": "  "},
                                   {"outcome": "rejected", "answer": "no\x00pe, see the plan"}])
