@@ -61,13 +61,13 @@ def check_timezone(name: str) -> None:
     so an unknown one would fail later, in the middle of a command or a request."""
     from zoneinfo import ZoneInfo
 
-    from bidhub.config import ConfigError
+    from bidhub.config import ConfigError, Defaults
 
     try:
         ZoneInfo(name)
     except (ValueError, LookupError, OSError):  # ZoneInfoNotFoundError is a LookupError
         raise ConfigError(f"BIDHUB_TIMEZONE is {name!r}, which is not a time zone: give one "
-                          "such as Asia/Shanghai.") from None
+                          f"such as {Defaults.TIMEZONE}.") from None
 
 
 def register_request_logging(app: Flask) -> None:
