@@ -28,6 +28,9 @@ GB2312_TRAILS = range(0xA1, 0xFF)
 NOT_HAN, LEVEL_1, LEVEL_2, OTHER_HAN = range(4)
 
 
+# Kept per name: a page's menus sort the same people and branches on every request, and a
+# key costs more to make than to look up. Bounded, since an import keys every account name.
+@functools.lru_cache(maxsize=8_192)
 def name_key(name: str) -> tuple:
     """A sort key for `name`: pinyin order for common Han characters, Latin letters without
     case (see the module's docstring for the order and its limits). Names that differ only
