@@ -42,6 +42,7 @@ from bidhub.models import (
     TransferRequestStatus,
     User,
 )
+from bidhub.prepared_reads import PreparedRead
 from bidhub.services.audit import record_audit
 from bidhub.services.ledger import (
     REGISTER_MARKER,
@@ -232,6 +233,14 @@ def register_statement(lines: bool, filters: tuple[str, ...], *,
             .add_columns(total.scalar_subquery()))
 
 
+@cache
+def register_read(filters: tuple[str, ...], *, paged: bool,
+                  limit: int | None = None) -> PreparedRead:
+    """register_statement's lines as a read run on the driver's cursor: every view of the
+    register and every change of its filters runs it."""
+    return PreparedRead(register_statement(True, filters, paged=paged, limit=limit))
+
+
 def filing_count(filters: tuple[str, ...]) -> Select:
     """How many filings `filters` keep. The whole register's count is its newest number:
     filings are numbered from 1 without a gap (change_owners numbers each after the last,
@@ -331,9 +340,8 @@ def filing_register(session: Session, criteria: FilingFilter, limit: int | None 
     its own only for a page past the last."""
     filters = set_filters(criteria)
     paged = limit is not None
-    query = register_statement(True, tuple(filters), paged=paged, limit=limit)
-    rows = session.connection().execute(
-        query, {**filters, "offset": offset} if paged else filters).all()
+    rows = register_read(tuple(filters), paged=paged, limit=limit).all(
+        session.connection(), {**filters, "offset": offset} if paged else filters)
     lines = [RegisterLine(
         seq, kind, decided_at, account_id, account_name, account_number,
         BranchNames(branch_id, branch, branch_zh) if branch is not None else None, from_rep,
@@ -386,7 +394,7 @@ class Surroundings(NamedTuple):
 def register_surroundings(session: Session) -> Surroundings:
     """The register page's menus and head, read in one statement."""
     branches, reps, newest, register = [], [], None, None
-    for part, row_id, name, name_zh in session.connection().execute(SURROUNDINGS).all():
+    for part, row_id, name, name_zh in SURROUNDINGS.all(session.connection(), {}):
         if part == BRANCH_PART:
             branches.append(BranchNames(row_id, name, name_zh))
         elif part in REP_PARTS:
@@ -409,9 +417,10 @@ def rep_menu_order(rep: RepChoice) -> tuple:
     return (rep.gone is not None, name_key(rep.name), rep.id)
 
 
-# The menus, the head and the register's id as parts of one statement, built once (see register_statement): three
-# statements cost three round trips and three passes through SQLAlchemy for some seventy rows.
-# The menus are put in order after reading (register_surroundings).
+# The menus, the head and the register's id as parts of one statement, built once and run on
+# the driver's cursor (see register_read): three statements cost three round trips and three
+# passes through SQLAlchemy for some seventy rows. The menus are put in order after reading
+# (register_surroundings).
 BRANCH_PART, REP_PART, HEAD_PART, REGISTER_PART, LEFT_REP_PART, INACTIVE_REP_PART = range(6)
 REP_PARTS = {REP_PART: None, LEFT_REP_PART: GONE_LEFT, INACTIVE_REP_PART: GONE_INACTIVE}
 # A rep who has left stays in the menu while the register names them: an auditor looks for
@@ -421,7 +430,7 @@ REP_PARTS = {REP_PART: None, LEFT_REP_PART: GONE_LEFT, INACTIVE_REP_PART: GONE_I
 # not an active rep (the register only grows).
 _NAMED = or_(User.id.in_(select(Filing.to_rep_id).where(Filing.to_rep_id == User.id)),
              User.id.in_(select(Filing.from_rep_id).where(Filing.from_rep_id == User.id)))
-SURROUNDINGS = union_all(
+SURROUNDINGS = PreparedRead(union_all(
     select(literal_column(str(BRANCH_PART)).label("part"), Branch.id.label("id"),
            Branch.name.label("name"), Branch.name_zh.label("name_zh")),
     select(case((User.status == RepStatus.LEFT, LEFT_REP_PART),
@@ -433,7 +442,7 @@ SURROUNDINGS = union_all(
     .where(Filing.seq == select(func.max(Filing.seq)).scalar_subquery()),
     select(literal_column(str(REGISTER_PART)), null(), InstanceMarker.value, null())
     .where(InstanceMarker.name == REGISTER_MARKER),
-)
+))
 
 
 # Bound parameters per lookup statement: the whole register's export names many thousands of
