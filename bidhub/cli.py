@@ -120,6 +120,13 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
         running.shutdown()
 
 
+# The option of `create-user` that gives what a refusal of `users.create_user` is about (its
+# InvalidRequest.field), named in front of the reason.
+CREATE_USER_OPTIONS = {"username": "--username", "display_name": "--name",
+                       "password": "--password", "role": "--role", "branch_id": "--branch",
+                       "hired_on": "--hired-on"}
+
+
 @click.command("create-user")
 @click.option("--username", required=True)
 @click.option("--name", "display_name", required=True)
@@ -152,9 +159,11 @@ def create_user_command(username, display_name, role, branch_code, hired_on, pas
     try:
         user = create_user(session, None, username=username, display_name=display_name,
                            password=password, role=role, branch_id=branch_id,
-                           hired_on=hired_on.date() if hired_on else today, now=now)
+                           hired_on=hired_on.date() if hired_on else today, now=now,
+                           zone=current_app.config["TIMEZONE"])
     except InvalidRequest as error:
-        raise click.ClickException(str(error)) from error
+        option = CREATE_USER_OPTIONS.get(error.field)
+        raise click.ClickException(f"{option}: {error}" if option else str(error)) from error
     click.echo(f"Created {user.role} '{user.username}'.")
 
 

@@ -3,13 +3,14 @@ wrong and a non-zero exit, never a traceback, and nothing written."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from bidhub.cli import create_app_or_exit
-from bidhub.models import ImportRun, RuleSetVersion
+from bidhub.models import ImportRun, RuleSetVersion, User
 
 EXAMPLE_RULES = Path(__file__).resolve().parents[1] / "rules" / "examples" / "newcomer_friendly.toml"
 
@@ -107,3 +108,28 @@ def test_verify_ledger_names_a_checkpoint_file_it_cannot_read(app_config, tmp_pa
     assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"the checkpoint file {tmp_path} cannot be read" in result.output
+
+
+@pytest.mark.parametrize("hired_on", ["9999-12-31", "2026-03-03", "1949-12-31", "0001-01-01"])
+def test_create_user_refuses_a_hire_date_after_today_or_before_1950_in_one_line(
+        app, session, make_branch, hired_on):
+    """The rule the users page applies (users.check_hire_date), named by the option; nothing
+    is written. Today is 2026-03-02 in the department's time zone."""
+    make_branch("SH", "Shanghai")
+    result = app.test_cli_runner().invoke(args=[
+        "create-user", "--username", "rep9", "--name", "Rep Nine", "--role", "rep",
+        "--branch", "SH", "--hired-on", hired_on, "--password", "a-long-password"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert result.output == ("Error: --hired-on: Enter a hire date between 1950-01-01 and "
+                             "today, 2026-03-02.\n")
+    assert session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_create_user_takes_a_hire_date_of_today(app, session, make_branch):
+    make_branch("SH", "Shanghai")
+    result = app.test_cli_runner().invoke(args=[
+        "create-user", "--username", "rep9", "--name", "Rep Nine", "--role", "rep",
+        "--branch", "SH", "--hired-on", "2026-03-02", "--password", "a-long-password"])
+    assert result.exit_code == 0, result.output
+    assert session.scalars(select(User.hired_on)).one() == date(2026, 3, 2)

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -19,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.collation import branch_order
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
@@ -128,15 +130,35 @@ def check_role(role: str, branch_id: int | None, executive_title: str | None) ->
     return executive_title
 
 
+# The earliest hire date taken. Nobody hired before it still sells for the department: an
+# earlier day is a typing slip or a placeholder (1900-01-01), counted as decades of tenure.
+EARLIEST_HIRE_DATE = date(1950, 1, 1)
+
+
+def check_hire_date(hired_on: date | None, now: datetime, zone: str = Defaults.TIMEZONE) -> None:
+    """InvalidRequest on the hire date unless it is from EARLIEST_HIRE_DATE to today, the day
+    `now` falls on in the department's time zone `zone`: a day not yet come is no hire (tenure
+    counted from it would be negative, 9999-12-31 a placeholder). No date is no problem. The
+    users page and `bidhub create-user` judge by this rule, and `build_user` applies it."""
+    if hired_on is None:
+        return
+    today = now.astimezone(ZoneInfo(zone)).date()
+    if not EARLIEST_HIRE_DATE <= hired_on <= today:
+        raise InvalidRequest(N_("Enter a hire date between %(earliest)s and today, %(today)s.",
+                                earliest=EARLIEST_HIRE_DATE, today=today), field="hired_on")
+
+
 def build_user(
     username: str, display_name: str, password: str, role: str, branch_id: int | None,
     now: datetime, hired_on: date | None = None, status: str = RepStatus.ACTIVE,
-    executive_title: str | None = None,
+    executive_title: str | None = None, zone: str = Defaults.TIMEZONE,
 ) -> User:
-    """A new User row, checked but not added; for use cases and bulk loads alike."""
+    """A new User row, checked but not added; for use cases and bulk loads alike. `zone`: the
+    department's time zone, whose today is the latest hire date (check_hire_date)."""
     check_password_rules(password)
     display_name = checked_display_name(display_name)
     executive_title = check_role(role, branch_id, executive_title)
+    check_hire_date(hired_on, now, zone)
     return User(username=checked_username(username), display_name=display_name,
                 password_hash=hash_password(password), role=role, branch_id=branch_id,
                 executive_title=executive_title,
@@ -158,11 +180,11 @@ def checked_display_name(display_name: str) -> str:
 def create_user(
     session: Session, actor: User | None, *, username: str, display_name: str, password: str,
     role: str, branch_id: int | None, now: datetime, hired_on: date | None = None,
-    executive_title: str | None = None,
+    executive_title: str | None = None, zone: str = Defaults.TIMEZONE,
 ) -> User:
     # Built (and its password hashed) before the write transaction, which then stays short.
     user = build_user(username, display_name, password, role, branch_id, now, hired_on,
-                      executive_title=executive_title)
+                      executive_title=executive_title, zone=zone)
     with unit_of_work(session):
         if user.branch_id is not None:
             require_open_branch(session, user.branch_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, url_for
+from flask import Blueprint, abort, current_app, flash, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -77,7 +77,7 @@ def new_user():
                 display_name=form.display_name.data, password=form.password.data,
                 role=form.role.data, branch_id=form.branch_id.data or None,
                 hired_on=form.hired_on.data, executive_title=form.executive_title.data or None,
-                now=now())
+                now=now(), zone=current_app.config["TIMEZONE"])
         except InvalidRequest as error:
             form.add_error(error)
             return render_form_errors("admin/user_form.html", form=form)

@@ -43,9 +43,10 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from bidhub.clock import now
 from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.typed_text import visible_text
-from bidhub.services import limits
+from bidhub.services import limits, users
 from bidhub.services.branches import branch_label
 from bidhub.web.i18n import format_yuan_exact, translate
 from bidhub.web.labels import (
@@ -171,7 +172,8 @@ def hostile_input_message(field) -> str | None:
             low, high = number_range(field, -MAX_DECIMAL, MAX_DECIMAL)
             return _("Enter a number between %(low)s and %(high)s.", low=shown_bound(low),
                      high=shown_bound(high))
-    if isinstance(field, DateTimeField) and data is not None and not is_sensible_year(data.year):
+    if (isinstance(field, DateTimeField) and not isinstance(field, HireDateField)
+            and data is not None and not is_sensible_year(data.year)):
         return _("Enter a date between the years %(first)d and %(last)d.",
                  first=MIN_YEAR, last=MAX_YEAR)
     return None
@@ -549,6 +551,22 @@ class ConfirmTransferForm(TransferForm):
     owner = HiddenField(validators=[Required()])
 
 
+class HireDateField(DateField):
+    """The day a person was hired, judged by the users service's rule (users.check_hire_date:
+    from 1950 to the department's today), as `bidhub create-user` judges it, instead of by the
+    years other dates take (MIN_YEAR to MAX_YEAR, which would refuse a rep hired in 1998 and
+    take one hired next year). The day is only compared, never moved between time zones, so a
+    far-off year is as safe to judge as any."""
+
+    def post_validate(self, form, validation_stopped: bool) -> None:
+        if validation_stopped or self.errors or self.data is None:
+            return
+        try:
+            users.check_hire_date(self.data, now(), current_app.config["TIMEZONE"])
+        except InvalidRequest as error:
+            raise ValidationError(translate(error)) from None
+
+
 class UserForm(Form):
     username = StringField(_l("Username"),
                            description=_l("Letters, digits and . _ - @, without spaces."),
@@ -562,7 +580,7 @@ class UserForm(Form):
                     TextLength(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)])
     role = SelectField(_l("Role"), choices=options(ROLE_LABELS))
     branch_id = SelectField(_l("Branch"), coerce=choice_id, validators=[Optional()])
-    hired_on = DateField(_l("Hire date"), validators=[Optional()])
+    hired_on = HireDateField(_l("Hire date"), validators=[Optional()])
 
 
 class EditUserForm(Form):
