@@ -11,7 +11,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from bidhub.db import engine_of, get_session, schema_problem, unit_of_work, upgrade_database
+from bidhub.db import (
+    create_database,
+    engine_of,
+    get_session,
+    schema_problem,
+    unit_of_work,
+    upgrade_database,
+)
 
 # A round's number as the database can hold it (a 32-bit key): a larger one is a typing
 # mistake, refused as a usage error before it reaches a query that would overflow.
@@ -86,8 +93,10 @@ def demo_command(host: str, port: int, no_serve: bool) -> None:
 
     app = current_app._get_current_object()
     try:
-        # Checked before migrating, so a refused database is left exactly as it was.
+        # Checked before migrating, so a refused database is left exactly as it was. A SQLite
+        # file that does not exist is made here (as `init` makes it): the demo builds into it.
         refuse_unless_init_can_set_right(app)
+        create_database(engine_of(app))
         state = check_demo_database(engine_of(app))
         init_database(app)
         session = get_session()

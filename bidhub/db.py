@@ -7,6 +7,7 @@ import functools
 import os
 import re
 import select
+import sqlite3
 import threading
 import time
 import weakref
@@ -16,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event, make_url
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.orm.util import identity_key
@@ -38,25 +39,60 @@ def database_url(app: Flask) -> str:
     return "sqlite:///" + str(Path(app.instance_path) / "bidhub.sqlite3")
 
 
-def create_private_sqlite_file(url: str) -> None:
-    """Create a SQLite database file that does not exist yet with mode 0600.
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL names, as an absolute path (as the driver opens it); None for an
+    in-memory database, a file: URI (whose options SQLite reads itself) or another database."""
+    url = make_url(url)
+    database = url.database
+    if (url.get_backend_name() != "sqlite" or not database or database == ":memory:"
+            or database.startswith("file:")):
+        return None
+    return Path(os.path.abspath(database))
+
+
+def create_private_sqlite_file(url: str | URL) -> None:
+    """Create a SQLite database file that does not exist yet with mode 0600, and its folder.
 
     SQLite would create it under the umask (usually 0644, readable by every local user); it
     gives its -wal and -shm files the database file's mode, so they follow.
     """
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    path = sqlite_file(url)
+    if path is None:
         return
-    path = Path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
+def create_database(engine: Engine) -> None:
+    """Create the SQLite file behind `engine` (and its folder) when there is none, private to
+    this user; a server's database is the server's to create. Only what sets a database up
+    calls it (`upgrade_database`, so `bidhub init`, and `bidhub demo`): any other command on a
+    missing file says so (`schema_problem`) instead of leaving an empty database, and folders
+    to hold it, wherever a mistyped BIDHUB_DATABASE_URL pointed."""
+    if engine.dialect.name == "sqlite":
+        create_private_sqlite_file(engine.url)
+
+
+def missing_database_file(engine: Engine) -> Path | None:
+    """The SQLite file `engine` opens, if it does not exist; None when it does, or when the
+    database is none of a file's."""
+    path = sqlite_file(engine.url)
+    return path if path is not None and not path.exists() else None
+
+
 POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """The engine for `url`, its sessions set up for bidhub (SQLite's pragmas and write
+    transactions, PostgreSQL's round trips).
+
+    A SQLite file that does not exist is created first (`create_private_sqlite_file`), unless
+    `create` is False (the app's engine: `engine_of_setting`); then `create_database` makes it.
+    Either way the engine never lets SQLite make one itself: a connection to a missing file
+    is refused, with a sqlite3.OperationalError naming it.
+    """
     if url.startswith("postgresql"):
         # A database host that does not answer fails the request (and /healthz) in seconds
         # instead of holding a worker until gunicorn kills it.
@@ -70,11 +106,19 @@ def make_engine(url: str) -> Engine:
         return engine
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
-    create_private_sqlite_file(url)
+    if create:
+        create_private_sqlite_file(url)
     engine = create_engine(url, connect_args={"timeout": 15})
     lock_path = writer_lock_path(url)
     if lock_path is not None and fcntl is not None:
         WRITER_LOCKS[engine] = lock_path
+    database_file = sqlite_file(url)
+
+    @event.listens_for(engine, "do_connect")
+    def refuse_missing_file(_dialect: Any, _record: Any, _args: Any, _params: Any) -> None:
+        # SQLite would make an empty database under the umask, in a folder that must exist.
+        if database_file is not None and not database_file.exists():
+            raise sqlite3.OperationalError(f"the database file {database_file} does not exist")
 
     @event.listens_for(engine, "connect")
     def set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -519,12 +563,14 @@ def close_session(_exception: BaseException | None = None) -> None:
 
 
 def upgrade_database(engine: Engine) -> None:
-    """Bring the schema to the newest migration (creating it on an empty database)."""
+    """Bring the schema to the newest migration (creating it on an empty database, and a
+    SQLite file that does not exist: `create_database`)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    create_database(engine)
     # A write from its first statement: one transaction block (BEGIN IMMEDIATE on SQLite).
     with engine.connect().execution_options(**{IMMEDIATE: True}) as connection:
         is_sqlite = engine.dialect.name == "sqlite"
@@ -572,8 +618,9 @@ def _is_known_migration(revision: str) -> bool:
 
 class SchemaProblem(NamedTuple):
     """Why this code cannot work on a database, as a sentence that says what to do about it;
-    `reachable` is False when the database did not answer at all, `init_fixes` is True when
-    `bidhub init` sets it right (it is not set up, or at an older migration)."""
+    `reachable` is False when the database did not answer at all (a server that may yet come
+    up; a SQLite file that does not exist is an answer), `init_fixes` is True when `bidhub
+    init` sets it right (it does not exist, is not set up, or is at an older migration)."""
 
     message: str
     reachable: bool
@@ -591,6 +638,12 @@ def schema_problem(engine: Engine) -> SchemaProblem | None:
     from sqlalchemy.exc import SQLAlchemyError
 
     where = engine.url.render_as_string(hide_password=True)
+    missing = missing_database_file(engine)
+    if missing is not None:
+        return SchemaProblem(f"The database file {missing} does not exist: check "
+                             "BIDHUB_DATABASE_URL, or run `bidhub init` to create a new database "
+                             "there (or `bidhub demo` for the demo world).",
+                             reachable=True, init_fixes=True)
     try:
         with engine.connect() as connection:
             if not inspect(connection).has_table("alembic_version"):
@@ -641,7 +694,9 @@ def engine_of_setting(url: str) -> Engine:
         raise ConfigError(f"BIDHUB_DATABASE_URL names a {dialect} database; bidhub works on "
                           "SQLite and PostgreSQL (postgresql+psycopg://...).")
     try:
-        return make_engine(url)
+        # A SQLite file is created by the commands that set a database up (`create_database`),
+        # not by every command, page or process that starts on the setting.
+        return make_engine(url, create=False)
     except (ArgumentError, ImportError) as error:  # an unknown or missing driver
         raise ConfigError(f"BIDHUB_DATABASE_URL cannot be used: {error}. Write it as "
                           "sqlite:////path/to/bidhub.sqlite3 or "

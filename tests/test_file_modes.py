@@ -46,6 +46,10 @@ def test_a_new_sqlite_database_and_its_wal_files_are_0600(tmp_path, open_umask):
     path = tmp_path / "data" / "bidhub.sqlite3"
     app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SECRET_KEY": "test",
                       "TESTING": True})
+    # `bidhub init` makes the file (and its folder); starting the app makes nothing.
+    assert not path.parent.exists()
+    result = app.test_cli_runner().invoke(args=["init"])
+    assert result.exit_code == 0, result.output
     engine = engine_of(app)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (x INTEGER)"))

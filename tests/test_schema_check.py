@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import stat
 import subprocess
 from pathlib import Path
 
@@ -54,11 +55,19 @@ def table_names(database_url: str) -> list[str]:
         engine.dispose()
 
 
+def empty_sqlite_url(tmp_path) -> str:
+    """A new, empty SQLite file (as `sqlite3` or another program leaves one): it exists, and
+    nobody set it up for bidhub."""
+    path = tmp_path / "empty.sqlite3"
+    path.touch()
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture
 def empty_database_url(request, backend, tmp_path) -> str:
     """A database nobody set up for bidhub: a new SQLite file, or a new PostgreSQL database."""
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return empty_sqlite_url(tmp_path)
     databases = request.getfixturevalue("postgres_databases")
     name = f"{databases.prefix}_empty_{next(databases.counter)}"
     databases.execute(f'CREATE DATABASE "{name}"')
@@ -92,6 +101,57 @@ def test_a_command_on_a_database_nobody_set_up_says_to_run_init_and_writes_nothi
     assert "is not set up for bidhub yet: run `bidhub init`" in result.output
     assert isinstance(result.exception, SystemExit)  # click's own ending, not an error
     assert table_names(empty_database_url) == []
+
+
+def missing_message(path: Path) -> str:
+    return (f"The database file {path} does not exist: check BIDHUB_DATABASE_URL, or run "
+            "`bidhub init` to create a new database there (or `bidhub demo` for the demo world).")
+
+
+@pytest.mark.parametrize("arguments", [*DATABASE_COMMANDS, ["rescore", "--verify", "1"]],
+                         ids=lambda args: " ".join(args[:2]))
+def test_a_command_on_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing(
+        tmp_path, arguments):
+    """A mistyped BIDHUB_DATABASE_URL is not a new database: no folder, no empty file."""
+    missing = tmp_path / "missing" / "folder" / "bidhub.sqlite3"
+    app = app_on(f"sqlite:///{missing}", tmp_path)
+    result = app.test_cli_runner().invoke(args=arguments)
+    engine_of(app).dispose()
+    assert result.exit_code == 1, result.output
+    assert result.output == f"Error: {missing_message(missing)}\n"
+    assert isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("command", [["verify-ledger"], ["serve"], ["scheduler"]],
+                         ids=lambda command: command[0])
+def test_a_process_on_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing(
+        tmp_path, command):
+    missing = tmp_path / "missing" / "folder" / "bidhub.sqlite3"
+    env = process_environment(f"sqlite:///{missing}", tmp_path,
+                              BIDHUB_BIND=f"127.0.0.1:{closed_port()}", BIDHUB_WORKERS="1")
+    done = subprocess.run([*bidhub_command(), *command], env=env, capture_output=True,  # noqa: S603
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert missing_message(missing) in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("arguments", [["init"], ["demo", "--no-serve"]])
+def test_init_and_the_demo_create_a_sqlite_file_that_does_not_exist_with_its_folder(
+        tmp_path, arguments, monkeypatch):
+    import bidhub.demo
+
+    # The demo's world is not what is checked here: an empty one is built in its place.
+    monkeypatch.setattr(bidhub.demo, "build_demo", lambda session, now: None)
+    missing = tmp_path / "new" / "folder" / "bidhub.sqlite3"
+    app = app_on(f"sqlite:///{missing}", tmp_path)
+    result = app.test_cli_runner().invoke(args=arguments)
+    assert result.exit_code == 0, result.output
+    assert schema_problem(engine_of(app)) is None
+    engine_of(app).dispose()
+    assert stat.S_IMODE(missing.stat().st_mode) == 0o600
 
 
 def test_create_user_asks_for_no_password_on_a_database_nobody_set_up(empty_database_url,
@@ -170,7 +230,7 @@ def test_a_database_server_that_does_not_answer_is_named_without_its_password(tm
                          ids=lambda command: command[0])
 def test_serve_the_scheduler_and_the_development_server_do_not_start_on_a_database_nobody_set_up(
         tmp_path, command):
-    database_url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    database_url = empty_sqlite_url(tmp_path)
     port = closed_port()
     env = process_environment(database_url, tmp_path, BIDHUB_BIND=f"127.0.0.1:{port}",
                               BIDHUB_WORKERS="1")
@@ -192,7 +252,7 @@ def test_the_scheduler_a_process_runs_inside_waits_for_a_database_set_up_for_bid
         tmp_path, command):
     """BIDHUB_SCHEDULER_ENABLED (the scheduler inside `bidhub run`) on a database nobody set
     up: the command says to run init, and no scheduler starts to log missing tables first."""
-    database_url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    database_url = empty_sqlite_url(tmp_path)
     port = closed_port()
     env = process_environment(database_url, tmp_path, BIDHUB_SCHEDULER_ENABLED="1")
     done = subprocess.run([*bidhub_command(), *(part.format(port=port) for part in command)],  # noqa: S603
