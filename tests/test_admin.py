@@ -245,3 +245,231 @@ def test_a_rep_who_holds_accounts_keeps_the_rep_role_until_they_are_handed_on(
     assert client.post(f"/admin/users/{rep.id}", data=data).status_code == 303
     reload(session)
     assert session.get(User, rep.id).role == Role.KA_MANAGER
+
+
+# --- the hire date on the edit page ------------------------------------------------------------
+
+def hire_field_of(page: str) -> tuple[str | None, str | None]:
+    """The hire date field's value and its error on an edit page (None: none shown)."""
+    found = re.search(r'<div class="field( has-error)?">(?:(?!</div>).)*name="hired_on"'
+                      r'(?:(?!</div>).)*</div>', page, re.DOTALL)
+    if found is None:
+        return None, None
+    value = re.search(r'name="hired_on"[^>]*value="([^"]*)"|value="([^"]*)"[^>]*name="hired_on"',
+                      found.group(0))
+    error = re.search(r'<p class="error">([^<]*)</p>', found.group(0))
+    return (value and (value.group(1) or value.group(2)) or "",
+            error.group(1) if error else None)
+
+
+def edit_data(rep: User, page: str, **changes) -> dict:
+    """What the edit form posts for `rep` as `page` drew it, with `changes`."""
+    return {"display_name": rep.display_name, "role": "rep", "branch_id": str(rep.branch_id),
+            "status": "active", "is_active": "y", "expected": expected_of(page),
+            "hired_on": hire_field_of(page)[0], **changes}
+
+
+def user_updates(session) -> list[AuditEvent]:
+    return session.scalars(select(AuditEvent).where(AuditEvent.action == "user.updated")
+                           .order_by(AuditEvent.id)).all()
+
+
+def test_an_admin_corrects_a_reps_hire_date_and_the_audit_records_it(
+        app, session, make_admin, make_rep, login_as):
+    """A mistyped hire date is corrected on the rep's edit page, not only by a reps import;
+    the audit trail keeps the day before and after, as it keeps the other details."""
+    from tests.conftest import reload
+
+    admin, rep = make_admin(), make_rep(hired_on=date(2023, 5, 1))
+    client = login_as(admin)
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    assert hire_field_of(page) == ("2023-05-01", None)
+    response = client.post(f"/admin/users/{rep.id}",
+                           data=edit_data(rep, page, hired_on="2021-09-01"))
+    assert response.status_code == 303
+    reload(session)
+    assert session.get(User, rep.id).hired_on == date(2021, 9, 1)
+    (event,) = user_updates(session)
+    assert event.actor_id == admin.id and event.target == f"user:{rep.id}"
+    assert event.before["hired_on"] == "2023-05-01" and event.after["hired_on"] == "2021-09-01"
+    assert {key: value for key, value in event.before.items() if key != "hired_on"} == {
+        key: value for key, value in event.after.items() if key != "hired_on"}
+
+    # Emptied on purpose: no hire date is known, as a reps import can say too.
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    assert hire_field_of(page) == ("2021-09-01", None)
+    assert client.post(f"/admin/users/{rep.id}",
+                       data=edit_data(rep, page, hired_on="")).status_code == 303
+    reload(session)
+    assert session.get(User, rep.id).hired_on is None
+    assert user_updates(session)[-1].after["hired_on"] is None
+
+
+def test_a_form_without_the_hire_date_keeps_it(app, session, make_admin, make_manager,
+                                               make_rep, login_as):
+    """The page shows the hire date for a rep and for anyone who has one; a user without one
+    who is no rep (an admin, a manager) has no such field, and saving their form, or any post
+    that leaves the field out, keeps the hire date as it is."""
+    from tests.conftest import reload
+
+    admin, manager, rep = make_admin(), make_manager(), make_rep(hired_on=date(2024, 2, 1))
+    manager.hired_on = None
+    session.commit()
+    client = login_as(admin)
+    page = client.get(f"/admin/users/{manager.id}").get_data(as_text=True)
+    assert hire_field_of(page) == (None, None) and 'name="hired_on"' not in page
+    assert hire_field_of(client.get(f"/admin/users/{admin.id}").get_data(as_text=True))[0]
+    data = edit_data(manager, page, role="ka_manager", branch_id="0")
+    del data["hired_on"]
+    assert client.post(f"/admin/users/{manager.id}", data=data).status_code == 303
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    data = edit_data(rep, page, display_name="Renamed Rep")
+    del data["hired_on"]
+    assert client.post(f"/admin/users/{rep.id}", data=data).status_code == 303
+    reload(session)
+    assert session.get(User, manager.id).hired_on is None
+    assert session.get(User, rep.id).hired_on == date(2024, 2, 1)
+    assert session.get(User, rep.id).display_name == "Renamed Rep"
+
+
+@pytest.mark.parametrize("hired_on", ["2026-03-03", "9999-12-31", "1949-12-31", "0001-01-01"])
+def test_a_hire_date_edited_after_today_or_before_1950_is_refused_on_the_field(
+        app, session, make_admin, make_rep, login_as, hired_on):
+    """The rule of the new-user form and `bidhub create-user` (users.check_hire_date): today
+    is 2026-03-02 in the department's time zone. Refused on the field, in the page's language;
+    the rep, the audit trail and the rep's stored track record are as they were."""
+    from bidhub.models import TrackRecordSnapshot
+    from tests.conftest import reload
+
+    rep = make_rep(hired_on=date(2023, 5, 1))
+    client = login_as(make_admin())
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    for language, message in (
+            ("en", "Enter a hire date between 1950-01-01 and today, 2026-03-02."),
+            ("zh-CN", "请输入 1950年1月1日 到今天（2026年3月2日）之间的入职日期。")):
+        response = client.post(f"/admin/users/{rep.id}", headers={"Accept-Language": language},
+                               data=edit_data(rep, page, hired_on=hired_on, status="on_leave"))
+        assert response.status_code == 422
+        assert hire_field_of(response.get_data(as_text=True)) == (hired_on, message)
+    reload(session)
+    kept = session.get(User, rep.id)
+    assert kept.hired_on == date(2023, 5, 1) and kept.status == "active"
+    assert not user_updates(session)
+    assert session.get(TrackRecordSnapshot, rep.id) is None
+
+
+def test_the_users_service_refuses_the_hire_date_whatever_the_form_says(
+        app, session, clock, make_admin, make_rep):
+    """`update_user` holds the rule, for any caller, and in the department's time zone: at
+    01:00 in Beijing on 2026-03-02 (still 2026-03-01 in UTC) today's day is taken, the next
+    one is not. A date it is not asked to change is kept, whatever it is."""
+    from datetime import UTC, datetime
+
+    from bidhub.domain.errors import InvalidRequest
+    from bidhub.services import users
+    from tests.conftest import reload
+
+    clock.set(datetime(2026, 3, 1, 17, 0, tzinfo=UTC))
+    admin, rep = make_admin(), make_rep(hired_on=date(2023, 5, 1))
+
+    def edit(**changes):
+        details = {"display_name": rep.display_name, "role": rep.role,
+                   "branch_id": rep.branch_id, "status": rep.status, "is_active": True}
+        return users.update_user(session, admin, rep.id, now=clock(), zone="Asia/Shanghai",
+                                 **details | changes)
+
+    with pytest.raises(InvalidRequest, match="between 1950-01-01 and today") as refused:
+        edit(hired_on=date(2026, 3, 3))
+    assert refused.value.field == "hired_on"
+    reload(session)
+    assert session.get(User, rep.id).hired_on == date(2023, 5, 1)
+    edit(hired_on=date(2026, 3, 2))
+    reload(session)
+    assert session.get(User, rep.id).hired_on == date(2026, 3, 2)
+    edit(display_name="Not asked about the hire date")
+    reload(session)
+    assert session.get(User, rep.id).hired_on == date(2026, 3, 2)
+
+
+def test_a_stored_hire_date_the_rule_refuses_is_no_bar_to_other_changes(
+        app, session, make_admin, make_rep, login_as):
+    """A reps import wrote a hire date next year; marking the rep as left still goes through
+    with the date left as it is, and correcting the date then takes only a date in range."""
+    from tests.conftest import reload
+
+    rep = make_rep(hired_on=date(2027, 1, 1))
+    client = login_as(make_admin())
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    assert hire_field_of(page) == ("2027-01-01", None)
+    assert client.post(f"/admin/users/{rep.id}",
+                       data=edit_data(rep, page, status="on_leave")).status_code == 303
+    reload(session)
+    assert session.get(User, rep.id).status == "on_leave"
+    assert session.get(User, rep.id).hired_on == date(2027, 1, 1)
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    assert client.post(f"/admin/users/{rep.id}", data=edit_data(
+        rep, page, status="on_leave", hired_on="2027-02-01")).status_code == 422
+    assert client.post(f"/admin/users/{rep.id}", data=edit_data(
+        rep, page, status="on_leave", hired_on="2025-01-01")).status_code == 303
+    reload(session)
+    assert session.get(User, rep.id).hired_on == date(2025, 1, 1)
+
+
+def test_a_form_opened_before_another_admin_changed_the_hire_date_cannot_undo_it(
+        app, session, make_admin, make_rep, login_as):
+    """The edit form's fingerprint covers the hire date: a save from a form drawn before
+    another admin corrected it would put the old day back. Refused with 409, nothing written,
+    and the form drawn again shows the day as it is now."""
+    from tests.conftest import reload
+
+    rep = make_rep(hired_on=date(2023, 5, 1))
+    first, second = login_as(make_admin()), login_as(make_admin())
+    stale = second.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    opened = first.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    assert first.post(f"/admin/users/{rep.id}",
+                      data=edit_data(rep, opened, hired_on="2021-09-01")).status_code == 303
+
+    response = second.post(f"/admin/users/{rep.id}", headers={"Accept-Language": "zh-CN"},
+                           data=edit_data(rep, stale, display_name="Renamed Rep"))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "打开此表单后" in page and "本次未保存任何内容" in page
+    assert hire_field_of(page) == ("2021-09-01", None)
+    assert expected_of(page) != expected_of(stale)
+    reload(session)
+    kept = session.get(User, rep.id)
+    assert kept.hired_on == date(2021, 9, 1) and kept.display_name == rep.display_name
+    assert len(user_updates(session)) == 1
+
+    assert second.post(f"/admin/users/{rep.id}", data=edit_data(
+        rep, page, display_name="Renamed Rep")).status_code == 303
+    reload(session)
+    kept = session.get(User, rep.id)
+    assert kept.hired_on == date(2021, 9, 1) and kept.display_name == "Renamed Rep"
+
+
+@pytest.mark.parametrize("hired_on", ["2026-02-30", "abc", "9" * 10_000, "2026-13-01",
+                                      "２０２６-02-30", "\x00", "2026-03-01T00:00",
+                                      "<script>alert(1)</script>"])
+def test_garbage_in_the_edited_hire_date_is_a_field_error(
+        app, session, make_admin, make_rep, login_as, hired_on):
+    """Never a 500: the page again with the field's message, in the page's language, and
+    nothing saved (not even the status change the same form asked for)."""
+    from tests.conftest import reload
+
+    rep = make_rep(hired_on=date(2023, 5, 1))
+    client = login_as(make_admin())
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    for language, message in (
+            ("en", "Enter the date as year-month-day, for example 2026-12-31."),
+            ("zh-CN", "请按 年-月-日 填写日期，例如 2026-12-31。")):
+        response = client.post(f"/admin/users/{rep.id}", headers={"Accept-Language": language},
+                               data=edit_data(rep, page, hired_on=hired_on, status="on_leave"))
+        assert response.status_code == 422, response.status_code
+        error = hire_field_of(response.get_data(as_text=True))[1]
+        # A control character gets the message every field gives it.
+        assert error == message if "\x00" not in hired_on else error
+    reload(session)
+    kept = session.get(User, rep.id)
+    assert kept.hired_on == date(2023, 5, 1) and kept.status == "active"
+    assert not user_updates(session)

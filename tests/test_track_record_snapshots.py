@@ -438,3 +438,50 @@ def test_the_refresh_command_rebuilds_missing_snapshots(app, session, world):
     assert "2" in result.output
     reload(session)
     assert all(session.get(TrackRecordSnapshot, rep.id).history for rep in reps)
+
+
+def test_a_hire_date_corrected_by_an_admin_is_the_tenure_a_new_bid_freezes(
+        app, session, world, clock, make_round, make_bid, make_opportunities):
+    """The users page corrects a rep's hire date: the rep's stored snapshot is dropped as a
+    reps import that changes a hire date drops it (the same function), the stored track
+    record still equals a fresh computation, and a bid placed after the edit freezes the
+    tenure counted from the new day, while the bid placed before keeps the one it froze."""
+    from zoneinfo import ZoneInfo
+
+    from bidhub.domain.metrics import months_since_day
+    from bidhub.services.users import update_user
+
+    zone = ZoneInfo(app.config["TIMEZONE"])
+    reps, accounts, admin = world()
+    rep = reps[0]
+    make_opportunities(rep, accounts[0], won=3, lost=2)
+    market = make_round(accounts=[accounts[1], accounts[3]])
+    before = make_bid(rep, market.listings[0])
+    old_tenure = months_since_day(date(2023, 5, 1), clock(), zone)
+    assert before.track_record["tenure_months"] == pytest.approx(old_tenure)
+
+    warm(session, reps, clock)
+    # A reps import that changes the other rep's hire date drops that rep's snapshot ...
+    run_import(session, admin, clock, "reps", csv_text(
+        "员工编号,用户名,姓名,分公司,入职日期,状态",
+        [f"E-HIRE-{reps[1].id},{reps[1].username},{reps[1].display_name},BJ,2024-06-01,在职"]))
+    assert dropped(session, reps) == {reps[1].id}
+    # ... and the edit drops this rep's, in the same way.
+    reload(session)
+    update_user(session, session.get(User, admin.id), rep.id, display_name=rep.display_name,
+                role=rep.role, branch_id=rep.branch_id, status=rep.status, is_active=True,
+                hired_on=date(2019, 9, 1), now=clock(), zone=app.config["TIMEZONE"])
+    assert dropped(session, reps) == {reps[0].id, reps[1].id}
+    assert_snapshots_equal_fresh(session, reps, accounts, clock)
+
+    clock.advance(minutes=5)
+    after = make_bid(rep, market.listings[1])
+    reload(session)
+    after = session.get(Bid, after.id)
+    new_tenure = months_since_day(date(2019, 9, 1), clock(), zone)
+    assert new_tenure > old_tenure + 40
+    assert after.track_record["tenure_months"] == pytest.approx(new_tenure)
+    assert after.track_record == fresh_track_record(session, session.get(User, rep.id),
+                                                    after.listing.account, clock())
+    assert session.get(Bid, before.id).track_record["tenure_months"] == pytest.approx(old_tenure)
+    assert_snapshots_equal_fresh(session, reps, accounts, clock)

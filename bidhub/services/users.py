@@ -57,6 +57,7 @@ from bidhub.services.limits import (
 )
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import accounts_held
+from bidhub.services.track_records import forget_track_record_snapshots
 
 PASSWORD_METHOD = "scrypt"  # noqa: S105 - a hashing method, not a password
 
@@ -103,7 +104,8 @@ def new_session_token() -> str:
 def user_snapshot(user: User) -> dict:
     return {"username": user.username, "display_name": user.display_name, "role": user.role,
             "branch_id": user.branch_id, "is_active": user.is_active, "status": user.status,
-            "executive_title": user.executive_title}
+            "executive_title": user.executive_title,
+            "hired_on": user.hired_on.isoformat() if user.hired_on else None}
 
 
 def edit_fingerprint(user: User) -> str:
@@ -130,6 +132,10 @@ def check_role(role: str, branch_id: int | None, executive_title: str | None) ->
     return executive_title
 
 
+# `update_user`'s hire date when the caller gives none: the user keeps theirs.
+KEEP_HIRE_DATE: Any = object()
+
+
 # The earliest hire date taken. Nobody hired before it still sells for the department: an
 # earlier day is a typing slip or a placeholder (1900-01-01), counted as decades of tenure.
 EARLIEST_HIRE_DATE = date(1950, 1, 1)
@@ -139,7 +145,8 @@ def check_hire_date(hired_on: date | None, now: datetime, zone: str = Defaults.T
     """InvalidRequest on the hire date unless it is from EARLIEST_HIRE_DATE to today, the day
     `now` falls on in the department's time zone `zone`: a day not yet come is no hire (tenure
     counted from it would be negative, 9999-12-31 a placeholder). No date is no problem. The
-    users page and `bidhub create-user` judge by this rule, and `build_user` applies it."""
+    users page and `bidhub create-user` judge by this rule; `build_user` applies it, and
+    `update_user` to a hire date it changes."""
     if hired_on is None:
         return
     today = now.astimezone(ZoneInfo(zone)).date()
@@ -213,12 +220,22 @@ def update_user(
     session: Session, actor: User, user_id: int, *, display_name: str, role: str,
     branch_id: int | None, status: str, is_active: bool, now: datetime,
     executive_title: str | None = None, expected: str | None = None,
+    hired_on: date | None = KEEP_HIRE_DATE, zone: str = Defaults.TIMEZONE,
 ) -> UserUpdate:
-    """Change a user's name, role, branch, status and whether they may sign in.
+    """Change a user's name, role, branch, status, whether they may sign in, and hire date.
 
     `expected`: the `edit_fingerprint` the edit form was drawn with; if the user's details
     changed since, nothing is written (Conflict), so that a form opened before another admin
     marked the rep as left cannot set them back to active unseen.
+
+    `hired_on`: the new hire date (None: none known, tenure counts from the day the user was
+    added), left as it is when not given. A changed one is judged by `check_hire_date` in the
+    department's time zone `zone`; one kept as stored is not, so a date an import wrote is no
+    bar to marking its rep as left. A changed hire date changes the rep's tenure: their stored
+    track-record snapshot is dropped (`forget_track_record_snapshots`), as a reps import that
+    changes it drops it, and a bid placed after this freezes a track record whose tenure counts
+    from the new day; a bid placed before keeps the one it froze, while the tenure check at
+    scoring reads the hire date as it is then.
 
     Marking a rep as left, deactivating them or giving them another role sends their awards
     not yet in force back to decision at once (`departures`), in this transaction, as none of
@@ -241,6 +258,9 @@ def update_user(
                               "was saved. The form now shows them as they are: make your "
                               "change again.", name=user.display_name))
         executive_title = check_role(role, branch_id, executive_title)
+        new_hire_date = hired_on is not KEEP_HIRE_DATE and hired_on != user.hired_on
+        if new_hire_date:
+            check_hire_date(hired_on, now, zone)
         sponsored = sponsored_account_ids(session, user.id)
         if sponsored and (role != Role.EXECUTIVE or not is_active):
             raise InvalidRequest(N_("%(name)s sponsors %(count)d accounts; designate another "
@@ -271,6 +291,10 @@ def update_user(
             session.execute(update(Account).where(Account.id.in_(sponsored))
                             .values(executive_sponsor=executive_title))
         user.executive_title = executive_title
+        if new_hire_date:
+            user.hired_on = hired_on
+            if Role.REP in (before["role"], role):
+                forget_track_record_snapshots(session, [user.id])  # as a reps import does
         if not is_active or before["role"] != role:
             user.session_token = new_session_token()  # their open sessions end now
         record_audit(session, actor, "user.updated", f"user:{user.id}", now, before=before,

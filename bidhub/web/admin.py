@@ -108,7 +108,10 @@ def edit_user(user_id: int):
                 role=form.role.data, branch_id=form.branch_id.data or None,
                 status=form.status.data, is_active=form.is_active.data,
                 executive_title=form.executive_title.data or None,
-                expected=form.expected.data or None, now=now())
+                # Not sent (the page shows no hire date for this user): kept as it is.
+                hired_on=form.hired_on.data if form.hired_on.raw_data else users.KEEP_HIRE_DATE,
+                expected=form.expected.data or None, now=now(),
+                zone=current_app.config["TIMEZONE"])
         except Conflict as error:
             # Drawn again from the user as they are now, with what changed to see.
             session.expire_all()
@@ -152,11 +155,13 @@ def fresh_edit_form(session, user: User) -> UserEditForm:
 def user_edit_page(render_with, session, form: UserEditForm, user: User,
                    password_form: SetPasswordForm, **options):
     """The user's edit page, with the rep's awards not yet in force that leaving would send
-    back, how many accounts they hold (to be handed on before another role), and whether to
-    say what becomes of a rep's sealed bids."""
+    back, how many accounts they hold (to be handed on before another role), whether to
+    say what becomes of a rep's sealed bids, and the hire date of a rep or of anyone who has
+    one (or whose form was refused on it)."""
     is_rep = user.role == Role.REP
     return render_with("admin/user_edit.html", form=form, user=user,
                        password_form=password_form,
+                       shows_hire_date=bool(is_rep or user.hired_on or form.hired_on.errors),
                        pending_awards=pending_awards_of(session, user.id),
                        held_accounts=accounts_held_by(session, [user.id]).get(user.id, 0) if is_rep else 0,
                        is_rep=is_rep, **options)

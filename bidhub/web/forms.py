@@ -556,10 +556,13 @@ class HireDateField(DateField):
     from 1950 to the department's today), as `bidhub create-user` judges it, instead of by the
     years other dates take (MIN_YEAR to MAX_YEAR, which would refuse a rep hired in 1998 and
     take one hired next year). The day is only compared, never moved between time zones, so a
-    far-off year is as safe to judge as any."""
+    far-off year is as safe to judge as any. On the edit form the day the user already has
+    (`object_data`) is not judged, as `users.update_user` judges only a changed one: a date an
+    import wrote is no bar to saving the user's other details."""
 
     def post_validate(self, form, validation_stopped: bool) -> None:
-        if validation_stopped or self.errors or self.data is None:
+        if (validation_stopped or self.errors or self.data is None
+                or self.data == self.object_data):
             return
         try:
             users.check_hire_date(self.data, now(), current_app.config["TIMEZONE"])
@@ -591,6 +594,8 @@ class EditUserForm(Form):
     status = SelectField(_l("Status"),
                          choices=options(REP_STATUS_LABELS))
     is_active = BooleanField(_l("Can sign in"))
+    # Shown for reps and anyone with a hire date; a form without it keeps the stored one.
+    hired_on = HireDateField(_l("Hire date"), validators=[Optional()])
 
 
 class SetPasswordForm(Form):
