@@ -57,8 +57,15 @@ def _clip(value: float) -> float:
 def _minmax(population: Sequence[float], params: Mapping[str, float]) -> Scale:
     if not population or population[0] == population[-1]:
         return lambda value: NEUTRAL
-    low, span = population[0], population[-1] - population[0]
-    return lambda value: _clip((value - low) / span)
+    low, high = population[0], population[-1]
+    span = high - low
+    if math.isfinite(span):
+        return lambda value: _clip((value - low) / span)
+    # Values further apart than the largest float (1e308 and -1e308): the spread would be
+    # infinite and every result 0. Halved, no difference overflows, and halving values this
+    # large loses nothing that shows in 6 decimals. Ordinary values never come here.
+    half_low, half_span = low / 2, high / 2 - low / 2
+    return lambda value: _clip((value / 2 - half_low) / half_span)
 
 
 def _cap(population: Sequence[float], params: Mapping[str, float]) -> Scale:

@@ -7,10 +7,11 @@ import math
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bidhub.domain.facts import BidFacts
@@ -94,6 +95,48 @@ def test_minmax_clips_values_outside_the_population_and_is_neutral_without_sprea
     assert normalise("minmax", 0.4, [0.4, 0.4]) == NEUTRAL
     assert normalise("minmax", 0.4, [0.4]) == NEUTRAL
     assert normalise("minmax", 0.4, []) == NEUTRAL
+
+
+def documented_minmax(value: float, population) -> float:
+    """rules/README.md's formula as written, in plain floats: only where the spread fits."""
+    low, high = min(population), max(population)
+    if low == high:
+        return NEUTRAL
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=500)
+@given(st.lists(finite, min_size=1, max_size=8), finite)
+def test_minmax_gives_the_documented_formula_to_six_decimals(population, value):
+    assume(math.isfinite(max(population) - min(population)))
+    assume(math.isfinite(value - min(population)))
+    assert round(normalise("minmax", value, population), 6) == round(
+        documented_minmax(value, population), 6)
+
+
+@settings(max_examples=500)
+@given(st.lists(finite, min_size=2, max_size=8), finite)
+def test_minmax_follows_the_formula_when_the_spread_exceeds_the_float_range(population,
+                                                                             value):
+    low, high = Fraction(min(population)), Fraction(max(population))
+    assume(low != high)
+    exact = min(Fraction(1), max(Fraction(0), (Fraction(value) - low) / (high - low)))
+    assert abs(normalise("minmax", value, population) - exact) < 1e-12
+
+
+def test_minmax_of_values_more_than_the_float_range_apart():
+    population = [1e308, -1e308, 0.0]
+    assert normalise("minmax", 1e308, population) == 1.0
+    assert normalise("minmax", -1e308, population) == 0.0
+    assert normalise("minmax", 0.0, population) == 0.5
+    assert normalise("minmax", 5e307, population) == 0.75
+    assert normalise("minmax", -1.7e308, population) == 0.0  # an ineligible bid below all
+    scores = score_round(rules(), [bid(1, win_rate=1e308), bid(2, win_rate=-1e308),
+                                   bid(3, win_rate=0.0)])
+    assert [scores[n].total for n in (1, 2, 3)] == [1.0, 0.0, 0.5]
 
 
 def test_cap_divides_and_clips():
