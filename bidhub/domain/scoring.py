@@ -137,11 +137,17 @@ def check_eligibility(rules: RuleSet, bid: BidFacts) -> tuple[EligibilityCheck, 
 
 
 def metric_value(bid: BidFacts, metric: str) -> float | None:
-    """The bid's value for `metric`, or None when missing (None, absent, NaN or infinite)."""
+    """The bid's value for `metric` as a float, or None when it is no data: absent, or not a
+    finite number. Only ints and floats are numbers here: None, NaN, infinities, ints
+    beyond the float range, booleans (True is no win rate of 1) and strings ("0.7") are not.
+    """
     value = bid.metrics.get(metric)
-    if value is None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
     return value if math.isfinite(value) else None
 
 

@@ -318,6 +318,25 @@ def test_none_nan_infinite_and_absent_values_are_all_missing(missing):
     json.dumps(scores[9].to_dict(), allow_nan=False)
 
 
+@pytest.mark.parametrize("stored", [
+    True, False, "0.7", "abc", "nan", b"1", [0.7], {"value": 0.7},
+    pytest.param(10**400, id="int-beyond-float"), pytest.param(-(10**400), id="-int-beyond-float"),
+])
+def test_a_value_that_is_not_a_finite_number_is_no_data(stored):
+    facts = bid(9, win_rate=stored)
+    assert metric_value(facts, "win_rate") is None
+    scores = score_round(rules(), [bid(1, win_rate=0.0), bid(2, win_rate=1.0), facts])
+    assert scores[9].factors[0].is_imputed and scores[9].factors[0].raw is None
+    assert scores[9].factors[0].normalised == 0.5
+
+
+@pytest.mark.parametrize(("stored", "read"), [(3, 3.0), (0, 0.0), (0.25, 0.25), (-2, -2.0),
+                                              (10**20, 1e20)])
+def test_whole_and_decimal_numbers_are_data(stored, read):
+    value = metric_value(bid(9, win_rate=stored), "win_rate")
+    assert value == read and type(value) is float
+
+
 def test_nobody_having_data_is_neutral():
     scores = score_round(rules(), [bid(1, win_rate=None), bid(2, win_rate=None)])
     assert scores[1].total == scores[2].total == NEUTRAL
