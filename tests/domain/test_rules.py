@@ -529,6 +529,31 @@ def test_the_version_hash_ignores_comments_layout_and_order_but_not_values():
     assert canonical_hash('description = "大客户"\n') != canonical_hash('description = "x"\n')
 
 
+
+def test_the_readme_recipe_recomputes_the_hash_of_the_example_files_with_chinese_text():
+    [recipe] = [block for block in readme_blocks("python") if "hashlib.sha256" in block]
+    files = [path for path in sorted((RULES_DIR / "examples").glob("*.toml"))
+             if not path.read_text(encoding="utf-8").isascii()]
+    written = [path for path in files
+               if not json.dumps(tomllib.loads(path.read_text(encoding="utf-8")),
+                                 ensure_ascii=False).isascii()]
+    assert written, "an example file holds Chinese text in its values, not only in comments"
+    for path in files:
+        raw = path.read_bytes()
+        namespace = {"text": raw.decode("utf-8")}
+        exec(recipe, namespace)  # noqa: S102 - the README's own recipe, as a reader runs it
+        rules = parse_rules(decode_rule_bytes(raw))
+        assert namespace["version_hash"] == rules.version_hash, path.name
+        # Saved in GBK (Notepad's "ANSI" on Chinese Windows), the file keeps its hash.
+        gbk = raw.decode("utf-8").encode("gbk")
+        assert parse_rules(decode_rule_bytes(gbk)).version_hash == rules.version_hash
+    for path in written:  # escaping the Chinese characters would give another hash
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        escaped = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        assert hashlib.sha256(escaped.encode()).hexdigest() != parse_rules(
+            path.read_text(encoding="utf-8")).version_hash
+
+
 # --- registries and their documentation ------------------------------------------------
 
 
