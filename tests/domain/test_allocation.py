@@ -443,3 +443,39 @@ def test_the_worked_example_in_the_rules_readme():
     readme = (root / "rules" / "README.md").read_text(encoding="utf-8")
     for number in ("0.66984", "0.355434", "0.535993", "0.74955", "−0.061906"):
         assert number in readme
+
+
+@pytest.mark.parametrize("method", ["optimal", "value_aware"])
+def test_places_count_only_among_equal_totals_as_the_readme_example_says(method):
+    from pathlib import Path
+
+    text = f"""
+[eligibility]
+capacity_max = 1
+capacity_target = 0
+
+[[factors]]
+metric = "win_rate"
+weight = 1
+normaliser = "cap"
+cap = 1
+
+[allocation]
+method = "{method}"
+"""
+    policy = parse_rules(text)
+    bids = [bid(1, rep=10, listing=1, win_rate=0.4, held=0),
+            bid(2, rep=10, listing=3, win_rate=0.4, held=0),
+            bid(3, rep=11, listing=1, win_rate=0.8, held=0),
+            bid(4, rep=11, listing=2, win_rate=0.8, held=0)]
+    for order in itertools.permutations(bids):
+        _, result = run(policy, list(order))
+        # {#1: bid 3, #3: bid 2} awards as many with the same total and places adding up to 0
+        # too (bids 1 and 3 differ in total, so each is first among its equals on #1); the
+        # solver's fixed order takes this one.
+        assert result.awards == {1: 1, 2: 4, 3: None}
+        assert result.total_score == 1.2 and result.rankings[1] == (3, 1)
+        assert "#2" in str(result.reasons[3])
+    readme = (Path(__file__).parents[2] / "rules" / "README.md").read_text(encoding="utf-8")
+    assert "The solver's fixed order then takes {#1: bid 1, #2: bid 4}" in " ".join(
+        readme.split())
