@@ -172,6 +172,18 @@ def test_rank_places_outsiders_between_their_neighbours_within_zero_and_one():
     assert normalise("rank", 99, population) == 1.0
 
 
+
+def test_rank_places_an_ineligible_value_as_the_readme_says():
+    population = [1, 2, 2, 3]
+    for value, documented in ((2.5, "0.833333"), (1.5, "0.166667"), (2, "0.5"), (0, "0")):
+        assert round(normalise("rank", value, population), 6) == float(documented)
+        outside = value not in population
+        expected = (sum(item < value for item in population) - 0.5) / 3 if outside else 0.5
+        assert normalise("rank", value, population) == max(0.0, expected)
+    readme = (Path(__file__).parents[2] / "rules" / "README.md").read_text(encoding="utf-8")
+    assert ("an ineligible 2.5 gets (3 − 0.5) / 3 = 0.833333, 1.5 gets (1 − 0.5) / 3 = "
+            "0.166667, 2 gets 0.5 like the eligible 2s, 0 gets 0") in " ".join(readme.split())
+
 @given(st.sampled_from(sorted(NORMALISERS)),
        st.lists(st.floats(-1e6, 1e6), max_size=12),
        st.floats(-1e6, 1e6), st.floats(0, 1e3))
