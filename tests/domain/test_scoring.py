@@ -286,6 +286,24 @@ def test_the_total_is_the_sum_of_weighted_normalised_factors():
                 abs(factor.contribution - factor.weight * factor.normalised) < 1e-6
 
 
+def test_a_weight_zero_factor_shows_its_normalised_value_and_counts_nothing():
+    policy = parse_rules(RULES + """
+[[factors]]
+metric = "retention"
+weight = 0
+normaliser = "minmax"
+""")
+    scores = score_round(policy, [bid(1, win_rate=0.2, retention=0.5),
+                                  bid(2, win_rate=0.8, retention=0.9),
+                                  bid(3, win_rate=0.5, retention=0.8),
+                                  bid(4, win_rate=0.5, retention=None)])
+    shown = {bid_id: score.factors[1] for bid_id, score in scores.items()}
+    assert [shown[n].normalised for n in (1, 2, 3, 4)] == [0.0, 1.0, 0.75, 0.75]
+    assert shown[4].is_imputed and shown[3].raw == 0.8
+    assert {factor.contribution for factor in shown.values()} == {0.0}
+    assert [scores[n].total for n in (1, 2, 3, 4)] == [0.0, 1.0, 0.5, 0.5]
+
+
 def test_no_negative_zero_shows_in_a_breakdown():
     policy = rules(text=THREE_FACTORS)
     scores = score_round(policy, [bid(1, open_incidents=0.0), bid(2, open_incidents=0.0)])
