@@ -42,6 +42,8 @@ def check(eligibility: str, facts: BidFacts, name: str):
      "released or lost this account 5.98 months ago; the cooldown is 6 months"),
     ("min_tenure_months = 3", bid(tenure=2.99996), "tenure", False,
      "2.9999 months with the company; at least 3 required"),
+    ("cooldown_months = 6", bid(since=5.99999), "cooldown", False,
+     "released or lost this account 5.9999 months ago; the cooldown is 6 months"),
     ("min_tenure_months = 3.25", bid(tenure=3.25), "tenure", True,
      "3.25 months with the company; at least 3.25 required"),
     # values one decimal shows on the right side read as they always did
