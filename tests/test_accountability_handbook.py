@@ -478,7 +478,7 @@ def test_imported_incidents_are_due_from_their_sighting_and_show_overdue(
         rows = re.findall(r'<(?:tr|section class="card") id="incident-\d+">(.*?)</(?:tr|section)>',
                           page, re.S)
         return {name for row in rows for name in ("新鲜公司", "逾期公司")
-                if name in row and ">overdue<" in row}
+                if name in row and ">Overdue<" in row}
 
     manager_page = login_as(make_manager()).get("/manage/accountability").get_data(as_text=True)
     assert overdue_rows(manager_page) == {"逾期公司"}

@@ -175,7 +175,7 @@ def test_a_tie_only_the_lottery_broke_is_flagged(app, session, clock, make_manag
     assert review[round_.listings[0].id].margin == 0
     client = app.test_client()
     login(client, manager)
-    assert "tie decided by the lottery" in client.get(
+    assert "Tie decided by the lottery" in client.get(
         f"/manage/rounds/{round_.id}").get_data(as_text=True)
 
 

@@ -119,11 +119,11 @@ def test_the_announcement_shows_winners_scores_reasons_and_the_seed(app, publish
             for name in ("Override Holdings", "Score Logistics", "Nobody Textiles") if name in row}
     assert "Steady Rep" in rows["Override Holdings"]
     assert f"{steady_bid.score.total:.3f}" in rows["Override Holdings"]
-    assert "override of the ranking" in rows["Override Holdings"]
+    assert "Override of the ranking" in rows["Override Holdings"]
     assert OVERRIDE_REASON in rows["Override Holdings"]
     assert "Strong Rep" in rows["Score Logistics"]
     assert f"{score_winner.score.total:.3f}" in rows["Score Logistics"]
-    assert "followed the ranking" in rows["Score Logistics"]
+    assert "Followed the ranking" in rows["Score Logistics"]
     assert "no award" in rows["Nobody Textiles"] and NO_AWARD_REASON in rows["Nobody Textiles"]
     assert DECLINED_REASON in body
     assert round_.lottery_seed is not None

@@ -213,7 +213,7 @@ def test_upholding_inline_sends_the_listing_back_to_decision(app, world):
     reload(world["session"])
     assert world["session"].get(Listing, world["harbour"].id).status == ListingStatus.LISTED
     round_page = text_of(client.get(f"/manage/rounds/{world['round'].id}"))
-    assert "back to decision" in round_page
+    assert "Back to decision" in round_page
     assert f'action="/manage/listings/{world["harbour"].id}/decide"' in round_page
     assert f'action="/manage/listings/{world["textiles"].id}/decide"' not in round_page
     listing_page = text_of(client.get(f"/manage/listings/{world['harbour'].id}"))
@@ -284,8 +284,8 @@ def test_the_round_page_shows_the_window_appeals_and_effects(app, world):
     body = text_of(client_of(app, world["manager"]).get(f"/manage/rounds/{world['round'].id}"))
     assert "Standstill window and appeals" in body and 'class="countdown"' in body
     assert GROUND[:40] in body
-    assert "pending: waiting for the answer to its appeal" in body
-    assert "pending: takes effect when the window ends" in body
+    assert "Pending: waiting for the answer to its appeal" in body
+    assert "Pending: takes effect when the window ends" in body
     assert f'action="/manage/listings/{world["textiles"].id}/cancel"' in body
     assert f'action="/manage/rounds/{world["round"].id}/cancel"' in body
     assert "Announced, in the standstill window" in body

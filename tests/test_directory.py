@@ -155,7 +155,7 @@ def test_rows_show_owner_sponsor_and_state(manager_client, book):
     html = manager_client.get(DIRECTORY).get_data(as_text=True)
     assert "刘总" in html  # the sponsor as a person
     assert "KA vice-president" in html  # the legacy title where no person is named
-    assert "on the market" in html and "1 open incident" in html
+    assert "On the market" in html and "1 open incident" in html
     assert f'href="/reps/{book["wang"].id}"' in html
 
 
@@ -331,13 +331,13 @@ def test_the_account_page_shows_profile_people_owner_and_sponsor(
     assert "中国石化上海分公司" in html and "State-owned" in html and "Shanghai" in html
     order = [html.index(name) for name in ("孙总", "吴主管", "周经理", "赵敏")]
     assert order == sorted(order)  # decision maker, user, purchaser, contact
-    assert "holds 45 accounts" in html and "above the band" in html
+    assert "holds 45 accounts" in html and "Above the band" in html
     assert "刘总" in html and "President" in html
     assert f'href="/board/reps/{book["li"].id}"' in html  # the owner's accounts on the board
     assert f'href="/sponsors/accounts/{sinopec.id}"' in html  # where the sponsor is changed
     bank = manager_client.get(f"{DIRECTORY}/{book['accounts']['bank'].id}").get_data(as_text=True)
     assert "KA vice-president" in bank and "no person is named yet" in bank
-    assert "holds 2 accounts" in bank and "below the band" in bank
+    assert "holds 2 accounts" in bank and "Below the band" in bank
 
 
 def test_the_timeline_merges_filings_rounds_incidents_and_reviews_newest_first(

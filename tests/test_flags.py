@@ -268,7 +268,7 @@ def test_the_round_page_shows_each_flag_as_a_badge_explaining_which_bid(
     row = row_of(html, flagged_round["flagged"])
     stale = re.search(r'<span [^>]*data-flag="stale_crm"[^>]*>', row).group(0)
     assert "Stale Sam: The newest CRM import" in stale and "43.0 days old" in stale
-    assert "stale CRM data</span>" in row
+    assert "Stale CRM data</span>" in row
     reset = re.search(r'<span [^>]*data-flag="reset_by_admin"[^>]*>', row).group(0)
     assert "Reset Rita: An admin set this rep&#39;s password" in reset
     assert "data-flag" not in row_of(html, flagged_round["clean"])
@@ -282,7 +282,7 @@ def test_the_listing_page_shows_the_flags_of_each_bid(login_as, flagged_round):
     assert 'data-flag="stale_crm"' in rows["Stale Sam"]
     assert 'data-flag="reset_by_admin"' not in rows["Stale Sam"]
     assert 'data-flag="reset_by_admin"' in rows["Reset Rita"]
-    assert "password reset by an admin during the round" in rows["Reset Rita"]
+    assert "Password reset by an admin during the round" in rows["Reset Rita"]
     assert "Worth a second look" in html and "43.0 days old" in html
     clean = client.get(f"/manage/listings/{flagged_round['clean'].id}").get_data(as_text=True)
     assert "data-flag" not in clean and "Worth a second look" not in clean

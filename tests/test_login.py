@@ -432,5 +432,5 @@ def test_a_reset_during_an_open_round_is_shown_on_that_reps_bids_at_adjudication
         == {reset_in_round.id}
     page = login_as(manager).get(f"/manage/listings/{listing.id}").get_data(as_text=True)
     flagged = [row for row in page.split("<tr")[1:]
-               if "password reset by an admin during the round" in row]
+               if "Password reset by an admin during the round" in row]
     assert len(flagged) == 1 and f">{reset_in_round.display_name}</a>" in flagged[0]

@@ -88,16 +88,16 @@ def test_award_then_transfer_the_winners_profile_and_bid_page_agree_it_was_won(
     bid_page = client.get(f"/bids/{winning_bid.id}").get_data(as_text=True)
     assert "You won this account." in bid_page
     profile = client.get(f"/reps/{winner.id}").get_data(as_text=True)
-    assert '<span class="badge badge-open">won</span>' in profile
-    assert "not won" not in profile
+    assert '<span class="badge badge-open">Won</span>' in profile
+    assert "Not won" not in profile
     my_bids = client.get("/my/bids").get_data(as_text=True)
-    assert '<span class="badge badge-open">won</span>' in my_bids
-    assert "not won" not in my_bids
+    assert '<span class="badge badge-open">Won</span>' in my_bids
+    assert "Not won" not in my_bids
 
     client.post("/logout")
     managers_view = login_as(manager).get(f"/reps/{winner.id}").get_data(as_text=True)
-    assert '<span class="badge badge-open">won</span>' in managers_view
-    assert "not won" not in managers_view
+    assert '<span class="badge badge-open">Won</span>' in managers_view
+    assert "Not won" not in managers_view
 
 
 def test_the_loser_is_told_lost_everywhere_even_after_the_account_comes_to_them(
@@ -118,11 +118,11 @@ def test_the_loser_is_told_lost_everywhere_even_after_the_account_comes_to_them(
     assert "Another rep won this account." in client.get(f"/bids/{losing_bid.id}").get_data(
         as_text=True)
     profile = client.get(f"/reps/{loser.id}").get_data(as_text=True)
-    assert "not won" in profile
-    assert '<span class="badge badge-open">won</span>' not in profile
+    assert "Not won" in profile
+    assert '<span class="badge badge-open">Won</span>' not in profile
     my_bids = client.get("/my/bids").get_data(as_text=True)
-    assert "not won" in my_bids
-    assert '<span class="badge badge-open">won</span>' not in my_bids
+    assert "Not won" in my_bids
+    assert '<span class="badge badge-open">Won</span>' not in my_bids
 
 
 def test_outcomes_follow_the_decision_record_and_stay_untold_until_published(

@@ -915,7 +915,7 @@ def test_the_rules_page_shows_each_adoption_with_who_when_and_why(
     assert "2026-04-04 09:00" in header and "李强" in header
     assert "Back to the default after the pilot." in header and "initial rules" not in header
     history = page[page.index("Versions"):]
-    rows = re.findall(r"([0-9a-f]{12})(?: active)? (2026-\d\d-\d\d \d\d:\d\d) (\S+)", history)
+    rows = re.findall(r"([0-9a-f]{12})(?: In effect)? (2026-\d\d-\d\d \d\d:\d\d) (\S+)", history)
     assert rows == [(initial.sha256[:12], "2026-04-04 09:00", "李强"),
                     (pilot.sha256[:12], "2026-03-05 09:00", "王芳"),
                     (initial.sha256[:12], "2026-03-02 09:00", "bidhub")], history

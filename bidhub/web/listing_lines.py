@@ -215,8 +215,8 @@ def _heading_words() -> dict[str, str]:
     return {key: escape(text) for key, text in (
         ("rounds", gettext("Bidding rounds")), ("all_branches", gettext("All branches")),
         # Kept with its placeholder; round_heading puts the emphasised date in.
-        ("deadline", gettext("Deadline %(when)s")), ("open", gettext("open for bids")),
-        ("closed", gettext("closed")), ("rules", gettext("Rules")),
+        ("deadline", gettext("Deadline %(when)s")), ("open", gettext("Open for bids")),
+        ("closed", gettext("Bidding closed")), ("rules", gettext("Rules")),
         ("announcement", gettext("Announcement of results")),
         ("left", gettext("{days} d {hours} h {minutes} min left")),
         ("passed", gettext("the deadline has passed")))}

@@ -162,22 +162,22 @@ def edit_round(round_id: int):
 
 
 FLAG_LABELS = {
-    adjudication.Flag.CAPACITY: _l("capacity: the winner would hold too many accounts, counting "
+    adjudication.Flag.CAPACITY: _l("Capacity: the winner would hold too many accounts, counting "
                                    "awards pending in every round"),
-    adjudication.Flag.WINNER_UNAVAILABLE: _l("the winner can no longer receive accounts: they "
+    adjudication.Flag.WINNER_UNAVAILABLE: _l("The winner can no longer receive accounts: they "
                                              "left the company or were deactivated"),
-    adjudication.Flag.LOTTERY: _l("tie decided by the lottery"),
-    adjudication.Flag.FEW_BIDS: _l("fewer eligible bids than the rules' minimum"),
-    adjudication.Flag.RESET_BY_ADMIN: _l("a bidder's password was reset by an admin during the "
+    adjudication.Flag.LOTTERY: _l("Tie decided by the lottery"),
+    adjudication.Flag.FEW_BIDS: _l("Fewer eligible bids than the rules' minimum"),
+    adjudication.Flag.RESET_BY_ADMIN: _l("A bidder's password was reset by an admin during the "
                                          "round"),
-    adjudication.Flag.STALE_CRM: _l("stale CRM data"),
-    adjudication.Flag.METRIC_OUTLIER: _l("metric outlier"),
+    adjudication.Flag.STALE_CRM: _l("Stale CRM data"),
+    adjudication.Flag.METRIC_OUTLIER: _l("Metric outlier"),
 }
 # The listing page's badges on each flagged bid; the explanation goes in the badge's title.
 BID_FLAG_LABELS = {
-    adjudication.Flag.STALE_CRM: _l("stale CRM data"),
-    adjudication.Flag.METRIC_OUTLIER: _l("metric outlier"),
-    adjudication.Flag.RESET_BY_ADMIN: _l("password reset by an admin during the round"),
+    adjudication.Flag.STALE_CRM: _l("Stale CRM data"),
+    adjudication.Flag.METRIC_OUTLIER: _l("Metric outlier"),
+    adjudication.Flag.RESET_BY_ADMIN: _l("Password reset by an admin during the round"),
 }
 
 
@@ -197,7 +197,7 @@ def _decision_row_text() -> SimpleNamespace:
         accept=_("Accept"), override=_("Override"), bidder=_("Bidder"),
         written_reason=_("Written reason"), award=_("Award to this bidder"),
         no_award=_("No award"), record_no_award=_("Record no award"), details=_("details"),
-        undecided=_("undecided"),
+        undecided=_("Undecided"),
         nobody_bid=_("Nobody bid for this account, so it is not awarded."),
         recorded_later=_("(recorded when the results are published)"),
         aside=_("%(text)s (%(note)s)"),

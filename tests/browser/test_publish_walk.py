@@ -172,7 +172,7 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
     status, owners_after = round_state(live_server, publish_world)
     assert status == RoundStatus.STANDSTILL and owners_after == owners_before
     manager.expect_chinese("Standstill window and appeals",
-                           "pending: takes effect when the window ends")
+                           "Pending: takes effect when the window ends")
     expect(page.locator("#standstill .countdown")).to_have_count(1)
     manager.shoot("publish-published")
     assert actions < MAX_ACTIONS, f"publishing took {actions} browser actions"
@@ -201,7 +201,7 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
     # The announcement, in Chinese: every listing with its winner, the override's reason, the seed.
     rep.goto(f"/rounds/{publish_world.round_id}/results")
     rep.expect_chinese("Announcement of results", "Winner", "Winning score",
-                       "override of the ranking", "followed the ranking", "How ties are decided")
+                       "Override of the ranking", "Followed the ranking", "How ties are decided")
     announcement = rep_page.locator("#announcement tbody tr")
     expect(announcement).to_have_count(3)
     expect(announcement.filter(has_text=publish_world.account_names[0])).to_contain_text(winner)
