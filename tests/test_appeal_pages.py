@@ -419,6 +419,30 @@ def test_an_answer_without_its_outcome_marks_the_radio_group_not_the_answer(app,
     assert world["session"].get(Appeal, appeal.id).status == AppealStatus.PENDING
 
 
+def test_an_answer_without_its_outcome_and_too_short_shows_both_errors_at_once(app, world):
+    """Neither an outcome chosen nor enough written: the radio group and the answer each say
+    what is wrong in the same refusal, the page's and the row's, not the length only on the
+    next try."""
+    from bidhub.services.limits import MIN_REASON_LENGTH
+
+    appeal = appeal_of(world)
+    client = client_of(app, world["manager"])
+    short = "x" * (MIN_REASON_LENGTH - 1)
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(f"/manage/appeals/{appeal.id}/answer", headers=headers,
+                               data={"answer": short, "version": appeal.version})
+        assert response.status_code == 422
+        row = re.search(rf'<tr id="appeal-{appeal.id}">.*?</tr>', text_of(response), re.S).group(0)
+        fieldset = re.search(r"<fieldset[^>]*>.*?</fieldset>", row, re.S).group(0)
+        assert "Choose one of the listed options." in fieldset
+        answer = row[row.index(f'<label for="answer-{appeal.id}">'):row.index("</textarea>")]
+        assert 'aria-invalid="true"' in answer
+        errors = re.findall(r'<p class="error">([^<]*)</p>', row[row.index("</textarea>"):])
+        assert any(f"t least {MIN_REASON_LENGTH} characters" in error for error in errors), errors
+    reload(world["session"])
+    assert world["session"].get(Appeal, appeal.id).status == AppealStatus.PENDING
+
+
 # --- the pages offer an appeal exactly when file_appeal takes it ---------------------------
 
 

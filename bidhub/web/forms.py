@@ -768,9 +768,10 @@ class AppealAnswerForm(Form):
 
     outcome = RadioField(_l("Answer"), choices=options(APPEAL_OUTCOME_LABELS),
                          validators=[Required()])
+    # The form checks the length the service asks for, so that an answer with neither its
+    # outcome nor enough text is told both at once, not the length only on the next try.
     answer = TextAreaField(_l("Written answer to the appellant"),
-                           validators=[Required(),
-                                       TextLength(max=limits.MAX_REASON_LENGTH)])
+                           validators=[Required(), APPEAL_TEXT_LENGTH])
     version = HiddenField()
 
 
