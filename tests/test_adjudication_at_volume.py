@@ -209,6 +209,39 @@ def test_inline_override_needs_a_reason(session, scored):
     assert (decision.kind, decision.bid_id) == (DecisionKind.OVERRIDDEN, other.id)
 
 
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "inline"])
+def test_an_override_without_a_bidder_or_enough_reason_shows_both_errors_at_once(
+        session, scored, headers):
+    """No bidder chosen and too short a reason: both fields say so in the same refusal, not
+    the reason only once a bidder is chosen."""
+    listing = scored["plain1"]
+    refused = scored["client"].post(f"/manage/listings/{listing.id}/decide", headers=headers,
+                                    data={"kind": "overridden", "bid_id": "0", "reason": "Better"})
+    assert refused.status_code == 422
+    body = refused.get_data(as_text=True)
+    assert "Choose one of this listing&#39;s bidders." in body
+    assert "Write the reason (at least 10 characters)." in body
+    assert decision_of(session, listing) is None
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["page", "inline"])
+def test_an_override_to_a_full_bidder_with_too_short_a_reason_shows_both_errors_at_once(
+        session, scored, give_accounts, headers):
+    """The bidder chosen has filled up since scoring and the reason is too short: the
+    capacity refusal and the reason's both come back, not one per try."""
+    listing = scored["plain1"]
+    other = other_bidder(session, listing)
+    give_accounts(other.rep, 40)
+    refused = scored["client"].post(f"/manage/listings/{listing.id}/decide", headers=headers,
+                                    data={"kind": "overridden", "bid_id": str(other.id),
+                                          "reason": "Better"})
+    assert refused.status_code == 422
+    body = refused.get_data(as_text=True)
+    assert "holds 40 accounts" in body
+    assert "Write the reason (at least 10 characters)." in body
+    assert decision_of(session, listing) is None
+
+
 def test_inline_no_award_needs_a_reason_and_plain_forms_redirect(session, scored):
     listing = scored["plain2"]
     refused = scored["client"].post(f"/manage/listings/{listing.id}/decide", headers=HTMX,

@@ -40,6 +40,24 @@ class InvalidRequest(BidhubError):
         self.field = field
 
 
+class InvalidFields(InvalidRequest):
+    """Several fields of one request refused at once, each with its own message: a form shows
+    every one of them in one answer instead of the first alone. The message and field are the
+    first refusal's, for whoever shows one message."""
+
+    def __init__(self, refusals: list[InvalidRequest]) -> None:
+        super().__init__(refusals[0].message, field=refusals[0].field)
+        self.refusals = refusals
+
+
+def refuse_together(refusals: list[InvalidRequest]) -> None:
+    """Raise the one refusal, or every refusal at once; nothing when there is none."""
+    if len(refusals) == 1:
+        raise refusals[0]
+    if refusals:
+        raise InvalidFields(refusals)
+
+
 class BidRejected(InvalidRequest):
     pass
 

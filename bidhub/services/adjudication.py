@@ -39,6 +39,7 @@ from bidhub.domain.errors import (
     NotFound,
     OwnerChangeRefused,
     ReceiverUnavailable,
+    refuse_together,
 )
 from bidhub.domain.facts import INACTIVE, LEFT, NOT_REP
 from bidhub.domain.messages import dumps
@@ -228,9 +229,8 @@ def decide_listing(
         round_ = lock_round(session, listing.round_id)
         if not may_decide(round_, listing):
             raise InvalidRequest(NOT_IN_ADJUDICATION)
-        kind, chosen, reason = chosen_bid(ranked_bids(session, listing.id), kind, bid_id, reason)
-        if chosen is not None:
-            check_winner_capacity(session, round_, chosen, listing.id)
+        kind, chosen, reason = checked_decision(session, round_, listing.id, kind, bid_id,
+                                                reason)
         decision = session.scalars(select(Decision).where(Decision.listing_id == listing.id)).first()
         if decision is None:
             changed = session.execute(
@@ -271,9 +271,27 @@ def may_decide(round_: Round, listing: Listing) -> bool:
     return round_.status == RoundStatus.STANDSTILL and listing.status == ListingStatus.LISTED
 
 
-def chosen_bid(ranking: list[Bid], kind: str, bid_id: int | None,
-               reason: str) -> tuple[str, Bid | None, str]:
-    """The decision's kind, the bid it awards (None for no award) and its checked reason.
+def checked_decision(session: Session, round_: Round, listing_id: int, kind: str,
+                     bid_id: int | None, reason: str) -> tuple[str, Bid | None, str]:
+    """The decision's kind, the bid it awards and its reason, checked: what is wrong with the
+    bidder chosen (none, not eligible, unable to receive the account) and with the reason is
+    refused together, so that the manager corrects both at once."""
+    refusals: list[InvalidRequest] = []
+    kind, chosen, reason = chosen_bid(ranked_bids(session, listing_id), kind, bid_id, reason,
+                                      refusals)
+    if chosen is not None:
+        try:
+            check_winner_capacity(session, round_, chosen, listing_id)
+        except InvalidRequest as refusal:
+            refusals.insert(0, refusal)  # the bidder's field comes before the reason's
+    refuse_together(refusals)
+    return kind, chosen, reason
+
+
+def chosen_bid(ranking: list[Bid], kind: str, bid_id: int | None, reason: str,
+               refusals: list[InvalidRequest]) -> tuple[str, Bid | None, str]:
+    """The decision's kind, the bid it awards (None for no award or a bidder refused) and its
+    reason; what is wrong with the bidder or the reason is added to `refusals`.
 
     Overriding in favour of the proposed winner is accepting the ranking; a reason is required
     for an override or no award, and optional when the ranking is accepted.
@@ -284,19 +302,25 @@ def chosen_bid(ranking: list[Bid], kind: str, bid_id: int | None,
             raise InvalidRequest(N_("The ranking proposes no winner here; choose a bidder or no award "
                                     "and give a reason."), field="kind")
         return kind, proposed, reason.strip()
+    if kind not in (DecisionKind.OVERRIDDEN, DecisionKind.NO_AWARD):
+        raise InvalidRequest(N_("Choose a decision."), field="kind")
+    chosen = None
     if kind == DecisionKind.OVERRIDDEN:
         chosen = next((bid for bid in ranking if bid.id == bid_id), None)
         if chosen is None:
-            raise InvalidRequest(N_("Choose one of this listing's bidders."), field="bid_id")
-        if not chosen.score.is_eligible:
-            raise InvalidRequest(N_("%(rep)s is not eligible for this account.",
-                                    rep=chosen.rep.display_name), field="bid_id")
-        if proposed is not None and chosen.id == proposed.id:
+            refusals.append(InvalidRequest(N_("Choose one of this listing's bidders."),
+                                           field="bid_id"))
+        elif not chosen.score.is_eligible:
+            refusals.append(InvalidRequest(N_("%(rep)s is not eligible for this account.",
+                                              rep=chosen.rep.display_name), field="bid_id"))
+            chosen = None
+        elif proposed is not None and chosen.id == proposed.id:
             return DecisionKind.ACCEPTED, chosen, reason.strip()
-        return kind, chosen, check_reason(reason)
-    if kind == DecisionKind.NO_AWARD:
-        return kind, None, check_reason(reason)
-    raise InvalidRequest(N_("Choose a decision."), field="kind")
+    try:
+        reason = check_reason(reason)
+    except InvalidRequest as refusal:
+        refusals.append(refusal)
+    return kind, chosen, reason
 
 
 def check_winner_capacity(session: Session, round_: Round, chosen: Bid, listing_id: int) -> None:

@@ -377,12 +377,15 @@ class Form(FlaskForm):
             field.validators = (refuse_hostile_input, refuse_too_long, *field.validators)
 
     def add_error(self, error: InvalidRequest) -> None:
-        """Attach a use case's refusal to the field it concerns, or to the whole form."""
-        field = getattr(self, error.field, None) if getattr(error, "field", None) else None
-        if field is not None and hasattr(field, "errors"):
-            field.errors = [*field.errors, translate(error)]
-        else:
-            self.form_errors.append(translate(error))
+        """Attach a use case's refusal to the field it concerns, or to the whole form; each
+        of several refused at once (InvalidFields) to its own."""
+        for refusal in getattr(error, "refusals", None) or [error]:
+            field = (getattr(self, refusal.field, None) if getattr(refusal, "field", None)
+                     else None)
+            if field is not None and hasattr(field, "errors"):
+                field.errors = [*field.errors, translate(refusal)]
+            else:
+                self.form_errors.append(translate(refusal))
 
 
 NEW_PASSWORD_LENGTH = TextLength(min=limits.MIN_PASSWORD_LENGTH, max=limits.MAX_PASSWORD_LENGTH)
