@@ -130,6 +130,34 @@ def test_each_item_with_its_count_and_link(client, session, make_rep, make_manag
     assert "href=" in appeals  # the appeals page, or the round of the oldest appeal
 
 
+def item_text(page: str, item: str) -> str:
+    """The words after an agenda item's count, up to its link or its sub-list."""
+    match = re.search(rf'id="agenda-{item}"><strong class="count">\d+</strong> ([^<]+?)\s*<',
+                      page)
+    assert match, item
+    return match.group(1).strip()
+
+
+def test_each_item_reads_in_the_singular_for_one(client, session, make_rep, make_manager,
+                                                 make_admin, make_account, give_accounts,
+                                                 make_round, make_bid, clock):
+    """"1 appeal to answer", not "1 appeals to answer"; Chinese has one form for any count."""
+    world = busy_world(session, make_rep, make_manager, make_admin, make_account, give_accounts,
+                       make_round, make_bid, clock)
+    login(client, world["manager"])
+    page = client.get("/manage").get_data(as_text=True)
+    assert {item: item_text(page, item) for item in (
+        "rounds", "appeals", "confirmations", "explanations", "reviews", "above", "below")} == {
+        "rounds": "rounds to decide", "appeals": "appeal to answer",
+        "confirmations": "confirmations waiting", "explanations": "overdue incident explanations",
+        "reviews": "overdue loss review", "above": "rep above 40 accounts",
+        "below": "rep below 30 accounts"}
+    chinese = client.get("/manage", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert (item_text(chinese, "appeals"), item_text(chinese, "rounds")) == (
+        "条申诉待答复", "个竞标轮次待裁定")
+    assert item_text(chinese, "above") == "名KA销售客户数超过 40 个"
+
+
 def test_a_listing_sent_back_to_decision_in_the_standstill_window_is_a_round_to_decide(
         client, session, make_manager, make_account, make_round, clock):
     """An upheld appeal sends a listing back to decision while its round is in its window: the

@@ -105,7 +105,7 @@ def test_a_manager_walks_their_pages_in_chinese(walk, live_server):
     page = manager.page
     manager.sign_in(world.manager)
     assert page.url.endswith("/manage")  # management's home page: what needs them now
-    manager.expect_chinese(*MANAGER_NAV, "What needs you now", "rounds to decide")
+    manager.expect_chinese(*MANAGER_NAV, "What needs you now", "Fairness across rounds")
     manager.shoot("manager-home")
     with page.expect_navigation():
         page.click("nav.mainnav a[href='/manage/rounds']")
