@@ -477,6 +477,17 @@ def test_marking_one_read_inline_updates_the_mark_all_count(app, session, rep_wi
     assert re.search(r'<span id="mark-all-read" hx-swap-oob="true" hidden>', body)
 
 
+def test_marking_all_read_counts_one_item_in_the_singular(app, session, rep_with_items):
+    client = app.test_client()
+    login(client, rep_with_items)
+    for item in notifications.inbox(session, rep_with_items, per_page=25).items[1:]:
+        client.post(f"/notifications/{item.id}/read", headers={"HX-Request": "true"})
+    page = client.post("/notifications/read-all", follow_redirects=True).get_data(as_text=True)
+    assert "Marked 1 notification read." in page
+    reload(session)
+    assert notifications.unread_count(session, rep_with_items) == 0
+
+
 @pytest.mark.parametrize("role", ["manager1", "admin1", "rep_c"])
 def test_every_role_has_an_inbox(app, world, role):
     client = app.test_client()

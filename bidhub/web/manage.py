@@ -609,7 +609,8 @@ def publish_results(round_id: int):
                 "%(when)s, listing by listing once its appeals are answered.",
                 when=localtime(round_.standstill_ends_at)), "success")
     else:
-        flash(_("Results published; %(count)d transfers filed.", count=len(filed)), "success")
+        flash(ngettext("Results published; %(num)d transfer filed.",
+                       "Results published; %(num)d transfers filed.", len(filed)), "success")
     return redirect_after_post(url_for("manage.round_detail", round_id=round_id))
 
 

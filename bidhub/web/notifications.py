@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, flash, request, url_for
-from flask_babel import force_locale
+from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -106,7 +106,8 @@ def mark_read(notification_id: int):
 @signed_in
 def mark_all_read():
     count = notifications.mark_all_read(get_session(), current_user, now())
-    flash(_("Marked %(count)d notifications read.", count=count), "success")
+    flash(ngettext("Marked %(num)d notification read.", "Marked %(num)d notifications read.",
+                   count), "success")
     return redirect_after_post(url_for("notifications.inbox"), event=READ_EVENT)
 
 
