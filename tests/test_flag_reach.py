@@ -6,11 +6,12 @@ import random
 from datetime import UTC, datetime
 
 from bidhub.domain.flags import FlagRules, Spread, outlier
-from bidhub.services.flags import BidFacts, _number, _outliers, _reachable
+from bidhub.domain.scoring import finite_number
+from bidhub.services.flags import BidFacts, _outliers, _reachable
 
 
 def judged_one_by_one(value, spread: Spread, rules: FlagRules) -> list:
-    found = outlier("win_rate", _number(value), spread, rules)
+    found = outlier("win_rate", finite_number(value), spread, rules)
     return [] if found is None else [found]
 
 

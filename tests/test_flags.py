@@ -370,3 +370,17 @@ def test_garbage_never_gives_a_server_error(session, login_as, make_admin, make_
     session.commit()
     assert manager.get(f"/manage/rounds/{flagged_round['round'].id}").status_code == 200
     assert manager.get(f"/manage/listings/{bid.listing_id}").status_code == 200
+
+
+def test_a_stored_record_holding_a_number_beyond_the_float_range_is_no_data():
+    """A frozen record whose metric is an integer too large for a float (written into the
+    database by hand) makes no spread of its branch fail: it is no data, as in the scoring."""
+    from pathlib import Path
+
+    from bidhub.services.flags import FlagInputs, flags_from
+
+    rules = parse_rules((Path(__file__).parent.parent / "rules" / "default.toml")
+                        .read_text(encoding="utf-8"))
+    reference = tuple((1, f'{{"win_rate": {n / 10}}}') for n in range(8))
+    reference += ((1, '{"win_rate": 1' + "0" * 400 + "}"),)
+    assert flags_from(rules, [], FlagInputs((), frozenset(), reference)) == {}

@@ -138,10 +138,14 @@ def check_eligibility(rules: RuleSet, bid: BidFacts) -> tuple[EligibilityCheck, 
 
 def metric_value(bid: BidFacts, metric: str) -> float | None:
     """The bid's value for `metric` as a float, or None when it is no data: absent, or not a
-    finite number. Only ints and floats are numbers here: None, NaN, infinities, ints
-    beyond the float range, booleans (True is no win rate of 1) and strings ("0.7") are not.
-    """
-    value = bid.metrics.get(metric)
+    finite number (`finite_number`)."""
+    return finite_number(bid.metrics.get(metric))
+
+
+def finite_number(value: object) -> float | None:
+    """`value` as a float if it is a finite number, else None. Only ints and floats are
+    numbers here: None, NaN, infinities, ints beyond the float range, booleans (True is no
+    win rate of 1) and strings ("0.7") are not."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     try:

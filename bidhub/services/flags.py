@@ -9,7 +9,6 @@ bids are sealed), never stored, and never an input to scoring or the ranking.
 from __future__ import annotations
 
 import json
-import math
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from bidhub.domain.flags import (
 )
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.rules import RuleSet
+from bidhub.domain.scoring import finite_number
 from bidhub.domain.text import N_, Text
 from bidhub.models import (
     AuditEvent,
@@ -262,12 +262,6 @@ def _scored_metrics(rules: RuleSet) -> list[str]:
             if factor.weight != 0 and factor.metric in METRICS]
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _spreads(reference: list[tuple[int, Mapping]],
              metrics: list[str]) -> dict[int, dict[str, Spread]]:
     """Each branch's spread of each scored metric over its reps' latest frozen values (the
@@ -276,7 +270,7 @@ def _spreads(reference: list[tuple[int, Mapping]],
     values: dict[int, dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
     for branch_id, record in reference:
         for metric in metrics:
-            values[branch_id][metric].append(_number(record.get(metric)))
+            values[branch_id][metric].append(finite_number(record.get(metric)))
     return {branch_id: {metric: spread for metric, listed in by_metric.items()
                         if (spread := spread_of(listed)) is not None}
             for branch_id, by_metric in values.items()}
@@ -305,7 +299,7 @@ def _outliers(bid: BidFacts, reachable: dict[int, list[tuple[str, Spread, float]
         value = bid.track_record.get(metric)
         if isinstance(value, int | float) and abs(value - spread.median) <= reach:
             continue
-        result = outlier(metric, _number(value), spread, flag_rules)
+        result = outlier(metric, finite_number(value), spread, flag_rules)
         if result is not None:
             found.append(result)
     return found
