@@ -108,9 +108,9 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
     read and freed from there. Each listing's bids are then sorted in place by total,
     descending, comparing the totals in millionths with no key made for a bid; each run of
     equal totals is then sorted by the full `ranking_key`, so that the tie-break chain (a
-    lottery ticket is a SHA-256) is worked out only for bids whose totals tie. Equal totals
-    in millionths are equal totals (totals carry 6 decimals), and the full key compares the
-    totals themselves all the same.
+    lottery ticket is a SHA-256) is worked out, and the bid looked up, only for bids whose
+    totals tie. Equal totals in millionths are equal totals (totals carry 6 decimals), and
+    the full key compares the totals themselves all the same.
     """
     eligible: dict[int, list[Contender]] = defaultdict(list)
     # Ineligible bids in the same form, for their place at the end of the ranking only.
@@ -125,33 +125,40 @@ def _ranked(rules: RuleSet, bids: Sequence[BidFacts], scores: Mapping[int, Score
             held[rep_id] = bid.accounts_held
         (eligible if score.is_eligible else ineligible)[bid.listing_id].append(
             (bid_id, rep_id, round(score.total * scale), bid.listing_value_yuan))
-    # Bid id -> bid, for the full key of tied bids; made at the first tie (most rounds of
-    # generated or real scores have few).
-    facts: dict[int, BidFacts] = {}
+    # Runs of equal totals, as (listing's list, start, end): sorted by the full key once
+    # every listing is sorted, so that only the tied bids are looked up (most rounds of
+    # generated or real scores have few, and one tie must not cost a table of every bid).
+    ties: list[tuple[list[Contender], int, int]] = []
 
     def in_order(listed: list[Contender]) -> None:
-        """Sort one listing's eligible (or ineligible) bids into ranking order."""
+        """Sort one listing's eligible (or ineligible) bids by total, best first, and note
+        its runs of equal totals."""
         listed.sort(key=_points, reverse=True)
         start = 0
         for index in range(1, len(listed) + 1):
             if index < len(listed) and listed[index][2] == listed[start][2]:
                 continue
             if index - start > 1:
-                if not facts:
-                    facts.update((bid.bid_id, bid) for bid in bids)
-                listed[start:index] = sorted(listed[start:index], key=lambda contender: (
-                    ranking_key(rules, facts[contender[0]], scores[contender[0]], seed,
-                                None if rank is None else rank[contender[0]])))
+                ties.append((listed, start, index))
             start = index
 
+    listing_ids = sorted(eligible.keys() | ineligible.keys())
+    for listing_id in listing_ids:
+        in_order(eligible.get(listing_id, []))
+        in_order(ineligible.get(listing_id, []))
+    if ties:
+        tied = {contender[0] for listed, start, end in ties for contender in listed[start:end]}
+        facts = {bid.bid_id: bid for bid in bids if bid.bid_id in tied}
+        for listed, start, end in ties:
+            listed[start:end] = sorted(listed[start:end], key=lambda contender: (
+                ranking_key(rules, facts[contender[0]], scores[contender[0]], seed,
+                            None if rank is None else rank[contender[0]])))
     rankings: dict[int, tuple[int, ...]] = {}
     contenders: dict[int, list[Contender]] = {}
-    for listing_id in sorted(eligible.keys() | ineligible.keys()):
+    for listing_id in listing_ids:
         best = eligible.get(listing_id, [])
-        rest = ineligible.get(listing_id, [])
-        in_order(best)
-        in_order(rest)
-        rankings[listing_id] = tuple(contender[0] for contender in best + rest)
+        rankings[listing_id] = tuple(contender[0] for contender in
+                                     best + ineligible.get(listing_id, []))
         contenders[listing_id] = best
     return _Ranked(rankings, contenders, held)
 
