@@ -187,3 +187,42 @@ def test_the_helper_releases_through_both_steps(session, draft, make_manager, ma
     assert response.status_code == 303
     reload(session)
     assert listings(session) == 1
+
+
+@pytest.mark.parametrize("confirming", [False, True], ids=["first post", "confirmation"])
+def test_an_other_reason_without_a_note_and_a_short_review_show_both_errors_at_once(
+        session, draft, make_manager, make_rep, make_account, login_as, confirming):
+    """The note an "other" reason needs and the review's length are both refused in the same
+    answer, on the first post and on the confirmation, not one per try; nothing is written."""
+    owner = make_rep()
+    account = make_account(owner=owner)
+    data = {"account": account.external_id, "reason": "other", "note": " ",
+            "review_text": "Too short."}
+    if confirming:
+        data |= {"shown_account": str(account.id), "owner": str(owner.id)}
+    client = login_as(make_manager())
+    for headers, said in (({}, ("Say what the other reason is.",
+                                "Write a review of why the account leaves")),
+                          ({"Accept-Language": "zh-CN"}, ("请写明具体的其他原因。", "请写明该客户离开"))):
+        response = client.post(f"/manage/rounds/{draft.id}/release", data=data,
+                               headers=headers)
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert all(words in page for words in said), said
+    reload(session)
+    assert listings(session) == 0 and session.query(AccountReview).count() == 0
+
+
+def test_an_account_listed_elsewhere_with_an_other_reason_and_no_note_shows_both_errors(
+        session, draft, make_round, make_manager, make_account, login_as):
+    account = make_account()
+    make_round(status=RoundStatus.DRAFT, accounts=[account], title="春季轮")
+    response = login_as(make_manager()).post(
+        f"/manage/rounds/{draft.id}/release",
+        data={"account": account.external_id, "reason": "other", "note": ""})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "is already listed in round “春季轮”" in page
+    assert "Say what the other reason is." in page
+    reload(session)
+    assert listings(session) == 1

@@ -12,7 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from bidhub.db import attached, columns_of, in_unit_of_work, unit_of_work, values_by_model
-from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
+from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, refuse_together
 from bidhub.domain.text import COMMA, N_, Joined
 from bidhub.domain.typed_text import visible_text
 from bidhub.models import (
@@ -283,25 +283,30 @@ def owner_changed(account: Account) -> Conflict:
 def check_release(session: Session, round_: Round, account: Account, *, reason: str,
                   note: str, review_text: str) -> None:
     """Refuse (InvalidRequest, on its field) what would stop `account`'s release into
-    `round_` (a draft); writes nothing."""
+    `round_` (a draft); writes nothing. Every field's problem is refused at once
+    (InvalidFields), so that the form shows them all in one answer."""
+    refusals: list[InvalidRequest] = []
     if reason not in set(ReleaseReason):
-        raise InvalidRequest(N_("Choose a release reason."), field="reason")
-    if reason == ReleaseReason.OTHER and not note.strip():
-        raise InvalidRequest(N_("Say what the other reason is."), field="note")
+        refusals.append(InvalidRequest(N_("Choose a release reason."), field="reason"))
+    elif reason == ReleaseReason.OTHER and not note.strip():
+        refusals.append(InvalidRequest(N_("Say what the other reason is."), field="note"))
     if round_.branch_id is not None and account.branch_id != round_.branch_id:
-        raise InvalidRequest(N_("This round is for %(round_branch)s; the account belongs to "
-                                "%(account_branch)s.", round_branch=round_.branch.name,
-                                account_branch=account.branch.name), field="account")
-    already = unfinished_listing_of(session, account.id)
-    if already is not None:
-        raise InvalidRequest(N_("%(account)s is already listed in round “%(title)s”.",
-                                account=account.name, title=already.round.title),
-                             field="account")
+        refusals.append(InvalidRequest(N_(
+            "This round is for %(round_branch)s; the account belongs to %(account_branch)s.",
+            round_branch=round_.branch.name, account_branch=account.branch.name),
+            field="account"))
+    else:
+        already = unfinished_listing_of(session, account.id)
+        if already is not None:
+            refusals.append(InvalidRequest(N_(
+                "%(account)s is already listed in round “%(title)s”.", account=account.name,
+                title=already.round.title), field="account"))
     if account.owner_id is not None and len(review_text.strip()) < MIN_REVIEW_LENGTH:
-        raise InvalidRequest(N_(
+        refusals.append(InvalidRequest(N_(
             "Write a review of why the account leaves %(rep)s (at least %(count)d "
             "characters).", rep=account.owner.display_name, count=MIN_REVIEW_LENGTH),
-            field="review_text")
+            field="review_text"))
+    refuse_together(refusals)
 
 
 def preview_release(session: Session, round_id: int, *, account_id: int, reason: str,
