@@ -224,6 +224,29 @@ def test_one_bad_account_releases_nothing_and_says_which(
     assert session.scalar(select(func.count()).select_from(AccountReview)) == 0
 
 
+def test_a_listed_account_a_missing_note_and_a_short_review_are_all_said_at_once(
+        client, session, reps, make_manager, make_round):
+    """The account already listed is named over the list, the note an "other" reason needs
+    and the review's length on their fields, in one answer; nothing is released."""
+    draft = make_round(status=RoundStatus.DRAFT)
+    held = [h.account for h in capacity_board.rep_accounts(session, reps["above"].id).accounts]
+    make_round(accounts=[held[0]], status=RoundStatus.DRAFT)
+    login(client, make_manager())
+    response = client.post(f"/board/reps/{reps['above'].id}/release",
+                           data=release_form(draft.id, [held[0].id, held[1].id],
+                                             reason=ReleaseReason.OTHER.value,
+                                             review_text="too short"))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert held[0].name in selection_error_of(page)
+    assert "Nothing was released" in selection_error_of(page)
+    assert "Say what the other reason is." in page and "Write a review" in page
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Listing)
+                          .where(Listing.round_id == draft.id)) == 0
+    assert session.scalar(select(func.count()).select_from(AccountReview)) == 0
+
+
 def selection_error_of(page: str) -> str:
     return re.search(r'<p class="error" id="account-ids-error">(.*?)</p>', page, re.S).group(1)
 

@@ -508,12 +508,16 @@ def release_accounts(
                     session, actor, round_id, account_id=account_id, reason=reason, note=note,
                     review_text=review_text, now=now))
             except InvalidRequest as error:
-                if error.field != "account":
+                # The account's own problem says which account, on the field that lists
+                # them; the form's problems stay on their fields. Nothing is released.
+                refusals = getattr(error, "refusals", None) or [error]
+                if all(refusal.field != "account" for refusal in refusals):
                     raise
-                # Say which account, on the field that lists them; nothing is released.
                 account = session.get(Account, account_id)
-                raise InvalidRequest(N_(
-                    "%(account)s: %(problem)s Nothing was released.",
-                    account=account.name if account else N_("account %(id)d", id=account_id),
-                    problem=error.message), field="account_ids") from error
+                named = account.name if account else N_("account %(id)d", id=account_id)
+                refuse_together([
+                    InvalidRequest(N_("%(account)s: %(problem)s Nothing was released.",
+                                      account=named, problem=refusal.message),
+                                   field="account_ids")
+                    if refusal.field == "account" else refusal for refusal in refusals])
         return listings

@@ -116,11 +116,16 @@ def release(rep_id: int):
         return rep_page(rep_id, form, selected=selected, status=409,
                         selection_error=translate(error))
     except InvalidRequest as error:
-        if error.field == "account_ids":
-            return rep_page(rep_id, form, selected=selected, status=422,
-                            selection_error=translate(error))
-        form.add_error(error)
-        return rep_page(rep_id, form, selected=selected, status=422)
+        # A problem with the selected accounts is shown over the list, the others on their
+        # fields, all in the same answer.
+        refusals = getattr(error, "refusals", None) or [error]
+        selection = [translate(refusal) for refusal in refusals
+                     if refusal.field == "account_ids"]
+        for refusal in refusals:
+            if refusal.field != "account_ids":
+                form.add_error(refusal)
+        return rep_page(rep_id, form, selected=selected, status=422,
+                        selection_error=" ".join(selection) or None)
     flash(_("Accounts released into the round: %(count)d.", count=len(listings)), "success")
     return redirect_after_post(url_for("manage.round_detail", round_id=form.round_id.data))
 
