@@ -332,6 +332,15 @@ def test_a_form_without_the_hire_date_keeps_it(app, session, make_admin, make_ma
     assert session.get(User, rep.id).display_name == "Renamed Rep"
 
 
+def hire_date_posts(client, rep, hired_on: str, messages):
+    """The rep's edit form posted with `hired_on` (and a status change) in each language of
+    `messages` ((language, expected message) pairs): yields (response, expected message)."""
+    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
+    for language, message in messages:
+        yield client.post(f"/admin/users/{rep.id}", headers={"Accept-Language": language},
+                          data=edit_data(rep, page, hired_on=hired_on, status="on_leave")), message
+
+
 @pytest.mark.parametrize("hired_on", ["2026-03-03", "9999-12-31", "1949-12-31", "0001-01-01"])
 def test_a_hire_date_edited_after_today_or_before_1950_is_refused_on_the_field(
         app, session, make_admin, make_rep, login_as, hired_on):
@@ -342,13 +351,9 @@ def test_a_hire_date_edited_after_today_or_before_1950_is_refused_on_the_field(
     from tests.conftest import reload
 
     rep = make_rep(hired_on=date(2023, 5, 1))
-    client = login_as(make_admin())
-    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
-    for language, message in (
+    for response, message in hire_date_posts(login_as(make_admin()), rep, hired_on, (
             ("en", "Enter a hire date between 1950-01-01 and today, 2026-03-02."),
-            ("zh-CN", "请输入 1950年1月1日 到今天（2026年3月2日）之间的入职日期。")):
-        response = client.post(f"/admin/users/{rep.id}", headers={"Accept-Language": language},
-                               data=edit_data(rep, page, hired_on=hired_on, status="on_leave"))
+            ("zh-CN", "请输入 1950年1月1日 到今天（2026年3月2日）之间的入职日期。"))):
         assert response.status_code == 422
         assert hire_field_of(response.get_data(as_text=True)) == (hired_on, message)
     reload(session)
@@ -458,13 +463,9 @@ def test_garbage_in_the_edited_hire_date_is_a_field_error(
     from tests.conftest import reload
 
     rep = make_rep(hired_on=date(2023, 5, 1))
-    client = login_as(make_admin())
-    page = client.get(f"/admin/users/{rep.id}").get_data(as_text=True)
-    for language, message in (
+    for response, message in hire_date_posts(login_as(make_admin()), rep, hired_on, (
             ("en", "Enter the date as year-month-day, for example 2026-12-31."),
-            ("zh-CN", "请按 年-月-日 填写日期，例如 2026-12-31。")):
-        response = client.post(f"/admin/users/{rep.id}", headers={"Accept-Language": language},
-                               data=edit_data(rep, page, hired_on=hired_on, status="on_leave"))
+            ("zh-CN", "请按 年-月-日 填写日期，例如 2026-12-31。"))):
         assert response.status_code == 422, response.status_code
         error = hire_field_of(response.get_data(as_text=True))[1]
         # A control character gets the message every field gives it.

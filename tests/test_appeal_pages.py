@@ -396,17 +396,23 @@ def test_the_demo_announces_a_round_with_an_appeal_waiting(app, session, clock, 
     assert DEMO_APPEAL_GROUND in page and f"/manage/appeals/{appeal.id}/answer" in page
 
 
+def refused_answers(client, appeal, answer: str):
+    """`answer` posted with no outcome chosen, as the full page's form and as the row's (htmx):
+    yields (response, the appeal's row, its outcome fieldset) for each."""
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.post(f"/manage/appeals/{appeal.id}/answer", headers=headers,
+                               data={"answer": answer, "version": appeal.version})
+        row = re.search(rf'<tr id="appeal-{appeal.id}">.*?</tr>', text_of(response), re.S).group(0)
+        yield response, row, re.search(r"<fieldset[^>]*>.*?</fieldset>", row, re.S).group(0)
+
+
 def test_an_answer_without_its_outcome_marks_the_radio_group_not_the_answer(app, world):
     """The radio group is what to correct: it is marked invalid with its error beside it, and
     the answer typed (which was fine) is not, so the focus does not go there."""
     appeal = appeal_of(world)
-    client = client_of(app, world["manager"])
-    for headers in ({}, {"HX-Request": "true"}):
-        response = client.post(f"/manage/appeals/{appeal.id}/answer", headers=headers,
-                               data={"answer": ANSWER, "version": appeal.version})
+    for response, row, fieldset in refused_answers(client_of(app, world["manager"]), appeal,
+                                                   ANSWER):
         assert response.status_code == 422
-        row = re.search(rf'<tr id="appeal-{appeal.id}">.*?</tr>', text_of(response), re.S).group(0)
-        fieldset = re.search(r"<fieldset[^>]*>.*?</fieldset>", row, re.S).group(0)
         opening = fieldset[:fieldset.index(">") + 1]
         assert 'aria-invalid="true"' in opening
         error_id = re.search(r'aria-describedby="([^"]+)"', opening).group(1)
@@ -426,14 +432,10 @@ def test_an_answer_without_its_outcome_and_too_short_shows_both_errors_at_once(a
     from bidhub.services.limits import MIN_REASON_LENGTH
 
     appeal = appeal_of(world)
-    client = client_of(app, world["manager"])
     short = "x" * (MIN_REASON_LENGTH - 1)
-    for headers in ({}, {"HX-Request": "true"}):
-        response = client.post(f"/manage/appeals/{appeal.id}/answer", headers=headers,
-                               data={"answer": short, "version": appeal.version})
+    for response, row, fieldset in refused_answers(client_of(app, world["manager"]), appeal,
+                                                   short):
         assert response.status_code == 422
-        row = re.search(rf'<tr id="appeal-{appeal.id}">.*?</tr>', text_of(response), re.S).group(0)
-        fieldset = re.search(r"<fieldset[^>]*>.*?</fieldset>", row, re.S).group(0)
         assert "Choose one of the listed options." in fieldset
         answer = row[row.index(f'<label for="answer-{appeal.id}">'):row.index("</textarea>")]
         assert 'aria-invalid="true"' in answer
