@@ -16,6 +16,12 @@ class BidhubError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def refusals(self) -> list[BidhubError]:
+        """Each refusal this one stands for, for whoever shows every field's problem: itself,
+        or each of several refused at once (InvalidFields)."""
+        return [self]
+
 
 class NotFound(BidhubError):
     pass
@@ -47,7 +53,11 @@ class InvalidFields(InvalidRequest):
 
     def __init__(self, refusals: list[InvalidRequest]) -> None:
         super().__init__(refusals[0].message, field=refusals[0].field)
-        self.refusals = refusals
+        self._refusals = refusals
+
+    @property
+    def refusals(self) -> list[BidhubError]:
+        return self._refusals
 
 
 def refuse_together(refusals: list[InvalidRequest]) -> None:

@@ -510,7 +510,7 @@ def release_accounts(
             except InvalidRequest as error:
                 # The account's own problem says which account, on the field that lists
                 # them; the form's problems stay on their fields. Nothing is released.
-                refusals = getattr(error, "refusals", None) or [error]
+                refusals = error.refusals
                 if all(refusal.field != "account" for refusal in refusals):
                     raise
                 account = session.get(Account, account_id)

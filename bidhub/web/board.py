@@ -118,7 +118,7 @@ def release(rep_id: int):
     except InvalidRequest as error:
         # A problem with the selected accounts is shown over the list, the others on their
         # fields, all in the same answer.
-        refusals = getattr(error, "refusals", None) or [error]
+        refusals = error.refusals
         selection = [translate(refusal) for refusal in refusals
                      if refusal.field == "account_ids"]
         for refusal in refusals:

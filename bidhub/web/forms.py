@@ -44,7 +44,7 @@ from wtforms.validators import (
 )
 
 from bidhub.clock import now
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import BidhubError, InvalidRequest
 from bidhub.domain.typed_text import visible_text
 from bidhub.services import limits, users
 from bidhub.services.branches import branch_label
@@ -376,10 +376,10 @@ class Form(FlaskForm):
         for field in self:
             field.validators = (refuse_hostile_input, refuse_too_long, *field.validators)
 
-    def add_error(self, error: InvalidRequest) -> None:
+    def add_error(self, error: BidhubError) -> None:
         """Attach a use case's refusal to the field it concerns, or to the whole form; each
         of several refused at once (InvalidFields) to its own."""
-        for refusal in getattr(error, "refusals", None) or [error]:
+        for refusal in error.refusals:
             field = (getattr(self, refusal.field, None) if getattr(refusal, "field", None)
                      else None)
             if field is not None and hasattr(field, "errors"):
