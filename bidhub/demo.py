@@ -1044,10 +1044,7 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
             for username, name, title, branch in EXECUTIVES])
     admin = session.scalars(select(User).where(User.username == "admin")).one()
 
-    # The initial CRM load happened before the oldest direct transfer, so the filing register
-    # reads in order: the load's crm_import filings, then the transfers.
-    loaded_at = ago(max(transfer.minutes_ago for transfer in world.transfers)
-                    + MINUTES_PER_DAY)
+    loaded_at = ago(first_load_minutes_ago(world))
     files = crm_files(world, now)
     import_crm_file(session, admin, ImportKind.REPS, files, now=loaded_at)
     # Imported reps get a password nobody knows; the demo reps share the published one.
@@ -1056,6 +1053,11 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
             User.role == Role.REP,
             User.external_id.in_([rep_external_id(rep) for rep in world.reps]))
                         .values(password_hash=password_hash))
+    # The hire dates the first load lacked came with the roster of the day the last of those
+    # reps joined.
+    updated_at, roster = roster_update(world, now)
+    import_crm_file(session, admin, ImportKind.REPS, {ImportKind.REPS: roster}, now=updated_at,
+                    updates=True)
     import_crm_file(session, admin, ImportKind.ACCOUNTS, files, now=loaded_at)
     import_crm_file(session, admin, ImportKind.OPPORTUNITIES, files, now=now)
     # The monthly forecast export arrives each month (so a bid's track record always rests on
@@ -1122,6 +1124,38 @@ def csv_bytes(records: list[list[str]], encoding: str) -> bytes:
     return buffer.getvalue().encode(encoding)
 
 
+def first_load_minutes_ago(world: World) -> int:
+    """When the CRM's first load happened: a day before the oldest direct transfer, so that the
+    filing register reads in order: the load's crm_import filings, then the transfers."""
+    return max(transfer.minutes_ago for transfer in world.transfers) + MINUTES_PER_DAY
+
+
+def hired_after_first_load(world: World) -> list[PlannedRep]:
+    """The reps who joined after the CRM's first load: it lists them (their accounts came with
+    it) without a hire date, as a reps import takes no hire date after its day."""
+    load = first_load_minutes_ago(world)
+    return [rep for rep in world.reps if rep.hired_days_ago * MINUTES_PER_DAY < load]
+
+
+REPS_HEADER_ZH = ["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"]
+
+
+def rep_record(rep: PlannedRep, now: datetime, *, with_hire_date: bool = True) -> list[str]:
+    hired_on = (now - timedelta(days=rep.hired_days_ago)).date().isoformat()
+    return [rep_external_id(rep), rep.username, rep.display_name, rep.branch,
+            hired_on if with_hire_date else "", REP_STATUS_ZH[rep.status]]
+
+
+def roster_update(world: World, now: datetime) -> tuple[datetime, CrmFile]:
+    """The reps export of the day the last rep joined: the reps who joined after the first
+    load, now with their hire dates; with the moment it is imported."""
+    joined = hired_after_first_load(world)
+    records = [REPS_HEADER_ZH, *(rep_record(rep, now) for rep in joined)]
+    latest = min(rep.hired_days_ago for rep in joined)
+    return now - timedelta(days=latest), CrmFile("销售人员", csv_bytes(records, "utf-8-sig"),
+                                                 len(joined))
+
+
 def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
     """Each import kind's CRM export, mixing encodings and header languages as real ones do."""
 
@@ -1130,10 +1164,9 @@ def crm_files(world: World, now: datetime) -> dict[str, CrmFile]:
 
     external = {rep.username: rep_external_id(rep) for rep in world.reps}
     loaded_with = first_owners(world)
-    reps = [["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"]] + [
-        [external[rep.username], rep.username, rep.display_name, rep.branch,
-         (now - timedelta(days=rep.hired_days_ago)).date().isoformat(),
-         REP_STATUS_ZH[rep.status]]
+    not_yet_hired = {rep.username for rep in hired_after_first_load(world)}
+    reps = [REPS_HEADER_ZH] + [
+        rep_record(rep, now, with_hire_date=rep.username not in not_yet_hired)
         for rep in world.reps]
     accounts = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售",
                  "老板负责", *CONTACT_HEADERS_ZH.values()]]
@@ -1202,21 +1235,23 @@ def forecast_files(world: World, now: datetime) -> list[tuple[datetime, CrmFile]
 
 
 def import_crm_file(session: Session, admin: User, kind: str, files: dict[str, CrmFile], *,
-                    now: datetime) -> None:
-    """Import one CRM file as the admin; any refused or missing row stops the build."""
+                    now: datetime, updates: bool = False) -> None:
+    """Import one CRM file as the admin; any refused or missing row stops the build. Each row
+    adds a record, or with `updates` changes one bidhub has."""
     from bidhub.services.imports import import_file
 
     file = files[kind]
     filename = f"crm-{file.name}-{now.astimezone(CRM_ZONE):%Y%m%d}.csv"
     result = import_file(session, admin, kind, filename, file.data, valid_rows_only=False,
                          now=now, zone=CRM_ZONE_NAME)
-    if result.refused or result.added != file.rows:
+    done, verb = (result.updated, "updated") if updates else (result.added, "added")
+    if result.refused or done != file.rows:
         problems = "\n".join(
             f"  row {problem.row}, {problem.column} {problem.value!r}: {problem.reason}"
             for problem in result.problems[:20])
         raise DemoImportFailed(
             f"The demo's {kind} import ({filename}) was {result.status}: "
-            f"{result.added} of {file.rows} rows added, {len(result.problems)} problem(s)"
+            f"{done} of {file.rows} rows {verb}, {len(result.problems)} problem(s)"
             + (f":\n{problems}" if problems else "."))
 
 

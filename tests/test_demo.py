@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Text, cast, func, select
@@ -543,10 +544,22 @@ def test_two_builds_give_the_same_accounts_and_owners(demo, tmp_path):
 def test_the_crm_data_arrives_through_the_imports(demo):
     session = demo
     runs = session.scalars(select(ImportRun).order_by(ImportRun.id)).all()
-    # The forecasts come month by month; the deals won on the past rounds' accounts last.
+    # The roster that brought the hire dates the first load lacked comes next; the forecasts
+    # month by month; the deals won on the past rounds' accounts last.
     assert [(run.kind, run.status) for run in runs] == [
-        (kind, "imported") for kind in ("reps", "accounts", "opportunities", *["forecasts"] * 12,
-                                        "incidents", "opportunities")]
+        (kind, "imported") for kind in ("reps", "reps", "accounts", "opportunities",
+                                        *["forecasts"] * 12, "incidents", "opportunities")]
+    first_load, roster = runs[0], runs[1]
+    assert (first_load.added, roster.added, roster.updated) == (60, 0, roster.rows_total)
+    assert first_load.finished_at < roster.finished_at <= NOW
+    # Every hire date came with a file of that day or later, as a reps import requires.
+    hired = dict(session.execute(select(User.external_id, User.hired_on)
+                                 .where(User.external_id.is_not(None))).all())
+    assert None not in hired.values()
+    latest = max(hired.values())
+    assert latest <= roster.finished_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    first_day = first_load.finished_at.astimezone(ZoneInfo("Asia/Shanghai")).date()
+    assert sum(day > first_day for day in hired.values()) == roster.rows_total > 0
     forecasts = [run.finished_at for run in runs if run.kind == "forecasts"]
     assert forecasts == sorted(forecasts) and forecasts[-1] <= NOW
     assert all(27 <= (later - earlier).days <= 31

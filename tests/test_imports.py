@@ -6,10 +6,11 @@ import codecs
 import csv
 import io
 import random
+from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
@@ -489,6 +490,75 @@ def test_valid_rows_only_imports_the_good_rows_and_reports_the_rest(session, bra
     assert (run.added, run.skipped, len(run.report["problems"])) == (3, 2, 2)
 
 
+REPS_HEADER = "external_id,username,name,branch,hired_on,status\n"
+
+
+def test_a_reps_import_judges_hire_dates_by_the_users_pages_rule(session, branches, run_import):
+    """From 1950-01-01 to today in the department's time zone (the clock's 09:00 in Beijing is
+    2026-03-02 there), as the user form and `bidhub create-user`: a day not yet come, or a
+    placeholder, is refused on its row and column, and nothing of the file is written."""
+    rows = ("R2001,today,Today,BJ,2026-03-02,active\n"
+            "R2002,tomorrow,Tomorrow,BJ,2026-03-03,active\n"
+            "R2003,early,Early,SH,1949-12-31,active\n"
+            "R2004,earliest,Earliest,SH,1950-01-01,active\n"
+            "R2005,placeholder,Placeholder,GZ,9999-12-31,active\n")
+    result = run_import("reps", REPS_HEADER + rows)
+    assert result.status == "refused"
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (3, "hire_date", "2026-03-03"), (4, "hire_date", "1949-12-31"),
+        (6, "hire_date", "9999-12-31")]
+    assert [str(problem.reason) for problem in result.problems] == [
+        "Enter a hire date between 1950-01-01 and today, 2026-03-02.",
+        "Enter a hire date between 1950-01-01 and today, 2026-03-02.",
+        "Enter a date between the years 1900 and 2100."]  # no day at all, as any date
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(User)
+                          .where(User.external_id.is_not(None))) == 0
+    # The stored report keeps the message to translate, its days as text.
+    run = session.get(ImportRun, result.run_id)
+    assert run.report["problems"][0]["message"] == {
+        "msgid": "Enter a hire date between %(earliest)s and today, %(today)s.",
+        "params": {"earliest": "1950-01-01", "today": "2026-03-02"}}
+
+    result = run_import("reps", REPS_HEADER + rows, valid_rows_only=True)
+    assert (result.status, result.added, result.skipped) == ("imported", 2, 3)
+    reload(session)
+    assert dict(session.execute(select(User.external_id, User.hired_on)
+                                .where(User.external_id.is_not(None))).all()) == {
+        "R2001": date(2026, 3, 2), "R2004": date(1950, 1, 1)}
+
+
+def test_a_reps_import_leaves_a_hire_date_bidhub_has_as_it_is(session, branches, run_import):
+    """A rep's hire date from before the rule is not judged again when the file repeats it (as
+    the user form does not judge the day a user has); a changed one is."""
+    assert run_import("reps", REPS_HEADER + "R2001,old,Old,BJ,2020-05-01,active\n").added == 1
+    session.execute(update(User).where(User.external_id == "R2001")
+                    .values(hired_on=date(1901, 1, 1)))
+    session.commit()
+    result = run_import("reps", REPS_HEADER + "R2001,old,Old Name,BJ,1901-01-01,active\n")
+    assert (result.status, result.updated) == ("imported", 1), result.problems
+    result = run_import("reps", REPS_HEADER + "R2001,old,Old Name,BJ,2027-01-01,active\n")
+    assert result.status == "refused"
+    assert [(problem.row, problem.column) for problem in result.problems] == [(2, "hire_date")]
+    reload(session)
+    assert str(session.scalars(select(User.hired_on).where(User.external_id == "R2001")).one()
+               ) == "1901-01-01"
+
+
+def test_the_upload_page_shows_a_refused_hire_date_in_chinese(session, branches, admin,
+                                                               login_as):
+    client = login_as(admin)
+    data = (REPS_HEADER + "R2002,tomorrow,Tomorrow,BJ,2026-03-03,active\n").encode("gbk")
+    response = client.post("/admin/imports/", data={
+        "kind": "reps", "file": (io.BytesIO(data), "reps.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    page = client.get(response.location, headers={"Accept-Language": "zh-CN"}).get_data(
+        as_text=True)
+    assert "2026-03-03" in page
+    assert "请输入 1950-01-01 到今天（2026-03-02）之间的入职日期。" in page
+
+
 def test_an_xlsx_workbook_imports_like_a_csv(session, branches, run_import):
     from openpyxl import Workbook
 
@@ -848,7 +918,7 @@ def test_dates_in_chinese_excel_built_in_formats_are_read_as_dates(session, bran
     sheet = workbook.active
     for record in sample_text("reps").splitlines():
         sheet.append(record.split(","))
-    sheet["E2"].value = datetime(2026, 3, 5)
+    sheet["E2"].value = datetime(2026, 2, 5)
     sheet["E2"].number_format = "yyyy-mm-dd;@"  # rewritten below to the built-in id
     # Chinese Excel writes the style with the built-in id and no <numFmt> for it.
     data = excel_written(workbook, {rb"<numFmts[^>]*>.*?</numFmts>": b"",
@@ -858,7 +928,7 @@ def test_dates_in_chinese_excel_built_in_formats_are_read_as_dates(session, bran
     assert (result.status, result.added) == ("imported", 5), result.problems
     reload(session)
     assert str(session.scalars(select(User).where(User.external_id == "R1001")).one()
-               .hired_on) == "2026-03-05"
+               .hired_on) == "2026-02-05"
 
 
 def test_a_workbook_is_read_from_its_first_visible_sheet(session, branches, run_import):

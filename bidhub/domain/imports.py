@@ -123,10 +123,12 @@ class Problem:
 
 
 def message_json(message: Message) -> Any:
-    """A message as JSON that keeps it translatable: msgid and parameters, nested as needed."""
+    """A message as JSON that keeps it translatable: msgid and parameters, nested as needed;
+    a day or an instant among the parameters as its ISO text."""
     if isinstance(message, Text):
         return {"msgid": message.msgid,
                 "params": {name: message_json(value) if isinstance(value, Text | Joined)
+                           else value.isoformat() if isinstance(value, date)
                            else value for name, value in message.params.items()}}
     if isinstance(message, Joined):
         return {"parts": [message_json(part) for part in message.parts],

@@ -139,7 +139,7 @@ from bidhub.services.spreadsheet_xml import (
     spreadsheet_xml_rows,
 )
 from bidhub.services.track_records import forget_track_record_snapshots
-from bidhub.services.users import hash_password, new_session_token
+from bidhub.services.users import hash_password, hire_date_refusal, new_session_token
 from bidhub.services.xls_workbooks import (
     check_xls,
     is_xls,
@@ -1252,6 +1252,15 @@ class RepImporter(Importer):
             send_back_awards(self.session, actor, user, self.departing_rounds, self.now,
                              refuse_unlocked=False)
 
+    def judge_hire_date(self, row: Row, user: User | None, hired_on: date | None) -> None:
+        """A new or changed hire date, by the users page's rule (users.check_hire_date); the
+        one bidhub already has for the rep is not judged again, as the user form does not."""
+        if hired_on is None or (user is not None and hired_on == user.hired_on):
+            return
+        refusal = hire_date_refusal(hired_on, self.now, self.zone.key)
+        if refusal is not None:
+            raise RowProblem(row, "hire_date", hired_on.isoformat(), refusal)
+
     def apply(self, row: Row) -> str:
         values = row.values
         generated = "username" not in self.given_columns
@@ -1288,6 +1297,7 @@ class RepImporter(Importer):
         fields = {"username": username, "display_name": values["name"],
                   "branch_id": branch.id, "external_id": external_id}
         self.optional("hire_date", fields, values.get("hire_date"), "hired_on")
+        self.judge_hire_date(row, user, fields.get("hired_on"))
         self.optional("status", fields, values.get("status"))
         if user is None:
             if self.password_hash is None:

@@ -24,7 +24,7 @@ from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.collation import branch_order
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
-from bidhub.domain.text import N_
+from bidhub.domain.text import N_, Text
 from bidhub.domain.typed_text import (
     username_key,
     username_problem,
@@ -145,14 +145,23 @@ def check_hire_date(hired_on: date | None, now: datetime, zone: str = Defaults.T
     """InvalidRequest on the hire date unless it is from EARLIEST_HIRE_DATE to today, the day
     `now` falls on in the department's time zone `zone`: a day not yet come is no hire (tenure
     counted from it would be negative, 9999-12-31 a placeholder). No date is no problem. The
-    users page and `bidhub create-user` judge by this rule; `build_user` applies it, and
-    `update_user` to a hire date it changes."""
+    users page and `bidhub create-user` judge by this rule; `build_user` applies it,
+    `update_user` to a hire date it changes, and a reps import to a new or changed one."""
+    refusal = hire_date_refusal(hired_on, now, zone)
+    if refusal is not None:
+        raise InvalidRequest(refusal, field="hired_on")
+
+
+def hire_date_refusal(hired_on: date | None, now: datetime,
+                      zone: str = Defaults.TIMEZONE) -> Text | None:
+    """Why `check_hire_date` refuses the hire date, or None."""
     if hired_on is None:
-        return
+        return None
     today = now.astimezone(ZoneInfo(zone)).date()
-    if not EARLIEST_HIRE_DATE <= hired_on <= today:
-        raise InvalidRequest(N_("Enter a hire date between %(earliest)s and today, %(today)s.",
-                                earliest=EARLIEST_HIRE_DATE, today=today), field="hired_on")
+    if EARLIEST_HIRE_DATE <= hired_on <= today:
+        return None
+    return N_("Enter a hire date between %(earliest)s and today, %(today)s.",
+              earliest=EARLIEST_HIRE_DATE, today=today)
 
 
 def build_user(
