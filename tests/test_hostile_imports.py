@@ -96,6 +96,46 @@ def test_dates_at_the_edges_of_the_years_are_taken(run, held):
     assert refused_cell(result, "hire_date").startswith("Enter a hire date between 1950-01-01")
 
 
+
+# --- days that record what happened, after the day of the import ---------------------------------
+
+HISTORY = ("external_id,account,rep,amount_yuan,stage,opened_on,closed_on,stage_history\r\n"
+           "O-1,KA-1,R-1,1000,{stage},{opened},{closed},{history}\r\n")
+
+
+def opportunity(opened, stage="intent", closed="", history=""):
+    return HISTORY.format(stage=stage, opened=opened, closed=closed, history=history)
+
+
+def test_an_opportunity_dated_after_the_import_is_refused_by_row_and_column(session, run,
+                                                                             held):
+    """An opening, a close or a stage reached records what happened: a day after the import's
+    (in the department's time zone; the clock's 09:00 in Beijing is 2026-03-02 there) has not
+    come to pass, as a sighting has not, and nothing of the file is written."""
+    today, tomorrow = "2026-03-02", "2026-03-03"
+    for text, column, reason in (
+            (opportunity(tomorrow), "opened", "The opened date cannot be in the future."),
+            (opportunity(today, "won", tomorrow, f"intent:{today};won:{tomorrow}"), "closed",
+             "The closed date cannot be in the future."),
+            (opportunity(today, "intent", history=f"potential:{today};intent:{tomorrow}"),
+             "stage_history", "A stage change cannot be in the future.")):
+        result = run("opportunities", text)
+        assert refused_cell(result, column) == reason
+        assert [problem.value for problem in result.problems] == [tomorrow]
+    assert count(session, Opportunity) == 0
+    result = run("opportunities", opportunity(today, "won", today, f"intent:{today};won:{today}"))
+    assert (result.status, result.added) == ("imported", 1)
+
+
+def test_a_month_not_yet_begun_has_no_actual(session, run, held):
+    result = run("forecasts", FORECASTS, month="2026-04")
+    assert refused_cell(result, "actual_yuan") == "A month not yet begun has no actual."
+    assert count(session, MonthlyForecast) == 0
+    # A forecast for it is what a forecast is; the month under way may have its actual so far.
+    text = "rep,month,forecast_yuan,actual_yuan\r\nR-1,2026-04,5000,\r\nR-1,2026-03,5000,100\r\n"
+    assert (run("forecasts", text).status, count(session, MonthlyForecast)) == ("imported", 2)
+
+
 # --- amounts past the INTEGER columns they are stored in -----------------------------------------
 
 @pytest.mark.parametrize("yuan", [str(2**31), '"3,000,000,000"', "30亿", "9999999999999"])

@@ -893,7 +893,7 @@ def test_an_amount_excel_computed_with_float_noise_imports_as_it_shows(session, 
     workbook = Workbook()
     sheet = workbook.active
     sheet.append(["销售", "月份", "预测金额", "实际金额"])
-    sheet.append(["R1001", "2026-06", 1320, 0.3])
+    sheet.append(["R1001", "2025-06", 1320, 0.3])
     noisy = {rb"<v>1320</v>": b"<v>1320.0000000000002</v>",  # =1200*1.1
              rb"<v>0\.3</v>": b"<v>0.30000000000000004</v>"}  # =0.1*3
     result = run_import("forecasts", excel_written(workbook, noisy), filename="f.xlsx")
@@ -903,7 +903,7 @@ def test_an_amount_excel_computed_with_float_noise_imports_as_it_shows(session, 
     assert result.rounded == {"actual_yuan": 1}
     reload(session)
     assert session.execute(select(MonthlyForecast.forecast_yuan, MonthlyForecast.actual_yuan)
-                           .where(MonthlyForecast.month == __import__("datetime").date(2026, 6, 1))
+                           .where(MonthlyForecast.month == __import__("datetime").date(2025, 6, 1))
                            ).one() == (1320, 0)
 
 

@@ -92,7 +92,7 @@ from bidhub.domain.imports import (
     unpadded_id_key,
     zero_padded,
 )
-from bidhub.domain.text import COMMA, N_, Joined
+from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -1147,6 +1147,15 @@ class Importer:
                                                           tzinfo=self.zone).astimezone(UTC)
         return found
 
+    def happened(self, row: Row, column: str, day: date, reason: Text) -> datetime:
+        """`instant(day)` of a day that records what happened; a RowProblem on `column` when
+        the day is after the import's (a deal's opening or close, a stage reached, has not yet
+        come to pass then)."""
+        at = self.instant(day)
+        if at > self.now:
+            raise RowProblem(row, column, day.isoformat(), reason)
+        return at
+
     def branch(self, row: Row) -> Branch:
         value = row.values["branch"]
         if value not in self.branch_cache:
@@ -1732,10 +1741,14 @@ class OpportunityImporter(Importer):
         rep = self.rep(row, "rep")
         fields = {"account_id": account_id, "rep_id": rep.id,
                   "amount_yuan": values["amount_yuan"], "stage": values["stage"],
-                  "opened_at": self.instant(values["opened"])}
+                  "opened_at": self.happened(row, "opened", values["opened"], N_(
+                      "The opened date cannot be in the future."))}
         closed = values.get("closed")
-        self.optional("closed", fields, self.instant(closed) if closed else None, "closed_at")
-        history = [(stage, self.instant(day)) for stage, day in values.get("stage_history") or ()]
+        self.optional("closed", fields, self.happened(row, "closed", closed, N_(
+            "The closed date cannot be in the future.")) if closed else None, "closed_at")
+        history = [(stage, self.happened(row, "stage_history", day, N_(
+            "A stage change cannot be in the future.")))
+            for stage, day in values.get("stage_history") or ()]
         return fields, history
 
     def account_ids(self, external_ids: Iterable[str]) -> dict[str, int]:
@@ -1857,7 +1870,11 @@ class ForecastImporter(Importer):
                                 row=self.seen[key], key="rep + month"))
         self.seen[key] = row.number
         fields = {"forecast_yuan": values["forecast_yuan"]}
-        self.optional("actual_yuan", fields, values.get("actual_yuan"))
+        actual = values.get("actual_yuan")
+        if actual is not None and self.instant(values["month"]) > self.now:
+            raise RowProblem(row, "actual_yuan", str(actual),
+                             N_("A month not yet begun has no actual."))
+        self.optional("actual_yuan", fields, actual)
         return key, fields
 
     def stored_forecasts(self, rows: list[Row]) -> dict[tuple[int, date], dict[str, Any]]:
@@ -1916,10 +1933,8 @@ class IncidentImporter(Importer):
         if deal is not None and id_key(values["external_id"]) not in self.incidents:
             raise RowProblem(row, "account", values["account"],
                              won_deal_refusal(account, deal, self.policy, self.zone))
-        seen_at = self.instant(values["seen"])
-        if seen_at > self.now:
-            raise RowProblem(row, "seen", values["seen"].isoformat(),
-                             N_("The sighting cannot be in the future."))
+        seen_at = self.happened(row, "seen", values["seen"],
+                                N_("The sighting cannot be in the future."))
         fields = {"account_id": account.id, "rep_id": rep.id,
                   "competitor_site": values["competitor_site"], "seen_at": seen_at,
                   "ad_type": values["ad_type"],
