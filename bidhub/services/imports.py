@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
@@ -1000,6 +1000,9 @@ class Importer:
         self.given_columns = columns - {"username"} if generated_usernames else columns
         self.now = now
         self.zone = zone
+        # The import's day in the department's time zone: a day that records what happened
+        # is never after it (a day is after it exactly when its midnight is after `now`).
+        self.today = now.astimezone(zone).date()
         self.instants: dict[date, datetime] = {}
         self.branches = list(session.scalars(select(Branch).order_by(Branch.id)))
         self.branch_cache: dict[str, Branch | None] = {}
@@ -1147,14 +1150,12 @@ class Importer:
                                                           tzinfo=self.zone).astimezone(UTC)
         return found
 
-    def happened(self, row: Row, column: str, day: date, reason: Text) -> datetime:
-        """`instant(day)` of a day that records what happened; a RowProblem on `column` when
-        the day is after the import's (a deal's opening or close, a stage reached, has not yet
-        come to pass then)."""
-        at = self.instant(day)
-        if at > self.now:
+    def happened(self, row: Row, column: str, day: date, reason: Text) -> None:
+        """A RowProblem on `column` when `day`, a day that records what happened (a sighting,
+        a deal's opening or close, a stage reached), is after the import's: it has not yet
+        come to pass."""
+        if day > self.today:
             raise RowProblem(row, column, day.isoformat(), reason)
-        return at
 
     def branch(self, row: Row) -> Branch:
         value = row.values["branch"]
@@ -1739,17 +1740,26 @@ class OpportunityImporter(Importer):
             else:
                 account_id = self.account_named(row)
         rep = self.rep(row, "rep")
+        opened, closed = values["opened"], values.get("closed")
+        changes = values.get("stage_history") or ()
+        if max(opened, closed or opened, *(day for _, day in changes)) > self.today:
+            self.refuse_days_to_come(row, opened, closed, changes)
         fields = {"account_id": account_id, "rep_id": rep.id,
                   "amount_yuan": values["amount_yuan"], "stage": values["stage"],
-                  "opened_at": self.happened(row, "opened", values["opened"], N_(
-                      "The opened date cannot be in the future."))}
-        closed = values.get("closed")
-        self.optional("closed", fields, self.happened(row, "closed", closed, N_(
-            "The closed date cannot be in the future.")) if closed else None, "closed_at")
-        history = [(stage, self.happened(row, "stage_history", day, N_(
-            "A stage change cannot be in the future.")))
-            for stage, day in values.get("stage_history") or ()]
+                  "opened_at": self.instant(opened)}
+        self.optional("closed", fields, self.instant(closed) if closed else None, "closed_at")
+        history = [(stage, self.instant(day)) for stage, day in changes]
         return fields, history
+
+    def refuse_days_to_come(self, row: Row, opened: date, closed: date | None,
+                            changes: Sequence[tuple[str, date]]) -> None:
+        """The RowProblem of the first of an opportunity's days after the import's."""
+        self.happened(row, "opened", opened, N_("The opened date cannot be in the future."))
+        if closed is not None:
+            self.happened(row, "closed", closed, N_("The closed date cannot be in the future."))
+        for _, day in changes:
+            self.happened(row, "stage_history", day,
+                          N_("A stage change cannot be in the future."))
 
     def account_ids(self, external_ids: Iterable[str]) -> dict[str, int]:
         """Account ids by id_key, remembered across batches (this import adds none); the values
@@ -1871,7 +1881,7 @@ class ForecastImporter(Importer):
         self.seen[key] = row.number
         fields = {"forecast_yuan": values["forecast_yuan"]}
         actual = values.get("actual_yuan")
-        if actual is not None and self.instant(values["month"]) > self.now:
+        if actual is not None and values["month"] > self.today:
             raise RowProblem(row, "actual_yuan", str(actual),
                              N_("A month not yet begun has no actual."))
         self.optional("actual_yuan", fields, actual)
@@ -1933,8 +1943,8 @@ class IncidentImporter(Importer):
         if deal is not None and id_key(values["external_id"]) not in self.incidents:
             raise RowProblem(row, "account", values["account"],
                              won_deal_refusal(account, deal, self.policy, self.zone))
-        seen_at = self.happened(row, "seen", values["seen"],
-                                N_("The sighting cannot be in the future."))
+        self.happened(row, "seen", values["seen"], N_("The sighting cannot be in the future."))
+        seen_at = self.instant(values["seen"])
         fields = {"account_id": account.id, "rep_id": rep.id,
                   "competitor_site": values["competitor_site"], "seen_at": seen_at,
                   "ad_type": values["ad_type"],
