@@ -1150,7 +1150,7 @@ class Importer:
                                                           tzinfo=self.zone).astimezone(UTC)
         return found
 
-    def happened(self, row: Row, column: str, day: date, reason: Text) -> None:
+    def refuse_if_after_today(self, row: Row, column: str, day: date, reason: Text) -> None:
         """A RowProblem on `column` when `day`, a day that records what happened (a sighting,
         a deal's opening or close, a stage reached), is after the import's: it has not yet
         come to pass."""
@@ -1743,7 +1743,7 @@ class OpportunityImporter(Importer):
         opened, closed = values["opened"], values.get("closed")
         changes = values.get("stage_history") or ()
         if max(opened, closed or opened, *(day for _, day in changes)) > self.today:
-            self.refuse_days_to_come(row, opened, closed, changes)
+            self.refuse_days_after_today(row, opened, closed, changes)
         fields = {"account_id": account_id, "rep_id": rep.id,
                   "amount_yuan": values["amount_yuan"], "stage": values["stage"],
                   "opened_at": self.instant(opened)}
@@ -1751,15 +1751,17 @@ class OpportunityImporter(Importer):
         history = [(stage, self.instant(day)) for stage, day in changes]
         return fields, history
 
-    def refuse_days_to_come(self, row: Row, opened: date, closed: date | None,
-                            changes: Sequence[tuple[str, date]]) -> None:
+    def refuse_days_after_today(self, row: Row, opened: date, closed: date | None,
+                                changes: Sequence[tuple[str, date]]) -> None:
         """The RowProblem of the first of an opportunity's days after the import's."""
-        self.happened(row, "opened", opened, N_("The opened date cannot be in the future."))
+        self.refuse_if_after_today(row, "opened", opened,
+                                   N_("The opened date cannot be in the future."))
         if closed is not None:
-            self.happened(row, "closed", closed, N_("The closed date cannot be in the future."))
+            self.refuse_if_after_today(row, "closed", closed,
+                                       N_("The closed date cannot be in the future."))
         for _, day in changes:
-            self.happened(row, "stage_history", day,
-                          N_("A stage change cannot be in the future."))
+            self.refuse_if_after_today(row, "stage_history", day,
+                                       N_("A stage change cannot be in the future."))
 
     def account_ids(self, external_ids: Iterable[str]) -> dict[str, int]:
         """Account ids by id_key, remembered across batches (this import adds none); the values
@@ -1943,7 +1945,8 @@ class IncidentImporter(Importer):
         if deal is not None and id_key(values["external_id"]) not in self.incidents:
             raise RowProblem(row, "account", values["account"],
                              won_deal_refusal(account, deal, self.policy, self.zone))
-        self.happened(row, "seen", values["seen"], N_("The sighting cannot be in the future."))
+        self.refuse_if_after_today(row, "seen", values["seen"],
+                                   N_("The sighting cannot be in the future."))
         seen_at = self.instant(values["seen"])
         fields = {"account_id": account.id, "rep_id": rep.id,
                   "competitor_site": values["competitor_site"], "seen_at": seen_at,
