@@ -993,6 +993,9 @@ class Importer:
         # Values no account has as its id, by the ids (and external ids) of the accounts with
         # that name: exports that name the account (北京智联科技有限公司) rather than its id.
         self.accounts_named: dict[str, list[tuple[int, str]]] = {}
+        # The first row to name each stored rep or account (by its id) that the file's rows
+        # update: two rows whose ids differ only in leading zeros may name the same one.
+        self.first_rows: dict[int, int] = {}
         self.session = session
         self.actor_id = actor_id
         self.columns = columns
@@ -1142,6 +1145,18 @@ class Importer:
     def apply(self, row: Row) -> str:
         raise NotImplementedError
 
+    def claim(self, row: Row, column: str, stored: User | Account | None) -> None:
+        """Refuse a row naming the stored rep or account that an earlier row of the file
+        already named: the later row would overwrite the earlier one. Nothing for None or a
+        rep or account this file adds."""
+        if stored is None or stored.id is None:
+            return
+        first = self.first_rows.setdefault(stored.id, row.number)
+        if first != row.number:
+            raise RowProblem(row, column, row.values[column], N_(
+                "Row %(row)d names the same one: the ids differ only in leading zeros, which "
+                "Excel drops; each %(key)s may appear only once.", row=first, key=column))
+
     def instant(self, day: date) -> datetime:
         """Midnight of a local calendar day, as an aware UTC instant."""
         found = self.instants.get(day)
@@ -1283,6 +1298,7 @@ class RepImporter(Importer):
                 self.note_unpadded(row, "external_id", user)
             else:
                 user = None
+        self.claim(row, "external_id", user)
         if generated and user is not None:
             # A rep bidhub knows keeps the username it has; only new reps get one made.
             values = {**values, "username": user.username}
@@ -1496,6 +1512,7 @@ class AccountImporter(Importer):
     def apply(self, row: Row) -> str:
         values = row.values
         account = self.accounts.get(id_key(values["external_id"]))
+        self.claim(row, "external_id", account)
         if account is not None and id_key(account.external_id) != id_key(values["external_id"]):
             self.note_unpadded_account(row, "external_id",
                                        (account.id, account.external_id, account.name))
@@ -1597,7 +1614,8 @@ class AccountImporter(Importer):
         """Write the batch and let its accounts go: what later batches need is read again."""
         self.file_first_owners()
         self.session.flush()
-        for account in self.accounts.values():
+        # One account may be here under two ids that differ in leading zeros.
+        for account in {id(account): account for account in self.accounts.values()}.values():
             for contact in account.contacts:
                 self.session.expunge(contact)
             self.session.expunge(account)

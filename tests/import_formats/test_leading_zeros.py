@@ -178,3 +178,47 @@ def test_an_account_id_two_accounts_could_be_is_not_guessed(session, branches, r
     result = run_import("accounts", csv(ACCOUNTS + "1234,甲公司,互联网,民营,BJ,1300000,R-1\n"),
                         "客户.csv")
     assert (result.status, result.added, result.warnings) == ("imported", 1, [])
+
+
+# Two rows of one file naming the same stored rep or account, one without its leading zeros:
+# the later would overwrite the earlier, so the file is refused at the later row.
+
+def problems(result) -> list[tuple[int, str, str, str]]:
+    return [(problem.row, problem.column, problem.value, str(problem.reason))
+            for problem in result.problems]
+
+
+def test_a_roster_naming_a_rep_twice_with_and_without_zeros_is_refused(session, branches,
+                                                                       run_import):
+    run_import("reps", csv("员工编号,姓名,分公司,入职日期,状态\n"
+                           "001234,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    before = stored_reps(session)
+    result = run_import("reps", csv("员工编号,姓名,分公司,入职日期,状态\n"
+                                    "001234,赵磊,BJ,2020-01-01,在职\n"
+                                    "1234,赵磊,SH,2020-01-01,离职\n"), "花名册.csv")
+    assert result.status == "refused"
+    assert problems(result) == [(3, "external_id", "1234", "Row 2 names the same one: the ids "
+                                 "differ only in leading zeros, which Excel drops; each "
+                                 "external_id may appear only once.")]
+    assert stored_reps(session) == before
+    reload(session)
+    assert session.scalars(select(User.status).where(User.role == "rep")).one() == "active"
+
+
+def test_an_accounts_file_naming_an_account_twice_with_and_without_zeros_is_refused(
+        session, branches, run_import):
+    """Rows far enough apart to fall in two of the import's batches are told apart too."""
+    run_import("reps", csv(ROSTER + "R-1,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
+    run_import("accounts", csv(ACCOUNTS + "KA-0007,乙公司,能源,国有,BJ,350000,R-1\n"), "客户.csv")
+    filler = "".join(f"KA-9{number:05d},丙公司{number},能源,国有,BJ,1000,R-1\n"
+                     for number in range(1, 2_500))
+    for text in (ACCOUNTS + "KA-7,乙公司,能源,国有,BJ,360000,R-1\n"
+                 "KA-0007,乙公司,能源,国有,BJ,370000,R-1\n",
+                 ACCOUNTS + "KA-0007,乙公司,能源,国有,BJ,360000,R-1\n" + filler
+                 + "KA-007,乙公司,能源,国有,BJ,370000,R-1\n"):
+        result = run_import("accounts", csv(text), "客户.csv")
+        assert result.status == "refused"
+        rows = text.count("\n")
+        assert [(row, value) for row, _column, value, _reason in problems(result)] == [
+            (3, "KA-0007") if rows == 3 else (rows, "KA-007")]
+        assert stored_accounts(session) == [("KA-0007", "乙公司", 350000)]
