@@ -1623,3 +1623,23 @@ def test_an_account_on_the_market_keeps_its_branch(session, branches, run_import
     assert session.get(Account, account.id).branch_id == branches["BJ"].id
     # The same file with the account's own branch is an ordinary update.
     assert run_import("accounts", data.replace(",SH,", ",BJ,")).status == "imported"
+
+
+def test_a_username_one_rep_gives_up_may_go_to_another_later_in_the_file(session, loaded,
+                                                                         run_import):
+    """Written in the file's order: the rep giving the name up first, whatever the reps'
+    order in the database. Taking it before it is given up is refused."""
+    header = "员工编号,用户名,姓名,分公司,入职日期,状态\n"
+    taken_first = (header + "R1001,lijun,王芳,BJ,2021-03-15,在职\n"
+                   "R1002,lijun2,李军,BJ,2019-07-01,在职\n")
+    result = run_import("reps", taken_first)
+    assert result.status == "refused"
+    assert [(problem.row, problem.column, str(problem.reason)) for problem in result.problems] == [
+        (2, "username", "This username belongs to another user.")]
+    given_up_first = (header + "R1002,lijun2,李军,BJ,2019-07-01,在职\n"
+                      "R1001,lijun,王芳,BJ,2021-03-15,在职\n")
+    result = run_import("reps", given_up_first)
+    assert (result.status, result.updated, result.problems) == ("imported", 2, [])
+    reload(session)
+    assert dict(session.execute(select(User.external_id, User.username).where(
+        User.external_id.in_(["R1001", "R1002"]))).all()) == {"R1001": "lijun", "R1002": "lijun2"}

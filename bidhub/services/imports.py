@@ -1355,11 +1355,19 @@ class RepImporter(Importer):
             changed = True
         if changed:
             self.touched_reps.add(user.id)
-            self.users_by_username.pop(previous_username, None)
-            self.users_by_username[username] = user
-            self.reps_by_username.pop(previous_username, None)
-            self.remember_rep(user)
+            self.remember_changed(user, previous_username)
         return "updated" if changed else "unchanged"
+
+    def remember_changed(self, user: User, previous_username: str) -> None:
+        """Note a rep's changed row; a username given up is written at once, so that a later
+        row may take it (one flush would write the reps in id order, perhaps the taker
+        first, and the database would refuse the name held twice)."""
+        if user.username.lower() != previous_username:
+            self.session.flush()
+        self.users_by_username.pop(previous_username, None)
+        self.users_by_username[user.username.lower()] = user
+        self.reps_by_username.pop(previous_username, None)
+        self.remember_rep(user)
 
 
 # New accounts whose first owners are filed in one go: enough that a flush and a pass along the
