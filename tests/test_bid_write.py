@@ -170,3 +170,25 @@ def test_two_forms_reviving_one_withdrawn_bid_at_once_place_it_once(app, session
     winner = "tab-one" if statuses[0] == 303 else "tab-two"
     assert placed.submission_key == winner
     assert placed.committed_revenue_yuan == (300_000 if winner == "tab-one" else 400_000)
+
+
+def test_a_form_sent_twice_at_once_gives_both_copies_its_one_bid(app, session, clock, make_rep,
+                                                                 make_account, make_round):
+    """A double click: both copies of one form (one key) may read before either writes. The
+    copy that finds the bid placed by the other is answered with that bid, as a form sent
+    again later is, not refused as a second bid."""
+    rep = make_rep()
+    listings = make_round(accounts=[make_account() for _ in range(8)]).listings
+    tabs = [app.test_client(), app.test_client()]
+    for tab in tabs:
+        login(tab, rep)
+
+    def send(tab, listing):
+        return lambda: tab.post(f"/listings/{listing.id}/bid", data={
+            **FORM, "submission_key": f"form-{listing.id}"}).status_code
+
+    for listing in listings:
+        assert run_together([send(tab, listing) for tab in tabs]) == [303, 303]
+    reload(session)
+    placed = session.execute(select(Bid.listing_id, Bid.submission_key)).all()
+    assert sorted(placed) == [(listing.id, f"form-{listing.id}") for listing in listings]

@@ -188,12 +188,27 @@ def place_bid(
         # nothing, and the write transaction below reads and decides again.
         try:
             placed = _write_if_unchanged(session.connection(), early, params, rep.id)
+        except _PlacedConcurrently:
+            session.rollback()
+            return _placed_concurrently(session, rep, content.submission_key)
         except BaseException:
             session.rollback()
             raise
         if placed is not None:
             return placed
         early = None
+    try:
+        return _place_in_write_transaction(session, rep, listing_id, params, content, early,
+                                           now, department)
+    except _PlacedConcurrently:  # the write transaction is rolled back: read afresh
+        return _placed_concurrently(session, rep, content.submission_key)
+
+
+def _place_in_write_transaction(session: Session, rep: User, listing_id: int,
+                                params: dict[str, Any], content: _Content,
+                                early: _Checked | None, now: datetime,
+                                department: tzinfo) -> PlacedBid:
+    """place_bid's write transaction: checks read and decided at the moment of the bid."""
     # The signed-in user stays as loaded: the rep's row is read again below, in the write
     # transaction, by the statement that reads the listing.
     with unit_of_work(session, keep=(rep,)):
@@ -206,7 +221,7 @@ def place_bid(
                 return placed
         found = connection.execute(_BID_READ, params).first()
         if found is None:  # no such listing (or no such user): decided by the fallbacks
-            return _refuse_missing_listing(session, rep, submission_key)
+            return _refuse_missing_listing(session, rep, content.submission_key)
         if found.rep_role != Role.REP:
             raise PermissionDenied(N_("Only reps bid."))
         if found.resent_id is not None:  # this form was sent before: the bid it made
@@ -220,10 +235,27 @@ def place_bid(
                 # request revived it first (on PostgreSQL both may have read it withdrawn)
                 bid_id = found.earlier_id
                 if connection.execute(_REVIVE_BID, {**row, "bid_id": bid_id}).rowcount != 1:
-                    raise already_bid()
+                    raise _PlacedConcurrently()
         except IntegrityError as error:  # a concurrent request placed it first
-            raise already_bid() from error
+            raise _PlacedConcurrently() from error
         return PlacedBid(bid_id, found.account_name)
+
+
+class _PlacedConcurrently(Exception):
+    """A concurrent request placed (or revived) the rep's bid for the listing first."""
+
+
+def _placed_concurrently(session: Session, rep: User, submission_key: str | None) -> PlacedBid:
+    """The answer to a bid a concurrent request placed first: the bid, if that request was
+    this same form sent twice (a double click: both copies read before either wrote), as a
+    form sent again after its bid is answered; else the rep has already bid. Inside a
+    caller's unit of work, which the clash has failed, nothing more is read."""
+    if submission_key and not in_unit_of_work(session):
+        earlier = session.execute(_RESENT_BID, {"rep_id": rep.id,
+                                                "submission_key": submission_key}).first()
+        if earlier is not None:
+            return PlacedBid(*earlier)
+    raise already_bid()
 
 
 class _Content(NamedTuple):
@@ -276,7 +308,7 @@ def _write_if_unchanged(connection: Connection, early: _Checked, params: dict[st
             bid_id = connection.execute(_INSERT_IF_UNCHANGED, values,
                                         execution_options=alone).scalar()
         except IntegrityError as error:  # a concurrent request placed it first
-            raise already_bid() from error
+            raise _PlacedConcurrently() from error
         return None if bid_id is None else PlacedBid(bid_id, found.account_name)
     revived = connection.execute(_REVIVE_IF_UNCHANGED, {**values, "bid_id": found.earlier_id},
                                  execution_options=alone)
