@@ -15,6 +15,7 @@ import functools
 import hashlib
 import io
 import itertools
+import math
 import re
 import unicodedata
 import zipfile
@@ -3052,6 +3053,132 @@ def zero_padded(code: str) -> ZeroPadded | None:
                                    part)
 
     return ZeroPadded(literal(match[1]), len(match[2]), literal(match[3]))
+
+
+# Excel's built-in percentage formats, by number: a workbook names them without their code.
+BUILTIN_PERCENT_FORMATS = {9: "0%", 10: "0.00%"}
+# The tokens of a number format's section: quoted text, an escaped character, a character
+# after ! (shown as it is), a space as wide as the character after _, a fill (*x), a bracket
+# ([Red], [$-804], [>100]), a digit placeholder, or any other character.
+_FORMAT_TOKEN = re.compile(r'"([^"]*)"|\\(.)|!(.)|_(.)|\*(.)|(\[[^\]]*\])|([0#?])|(.)', re.S)
+# Characters a format shows as they are without quotes (see _FORMAT_TEXT).
+_FORMAT_PLAIN = set("$-+/():^&'~{}<>= ")
+# Brackets that only colour a number or name its locale ([Red], [颜色10], [$-804]).
+_FORMAT_COLOUR_OR_LOCALE = re.compile(r"\[(?:[A-Za-z]+|颜色\d+|Color\d+|\$-[0-9A-Fa-f]+)\]")
+
+
+@dataclass(frozen=True)
+class ScaledNumber:
+    """How a number format that scales a number shows it: as a percentage (0%: 0.85 as 85%),
+    in thousands or millions (a comma after the last digit: #,##0, shows 120000 as 120), or
+    with a point written as text among its digits (0!.0000 shows 120000 as 12.0000, yuan
+    shown in 万). A CSV saved from the workbook holds the shown text, and the import reads
+    the cell as that text: `before`, the number, `after`."""
+
+    before: str
+    after: str
+    percent: int = 0  # % signs: each multiplies by 100
+    thousands: int = 0  # commas after the last digit: each divides by 1,000
+    grouped: bool = False  # a comma between digits: thousands separated
+    least_digits: int = 1  # the 0 placeholders before the point: the fewest digits shown
+    decimals: int = 0  # the placeholders after the decimal point
+    text_point: int | None = None  # the placeholders after a point written as text
+
+    def shown(self, value: Any) -> str | None:
+        """The cell's value as the format shows it, or None for a value that is not a
+        finite number."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                not math.isfinite(value)):
+            return None
+        scaled = Decimal(repr(value)) * 100 ** self.percent / 1000 ** self.thousands
+        step = Decimal(1).scaleb(-self.decimals)
+        sign = "-" if scaled.quantize(step, ROUND_HALF_UP) < 0 else ""  # never -0%
+        size = abs(scaled)
+        if self.text_point is not None:
+            width = self.least_digits + self.text_point
+            digits = f"{size.to_integral_value(ROUND_HALF_UP):0{width}f}"
+            number = (f"{digits[:-self.text_point]}.{digits[-self.text_point:]}"
+                      if self.text_point else digits)
+        else:
+            number = f"{size.quantize(step, ROUND_HALF_UP):{',' if self.grouped else ''}f}"
+            whole, point, fraction = number.partition(".")
+            if len(whole.replace(",", "")) < self.least_digits:
+                whole = whole.zfill(self.least_digits)
+            elif self.least_digits == 0 and whole == "0":
+                whole = ""  # #.00% shows 0.85% as .85%
+            number = whole + point + fraction
+        return f"{self.before}{sign}{number}{self.after}"
+
+
+def scaled_number(code: str) -> ScaledNumber | None:
+    """The ScaledNumber a number format code is (its first section: the one for numbers at
+    least 0), or None for a code that does not scale the number or that this reading does
+    not follow (dates, text, exponents, conditions)."""
+    tokens: list[tuple[str, str]] = []  # (kind, text): text, digit, point, comma, percent
+    for match in _FORMAT_TOKEN.finditer(code):
+        quoted, escaped, bang, space, fill, bracket, digit, other = match.groups()
+        if other == ";":
+            break
+        if fill is not None:
+            continue
+        if bracket is not None:
+            if not _FORMAT_COLOUR_OR_LOCALE.fullmatch(bracket):
+                return None
+            continue
+        literal = next((text for text in (quoted, escaped, bang) if text is not None), None)
+        if literal is not None or space is not None:
+            tokens.append(("text", " " if space is not None else literal))
+        elif digit is not None:
+            tokens.append(("digit", digit))
+        elif other in (".", ",", "%"):
+            tokens.append(({".": "point", ",": "comma", "%": "percent"}[other], other))
+        elif other in _FORMAT_PLAIN:
+            tokens.append(("text", other))
+        else:
+            return None
+    places = [index for index, (kind, _) in enumerate(tokens) if kind == "digit"]
+    if not places:
+        return None
+    first, last = places[0], places[-1]
+    middle = tokens[first:last + 1]
+    points = [index for index, (kind, _) in enumerate(middle) if kind == "point"]
+    text_points = [index for index, (kind, text) in enumerate(middle)
+                   if kind == "text" and text == "."]
+    if len(points) + len(text_points) > 1 or any(
+            kind == "text" and text != "." or kind == "percent" for kind, text in middle):
+        return None
+    point_at = (points or text_points or [len(middle)])[0]
+    after_point = sum(1 for kind, _ in middle[point_at:] if kind == "digit")
+    thousands = 0
+    rest = tokens[last + 1:]
+    while rest and rest[0][0] == "comma":
+        thousands += 1
+        rest = rest[1:]
+    if any(kind in ("comma", "point", "digit") for kind, _ in rest) or any(
+            kind in ("comma", "point") for kind, _ in tokens[:first]):
+        return None
+    percent = sum(1 for kind, _ in tokens if kind == "percent")
+    if not (percent or thousands or text_points):
+        return None
+    return ScaledNumber(
+        before="".join(text for _, text in tokens[:first]),
+        after="".join(text for _, text in rest),
+        percent=percent, thousands=thousands,
+        grouped=any(kind == "comma" for kind, _ in middle[:point_at]),
+        least_digits=sum(1 for kind, text in middle[:point_at] if text == "0"),
+        decimals=after_point if points else 0,
+        text_point=after_point if text_points else None)
+
+
+def shown_number(format_id: int, custom_code: str | None) -> ZeroPadded | ScaledNumber | None:
+    """How a workbook's number format shows a number unlike the number itself (zero-padded
+    or scaled), or None if it shows the number as a CSV of the cell's value holds it: a
+    built-in percentage by its number, a custom format by its code (None for a built-in)."""
+    if format_id in BUILTIN_PERCENT_FORMATS:
+        return scaled_number(BUILTIN_PERCENT_FORMATS[format_id])
+    if custom_code is None:
+        return None
+    return zero_padded(custom_code) or scaled_number(custom_code)
 
 
 def cell_text(value: Any) -> str:

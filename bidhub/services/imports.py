@@ -87,10 +87,10 @@ from bidhub.domain.imports import (
     preview_rows,
     refused,
     rows_to_store,
+    shown_number,
     suggest_mapping,
     unique_headers,
     unpadded_id_key,
-    zero_padded,
 )
 from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.models import (
@@ -324,13 +324,18 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
     date_formats = set(workbook._date_formats) | {
         index for index, style in enumerate(workbook._cell_styles)
         if style.numFmtId in EAST_ASIAN_DATE_FORMATS}
-    # Styles whose custom format shows a whole number zero-padded (000000): such a cell reads
-    # as shown (001234), as a CSV saved from the workbook holds it.
-    padded = {index: found for index, style in enumerate(workbook._cell_styles)
-              if style.numFmtId >= BUILTIN_FORMATS_MAX_SIZE
-              and style.numFmtId - BUILTIN_FORMATS_MAX_SIZE < len(workbook._number_formats)
-              and (found := zero_padded(workbook._number_formats[
-                  style.numFmtId - BUILTIN_FORMATS_MAX_SIZE])) is not None}
+    # Styles whose format shows a number otherwise than the number is (a whole number
+    # zero-padded, 000000; a number scaled, 0%, #,##0, or 0!.0000): such a cell reads as shown
+    # (001234, 85%, 12.0000), as a CSV saved from the workbook holds it.
+    custom = workbook._number_formats  # in order, numbered from BUILTIN_FORMATS_MAX_SIZE
+
+    def custom_code(format_id: int) -> str | None:
+        at = format_id - BUILTIN_FORMATS_MAX_SIZE
+        return custom[at] if 0 <= at < len(custom) else None
+
+    shown_formats = {index: found for index, style in enumerate(workbook._cell_styles)
+                     if (found := shown_number(style.numFmtId, custom_code(style.numFmtId)))
+                     is not None}
     with reader.archive.open(reader.first_sheet) as source:
         covered = CoveredCells(merged_down(source))
     with reader.archive.open(reader.first_sheet) as source:
@@ -350,8 +355,8 @@ def sheet_rows(reader: Any) -> Iterator[list[str]]:
                 value = cell["value"]
                 if type(value) is UnsavedFormula:
                     text = value
-                elif cell["style_id"] in padded and (
-                        shown := padded[cell["style_id"]].shown(value)) is not None:
+                elif cell["style_id"] in shown_formats and (
+                        shown := shown_formats[cell["style_id"]].shown(value)) is not None:
                     text = shown
                 else:
                     text = cell_text(value).strip()

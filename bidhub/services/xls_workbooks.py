@@ -18,15 +18,16 @@ from bidhub.domain.imports import (
     CoveredCells,
     FileRefused,
     HiddenRow,
+    ScaledNumber,
     UploadLimits,
     ZeroPadded,
     cell_text,
     default_limits,
+    shown_number,
     too_large,
     too_long_cell,
     too_many_cells,
     too_wide,
-    zero_padded,
 )
 from bidhub.domain.text import N_
 
@@ -157,13 +158,13 @@ def xls_rows(data: bytes, limits: UploadLimits | None = None) -> Iterator[list[s
     start = book._sh_abs_posn[sheet.number]
     covered = CoveredCells(merged_down(book.mem, start))
     hidden = hidden_rows(book.mem, start)
-    padded = padded_cells(book.mem, start, padded_formats(book.mem, book.base))
+    shown_as = shown_cells(book.mem, start, shown_formats(book.mem, book.base))
     for number in range(sheet.nrows):
         record = []
         for column, (kind, value) in enumerate(zip(sheet.row_types(number),
                                                    sheet.row_values(number), strict=True)):
-            shown = (padded[number, column].shown(value)
-                     if kind == xlrd.XL_CELL_NUMBER and (number, column) in padded else None)
+            shown = (shown_as[number, column].shown(value)
+                     if kind == xlrd.XL_CELL_NUMBER and (number, column) in shown_as else None)
             text = shown if shown is not None else xls_cell_text(kind, value, book.datemode)
             if len(text) > limits.max_cell_bytes:
                 raise FileRefused(too_long_cell(limits))
@@ -229,11 +230,12 @@ def hidden_rows(stream: bytes, start: int) -> set[int]:
             and ROW_NUMBER.unpack_from(stream, body + ROW_OPTIONS_AT)[0] & ROW_HIDDEN}
 
 
-def padded_formats(stream: bytes, start: int = 0) -> dict[int, ZeroPadded]:
-    """The workbook's cell formats (by their number from 0) whose number format is a custom
-    one padding whole numbers with zeros (000000, "KA-"0000), read from the globals, whose
-    records start at `start` (their BOF); none for a workbook older than Excel 97, whose
-    records are laid out otherwise."""
+def shown_formats(stream: bytes, start: int = 0) -> dict[int, ZeroPadded | ScaledNumber]:
+    """The workbook's cell formats (by their number from 0) whose number format shows a
+    number otherwise than the number is: a built-in percentage, or a custom format padding
+    whole numbers with zeros (000000, "KA-"0000) or scaling them (#,##0, or 0!.0000;
+    `shown_number`), read from the globals, whose records start at `start` (their BOF); none
+    for a workbook older than Excel 97, whose records are laid out otherwise."""
     if len(stream) < start + HEADER.size + 2 or HEADER.unpack_from(stream, start)[0] != BOF or (
             struct.unpack_from("<H", stream, start + HEADER.size)[0] != BIFF8):
         return {}
@@ -259,15 +261,16 @@ def padded_formats(stream: bytes, start: int = 0) -> dict[int, ZeroPadded]:
             else:
                 codes[index] = stream[text_at:text_at + characters].decode("latin-1")
     return {cell_format: found for cell_format, number_format in enumerate(number_formats)
-            if number_format >= FIRST_CUSTOM_FORMAT and number_format in codes
-            and (found := zero_padded(codes[number_format])) is not None}
+            if (found := shown_number(number_format, codes.get(number_format)
+                                      if number_format >= FIRST_CUSTOM_FORMAT else None))
+            is not None}
 
 
-def padded_cells(stream: bytes, start: int,
-                 formats: dict[int, ZeroPadded]) -> dict[tuple[int, int], ZeroPadded]:
+def shown_cells(stream: bytes, start: int, formats: dict[int, ZeroPadded | ScaledNumber]
+                ) -> dict[tuple[int, int], ZeroPadded | ScaledNumber]:
     """The number cells of the sheet whose records start at `start` (its BOF) formatted by
     one of `formats`, by (row, column) from 0."""
-    cells: dict[tuple[int, int], ZeroPadded] = {}
+    cells: dict[tuple[int, int], ZeroPadded | ScaledNumber] = {}
     if not formats:
         return cells
     for record, body, length in sheet_records(stream, start):

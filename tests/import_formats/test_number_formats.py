@@ -1,6 +1,8 @@
-"""Ids a workbook keeps as numbers and shows zero-padded (a 工号 001234 typed into a cell
-formatted 000000): the import reads them as Excel shows them, as a CSV saved from the
-workbook holds them, and not as the bare number (1234) that names nobody."""
+"""Numbers a workbook shows otherwise than it holds them: ids shown zero-padded (a 工号 001234
+typed into a cell formatted 000000), and amounts shown scaled (0.85 formatted 0% shows 85%;
+120000 formatted 0!.0000 shows 12.0000, yuan in 万). The import reads them as Excel shows
+them, as a CSV saved from the workbook holds them, and not as the bare number (1234 names
+nobody; 120000 in a 万元 column is 1,200,000,000 yuan)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import pytest
 import xlwt
 from sqlalchemy import select
 
-from bidhub.domain.imports import ZeroPadded, zero_padded
-from bidhub.models import Account, User
-from bidhub.services.xls_workbooks import padded_cells, padded_formats, xls_rows
+from bidhub.domain.imports import ScaledNumber, ZeroPadded, scaled_number, shown_number, zero_padded
+from bidhub.models import Account, Opportunity, User
+from bidhub.services.imports import import_file
+from bidhub.services.xls_workbooks import shown_cells, shown_formats, xls_rows
 from tests.conftest import reload
 from tests.import_formats.conftest import saved, xls_of, xlsx_workbook
 
@@ -36,9 +39,41 @@ def test_only_a_whole_number_excel_holds_exactly_is_padded(value):
     assert ZeroPadded("", 6, "").shown(value) is None
 
 
+@pytest.mark.parametrize(("code", "value", "shown"), [
+    ("0%", 0.85, "85%"), ("0%", 0.005, "1%"), ("0.00%", 0.12345, "12.35%"), ("0.0%", 1, "100.0%"),
+    ("[Red]0.0%;-0.0%", 0.5, "50.0%"), ("#.00%", 0.0085, ".85%"), ("0%", -0.00001, "0%"),
+    ("0!.0000", 120000, "12.0000"), ("0!.0000", 5000, "0.5000"), ("0\\.0000", 1234567, "123.4567"),
+    ('0"."0000"万元"', 120000, "12.0000万元"), ("0!.0000", 12.5, "0.0013"),
+    ("#,##0,", 120000, "120"), ("#,##0,", 1234567, "1,235"), ("#,##0.0,,", 12345678, "12.3"),
+    ('"¥"#,##0,"千"', 56789, "¥57千"), ("0.00%", -0.5, "-50.00%"),
+])
+def test_a_scaling_format_shows_a_number_as_excel_does(code, value, shown):
+    assert scaled_number(code).shown(value) == shown
+
+
+@pytest.mark.parametrize("code", ["0", "0.00", "#,##0", "#,##0.00;[Red]-#,##0.00", "General",
+                                  "@", "yyyy-mm-dd", "[h]:mm", "0.00E+00", "[>100]0%",
+                                  "[DBNum1]0%", "0!.00.00", "000000", "", "0%0"])
+def test_other_formats_scale_nothing(code):
+    assert scaled_number(code) is None
+
+
+@pytest.mark.parametrize("value", [True, "85%", None, float("nan"), float("inf")])
+def test_only_a_finite_number_is_scaled(value):
+    assert ScaledNumber("", "%", percent=1).shown(value) is None
+
+
+def test_the_built_in_percentages_are_known_by_number():
+    assert shown_number(9, None).shown(0.85) == "85%"
+    assert shown_number(10, None).shown(0.85) == "85.00%"
+    assert shown_number(3, None) is None and shown_number(170, "000000") == ZeroPadded("", 6, "")
+
+
 ROSTER = [["员工编号", "用户名", "姓名", "分公司", "入职日期", "状态"],
           [1234, "zhaolei", "赵磊", "BJ", "2020-01-01", "在职"],
           [98, "qianli", "钱力", "SH", "2021-05-01", "在职"]]
+ACCOUNT_FIELDS = ("external_id", "name", "industry", "ownership_type", "branch",
+                  "annual_value_yuan", "owner")
 ACCOUNTS = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "所属销售"],
             [12, "甲公司", "互联网", "民营", "BJ", 1200000, 1234],
             [345, "乙公司", "能源", "国有", "SH", 350000, 98]]
@@ -74,6 +109,34 @@ def test_ids_shown_zero_padded_are_read_as_shown(session, branches, run_import, 
     assert [(account.external_id, account.annual_value_yuan, owners[account.owner_id])
             for account in stored] == [("KA-0012", 1_200_000, "001234"),
                                        ("KA-0345", 350_000, "000098")]
+
+
+@pytest.mark.parametrize("suffix", ["xlsx", "xls"])
+def test_amounts_shown_scaled_are_read_as_shown(session, branches, run_import, make_admin, clock,
+                                                suffix):
+    """A 年度金额(万元) column kept in yuan and shown in 万 (0!.0000) is read in 万, as its
+    header says; an amount shown as a percentage is refused at its row and column, as the
+    CSV saved from the workbook is."""
+    run_import("reps", formatted(ROSTER, suffix, {}), f"花名册.{suffix}")
+    accounts = [[*ACCOUNTS[0][:5], "年度金额(万元)", ACCOUNTS[0][6]], *ACCOUNTS[1:]]
+    mapping = {header: field for header, field in zip(accounts[0], ACCOUNT_FIELDS, strict=True)}
+    result = import_file(session, make_admin(), "accounts", f"客户.{suffix}",
+                         formatted(accounts, suffix, {(1, 5): "0!.0000", (2, 5): "0!.0000"}),
+                         valid_rows_only=False, now=clock(), mapping=mapping)
+    assert (result.status, result.added, result.problems) == ("imported", 2, [])
+    reload(session)
+    assert dict(session.execute(select(Account.name, Account.annual_value_yuan)).all()) == {
+        "甲公司": 1_200_000, "乙公司": 350_000}
+    opportunities = [["商机编号", "客户编号", "销售", "金额", "阶段", "创建日期"],
+                     ["OPP-1", 12, 1234, 0.85, "商务谈判", "2026-01-05"],
+                     ["OPP-2", 345, 98, 0.85, "商务谈判", "2026-01-05"]]
+    result = run_import("opportunities", formatted(opportunities, suffix, {
+        (1, 3): "0%", (2, 3): "0.00%"}), f"商机.{suffix}")
+    assert result.status == "refused"
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (2, "amount_yuan", "85%"), (3, "amount_yuan", "85.00%")]
+    reload(session)
+    assert session.scalars(select(Opportunity)).all() == []
 
 
 def test_a_number_without_such_a_format_is_read_as_the_number(session, branches, run_import):
@@ -112,7 +175,7 @@ def test_a_run_of_numbers_in_one_record_is_padded_by_each_cells_format():
         struct.pack("<HI", cell_format, number << 2 | 2) for cell_format, number in cells)
     stream = bof(0x0600) + record(0x00BD, mulrk + struct.pack("<H", 4)) + record(0x000A, b"")
     padded = ZeroPadded("", 6, "")
-    assert padded_cells(stream, 0, {15: padded}) == {(3, 2): padded, (3, 4): padded}
+    assert shown_cells(stream, 0, {15: padded}) == {(3, 2): padded, (3, 4): padded}
 
 
 def test_the_formats_are_read_from_excel_97_workbooks_only():
@@ -122,5 +185,5 @@ def test_the_formats_are_read_from_excel_97_workbooks_only():
     globals_ = (record(0x041E, struct.pack("<HHB", 170, 6, 1) + code)
                 + record(0x00E0, struct.pack("<HH", 0, 170) + bytes(16))
                 + record(0x00E0, struct.pack("<HH", 0, 1) + bytes(16)) + record(0x000A, b""))
-    assert padded_formats(bof(0x0600) + globals_) == {0: ZeroPadded("", 6, "")}
-    assert padded_formats(bof(0x0500) + globals_) == {}
+    assert shown_formats(bof(0x0600) + globals_) == {0: ZeroPadded("", 6, "")}
+    assert shown_formats(bof(0x0500) + globals_) == {}
