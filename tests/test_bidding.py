@@ -129,4 +129,4 @@ def test_the_edit_form_gives_the_new_bid_forms_help(make_rep, listing, make_bid,
     assert "Your track record stays as it was frozen when you submitted the bid" in page
     page = client.get(f"/bids/{bid.id}/edit", headers={"Accept-Language": "zh-CN"})
     text = page.get_data(as_text=True)
-    assert "你的业绩记录仍以提交竞标时冻结的为准" in text and "12万" in text
+    assert "你的业绩档案仍以提交竞标时冻结的为准" in text and "12万" in text

@@ -127,6 +127,23 @@ def test_every_message_in_the_sources_has_a_chinese_translation():
         "\"Languages\" (extract, update) and translate them:\n" + "\n".join(missing))
 
 
+# Words the handbook (README "Languages") settles, and the near-synonyms that crept in
+# beside them: a rep reading 业绩记录 on one page and 业绩档案 on the next wonders whether they
+# are two things.
+HANDBOOK_WORDS = {"业绩记录": "业绩档案", "合资企业": "中外合资", "上市企业": "上市公司",
+                  "流失复盘": "丢失总结"}
+
+
+def test_the_chinese_catalogue_keeps_to_the_handbooks_words():
+    strays = []
+    for message in catalogue():
+        strings = (message.string,) if isinstance(message.string, str) else message.string
+        for text in strings:
+            strays += [f"{word} (say {settled}): {message.id!r}"
+                       for word, settled in HANDBOOK_WORDS.items() if word in (text or "")]
+    assert not strays, "\n".join(strays)
+
+
 def stray_percents(text: str) -> int:
     """Percent signs that are neither a placeholder nor an escaped %% (Jinja formats every
     template message, so a stray one breaks the page)."""

@@ -166,14 +166,15 @@ def test_an_ownership_type_reads_as_crms_write_it(written, code):
 
 
 def test_an_unknown_choice_is_told_the_values_as_a_crm_writes_them():
-    """Reps and managers read 民营 and 离职 in their exports, not bidhub's codes."""
+    """Reps and managers read 民营 and 离职 in their exports, not bidhub's codes; the names
+    are those the pages use (中外合资, 上市公司)."""
     from bidhub.domain.imports import OWNERSHIP_TYPES, REP_STATUSES, choice
 
     with pytest.raises(BadValue) as refused:
         choice(OWNERSHIP_TYPES)("外资")
     assert refused.value.message.params["codes"] == (
-        "民营 (private), 国有 (state_owned), 合资企业 (joint_venture), 政府机关 (government), "
-        "上市企业 (listed)")
+        "民营 (private), 国有 (state_owned), 中外合资 (joint_venture), 政府机关 (government), "
+        "上市公司 (listed)")
     with pytest.raises(BadValue) as refused:
         choice(REP_STATUSES)("退休")
     assert refused.value.message.params["codes"] == "在职 (active), 休假 (on_leave), 离职 (left)"
