@@ -322,6 +322,11 @@ def test_cancelling_the_round_needs_a_reason_and_its_version(app, world):
     assert world["session"].get(Round, round_.id).status == RoundStatus.CANCELLED
     body = text_of(client.get(f"/manage/rounds/{round_.id}"))
     assert reason in body and "Cancelled" in body and f'action="{url}"' not in body
+    # The reason, in the manager's own words and punctuation, ends the notice.
+    assert f"nothing in it takes effect. The reason given: {reason}" in body
+    chinese = text_of(client.get(f"/manage/rounds/{round_.id}",
+                                 headers={"Accept-Language": "zh-CN"}))
+    assert f"本轮任何结果均不生效。取消原因：{reason}" in chinese and f"{reason}。" not in chinese
 
 
 def rejected_and_in_force(world) -> None:
