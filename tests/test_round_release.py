@@ -48,6 +48,10 @@ def test_the_page_shows_the_owner_first_and_releases_on_confirmation(
     page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "held by 王伟" in page and "Confirm the release" in page
+    assert "due from them. Check that this is the account you mean" in page
+    chinese = client.post(f"/manage/rounds/{draft.id}/release", data=data,
+                          headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert re.search(r"丢失总结由王伟撰写。请核对", chinese), "no space after 。"
     assert (hidden(page, "shown_account"), hidden(page, "owner")) == (str(account.id),
                                                                       str(owner.id))
     reload(session)
