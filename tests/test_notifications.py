@@ -274,7 +274,7 @@ EVENTS = [
         for admin in ("admin1", "admin2")}),
     Event("sponsored release waiting for its sponsor", draft_round, release_her_account, {
         "president": [("sponsored_release", "Her Co. has an executive sponsor")],
-        "rep_a": [("loss_review_due", "Her Co. has left you")]}),
+        "rep_a": [("loss_review_due", "Her Co. is released from you into a bidding round; it stays yours")]}),
     Event("sponsored transfer waiting for its sponsor", nothing, transfer_her_account, {
         "president": [("sponsored_transfer", "asks to transfer Her Co., which you sponsor")]}),
     Event("account transferred away from its rep", nothing, transfer_held, {

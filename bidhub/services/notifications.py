@@ -286,11 +286,15 @@ def _sponsor_answered_transfer(session: Session, request: TransferRequest) -> It
 
 
 def _loss_review_due(session: Session, review: AccountReview) -> Iterator[Message]:
-    yield Message(review.rep_id, N_(
-        "%(account)s has left you; write its loss review (what happened, what you would do "
-        "differently) by %(due_at)s.", account=review.account.name,
-        due_at=instant(review.due_at or review.created_at)),
-        Link("reviews.detail", {"review_id": review.id}))
+    params = {"account": review.account.name, "due_at": instant(review.due_at or review.created_at)}
+    if review.filing_seq is None:  # due at the release: the account is still the rep's
+        text = N_("%(account)s is released from you into a bidding round; it stays yours until "
+                  "the round's results take effect. Write its loss review (what happened, what "
+                  "you would do differently) by %(due_at)s.", **params)
+    else:
+        text = N_("%(account)s has left you; write its loss review (what happened, what you "
+                  "would do differently) by %(due_at)s.", **params)
+    yield Message(review.rep_id, text, Link("reviews.detail", {"review_id": review.id}))
 
 
 def _password_reset(session: Session, user: User) -> Iterator[Message]:
