@@ -1402,3 +1402,18 @@ def test_a_fields_hint_runs_on_after_a_chinese_full_stop(client, make_rep, open_
     english = client.get(f"/listings/{open_listing.id}/bid",
                          headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert re.search(r'<small class="hint">[^<]*\. At least 20 characters\.</small>', english)
+
+
+def test_a_page_drawn_for_a_refused_form_switches_back_to_the_form(login_as, make_admin):
+    """The address of a form's answer takes no GET: the switch brings the user back to the
+    page the form was sent from (this site's only), else home."""
+    client = login_as(make_admin())
+    refused = client.post("/admin/rules/adopt", data={"note": ""},
+                          headers={"Referer": "http://localhost/admin/rules?tab=draft"})
+    assert refused.status_code == 422
+    assert 'name="next" value="/admin/rules?tab=draft"' in refused.get_data(as_text=True)
+    for referrer in ({}, {"Referer": "https://elsewhere.example/admin/rules"}):
+        page = client.post("/admin/rules/adopt", data={"note": ""}, headers=referrer)
+        assert 'name="next" value=""' in page.get_data(as_text=True)
+    response = client.post("/language", data={"locale": "en", "next": ""})
+    assert response.status_code == 303 and response.location == "/"

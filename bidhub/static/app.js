@@ -13,6 +13,17 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// The language switch brings the user back to the address the page shows: a filter that htmx
+// pushed into the history (or a step back to an earlier one) changes it after the page was drawn.
+function followAddress() {
+  for (const next of document.querySelectorAll('.language-switch input[name="next"]')) {
+    next.value = window.location.pathname + window.location.search;
+  }
+}
+for (const name of ["htmx:pushedIntoHistory", "htmx:replacedInHistory", "htmx:historyRestore"]) {
+  document.addEventListener(name, followAddress);
+}
+
 // htmx does not swap error answers; show their message instead of failing silently. The
 // fallback sentence comes translated from the page (data-request-failed on #flashes).
 document.addEventListener("htmx:responseError", (event) => {

@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 
 from bidhub.models import Role
 from bidhub.services.branches import branch_label
+from bidhub.web.errors import form_page
 from bidhub.web.nav import RepBadges, rep_badges
 
 FRAME_TEMPLATE = "_frame.html"
@@ -61,12 +62,21 @@ def page_token() -> str:
     return token
 
 
+def language_switch_return() -> str:
+    """Where the language switch brings the user back: this page's address (app.js follows
+    it as htmx changes it), or, for a page drawn in answer to a form (a refused one), the
+    page that shows the form again; none (the home page) if there is none."""
+    if request.method in ("GET", "HEAD"):
+        return request.full_path
+    return form_page() or ""
+
+
 def page_frame() -> Markup:
     user = current_user._get_current_object()
     values: dict[str, Any] = {
         "signed_in": user.is_authenticated, "role": None, "must_change_password": False,
         "has_branch": False, "badges": None, "user_name": "", "branch_label": "",
-        "csrf": page_token(), "next_path": request.full_path,
+        "csrf": page_token(), "next_path": language_switch_return(),
         "flashes": get_flashed_messages(with_categories=True),
     }
     locale = get_locale()

@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import expect
+from sqlalchemy import update
 
+from bidhub.db import get_session
+from bidhub.models import User
 from tests.browser.conftest import NARROW, WIDE, LiveServer, Walker
 
 
@@ -73,3 +76,32 @@ def test_the_filter_form_without_javascript_asks_for_the_full_page(browser,
         rep.finish()
     finally:
         context.close()
+
+
+def test_switching_the_language_keeps_the_filters(walk, live_server: LiveServer):
+    """The list filtered through htmx, then shown in English and back in Chinese: the same
+    address, list and form values each time (the switch follows the address htmx pushed)."""
+    world = live_server.world
+    rep = walk()
+    page = rep.page
+    rep.sign_in(world.rep)
+    rep.goto(f"/rounds/{world.open_round_id}")
+    with page.expect_response(lambda response: "q=%E5%8C%97%E4%BA%AC" in response.url):
+        page.fill("input[name=q]", "北京")
+    with page.expect_response(lambda response: "sort=name" in response.url):
+        page.select_option("select[name=sort]", "name")
+    filtered = shown(rep)
+    try:
+        for code, lang in (("en", "en"), ("zh_CN", "zh-CN")):
+            page.click(f".language-switch button[value={code}]")
+            expect(page.locator("html")).to_have_attribute("lang", lang)
+            expect(page).to_have_url(re.compile(r"q=%E5%8C%97%E4%BA%AC.*sort=name"))
+            rep.check(shown(rep) == filtered, f"in {lang} the list shows {shown(rep)}")
+            expect(page.locator("input[name=q]")).to_have_value("北京")
+            expect(page.locator("select[name=sort]")).to_have_value("name")
+    finally:  # the walks after this one see the rep's pages in their browser's language
+        with live_server.app.app_context():
+            session = get_session()
+            session.execute(update(User).where(User.username == world.rep).values(locale=None))
+            session.commit()
+    rep.finish()
