@@ -17,6 +17,10 @@ LAYOUT = """() => {
             const own = row.lastElementChild.getBoundingClientRect();
             return {left: own.left, right: own.right, text: row.lastElementChild.innerText.trim()};
         }),
+        names: [...document.querySelectorAll('#listings tbody td.name a')].map(link => {
+            const own = link.getBoundingClientRect();
+            return {right: own.right, text: link.innerText.trim()};
+        }),
         boxOverflow: box.scrollWidth - box.clientWidth,
         pageWidth: document.documentElement.scrollWidth,
         headerShown: getComputedStyle(document.querySelector('#listings thead')).display !== 'none',
@@ -37,6 +41,9 @@ def test_a_reps_action_on_each_listing_is_in_view_on_a_phone(walk, live_server: 
         rep.check(action["left"] >= 0 and action["right"] <= NARROW["width"] + 1,
                   f"the rep's action {action['text']!r} lies at {action['left']:.0f}–"
                   f"{action['right']:.0f} px, outside the 390 px screen")
+    for name in layout["names"]:
+        rep.check(name["right"] <= NARROW["width"] + 1,
+                  f"the name {name['text']!r} runs to {name['right']:.0f} px, off the 390 px screen")
     rep.check(layout["boxOverflow"] <= 1,
               f"the list scrolls {layout['boxOverflow']} px sideways at 390 px")
     rep.check(layout["pageWidth"] <= NARROW["width"] + 1,

@@ -44,6 +44,8 @@ OPEN_ROUND_ACCOUNTS = (
     ("深圳华信电子股份有限公司", "制造业", "listed", 950_000),
     ("广州中欧医疗器械合资公司", "医疗", "joint_venture", 640_000),
     ("北京市朝阳区人力资源服务中心", "政府", "government", 300_000),
+    # A name as long as registered names run: on a phone it wraps inside its card.
+    ("中国西部国际供应链管理与数字化转型咨询服务集团股份有限公司", "咨询", "private", 520_000),
 )
 CLOSED_ROUND_ACCOUNTS = (
     ("天津远航航运有限公司", "物流", "state_owned", 2_100_000),
