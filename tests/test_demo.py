@@ -268,6 +268,8 @@ def test_sponsors_are_people_with_a_release_and_a_transfer_waiting_for_them(demo
     waiting_releases = session.scalars(select(Listing).where(
         Listing.status == ListingStatus.AWAITING_CONFIRMATION)).all()
     assert waiting_releases and all(listing.account.sponsor for listing in waiting_releases)
+    # As the README's table of demo users says: the releases wait for the Beijing GM.
+    assert {listing.account.sponsor.username for listing in waiting_releases} == {"gm_bj"}
     [request] = session.scalars(select(TransferRequest)).all()
     assert request.status == "waiting" and request.sponsor.username == "gm_bj"
 
