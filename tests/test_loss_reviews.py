@@ -256,6 +256,11 @@ def test_the_rep_writes_the_review_and_management_closes_it(app, client, session
     login(client, owner)
     page = client.get("/my/reviews").get_data(as_text=True)
     assert lost["account"].name in page and f"/reviews/{review.id}" in page
+    # The date a review fell due from, not the 已丢单 (deal lost) of an opportunity's stage: a
+    # review of a release falls due while the account is still the rep's.
+    chinese = client.get("/my/reviews", headers={"Accept-Language": "zh-CN"})
+    assert "<th>发起时间</th>" in chinese.get_data(as_text=True)
+    assert "已丢单" not in chinese.get_data(as_text=True)
     assert client.get(f"/reviews/{review.id}").status_code == 200
     # Garbage: too short, nothing changes.
     response = client.post(f"/my/reviews/{review.id}", data={
