@@ -455,6 +455,14 @@ def adopt_review_rules(app, session, clock):
     return adopt
 
 
+def user_form_fingerprint(client, user_id: int) -> str:
+    """The `expected` fingerprint the admin's user form carries, as the page draws it now."""
+    page = client.get(f"/admin/users/{user_id}").get_data(as_text=True)
+    match = re.search(r'name="expected"[^>]*value="([^"]*)"', page)
+    assert match, "no fingerprint on the user form"
+    return match.group(1)
+
+
 def csrf_token_from(html: str) -> str:
     match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
         r'"X-CSRFToken": "([^"]+)"', html)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bidhub.models import AuditEvent, User
+from tests.conftest import user_form_fingerprint
 
 
 def test_an_admin_creates_a_rep_who_can_then_sign_in(app, session, make_admin, make_branch,
@@ -108,7 +109,7 @@ def test_deactivating_a_user_ends_their_sessions(app, session, make_admin, make_
     admin_client = login_as(make_admin())
     response = admin_client.post(f"/admin/users/{rep.id}", data={
         "display_name": rep.display_name, "role": "rep", "branch_id": str(rep.branch_id),
-        "status": "left"})
+        "status": "left", "expected": user_form_fingerprint(admin_client, rep.id)})
     assert response.status_code == 303
     assert rep_client.get("/rounds").status_code == 302
     reload(session)
@@ -192,6 +193,31 @@ def test_a_form_opened_before_another_admin_marked_the_rep_left_cannot_undo_it(
         "status": "left", "is_active": "y", "expected": fresh}).status_code == 303
     reload(session)
     assert session.get(User, rep.id).branch_id == other_branch.id
+
+
+@pytest.mark.parametrize("sent", [None, "", "not-a-fingerprint"], ids=["left out", "empty",
+                                                                       "made up"])
+def test_a_user_form_without_the_fingerprint_it_was_drawn_with_is_stale(
+        session, make_admin, make_rep, login_as, sent):
+    """A post that cannot show the form was opened on the user as they are (a hand-made
+    request) overwrites nothing: 409, as a stale form, and the form drawn from the user."""
+    from tests.conftest import reload
+
+    rep = make_rep(hired_on=date(2023, 5, 1))
+    client = login_as(make_admin())
+    data = {"display_name": "Renamed", "role": "rep", "branch_id": str(rep.branch_id),
+            "status": "left", "is_active": "y", "hired_on": "2020-01-01"}
+    if sent is not None:
+        data["expected"] = sent
+    response = client.post(f"/admin/users/{rep.id}", data=data)
+    assert response.status_code == 409
+    assert expected_of(response.get_data(as_text=True)) == user_form_fingerprint(client, rep.id)
+    reload(session)
+    kept = session.get(User, rep.id)
+    assert (kept.display_name, kept.status, kept.hired_on) == (
+        rep.display_name, "active", date(2023, 5, 1))
+    assert session.scalars(select(AuditEvent).where(
+        AuditEvent.action == "user.updated")).all() == []
 
 
 def test_a_rep_who_holds_accounts_keeps_the_rep_role_until_they_are_handed_on(

@@ -38,7 +38,7 @@ from bidhub.services.replays import verify_round
 from bidhub.services.track_records import bid_facts_from_dict, bid_facts_to_dict
 from bidhub.services.users import update_user
 from bidhub.web.i18n import translate
-from tests.conftest import reload
+from tests.conftest import reload, user_form_fingerprint
 from tests.test_appeals import actions, notices, use_window
 
 REASON = "The winner left the company during the standstill window."
@@ -628,7 +628,8 @@ def test_the_user_form_lists_the_pending_awards_and_says_what_saving_does(
 
     response = client.post(f"/admin/users/{rep.id}", data={
         "display_name": rep.display_name, "role": rep.role, "branch_id": rep.branch_id or 0,
-        "status": RepStatus.LEFT, "is_active": "y"}, follow_redirects=True)
+        "status": RepStatus.LEFT, "is_active": "y",
+        "expected": user_form_fingerprint(client, rep.id)}, follow_redirects=True)
     text = response.get_data(as_text=True)
     assert response.status_code == 200
     assert ("1 award of Departing Rep not yet in force went back to KA management to "
@@ -682,8 +683,8 @@ def test_the_user_form_sends_the_awards_back_when_the_role_changes(
     assert "giving them a role other than rep sends these back" in page
     response = client.post(f"/admin/users/{rep.id}", data={
         "display_name": rep.display_name, "role": Role.KA_MANAGER,
-        "branch_id": rep.branch_id or 0, "status": rep.status, "is_active": "y"},
-        follow_redirects=True)
+        "branch_id": rep.branch_id or 0, "status": rep.status, "is_active": "y",
+        "expected": user_form_fingerprint(client, rep.id)}, follow_redirects=True)
     text = response.get_data(as_text=True)
     assert response.status_code == 200
     assert ("1 award of Promoted Rep not yet in force went back to KA management to "

@@ -22,7 +22,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services import adjudication, appeals, filings, imports, rounds, sponsors
-from tests.conftest import client_of, release_on_round_page, reload
+from tests.conftest import client_of, release_on_round_page, reload, user_form_fingerprint
 from tests.owner_history import Watch, appeals_of, history_problems
 from tests.test_appeals import results_in_force, use_window
 
@@ -308,7 +308,8 @@ def test_a_winner_who_leaves_during_the_window_has_the_award_sent_back_unfiled(
     for rep_id, name, branch_id in leaving:
         assert admin.post(f"/admin/users/{rep_id}", data={
             "display_name": name, "role": "rep", "branch_id": str(branch_id),
-            "status": "left"}).status_code == 303
+            "status": "left", "expected": user_form_fingerprint(admin, rep_id)}
+        ).status_code == 303
     watch.nothing_filed()
     reload(session)
     assert session.get(Round, round_.id).listings[0].status == ListingStatus.LISTED

@@ -27,6 +27,7 @@ from bidhub.services.accountability import log_incident
 from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
 from bidhub.services.appeals import file_appeal
 from bidhub.services.filings import transfer_account
+from bidhub.services.users import edit_fingerprint
 from tests.conftest import login, reload
 
 ZWSP = "\u200b"
@@ -179,7 +180,8 @@ FORMS = {
     "user edit": ("admin", lambda w: f"/admin/users/{w['victim'].id}",
                   lambda w: {"display_name": "Renamed Rep", "role": "rep",
                              "branch_id": str(w["branch"].id), "status": "active",
-                             "is_active": "y"}, ["display_name"]),
+                             "is_active": "y", "expected": edit_fingerprint(w["victim"])},
+                  ["display_name"]),
     "new branch": ("admin", lambda w: "/admin/branches/new",
                    lambda w: {"code": "SH", "name": "Shanghai", "name_zh": "上海"},
                    ["code", "name"]),

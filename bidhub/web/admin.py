@@ -110,7 +110,9 @@ def edit_user(user_id: int):
                 executive_title=form.executive_title.data or None,
                 # Not sent (the page shows no hire date for this user): kept as it is.
                 hired_on=form.hired_on.data if form.hired_on.raw_data else users.KEEP_HIRE_DATE,
-                expected=form.expected.data or None, now=now(),
+                # A form without the fingerprint it was drawn with is taken as stale: it
+                # cannot show that nothing changed since it was opened.
+                expected=form.expected.data or "", now=now(),
                 zone=current_app.config["TIMEZONE"])
         except Conflict as error:
             # Drawn again from the user as they are now, with what changed to see.
