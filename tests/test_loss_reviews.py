@@ -559,6 +559,9 @@ def test_a_release_that_ends_with_the_account_kept_withdraws_its_unwritten_revie
     assert review.status == LossReviewStatus.WITHDRAWN
     assert review.review_text == NOTE  # management's note on the release is kept
     assert loss_reviews.due_count(session, owner) == 0
+    # Told the review was due, the rep is told it is not.
+    assert session.scalars(select(Notification.recipient_id).where(
+        Notification.kind == "loss_review_withdrawn")).all() == [owner.id]
 
 
 def test_a_written_review_stays_when_the_release_is_cancelled(

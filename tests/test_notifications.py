@@ -34,7 +34,12 @@ from bidhub.services.accountability import explain_incident, log_incident, resol
 from bidhub.services.adjudication import decide_listing, publish_results, score_closed_round
 from bidhub.services.appeals import answer_appeal, file_appeal
 from bidhub.services.filings import transfer_account
-from bidhub.services.rounds import publish_round, release_account
+from bidhub.services.rounds import (
+    publish_round,
+    refuse_sponsored_listing,
+    release_account,
+    remove_listing,
+)
 from bidhub.services.users import set_password
 from tests.conftest import login, reload
 
@@ -194,6 +199,28 @@ def release_her_account(w, session, clock, app, round_):
                     reason="rep_left", note="", review_text=REASON, now=clock())
 
 
+def held_account_released(w, session, clock, app):
+    round_ = draft_round(w, session, clock, app)
+    return release_account(session, w["manager1"], round_.id, account_id=w["held"].id,
+                           reason="rep_left", note="", review_text=REASON, now=clock())
+
+
+def remove_the_listing(w, session, clock, app, listing):
+    remove_listing(session, w["manager1"], listing.id, clock())
+
+
+def her_account_waiting_for_its_sponsor(w, session, clock, app):
+    round_ = draft_round(w, session, clock, app)
+    release_her_account(w, session, clock, app, round_)
+    reload(session)
+    return session.get(Round, round_.id).listings[0]
+
+
+def sponsor_refuses(w, session, clock, app, listing):
+    refuse_sponsored_listing(session, w["president"], listing.id,
+                             note="Rep A keeps this client for now.", now=clock())
+
+
 def transfer_her_account(w, session, clock, app, _ctx):
     transfer_account(session, w["manager1"], account_id=w["her_account"].id,
                      to_rep_id=w["rep_b"].id, reason="Rep A moves to another region.",
@@ -275,6 +302,14 @@ EVENTS = [
     Event("sponsored release waiting for its sponsor", draft_round, release_her_account, {
         "president": [("sponsored_release", "Her Co. has an executive sponsor")],
         "rep_a": [("loss_review_due", "Her Co. is released from you into a bidding round; it stays yours")]}),
+    Event("released account taken off the draft round", held_account_released,
+          remove_the_listing, {
+              "rep_a": [("loss_review_withdrawn", "Held Co. stays yours: its release ended")]}),
+    Event("sponsored release refused by its sponsor", her_account_waiting_for_its_sponsor,
+          sponsor_refuses, {
+              "manager1": [("sponsor_answered_release", "The sponsor refused the release of "
+                                                        "Her Co.")],
+              "rep_a": [("loss_review_withdrawn", "Her Co. stays yours: its release ended")]}),
     Event("sponsored transfer waiting for its sponsor", nothing, transfer_her_account, {
         "president": [("sponsored_transfer", "asks to transfer Her Co., which you sponsor")]}),
     Event("account transferred away from its rep", nothing, transfer_held, {
@@ -319,7 +354,7 @@ def test_every_kind_has_an_audience_and_is_told_by_some_use_case():
         "incident_logged", "incident_decided", "explanation_submitted", "sponsored_release",
         "sponsored_transfer", "sponsor_answered_release", "sponsor_answered_transfer",
         "password_reset", "appeal_filed", "appeal_answered", "award_refused", "loss_review_due",
-        "review_started", "decided_again"}
+        "loss_review_withdrawn", "review_started", "decided_again"}
     assert all(kind.audience for kind in notifications.KINDS.values())
 
 

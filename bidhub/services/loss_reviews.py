@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from math import ceil
 
 from sqlalchemy import Select, bindparam, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
@@ -174,13 +174,16 @@ def withdraw_unlost_review(listing: Listing, now: datetime) -> None:
     if review is not None and review.status == LossReviewStatus.DUE and review.filing_seq is None:
         review.status = LossReviewStatus.WITHDRAWN
         review.closed_at = now
+        notify(object_session(review), "loss_review_withdrawn", review, now)
 
 
-def withdraw_release_review(session: Session, review_id: int | None) -> None:
+def withdraw_release_review(session: Session, review_id: int | None, now: datetime) -> None:
     """A listing removed from a draft round takes back the account's loss: its review goes
-    too, unless the rep already wrote it (then it stays, as written)."""
+    too, unless the rep already wrote it (then it stays, as written). The rep, told the
+    review was due, is told it is not."""
     review = session.get(AccountReview, review_id) if review_id is not None else None
     if review is not None and review.status == LossReviewStatus.DUE and review.filing_seq is None:
+        notify(session, "loss_review_withdrawn", review, now)
         session.delete(review)
 
 

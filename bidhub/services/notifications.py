@@ -297,6 +297,12 @@ def _loss_review_due(session: Session, review: AccountReview) -> Iterator[Messag
     yield Message(review.rep_id, text, Link("reviews.detail", {"review_id": review.id}))
 
 
+def _loss_review_withdrawn(session: Session, review: AccountReview) -> Iterator[Message]:
+    yield Message(review.rep_id, N_(
+        "%(account)s stays yours: its release ended without moving it, so its loss review is "
+        "no longer due.", account=review.account.name), Link("reviews.mine"))
+
+
 def _password_reset(session: Session, user: User) -> Iterator[Message]:
     yield Message(user.id, N_("An admin reset your password at %(reset_at)s; you will choose a "
                               "new one when you sign in. If you did not ask for it, tell KA "
@@ -422,6 +428,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
          lambda refused: f"listing:{refused[0].id}:{instant(refused[1])}", _award_refused),
     Kind("loss_review_due", "the rep who lost the account",
          lambda review: f"review:{review.id}", _loss_review_due),
+    Kind("loss_review_withdrawn", "the rep whose released account stays theirs",
+         lambda review: f"review:{review.id}", _loss_review_withdrawn),
 )}
 
 # The reminders before a round's deadline, latest last: each is due from its lead time before

@@ -394,7 +394,7 @@ def remove_listing(session: Session, actor: User, listing_id: int, now: datetime
         review_id = listing.review_id
         session.delete(listing)
         session.flush()
-        withdraw_release_review(session, review_id)
+        withdraw_release_review(session, review_id, now)
 
 
 def load_awaiting_listing(session: Session, listing_id: int) -> Listing:
