@@ -714,6 +714,17 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def server_setting(connection, setting: str) -> str:
+    """A PostgreSQL setting as SHOW prints it, or why it could not be read: a role without
+    pg_read_all_settings may not read some (shared_preload_libraries among them)."""
+    import psycopg
+
+    try:
+        return connection.execute(f"SHOW {setting}").fetchone()[0]
+    except psycopg.errors.InsufficientPrivilege:
+        return "unknown (this role may not read it)"
+
+
 @contextmanager
 def postgres_database(url: str):
     """A new, empty database on the server `url` names; dropped afterwards."""
@@ -724,7 +735,7 @@ def postgres_database(url: str):
     name = f"bidhub_bench_{os.getpid()}_{secrets.token_hex(3)}"
     admin_dsn = libpq_url(url)
     with psycopg.connect(admin_dsn, autocommit=True) as connection:
-        settings = {setting: connection.execute(f"SHOW {setting}").fetchone()[0]
+        settings = {setting: server_setting(connection, setting)
                     for setting in ("server_version", "fsync", "synchronous_commit",
                                     "shared_preload_libraries")}
         connection.execute(f'CREATE DATABASE "{name}"')
