@@ -130,6 +130,31 @@ def test_figures_on_a_small_history_match_the_hand_computed_ones(session, clock,
     assert report.repeat_winners == []  # D won 1 of 1, but one award is not a pattern
 
 
+def test_the_charts_name_each_round_as_the_table_does(app, history):
+    """Under each column, the day the round announced its results (month and day, the table's
+    date); in the tooltips, the round's title and that day. Not the round's database id, which
+    the page shows nowhere else."""
+    from zoneinfo import ZoneInfo
+
+    published = history.round.results_published_at
+    day = published.astimezone(ZoneInfo(app.config["TIMEZONE"])).date()
+    client = app.test_client()
+    login(client, history.manager)
+    html = client.get("/manage/fairness").get_data(as_text=True)
+    band = html.split('id="band-chart"', 1)[1].split("</section>", 1)[0]
+    gini = html.split('id="gini-chart"', 1)[1].split("</section>", 1)[0]
+    for chart in (band, gini):
+        assert f'text-anchor="middle">{day:%m-%d}</text>' in chart
+        assert f">#{history.round.id}<" not in chart
+        assert f"三月客户资源竞标 ({day.isoformat()})" in chart
+    assert "Below the band: " in band
+
+    client.post("/language", data={"locale": "zh_CN", "next": "/manage/fairness"})
+    chinese = client.get("/manage/fairness").get_data(as_text=True)
+    assert f"三月客户资源竞标（{day.year}年{day.month}月{day.day}日）" in chinese
+    assert f'text-anchor="middle">{day:%m-%d}</text>' in chinese
+
+
 @pytest.mark.parametrize("who", ["manager", "admin"])
 def test_management_reads_the_page_and_the_csv(app, history, who):
     client = app.test_client()

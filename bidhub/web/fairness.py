@@ -14,7 +14,7 @@ from bidhub.domain.fairness import BandCounts
 from bidhub.services.fairness import FairnessReport, RoundRow, fairness_report
 from bidhub.web.access import managers
 from bidhub.web.csv_export import csv_response, export_language
-from bidhub.web.i18n import utc_to_local
+from bidhub.web.i18n import format_day, utc_to_local
 from bidhub.web.rendering import branch_name, render
 
 blueprint = Blueprint("fairness", __name__)
@@ -24,6 +24,8 @@ TENURE_LABELS = {"under_12": _l("under 12 months"), "12_to_36": _l("12 to 36 mon
 # Fill colours of the band chart, one per side of the band (presentation attributes: the CSP
 # allows no inline style).
 BAND_COLOURS = {"below": "#9fb3d9", "inside": "#2f9e5f", "above": "#c8453b"}
+BAND_LABELS = {"below": _l("Below the band"), "inside": _l("Inside the band"),
+               "above": _l("Above the band")}
 
 CHART_HEIGHT = 160
 COLUMN_WIDTH = 22
@@ -41,7 +43,8 @@ class Segment:
 
 @dataclass(frozen=True)
 class Column:
-    label: str
+    label: str  # under the column: the round's announcement day, or "now"
+    name: str  # in its tooltip: the round's title and day
     x: float
     segments: tuple[Segment, ...]
     is_now: bool = False
@@ -50,17 +53,28 @@ class Column:
 @dataclass(frozen=True)
 class Point:
     label: str
+    name: str
     x: float
     y: float
     value: float
 
 
-def band_columns(points: list[tuple[str, BandCounts, bool]]) -> tuple[list[Column], int]:
+@dataclass(frozen=True)
+class ChartEntry:
+    """A round (or today) as the charts show it: `label` under its column, `name` in the
+    tooltips."""
+
+    label: str
+    name: str
+
+
+def band_columns(points: list[tuple[ChartEntry, BandCounts, bool]]
+                 ) -> tuple[list[Column], int]:
     """Stacked columns (below at the bottom, then inside, then above) scaled to the largest
     total; and the chart's width."""
     peak = max([counts.total for _label, counts, _is_now in points] or [1]) or 1
     columns = []
-    for index, (label, counts, is_now) in enumerate(points):
+    for index, (entry, counts, is_now) in enumerate(points):
         x = 10 + index * (COLUMN_WIDTH + COLUMN_GAP)
         bottom = float(CHART_HEIGHT)
         segments = []
@@ -69,19 +83,19 @@ def band_columns(points: list[tuple[str, BandCounts, bool]]) -> tuple[list[Colum
             height = count / peak * (CHART_HEIGHT - CHART_TOP)
             bottom -= height
             segments.append(Segment(band, round(bottom, 2), round(height, 2), count))
-        columns.append(Column(label, x, tuple(segments), is_now))
+        columns.append(Column(entry.label, entry.name, x, tuple(segments), is_now))
     return columns, 20 + len(points) * (COLUMN_WIDTH + COLUMN_GAP)
 
 
-def gini_points(points: list[tuple[str, float | None]]) -> tuple[list[Point], int]:
+def gini_points(points: list[tuple[ChartEntry, float | None]]) -> tuple[list[Point], int]:
     """Points on a 0..1 scale (the Gini's range), one per round that has a figure."""
     placed = []
-    for index, (label, value) in enumerate(points):
+    for index, (entry, value) in enumerate(points):
         if value is None:
             continue
         x = 10 + index * (COLUMN_WIDTH + COLUMN_GAP) + COLUMN_WIDTH / 2
         y = CHART_HEIGHT - value * (CHART_HEIGHT - CHART_TOP)
-        placed.append(Point(label, x, round(y, 2), value))
+        placed.append(Point(entry.label, entry.name, x, round(y, 2), value))
     return placed, 20 + len(points) * (COLUMN_WIDTH + COLUMN_GAP)
 
 
@@ -90,17 +104,28 @@ def shown_after(row: RoundRow) -> BandCounts:
     return row.figures.after if row.figures.after is not None else row.figures.before
 
 
+def chart_entry(row: RoundRow) -> ChartEntry:
+    """A round under its column by the day it announced its results, as the table below the
+    charts dates it (month and day, which a column has room for); its title in the tooltips."""
+    day = utc_to_local(row.round.results_published_at).date()
+    return ChartEntry(f"{day:%m-%d}", _("%(text)s (%(note)s)", text=row.round.title,
+                                         note=format_day(day)))
+
+
 def charts(report: FairnessReport) -> dict:
-    now_label = _("now")
+    today = ChartEntry(_("now"), _("now"))
+    entries = [chart_entry(row) for row in report.rounds]
     columns, width = band_columns(
-        [(f"#{row.round.id}", shown_after(row), False) for row in report.rounds]
-        + [(now_label, report.now, True)])
+        [(entry, shown_after(row), False) for entry, row in zip(entries, report.rounds,
+                                                               strict=True)]
+        + [(today, report.now, True)])
     points, _width = gini_points(
-        [(f"#{row.round.id}", row.figures.gini_after) for row in report.rounds]
-        + [(now_label, report.gini_now)])
+        [(entry, row.figures.gini_after) for entry, row in zip(entries, report.rounds,
+                                                              strict=True)]
+        + [(today, report.gini_now)])
     return {"columns": columns, "points": points, "width": width, "height": CHART_HEIGHT,
             "polyline": " ".join(f"{point.x},{point.y}" for point in points),
-            "colours": BAND_COLOURS}
+            "colours": BAND_COLOURS, "band_labels": BAND_LABELS}
 
 
 @blueprint.route("/manage/fairness")
