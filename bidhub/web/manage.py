@@ -44,6 +44,7 @@ from bidhub.services.ownership import may_receive_accounts
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
 from bidhub.web.access import managers
+from bidhub.web.allocation_reasons import listing_names
 from bidhub.web.appeals import (
     announces_first,
     answered_appeals,
@@ -488,6 +489,8 @@ def listing_page(listing_id: int, form: DecisionForm | None = None, status: int 
         for bid in ranking if bid.score.is_eligible and may_receive_accounts(bid.rep)})
     return render("manage/listing.html", status=status, listing=listing, round=round_,
                   ranking=ranking, breakdowns=breakdowns, decision=decision, proposed=proposed,
+                  listing_names=listing_names(session, round_.id, [
+                      bid.score.not_awarded_reason for bid in ranking]),
                   form=form, metrics=METRICS,
                   can_decide=can_decide,
                   bid_flags=bid_flags, bid_flag_labels=BID_FLAG_LABELS,

@@ -25,6 +25,7 @@ from bidhub.services.rounds import load_round
 from bidhub.services.rule_sets import parsed
 from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
+from bidhub.web.allocation_reasons import listing_names
 from bidhub.web.appeals import rep_appeals
 from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
 from bidhub.web.i18n import kept_with_catalogue, translate
@@ -469,8 +470,11 @@ def bid_page(bid_id: int, *, appeal_form: AppealForm | None = None, status: int 
     may_bid_again = (takes_bids and bid.status == BidStatus.WITHDRAWN
                      and not policies.hindrances_for(session, current_user, [bid.listing], now(),
                                                      zone=current_app.config["TIMEZONE"]))
+    result = policies.rep_result(session, bid)
     return render("market/bid_detail.html", status=status, bid=bid, round=round_,
-                  result=policies.rep_result(session, bid),
+                  result=result,
+                  listing_names=listing_names(session, round_.id, [
+                      bid.score.not_awarded_reason if result and bid.score else None]),
                   is_open=round_.is_open_at(now()), takes_bids=takes_bids,
                   may_bid_again=may_bid_again, withdraw_form=ConfirmForm(),
                   edit_refusal=bidding.edit_refusal(current_user.role, current_user.is_active,

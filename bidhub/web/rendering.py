@@ -39,6 +39,7 @@ from bidhub.services import adjudication, policies
 from bidhub.services.branches import branch_label
 from bidhub.web import labels
 from bidhub.web.access import reachable_endpoint
+from bidhub.web.allocation_reasons import allocation_reason
 from bidhub.web.i18n import (
     current_language,
     format_day,
@@ -298,7 +299,8 @@ def init_app(app: Flask) -> None:
                                  translate=translate)
     app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact,
                                  decision_reason=decision_reason, listed=listed,
-                                 decision_links=decision_links)
+                                 decision_links=decision_links,
+                                 allocation_reason=allocation_reason)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language,
                                  reachable_endpoint=reachable_endpoint, sentences=sentences,

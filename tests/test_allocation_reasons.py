@@ -1,0 +1,105 @@
+"""A bid's reason for not being proposed names the accounts its rep wins elsewhere in the round,
+not their listing ids, on the manager's listing page and on the rep's bid page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from bidhub.domain.allocation import _elsewhere
+from bidhub.domain.messages import dumps
+from bidhub.domain.text import N_, Joined
+from bidhub.models import BidScore
+from bidhub.services import adjudication
+from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
+from bidhub.web.allocation_reasons import mentioned_listings, with_listing_names
+from tests.conftest import login, reload
+
+
+def test_the_listings_a_reason_names_are_its_whole_mentions():
+    wins = _elsewhere([45, 43, 44], None)
+    assert mentioned_listings(wins) == {43, 44, 45}
+    assert mentioned_listings(_elsewhere([7], None)) == {7}
+    assert mentioned_listings(_elsewhere([], None)) == set()
+    # Only a parameter or part that is a mention and nothing else: "#" in prose is prose.
+    prose = N_("%(text)s (%(note)s)", text="rank #2 of 5", note=Joined(["#x", "##3", "# 4"]))
+    assert mentioned_listings(prose) == set()
+
+
+def test_named_listings_read_as_their_accounts_and_the_others_stay():
+    wins = _elsewhere([43, 44, 45], None)
+    named = with_listing_names(wins, {43: "华北电力集团", 45: "北京智联科技有限公司"})
+    assert str(named) == "wins 华北电力集团, #44 and 北京智联科技有限公司 in this round"
+    assert str(wins) == "wins #43, #44 and #45 in this round"  # the stored reason is unchanged
+    assert with_listing_names("#43", {43: "华北电力集团"}) == "华北电力集团"
+    assert with_listing_names("plain text", {43: "华北电力集团"}) == "plain text"
+
+
+@pytest.fixture
+def capped(app, session, clock, make_manager, make_rep, make_account, make_round, make_bid,
+           make_opportunities):
+    """A scored round under one award per rep: the strong rep is proposed for the first
+    listing and kept out of the second by the cap."""
+    adopt_rule_set(session, None, active_rule_set(session).text.replace(
+        "max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 1"), "one award",
+        "", clock())
+    session.commit()
+    manager, strong, weak = make_manager(), make_rep(name="Strong Rep"), make_rep(name="Weak")
+    history = make_account()
+    make_opportunities(strong, history, won=9, lost=1)
+    make_opportunities(weak, history, won=2, lost=8)
+    round_ = make_round(accounts=[make_account(name="<b>东方</b> & 西方集团"), make_account()],
+                        manager=manager, closes_at=clock() + timedelta(hours=1))
+    first, second = sorted(round_.listings, key=lambda listing: listing.id)
+    bids = {(rep.id, listing.id): make_bid(rep, listing)
+            for rep in (strong, weak) for listing in (first, second)}
+    clock.advance(hours=1)
+    assert adjudication.score_closed_round(session, round_.id, clock())
+    capped_bid = bids[strong.id, second.id]
+    assert f"#{first.id}" in session.get(BidScore, capped_bid.id).not_awarded_reason
+    return SimpleNamespace(manager=manager, strong=strong, round=round_, first=first,
+                           second=second, bid=capped_bid)
+
+
+def test_the_manager_reads_the_account_the_capped_rep_wins(app, capped):
+    client = app.test_client()
+    login(client, capped.manager)
+    html = client.get(f"/manage/listings/{capped.second.id}").get_data(as_text=True)
+    assert ("per-round cap of 1 award reached (wins &lt;b&gt;东方&lt;/b&gt; &amp; 西方集团 in "
+            "this round)") in html
+    assert f"#{capped.first.id} in this round" not in html
+    client.post("/language", data={"locale": "zh_CN", "next": "/"})
+    chinese = client.get(f"/manage/listings/{capped.second.id}").get_data(as_text=True)
+    assert "（在本轮中标&lt;b&gt;东方&lt;/b&gt; &amp; 西方集团）" in chinese
+
+
+def test_the_rep_reads_the_account_they_win_once_results_are_announced(app, session, clock,
+                                                                       capped):
+    for listing in (capped.first, capped.second):
+        adjudication.decide_listing(session, capped.manager, listing.id, kind="accepted",
+                                    bid_id=None, reason="", now=clock())
+    reload(session)
+    adjudication.publish_results(session, capped.manager, capped.round.id,
+                                 expected_version=capped.round.version, now=clock())
+    client = app.test_client()
+    login(client, capped.strong)
+    html = client.get(f"/bids/{capped.bid.id}").get_data(as_text=True)
+    assert "(wins &lt;b&gt;东方&lt;/b&gt; &amp; 西方集团 in this round)" in html
+    assert f"#{capped.first.id}" not in html
+
+
+def test_a_reason_naming_a_listing_of_another_round_keeps_its_number(app, session, capped,
+                                                                     make_round, make_account):
+    """Only the round's own listings are named: a mention the round does not hold (a reason
+    written by hand, say) stays as it was stored."""
+    other = make_round(accounts=[make_account(name="别的轮次的客户")])
+    score = session.get(BidScore, capped.bid.id)
+    score.not_awarded_reason = dumps(_elsewhere([other.listings[0].id], None))
+    session.commit()
+    client = app.test_client()
+    login(client, capped.manager)
+    html = client.get(f"/manage/listings/{capped.second.id}").get_data(as_text=True)
+    assert f"wins #{other.listings[0].id} in this round" in html
+    assert "别的轮次的客户" not in html
