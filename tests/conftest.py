@@ -415,6 +415,38 @@ def make_bid(session, clock):
     return make
 
 
+
+@pytest.fixture
+def capped_round(session, clock, make_manager, make_rep, make_account, make_round, make_bid,
+                 make_opportunities):
+    """A scored round under one award per rep and round: "Strong Rep" is proposed for the
+    first listing and kept out of the second by the cap ("Weak" bids on both too). The first
+    listing's account has markup in its name."""
+    from types import SimpleNamespace
+
+    from bidhub.services.adjudication import score_closed_round
+    from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
+
+    adopt_rule_set(session, None, active_rule_set(session).text.replace(
+        "max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 1"), "one award",
+        "", clock())
+    session.commit()
+    manager, strong, weak = make_manager(), make_rep(name="Strong Rep"), make_rep(name="Weak")
+    history = make_account()
+    make_opportunities(strong, history, won=9, lost=1)
+    make_opportunities(weak, history, won=2, lost=8)
+    round_ = make_round(accounts=[make_account(name="<b>东方</b> & 西方集团"), make_account()],
+                        manager=manager, closes_at=clock() + timedelta(hours=1))
+    first, second = sorted(round_.listings, key=lambda listing: listing.id)
+    bids = {(rep.id, listing.id): make_bid(rep, listing)
+            for rep in (strong, weak) for listing in (first, second)}
+    clock.advance(hours=1)
+    assert score_closed_round(session, round_.id, clock())
+    return SimpleNamespace(manager=manager, strong=strong, weak=weak, round=round_,
+                           first=first, second=second, bids=bids,
+                           capped_bid=bids[strong.id, second.id])
+
+
 REVIEW_RULES = """
 [review]
 min_reviews_per_bid = 2

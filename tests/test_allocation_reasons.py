@@ -3,9 +3,6 @@ not their listing ids, on the manager's listing page and on the rep's bid page."
 
 from __future__ import annotations
 
-from datetime import timedelta
-from types import SimpleNamespace
-
 import pytest
 
 from bidhub.domain.allocation import _elsewhere
@@ -13,7 +10,6 @@ from bidhub.domain.messages import dumps
 from bidhub.domain.text import N_, Joined
 from bidhub.models import BidScore
 from bidhub.services import adjudication
-from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
 from bidhub.web.allocation_reasons import mentioned_listings, with_listing_names
 from tests.conftest import login, reload
 
@@ -38,29 +34,10 @@ def test_named_listings_read_as_their_accounts_and_the_others_stay():
 
 
 @pytest.fixture
-def capped(app, session, clock, make_manager, make_rep, make_account, make_round, make_bid,
-           make_opportunities):
-    """A scored round under one award per rep: the strong rep is proposed for the first
-    listing and kept out of the second by the cap."""
-    adopt_rule_set(session, None, active_rule_set(session).text.replace(
-        "max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 1"), "one award",
-        "", clock())
-    session.commit()
-    manager, strong, weak = make_manager(), make_rep(name="Strong Rep"), make_rep(name="Weak")
-    history = make_account()
-    make_opportunities(strong, history, won=9, lost=1)
-    make_opportunities(weak, history, won=2, lost=8)
-    round_ = make_round(accounts=[make_account(name="<b>东方</b> & 西方集团"), make_account()],
-                        manager=manager, closes_at=clock() + timedelta(hours=1))
-    first, second = sorted(round_.listings, key=lambda listing: listing.id)
-    bids = {(rep.id, listing.id): make_bid(rep, listing)
-            for rep in (strong, weak) for listing in (first, second)}
-    clock.advance(hours=1)
-    assert adjudication.score_closed_round(session, round_.id, clock())
-    capped_bid = bids[strong.id, second.id]
-    assert f"#{first.id}" in session.get(BidScore, capped_bid.id).not_awarded_reason
-    return SimpleNamespace(manager=manager, strong=strong, round=round_, first=first,
-                           second=second, bid=capped_bid)
+def capped(session, capped_round):
+    assert f"#{capped_round.first.id}" in session.get(
+        BidScore, capped_round.capped_bid.id).not_awarded_reason
+    return capped_round
 
 
 def test_the_manager_reads_the_account_the_capped_rep_wins(app, capped):
@@ -85,7 +62,7 @@ def test_the_rep_reads_the_account_they_win_once_results_are_announced(app, sess
                                  expected_version=capped.round.version, now=clock())
     client = app.test_client()
     login(client, capped.strong)
-    html = client.get(f"/bids/{capped.bid.id}").get_data(as_text=True)
+    html = client.get(f"/bids/{capped.capped_bid.id}").get_data(as_text=True)
     assert "(wins &lt;b&gt;东方&lt;/b&gt; &amp; 西方集团 in this round)" in html
     assert f"#{capped.first.id}" not in html
 
@@ -95,7 +72,7 @@ def test_a_reason_naming_a_listing_of_another_round_keeps_its_number(app, sessio
     """Only the round's own listings are named: a mention the round does not hold (a reason
     written by hand, say) stays as it was stored."""
     other = make_round(accounts=[make_account(name="别的轮次的客户")])
-    score = session.get(BidScore, capped.bid.id)
+    score = session.get(BidScore, capped.capped_bid.id)
     score.not_awarded_reason = dumps(_elsewhere([other.listings[0].id], None))
     session.commit()
     client = app.test_client()

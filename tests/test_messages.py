@@ -261,30 +261,14 @@ def test_a_stored_not_awarded_reason_reads_in_chinese_on_the_listing_page(
     assert "not eligible: holds 40 accounts; the maximum is 40" in html
 
 
-def test_a_cap_of_one_award_is_one_award_in_both_languages(
-        app, session, clock, make_manager, make_rep, make_account, make_round, make_bid,
-        make_opportunities, login_as):
+def test_a_cap_of_one_award_is_one_award_in_both_languages(app, session, clock, capped_round):
     """Under one award per rep and round, the best bidder kept out of a second account reads
     "per-round cap of 1 award reached", and a manager awarding that rep a second account is
     told "already has 1 award"; in Chinese both read as they do for two awards."""
     from bidhub.domain.errors import InvalidRequest
-    from bidhub.services.rule_sets import active_rule_set, adopt_rule_set
 
-    adopt_rule_set(session, None, active_rule_set(session).text.replace(
-        "max_awards_per_rep_per_round = 3", "max_awards_per_rep_per_round = 1"), "one award",
-        "", clock())
-    session.commit()
-    manager, strong, weak = make_manager(), make_rep(name="Strong Rep"), make_rep(name="Weak")
-    history = make_account()
-    make_opportunities(strong, history, won=9, lost=1)
-    make_opportunities(weak, history, won=2, lost=8)
-    round_ = make_round(accounts=[make_account(), make_account()], manager=manager,
-                        closes_at=clock() + timedelta(hours=1))
-    first, second = sorted(round_.listings, key=lambda listing: listing.id)
-    bids = {(rep.id, listing.id): make_bid(rep, listing)
-            for rep in (strong, weak) for listing in (first, second)}
-    clock.advance(hours=1)
-    assert adjudication.score_closed_round(session, round_.id, clock())
+    manager, strong, bids = capped_round.manager, capped_round.strong, capped_round.bids
+    first, second = capped_round.first, capped_round.second
     capped = session.get(BidScore, bids[strong.id, second.id].id)
     reason = loads(capped.not_awarded_reason)
     assert str(reason) == f"per-round cap of 1 award reached (wins #{first.id} in this round)"
