@@ -54,6 +54,8 @@ def test_the_manager_reads_the_account_the_capped_rep_wins(app, capped):
 
 def test_the_rep_reads_the_account_they_win_once_results_are_announced(app, session, clock,
                                                                        capped):
+    """The reason is introduced as the rules' allocation's: KA management's decisions, shown
+    above it, may have differed from it."""
     for listing in (capped.first, capped.second):
         adjudication.decide_listing(session, capped.manager, listing.id, kind="accepted",
                                     bid_id=None, reason="", now=clock())
@@ -63,8 +65,13 @@ def test_the_rep_reads_the_account_they_win_once_results_are_announced(app, sess
     client = app.test_client()
     login(client, capped.strong)
     html = client.get(f"/bids/{capped.capped_bid.id}").get_data(as_text=True)
-    assert "(wins &lt;b&gt;东方&lt;/b&gt; &amp; 西方集团 in this round)" in html
+    assert ("Why the rules' allocation did not propose your bid: per-round cap of 1 award "
+            "reached (wins &lt;b&gt;东方&lt;/b&gt; &amp; 西方集团 in this round)") in html
     assert f"#{capped.first.id}" not in html
+    client.post("/language", data={"locale": "zh_CN", "next": "/"})
+    chinese = client.get(f"/bids/{capped.capped_bid.id}").get_data(as_text=True)
+    assert ("按规则分配未将你拟为中标人的原因：已达到每轮最多中标 1 个的上限"
+            "（在本轮中标&lt;b&gt;东方&lt;/b&gt; &amp; 西方集团）") in chinese
 
 
 def test_a_reason_naming_a_listing_of_another_round_keeps_its_number(app, session, capped,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
 from bidhub import create_app
@@ -332,7 +333,8 @@ def test_after_publication_the_rep_sees_the_bonus_line_and_why_a_preference_deci
     assert "Preference bonus (choice)" in won and "+0.050" in won
     assert "ranked preferences decided this award" in won
     lost = client.get(f"/bids/{bids['Strong first']}").get_data(as_text=True)
-    assert "you won #" in lost and "which you ranked higher" in lost
+    won_account = session.get(Bid, bids["Strong second"]).listing.account.name
+    assert f"you won {escape(won_account)}, which you ranked higher" in lost
 
 
 def test_management_sees_no_ranking_while_the_round_is_open(session, clock, three_bids,
