@@ -33,6 +33,7 @@ from bidhub.domain.imports import ImportKind
 from bidhub.models import (
     Account,
     AccountReview,
+    AuditEvent,
     DecisionKind,
     FilingKind,
     InstanceMarker,
@@ -1010,6 +1011,19 @@ def first_owners(world: World) -> dict[str, str]:
     return {transfer.account: transfer.from_rep for transfer in world.transfers}
 
 
+def date_initial_rules(session: Session, at: datetime) -> None:
+    """The initial rules as adopted when the department's records begin (`at`), before the
+    demo's rounds and the adoptions that follow them: `bidhub init` adopted them at the moment
+    it ran, which in a world built with months of history would read as the latest adoption."""
+    from bidhub.services.rule_sets import ADOPTED, active_rule_set
+
+    initial = active_rule_set(session)
+    initial.created_at = at
+    session.execute(update(AuditEvent).where(AuditEvent.action == ADOPTED,
+                                             AuditEvent.target == f"rule_set:{initial.id}")
+                    .values(at=at))
+
+
 def write_world(session: Session, world: World, now: datetime) -> dict[str, User]:
     """Staff and branches directly; everything a CRM holds through the CRM import, as files;
     the direct transfers since the first load through the one change of owner."""
@@ -1025,6 +1039,7 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
     # Marked first, in the same commit as the first rows, so no partial build looks foreign.
     with unit_of_work(session):
         session.add(InstanceMarker(name=DEMO_MARKER, value=MARKER_BUILDING, created_at=now))
+        date_initial_rules(session, ago(500 * MINUTES_PER_DAY))
         branch_ids = {code: ensure_branch(session, code, name, BRANCH_NAMES_ZH[code]).id
                       for code, name, _ in BRANCHES}
         session.execute(insert(User), [

@@ -350,6 +350,22 @@ def test_eight_months_of_rounds_in_force_before_the_current_ones(demo):
     assert released and all(review.status == LossReviewStatus.CLOSED for review in released)
 
 
+def test_the_rules_were_adopted_in_the_order_their_dates_say(demo):
+    """The initial rules are dated when the department's records begin, before the first round
+    and the adoptions after it: the rules page lists the adoptions newest first, by date too."""
+    from bidhub.models import Round
+    from bidhub.services.rule_sets import rule_adoptions
+
+    adoptions = rule_adoptions(demo)
+    moments = [adoption.at for adoption in adoptions]
+    assert moments == sorted(moments, reverse=True)
+    initial = adoptions[-1]
+    assert initial.actor is None and initial.note == "initial rules"
+    assert initial.version.created_at == initial.at
+    first_round = demo.scalars(select(Round).order_by(Round.created_at)).first()
+    assert initial.at < first_round.created_at
+
+
 def test_the_fairness_page_shows_every_past_round(demo, demo_path):
     session = demo
     report = fairness_report(session, NOW)
