@@ -23,6 +23,7 @@ from bidhub.models import BidScore
 from bidhub.services import adjudication
 from bidhub.services.replays import verify_round
 from bidhub.web.i18n import translate
+from tests.conftest import login
 
 ROOT = Path(__file__).resolve().parents[1] / "bidhub"
 SCANNED = [ROOT / "services", ROOT / "domain"]
@@ -300,3 +301,18 @@ def test_rule_problems_read_in_chinese_with_the_key_as_written(app, session, mak
     assert problem.path in html and "win_rate" in html
     assert in_chinese(app, problem.message) in html
     assert "unknown metric" not in html
+
+
+def test_accepting_every_unflagged_award_speaks_of_the_rules_proposal(app, capped_round):
+    """Where the cap keeps the best bidder out, the proposal is the second-ranked bid: the page
+    that accepts every unflagged proposal names it, and its Chinese says it accepts the winners
+    the rules proposed (按规则拟定), not the first-ranked (排名第一) bidders."""
+    client = app.test_client()
+    login(client, capped_round.manager)
+    client.post("/language", data={"locale": "zh_CN", "next": "/"})
+    html = client.get(f"/manage/rounds/{capped_round.round.id}/accept-unflagged").get_data(
+        as_text=True)
+    assert "将对以下 2 个竞标客户接受按规则拟定的中标人：" in html
+    assert "排名第一" not in html
+    row = html.split(f'<tr data-listing="{capped_round.second.id}">', 1)[1].split("</tr>", 1)[0]
+    assert "Weak" in row and "Strong Rep" not in row
