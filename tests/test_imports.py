@@ -95,6 +95,26 @@ def problem_reasons(result) -> list[tuple]:
     return [(problem.row, problem.column, problem.reason) for problem in result.problems]
 
 
+def test_past_imports_are_listed_newest_first_by_when_they_ran(session, branches, admin,
+                                                                clock):
+    """An import recorded after another but dated earlier (a file brought in with the time it
+    ran, as a migration or the demo writes its history) is listed by its date."""
+    from datetime import timedelta
+
+    from bidhub.services.imports import import_runs
+
+    data = sample_text("branches").encode("utf-8-sig")
+    late = import_file(session, admin, "branches", "late.csv", data, valid_rows_only=False,
+                       now=clock())
+    early = import_file(session, admin, "branches", "early.csv", data, valid_rows_only=False,
+                        now=clock() - timedelta(days=30))
+    same_moment = import_file(session, admin, "branches", "same.csv", data,
+                              valid_rows_only=False, now=clock())
+    assert late.run_id < early.run_id < same_moment.run_id
+    assert [run.filename for run in import_runs(session)] == ["same.csv", "late.csv",
+                                                              "early.csv"]
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-bom", "gbk"])
 def test_every_sample_imports_cleanly_in_each_encoding(session, branches, run_import, encoding):
     for kind in ORDER:

@@ -949,7 +949,10 @@ def _record_run(
 
 
 def import_runs(session: Session, limit: int = 50) -> list[ImportRun]:
-    return list(session.scalars(select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)))
+    """The latest imports, newest first by when they ran (then by id), as the list dates them."""
+    return list(session.scalars(select(ImportRun)
+                                .order_by(ImportRun.started_at.desc(), ImportRun.id.desc())
+                                .limit(limit)))
 
 
 def actor_names(session: Session, runs: Iterable[ImportRun | ImportMapping]) -> dict[int, str]:
