@@ -40,15 +40,21 @@ def capped(session, capped_round):
     return capped_round
 
 
-def test_the_manager_reads_the_account_the_capped_rep_wins(app, capped):
+def in_english_then_chinese(app, user, path: str) -> tuple[str, str]:
+    """The page at `path` as `user` reads it in English, then after switching to Chinese."""
     client = app.test_client()
-    login(client, capped.manager)
-    html = client.get(f"/manage/listings/{capped.second.id}").get_data(as_text=True)
+    login(client, user)
+    english = client.get(path).get_data(as_text=True)
+    client.post("/language", data={"locale": "zh_CN", "next": "/"})
+    return english, client.get(path).get_data(as_text=True)
+
+
+def test_the_manager_reads_the_account_the_capped_rep_wins(app, capped):
+    html, chinese = in_english_then_chinese(app, capped.manager,
+                                            f"/manage/listings/{capped.second.id}")
     assert ("per-round cap of 1 award reached (wins &lt;b&gt;东方&lt;/b&gt; &amp; 西方集团 in "
             "this round)") in html
     assert f"#{capped.first.id} in this round" not in html
-    client.post("/language", data={"locale": "zh_CN", "next": "/"})
-    chinese = client.get(f"/manage/listings/{capped.second.id}").get_data(as_text=True)
     assert "（在本轮中标&lt;b&gt;东方&lt;/b&gt; &amp; 西方集团）" in chinese
 
 
@@ -62,14 +68,10 @@ def test_the_rep_reads_the_account_they_win_once_results_are_announced(app, sess
     reload(session)
     adjudication.publish_results(session, capped.manager, capped.round.id,
                                  expected_version=capped.round.version, now=clock())
-    client = app.test_client()
-    login(client, capped.strong)
-    html = client.get(f"/bids/{capped.capped_bid.id}").get_data(as_text=True)
+    html, chinese = in_english_then_chinese(app, capped.strong, f"/bids/{capped.capped_bid.id}")
     assert ("Why the rules' allocation did not propose your bid: per-round cap of 1 award "
             "reached (wins &lt;b&gt;东方&lt;/b&gt; &amp; 西方集团 in this round)") in html
     assert f"#{capped.first.id}" not in html
-    client.post("/language", data={"locale": "zh_CN", "next": "/"})
-    chinese = client.get(f"/bids/{capped.capped_bid.id}").get_data(as_text=True)
     assert ("按规则分配未将你拟为中标人的原因：已达到每轮最多中标 1 个的上限"
             "（在本轮中标&lt;b&gt;东方&lt;/b&gt; &amp; 西方集团）") in chinese
 

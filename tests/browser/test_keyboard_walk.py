@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from bidhub.db import get_session, unit_of_work
-from bidhub.models import Notification
+from bidhub.db import get_session
 from bidhub.services import notifications
 from bidhub.services.adjudication import score_closed_round
 from tests.browser.conftest import LiveServer
-from tests.browser.world import add_round_past_its_deadline, bid, by_username
+from tests.browser.world import add_notifications, add_round_past_its_deadline, bid, by_username
 
 PLAN = "第一个月拜访采购人和决策人，推动年度框架合同续签。"
 VISITS = "第一周拜访采购人，第二周拜访决策人，第四周提交方案。"
@@ -157,14 +156,9 @@ def test_an_item_marked_read_keeps_the_focus_and_the_count_follows(walk,
     with live_server.app.app_context():
         session = get_session()
         now = live_server.app.config["CLOCK"]()
-        rep_id = by_username(session, world.rep).id
-        # Two new items written as notify() writes them (an incident would count against the
-        # rep's eligibility in the other walks' rounds).
-        with unit_of_work(session):
-            session.add_all(Notification(
-                recipient_id=rep_id, kind="password_reset", event_key=f"keyboard-walk:{n}",
-                msgid=PASSWORD_RESET, params={"reset_at": notifications.instant(now)},
-                link_endpoint="auth.password", link_args={}, created_at=now) for n in range(2))
+        add_notifications(session, by_username(session, world.rep), now, "password_reset",
+                          PASSWORD_RESET, {"reset_at": notifications.instant(now)},
+                          "auth.password", [f"keyboard-walk:{n}" for n in range(2)])
     rep = walk()
     page = rep.page
     rep.sign_in(world.rep)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from bidhub.db import get_session, unit_of_work
-from bidhub.models import Notification
+from bidhub.db import get_session
 from bidhub.services import notifications
 from tests.browser.conftest import NARROW, WIDE, LiveServer
-from tests.browser.world import by_username
+from tests.browser.world import add_notifications, by_username
 
 LOSS_REVIEW_DUE = ("%(account)s is released from you into a bidding round; it stays yours until "
                    "the round's results take effect. Write its loss review (what happened, "
@@ -24,18 +23,10 @@ def test_a_long_notification_wraps_inside_its_card(walk, live_server: LiveServer
     with live_server.app.app_context():
         session = get_session()
         now = live_server.app.config["CLOCK"]()
-        rep_id = by_username(session, world.rep).id
-        # Written as notify() writes a loss review's notice (a real release would put the
-        # account in the other walks' rounds).
-        with unit_of_work(session):
-            notice = Notification(
-                recipient_id=rep_id, kind="loss_review_due",
-                event_key=f"notification-walk:{locale}", msgid=LOSS_REVIEW_DUE,
-                params={"account": ACCOUNT, "due_at": notifications.instant(now)},
-                link_endpoint="market.my_bids", link_args={}, created_at=now)
-            session.add(notice)
-            session.flush()
-            notice_id = notice.id
+        [notice_id] = add_notifications(
+            session, by_username(session, world.rep), now, "loss_review_due", LOSS_REVIEW_DUE,
+            {"account": ACCOUNT, "due_at": notifications.instant(now)}, "market.my_bids",
+            [f"notification-walk:{locale}"])
     rep = walk(locale=locale)
     page = rep.page
     rep.sign_in(world.rep)

@@ -20,6 +20,7 @@ from bidhub.models import (
     Contact,
     FilingKind,
     MonthlyForecast,
+    Notification,
     Opportunity,
     OpportunityStageChange,
     Role,
@@ -243,6 +244,20 @@ def bid(session: Session, rep: User, listing_id: int, at: datetime) -> None:
 
 def by_username(session: Session, username: str) -> User:
     return session.scalars(select(User).where(User.username == username)).one()
+
+
+def add_notifications(session: Session, rep: User, at: datetime, kind: str, msgid: str,
+                      params: dict, link_endpoint: str, event_keys: list[str]) -> list[int]:
+    """Notifications for `rep` written as notify() writes them, one per event key; their ids.
+    Written directly: the event that would send one (an incident, a release) would also count
+    in the other walks' rounds."""
+    with unit_of_work(session):
+        notices = [Notification(recipient_id=rep.id, kind=kind, event_key=key, msgid=msgid,
+                                params=params, link_endpoint=link_endpoint, link_args={},
+                                created_at=at) for key in event_keys]
+        session.add_all(notices)
+        session.flush()
+        return [notice.id for notice in notices]
 
 
 def add_round_past_its_deadline(session: Session, now: datetime, manager: User, holder: User,
