@@ -41,7 +41,8 @@ AMOUNTS = {"": None, "  ": None, "100000": 100_000, "100,000": 100_000, "¥100,0
            "1.23456万": "refused", "abc": "refused"}
 SEARCHES = ["", "   ", "北京", " 北京\u3000", "（集团）", "(集团)", "（控股）", "(控股)", "ALPHA",
             "alpha", "Alpha 100%", "100%", "%", "_", "o_c", "ka-", "ＫＡ－", "ＡＢＣ", "ｚｅｔａ",
-            "科技", "zzz", "'; DROP TABLE accounts; --", "<b>"]
+            "科技", "zzz", "'; DROP TABLE accounts; --", "<b>", "北京 科技", "科技　北京",
+            "ａｂｃ 贸易", "alpha co", "Co. alpha", "北京 上海", "科技 科技", "zeta  科技"]
 SORTS = ["", "value_desc", "value_asc", "name", "industry", "bogus"]
 
 
@@ -67,13 +68,13 @@ def ascii_lower(text: str) -> str:
 def expected(facts: list[dict], query: dict[str, str]) -> tuple[list[str], str]:
     """The account numbers the list must show for `query`, and the sort in force."""
     shown = list(facts)
-    typed = query.get("q", "").strip()
-    if typed:
-        # The text as typed or with a Chinese input method's full-width characters folded,
-        # found as itself (% and _ included) in a name or number, ASCII letters in any case;
-        # width-blind both ways: the folded text is found in the name folded the same way.
-        folded = ascii_lower(unicodedata.normalize("NFKC", typed).strip())
-        terms = {ascii_lower(typed), folded}
+    # Every word of the text (split at spaces, an input method's full-width ones too), as
+    # typed or with a Chinese input method's full-width characters folded, found as itself
+    # (% and _ included) in a name or number, ASCII letters in any case; width-blind both
+    # ways: the folded word is found in the name folded the same way.
+    for word in query.get("q", "").split():
+        folded = ascii_lower(unicodedata.normalize("NFKC", word).strip())
+        terms = {ascii_lower(word), folded}
         shown = [fact for fact in shown
                  if any(term in ascii_lower(fact["name"]) or term in ascii_lower(fact["number"])
                         for term in terms)

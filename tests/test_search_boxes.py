@@ -74,3 +74,32 @@ def test_the_rep_picker_reads_full_width_input(session, searched):
     rep = searched["rep"]
     for text in ("e-7788".translate(FULL_WIDTH), "ＷＡＮＧ", f"{IDEOGRAPHIC_SPACE}王芳"):
         assert [found.id for found in transfer_preview.search_reps(session, text)] == [rep.id]
+
+
+@pytest.mark.parametrize("typed", [
+    "words in the name's order", "words in another order", "full-width words and space",
+    "number and name", "a word twice"])
+def test_every_search_box_finds_an_account_by_its_words_in_any_order(session, clock, searched,
+                                                                     typed):
+    account = searched["account"]
+    text = {"words in the name's order": "Acme 集团",
+            "words in another order": "集团 trading",
+            "full-width words and space": f"（集团）{IDEOGRAPHIC_SPACE}{'acme'.translate(FULL_WIDTH)}",
+            "number and name": f"{account.external_id.lower()} Acme",
+            "a word twice": "Acme acme"}[typed]
+    assert found_everywhere(session, clock, searched, text) == {
+        "directory": [account.id], "account picker": [account.id],
+        "rep's list": [account.id], "round page": [account.id]}
+
+
+@pytest.mark.parametrize("text", ["Acme 银行", "招商银行 Acme", "Acme 50%"])
+def test_a_word_an_account_does_not_hold_leaves_it_out(session, clock, searched, text):
+    assert found_everywhere(session, clock, searched, text) == {
+        "directory": [], "account picker": [], "rep's list": [], "round page": []}
+
+
+def test_the_rep_picker_finds_a_rep_by_words(session, searched):
+    rep = searched["rep"]
+    for text in ("王芳 e-7788", f"WANGFANG{IDEOGRAPHIC_SPACE}王芳"):
+        assert [found.id for found in transfer_preview.search_reps(session, text)] == [rep.id]
+    assert transfer_preview.search_reps(session, "王芳 李") == []

@@ -53,7 +53,7 @@ from bidhub.models import (
 from bidhub.prepared_reads import PreparedRead
 from bidhub.services.policies import announced_reason
 from bidhub.services.rounds import LISTED_ROUND, ListedRound, listed_round
-from bidhub.services.search_text import contains, like_pattern, search_terms
+from bidhub.services.search_text import contains_all, like_pattern, search_words
 from bidhub.services.track_records import (
     STANDING_IN_ROUND,
     Standing,
@@ -104,12 +104,13 @@ class ListingFilter:
     sort: str = "value_desc"
 
     @property
-    def conditions(self) -> tuple[bool, bool, bool, bool, bool, bool]:
+    def conditions(self) -> tuple[bool, bool, bool, bool, bool, int]:
         """Which conditions are in use (industry, ownership, branch, lowest value, highest
-        value, search): the key of the statements built once per shape."""
+        value) and how many words are searched for: the key of the statements built once
+        per shape."""
         return (bool(self.industry), bool(self.ownership_type), bool(self.branch_id),
                 self.min_value_yuan is not None, self.max_value_yuan is not None,
-                bool(self.search))
+                len(search_words(self.search)))
 
     @property
     def narrows(self) -> bool:
@@ -144,9 +145,9 @@ def _filtered(query: Select, criteria: ListingFilter) -> Select:
         query = query.where(Account.annual_value_yuan >= criteria.min_value_yuan)
     if criteria.max_value_yuan is not None:
         query = query.where(Account.annual_value_yuan <= criteria.max_value_yuan)
-    if terms := search_terms(criteria.search):
-        query = query.where(contains(terms, Account.name, Account.external_id,
-                                     folded=(Account.name_folded,)))
+    if words := search_words(criteria.search):
+        query = query.where(contains_all(words, Account.name, Account.external_id,
+                                         folded=(Account.name_folded,)))
     return query.order_by(SORTS.get(criteria.sort, SORTS["value_desc"]), Listing.id)
 
 
@@ -225,13 +226,18 @@ _row_id = attrgetter("id")
 
 
 def _filter_params(criteria: ListingFilter) -> dict[str, object]:
-    # The text as typed and folded (search_terms), the same twice when folding changes nothing.
-    terms = search_terms(criteria.search) or [""]
-    typed, folded = like_pattern(terms[0]), like_pattern(terms[-1])
-    return {"industry": criteria.industry, "ownership_type": criteria.ownership_type,
-            "branch_id": criteria.branch_id, "min_value": criteria.min_value_yuan,
-            "max_value": criteria.max_value_yuan, "name_typed": typed, "number_typed": typed,
-            "name_folded": folded, "number_folded": folded, "folded_name": folded}
+    params: dict[str, object] = {
+        "industry": criteria.industry, "ownership_type": criteria.ownership_type,
+        "branch_id": criteria.branch_id, "min_value": criteria.min_value_yuan,
+        "max_value": criteria.max_value_yuan}
+    # Each word as typed and folded (search_words), the same twice when folding changes
+    # nothing; numbered as _rep_listing_query numbers them.
+    for index, terms in enumerate(search_words(criteria.search)):
+        typed, folded = like_pattern(terms[0]), like_pattern(terms[-1])
+        params.update({f"name_typed_{index}": typed, f"number_typed_{index}": typed,
+                       f"name_folded_{index}": folded, f"number_folded_{index}": folded,
+                       f"folded_name_{index}": folded})
+    return params
 
 
 def _sort_of(criteria: ListingFilter) -> str:
@@ -245,7 +251,7 @@ def _listing_order(criteria: ListingFilter) -> tuple:
 
 @functools.lru_cache(maxsize=64)
 def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
-                       max_value: bool, search: bool) -> Select:
+                       max_value: bool, words: int) -> Select:
     """The statement of listings_for_rep for the filters in use, unordered, with their values
     as bound parameters: built once per shape (building it cost more than running it)."""
     query = (select(Listing.id, Listing.status, Listing.account_id, Listing.released_from_id,
@@ -272,13 +278,14 @@ def _rep_listing_query(industry: bool, ownership_type: bool, branch: bool, min_v
         query = query.where(Account.annual_value_yuan >= bindparam("min_value"))
     if max_value:
         query = query.where(Account.annual_value_yuan <= bindparam("max_value"))
-    if search:
-        # As search_text.contains matches, with the patterns _filter_params makes.
-        query = query.where(or_(*(column.ilike(bindparam(f"{name}_{form}"), escape="\\")
+    for index in range(words):
+        # As search_text.contains_all matches, with the patterns _filter_params makes.
+        query = query.where(or_(*(column.ilike(bindparam(f"{name}_{form}_{index}"),
+                                               escape="\\")
                                   for form in ("typed", "folded")
                                   for name, column in (("name", Account.name),
                                                        ("number", Account.external_id))),
-                                Account.name_folded.ilike(bindparam("folded_name"),
+                                Account.name_folded.ilike(bindparam(f"folded_name_{index}"),
                                                           escape="\\")))
     return query
 
@@ -307,15 +314,15 @@ _SORT_COLUMNS = {"value_desc": (9, "desc"), "value_asc": (9, "asc"), "name": (18
 
 @functools.lru_cache(maxsize=256)
 def _rep_list_read(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
-                   max_value: bool, search: bool, sort: str) -> PreparedRead:
+                   max_value: bool, words: int, sort: str) -> PreparedRead:
     """rep_list's statement for the filters in use and the sort, as a read run on the driver's
     cursor: every view of a rep's list and every change of its filter runs it."""
     return PreparedRead(_rep_list_statement(industry, ownership_type, branch, min_value,
-                                            max_value, search, sort))
+                                            max_value, words, sort))
 
 
 def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_value: bool,
-                        max_value: bool, search: bool, sort: str) -> CompoundSelect:
+                        max_value: bool, words: int, sort: str) -> CompoundSelect:
     round_, standing = LISTED_ROUND.c, _ROUND_STANDING.c
 
     def nothing(type_: TypeEngine) -> ColumnElement:
@@ -333,7 +340,7 @@ def _rep_list_statement(industry: bool, ownership_type: bool, branch: bool, min_
                           for index, column in enumerate(round_columns))
                         ).select_from(LISTED_ROUND.join(_ROUND_STANDING, true()))
     listings = _rep_listing_query(industry, ownership_type, branch, min_value, max_value,
-                                  search)
+                                  words)
     listing_part = listings.with_only_columns(
         literal(_LISTING_PART), *listings.selected_columns,
         *(nothing(Round.opens_at.type) for _ in range(3)), Account.name_sort_key,

@@ -31,7 +31,7 @@ from bidhub.services.accountability import RESOLVED_STATUSES
 from bidhub.services.loss_reviews import is_overdue
 from bidhub.services.ownership import UNFINISHED_LISTING_STATUSES, UNFINISHED_ROUND_STATUSES
 from bidhub.services.rule_sets import active_rule_set, parsed
-from bidhub.services.search_text import contains, search_terms
+from bidhub.services.search_text import contains_all, search_words
 
 # Annual value bands as a KA department talks about its accounts (5万以下, 5万–10万, ...):
 # most accounts spend tens of thousands a year and a few spend millions. Lower bound
@@ -123,9 +123,9 @@ def is_valid_sort(sort: str) -> bool:
 
 
 def filtered(query: Select, criteria: DirectoryFilter) -> Select:
-    if terms := search_terms(criteria.search):
-        query = query.where(contains(terms, Account.name, Account.external_id,
-                                     folded=(Account.name_folded,)))
+    if words := search_words(criteria.search):
+        query = query.where(contains_all(words, Account.name, Account.external_id,
+                                         folded=(Account.name_folded,)))
     if criteria.branch_id is not None:
         query = query.where(Account.branch_id == criteria.branch_id)
     if criteria.industry:

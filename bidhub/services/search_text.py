@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, case, or_
+from sqlalchemy import ColumnElement, and_, case, or_
 
 from bidhub.domain.collation import width_folded
 
@@ -23,6 +23,14 @@ def search_terms(text: str, max_length: int | None = None) -> list[str]:
         return []
     folded = width_folded(typed).strip()
     return [typed] if folded in ("", typed) else [typed, folded]
+
+
+def search_words(text: str, max_length: int | None = None) -> list[list[str]]:
+    """The text's words, split at its spaces (an input method's full-width ones too), each as
+    search_terms reads it; nothing for blank text. A row is found when it holds every word,
+    in any order: "北京 联启" finds 北京联启科技有限公司, as "联启 北京" does."""
+    typed = text.strip()[:max_length].strip()
+    return [search_terms(word) for word in dict.fromkeys(typed.split())]
 
 
 def escaped(term: str) -> str:
@@ -48,6 +56,13 @@ def contains(terms: list[str], *columns, folded: Sequence = ()) -> ColumnElement
     case aside (search_terms gives the terms)."""
     return or_(*(column.ilike(like_pattern(term), escape="\\")
                  for term, column in _pairs(terms, columns, folded)))
+
+
+def contains_all(words: list[list[str]], *columns,
+                 folded: Sequence = ()) -> ColumnElement[bool]:
+    """Every word of `words` (search_words gives them) is in one of `columns`, each as
+    `contains` finds it."""
+    return and_(*(contains(terms, *columns, folded=folded) for terms in words))
 
 
 def closeness(terms: list[str], *columns, folded: Sequence = ()) -> ColumnElement[int]:

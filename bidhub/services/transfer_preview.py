@@ -28,7 +28,7 @@ from bidhub.services.ownership import (
     unfinished_listing_of,
 )
 from bidhub.services.rule_sets import active_rule_set, parsed
-from bidhub.services.search_text import closeness, contains, search_terms
+from bidhub.services.search_text import closeness, contains_all, search_terms, search_words
 
 # A type-ahead list is for picking, not browsing: a few lines, and the query narrows it.
 MAX_SUGGESTIONS = 10
@@ -105,11 +105,12 @@ def search_accounts(session: Session, query: str, *, owner_id: int | None = None
     elif not search_terms(query):
         return []
     order = [Account.name_sort_key, Account.id]
-    if terms := search_terms(query, MAX_QUERY_LENGTH):
+    if words := search_words(query, MAX_QUERY_LENGTH):
         searched = (Account.external_id, Account.name)
         folded = (Account.name_folded,)  # width-blind both ways (search_terms)
-        statement = statement.where(contains(terms, *searched, folded=folded))
-        order.insert(0, closeness(terms, *searched, folded=folded))
+        statement = statement.where(contains_all(words, *searched, folded=folded))
+        order.insert(0, closeness(search_terms(query, MAX_QUERY_LENGTH), *searched,
+                                  folded=folded))
     return list(session.scalars(statement.order_by(*order).limit(limit)))
 
 
@@ -117,14 +118,15 @@ def search_reps(session: Session, query: str, *, limit: int = MAX_SUGGESTIONS) -
     """Active reps whose name, username or employee id contains `query`, the best `limit` of
     them as the database picks them: one of those that is what was typed, then those that
     begin with it, then those that contain it; each group by name in pinyin order, then id."""
-    terms = search_terms(query, MAX_QUERY_LENGTH)
-    if not terms:
+    words = search_words(query, MAX_QUERY_LENGTH)
+    if not words:
         return []
+    terms = search_terms(query, MAX_QUERY_LENGTH)
     searched = (User.display_name, User.username, User.external_id)
     folded = (User.display_name_folded,)  # width-blind both ways (search_terms)
     return list(session.scalars(
         select(User).where(User.role == Role.REP, User.is_active, User.status != RepStatus.LEFT,
-                           contains(terms, *searched, folded=folded))
+                           contains_all(words, *searched, folded=folded))
         .order_by(closeness(terms, *searched, folded=folded), User.display_name_sort_key,
                   User.id)
         .limit(limit)))
