@@ -357,6 +357,17 @@ def test_the_confirmations_page_answers_with_forms(app, client, session, clock, 
     page = client.get("/confirmations").get_data(as_text=True)
     assert "华北电力集团" in page and f"/confirmations/releases/{listing.id}" in page
     assert f'id="release-{listing.id}-answer"' in page  # each row's fields have their own ids
+    # Nothing is chosen until the sponsor chooses: the form as drawn accepts nothing.
+    answer = re.search(rf'<select id="release-{listing.id}-answer"[^>]*>(.*?)</select>', page)
+    assert answer and answer.group(1).startswith('<option value="">Choose</option>'), page
+    assert "selected" not in answer.group(1)
+    response = client.post(f"/confirmations/releases/{listing.id}",
+                           data={f"release-{listing.id}-answer": "",
+                                 f"release-{listing.id}-note": ""})
+    assert response.status_code == 422 and "Choose one of the listed options." in response.get_data(
+        as_text=True)
+    reload(session)
+    assert session.get(Listing, listing.id).status == ListingStatus.AWAITING_CONFIRMATION
     response = client.post(f"/confirmations/releases/{listing.id}",
                            data={f"release-{listing.id}-answer": "refuse",
                                  f"release-{listing.id}-note": ""})

@@ -35,7 +35,9 @@ class DesignateForm(Form):
 
 
 class AnswerForm(Form):
-    answer = SelectField(_l("Answer"), choices=options({ACCEPT: _l("Accept"),
+    # No answer is chosen until the sponsor chooses one: sending the form as drawn is refused
+    # with a field error, never taken as an acceptance.
+    answer = SelectField(_l("Answer"), choices=options({"": _l("Choose"), ACCEPT: _l("Accept"),
                                                        REFUSE: _l("Refuse")}),
                          validators=[Required()])
     note = TextAreaField(_l("Note"), validators=[Optional(), TextLength(max=MAX_REASON_LENGTH)],
