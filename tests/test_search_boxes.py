@@ -7,6 +7,7 @@ import pytest
 
 from bidhub.models import Round, User
 from bidhub.services import browse, directory, transfer_preview
+from tests.conftest import client_of
 
 FULL_WIDTH = {ord(character): ord(character) + 0xFEE0
               for character in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-"}
@@ -103,3 +104,33 @@ def test_the_rep_picker_finds_a_rep_by_words(session, searched):
     for text in ("王芳 e-7788", f"WANGFANG{IDEOGRAPHIC_SPACE}王芳"):
         assert [found.id for found in transfer_preview.search_reps(session, text)] == [rep.id]
     assert transfer_preview.search_reps(session, "王芳 李") == []
+
+
+@pytest.mark.parametrize("space", [" ", IDEOGRAPHIC_SPACE, "\u00a0", "\u2003", "  \t "])
+def test_any_space_between_words_separates_them(session, clock, searched, space):
+    account = searched["account"]
+    text = space.join(["trading", "ACME", "（集团）"])
+    assert found_everywhere(session, clock, searched, text) == {
+        "directory": [account.id], "account picker": [account.id],
+        "rep's list": [account.id], "round page": [account.id]}
+
+
+def test_as_many_words_as_a_box_takes_are_each_looked_for(app, session, clock, searched):
+    """Fifty words, each one a condition of the statement: every box answers, and a word
+    the account lacks (the last) leaves it out."""
+    account = searched["account"]
+    words = ["Acme"] * 49 + ["trading"]
+    assert found_everywhere(session, clock, searched, " ".join(words))["rep's list"] == [
+        account.id]
+    distinct = [f"{account.external_id[:2]}{index}" for index in range(49)] + ["Acme"]
+    assert found_everywhere(session, clock, searched, " ".join(distinct)) == {
+        "directory": [], "account picker": [], "rep's list": [], "round page": []}
+    client = client_of(app, session.get(User, searched["rep"].id))
+    text = " ".join(f"{index}%_" for index in range(50))[:100]
+    listed = client.get(f"/rounds/{searched['round'].id}", query_string={"q": "acme trading"})
+    assert account.name in listed.get_data(as_text=True)
+    for headers in ({}, {"HX-Request": "true"}):
+        response = client.get(f"/rounds/{searched['round'].id}", query_string={"q": text},
+                              headers=headers)
+        assert response.status_code == 200
+        assert account.name not in response.get_data(as_text=True)
