@@ -269,6 +269,27 @@ def test_the_register_counts_its_filings_on_every_page_filtered_or_not(
         assert filing_register(session, criteria).total == expected
 
 
+def test_the_pages_of_the_register_hold_every_filing_once_newest_first(
+        session, clock, make_rep, make_manager, make_account):
+    """Filtered or not, the pages one after another are the register as one list: the whole
+    register's page is read as a run of numbers below the newest, a filtered one from the
+    filings the filters keep."""
+    from bidhub.services.filings import FilingFilter, filing_register
+
+    manager, giver, receiver = make_manager(), make_rep(), make_rep()
+    for index in range(6):
+        account = make_account(owner=giver if index % 2 else make_rep())
+        transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
+                         reason=REASON, review_text=REVIEW, now=clock())
+    for criteria in (FilingFilter(), FilingFilter(rep_id=giver.id),
+                     FilingFilter(rep_id=receiver.id)):
+        whole = [line.seq for line in filing_register(session, criteria).lines]
+        assert whole == sorted(whole, reverse=True) and whole
+        paged = [line.seq for offset in range(0, len(whole) + 8, 4)
+                 for line in filing_register(session, criteria, limit=4, offset=offset).lines]
+        assert paged == whole, criteria
+
+
 def export_links(page: str) -> list[str]:
     return [html.unescape(href) for href in re.findall(
         r'<a class="button" id="filings-csv"[^>]*href="([^"]*)"', page)]

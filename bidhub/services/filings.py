@@ -219,6 +219,17 @@ def register_statement(lines: bool, filters: tuple[str, ...], *,
         return filing_count(filters)
     if not paged:
         return narrowed(lines_from(Filing.__table__), filters)
+    size = literal_column(str(int(limit or 0)), Integer)
+    if not filters:
+        # The whole register's page is a run of numbers below its newest, since filings are
+        # numbered without a gap and never deleted (filing_count): read by a range of the key,
+        # whatever the register's length. Joined back from the page's numbers, as a narrowed
+        # page is, the lines made PostgreSQL read every filing into a hash on every view. The
+        # newest number rides along as the count.
+        newest = filing_count(filters).correlate(None).scalar_subquery()
+        top = newest - bindparam("offset", type_=Integer)
+        return (lines_from(Filing.__table__).where(Filing.seq <= top, Filing.seq > top - size)
+                .add_columns(newest))
     # The page's numbers first: otherwise SQLite looks up the names of every filing an offset
     # skips. The page size is written into the statement rather than bound: PostgreSQL then
     # keeps one plan for it per connection, where a bound limit made it plan afresh on every
@@ -226,8 +237,7 @@ def register_statement(lines: bool, filters: tuple[str, ...], *,
     # rides along as an uncorrelated subquery (run once, not per line), which saves the page
     # a statement of its own; a window's count(*) OVER () made SQLite sort the whole register.
     page = (narrowed(select(Filing.seq), filters).order_by(Filing.seq.desc())
-            .limit(literal_column(str(int(limit or 0)), Integer))
-            .offset(bindparam("offset")).subquery("page"))
+            .limit(size).offset(bindparam("offset")).subquery("page"))
     total = filing_count(filters).correlate(None)
     return (lines_from(page.join(Filing, Filing.seq == page.c.seq))
             .add_columns(total.scalar_subquery()))
