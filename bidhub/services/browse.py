@@ -103,6 +103,12 @@ class ListingFilter:
     search: str = ""
     sort: str = "value_desc"
 
+    @functools.cached_property
+    def words(self) -> list[list[str]]:
+        """The search text's words (search_words), read once: a rep's list needs them for the
+        statement's shape and again for its values."""
+        return search_words(self.search)
+
     @property
     def conditions(self) -> tuple[bool, bool, bool, bool, bool, int]:
         """Which conditions are in use (industry, ownership, branch, lowest value, highest
@@ -110,7 +116,7 @@ class ListingFilter:
         per shape."""
         return (bool(self.industry), bool(self.ownership_type), bool(self.branch_id),
                 self.min_value_yuan is not None, self.max_value_yuan is not None,
-                len(search_words(self.search)))
+                len(self.words))
 
     @property
     def narrows(self) -> bool:
@@ -145,8 +151,8 @@ def _filtered(query: Select, criteria: ListingFilter) -> Select:
         query = query.where(Account.annual_value_yuan >= criteria.min_value_yuan)
     if criteria.max_value_yuan is not None:
         query = query.where(Account.annual_value_yuan <= criteria.max_value_yuan)
-    if words := search_words(criteria.search):
-        query = query.where(contains_all(words, Account.name, Account.external_id,
+    if criteria.words:
+        query = query.where(contains_all(criteria.words, Account.name, Account.external_id,
                                          folded=(Account.name_folded,)))
     return query.order_by(SORTS.get(criteria.sort, SORTS["value_desc"]), Listing.id)
 
@@ -232,7 +238,7 @@ def _filter_params(criteria: ListingFilter) -> dict[str, object]:
         "max_value": criteria.max_value_yuan}
     # Each word as typed and folded (search_words), the same twice when folding changes
     # nothing; numbered as _rep_listing_query numbers them.
-    for index, terms in enumerate(search_words(criteria.search)):
+    for index, terms in enumerate(criteria.words):
         typed, folded = like_pattern(terms[0]), like_pattern(terms[-1])
         params.update({f"name_typed_{index}": typed, f"number_typed_{index}": typed,
                        f"name_folded_{index}": folded, f"number_folded_{index}": folded,
