@@ -47,6 +47,21 @@ def scored_round(session, clock, make_rep, make_account, make_round, make_bid,
     return round_
 
 
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
+
+
+def line_of(written: str) -> int:
+    """The number of the default rules' first line that starts with `written`: the messages
+    name lines, and the file's comments may move them."""
+    lines = DEFAULT_RULES.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, start=1) if line.startswith(written))
+
+
+CAPACITY_LINE = line_of("capacity_max = 40")  # where a typo in the eligibility table lands
+WEIGHT_LINE = line_of("weight = 0.35")  # the first factor's weight
+NAME_LINE = line_of('name = "default"')
+
+
 def active_text(session) -> str:
     return active_rule_set(session).text
 
@@ -179,9 +194,9 @@ def test_the_numbers_form_writes_into_the_draft_being_edited(app, session, make_
     before = active_rule_set(session)
     data = settings_sent(client.get("/admin/rules").get_data(as_text=True))
     assert data["weight_0"] == "0.35" and data["cooldown_months"] == "6"
-    stage = '[[factors]]\nmetric = "stage_conversion"  # share of qualified opportunities that were won\nweight = 0.15\nnormaliser = "minmax"\n\n'
+    stage = '[[factors]]\nmetric = "stage_conversion"\nweight = 0.15\nnormaliser = "minmax"\n\n'
     assert stage in before.text
-    typed = (before.text.replace("cooldown_months = 6 ", "cooldown_months = 9 ")
+    typed = (before.text.replace("cooldown_months = 6\n", "cooldown_months = 9\n")
              .replace(stage, "").replace("[[factors]]", stage + "[[factors]]", 1)
              + "\n[flags]\nstale_crm_days = 14\n")
     response = client.post("/admin/rules/settings", data={
@@ -253,8 +268,9 @@ def test_the_numbers_form_keeps_a_draft_it_cannot_write_into(app, session, make_
                               count=1, flags=re.S)
     reasons = {
         "en": ("The numbers were not written into your draft, which is kept as it was:",
-               "not valid TOML at line 15", "the draft has no factor scoring win_rate"),
-        "zh-CN": ("数值没有写入你的草稿，草稿保持原样：", "TOML 格式错误，在第 15 行",
+               f"not valid TOML at line {CAPACITY_LINE}",
+               "the draft has no factor scoring win_rate"),
+        "zh-CN": ("数值没有写入你的草稿，草稿保持原样：", f"TOML 格式错误，在第 {CAPACITY_LINE} 行",
                   "草稿中已没有对 win_rate 评分的因子")}[language]
     for draft, reason, changes in ((broken, reasons[1], {"capacity_max": "38"}),
                                    (without_win_rate, reasons[2], {"weight_0": "0.5"}),
@@ -422,7 +438,8 @@ def test_a_weight_too_small_to_count_is_refused_in_a_draft_and_a_stored_one_stil
     client = login_as(make_admin())
     before = active_rule_set(session)
     draft = before.text.replace("weight = 0.35", "weight = 1e-400", 1)
-    chinese = ("factors[0].weight（第 29 行）：权重 1e-400 太小，不起作用：各项得分和总分保留 6 位小数，"
+    chinese = (f"factors[0].weight（第 {WEIGHT_LINE} 行）：权重 1e-400 太小，不起作用：各项得分和总分保留 "
+               "6 位小数，"
                "绝对值不超过 0.0000005 的权重会让每一项得分都为 0；不计这一项请写 0，否则权重的绝对值"
                "至少为 0.000001")
     check = client.post("/admin/rules/check", data={"text": draft},
@@ -471,7 +488,6 @@ def test_a_draft_pasted_with_a_byte_order_mark_is_valid_and_stored_without_it(
 
 # --- the command line, run as a real process ---------------------------------------------
 
-DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
 GBK_COMMENTS = "# 竞标规则（记事本默认另存为 GBK）：每位销售最多持有四十个大客户\n"
 
 
@@ -504,18 +520,21 @@ def test_rules_check_accepts_a_gbk_file_with_chinese_comments(tmp_path):
 
 HOSTILE_FILES = {
     "gbk-broken.toml": (gbk_rules(("capacity_max = 40", "capacity_max = 25")),
-                        "eligibility.capacity_max (line 17): capacity_max (25) is below "
+                        f"eligibility.capacity_max (line {CAPACITY_LINE + 2}): capacity_max "
+                        "(25) is below "
                         "capacity_target (30)"),
     "big-weight.toml": (DEFAULT_RULES.read_bytes().replace(b"weight = 0.35",
                                                            b"weight = " + b"9" * 400),
-                        "factors[0].weight (line 29): a number written with 400 characters"),
+                        f"factors[0].weight (line {WEIGHT_LINE}): a number written with 400 "
+                        "characters"),
     "deep.toml": (DEFAULT_RULES.read_bytes().replace(b"weight = 0.35", b"weight = "
                                                      + b"[" * 2500 + b"]" * 2500),
-                  "factors[0].weight (line 29): nested more than 16 levels deep"),
+                  f"factors[0].weight (line {WEIGHT_LINE}): nested more than 16 levels deep"),
     "utf16.toml": (DEFAULT_RULES.read_text(encoding="utf-8").encode("utf-16"),
                    "(file): the file is saved as UTF-16 or UTF-32; save it as UTF-8"),
     "binary.toml": (b"name = \"\xff\xff\"\n", "(file) (line 1): the file is neither UTF-8 nor"),
-    "huge.toml": (DEFAULT_RULES.read_bytes() + b"#" * 70_000, "(file): the rules are 73,"),
+    "huge.toml": (DEFAULT_RULES.read_bytes() + b"#" * 70_000,
+                  f"(file): the rules are {len(DEFAULT_RULES.read_bytes()) + 70_000:,} bytes"),
     "flood.toml": (DEFAULT_RULES.read_bytes() + b"".join(
         b"[caps.k%d]\n" % index for index in range(300)), "and 250 more problems"),
 }
@@ -607,7 +626,7 @@ def test_the_command_line_prints_the_start_up_paragraph_without_a_traceback(tmp_
     [paragraph] = result.stderr.strip().splitlines()
     assert paragraph.startswith(f"bidhub will not start: the default rule file "
                                 f"{rules_dir / 'default.toml'} cannot be used: "
-                                "factors[0].weight (line 29): a number written with 310")
+                                f"factors[0].weight (line {WEIGHT_LINE}): a number written with 310")
 
 
 def test_a_draft_posted_in_gbk_bytes_gets_an_answer_not_a_500(app, session, make_admin,
@@ -637,33 +656,33 @@ def test_what_if_summary_is_punctuated_in_the_pages_language(app, session, score
 SYNTAX_ERRORS = {
     # draft edit, Chinese reason, English reason, line, column
     "a key without '='": (("capacity_max = 40", "capacity_max 40"), "键后面缺少 '='",
-                          "'=' is missing after the key", 15, 14),
+                          "'=' is missing after the key", CAPACITY_LINE, 14),
     "a bare word as a value": (('name = "default"', "name = default"), "文字要加引号",
-                               "not a valid value (text needs quotes", 7, 8),
+                               "not a valid value (text needs quotes", NAME_LINE, 8),
     # What a Chinese input method types: a key in Chinese, full-width signs and digits. The
     # reason is the character, not "this line is not a statement" or "text needs quotes".
     "a Chinese key without quotes": (
         ("capacity_max = 40", "capacity_max = 40\n容量上限 = 3"),
         '键 容量上限 没有加引号，不加引号的键只能包含 A-Z、a-z、0-9、_ 和 -：请加上引号，写成 "容量上限"',
         'the key 容量上限 is written without quotes, so it may only hold A-Z, a-z, 0-9, _ and -: '
-        'write it in quotes, as "容量上限"', 16, 1),
+        'write it in quotes, as "容量上限"', CAPACITY_LINE + 1, 1),
     "a full-width equals sign": (
         ("capacity_max = 40", "capacity_max ＝ 40"),
         "全角字符 '＝' 不是 TOML 的符号：请改用半角的 '='（把输入法切换为半角）",
         "the full-width character '＝' is not TOML: write the half-width '=' instead (switch the "
-        "input method to half-width)", 15, 14),
+        "input method to half-width)", CAPACITY_LINE, 14),
     "full-width digits": (("capacity_max = 40", "capacity_max = ４０"),
                           "全角字符 '４' 不是 TOML 的符号：请改用半角的 '4'",
                           "the full-width character '４' is not TOML: write the half-width '4'",
-                          15, 16),
+                          CAPACITY_LINE, 16),
     "Chinese quotation marks": (('name = "default"', 'name = “default”'),
                                 """全角字符 '“' 不是 TOML 的符号：请改用半角的 '"'""",
                                 """the full-width character '“' is not TOML: write the """
-                                """half-width '"'""", 7, 8),
+                                """half-width '"'""", NAME_LINE, 8),
     "an ideographic space": (("capacity_max = 40", "capacity_max\u3000= 40"),
                              "全角字符 '\\u3000' 不是 TOML 的符号：请改用半角的 ' '",
                              "the full-width character '\\u3000' is not TOML: write the "
-                             "half-width ' '", 15, 13),
+                             "half-width ' '", CAPACITY_LINE, 13),
 }
 
 
@@ -688,21 +707,26 @@ def test_a_syntax_error_is_explained_in_the_pages_language_with_line_and_column(
     assert session.scalars(select(RuleSetVersion)).all() == [before]
 
 
+CAPS_LINE = line_of("[caps]")
 WRITTEN_TWICE = {
     # draft edit, key path, line, Chinese problem, English problem
-    "a weight": (("weight = 0.35", "weight = 0.35\nweight = 0.4"), "factors[0].weight", 30,
-                 "factors[0].weight（第 30 行）：键 weight 在表 factors[0] 中写了两次（第一次在第 29 "
-                 "行）；每个键只能写一次",
-                 "factors[0].weight (line 30): the key weight is written twice in the table "
-                 "factors[0] (first at line 29); write each key once"),
-    "a section": (("[caps]", "[caps]\n[caps]"), "caps", 63,
-                  "caps（第 63 行）：表 caps 写了两次（第一次在第 62 行）；每个表只写一次，它的键都写在它下面",
-                  "caps (line 63): the table caps is written twice (first at line 62); write "
-                  "each table once, with all its keys under it"),
-    "a top-level key": (('name = "default"', 'name = "default"\nname = "other"'), "name", 8,
-                        "name（第 8 行）：顶层的键 name 写了两次（第一次在第 7 行）；每个键只能写一次",
-                        "name (line 8): the key name is written twice at the top level (first "
-                        "at line 7); write each key once"),
+    "a weight": (("weight = 0.35", "weight = 0.35\nweight = 0.4"), "factors[0].weight",
+                 WEIGHT_LINE + 1,
+                 f"factors[0].weight（第 {WEIGHT_LINE + 1} 行）：键 weight 在表 factors[0] 中写了两次"
+                 f"（第一次在第 {WEIGHT_LINE} 行）；每个键只能写一次",
+                 f"factors[0].weight (line {WEIGHT_LINE + 1}): the key weight is written twice in "
+                 f"the table factors[0] (first at line {WEIGHT_LINE}); write each key once"),
+    "a section": (("[caps]", "[caps]\n[caps]"), "caps", CAPS_LINE + 1,
+                  f"caps（第 {CAPS_LINE + 1} 行）：表 caps 写了两次（第一次在第 {CAPS_LINE} 行）；"
+                  "每个表只写一次，它的键都写在它下面",
+                  f"caps (line {CAPS_LINE + 1}): the table caps is written twice (first at line "
+                  f"{CAPS_LINE}); write each table once, with all its keys under it"),
+    "a top-level key": (('name = "default"', 'name = "default"\nname = "other"'), "name",
+                        NAME_LINE + 1,
+                        f"name（第 {NAME_LINE + 1} 行）：顶层的键 name 写了两次（第一次在第 "
+                        f"{NAME_LINE} 行）；每个键只能写一次",
+                        f"name (line {NAME_LINE + 1}): the key name is written twice at the top "
+                        f"level (first at line {NAME_LINE}); write each key once"),
 }
 
 
@@ -744,7 +768,8 @@ def test_the_problem_list_is_punctuated_in_the_pages_language(app, session, make
     weight = re.sub(r"weight = [0-9.]+", "weight = 5000", text, count=1)
     too_large = text + "#" * 70_000
     for draft, chinese, english in (
-            (syntax, r"TOML 格式错误，在第 15 行第 14 列：", r"not valid TOML at line 15, column 14: '='"),
+            (syntax, rf"TOML 格式错误，在第 {CAPACITY_LINE} 行第 14 列：",
+             rf"not valid TOML at line {CAPACITY_LINE}, column 14: '='"),
             (weight, r"factors\[0\]\.weight（第 \d+ 行）：\S",
              r"factors\[0\]\.weight \(line \d+\): \S"),
             (too_large, r"（文件）：\S", r"\(file\): the rules are ")):
@@ -760,7 +785,8 @@ def test_the_problem_list_is_punctuated_in_the_pages_language(app, session, make
         "text": syntax, "note": "typo", "expected_active_id": before.id})
     assert adopt.status_code == 422
     refused = html.unescape(adopt.get_data(as_text=True))
-    assert "TOML 格式错误，在第 15 行第 14 列：" in refused and "（语法）" not in refused
+    assert f"TOML 格式错误，在第 {CAPACITY_LINE} 行第 14 列：" in refused
+    assert "（语法）" not in refused
     reload(session)
     assert session.scalars(select(RuleSetVersion)).all() == [before]
 
@@ -774,8 +800,8 @@ def test_rules_check_names_the_line_and_column_of_a_syntax_error(tmp_path):
     path.write_bytes(DEFAULT_RULES.read_bytes().replace(b"capacity_max = 40", b"capacity_max 40"))
     result = CliRunner().invoke(rules_check_command, [str(path)])
     assert result.exit_code == 1
-    assert (f"{path}: not valid TOML at line 15, column 14: '=' is missing after the key"
-            in result.stderr)
+    assert (f"{path}: not valid TOML at line {CAPACITY_LINE}, column 14: '=' is missing "
+            "after the key" in result.stderr)
 
 
 def test_the_page_lists_each_problem_in_the_pages_words_and_punctuation(
@@ -793,14 +819,17 @@ def test_the_page_lists_each_problem_in_the_pages_words_and_punctuation(
 
     syntax = problems(text.replace("capacity_max = 40", "capacity_max 40", 1), "zh-CN")
     assert "(syntax)" not in syntax and "<code>" not in syntax
-    assert "<li>TOML 格式错误，在第 15 行第 14 列：键后面缺少 '='</li>" in syntax
-    assert syntax.count("第 15 行") == 1
+    assert f"<li>TOML 格式错误，在第 {CAPACITY_LINE} 行第 14 列：键后面缺少 '='</li>" in syntax
+    assert syntax.count(f"第 {CAPACITY_LINE} 行") == 1
     english = problems(text.replace("capacity_max = 40", "capacity_max 40", 1), "en")
-    assert "<li>not valid TOML at line 15, column 14: '=' is missing after the key</li>" in english
+    assert (f"<li>not valid TOML at line {CAPACITY_LINE}, column 14: '=' is missing after "
+            "the key</li>") in english
     keyed = problems(text.replace("capacity_max = 40", "capacity_max = -5", 1), "zh-CN")
-    assert re.search(r"<li><code>eligibility\.capacity_max</code>（第 15 行）：\S", keyed), keyed
+    assert re.search(rf"<li><code>eligibility\.capacity_max</code>（第 {CAPACITY_LINE} 行）：\S",
+                     keyed), keyed
     keyed = problems(text.replace("capacity_max = 40", "capacity_max = -5", 1), "en")
-    assert re.search(r"<li><code>eligibility\.capacity_max</code> \(line 15\): \S", keyed), keyed
+    assert re.search(rf"<li><code>eligibility\.capacity_max</code> \(line {CAPACITY_LINE}\): "
+                     r"\S", keyed), keyed
 
 
 # --- two admins adopting at once ---------------------------------------------------------------
@@ -975,8 +1004,8 @@ def test_a_syntax_error_reads_as_its_reason_alone_in_what_if_and_at_start_up(
     result = app.test_cli_runner().invoke(args=["rules", "what-if", str(scored_round.id),
                                                 str(path)])
     assert result.exit_code == 1
-    assert (f"{path}:\nnot valid TOML at line 15, column 14: '=' is missing after the key"
-            in result.output), result.output
+    assert (f"{path}:\nnot valid TOML at line {CAPACITY_LINE}, column 14: '=' is missing after "
+            "the key" in result.output), result.output
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
     (rules_dir / "default.toml").write_bytes(typo)
@@ -984,7 +1013,8 @@ def test_a_syntax_error_reads_as_its_reason_alone_in_what_if_and_at_start_up(
         create_app({**app_config, "RULES_DIR": str(rules_dir)})
     assert str(raised.value).startswith(
         f"bidhub will not start: the default rule file {rules_dir / 'default.toml'} cannot be "
-        "used: not valid TOML at line 15, column 14: '=' is missing after the key. Fix")
+        f"used: not valid TOML at line {CAPACITY_LINE}, column 14: '=' is missing after the "
+        "key. Fix")
 
 
 @pytest.mark.parametrize("round_id", [str(2**31), str(2**70), "0"])
@@ -1011,7 +1041,7 @@ def test_a_stale_adoption_keeps_the_draft_and_shows_it_against_the_new_rules(
         "expected_active_id": before.id}).status_code == 303
     reload(session)
     now_in_force = active_rule_set(session)
-    mine = before.text.replace("capacity_max = 40 ", "capacity_max = 38 # 精耕细作，留出余量 ")
+    mine = before.text.replace("capacity_max = 40\n", "capacity_max = 38 # 精耕细作，留出余量\n")
     stale = client.post("/admin/rules/adopt", headers={"Accept-Language": "zh-CN"}, data={
         "text": mine, "note": "A narrower band.", "expected_active_id": before.id})
     assert stale.status_code == 409
@@ -1032,8 +1062,8 @@ def test_what_if_on_the_command_line_says_which_bids_change_eligibility(
         app, session, tmp_path, scored_round):
     """A bid that only loses its eligibility keeps its total: the line says what changed."""
     path = tmp_path / "strict.toml"
-    strict = DEFAULT_RULES.read_bytes().replace(b"min_tenure_months = 3 ",
-                                                b"min_tenure_months = 600 ")
+    strict = DEFAULT_RULES.read_bytes().replace(b"min_tenure_months = 3\n",
+                                                b"min_tenure_months = 600\n")
     assert strict != DEFAULT_RULES.read_bytes()
     path.write_bytes(strict)
     result = app.test_cli_runner().invoke(args=["rules", "what-if", str(scored_round.id),

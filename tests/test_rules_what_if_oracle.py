@@ -233,7 +233,8 @@ PINNED = {
             'tie_break = ["lottery"]'},
     "value-aware, ranked, capped": {
         'method = "greedy"': 'method = "value_aware"',
-        'normaliser = "minmax"        # best': 'normaliser = "rank"        # best',
+        'metric = "win_rate"\nweight = 0.35\nnormaliser = "minmax"':
+            'metric = "win_rate"\nweight = 0.35\nnormaliser = "rank"',
         "max_awards_per_rep_per_round = 1000": "max_awards_per_rep_per_round = 1"},
 }
 

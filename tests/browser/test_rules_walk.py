@@ -17,7 +17,7 @@ def test_the_numbers_form_writes_into_the_draft_being_edited(walk, live_server: 
     admin.sign_in(live_server.world.admin)
     admin.goto("/admin/rules")
     editor = page.locator("textarea#text")
-    typed = editor.input_value().replace("cooldown_months = 6 ", "cooldown_months = 9 ")
+    typed = editor.input_value().replace("cooldown_months = 6\n", "cooldown_months = 9\n")
     editor.fill(typed)
     page.fill("input#weight_0", "0.5")
     with page.expect_navigation():
@@ -60,7 +60,7 @@ def test_a_long_change_note_is_kept_whole_and_refused_with_both_lengths(
     admin.sign_in(live_server.world.admin)
     admin.goto("/admin/rules")
     editor = page.locator("textarea#text")
-    editor.fill(editor.input_value().replace("cooldown_months = 6 ", "cooldown_months = 9 "))
+    editor.fill(editor.input_value().replace("cooldown_months = 6\n", "cooldown_months = 9\n"))
     pasted = "规则调整说明。" * 150  # 1,050 characters
     page.locator("#note").focus()
     page.keyboard.insert_text(pasted)  # as a paste: the browser applies any maxlength
