@@ -438,8 +438,8 @@ def test_a_weight_too_small_to_count_is_refused_in_a_draft_and_a_stored_one_stil
     client = login_as(make_admin())
     before = active_rule_set(session)
     draft = before.text.replace("weight = 0.35", "weight = 1e-400", 1)
-    chinese = (f"factors[0].weight（第 {WEIGHT_LINE} 行）：权重 1e-400 太小，不起作用：各项得分和总分保留 "
-               "6 位小数，"
+    chinese = (f"factors[0].weight（第 {WEIGHT_LINE} 行）：权重 1e-400 太小，不起作用："
+               "各项得分和总分保留 6 位小数，"
                "绝对值不超过 0.0000005 的权重会让每一项得分都为 0；不计这一项请写 0，否则权重的绝对值"
                "至少为 0.000001")
     check = client.post("/admin/rules/check", data={"text": draft},
@@ -519,10 +519,10 @@ def test_rules_check_accepts_a_gbk_file_with_chinese_comments(tmp_path):
 
 
 HOSTILE_FILES = {
+    # gbk_rules writes two comment lines above the key: one at the top, one above its table.
     "gbk-broken.toml": (gbk_rules(("capacity_max = 40", "capacity_max = 25")),
                         f"eligibility.capacity_max (line {CAPACITY_LINE + 2}): capacity_max "
-                        "(25) is below "
-                        "capacity_target (30)"),
+                        "(25) is below capacity_target (30)"),
     "big-weight.toml": (DEFAULT_RULES.read_bytes().replace(b"weight = 0.35",
                                                            b"weight = " + b"9" * 400),
                         f"factors[0].weight (line {WEIGHT_LINE}): a number written with 400 "
