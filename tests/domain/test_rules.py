@@ -5,7 +5,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import re
 import tomllib
+import unicodedata
 from collections import Counter
 from dataclasses import FrozenInstanceError
 from decimal import Decimal
@@ -872,3 +874,35 @@ def test_a_syntax_reason_bidhub_does_not_know_keeps_the_readers_words(monkeypatc
     [problem] = raised.value.problems
     assert str(problem.message) == ("not valid TOML at line 2, column 7: Something new (the TOML "
                                     "reader's words)")
+
+
+def test_the_default_rules_explain_each_part_in_chinese_then_english_within_the_editor():
+    """Admins read the default file in the rules page's editor, in Chinese first: every block
+    of comments has a Chinese line before its English ones, and no line is wider than the
+    editor shows whole at 1366 px (about 88 columns, a Chinese character taking two)."""
+    lines = (RULES_DIR / "default.toml").read_text(encoding="utf-8").splitlines()
+    blocks, block = [], []
+    for line in [*lines, ""]:
+        if line.startswith("#") and line.strip("# "):
+            block.append(line)
+        elif block:
+            blocks.append(block)
+            block = []
+    assert len(blocks) >= 15
+    for comments in blocks:
+        chinese = [index for index, line in enumerate(comments) if _is_chinese(line)]
+        english = sorted(set(range(len(comments))) - set(chinese))
+        assert chinese and english and chinese[0] < english[0], comments
+    widths = {line: sum(2 if _is_wide(character) else 1 for character in line)
+              for line in lines if line.startswith("#")}
+    assert max(widths.values()) <= 86, max(widths, key=widths.get)
+
+
+def _is_wide(character: str) -> bool:
+    return unicodedata.east_asian_width(character) in "WF"
+
+
+def _is_chinese(line: str) -> bool:
+    """Wide characters outside ASCII brackets: an English line may quote a Chinese term in
+    them, as in "announced (公示)"; Chinese writes its own brackets full width."""
+    return any(map(_is_wide, re.sub(r"\([^)]*\)", "", line)))
