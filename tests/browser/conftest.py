@@ -63,13 +63,13 @@ class QuietRequestHandler(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> Iterator[LiveServer]:
-    """The app on 127.0.0.1 and a free port, over a fresh SQLite file, its clock frozen at START.
+@contextmanager
+def serving(folder: Path) -> Iterator[LiveServer]:
+    """The app on 127.0.0.1 and a free port, over a fresh SQLite file in `folder` holding the
+    small world (world.py), its clock frozen at START.
 
     CSRF stays on, as in production: the browser submits the real forms.
     """
-    folder = tmp_path_factory.mktemp("browser")
     clock = FrozenClock(START)
     app = create_app({"SECRET_KEY": "browser-test-secret",
                       "DATABASE_URL": f"sqlite:///{folder / 'bidhub.sqlite3'}",
@@ -90,6 +90,14 @@ def live_server(tmp_path_factory) -> Iterator[LiveServer]:
     server.shutdown()
     thread.join(timeout=5)
     engine_of(app).dispose()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> Iterator[LiveServer]:
+    """The server the walks share (`serving`). A walk that must change what the others see
+    starts its own."""
+    with serving(tmp_path_factory.mktemp("browser")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -224,20 +232,28 @@ class Walker:
         assert not problems, "\n".join(problems)
 
 
-@pytest.fixture
-def walk(browser, live_server) -> Iterator[Callable[..., Walker]]:
-    """Opens a fresh browser context (zh-CN unless told otherwise) and a walker on it."""
+@contextmanager
+def walkers(browser: Browser, server: LiveServer) -> Iterator[Callable[..., Walker]]:
+    """Opens fresh browser contexts (zh-CN unless told otherwise) on `server`, a walker on
+    each; closes them at the end."""
     contexts = []
 
     def open_walker(locale: str = "zh-CN") -> Walker:
         context = browser.new_context(locale=locale, viewport=WIDE)
         context.set_default_timeout(10_000)
         contexts.append(context)
-        return Walker(context.new_page(), live_server)
+        return Walker(context.new_page(), server)
 
     yield open_walker
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def walk(browser, live_server) -> Iterator[Callable[..., Walker]]:
+    """Opens a fresh browser context (zh-CN unless told otherwise) and a walker on it."""
+    with walkers(browser, live_server) as open_walker:
+        yield open_walker
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
