@@ -19,14 +19,13 @@ from bidhub.services.filings import (
     RepChoice,
     Surroundings,
 )
-from bidhub.web.i18n import gettext
+from bidhub.web.i18n import format_day, gettext, utc_to_local
 from bidhub.web.labels import cached_label, label
 from bidhub.web.listing_lines import url_with_id
 from bidhub.web.rendering import (
     RUN_ON_LANGUAGES,
     branch_name,
     filing_reason,
-    localtime,
     score,
     sentence_gap,
 )
@@ -177,7 +176,7 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
     drawn = []
     for line in lines:
         if line.decided_at not in filed:
-            filed[line.decided_at] = escape(localtime(line.decided_at))
+            filed[line.decided_at] = filed_cell(line.decided_at)
         if line.branch not in branches:
             branches[line.branch] = escape(branch_name(line.branch))
         if line.kind not in kinds:
@@ -195,13 +194,14 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
             reason = f"{reason}<br><em>{override}{escape(line.override_reason)}</em>"
         head = Markup(  # noqa: S704 (every text cell is escaped)
             f'      <tr>\n        <td class="num">{line.seq}</td>\n'
-            f"        <td>{filed[line.decided_at]}</td>\n"
-            f'        <td class="name"><a href="{escape(account_url(line.account_id))}">'
+            f'        <td class="stamp">{filed[line.decided_at]}</td>\n'
+            f'        <td class="name account-name"><a href="{escape(account_url(line.account_id))}">'
             f"{escape(line.account_name)}</a> "
             f'<small class="muted">{branches[line.branch]}</small></td>\n'
             f'        <td class="name">{escape(line.from_rep_name or "—")}</td>\n'
             f'        <td class="name">{escape(line.to_rep_name)}</td>\n'
-            f"        <td>{escape(title) if title is not None else kinds[line.kind]}</td>\n"
+            f'        <td class="title">{escape(title) if title is not None else kinds[line.kind]}'
+            "</td>\n"
             f'        <td class="wrap">{reason}')
         tail = Markup(  # noqa: S704
             f'</td>\n        <td class="num">{score(line.winner_score)} / '
@@ -220,6 +220,13 @@ def requested(line: RegisterLine) -> str:
     return (f'<br><small class="muted">'
             f"{escape(gettext('requested by %(name)s') % {'name': line.requested_by_name})}"
             f"</small>")
+
+
+def filed_cell(instant: datetime) -> str:
+    """When a filing was filed: its day and its time, each kept whole, so that on a narrow
+    register the time goes under the day instead of the table running past the screen."""
+    local = utc_to_local(instant)
+    return f"<span>{escape(format_day(local.date()))}</span> <span>{local:%H:%M}</span>"
 
 
 def rules_cell(sha256: str | None) -> str:
