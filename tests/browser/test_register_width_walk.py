@@ -27,7 +27,7 @@ from tests.browser.world import add_round_past_its_deadline, bid, by_username
 
 ROUND_TITLE = "第9期客户资源竞标（全国）"
 ACCOUNTS = (("北京鸿航软件有限公司", "互联网", 1_200_000),
-            ("杭州瑞拓生物科技集团有限公司", "医药", 900_000),
+            ("杭州瑞拓生物科技集团股份有限公司", "医药", 900_000),
             ("东莞达航信息技术集团有限公司", "制造业", 640_000))
 OVERRIDE_REASON = "排名第一的销售下月调往渠道部，无法保证全年跟进；改由排名第二的销售中标。"
 
@@ -71,6 +71,11 @@ def award_round(server: LiveServer) -> None:
         assert len(apply_due_listings(session, round_.standstill_ends_at)) == len(ACCOUNTS)
 
 
+def rep_id(server: LiveServer) -> int:
+    with server.app.app_context():
+        return by_username(get_session(), server.world.rep).id
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
 def test_the_register_shows_who_decided_without_scrolling(browser, register_server, locale):
     with walkers(browser, register_server) as open_walker:
@@ -90,5 +95,13 @@ def test_the_register_shows_who_decided_without_scrolling(browser, register_serv
         edge = box.evaluate("element => element.getBoundingClientRect().right")
         manager.check(right <= edge + 1, f"who decided ends at {right} px, past the box's "
                       f"edge at {edge} px")
+        # Filtered to one rep (the world's one very long company name is another rep's), a
+        # company name of ordinary length stays on one line: the columns that wrap well (the
+        # time, the round's title) give up their width first.
+        manager.goto(f"/manage/filings?rep={rep_id(register_server)}")
+        for row in page.locator("table.filings tbody tr").all():
+            link = row.locator("td").nth(2).locator("a")
+            lines = link.evaluate("a => a.getClientRects().length")
+            manager.check(lines == 1, f"{link.inner_text()} is broken over {lines} lines")
         manager.shoot(f"register-width-{locale}")
         manager.finish()
