@@ -19,7 +19,7 @@ from bidhub.services.filings import (
     RepChoice,
     Surroundings,
 )
-from bidhub.web.i18n import format_day, gettext, utc_to_local
+from bidhub.web.i18n import gettext
 from bidhub.web.labels import cached_label, label
 from bidhub.web.listing_lines import url_with_id
 from bidhub.web.rendering import (
@@ -28,6 +28,7 @@ from bidhub.web.rendering import (
     filing_reason,
     score,
     sentence_gap,
+    stamp,
 )
 
 
@@ -176,7 +177,7 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
     drawn = []
     for line in lines:
         if line.decided_at not in filed:
-            filed[line.decided_at] = filed_cell(line.decided_at)
+            filed[line.decided_at] = stamp(line.decided_at)
         if line.branch not in branches:
             branches[line.branch] = escape(branch_name(line.branch))
         if line.kind not in kinds:
@@ -220,13 +221,6 @@ def requested(line: RegisterLine) -> str:
     return (f'<br><small class="muted">'
             f"{escape(gettext('requested by %(name)s') % {'name': line.requested_by_name})}"
             f"</small>")
-
-
-def filed_cell(instant: datetime) -> str:
-    """When a filing was filed: its day and its time, each kept whole, so that on a narrow
-    register the time goes under the day instead of the table running past the screen."""
-    local = utc_to_local(instant)
-    return f"<span>{escape(format_day(local.date()))}</span> <span>{local:%H:%M}</span>"
 
 
 def rules_cell(sha256: str | None) -> str:
