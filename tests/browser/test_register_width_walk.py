@@ -1,6 +1,7 @@
-"""The filing register on a laptop's screen (1366 px), in Chinese and in English: every column,
-up to the rules a filing was decided by and who decided it, is in view without scrolling the
-table sideways, with a round's awards filed under a title such as managers give their rounds.
+"""Management's wide tables on a laptop's screen (1366 px), in Chinese and in English, with a
+round's awards filed under a title such as managers give their rounds: the filing register shows
+every column, up to the rules a filing was decided by and who decided it, and the fairness page
+its table of announced rounds, without scrolling either table sideways.
 
 The round is announced and takes effect here, on a server of this module's own, so that the
 shared world's rounds and owners stay as the other walks expect them.
@@ -104,4 +105,21 @@ def test_the_register_shows_who_decided_without_scrolling(browser, register_serv
             lines = link.evaluate("a => a.getClientRects().length")
             manager.check(lines == 1, f"{link.inner_text()} is broken over {lines} lines")
         manager.shoot(f"register-width-{locale}")
+        manager.finish()
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_the_fairness_table_fits_a_laptop_screen(browser, register_server, locale):
+    """The fairness page's table of announced rounds (seventeen columns of figures) fits its box;
+    English headings wrap at their spaces to let it."""
+    with walkers(browser, register_server) as open_walker:
+        manager = open_walker(locale)
+        manager.sign_in(register_server.world.manager)
+        manager.goto("/manage/fairness")
+        page = manager.page
+        box = page.locator(".table-scroll:has-text('" + ROUND_TITLE + "')")
+        manager.check(box.count() == 1, "the fairness table does not list the announced round")
+        widths = box.evaluate("element => [element.scrollWidth, element.clientWidth]")
+        manager.check(widths[0] <= widths[1] + 1,
+                      f"the fairness table is {widths[0]} px wide in a box of {widths[1]} px")
         manager.finish()
