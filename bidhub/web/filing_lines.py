@@ -196,7 +196,8 @@ def draw_rows(lines: Sequence[RegisterLine]) -> list[tuple[str, int]]:
         head = Markup(  # noqa: S704 (every text cell is escaped)
             f'      <tr>\n        <td class="num">{line.seq}</td>\n'
             f'        <td class="stamp">{filed[line.decided_at]}</td>\n'
-            f'        <td class="name account-name"><a href="{escape(account_url(line.account_id))}">'
+            '        <td class="name account-name">'
+            f'<a href="{escape(account_url(line.account_id))}">'
             f"{escape(line.account_name)}</a> "
             f'<small class="muted">{branches[line.branch]}</small></td>\n'
             f'        <td class="name">{escape(line.from_rep_name or "—")}</td>\n'

@@ -305,9 +305,9 @@ def init_app(app: Flask) -> None:
     app.extensions[FRAGMENT_CACHE] = {}
     app.jinja_env.globals["keep"] = keep
     app.jinja_env.globals["url_for"] = template_url_for
-    app.jinja_env.filters.update(localtime=localtime, stamp=stamp, yuan=yuan, score=score, percent=percent,
-                                 metric_value=metric_value, metric_amount=metric_amount,
-                                 translate=translate)
+    app.jinja_env.filters.update(localtime=localtime, stamp=stamp, yuan=yuan, score=score,
+                                 percent=percent, metric_value=metric_value,
+                                 metric_amount=metric_amount, translate=translate)
     app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact,
                                  decision_reason=decision_reason, listed=listed,
                                  decision_links=decision_links,
