@@ -86,10 +86,12 @@ def serving(folder: Path) -> Iterator[LiveServer]:
                          request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="browser-live-server", daemon=True)
     thread.start()
-    yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, world)
-    server.shutdown()
-    thread.join(timeout=5)
-    engine_of(app).dispose()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", app, world)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        engine_of(app).dispose()
 
 
 @pytest.fixture(scope="session")
@@ -244,9 +246,11 @@ def walkers(browser: Browser, server: LiveServer) -> Iterator[Callable[..., Walk
         contexts.append(context)
         return Walker(context.new_page(), server)
 
-    yield open_walker
-    for context in contexts:
-        context.close()
+    try:
+        yield open_walker
+    finally:
+        for context in contexts:
+            context.close()
 
 
 @pytest.fixture
