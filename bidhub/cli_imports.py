@@ -196,6 +196,13 @@ def print_report(file_name: str, result) -> None:
     if result.merged_down:
         click.echo("Cells merged down over several rows were read in every row they cover, as "
                    f"Excel shows them: {', '.join(result.merged_down)}.")
+    for name, unit in result.units.items():
+        click.echo(f"{name} was read in fen and stored in whole yuan, rounded half up."
+                   if unit < 1 else f"{name} was read in units of {unit:,} yuan.")
+    if result.unit_note is not None:
+        row, text = result.unit_note
+        click.echo(f"Row {row} ({text}) names the unit of the amounts: the amount columns whose "
+                   "names give no unit were read in it.")
     for name, count in result.rounded.items():
         click.echo(f"Amounts in {name} with a fraction of a yuan, stored rounded half up to "
                    f"whole yuan: {count}.")

@@ -228,6 +228,9 @@ class Parsed:
     header_row: int = HEADER_ROW  # the row the column names are in
     # Rows above the column names skipped (row, its text), as `split_header` finds them.
     rows_above: list[tuple[int, str]] = field(default_factory=list)
+    # The note above or below the table that names the amounts' unit (单位：万元), by which
+    # the amount columns whose names give no unit are read (`unit_note_of`).
+    unit_note: UnitNote | None = None
     # The columns read whose cells merged down over rows of the table gave a value to rows
     # below their first (`FillDown`), by their names in the file.
     merged_down: list[str] = field(default_factory=list)
@@ -1205,6 +1208,56 @@ UNIT_LIKE = re.compile(r"[元万亿¥$€£]|单位|币|rmb|cny|usd|hkd|eur|jpy|
 BRACKETED_UNIT_LIKE = re.compile(r"^(?:角|毛|cents?)$")
 
 
+# A note that names the unit of a table's amounts, as Chinese reports write one above or
+# below the table instead of in each column's name: 单位：万元, （单位：人民币万元）, 金额单位为
+# 万元, 单位：元; Unit: 10k yuan. A unit word that goes on into another word (单位：万人, a
+# headcount) names no amount.
+UNIT_NOTE = re.compile(
+    r"单位\s*(?:[:：]|为|是)?\s*[(（]?\s*(?:人民币|rmb|cny|[¥￥])?\s*"
+    r"(十万元|百万元|千万元|千元|万元|亿元|元|十万|百万|千万|万|亿)(?=人民币|[^\u4e00-\u9fff]|$)"
+    r"|\bunits?\s*[:：]\s*(?:rmb|cny)?\s*(10,000|10k|thousands?|millions?|mn|k|m|yuan|rmb|cny)\b",
+    re.IGNORECASE)
+NOTE_UNITS = {"10,000": 10_000, "10k": 10_000, "thousand": 1_000, "thousands": 1_000,
+              "million": 1_000_000, "millions": 1_000_000, "mn": 1_000_000, "k": 1_000,
+              "m": 1_000_000, "yuan": 1, "rmb": 1, "cny": 1}
+UnitNote = tuple[int, str, Unit]  # (row, the note's text as shown, the unit it names)
+
+
+def units_in_note(text: str) -> set[Unit]:
+    """The units of amounts a note names (UNIT_NOTE): none, one, or several (单价单位：元，
+    金额单位：万元, which bidhub cannot tell apart by column)."""
+    units: set[Unit] = set()
+    for found in UNIT_NOTE.finditer(text):
+        chinese, english = found.groups()
+        units.add(HEADER_UNITS[chinese] if chinese else NOTE_UNITS[english.lower()])
+    return units
+
+
+def unit_notes(numbered_texts: Iterable[tuple[int, str]]) -> tuple[UnitNote, ...]:
+    """The notes among (row, text) that name the unit of amounts, with that unit; a note that
+    names several is given once for each."""
+    return tuple((number, text[:NOTE_SHOWN], unit) for number, text in numbered_texts
+                 for unit in sorted(units_in_note(text)))
+
+
+def unit_note_of(notes: Sequence[UnitNote]) -> UnitNote | None:
+    """The note whose unit reads the amount columns that name none: the first of `notes`;
+    None without any. FileRefused when they name different units, since bidhub cannot tell
+    which column each means."""
+    if not notes:
+        return None
+    first = notes[0]
+    other = next((note for note in notes if note[2] != first[2]), None)
+    if other is not None:
+        raise FileRefused(N_(
+            "The notes around the table name different units for amounts (row %(first)d: "
+            "“%(first_text)s”; row %(second)d: “%(second_text)s”), so bidhub cannot tell "
+            "which unit each column is in. Write the unit in each amount column's name "
+            "(年度金额（万元）) and import the file again.", first=first[0],
+            first_text=first[1], second=other[0], second_text=other[1]))
+    return first
+
+
 def unknown_unit(header: str, unit: str) -> BadValue:
     return BadValue(N_("The column '%(column)s' names the unit '%(unit)s', which bidhub does not "
                        "read; give the amounts in 元, 千元, 万元, 百万元 or 亿元 and name that unit "
@@ -1284,6 +1337,15 @@ def header_unit(header: str) -> Unit:
     """How many yuan one unit of an amount column is, from its header: (万元) 10,000; (单位:
     百万元) 1,000,000; 年度金额万 10,000; none named: 1. BadValue for a unit not understood."""
     return split_unit(header)[1] or 1
+
+
+def column_unit(header: str, note: UnitNote | None) -> Unit:
+    """An amount column's unit: the one its name gives, else the one a note around the
+    table names (`unit_note_of`), else yuan. BadValue for a unit not understood."""
+    named = split_unit(header)[1]
+    if named is not None:
+        return named
+    return note[2] if note is not None else 1
 
 
 def header_base(header: str) -> str:
@@ -1504,7 +1566,8 @@ class MappingCheck:
 
 
 def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str | None],
-                  acknowledged: Iterable[str] = ()) -> MappingCheck:
+                  acknowledged: Iterable[str] = (), unit_note: UnitNote | None = None
+                  ) -> MappingCheck:
     """Whether `columns` (file column -> field, blank for none) can read a file with `headers`.
 
     Errors: a header that names several columns and is mapped or likely a field, a column
@@ -1567,7 +1630,7 @@ def check_mapping(kind: str, headers: Sequence[str], columns: Mapping[str, str |
         column_spec = column_of(kind, name)
         if column_spec is not None and is_amount(column_spec):
             try:
-                check.units[name] = header_unit(column)
+                check.units[name] = column_unit(column, unit_note)
             except BadValue as error:
                 check.errors.append(error.message)
     return check
@@ -2121,6 +2184,8 @@ class FileShape:
     rows_above: tuple[tuple[int, str], ...] = ()
     # The rows below the column names that the workbook hides (`HiddenRow`), blank ones aside.
     hidden_rows: int = 0
+    # The note above or below the table that names its amounts' unit (`unit_note_of`).
+    unit_note: UnitNote | None = None
 
 
 def is_known_name(name: str) -> bool:
@@ -2163,6 +2228,7 @@ class SplitHeader:
     header: list[str]  # cells cleaned
     rows_above: tuple[tuple[int, str], ...]  # skipped: (row, its text)
     first_row: tuple[int, list[str]] | None  # the record after the header, if any
+    unit_notes: tuple[UnitNote, ...] = ()  # the rows above that name the amounts' unit
 
 
 def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
@@ -2172,6 +2238,7 @@ def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
     below it holds the column names (`are_group_headings`). The header is the first row left;
     blank rows above it do not count. FileRefused when no row holds column names."""
     above: list[tuple[int, str]] = []
+    notes: tuple[UnitNote, ...] = ()
     for number, record in records:
         header = [clean_cell(cell) for cell in record]
         text = note_text(header, cleaned=True)
@@ -2179,6 +2246,7 @@ def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
             if len(above) == MAX_ROWS_ABOVE:
                 raise NoTable(too_many_rows_above(above))
             above.append((number, text[:NOTE_SHOWN]))
+            notes += unit_notes([(number, text)])
             continue
         following = next(records, None)
         if following is not None:
@@ -2187,7 +2255,7 @@ def split_header(records: Iterator[tuple[int, list[str]]]) -> SplitHeader:
                 above.append((number, "、".join(name[:NOTE_SHOWN] for name in header if name)))
                 number, header, following = following[0], cleaned, next(records, None)
         check_header(header, number)
-        return SplitHeader(number, header, tuple(above), following)
+        return SplitHeader(number, header, tuple(above), following, notes)
     if above:
         raise NoTable(N_(
             "bidhub found no column names: each row with anything in it holds a single cell, "
@@ -2216,6 +2284,7 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     if start.first_row is not None:
         records = itertools.chain([start.first_row], records)
     hidden = 0
+    trailing_units: list[UnitNote] = []  # the trailing notes that name the amounts' unit
     for number, record in records:
         if not rows_total:
             check_headings_row(header, record, number, start.header_row)
@@ -2223,15 +2292,19 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         hidden += type(record) is HiddenRow
         if len(candidates) < MAX_TOTALS_CANDIDATES and may_be_totals(record):
             candidates.append([clean_cell(cell) for cell in record])
-        if note_text(record) is None:
+        text = note_text(record)
+        if text is None:
             trailing.clear()
+            trailing_units.clear()
         elif len(trailing) <= MAX_NOTE_ROWS:  # one more than notes may be: too many
             trailing.append(number)
+            trailing_units.extend(unit_notes([(number, text)]))
     if not rows_total:
         raise NoTable(N_("The file has column names but no rows."))
-    return FileShape(header, rows_total, tuple(candidates),
-                     tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else (),
-                     start.header_row, start.rows_above, hidden)
+    notes_below = tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else ()
+    unit_note = unit_note_of(start.unit_notes + (tuple(trailing_units) if notes_below else ()))
+    return FileShape(header, rows_total, tuple(candidates), notes_below,
+                     start.header_row, start.rows_above, hidden, unit_note)
 
 
 def rows_to_store(kind: str, shape: FileShape, columns: Mapping[str, str]) -> int:
@@ -2586,7 +2659,8 @@ class RowReader:
     def __init__(self, kind: str, header: Sequence[str], limits: UploadLimits | None = None,
                  mapping: Mapping[str, str | None] | None = None, *,
                  width_checked: bool = False, day_zero: date = EXCEL_DAY_ZERO,
-                 zone: tzinfo | None = None, header_row: int = HEADER_ROW) -> None:
+                 zone: tzinfo | None = None, header_row: int = HEADER_ROW,
+                 unit_note: UnitNote | None = None) -> None:
         self.limits = limits or default_limits()
         # Serial numbers of days count from here: a workbook's own date system (1900 or 1904).
         self.day_zero = day_zero
@@ -2598,7 +2672,7 @@ class RowReader:
             raise FileRefused(N_("Unknown import kind '%(kind)s'; choose one of %(kinds)s.",
                                  kind=kind, kinds=", ".join(KINDS)))
         self.kind = kind
-        self.parsed = Parsed(kind=kind, header_row=header_row)
+        self.parsed = Parsed(kind=kind, header_row=header_row, unit_note=unit_note)
         header = [clean_cell(cell) for cell in header]
         check_header(header, header_row)
         self.header = header
@@ -2779,7 +2853,7 @@ def parse_rows(kind: str, records: Sequence[Sequence[str]],
     if shape.rows_total > limits.max_rows:
         raise FileRefused(too_many_rows(limits))
     reader = RowReader(kind, shape.header, limits, mapping, width_checked=width_checked,
-                       header_row=shape.header_row)
+                       header_row=shape.header_row, unit_note=shape.unit_note)
     parsed = reader.parsed
     parsed.rows_total = shape.rows_total
     parsed.rows_above = list(shape.rows_above)
@@ -2854,7 +2928,7 @@ def finish_positions(kind: str, header: list[str], positions: dict[str, int], pa
         if column.name in positions and is_amount(column):
             name = header[positions[column.name]]
             try:
-                parsed.units[column.name] = header_unit(name)
+                parsed.units[column.name] = column_unit(name, parsed.unit_note)
             except BadValue as error:
                 parsed.units[column.name] = 1
                 if all(str(problem.reason) != str(error) for problem in parsed.problems):
@@ -3255,8 +3329,8 @@ def shown_value(value: Any) -> str:
 
 def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[str, str],
                  count: int, day_zero: date = EXCEL_DAY_ZERO,
-                 notes_below: Collection[int] = (), header_row: int = HEADER_ROW
-                 ) -> list[PreviewRow]:
+                 notes_below: Collection[int] = (), header_row: int = HEADER_ROW,
+                 unit_note: UnitNote | None = None) -> list[PreviewRow]:
     """The first `count` data rows read by `columns` (file column -> field), cell by cell;
     serial numbers of days counted from `day_zero`; the rows numbered in `notes_below` (notes
     below the table: FileShape) left out, as totals rows are."""
@@ -3264,7 +3338,7 @@ def preview_rows(kind: str, records: Sequence[Sequence[str]], columns: Mapping[s
         return []
     header = [clean_cell(cell) for cell in records[0]]
     positions = chosen_positions(header, columns)
-    parsed = Parsed(kind=kind)
+    parsed = Parsed(kind=kind, unit_note=unit_note)
     finish_positions(kind, header, positions, parsed, default_limits())
     shown = [column.name for column in COLUMNS[kind] if column.name in parsed.columns]
     totals = TotalsCells.of(kind, positions)

@@ -66,6 +66,7 @@ from bidhub.domain.imports import (
     ProblemList,
     Row,
     RowReader,
+    Unit,
     UnsavedFormula,
     UploadLimits,
     bounded_problems,
@@ -191,6 +192,11 @@ class ImportResult:
     hidden_rows_count: int = 0
     # Per amount field, how many amounts read had a fraction of a yuan rounded away
     rounded: dict[str, int] = field(default_factory=dict)
+    # Per amount field read in a unit other than the yuan, yuan per unit
+    units: dict[str, Unit] = field(default_factory=dict)
+    # The note around the table that named the unit of the amount columns whose names give
+    # none: (row, its text)
+    unit_note: tuple[int, str] | None = None
 
     @property
     def refused(self) -> bool:
@@ -637,6 +643,9 @@ class MappingProposal:
     rows_above: tuple[tuple[int, str], ...] = ()
     # The rows below the column names the workbook hides: they are imported like the others.
     hidden_rows: int = 0
+    # The note around the table that names the unit of amount columns whose names give none:
+    # (row, its text).
+    unit_note: tuple[int, str] | None = None
 
 
 def propose_mapping(
@@ -664,7 +673,7 @@ def propose_mapping(
     if acknowledged is None:
         acknowledged = saved.acknowledged if saved is not None else []
     acknowledged = [column for column in acknowledged if column in headers]
-    check = check_mapping(kind, headers, columns, acknowledged)
+    check = check_mapping(kind, headers, columns, acknowledged, source.shape.unit_note)
     saved_by = ""
     if saved is not None and saved.saved_by_id is not None:
         saved_by = actor_names(session, [saved]).get(saved.saved_by_id, "")
@@ -674,12 +683,13 @@ def propose_mapping(
         acknowledged=acknowledged, check=check,
         preview=preview_rows(kind, source.head(PREVIEW_ROWS), check.columns, PREVIEW_ROWS,
                              source.day_zero, source.shape.notes_below,
-                             source.shape.header_row),
+                             source.shape.header_row, source.shape.unit_note),
         rows_total=rows_to_store(kind, source.shape, check.columns),
         needed=saved is not None or mapping_needed(kind, headers),
         unmapped_important=check_mapping(kind, headers, columns).warnings, saved=saved,
         saved_by=saved_by, rows_above=source.shape.rows_above,
-        hidden_rows=source.shape.hidden_rows)
+        hidden_rows=source.shape.hidden_rows,
+        unit_note=None if source.shape.unit_note is None else source.shape.unit_note[:2])
 
 
 def chosen_mapping(
@@ -801,7 +811,8 @@ def import_once(
             to_save = (headers, columns, acknowledged)
         reader = RowReader(kind, headers, limits, columns, width_checked=source.delimited,
                            day_zero=source.day_zero, zone=ZoneInfo(zone),
-                           header_row=source.shape.header_row)
+                           header_row=source.shape.header_row,
+                           unit_note=source.shape.unit_note)
         parsed = reader.parsed
         parsed.rows_total = source.rows_total
         parsed.rows_above = list(source.shape.rows_above)
@@ -846,7 +857,10 @@ def import_once(
                         merged_down=list(parsed.merged_down),
                         hidden_rows=list(parsed.hidden_rows),
                         hidden_rows_count=parsed.hidden_rows_count,
-                        rounded=dict(parsed.rounded), **counts)
+                        rounded=dict(parsed.rounded),
+                        units={name: unit for name, unit in parsed.units.items() if unit != 1},
+                        unit_note=(parsed.unit_note[:2] if parsed.unit_note is not None
+                                   else None), **counts)
 
 
 class _ImportRefused(Exception):
@@ -932,6 +946,9 @@ def _record_run(
                                           for row, text in parsed.note_rows],
                             "rows_above": [{"row": row, "text": text}
                                            for row, text in parsed.rows_above],
+                            "unit_note": (None if parsed.unit_note is None else
+                                          {"row": parsed.unit_note[0],
+                                           "text": parsed.unit_note[1]}),
                             "merged_down": list(parsed.merged_down),
                             "hidden_rows": {"ranges": [list(pair) for pair in parsed.hidden_rows],
                                             "count": parsed.hidden_rows_count},
