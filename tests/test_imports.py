@@ -36,6 +36,7 @@ from bidhub.models import (
     OpportunityStageChange,
     User,
 )
+from bidhub.services.accountability import explain_incident, resolve_incident
 from bidhub.services.imports import import_file
 from tests.conftest import reload
 
@@ -1397,6 +1398,78 @@ def test_a_new_incident_naming_its_account_keeps_the_won_deal_rule(session, load
     assert refusals[0] == refusals[1]
     assert [(row, column) for row, column, _reason in refusals[0]] == [(2, "account")]
     assert "placed an order with us" in refusals[0][0][2]
+
+
+def incident(session, external_id: str) -> AccountabilityIncident:
+    reload(session)
+    return session.scalars(select(AccountabilityIncident).where(
+        AccountabilityIncident.external_id == external_id)).one()
+
+
+def test_an_older_incidents_export_never_takes_back_what_was_done_in_bidhub(
+        session, loaded, run_import, make_manager, clock):
+    """INC-4002 (open in the file) was explained by its rep in bidhub, INC-4001 (explained in
+    the file) upheld by KA management: importing the same export again keeps both, says so
+    on each row, and leaves the explanation, the decision and their dates as they were."""
+    explained = incident(session, "INC-4002")
+    rep = session.get(User, explained.rep_id)
+    clock.advance(days=1)
+    explain_incident(session, rep, explained.id, now=clock(),
+                     explanation="客户只是转载了竞品网站上的旧广告，我已联系对方撤下并留存了截图。")
+    upheld = incident(session, "INC-4001")
+    clock.advance(days=20)
+    resolve_incident(session, make_manager(), upheld.id, outcome="upheld",
+                     note="说明不成立：广告仍在首页。", expected_version=upheld.version,
+                     now=clock())
+    before = {external_id: (found.status, found.explanation, found.explained_at,
+                            found.resolved_at, found.resolved_by_id, found.resolution_note)
+              for external_id in ("INC-4001", "INC-4002")
+              for found in [incident(session, external_id)]}
+    clock.advance(days=1)
+    result = run_import("incidents", sample_text("incidents"))
+    assert result.status == "imported", result.problems
+    assert {external_id: (found.status, found.explanation, found.explained_at,
+                          found.resolved_at, found.resolved_by_id, found.resolution_note)
+            for external_id in ("INC-4001", "INC-4002")
+            for found in [incident(session, external_id)]} == before
+    assert before["INC-4002"][:2] == (
+        "explained", "客户只是转载了竞品网站上的旧广告，我已联系对方撤下并留存了截图。")
+    assert before["INC-4001"][0] == "upheld"
+    assert [(warning.row, warning.column, str(warning.reason)) for warning in result.warnings
+            ] == [(2, "status", "bidhub holds this incident as Upheld, which the file's "
+                   "Explained would undo: its status was kept. Change it on the "
+                   "accountability page if it must change."),
+                  (3, "status", "bidhub holds this incident as Explained, which the file's "
+                   "Awaiting explanation would undo: its status was kept. Change it on the "
+                   "accountability page if it must change.")]
+
+
+def test_a_decision_made_in_bidhub_is_not_replaced_by_another_from_a_file(
+        session, loaded, run_import, make_manager, clock):
+    upheld = incident(session, "INC-4001")
+    clock.advance(days=20)
+    resolve_incident(session, make_manager(), upheld.id, outcome="accepted", note="",
+                     expected_version=upheld.version, now=clock())
+    result = run_import("incidents", sample_text("incidents").replace(",已说明,", ",维持,"))
+    assert result.status == "imported", result.problems
+    assert incident(session, "INC-4001").status == "accepted"
+    assert [(warning.row, warning.column) for warning in result.warnings] == [(2, "status")]
+
+
+def test_a_file_still_moves_an_incident_forward(session, loaded, run_import, clock):
+    clock.advance(days=1)
+    result = run_import("incidents", sample_text("incidents").replace(
+        "banner,首页,https://www.competitor-b.com/,open,", "banner,首页,https://www.competitor-b.com/,"
+        "已说明,客户已撤下广告"))
+    assert (result.status, result.updated, result.warnings) == ("imported", 1, [])
+    moved = incident(session, "INC-4002")
+    assert (moved.status, moved.explanation, moved.explained_at) == (
+        "explained", "客户已撤下广告", clock())
+
+
+def test_a_new_incident_imported_as_explained_is_dated_as_explained(session, loaded, clock):
+    added = incident(session, "INC-4001")  # 已说明 in the sample
+    assert added.status == "explained" and added.explained_at is not None
 
 
 # --- notes an export writes below its table ----------------------------------------------------

@@ -2018,16 +2018,50 @@ class IncidentImporter(Importer):
                 external_id=values["external_id"], logged_by_id=self.actor_id,
                 **{"status": "open", "explanation": "", "page_area": "home_page",
                    "evidence_url": "", **fields})
+            dated_status_change(incident, IncidentStatus.OPEN, self.now)
             self.session.add(incident)
             self.incidents[id_key(incident.external_id)] = incident
             self.touched_reps.add(rep.id)
             return "added"
+        self.keep_later_steps(row, incident, fields)
         previous_rep, previous_status = incident.rep_id, incident.status
         if not set_fields(incident, fields):
             return "unchanged"
         dated_status_change(incident, previous_status, self.now)
         self.touched_reps.update({previous_rep, rep.id})
         return "updated"
+
+
+    def keep_later_steps(self, row: Row, incident: AccountabilityIncident,
+                         fields: dict[str, Any]) -> None:
+        """Leave out of `fields` what would take an incident back: a status at an earlier step
+        than bidhub holds (an older export: the rep explained, or KA management decided, in
+        bidhub since), or another decision than the one KA management made in bidhub; and a
+        blank explanation where bidhub holds one. A status left out is a warning."""
+        given = fields.get("status")
+        if given is not None and given != incident.status:
+            held = IncidentStatus(incident.status)
+            decided_here = (INCIDENT_STEPS[held] == INCIDENT_STEPS[IncidentStatus.UPHELD]
+                            and incident.resolved_by_id is not None)
+            if INCIDENT_STEPS[IncidentStatus(given)] < INCIDENT_STEPS[held] or decided_here:
+                del fields["status"]
+                self.warnings.append(Problem(row.number, "status", row.values.get("status"), N_(
+                    "bidhub holds this incident as %(held)s, which the file's %(given)s would "
+                    "undo: its status was kept. Change it on the accountability page if it must "
+                    "change.", held=INCIDENT_STATUS_NAMES[held],
+                    given=INCIDENT_STATUS_NAMES[IncidentStatus(given)])))
+        if "explanation" in fields and not fields["explanation"] and incident.explanation:
+            del fields["explanation"]
+
+
+# How far an incident has come: an import never takes it back to an earlier step.
+INCIDENT_STEPS = {IncidentStatus.OPEN: 0, IncidentStatus.EXPLAINED: 1,
+                  IncidentStatus.ACCEPTED: 2, IncidentStatus.UPHELD: 2}
+# The statuses as the accountability page names them.
+INCIDENT_STATUS_NAMES = {IncidentStatus.OPEN: N_("Awaiting explanation"),
+                         IncidentStatus.EXPLAINED: N_("Explained"),
+                         IncidentStatus.ACCEPTED: N_("Explanation accepted"),
+                         IncidentStatus.UPHELD: N_("Upheld")}
 
 
 def dated_status_change(incident: AccountabilityIncident, previous: str, now: datetime) -> None:
