@@ -37,6 +37,7 @@ from bidhub.models import (
     User,
 )
 from bidhub.services.accountability import explain_incident, resolve_incident
+from bidhub.services.filings import transfer_account
 from bidhub.services.imports import import_file
 from tests.conftest import reload
 
@@ -1470,6 +1471,39 @@ def test_a_file_still_moves_an_incident_forward(session, loaded, run_import, clo
 def test_a_new_incident_imported_as_explained_is_dated_as_explained(session, loaded, clock):
     added = incident(session, "INC-4001")  # 已说明 in the sample
     assert added.status == "explained" and added.explained_at is not None
+
+
+def test_an_older_accounts_export_does_not_undo_a_transfer_made_in_bidhub(
+        session, loaded, run_import, make_manager, clock):
+    """KA-2001 was moved in bidhub from 王芳 (R1001) to 李军: the CRM's export, still naming
+    王芳, keeps 李军 as the owner, files nothing and says why on the row; its other columns
+    are read as usual."""
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2001")).one()
+    fang, jun = (session.scalars(select(User).where(User.external_id == external_id)).one()
+                 for external_id in ("R1001", "R1002"))
+    clock.advance(days=1)
+    filing = transfer_account(session, make_manager(), account_id=account.id, to_rep_id=jun.id,
+                              reason="客户要求更换对接人，原负责人工作量已满",
+                              review_text="客户多次反映响应慢，原负责人名下客户已满，无法保证服务频次。", now=clock())
+    filed = session.scalar(select(func.count()).select_from(Filing))
+    clock.advance(days=1)
+    result = run_import("accounts", sample_text("accounts").replace(
+        '"1,200,000",R1001', '"1,300,000",R1001'))
+    assert result.status == "imported", result.problems
+    reload(session)
+    moved = session.get(Account, account.id)
+    assert (moved.owner_id, moved.annual_value_yuan) == (jun.id, 1_300_000)
+    assert session.scalar(select(func.count()).select_from(Filing)) == filed
+    owners = [warning for warning in result.warnings if warning.column == "owner"]
+    assert [(warning.row, warning.value) for warning in owners] == [(2, "R1001")]
+    reason = str(owners[0].reason)
+    assert f"from {fang.display_name} to {jun.display_name}" in reason
+    assert f"(filing {filing.seq})" in reason and "the owner was kept" in reason
+    # Once the CRM says what bidhub did, the file agrees and nothing is said.
+    again = run_import("accounts", sample_text("accounts").replace(
+        '"1,200,000",R1001', '"1,300,000",R1002'))
+    assert again.status == "imported"
+    assert [warning for warning in again.warnings if warning.column == "owner"] == []
 
 
 # --- notes an export writes below its table ----------------------------------------------------

@@ -100,6 +100,7 @@ from bidhub.models import (
     Branch,
     Contact,
     ExecutiveTitle,
+    Filing,
     FilingKind,
     ImportMapping,
     ImportRun,
@@ -1417,6 +1418,9 @@ class AccountImporter(Importer):
         # of each batch, or sooner once FIRST_OWNERS_AT_ONCE wait.
         self.first_owners: list[tuple[Account, int]] = []
         self.changed_accounts: set[int] = set()
+        # Per account of the batch, the reps bidhub took it from since the CRM's last word
+        # (`taken_in_bidhub`); read in `prepare` when the file names owners.
+        self.taken_in_bidhub: dict[int, dict[int, Any]] = {}
 
     def sponsor_fields(self, row: Row, account: Account | None, branch: Branch) -> dict:
         """The sponsor a row names: a person (username, employee id or name of an executive),
@@ -1514,6 +1518,8 @@ class AccountImporter(Importer):
             lock_reps(self.session,
                       {rep.id for value in named if (rep := self.find_rep(value)) is not None}
                       | {account.owner_id for account in self.accounts.values()})
+            self.taken_in_bidhub = taken_in_bidhub(
+                self.session, [account.id for account in self.accounts.values()])
 
     def new_owner(self, row: Row, account: Account | None) -> int | None:
         current = account.owner_id if account else None
@@ -1528,6 +1534,17 @@ class AccountImporter(Importer):
             return None
         rep = self.rep(row, "owner")
         if rep.id != current:
+            taken = self.taken_in_bidhub.get(account.id, {}).get(rep.id) if account else None
+            if taken is not None:
+                # The CRM's export predates a move made in bidhub: the move stands.
+                self.warnings.append(Problem(row.number, "owner", row.values["owner"], N_(
+                    "bidhub moved this account from %(rep)s to %(to)s at %(decided_at)s (filing "
+                    "%(seq)d); the file still names %(rep)s, as an export from before then "
+                    "would, so the owner was kept. Update the owner in the CRM, or transfer the "
+                    "account in bidhub if it must move.", rep=rep.display_name,
+                    to=self.names.get(taken.to_rep_id, str(taken.to_rep_id)),
+                    decided_at=taken.decided_at, seq=taken.seq)))
+                return current
             if rep.status == RepStatus.LEFT:
                 raise RowProblem(row, "owner", row.values["owner"], N_(
                     "%(rep)s has left and cannot receive accounts.", rep=rep.display_name))
@@ -1671,6 +1688,28 @@ class AccountImporter(Importer):
         """What an import's filing says: a CRM import, by the admin importing."""
         return {"kind": FilingKind.CRM_IMPORT, "reason": CRM_IMPORT_REASON,
                 "decided_by_id": self.actor_id}
+
+
+def taken_in_bidhub(session: Session, account_ids: list[int]) -> dict[int, dict[int, Any]]:
+    """Account -> rep -> the latest filing made in bidhub (an award or a transfer) that took
+    the account from that rep, since the account's last filing by an import: a file that
+    names such a rep as the owner was exported before bidhub moved the account."""
+    taken: dict[int, dict[int, Any]] = {}
+    for part in chunks(sorted(set(account_ids))):
+        last_import = (select(Filing.account_id, func.max(Filing.seq).label("seq"))
+                       .where(Filing.account_id.in_(part), Filing.kind == FilingKind.CRM_IMPORT)
+                       .group_by(Filing.account_id).subquery())
+        moves = session.execute(
+            select(Filing.account_id, Filing.from_rep_id, Filing.to_rep_id, Filing.seq,
+                   Filing.decided_at)
+            .outerjoin(last_import, last_import.c.account_id == Filing.account_id)
+            .where(Filing.account_id.in_(part), Filing.kind != FilingKind.CRM_IMPORT,
+                   Filing.from_rep_id.is_not(None),
+                   Filing.seq > func.coalesce(last_import.c.seq, 0))
+            .order_by(Filing.seq))
+        for move in moves:
+            taken.setdefault(move.account_id, {})[move.from_rep_id] = move
+    return taken
 
 
 def matching_ids(session: Session, column: Any, external_ids: list[str]) -> Any:
