@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.types import TypeEngine
 
 from bidhub.config import Defaults
-from bidhub.domain.collation import branch_order, name_key, person_order
+from bidhub.domain.collation import branch_order, name_key, person_order, width_folded
 from bidhub.domain.errors import NotFound
+from bidhub.domain.imports import id_key
 from bidhub.domain.text import N_
 from bidhub.models import (
     Account,
@@ -498,10 +499,20 @@ def my_bids(session: Session, rep: User) -> list[Bid]:
 
 
 def find_account(session: Session, reference: str) -> Account | None:
-    """An account by customer number or exact name."""
+    """An account by customer number or name, as typed: exactly, else the number in any case
+    or width and the name in either width (ka-001757 and ＫＡ－００１７５７ are KA-001757, as an
+    input method types them); None when nothing, or more than one account, reads so."""
     reference = reference.strip()
-    return session.scalars(select(Account).where(
+    if not reference:
+        return None
+    exact = session.scalars(select(Account).where(
         (Account.external_id == reference) | (Account.name == reference))).first()
+    if exact is not None:
+        return exact
+    found = session.scalars(select(Account).where(
+        (func.lower(Account.external_id) == id_key(reference))
+        | (Account.name_folded == width_folded(reference))).limit(2)).all()
+    return found[0] if len(found) == 1 else None
 
 
 def require_account(session: Session, reference: str) -> Account:
