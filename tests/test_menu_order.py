@@ -207,3 +207,16 @@ def test_the_sort_key_bytes_order_names_as_the_collation_does(first, second):
         name_key(first) < name_key(second))
     assert (name_sort_bytes(first) == name_sort_bytes(second)) == (
         name_key(first) == name_key(second))
+
+
+@pytest.mark.parametrize(("path", "box"), [("/manage/transfer/accounts", "account_q"),
+                                           ("/manage/transfer/reps", "rep_q")])
+def test_a_picker_box_of_spaces_is_an_empty_box(app, session, make_manager, make_account, path,
+                                                box):
+    make_account(name="北京空格测试有限公司")
+    client = app.test_client()
+    login(client, make_manager())
+    for typed in (" ", "\u3000 \t"):
+        page = client.get(path, query_string={box: typed}, headers=CHINESE)
+        assert page.status_code == 200
+        assert "匹配" not in page.get_data(as_text=True)

@@ -747,12 +747,12 @@ ACCOUNT_QUERY, REP_QUERY = "account_q", "rep_q"
 
 
 def picker_query(name: str) -> tuple[str, str]:
-    """A picker's typed text (the box `name`) and, when it is past the pickers' limit, the
-    refusal with both lengths (the box has no maxlength: a browser would cut a paste without a
-    word)."""
+    """A picker's typed text (the box `name`, spaces around it aside: a box of spaces is
+    empty) and, when it is past the pickers' limit, the refusal with both lengths (the box has
+    no maxlength: a browser would cut a paste without a word)."""
     limit = transfer_preview.MAX_QUERY_LENGTH
     typed = request.args.get(name) or ""
-    query = params.clean_text(typed, len(typed))
+    query = params.clean_text(typed, len(typed)).strip()
     if len(query) > limit:
         return query[:limit], too_long_message(limit, len(query))
     return query, ""
