@@ -351,6 +351,26 @@ def test_a_choice_on_the_login_page_lasts_through_signing_in(app, make_rep):
     assert html_lang(client.get("/rounds", headers=english)) == "zh-CN"
 
 
+def test_a_choice_on_the_login_page_beats_the_language_saved_before(app, session, make_rep):
+    """A rep who saved Chinese picks English on the login page and signs in: English, saved."""
+    rep = make_rep()
+    client = app.test_client()
+    sign_in(client, rep)
+    client.post("/language", data={"locale": "zh_CN", "next": "/rounds"})
+    client.post("/logout")
+    assert html_lang(client.get("/login")) == "zh-CN"
+    client.post("/language", data={"locale": "en", "next": "/login"})
+    sign_in(client, rep)
+    assert html_lang(client.get("/rounds")) == "en"
+    reload(session)
+    assert session.get(User, rep.id).locale == "en"
+    # Signing in again without touching the switch keeps the saved language.
+    client.post("/logout")
+    other_device = app.test_client()
+    sign_in(other_device, rep, **{"Accept-Language": "zh-CN"})
+    assert html_lang(other_device.get("/rounds", headers={"Accept-Language": "zh-CN"})) == "en"
+
+
 @pytest.mark.parametrize("locale", ["", "fr", "zh_TW", "../en", "en\r\nX: y"])
 def test_an_unknown_language_changes_nothing(app, session, client, make_rep, locale):
     rep = make_rep()

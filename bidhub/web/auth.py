@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, flash, redirect, request, url_for
+from flask import Blueprint, Flask, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user, logout_user
@@ -19,8 +19,9 @@ from bidhub.extensions import login_manager
 from bidhub.models import Branch, Role, User
 from bidhub.prepared_reads import PreparedRead
 from bidhub.services import users
+from bidhub.services.preferences import choose_language
 from bidhub.web.access import public, signed_in
-from bidhub.web.cookie_session import fresh_session
+from bidhub.web.cookie_session import LOGIN_PAGE_CHOICE, fresh_session
 from bidhub.web.forms import LoginForm, PasswordForm
 from bidhub.web.nav import BADGES_OF_USER, keep_badges
 from bidhub.web.rendering import hx_redirect, is_htmx_partial_request, render, render_form_errors
@@ -151,6 +152,11 @@ def login():
             form.form_errors.append(_("Wrong username or password, or too many attempts; "
                                       "wait a moment and try again."))
             return render_form_errors("auth/login.html", form=form)
+        chosen = session.get("locale")
+        if session.get(LOGIN_PAGE_CHOICE) and chosen != user.locale:
+            # The language picked on the login page just now is the person's choice.
+            choose_language(get_session(), user, chosen, current_app.config["LANGUAGES"])
+            user = get_session().get(User, user.id)
         fresh_session(user.locale)  # a new session on every login, in the person's language
         login_user(user)
         if user.must_change_password:

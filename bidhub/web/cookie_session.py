@@ -71,6 +71,11 @@ class KeptSerializerSessionInterface(SecureCookieSessionInterface):
         return self.session_class(contents)
 
 
+# In the session: its language was chosen with the switch by someone not signed in (on the
+# login page), so signing in saves it on the user (auth.login).
+LOGIN_PAGE_CHOICE = "locale_chosen_signed_out"
+
+
 def fresh_session(saved_locale: str | None = None) -> None:
     """Clear the session (signing in or out) but keep the language: the user's saved one, else
     the one chosen with the switch, so the next page, the login page included, speaks it.

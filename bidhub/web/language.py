@@ -10,6 +10,7 @@ from bidhub.db import get_session
 from bidhub.services.preferences import choose_language
 from bidhub.web.access import public
 from bidhub.web.auth import safe_next
+from bidhub.web.cookie_session import LOGIN_PAGE_CHOICE
 
 blueprint = Blueprint("language", __name__)
 
@@ -20,7 +21,8 @@ def switch():
     """Remember the chosen language: on the user when signed in, in the session always.
 
     A POST with the CSRF token like every other change. The session's copy serves the login
-    page and is carried through signing in; a signed-in user's saved choice wins over it.
+    page and is carried through signing in: a choice made there before signing in is saved on
+    the user then (LOGIN_PAGE_CHOICE); otherwise the user's saved choice wins over it.
     """
     locale = request.form.get("locale", "")
     if locale not in current_app.config["LANGUAGES"]:
@@ -28,5 +30,7 @@ def switch():
     else:
         if current_user.is_authenticated:
             choose_language(get_session(), current_user, locale, current_app.config["LANGUAGES"])
+        else:
+            session[LOGIN_PAGE_CHOICE] = True
         session["locale"] = locale
     return redirect(safe_next(request.form.get("next")) or url_for("auth.index"), code=303)
