@@ -21,6 +21,7 @@ from bidhub.domain.imports import (
     FileRefused,
     csv_encoding,
     delimiter_of,
+    is_totals_word,
     parse_csv,
 )
 from bidhub.models import (
@@ -1098,6 +1099,35 @@ def test_subtotals_under_groups_and_a_forecasts_total_are_skipped(session, loade
     result = run_import("forecasts", text + "总计,,1000000,860000\r\n")
     assert (result.status, result.problems, result.skipped) == ("imported", [], 2)
     assert [word for _row, word in result.totals_rows] == ["小计", "总计"]
+
+
+@pytest.mark.parametrize(("subtotal", "total"), [("汇总", "总计"), ("Total", "Grand Total")])
+def test_a_pivot_tables_subtotals_are_skipped(session, loaded, run_import, subtotal, total):
+    """Excel's pivot table writes each group's subtotal in the group's cell (R1001 汇总) and
+    its grand total below."""
+    lines = sample_text("forecasts").splitlines()
+    groups: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        groups.setdefault(line.split(",")[0], []).append(line)
+    text = "\r\n".join([lines[0], *(line for rep, rows in groups.items()
+                                     for line in (*rows, f"{rep} {subtotal},,1,1")),
+                         f"{total},,9,9"]) + "\r\n"
+    result = run_import("forecasts", text)
+    assert (result.status, result.problems) == ("imported", [])
+    assert [word for _row, word in result.totals_rows] == [
+        *(f"{rep} {subtotal}" for rep in groups), total]
+    assert result.added + result.updated + result.unchanged == len(lines) - 1
+
+
+@pytest.mark.parametrize("cell", ["汇总", "R1001 汇总", "r1001 total", "北京 汇总", "ＲＥＰ０１ Ｔｏｔａｌ"])
+def test_a_pivot_subtotal_reads_as_a_totals_word(cell):
+    assert is_totals_word(cell)
+
+
+@pytest.mark.parametrize("cell", ["R1001", "北京汇总科技有限公司", "Total Solutions", "汇总表",
+                                  "R1001汇总"])
+def test_a_name_holding_the_words_is_no_pivot_subtotal(cell):
+    assert not is_totals_word(cell)
 
 
 def test_a_row_with_an_id_is_never_a_totals_row(session, loaded, run_import):

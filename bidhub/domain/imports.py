@@ -904,9 +904,13 @@ ROW_IDS: dict[str, tuple[str, ...]] = {
 }
 # What a totals row says it is (合计 under a whole export, 小计 under each group), compared as
 # normalise leaves it, a colon after it dropped; and the first characters that may begin it.
-TOTALS_WORDS = frozenset({"合计", "总计", "小计", "共计", "total", "totals", "subtotal",
+TOTALS_WORDS = frozenset({"合计", "总计", "小计", "共计", "汇总", "total", "totals", "subtotal",
                           "subtotals", "grandtotal", "grandtotals"})
-TOTALS_INITIALS = frozenset("合总小共TtＴｔSsＳｓGgＧｇ")
+TOTALS_INITIALS = frozenset("合总小共汇TtＴｔSsＳｓGgＧｇ")
+# A pivot table's subtotal, as Excel writes it in the group's cell: the group's value, a space
+# and 汇总 (Total in English): rep01 汇总, R1001 Total. Compared NFKC-folded and lower-cased.
+PIVOT_SUBTOTAL = re.compile(r"\S.*\s(?:汇\s*总|total)", re.S)
+PIVOT_ENDINGS = ("汇总", "Total", "total", "TOTAL", "Ｔｏｔａｌ", "ｔｏｔａｌ")
 # The word with what an export writes after it (合计 | 5人, 合计：5人, Total: 7,760,000, 小计（3家）),
 # in a cell NFKC-folded and lower-cased: after the word a colon, bar, bracket, comma or digit,
 # perhaps after spaces. A letter right after it makes a name (合计科技有限公司, Total Solutions).
@@ -922,9 +926,11 @@ ROW_COUNT = re.compile(rf"[共计]?\d[\d,]*[{COUNT_WORDS}]")
 
 def is_totals_word(cell: str) -> bool:
     """Whether a cell (cleaned) says its row is a totals row: the word alone, any case or
-    width, spaced or not (合 计, Grand total), or followed by what the export adds (合计 | 5人)."""
+    width, spaced or not (合 计, Grand total), or followed by what the export adds (合计 | 5人);
+    or a pivot table's subtotal of a group (rep01 汇总: PIVOT_SUBTOTAL)."""
     if cell[:1] not in TOTALS_INITIALS:
-        return False
+        return cell.endswith(PIVOT_ENDINGS) and PIVOT_SUBTOTAL.fullmatch(
+            unicodedata.normalize("NFKC", cell).lower()) is not None
     return (normalise(cell).rstrip(":") in TOTALS_WORDS
             or TOTALS_WITH_TEXT.fullmatch(unicodedata.normalize("NFKC", cell).lower())
             is not None)
@@ -936,16 +942,16 @@ def is_row_count(cell: str) -> bool:
 
 # A row whose cells may say it is a totals row, looked for in its cells joined: a quick test
 # every row of a file's first pass takes (TotalsCells decides, once the mapping is known).
-TOTALS_TEXT = re.compile(r"[合总小共][\s:：]*计|[tTｔＴ][oOｏＯ][tTｔＴ][aAａＡ][lLｌＬ]")
+TOTALS_TEXT = re.compile(r"[合总小共][\s:：]*计|汇\s*总|[tTｔＴ][oOｏＯ][tTｔＴ][aAａＡ][lLｌＬ]")
 # The most such rows a file's shape keeps; beyond them the count leaves totals rows in.
 MAX_TOTALS_CANDIDATES = 1_000
 
 
 def may_be_totals(record: Sequence[str]) -> bool:
     joined = "\x1f".join(map(str, record))
-    # Every totals word holds 计 or an l: most rows hold neither and need no search.
-    return (("计" in joined or "l" in joined or "L" in joined or "ｌ" in joined
-             or "Ｌ" in joined) and TOTALS_TEXT.search(joined) is not None)
+    # Every totals word holds 计, 汇 or an l: most rows hold none and need no search.
+    return (("计" in joined or "汇" in joined or "l" in joined or "L" in joined
+             or "ｌ" in joined or "Ｌ" in joined) and TOTALS_TEXT.search(joined) is not None)
 
 
 # Notes an export writes below its table (导出人：张三 导出时间：2026-11-30, 注：金额单位为元,
