@@ -534,7 +534,7 @@ def parse_month(value: str, day_zero: date = EXCEL_DAY_ZERO, zone: tzinfo | None
 CELL_UNITS = (("千万元", 10_000_000), ("百万元", 1_000_000), ("十万元", 100_000),
               ("亿元", 100_000_000), ("万元", 10_000), ("千元", 1_000), ("千万", 10_000_000),
               ("百万", 1_000_000), ("十万", 100_000), ("亿", 100_000_000), ("万", 10_000),
-              ("元", 1))
+              ("千", 1_000), ("元", 1))
 # Words for the yuan an amount may carry, in a cell (¥1,000, RMB 1000, CNY 1,000, 1000元人民币)
 # as in a column's name (年度金额(RMB万元), (万元人民币), (¥)); compared in lower case, and
 # full-width as half-width (￥ is ¥). Cells and names take the same ones.

@@ -184,6 +184,7 @@ def test_an_unknown_choice_is_told_the_values_as_a_crm_writes_them():
     ("1.2亿", 120_000_000), ("1.2亿元", 120_000_000), ("3百万", 3_000_000),
     ("3百万元", 3_000_000), ("2千万", 20_000_000), ("2千万元", 20_000_000),
     ("1.5十万元", 150_000), ("120万", 1_200_000), ("800千元", 800_000), ("¥1.2亿", 120_000_000),
+    ("1.5千", 1_500), ("８００千", 800_000),
 ])
 def test_a_cell_takes_the_units_a_column_name_takes(cell, yuan):
     from bidhub.domain.imports import parse_yuan
