@@ -105,6 +105,7 @@ from bidhub.models import (
     ImportMapping,
     ImportRun,
     IncidentStatus,
+    Listing,
     MonthlyForecast,
     Opportunity,
     OpportunityStageChange,
@@ -1554,9 +1555,7 @@ class AccountImporter(Importer):
                     "under Users first.", rep=rep.display_name))
             listing = unfinished_listing_of(self.session, account.id) if account else None
             if listing is not None:
-                raise RowProblem(row, "owner", row.values["owner"], N_(
-                    "The account is listed in round %(round)s; decide it there or withdraw the "
-                    "listing first.", round=listing.round_id))
+                raise RowProblem(row, "owner", row.values["owner"], listed_refusal(listing))
         return rep.id
 
     def apply(self, row: Row) -> str:
@@ -1626,9 +1625,7 @@ class AccountImporter(Importer):
         what a round of one branch lists and what bidders' eligibility was judged on."""
         listing = unfinished_listing_of(self.session, account.id)
         if listing is not None:
-            raise RowProblem(row, "branch", row.values["branch"], N_(
-                "The account is listed in round %(round)s; decide it there or withdraw the "
-                "listing first.", round=listing.round_id))
+            raise RowProblem(row, "branch", row.values["branch"], listed_refusal(listing))
 
     def check_sponsor_change(self, row: Row, account: Account, sponsor: dict) -> None:
         """A sponsor changes only while no release or transfer of the account waits for the
@@ -1688,6 +1685,14 @@ class AccountImporter(Importer):
         """What an import's filing says: a CRM import, by the admin importing."""
         return {"kind": FilingKind.CRM_IMPORT, "reason": CRM_IMPORT_REASON,
                 "decided_by_id": self.actor_id}
+
+
+def listed_refusal(listing: Listing) -> Text:
+    """Why a row may not move an account listed in a round that is not finished: the round
+    named by its number and title, as the transfer form names it."""
+    return N_("%(account)s is listed in round %(round)d (“%(title)s”); decide it there or "
+              "withdraw the listing first.", account=listing.account.name,
+              round=listing.round_id, title=listing.round.title)
 
 
 def taken_in_bidhub(session: Session, account_ids: list[int]) -> dict[int, dict[int, Any]]:
