@@ -149,6 +149,17 @@ def test_a_stale_resolve_form_gets_a_conflict(app, session, make_manager, make_r
                            data={"outcome": "accepted", "version": str(stale)})
     assert response.status_code == 409
     assert incident_of(session, incident.id).status == IncidentStatus.EXPLAINED
+    # The page leads back to the incident as it stands now, not only to the start page.
+    page = client.post(f"/manage/accountability/incidents/{incident.id}/resolve",
+                       data={"outcome": "accepted", "version": str(stale)},
+                       headers={"Referer": f"http://localhost/manage/accountability?open={incident.id}"}
+                       ).get_data(as_text=True)
+    assert f'href="/manage/accountability?open={incident.id}">Open the page again</a>' in page
+    elsewhere = client.post(f"/manage/accountability/incidents/{incident.id}/resolve",
+                            data={"outcome": "accepted", "version": str(stale)},
+                            headers={"Referer": "https://evil.example/manage/accountability"}
+                            ).get_data(as_text=True)
+    assert "Open the page again" not in elsewhere
 
 
 def test_an_account_without_a_rep_cannot_be_logged(app, session, make_manager, make_account,

@@ -297,7 +297,8 @@ def post_image(client, account, data: bytes, filename: str, **changes):
         account, evidence_url="", evidence_image=FileStorage(io.BytesIO(data), filename),
         **changes))
     return client.post("/manage/accountability/log", data=body,
-                       content_type=f"multipart/form-data; boundary={boundary}")
+                       content_type=f"multipart/form-data; boundary={boundary}",
+                       headers={"Referer": "http://localhost/manage/accountability"})
 
 
 @pytest.mark.parametrize(("data", "kind"), [(PNG, "png"), (JPEG, "jpg"), (WEBP, "webp")])
@@ -347,6 +348,7 @@ def test_a_screenshot_over_the_limit_is_refused(app, session, make_manager, make
     assert refused.status_code == 413
     page = refused.get_data(as_text=True)
     assert "choose a smaller file" in page and "remove columns" not in page
+    assert 'href="/manage/accountability">Open the page again</a>' in page
     assert incident_count(session) == 0
     assert not evidence_folder.exists() or not any(evidence_folder.iterdir())
 

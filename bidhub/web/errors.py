@@ -67,6 +67,15 @@ def form_page() -> str | None:
     return safe_next(referrer.path + (f"?{referrer.query}" if referrer.query else ""))
 
 
+def form_again() -> tuple[str, str] | None:
+    """For a form refused as a whole (changed in the meantime, too large): a link to open it
+    again, as it stands now (`form_page`); None for anything but a POST, or without a page."""
+    if request.method != "POST":
+        return None
+    page = form_page()
+    return (page, _("Open the page again")) if page else None
+
+
 def csrf_refusal():
     """A form whose token does not match the session: the session ended (signed out, or the
     cookie is gone) or the form was drawn for an earlier one. Reloading the answer only sends
@@ -96,7 +105,7 @@ def init_app(app: Flask) -> None:
     def conflict(error):
         message = translate(error) if isinstance(error, Conflict) else _(
             "Someone else changed this in the meantime; reload and try again.")
-        return error_page(409, message)
+        return error_page(409, message, form_again())
 
     @app.errorhandler(IntegrityError)
     @app.errorhandler(OperationalError)
@@ -109,7 +118,7 @@ def init_app(app: Flask) -> None:
         log.warning("%s %s lost a race with another transaction: %s", request.method,
                     request.path, str(error.orig).splitlines()[0] if error.orig else error)
         return error_page(409, _("Someone else changed this at the same moment; nothing was "
-                                 "saved. Reload and try again."))
+                                 "saved. Reload and try again."), form_again())
 
     @app.errorhandler(InvalidRequest)
     def invalid(error):
@@ -129,17 +138,18 @@ def init_app(app: Flask) -> None:
         if request.blueprint == "imports":
             return error_page(413, _("The upload is larger than the limit of %(size)s MiB. "
                                      "Nothing was saved; split the file or remove columns and "
-                                     "try again.", size=size))
+                                     "try again.", size=size), form_again())
         if request.blueprint == "rules":
             # A pasted draft, not a file: name the rules' own limit, as a draft read whole is.
             return error_page(413, _("The draft sent is larger than the limit of %(size)s MiB "
                                      "for a request, so it was not read; a rule file may hold "
                                      "at most %(maximum)s bytes (%(kib)d KiB). Nothing was "
                                      "saved.", size=size, maximum=f"{MAX_RULE_BYTES:,}",
-                                     kib=MAX_RULE_BYTES // 1024))
+                                     kib=MAX_RULE_BYTES // 1024), form_again())
         # A screenshot or another attachment: the advice for a CRM export does not apply.
         return error_page(413, _("The upload is larger than the limit of %(size)s MiB. Nothing "
-                                 "was saved; go back and choose a smaller file.", size=size))
+                                 "was saved; go back and choose a smaller file.", size=size),
+                          form_again())
 
     @app.errorhandler(500)
     def server_error(error):
