@@ -1130,6 +1130,42 @@ def test_a_name_holding_the_words_is_no_pivot_subtotal(cell):
     assert not is_totals_word(cell)
 
 
+@pytest.mark.parametrize("mark", ["—", "N/A", "无", "暂无", "--", "/"])
+def test_a_mark_for_no_value_is_a_blank_cell(session, loaded, run_import, mark):
+    """An export's dash or N/A in an optional amount, date or choice is no value; in a
+    required column it is a missing value; in free text it is the text."""
+    text = sample_text("forecasts").replace("R1001,2026-02,320000,", f"R1001,2026-02,320000,{mark}")
+    result = run_import("forecasts", text)
+    assert (result.status, result.problems) == ("imported", [])
+    reload(session)
+    rep = session.scalars(select(User).where(User.external_id == "R1001")).one()
+    assert session.scalars(select(MonthlyForecast.actual_yuan).where(
+        MonthlyForecast.rep_id == rep.id, MonthlyForecast.month == date(2026, 2, 1))).one() is None
+    accounts = sample_text("accounts").replace('"1,200,000",R1001,,', f'"1,200,000",R1001,{mark},')
+    result = run_import("accounts", accounts)
+    assert (result.status, result.problems) == ("imported", [])
+    reload(session)
+    assert session.scalars(select(Account.executive_sponsor).where(
+        Account.external_id == "KA-2001")).one() is None
+    missing = run_import("forecasts", text.replace("R1001,2026-01,300000", f"R1001,2026-01,{mark}"))
+    assert [(problem.row, problem.column, str(problem.reason)) for problem in missing.problems
+            ] == [(2, "forecast_yuan", "A value is required.")]
+
+
+def test_a_hyphen_in_an_amount_stays_a_problem_and_a_mark_in_free_text_stays_text(
+        session, loaded, run_import):
+    """Excel's accounting format writes 0 as a hyphen: neither a blank nor a zero is sure."""
+    text = sample_text("forecasts").replace("R1001,2026-02,320000,", "R1001,2026-02,320000,-")
+    result = run_import("forecasts", text)
+    assert [(problem.row, problem.column) for problem in result.problems] == [(3, "actual_yuan")]
+    incidents = sample_text("incidents").replace("https://www.competitor-b.com/,open,",
+                                                 "https://www.competitor-b.com/,open,无")
+    assert run_import("incidents", incidents).status == "imported"
+    reload(session)
+    assert session.scalars(select(AccountabilityIncident.explanation).where(
+        AccountabilityIncident.external_id == "INC-4002")).one() == "无"
+
+
 def test_a_row_with_an_id_is_never_a_totals_row(session, loaded, run_import):
     before = counts(session)
     text = (sample_text("accounts") + "KA-2099,合计,,,,7760000,,,,,,\r\n"

@@ -312,6 +312,9 @@ def parse_text(value: str) -> str:
     return value
 
 
+parse_text.free_text = True  # type: ignore[attr-defined]  # see NO_VALUE_MARKS
+
+
 # How Excel shows a number too long for its column, or of more than 15 digits: 1.23457E+11.
 EXCEL_SCIENTIFIC = re.compile(r"\d(?:\.\d+)?e\+\d+", re.IGNORECASE)
 
@@ -340,7 +343,24 @@ def text_of(limit: int) -> Callable[[str], str]:
             raise BadValue(N_("Longer than %(n)d characters.", n=limit))
         return value
 
+    parse.free_text = True  # type: ignore[attr-defined]  # see NO_VALUE_MARKS
     return parse
+
+
+# What exports write in a cell that has no value: a dash, N/A, 无 (none), 暂无 (none yet).
+# Read as a blank cell in every column but those of free text (a name or an explanation may
+# be 无). A lone hyphen is left out in amount columns, where Excel's accounting format writes
+# it for 0, so it stays a problem there rather than a blank or a zero.
+NO_VALUE_MARKS = frozenset({"—", "——", "–", "--", "－－", "-", "－", "/", "／", "n/a", "na",
+                            "无", "暂无", "null"})
+HYPHENS = frozenset({"-", "－"})
+
+
+def means_no_value(raw: str, parse: Callable[[str], Any], amount: bool) -> bool:
+    """Whether a cell holds only a mark for no value (NO_VALUE_MARKS) in a column that is not
+    free text."""
+    return (len(raw) <= 4 and raw.lower() in NO_VALUE_MARKS
+            and not getattr(parse, "free_text", False) and not (amount and raw in HYPHENS))
 
 
 def parse_username(value: str) -> str:
@@ -2995,6 +3015,8 @@ def typed_values(kind: str, number: int, record: list[str], positions: dict[str,
     for name, index, parse, required, default, unit in (
             plan if plan is not None else column_plan(kind, positions, parsed, day_zero)):
         raw = record[index] if index < width else ""
+        if raw and means_no_value(raw, parse, unit is not None):
+            raw = ""
         if not raw:
             if required:
                 row_problems.append(Problem(number, name, "", N_("A value is required.")))
