@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from bidhub.domain.errors import InvalidRequest
-from bidhub.domain.typed_text import FORMAT_CHARACTERS, visible_text
+from bidhub.domain.typed_text import FORMAT_CHARACTERS, visible_text, written_length
 from bidhub.models import (
     AccountReview,
     Base,
@@ -372,3 +372,29 @@ def test_a_blank_amount_gets_the_required_message_not_the_range(client, world):
         page = response.get_data(as_text=True)
         assert "Fill in this field." in page and "Enter an amount between" not in page, \
             re.findall(r"<p class=\"error\">[^<]*", page)
+
+
+@pytest.mark.parametrize(("text", "length"), [
+    ("客户总部统一投放，分公司未告知。", 16), ("Plan: visit HR 3x", 14), ("😀" * 25, 0),
+    ("👍🏽" * 10, 0), ("★☆♥→ " * 5, 0), ("\u200b" * 30, 0), ("  两个字  ", 3), ("", 0),
+    (None, 0), ("家\u0301", 1), ("１２３ＡＢＣ", 6),
+])
+def test_the_written_length_counts_writing_not_emoji_or_symbols(text, length):
+    assert written_length(text) == length
+
+
+def test_a_reason_of_emoji_is_no_reason(session, make_manager, make_rep, make_account, clock):
+    """Each minimum a reason, a plan or a review must meet counts writing only."""
+    from bidhub.services.accountability import explain_incident, log_incident
+
+    rep = make_rep()
+    incident = log_incident(session, make_manager(), account_id=make_account(owner=rep).id,
+                            competitor_site="www.competitor-a.com", ad_type="logo",
+                            seen_at=clock(), now=clock(),
+                            evidence_url="https://www.competitor-a.com/")
+    with pytest.raises(InvalidRequest) as refused:
+        explain_incident(session, rep, incident.id, explanation="😀" * 40, now=clock())
+    assert refused.value.field == "explanation"
+    explained = explain_incident(session, rep, incident.id, now=clock(),
+                                 explanation="客户总部统一投放，分公司未告知；已约见人事总监。")
+    assert explained.status == "explained"

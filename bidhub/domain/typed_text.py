@@ -45,6 +45,15 @@ USERNAME_PUNCTUATION = frozenset("._-@")
 MAX_USERNAME_LENGTH = 64
 
 
+def written_length(text: str | None) -> int:
+    """How much of `text` is writing, for the least a reason, a plan or a review must hold:
+    its letters, digits and punctuation (Chinese's included), not its spaces, invisible
+    characters, emoji and other symbols. Twenty emoji are no reason."""
+    if not text:
+        return 0
+    return sum(1 for character in text if unicodedata.category(character)[0] in "LNP")
+
+
 def username_key(username: str) -> str:
     """A username as it is stored and signed in with: NFKC-normalised (full-width ＲＥＰ01 is
     REP01), invisible characters and surrounding whitespace removed, in lower case."""
