@@ -70,6 +70,26 @@ def test_a_hire_date_is_refused_in_chinese_on_a_chinese_page(app, session, make_
         as_text=True)
 
 
+def field_errors(page: str) -> dict[str, str]:
+    """Each field the page shows refused, by name, with its message."""
+    return dict(re.findall(r'<div class="field has-error">(?:(?!</div>).)*?name="([a-z_]+)".*?'
+                           r'<p class="error">([^<]*)</p>', page, re.DOTALL))
+
+
+def test_every_problem_of_a_new_user_is_shown_in_one_answer(app, session, make_admin,
+                                                            login_as):
+    """A password too short (the form's own check), a username of an emoji and a rep
+    without a branch (the rules for users) are all said at once."""
+    response = login_as(make_admin()).post("/admin/users/new", headers={
+        "Accept-Language": "en"}, data={"username": "qa😀", "display_name": "新销售",
+                                        "password": "short", "role": "rep", "branch_id": ""})
+    assert response.status_code == 422
+    errors = field_errors(response.get_data(as_text=True))
+    assert set(errors) == {"username", "password", "branch_id"}, errors
+    assert errors["branch_id"] == "A rep belongs to a branch."
+    assert session.scalars(select(User).where(User.display_name == "新销售")).first() is None
+
+
 @pytest.mark.parametrize("hired_on", ["1950-01-01", "1998-07-01"])
 def test_a_hire_date_the_command_line_takes_the_users_page_takes(
         app, session, make_admin, make_branch, login_as, hired_on):

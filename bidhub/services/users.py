@@ -23,7 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.collation import branch_order
-from bidhub.domain.errors import Conflict, InvalidRequest, NotFound
+from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, refuse_together
 from bidhub.domain.text import N_, Text
 from bidhub.domain.typed_text import (
     username_key,
@@ -170,16 +170,37 @@ def build_user(
     executive_title: str | None = None, zone: str = Defaults.TIMEZONE,
 ) -> User:
     """A new User row, checked but not added; for use cases and bulk loads alike. `zone`: the
-    department's time zone, whose today is the latest hire date (check_hire_date)."""
-    check_password_rules(password)
+    department's time zone, whose today is the latest hire date (check_hire_date). Every field
+    refused is refused at once (`new_user_refusals`)."""
+    refuse_together(new_user_refusals(username, display_name, password, role, branch_id, now,
+                                      hired_on, executive_title, zone))
     display_name = checked_display_name(display_name)
     executive_title = check_role(role, branch_id, executive_title)
-    check_hire_date(hired_on, now, zone)
     return User(username=checked_username(username), display_name=display_name,
                 password_hash=hash_password(password), role=role, branch_id=branch_id,
                 executive_title=executive_title,
                 hired_on=hired_on, status=status, is_active=True,
                 session_token=new_session_token(), failed_login_count=0, created_at=now)
+
+
+def new_user_refusals(
+    username: str, display_name: str, password: str, role: str, branch_id: int | None,
+    now: datetime, hired_on: date | None = None, executive_title: str | None = None,
+    zone: str = Defaults.TIMEZONE,
+) -> list[InvalidRequest]:
+    """Why each field of a new user is refused, if it is: all of them, so that a form shows
+    every problem in one answer."""
+    refusals: list[InvalidRequest] = []
+    for check in (lambda: check_password_rules(password),
+                  lambda: checked_display_name(display_name),
+                  lambda: check_role(role, branch_id, executive_title),
+                  lambda: check_hire_date(hired_on, now, zone),
+                  lambda: checked_username(username)):
+        try:
+            check()
+        except InvalidRequest as refusal:
+            refusals.append(refusal)
+    return refusals
 
 
 def checked_display_name(display_name: str) -> str:

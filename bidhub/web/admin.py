@@ -13,7 +13,7 @@ from wtforms import HiddenField, SelectField
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.collation import person_order
-from bidhub.domain.errors import Conflict, InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidFields, InvalidRequest
 from bidhub.domain.text import COMMA, N_, Joined, Text
 from bidhub.models import Branch, Role, User
 from bidhub.services import branches, users
@@ -84,6 +84,15 @@ def new_user():
         flash(_("User %(name)s created.", name=user.username), "success")
         return redirect_after_post(url_for("admin.users"))
     if form.is_submitted():
+        # The fields the form took may still be refused by the rules for users: said now too,
+        # so that one answer shows every problem.
+        refusals = [refusal for refusal in users.new_user_refusals(
+            form.username.data or "", form.display_name.data or "", form.password.data or "",
+            form.role.data or "", form.branch_id.data or None, now(), form.hired_on.data,
+            form.executive_title.data or None, current_app.config["TIMEZONE"])
+            if not getattr(getattr(form, refusal.field or "", None), "errors", True)]
+        if refusals:
+            form.add_error(InvalidFields(refusals) if len(refusals) > 1 else refusals[0])
         return render_form_errors("admin/user_form.html", form=form)
     return render("admin/user_form.html", form=form)
 
