@@ -304,6 +304,24 @@ def test_a_program_is_refused_as_no_text_file(session, branches, run_import, dat
     assert [str(problem.reason) for problem in result.problems] == [str(NOT_TEXT)]
 
 
+@pytest.mark.parametrize("start", [b"\x89PNG\r\n\x1a\n", b"%PDF-1.7\n", b"GIF89a",
+                                   b"\xff\xd8\xff\xe0", b"\x1f\x8b\x08"])
+def test_an_image_pdf_or_archive_renamed_csv_is_no_text_without_a_nul_early(
+        session, branches, run_import, start):
+    """The signature says it, even where no NUL byte follows in the first bytes read."""
+    data = start + bytes(range(0x80, 0xff)) * 40
+    before = counts(session)
+    result = run_import("reps", data, filename="reps.csv")
+    assert_refused_without_writes(session, before, result)
+    assert [str(problem.reason) for problem in result.problems] == [str(NOT_TEXT)]
+
+
+@pytest.mark.parametrize("text", ["BM编号,名称\r\nXA,西安\r\n", "MZ区域,名称\r\n1,2\r\n",
+                                  "%PD,名称\r\n1,2\r\n"])
+def test_a_csv_whose_first_column_name_begins_like_a_signature_is_text(text):
+    assert csv_encoding(text.encode("gbk")) == "gb18030"
+
+
 def test_a_binary_file_is_never_taken_for_text_in_utf16():
     """Read as UTF-16, bytes that are no text make characters no export holds: control
     characters, unassigned or private-use code points."""

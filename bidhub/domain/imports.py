@@ -1686,6 +1686,15 @@ NOT_TEXT = N_("This is not a text (CSV) file. Save the export as CSV (UTF-8 or G
               "Excel workbook (.xlsx).")
 
 
+def refuse_empty_or_no_text(data: bytes) -> None:
+    """FileRefused for an empty file, or one whose first bytes say it is no text
+    (UNMISTAKABLE_SIGNATURES)."""
+    if not data.strip():
+        raise FileRefused(N_("The file is empty."))
+    if data.startswith(UNMISTAKABLE_SIGNATURES):
+        raise FileRefused(NOT_TEXT)
+
+
 def csv_encoding(data: bytes) -> str:
     """The encoding of a CSV file: UTF-8 (with or without BOM), GBK/GB18030, or UTF-16 with its
     BOM (Excel's "Unicode Text") or without it when its lines say the byte order
@@ -1693,8 +1702,7 @@ def csv_encoding(data: bytes) -> str:
 
     The whole file is checked a piece at a time, so its text is never held twice in memory.
     """
-    if not data.strip():
-        raise FileRefused(N_("The file is empty."))
+    refuse_empty_or_no_text(data)
     if data.startswith(UTF16_BOMS) and not data.startswith(codecs.BOM_UTF32_LE):
         candidates: tuple[str, ...] = ("utf-16",)  # the BOM says which byte order
     elif b"\x00" in data[:8192]:
@@ -1874,6 +1882,11 @@ def reads_as_text(text: str) -> bool:
 BINARY_SIGNATURES = (b"MZ", b"\x7fELF", b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff",
                      b"7z\xbc\xaf", b"Rar!", b"\x1f\x8b", b"BM", b"\xca\xfe\xba\xbe",
                      b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe")
+# The signatures no text begins with, NUL bytes after them or not (MZ or BM may begin a CSV's
+# first column name): an image, a PDF or an archive renamed .csv is refused as not text rather
+# than read as a file of one garbled title.
+UNMISTAKABLE_SIGNATURES = (b"\x7fELF", b"%PDF-", b"\x89PNG", b"GIF87a", b"GIF89a",
+                           b"\xff\xd8\xff", b"7z\xbc\xaf", b"Rar!\x1a", b"\x1f\x8b")
 
 
 def utf16_byte_orders(start: bytes) -> tuple[str, ...]:
