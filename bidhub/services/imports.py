@@ -1324,6 +1324,12 @@ class RepImporter(Importer):
                     else values["username"].lower() == user.username.lower()):
                 self.note_unpadded(row, "external_id", user)
             else:
+                self.warnings.append(Problem(row.number, "external_id", values["external_id"], N_(
+                    "Read as a new rep: %(rep)s's employee id %(id)s differs from this one only "
+                    "in leading zeros, which Excel drops, but the %(other)s differs. If they are "
+                    "one person, correct the file and import it again.",
+                    rep=user.display_name, id=user.external_id,
+                    other=N_("name") if generated else N_("username"))))
                 user = None
         self.claim(row, "external_id", user)
         if generated and user is not None:

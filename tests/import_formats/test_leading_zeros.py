@@ -67,11 +67,17 @@ def test_a_roster_giving_the_padded_id_updates_the_rep_stored_bare(session, bran
 def test_another_person_under_a_padded_id_is_not_taken_for_the_rep(session, branches,
                                                                    run_import):
     """Given with another username (or, in a file without usernames, another name), an id
-    that differs only in leading zeros is another person's: a new rep."""
+    that differs only in leading zeros is another person's: a new rep, with a warning that
+    names the rep it was not taken for, in case the file is wrong."""
     run_import("reps", csv(ROSTER + "1234,zhaolei,赵磊,BJ,2020-01-01,在职\n"), "花名册.csv")
     result = run_import("reps", csv(ROSTER + "001234,qianli,钱力,BJ,2021-01-01,在职\n"),
                         "花名册.csv")
-    assert (result.status, result.added, result.warnings) == ("imported", 1, [])
+    assert (result.status, result.added) == ("imported", 1)
+    assert [(warning.row, warning.column, warning.value, str(warning.reason))
+            for warning in result.warnings] == [
+        (2, "external_id", "001234", "Read as a new rep: 赵磊's employee id 1234 differs from "
+         "this one only in leading zeros, which Excel drops, but the username differs. If they "
+         "are one person, correct the file and import it again.")]
     result = run_import("reps", csv("员工编号,姓名,分公司\n0001234,孙明,BJ\n"), "花名册.csv")
     assert (result.status, result.added, result.warnings) == ("imported", 1, [])
     assert stored_reps(session) == [("0001234", "0001234", "孙明"), ("001234", "qianli", "钱力"),
