@@ -357,9 +357,9 @@ HYPHENS = frozenset({"-", "－"})
 
 
 def means_no_value(raw: str, parse: Callable[[str], Any], amount: bool) -> bool:
-    """Whether a cell holds only a mark for no value (NO_VALUE_MARKS) in a column that is not
-    free text."""
-    return (len(raw) <= 4 and raw.lower() in NO_VALUE_MARKS
+    """Whether a cell (of at most four characters: the longest mark's) holds only a mark for
+    no value (NO_VALUE_MARKS) in a column that is not free text."""
+    return (raw.lower() in NO_VALUE_MARKS
             and not getattr(parse, "free_text", False) and not (amount and raw in HYPHENS))
 
 
@@ -3028,7 +3028,7 @@ def typed_values(kind: str, number: int, record: list[str], positions: dict[str,
     for name, index, parse, required, default, unit in (
             plan if plan is not None else column_plan(kind, positions, parsed, day_zero)):
         raw = record[index] if index < width else ""
-        if raw and means_no_value(raw, parse, unit is not None):
+        if 0 < len(raw) <= 4 and means_no_value(raw, parse, unit is not None):
             raw = ""
         if not raw:
             if required:
