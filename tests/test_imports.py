@@ -1552,11 +1552,6 @@ def test_a_file_still_moves_an_incident_forward(session, loaded, run_import, clo
         "explained", "客户已撤下广告", clock())
 
 
-def test_a_new_incident_imported_as_explained_is_dated_as_explained(session, loaded, clock):
-    added = incident(session, "INC-4001")  # 已说明 in the sample
-    assert added.status == "explained" and added.explained_at is not None
-
-
 def test_an_older_accounts_export_does_not_undo_a_transfer_made_in_bidhub(
         session, loaded, run_import, make_manager, clock):
     """KA-2001 was moved in bidhub from 王芳 (R1001) to 李军: the CRM's export, still naming

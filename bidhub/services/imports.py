@@ -1962,6 +1962,9 @@ class ForecastImporter(Importer):
                 if (differs.get("actual_yuan") is not None and current["actual_yuan"] is None
                         and current["actual_known_at"] is None):
                     differs["actual_known_at"] = self.now
+                # An actual the file takes back is unknown again, and so is when it was known.
+                if "actual_yuan" in differs and differs["actual_yuan"] is None:
+                    differs["actual_known_at"] = None
                 changed.append({"id": current["id"], **differs})
                 self.touched_reps.add(key[0])
                 yield "updated"
@@ -2068,7 +2071,6 @@ class IncidentImporter(Importer):
                 external_id=values["external_id"], logged_by_id=self.actor_id,
                 **{"status": "open", "explanation": "", "page_area": "home_page",
                    "evidence_url": "", **fields})
-            dated_status_change(incident, IncidentStatus.OPEN, self.now)
             self.session.add(incident)
             self.incidents[id_key(incident.external_id)] = incident
             self.touched_reps.add(rep.id)
