@@ -390,3 +390,14 @@ def test_an_actual_a_later_import_brings_leaves_the_record_at_the_bid_as_it_froz
         assert record(session, rep, listing.account, bid_at, zone=zone) == frozen
         assert record(session, rep, listing.account, known_at,
                       zone=zone)["forecast_accuracy"] == pytest.approx(1 - 5 * 0.1 / 6)
+
+    # Taken back by a file with the cell blank, then given again: known from the second time.
+    import_forecasts(session, admin, rep, [(date(2026, 11, 1), 100_000, None)],
+                     corrected_at + timedelta(days=1))
+    assert session.execute(select(MonthlyForecast.actual_yuan, MonthlyForecast.actual_known_at)
+                           .where(MonthlyForecast.month == date(2026, 11, 1))).one() == (
+        None, None)
+    import_forecasts(session, admin, rep, [(date(2026, 11, 1), 100_000, 100_000)],
+                     corrected_at + timedelta(days=2))
+    assert session.scalars(select(MonthlyForecast.actual_known_at).where(
+        MonthlyForecast.month == date(2026, 11, 1))).one() == corrected_at + timedelta(days=2)
