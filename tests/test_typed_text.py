@@ -12,7 +12,12 @@ import pytest
 from sqlalchemy import select, text
 
 from bidhub.domain.errors import InvalidRequest
-from bidhub.domain.typed_text import FORMAT_CHARACTERS, visible_text, written_length
+from bidhub.domain.typed_text import (
+    FORMAT_CHARACTERS,
+    visible_text,
+    writes_less_than,
+    written_length,
+)
 from bidhub.models import (
     AccountReview,
     Base,
@@ -381,6 +386,13 @@ def test_a_blank_amount_gets_the_required_message_not_the_range(client, world):
 ])
 def test_the_written_length_counts_writing_not_emoji_or_symbols(text, length):
     assert written_length(text) == length
+
+
+@pytest.mark.parametrize("text", ["客户总部统一投放，分公司未告知。", "😀" * 25, "a😀" * 12, "",
+                                  None, "x" * 10_000, " \u200b两字 "])
+@pytest.mark.parametrize("minimum", [0, 1, 3, 10, 20])
+def test_writing_less_than_a_minimum_agrees_with_the_written_length(text, minimum):
+    assert writes_less_than(text, minimum) == (written_length(text) < minimum)
 
 
 def test_a_reason_of_emoji_is_no_reason(session, make_manager, make_rep, make_account, clock):

@@ -9,7 +9,7 @@ from typing import Any
 
 from bidhub.domain.errors import InvalidRequest
 from bidhub.domain.text import N_
-from bidhub.domain.typed_text import written_length
+from bidhub.domain.typed_text import writes_less_than
 
 PLAN_REVIEW = "plan_review"
 # plan_review is stored with the scores' inputs rounded like the scores are, so a replay of
@@ -124,7 +124,7 @@ def check_review(rules: ReviewRules, scores: Mapping[str, Any], note: str) -> di
 def check_note(note: str) -> str:
     """A review's note, stripped: at least MIN_NOTE_LENGTH characters, at most MAX."""
     text = (note or "").strip()
-    if written_length(text) < MIN_NOTE_LENGTH:
+    if writes_less_than(text, MIN_NOTE_LENGTH):
         raise InvalidRequest(N_("Write a short note on the plan (at least %(count)d "
                                 "characters).", count=MIN_NOTE_LENGTH), field="note")
     if len(text) > MAX_NOTE_LENGTH:

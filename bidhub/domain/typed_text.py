@@ -54,6 +54,20 @@ def written_length(text: str | None) -> int:
     return sum(1 for character in text if unicodedata.category(character)[0] in "LNP")
 
 
+def writes_less_than(text: str | None, minimum: int) -> bool:
+    """Whether `text` holds less writing than `minimum` characters (written_length), read
+    only as far as it takes: a plan of thousands of characters is not counted whole."""
+    if not text:
+        return minimum > 0
+    written = 0
+    for character in text:
+        if unicodedata.category(character)[0] in "LNP":
+            written += 1
+            if written >= minimum:
+                return False
+    return written < minimum
+
+
 def username_key(username: str) -> str:
     """A username as it is stored and signed in with: NFKC-normalised (full-width ＲＥＰ01 is
     REP01), invisible characters and surrounding whitespace removed, in lower case."""

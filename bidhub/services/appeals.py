@@ -38,7 +38,7 @@ from bidhub.domain.errors import (
 from bidhub.domain.messages import dumps
 from bidhub.domain.standstill import is_window_open
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import written_length
+from bidhub.domain.typed_text import writes_less_than
 from bidhub.models import (
     Appeal,
     AppealStatus,
@@ -87,7 +87,7 @@ def require_management(actor: User) -> None:
 
 def check_text(text: str, field: str, too_short) -> str:
     text = text.strip()
-    if written_length(text) < MIN_REASON_LENGTH:
+    if writes_less_than(text, MIN_REASON_LENGTH):
         raise InvalidRequest(too_short, field=field)
     if len(text) > MAX_REASON_LENGTH:
         raise InvalidRequest(N_("Write at most %(count)d characters.", count=MAX_REASON_LENGTH),

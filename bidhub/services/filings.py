@@ -28,7 +28,7 @@ from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import InvalidRequest, NotFound, OwnerChangeRefused, TransferRefused
 from bidhub.domain.ledger import Checkpoint
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import visible_text, written_length
+from bidhub.domain.typed_text import visible_text, writes_less_than
 from bidhub.models import (
     Account,
     Branch,
@@ -123,11 +123,11 @@ def transfer_account(
                                      "is designated; designate the sponsor first, or ask an "
                                      "admin to make the transfer.", account=account.name),
                                   field="account")
-        if written_length(reason) < MIN_REASON_LENGTH:
+        if writes_less_than(reason, MIN_REASON_LENGTH):
             raise TransferRefused(N_("Give the reason for the transfer (at least %(count)d "
                                      "characters).", count=MIN_REASON_LENGTH), field="reason")
         from_rep_id = account.owner_id
-        if from_rep_id is not None and written_length(review_text) < MIN_REVIEW_LENGTH:
+        if from_rep_id is not None and writes_less_than(review_text, MIN_REVIEW_LENGTH):
             raise TransferRefused(N_("Write a review of why the account leaves its rep (at "
                                      "least %(count)d characters).", count=MIN_REVIEW_LENGTH),
                                   field="review_text")
@@ -473,7 +473,7 @@ def rows_with_ids(session: Session, id_column, *columns, ids: set[int]) -> list[
 
 def check_reason(reason: str) -> str:
     reason = visible_text(reason)
-    if written_length(reason) < MIN_REASON_LENGTH:
+    if writes_less_than(reason, MIN_REASON_LENGTH):
         raise InvalidRequest(N_("Write the reason (at least %(count)d characters).",
                                 count=MIN_REASON_LENGTH), field="reason")
     return reason

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, object_session, selectinload
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_
-from bidhub.domain.typed_text import written_length
+from bidhub.domain.typed_text import writes_less_than
 from bidhub.models import (
     AccountReview,
     Filing,
@@ -213,7 +213,7 @@ def check_version(review: AccountReview, expected_version: int | None) -> None:
 
 def check_answer(text: str, field: str) -> str:
     text = (text or "").strip()
-    if written_length(text) < MIN_ANSWER_LENGTH:
+    if writes_less_than(text, MIN_ANSWER_LENGTH):
         raise InvalidRequest(N_("Write at least %(count)d characters.", count=MIN_ANSWER_LENGTH),
                              field=field)
     if len(text) > MAX_ANSWER_LENGTH:
@@ -261,7 +261,7 @@ def close_review(session: Session, manager: User, review_id: int, *, comment: st
                                     "owed by a rep who has left."))
         before = {"status": review.status}
         comment = (comment or "").strip()
-        if written_length(comment) < MIN_COMMENT_LENGTH:
+        if writes_less_than(comment, MIN_COMMENT_LENGTH):
             raise InvalidRequest(N_("Write a comment of at least %(count)d characters.",
                                     count=MIN_COMMENT_LENGTH), field="comment")
         if len(comment) > MAX_ANSWER_LENGTH:

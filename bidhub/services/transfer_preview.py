@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, NotFound
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import written_length
+from bidhub.domain.typed_text import writes_less_than
 from bidhub.models import Account, Filing, Listing, RepStatus, Role, TransferRequest, User
 from bidhub.services.filings import (
     DEFAULT_CAPACITY_MAX,
@@ -199,7 +199,7 @@ def preview_transfer(session: Session, account: Account, to_rep: User,
         problems["to_rep"] = capacity_message(to_rep.display_name, commitments[to_rep.id], 1,
                                               maximum)
     if (review_text is not None and owner is not None and moving
-            and written_length(review_text) < MIN_REVIEW_LENGTH):
+            and writes_less_than(review_text, MIN_REVIEW_LENGTH)):
         problems["review_text"] = N_("Write a review of why the account leaves its rep (at "
                                      "least %(count)d characters).", count=MIN_REVIEW_LENGTH)
     return TransferPreview(
