@@ -351,8 +351,8 @@ def text_of(limit: int) -> Callable[[str], str]:
 # Read as a blank cell in every column but those of free text (a name or an explanation may
 # be 无). A lone hyphen is left out in amount columns, where Excel's accounting format writes
 # it for 0, so it stays a problem there rather than a blank or a zero.
-NO_VALUE_MARKS = frozenset({"—", "——", "–", "--", "－－", "-", "－", "/", "／", "n/a", "na",
-                            "无", "暂无", "null"})
+NO_VALUE_MARKS = frozenset({"—", "——", "–", "--", "－－", "-", "－", "/", "／", "n/a", "无",
+                            "暂无", "null"})
 HYPHENS = frozenset({"-", "－"})
 
 
