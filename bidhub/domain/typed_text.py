@@ -45,27 +45,22 @@ USERNAME_PUNCTUATION = frozenset("._-@")
 MAX_USERNAME_LENGTH = 64
 
 
-def written_length(text: str | None) -> int:
-    """How much of `text` is writing, for the least a reason, a plan or a review must hold:
-    its letters, digits and punctuation (Chinese's included), not its spaces, invisible
-    characters, emoji and other symbols. Twenty emoji are no reason."""
-    if not text:
-        return 0
-    return sum(1 for character in text if unicodedata.category(character)[0] in "LNP")
-
-
 def writes_less_than(text: str | None, minimum: int) -> bool:
-    """Whether `text` holds less writing than `minimum` characters (written_length), read
-    only as far as it takes: a plan of thousands of characters is not counted whole."""
-    if not text:
-        return minimum > 0
+    """Whether `text` is too little writing for a minimum of `minimum` characters: fewer
+    characters than that once invisible ones and the spaces around it are left out, or fewer
+    letters or digits (of any script) than a quarter of the minimum, rounded up, so that
+    twenty emoji or ten full stops are no reason. Read only as far as it takes."""
+    visible = visible_text(text)
+    if len(visible) < minimum:
+        return True
+    needed = -(-minimum // 4)
     written = 0
-    for character in text:
-        if unicodedata.category(character)[0] in "LNP":
+    for character in visible:
+        if character.isalnum():
             written += 1
-            if written >= minimum:
+            if written >= needed:
                 return False
-    return written < minimum
+    return written < needed
 
 
 def username_key(username: str) -> str:
