@@ -314,11 +314,12 @@ def rules_what_if_command(round_id: int, path: str) -> None:
 @click.option("--by", "username", required=True, help="The admin adopting the rules.")
 @with_current_schema
 def rules_adopt_command(path: str, note: str, username: str) -> None:
-    """Adopt the rules in PATH for new rounds (open and closed rounds keep theirs)."""
+    """Adopt the rules in PATH for rounds created from now on (rounds already created keep
+    theirs, drafts included)."""
     from sqlalchemy import select
 
     from bidhub.domain.errors import BidhubError
-    from bidhub.domain.rules import RuleError
+    from bidhub.domain.rules import RuleError, parse_new_rules
     from bidhub.models import Role, User
     from bidhub.services.rule_sets import active_rule_set, adopt_rules, read_rule_file
 
@@ -328,14 +329,16 @@ def rules_adopt_command(path: str, note: str, username: str) -> None:
         raise click.BadParameter(f"'{username}' is not an active admin", param_hint="--by")
     current = active_rule_set(session)
     try:
-        version = adopt_rules(session, admin, read_rule_file(path), note,
+        text = read_rule_file(path)
+        parse_new_rules(text)  # a file's problems named as `rules check` names them
+        version = adopt_rules(session, admin, text, note,
                               expected_active_id=current.id if current else None,
                               now=current_app.config["CLOCK"]())
     except RuleError as error:
         raise click.ClickException(f"{path}:\n{error}") from error
     except BidhubError as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"Adopted rules {version.sha256[:12]} for new rounds.")
+    click.echo(f"Adopted rules {version.sha256[:12]} for rounds created from now on.")
 
 
 def init_app(app: Flask) -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bidhub import create_app
-from bidhub.domain.rules import parse_rules
+from bidhub.domain.rules import RuleError, parse_rules
 from bidhub.models import AuditEvent, Round, RuleSetVersion
 from bidhub.services import adjudication
 from bidhub.services.rule_sets import (
@@ -1073,3 +1073,82 @@ def test_what_if_on_the_command_line_says_which_bids_change_eligibility(
     assert len(lines) == 2 and all(line.endswith(", now not eligible)") for line in lines), (
         result.output)
     assert {line.split("(")[1].split(")")[0] for line in lines} == {"Strong Rep", "Weak Rep"}
+
+
+def test_check_what_if_and_adopt_read_the_same_text(app, session, make_admin, login_as,
+                                                    scored_round):
+    """A zero-width space inside a tie-break name is refused by all three, and one inside the
+    description makes the version Check announced, not another."""
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    hidden_name = before.text.replace('"lottery"', '"lot\u200btery"', 1)
+    assert hidden_name != before.text
+    check = html.unescape(client.post("/admin/rules/check", data={"text": hidden_name},
+                                      headers={"HX-Request": "true"}).get_data(as_text=True))
+    assert "lot\u200btery" in check and "Valid. New version" not in check
+    what_if = client.post("/admin/rules/what-if", data={
+        "text": hidden_name, "round_id": scored_round.id}).get_data(as_text=True)
+    assert "The draft has problems; fix them before replaying." in what_if
+    refused = client.post("/admin/rules/adopt", data={
+        "text": hidden_name, "note": "Hidden space.", "expected_active_id": before.id})
+    assert refused.status_code == 422
+    assert "lot\u200btery" in html.unescape(refused.get_data(as_text=True))
+    reload(session)
+    assert active_rule_set(session).id == before.id
+
+    described = before.text.replace('description = "', 'description = "\u200b', 1)
+    assert described != before.text
+    check = client.post("/admin/rules/check", data={"text": described},
+                        headers={"HX-Request": "true"}).get_data(as_text=True)
+    announced = re.search(r"Valid\. New version:.*?([0-9a-f]{12})", check, re.S).group(1)
+    adopted = client.post("/admin/rules/adopt", data={
+        "text": described, "note": "Hidden space in the description.",
+        "expected_active_id": before.id})
+    assert adopted.status_code == 303
+    reload(session)
+    assert active_rule_set(session).sha256[:12] == announced
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_a_control_character_is_named_where_it_is_by_check_and_refused_by_adopt(
+        app, session, make_admin, login_as, language):
+    client = login_as(make_admin())
+    before = active_rule_set(session)
+    draft = before.text.replace("capacity_max = 40", "capacity_max = 40\x00", 1)
+    column = len("capacity_max = 40") + 1
+    check = html.unescape(client.post("/admin/rules/check", data={"text": draft}, headers={
+        "HX-Request": "true", "Accept-Language": language}).get_data(as_text=True))
+    expected = (f"第 {CAPACITY_LINE} 行第 {column} 列有控制字符 U+0000" if language == "zh-CN"
+                else f"line {CAPACITY_LINE}, column {column} holds the control character U+0000")
+    assert expected in check, check
+    adopt = client.post("/admin/rules/adopt", headers={"Accept-Language": language}, data={
+        "text": draft, "note": "A stray NUL.", "expected_active_id": before.id})
+    assert adopt.status_code == 422
+    reload(session)
+    assert active_rule_set(session).id == before.id
+
+
+def test_a_rule_file_with_a_control_character_in_a_comment_is_refused_with_its_place():
+    text = DEFAULT_RULES.read_text(encoding="utf-8").replace(
+        "capacity_max = 40", "capacity_max = 40 # \x1b[31m", 1)
+    with pytest.raises(RuleError) as refused:
+        parse_rules(text)
+    assert [(problem.path, problem.line) for problem in refused.value.problems] == [
+        ("(syntax)", CAPACITY_LINE)]
+    assert "U+001B" in str(refused.value)
+    # A C1 control character is TOML in a comment: a file adopted with one still reads.
+    parse_rules(DEFAULT_RULES.read_text(encoding="utf-8").replace(
+        "capacity_max = 40", "capacity_max = 40 # \x85", 1))
+
+
+def test_adopting_a_broken_file_on_the_command_line_names_the_file(app, session, tmp_path,
+                                                                   make_admin):
+    admin = make_admin()
+    path = tmp_path / "typo.toml"
+    path.write_text(DEFAULT_RULES.read_text(encoding="utf-8").replace(
+        "capacity_max = 40", "capacity_maxx = 40", 1), encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["rules", "adopt", str(path), "--note", "typo",
+                                                "--by", admin.username])
+    assert result.exit_code == 1
+    assert f"{path}:" in result.output and "capacity_maxx" in result.output
+    assert "draft" not in result.output

@@ -356,6 +356,21 @@ def _check_shape(text: str) -> None:
         raise RuleError(problems)
 
 
+def _refuse_control_characters(text: str) -> None:
+    """Refuse a control character that TOML does not allow anywhere (UNREADABLE_CONTROL), where
+    it is: tomllib names only the place it stopped reading, with a reason about something else
+    ("expected a newline"). The rules page's editor refuses the same characters."""
+    control = UNREADABLE_CONTROL.search(text)
+    if control is None:
+        return
+    line = text.count("\n", 0, control.start()) + 1
+    column = control.start() - (text.rfind("\n", 0, control.start()) + 1) + 1
+    raise _refuse(SYNTAX_PATH, N_("line %(line)d, column %(column)d holds the control character "
+                                  "U+%(code)s, which a rule file may not hold; remove it",
+                                  line=line, column=column, code=f"{ord(control.group()):04X}"),
+                  line)
+
+
 def _deepest(data: dict[str, Any]) -> tuple[int, str]:
     """How deep the parsed values nest, and the top-level key where it is deepest.
 
@@ -393,6 +408,7 @@ def read_rule_data(text: str) -> dict[str, Any]:
 def _load(text: str) -> dict[str, Any]:
     text = _without_bom(text)
     _check_shape(text)
+    _refuse_control_characters(text)
     try:
         data = tomllib.loads(text)
     except (RecursionError, ValueError) as error:
@@ -862,6 +878,9 @@ class _Checker:
 
 # Control characters other than tab and line breaks, which a string may hold.
 CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The control characters TOML allows nowhere, not even in a comment (tab and line breaks aside).
+# The C1 ones are TOML in a comment: a rule file adopted with one there still reads.
+UNREADABLE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 # --- the sections -----------------------------------------------------------------------

@@ -130,8 +130,18 @@ def is_blank_number_or_date(field) -> bool:
 
 
 def is_text_field(field) -> bool:
-    """A field people type text into (a password is taken as typed, spaces and all)."""
-    return isinstance(field, StringField) and not isinstance(field, PasswordField)
+    """A field people type text into (a password or a file's text is taken as typed, spaces
+    and all)."""
+    return isinstance(field, StringField) and not isinstance(field, PasswordField | FileTextField)
+
+
+class FileTextField(TextAreaField):
+    """The whole text of a file, taken exactly as typed (control characters are still refused).
+
+    A rule file is checked, replayed and adopted as one text, and its version is a hash of what
+    it says: cleaning it (clean_typed_text drops zero-width spaces, which may sit inside a key or
+    a name) would adopt other rules than the ones checked and replayed.
+    """
 
 
 def clean_typed_text(field) -> None:
@@ -648,7 +658,7 @@ class RulesDraftForm(Form):
     # No length validator: it would put a maxlength on the editor, and a browser cuts a longer
     # paste there without a word. The rules' own limit (MAX_RULE_BYTES, in bytes) refuses a
     # draft too large with its size when it is checked or adopted.
-    text = TextAreaField(_l("Rule file (TOML)"), validators=[Required()])
+    text = FileTextField(_l("Rule file (TOML)"), validators=[Required()])
     note = StringField(_l("Change note"), validators=[Optional(), TextLength(max=1000)])
     expected_active_id = HiddenField()
     round_id = SelectField(_l("Replay round"), coerce=choice_id, validators=[Optional()])

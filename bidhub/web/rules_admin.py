@@ -169,7 +169,8 @@ def adopt():
             form.expected_active_id.data = str(rule_sets.active_rule_set(session).id)
             form.add_error(error)
             return page(draft=form, status=409)
-        flash(_("Rules %(hash)s adopted for new rounds. Open and closed rounds keep theirs.",
+        flash(_("Rules %(hash)s adopted for rounds created from now on. Rounds already "
+                "created keep theirs, drafts included.",
                 hash=version.sha256[:12]), "success")
         return redirect_after_post(url_for("rules.rules"))
     return page(draft=form, status=422)

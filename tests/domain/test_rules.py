@@ -848,8 +848,10 @@ def test_a_name_is_at_most_as_long_as_the_column_each_version_stores_it_in():
     ("a = [1,\n2\n", 2, "not valid TOML at the end of the text: a list is not closed with ']'"),
     ("a = {b = 1, b = 2}\n", 1, "not valid TOML at line 1, column 18: the key b is written "
                                 "twice in one inline table"),
-    ('[x]\na = "\x01"\n', 2, "not valid TOML at line 2, column 6: the character '\\x01' is not "
-                              "allowed in a string"),
+    ('[x]\na = "\x01"\n', 2, "line 2, column 6 holds the control character U+0001, which a "
+                              "rule file may not hold; remove it"),
+    ('[x]\na = "line\nbreak"\n', 2, "not valid TOML at line 2, column 10: the character "
+                                   "'\\n' is not allowed in a string"),
     ("[资格]\n", 1, 'not valid TOML at line 1, column 2: the key 资格 is written without quotes, '
                    'so it may only hold A-Z, a-z, 0-9, _ and -: write it in quotes, as "资格"'),
     ("a = [1，2]\n", 1, "not valid TOML at line 1, column 7: the full-width character '，' is "
