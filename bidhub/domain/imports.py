@@ -3226,10 +3226,35 @@ class ScaledNumber:
         return f"{self.before}{sign}{number}{self.after}"
 
 
-def scaled_number(code: str) -> ScaledNumber | None:
+# A unit that multiplies the number it follows (120万, 1.5千元, 3亿), as CELL_UNITS reads them.
+UNIT_MULTIPLIER = re.compile("[十百千万亿]")
+
+
+@dataclass(frozen=True)
+class UnitLabelled:
+    """How a number format that labels a number with a unit without scaling it shows it:
+    0.00"万元" shows 120 as 120.00万元, an amount of 1,200,000 yuan. The cell reads as its value
+    with the format's text around it (120万元): the unit is read as a unit written in the cell
+    is (CELL_UNITS), and the value keeps the digits the cell holds (1.234 is 12,340 yuan even
+    where the format shows 1.23)."""
+
+    before: str
+    after: str
+
+    def shown(self, value: Any) -> str | None:
+        """The cell's value labelled as the format labels it, or None for a value that is not
+        a finite number."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or (
+                not math.isfinite(value)):
+            return None
+        return f"{self.before}{cell_text(value)}{self.after}"
+
+
+def scaled_number(code: str) -> ScaledNumber | UnitLabelled | None:
     """The ScaledNumber a number format code is (its first section: the one for numbers at
-    least 0), or None for a code that does not scale the number or that this reading does
-    not follow (dates, text, exponents, conditions)."""
+    least 0), the UnitLabelled one for a code that only labels the number with a unit that
+    multiplies it (0"万"), or None for a code that does neither or that this reading does not
+    follow (dates, text, exponents, conditions)."""
     tokens: list[tuple[str, str]] = []  # (kind, text): text, digit, point, comma, percent
     for match in _FORMAT_TOKEN.finditer(code):
         quoted, escaped, bang, space, fill, bracket, digit, other = match.groups()
@@ -3274,21 +3299,24 @@ def scaled_number(code: str) -> ScaledNumber | None:
             kind in ("comma", "point") for kind, _ in tokens[:first]):
         return None
     percent = sum(1 for kind, _ in tokens if kind == "percent")
+    before, after = "".join(text for _, text in tokens[:first]), "".join(text for _, text in rest)
     if not (percent or thousands or text_points):
-        return None
+        return UnitLabelled(before, after) if UNIT_MULTIPLIER.search(after) else None
     return ScaledNumber(
-        before="".join(text for _, text in tokens[:first]),
-        after="".join(text for _, text in rest),
-        percent=percent, thousands=thousands,
+        before=before, after=after, percent=percent, thousands=thousands,
         grouped=any(kind == "comma" for kind, _ in middle[:point_at]),
         least_digits=sum(1 for kind, text in middle[:point_at] if text == "0"),
         decimals=after_point if points else 0,
         text_point=after_point if text_points else None)
 
 
-def shown_number(format_id: int, custom_code: str | None) -> ZeroPadded | ScaledNumber | None:
-    """How a workbook's number format shows a number unlike the number itself (zero-padded
-    or scaled), or None if it shows the number as a CSV of the cell's value holds it: a
+# How a number format shows a number unlike the number itself (shown_number).
+ShownNumber = ZeroPadded | ScaledNumber | UnitLabelled
+
+
+def shown_number(format_id: int, custom_code: str | None) -> ShownNumber | None:
+    """How a workbook's number format shows a number unlike the number itself (zero-padded,
+    scaled or labelled with a unit that multiplies it), or None if it shows the number as a CSV of the cell's value holds it: a
     built-in percentage by its number, a custom format by its code (None for a built-in)."""
     if format_id in BUILTIN_PERCENT_FORMATS:
         return scaled_number(BUILTIN_PERCENT_FORMATS[format_id])

@@ -18,9 +18,8 @@ from bidhub.domain.imports import (
     CoveredCells,
     FileRefused,
     HiddenRow,
-    ScaledNumber,
+    ShownNumber,
     UploadLimits,
-    ZeroPadded,
     cell_text,
     default_limits,
     shown_number,
@@ -230,7 +229,7 @@ def hidden_rows(stream: bytes, start: int) -> set[int]:
             and ROW_NUMBER.unpack_from(stream, body + ROW_OPTIONS_AT)[0] & ROW_HIDDEN}
 
 
-def shown_formats(stream: bytes, start: int = 0) -> dict[int, ZeroPadded | ScaledNumber]:
+def shown_formats(stream: bytes, start: int = 0) -> dict[int, ShownNumber]:
     """The workbook's cell formats (by their number from 0) whose number format shows a
     number otherwise than the number is: a built-in percentage, or a custom format padding
     whole numbers with zeros (000000, "KA-"0000) or scaling them (#,##0, or 0!.0000;
@@ -266,11 +265,11 @@ def shown_formats(stream: bytes, start: int = 0) -> dict[int, ZeroPadded | Scale
             is not None}
 
 
-def shown_cells(stream: bytes, start: int, formats: dict[int, ZeroPadded | ScaledNumber]
-                ) -> dict[tuple[int, int], ZeroPadded | ScaledNumber]:
+def shown_cells(stream: bytes, start: int, formats: dict[int, ShownNumber]
+                ) -> dict[tuple[int, int], ShownNumber]:
     """The number cells of the sheet whose records start at `start` (its BOF) formatted by
     one of `formats`, by (row, column) from 0."""
-    cells: dict[tuple[int, int], ZeroPadded | ScaledNumber] = {}
+    cells: dict[tuple[int, int], ShownNumber] = {}
     if not formats:
         return cells
     for record, body, length in sheet_records(stream, start):

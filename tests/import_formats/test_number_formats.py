@@ -12,7 +12,14 @@ import pytest
 import xlwt
 from sqlalchemy import select
 
-from bidhub.domain.imports import ScaledNumber, ZeroPadded, scaled_number, shown_number, zero_padded
+from bidhub.domain.imports import (
+    ScaledNumber,
+    UnitLabelled,
+    ZeroPadded,
+    scaled_number,
+    shown_number,
+    zero_padded,
+)
 from bidhub.models import Account, Opportunity, User
 from bidhub.services.imports import import_file
 from bidhub.services.xls_workbooks import shown_cells, shown_formats, xls_rows
@@ -61,6 +68,23 @@ def test_other_formats_scale_nothing(code):
 @pytest.mark.parametrize("value", [True, "85%", None, float("nan"), float("inf")])
 def test_only_a_finite_number_is_scaled(value):
     assert ScaledNumber("", "%", percent=1).shown(value) is None
+
+
+@pytest.mark.parametrize(("code", "value", "shown"), [
+    ('#,##0.00"万元"', 120, "120万元"), ('0"万"', 1.5, "1.5万"), ('0.0" 千元"', 12, "12 千元"),
+    ('"¥"0.00"亿"', 3, "¥3亿"), ('[Red]#,##0"万"', 1.234, "1.234万"),
+])
+def test_a_format_labelling_a_number_with_a_unit_shows_the_value_with_it(code, value, shown):
+    """The unit is the cell's (120万 is 1,200,000 yuan), and the value keeps the digits the cell
+    holds: 1.234 shown as 1万 is still 12,340 yuan."""
+    assert scaled_number(code) == shown_number(200, code)
+    assert isinstance(scaled_number(code), UnitLabelled)
+    assert scaled_number(code).shown(value) == shown
+
+
+@pytest.mark.parametrize("code", ['0"人"', '0"号"', '#,##0.00"元"', '0" 家"'])
+def test_a_label_naming_no_multiplying_unit_changes_nothing(code):
+    assert scaled_number(code) is None
 
 
 def test_the_built_in_percentages_are_known_by_number():
@@ -137,6 +161,25 @@ def test_amounts_shown_scaled_are_read_as_shown(session, branches, run_import, m
         (2, "amount_yuan", "85%"), (3, "amount_yuan", "85.00%")]
     reload(session)
     assert session.scalars(select(Opportunity)).all() == []
+
+
+@pytest.mark.parametrize("suffix", ["xlsx", "xls"])
+def test_amounts_labelled_in_wan_are_read_as_excel_shows_them(session, branches, run_import,
+                                                              suffix):
+    """金额 120 formatted #,##0.00"万元" shows 120.00万元: 1,200,000 yuan, as the CSV saved
+    from the workbook holds it, and not 120 yuan."""
+    run_import("reps", formatted(ROSTER, suffix, {}), f"花名册.{suffix}")
+    run_import("accounts", formatted(ACCOUNTS, suffix, {}), f"客户.{suffix}")
+    opportunities = [["商机编号", "客户编号", "销售", "金额", "阶段", "创建日期"],
+                     ["OPP-1", 12, 1234, 120, "商务谈判", "2026-01-05"],
+                     ["OPP-2", 345, 98, 1.5, "商务谈判", "2026-01-05"],
+                     ["OPP-3", 345, 98, 80000, "商务谈判", "2026-01-05"]]
+    result = run_import("opportunities", formatted(opportunities, suffix, {
+        (1, 3): '#,##0.00"万元"', (2, 3): '0"万"'}), f"商机.{suffix}")
+    assert (result.status, result.added, result.problems) == ("imported", 3, [])
+    reload(session)
+    assert dict(session.execute(select(Opportunity.external_id, Opportunity.amount_yuan)).all()
+                ) == {"OPP-1": 1_200_000, "OPP-2": 15_000, "OPP-3": 80_000}
 
 
 def test_a_number_without_such_a_format_is_read_as_the_number(session, branches, run_import):
