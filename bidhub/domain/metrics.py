@@ -486,6 +486,8 @@ def stage_conversion(history: RepHistory, account: AccountFacts, now: datetime) 
 
     Opportunities lost while still potential are left out (qualifying a lead out early is
     not a failed conversion), and open ones are left out (they have not had their chance).
+    One lost with no stage history is counted: the file does not say it was lost at
+    potential, and a CRM export of current stages alone would otherwise count only wins.
     A deal won and later lost reached won (`furthest_stage`, as the funnel counts it), so it
     counts here, as not won. One number rather than a mean of per-stage rates: with monotone
     counts the product of the step rates telescopes to a single ratio. None when no such
@@ -505,8 +507,11 @@ def _conversion_counts(history: RepHistory, now: datetime) -> dict[str, int]:
         if current not in CLOSED_STAGES:
             continue
         # A deal won and later lost reached closed-won, past intent: it counts, as not won.
+        # A deal lost with no stage history counts too: how far it got is unknown, and leaving
+        # every such loss out would read a file of current stages alone as 100% conversion.
         furthest = furthest_stage(opportunity, now)
-        if furthest is None or _FUNNEL_RANK[furthest] < _FUNNEL_RANK[Stage.INTENT]:
+        if (furthest is None or _FUNNEL_RANK[furthest] < _FUNNEL_RANK[Stage.INTENT]) and (
+                opportunity.history or current is not Stage.LOST):
             continue
         qualified += 1
         if current is Stage.WON:
@@ -687,7 +692,8 @@ METRICS: dict[str, Metric] = {
                "incidents still open or upheld", "all time", "never missing", open_incidents,
                unit="incidents", higher_is_better=False),
         Metric("stage_conversion", "Stage conversion",
-               "won / closed opportunities that reached intent or later",
+               "won / closed opportunities that reached intent or later (a loss with no "
+               "stage history counts: how far it got is unknown)",
                "opportunities opened in the last 12 months",
                "None (no closed opportunity past potential)", stage_conversion,
                unit="share", higher_is_better=True),

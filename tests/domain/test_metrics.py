@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -241,6 +242,28 @@ def test_only_potential_losses_leave_stage_conversion_missing():
     history = rep(opportunities=[opp((P, NOW - 60 * DAY), (L, NOW - 20 * DAY))])
     assert stage_conversion(history, ACCOUNT, NOW) is None
     assert win_rate(history, ACCOUNT, NOW) == 0.0
+
+
+def without_history(stage: Stage, opened: datetime, closed: datetime | None) -> OpportunityFact:
+    """An opportunity as an export of current stages alone gives it: no stage history."""
+    return replace(opp((P, opened)), stage=stage, closed_at=closed, history=())
+
+
+def test_a_loss_without_stage_history_counts_in_stage_conversion():
+    """A file of current stages alone says a deal was lost, not that it was lost at potential:
+    the loss counts, as in the win rate, so one won and three lost is 25%, not 1 of 1."""
+    history = rep(opportunities=[
+        without_history(W, NOW - 90 * DAY, NOW - 30 * DAY),
+        *(without_history(L, NOW - 90 * DAY, NOW - 30 * DAY) for _ in range(3)),
+    ])
+    assert stage_conversion(history, ACCOUNT, NOW) == 0.25 == win_rate(history, ACCOUNT, NOW)
+    # One whose history says it was lost while potential still stays out.
+    history = rep(opportunities=[*history.opportunities,
+                                 opp((P, NOW - 60 * DAY), (L, NOW - 20 * DAY))])
+    assert stage_conversion(history, ACCOUNT, NOW) == 0.25
+    # An open deal without history has not had its chance: it stays out as before.
+    history = rep(opportunities=[*history.opportunities, without_history(N, NOW - 9 * DAY, None)])
+    assert stage_conversion(history, ACCOUNT, NOW) == 0.25
 
 
 def test_win_rate_window_includes_exactly_twelve_months_ago_and_now():
