@@ -211,6 +211,37 @@ def test_a_stage_history_ending_elsewhere_names_both_stages_as_the_crm_writes_th
                                    "'销售实现 (won)'.")
 
 
+def test_a_closed_deal_with_no_closed_date_and_no_history_is_imported_with_a_warning(
+        session, branches, run_import):
+    """The win rate counts the deals closed in its window: one whose close nobody dated is
+    left out of it, and the report says so on its row rather than letting the figure drop."""
+    run_import("reps", sample_text("reps"))
+    run_import("accounts", sample_text("accounts"))
+    text = ("商机编号,客户编号,销售,金额,阶段,创建日期,关闭日期\n"
+            "QF-1,KA-2001,R1001,100000,赢单,2026-01-06,\n"
+            "QF-2,KA-2001,R1001,100000,丢单,2026-01-06,2026-02-01\n"
+            "QF-3,KA-2001,R1001,100000,输单,2026-01-06,\n"
+            "QF-4,KA-2001,R1001,100000,商务谈判,2026-01-06,\n")
+    result = run_import("opportunities", text)
+    assert (result.status, result.added) == ("imported", 4)
+    assert [(warning.row, warning.column) for warning in result.warnings] == [
+        (2, "closed"), (4, "closed")]
+    assert "leaves it out until a file gives its closed date" in str(result.warnings[0].reason)
+    # Dated by a stage history, or by a later file, it warns no more.
+    dated = text.replace("赢单,2026-01-06,", "赢单,2026-01-06,2026-02-01").replace(
+        "输单,2026-01-06,", "输单,2026-01-06,2026-02-02")
+    assert run_import("opportunities", dated).warnings == []
+    history = ("商机编号,客户编号,销售,金额,阶段,创建日期,阶段历史\n"
+               "QF-5,KA-2001,R1001,100000,赢单,2026-01-06,potential:2026-01-06;won:2026-02-01\n")
+    assert run_import("opportunities", history).warnings == []
+    # A file without the column keeps the stored date, and warns only where none is stored.
+    undated = ("商机编号,客户编号,销售,金额,阶段,创建日期\n"
+               "QF-1,KA-2001,R1001,100000,赢单,2026-01-06\n"
+               "QF-6,KA-2001,R1001,100000,赢单,2026-01-06\n")
+    result = run_import("opportunities", undated)
+    assert [(warning.row, warning.column) for warning in result.warnings] == [(3, "closed")]
+
+
 def test_two_differently_named_columns_for_one_field_are_named_with_their_letters(
         session, branches, run_import):
     run_import("reps", sample_text("reps"))

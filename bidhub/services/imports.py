@@ -43,6 +43,7 @@ from bidhub.config import Defaults
 from bidhub.db import UNIT_OF_WORK, is_lost_race, unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, OwnerChangeRefused
 from bidhub.domain.imports import (
+    CLOSED_STAGES,
     CONTACT_ROLES,
     EAST_ASIAN_DATE_FORMATS,
     EXCEL_1904_DAY_ZERO,
@@ -1807,6 +1808,8 @@ class OpportunityImporter(Importer):
             external_id = row.values["external_id"]
             key = id_key(external_id)
             current = stored.get(key)
+            self.note_unknown_close(row, fields, history or (
+                [] if current is None else histories.get(current["id"], [])), current)
             if current is None:
                 new.append({"external_id": external_id, "closed_at": None, **fields})
                 if history:
@@ -1851,6 +1854,22 @@ class OpportunityImporter(Importer):
         self.optional("closed", fields, self.instant(closed) if closed else None, "closed_at")
         history = [(stage, self.instant(day)) for stage, day in changes]
         return fields, history
+
+    def note_unknown_close(self, row: Row, fields: dict[str, Any],
+                           history: Sequence[tuple[str, Any]],
+                           current: dict[str, Any] | None) -> None:
+        """Warn of a won or lost deal that will be stored with no closed date and no stage
+        history to tell when it closed: the win rate counts deals closed in its window, so it
+        leaves this one out until a file gives the date."""
+        if fields["stage"] not in CLOSED_STAGES or history:
+            return
+        closed = fields["closed_at"] if "closed_at" in fields else (
+            None if current is None else current["closed_at"])
+        if closed is None:
+            self.warnings.append(Problem(row.number, "closed", row.values.get("closed"), N_(
+                "A deal won or lost with no closed date and no stage history: when it closed "
+                "is not known, so the win rate, which counts the deals closed in the last 12 "
+                "months, leaves it out until a file gives its closed date.")))
 
     def refuse_days_after_today(self, row: Row, opened: date, closed: date | None,
                                 changes: Sequence[tuple[str, date]]) -> None:
