@@ -242,6 +242,65 @@ def test_a_closed_deal_with_no_closed_date_and_no_history_is_imported_with_a_war
     assert [(warning.row, warning.column) for warning in result.warnings] == [(3, "closed")]
 
 
+def test_a_stage_history_going_on_after_the_closed_date_is_refused(session, branches,
+                                                                    run_import):
+    run_import("reps", sample_text("reps"))
+    run_import("accounts", sample_text("accounts"))
+    before = counts(session)
+    text = ("商机编号,客户编号,销售,金额,阶段,创建日期,关闭日期,阶段历史\n"
+            "QH-1,KA-2001,R1001,100000,丢单,2025-03-01,2025-05-01,"
+            "potential:2025-03-01;lost:2025-06-01\n"
+            "QH-2,KA-2001,R1001,100000,赢单,2025-03-01,2025-05-01,"
+            "potential:2025-03-01;won:2025-04-01\n")
+    result = run_import("opportunities", text)
+    assert_refused_without_writes(session, before, result)
+    assert problem_reasons(result) == [
+        (2, "stage_history", "A stage change after the closed date 2025-05-01: the deal's "
+                             "history cannot go on after it closed.")]
+
+
+def test_a_stage_taken_back_without_a_history_is_imported_with_a_warning(session, branches,
+                                                                          run_import):
+    """A newer export may say a won deal was lost, or a deal went back a stage; with no stage
+    history nothing records where it stood before, and the report says so on its row."""
+    run_import("reps", sample_text("reps"))
+    run_import("accounts", sample_text("accounts"))
+    header = "商机编号,客户编号,销售,金额,阶段,创建日期,关闭日期\n"
+    first = (header + "QB-1,KA-2001,R1001,100000,商务谈判,2026-01-06,\n"
+             "QB-2,KA-2001,R1001,100000,赢单,2026-01-06,2026-02-01\n"
+             "QB-3,KA-2001,R1001,100000,意向客户,2026-01-06,\n")
+    assert run_import("opportunities", first).warnings == []
+    later = (header + "QB-1,KA-2001,R1001,100000,意向客户,2026-01-06,\n"
+             "QB-2,KA-2001,R1001,100000,丢单,2026-01-06,2026-02-10\n"
+             "QB-3,KA-2001,R1001,100000,方案阶段,2026-01-06,\n")
+    result = run_import("opportunities", later)
+    assert (result.status, result.updated) == ("imported", 3)
+    assert [(warning.row, warning.column, warning.value) for warning in result.warnings] == [
+        (2, "stage", "意向客户 (intent)"), (3, "stage", "丢单 (lost)")]
+    assert str(result.warnings[1].reason) == (
+        "bidhub held this deal as 销售实现 (won), and the file makes it 丢单 (lost) with no "
+        "stage history: nothing records that it was 销售实现 (won), so the track record reads "
+        "it as 丢单 (lost) throughout. A 阶段历史 column keeps the change.")
+    # With its history, the change is recorded: no warning.
+    history = ("商机编号,客户编号,销售,金额,阶段,创建日期,关闭日期,阶段历史\n"
+               "QB-2,KA-2001,R1001,100000,赢单,2026-01-06,2026-02-20,"
+               "potential:2026-01-06;won:2026-02-01;lost:2026-02-10;won:2026-02-20\n")
+    assert run_import("opportunities", history).warnings == []
+
+
+def test_a_blank_actual_clearing_a_known_one_is_imported_with_a_warning(session, branches,
+                                                                         run_import):
+    run_import("reps", sample_text("reps"))
+    text = "销售,月份,预测金额,实际金额\nR1001,2026-01,300000,280000\nR1002,2026-01,100,\n"
+    assert run_import("forecasts", text).warnings == []
+    result = run_import("forecasts", text.replace("300000,280000", "300000,"))
+    assert (result.status, result.updated) == ("imported", 1)
+    assert [(warning.row, warning.column, str(warning.reason)) for warning in result.warnings
+            ] == [(2, "actual_yuan", "The file leaves the actual blank: the actual of 280,000 "
+                   "yuan bidhub held for 2026-01 is cleared, and forecast accuracy and revenue "
+                   "attainment no longer count this month.")]
+
+
 def test_two_differently_named_columns_for_one_field_are_named_with_their_letters(
         session, branches, run_import):
     run_import("reps", sample_text("reps"))

@@ -778,6 +778,8 @@ STAGES = {"潜在客户": "potential", "潜在": "potential", "意向客户": "i
 STAGE_NAMES = as_written(STAGES)
 STAGES_NAMED = as_named(STAGES)
 CLOSED_STAGES = frozenset({"won", "lost"})
+# The funnel's stages in the order a deal moves through them, won and lost at its end.
+STAGE_ORDER = ("potential", "intent", "proposal", "negotiation", "won", "lost")
 # The handbook's kinds (logo, banner, text); job_post stays readable for older files.
 AD_TYPES = {"标志": "logo", "标识": "logo", "横幅": "banner", "横幅广告": "banner",
             "文字": "text", "文字广告": "text", "文字链": "text", "文字链接": "text",
@@ -3093,6 +3095,11 @@ def cross_checks(kind: str, number: int, values: dict[str, Any]) -> list[Problem
         if history and history[0][1] < values["opened"]:
             problems.append(Problem(number, "stage_history", history[0][1].isoformat(),
                                     N_("A stage change before the opened date.")))
+        if history and closed is not None and history[-1][1] > closed:
+            later = next(day for _, day in history if day > closed)
+            problems.append(Problem(number, "stage_history", later.isoformat(), N_(
+                "A stage change after the closed date %(closed)s: the deal's history cannot "
+                "go on after it closed.", closed=closed.isoformat())))
         if history and history[-1][0] != values["stage"]:
             problems.append(Problem(number, "stage_history", STAGE_NAMES[history[-1][0]],
                                     N_("The last stage in the history is not the stage "

@@ -52,6 +52,9 @@ from bidhub.domain.imports import (
     MAX_MERGED_RANGES,
     NOT_A_WORKBOOK,
     SCAN_CHUNK,
+    STAGE_NAMES,
+    STAGE_ORDER,
+    STAGES_NAMED,
     ColumnMatch,
     CoveredCells,
     FileRefused,
@@ -1819,6 +1822,8 @@ class OpportunityImporter(Importer):
                 continue
             differs = {name: value for name, value in fields.items()
                        if current[name] != naive(value)}
+            if "stage" in differs and not history:
+                self.note_stage_taken_back(row, current["stage"], fields["stage"])
             if history and [(stage, naive(at)) for stage, at in history] != histories.get(
                     current["id"], []):
                 new_histories[key] = history
@@ -1870,6 +1875,17 @@ class OpportunityImporter(Importer):
                 "A deal won or lost with no closed date and no stage history: when it closed "
                 "is not known, so the win rate, which counts the deals closed in the last 12 "
                 "months, leaves it out until a file gives its closed date.")))
+
+    def note_stage_taken_back(self, row: Row, held: str, given: str) -> None:
+        """Warn of a stored deal that a file without its stage history moves back a stage, or
+        from one outcome to another (won to lost, closed to open): nothing records where it
+        stood before, so the track record reads it as the file's stage throughout."""
+        if held in CLOSED_STAGES or STAGE_ORDER.index(given) < STAGE_ORDER.index(held):
+            self.warnings.append(Problem(row.number, "stage", STAGE_NAMES[given], N_(
+                "bidhub held this deal as %(held)s, and the file makes it %(given)s with no "
+                "stage history: nothing records that it was %(held)s, so the track record "
+                "reads it as %(given)s throughout. A 阶段历史 column keeps the change.",
+                held=STAGES_NAMED[held], given=STAGES_NAMED[given])))
 
     def refuse_days_after_today(self, row: Row, opened: date, closed: date | None,
                                 changes: Sequence[tuple[str, date]]) -> None:
@@ -1984,6 +2000,11 @@ class ForecastImporter(Importer):
                 # An actual the file takes back is unknown again, and so is when it was known.
                 if "actual_yuan" in differs and differs["actual_yuan"] is None:
                     differs["actual_known_at"] = None
+                    self.warnings.append(Problem(row.number, "actual_yuan", "", N_(
+                        "The file leaves the actual blank: the actual of %(amount)s yuan "
+                        "bidhub held for %(month)s is cleared, and forecast accuracy and "
+                        "revenue attainment no longer count this month.",
+                        amount=f"{current['actual_yuan']:,}", month=f"{key[1]:%Y-%m}")))
                 changed.append({"id": current["id"], **differs})
                 self.touched_reps.add(key[0])
                 yield "updated"
