@@ -797,7 +797,39 @@ INCIDENT_STATUSES = {"待说明": "open", "未说明": "open", "已说明": "exp
 CONTACT_ROLES = ("decision_maker", "user", "purchaser", "contact")
 
 parse_rep_status = choice(REP_STATUSES)
-parse_stage = choice(STAGES)
+_stage_named = choice(STAGES)
+# The handbook's win probability of each funnel stage, in percent (lost: 0), as CRM exports
+# write it beside the stage (商务谈判(70%)) or in its place (70%).
+STAGE_PERCENTS = {"potential": 10, "intent": 30, "proposal": 50, "negotiation": 70,
+                  "won": 100, "lost": 0}
+# A stage written with its probability: the name (or nothing), then the percentage, perhaps
+# in brackets (compared after NFKC, so full-width brackets and ％ are these).
+STAGE_WITH_PERCENT = re.compile(r"(.*?)[\s(\[:-]*(\d{1,3})\s*%[)\]]?")
+
+
+def parse_stage(value: str) -> str:
+    """A funnel stage by any of its names (STAGES), written alone or with its probability
+    (商务谈判(70%), 意向客户 30%), or by its probability alone (70%); a probability that is
+    not the stage's is refused, naming the stage's."""
+    try:
+        return _stage_named(value)
+    except BadValue:
+        written = STAGE_WITH_PERCENT.fullmatch(unicodedata.normalize("NFKC", value).strip())
+        if written is None:
+            raise
+    name, percent = written[1].strip(), int(written[2])
+    if not name:
+        code = next((code for code, share in STAGE_PERCENTS.items() if share == percent), None)
+        if code is None:
+            raise BadValue(N_("No funnel stage has a probability of %(percent)d%%: the stages "
+                              "are 10%%, 30%%, 50%%, 70%% and 100%% (won).", percent=percent))
+        return code
+    code = _stage_named(name)
+    if STAGE_PERCENTS[code] != percent:
+        raise BadValue(N_("%(stage)s has a probability of %(expected)d%% in the funnel, not "
+                          "%(percent)d%%.", stage=STAGES_NAMED[code],
+                          expected=STAGE_PERCENTS[code], percent=percent))
+    return code
 
 
 def parse_stage_history(value: str, day_zero: date = EXCEL_DAY_ZERO,

@@ -330,6 +330,33 @@ def test_a_stage_bidhub_does_not_know_is_refused_naming_the_stages_it_reads(writ
     assert "潜在客户 (potential)" in str(refused.value.message)
 
 
+@pytest.mark.parametrize(("written", "code"), [
+    ("商务谈判(70%)", "negotiation"), ("商务谈判（70％）", "negotiation"), ("意向客户30%", "intent"),
+    ("意向客户 30%", "intent"), ("潜在客户-10%", "potential"), ("方案阶段 [50%]", "proposal"),
+    ("赢单(100%)", "won"), ("丢单(0%)", "lost"), ("30%", "intent"), ("70 %", "negotiation"),
+    ("１００％", "won"),
+])
+def test_a_stage_reads_with_its_probability_or_by_it_alone(written, code):
+    """CRM exports write a stage with the handbook's probability beside it, or the probability
+    in its place: 10% potential, 30% intent, 50% proposal, 70% negotiation, 100% won."""
+    from bidhub.domain.imports import parse_stage
+
+    assert parse_stage(written) == code
+
+
+@pytest.mark.parametrize(("written", "message"), [
+    ("商务谈判(50%)", "商务谈判 (negotiation) has a probability of 70% in the funnel, not 50%."),
+    ("45%", "No funnel stage has a probability of 45%: the stages are 10%, 30%, 50%, 70% and "
+            "100% (won)."),
+])
+def test_a_probability_that_is_not_the_stages_is_refused_naming_the_right_one(written, message):
+    from bidhub.domain.imports import BadValue, parse_stage
+
+    with pytest.raises(BadValue) as refused:
+        parse_stage(written)
+    assert str(refused.value.message) == message
+
+
 def test_no_two_values_of_a_coded_field_compare_alike():
     """Every alias of every coded field reads as one code only, once compared as a value is."""
     from bidhub.domain import imports
