@@ -43,9 +43,19 @@ def world(session, clock, make_rep, make_manager, make_admin, make_account, make
             for name, account in (("harbour", harbour), ("textiles", textiles))}
     clock.set(deadline)
     assert score_closed_round(session, round_.id, clock())
-    for listing in round_.listings:
-        decide_listing(session, manager, listing.id, kind=DecisionKind.ACCEPTED, bid_id=None,
-                       reason="", now=clock())
+    # One rep wins both listings (the ranking's winner of the first), so that the other lost
+    # both and may appeal each: a winner has no result to appeal.
+    winner = next(rep for rep in (first, second)
+                  if session.merge(bids[(rep.display_name, "harbour")]).score.is_proposed_winner)
+    for name, account in (("harbour", harbour), ("textiles", textiles)):
+        bid = session.merge(bids[(winner.display_name, name)])
+        if bid.score.is_proposed_winner:
+            decide_listing(session, manager, listing_of[account.id].id,
+                           kind=DecisionKind.ACCEPTED, bid_id=None, reason="", now=clock())
+        else:
+            decide_listing(session, manager, listing_of[account.id].id,
+                           kind=DecisionKind.OVERRIDDEN, bid_id=bid.id,
+                           reason="One rep serves both of these sister companies.", now=clock())
     reload(session)
     round_ = session.get(Round, round_.id)
     publish_results(session, manager, round_.id, expected_version=round_.version, now=clock())
@@ -150,6 +160,55 @@ def test_one_appeal_per_bidder_per_listing(app, world):
     assert again.status_code == 422
     assert "appealed this result already" in text_of(again)
     assert appeal_count(world["session"]) == 1
+
+
+def winner_of(world, listing_key: str):
+    """The bidder who won `listing_key`, and their bid."""
+    loser, _bid = loser_of(world, listing_key)
+    winner = world["second" if loser.id == world["first"].id else "first"]
+    return winner, world["session"].merge(world["bids"][(winner.display_name, listing_key)])
+
+
+def test_the_winner_is_offered_no_appeal_and_one_sent_is_refused(app, world):
+    winner, bid = winner_of(world, "harbour")
+    client = client_of(app, winner)
+    for url in (f"/bids/{bid.id}", f"/rounds/{world['round'].id}/results"):
+        body = text_of(client.get(url))
+        assert "Standstill window" in body and "/appeal" not in body, url
+    response = client.post(f"/listings/{world['harbour'].id}/appeal",
+                           data={"ground": GROUND, "page": "bid"})
+    assert response.status_code == 422
+    assert "You won this account: only a bidder who did not win it may appeal" in text_of(
+        response)
+    assert appeal_count(world["session"]) == 0
+
+
+def test_an_appeal_sent_after_the_window_says_why_on_the_bid_page(app, world):
+    """A form opened before the window ended and sent after it: the bid page no longer offers
+    an appeal, and the refusal is shown all the same."""
+    rep, bid = loser_of(world, "harbour")
+    ends = world["round"].standstill_ends_at
+    world["clock"].set(ends + timedelta(days=1))
+    apply_due_listings(world["session"], world["clock"]())
+    reload(world["session"])
+    assert world["session"].get(Round, world["round"].id).status != RoundStatus.STANDSTILL
+    response = client_of(app, rep).post(f"/listings/{world['harbour'].id}/appeal",
+                                        data={"ground": GROUND, "page": "bid"})
+    assert response.status_code == 422
+    assert "The appeal window for this round has closed" in text_of(response)
+    assert appeal_count(world["session"]) == 0
+
+
+def test_after_an_upheld_appeal_no_bidder_reads_that_another_rep_won(app, world):
+    appeal = appeal_of(world)
+    answer_appeal(world["session"], world["manager"], appeal.id, upheld=True,
+                  answer="Upheld: the capacity count was wrong; we decide again.",
+                  expected_version=appeal.version, now=world["clock"]())
+    for rep, bid in (loser_of(world, "harbour"), winner_of(world, "harbour")):
+        body = text_of(client_of(app, rep).get(f"/bids/{bid.id}"))
+        assert "KA management is deciding this account again" in body
+        assert "Another rep won this account." not in body
+        assert "You won this account." not in body
 
 
 def test_a_rep_who_did_not_bid_cannot_appeal(app, world):

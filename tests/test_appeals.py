@@ -61,9 +61,10 @@ def use_window(app, session, clock, days: int) -> None:
 @pytest.fixture
 def announce(session, clock, make_rep, make_manager, make_account, make_round, make_bid):
     """Announce a round whose listings each got a bid from every one of `bidders`, the
-    ranking accepted; the clock stays at the announcement (START)."""
+    ranking accepted (or, with `winner`, every listing decided for that bidder, so that the
+    others lost and may appeal); the clock stays at the announcement (START)."""
 
-    def make(bidders, *, listings: int = 1, owner=None, manager=None):
+    def make(bidders, *, listings: int = 1, owner=None, manager=None, winner=None):
         owner, manager = owner or make_rep(), manager or make_manager()
         accounts = [make_account(owner=owner) for _ in range(listings)]
         round_ = make_round(accounts=accounts, closes_at=clock() + timedelta(hours=1),
@@ -75,8 +76,17 @@ def announce(session, clock, make_rep, make_manager, make_account, make_round, m
         clock.advance(hours=1)
         assert adjudication.score_closed_round(session, round_.id, clock())
         for listing in round_.listings:
-            adjudication.decide_listing(session, manager, listing.id, kind=DecisionKind.ACCEPTED,
-                                        bid_id=None, reason="", now=clock())
+            chosen = None if winner is None else session.scalars(select(Bid).where(
+                Bid.listing_id == listing.id, Bid.rep_id == winner.id)).one()
+            if chosen is None or chosen.score.is_proposed_winner:
+                adjudication.decide_listing(session, manager, listing.id,
+                                            kind=DecisionKind.ACCEPTED, bid_id=None, reason="",
+                                            now=clock())
+            else:
+                adjudication.decide_listing(session, manager, listing.id,
+                                            kind=DecisionKind.OVERRIDDEN, bid_id=chosen.id,
+                                            reason="The account needs the rep who serves its "
+                                                   "parent group.", now=clock())
         clock.set(at)
         round_ = session.get(Round, round_.id)
         adjudication.publish_results(session, manager, round_.id,
@@ -199,8 +209,8 @@ def test_publishing_twice_is_refused_during_the_standstill(session, clock, make_
 # --- filing appeals ------------------------------------------------------------------------------
 
 def test_one_appeal_per_bidder_per_listing(session, clock, make_rep, announce):
-    first, second = make_rep(), make_rep()
-    round_ = announce([first, second], listings=2)
+    first, second, winner = make_rep(), make_rep(), make_rep()
+    round_ = announce([first, second, winner], listings=2, winner=winner)
     one, two = round_.listings
     appeal = appeals.file_appeal(session, first, one.id, ground=f"  {GROUND}  ", now=clock())
     assert (appeal.status, appeal.ground, appeal.filed_at) == (AppealStatus.PENDING, GROUND,
@@ -222,8 +232,8 @@ def test_one_appeal_per_bidder_per_listing(session, clock, make_rep, announce):
 
 def test_management_is_told_of_an_appeal(session, clock, make_rep, make_manager, announce):
     managers = [make_manager(), make_manager()]
-    rep = make_rep()
-    round_ = announce([rep], manager=managers[0])
+    rep, winner = make_rep(), make_rep()
+    round_ = announce([rep, winner], manager=managers[0], winner=winner)
     appeals.file_appeal(session, rep, round_.listings[0].id, ground=GROUND, now=clock())
     told = notices(session, "appeal_filed")
     assert {item.recipient_id for item in told} == {manager.id for manager in managers}
@@ -253,7 +263,8 @@ def test_appeals_before_the_announcement_or_with_a_short_ground_are_refused(
     make_bid(rep, round_.listings[0])
     with pytest.raises(InvalidRequest, match="not open to appeal"):
         appeals.file_appeal(session, rep, round_.listings[0].id, ground=GROUND, now=clock())
-    announced = announce([rep])
+    winner = make_rep()
+    announced = announce([rep, winner], winner=winner)
     with pytest.raises(InvalidRequest, match="at least 10 characters") as refused:
         appeals.file_appeal(session, rep, announced.listings[0].id, ground=" too short ",
                             now=clock())
@@ -343,8 +354,8 @@ def test_a_rejected_appeal_leaves_the_decision_and_tells_the_appellant(
 
 def test_a_pending_appeal_holds_only_its_listing(session, clock, make_rep, make_manager,
                                                  announce):
-    rep, manager = make_rep(), make_manager()
-    round_ = announce([rep, make_rep()], listings=2, manager=manager)
+    rep, winner, manager = make_rep(), make_rep(), make_manager()
+    round_ = announce([rep, winner], listings=2, manager=manager, winner=winner)
     held, free = round_.listings
     appeal = appeals.file_appeal(session, rep, held.id, ground=GROUND, now=clock())
     assert appeals.apply_due_listings(session, WINDOW_ENDS + timedelta(days=1)) == [free.id]
@@ -369,8 +380,8 @@ def test_a_pending_appeal_holds_only_its_listing(session, clock, make_rep, make_
 
 def test_tampering_with_a_filed_appeal_answer_is_detected(app, backend, session, clock,
                                                           make_rep, make_manager, announce):
-    rep, manager = make_rep(), make_manager()
-    round_ = announce([rep, make_rep()], manager=manager)
+    rep, winner, manager = make_rep(), make_rep(), make_manager()
+    round_ = announce([rep, winner], manager=manager, winner=winner)
     listing = round_.listings[0]
     appeal = appeals.file_appeal(session, rep, listing.id, ground=GROUND, now=clock())
     appeals.answer_appeal(session, manager, appeal.id, upheld=False, answer=ANSWER,
@@ -799,8 +810,8 @@ def test_the_same_appeal_twice_at_once_is_filed_once(app, session, clock, make_r
 
 
 def test_an_overlong_ground_is_refused(session, clock, make_rep, announce):
-    rep = make_rep()
-    round_ = announce([rep])
+    rep, winner = make_rep(), make_rep()
+    round_ = announce([rep, winner], winner=winner)
     with pytest.raises(InvalidRequest, match="at most 5000 characters") as refused:
         appeals.file_appeal(session, rep, round_.listings[0].id, ground="x" * 5001, now=clock())
     assert refused.value.field == "ground"
@@ -808,8 +819,8 @@ def test_an_overlong_ground_is_refused(session, clock, make_rep, announce):
 
 def test_a_cancelled_listing_with_a_pending_appeal_does_not_hold_the_round(
         session, clock, make_rep, make_manager, announce):
-    rep, manager = make_rep(), make_manager()
-    round_ = announce([rep, make_rep()], listings=2, manager=manager)
+    rep, winner, manager = make_rep(), make_rep(), make_manager()
+    round_ = announce([rep, winner], listings=2, manager=manager, winner=winner)
     held, other = round_.listings
     appeals.file_appeal(session, rep, held.id, ground=GROUND, now=clock())
     appeals.cancel_listing(session, manager, held.id, reason=REASON, now=clock())

@@ -112,7 +112,7 @@ def file_appeal(session: Session, rep: User, listing_id: int, *, ground: str,
     """A bidder's appeal of a listing's announced result, during the window; one per listing.
 
     Only a rep whose bid was active when the round closed may appeal: a withdrawn bid was no
-    longer competing, and nobody else took part.
+    longer competing, and nobody else took part. The winner has no result to appeal.
     """
     with unit_of_work(session):
         listing, round_ = locked_listing(session, listing_id)
@@ -132,6 +132,10 @@ def file_appeal(session: Session, rep: User, listing_id: int, *, ground: str,
                 N_("This account is back with KA management to decide again; there is no "
                    "result to appeal now.") if listing.status == ListingStatus.LISTED
                 else N_("This listing was cancelled; there is no result to appeal."))
+        if session.scalars(select(Decision.id).where(Decision.listing_id == listing.id,
+                                                     Decision.bid_id == bid.id)).first():
+            raise InvalidRequest(N_("You won this account: only a bidder who did not win it "
+                                    "may appeal its result."))
         if session.scalars(select(Appeal.id).where(Appeal.listing_id == listing.id,
                                                    Appeal.appellant_id == rep.id)).first():
             raise Conflict(N_("You have appealed this result already; each bidder may appeal "

@@ -189,6 +189,11 @@ class RepResult:
     def won(self) -> bool:
         return self.outcome == BidOutcome.WON
 
+    @property
+    def deciding_again(self) -> bool:
+        """Published, yet without a decision: an upheld appeal sent the listing back."""
+        return self.outcome == BidOutcome.NOT_DECIDED
+
 
 def score_decided(decision: Decision | None) -> bool:
     """The ranking's top bidder won because management accepted the ranking."""

@@ -16,7 +16,8 @@ from bidhub.models import (
     RoundStatus,
     User,
 )
-from bidhub.services import appeals, replays
+from bidhub.services import appeals, policies, replays
+from bidhub.services.policies import BidOutcome
 from bidhub.services.rule_sets import parsed
 from bidhub.web.forms import AppealForm, CancelForm
 from bidhub.web.labels import APPEAL_OUTCOME_LABELS
@@ -26,7 +27,7 @@ def rep_appeals(session, rep: User, round_: Round, bids: list[Bid], *,
                 form: AppealForm | None = None, form_listing_id: int | None = None,
                 page: str = "bid") -> dict:
     """The window as a bidder sees it: its end, their appeals, and a form for each listing
-    they bid for and have not appealed yet (only while the window is open)."""
+    they bid for, did not win and have not appealed yet (only while the window is open)."""
     window_open = appeals.appeal_window_open(round_, now())
     mine: dict[int, Appeal] = {}
     for bid in bids:
@@ -34,12 +35,14 @@ def rep_appeals(session, rep: User, round_: Round, bids: list[Bid], *,
             if appeal.appellant_id == rep.id:
                 mine[bid.listing_id] = appeal
     forms: dict[int, AppealForm] = {}
+    outcomes = policies.bid_outcomes(session, bids) if window_open else {}
     for bid in bids:
         refused = form is not None and bid.listing_id == form_listing_id
         # A refused form comes back with its message even where no new one would be offered.
         if not refused and (not window_open or bid.listing_id in mine
                             or bid.status != BidStatus.ACTIVE
-                            or bid.listing.status != ListingStatus.DECIDED):
+                            or bid.listing.status != ListingStatus.DECIDED
+                            or outcomes[bid.id] == BidOutcome.WON):
             continue
         shown = form if refused else AppealForm(formdata=None, page=page)
         # Several forms share a page: each textarea gets an id of its own for its label.
