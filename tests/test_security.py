@@ -194,6 +194,38 @@ def test_a_resubmitted_bid_form_creates_nothing_new(app, session, make_rep, make
     assert session.scalar(select(func.count()).select_from(Bid)) == 1
 
 
+def test_a_bid_form_sent_again_after_its_bid_was_withdrawn_says_so(app, session, make_rep,
+                                                                    make_account, make_round,
+                                                                    login_as):
+    """Back and resend after a withdrawal: the old form brings nothing back and is not
+    answered as a bid submitted; a form opened anew bids again."""
+    from sqlalchemy import select
+
+    from bidhub.models import Bid
+
+    rep = make_rep()
+    round_ = make_round(accounts=[make_account()])
+    listing_id = round_.listings[0].id
+    client = login_as(rep)
+    data = {"account_plan": "Plan submitted, withdrawn, then sent again.",
+            "committed_revenue_yuan": "1000", "visit_plan": "Visits in the first week.",
+            "submission_key": "sent-then-withdrawn"}
+    assert client.post(f"/listings/{listing_id}/bid", data=data).status_code == 303
+    reload(session)
+    bid_id = session.scalars(select(Bid.id)).one()
+    assert client.post(f"/bids/{bid_id}/withdraw").status_code == 303
+    again = client.post(f"/listings/{listing_id}/bid", data=data)
+    assert again.status_code == 422
+    assert "you have since withdrawn the bid it placed; nothing was changed" in again.get_data(
+        as_text=True)
+    reload(session)
+    assert session.scalars(select(Bid.status)).all() == ["withdrawn"]
+    anew = client.post(f"/listings/{listing_id}/bid", data={**data, "submission_key": "fresh"})
+    assert anew.status_code == 303
+    reload(session)
+    assert session.scalars(select(Bid.status)).all() == ["active"]
+
+
 def test_frozen_clock_starts_where_the_tests_expect():
     assert FrozenClock(START)() == START
     assert FrozenClock(START).advance(seconds=1) == START + timedelta(seconds=1)

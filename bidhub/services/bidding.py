@@ -255,7 +255,7 @@ def _placed_concurrently(session: Session, rep: User, submission_key: str | None
         earlier = session.execute(_RESENT_BID, {"rep_id": rep.id,
                                                 "submission_key": submission_key}).first()
         if earlier is not None:
-            return PlacedBid(*earlier)
+            return _resent(*earlier)
     raise already_bid()
 
 
@@ -355,15 +355,26 @@ def _refuse_missing_listing(session: Session, rep: User, submission_key: str | N
         earlier = session.execute(_RESENT_BID, {"rep_id": rep.id,
                                                 "submission_key": submission_key}).first()
         if earlier is not None:
-            return PlacedBid(*earlier)
+            return _resent(*earlier)
     raise NotFound(N_("No such listing."))
 
 
 def _placed_before(session: Session, found: Row) -> PlacedBid:
-    if found.resent_id == found.earlier_id:  # the same listing: its name is read already
-        return PlacedBid(found.resent_id, found.account_name)
+    if found.resent_id == found.earlier_id:  # the same listing: its row is read already
+        return _resent(found.resent_id, found.account_name, found.earlier_status)
     # The key was sent with another listing's form before: that bid, with its own account.
-    return PlacedBid(*session.execute(_BID_WITH_ACCOUNT, {"bid_id": found.resent_id}).one())
+    return _resent(*session.execute(_BID_WITH_ACCOUNT, {"bid_id": found.resent_id}).one())
+
+
+def _resent(bid_id: int, account_name: str, status: str) -> PlacedBid:
+    """The answer to a form sent again: the bid it placed, unless the rep has withdrawn that
+    bid since. Then nothing changes, and the rep is told so rather than that the bid is in:
+    sending an old form again does not undo a withdrawal."""
+    if status == BidStatus.WITHDRAWN:
+        raise BidRejected(N_("This form was sent before, and you have since withdrawn the bid "
+                             "it placed; nothing was changed. To bid again, open the bid form "
+                             "anew."))
+    return PlacedBid(bid_id, account_name)
 
 
 class _StoredRules(NamedTuple):
@@ -439,9 +450,11 @@ _BID_READ = select(
 ).outerjoin(
     _EARLIER, and_(_EARLIER.listing_id == Listing.id, _EARLIER.rep_id == bindparam("rep_id")),
 ).where(Listing.id == bindparam("listing_id"))
-_BID_WITH_ACCOUNT = select(Bid.id, Account.name).join(Listing, Listing.id == Bid.listing_id).join(
+_BID_WITH_ACCOUNT = select(Bid.id, Account.name, Bid.status).join(
+    Listing, Listing.id == Bid.listing_id).join(
     Account, Account.id == Listing.account_id).where(Bid.id == bindparam("bid_id"))
-_RESENT_BID = select(Bid.id, Account.name).join(Listing, Listing.id == Bid.listing_id).join(
+_RESENT_BID = select(Bid.id, Account.name, Bid.status).join(
+    Listing, Listing.id == Bid.listing_id).join(
     Account, Account.id == Listing.account_id).where(
     Bid.rep_id == bindparam("rep_id"), Bid.submission_key == bindparam("submission_key"))
 _BIDS = Bid.__table__
