@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask_babel import force_locale
@@ -151,6 +152,39 @@ def test_the_new_round_form_sent_twice_creates_one_round(app, session, clock, ma
     assert another.status_code == 303
     reload(session)
     assert len(session.scalars(select(Round)).all()) == 2
+
+
+def test_a_round_s_times_are_kept_to_the_minute_as_they_are_shown(app, session, make_manager,
+                                                                   login_as):
+    """18:00:59 is shown as 18:00, and "bids at this minute and after are refused" must hold:
+    the seconds are dropped when the round is created, and when its times are changed."""
+    client = login_as(make_manager())
+    created = client.post("/manage/rounds/new", data={
+        **NEW_ROUND, "opens_at": "2026-03-02T09:00:30", "closes_at": "2026-03-09T18:00:59"})
+    assert created.status_code == 303
+    reload(session)
+    round_ = session.scalars(select(Round)).one()
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert round_.closes_at.astimezone(shanghai) == datetime(2026, 3, 9, 18, 0, tzinfo=shanghai)
+    assert round_.opens_at.astimezone(shanghai) == datetime(2026, 3, 2, 9, 0, tzinfo=shanghai)
+    edited = client.post(f"/manage/rounds/{round_.id}/edit", data={
+        "title": "Spring round", "opens_at": "2026-03-02T09:00",
+        "closes_at": "2026-03-10T17:30:45", "version": round_.version})
+    assert edited.status_code == 303
+    reload(session)
+    assert session.get(Round, round_.id).closes_at.astimezone(shanghai) == datetime(
+        2026, 3, 10, 17, 30, tzinfo=shanghai)
+
+
+def test_the_edit_page_of_a_published_round_goes_to_the_round_and_says_why(
+        app, session, make_manager, make_round, make_account, login_as):
+    round_ = make_round(accounts=[make_account()])
+    client = login_as(make_manager())
+    response = client.get(f"/manage/rounds/{round_.id}/edit")
+    assert response.status_code == 302
+    assert response.location.endswith(f"/manage/rounds/{round_.id}")
+    page = client.get(response.location).get_data(as_text=True)
+    assert "Only a draft round can be changed; this one is published." in page
 
 
 def test_a_new_round_form_key_is_one_managers(app, session, make_manager, login_as):

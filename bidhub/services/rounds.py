@@ -143,6 +143,12 @@ def listed_round(id_: int, title: str, status: str, opens_at: datetime, closes_a
         ListedRuleSet(sha256, text))
 
 
+def on_the_minute(moment: datetime) -> datetime:
+    """A round's time as it is set and shown: to the minute. A deadline typed with seconds
+    (18:00:59) would be shown as 18:00 and yet take bids until 18:00:59."""
+    return moment.replace(second=0, microsecond=0)
+
+
 def check_round_times(opens_at: datetime, closes_at: datetime, now: datetime) -> None:
     if closes_at <= opens_at:
         raise InvalidRequest(N_("The deadline must be after the opening time."), field="closes_at")
@@ -181,6 +187,7 @@ def create_round(
     comes with a new key (the page is drawn afresh) but with what the manager typed: a draft
     of theirs with the same title, branch and deadline is refused (RoundCreatedAlready)."""
     title = checked_title(title)
+    opens_at, closes_at = on_the_minute(opens_at), on_the_minute(closes_at)
     submission_key = submission_key or None
     if submission_key is not None and not SUBMISSION_KEY.fullmatch(submission_key):
         # Not a key the form issued: stored, it would not fit its column on PostgreSQL.
@@ -255,6 +262,7 @@ def update_round_times(
     opens_at: datetime, closes_at: datetime, now: datetime,
 ) -> Round:
     title = checked_title(title)
+    opens_at, closes_at = on_the_minute(opens_at), on_the_minute(closes_at)
     with unit_of_work(session):
         round_ = load_round(session, round_id, expected_version=expected_version)
         if round_.status != RoundStatus.DRAFT:

@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 
-from flask import Blueprint, abort, current_app, flash, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -144,6 +144,11 @@ def new_round():
 @managers
 def edit_round(round_id: int):
     round_ = rounds.load_round(get_session(), round_id)
+    if request.method == "GET" and round_.status != RoundStatus.DRAFT:
+        # Only a draft's times and title change: the page says so where the round is shown,
+        # rather than offering a form whose every save is refused.
+        flash(_("Only a draft round can be changed; this one is published."), "info")
+        return redirect(url_for("manage.round_detail", round_id=round_.id))
     form = round_form(round_)
     if form.validate_on_submit():
         try:
