@@ -180,6 +180,24 @@ def test_date_filters_are_beijing_days_on_the_page_and_in_the_export(
             seq[account_id] for account_id in expected], query
 
 
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_day_filter_that_cannot_match_says_why_above_the_rows(app, session, register, htmx):
+    """A day that is no date is left out, and days in the wrong order match nothing: the
+    register says so, rather than looking filtered (or empty) for no reason."""
+    client = client_of(app, register["manager"], "zh")
+    headers = {"HX-Request": "true"} if htmx else {}
+    every = client.get("/manage/filings", headers=headers).get_data(as_text=True)
+    garbage = client.get("/manage/filings?date_from=2026-13-45",
+                         headers=headers).get_data(as_text=True)
+    assert "“2026-13-45”不是日期，请写成 YYYY-MM-DD。下面显示的登记簿未按这个日期筛选。" in garbage
+    count = re.search(r'<p class="count">([^<]*)</p>', every).group(1)
+    assert f'<p class="count">{count}</p>' in garbage
+    reversed_days = client.get("/manage/filings?date_from=2026-12-31&date_to=2026-01-01",
+                               headers=headers).get_data(as_text=True)
+    assert "开始日期晚于结束日期，因此没有备案能符合条件；请对调两个日期。" in reversed_days
+    assert "不是日期" not in every and "开始日期晚于" not in every
+
+
 class TestADepartmentWhoseClocksChange:
     """BIDHUB_TIMEZONE may name a zone with summer time: a day there is then 23 or 25 hours,
     and "until" a day ends at midnight of the next day there, not 24 hours after the start."""

@@ -809,6 +809,21 @@ def filing_filter_from(args) -> FilingFilter:
                         date_to=parse_day(args.get("date_to"), days_after=1))
 
 
+def filing_filter_problems(args, criteria: FilingFilter) -> list[str]:
+    """Why the register shows other filings than its days ask for: a day that is no date (left
+    out, so every filing on that side is shown) or days in the wrong order (nothing can
+    match); said above the rows rather than leaving the list to look filtered."""
+    problems = [_("“%(day)s” is no date; write it as YYYY-MM-DD. The register is shown "
+                  "without it.", day=params.text_arg(args, name, 32))
+                for name in ("date_from", "date_to")
+                if params.text_arg(args, name, 32).strip()
+                and getattr(criteria, name) is None]
+    if (criteria.date_from is not None and criteria.date_to is not None
+            and criteria.date_from >= criteria.date_to):
+        problems.append(_("The first day is after the last, so no filing can match; swap them."))
+    return problems
+
+
 FILING_FILTER_NAMES = ("branch", "rep", "date_from", "date_to")
 
 
@@ -839,6 +854,7 @@ def filings():
     total = register.total
     return page_or_partial(
         "manage/filings.html", "manage/_filing_rows.html",
+        filter_problems=filing_filter_problems(request.args, criteria),
         filings=filing_rows(register.lines), total=total,
         page=page, pages=max(1, (total + size - 1) // size),
         args=args, pager_key=tuple(sorted(args.items())), appeal_people=register.people,
