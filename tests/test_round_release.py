@@ -65,6 +65,23 @@ def test_the_page_shows_the_owner_first_and_releases_on_confirmation(
     assert session.scalars(select(Listing)).one().released_from_id == owner.id
 
 
+def test_the_preview_of_a_sponsored_account_says_the_release_waits_for_the_sponsor(
+        session, draft, make_manager, make_rep, make_account, login_as):
+    owner = make_rep(name="王伟")
+    account = make_account(owner=owner, executive_sponsor="president")
+    plain = make_account(owner=owner)
+    client = login_as(make_manager())
+    data = {"reason": "neglected", "note": "", "review_text": REVIEW}
+    page = client.post(f"/manage/rounds/{draft.id}/release", headers={
+        "Accept-Language": "zh-CN"}, data={**data, "account": account.external_id}).get_data(
+        as_text=True)
+    assert re.search(r"丢失总结由王伟撰写。该客户有老板负责人总裁：释放需等其确认，在其确认或拒绝"
+                     r"之前，本轮次不能发布。请核对", page), page
+    page = client.post(f"/manage/rounds/{draft.id}/release",
+                       data={**data, "account": plain.external_id}).get_data(as_text=True)
+    assert "executive sponsor" not in page
+
+
 def test_an_account_that_changed_owner_after_the_preview_is_not_released(
         session, draft, make_manager, make_rep, make_account, clock, login_as):
     """The preview named the rep the review is about; a transfer in between makes the
