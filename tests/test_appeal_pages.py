@@ -273,6 +273,12 @@ def test_upholding_inline_sends_the_listing_back_to_decision(app, world):
     assert world["session"].get(Listing, world["harbour"].id).status == ListingStatus.LISTED
     round_page = text_of(client.get(f"/manage/rounds/{world['round'].id}"))
     assert "Back to decision" in round_page
+    # Said at the top of the card, with a link, whatever its row's place in the table.
+    summary = re.search(r'<p class="flash flash-error" id="reopened">(.*?)</p>', round_page,
+                        re.S).group(1)
+    assert "1 account is back to decision after an upheld appeal; decide it again:" in summary
+    assert f'href="/manage/listings/{world["harbour"].id}"' in summary
+    assert "Silk Textiles" not in summary
     assert f'action="/manage/listings/{world["harbour"].id}/decide"' in round_page
     assert f'action="/manage/listings/{world["textiles"].id}/decide"' not in round_page
     listing_page = text_of(client.get(f"/manage/listings/{world['harbour'].id}"))
