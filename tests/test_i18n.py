@@ -988,6 +988,10 @@ SPACE_AFTER_CHINESE_PUNCTUATION = re.compile(r"[。，：？！；] ")
 LINE_BREAK = "\x1e"
 
 
+# Skipped elements that stand in a line of text as a word does.
+INLINE_DATA_ELEMENTS = frozenset({"code", "kbd", "samp"})
+
+
 class TextLines(HTMLParser):
     """A page's text line by line as it reads: inline tags join their text with no gap, block
     elements start a new line."""
@@ -998,6 +1002,8 @@ class TextLines(HTMLParser):
         self.parts: list[str] = []
 
     def handle_starttag(self, tag, attrs) -> None:
+        if tag in INLINE_DATA_ELEMENTS and not self.skipping:
+            self.parts.append("data")  # a command set as code reads as a word in its line
         if tag in SKIPPED_ELEMENTS:
             self.skipping += 1
         if tag in BLOCK_ELEMENTS:
@@ -1028,6 +1034,9 @@ def test_spaced_punctuation_is_found_across_inline_tags_and_not_across_blocks():
     assert spaced_punctuation("<p>理由：\n  <span>该销售</span></p>") == ["理由： 该销售"]
     assert not spaced_punctuation("<p>已截止。</p>\n  <p>剩余 4 天</p><td>是？</td> <td>否</td>")
     assert not spaced_punctuation("<p>已截止。剩余 4 天</p><textarea>甲。 乙</textarea>")
+    assert not spaced_punctuation("<p>请保存这一行：<code>bidhub verify-ledger</code> 能查出</p>")
+    assert spaced_punctuation("<p>请运行： <code>bidhub verify-ledger</code></p>") == [
+        "请运行： data"]
 
 
 # Half-width punctuation in Chinese text, where the page should say ， 。 ； ： ？ ！ （ ）: a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -300,6 +301,15 @@ def keep(*key: Any, caller: Callable[[], Markup]) -> Markup:
     return fragment
 
 
+_COMMAND = re.compile(r"`([^`]+)`")
+
+
+def with_commands(text: str) -> Markup:
+    """`{{ _("... run `bidhub verify-ledger`.")|with_commands }}`: a message naming a command
+    in backticks, as the README writes it, with the command set as code and the rest escaped."""
+    return Markup(_COMMAND.sub(r"<code>\1</code>", str(escape(text))))  # noqa: S704 (escaped)
+
+
 def init_app(app: Flask) -> None:
     app.extensions[URL_CACHE] = {}
     app.extensions[FRAGMENT_CACHE] = {}
@@ -310,7 +320,7 @@ def init_app(app: Flask) -> None:
                                  metric_amount=metric_amount, translate=translate)
     app.jinja_env.filters.update(branch_name=branch_name, yuan_compact=yuan_compact,
                                  decision_reason=decision_reason, listed=listed,
-                                 decision_links=decision_links,
+                                 decision_links=decision_links, with_commands=with_commands,
                                  allocation_reason=allocation_reason)
     app.jinja_env.globals.update(get_locale=get_locale, **TEMPLATE_ENUMS, **TEMPLATE_POLICIES)
     app.jinja_env.globals.update(html_lang=html_lang, current_language=current_language,
