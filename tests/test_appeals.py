@@ -321,8 +321,8 @@ def test_an_upheld_appeal_reopens_the_decision_and_it_is_decided_again(
 
 def test_a_rejected_appeal_leaves_the_decision_and_tells_the_appellant(
         session, clock, make_rep, make_manager, announce):
-    rep, manager = make_rep(), make_manager()
-    round_ = announce([rep, make_rep()], manager=manager)
+    rep, winner, manager = make_rep(), make_rep(), make_manager()
+    round_ = announce([rep, winner], manager=manager, winner=winner)
     listing = round_.listings[0]
     decision = winner_of(session, listing.id)
     appeal = appeals.file_appeal(session, rep, listing.id, ground=GROUND, now=clock())
@@ -788,8 +788,8 @@ def test_the_window_is_counted_in_working_days_of_the_configured_zone(app, sessi
 
 
 def test_the_same_appeal_twice_at_once_is_filed_once(app, session, clock, make_rep, announce):
-    rep = make_rep()
-    round_ = announce([rep, make_rep()])
+    rep, winner = make_rep(), make_rep()
+    round_ = announce([rep, winner], winner=winner)
     listing_id = round_.listings[0].id
     factory = app.extensions["bidhub_sessionmaker"]
 
