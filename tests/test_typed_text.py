@@ -398,6 +398,13 @@ def test_a_reason_of_emoji_is_no_reason(session, make_manager, make_rep, make_ac
     with pytest.raises(InvalidRequest) as refused:
         explain_incident(session, rep, incident.id, explanation="😀" * 40, now=clock())
     assert refused.value.field == "explanation"
+    # 40 characters typed against a minimum of 20: the message says what does not count.
+    assert str(refused.value) == (
+        "Explain what happened (at least 20 characters). Emoji, punctuation and spaces alone do "
+        "not count: at least 5 of the characters must be letters or digits.")
+    with pytest.raises(InvalidRequest) as refused:
+        explain_incident(session, rep, incident.id, explanation="太短了", now=clock())
+    assert str(refused.value) == "Explain what happened (at least 20 characters)."
     explained = explain_incident(session, rep, incident.id, now=clock(),
                                  explanation="客户总部统一投放，分公司未告知；已约见人事总监。")
     assert explained.status == "explained"

@@ -45,6 +45,17 @@ USERNAME_PUNCTUATION = frozenset("._-@")
 MAX_USERNAME_LENGTH = 64
 
 
+def short_writing(message: Text, text: str | None, minimum: int) -> Text:
+    """The refusal of `text` as too little writing for `minimum` (writes_less_than): `message`,
+    which names the minimum, and where the text has that many characters, but too few letters
+    or digits among them, a sentence saying what does not count."""
+    if len(visible_text(text)) < minimum:
+        return message
+    return N_("%(message)s Emoji, punctuation and spaces alone do not count: at least "
+              "%(letters)d of the characters must be letters or digits.", message=message,
+              letters=-(-minimum // 4))
+
+
 def writes_less_than(text: str | None, minimum: int) -> bool:
     """Whether `text` is too little writing for a minimum of `minimum` characters: fewer
     characters than that once invisible ones and the spaces around it are left out, or fewer

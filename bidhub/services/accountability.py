@@ -36,7 +36,7 @@ from bidhub.db import unit_of_work
 from bidhub.domain.collation import branch_order, person_order
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import writes_less_than
+from bidhub.domain.typed_text import short_writing, writes_less_than
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -337,8 +337,9 @@ def explain_incident(
             raise Conflict(N_("This incident was already explained."))
         text = explanation.strip()
         if writes_less_than(text, MIN_EXPLANATION_LENGTH):
-            raise InvalidRequest(N_("Explain what happened (at least %(count)d characters).",
-                                    count=MIN_EXPLANATION_LENGTH), field="explanation")
+            raise InvalidRequest(short_writing(N_(
+                "Explain what happened (at least %(count)d characters).",
+                count=MIN_EXPLANATION_LENGTH), text, MIN_EXPLANATION_LENGTH), field="explanation")
         incident.explanation = text
         incident.explained_at = now
         incident.status = IncidentStatus.EXPLAINED

@@ -38,7 +38,7 @@ from bidhub.domain.errors import (
 from bidhub.domain.messages import dumps
 from bidhub.domain.standstill import is_window_open
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import writes_less_than
+from bidhub.domain.typed_text import short_writing, writes_less_than
 from bidhub.models import (
     Appeal,
     AppealStatus,
@@ -88,7 +88,7 @@ def require_management(actor: User) -> None:
 def check_text(text: str, field: str, too_short) -> str:
     text = text.strip()
     if writes_less_than(text, MIN_REASON_LENGTH):
-        raise InvalidRequest(too_short, field=field)
+        raise InvalidRequest(short_writing(too_short, text, MIN_REASON_LENGTH), field=field)
     if len(text) > MAX_REASON_LENGTH:
         raise InvalidRequest(N_("Write at most %(count)d characters.", count=MAX_REASON_LENGTH),
                              field=field)

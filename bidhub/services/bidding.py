@@ -47,7 +47,7 @@ from bidhub.domain.facts import (
 from bidhub.domain.rules import RuleSet
 from bidhub.domain.scoring import check_eligibility
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import writes_less_than
+from bidhub.domain.typed_text import short_writing, writes_less_than
 from bidhub.models import (
     Account,
     AccountabilityIncident,
@@ -89,11 +89,13 @@ from bidhub.services.track_records import (
 
 def check_bid_content(account_plan: str, committed_revenue_yuan: int, visit_plan: str) -> None:
     if writes_less_than(account_plan, MIN_PLAN_LENGTH):
-        raise BidRejected(N_("Describe your plan for the account (at least %(count)d "
-                             "characters).", count=MIN_PLAN_LENGTH), field="account_plan")
+        raise BidRejected(short_writing(N_(
+            "Describe your plan for the account (at least %(count)d characters).",
+            count=MIN_PLAN_LENGTH), account_plan, MIN_PLAN_LENGTH), field="account_plan")
     if writes_less_than(visit_plan, MIN_PLAN_LENGTH):
-        raise BidRejected(N_("Describe your visits in the first 90 days (at least %(count)d "
-                             "characters).", count=MIN_PLAN_LENGTH), field="visit_plan")
+        raise BidRejected(short_writing(N_(
+            "Describe your visits in the first 90 days (at least %(count)d characters).",
+            count=MIN_PLAN_LENGTH), visit_plan, MIN_PLAN_LENGTH), field="visit_plan")
     for field, text in (("account_plan", account_plan), ("visit_plan", visit_plan)):
         if len(text) > MAX_PLAN_LENGTH:
             raise BidRejected(N_("Keep it under %(count)s characters.",

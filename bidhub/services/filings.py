@@ -28,7 +28,7 @@ from bidhub.domain.eligibility import ELIGIBILITY_SETTINGS
 from bidhub.domain.errors import InvalidRequest, NotFound, OwnerChangeRefused, TransferRefused
 from bidhub.domain.ledger import Checkpoint
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import visible_text, writes_less_than
+from bidhub.domain.typed_text import short_writing, visible_text, writes_less_than
 from bidhub.models import (
     Account,
     Branch,
@@ -124,13 +124,15 @@ def transfer_account(
                                      "admin to make the transfer.", account=account.name),
                                   field="account")
         if writes_less_than(reason, MIN_REASON_LENGTH):
-            raise TransferRefused(N_("Give the reason for the transfer (at least %(count)d "
-                                     "characters).", count=MIN_REASON_LENGTH), field="reason")
+            raise TransferRefused(short_writing(N_(
+                "Give the reason for the transfer (at least %(count)d characters).",
+                count=MIN_REASON_LENGTH), reason, MIN_REASON_LENGTH), field="reason")
         from_rep_id = account.owner_id
         if from_rep_id is not None and writes_less_than(review_text, MIN_REVIEW_LENGTH):
-            raise TransferRefused(N_("Write a review of why the account leaves its rep (at "
-                                     "least %(count)d characters).", count=MIN_REVIEW_LENGTH),
-                                  field="review_text")
+            raise TransferRefused(short_writing(N_(
+                "Write a review of why the account leaves its rep (at least %(count)d "
+                "characters).", count=MIN_REVIEW_LENGTH), review_text, MIN_REVIEW_LENGTH),
+                field="review_text")
         if account.sponsor_id is not None:
             return request_sponsored_transfer(session, actor, account, to_rep, reason=reason,
                                               review_text=review_text, now=now)
@@ -474,6 +476,7 @@ def rows_with_ids(session: Session, id_column, *columns, ids: set[int]) -> list[
 def check_reason(reason: str) -> str:
     reason = visible_text(reason)
     if writes_less_than(reason, MIN_REASON_LENGTH):
-        raise InvalidRequest(N_("Write the reason (at least %(count)d characters).",
-                                count=MIN_REASON_LENGTH), field="reason")
+        raise InvalidRequest(short_writing(N_(
+            "Write the reason (at least %(count)d characters).", count=MIN_REASON_LENGTH),
+            reason, MIN_REASON_LENGTH), field="reason")
     return reason

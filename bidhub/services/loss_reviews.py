@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, object_session, selectinload
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from bidhub.domain.text import N_
-from bidhub.domain.typed_text import writes_less_than
+from bidhub.domain.typed_text import short_writing, writes_less_than
 from bidhub.models import (
     AccountReview,
     Filing,
@@ -214,8 +214,9 @@ def check_version(review: AccountReview, expected_version: int | None) -> None:
 def check_answer(text: str, field: str) -> str:
     text = (text or "").strip()
     if writes_less_than(text, MIN_ANSWER_LENGTH):
-        raise InvalidRequest(N_("Write at least %(count)d characters.", count=MIN_ANSWER_LENGTH),
-                             field=field)
+        raise InvalidRequest(short_writing(N_(
+            "Write at least %(count)d characters.", count=MIN_ANSWER_LENGTH), text,
+            MIN_ANSWER_LENGTH), field=field)
     if len(text) > MAX_ANSWER_LENGTH:
         raise InvalidRequest(N_("Write at most %(count)d characters.", count=MAX_ANSWER_LENGTH),
                              field=field)
@@ -262,8 +263,9 @@ def close_review(session: Session, manager: User, review_id: int, *, comment: st
         before = {"status": review.status}
         comment = (comment or "").strip()
         if writes_less_than(comment, MIN_COMMENT_LENGTH):
-            raise InvalidRequest(N_("Write a comment of at least %(count)d characters.",
-                                    count=MIN_COMMENT_LENGTH), field="comment")
+            raise InvalidRequest(short_writing(N_(
+                "Write a comment of at least %(count)d characters.", count=MIN_COMMENT_LENGTH),
+                comment, MIN_COMMENT_LENGTH), field="comment")
         if len(comment) > MAX_ANSWER_LENGTH:
             raise InvalidRequest(N_("Write at most %(count)d characters.", count=MAX_ANSWER_LENGTH),
                                  field="comment")

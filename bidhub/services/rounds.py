@@ -14,7 +14,7 @@ from sqlalchemy.orm.util import identity_key
 from bidhub.db import attached, columns_of, in_unit_of_work, unit_of_work, values_by_model
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, refuse_together
 from bidhub.domain.text import COMMA, N_, Joined
-from bidhub.domain.typed_text import visible_text, writes_less_than
+from bidhub.domain.typed_text import short_writing, visible_text, writes_less_than
 from bidhub.models import (
     Account,
     Branch,
@@ -310,10 +310,10 @@ def check_release(session: Session, round_: Round, account: Account, *, reason: 
                 "%(account)s is already listed in round “%(title)s”.", account=account.name,
                 title=already.round.title), field="account"))
     if account.owner_id is not None and writes_less_than(review_text, MIN_REVIEW_LENGTH):
-        refusals.append(InvalidRequest(N_(
+        refusals.append(InvalidRequest(short_writing(N_(
             "Write a review of why the account leaves %(rep)s (at least %(count)d "
             "characters).", rep=account.owner.display_name, count=MIN_REVIEW_LENGTH),
-            field="review_text"))
+            review_text, MIN_REVIEW_LENGTH), field="review_text"))
     refuse_together(refusals)
 
 

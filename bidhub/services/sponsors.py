@@ -18,7 +18,7 @@ from bidhub.domain.errors import (
     PermissionDenied,
 )
 from bidhub.domain.text import N_
-from bidhub.domain.typed_text import writes_less_than
+from bidhub.domain.typed_text import short_writing, writes_less_than
 from bidhub.models import (
     Account,
     AuditEvent,
@@ -186,8 +186,9 @@ def check_answer_note(note: str, *, required: bool) -> str:
         raise InvalidRequest(N_("Use at most %(count)d characters.", count=MAX_REASON_LENGTH),
                              field="note")
     if required and writes_less_than(note, MIN_REASON_LENGTH):
-        raise InvalidRequest(N_("Say why you refuse (at least %(count)d characters).",
-                                count=MIN_REASON_LENGTH), field="note")
+        raise InvalidRequest(short_writing(N_(
+            "Say why you refuse (at least %(count)d characters).", count=MIN_REASON_LENGTH),
+            note, MIN_REASON_LENGTH), field="note")
     return note
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bidhub.db import unit_of_work
 from bidhub.domain.errors import Conflict, NotFound
 from bidhub.domain.text import N_, Text
-from bidhub.domain.typed_text import writes_less_than
+from bidhub.domain.typed_text import short_writing, writes_less_than
 from bidhub.models import Account, Filing, Listing, RepStatus, Role, TransferRequest, User
 from bidhub.services.filings import (
     DEFAULT_CAPACITY_MAX,
@@ -200,8 +200,9 @@ def preview_transfer(session: Session, account: Account, to_rep: User,
                                               maximum)
     if (review_text is not None and owner is not None and moving
             and writes_less_than(review_text, MIN_REVIEW_LENGTH)):
-        problems["review_text"] = N_("Write a review of why the account leaves its rep (at "
-                                     "least %(count)d characters).", count=MIN_REVIEW_LENGTH)
+        problems["review_text"] = short_writing(N_(
+            "Write a review of why the account leaves its rep (at least %(count)d characters).",
+            count=MIN_REVIEW_LENGTH), review_text, MIN_REVIEW_LENGTH)
     return TransferPreview(
         account=account, to_rep=to_rep,
         owner=change(owner, -1 if moving else 0) if owner is not None else None,
