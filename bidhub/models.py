@@ -277,6 +277,17 @@ class User(Base):
     def get_id(self) -> str:
         return self.session_token
 
+    @property
+    def may_sign_in(self) -> bool:
+        """Active and not left the company: someone who left keeps no way in, whether or not
+        the account was also deactivated."""
+        return may_sign_in(self.is_active, self.status)
+
+
+def may_sign_in(is_active: bool, status: str) -> bool:
+    """Whether a user with these values may sign in and stay signed in (User.may_sign_in)."""
+    return bool(is_active) and status != RepStatus.LEFT
+
 
 class LoginThrottle(Base):
     """Failed sign-ins counted per account name and per client address, with a growing delay."""
