@@ -857,6 +857,31 @@ def test_the_upload_goes_to_the_mapping_step_and_confirming_imports(
     assert "Using the mapping saved on" in page and admin.display_name in page
 
 
+def test_a_saved_mapping_is_offered_under_this_file_s_way_of_writing_its_headers(
+        session, branches, admin, login_as, uploads):
+    """The same header row written otherwise (full-width brackets, a trailing space) finds the
+    saved mapping: its menus show the saved choices under this file's headers, and confirming
+    them as shown imports."""
+    client = login_as(admin)
+    run_reps = upload(client, "reps", csv_of(REPS_HEADERS, REPS_ROWS), "销售.csv")
+    client.post(run_reps.location, data=form_of(client.get(run_reps.location).get_data(
+        as_text=True)))
+    response = upload(client, "accounts", csv_of(ACCOUNT_HEADERS, ACCOUNT_ROWS))
+    page = client.get(response.location).get_data(as_text=True)
+    assert client.post(response.location, data=form_of(page)).status_code == 303
+    written_otherwise = ACCOUNT_HEADERS.replace("年度金额(万元)", "年度金额（万元） ")
+    response = upload(client, "accounts", csv_of(written_otherwise, ACCOUNT_ROWS))
+    page = client.get(response.location).get_data(as_text=True)
+    assert "Using the mapping saved on" in page
+    form = form_of(page)
+    assert form["column-5"] == "annual_value_yuan"
+    confirmed = client.post(response.location, data=form)
+    assert confirmed.status_code == 303 and re.search(r"/admin/imports/\d+$", confirmed.location)
+    reload(session)
+    assert dict(session.execute(select(Account.external_id, Account.annual_value_yuan)).all()
+                ) == {"KA-1": 1_200_000, "KA-2": 3_505_000}
+
+
 def test_the_mapping_step_says_which_rows_above_the_column_names_it_skips(
         session, branches, admin, login_as, uploads):
     client = login_as(admin)

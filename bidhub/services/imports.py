@@ -84,6 +84,7 @@ from bidhub.domain.imports import (
     default_limits,
     exact_mapping,
     file_shape,
+    header_key,
     headers_key,
     id_key,
     mapping_needed,
@@ -621,6 +622,16 @@ def suggested_columns(suggestion: list[ColumnMatch]) -> dict[str, str]:
     return {match.column: match.field for match in suggestion if match.field is not None}
 
 
+def saved_for_headers(saved: dict[str, str], headers: list[str]) -> dict[str, str]:
+    """A saved mapping's columns keyed by this file's headers. It was saved under the header
+    row it was confirmed for, which may write a header otherwise and still be the same row
+    (headers_key: 年合同额（万元） with a trailing space is 年合同额(万元)); the mapping step's
+    menus and what it sends back name this file's headers."""
+    by_key = {header_key(header): field for header, field in saved.items()}
+    return {header: by_key[header_key(header)] for header in headers
+            if header_key(header) in by_key}
+
+
 def saved_mapping(session: Session, kind: str, headers: list[str]) -> ImportMapping | None:
     """The mapping an admin confirmed for files of this kind with these headers, if any."""
     return session.scalars(select(ImportMapping).where(
@@ -675,9 +686,11 @@ def propose_mapping(
     suggestion = suggest_mapping(kind, headers)
     saved = saved_mapping(session, kind, headers)
     if columns is None:
-        columns = dict(saved.columns) if saved is not None else suggested_columns(suggestion)
+        columns = (saved_for_headers(saved.columns, headers) if saved is not None
+                   else suggested_columns(suggestion))
     if acknowledged is None:
-        acknowledged = saved.acknowledged if saved is not None else []
+        acknowledged = (list(saved_for_headers(dict.fromkeys(saved.acknowledged, ""), headers))
+                        if saved is not None else [])
     acknowledged = [column for column in acknowledged if column in headers]
     check = check_mapping(kind, headers, columns, acknowledged, source.shape.unit_note)
     saved_by = ""
@@ -719,9 +732,11 @@ def chosen_mapping(
             raise InvalidRequest(Joined(check.refusals), field="mapping")
         return check.columns, acknowledged, None
     saved = saved_mapping(session, kind, headers)
-    if saved is not None and check_mapping(kind, headers, saved.columns,
-                                           saved.acknowledged).usable:
-        return dict(saved.columns), list(saved.acknowledged), saved
+    if saved is not None:
+        columns = saved_for_headers(saved.columns, headers)
+        acknowledged = list(saved_for_headers(dict.fromkeys(saved.acknowledged, ""), headers))
+        if check_mapping(kind, headers, columns, acknowledged).usable:
+            return columns, acknowledged, saved
     if headers and mapping_needed(kind, headers):
         raise MappingNeeded(kind, headers)
     return None, [], None
