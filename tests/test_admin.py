@@ -24,8 +24,10 @@ def test_an_admin_creates_a_rep_who_can_then_sign_in(app, session, make_admin, m
     assert user.branch_id == branch.id and user.password_hash.startswith("scrypt:")
     assert session.scalars(select(AuditEvent).where(AuditEvent.action == "user.created")).one()
     other = app.test_client()
-    assert other.post("/login", data={"username": "newrep",
-                                      "password": "long enough pass"}).status_code == 302
+    signed_in = other.post("/login", data={"username": "newrep", "password": "long enough pass"})
+    # The admin chose the password: it is temporary, as a reset's is.
+    assert signed_in.status_code == 302 and signed_in.location == "/password"
+    assert user.must_change_password
 
 
 def test_a_rep_without_a_branch_is_refused_on_the_field(app, make_admin, login_as):

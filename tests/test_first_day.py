@@ -145,8 +145,16 @@ def test_a_department_starts_from_an_empty_database(app, session, clock, tmp_pat
                                  data={"new_password": "temporary passphrase 1"})
     assert response.status_code == 303
 
-    # 7. The manager opens a round with two accounts nobody holds.
-    manager_client, _ = sign_in(app, "zhou", "manager passphrase one")
+    # 7. The manager replaces the password the admin chose, then opens a round with two
+    # accounts nobody holds.
+    manager_client, response = sign_in(app, "zhou", "manager passphrase one")
+    assert response.location == "/password"
+    response = manager_client.post("/password", data={
+        "current_password": "manager passphrase one", "new_password": "zhou's own passphrase",
+        "confirm": "zhou's own passphrase"})
+    assert response.status_code == 302
+    manager_client, response = sign_in(app, "zhou", "zhou's own passphrase")
+    assert response.location == "/manage"
     deadline = clock() + timedelta(days=3)
     response = manager_client.post("/manage/rounds/new", data={
         "title": "第一轮客户竞标", "branch_id": "0", "opens_at": local(clock()),

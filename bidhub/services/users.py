@@ -222,6 +222,9 @@ def create_user(
     # Built (and its password hashed) before the write transaction, which then stays short.
     user = build_user(username, display_name, password, role, branch_id, now, hired_on,
                       executive_title=executive_title, zone=zone)
+    # A password an admin chose for someone else is temporary, as a reset's is; one typed at
+    # the command line (actor None: the first admin's own, or the operator's) is not.
+    user.must_change_password = actor is not None
     with unit_of_work(session):
         if user.branch_id is not None:
             require_open_branch(session, user.branch_id)
