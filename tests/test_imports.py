@@ -1581,6 +1581,27 @@ def incident(session, external_id: str) -> AccountabilityIncident:
         AccountabilityIncident.external_id == external_id)).one()
 
 
+def test_an_imported_incident_awaiting_an_explanation_is_in_its_rep_s_inbox(
+        session, loaded, run_import):
+    """As one logged on the accountability page is: told once, and only where the rep has
+    something to do (an incident imported as explained waits for nobody's explanation)."""
+    from bidhub.models import Notification
+
+    reload(session)
+    told = {(notice.recipient_id, notice.event_key) for notice in session.scalars(
+        select(Notification).where(Notification.kind == "incident_logged"))}
+    incidents = {incident.external_id: incident for incident in session.scalars(
+        select(AccountabilityIncident))}
+    assert told == {(incidents[external_id].rep_id,
+                     f"incident_logged:incident:{incidents[external_id].id}")
+                    for external_id in ("INC-4002", "INC-4003")}
+    again = run_import("incidents", sample_text("incidents"))
+    assert (again.status, again.added) == ("imported", 0)
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.kind == "incident_logged")) == 2
+
+
 def test_an_older_incidents_export_never_takes_back_what_was_done_in_bidhub(
         session, loaded, run_import, make_manager, clock):
     """INC-4002 (open in the file) was explained by its rep in bidhub, INC-4001 (explained in

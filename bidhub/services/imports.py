@@ -131,6 +131,7 @@ from bidhub.services.branches import (
 from bidhub.services.departures import lock_departing, send_back_awards
 from bidhub.services.filings import rules_in_force
 from bidhub.services.html_tables import html_rows, is_html_table
+from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
     OwnerChange,
     change_owners,
@@ -2084,6 +2085,7 @@ class IncidentImporter(Importer):
         self.won_deals = recent_won_deals(self.session, list(self.accounts_by_id), self.now,
                                           self.policy, self.zone)
         self.incidents: dict[str, AccountabilityIncident] = {}  # by id_key
+        self.added: list[AccountabilityIncident] = []
         for part in chunks({row.values["external_id"] for row in rows}):
             query = select(AccountabilityIncident).where(
                 matching_ids(self.session, AccountabilityIncident.external_id, part))
@@ -2128,6 +2130,7 @@ class IncidentImporter(Importer):
                    "evidence_url": "", **fields})
             self.session.add(incident)
             self.incidents[id_key(incident.external_id)] = incident
+            self.added.append(incident)
             self.touched_reps.add(rep.id)
             return "added"
         self.keep_later_steps(row, incident, fields)
@@ -2137,6 +2140,14 @@ class IncidentImporter(Importer):
         dated_status_change(incident, previous_status, self.now)
         self.touched_reps.update({previous_rep, rep.id})
         return "updated"
+
+    def finish(self) -> None:
+        """The rep of each incident the file brings that waits for their explanation is told,
+        as one logged on the accountability page is (notify keeps one notice per incident)."""
+        super().finish()
+        for incident in self.added:
+            if incident.status == IncidentStatus.OPEN:
+                notify(self.session, "incident_logged", incident, self.now)
 
 
     def keep_later_steps(self, row: Row, incident: AccountabilityIncident,
