@@ -51,6 +51,22 @@ def uphold(session, manager, incident, clock, note="No convincing explanation gi
                             expected_version=incident.version, now=clock())
 
 
+def test_a_rep_s_incidents_list_what_waits_for_them_first_the_most_urgent_on_top(
+        session, make_manager, make_rep, make_account, clock):
+    from bidhub.services.accountability import incidents_of_rep
+
+    manager, rep = make_manager(), make_rep()
+    explained = log(session, manager, make_account(owner=rep), clock, site="a.example")
+    explain_incident(session, rep, explained.id, explanation=EXPLANATION, now=clock())
+    clock.advance(days=1)
+    later = log(session, manager, make_account(owner=rep), clock, site="b.example")
+    clock.advance(days=1)
+    latest = log(session, manager, make_account(owner=rep), clock, site="c.example")
+    reload(session)
+    assert [incident.id for incident in incidents_of_rep(session, rep)] == [
+        later.id, latest.id, explained.id]
+
+
 def test_the_whole_cycle_through_the_pages(app, session, make_manager, make_rep, make_account,
                                            clock):
     manager, rep = make_manager(), make_rep(name="王伟")

@@ -40,6 +40,18 @@ def test_withdraw_then_bid_again(session, make_rep, listing, make_bid, clock):
     assert again.id == bid.id and again.status == "active"
 
 
+def test_the_edit_page_of_a_withdrawn_bid_says_so_and_offers_a_new_bid(
+        session, make_rep, listing, make_bid, clock, login_as):
+    rep = make_rep()
+    bid = make_bid(rep, listing)
+    withdraw_bid(session, rep, bid.id, clock())
+    page = login_as(rep).get(f"/bids/{bid.id}/edit", headers={"Accept-Language": "zh-CN"}
+                             ).get_data(as_text=True)
+    assert 'id="withdrawn"' in page and "这份竞标申请已撤回" in page
+    assert f'href="/listings/{listing.id}/bid"' in page
+    assert 'name="account_plan"' not in page
+
+
 def test_a_rep_cannot_touch_another_reps_bid(session, make_rep, listing, make_bid, clock):
     owner, intruder = make_rep(), make_rep()
     bid = make_bid(owner, listing)

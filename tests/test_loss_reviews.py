@@ -262,6 +262,10 @@ def test_the_rep_writes_the_review_and_management_closes_it(app, client, session
     assert "<th>发起时间</th>" in chinese.get_data(as_text=True)
     assert "已丢单" not in chinese.get_data(as_text=True)
     assert client.get(f"/reviews/{review.id}").status_code == 200
+    # The due date is labelled as one, not with the status "review due" (总结待填写).
+    detail = client.get(f"/reviews/{review.id}", headers={"Accept-Language": "zh-CN"}
+                        ).get_data(as_text=True)
+    assert "<dt>截止</dt>" in detail and "<dt>总结待填写</dt>" not in detail
     # Garbage: too short, nothing changes.
     response = client.post(f"/my/reviews/{review.id}", data={
         "what_happened": "short", "do_differently": "x", "version": str(review.version)})

@@ -466,10 +466,17 @@ def incidents_for_management(session: Session, status: str = "") -> list[Account
 
 
 def incidents_of_rep(session: Session, rep: User) -> list[AccountabilityIncident]:
-    return list(session.scalars(
+    """A rep's incidents, those awaiting their explanation first, the one due soonest (or most
+    overdue) at the top; then the others, the latest due first."""
+    incidents = list(session.scalars(
         select(AccountabilityIncident).where(AccountabilityIncident.rep_id == rep.id)
         .order_by(AccountabilityIncident.explanation_due_at.desc(),
                   AccountabilityIncident.id.desc())))
+    waiting = sorted((incident for incident in incidents if awaits_explanation(incident)),
+                     key=lambda incident: (incident.explanation_due_at is None,
+                                           incident.explanation_due_at or incident.seen_at,
+                                           incident.id))
+    return waiting + [incident for incident in incidents if not awaits_explanation(incident)]
 
 
 # How many of a rep's incidents await an explanation (awaits_explanation, in SQL); built once,
