@@ -19,6 +19,7 @@ from bidhub.models import (
     Opportunity,
     OpportunityStageChange,
     ReleaseReason,
+    RepStatus,
     RoundStatus,
 )
 from bidhub.services import capacity_board, rounds
@@ -79,6 +80,30 @@ def test_filters_by_band_and_branch(session, reps):
                                              branch_id=reps["other"].branch_id)
     assert [load.rep.id for load in shanghai.rows] == [reps["other"].id]
     assert below.band_counts == shanghai.band_counts  # the summary covers everyone
+
+
+def test_reps_who_left_or_were_deactivated_holding_accounts_are_listed_to_hand_over(
+        session, client, reps, make_rep, give_accounts, make_manager):
+    """Their accounts are worked by nobody: the board lists them apart, rather than leaving
+    the deactivated out and counting the departed as short of the band."""
+    departed, deactivated = make_rep(name="Departed Rep"), make_rep(name="Switched Off Rep")
+    empty_handed = make_rep(name="Gone Empty Rep", status=RepStatus.LEFT)
+    give_accounts(departed, 28)
+    give_accounts(deactivated, 33)
+    departed.status, deactivated.is_active = RepStatus.LEFT, False
+    session.commit()
+    board = capacity_board.capacity_board(session)
+    assert [(load.rep.display_name, load.held) for load in board.departed] == [
+        ("Switched Off Rep", 33), ("Departed Rep", 28)]
+    assert not {departed.id, deactivated.id, empty_handed.id} & {
+        load.rep.id for load in board.rows}
+    assert board.band_counts == {Band.ABOVE: 1, Band.BELOW: 2, Band.INSIDE: 1}
+    login(client, make_manager())
+    page = client.get("/board", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    section = re.search(r'<section class="card" id="to-hand-over">(.*?)</section>', page,
+                        re.S).group(1)
+    assert "待移交的客户" in section and "Switched Off Rep" in section and "已停用" in section
+    assert f"/board/reps/{departed.id}" in section and "Gone Empty Rep" not in page
 
 
 def test_the_board_page_shows_bands_and_links_to_each_rep(client, reps, make_manager,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -98,13 +98,20 @@ class RepLoad:
 class Board:
     capacity: CapacityBand
     rows: list[RepLoad]  # after the filters, the ones needing action first
-    band_counts: dict[Band, int]  # over every active rep, before the filters
+    band_counts: dict[Band, int]  # over every rep at work, before the filters
+    # Reps who left or were deactivated and still hold accounts (or have awards coming), after
+    # the branch filter: their accounts are to be handed over, whatever the band says.
+    departed: list[RepLoad] = field(default_factory=list)
 
 
 def rep_loads(session: Session, capacity: CapacityBand) -> list[RepLoad]:
     """Every active rep's load, counted as ownership.py counts it, needing action first."""
     reps = sorted(session.scalars(select(User).where(User.role == Role.REP, User.is_active)),
                   key=person_order)
+    return _loads(session, capacity, reps)
+
+
+def _loads(session: Session, capacity: CapacityBand, reps: list[User]) -> list[RepLoad]:
     commitments = commitments_of(session, [rep.id for rep in reps])
     loads = [RepLoad(rep, commitments[rep.id].held, commitments[rep.id].pending,
                      capacity.band_of(commitments[rep.id].held),
@@ -117,14 +124,20 @@ def rep_loads(session: Session, capacity: CapacityBand) -> list[RepLoad]:
 def capacity_board(session: Session, *, band: Band | None = None,
                    branch_id: int | None = None) -> Board:
     capacity = capacity_band(session)
-    loads = rep_loads(session, capacity)
+    reps = sorted(session.scalars(select(User).where(User.role == Role.REP)), key=person_order)
+    loads = _loads(session, capacity, reps)
+    at_work = [load for load in loads if load.rep.may_sign_in]
     counts = dict.fromkeys(Band, 0)
-    for load in loads:
+    for load in at_work:
         counts[load.band] += 1
-    rows = [load for load in loads
+    rows = [load for load in at_work
             if (band is None or load.band == band)
             and (branch_id is None or load.rep.branch_id == branch_id)]
-    return Board(capacity, rows, counts)
+    departed = sorted((load for load in loads if not load.rep.may_sign_in
+                       and (load.held or load.incoming)
+                       and (branch_id is None or load.rep.branch_id == branch_id)),
+                      key=lambda load: -load.held)
+    return Board(capacity, rows, counts, departed)
 
 
 @dataclass(frozen=True)
