@@ -41,6 +41,12 @@ def test_rows_and_standing_give_what_the_listing_objects_give(
     assert len(by_rows) == 4  # incidents everywhere; the released and the lost one cool down
     released = next(row for row in rows if row.account_id == released_from_rep.id)
     assert len(by_rows[released.id]) == 3  # released from the rep, incidents, cooldown
+    # Closed to the rep for good in this round: no remedy promises otherwise (the cooldown's
+    # "wait until" would end after the round). The account lost to another rep may be bid for
+    # once the cooldown ends, and says when.
+    assert [hindrance.remedy for hindrance in by_rows[released.id]] == [None, None, None]
+    lost_row = next(row for row in rows if row.account_id == lost.id)
+    assert any(hindrance.remedy is not None for hindrance in by_rows[lost_row.id])
 
     # A stored bid's facts, read one bid at a time, are the prospect's but for the bid itself.
     bidder = make_rep()

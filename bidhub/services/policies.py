@@ -384,7 +384,9 @@ def _checked_hindrances(rules: RuleSet, facts: CheckedFacts, released_from_rep: 
     for rule in checks_applied(rules.eligibility, facts):
         passed, reason = rule.check(rules.eligibility, facts)
         if not passed:
-            hindrances.append(Hindrance(reason, _remedy(
+            # Released from this rep, the listing stays closed to them whatever they do: a
+            # remedy (wait for the cooldown) would promise what never comes in this round.
+            hindrances.append(Hindrance(reason, None if released_from_rep else _remedy(
                 rule.name, rules, facts, tenure_counted_from, released_at)))
     return hindrances
 
@@ -393,10 +395,11 @@ def _hindrances(rules: RuleSet, standing: Standing, released_from_id: int | None
                 facts: BidFacts, released_at: datetime | None) -> list[Hindrance]:
     """Why the rep may not bid, from the facts of a bid for the listing; `released_at`: when
     the rep last gave up its account, if ever."""
-    hindrances = ([Hindrance(RELEASED_FROM_YOU)] if released_from_id == standing.rep_id
-                  else [])
-    hindrances += [Hindrance(check.reason, _remedy(check.name, rules, facts,
-                                                   standing.tenure_counted_from, released_at))
+    released_from_rep = released_from_id == standing.rep_id
+    hindrances = [Hindrance(RELEASED_FROM_YOU)] if released_from_rep else []
+    # As in _checked_hindrances: no remedy on a listing that stays closed to the rep.
+    hindrances += [Hindrance(check.reason, None if released_from_rep else _remedy(
+                       check.name, rules, facts, standing.tenure_counted_from, released_at))
                    for check in check_eligibility(rules, facts) if not check.passed]
     return hindrances
 
