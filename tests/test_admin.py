@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bidhub.models import AuditEvent, User
-from tests.conftest import user_form_fingerprint
+from tests.conftest import reload, user_form_fingerprint
 
 
 def test_an_admin_creates_a_rep_who_can_then_sign_in(app, session, make_admin, make_branch,
@@ -138,6 +138,22 @@ def test_deactivating_a_user_ends_their_sessions(app, session, make_admin, make_
     assert session.get(User, rep.id).is_active is False
     event = session.scalars(select(AuditEvent).where(AuditEvent.action == "user.updated")).one()
     assert event.before["is_active"] is True and event.after["is_active"] is False
+
+
+def test_an_admin_deactivating_themselves_is_told_so_on_the_box(app, session, make_admin,
+                                                                login_as):
+    admin = make_admin()
+    client = login_as(admin)
+    response = client.post(f"/admin/users/{admin.id}", headers={"Accept-Language": "zh-CN"},
+                           data={"display_name": admin.display_name, "role": "admin",
+                                 "branch_id": "0", "status": "active",
+                                 "expected": user_form_fingerprint(client, admin.id)})
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "你不能停用自己的账号：须由另一位管理员操作。" in page
+    assert "你不能取消自己的管理员权限" not in page
+    reload(session)
+    assert session.get(User, admin.id).is_active
 
 
 def test_an_admin_sets_a_new_password_and_old_sessions_end(app, session, make_admin, make_rep,

@@ -605,6 +605,8 @@ def yuan_read(value: str, unit: Unit = 1) -> tuple[int, bool]:
             break
     text = ungrouped(text)
     if not re.fullmatch(r"\d+(\.\d+)?", text):
+        if re.fullmatch(r"-\s*\d[\d,]*(\.\d+)?", text):  # a number, but below zero
+            raise BadValue(N_("An amount cannot be below 0; write 0 or more."))
         raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
     number = Decimal(text) * unit
     whole = number.to_integral_value(rounding=ROUND_HALF_UP)

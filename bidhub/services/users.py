@@ -312,7 +312,10 @@ def update_user(
                     "accounts; nothing was saved. Transfer them to other reps or release them "
                     "into a round first (%(name)s's accounts on the capacity board), then "
                     "change the role.", name=user.display_name, count=held), field="role")
-        if user.id == actor.id and (not is_active or role != Role.ADMIN):
+        if user.id == actor.id and not is_active:
+            raise InvalidRequest(N_("You cannot deactivate yourself: another admin must."),
+                                 field="is_active")
+        if user.id == actor.id and role != Role.ADMIN:
             raise InvalidRequest(N_("You cannot remove your own admin access."), field="role")
         if branch_id is not None and branch_id != user.branch_id:
             require_open_branch(session, branch_id)  # staying in a deactivated branch is fine

@@ -367,3 +367,22 @@ def test_no_two_values_of_a_coded_field_compare_alike():
         codes: dict[str, str] = {}
         for alias, code in values.items():
             assert codes.setdefault(imports.choice_key(alias), code) == code, alias
+
+
+@pytest.mark.parametrize("written", ["-3", "-3万", "- 3", "-1,200", "-3.5万", "－５"])
+def test_an_amount_below_zero_is_refused_as_below_zero(written):
+    """Not as "not an amount": the number is read, and it is its sign that is wrong."""
+    from bidhub.domain.imports import BadValue, parse_yuan
+
+    with pytest.raises(BadValue) as refused:
+        parse_yuan(written, 10_000)
+    assert str(refused.value.message) == "An amount cannot be below 0; write 0 or more."
+
+
+@pytest.mark.parametrize("written", ["-", "(100)", "--3", "-abc"])
+def test_a_lone_sign_or_accounting_brackets_stay_no_amount(written):
+    from bidhub.domain.imports import BadValue, parse_yuan
+
+    with pytest.raises(BadValue) as refused:
+        parse_yuan(written)
+    assert str(refused.value.message).startswith("Not an amount in yuan")
