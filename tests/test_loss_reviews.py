@@ -4,6 +4,7 @@ and unreviewed losses count in the track record and in scoring."""
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 
 import pytest
@@ -284,6 +285,10 @@ def test_the_rep_writes_the_review_and_management_closes_it(app, client, session
         "version": str(first_version)})
     assert response.status_code == 409
     assert reviews(session)[0].what_happened == WHAT
+    # The form comes back with what was typed and the message, against the review as saved.
+    stale = html.unescape(response.get_data(as_text=True))
+    assert WHAT + " Again." in stale and 'name="what_happened"' in stale
+    assert f'name="version" type="hidden" value="{reviews(session)[0].version}"' in stale
     # Still editable until closed.
     response = client.post(f"/my/reviews/{review.id}", data={
         "what_happened": WHAT + " Better.", "do_differently": DIFFERENTLY,

@@ -10,7 +10,7 @@ from wtforms import HiddenField, TextAreaField
 
 from bidhub.clock import now
 from bidhub.db import get_session
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.models import AccountReview, Role
 from bidhub.services import browse, loss_reviews, users
 from bidhub.services.loss_reviews import RegisterStatus, ReviewFilter
@@ -108,6 +108,12 @@ def close(review_id: int):
         except InvalidRequest as error:
             form.add_error(error)
             return detail_page(review_id, close_form=form, status=422)
+        except Conflict as error:
+            # As for the rep's review: the comment typed stays, against the review as it is.
+            form.add_error(error)
+            session.expire_all()
+            form.version.data = str(loss_reviews.load_review(session, review_id).version)
+            return detail_page(review_id, close_form=form, status=409)
         flash(_("Review closed."), "success")
         return redirect_after_post(url_for("reviews.register"))
     return detail_page(review_id, close_form=form, status=422)
@@ -151,6 +157,14 @@ def write(review_id: int):
         except InvalidRequest as error:
             form.add_error(error)
             return detail_page(review_id, write_form=form, status=422)
+        except Conflict as error:
+            # Saved meanwhile (another tab, another device): what was typed stays in the
+            # form with the message, and sending it again replaces what was saved, knowingly.
+            form.add_error(error)
+            session.expire_all()
+            form.version.data = str(loss_reviews.visible_review(
+                session, current_user, review_id).version)
+            return detail_page(review_id, write_form=form, status=409)
         flash(_("Review submitted. KA management will read it and comment."), "success")
         return redirect_after_post(url_for("reviews.mine"))
     return detail_page(review_id, write_form=form, status=422)
