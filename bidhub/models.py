@@ -278,15 +278,10 @@ class User(Base):
         return self.session_token
 
     @property
-    def may_sign_in(self) -> bool:
-        """Active and not left the company: someone who left keeps no way in, whether or not
-        the account was also deactivated."""
-        return may_sign_in(self.is_active, self.status)
-
-
-def may_sign_in(is_active: bool, status: str) -> bool:
-    """Whether a user with these values may sign in and stay signed in (User.may_sign_in)."""
-    return bool(is_active) and status != RepStatus.LEFT
+    def has_departed(self) -> bool:
+        """Left the company or deactivated: works no accounts (a rep who left may still sign
+        in, while their user is active, to withdraw their bids)."""
+        return not self.is_active or self.status == RepStatus.LEFT
 
 
 class LoginThrottle(Base):

@@ -38,7 +38,7 @@ from bidhub.services.replays import verify_round
 from bidhub.services.track_records import bid_facts_from_dict, bid_facts_to_dict
 from bidhub.services.users import update_user
 from bidhub.web.i18n import translate
-from tests.conftest import PASSWORD, reload, user_form_fingerprint
+from tests.conftest import reload, user_form_fingerprint
 from tests.test_appeals import actions, notices, use_window
 
 REASON = "The winner left the company during the standstill window."
@@ -784,6 +784,7 @@ def test_with_leave_not_counted_a_rep_who_left_cannot_bid_and_is_told_why(
     from bidhub.services import policies
     from bidhub.services.bidding import submit_bid
     from bidhub.services.browse import ListingFilter, listings_for_rep
+    from tests.conftest import login
 
     adopt_leave_blind_rules(app, session, clock)
     gone = make_rep(name="Departed Rep", status=RepStatus.LEFT)
@@ -816,16 +817,18 @@ def test_with_leave_not_counted_a_rep_who_left_cannot_bid_and_is_told_why(
     away = session.get(type(away), away.id)
     assert policies.hindrances_for(session, away, round_.listings, clock()) == {}
 
-    # On the web, someone who left has no way in: signing in is refused as any failure is,
-    # and a bid posted without a session stores nothing.
     client = app.test_client()
-    refused = client.post("/login", data={"username": gone.username, "password": PASSWORD})
-    assert refused.status_code == 422
-    response = client.post(f"/listings/{listing.id}/bid", data={
+    login(client, gone)
+    zh = {"Accept-Language": "zh-CN"}
+    body = client.get(f"/rounds/{round_.id}", headers=zh).get_data(as_text=True)
+    assert "已离职，不能接收客户" in body
+    assert f"/listings/{listing.id}/bid" not in body
+    response = client.post(f"/listings/{listing.id}/bid", headers=zh, data={
         "account_plan": "A careful plan for this account, with visits.",
         "committed_revenue_yuan": "300000", "visit_plan": "Visit the decision maker in week one.",
         "submission_key": "departed-rep-direct-post"})
-    assert response.status_code == 302 and "/login" in response.location
+    assert response.status_code == 422
+    assert "已离职，不能接收客户" in response.get_data(as_text=True)
     reload(session)
     assert session.scalars(select(Bid).where(Bid.rep_id == gone.id)).all() == []
 
@@ -881,24 +884,31 @@ def test_a_rep_on_leave_may_still_edit_their_bid(session, clock, make_rep, make_
     assert edited.committed_revenue_yuan == 990_000
 
 
-def test_a_rep_marked_as_left_while_signed_in_is_signed_out_and_saves_nothing(
+def test_the_edit_page_of_a_rep_who_left_says_why_and_saves_nothing(
         app, session, clock, make_rep, make_admin, make_account, make_round, make_bid):
-    """Someone who left keeps no way in: the session open when they were marked as left ends
-    at its next request, and an edit sent from a page opened before is not saved."""
     from bidhub.models import Bid
     from tests.conftest import login
 
     admin, rep = make_admin(), make_rep(name="Departing Rep")
     round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(days=1))
     bid = make_bid(rep, round_.listings[0], revenue=300_000)
+    leave(session, admin, rep, clock)  # left; the user stays active and may sign in
     client = app.test_client()
     login(client, rep)
-    assert client.get(f"/bids/{bid.id}/edit").status_code == 200
-    leave(session, admin, rep, clock)  # left; the user stays active
-    page = client.get(f"/bids/{bid.id}/edit")
-    assert page.status_code == 302 and "/login" in page.location
-    response = client.post(f"/bids/{bid.id}/edit", data={
+    zh = {"Accept-Language": "zh-CN"}
+    page = client.get(f"/bids/{bid.id}/edit", headers=zh).get_data(as_text=True)
+    assert "你已离职，不能接收客户，竞标不能再修改；仍可撤回。" in page
+    assert "<form method=\"post\" novalidate>" not in page
+    detail = client.get(f"/bids/{bid.id}", headers=zh).get_data(as_text=True)
+    assert "你已离职，不能接收客户，竞标不能再修改；仍可撤回。" in detail
+    assert f"/bids/{bid.id}/edit" not in detail and f"/bids/{bid.id}/withdraw" in detail
+    response = client.post(f"/bids/{bid.id}/edit", headers=zh, data={
         **EDITED, "committed_revenue_yuan": "990000"})
-    assert response.status_code == 302 and "/login" in response.location
+    assert response.status_code == 422
+    assert "你已离职，不能接收客户，竞标不能再修改；仍可撤回。" in response.get_data(as_text=True)
+    english = client.post(f"/bids/{bid.id}/edit", data={
+        **EDITED, "committed_revenue_yuan": "990000"}).get_data(as_text=True)
+    assert ("You have left the company and cannot receive accounts, so your bid can no longer "
+            "be edited; you may still withdraw it.") in english
     reload(session)
     assert session.get(Bid, bid.id).committed_revenue_yuan == 300_000

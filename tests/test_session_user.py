@@ -3,7 +3,7 @@
 from sqlalchemy import inspect
 
 from bidhub.db import get_session
-from bidhub.models import RepStatus, Role, User
+from bidhub.models import Role, User
 from bidhub.web.auth import load_user
 from tests.test_queries import counted_statements
 
@@ -44,30 +44,3 @@ def test_no_user_for_an_unknown_token_or_a_deactivated_account(app, session, mak
     with app.test_request_context():
         assert load_user(rep.session_token) is None
         assert not get_session().identity_map  # nothing half-attached for a refused session
-
-
-def test_someone_who_left_can_neither_sign_in_nor_stay_signed_in(app, session, client,
-                                                                 make_user):
-    """Marked as left with the box "can sign in" still ticked: the way in is closed all the
-    same, for a new sign-in and for a session already open."""
-    from tests.conftest import PASSWORD, login
-
-    rep = make_user(Role.REP)
-    signed_in = app.test_client()
-    login(signed_in, rep)
-    assert signed_in.get("/my/bids").status_code == 200
-    rep.status = RepStatus.LEFT
-    session.commit()
-    assert rep.is_active
-    with app.test_request_context():
-        assert load_user(rep.session_token) is None
-    assert signed_in.get("/my/bids").status_code == 302
-    refused = client.post("/login", data={"username": rep.username, "password": PASSWORD})
-    assert refused.status_code == 422 and "Wrong username or password" in refused.get_data(
-        as_text=True)  # the answer every refusal gets
-    assert client.get("/my/bids").status_code == 302
-    rep.status = RepStatus.ON_LEAVE
-    session.commit()
-    assert client.post("/login", data={"username": rep.username,
-                                       "password": PASSWORD}).status_code == 302
-    assert client.get("/my/bids").status_code == 200

@@ -126,14 +126,14 @@ def capacity_board(session: Session, *, band: Band | None = None,
     capacity = capacity_band(session)
     reps = sorted(session.scalars(select(User).where(User.role == Role.REP)), key=person_order)
     loads = _loads(session, capacity, reps)
-    at_work = [load for load in loads if load.rep.may_sign_in]
+    at_work = [load for load in loads if not load.rep.has_departed]
     counts = dict.fromkeys(Band, 0)
     for load in at_work:
         counts[load.band] += 1
     rows = [load for load in at_work
             if (band is None or load.band == band)
             and (branch_id is None or load.rep.branch_id == branch_id)]
-    departed = sorted((load for load in loads if not load.rep.may_sign_in
+    departed = sorted((load for load in loads if load.rep.has_departed
                        and (load.held or load.incoming)
                        and (branch_id is None or load.rep.branch_id == branch_id)),
                       key=lambda load: -load.held)

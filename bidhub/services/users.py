@@ -526,7 +526,7 @@ def authenticate(
             user = None
             if "\x00" not in name:
                 user = session.scalars(select(User).where(User.username == name)).first()
-            user_id = user.id if user is not None and user.may_sign_in else None
+            user_id = user.id if user is not None and user.is_active else None
             stored_hash = user.password_hash if user_id is not None else DUMMY_HASH
             if not (_count_attempt(session, user_key, policy.free_failures_per_account,
                                    policy, now)
@@ -543,7 +543,7 @@ def authenticate(
 
     with unit_of_work(session):
         user = session.get(User, user_id)
-        if user is None or not user.may_sign_in or user.password_hash != stored_hash:
+        if user is None or not user.is_active or user.password_hash != stored_hash:
             raise LoginRefused(LOGIN_REFUSED)  # changed while the password was checked: it is gone
         _forget_failures(session, user_key)
         _take_back_attempt(session, addr_key, policy.free_failures_per_address)

@@ -16,7 +16,7 @@ from bidhub.clock import now
 from bidhub.db import attached, columns_of, get_session, values_by_model
 from bidhub.domain.errors import InvalidRequest
 from bidhub.extensions import login_manager
-from bidhub.models import Branch, Role, User, may_sign_in
+from bidhub.models import Branch, Role, User
 from bidhub.prepared_reads import PreparedRead
 from bidhub.services import users
 from bidhub.services.preferences import choose_language
@@ -66,7 +66,7 @@ def load_user(session_token: str) -> User | None:
     if row is None:
         return None
     user_values, branch_values = values_by_model(row, User, Branch)
-    if not may_sign_in(user_values["is_active"], user_values["status"]):
+    if not user_values["is_active"]:
         return None
     if draws_navigation and user_values["role"] == Role.REP:
         keep_badges(*row[-len(BADGES_OF_USER):])
