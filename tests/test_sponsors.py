@@ -125,6 +125,14 @@ def test_an_admin_creates_an_executive_who_signs_in_to_their_confirmations(app, 
     other = app.test_client()
     response = other.post("/login", data={"username": "president",
                                           "password": "a long password 1"})
+    # The admin chose the password: it is replaced first, then the executive's home opens.
+    assert response.status_code == 302 and response.location.endswith("/password")
+    response = other.post("/password", data={
+        "current_password": "a long password 1", "new_password": "王建国's own passphrase",
+        "confirm": "王建国's own passphrase"})
+    assert response.status_code == 302
+    response = other.post("/login", data={"username": "president",
+                                          "password": "王建国's own passphrase"})
     assert response.status_code == 302 and response.location.endswith("/confirmations")
     assert other.get("/confirmations").status_code == 200
 

@@ -212,7 +212,8 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
     expect(announcement.filter(has_text=publish_world.account_names[2])).to_contain_text(
         live_server.zh("no award"))
     expect(rep_page.locator("#ties code.seed")).to_have_text(re.compile(r"^\d+$"))
-    # The standstill window: its end counts down, and each of the rep's bids can be appealed.
+    # The standstill window: its end counts down; each of the rep's bids is listed, and the one
+    # they did not win can be appealed.
     rep.expect_chinese("Standstill window", "Your bids in this round", "File an appeal")
     expect(rep_page.locator(".standstill-window .countdown")).to_have_count(1)
     appeals = rep_page.locator("#my-appeals .appeal")
@@ -230,7 +231,8 @@ def test_a_manager_publishes_inline_and_a_rep_reads_the_announcement(walk, live_
     expect(contested_appeal).to_contain_text(APPEAL_GROUND)
     expect(contested_appeal).to_contain_text(live_server.zh("Awaiting an answer"))
     expect(contested_appeal.locator("form")).to_have_count(0)
-    expect(rep_page.locator(f"#appeal-{single} form")).to_have_count(1)
+    # The rep won the single-bid listing: the winner has no result to appeal.
+    expect(rep_page.locator(f"#appeal-{single} form")).to_have_count(0)
     rep.expect_chinese("Your appeal")
     rep.shoot("publish-rep-appealed", fits_narrow=True)
     rep.finish()
