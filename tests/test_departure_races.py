@@ -170,8 +170,8 @@ def test_an_appeal_upheld_while_the_winner_is_deactivated(
     winner, loser = make_rep(name="Leaving Rep"), make_rep(name="Appellant")
     round_, _owner = scored([winner, loser], manager=manager)
     listing_id = round_.listings[0].id
-    adjudication.decide_listing(session, manager, listing_id, kind=DecisionKind.ACCEPTED,
-                                bid_id=None, reason="", now=clock())
+    # Decided for the leaving rep whatever the lottery ranked first: the appellant lost.
+    test_departed_winners.award(session, manager, listing_id, winner, clock())
     round_ = session.get(Round, round_.id)
     adjudication.publish_results(session, manager, round_.id, expected_version=round_.version,
                                  now=clock())
