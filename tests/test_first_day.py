@@ -48,6 +48,17 @@ def sign_in(app, username: str, password: str):
     return client, response
 
 
+def replace_temporary_password(app, username: str, temporary: str, own: str):
+    """Sign in with a password an admin set, which leads to the password form first; replace
+    it, and sign in again with one's own: the client and that sign-in's answer."""
+    client, response = sign_in(app, username, temporary)
+    assert response.location == "/password"
+    response = client.post("/password", data={
+        "current_password": temporary, "new_password": own, "confirm": own})
+    assert response.status_code == 302
+    return sign_in(app, username, own)
+
+
 def cli(runner, *args: str, exit_code: int = 0) -> str:
     result = runner.invoke(args=list(args))
     assert result.exit_code == exit_code, result.output
@@ -147,13 +158,8 @@ def test_a_department_starts_from_an_empty_database(app, session, clock, tmp_pat
 
     # 7. The manager replaces the password the admin chose, then opens a round with two
     # accounts nobody holds.
-    manager_client, response = sign_in(app, "zhou", "manager passphrase one")
-    assert response.location == "/password"
-    response = manager_client.post("/password", data={
-        "current_password": "manager passphrase one", "new_password": "zhou's own passphrase",
-        "confirm": "zhou's own passphrase"})
-    assert response.status_code == 302
-    manager_client, response = sign_in(app, "zhou", "zhou's own passphrase")
+    manager_client, response = replace_temporary_password(
+        app, "zhou", "manager passphrase one", "zhou's own passphrase")
     assert response.location == "/manage"
     deadline = clock() + timedelta(days=3)
     response = manager_client.post("/manage/rounds/new", data={
@@ -174,13 +180,8 @@ def test_a_department_starts_from_an_empty_database(app, session, clock, tmp_pat
     assert session.get(Round, round_.id).status == RoundStatus.PUBLISHED
 
     # 8. The rep signs in with the generated username, replaces the temporary password, bids.
-    rep_client, response = sign_in(app, "s001", "temporary passphrase 1")
-    assert response.location == "/password"
-    response = rep_client.post("/password", data={
-        "current_password": "temporary passphrase 1", "new_password": "wang fang passphrase",
-        "confirm": "wang fang passphrase"})
-    assert response.status_code == 302
-    rep_client, response = sign_in(app, "s001", "wang fang passphrase")
+    rep_client, response = replace_temporary_password(
+        app, "s001", "temporary passphrase 1", "wang fang passphrase")
     assert response.location == "/rounds"
     page = rep_client.get(f"/rounds/{round_.id}").get_data(as_text=True)
     assert "上海申城零售有限公司" in page
