@@ -657,6 +657,10 @@ class Bid(Base):
     # The rep's ranking of this bid among their bids in the round: 1 is their first choice;
     # None when they did not rank it. The round's rules decide whether and how it counts.
     preference_rank: Mapped[int | None]
+    # Raised by every change of the bid's content (an edit, or a new bid over a withdrawn
+    # one): an edit form carries the version it showed, and a save from an older one is
+    # refused (`bidding.update_bid`). Ranking and withdrawing leave it as it is.
+    version: Mapped[int] = mapped_column(default=1)
 
     listing: Mapped[Listing] = relationship()
     rep: Mapped[User] = relationship()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
-from bidhub.domain.errors import BidRejected
+from bidhub.domain.errors import BidRejected, Conflict
 from bidhub.models import Bid
 from bidhub.services.bidding import update_bid, withdraw_bid
-from tests.conftest import reload
+from tests.conftest import reload, run_together
 
 
 @pytest.fixture
@@ -57,7 +59,8 @@ def test_a_rep_cannot_touch_another_reps_bid(session, make_rep, listing, make_bi
     bid = make_bid(owner, listing)
     with pytest.raises(Exception, match="No such bid"):
         update_bid(session, intruder, bid.id, account_plan="Hijacked plan text here.",
-                   committed_revenue_yuan=1, visit_plan="Hijacked visits text.", now=clock())
+                   committed_revenue_yuan=1, visit_plan="Hijacked visits text.",
+                   expected_version=bid.version, now=clock())
 
 
 def test_the_track_record_is_frozen_with_the_bid(session, make_rep, listing, make_bid,
@@ -115,12 +118,13 @@ def test_a_commitment_of_nothing_is_refused_on_the_field_and_nothing_is_stored(
         with pytest.raises(BidRejected) as rejected:
             update_bid(session, rep, bid.id, account_plan=form["account_plan"],
                        committed_revenue_yuan=amount, visit_plan=form["visit_plan"],
-                       now=clock())
+                       expected_version=session.get(Bid, bid.id).version, now=clock())
         assert rejected.value.field == "committed_revenue_yuan"
     reload(session)
     assert session.get(Bid, bid.id).committed_revenue_yuan == 300_000
     assert client.post(f"/bids/{bid.id}/edit",
-                       data={**form, "committed_revenue_yuan": "1"}).status_code == 303
+                       data={**form, "committed_revenue_yuan": "1", "version": "1"}
+                       ).status_code == 303
     reload(session)
     assert session.get(Bid, bid.id).committed_revenue_yuan == 1
 
@@ -142,3 +146,115 @@ def test_the_edit_form_gives_the_new_bid_forms_help(make_rep, listing, make_bid,
     page = client.get(f"/bids/{bid.id}/edit", headers={"Accept-Language": "zh-CN"})
     text = page.get_data(as_text=True)
     assert "你的业绩档案仍以提交竞标时冻结的为准" in text and "12万" in text
+
+
+# --- an edit form opened before another save ----------------------------------------------------
+
+EDIT = {"account_plan": "先拜访决策人，了解招聘需求，三个月内提出年度合作方案。",
+        "visit_plan": "第一周拜访总经理，第二周与人力资源部确定合作方案。"}
+
+
+def edit_form_version(client, bid_id: int) -> str:
+    page = client.get(f"/bids/{bid_id}/edit").get_data(as_text=True)
+    match = re.search(r'name="version" type="hidden" value="(\d+)"', page)
+    assert match, "the edit form carries no version"
+    return match.group(1)
+
+
+def test_an_edit_from_a_tab_opened_before_another_save_keeps_what_was_typed_and_saves_nothing(
+        session, make_rep, listing, make_bid, login_as):
+    rep = make_rep()
+    bid = make_bid(rep, listing)
+    client = login_as(rep)
+    first_tab, second_tab = edit_form_version(client, bid.id), edit_form_version(client, bid.id)
+    assert first_tab == second_tab == "1"
+    saved = client.post(f"/bids/{bid.id}/edit", data={
+        **EDIT, "committed_revenue_yuan": "500000", "version": first_tab})
+    assert saved.status_code == 303
+
+    typed = {"account_plan": "第二个标签页里写的计划：先梳理对方的招聘渠道。",
+             "visit_plan": "第二个标签页里的拜访计划：第三周回访人力资源总监。",
+             "committed_revenue_yuan": "800000"}
+    stale = client.post(f"/bids/{bid.id}/edit", headers={"Accept-Language": "zh-CN"},
+                        data={**typed, "version": second_tab})
+    assert stale.status_code == 409
+    page = stale.get_data(as_text=True)
+    assert "你已在别处（另一个标签页或设备）保存过这份竞标" in page
+    assert typed["account_plan"] in page and typed["visit_plan"] in page and "800000" in page
+    start = page.index('id="saved-now"')
+    saved_now = page[start:page.index("<form", start)]
+    assert EDIT["account_plan"] in saved_now and "500,000" in saved_now
+    reload(session)
+    stored = session.get(Bid, bid.id)
+    assert (stored.account_plan, stored.committed_revenue_yuan, stored.version) == (
+        EDIT["account_plan"], 500_000, 2)
+
+    # The form came back with the version it was checked against: saving it again is knowing.
+    again = re.search(r'name="version" type="hidden" value="(\d+)"', page).group(1)
+    assert again == "2"
+    assert client.post(f"/bids/{bid.id}/edit", data={**typed, "version": again}
+                       ).status_code == 303
+    reload(session)
+    stored = session.get(Bid, bid.id)
+    assert (stored.account_plan, stored.committed_revenue_yuan, stored.version) == (
+        typed["account_plan"], 800_000, 3)
+
+
+@pytest.mark.parametrize("version", [None, "", "abc", "-1", "0", "2", "99999999999999999999"])
+def test_an_edit_that_names_no_current_version_changes_nothing(
+        session, make_rep, listing, make_bid, login_as, version):
+    rep = make_rep()
+    bid = make_bid(rep, listing)
+    data = {**EDIT, "committed_revenue_yuan": "700000"}
+    if version is not None:
+        data["version"] = version
+    assert login_as(rep).post(f"/bids/{bid.id}/edit", data=data).status_code == 409
+    reload(session)
+    stored = session.get(Bid, bid.id)
+    assert (stored.committed_revenue_yuan, stored.version) == (300_000, 1)
+
+
+def test_a_new_bid_over_a_withdrawn_one_outdates_the_old_edit_form(
+        session, make_rep, listing, make_bid, login_as, clock):
+    rep = make_rep()
+    bid = make_bid(rep, listing)
+    client = login_as(rep)
+    old_form = edit_form_version(client, bid.id)
+    withdraw_bid(session, rep, bid.id, clock())
+    again = make_bid(rep, listing, plan="A new plan, written after the withdrawal.")
+    assert again.id == bid.id
+    assert client.post(f"/bids/{bid.id}/edit", data={
+        **EDIT, "committed_revenue_yuan": "700000", "version": old_form}).status_code == 409
+    reload(session)
+    stored = session.get(Bid, bid.id)
+    assert stored.account_plan == "A new plan, written after the withdrawal."
+    assert stored.version == 2
+
+
+def test_two_edits_sent_at_once_from_one_version_save_one(app, session, make_rep, listing,
+                                                          make_bid, clock):
+    rep = make_rep()
+    bid = make_bid(rep, listing)
+    factory = app.extensions["bidhub_sessionmaker"]
+
+    def edit(plan: str):
+        def call():
+            own = factory()
+            try:
+                return update_bid(own, own.get(type(rep), rep.id), bid.id, account_plan=plan,
+                                  committed_revenue_yuan=400_000,
+                                  visit_plan="Visit the decision maker in week one.",
+                                  expected_version=1, now=clock()).version
+            finally:
+                own.close()
+        return call
+
+    plans = [f"Plan number {index}, written in its own tab." for index in range(4)]
+    results = run_together([edit(plan) for plan in plans])
+    assert sorted(map(type, results), key=str).count(int) == 1, results
+    assert all(isinstance(result, Conflict) for result in results if not isinstance(result, int))
+    reload(session)
+    stored = session.get(Bid, bid.id)
+    assert stored.version == 2
+    assert stored.account_plan == plans[next(index for index, result in enumerate(results)
+                                             if isinstance(result, int))]

@@ -49,11 +49,13 @@ def test_edits_and_withdrawals_stop_at_the_deadline(session, make_rep, listing, 
     bid = bid_now(session, rep, listing, clock)
     clock.set(listing.round.closes_at - timedelta(seconds=1))
     update_bid(session, rep, bid.id, account_plan="Updated plan, still long enough.",
-               committed_revenue_yuan=1, visit_plan="Visits again, long enough.", now=clock())
+               committed_revenue_yuan=1, visit_plan="Visits again, long enough.",
+               expected_version=1, now=clock())
     clock.set(listing.round.closes_at)
     with pytest.raises(BidRejected):
         update_bid(session, rep, bid.id, account_plan="Too late to change this plan.",
-                   committed_revenue_yuan=2, visit_plan="Too late for visits too.", now=clock())
+                   committed_revenue_yuan=2, visit_plan="Too late for visits too.",
+                   expected_version=2, now=clock())
     with pytest.raises(BidRejected):
         withdraw_bid(session, rep, bid.id, clock())
     reload(session)
@@ -113,7 +115,8 @@ def test_the_bid_pages_offer_an_edit_or_a_withdrawal_exactly_when_it_would_be_ta
 
     edit_taken = taken(lambda user: update_bid(
         session, user, bid.id, account_plan="A changed plan, long enough to count.",
-        committed_revenue_yuan=7, visit_plan="Changed visits, long enough.", now=clock()))
+        committed_revenue_yuan=7, visit_plan="Changed visits, long enough.",
+        expected_version=bid.version, now=clock()))
     withdrawal_taken = taken(lambda user: withdraw_bid(session, user, bid.id, clock()))
     assert edit_taken == (moment == "open" and standing != "left")
     assert withdrawal_taken == (moment == "open")
@@ -170,7 +173,8 @@ def test_the_bid_pages_of_an_open_round_offer_what_the_service_takes(
 
     edit_taken = bid_state == "active" and taken(lambda user: update_bid(
         session, user, bid.id, account_plan="A changed plan, long enough to count.",
-        committed_revenue_yuan=7, visit_plan="Changed visits, long enough.", now=clock()))
+        committed_revenue_yuan=7, visit_plan="Changed visits, long enough.",
+        expected_version=bid.version, now=clock()))
     withdrawal_taken = bid_state == "active" and taken(
         lambda user: withdraw_bid(session, user, bid.id, clock()))
     # A new bid, where the bid was withdrawn (an active bid refuses a second one).

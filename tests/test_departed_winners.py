@@ -860,7 +860,7 @@ def test_a_rep_who_departed_cannot_edit_a_bid_placed_before_and_may_withdraw_it(
     rep = session.get(type(rep), rep.id)
 
     with pytest.raises(BidRejected) as refused:
-        update_bid(session, rep, bid.id, **EDITED, now=clock())
+        update_bid(session, rep, bid.id, **EDITED, expected_version=bid.version, now=clock())
     assert message in str(refused.value.message)
     assert "you may still withdraw it" in str(refused.value.message)
     reload(session)
@@ -880,7 +880,8 @@ def test_a_rep_on_leave_may_still_edit_their_bid(session, clock, make_rep, make_
     round_ = make_round(accounts=[make_account()], closes_at=clock() + timedelta(days=1))
     bid = make_bid(rep, round_.listings[0])
     leave(session, admin, rep, clock, status=RepStatus.ON_LEAVE)
-    edited = update_bid(session, session.get(type(rep), rep.id), bid.id, **EDITED, now=clock())
+    edited = update_bid(session, session.get(type(rep), rep.id), bid.id, **EDITED,
+                        expected_version=bid.version, now=clock())
     assert edited.committed_revenue_yuan == 990_000
 
 

@@ -44,7 +44,7 @@ def test_a_populated_first_version_database_upgrades_with_its_data(tmp_path):
             "(1, 1, 1, 'zhaopin.com', 'logo', '2026-01-02 00:00:00', 'open', '')"))
     upgrade_database(engine)
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0019"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0020"
         # Names come with their place in pinyin order.
         assert connection.execute(text("SELECT name_sort_key FROM accounts")).scalar() == \
             name_sort_bytes("Ｏｌｄ Account")

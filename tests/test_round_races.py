@@ -195,7 +195,7 @@ def test_a_bid_withdrawn_or_edited_while_the_round_is_scored_is_refused_or_seen(
         changer = Side(app, lambda own: bidding.update_bid(
             own, own.get(User, rep_id), bid_id, account_plan="A changed plan for the account.",
             committed_revenue_yuan=900_000, visit_plan="Visit the decision maker in week one.",
-            now=at))
+            expected_version=1, now=at))
     changer.done_or_waiting(app)
     pause.resume()
     assert scorer.join() is True

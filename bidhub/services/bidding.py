@@ -31,6 +31,7 @@ from bidhub.domain import metrics
 from bidhub.domain.errors import (
     BidhubError,
     BidRejected,
+    Conflict,
     NotEligible,
     NotFound,
     PermissionDenied,
@@ -463,9 +464,11 @@ _BIDS = Bid.__table__
 _INSERT_BID = insert(_BIDS).returning(_BIDS.c.id)
 _BID_VALUES = ("account_plan", "visit_plan", "committed_revenue_yuan", "track_record", "status",
                "submitted_at", "updated_at", "withdrawn_at", "submission_key")
+# A new bid over a withdrawn one is new content: an edit form of the old one is out of date.
+_NEXT_VERSION = {_BIDS.c.version: _BIDS.c.version + 1}
 _REVIVE_BID = update(_BIDS).where(
     _BIDS.c.id == bindparam("bid_id"), _BIDS.c.status == BidStatus.WITHDRAWN).values(
-    {column: bindparam(column) for column in _BID_VALUES})
+    {**{column: bindparam(column) for column in _BID_VALUES}, **_NEXT_VERSION})
 # The write of a bid worked out before its write transaction: `_BID_READ` again, as a
 # subquery, must give every column as it was read (`seen_<column>`, NULL matching NULL).
 # Its parameters are renamed (`read_<name>`): an UPDATE of bids keeps the names of bids'
@@ -490,7 +493,7 @@ _INSERT_IF_UNCHANGED = insert(_BIDS).from_select(
 _REVIVE_IF_UNCHANGED = update(_BIDS).where(
     _BIDS.c.id == bindparam("bid_id"), _BIDS.c.status == BidStatus.WITHDRAWN, _HELD_OPEN,
     _UNCHANGED,
-).values({column: _NEW[column] for column in _BID_VALUES})
+).values({**{column: _NEW[column] for column in _BID_VALUES}, **_NEXT_VERSION})
 
 
 def rep_history_at_bid(session: Session, rep_id: int, found: Row, now: datetime,
@@ -560,8 +563,11 @@ def lock_bid(session: Session, bid: Bid) -> None:
 
 def update_bid(
     session: Session, rep: User, bid_id: int, *, account_plan: str, committed_revenue_yuan: int,
-    visit_plan: str, now: datetime,
+    visit_plan: str, expected_version: int | None, now: datetime,
 ) -> Bid:
+    """The rep's new content for their active bid. `expected_version`: the bid's version
+    the edit form showed; a save from a form opened before another save of the bid (a
+    second tab) is refused with `Conflict`, and so is one that names no version."""
     with unit_of_work(session):
         bid = own_bid(session, rep, bid_id)
         hold_listing_round_open(session, bid.listing_id)
@@ -573,10 +579,14 @@ def update_bid(
             select(User.role, User.is_active, User.status).where(User.id == rep.id)).one())
         if refusal is not None:
             raise BidRejected(refusal)
+        if expected_version is None or bid.version != expected_version:
+            raise Conflict(N_("You saved this bid elsewhere (another tab or device) since "
+                              "you opened this page. Below is what you typed here, above "
+                              "what is saved now; save again to replace it."))
         check_bid_content(account_plan, committed_revenue_yuan, visit_plan)
         bid.account_plan, bid.visit_plan = account_plan.strip(), visit_plan.strip()
         bid.committed_revenue_yuan = committed_revenue_yuan
-        bid.updated_at = now
+        bid.updated_at, bid.version = now, bid.version + 1
         return bid
 
 

@@ -530,6 +530,12 @@ class BidForm(Form):
     submission_key = HiddenField()
 
 
+class BidEditForm(BidForm):
+    """The bid form over a saved bid, carrying the bid's version as it was drawn."""
+
+    version = HiddenField()
+
+
 class DecisionForm(Form):
     kind = RadioField(_l("Decision"), choices=options(DECISION_CHOICE_LABELS),
                       validators=[Required()])

@@ -27,7 +27,7 @@ from bidhub.services.track_records import snapshot_track_record
 from bidhub.web.access import rep_only, signed_in
 from bidhub.web.allocation_reasons import listing_names
 from bidhub.web.appeals import rep_appeals
-from bidhub.web.forms import AppealForm, BidForm, ConfirmForm
+from bidhub.web.forms import AppealForm, BidEditForm, BidForm, ConfirmForm
 from bidhub.web.i18n import kept_with_catalogue, translate
 from bidhub.web.labels import metric_label
 from bidhub.web.listing_lines import (
@@ -37,7 +37,14 @@ from bidhub.web.listing_lines import (
     round_heading,
     time_left_at,
 )
-from bidhub.web.params import MAX_AMOUNT_CHARS, MAX_DB_INT, id_arg, parse_yuan, text_arg
+from bidhub.web.params import (
+    MAX_AMOUNT_CHARS,
+    MAX_DB_INT,
+    id_arg,
+    parse_version,
+    parse_yuan,
+    text_arg,
+)
 from bidhub.web.rendering import (
     is_htmx_partial_request,
     redirect_after_post,
@@ -339,7 +346,10 @@ def bid_form_page(listing_id: int, form: BidForm, status: int):
 def edit_bid(bid_id: int):
     session = get_session()
     bid = bidding.own_bid(session, current_user, bid_id)
-    form = BidForm(obj=bid)
+    form = BidEditForm(obj=bid)
+    # The version the form was drawn with: the bid's on a GET, only what was sent on a POST
+    # (a form without one is refused, never taken as drawn from the bid as it is now).
+    form.version.data = request.form.get("version") if form.is_submitted() else str(bid.version)
     context = {"form": form, "bid": bid, "listing": bid.listing,
                "is_open": bid.listing.round.is_open_at(now()),
                "takes_bids": policies.accepts_bids(bid.listing, now()),
@@ -349,10 +359,20 @@ def edit_bid(bid_id: int):
         try:
             bidding.update_bid(session, current_user, bid.id, account_plan=form.account_plan.data,
                                committed_revenue_yuan=form.committed_revenue_yuan.data,
-                               visit_plan=form.visit_plan.data, now=now())
+                               visit_plan=form.visit_plan.data,
+                               expected_version=parse_version(form.version.data),
+                               now=now())
         except BidRejected as error:
             form.add_error(error)
             return render_form_errors("market/bid_edit.html", **context)
+        except Conflict as error:
+            # Saved meanwhile from another tab: what was typed here stays in the form, the
+            # bid as saved is shown above it, and saving again replaces it knowingly.
+            form.add_error(error)
+            session.expire_all()
+            saved = bidding.own_bid(session, current_user, bid_id)
+            form.version.data = str(saved.version)
+            return render("market/bid_edit.html", status=409, **{**context, "saved": saved})
         flash(_("Your bid is updated."), "success")
         return redirect_after_post(url_for("market.bid_detail", bid_id=bid.id))
     if form.is_submitted():
