@@ -235,6 +235,35 @@ def test_the_import_refuses_an_account_with_a_won_deal_naming_row_and_column(
 
 
 
+def test_an_ad_elsewhere_than_the_home_page_or_a_special_section_is_no_incident(
+        app, session, make_manager, make_admin, make_rep, make_account, clock, login_as):
+    """The handbook watches a competitor's home page and special sections: an ad seen on
+    another page of the site holds nobody accountable, on the form, in the use case or in a
+    CRM file."""
+    rep, manager = make_rep(username="wangfang"), make_manager()
+    account = make_account(owner=rep)
+    client = login_as(manager)
+    page = client.get("/manage/accountability", headers={"Accept-Language": "zh-CN"}
+                      ).get_data(as_text=True)
+    offered = re.search(r'<select[^>]*name="page_area".*?</select>', page, re.S).group(0)
+    assert "首页" in offered and "专题" in offered and "其他" not in offered
+    refused = client.post("/manage/accountability/log", data=form(account, page_area="other"))
+    assert refused.status_code == 422
+    with pytest.raises(InvalidRequest, match="ad elsewhere on the site is not an incident"):
+        log(session, manager, account, clock, page_area="other")
+    data = incidents_csv(
+        f"INC-1,{account.external_id},wangfang,51job.com,2026-02-20,横幅,首页,https://51job.com/a",
+        f"INC-2,{account.external_id},wangfang,51job.com,2026-02-21,标志,其他页面,",
+        f"INC-3,{account.external_id},wangfang,51job.com,2026-02-21,标志,其他,")
+    result = import_file(session, make_admin(), "incidents", "incidents.csv", data,
+                         valid_rows_only=False, now=clock())
+    assert result.status == "refused"
+    assert [(problem.row, problem.column) for problem in result.problems] == [
+        (3, "page_area"), (4, "page_area")]
+    assert all("not an incident" in str(problem.reason) for problem in result.problems)
+    assert incident_count(session) == 0
+
+
 def test_the_window_counts_months_on_the_departments_calendar(session, make_manager, make_admin,
                                                                make_rep, make_account):
     # 00:30 on 29 February 2028 in Beijing is still 28 February in UTC. Twelve months before

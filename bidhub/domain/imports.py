@@ -789,7 +789,8 @@ AD_TYPES = {"标志": "logo", "标识": "logo", "横幅": "banner", "横幅广�
             "text": "text", "job_post": "job_post"}
 PAGE_AREAS = {"首页": "home_page", "主页": "home_page", "专题": "special_section",
               "专题页": "special_section", "专栏": "special_section", "专区": "special_section",
-              "其他": "other", "其它": "other", "home page": "home_page",
+              "其他": "other", "其它": "other", "其他页面": "other", "其它页面": "other",
+              "home page": "home_page",
               "home_page": "home_page", "special section": "special_section",
               "special_section": "special_section", "other": "other"}
 INCIDENT_STATUSES = {"待说明": "open", "未说明": "open", "已说明": "explained",

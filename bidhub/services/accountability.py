@@ -86,7 +86,14 @@ class PageArea(StrEnum):
 
     HOME_PAGE = "home_page"
     SPECIAL_SECTION = "special_section"
-    OTHER = "other"
+    OTHER = "other"  # recorded before only the handbook's places were taken; stays readable
+
+
+# The places the handbook holds a rep accountable for: a competitor's home page and its special
+# sections. An ad seen anywhere else is not an incident.
+WATCHED_PAGE_AREAS = (PageArea.HOME_PAGE, PageArea.SPECIAL_SECTION)
+UNWATCHED_PAGE_AREA = N_("Only an ad on a competitor's home page or special section makes the "
+                         "rep accountable; an ad elsewhere on the site is not an incident.")
 
 
 # Evidence: a link (the column holds 500 characters) or a screenshot kept in the instance
@@ -287,9 +294,11 @@ def log_incident(
         if ad_type not in OFFERED_AD_TYPES:
             raise InvalidRequest(N_("Choose the kind of ad (logo, banner or text)."),
                                  field="ad_type")
-        if page_area not in set(PageArea):
-            raise InvalidRequest(N_("Choose where the ad ran (home page, special section or "
-                                    "other)."), field="page_area")
+        if page_area == PageArea.OTHER:
+            raise InvalidRequest(UNWATCHED_PAGE_AREA, field="page_area")
+        if page_area not in WATCHED_PAGE_AREAS:
+            raise InvalidRequest(N_("Choose where the ad ran (home page or special section)."),
+                                 field="page_area")
         if seen_at > now:
             raise InvalidRequest(N_("The sighting cannot be in the future."), field="seen_at")
         url = checked_evidence_url(evidence_url)

@@ -119,7 +119,13 @@ from bidhub.models import (
     User,
     UTCDateTime,
 )
-from bidhub.services.accountability import checked_evidence_url, explanation_due, won_deal_refusal
+from bidhub.services.accountability import (
+    UNWATCHED_PAGE_AREA,
+    PageArea,
+    checked_evidence_url,
+    explanation_due,
+    won_deal_refusal,
+)
 from bidhub.services.audit import record_audit
 from bidhub.services.branches import (
     CODE_PATTERN,
@@ -2114,6 +2120,11 @@ class IncidentImporter(Importer):
                   "ad_type": values["ad_type"],
                   "explanation_due_at": explanation_due(seen_at, self.policy)}
         self.optional("page_area", fields, values.get("page_area"))
+        # Like the won deal's rule, this one is about logging: an incident already in bidhub
+        # (recorded before only the handbook's places were taken) may still be updated.
+        if (fields.get("page_area") == PageArea.OTHER
+                and id_key(values["external_id"]) not in self.incidents):
+            raise RowProblem(row, "page_area", values.get("page_area"), UNWATCHED_PAGE_AREA)
         if "evidence_url" in self.columns:
             try:
                 fields["evidence_url"] = checked_evidence_url(values.get("evidence_url") or "")

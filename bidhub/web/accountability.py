@@ -18,7 +18,13 @@ from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.models import IncidentStatus, Role
 from bidhub.services import accountability, browse, limits
-from bidhub.services.accountability import OFFERED_AD_TYPES, AdType, Outcome, PageArea
+from bidhub.services.accountability import (
+    OFFERED_AD_TYPES,
+    WATCHED_PAGE_AREAS,
+    AdType,
+    Outcome,
+    PageArea,
+)
 from bidhub.services.policies import accountability_policy
 from bidhub.web import params
 from bidhub.web.access import managers, rep_only, roles_required
@@ -44,8 +50,8 @@ class IncidentForm(Form):
                                   validators=[Required(), TextLength(max=200)])
     ad_type = SelectField(_l("Kind of ad"), validators=[Required()],
                           choices=options({kind: AD_TYPE_LABELS[kind] for kind in OFFERED_AD_TYPES}))
-    page_area = SelectField(_l("Where on the site"), choices=options(PAGE_AREA_LABELS),
-                            validators=[Required()])
+    page_area = SelectField(_l("Where on the site"), validators=[Required()], choices=options(
+        {area: PAGE_AREA_LABELS[area] for area in WATCHED_PAGE_AREAS}))
     seen_at = DateTimeLocalField(_l("Seen at (local time)"), format=LOCAL_DATETIME_FORMATS,
                                  validators=[Required()])
     evidence_url = StringField(
