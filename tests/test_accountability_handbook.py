@@ -610,6 +610,45 @@ def test_the_report_totals_per_rep_and_per_branch(session, report_world, clock):
                                                          for rep, _ in report.by_rep]
 
 
+def test_incidents_imported_decided_count_as_explained_and_stop_counting_days(
+        app, session, make_admin, make_manager, make_rep, make_account, clock, login_as):
+    """A CRM file brings incidents already explained or decided, with no day for either: the
+    report counts their explanations, and their days open are unknown, not still running."""
+    rep = make_rep(username="lina", name="李娜")
+    accounts = [make_account(owner=rep) for _ in range(5)]
+    header = "事件编号,客户编号,销售,竞争对手网站,发现日期,广告类型,广告位置,状态,说明\r\n"
+    rows = [("INC-1", "已说明", "客户在我方的合同下月续签。"),
+            ("INC-2", "已接受", "广告是对方集团投放的，与本分公司无关。"),
+            ("INC-3", "成立", "确实未及时跟进。"),
+            ("INC-4", "成立", ""),
+            ("INC-5", "待说明", "")]
+    data = (header + "".join(
+        f"{external_id},{account.external_id},lina,51job.com,2026-02-10,横幅,首页,{status},"
+        f"{text}\r\n" for (external_id, status, text), account in zip(rows, accounts, strict=True))
+    ).encode("utf-8")
+    result = import_file(session, make_admin(), "incidents", "incidents.csv", data,
+                         valid_rows_only=False, now=clock())
+    assert result.status == "imported", result.problems
+    report = accountability.two_weekly_report(
+        session, datetime(2026, 2, 8, 16, 0, tzinfo=UTC), datetime(2026, 2, 22, 16, 0, tzinfo=UTC),
+        now=clock())
+    # (logged, explained, accepted, upheld, overdue): INC-4 was upheld unexplained, and INC-5
+    # still waits, past its due date (02-17 + 7 days local, the clock stands at 03-02).
+    assert report.total.counts() == (5, 3, 1, 2, 2)
+    days = {row.incident.external_id: row.days_open for row in report.rows}
+    assert days == {"INC-1": 20, "INC-2": None, "INC-3": None, "INC-4": None, "INC-5": 20}
+
+    client = login_as(make_manager())
+    page = client.get("/manage/accountability/report?start=2026-02-09",
+                      headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    cells = {external_id: re.search(
+        rf'<tr id="incident-{incident_id}">.*?<td class="num">(.*?)</td>', page, re.S).group(1)
+        for external_id, incident_id in ((row.incident.external_id, row.incident.id)
+                                         for row in report.rows)}
+    assert "处理日期未知" in cells["INC-2"] and ">—<" in cells["INC-2"]
+    assert cells["INC-1"].strip() == "20"
+
+
 def page_totals(page: str, section: str) -> list[list[str]]:
     table = re.search(rf'id="{section}">(.*?)</table>', page, re.S).group(1)
     return [[unescape(re.sub(r"<[^>]+>", "", cell)).strip()

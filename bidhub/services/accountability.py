@@ -9,7 +9,10 @@ released into a draft bidding round in one action.
 
 Decisions made here (and shown on the pages):
 - Days open run from the sighting (`seen_at`) until the resolution, or until `now` while
-  unresolved; whole days, rounded down.
+  unresolved; whole days, rounded down. An incident a CRM file brought in already decided
+  has no day of resolution: its days open are unknown, not still counting.
+- An incident counts as explained when its explanation was recorded, or when it came from a
+  CRM file explained, accepted, or upheld with an explanation (on a day nobody recorded).
 - A rep may still explain after the due date; the incident is then *overdue*: an incident is
   overdue when its explanation came, or is still missing, after `explanation_due_at`.
 - Management can accept only an explanation that was given; it can uphold an explained
@@ -136,10 +139,23 @@ def neighbouring_periods(start: date) -> tuple[date, date]:
     return start - timedelta(days=PERIOD_DAYS), start + timedelta(days=PERIOD_DAYS)
 
 
-def days_open(incident: AccountabilityIncident, now: datetime) -> int:
-    """Whole days from the sighting until the resolution, or until `now` while unresolved."""
+def days_open(incident: AccountabilityIncident, now: datetime) -> int | None:
+    """Whole days from the sighting until the resolution, or until `now` while unresolved;
+    None for an incident resolved on a day nobody recorded (brought in decided by an import)."""
+    if incident.resolved_at is None and incident.status in RESOLVED_STATUSES:
+        return None
     until = incident.resolved_at or now
     return max(0, (until - incident.seen_at).days)
+
+
+def was_explained(incident: AccountabilityIncident) -> bool:
+    """The rep's explanation was given: recorded with its moment, or brought in by an import
+    as explained, accepted, or upheld with an explanation, on a day nobody recorded."""
+    if incident.explained_at is not None:
+        return True
+    if incident.status in (IncidentStatus.EXPLAINED, IncidentStatus.ACCEPTED):
+        return True
+    return incident.status == IncidentStatus.UPHELD and bool(incident.explanation)
 
 
 def awaits_explanation(incident: AccountabilityIncident) -> bool:
@@ -153,7 +169,7 @@ def is_overdue(incident: AccountabilityIncident, now: datetime) -> bool:
         return False
     if incident.explained_at is not None:
         return incident.explained_at > incident.explanation_due_at
-    if incident.explanation and incident.status != IncidentStatus.OPEN:
+    if was_explained(incident):
         return False  # explained on a day nobody recorded (an import): nothing says it was late
     if incident.status in RESOLVED_STATUSES:  # upheld unexplained: overdue as of the resolution
         return (incident.resolved_at or now) > incident.explanation_due_at
@@ -519,7 +535,7 @@ def own_incident(session: Session, rep: User, incident_id: int) -> Accountabilit
 @dataclass(frozen=True)
 class ReportRow:
     incident: AccountabilityIncident
-    days_open: int
+    days_open: int | None  # None: resolved on a day nobody recorded (see days_open)
     overdue: bool
 
 
@@ -549,7 +565,7 @@ class Totals:
     def counting(self, row: ReportRow) -> Totals:
         incident = row.incident
         return Totals(logged=self.logged + 1,
-                      explained=self.explained + (incident.explained_at is not None),
+                      explained=self.explained + was_explained(incident),
                       accepted=self.accepted + (incident.status == IncidentStatus.ACCEPTED),
                       upheld=self.upheld + (incident.status == IncidentStatus.UPHELD),
                       overdue=self.overdue + row.overdue)
