@@ -191,18 +191,18 @@ def draft_round(w, session, clock, app):
 
 def release_sponsored(w, session, clock, app, round_):
     release_account(session, w["manager1"], round_.id, account_id=w["sponsored"].id,
-                    reason="rep_left", note="", review_text="", now=clock())
+                    reason="neglected", note="", review_text="", now=clock())
 
 
 def release_her_account(w, session, clock, app, round_):
     release_account(session, w["manager1"], round_.id, account_id=w["her_account"].id,
-                    reason="rep_left", note="", review_text=REASON, now=clock())
+                    reason="neglected", note="", review_text=REASON, now=clock())
 
 
 def held_account_released(w, session, clock, app):
     round_ = draft_round(w, session, clock, app)
     return release_account(session, w["manager1"], round_.id, account_id=w["held"].id,
-                           reason="rep_left", note="", review_text=REASON, now=clock())
+                           reason="neglected", note="", review_text=REASON, now=clock())
 
 
 def remove_the_listing(w, session, clock, app, listing):

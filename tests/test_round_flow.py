@@ -45,7 +45,7 @@ def test_a_full_round_from_creation_to_filings(app, session, clock, make_manager
     assert round_.status == RoundStatus.DRAFT
     for account in (first, second):
         response = release_on_round_page(managers_client, round_.id, {
-            "account": account.external_id, "reason": "rep_left", "note": "",
+            "account": account.external_id, "reason": "neglected", "note": "",
             "review_text": "The rep left the company at the end of February."})
         assert response.status_code == 303, response.get_data(as_text=True)
     response = managers_client.post(f"/manage/rounds/{round_.id}/publish",

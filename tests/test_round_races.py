@@ -258,7 +258,7 @@ def test_an_account_released_while_the_round_is_published_waits_or_is_refused(
     pause = Pause(monkeypatch, rounds, "lock_accounts")
     releaser = Side(app, lambda own: rounds.release_account(
         own, own.get(User, manager.id), draft_round.id, account_id=account.id,
-        reason=ReleaseReason.REP_LEFT, note="", review_text="The rep left; the handover is done.",
+        reason=ReleaseReason.NEGLECTED, note="", review_text="No visit in a year; the handover is done.",
         now=clock()))
     pause.wait()
     publisher = Side(app, publish(draft_round, manager, clock()))

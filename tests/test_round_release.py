@@ -210,6 +210,38 @@ def test_the_helper_releases_through_both_steps(session, draft, make_manager, ma
     assert listings(session) == 1
 
 
+@pytest.mark.parametrize("standing", ["active", "on_leave", "left", "deactivated"])
+def test_rep_left_is_a_reason_only_for_a_rep_who_left(session, draft, make_manager, make_rep,
+                                                      make_account, login_as, standing):
+    """The reason goes into the rep's loss review and the filing: "rep left" is refused for a
+    rep who is still with the company, on the page and in the use case, and nothing is
+    released; an account with no rep may carry it."""
+    owner = make_rep(name="王伟")
+    account, unheld = make_account(owner=owner), make_account()
+    if standing in ("on_leave", "left"):
+        owner.status = standing
+    owner.is_active = standing != "deactivated"
+    session.commit()
+    manager = make_manager()
+    data = {"account": account.external_id, "reason": "rep_left", "note": "",
+            "review_text": REVIEW, "shown_account": str(account.id), "owner": str(owner.id)}
+    response = login_as(manager).post(f"/manage/rounds/{draft.id}/release", data=data,
+                                      headers={"Accept-Language": "zh-CN"})
+    departed = standing in ("left", "deactivated")
+    assert response.status_code == (303 if departed else 422)
+    if not departed:
+        assert "王伟 并未离职：请选择符合实际的原因。" in response.get_data(as_text=True)
+        with pytest.raises(BidhubError, match="has not left the company"):
+            rounds.release_account(session, manager, draft.id, account_id=account.id,
+                                   reason="rep_left", note="", review_text=REVIEW,
+                                   now=draft.created_at)
+    reload(session)
+    assert listings(session) == (1 if departed else 0)
+    rounds.release_account(session, manager, draft.id, account_id=unheld.id, reason="rep_left",
+                           note="", review_text="", now=draft.created_at)
+    reload(session)
+    assert listings(session) == (2 if departed else 1)
+
 @pytest.mark.parametrize("confirming", [False, True], ids=["first post", "confirmation"])
 def test_an_other_reason_without_a_note_and_a_short_review_show_both_errors_at_once(
         session, draft, make_manager, make_rep, make_account, login_as, confirming):

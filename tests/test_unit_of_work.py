@@ -65,7 +65,7 @@ def new_round(session, manager, clock, title="Q3 reshuffle") -> Round:
 
 
 def release(session, manager, round_id, account_id, clock,
-            reason=ReleaseReason.REP_LEFT) -> Listing:
+            reason=ReleaseReason.NEGLECTED) -> Listing:
     return release_account(session, manager, round_id, account_id=account_id, reason=reason,
                            note="", review_text=REVIEW, now=clock())
 

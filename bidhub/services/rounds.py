@@ -298,6 +298,8 @@ def check_release(session: Session, round_: Round, account: Account, *, reason: 
         refusals.append(InvalidRequest(N_("Choose a release reason."), field="reason"))
     elif reason == ReleaseReason.OTHER and not note.strip():
         refusals.append(InvalidRequest(N_("Say what the other reason is."), field="note"))
+    elif account.owner_id is not None:
+        refusals.extend(untrue_reason(account, reason))
     if round_.branch_id is not None and account.branch_id != round_.branch_id:
         refusals.append(InvalidRequest(N_(
             "This round is for %(round_branch)s; the account belongs to %(account_branch)s.",
@@ -315,6 +317,17 @@ def check_release(session: Session, round_: Round, account: Account, *, reason: 
             "characters).", rep=account.owner.display_name, count=MIN_REVIEW_LENGTH),
             review_text, MIN_REVIEW_LENGTH), field="review_text"))
     refuse_together(refusals)
+
+
+def untrue_reason(account: Account, reason: str) -> list[InvalidRequest]:
+    """The refusal of a reason that the facts about the account's rep contradict, as the rep's
+    loss review and the filing would carry it: "rep left" for a rep who has not left the
+    company and whose user is active."""
+    owner = account.owner
+    if reason == ReleaseReason.REP_LEFT and not owner.has_departed:
+        return [InvalidRequest(N_("%(rep)s has not left the company: choose the reason that "
+                                  "holds.", rep=owner.display_name), field="reason")]
+    return []
 
 
 def preview_release(session: Session, round_id: int, *, account_id: int, reason: str,

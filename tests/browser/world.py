@@ -200,7 +200,7 @@ REVIEW = "原销售已离职，客户需要新的负责人继续跟进。"
 def release_all(session: Session, manager: User, round_id: int, accounts: list[Account],
                 at: datetime) -> list[int]:
     return [release_account(session, manager, round_id, account_id=account.id,
-                            reason="rep_left", note="", review_text=REVIEW,
+                            reason="neglected", note="", review_text=REVIEW,
                             now=at + timedelta(minutes=n)).id
             for n, account in enumerate(accounts)]
 
