@@ -17,7 +17,7 @@ from bidhub.models import (
     TransferRequest,
     TransferRequestStatus,
 )
-from bidhub.services.capacity_board import management_agenda
+from bidhub.services.capacity_board import Band, capacity_board, management_agenda
 from tests.conftest import login
 from tests.test_queries import statements_for
 
@@ -204,3 +204,24 @@ def test_only_management_reaches_it(client, make_rep, make_admin):
     admin_client = client
     login(admin_client, make_admin())
     assert admin_client.get("/manage").status_code == 200
+
+
+def test_reps_who_left_holding_accounts_are_not_counted_in_the_bands(
+        client, session, make_manager, make_rep, give_accounts, clock):
+    """The home page counts the reps the capacity board's bands hold: a rep marked as left
+    (whose user may still sign in) or deactivated is listed there under accounts to hand
+    over, so the home page's "below" and "above" leave them out as well."""
+    below, above, left_below, left_above, deactivated = (make_rep() for _ in range(5))
+    for rep, held in ((below, 12), (above, 41), (left_below, 20), (left_above, 42),
+                      (deactivated, 10)):
+        give_accounts(rep, held)
+    left_below.status = left_above.status = "left"
+    deactivated.is_active = False
+    session.commit()
+    agenda = management_agenda(session, clock())
+    assert (agenda.reps_below, agenda.reps_above) == (1, 1)
+    login(client, make_manager())
+    page = client.get("/manage").get_data(as_text=True)
+    assert (count_in(page, "below"), count_in(page, "above")) == (1, 1)
+    board = capacity_board(session)
+    assert (board.band_counts[Band.BELOW], board.band_counts[Band.ABOVE]) == (1, 1)

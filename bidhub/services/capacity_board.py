@@ -105,9 +105,10 @@ class Board:
 
 
 def rep_loads(session: Session, capacity: CapacityBand) -> list[RepLoad]:
-    """Every active rep's load, counted as ownership.py counts it, needing action first."""
-    reps = sorted(session.scalars(select(User).where(User.role == Role.REP, User.is_active)),
-                  key=person_order)
+    """The load of every rep at work (neither left nor deactivated: the reps the capacity
+    board puts in its bands), counted as ownership.py counts it, needing action first."""
+    reps = sorted((rep for rep in session.scalars(select(User).where(
+        User.role == Role.REP, User.is_active)) if not rep.has_departed), key=person_order)
     return _loads(session, capacity, reps)
 
 
