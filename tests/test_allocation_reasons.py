@@ -89,3 +89,52 @@ def test_a_reason_naming_a_listing_of_another_round_keeps_its_number(app, sessio
     html = client.get(f"/manage/listings/{capped.second.id}").get_data(as_text=True)
     assert f"wins #{other.listings[0].id} in this round" in html
     assert "别的轮次的客户" not in html
+
+
+def test_the_filed_runner_up_is_a_bid_the_winner_was_weighed_against(session, clock, capped):
+    """An accepted ranking files as its runner-up the next eligible bid below the winner, not
+    the better bid the per-round cap kept out of the listing (the register would read as an
+    award to a lower score with no reason); an override files the best score it passed."""
+    from sqlalchemy import select
+
+    from bidhub.models import Decision, DecisionKind, Round
+
+    strong, weak = capped.strong, capped.weak
+    first, second = capped.first, capped.second
+    for listing in (first, second):
+        adjudication.decide_listing(session, capped.manager, listing.id,
+                                    kind=DecisionKind.ACCEPTED, bid_id=None, reason="",
+                                    now=clock())
+    reload(session)
+
+    def filed() -> dict[int, tuple[int, float, float | None]]:
+        decisions = {decision.listing_id: decision for decision in session.scalars(select(
+            Decision).where(Decision.listing_id.in_([first.id, second.id])))}
+        round_ = session.get(Round, capped.round.id)
+        listings = sorted(round_.listings, key=lambda listing: listing.id)
+        return {change.listing_id: (change.to_rep_id, change.filing["winner_score"],
+                                    change.filing["runner_up_score"])
+                for change in adjudication.award_changes(session, round_, listings, decisions)}
+
+    def total(rep, listing) -> float:
+        return session.get(BidScore, capped.bids[rep.id, listing.id].id).total
+
+    assert total(strong, second) > total(weak, second)  # the cap kept the better bid out
+    assert filed() == {first.id: (strong.id, total(strong, first), total(weak, first)),
+                       second.id: (weak.id, total(weak, second), None)}
+
+    def version_of(listing) -> int:
+        reload(session)
+        return session.scalars(select(Decision).where(Decision.listing_id == listing.id)
+                               ).one().version
+
+    adjudication.decide_listing(session, capped.manager, second.id, kind=DecisionKind.NO_AWARD,
+                                bid_id=None, reason="The client is being merged into a group.",
+                                expected_version=version_of(second), now=clock())
+    adjudication.decide_listing(session, capped.manager, first.id,
+                                kind=DecisionKind.OVERRIDDEN, bid_id=capped.bids[weak.id,
+                                                                                 first.id].id,
+                                reason="The client asked for the rep who knows its plant.",
+                                expected_version=version_of(first), now=clock())
+    reload(session)
+    assert filed()[first.id] == (weak.id, total(weak, first), total(strong, first))

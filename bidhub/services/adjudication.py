@@ -968,21 +968,27 @@ def award_changes(session: Session, round_: Round, listings: list[Listing],
     """The owner change each awarding decision makes, with what its filing records.
 
     `appeals` holds, by listing id, the appeals to record in the filing (None: none filed).
+    The runner-up score is the best of the other eligible bids the winner was weighed against:
+    all of them, except those ranked above the rules' proposed winner, which the allocation
+    kept out of this listing (capacity, the per-round cap, a better total elsewhere). So an
+    accepted ranking's runner-up is the next bid below the winner, and an override's is the
+    best score it passed over.
     """
-    eligible_totals: dict[int, list[tuple[int, float]]] = defaultdict(list)
-    for listing_id, bid_id, total in session.execute(
-        select(Bid.listing_id, Bid.id, BidScore.total).join(BidScore)
+    eligible: dict[int, list[tuple[int, float, int | None, bool]]] = defaultdict(list)
+    for listing_id, bid_id, total, rank, proposed in session.execute(
+        select(Bid.listing_id, Bid.id, BidScore.total, BidScore.rank,
+               BidScore.is_proposed_winner).join(BidScore)
         .join(Listing).where(Listing.round_id == round_.id, BidScore.is_eligible)
     ):
-        eligible_totals[listing_id].append((bid_id, total))
+        eligible[listing_id].append((bid_id, total, rank, proposed))
     changes = []
     for listing in listings:
         decision = decisions[listing.id]
         if decision.bid_id is None:
             continue
         winner = decision.bid
-        runner_up_score = max((total for bid_id, total in eligible_totals[listing.id]
-                               if bid_id != winner.id), default=None)
+        runner_up_score = max((total for bid_id, total, rank in weighed_against(
+            eligible[listing.id]) if bid_id != winner.id), default=None)
         changes.append(OwnerChange(listing.account_id, winner.rep_id, listing_id=listing.id,
                                    filing={
             "kind": FilingKind.ROUND_AWARD, "round_id": round_.id, "listing_id": listing.id,
@@ -993,6 +999,15 @@ def award_changes(session: Session, round_: Round, listings: list[Listing],
             "decided_by_id": decision.decided_by_id,
             "appeals": (appeals or {}).get(listing.id)}))
     return changes
+
+
+def weighed_against(eligible: list[tuple[int, float, int | None, bool]]
+                    ) -> list[tuple[int, float, int | None]]:
+    """A listing's eligible bids (id, total, rank, proposed) without those ranked above the
+    proposed winner (none left out when nobody was proposed)."""
+    proposed_rank = next((rank for _id, _total, rank, proposed in eligible if proposed), None)
+    return [(bid_id, total, rank) for bid_id, total, rank, _proposed in eligible
+            if proposed_rank is None or rank is None or rank >= proposed_rank]
 
 
 def mark_applied(listing: Listing, decision: Decision, now: datetime) -> None:
