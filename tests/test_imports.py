@@ -1936,7 +1936,7 @@ def test_an_account_on_the_market_keeps_its_branch(session, branches, run_import
     assert result.status == "refused", result
     [problem] = result.problems
     assert problem.column == "branch"
-    assert f"listed in round {round_.id} (“{round_.title}”)" in str(problem.reason)
+    assert f"listed in round “{round_.title}”" in str(problem.reason)
     reload(session)
     assert session.get(Account, account.id).branch_id == branches["BJ"].id
     # The same file with the account's own branch is an ordinary update.

@@ -176,8 +176,8 @@ def test_a_listed_account_cannot_be_transferred_directly(session, clock, make_re
     account = make_account(owner=owner)
     round_ = make_round(accounts=[account])
     make_bid(bidder, round_.listings[0])
-    with pytest.raises(TransferRefused, match=rf"listed in round {round_.id}.*withdraw the "
-                                              "listing first"):
+    with pytest.raises(TransferRefused, match=rf"listed in round “{round_.title}”; decide it "
+                                              "there or withdraw the listing first"):
         transfer_account(session, manager, account_id=account.id, to_rep_id=receiver.id,
                          reason="Owner moves to another region.",
                          review_text="Handover planned with the client.", now=clock())

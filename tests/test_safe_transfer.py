@@ -321,7 +321,7 @@ def test_field_errors_re_render_with_422(session, login_as, make_manager, make_r
                                          make_round):
     owner, receiver = make_rep(), make_rep()
     account, listed = make_account(owner=owner), make_account(owner=owner)
-    make_round(status=RoundStatus.DRAFT, accounts=[listed])
+    listed_round = make_round(status=RoundStatus.DRAFT, accounts=[listed])
     client = login_as(make_manager())
     before = filings(session)
     cases = [
@@ -337,9 +337,12 @@ def test_field_errors_re_render_with_422(session, login_as, make_manager, make_r
                                data={**summary_data(account, receiver), **change})
         assert response.status_code == 422, change
         assert message in text_of(response), (change, text_of(response)[:2000])
-    response = client.post("/manage/transfer/summary", data=summary_data(listed, receiver))
+    response = client.post("/manage/transfer/summary", data=summary_data(listed, receiver),
+                           headers={"Accept-Language": "zh-CN"})
     assert response.status_code == 422
-    assert "decide it there or withdraw the listing first" in text_of(response)
+    # The round by its title, as management knows it, never by its database id.
+    assert (f"已列入竞标轮次“{listed_round.title}”；请在该轮次中裁定，或先撤下该竞标客户"
+            in text_of(response))
     assert filings(session) == before
 
 

@@ -35,6 +35,7 @@ from bidhub.models import (
     Filing,
     FilingKind,
     InstanceMarker,
+    Listing,
     RepStatus,
     Role,
     Round,
@@ -75,6 +76,13 @@ class RulesInForce(NamedTuple):
     sha256: str | None
 
 
+
+def listed_refusal(listing: Listing) -> Text:
+    """Why an account listed in a round that is not finished may not be moved outside it:
+    the round named by its title, as management knows it (never by its database id)."""
+    return N_("%(account)s is listed in round “%(title)s”; decide it there or withdraw the "
+              "listing first.", account=listing.account.name, title=listing.round.title)
+
 def rules_in_force(session: Session) -> RulesInForce:
     version = active_rule_set(session)
     if version is None:
@@ -114,10 +122,7 @@ def transfer_account(
                                   field="to_rep")
         listing = unfinished_listing_of(session, account.id)
         if listing is not None:
-            raise TransferRefused(N_("%(account)s is listed in round %(round)d (“%(title)s”); "
-                                     "decide it there or withdraw the listing first.",
-                                     account=account.name, round=listing.round_id,
-                                     title=listing.round.title), field="account")
+            raise TransferRefused(listed_refusal(listing), field="account")
         if account.sponsor_id is None and account.executive_sponsor and actor.role != Role.ADMIN:
             raise TransferRefused(N_("%(account)s has an executive sponsor but no sponsor person "
                                      "is designated; designate the sponsor first, or ask an "

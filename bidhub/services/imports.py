@@ -110,7 +110,6 @@ from bidhub.models import (
     ImportMapping,
     ImportRun,
     IncidentStatus,
-    Listing,
     MonthlyForecast,
     Opportunity,
     OpportunityStageChange,
@@ -135,7 +134,7 @@ from bidhub.services.branches import (
     match_branch_in_path,
 )
 from bidhub.services.departures import lock_departing, send_back_awards
-from bidhub.services.filings import rules_in_force
+from bidhub.services.filings import listed_refusal, rules_in_force
 from bidhub.services.html_tables import html_rows, is_html_table
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import (
@@ -1717,14 +1716,6 @@ class AccountImporter(Importer):
         """What an import's filing says: a CRM import, by the admin importing."""
         return {"kind": FilingKind.CRM_IMPORT, "reason": CRM_IMPORT_REASON,
                 "decided_by_id": self.actor_id}
-
-
-def listed_refusal(listing: Listing) -> Text:
-    """Why a row may not move an account listed in a round that is not finished: the round
-    named by its number and title, as the transfer form names it."""
-    return N_("%(account)s is listed in round %(round)d (“%(title)s”); decide it there or "
-              "withdraw the listing first.", account=listing.account.name,
-              round=listing.round_id, title=listing.round.title)
 
 
 def taken_in_bidhub(session: Session, account_ids: list[int]) -> dict[int, dict[int, Any]]:

@@ -17,6 +17,7 @@ from bidhub.models import Account, Filing, Listing, RepStatus, Role, TransferReq
 from bidhub.services.filings import (
     DEFAULT_CAPACITY_MAX,
     already_waiting_message,
+    listed_refusal,
     transfer_account,
     transfer_waiting_for_sponsor,
 )
@@ -185,10 +186,7 @@ def preview_transfer(session: Session, account: Account, to_rep: User,
     problems: dict[str, Text] = {}
     listing = unfinished_listing_of(session, account.id)
     if listing is not None:
-        problems["account"] = N_(
-            "%(account)s is listed in round %(round)d (“%(title)s”); decide it there or "
-            "withdraw the listing first.", account=account.name, round=listing.round_id,
-            title=listing.round.title)
+        problems["account"] = listed_refusal(listing)
     elif account.sponsor_id is not None and transfer_waiting_for_sponsor(session, account.id):
         # The sponsor answers one request at a time: a second would be refused on confirmation.
         problems["account"] = already_waiting_message(account)
