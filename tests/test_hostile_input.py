@@ -597,3 +597,41 @@ def test_a_bid_key_the_form_never_issued_is_refused_without_a_write(client, sess
                            data={**data, "submission_key": "Ab_-" * 16})
     assert response.status_code == 303
     assert count(session, Bid) == 1
+
+
+# --- hidden fields sent back unreadable ----------------------------------------------------------
+
+def test_a_hidden_field_sent_back_with_a_control_character_is_said_for_the_whole_form(
+        client, session, world, make_bid):
+    """A one-time key, a version or an `expected` fingerprint nobody types comes back with a
+    control character: the form is refused (422), nothing changes, and the page says so where
+    the person sending it can read it, not on a field the page never shows."""
+    rep, manager, admin = world["rep"], world["manager"], world["admin"]
+    bid = make_bid(rep, world["listing"])
+    incident = world["incident"]
+    said = "表单已过期，请刷新页面后重试。"
+    cases = [
+        (rep, f"/bids/{bid.id}/edit", {
+            "account_plan": "先拜访决策人，了解招聘需求，三个月内提出年度合作方案。",
+            "visit_plan": "第一周拜访总经理，第二周与人力资源部确定合作方案。",
+            "committed_revenue_yuan": "500000", "version": "1", "submission_key": "a\x00"}),
+        (manager, "/manage/rounds/new", {
+            "title": "春季补充轮", "branch_id": "0", "opens_at": "2026-03-05T09:00",
+            "closes_at": "2026-03-12T18:00", "submission_key": "\x00"}),
+        (manager, f"/manage/accountability/incidents/{incident.id}/resolve", {
+            "outcome": "upheld", "note": "No answer was given in time.", "version": "1\x00"}),
+        (admin, f"/admin/users/{rep.id}", {
+            "display_name": "改过的名字", "role": "rep", "branch_id": "0", "expected": "a\x00"}),
+    ]
+    before = {model: count(session, model) for model in (Round, AccountabilityIncident)}
+    for user, url, data in cases:
+        login(client, user)
+        response = client.post(url, data=data, headers={"Accept-Language": "zh-CN"})
+        assert response.status_code == 422, url
+        page = response.get_data(as_text=True)
+        assert re.search(r'<div class="form-errors" role="alert">\s*<p>' + said, page), url
+    reload(session)
+    assert {model: count(session, model) for model in before} == before
+    assert session.get(AccountabilityIncident, incident.id).status == "open"
+    assert session.get(User, rep.id).display_name != "改过的名字"
+    assert session.get(Bid, bid.id).committed_revenue_yuan == 300_000

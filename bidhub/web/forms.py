@@ -386,6 +386,20 @@ class Form(FlaskForm):
         for field in self:
             field.validators = (refuse_hostile_input, refuse_too_long, *field.validators)
 
+    def validate(self, extra_validators=None) -> bool:
+        """As WTForms validates; a hidden field the page drew but nobody types in (a version,
+        a one-time key) that comes back unreadable is reported for the whole form, which is
+        where the person sending it can see it."""
+        valid = super().validate(extra_validators)
+        hidden = [field for field in self if isinstance(field, HiddenField)
+                  and not isinstance(field, CSRFTokenField) and field.errors]
+        csrf = getattr(self, "csrf_token", None)
+        if hidden and not (csrf is not None and csrf.errors):
+            message = _("The form expired. Reload the page and try again.")
+            if message not in self.form_errors:
+                self.form_errors.append(message)
+        return valid
+
     def add_error(self, error: BidhubError) -> None:
         """Attach a use case's refusal to the field it concerns, or to the whole form; each
         of several refused at once (InvalidFields) to its own."""
