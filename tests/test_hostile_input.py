@@ -140,7 +140,9 @@ def test_management_filters_ignore_lookalike_digits(client, world):
                  "page": value, "start": value, "date_from": value, "date_to": value,
                  "band": value}
         response = client.get(path, query_string=query)
-        assert response.status_code == 200, (path, response.status_code)
+        # The register's export refuses filters it cannot apply rather than ignore them.
+        expected = 422 if path == "/manage/filings.csv" and value.strip() else 200
+        assert response.status_code == expected, (path, response.status_code)
 
 
 @pytest.mark.parametrize("value", ["²", "①", str(2**63), "9" * 400])
@@ -227,7 +229,8 @@ def test_far_off_days_in_filters_and_reports_are_ignored(client, world):
                             ("/manage/accountability/report", {"start": day}),
                             ("/manage/accountability/report.csv", {"start": day})):
             response = client.get(path, query_string=query)
-            assert response.status_code == 200, (path, response.status_code)
+            expected = 422 if path == "/manage/filings.csv" else 200
+            assert response.status_code == expected, (path, response.status_code)
 
 
 def test_hire_date_in_a_far_off_year_is_a_field_error(client, session, world):

@@ -198,6 +198,29 @@ def test_a_day_filter_that_cannot_match_says_why_above_the_rows(app, session, re
     assert "不是日期" not in every and "开始日期晚于" not in every
 
 
+def test_a_filter_that_is_no_choice_is_said_and_the_export_refuses_what_it_cannot_filter(
+        app, session, register):
+    """A branch or rep that is not one of the menus' choices is left out like a day that is
+    no date, and said above the rows; the export does not hand over the whole register as if
+    it were filtered (422, the page with the reason), and a page past the last shows the last."""
+    client = client_of(app, register["manager"], "zh")
+    every = client.get("/manage/filings").get_data(as_text=True)
+    count = re.search(r'<p class="count">([^<]*)</p>', every).group(1)
+    for query, said in (("branch=abc", "“abc”不在列表的选项中。下面显示的登记簿未按它筛选。"),
+                        ("rep=-1", "“-1”不在列表的选项中。"),
+                        ("date_from=2026-02-30", "“2026-02-30”不是日期")):
+        page = client.get(f"/manage/filings?{query}")
+        assert page.status_code == 200
+        assert said in page.get_data(as_text=True) and f'<p class="count">{count}</p>' in \
+            page.get_data(as_text=True)
+        export = client.get(f"/manage/filings.csv?{query}")
+        assert export.status_code == 422, query
+        assert export.mimetype == "text/html" and said in export.get_data(as_text=True)
+    assert client.get("/manage/filings.csv?date_from=2026-01-01").status_code == 200
+    last = client.get("/manage/filings?page=99999999").get_data(as_text=True)
+    assert '<td class="num">' in last.split("<tbody>")[1].split("</tbody>")[0]
+
+
 class TestADepartmentWhoseClocksChange:
     """BIDHUB_TIMEZONE may name a zone with summer time: a day there is then 23 or 25 hours,
     and "until" a day ends at midnight of the next day there, not 24 hours after the start."""

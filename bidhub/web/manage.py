@@ -813,11 +813,15 @@ def filing_filter_problems(args, criteria: FilingFilter) -> list[str]:
     """Why the register shows other filings than its days ask for: a day that is no date (left
     out, so every filing on that side is shown) or days in the wrong order (nothing can
     match); said above the rows rather than leaving the list to look filtered."""
-    problems = [_("“%(day)s” is no date; write it as YYYY-MM-DD. The register is shown "
-                  "without it.", day=params.text_arg(args, name, 32))
-                for name in ("date_from", "date_to")
-                if params.text_arg(args, name, 32).strip()
-                and getattr(criteria, name) is None]
+    problems = [_("“%(value)s” is not one of the choices in the list; the register is shown "
+                  "without it.", value=params.text_arg(args, name, 32))
+                for name, chosen in (("branch", criteria.branch_id), ("rep", criteria.rep_id))
+                if params.text_arg(args, name, 32).strip() and chosen is None]
+    problems += [_("“%(day)s” is no date; write it as YYYY-MM-DD. The register is shown "
+                   "without it.", day=params.text_arg(args, name, 32))
+                 for name in ("date_from", "date_to")
+                 if params.text_arg(args, name, 32).strip()
+                 and getattr(criteria, name) is None]
     if (criteria.date_from is not None and criteria.date_to is not None
             and criteria.date_from >= criteria.date_to):
         problems.append(_("The first day is after the last, so no filing can match; swap them."))
@@ -839,11 +843,20 @@ def filing_filter_args(args) -> dict[str, str]:
 @blueprint.route("/filings")
 @managers
 def filings():
+    return filings_page()
+
+
+def filings_page(status: int = 200):
+    """The register's page (or its rows, for htmx) as the query asks; a page past the last is
+    shown as the last."""
     session = get_session()
     criteria = filing_filter_from(request.args)
     page = min(params.int_arg(request.args, "page", minimum=1) or 1, 100_000)
     size = 50
     register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
+    if not register.lines and register.total and page > 1:
+        page = (register.total + size - 1) // size
+        register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
     args = filing_filter_args(request.args)
     # The filter menus and the register's head are outside the partial.
     outside = {}
@@ -853,7 +866,7 @@ def filings():
                    "lost_head": surroundings.lost}
     total = register.total
     return page_or_partial(
-        "manage/filings.html", "manage/_filing_rows.html",
+        "manage/filings.html", "manage/_filing_rows.html", status=status,
         filter_problems=filing_filter_problems(request.args, criteria),
         filings=filing_rows(register.lines), total=total,
         page=page, pages=max(1, (total + size - 1) // size),
@@ -872,7 +885,12 @@ CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number
 @managers
 def filings_csv():
     session = get_session()
-    register = filing_register(session, filing_filter_from(request.args))
+    criteria = filing_filter_from(request.args)
+    if filing_filter_problems(request.args, criteria):
+        # A file that silently ignored a filter would be taken for what was asked: the page
+        # says what is wrong with the query instead.
+        return filings_page(status=422)
+    register = filing_register(session, criteria)
     with export_language():
         return filings_export(session, register)
 
