@@ -84,6 +84,11 @@ def test_live_check_lists_every_problem_with_its_key(app, session, make_admin, l
     assert "eligibility.capacity_max" in html and "below capacity_target" in html
     assert "unknown metric" in html and "2 problems" in html
     assert "-capacity_max = 40" in html  # the diff against the active rules
+    assert "--- active" in html and "+++ draft" in html
+    chinese = client.post("/admin/rules/check", data={"text": broken},
+                          headers={"HX-Request": "true", "Accept-Language": "zh-CN"}
+                          ).get_data(as_text=True)
+    assert "--- 当前生效" in chinese and "+++ 草稿" in chinese and "active" not in chinese
 
 
 def test_live_check_points_out_a_weight_against_the_metrics_direction(app, session, make_admin,

@@ -205,10 +205,13 @@ def check_rules_text(text: str) -> RuleCheck:
         return RuleCheck(None, tuple(error.problems), error.more)
 
 
-def rules_diff(before: str, after: str) -> list[str]:
+def rules_diff(before: str, after: str, names: tuple[str, str] = ("active", "draft")
+               ) -> list[str]:
+    """The draft's changes to the active text as a unified diff; `names` head its two sides
+    (the page passes them in its language)."""
     if len(after) > MAX_RULE_BYTES:
         return []  # refused for its size anyway; diffing it would only cost time
-    return list(difflib.unified_diff(before.splitlines(), after.splitlines(), "active", "draft",
+    return list(difflib.unified_diff(before.splitlines(), after.splitlines(), *names,
                                      lineterm=""))
 
 

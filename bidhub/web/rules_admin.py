@@ -68,7 +68,7 @@ def check_result(text: str, active: RuleSetVersion) -> dict:
     check = rule_sets.check_rules_text(text)
     rules = check.rules
     return {"problems": translated(check.problems), "more": check.more, "count": check.count,
-            "diff": rule_sets.rules_diff(active.text, text),
+            "diff": rule_sets.rules_diff(active.text, text, (_("active"), _("draft"))),
             "warnings": translated(rules.warnings) if rules else (),
             "hash": rules.version_hash if rules else None,
             "is_active": rules is not None and rules.version_hash == active.sha256}
