@@ -1042,7 +1042,7 @@ def test_the_report_and_the_mapping_step_name_fields_by_their_labels_in_chinese(
     assert "<th>年度金额</th>" in mapping and "年度金额按 10,000 元为单位读取" in page_text(mapping)
     response = client.post(location, data=form_of(mapping), headers=CHINESE)
     report = page_text(client.get(response.location, headers=CHINESE).get_data(as_text=True))
-    assert "读取的列：所属分公司 → 分公司和年度金额(万元) → 年度金额" in report
+    assert "读取的列：所属分公司 → 分公司、年度金额(万元) → 年度金额" in report
     assert "年度金额已按 10,000 元为单位读取" in report
     assert "2 企业性质 私企" in report and "2 年度金额 abc" in report
     for page in (mapping, report):
