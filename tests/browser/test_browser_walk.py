@@ -138,7 +138,7 @@ def test_a_manager_walks_their_pages_in_chinese(walk, live_server):
     manager.shoot("manager-transfer")
 
     manager.goto("/manage/accountability/report")
-    manager.expect_chinese("Accountability report")
+    manager.expect_chinese("Two-weekly accountability report")
     manager.shoot("manager-accountability-report", fits_narrow=True)
     # The period under way holds the world's incident: its totals per rep and per branch
     # stack in one column on a phone, each as wide as the page.
