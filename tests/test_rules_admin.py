@@ -1157,3 +1157,13 @@ def test_adopting_a_broken_file_on_the_command_line_names_the_file(app, session,
     assert result.exit_code == 1
     assert f"{path}:" in result.output and "capacity_maxx" in result.output
     assert "draft" not in result.output
+
+
+def test_the_rules_page_says_what_the_handbook_binds_and_what_is_policy(app, session,
+                                                                        make_admin, login_as):
+    client = login_as(make_admin())
+    for language, said in (("zh-CN", "手册的硬性规定是每名KA销售名下 30–40 个客户"),
+                           ("en", "The handbook binds the 30–40 accounts per rep")):
+        page = client.get("/admin/rules", headers={"Accept-Language": language}
+                          ).get_data(as_text=True)
+        assert said in page, language
