@@ -94,6 +94,7 @@ EXPECTED_ACCESS = {
     "profiles.rep": {SIGNED_IN},
     "profiles.mine": {SIGNED_IN},
     "profiles.reps": MANAGEMENT,
+    "profiles.forecasts_page": MANAGEMENT,
     "accountability.incidents": MANAGEMENT,
     "accountability.log_incident": MANAGEMENT,
     "accountability.resolve": MANAGEMENT,

@@ -945,7 +945,7 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/manage/transfer?account={account_id}&to_rep={rep_id}",
                  "/manage/transfer/picks?account={account_id}&to_rep={rep_id}",
                  "/manage/transfer/accounts?account_q=公司", "/manage/transfer/reps?rep_q=a",
-                 "/manage/accountability", "/manage/accountability/report", "/reps",
+                 "/manage/accountability", "/manage/accountability/report", "/reps", "/reps/forecasts",
                  "/reps/{rep_id}", "/accounts/{account_id}", "/notifications",
                  "/manage/accounts", "/manage/accounts?band=很多&sort=-value",
                  "/manage/accounts/{account_id}", "/manage", "/board", "/board?band=above",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import date
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, current_app, render_template, request
@@ -16,12 +18,14 @@ from bidhub.db import get_session
 from bidhub.domain.facts import Stage
 from bidhub.domain.metrics import METRICS
 from bidhub.models import IncidentStatus, Role, RoundStatus
-from bidhub.services import policies
+from bidhub.services import forecasts, policies
+from bidhub.services.branches import list_branches
 from bidhub.services.browse import active_reps
 from bidhub.services.loss_reviews import is_overdue
 from bidhub.services.policies import BidOutcome
 from bidhub.services.profiles import IN_REVIEW, SEALED, rep_profile
 from bidhub.services.track_records import accounts_held_by
+from bidhub.web import params
 from bidhub.web.access import managers, signed_in
 from bidhub.web.charts import capacity_gauge, chart_marks, forecast_chart
 from bidhub.web.i18n import gettext, kept_with_catalogue, ngettext
@@ -348,3 +352,41 @@ def reps():
     people = active_reps(session)
     return render("profiles/reps.html", reps=people,
                   held=accounts_held_by(session, [rep.id for rep in people]))
+
+
+MONTH_PATTERN = re.compile(r"(\d{4})-(\d{2})")
+
+
+def parse_month(text: str) -> date | None:
+    """A YYYY-MM month as its first day, or None."""
+    found = MONTH_PATTERN.fullmatch(text)
+    if found is None or not 1 <= int(found.group(2)) <= 12:
+        return None
+    year = int(found.group(1))
+    return date(year, int(found.group(2)), 1) if params.is_sensible_year(year) else None
+
+
+@blueprint.route("/reps/forecasts")
+@managers
+def forecasts_page():
+    """The department's monthly forecasts (月度预测), summed per month, for a branch or all;
+    with `month`, each rep's forecast and actual for that month."""
+    session = get_session()
+    branches = list_branches(session)
+    branch_text = params.text_arg(request.args, "branch", 32).strip()
+    branch_id = params.id_arg(request.args, "branch")
+    if branch_id is not None and all(branch.id != branch_id for branch in branches):
+        branch_id = None
+    month_text = params.text_arg(request.args, "month", 32).strip()
+    month = parse_month(month_text) if month_text else None
+    problems = []
+    if branch_text and branch_id is None:
+        problems.append(_("“%(value)s” is not one of the branches; the forecasts of every "
+                          "branch are shown.", value=branch_text))
+    if month_text and month is None:
+        problems.append(_("“%(value)s” is no month; write it as YYYY-MM.", value=month_text))
+    return render("profiles/forecasts.html", branches=branches, branch_id=branch_id,
+                  totals=forecasts.department_forecasts(session, branch_id=branch_id),
+                  month=month, problems=problems,
+                  rows=(forecasts.month_forecasts(session, month, branch_id=branch_id)
+                        if month is not None else []))
