@@ -641,3 +641,25 @@ def test_reviewers_are_listed_in_pinyin_order(session, clock, review_world, make
     assert [user.display_name for user in reviews.reviewers_of(session, round_id)] == expected
     progress = reviews.review_progress(session, round_id)
     assert [user.display_name for user, _count in progress.by_reviewer] == expected
+
+
+def test_a_score_out_of_range_is_said_with_a_short_note_in_one_answer(app, session, clock,
+                                                                      review_world):
+    """A reviewer who typed both wrong learns of both at once: the score's range beside the
+    note's length, not the range only after the note is mended."""
+    round_ = into_review(session, clock, review_world)
+    code = codes(session, review_world)[0]
+    client = app.test_client()
+    login(client, review_world["reviewers"][0])
+    url = f"/review/rounds/{round_.id}/{code}"
+    token = csrf_token_from(client.get(url).get_data(as_text=True))
+    for typed, said in (("0", "经营计划质量的评分范围是 1 到 5 分，不能是 0 分。"),
+                        ("NaN", "请为经营计划质量打分，范围 1 到 5 分。")):
+        response = client.post(url, headers={"Accept-Language": "zh-CN"}, data={
+            "csrf_token": token, "criterion_plan_quality": typed, "criterion_feasibility": "4",
+            "note": "评审意见"})
+        assert response.status_code == 422
+        page = response.get_data(as_text=True)
+        assert said in page, typed
+        assert "至少" in page and "5" in page  # the note's length, in the same answer
+    assert session.scalars(select(ApplicationReview)).all() == []

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bidhub.domain.errors import InvalidRequest
+from bidhub.domain.errors import InvalidRequest, refuse_together
 from bidhub.domain.text import N_
 from bidhub.domain.typed_text import writes_less_than
 
@@ -95,30 +95,39 @@ def _is_number(value: Any) -> bool:
 def check_review(rules: ReviewRules, scores: Mapping[str, Any], note: str) -> dict[str, int]:
     """The review's points by criterion, each checked against its range, and a written note.
 
-    Raises InvalidRequest naming the field (the criterion's name, or "note") of the first
-    problem; a score for a criterion the rules do not define is refused too.
+    Raises InvalidRequest naming the field (the criterion's name, or "note"), or every
+    problem at once (InvalidFields); a score for a criterion the rules do not define is
+    refused too.
     """
-    checked: dict[str, int] = {}
-    for criterion in rules.criteria:
-        value = scores.get(criterion.name)
-        points = _whole(value)
-        if points is None:
-            raise InvalidRequest(N_("Score %(criterion)s from %(low)d to %(high)d.",
-                                    criterion=criterion.label, low=criterion.min_points,
-                                    high=criterion.max_points), field=criterion.name)
-        if points not in criterion.points:
-            raise InvalidRequest(N_("%(criterion)s is scored from %(low)d to %(high)d, not "
-                                    "%(points)d.", criterion=criterion.label,
-                                    low=criterion.min_points, high=criterion.max_points,
-                                    points=points), field=criterion.name)
-        checked[criterion.name] = points
+    refusals = criterion_problems(rules, scores)
     known = {criterion.name for criterion in rules.criteria}
-    for name in scores:
-        if name not in known:
-            raise InvalidRequest(N_("The round's rules have no criterion %(name)s.",
-                                    name=str(name)[:60]), field=str(name)[:60])
-    check_note(note)
-    return checked
+    refusals += [InvalidRequest(N_("The round's rules have no criterion %(name)s.",
+                                   name=str(name)[:60]), field=str(name)[:60])
+                 for name in scores if name not in known]
+    try:
+        check_note(note)
+    except InvalidRequest as refusal:
+        refusals.append(refusal)
+    refuse_together(refusals)
+    return {criterion.name: _whole(scores.get(criterion.name)) for criterion in rules.criteria}
+
+
+def criterion_problems(rules: ReviewRules, scores: Mapping[str, Any]) -> list[InvalidRequest]:
+    """Each criterion's score that is missing, not a whole number or out of its range, with
+    the criterion's name as its field."""
+    refusals = []
+    for criterion in rules.criteria:
+        points = _whole(scores.get(criterion.name))
+        if points is None:
+            refusals.append(InvalidRequest(N_(
+                "Score %(criterion)s from %(low)d to %(high)d.", criterion=criterion.label,
+                low=criterion.min_points, high=criterion.max_points), field=criterion.name))
+        elif points not in criterion.points:
+            refusals.append(InvalidRequest(N_(
+                "%(criterion)s is scored from %(low)d to %(high)d, not %(points)d.",
+                criterion=criterion.label, low=criterion.min_points,
+                high=criterion.max_points, points=points), field=criterion.name))
+    return refusals
 
 
 def check_note(note: str) -> str:

@@ -11,7 +11,12 @@ from wtforms import SelectField, TextAreaField
 from bidhub.clock import now
 from bidhub.db import get_session
 from bidhub.domain.errors import InvalidRequest
-from bidhub.domain.reviews import MAX_NOTE_LENGTH, MIN_NOTE_LENGTH, ReviewRules
+from bidhub.domain.reviews import (
+    MAX_NOTE_LENGTH,
+    MIN_NOTE_LENGTH,
+    ReviewRules,
+    criterion_problems,
+)
 from bidhub.domain.text import N_
 from bidhub.models import Round, RoundStatus
 from bidhub.services import application_reviews
@@ -40,12 +45,14 @@ class ReviewForm(Form):
                 for criterion in rules.criteria}
 
     def add_error(self, error: InvalidRequest) -> None:
-        field = getattr(error, "field", None)
-        if field and CRITERION_PREFIX + field in self:
-            target = self[CRITERION_PREFIX + field]
-            target.errors = [*target.errors, translate(error)]
-            return
-        super().add_error(error)
+        """Each refusal on its criterion's select, the note's on the note, the rest above."""
+        for refusal in error.refusals:
+            field = getattr(refusal, "field", None)
+            if field and CRITERION_PREFIX + field in self:
+                target = self[CRITERION_PREFIX + field]
+                target.errors = [*target.errors, translate(refusal)]
+            else:
+                super().add_error(refusal)
 
 
 def review_form(rules: ReviewRules, formdata=None) -> ReviewForm:
@@ -126,6 +133,11 @@ def submit(round_id: int, code: str):
         raise InvalidRequest(N_("This round's rules have no blind review."))
     form = review_form(rules, formdata=request.form)
     if not form.validate():
+        # A score out of its range is the use case's refusal: said in the same answer as the
+        # form's own problems, not only once they are mended.
+        for refusal in criterion_problems(rules, form.scores(rules)):
+            if not form[CRITERION_PREFIX + refusal.field].errors:
+                form.add_error(refusal)
         return application_page(round_id, item.code, form=form, status=422)
     try:
         application_reviews.submit_review(session, current_user, round_id, item.code,
