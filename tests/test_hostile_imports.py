@@ -76,7 +76,8 @@ def test_a_date_in_a_far_off_year_is_refused_by_row_and_column(session, run, hel
         assert "between the years 1900 and 2100" in refused_cell(result, column), kind
     assert count(session, Opportunity) == count(session, AccountabilityIncident) == 0
     result = run("reps", REPS.replace("R-1,u1", "R-2,u2"), day=day)
-    assert "between the years" in refused_cell(result, "hire_date")
+    # A hire date is said with its own range, as the user form says it.
+    assert "Enter a hire date between 1950-01-01 and today" in refused_cell(result, "hire_date")
     assert count(session, User) == 2  # the admin and R-1
     assert count(session, ImportRun) == runs + 3
 

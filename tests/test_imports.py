@@ -632,16 +632,19 @@ def test_a_reps_import_judges_hire_dates_by_the_users_pages_rule(session, branch
             "R2002,tomorrow,Tomorrow,BJ,2026-03-03,active\n"
             "R2003,early,Early,SH,1949-12-31,active\n"
             "R2004,earliest,Earliest,SH,1950-01-01,active\n"
-            "R2005,placeholder,Placeholder,GZ,9999-12-31,active\n")
+            "R2005,placeholder,Placeholder,GZ,9999-12-31,active\n"
+            "R2006,ancient,Ancient,GZ,1899-01-01,active\n")
     result = run_import("reps", REPS_HEADER + rows)
     assert result.status == "refused"
     assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
         (3, "hire_date", "2026-03-03"), (4, "hire_date", "1949-12-31"),
-        (6, "hire_date", "9999-12-31")]
+        (6, "hire_date", "9999-12-31"), (7, "hire_date", "1899-01-01")]
+    # A year beyond any date's range is still a hire date's problem, said with its range.
     assert [str(problem.reason) for problem in result.problems] == [
         "Enter a hire date between 1950-01-01 and today, 2026-03-02.",
         "Enter a hire date between 1950-01-01 and today, 2026-03-02.",
-        "Enter a date between the years 1900 and 2100."]  # no day at all, as any date
+        "Enter a hire date between 1950-01-01 and today.",
+        "Enter a hire date between 1950-01-01 and today."]
     reload(session)
     assert session.scalar(select(func.count()).select_from(User)
                           .where(User.external_id.is_not(None))) == 0
@@ -652,7 +655,7 @@ def test_a_reps_import_judges_hire_dates_by_the_users_pages_rule(session, branch
         "params": {"earliest": "1950-01-01", "today": "2026-03-02"}}
 
     result = run_import("reps", REPS_HEADER + rows, valid_rows_only=True)
-    assert (result.status, result.added, result.skipped) == ("imported", 2, 3)
+    assert (result.status, result.added, result.skipped) == ("imported", 2, 4)
     reload(session)
     assert dict(session.execute(select(User.external_id, User.hired_on)
                                 .where(User.external_id.is_not(None))).all()) == {

@@ -517,6 +517,28 @@ def parse_date(value: str, day_zero: date = EXCEL_DAY_ZERO, zone: tzinfo | None 
     raise BadValue(N_("Not a date; write it as YYYY-MM-DD."))
 
 
+# The earliest hire date taken, by the user form and the reps import alike (services.users
+# checks it against today). Nobody hired before it still sells for the department: an earlier
+# day is a typing slip or a placeholder (1900-01-01), counted as decades of tenure.
+EARLIEST_HIRE_DATE = date(1950, 1, 1)
+LEADING_YEAR = re.compile(r"(\d{4})")
+
+
+def parse_hire_date(value: str, day_zero: date = EXCEL_DAY_ZERO,
+                    zone: tzinfo | None = None) -> date:
+    """A hire date as `parse_date` reads a day; one whose year is beyond any date's range
+    (9999-12-31, 1899-01-01) is refused with the hire date's own range, as the user form says
+    it, rather than the range of every date."""
+    try:
+        return parse_date(value, day_zero, zone)
+    except BadValue:
+        year = LEADING_YEAR.match(ascii_width(value.strip()))
+        if year is not None and not FIRST_YEAR <= int(year[1]) <= LAST_YEAR:
+            raise BadValue(N_("Enter a hire date between %(earliest)s and today.",
+                              earliest=EARLIEST_HIRE_DATE)) from None
+        raise
+
+
 def no_such_day(year: int, month: int) -> Text:
     """Why a date written as a date names no day (2026-02-30, 2026-13-05): a typing slip the
     cell's form does not explain."""
@@ -884,7 +906,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         # only those is as blank as an empty cell, and a required one is refused as such.
         Column("name", ("display name", "姓名", "销售姓名"), text_of(100)),
         Column("branch", ("branch code", "分公司", "分公司代码"), id_of(32)),
-        Column("hire_date", ("hired on", "入职日期"), parse_date, required=False),
+        Column("hire_date", ("hired on", "入职日期"), parse_hire_date, required=False),
         Column("status", ("状态", "在职状态"), parse_rep_status, required=False,
                default="active"),
     ),
@@ -3032,7 +3054,7 @@ ColumnPlan = tuple[tuple[str, int, Callable[[str], Any], bool, Any, int | None],
 
 
 # The parsers that read Excel's serial numbers of days, which count in the workbook's system.
-SERIAL_DAY_PARSERS = (parse_date, parse_month, parse_stage_history)
+SERIAL_DAY_PARSERS = (parse_date, parse_hire_date, parse_month, parse_stage_history)
 
 
 def column_plan(kind: str, positions: dict[str, int], parsed: Parsed | None,

@@ -24,6 +24,7 @@ from bidhub.config import Defaults
 from bidhub.db import end_read, unit_of_work
 from bidhub.domain.collation import branch_order
 from bidhub.domain.errors import Conflict, InvalidRequest, NotFound, refuse_together
+from bidhub.domain.imports import EARLIEST_HIRE_DATE
 from bidhub.domain.text import N_, Text
 from bidhub.domain.typed_text import (
     username_key,
@@ -135,10 +136,6 @@ def check_role(role: str, branch_id: int | None, executive_title: str | None) ->
 # `update_user`'s hire date when the caller gives none: the user keeps theirs.
 KEEP_HIRE_DATE: Any = object()
 
-
-# The earliest hire date taken. Nobody hired before it still sells for the department: an
-# earlier day is a typing slip or a placeholder (1900-01-01), counted as decades of tenure.
-EARLIEST_HIRE_DATE = date(1950, 1, 1)
 
 
 def check_hire_date(hired_on: date | None, now: datetime, zone: str = Defaults.TIMEZONE) -> None:
