@@ -11,10 +11,10 @@ from sqlalchemy import select, text
 
 from bidhub.db import engine_of
 from bidhub.domain.ledger import HASHED_FIELDS, checkpoint_mac, filing_hash
-from bidhub.models import Account, Filing
+from bidhub.models import Account, Filing, Role, User
 from bidhub.services.filings import transfer_account
 from bidhub.services.ledger import REGISTER_ID, CheckpointStore, verify_ledger
-from tests.conftest import reload
+from tests.conftest import client_of, reload
 
 FILINGS = 16
 
@@ -77,6 +77,33 @@ def test_a_deleted_last_filing_is_found(app, session, backend, register):
 def test_ten_deleted_last_filings_are_found(app, session, backend, register):
     tamper(app, backend, f"DELETE FROM filings WHERE seq > {FILINGS - 10}")
     assert first_problem_seq(session) == FILINGS - 9
+
+
+def register_head_line(app, session) -> str:
+    """The register page's line about its head, as a manager reads it in Chinese."""
+    manager = session.scalars(select(User).where(User.role == Role.KA_MANAGER)).first()
+    page = client_of(app, manager).get("/manage/filings", headers={
+        "Accept-Language": "zh-CN"}).get_data(as_text=True)
+    return page[page.index('class="ledger-head"'):page.index("</p>", page.index(
+        'class="ledger-head"'))]
+
+
+def test_the_register_page_says_filings_were_deleted_when_the_checkpoints_run_ahead(
+        app, session, backend, register, make_manager):
+    """Deleted behind the app's back, the newest filings still have their checkpoints: the
+    page says filings up to the checkpoints' newest were deleted, not that the newest filing
+    has no checkpoint (it has one); a rewritten newest filing is said as rewritten."""
+    make_manager()
+    tamper(app, backend, f"UPDATE filings SET reason = 'quietly edited', hash = '{'f' * 64}' "
+                         f"WHERE seq = {FILINGS}")
+    reload(session)
+    line = register_head_line(app, session)
+    assert "该备案被改写了" in line and "有备案被删除了" not in line
+    tamper(app, backend, f"DELETE FROM filings WHERE seq > {FILINGS - 3}")
+    reload(session)
+    line = register_head_line(app, session)
+    assert f"记录的备案一直到第 {FILINGS} 号" in line and "有备案被删除了" in line
+    assert "没有校验点" not in line
 
 
 def test_all_deleted_filings_are_found(app, session, backend, register):

@@ -320,6 +320,17 @@ class LedgerHead:
         return self.checkpoint is not None and (self.checkpoint.seq, self.checkpoint.hash) == (
             self.seq, self.hash)
 
+    @property
+    def lost_filings(self) -> bool:
+        """The checkpoints record filings past the database's newest: those were deleted."""
+        return self.checkpoint is not None and self.checkpoint.seq > self.seq
+
+    @property
+    def rewritten(self) -> bool:
+        """The newest filing's checkpoint records another hash: the filing was rewritten."""
+        return (self.checkpoint is not None and self.checkpoint.seq == self.seq
+                and self.checkpoint.hash != self.hash)
+
 
 def ledger_head(session: Session) -> LedgerHead | None:
     """What a manager keeps a copy of: the register's head, to compare with later."""
