@@ -44,6 +44,13 @@ def test_metric_labels_say_what_the_registry_says():
         name: str(metric.label) for name, metric in METRICS.items()}
 
 
+def test_the_open_incidents_metric_says_in_chinese_that_it_counts_upheld_ones(app):
+    """The metric counts incidents awaiting an explanation and upheld ones (decided, not
+    open): its Chinese name says both, not 未结 (unsettled) alone."""
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert str(labels.metric_label("open_incidents")) == "待说明或已成立的问责事件"
+
+
 def test_normaliser_labels_say_what_the_registry_says():
     from bidhub.domain.normalisers import NORMALISERS
 
