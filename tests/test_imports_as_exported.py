@@ -438,3 +438,42 @@ def test_column_names_over_two_rows_are_refused_naming_the_second(session, branc
         "reads the column names from one row. Write each column's name in row 1, delete row 2 "
         "and import the file again."]
     assert stored(session) == []
+
+
+@pytest.mark.parametrize("filename", ["reps.xlsx", "reps.xls", "reps.csv"])
+def test_a_column_with_values_but_no_name_refuses_the_file_naming_it(session, branches,
+                                                                     run_import, filename):
+    """An HR export whose last header cell was left blank (or merged over two columns) holds
+    each rep's status under no name: leaving it out imported a rep the file marks 离职 as
+    active, without a word. The file is refused, naming the column and a value in it."""
+    records = [["员工编号", "用户名", "姓名", "分公司", "入职日期", ""],
+               ["005008", "ww", "王伟", "BJ", "2025-01-01", "离职"],
+               ["005009", "ll", "李丽", "SH", "2024-03-01", "在职"]]
+    if filename.endswith(".xlsx"):
+        data = xlsx_of(records)
+    elif filename.endswith(".xls"):
+        data = xls_of(records)
+    else:
+        data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
+    result = run_import("reps", data, filename=filename)
+    assert (result.status, result.added) == ("refused", 0)
+    assert [str(problem.reason) for problem in result.problems] == [
+        "Column F holds values (row 2: “离职”) but has no name in row 1, where the column names "
+        "are. Name the column there (or delete it) and import the file again."]
+    assert stored(session) == []
+    # Past the header's last name in a workbook, too (a CSV row with more cells than the
+    # header has names is its row's problem: a comma left unquoted).
+    if not filename.endswith(".csv"):
+        wider = [records[0][:5], *records[1:]]
+        data = xlsx_of(wider) if filename.endswith(".xlsx") else xls_of(wider)
+        result = run_import("reps", data, filename=filename)
+        assert result.status == "refused" and "Column F holds values" in str(
+            result.problems[0].reason)
+        assert stored(session) == []
+    named = [[*records[0][:5], "状态"], *records[1:]]
+    data = xlsx_of(named) if filename.endswith(".xlsx") else (
+        xls_of(named) if filename.endswith(".xls") else
+        "".join(",".join(record) + "\r\n" for record in named).encode("gbk"))
+    assert run_import("reps", data, filename=filename).status == "imported"
+    assert [(row[0], row[4]) for row in stored(session)] == [("005008", "left"),
+                                                             ("005009", "active")]

@@ -2370,9 +2370,12 @@ def too_many_rows_above(above: Sequence[tuple[int, str]]) -> Text:
               most=MAX_ROWS_ABOVE)
 
 
-def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
+def file_shape(records: Iterable[tuple[int, list[str]]], delimited: bool = False) -> FileShape:
     """The header row (`split_header`) and the number of data rows of numbered records that are
-    not blank; FileRefused when no row holds column names or no row follows them."""
+    not blank; FileRefused when no row holds column names, no row follows them, or a column
+    without a name holds values (`check_named_columns`). `delimited`: text with separators,
+    where cells past the header's last column are a row's problem (a separator left unquoted),
+    not a column's."""
     records = iter(records)
     start = split_header(records)
     header = start.header
@@ -2383,9 +2386,14 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
         records = itertools.chain([start.first_row], records)
     hidden = 0
     trailing_units: list[UnitNote] = []  # the trailing notes that name the amounts' unit
+    # The first few cells with a value under no column name: (row, column index, value).
+    nameless: list[tuple[int, int, str]] = []
     for number, record in records:
         if not rows_total:
             check_headings_row(header, record, number, start.header_row)
+        if len(nameless) < MAX_NOTE_ROWS + 1:
+            nameless.extend(nameless_cells(header, number, record,
+                                           past_the_header=not delimited))
         rows_total += 1
         hidden += type(record) is HiddenRow
         if len(candidates) < MAX_TOTALS_CANDIDATES and may_be_totals(record):
@@ -2400,9 +2408,37 @@ def file_shape(records: Iterable[tuple[int, list[str]]]) -> FileShape:
     if not rows_total:
         raise NoTable(N_("The file has column names but no rows."))
     notes_below = tuple(trailing) if len(trailing) <= MAX_NOTE_ROWS else ()
+    check_named_columns(nameless, notes_below, start.header_row)
     unit_note = unit_note_of(start.unit_notes + (tuple(trailing_units) if notes_below else ()))
     return FileShape(header, rows_total, tuple(candidates), notes_below,
                      start.header_row, start.rows_above, hidden, unit_note)
+
+
+def nameless_cells(header: Sequence[str], number: int, record: Sequence[str],
+                   past_the_header: bool = True) -> list[tuple[int, int, str]]:
+    """The cells of a record with a value in a column the header row leaves without a name
+    (past its last name too, with `past_the_header`): (row, column index, value)."""
+    width = len(record) if past_the_header else min(len(record), len(header))
+    return [(number, index, value) for index, cell in enumerate(record[:width])
+            if (index >= len(header) or not header[index]) and (value := clean_cell(cell))]
+
+
+def check_named_columns(nameless: Sequence[tuple[int, int, str]], notes_below: Sequence[int],
+                        header_row: int) -> None:
+    """Refuse (FileRefused) a file with values in a column that has no name (a header cell
+    left blank, or merged over two columns): nobody can tell which field they are, and
+    leaving them out would drop data without a word (a rep marked 离职 imported as active).
+    The notes below the table are not data."""
+    found = next(((row, index, value) for row, index, value in nameless
+                  if row not in notes_below), None)
+    if found is None:
+        return
+    row, index, value = found
+    raise FileRefused(N_(
+        "Column %(column)s holds values (row %(row)d: “%(value)s”) but has no name in row "
+        "%(header)d, where the column names are. Name the column there (or delete it) and "
+        "import the file again.", column=column_letters(index), row=row, value=value[:60],
+        header=header_row))
 
 
 def rows_to_store(kind: str, shape: FileShape, columns: Mapping[str, str]) -> int:

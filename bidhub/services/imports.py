@@ -569,7 +569,7 @@ class FileSource:
         elif self.format == FileFormat.SPREADSHEET_XML and spreadsheet_xml_is_1904(data):
             self.day_zero = EXCEL_1904_DAY_ZERO
         try:
-            self.shape = file_shape(self.records())
+            self.shape = file_shape(self.records(), delimited=self.delimited)
         except NoTable as refused:
             sheets = {FileFormat.XLSX: workbook_visible_sheets,
                       FileFormat.XLS: xls_visible_sheets}.get(self.format)
