@@ -224,8 +224,9 @@ def test_a_closed_deal_with_no_closed_date_and_no_history_is_imported_with_a_war
             "QF-4,KA-2001,R1001,100000,商务谈判,2026-01-06,\n")
     result = run_import("opportunities", text)
     assert (result.status, result.added) == ("imported", 4)
-    assert [(warning.row, warning.column) for warning in result.warnings] == [
-        (2, "closed"), (4, "closed")]
+    # The blank cell is shown blank, in the report and as stored, not as "None".
+    assert [(warning.row, warning.column, warning.value) for warning in result.warnings] == [
+        (2, "closed", ""), (4, "closed", "")]
     assert "leaves it out until a file gives its closed date" in str(result.warnings[0].reason)
     # Dated by a stage history, or by a later file, it warns no more.
     dated = text.replace("赢单,2026-01-06,", "赢单,2026-01-06,2026-02-01").replace(

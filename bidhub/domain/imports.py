@@ -101,6 +101,11 @@ class Problem:
     value: str
     reason: Message
 
+    def __post_init__(self) -> None:
+        # A blank cell is shown blank, never as "None"; a read value as text.
+        if not isinstance(self.value, str):
+            object.__setattr__(self, "value", "" if self.value is None else str(self.value))
+
     def as_dict(self) -> dict[str, Any]:
         """The problem as a report stores it: the English reason, and the message to translate."""
         return {"row": self.row, "column": self.column, "value": self.value,
