@@ -634,6 +634,9 @@ def yuan_read(value: str, unit: Unit = 1) -> tuple[int, bool]:
     if not re.fullmatch(r"\d+(\.\d+)?", text):
         if re.fullmatch(r"-\s*\d[\d,]*(\.\d+)?", text):  # a number, but below zero
             raise BadValue(N_("An amount cannot be below 0; write 0 or more."))
+        if unit != 1:  # a column of 万元, say: 1.5 is read, as a whole number of yuan is not
+            raise BadValue(N_("Not an amount; write a number of at least 0 (this column is "
+                              "read in units of %(unit)s yuan).", unit=f"{unit:,}"))
         raise BadValue(N_("Not an amount in yuan; write a whole number of at least 0."))
     number = Decimal(text) * unit
     whole = number.to_integral_value(rounding=ROUND_HALF_UP)

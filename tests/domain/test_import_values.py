@@ -75,6 +75,18 @@ def test_a_fraction_of_a_yuan_is_rounded_half_up_to_whole_yuan(cell, unit, yuan)
     assert yuan_read(cell, unit) == (yuan, True)
 
 
+@pytest.mark.parametrize("cell", ["abc", "1e2", "-", "十二"])
+def test_no_amount_in_a_column_of_wan_says_the_columns_unit(cell):
+    """In a column read in 万元 a fraction is an amount (1.5 is 15,000 yuan): the refusal does
+    not ask for a whole number of yuan, it names the column's unit."""
+    with pytest.raises(BadValue) as refused:
+        yuan_read(cell, 10_000)
+    assert str(refused.value.message) == ("Not an amount; write a number of at least 0 (this "
+                                          "column is read in units of 10,000 yuan).")
+    with pytest.raises(BadValue, match="Not an amount in yuan; write a whole number"):
+        yuan_read(cell)
+
+
 def test_an_amount_that_rounds_past_the_largest_is_too_large():
     with pytest.raises(BadValue, match="Too large"):
         yuan_read("2147483647.5")
