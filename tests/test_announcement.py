@@ -214,7 +214,7 @@ def test_a_full_rep_sees_why_and_what_would_help_instead_of_the_bid_button(
     body = text_of(page(app, full, f"/rounds/{open_round.id}"))
     assert "Not eligible" in body
     assert "holds 40 accounts; the maximum is 40" in body
-    assert "Release 1 of your accounts" in body
+    assert "To bid, hold fewer than 40: release 1 of your accounts" in body
     assert f"/listings/{listing.id}/bid" not in body
 
     form_page = text_of(page(app, full, f"/listings/{listing.id}/bid"))

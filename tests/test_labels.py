@@ -181,3 +181,11 @@ def test_the_note_bidhub_writes_on_the_first_rules_has_a_translation(session):
     from bidhub.services.rule_sets import active_rule_set
 
     assert active_rule_set(session).note in labels.SYSTEM_NOTES
+
+
+def test_a_round_in_its_standstill_window_and_one_in_force_read_apart_in_chinese(app):
+    """Both announced their results: one is still open to appeals, the other took effect."""
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert labels.label(models.RoundStatus.STANDSTILL, models.RoundStatus) == "公示中"
+        assert labels.label(models.RoundStatus.RESULTS_PUBLISHED,
+                            models.RoundStatus) == "公示结束，结果已生效"

@@ -283,8 +283,9 @@ def _remedy(name: str, rules: RuleSet, facts: BidFacts | CheckedFacts,
     instants they count from: the rep's tenure's start and when they gave up the account."""
     policy = rules.eligibility
     if name == "capacity":
-        return N_("Release %(count)d of your accounts, or wait until one is transferred away: "
-                  "fewer than %(maximum)d are allowed.",
+        # A win adds an account: bidding takes fewer than the maximum, not the maximum itself.
+        return N_("To bid, hold fewer than %(maximum)d: release %(count)d of your accounts, or "
+                  "wait until one is transferred away.",
                   count=facts.accounts_held - policy.capacity_max + 1, maximum=policy.capacity_max)
     if name == "tenure":
         return N_("Wait until %(eligible_at)s, when you reach %(minimum)g months with the "
