@@ -189,3 +189,13 @@ def test_a_round_in_its_standstill_window_and_one_in_force_read_apart_in_chinese
         assert labels.label(models.RoundStatus.STANDSTILL, models.RoundStatus) == "公示中"
         assert labels.label(models.RoundStatus.RESULTS_PUBLISHED,
                             models.RoundStatus) == "公示结束，结果已生效"
+
+
+def test_a_listing_on_the_list_and_the_registers_two_scores_read_as_they_are(app):
+    """已上榜 is making a chart, not being put on a round's list; the register's column holds
+    two scores, the winner's and the runner-up's, not a person."""
+    from flask_babel import gettext
+
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        assert labels.label(models.ListingStatus.LISTED, models.ListingStatus) == "已列入竞标"
+        assert gettext("Winner / runner-up") == "中标得分 / 第二名得分"
