@@ -39,6 +39,13 @@ def test_a_rep_sees_their_own_track_record_and_not_anothers(app, session, make_r
     # forecast accuracy over Jan and Feb: 1 - mean(0.1, 0.25) = 82.5%
     assert "82%" in html or "83%" in html
     assert client.get(f"/reps/{other.id}").status_code == 404
+    # The chart names its months as the page's language does.
+    labels = re.findall(r'class="chart-label"[^>]*>([^<]*)</text>', html)
+    assert {"Jan", "Feb"} <= set(labels) and all(label.isalpha() for label in labels), labels
+    chinese = client.get("/my/track-record", headers={"Accept-Language": "zh-CN"}
+                         ).get_data(as_text=True)
+    labels = re.findall(r'class="chart-label"[^>]*>([^<]*)</text>', chinese)
+    assert {"1月", "2月"} <= set(labels) and all(label.endswith("月") for label in labels), labels
 
 
 def test_the_funnel_counts_a_deal_won_and_later_lost_as_reaching_won(

@@ -4,6 +4,7 @@ marks) or by templates/profiles/rep.html (its frame, the capacity gauge)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import NamedTuple
 
 from markupsafe import Markup, escape
@@ -30,9 +31,11 @@ class MonthBars(NamedTuple):
 
 
 def forecast_chart(rows, describe: Callable[[str, int | None], str],
-                   height: int = CHART_HEIGHT) -> tuple[list[MonthBars], int]:
+                   height: int = CHART_HEIGHT,
+                   month_label: Callable[[date], str] = lambda month: month.strftime("%m"),
+                   ) -> tuple[list[MonthBars], int]:
     """Forecast and actual bars per month, scaled to the largest value, each titled by
-    `describe(kind, value)`; and the chart width."""
+    `describe(kind, value)` and labelled `month_label(month)`; and the chart width."""
     peak = max([value for row in rows for value in (row.forecast_yuan, row.actual_yuan)
                 if value] or [1])
     months = []
@@ -44,7 +47,7 @@ def forecast_chart(rows, describe: Callable[[str, int | None], str],
             bar_height = 0 if not value else max(1.0, value / peak * (height - 20))
             bars.append(Bar(x + offset * BAR_WIDTH, height - bar_height, bar_height, value, kind,
                             describe(kind, value)))
-        months.append(MonthBars(row.month.strftime("%m"), x + BAR_WIDTH, tuple(bars)))
+        months.append(MonthBars(month_label(row.month), x + BAR_WIDTH, tuple(bars)))
     width = 20 + len(rows) * (2 * BAR_WIDTH + 12)
     return months, width
 

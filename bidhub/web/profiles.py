@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from flask import Blueprint, abort, current_app, render_template, request
-from flask_babel import get_locale
+from flask_babel import format_date, get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup, escape
@@ -180,8 +180,10 @@ class KeptRows:
 
 def drawn_chart(forecasts, bar_titles: dict) -> tuple[Markup, int]:
     """The forecast chart's marks and width."""
+    # A month as the page's language names it: 12月 on a Chinese page, Dec on an English one.
     months, width = forecast_chart(
-        forecasts, lambda kind, value: bar_titles[kind] % {"value": yuan(value)})
+        forecasts, lambda kind, value: bar_titles[kind] % {"value": yuan(value)},
+        month_label=lambda month: format_date(month, "MMM"))
     return chart_marks(months), width
 
 
