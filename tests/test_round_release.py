@@ -230,7 +230,7 @@ def test_rep_left_is_a_reason_only_for_a_rep_who_left(session, draft, make_manag
     departed = standing in ("left", "deactivated")
     assert response.status_code == (303 if departed else 422)
     if not departed:
-        assert "王伟 并未离职：请选择符合实际的原因。" in response.get_data(as_text=True)
+        assert "王伟并未离职：请选择符合实际的原因。" in response.get_data(as_text=True)
         with pytest.raises(BidhubError, match="has not left the company"):
             rounds.release_account(session, manager, draft.id, account_id=account.id,
                                    reason="rep_left", note="", review_text=REVIEW,
