@@ -967,6 +967,20 @@ def test_the_preview_follows_the_selects(session, branches, admin, login_as, upl
     assert 'name="ack"' in html and "高管负责人" in html
 
 
+def test_the_incidents_preview_shows_where_the_ad_ran_by_its_label(session, branches, admin,
+                                                                   login_as, uploads):
+    """专题 and 首页 are read as codes; the preview says them as the page's language does, as
+    it says the kind of ad, not special_section."""
+    client = login_as(admin)
+    data = csv_of("事件编号,客户编号,销售,竞品网址,发现日期,广告形式,投放位置,备忘",
+                  ["INC-1,KA-2001,R1001,51job.com,2026-02-20,横幅,专题,x",
+                   "INC-2,KA-2001,R1001,51job.com,2026-02-21,标志,首页,y"])
+    location = upload(client, "incidents", data).location
+    page = client.get(location, headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert "专题" in page and "首页" in page
+    assert "special_section" not in page and "home_page" not in page
+
+
 def test_an_unacknowledged_important_column_is_refused_on_the_web_then_accepted(
         session, branches, admin, login_as, uploads, clock):
     import_file(session, admin, "reps", "reps.csv", csv_of(REPS_HEADERS, REPS_ROWS),

@@ -54,7 +54,8 @@ VALUE_LABELS = {
     "reps": {"status": "rep_status"},
     "accounts": {"ownership_type": "ownership", "executive_sponsor": "sponsor"},
     "opportunities": {"stage": "stage"},
-    "incidents": {"ad_type": "ad_type", "status": "incident_status"},
+    "incidents": {"ad_type": "ad_type", "page_area": "page_area",
+                  "status": "incident_status"},
 }
 
 

@@ -184,7 +184,8 @@ LABELS: dict[Any, Mapping[str, Any]] = {
     "filing_kind": FILING_KIND_LABELS, "import_status": IMPORT_STATUS_LABELS,
     "delivery_status": DELIVERY_STATUS_LABELS, "appeal_status": APPEAL_STATUS_LABELS,
     "incident_status": INCIDENT_STATUS_LABELS, "incident_outcome": INCIDENT_OUTCOME_LABELS,
-    "ad_type": AD_TYPE_LABELS, "stage": STAGE_LABELS, "ownership": OWNERSHIP_LABELS,
+    "ad_type": AD_TYPE_LABELS, "page_area": PAGE_AREA_LABELS, "stage": STAGE_LABELS,
+    "ownership": OWNERSHIP_LABELS,
     "sponsor": SPONSOR_LABELS, "contact_role": CONTACT_ROLE_LABELS,
     "loss_review_status": LOSS_REVIEW_STATUS_LABELS,
 }
