@@ -56,6 +56,15 @@ def stored(session) -> list[tuple]:
                 account.owner.external_id if account.owner else None) for account in accounts])
 
 
+def saved_as(records: list[list[str]], filename: str) -> bytes:
+    """The records as a file of `filename`'s kind: an .xlsx or .xls workbook, else GBK CSV."""
+    if filename.endswith(".xlsx"):
+        return xlsx_of(records)
+    if filename.endswith(".xls"):
+        return xls_of(records)
+    return "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
+
+
 # --- UTF-16 text without its mark (BOM) ---------------------------------------------------------
 
 # 一 (U+4E00) is written with a NUL byte where ASCII's are not: the byte order is read from the
@@ -196,13 +205,7 @@ def test_blank_rows_above_the_column_names_are_skipped(session, branches, run_im
     lines = sample_text("reps").splitlines()
     records = [[], [], *(line.split(",") for line in lines)]
     records[4][4] = "2021-02-30"  # R1002's hire date, in row 5
-    if filename.endswith(".xlsx"):
-        data = xlsx_of(records)
-    elif filename.endswith(".xls"):
-        data = xls_of(records)
-    else:
-        data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
-    result = run_import("reps", data, filename=filename)
+    result = run_import("reps", saved_as(records, filename), filename=filename)
     assert [(problem.row, problem.column) for problem in result.problems] == [
         (5, "hire_date")]
     assert (result.status, result.rows_above) == ("refused", [])
@@ -426,11 +429,8 @@ def test_column_names_over_two_rows_are_refused_naming_the_second(session, branc
     records = [["客户编号", "客户名称", "行业", "所有制", "分公司", "年度金额", "联系人", ""],
                ["", "", "", "", "", "", "决策人", "使用人"],
                ["KA-9001", "甲公司", "互联网", "民营", "BJ", "120万", "赵总", "钱经理"]]
-    if filename.endswith(".xlsx"):
-        data = xlsx_of(records, merged=[*(f"{column}1:{column}2" for column in "ABCDEF"),
-                                        "G1:H1"])
-    else:
-        data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
+    data = (xlsx_of(records, merged=[*(f"{column}1:{column}2" for column in "ABCDEF"), "G1:H1"])
+            if filename.endswith(".xlsx") else saved_as(records, filename))
     result = run_import("accounts", data, filename=filename)
     assert (result.status, result.added) == ("refused", 0)
     assert [str(problem.reason) for problem in result.problems] == [
@@ -449,13 +449,7 @@ def test_a_column_with_values_but_no_name_refuses_the_file_naming_it(session, br
     records = [["员工编号", "用户名", "姓名", "分公司", "入职日期", ""],
                ["005008", "ww", "王伟", "BJ", "2025-01-01", "离职"],
                ["005009", "ll", "李丽", "SH", "2024-03-01", "在职"]]
-    if filename.endswith(".xlsx"):
-        data = xlsx_of(records)
-    elif filename.endswith(".xls"):
-        data = xls_of(records)
-    else:
-        data = "".join(",".join(record) + "\r\n" for record in records).encode("gbk")
-    result = run_import("reps", data, filename=filename)
+    result = run_import("reps", saved_as(records, filename), filename=filename)
     assert (result.status, result.added) == ("refused", 0)
     assert [str(problem.reason) for problem in result.problems] == [
         "Column F holds values (row 2: “离职”) but has no name in row 1, where the column names "
@@ -465,15 +459,11 @@ def test_a_column_with_values_but_no_name_refuses_the_file_naming_it(session, br
     # header has names is its row's problem: a comma left unquoted).
     if not filename.endswith(".csv"):
         wider = [records[0][:5], *records[1:]]
-        data = xlsx_of(wider) if filename.endswith(".xlsx") else xls_of(wider)
-        result = run_import("reps", data, filename=filename)
+        result = run_import("reps", saved_as(wider, filename), filename=filename)
         assert result.status == "refused" and "Column F holds values" in str(
             result.problems[0].reason)
         assert stored(session) == []
     named = [[*records[0][:5], "状态"], *records[1:]]
-    data = xlsx_of(named) if filename.endswith(".xlsx") else (
-        xls_of(named) if filename.endswith(".xls") else
-        "".join(",".join(record) + "\r\n" for record in named).encode("gbk"))
-    assert run_import("reps", data, filename=filename).status == "imported"
+    assert run_import("reps", saved_as(named, filename), filename=filename).status == "imported"
     assert [(row[0], row[4]) for row in stored(session)] == [("005008", "left"),
                                                              ("005009", "active")]
