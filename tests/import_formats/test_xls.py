@@ -73,13 +73,18 @@ def test_a_row_problem_in_an_xls_names_its_row_and_column(session, branches, run
         User.external_id.like("R1%"))) == 0
 
 
-def test_a_value_past_the_named_columns_is_not_taken_for_an_unquoted_comma(session, branches,
-                                                                           run_import):
-    """In a workbook a cell right of the header's last column is a note, as in an .xlsx."""
+def test_a_value_past_the_named_columns_refuses_the_workbook_naming_it(session, branches,
+                                                                       run_import):
+    """In a workbook a cell right of the header's last column is no unquoted comma (as in a
+    CSV): it is a column without a name, and what it says (here, that the rep left) would be
+    dropped without a word. The file is refused naming the column, as an .xlsx is."""
     reps = sample_records("reps")
     reps[2].append("备注：已离职交接")
     result = run_import("reps", xls_of(reps), "reps.xls")
-    assert result.status == "imported", result.problems
+    assert result.status == "refused"
+    assert [str(problem.reason) for problem in result.problems] == [
+        "Column G holds values (row 3: “备注：已离职交接”) but has no name in row 1, where the "
+        "column names are. Name the column there (or delete it) and import the file again."]
 
 
 def test_error_and_boolean_cells_read_as_excel_shows_them():
