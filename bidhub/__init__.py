@@ -144,6 +144,7 @@ def register_blueprints(app: Flask) -> None:
         accounts,
         admin,
         application_reviews,
+        audit_log,
         auth,
         board,
         fairness,
@@ -177,6 +178,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(board.blueprint)
     app.register_blueprint(sponsors.blueprint)
     app.register_blueprint(fairness.blueprint)
+    app.register_blueprint(audit_log.blueprint)
     app.register_blueprint(application_reviews.blueprint)
 
 

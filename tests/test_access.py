@@ -50,6 +50,7 @@ EXPECTED_ACCESS = {
     "manage.transfer_reps": MANAGEMENT,
     "manage.filings": MANAGEMENT,
     "manage.filings_csv": MANAGEMENT,
+    "audit.trail": MANAGEMENT,
     "accounts.directory_page": MANAGEMENT,
     "accounts.directory_csv": MANAGEMENT,
     "accounts.account": MANAGEMENT,

@@ -78,7 +78,7 @@ ROLE_OF_BLUEPRINT = {"market": "rep", "manage": "manager", "admin": "admin", "ru
                      "accounts": "manager",
                      "board": "manager", "reviews": "manager", "sponsors": "admin",
                      "fairness": "manager", "round_reviews": "manager",
-                     "application_reviews": "manager"}
+                     "application_reviews": "manager", "audit": "manager"}
 ROLE_OF_ENDPOINT = {"auth.login": "anonymous", "health.healthz": "anonymous",
                     "accountability.inbox": "rep",
                     "accountability.explain": "rep", "profiles.mine": "rep",

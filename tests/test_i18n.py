@@ -952,7 +952,8 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/board/reps/{rep_id}", "/manage/reviews", "/manage/reviews?status=due",
                  "/reviews/{review_id}", "/manage/fairness", "/review/",
                  "/review/rounds/{review_round_id}", "/review/rounds/{review_round_id}?show=todo",
-                 "/review/rounds/{review_round_id}/{review_code}")
+                 "/review/rounds/{review_round_id}/{review_code}", "/manage/audit",
+                 "/manage/audit?area=round&actor=system")
 ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
