@@ -12,7 +12,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 from sqlalchemy.orm import selectinload
 
 from bidhub.clock import now
@@ -72,6 +71,7 @@ from bidhub.web.forms import (
     options,
     too_long_message,
 )
+from bidhub.web.frame import page_token
 from bidhub.web.i18n import kept_with_catalogue, local_to_utc, translate, utc_to_local
 from bidhub.web.labels import label
 from bidhub.web.market import listing_filter_from, menu_values_held
@@ -327,7 +327,9 @@ def round_page(round_id: int, release_form: ReleaseForm | None = None, status: i
         context["decision_rows_html"] = kept_rows_html(
             [reviews[listing.id] for listing in listings], context["row_text"],
             can_decide=context["can_decide"], reopened=context["reopened"],
-            token=generate_csrf())
+            # The token the page's frame shows, signed once per session (page_token): the
+            # rows are drawn first, and a token signed here would be signed on every view.
+            token=page_token())
     if status != 200:
         return render("manage/round.html", status=status, **context)
     return page_or_partial("manage/round.html", "manage/_round_listings.html", **context)
@@ -531,7 +533,7 @@ def decision_row(listing_id: int, form: DecisionForm | None = None, status: int 
                          can_decide=context["can_decide"],
                          reopened=[listing.id] if reopened_in_standstill(listing) else ())
     return render("manage/_decision_response.html", status=status, round=round_,
-                  decision_rows_html=rows_html(rows, context["row_text"], token=generate_csrf(),
+                  decision_rows_html=rows_html(rows, context["row_text"], token=page_token(),
                                                row_form=form),
                   action_form=ConfirmForm(formdata=None, version=str(round_.version)), **context)
 
