@@ -151,11 +151,12 @@ def kept_rows_html(reviews: Sequence[ListingReview], text, *, can_decide: bool,
                                          reopened=reopened), text, token=_TOKEN_SLOT)
         if len(kept) >= _KEPT_ROWS_LIMIT:
             kept.clear()
-        found = (tuple(reviews), markup.split(_TOKEN_SLOT))
+        # Kept as plain text: joined as Markup, every piece would be escaped (copied) again.
+        found = (tuple(reviews), str(markup).split(_TOKEN_SLOT))
         # A page of more rows than a kept review holds is drawn afresh on every view.
         if len(reviews) <= _KEPT_ROWS_MAX_ROWS:
             kept[key] = found
-    return Markup(escape(token).join(found[1]))  # noqa: S704 (rows_html escaped the rest)
+    return Markup(str(escape(token)).join(found[1]))  # noqa: S704 (rows_html escaped the rest)
 
 
 # Where the token goes in kept rows: random per process, so no escaped text can contain it.
