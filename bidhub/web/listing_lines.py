@@ -114,12 +114,7 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
     cells = _row_cells.get(kept_key)
     if cells is None or len(cells) >= ROW_CELLS_LIMIT:
         cells = _row_cells[kept_key] = {}
-    # Each cell's heading, which a phone shows above the value (app.css: .listings-table).
-    headings = tuple(escape(word) for word in (
-        gettext("Industry"), gettext("Ownership"), gettext("Branch"), gettext("Annual value"),
-        gettext("Your bid")))
-    your_bid = escape(gettext("your bid"))
-    bid = escape(gettext("Bid"))
+    headings, your_bid, bid = kept_with_catalogue(_ROW_WORDS, _row_words)
     not_eligible: dict[int, str] = {}  # id of a shared tuple of reasons -> the cell
     listed = ListingStatus.LISTED
     lines = []
@@ -142,6 +137,19 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
         # Safe: the cells are escaped where they were written, the last cell here.
         lines.append(Markup(f"{cell}{last}        </td>\n      </tr>\n"))  # noqa: S704
     return lines
+
+
+# The rows' fixed words, escaped, kept per catalogue (see listing_lines).
+_ROW_WORDS = object()
+
+
+def _row_words() -> tuple[tuple[str, ...], str, str]:
+    """Each cell's heading, which a phone shows above the value (app.css: .listings-table),
+    and the last cell's links' words."""
+    headings = tuple(escape(word) for word in (
+        gettext("Industry"), gettext("Ownership"), gettext("Branch"), gettext("Annual value"),
+        gettext("Your bid")))
+    return headings, escape(gettext("your bid")), escape(gettext("Bid"))
 
 
 def _account_cells(row: ListingRow, account_parts: tuple[str, str] | None, locale: object,
