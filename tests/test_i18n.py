@@ -954,7 +954,7 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/review/rounds/{review_round_id}", "/review/rounds/{review_round_id}?show=todo",
                  "/review/rounds/{review_round_id}/{review_code}", "/manage/audit",
                  "/manage/audit?area=round&actor=system")
-ADMIN_PAGES = ("/admin/users", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
+ADMIN_PAGES = ("/admin/users", "/admin/users?q=王&role=rep", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",
                "/admin/rules/versions/{version_id}", "/admin/imports/",
                "/admin/imports/{run_id}", "/confirmations", "/sponsors",

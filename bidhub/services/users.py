@@ -58,6 +58,7 @@ from bidhub.services.limits import (
 )
 from bidhub.services.notifications import notify
 from bidhub.services.ownership import accounts_held
+from bidhub.services.search_text import contains_all, search_words
 from bidhub.services.track_records import forget_track_record_snapshots
 
 PASSWORD_METHOD = "scrypt"  # noqa: S105 - a hashing method, not a password
@@ -335,6 +336,26 @@ def update_user(
         sent_back = (send_back_awards(session, actor, user, locked_rounds, now) if departing
                      else [])
         return UserUpdate(user, sent_back)
+
+
+MAX_USER_QUERY_LENGTH = 100  # what the users list's search box takes
+
+
+def find_users(session: Session, *, query: str = "", role: str | None = None,
+               branch_id: int | None = None) -> list[User]:
+    """Users whose name, username, employee id or email contains every word of `query` (in
+    any case and width), of `role` and in the branch `branch_id` when given; unordered."""
+    conditions = []
+    words = search_words(query, MAX_USER_QUERY_LENGTH)
+    if words:
+        conditions.append(contains_all(words, User.display_name, User.username,
+                                       User.external_id, User.email,
+                                       folded=(User.display_name_folded,)))
+    if role is not None:
+        conditions.append(User.role == role)
+    if branch_id is not None:
+        conditions.append(User.branch_id == branch_id)
+    return list(session.scalars(select(User).where(*conditions)))
 
 
 def sponsored_account_ids(session: Session, user_id: int) -> list[int]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, url_for
+from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
-from sqlalchemy import select
 from wtforms import HiddenField, SelectField
 
 from bidhub.clock import now
@@ -19,6 +18,7 @@ from bidhub.models import Branch, Role, User
 from bidhub.services import branches, users
 from bidhub.services.departures import PendingAward, pending_awards_of
 from bidhub.services.track_records import accounts_held_by
+from bidhub.web import params
 from bidhub.web.access import admins
 from bidhub.web.forms import (
     BranchActivityForm,
@@ -31,8 +31,8 @@ from bidhub.web.forms import (
     options,
 )
 from bidhub.web.i18n import translate
-from bidhub.web.labels import SPONSOR_LABELS
-from bidhub.web.rendering import redirect_after_post, render, render_form_errors
+from bidhub.web.labels import ROLE_LABELS, SPONSOR_LABELS
+from bidhub.web.rendering import page_or_partial, redirect_after_post, render, render_form_errors
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -55,13 +55,36 @@ class UserEditForm(EditUserForm):
 @blueprint.route("/users", endpoint="users")
 @admins
 def users_list():
+    """Every user, or those the search box, the role and the branch pick."""
     session = get_session()
-    # By role (its code), then by name as menus order names (domain.collation). Every user is
-    # listed on one page, so the whole list is sorted here.
-    people = sorted(session.scalars(select(User)),
-                    key=lambda user: (user.role, *person_order(user)))
-    return render("admin/users.html", users=people,
-                  held=accounts_held_by(session, [user.id for user in people]))
+    query = params.text_arg(request.args, "q", users.MAX_USER_QUERY_LENGTH).strip()
+    role, branch_id, problems = user_filters(session, request.args)
+    found = users.find_users(session, query=query, role=role, branch_id=branch_id)
+    # By role (its code), then by name as menus order names (domain.collation).
+    people = sorted(found, key=lambda user: (user.role, *person_order(user)))
+    chosen = {"q": query, "role": role or "", "branch": str(branch_id or "")}
+    return page_or_partial("admin/users.html", "admin/_user_rows.html", users=people,
+                           held=accounts_held_by(session, [user.id for user in people]),
+                           chosen=chosen, problems=problems, roles=ROLE_LABELS,
+                           branches=branches.list_branches(session))
+
+
+def user_filters(session, args) -> tuple[str | None, int | None, list[str]]:
+    """The role and the branch the list is filtered by, and what of the query could not be
+    applied (said above the list, which is then shown without it)."""
+    problems = []
+    role = params.text_arg(args, "role", 32).strip() or None
+    if role is not None and role not in ROLE_LABELS:
+        problems.append(_("“%(value)s” is not one of the choices in the list; the list is shown "
+                          "without it.", value=role))
+        role = None
+    branch_text = params.text_arg(args, "branch", 32).strip()
+    branch_id = params.parse_id(branch_text) if branch_text else None
+    if branch_text and (branch_id is None or session.get(Branch, branch_id) is None):
+        problems.append(_("“%(value)s” is not one of the choices in the list; the list is shown "
+                          "without it.", value=branch_text))
+        branch_id = None
+    return role, branch_id, problems
 
 
 @blueprint.route("/users/new", methods=["GET", "POST"])
