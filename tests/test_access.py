@@ -51,6 +51,7 @@ EXPECTED_ACCESS = {
     "manage.filings": MANAGEMENT,
     "manage.filings_csv": MANAGEMENT,
     "audit.trail": MANAGEMENT,
+    "manage.check_register": MANAGEMENT,
     "accounts.directory_page": MANAGEMENT,
     "accounts.directory_csv": MANAGEMENT,
     "accounts.account": MANAGEMENT,

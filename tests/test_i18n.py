@@ -952,7 +952,7 @@ MANAGER_PAGES = ("/manage/rounds", "/manage/rounds/new", "/manage/rounds/{round_
                  "/board/reps/{rep_id}", "/manage/reviews", "/manage/reviews?status=due",
                  "/reviews/{review_id}", "/manage/fairness", "/review/",
                  "/review/rounds/{review_round_id}", "/review/rounds/{review_round_id}?show=todo",
-                 "/review/rounds/{review_round_id}/{review_code}", "/manage/audit",
+                 "/review/rounds/{review_round_id}/{review_code}", "/manage/audit", "/manage/filings/check",
                  "/manage/audit?area=round&actor=system")
 ADMIN_PAGES = ("/admin/users", "/admin/users?q=王&role=rep", "/admin/users/new", "/admin/users/{user_id}", "/admin/branches",
                "/admin/branches/new", "/admin/branches/{branch_id}", "/admin/rules",

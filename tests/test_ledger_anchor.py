@@ -543,3 +543,29 @@ def test_the_register_page_says_so_when_every_filing_was_deleted(app, session, b
     page = login_as(make_manager()).get("/manage/filings").get_data(as_text=True)
     assert (f"The database holds no filings, but the checkpoints kept outside it record "
             f"filings up to No. {FILINGS}") in html.unescape(page)
+
+
+def test_a_manager_checks_the_whole_register_from_its_page(app, session, backend, register,
+                                                           make_manager):
+    """The register page's button runs the same check as `bidhub verify-ledger` and says
+    what it found: intact, or where the register breaks, with each problem in the page's
+    language. The check changes nothing."""
+    client = client_of(app, make_manager())
+    page = client.get("/manage/filings").get_data(as_text=True)
+    assert 'hx-get="/manage/filings/check"' in page
+
+    intact = html.unescape(client.get("/manage/filings/check", headers={
+        "HX-Request": "true"}).get_data(as_text=True))
+    assert intact.lstrip().startswith('<section id="register-check"')
+    assert (f"Intact: {FILINGS} filings, their hash chain unbroken; {FILINGS} checkpoints kept "
+            "outside the database match them") in intact
+
+    tamper(app, backend, "UPDATE filings SET reason = 'quietly edited' WHERE seq = 7")
+    before = session.scalar(select(Filing.reason).where(Filing.seq == 7))
+    broken = html.unescape(client.get("/manage/filings/check", headers={
+        "Accept-Language": "zh-CN"}).get_data(as_text=True))
+    assert "备案登记簿在第 7 号备案处断裂" in broken
+    assert "第 7 号备案：" in broken
+    assert "<html" in broken  # without htmx, a page of its own
+    reload(session)
+    assert session.scalar(select(Filing.reason).where(Filing.seq == 7)) == before

@@ -38,7 +38,7 @@ from bidhub.services import (
 )
 from bidhub.services import appeals as appeal_service
 from bidhub.services.filings import FilingFilter, filing_register, register_surroundings
-from bidhub.services.ledger import ledger_head
+from bidhub.services.ledger import ledger_head, verify_ledger
 from bidhub.services.ownership import may_receive_accounts
 from bidhub.services.transfer_preview import Band, confirm_transfer
 from bidhub.web import params
@@ -874,6 +874,17 @@ def filings_page(status: int = 200):
         page=page, pages=max(1, (total + size - 1) // size),
         args=args, pager_key=tuple(sorted(args.items())), appeal_people=register.people,
         **outside)
+
+
+@blueprint.route("/filings/check")
+@managers
+def check_register():
+    """The whole register checked now, as `bidhub verify-ledger` checks it: the hash chain,
+    the checkpoints kept outside the database, and that the filings give each account's
+    owner. It reads and changes nothing, so a GET; htmx shows it under the register's head."""
+    report = verify_ledger(get_session())
+    return page_or_partial("manage/register_check.html", "manage/_register_check.html",
+                           report=report, checked_at=now())
 
 
 CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number"),
