@@ -110,6 +110,7 @@ def test_a_change_made_through_bidhub_is_listed_with_who_made_it_and_its_values(
     assert "Name (English) Shenzhen → Shenzhen Nanshan" in rows[0]
     assert "Name (Chinese) — → 深圳南山" in rows[0]
     assert "Code" not in rows[0]
+    assert f"Branch {branch.id}: Shenzhen Nanshan" in rows[0]
     assert "Admin Wu Branch created" in rows[1]
     assert "Code SZ" in rows[1] and "Can sign in yes" in rows[1]
     assert f"Branch {branch.id}" in rows[1]
@@ -247,7 +248,13 @@ def test_people_accounts_rounds_bids_and_instants_are_shown_by_name(
     decided = rows_of(signed_in(app, admin).get("/manage/audit?area=decision")
                       .get_data(as_text=True))[0]
     assert f"Winner Li Na's bid (No. {bid.id})" in decided
-    assert f'<a href="/manage/accounts/{account.id}">Account {account.id}</a>' in moved_page
+    listed_account = round_.listings[0].account
+    assert (f"Listed account {round_.listings[0].id}: {listed_account.name}"
+            f"（{listed_account.external_id}）") in decided
+    # What a change applies to is named too, and opens its page.
+    assert (f'<a href="/manage/accounts/{account.id}">Account {account.id}: Sunrise Steel'
+            f'（{account.external_id}）</a>') in moved_page
+    assert f"Round {round_.id}: {round_.title}" in rows[0]
 
 
 def test_a_decision_sent_back_reads_as_its_values_and_its_problem_in_chinese(

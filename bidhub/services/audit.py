@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bidhub.models import Account, AuditEvent, Bid, Branch, Round, User
+from bidhub.models import Account, AuditEvent, Bid, Branch, Listing, Round, User
 
 # What an action's first word names (`round.published`: a round). The trail is filtered by
 # these; an action of another kind is still listed, under none of them.
@@ -80,6 +80,9 @@ ACCOUNT_KEYS = frozenset({"account"})
 ROUND_KEYS = frozenset({"round"})
 BRANCH_KEYS = frozenset({"branch_id"})
 BID_KEYS = frozenset({"bid"})
+# What a target's first word names (`round:12`), by the values that name the same.
+TARGET_KEYS = {"user": PERSON_KEYS, "account": ACCOUNT_KEYS, "round": ROUND_KEYS,
+               "branch": BRANCH_KEYS}
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class AuditNames:
     rounds: dict[int, str]
     branches: dict[int, Branch]
     bidders: dict[int, str]
+    listed: dict[int, Account]  # listing id -> its account
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,17 @@ def audit_trail(session: Session, criteria: AuditFilter, *, limit: int,
 
 
 def names_in(session: Session, lines: list[AuditLine]) -> AuditNames:
-    """The names of the ids the lines' values hold, one statement for each kind."""
+    """The names of the ids the lines' values and targets hold, one statement for each
+    kind."""
     wanted: dict[frozenset[str], set[int]] = {
         keys: set() for keys in (PERSON_KEYS, ACCOUNT_KEYS, ROUND_KEYS, BRANCH_KEYS, BID_KEYS)}
+    listing_ids: set[int] = set()
     for line in lines:
+        kind, number = target_of(line.target)
+        if number is not None and kind in TARGET_KEYS:
+            wanted[TARGET_KEYS[kind]].add(number)
+        elif number is not None and kind == "listing":
+            listing_ids.add(number)
         for change in line.changes:
             for key, value in (*named_values(change.key, change.before),
                                *named_values(change.key, change.after)):
@@ -149,7 +160,16 @@ def names_in(session: Session, lines: list[AuditLine]) -> AuditNames:
         branches=read(Branch, wanted[BRANCH_KEYS]),
         bidders=dict(session.execute(
             select(Bid.id, User.display_name).join(User, User.id == Bid.rep_id)
-            .where(Bid.id.in_(wanted[BID_KEYS]))).all()) if wanted[BID_KEYS] else {})
+            .where(Bid.id.in_(wanted[BID_KEYS]))).all()) if wanted[BID_KEYS] else {},
+        listed=dict(session.execute(
+            select(Listing.id, Account).join(Account, Account.id == Listing.account_id)
+            .where(Listing.id.in_(listing_ids))).all()) if listing_ids else {})
+
+
+def target_of(target: str) -> tuple[str, int | None]:
+    """A target's kind and id (`round:12`: round, 12); None for a target without one."""
+    kind, _sep, number = target.partition(":")
+    return kind, int(number) if number.isascii() and number.isdigit() else None
 
 
 def named_values(key: str, value: Any) -> list[tuple[str, Any]]:

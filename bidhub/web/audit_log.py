@@ -4,6 +4,7 @@ and admins to read, filtered by kind, by who made it and by day."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
@@ -24,11 +25,13 @@ from bidhub.services.audit import (
     MISSING,
     PERSON_KEYS,
     ROUND_KEYS,
+    TARGET_KEYS,
     AuditFilter,
     AuditLine,
     AuditNames,
     audit_actors,
     audit_trail,
+    target_of,
 )
 from bidhub.services.replays import DECISION_CHECK
 from bidhub.web import params
@@ -212,7 +215,8 @@ def trail():
         args=filter_args(request.args), problems=criteria.problems,
         areas=[(area, AREA_LABELS[area]) for area in AUDIT_AREAS],
         actors=sorted(audit_actors(session), key=person_order), system=SYSTEM,
-        action_label=action_label, target_link=target_link, key_label=key_label,
+        action_label=action_label, target_link=partial(target_link, found.names),
+        key_label=key_label,
         shown_value=partial(shown_value, found.names), MISSING=MISSING)
 
 
@@ -221,20 +225,31 @@ def action_label(line: AuditLine) -> str:
     return str(label) if label is not None else line.action
 
 
-def target_link(target: str) -> Markup:
-    """`round:12` as "Round 12", a link where management has a page for it; a target of
-    another kind as it is recorded."""
-    kind, _sep, number = target.partition(":")
-    label = TARGET_LABELS.get(kind)
-    if label is None or not number.isdigit():
+def target_link(names: AuditNames, target: str) -> Markup:
+    """`round:12` as "Round 12: its title", a link where management has a page for it; a
+    target of another kind as it is recorded."""
+    kind, number = target_of(target)
+    label_ = TARGET_LABELS.get(kind)
+    if label_ is None or number is None:
         return Markup("{}").format(target)
-    text = str(label) % {"number": number}
+    text = str(label_) % {"number": number}
+    if kind == "listing":
+        account = names.listed.get(number)
+        name = None if account is None else account_name(account)
+    else:
+        name_of = namer(names, TARGET_KEYS[kind]) if kind in TARGET_KEYS else None
+        name = None if name_of is None else name_of(number)
+    if name is not None:
+        text = _("%(target)s: %(name)s", target=text, name=name)
     page = TARGET_PAGES.get(kind)
     if page is None:
         return Markup("{}").format(text)
     endpoint, argument = page
-    return Markup('<a href="{}">{}</a>').format(url_for(endpoint, **{argument: int(number)}),
-                                                text)
+    return Markup('<a href="{}">{}</a>').format(url_for(endpoint, **{argument: number}), text)
+
+
+def account_name(account) -> str:
+    return f"{account.name}（{account.external_id}）"
 
 
 def key_label(area: str, key: str) -> str:
@@ -268,32 +283,38 @@ def shown_value(names: AuditNames, area: str, key: str, value: Any) -> str:
 def named_value(names: AuditNames, key: str, value: Any) -> str | None:
     """An id (or a list of them) as what it names; an id that names nothing now keeps its
     number. None for a value of another key."""
-    if key in PERSON_KEYS:
-        name = names.people.get
-    elif key in ROUND_KEYS:
-        name = names.rounds.get
-    elif key in ACCOUNT_KEYS:
-        def name(number):
-            account = names.accounts.get(number)
-            return None if account is None else f"{account.name}（{account.external_id}）"
-    elif key in BRANCH_KEYS:
-        def name(number):
-            branch = names.branches.get(number)
-            return None if branch is None else branch_name(branch)
-    elif key in BID_KEYS:
-        def name(number):
-            rep = names.bidders.get(number)
-            return None if rep is None else _("%(rep)s's bid (No. %(number)d)", rep=rep,
-                                              number=number)
-    else:
+    name = namer(names, key)
+    if name is None:
         return None
     if isinstance(value, list):
         return "、".join(named_one(name, item) for item in value) if value else "—"
     return named_one(name, value)
 
 
-def named_one(name, value: Any) -> str:
-    found = name(value) if isinstance(value, int) else None
+def namer(names: AuditNames, keys: str | frozenset[str]) -> Callable[[int], str | None] | None:
+    """What gives the name of an id held under `keys` (a value's name, or one of the key sets
+    of bidhub.services.audit), or None when such ids name nothing."""
+    def held(key_set: frozenset[str]) -> bool:
+        return keys == key_set if isinstance(keys, frozenset) else keys in key_set
+
+    if held(PERSON_KEYS):
+        return names.people.get
+    if held(ROUND_KEYS):
+        return names.rounds.get
+    if held(ACCOUNT_KEYS):
+        return lambda number: (None if (account := names.accounts.get(number)) is None
+                               else account_name(account))
+    if held(BRANCH_KEYS):
+        return lambda number: (None if (branch := names.branches.get(number)) is None
+                               else branch_name(branch))
+    if held(BID_KEYS):
+        return lambda number: (None if (rep := names.bidders.get(number)) is None
+                               else _("%(rep)s's bid (No. %(number)d)", rep=rep, number=number))
+    return None
+
+
+def named_one(name: Callable[[int], str | None], value: Any) -> str:
+    found = name(value) if isinstance(value, int) and not isinstance(value, bool) else None
     return str(value) if found is None else found
 
 
