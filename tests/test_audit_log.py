@@ -300,3 +300,65 @@ def test_managers_reach_it_from_the_menu_and_everyone_who_may_read_it_from_the_r
         as_text=True)
     for client in (manager_client, admin_client):
         assert link in client.get("/manage/filings").get_data(as_text=True)
+
+
+def test_announcing_results_and_their_taking_effect_read_apart_in_chinese(app, session,
+                                                                          make_admin, clock):
+    admin = make_admin()
+    record_audit(session, admin, "round.results_announced", "round:3", clock(),
+                 after={"window_working_days": 3})
+    record_audit(session, None, "round.results_in_force", "round:3", clock(),
+                 after={"announced_at": "2026-03-01T02:00:00+00:00"})
+    session.commit()
+    rows = rows_of(signed_in(app, admin, "zh").get("/manage/audit?area=round")
+                   .get_data(as_text=True))
+    assert "公示中标结果，进入公示期" in rows[1] and "公示结束，结果已生效" in rows[0]
+    assert "公示结束" not in rows[1]
+
+
+def test_lists_of_listings_are_named_by_their_accounts(app, session, make_admin, make_account,
+                                                       make_round, clock):
+    admin = make_admin()
+    accounts = [make_account(name=f"Listed Co. {number}") for number in range(12)]
+    round_ = make_round(accounts=accounts)
+    listing_ids = [listing.id for listing in round_.listings]
+    record_audit(session, None, "round.listings_applied", f"round:{round_.id}", clock(),
+                 after={"listings": listing_ids})
+    record_audit(session, admin, "round.results_announced", f"round:{round_.id}", clock(),
+                 after={"no_bid_defaults": [], "listings": 12})
+    session.commit()
+    rows = rows_of(signed_in(app, admin).get("/manage/audit?area=round").get_data(as_text=True))
+    applied = next(row for row in rows if "Awards applied" in row)
+    announced = next(row for row in rows if "Results announced" in row)
+    shown = sorted(round_.listings, key=lambda listing: listing.id)
+    assert f"Listings {shown[0].account.name}（{shown[0].account.external_id}）、" in applied
+    assert applied.endswith("and 2 more")
+    assert "Listings without a bid —" in announced
+    assert "Listings 12" in announced  # a count stays a number
+
+
+@pytest.mark.parametrize("written", ["0{id}", "+{id}+"])  # 012, " 12 "
+def test_an_actor_written_otherwise_is_applied_and_shown_as_chosen(app, session, make_admin,
+                                                                   clock, written):
+    admin = make_admin()
+    record_audit(session, admin, "rules.adopted", "rule_set:1", clock(), after={"sha256": "a"})
+    session.commit()
+    query = "/manage/audit?actor=" + written.format(id=admin.id)
+    body = signed_in(app, admin).get(query).get_data(as_text=True)
+    assert f'<option value="{admin.id}" selected>' in body
+    assert "1 change" in body
+
+
+def test_a_person_who_never_changed_anything_is_not_a_choice_and_says_so(app, session,
+                                                                           make_admin, make_rep):
+    admin, rep = make_admin(), make_rep()
+    body = html.unescape(signed_in(app, admin).get(f"/manage/audit?actor={rep.id}")
+                         .get_data(as_text=True))
+    assert f"“{rep.id}” is not one of the choices in the list" in body
+    assert "0 changes" not in body
+
+
+def test_a_refused_value_is_echoed_without_its_invisible_controls(app, make_admin):
+    body = html.unescape(signed_in(app, make_admin()).get(
+        "/manage/audit?area=%E2%80%AEabc").get_data(as_text=True))
+    assert "“abc” is not one of the choices" in body and "\u202e" not in body

@@ -149,13 +149,19 @@ def test_a_direct_owner_change_is_found(app, session, backend, register, make_re
     account = register[3]
     last = session.scalar(select(Filing.seq).where(Filing.account_id == account.id)
                           .order_by(Filing.seq.desc()))
+    account_owner = account.owner
     with engine_of(app).begin() as connection:
         connection.execute(text("UPDATE accounts SET owner_id = :rep WHERE id = :account"),
                            {"rep": intruder.id, "account": account.id})
     reload(session)
     report = verify_ledger(session)
     assert report.first_problem.seq == last
-    assert f"account {account.id}" in report.first_problem.problem
+    # Named, not by ids: the account by its number and name, the reps by name and username.
+    assert str(report.first_problem.problem) == (
+        f"account {account.external_id} {account.name} is held by {intruder.display_name} "
+        f"({intruder.username}) in the database, but its filings give it to "
+        f"{account_owner.display_name} ({account_owner.username}): its holder was changed "
+        f"without a filing")
 
 
 def test_two_filings_swapped_behind_the_apps_back_are_found_at_the_first(app, session,
@@ -565,7 +571,24 @@ def test_a_manager_checks_the_whole_register_from_its_page(app, session, backend
     broken = html.unescape(client.get("/manage/filings/check", headers={
         "Accept-Language": "zh-CN"}).get_data(as_text=True))
     assert "备案登记簿在第 7 号备案处断裂" in broken
-    assert "第 7 号备案：" in broken
+    assert "第 7 号备案：内容与其哈希不符" in broken.replace("\n", "")
     assert "<html" in broken  # without htmx, a page of its own
     reload(session)
     assert session.scalar(select(Filing.reason).where(Filing.seq == 7)) == before
+
+
+def test_the_register_check_says_an_account_left_without_a_holder_by_name(
+        app, session, backend, register, make_manager):
+    """A holder removed in the database behind the app's back: the check names the account
+    and the rep its filings give it to, and says the database gives it to no rep."""
+    account, manager = register[0], make_manager()
+    tamper(app, backend, f"UPDATE accounts SET owner_id = NULL WHERE id = {account.id}")
+    reload(session)
+    body = html.unescape(client_of(app, manager).get(
+        "/manage/filings/check", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True))
+    receiver = session.scalars(select(User).join(Filing, Filing.to_rep_id == User.id)
+                               .where(Filing.account_id == account.id)
+                               .order_by(Filing.seq.desc())).first()
+    assert (f"数据库中客户 {account.external_id} {account.name} 没有归属KA销售，但按备案应归 "
+            f"{receiver.display_name} ({receiver.username})") in body
+    assert "None" not in body

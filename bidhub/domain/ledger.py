@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -168,6 +168,12 @@ class LedgerProblem:
     problem: Text
     kind: str = "chain"  # chain | checkpoint | owner
 
+    @property
+    def names_its_filing(self) -> bool:
+        """Whether the message itself says which filing (`filing %(seq)d is missing`)."""
+        params = getattr(self.problem, "params", {})
+        return self.seq is not None and self.seq in (params.get("seq"), params.get("first"))
+
 
 def check_against_checkpoints(
     key: bytes, chain: Mapping[int, str], checkpoints: Iterable[Checkpoint],
@@ -310,18 +316,36 @@ def unanchored(chain: Mapping[int, str], trusted: Mapping[int, str]) -> list[Led
     return [LedgerProblem(first, problem, "checkpoint")]
 
 
+def owner_mismatches(replayed: Mapping[int, int | None], current: Mapping[int, int | None]
+                     ) -> list[tuple[int, int | None, int | None]]:
+    """(account, its owner in the database, the owner its filings give) for each account whose
+    two owners differ, by account id."""
+    return [(account_id, current.get(account_id), replayed.get(account_id))
+            for account_id in sorted(set(replayed) | set(current))
+            if replayed.get(account_id) != current.get(account_id)]
+
+
 def check_owners(
     replayed: Mapping[int, int | None], current: Mapping[int, int | None],
-    last_filing_of: Mapping[int, int],
+    last_filing_of: Mapping[int, int], account_name: Callable[[int], str] = str,
+    rep_name: Callable[[int], str] = str,
 ) -> list[LedgerProblem]:
-    """Accounts whose owner in the database is not the one their filings give."""
+    """Accounts whose owner in the database is not the one their filings give; the account
+    and the reps as `account_name` and `rep_name` give them (their ids by default)."""
     problems = []
-    for account_id in sorted(set(replayed) | set(current)):
-        expected, actual = replayed.get(account_id), current.get(account_id)
-        if expected != actual:
-            problems.append(LedgerProblem(
-                last_filing_of.get(account_id),
-                N_("account %(account)d is held by rep %(actual)s in the database, but its "
-                   "filings give rep %(expected)s: its owner was changed without a filing",
-                   account=account_id, actual=actual, expected=expected), "owner"))
+    for account_id, actual, expected in owner_mismatches(replayed, current):
+        names = {"account": account_name(account_id)}
+        if actual is None:
+            message = N_("account %(account)s is held by no rep in the database, but its "
+                         "filings give it to %(expected)s: its holder was changed without a "
+                         "filing", expected=rep_name(expected), **names)
+        elif expected is None:
+            message = N_("account %(account)s is held by %(actual)s in the database, but its "
+                         "filings give it to no rep: its holder was changed without a filing",
+                         actual=rep_name(actual), **names)
+        else:
+            message = N_("account %(account)s is held by %(actual)s in the database, but its "
+                         "filings give it to %(expected)s: its holder was changed without a "
+                         "filing", actual=rep_name(actual), expected=rep_name(expected), **names)
+        problems.append(LedgerProblem(last_filing_of.get(account_id), message, "owner"))
     return problems

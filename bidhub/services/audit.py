@@ -80,6 +80,8 @@ ACCOUNT_KEYS = frozenset({"account"})
 ROUND_KEYS = frozenset({"round"})
 BRANCH_KEYS = frozenset({"branch_id"})
 BID_KEYS = frozenset({"bid"})
+# Values that list listings by id (a count of them, under "listings", is a number alone).
+LISTING_KEYS = frozenset({"listings", "no_bid_defaults", "flagged"})
 # What a target's first word names (`round:12`), by the values that name the same.
 TARGET_KEYS = {"user": PERSON_KEYS, "account": ACCOUNT_KEYS, "round": ROUND_KEYS,
                "branch": BRANCH_KEYS}
@@ -148,6 +150,8 @@ def names_in(session: Session, lines: list[AuditLine]) -> AuditNames:
                 for keys, ids in wanted.items():
                     if key in keys:
                         ids.update(ids_in(value))
+                if key in LISTING_KEYS and isinstance(value, list):
+                    listing_ids.update(ids_in(value))
 
     def read(model, ids: set[int]) -> dict[int, Any]:
         return {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)))

@@ -24,11 +24,12 @@ from bidhub.domain.ledger import (
     check_owners,
     checkpoints_of_register,
     older_runs,
+    owner_mismatches,
     sign_checkpoint,
     verify_chain,
 )
 from bidhub.domain.text import N_
-from bidhub.models import Account, Filing, InstanceMarker
+from bidhub.models import Account, Filing, InstanceMarker, User
 
 log = logging.getLogger(__name__)
 
@@ -271,11 +272,30 @@ def verify_ledger(session: Session, store: CheckpointStore | None = None) -> Led
         last_filing_of[row["account_id"]] = row["seq"]
     current = {account_id: owner_id for account_id, owner_id in session.execute(
         select(Account.id, Account.owner_id)) if owner_id is not None or account_id in replayed}
+    replayed = {account_id: replayed.get(account_id) for account_id in current}
+    mismatches = owner_mismatches(replayed, current)
+    accounts, reps = names_of_owners(session, mismatches)
     report.problems.extend(check_owners(
-        {account_id: replayed.get(account_id) for account_id in current},
-        current, last_filing_of))
+        replayed, current, last_filing_of,
+        account_name=lambda account_id: accounts.get(account_id, str(account_id)),
+        rep_name=lambda rep_id: reps.get(rep_id, str(rep_id))))
     session.rollback()
     return report
+
+
+def names_of_owners(session: Session, mismatches) -> tuple[dict[int, str], dict[int, str]]:
+    """The accounts (number and name) and the reps (name and username) that owner mismatches
+    name, so that a report says who and which, not ids."""
+    account_ids = {account_id for account_id, _actual, _expected in mismatches}
+    rep_ids = {rep_id for _account, *owners in mismatches for rep_id in owners
+               if rep_id is not None}
+    accounts = {account_id: f"{number} {name}" for account_id, number, name in session.execute(
+        select(Account.id, Account.external_id, Account.name)
+        .where(Account.id.in_(account_ids)))} if account_ids else {}
+    reps = {rep_id: f"{name} ({username})" for rep_id, name, username in session.execute(
+        select(User.id, User.display_name, User.username).where(User.id.in_(rep_ids)))
+            } if rep_ids else {}
+    return accounts, reps
 
 
 FILING_FIELDS = select(*(getattr(Filing, name) for name in HASHED_FIELDS

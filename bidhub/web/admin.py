@@ -14,6 +14,7 @@ from bidhub.db import get_session
 from bidhub.domain.collation import person_order
 from bidhub.domain.errors import Conflict, InvalidFields, InvalidRequest
 from bidhub.domain.text import COMMA, N_, Joined, Text
+from bidhub.domain.typed_text import without_format_characters
 from bidhub.models import Branch, Role, User
 from bidhub.services import branches, users
 from bidhub.services.departures import PendingAward, pending_awards_of
@@ -76,13 +77,13 @@ def user_filters(session, args) -> tuple[str | None, int | None, list[str]]:
     role = params.text_arg(args, "role", 32).strip() or None
     if role is not None and role not in ROLE_LABELS:
         problems.append(_("“%(value)s” is not one of the choices in the list; the list is shown "
-                          "without it.", value=role))
+                          "without it.", value=without_format_characters(role)))
         role = None
     branch_text = params.text_arg(args, "branch", 32).strip()
     branch_id = params.parse_id(branch_text) if branch_text else None
     if branch_text and (branch_id is None or session.get(Branch, branch_id) is None):
         problems.append(_("“%(value)s” is not one of the choices in the list; the list is shown "
-                          "without it.", value=branch_text))
+                          "without it.", value=without_format_characters(branch_text)))
         branch_id = None
     return role, branch_id, problems
 

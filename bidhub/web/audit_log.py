@@ -13,15 +13,18 @@ from typing import Any
 from flask import Blueprint, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from markupsafe import Markup
 
 from bidhub.db import get_session
 from bidhub.domain.collation import person_order
+from bidhub.domain.typed_text import without_format_characters
 from bidhub.services.audit import (
     ACCOUNT_KEYS,
     AUDIT_AREAS,
     BID_KEYS,
     BRANCH_KEYS,
+    LISTING_KEYS,
     MISSING,
     PERSON_KEYS,
     ROUND_KEYS,
@@ -46,7 +49,6 @@ blueprint = Blueprint("audit", __name__)
 
 PAGE_SIZE = 50
 SYSTEM = "system"  # the actor filter's choice for what no person did (jobs, commands)
-FILTER_NAMES = ("area", "actor", "date_from", "date_to")
 
 AREA_LABELS = {
     "rules": _l("Scoring rules"), "round": _l("Rounds"), "listing": _l("Listed accounts"),
@@ -65,7 +67,7 @@ ACTION_LABELS = {
     "round.review_started": _l("Blind review started"),
     "round.reviewers": _l("Reviewers changed"), "round.review_closed": _l("Blind review closed"),
     "round.accepted_unflagged": _l("Unflagged rankings accepted"),
-    "round.results_announced": _l("Results announced"),
+    "round.results_announced": _l("Results announced; the standstill opened"),
     "round.results_published": _l("Results published"),
     "round.listings_applied": _l("Awards applied"),
     "round.results_in_force": _l("Results in force"), "round.cancelled": _l("Round cancelled"),
@@ -159,49 +161,58 @@ TARGET_PAGES = {"round": ("manage.round_detail", "round_id"),
 
 @dataclass(frozen=True)
 class Criteria:
-    """The page's filters as read, with what could not be applied."""
+    """The page's filters as read: those applied, as the menus and the pager's links carry
+    them, and what could not be applied."""
 
     applied: AuditFilter
+    args: dict[str, str]
     problems: list[str]
 
 
-def criteria_from(args) -> Criteria:
-    problems = []
-    area = params.text_arg(args, "area", 32).strip()
-    if area and area not in AUDIT_AREAS:
+def criteria_from(args, actor_ids: set[int]) -> Criteria:
+    """The filters of the query `args`; `actor_ids`: the people the menu offers. A value that
+    is not one of the menus' choices, or no date, is said and left out."""
+    problems, shown = [], {}
+
+    def refuse(value: str) -> None:
         problems.append(_("“%(value)s” is not one of the choices in the list; the log is shown "
-                          "without it.", value=area))
-        area = ""
+                          "without it.", value=without_format_characters(value)))
+
+    area = params.text_arg(args, "area", 32).strip()
+    if area in AUDIT_AREAS:
+        shown["area"] = area
+    elif area:
+        refuse(area)
     actor = params.text_arg(args, "actor", 32).strip()
     actor_id = None if actor in ("", SYSTEM) else params.parse_id(actor)
-    if actor not in ("", SYSTEM) and actor_id is None:
-        problems.append(_("“%(value)s” is not one of the choices in the list; the log is shown "
-                          "without it.", value=actor))
+    if actor == SYSTEM or actor_id in actor_ids:
+        shown["actor"] = actor if actor == SYSTEM else str(actor_id)
+    elif actor:
+        refuse(actor)
+        actor_id = None
     days = {}
     for name, days_after in (("date_from", 0), ("date_to", 1)):
         text = params.text_arg(args, name, 32).strip()
         days[name] = parse_day(text, days_after=days_after) if text else None
-        if text and days[name] is None:
+        if days[name] is not None:
+            shown[name] = text
+        elif text:
             problems.append(_("“%(day)s” is no date; write it as YYYY-MM-DD. The log is shown "
-                              "without it.", day=text))
+                              "without it.", day=without_format_characters(text)))
     if (days["date_from"] is not None and days["date_to"] is not None
             and days["date_from"] >= days["date_to"]):
         problems.append(_("The first day is after the last, so no change can match; swap them."))
-    return Criteria(AuditFilter(area=area or None, actor_id=actor_id, by_system=actor == SYSTEM,
-                                date_from=days["date_from"], date_to=days["date_to"]),
-                    problems)
-
-
-def filter_args(args) -> dict[str, str]:
-    """The filters to carry into the pager's links; nothing else of the query."""
-    return {name: params.text_arg(args, name, 32) for name in FILTER_NAMES if args.get(name)}
+    return Criteria(AuditFilter(area=shown.get("area"), actor_id=actor_id,
+                                by_system=actor == SYSTEM, date_from=days["date_from"],
+                                date_to=days["date_to"]), shown, problems)
 
 
 @blueprint.route("/manage/audit")
 @managers
 def trail():
     session = get_session()
-    criteria = criteria_from(request.args)
+    actors = sorted(audit_actors(session), key=person_order)
+    criteria = criteria_from(request.args, {person.id for person in actors})
     page = min(params.int_arg(request.args, "page", minimum=1) or 1, 100_000)
     found = audit_trail(session, criteria.applied, limit=PAGE_SIZE,
                         offset=(page - 1) * PAGE_SIZE)
@@ -212,9 +223,9 @@ def trail():
     return page_or_partial(
         "audit/trail.html", "audit/_lines.html", lines=found.lines, total=found.total,
         page=page, pages=max(1, (found.total + PAGE_SIZE - 1) // PAGE_SIZE),
-        args=filter_args(request.args), problems=criteria.problems,
+        args=criteria.args, problems=criteria.problems,
         areas=[(area, AREA_LABELS[area]) for area in AUDIT_AREAS],
-        actors=sorted(audit_actors(session), key=person_order), system=SYSTEM,
+        actors=actors, system=SYSTEM,
         action_label=action_label, target_link=partial(target_link, found.names),
         key_label=key_label,
         shown_value=partial(shown_value, found.names), MISSING=MISSING)
@@ -280,9 +291,15 @@ def shown_value(names: AuditNames, area: str, key: str, value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+# At most this many listings named in one value; the rest are counted.
+NAMED_LISTINGS = 10
+
+
 def named_value(names: AuditNames, key: str, value: Any) -> str | None:
     """An id (or a list of them) as what it names; an id that names nothing now keeps its
     number. None for a value of another key."""
+    if key in LISTING_KEYS and isinstance(value, list):
+        return named_listings(names, value)
     name = namer(names, key)
     if name is None:
         return None
@@ -311,6 +328,21 @@ def namer(names: AuditNames, keys: str | frozenset[str]) -> Callable[[int], str 
         return lambda number: (None if (rep := names.bidders.get(number)) is None
                                else _("%(rep)s's bid (No. %(number)d)", rep=rep, number=number))
     return None
+
+
+def named_listings(names: AuditNames, listing_ids: list) -> str:
+    """Listings by their accounts' names, the first NAMED_LISTINGS of them; — for none."""
+    if not listing_ids:
+        return "—"
+
+    def name(number: int) -> str | None:
+        account = names.listed.get(number)
+        return None if account is None else account_name(account)
+
+    shown = "、".join(named_one(name, number) for number in listing_ids[:NAMED_LISTINGS])
+    more = len(listing_ids) - NAMED_LISTINGS
+    return shown if more <= 0 else ngettext("%(names)s and %(num)d more",
+                                            "%(names)s and %(num)d more", more, names=shown)
 
 
 def named_one(name: Callable[[int], str | None], value: Any) -> str:
