@@ -42,6 +42,20 @@ PASSWORD = "correct horse battery"
 # A cheap hash keeps factories fast; the app itself hashes with scrypt.
 PASSWORD_HASH = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # 09:00 in Beijing
+# Where the browser walks (tests/browser) put their screenshots.
+ARTIFACTS = Path(os.environ.get("BIDHUB_TEST_ARTIFACTS",
+                                Path(__file__).resolve().parent.parent / "test-artifacts"))
+SCREENSHOTS = ARTIFACTS / "screenshots"
+# When this run began: the summary counts the screenshots written since, whichever process
+# (pytest-xdist's workers run the walks) wrote them.
+RUN_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    written = [path for path in SCREENSHOTS.glob("*.png")
+               if path.stat().st_mtime >= RUN_STARTED] if SCREENSHOTS.is_dir() else []
+    if written:
+        terminalreporter.write_line(f"browser screenshots: {len(written)} files in {SCREENSHOTS}")
 
 
 @pytest.fixture(scope="session")

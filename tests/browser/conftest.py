@@ -26,12 +26,9 @@ from bidhub.clock import FrozenClock
 from bidhub.db import engine_of, get_session, upgrade_database
 from bidhub.services.rule_sets import default_rules_path, ensure_active_rule_set
 from tests.browser.world import PASSWORD, World, build_world
-from tests.conftest import START
+from tests.conftest import SCREENSHOTS, START
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("BIDHUB_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(os.environ.get("BIDHUB_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-SCREENSHOTS = ARTIFACTS / "screenshots"
 WIDE = {"width": 1366, "height": 900}
 NARROW = {"width": 390, "height": 844}
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -41,7 +38,6 @@ HTTP_ERROR = re.compile(r"status of (\d{3})")
 HTMX_ERROR = re.compile(r"Response Status Error Code (\d{3}) from (/[^\s,]*)")
 # The header's words that stay as they are in Chinese: the product's name and the switch's label.
 HEADER_WORDS = {"bidhub", "English"}
-WRITTEN: list[Path] = []  # screenshots of this run, for the summary line
 
 
 @dataclass
@@ -206,7 +202,6 @@ class Walker:
             self.page.set_viewport_size(size)
             path = SCREENSHOTS / f"{name}-{size['width']}.png"
             self.page.screenshot(path=str(path), full_page=True)
-            WRITTEN.append(path)
             if fits_narrow and size is NARROW:
                 width = self.page.evaluate("document.documentElement.scrollWidth")
                 self.check(width <= NARROW["width"] + 1,
@@ -258,8 +253,3 @@ def walk(browser, live_server) -> Iterator[Callable[..., Walker]]:
     """Opens a fresh browser context (zh-CN unless told otherwise) and a walker on it."""
     with walkers(browser, live_server) as open_walker:
         yield open_walker
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if WRITTEN:
-        terminalreporter.write_line(f"browser screenshots: {len(WRITTEN)} files in {SCREENSHOTS}")
