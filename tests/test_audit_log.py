@@ -163,6 +163,8 @@ def test_filters_by_kind_person_system_and_local_day(app, session, make_admin, m
     ("area=rounds", "“rounds” is not one of the choices"),
     ("actor=abc", "“abc” is not one of the choices"),
     ("date_from=2026-13-01", "“2026-13-01” is no date"),
+    ("date_from=9999-12-31", "“9999-12-31” is outside the years 2000 to 2100"),
+    ("date_to=1999-12-31", "“1999-12-31” is outside the years 2000 to 2100"),
     ("date_from=2026-03-05&date_to=2026-03-01", "The first day is after the last"),
 ])
 def test_a_filter_that_cannot_be_applied_is_said_and_the_page_still_answers(

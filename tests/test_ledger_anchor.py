@@ -592,3 +592,26 @@ def test_the_register_check_says_an_account_left_without_a_holder_by_name(
     assert (f"数据库中客户 {account.external_id} {account.name} 没有归属KA销售，但按备案应归 "
             f"{receiver.display_name} ({receiver.username})") in body
     assert "None" not in body
+
+
+def test_the_register_check_tells_an_edited_checkpoint_file_from_a_broken_register(
+        app, register, make_manager):
+    """A checkpoint line edited outside the app: the check says the register and its
+    checkpoints disagree from that filing on, not that the register broke there, and names
+    the filing once per problem."""
+    path = app.config["LEDGER_CHECKPOINT_FILE"]
+    with open(path) as lines:
+        rows = [json.loads(line) for line in lines]
+    rows[2]["mac"] = "0" * 64
+    with open(path, "w") as lines:
+        lines.writelines(json.dumps(row) + "\n" for row in rows)
+    client = client_of(app, make_manager())
+    english = html.unescape(client.get("/manage/filings/check").get_data(as_text=True))
+    assert ("The register and the checkpoints kept outside the database disagree from filing "
+            "No. 3.") in english
+    assert "broken" not in english
+    chinese = html.unescape(client.get("/manage/filings/check", headers={
+        "Accept-Language": "zh-CN"}).get_data(as_text=True))
+    assert "备案登记簿与数据库之外保存的校验点自第 3 号备案起不一致" in chinese
+    assert "第 3 号备案：第 3 号备案" not in chinese.replace("\n", "")
+    assert "断裂" not in chinese

@@ -206,13 +206,23 @@ def test_a_filter_that_is_no_choice_is_said_and_the_export_refuses_what_it_canno
     client = client_of(app, register["manager"], "zh")
     every = client.get("/manage/filings").get_data(as_text=True)
     count = re.search(r'<p class="count">([^<]*)</p>', every).group(1)
+    manager_id = register["manager"].id
     for query, said in (("branch=abc", "“abc”不在列表的选项中。下面显示的登记簿未按它筛选。"),
                         ("rep=-1", "“-1”不在列表的选项中。"),
-                        ("date_from=2026-02-30", "“2026-02-30”不是日期")):
+                        # Ids that are no branch, or nobody the rep menu offers.
+                        ("branch=999999", "“999999”不在列表的选项中。"),
+                        ("rep=2147483647", "“2147483647”不在列表的选项中。"),
+                        (f"rep={manager_id}", f"“{manager_id}”不在列表的选项中。"),
+                        # Echoed without the characters that would turn the message around.
+                        ("branch=%E2%80%AEexe.cba%E2%80%8B", "“exe.cba”不在列表的选项中。"),
+                        ("date_from=2026-02-30", "“2026-02-30”不是日期"),
+                        ("date_to=0001-01-01", "“0001-01-01”不在 2000 至 2100 年之间。"),
+                        ("date_from=2101-01-01", "“2101-01-01”不在 2000 至 2100 年之间。")):
         page = client.get(f"/manage/filings?{query}")
         assert page.status_code == 200
         assert said in page.get_data(as_text=True) and f'<p class="count">{count}</p>' in \
-            page.get_data(as_text=True)
+            page.get_data(as_text=True), query
+        assert "\u202e" not in page.get_data(as_text=True)
         export = client.get(f"/manage/filings.csv?{query}")
         assert export.status_code == 422, query
         assert export.mimetype == "text/html" and said in export.get_data(as_text=True)

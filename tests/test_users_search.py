@@ -45,6 +45,8 @@ def admin_client(app, session, make_admin, make_rep, make_manager, make_branch):
     ("?q=zhou+xyz", []),  # but every word somewhere
     ("?role=ka_manager", ["Zhou Jianguo"]),
     ("?role=rep&q=li", ["Ｌｉ Ｎａ"]),
+    ("?q=王%E2%80%8B", ["王伟"]),  # a zero-width space pasted with the name is no part of it
+    ("?q=%EF%BB%BFwang%E2%80%AE", ["王伟"]),
 ])
 def test_the_search_and_the_role_pick_users(admin_client, query, names):
     assert sorted(listed(admin_client, query)) == sorted(names)
@@ -85,3 +87,18 @@ def test_no_match_says_so(admin_client):
 def test_roles_in_the_menu_are_every_role():
     from bidhub.web.labels import ROLE_LABELS
     assert set(ROLE_LABELS) == set(Role)
+
+
+def test_a_search_past_its_limit_searches_its_start_and_says_so(admin_client):
+    query = "wangwei" + "x" * 120
+    response = admin_client.get("/admin/users", query_string={"q": query})
+    body = html.unescape(response.get_data(as_text=True))
+    assert ("The search text is longer than 100 characters; only its first 100 are searched "
+            "for.") in body
+    assert f'value="{query[:100]}"' in body
+    assert listed(admin_client, "?q=" + "wangwei" + "x" * 93) == []
+
+
+def test_the_search_box_shows_the_text_without_invisible_controls(admin_client):
+    body = admin_client.get("/admin/users?q=%E2%80%AEwang").get_data(as_text=True)
+    assert 'value="wang"' in body and "\u202e" not in body

@@ -289,9 +289,14 @@ def older_runs(checkpoints: Iterable[Checkpoint]) -> list[list[Checkpoint]]:
     return runs
 
 
+# The runs of unanchored filings named one by one; any after them are named together.
+RUNS_NAMED = 5
+
+
 def unanchored(chain: Mapping[int, str], trusted: Mapping[int, str]) -> list[LedgerProblem]:
-    """The filings that no checkpoint records, named by their first run (with how many runs
-    there are, when there are several)."""
+    """The filings that no checkpoint records, a problem per run of consecutive filings: the
+    first RUNS_NAMED runs each by their filings, any later ones together by the filings they
+    lie between."""
     missing = sorted(seq for seq in chain if seq not in trusted)
     if not missing:
         return []
@@ -301,19 +306,23 @@ def unanchored(chain: Mapping[int, str], trusted: Mapping[int, str]) -> list[Led
             runs[-1][1] = seq
         else:
             runs.append([seq, seq])
-    first, last = runs[0]
-    if first == last:
-        problem = N_("filing %(seq)d has no checkpoint outside the database: it was added "
-                     "behind the app's back, or its checkpoint could not be written (see the "
-                     "log)", seq=first)
-    else:
-        problem = N_("filings %(first)d to %(last)d have no checkpoint outside the database: "
-                     "they were added behind the app's back, or their checkpoints could not be "
-                     "written (see the log)", first=first, last=last)
-    if len(runs) > 1:
-        problem = N_("%(problem)s; %(more)d more run(s) of filings after them have none either",
-                     problem=problem, more=len(runs) - 1)
-    return [LedgerProblem(first, problem, "checkpoint")]
+    problems = []
+    for first, last in runs[:RUNS_NAMED]:
+        if first == last:
+            problem = N_("filing %(seq)d has no checkpoint outside the database: it was added "
+                         "behind the app's back, or its checkpoint could not be written (see the "
+                         "log)", seq=first)
+        else:
+            problem = N_("filings %(first)d to %(last)d have no checkpoint outside the database:"
+                         " they were added behind the app's back, or their checkpoints could not"
+                         " be written (see the log)", first=first, last=last)
+        problems.append(LedgerProblem(first, problem, "checkpoint"))
+    if len(runs) > RUNS_NAMED:
+        first, last = runs[RUNS_NAMED][0], runs[-1][1]
+        problems.append(LedgerProblem(first, N_(
+            "between filings %(first)d and %(last)d, further filings have no checkpoint outside "
+            "the database either", first=first, last=last), "checkpoint"))
+    return problems
 
 
 def owner_mismatches(replayed: Mapping[int, int | None], current: Mapping[int, int | None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -427,6 +427,20 @@ def register_surroundings(session: Session) -> Surroundings:
         session, store, register, (0, ""))
     return Surroundings(tuple(sorted(branches, key=branch_order)),
                         tuple(sorted(reps, key=rep_menu_order)), head, lost)
+
+
+def offered_in_menus(session: Session, criteria: FilingFilter) -> FilingFilter:
+    """`criteria` with a branch or rep that the register's menus do not offer (no such branch;
+    nobody the register names, nor an active rep) taken out: filtering by it would show an
+    empty register that looks like an answer."""
+    branch_id, rep_id = criteria.branch_id, criteria.rep_id
+    if branch_id is not None and session.get(Branch, branch_id) is None:
+        branch_id = None
+    if rep_id is not None and session.scalar(
+            select(User.id).where(User.id == rep_id,
+                                  or_(and_(User.role == Role.REP, User.is_active), _NAMED))) is None:
+        rep_id = None
+    return replace(criteria, branch_id=branch_id, rep_id=rep_id)
 
 
 def rep_menu_order(rep: RepChoice) -> tuple:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, and_, case, or_
 
 from bidhub.domain.collation import width_folded
+from bidhub.domain.typed_text import without_format_characters
 
 
 def search_terms(text: str, max_length: int | None = None) -> list[str]:
@@ -28,8 +29,10 @@ def search_terms(text: str, max_length: int | None = None) -> list[str]:
 def search_words(text: str, max_length: int | None = None) -> list[list[str]]:
     """The text's words, split at its spaces (an input method's full-width ones too), each as
     search_terms reads it; nothing for blank text. A row is found when it holds every word,
-    in any order: "北京 联启" finds 北京联启科技有限公司, as "联启 北京" does."""
-    typed = text.strip()[:max_length].strip()
+    in any order: "北京 联启" finds 北京联启科技有限公司, as "联启 北京" does. Invisible
+    formatting characters (a zero-width space pasted from a chat, say) are no part of a word:
+    no stored name keeps them."""
+    typed = without_format_characters(text).strip()[:max_length].strip()
     return [search_terms(word) for word in dict.fromkeys(typed.split())]
 
 

@@ -58,8 +58,15 @@ class UserEditForm(EditUserForm):
 def users_list():
     """Every user, or those the search box, the role and the branch pick."""
     session = get_session()
-    query = params.text_arg(request.args, "q", users.MAX_USER_QUERY_LENGTH).strip()
+    # One character more than is searched for, to tell a text cut short from one that fits.
+    query = without_format_characters(
+        params.text_arg(request.args, "q", users.MAX_USER_QUERY_LENGTH + 1)).strip()
     role, branch_id, problems = user_filters(session, request.args)
+    if len(query) > users.MAX_USER_QUERY_LENGTH:
+        query = query[:users.MAX_USER_QUERY_LENGTH]
+        problems.insert(0, _("The search text is longer than %(limit)d characters; only its "
+                             "first %(limit)d are searched for.",
+                             limit=users.MAX_USER_QUERY_LENGTH))
     found = users.find_users(session, query=query, role=role, branch_id=branch_id)
     # By role (its code), then by name as menus order names (domain.collation).
     people = sorted(found, key=lambda user: (user.role, *person_order(user)))

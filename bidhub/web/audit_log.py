@@ -196,9 +196,13 @@ def criteria_from(args, actor_ids: set[int]) -> Criteria:
         days[name] = parse_day(text, days_after=days_after) if text else None
         if days[name] is not None:
             shown[name] = text
-        elif text:
+        elif text and params.day_of_any_year(text) is None:
             problems.append(_("“%(day)s” is no date; write it as YYYY-MM-DD. The log is shown "
                               "without it.", day=without_format_characters(text)))
+        elif text:
+            problems.append(_("“%(day)s” is outside the years %(first)d to %(last)d; the log is "
+                              "shown without it.", day=text, first=params.MIN_YEAR,
+                              last=params.MAX_YEAR))
     if (days["date_from"] is not None and days["date_to"] is not None
             and days["date_from"] >= days["date_to"]):
         problems.append(_("The first day is after the last, so no change can match; swap them."))

@@ -19,6 +19,7 @@ from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import ScoreBreakdown
+from bidhub.domain.typed_text import without_format_characters
 from bidhub.models import (
     Account,
     DecisionKind,
@@ -37,7 +38,12 @@ from bidhub.services import (
     users,
 )
 from bidhub.services import appeals as appeal_service
-from bidhub.services.filings import FilingFilter, filing_register, register_surroundings
+from bidhub.services.filings import (
+    FilingFilter,
+    filing_register,
+    offered_in_menus,
+    register_surroundings,
+)
 from bidhub.services.ledger import ledger_head, verify_ledger
 from bidhub.services.ownership import may_receive_accounts
 from bidhub.services.transfer_preview import Band, confirm_transfer
@@ -803,27 +809,36 @@ def parse_day(value: str | None, *, days_after: int = 0) -> datetime | None:
     return local_to_utc(datetime.combine(day + timedelta(days=days_after), time()))
 
 
-def filing_filter_from(args) -> FilingFilter:
-    """The register's filters; "until" a day is until the next local midnight."""
-    return FilingFilter(branch_id=params.id_arg(args, "branch"),
-                        rep_id=params.id_arg(args, "rep"),
-                        date_from=parse_day(args.get("date_from")),
-                        date_to=parse_day(args.get("date_to"), days_after=1))
+def filing_filter_from(session, args) -> FilingFilter:
+    """The register's filters; "until" a day is until the next local midnight. A branch or rep
+    the menus do not offer is left out (filing_filter_problems says so)."""
+    return offered_in_menus(session, FilingFilter(
+        branch_id=params.id_arg(args, "branch"), rep_id=params.id_arg(args, "rep"),
+        date_from=parse_day(args.get("date_from")),
+        date_to=parse_day(args.get("date_to"), days_after=1)))
 
 
 def filing_filter_problems(args, criteria: FilingFilter) -> list[str]:
-    """Why the register shows other filings than its days ask for: a day that is no date (left
-    out, so every filing on that side is shown) or days in the wrong order (nothing can
-    match); said above the rows rather than leaving the list to look filtered."""
+    """Why the register shows other filings than its filters ask for: a branch or rep not in
+    the menus, or a day that is no date or outside the years taken (each left out, so the
+    register is shown without it), or days in the wrong order (nothing can match); said above
+    the rows rather than leaving the list to look filtered. The values are echoed without
+    format characters, which could turn the message's text around."""
     problems = [_("“%(value)s” is not one of the choices in the list; the register is shown "
-                  "without it.", value=params.text_arg(args, name, 32))
+                  "without it.", value=without_format_characters(params.text_arg(args, name, 32)))
                 for name, chosen in (("branch", criteria.branch_id), ("rep", criteria.rep_id))
                 if params.text_arg(args, name, 32).strip() and chosen is None]
-    problems += [_("“%(day)s” is no date; write it as YYYY-MM-DD. The register is shown "
-                   "without it.", day=params.text_arg(args, name, 32))
-                 for name in ("date_from", "date_to")
-                 if params.text_arg(args, name, 32).strip()
-                 and getattr(criteria, name) is None]
+    for name in ("date_from", "date_to"):
+        text = params.text_arg(args, name, 32).strip()
+        if not text or getattr(criteria, name) is not None:
+            continue
+        if params.day_of_any_year(text) is None:
+            problems.append(_("“%(day)s” is no date; write it as YYYY-MM-DD. The register is "
+                              "shown without it.", day=without_format_characters(text)))
+        else:
+            problems.append(_("“%(day)s” is outside the years %(first)d to %(last)d; the "
+                              "register is shown without it.", day=text,
+                              first=params.MIN_YEAR, last=params.MAX_YEAR))
     if (criteria.date_from is not None and criteria.date_to is not None
             and criteria.date_from >= criteria.date_to):
         problems.append(_("The first day is after the last, so no filing can match; swap them."))
@@ -852,7 +867,7 @@ def filings_page(status: int = 200):
     """The register's page (or its rows, for htmx) as the query asks; a page past the last is
     shown as the last."""
     session = get_session()
-    criteria = filing_filter_from(request.args)
+    criteria = filing_filter_from(session, request.args)
     page = min(params.int_arg(request.args, "page", minimum=1) or 1, 100_000)
     size = 50
     register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
@@ -898,7 +913,7 @@ CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number
 @managers
 def filings_csv():
     session = get_session()
-    criteria = filing_filter_from(request.args)
+    criteria = filing_filter_from(session, request.args)
     if filing_filter_problems(request.args, criteria):
         # A file that silently ignored a filter would be taken for what was asked: the page
         # says what is wrong with the query instead.

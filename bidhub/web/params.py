@@ -131,16 +131,22 @@ def is_sensible_year(year: int) -> bool:
 
 def parse_day(text: str | None) -> date | None:
     """A YYYY-MM-DD day between MIN_YEAR and MAX_YEAR, or None."""
+    day = day_of_any_year(text)
+    return day if day is not None and is_sensible_year(day.year) else None
+
+
+def day_of_any_year(text: str | None) -> date | None:
+    """A YYYY-MM-DD day of whatever year, or None: tells a day outside the years parse_day
+    takes from text that is no day at all."""
     if text is None:
         return None
     text = text.strip()
     if not _ASCII_DAY.fullmatch(text):
         return None
     try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
+        return datetime.strptime(text, "%Y-%m-%d").date()
     except ValueError:
         return None
-    return day if is_sensible_year(day.year) else None
 
 
 def control_characters(text: str, *, multiline: bool = False) -> list[str]:

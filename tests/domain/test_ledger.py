@@ -148,15 +148,31 @@ def test_a_filing_that_does_not_follow_from_the_ones_before_is_named(moves, inde
     assert problems and problems[0].seq == filing["seq"]
 
 
-def test_filings_without_a_checkpoint_are_named_by_their_first_run():
+def test_filings_without_a_checkpoint_are_named_run_by_run():
     chain_ = {seq: f"{seq:064x}" for seq in range(1, 11)}
     checkpoints = [sign_checkpoint(b"key", seq, chain_[seq]) for seq in (1, 2, 3, 6, 7)]
-    [problem] = check_against_checkpoints(b"key", chain_, checkpoints)
-    assert problem.seq == 4 and problem.kind == "checkpoint"
-    assert str(problem.problem).startswith("filings 4 to 5 have no checkpoint outside the "
-                                           "database")
-    assert "1 more run(s) of filings after them" in str(problem.problem)
+    first, second = check_against_checkpoints(b"key", chain_, checkpoints)
+    assert (first.seq, second.seq) == (4, 8)
+    assert first.kind == second.kind == "checkpoint"
+    assert str(first.problem).startswith("filings 4 to 5 have no checkpoint outside the "
+                                         "database")
+    assert str(second.problem).startswith("filings 8 to 10 have no checkpoint")
+    assert first.names_its_filing and second.names_its_filing
     assert check_against_checkpoints(b"key", chain_, checkpoints + [
         sign_checkpoint(b"key", seq, chain_[seq]) for seq in (4, 5, 8, 9, 10)]) == []
     [problem] = check_against_checkpoints(b"key", chain_, [])
     assert problem.seq == 1 and "filings 1 to 10 have no checkpoint" in str(problem.problem)
+
+
+def test_runs_past_the_fifth_are_named_together_by_the_filings_they_lie_between():
+    chain_ = {seq: f"{seq:064x}" for seq in range(1, 31)}
+    anchored = [seq for seq in chain_ if seq % 4]  # 4, 8, ..., 28: seven runs of one filing
+    problems = check_against_checkpoints(
+        b"key", chain_, [sign_checkpoint(b"key", seq, chain_[seq]) for seq in anchored])
+    assert [problem.seq for problem in problems] == [4, 8, 12, 16, 20, 24]
+    assert [str(problem.problem) for problem in problems[:5]] == [
+        f"filing {seq} has no checkpoint outside the database: it was added behind the app's "
+        "back, or its checkpoint could not be written (see the log)" for seq in (4, 8, 12, 16, 20)]
+    assert str(problems[5].problem) == ("between filings 24 and 28, further filings have no "
+                                        "checkpoint outside the database either")
+    assert all(problem.names_its_filing for problem in problems)
