@@ -8,6 +8,7 @@ import re
 import shutil
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -90,7 +91,11 @@ def backend(request) -> str:
 
 
 class PostgresDatabases:
-    """Per-test PostgreSQL databases, each a copy of one template migrated once per run."""
+    """Per-test PostgreSQL databases, each a copy of one template migrated once per run.
+
+    Copying the template takes the server a few hundred milliseconds, about as long as a
+    short test runs; the next copy is made in a thread of its own while the current test
+    runs, so that a test waits only for what is left of it."""
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
@@ -105,6 +110,8 @@ class PostgresDatabases:
         engine = make_engine(self.url_of(self.template))
         upgrade_database(engine)
         engine.dispose()
+        self.copier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="template-copy")
+        self.next_copy: Future[str] = self.copier.submit(self.copy_template)
 
     def url_of(self, name: str) -> str:
         return self.url.set(database=name).render_as_string(hide_password=False)
@@ -124,10 +131,16 @@ class PostgresDatabases:
                 time.sleep(0.2)
         return False
 
-    def new(self) -> str:
+    def copy_template(self) -> str:
         name = f"{self.prefix}_{next(self.counter)}"
         self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
         self.created.append(name)
+        return name
+
+    def new(self) -> str:
+        """A fresh copy of the template: the one made ahead, and the next one started."""
+        name = self.next_copy.result()
+        self.next_copy = self.copier.submit(self.copy_template)
         return self.url_of(name)
 
     def drop_leftovers(self) -> None:
@@ -140,6 +153,7 @@ class PostgresDatabases:
             self.drop(name)
 
     def drop_all(self) -> None:
+        self.copier.shutdown(wait=True)
         for name in [*self.created, self.template]:
             self.drop(name)
         self.admin_engine.dispose()
