@@ -429,11 +429,19 @@ def register_surroundings(session: Session) -> Surroundings:
                         tuple(sorted(reps, key=rep_menu_order)), head, lost)
 
 
-def offered_in_menus(session: Session, criteria: FilingFilter) -> FilingFilter:
+def offered_in_menus(session: Session, criteria: FilingFilter,
+                     surroundings: Surroundings | None = None) -> FilingFilter:
     """`criteria` with a branch or rep that the register's menus do not offer (no such branch;
     nobody the register names, nor an active rep) taken out: filtering by it would show an
-    empty register that looks like an answer."""
+    empty register that looks like an answer. Checked against the menus of `surroundings`
+    when the page has read them, else in the database."""
     branch_id, rep_id = criteria.branch_id, criteria.rep_id
+    if surroundings is not None:
+        if branch_id not in {branch.id for branch in surroundings.branches}:
+            branch_id = None
+        if rep_id not in {rep.id for rep in surroundings.reps}:
+            rep_id = None
+        return replace(criteria, branch_id=branch_id, rep_id=rep_id)
     if branch_id is not None and session.get(Branch, branch_id) is None:
         branch_id = None
     if rep_id is not None and session.scalar(

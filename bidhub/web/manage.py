@@ -809,13 +809,13 @@ def parse_day(value: str | None, *, days_after: int = 0) -> datetime | None:
     return local_to_utc(datetime.combine(day + timedelta(days=days_after), time()))
 
 
-def filing_filter_from(session, args) -> FilingFilter:
-    """The register's filters; "until" a day is until the next local midnight. A branch or rep
-    the menus do not offer is left out (filing_filter_problems says so)."""
-    return offered_in_menus(session, FilingFilter(
-        branch_id=params.id_arg(args, "branch"), rep_id=params.id_arg(args, "rep"),
-        date_from=parse_day(args.get("date_from")),
-        date_to=parse_day(args.get("date_to"), days_after=1)))
+def filing_filter_from(args) -> FilingFilter:
+    """The register's filters as the query gives them; "until" a day is until the next local
+    midnight. Whether the menus offer its branch and rep is `offered_in_menus`'s to say."""
+    return FilingFilter(branch_id=params.id_arg(args, "branch"),
+                        rep_id=params.id_arg(args, "rep"),
+                        date_from=parse_day(args.get("date_from")),
+                        date_to=parse_day(args.get("date_to"), days_after=1))
 
 
 def filing_filter_problems(args, criteria: FilingFilter) -> list[str]:
@@ -867,7 +867,14 @@ def filings_page(status: int = 200):
     """The register's page (or its rows, for htmx) as the query asks; a page past the last is
     shown as the last."""
     session = get_session()
-    criteria = filing_filter_from(session, request.args)
+    criteria = filing_filter_from(request.args)
+    # The menus and the register's head are outside the partial. A full page checks the
+    # branch and rep asked for against the menus it reads anyway; the partial is asked for
+    # by those menus, and reads only the signed-in user and its lines.
+    surroundings = None
+    if not is_htmx_partial_request():
+        surroundings = register_surroundings(session)
+        criteria = offered_in_menus(session, criteria, surroundings)
     page = min(params.int_arg(request.args, "page", minimum=1) or 1, 100_000)
     size = 50
     register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
@@ -875,10 +882,8 @@ def filings_page(status: int = 200):
         page = (register.total + size - 1) // size
         register = filing_register(session, criteria, limit=size, offset=(page - 1) * size)
     args = filing_filter_args(request.args)
-    # The filter menus and the register's head are outside the partial.
     outside = {}
-    if not is_htmx_partial_request():
-        surroundings = register_surroundings(session)
+    if surroundings is not None:
         outside = {**filter_menus(surroundings, args), "head": surroundings.head,
                    "lost_head": surroundings.lost}
     total = register.total
@@ -913,7 +918,7 @@ CSV_COLUMNS = (_l("No."), _l("Filed at (local)"), _l("Kind"), _l("Account number
 @managers
 def filings_csv():
     session = get_session()
-    criteria = filing_filter_from(session, request.args)
+    criteria = offered_in_menus(session, filing_filter_from(request.args))
     if filing_filter_problems(request.args, criteria):
         # A file that silently ignored a filter would be taken for what was asked: the page
         # says what is wrong with the query instead.
