@@ -364,9 +364,9 @@ def refresh_planner_statistics(session: Session) -> None:
     nearly empty tables it last measured: with it the rep's listing page took 5 to 8% less
     time in-process on the demo. VACUUM marks the pages all-visible, so that a count over an
     index reads the index alone: the manager's round page counts its proposed winners'
-    accounts so, instead of reading every account. VACUUM runs outside a transaction, so the session's is committed
-    first. SQLite keeps no statistics unless asked, and its pages ran no faster with them, so
-    it is left as it is."""
+    accounts so, instead of reading every account. VACUUM runs outside a transaction, so the
+    session's is committed first. SQLite keeps no statistics unless asked, and its pages ran
+    no faster with them, so it is left as it is."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return
