@@ -110,10 +110,11 @@ def test_a_change_made_through_bidhub_is_listed_with_who_made_it_and_its_values(
     assert "Name (English) Shenzhen → Shenzhen Nanshan" in rows[0]
     assert "Name (Chinese) — → 深圳南山" in rows[0]
     assert "Code" not in rows[0]
-    assert f"Branch {branch.id}: Shenzhen Nanshan" in rows[0]
+    assert "Branch: Shenzhen Nanshan" in rows[0]
+    assert f"Branch {branch.id}" not in body  # its record's number only where it has no name
     assert "Admin Wu Branch created" in rows[1]
     assert "Code SZ" in rows[1] and "Can sign in yes" in rows[1]
-    assert f"Branch {branch.id}" in rows[1]
+    assert "Branch: Shenzhen Nanshan" in rows[1]
     assert "2 changes" in body
 
 
@@ -126,6 +127,7 @@ def test_the_log_is_in_chinese_on_a_chinese_page(app, session, make_admin, clock
 
     assert "审计日志" in body
     assert "吴管理 新建分公司" in rows_of(body)[0]
+    assert "分公司：深圳" in rows_of(body)[0]  # what it applies to, by its Chinese name
     assert "1 条变更" in body
 
 
@@ -251,12 +253,15 @@ def test_people_accounts_rounds_bids_and_instants_are_shown_by_name(
                       .get_data(as_text=True))[0]
     assert f"Winner Li Na's bid (No. {bid.id})" in decided
     listed_account = round_.listings[0].account
-    assert (f"Listed account {round_.listings[0].id}: {listed_account.name}"
+    assert (f"Listed account: {listed_account.name}"
             f"（{listed_account.external_id}）") in decided
     # What a change applies to is named too, and opens its page.
-    assert (f'<a href="/manage/accounts/{account.id}">Account {account.id}: Sunrise Steel'
+    assert (f'<a href="/manage/accounts/{account.id}">Account: Sunrise Steel'
             f'（{account.external_id}）</a>') in moved_page
-    assert f"Round {round_.id}: {round_.title}" in rows[0]
+    # By its title alone: its record's number beside a title that holds a number of its own
+    # read as a contradiction.
+    assert f"Round: {round_.title}" in rows[0]
+    assert f"Round {round_.id}" not in rows[0]
 
 
 def test_a_decision_sent_back_reads_as_its_values_and_its_problem_in_chinese(
@@ -364,3 +369,12 @@ def test_a_refused_value_is_echoed_without_its_invisible_controls(app, make_admi
     body = html.unescape(signed_in(app, make_admin()).get(
         "/manage/audit?area=%E2%80%AEabc").get_data(as_text=True))
     assert "“abc” is not one of the choices" in body and "\u202e" not in body
+
+
+def test_a_long_refused_value_is_quoted_cut_and_says_it_was_cut(app, make_admin):
+    client = signed_in(app, make_admin())
+    body = html.unescape(client.get(f"/manage/audit?area={'x' * 200}").get_data(as_text=True))
+    assert f"“{'x' * 32}…” is not one of the choices" in body
+    body = html.unescape(client.get("/manage/audit?date_from=2026-01-01%E2%80%AEzzzzz")
+                         .get_data(as_text=True))
+    assert "“2026-01-01zzzzz” is no date" in body and "\u202e" not in body

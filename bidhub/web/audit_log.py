@@ -18,7 +18,6 @@ from markupsafe import Markup
 
 from bidhub.db import get_session
 from bidhub.domain.collation import person_order
-from bidhub.domain.typed_text import without_format_characters
 from bidhub.services.audit import (
     ACCOUNT_KEYS,
     AUDIT_AREAS,
@@ -111,6 +110,13 @@ TARGET_LABELS = {
     "incident": _l("Incident %(number)s"), "loss_review": _l("Loss review %(number)s"),
     "import_run": _l("Import %(number)s"), "import_mapping": _l("Column mapping %(number)s"),
     "user": _l("User %(number)s"), "branch": _l("Branch %(number)s")}
+# A target whose name the page knows is shown by its kind and that name alone: its record's
+# number beside a round's title ("Round 8: Round 9 of 2026") reads as a contradiction, and
+# the link leads to the record itself.
+NAMED_TARGET_LABELS = {
+    "round": _l("Round: %(name)s"), "listing": _l("Listed account: %(name)s"),
+    "account": _l("Account: %(name)s"), "user": _l("User: %(name)s"),
+    "branch": _l("Branch: %(name)s")}
 # The names of the values the services record; a name not here is shown as it is recorded.
 KEY_LABELS = {
     "account": _l("Account"), "rep": _l("Rep"), "from_rep": _l("From rep"),
@@ -174,21 +180,21 @@ def criteria_from(args, actor_ids: set[int]) -> Criteria:
     is not one of the menus' choices, or no date, is said and left out."""
     problems, shown = [], {}
 
-    def refuse(value: str) -> None:
+    def refuse(name: str) -> None:
         problems.append(_("“%(value)s” is not one of the choices in the list; the log is shown "
-                          "without it.", value=without_format_characters(value)))
+                          "without it.", value=params.quoted_arg(args, name)))
 
     area = params.text_arg(args, "area", 32).strip()
     if area in AUDIT_AREAS:
         shown["area"] = area
     elif area:
-        refuse(area)
+        refuse("area")
     actor = params.text_arg(args, "actor", 32).strip()
     actor_id = None if actor in ("", SYSTEM) else params.parse_id(actor)
     if actor == SYSTEM or actor_id in actor_ids:
         shown["actor"] = actor if actor == SYSTEM else str(actor_id)
     elif actor:
-        refuse(actor)
+        refuse("actor")
         actor_id = None
     days = {}
     for name, days_after in (("date_from", 0), ("date_to", 1)):
@@ -198,10 +204,11 @@ def criteria_from(args, actor_ids: set[int]) -> Criteria:
             shown[name] = text
         elif text and params.day_of_any_year(text) is None:
             problems.append(_("“%(day)s” is no date; write it as YYYY-MM-DD. The log is shown "
-                              "without it.", day=without_format_characters(text)))
+                              "without it.", day=params.quoted_arg(args, name)))
         elif text:
             problems.append(_("“%(day)s” is outside the years %(first)d to %(last)d; the log is "
-                              "shown without it.", day=text, first=params.MIN_YEAR,
+                              "shown without it.", day=params.quoted_arg(args, name),
+                              first=params.MIN_YEAR,
                               last=params.MAX_YEAR))
     if (days["date_from"] is not None and days["date_to"] is not None
             and days["date_from"] >= days["date_to"]):
@@ -241,21 +248,21 @@ def action_label(line: AuditLine) -> str:
 
 
 def target_link(names: AuditNames, target: str) -> Markup:
-    """`round:12` as "Round 12: its title", a link where management has a page for it; a
-    target of another kind as it is recorded."""
+    """`round:12` as "Round: its title" (as "Round 12" when the page knows no name for it), a
+    link where management has a page for it; a target of another kind as it is recorded."""
     kind, number = target_of(target)
     label_ = TARGET_LABELS.get(kind)
     if label_ is None or number is None:
         return Markup("{}").format(target)
-    text = str(label_) % {"number": number}
     if kind == "listing":
         account = names.listed.get(number)
         name = None if account is None else account_name(account)
     else:
         name_of = namer(names, TARGET_KEYS[kind]) if kind in TARGET_KEYS else None
         name = None if name_of is None else name_of(number)
-    if name is not None:
-        text = _("%(target)s: %(name)s", target=text, name=name)
+    named = NAMED_TARGET_LABELS.get(kind)
+    text = (str(label_) % {"number": number} if name is None or named is None
+            else str(named) % {"name": name})
     page = TARGET_PAGES.get(kind)
     if page is None:
         return Markup("{}").format(text)
