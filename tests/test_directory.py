@@ -274,6 +274,12 @@ def test_bad_filter_values_get_a_message_and_change_nothing(manager_client, book
     assert "Choose the branch from the list; “²” is not one." in html
     assert "cannot be sorted by “hash”" in html
     assert len(names_on(response)) == 5  # the bad filters are left out, not guessed
+    # Quoted back without the controls that would turn the message around, and a long one cut
+    # with "…".
+    html = manager_client.get(DIRECTORY, query_string={
+        "band": "\u202eabc", "sort": "s" * 50}).get_data(as_text=True)
+    assert "“abc” is not one." in html and "\u202e" not in html
+    assert f"cannot be sorted by “{'s' * 32}…”" in html
     # An export never leaves a filter out silently.
     refused = manager_client.get(f"{DIRECTORY}.csv", query_string={"listed": "perhaps"})
     assert refused.status_code == 422 and refused.mimetype == "text/html"

@@ -215,6 +215,8 @@ def test_a_filter_that_is_no_choice_is_said_and_the_export_refuses_what_it_canno
                         (f"rep={manager_id}", f"“{manager_id}”不在列表的选项中。"),
                         # Echoed without the characters that would turn the message around.
                         ("branch=%E2%80%AEexe.cba%E2%80%8B", "“exe.cba”不在列表的选项中。"),
+                        # A long value is quoted cut, and says it was cut.
+                        (f"rep={'9' * 40}", f"“{'9' * 32}…”不在列表的选项中。"),
                         ("date_from=2026-02-30", "“2026-02-30”不是日期"),
                         ("date_to=0001-01-01", "“0001-01-01”不在 2000 至 2100 年之间。"),
                         ("date_from=2101-01-01", "“2101-01-01”不在 2000 至 2100 年之间。")):

@@ -48,26 +48,26 @@ def directory_filter_from(args: Mapping[str, str]) -> tuple[DirectoryFilter, lis
         value = params.parse_id(text)
         if value is None:
             errors.append(_("Choose the %(what)s from the list; “%(value)s” is not one.",
-                            what=what, value=text))
+                            what=what, value=params.quoted_arg(args, name)))
         return value
 
     def yes_no(name: str, what: str) -> bool | None:
         text = params.text_arg(args, name, 32).strip()
         if text not in YES_NO:
             errors.append(_("%(what)s is yes or no; “%(value)s” is neither.", what=what,
-                            value=text))
+                            value=params.quoted_arg(args, name)))
             return None
         return YES_NO[text]
 
     band = params.text_arg(args, "band", 32).strip()
     if band and band not in directory.VALUE_BANDS:
         errors.append(_("Choose the value band from the list; “%(value)s” is not one.",
-                        value=band))
+                        value=params.quoted_arg(args, "band")))
         band = ""
     sort = params.text_arg(args, "sort", 32).strip() or "name"
     if not directory.is_valid_sort(sort):
         errors.append(_("The list cannot be sorted by “%(value)s”; it is sorted by name.",
-                        value=sort))
+                        value=params.quoted_arg(args, "sort")))
         sort = "name"
     criteria = DirectoryFilter(
         search=params.text_arg(args, "q", MAX_SEARCH_CHARS),

@@ -84,13 +84,13 @@ def user_filters(session, args) -> tuple[str | None, int | None, list[str]]:
     role = params.text_arg(args, "role", 32).strip() or None
     if role is not None and role not in ROLE_LABELS:
         problems.append(_("“%(value)s” is not one of the choices in the list; the list is shown "
-                          "without it.", value=without_format_characters(role)))
+                          "without it.", value=params.quoted_arg(args, "role")))
         role = None
     branch_text = params.text_arg(args, "branch", 32).strip()
     branch_id = params.parse_id(branch_text) if branch_text else None
     if branch_text and (branch_id is None or session.get(Branch, branch_id) is None):
         problems.append(_("“%(value)s” is not one of the choices in the list; the list is shown "
-                          "without it.", value=without_format_characters(branch_text)))
+                          "without it.", value=params.quoted_arg(args, "branch")))
         branch_id = None
     return role, branch_id, problems
 

@@ -19,7 +19,6 @@ from bidhub.db import get_session
 from bidhub.domain.errors import Conflict, InvalidRequest
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.scoring import ScoreBreakdown
-from bidhub.domain.typed_text import without_format_characters
 from bidhub.models import (
     Account,
     DecisionKind,
@@ -825,7 +824,7 @@ def filing_filter_problems(args, criteria: FilingFilter) -> list[str]:
     the rows rather than leaving the list to look filtered. The values are echoed without
     format characters, which could turn the message's text around."""
     problems = [_("“%(value)s” is not one of the choices in the list; the register is shown "
-                  "without it.", value=without_format_characters(params.text_arg(args, name, 32)))
+                  "without it.", value=params.quoted_arg(args, name))
                 for name, chosen in (("branch", criteria.branch_id), ("rep", criteria.rep_id))
                 if params.text_arg(args, name, 32).strip() and chosen is None]
     for name in ("date_from", "date_to"):
@@ -834,10 +833,10 @@ def filing_filter_problems(args, criteria: FilingFilter) -> list[str]:
             continue
         if params.day_of_any_year(text) is None:
             problems.append(_("“%(day)s” is no date; write it as YYYY-MM-DD. The register is "
-                              "shown without it.", day=without_format_characters(text)))
+                              "shown without it.", day=params.quoted_arg(args, name)))
         else:
             problems.append(_("“%(day)s” is outside the years %(first)d to %(last)d; the "
-                              "register is shown without it.", day=text,
+                              "register is shown without it.", day=params.quoted_arg(args, name),
                               first=params.MIN_YEAR, last=params.MAX_YEAR))
     if (criteria.date_from is not None and criteria.date_to is not None
             and criteria.date_from >= criteria.date_to):

@@ -43,6 +43,7 @@ from bidhub.web.params import (
     id_arg,
     parse_version,
     parse_yuan,
+    quoted,
     text_arg,
 )
 from bidhub.web.rendering import (
@@ -72,11 +73,11 @@ def listing_filter_from(args, errors: dict[str, str] | None = None) -> browse.Li
         value = parse_yuan(text, maximum=10**18)
         if value is None:
             errors[name] = _("Write the annual value as an amount such as 100000, 100,000 or "
-                             "10万; “%(value)s” is not one.", value=text)
+                             "10万; “%(value)s” is not one.", value=quoted(text))
             return None
         if value < 0:
             errors[name] = _("An annual value cannot be negative; write 0 or more instead of "
-                             "“%(value)s”.", value=text)
+                             "“%(value)s”.", value=quoted(text))
             return None
         return min(value, MAX_DB_INT)
 
@@ -122,12 +123,12 @@ def menu_values_held(criteria: browse.ListingFilter, options: Mapping[str, list]
     if criteria.industry and criteria.industry not in options["industries"]:
         left_out["industry"] = ""
         errors["industry"] = _("No account in this list has the industry “%(value)s”; that "
-                               "filter is left out.", value=criteria.industry)
+                               "filter is left out.", value=quoted(criteria.industry))
     if criteria.ownership_type and criteria.ownership_type not in options["ownership_types"]:
         left_out["ownership_type"] = ""
         errors["ownership"] = _("No account in this list has the ownership type "
                                 "“%(value)s”; that filter is left out.",
-                                value=criteria.ownership_type)
+                                value=quoted(criteria.ownership_type))
     if criteria.branch_id and criteria.branch_id not in {
             branch.id for branch in options["branches"]}:
         left_out["branch_id"] = None

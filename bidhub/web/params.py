@@ -9,6 +9,8 @@ from datetime import date, datetime
 from flask import Flask
 from werkzeug.routing import BaseConverter, ValidationError
 
+from bidhub.domain.typed_text import visible_text
+
 # The largest value of an INTEGER column on PostgreSQL (ids, versions and yuan amounts are
 # INTEGER there); a larger number cannot name a row and fails inside the query.
 MAX_DB_INT = 2**31 - 1
@@ -174,6 +176,24 @@ def clean_text(text: str | None, max_length: int) -> str:
 
 def text_arg(args: Mapping[str, str], name: str, max_length: int) -> str:
     return clean_text(args.get(name), max_length)
+
+
+# The most of a refused value a message quotes back.
+QUOTED_CHARS = 32
+
+
+def quoted(text: str | None) -> str:
+    """`text` as a message quotes it back: without control and format characters (a
+    right-to-left mark would turn the message's own text around), surrounding spaces
+    stripped, and cut to QUOTED_CHARS characters with "…" when it is longer, so that the
+    reader sees it was cut."""
+    shown = visible_text(CONTROL_CHARACTERS.sub("", text or ""))
+    return shown if len(shown) <= QUOTED_CHARS else f"{shown[:QUOTED_CHARS]}…"
+
+
+def quoted_arg(args: Mapping[str, str], name: str) -> str:
+    """The query's value of `name` as a message quotes it back (`quoted`)."""
+    return quoted(args.get(name))
 
 
 def int_arg(args: Mapping[str, str], name: str, *, minimum: int = 0,

@@ -384,9 +384,10 @@ def forecasts_page():
     problems = []
     if branch_text and branch_id is None:
         problems.append(_("“%(value)s” is not one of the branches; the forecasts of every "
-                          "branch are shown.", value=branch_text))
+                          "branch are shown.", value=params.quoted_arg(request.args, "branch")))
     if month_text and month is None:
-        problems.append(_("“%(value)s” is no month; write it as YYYY-MM.", value=month_text))
+        problems.append(_("“%(value)s” is no month; write it as YYYY-MM.",
+                          value=params.quoted_arg(request.args, "month")))
     return render("profiles/forecasts.html", branches=branches, branch_id=branch_id,
                   totals=forecasts.department_forecasts(session, branch_id=branch_id),
                   month=month, problems=problems,
