@@ -1080,7 +1080,6 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
     for imported_at, month_file in forecast_files(world, now):
         import_crm_file(session, admin, ImportKind.FORECASTS,
                         {ImportKind.FORECASTS: month_file}, now=imported_at)
-    import_crm_file(session, admin, ImportKind.INCIDENTS, files, now=now)
 
     with unit_of_work(session):
         user_ids = dict(session.execute(select(User.username, User.id)).all())
@@ -1105,6 +1104,9 @@ def write_world(session: Session, world: World, now: datetime) -> dict[str, User
             for name, value in demo_loss_review(len(world.transfers) - 1 - position, at,
                                                 manager_id).items():
                 setattr(review, name, value)
+    # After the transfers: an incident is logged against the rep who held the account when it
+    # was seen, which the filings tell.
+    import_crm_file(session, admin, ImportKind.INCIDENTS, files, now=now)
     return {user.username: user for user in session.scalars(select(User))}
 
 

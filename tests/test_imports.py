@@ -1579,6 +1579,48 @@ def test_a_new_incident_naming_its_account_keeps_the_won_deal_rule(session, load
     assert "placed an order with us" in refusals[0][0][2]
 
 
+def test_an_incident_is_refused_against_a_rep_who_did_not_hold_the_account_that_day(
+        session, loaded, run_import, make_manager, clock):
+    """An incident counts against its rep's track record: the file's rep must have held the
+    account on the day it was seen, as the filings tell, whether or not the rep holds it now."""
+    header = sample_text("incidents").splitlines()[0]
+
+    def incident_file(external_id: str, rep: str, seen: str) -> str:
+        return (f"{header}\n{external_id},KA-2003,{rep},www.competitor-c.com,{seen},banner,首页,,"
+                f"待说明,\n")
+
+    before = counts(session)
+    refused = run_import("incidents", incident_file("INC-4910", "R1002", "2026-02-25"))
+    assert_refused_without_writes(session, before, refused)
+    [problem] = refused.problems
+    assert (problem.row, problem.column, problem.value) == (2, "rep", "R1002")
+    reason = str(problem.reason)
+    assert "did not hold" in reason and "2026-02-25" in reason
+    held_by = session.scalars(select(User).where(User.external_id == "R1003")).one()
+    assert f"(that day: {held_by.display_name})" in reason
+
+    # KA-2003 moves from R1003 to R1002 on 3 March (Beijing), in bidhub.
+    account = session.scalars(select(Account).where(Account.external_id == "KA-2003")).one()
+    receiver = session.scalars(select(User).where(User.external_id == "R1002")).one()
+    clock.advance(days=1)
+    transfer_account(session, make_manager(), account_id=account.id, to_rep_id=receiver.id,
+                     reason="客户要求更换对接人，原负责人工作量已满",
+                     review_text="客户多次反映响应慢，原负责人名下客户已满，无法保证服务频次。",
+                     now=clock())
+    clock.advance(days=2)
+    for number, (rep, seen, status) in enumerate((
+            ("R1003", "2026-03-01", "imported"),  # held it then
+            ("R1003", "2026-03-03", "imported"),  # held it that morning
+            ("R1002", "2026-03-03", "imported"),  # and from that morning on
+            ("R1003", "2026-03-04", "refused"),
+            ("R1002", "2026-03-01", "refused")), start=4911):
+        result = run_import("incidents", incident_file(f"INC-{number}", rep, seen))
+        assert result.status == status, (rep, seen, result.problems)
+    # An incident already in bidhub is imported again as it is, whoever holds it now.
+    again = run_import("incidents", incident_file("INC-4911", "R1003", "2026-03-01"))
+    assert (again.status, again.unchanged) == ("imported", 1)
+
+
 def incident(session, external_id: str) -> AccountabilityIncident:
     reload(session)
     return session.scalars(select(AccountabilityIncident).where(

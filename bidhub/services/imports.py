@@ -2081,6 +2081,7 @@ class IncidentImporter(Importer):
         self.policy = accountability_policy()
         self.won_deals = recent_won_deals(self.session, list(self.accounts_by_id), self.now,
                                           self.policy, self.zone)
+        self.transfers = filed_transfers(self.session, list(self.accounts_by_id))
         self.incidents: dict[str, AccountabilityIncident] = {}  # by id_key
         self.added: list[AccountabilityIncident] = []
         for part in chunks({row.values["external_id"] for row in rows}):
@@ -2106,6 +2107,12 @@ class IncidentImporter(Importer):
         self.refuse_if_after_today(row, "seen", values["seen"],
                                    N_("The sighting cannot be in the future."))
         seen_at = self.instant(values["seen"])
+        incident = self.incidents.get(id_key(values["external_id"]))
+        # Like the won deal's rule, about logging: an incident already in bidhub is checked
+        # again only when the file gives it another account, rep or day.
+        if incident is None or (incident.account_id, incident.rep_id, naive(incident.seen_at)) \
+                != (account.id, rep.id, naive(seen_at)):
+            self.refuse_unless_holder(row, account, rep, values["seen"])
         fields = {"account_id": account.id, "rep_id": rep.id,
                   "competitor_site": values["competitor_site"], "seen_at": seen_at,
                   "ad_type": values["ad_type"],
@@ -2124,7 +2131,6 @@ class IncidentImporter(Importer):
                                  error.message) from error
         self.optional("status", fields, values.get("status"))
         self.optional("explanation", fields, values.get("explanation"))
-        incident = self.incidents.get(id_key(values["external_id"]))
         if incident is None:
             incident = AccountabilityIncident(
                 external_id=values["external_id"], logged_by_id=self.actor_id,
@@ -2142,6 +2148,24 @@ class IncidentImporter(Importer):
         dated_status_change(incident, previous_status, self.now)
         self.touched_reps.update({previous_rep, rep.id})
         return "updated"
+
+    def refuse_unless_holder(self, row: Row, account: Account, rep: User, seen: date) -> None:
+        """A RowProblem on the rep unless the rep held the account at some time on the day it
+        was seen (the department's day): an incident is the explanation the holder owes, and
+        it counts against the rep's track record, as the accountability page logs it."""
+        start = self.instant(seen)
+        end = self.instant(date.fromordinal(seen.toordinal() + 1))
+        holders = holders_during(self.transfers.get(account.id, []), account.owner_id,
+                                 naive(start), naive(end))
+        if rep.id in holders:
+            return
+        names = dict(self.session.execute(
+            select(User.id, User.display_name).where(User.id.in_(holders or [0]))).all())
+        raise RowProblem(row, "rep", row.values["rep"], N_(
+            "%(rep)s did not hold %(account)s on %(seen_on)s; an incident is logged against "
+            "the rep who held the account when it was seen (that day: %(holders)s).",
+            rep=rep.display_name, account=account.name, seen_on=seen.isoformat(),
+            holders=Joined(sorted(names.values()), COMMA) if names else N_("nobody")))
 
     def finish(self) -> None:
         """The rep of each incident the file brings that waits for their explanation is told,
@@ -2172,6 +2196,41 @@ class IncidentImporter(Importer):
                     given=INCIDENT_STATUS_NAMES[IncidentStatus(given)])))
         if "explanation" in fields and not fields["explanation"] and incident.explanation:
             del fields["explanation"]
+
+
+# A filed transfer as the incidents' check reads it: (from rep, to rep, when, naive UTC).
+Transfer = tuple[int | None, int, datetime]
+
+
+def filed_transfers(session: Session, account_ids: list[int]) -> dict[int, list[Transfer]]:
+    """Each account's filed transfers, oldest first: who held it when."""
+    found: dict[int, list[Transfer]] = {}
+    for part in chunks(account_ids):
+        for account_id, from_rep, to_rep, decided_at in session.execute(
+                select(Filing.account_id, Filing.from_rep_id, Filing.to_rep_id,
+                       as_stored(Filing.decided_at))
+                .where(Filing.account_id.in_(part)).order_by(Filing.seq)):
+            found.setdefault(account_id, []).append((from_rep, to_rep, naive(decided_at)))
+    return found
+
+
+def holders_during(transfers: list[Transfer], owner_id: int | None, start: datetime,
+                   end: datetime) -> set[int]:
+    """The reps who held an account at some moment from `start` until `end` (naive UTC):
+    `transfers` its filed transfers, oldest first (every change of holder is filed), and
+    `owner_id` its holder now. Before its first filing the account was held by that filing's
+    giver, or, for the filing that records its first holder, by that holder."""
+    earlier = [transfer for transfer in transfers if transfer[2] < start]
+    if earlier:
+        holders: set[int | None] = {earlier[-1][1]}
+    elif transfers:
+        first_from, first_to, _ = transfers[0]
+        holders = {first_to if first_from is None else first_from}
+    else:
+        holders = {owner_id}
+    holders.update(to_rep for _, to_rep, at in transfers if start <= at < end)
+    holders.discard(None)
+    return holders  # type: ignore[return-value]
 
 
 # How far an incident has come: an import never takes it back to an earlier step.
