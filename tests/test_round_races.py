@@ -15,6 +15,7 @@ from bidhub.db import engine_of
 from bidhub.domain.errors import BidhubError
 from bidhub.models import (
     Account,
+    AuditEvent,
     Bid,
     BidScore,
     BidStatus,
@@ -330,6 +331,35 @@ def test_a_sponsor_deactivated_while_designated_is_refused_one_way_or_the_other(
     else:
         assert isinstance(designated, BidhubError), designated
         assert sponsor_id is None
+
+
+def test_a_sponsored_release_confirmed_and_refused_at_once_takes_one_answer(
+        app, session, postgresql_only, monkeypatch, clock, draft_round, make_manager,
+        make_admin, make_rep, make_account):
+    """The sponsor's confirmation and a refusal of the same release sent at once: one is
+    taken and the other told it came too late. Before, both were acknowledged, and the later
+    write decided whether the account went on the market."""
+    manager, admin = make_manager(), make_admin()
+    account = make_account(owner=make_rep(), executive_sponsor="president")
+    listing = rounds.release_account(
+        session, manager, draft_round.id, account_id=account.id,
+        reason=ReleaseReason.NEGLECTED, note="",
+        review_text="No visit in a year; the handover is done.", now=clock())
+    assert listing.status == ListingStatus.AWAITING_CONFIRMATION
+    listing_id = listing.id
+    confirmed, refused = raced(
+        app, monkeypatch, (rounds, "notify"),
+        lambda own: rounds.confirm_sponsored_listing(own, own.get(User, admin.id), listing_id,
+                                                     clock()),
+        lambda own: rounds.refuse_sponsored_listing(own, own.get(User, admin.id), listing_id,
+                                                    "不同意释放，客户关系正在恢复。", clock()))
+    assert not isinstance(confirmed, BidhubError), confirmed
+    assert isinstance(refused, BidhubError), refused
+    reload(session)
+    assert session.get(Listing, listing_id).status == ListingStatus.LISTED
+    assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.target == f"listing:{listing_id}",
+        AuditEvent.action.in_(["listing.sponsor_confirmed", "listing.sponsor_refused"]))) == 1
 
 
 def test_a_withdrawal_sent_twice_at_once_moves_the_later_choices_up_once(

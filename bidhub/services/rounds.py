@@ -418,8 +418,15 @@ def remove_listing(session: Session, actor: User, listing_id: int, now: datetime
         withdraw_release_review(session, review_id, now)
 
 
-def load_awaiting_listing(session: Session, listing_id: int) -> Listing:
+def load_awaiting_listing(session: Session, listing_id: int, *, lock: bool = False) -> Listing:
+    """The listing while it waits for its sponsor's answer. With `lock`, its round is locked
+    first and the listing read afresh: a concurrent answer, removal or publication finishes
+    first, and exactly one answer is taken (at PostgreSQL's READ COMMITTED two answers read
+    it waiting, and the later write won)."""
     listing = session.get(Listing, listing_id)
+    if listing is not None and lock:
+        load_round(session, listing.round_id, lock=True)
+        listing = session.get(Listing, listing_id, populate_existing=True)
     if listing is None:
         raise NotFound(N_("No such listing."))
     if listing.status != ListingStatus.AWAITING_CONFIRMATION:
@@ -435,7 +442,7 @@ def confirm_sponsored_listing(session: Session, actor: User, listing_id: int, no
                                      f"listing:{listing.id}", now)
     note = sponsors.check_answer_note(note, required=False)
     with unit_of_work(session):
-        listing = load_awaiting_listing(session, listing_id)
+        listing = load_awaiting_listing(session, listing_id, lock=True)
         listing.status = ListingStatus.LISTED
         listing.confirmed_by_id = actor.id
         listing.confirmation_note, listing.confirmation_stood_in = note, stood_in
@@ -455,7 +462,7 @@ def refuse_sponsored_listing(session: Session, actor: User, listing_id: int, not
                                      f"listing:{listing.id}", now)
     note = sponsors.check_answer_note(note, required=True)
     with unit_of_work(session):
-        listing = load_awaiting_listing(session, listing_id)
+        listing = load_awaiting_listing(session, listing_id, lock=True)
         listing.status = ListingStatus.REFUSED
         withdraw_unlost_review(listing, now)
         listing.confirmed_by_id = actor.id
