@@ -176,7 +176,8 @@ ELIGIBILITY_CHECKS: dict[str, EligibilityRule] = {
         EligibilityRule(
             "capacity", "the rep holds `capacity_max` accounts or more (always on; awards "
             "never take a rep past it either)",
-            (Setting("capacity_max", "whole", HANDBOOK_CAPACITY_MAX, 1, MAX_COUNT),
+            # The handbook's 30-40 accounts per rep binds: no rule set lets a rep hold more.
+            (Setting("capacity_max", "whole", HANDBOOK_CAPACITY_MAX, 1, HANDBOOK_CAPACITY_MAX),
              Setting("capacity_target", "whole", HANDBOOK_CAPACITY_TARGET, 0, MAX_COUNT)),
             lambda policy: True, _capacity, _capacity_band),
         EligibilityRule(

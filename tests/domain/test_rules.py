@@ -697,7 +697,10 @@ def test_a_long_number_inside_a_list_or_quoted_key_names_the_key():
 
 @pytest.mark.parametrize(("old", "new", "path", "message"), [
     ("capacity_max = 40", "capacity_max = 99999999999999999999", "eligibility.capacity_max",
-     "must be at most 1,000, got 99999999999999999999"),
+     "must be at most 40, got 99999999999999999999"),
+    # The handbook's 30-40 accounts per rep binds: a rule set may be stricter, never looser.
+    ("capacity_max = 40", "capacity_max = 41", "eligibility.capacity_max",
+     "must be at most 40, got 41"),
     ("capacity_target = 30", "capacity_target = 5000", "eligibility.capacity_target",
      "must be at most 1,000, got 5000"),
     ("cooldown_months = 6", "cooldown_months = 1e300", "eligibility.cooldown_months",
