@@ -1621,6 +1621,33 @@ def test_an_incident_is_refused_against_a_rep_who_did_not_hold_the_account_that_
     assert (again.status, again.unchanged) == ("imported", 1)
 
 
+def test_a_reps_import_audits_each_user_it_adds_or_changes(session, loaded, run_import, admin):
+    """As the users page does: one entry per user, with what changed, by the admin who ran the
+    import. Before, the import's own entry (counts only) was all the log had of a username
+    handed from one rep to another."""
+    reload(session)
+    reps = {user.external_id: user for user in session.scalars(
+        select(User).where(User.external_id.is_not(None)))}
+    created = {event.target for event in session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "user.created"))}
+    assert created == {f"user:{user.id}" for user in reps.values()}
+    text = (sample_text("reps").replace("R1001,wangfang,王芳", "R1001,wangfang2,王芳")
+            .replace("R1002,lijun,李军", "R1002,wangfang,李军"))
+    result = run_import("reps", text)
+    assert (result.status, result.updated) == ("imported", 2), result.problems
+    reload(session)
+    updated = {event.target: event for event in session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "user.updated"))}
+    assert set(updated) == {f"user:{reps['R1001'].id}", f"user:{reps['R1002'].id}"}
+    handed = updated[f"user:{reps['R1002'].id}"]
+    assert (handed.before["username"], handed.after["username"]) == ("lijun", "wangfang")
+    assert handed.actor_id == admin.id
+    assert run_import("reps", text).updated == 0
+    reload(session)
+    assert session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "user.updated")) == 2  # an unchanged row is not audited
+
+
 def incident(session, external_id: str) -> AccountabilityIncident:
     reload(session)
     return session.scalars(select(AccountabilityIncident).where(

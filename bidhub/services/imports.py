@@ -153,7 +153,12 @@ from bidhub.services.spreadsheet_xml import (
     spreadsheet_xml_rows,
 )
 from bidhub.services.track_records import forget_track_record_snapshots
-from bidhub.services.users import hash_password, hire_date_refusal, new_session_token
+from bidhub.services.users import (
+    hash_password,
+    hire_date_refusal,
+    new_session_token,
+    user_snapshot,
+)
 from bidhub.services.xls_workbooks import (
     check_xls,
     is_xls,
@@ -1082,6 +1087,9 @@ class Importer:
                 self.reps_by_unpadded.setdefault(unpadded_id_key(user.external_id), []).append(
                     user)
 
+    def actor(self) -> User:
+        return self.session.get(User, self.actor_id)
+
     def remember_rep(self, user: User) -> None:
         if user.external_id:
             self.reps_by_external[id_key(user.external_id)] = user
@@ -1321,10 +1329,20 @@ class RepImporter(Importer):
         self.departing_rounds = lock_departing(
             self.session, [user.id for user in named if user is not None])
         self.departed: list[User] = []
+        # Each user the file adds or changes, with what it was before (None: added): audited
+        # as the users page audits its own changes, one entry per user.
+        self.audited: list[tuple[User, dict | None]] = []
 
     def finish(self) -> None:
         super().finish()
-        actor = self.session.get(User, self.actor_id)
+        actor = self.actor()
+        for user, before in self.audited:
+            if before is None:
+                record_audit(self.session, actor, "user.created", f"user:{user.id}", self.now,
+                             after=user_snapshot(user))
+            else:
+                record_audit(self.session, actor, "user.updated", f"user:{user.id}", self.now,
+                             before=before, after=user_snapshot(user))
         for user in self.departed:
             send_back_awards(self.session, actor, user, self.departing_rounds, self.now,
                              refuse_unlocked=False)
@@ -1395,8 +1413,10 @@ class RepImporter(Importer):
             self.session.add(user)
             self.users_by_username[username] = user
             self.remember_rep(user)
+            self.audited.append((user, None))
             return "added"
         previous_username, previous_status = user.username.lower(), user.status
+        before = user_snapshot(user)
         changed = set_fields(user, fields)
         if user.status == RepStatus.LEFT and (previous_status != RepStatus.LEFT
                                               or user.is_active):
@@ -1414,6 +1434,7 @@ class RepImporter(Importer):
         if changed:
             self.touched_reps.add(user.id)
             self.remember_changed(user, previous_username)
+            self.audited.append((user, before))
         return "updated" if changed else "unchanged"
 
     def remember_changed(self, user: User, previous_username: str) -> None:
@@ -2299,10 +2320,6 @@ class BranchImporter(Importer):
                 raise RowProblem(row, column, value, N_(
                     "The branch %(code)s is already known as '%(value)s'; files could not "
                     "tell the two apart.", code=other.code, value=value))
-
-    def actor(self) -> User:
-        return self.session.get(User, self.actor_id)
-
 
 IMPORTERS: dict[str, type[Importer]] = {
     ImportKind.BRANCHES: BranchImporter,
