@@ -277,12 +277,17 @@ def clean_cell(value: str | None) -> str:
     return visible_text(value)
 
 
+# Line breaks inside a cell (Alt+Enter in Excel, or a wrapped paste): never part of an id.
+LINE_BREAKS = re.compile("[\r\n\v\f\x85\u2028\u2029]+")
+
+
 def clean_id(value: str) -> str:
     """An id as stored: NFKC (full-width letters and digits as ASCII), without invisible
-    characters or surrounding spaces; its case and punctuation kept."""
+    characters, line breaks or surrounding spaces; its case and punctuation kept."""
     if value.isascii():
-        return value.strip()
-    return visible_text(unicodedata.normalize("NFKC", value))
+        value = value.strip()
+        return LINE_BREAKS.sub("", value) if "\n" in value or "\r" in value else value
+    return LINE_BREAKS.sub("", visible_text(unicodedata.normalize("NFKC", value)))
 
 
 def id_key(value: str | None) -> str:

@@ -13,6 +13,7 @@ from bidhub.domain.imports import (
     MAX_YUAN,
     BadValue,
     clean_cell,
+    clean_id,
     id_key,
     parse_date,
     parse_month,
@@ -21,7 +22,9 @@ from bidhub.domain.imports import (
 
 IDS = st.text(alphabet=st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."), min_size=1,
               max_size=12)
-INVISIBLE = st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u200e", "\u00ad"])
+INVISIBLE = st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u200e", "\u00ad",
+                             # A line break inside a cell: Alt+Enter in Excel, a wrapped paste.
+                             "\n", "\r\n", "\u2028"])
 
 
 def full_width(text: str) -> str:
@@ -44,6 +47,14 @@ def test_an_id_keeps_its_identity_in_any_case_width_or_with_invisible_characters
 def test_ids_that_differ_other_than_in_case_are_different(first, second):
     if first.lower() != second.lower():
         assert id_key(first) != id_key(second)
+
+
+def test_an_id_loses_the_line_breaks_of_its_cell():
+    """An id typed with Alt+Enter in its cell is the same id: before, PZ-\\n0001 was stored
+    beside PZ-0001, and the next export added it a second time."""
+    assert clean_id("PZ-\n0001") == clean_id("PZ-\r\n0001") == clean_id("ＰＺ－\n０００１") \
+        == "PZ-0001"
+    assert id_key(" PZ-\n0001\n") == id_key("pz-0001")
 
 
 def test_punctuation_in_an_id_is_significant_and_cells_lose_only_invisible_characters():
