@@ -1736,6 +1736,24 @@ def test_a_file_still_moves_an_incident_forward(session, loaded, run_import, clo
         "explained", "客户已撤下广告", clock())
 
 
+def test_an_accounts_import_does_not_move_an_account_with_an_executive_sponsor(
+        session, loaded, run_import):
+    """KA-2002 has the president as its executive sponsor: it moves only when the sponsor
+    confirms, as on the Transfer page. Before, a file naming another owner moved it, and the
+    sponsor was neither asked nor told."""
+    before = counts(session)
+    result = run_import("accounts", sample_text("accounts").replace(
+        "3500000,lijun,总裁", "3500000,R1001,总裁"))
+    assert_refused_without_writes(session, before, result)
+    assert [(problem.row, problem.column, problem.value) for problem in result.problems] == [
+        (3, "owner", "R1001")]
+    assert "executive sponsor" in str(result.problems[0].reason)
+    # The same file with the owner unchanged still imports its other changes.
+    result = run_import("accounts", sample_text("accounts").replace(
+        "3500000,lijun,总裁", "3600000,lijun,总裁"))
+    assert (result.status, result.updated) == ("imported", 1)
+
+
 def test_an_older_accounts_export_does_not_undo_a_transfer_made_in_bidhub(
         session, loaded, run_import, make_manager, clock):
     """KA-2001 was moved in bidhub from 王芳 (R1001) to 李军: the CRM's export, still naming

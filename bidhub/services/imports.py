@@ -1608,6 +1608,14 @@ class AccountImporter(Importer):
             listing = unfinished_listing_of(self.session, account.id) if account else None
             if listing is not None:
                 raise RowProblem(row, "owner", row.values["owner"], listed_refusal(listing))
+            if account is not None and (account.sponsor_id is not None
+                                        or account.executive_sponsor):
+                # As a transfer on the Transfer page: the sponsor confirms it (an admin may
+                # stand in there, named in the filing); a file cannot.
+                raise RowProblem(row, "owner", row.values["owner"], N_(
+                    "%(account)s has an executive sponsor, so it moves to another rep only "
+                    "when the sponsor confirms: transfer it on the Transfer page, where the "
+                    "sponsor is asked, and the file will then agree.", account=account.name))
         return rep.id
 
     def apply(self, row: Row) -> str:
