@@ -232,6 +232,48 @@ def test_a_full_rep_sees_why_and_what_would_help_instead_of_the_bid_button(
     assert session.scalars(select(Bid).where(Bid.rep_id == full.id)).all() == []
 
 
+def test_a_reason_every_listing_gives_is_said_once_above_the_list(
+        app, session, make_account, make_round, make_rep, make_bid, give_accounts, clock):
+    """A full rep's capacity bars every listing: said once above the list, each row marked
+    and pointing there. Before, every row repeated the whole reason and its remedy, which
+    squeezed the other columns and ran past the table's edge. A row the rep bid for before
+    filling up still shows their bid; the htmx partial says it the same way."""
+    full = make_rep(name="Full Rep")
+    accounts = [make_account(name=f"Account {number}") for number in range(4)]
+    round_ = make_round(accounts=accounts, closes_at=clock() + timedelta(days=2))
+    bid = make_bid(full, round_.listings[3])
+    give_accounts(full, 40)
+    client = app.test_client()
+    login(client, full)
+    for headers in ({}, {"HX-Request": "true"}):
+        body = client.get(f"/rounds/{round_.id}", headers=headers).get_data(as_text=True)
+        barred = re.findall(r'<div class="flash flash-info barred" role="note">(.*?)</div>',
+                            body, re.S)
+        assert len(barred) == 1 and "holds 40 accounts; the maximum is 40" in barred[0]
+        assert "To bid, hold fewer than 40" in barred[0]
+        assert body.count("holds 40 accounts") == 1
+        assert body.count("Why: above the list.") == 3
+        assert f"/bids/{bid.id}" in body  # their bid, not a reason
+
+
+def test_a_reason_only_some_listings_give_stays_on_their_rows(
+        app, session, make_account, make_round, make_rep, make_manager, clock):
+    """A rep who gave one account up in the cooldown may still bid for the others: no note
+    above the list, the reason on its row alone."""
+    from bidhub.services.filings import transfer_account
+
+    rep = make_rep(name="Cooling Rep")
+    given_up = make_account(owner=rep)
+    transfer_account(session, make_manager(), account_id=given_up.id, to_rep_id=make_rep().id,
+                     reason="Owner left the company.",
+                     review_text="Handover done; the client was told.", now=clock())
+    round_ = make_round(accounts=[given_up, make_account()], closes_at=clock() + timedelta(days=2))
+    body = page(app, rep, f"/rounds/{round_.id}").get_data(as_text=True)
+    assert "barred" not in body and "Why: above the list." not in body
+    assert body.count('<div class="not-eligible">') == 1
+    assert f"/listings/{round_.listings[1].id}/bid" in body
+
+
 def test_a_new_rep_is_told_from_when_they_may_bid(app, open_round, make_rep, clock):
     newcomer = make_rep(name="New Rep", hired_on=(clock() - timedelta(days=30)).date())
     body = text_of(page(app, newcomer, f"/rounds/{open_round.id}"))

@@ -51,13 +51,15 @@ def _section_words() -> tuple[str, str]:
     return head, escape(gettext("No account matches these filters."))
 
 
-def listing_section(lines: Sequence[Markup], filter_errors: Mapping[str, str]) -> Markup:
+def listing_section(lines: Sequence[Markup], filter_errors: Mapping[str, str],
+                    barred: Markup | None = None) -> Markup:
     """The list (#listings: what the filter form's htmx request swaps) around `lines`
-    (listing_lines), with the filter's errors: written here like its rows, so that the
-    filter's partial needs no template at all."""
+    (listing_lines), with the filter's errors and `barred` (barred_note: why the rep may bid
+    for none of them): written here like its rows, so that the filter's partial needs no
+    template at all."""
     head, empty = kept_with_catalogue(_SECTION_WORDS, _section_words)
     errors = "".join(f'<p class="flash flash-error" role="alert">{escape(message)}</p>'
-                     for message in filter_errors.values())
+                     for message in filter_errors.values()) + (barred or "")
     count = escape(ngettext("%(num)d account", "%(num)d accounts", len(lines))
                    % {"num": len(lines)})
     if lines:
@@ -96,8 +98,37 @@ _row_cells: dict[tuple[str, str], dict[tuple, str]] = {}
 ROW_CELLS_LIMIT = 20_000
 
 
+def shared_by_all(rows: Sequence[ListingRow],
+                  hindrances: Mapping[int, Sequence[Hindrance]]) -> tuple[Hindrance, ...]:
+    """The reasons not to bid that every row the rep has not bid for gives (their capacity,
+    tenure, incidents, leave: the rep's own, not the account's), in the first row's order;
+    none unless there are at least two such rows. The list says them once, above its rows
+    (barred_note), rather than on each of them."""
+    waiting = [row for row in rows if row.own_bid_id is None]
+    if len(waiting) < 2 or any(row.id not in hindrances for row in waiting):
+        return ()
+    distinct = {id(reasons): reasons for reasons in (hindrances[row.id] for row in waiting)}
+    first, *others = distinct.values()
+    return tuple(item for item in first if all(item in reasons for reasons in others))
+
+
+def barred_note(shared: Sequence[Hindrance], show: Callable[[Text | None], str]) -> Markup | None:
+    """Why the rep may bid for none of the listed accounts (`shared_by_all`), said once."""
+    if not shared:
+        return None
+    hints = "".join(
+        f'<span class="hint">{escape(show(item.reason))}'
+        f'{f" — {escape(show(item.remedy))}" if item.remedy else ""}</span>' for item in shared)
+    # Safe: every text is escaped here.
+    return Markup(  # noqa: S704
+        f'<div class="flash flash-info barred" role="note"><strong>'
+        f'{escape(gettext("You cannot bid for the accounts of this list for now:"))}</strong>'
+        f"{hints}</div>\n")
+
+
 def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[Hindrance]],
-                  show: Callable[[Text | None], str], takes_bids: bool) -> list[Markup]:
+                  show: Callable[[Text | None], str], takes_bids: bool,
+                  shared: Sequence[Hindrance] = ()) -> list[Markup]:
     """The table rows (<tr>…</tr>, which listing_section places) for `rows`
     (browse.listings_for_rep), given each listing's reasons not to bid
     (policies.shared_hindrances_in_round: one tuple for the listings that share them), `show`
@@ -105,7 +136,8 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
     hundred accounts, and a template expression, filter or url_for per cell cost more than
     the rest of the page: every text is escaped here; what a row shows of its account is
     written once per process and language, and what repeats for the rep (the last cell's
-    words, their reasons not to bid) once a page."""
+    words, their reasons not to bid) once a page. The reasons in `shared` (shared_by_all),
+    which the list says once above the rows, are left out of the rows."""
     account_parts = _escaped_url_parts("market.account", "account_id")
     bid_url = _escaped_url_with_id("market.bid_detail", "bid_id")
     place_bid_url = _escaped_url_with_id("market.place_bid", "listing_id")
@@ -128,7 +160,9 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
         elif reasons := hindrances.get(row.id):
             last = not_eligible.get(id(reasons))
             if last is None:
-                last = not_eligible[id(reasons)] = _reasons_cell(reasons, show, kept_key[0])
+                own = [item for item in reasons if item not in shared] if shared else reasons
+                last = not_eligible[id(reasons)] = (
+                    _reasons_cell(own, show, kept_key[0]) if own else _barred_cell())
         # accepts_bids (policies), for a row of a round whose openness is known.
         elif takes_bids and row.status == listed:
             last = f'<a class="button small" href="{place_bid_url(row.id)}">{bid}</a>\n'
@@ -204,6 +238,14 @@ def _reasons_cell(reasons: Sequence[Hindrance], show: Callable[[Text | None], st
         cell = _reason_cells[key] = _not_eligible_cell(
             [(show(item.reason), show(item.remedy)) for item in reasons])
     return cell
+
+
+def _barred_cell() -> str:
+    """The last cell of a listing the rep may not bid for only for the reasons the list gives
+    above its rows."""
+    return (f'            <div class="not-eligible"><strong>{escape(gettext("Not eligible"))}'
+            f'</strong>\n<span class="hint">{escape(gettext("Why: above the list."))}</span>'
+            f"</div>\n")
 
 
 def _not_eligible_cell(reasons: Sequence[tuple[str, str]]) -> str:

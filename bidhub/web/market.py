@@ -31,10 +31,12 @@ from bidhub.web.forms import AppealForm, BidEditForm, BidForm, ConfirmForm
 from bidhub.web.i18n import kept_with_catalogue, translate
 from bidhub.web.labels import metric_label
 from bidhub.web.listing_lines import (
+    barred_note,
     filter_form,
     listing_lines,
     listing_section,
     round_heading,
+    shared_by_all,
     time_left_at,
 )
 from bidhub.web.params import (
@@ -181,7 +183,10 @@ def round_listings(round_id: int):
     # A listing the rep has bid for shows their bid instead of any reason not to bid.
     hindrances = policies.shared_hindrances_in_round(
         rep, round_, standing, [row for row in rows if row.own_bid_id is None], at)
-    listings = listing_section(listing_lines(rows, hindrances, shown, is_open), filter_errors)
+    # Reasons every listing gives (the rep's capacity, tenure, leave) are said once, above it.
+    shared = shared_by_all(rows, hindrances)
+    listings = listing_section(listing_lines(rows, hindrances, shown, is_open, shared),
+                               filter_errors, barred_note(shared, shown))
     if is_htmx_partial_request():  # the filter form's request: the list alone, as it is
         response = make_response(listings)
         response.vary.add("HX-Request")  # as render() says it
