@@ -51,3 +51,13 @@ def test_a_reps_bids_and_loss_reviews_are_cards_on_a_phone(walk, live_server: Li
     switcher.sign_in(live_server.world.switcher)
     check_cards(switcher, "my-reviews", "/my/reviews")
     switcher.finish()
+
+
+def test_the_rounds_list_and_a_reps_accounts_are_cards_on_a_phone(walk, live_server: LiveServer):
+    """Before, at 390 px the rounds list kept each round's deadline and state off to the side
+    and My accounts cut the annual value mid-number."""
+    rep = walk()
+    rep.sign_in(live_server.world.rep)
+    check_cards(rep, "rounds", "/rounds")
+    check_cards(rep, "my-accounts", "/my/accounts")
+    rep.finish()

@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import NARROW, LiveServer
 
 
-@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
-def test_the_metrics_basis_is_read_without_scrolling(walk, live_server: LiveServer, locale):
+@pytest.mark.parametrize(("locale", "viewport"), [("zh-CN", None), ("en-US", None),
+                                                   ("zh-CN", NARROW)])
+def test_the_metrics_basis_is_read_without_scrolling(walk, live_server: LiveServer, locale,
+                                                     viewport):
+    """On a phone too: there each basis goes under its metric's name and value."""
     rep = walk(locale)
     page = rep.page
+    if viewport is not None:
+        page.set_viewport_size(viewport)
     rep.sign_in(live_server.world.rep)
     rep.goto("/my/track-record")
     box = page.locator(".table-scroll:has(th.term)").first
