@@ -383,6 +383,18 @@ def test_a_draft_round_is_invisible_to_reps(app, make_rep, make_account, make_ro
     assert "Secret Draft Account" not in client.get("/rounds").get_data(as_text=True)
 
 
+def test_removing_an_account_from_a_draft_round_asks_first(app, make_manager, make_account,
+                                                           make_round, login_as):
+    """Publishing, cancelling and announcing ask before they act; removing a listing, which
+    withdraws its release and the loss review asked for it, now asks too."""
+    round_ = make_round(accounts=[make_account()], status=RoundStatus.DRAFT)
+    body = login_as(make_manager()).get(f"/manage/rounds/{round_.id}").get_data(as_text=True)
+    listing_id = round_.listings[0].id
+    form = re.search(rf'<form method="post" action="/manage/listings/{listing_id}/remove"[^>]*>',
+                     body).group(0)
+    assert 'data-confirm="Remove this account from the round?' in form
+
+
 def test_listings_survive_in_the_round_they_were_released_into(session, draft_round, make_manager,
                                                                make_account, clock):
     listing = release(session, make_manager(), draft_round, make_account(), clock=clock)
