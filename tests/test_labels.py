@@ -193,9 +193,11 @@ def test_a_round_in_its_standstill_window_and_one_in_force_read_apart_in_chinese
 
 def test_a_listing_on_the_list_and_the_registers_two_scores_read_as_they_are(app):
     """已上榜 is making a chart, not being put on a round's list; the register's column holds
-    two scores, the winner's and the runner-up's, not a person."""
+    two scores, the winner's and the best of the other bids it was weighed against: not a
+    person, and not 第二名 (second place), which an override's winner may score below."""
     from flask_babel import gettext
 
     with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
         assert labels.label(models.ListingStatus.LISTED, models.ListingStatus) == "已列入竞标"
-        assert gettext("Winner / runner-up") == "中标得分 / 第二名得分"
+        assert gettext("Winner / runner-up") == "中标得分 / 其余最高得分"
+        assert gettext("Runner-up score") == "其余最高得分"
