@@ -388,6 +388,14 @@ def test_full_width_digits_read_as_digits_in_every_number_field(app, client, ses
     assert parse_yuan("１２００００") == parse_yuan("１２万") == 120_000
 
 
+def test_an_amount_typed_with_w_for_wan_reads_as_wan():
+    """10w is how people type 10万 in a hurry; before, the list's filter called it no amount."""
+    assert parse_yuan("10w") == parse_yuan("10W") == parse_yuan("10 w") == 100_000
+    assert parse_yuan("1.5w") == 15_000 and parse_yuan("-2w") == -20_000
+    for not_an_amount in ("w", "10ww", "10wan", "10w元", "1.23456w"):
+        assert parse_yuan(not_an_amount) is None, not_an_amount
+
+
 # --- control characters -----------------------------------------------------------------------
 
 def test_anonymous_login_with_control_characters_is_a_field_error(client, world):

@@ -87,18 +87,19 @@ def parse_int(text: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> i
 # optional fraction, an optional unit. The full-width punctuation of a Chinese input method
 # counts too; full-width digits do not (like every other number field, see parse_int).
 _AMOUNT = re.compile(r"(?P<sign>-?)[¥]?\s*(?P<number>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)"
-                     r"(?:\.(?P<fraction>[0-9]+))?\s*(?P<unit>万元|万|亿元|亿|元)?")
+                     r"(?:\.(?P<fraction>[0-9]+))?\s*(?P<unit>万元|万|亿元|亿|元|[wW])?")
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９，．￥－\u3000", "0123456789,.¥- ")
-_UNIT_YUAN = {None: 1, "元": 1, "万": 10_000, "万元": 10_000, "亿": 100_000_000,
-              "亿元": 100_000_000}
+# w (wan) is how people type 万 in a hurry: 10w is 100,000.
+_UNIT_YUAN = {None: 1, "元": 1, "万": 10_000, "万元": 10_000, "w": 10_000, "W": 10_000,
+              "亿": 100_000_000, "亿元": 100_000_000}
 MAX_AMOUNT_CHARS = 40
 
 
 def parse_yuan(text: str | None, *, maximum: int = MAX_DB_INT) -> int | None:
     """Whole yuan from an amount as people type it, or None when it is not one.
 
-    100000, 100,000, ¥100,000 and 100000元 are 100000; 10万 is 100000 and 1.2万 is 12000
-    (万 is 10,000, 亿 100,000,000: Chinese exports and people count in them). A fraction of a
+    100000, 100,000, ¥100,000 and 100000元 are 100000; 10万 (or 10w) is 100000 and 1.2万 is
+    12000 (万 is 10,000, 亿 100,000,000: Chinese exports and people count in them). A fraction of a
     yuan (1.23456万) is refused, as is anything beyond ±maximum. A minus sign is kept so that
     the caller's range check can say what is allowed.
     """
