@@ -28,6 +28,7 @@ from bidhub.models import (
     Account,
     AccountabilityIncident,
     AuditEvent,
+    Branch,
     Contact,
     Filing,
     FilingKind,
@@ -1734,6 +1735,56 @@ def test_a_file_still_moves_an_incident_forward(session, loaded, run_import, clo
     moved = incident(session, "INC-4002")
     assert (moved.status, moved.explanation, moved.explained_at) == (
         "explained", "客户已撤下广告", clock())
+
+
+def test_an_accounts_import_judges_its_moves_together_whatever_their_order(
+        session, loaded, run_import, give_accounts):
+    """Two reps at the maximum of 40 swap an account each: neither holds more than 40 once
+    the file is read, so it imports, in either order of its rows. Before, each row's move was
+    judged alone, so a swap was always refused and one file imported or not by its order."""
+    reload(session)
+    fang, jun = (session.scalars(select(User).where(User.external_id == external_id)).one()
+                 for external_id in ("R1001", "R1002"))
+    held = {rep.id: session.scalar(select(func.count()).select_from(Account).where(
+        Account.owner_id == rep.id)) for rep in (fang, jun)}
+    give_accounts(fang, 40 - held[fang.id])
+    give_accounts(jun, 40 - held[jun.id])
+    header = sample_text("accounts").splitlines()[0]
+
+    def row(account: Account, owner: User) -> str:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow([
+            account.external_id, account.name, account.industry, account.ownership_type,
+            session.get(Branch, account.branch_id).code, account.annual_value_yuan,
+            owner.external_id, "", "", "", "", ""])
+        return buffer.getvalue()
+
+    first, second = (session.scalars(select(Account).where(Account.owner_id == rep.id)
+                                     .order_by(Account.id.desc())).first() for rep in (fang, jun))
+    filed = session.scalar(select(func.count()).select_from(Filing))
+    swap = [row(first, jun), row(second, fang)]
+    result = run_import("accounts", "\n".join([header, *reversed(swap)]) + "\n")
+    assert result.status == "imported", result.problems
+    reload(session)
+    assert (session.get(Account, first.id).owner_id, session.get(Account, second.id).owner_id) \
+        == (jun.id, fang.id)
+    assert session.scalar(select(func.count()).select_from(Filing)) == filed + 2
+    for rep in (fang, jun):
+        assert session.scalar(select(func.count()).select_from(Account).where(
+            Account.owner_id == rep.id)) == 40
+    # Back the other way, rows in the other order: the same.
+    back = [row(first, fang), row(second, jun)]
+    assert run_import("accounts", "\n".join([header, *back]) + "\n").status == "imported"
+    # A move that leaves a rep past 40 is still refused, on its row's owner column, and
+    # nothing of the file is written.
+    extra = session.scalars(select(Account).where(Account.owner_id == jun.id)
+                            .order_by(Account.id)).first()
+    before = counts(session)
+    refused = run_import("accounts", "\n".join([header, row(first, jun), row(extra, jun)]) + "\n")
+    assert_refused_without_writes(session, before, refused)
+    assert {(problem.row, problem.column) for problem in refused.problems} == {(2, "owner")}
+    assert str(refused.problems[0].reason) == (
+        f"{jun.display_name} holds 40 accounts; one more would exceed the maximum of 40.")
 
 
 def test_an_accounts_import_does_not_move_an_account_with_an_executive_sponsor(

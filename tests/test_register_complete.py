@@ -417,8 +417,8 @@ def test_a_move_outside_a_round_names_the_rules_it_was_checked_against(
     from bidhub.services.rule_sets import adopt_rule_set, default_rules_path
 
     text = default_rules_path(app.config).read_text("utf-8").replace(
-        "capacity_max = 40", "capacity_max = 42")
-    in_force = adopt_rule_set(session, None, text, "wider", "42 accounts", clock())
+        "capacity_max = 40", "capacity_max = 38")
+    in_force = adopt_rule_set(session, None, text, "narrower", "38 accounts", clock())
     session.commit()
     president = make_user("executive", name="王总")
     president.executive_title = "president"

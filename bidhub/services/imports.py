@@ -1474,6 +1474,10 @@ class AccountImporter(Importer):
         # Per account of the batch, the reps bidhub took it from since the CRM's last word
         # (`taken_in_bidhub`); read in `prepare` when the file names owners.
         self.taken_in_bidhub: dict[int, dict[int, Any]] = {}
+        # The batch's moves of accounts bidhub holds, judged together against capacity at
+        # its end (`move_owners`), with the batch's problems to add theirs to.
+        self.moves: list[tuple[Row, OwnerChange]] = []
+        self.batch_problems: ProblemList | None = None
 
     def sponsor_fields(self, row: Row, account: Account | None, branch: Branch) -> dict:
         """The sponsor a row names: a person (username, employee id or name of an executive),
@@ -1707,18 +1711,55 @@ class AccountImporter(Importer):
                     select(model.rep_id).where(model.account_id.in_(part)).distinct()))
         super().finish()
 
+    def apply_batch(self, rows: list[Row], problems: ProblemList) -> Iterator[str | None]:
+        self.batch_problems = problems
+        return super().apply_batch(rows, problems)
+
     def transfer(self, row: Row, account: Account, to_rep_id: int) -> None:
         """Move an account bidhub holds, within the maximum of the rules in force, which its
-        filing names."""
+        filing names, under the branch it is in before the row changes it.
+
+        A complete import moves the batch's accounts together at its end (`move_owners`),
+        so that a rep at the maximum may gain an account that the same file takes from them:
+        what counts is where the file leaves each rep, whatever the order of its rows. An
+        import of the valid rows only moves each row's account at once, so that a row
+        refused writes nothing of itself."""
+        change = OwnerChange(account.id, to_rep_id, filing={
+            **self.filed, "rule_set_sha256": self.rules.sha256,
+            "branch_id": account.branch_id})
+        if self.complete_only:
+            self.moves.append((row, change))
+            return
         try:
-            change_owners(self.session, [OwnerChange(account.id, to_rep_id, filing={
-                **self.filed, "rule_set_sha256": self.rules.sha256})],
-                limit=self.rules.capacity_max, now=self.now, accounts={account.id: account})
+            change_owners(self.session, [change], limit=self.rules.capacity_max, now=self.now,
+                          accounts={account.id: account})
         except OwnerChangeRefused as error:
             raise RowProblem(row, "owner", row.values.get("owner"), error.message) from error
 
+    def move_owners(self) -> None:
+        """Carry out the batch's moves (`transfer`) in one change of owners, checked against
+        capacity as a whole; each move it refuses is a problem on its row's owner column
+        (checked even once the import has another problem, so the report names them all)."""
+        moves, self.moves = self.moves, []
+        problems = self.batch_problems
+        if not moves or problems is None:
+            return
+        accounts = {account.id: account for account in self.accounts.values()}
+        try:
+            change_owners(self.session, [change for _, change in moves],
+                          limit=self.rules.capacity_max, now=self.now,
+                          accounts={change.account_id: accounts[change.account_id]
+                                    for _, change in moves})
+        except OwnerChangeRefused as error:
+            rows = {change.account_id: row for row, change in moves}
+            refused = [(rows[found.account_id], found.message)
+                       for found in error.problems or () if found.account_id in rows]
+            for row, message in refused or [(moves[0][0], error.message)]:
+                problems.add(Problem(row.number, "owner", row.values.get("owner"), message))
+
     def end_batch(self) -> None:
         """Write the batch and let its accounts go: what later batches need is read again."""
+        self.move_owners()
         self.file_first_owners()
         self.session.flush()
         # One account may be here under two ids that differ in leading zeros.
