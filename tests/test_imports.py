@@ -342,7 +342,9 @@ def test_duplicate_ids_within_the_file_are_reported(session, branches, run_impor
     (b"", "The file is empty."),
     (b"  \r\n", "The file is empty."),
     ("员工编号,用户名,姓名,分公司\n".encode(), "The file has column names but no rows."),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This is not a text (CSV) file."),
+    # The advice names both workbook formats the imports read.
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This is not a text (CSV) file. Save the export as "
+     "CSV (UTF-8 or GBK) or as an Excel workbook (.xlsx or .xls)."),
     (b"external_id,username,name,branch\nR1,\xff\xfe\xff,x,BJ\n",
      "The characters of line 2 cannot be read as UTF-8 or GBK."),
     # Without its BOM, and nothing in it (no line break, no separator) says the byte order.

@@ -1755,7 +1755,7 @@ DECODE_CHUNK = MIB
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 NOT_TEXT = N_("This is not a text (CSV) file. Save the export as CSV (UTF-8 or GBK) or as an "
-              "Excel workbook (.xlsx).")
+              "Excel workbook (.xlsx or .xls).")
 
 
 def refuse_empty_or_no_text(data: bytes) -> None:
