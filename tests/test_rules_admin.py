@@ -258,6 +258,11 @@ def test_writing_numbers_changes_what_was_changed_and_keeps_the_rest_of_the_draf
         factor["metric"] for factor in before["factors"]]
     for old, new in zip(before["factors"], after["factors"], strict=True):
         assert new == {**old, "weight": weights.get(old["metric"], old["weight"])}
+    # The draft's comments stay, each where it was: the diff shows the numbers changed alone.
+    written = write_settings(draft, {f"eligibility.{key}": value
+                                     for key, value in changed.items()}, weights)
+    comments = [line for line in draft.splitlines() if line.lstrip().startswith("#")]
+    assert [line for line in written.splitlines() if line.lstrip().startswith("#")] == comments
     assert {key: value for key, value in after.items() if key not in ("eligibility", "factors")} == {
         key: value for key, value in before.items() if key not in ("eligibility", "factors")}
 

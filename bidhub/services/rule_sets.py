@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, MutableMapping, MutableSequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -252,23 +252,43 @@ def write_settings(text: str, settings: Mapping[str, Any], weights: Mapping[str,
     `settings` maps a key path ("eligibility.capacity_max") to its value (None removes the
     key), `weights` a metric to the weight of the factor scoring it, wherever the draft has
     that factor. Only what the admin changed is given, so everything else stays as the draft
-    has it. The result is regenerated TOML: comments are not kept. InvalidRequest, and the
-    draft left as it is, when it cannot be read as TOML or no longer scores such a metric.
+    has it, its comments and layout included: the values are changed in place (tomlkit), so
+    that the draft's diff against the rules in force shows the numbers changed and nothing
+    else. A draft whose layout cannot be edited in place is written afresh from its values,
+    without its comments. InvalidRequest, and the draft left as it is, when it cannot be read
+    as TOML or no longer scores such a metric.
     """
-    import tomli_w
-
     if not settings and not weights:
         return text
     try:
-        data = read_rule_data(text)
+        read_rule_data(text)  # the limits every reading of a rule file keeps (size, nesting)
     except RuleError as error:
         raise _not_written(error.problems, error.more) from error
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        document = tomlkit.parse(text)
+        _write_numbers(document, settings, weights, tomlkit.table)
+        return tomlkit.dumps(document)
+    except TOMLKitError:
+        import tomli_w
+
+        data = read_rule_data(text)
+        _write_numbers(data, settings, weights, dict)
+        return tomli_w.dumps(data)
+
+
+def _write_numbers(data: MutableMapping[str, Any], settings: Mapping[str, Any],
+                   weights: Mapping[str, float], new_table: Callable[[], Any]) -> None:
+    """write_settings' changes made in `data` (a tomlkit document or plain TOML data), a
+    missing section made with `new_table`; InvalidRequest when one has nowhere to go."""
     factors = data.get("factors")
     problems = []
     for metric, weight in weights.items():
-        factor = next((factor for factor in factors if isinstance(factor, dict)
+        factor = next((factor for factor in factors if isinstance(factor, MutableMapping)
                        and factor.get("metric") == metric), None) if isinstance(
-            factors, list) else None
+            factors, MutableSequence) else None
         if factor is None:
             problems.append(RuleProblem("factors", None, N_(
                 "the draft has no factor scoring %(metric)s any more, so the weight set for it "
@@ -279,8 +299,10 @@ def write_settings(text: str, settings: Mapping[str, Any], weights: Mapping[str,
         section, key = path.split(".")
         if value is None and section not in data:
             continue  # nothing to remove
-        table = data.setdefault(section, {})
-        if not isinstance(table, dict):
+        if section not in data:
+            data[section] = new_table()
+        table = data[section]
+        if not isinstance(table, MutableMapping):
             problems.append(RuleProblem(section, None, N_(
                 "is not a table in the draft, so %(key)s cannot be written into it", key=key)))
         elif value is None:
@@ -289,7 +311,6 @@ def write_settings(text: str, settings: Mapping[str, Any], weights: Mapping[str,
             table[key] = value
     if problems:
         raise _not_written(problems)
-    return tomli_w.dumps(data)
 
 
 def _not_written(problems: list[RuleProblem], more: int = 0) -> InvalidRequest:
