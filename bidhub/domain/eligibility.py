@@ -176,8 +176,8 @@ ELIGIBILITY_CHECKS: dict[str, EligibilityRule] = {
         EligibilityRule(
             "capacity", "the rep holds `capacity_max` accounts or more (always on; awards "
             "never take a rep past it either)",
-            # The handbook's 30-40 accounts per rep binds: no rule set lets a rep hold more.
-            (Setting("capacity_max", "whole", HANDBOOK_CAPACITY_MAX, 1, HANDBOOK_CAPACITY_MAX),
+            # New rule text may not go past the handbook's 40 (rules._beyond_the_handbook).
+            (Setting("capacity_max", "whole", HANDBOOK_CAPACITY_MAX, 1, MAX_COUNT),
              Setting("capacity_target", "whole", HANDBOOK_CAPACITY_TARGET, 0, MAX_COUNT)),
             lambda policy: True, _capacity, _capacity_band),
         EligibilityRule(

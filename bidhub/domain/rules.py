@@ -35,6 +35,7 @@ from bidhub.domain.eligibility import (
     Eligibility,
     Setting,
 )
+from bidhub.domain.facts import HANDBOOK_CAPACITY_MAX
 from bidhub.domain.flags import FlagRules
 from bidhub.domain.metrics import METRICS
 from bidhub.domain.normalisers import NORMALISERS, Normaliser
@@ -1233,6 +1234,16 @@ def _weights_too_small(check: _Checker, text: str) -> None:
                 least=f"{Decimal(1).scaleb(-SCORE_DECIMALS):f}"))
 
 
+def _beyond_the_handbook(check: _Checker, eligibility: Eligibility) -> None:
+    """The handbook's 30-40 accounts per rep binds: new rules may hold reps to fewer than 40,
+    never let them hold more. A version adopted before this check keeps its rules."""
+    if eligibility.capacity_max > HANDBOOK_CAPACITY_MAX:
+        check.problem("eligibility.capacity_max", N_(
+            "the handbook allows a rep at most %(maximum)d accounts, and no award or transfer "
+            "may take a rep past it; got %(value)s", maximum=HANDBOOK_CAPACITY_MAX,
+            value=eligibility.capacity_max))
+
+
 def parse_new_rules(text: str) -> RuleSet:
     """parse_rules for rule text that is new (a draft, a file to adopt), with the checks that
     only new text must pass: a weight too small to count. Stored versions are read with
@@ -1284,6 +1295,7 @@ def _parse(text: str, *, is_new: bool) -> RuleSet:
     preferences = _preferences(check, data)
     if is_new:
         _weights_too_small(check, text)
+        _beyond_the_handbook(check, eligibility)
 
     if check.problems:
         raise RuleError(sorted(check.problems, key=_file_order))
