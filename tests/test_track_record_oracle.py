@@ -152,8 +152,9 @@ def load(session, admin, crm: Crm, now: datetime) -> str:
             [f"{rep},{year}-{month:02d},{forecast},{'' if actual is None else actual}"
              for (year, month), (forecast, actual) in crm.forecasts.items()])
     if crm.incidents:
+        # On an account the rep holds: an incident is logged against the account's holder.
         run("incidents", "事件编号,客户编号,销售,竞争对手网站,发现日期,广告类型,页面位置,证据链接,状态,说明",
-            [f"I{n}-{i},A{n}-Q,{rep},www.rival.example,{seen.isoformat()},logo,首页,,"
+            [f"I{n}-{i},{held[0]},{rep},www.rival.example,{seen.isoformat()},logo,首页,,"
              f"{STATUS_ZH[status]}," for i, (seen, status) in enumerate(crm.incidents)])
     return rep
 
@@ -264,7 +265,9 @@ def histories(draw, now):
     incidents = [(today - timedelta(days=draw(st.one_of(st.integers(0, 400),
                                                         st.sampled_from(EDGES)))),
                   draw(st.sampled_from(sorted(STATUS_ZH)))) for _ in range(draw(st.integers(0, 3)))]
-    return Crm(hired=today - timedelta(days=draw(st.integers(0, 3000))), held=draw(st.integers(0, 3)),
+    # A rep with incidents holds an account: the one they are logged on.
+    return Crm(hired=today - timedelta(days=draw(st.integers(0, 3000))),
+               held=draw(st.integers(1 if incidents else 0, 3)),
                opportunities=opportunities, forecasts=forecasts, incidents=incidents,
                industries={"I": "互联网", "E": "能源", "Q": "零售"})
 

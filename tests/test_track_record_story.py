@@ -185,7 +185,7 @@ def test_the_page_the_counts_and_a_frozen_bid_tell_one_story(
     session.commit()
 
     page = login_as(make_manager()).get(f"/reps/{rep.id}").get_data(as_text=True)
-    metric_rows = rows_of(page, "")
+    metric_rows = rows_of(page, " metric-table")
     assert metric_rows
     for label, shown, basis in metric_rows:
         expected = shown_from_counts(label, basis)
