@@ -2292,15 +2292,16 @@ def holders_during(transfers: list[Transfer], owner_id: int | None, start: datet
     giver, or, for the filing that records its first holder, by that holder."""
     earlier = [transfer for transfer in transfers if transfer[2] < start]
     if earlier:
-        holders: set[int | None] = {earlier[-1][1]}
+        held_then = earlier[-1][1]
     elif transfers:
         first_from, first_to, _ = transfers[0]
-        holders = {first_to if first_from is None else first_from}
+        held_then = first_to if first_from is None else first_from
     else:
-        holders = {owner_id}
-    holders.update(to_rep for _, to_rep, at in transfers if start <= at < end)
-    holders.discard(None)
-    return holders  # type: ignore[return-value]
+        held_then = owner_id
+    holders = {to_rep for _, to_rep, at in transfers if start <= at < end}
+    if held_then is not None:
+        holders.add(held_then)
+    return holders
 
 
 # How far an incident has come: an import never takes it back to an earlier step.

@@ -116,9 +116,7 @@ def barred_note(shared: Sequence[Hindrance], show: Callable[[Text | None], str])
     """Why the rep may bid for none of the listed accounts (`shared_by_all`), said once."""
     if not shared:
         return None
-    hints = "".join(
-        f'<span class="hint">{escape(show(item.reason))}'
-        f'{f" — {escape(show(item.remedy))}" if item.remedy else ""}</span>' for item in shared)
+    hints = _hints([(show(item.reason), show(item.remedy)) for item in shared])
     # Safe: every text is escaped here.
     return Markup(  # noqa: S704
         f'<div class="flash flash-info barred" role="note"><strong>'
@@ -162,7 +160,8 @@ def listing_lines(rows: Sequence[ListingRow], hindrances: Mapping[int, Sequence[
             if last is None:
                 own = [item for item in reasons if item not in shared] if shared else reasons
                 last = not_eligible[id(reasons)] = (
-                    _reasons_cell(own, show, kept_key[0]) if own else _barred_cell())
+                    _reasons_cell(own, show, kept_key[0]) if own
+                    else _not_eligible_cell([(gettext("Why: above the list."), "")]))
         # accepts_bids (policies), for a row of a round whose openness is known.
         elif takes_bids and row.status == listed:
             last = f'<a class="button small" href="{place_bid_url(row.id)}">{bid}</a>\n'
@@ -240,21 +239,17 @@ def _reasons_cell(reasons: Sequence[Hindrance], show: Callable[[Text | None], st
     return cell
 
 
-def _barred_cell() -> str:
-    """The last cell of a listing the rep may not bid for only for the reasons the list gives
-    above its rows."""
-    return (f'            <div class="not-eligible"><strong>{escape(gettext("Not eligible"))}'
-            f'</strong>\n<span class="hint">{escape(gettext("Why: above the list."))}</span>'
-            f"</div>\n")
-
-
 def _not_eligible_cell(reasons: Sequence[tuple[str, str]]) -> str:
     """The last cell of a listing the rep may not bid for: each reason and its remedy."""
-    hints = "".join(
+    return (f'            <div class="not-eligible"><strong>{escape(gettext("Not eligible"))}'
+            f'</strong>\n{_hints(reasons)}</div>\n')
+
+
+def _hints(reasons: Sequence[tuple[str, str]]) -> str:
+    """Each reason and its remedy (if any), escaped, a line each."""
+    return "".join(
         f'<span class="hint">{escape(reason)}{f" — {escape(remedy)}" if remedy else ""}</span>'
         for reason, remedy in reasons)
-    return (f'            <div class="not-eligible"><strong>{escape(gettext("Not eligible"))}'
-            f'</strong>\n{hints}</div>\n')
 
 
 # The heading's fixed words, escaped, kept per catalogue (see round_heading).
